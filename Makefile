@@ -1,0 +1,182 @@
+# Cairn - top-level Makefile.
+#
+#   make                      build everything (release, -O2 -g)
+#   make MODE=debug           debug build (-O0, DASSERT on, freed memory poisoned)
+#   make SANITIZE=address,undefined   build and test under ASan/UBSan
+#   make test                 install missing packages, build, run the suite
+#   make run                  install, build, start cairnd on ./data
+#   make lint                 clang-format check, include direction, core purity
+#   make bench                benchmarks (not part of make test)
+#
+# Sources are found by directory: every .c under a module directory goes into
+# the core library, except files named *_main.c, each of which is a program
+# (registry/server/cairnd_main.c -> cairnd, bench/kv_bench_main.c ->
+# kv-bench). Unit tests: tests/unit/<module>/*.c -> one binary per module.
+# Other test programs: tests/<kind>/*.c -> one binary per kind.
+
+MODE ?= release
+SANITIZE ?=
+V ?= 0
+
+ifeq ($(V),0)
+Q := @
+else
+Q :=
+endif
+
+BUILD_TAG := $(MODE)$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
+comma := ,
+B := build/$(MODE)$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
+
+PKGS := libuv lmdb yaml-0.1 libwebsockets libnghttp2 libprotobuf-c openssl \
+        jansson
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
+
+BUILD_ID := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+CC ?= gcc
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+CFLAGS_BASE := -std=gnu11 $(WARN) -I. -I$(B)/gen -D_GNU_SOURCE \
+               -DCAIRN_BUILD_ID='"$(BUILD_ID)"' -MMD -MP
+ifeq ($(MODE),debug)
+CFLAGS_MODE := -O0 -g3 -DCAIRN_DEBUG
+else ifeq ($(MODE),release)
+CFLAGS_MODE := -O2 -g
+else
+$(error MODE must be debug or release)
+endif
+ifneq ($(SANITIZE),)
+CFLAGS_MODE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+               -fno-sanitize-recover=all
+LDFLAGS_SAN := -fsanitize=$(SANITIZE)
+endif
+CFLAGS := $(CFLAGS_BASE) $(CFLAGS_MODE) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS := $(PKG_LIBS) -lpthread -lm
+# The consensus core is held to -Wconversion (STYLE.md section 10).
+CONV_DIRS := consensus/%
+
+# Module directories, lowest layer first (the include direction).
+MODULES := base consensus/raft consensus/log consensus/kv consensus/lease \
+           consensus/watch consensus/auth consensus/transport consensus/node \
+           config registry/grpc registry/http registry/services \
+           registry/server bench
+ALL_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+PROG_SRCS := $(filter %_main.c,$(ALL_SRCS))
+LIB_SRCS := $(filter-out %_main.c,$(ALL_SRCS))
+
+# Generated protobuf-c code: proto/*.proto -> $(B)/gen/proto/*.pb-c.[ch].
+PROTOS := $(wildcard proto/*.proto)
+PROTO_C := $(patsubst proto/%.proto,$(B)/gen/proto/%.pb-c.c,$(PROTOS))
+PROTO_H := $(PROTO_C:.c=.h)
+
+LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS)) \
+            $(patsubst $(B)/gen/%.c,$(B)/obj/gen/%.o,$(PROTO_C))
+LIB := $(B)/libcairn-core.a
+
+prog_name = $(subst _,-,$(patsubst %_main,%,$(basename $(notdir $(1)))))
+PROGS := $(foreach s,$(PROG_SRCS),$(B)/$(call prog_name,$(s)))
+
+UNIT_DIRS := $(patsubst tests/unit/%/,%,$(sort $(dir $(wildcard tests/unit/*/*.c))))
+UNIT_BINS := $(foreach d,$(UNIT_DIRS),$(B)/tests/unit-$(d))
+TEST_KINDS := sim crash integration compat
+TEST_BINS := $(foreach k,$(TEST_KINDS),$(if $(wildcard tests/$(k)/*.c),$(B)/tests/$(k)))
+
+.PHONY: all clean test run lint bench deps deps-build sim sim-long crash \
+        itest compat fuzz unit
+.DEFAULT_GOAL := all
+
+all: $(LIB) $(PROGS) $(UNIT_BINS) $(TEST_BINS)
+
+deps:
+	$(Q)scripts/deps.sh
+
+deps-build:
+	$(Q)scripts/deps.sh --build-only
+
+$(B)/gen/proto/%.pb-c.c $(B)/gen/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(B)/gen/proto
+	$(Q)protoc-c -Iproto --c_out=$(B)/gen/proto $<
+
+# Every object waits for the generated headers (they are few and cheap).
+$(B)/obj/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	@echo "  CC  $<"
+	$(Q)$(CC) $(CFLAGS) $(if $(filter $(CONV_DIRS),$<),-Wconversion) -c $< -o $@
+
+$(B)/obj/gen/%.o: $(B)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(filter-out -Werror -Wshadow,$(CFLAGS)) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+define prog_rule
+$(B)/$(call prog_name,$(1)): $(B)/obj/$(1:.c=.o) $(LIB)
+	@echo "  LD  $$@"
+	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach s,$(PROG_SRCS),$(eval $(call prog_rule,$(s))))
+
+define unit_rule
+$(B)/tests/unit-$(1): $(patsubst %.c,$(B)/obj/%.o,$(wildcard tests/unit/$(1)/*.c)) $(LIB)
+	@mkdir -p $$(dir $$@)
+	@echo "  LD  $$@"
+	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $$@ $$^ $(CMOCKA_LIBS) $(LDLIBS)
+endef
+$(foreach d,$(UNIT_DIRS),$(eval $(call unit_rule,$(d))))
+
+define kind_rule
+$(B)/tests/$(1): $(patsubst %.c,$(B)/obj/%.o,$(wildcard tests/$(1)/*.c)) $(LIB)
+	@mkdir -p $$(dir $$@)
+	@echo "  LD  $$@"
+	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $$@ $$^ $(CMOCKA_LIBS) $(LDLIBS)
+endef
+$(foreach k,$(TEST_KINDS),$(if $(wildcard tests/$(k)/*.c),$(eval $(call kind_rule,$(k)))))
+
+# cmocka headers only where tests need them.
+$(B)/obj/tests/%.o: CFLAGS += $(CMOCKA_CFLAGS)
+
+# The whole suite: unit binaries, then the scripted tests (tests/*/*.test),
+# ending with one line "N passed, N failed".
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tests/run.sh $(B)
+
+unit: all
+	$(Q)ONLY=unit tests/run.sh $(B)
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)mkdir -p data
+	$(B)/cairnd --data-dir ./data
+
+sim: all
+	$(Q)$(B)/tests/sim $(if $(SEED),--seed $(SEED)) $(if $(SEEDS),--seeds $(SEEDS))
+
+sim-long: all
+	$(Q)$(B)/tests/sim --seeds $(or $(SEEDS),5000)
+
+crash: all
+	$(Q)ONLY=crash tests/run.sh $(B)
+
+itest: all
+	$(Q)ONLY=integration FULL=1 tests/run.sh $(B)
+
+compat: all
+	$(Q)ONLY=compat tests/run.sh $(B)
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory MODE=release all
+	$(Q)bench/run.sh build/release
+
+lint:
+	$(Q)tests/lint/lint.sh $(B)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

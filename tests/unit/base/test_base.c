@@ -1,0 +1,205 @@
+/*
+ * test_base.c - unit tests for base/: errors, buffers, varints, CRC32C, PRNG,
+ * limits, logging and the failing allocator.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/crc32c.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
+#include "base/prng.h"
+
+static void err_codes_do_not_collide_with_errno(void **state)
+{
+    (void)state;
+    assert_true(ERR_KEY_NOT_PROVIDED < -ERR_BASE);
+    assert_true(err_is_ours(ERR_NOSPACE));
+    assert_false(err_is_ours(-ENOENT));
+    assert_false(err_is_ours(0));
+    assert_string_equal(err_str(ERR_COMPACTED),
+                        "etcdserver: mvcc: required revision has been compacted");
+    assert_string_equal(err_str(ERR_DUPLICATE_KEY),
+                        "etcdserver: duplicate key given in txn request");
+    assert_string_equal(err_str(-ENOENT), strerror(ENOENT));
+    assert_string_equal(err_str(0), "ok");
+    assert_string_equal(err_name(ERR_NOSPACE), "NOSPACE");
+    assert_null(err_name(-EIO));
+    assert_string_equal(err_str(-ERR_BASE - 100000), "cairn: unknown error");
+}
+
+static void buf_grows_and_stops_at_its_cap(void **state)
+{
+    struct buf b;
+    (void)state;
+    buf_init(&b, 1000);
+    for (int i = 0; i < 125; i++) {
+        assert_int_equal(buf_append_be64(&b, (uint64_t)i), 0);
+    }
+    assert_int_equal(b.len, 1000);
+    assert_int_equal(buf_append_u8(&b, 1), ERR_LIMIT);
+    assert_int_equal(b.len, 1000); /* unchanged after the error */
+    assert_int_equal(be64_get(b.data + 8 * 77), 77);
+    buf_free(&b);
+}
+
+static void buf_reports_enomem_and_stays_usable(void **state)
+{
+    struct buf b;
+    (void)state;
+    buf_init(&b, 0);
+    mem_fail_after(1, 0);
+    assert_int_equal(buf_append(&b, "abc", 3), -ENOMEM);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(buf_append(&b, "abc", 3), 0); /* only one failure */
+    mem_fail_after(0, 0);
+    assert_memory_equal(b.data, "abc", 3);
+    buf_free(&b);
+}
+
+static void varints_round_trip_and_reject_malformed(void **state)
+{
+    uint8_t p[10];
+    uint64_t v;
+    static const uint64_t cases[] = {0,          1,          127,
+                                     128,        300,        1ull << 35,
+                                     UINT64_MAX, UINT64_MAX - 1};
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = varint_put(p, cases[i]);
+        assert_int_equal(varint_get(p, n, &v), n);
+        assert_true(v == cases[i]);
+        assert_int_equal(varint_get(p, n - 1, &v), 0); /* truncated */
+    }
+    memset(p, 0xff, sizeof(p));
+    assert_int_equal(varint_get(p, sizeof(p), &v), 0); /* 10 bytes, no end */
+    p[9] = 0x02;
+    assert_int_equal(varint_get(p, sizeof(p), &v), 0); /* > 64 bits */
+}
+
+static void reader_fails_sticky_on_truncation(void **state)
+{
+    uint8_t data[5] = {0, 0, 0, 7, 9};
+    struct reader r;
+    uint32_t v32;
+    uint64_t v64;
+    uint8_t v8;
+    (void)state;
+    reader_init(&r, data, sizeof(data));
+    assert_int_equal(reader_be32(&r, &v32), 0);
+    assert_int_equal(v32, 7);
+    assert_int_equal(reader_be64(&r, &v64), ERR_TRUNCATED);
+    assert_int_equal(reader_u8(&r, &v8), ERR_TRUNCATED); /* sticky */
+}
+
+static void crc32c_matches_known_vectors(void **state)
+{
+    uint8_t zeros[32] = {0};
+    uint8_t big[4099];
+    (void)state;
+    /* RFC 3720 B.4 and the common check value. */
+    assert_int_equal(crc32c(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(crc32c_sw(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(crc32c(0, zeros, sizeof(zeros)), 0x8A9136AAu);
+    for (size_t i = 0; i < sizeof(big); i++) {
+        big[i] = (uint8_t)(i * 31 + 7);
+    }
+    for (size_t len = 0; len < sizeof(big); len += 97) {
+        assert_int_equal(crc32c(0, big, len), crc32c_sw(0, big, len));
+    }
+    /* Incremental equals one shot. */
+    assert_int_equal(crc32c(crc32c(0, big, 1000), big + 1000, 3099),
+                     crc32c(0, big, 4099));
+}
+
+static void prng_is_deterministic_per_seed(void **state)
+{
+    struct prng a;
+    struct prng b;
+    int hist[10] = {0};
+    (void)state;
+    prng_seed(&a, 42);
+    prng_seed(&b, 42);
+    for (int i = 0; i < 1000; i++) {
+        assert_true(prng_next(&a) == prng_next(&b));
+    }
+    prng_seed(&b, 43);
+    assert_true(prng_next(&a) != prng_next(&b));
+    for (int i = 0; i < 10000; i++) {
+        uint64_t x = prng_below(&a, 10);
+        assert_true(x < 10);
+        hist[x]++;
+    }
+    for (int i = 0; i < 10; i++) {
+        assert_in_range(hist[i], 800, 1200);
+    }
+    for (int i = 0; i < 1000; i++) {
+        uint64_t x = prng_range(&a, 5, 7);
+        assert_in_range(x, 5, 7);
+    }
+}
+
+static void limits_reject_values_past_the_hard_max(void **state)
+{
+    struct limits l;
+    (void)state;
+    limits_init(&l);
+    assert_int_equal(l.v[LIMIT_TXN_OPS], 128);
+    assert_int_equal(l.v[LIMIT_REQUEST_BYTES], 1572864);
+    assert_int_equal(limits_set(&l, "max-txn-ops", 65536), 0);
+    assert_int_equal(limits_set(&l, "max-txn-ops", 65537), ERR_LIMIT);
+    assert_int_equal(l.v[LIMIT_TXN_OPS], 65536);
+    assert_int_equal(limits_set(&l, "no-such-limit", 1), ERR_INVALID);
+}
+
+static void log_writes_one_json_line_per_event(void **state)
+{
+    char out[1024] = {0};
+    FILE *f = fmemopen(out, sizeof(out) - 1, "w");
+    enum log_level lv;
+    enum log_format fm;
+    (void)state;
+    assert_non_null(f);
+    log_setup(LOG_INFO, LOG_FORMAT_JSON, f);
+    LOGD("test", "hidden %d", 1);
+    LOGI("test", "quote \" and\nnewline");
+    fclose(f);
+    log_setup(LOG_INFO, LOG_FORMAT_TEXT, NULL);
+    assert_non_null(strstr(out, "\"level\":\"info\""));
+    assert_non_null(strstr(out, "\"msg\":\"quote \\\" and newline\""));
+    assert_null(strstr(out, "hidden"));
+    assert_non_null(strchr(out, '\n'));
+    assert_ptr_equal(strchr(out, '\n'), strrchr(out, '\n')); /* one line */
+    assert_int_equal(log_level_parse("WARN", &lv), 0);
+    assert_int_equal(lv, LOG_WARN);
+    assert_int_equal(log_level_parse("loud", &lv), -EINVAL);
+    assert_int_equal(log_format_parse("json", &fm), 0);
+    assert_int_equal(log_format_parse("xml", &fm), -EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(err_codes_do_not_collide_with_errno),
+        cmocka_unit_test(buf_grows_and_stops_at_its_cap),
+        cmocka_unit_test(buf_reports_enomem_and_stays_usable),
+        cmocka_unit_test(varints_round_trip_and_reject_malformed),
+        cmocka_unit_test(reader_fails_sticky_on_truncation),
+        cmocka_unit_test(crc32c_matches_known_vectors),
+        cmocka_unit_test(prng_is_deterministic_per_seed),
+        cmocka_unit_test(limits_reject_values_past_the_hard_max),
+        cmocka_unit_test(log_writes_one_json_line_per_event),
+    };
+    return cmocka_run_group_tests_name("base", tests, NULL, NULL);
+}
