@@ -24,9 +24,8 @@ else
 Q :=
 endif
 
-BUILD_TAG := $(MODE)$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
 comma := ,
-B := build/$(MODE)$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
+B ?= build/$(MODE)$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
 
 PKGS := libuv lmdb yaml-0.1 libwebsockets libnghttp2 libprotobuf-c openssl \
         jansson

@@ -1,0 +1,495 @@
+/*
+ * kv.h - the MVCC key-value store: etcd v3's data model on LMDB.
+ *
+ * Does:     keeps every revision of every key (until compacted) in an LMDB
+ *           environment: range at any retained revision, put, delete-range,
+ *           txn, compaction, leases' persistent records, auxiliary tables
+ *           for other modules, defragmentation, snapshots and HashKV.
+ * Owns:     the LMDB environment under <dir> (files data.mdb, lock.mdb), an
+ *           exclusive lock on the directory, and the memory of its handles.
+ * Threads:  exactly one writer at a time (the apply thread), and any number
+ *           of readers on any threads (LMDB MDB_NOTLS read transactions that
+ *           never block the writer). kv_open/kv_close/kv_defrag/
+ *           kv_snapshot_install need every read and write handle closed.
+ * Borrowed: results of a read handle point into LMDB's map and stay valid
+ *           until kv_read_end(). Results produced inside a write handle are
+ *           copied into the caller's struct kv_result and live until
+ *           kv_result_free(). Event callbacks get pointers valid only for the
+ *           duration of the callback.
+ * Errors:   0 or a negative code from base/err.h: ERR_KEY_NOT_PROVIDED,
+ *           ERR_KEY_TOO_LARGE, ERR_VALUE_TOO_LARGE, ERR_INVALID_RANGE,
+ *           ERR_COMPACTED, ERR_FUTURE_REV, ERR_KEY_NOT_FOUND,
+ *           ERR_VALUE_PROVIDED, ERR_LEASE_PROVIDED, ERR_LEASE_NOT_FOUND,
+ *           ERR_LEASE_EXISTS, ERR_TOO_MANY_OPS, ERR_DUPLICATE_KEY,
+ *           ERR_BAD_COMPARE, ERR_NOSPACE, ERR_LIMIT, ERR_CORRUPT,
+ *           ERR_BAD_MAGIC, ERR_BAD_VERSION, ERR_LOCKED, ERR_FAILED, -ENOMEM
+ *           and -errno from the OS. A failed request leaves the store exactly
+ *           as it was before the request (it is undone inside the write
+ *           handle); an I/O failure puts the whole store in a failed state
+ *           (every later call returns ERR_FAILED) because LMDB's write
+ *           transaction cannot continue.
+ * Limits:   key bytes <= LIMIT_KEY_BYTES (511: LMDB's compiled key size; the
+ *           user key is itself an LMDB key); value bytes <=
+ *           LIMIT_VALUE_BYTES; ops per txn branch <= max_txn_ops; nested txn
+ *           depth <= LIMIT_TXN_DEPTH; range answers <=
+ *           LIMIT_RANGE_RESULT_BYTES; database bytes <= quota (NOSPACE).
+ * Not here: Raft, the write-ahead log and applying log entries (consensus/
+ *           node); lease expiry timers (consensus/lease); watchers and their
+ *           buffering (consensus/watch): this module only emits events and
+ *           reads history; permission checks (consensus/auth).
+ *
+ * Semantics are etcd 3.4's (../shared/reference/etcd-api.md 1.5 and 7):
+ *  - The store starts at revision 1. Each effective write request (a put, a
+ *    delete that deleted something, a txn whose chosen branch wrote, a lease
+ *    revoke that deleted keys) adds exactly one main revision; the ops inside
+ *    it are numbered by sub-revision 0, 1, 2, ... Deleting nothing and
+ *    read-only txns add none. Put of an unchanged value still adds one.
+ *  - Deletes leave tombstones; a key's create_revision, version and lease
+ *    restart after a delete.
+ *  - A read at revision r sees exactly the writes with main revision <= r.
+ *    r == 0 means the current revision. r < compacted revision gives
+ *    ERR_COMPACTED; reading *at* the compacted revision works; r > current
+ *    gives ERR_FUTURE_REV.
+ *
+ * Sync contract (how durability is split between the WAL and LMDB):
+ *  - kv_write_commit() records the applied Raft index and term in the same
+ *    LMDB transaction as the batch's changes, so the store always reopens at
+ *    the end of some whole batch and kv_applied() names it.
+ *  - By default (KV_SYNC_META_LAZY) LMDB flushes data pages at each commit
+ *    but not the meta page (MDB_NOMETASYNC): a process crash loses nothing
+ *    committed; a power loss may lose the last committed batch(es), never
+ *    corrupt the file. The node replays the WAL from kv_applied() + 1 at
+ *    start, so that loss is repaired.
+ *  - The node must call kv_sync() before it releases WAL segments that hold
+ *    entries at or below kv_applied() (after a Raft snapshot).
+ *  - KV_SYNC_NONE (MDB_NOSYNC) is for tests and benchmarks that say so.
+ *
+ * On disk (LMDB named databases inside data.mdb; integers big-endian):
+ *   meta   "magic" -> "CAIRNKV\0", "version" -> u32 1, "rev" -> i64
+ *          current, "compact" -> i64 compacted revision, "applied" ->
+ *          u64 index, u64 term, "ckrev" -> scheduled compaction (see
+ *          kv_compact).
+ *   rev    key = i64 main revision | u32 sub revision (12 bytes)
+ *          value = the event record: u8 type (0 put, 1 delete) | i64
+ *          create_revision | i64 version | i64 lease | u32 key_len | key |
+ *          value. History; what watch catch-up and historical reads use.
+ *   index  (MDB_DUPSORT) key = user key, dup = i64 main | u32 sub | u8 type:
+ *          every retained revision of the key, ascending.
+ *   live   key = user key -> i64 create | i64 mod | i64 version | i64 lease
+ *          | u32 sub | value: the current state of live (non-deleted) keys;
+ *          reads at the current revision come from here with one cursor.
+ *   lease  key = i64 lease id -> i64 ttl | i64 remaining ttl checkpoint.
+ *   lkeys  (MDB_DUPSORT) key = i64 lease id, dup = user key.
+ *   aux    key = u8 table | name -> value (for other modules: members,
+ *          auth, cluster identity, alarms). Written in the same write
+ *          transaction as the batch.
+ * The implementation may refine these records; it must keep the magic and
+ * version check and document any change here.
+ */
+#ifndef CAIRN_CONSENSUS_KV_H
+#define CAIRN_CONSENSUS_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct kv;       /* the store; opaque, allocated by kv_open */
+struct kv_read;  /* a read handle (LMDB read txn) */
+struct kv_write; /* a write handle (LMDB write txn) */
+
+enum kv_sync_mode {
+    KV_SYNC_META_LAZY = 0, /* default: see the sync contract above */
+    KV_SYNC_FULL = 1,      /* fsync data and meta at every commit */
+    KV_SYNC_NONE = 2,      /* no fsync at all (tests, benchmarks) */
+};
+
+struct kv_options {
+    uint64_t quota_bytes;  /* 0: LIMIT_QUOTA_BACKEND_BYTES default */
+    uint32_t max_txn_ops;  /* 0: LIMIT_TXN_OPS default (128) */
+    uint32_t max_readers;  /* 0: 126 */
+    enum kv_sync_mode sync;
+};
+
+/* One key's record at some revision. In read results the byte pointers are
+ * borrowed (see Borrowed above). */
+struct kv_kv {
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *value;
+    size_t value_len;
+    int64_t create_revision;
+    int64_t mod_revision;
+    int64_t version;
+    int64_t lease;
+};
+
+enum kv_sort_order {
+    KV_SORT_NONE = 0,
+    KV_SORT_ASCEND = 1,
+    KV_SORT_DESCEND = 2,
+};
+
+enum kv_sort_target {
+    KV_SORT_KEY = 0,
+    KV_SORT_VERSION = 1,
+    KV_SORT_CREATE = 2,
+    KV_SORT_MOD = 3,
+    KV_SORT_VALUE = 4,
+};
+
+/* Range over [key, range_end). range_end empty: the single key. range_end
+ * "\0" (one zero byte): every key >= key. key "\0" with range_end "\0":
+ * everything. A range_end that is not empty, not "\0" and <= key is an
+ * empty range in etcd; we answer it as empty too (not ERR_INVALID_RANGE),
+ * because clients send such ranges and expect no error. */
+struct kv_range_req {
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *range_end;
+    size_t range_end_len;
+    int64_t limit;    /* 0: no limit */
+    int64_t revision; /* 0: current */
+    enum kv_sort_order sort_order;
+    enum kv_sort_target sort_target;
+    bool keys_only;
+    bool count_only;
+    int64_t min_mod_revision; /* 0: no filter (each of the four) */
+    int64_t max_mod_revision;
+    int64_t min_create_revision;
+    int64_t max_create_revision;
+};
+
+struct kv_range_resp {
+    struct kv_kv *kvs; /* array of kvs_count, in the requested order */
+    size_t kvs_count;
+    bool more;     /* cut by limit */
+    int64_t count; /* keys in the range at that revision (ignores limit
+                      and the min/max filters) */
+};
+
+struct kv_put_req {
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *value;
+    size_t value_len;
+    int64_t lease; /* 0: no lease (detaches any) */
+    bool prev_kv;
+    bool ignore_value;
+    bool ignore_lease;
+};
+
+struct kv_put_resp {
+    bool has_prev; /* prev_kv was asked and the key existed */
+    struct kv_kv prev_kv;
+};
+
+struct kv_delete_req {
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *range_end; /* same forms as kv_range_req */
+    size_t range_end_len;
+    bool prev_kv;
+};
+
+struct kv_delete_resp {
+    int64_t deleted;
+    struct kv_kv *prev_kvs; /* when prev_kv was asked */
+    size_t prev_kvs_count;
+};
+
+enum kv_cmp_result {
+    KV_CMP_EQUAL = 0,
+    KV_CMP_GREATER = 1,
+    KV_CMP_LESS = 2,
+    KV_CMP_NOT_EQUAL = 3,
+};
+
+enum kv_cmp_target {
+    KV_CMP_VERSION = 0,
+    KV_CMP_CREATE = 1,
+    KV_CMP_MOD = 2,
+    KV_CMP_VALUE = 3,
+    KV_CMP_LEASE = 4,
+};
+
+/* etcd's Compare. For VALUE, value/value_len is compared bytewise; for the
+ * others, number. A range_end applies the compare to every key in the range
+ * (all must hold). A missing key compares as an all-zero record, and a
+ * VALUE compare on a missing key is false. An unknown result or target
+ * enum value is ERR_BAD_COMPARE. */
+struct kv_compare {
+    enum kv_cmp_result result;
+    enum kv_cmp_target target;
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *range_end;
+    size_t range_end_len;
+    int64_t number; /* version, create, mod revision or lease */
+    const uint8_t *value;
+    size_t value_len;
+};
+
+enum kv_op_type {
+    KV_OP_RANGE = 0,
+    KV_OP_PUT = 1,
+    KV_OP_DELETE = 2,
+    KV_OP_TXN = 3,
+};
+
+struct kv_txn_req;
+
+struct kv_op {
+    enum kv_op_type type;
+    union {
+        struct kv_range_req range;
+        struct kv_put_req put;
+        struct kv_delete_req del;
+        const struct kv_txn_req *txn;
+    } u;
+};
+
+struct kv_txn_req {
+    const struct kv_compare *compares;
+    size_t compares_count;
+    const struct kv_op *success;
+    size_t success_count;
+    const struct kv_op *failure;
+    size_t failure_count;
+};
+
+struct kv_txn_resp;
+
+struct kv_op_resp {
+    enum kv_op_type type;
+    union {
+        struct kv_range_resp range;
+        struct kv_put_resp put;
+        struct kv_delete_resp del;
+        struct kv_txn_resp *txn;
+    } u;
+};
+
+struct kv_txn_resp {
+    bool succeeded;
+    struct kv_op_resp *responses;
+    size_t responses_count;
+};
+
+/* Owner of everything a request's answer points to (arrays, copied bytes).
+ * Zero-initialise, pass to any number of calls, then kv_result_free. */
+struct kv_result {
+    void *arena; /* private */
+    size_t bytes; /* total bytes held, for the range-result limit */
+};
+
+void kv_result_free(struct kv_result *res);
+
+/* Open (creating if absent) the store in dir. Takes an exclusive lock on
+ * dir (flock on dir/LOCK); ERR_LOCKED if another process holds it. A file
+ * without our magic: ERR_BAD_MAGIC; a newer version: ERR_BAD_VERSION.
+ * Opening does not scan the data: time and memory do not grow with the
+ * number of keys. opts may be NULL for defaults. On success *out is owned
+ * by the caller until kv_close. */
+int kv_open(const char *dir, const struct kv_options *opts, struct kv **out);
+
+/* Close and free. Every handle must be ended first. */
+void kv_close(struct kv *kv);
+
+/* Current and compacted revisions, applied index and term (as of the last
+ * commit). Cheap; any thread. */
+int64_t kv_rev(const struct kv *kv);
+int64_t kv_compact_rev(const struct kv *kv);
+void kv_applied(const struct kv *kv, uint64_t *index, uint64_t *term);
+
+/* Size of the database file in use (the high-water mark of its pages, as
+ * etcd's db size) and bytes of pages in use (etcd's db size in use). */
+void kv_size(struct kv *kv, uint64_t *db_bytes, uint64_t *in_use_bytes);
+
+/* Make every commit so far durable (fsync data and meta). */
+int kv_sync(struct kv *kv);
+
+/* --- reads ---------------------------------------------------------------
+ * A read handle is a consistent snapshot at the revision current when it
+ * began. Begin and end on the same thread or not: either works (MDB_NOTLS).
+ * ERR_BUSY when max_readers handles are already open. */
+int kv_read_begin(struct kv *kv, struct kv_read **out);
+void kv_read_end(struct kv_read *rd);
+int64_t kv_read_rev(const struct kv_read *rd);
+
+/* Range on a read handle. resp's arrays live in res; key/value bytes are
+ * borrowed from the handle (valid until kv_read_end). ERR_LIMIT when the
+ * answer would exceed LIMIT_RANGE_RESULT_BYTES. */
+int kv_range(struct kv_read *rd, const struct kv_range_req *req,
+             struct kv_result *res, struct kv_range_resp *resp);
+
+/* A read-only txn (every op is a range, recursively) evaluated on a read
+ * handle; same borrowing as kv_range. ERR_INVALID if an op writes. */
+int kv_txn_read(struct kv_read *rd, const struct kv_txn_req *req,
+                struct kv_result *res, struct kv_txn_resp *resp);
+
+/* True if req (recursively) contains no put or delete. */
+bool kv_txn_is_read_only(const struct kv_txn_req *req);
+
+/* --- history and events --------------------------------------------------*/
+
+enum kv_event_type {
+    KV_EVENT_PUT = 0,
+    KV_EVENT_DELETE = 1,
+};
+
+/* One change. For DELETE, kv holds the key, mod_revision = the deleting
+ * revision and zero create_revision/version/lease/value. prev is the
+ * record before the change when the caller asked for it (has_prev false if
+ * there was none). */
+struct kv_event {
+    enum kv_event_type type;
+    struct kv_kv kv;
+    bool has_prev;
+    struct kv_kv prev;
+};
+
+/* Return nonzero to stop the iteration early (kv_events_read then returns
+ * 0 and reports where it stopped). */
+typedef int (*kv_event_cb)(void *ctx, const struct kv_event *ev);
+
+/* Read the events with main revision in [from_rev, to_rev] (to_rev 0: the
+ * handle's revision) on keys in [key, range_end) (same forms as range), in
+ * revision order, at most max_events (0: no limit). with_prev fills ev.prev.
+ * *next_rev is set to the revision to continue from (to_rev + 1 when
+ * everything was read). from_rev <= compacted revision: ERR_COMPACTED (the
+ * history is gone; etcd cancels such watches with compact_revision).
+ * This scans the history from from_rev (it is how watchers catch up). */
+int kv_events_read(struct kv_read *rd, const uint8_t *key, size_t key_len,
+                   const uint8_t *range_end, size_t range_end_len,
+                   int64_t from_rev, int64_t to_rev, size_t max_events,
+                   bool with_prev, kv_event_cb cb, void *ctx,
+                   int64_t *next_rev);
+
+/* HashKV: a CRC32C over every retained (revision, record) with main
+ * revision <= rev, and the compacted revision; rev 0 is the current one.
+ * Equal on every member that applied the same log. */
+int kv_hash(struct kv_read *rd, int64_t rev, uint32_t *hash,
+            int64_t *compact_rev, int64_t *hash_rev);
+
+/* --- writes --------------------------------------------------------------
+ * A write handle groups the apply of many requests (a batch of committed
+ * Raft entries) into one LMDB transaction. Each request is atomic on its
+ * own: if it fails, its partial changes are undone (nested LMDB txn) and
+ * the handle stays usable for the next request. The event callback, if
+ * not NULL, receives every event of every successful request, in order,
+ * after the request succeeded (so a failed request emits nothing); it must
+ * not call back into kv. ERR_FAILED after an I/O error. */
+int kv_write_begin(struct kv *kv, kv_event_cb on_event, void *ctx,
+                   struct kv_write **out);
+
+/* Commit the batch together with the Raft index and term it reaches. On
+ * error the batch is lost and the store is unchanged (or failed). Frees
+ * the handle either way. */
+int kv_write_commit(struct kv_write *wr, uint64_t applied_index,
+                    uint64_t applied_term);
+
+/* Drop the batch. Frees the handle. */
+void kv_write_abort(struct kv_write *wr);
+
+/* Revision after the requests applied so far on this handle. */
+int64_t kv_write_rev(const struct kv_write *wr);
+
+/* The requests. Each copies what it returns into res. *rev is the store
+ * revision after the request (the response header's revision). A put with
+ * a lease that does not exist is ERR_LEASE_NOT_FOUND. Over quota, put and
+ * a writing txn are ERR_NOSPACE (deletes, compaction and lease revoke
+ * still work). */
+int kv_put(struct kv_write *wr, const struct kv_put_req *req,
+           struct kv_result *res, struct kv_put_resp *resp, int64_t *rev);
+int kv_delete(struct kv_write *wr, const struct kv_delete_req *req,
+              struct kv_result *res, struct kv_delete_resp *resp,
+              int64_t *rev);
+/* Txn: validation first (op counts against max_txn_ops in compares,
+ * success and failure separately: ERR_TOO_MANY_OPS; duplicate keys per
+ * etcd's rules, nested txns included: ERR_DUPLICATE_KEY; empty keys:
+ * ERR_KEY_NOT_PROVIDED), then compares, then the chosen branch in order,
+ * where later ops see earlier writes. All writes share one revision. */
+int kv_txn(struct kv_write *wr, const struct kv_txn_req *req,
+           struct kv_result *res, struct kv_txn_resp *resp, int64_t *rev);
+/* Range inside the write handle (sees this batch's writes); results are
+ * copied into res. */
+int kv_write_range(struct kv_write *wr, const struct kv_range_req *req,
+                   struct kv_result *res, struct kv_range_resp *resp);
+
+/* Compact: remove history below rev, keeping for every key its latest
+ * record at or below rev unless that record is a tombstone. rev <= the
+ * compacted revision: ERR_COMPACTED; rev > current: ERR_FUTURE_REV. Adds
+ * no revision. Runs within the handle; a very large history is removed in
+ * one go (the node may bound work by compacting in steps). */
+int kv_compact(struct kv_write *wr, int64_t rev);
+
+/* --- leases' persistent records (the timers live in consensus/lease) ---*/
+
+struct kv_lease {
+    int64_t id;
+    int64_t ttl;           /* granted TTL, seconds */
+    int64_t remaining_ttl; /* last checkpoint, seconds; 0: none */
+};
+
+/* Grant: ERR_LEASE_EXISTS if id is taken; ERR_NOSPACE over quota. id > 0. */
+int kv_lease_grant(struct kv_write *wr, int64_t id, int64_t ttl);
+
+/* Revoke: deletes every key attached to the lease in one revision (none if
+ * no keys) and the lease itself; ERR_LEASE_NOT_FOUND if absent. *rev as for
+ * kv_delete. Events as a delete of each key. */
+int kv_lease_revoke(struct kv_write *wr, int64_t id, int64_t *rev);
+
+/* Record a remaining-TTL checkpoint; ERR_LEASE_NOT_FOUND if absent. */
+int kv_lease_checkpoint(struct kv_write *wr, int64_t id,
+                        int64_t remaining_ttl);
+
+/* Look up one lease; ERR_LEASE_NOT_FOUND. Works on a read handle. */
+int kv_lease_get(struct kv_read *rd, int64_t id, struct kv_lease *out);
+
+/* Every lease, in id order (for rebuilding timers at start and Leases). */
+typedef int (*kv_lease_cb)(void *ctx, const struct kv_lease *lease);
+int kv_lease_list(struct kv_read *rd, kv_lease_cb cb, void *ctx);
+
+/* Keys attached to a lease, in key order; key bytes borrowed for the call. */
+typedef int (*kv_key_cb)(void *ctx, const uint8_t *key, size_t key_len);
+int kv_lease_keys(struct kv_read *rd, int64_t id, kv_key_cb cb, void *ctx);
+
+/* --- auxiliary tables for other modules ----------------------------------
+ * table is a small number owned by the caller's module (see KV_AUX_*);
+ * name <= 400 bytes. Values up to LIMIT_VALUE_BYTES. */
+enum kv_aux_table {
+    KV_AUX_CLUSTER = 1, /* cluster and member identity, membership */
+    KV_AUX_AUTH = 2,    /* users, roles, auth revision */
+    KV_AUX_ALARM = 3,   /* raised alarms */
+    KV_AUX_CONFIG = 4,  /* config center metadata */
+};
+
+int kv_aux_put(struct kv_write *wr, uint8_t table, const void *name,
+               size_t name_len, const void *value, size_t value_len);
+int kv_aux_delete(struct kv_write *wr, uint8_t table, const void *name,
+                  size_t name_len); /* ERR_NOT_FOUND if absent */
+/* *value borrowed until kv_read_end; ERR_NOT_FOUND if absent. */
+int kv_aux_get(struct kv_read *rd, uint8_t table, const void *name,
+               size_t name_len, const void **value, size_t *value_len);
+typedef int (*kv_aux_cb)(void *ctx, const void *name, size_t name_len,
+                         const void *value, size_t value_len);
+int kv_aux_list(struct kv_read *rd, uint8_t table, kv_aux_cb cb, void *ctx);
+
+/* --- whole-store operations ----------------------------------------------*/
+
+/* Write a consistent copy of the whole store (compacted, as of one moment)
+ * to fd; readers and the writer keep running meanwhile. */
+int kv_snapshot_write(struct kv *kv, int fd);
+
+/* Replace the store's contents with the copy in file path (written by
+ * kv_snapshot_write, possibly on another member). Needs every handle
+ * closed. The store is checked (magic, version) before it replaces the
+ * current one; on error the current store is untouched. */
+int kv_snapshot_install(struct kv *kv, const char *path);
+
+/* Defragment: write a compacting copy of the file and swap it in
+ * atomically (rename), then reopen. Needs every handle closed. A crash at
+ * any point leaves either the old or the new file, both whole. */
+int kv_defrag(struct kv *kv);
+
+#endif
