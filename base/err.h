@@ -61,7 +61,7 @@
     X(BAD_MAGIC, "cairn: file is not a Cairn file (bad magic)")                \
     X(BAD_VERSION, "cairn: file format version is not supported")              \
     X(FAILED, "cairn: object is in a failed state after an earlier error")     \
-    X(LOCKED, "cairn: data directory is locked by another process")           \
+    X(LOCKED, "cairn: data directory is locked by another process")            \
     X(BUSY, "cairn: resource limit reached, try again")                        \
     X(PROPOSAL_DROPPED, "cairn: proposal dropped")                             \
     X(CANCELED, "cairn: operation canceled")                                   \
@@ -69,7 +69,7 @@
     X(INVALID, "cairn: invalid argument")                                      \
     X(NOT_FOUND, "cairn: not found")                                           \
     X(EXISTS, "cairn: already exists")                                         \
-    X(END, "cairn: end of data")                                              \
+    X(END, "cairn: end of data")                                               \
     X(TRUNCATED, "cairn: data is truncated")
 
 #define ERR_BASE 10000

@@ -44,12 +44,12 @@
     X(HEADER_BYTES, 16384, 1048576, "max-header-bytes",                        \
       "HTTP header list per request")                                          \
     X(CONN_OUT_BYTES, 16777216, 1073741824, "max-conn-out-bytes",              \
-      "pending outbound bytes per connection before reads stop")              \
+      "pending outbound bytes per connection before reads stop")               \
     X(WATCHERS_PER_CONN, 100000, 1000000, "max-watchers-per-conn",             \
       "watchers multiplexed on one stream or socket")                          \
     X(WATCHERS, 1000000, 10000000, "max-watchers", "watchers in total")        \
     X(WATCH_EVENTS_QUEUED, 1024, 1048576, "max-watch-events-queued",           \
-      "events buffered per watcher before it catches up from the store")      \
+      "events buffered per watcher before it catches up from the store")       \
     X(LEASES, 1000000, 100000000, "max-leases", "leases alive at once")        \
     /* raft */                                                                 \
     X(RAFT_ENTRY_BYTES, 2097152, 67108864, "max-raft-entry-bytes",             \
@@ -58,8 +58,8 @@
       "one append message; must hold the largest entry")                       \
     X(RAFT_INFLIGHT_MSGS, 256, 65536, "max-inflight-msgs",                     \
       "append messages in flight per follower")                                \
-    X(RAFT_UNCOMMITTED_BYTES, 67108864, 1073741824,                            \
-      "max-uncommitted-bytes", "proposals not yet committed")                  \
+    X(RAFT_UNCOMMITTED_BYTES, 67108864, 1073741824, "max-uncommitted-bytes",   \
+      "proposals not yet committed")                                           \
     X(RAFT_PENDING_PROPOSALS, 100000, 10000000, "max-pending-proposals",       \
       "requests waiting for their entry to apply")                             \
     X(SNAPSHOT_CHUNK_BYTES, 1048576, 16777216, "snapshot-chunk-bytes",         \

@@ -104,9 +104,9 @@ enum kv_sync_mode {
 };
 
 struct kv_options {
-    uint64_t quota_bytes;  /* 0: LIMIT_QUOTA_BACKEND_BYTES default */
-    uint32_t max_txn_ops;  /* 0: LIMIT_TXN_OPS default (128) */
-    uint32_t max_readers;  /* 0: 126 */
+    uint64_t quota_bytes; /* 0: LIMIT_QUOTA_BACKEND_BYTES default */
+    uint32_t max_txn_ops; /* 0: LIMIT_TXN_OPS default (128) */
+    uint32_t max_readers; /* 0: 126 */
     enum kv_sync_mode sync;
 };
 
@@ -278,7 +278,7 @@ struct kv_txn_resp {
 /* Owner of everything a request's answer points to (arrays, copied bytes).
  * Zero-initialise, pass to any number of calls, then kv_result_free. */
 struct kv_result {
-    void *arena; /* private */
+    void *arena;  /* private */
     size_t bytes; /* total bytes held, for the range-result limit */
 };
 
@@ -402,8 +402,7 @@ int64_t kv_write_rev(const struct kv_write *wr);
 int kv_put(struct kv_write *wr, const struct kv_put_req *req,
            struct kv_result *res, struct kv_put_resp *resp, int64_t *rev);
 int kv_delete(struct kv_write *wr, const struct kv_delete_req *req,
-              struct kv_result *res, struct kv_delete_resp *resp,
-              int64_t *rev);
+              struct kv_result *res, struct kv_delete_resp *resp, int64_t *rev);
 /* Txn: validation first (op counts against max_txn_ops in compares,
  * success and failure separately: ERR_TOO_MANY_OPS; duplicate keys per
  * etcd's rules, nested txns included: ERR_DUPLICATE_KEY; empty keys:
@@ -440,8 +439,7 @@ int kv_lease_grant(struct kv_write *wr, int64_t id, int64_t ttl);
 int kv_lease_revoke(struct kv_write *wr, int64_t id, int64_t *rev);
 
 /* Record a remaining-TTL checkpoint; ERR_LEASE_NOT_FOUND if absent. */
-int kv_lease_checkpoint(struct kv_write *wr, int64_t id,
-                        int64_t remaining_ttl);
+int kv_lease_checkpoint(struct kv_write *wr, int64_t id, int64_t remaining_ttl);
 
 /* Look up one lease; ERR_LEASE_NOT_FOUND. Works on a read handle. */
 int kv_lease_get(struct kv_read *rd, int64_t id, struct kv_lease *out);

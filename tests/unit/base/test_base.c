@@ -28,8 +28,9 @@ static void err_codes_do_not_collide_with_errno(void **state)
     assert_true(err_is_ours(ERR_NOSPACE));
     assert_false(err_is_ours(-ENOENT));
     assert_false(err_is_ours(0));
-    assert_string_equal(err_str(ERR_COMPACTED),
-                        "etcdserver: mvcc: required revision has been compacted");
+    assert_string_equal(
+        err_str(ERR_COMPACTED),
+        "etcdserver: mvcc: required revision has been compacted");
     assert_string_equal(err_str(ERR_DUPLICATE_KEY),
                         "etcdserver: duplicate key given in txn request");
     assert_string_equal(err_str(-ENOENT), strerror(ENOENT));
@@ -72,9 +73,8 @@ static void varints_round_trip_and_reject_malformed(void **state)
 {
     uint8_t p[10];
     uint64_t v;
-    static const uint64_t cases[] = {0,          1,          127,
-                                     128,        300,        1ull << 35,
-                                     UINT64_MAX, UINT64_MAX - 1};
+    static const uint64_t cases[] = {
+        0, 1, 127, 128, 300, 1ull << 35, UINT64_MAX, UINT64_MAX - 1};
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t n = varint_put(p, cases[i]);
