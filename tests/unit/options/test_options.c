@@ -1,0 +1,232 @@
+/*
+ * test_options.c - cairnd's settings: flags, environment, YAML file.
+ * Goal: every source maps to the same table, with etcd's names and defaults,
+ * and every bad input fails with a message naming the option.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "base/err.h"
+#include "registry/server/options.h"
+
+static char err[512];
+
+static int parse(struct options *o, char **envp, int argc, ...)
+{
+    char *argv[32];
+    va_list ap;
+    argv[0] = "cairnd";
+    va_start(ap, argc);
+    for (int i = 0; i < argc; i++) {
+        argv[i + 1] = va_arg(ap, char *);
+    }
+    va_end(ap);
+    err[0] = '\0';
+    options_defaults(o);
+    return options_parse(o, argc + 1, argv, envp, err, sizeof(err));
+}
+
+static char *empty_env[] = {NULL};
+
+static void defaults_are_etcds(void **state)
+{
+    struct options o;
+    (void)state;
+    assert_int_equal(parse(&o, empty_env, 0), 0);
+    assert_string_equal(o.name, "default");
+    assert_string_equal(o.data_dir, "default.etcd");
+    assert_int_equal(o.heartbeat_interval_ms, 100);
+    assert_int_equal(o.election_timeout_ms, 1000);
+    assert_int_equal(o.snapshot_count, 100000);
+    assert_int_equal(o.max_txn_ops, 128);
+    assert_int_equal(o.max_request_bytes, 1572864);
+    assert_int_equal(o.grpc_keepalive_min_time_ms, 5000);
+    assert_int_equal(o.grpc_keepalive_interval_ms, 7200000);
+    assert_int_equal(o.listen_client_urls.count, 1);
+    assert_string_equal(o.listen_client_urls.urls[0], "http://localhost:2379");
+    assert_string_equal(o.initial_cluster, "default=http://localhost:2380");
+    assert_string_equal(o.initial_cluster_state, "new");
+    assert_string_equal(o.initial_cluster_token, "etcd-cluster");
+    assert_true(o.strict_reconfig_check);
+    options_free(&o);
+}
+
+static void flags_take_both_forms_and_name_the_data_dir(void **state)
+{
+    struct options o;
+    (void)state;
+    assert_int_equal(parse(&o, empty_env, 7, "--name", "m1",
+                           "--election-timeout=2000", "-heartbeat-interval",
+                           "200", "--listen-client-urls",
+                           "http://127.0.0.1:2379,http://127.0.0.1:22379"),
+                     0);
+    assert_string_equal(o.name, "m1");
+    assert_string_equal(o.data_dir, "m1.etcd");
+    assert_int_equal(o.election_timeout_ms, 2000);
+    assert_int_equal(o.heartbeat_interval_ms, 200);
+    assert_int_equal(o.listen_client_urls.count, 2);
+    assert_string_equal(o.listen_client_urls.urls[1], "http://127.0.0.1:22379");
+    options_free(&o);
+}
+
+static void unknown_and_invalid_flags_are_named(void **state)
+{
+    struct options o;
+    (void)state;
+    assert_int_equal(parse(&o, empty_env, 1, "--no-such-flag"), ERR_INVALID);
+    assert_string_equal(err, "unknown flag --no-such-flag");
+    options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 2, "--snapshot-count", "abc"),
+                     ERR_INVALID);
+    assert_non_null(strstr(err, "--snapshot-count"));
+    assert_non_null(strstr(err, "'abc'"));
+    options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 1, "--data-dir"), ERR_INVALID);
+    assert_string_equal(err, "flag needs an argument: --data-dir");
+    options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 2, "--election-timeout", "400"),
+                     ERR_INVALID);
+    assert_non_null(strstr(err, "at least as 5 times"));
+    options_free(&o);
+    assert_int_equal(
+        parse(&o, empty_env, 2, "--listen-client-urls", "ftp://x:1"),
+        ERR_INVALID);
+    assert_non_null(strstr(err, "--listen-client-urls"));
+    options_free(&o);
+    assert_int_equal(
+        parse(&o, empty_env, 2, "--initial-cluster-state", "maybe"),
+        ERR_INVALID);
+    assert_non_null(strstr(err, "--initial-cluster-state"));
+    options_free(&o);
+    assert_int_equal(
+        parse(&o, empty_env, 2, "--grpc-keepalive-min-time", "5 parsecs"),
+        ERR_INVALID);
+    assert_non_null(strstr(err, "--grpc-keepalive-min-time"));
+    options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 1, "stray"), ERR_INVALID);
+    options_free(&o);
+}
+
+static void environment_feeds_every_flag(void **state)
+{
+    struct options o;
+    char *env[] = {"CAIRN_NAME=envname",
+                   "ETCD_SNAPSHOT_COUNT=5",
+                   "CAIRN_PRE_VOTE=false",
+                   "ETCDCTL_API=3",
+                   "PATH=/bin",
+                   NULL};
+    char *bad_env[] = {"CAIRN_NO_SUCH=1", NULL};
+    (void)state;
+    assert_int_equal(parse(&o, env, 0), 0);
+    assert_string_equal(o.name, "envname");
+    assert_int_equal(o.snapshot_count, 5);
+    assert_false(o.pre_vote);
+    options_free(&o);
+    /* flags win over the environment */
+    assert_int_equal(parse(&o, env, 2, "--name", "flag"), 0);
+    assert_string_equal(o.name, "flag");
+    options_free(&o);
+    assert_int_equal(parse(&o, bad_env, 0), ERR_INVALID);
+    assert_non_null(strstr(err, "CAIRN_NO_SUCH"));
+    options_free(&o);
+}
+
+static const char *write_file(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/cairn-opt-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void config_file_replaces_flags_with_etcd_keys(void **state)
+{
+    struct options o;
+    const char *path = write_file(
+        "# a member\n"
+        "name: 'infra1'\n"
+        "data-dir: /var/lib/x\n"
+        "election-timeout: 1500\n"
+        "listen-client-urls: http://127.0.0.1:2379,http://10.0.0.1:2379\n"
+        "initial-advertise-peer-urls:\n  - http://127.0.0.1:2380\n"
+        "initial-cluster-state: 'existing'\n"
+        "auto-compaction-retention: \"1\"\n"
+        "wal-dir:\n"
+        "client-transport-security:\n"
+        "  cert-file: /c.pem\n"
+        "  client-cert-auth: true\n"
+        "peer-transport-security:\n"
+        "  key-file: /pk.pem\n");
+    char arg[128];
+    (void)state;
+    snprintf(arg, sizeof(arg), "--config-file=%s", path);
+    assert_int_equal(parse(&o, empty_env, 3, arg, "--name", "ignored"), 0);
+    assert_string_equal(o.name, "infra1");
+    assert_string_equal(o.data_dir, "/var/lib/x");
+    assert_int_equal(o.election_timeout_ms, 1500);
+    assert_int_equal(o.listen_client_urls.count, 2);
+    assert_int_equal(o.initial_advertise_peer_urls.count, 1);
+    assert_string_equal(o.initial_cluster_state, "existing");
+    assert_string_equal(o.client_tls.cert_file, "/c.pem");
+    assert_true(o.client_tls.client_cert_auth);
+    assert_string_equal(o.peer_tls.key_file, "/pk.pem");
+    assert_null(o.wal_dir);
+    options_free(&o);
+    unlink(path);
+}
+
+static void bad_config_files_name_the_line(void **state)
+{
+    struct options o;
+    char arg[128];
+    static const char *const cases[][2] = {
+        {"name: a\nbogus-key: 1\n", "line 2: unknown key 'bogus-key'"},
+        {"name: [a, b\n", "config file"},
+        {"- a\n- b\n", "top level must be a mapping"},
+        {"snapshot-count: many\n", "line 1: --snapshot-count"},
+        {"client-transport-security:\n  nope: 1\n", "unknown key 'nope'"},
+        {"name: {a: b}\n", "expected a value"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *path = write_file(cases[i][0]);
+        snprintf(arg, sizeof(arg), "--config-file=%s", path);
+        assert_int_equal(parse(&o, empty_env, 1, arg), ERR_INVALID);
+        if (strstr(err, cases[i][1]) == NULL) {
+            fail_msg("case %zu: '%s' does not contain '%s'", i, err,
+                     cases[i][1]);
+        }
+        options_free(&o);
+        unlink(path);
+    }
+    assert_int_equal(parse(&o, empty_env, 1, "--config-file=/nonexistent/x"),
+                     ERR_INVALID);
+    assert_non_null(strstr(err, "/nonexistent/x"));
+    options_free(&o);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults_are_etcds),
+        cmocka_unit_test(flags_take_both_forms_and_name_the_data_dir),
+        cmocka_unit_test(unknown_and_invalid_flags_are_named),
+        cmocka_unit_test(environment_feeds_every_flag),
+        cmocka_unit_test(config_file_replaces_flags_with_etcd_keys),
+        cmocka_unit_test(bad_config_files_name_the_line),
+    };
+    return cmocka_run_group_tests_name("options", tests, NULL, NULL);
+}
