@@ -134,14 +134,14 @@
 #include <stdint.h>
 
 #define LOG_SEGMENT_BYTES_DEFAULT ((uint64_t)64 << 20)
-#define LOG_SEGMENT_BYTES_MIN ((uint64_t)4096)
-#define LOG_SEGMENT_BYTES_MAX ((uint64_t)1 << 30) /* offsets fit in u32 */
-#define LOG_FRAME_BYTES_DEFAULT ((uint32_t)8 << 20)
-#define LOG_ENTRIES_MAX_DEFAULT ((uint64_t)8 << 20) /* 192 MiB of index */
-#define LOG_SNAP_CONF_BYTES_MAX ((uint32_t)1 << 20)
+#define LOG_SEGMENT_BYTES_MIN     ((uint64_t)4096)
+#define LOG_SEGMENT_BYTES_MAX     ((uint64_t)1 << 30) /* offsets fit in u32 */
+#define LOG_FRAME_BYTES_DEFAULT   ((uint32_t)8 << 20)
+#define LOG_ENTRIES_MAX_DEFAULT   ((uint64_t)8 << 20) /* 192 MiB of index */
+#define LOG_SNAP_CONF_BYTES_MAX   ((uint32_t)1 << 20)
 #define LOG_SNAP_INLINE_BYTES_MAX ((uint64_t)64 << 20)
-#define LOG_SNAP_KEEP_DEFAULT 5
-#define LOG_SNAP_FLAG_PATH 1u
+#define LOG_SNAP_KEEP_DEFAULT     5
+#define LOG_SNAP_FLAG_PATH        1u
 
 struct log; /* opaque; from log_open */
 
@@ -173,8 +173,8 @@ struct log_options {
  * and offset at fault. Errors: ERR_CORRUPT, ERR_BAD_MAGIC, ERR_BAD_VERSION,
  * ERR_LOCKED, ERR_LIMIT (more retained entries than entries_max),
  * ERR_INVALID (options), -ENOMEM, -errno. */
-int log_open(const char *wal_dir, const struct log_options *o,
-             struct log **out, char *msg, size_t msg_len);
+int log_open(const char *wal_dir, const struct log_options *o, struct log **out,
+             char *msg, size_t msg_len);
 
 /* Close files and free everything. Safe on NULL and on a failed log. */
 void log_close(struct log *l);
