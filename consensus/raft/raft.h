@@ -467,6 +467,7 @@ struct raft {
     struct raft__entries rd_entries;
     struct raft__entries rd_committed;
     struct raft_read_state *rd_reads;
+    uint32_t rd_reads_count;
     struct raft_snapshot rd_snap;
     bool rd_has_snap;
 };
@@ -663,8 +664,8 @@ void raft_memstorage_set_hard_state(struct raft_memstorage *ms,
  * -ENOMEM (unchanged). */
 int raft_memstorage_append(struct raft_memstorage *ms,
                            const struct raft_entry *ents, size_t count);
-/* Replace everything with snap (copied): entries it covers are dropped,
- * later ones kept only if the term at snap index matches. Errors:
+/* Replace everything with snap (copied); every entry is dropped (the core
+ * restores only when its log does not match the snapshot). Errors:
  * ERR_COMPACTED (older than the current snapshot), -ENOMEM. */
 int raft_memstorage_apply_snapshot(struct raft_memstorage *ms,
                                    const struct raft_snapshot *snap);
