@@ -1,0 +1,753 @@
+/*
+ * grpc_server.c - connections: adopting sockets, feeding nghttp2, batching
+ * its output into one write per connection per loop pass, the read/write
+ * bounds, graceful and hard shutdown.
+ *
+ * Happy path. The listener sniffs the HTTP/2 preface and calls
+ * grpc_server_adopt() with the socket and the bytes it already read. We
+ * open a uv_tcp_t on it, create an nghttp2 server session, queue our
+ * SETTINGS, and feed the pre-read bytes. Each read is fed to
+ * nghttp2_session_mem_recv(), whose callbacks (grpc_call.c) run the calls.
+ * Anything that produces output (a read, an application send/finish from
+ * any callback) marks the connection dirty; once per loop pass the check
+ * handle pulls nghttp2's frames into one buffer and writes it with
+ * uv_try_write(), falling back to one uv_write() for the rest. The idle
+ * handle only keeps poll from sleeping while something is dirty.
+ *
+ * Bounds (STYLE.md section 9). A connection stops reading when its pending
+ * outbound bytes (queued response messages + unwritten frames) exceed
+ * conn_out_bytes_max and resumes below half of it; it also stops after
+ * read_pass_bytes_max bytes in one pass and resumes at the next check, so
+ * one busy client cannot starve the others. At most GRPC_OUT_PASS_MAX bytes
+ * are pulled from nghttp2 per pass; flow control (the peer's windows) is
+ * nghttp2's, with deferred data providers per call.
+ *
+ * Failures. A fatal nghttp2 error (bad preface, flood, malformed frames
+ * that nghttp2 cannot recover from) stops reading, queues GOAWAY, writes
+ * what is pending and closes. Recoverable protocol errors are handled by
+ * nghttp2 itself (RST_STREAM or GOAWAY); the session then reports that it
+ * wants neither to read nor to write, and we close. EOF or a socket error
+ * closes at once. Closing cancels every open call (on_cancel) before the
+ * session is freed; memory goes when the uv_tcp_t's close callback runs.
+ * Closing never happens inside an nghttp2 callback: only from the read and
+ * write callbacks, the check pass, and grpc_server_close().
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "registry/grpc/grpc_int.h"
+
+#define KIB ((size_t)1024)
+#define MIB (KIB * 1024)
+
+/* ------------------------------------------------------------ limits */
+
+void grpc_limits_init(struct grpc_limits *lim, const struct limits *base)
+{
+    struct limits def;
+
+    if (base == NULL) {
+        limits_init(&def);
+        base = &def;
+    }
+    /* etcd accepts --max-request-bytes plus gRPC framing overhead. */
+    lim->recv_msg_bytes_max = (size_t)base->v[LIMIT_REQUEST_BYTES] + 512 * KIB;
+    lim->streams_per_conn_max = (uint32_t)base->v[LIMIT_STREAMS_PER_CONN];
+    lim->header_bytes_max = (uint32_t)base->v[LIMIT_HEADER_BYTES];
+    lim->conn_out_bytes_max = (size_t)base->v[LIMIT_CONN_OUT_BYTES];
+    lim->connections_max = (uint32_t)base->v[LIMIT_CONNECTIONS];
+    /* Partial requests held per connection: a few maximal requests. */
+    lim->conn_in_bytes_max = 4 * lim->recv_msg_bytes_max;
+    lim->read_pass_bytes_max = 256 * KIB;
+    lim->stream_window_bytes = (uint32_t)MIB;
+    lim->conn_window_bytes = (uint32_t)(4 * MIB);
+}
+
+static int limits_ok(const struct grpc_limits *l)
+{
+    return l->recv_msg_bytes_max > 0 && l->recv_msg_bytes_max <= UINT32_MAX &&
+           l->streams_per_conn_max > 0 && l->header_bytes_max > 0 &&
+           l->conn_out_bytes_max > 0 && l->conn_in_bytes_max > 0 &&
+           l->connections_max > 0 && l->read_pass_bytes_max > 0 &&
+           l->stream_window_bytes > 0 &&
+           l->stream_window_bytes <= NGHTTP2_MAX_WINDOW_SIZE &&
+           l->conn_window_bytes >= NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE &&
+           l->conn_window_bytes <= NGHTTP2_MAX_WINDOW_SIZE;
+}
+
+/* ------------------------------------------------ nghttp2 allocation */
+
+static void *ngh_malloc(size_t size, void *ud)
+{
+    (void)ud;
+    return mem_alloc(size);
+}
+
+static void ngh_free(void *ptr, void *ud)
+{
+    (void)ud;
+    mem_free(ptr);
+}
+
+static void *ngh_calloc(size_t n, size_t size, void *ud)
+{
+    (void)ud;
+    return mem_calloc(n, size);
+}
+
+static void *ngh_realloc(void *ptr, size_t size, void *ud)
+{
+    (void)ud;
+    return mem_realloc(ptr, size);
+}
+
+/* ------------------------------------------------------ method index */
+
+static int mtab_build(struct grpc_server *srv, size_t count)
+{
+    size_t size = 16;
+    size_t i;
+
+    while (size < count * 2) {
+        size *= 2;
+    }
+    srv->mtab = mem_calloc(size, sizeof(srv->mtab[0]));
+    if (srv->mtab == NULL) {
+        return -ENOMEM;
+    }
+    srv->mtab_mask = size - 1;
+    for (i = 0; i < count; i++) {
+        const struct grpc_method *m = &srv->methods[i];
+        size_t n = strlen(m->path);
+        size_t slot = grpc__hash(m->path, n) & srv->mtab_mask;
+        size_t probes = 0;
+
+        if (grpc__method_find(srv, m->path, n) != NULL) {
+            return ERR_EXISTS;
+        }
+        while (srv->mtab[slot] != 0) {
+            slot = (slot + 1) & srv->mtab_mask;
+            ASSERT(++probes <= srv->mtab_mask);
+        }
+        srv->mtab[slot] = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
+const struct grpc_method *grpc__method_find(const struct grpc_server *srv,
+                                            const char *path, size_t n)
+{
+    size_t slot = grpc__hash(path, n) & srv->mtab_mask;
+    size_t probes;
+
+    /* The table is at most half full, so an empty slot ends the probe. */
+    for (probes = 0; probes <= srv->mtab_mask; probes++) {
+        uint32_t idx = srv->mtab[slot];
+        const struct grpc_method *m;
+        if (idx == 0) {
+            return NULL;
+        }
+        m = &srv->methods[idx - 1];
+        if (strncmp(m->path, path, n) == 0 && m->path[n] == '\0') {
+            return m;
+        }
+        slot = (slot + 1) & srv->mtab_mask;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------ server setup */
+
+static void check_cb(uv_check_t *h);
+
+static void idle_cb(uv_idle_t *h)
+{
+    /* Nothing to do: being active keeps poll from blocking so that the
+     * check pass runs promptly. check_cb stops it. */
+    (void)h;
+}
+
+static int methods_ok(const struct grpc_method *methods, size_t count)
+{
+    size_t i;
+
+    if (count == 0 || count > UINT32_MAX / 4) {
+        return 0;
+    }
+    for (i = 0; i < count; i++) {
+        const struct grpc_method *m = &methods[i];
+        if (m->path == NULL || m->path[0] != '/' || m->on_msg == NULL ||
+            m->kind > GRPC_BIDI_STREAM) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void server_free_parts(struct grpc_server *srv)
+{
+    struct grpc_call *call;
+
+    mem_free(srv->mtab);
+    srv->mtab = NULL;
+    if (srv->cbs != NULL) {
+        nghttp2_session_callbacks_del(srv->cbs);
+        srv->cbs = NULL;
+    }
+    if (srv->opt != NULL) {
+        nghttp2_option_del(srv->opt);
+        srv->opt = NULL;
+    }
+    mem_free(srv->rbuf);
+    srv->rbuf = NULL;
+    while ((call = srv->call_pool) != NULL) {
+        srv->call_pool = call->next;
+        buf_free(&call->outq);
+        buf_free(&call->meta);
+        buf_free(&call->msg);
+        grpc__deframer_free(&call->df);
+        mem_free(call);
+    }
+    srv->call_pool_count = 0;
+}
+
+int grpc_server_init(struct grpc_server *srv, uv_loop_t *loop,
+                     const struct grpc_limits *lim,
+                     const struct grpc_method *methods, size_t methods_count)
+{
+    int rc;
+
+    if (!limits_ok(lim) || !methods_ok(methods, methods_count)) {
+        return ERR_INVALID;
+    }
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->lim = *lim;
+    srv->methods = methods;
+    srv->mem.mem_user_data = srv;
+    srv->mem.malloc = ngh_malloc;
+    srv->mem.free = ngh_free;
+    srv->mem.calloc = ngh_calloc;
+    srv->mem.realloc = ngh_realloc;
+    rc = mtab_build(srv, methods_count);
+    if (rc == 0) {
+        rc = grpc__callbacks_new(&srv->cbs);
+    }
+    if (rc == 0 && nghttp2_option_new(&srv->opt) != 0) {
+        rc = -ENOMEM;
+    }
+    if (rc == 0) {
+        srv->rbuf = mem_alloc(GRPC_READ_BUF);
+        rc = srv->rbuf == NULL ? -ENOMEM : 0;
+    }
+    if (rc != 0) {
+        server_free_parts(srv);
+        return rc;
+    }
+    /* Closed streams are kept only for priority bookkeeping: not needed. */
+    nghttp2_option_set_no_closed_streams(srv->opt, 1);
+    uv_check_init(loop, &srv->check);
+    uv_idle_init(loop, &srv->idle);
+    srv->check.data = srv;
+    srv->idle.data = srv;
+    uv_check_start(&srv->check, check_cb);
+    /* Neither handle should keep the loop alive by itself. */
+    uv_unref((uv_handle_t *)&srv->check);
+    uv_unref((uv_handle_t *)&srv->idle);
+    srv->handles_open = 2;
+    return 0;
+}
+
+size_t grpc_server_conns(const struct grpc_server *srv)
+{
+    return (size_t)srv->stats.conns_open;
+}
+
+void grpc_server_stats(const struct grpc_server *srv, struct grpc_stats *out)
+{
+    *out = srv->stats;
+}
+
+/* ------------------------------------------------------- dirty list */
+
+void grpc__conn_mark_dirty(struct grpc_conn *c)
+{
+    struct grpc_server *srv = c->srv;
+
+    if (c->dirty || c->closing) {
+        return;
+    }
+    c->dirty = 1;
+    c->dirty_next = srv->dirty;
+    srv->dirty = c;
+    if (!uv_is_active((uv_handle_t *)&srv->idle) && !srv->closing) {
+        uv_idle_start(&srv->idle, idle_cb);
+    }
+}
+
+static void dirty_remove(struct grpc_conn *c)
+{
+    struct grpc_conn **pp = &c->srv->dirty;
+    size_t guard = 0;
+
+    if (!c->dirty) {
+        return;
+    }
+    while (*pp != NULL && *pp != c) {
+        pp = &(*pp)->dirty_next;
+        ASSERT(++guard <= c->srv->stats.conns_open + 1);
+    }
+    ASSERT(*pp == c);
+    *pp = c->dirty_next;
+    c->dirty_next = NULL;
+    c->dirty = 0;
+}
+
+/* -------------------------------------------------------- conn close */
+
+/* One of our handles finished closing; the last one ends a close. */
+static void handle_gone(struct grpc_server *srv)
+{
+    ASSERT(srv->handles_open > 0);
+    srv->handles_open--;
+    if (srv->closing && srv->handles_open == 0) {
+        server_free_parts(srv);
+        if (srv->close_cb != NULL) {
+            srv->close_cb(srv);
+        }
+    }
+}
+
+static void conn_closed_cb(uv_handle_t *h)
+{
+    struct grpc_conn *c = h->data;
+    struct grpc_server *srv = c->srv;
+
+    ASSERT(c->closing);
+    ASSERT(!c->dirty);
+    buf_free(&c->out);
+    buf_free(&c->wout);
+    mem_free(c);
+    handle_gone(srv);
+}
+
+static void conn_close(struct grpc_conn *c)
+{
+    struct grpc_server *srv = c->srv;
+
+    if (c->closing) {
+        return;
+    }
+    c->closing = 1;
+    dirty_remove(c);
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+    /* The application hears about every open call before the session
+     * goes (nghttp2_session_del runs no stream-close callbacks). */
+    grpc__conn_cancel_calls(c);
+    ASSERT(c->calls == NULL);
+    nghttp2_session_del(c->ngh);
+    c->ngh = NULL;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        srv->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    ASSERT(srv->stats.conns_open > 0);
+    srv->stats.conns_open--;
+    uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+}
+
+/* ------------------------------------------------------------ reads */
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    struct grpc_conn *c = h->data;
+
+    (void)hint;
+    /* One buffer per server: read_cb consumes it before returning. */
+    b->base = (char *)c->srv->rbuf;
+    b->len = GRPC_READ_BUF;
+}
+
+static void conn_fail(struct grpc_conn *c, const char *why, int code)
+{
+    LOGD("grpc", "connection failed: %s (%d)", why, code);
+    c->srv->stats.protocol_errors++;
+    c->fatal = 1;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+    /* Queue GOAWAY if nghttp2 has not; what is queued still goes out. */
+    nghttp2_session_terminate_session(c->ngh, NGHTTP2_PROTOCOL_ERROR);
+    grpc__conn_mark_dirty(c);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct grpc_conn *c = s->data;
+    ssize_t rv;
+
+    if (nread == 0) {
+        return;
+    }
+    if (nread < 0) {
+        c->eof = 1;
+        conn_close(c);
+        return;
+    }
+    c->srv->stats.bytes_in += (uint64_t)nread;
+    rv = nghttp2_session_mem_recv(c->ngh, (const uint8_t *)b->base,
+                                  (size_t)nread);
+    if (rv < 0) {
+        conn_fail(c, nghttp2_strerror((int)rv), (int)rv);
+        return;
+    }
+    c->pass_bytes += (size_t)nread;
+    if (c->pass_bytes >= c->srv->lim.read_pass_bytes_max && c->reading) {
+        uv_read_stop(s);
+        c->reading = 0;
+        c->paused_pass = 1;
+    }
+    grpc__conn_mark_dirty(c);
+}
+
+static void read_resume(struct grpc_conn *c)
+{
+    if (c->reading || c->paused_out || c->paused_pass || c->fatal || c->eof ||
+        c->closing) {
+        return;
+    }
+    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0) {
+        c->eof = 1;
+        return;
+    }
+    c->reading = 1;
+}
+
+/* ----------------------------------------------------------- writes */
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct grpc_conn *c = req->data;
+
+    c->writing = 0;
+    c->srv->stats.bytes_out += c->wout.len;
+    buf_reset(&c->wout);
+    if (c->closing) {
+        return;
+    }
+    if (status < 0) {
+        c->eof = 1;
+        conn_close(c);
+        return;
+    }
+    grpc__conn_mark_dirty(c);
+}
+
+/* Pull frames from nghttp2 into c->out, up to the per-pass bound. */
+static int pull_output(struct grpc_conn *c)
+{
+    size_t frames = 0;
+
+    while (c->out.len < GRPC_OUT_PASS_MAX) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(c->ngh, &data);
+        int rc;
+        if (n < 0) {
+            return (int)n;
+        }
+        if (n == 0) {
+            break;
+        }
+        rc = buf_append(&c->out, data, (size_t)n);
+        if (rc != 0) {
+            return NGHTTP2_ERR_NOMEM;
+        }
+        /* Every frame is at least 9 bytes, so the bound above ends this. */
+        ASSERT(++frames <= GRPC_OUT_PASS_MAX);
+    }
+    return 0;
+}
+
+static void flush(struct grpc_conn *c)
+{
+    uv_buf_t b;
+    int rv;
+
+    if (c->writing || c->eof) {
+        return;
+    }
+    rv = pull_output(c);
+    if (rv != 0 && !c->fatal) {
+        conn_fail(c, nghttp2_strerror(rv), rv);
+    }
+    if (c->out.len == 0) {
+        return;
+    }
+    b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    rv = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (rv == UV_EAGAIN || rv == UV_ENOSYS) {
+        rv = 0;
+    }
+    if (rv < 0) {
+        c->eof = 1;
+        return;
+    }
+    c->srv->stats.bytes_out += (uint64_t)rv;
+    if ((size_t)rv == c->out.len) {
+        buf_reset(&c->out);
+        if (nghttp2_session_want_write(c->ngh)) {
+            grpc__conn_mark_dirty(c); /* more next pass */
+        }
+        return;
+    }
+    /* The socket is full: hand the rest to one uv_write. */
+    {
+        struct buf tmp = c->wout;
+        size_t rest = c->out.len - (size_t)rv;
+        memmove(c->out.data, c->out.data + rv, rest);
+        c->out.len = rest;
+        c->wout = c->out;
+        c->out = tmp;
+        buf_reset(&c->out);
+    }
+    b = uv_buf_init((char *)c->wout.data, (unsigned)c->wout.len);
+    c->wreq.data = c;
+    rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+    if (rv != 0) {
+        buf_reset(&c->wout);
+        c->eof = 1;
+        return;
+    }
+    c->writing = 1;
+}
+
+size_t grpc__conn_pending_out(const struct grpc_conn *c)
+{
+    return c->queued_bytes + c->out.len + c->wout.len;
+}
+
+/* Reads follow the outbound bound: stop above it, resume below half. */
+static void apply_out_bound(struct grpc_conn *c)
+{
+    size_t pending = grpc__conn_pending_out(c);
+    size_t max = c->srv->lim.conn_out_bytes_max;
+
+    if (pending > max && !c->paused_out) {
+        c->paused_out = 1;
+        c->srv->stats.reads_paused++;
+        if (c->reading) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->reading = 0;
+        }
+    } else if (c->paused_out && pending <= max / 2) {
+        c->paused_out = 0;
+    }
+    if (c->want_writable && pending <= max / 2) {
+        grpc__conn_notify_writable(c);
+    }
+}
+
+/* One connection's share of the check pass. */
+static void conn_service(struct grpc_conn *c)
+{
+    if (c->closing) {
+        return;
+    }
+    flush(c);
+    if (c->eof) {
+        conn_close(c);
+        return;
+    }
+    c->pass_bytes = 0;
+    c->paused_pass = 0;
+    apply_out_bound(c);
+    read_resume(c);
+    if (c->eof) {
+        conn_close(c);
+        return;
+    }
+    /* Done: GOAWAY went both ways or was sent with no streams left, or a
+     * fatal error's GOAWAY has been written. */
+    if (!c->writing && c->out.len == 0 &&
+        ((!nghttp2_session_want_read(c->ngh) &&
+          !nghttp2_session_want_write(c->ngh)) ||
+         c->fatal)) {
+        conn_close(c);
+    }
+}
+
+static void check_cb(uv_check_t *h)
+{
+    struct grpc_server *srv = h->data;
+    struct grpc_conn *list = srv->dirty;
+    size_t guard = 0;
+
+    /* Detach the list: connections marked again while we work are served
+     * next pass, so this pass is bounded by the connections it started
+     * with. No connection's memory is freed before the closing phase. */
+    srv->dirty = NULL;
+    while (list != NULL) {
+        struct grpc_conn *c = list;
+        list = c->dirty_next;
+        c->dirty_next = NULL;
+        c->dirty = 0;
+        conn_service(c);
+        ASSERT(++guard <= srv->stats.conns_total + 1);
+    }
+    if (srv->dirty == NULL) {
+        uv_idle_stop(&srv->idle);
+    }
+}
+
+/* ------------------------------------------------------------ adopt */
+
+static int session_new(struct grpc_server *srv, struct grpc_conn *c)
+{
+    nghttp2_settings_entry iv[4];
+    int rv;
+
+    rv = nghttp2_session_server_new3(&c->ngh, srv->cbs, c, srv->opt, &srv->mem);
+    if (rv != 0) {
+        return -ENOMEM;
+    }
+    iv[0].settings_id = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS;
+    iv[0].value = srv->lim.streams_per_conn_max;
+    iv[1].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE;
+    iv[1].value = srv->lim.stream_window_bytes;
+    iv[2].settings_id = NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE;
+    iv[2].value = srv->lim.header_bytes_max;
+    iv[3].settings_id = NGHTTP2_SETTINGS_ENABLE_PUSH;
+    iv[3].value = 0;
+    rv = nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, 4);
+    if (rv == 0) {
+        rv = nghttp2_session_set_local_window_size(
+            c->ngh, NGHTTP2_FLAG_NONE, 0, (int32_t)srv->lim.conn_window_bytes);
+    }
+    if (rv != 0) {
+        nghttp2_session_del(c->ngh);
+        c->ngh = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static void open_failed_cb(uv_handle_t *h)
+{
+    struct grpc_conn *c = h->data;
+    struct grpc_server *srv = c->srv;
+
+    mem_free(c);
+    handle_gone(srv);
+}
+
+int grpc_server_adopt(struct grpc_server *srv, int fd, const void *pre,
+                      size_t pre_len)
+{
+    struct grpc_conn *c;
+    int rc;
+
+    if (srv->shutting_down || srv->closing) {
+        return ERR_STOPPED;
+    }
+    if (srv->stats.conns_open >= srv->lim.connections_max) {
+        srv->stats.conns_refused++;
+        return ERR_BUSY;
+    }
+    c = mem_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    c->srv = srv;
+    buf_init(&c->out, 0);
+    buf_init(&c->wout, 0);
+    rc = session_new(srv, c);
+    if (rc != 0) {
+        mem_free(c);
+        return rc;
+    }
+    uv_tcp_init(srv->loop, &c->tcp);
+    c->tcp.data = c;
+    srv->handles_open++;
+    rc = uv_tcp_open(&c->tcp, fd);
+    if (rc != 0) {
+        /* The handle never took fd: closing it leaves fd to the caller. */
+        nghttp2_session_del(c->ngh);
+        uv_close((uv_handle_t *)&c->tcp, open_failed_cb);
+        return rc;
+    }
+    /* From here on fd is ours, whatever happens to the connection. */
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->next = srv->conns;
+    if (srv->conns != NULL) {
+        srv->conns->prev = c;
+    }
+    srv->conns = c;
+    srv->stats.conns_open++;
+    srv->stats.conns_total++;
+    if (pre_len > 0) {
+        ssize_t rv = nghttp2_session_mem_recv(c->ngh, pre, pre_len);
+        srv->stats.bytes_in += pre_len;
+        if (rv < 0) {
+            conn_fail(c, nghttp2_strerror((int)rv), (int)rv);
+        }
+    }
+    read_resume(c);
+    grpc__conn_mark_dirty(c);
+    return 0;
+}
+
+/* --------------------------------------------------------- shutdown */
+
+void grpc_server_shutdown(struct grpc_server *srv)
+{
+    struct grpc_conn *c;
+    size_t guard = 0;
+
+    srv->shutting_down = 1;
+    for (c = srv->conns; c != NULL; c = c->next) {
+        ASSERT(++guard <= srv->stats.conns_open);
+        if (c->closing || c->fatal) {
+            continue;
+        }
+        /* Streams up to the last one we saw are served to the end; the
+         * client retries later ones elsewhere (RFC 9113 6.8). */
+        nghttp2_submit_goaway(c->ngh, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(c->ngh),
+                              NGHTTP2_NO_ERROR, NULL, 0);
+        grpc__conn_mark_dirty(c);
+    }
+}
+
+static void handle_closed_cb(uv_handle_t *h)
+{
+    handle_gone(h->data);
+}
+
+void grpc_server_close(struct grpc_server *srv, grpc_server_close_cb close_cb)
+{
+    size_t guard = 0;
+
+    ASSERT(!srv->closing);
+    srv->closing = 1;
+    srv->shutting_down = 1;
+    srv->close_cb = close_cb;
+    while (srv->conns != NULL) {
+        conn_close(srv->conns); /* unlinks it */
+        ASSERT(++guard <= srv->stats.conns_total);
+    }
+    ASSERT(srv->dirty == NULL);
+    uv_close((uv_handle_t *)&srv->check, handle_closed_cb);
+    uv_close((uv_handle_t *)&srv->idle, handle_closed_cb);
+}
