@@ -216,7 +216,8 @@ void log_hard_state(const struct log *l, struct log_hard_state *hs);
 
 /* Term of entry i, from memory (no I/O). i may be first - 1 (the term
  * recorded before the first entry, 0 when none). Errors: ERR_COMPACTED
- * (i < first - 1), ERR_INVALID (i > last), the failed-state code. */
+ * (i < first - 1), ERR_NOT_FOUND (i > last), the failed-state code. These
+ * are the codes struct raft_storage (consensus/raft) expects. */
 int log_term(const struct log *l, uint64_t i, uint64_t *term);
 
 /* Read entries [lo, hi): stops before the entry that would take the data
@@ -224,8 +225,9 @@ int log_term(const struct log *l, uint64_t i, uint64_t *term);
  * when out_cap entries are filled, or when the arena is full. Data is read
  * from the segment files into arena (borrowed by the caller; out[k].data
  * points into it) and each record's checksum is verified. *count gets the
- * number filled. Errors: ERR_COMPACTED (lo < first), ERR_INVALID (hi >
- * last + 1, lo > hi, out_cap == 0), ERR_LIMIT (the first entry does not fit
+ * number filled. Errors: ERR_COMPACTED (lo < first), ERR_NOT_FOUND (hi >
+ * last + 1), ERR_INVALID (lo > hi, out_cap == 0), ERR_LIMIT (the first
+ * entry does not fit
  * the arena), ERR_CORRUPT (a record changed on disk since it was written),
  * -errno from reads, the failed-state code. */
 int log_entries(struct log *l, uint64_t lo, uint64_t hi, uint64_t max_bytes,

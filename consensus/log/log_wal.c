@@ -1260,7 +1260,7 @@ int log_term(const struct log *l, uint64_t i, uint64_t *term)
         return ERR_COMPACTED;
     }
     if (i > last_index(l)) {
-        return ERR_INVALID;
+        return ERR_NOT_FOUND;
     }
     *term = term_at(l, i);
     return 0;
@@ -1343,7 +1343,10 @@ int log_entries(struct log *l, uint64_t lo, uint64_t hi, uint64_t max_bytes,
     if (lo < l->first) {
         return ERR_COMPACTED;
     }
-    if (lo > hi || hi > last_index(l) + 1 || out_cap == 0 || out == NULL) {
+    if (hi > last_index(l) + 1) {
+        return ERR_NOT_FOUND;
+    }
+    if (lo > hi || out_cap == 0 || out == NULL) {
         return ERR_INVALID;
     }
     for (uint64_t i = lo; i < hi && c < out_cap; i++) {
