@@ -118,7 +118,9 @@ static int snap_list(int dirfd, struct snap_name **names, size_t *n)
         *n = 0;
         return rc;
     }
-    qsort(*names, *n, sizeof(**names), snap_cmp);
+    if (*n > 1) {
+        qsort(*names, *n, sizeof(**names), snap_cmp);
+    }
     return 0;
 }
 

@@ -848,7 +848,9 @@ static int segs_list(struct log *l, char *msg, size_t msg_len)
         log__msg(msg, msg_len, "wal: listing segments: %s", err_str(rc));
         return rc;
     }
-    qsort(l->segs, l->segs_n, sizeof(*l->segs), seg_cmp);
+    if (l->segs_n > 1) {
+        qsort(l->segs, l->segs_n, sizeof(*l->segs), seg_cmp);
+    }
     for (size_t k = 1; k < l->segs_n; k++) {
         if (l->segs[k].seq != l->segs[k - 1].seq + 1) {
             log__msg(msg, msg_len,
