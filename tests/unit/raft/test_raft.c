@@ -1,0 +1,385 @@
+/*
+ * test_raft.c - scenario tests of the pure Raft core on the in-process
+ * network of harness.h.
+ *
+ * Goal: show each protocol rule holding (and being exercised) on real cores
+ * exchanging real encoded messages. Method: build a cluster, script
+ * partitions, crashes, ticks and proposals, then assert on roles, terms,
+ * logs, applied state and on the message transcript. Set RAFT_TRANSCRIPT=1
+ * to print every delivered message as a TAP comment.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/err.h"
+#include "consensus/raft/raft_int.h"
+#include "tests/unit/raft/harness.h"
+
+int raft_codec_tests(void);
+
+static struct raft *R(struct net *net, uint64_t id)
+{
+    return &net_node(net, id)->r;
+}
+
+/* Elect node 1 in a fresh n-node cluster and let it commit its entry. */
+static struct net *cluster(int n, uint64_t seed)
+{
+    struct net *net = net_new(n, seed);
+    net_start(net, n);
+    net_elect(net, 1);
+    assert_int_equal(net_leader(net), 1);
+    return net;
+}
+
+/* ---------------------------------------------------------- elections */
+
+static void election_elects_one_leader_and_commits_its_entry(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, 1);
+    net_start(net, 3);
+    net_note(net, "== node 1 campaigns (pre-vote, then vote)");
+    net_elect(net, 1);
+    assert_int_equal(net_leader(net), 1);
+    assert_int_equal(R(net, 1)->term, 1);
+    assert_int_equal(net_count(net, "prevote t1"), 2);
+    assert_int_equal(net_count(net, "->1 vote_resp t1 granted"), 2);
+    for (uint64_t i = 1; i <= 3; i++) {
+        assert_int_equal(R(net, i)->leader, 1);
+        assert_int_equal(R(net, i)->commit, 1); /* the empty entry */
+        assert_int_equal(net_node(net, i)->applied, 1);
+    }
+    net_free(net);
+}
+
+static void election_happens_by_ticks_alone(void **state)
+{
+    (void)state;
+    struct net *net = net_new(5, 7);
+    net_start(net, 5);
+    net_tick_all(net, 40);
+    uint64_t l = net_leader(net);
+    assert_int_not_equal(l, 0);
+    for (uint64_t i = 1; i <= 5; i++) {
+        assert_int_equal(R(net, i)->leader, l);
+    }
+    net_free(net);
+}
+
+/* Two candidates split four votes two-two; randomized timeouts resolve it
+ * in a later term. */
+static void split_vote_resolves_in_a_later_term(void **state)
+{
+    (void)state;
+    struct net *net = net_new(4, 3);
+    net->cfg.pre_vote = false;
+    net->cfg.check_quorum = false;
+    net_start(net, 4);
+    net_cut(net, 1, 4); /* 4 hears only from 2, 3 only from 1 */
+    net_cut(net, 2, 3);
+    assert_int_equal(raft_campaign(R(net, 1)), 0);
+    assert_int_equal(raft_campaign(R(net, 2)), 0);
+    net_run(net);
+    net_note(net, "== split: 1 has {1,3}, 2 has {2,4}; quorum is 3");
+    assert_int_equal(net_leader(net), 0);
+    assert_int_equal(R(net, 1)->term, 1);
+    assert_int_equal(R(net, 1)->role, RAFT_CANDIDATE);
+    assert_int_equal(R(net, 2)->role, RAFT_CANDIDATE);
+    net_heal(net);
+    net_tick_all(net, 40);
+    uint64_t l = net_leader(net);
+    assert_int_not_equal(l, 0);
+    assert_true(R(net, l)->term >= 2);
+    net_free(net);
+}
+
+/* A partitioned node keeps timing out; with pre-vote its term never moves,
+ * so when it returns it does not depose the healthy leader. */
+static void prevote_stops_term_inflation_of_a_partitioned_node(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 11);
+    uint64_t term = R(net, 1)->term;
+    net_isolate(net, 3);
+    net_tick_all(net, 100);
+    assert_int_equal(R(net, 3)->term, term);
+    assert_int_equal(R(net, 3)->role, RAFT_PRECANDIDATE);
+    net_heal(net);
+    net_transcript_reset(net);
+    net_tick_all(net, 5);
+    assert_int_equal(net_leader(net), 1);
+    assert_int_equal(R(net, 1)->term, term);
+    assert_int_equal(R(net, 3)->leader, 1);
+    net_free(net);
+}
+
+/* The same without pre-vote and check-quorum: the returning node's
+ * inflated term forces an election (the problem pre-vote solves). */
+static void without_prevote_a_returning_node_disrupts(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, 11);
+    net->cfg.pre_vote = false;
+    net->cfg.check_quorum = false;
+    net_start(net, 3);
+    net_elect(net, 1);
+    uint64_t term = R(net, 1)->term;
+    net_isolate(net, 3);
+    net_tick_all(net, 100);
+    assert_true(R(net, 3)->term > term + 3);
+    net_heal(net);
+    net_tick_all(net, 30);
+    assert_true(R(net, 1)->term > term);
+    net_free(net);
+}
+
+static void check_quorum_leader_steps_down_when_cut_off(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 5);
+    net_isolate(net, 1);
+    for (uint32_t t = 0; t < net->cfg.election_ticks * 2; t++) {
+        net_tick(net, 1);
+        net_run(net);
+    }
+    assert_int_equal(R(net, 1)->role, RAFT_FOLLOWER);
+    assert_int_equal(R(net, 1)->leader, 0);
+    net_free(net);
+}
+
+/* A follower that heard from its leader within the election timeout
+ * ignores a vote request (leader lease), so a node that merely lost
+ * contact briefly cannot take over. */
+static void follower_with_live_leader_ignores_vote_requests(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 9);
+    struct raft_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_MSG_VOTE;
+    m.from = 3;
+    m.to = 2;
+    m.term = R(net, 2)->term + 5;
+    m.index = 100;
+    m.log_term = m.term;
+    assert_int_equal(raft_step(R(net, 2), &m), 0);
+    assert_int_equal(R(net, 2)->term, m.term - 5);
+    assert_int_equal(R(net, 2)->vote, 1);
+    assert_false(R(net, 2)->out_after.count > 0);
+    net_free(net);
+}
+
+/* -------------------------------------------------------- replication */
+
+static void replication_applies_the_same_entries_everywhere(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 2);
+    for (int i = 0; i < 20; i++) {
+        char v[32];
+        snprintf(v, sizeof(v), "put k%d", i);
+        assert_int_equal(net_propose(net, 1, v), 0);
+    }
+    net_run(net);
+    for (uint64_t i = 1; i <= 3; i++) {
+        assert_int_equal(net_node(net, i)->applied, 21);
+        assert_int_equal(R(net, i)->commit, 21);
+    }
+    assert_true(net_states_agree(net));
+    assert_true(net_logs_agree(net));
+    /* followers forward proposals to the leader */
+    assert_int_equal(net_propose(net, 3, "from a follower"), 0);
+    net_run(net);
+    assert_int_equal(net_node(net, 2)->applied, 22);
+    net_free(net);
+}
+
+/* Follower 3 holds a long divergent tail from an old term. The leader
+ * finds the match point with the conflict hints in one or two rejections,
+ * not one per entry. */
+static void divergent_follower_backtracks_with_conflict_hints(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, 4);
+    net_start(net, 3);
+    net_elect(net, 3);
+    net_isolate(net, 3);
+    for (int i = 0; i < 30; i++) {
+        assert_int_equal(net_propose(net, 3, "stale"), 0);
+    }
+    net_run(net);
+    uint64_t stale_last = raft__last_index(R(net, 3));
+    assert_int_equal(stale_last, 31);
+    net_tick_all(net, 30); /* 1 or 2 takes over in a new term */
+    uint64_t l = net_leader(net);
+    assert_true(l == 1 || l == 2);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(net_propose(net, l, "fresh"), 0);
+    }
+    net_run(net);
+    net_note(net, "== heal: 3 has 30 stale entries");
+    net_transcript_reset(net);
+    net_heal(net);
+    net_tick_all(net, 3);
+    int rejects = net_count(net, "REJECT idx=");
+    assert_true(rejects >= 1);
+    assert_true(rejects <= 2);
+    assert_true(net_logs_agree(net));
+    assert_true(net_states_agree(net));
+    assert_int_equal(raft__last_index(R(net, 3)), raft__last_index(R(net, l)));
+    assert_int_equal(net_node(net, 3)->applied, net_node(net, l)->applied);
+    net_free(net);
+}
+
+/* Figure 8 of the Raft paper: an entry of an old term stored on a majority
+ * is not committed by counting replicas, and can indeed be overwritten. */
+struct trim {
+    uint64_t from;
+    uint64_t below_term; /* keep only entries with a smaller term */
+};
+
+static bool trim_filter(struct net *net, struct raft_msg *m, void *arg)
+{
+    (void)net;
+    const struct trim *t = arg;
+    if (m->type == RAFT_MSG_APP && m->from == t->from) {
+        uint32_t k = 0;
+        while (k < m->entries_count && m->entries[k].term < t->below_term) {
+            k++;
+        }
+        m->entries_count = k;
+    }
+    return true;
+}
+
+static void figure8_old_term_entry_is_not_committed_by_count(void **state)
+{
+    (void)state;
+    struct net *net = net_new(5, 8);
+    net->cfg.pre_vote = false;
+    net->cfg.check_quorum = false;
+    net_start(net, 5);
+    net_elect(net, 1); /* term 1, index 1 committed everywhere */
+    net_note(net, "== (a) S1 term 1 writes X at 2, reaching only S2");
+    net_cut(net, 1, 3);
+    net_cut(net, 1, 4);
+    net_cut(net, 1, 5);
+    assert_int_equal(net_propose(net, 1, "X"), 0);
+    net_run(net);
+    assert_int_equal(raft__last_index(R(net, 2)), 2);
+    assert_int_equal(R(net, 1)->commit, 1);
+    net_note(net, "== (b) S1 down; S5 wins term 2 with S3 S4, writes at 2");
+    net_heal(net);
+    net_crash(net, 1);
+    net_isolate(net, 2);
+    net_elect(net, 5);
+    assert_int_equal(net_leader(net), 5);
+    assert_int_equal(R(net, 5)->term, 2);
+    net_isolate(net, 5);
+    assert_int_equal(net_propose(net, 5, "Y"), 0);
+    net_run(net);
+    net_note(net, "== (c) S5 down; S1 back, wins term 3, copies X to S3");
+    net_heal(net);
+    net_crash(net, 5);
+    net_restart(net, 1);
+    struct trim t = {1, 3};
+    net->filter = trim_filter;
+    net->filter_arg = &t;
+    net_elect(net, 1);
+    assert_int_equal(net_leader(net), 1);
+    assert_int_equal(R(net, 1)->term, 3);
+    uint64_t t2 = 0;
+    assert_int_equal(raft__term(R(net, 3), 2, &t2), 0);
+    assert_int_equal(t2, 1); /* X (term 1) now on S1, S2, S3: a majority */
+    assert_int_equal(R(net, 1)->commit, 1); /* ... yet not committed */
+    net_note(net, "== (d) S1 down; S5 back, wins term 4, overwrites X");
+    net->filter = NULL;
+    net_crash(net, 1);
+    net_restart(net, 5);
+    net_elect(net, 5);
+    assert_int_equal(net_leader(net), 5);
+    for (uint64_t i = 2; i <= 4; i++) {
+        assert_int_equal(raft__term(R(net, i), 2, &t2), 0);
+        assert_int_equal(t2, 2);
+    }
+    net_note(net, "== (e) S1 back: catches up, X is gone everywhere");
+    net_restart(net, 1);
+    net_tick_all(net, 3);
+    assert_int_equal(raft__term(R(net, 1), 2, &t2), 0);
+    assert_int_equal(t2, 2);
+    assert_true(net_logs_agree(net));
+    assert_true(net_states_agree(net));
+    net_free(net);
+}
+
+/* The positive side: once the leader's own entry reaches a majority,
+ * everything before it commits with it. */
+static void current_term_entry_commits_the_older_ones(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, 12);
+    net->cfg.pre_vote = false;
+    net_start(net, 3);
+    net_elect(net, 1);
+    net_isolate(net, 1);
+    assert_int_equal(net_propose(net, 1, "old"), 0);
+    net_run(net);
+    net_heal(net);
+    net_crash(net, 2);
+    net_crash(net, 1);
+    net_restart(net, 1);
+    net_restart(net, 2);
+    net_elect(net, 1); /* term 2; entry 2 (term 1) plus empty entry 3 */
+    assert_int_equal(R(net, 1)->commit, 3);
+    assert_int_equal(net_node(net, 3)->applied, 3);
+    assert_true(net_states_agree(net));
+    net_free(net);
+}
+
+/* ------------------------------------------------------------ restart */
+
+static void restart_keeps_term_vote_and_log(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 13);
+    assert_int_equal(net_propose(net, 1, "a"), 0);
+    net_run(net);
+    uint64_t term = R(net, 2)->term, vote = R(net, 2)->vote;
+    net_restart(net, 2);
+    assert_int_equal(R(net, 2)->term, term);
+    assert_int_equal(R(net, 2)->vote, vote);
+    assert_int_equal(raft__last_index(R(net, 2)), 2);
+    net_tick_all(net, 2);
+    assert_int_equal(net_node(net, 2)->applied, 2);
+    assert_true(net_states_agree(net));
+    net_free(net);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(election_elects_one_leader_and_commits_its_entry),
+        cmocka_unit_test(election_happens_by_ticks_alone),
+        cmocka_unit_test(split_vote_resolves_in_a_later_term),
+        cmocka_unit_test(prevote_stops_term_inflation_of_a_partitioned_node),
+        cmocka_unit_test(without_prevote_a_returning_node_disrupts),
+        cmocka_unit_test(check_quorum_leader_steps_down_when_cut_off),
+        cmocka_unit_test(follower_with_live_leader_ignores_vote_requests),
+        cmocka_unit_test(replication_applies_the_same_entries_everywhere),
+        cmocka_unit_test(divergent_follower_backtracks_with_conflict_hints),
+        cmocka_unit_test(figure8_old_term_entry_is_not_committed_by_count),
+        cmocka_unit_test(current_term_entry_commits_the_older_ones),
+        cmocka_unit_test(restart_keeps_term_vote_and_log),
+    };
+    int failed = cmocka_run_group_tests_name("raft", tests, NULL, NULL);
+    failed += raft_codec_tests();
+    return failed;
+}
