@@ -90,10 +90,11 @@
  * non-zero except from the one frame in flight. So, at the first frame that
  * fails (bad magic, header or body checksum, wrong seq, bad length, a
  * record that does not parse, or the file ends inside it) at offset o:
+ *   - the frame is the segment's first (seq 1, synced before the rename):
+ *     ERR_CORRUPT;
  *   - the rest of the file is zero: normal end of the segment (preallocated
  *     space), in any segment;
- *   - else, in a segment that is not the last one, or when the frame is the
- *     segment's first (written before the rename): ERR_CORRUPT;
+ *   - else, in a segment that is not the last one: ERR_CORRUPT;
  *   - else, if a valid frame with a higher seq starts at any 8-aligned
  *     offset after o (its header checksum is seeded with the segment's
  *     random salt, so entry data cannot forge one): ERR_CORRUPT, because a

@@ -287,9 +287,9 @@ static void rec_put_hs(uint8_t *p, const struct log_hard_state *hs)
 static int fail(struct log *l, int rc)
 {
     ASSERT(rc < 0);
+    /* Not logged here: the node decides (it stops) and logs. */
     if (l->failed == 0) {
         l->failed = rc;
-        LOGE("wal", "write-ahead log failed: %s", err_str(rc));
     }
     return l->failed;
 }
@@ -502,8 +502,9 @@ struct frm {
     uint64_t seq;
 };
 
-/* 1 when a well-formed frame with seq >= min_seq starts at off (records
- * parse too when check_records), 0 when not, < 0 on read errors. */
+/* 1 when a frame with a valid header and body checksum and seq >= min_seq
+ * starts at off (records are checked by frm_records_ok), 0 when not (also
+ * when the file ends inside it), < 0 on read errors. */
 static int frm_parse(struct rd *r, const struct seg *s, uint64_t off,
                      uint64_t min_seq, struct frm *f)
 {
@@ -735,13 +736,7 @@ static int seg_classify_end(struct log *l, struct rd *r, const struct seg *s,
         log__msg(msg, msg_len, "wal: %s: truncate: %s", file, err_str(rc));
         return rc;
     }
-    if (l->o.segment_bytes > off) {
-        rc = prealloc(r->fd, l->o.segment_bytes);
-        if (rc < 0) {
-            log__msg(msg, msg_len, "wal: %s: fallocate: %s", file, err_str(rc));
-            return rc;
-        }
-    }
+    /* seg_scan preallocates the segment again. */
     r->size = off;
     r->blen = 0;
     return 0;
@@ -783,6 +778,14 @@ static int seg_scan(struct log *l, struct rd *r, size_t k, char *msg,
         return rc;
     }
     rc = seg_classify_end(l, r, s, off, seq, is_last, file, msg, msg_len);
+    if (rc == 0 && is_last && r->size < l->o.segment_bytes) {
+        /* A short last segment (copied, or cut by a repair): preallocate
+         * it again so appends do not grow the file. */
+        rc = prealloc(r->fd, l->o.segment_bytes);
+        if (rc < 0) {
+            log__msg(msg, msg_len, "wal: %s: fallocate: %s", file, err_str(rc));
+        }
+    }
     if (rc == 0 && is_last) {
         l->active_size = off;
         l->active_frame_seq = seq - 1;

@@ -564,6 +564,26 @@ static void build_torn_fixture(struct fx *f, char *path, size_t len,
     *end = ends[n - 1];
 }
 
+/* After a repair the bytes past the last whole frame are zero again and
+ * the segment is preallocated again (log.h: nothing non-zero past the end
+ * of the log but the one frame in flight). */
+static void tail_is_clean(const char *seg)
+{
+    static uint8_t b[SEG_SMALL];
+    uint64_t ends[256];
+    size_t n = frame_ends(seg, ends, 256);
+    struct stat st;
+    int fd = open(seg, O_RDONLY);
+    assert_true(fd >= 0 && n > 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, SEG_SMALL);
+    assert_int_equal(pread(fd, b, SEG_SMALL, 0), SEG_SMALL);
+    close(fd);
+    for (uint64_t k = ends[n - 1]; k < SEG_SMALL; k++) {
+        assert_int_equal(b[k], 0);
+    }
+}
+
 static void torn_recovered_log_is_the_previous_frames(struct fx *f,
                                                       const char *dir)
 {
@@ -578,6 +598,11 @@ static void torn_recovered_log_is_the_previous_frames(struct fx *f,
     assert_int_equal(hs.commit, 10);
     check_range(l, 1, 21, term_one);
     log_close(l);
+    {
+        char seg[700];
+        last_seg_path(dir, seg, sizeof(seg));
+        tail_is_clean(seg);
+    }
 }
 
 static void torn_tail_at_every_byte_recovers_previous_frames(void **state)
