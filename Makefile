@@ -58,7 +58,8 @@ LDLIBS := $(PKG_LIBS) -lpthread -lm
 CONV_DIRS := consensus/%
 
 # Module directories, lowest layer first (the include direction).
-MODULES := base consensus/raft consensus/log consensus/kv consensus/lease \
+MODULES := base consensus/raft consensus/log consensus/kv consensus/apply \
+           consensus/lease \
            consensus/watch consensus/auth consensus/transport consensus/node \
            config registry/grpc registry/http registry/services \
            registry/server bench

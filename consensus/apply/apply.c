@@ -1,0 +1,753 @@
+/*
+ * apply.c - committed entries and reads, turned into store calls.
+ *
+ * Happy path of apply_entries(): open one store write handle for the batch;
+ * for each entry decode the envelope (protobuf-c, through our allocator),
+ * convert the etcd request into kv.h's structs (pointers into the decoded
+ * message, arrays in a per-request arena), run it, and if this member
+ * proposed it, encode the response into the batch's output buffer. Commit
+ * the handle with the last entry's index and term; only then hand the
+ * results to the proposer, so no client hears of a write before it is
+ * durable in the store.
+ *
+ * Failure modes: a request's own error (bad key, unknown lease, NOSPACE...)
+ * is its result, the same on every member; an envelope that does not
+ * decode is answered ERR_BAD_REQUEST (it cannot come from our proposers,
+ * but a deterministic answer keeps members equal); a store failure aborts
+ * the batch and is returned: the node stops.
+ */
+#include "consensus/apply/apply_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/arena.h"
+#include "base/assert.h"
+#include "base/buf.h"
+#include "base/limits.h"
+#include "proto/cairn.pb-c.h"
+
+/* protobuf-c allocations go through base/alloc.h (failure injection). */
+static void *pb_alloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    return mem_alloc(size);
+}
+
+static void pb_free(void *ctx, void *p)
+{
+    (void)ctx;
+    mem_free(p);
+}
+
+static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
+
+/* ------------------------------------------------------------- alarms */
+
+static int load_alarm(void *ctx, const void *name, size_t name_len,
+                      const void *value, size_t value_len)
+{
+    struct apply *a = ctx;
+    (void)value;
+    (void)value_len;
+    if (name_len != 9 || a->alarms_count == APPLY_ALARMS_MAX) {
+        return 0; /* not ours, or full: ignore rather than fail start */
+    }
+    a->alarms[a->alarms_count].member_id = be64_get(name);
+    a->alarms[a->alarms_count].type = ((const uint8_t *)name)[8];
+    a->alarms_count++;
+    return 0;
+}
+
+static void alarms_refresh_nospace(struct apply *a)
+{
+    a->nospace = false;
+    for (size_t i = 0; i < a->alarms_count; i++) {
+        if (a->alarms[i].type == ETCDSERVERPB__ALARM_TYPE__NOSPACE) {
+            a->nospace = true;
+        }
+    }
+}
+
+int apply_init(struct apply *a, const struct apply_config *cfg)
+{
+    struct kv_read *rd;
+    int rc;
+    memset(a, 0, sizeof(*a));
+    a->cfg = *cfg;
+    if (a->cfg.min_lease_ttl_s <= 0) {
+        a->cfg.min_lease_ttl_s = 1;
+    }
+    rc = kv_read_begin(cfg->kv, &rd);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = kv_aux_list(rd, KV_AUX_ALARM, load_alarm, a);
+    kv_read_end(rd);
+    alarms_refresh_nospace(a);
+    return rc;
+}
+
+void apply_close(struct apply *a)
+{
+    a->cfg.kv = NULL;
+}
+
+size_t apply_alarms(const struct apply *a, struct apply_alarm *out, size_t cap)
+{
+    for (size_t i = 0; i < a->alarms_count && i < cap; i++) {
+        out[i] = a->alarms[i];
+    }
+    return a->alarms_count;
+}
+
+/* ------------------------------------------------------------ envelope */
+
+int apply_envelope(uint64_t id, uint64_t origin, enum apply_op op,
+                   const uint8_t *req, size_t len, struct buf *out)
+{
+    size_t start = out->len;
+    int rc = buf_reserve(out, len + 32);
+    if (rc == 0) {
+        rc = buf_append_u8(out, 1 << 3 | 0); /* id */
+    }
+    if (rc == 0) {
+        rc = buf_append_varint(out, id);
+    }
+    if (rc == 0) {
+        rc = buf_append_u8(out, 2 << 3 | 0); /* origin */
+    }
+    if (rc == 0) {
+        rc = buf_append_varint(out, origin);
+    }
+    if (rc == 0) {
+        rc = buf_append_u8(out, (uint8_t)((uint32_t)op << 3 | 2));
+    }
+    if (rc == 0) {
+        rc = buf_append_varint(out, len);
+    }
+    if (rc == 0) {
+        rc = buf_append(out, req, len);
+    }
+    if (rc != 0) {
+        out->len = start;
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------- request conversion */
+
+static void range_from_pb(const Etcdserverpb__RangeRequest *p,
+                          struct kv_range_req *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->key = p->key.data;
+    r->key_len = p->key.len;
+    r->range_end = p->range_end.data;
+    r->range_end_len = p->range_end.len;
+    r->limit = p->limit;
+    r->revision = p->revision;
+    r->sort_order = (enum kv_sort_order)p->sort_order;
+    r->sort_target = (enum kv_sort_target)p->sort_target;
+    r->keys_only = p->keys_only;
+    r->count_only = p->count_only;
+    r->min_mod_revision = p->min_mod_revision;
+    r->max_mod_revision = p->max_mod_revision;
+    r->min_create_revision = p->min_create_revision;
+    r->max_create_revision = p->max_create_revision;
+}
+
+static void put_from_pb(const Etcdserverpb__PutRequest *p, struct kv_put_req *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->key = p->key.data;
+    r->key_len = p->key.len;
+    r->value = p->value.data;
+    r->value_len = p->value.len;
+    r->lease = p->lease;
+    r->prev_kv = p->prev_kv;
+    r->ignore_value = p->ignore_value;
+    r->ignore_lease = p->ignore_lease;
+}
+
+static void delete_from_pb(const Etcdserverpb__DeleteRangeRequest *p,
+                           struct kv_delete_req *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->key = p->key.data;
+    r->key_len = p->key.len;
+    r->range_end = p->range_end.data;
+    r->range_end_len = p->range_end.len;
+    r->prev_kv = p->prev_kv;
+}
+
+/* etcd reads the compare's operand from the union member that matches the
+ * target; a mismatched or missing operand is zero (or empty). */
+static int compare_from_pb(const Etcdserverpb__Compare *p, struct kv_compare *c)
+{
+    static const int want[] = {
+        [ETCDSERVERPB__COMPARE__COMPARE_TARGET__VERSION] =
+            ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION,
+        [ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE] =
+            ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION,
+        [ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD] =
+            ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION,
+        [ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE] =
+            ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE,
+        [ETCDSERVERPB__COMPARE__COMPARE_TARGET__LEASE] =
+            ETCDSERVERPB__COMPARE__TARGET_UNION_LEASE,
+    };
+    memset(c, 0, sizeof(*c));
+    if ((unsigned)p->target > ETCDSERVERPB__COMPARE__COMPARE_TARGET__LEASE ||
+        (unsigned)p->result >
+            ETCDSERVERPB__COMPARE__COMPARE_RESULT__NOT_EQUAL) {
+        return ERR_BAD_COMPARE;
+    }
+    c->result = (enum kv_cmp_result)p->result;
+    c->target = (enum kv_cmp_target)p->target;
+    c->key = p->key.data;
+    c->key_len = p->key.len;
+    c->range_end = p->range_end.data;
+    c->range_end_len = p->range_end.len;
+    if ((int)p->target_union_case != want[p->target]) {
+        return 0;
+    }
+    if (p->target == ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE) {
+        c->value = p->value.data;
+        c->value_len = p->value.len;
+    } else {
+        c->number = p->version; /* every int64 member shares the slot */
+    }
+    return 0;
+}
+
+static int txn_from_pb(struct arena *ar, const Etcdserverpb__TxnRequest *p,
+                       struct kv_txn_req *t, int depth);
+
+static int ops_from_pb(struct arena *ar, Etcdserverpb__RequestOp **ops,
+                       size_t n, const struct kv_op **out, int depth)
+{
+    struct kv_op *v = arena_calloc(ar, n == 0 ? 1 : n, sizeof(*v));
+    if (v == NULL) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Etcdserverpb__RequestOp *o = ops[i];
+        switch (o->request_case) {
+        case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE:
+            v[i].type = KV_OP_RANGE;
+            range_from_pb(o->request_range, &v[i].u.range);
+            break;
+        case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT:
+            v[i].type = KV_OP_PUT;
+            put_from_pb(o->request_put, &v[i].u.put);
+            break;
+        case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE:
+            v[i].type = KV_OP_DELETE;
+            delete_from_pb(o->request_delete_range, &v[i].u.del);
+            break;
+        case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN: {
+            struct kv_txn_req *sub = arena_calloc(ar, 1, sizeof(*sub));
+            int rc;
+            if (sub == NULL) {
+                return -ENOMEM;
+            }
+            rc = txn_from_pb(ar, o->request_txn, sub, depth + 1);
+            if (rc != 0) {
+                return rc;
+            }
+            v[i].type = KV_OP_TXN;
+            v[i].u.txn = sub;
+            break;
+        }
+        default:
+            return ERR_KEY_NOT_FOUND; /* etcd: an empty op */
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+static int txn_from_pb(struct arena *ar, const Etcdserverpb__TxnRequest *p,
+                       struct kv_txn_req *t, int depth)
+{
+    struct kv_compare *cmps;
+    int rc;
+    if (depth > APPLY_TXN_DEPTH_MAX) {
+        return ERR_LIMIT;
+    }
+    memset(t, 0, sizeof(*t));
+    cmps =
+        arena_calloc(ar, p->n_compare == 0 ? 1 : p->n_compare, sizeof(*cmps));
+    if (cmps == NULL) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < p->n_compare; i++) {
+        rc = compare_from_pb(p->compare[i], &cmps[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    t->compares = cmps;
+    t->compares_count = p->n_compare;
+    rc = ops_from_pb(ar, p->success, p->n_success, &t->success, depth);
+    if (rc == 0) {
+        rc = ops_from_pb(ar, p->failure, p->n_failure, &t->failure, depth);
+    }
+    t->success_count = p->n_success;
+    t->failure_count = p->n_failure;
+    return rc;
+}
+
+bool apply_txn_writes(const Etcdserverpb__TxnRequest *p)
+{
+    Etcdserverpb__RequestOp **lists[2] = {p->success, p->failure};
+    size_t counts[2] = {p->n_success, p->n_failure};
+    for (int l = 0; l < 2; l++) {
+        for (size_t i = 0; i < counts[l]; i++) {
+            const Etcdserverpb__RequestOp *o = lists[l][i];
+            if (o->request_case ==
+                    ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT ||
+                o->request_case ==
+                    ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE) {
+                return true;
+            }
+            if (o->request_case ==
+                    ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN &&
+                apply_txn_writes(o->request_txn)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------- requests */
+
+struct run {
+    struct apply *a;
+    struct kv_write *wr;
+    struct pb_header hdr;
+    struct buf *out; /* response bytes, when the proposer is this member */
+    int64_t rev;     /* store revision after the request */
+};
+
+static int run_put(struct run *r, const Etcdserverpb__PutRequest *p)
+{
+    struct kv_put_req req;
+    struct kv_put_resp resp;
+    struct kv_result res = {0};
+    int rc;
+    if (r->a->nospace) {
+        return ERR_NOSPACE;
+    }
+    put_from_pb(p, &req);
+    rc = kv_put(r->wr, &req, &res, &resp, &r->rev);
+    if (rc == 0 && r->out != NULL) {
+        r->hdr.revision = r->rev;
+        rc = pb_put_encode(&r->hdr, &resp, r->out);
+    }
+    kv_result_free(&res);
+    return rc;
+}
+
+static int run_delete(struct run *r, const Etcdserverpb__DeleteRangeRequest *p)
+{
+    struct kv_delete_req req;
+    struct kv_delete_resp resp;
+    struct kv_result res = {0};
+    int rc;
+    delete_from_pb(p, &req);
+    rc = kv_delete(r->wr, &req, &res, &resp, &r->rev);
+    if (rc == 0 && r->out != NULL) {
+        r->hdr.revision = r->rev;
+        rc = pb_delete_encode(&r->hdr, &resp, r->out);
+    }
+    kv_result_free(&res);
+    return rc;
+}
+
+static int run_txn(struct run *r, const Etcdserverpb__TxnRequest *p)
+{
+    struct arena ar;
+    struct kv_txn_req req;
+    struct kv_txn_resp resp;
+    struct kv_result res = {0};
+    int64_t start = kv_write_rev(r->wr);
+    int rc;
+
+    if (r->a->nospace && apply_txn_writes(p)) {
+        return ERR_NOSPACE;
+    }
+    arena_init(&ar, 0);
+    rc = txn_from_pb(&ar, p, &req, 0);
+    if (rc == 0) {
+        rc = kv_txn(r->wr, &req, &res, &resp, &r->rev);
+    }
+    if (rc == 0 && r->out != NULL) {
+        r->hdr.revision = r->rev;
+        rc = pb_txn_encode(&r->hdr, &resp, start, r->out);
+    }
+    kv_result_free(&res);
+    arena_free(&ar);
+    return rc;
+}
+
+static int run_compaction(struct run *r,
+                          const Etcdserverpb__CompactionRequest *p)
+{
+    int rc = kv_compact(r->wr, p->revision);
+    r->rev = kv_write_rev(r->wr);
+    if (rc == 0 && r->out != NULL) {
+        r->hdr.revision = r->rev;
+        rc = pb_header_only_encode(&r->hdr, r->out);
+    }
+    return rc;
+}
+
+static int run_lease_grant(struct run *r,
+                           const Etcdserverpb__LeaseGrantRequest *p,
+                           const struct apply_hooks *h)
+{
+    int64_t ttl = p->ttl;
+    int rc;
+    if (r->a->nospace) {
+        return ERR_NOSPACE;
+    }
+    if (ttl > APPLY_LEASE_TTL_MAX) {
+        return ERR_LEASE_TTL_TOO_LARGE;
+    }
+    if (p->id <= 0) {
+        return ERR_BAD_REQUEST; /* the proposer picks the ID */
+    }
+    if (ttl < r->a->cfg.min_lease_ttl_s) {
+        ttl = r->a->cfg.min_lease_ttl_s;
+    }
+    rc = kv_lease_grant(r->wr, p->id, ttl);
+    r->rev = kv_write_rev(r->wr);
+    if (rc == 0 && h->on_lease != NULL) {
+        h->on_lease(h->ctx, p->id, ttl, false);
+    }
+    if (rc == 0 && r->out != NULL) {
+        r->hdr.revision = r->rev;
+        rc = pb_lease_grant_encode(&r->hdr, p->id, ttl, r->out);
+    }
+    return rc;
+}
+
+static int run_lease_revoke(struct run *r,
+                            const Etcdserverpb__LeaseRevokeRequest *p,
+                            const struct apply_hooks *h)
+{
+    int rc = kv_lease_revoke(r->wr, p->id, &r->rev);
+    if (rc == 0 && h->on_lease != NULL) {
+        h->on_lease(h->ctx, p->id, 0, false);
+    }
+    if (rc == 0 && r->out != NULL) {
+        r->hdr.revision = r->rev;
+        rc = pb_header_only_encode(&r->hdr, r->out);
+    }
+    return rc;
+}
+
+static int run_lease_checkpoint(struct run *r,
+                                const Etcdserverpb__LeaseCheckpointRequest *p,
+                                const struct apply_hooks *h)
+{
+    for (size_t i = 0; i < p->n_checkpoints; i++) {
+        const Etcdserverpb__LeaseCheckpoint *c = p->checkpoints[i];
+        int rc = kv_lease_checkpoint(r->wr, c->id, c->remaining_ttl);
+        if (rc == ERR_LEASE_NOT_FOUND) {
+            continue; /* revoked meanwhile: nothing to keep */
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        if (h->on_lease != NULL) {
+            h->on_lease(h->ctx, c->id, c->remaining_ttl, true);
+        }
+    }
+    r->rev = kv_write_rev(r->wr);
+    if (r->out != NULL) {
+        r->hdr.revision = r->rev;
+        return pb_header_only_encode(&r->hdr, r->out);
+    }
+    return 0;
+}
+
+static int alarm_find(const struct apply *a, uint64_t member, int type)
+{
+    for (size_t i = 0; i < a->alarms_count; i++) {
+        if (a->alarms[i].member_id == member && a->alarms[i].type == type) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static int run_alarm(struct run *r, const Etcdserverpb__AlarmRequest *p)
+{
+    struct apply *a = r->a;
+    struct apply_alarm hit[APPLY_ALARMS_MAX];
+    size_t hits = 0;
+    uint8_t name[9];
+    int type = (int)p->alarm;
+    int rc = 0;
+
+    be64_put(name, p->memberid);
+    name[8] = (uint8_t)type;
+    switch (p->action) {
+    case ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET:
+        for (size_t i = 0; i < a->alarms_count; i++) {
+            if (type == ETCDSERVERPB__ALARM_TYPE__NONE ||
+                a->alarms[i].type == type) {
+                hit[hits++] = a->alarms[i];
+            }
+        }
+        break;
+    case ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE:
+        if (type != ETCDSERVERPB__ALARM_TYPE__NOSPACE &&
+            type != ETCDSERVERPB__ALARM_TYPE__CORRUPT) {
+            return ERR_BAD_REQUEST;
+        }
+        if (alarm_find(a, p->memberid, type) < 0) {
+            if (a->alarms_count == APPLY_ALARMS_MAX) {
+                return ERR_LIMIT;
+            }
+            rc = kv_aux_put(r->wr, KV_AUX_ALARM, name, sizeof(name), "", 0);
+            if (rc != 0) {
+                return rc;
+            }
+            a->alarms[a->alarms_count].member_id = p->memberid;
+            a->alarms[a->alarms_count].type = type;
+            a->alarms_count++;
+        }
+        hit[hits].member_id = p->memberid;
+        hit[hits++].type = type;
+        break;
+    case ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__DEACTIVATE: {
+        int i = alarm_find(a, p->memberid, type);
+        if (i >= 0) {
+            rc = kv_aux_delete(r->wr, KV_AUX_ALARM, name, sizeof(name));
+            if (rc != 0 && rc != ERR_NOT_FOUND) {
+                return rc;
+            }
+            hit[hits++] = a->alarms[i];
+            a->alarms[i] = a->alarms[--a->alarms_count];
+        }
+        rc = 0;
+        break;
+    }
+    default:
+        return ERR_BAD_REQUEST;
+    }
+    alarms_refresh_nospace(a);
+    r->rev = kv_write_rev(r->wr);
+    if (r->out != NULL) {
+        r->hdr.revision = r->rev;
+        rc = pb_alarm_encode(&r->hdr, hit, hits, r->out);
+    }
+    return rc;
+}
+
+static int run_request(struct run *r, const Cairnpb__InternalRequest *req,
+                       const struct apply_hooks *h)
+{
+    switch (req->request_case) {
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_PUT:
+        return run_put(r, req->put);
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE:
+        return run_delete(r, req->delete_range);
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_TXN:
+        return run_txn(r, req->txn);
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_COMPACTION:
+        return run_compaction(r, req->compaction);
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_LEASE_GRANT:
+        return run_lease_grant(r, req->lease_grant, h);
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_LEASE_REVOKE:
+        return run_lease_revoke(r, req->lease_revoke, h);
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_LEASE_CHECKPOINT:
+        return run_lease_checkpoint(r, req->lease_checkpoint, h);
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_ALARM:
+        return run_alarm(r, req->alarm);
+    default:
+        return ERR_BAD_REQUEST;
+    }
+}
+
+/* ------------------------------------------------------------ batches */
+
+/* A result waiting for the commit; its bytes are out[off..off+len). */
+struct pending {
+    uint64_t id;
+    enum apply_op op;
+    int err;
+    int64_t revision;
+    size_t off;
+    size_t len;
+};
+
+/* A store error that is not the request's own fault stops the batch. */
+static bool is_store_failure(int rc)
+{
+    return rc == ERR_FAILED || rc == ERR_CORRUPT || rc == -EIO ||
+           rc == -ENOSPC || rc == -ENOMEM || rc == -EROFS;
+}
+
+static int apply_one(struct apply *a, struct kv_write *wr,
+                     const struct raft_entry *e, uint64_t raft_term,
+                     const struct apply_hooks *h, struct buf *out,
+                     struct pending *p, bool *has_result)
+{
+    Cairnpb__InternalRequest *req;
+    struct run r = {.a = a, .wr = wr};
+    int rc;
+
+    *has_result = false;
+    req = cairnpb__internal_request__unpack(&pb_allocator, e->len, e->data);
+    if (req == NULL) {
+        return 0; /* undecodable: no proposer can be waiting on it */
+    }
+    r.hdr.cluster_id = a->cfg.cluster_id;
+    r.hdr.member_id = a->cfg.member_id;
+    r.hdr.raft_term = raft_term;
+    r.out = req->origin == a->cfg.member_id ? out : NULL;
+    size_t off = out->len;
+    rc = run_request(&r, req, h);
+    if (r.rev == 0) {
+        r.rev = kv_write_rev(wr);
+    }
+    if (r.out != NULL) {
+        *has_result = true;
+        p->id = req->id;
+        p->op = (enum apply_op)req->request_case;
+        p->err = rc;
+        p->revision = r.rev;
+        p->off = off;
+        p->len = rc == 0 ? out->len - off : 0;
+        if (rc != 0) {
+            out->len = off; /* drop a half-written response */
+        }
+    }
+    cairnpb__internal_request__free_unpacked(req, &pb_allocator);
+    return is_store_failure(rc) ? rc : 0;
+}
+
+int apply_entries(struct apply *a, const struct raft_entry *ents, size_t n,
+                  uint64_t raft_term, const struct apply_hooks *hooks)
+{
+    struct kv_write *wr;
+    struct buf out;
+    struct pending *pend;
+    size_t pend_count = 0;
+    uint64_t applied;
+    uint64_t applied_term;
+    int rc;
+
+    ASSERT(a->cfg.kv != NULL);
+    if (n == 0) {
+        return 0;
+    }
+    kv_applied(a->cfg.kv, &applied, &applied_term);
+    if (ents[n - 1].index <= applied) {
+        return 0; /* the whole batch is already in the store (replay) */
+    }
+    pend = mem_calloc(n, sizeof(*pend));
+    if (pend == NULL) {
+        return -ENOMEM;
+    }
+    buf_init(&out, 0);
+    rc = kv_write_begin(a->cfg.kv, hooks->on_event, hooks->ctx, &wr);
+    if (rc != 0) {
+        mem_free(pend);
+        return rc;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct raft_entry *e = &ents[i];
+        bool has = false;
+        if (e->index <= applied) {
+            continue;
+        }
+        if (e->type == RAFT_ENTRY_NORMAL) {
+            rc = apply_one(a, wr, e, raft_term, hooks, &out, &pend[pend_count],
+                           &has);
+            pend_count += has ? 1 : 0;
+        } else if (e->type == RAFT_ENTRY_CONF && hooks->on_conf != NULL) {
+            rc = hooks->on_conf(hooks->ctx, wr, e);
+        }
+    }
+    if (rc != 0) {
+        kv_write_abort(wr);
+    } else {
+        rc = kv_write_commit(wr, ents[n - 1].index, ents[n - 1].term);
+    }
+    for (size_t i = 0; rc == 0 && i < pend_count; i++) {
+        struct apply_result res = {
+            .id = pend[i].id,
+            .op = pend[i].op,
+            .err = pend[i].err,
+            .revision = pend[i].revision,
+            .resp = pend[i].len > 0 ? out.data + pend[i].off : NULL,
+            .resp_len = pend[i].len,
+        };
+        if (hooks->on_result != NULL) {
+            hooks->on_result(hooks->ctx, &res);
+        }
+    }
+    buf_free(&out);
+    mem_free(pend);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- reads */
+
+int apply_range(struct apply *a, struct kv_read *rd,
+                const Etcdserverpb__RangeRequest *req, uint64_t raft_term,
+                struct buf *out)
+{
+    struct kv_range_req r;
+    struct kv_range_resp resp;
+    struct kv_result res = {0};
+    struct pb_header h = {.cluster_id = a->cfg.cluster_id,
+                          .member_id = a->cfg.member_id,
+                          .revision = kv_read_rev(rd),
+                          .raft_term = raft_term};
+    int rc;
+    range_from_pb(req, &r);
+    rc = kv_range(rd, &r, &res, &resp);
+    if (rc == 0) {
+        rc = pb_range_encode(&h, &resp, out);
+    }
+    kv_result_free(&res);
+    return rc;
+}
+
+int apply_txn_read(struct apply *a, struct kv_read *rd,
+                   const Etcdserverpb__TxnRequest *req, uint64_t raft_term,
+                   struct buf *out)
+{
+    struct arena ar;
+    struct kv_txn_req t;
+    struct kv_txn_resp resp;
+    struct kv_result res = {0};
+    struct pb_header h = {.cluster_id = a->cfg.cluster_id,
+                          .member_id = a->cfg.member_id,
+                          .revision = kv_read_rev(rd),
+                          .raft_term = raft_term};
+    int rc;
+    if (apply_txn_writes(req)) {
+        return ERR_INVALID;
+    }
+    arena_init(&ar, 0);
+    rc = txn_from_pb(&ar, req, &t, 0);
+    if (rc == 0) {
+        rc = kv_txn_read(rd, &t, &res, &resp);
+    }
+    if (rc == 0) {
+        rc = pb_txn_encode(&h, &resp, h.revision, out);
+    }
+    kv_result_free(&res);
+    arena_free(&ar);
+    return rc;
+}

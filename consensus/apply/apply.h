@@ -1,0 +1,165 @@
+/*
+ * apply.h - executes etcd requests against the store.
+ *
+ * Does:     the one place where an etcd request (a protobuf-c message of
+ *           proto/rpc.proto) becomes store calls and the store's answer
+ *           becomes an etcd response. Writes arrive as committed Raft entries
+ *           carrying a cairnpb.InternalRequest (built by apply_envelope);
+ *           reads (Range, read-only Txn) are served on a store read handle.
+ *           Responses are encoded here, straight from the store's results,
+ *           into the exact bytes etcd would send.
+ * Owns:     its struct and the nospace state; borrows the kv.
+ * Threads:  apply_entries() runs on the store's single writer thread (the
+ *           apply thread); the read functions run on any thread, each on its
+ *           own read handle.
+ * Borrowed: every pointer handed to a hook lives until the hook returns.
+ * Errors:   a request that fails (bad key, compacted revision, unknown lease,
+ *           NOSPACE, ...) is not an error of apply_entries: its result
+ *           carries the code, and every member reaches the same verdict from
+ *           the same log. apply_entries itself fails only when the store
+ *           does (I/O, ERR_FAILED, -ENOMEM while committing): the node must
+ *           then stop, because applying must never skip an entry.
+ * Limits:   nested txn depth LIMIT_TXN_DEPTH; a response is built in memory
+ *           (range answers bounded by LIMIT_RANGE_RESULT_BYTES in kv).
+ * Not here: proposing, waiting and matching answers to callers (node),
+ *           permission checks (auth, before proposing), lease timers (lease;
+ *           told through hooks), watch fan-out (watch; told through the
+ *           event hook).
+ *
+ * Deterministic: the result of an entry depends only on the store's state
+ * and the entry, never on the member, the clock or the proposer. Lease IDs
+ * and TTLs are therefore fixed before proposing (the API layer picks an ID
+ * when the client leaves it 0) and checked again here.
+ *
+ * Envelope (cairnpb.InternalRequest, proto/cairn.proto): field 1 id
+ * (varint), field 2 origin member (varint), then exactly one of fields
+ * 4..11 holding the etcd request's bytes unchanged (enum apply_op). The
+ * proposer writes the envelope around the client's bytes; nothing is
+ * re-encoded.
+ */
+#ifndef CAIRN_CONSENSUS_APPLY_H
+#define CAIRN_CONSENSUS_APPLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "consensus/kv/kv.h"
+#include "consensus/raft/raft.h"
+#include "proto/rpc.pb-c.h"
+
+struct buf;
+
+/* Field numbers in cairnpb.InternalRequest. */
+enum apply_op {
+    APPLY_PUT = 4,
+    APPLY_DELETE_RANGE = 5,
+    APPLY_TXN = 6,
+    APPLY_COMPACTION = 7,
+    APPLY_LEASE_GRANT = 8,
+    APPLY_LEASE_REVOKE = 9,
+    APPLY_LEASE_CHECKPOINT = 10,
+    APPLY_ALARM = 11,
+};
+
+/* Lease bounds, as etcd: TTLs below the minimum are raised to it. */
+#define APPLY_LEASE_TTL_MAX ((int64_t)9000000000)
+
+struct apply_config {
+    struct kv *kv;           /* borrowed until apply_close */
+    uint64_t cluster_id;     /* response headers */
+    uint64_t member_id;      /* response headers; origin of local requests */
+    int64_t min_lease_ttl_s; /* etcd: ceil(1.5 * election timeout), >= 1 */
+};
+
+/* One answered request, for the member that proposed it. */
+struct apply_result {
+    uint64_t id; /* the envelope's id */
+    enum apply_op op;
+    int err;             /* 0 or the request's error (ERR_*) */
+    int64_t revision;    /* store revision after the request */
+    const uint8_t *resp; /* encoded etcd response (with header) when err 0 */
+    size_t resp_len;
+};
+
+/* What the applier tells the rest of the node, all on the apply thread. */
+struct apply_hooks {
+    void *ctx;
+    /* Every store event of every request, in order (for watchers). */
+    kv_event_cb on_event;
+    /* The answer to a request this member proposed (origin == member_id). */
+    void (*on_result)(void *ctx, const struct apply_result *res);
+    /* Lease changes for the lease timers: ttl > 0 granted (or checkpointed
+     * with remaining = ttl when checkpoint is true), ttl 0 revoked. */
+    void (*on_lease)(void *ctx, int64_t id, int64_t ttl, bool checkpoint);
+    /* A RAFT_ENTRY_CONF entry: the node records membership in the same
+     * write handle (kv_aux_put). May be NULL. Returning an error fails the
+     * whole batch (as an I/O error would). */
+    int (*on_conf)(void *ctx, struct kv_write *wr, const struct raft_entry *e);
+};
+
+#define APPLY_ALARMS_MAX 64
+
+/* One raised alarm (etcdserverpb.AlarmMember). */
+struct apply_alarm {
+    uint64_t member_id;
+    int type; /* etcdserverpb.AlarmType: 1 NOSPACE, 2 CORRUPT */
+};
+
+struct apply {
+    struct apply_config cfg;
+    /* Raised alarms, mirrored from the store's alarm table. */
+    struct apply_alarm alarms[APPLY_ALARMS_MAX];
+    size_t alarms_count;
+    bool nospace; /* a NOSPACE alarm is raised: writes are refused */
+};
+
+/* Set up; reads the alarm table to restore the nospace state. */
+int apply_init(struct apply *a, const struct apply_config *cfg);
+void apply_close(struct apply *a);
+
+/* Write the envelope for the etcd request req[0..len) (already validated by
+ * the caller) into out (appended). Errors: ERR_LIMIT / -ENOMEM from out. */
+int apply_envelope(uint64_t id, uint64_t origin, enum apply_op op,
+                   const uint8_t *req, size_t len, struct buf *out);
+
+/* Apply committed entries in one store write handle and commit it with the
+ * last entry's index and term. Entries of type EMPTY only advance the
+ * applied index; CONF goes to hooks->on_conf; NORMAL entries are decoded and
+ * executed, and the proposer's results reported through hooks->on_result
+ * (after the batch is committed, so an answer never runs ahead of
+ * durability). raft_term goes into response headers. Entries at or below
+ * the store's applied index are skipped (replay after restart). */
+int apply_entries(struct apply *a, const struct raft_entry *ents, size_t n,
+                  uint64_t raft_term, const struct apply_hooks *hooks);
+
+/* Serve a Range on a read handle: the encoded RangeResponse (header with
+ * the read handle's revision) is appended to out. Errors: the request's
+ * (ERR_COMPACTED, ERR_FUTURE_REV, ERR_KEY_NOT_PROVIDED, ERR_LIMIT, ...). */
+int apply_range(struct apply *a, struct kv_read *rd,
+                const Etcdserverpb__RangeRequest *req, uint64_t raft_term,
+                struct buf *out);
+
+/* Serve a read-only Txn on a read handle (ERR_INVALID if it writes). */
+int apply_txn_read(struct apply *a, struct kv_read *rd,
+                   const Etcdserverpb__TxnRequest *req, uint64_t raft_term,
+                   struct buf *out);
+
+/* True if a TxnRequest (decoded) writes anything, nested txns included. */
+bool apply_txn_writes(const Etcdserverpb__TxnRequest *req);
+
+/* Copy of the raised alarms (at most cap); returns how many there are. */
+size_t apply_alarms(const struct apply *a, struct apply_alarm *out, size_t cap);
+
+/* Check, before decoding untrusted bytes with protobuf-c (whose decoder
+ * recurses without a bound), that a TxnRequest nests at most max_depth
+ * txns. Walks the wire format only. Returns 0, ERR_LIMIT (too deep) or
+ * ERR_BAD_REQUEST (malformed). */
+int apply_txn_depth_check(const uint8_t *p, size_t len, int max_depth);
+
+/* Encode one KeyValue message (mvccpb.KeyValue) into out; used by watch
+ * responses too. */
+int apply_encode_kv(const struct kv_kv *kv, struct buf *out);
+size_t apply_kv_size(const struct kv_kv *kv);
+
+#endif
