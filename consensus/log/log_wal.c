@@ -688,9 +688,9 @@ static int seg_apply_header(struct log *l, size_t k, const char *file,
 
 /* After the last good frame at off: normal end, torn tail or corruption
  * (the rules are in log.h). Repairs a torn tail of the last segment. */
-static int seg_classify_end(struct log *l, struct rd *r, const struct seg *s,
-                            uint64_t off, uint64_t seq, int is_last,
-                            const char *file, char *msg, size_t msg_len)
+static int seg_classify_end(struct rd *r, const struct seg *s, uint64_t off,
+                            uint64_t seq, int is_last, const char *file,
+                            char *msg, size_t msg_len)
 {
     int zero;
     int rc;
@@ -777,7 +777,7 @@ static int seg_scan(struct log *l, struct rd *r, size_t k, char *msg,
         }
         return rc;
     }
-    rc = seg_classify_end(l, r, s, off, seq, is_last, file, msg, msg_len);
+    rc = seg_classify_end(r, s, off, seq, is_last, file, msg, msg_len);
     if (rc == 0 && is_last && r->size < l->o.segment_bytes) {
         /* A short last segment (copied, or cut by a repair): preallocate
          * it again so appends do not grow the file. */
