@@ -448,15 +448,18 @@ static int rd_get(struct rd *r, uint64_t off, size_t len, const uint8_t **p)
         return 0;
     }
     if (len > r->cap) {
+        /* At least a chunk, so that small frames are read many at once. */
+        size_t cap = len > RD_CHUNK ? len : RD_CHUNK;
         uint8_t *nb;
         ASSERT(len <= FRM_BODY_HARD_MAX + FRM_HDR);
-        nb = mem_alloc(len);
+        nb = mem_alloc(cap);
         if (nb == NULL) {
             return -ENOMEM;
         }
         mem_free(r->buf);
         r->buf = nb;
-        r->cap = len;
+        r->cap = cap;
+        r->blen = 0;
     }
     want = r->cap;
     if (want > r->size - off) {
