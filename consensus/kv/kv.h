@@ -108,6 +108,8 @@ struct kv_options {
     uint32_t max_txn_ops; /* 0: LIMIT_TXN_OPS default (128) */
     uint32_t max_readers; /* 0: 126 */
     enum kv_sync_mode sync;
+    uint64_t value_bytes_max;        /* 0: LIMIT_VALUE_BYTES default */
+    uint64_t range_result_bytes_max; /* 0: LIMIT_RANGE_RESULT_BYTES default */
 };
 
 /* One key's record at some revision. In read results the byte pointers are

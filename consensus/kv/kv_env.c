@@ -1,0 +1,696 @@
+/*
+ * kv_env.c - the LMDB environment: open, lock, meta records, read handles,
+ * sizes, sync, and the whole-file operations (snapshot, install, defrag).
+ *
+ * Open takes an flock() on <dir>/LOCK before LMDB touches anything, so a
+ * second process (or a second open in this one) gets ERR_LOCKED instead of
+ * sharing the environment. The map is sized from the quota plus headroom:
+ * puts stop at the quota (kv__quota) while deletes, compaction and lease
+ * revokes, which also allocate pages, still have room to run.
+ *
+ * Defrag and install write a compacted copy next to data.mdb, fsync it,
+ * rename it over data.mdb and fsync the directory, then reopen: a crash
+ * leaves either the old file or the new one, each whole.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
+#include "consensus/kv/kv_int.h"
+
+#define MAP_HEADROOM_MIN ((uint64_t)64 << 20)
+#define PATH_MAX_KV      4096
+
+static const char *const dbi_names[KV_DBI__COUNT] = {
+    [KV_DBI_META] = "meta", [KV_DBI_REV] = "rev",     [KV_DBI_INDEX] = "index",
+    [KV_DBI_LIVE] = "live", [KV_DBI_LEASE] = "lease", [KV_DBI_LKEYS] = "lkeys",
+    [KV_DBI_AUX] = "aux",
+};
+
+static const unsigned dbi_flags[KV_DBI__COUNT] = {
+    [KV_DBI_INDEX] = MDB_DUPSORT | MDB_DUPFIXED,
+    [KV_DBI_LKEYS] = MDB_DUPSORT,
+};
+
+static int path_join(char *out, size_t cap, const char *dir, const char *name)
+{
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap) {
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
+static int opts_fill(const struct kv_options *in, struct kv_options *o)
+{
+    if (in != NULL) {
+        *o = *in;
+    } else {
+        memset(o, 0, sizeof(*o));
+    }
+    if (o->quota_bytes == 0) {
+        o->quota_bytes = limits_default(LIMIT_QUOTA_BACKEND_BYTES);
+    }
+    if (o->max_txn_ops == 0) {
+        o->max_txn_ops = (uint32_t)limits_default(LIMIT_TXN_OPS);
+    }
+    if (o->max_readers == 0) {
+        o->max_readers = KV_READERS_DEFAULT;
+    }
+    if (o->value_bytes_max == 0) {
+        o->value_bytes_max = limits_default(LIMIT_VALUE_BYTES);
+    }
+    if (o->range_result_bytes_max == 0) {
+        o->range_result_bytes_max = limits_default(LIMIT_RANGE_RESULT_BYTES);
+    }
+    if (o->quota_bytes > limits_hard_max(LIMIT_QUOTA_BACKEND_BYTES) ||
+        o->max_txn_ops > limits_hard_max(LIMIT_TXN_OPS) ||
+        o->value_bytes_max > limits_hard_max(LIMIT_VALUE_BYTES) ||
+        o->range_result_bytes_max > limits_hard_max(LIMIT_RANGE_RESULT_BYTES) ||
+        o->max_readers > 65536) {
+        return ERR_LIMIT;
+    }
+    if ((unsigned)o->sync > KV_SYNC_NONE) {
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
+static unsigned env_flags(const struct kv *kv)
+{
+    /* MDB_NOTLS: read txns are not tied to threads (handles are pooled and
+     * may end on another thread). MDB_NORDAHEAD: reads are point lookups
+     * and short cursor walks; readahead only evicts useful pages once the
+     * file outgrows RAM. */
+    unsigned f = MDB_NOTLS | MDB_NORDAHEAD;
+    switch (kv->opts.sync) {
+    case KV_SYNC_META_LAZY:
+        f |= MDB_NOMETASYNC;
+        break;
+    case KV_SYNC_FULL:
+        break;
+    case KV_SYNC_NONE:
+        f |= MDB_NOSYNC;
+        break;
+    }
+    return f;
+}
+
+static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name, MDB_val *out)
+{
+    MDB_val k = {strlen(name), (void *)name};
+    return mdb_get(txn, dbi, &k, out);
+}
+
+static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name, const void *p,
+                    size_t n)
+{
+    MDB_val k = {strlen(name), (void *)name};
+    MDB_val v = {n, (void *)p};
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+int kv__read_meta(MDB_txn *txn, MDB_dbi m, int64_t *rev, int64_t *compact,
+                  uint64_t *index, uint64_t *term)
+{
+    MDB_val v;
+    int rc = meta_get(txn, m, "rev", &v);
+    if (rc != 0 || v.mv_size != 8) {
+        return rc != 0 && rc != MDB_NOTFOUND ? kv__mdb_err(rc) : ERR_CORRUPT;
+    }
+    *rev = (int64_t)be64_get(v.mv_data);
+    rc = meta_get(txn, m, "compact", &v);
+    if (rc != 0 || v.mv_size != 8) {
+        return rc != 0 && rc != MDB_NOTFOUND ? kv__mdb_err(rc) : ERR_CORRUPT;
+    }
+    *compact = (int64_t)be64_get(v.mv_data);
+    if (*rev < 1 || *compact < 0 || *compact > *rev) {
+        return ERR_CORRUPT;
+    }
+    if (index != NULL) {
+        rc = meta_get(txn, m, "applied", &v);
+        if (rc != 0 || v.mv_size != 16) {
+            return rc != 0 && rc != MDB_NOTFOUND ? kv__mdb_err(rc)
+                                                 : ERR_CORRUPT;
+        }
+        *index = be64_get(v.mv_data);
+        *term = be64_get((const uint8_t *)v.mv_data + 8);
+    }
+    return 0;
+}
+
+/* Check magic and version of an environment whose meta dbi is open. */
+static int check_magic(MDB_txn *txn, MDB_dbi meta)
+{
+    MDB_val v;
+    int rc = meta_get(txn, meta, "magic", &v);
+    if (rc == MDB_NOTFOUND ||
+        (rc == 0 && (v.mv_size != KV_MAGIC_LEN ||
+                     memcmp(v.mv_data, KV_MAGIC, KV_MAGIC_LEN) != 0))) {
+        return ERR_BAD_MAGIC;
+    }
+    if (rc != 0) {
+        return kv__mdb_err(rc);
+    }
+    rc = meta_get(txn, meta, "version", &v);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return kv__mdb_err(rc);
+    }
+    if (rc == MDB_NOTFOUND || v.mv_size != 4) {
+        return ERR_CORRUPT;
+    }
+    uint32_t ver = be32_get(v.mv_data);
+    if (ver != KV_VERSION) {
+        return ver > KV_VERSION ? ERR_BAD_VERSION : ERR_CORRUPT;
+    }
+    return 0;
+}
+
+static int meta_init(MDB_txn *txn, MDB_dbi meta)
+{
+    uint8_t b[16];
+    int rc = meta_put(txn, meta, "magic", KV_MAGIC, KV_MAGIC_LEN);
+    be32_put(b, KV_VERSION);
+    rc = rc != 0 ? rc : meta_put(txn, meta, "version", b, 4);
+    be64_put(b, 1);
+    rc = rc != 0 ? rc : meta_put(txn, meta, "rev", b, 8);
+    be64_put(b, 0);
+    rc = rc != 0 ? rc : meta_put(txn, meta, "compact", b, 8);
+    be64_put(b + 8, 0);
+    rc = rc != 0 ? rc : meta_put(txn, meta, "applied", b, 16);
+    return rc;
+}
+
+/* Open (or create) the named databases and check or write the meta. */
+static int env_setup(struct kv *kv)
+{
+    MDB_txn *txn;
+    MDB_dbi meta;
+    int rc = mdb_txn_begin(kv->env, NULL, 0, &txn);
+    if (rc != 0) {
+        return kv__mdb_err(rc);
+    }
+    rc = mdb_dbi_open(txn, "meta", 0, &meta);
+    if (rc == MDB_NOTFOUND) {
+        MDB_stat st;
+        rc = mdb_stat(txn, 1 /* MAIN_DBI */, &st);
+        if (rc == 0 && st.ms_entries != 0) {
+            mdb_txn_abort(txn);
+            return ERR_BAD_MAGIC; /* an LMDB file, not ours */
+        }
+        rc = rc != 0 ? rc : mdb_dbi_open(txn, "meta", MDB_CREATE, &meta);
+        rc = rc != 0 ? rc : meta_init(txn, meta);
+    } else if (rc == MDB_INCOMPATIBLE) {
+        mdb_txn_abort(txn);
+        return ERR_BAD_MAGIC;
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return kv__mdb_err(rc);
+    }
+    int err = check_magic(txn, meta);
+    for (int i = 0; err == 0 && i < KV_DBI__COUNT; i++) {
+        rc = mdb_dbi_open(txn, dbi_names[i], dbi_flags[i] | MDB_CREATE,
+                          &kv->dbi[i]);
+        err = rc == MDB_INCOMPATIBLE ? ERR_CORRUPT : kv__mdb_err(rc);
+    }
+    if (err == 0) {
+        err = kv__read_meta(txn, kv->dbi[KV_DBI_META], &kv->rev, &kv->compact,
+                            &kv->applied_index, &kv->applied_term);
+    }
+    if (err != 0) {
+        mdb_txn_abort(txn);
+        return err;
+    }
+    return kv__mdb_err(mdb_txn_commit(txn));
+}
+
+static int env_open(struct kv *kv)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int rc = mdb_env_create(&kv->env);
+    if (rc != 0) {
+        return kv__mdb_err(rc);
+    }
+    rc = mdb_env_set_maxdbs(kv->env, KV_DBI__COUNT + 1);
+    rc = rc != 0 ? rc : mdb_env_set_mapsize(kv->env, (size_t)kv->map_bytes);
+    rc = rc != 0 ? rc
+                 : mdb_env_set_maxreaders(kv->env, kv->opts.max_readers +
+                                                       KV_READERS_SPARE);
+    rc = rc != 0 ? rc : mdb_env_open(kv->env, kv->dir, env_flags(kv), 0600);
+    rc = rc != 0 ? rc : mdb_env_stat(kv->env, &st);
+    rc = rc != 0 ? rc : mdb_env_info(kv->env, &info);
+    int err = rc == MDB_INVALID ? ERR_BAD_MAGIC : kv__mdb_err(rc);
+    if (err == 0 && mdb_env_get_maxkeysize(kv->env) < KV_KEY_BYTES_MAX) {
+        err = ERR_LIMIT; /* LMDB built with smaller keys than we promise */
+    }
+    if (err == 0) {
+        kv->page_bytes = st.ms_psize;
+        err = env_setup(kv);
+    }
+    if (err != 0) {
+        mdb_env_close(kv->env);
+        kv->env = NULL;
+    }
+    return err;
+}
+
+static void pool_drain(struct kv *kv)
+{
+    pthread_mutex_lock(&kv->pool_mu);
+    struct kv_read *rd = kv->pool;
+    kv->pool = NULL;
+    pthread_mutex_unlock(&kv->pool_mu);
+    while (rd != NULL) {
+        struct kv_read *next = rd->next;
+        for (int i = 0; i < KV_CUR__COUNT; i++) {
+            if (rd->cur[i] != NULL) {
+                mdb_cursor_close(rd->cur[i]);
+            }
+        }
+        mdb_txn_abort(rd->txn);
+        mem_free(rd);
+        rd = next;
+    }
+}
+
+static int lock_dir(struct kv *kv)
+{
+    char path[PATH_MAX_KV];
+    int rc = path_join(path, sizeof(path), kv->dir, "LOCK");
+    if (rc != 0) {
+        return rc;
+    }
+    kv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (kv->lock_fd < 0) {
+        return -errno;
+    }
+    if (flock(kv->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? ERR_LOCKED : -errno;
+        close(kv->lock_fd);
+        kv->lock_fd = -1;
+        return rc;
+    }
+    return 0;
+}
+
+static void kv_free(struct kv *kv)
+{
+    if (kv->env != NULL) {
+        pool_drain(kv);
+        mdb_env_close(kv->env);
+    }
+    if (kv->lock_fd >= 0) {
+        close(kv->lock_fd);
+    }
+    pthread_mutex_destroy(&kv->pool_mu);
+    pthread_mutex_destroy(&kv->state_mu);
+    mem_free(kv->dir);
+    mem_free(kv);
+}
+
+int kv_open(const char *dir, const struct kv_options *opts, struct kv **out)
+{
+    struct kv_options o;
+    int rc = opts_fill(opts, &o);
+    if (rc != 0) {
+        return rc;
+    }
+    if (dir == NULL || dir[0] == 0 || strlen(dir) > PATH_MAX_KV - 32) {
+        return ERR_INVALID;
+    }
+    struct kv *kv = mem_calloc(1, sizeof(*kv));
+    if (kv == NULL) {
+        return -ENOMEM;
+    }
+    kv->lock_fd = -1;
+    kv->opts = o;
+    pthread_mutex_init(&kv->pool_mu, NULL);
+    pthread_mutex_init(&kv->state_mu, NULL);
+    uint64_t headroom =
+        o.quota_bytes > MAP_HEADROOM_MIN ? o.quota_bytes : MAP_HEADROOM_MIN;
+    kv->map_bytes = (o.quota_bytes + headroom + 4095) & ~(uint64_t)4095;
+    kv->dir = mem_dup(dir, strlen(dir) + 1);
+    if (kv->dir == NULL) {
+        kv_free(kv);
+        return -ENOMEM;
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        rc = -errno;
+        kv_free(kv);
+        return rc;
+    }
+    rc = lock_dir(kv);
+    rc = rc != 0 ? rc : env_open(kv);
+    if (rc != 0) {
+        kv_free(kv);
+        return rc;
+    }
+    *out = kv;
+    return 0;
+}
+
+void kv_close(struct kv *kv)
+{
+    if (kv == NULL) {
+        return;
+    }
+    ASSERT(atomic_load(&kv->readers_open) == 0);
+    ASSERT(!atomic_load(&kv->writer_active));
+    kv_free(kv);
+}
+
+int64_t kv_rev(const struct kv *kv)
+{
+    struct kv *m = (struct kv *)kv; /* the mutex is not part of the value */
+    pthread_mutex_lock(&m->state_mu);
+    int64_t r = kv->rev;
+    pthread_mutex_unlock(&m->state_mu);
+    return r;
+}
+
+int64_t kv_compact_rev(const struct kv *kv)
+{
+    struct kv *m = (struct kv *)kv;
+    pthread_mutex_lock(&m->state_mu);
+    int64_t r = kv->compact;
+    pthread_mutex_unlock(&m->state_mu);
+    return r;
+}
+
+void kv_applied(const struct kv *kv, uint64_t *index, uint64_t *term)
+{
+    struct kv *m = (struct kv *)kv;
+    pthread_mutex_lock(&m->state_mu);
+    *index = kv->applied_index;
+    *term = kv->applied_term;
+    pthread_mutex_unlock(&m->state_mu);
+}
+
+uint64_t kv__db_bytes(struct kv *kv)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(kv->env, &info) != 0) {
+        return 0;
+    }
+    return ((uint64_t)info.me_last_pgno + 1) * kv->page_bytes;
+}
+
+/* Pages on LMDB's freelist: each record of the free DB (dbi 0) is an
+ * array of page numbers led by its count (the layout mdb_stat -f reads). */
+static int free_pages(struct kv *kv, uint64_t *pages)
+{
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val k, v;
+    *pages = 0;
+    int rc = mdb_txn_begin(kv->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return kv__mdb_err(rc);
+    }
+    rc = mdb_cursor_open(txn, 0, &c);
+    if (rc == 0) {
+        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        while (rc == 0) {
+            size_t n;
+            if (v.mv_size >= sizeof(n)) {
+                memcpy(&n, v.mv_data, sizeof(n));
+                *pages += n;
+            }
+            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(c);
+    }
+    mdb_txn_abort(txn);
+    return rc == MDB_NOTFOUND ? 0 : kv__mdb_err(rc);
+}
+
+void kv_size(struct kv *kv, uint64_t *db_bytes, uint64_t *in_use_bytes)
+{
+    uint64_t pages = 0;
+    *db_bytes = kv__db_bytes(kv);
+    if (free_pages(kv, &pages) != 0) {
+        pages = 0;
+    }
+    uint64_t free_bytes = pages * kv->page_bytes;
+    *in_use_bytes = free_bytes < *db_bytes ? *db_bytes - free_bytes : 0;
+}
+
+int kv_sync(struct kv *kv)
+{
+    int err = atomic_load(&kv->failed);
+    if (err != 0) {
+        return ERR_FAILED;
+    }
+    int rc = mdb_env_sync(kv->env, 1);
+    if (rc != 0) {
+        kv__set_failed(kv, kv__mdb_err(rc));
+        return kv__mdb_err(rc);
+    }
+    return 0;
+}
+
+/* --- read handles --------------------------------------------------------*/
+
+int kv_read_begin(struct kv *kv, struct kv_read **out)
+{
+    if (atomic_load(&kv->failed) != 0) {
+        return ERR_FAILED;
+    }
+    int n = atomic_fetch_add(&kv->readers_open, 1);
+    if (n >= (int)kv->opts.max_readers) {
+        atomic_fetch_sub(&kv->readers_open, 1);
+        return ERR_BUSY;
+    }
+    pthread_mutex_lock(&kv->pool_mu);
+    struct kv_read *rd = kv->pool;
+    if (rd != NULL) {
+        kv->pool = rd->next;
+    }
+    pthread_mutex_unlock(&kv->pool_mu);
+    int rc;
+    if (rd != NULL) {
+        rc = mdb_txn_renew(rd->txn);
+    } else {
+        rd = mem_calloc(1, sizeof(*rd));
+        if (rd == NULL) {
+            atomic_fetch_sub(&kv->readers_open, 1);
+            return -ENOMEM;
+        }
+        rd->kv = kv;
+        rc = mdb_txn_begin(kv->env, NULL, MDB_RDONLY, &rd->txn);
+    }
+    int err = kv__mdb_err(rc);
+    if (err == 0) {
+        for (int i = 0; i < KV_CUR__COUNT; i++) {
+            rd->cur_ok[i] = false;
+        }
+        err = kv__read_meta(rd->txn, kv->dbi[KV_DBI_META], &rd->rev,
+                            &rd->compact, NULL, NULL);
+    }
+    if (err != 0) {
+        if (rd->txn != NULL && rc == 0) {
+            mdb_txn_reset(rd->txn);
+        }
+        if (rd->txn != NULL) {
+            pthread_mutex_lock(&kv->pool_mu);
+            rd->next = kv->pool;
+            kv->pool = rd;
+            pthread_mutex_unlock(&kv->pool_mu);
+        } else {
+            mem_free(rd);
+        }
+        atomic_fetch_sub(&kv->readers_open, 1);
+        return err;
+    }
+    *out = rd;
+    return 0;
+}
+
+void kv_read_end(struct kv_read *rd)
+{
+    if (rd == NULL) {
+        return;
+    }
+    struct kv *kv = rd->kv;
+    mdb_txn_reset(rd->txn);
+    pthread_mutex_lock(&kv->pool_mu);
+    rd->next = kv->pool;
+    kv->pool = rd;
+    pthread_mutex_unlock(&kv->pool_mu);
+    int n = atomic_fetch_sub(&kv->readers_open, 1);
+    ASSERT(n > 0);
+}
+
+int64_t kv_read_rev(const struct kv_read *rd)
+{
+    return rd->rev;
+}
+
+/* --- whole-file operations -----------------------------------------------*/
+
+int kv_snapshot_write(struct kv *kv, int fd)
+{
+    if (atomic_load(&kv->failed) != 0) {
+        return ERR_FAILED;
+    }
+    return kv__mdb_err(mdb_env_copyfd2(kv->env, fd, MDB_CP_COMPACT));
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    int rc = fsync(fd) != 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* Write a compacting copy of env into path and make it durable. */
+static int copy_to(MDB_env *env, const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return -errno;
+    }
+    int err = kv__mdb_err(mdb_env_copyfd2(env, fd, MDB_CP_COMPACT));
+    if (err == 0 && fsync(fd) != 0) {
+        err = -errno;
+    }
+    if (close(fd) != 0 && err == 0) {
+        err = -errno;
+    }
+    if (err != 0) {
+        unlink(path);
+    }
+    return err;
+}
+
+/* Replace data.mdb by tmp (a whole, synced file) and reopen. After the
+ * rename, a failure to reopen leaves the store failed. */
+static int swap_in(struct kv *kv, const char *tmp)
+{
+    char data[PATH_MAX_KV];
+    int rc = path_join(data, sizeof(data), kv->dir, "data.mdb");
+    if (rc != 0) {
+        unlink(tmp);
+        return rc;
+    }
+    pool_drain(kv);
+    mdb_env_close(kv->env);
+    kv->env = NULL;
+    if (rename(tmp, data) != 0) {
+        rc = -errno;
+        unlink(tmp);
+    } else {
+        rc = fsync_dir(kv->dir);
+    }
+    int rc2 = env_open(kv);
+    if (rc2 != 0) {
+        kv__set_failed(kv, rc2);
+        return rc2;
+    }
+    return rc;
+}
+
+static int whole_op_check(struct kv *kv)
+{
+    if (atomic_load(&kv->failed) != 0) {
+        return ERR_FAILED;
+    }
+    if (atomic_load(&kv->readers_open) != 0 ||
+        atomic_load(&kv->writer_active)) {
+        return ERR_BUSY;
+    }
+    return 0;
+}
+
+int kv_defrag(struct kv *kv)
+{
+    char tmp[PATH_MAX_KV];
+    int rc = whole_op_check(kv);
+    rc = rc != 0 ? rc : path_join(tmp, sizeof(tmp), kv->dir, "data.mdb.defrag");
+    rc = rc != 0 ? rc : copy_to(kv->env, tmp);
+    if (rc != 0) {
+        return rc;
+    }
+    return swap_in(kv, tmp);
+}
+
+/* Open path read-only without a lock file and check it is one of ours. */
+static int snapshot_open(const char *path, MDB_env **out)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return -errno;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return ERR_BAD_MAGIC;
+    }
+    int rc = mdb_env_create(&env);
+    if (rc != 0) {
+        return kv__mdb_err(rc);
+    }
+    rc = mdb_env_set_maxdbs(env, KV_DBI__COUNT + 1);
+    rc = rc != 0 ? rc
+                 : mdb_env_open(env, path,
+                                MDB_RDONLY | MDB_NOSUBDIR | MDB_NOLOCK, 0600);
+    int err = rc == MDB_INVALID ? ERR_BAD_MAGIC : kv__mdb_err(rc);
+    if (err == 0) {
+        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+        err = kv__mdb_err(rc);
+    }
+    if (err == 0) {
+        rc = mdb_dbi_open(txn, "meta", 0, &meta);
+        err = rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE ? ERR_BAD_MAGIC
+                                                           : kv__mdb_err(rc);
+        err = err != 0 ? err : check_magic(txn, meta);
+        int64_t rev, compact;
+        uint64_t index, term;
+        err = err != 0
+                  ? err
+                  : kv__read_meta(txn, meta, &rev, &compact, &index, &term);
+        mdb_txn_abort(txn);
+    }
+    if (err != 0) {
+        mdb_env_close(env);
+        return err;
+    }
+    *out = env;
+    return 0;
+}
+
+int kv_snapshot_install(struct kv *kv, const char *path)
+{
+    char tmp[PATH_MAX_KV];
+    MDB_env *src = NULL;
+    int rc = whole_op_check(kv);
+    rc =
+        rc != 0 ? rc : path_join(tmp, sizeof(tmp), kv->dir, "data.mdb.install");
+    rc = rc != 0 ? rc : snapshot_open(path, &src);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = copy_to(src, tmp);
+    mdb_env_close(src);
+    if (rc != 0) {
+        return rc;
+    }
+    return swap_in(kv, tmp);
+}

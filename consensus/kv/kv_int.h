@@ -1,0 +1,251 @@
+/*
+ * kv_int.h - private structures and helpers shared by the kv_*.c files.
+ *
+ * Does:     the record codecs (byte layouts in kv.h), the store, read and
+ *           write handle structs, the result arena, the event buffer and
+ *           the "view" that lets one range/compare/txn engine run on a read
+ *           handle (borrowing) or inside a write handle (copying).
+ * Owns:     nothing by itself.
+ * Threads:  as kv.h.
+ * Borrowed: record pointers decoded from LMDB point into the map or into a
+ *           dirty page of the write txn: never hold one across a write.
+ * Errors:   as kv.h.
+ * Limits:   KV_TXN_OPS_TOTAL_MAX below.
+ * Not here: the public API (kv.h).
+ */
+#ifndef CAIRN_CONSENSUS_KV_INT_H
+#define CAIRN_CONSENSUS_KV_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "consensus/kv/kv.h"
+
+#define KV_MAGIC     "CAIRNKV" /* 8 bytes with its NUL */
+#define KV_MAGIC_LEN 8
+#define KV_VERSION   1u
+
+/* Every op of a txn tree, all levels together. etcd bounds each list (and
+ * each nested list by what its parent left of max_txn_ops) but not the
+ * tree; nesting can multiply. This keeps the duplicate check and the
+ * response tree bounded; no real client comes near it. */
+#define KV_TXN_OPS_TOTAL_MAX 16384
+
+/* LIMIT_KEY_BYTES's hard maximum: LMDB's compiled key size (checked
+ * against mdb_env_get_maxkeysize at open). */
+#define KV_KEY_BYTES_MAX   511
+#define KV_AUX_NAME_MAX    400
+#define KV_READERS_DEFAULT 126
+/* Slots kept beyond max_readers: snapshot copies and kv_size. */
+#define KV_READERS_SPARE   4
+
+/* Record sizes (see the byte tables in kv.h). */
+#define KV_REVKEY_LEN  12
+#define KV_REVHDR_LEN  29 /* type, create, version, lease, key_len */
+#define KV_IDX_LEN     13 /* main, sub, type */
+#define KV_LIVEHDR_LEN 36
+#define KV_LEASE_LEN   16
+
+enum kv_rec_type {
+    KV_REC_PUT = 0,
+    KV_REC_DEL = 1,
+};
+
+enum kv_dbi_id {
+    KV_DBI_META = 0,
+    KV_DBI_REV,
+    KV_DBI_INDEX,
+    KV_DBI_LIVE,
+    KV_DBI_LEASE,
+    KV_DBI_LKEYS,
+    KV_DBI_AUX,
+    KV_DBI__COUNT
+};
+
+struct kv {
+    MDB_env *env;
+    MDB_dbi dbi[KV_DBI__COUNT];
+    char *dir;
+    int lock_fd;
+    struct kv_options opts; /* with defaults filled in */
+    uint64_t map_bytes;
+    size_t page_bytes;
+
+    /* Published after each commit for kv_rev() & co. on any thread. */
+    pthread_mutex_t state_mu;
+    int64_t rev;
+    int64_t compact;
+    uint64_t applied_index;
+    uint64_t applied_term;
+
+    atomic_int failed; /* 0, or the error that failed the store */
+    atomic_int readers_open;
+    atomic_bool writer_active;
+
+    /* Reset read txns kept for reuse (mdb_txn_renew is cheaper than a new
+     * txn: no reader-slot search, no allocation). */
+    pthread_mutex_t pool_mu;
+    struct kv_read *pool;
+};
+
+enum kv_cur { KV_CUR_LIVE = 0, KV_CUR_INDEX, KV_CUR_REV, KV_CUR__COUNT };
+
+struct kv_read {
+    struct kv *kv;
+    MDB_txn *txn;
+    MDB_cursor *cur[KV_CUR__COUNT];
+    bool cur_ok[KV_CUR__COUNT]; /* renewed for the current txn */
+    int64_t rev;
+    int64_t compact;
+    struct kv_read *next; /* pool link */
+};
+
+/* Events of the request being applied, emitted once it succeeds. Byte
+ * fields are offsets into data (which may move while it grows). */
+struct kv_ev_rec {
+    enum kv_event_type type;
+    bool has_prev;
+    size_t key_off, key_len, val_off, val_len;
+    size_t pval_off, pval_len;
+    int64_t create, mod, version, lease;
+    int64_t pcreate, pmod, pversion, please;
+};
+
+struct kv_evbuf {
+    struct kv_ev_rec *recs;
+    size_t count, cap;
+    struct buf data;
+};
+
+struct kv_write {
+    struct kv *kv;
+    MDB_txn *txn;
+    int64_t rev;
+    int64_t compact;
+    uint64_t db_bytes_begin; /* committed high-water mark at begin */
+    uint64_t cost_bytes;     /* quota estimate of this batch so far */
+    int err;                 /* sticky: the batch txn can no longer commit */
+    kv_event_cb on_event;
+    void *ctx;
+    struct kv_evbuf ev;
+    struct buf scratch; /* delete/revoke key lists, copied values */
+};
+
+/* Where an engine reads from. On a read handle results are borrowed; in a
+ * write handle they are copied into the result arena. */
+struct kv_view {
+    struct kv *kv;
+    MDB_txn *txn;
+    struct kv_read *rd; /* NULL inside a write handle */
+    int64_t live_rev;   /* the revision the live table shows now */
+    int64_t max_rev;    /* largest revision a read may name */
+    int64_t compact;
+    bool copy;
+};
+
+/* One request being applied inside a write handle. */
+struct kv_req {
+    struct kv_write *wr;
+    MDB_txn *txn; /* the batch txn, or a child for a txn request */
+    int64_t main; /* the revision this request writes at */
+    uint32_t sub; /* next sub revision */
+    bool wrote;
+    struct kv_result *res;
+};
+
+/* A decoded record of a key at some revision (pointers borrowed). */
+struct kv_rec {
+    uint8_t type;
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *value;
+    size_t value_len;
+    int64_t create, mod, version, lease;
+    uint32_t sub;
+};
+
+/* --- codecs (kv_codec.c) ----------------------------------------------- */
+void kv__revkey(uint8_t out[KV_REVKEY_LEN], int64_t main, uint32_t sub);
+void kv__idx(uint8_t out[KV_IDX_LEN], int64_t main, uint32_t sub, uint8_t type);
+int kv__live_decode(const MDB_val *k, const MDB_val *v, struct kv_rec *out);
+int kv__rev_decode(const MDB_val *k, const MDB_val *v, struct kv_rec *out);
+void kv__rec_to_kv(const struct kv_rec *r, struct kv_kv *out);
+int kv__mdb_err(int rc);
+bool kv__fatal_err(int rc);
+void kv__set_failed(struct kv *kv, int err);
+
+/* --- keys and ranges (kv_codec.c) ---------------------------------------*/
+enum kv_range_kind {
+    KV_RANGE_ONE = 0,  /* range_end empty: the key alone */
+    KV_RANGE_FROM = 1, /* range_end "\0": every key >= key */
+    KV_RANGE_SPAN = 2, /* [key, range_end) */
+    KV_RANGE_EMPTY = 3 /* range_end <= key */
+};
+
+struct kv_span {
+    enum kv_range_kind kind;
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *end;
+    size_t end_len;
+};
+
+int kv__span(const uint8_t *key, size_t key_len, const uint8_t *end,
+             size_t end_len, struct kv_span *out);
+/* Is k past the span (k >= end, or k != key for ONE)? */
+bool kv__span_past(const struct kv_span *s, const uint8_t *k, size_t k_len);
+bool kv__span_has(const struct kv_span *s, const uint8_t *k, size_t k_len);
+int kv__bytes_cmp(const uint8_t *a, size_t a_len, const uint8_t *b,
+                  size_t b_len);
+
+/* --- result arena (kv_result.c) -----------------------------------------*/
+void *kv__alloc(struct kv_result *res, size_t n);
+int kv__copy_kv(struct kv_result *res, struct kv_kv *kv, bool with_value);
+
+/* --- events (kv_write.c) ------------------------------------------------ */
+void kv__ev_reset(struct kv_evbuf *ev);
+int kv__ev_add(struct kv_evbuf *ev, enum kv_event_type type,
+               const struct kv_rec *now, const struct kv_rec *prev);
+void kv__ev_emit(struct kv_write *wr);
+
+/* --- reads (kv_range.c) --------------------------------------------------*/
+int kv__view_cursor(struct kv_view *v, enum kv_cur which, MDB_cursor **out);
+void kv__view_cursor_done(struct kv_view *v, MDB_cursor *c);
+int kv__range(struct kv_view *v, const struct kv_range_req *req,
+              struct kv_result *res, struct kv_range_resp *resp);
+int kv__range_check(const struct kv_range_req *req);
+/* The latest record of key at or below (main, sub) in the index, decoded
+ * from the rev table; ERR_NOT_FOUND if none (or it is a tombstone when
+ * skip_tomb). */
+int kv__key_at(struct kv_view *v, MDB_cursor *idx, const uint8_t *key,
+               size_t key_len, int64_t main, struct kv_rec *out);
+int kv__live_get(MDB_txn *txn, struct kv *kv, const uint8_t *key,
+                 size_t key_len, struct kv_rec *out);
+
+/* --- writes used by the txn engine (kv_write.c) --------------------------*/
+int kv__put_check(struct kv_req *rq, const struct kv_put_req *req);
+int kv__put_exec(struct kv_req *rq, const struct kv_put_req *req,
+                 struct kv_put_resp *resp);
+int kv__delete_exec(struct kv_req *rq, const struct kv_delete_req *req,
+                    struct kv_delete_resp *resp);
+int kv__put_validate(const struct kv *kv, const struct kv_put_req *req);
+int kv__key_validate(const uint8_t *key, size_t key_len);
+int kv__quota(struct kv_write *wr, uint64_t cost);
+void kv__req_begin(struct kv_req *rq, struct kv_write *wr, MDB_txn *txn,
+                   struct kv_result *res);
+void kv__view_of_write(struct kv_view *v, struct kv_req *rq, int64_t pre_rev);
+
+/* --- txn (kv_txn.c) ------------------------------------------------------*/
+int kv__txn_read(struct kv_view *v, const struct kv_txn_req *req,
+                 struct kv_result *res, struct kv_txn_resp *resp);
+
+/* --- environment (kv_env.c) ----------------------------------------------*/
+int kv__read_meta(MDB_txn *txn, MDB_dbi meta, int64_t *rev, int64_t *compact,
+                  uint64_t *index, uint64_t *term);
+uint64_t kv__db_bytes(struct kv *kv);
+
+#endif
