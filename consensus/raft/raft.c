@@ -929,7 +929,7 @@ static void read_release(struct raft *r, const struct raft__read *rd)
     send(r, &m);
 }
 
-static bool committed_in_term(struct raft *r)
+static bool committed_in_term(const struct raft *r)
 {
     return r->term_start_index > 0 && r->commit >= r->term_start_index;
 }
@@ -1022,7 +1022,8 @@ static int leader_read(struct raft *r, uint64_t from, uint64_t ctx)
      * lead (thesis 6.4); before our first commit it is not yet known. */
     rd->index = r->commit;
     rd->round = committed_in_term(r) ? r->read_round_next : 0;
-    read_round_maybe_start(r);
+    /* The round starts in raft_ready(), so that every read asked for in
+     * one pass of the driver's loop shares one heartbeat round. */
     return 0;
 }
 
@@ -1727,6 +1728,21 @@ int raft_transfer_leader(struct raft *r, uint64_t to)
 
 /* ---------------------------------------------------------- ready batch */
 
+/* Reads wait for a heartbeat round that raft_ready() will start. */
+static bool read_round_startable(const struct raft *r)
+{
+    if (r->role != RAFT_LEADER || r->read_round_sent > 0 ||
+        !committed_in_term(r)) {
+        return false;
+    }
+    for (uint32_t i = 0; i < r->reads_count; i++) {
+        if (r->reads[i].round == r->read_round_next) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static uint64_t committed_hi(const struct raft *r)
 {
     if (r->unstable_snap.meta.index > 0) {
@@ -1762,7 +1778,7 @@ bool raft_has_ready(const struct raft *r)
            (r->unstable_snap.meta.index > 0 && !r->unstable_snap_in_progress) ||
            r->unstable_in_progress <= last || r->out.count > 0 ||
            r->out_after.count > 0 || r->out_reads_count > 0 ||
-           committed_hi(r) > r->applying;
+           committed_hi(r) > r->applying || read_round_startable(r);
 }
 
 static int ready_committed(struct raft *r)
@@ -1827,6 +1843,9 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
     memset(rd, 0, sizeof(*rd));
     if (r->err) {
         return r->err;
+    }
+    if (read_round_startable(r)) {
+        read_round_maybe_start(r);
     }
     r->ready_out = true;
     rd->leader = r->leader;

@@ -383,6 +383,378 @@ static void restart_keeps_term_vote_and_log(void **state)
     net_free(net);
 }
 
+/* ----------------------------------------------------------- ReadIndex */
+
+static void read_index_batches_reads_into_one_heartbeat_round(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 21);
+    assert_int_equal(net_propose(net, 1, "v"), 0);
+    net_run(net);
+    net_transcript_reset(net);
+    for (uint64_t ctx = 1; ctx <= 10; ctx++) {
+        assert_int_equal(raft_read_index(R(net, 1), ctx), 0);
+    }
+    net_run(net);
+    struct node *n1 = net_node(net, 1);
+    assert_int_equal(n1->reads_count, 10);
+    for (uint32_t i = 0; i < 10; i++) {
+        assert_int_equal(n1->reads[i].ctx, i + 1);
+        assert_int_equal(n1->reads[i].index, 2);
+    }
+    /* one round: one heartbeat per follower, all carrying round 1 */
+    assert_int_equal(net_count(net, " heartbeat t1"), 2);
+    assert_int_equal(net_count(net, "ctx=1\n"), 4); /* 2 beats, 2 acks */
+    net_free(net);
+}
+
+static void follower_read_index_is_served_by_the_leader(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 22);
+    assert_int_equal(raft_read_index(R(net, 2), 77), 0);
+    net_run(net);
+    struct node *n2 = net_node(net, 2);
+    assert_int_equal(n2->reads_count, 1);
+    assert_int_equal(n2->reads[0].ctx, 77);
+    assert_int_equal(n2->reads[0].index, R(net, 1)->commit);
+    assert_int_equal(net_count(net, "2->1 readindex"), 1);
+    assert_int_equal(net_count(net, "1->2 readindex_resp t1 ctx=77"), 1);
+    net_free(net);
+}
+
+static bool drop_app_from_filter(struct net *net, struct raft_msg *m, void *arg)
+{
+    (void)net;
+    return !(m->type == RAFT_MSG_APP && m->from == *(uint64_t *)arg);
+}
+
+/* A new leader does not know the commit index until an entry of its own
+ * term commits; reads wait for that (thesis 6.4 step 1). */
+static void read_index_waits_for_the_leaders_first_commit(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 23);
+    uint64_t from = 2;
+    net->filter = drop_app_from_filter;
+    net->filter_arg = &from;
+    assert_int_equal(raft_transfer_leader(R(net, 1), 2), 0);
+    net_run(net);
+    assert_int_equal(net_leader(net), 2);
+    assert_true(R(net, 2)->commit < R(net, 2)->term_start_index);
+    assert_int_equal(raft_read_index(R(net, 2), 5), 0);
+    net_run(net);
+    assert_int_equal(net_node(net, 2)->reads_count, 0);
+    net->filter = NULL;
+    net_tick_all(net, 2);
+    assert_int_equal(net_node(net, 2)->reads_count, 1);
+    assert_true(net_node(net, 2)->reads[0].index >=
+                R(net, 2)->term_start_index);
+    net_free(net);
+}
+
+/* A leader cut off from the quorum cannot confirm it leads, so it serves
+ * no read, and drops them when it steps down. */
+static void stale_leader_serves_no_reads(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 24);
+    net_isolate(net, 1);
+    assert_int_equal(raft_read_index(R(net, 1), 9), 0);
+    net_tick_all(net, 30);
+    assert_int_equal(net_node(net, 1)->reads_count, 0);
+    assert_int_equal(R(net, 1)->role, RAFT_FOLLOWER);
+    uint64_t l = net_leader(net);
+    assert_true(l == 2 || l == 3);
+    net_free(net);
+}
+
+/* ----------------------------------------------------------- snapshots */
+
+static void compact_node(struct net *net, uint64_t id)
+{
+    struct node *nd = net_node(net, id);
+    struct raft_snapshot_meta meta;
+    assert_int_equal(raft_compact(&nd->r, nd->applied, &meta), 0);
+    uint8_t data[12];
+    be64_put(data, nd->applied);
+    be32_put(data + 8, nd->state);
+    assert_int_equal(raft_memstorage_compact(&nd->ms, &meta, data, 12), 0);
+}
+
+static void lagging_follower_installs_a_snapshot(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 31);
+    net_isolate(net, 3);
+    for (int i = 0; i < 30; i++) {
+        assert_int_equal(net_propose(net, 1, "x"), 0);
+    }
+    net_run(net);
+    assert_int_equal(net_node(net, 1)->applied, 31);
+    compact_node(net, 1);
+    compact_node(net, 2);
+    assert_int_equal(net_node(net, 1)->ms.snap.meta.index, 31);
+    net_heal(net);
+    net_transcript_reset(net);
+    net_tick_all(net, 3);
+    assert_int_equal(net_count(net, "1->3 snap t1 snap=31/1"), 1);
+    struct node *n3 = net_node(net, 3);
+    assert_int_equal(n3->ms.snap.meta.index, 31);
+    assert_int_equal(n3->applied, 31);
+    assert_int_equal(n3->r.conf.voters_count, 3);
+    assert_int_equal(net_propose(net, 1, "after"), 0);
+    net_run(net);
+    assert_int_equal(n3->applied, 32);
+    assert_true(net_states_agree(net));
+    assert_true(net_logs_agree(net));
+    /* and the follower survives a restart from its snapshot */
+    net_restart(net, 3);
+    net_tick_all(net, 2);
+    assert_int_equal(n3->applied, 32);
+    assert_true(net_states_agree(net));
+    net_free(net);
+}
+
+/* ---------------------------------------------------------- membership */
+
+static int conf_change(struct net *net, uint64_t on, uint8_t type, uint64_t id)
+{
+    struct raft_conf_change cc;
+    memset(&cc, 0, sizeof(cc));
+    cc.type = type;
+    cc.node_id = id;
+    return raft_propose_conf_change(R(net, on), &cc, NULL);
+}
+
+static void membership_add_learner_promote_remove(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 41);
+    net_start_node(net, 4, true);
+    net_note(net, "== add learner 4");
+    assert_int_equal(conf_change(net, 1, RAFT_CC_ADD_LEARNER, 4), 0);
+    /* one change at a time */
+    assert_int_equal(conf_change(net, 1, RAFT_CC_ADD_LEARNER, 5), ERR_BUSY);
+    net_run(net);
+    assert_int_equal(R(net, 1)->conf.learners_count, 1);
+    assert_int_equal(R(net, 4)->conf.learners[0], 4);
+    assert_int_equal(net_node(net, 4)->applied, net_node(net, 1)->applied);
+    assert_true(net_states_agree(net));
+    /* a learner never campaigns */
+    net_tick(net, 4);
+    assert_int_equal(raft_campaign(R(net, 4)), 0);
+    assert_int_equal(R(net, 4)->role, RAFT_FOLLOWER);
+    /* errors */
+    assert_int_equal(conf_change(net, 1, RAFT_CC_ADD_VOTER, 2),
+                     ERR_MEMBER_EXISTS);
+    assert_int_equal(conf_change(net, 1, RAFT_CC_REMOVE, 9),
+                     ERR_MEMBER_NOT_FOUND);
+    assert_int_equal(conf_change(net, 1, RAFT_CC_PROMOTE, 2), ERR_NOT_LEARNER);
+    net_note(net, "== promote 4 (proposed on a follower, forwarded)");
+    assert_int_equal(conf_change(net, 3, RAFT_CC_PROMOTE, 4), 0);
+    net_run(net);
+    for (uint64_t i = 1; i <= 4; i++) {
+        assert_int_equal(R(net, i)->conf.voters_count, 4);
+        assert_int_equal(R(net, i)->conf.learners_count, 0);
+    }
+    net_note(net, "== remove 2, then 2 goes away; 1 3 4 keep committing");
+    assert_int_equal(conf_change(net, 1, RAFT_CC_REMOVE, 2), 0);
+    net_run(net);
+    net_crash(net, 2);
+    assert_int_equal(net_propose(net, 1, "after removal"), 0);
+    net_run(net);
+    assert_int_equal(net_node(net, 4)->applied, net_node(net, 1)->applied);
+    assert_int_equal(R(net, 1)->commit, R(net, 1)->conf_index + 1);
+    net_note(net, "== remove the leader itself");
+    assert_int_equal(conf_change(net, 1, RAFT_CC_REMOVE, 1), 0);
+    net_run(net);
+    assert_int_equal(R(net, 1)->role, RAFT_FOLLOWER);
+    net_tick_all(net, 30);
+    uint64_t l = net_leader(net);
+    assert_true(l == 3 || l == 4);
+    assert_int_equal(R(net, l)->conf.voters_count, 2);
+    assert_int_equal(net_propose(net, l, "two voters"), 0);
+    net_run(net);
+    assert_int_equal(net_node(net, 3)->applied, net_node(net, 4)->applied);
+    assert_true(net_states_agree(net));
+    net_free(net);
+}
+
+/* A conf entry that never committed is truncated away on a follower, whose
+ * configuration must revert to the previous one (on-append rule). */
+static void truncated_conf_entry_reverts_the_configuration(void **state)
+{
+    (void)state;
+    struct net *net = net_new(5, 42);
+    net->cfg.pre_vote = false;
+    net->cfg.check_quorum = false;
+    net_start(net, 5);
+    net_elect(net, 1);
+    net_note(net, "== 1 logs 'add learner 6'; only 2 receives it");
+    net_cut(net, 1, 3);
+    net_cut(net, 1, 4);
+    net_cut(net, 1, 5);
+    assert_int_equal(conf_change(net, 1, RAFT_CC_ADD_LEARNER, 6), 0);
+    net_run(net);
+    assert_int_equal(R(net, 2)->conf.learners_count, 1); /* on append */
+    assert_int_equal(R(net, 2)->conf_index, 2);
+    assert_int_equal(R(net, 2)->commit, 1);
+    net_note(net, "== 1 dies; 3 wins with 4 and 5; 2 comes back");
+    net_crash(net, 1);
+    net_heal(net);
+    net_isolate(net, 2);
+    net_elect(net, 3);
+    assert_int_equal(net_leader(net), 3);
+    net_heal(net);
+    net_tick_all(net, 2);
+    uint64_t t2 = 0;
+    assert_int_equal(raft__term(R(net, 2), 2, &t2), 0);
+    assert_int_equal(t2, 2); /* the conf entry was replaced */
+    assert_int_equal(R(net, 2)->conf.learners_count, 0);
+    assert_int_equal(R(net, 2)->conf.voters_count, 5);
+    assert_int_equal(R(net, 2)->conf_index, 0); /* back to bootstrap */
+    assert_true(net_logs_agree(net));
+    net_free(net);
+}
+
+/* ----------------------------------------------------- leader transfer */
+
+static void leader_transfer_catches_up_the_target_first(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 51);
+    net_isolate(net, 2);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(net_propose(net, 1, "y"), 0);
+    }
+    net_run(net);
+    net_heal(net);
+    uint64_t term = R(net, 1)->term;
+    net_transcript_reset(net);
+    assert_int_equal(raft_transfer_leader(R(net, 1), 2), 0);
+    net_run(net);
+    assert_int_equal(net_leader(net), 2);
+    assert_int_equal(R(net, 2)->term, term + 1);
+    assert_int_equal(net_count(net, "1->2 timeout_now"), 1);
+    assert_true(net_count(net, "1->2 app") >= 1); /* caught up first */
+    assert_int_equal(net_count(net, "vote t2 last=6/1 transfer"), 2);
+    assert_int_equal(net_node(net, 2)->applied, 7);
+    net_free(net);
+}
+
+static void
+leader_transfer_times_out_and_blocks_proposals_meanwhile(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 52);
+    assert_int_equal(raft_transfer_leader(R(net, 1), 1), 0); /* self */
+    assert_int_equal(raft_transfer_leader(R(net, 1), 9),
+                     ERR_BAD_LEADER_TRANSFEREE);
+    net_isolate(net, 3);
+    assert_int_equal(raft_transfer_leader(R(net, 1), 3), 0);
+    assert_int_equal(net_propose(net, 1, "z"), ERR_PROPOSAL_DROPPED);
+    for (uint32_t t = 0; t < net->cfg.election_ticks; t++) {
+        net_tick(net, 1);
+        net_tick(net, 2);
+        net_run(net);
+    }
+    assert_int_equal(R(net, 1)->lead_transferee, 0);
+    assert_int_equal(net_leader(net), 1);
+    assert_int_equal(net_propose(net, 1, "z"), 0);
+    net_free(net);
+}
+
+/* ----------------------------------------------------------- proposals */
+
+static void proposals_fail_clearly_without_a_leader(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, 61);
+    net_start(net, 3);
+    assert_int_equal(net_propose(net, 1, "a"), ERR_NO_LEADER);
+    assert_int_equal(raft_read_index(R(net, 1), 1), ERR_NO_LEADER);
+    assert_int_equal(raft_transfer_leader(R(net, 1), 2), ERR_NO_LEADER);
+    assert_int_equal(raft_propose(R(net, 1), 9, "a", 1, NULL), ERR_INVALID);
+    net_elect(net, 1);
+    R(net, 2)->cfg.forward_proposals = false;
+    assert_int_equal(net_propose(net, 2, "a"), ERR_NOT_LEADER);
+    static char big[4096];
+    R(net, 1)->cfg.max_entry_bytes = 1024;
+    assert_int_equal(
+        raft_propose(R(net, 1), RAFT_ENTRY_NORMAL, big, 1025, NULL),
+        ERR_REQUEST_TOO_LARGE);
+    assert_int_equal(
+        raft_propose(R(net, 1), RAFT_ENTRY_NORMAL, big, 1024, NULL), 0);
+    net_free(net);
+}
+
+static void uncommitted_bytes_are_bounded(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, 62);
+    net->cfg.max_uncommitted_bytes = 1000;
+    net_start(net, 3);
+    net_elect(net, 1);
+    net_isolate(net, 1);
+    static char v[400];
+    assert_int_equal(raft_propose(R(net, 1), 0, v, 400, NULL), 0);
+    assert_int_equal(raft_propose(R(net, 1), 0, v, 400, NULL), 0);
+    assert_int_equal(raft_propose(R(net, 1), 0, v, 200, NULL), 0); /* =1000 */
+    assert_int_equal(raft_propose(R(net, 1), 0, v, 1, NULL), ERR_BUSY);
+    net_heal(net);
+    net_tick_all(net, 2);
+    assert_int_equal(net_node(net, 2)->applied, 4);
+    assert_int_equal(raft_propose(R(net, 1), 0, v, 400, NULL), 0);
+    net_free(net);
+}
+
+/* --------------------------------------------------------- determinism */
+
+static void scenario(uint64_t seed, struct buf *out)
+{
+    struct net *net = net_new(5, seed);
+    net_start(net, 5);
+    net_tick_all(net, 30);
+    uint64_t l = net_leader(net);
+    assert_int_not_equal(l, 0);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(net_propose(net, l, "d"), 0);
+    }
+    net_run(net);
+    net_isolate(net, l);
+    net_tick_all(net, 40);
+    net_heal(net);
+    net_tick_all(net, 10);
+    l = net_leader(net);
+    assert_int_not_equal(l, 0);
+    assert_int_equal(raft_read_index(R(net, l), 3), 0);
+    assert_int_equal(net_propose(net, l, "e"), 0);
+    net_tick_all(net, 3);
+    assert_true(net_states_agree(net));
+    assert_int_equal(buf_append(out, net->stream.data, net->stream.len), 0);
+    net_free(net);
+}
+
+static void same_seed_gives_byte_identical_message_streams(void **state)
+{
+    (void)state;
+    struct buf a, b, c;
+    buf_init(&a, 0);
+    buf_init(&b, 0);
+    buf_init(&c, 0);
+    scenario(77, &a);
+    scenario(77, &b);
+    scenario(78, &c);
+    assert_true(a.len > 1000);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    assert_true(a.len != c.len || memcmp(a.data, c.data, a.len) != 0);
+    buf_free(&a);
+    buf_free(&b);
+    buf_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +770,19 @@ int main(void)
         cmocka_unit_test(figure8_old_term_entry_is_not_committed_by_count),
         cmocka_unit_test(current_term_entry_commits_the_older_ones),
         cmocka_unit_test(restart_keeps_term_vote_and_log),
+        cmocka_unit_test(read_index_batches_reads_into_one_heartbeat_round),
+        cmocka_unit_test(follower_read_index_is_served_by_the_leader),
+        cmocka_unit_test(read_index_waits_for_the_leaders_first_commit),
+        cmocka_unit_test(stale_leader_serves_no_reads),
+        cmocka_unit_test(lagging_follower_installs_a_snapshot),
+        cmocka_unit_test(membership_add_learner_promote_remove),
+        cmocka_unit_test(truncated_conf_entry_reverts_the_configuration),
+        cmocka_unit_test(leader_transfer_catches_up_the_target_first),
+        cmocka_unit_test(
+            leader_transfer_times_out_and_blocks_proposals_meanwhile),
+        cmocka_unit_test(proposals_fail_clearly_without_a_leader),
+        cmocka_unit_test(uncommitted_bytes_are_bounded),
+        cmocka_unit_test(same_seed_gives_byte_identical_message_streams),
     };
     int failed = cmocka_run_group_tests_name("raft", tests, NULL, NULL);
     failed += raft_codec_tests();
