@@ -1,0 +1,171 @@
+/*
+ * node.h - one cluster member: drives Raft, the write-ahead log, the peer
+ * transport and the store.
+ *
+ * Does:     turns wall time into Raft ticks; runs the persist -> send ->
+ *           apply cycle of consensus/raft's ready batches; proposes client
+ *           writes and hands each proposer its answer; serves linearizable
+ *           read points (ReadIndex); exposes leader, term, applied index and
+ *           membership. It makes no protocol decisions of its own.
+ * Owns:     the data directory (member/wal, member/snap, member/kv), the
+ *           Raft core and its in-memory log (a raft_memstorage mirrored
+ *           durably by the WAL: the WAL is written, and read only at start),
+ *           two threads (the WAL writer and the store applier), the peer
+ *           transport, and every pending proposal and read.
+ * Threads:  every node_* function runs on the loop thread. The WAL thread
+ *           owns struct log; the apply thread owns the store's write handle.
+ *           Store reads (kv_read_begin) may run on any thread.
+ * Borrowed: node_kv() and node_apply() live until node_close(); answers
+ *           handed to callbacks live until the callback returns.
+ * Errors:   node_open: ERR_LOCKED, ERR_CORRUPT (log or store), ERR_INVALID
+ *           (config), -errno. node_propose: ERR_NO_LEADER, ERR_STOPPED,
+ *           ERR_TOO_MANY_REQUESTS, ERR_REQUEST_TOO_LARGE, -ENOMEM; later,
+ *           through the callback: the request's own error, ERR_TIMEOUT
+ *           (etcd's "request timed out"), ERR_STOPPED. A WAL or store
+ *           failure stops the member (it cannot go on safely): node_failed()
+ *           then says why and every call returns ERR_STOPPED.
+ * Limits:   pending proposals (LIMIT_RAFT_PENDING_PROPOSALS), pending reads,
+ *           queued WAL and apply work (bounded by Raft's uncommitted bytes).
+ * Not here: the etcd API (registry/), leases' timers (consensus/lease),
+ *           watchers (consensus/watch).
+ *
+ * Durability order (see consensus/raft/raft.h, the ready batch rules, and
+ * consensus/kv/kv.h, the sync contract): a batch's entries and hard state
+ * go to the WAL thread, which appends and fsyncs many batches at once
+ * (group commit); only when that is done are the batch's "after persist"
+ * messages sent and raft_persisted() reported. Committed entries go to the
+ * apply thread, which applies a whole run of them in one store transaction
+ * and records the applied index there; answers are released after that
+ * commit. The WAL is trimmed only below a snapshot index the store has
+ * synced past.
+ */
+#ifndef CAIRN_CONSENSUS_NODE_H
+#define CAIRN_CONSENSUS_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "consensus/apply/apply.h"
+#include "consensus/kv/kv.h"
+#include "consensus/raft/raft.h"
+
+struct node;
+
+#define NODE_MEMBERS_MAX RAFT_MEMBERS_MAX
+#define NODE_NAME_MAX    64
+#define NODE_URLS_MAX    256
+
+/* One member as the cluster knows it (etcd's Member). */
+struct node_member {
+    uint64_t id;
+    char name[NODE_NAME_MAX];
+    char peer_urls[NODE_URLS_MAX];   /* comma separated */
+    char client_urls[NODE_URLS_MAX]; /* comma separated */
+    bool learner;
+};
+
+struct node_config {
+    const char *data_dir;      /* member/ is created inside */
+    uint64_t member_id;        /* this member */
+    uint64_t cluster_id;
+    uint32_t heartbeat_ms;     /* etcd's --heartbeat-interval */
+    uint32_t election_ms;      /* etcd's --election-timeout */
+    uint64_t snapshot_count;   /* applied entries between Raft snapshots */
+    uint64_t quota_bytes;      /* store quota (0: default) */
+    uint32_t max_txn_ops;
+    uint32_t max_request_bytes;
+    bool unsafe_no_fsync;
+    uint64_t seed;             /* election jitter, transport backoff */
+    /* Members of a new cluster (all of them, this one included); ignored
+     * when the data directory already holds a cluster. */
+    struct node_member initial[NODE_MEMBERS_MAX];
+    size_t initial_count;
+    const char *listen_peer; /* "ip:port"; NULL: no peer port (1 member) */
+};
+
+/* Fill cfg with etcd's defaults (heartbeat 100, election 1000, snapshot
+ * count 100000); data_dir, ids and members are left for the caller. */
+void node_config_default(struct node_config *cfg);
+
+/* What a proposer hears back: the result of apply (see apply.h), or an
+ * error without a response (ERR_TIMEOUT, ERR_STOPPED). */
+typedef void (*node_propose_cb)(void *ctx, const struct apply_result *res);
+
+/* A linearizable read point: serve the read from the store now (err 0), or
+ * fail it (ERR_TIMEOUT, ERR_NO_LEADER, ERR_STOPPED). */
+typedef void (*node_read_cb)(void *ctx, int err);
+
+/* Told on the loop thread, after the store committed them, of every store
+ * event (for watchers) and lease change (for lease timers). */
+struct node_observer {
+    void *ctx;
+    /* Events of one applied batch, in order; borrowed for the call. */
+    void (*events)(void *ctx, const struct kv_event *evs, size_t n,
+                   int64_t rev);
+    void (*lease)(void *ctx, int64_t id, int64_t ttl, bool checkpoint);
+    void (*leader)(void *ctx, uint64_t leader, uint64_t term);
+};
+
+/* Open the member's data (replaying the WAL into memory), start its
+ * threads, timers and peer listener on loop. *out is owned by the caller
+ * until node_close's callback. msg gets one line on error. */
+int node_open(uv_loop_t *loop, const struct node_config *cfg,
+              const struct node_observer *obs, struct node **out, char *msg,
+              size_t msg_len);
+
+/* Stop: fail pending proposals and reads with ERR_STOPPED, drain and join
+ * the threads, sync the store and the WAL, close handles. done runs once
+ * everything is closed and memory is freed. */
+void node_close(struct node *n, void (*done)(void *ctx), void *ctx);
+
+/* Propose an etcd request (op and its protobuf bytes, copied). cb runs
+ * exactly once when 0 is returned, never when an error is returned.
+ * timeout_ms 0: etcd's default (5 s + 2 election timeouts). */
+int node_propose(struct node *n, enum apply_op op, const uint8_t *req,
+                 size_t len, uint32_t timeout_ms, node_propose_cb cb,
+                 void *ctx);
+
+/* Ask for a linearizable read point; cb runs once (always, when 0 is
+ * returned) when the store has applied everything committed before the
+ * call, or with an error. */
+int node_read_index(struct node *n, uint32_t timeout_ms, node_read_cb cb,
+                    void *ctx);
+
+/* Store and applier, for reads (any thread may open kv read handles). */
+struct kv *node_kv(struct node *n);
+struct apply *node_apply(struct node *n);
+
+struct node_status {
+    uint64_t member_id;
+    uint64_t cluster_id;
+    uint64_t leader; /* 0: none */
+    uint64_t term;
+    uint64_t commit_index;
+    uint64_t applied_index;
+    uint8_t role; /* enum raft_role */
+    bool learner;
+    uint64_t proposals_pending;
+    uint64_t proposals_failed;
+    uint64_t proposals_committed;
+    uint64_t leader_changes;
+    uint64_t wal_fsyncs;
+    uint64_t wal_fsync_ns_total;
+};
+void node_status(const struct node *n, struct node_status *out);
+
+/* The members as this node knows them; returns the count (<= cap). */
+size_t node_members(const struct node *n, struct node_member *out,
+                    size_t cap);
+
+/* 0, or why the member stopped (WAL or store failure). */
+int node_failed(const struct node *n);
+
+/* The member id etcd derives from peer URLs (sorted, joined) and the
+ * cluster token, and the cluster id from the sorted member ids: the first
+ * 8 bytes of a SHA-1, big-endian (etcd's membership package). */
+uint64_t node_member_id_derive(const char *peer_urls, const char *token);
+uint64_t node_cluster_id_derive(const uint64_t *member_ids, size_t n);
+
+#endif

@@ -1,0 +1,445 @@
+/*
+ * test_apply.c - committed etcd requests applied to a real store.
+ *
+ * Goal: every response apply encodes by hand decodes with protobuf-c's
+ * generated decoder into exactly what etcd would answer, and the entry
+ * stream drives the store deterministically (results only for the
+ * proposer, replays skipped, alarms and leases remembered).
+ * Method: real LMDB stores in temp dirs; requests packed with protobuf-c,
+ * wrapped by apply_envelope into Raft entries, applied with apply_entries;
+ * responses unpacked with protobuf-c and compared field by field.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "consensus/apply/apply.h"
+#include "proto/rpc.pb-c.h"
+
+#define ME    0x1111
+#define OTHER 0x2222
+
+struct fixture {
+    char dir[64];
+    struct kv *kv;
+    struct apply a;
+    uint64_t index;
+    /* the last result seen */
+    int results;
+    struct apply_result last;
+    uint8_t resp[65536];
+    int events;
+    int64_t lease_id;
+    int64_t lease_ttl;
+};
+
+static void on_result(void *ctx, const struct apply_result *r)
+{
+    struct fixture *f = ctx;
+    f->results++;
+    f->last = *r;
+    assert_true(r->resp_len <= sizeof(f->resp));
+    if (r->resp_len > 0) {
+        memcpy(f->resp, r->resp, r->resp_len);
+    }
+    f->last.resp = f->resp;
+}
+
+static int on_event(void *ctx, const struct kv_event *ev)
+{
+    struct fixture *f = ctx;
+    (void)ev;
+    f->events++;
+    return 0;
+}
+
+static void on_lease(void *ctx, int64_t id, int64_t ttl, bool checkpoint)
+{
+    struct fixture *f = ctx;
+    (void)checkpoint;
+    f->lease_id = id;
+    f->lease_ttl = ttl;
+}
+
+static struct apply_hooks hooks_of(struct fixture *f)
+{
+    struct apply_hooks h = {.ctx = f,
+                            .on_event = on_event,
+                            .on_result = on_result,
+                            .on_lease = on_lease};
+    return h;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct kv_options o = {.sync = KV_SYNC_NONE};
+    struct apply_config cfg = {
+        .cluster_id = 0xc1, .member_id = ME, .min_lease_ttl_s = 2};
+    snprintf(f->dir, sizeof(f->dir), "/tmp/cairn-apply-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    assert_int_equal(kv_open(f->dir, &o, &f->kv), 0);
+    cfg.kv = f->kv;
+    assert_int_equal(apply_init(&f->a, &cfg), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+    apply_close(&f->a);
+    kv_close(f->kv);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Pack msg, wrap it, apply it as the next entry; returns the result count
+ * delta (1 when origin is ME). */
+static int propose(struct fixture *f, uint64_t origin, enum apply_op op,
+                   const ProtobufCMessage *msg)
+{
+    uint8_t tmp[4096];
+    size_t len = protobuf_c_message_pack(msg, tmp);
+    struct buf b;
+    struct raft_entry e;
+    struct apply_hooks h = hooks_of(f);
+    int before = f->results;
+    assert_true(len < sizeof(tmp));
+    buf_init(&b, 0);
+    assert_int_equal(apply_envelope(++f->index, origin, op, tmp, len, &b), 0);
+    e.index = f->index;
+    e.term = 1;
+    e.type = RAFT_ENTRY_NORMAL;
+    e.data = b.data;
+    e.len = (uint32_t)b.len;
+    assert_int_equal(apply_entries(&f->a, &e, 1, 7, &h), 0);
+    buf_free(&b);
+    return f->results - before;
+}
+
+static int put(struct fixture *f, const char *k, const char *v, int64_t lease,
+               bool prev)
+{
+    Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+    p.key.data = (uint8_t *)k;
+    p.key.len = strlen(k);
+    p.value.data = (uint8_t *)v;
+    p.value.len = strlen(v);
+    p.lease = lease;
+    p.prev_kv = prev;
+    assert_int_equal(propose(f, ME, APPLY_PUT, &p.base), 1);
+    return f->last.err;
+}
+
+static void put_response_decodes_with_header_and_prev_kv(void **state)
+{
+    struct fixture *f = *state;
+    Etcdserverpb__PutResponse *r;
+    assert_int_equal(put(f, "a", "1", 0, false), 0);
+    assert_int_equal(f->last.revision, 2);
+    assert_int_equal(put(f, "a", "22", 0, true), 0);
+    r = etcdserverpb__put_response__unpack(NULL, f->last.resp_len,
+                                           f->last.resp);
+    assert_non_null(r);
+    assert_non_null(r->header);
+    assert_int_equal(r->header->cluster_id, 0xc1);
+    assert_int_equal(r->header->member_id, ME);
+    assert_int_equal(r->header->revision, 3);
+    assert_int_equal(r->header->raft_term, 7);
+    assert_non_null(r->prev_kv);
+    assert_int_equal(r->prev_kv->value.len, 1);
+    assert_memory_equal(r->prev_kv->value.data, "1", 1);
+    assert_int_equal(r->prev_kv->mod_revision, 2);
+    assert_int_equal(r->prev_kv->create_revision, 2);
+    assert_int_equal(r->prev_kv->version, 1);
+    etcdserverpb__put_response__free_unpacked(r, NULL);
+    assert_int_equal(f->events, 2);
+}
+
+static void entries_from_other_members_apply_without_results(void **state)
+{
+    struct fixture *f = *state;
+    Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+    p.key.data = (uint8_t *)"x";
+    p.key.len = 1;
+    assert_int_equal(propose(f, OTHER, APPLY_PUT, &p.base), 0);
+    assert_int_equal(kv_rev(f->kv), 2);
+    uint64_t idx;
+    uint64_t term;
+    kv_applied(f->kv, &idx, &term);
+    assert_int_equal(idx, f->index);
+}
+
+static void replayed_entries_are_skipped(void **state)
+{
+    struct fixture *f = *state;
+    Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+    assert_int_equal(put(f, "k", "v", 0, false), 0);
+    f->index--; /* the same index again, as after a restart */
+    p.key.data = (uint8_t *)"k";
+    p.key.len = 1;
+    assert_int_equal(propose(f, ME, APPLY_PUT, &p.base), 0);
+    assert_int_equal(kv_rev(f->kv), 2); /* not applied twice */
+}
+
+static void range_response_matches_etcd_fields(void **state)
+{
+    struct fixture *f = *state;
+    Etcdserverpb__RangeRequest q = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    Etcdserverpb__RangeResponse *r;
+    struct kv_read *rd;
+    struct buf out;
+    put(f, "p/1", "one", 0, false);
+    put(f, "p/2", "two", 0, false);
+    put(f, "p/3", "three", 0, false);
+    q.key.data = (uint8_t *)"p/";
+    q.key.len = 2;
+    q.range_end.data = (uint8_t *)"p0";
+    q.range_end.len = 2;
+    q.limit = 2;
+    buf_init(&out, 0);
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(apply_range(&f->a, rd, &q, 7, &out), 0);
+    kv_read_end(rd);
+    r = etcdserverpb__range_response__unpack(NULL, out.len, out.data);
+    assert_non_null(r);
+    assert_int_equal(r->header->revision, 4);
+    assert_int_equal(r->n_kvs, 2);
+    assert_true(r->more);
+    assert_int_equal(r->count, 3);
+    assert_memory_equal(r->kvs[1]->key.data, "p/2", 3);
+    etcdserverpb__range_response__free_unpacked(r, NULL);
+    buf_free(&out);
+}
+
+static void txn_inner_headers_follow_etcd_revisions(void **state)
+{
+    struct fixture *f = *state;
+    Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT;
+    Etcdserverpb__Compare c = ETCDSERVERPB__COMPARE__INIT;
+    Etcdserverpb__Compare *cs[1] = {&c};
+    Etcdserverpb__RequestOp o1 = ETCDSERVERPB__REQUEST_OP__INIT;
+    Etcdserverpb__RequestOp o2 = ETCDSERVERPB__REQUEST_OP__INIT;
+    Etcdserverpb__RequestOp o3 = ETCDSERVERPB__REQUEST_OP__INIT;
+    Etcdserverpb__RequestOp *ops[3] = {&o1, &o2, &o3};
+    Etcdserverpb__RangeRequest g = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+    Etcdserverpb__TxnResponse *r;
+
+    put(f, "t", "old", 0, false); /* rev 2 */
+    c.key.data = (uint8_t *)"t";
+    c.key.len = 1;
+    c.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE;
+    c.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
+    c.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE;
+    c.value.data = (uint8_t *)"old";
+    c.value.len = 3;
+    g.key = c.key;
+    p.key = c.key;
+    p.value.data = (uint8_t *)"new";
+    p.value.len = 3;
+    o1.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+    o1.request_range = &g;
+    o2.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+    o2.request_put = &p;
+    o3.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+    o3.request_range = &g;
+    t.n_compare = 1;
+    t.compare = cs;
+    t.n_success = 3;
+    t.success = ops;
+    assert_int_equal(propose(f, ME, APPLY_TXN, &t.base), 1);
+    assert_int_equal(f->last.err, 0);
+    r = etcdserverpb__txn_response__unpack(NULL, f->last.resp_len,
+                                           f->last.resp);
+    assert_non_null(r);
+    assert_true(r->succeeded);
+    assert_int_equal(r->header->revision, 3);
+    assert_int_equal(r->header->member_id, ME);
+    assert_int_equal(r->n_responses, 3);
+    /* read before the write sees 2, the write and the read after it 3 */
+    assert_int_equal(r->responses[0]->response_range->header->revision, 2);
+    assert_int_equal(r->responses[0]->response_range->header->member_id, 0);
+    assert_memory_equal(r->responses[0]->response_range->kvs[0]->value.data,
+                        "old", 3);
+    assert_int_equal(r->responses[1]->response_put->header->revision, 3);
+    assert_int_equal(r->responses[2]->response_range->header->revision, 3);
+    assert_memory_equal(r->responses[2]->response_range->kvs[0]->value.data,
+                        "new", 3);
+    etcdserverpb__txn_response__free_unpacked(r, NULL);
+    /* the compare now fails: failure branch is empty, no new revision */
+    assert_int_equal(propose(f, ME, APPLY_TXN, &t.base), 1);
+    r = etcdserverpb__txn_response__unpack(NULL, f->last.resp_len,
+                                           f->last.resp);
+    assert_false(r->succeeded);
+    assert_int_equal(r->header->revision, 3);
+    etcdserverpb__txn_response__free_unpacked(r, NULL);
+}
+
+static void request_errors_reach_the_proposer(void **state)
+{
+    struct fixture *f = *state;
+    Etcdserverpb__CompactionRequest c = ETCDSERVERPB__COMPACTION_REQUEST__INIT;
+    assert_int_equal(put(f, "", "v", 0, false), ERR_KEY_NOT_PROVIDED);
+    assert_int_equal(put(f, "k", "v", 99, false), ERR_LEASE_NOT_FOUND);
+    c.revision = 100;
+    assert_int_equal(propose(f, ME, APPLY_COMPACTION, &c.base), 1);
+    assert_int_equal(f->last.err, ERR_FUTURE_REV);
+    assert_int_equal(f->last.resp_len, 0);
+    assert_int_equal(kv_rev(f->kv), 1);
+}
+
+static void leases_grant_attach_and_revoke_in_one_revision(void **state)
+{
+    struct fixture *f = *state;
+    Etcdserverpb__LeaseGrantRequest g = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
+    Etcdserverpb__LeaseRevokeRequest rv =
+        ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
+    Etcdserverpb__LeaseGrantResponse *gr;
+    g.id = 42;
+    g.ttl = 1; /* below the minimum: raised to 2 */
+    assert_int_equal(propose(f, ME, APPLY_LEASE_GRANT, &g.base), 1);
+    assert_int_equal(f->last.err, 0);
+    gr = etcdserverpb__lease_grant_response__unpack(NULL, f->last.resp_len,
+                                                    f->last.resp);
+    assert_int_equal(gr->id, 42);
+    assert_int_equal(gr->ttl, 2);
+    etcdserverpb__lease_grant_response__free_unpacked(gr, NULL);
+    assert_int_equal(f->lease_id, 42);
+    assert_int_equal(f->lease_ttl, 2);
+    assert_int_equal(propose(f, ME, APPLY_LEASE_GRANT, &g.base), 1);
+    assert_int_equal(f->last.err, ERR_LEASE_EXISTS);
+    g.id = 43;
+    g.ttl = 9000000001;
+    assert_int_equal(propose(f, ME, APPLY_LEASE_GRANT, &g.base), 1);
+    assert_int_equal(f->last.err, ERR_LEASE_TTL_TOO_LARGE);
+    assert_int_equal(put(f, "l1", "v", 42, false), 0);
+    assert_int_equal(put(f, "l2", "v", 42, false), 0);
+    assert_int_equal(kv_rev(f->kv), 3);
+    rv.id = 42;
+    assert_int_equal(propose(f, ME, APPLY_LEASE_REVOKE, &rv.base), 1);
+    assert_int_equal(f->last.err, 0);
+    assert_int_equal(f->last.revision, 4);
+    assert_int_equal(f->lease_ttl, 0);
+    assert_int_equal(propose(f, ME, APPLY_LEASE_REVOKE, &rv.base), 1);
+    assert_int_equal(f->last.err, ERR_LEASE_NOT_FOUND);
+}
+
+static void nospace_alarm_refuses_writes_until_disarmed(void **state)
+{
+    struct fixture *f = *state;
+    Etcdserverpb__AlarmRequest al = ETCDSERVERPB__ALARM_REQUEST__INIT;
+    Etcdserverpb__AlarmResponse *ar;
+    Etcdserverpb__DeleteRangeRequest d =
+        ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
+    struct apply_config cfg = f->a.cfg;
+    al.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
+    al.memberid = OTHER;
+    al.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
+    assert_int_equal(put(f, "a", "1", 0, false), 0);
+    assert_int_equal(propose(f, ME, APPLY_ALARM, &al.base), 1);
+    ar = etcdserverpb__alarm_response__unpack(NULL, f->last.resp_len,
+                                              f->last.resp);
+    assert_int_equal(ar->n_alarms, 1);
+    assert_int_equal(ar->alarms[0]->memberid, OTHER);
+    assert_int_equal(ar->alarms[0]->alarm, ETCDSERVERPB__ALARM_TYPE__NOSPACE);
+    etcdserverpb__alarm_response__free_unpacked(ar, NULL);
+    assert_int_equal(put(f, "b", "1", 0, false), ERR_NOSPACE);
+    d.key.data = (uint8_t *)"a";
+    d.key.len = 1;
+    assert_int_equal(propose(f, ME, APPLY_DELETE_RANGE, &d.base), 1);
+    assert_int_equal(f->last.err, 0); /* deletes still work */
+    /* the alarm survives a restart of the applier */
+    apply_close(&f->a);
+    assert_int_equal(apply_init(&f->a, &cfg), 0);
+    assert_true(f->a.nospace);
+    al.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__DEACTIVATE;
+    assert_int_equal(propose(f, ME, APPLY_ALARM, &al.base), 1);
+    assert_false(f->a.nospace);
+    assert_int_equal(put(f, "b", "1", 0, false), 0);
+}
+
+static void txn_depth_check_bounds_nesting(void **state)
+{
+    uint8_t inner[8192];
+    uint8_t tmp[8192];
+    size_t len = 0;
+    (void)state;
+    /* Build TxnRequest{success: [RequestOp{request_txn: ...}]} 40 deep. */
+    for (int d = 0; d < 40; d++) {
+        size_t n = 0;
+        /* RequestOp: field 4, the txn */
+        tmp[n++] = 4 << 3 | 2;
+        n += varint_put(tmp + n, len);
+        memcpy(tmp + n, inner, len);
+        n += len;
+        /* TxnRequest: field 2 (success), the op */
+        size_t m = 0;
+        inner[m++] = 2 << 3 | 2;
+        m += varint_put(inner + m, n);
+        memcpy(inner + m, tmp, n);
+        len = m + n;
+    }
+    assert_int_equal(apply_txn_depth_check(inner, len, 64), 0);
+    assert_int_equal(apply_txn_depth_check(inner, len, 39), ERR_LIMIT);
+    assert_int_equal(apply_txn_depth_check(inner, len - 1, 64),
+                     ERR_BAD_REQUEST);
+    inner[0] = 0x07; /* wire type 7 does not exist */
+    assert_int_equal(apply_txn_depth_check(inner, len, 64), ERR_BAD_REQUEST);
+}
+
+static void garbage_entries_advance_the_index_only(void **state)
+{
+    struct fixture *f = *state;
+    struct raft_entry e[2];
+    struct apply_hooks h = hooks_of(f);
+    uint8_t junk[] = {0xff, 0xff, 0xff, 0x01, 0x02};
+    uint64_t idx;
+    uint64_t term;
+    e[0].index = 1;
+    e[0].term = 1;
+    e[0].type = RAFT_ENTRY_NORMAL;
+    e[0].data = junk;
+    e[0].len = sizeof(junk);
+    e[1] = e[0];
+    e[1].index = 2;
+    e[1].type = RAFT_ENTRY_EMPTY;
+    e[1].len = 0;
+    assert_int_equal(apply_entries(&f->a, e, 2, 1, &h), 0);
+    kv_applied(f->kv, &idx, &term);
+    assert_int_equal(idx, 2);
+    assert_int_equal(kv_rev(f->kv), 1);
+    assert_int_equal(f->results, 0);
+}
+
+int main(void)
+{
+#define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(put_response_decodes_with_header_and_prev_kv),
+        T(entries_from_other_members_apply_without_results),
+        T(replayed_entries_are_skipped),
+        T(range_response_matches_etcd_fields),
+        T(txn_inner_headers_follow_etcd_revisions),
+        T(request_errors_reach_the_proposer),
+        T(leases_grant_attach_and_revoke_in_one_revision),
+        T(nospace_alarm_refuses_writes_until_disarmed),
+        T(txn_depth_check_bounds_nesting),
+        T(garbage_entries_advance_the_index_only),
+    };
+    return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
+}
