@@ -538,23 +538,29 @@ size_t grpc__conn_pending_out(const struct grpc_conn *c)
     return c->queued_bytes + c->out.len + c->wout.len;
 }
 
-/* Reads follow the outbound bound: stop above it, resume below half. */
+/* Two bounds on outbound bytes. Reads stop while frames we already
+ * produced sit unwritten above the bound (the peer is not reading its
+ * socket) and resume below half of it. Messages queued behind HTTP/2 flow
+ * control do not stop reads: the peer's WINDOW_UPDATEs must still get in,
+ * or a full queue would wait forever. Those are bounded at the producer
+ * instead: grpc_call_send() says ERR_BUSY and on_writable follows once the
+ * total is below half the bound. */
 static void apply_out_bound(struct grpc_conn *c)
 {
-    size_t pending = grpc__conn_pending_out(c);
+    size_t unwritten = c->out.len + c->wout.len;
     size_t max = c->srv->lim.conn_out_bytes_max;
 
-    if (pending > max && !c->paused_out) {
+    if (unwritten > max && !c->paused_out) {
         c->paused_out = 1;
         c->srv->stats.reads_paused++;
         if (c->reading) {
             uv_read_stop((uv_stream_t *)&c->tcp);
             c->reading = 0;
         }
-    } else if (c->paused_out && pending <= max / 2) {
+    } else if (c->paused_out && unwritten <= max / 2) {
         c->paused_out = 0;
     }
-    if (c->want_writable && pending <= max / 2) {
+    if (c->want_writable && grpc__conn_pending_out(c) <= max / 2) {
         grpc__conn_notify_writable(c);
     }
 }
