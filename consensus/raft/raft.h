@@ -557,7 +557,11 @@ void raft_snapshot_failed(struct raft *r, int err);
 /* The transport could not reach `id`: stop pipelining to it. */
 void raft_report_unreachable(struct raft *r, uint64_t id);
 
-/* The snapshot sent to `id` was delivered (ok) or lost. */
+/* The snapshot sent to `id` was delivered (ok) or lost. Report one outcome
+ * for every RAFT_MSG_SNAP taken from a batch: until then the leader sends
+ * that follower nothing but heartbeats. A transport that cannot know may
+ * report ok once sent; if it was lost, the follower's answer to the next
+ * probe leads the leader back to a new snapshot. */
 void raft_report_snapshot(struct raft *r, uint64_t id, bool ok);
 
 /* Describe a snapshot at `index` for the driver to write before it compacts

@@ -300,6 +300,11 @@ static void handle_ready(struct net *net, struct node *nd)
     }
     for (size_t i = 0; i < rd.msgs_count; i++) {
         enqueue(net, &rd.msgs[i]); /* may leave before the persist */
+        if (rd.msgs[i].type == RAFT_MSG_SNAP) {
+            /* Like a transport that reports "sent"; if it is lost, the
+             * follower's probe answer brings the leader back to it. */
+            raft_report_snapshot(&nd->r, rd.msgs[i].to, true);
+        }
     }
     if (rd.snapshot != NULL) {
         install_snapshot(nd, rd.snapshot);

@@ -755,6 +755,23 @@ static void same_seed_gives_byte_identical_message_streams(void **state)
     buf_free(&c);
 }
 
+static void single_node_cluster_commits_and_reads_alone(void **state)
+{
+    (void)state;
+    struct net *net = net_new(1, 71);
+    net_start(net, 1);
+    net_tick_all(net, 25);
+    assert_int_equal(net_leader(net), 1);
+    assert_int_equal(net_propose(net, 1, "solo"), 0);
+    assert_int_equal(raft_read_index(R(net, 1), 4), 0);
+    net_run(net);
+    assert_int_equal(net_node(net, 1)->applied, 2);
+    assert_int_equal(net_node(net, 1)->reads_count, 1);
+    assert_int_equal(net_node(net, 1)->reads[0].index, 1);
+    assert_int_equal(net->delivered, 0);
+    net_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -783,6 +800,7 @@ int main(void)
         cmocka_unit_test(proposals_fail_clearly_without_a_leader),
         cmocka_unit_test(uncommitted_bytes_are_bounded),
         cmocka_unit_test(same_seed_gives_byte_identical_message_streams),
+        cmocka_unit_test(single_node_cluster_commits_and_reads_alone),
     };
     int failed = cmocka_run_group_tests_name("raft", tests, NULL, NULL);
     failed += raft_codec_tests();
