@@ -258,8 +258,14 @@ static void enqueue(struct net *net, const struct raft_msg *m)
     memcpy(p->bytes, net->stream.data + start, len);
 }
 
-static void apply_entry(struct node *nd, const struct raft_entry *e)
+static void apply_entry(struct net *net, struct node *nd,
+                        const struct raft_entry *e)
 {
+    if (net->print) {
+        printf("# node %llu apply %llu/%llu type %u len %u\n",
+               (unsigned long long)nd->id, (unsigned long long)e->index,
+               (unsigned long long)e->term, e->type, e->len);
+    }
     if (e->index != nd->applied + 1) {
         FATAL("node %llu applies %llu after %llu", (unsigned long long)nd->id,
               (unsigned long long)e->index, (unsigned long long)nd->applied);
@@ -274,10 +280,17 @@ static void apply_entry(struct node *nd, const struct raft_entry *e)
     }
     nd->applied = e->index;
     nd->hist[e->index % NET_HIST] = nd->state;
+    nd->hist_at[e->index % NET_HIST] = e->index;
 }
 
-static void install_snapshot(struct node *nd, const struct raft_snapshot *s)
+static void install_snapshot(struct net *net, struct node *nd,
+                             const struct raft_snapshot *s)
 {
+    if (net->print) {
+        printf("# node %llu install snapshot %llu/%llu\n",
+               (unsigned long long)nd->id, (unsigned long long)s->meta.index,
+               (unsigned long long)s->meta.term);
+    }
     if (s->data_len != 12) {
         FATAL("snapshot data of %u bytes", s->data_len);
     }
@@ -288,6 +301,7 @@ static void install_snapshot(struct node *nd, const struct raft_snapshot *s)
     nd->applied = be64_get(s->data);
     nd->state = be32_get(s->data + 8);
     nd->hist[nd->applied % NET_HIST] = nd->state;
+    nd->hist_at[nd->applied % NET_HIST] = nd->applied;
     raft_snapshot_installed(&nd->r, s->meta.index);
 }
 
@@ -307,7 +321,7 @@ static void handle_ready(struct net *net, struct node *nd)
         }
     }
     if (rd.snapshot != NULL) {
-        install_snapshot(nd, rd.snapshot);
+        install_snapshot(net, nd, rd.snapshot);
     }
     if (rd.entries_count > 0) {
         rc = raft_memstorage_append(&nd->ms, rd.entries, rd.entries_count);
@@ -326,7 +340,7 @@ static void handle_ready(struct net *net, struct node *nd)
         enqueue(net, &rd.msgs_after_persist[i]);
     }
     for (size_t i = 0; i < rd.committed_count; i++) {
-        apply_entry(nd, &rd.committed[i]);
+        apply_entry(net, nd, &rd.committed[i]);
     }
     if (rd.committed_count > 0) {
         raft_applied(&nd->r, rd.committed[rd.committed_count - 1].index);
@@ -476,7 +490,22 @@ bool net_states_agree(struct net *net)
                 continue;
             }
             uint64_t k = a->applied < b->applied ? a->applied : b->applied;
-            if (a->hist[k % NET_HIST] != b->hist[k % NET_HIST]) {
+            /* the latest index both computed (a snapshot skips some) */
+            for (uint64_t n = 0; n < NET_HIST && k > 0; n++, k--) {
+                if (a->hist_at[k % NET_HIST] == k &&
+                    b->hist_at[k % NET_HIST] == k) {
+                    break;
+                }
+            }
+            if (k > 0 && a->hist_at[k % NET_HIST] == k &&
+                b->hist_at[k % NET_HIST] == k &&
+                a->hist[k % NET_HIST] != b->hist[k % NET_HIST]) {
+                fprintf(stderr,
+                        "# state differs at %llu: node %d applied %llu, "
+                        "node %d applied %llu\n",
+                        (unsigned long long)k, i,
+                        (unsigned long long)a->applied, j,
+                        (unsigned long long)b->applied);
                 return false;
             }
         }

@@ -35,9 +35,10 @@ struct node {
     struct raft r;
     struct raft_memstorage ms;
     uint64_t applied;
-    uint32_t state;          /* CRC chain over applied data */
-    uint32_t hist[NET_HIST]; /* state after applying index i */
-    uint64_t applied_conf;   /* count of conf entries applied */
+    uint32_t state;             /* CRC chain over applied data */
+    uint32_t hist[NET_HIST];    /* state after applying index i */
+    uint64_t hist_at[NET_HIST]; /* which index hist[i % NET_HIST] is for */
+    uint64_t applied_conf;      /* count of conf entries applied */
     struct raft_read_state reads[256];
     uint32_t reads_count;
 };

@@ -23,6 +23,7 @@
 #include "tests/unit/raft/harness.h"
 
 int raft_codec_tests(void);
+int raft_stress_tests(void);
 
 static struct raft *R(struct net *net, uint64_t id)
 {
@@ -804,5 +805,6 @@ int main(void)
     };
     int failed = cmocka_run_group_tests_name("raft", tests, NULL, NULL);
     failed += raft_codec_tests();
+    failed += raft_stress_tests();
     return failed;
 }
