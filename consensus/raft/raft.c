@@ -242,29 +242,44 @@ static bool pr_maybe_decr(struct raft__progress *pr, uint64_t rejected,
     return true;
 }
 
-/* Make the progress slots match r->conf: keep known peers, add new ones,
- * free the removed. */
-static void sync_progress(struct raft *r)
+/* Make the progress slots match conf c: keep known peers, add new ones,
+ * free the removed. Allocates first, so that on -ENOMEM nothing changed
+ * (r fails, and its old conf and progress still agree). */
+static bool sync_progress(struct raft *r, const struct raft_conf *c)
 {
-    uint64_t next = raft__last_index(r) + 1;
-    for (int i = 0; i < RAFT_MEMBERS_MAX; i++) {
-        struct raft__progress *pr = &r->prs[i];
-        if (pr->id == RAFT_NONE) {
+    uint64_t ids[2 * RAFT_MEMBERS_MAX];
+    struct raft__inflight *infl[2 * RAFT_MEMBERS_MAX];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->voters_count; i++) {
+        ids[n++] = c->voters[i];
+    }
+    for (uint32_t i = 0; i < c->learners_count; i++) {
+        ids[n++] = c->learners[i];
+    }
+    ASSERT(n <= RAFT_MEMBERS_MAX);
+    for (uint32_t i = 0; i < n; i++) {
+        infl[i] = NULL;
+        if (pr_find(r, ids[i]) != NULL) {
             continue;
         }
-        if (!is_voter(r, pr->id) && !raft_conf_is_learner(&r->conf, pr->id)) {
+        infl[i] = mem_calloc(r->cfg.max_inflight_msgs, sizeof(*infl[i]));
+        if (infl[i] == NULL) {
+            for (uint32_t k = 0; k < i; k++) {
+                mem_free(infl[k]);
+            }
+            fail(r, -ENOMEM);
+            return false;
+        }
+    }
+    for (int i = 0; i < RAFT_MEMBERS_MAX; i++) {
+        struct raft__progress *pr = &r->prs[i];
+        if (pr->id != RAFT_NONE && !raft_conf_is_voter(c, pr->id) &&
+            !raft_conf_is_learner(c, pr->id)) {
             mem_free(pr->infl);
             memset(pr, 0, sizeof(*pr));
         }
     }
-    uint64_t ids[2 * RAFT_MEMBERS_MAX];
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < r->conf.voters_count; i++) {
-        ids[n++] = r->conf.voters[i];
-    }
-    for (uint32_t i = 0; i < r->conf.learners_count; i++) {
-        ids[n++] = r->conf.learners[i];
-    }
+    uint64_t next = raft__last_index(r) + 1;
     for (uint32_t i = 0; i < n; i++) {
         struct raft__progress *pr = pr_find(r, ids[i]);
         if (pr == NULL) {
@@ -275,17 +290,14 @@ static void sync_progress(struct raft *r)
             }
             ASSERT(pr != NULL); /* conf size <= RAFT_MEMBERS_MAX */
             memset(pr, 0, sizeof(*pr));
-            pr->infl = mem_calloc(r->cfg.max_inflight_msgs, sizeof(*pr->infl));
-            if (pr->infl == NULL) {
-                fail(r, -ENOMEM);
-                return;
-            }
+            pr->infl = infl[i];
             pr->id = ids[i];
             pr->next = next;
             pr->recent_active = true; /* give a new peer a fair start */
         }
-        pr->learner = i >= r->conf.voters_count;
+        pr->learner = i >= c->voters_count;
     }
+    return true;
 }
 
 /* ----------------------------------------------------------- messages */
@@ -778,9 +790,11 @@ static void leader_committed(struct raft *r)
 static void set_conf(struct raft *r, const struct raft_conf *c, uint64_t index)
 {
     ASSERT(raft__conf_valid(c));
+    if (!sync_progress(r, c)) {
+        return;
+    }
     r->conf = *c;
     r->conf_index = index;
-    sync_progress(r);
     if (r->role == RAFT_LEADER && r->lead_transferee != RAFT_NONE &&
         !is_voter(r, r->lead_transferee)) {
         r->lead_transferee = RAFT_NONE;

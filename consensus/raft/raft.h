@@ -532,7 +532,8 @@ int raft_transfer_leader(struct raft *r, uint64_t to);
 bool raft_has_ready(const struct raft *r);
 
 /* Fill rd with the next batch (possibly empty). Precondition: the previous
- * batch was advanced. Errors: -ENOMEM / storage (failed). */
+ * batch was advanced. Errors: -ENOMEM / storage: r is failed and rd is
+ * empty; the driver stops the node and calls raft_close(). */
 int raft_ready(struct raft *r, struct raft_ready *rd);
 
 /* Release the batch returned by raft_ready(). */

@@ -18,6 +18,9 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+
+#include "base/alloc.h"
 #include "base/err.h"
 #include "consensus/raft/raft_int.h"
 #include "tests/unit/raft/harness.h"
@@ -773,6 +776,80 @@ static void single_node_cluster_commits_and_reads_alone(void **state)
     net_free(net);
 }
 
+/* Every allocation in a short single-node run fails in turn: each call
+ * returns 0 or -ENOMEM, never crashes, and once the core has failed every
+ * later call returns that same error (STYLE.md sections 4 and 5). */
+static int drive_once(struct raft *r, struct raft_memstorage *ms)
+{
+    int rc = raft_campaign(r);
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        rc = raft_propose(r, RAFT_ENTRY_NORMAL, "abc", 3, NULL);
+        if (rc == 0) {
+            rc = raft_read_index(r, (uint64_t)i + 1);
+            rc = rc == ERR_NO_LEADER ? 0 : rc;
+        }
+        for (int k = 0; rc == 0 && k < 10 && raft_has_ready(r); k++) {
+            struct raft_ready rd;
+            rc = raft_ready(r, &rd);
+            if (rc != 0) {
+                break;
+            }
+            if (rd.entries_count > 0) {
+                rc = raft_memstorage_append(ms, rd.entries, rd.entries_count);
+                if (rc == 0) {
+                    rc = raft_persisted(r,
+                                        rd.entries[rd.entries_count - 1].index,
+                                        rd.entries[rd.entries_count - 1].term);
+                }
+            }
+            if (rc == 0 && rd.committed_count > 0) {
+                rc =
+                    raft_applied(r, rd.committed[rd.committed_count - 1].index);
+            }
+            raft_advance(r, &rd);
+        }
+    }
+    return rc;
+}
+
+static void allocation_failures_fail_cleanly(void **state)
+{
+    (void)state;
+    int failures = 0;
+    for (unsigned long n = 1; n < 2000; n++) {
+        struct raft_memstorage ms;
+        struct raft_config cfg;
+        struct raft r;
+        raft_memstorage_init(&ms);
+        raft_config_default(&cfg, 1);
+        cfg.max_pending_reads = 16;
+        cfg.max_inflight_msgs = 4;
+        cfg.bootstrap.voters_count = 1;
+        cfg.bootstrap.voters[0] = 1;
+        cfg.storage = raft_memstorage_storage(&ms);
+        mem_fail_after(n, 1);
+        int rc = raft_init(&r, &cfg);
+        if (rc == 0) {
+            rc = drive_once(&r, &ms);
+            if (rc == -ENOMEM && r.err != 0) {
+                /* failed state is sticky */
+                assert_int_equal(raft_tick(&r), -ENOMEM);
+                assert_int_equal(raft_propose(&r, 0, "x", 1, NULL), -ENOMEM);
+                assert_false(raft_has_ready(&r));
+            }
+            raft_close(&r);
+        }
+        mem_fail_after(0, 0);
+        raft_memstorage_close(&ms);
+        if (rc == 0) {
+            break; /* n is past the last allocation of the run */
+        }
+        assert_int_equal(rc, -ENOMEM);
+        failures++;
+    }
+    assert_true(failures > 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -802,6 +879,7 @@ int main(void)
         cmocka_unit_test(uncommitted_bytes_are_bounded),
         cmocka_unit_test(same_seed_gives_byte_identical_message_streams),
         cmocka_unit_test(single_node_cluster_commits_and_reads_alone),
+        cmocka_unit_test(allocation_failures_fail_cleanly),
     };
     int failed = cmocka_run_group_tests_name("raft", tests, NULL, NULL);
     failed += raft_codec_tests();
