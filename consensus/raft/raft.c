@@ -336,11 +336,14 @@ static int msgq_push(struct raft__msgq *q, const struct raft_msg *m)
     return 0;
 }
 
-/* Messages that acknowledge durable state wait for the persist. */
+/* Messages that acknowledge durable state wait for the persist. A
+ * heartbeat response acknowledges only the term, and when the term changed
+ * in a batch every message of that batch waits anyway (raft_ready), so it
+ * may leave at once: ReadIndex rounds then cost no fsync on followers. */
 static bool needs_persist(uint8_t type)
 {
     return type == RAFT_MSG_VOTE || type == RAFT_MSG_VOTE_RESP ||
-           type == RAFT_MSG_APP_RESP || type == RAFT_MSG_HEARTBEAT_RESP;
+           type == RAFT_MSG_APP_RESP;
 }
 
 /* Queue m (the queue takes its entries and snapshot data). Forwards

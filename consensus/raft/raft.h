@@ -291,9 +291,9 @@ struct raft_read_state {
  *     leader's appends, heartbeats and snapshots (a leader replicates while
  *     it persists its own entries, thesis 10.2.1) and forwards that
  *     acknowledge nothing.
- *  3. `msgs_after_persist` (votes, append and heartbeat responses, and every
- *     message of a batch that changed term or vote) go out only after step
- *     1 is durable: they acknowledge that state.
+ *  3. `msgs_after_persist` (vote requests and responses, append responses,
+ *     and every message of a batch that changed term or vote) go out only
+ *     after step 1 is durable: they acknowledge that state.
  *  4. Report durability with raft_persisted(last entry index, term) and
  *     raft_snapshot_installed(). A leader counts its own entries toward
  *     commit only after raft_persisted().

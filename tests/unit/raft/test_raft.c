@@ -850,6 +850,45 @@ static void allocation_failures_fail_cleanly(void **state)
     assert_true(failures > 10);
 }
 
+/* The batch splits messages by the ordering rule: a vote answer waits for
+ * the persist, a leader's appends of new entries may leave at once. */
+static void ready_splits_messages_by_the_persist_rule(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 81);
+    struct raft *r2 = R(net, 2), *r1 = R(net, 1);
+    struct raft_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_MSG_VOTE;
+    m.from = 3;
+    m.to = 2;
+    m.term = r2->term + 1;
+    m.index = 50;
+    m.log_term = m.term;
+    m.flags = RAFT_MSG_F_TRANSFER; /* past the lease */
+    assert_int_equal(raft_step(r2, &m), 0);
+    struct raft_ready rd;
+    assert_int_equal(raft_ready(r2, &rd), 0);
+    assert_true(rd.hard_changed);
+    assert_int_equal(rd.hard.vote, 3);
+    assert_int_equal(rd.msgs_count, 0);
+    assert_int_equal(rd.msgs_after_persist_count, 1);
+    assert_int_equal(rd.msgs_after_persist[0].type, RAFT_MSG_VOTE_RESP);
+    raft_advance(r2, &rd);
+
+    assert_int_equal(raft_propose(r1, RAFT_ENTRY_NORMAL, "p", 1, NULL), 0);
+    assert_int_equal(raft_ready(r1, &rd), 0);
+    assert_int_equal(rd.entries_count, 1);
+    assert_int_equal(rd.msgs_count, 2); /* to 2 and 3, before the persist */
+    assert_int_equal(rd.msgs[0].type, RAFT_MSG_APP);
+    assert_int_equal(rd.msgs_after_persist_count, 0);
+    assert_int_equal(rd.committed_count, 0);
+    uint64_t commit = r1->commit;
+    raft_advance(r1, &rd);
+    assert_int_equal(r1->commit, commit); /* own entry not yet durable */
+    net_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -880,6 +919,7 @@ int main(void)
         cmocka_unit_test(same_seed_gives_byte_identical_message_streams),
         cmocka_unit_test(single_node_cluster_commits_and_reads_alone),
         cmocka_unit_test(allocation_failures_fail_cleanly),
+        cmocka_unit_test(ready_splits_messages_by_the_persist_rule),
     };
     int failed = cmocka_run_group_tests_name("raft", tests, NULL, NULL);
     failed += raft_codec_tests();
