@@ -1,0 +1,782 @@
+/*
+ * test_kv_more.c - compaction, quota, batches, events and history, leases,
+ * auxiliary tables, defrag, snapshots, HashKV and allocation failures.
+ *
+ * Method: real stores in temp dirs. Where two stores must agree (hash,
+ * snapshot install), both are driven by the same requests and compared
+ * through the public API only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "tests/unit/kv/kv_test.h"
+
+#define OUT_MAX 8192
+
+/* --- compaction --------------------------------------------------------- */
+
+static void compact_boundaries_match_etcd(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < 5; i++) {
+        t_put(f->kv, "k", "v"); /* 2..6 */
+    }
+    assert_int_equal(t_compact(f->kv, 7), ERR_FUTURE_REV);
+    assert_int_equal(t_compact(f->kv, 4), 0);
+    assert_int_equal(kv_rev(f->kv), 6); /* compaction adds no revision */
+    assert_int_equal(kv_compact_rev(f->kv), 4);
+    assert_int_equal(t_compact(f->kv, 4), ERR_COMPACTED);
+    assert_int_equal(t_compact(f->kv, 3), ERR_COMPACTED);
+    struct kv_kv m;
+    assert_int_equal(t_get(f->kv, "k", 4, NULL, 0, &m), 0);
+    assert_int_equal(m.mod_revision, 4);
+    assert_int_equal(m.version, 3);
+    assert_int_equal(t_get(f->kv, "k", 3, NULL, 0, NULL), ERR_COMPACTED);
+    assert_int_equal(t_compact(f->kv, 6), 0); /* up to the current one */
+    assert_int_equal(t_get(f->kv, "k", 0, NULL, 0, &m), 0);
+    assert_int_equal(m.version, 5);
+}
+
+static int count_ev(void *ctx, const struct kv_event *ev)
+{
+    (void)ev;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static int history_count(struct kv *kv, int64_t from)
+{
+    struct kv_read *rd;
+    int n = 0;
+    int64_t next;
+    assert_int_equal(kv_read_begin(kv, &rd), 0);
+    assert_int_equal(kv_events_read(rd, U8(""), 1, U8(""), 1, from, 0, 0, false,
+                                    count_ev, &n, &next),
+                     0);
+    kv_read_end(rd);
+    return n;
+}
+
+static void compact_keeps_latest_record_per_key_unless_tombstone(void **state)
+{
+    struct fx *f = *state;
+    char out[OUT_MAX];
+    t_put(f->kv, "a", "1");  /* 2 */
+    t_put(f->kv, "a", "2");  /* 3 */
+    t_put(f->kv, "b", "1");  /* 4 */
+    t_del(f->kv, "b", NULL); /* 5: tombstone, dropped */
+    t_put(f->kv, "c", "1");  /* 6 */
+    t_put(f->kv, "a", "3");  /* 7: after the compaction point */
+    t_put(f->kv, "d", "1");  /* 8 */
+    t_del(f->kv, "d", NULL); /* 9 */
+    assert_int_equal(t_compact(f->kv, 6), 0);
+    /* Kept: a@3, c@6 (latest at or below 6), and everything after 6. */
+    assert_int_equal(history_count(f->kv, 6), 4); /* c@6, a@7, d@8, d@9 */
+    struct kv_range_req r = rq_all();
+    r.revision = 6;
+    assert_int_equal(t_range(f->kv, &r, out, sizeof(out), NULL, NULL), 0);
+    assert_string_equal(out, "a=2,c=1");
+    r.revision = 8;
+    assert_int_equal(t_range(f->kv, &r, out, sizeof(out), NULL, NULL), 0);
+    assert_string_equal(out, "a=3,c=1,d=1");
+    /* A second compaction drops what the first kept once it is shadowed,
+     * including the tombstone at 9. */
+    assert_int_equal(t_compact(f->kv, 9), 0);
+    r.revision = 9;
+    assert_int_equal(t_range(f->kv, &r, out, sizeof(out), NULL, NULL), 0);
+    assert_string_equal(out, "a=3,c=1");
+    fx_reopen(f);
+    assert_int_equal(kv_compact_rev(f->kv), 9);
+    r.revision = 0;
+    assert_int_equal(t_range(f->kv, &r, out, sizeof(out), NULL, NULL), 0);
+    assert_string_equal(out, "a=3,c=1");
+    /* Only a@7 and c@6 remain in the history. */
+    struct kv_read *rd;
+    uint32_t h;
+    int64_t crev, hrev;
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_hash(rd, 0, &h, &crev, &hrev), 0);
+    assert_int_equal(crev, 9);
+    assert_int_equal(hrev, 9);
+    kv_read_end(rd);
+}
+
+/* --- quota ----------------------------------------------------------------*/
+
+static void over_quota_put_txn_and_grant_fail_but_deletes_work(void **state)
+{
+    struct fx *f = *state;
+    struct kv_write *wr;
+    static char v[1001];
+    char k[32];
+    fx_close(f);
+    f->opts.quota_bytes = 256 * 1024;
+    assert_int_equal(fx_open(f), 0);
+    memset(v, 'v', sizeof(v) - 1);
+    int puts = 0, rc = 0;
+    assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &wr), 0);
+    assert_int_equal(kv_lease_grant(wr, 1, 60), 0);
+    assert_int_equal(kv_write_commit(wr, 0, 0), 0);
+    for (int i = 0; i < 1000 && rc == 0; i++) {
+        snprintf(k, sizeof(k), "key%04d", i);
+        struct kv_put_req req = {.key = U8(k), .key_len = strlen(k)};
+        req.value = U8(v);
+        req.value_len = sizeof(v) - 1;
+        req.lease = i < 3 ? 1 : 0;
+        rc = t_put_req(f->kv, &req, NULL, NULL);
+        puts += rc == 0;
+    }
+    assert_int_equal(rc, ERR_NOSPACE);
+    assert_true(puts > 20);
+    uint64_t db, used;
+    kv_size(f->kv, &db, &used);
+    assert_true(db <= 256 * 1024 + 2 * 4096 * 4);
+    int64_t rev = kv_rev(f->kv);
+    struct kv_op s[] = {op_put("t", "x")};
+    struct kv_txn_req t = {NULL, 0, NULL, 0, s, 1}; /* put in failure */
+    assert_int_equal(t_txn(f->kv, &t, NULL, NULL), ERR_NOSPACE);
+    assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &wr), 0);
+    assert_int_equal(kv_lease_grant(wr, 2, 60), ERR_NOSPACE);
+    assert_int_equal(kv_lease_revoke(wr, 1, NULL), 0);
+    assert_int_equal(kv_write_commit(wr, 0, 0), 0);
+    assert_int_equal(kv_rev(f->kv), rev + 1);
+    /* A txn that only deletes, a delete, and compaction still work. */
+    struct kv_op d[] = {op_del("key0003", NULL)};
+    t = (struct kv_txn_req){NULL, 0, d, 1, NULL, 0};
+    assert_int_equal(t_txn(f->kv, &t, NULL, NULL), 0);
+    assert_int_equal(t_del(f->kv, "key", "kez"), puts - 4);
+    assert_int_equal(t_compact(f->kv, kv_rev(f->kv)), 0);
+    /* After compaction and defrag the file shrinks and puts work again. */
+    assert_int_equal(kv_defrag(f->kv), 0);
+    int64_t before = kv_rev(f->kv);
+    assert_int_equal(t_put(f->kv, "again", "1"), before + 1);
+}
+
+/* --- batches ---------------------------------------------------------------*/
+
+static void failed_request_in_batch_keeps_earlier_requests(void **state)
+{
+    struct fx *f = *state;
+    struct kv_write *wr;
+    struct kv_result res = {0};
+    struct kv_put_resp pr;
+    struct kv_delete_resp dr;
+    int64_t rev;
+    assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &wr), 0);
+    struct kv_put_req a = {.key = U8("a"), .key_len = 1};
+    struct kv_put_req bad = {.key = U8("b"), .key_len = 1, .lease = 5};
+    assert_int_equal(kv_put(wr, &a, &res, &pr, &rev), 0);
+    assert_int_equal(rev, 2);
+    assert_int_equal(kv_put(wr, &bad, &res, &pr, &rev), ERR_LEASE_NOT_FOUND);
+    bad.lease = 0;
+    bad.ignore_value = true;
+    assert_int_equal(kv_put(wr, &bad, &res, &pr, &rev), ERR_KEY_NOT_FOUND);
+    assert_int_equal(kv_compact(wr, 5), ERR_FUTURE_REV);
+    assert_int_equal(kv_lease_revoke(wr, 5, &rev), ERR_LEASE_NOT_FOUND);
+    struct kv_op d = op_del("a", NULL);
+    assert_int_equal(kv_delete(wr, &d.u.del, &res, &dr, &rev), 0);
+    assert_int_equal(rev, 3);
+    assert_int_equal(kv_put(wr, &a, &res, &pr, &rev), 0);
+    assert_int_equal(rev, 4);
+    assert_int_equal(kv_write_commit(wr, 10, 2), 0);
+    kv_result_free(&res);
+    assert_int_equal(kv_rev(f->kv), 4);
+    struct kv_kv m;
+    assert_int_equal(t_get(f->kv, "a", 0, NULL, 0, &m), 0);
+    assert_int_equal(m.create_revision, 4);
+    assert_int_equal(t_get(f->kv, "a", 2, NULL, 0, &m), 0);
+    assert_int_equal(t_get(f->kv, "b", 0, NULL, 0, NULL), ERR_NOT_FOUND);
+}
+
+static void write_abort_discards_the_batch(void **state)
+{
+    struct fx *f = *state;
+    struct kv_write *wr;
+    struct kv_result res = {0};
+    struct kv_put_resp pr;
+    struct kv_put_req a = {.key = U8("a"), .key_len = 1};
+    assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &wr), 0);
+    assert_int_equal(kv_put(wr, &a, &res, &pr, NULL), 0);
+    assert_int_equal(kv_aux_put(wr, KV_AUX_ALARM, "x", 1, "y", 1), 0);
+    struct kv_write *second;
+    assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &second), ERR_BUSY);
+    kv_write_abort(wr);
+    kv_result_free(&res);
+    assert_int_equal(kv_rev(f->kv), 1);
+    assert_int_equal(t_get(f->kv, "a", 0, NULL, 0, NULL), ERR_NOT_FOUND);
+}
+
+/* --- events -------------------------------------------------------------- */
+
+struct evlog {
+    char s[OUT_MAX];
+    int stop_after; /* 0: never */
+    int seen;
+};
+
+static int log_ev(void *ctx, const struct kv_event *ev)
+{
+    struct evlog *l = ctx;
+    size_t at = strlen(l->s);
+    int n = snprintf(
+        l->s + at, sizeof(l->s) - at, "%s%s %.*s@%lld", at > 0 ? "," : "",
+        ev->type == KV_EVENT_PUT ? "PUT" : "DEL", (int)ev->kv.key_len,
+        (const char *)ev->kv.key, (long long)ev->kv.mod_revision);
+    at += (size_t)n;
+    if (ev->type == KV_EVENT_PUT) {
+        at += (size_t)snprintf(
+            l->s + at, sizeof(l->s) - at, "=%.*s v%lld", (int)ev->kv.value_len,
+            (const char *)ev->kv.value, (long long)ev->kv.version);
+    }
+    if (ev->has_prev) {
+        snprintf(l->s + at, sizeof(l->s) - at, " prev=%.*s@%lld",
+                 (int)ev->prev.value_len, (const char *)ev->prev.value,
+                 (long long)ev->prev.mod_revision);
+    }
+    l->seen++;
+    return l->stop_after > 0 && l->seen >= l->stop_after;
+}
+
+static void events_follow_each_successful_request_with_prev(void **state)
+{
+    struct fx *f = *state;
+    struct kv_write *wr;
+    struct kv_result res = {0};
+    struct kv_put_resp pr;
+    struct kv_delete_resp dr;
+    struct evlog l = {0};
+    assert_int_equal(kv_write_begin(f->kv, log_ev, &l, &wr), 0);
+    struct kv_put_req a = {.key = U8("a"), .key_len = 1};
+    a.value = U8("1");
+    a.value_len = 1;
+    assert_int_equal(kv_put(wr, &a, &res, &pr, NULL), 0);
+    a.value = U8("2");
+    assert_int_equal(kv_put(wr, &a, &res, &pr, NULL), 0);
+    struct kv_put_req bad = {.key = U8("b"), .key_len = 1, .lease = 42};
+    assert_int_equal(kv_put(wr, &bad, &res, &pr, NULL), ERR_LEASE_NOT_FOUND);
+    struct kv_op d = op_del("a", "b");
+    assert_int_equal(kv_delete(wr, &d.u.del, &res, &dr, NULL), 0);
+    assert_int_equal(kv_write_commit(wr, 0, 0), 0);
+    kv_result_free(&res);
+    assert_string_equal(l.s, "PUT a@2=1 v1,PUT a@3=2 v2 prev=1@2,"
+                             "DEL a@4 prev=2@3");
+}
+
+static void events_read_filters_keys_and_finds_prev(void **state)
+{
+    struct fx *f = *state;
+    struct kv_read *rd;
+    struct evlog l = {0};
+    int64_t next;
+    t_put(f->kv, "x/a", "1");  /* 2 */
+    t_put(f->kv, "y", "1");    /* 3 */
+    t_put(f->kv, "x/a", "2");  /* 4 */
+    t_del(f->kv, "x/a", NULL); /* 5 */
+    t_put(f->kv, "x/b", "1");  /* 6 */
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_events_read(rd, U8("x/"), 2, U8("x0"), 2, 2, 0, 0, true,
+                                    log_ev, &l, &next),
+                     0);
+    assert_string_equal(l.s, "PUT x/a@2=1 v1,PUT x/a@4=2 v2 prev=1@2,"
+                             "DEL x/a@5 prev=2@4,PUT x/b@6=1 v1");
+    assert_int_equal(next, 7);
+    l = (struct evlog){0};
+    assert_int_equal(kv_events_read(rd, U8("x/a"), 3, NULL, 0, 3, 4, 0, false,
+                                    log_ev, &l, &next),
+                     0);
+    assert_string_equal(l.s, "PUT x/a@4=2 v2");
+    assert_int_equal(next, 5);
+    kv_read_end(rd);
+    /* After compaction the prev may be gone; reading below it fails. */
+    assert_int_equal(t_compact(f->kv, 4), 0);
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    l = (struct evlog){0};
+    assert_int_equal(kv_events_read(rd, U8("x/"), 2, U8("x0"), 2, 3, 0, 0, true,
+                                    log_ev, &l, &next),
+                     ERR_COMPACTED);
+    assert_int_equal(kv_events_read(rd, U8("x/"), 2, U8("x0"), 2, 4, 0, 0, true,
+                                    log_ev, &l, &next),
+                     0);
+    assert_string_equal(l.s, "PUT x/a@4=2 v2,DEL x/a@5 prev=2@4,"
+                             "PUT x/b@6=1 v1");
+    kv_read_end(rd);
+}
+
+static void events_read_never_splits_a_revision(void **state)
+{
+    struct fx *f = *state;
+    struct kv_read *rd;
+    struct evlog l = {0};
+    int64_t next;
+    t_put(f->kv, "a", "1");                      /* 2 */
+    t_put(f->kv, "b", "1");                      /* 3 */
+    t_put(f->kv, "c", "1");                      /* 4 */
+    assert_int_equal(t_del(f->kv, "a", "z"), 3); /* 5: three events */
+    t_put(f->kv, "d", "1");                      /* 6 */
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_events_read(rd, U8(""), 1, U8(""), 1, 2, 0, 2, false,
+                                    log_ev, &l, &next),
+                     0);
+    assert_int_equal(l.seen, 2);
+    assert_int_equal(next, 4);
+    l = (struct evlog){0};
+    assert_int_equal(kv_events_read(rd, U8(""), 1, U8(""), 1, 5, 0, 1, false,
+                                    log_ev, &l, &next),
+                     0);
+    assert_int_equal(l.seen, 3); /* the whole of revision 5 */
+    assert_int_equal(next, 6);
+    /* A callback asking to stop ends the read after its revision. */
+    l = (struct evlog){.stop_after = 1};
+    assert_int_equal(kv_events_read(rd, U8(""), 1, U8(""), 1, 5, 0, 0, false,
+                                    log_ev, &l, &next),
+                     0);
+    assert_int_equal(l.seen, 3);
+    assert_int_equal(next, 6);
+    l = (struct evlog){.stop_after = 1};
+    assert_int_equal(kv_events_read(rd, U8(""), 1, U8(""), 1, 2, 0, 0, false,
+                                    log_ev, &l, &next),
+                     0);
+    assert_int_equal(l.seen, 1);
+    assert_int_equal(next, 3);
+    kv_read_end(rd);
+}
+
+/* --- leases
+ * -----------------------------------------------------------------*/
+
+struct keys {
+    char s[OUT_MAX];
+};
+
+static int key_cat(void *ctx, const uint8_t *key, size_t key_len)
+{
+    struct keys *k = ctx;
+    size_t at = strlen(k->s);
+    snprintf(k->s + at, sizeof(k->s) - at, "%s%.*s", at ? "," : "",
+             (int)key_len, (const char *)key);
+    return 0;
+}
+
+static int lease_cat(void *ctx, const struct kv_lease *l)
+{
+    struct keys *k = ctx;
+    size_t at = strlen(k->s);
+    snprintf(k->s + at, sizeof(k->s) - at, "%s%lld:%lld:%lld", at ? "," : "",
+             (long long)l->id, (long long)l->ttl, (long long)l->remaining_ttl);
+    return 0;
+}
+
+static void lease_grant_revoke_keys_and_checkpoint(void **state)
+{
+    struct fx *f = *state;
+    struct kv_write *wr;
+    struct kv_read *rd;
+    struct kv_lease l;
+    struct keys ks = {{0}};
+    struct evlog ev = {0};
+    int64_t rev;
+    assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &wr), 0);
+    assert_int_equal(kv_lease_grant(wr, 10, 30), 0);
+    assert_int_equal(kv_lease_grant(wr, 11, 60), 0);
+    assert_int_equal(kv_lease_grant(wr, 10, 30), ERR_LEASE_EXISTS);
+    assert_int_equal(kv_lease_grant(wr, 0, 30), ERR_INVALID);
+    assert_int_equal(kv_lease_checkpoint(wr, 11, 42), 0);
+    assert_int_equal(kv_lease_checkpoint(wr, 12, 42), ERR_LEASE_NOT_FOUND);
+    assert_int_equal(kv_write_rev(wr), 1); /* grants add no revision */
+    assert_int_equal(kv_write_commit(wr, 0, 0), 0);
+    const char *keys[] = {"s/b", "s/a", "s/c"};
+    for (int i = 0; i < 3; i++) {
+        struct kv_put_req p = {.key = U8(keys[i]), .key_len = 3};
+        p.lease = i < 2 ? 10 : 11;
+        assert_int_equal(t_put_req(f->kv, &p, NULL, NULL), 0); /* 2..4 */
+    }
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_lease_keys(rd, 10, key_cat, &ks), 0);
+    assert_string_equal(ks.s, "s/a,s/b");
+    ks.s[0] = 0;
+    assert_int_equal(kv_lease_list(rd, lease_cat, &ks), 0);
+    assert_string_equal(ks.s, "10:30:0,11:60:42");
+    assert_int_equal(kv_lease_get(rd, 11, &l), 0);
+    assert_int_equal(l.remaining_ttl, 42);
+    assert_int_equal(kv_lease_get(rd, 13, &l), ERR_LEASE_NOT_FOUND);
+    kv_read_end(rd);
+    assert_int_equal(kv_write_begin(f->kv, log_ev, &ev, &wr), 0);
+    assert_int_equal(kv_lease_revoke(wr, 10, &rev), 0);
+    assert_int_equal(rev, 5); /* both keys at one revision */
+    assert_int_equal(kv_lease_revoke(wr, 10, &rev), ERR_LEASE_NOT_FOUND);
+    assert_int_equal(kv_lease_grant(wr, 12, 5), 0);
+    assert_int_equal(kv_lease_revoke(wr, 12, &rev), 0);
+    assert_int_equal(rev, 5); /* no keys: no revision */
+    assert_int_equal(kv_write_commit(wr, 0, 0), 0);
+    assert_string_equal(ev.s, "DEL s/a@5 prev=@3,DEL s/b@5 prev=@2");
+    assert_int_equal(t_get(f->kv, "s/a", 0, NULL, 0, NULL), ERR_NOT_FOUND);
+    assert_int_equal(t_get(f->kv, "s/c", 0, NULL, 0, NULL), 0);
+    ks.s[0] = 0;
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_lease_keys(rd, 10, key_cat, &ks), 0);
+    assert_string_equal(ks.s, "");
+    assert_int_equal(kv_lease_list(rd, lease_cat, &ks), 0);
+    assert_string_equal(ks.s, "11:60:42");
+    kv_read_end(rd);
+    /* Deleting a key detaches it from its lease. */
+    t_del(f->kv, "s/c", NULL);
+    ks.s[0] = 0;
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_lease_keys(rd, 11, key_cat, &ks), 0);
+    assert_string_equal(ks.s, "");
+    kv_read_end(rd);
+}
+
+/* --- aux
+ * ----------------------------------------------------------------------*/
+
+static int aux_cat(void *ctx, const void *name, size_t name_len,
+                   const void *value, size_t value_len)
+{
+    struct keys *k = ctx;
+    size_t at = strlen(k->s);
+    snprintf(k->s + at, sizeof(k->s) - at, "%s%.*s=%.*s", at ? "," : "",
+             (int)name_len, (const char *)name, (int)value_len,
+             (const char *)value);
+    return 0;
+}
+
+static void aux_tables_put_get_list_delete(void **state)
+{
+    struct fx *f = *state;
+    struct kv_write *wr;
+    struct kv_read *rd;
+    struct keys ks = {{0}};
+    const void *v;
+    size_t vlen;
+    static char longname[402];
+    memset(longname, 'n', sizeof(longname));
+    assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &wr), 0);
+    assert_int_equal(kv_aux_put(wr, KV_AUX_AUTH, "user/b", 6, "B", 1), 0);
+    assert_int_equal(kv_aux_put(wr, KV_AUX_AUTH, "user/a", 6, "A", 1), 0);
+    assert_int_equal(kv_aux_put(wr, KV_AUX_CLUSTER, "id", 2, "C", 1), 0);
+    assert_int_equal(kv_aux_put(wr, KV_AUX_ALARM, longname, 401, "x", 1),
+                     ERR_INVALID);
+    assert_int_equal(kv_aux_put(wr, KV_AUX_ALARM, longname, 400, "x", 1), 0);
+    assert_int_equal(kv_aux_delete(wr, KV_AUX_ALARM, "nope", 4), ERR_NOT_FOUND);
+    assert_int_equal(kv_write_commit(wr, 0, 0), 0);
+    assert_int_equal(kv_rev(f->kv), 1);
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_aux_get(rd, KV_AUX_CLUSTER, "id", 2, &v, &vlen), 0);
+    assert_int_equal(vlen, 1);
+    assert_memory_equal(v, "C", 1);
+    assert_int_equal(kv_aux_get(rd, KV_AUX_AUTH, "id", 2, &v, &vlen),
+                     ERR_NOT_FOUND);
+    assert_int_equal(kv_aux_list(rd, KV_AUX_AUTH, aux_cat, &ks), 0);
+    assert_string_equal(ks.s, "user/a=A,user/b=B");
+    kv_read_end(rd);
+    assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &wr), 0);
+    assert_int_equal(kv_aux_delete(wr, KV_AUX_AUTH, "user/a", 6), 0);
+    assert_int_equal(kv_write_commit(wr, 0, 0), 0);
+    fx_reopen(f);
+    ks.s[0] = 0;
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_aux_list(rd, KV_AUX_AUTH, aux_cat, &ks), 0);
+    assert_string_equal(ks.s, "user/b=B");
+    kv_read_end(rd);
+}
+
+/* --- whole store
+ * ------------------------------------------------------------*/
+
+static off_t file_size(const char *dir)
+{
+    char p[128];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/data.mdb", dir);
+    assert_int_equal(stat(p, &st), 0);
+    return st.st_size;
+}
+
+static void fill(struct kv *kv, int n, const char *prefix)
+{
+    struct kv_write *wr;
+    struct kv_result res = {0};
+    struct kv_put_resp pr;
+    static char v[1000];
+    char k[64];
+    memset(v, 'z', sizeof(v));
+    assert_int_equal(kv_write_begin(kv, NULL, NULL, &wr), 0);
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof(k), "%s%06d", prefix, i);
+        struct kv_put_req p = {.key = U8(k), .key_len = strlen(k)};
+        p.value = U8(v);
+        p.value_len = (size_t)(100 + i % 900);
+        assert_int_equal(kv_put(wr, &p, &res, &pr, NULL), 0);
+    }
+    assert_int_equal(kv_write_commit(wr, 0, 0), 0);
+    kv_result_free(&res);
+}
+
+static void defrag_shrinks_the_file_after_compaction_and_keeps_data(void **s)
+{
+    struct fx *f = *s;
+    char out[OUT_MAX];
+    fill(f->kv, 3000, "big/");
+    t_put(f->kv, "keep", "me");
+    assert_int_equal(t_del(f->kv, "big/", "big0"), 3000);
+    assert_int_equal(t_compact(f->kv, kv_rev(f->kv)), 0);
+    int64_t rev = kv_rev(f->kv);
+    off_t before = file_size(f->dir);
+    struct kv_read *rd;
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_defrag(f->kv), ERR_BUSY); /* handles open */
+    kv_read_end(rd);
+    assert_int_equal(kv_defrag(f->kv), 0);
+    off_t after = file_size(f->dir);
+    assert_true(after * 4 < before);
+    assert_int_equal(kv_rev(f->kv), rev);
+    assert_int_equal(kv_compact_rev(f->kv), rev);
+    struct kv_range_req r = rq_all();
+    assert_int_equal(t_range(f->kv, &r, out, sizeof(out), NULL, NULL), 0);
+    assert_string_equal(out, "keep=me");
+    assert_int_equal(t_put(f->kv, "after", "1"), rev + 1);
+    fx_reopen(f);
+    assert_int_equal(kv_rev(f->kv), rev + 1);
+}
+
+static uint32_t hash_of(struct kv *kv, int64_t rev)
+{
+    struct kv_read *rd;
+    uint32_t h;
+    int64_t crev, hrev;
+    assert_int_equal(kv_read_begin(kv, &rd), 0);
+    assert_int_equal(kv_hash(rd, rev, &h, &crev, &hrev), 0);
+    kv_read_end(rd);
+    return h;
+}
+
+static void same_requests(struct kv *kv)
+{
+    fill(kv, 50, "h/");
+    t_put(kv, "h/000003", "changed");
+    t_del(kv, "h/000010", "h/000020");
+    struct kv_op s[] = {op_put("t1", "a"), op_put("t2", "b")};
+    struct kv_txn_req t = {NULL, 0, s, 2, NULL, 0};
+    assert_int_equal(t_txn(kv, &t, NULL, NULL), 0);
+    assert_int_equal(t_compact(kv, 52), 0);
+}
+
+static void hash_is_equal_for_stores_given_the_same_requests(void **state)
+{
+    struct fx *f = *state;
+    struct fx g = {.opts = {.sync = KV_SYNC_NONE}};
+    make_tmpdir(g.dir, sizeof(g.dir));
+    assert_int_equal(fx_open(&g), 0);
+    same_requests(f->kv);
+    same_requests(g.kv);
+    assert_int_equal(hash_of(f->kv, 0), hash_of(g.kv, 0));
+    assert_int_equal(hash_of(f->kv, 53), hash_of(g.kv, 53));
+    assert_int_not_equal(hash_of(f->kv, 53), hash_of(f->kv, 0));
+    struct kv_read *rd;
+    uint32_t h;
+    int64_t c, r;
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_hash(rd, 51, &h, &c, &r), ERR_COMPACTED);
+    assert_int_equal(kv_hash(rd, 99, &h, &c, &r), ERR_FUTURE_REV);
+    kv_read_end(rd);
+    t_put(g.kv, "extra", "1");
+    assert_int_not_equal(hash_of(f->kv, 0), hash_of(g.kv, 0));
+    /* Compaction alone changes the hash (history and compact revision). */
+    fx_close(&g);
+    rm_rf(g.dir);
+}
+
+static void snapshot_write_and_install_round_trip(void **state)
+{
+    struct fx *f = *state;
+    struct fx g = {.opts = {.sync = KV_SYNC_NONE}};
+    char path[128], out1[OUT_MAX], out2[OUT_MAX];
+    make_tmpdir(g.dir, sizeof(g.dir));
+    assert_int_equal(fx_open(&g), 0);
+    same_requests(f->kv);
+    struct kv_write *wr;
+    assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &wr), 0);
+    assert_int_equal(kv_lease_grant(wr, 8, 9), 0);
+    assert_int_equal(kv_aux_put(wr, KV_AUX_CLUSTER, "id", 2, "c1", 2), 0);
+    assert_int_equal(kv_write_commit(wr, 123, 4), 0);
+    t_put(g.kv, "to-be-replaced", "1");
+    snprintf(path, sizeof(path), "%s.snap", g.dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    struct kv_read *rd;
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0); /* readers may run */
+    assert_int_equal(kv_snapshot_write(f->kv, fd), 0);
+    kv_read_end(rd);
+    close(fd);
+    assert_int_equal(kv_snapshot_install(g.kv, path), 0);
+    uint64_t idx, term;
+    kv_applied(g.kv, &idx, &term);
+    assert_int_equal(idx, 123);
+    assert_int_equal(term, 4);
+    assert_int_equal(kv_rev(g.kv), kv_rev(f->kv));
+    assert_int_equal(kv_compact_rev(g.kv), 52);
+    assert_int_equal(hash_of(f->kv, 0), hash_of(g.kv, 0));
+    struct kv_range_req r = rq_all();
+    assert_int_equal(t_range(f->kv, &r, out1, sizeof(out1), NULL, NULL), 0);
+    assert_int_equal(t_range(g.kv, &r, out2, sizeof(out2), NULL, NULL), 0);
+    assert_string_equal(out1, out2);
+    struct kv_lease l;
+    assert_int_equal(kv_read_begin(g.kv, &rd), 0);
+    assert_int_equal(kv_lease_get(rd, 8, &l), 0);
+    kv_read_end(rd);
+    /* A file that is not a snapshot leaves the store untouched. */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "garbage!", 8), 8);
+    close(fd);
+    assert_int_equal(kv_snapshot_install(g.kv, path), ERR_BAD_MAGIC);
+    assert_int_equal(kv_snapshot_install(g.kv, "/nonexistent/x"), -ENOENT);
+    assert_int_equal(hash_of(f->kv, 0), hash_of(g.kv, 0));
+    assert_int_equal(t_put(g.kv, "still", "works"), kv_rev(f->kv) + 1);
+    unlink(path);
+    fx_close(&g);
+    rm_rf(g.dir);
+}
+
+/* --- allocation failures
+ * -------------------------------------------------------*/
+
+/* One op in its own batch (events on), with whatever allocations fail. */
+static int sweep_op(struct kv *kv, int which)
+{
+    struct kv_write *wr;
+    struct kv_result res = {0};
+    struct evlog l = {0};
+    int rc = kv_write_begin(kv, log_ev, &l, &wr);
+    if (rc != 0) {
+        return rc;
+    }
+    if (which == 0) {
+        struct kv_put_req p = {.key = U8("k000001"), .key_len = 7};
+        struct kv_put_resp pr;
+        p.prev_kv = true;
+        p.value = U8("new");
+        p.value_len = 3;
+        rc = kv_put(wr, &p, &res, &pr, NULL);
+    } else if (which == 1) {
+        struct kv_op d = op_del("k000000", "k000004");
+        struct kv_delete_resp dr;
+        d.u.del.prev_kv = true;
+        rc = kv_delete(wr, &d.u.del, &res, &dr, NULL);
+    } else if (which == 2) {
+        struct kv_compare c =
+            cmp_num("k000002", KV_CMP_VERSION, KV_CMP_GREATER, 0);
+        struct kv_op in[] = {op_put("n1", "x"), op_get("k000003")};
+        struct kv_txn_req it = {NULL, 0, in, 2, NULL, 0};
+        struct kv_op s[] = {op_put("k000002", "t"),
+                            op_del("k000004", "k000006"), op_txn(&it)};
+        s[1].u.del.prev_kv = true;
+        struct kv_txn_req t = {&c, 1, s, 3, NULL, 0};
+        struct kv_txn_resp tr;
+        rc = kv_txn(wr, &t, &res, &tr, NULL);
+    } else {
+        struct kv_range_req r = rq_all();
+        r.sort_target = KV_SORT_MOD;
+        struct kv_range_resp rr;
+        rc = kv_write_range(wr, &r, &res, &rr);
+    }
+    int crc = kv_write_commit(wr, 0, 0);
+    kv_result_free(&res);
+    return rc != 0 ? rc : crc;
+}
+
+struct snap {
+    char all[OUT_MAX];
+    int64_t rev;
+    uint32_t hash;
+};
+
+static void snap_take(struct kv *kv, struct snap *s)
+{
+    struct kv_range_req r = rq_all();
+    assert_int_equal(t_range(kv, &r, s->all, sizeof(s->all), NULL, NULL), 0);
+    s->rev = kv_rev(kv);
+    s->hash = hash_of(kv, 0);
+}
+
+static bool snap_eq(const struct snap *a, const struct snap *b)
+{
+    return strcmp(a->all, b->all) == 0 && a->rev == b->rev &&
+           a->hash == b->hash;
+}
+
+static void fresh(struct fx *f)
+{
+    fx_close(f);
+    rm_rf(f->dir);
+    assert_int_equal(mkdir(f->dir, 0700), 0);
+    assert_int_equal(fx_open(f), 0);
+    fill(f->kv, 8, "k");
+}
+
+/* Sweep n over every allocation of each op: the n-th allocation and all
+ * after it fail. The store must end exactly before or exactly after the
+ * op (as a clean run leaves it), survive a reopen, and keep working. */
+static void allocation_failures_never_crash_or_corrupt(void **state)
+{
+    struct fx *f = *state;
+    struct snap before, after, now;
+    for (int which = 0; which < 4; which++) {
+        fresh(f);
+        snap_take(f->kv, &before);
+        assert_int_equal(sweep_op(f->kv, which), 0);
+        snap_take(f->kv, &after);
+        int failures = 0;
+        for (unsigned long n = 1;; n++) {
+            assert_true(n < 1000);
+            fresh(f);
+            mem_fail_after(n, 1);
+            int rc = sweep_op(f->kv, which);
+            unsigned long used = mem_fail_after(0, 0);
+            snap_take(f->kv, &now);
+            if (rc == 0) {
+                assert_true(snap_eq(&now, &after));
+            } else {
+                failures++;
+                assert_true(rc == -ENOMEM);
+                assert_true(snap_eq(&now, &before));
+            }
+            fx_reopen(f);
+            snap_take(f->kv, &now);
+            assert_true(snap_eq(&now, rc == 0 ? &after : &before));
+            t_put(f->kv, "alive", "1");
+            if (used < n) {
+                assert_int_equal(rc, 0);
+                break; /* no allocation failed: the sweep is complete */
+            }
+        }
+        assert_true(failures > 0);
+    }
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+
+const struct CMUnitTest kv_more_tests[] = {
+    T(compact_boundaries_match_etcd),
+    T(compact_keeps_latest_record_per_key_unless_tombstone),
+    T(over_quota_put_txn_and_grant_fail_but_deletes_work),
+    T(failed_request_in_batch_keeps_earlier_requests),
+    T(write_abort_discards_the_batch),
+    T(events_follow_each_successful_request_with_prev),
+    T(events_read_filters_keys_and_finds_prev),
+    T(events_read_never_splits_a_revision),
+    T(lease_grant_revoke_keys_and_checkpoint),
+    T(aux_tables_put_get_list_delete),
+    T(defrag_shrinks_the_file_after_compaction_and_keeps_data),
+    T(hash_is_equal_for_stores_given_the_same_requests),
+    T(snapshot_write_and_install_round_trip),
+    T(allocation_failures_never_crash_or_corrupt),
+};
+const size_t kv_more_tests_count =
+    sizeof(kv_more_tests) / sizeof(kv_more_tests[0]);
