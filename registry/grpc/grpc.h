@@ -147,7 +147,7 @@ struct grpc_limits {
     size_t recv_msg_bytes_max;     /* one request message */
     uint32_t streams_per_conn_max; /* SETTINGS_MAX_CONCURRENT_STREAMS */
     uint32_t header_bytes_max;    /* per request header list (RFC 9113 6.5.2) */
-    size_t conn_out_bytes_max;    /* pending outbound bytes before reads stop */
+    size_t conn_out_bytes_max;    /* see grpc_call_send() and Bounds below */
     size_t conn_in_bytes_max;     /* partial messages buffered per conn */
     uint32_t connections_max;     /* adopted connections at once */
     size_t read_pass_bytes_max;   /* bytes read per connection per loop pass */
@@ -209,11 +209,20 @@ int grpc_server_init(struct grpc_server *srv, uv_loop_t *loop,
                      const struct grpc_limits *lim,
                      const struct grpc_method *methods, size_t methods_count);
 
+/* Bounds on outbound bytes: reads on a connection stop while frames it
+ * produced sit unwritten above conn_out_bytes_max (the peer is not reading)
+ * and resume below half. Messages queued behind HTTP/2 flow control do not
+ * stop reads (the peer's WINDOW_UPDATEs must get in); grpc_call_send()
+ * refuses with ERR_BUSY once queued + unwritten bytes exceed the bound.
+ * Each connection reads at most read_pass_bytes_max per loop pass. */
+
 /* Take over a connected TCP socket whose first bytes (pre[0..pre_len),
  * normally the sniffed client preface and whatever followed it) were
  * already read. pre is copied. On success the server owns fd and closes it.
  * Errors: ERR_STOPPED (shutdown or close started), ERR_BUSY (at
- * connections_max), -ENOMEM, a libuv error; the caller still owns fd. */
+ * connections_max), -ENOMEM, a libuv error; the caller still owns fd.
+ * Method callbacks may run before this returns when pre holds whole
+ * requests. */
 int grpc_server_adopt(struct grpc_server *srv, int fd, const void *pre,
                       size_t pre_len);
 
