@@ -1,0 +1,444 @@
+/*
+ * sim.h - the deterministic cluster simulator (private to tests/sim).
+ *
+ * Does:     runs N members (the real Raft core, a simulated disk, the real
+ *           store through consensus/apply or a small in-memory register
+ *           machine) and many clients on a simulated network and a virtual
+ *           clock, all derived from one 64-bit seed; then checks safety
+ *           (one leader per term, log matching, leader completeness, equal
+ *           applied entries, linearizable client history, no lost acked
+ *           write) and liveness after a healed phase.
+ * Owns:     everything of one run lives in struct sim; nothing is global.
+ * Threads:  one thread; a run is a pure function of its seed.
+ * Borrowed: n/a (test program).
+ * Errors:   violations are counted and printed with the seed; internal
+ *           failures of the simulator itself are ASSERTs.
+ * Limits:   SIM_SLOTS members over a run, SIM_CLIENTS_MAX clients,
+ *           SIM_KEYS_MAX keys.
+ * Not here: the scenario files with golden transcripts (not written yet).
+ *
+ * Method (after TigerBeetle's VOPR and canonical/raft's fixture): every
+ * parameter (cluster size, tick, network and disk latency, loss, fault mix,
+ * client mix) comes from the seed; a fault phase is followed by a healed
+ * phase in which a leader must appear and every member must converge within
+ * a bounded simulated time.
+ */
+#ifndef CAIRN_TESTS_SIM_H
+#define CAIRN_TESTS_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/prng.h"
+#include "consensus/apply/apply.h"
+#include "consensus/kv/kv.h"
+#include "consensus/raft/raft.h"
+
+#define SIM_SLOTS          12 /* members ever created in one run */
+#define SIM_CLIENTS_MAX    10
+#define SIM_KEYS_MAX       8
+#define SIM_READS_MAX      64 /* pending reads per member */
+#define SIM_US_PER_S       ((uint64_t)1000000)
+#define SIM_NEVER          UINT64_MAX
+#define SIM_VIOLATIONS_MAX 8 /* messages kept per run */
+
+/* ------------------------------------------------------------ events */
+
+enum sim_ev_kind {
+    EV_TICK = 1,    /* a: slot, b: incarnation */
+    EV_DELIVER = 2, /* p: struct sim_pkt */
+    EV_DISK = 3,    /* a: slot, b: incarnation: head disk op done */
+    EV_CLIENT = 4,  /* a: client, b: generation */
+    EV_NEMESIS = 5, /* next fault action */
+    EV_RESTART = 6, /* a: slot, b: incarnation that crashed */
+    EV_HEAL = 7,    /* a: which link change to undo (partition id) */
+    EV_CHECK = 8,   /* periodic checks */
+};
+
+struct sim_ev {
+    uint64_t at; /* virtual microseconds */
+    uint64_t seq;
+    uint32_t kind;
+    uint32_t a;
+    uint64_t b;
+    void *p;
+};
+
+struct sim_heap {
+    struct sim_ev *v;
+    size_t count;
+    size_t cap;
+};
+
+/* ----------------------------------------------------------- network */
+
+struct sim_pkt {
+    struct sim_pkt *next_free;
+    uint32_t from; /* slots */
+    uint32_t to;
+    uint32_t from_inc; /* sender incarnation (for snapshot reports) */
+    uint8_t type;      /* raft_msg_type, for reports and stats */
+    bool lost;         /* delivered as a loss report only (snapshots) */
+    struct buf b;      /* the encoded message */
+};
+
+struct sim_net {
+    struct sim_pkt *free_list;
+    size_t pkts_live;
+    /* link[from][to]: false = cut. Index by slot. */
+    bool up[SIM_SLOTS][SIM_SLOTS];
+    uint32_t loss_ppm; /* per message */
+    uint32_t dup_ppm;  /* per message (never MsgProp, see sim_net.c) */
+    uint32_t slow_ppm; /* long delay */
+    uint64_t delay_min_us;
+    uint64_t delay_max_us;
+    uint64_t slow_max_us;
+    /* stats */
+    uint64_t sent;
+    uint64_t delivered;
+    uint64_t dropped;
+    uint64_t duplicated;
+};
+
+/* ------------------------------------------------------------ disk */
+
+/* One ready batch's write, pending until its simulated fsync. */
+struct sim_dop {
+    uint64_t done_at;
+    bool has_snap;
+    struct raft_snapshot snap; /* data owned */
+    struct raft_entry *ents;   /* owned, each data owned */
+    size_t ents_count;
+    bool has_hard;
+    struct raft_hard_state hard;
+    struct sim_pkt **after; /* msgs_after_persist, encoded */
+    size_t after_count;
+};
+
+/* ---------------------------------------------------- state machines */
+
+enum sim_fsm_kind {
+    FSM_MEM = 0, /* a register per key, in memory (lost on crash) */
+    FSM_KV = 1,  /* the real store through consensus/apply */
+};
+
+struct sim_fsm {
+    uint64_t applied;
+    uint64_t applied_term;
+    /* FSM_MEM */
+    uint64_t vals[SIM_KEYS_MAX]; /* 0 = absent */
+    /* FSM_KV */
+    struct kv *kv;
+    struct apply ap;
+    bool ap_open;
+    char dir[128];
+};
+
+/* ----------------------------------------------------------- members */
+
+struct sim_pending {
+    uint64_t req_id; /* 0 = free */
+    uint32_t client;
+    uint64_t client_gen;
+};
+
+struct sim_read {
+    uint64_t ctx; /* 0 = free */
+    uint64_t index;
+    bool have_index;
+    uint32_t client;
+    uint64_t client_gen;
+};
+
+struct sim_member {
+    uint32_t slot;
+    uint64_t id;
+    bool exists;       /* slot in use */
+    bool up;           /* running (not crashed) */
+    bool removed;      /* removed from the cluster: stopped for good */
+    bool stop_pending; /* removal applied somewhere: stop after the event */
+    bool initial;      /* in the bootstrap configuration */
+    uint64_t inc;      /* incarnation, bumped at each start */
+    uint64_t tick_us;
+    struct raft raft;
+    bool raft_open;
+    struct raft_memstorage ds; /* durable */
+    struct sim_dop *dops;      /* FIFO of unsynced writes */
+    size_t dops_head;
+    size_t dops_count;
+    size_t dops_cap;
+    uint64_t disk_free_at;
+    struct sim_fsm fsm;
+    struct sim_pending props[SIM_CLIENTS_MAX];
+    struct sim_read reads[SIM_READS_MAX];
+    uint64_t leader; /* from the last batch */
+    uint8_t role;
+    uint64_t commit_seen; /* highest commit recorded in the checker */
+    uint64_t compact_every;
+    uint64_t crashes;
+};
+
+/* ----------------------------------------------------------- clients */
+
+enum sim_op_type {
+    OP_PUT = 1,
+    OP_GET = 2,
+    OP_DEL = 3,
+    OP_CAS = 4,
+};
+
+enum sim_outcome {
+    OUT_PENDING = 0,
+    OUT_OK = 1,
+    OUT_FAIL = 2,    /* definitely had no effect: dropped from the history */
+    OUT_UNKNOWN = 3, /* may or may not have taken effect */
+};
+
+struct sim_op {
+    uint8_t type;
+    uint8_t key;
+    uint8_t outcome;
+    bool final_read; /* issued in the final phase */
+    uint32_t client;
+    uint64_t value;    /* put/cas: new value */
+    uint64_t expected; /* cas: expected value (0 = absent) */
+    uint64_t result;   /* get: value; del: deleted count; cas: 1 succeeded */
+    uint64_t call_us;
+    uint64_t ret_us; /* SIM_NEVER for unknown */
+};
+
+struct sim_client {
+    uint32_t idx;
+    bool busy;
+    uint64_t gen;  /* bumps at each op, invalidates stale completions */
+    size_t op;     /* index in history while busy */
+    uint32_t slot; /* member the op went to */
+    uint64_t req_id;
+    uint64_t deadline;
+    uint32_t prefer;     /* member it talks to */
+    uint64_t wake_token; /* the EV_CLIENT that is current */
+    uint32_t final_next; /* next key of the final reads */
+    uint64_t last_seen[SIM_KEYS_MAX];
+};
+
+/* ----------------------------------------------------------- checker */
+
+struct sim_logent {
+    uint64_t term;
+    uint32_t crc;
+    uint8_t type;
+};
+
+/* Per index, the distinct (term, crc) pairs seen in durable logs. */
+struct sim_idxterms {
+    struct sim_logent e[4];
+    uint32_t count;
+};
+
+struct sim_check {
+    uint64_t *leader_of_term; /* id, by term */
+    size_t terms_cap;
+    struct sim_logent *applied; /* by index; term 0 = none */
+    uint64_t *commit_term;      /* by index; min term seen committed */
+    size_t idx_cap;
+    struct sim_idxterms *logs; /* by index */
+    size_t logs_cap;
+    uint64_t max_commit;
+};
+
+/* ------------------------------------------------------------ params */
+
+struct sim_params {
+    uint32_t voters;   /* initial: 3 or 5 */
+    uint32_t learners; /* initial extra learners added at start */
+    uint32_t clients;
+    uint32_t keys;
+    uint64_t tick_us;
+    uint32_t election_ticks;
+    uint32_t heartbeat_ticks;
+    bool pre_vote;
+    bool check_quorum;
+    uint64_t max_msg_bytes;
+    uint32_t max_inflight;
+    uint64_t max_committed_bytes;
+    uint64_t disk_min_us;
+    uint64_t disk_max_us;
+    uint64_t think_min_us;
+    uint64_t think_max_us;
+    uint64_t client_timeout_us;
+    uint64_t fault_us; /* length of the fault phase */
+    uint64_t heal_us;  /* liveness bound after healing */
+    uint64_t nemesis_mean_us;
+    uint32_t fault_mask; /* enabled fault kinds (swarm testing) */
+    uint64_t compact_min;
+    uint64_t compact_max;
+    uint32_t loss_ppm;
+    uint32_t dup_ppm;
+};
+
+enum sim_fault {
+    F_PARTITION = 1u << 0,
+    F_ASYM = 1u << 1,
+    F_CRASH = 1u << 2,
+    F_LOSS = 1u << 3,
+    F_MEMBERSHIP = 1u << 4,
+    F_TRANSFER = 1u << 5,
+    F_ISOLATE_LEADER = 1u << 6,
+    F_CRASH_LEADER = 1u << 7,
+};
+
+enum sim_phase {
+    PHASE_FAULT = 0,
+    PHASE_HEAL = 1,
+    PHASE_FINAL = 2,
+    PHASE_DONE = 3,
+};
+
+struct sim_opts {
+    bool trace;
+    enum sim_fsm_kind fsm;
+    const char *shm_dir;
+    bool verbose;
+    uint64_t fault_us; /* 0 = from seed */
+};
+
+struct sim {
+    uint64_t seed;
+    struct sim_opts opts;
+    struct sim_params p;
+    struct prng rng;     /* scenario decisions */
+    struct prng net_rng; /* network fates */
+    uint64_t now;
+    uint64_t ev_seq;
+    struct sim_heap heap;
+    struct sim_net net;
+    struct sim_member m[SIM_SLOTS];
+    uint32_t slots_used;
+    struct sim_client c[SIM_CLIENTS_MAX];
+    struct sim_op *hist;
+    size_t hist_count;
+    size_t hist_cap;
+    uint64_t next_value;
+    uint64_t next_req;
+    uint64_t next_ctx;
+    enum sim_phase phase;
+    uint64_t heal_at;
+    uint64_t converged_at;
+    uint64_t leader_at; /* first leader seen after healing */
+    bool final_started;
+    uint32_t final_done;
+    struct sim_check ck;
+    struct raft_conf bootstrap;
+    struct buf scratch;  /* encoding */
+    struct buf scratch2; /* envelope */
+    uint64_t trace_hash;
+    /* results */
+    uint32_t violations;
+    char vmsg[SIM_VIOLATIONS_MAX][200];
+    /* stats */
+    uint64_t st_ops_ok;
+    uint64_t st_ops_unknown;
+    uint64_t st_ops_fail;
+    uint64_t st_crashes;
+    uint64_t st_partitions;
+    uint64_t st_conf_changes;
+    uint64_t st_transfers;
+    uint64_t st_snap_installs;
+    uint64_t st_compactions;
+    uint64_t st_elections;
+    uint64_t st_torn;
+    uint64_t st_lin_steps;
+    bool lin_gave_up;
+    uint32_t partition_gen;
+};
+
+/* sim.c */
+void sim_violation(struct sim *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void sim_trace(struct sim *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void sim_hash(struct sim *s, uint64_t a, uint64_t b);
+void sim_schedule(struct sim *s, uint64_t at, uint32_t kind, uint32_t a,
+                  uint64_t b, void *p);
+
+/* sim_net.c */
+void net_init(struct sim *s);
+void net_close(struct sim *s);
+void net_free_pkt(struct sim *s, struct sim_pkt *p);
+/* Encode m into a packet (not yet sent). */
+struct sim_pkt *net_encode(struct sim *s, uint32_t from,
+                           const struct raft_msg *m);
+/* Decide the packet's fate and schedule its delivery (or drop it). */
+void net_send(struct sim *s, struct sim_pkt *p);
+void net_deliver(struct sim *s, struct sim_pkt *p);
+void net_heal_all(struct sim *s);
+
+/* sim_member.c */
+int member_start(struct sim *s, uint32_t slot);
+void member_crash(struct sim *s, uint32_t slot);
+void member_stop_for_good(struct sim *s, uint32_t slot);
+void member_free(struct sim *s, uint32_t slot);
+void member_drive(struct sim *s, struct sim_member *m);
+void member_tick(struct sim *s, struct sim_member *m);
+void member_disk_done(struct sim *s, struct sim_member *m);
+void member_step(struct sim *s, struct sim_member *m,
+                 const struct raft_msg *msg);
+/* Entry i of the member's log as written (durable + pending), or false. */
+bool member_log_get(const struct sim_member *m, uint64_t index,
+                    struct raft_entry *out, bool *compacted);
+uint64_t member_log_last(const struct sim_member *m);
+int member_propose_op(struct sim *s, struct sim_member *m, struct sim_client *c,
+                      const struct sim_op *op);
+int member_read(struct sim *s, struct sim_member *m, struct sim_client *c);
+/* The state machine answered a proposal (any member; only the proposer
+ * has it pending). */
+void member_answer(struct sim *s, struct sim_member *m, uint64_t req_id,
+                   int outcome, uint64_t result);
+
+/* sim_fsm.c */
+int fsm_open(struct sim *s, struct sim_member *m);
+void fsm_close(struct sim *s, struct sim_member *m, bool destroy);
+void fsm_crash(struct sim *s, struct sim_member *m);
+/* Apply committed entries; answers go to client_done via member. */
+int fsm_apply(struct sim *s, struct sim_member *m, const struct raft_entry *e,
+              size_t n);
+int fsm_read(struct sim *s, struct sim_member *m, uint32_t key, uint64_t *val);
+int fsm_snapshot(struct sim *s, struct sim_member *m, struct buf *out);
+int fsm_restore(struct sim *s, struct sim_member *m, const uint8_t *data,
+                size_t len, uint64_t index, uint64_t term);
+int fsm_encode_op(struct sim *s, struct sim_member *m, uint64_t req_id,
+                  const struct sim_op *op, struct buf *out);
+uint64_t fsm_digest(struct sim *s, struct sim_member *m);
+
+/* sim_client.c */
+void client_wake(struct sim *s, struct sim_client *c);
+void client_done(struct sim *s, uint32_t client, uint64_t gen, int outcome,
+                 uint64_t result);
+/* Called by a member that answered a read: the value at this moment. */
+void client_read_done(struct sim *s, uint32_t client, uint64_t gen,
+                      struct sim_member *m);
+void clients_start(struct sim *s);
+void clients_final_reads(struct sim *s);
+
+/* sim_check.c */
+void check_init(struct sim *s);
+void check_close(struct sim *s);
+void check_leader(struct sim *s, struct sim_member *m, uint64_t term);
+void check_commit(struct sim *s, struct sim_member *m, uint64_t commit,
+                  uint64_t term);
+void check_applied(struct sim *s, struct sim_member *m,
+                   const struct raft_entry *e);
+void check_durable(struct sim *s, struct sim_member *m,
+                   const struct raft_entry *e, size_t n);
+void check_logs_pairwise(struct sim *s);
+void check_final_state(struct sim *s);
+bool check_converged(struct sim *s, uint64_t *leader_slot);
+
+/* sim_lin.c: is the history (per key) linearizable for a register with
+ * put/get/delete/cas? Returns 0 ok, 1 violation (message filled), 2 the
+ * search gave up (budget). */
+int lin_check(struct sim *s, char *msg, size_t msg_len);
+
+#endif
