@@ -67,17 +67,17 @@ struct node_member {
 };
 
 struct node_config {
-    const char *data_dir;      /* member/ is created inside */
-    uint64_t member_id;        /* this member */
+    const char *data_dir; /* member/ is created inside */
+    uint64_t member_id;   /* this member */
     uint64_t cluster_id;
-    uint32_t heartbeat_ms;     /* etcd's --heartbeat-interval */
-    uint32_t election_ms;      /* etcd's --election-timeout */
-    uint64_t snapshot_count;   /* applied entries between Raft snapshots */
-    uint64_t quota_bytes;      /* store quota (0: default) */
+    uint32_t heartbeat_ms;   /* etcd's --heartbeat-interval */
+    uint32_t election_ms;    /* etcd's --election-timeout */
+    uint64_t snapshot_count; /* applied entries between Raft snapshots */
+    uint64_t quota_bytes;    /* store quota (0: default) */
     uint32_t max_txn_ops;
     uint32_t max_request_bytes;
     bool unsafe_no_fsync;
-    uint64_t seed;             /* election jitter, transport backoff */
+    uint64_t seed; /* election jitter, transport backoff */
     /* Members of a new cluster (all of them, this one included); ignored
      * when the data directory already holds a cluster. */
     struct node_member initial[NODE_MEMBERS_MAX];
@@ -156,8 +156,7 @@ struct node_status {
 void node_status(const struct node *n, struct node_status *out);
 
 /* The members as this node knows them; returns the count (<= cap). */
-size_t node_members(const struct node *n, struct node_member *out,
-                    size_t cap);
+size_t node_members(const struct node *n, struct node_member *out, size_t cap);
 
 /* 0, or why the member stopped (WAL or store failure). */
 int node_failed(const struct node *n);

@@ -1,0 +1,1414 @@
+/*
+ * node.c - the loop side of a member: Raft's ready batches, proposals,
+ * reads, ticks and the peer transport.
+ *
+ * Every input to Raft (a tick, a peer message, a proposal, a completion
+ * from a worker thread) marks the node dirty; a uv_check handle, which runs
+ * once per loop iteration after I/O, drains the ready batches. So all the
+ * proposals that arrived in one pass over the sockets become one batch: one
+ * WAL job (one fsync, or less with group commit), one append per follower.
+ *
+ * For each batch (raft.h, "ordering rules"): messages that may go at once
+ * are encoded and queued on the transport; entries, hard state and the
+ * encoded "after persist" messages become a WAL job; committed entries are
+ * copied into an apply job; read states move reads to "wait for apply";
+ * then the batch is advanced. When the WAL thread hands a job back, its
+ * entries go into the in-memory log (raft_memstorage, Raft's storage), the
+ * after-persist messages are sent and raft_persisted() reported. When the
+ * apply thread hands a job back, raft_applied() is reported, proposers get
+ * their answers, waiting reads are served, and observers see the events.
+ */
+#include "consensus/node/node_int.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
+
+#define READS_MAX           65536
+#define SNAPSHOT_CATCHUP    5000 /* entries kept after a snapshot */
+#define MEMBER_RECORD_BYTES (NODE_NAME_MAX + 2 * NODE_URLS_MAX + 16)
+
+static void process(struct node *n);
+static int conf_encode(const struct raft_conf *c, struct buf *b);
+static void fail_node(struct node *n, int err, const char *what);
+
+void node_config_default(struct node_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->heartbeat_ms = 100;
+    cfg->election_ms = 1000;
+    cfg->snapshot_count = 100000;
+    cfg->max_txn_ops = 128;
+    cfg->max_request_bytes = 1572864;
+}
+
+/* ------------------------------------------------------------ identity */
+
+uint64_t node_member_id_derive(const char *peer_urls, const char *token)
+{
+    /* etcd: sha1(sorted peer URLs concatenated, then the cluster token) */
+    char *urls[NODE_MEMBERS_MAX * 4];
+    size_t count = 0;
+    char copy[NODE_URLS_MAX * 4];
+    unsigned char md[SHA_DIGEST_LENGTH];
+    snprintf(copy, sizeof(copy), "%s", peer_urls);
+    for (char *s = strtok(copy, ","); s != NULL && count < 64;
+         s = strtok(NULL, ",")) {
+        urls[count++] = s;
+    }
+    for (size_t i = 1; i < count; i++) { /* insertion sort: a few URLs */
+        for (size_t j = i; j > 0 && strcmp(urls[j - 1], urls[j]) > 0; j--) {
+            char *t = urls[j];
+            urls[j] = urls[j - 1];
+            urls[j - 1] = t;
+        }
+    }
+    char joined[NODE_URLS_MAX * 4 + 256];
+    size_t off = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t l = strlen(urls[i]);
+        if (off + l < sizeof(joined)) {
+            memcpy(joined + off, urls[i], l);
+            off += l;
+        }
+    }
+    size_t tl = strlen(token);
+    if (off + tl < sizeof(joined)) {
+        memcpy(joined + off, token, tl);
+        off += tl;
+    }
+    EVP_Digest(joined, off, md, NULL, EVP_sha1(), NULL);
+    return be64_get(md);
+}
+
+uint64_t node_cluster_id_derive(const uint64_t *member_ids, size_t n)
+{
+    uint64_t ids[NODE_MEMBERS_MAX];
+    uint8_t b[8 * NODE_MEMBERS_MAX];
+    unsigned char md[SHA_DIGEST_LENGTH];
+    ASSERT(n <= NODE_MEMBERS_MAX);
+    memcpy(ids, member_ids, n * sizeof(*ids));
+    for (size_t i = 1; i < n; i++) {
+        for (size_t j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
+            uint64_t t = ids[j];
+            ids[j] = ids[j - 1];
+            ids[j - 1] = t;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        be64_put(b + 8 * i, ids[i]);
+    }
+    EVP_Digest(b, 8 * n, md, NULL, EVP_sha1(), NULL);
+    return be64_get(md);
+}
+
+/* Member records in the store (aux CLUSTER table, key = be64 id):
+ * u8 learner, u16 name_len, name, u16 peer_len, peer, u16 client_len,
+ * client. */
+static int member_encode(const struct node_member *m, struct buf *b)
+{
+    const char *parts[3] = {m->name, m->peer_urls, m->client_urls};
+    int rc = buf_append_u8(b, m->learner ? 1 : 0);
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        uint16_t len = (uint16_t)strlen(parts[i]);
+        uint8_t l2[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+        rc = buf_append(b, l2, 2);
+        if (rc == 0) {
+            rc = buf_append(b, parts[i], len);
+        }
+    }
+    return rc;
+}
+
+static int member_decode(uint64_t id, const uint8_t *p, size_t len,
+                         struct node_member *m)
+{
+    struct reader r;
+    uint8_t learner;
+    char *dst[3] = {m->name, m->peer_urls, m->client_urls};
+    size_t cap[3] = {sizeof(m->name), sizeof(m->peer_urls),
+                     sizeof(m->client_urls)};
+    memset(m, 0, sizeof(*m));
+    m->id = id;
+    reader_init(&r, p, len);
+    if (reader_u8(&r, &learner) != 0) {
+        return ERR_CORRUPT;
+    }
+    m->learner = learner != 0;
+    for (int i = 0; i < 3; i++) {
+        const uint8_t *s;
+        const uint8_t *l2;
+        if (reader_bytes(&r, 2, &l2) != 0) {
+            return ERR_CORRUPT;
+        }
+        size_t l = (size_t)l2[0] << 8 | l2[1];
+        if (l >= cap[i] || reader_bytes(&r, l, &s) != 0) {
+            return ERR_CORRUPT;
+        }
+        memcpy(dst[i], s, l);
+        dst[i][l] = '\0';
+    }
+    return 0;
+}
+
+static int load_member(void *ctx, const void *name, size_t name_len,
+                       const void *value, size_t value_len)
+{
+    struct node *n = ctx;
+    if (name_len != 8 || n->members_count == NODE_MEMBERS_MAX) {
+        return 0;
+    }
+    if (member_decode(be64_get(name), value, value_len,
+                      &n->members[n->members_count]) == 0) {
+        n->members_count++;
+    }
+    return 0;
+}
+
+static int members_reload(struct node *n)
+{
+    struct kv_read *rd;
+    int rc = kv_read_begin(n->kv, &rd);
+    if (rc != 0) {
+        return rc;
+    }
+    n->members_count = 0;
+    rc = kv_aux_list(rd, KV_AUX_CLUSTER, load_member, n);
+    kv_read_end(rd);
+    return rc;
+}
+
+/* ------------------------------------------------------------- sending */
+
+static void send_encoded(struct node *n, uint64_t to, const uint8_t *p,
+                         size_t len)
+{
+    if (!n->transport_on || to == n->cfg.member_id) {
+        return;
+    }
+    /* A full queue or an unknown peer drops the message; Raft retries. */
+    (void)transport_send(&n->transport, to, p, len);
+}
+
+static void send_msgs(struct node *n, const struct raft_msg *msgs, size_t count)
+{
+    struct buf b;
+    if (!n->transport_on) {
+        return;
+    }
+    buf_init(&b, 0);
+    for (size_t i = 0; i < count; i++) {
+        buf_reset(&b);
+        if (raft_msg_encode(&msgs[i], &b) == 0) {
+            send_encoded(n, msgs[i].to, b.data, b.len);
+        }
+    }
+    buf_free(&b);
+}
+
+/* Keep msgs_after_persist encoded in the job: (u64 to, u32 len, bytes). */
+static int encode_after(struct wal_job *j, const struct raft_msg *msgs,
+                        size_t count)
+{
+    struct buf tmp;
+    int rc = 0;
+    buf_init(&tmp, 0);
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        buf_reset(&tmp);
+        rc = raft_msg_encode(&msgs[i], &tmp);
+        if (rc == 0) {
+            rc = buf_append(&j->after, &msgs[i].to, 8);
+        }
+        if (rc == 0) {
+            uint32_t len = (uint32_t)tmp.len;
+            rc = buf_append(&j->after, &len, 4);
+        }
+        if (rc == 0) {
+            rc = buf_append(&j->after, tmp.data, tmp.len);
+        }
+    }
+    buf_free(&tmp);
+    return rc;
+}
+
+static void send_after(struct node *n, const struct wal_job *j)
+{
+    size_t off = 0;
+    while (off + 12 <= j->after.len) {
+        uint64_t to;
+        uint32_t len;
+        memcpy(&to, j->after.data + off, 8);
+        memcpy(&len, j->after.data + off + 8, 4);
+        off += 12;
+        ASSERT(off + len <= j->after.len);
+        send_encoded(n, to, j->after.data + off, len);
+        off += len;
+    }
+}
+
+/* --------------------------------------------------------- copying out */
+
+/* Copy entries into one allocation: the array, then a blob of data. */
+static int copy_entries(const struct raft_entry *src, size_t count,
+                        struct raft_entry **ents, uint8_t **blob)
+{
+    size_t bytes = 0;
+    size_t off = 0;
+    *ents = NULL;
+    *blob = NULL;
+    if (count == 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < count; i++) {
+        bytes += src[i].len;
+    }
+    *ents = mem_alloc(count * sizeof(**ents));
+    *blob = mem_alloc(bytes == 0 ? 1 : bytes);
+    if (*ents == NULL || *blob == NULL) {
+        mem_free(*ents);
+        mem_free(*blob);
+        *ents = NULL;
+        *blob = NULL;
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < count; i++) {
+        (*ents)[i] = src[i];
+        (*ents)[i].data = *blob + off;
+        if (src[i].len > 0) {
+            memcpy(*blob + off, src[i].data, src[i].len);
+        }
+        off += src[i].len;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- ready */
+
+static void note_soft_state(struct node *n, const struct raft_ready *rd)
+{
+    if (!rd->soft_changed) {
+        return;
+    }
+    if (rd->leader != n->leader) {
+        n->leader_changes += rd->leader != RAFT_NONE ? 1 : 0;
+        LOGI("raft", "%016llx: leader is %016llx (role %s, term %llu)",
+             (unsigned long long)n->cfg.member_id,
+             (unsigned long long)rd->leader, raft_role_str(rd->role),
+             (unsigned long long)rd->hard.term);
+    }
+    n->leader = rd->leader;
+    n->role = rd->role;
+    if (n->obs.leader != NULL) {
+        n->obs.leader(n->obs.ctx, n->leader, n->raft.term);
+    }
+}
+
+static void reads_on_state(struct node *n, const struct raft_ready *rd)
+{
+    for (size_t i = 0; i < rd->reads_count; i++) {
+        uint64_t round = rd->reads[i].ctx;
+        if (round != n->read_round_sent) {
+            continue; /* an answer to a round we gave up on */
+        }
+        for (size_t k = 0; k < n->reads_count; k++) {
+            struct read_wait *w = &n->reads[(n->reads_head + k) % n->reads_cap];
+            if (w->cb != NULL && w->round == round && w->index == 0) {
+                w->index = rd->reads[i].index == 0 ? 1 : rd->reads[i].index;
+            }
+        }
+        n->read_round_sent = 0;
+    }
+}
+
+static int handle_ready(struct node *n, struct raft_ready *rd)
+{
+    struct wal_job *wj = NULL;
+    struct apply_job *aj = NULL;
+    int rc = 0;
+
+    note_soft_state(n, rd);
+    if (rd->snapshot != NULL) {
+        /* Installing a leader's snapshot comes with the snapshot stream
+         * (next slice); until then a follower must not need one: the
+         * leader keeps SNAPSHOT_CATCHUP entries after each snapshot. */
+        return ERR_INVALID;
+    }
+    send_msgs(n, rd->msgs, rd->msgs_count);
+    if (rd->entries_count > 0 || rd->hard_changed ||
+        rd->msgs_after_persist_count > 0) {
+        wj = mem_calloc(1, sizeof(*wj));
+        if (wj == NULL) {
+            return -ENOMEM;
+        }
+        buf_init(&wj->after, 0);
+        rc = copy_entries(rd->entries, rd->entries_count, &wj->ents, &wj->blob);
+        wj->ents_count = rc == 0 ? rd->entries_count : 0;
+        wj->has_hard = rd->hard_changed;
+        wj->hard = rd->hard;
+        if (rc == 0) {
+            rc = encode_after(wj, rd->msgs_after_persist,
+                              rd->msgs_after_persist_count);
+        }
+        if (rc != 0) {
+            node__wal_job_free(wj);
+            return rc;
+        }
+    }
+    if (rd->committed_count > 0) {
+        aj = mem_calloc(1, sizeof(*aj));
+        if (aj == NULL) {
+            node__wal_job_free(wj);
+            return -ENOMEM;
+        }
+        buf_init(&aj->results, 0);
+        buf_init(&aj->events, 0);
+        rc = copy_entries(rd->committed, rd->committed_count, &aj->ents,
+                          &aj->blob);
+        if (rc != 0) {
+            node__wal_job_free(wj);
+            node__apply_job_free(aj);
+            return rc;
+        }
+        aj->ents_count = rd->committed_count;
+        aj->term = n->raft.term;
+        n->committed = rd->committed[rd->committed_count - 1].index;
+    }
+    reads_on_state(n, rd);
+    if (wj != NULL) {
+        node__jobq_push(&n->wal_in, wj);
+    }
+    if (aj != NULL) {
+        node__jobq_push(&n->apply_in, aj);
+    }
+    return 0;
+}
+
+/* Ask Raft for a read point when reads are waiting and none is asked. */
+static void reads_kick(struct node *n)
+{
+    if (n->read_round_sent != 0) {
+        return;
+    }
+    for (size_t k = 0; k < n->reads_count; k++) {
+        struct read_wait *w = &n->reads[(n->reads_head + k) % n->reads_cap];
+        if (w->cb != NULL && w->index == 0 && w->round == n->read_round_next) {
+            uint64_t round = n->read_round_next++;
+            if (raft_read_index(&n->raft, round) == 0) {
+                n->read_round_sent = round;
+            } else {
+                /* No leader yet: rejoin the next round on a later tick. */
+                for (size_t m = k; m < n->reads_count; m++) {
+                    struct read_wait *x =
+                        &n->reads[(n->reads_head + m) % n->reads_cap];
+                    if (x->round == round) {
+                        x->round = n->read_round_next;
+                    }
+                }
+            }
+            return;
+        }
+    }
+}
+
+static void process(struct node *n)
+{
+    if (n->failed != 0 || n->closing) {
+        return;
+    }
+    reads_kick(n);
+    for (int guard = 0; guard < 64 && raft_has_ready(&n->raft); guard++) {
+        struct raft_ready rd;
+        int rc = raft_ready(&n->raft, &rd);
+        if (rc == 0) {
+            rc = handle_ready(n, &rd);
+            raft_advance(&n->raft, &rd);
+        }
+        if (rc != 0) {
+            fail_node(n, rc, "handling a Raft batch");
+            return;
+        }
+    }
+    n->dirty = false;
+}
+
+static void on_check(uv_check_t *h)
+{
+    struct node *n = h->data;
+    if (n->dirty) {
+        process(n);
+    }
+}
+
+/* ---------------------------------------------------------- completions */
+
+static void on_wal_done(uv_async_t *h)
+{
+    struct node *n = h->data;
+    struct wal_job *j = node__jobq_take_all(&n->wal_out, false, NULL);
+    while (j != NULL) {
+        struct wal_job *next = j->next;
+        int rc = j->err;
+        if (rc == 0 && j->ents_count > 0) {
+            rc = raft_memstorage_append(&n->ms, j->ents, j->ents_count);
+        }
+        if (rc == 0 && j->has_hard) {
+            raft_memstorage_set_hard_state(&n->ms, &j->hard);
+        }
+        if (rc == 0 && !n->closing) {
+            send_after(n, j);
+            if (j->ents_count > 0) {
+                const struct raft_entry *last = &j->ents[j->ents_count - 1];
+                rc = raft_persisted(&n->raft, last->index, last->term);
+            }
+        }
+        if (rc != 0 && n->failed == 0) {
+            fail_node(n, rc, "persisting the Raft log");
+        }
+        node__wal_job_free(j);
+        j = next;
+    }
+    n->dirty = true;
+}
+
+static void finish_waiter(struct node *n, uint64_t id,
+                          const struct apply_result *res)
+{
+    struct waiter *w = &n->waiters[id % n->waiters_cap];
+    if (w->id != id) {
+        return; /* timed out already, or proposed before a restart */
+    }
+    node_propose_cb cb = w->cb;
+    void *ctx = w->ctx;
+    w->id = 0;
+    n->pending--;
+    if (res->err == 0) {
+        n->proposals_committed++;
+    } else {
+        n->proposals_failed++;
+    }
+    cb(ctx, res);
+}
+
+static void deliver_results(struct node *n, const struct apply_job *j)
+{
+    size_t off = 0;
+    while (off + sizeof(struct node__result) <= j->results.len) {
+        struct node__result r;
+        struct apply_result res;
+        memcpy(&r, j->results.data + off, sizeof(r));
+        off += sizeof(r);
+        res.id = r.id;
+        res.op = (enum apply_op)r.op;
+        res.err = r.err;
+        res.revision = r.revision;
+        res.resp = r.resp_len > 0 ? j->results.data + off : NULL;
+        res.resp_len = r.resp_len;
+        off += (r.resp_len + 7) & ~(size_t)7;
+        finish_waiter(n, r.id, &res);
+    }
+}
+
+static size_t get_kv(const uint8_t *p, struct kv_kv *kv)
+{
+    uint32_t kl;
+    uint32_t vl;
+    memcpy(&kv->create_revision, p, 8);
+    memcpy(&kv->mod_revision, p + 8, 8);
+    memcpy(&kv->version, p + 16, 8);
+    memcpy(&kv->lease, p + 24, 8);
+    memcpy(&kl, p + 32, 4);
+    memcpy(&vl, p + 36, 4);
+    kv->key = p + 40;
+    kv->key_len = kl;
+    kv->value = p + 40 + kl;
+    kv->value_len = vl;
+    return 40 + (size_t)kl + vl;
+}
+
+static void deliver_events(struct node *n, const struct apply_job *j)
+{
+    struct kv_event *evs = NULL;
+    size_t count = 0;
+    size_t off = 0;
+    if (j->events.len == 0) {
+        return;
+    }
+    if (j->events_count > 0) {
+        evs = mem_alloc(j->events_count * sizeof(*evs));
+    }
+    while (off + 2 <= j->events.len) {
+        uint8_t type = j->events.data[off];
+        uint8_t flag = j->events.data[off + 1];
+        off += 2;
+        if (type == 0xff) { /* lease change */
+            int64_t id;
+            int64_t ttl;
+            memcpy(&id, j->events.data + off, 8);
+            memcpy(&ttl, j->events.data + off + 8, 8);
+            off += 16;
+            if (n->obs.lease != NULL) {
+                n->obs.lease(n->obs.ctx, id, ttl, flag != 0);
+            }
+            continue;
+        }
+        struct kv_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.type = (enum kv_event_type)type;
+        off += get_kv(j->events.data + off, &ev.kv);
+        if (flag != 0) {
+            ev.has_prev = true;
+            off += get_kv(j->events.data + off, &ev.prev);
+        }
+        if (evs != NULL && count < j->events_count) {
+            evs[count++] = ev;
+        }
+    }
+    if (count > 0 && n->obs.events != NULL) {
+        n->obs.events(n->obs.ctx, evs, count, j->rev);
+    }
+    mem_free(evs);
+}
+
+static void serve_reads(struct node *n)
+{
+    /* Reads wait in FIFO order; serve the ready ones from the front and
+     * clear the others in place (they keep their slot until the front). */
+    for (size_t k = 0; k < n->reads_count; k++) {
+        struct read_wait *w = &n->reads[(n->reads_head + k) % n->reads_cap];
+        if (w->cb != NULL && w->index != 0 && w->index <= n->applied) {
+            node_read_cb cb = w->cb;
+            w->cb = NULL;
+            cb(w->ctx, 0);
+        }
+    }
+    while (n->reads_count > 0 && n->reads[n->reads_head].cb == NULL) {
+        n->reads_head = (n->reads_head + 1) % n->reads_cap;
+        n->reads_count--;
+    }
+}
+
+static void maybe_snapshot(struct node *n)
+{
+    struct raft_snapshot_meta meta;
+    struct log_snap_meta lm;
+    struct wal_job *j;
+    struct buf conf;
+    uint64_t at;
+    int rc;
+    if (n->applied < n->snap_index + n->cfg.snapshot_count) {
+        return;
+    }
+    at = n->applied;
+    if (raft_compact(&n->raft, at, &meta) != 0) {
+        return;
+    }
+    /* The store is the snapshot's data: make it durable up to `at`, record
+     * the metadata in a snapshot file, then drop what slow followers no
+     * longer need from memory and from the WAL (on the WAL thread, which
+     * owns the log). */
+    if (kv_sync(n->kv) != 0) {
+        return;
+    }
+    buf_init(&conf, 0);
+    rc = conf_encode(&meta.conf, &conf);
+    lm.index = meta.index;
+    lm.term = meta.term;
+    lm.conf = conf.data;
+    lm.conf_len = (uint32_t)conf.len;
+    if (rc == 0) {
+        rc = log_snap_save(n->dir_snap, &lm, 0, "", 0, 0);
+    }
+    buf_free(&conf);
+    if (rc != 0 && rc != ERR_EXISTS) {
+        LOGW("node", "saving snapshot metadata at %llu: %s",
+             (unsigned long long)at, err_str(rc));
+        return;
+    }
+    uint64_t keep_from = at > SNAPSHOT_CATCHUP ? at - SNAPSHOT_CATCHUP : 0;
+    if (keep_from > n->ms.snap.meta.index) {
+        struct raft_snapshot_meta m2;
+        if (raft_compact(&n->raft, keep_from, &m2) == 0) {
+            (void)raft_memstorage_compact(&n->ms, &m2, NULL, 0);
+        }
+    }
+    j = mem_calloc(1, sizeof(*j));
+    if (j != NULL) {
+        buf_init(&j->after, 0);
+        j->release_before = keep_from;
+        node__jobq_push(&n->wal_in, j);
+    }
+    n->snap_index = at;
+    LOGI("node", "snapshot at index %llu (term %llu); log kept from %llu",
+         (unsigned long long)meta.index, (unsigned long long)meta.term,
+         (unsigned long long)keep_from);
+}
+
+static void on_apply_done(uv_async_t *h)
+{
+    struct node *n = h->data;
+    struct apply_job *j = node__jobq_take_all(&n->apply_out, false, NULL);
+    while (j != NULL) {
+        struct apply_job *next = j->next;
+        if (j->err != 0) {
+            if (n->failed == 0) {
+                fail_node(n, j->err, "applying to the store");
+            }
+        } else {
+            if (j->applied > n->applied) {
+                n->applied = j->applied;
+                (void)raft_applied(&n->raft, n->applied);
+            }
+            deliver_events(n, j);
+            deliver_results(n, j);
+        }
+        node__apply_job_free(j);
+        j = next;
+    }
+    serve_reads(n);
+    maybe_snapshot(n);
+    n->dirty = true;
+}
+
+/* ------------------------------------------------------ timeouts, ticks */
+
+static void expire_waiters(struct node *n, uint64_t now, bool all)
+{
+    while (n->oldest_id < n->next_id) {
+        struct waiter *w = &n->waiters[n->oldest_id % n->waiters_cap];
+        if (w->id == n->oldest_id) {
+            if (!all && w->deadline_ms > now) {
+                break;
+            }
+            struct apply_result res = {.id = w->id,
+                                       .err = all ? ERR_STOPPED : ERR_TIMEOUT};
+            finish_waiter(n, w->id, &res);
+        }
+        n->oldest_id++;
+    }
+}
+
+static void expire_reads(struct node *n, uint64_t now, bool all)
+{
+    for (size_t k = 0; k < n->reads_count; k++) {
+        struct read_wait *w = &n->reads[(n->reads_head + k) % n->reads_cap];
+        if (w->cb != NULL && (all || w->deadline_ms <= now)) {
+            node_read_cb cb = w->cb;
+            w->cb = NULL;
+            cb(w->ctx, all ? ERR_STOPPED : ERR_TIMEOUT);
+        }
+    }
+    serve_reads(n);
+}
+
+static void on_tick(uv_timer_t *h)
+{
+    struct node *n = h->data;
+    uint64_t now = clock_mono_ns() / 1000000;
+    if (n->failed != 0) {
+        return;
+    }
+    (void)raft_tick(&n->raft);
+    expire_waiters(n, now, false);
+    expire_reads(n, now, false);
+    if (n->read_round_sent != 0 && n->leader == RAFT_NONE) {
+        n->read_round_sent = 0; /* lost with the leader: ask again */
+    }
+    n->dirty = true;
+}
+
+/* ------------------------------------------------------------ transport */
+
+static void on_peer_msg(void *owner, uint64_t from, const uint8_t *data,
+                        size_t len)
+{
+    struct node *n = owner;
+    struct raft_msg m;
+    (void)from;
+    if (n->failed != 0 || n->closing) {
+        return;
+    }
+    if (raft_msg_decode(data, len, 0, &m) != 0) {
+        return; /* the transport checked the frame; a bad message is dropped */
+    }
+    int rc = raft_step(&n->raft, &m);
+    if (rc != 0 && n->failed == 0) {
+        fail_node(n, rc, "stepping a peer message");
+    }
+    raft_msg_free_decoded(&m);
+    n->dirty = true;
+}
+
+static void on_unreachable(void *owner, uint64_t peer, int err)
+{
+    struct node *n = owner;
+    (void)err;
+    raft_report_unreachable(&n->raft, peer);
+    n->dirty = true;
+}
+
+static int on_accept(void *owner, uint64_t from, enum transport_channel ch)
+{
+    struct node *n = owner;
+    (void)ch;
+    for (size_t i = 0; i < n->members_count; i++) {
+        if (n->members[i].id == from) {
+            return 0;
+        }
+    }
+    return ERR_MEMBER_NOT_FOUND; /* removed, or never a member */
+}
+
+/* First peer URL of m as "ip:port", resolving a host name. */
+static int peer_addr(const char *urls, char *out, size_t out_len)
+{
+    char host[256];
+    char port[16];
+    const char *p = urls;
+    const char *end;
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    if (strncmp(p, "http://", 7) == 0) {
+        p += 7;
+    } else if (strncmp(p, "https://", 8) == 0) {
+        p += 8;
+    }
+    end = strchr(p, ',');
+    size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+    const char *colon = memrchr(p, ':', len);
+    if (colon == NULL || (size_t)(colon - p) >= sizeof(host) ||
+        len - (size_t)(colon - p) - 1 >= sizeof(port)) {
+        return ERR_INVALID;
+    }
+    memcpy(host, p, (size_t)(colon - p));
+    host[colon - p] = '\0';
+    memcpy(port, colon + 1, len - (size_t)(colon - p) - 1);
+    port[len - (size_t)(colon - p) - 1] = '\0';
+    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL) {
+        return ERR_INVALID;
+    }
+    char ip[64];
+    struct sockaddr_in *sin = (struct sockaddr_in *)res->ai_addr;
+    inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+    snprintf(out, out_len, "%s:%s", ip, port);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int transport_start(struct node *n)
+{
+    struct transport_config tc;
+    int rc;
+    if (n->cfg.listen_peer == NULL || n->members_count <= 1) {
+        return 0;
+    }
+    transport_config_init(&tc);
+    tc.cluster_id = n->cfg.cluster_id;
+    tc.self_id = n->cfg.member_id;
+    tc.seed = n->cfg.seed;
+    tc.owner = n;
+    tc.recv_cb = on_peer_msg;
+    tc.unreachable_cb = on_unreachable;
+    tc.accept_cb = on_accept;
+    rc = transport_init(&n->transport, n->loop, &tc);
+    if (rc != 0) {
+        return rc;
+    }
+    n->transport_on = true;
+    rc = transport_listen(&n->transport, n->cfg.listen_peer);
+    for (size_t i = 0; rc == 0 && i < n->members_count; i++) {
+        char addr[128];
+        if (n->members[i].id == n->cfg.member_id) {
+            continue;
+        }
+        rc = peer_addr(n->members[i].peer_urls, addr, sizeof(addr));
+        if (rc == 0) {
+            rc = transport_peer_add(&n->transport, n->members[i].id, addr);
+        }
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ open */
+
+static int mkdir_p(const char *dir)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        return -errno;
+    }
+    return 0;
+}
+
+/* The membership in a snapshot file's conf bytes: u32 voters, u32
+ * learners, then the ids (big-endian). */
+static int conf_encode(const struct raft_conf *c, struct buf *b)
+{
+    int rc = buf_append_be32(b, c->voters_count);
+    if (rc == 0) {
+        rc = buf_append_be32(b, c->learners_count);
+    }
+    for (uint32_t i = 0; rc == 0 && i < c->voters_count; i++) {
+        rc = buf_append_be64(b, c->voters[i]);
+    }
+    for (uint32_t i = 0; rc == 0 && i < c->learners_count; i++) {
+        rc = buf_append_be64(b, c->learners[i]);
+    }
+    return rc;
+}
+
+static int conf_decode(const uint8_t *p, size_t len, struct raft_conf *c)
+{
+    struct reader r;
+    uint32_t nv;
+    uint32_t nl;
+    memset(c, 0, sizeof(*c));
+    reader_init(&r, p, len);
+    if (reader_be32(&r, &nv) != 0 || reader_be32(&r, &nl) != 0 ||
+        nv > RAFT_MEMBERS_MAX || nl > RAFT_MEMBERS_MAX) {
+        return ERR_CORRUPT;
+    }
+    for (uint32_t i = 0; i < nv; i++) {
+        if (reader_be64(&r, &c->voters[i]) != 0) {
+            return ERR_CORRUPT;
+        }
+    }
+    for (uint32_t i = 0; i < nl; i++) {
+        if (reader_be64(&r, &c->learners[i]) != 0) {
+            return ERR_CORRUPT;
+        }
+    }
+    c->voters_count = nv;
+    c->learners_count = nl;
+    return 0;
+}
+
+/* Rebuild Raft's in-memory log: the latest snapshot's metadata (the store
+ * holds its data), then the WAL's entries after it. */
+static int load_wal(struct node *n, char *msg, size_t msg_len)
+{
+    struct log_hard_state hs;
+    struct log_entry le[256];
+    struct raft_entry re[256];
+    struct log_snap ls;
+    const size_t arena_len = (size_t)8 << 20;
+    uint8_t *arena;
+    uint64_t first = log_first_index(n->log);
+    uint64_t last = log_last_index(n->log);
+    int rc;
+
+    rc = log_snap_load(n->dir_snap, &ls, msg, msg_len);
+    if (rc == 0) {
+        struct raft_snapshot snap;
+        memset(&snap, 0, sizeof(snap));
+        snap.meta.index = ls.index;
+        snap.meta.term = ls.term;
+        rc = conf_decode(ls.conf, ls.conf_len, &snap.meta.conf);
+        log_snap_free(&ls);
+        if (rc == 0) {
+            rc = raft_memstorage_apply_snapshot(&n->ms, &snap);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        n->snap_index = snap.meta.index;
+        if (first < snap.meta.index + 1) {
+            first = snap.meta.index + 1;
+        }
+    } else if (rc != ERR_NOT_FOUND) {
+        return rc;
+    } else if (first > 1) {
+        snprintf(msg, msg_len,
+                 "the WAL starts at index %llu but there is no snapshot",
+                 (unsigned long long)first);
+        return ERR_CORRUPT;
+    }
+    arena = mem_alloc(arena_len);
+    if (arena == NULL) {
+        return -ENOMEM;
+    }
+    rc = 0;
+    for (uint64_t lo = first; rc == 0 && lo <= last;) {
+        size_t count = 0;
+        rc = log_entries(n->log, lo, last + 1, arena_len, le, 256, arena,
+                         arena_len, &count);
+        if (rc != 0 || count == 0) {
+            snprintf(msg, msg_len, "reading the WAL at index %llu: %s",
+                     (unsigned long long)lo, err_str(rc));
+            rc = rc != 0 ? rc : ERR_CORRUPT;
+            break;
+        }
+        for (size_t i = 0; i < count; i++) {
+            re[i].index = le[i].index;
+            re[i].term = le[i].term;
+            re[i].type = le[i].type;
+            re[i].data = (uint8_t *)le[i].data;
+            re[i].len = le[i].len;
+        }
+        rc = raft_memstorage_append(&n->ms, re, count);
+        lo += count;
+    }
+    mem_free(arena);
+    if (rc == 0) {
+        log_hard_state(n->log, &hs);
+        struct raft_hard_state rh = {hs.term, hs.vote, hs.commit};
+        raft_memstorage_set_hard_state(&n->ms, &rh);
+    }
+    return rc;
+}
+
+/* A new cluster: write the initial members into the store (applied index
+ * stays 0), identically on every member. */
+static int bootstrap_members(struct node *n)
+{
+    struct kv_write *wr;
+    struct buf b;
+    int rc = kv_write_begin(n->kv, NULL, NULL, &wr);
+    if (rc != 0) {
+        return rc;
+    }
+    buf_init(&b, 0);
+    for (size_t i = 0; rc == 0 && i < n->cfg.initial_count; i++) {
+        uint8_t name[8];
+        be64_put(name, n->cfg.initial[i].id);
+        buf_reset(&b);
+        rc = member_encode(&n->cfg.initial[i], &b);
+        if (rc == 0) {
+            rc = kv_aux_put(wr, KV_AUX_CLUSTER, name, 8, b.data, b.len);
+        }
+    }
+    uint8_t cid[8];
+    be64_put(cid, n->cfg.cluster_id);
+    if (rc == 0) {
+        rc = kv_aux_put(wr, KV_AUX_CLUSTER, "cluster", 7, cid, 8);
+    }
+    buf_free(&b);
+    if (rc != 0) {
+        kv_write_abort(wr);
+        return rc;
+    }
+    return kv_write_commit(wr, 0, 0);
+}
+
+static int open_raft(struct node *n)
+{
+    struct raft_config rc;
+    uint64_t applied;
+    uint64_t applied_term;
+    raft_config_default(&rc, n->cfg.member_id);
+    rc.seed = n->cfg.seed;
+    rc.heartbeat_ticks = 1;
+    rc.election_ticks = n->cfg.election_ms / n->cfg.heartbeat_ms;
+    if (rc.election_ticks < 2) {
+        rc.election_ticks = 2;
+    }
+    kv_applied(n->kv, &applied, &applied_term);
+    rc.applied = applied;
+    rc.storage = raft_memstorage_storage(&n->ms);
+    for (size_t i = 0; i < n->members_count; i++) {
+        if (n->members[i].learner) {
+            rc.bootstrap.learners[rc.bootstrap.learners_count++] =
+                n->members[i].id;
+        } else {
+            rc.bootstrap.voters[rc.bootstrap.voters_count++] = n->members[i].id;
+        }
+    }
+    n->applied = applied;
+    n->committed = applied;
+    n->snap_index = applied;
+    return raft_init(&n->raft, &rc);
+}
+
+static int start_threads(struct node *n)
+{
+    int rc = node__jobq_init(&n->wal_in);
+    if (rc == 0) {
+        rc = node__jobq_init(&n->wal_out);
+    }
+    if (rc == 0) {
+        rc = node__jobq_init(&n->apply_in);
+    }
+    if (rc == 0) {
+        rc = node__jobq_init(&n->apply_out);
+    }
+    if (rc == 0) {
+        rc = uv_thread_create(&n->wal_thread, node__wal_main, n);
+    }
+    if (rc == 0) {
+        rc = uv_thread_create(&n->apply_thread, node__apply_main, n);
+        if (rc != 0) {
+            node__jobq_stop(&n->wal_in);
+            uv_thread_join(&n->wal_thread);
+        }
+    }
+    n->threads_started = rc == 0;
+    return rc;
+}
+
+static void start_handles(struct node *n)
+{
+    uv_timer_init(n->loop, &n->tick);
+    uv_check_init(n->loop, &n->check);
+    uv_async_init(n->loop, &n->wal_done, on_wal_done);
+    uv_async_init(n->loop, &n->apply_done, on_apply_done);
+    n->tick.data = n;
+    n->check.data = n;
+    n->wal_done.data = n;
+    n->apply_done.data = n;
+    n->handles_open = 4;
+    uv_check_start(&n->check, on_check);
+    uv_timer_start(&n->tick, on_tick, n->cfg.heartbeat_ms, n->cfg.heartbeat_ms);
+}
+
+static int open_storage(struct node *n, char *msg, size_t msg_len)
+{
+    struct kv_options ko = {.quota_bytes = n->cfg.quota_bytes,
+                            .max_txn_ops = n->cfg.max_txn_ops,
+                            .sync = n->cfg.unsafe_no_fsync ? KV_SYNC_NONE
+                                                           : KV_SYNC_META_LAZY};
+    struct apply_config ac = {.cluster_id = n->cfg.cluster_id,
+                              .member_id = n->cfg.member_id};
+    int rc;
+    if (strlen(n->cfg.data_dir) > 400) {
+        snprintf(msg, msg_len, "data directory path too long");
+        return ERR_INVALID;
+    }
+    snprintf(n->dir_member, sizeof(n->dir_member), "%s/member",
+             n->cfg.data_dir);
+    snprintf(n->dir_wal, sizeof(n->dir_wal), "%s/wal", n->dir_member);
+    snprintf(n->dir_snap, sizeof(n->dir_snap), "%s/snap", n->dir_member);
+    snprintf(n->dir_kv, sizeof(n->dir_kv), "%s/kv", n->dir_member);
+    rc = mkdir_p(n->cfg.data_dir);
+    if (rc == 0) {
+        rc = mkdir_p(n->dir_member);
+    }
+    if (rc == 0) {
+        rc = mkdir_p(n->dir_kv);
+    }
+    if (rc != 0) {
+        snprintf(msg, msg_len, "creating %s: %s", n->dir_member, err_str(rc));
+        return rc;
+    }
+    rc = kv_open(n->dir_kv, &ko, &n->kv);
+    if (rc != 0) {
+        snprintf(msg, msg_len, "opening the store in %s: %s", n->dir_kv,
+                 err_str(rc));
+        return rc;
+    }
+    rc = log_open(n->dir_wal, NULL, &n->log, msg, msg_len);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = members_reload(n);
+    if (rc == 0 && n->members_count == 0) {
+        rc = bootstrap_members(n);
+        if (rc == 0) {
+            rc = members_reload(n);
+        }
+    }
+    if (rc == 0) {
+        ac.kv = n->kv;
+        /* etcd's minimum lease TTL: 1.5 election timeouts, in whole s. */
+        ac.min_lease_ttl_s =
+            (int64_t)((3 * n->cfg.election_ms / 2 + 999) / 1000);
+        rc = apply_init(&n->apply, &ac);
+    }
+    if (rc == 0) {
+        rc = load_wal(n, msg, msg_len);
+    }
+    return rc;
+}
+
+int node_open(uv_loop_t *loop, const struct node_config *cfg,
+              const struct node_observer *obs, struct node **out, char *msg,
+              size_t msg_len)
+{
+    struct node *n;
+    int rc;
+    if (cfg->member_id == 0 || cfg->heartbeat_ms == 0 ||
+        cfg->election_ms < cfg->heartbeat_ms || cfg->data_dir == NULL) {
+        snprintf(msg, msg_len, "invalid node configuration");
+        return ERR_INVALID;
+    }
+    n = mem_calloc(1, sizeof(*n));
+    if (n == NULL) {
+        return -ENOMEM;
+    }
+    n->loop = loop;
+    n->cfg = *cfg;
+    if (obs != NULL) {
+        n->obs = *obs;
+    }
+    if (n->cfg.snapshot_count == 0) {
+        n->cfg.snapshot_count = 100000;
+    }
+    n->waiters_cap = limits_default(LIMIT_RAFT_PENDING_PROPOSALS);
+    n->waiters = mem_calloc(n->waiters_cap, sizeof(*n->waiters));
+    n->reads_cap = READS_MAX;
+    n->reads = mem_calloc(n->reads_cap, sizeof(*n->reads));
+    /* Ids: unique across restarts of this member (start from the clock). */
+    n->next_id = clock_wall_ms() << 20;
+    n->oldest_id = n->next_id;
+    n->read_round_next = 1;
+    raft_memstorage_init(&n->ms);
+    if (n->waiters == NULL || n->reads == NULL) {
+        rc = -ENOMEM;
+    } else {
+        rc = open_storage(n, msg, msg_len);
+    }
+    if (rc == 0) {
+        rc = open_raft(n);
+        if (rc != 0) {
+            snprintf(msg, msg_len, "starting Raft: %s", err_str(rc));
+        }
+    }
+    if (rc == 0) {
+        rc = start_threads(n);
+    }
+    if (rc == 0) {
+        rc = transport_start(n);
+        if (rc != 0) {
+            snprintf(msg, msg_len, "peer transport on %s: %s",
+                     n->cfg.listen_peer, err_str(rc));
+        }
+    }
+    if (rc != 0) {
+        /* Threads may be running: stop them before freeing. */
+        n->closing = true;
+        node__jobq_stop(&n->wal_in);
+        node__jobq_stop(&n->apply_in);
+        if (n->threads_started) {
+            uv_thread_join(&n->wal_thread);
+            uv_thread_join(&n->apply_thread);
+        }
+        log_close(n->log);
+        if (n->kv != NULL) {
+            kv_close(n->kv);
+        }
+        raft_memstorage_close(&n->ms);
+        mem_free(n->waiters);
+        mem_free(n->reads);
+        mem_free(n);
+        return rc;
+    }
+    start_handles(n);
+    /* A member alone in its cluster need not wait an election timeout. */
+    if (n->members_count == 1 && n->members[0].id == n->cfg.member_id) {
+        (void)raft_campaign(&n->raft);
+    }
+    n->dirty = true;
+    *out = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------ requests */
+
+int node_propose(struct node *n, enum apply_op op, const uint8_t *req,
+                 size_t len, uint32_t timeout_ms, node_propose_cb cb, void *ctx)
+{
+    struct buf b;
+    struct waiter *w;
+    uint64_t id;
+    int rc;
+    if (n->failed != 0 || n->closing) {
+        return ERR_STOPPED;
+    }
+    if (len > n->cfg.max_request_bytes) {
+        return ERR_REQUEST_TOO_LARGE;
+    }
+    if (n->leader == RAFT_NONE) {
+        return ERR_NO_LEADER;
+    }
+    id = n->next_id;
+    w = &n->waiters[id % n->waiters_cap];
+    if (w->id != 0 || n->pending >= n->waiters_cap) {
+        return ERR_TOO_MANY_REQUESTS;
+    }
+    buf_init(&b, 0);
+    rc = apply_envelope(id, n->cfg.member_id, op, req, len, &b);
+    if (rc == 0) {
+        rc = raft_propose(&n->raft, RAFT_ENTRY_NORMAL, b.data, b.len, NULL);
+    }
+    buf_free(&b);
+    if (rc != 0) {
+        return rc == ERR_BUSY ? ERR_TOO_MANY_REQUESTS : rc;
+    }
+    if (timeout_ms == 0) {
+        timeout_ms = 5000 + 2 * n->cfg.election_ms;
+    }
+    n->next_id++;
+    w->id = id;
+    w->cb = cb;
+    w->ctx = ctx;
+    w->deadline_ms = clock_mono_ns() / 1000000 + timeout_ms;
+    n->pending++;
+    n->dirty = true;
+    return 0;
+}
+
+int node_read_index(struct node *n, uint32_t timeout_ms, node_read_cb cb,
+                    void *ctx)
+{
+    struct read_wait *w;
+    if (n->failed != 0 || n->closing) {
+        return ERR_STOPPED;
+    }
+    if (n->reads_count == n->reads_cap) {
+        return ERR_TOO_MANY_REQUESTS;
+    }
+    if (timeout_ms == 0) {
+        timeout_ms = 5000 + 2 * n->cfg.election_ms;
+    }
+    w = &n->reads[(n->reads_head + n->reads_count) % n->reads_cap];
+    n->reads_count++;
+    w->round = n->read_round_next;
+    w->index = 0;
+    w->cb = cb;
+    w->ctx = ctx;
+    w->deadline_ms = clock_mono_ns() / 1000000 + timeout_ms;
+    n->dirty = true;
+    return 0;
+}
+
+struct kv *node_kv(struct node *n)
+{
+    return n->kv;
+}
+
+struct apply *node_apply(struct node *n)
+{
+    return &n->apply;
+}
+
+void node_status(const struct node *n, struct node_status *out)
+{
+    struct raft_status st;
+    raft_status(&n->raft, &st);
+    memset(out, 0, sizeof(*out));
+    out->member_id = n->cfg.member_id;
+    out->cluster_id = n->cfg.cluster_id;
+    out->leader = n->leader;
+    out->term = st.hard.term;
+    out->commit_index = st.hard.commit;
+    out->applied_index = n->applied;
+    out->role = st.role;
+    out->learner = raft_conf_is_learner(&st.conf, n->cfg.member_id);
+    out->proposals_pending = n->pending;
+    out->proposals_failed = n->proposals_failed;
+    out->proposals_committed = n->proposals_committed;
+    out->leader_changes = n->leader_changes;
+    out->wal_fsyncs = atomic_load(&n->wal_fsyncs);
+    out->wal_fsync_ns_total = atomic_load(&n->wal_fsync_ns);
+}
+
+size_t node_members(const struct node *n, struct node_member *out, size_t cap)
+{
+    for (size_t i = 0; i < n->members_count && i < cap; i++) {
+        out[i] = n->members[i];
+    }
+    return n->members_count;
+}
+
+int node_failed(const struct node *n)
+{
+    return n->failed;
+}
+
+static void fail_node(struct node *n, int err, const char *what)
+{
+    if (n->failed != 0) {
+        return;
+    }
+    n->failed = err;
+    LOGE("node", "member %016llx stops: %s: %s",
+         (unsigned long long)n->cfg.member_id, what, err_str(err));
+    expire_waiters(n, 0, true);
+    expire_reads(n, 0, true);
+}
+
+/* ------------------------------------------------------------ close */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct node *n = h->data;
+    if (--n->handles_open > 0) {
+        return;
+    }
+    if (n->transport_on) {
+        return; /* on_transport_closed finishes */
+    }
+    void (*done)(void *) = n->close_done;
+    void *ctx = n->close_ctx;
+    raft_close(&n->raft);
+    raft_memstorage_close(&n->ms);
+    apply_close(&n->apply);
+    (void)kv_sync(n->kv);
+    kv_close(n->kv);
+    log_close(n->log);
+    node__jobq_close(&n->wal_in);
+    node__jobq_close(&n->wal_out);
+    node__jobq_close(&n->apply_in);
+    node__jobq_close(&n->apply_out);
+    mem_free(n->waiters);
+    mem_free(n->reads);
+    mem_free(n);
+    if (done != NULL) {
+        done(ctx);
+    }
+}
+
+static void on_transport_closed(struct transport *t)
+{
+    struct node *n =
+        (struct node *)((char *)t - offsetof(struct node, transport));
+    n->transport_on = false;
+    if (n->handles_open == 0) {
+        n->handles_open = 1;
+        on_handle_closed((uv_handle_t *)&n->tick);
+    }
+}
+
+void node_close(struct node *n, void (*done)(void *ctx), void *ctx)
+{
+    n->closing = true;
+    n->close_done = done;
+    n->close_ctx = ctx;
+    expire_waiters(n, 0, true);
+    expire_reads(n, 0, true);
+    /* Finish queued work: the threads drain their queues, then stop. */
+    node__jobq_stop(&n->wal_in);
+    node__jobq_stop(&n->apply_in);
+    uv_thread_join(&n->wal_thread);
+    uv_thread_join(&n->apply_thread);
+    /* Completed jobs left in the out queues are freed unprocessed. */
+    struct wal_job *wj = node__jobq_take_all(&n->wal_out, false, NULL);
+    while (wj != NULL) {
+        struct wal_job *next = wj->next;
+        node__wal_job_free(wj);
+        wj = next;
+    }
+    struct apply_job *aj = node__jobq_take_all(&n->apply_out, false, NULL);
+    while (aj != NULL) {
+        struct apply_job *next = aj->next;
+        node__apply_job_free(aj);
+        aj = next;
+    }
+    uv_timer_stop(&n->tick);
+    uv_close((uv_handle_t *)&n->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&n->check, on_handle_closed);
+    uv_close((uv_handle_t *)&n->wal_done, on_handle_closed);
+    uv_close((uv_handle_t *)&n->apply_done, on_handle_closed);
+    if (n->transport_on) {
+        transport_close(&n->transport, on_transport_closed);
+    }
+}

@@ -1,0 +1,160 @@
+/* node_int.h - private to consensus/node. */
+#ifndef CAIRN_CONSENSUS_NODE_INT_H
+#define CAIRN_CONSENSUS_NODE_INT_H
+
+#include <stdatomic.h>
+
+#include "base/buf.h"
+#include "consensus/log/log.h"
+#include "consensus/node/node.h"
+#include "consensus/transport/transport.h"
+
+/* One ready batch's persist work, handed to the WAL thread, and back. */
+struct wal_job {
+    struct wal_job *next;
+    struct raft_entry *ents; /* data points into blob */
+    size_t ents_count;
+    uint8_t *blob;
+    bool has_hard;
+    struct raft_hard_state hard;
+    /* msgs_after_persist, encoded: repeated (u64 to, u32 len, bytes) */
+    struct buf after;
+    uint64_t release_before; /* nonzero: log_release after the append */
+    int err;                 /* set by the WAL thread */
+};
+
+/* A run of committed entries for the apply thread. */
+struct apply_job {
+    struct apply_job *next;
+    struct raft_entry *ents;
+    size_t ents_count;
+    uint8_t *blob;
+    uint64_t term; /* for response headers */
+    /* filled by the apply thread */
+    int err;
+    uint64_t applied;   /* last index applied */
+    struct buf results; /* repeated node__result records */
+    struct buf events;  /* repeated encoded kv events */
+    size_t events_count;
+    int64_t rev;
+};
+
+/* A queue between threads: a mutex, a condition and a singly linked FIFO. */
+struct jobq {
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    void *head;
+    void *tail;
+    size_t count;
+    bool stop;
+};
+
+struct waiter {
+    uint64_t id; /* 0: free */
+    uint64_t deadline_ms;
+    node_propose_cb cb;
+    void *ctx;
+};
+
+struct read_wait {
+    uint64_t round; /* read round this request joined */
+    uint64_t index; /* read point, once known (0: not yet) */
+    uint64_t deadline_ms;
+    node_read_cb cb;
+    void *ctx;
+};
+
+struct node {
+    uv_loop_t *loop;
+    struct node_config cfg;
+    struct node_observer obs;
+    char dir_member[448];
+    char dir_wal[512];
+    char dir_snap[512];
+    char dir_kv[512];
+
+    struct kv *kv;
+    struct apply apply;
+    struct log *log;
+    struct raft_memstorage ms;
+    struct raft raft;
+    bool raft_ready_out;
+
+    struct transport transport;
+    bool transport_on;
+
+    uv_timer_t tick;
+    uv_check_t check;
+    uv_async_t wal_done;
+    uv_async_t apply_done;
+    int handles_open;
+    bool dirty;
+    bool closing;
+    void (*close_done)(void *ctx);
+    void *close_ctx;
+
+    /* WAL thread */
+    bool threads_started;
+    uv_thread_t wal_thread;
+    struct jobq wal_in;
+    struct jobq wal_out;
+    atomic_uint_fast64_t wal_fsyncs;
+    atomic_uint_fast64_t wal_fsync_ns;
+
+    /* apply thread */
+    uv_thread_t apply_thread;
+    struct jobq apply_in;
+    struct jobq apply_out;
+    uint64_t applied;    /* loop's view: reported to raft */
+    uint64_t committed;  /* highest index handed to the apply thread */
+    uint64_t snap_index; /* last Raft snapshot (memstorage compaction) */
+
+    /* proposals: ring indexed by id % cap */
+    struct waiter *waiters;
+    size_t waiters_cap;
+    uint64_t next_id;
+    uint64_t oldest_id;
+    uint64_t pending;
+
+    /* reads: a FIFO ring of waiting reads */
+    struct read_wait *reads;
+    size_t reads_cap;
+    size_t reads_head; /* oldest */
+    size_t reads_count;
+    uint64_t read_round_next; /* the round new reads join */
+    uint64_t read_round_sent; /* asked of raft, answer pending (0: none) */
+
+    /* state seen by the loop */
+    uint64_t leader;
+    uint64_t term;
+    uint8_t role;
+    uint64_t leader_changes;
+    uint64_t proposals_failed;
+    uint64_t proposals_committed;
+    int failed;
+
+    struct node_member members[NODE_MEMBERS_MAX];
+    size_t members_count;
+};
+
+/* node_threads.c */
+int node__jobq_init(struct jobq *q);
+void node__jobq_close(struct jobq *q);
+void node__jobq_push(struct jobq *q, void *job); /* job's first field: next */
+void *node__jobq_take_all(struct jobq *q, bool wait, size_t *count);
+void node__jobq_stop(struct jobq *q);
+void node__wal_main(void *arg);
+void node__apply_main(void *arg);
+void node__wal_job_free(struct wal_job *j);
+void node__apply_job_free(struct apply_job *j);
+
+/* A result record in apply_job.results. */
+struct node__result {
+    uint64_t id;
+    int32_t err;
+    uint32_t op;
+    int64_t revision;
+    uint32_t resp_len; /* bytes follow, padded to 8 */
+};
+
+#endif

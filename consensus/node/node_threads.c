@@ -1,0 +1,370 @@
+/*
+ * node_threads.c - the two worker threads of a member and their queues.
+ *
+ * The WAL thread takes every job queued since its last pass and writes them
+ * with as few fsyncs as the log allows (group commit): consecutive jobs
+ * whose entries follow one another go into one log_append; a job whose
+ * first entry rewrites earlier ones (a new leader's conflicting suffix)
+ * starts a new append. Each finished job goes back to the loop, which then
+ * sends the job's "after persist" messages and reports raft_persisted.
+ *
+ * The apply thread takes every run of committed entries queued since its
+ * last pass and applies them all in one store transaction (consensus/apply
+ * commits it with the applied index). Results and store events are copied
+ * into the job and the job goes back to the loop.
+ *
+ * A failure of either (log or store I/O) is recorded in the job and ends the
+ * thread's useful life: the loop sees the error and stops the member.
+ */
+#include "consensus/node/node_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+
+int node__jobq_init(struct jobq *q)
+{
+    memset(q, 0, sizeof(*q));
+    if (uv_mutex_init(&q->mu) != 0) {
+        return -ENOMEM;
+    }
+    if (uv_cond_init(&q->cv) != 0) {
+        uv_mutex_destroy(&q->mu);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void node__jobq_close(struct jobq *q)
+{
+    uv_cond_destroy(&q->cv);
+    uv_mutex_destroy(&q->mu);
+}
+
+/* Every job struct starts with its `next` pointer. */
+struct job_link {
+    struct job_link *next;
+};
+
+void node__jobq_push(struct jobq *q, void *job)
+{
+    struct job_link *j = job;
+    j->next = NULL;
+    uv_mutex_lock(&q->mu);
+    if (q->tail != NULL) {
+        ((struct job_link *)q->tail)->next = j;
+    } else {
+        q->head = j;
+    }
+    q->tail = j;
+    q->count++;
+    uv_cond_signal(&q->cv);
+    uv_mutex_unlock(&q->mu);
+}
+
+void *node__jobq_take_all(struct jobq *q, bool wait, size_t *count)
+{
+    void *head;
+    uv_mutex_lock(&q->mu);
+    while (wait && q->head == NULL && !q->stop) {
+        uv_cond_wait(&q->cv, &q->mu);
+    }
+    head = q->head;
+    if (count != NULL) {
+        *count = q->count;
+    }
+    q->head = NULL;
+    q->tail = NULL;
+    q->count = 0;
+    uv_mutex_unlock(&q->mu);
+    return head;
+}
+
+void node__jobq_stop(struct jobq *q)
+{
+    uv_mutex_lock(&q->mu);
+    q->stop = true;
+    uv_cond_broadcast(&q->cv);
+    uv_mutex_unlock(&q->mu);
+}
+
+void node__wal_job_free(struct wal_job *j)
+{
+    if (j == NULL) {
+        return;
+    }
+    mem_free(j->ents);
+    mem_free(j->blob);
+    buf_free(&j->after);
+    mem_free(j);
+}
+
+void node__apply_job_free(struct apply_job *j)
+{
+    if (j == NULL) {
+        return;
+    }
+    mem_free(j->ents);
+    mem_free(j->blob);
+    buf_free(&j->results);
+    buf_free(&j->events);
+    mem_free(j);
+}
+
+/* ---------------------------------------------------------- WAL thread */
+
+/* Append jobs [first, end) (entries consecutive across them) with one
+ * log_append, the hard state of the last job that has one. */
+static int wal_write_run(struct node *n, struct wal_job *first,
+                         struct wal_job *end)
+{
+    size_t total = 0;
+    struct log_entry *le;
+    const struct log_hard_state *hs = NULL;
+    struct log_hard_state hard;
+    size_t k = 0;
+    int rc;
+    uint64_t t0;
+
+    for (struct wal_job *j = first; j != end; j = j->next) {
+        total += j->ents_count;
+        if (j->has_hard) {
+            hard.term = j->hard.term;
+            hard.vote = j->hard.vote;
+            hard.commit = j->hard.commit;
+            hs = &hard;
+        }
+    }
+    if (total == 0 && hs == NULL) {
+        return 0;
+    }
+    le = mem_alloc((total == 0 ? 1 : total) * sizeof(*le));
+    if (le == NULL) {
+        return -ENOMEM;
+    }
+    for (struct wal_job *j = first; j != end; j = j->next) {
+        for (size_t i = 0; i < j->ents_count; i++, k++) {
+            le[k].index = j->ents[i].index;
+            le[k].term = j->ents[i].term;
+            le[k].type = j->ents[i].type;
+            le[k].data = j->ents[i].data;
+            le[k].len = j->ents[i].len;
+        }
+    }
+    t0 = clock_mono_ns();
+    rc = log_append(n->log, le, total, hs);
+    atomic_fetch_add(&n->wal_fsyncs, 1);
+    atomic_fetch_add(&n->wal_fsync_ns, clock_mono_ns() - t0);
+    mem_free(le);
+    return rc;
+}
+
+void node__wal_main(void *arg)
+{
+    struct node *n = arg;
+    int failed = 0;
+    for (;;) {
+        struct wal_job *head = node__jobq_take_all(&n->wal_in, true, NULL);
+        if (head == NULL) {
+            break; /* stopped and drained */
+        }
+        /* Cut the list into runs of consecutive entries. */
+        struct wal_job *run = head;
+        while (run != NULL) {
+            struct wal_job *end = run->next;
+            uint64_t next_index = 0;
+            for (struct wal_job *j = run; j != end; j = j->next) {
+                if (j->ents_count > 0) {
+                    next_index = j->ents[j->ents_count - 1].index + 1;
+                }
+            }
+            for (int guard = 0; end != NULL; guard++) {
+                if (end->ents_count > 0 && next_index != 0 &&
+                    end->ents[0].index != next_index) {
+                    break; /* a rewrite: its own append */
+                }
+                if (end->ents_count > 0) {
+                    next_index = end->ents[end->ents_count - 1].index + 1;
+                }
+                end = end->next;
+            }
+            int rc = failed != 0 ? failed : wal_write_run(n, run, end);
+            if (rc != 0 && failed == 0) {
+                failed = rc;
+                LOGE("node", "write-ahead log append failed: %s", err_str(rc));
+            }
+            for (struct wal_job *j = run; j != end;) {
+                struct wal_job *next = j->next;
+                if (rc == 0 && j->release_before != 0) {
+                    /* Old segments are only a cost now; a failure to
+                     * delete them is logged, not fatal. */
+                    int rr = log_release(n->log, j->release_before);
+                    if (rr != 0) {
+                        LOGW("node", "releasing WAL segments: %s", err_str(rr));
+                    }
+                }
+                j->err = rc;
+                node__jobq_push(&n->wal_out, j);
+                j = next;
+            }
+            run = end;
+        }
+        uv_async_send(&n->wal_done);
+    }
+}
+
+/* ---------------------------------------------------------- apply thread */
+
+struct apply_ctx {
+    struct node *n;
+    struct apply_job *job;
+    int err;
+};
+
+static void on_result(void *ctx, const struct apply_result *res)
+{
+    struct apply_ctx *c = ctx;
+    struct node__result r = {.id = res->id,
+                             .err = res->err,
+                             .op = (uint32_t)res->op,
+                             .revision = res->revision,
+                             .resp_len = (uint32_t)res->resp_len};
+    static const uint8_t pad[8] = {0};
+    int rc = buf_append(&c->job->results, &r, sizeof(r));
+    if (rc == 0 && res->resp_len > 0) {
+        rc = buf_append(&c->job->results, res->resp, res->resp_len);
+    }
+    if (rc == 0 && (res->resp_len & 7) != 0) {
+        rc = buf_append(&c->job->results, pad, 8 - (res->resp_len & 7));
+    }
+    if (rc != 0 && c->err == 0) {
+        c->err = rc; /* the proposer will time out; counted as failed */
+    }
+}
+
+/* Events are copied as: u8 type, u8 has_prev, kv, [prev]; each kv as
+ * i64 create, mod, version, lease, u32 key_len, u32 value_len, bytes. */
+static int put_kv(struct buf *b, const struct kv_kv *kv)
+{
+    uint8_t h[40];
+    int rc;
+    memcpy(h, &kv->create_revision, 8);
+    memcpy(h + 8, &kv->mod_revision, 8);
+    memcpy(h + 16, &kv->version, 8);
+    memcpy(h + 24, &kv->lease, 8);
+    uint32_t kl = (uint32_t)kv->key_len;
+    uint32_t vl = (uint32_t)kv->value_len;
+    memcpy(h + 32, &kl, 4);
+    memcpy(h + 36, &vl, 4);
+    rc = buf_append(b, h, sizeof(h));
+    if (rc == 0) {
+        rc = buf_append(b, kv->key, kv->key_len);
+    }
+    if (rc == 0) {
+        rc = buf_append(b, kv->value, kv->value_len);
+    }
+    return rc;
+}
+
+static int on_event(void *ctx, const struct kv_event *ev)
+{
+    struct apply_ctx *c = ctx;
+    struct node *n = c->n;
+    uint8_t h[2] = {(uint8_t)ev->type, ev->has_prev ? 1 : 0};
+    int rc;
+    if (n->obs.events == NULL) {
+        return 0;
+    }
+    rc = buf_append(&c->job->events, h, 2);
+    if (rc == 0) {
+        rc = put_kv(&c->job->events, &ev->kv);
+    }
+    if (rc == 0 && ev->has_prev) {
+        rc = put_kv(&c->job->events, &ev->prev);
+    }
+    if (rc != 0 && c->err == 0) {
+        c->err = rc;
+    }
+    c->job->events_count++;
+    return 0;
+}
+
+static int on_conf(void *ctx, struct kv_write *wr, const struct raft_entry *e)
+{
+    struct raft_conf_change cc;
+    uint8_t name[8];
+    (void)ctx;
+    if (raft_conf_change_decode(e->data, e->len, &cc) != 0) {
+        return 0; /* the core wrote it; an undecodable one changes nothing */
+    }
+    be64_put(name, cc.node_id);
+    if (cc.type == RAFT_CC_REMOVE) {
+        int rc = kv_aux_delete(wr, KV_AUX_CLUSTER, name, sizeof(name));
+        return rc == ERR_NOT_FOUND ? 0 : rc;
+    }
+    if (cc.ctx_len > 0) {
+        return kv_aux_put(wr, KV_AUX_CLUSTER, name, sizeof(name), cc.ctx,
+                          cc.ctx_len);
+    }
+    return 0;
+}
+
+static void on_lease(void *ctx, int64_t id, int64_t ttl, bool checkpoint)
+{
+    struct apply_ctx *c = ctx;
+    /* Lease changes ride in the events buffer as a pseudo event 0xff. */
+    uint8_t h[2] = {0xff, checkpoint ? 1 : 0};
+    int rc = buf_append(&c->job->events, h, 2);
+    if (rc == 0) {
+        rc = buf_append(&c->job->events, &id, 8);
+    }
+    if (rc == 0) {
+        rc = buf_append(&c->job->events, &ttl, 8);
+    }
+    if (rc != 0 && c->err == 0) {
+        c->err = rc;
+    }
+}
+
+void node__apply_main(void *arg)
+{
+    struct node *n = arg;
+    int failed = 0;
+    for (;;) {
+        struct apply_job *head = node__jobq_take_all(&n->apply_in, true, NULL);
+        if (head == NULL) {
+            break;
+        }
+        for (struct apply_job *j = head; j != NULL;) {
+            struct apply_job *next = j->next;
+            struct apply_ctx c = {.n = n, .job = j};
+            struct apply_hooks h = {.ctx = &c,
+                                    .on_event = on_event,
+                                    .on_result = on_result,
+                                    .on_lease = on_lease,
+                                    .on_conf = on_conf};
+            int rc = failed;
+            if (rc == 0) {
+                rc = apply_entries(&n->apply, j->ents, j->ents_count, j->term,
+                                   &h);
+            }
+            if (rc != 0 && failed == 0) {
+                failed = rc;
+                LOGE("node", "applying entries to the store failed: %s",
+                     err_str(rc));
+            }
+            j->err = rc;
+            j->applied =
+                j->ents_count > 0 ? j->ents[j->ents_count - 1].index : 0;
+            j->rev = kv_rev(n->kv);
+            node__jobq_push(&n->apply_out, j);
+            j = next;
+        }
+        uv_async_send(&n->apply_done);
+    }
+}

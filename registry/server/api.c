@@ -1,0 +1,718 @@
+/*
+ * api.c - the etcd v3 services, shared by the gRPC front end and the JSON
+ * gateway.
+ *
+ * Writes (Put, DeleteRange, writing Txn, Compact, LeaseGrant, LeaseRevoke,
+ * Alarm) are proposed through Raft with the client's request bytes inside
+ * the envelope; the member that proposed gets the encoded response from the
+ * applier (consensus/apply). Linearizable reads wait for a ReadIndex point,
+ * then run on a store read handle here, on the loop thread; serializable
+ * reads skip the wait. Everything else (Status, MemberList, hashes) is
+ * answered from local state, as etcd does.
+ */
+#include "registry/server/server.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "consensus/apply/apply.h"
+#include "proto/health.pb-c.h"
+#include "proto/rpc.pb-c.h"
+
+static void *pb_alloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    return mem_alloc(size);
+}
+
+static void pb_free(void *ctx, void *p)
+{
+    (void)ctx;
+    mem_free(p);
+}
+
+static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
+
+/* ----------------------------------------------------------- op lifetime */
+
+static void op_maybe_free(struct api_op *op)
+{
+    if (op->finished && op->async_refs == 0) {
+        if (op->owned != NULL) {
+            protobuf_c_message_free_unpacked(op->owned, &pb_allocator);
+        }
+        mem_free(op);
+    }
+}
+
+/* Answer once. After this the op may be freed. */
+static void api_finish(struct api_op *op, int err, const uint8_t *resp,
+                       size_t len)
+{
+    if (op->finished) {
+        return;
+    }
+    op->finished = true;
+    if (!op->canceled) {
+        op->done(op->ctx, err, resp, len);
+    }
+}
+
+/* Answer with a protobuf-c message (packed here). */
+static void api_finish_msg(struct api_op *op, const ProtobufCMessage *msg)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *p = mem_alloc(len == 0 ? 1 : len);
+    if (p == NULL) {
+        api_finish(op, -ENOMEM, NULL, 0);
+        return;
+    }
+    protobuf_c_message_pack(msg, p);
+    api_finish(op, 0, p, len);
+    mem_free(p);
+}
+
+void api_cancel(struct api_op *op)
+{
+    op->canceled = true;
+    if (op->finished) {
+        op_maybe_free(op);
+    }
+}
+
+struct api_op *api_call(struct server *s, const struct api_method *m,
+                        const uint8_t *req, size_t len, uint32_t timeout_ms,
+                        api_done_fn done, void *ctx)
+{
+    struct api_op *op = mem_calloc(1, sizeof(*op));
+    ProtobufCMessage *pb = NULL;
+    int rc;
+    if (op == NULL) {
+        done(ctx, -ENOMEM, NULL, 0);
+        return NULL;
+    }
+    op->s = s;
+    op->m = m;
+    op->done = done;
+    op->ctx = ctx;
+    op->timeout_ms = timeout_ms;
+    if (s->stopping) {
+        api_finish(op, ERR_STOPPED, NULL, 0);
+        op_maybe_free(op);
+        return NULL;
+    }
+    if (m->raw && m->req_desc == &etcdserverpb__txn_request__descriptor) {
+        rc = apply_txn_depth_check(req, len, 32);
+        if (rc != 0) {
+            api_finish(op, rc == ERR_LIMIT ? ERR_TOO_MANY_OPS : rc, NULL, 0);
+            op_maybe_free(op);
+            return NULL;
+        }
+    }
+    pb = protobuf_c_message_unpack(m->req_desc, &pb_allocator, len, req);
+    if (pb == NULL) {
+        api_finish(op, ERR_BAD_REQUEST, NULL, 0);
+        op_maybe_free(op);
+        return NULL;
+    }
+    op->owned = pb;
+    op->async_refs++; /* held across fn so a synchronous answer is safe */
+    rc = m->fn(op, pb);
+    op->async_refs--;
+    if (rc != 0) {
+        api_finish(op, rc, NULL, 0);
+    }
+    if (op->finished) {
+        op_maybe_free(op);
+        return NULL;
+    }
+    return op;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static uint64_t term_now(struct server *s)
+{
+    struct node_status st;
+    node_status(s->node, &st);
+    return st.term;
+}
+
+static void fill_header(struct server *s, Etcdserverpb__ResponseHeader *h,
+                        int64_t rev)
+{
+    h->cluster_id = s->cluster_id;
+    h->member_id = s->member_id;
+    h->revision = rev;
+    h->raft_term = term_now(s);
+}
+
+/* After a write is applied: the applier encoded the response already. */
+static void on_proposed(void *ctx, const struct apply_result *res)
+{
+    struct api_op *op = ctx;
+    op->async_refs--;
+    api_finish(op, res->err, res->resp, res->resp_len);
+    op_maybe_free(op);
+}
+
+static int propose(struct api_op *op, enum apply_op kind,
+                   const ProtobufCMessage *req)
+{
+    size_t len = protobuf_c_message_get_packed_size(req);
+    uint8_t stack[4096];
+    uint8_t *p = len <= sizeof(stack) ? stack : mem_alloc(len);
+    int rc;
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    /* Re-packing a decoded message gives the same bytes a client sent for
+     * every field we know; it also drops unknown fields. */
+    protobuf_c_message_pack(req, p);
+    op->async_refs++;
+    rc = node_propose(op->s->node, kind, p, len, op->timeout_ms, on_proposed,
+                      op);
+    if (rc != 0) {
+        op->async_refs--;
+    }
+    if (p != stack) {
+        mem_free(p);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ KV */
+
+static int serve_range(struct api_op *op)
+{
+    const Etcdserverpb__RangeRequest *r =
+        (const Etcdserverpb__RangeRequest *)op->owned;
+    struct kv_read *rd;
+    struct buf out;
+    int rc = kv_read_begin(node_kv(op->s->node), &rd);
+    if (rc != 0) {
+        return rc;
+    }
+    buf_init(&out, 0);
+    rc = apply_range(node_apply(op->s->node), rd, r, term_now(op->s), &out);
+    kv_read_end(rd);
+    if (rc == 0) {
+        api_finish(op, 0, out.data, out.len);
+    }
+    buf_free(&out);
+    return rc;
+}
+
+static int serve_txn_read(struct api_op *op)
+{
+    const Etcdserverpb__TxnRequest *t =
+        (const Etcdserverpb__TxnRequest *)op->owned;
+    struct kv_read *rd;
+    struct buf out;
+    int rc = kv_read_begin(node_kv(op->s->node), &rd);
+    if (rc != 0) {
+        return rc;
+    }
+    buf_init(&out, 0);
+    rc = apply_txn_read(node_apply(op->s->node), rd, t, term_now(op->s), &out);
+    kv_read_end(rd);
+    if (rc == 0) {
+        api_finish(op, 0, out.data, out.len);
+    }
+    buf_free(&out);
+    return rc;
+}
+
+static void on_read_point(void *ctx, int err)
+{
+    struct api_op *op = ctx;
+    op->async_refs--;
+    if (err == 0 && !op->canceled) {
+        if (op->m->req_desc == &etcdserverpb__range_request__descriptor) {
+            err = serve_range(op);
+        } else {
+            err = serve_txn_read(op);
+        }
+    }
+    if (err != 0) {
+        api_finish(op, err, NULL, 0);
+    }
+    op_maybe_free(op);
+}
+
+static int read_linearizable(struct api_op *op)
+{
+    int rc;
+    op->async_refs++;
+    rc = node_read_index(op->s->node, op->timeout_ms, on_read_point, op);
+    if (rc != 0) {
+        op->async_refs--;
+    }
+    return rc;
+}
+
+static int kv_range_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    const Etcdserverpb__RangeRequest *r =
+        (const Etcdserverpb__RangeRequest *)req;
+    if (r->key.len == 0) {
+        return ERR_KEY_NOT_PROVIDED;
+    }
+    if (r->serializable) {
+        return serve_range(op);
+    }
+    return read_linearizable(op);
+}
+
+static int kv_put_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    const Etcdserverpb__PutRequest *r = (const Etcdserverpb__PutRequest *)req;
+    if (r->key.len == 0) {
+        return ERR_KEY_NOT_PROVIDED;
+    }
+    if (r->ignore_value && r->value.len != 0) {
+        return ERR_VALUE_PROVIDED;
+    }
+    if (r->ignore_lease && r->lease != 0) {
+        return ERR_LEASE_PROVIDED;
+    }
+    return propose(op, APPLY_PUT, req);
+}
+
+static int kv_delete_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    const Etcdserverpb__DeleteRangeRequest *r =
+        (const Etcdserverpb__DeleteRangeRequest *)req;
+    if (r->key.len == 0) {
+        return ERR_KEY_NOT_PROVIDED;
+    }
+    return propose(op, APPLY_DELETE_RANGE, req);
+}
+
+static int kv_txn_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    const Etcdserverpb__TxnRequest *t = (const Etcdserverpb__TxnRequest *)req;
+    if (!apply_txn_writes(t)) {
+        return read_linearizable(op);
+    }
+    return propose(op, APPLY_TXN, req);
+}
+
+static int kv_compact_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    return propose(op, APPLY_COMPACTION, req);
+}
+
+/* ---------------------------------------------------------------- Lease */
+
+static int lease_grant_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    Etcdserverpb__LeaseGrantRequest *r = (Etcdserverpb__LeaseGrantRequest *)req;
+    if (r->ttl > APPLY_LEASE_TTL_MAX) {
+        return ERR_LEASE_TTL_TOO_LARGE;
+    }
+    if (r->id == 0) {
+        /* etcd picks a positive 63-bit id from the member's generator. */
+        r->id = (int64_t)(op->s->lease_id_next++ & INT64_MAX);
+        if (r->id == 0) {
+            r->id = (int64_t)(op->s->lease_id_next++ & INT64_MAX);
+        }
+    }
+    return propose(op, APPLY_LEASE_GRANT, req);
+}
+
+static int lease_revoke_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    return propose(op, APPLY_LEASE_REVOKE, req);
+}
+
+struct ttl_keys {
+    ProtobufCBinaryData *keys;
+    size_t count;
+    size_t cap;
+    int err;
+};
+
+static int collect_key(void *ctx, const uint8_t *key, size_t key_len)
+{
+    struct ttl_keys *k = ctx;
+    if (k->count == k->cap) {
+        size_t cap = k->cap == 0 ? 16 : k->cap * 2;
+        ProtobufCBinaryData *v = mem_realloc(k->keys, cap * sizeof(*v));
+        if (v == NULL) {
+            k->err = -ENOMEM;
+            return 1;
+        }
+        k->keys = v;
+        k->cap = cap;
+    }
+    k->keys[k->count].data = mem_dup(key, key_len);
+    if (k->keys[k->count].data == NULL && key_len > 0) {
+        k->err = -ENOMEM;
+        return 1;
+    }
+    k->keys[k->count++].len = key_len;
+    return 0;
+}
+
+static int lease_ttl_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    const Etcdserverpb__LeaseTimeToLiveRequest *r =
+        (const Etcdserverpb__LeaseTimeToLiveRequest *)req;
+    Etcdserverpb__LeaseTimeToLiveResponse resp =
+        ETCDSERVERPB__LEASE_TIME_TO_LIVE_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct kv_read *rd;
+    struct kv_lease l;
+    struct ttl_keys keys = {0};
+    int rc = kv_read_begin(node_kv(op->s->node), &rd);
+    if (rc != 0) {
+        return rc;
+    }
+    fill_header(op->s, &h, kv_read_rev(rd));
+    resp.header = &h;
+    resp.id = r->id;
+    rc = kv_lease_get(rd, r->id, &l);
+    if (rc == ERR_LEASE_NOT_FOUND) {
+        resp.ttl = -1; /* etcd: an unknown lease answers TTL -1 */
+        rc = 0;
+    } else if (rc == 0) {
+        resp.grantedttl = l.ttl;
+        /* Remaining TTL: the lease timers are not built yet; report the
+         * last checkpoint, else the granted TTL. */
+        resp.ttl = l.remaining_ttl > 0 ? l.remaining_ttl : l.ttl;
+        if (r->keys) {
+            rc = kv_lease_keys(rd, r->id, collect_key, &keys);
+            rc = rc != 0 ? rc : keys.err;
+            resp.n_keys = keys.count;
+            resp.keys = keys.keys;
+        }
+    }
+    kv_read_end(rd);
+    if (rc == 0) {
+        api_finish_msg(op, &resp.base);
+    }
+    for (size_t i = 0; i < keys.count; i++) {
+        mem_free(keys.keys[i].data);
+    }
+    mem_free(keys.keys);
+    return rc;
+}
+
+struct lease_list {
+    Etcdserverpb__LeaseStatus *v;
+    Etcdserverpb__LeaseStatus **p;
+    size_t count;
+    size_t cap;
+    int err;
+};
+
+static int collect_lease(void *ctx, const struct kv_lease *l)
+{
+    struct lease_list *ll = ctx;
+    if (ll->count == ll->cap) {
+        size_t cap = ll->cap == 0 ? 16 : ll->cap * 2;
+        Etcdserverpb__LeaseStatus *v = mem_realloc(ll->v, cap * sizeof(*v));
+        if (v == NULL) {
+            ll->err = -ENOMEM;
+            return 1;
+        }
+        ll->v = v;
+        ll->cap = cap;
+    }
+    etcdserverpb__lease_status__init(&ll->v[ll->count]);
+    ll->v[ll->count++].id = l->id;
+    return 0;
+}
+
+static int lease_leases_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    Etcdserverpb__LeaseLeasesResponse resp =
+        ETCDSERVERPB__LEASE_LEASES_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct lease_list ll = {0};
+    struct kv_read *rd;
+    int rc;
+    (void)req;
+    rc = kv_read_begin(node_kv(op->s->node), &rd);
+    if (rc != 0) {
+        return rc;
+    }
+    fill_header(op->s, &h, kv_read_rev(rd));
+    rc = kv_lease_list(rd, collect_lease, &ll);
+    kv_read_end(rd);
+    rc = rc != 0 ? rc : ll.err;
+    if (rc == 0 && ll.count > 0) {
+        ll.p = mem_alloc(ll.count * sizeof(*ll.p));
+        if (ll.p == NULL) {
+            rc = -ENOMEM;
+        }
+        for (size_t i = 0; rc == 0 && i < ll.count; i++) {
+            ll.p[i] = &ll.v[i];
+        }
+    }
+    if (rc == 0) {
+        resp.header = &h;
+        resp.n_leases = ll.count;
+        resp.leases = ll.p;
+        api_finish_msg(op, &resp.base);
+    }
+    mem_free(ll.p);
+    mem_free(ll.v);
+    return rc;
+}
+
+/* ------------------------------------------------------------ Maintenance */
+
+static int maint_status_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    Etcdserverpb__StatusResponse resp = ETCDSERVERPB__STATUS_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct node_status st;
+    uint64_t db;
+    uint64_t in_use;
+    char version[] = SERVER_VERSION;
+    char storage[] = SERVER_CLUSTER_VER;
+    (void)req;
+    node_status(op->s->node, &st);
+    kv_size(node_kv(op->s->node), &db, &in_use);
+    fill_header(op->s, &h, kv_rev(node_kv(op->s->node)));
+    resp.header = &h;
+    resp.version = version;
+    resp.dbsize = (int64_t)db;
+    resp.dbsizeinuse = (int64_t)in_use;
+    resp.leader = st.leader;
+    resp.raftindex = st.commit_index;
+    resp.raftterm = st.term;
+    resp.raftappliedindex = st.applied_index;
+    resp.islearner = st.learner;
+    resp.storageversion = storage;
+    resp.dbsizequota = (int64_t)op->s->limits.v[LIMIT_QUOTA_BACKEND_BYTES];
+    api_finish_msg(op, &resp.base);
+    return 0;
+}
+
+static int maint_alarm_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    return propose(op, APPLY_ALARM, req);
+}
+
+static int maint_hashkv_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    const Etcdserverpb__HashKVRequest *r =
+        (const Etcdserverpb__HashKVRequest *)req;
+    Etcdserverpb__HashKVResponse resp = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct kv_read *rd;
+    uint32_t hash;
+    int64_t compact;
+    int64_t hrev;
+    int rc = kv_read_begin(node_kv(op->s->node), &rd);
+    if (rc != 0) {
+        return rc;
+    }
+    fill_header(op->s, &h, kv_read_rev(rd));
+    rc = kv_hash(rd, r->revision, &hash, &compact, &hrev);
+    kv_read_end(rd);
+    if (rc == 0) {
+        resp.header = &h;
+        resp.hash = hash;
+        resp.compact_revision = compact;
+        resp.hash_revision = hrev;
+        api_finish_msg(op, &resp.base);
+    }
+    return rc;
+}
+
+static int maint_hash_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    Etcdserverpb__HashResponse resp = ETCDSERVERPB__HASH_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct kv_read *rd;
+    uint32_t hash;
+    int64_t compact;
+    int64_t hrev;
+    int rc;
+    (void)req;
+    rc = kv_read_begin(node_kv(op->s->node), &rd);
+    if (rc != 0) {
+        return rc;
+    }
+    fill_header(op->s, &h, kv_read_rev(rd));
+    rc = kv_hash(rd, 0, &hash, &compact, &hrev);
+    kv_read_end(rd);
+    if (rc == 0) {
+        resp.header = &h;
+        resp.hash = hash;
+        api_finish_msg(op, &resp.base);
+    }
+    return rc;
+}
+
+/* --------------------------------------------------------------- Cluster */
+
+static size_t split_urls(char *s, char **out, size_t cap)
+{
+    size_t n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(s, ",", &save); t != NULL && n < cap;
+         t = strtok_r(NULL, ",", &save)) {
+        out[n++] = t;
+    }
+    return n;
+}
+
+static int cluster_member_list_fn(struct api_op *op,
+                                  const ProtobufCMessage *req)
+{
+    Etcdserverpb__MemberListResponse resp =
+        ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct node_member ms[NODE_MEMBERS_MAX];
+    Etcdserverpb__Member pm[NODE_MEMBERS_MAX];
+    Etcdserverpb__Member *pp[NODE_MEMBERS_MAX];
+    char *peer[NODE_MEMBERS_MAX][16];
+    char *client[NODE_MEMBERS_MAX][16];
+    size_t n;
+    (void)req;
+    n = node_members(op->s->node, ms, NODE_MEMBERS_MAX);
+    if (n > NODE_MEMBERS_MAX) {
+        n = NODE_MEMBERS_MAX;
+    }
+    for (size_t i = 0; i < n; i++) {
+        etcdserverpb__member__init(&pm[i]);
+        pm[i].id = ms[i].id;
+        pm[i].name = ms[i].name;
+        pm[i].n_peerurls = split_urls(ms[i].peer_urls, peer[i], 16);
+        pm[i].peerurls = peer[i];
+        pm[i].n_clienturls = split_urls(ms[i].client_urls, client[i], 16);
+        pm[i].clienturls = client[i];
+        pm[i].islearner = ms[i].learner;
+        pp[i] = &pm[i];
+    }
+    fill_header(op->s, &h, 0); /* etcd 3.4: no revision here */
+    resp.header = &h;
+    resp.n_members = n;
+    resp.members = pp;
+    api_finish_msg(op, &resp.base);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- Health */
+
+static int health_check_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    Grpc__Health__V1__HealthCheckResponse resp =
+        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    struct node_status st;
+    (void)req;
+    node_status(op->s->node, &st);
+    resp.status =
+        st.leader != 0 && node_failed(op->s->node) == 0
+            ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+            : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    api_finish_msg(op, &resp.base);
+    return 0;
+}
+
+/* ----------------------------------------------------------------- table */
+
+#define M(path, gw, req, resp, raw, fn)                                        \
+    {                                                                          \
+        path, gw, &req##__descriptor, &resp##__descriptor, raw, fn             \
+    }
+
+const struct api_method api_methods[] = {
+    M("/etcdserverpb.KV/Range", "/v3/kv/range", etcdserverpb__range_request,
+      etcdserverpb__range_response, false, kv_range_fn),
+    M("/etcdserverpb.KV/Put", "/v3/kv/put", etcdserverpb__put_request,
+      etcdserverpb__put_response, false, kv_put_fn),
+    M("/etcdserverpb.KV/DeleteRange", "/v3/kv/deleterange",
+      etcdserverpb__delete_range_request, etcdserverpb__delete_range_response,
+      false, kv_delete_fn),
+    M("/etcdserverpb.KV/Txn", "/v3/kv/txn", etcdserverpb__txn_request,
+      etcdserverpb__txn_response, true, kv_txn_fn),
+    M("/etcdserverpb.KV/Compact", "/v3/kv/compaction",
+      etcdserverpb__compaction_request, etcdserverpb__compaction_response,
+      false, kv_compact_fn),
+    M("/etcdserverpb.Lease/LeaseGrant", "/v3/lease/grant",
+      etcdserverpb__lease_grant_request, etcdserverpb__lease_grant_response,
+      false, lease_grant_fn),
+    M("/etcdserverpb.Lease/LeaseRevoke", "/v3/lease/revoke",
+      etcdserverpb__lease_revoke_request, etcdserverpb__lease_revoke_response,
+      false, lease_revoke_fn),
+    M("/etcdserverpb.Lease/LeaseTimeToLive", "/v3/lease/timetolive",
+      etcdserverpb__lease_time_to_live_request,
+      etcdserverpb__lease_time_to_live_response, false, lease_ttl_fn),
+    M("/etcdserverpb.Lease/LeaseLeases", "/v3/lease/leases",
+      etcdserverpb__lease_leases_request, etcdserverpb__lease_leases_response,
+      false, lease_leases_fn),
+    M("/etcdserverpb.Maintenance/Status", "/v3/maintenance/status",
+      etcdserverpb__status_request, etcdserverpb__status_response, false,
+      maint_status_fn),
+    M("/etcdserverpb.Maintenance/Alarm", "/v3/maintenance/alarm",
+      etcdserverpb__alarm_request, etcdserverpb__alarm_response, false,
+      maint_alarm_fn),
+    M("/etcdserverpb.Maintenance/HashKV", "/v3/maintenance/hashkv",
+      etcdserverpb__hash_kvrequest, etcdserverpb__hash_kvresponse, false,
+      maint_hashkv_fn),
+    M("/etcdserverpb.Maintenance/Hash", "/v3/maintenance/hash",
+      etcdserverpb__hash_request, etcdserverpb__hash_response, false,
+      maint_hash_fn),
+    M("/etcdserverpb.Cluster/MemberList", "/v3/cluster/member/list",
+      etcdserverpb__member_list_request, etcdserverpb__member_list_response,
+      false, cluster_member_list_fn),
+    M("/grpc.health.v1.Health/Check", NULL,
+      grpc__health__v1__health_check_request,
+      grpc__health__v1__health_check_response, false, health_check_fn),
+};
+
+const size_t api_methods_count = sizeof(api_methods) / sizeof(api_methods[0]);
+
+const struct api_method *api_find(const char *path)
+{
+    for (size_t i = 0; i < api_methods_count; i++) {
+        if (strcmp(api_methods[i].path, path) == 0) {
+            return &api_methods[i];
+        }
+    }
+    return NULL;
+}
+
+const struct api_method *api_find_gw(const char *path)
+{
+    /* /v3beta/ and /v3alpha/ are aliases of /v3/ */
+    const char *rest = NULL;
+    if (strncmp(path, "/v3/", 4) == 0) {
+        rest = path + 3;
+    } else if (strncmp(path, "/v3beta/", 8) == 0) {
+        rest = path + 7;
+    } else if (strncmp(path, "/v3alpha/", 9) == 0) {
+        rest = path + 8;
+    } else {
+        return NULL;
+    }
+    for (size_t i = 0; i < api_methods_count; i++) {
+        if (api_methods[i].gw != NULL &&
+            strcmp(api_methods[i].gw + 3, rest) == 0) {
+            return &api_methods[i];
+        }
+    }
+    /* etcd keeps lease aliases under /v3/kv/lease/ */
+    if (strncmp(rest, "/kv/lease/", 10) == 0) {
+        char alias[64];
+        snprintf(alias, sizeof(alias), "/v3/lease/%s", rest + 10);
+        for (size_t i = 0; i < api_methods_count; i++) {
+            if (api_methods[i].gw != NULL &&
+                strcmp(api_methods[i].gw, alias) == 0) {
+                return &api_methods[i];
+            }
+        }
+    }
+    return NULL;
+}

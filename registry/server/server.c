@@ -1,0 +1,519 @@
+/*
+ * server.c - cairnd's lifecycle, the client port and the gRPC glue.
+ *
+ * Start: derive the member and cluster IDs as etcd does (from the advertised
+ * peer URLs, --initial-cluster and the token), open the member (node), set
+ * up the gRPC server with one unary method per API method, listen on every
+ * --listen-client-urls address, and catch SIGTERM/SIGINT.
+ *
+ * Each accepted connection is sniffed: its first bytes are read; the HTTP/2
+ * client preface sends it to the gRPC server, anything else to the HTTP/1.1
+ * side (registry/http) when that is built in, else it is closed. A client
+ * that sends nothing is closed after SNIFF_TIMEOUT_MS.
+ *
+ * Stop (the first signal): stop accepting, GOAWAY on every gRPC connection
+ * so running calls finish, close the member (it fails what is still
+ * pending, syncs and joins its threads), then close the gRPC server; the
+ * loop runs out and cairnd exits 0. A second signal exits at once.
+ */
+#include "registry/server/server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+
+#define SNIFF_BYTES      24
+#define SNIFF_TIMEOUT_MS 10000
+
+/* ------------------------------------------------------------ gRPC glue */
+
+struct glue {
+    struct server *s;
+    const struct api_method *m;
+};
+
+static void grpc_done(void *ctx, int err, const uint8_t *resp, size_t len)
+{
+    struct grpc_call *call = ctx;
+    grpc_call_set_data(call, NULL);
+    if (err != 0) {
+        grpc_call_finish_err(call, err);
+        return;
+    }
+    if (grpc_call_send_bytes(call, resp, len) != 0) {
+        grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED,
+                         "cairn: response could not be queued");
+        return;
+    }
+    grpc_call_finish(call, GRPC_OK, NULL);
+}
+
+static void grpc_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
+{
+    const struct glue *g = grpc_call_method(call)->ctx;
+    uint64_t deadline = grpc_call_deadline_ms(call);
+    uint32_t timeout_ms = 0;
+    if (deadline != 0) {
+        uint64_t now = uv_now(g->s->loop);
+        timeout_ms = deadline > now ? (uint32_t)(deadline - now) : 1;
+    }
+    struct api_op *op =
+        api_call(g->s, g->m, msg->data, msg->len, timeout_ms, grpc_done, call);
+    if (op != NULL) {
+        op->token = grpc_call_metadata(call, "token", NULL);
+        grpc_call_set_data(call, op);
+    }
+}
+
+static void grpc_on_cancel(struct grpc_call *call)
+{
+    struct api_op *op = grpc_call_data(call);
+    if (op != NULL) {
+        api_cancel(op);
+    }
+}
+
+int server__grpc_init(struct server *s)
+{
+    struct grpc_limits lim;
+    struct glue *glue;
+    int rc;
+    s->grpc_methods = mem_calloc(api_methods_count, sizeof(*s->grpc_methods));
+    glue = mem_calloc(api_methods_count, sizeof(*glue));
+    if (s->grpc_methods == NULL || glue == NULL) {
+        mem_free(glue);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < api_methods_count; i++) {
+        glue[i].s = s;
+        glue[i].m = &api_methods[i];
+        s->grpc_methods[i].path = api_methods[i].path;
+        s->grpc_methods[i].kind = GRPC_UNARY;
+        s->grpc_methods[i].on_msg = grpc_on_msg;
+        s->grpc_methods[i].on_cancel = grpc_on_cancel;
+        s->grpc_methods[i].ctx = &glue[i];
+    }
+    grpc_limits_init(&lim, &s->limits);
+    lim.recv_msg_bytes_max =
+        (size_t)s->limits.v[LIMIT_REQUEST_BYTES] + 512 * 1024;
+    if (s->opt->max_concurrent_streams < lim.streams_per_conn_max) {
+        lim.streams_per_conn_max = (uint32_t)s->opt->max_concurrent_streams;
+    }
+    rc = grpc_server_init(&s->grpc, s->loop, &lim, s->grpc_methods,
+                          api_methods_count);
+    if (rc == 0) {
+        s->grpc_on = true;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ listeners */
+
+struct sniff {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    struct server *s;
+    uint8_t buf[SNIFF_BYTES];
+    size_t len;
+    int closing;
+};
+
+static void sniff_closed(uv_handle_t *h)
+{
+    struct sniff *sn = h->data;
+    if (--sn->closing == 0) {
+        mem_free(sn);
+    }
+}
+
+static void sniff_close(struct sniff *sn)
+{
+    uv_timer_stop(&sn->timer);
+    sn->closing = 2;
+    uv_close((uv_handle_t *)&sn->tcp, sniff_closed);
+    uv_close((uv_handle_t *)&sn->timer, sniff_closed);
+}
+
+__attribute__((weak)) int server__http_adopt(struct server *s, int fd,
+                                             const void *pre, size_t pre_len)
+{
+    (void)s;
+    (void)fd;
+    (void)pre;
+    (void)pre_len;
+    return ERR_INVALID; /* no HTTP/1.1 side built in: close it */
+}
+
+/* Hand the socket over: dup its fd (the uv handle closes the original). */
+static void sniff_hand_over(struct sniff *sn, bool grpc)
+{
+    uv_os_fd_t fd;
+    int dupfd = -1;
+    int rc = ERR_INVALID;
+    uv_read_stop((uv_stream_t *)&sn->tcp);
+    if (uv_fileno((uv_handle_t *)&sn->tcp, &fd) == 0) {
+        dupfd = dup(fd);
+    }
+    if (dupfd >= 0) {
+        rc = grpc ? grpc_server_adopt(&sn->s->grpc, dupfd, sn->buf, sn->len)
+                  : server__http_adopt(sn->s, dupfd, sn->buf, sn->len);
+        if (rc != 0) {
+            close(dupfd);
+        }
+    }
+    if (rc != 0 && grpc) {
+        LOGD("server", "gRPC connection refused: %s", err_str(rc));
+    }
+    sniff_close(sn);
+}
+
+static void sniff_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    struct sniff *sn = h->data;
+    (void)hint;
+    b->base = (char *)sn->buf + sn->len;
+    b->len = SNIFF_BYTES - sn->len;
+}
+
+static void sniff_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+    struct sniff *sn = st->data;
+    (void)b;
+    if (nread < 0) {
+        sniff_close(sn);
+        return;
+    }
+    sn->len += (size_t)nread;
+    int m = grpc_preface_match(sn->buf, sn->len);
+    if (m == 1) {
+        sniff_hand_over(sn, true);
+    } else if (m < 0 || sn->len == SNIFF_BYTES) {
+        sniff_hand_over(sn, false);
+    }
+}
+
+static void sniff_timeout(uv_timer_t *t)
+{
+    sniff_close(t->data);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct server_listener *l = server->data;
+    struct server *s = l->s;
+    struct sniff *sn;
+    if (status != 0 || s->stopping) {
+        return;
+    }
+    sn = mem_calloc(1, sizeof(*sn));
+    if (sn == NULL) {
+        return;
+    }
+    sn->s = s;
+    uv_tcp_init(s->loop, &sn->tcp);
+    uv_timer_init(s->loop, &sn->timer);
+    sn->tcp.data = sn;
+    sn->timer.data = sn;
+    if (uv_accept(server, (uv_stream_t *)&sn->tcp) != 0 ||
+        grpc_server_conns(&s->grpc) >= s->limits.v[LIMIT_CONNECTIONS]) {
+        sniff_close(sn);
+        return;
+    }
+    uv_tcp_nodelay(&sn->tcp, 1); /* lws does not set it on adopted sockets */
+    uv_timer_start(&sn->timer, sniff_timeout, SNIFF_TIMEOUT_MS, 0);
+    uv_read_start((uv_stream_t *)&sn->tcp, sniff_alloc, sniff_read);
+}
+
+/* "http://host:port" -> sockaddr (host resolved, IPv4 or IPv6). */
+static int url_sockaddr(const char *url, struct sockaddr_storage *out,
+                        char *msg, size_t msg_len)
+{
+    const char *p = url;
+    char host[256];
+    char port[16];
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    if (strncmp(p, "http://", 7) == 0) {
+        p += 7;
+    } else if (strncmp(p, "https://", 8) == 0) {
+        snprintf(msg, msg_len, "%s: TLS is not supported yet", url);
+        return ERR_INVALID;
+    } else {
+        snprintf(msg, msg_len, "%s: only http:// URLs are supported", url);
+        return ERR_INVALID;
+    }
+    const char *colon = strrchr(p, ':');
+    const char *slash = strchr(p, '/');
+    size_t end = slash != NULL ? (size_t)(slash - p) : strlen(p);
+    if (colon == NULL || (size_t)(colon - p) >= sizeof(host) ||
+        (size_t)(colon - p) > end || end - (size_t)(colon - p) - 1 == 0 ||
+        end - (size_t)(colon - p) - 1 >= sizeof(port)) {
+        snprintf(msg, msg_len, "%s: expected http://host:port", url);
+        return ERR_INVALID;
+    }
+    size_t hl = (size_t)(colon - p);
+    const char *h = p;
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    memcpy(port, colon + 1, end - (size_t)(colon - p) - 1);
+    port[end - (size_t)(colon - p) - 1] = '\0';
+    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL) {
+        snprintf(msg, msg_len, "%s: cannot resolve '%s'", url, host);
+        return ERR_INVALID;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+int server__listen(struct server *s, char *msg, size_t msg_len)
+{
+    const struct options_urls *u = &s->opt->listen_client_urls;
+    for (size_t i = 0; i < u->count && i < SERVER_LISTENERS_MAX; i++) {
+        struct server_listener *l = &s->listeners[i];
+        struct sockaddr_storage sa;
+        int rc = url_sockaddr(u->urls[i], &sa, msg, msg_len);
+        if (rc != 0) {
+            return rc;
+        }
+        uv_tcp_init(s->loop, &l->tcp);
+        l->tcp.data = l;
+        l->s = s;
+        l->open = true;
+        s->listeners_count = i + 1;
+        rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&sa, 0);
+        if (rc == 0) {
+            rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+        }
+        if (rc != 0) {
+            snprintf(msg, msg_len, "listen on %s: %s", u->urls[i],
+                     uv_strerror(rc));
+            return rc;
+        }
+        LOGI("server", "serving client requests on %s", u->urls[i]);
+    }
+    return 0;
+}
+
+void server__listen_close(struct server *s)
+{
+    for (size_t i = 0; i < s->listeners_count; i++) {
+        if (s->listeners[i].open) {
+            s->listeners[i].open = false;
+            uv_close((uv_handle_t *)&s->listeners[i].tcp, NULL);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+/* --initial-cluster "a=http://x:2380,b=http://y:2380" into members with
+ * etcd's IDs; the same name may appear several times (several URLs). */
+static int parse_initial_cluster(const struct options *o,
+                                 struct node_config *nc, char *msg,
+                                 size_t msg_len)
+{
+    char copy[4096];
+    char *save = NULL;
+    uint64_t ids[NODE_MEMBERS_MAX];
+    snprintf(copy, sizeof(copy), "%s", o->initial_cluster);
+    nc->initial_count = 0;
+    for (char *t = strtok_r(copy, ",", &save); t != NULL;
+         t = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(t, '=');
+        struct node_member *m = NULL;
+        if (eq == NULL || eq == t) {
+            snprintf(msg, msg_len,
+                     "--initial-cluster: expected name=URL, got '%s'", t);
+            return ERR_INVALID;
+        }
+        *eq = '\0';
+        for (size_t i = 0; i < nc->initial_count; i++) {
+            if (strcmp(nc->initial[i].name, t) == 0) {
+                m = &nc->initial[i];
+            }
+        }
+        if (m == NULL) {
+            if (nc->initial_count == NODE_MEMBERS_MAX) {
+                snprintf(msg, msg_len, "--initial-cluster: too many members");
+                return ERR_INVALID;
+            }
+            m = &nc->initial[nc->initial_count++];
+            memset(m, 0, sizeof(*m));
+            snprintf(m->name, sizeof(m->name), "%s", t);
+        }
+        size_t len = strlen(m->peer_urls);
+        snprintf(m->peer_urls + len, sizeof(m->peer_urls) - len, "%s%s",
+                 len > 0 ? "," : "", eq + 1);
+    }
+    for (size_t i = 0; i < nc->initial_count; i++) {
+        nc->initial[i].id = node_member_id_derive(nc->initial[i].peer_urls,
+                                                  o->initial_cluster_token);
+        ids[i] = nc->initial[i].id;
+    }
+    nc->cluster_id = node_cluster_id_derive(ids, nc->initial_count);
+    return 0;
+}
+
+static int find_self(const struct options *o, struct node_config *nc, char *msg,
+                     size_t msg_len)
+{
+    for (size_t i = 0; i < nc->initial_count; i++) {
+        if (strcmp(nc->initial[i].name, o->name) == 0) {
+            nc->member_id = nc->initial[i].id;
+            /* our client URLs, as MemberList shows them */
+            char *dst = nc->initial[i].client_urls;
+            size_t cap = sizeof(nc->initial[i].client_urls);
+            dst[0] = '\0';
+            for (size_t k = 0; k < o->advertise_client_urls.count; k++) {
+                size_t len = strlen(dst);
+                snprintf(dst + len, cap - len, "%s%s", k > 0 ? "," : "",
+                         o->advertise_client_urls.urls[k]);
+            }
+            return 0;
+        }
+    }
+    snprintf(msg, msg_len,
+             "couldn't find local name \"%s\" in the initial cluster "
+             "configuration",
+             o->name);
+    return ERR_INVALID;
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct server *s = h->data;
+    if (s->stopping) {
+        LOGW("server", "second signal %d: exiting now", signum);
+        _exit(1);
+    }
+    LOGI("server", "received signal %d, shutting down", signum);
+    server_stop(s);
+}
+
+static void on_grpc_closed(struct grpc_server *g)
+{
+    (void)g;
+}
+
+static void on_node_closed(void *ctx)
+{
+    struct server *s = ctx;
+    s->node = NULL;
+    if (s->grpc_on) {
+        s->grpc_on = false;
+        grpc_server_close(&s->grpc, on_grpc_closed);
+    }
+    LOGI("server", "stopped");
+}
+
+void server_stop(struct server *s)
+{
+    if (s->stopping) {
+        return;
+    }
+    s->stopping = true;
+    server__listen_close(s);
+    uv_close((uv_handle_t *)&s->sig_term, NULL);
+    uv_close((uv_handle_t *)&s->sig_int, NULL);
+    if (s->grpc_on) {
+        grpc_server_shutdown(&s->grpc);
+    }
+    if (s->node != NULL) {
+        node_close(s->node, on_node_closed, s);
+    } else {
+        on_node_closed(s);
+    }
+}
+
+static void limits_from_options(struct server *s)
+{
+    const struct options *o = s->opt;
+    limits_init(&s->limits);
+    if (o->quota_backend_bytes != 0) {
+        s->limits.v[LIMIT_QUOTA_BACKEND_BYTES] = o->quota_backend_bytes;
+    }
+    s->limits.v[LIMIT_REQUEST_BYTES] = o->max_request_bytes;
+    s->limits.v[LIMIT_TXN_OPS] = o->max_txn_ops;
+}
+
+int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
+                 char *msg, size_t msg_len)
+{
+    struct node_config nc;
+    struct node_observer obs = {0};
+    char peer[256] = "";
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    s->loop = loop;
+    s->opt = o;
+    limits_from_options(s);
+    node_config_default(&nc);
+    nc.data_dir = o->data_dir;
+    nc.heartbeat_ms = (uint32_t)o->heartbeat_interval_ms;
+    nc.election_ms = (uint32_t)o->election_timeout_ms;
+    nc.snapshot_count = o->snapshot_count;
+    nc.quota_bytes = s->limits.v[LIMIT_QUOTA_BACKEND_BYTES];
+    nc.max_txn_ops = (uint32_t)o->max_txn_ops;
+    nc.max_request_bytes = (uint32_t)o->max_request_bytes;
+    nc.unsafe_no_fsync = o->unsafe_no_fsync;
+    nc.seed = clock_mono_ns() ^ (uint64_t)getpid();
+    rc = parse_initial_cluster(o, &nc, msg, msg_len);
+    if (rc == 0) {
+        rc = find_self(o, &nc, msg, msg_len);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (nc.initial_count > 1 && o->listen_peer_urls.count > 0) {
+        const char *u = o->listen_peer_urls.urls[0];
+        snprintf(peer, sizeof(peer), "%s",
+                 strncmp(u, "http://", 7) == 0 ? u + 7 : u);
+        if (strncmp(peer, "localhost:", 10) == 0) {
+            char tmp[256];
+            snprintf(tmp, sizeof(tmp), "127.0.0.1:%s", peer + 10);
+            snprintf(peer, sizeof(peer), "%s", tmp);
+        }
+        nc.listen_peer = peer;
+    }
+    s->member_id = nc.member_id;
+    s->cluster_id = nc.cluster_id;
+    s->lease_id_next = (nc.member_id << 16) ^ (clock_wall_ms() << 8);
+    rc = node_open(loop, &nc, &obs, &s->node, msg, msg_len);
+    if (rc != 0) {
+        return rc;
+    }
+    LOGI("server", "member %016llx of cluster %016llx, data in %s",
+         (unsigned long long)s->member_id, (unsigned long long)s->cluster_id,
+         o->data_dir);
+    rc = server__grpc_init(s);
+    if (rc != 0) {
+        snprintf(msg, msg_len, "gRPC server: %s", err_str(rc));
+        return rc;
+    }
+    rc = server__listen(s, msg, msg_len);
+    if (rc != 0) {
+        return rc;
+    }
+    uv_signal_init(loop, &s->sig_term);
+    uv_signal_init(loop, &s->sig_int);
+    s->sig_term.data = s;
+    s->sig_int.data = s;
+    uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&s->sig_int, on_signal, SIGINT);
+    return 0;
+}

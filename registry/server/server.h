@@ -1,0 +1,133 @@
+/*
+ * server.h - cairnd: one member's process, its client port and the etcd API.
+ *
+ * Does:     owns the loop, the member (consensus/node), the client
+ *           listeners (one port for gRPC and HTTP/1.1, told apart by the
+ *           HTTP/2 preface), the gRPC server and the etcd services, and the
+ *           process lifecycle (signals, graceful stop).
+ * Owns:     everything it starts; server_run returns when it has stopped.
+ * Threads:  the loop thread (the node adds its WAL and apply threads).
+ * Borrowed: struct options for the server's life.
+ * Errors:   server_start: ERR_INVALID (settings), ERR_LOCKED, -errno;
+ *           the message buffer names the problem.
+ * Limits:   connections in total (LIMIT_CONNECTIONS); the rest in grpc and
+ *           node.
+ * Not here: etcd semantics (consensus/apply, kv), HTTP/2 (registry/grpc).
+ *
+ * The API layer (api_*) is shared by the gRPC front end and the JSON
+ * gateway: a method takes a decoded request and answers once, with an
+ * encoded etcd response or an error code; the front end frames it.
+ */
+#ifndef CAIRN_REGISTRY_SERVER_H
+#define CAIRN_REGISTRY_SERVER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/limits.h"
+#include "consensus/node/node.h"
+#include "registry/grpc/grpc.h"
+#include "registry/server/options.h"
+
+#define SERVER_LISTENERS_MAX 8
+#define SERVER_VERSION       "3.5.17"
+#define SERVER_CLUSTER_VER   "3.5.0"
+
+struct server;
+struct api_op;
+
+/* The answer to one API call: err 0 and resp[0..len) (an encoded etcd
+ * response message), or an error code and no bytes. */
+typedef void (*api_done_fn)(void *ctx, int err, const uint8_t *resp,
+                            size_t len);
+
+struct api_method {
+    const char *path; /* gRPC path, "/etcdserverpb.KV/Range" */
+    const char *gw;   /* JSON gateway path, "/v3/kv/range", or NULL */
+    const ProtobufCMessageDescriptor *req_desc;
+    const ProtobufCMessageDescriptor *resp_desc;
+    /* Decode the request ourselves from the raw bytes (Txn: the nesting
+     * depth is checked before protobuf-c's recursive decoder runs). */
+    bool raw;
+    int (*fn)(struct api_op *op, const ProtobufCMessage *req);
+};
+
+extern const struct api_method api_methods[];
+extern const size_t api_methods_count;
+
+/* One call in progress. Allocated by api_call, freed when it finished and
+ * no asynchronous work refers to it any more. */
+struct api_op {
+    struct server *s;
+    const struct api_method *m;
+    api_done_fn done;
+    void *ctx;
+    bool canceled;           /* the caller went away: do not call done */
+    bool finished;           /* api_finish ran */
+    int async_refs;          /* node callbacks still to come */
+    ProtobufCMessage *owned; /* a request we decoded ourselves */
+    uint32_t timeout_ms;
+    const char *token; /* auth token metadata, or NULL */
+};
+
+/* Start method m on request bytes (decoded with m->req_desc unless m->raw).
+ * done runs exactly once unless api_cancel is called first. Returns the op
+ * (for api_cancel) or NULL when it finished synchronously. */
+struct api_op *api_call(struct server *s, const struct api_method *m,
+                        const uint8_t *req, size_t len, uint32_t timeout_ms,
+                        api_done_fn done, void *ctx);
+
+/* The caller is gone; done will not run. Safe until done has run. */
+void api_cancel(struct api_op *op);
+
+const struct api_method *api_find(const char *path);
+const struct api_method *api_find_gw(const char *path);
+
+struct server_listener {
+    uv_tcp_t tcp;
+    struct server *s;
+    bool open;
+};
+
+struct server {
+    uv_loop_t *loop;
+    const struct options *opt;
+    struct limits limits;
+    struct node *node;
+    struct grpc_server grpc;
+    bool grpc_on;
+    struct grpc_method *grpc_methods;
+    struct server_listener listeners[SERVER_LISTENERS_MAX];
+    size_t listeners_count;
+    uv_signal_t sig_term;
+    uv_signal_t sig_int;
+    bool stopping;
+    int exit_code;
+    uint64_t member_id;
+    uint64_t cluster_id;
+    uint64_t lease_id_next;
+    uint64_t conns_open;
+    void *http; /* registry/http state, when built */
+};
+
+/* Start everything from opt; on error msg names the problem. */
+int server_start(struct server *s, uv_loop_t *loop, const struct options *opt,
+                 char *msg, size_t msg_len);
+
+/* Begin a graceful stop (what SIGTERM does). */
+void server_stop(struct server *s);
+
+/* internal: the client-port listeners (server_listen.c) */
+int server__listen(struct server *s, char *msg, size_t msg_len);
+void server__listen_close(struct server *s);
+int server__grpc_init(struct server *s);
+
+/* The HTTP/1.1 side of the client port: a connection that is not gRPC.
+ * Provided by registry/http when it is built in; takes fd (and the bytes
+ * already read). Returns 0 when it took the fd. */
+int server__http_adopt(struct server *s, int fd, const void *pre,
+                       size_t pre_len);
+
+#endif
