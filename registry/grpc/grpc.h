@@ -214,7 +214,10 @@ int grpc_server_init(struct grpc_server *srv, uv_loop_t *loop,
  * and resume below half. Messages queued behind HTTP/2 flow control do not
  * stop reads (the peer's WINDOW_UPDATEs must get in); grpc_call_send()
  * refuses with ERR_BUSY once queued + unwritten bytes exceed the bound.
- * Each connection reads at most read_pass_bytes_max per loop pass. */
+ * New calls on a connection with more than twice the bound pending are
+ * refused with UNAVAILABLE (replies ignore the bound, so this is what caps
+ * a client that asks and never reads). Each connection reads at most
+ * read_pass_bytes_max per loop pass. */
 
 /* Take over a connected TCP socket whose first bytes (pre[0..pre_len),
  * normally the sniffed client preface and whatever followed it) were

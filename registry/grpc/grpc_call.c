@@ -685,6 +685,13 @@ static void headers_complete(struct grpc_call *call)
     struct grpc_server *srv = call->conn->srv;
 
     srv->stats.calls_total++;
+    /* Replies ignore the outbound bound (grpc_call_reply) and reads go on
+     * so WINDOW_UPDATEs get in; what bounds a client that asks and never
+     * reads is refusing new calls while too much waits for it. */
+    if (grpc__conn_pending_out(call->conn) > 2 * srv->lim.conn_out_bytes_max) {
+        reject(call, GRPC_UNAVAILABLE,
+               "grpc: too many response bytes pending on this connection");
+    }
     if (call->reject_http != 0) {
         respond_http(call, call->reject_http);
         return;
