@@ -33,6 +33,40 @@
 #define SNIFF_BYTES      24
 #define SNIFF_TIMEOUT_MS 10000
 
+/* ------------------------------------------------------- extension points */
+
+__attribute__((weak)) size_t
+server__stream_methods(struct server *s, struct grpc_method *out, size_t cap)
+{
+    (void)s;
+    (void)out;
+    (void)cap;
+    return 0;
+}
+
+__attribute__((weak)) void server__observe(struct server *s,
+                                           struct node_observer *obs)
+{
+    (void)s;
+    (void)obs;
+}
+
+__attribute__((weak)) int server__modules_start(struct server *s, char *msg,
+                                                size_t msg_len)
+{
+    (void)s;
+    (void)msg;
+    (void)msg_len;
+    return 0;
+}
+
+__attribute__((weak)) void server__modules_stop(struct server *s)
+{
+    (void)s;
+}
+
+#define STREAM_METHODS_MAX 32
+
 /* ------------------------------------------------------------ gRPC glue */
 
 struct glue {
@@ -86,7 +120,9 @@ int server__grpc_init(struct server *s)
     struct grpc_limits lim;
     struct glue *glue;
     int rc;
-    s->grpc_methods = mem_calloc(api_methods_count, sizeof(*s->grpc_methods));
+    size_t total;
+    s->grpc_methods = mem_calloc(api_methods_count + STREAM_METHODS_MAX,
+                                 sizeof(*s->grpc_methods));
     glue = mem_calloc(api_methods_count, sizeof(*glue));
     if (s->grpc_methods == NULL || glue == NULL) {
         mem_free(glue);
@@ -101,14 +137,16 @@ int server__grpc_init(struct server *s)
         s->grpc_methods[i].on_cancel = grpc_on_cancel;
         s->grpc_methods[i].ctx = &glue[i];
     }
+    total = api_methods_count +
+            server__stream_methods(s, s->grpc_methods + api_methods_count,
+                                   STREAM_METHODS_MAX);
     grpc_limits_init(&lim, &s->limits);
     lim.recv_msg_bytes_max =
         (size_t)s->limits.v[LIMIT_REQUEST_BYTES] + 512 * 1024;
     if (s->opt->max_concurrent_streams < lim.streams_per_conn_max) {
         lim.streams_per_conn_max = (uint32_t)s->opt->max_concurrent_streams;
     }
-    rc = grpc_server_init(&s->grpc, s->loop, &lim, s->grpc_methods,
-                          api_methods_count);
+    rc = grpc_server_init(&s->grpc, s->loop, &lim, s->grpc_methods, total);
     if (rc == 0) {
         s->grpc_on = true;
     }
@@ -427,6 +465,7 @@ void server_stop(struct server *s)
     }
     s->stopping = true;
     server__listen_close(s);
+    server__modules_stop(s);
     uv_close((uv_handle_t *)&s->sig_term, NULL);
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     if (s->grpc_on) {
@@ -493,7 +532,12 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     s->member_id = nc.member_id;
     s->cluster_id = nc.cluster_id;
     s->lease_id_next = (nc.member_id << 16) ^ (clock_wall_ms() << 8);
+    server__observe(s, &obs);
     rc = node_open(loop, &nc, &obs, &s->node, msg, msg_len);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = server__modules_start(s, msg, msg_len);
     if (rc != 0) {
         return rc;
     }

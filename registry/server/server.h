@@ -109,7 +109,9 @@ struct server {
     uint64_t cluster_id;
     uint64_t lease_id_next;
     uint64_t conns_open;
-    void *http; /* registry/http state, when built */
+    void *http;  /* registry/http state, when built */
+    void *watch; /* watch service state (registry/server/api_watch.c) */
+    void *lease; /* lease service state (registry/server/api_lease.c) */
 };
 
 /* Start everything from opt; on error msg names the problem. */
@@ -123,6 +125,22 @@ void server_stop(struct server *s);
 int server__listen(struct server *s, char *msg, size_t msg_len);
 void server__listen_close(struct server *s);
 int server__grpc_init(struct server *s);
+
+/* Extension points, each a weak default that a module may replace with a
+ * strong definition (so a module plugs in without editing server.c):
+ *  - server__stream_methods: streaming gRPC methods (Watch, LeaseKeepAlive,
+ *    Snapshot...) appended to the unary table; returns how many it wrote
+ *    (<= cap). Called once at start, after the node is open.
+ *  - server__observe: fill the node observer (events for watchers, lease
+ *    changes for lease timers, leader changes). Called before node_open;
+ *    the node is not open yet (s->node is NULL).
+ *  - server__modules_start / server__modules_stop: after the node is open
+ *    and before it closes (timers, state). */
+size_t server__stream_methods(struct server *s, struct grpc_method *out,
+                              size_t cap);
+void server__observe(struct server *s, struct node_observer *obs);
+int server__modules_start(struct server *s, char *msg, size_t msg_len);
+void server__modules_stop(struct server *s);
 
 /* The HTTP/1.1 side of the client port: a connection that is not gRPC.
  * Provided by registry/http when it is built in; takes fd (and the bytes
