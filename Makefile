@@ -114,8 +114,11 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
+# Programs link every library object (not the archive), so that a module's
+# strong definition of a weak extension point (registry/server/server.h) is
+# always in.
 define prog_rule
-$(B)/$(call prog_name,$(1)): $(B)/obj/$(1:.c=.o) $(LIB)
+$(B)/$(call prog_name,$(1)): $(B)/obj/$(1:.c=.o) $(LIB_OBJS)
 	@echo "  LD  $$@"
 	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $$@ $$^ $(LDLIBS)
 endef
