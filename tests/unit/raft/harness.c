@@ -417,8 +417,17 @@ void net_run(struct net *net)
         net->q = NULL;
         net->q_count = 0;
         net->q_cap = 0;
+        for (size_t i = n; net->chaos != NULL && i > 1; i--) {
+            size_t j = (size_t)prng_below(net->chaos, i);
+            struct pkt t = batch[i - 1];
+            batch[i - 1] = batch[j];
+            batch[j] = t;
+        }
         for (size_t i = 0; i < n; i++) {
             deliver(net, &batch[i]);
+            if (net->chaos != NULL && prng_chance(net->chaos, 1, 20)) {
+                deliver(net, &batch[i]); /* duplicated by the network */
+            }
             free(batch[i].bytes);
             flush_all(net);
         }

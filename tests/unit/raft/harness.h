@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "base/prng.h"
 #include "consensus/raft/raft.h"
 
 #define NET_MAX  7
@@ -62,6 +63,7 @@ struct net {
     struct buf stream;     /* every encoded message, in send order */
     struct buf transcript; /* one line per delivered message */
     bool print;
+    struct prng *chaos; /* when set: reorder each batch, repeat some */
     net_filter_fn filter;
     void *filter_arg;
     uint64_t delivered;

@@ -83,6 +83,11 @@ static void one_seed(uint64_t seed)
     net->filter_arg = &loss;
     net->cfg.pre_vote = prng_chance(&loss.rng, 1, 2);
     net->cfg.check_quorum = net->cfg.pre_vote || prng_chance(&loss.rng, 1, 2);
+    struct prng chaos;
+    prng_seed(&chaos, seed * 31 + 7);
+    if (prng_chance(&loss.rng, 1, 2)) {
+        net->chaos = &chaos;
+    }
     net_start(net, 5);
     struct prng rng;
     prng_seed(&rng, seed);
@@ -140,14 +145,39 @@ static void one_seed(uint64_t seed)
     }
     /* liveness: heal everything, bring everyone back */
     loss.loss_pct = 0;
+    net->chaos = NULL;
     net_heal(net);
     for (uint64_t i = 1; i <= 5; i++) {
         if (!net_node(net, i)->up) {
             net_restart(net, i);
         }
     }
-    net_tick_all(net, 60);
+    for (int t = 0; t < 200; t++) {
+        net_tick_all(net, 1);
+        if (getenv("RAFT_STRESS_DEBUG")) {
+            for (uint64_t i = 1; i <= 5; i++) {
+                struct raft *r = &net_node(net, i)->r;
+                fprintf(stderr, " %llu:%s%u/%u", (unsigned long long)i,
+                        raft_role_str(r->role), r->election_elapsed,
+                        r->randomized_timeout);
+            }
+            fprintf(stderr, "\n");
+        }
+    }
     uint64_t l = net_leader(net);
+    for (uint64_t i = 1; l == 0 && i <= 5; i++) {
+        struct raft *r = &net_node(net, i)->r;
+        fprintf(stderr,
+                "# node %llu role %s term %llu voters %u learners %u "
+                "snap %llu elapsed %u/%u commit %llu conf_index %llu\n",
+                (unsigned long long)i, raft_role_str(r->role),
+                (unsigned long long)r->term, r->conf.voters_count,
+                r->conf.learners_count,
+                (unsigned long long)r->unstable_snap.meta.index,
+                r->election_elapsed, r->randomized_timeout,
+                (unsigned long long)r->commit,
+                (unsigned long long)r->conf_index);
+    }
     assert_int_not_equal(l, 0);
     assert_int_equal(net_propose(net, l, "final"), 0);
     net_tick_all(net, 5);
