@@ -1,0 +1,44 @@
+#!/bin/bash
+# run.sh BUILD_DIR - the benchmarks behind `make bench` (not part of make test).
+#
+# Runs each section in the order of SECTIONS and prints its table. A section
+# is a function section_<name>; add one per benchmark program, after kv.
+# Environment:
+#   BENCH_ONLY=name[,name]  run only these sections
+#   BENCH_JSON=1            sections that can print JSON do (one object each)
+#   KV_BENCH_ARGS           extra arguments for kv-bench (e.g. "--quick")
+# Exit status: non-zero if any section failed; the others still run.
+set -u
+B=${1:?usage: bench/run.sh BUILD_DIR}
+B=$(cd "$B" && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+SECTIONS=(kv)
+
+# kv: the MVCC store alone (consensus/kv on LMDB): puts per commit size and
+# sync mode, point/prefix/historical ranges, open time and RSS at 100k and
+# 1M keys. About 1-2 minutes on the 2-core machine.
+section_kv() {
+    local json=()
+    [ "${BENCH_JSON:-0}" = 1 ] && json=(--json)
+    # shellcheck disable=SC2086
+    "$B/kv-bench" "${json[@]}" ${KV_BENCH_ARGS:-}
+}
+
+failed=0
+for s in "${SECTIONS[@]}"; do
+    if [ -n "${BENCH_ONLY:-}" ] && [[ ",$BENCH_ONLY," != *",$s,"* ]]; then
+        continue
+    fi
+    echo "== bench section: $s"
+    start=$(date +%s)
+    if "section_$s"; then
+        echo "== $s done in $(($(date +%s) - start)) s"
+    else
+        echo "== $s FAILED (exit $?)"
+        failed=1
+    fi
+    echo
+done
+exit $failed
