@@ -1269,6 +1269,46 @@ static void candidate_step(struct raft *r, const struct raft_msg *m)
     }
 }
 
+#ifdef CAIRN_DEBUG
+/* Whole-state check after each input (debug builds; O(unstable + members)). */
+bool raft__invariant_ok(struct raft *r)
+{
+    if (r->err) {
+        return true; /* a failed core may be half-updated */
+    }
+    uint64_t last = raft__last_index(r);
+    for (size_t i = 0; i < r->unstable.count; i++) {
+        const struct raft_entry *e = &r->unstable.v[i];
+        if (e->index != r->unstable_offset + i || e->term > r->term ||
+            (i > 0 && e->term < r->unstable.v[i - 1].term)) {
+            return false;
+        }
+    }
+    if (r->unstable_in_progress < r->unstable_offset ||
+        r->unstable_in_progress > last + 1 || r->commit > last ||
+        r->applying > r->commit || r->applied > r->applying) {
+        return false;
+    }
+    for (uint32_t i = 0; i < r->conf.voters_count; i++) {
+        if (pr_find(r, r->conf.voters[i]) == NULL) {
+            return false;
+        }
+    }
+    for (int i = 0; i < RAFT_MEMBERS_MAX; i++) {
+        const struct raft__progress *pr = &r->prs[i];
+        if (pr->id == RAFT_NONE) {
+            continue;
+        }
+        if (r->role == RAFT_LEADER &&
+            (pr->next == 0 || pr->next > last + 1 || pr->match > last ||
+             pr->infl_count > r->cfg.max_inflight_msgs)) {
+            return false;
+        }
+    }
+    return r->role != RAFT_LEADER || r->leader == r->id;
+}
+#endif
+
 /* ---------------------------------------------------------- step, tick */
 
 static bool entry_ok(const struct raft *r, const struct raft_entry *e)
@@ -1404,6 +1444,7 @@ int raft_step(struct raft *r, const struct raft_msg *m)
         candidate_step(r, m);
         break;
     }
+    DASSERT(raft__invariant_ok(r));
     return r->err;
 }
 
@@ -1452,6 +1493,7 @@ int raft_tick(struct raft *r)
         randomize_timeout(r);
         campaign(r, r->cfg.pre_vote, false);
     }
+    DASSERT(raft__invariant_ok(r));
     return r->err;
 }
 

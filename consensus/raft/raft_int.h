@@ -58,6 +58,9 @@ bool raft__conf_valid(const struct raft_conf *c);
 int raft__conf_entry_decode(const struct raft_entry *e,
                             struct raft_conf_change *out);
 
+/* Debug builds only (DASSERT): whole-state consistency of r. */
+bool raft__invariant_ok(struct raft *r);
+
 int raft__snapshot_copy(struct raft_snapshot *dst,
                         const struct raft_snapshot *src);
 void raft__snapshot_free(struct raft_snapshot *s);
