@@ -227,6 +227,18 @@ int kv__live_get(MDB_txn *txn, struct kv *kv, const uint8_t *key,
                  size_t key_len, struct kv_rec *out);
 
 /* --- writes used by the txn engine (kv_write.c) --------------------------*/
+struct kv_put_plan {
+    struct kv_rec now;
+    bool had_old;
+    int64_t old_lease;
+    bool value_in_scratch; /* ignore_value: now.value is scratch + off */
+    size_t value_off;
+};
+int kv__put_prepare(struct kv_req *rq, const struct kv_put_req *req,
+                    uint32_t sub, struct kv_put_resp *resp,
+                    struct kv_put_plan *pp);
+int kv__put_write(struct kv_req *rq, struct kv_put_plan *pp);
+int kv__poison(struct kv_write *wr, int rc);
 int kv__put_check(struct kv_req *rq, const struct kv_put_req *req);
 int kv__put_exec(struct kv_req *rq, const struct kv_put_req *req,
                  struct kv_put_resp *resp);

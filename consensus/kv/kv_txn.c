@@ -21,8 +21,10 @@
  *  4. Checks on the chosen path against that state: puts (key exists for
  *     ignore_*, lease exists), then ranges (revision not future, not
  *     compacted). Then the ops run in order; ranges see earlier writes.
- * A writing txn runs in a nested LMDB txn: any failure aborts it and the
- * batch is as before the request.
+ * A txn whose chosen path writes runs in a nested LMDB txn, so any
+ * failure is undone by aborting it; two common shapes skip that cost
+ * (see txn_run): a path that only reads, and a flat list of puts, which
+ * is prepared whole before its first write.
  */
 #include <errno.h>
 #include <string.h>
@@ -586,45 +588,137 @@ int kv_txn_read(struct kv_read *rd, const struct kv_txn_req *req,
     return kv__txn_read(&v, req, res, resp);
 }
 
+/* Does the chosen path write (a put or delete anywhere on it)? */
+static bool path_writes(struct tx *x, const struct kv_txn_req *t)
+{
+    ASSERT(x->path.at < x->path.n);
+    bool ok = x->path.v[x->path.at++];
+    const struct kv_op *ops = ok ? t->success : t->failure;
+    size_t n = ok ? t->success_count : t->failure_count;
+    bool w = false;
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].type == KV_OP_PUT || ops[i].type == KV_OP_DELETE) {
+            w = true;
+        } else if (ops[i].type == KV_OP_TXN && path_writes(x, ops[i].u.txn)) {
+            w = true;
+        }
+    }
+    return w;
+}
+
+/* The common writing txn (compare, then puts): with every op a put and
+ * keys distinct (the duplicate rule), each put sees the state before the
+ * txn, so all of them can be prepared (checks, copies, events) before
+ * the first write, and the txn needs no nested LMDB txn. Returns 0, an
+ * error with nothing written, or a positive LMDB code from the writes. */
+static int exec_flat_puts(struct tx *x, const struct kv_op *ops, size_t n,
+                          struct kv_txn_resp *resp)
+{
+    struct kv_req *rq = x->rq;
+    resp->responses = kv__alloc(x->res, n * sizeof(*resp->responses));
+    struct kv_put_plan *pp = mem_alloc(n * sizeof(*pp));
+    if (resp->responses == NULL || pp == NULL) {
+        mem_free(pp);
+        return -ENOMEM;
+    }
+    memset(resp->responses, 0, n * sizeof(*resp->responses));
+    resp->responses_count = n;
+    buf_reset(&rq->wr->scratch);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        resp->responses[i].type = KV_OP_PUT;
+        rc = kv__put_prepare(rq, &ops[i].u.put, rq->sub + (uint32_t)i,
+                             &resp->responses[i].u.put, &pp[i]);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = kv__put_write(rq, &pp[i]);
+    }
+    mem_free(pp);
+    return rc;
+}
+
+static bool flat_puts(const struct kv_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].type != KV_OP_PUT) {
+            return false;
+        }
+    }
+    return n > 0;
+}
+
+/* How a txn runs: a path that writes nothing and a flat list of puts run
+ * in the batch txn; anything else in a nested txn that a failure aborts. */
+enum txn_mode {
+    TXN_READ = 0,
+    TXN_PUTS = 1,
+    TXN_NESTED = 2,
+};
+
+static int txn_run(struct tx *x, const struct kv_txn_req *req,
+                   struct kv_txn_resp *resp)
+{
+    struct kv_write *wr = x->rq->wr;
+    x->path.at = 0;
+    enum txn_mode mode = path_writes(x, req) ? TXN_NESTED : TXN_READ;
+    x->path.at = 0;
+    const struct kv_op *ops = x->path.v[0] ? req->success : req->failure;
+    size_t n = x->path.v[0] ? req->success_count : req->failure_count;
+    if (mode == TXN_NESTED && flat_puts(ops, n)) {
+        mode = TXN_PUTS;
+    }
+    if (mode == TXN_PUTS) {
+        memset(resp, 0, sizeof(*resp));
+        resp->succeeded = x->path.v[0];
+        int rc = exec_flat_puts(x, ops, n, resp);
+        return rc > 0 ? kv__poison(wr, rc) : rc;
+    }
+    if (mode == TXN_READ) {
+        int rc = exec_ops(x, req, resp);
+        return rc > 0 ? kv__mdb_err(rc) : rc;
+    }
+    MDB_txn *child;
+    int rc = mdb_txn_begin(wr->kv->env, wr->txn, 0, &child);
+    if (rc != 0) {
+        return kv__mdb_err(rc);
+    }
+    x->rq->txn = child;
+    rc = exec_ops(x, req, resp);
+    rc = rc != 0 ? rc : mdb_txn_commit(child);
+    if (rc != 0) {
+        mdb_txn_abort(child);
+    }
+    x->rq->txn = wr->txn;
+    return rc > 0 ? kv__mdb_err(rc) : rc;
+}
+
 int kv_txn(struct kv_write *wr, const struct kv_txn_req *req,
            struct kv_result *res, struct kv_txn_resp *resp, int64_t *rev)
 {
     struct kv_req rq;
-    MDB_txn *child = NULL;
     memset(resp, 0, sizeof(*resp));
     if (wr->err != 0 || atomic_load(&wr->kv->failed) != 0) {
         return ERR_FAILED;
     }
     int rc = txn_check(wr->kv, req);
-    bool writes = !kv_txn_is_read_only(req);
     uint64_t cost = txn_cost(req);
     if (rc == 0 && cost > 0) {
         rc = kv__quota(wr, cost);
     }
-    if (rc == 0 && writes) {
-        rc = kv__mdb_err(mdb_txn_begin(wr->kv->env, wr->txn, 0, &child));
-    }
     if (rc != 0) {
         return rc;
     }
-    kv__req_begin(&rq, wr, writes ? child : wr->txn, res);
-    struct tx x = {.kv = wr->kv, .txn = rq.txn, .rq = &rq, .res = res};
+    kv__req_begin(&rq, wr, wr->txn, res);
+    struct tx x = {.kv = wr->kv, .txn = wr->txn, .rq = &rq, .res = res};
     x.pre_rev = wr->rev;
     x.compact = wr->compact;
-    rc = prepare(&x, req, writes);
-    rc = rc != 0 ? rc : exec_ops(&x, req, resp);
+    rc = prepare(&x, req, !kv_txn_is_read_only(req));
+    rc = rc != 0 ? rc : txn_run(&x, req, resp);
     mem_free(x.path.v);
-    if (child != NULL) {
-        if (rc == 0) {
-            rc = mdb_txn_commit(child);
-        } else {
-            mdb_txn_abort(child);
-        }
-    }
     if (rc != 0) {
         kv__ev_reset(&wr->ev);
         memset(resp, 0, sizeof(*resp));
-        return rc > 0 ? kv__mdb_err(rc) : rc;
+        return rc;
     }
     if (rq.wrote) {
         wr->rev = rq.main;

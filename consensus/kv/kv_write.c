@@ -234,7 +234,7 @@ static int write_ok(struct kv_write *wr)
 }
 
 /* A write-phase LMDB error in a direct request: the batch is lost. */
-static int poison(struct kv_write *wr, int rc)
+int kv__poison(struct kv_write *wr, int rc)
 {
     int err = kv__mdb_err(rc);
     ASSERT(err != 0);
@@ -297,7 +297,7 @@ static int history_write(struct kv_req *rq, const struct kv_rec *r)
     struct kv *kv = rq->wr->kv;
     uint8_t rk[KV_REVKEY_LEN];
     uint8_t idx[KV_IDX_LEN];
-    kv__revkey(rk, rq->main, rq->sub);
+    kv__revkey(rk, rq->main, r->sub);
     MDB_val k = {KV_REVKEY_LEN, rk};
     MDB_val d = {KV_REVHDR_LEN + r->key_len + r->value_len, NULL};
     int rc = mdb_put(rq->txn, kv->dbi[KV_DBI_REV], &k, &d, MDB_RESERVE);
@@ -314,7 +314,7 @@ static int history_write(struct kv_req *rq, const struct kv_rec *r)
     if (r->value_len > 0) {
         memcpy(p + KV_REVHDR_LEN + r->key_len, r->value, r->value_len);
     }
-    kv__idx(idx, rq->main, rq->sub, r->type);
+    kv__idx(idx, rq->main, r->sub, r->type);
     k = (MDB_val){r->key_len, (void *)r->key};
     d = (MDB_val){KV_IDX_LEN, idx};
     return mdb_put(rq->txn, kv->dbi[KV_DBI_INDEX], &k, &d, 0);
@@ -425,59 +425,81 @@ static int put_writes(struct kv_req *rq, const struct kv_rec *now, bool had_old,
     return rc;
 }
 
-/* Returns 0, a check error (nothing written), or a positive LMDB code
- * from the write phase (the caller decides: poison or undo). */
-int kv__put_exec(struct kv_req *rq, const struct kv_put_req *req,
-                 struct kv_put_resp *resp)
+/* Phase one of a put: checks, the new record, copies of what the answer
+ * and the event need. Writes nothing. The value of an ignore_value put is
+ * copied into scratch (appended; the caller resets scratch once per
+ * request) because the live write will change the page it lives in. */
+int kv__put_prepare(struct kv_req *rq, const struct kv_put_req *req,
+                    uint32_t sub, struct kv_put_resp *resp,
+                    struct kv_put_plan *pp)
 {
     struct kv_write *wr = rq->wr;
-    struct kv_rec old, now;
-    bool had_old;
+    struct kv_rec old;
     memset(resp, 0, sizeof(*resp));
+    memset(pp, 0, sizeof(*pp));
     memset(&old, 0, sizeof(old));
-    int rc = put_check_old(rq, req, &old, &had_old);
+    int rc = put_check_old(rq, req, &old, &pp->had_old);
     if (rc != 0) {
         return rc;
     }
-    memset(&now, 0, sizeof(now));
-    now.type = KV_REC_PUT;
-    now.key = req->key;
-    now.key_len = req->key_len;
-    now.value = req->value;
-    now.value_len = req->value_len;
-    now.lease = req->ignore_lease ? old.lease : req->lease;
-    now.create = had_old ? old.create : rq->main;
-    now.version = had_old ? old.version + 1 : 1;
-    now.mod = rq->main;
-    now.sub = rq->sub;
+    struct kv_rec *now = &pp->now;
+    now->type = KV_REC_PUT;
+    now->key = req->key;
+    now->key_len = req->key_len;
+    now->value = req->value;
+    now->value_len = req->value_len;
+    now->lease = req->ignore_lease ? old.lease : req->lease;
+    now->create = pp->had_old ? old.create : rq->main;
+    now->version = pp->had_old ? old.version + 1 : 1;
+    now->mod = rq->main;
+    now->sub = sub;
+    pp->old_lease = pp->had_old ? old.lease : 0;
     if (req->ignore_value) {
-        /* The old value lives in the page the live write will change. */
-        buf_reset(&wr->scratch);
+        pp->value_in_scratch = true;
+        pp->value_off = wr->scratch.len;
         if (buf_append(&wr->scratch, old.value, old.value_len) != 0) {
             return -ENOMEM;
         }
-        now.value = wr->scratch.data;
-        now.value_len = old.value_len;
+        now->value = old.value; /* valid until the first write */
+        now->value_len = old.value_len;
     }
-    if (req->prev_kv && had_old) {
+    if (req->prev_kv && pp->had_old) {
         kv__rec_to_kv(&old, &resp->prev_kv);
         if (kv__copy_kv(rq->res, &resp->prev_kv, true) != 0) {
             return -ENOMEM;
         }
         resp->has_prev = true;
     }
-    if (wr->on_event != NULL &&
-        kv__ev_add(&wr->ev, KV_EVENT_PUT, &now, had_old ? &old : NULL) != 0) {
+    if (wr->on_event != NULL && kv__ev_add(&wr->ev, KV_EVENT_PUT, now,
+                                           pp->had_old ? &old : NULL) != 0) {
         return -ENOMEM;
     }
-    int64_t old_lease = had_old ? old.lease : 0;
-    rc = put_writes(rq, &now, had_old, old_lease);
-    if (rc != 0) {
-        return rc; /* positive: an LMDB code */
+    return 0;
+}
+
+/* Phase two: the LMDB writes. Returns 0 or a positive LMDB code (the
+ * caller decides: poison the batch or abort a nested txn). */
+int kv__put_write(struct kv_req *rq, struct kv_put_plan *pp)
+{
+    if (pp->value_in_scratch) {
+        pp->now.value = rq->wr->scratch.data + pp->value_off;
     }
-    rq->sub++;
+    int rc = put_writes(rq, &pp->now, pp->had_old, pp->old_lease);
+    if (rc != 0) {
+        return rc;
+    }
+    rq->sub = pp->now.sub + 1;
     rq->wrote = true;
     return 0;
+}
+
+int kv__put_exec(struct kv_req *rq, const struct kv_put_req *req,
+                 struct kv_put_resp *resp)
+{
+    struct kv_put_plan pp;
+    buf_reset(&rq->wr->scratch);
+    int rc = kv__put_prepare(rq, req, rq->sub, resp, &pp);
+    return rc != 0 ? rc : kv__put_write(rq, &pp);
 }
 
 /* Run a direct request's exec result: map LMDB codes, poison on a write
@@ -486,7 +508,7 @@ static int direct_done(struct kv_req *rq, int rc, int64_t *rev)
 {
     struct kv_write *wr = rq->wr;
     if (rc > 0) {
-        return poison(wr, rc);
+        return kv__poison(wr, rc);
     }
     if (rc < 0) {
         kv__ev_reset(&wr->ev);
@@ -595,6 +617,7 @@ static int dlist_write(struct kv_req *rq, size_t n, bool detach)
         ASSERT(rc == 0); /* we wrote this list ourselves */
         tomb.type = KV_REC_DEL;
         tomb.key_len = klen;
+        tomb.sub = rq->sub;
         rc = history_write(rq, &tomb);
         if (rc == 0) {
             MDB_val k = {klen, (void *)tomb.key};
@@ -781,7 +804,7 @@ int kv_lease_grant(struct kv_write *wr, int64_t id, int64_t ttl)
     }
     rc = lease_put(wr->txn, wr->kv, id, ttl, 0, 0);
     if (rc != 0) {
-        return poison(wr, rc);
+        return kv__poison(wr, rc);
     }
     wr->cost_bytes += REQ_COST_OVERHEAD;
     return 0;
@@ -808,7 +831,7 @@ int kv_lease_checkpoint(struct kv_write *wr, int64_t id, int64_t remaining_ttl)
     }
     int64_t ttl = (int64_t)be64_get(v.mv_data);
     rc = lease_put(wr->txn, wr->kv, id, ttl, remaining_ttl, 0);
-    return rc != 0 ? poison(wr, rc) : 0;
+    return rc != 0 ? kv__poison(wr, rc) : 0;
 }
 
 /* --- compaction
@@ -952,7 +975,7 @@ int kv_compact(struct kv_write *wr, int64_t rev)
         rc = mdb_put(wr->txn, wr->kv->dbi[KV_DBI_META], &k, &v, 0);
     }
     if (rc != 0) {
-        return poison(wr, rc);
+        return kv__poison(wr, rc);
     }
     wr->compact = rev;
     return 0;
@@ -991,7 +1014,7 @@ int kv_aux_put(struct kv_write *wr, uint8_t table, const void *name,
     }
     MDB_val k = {1 + name_len, key}, v = {value_len, (void *)value};
     rc = mdb_put(wr->txn, wr->kv->dbi[KV_DBI_AUX], &k, &v, 0);
-    return rc != 0 ? poison(wr, rc) : 0;
+    return rc != 0 ? kv__poison(wr, rc) : 0;
 }
 
 int kv_aux_delete(struct kv_write *wr, uint8_t table, const void *name,
@@ -1008,7 +1031,7 @@ int kv_aux_delete(struct kv_write *wr, uint8_t table, const void *name,
     if (rc == MDB_NOTFOUND) {
         return ERR_NOT_FOUND;
     }
-    return rc != 0 ? poison(wr, rc) : 0;
+    return rc != 0 ? kv__poison(wr, rc) : 0;
 }
 
 /* --- range inside the handle
