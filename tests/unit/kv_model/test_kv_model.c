@@ -31,6 +31,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -88,6 +89,22 @@ struct held {
     struct mdl_view v;
 };
 
+/* Auxiliary tables: a tiny model kept by the driver. */
+#define AUX_MAX 32
+
+struct aux_ent {
+    uint8_t table;
+    char name[4];
+    size_t name_len;
+    uint8_t val[32];
+    size_t val_len;
+};
+
+struct aux_set {
+    struct aux_ent e[AUX_MAX];
+    size_t n; /* sorted by table, then name bytes */
+};
+
 struct drv {
     uint64_t seed;
     struct prng r;
@@ -103,12 +120,14 @@ struct drv {
     long op;
     int prev_policy; /* -1 unknown, 0 store leaves prev out, 1 fills it */
     struct held held[HELD_MAX];
+    struct aux_set aux_work, aux_committed;
     struct mdl_arena scratch; /* requests of the current operation */
     bool failed;
     bool strict; /* KV_MODEL_STRICT=1: also generate known store bugs */
     /* what happened, to show the run covered something */
     long n_put_ok, n_txn_ok, n_txn_succeeded, n_txn_err, n_del_ok, n_err,
-        n_commit, n_abort, n_reopen, n_events_read, n_compact_ok, n_revoke_keys;
+        n_commit, n_abort, n_reopen, n_events_read, n_compact_ok, n_revoke_keys,
+        n_defrag, n_snapshot, n_aux;
 };
 
 static void fail_at(struct drv *d, const char *what, ...)
@@ -762,6 +781,74 @@ static void do_lease(struct drv *d)
     after_write(d, rc);
 }
 
+static int aux_cmp(const struct aux_ent *e, uint8_t table, const char *name,
+                   size_t name_len)
+{
+    if (e->table != table) {
+        return e->table < table ? -1 : 1;
+    }
+    size_t n = e->name_len < name_len ? e->name_len : name_len;
+    int c = memcmp(e->name, name, n);
+    if (c != 0) {
+        return c;
+    }
+    return e->name_len < name_len ? -1 : (e->name_len > name_len ? 1 : 0);
+}
+
+/* Index of (table, name) or of where it would go; *found says which. */
+static size_t aux_find(const struct aux_set *a, uint8_t table, const char *name,
+                       size_t name_len, bool *found)
+{
+    size_t i = 0;
+    while (i < a->n && aux_cmp(&a->e[i], table, name, name_len) < 0) {
+        i++;
+    }
+    *found = i < a->n && aux_cmp(&a->e[i], table, name, name_len) == 0;
+    return i;
+}
+
+static const char *const AUX_NAMES[] = {"m1", "m2", "m10", "x"};
+
+static void do_aux(struct drv *d)
+{
+    uint8_t table = (uint8_t)rnd_between(d, 1, 4);
+    const char *name = AUX_NAMES[rnd(d, 4)];
+    size_t name_len = strlen(name);
+    bool found;
+    struct aux_set *a = &d->aux_work;
+    size_t i = aux_find(a, table, name, name_len, &found);
+    d->n_aux++;
+    if (chance(d, 65)) {
+        uint8_t val[32];
+        size_t val_len = (size_t)rnd(d, sizeof(val));
+        for (size_t j = 0; j < val_len; j++) {
+            val[j] = (uint8_t)rnd(d, 256);
+        }
+        int rc = kv_aux_put(d->wr, table, name, name_len, val, val_len);
+        if (!chk_rc(d, "kv_aux_put", rc, 0, 0)) {
+            return;
+        }
+        if (!found) {
+            memmove(&a->e[i + 1], &a->e[i], (a->n - i) * sizeof(a->e[0]));
+            a->n++;
+        }
+        a->e[i].table = table;
+        memcpy(a->e[i].name, name, name_len);
+        a->e[i].name_len = name_len;
+        memcpy(a->e[i].val, val, val_len);
+        a->e[i].val_len = val_len;
+    } else {
+        int rc = kv_aux_delete(d->wr, table, name, name_len);
+        if (chk_rc(d, "kv_aux_delete", rc, found ? 0 : ERR_NOT_FOUND, 0) &&
+            found) {
+            memmove(&a->e[i], &a->e[i + 1], (a->n - i - 1) * sizeof(a->e[0]));
+            a->n--;
+        }
+    }
+    /* Aux writes add no revision and emit no event. */
+    after_write(d, 0);
+}
+
 static void write_request(struct drv *d)
 {
     uint64_t f = rnd(d, 100);
@@ -777,8 +864,10 @@ static void write_request(struct drv *d)
         do_write_range(d);
     } else if (f < 86) {
         do_compact(d);
-    } else {
+    } else if (f < 96) {
         do_lease(d);
+    } else {
+        do_aux(d);
     }
     mdl_events_clear(&d->sev);
     mdl_events_clear(&d->mev);
@@ -807,6 +896,7 @@ static void end_batch(struct drv *d)
     if (chance(d, 6)) {
         kv_write_abort(d->wr);
         mdl_abort(d->m);
+        d->aux_work = d->aux_committed;
         d->n_abort++;
     } else {
         uint64_t next = d->applied + 1;
@@ -817,6 +907,7 @@ static void end_batch(struct drv *d)
         }
         d->applied = next;
         mdl_commit(d->m);
+        d->aux_committed = d->aux_work;
         d->n_commit++;
     }
     d->wr = NULL;
@@ -1070,6 +1161,70 @@ static void read_leases(struct drv *d, struct kv_read *rd,
     }
 }
 
+struct aux_collect {
+    struct aux_set got;
+    size_t calls;
+    uint8_t table;
+};
+
+static int aux_list_cb(void *ctx, const void *name, size_t name_len,
+                       const void *value, size_t value_len)
+{
+    struct aux_collect *c = ctx;
+    c->calls++;
+    if (c->got.n < AUX_MAX && name_len <= 4 && value_len <= 32) {
+        struct aux_ent *e = &c->got.e[c->got.n++];
+        e->table = c->table;
+        memcpy(e->name, name, name_len);
+        e->name_len = name_len;
+        memcpy(e->val, value, value_len);
+        e->val_len = value_len;
+    }
+    return 0;
+}
+
+static void read_aux(struct drv *d, struct kv_read *rd)
+{
+    const struct aux_set *a = &d->aux_committed;
+    uint8_t table = (uint8_t)rnd_between(d, 1, 4);
+    const char *name = AUX_NAMES[rnd(d, 4)];
+    bool found;
+    size_t i = aux_find(a, table, name, strlen(name), &found);
+    const void *v = NULL;
+    size_t vl = 0;
+    int rc = kv_aux_get(rd, table, name, strlen(name), &v, &vl);
+    if (!chk_rc(d, "kv_aux_get", rc, found ? 0 : ERR_NOT_FOUND, 0)) {
+        return;
+    }
+    if (found && (vl != a->e[i].val_len ||
+                  (vl > 0 && memcmp(v, a->e[i].val, vl) != 0))) {
+        fail_at(d, "kv_aux_get(%u, %s): value differs (%zu bytes, model %zu)",
+                table, name, vl, a->e[i].val_len);
+        return;
+    }
+    struct aux_collect c;
+    memset(&c, 0, sizeof(c));
+    c.table = table;
+    rc = kv_aux_list(rd, table, aux_list_cb, &c);
+    size_t want = 0;
+    bool ok = rc == 0;
+    for (size_t j = 0; ok && j < a->n; j++) {
+        if (a->e[j].table != table) {
+            continue;
+        }
+        ok = want < c.got.n &&
+             aux_cmp(&c.got.e[want], table, a->e[j].name, a->e[j].name_len) ==
+                 0 &&
+             c.got.e[want].val_len == a->e[j].val_len &&
+             memcmp(c.got.e[want].val, a->e[j].val, a->e[j].val_len) == 0;
+        want++;
+    }
+    if (!ok || c.calls != want) {
+        fail_at(d, "kv_aux_list(%u): rc %d, %zu entries, model %zu", table, rc,
+                c.calls, want);
+    }
+}
+
 static void release_held(struct drv *d)
 {
     for (int i = 0; i < HELD_MAX; i++) {
@@ -1094,9 +1249,46 @@ static void reopen(struct drv *d)
     check_committed(d);
 }
 
+/* Defragment, or write a snapshot and install it back: the contents must
+ * not change (every later read is compared with the model). */
+static void whole_store_op(struct drv *d, bool defrag)
+{
+    release_held(d);
+    int rc;
+    if (defrag) {
+        rc = kv_defrag(d->kv);
+        d->n_defrag += rc == 0;
+        chk_rc(d, "kv_defrag", rc, 0, 0);
+    } else {
+        char path[300];
+        snprintf(path, sizeof(path), "%s.snap", d->dir);
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0) {
+            fail_at(d, "cannot create %s", path);
+            return;
+        }
+        rc = kv_snapshot_write(d->kv, fd);
+        close(fd);
+        if (chk_rc(d, "kv_snapshot_write", rc, 0, 0)) {
+            rc = kv_snapshot_install(d->kv, path);
+            d->n_snapshot += rc == 0;
+            chk_rc(d, "kv_snapshot_install", rc, 0, 0);
+        }
+        unlink(path);
+    }
+    if (!d->failed) {
+        check_committed(d);
+    }
+}
+
 static void read_step(struct drv *d)
 {
-    uint64_t f = rnd(d, 100);
+    uint64_t f = rnd(d, 1000);
+    if (f < 8) {
+        whole_store_op(d, f < 4);
+        return;
+    }
+    f = rnd(d, 100);
     if (f < 3) {
         reopen(d);
         return;
@@ -1139,10 +1331,12 @@ static void read_step(struct drv *d)
         read_range(d, rd, v, v->compact - 2, v->rev + 2);
     } else if (f < 75) {
         read_txn(d, rd, v);
-    } else if (f < 90) {
+    } else if (f < 88) {
         read_events(d, rd, v);
-    } else {
+    } else if (f < 95) {
         read_leases(d, rd, v);
+    } else {
+        read_aux(d, rd);
     }
     kv_read_end(rd);
 }
@@ -1238,11 +1432,13 @@ static void run_seed(uint64_t seed_offset, enum kv_sync_mode sync,
             ", compacted %" PRId64 "; puts %ld, deletes %ld, txns %ld "
             "(%ld took success, %ld errors), other errors %ld, commits "
             "%ld, aborts %ld, reopens %ld, history reads %ld, compactions "
-            "%ld, revokes that deleted %ld\n",
+            "%ld, revokes that deleted %ld, defrags %ld, snapshots %ld, "
+            "aux writes %ld\n",
             d->seed, d->op, mdl_rev(d->m), mdl_compact_rev(d->m), d->n_put_ok,
             d->n_del_ok, d->n_txn_ok, d->n_txn_succeeded, d->n_txn_err,
             d->n_err, d->n_commit, d->n_abort, d->n_reopen, d->n_events_read,
-            d->n_compact_ok, d->n_revoke_keys);
+            d->n_compact_ok, d->n_revoke_keys, d->n_defrag, d->n_snapshot,
+            d->n_aux);
     bool failed = d->failed;
     if (d->wr != NULL) {
         kv_write_abort(d->wr);
