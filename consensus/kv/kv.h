@@ -23,16 +23,23 @@
  *           ERR_LEASE_EXISTS, ERR_TOO_MANY_OPS, ERR_DUPLICATE_KEY,
  *           ERR_BAD_COMPARE, ERR_NOSPACE, ERR_LIMIT, ERR_CORRUPT,
  *           ERR_BAD_MAGIC, ERR_BAD_VERSION, ERR_LOCKED, ERR_FAILED, -ENOMEM
- *           and -errno from the OS. A failed request leaves the store exactly
- *           as it was before the request (it is undone inside the write
- *           handle); an I/O failure puts the whole store in a failed state
- *           (every later call returns ERR_FAILED) because LMDB's write
- *           transaction cannot continue.
+ *           and -errno from the OS. A request refused for what it asks
+ *           (every etcd error, bad input, NOSPACE, -ENOMEM from our own
+ *           allocations) leaves the store exactly as it was before it and
+ *           the write handle usable. If LMDB itself fails while writing
+ *           (map full, its own allocation, I/O) the batch txn cannot go on:
+ *           the handle answers ERR_FAILED from then on and kv_write_commit
+ *           returns the first error, leaving the store as before the batch.
+ *           An I/O or corruption error puts the whole store in a failed
+ *           state (every later call returns ERR_FAILED).
  * Limits:   key bytes <= LIMIT_KEY_BYTES (511: LMDB's compiled key size; the
  *           user key is itself an LMDB key); value bytes <=
- *           LIMIT_VALUE_BYTES; ops per txn branch <= max_txn_ops; nested txn
- *           depth <= LIMIT_TXN_DEPTH; range answers <=
- *           LIMIT_RANGE_RESULT_BYTES; database bytes <= quota (NOSPACE).
+ *           LIMIT_VALUE_BYTES; ops per txn list <= max_txn_ops (a nested
+ *           list: what its parent's longest list leaves, as etcd); nested
+ *           txn depth <= LIMIT_TXN_DEPTH and ops in a whole txn tree <=
+ *           16384 (both ERR_TOO_MANY_OPS); range answers (and the working
+ *           set of a sorted/filtered range) <= LIMIT_RANGE_RESULT_BYTES;
+ *           database bytes <= quota (NOSPACE); aux names <= 400 bytes.
  * Not here: Raft, the write-ahead log and applying log entries (consensus/
  *           node); lease expiry timers (consensus/lease); watchers and their
  *           buffering (consensus/watch): this module only emits events and
@@ -47,9 +54,16 @@
  *  - Deletes leave tombstones; a key's create_revision, version and lease
  *    restart after a delete.
  *  - A read at revision r sees exactly the writes with main revision <= r.
- *    r == 0 means the current revision. r < compacted revision gives
+ *    r <= 0 means the current revision. r < compacted revision gives
  *    ERR_COMPACTED; reading *at* the compacted revision works; r > current
  *    gives ERR_FUTURE_REV.
+ *  - Quota (etcd's NOSPACE): a put, a txn holding any put (in any branch,
+ *    as etcd) and a lease grant fail with ERR_NOSPACE when the database
+ *    size (the high-water mark at kv_write_begin, as etcd's db size) plus
+ *    an estimate of the batch's writes so far and of this request exceeds
+ *    quota_bytes. The LMDB map is quota + max(quota, 64 MiB), so deletes,
+ *    compaction and revokes keep working past the quota; kv_defrag gives
+ *    the space back.
  *
  * Sync contract (how durability is split between the WAL and LMDB):
  *  - kv_write_commit() records the applied Raft index and term in the same
@@ -65,21 +79,25 @@
  *  - KV_SYNC_NONE (MDB_NOSYNC) is for tests and benchmarks that say so.
  *
  * On disk (LMDB named databases inside data.mdb; integers big-endian):
- *   meta   "magic" -> "CAIRNKV\0", "version" -> u32 1, "rev" -> i64
- *          current, "compact" -> i64 compacted revision, "applied" ->
- *          u64 index, u64 term, "ckrev" -> scheduled compaction (see
- *          kv_compact).
+ *   meta   "magic" -> "CAIRNKV\0" (8 bytes), "version" -> u32 1, "rev" ->
+ *          i64 current, "compact" -> i64 compacted revision, "applied" ->
+ *          u64 index | u64 term. (No scheduled-compaction record: a
+ *          compaction finishes inside the batch's txn, so "compact" is
+ *          always a finished one.)
  *   rev    key = i64 main revision | u32 sub revision (12 bytes)
  *          value = the event record: u8 type (0 put, 1 delete) | i64
  *          create_revision | i64 version | i64 lease | u32 key_len | key |
  *          value. History; what watch catch-up and historical reads use.
- *   index  (MDB_DUPSORT) key = user key, dup = i64 main | u32 sub | u8 type:
- *          every retained revision of the key, ascending.
+ *   index  (MDB_DUPSORT | MDB_DUPFIXED) key = user key, dup = i64 main |
+ *          u32 sub | u8 type (13 bytes): every retained revision of the
+ *          key, ascending. A key whose history is all compacted away has
+ *          no entry.
  *   live   key = user key -> i64 create | i64 mod | i64 version | i64 lease
  *          | u32 sub | value: the current state of live (non-deleted) keys;
  *          reads at the current revision come from here with one cursor.
  *   lease  key = i64 lease id -> i64 ttl | i64 remaining ttl checkpoint.
- *   lkeys  (MDB_DUPSORT) key = i64 lease id, dup = user key.
+ *   lkeys  (MDB_DUPSORT) key = i64 lease id, dup = user key (the live
+ *          keys attached to the lease).
  *   aux    key = u8 table | name -> value (for other modules: members,
  *          auth, cluster identity, alarms). Written in the same write
  *          transaction as the batch.
@@ -143,7 +161,10 @@ enum kv_sort_target {
  * "\0" (one zero byte): every key >= key. key "\0" with range_end "\0":
  * everything. A range_end that is not empty, not "\0" and <= key is an
  * empty range in etcd; we answer it as empty too (not ERR_INVALID_RANGE),
- * because clients send such ranges and expect no error. */
+ * because clients send such ranges and expect no error. A sort_order or
+ * sort_target outside its enum is ERR_BAD_REQUEST. Ties in a sort are
+ * ordered by key (the same way in both directions reversed), so every
+ * member answers alike. */
 struct kv_range_req {
     const uint8_t *key;
     size_t key_len;
@@ -304,7 +325,8 @@ int64_t kv_compact_rev(const struct kv *kv);
 void kv_applied(const struct kv *kv, uint64_t *index, uint64_t *term);
 
 /* Size of the database file in use (the high-water mark of its pages, as
- * etcd's db size) and bytes of pages in use (etcd's db size in use). */
+ * etcd's db size) and bytes of pages in use (etcd's db size in use: the
+ * high-water mark less LMDB's free pages; this walks the freelist). */
 void kv_size(struct kv *kv, uint64_t *db_bytes, uint64_t *in_use_bytes);
 
 /* Make every commit so far durable (fsync data and meta). */
@@ -320,12 +342,14 @@ int64_t kv_read_rev(const struct kv_read *rd);
 
 /* Range on a read handle. resp's arrays live in res; key/value bytes are
  * borrowed from the handle (valid until kv_read_end). ERR_LIMIT when the
- * answer would exceed LIMIT_RANGE_RESULT_BYTES. */
+ * answer (or, for a sorted or filtered range, the set it is cut from)
+ * would exceed range_result_bytes_max. */
 int kv_range(struct kv_read *rd, const struct kv_range_req *req,
              struct kv_result *res, struct kv_range_resp *resp);
 
 /* A read-only txn (every op is a range, recursively) evaluated on a read
- * handle; same borrowing as kv_range. ERR_INVALID if an op writes. */
+ * handle; same borrowing as kv_range. ERR_INVALID if an op writes (in any
+ * branch). Validation and checks as kv_txn. */
 int kv_txn_read(struct kv_read *rd, const struct kv_txn_req *req,
                 struct kv_result *res, struct kv_txn_resp *resp);
 
@@ -342,7 +366,10 @@ enum kv_event_type {
 /* One change. For DELETE, kv holds the key, mod_revision = the deleting
  * revision and zero create_revision/version/lease/value. prev is the
  * record before the change when the caller asked for it (has_prev false if
- * there was none). */
+ * there was none). Events from a write handle always carry prev (the
+ * record the request replaced or deleted); kv_events_read fills it when
+ * with_prev is set, from the key's record at mod_revision - 1 (absent
+ * when that history was compacted). */
 struct kv_event {
     enum kv_event_type type;
     struct kv_kv kv;
@@ -350,37 +377,52 @@ struct kv_event {
     struct kv_kv prev;
 };
 
-/* Return nonzero to stop the iteration early (kv_events_read then returns
- * 0 and reports where it stopped). */
+/* For kv_events_read: return nonzero to stop early. The events of one
+ * revision are never split: the read stops after the rest of the current
+ * revision's events, returns 0 and sets *next_rev to the next revision.
+ * The write handle's event callback's return value is ignored. */
 typedef int (*kv_event_cb)(void *ctx, const struct kv_event *ev);
 
 /* Read the events with main revision in [from_rev, to_rev] (to_rev 0: the
  * handle's revision) on keys in [key, range_end) (same forms as range), in
- * revision order, at most max_events (0: no limit). with_prev fills ev.prev.
- * *next_rev is set to the revision to continue from (to_rev + 1 when
- * everything was read). from_rev <= compacted revision: ERR_COMPACTED (the
- * history is gone; etcd cancels such watches with compact_revision).
- * This scans the history from from_rev (it is how watchers catch up). */
+ * revision order (ops of one revision in sub-revision order). max_events
+ * (0: no limit) is checked between revisions: a read stops before the
+ * first revision that would start at or past it, so it may deliver more
+ * when one revision holds many events (revisions are never split).
+ * with_prev fills ev.prev. *next_rev is set to the revision to continue
+ * from (to_rev + 1 when everything was read). to_rev past the handle's
+ * revision is the handle's revision. from_rev < 1 is 1. from_rev <
+ * compacted revision: ERR_COMPACTED (the history is gone; etcd cancels
+ * such watches with compact_revision); from the compacted revision itself
+ * works, as in etcd, with what compaction kept of that revision. This
+ * scans the history from from_rev (it is how watchers catch up). */
 int kv_events_read(struct kv_read *rd, const uint8_t *key, size_t key_len,
                    const uint8_t *range_end, size_t range_end_len,
                    int64_t from_rev, int64_t to_rev, size_t max_events,
                    bool with_prev, kv_event_cb cb, void *ctx,
                    int64_t *next_rev);
 
-/* HashKV: a CRC32C over every retained (revision, record) with main
- * revision <= rev, and the compacted revision; rev 0 is the current one.
- * Equal on every member that applied the same log. */
+/* HashKV: CRC32C over every retained rev-table entry (its 12-byte key and
+ * its record bytes, in revision order) with main revision <= rev, then the
+ * compacted revision (be64); rev 0 is the handle's revision. Equal on
+ * every member that applied the same log (compactions included).
+ * ERR_COMPACTED below the compacted revision, ERR_FUTURE_REV past the
+ * handle's. */
 int kv_hash(struct kv_read *rd, int64_t rev, uint32_t *hash,
             int64_t *compact_rev, int64_t *hash_rev);
 
 /* --- writes --------------------------------------------------------------
  * A write handle groups the apply of many requests (a batch of committed
  * Raft entries) into one LMDB transaction. Each request is atomic on its
- * own: if it fails, its partial changes are undone (nested LMDB txn) and
- * the handle stays usable for the next request. The event callback, if
+ * own: a request that fails leaves no change and the handle stays usable
+ * for the next request (put, delete and revoke do every check and
+ * allocation before their first write; a txn whose ops cannot all be
+ * prepared that way runs in a nested LMDB txn). Only an LMDB failure while
+ * writing loses the batch (see Errors at the top). The event callback, if
  * not NULL, receives every event of every successful request, in order,
  * after the request succeeded (so a failed request emits nothing); it must
- * not call back into kv. ERR_FAILED after an I/O error. */
+ * not call back into kv. One write handle at a time: ERR_BUSY otherwise.
+ * ERR_FAILED after an I/O error. */
 int kv_write_begin(struct kv *kv, kv_event_cb on_event, void *ctx,
                    struct kv_write **out);
 
@@ -405,11 +447,26 @@ int kv_put(struct kv_write *wr, const struct kv_put_req *req,
            struct kv_result *res, struct kv_put_resp *resp, int64_t *rev);
 int kv_delete(struct kv_write *wr, const struct kv_delete_req *req,
               struct kv_result *res, struct kv_delete_resp *resp, int64_t *rev);
-/* Txn: validation first (op counts against max_txn_ops in compares,
- * success and failure separately: ERR_TOO_MANY_OPS; duplicate keys per
- * etcd's rules, nested txns included: ERR_DUPLICATE_KEY; empty keys:
- * ERR_KEY_NOT_PROVIDED), then compares, then the chosen branch in order,
- * where later ops see earlier writes. All writes share one revision. */
+/* Txn, in etcd 3.4's order (v3rpc/key.go, etcdserver/apply.go):
+ *  1. validation: op counts against max_txn_ops in compares, success and
+ *     failure separately, a nested txn's lists against what its parent's
+ *     longest list leaves (ERR_TOO_MANY_OPS); empty keys
+ *     (ERR_KEY_NOT_PROVIDED), bad compare enums (ERR_BAD_COMPARE), an
+ *     unknown op type (ERR_BAD_REQUEST), put flags as kv_put, in both
+ *     branches;
+ *  2. duplicate keys (ERR_DUPLICATE_KEY) per etcd's checkIntervals, for
+ *     the success ops and the failure ops separately, nested txns
+ *     included (a nested txn's success and failure puts may repeat each
+ *     other); a delete whose range_end is "\0" conflicts with nothing,
+ *     as in etcd;
+ *  3. quota (ERR_NOSPACE) if the txn holds any put;
+ *  4. every compare on the chosen path, nested ones included, against the
+ *     state before the txn (a nested compare does not see earlier ops);
+ *  5. checks on the chosen path against that state: puts (ERR_KEY_NOT_FOUND
+ *     for ignore_*, ERR_LEASE_NOT_FOUND), then ranges (ERR_FUTURE_REV past
+ *     the revision before the txn, ERR_COMPACTED);
+ *  6. the chosen ops in order; ranges see earlier writes. All writes share
+ *     one revision, numbered by sub-revision in op order. */
 int kv_txn(struct kv_write *wr, const struct kv_txn_req *req,
            struct kv_result *res, struct kv_txn_resp *resp, int64_t *rev);
 /* Range inside the write handle (sees this batch's writes); results are
@@ -432,7 +489,8 @@ struct kv_lease {
     int64_t remaining_ttl; /* last checkpoint, seconds; 0: none */
 };
 
-/* Grant: ERR_LEASE_EXISTS if id is taken; ERR_NOSPACE over quota. id > 0. */
+/* Grant: ERR_LEASE_EXISTS if id is taken; ERR_NOSPACE over quota; id <= 0
+ * is ERR_INVALID. Adds no revision. */
 int kv_lease_grant(struct kv_write *wr, int64_t id, int64_t ttl);
 
 /* Revoke: deletes every key attached to the lease in one revision (none if
@@ -456,7 +514,8 @@ int kv_lease_keys(struct kv_read *rd, int64_t id, kv_key_cb cb, void *ctx);
 
 /* --- auxiliary tables for other modules ----------------------------------
  * table is a small number owned by the caller's module (see KV_AUX_*);
- * name <= 400 bytes. Values up to LIMIT_VALUE_BYTES. */
+ * name <= 400 bytes (ERR_INVALID past it). Values up to value_bytes_max
+ * (ERR_VALUE_TOO_LARGE). Aux writes add no revision and are not events. */
 enum kv_aux_table {
     KV_AUX_CLUSTER = 1, /* cluster and member identity, membership */
     KV_AUX_AUTH = 2,    /* users, roles, auth revision */
@@ -483,13 +542,16 @@ int kv_snapshot_write(struct kv *kv, int fd);
 
 /* Replace the store's contents with the copy in file path (written by
  * kv_snapshot_write, possibly on another member). Needs every handle
- * closed. The store is checked (magic, version) before it replaces the
- * current one; on error the current store is untouched. */
+ * closed (ERR_BUSY). The file is opened read-only and checked (magic,
+ * version, meta) and copied compacted next to data.mdb before it replaces
+ * the current one; on error the current store is untouched. Revision,
+ * compaction and applied index are the snapshot's afterwards. */
 int kv_snapshot_install(struct kv *kv, const char *path);
 
 /* Defragment: write a compacting copy of the file and swap it in
- * atomically (rename), then reopen. Needs every handle closed. A crash at
- * any point leaves either the old or the new file, both whole. */
+ * atomically (rename, then fsync of the directory), then reopen. Needs
+ * every handle closed (ERR_BUSY). A crash at any point leaves either the
+ * old or the new file, both whole. */
 int kv_defrag(struct kv *kv);
 
 #endif
