@@ -344,6 +344,11 @@ static void peer_destroy(struct transport__peer *p)
         if (c->peer == p) {
             c->peer = NULL;
         }
+        /* A removed member must handshake again, where accept_cb can say
+         * no; its open incoming connections go now. */
+        if (c->kind == TR_CONN_IN && c->peer_id == p->id) {
+            tr__conn_close(c, ERR_CANCELED);
+        }
     }
     if (p->snap != NULL) {
         struct transport__snap_send *s = p->snap;
@@ -522,7 +527,7 @@ void tr__peer_conn_failed(struct transport__conn *c, int err)
     if (!was_ready) {
         p->st.connect_failures++;
     }
-    if (p->st.last_error[0] == '\0' || was_ready) {
+    if (!c->reason_set) {
         tr__peer_set_error(p, err_str(err));
     }
     uint64_t delay = backoff_delay_ms(t, p->attempts);

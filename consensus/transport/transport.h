@@ -291,9 +291,10 @@ int transport_peer_add(struct transport *t, uint64_t id, const char *addr);
  * its unwritten messages dropped. Errors: as peer_add, ERR_NOT_FOUND. */
 int transport_peer_update(struct transport *t, uint64_t id, const char *addr);
 
-/* Forget a peer: its connections close, queued messages are dropped and a
- * snapshot being sent completes with ERR_CANCELED. Connections it dials to
- * us are still accepted unless accept_cb refuses them. Errors:
+/* Forget a peer: its connections, in both directions, close (an incoming
+ * snapshot stream from it gets ABORT), queued messages are dropped and a
+ * snapshot being sent completes with ERR_CANCELED. New connections it dials
+ * to us are still accepted unless accept_cb refuses them. Errors:
  * ERR_NOT_FOUND, -ESHUTDOWN. */
 int transport_peer_remove(struct transport *t, uint64_t id);
 

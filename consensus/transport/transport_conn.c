@@ -400,6 +400,7 @@ void tr__on_connection(uv_stream_t *server, int status)
     }
     t->stats.conns_accepted++;
     uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_keepalive(&c->tcp, 1, 30); /* notice a dialler that vanished */
     uv_timer_start(&c->timer, on_timer, t->cfg.handshake_timeout_ms, 0);
     tr__conn_read_start(c);
 }
@@ -538,6 +539,7 @@ static void reply_refused(struct transport__conn *c, const uint8_t *reason,
     if (c->peer != NULL) {
         snprintf(line, sizeof(line), "refused by peer: %s", text);
         tr__peer_set_error(c->peer, line);
+        c->reason_set = true;
     }
     conn_fail(c, -EACCES);
 }
@@ -614,6 +616,7 @@ void tr__conn_malformed(struct transport__conn *c, const char *why)
          c->kind == TR_CONN_IN ? "from" : "to", c->remote, c->peer_id, why);
     if (c->peer != NULL && c->kind != TR_CONN_IN) {
         tr__peer_set_error(c->peer, why);
+        c->reason_set = true;
     }
     conn_fail(c, -EPROTO);
 }

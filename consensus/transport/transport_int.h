@@ -71,8 +71,9 @@ struct transport__conn {
     enum tr_conn_kind kind;
     enum tr_conn_state state;
     uint8_t channel;
-    int handles; /* open libuv handles of this connection */
-    int err;     /* why it closed (first reason wins) */
+    int handles;     /* open libuv handles of this connection */
+    int err;         /* why it closed (first reason wins) */
+    bool reason_set; /* peer->st.last_error already says why it failed */
     uv_tcp_t tcp;
     uv_timer_t timer; /* handshake, write stall, snapshot stall, resume */
     uv_connect_t connect_req;

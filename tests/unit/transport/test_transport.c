@@ -79,11 +79,40 @@ struct node {
     bool snap_in_progress;
 };
 
+struct raw {
+    struct fixture *fx;
+    uv_tcp_t listener; /* server mode */
+    uv_tcp_t conn;
+    bool conn_open;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    uint8_t in[4096];
+    size_t in_len;
+    uint8_t out[512];
+    size_t out_len;
+    bool reply; /* server: answer the hello with an accept */
+    bool stop;  /* server: stop reading after the handshake */
+    int accepted;
+    int ended; /* EOF or error seen */
+    uint64_t cluster, self;
+};
+
+struct ticker {
+    uv_timer_t timer;
+    struct node *from;
+    uint64_t to;
+    size_t len;
+    uint64_t sent, busy, other;
+    bool stamped;
+};
+
 struct fixture {
     uv_loop_t loop;
     uv_timer_t watchdog;
     bool timed_out;
     struct node n[NODES];
+    struct raw raw; /* test-owned handles live here, not on a stack */
+    struct ticker tk;
 };
 
 /* Payload byte i of message k. */
@@ -394,6 +423,14 @@ static int setup(void **state)
     return 0;
 }
 
+static void close_any(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, on_plain_closed);
+    }
+}
+
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
@@ -401,9 +438,10 @@ static int teardown(void **state)
         if (fx->n[i].open) {
             node_stop(fx, i);
         }
-        uv_close((uv_handle_t *)&fx->n[i].resume_timer, on_plain_closed);
     }
-    uv_close((uv_handle_t *)&fx->watchdog, on_plain_closed);
+    /* What is left belongs to the test (timers, raw sockets), also when a
+     * failed assertion left the test half way. */
+    uv_walk(&fx->loop, close_any, NULL);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     /* Every handle of every transport is closed, or this fails. */
     assert_int_equal(uv_loop_close(&fx->loop), 0);
@@ -412,15 +450,6 @@ static int teardown(void **state)
 }
 
 /* --- a periodic sender ----------------------------------------------- */
-
-struct ticker {
-    uv_timer_t timer;
-    struct node *from;
-    uint64_t to;
-    size_t len;
-    uint64_t sent, busy, other;
-    bool stamped;
-};
 
 static void on_tick(uv_timer_t *h)
 {
@@ -616,10 +645,11 @@ static void receiver_closes_connection_on_frame_past_its_max(void **state)
     free(buf);
     /* a notices, backs off, reconnects; b keeps working. */
     b->expect = NULL;
-    struct ticker tk = {.len = 100};
-    ticker_start(fx, &tk, a, b->id, 5);
+    struct ticker *tk = &fx->tk;
+    *tk = (struct ticker){.len = 100};
+    ticker_start(fx, tk, a, b->id, 5);
     assert_true(wait_ge(fx, &b->recv_count, 5));
-    ticker_stop(fx, &tk);
+    ticker_stop(fx, tk);
     assert_true(wait_int(fx, &a->unreach_calls));
     assert_int_equal(peer_stats(a, b->id).connects, 2);
 }
@@ -720,24 +750,6 @@ static void full_queue_drops_when_peer_is_not_up(void **state)
 }
 
 /* --- a raw peer built from the byte tables --------------------------- */
-
-struct raw {
-    struct fixture *fx;
-    uv_tcp_t listener; /* server mode */
-    uv_tcp_t conn;
-    bool conn_open;
-    uv_connect_t creq;
-    uv_write_t wreq;
-    uint8_t in[4096];
-    size_t in_len;
-    uint8_t out[512];
-    size_t out_len;
-    bool reply; /* server: answer the hello with an accept */
-    bool stop;  /* server: stop reading after the handshake */
-    int accepted;
-    int ended; /* EOF or error seen */
-    uint64_t cluster, self;
-};
 
 static void raw_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
 {
@@ -892,7 +904,9 @@ static void full_queue_drops_when_peer_is_not_reading(void **state)
     struct fixture *fx = *state;
     struct node *a = &fx->n[0];
     struct transport_config cfg;
-    struct raw r = {.reply = true, .stop = true, .cluster = CLUSTER, .self = 9};
+    struct raw *r = &fx->raw;
+    *r = (struct raw){
+        .reply = true, .stop = true, .cluster = CLUSTER, .self = 9};
     char addr[64];
     enum { LEN = 65536 };
     const size_t qmax = (size_t)1 << 20;
@@ -902,7 +916,7 @@ static void full_queue_drops_when_peer_is_not_reading(void **state)
     cfg.max_msg_bytes = LEN;
     cfg.write_stall_ms = 60000;
     node_start_cfg(fx, 0, &cfg, 0);
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", raw_listen(fx, &r));
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", raw_listen(fx, r));
     assert_int_equal(transport_peer_add(&a->t, 9, addr), 0);
     /* Offer 64 KiB messages every pass until the queue pushes back. */
     uint64_t offered = 0, busy = 0, passes = 0;
@@ -925,14 +939,14 @@ static void full_queue_drops_when_peer_is_not_reading(void **state)
     print_message("# offered %" PRIu64 " x 64 KiB, %" PRIu64 " written "
                   "before the peer's buffers filled, %" PRIu64 " dropped\n",
                   offered, st.msgs_sent, st.msgs_dropped);
-    assert_int_equal(r.accepted, 1);
+    assert_int_equal(r->accepted, 1);
     assert_true(st.connected);
     assert_int_equal(busy, 200);
     assert_int_equal(st.msgs_dropped, busy);
     assert_true(st.bytes_queued <= qmax);
     assert_true(st.msgs_sent + st.msgs_queued + st.msgs_dropped == offered);
     assert_int_equal(a->unreach_calls, 0);
-    raw_close(&r, true);
+    raw_close(r, true);
 }
 
 static void silent_peer_times_out_the_handshake(void **state)
@@ -940,19 +954,20 @@ static void silent_peer_times_out_the_handshake(void **state)
     struct fixture *fx = *state;
     struct node *a = &fx->n[0];
     struct transport_config cfg;
-    struct raw r = {.reply = false};
+    struct raw *r = &fx->raw;
+    *r = (struct raw){.reply = false};
     char addr[64];
     node_config(a, &cfg, CLUSTER);
     cfg.handshake_timeout_ms = 100;
     node_start_cfg(fx, 0, &cfg, 0);
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", raw_listen(fx, &r));
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", raw_listen(fx, r));
     assert_int_equal(transport_peer_add(&a->t, 9, addr), 0);
     assert_int_equal(transport_send(&a->t, 9, "x", 1), 0);
     assert_true(wait_int(fx, &a->unreach_calls));
     assert_int_equal(a->unreach_err, -ETIMEDOUT);
     assert_int_equal(peer_stats(a, 9).msgs_dropped, 1);
     assert_int_equal(peer_stats(a, 9).connect_failures, 1);
-    raw_close(&r, true);
+    raw_close(r, true);
 }
 
 static void reconnects_after_receiver_restarts(void **state)
@@ -964,8 +979,9 @@ static void reconnects_after_receiver_restarts(void **state)
     node_start(fx, 1, CLUSTER);
     link_nodes(a, b);
     int port = b->port;
-    struct ticker tk = {.len = 64};
-    ticker_start(fx, &tk, a, b->id, 5);
+    struct ticker *tk = &fx->tk;
+    *tk = (struct ticker){.len = 64};
+    ticker_start(fx, tk, a, b->id, 5);
     assert_true(wait_ge(fx, &b->recv_count, 3));
     node_stop(fx, 1);
     assert_true(wait_int(fx, &a->unreach_calls)); /* lost, then refused */
@@ -978,12 +994,12 @@ static void reconnects_after_receiver_restarts(void **state)
     node_start_cfg(fx, 1, &cfg, port);
     assert_int_equal(b->port, port);
     assert_true(wait_ge(fx, &b->recv_count, 3));
-    ticker_stop(fx, &tk);
+    ticker_stop(fx, tk);
     struct transport_peer_stats st = peer_stats(a, b->id);
     assert_true(st.connected);
     assert_int_equal(st.connects, 2);
     assert_true(st.msgs_dropped > 0); /* sent while b was down */
-    assert_int_equal(tk.other, 0);
+    assert_int_equal(tk->other, 0);
 }
 
 static bool log_contains(FILE *f, const char *needle)
@@ -1105,11 +1121,12 @@ static void snapshot_does_not_delay_messages(void **state)
     assert_int_equal(transport_send_snapshot(&a->t, b->id, "x", 1, fd, 0, len,
                                              on_snap_done, &d),
                      ERR_BUSY);
-    struct ticker tk = {.stamped = true};
-    ticker_start(fx, &tk, a, b->id, 2);
+    struct ticker *tk = &fx->tk;
+    *tk = (struct ticker){.stamped = true};
+    ticker_start(fx, tk, a, b->id, 2);
     assert_true(wait_int(fx, &d.calls));
     uint64_t ms = (clock_mono_ns() - t0) / 1000000;
-    ticker_stop(fx, &tk);
+    ticker_stop(fx, tk);
     print_message("# %zu MB snapshot in %" PRIu64 " ms; %" PRIu64
                   " messages arrived during it, worst latency %.2f ms\n",
                   len >> 20, ms, b->stamped_during_snap,
@@ -1172,7 +1189,7 @@ static void garbage_closes_only_its_connection(void **state)
     struct transport_config cfg;
     uint8_t bytes[256];
     uint8_t payload[64];
-    struct raw r;
+    struct raw *r = &fx->raw;
     node_start(fx, 0, CLUSTER);
     node_config(b, &cfg, CLUSTER);
     cfg.max_msg_bytes = 1000;
@@ -1181,9 +1198,9 @@ static void garbage_closes_only_its_connection(void **state)
     memset(payload, 0x5a, sizeof(payload));
     /* 1: not our protocol at all. */
     const char *http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    raw_dial(fx, &r, b->port, http, strlen(http));
-    assert_true(wait_int(fx, &r.ended));
-    raw_close(&r, false);
+    raw_dial(fx, r, b->port, http, strlen(http));
+    assert_true(wait_int(fx, &r->ended));
+    raw_close(r, false);
     /* 2..5: a good hello, then a bad frame: too long, bad CRC, unknown
      * type, nonzero reserved byte. */
     for (int v = 0; v < 4; v++) {
@@ -1196,9 +1213,9 @@ static void garbage_closes_only_its_connection(void **state)
         }
         memcpy(bytes + n, payload, sizeof(payload));
         n += sizeof(payload);
-        raw_dial(fx, &r, b->port, bytes, n);
-        assert_true(wait_int(fx, &r.ended));
-        raw_close(&r, false);
+        raw_dial(fx, r, b->port, bytes, n);
+        assert_true(wait_int(fx, &r->ended));
+        raw_close(r, false);
     }
     struct transport_stats ts;
     transport_stats(&b->t, &ts);
@@ -1209,12 +1226,12 @@ static void garbage_closes_only_its_connection(void **state)
     n += frame(bytes + n, sizeof(payload), TRANSPORT_FRAME_MSG, payload, 0);
     memcpy(bytes + n, payload, sizeof(payload));
     n += sizeof(payload);
-    raw_dial(fx, &r, b->port, bytes, n);
+    raw_dial(fx, r, b->port, bytes, n);
     assert_true(wait_ge(fx, &b->recv_count, 1));
     assert_int_equal(b->last_from, 5);
     transport_stats(&b->t, &ts);
     assert_int_equal(ts.msgs_received_unknown, 1);
-    raw_close(&r, false);
+    raw_close(r, false);
     /* b still serves a. */
     assert_int_equal(transport_send(&a->t, b->id, "ok", 2), 0);
     assert_true(wait_ge(fx, &b->recv_count, 2));
@@ -1361,6 +1378,43 @@ static void peers_can_be_updated_and_removed(void **state)
     assert_int_equal(transport_peer_add(&a->t, 500, addr), ERR_LIMIT);
 }
 
+static void removing_a_member_cuts_its_incoming_connection(void **state)
+{
+    struct fixture *fx = *state;
+    struct node *a = &fx->n[0], *b = &fx->n[1];
+    node_start(fx, 0, CLUSTER);
+    node_start(fx, 1, CLUSTER);
+    link_nodes(a, b);
+    assert_int_equal(transport_send(&a->t, b->id, "1", 1), 0);
+    assert_true(wait_ge(fx, &b->recv_count, 1));
+    /* b's node removes a: the peer goes, and the accept predicate says no. */
+    b->refuse_id = a->id;
+    assert_int_equal(transport_peer_remove(&b->t, a->id), 0);
+    assert_true(wait_int(fx, &a->unreach_calls)); /* a's link was cut */
+    struct ticker *tk = &fx->tk;
+    *tk = (struct ticker){.len = 8};
+    ticker_start(fx, tk, a, b->id, 5);
+    run_for(fx, 100);
+    ticker_stop(fx, tk);
+    assert_int_equal(b->recv_count, 1);
+    assert_true(tk->sent > 0);
+    assert_true(strstr(peer_stats(a, b->id).last_error, "refused") != NULL);
+    struct transport_stats ts;
+    transport_stats(&b->t, &ts);
+    assert_true(ts.conns_refused >= 1);
+    /* A second listener on b's port fails cleanly. */
+    struct transport_config cfg;
+    char addr[64];
+    node_config(&fx->n[2], &cfg, CLUSTER);
+    assert_int_equal(transport_init(&fx->n[2].t, &fx->loop, &cfg), 0);
+    fx->n[2].open = true;
+    addr_of(b, addr, sizeof(addr));
+    assert_int_equal(transport_listen(&fx->n[2].t, addr), -EADDRINUSE);
+    assert_int_equal(
+        transport_listen_addr(&fx->n[2].t, &(struct sockaddr_storage){0}),
+        ERR_INVALID);
+}
+
 static void ipv6_loopback_carries_messages(void **state)
 {
     struct fixture *fx = *state;
@@ -1450,6 +1504,8 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(peers_can_be_updated_and_removed, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            removing_a_member_cuts_its_incoming_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(ipv6_loopback_carries_messages, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(allocation_failures_are_errors, setup,
