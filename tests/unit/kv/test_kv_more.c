@@ -762,6 +762,128 @@ static void allocation_failures_never_crash_or_corrupt(void **state)
     }
 }
 
+/* --- options and sizes
+ * ------------------------------------------------------*/
+
+static void every_sync_mode_commits_and_reopens(void **state)
+{
+    struct fx *f = *state;
+    const enum kv_sync_mode modes[] = {KV_SYNC_META_LAZY, KV_SYNC_FULL,
+                                       KV_SYNC_NONE};
+    for (size_t i = 0; i < 3; i++) {
+        fx_close(f);
+        f->opts.sync = modes[i];
+        assert_int_equal(fx_open(f), 0);
+        int64_t rev = t_put(f->kv, "k", "v");
+        assert_int_equal(kv_sync(f->kv), 0);
+        fx_reopen(f);
+        assert_int_equal(kv_rev(f->kv), rev);
+    }
+    fx_close(f);
+    f->opts.sync = (enum kv_sync_mode)9;
+    assert_int_equal(fx_open(f), ERR_INVALID);
+    f->opts.sync = KV_SYNC_NONE;
+    f->opts.max_txn_ops = 70000; /* past LIMIT_TXN_OPS's hard max */
+    assert_int_equal(fx_open(f), ERR_LIMIT);
+    f->opts.max_txn_ops = 0;
+    assert_int_equal(fx_open(f), 0);
+}
+
+static void size_reports_file_and_pages_in_use(void **state)
+{
+    struct fx *f = *state;
+    uint64_t db0, used0, db1, used1, db2, used2;
+    kv_size(f->kv, &db0, &used0);
+    assert_true(db0 > 0);
+    assert_true(used0 <= db0);
+    fill(f->kv, 2000, "s/");
+    kv_size(f->kv, &db1, &used1);
+    assert_true(db1 > db0 + 2000 * 100);
+    assert_true(used1 <= db1);
+    t_del(f->kv, "s/", "s0");
+    assert_int_equal(t_compact(f->kv, kv_rev(f->kv)), 0);
+    t_put(f->kv, "x", "1"); /* lets LMDB account the freed pages */
+    kv_size(f->kv, &db2, &used2);
+    assert_true(db2 >= db1);    /* the file does not shrink by itself */
+    assert_true(used2 < used1); /* but its pages are free again */
+}
+
+static void whole_store_ops_need_every_handle_closed(void **state)
+{
+    struct fx *f = *state;
+    struct kv_write *wr;
+    char path[128];
+    t_put(f->kv, "a", "1");
+    snprintf(path, sizeof(path), "%s.snap", f->dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(kv_snapshot_write(f->kv, fd), 0);
+    close(fd);
+    assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &wr), 0);
+    assert_int_equal(kv_defrag(f->kv), ERR_BUSY);
+    assert_int_equal(kv_snapshot_install(f->kv, path), ERR_BUSY);
+    kv_write_abort(wr);
+    assert_int_equal(kv_snapshot_install(f->kv, path), 0);
+    assert_int_equal(kv_rev(f->kv), 2);
+    unlink(path);
+}
+
+static void past_revision_range_sorts_filters_and_limits(void **state)
+{
+    struct fx *f = *state;
+    char out[OUT_MAX];
+    int64_t count;
+    bool more;
+    t_put(f->kv, "a", "3");  /* 2 */
+    t_put(f->kv, "b", "2");  /* 3 */
+    t_put(f->kv, "c", "1");  /* 4 */
+    t_put(f->kv, "a", "9");  /* 5 */
+    t_del(f->kv, "c", NULL); /* 6 */
+    struct kv_range_req r = rq_all();
+    r.revision = 4;
+    r.sort_target = KV_SORT_VALUE;
+    r.limit = 2;
+    assert_int_equal(t_range(f->kv, &r, out, sizeof(out), &count, &more), 0);
+    assert_string_equal(out, "c=1,b=2");
+    assert_int_equal(count, 3);
+    assert_true(more);
+    r.min_create_revision = 3;
+    r.limit = 0;
+    r.sort_order = KV_SORT_DESCEND;
+    assert_int_equal(t_range(f->kv, &r, out, sizeof(out), &count, &more), 0);
+    assert_string_equal(out, "b=2,c=1");
+    assert_int_equal(count, 3);
+    r = rq_span("a", "c");
+    r.revision = 5;
+    r.count_only = true;
+    assert_int_equal(t_range(f->kv, &r, out, sizeof(out), &count, &more), 0);
+    assert_int_equal(count, 2);
+    assert_string_equal(out, "");
+}
+
+static void events_read_clamps_to_the_handle_revision(void **state)
+{
+    struct fx *f = *state;
+    struct kv_read *rd;
+    struct evlog l = {0};
+    int64_t next;
+    t_put(f->kv, "a", "1"); /* 2 */
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    t_put(f->kv, "a", "2"); /* 3: after the handle began */
+    assert_int_equal(kv_events_read(rd, U8("a"), 1, NULL, 0, 0, 99, 0, false,
+                                    log_ev, &l, &next),
+                     0);
+    assert_string_equal(l.s, "PUT a@2=1 v1");
+    assert_int_equal(next, 3);
+    l = (struct evlog){0};
+    assert_int_equal(kv_events_read(rd, U8("a"), 1, NULL, 0, 3, 0, 0, false,
+                                    log_ev, &l, &next),
+                     0);
+    assert_int_equal(l.seen, 0);
+    assert_int_equal(next, 3);
+    kv_read_end(rd);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 const struct CMUnitTest kv_more_tests[] = {
@@ -779,6 +901,11 @@ const struct CMUnitTest kv_more_tests[] = {
     T(hash_is_equal_for_stores_given_the_same_requests),
     T(snapshot_write_and_install_round_trip),
     T(allocation_failures_never_crash_or_corrupt),
+    T(every_sync_mode_commits_and_reopens),
+    T(size_reports_file_and_pages_in_use),
+    T(whole_store_ops_need_every_handle_closed),
+    T(past_revision_range_sorts_filters_and_limits),
+    T(events_read_clamps_to_the_handle_revision),
 };
 const size_t kv_more_tests_count =
     sizeof(kv_more_tests) / sizeof(kv_more_tests[0]);
