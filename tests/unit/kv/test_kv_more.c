@@ -884,6 +884,66 @@ static void events_read_clamps_to_the_handle_revision(void **state)
     kv_read_end(rd);
 }
 
+/* Long histories make LMDB sub-databases (a key with thousands of
+ * revisions in index, a lease with thousands of keys in lkeys); the
+ * compacting copies of defrag and snapshot must keep them whole. */
+static void compacting_copies_keep_long_histories(void **state)
+{
+    struct fx *f = *state;
+    struct kv_write *wr;
+    struct kv_result res = {0};
+    struct kv_put_resp pr;
+    char k[32], v[32];
+    assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &wr), 0);
+    assert_int_equal(kv_lease_grant(wr, 77, 60), 0);
+    for (int i = 0; i < 3000; i++) {
+        snprintf(v, sizeof(v), "v%d", i);
+        struct kv_put_req p = {.key = U8("hot"), .key_len = 3};
+        p.value = U8(v);
+        p.value_len = strlen(v);
+        assert_int_equal(kv_put(wr, &p, &res, &pr, NULL), 0);
+        snprintf(k, sizeof(k), "leased/%05d", i);
+        struct kv_put_req q = {.key = U8(k), .key_len = strlen(k), .lease = 77};
+        assert_int_equal(kv_put(wr, &q, &res, &pr, NULL), 0);
+    }
+    assert_int_equal(kv_write_commit(wr, 5, 1), 0);
+    kv_result_free(&res);
+    uint32_t h = hash_of(f->kv, 0);
+    assert_int_equal(kv_defrag(f->kv), 0);
+    assert_int_equal(hash_of(f->kv, 0), h);
+    char path[128], got[32];
+    snprintf(path, sizeof(path), "%s.snap", f->dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(kv_snapshot_write(f->kv, fd), 0);
+    close(fd);
+    struct fx g = {.opts = {.sync = KV_SYNC_NONE}};
+    make_tmpdir(g.dir, sizeof(g.dir));
+    assert_int_equal(fx_open(&g), 0);
+    assert_int_equal(kv_snapshot_install(g.kv, path), 0);
+    assert_int_equal(hash_of(g.kv, 0), h);
+    for (int64_t rev = 2; rev < 6000; rev += 997) {
+        assert_int_equal(t_get(g.kv, "hot", rev, got, sizeof(got), NULL), 0);
+        snprintf(v, sizeof(v), "v%lld", (long long)((rev - 2) / 2));
+        assert_string_equal(got, v);
+    }
+    int64_t rev;
+    assert_int_equal(kv_write_begin(g.kv, NULL, NULL, &wr), 0);
+    assert_int_equal(kv_lease_revoke(wr, 77, &rev), 0);
+    assert_int_equal(kv_write_commit(wr, 6, 1), 0);
+    int64_t count;
+    struct kv_range_req r = rq_span("leased/", "leased0");
+    r.count_only = true;
+    assert_int_equal(t_range(g.kv, &r, NULL, 0, &count, NULL), 0);
+    assert_int_equal(count, 0);
+    r.revision = rev - 1;
+    assert_int_equal(t_range(g.kv, &r, NULL, 0, &count, NULL), 0);
+    assert_int_equal(count, 3000);
+    unlink(path);
+    fx_close(&g);
+    rm_rf(g.dir);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 const struct CMUnitTest kv_more_tests[] = {
@@ -906,6 +966,7 @@ const struct CMUnitTest kv_more_tests[] = {
     T(whole_store_ops_need_every_handle_closed),
     T(past_revision_range_sorts_filters_and_limits),
     T(events_read_clamps_to_the_handle_revision),
+    T(compacting_copies_keep_long_histories),
 };
 const size_t kv_more_tests_count =
     sizeof(kv_more_tests) / sizeof(kv_more_tests[0]);
