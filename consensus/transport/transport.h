@@ -29,7 +29,9 @@
  * Limits:   message bytes (max_msg_bytes, LIMIT_RAFT_MSG_BYTES), snapshot
  *           chunk bytes (LIMIT_SNAPSHOT_CHUNK_BYTES), messages and bytes
  *           queued per peer, peers, incoming connections, handshake and write
- *           stall timeouts: all in struct transport_config.
+ *           stall timeouts: all in struct transport_config. Each connection
+ *           holds a 64 KiB read buffer that grows to one maximal frame only
+ *           while such a frame arrives; a snapshot send holds one chunk.
  * Not here: message encoding (the Raft core owns it), deciding which members
  *           may talk to us (the node, through accept_cb), DNS names (the
  *           caller resolves; addresses are IP literals), TLS (a later layer;
@@ -301,7 +303,8 @@ int transport_peer_remove(struct transport *t, uint64_t id);
 /* Queue a copy of data[0..len) for peer `to`; the write happens later in
  * this loop pass, batched with others. Errors: ERR_NOT_FOUND (unknown
  * peer), ERR_LIMIT (len > max_msg_bytes), ERR_BUSY (the peer's queue is
- * full: the message is dropped and counted), -ENOMEM (dropped, counted),
+ * full: the message is dropped and counted; the owner may report the peer
+ * unreachable to Raft, as etcd does), -ENOMEM (dropped, counted),
  * -ESHUTDOWN. Messages to a peer arrive in order or not at all; after a
  * connection fails its unwritten messages are dropped (Raft retries). */
 int transport_send(struct transport *t, uint64_t to, const void *data,
