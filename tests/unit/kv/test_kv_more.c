@@ -211,6 +211,46 @@ static void write_abort_discards_the_batch(void **state)
     assert_int_equal(t_get(f->kv, "a", 0, NULL, 0, NULL), ERR_NOT_FOUND);
 }
 
+/* An LMDB failure while writing (here the map filling up through aux
+ * writes, which the quota does not cover) loses the batch: the handle
+ * answers ERR_FAILED, commit returns the error, the store is as before
+ * the batch and takes the next one. */
+static void map_full_while_writing_loses_only_the_batch(void **state)
+{
+    struct fx *f = *state;
+    struct kv_write *wr;
+    struct kv_result res = {0};
+    struct kv_put_resp pr;
+    static uint8_t big[1 << 20];
+    char name[16];
+    fx_close(f);
+    f->opts.quota_bytes = 64 * 1024;
+    f->opts.value_bytes_max = sizeof(big);
+    assert_int_equal(fx_open(f), 0);
+    t_put(f->kv, "before", "1");
+    assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &wr), 0);
+    struct kv_put_req p = {.key = U8("in-batch"), .key_len = 8};
+    assert_int_equal(kv_put(wr, &p, &res, &pr, NULL), 0);
+    int rc = 0, i;
+    for (i = 0; i < 200 && rc == 0; i++) {
+        snprintf(name, sizeof(name), "blob%d", i);
+        rc =
+            kv_aux_put(wr, KV_AUX_CONFIG, name, strlen(name), big, sizeof(big));
+    }
+    assert_int_equal(rc, ERR_NOSPACE);
+    assert_true(i > 32);
+    print_message("map full after %d MiB of aux values\n", i - 1);
+    assert_int_equal(kv_put(wr, &p, &res, &pr, NULL), ERR_FAILED);
+    assert_int_equal(kv_write_commit(wr, 9, 9), ERR_NOSPACE);
+    kv_result_free(&res);
+    assert_int_equal(kv_rev(f->kv), 2);
+    assert_int_equal(t_get(f->kv, "in-batch", 0, NULL, 0, NULL), ERR_NOT_FOUND);
+    uint64_t idx, term;
+    kv_applied(f->kv, &idx, &term);
+    assert_int_equal(idx, 0);
+    assert_int_equal(t_put(f->kv, "after", "1"), 3);
+}
+
 /* --- events -------------------------------------------------------------- */
 
 struct evlog {
@@ -952,6 +992,7 @@ const struct CMUnitTest kv_more_tests[] = {
     T(over_quota_put_txn_and_grant_fail_but_deletes_work),
     T(failed_request_in_batch_keeps_earlier_requests),
     T(write_abort_discards_the_batch),
+    T(map_full_while_writing_loses_only_the_batch),
     T(events_follow_each_successful_request_with_prev),
     T(events_read_filters_keys_and_finds_prev),
     T(events_read_never_splits_a_revision),
