@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/assert.h"
@@ -41,7 +42,6 @@
 #define MEMBER_RECORD_BYTES (NODE_NAME_MAX + 2 * NODE_URLS_MAX + 16)
 
 static void process(struct node *n);
-static int conf_encode(const struct raft_conf *c, struct buf *b);
 static void fail_node(struct node *n, int err, const char *what);
 
 void node_config_default(struct node_config *cfg)
@@ -177,16 +177,16 @@ static int load_member(void *ctx, const void *name, size_t name_len,
     return 0;
 }
 
-static int members_reload(struct node *n)
+int node__members_reload(struct node *n)
 {
     struct kv_read *rd;
-    int rc = kv_read_begin(n->kv, &rd);
+    int rc = node_read_begin(n, &rd);
     if (rc != 0) {
         return rc;
     }
     n->members_count = 0;
     rc = kv_aux_list(rd, KV_AUX_CLUSTER, load_member, n);
-    kv_read_end(rd);
+    node_read_end(n, rd);
     return rc;
 }
 
@@ -210,6 +210,10 @@ static void send_msgs(struct node *n, const struct raft_msg *msgs, size_t count)
     }
     buf_init(&b, 0);
     for (size_t i = 0; i < count; i++) {
+        if (msgs[i].type == RAFT_MSG_SNAP) {
+            node__snap_send(n, &msgs[i]);
+            continue;
+        }
         buf_reset(&b);
         if (raft_msg_encode(&msgs[i], &b) == 0) {
             send_encoded(n, msgs[i].to, b.data, b.len);
@@ -339,15 +343,9 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
     int rc = 0;
 
     note_soft_state(n, rd);
-    if (rd->snapshot != NULL) {
-        /* Installing a leader's snapshot comes with the snapshot stream
-         * (next slice); until then a follower must not need one: the
-         * leader keeps SNAPSHOT_CATCHUP entries after each snapshot. */
-        return ERR_INVALID;
-    }
     send_msgs(n, rd->msgs, rd->msgs_count);
     if (rd->entries_count > 0 || rd->hard_changed ||
-        rd->msgs_after_persist_count > 0) {
+        rd->msgs_after_persist_count > 0 || rd->snapshot != NULL) {
         wj = mem_calloc(1, sizeof(*wj));
         if (wj == NULL) {
             return -ENOMEM;
@@ -366,7 +364,7 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
             return rc;
         }
     }
-    if (rd->committed_count > 0) {
+    if (rd->committed_count > 0 || rd->snapshot != NULL) {
         aj = mem_calloc(1, sizeof(*aj));
         if (aj == NULL) {
             node__wal_job_free(wj);
@@ -383,7 +381,17 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
         }
         aj->ents_count = rd->committed_count;
         aj->term = n->raft.term;
-        n->committed = rd->committed[rd->committed_count - 1].index;
+        if (rd->committed_count > 0) {
+            n->committed = rd->committed[rd->committed_count - 1].index;
+        }
+    }
+    if (rd->snapshot != NULL) {
+        rc = node__snap_install_start(n, rd->snapshot, wj, aj);
+        if (rc != 0) {
+            node__wal_job_free(wj);
+            node__apply_job_free(aj);
+            return rc;
+        }
     }
     reads_on_state(n, rd);
     if (wj != NULL) {
@@ -468,7 +476,15 @@ static void on_wal_done(uv_async_t *h)
         }
         if (rc == 0 && !n->closing) {
             send_after(n, j);
-            if (j->ents_count > 0) {
+            if (j->reset_index != 0) {
+                n->snap_wal_done = true;
+                if (j->ents_count > 0) {
+                    const struct raft_entry *l = &j->ents[j->ents_count - 1];
+                    n->snap_persist_index = l->index;
+                    n->snap_persist_term = l->term;
+                }
+                node__snap_install_check(n);
+            } else if (j->ents_count > 0) {
                 const struct raft_entry *last = &j->ents[j->ents_count - 1];
                 rc = raft_persisted(&n->raft, last->index, last->term);
             }
@@ -622,7 +638,7 @@ static void maybe_snapshot(struct node *n)
         return;
     }
     buf_init(&conf, 0);
-    rc = conf_encode(&meta.conf, &conf);
+    rc = node__conf_encode(&meta.conf, &conf);
     lm.index = meta.index;
     lm.term = meta.term;
     lm.conf = conf.data;
@@ -666,6 +682,10 @@ static void on_apply_done(uv_async_t *h)
                 fail_node(n, j->err, "applying to the store");
             }
         } else {
+            if (j->install_index != 0) {
+                n->snap_store_done = true;
+                node__snap_install_check(n);
+            }
             if (j->applied > n->applied) {
                 n->applied = j->applied;
                 (void)raft_applied(&n->raft, n->applied);
@@ -821,6 +841,7 @@ static int transport_start(struct node *n)
     tc.recv_cb = on_peer_msg;
     tc.unreachable_cb = on_unreachable;
     tc.accept_cb = on_accept;
+    tc.snap_cb = node__snap_cb;
     rc = transport_init(&n->transport, n->loop, &tc);
     if (rc != 0) {
         return rc;
@@ -852,7 +873,7 @@ static int mkdir_p(const char *dir)
 
 /* The membership in a snapshot file's conf bytes: u32 voters, u32
  * learners, then the ids (big-endian). */
-static int conf_encode(const struct raft_conf *c, struct buf *b)
+int node__conf_encode(const struct raft_conf *c, struct buf *b)
 {
     int rc = buf_append_be32(b, c->voters_count);
     if (rc == 0) {
@@ -1109,11 +1130,11 @@ static int open_storage(struct node *n, char *msg, size_t msg_len)
     if (rc != 0) {
         return rc;
     }
-    rc = members_reload(n);
+    rc = node__members_reload(n);
     if (rc == 0 && n->members_count == 0) {
         rc = bootstrap_members(n);
         if (rc == 0) {
-            rc = members_reload(n);
+            rc = node__members_reload(n);
         }
     }
     if (rc == 0) {
@@ -1160,7 +1181,15 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
     n->next_id = clock_wall_ms() << 20;
     n->oldest_id = n->next_id;
     n->read_round_next = 1;
+    n->snap_in_fd = -1;
+    buf_init(&n->snap_in_meta, 0);
     raft_memstorage_init(&n->ms);
+    if (uv_rwlock_init(&n->store_lock) != 0) {
+        mem_free(n->waiters);
+        mem_free(n->reads);
+        mem_free(n);
+        return -ENOMEM;
+    }
     if (n->waiters == NULL || n->reads == NULL) {
         rc = -ENOMEM;
     } else {
@@ -1196,6 +1225,8 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
             kv_close(n->kv);
         }
         raft_memstorage_close(&n->ms);
+        uv_rwlock_destroy(&n->store_lock);
+        buf_free(&n->snap_in_meta);
         mem_free(n->waiters);
         mem_free(n->reads);
         mem_free(n);
@@ -1280,6 +1311,23 @@ int node_read_index(struct node *n, uint32_t timeout_ms, node_read_cb cb,
     return 0;
 }
 
+int node_read_begin(struct node *n, struct kv_read **rd)
+{
+    int rc;
+    uv_rwlock_rdlock(&n->store_lock);
+    rc = kv_read_begin(n->kv, rd);
+    if (rc != 0) {
+        uv_rwlock_rdunlock(&n->store_lock);
+    }
+    return rc;
+}
+
+void node_read_end(struct node *n, struct kv_read *rd)
+{
+    kv_read_end(rd);
+    uv_rwlock_rdunlock(&n->store_lock);
+}
+
 struct kv *node_kv(struct node *n)
 {
     return n->kv;
@@ -1359,6 +1407,11 @@ static void on_handle_closed(uv_handle_t *h)
     node__jobq_close(&n->wal_out);
     node__jobq_close(&n->apply_in);
     node__jobq_close(&n->apply_out);
+    uv_rwlock_destroy(&n->store_lock);
+    if (n->snap_in_fd >= 0) {
+        close(n->snap_in_fd);
+    }
+    buf_free(&n->snap_in_meta);
     mem_free(n->waiters);
     mem_free(n->reads);
     mem_free(n);

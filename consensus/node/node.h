@@ -133,7 +133,13 @@ int node_propose(struct node *n, enum apply_op op, const uint8_t *req,
 int node_read_index(struct node *n, uint32_t timeout_ms, node_read_cb cb,
                     void *ctx);
 
-/* Store and applier, for reads (any thread may open kv read handles). */
+/* A store read handle, taken under the node's store lock so that a
+ * snapshot install never swaps the store under a reader. Every reader of
+ * node_kv() uses these instead of kv_read_begin/kv_read_end. Any thread. */
+int node_read_begin(struct node *n, struct kv_read **rd);
+void node_read_end(struct node *n, struct kv_read *rd);
+
+/* Store and applier, for reads (through node_read_begin). */
 struct kv *node_kv(struct node *n);
 struct apply *node_apply(struct node *n);
 

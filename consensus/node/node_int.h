@@ -20,7 +20,9 @@ struct wal_job {
     /* msgs_after_persist, encoded: repeated (u64 to, u32 len, bytes) */
     struct buf after;
     uint64_t release_before; /* nonzero: log_release after the append */
-    int err;                 /* set by the WAL thread */
+    uint64_t reset_index;    /* nonzero: log_reset before the append */
+    uint64_t reset_term;
+    int err; /* set by the WAL thread */
 };
 
 /* A run of committed entries for the apply thread. */
@@ -29,7 +31,9 @@ struct apply_job {
     struct raft_entry *ents;
     size_t ents_count;
     uint8_t *blob;
-    uint64_t term; /* for response headers */
+    uint64_t term;          /* for response headers */
+    uint64_t install_index; /* nonzero: swap the store for a snapshot first */
+    char install_path[512];
     /* filled by the apply thread */
     int err;
     uint64_t applied;   /* last index applied */
@@ -62,6 +66,12 @@ struct read_wait {
     uint64_t deadline_ms;
     node_read_cb cb;
     void *ctx;
+};
+
+/* Snapshot transfers to one peer (one at a time). */
+struct node_peer_snap {
+    uint64_t id;
+    bool busy;
 };
 
 struct node {
@@ -135,6 +145,25 @@ struct node {
 
     struct node_member members[NODE_MEMBERS_MAX];
     size_t members_count;
+
+    /* Readers of the store take this shared; swapping the store for a
+     * snapshot (apply thread) takes it exclusive. */
+    uv_rwlock_t store_lock;
+    bool store_lock_on;
+
+    /* snapshots (node_snap.c) */
+    struct node_peer_snap snaps[NODE_MEMBERS_MAX];
+    size_t snap_sends;
+    int snap_in_fd;
+    struct buf snap_in_meta;
+    uint64_t snap_in_from;
+    uint64_t snap_in_ready_index;
+    bool snap_installing;
+    bool snap_wal_done;
+    bool snap_store_done;
+    struct raft_snapshot_meta snap_install_meta;
+    uint64_t snap_persist_index; /* raft_persisted held until installed */
+    uint64_t snap_persist_term;
 };
 
 /* node_threads.c */
@@ -147,6 +176,19 @@ void node__wal_main(void *arg);
 void node__apply_main(void *arg);
 void node__wal_job_free(struct wal_job *j);
 void node__apply_job_free(struct apply_job *j);
+
+/* node_snap.c */
+void node__snap_send(struct node *n, const struct raft_msg *m);
+void node__snap_cb(void *owner, struct transport_snap_in *in, uint64_t from,
+                   enum transport_snap_event ev, const uint8_t *data,
+                   size_t len, int status);
+int node__snap_install_start(struct node *n, const struct raft_snapshot *s,
+                             struct wal_job *wj, struct apply_job *aj);
+void node__snap_install_check(struct node *n);
+
+/* node.c */
+int node__conf_encode(const struct raft_conf *c, struct buf *b);
+int node__members_reload(struct node *n);
 
 /* A result record in apply_job.results. */
 struct node__result {

@@ -184,6 +184,9 @@ void node__wal_main(void *arg)
                 }
             }
             for (int guard = 0; end != NULL; guard++) {
+                if (end->reset_index != 0) {
+                    break; /* a snapshot: the log restarts there */
+                }
                 if (end->ents_count > 0 && next_index != 0 &&
                     end->ents[0].index != next_index) {
                     break; /* a rewrite: its own append */
@@ -193,7 +196,13 @@ void node__wal_main(void *arg)
                 }
                 end = end->next;
             }
-            int rc = failed != 0 ? failed : wal_write_run(n, run, end);
+            int rc = failed;
+            if (rc == 0 && run->reset_index != 0) {
+                rc = log_reset(n->log, run->reset_index, run->reset_term);
+            }
+            if (rc == 0) {
+                rc = wal_write_run(n, run, end);
+            }
             if (rc != 0 && failed == 0) {
                 failed = rc;
                 LOGE("node", "write-ahead log append failed: %s", err_str(rc));
@@ -331,6 +340,21 @@ static void on_lease(void *ctx, int64_t id, int64_t ttl, bool checkpoint)
     }
 }
 
+/* Swap the store for the received copy, with every reader locked out. */
+static int install_snapshot(struct node *n, struct apply_job *j)
+{
+    struct apply_config ac = n->apply.cfg;
+    int rc;
+    uv_rwlock_wrlock(&n->store_lock);
+    rc = kv_snapshot_install(n->kv, j->install_path);
+    uv_rwlock_wrunlock(&n->store_lock);
+    if (rc == 0) {
+        apply_close(&n->apply);
+        rc = apply_init(&n->apply, &ac);
+    }
+    return rc;
+}
+
 void node__apply_main(void *arg)
 {
     struct node *n = arg;
@@ -349,6 +373,9 @@ void node__apply_main(void *arg)
                                     .on_lease = on_lease,
                                     .on_conf = on_conf};
             int rc = failed;
+            if (rc == 0 && j->install_index != 0) {
+                rc = install_snapshot(n, j);
+            }
             if (rc == 0) {
                 rc = apply_entries(&n->apply, j->ents, j->ents_count, j->term,
                                    &h);

@@ -194,13 +194,13 @@ static int serve_range(struct api_op *op)
         (const Etcdserverpb__RangeRequest *)op->owned;
     struct kv_read *rd;
     struct buf out;
-    int rc = kv_read_begin(node_kv(op->s->node), &rd);
+    int rc = node_read_begin(op->s->node, &rd);
     if (rc != 0) {
         return rc;
     }
     buf_init(&out, 0);
     rc = apply_range(node_apply(op->s->node), rd, r, term_now(op->s), &out);
-    kv_read_end(rd);
+    node_read_end(op->s->node, rd);
     if (rc == 0) {
         api_finish(op, 0, out.data, out.len);
     }
@@ -214,13 +214,13 @@ static int serve_txn_read(struct api_op *op)
         (const Etcdserverpb__TxnRequest *)op->owned;
     struct kv_read *rd;
     struct buf out;
-    int rc = kv_read_begin(node_kv(op->s->node), &rd);
+    int rc = node_read_begin(op->s->node, &rd);
     if (rc != 0) {
         return rc;
     }
     buf_init(&out, 0);
     rc = apply_txn_read(node_apply(op->s->node), rd, t, term_now(op->s), &out);
-    kv_read_end(rd);
+    node_read_end(op->s->node, rd);
     if (rc == 0) {
         api_finish(op, 0, out.data, out.len);
     }
@@ -370,7 +370,7 @@ static int lease_ttl_fn(struct api_op *op, const ProtobufCMessage *req)
     struct kv_read *rd;
     struct kv_lease l;
     struct ttl_keys keys = {0};
-    int rc = kv_read_begin(node_kv(op->s->node), &rd);
+    int rc = node_read_begin(op->s->node, &rd);
     if (rc != 0) {
         return rc;
     }
@@ -393,7 +393,7 @@ static int lease_ttl_fn(struct api_op *op, const ProtobufCMessage *req)
             resp.keys = keys.keys;
         }
     }
-    kv_read_end(rd);
+    node_read_end(op->s->node, rd);
     if (rc == 0) {
         api_finish_msg(op, &resp.base);
     }
@@ -439,13 +439,13 @@ static int lease_leases_fn(struct api_op *op, const ProtobufCMessage *req)
     struct kv_read *rd;
     int rc;
     (void)req;
-    rc = kv_read_begin(node_kv(op->s->node), &rd);
+    rc = node_read_begin(op->s->node, &rd);
     if (rc != 0) {
         return rc;
     }
     fill_header(op->s, &h, kv_read_rev(rd));
     rc = kv_lease_list(rd, collect_lease, &ll);
-    kv_read_end(rd);
+    node_read_end(op->s->node, rd);
     rc = rc != 0 ? rc : ll.err;
     if (rc == 0 && ll.count > 0) {
         ll.p = mem_alloc(ll.count * sizeof(*ll.p));
@@ -512,13 +512,13 @@ static int maint_hashkv_fn(struct api_op *op, const ProtobufCMessage *req)
     uint32_t hash;
     int64_t compact;
     int64_t hrev;
-    int rc = kv_read_begin(node_kv(op->s->node), &rd);
+    int rc = node_read_begin(op->s->node, &rd);
     if (rc != 0) {
         return rc;
     }
     fill_header(op->s, &h, kv_read_rev(rd));
     rc = kv_hash(rd, r->revision, &hash, &compact, &hrev);
-    kv_read_end(rd);
+    node_read_end(op->s->node, rd);
     if (rc == 0) {
         resp.header = &h;
         resp.hash = hash;
@@ -539,13 +539,13 @@ static int maint_hash_fn(struct api_op *op, const ProtobufCMessage *req)
     int64_t hrev;
     int rc;
     (void)req;
-    rc = kv_read_begin(node_kv(op->s->node), &rd);
+    rc = node_read_begin(op->s->node, &rd);
     if (rc != 0) {
         return rc;
     }
     fill_header(op->s, &h, kv_read_rev(rd));
     rc = kv_hash(rd, 0, &hash, &compact, &hrev);
-    kv_read_end(rd);
+    node_read_end(op->s->node, rd);
     if (rc == 0) {
         resp.header = &h;
         resp.hash = hash;

@@ -1,0 +1,332 @@
+/*
+ * node_snap.c - Raft snapshots between members: the store travels whole.
+ *
+ * The store is the state machine and its own snapshot: a follower that fell
+ * behind the leader's in-memory log gets a consistent copy of the leader's
+ * store (kv_snapshot_write, taken on a libuv worker thread while writes go
+ * on), streamed over the transport's snapshot channel with the encoded
+ * MsgSnap as its metadata. The copy may be newer than the snapshot index
+ * Raft names; that is safe because the applier skips every entry at or
+ * below the store's applied index, so the entries in between are received
+ * again and ignored.
+ *
+ * Sender: one transfer per follower at a time; the result goes to Raft with
+ * raft_report_snapshot (a refused or failed transfer is reported too, so
+ * Raft never waits forever).
+ *
+ * Receiver: chunks are written to member/snap-in.tmp as they come (the
+ * stream pauses while a chunk is written is not needed: writes are to the
+ * page cache); at END the file is fsynced and the MsgSnap is stepped into
+ * Raft. When the ready batch carries the snapshot, the metadata is saved in
+ * the snap directory, the WAL job for that batch starts with a log reset,
+ * and the apply thread swaps the store (behind the node's store lock, so no
+ * reader holds a handle meanwhile). raft_snapshot_installed is reported
+ * once both the WAL reset and the store swap are done.
+ */
+#include "consensus/node/node_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/err.h"
+#include "base/log.h"
+
+/* ------------------------------------------------------------- sending */
+
+struct snap_out {
+    uv_work_t work;
+    struct node *n;
+    uint64_t to;
+    int fd;
+    int err;
+    char path[512];
+    struct buf meta;
+};
+
+static struct node_peer_snap *peer_slot(struct node *n, uint64_t id)
+{
+    for (size_t i = 0; i < NODE_MEMBERS_MAX; i++) {
+        if (n->snaps[i].id == id) {
+            return &n->snaps[i];
+        }
+    }
+    for (size_t i = 0; i < NODE_MEMBERS_MAX; i++) {
+        if (n->snaps[i].id == 0) {
+            n->snaps[i].id = id;
+            n->snaps[i].busy = false;
+            return &n->snaps[i];
+        }
+    }
+    return NULL;
+}
+
+static void snap_out_free(struct snap_out *so)
+{
+    struct node_peer_snap *ps = peer_slot(so->n, so->to);
+    if (ps != NULL) {
+        ps->busy = false;
+    }
+    if (so->fd >= 0) {
+        close(so->fd);
+    }
+    unlink(so->path);
+    buf_free(&so->meta);
+    so->n->snap_sends--;
+    mem_free(so);
+}
+
+static void snap_sent(void *arg, uint64_t to, int status)
+{
+    struct snap_out *so = arg;
+    struct node *n = so->n;
+    if (!n->closing) {
+        raft_report_snapshot(&n->raft, to, status == 0);
+        n->dirty = true;
+    }
+    if (status != 0) {
+        LOGW("node", "snapshot to %016llx failed: %s", (unsigned long long)to,
+             err_str(status));
+    } else {
+        LOGI("node", "snapshot to %016llx delivered", (unsigned long long)to);
+    }
+    snap_out_free(so);
+}
+
+static void snap_write_work(uv_work_t *w)
+{
+    struct snap_out *so = w->data;
+    uv_rwlock_rdlock(&so->n->store_lock);
+    so->err = kv_snapshot_write(so->n->kv, so->fd);
+    uv_rwlock_rdunlock(&so->n->store_lock);
+}
+
+static void snap_write_done(uv_work_t *w, int status)
+{
+    struct snap_out *so = w->data;
+    struct node *n = so->n;
+    struct stat st;
+    int rc = status != 0 ? status : so->err;
+    if (rc == 0 && fstat(so->fd, &st) != 0) {
+        rc = -errno;
+    }
+    if (rc == 0 && (n->closing || !n->transport_on)) {
+        rc = ERR_CANCELED;
+    }
+    if (rc == 0) {
+        rc = transport_send_snapshot(&n->transport, so->to, so->meta.data,
+                                     so->meta.len, so->fd, 0,
+                                     (uint64_t)st.st_size, snap_sent, so);
+    }
+    if (rc != 0) {
+        if (!n->closing) {
+            raft_report_snapshot(&n->raft, so->to, false);
+            n->dirty = true;
+        }
+        LOGW("node", "snapshot to %016llx not sent: %s",
+             (unsigned long long)so->to, err_str(rc));
+        snap_out_free(so);
+    }
+}
+
+void node__snap_send(struct node *n, const struct raft_msg *m)
+{
+    struct node_peer_snap *ps = peer_slot(n, m->to);
+    struct snap_out *so;
+    struct raft_msg meta = *m;
+    int rc;
+    if (ps == NULL || ps->busy || !n->transport_on || n->closing) {
+        raft_report_snapshot(&n->raft, m->to, false);
+        return;
+    }
+    so = mem_calloc(1, sizeof(*so));
+    if (so == NULL) {
+        raft_report_snapshot(&n->raft, m->to, false);
+        return;
+    }
+    so->n = n;
+    so->to = m->to;
+    so->work.data = so;
+    buf_init(&so->meta, 0);
+    meta.snapshot.data = NULL; /* the store travels in the stream */
+    meta.snapshot.data_len = 0;
+    snprintf(so->path, sizeof(so->path), "%s/snap-out-%016llx.tmp",
+             n->dir_member, (unsigned long long)m->to);
+    so->fd = open(so->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    rc = so->fd < 0 ? -errno : raft_msg_encode(&meta, &so->meta);
+    ps->busy = true;
+    n->snap_sends++;
+    if (rc == 0) {
+        rc =
+            uv_queue_work(n->loop, &so->work, snap_write_work, snap_write_done);
+    }
+    if (rc != 0) {
+        raft_report_snapshot(&n->raft, m->to, false);
+        snap_out_free(so);
+        return;
+    }
+    LOGI("node", "sending a snapshot (index %llu) to %016llx",
+         (unsigned long long)m->snapshot.meta.index, (unsigned long long)m->to);
+}
+
+/* ----------------------------------------------------------- receiving */
+
+static void snap_in_abort(struct node *n)
+{
+    if (n->snap_in_fd >= 0) {
+        close(n->snap_in_fd);
+        n->snap_in_fd = -1;
+    }
+    buf_reset(&n->snap_in_meta);
+    n->snap_in_from = 0;
+}
+
+void node__snap_cb(void *owner, struct transport_snap_in *in, uint64_t from,
+                   enum transport_snap_event ev, const uint8_t *data,
+                   size_t len, int status)
+{
+    struct node *n = owner;
+    char path[512];
+    (void)in;
+    snprintf(path, sizeof(path), "%s/snap-in.tmp", n->dir_member);
+    switch (ev) {
+    case TRANSPORT_SNAP_BEGIN:
+        snap_in_abort(n); /* a newer stream replaces an older one */
+        if (n->snap_installing || n->closing) {
+            return; /* chunks are dropped; END fails the check below */
+        }
+        n->snap_in_fd =
+            open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        n->snap_in_from = from;
+        if (n->snap_in_fd < 0 || buf_append(&n->snap_in_meta, data, len) != 0) {
+            snap_in_abort(n);
+        }
+        return;
+    case TRANSPORT_SNAP_CHUNK:
+        if (n->snap_in_fd >= 0 && n->snap_in_from == from) {
+            size_t off = 0;
+            while (off < len) {
+                ssize_t w = write(n->snap_in_fd, data + off, len - off);
+                if (w < 0 && errno == EINTR) {
+                    continue;
+                }
+                if (w <= 0) {
+                    LOGW("node", "writing an incoming snapshot: %s",
+                         strerror(errno));
+                    snap_in_abort(n);
+                    return;
+                }
+                off += (size_t)w;
+            }
+        }
+        return;
+    case TRANSPORT_SNAP_ABORT:
+        if (n->snap_in_from == from) {
+            LOGW("node", "incoming snapshot from %016llx aborted: %s",
+                 (unsigned long long)from, err_str(status));
+            snap_in_abort(n);
+        }
+        return;
+    case TRANSPORT_SNAP_END:
+        break;
+    }
+    if (n->snap_in_fd < 0 || n->snap_in_from != from) {
+        return;
+    }
+    struct raft_msg m;
+    int rc = fsync(n->snap_in_fd) == 0 ? 0 : -errno;
+    close(n->snap_in_fd);
+    n->snap_in_fd = -1;
+    if (rc == 0) {
+        rc = raft_msg_decode(n->snap_in_meta.data, n->snap_in_meta.len, 0, &m);
+    }
+    if (rc == 0) {
+        if (m.type == RAFT_MSG_SNAP) {
+            n->snap_in_ready_index = m.snapshot.meta.index;
+            rc = raft_step(&n->raft, &m);
+            n->dirty = true;
+        }
+        raft_msg_free_decoded(&m);
+    }
+    buf_reset(&n->snap_in_meta);
+    if (rc != 0) {
+        LOGW("node", "incoming snapshot from %016llx refused: %s",
+             (unsigned long long)from, err_str(rc));
+    }
+}
+
+/* ------------------------------------------------------------ installing */
+
+/* The batch's snapshot: record its metadata durably, start the swap on the
+ * apply thread and the log reset in the batch's WAL job. */
+int node__snap_install_start(struct node *n, const struct raft_snapshot *s,
+                             struct wal_job *wj, struct apply_job *aj)
+{
+    struct log_snap_meta lm;
+    struct buf conf;
+    int rc;
+    if (n->snap_in_ready_index != s->meta.index) {
+        return ERR_INVALID; /* Raft names a snapshot we did not receive */
+    }
+    buf_init(&conf, 0);
+    rc = node__conf_encode(&s->meta.conf, &conf);
+    lm.index = s->meta.index;
+    lm.term = s->meta.term;
+    lm.conf = conf.data;
+    lm.conf_len = (uint32_t)conf.len;
+    if (rc == 0) {
+        rc = log_snap_save(n->dir_snap, &lm, 0, "", 0, 0);
+        rc = rc == ERR_EXISTS ? 0 : rc;
+    }
+    buf_free(&conf);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = raft_memstorage_apply_snapshot(&n->ms, s);
+    if (rc != 0) {
+        return rc;
+    }
+    wj->reset_index = s->meta.index;
+    wj->reset_term = s->meta.term;
+    aj->install_index = s->meta.index;
+    snprintf(aj->install_path, sizeof(aj->install_path), "%s/snap-in.tmp",
+             n->dir_member);
+    n->snap_installing = true;
+    n->snap_wal_done = false;
+    n->snap_store_done = false;
+    n->snap_install_meta = s->meta;
+    return 0;
+}
+
+/* Both halves done: tell Raft, refresh what the store holds. */
+void node__snap_install_check(struct node *n)
+{
+    if (!n->snap_installing || !n->snap_wal_done || !n->snap_store_done) {
+        return;
+    }
+    n->snap_installing = false;
+    uint64_t index = n->snap_install_meta.index;
+    (void)raft_snapshot_installed(&n->raft, index);
+    if (n->snap_persist_index != 0) {
+        (void)raft_persisted(&n->raft, n->snap_persist_index,
+                             n->snap_persist_term);
+        n->snap_persist_index = 0;
+    }
+    if (n->applied < index) {
+        n->applied = index;
+        (void)raft_applied(&n->raft, index);
+    }
+    n->snap_index = index;
+    (void)node__members_reload(n);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/snap-in.tmp", n->dir_member);
+    unlink(path);
+    LOGI("node", "installed a snapshot at index %llu",
+         (unsigned long long)index);
+    n->dirty = true;
+}
