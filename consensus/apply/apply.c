@@ -551,6 +551,63 @@ static int run_alarm(struct run *r, const Etcdserverpb__AlarmRequest *p)
     return rc;
 }
 
+static int run_member_attr(struct run *r, const Cairnpb__MemberAttributes *p,
+                           const struct apply_hooks *h)
+{
+    uint8_t name[12];
+    struct buf b;
+    size_t nl = strlen(p->name);
+    int rc;
+    if (p->id == 0 || nl > 0xffff) {
+        return ERR_BAD_REQUEST;
+    }
+    be64_put(name, p->id);
+    memcpy(name + 8, "attr", 4);
+    buf_init(&b, 0x30000);
+    rc = buf_append_u8(&b, (uint8_t)(nl >> 8));
+    if (rc == 0) {
+        rc = buf_append_u8(&b, (uint8_t)nl);
+    }
+    if (rc == 0) {
+        rc = buf_append(&b, p->name, nl);
+    }
+    size_t cl = 0;
+    for (size_t i = 0; i < p->n_client_urls; i++) {
+        cl += strlen(p->client_urls[i]) + (i > 0 ? 1 : 0);
+    }
+    if (rc == 0 && cl > 0xffff) {
+        rc = ERR_BAD_REQUEST;
+    }
+    if (rc == 0) {
+        rc = buf_append_u8(&b, (uint8_t)(cl >> 8));
+    }
+    if (rc == 0) {
+        rc = buf_append_u8(&b, (uint8_t)cl);
+    }
+    for (size_t i = 0; rc == 0 && i < p->n_client_urls; i++) {
+        if (i > 0) {
+            rc = buf_append_u8(&b, ',');
+        }
+        if (rc == 0) {
+            rc = buf_append(&b, p->client_urls[i], strlen(p->client_urls[i]));
+        }
+    }
+    if (rc == 0) {
+        rc = kv_aux_put(r->wr, KV_AUX_CLUSTER, name, sizeof(name), b.data,
+                        b.len);
+    }
+    buf_free(&b);
+    r->rev = kv_write_rev(r->wr);
+    if (rc == 0 && h->on_member != NULL) {
+        h->on_member(h->ctx, p->id);
+    }
+    if (rc == 0 && r->out != NULL) {
+        r->hdr.revision = r->rev;
+        rc = pb_header_only_encode(&r->hdr, r->out);
+    }
+    return rc;
+}
+
 static int run_request(struct run *r, const Cairnpb__InternalRequest *req,
                        const struct apply_hooks *h)
 {
@@ -571,6 +628,8 @@ static int run_request(struct run *r, const Cairnpb__InternalRequest *req,
         return run_lease_checkpoint(r, req->lease_checkpoint, h);
     case CAIRNPB__INTERNAL_REQUEST__REQUEST_ALARM:
         return run_alarm(r, req->alarm);
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_MEMBER_ATTR:
+        return run_member_attr(r, req->member_attr, h);
     default:
         return ERR_BAD_REQUEST;
     }

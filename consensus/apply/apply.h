@@ -33,9 +33,9 @@
  *
  * Envelope (cairnpb.InternalRequest, proto/cairn.proto): field 1 id
  * (varint), field 2 origin member (varint), then exactly one of fields
- * 4..11 holding the etcd request's bytes unchanged (enum apply_op). The
- * proposer writes the envelope around the client's bytes; nothing is
- * re-encoded.
+ * 4..12 holding the request's bytes (enum apply_op). The proposer writes
+ * the envelope around the request's encoding; the envelope itself is never
+ * rebuilt.
  */
 #ifndef CAIRN_CONSENSUS_APPLY_H
 #define CAIRN_CONSENSUS_APPLY_H
@@ -60,6 +60,7 @@ enum apply_op {
     APPLY_LEASE_REVOKE = 9,
     APPLY_LEASE_CHECKPOINT = 10,
     APPLY_ALARM = 11,
+    APPLY_MEMBER_ATTR = 12,
 };
 
 /* Lease bounds, as etcd: TTLs below the minimum are raised to it. */
@@ -96,6 +97,11 @@ struct apply_hooks {
      * write handle (kv_aux_put). May be NULL. Returning an error fails the
      * whole batch (as an I/O error would). */
     int (*on_conf)(void *ctx, struct kv_write *wr, const struct raft_entry *e);
+    /* Member attributes changed (after a member_attr request); may be NULL.
+     * The attributes live in the aux CLUSTER table under the member's id
+     * (8 bytes, big-endian) followed by "attr": u16 name length, name, u16
+     * client URLs length, client URLs (comma separated). */
+    void (*on_member)(void *ctx, uint64_t id);
 };
 
 #define APPLY_ALARMS_MAX 64

@@ -36,6 +36,7 @@
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
+#include "proto/cairn.pb-c.h"
 
 #define READS_MAX           65536
 #define SNAPSHOT_CATCHUP    5000 /* entries kept after a snapshot */
@@ -163,10 +164,49 @@ static int member_decode(uint64_t id, const uint8_t *p, size_t len,
     return 0;
 }
 
+/* A member's published attributes: u16 name length, name, u16 client
+ * URLs length, client URLs (consensus/apply writes them). */
+static void merge_attr(struct node *n, uint64_t id, const uint8_t *p,
+                       size_t len)
+{
+    for (size_t i = 0; i < n->members_count; i++) {
+        struct node_member *m = &n->members[i];
+        struct reader r;
+        const uint8_t *l2;
+        const uint8_t *s;
+        if (m->id != id) {
+            continue;
+        }
+        reader_init(&r, p, len);
+        if (reader_bytes(&r, 2, &l2) != 0) {
+            return;
+        }
+        size_t nl = (size_t)l2[0] << 8 | l2[1];
+        if (nl >= sizeof(m->name) || reader_bytes(&r, nl, &s) != 0) {
+            return;
+        }
+        memcpy(m->name, s, nl);
+        m->name[nl] = '\0';
+        if (reader_bytes(&r, 2, &l2) != 0) {
+            return;
+        }
+        size_t cl = (size_t)l2[0] << 8 | l2[1];
+        if (cl >= sizeof(m->client_urls) || reader_bytes(&r, cl, &s) != 0) {
+            return;
+        }
+        memcpy(m->client_urls, s, cl);
+        m->client_urls[cl] = '\0';
+    }
+}
+
 static int load_member(void *ctx, const void *name, size_t name_len,
                        const void *value, size_t value_len)
 {
     struct node *n = ctx;
+    if (name_len == 12 && memcmp((const uint8_t *)name + 8, "attr", 4) == 0) {
+        merge_attr(n, be64_get(name), value, value_len);
+        return 0;
+    }
     if (name_len != 8 || n->members_count == NODE_MEMBERS_MAX) {
         return 0;
     }
@@ -690,6 +730,9 @@ static void on_apply_done(uv_async_t *h)
                 n->applied = j->applied;
                 (void)raft_applied(&n->raft, n->applied);
             }
+            if (j->members_changed) {
+                (void)node__members_reload(n);
+            }
             deliver_events(n, j);
             deliver_results(n, j);
         }
@@ -732,6 +775,48 @@ static void expire_reads(struct node *n, uint64_t now, bool all)
     serve_reads(n);
 }
 
+static void on_published(void *ctx, const struct apply_result *res)
+{
+    struct node *n = ctx;
+    n->publish_pending = false;
+    n->published = res->err == 0;
+}
+
+/* Tell the cluster our name and client URLs, once per start (etcd's
+ * publish), retried on every tick until it lands. */
+static void publish(struct node *n)
+{
+    Cairnpb__MemberAttributes a = CAIRNPB__MEMBER_ATTRIBUTES__INIT;
+    char urls[NODE_URLS_MAX];
+    char *list[16];
+    size_t count = 0;
+    uint8_t buf[NODE_URLS_MAX + NODE_NAME_MAX + 64];
+    char *save = NULL;
+    if (n->published || n->publish_pending || n->leader == RAFT_NONE ||
+        n->cfg.name == NULL) {
+        return;
+    }
+    snprintf(urls, sizeof(urls), "%s",
+             n->cfg.client_urls != NULL ? n->cfg.client_urls : "");
+    for (char *t = strtok_r(urls, ",", &save); t != NULL && count < 16;
+         t = strtok_r(NULL, ",", &save)) {
+        list[count++] = t;
+    }
+    a.id = n->cfg.member_id;
+    a.name = (char *)n->cfg.name;
+    a.n_client_urls = count;
+    a.client_urls = list;
+    if (cairnpb__member_attributes__get_packed_size(&a) > sizeof(buf)) {
+        n->published = true; /* cannot fit: give up rather than spin */
+        return;
+    }
+    size_t len = cairnpb__member_attributes__pack(&a, buf);
+    int prc = node_propose(n, APPLY_MEMBER_ATTR, buf, len, 0, on_published, n);
+    if (prc == 0) {
+        n->publish_pending = true;
+    }
+}
+
 static void on_tick(uv_timer_t *h)
 {
     struct node *n = h->data;
@@ -740,6 +825,7 @@ static void on_tick(uv_timer_t *h)
         return;
     }
     (void)raft_tick(&n->raft);
+    publish(n);
     expire_waiters(n, now, false);
     expire_reads(n, now, false);
     if (n->read_round_sent != 0 && n->leader == RAFT_NONE) {
@@ -1002,8 +1088,12 @@ static int bootstrap_members(struct node *n)
     for (size_t i = 0; rc == 0 && i < n->cfg.initial_count; i++) {
         uint8_t name[8];
         be64_put(name, n->cfg.initial[i].id);
+        /* Client URLs are published by each member itself once it runs:
+         * the bootstrap state must be the same on every member. */
+        struct node_member m = n->cfg.initial[i];
+        m.client_urls[0] = '\0';
         buf_reset(&b);
-        rc = member_encode(&n->cfg.initial[i], &b);
+        rc = member_encode(&m, &b);
         if (rc == 0) {
             rc = kv_aux_put(wr, KV_AUX_CLUSTER, name, 8, b.data, b.len);
         }
@@ -1167,6 +1257,23 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
     }
     n->loop = loop;
     n->cfg = *cfg;
+    /* The strings cfg points to are the caller's: keep our own copies. */
+    if (cfg->name != NULL) {
+        snprintf(n->self_name, sizeof(n->self_name), "%s", cfg->name);
+        n->cfg.name = n->self_name;
+    }
+    if (cfg->client_urls != NULL) {
+        snprintf(n->self_client_urls, sizeof(n->self_client_urls), "%s",
+                 cfg->client_urls);
+        n->cfg.client_urls = n->self_client_urls;
+    }
+    if (cfg->listen_peer != NULL) {
+        snprintf(n->self_listen_peer, sizeof(n->self_listen_peer), "%s",
+                 cfg->listen_peer);
+        n->cfg.listen_peer = n->self_listen_peer;
+    }
+    snprintf(n->self_data_dir, sizeof(n->self_data_dir), "%s", cfg->data_dir);
+    n->cfg.data_dir = n->self_data_dir;
     if (obs != NULL) {
         n->obs = *obs;
     }

@@ -83,6 +83,10 @@ struct node_config {
     struct node_member initial[NODE_MEMBERS_MAX];
     size_t initial_count;
     const char *listen_peer; /* "ip:port"; NULL: no peer port (1 member) */
+    /* Published to the cluster once the member runs (MemberList shows
+     * them): this member's name and client URLs (comma separated). */
+    const char *name;
+    const char *client_urls;
 };
 
 /* Fill cfg with etcd's defaults (heartbeat 100, election 1000, snapshot

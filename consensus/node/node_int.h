@@ -39,6 +39,7 @@ struct apply_job {
     uint64_t applied;   /* last index applied */
     struct buf results; /* repeated node__result records */
     struct buf events;  /* repeated encoded kv events */
+    bool members_changed;
     size_t events_count;
     int64_t rev;
 };
@@ -145,6 +146,12 @@ struct node {
 
     struct node_member members[NODE_MEMBERS_MAX];
     size_t members_count;
+    char self_name[NODE_NAME_MAX]; /* copies: cfg points here */
+    char self_client_urls[NODE_URLS_MAX];
+    char self_listen_peer[256];
+    char self_data_dir[512];
+    bool published;       /* our attributes are in the cluster's table */
+    bool publish_pending; /* a publish proposal is in flight */
 
     /* Readers of the store take this shared; swapping the store for a
      * snapshot (apply thread) takes it exclusive. */

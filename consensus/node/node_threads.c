@@ -305,18 +305,20 @@ static int on_event(void *ctx, const struct kv_event *ev)
 
 static int on_conf(void *ctx, struct kv_write *wr, const struct raft_entry *e)
 {
+    struct apply_ctx *c = ctx;
     struct raft_conf_change cc;
     uint8_t name[8];
-    (void)ctx;
     if (raft_conf_change_decode(e->data, e->len, &cc) != 0) {
         return 0; /* the core wrote it; an undecodable one changes nothing */
     }
     be64_put(name, cc.node_id);
     if (cc.type == RAFT_CC_REMOVE) {
+        c->job->members_changed = true;
         int rc = kv_aux_delete(wr, KV_AUX_CLUSTER, name, sizeof(name));
         return rc == ERR_NOT_FOUND ? 0 : rc;
     }
     if (cc.ctx_len > 0) {
+        c->job->members_changed = true;
         return kv_aux_put(wr, KV_AUX_CLUSTER, name, sizeof(name), cc.ctx,
                           cc.ctx_len);
     }
@@ -355,6 +357,13 @@ static int install_snapshot(struct node *n, struct apply_job *j)
     return rc;
 }
 
+static void on_member(void *ctx, uint64_t id)
+{
+    struct apply_ctx *c = ctx;
+    (void)id;
+    c->job->members_changed = true;
+}
+
 void node__apply_main(void *arg)
 {
     struct node *n = arg;
@@ -371,7 +380,8 @@ void node__apply_main(void *arg)
                                     .on_event = on_event,
                                     .on_result = on_result,
                                     .on_lease = on_lease,
-                                    .on_conf = on_conf};
+                                    .on_conf = on_conf,
+                                    .on_member = on_member};
             int rc = failed;
             if (rc == 0 && j->install_index != 0) {
                 rc = install_snapshot(n, j);

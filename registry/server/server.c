@@ -412,6 +412,8 @@ static int find_self(const struct options *o, struct node_config *nc, char *msg,
     for (size_t i = 0; i < nc->initial_count; i++) {
         if (strcmp(nc->initial[i].name, o->name) == 0) {
             nc->member_id = nc->initial[i].id;
+            nc->name = o->name;
+            nc->client_urls = nc->initial[i].client_urls;
             /* our client URLs, as MemberList shows them */
             char *dst = nc->initial[i].client_urls;
             size_t cap = sizeof(nc->initial[i].client_urls);
