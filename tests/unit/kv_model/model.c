@@ -1426,9 +1426,16 @@ int mdl_events_read(const struct mdl *m, const struct mdl_view *v,
             ev.type = KV_EVENT_PUT;
             rec_to_kv(k, r, &ev.kv);
         }
-        if (with_prev && e->idx > 0 && !k->r[e->idx - 1].tomb) {
+        /* etcd's watch looks prev up at mod_revision - 1 and not at all
+         * for a create (etcd-api.md 1.5.6; v3rpc/watch.go). The two differ
+         * from "the record just before" only when one txn wrote the key
+         * twice, which etcd's duplicate check lets through across two
+         * nested txns. */
+        const struct mrec *pr = rec_at(k, r->rev - 1);
+        bool create = !r->tomb && r->version == 1;
+        if (with_prev && pr != NULL && !create) {
             ev.has_prev = true;
-            rec_to_kv(k, &k->r[e->idx - 1], &ev.prev);
+            rec_to_kv(k, pr, &ev.prev);
         }
         mdl_events_push(out, &ev);
     }

@@ -1020,13 +1020,19 @@ static void read_events(struct drv *d, struct kv_read *rd,
         goto out;
     }
     size_t n = got.ev.count;
-    /* The store never splits a revision: past max_events it finishes the
-     * revision it is in (kv.h says "at most max_events"; see the notes). */
+    /* The store never splits a revision: past max_events, or after the
+     * callback asked to stop, it finishes the revision it is in (kv.h says
+     * "at most max_events" and that the callback stops the iteration; the
+     * notes ask for kv.h to say which). */
+    size_t cap = max;
+    if (got.stop_after != 0 && (cap == 0 || got.stop_after < cap)) {
+        cap = got.stop_after; /* the callback asked to stop there */
+    }
     size_t allowed = n;
-    if (max != 0 && n > max) {
-        allowed = max;
+    if (cap != 0 && n > cap) {
+        allowed = cap;
         while (allowed < n && got.ev.ev[allowed].kv.mod_revision ==
-                                  got.ev.ev[max - 1].kv.mod_revision) {
+                                  got.ev.ev[cap - 1].kv.mod_revision) {
             allowed++;
         }
     }
