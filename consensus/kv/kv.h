@@ -394,8 +394,9 @@ typedef int (*kv_event_cb)(void *ctx, const struct kv_event *ev);
  * revision is the handle's revision. from_rev < 1 is 1. from_rev <
  * compacted revision: ERR_COMPACTED (the history is gone; etcd cancels
  * such watches with compact_revision); from the compacted revision itself
- * works, as in etcd, with what compaction kept of that revision. This
- * scans the history from from_rev (it is how watchers catch up). */
+ * works, as in etcd, and is complete (kv_compact keeps every record at
+ * that revision). This scans the history from from_rev (it is how
+ * watchers catch up). */
 int kv_events_read(struct kv_read *rd, const uint8_t *key, size_t key_len,
                    const uint8_t *range_end, size_t range_end_len,
                    int64_t from_rev, int64_t to_rev, size_t max_events,
@@ -475,10 +476,15 @@ int kv_write_range(struct kv_write *wr, const struct kv_range_req *req,
                    struct kv_result *res, struct kv_range_resp *resp);
 
 /* Compact: remove history below rev, keeping for every key its latest
- * record at or below rev unless that record is a tombstone. rev <= the
- * compacted revision: ERR_COMPACTED; rev > current: ERR_FUTURE_REV. Adds
- * no revision. Runs within the handle; a very large history is removed in
- * one go (the node may bound work by compacting in steps). */
+ * record at or below rev unless that record is a tombstone. Every record
+ * *at* rev stays, tombstones included (one step further than etcd, which
+ * drops a tombstone at rev too): reads at rev answer the same, and the
+ * history from rev on is whole, so a watcher resuming at the compacted
+ * revision (what clients do with compact_revision) misses no delete. The
+ * next compaction drops them. rev <= the compacted revision:
+ * ERR_COMPACTED; rev > current: ERR_FUTURE_REV. Adds no revision. Runs
+ * within the handle; a very large history is removed in one go (the node
+ * may bound work by compacting in steps). */
 int kv_compact(struct kv_write *wr, int64_t rev);
 
 /* --- leases' persistent records (the timers live in consensus/lease) ---*/

@@ -154,6 +154,7 @@ struct kv_req {
     int64_t main; /* the revision this request writes at */
     uint32_t sub; /* next sub revision */
     bool wrote;
+    bool lone; /* a put on its own, not inside a txn */
     struct kv_result *res;
 };
 

@@ -377,14 +377,26 @@ int kv__put_validate(const struct kv *kv, const struct kv_put_req *req)
     return 0;
 }
 
-/* etcd's checkRequestPut: the key must exist for ignore_*, the lease must
- * exist when one is named. Leaves the current record in *old. */
+/* The key must exist for ignore_*, the lease must exist when one is named.
+ * etcd checks the lease first for a put on its own (apply.go Put) and the
+ * key first inside a txn (checkRequestPut). Leaves the current record in
+ * *old. */
 static int put_check_old(struct kv_req *rq, const struct kv_put_req *req,
-                         struct kv_rec *old, bool *had_old)
+                         bool lease_first, struct kv_rec *old, bool *had_old)
 {
     struct kv *kv = rq->wr->kv;
-    bool exists;
-    int rc = kv__live_get(rq->txn, kv, req->key, req->key_len, old);
+    bool exists = true;
+    int rc = 0;
+    if (req->lease != 0) {
+        rc = kv__mdb_err(lease_exists(rq->txn, kv, req->lease, &exists));
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (!exists && lease_first) {
+        return ERR_LEASE_NOT_FOUND;
+    }
+    rc = kv__live_get(rq->txn, kv, req->key, req->key_len, old);
     if (rc != 0 && rc != ERR_NOT_FOUND) {
         return rc;
     }
@@ -392,23 +404,14 @@ static int put_check_old(struct kv_req *rq, const struct kv_put_req *req,
     if (!*had_old && (req->ignore_value || req->ignore_lease)) {
         return ERR_KEY_NOT_FOUND;
     }
-    if (req->lease != 0) {
-        rc = lease_exists(rq->txn, kv, req->lease, &exists);
-        if (rc != 0) {
-            return kv__mdb_err(rc);
-        }
-        if (!exists) {
-            return ERR_LEASE_NOT_FOUND;
-        }
-    }
-    return 0;
+    return exists ? 0 : ERR_LEASE_NOT_FOUND;
 }
 
 int kv__put_check(struct kv_req *rq, const struct kv_put_req *req)
 {
     struct kv_rec old;
     bool had_old;
-    return put_check_old(rq, req, &old, &had_old);
+    return put_check_old(rq, req, false, &old, &had_old);
 }
 
 static int put_writes(struct kv_req *rq, const struct kv_rec *now, bool had_old,
@@ -438,7 +441,7 @@ int kv__put_prepare(struct kv_req *rq, const struct kv_put_req *req,
     memset(resp, 0, sizeof(*resp));
     memset(pp, 0, sizeof(*pp));
     memset(&old, 0, sizeof(old));
-    int rc = put_check_old(rq, req, &old, &pp->had_old);
+    int rc = put_check_old(rq, req, rq->lone, &old, &pp->had_old);
     if (rc != 0) {
         return rc;
     }
@@ -537,6 +540,7 @@ int kv_put(struct kv_write *wr, const struct kv_put_req *req,
         return rc;
     }
     kv__req_begin(&rq, wr, wr->txn, res);
+    rq.lone = true;
     rc = direct_done(&rq, kv__put_exec(&rq, req, resp), rev);
     if (rc == 0) {
         wr->cost_bytes += cost;
@@ -850,11 +854,12 @@ static int history_del(struct kv_write *wr, const uint8_t *key, size_t klen,
     return rc;
 }
 
-/* The record at idx (key's latest at or below the compaction revision):
- * drop every older record of the key, and the record itself if it is a
- * tombstone. Returns an LMDB code. */
+/* The record at idx (key's latest at or below the compaction revision
+ * rev): drop every older record of the key below rev, and the record
+ * itself if it is a tombstone below rev. Records at rev itself stay (see
+ * kv_compact). Returns an LMDB code. */
 static int compact_key(struct kv_write *wr, MDB_cursor *ic, const uint8_t *key,
-                       size_t klen, const uint8_t idx[KV_IDX_LEN])
+                       size_t klen, int64_t rev, const uint8_t idx[KV_IDX_LEN])
 {
     MDB_val k, d;
     uint8_t old[KV_IDX_LEN];
@@ -868,7 +873,8 @@ static int compact_key(struct kv_write *wr, MDB_cursor *ic, const uint8_t *key,
         if (d.mv_size != KV_IDX_LEN) {
             return MDB_CORRUPTED;
         }
-        if (memcmp(d.mv_data, idx, KV_REVKEY_LEN) >= 0) {
+        if (memcmp(d.mv_data, idx, KV_REVKEY_LEN) >= 0 ||
+            (int64_t)be64_get(d.mv_data) >= rev) {
             break;
         }
         memcpy(old, d.mv_data, KV_IDX_LEN);
@@ -877,7 +883,8 @@ static int compact_key(struct kv_write *wr, MDB_cursor *ic, const uint8_t *key,
             return rc;
         }
     }
-    return idx[12] == KV_REC_DEL ? history_del(wr, key, klen, idx) : 0;
+    bool drop = idx[12] == KV_REC_DEL && (int64_t)be64_get(idx) < rev;
+    return drop ? history_del(wr, key, klen, idx) : 0;
 }
 
 /* Is idx the greatest record of key at or below rev? */
@@ -918,7 +925,9 @@ static int compact_walk(struct kv_write *wr, int64_t rev)
     uint8_t pos[KV_REVKEY_LEN], idx[KV_IDX_LEN], key[KV_KEY_BYTES_MAX];
     int rc = mdb_cursor_open(wr->txn, kv->dbi[KV_DBI_REV], &rc_cur);
     rc = rc != 0 ? rc : mdb_cursor_open(wr->txn, kv->dbi[KV_DBI_INDEX], &ic);
-    kv__revkey(pos, wr->compact + 1, 0);
+    /* From the previous compaction revision on: what it kept at exactly
+     * that revision may go now. */
+    kv__revkey(pos, wr->compact, 0);
     while (rc == 0) {
         MDB_val k = {KV_REVKEY_LEN, pos}, d;
         struct kv_rec r;
@@ -943,7 +952,7 @@ static int compact_walk(struct kv_write *wr, int64_t rev)
         bool latest = false;
         rc = is_latest(wr, ic, key, klen, rev, idx, &latest);
         if (rc == 0 && latest) {
-            rc = compact_key(wr, ic, key, klen, idx);
+            rc = compact_key(wr, ic, key, klen, rev, idx);
         }
     }
     if (ic != NULL) {

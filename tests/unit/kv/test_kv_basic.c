@@ -245,6 +245,21 @@ static int lease_key_count(struct kv *kv, int64_t id)
     return n;
 }
 
+/* etcd checks a lone put's lease before ignore_value's key (apply.go
+ * Put) and the key first inside a txn (checkRequestPut). */
+static void put_checks_lease_first_alone_and_key_first_in_txn(void **state)
+{
+    struct fx *f = *state;
+    struct kv_put_req req = {.key = U8("gone"), .key_len = 4, .lease = 99};
+    req.ignore_value = true;
+    assert_int_equal(t_put_req(f->kv, &req, NULL, NULL), ERR_LEASE_NOT_FOUND);
+    struct kv_op op = {.type = KV_OP_PUT};
+    op.u.put = req;
+    struct kv_txn_req t = {NULL, 0, &op, 1, NULL, 0};
+    assert_int_equal(t_txn(f->kv, &t, NULL, NULL), ERR_KEY_NOT_FOUND);
+    assert_int_equal(kv_rev(f->kv), 1);
+}
+
 static void put_lease_zero_detaches_the_lease(void **state)
 {
     struct fx *f = *state;
@@ -715,6 +730,7 @@ const struct CMUnitTest kv_basic_tests[] = {
     T(put_ignore_value_keeps_value_and_needs_the_key),
     T(put_ignore_lease_keeps_lease_and_needs_the_key),
     T(put_with_a_missing_lease_is_lease_not_found),
+    T(put_checks_lease_first_alone_and_key_first_in_txn),
     T(put_lease_zero_detaches_the_lease),
     T(bad_input_is_refused_and_leaves_the_store_untouched),
     T(delete_of_a_missing_key_adds_no_revision),

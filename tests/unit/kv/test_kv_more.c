@@ -84,8 +84,8 @@ static void compact_keeps_latest_record_per_key_unless_tombstone(void **state)
     r.revision = 8;
     assert_int_equal(t_range(f->kv, &r, out, sizeof(out), NULL, NULL), 0);
     assert_string_equal(out, "a=3,c=1,d=1");
-    /* A second compaction drops what the first kept once it is shadowed,
-     * including the tombstone at 9. */
+    /* A second compaction drops what the first kept once it is shadowed;
+     * the tombstone at 9 itself stays until the next one. */
     assert_int_equal(t_compact(f->kv, 9), 0);
     r.revision = 9;
     assert_int_equal(t_range(f->kv, &r, out, sizeof(out), NULL, NULL), 0);
@@ -95,14 +95,19 @@ static void compact_keeps_latest_record_per_key_unless_tombstone(void **state)
     r.revision = 0;
     assert_int_equal(t_range(f->kv, &r, out, sizeof(out), NULL, NULL), 0);
     assert_string_equal(out, "a=3,c=1");
-    /* Only a@7 and c@6 remain in the history. */
+    /* c@6, a@7 and the tombstone d@9 remain in the history. */
+    assert_int_equal(history_count(f->kv, 9), 1);
+    assert_int_equal(t_compact(f->kv, 9), ERR_COMPACTED);
+    t_put(f->kv, "e", "1"); /* 10 */
+    assert_int_equal(t_compact(f->kv, 10), 0);
+    assert_int_equal(history_count(f->kv, 10), 1); /* d@9 is gone */
     struct kv_read *rd;
     uint32_t h;
     int64_t crev, hrev;
     assert_int_equal(kv_read_begin(f->kv, &rd), 0);
     assert_int_equal(kv_hash(rd, 0, &h, &crev, &hrev), 0);
-    assert_int_equal(crev, 9);
-    assert_int_equal(hrev, 9);
+    assert_int_equal(crev, 10);
+    assert_int_equal(hrev, 10);
     kv_read_end(rd);
 }
 
@@ -384,6 +389,35 @@ static void events_read_never_splits_a_revision(void **state)
     assert_int_equal(l.seen, 1);
     assert_int_equal(next, 3);
     kv_read_end(rd);
+}
+
+/* A watcher resuming at the compacted revision (as clients do with the
+ * compact_revision of a cancelled watch) must not miss a delete made at
+ * that revision. */
+static void history_from_the_compacted_revision_is_whole(void **state)
+{
+    struct fx *f = *state;
+    struct kv_read *rd;
+    struct evlog l = {0};
+    int64_t next;
+    t_put(f->kv, "a", "1"); /* 2 */
+    t_put(f->kv, "b", "1"); /* 3 */
+    t_del(f->kv, "a", "c"); /* 4: two tombstones */
+    assert_int_equal(t_compact(f->kv, 4), 0);
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_events_read(rd, U8("a"), 1, U8("c"), 1, 4, 0, 0, true,
+                                    log_ev, &l, &next),
+                     0);
+    assert_string_equal(l.s, "DEL a@4,DEL b@4");
+    assert_int_equal(kv_events_read(rd, U8("a"), 1, U8("c"), 1, 3, 0, 0, true,
+                                    log_ev, &l, &next),
+                     ERR_COMPACTED);
+    kv_read_end(rd);
+    struct kv_range_req r = rq_all();
+    r.revision = 4;
+    int64_t count = -1;
+    assert_int_equal(t_range(f->kv, &r, NULL, 0, &count, NULL), 0);
+    assert_int_equal(count, 0);
 }
 
 /* --- leases
@@ -989,6 +1023,7 @@ static void compacting_copies_keep_long_histories(void **state)
 const struct CMUnitTest kv_more_tests[] = {
     T(compact_boundaries_match_etcd),
     T(compact_keeps_latest_record_per_key_unless_tombstone),
+    T(history_from_the_compacted_revision_is_whole),
     T(over_quota_put_txn_and_grant_fail_but_deletes_work),
     T(failed_request_in_batch_keeps_earlier_requests),
     T(write_abort_discards_the_batch),
