@@ -446,9 +446,9 @@ static bool verify(struct run *u, struct kv *kv, struct mdl *m)
             lo + (int64_t)prng_below(&u->r, (uint64_t)(v->rev - lo + 1)));
     }
     if (ok && v->compact + 1 <= v->rev) {
-        int64_t from =
-            v->compact + 1 +
-            (int64_t)prng_below(&u->r, (uint64_t)(v->rev - v->compact));
+        /* From the compacted revision on, the history is whole. */
+        int64_t from = v->compact + (int64_t)prng_below(
+                                        &u->r, (uint64_t)(v->rev - v->compact));
         struct mdl_events got = {0}, want = {0};
         int64_t next = 0, to = 0;
         int rc =

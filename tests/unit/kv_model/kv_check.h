@@ -12,11 +12,9 @@
  * Limits:   none.
  * Not here: the model (model.h) and the random driver.
  *
- * Sorting: when a range sorts by anything other than the key, records whose
- * sort values tie may come in any order (etcd uses an unstable sort), and at
- * the limit any of the tied records may be the ones kept. The check accepts
- * exactly those answers: the sequence of sort values must equal the model's
- * and every record must be one the model has, with every field equal.
+ * Sorting: kv.h orders records whose sort values tie by key (reversed with
+ * the order), so ranges are compared exactly. (etcd itself uses an unstable
+ * sort; when only tied records differ in order the failure says so.)
  */
 #ifndef CAIRN_TESTS_KV_CHECK_H
 #define CAIRN_TESTS_KV_CHECK_H

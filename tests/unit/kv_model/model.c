@@ -474,22 +474,25 @@ static int sort_cmp_kv(const struct kv_kv *a, const struct kv_kv *b,
     return 0;
 }
 
-/* Stable insertion sort (the checker tolerates any order among ties). */
+/* kv.h: ties are ordered by key, and a descending sort is the ascending
+ * one reversed (ties too). Input is in key order; a stable insertion sort
+ * keeps it among ties. */
 static void sort_kvs(struct kv_kv *v, size_t n, enum kv_sort_target t,
                      bool desc)
 {
     for (size_t i = 1; i < n; i++) {
         struct kv_kv x = v[i];
         size_t j = i;
-        while (j > 0) {
-            int c = sort_cmp_kv(&v[j - 1], &x, t);
-            if (desc ? c >= 0 : c <= 0) {
-                break;
-            }
+        while (j > 0 && sort_cmp_kv(&v[j - 1], &x, t) > 0) {
             v[j] = v[j - 1];
             j--;
         }
         v[j] = x;
+    }
+    for (size_t i = 0; desc && i < n / 2; i++) {
+        struct kv_kv x = v[i];
+        v[i] = v[n - 1 - i];
+        v[n - 1 - i] = x;
     }
 }
 
@@ -527,6 +530,10 @@ static int range_at(const struct mdl *m, int64_t vis_rev, int64_t max_rev,
     memset(resp, 0, sizeof(*resp));
     if (req->key_len == 0) {
         return ERR_KEY_NOT_PROVIDED;
+    }
+    if ((unsigned)req->sort_order > KV_SORT_DESCEND ||
+        (unsigned)req->sort_target > KV_SORT_VALUE) {
+        return ERR_BAD_REQUEST;
     }
     int64_t rev = vis_rev;
     if (req->revision > 0) {
@@ -675,6 +682,13 @@ static void put_apply(struct wctx *w, const struct kv_put_req *req,
     size_t val_len = req->value_len;
     int64_t lease = req->lease;
     uint8_t *keep = NULL;
+    if ((req->ignore_value || req->ignore_lease) && prev == NULL) {
+        /* Checked before the txn ran, deleted by an earlier op of it (a
+         * "\0" delete escapes etcd's duplicate check): etcd panics here. */
+        fprintf(stderr, "model: ignore_* put of a key deleted earlier in "
+                        "the same txn: undefined in etcd, do not generate\n");
+        abort();
+    }
     if (req->ignore_value) {
         keep = xrealloc(NULL, prev->val_len);
         if (prev->val_len > 0) {
@@ -755,9 +769,13 @@ int mdl_delete(struct mdl *m, const struct kv_delete_req *req,
 
 /* ---- txn ----------------------------------------------------------------- */
 
-static int txn_validate(const struct mdl *m, const struct kv_txn_req *t);
+static int txn_validate(const struct mdl *m, const struct kv_txn_req *t,
+                        size_t budget);
 
-static int op_validate(const struct mdl *m, const struct kv_op *op)
+/* budget: what the parent's longest list leaves (etcd's checkRequestOp
+ * gets maxTxnOps - opc). */
+static int op_validate(const struct mdl *m, const struct kv_op *op,
+                       size_t budget)
 {
     switch (op->type) {
     case KV_OP_RANGE:
@@ -767,12 +785,13 @@ static int op_validate(const struct mdl *m, const struct kv_op *op)
     case KV_OP_DELETE:
         return op->u.del.key_len == 0 ? ERR_KEY_NOT_PROVIDED : 0;
     case KV_OP_TXN:
-        return txn_validate(m, op->u.txn);
+        return txn_validate(m, op->u.txn, budget);
     }
     return ERR_INVALID;
 }
 
-static int txn_validate(const struct mdl *m, const struct kv_txn_req *t)
+static int txn_validate(const struct mdl *m, const struct kv_txn_req *t,
+                        size_t budget)
 {
     size_t opc = t->compares_count;
     if (opc < t->success_count) {
@@ -781,7 +800,7 @@ static int txn_validate(const struct mdl *m, const struct kv_txn_req *t)
     if (opc < t->failure_count) {
         opc = t->failure_count;
     }
-    if (opc > m->max_ops) {
+    if (opc > budget) {
         return ERR_TOO_MANY_OPS;
     }
     for (size_t i = 0; i < t->compares_count; i++) {
@@ -795,13 +814,13 @@ static int txn_validate(const struct mdl *m, const struct kv_txn_req *t)
         }
     }
     for (size_t i = 0; i < t->success_count; i++) {
-        int rc = op_validate(m, &t->success[i]);
+        int rc = op_validate(m, &t->success[i], budget - opc);
         if (rc != 0) {
             return rc;
         }
     }
     for (size_t i = 0; i < t->failure_count; i++) {
-        int rc = op_validate(m, &t->failure[i]);
+        int rc = op_validate(m, &t->failure[i], budget - opc);
         if (rc != 0) {
             return rc;
         }
@@ -891,6 +910,11 @@ static int check_intervals(const struct kv_op *ops, size_t n, struct kset *puts,
     for (size_t i = 0; i < n; i++) {
         if (ops[i].type == KV_OP_DELETE) {
             const struct kv_delete_req *d = &ops[i].u.del;
+            if (d->range_end_len == 1 && d->range_end[0] == 0) {
+                /* etcd takes "\0" literally here: [key, "\0") is empty,
+                 * so such a delete conflicts with nothing (kv.h too). */
+                continue;
+            }
             struct ivl iv = {d->key, d->key_len, d->range_end,
                              d->range_end_len};
             iv_add(dels, iv);
@@ -969,7 +993,7 @@ static int check_dups(const struct kv_txn_req *t)
 
 int mdl_txn_validate(const struct mdl *m, const struct kv_txn_req *req)
 {
-    return txn_validate(m, req);
+    return txn_validate(m, req, m->max_ops);
 }
 
 int mdl_txn_check_dups(const struct kv_txn_req *req)
@@ -1176,7 +1200,7 @@ static void txn_exec(struct texec *x, const struct kv_txn_req *t,
 static int txn_prepare(const struct mdl *m, const struct mdl_view *v,
                        const struct kv_txn_req *req, struct path *p, int *alt)
 {
-    int rc = txn_validate(m, req);
+    int rc = txn_validate(m, req, m->max_ops);
     if (rc == 0) {
         rc = check_dups(req);
     }
@@ -1402,7 +1426,10 @@ int mdl_events_read(const struct mdl *m, const struct mdl_view *v,
         to_rev = v->rev;
     }
     *to_rev_out = to_rev;
-    if (from_rev <= v->compact) {
+    if (from_rev < 1) {
+        from_rev = 1;
+    }
+    if (from_rev < v->compact) {
         return ERR_COMPACTED;
     }
     for (size_t i = 0; i < m->nev; i++) {
@@ -1433,6 +1460,11 @@ int mdl_events_read(const struct mdl *m, const struct mdl_view *v,
          * nested txns. */
         const struct mrec *pr = rec_at(k, r->rev - 1);
         bool create = !r->tomb && r->version == 1;
+        if (r->rev - 1 < v->compact) {
+            /* The key has a record at the compacted revision (this one),
+             * so whatever it had before is compacted away. */
+            pr = NULL;
+        }
         if (with_prev && pr != NULL && !create) {
             ev.has_prev = true;
             rec_to_kv(k, pr, &ev.prev);

@@ -26,7 +26,12 @@
  *    several such errors are present the model reports etcd's choice and
  *    also the first one in path order (*alt_err), and a test accepts either;
  *  - duplicate keys follow etcd's checkIntervals exactly, nested txns
- *    included.
+ *    included (a delete with range_end "\0" conflicts with nothing);
+ *  - a nested txn's lists count against what its parent's longest list
+ *    leaves of max_txn_ops;
+ *  - kv.h's refinements: ties in a sort go by key (reversed with the
+ *    order), an unknown sort enum is ERR_BAD_REQUEST, compaction keeps the
+ *    records at the compacted revision so history reads from it work.
  */
 #ifndef CAIRN_TESTS_KV_MODEL_H
 #define CAIRN_TESTS_KV_MODEL_H

@@ -323,16 +323,14 @@ static void compaction_keeps_the_state_at_its_revision(void **state)
     f->rd = NULL;
 }
 
-/* Reproducer (bug 2): kv.h says history from the compacted revision is
- * gone (from_rev <= compacted: ERR_COMPACTED), and it is: compaction drops
- * the tombstones at that revision. The store answers from_rev == compacted
- * with 0 and no events, so a watcher resuming there misses the delete. */
-static void events_read_from_the_compacted_revision_is_compacted(void **state)
+/* kv.h: compaction keeps every record at the compacted revision,
+ * tombstones included, so history read from it is whole: a watcher
+ * resuming at compact_revision misses no delete. (The first contract said
+ * COMPACTED here; the store keeps the tombstones instead.) */
+static void
+events_read_from_the_compacted_revision_has_its_deletes(void **state)
 {
     struct fx *f = *state;
-    if (known_bug("events_read from the compacted revision")) {
-        return;
-    }
     fx_begin(f);
     fx_put(f, "a", "1", 0); /* 2 */
     fx_del(f, "a", NULL);   /* 3 */
@@ -343,22 +341,24 @@ static void events_read_from_the_compacted_revision_is_compacted(void **state)
     int64_t next = 0;
     int rc = kv_events_read(f->rd, (const uint8_t *)"a", 1, NULL, 0, 3, 0, 0,
                             false, count_cb, &n, &next);
+    assert_int_equal(rc, 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(next, 4);
+    assert_int_equal(kv_events_read(f->rd, (const uint8_t *)"a", 1, NULL, 0, 2,
+                                    0, 0, false, count_cb, &n, &next),
+                     ERR_COMPACTED);
     kv_read_end(f->rd);
     f->rd = NULL;
-    assert_int_equal(rc, ERR_COMPACTED);
 }
 
-/* Reproducer (bug 1): etcd 3.4 checks the lease of a put on its own before
- * ignore_value's need for an existing key (apply.go Put), so a put with
+/* Was bug 1 (fixed in dc49f55): etcd 3.4 checks the lease of a put on its own
+ * before ignore_value's need for an existing key (apply.go Put), so a put with
  * ignore_value, a lease that does not exist and a missing key is
  * LEASE_NOT_FOUND ("requested lease not found"). Inside a txn etcd checks
  * the key first (checkRequestPut): KEY_NOT_FOUND there. */
 static void put_on_its_own_checks_the_lease_before_the_key(void **state)
 {
     struct fx *f = *state;
-    if (known_bug("put: lease checked after ignore_value's key")) {
-        return;
-    }
     fx_begin(f);
     struct kv_put_req q = {0};
     struct kv_put_resp r;
@@ -375,6 +375,67 @@ static void put_on_its_own_checks_the_lease_before_the_key(void **state)
     struct kv_txn_resp tr;
     assert_int_equal(kv_txn(f->wr, &t, &f->res, &tr, &rev), ERR_KEY_NOT_FOUND);
     assert_int_equal(rc, ERR_LEASE_NOT_FOUND);
+}
+
+/* Reproducer (bug 3): etcd's duplicate check lets a txn delete a key
+ * with range_end "\0" and put it again, so the key has a DELETE and a
+ * PUT (a create, version 1) at one revision. etcd's watch gives a create
+ * event no prev (v3rpc/watch.go: IsCreateEvent); the store's history read
+ * gives it the record at mod_revision - 1. */
+struct prev_probe {
+    int n;
+    bool put_has_prev;
+    int64_t put_version;
+};
+
+static int prev_probe_cb(void *ctx, const struct kv_event *ev)
+{
+    struct prev_probe *p = ctx;
+    p->n++;
+    if (ev->type == KV_EVENT_PUT) {
+        p->put_has_prev = ev->has_prev;
+        p->put_version = ev->kv.version;
+    }
+    return 0;
+}
+
+static void events_read_gives_a_create_event_no_prev(void **state)
+{
+    struct fx *f = *state;
+    if (known_bug("events_read: prev on a create event")) {
+        return;
+    }
+    fx_begin(f);
+    fx_put(f, "k", "1", 0); /* 2 */
+    struct kv_op ops[2];
+    memset(ops, 0, sizeof(ops));
+    ops[0].type = KV_OP_DELETE;
+    ops[0].u.del.key = (const uint8_t *)"k";
+    ops[0].u.del.key_len = 1;
+    ops[0].u.del.range_end = (const uint8_t *)"\0";
+    ops[0].u.del.range_end_len = 1;
+    ops[1].type = KV_OP_PUT;
+    ops[1].u.put.key = (const uint8_t *)"k";
+    ops[1].u.put.key_len = 1;
+    ops[1].u.put.value = (const uint8_t *)"2";
+    ops[1].u.put.value_len = 1;
+    struct kv_txn_req t = {NULL, 0, ops, 2, NULL, 0};
+    struct kv_txn_resp tr;
+    int64_t rev = -1;
+    assert_int_equal(kv_txn(f->wr, &t, &f->res, &tr, &rev), 0);
+    assert_int_equal(rev, 3);
+    fx_commit(f);
+    assert_int_equal(kv_read_begin(f->kv, &f->rd), 0);
+    struct prev_probe p = {0, false, 0};
+    int64_t next = 0;
+    int rc = kv_events_read(f->rd, (const uint8_t *)"k", 1, NULL, 0, 3, 0, 0,
+                            true, prev_probe_cb, &p, &next);
+    kv_read_end(f->rd);
+    f->rd = NULL;
+    assert_int_equal(rc, 0);
+    assert_int_equal(p.n, 2);
+    assert_int_equal(p.put_version, 1);
+    assert_false(p.put_has_prev);
 }
 
 /* kv_events_read with max_events never splits a revision and never
@@ -541,8 +602,9 @@ const struct CMUnitTest kv_directed_tests[] = {
     T(revisions_start_at_one_and_count_effective_writes),
     T(nested_txn_compares_see_the_state_before_the_txn),
     T(compaction_keeps_the_state_at_its_revision),
-    T(events_read_from_the_compacted_revision_is_compacted),
+    T(events_read_from_the_compacted_revision_has_its_deletes),
     T(put_on_its_own_checks_the_lease_before_the_key),
+    T(events_read_gives_a_create_event_no_prev),
     T(events_read_stops_at_revision_boundaries),
     T(lease_revoke_deletes_keys_in_one_revision),
     T(key_and_value_limits_at_the_bound_and_past_it),
