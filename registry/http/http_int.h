@@ -1,0 +1,126 @@
+/*
+ * http_int.h - private to registry/http: the lws state, one connection's
+ * request state, and the endpoint handlers shared between the files.
+ */
+#ifndef CAIRN_REGISTRY_HTTP_INT_H
+#define CAIRN_REGISTRY_HTTP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h> /* before libwebsockets.h, which does not include it */
+
+#include <libwebsockets.h>
+
+#include "base/buf.h"
+#include "registry/http/http.h"
+#include "registry/server/server.h"
+
+/* Bytes of response body written per writable callback: bounds the work
+ * one connection does per loop pass and what lws must buffer when the
+ * kernel takes less. */
+#define HTTP_WRITE_CHUNK_BYTES (64 * 1024)
+/* Header tables lws may hold at once (each LIMIT_HEADER_BYTES, allocated
+ * on demand); a connection past this waits for one, it is not refused. */
+#define HTTP_HEADER_POOL       512
+/* Idle keep-alive connections are closed after this. */
+#define HTTP_KEEPALIVE_S       600
+/* /health, /readyz: how long the quorum check may take (etcd: 1 s). */
+#define HTTP_HEALTH_TIMEOUT_MS 1000
+/* Authorization header kept for the gateway call (a raw etcd token). */
+#define HTTP_TOKEN_MAX         512
+
+/* Counters for /metrics. */
+struct http_stats {
+    uint64_t conns_total;
+    uint64_t conns_refused;
+    uint64_t requests_total;
+    uint64_t gateway_calls;
+    uint64_t responses_2xx;
+    uint64_t responses_4xx;
+    uint64_t responses_5xx;
+    uint64_t bodies_too_large;
+    uint64_t bad_json;
+};
+
+struct http {
+    struct server *s;
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    struct lws_protocols protocols[3]; /* http, (WebSocket slot), end */
+    void *loops[1];                    /* the server's loop, for lws */
+    uv_check_t watch;                  /* notices server_stop() */
+    uv_timer_t reap;                   /* waits for lws to finish */
+    uint32_t reap_ticks;
+    bool stopped; /* http_stop ran */
+    int pending;  /* handles still open */
+    uint64_t conns_open;
+    struct http_stats st;
+};
+
+/* What a connection's request is waiting for. */
+enum http_wait {
+    HTTP_WAIT_NONE = 0,
+    HTTP_WAIT_BODY,  /* gateway body arriving */
+    HTTP_WAIT_CALL,  /* an api_call in flight */
+    HTTP_WAIT_WRITE, /* response queued, being written */
+};
+
+/* Why an api_call was made (decides how its answer is rendered). */
+enum http_purpose {
+    HTTP_FOR_GATEWAY = 0,
+    HTTP_FOR_HEALTH,
+    HTTP_FOR_READYZ,
+    HTTP_FOR_LIVEZ,
+};
+
+/* One connection (lws per-session data: zeroed by lws, lives as long as
+ * the connection; reset at the start of each request). */
+struct http_conn {
+    struct http *h;
+    struct lws *wsi;
+    enum http_wait wait;
+    enum http_purpose purpose;
+    const struct api_method *m;
+    struct api_op *op; /* pending call, for api_cancel on close */
+    bool close_after;  /* close instead of keep-alive (body refused) */
+    bool headers_sent;
+    bool exclude_nospace; /* /health?exclude=NOSPACE */
+    int status;
+    const char *ctype;
+    struct buf body; /* request body */
+    struct buf resp; /* LWS_PRE bytes of headroom, then the body */
+    size_t sent;     /* body bytes written */
+    char token[HTTP_TOKEN_MAX];
+};
+
+/* Queue a response (body copied) and ask for a writable callback. */
+int http__respond(struct http_conn *c, int status, const char *ctype,
+                  const void *body, size_t len);
+
+/* The gateway error body {"error","message","code"} for err (a base/err.h
+ * code) or, when text is not NULL, for code with that text. */
+int http__respond_error(struct http_conn *c, int err, enum grpc_code code,
+                        const char *text);
+
+/* protobuf-c allocations through base/alloc.h. */
+ProtobufCAllocator *http__pb_allocator(void);
+
+/* JSON string literal of s[0..n) (Go's escaping) appended to out. */
+int http__json_quote(struct buf *out, const char *s, size_t n);
+
+/* Endpoints (http_endpoints.c). Each returns 0 when it answered or started
+ * something that will answer, else an error the caller turns into a 500. */
+int http__get_version(struct http_conn *c);
+int http__get_metrics(struct http_conn *c);
+int http__get_health(struct http_conn *c, enum http_purpose which);
+/* An internal call (health checks) finished: render its answer. */
+void http__health_done(struct http_conn *c, int err, const uint8_t *resp,
+                       size_t len);
+
+/* Start api_call for c (purpose and m set); answers through c. */
+int http__call(struct http_conn *c, const uint8_t *req, size_t len,
+               uint32_t timeout_ms);
+
+#endif

@@ -1,0 +1,705 @@
+/*
+ * http_server.c - libwebsockets on the server's libuv loop: adoption of the
+ * client port's HTTP/1.1 connections, request routing, the JSON gateway,
+ * and response writing.
+ *
+ * Happy path. The client-port sniffer (registry/server/server.c) sees a
+ * connection that does not open with the HTTP/2 preface and calls
+ * server__http_adopt() with a dup of the socket and the bytes it read. The
+ * first call creates the lws context (foreign libuv loop, a vhost with no
+ * listening socket); lws_adopt_socket_vhost_readbuf() then parses the
+ * request. LWS_CALLBACK_HTTP routes by path: the gateway (POST /v3/...)
+ * collects the body (bounded by LIMIT_REQUEST_BYTES), converts the JSON to
+ * protobuf (http_pbjson.c) and calls api_call(); the answer is converted
+ * back to JSON, queued on the connection, and written from
+ * LWS_CALLBACK_HTTP_WRITEABLE in chunks; then the transaction completes
+ * and the connection waits for the next request (keep-alive; lws holds
+ * pipelined bytes until then). GET endpoints answer from http_endpoints.c.
+ *
+ * Failure modes. A body past the limit gets 413 and the connection closes
+ * (the rest of the body is not read). Malformed JSON gets 400 with the
+ * gateway's error body. A client that goes away while its call is in
+ * flight: LWS_CALLBACK_CLOSED_HTTP cancels the call (api_cancel), so the
+ * answer never touches freed memory. Connections past LIMIT_CONNECTIONS
+ * (HTTP and gRPC together) are refused at adoption. A WebSocket upgrade is
+ * refused until a WebSocket protocol is registered in protocols[1].
+ *
+ * Stop. http_stop() (or the check handle, on the loop pass after
+ * server_stop() set s->stopping) destroys the lws context: lws closes every
+ * connection (cancelling calls) and its libuv handles over the next loop
+ * passes, and writes NULL into h->ctx when done (info.pcontext). A timer
+ * waits for that before freeing struct http, because lws may call back
+ * into it until then.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "registry/http/http_int.h"
+
+#define REAP_INTERVAL_MS 10
+#define REAP_GIVE_UP     500 /* intervals (5 s) before leaving lws to it */
+
+static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
+                   void *user, void *in, size_t len);
+
+/* protocols[0] serves plain HTTP. protocols[1] is the slot for the
+ * WebSocket streams (watch at /v3/watch and /ws/watch): lws picks a
+ * WebSocket protocol by name from this table. */
+static const struct lws_protocols http_protocols[] = {
+    {"http", http_cb, sizeof(struct http_conn), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ------------------------------------------------------------- logging */
+
+/* lws logs every adoption at error level ("adopt_socket_readbuf: calling
+ * service"); drop those two lines and pass the rest on. */
+static void lws_log_emit(int level, const char *line)
+{
+    char tmp[256];
+    size_t n;
+    if (strstr(line, "adopt_socket_readbuf") != NULL) {
+        return;
+    }
+    snprintf(tmp, sizeof(tmp), "%s", line);
+    n = strlen(tmp);
+    while (n > 0 && (tmp[n - 1] == '\n' || tmp[n - 1] == '\r')) {
+        tmp[--n] = '\0';
+    }
+    if (level & LLL_ERR) {
+        LOGE("http", "lws: %s", tmp);
+    } else {
+        LOGW("http", "lws: %s", tmp);
+    }
+}
+
+/* ---------------------------------------------------------- responses */
+
+static void conn_clear(struct http_conn *c)
+{
+    if (c->op != NULL) {
+        api_cancel(c->op);
+        c->op = NULL;
+    }
+    buf_free(&c->body);
+    buf_free(&c->resp);
+    c->wait = HTTP_WAIT_NONE;
+}
+
+/* Start a response body in c->resp, after LWS_PRE bytes of headroom. */
+static int resp_begin(struct http_conn *c, int status, const char *ctype)
+{
+    buf_free(&c->resp);
+    buf_init(&c->resp, 0);
+    int rc = buf_reserve(&c->resp, LWS_PRE + 256);
+    if (rc != 0) {
+        return rc;
+    }
+    memset(c->resp.data, 0, LWS_PRE);
+    c->resp.len = LWS_PRE;
+    c->status = status;
+    c->ctype = ctype;
+    return 0;
+}
+
+static void resp_send(struct http_conn *c)
+{
+    ASSERT(c->resp.len >= LWS_PRE);
+    c->wait = HTTP_WAIT_WRITE;
+    c->headers_sent = false;
+    c->sent = 0;
+    lws_callback_on_writable(c->wsi);
+}
+
+int http__respond(struct http_conn *c, int status, const char *ctype,
+                  const void *body, size_t len)
+{
+    int rc = resp_begin(c, status, ctype);
+    if (rc == 0) {
+        rc = buf_append(&c->resp, body, len);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    resp_send(c);
+    return 0;
+}
+
+static int respond_text(struct http_conn *c, int status, const char *text)
+{
+    return http__respond(c, status, "text/plain; charset=utf-8", text,
+                         strlen(text));
+}
+
+int http__respond_error(struct http_conn *c, int err, enum grpc_code code,
+                        const char *text)
+{
+    char num[32];
+    int rc;
+    if (text == NULL) {
+        code = grpc_code_from_err(err);
+        text = err_str(err);
+    }
+    rc = resp_begin(c, grpc_code_http_status(code), "application/json");
+    rc = rc != 0 ? rc : buf_append(&c->resp, "{\"error\":", 9);
+    rc = rc != 0 ? rc : http__json_quote(&c->resp, text, strlen(text));
+    rc = rc != 0 ? rc : buf_append(&c->resp, ",\"message\":", 11);
+    rc = rc != 0 ? rc : http__json_quote(&c->resp, text, strlen(text));
+    snprintf(num, sizeof(num), ",\"code\":%d}", (int)code);
+    rc = rc != 0 ? rc : buf_append(&c->resp, num, strlen(num));
+    if (rc != 0) {
+        return rc;
+    }
+    resp_send(c);
+    return 0;
+}
+
+/* The body is over the limit: 413 with the gateway's error body, then
+ * close (the rest of the body is never read). */
+static int respond_too_large(struct http_conn *c)
+{
+    char text[128];
+    c->h->st.bodies_too_large++;
+    c->close_after = true;
+    buf_free(&c->body);
+    snprintf(text, sizeof(text),
+             "%s: body is larger than %llu bytes (max-request-bytes)",
+             err_str(ERR_REQUEST_TOO_LARGE),
+             (unsigned long long)c->h->s->limits.v[LIMIT_REQUEST_BYTES]);
+    int rc = http__respond_error(c, 0, GRPC_RESOURCE_EXHAUSTED, text);
+    if (rc == 0) {
+        c->status = 413; /* HTTP's own status for it */
+    }
+    return rc;
+}
+
+static int add_header(struct lws *wsi, const char *name, const char *value,
+                      unsigned char **p, unsigned char *end)
+{
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value,
+                                       (int)strlen(value), p, end);
+}
+
+static int write_headers(struct http_conn *c)
+{
+    unsigned char hb[LWS_PRE + 1024];
+    unsigned char *start = hb + LWS_PRE;
+    unsigned char *p = start;
+    unsigned char *end = hb + sizeof(hb);
+    size_t blen = c->resp.len - LWS_PRE;
+    if (lws_add_http_common_headers(c->wsi, (unsigned)c->status, c->ctype, blen,
+                                    &p, end) != 0 ||
+        add_header(c->wsi, "access-control-allow-origin:", "*", &p, end) != 0 ||
+        add_header(c->wsi, "access-control-allow-methods:",
+                   "POST, GET, OPTIONS, PUT, DELETE", &p, end) != 0 ||
+        add_header(c->wsi, "access-control-allow-headers:",
+                   "accept, content-type, authorization", &p, end) != 0) {
+        return -1;
+    }
+    if (c->close_after &&
+        add_header(c->wsi, "connection:", "close", &p, end) != 0) {
+        return -1;
+    }
+    if (c->status == 405 &&
+        add_header(c->wsi, "allow:", c->m != NULL ? "POST" : "GET", &p, end) !=
+            0) {
+        return -1;
+    }
+    return lws_finalize_write_http_header(c->wsi, start, &p, end);
+}
+
+static int finish(struct http_conn *c)
+{
+    struct http_stats *st = &c->h->st;
+    if (c->status < 300) {
+        st->responses_2xx++;
+    } else if (c->status < 500) {
+        st->responses_4xx++;
+    } else {
+        st->responses_5xx++;
+    }
+    buf_free(&c->resp);
+    c->wait = HTTP_WAIT_NONE;
+    if (c->close_after) {
+        return -1;
+    }
+    return lws_http_transaction_completed(c->wsi) ? -1 : 0;
+}
+
+/* Headers in one callback, then the body in chunks, one per callback. */
+static int on_writable(struct http_conn *c)
+{
+    size_t blen;
+    size_t chunk;
+    bool last;
+    if (c->wait != HTTP_WAIT_WRITE) {
+        return 0;
+    }
+    blen = c->resp.len - LWS_PRE;
+    if (!c->headers_sent) {
+        if (write_headers(c) != 0) {
+            return -1;
+        }
+        c->headers_sent = true;
+        if (blen == 0) {
+            return finish(c);
+        }
+        lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    ASSERT(c->sent < blen);
+    chunk = blen - c->sent;
+    if (chunk > HTTP_WRITE_CHUNK_BYTES) {
+        chunk = HTTP_WRITE_CHUNK_BYTES;
+    }
+    last = c->sent + chunk == blen;
+    if (lws_write(c->wsi, c->resp.data + LWS_PRE + c->sent, chunk,
+                  last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0) {
+        return -1;
+    }
+    c->sent += chunk;
+    if (!last) {
+        lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    return finish(c);
+}
+
+/* ------------------------------------------------------------- calls */
+
+static void gw_answer(struct http_conn *c, int err, const uint8_t *resp,
+                      size_t len)
+{
+    int rc;
+    if (err != 0) {
+        rc = http__respond_error(c, err, GRPC_OK, NULL);
+    } else {
+        rc = resp_begin(c, 200, "application/json");
+        if (rc == 0) {
+            rc = http_pbjson_encode(c->m->resp_desc, resp, len, &c->resp);
+        }
+        if (rc == 0) {
+            resp_send(c);
+        } else {
+            LOGW("http", "%s: response not converted: %s", c->m->gw,
+                 err_str(rc));
+            rc = http__respond_error(c, rc, GRPC_INTERNAL,
+                                     "cairn: response could not be "
+                                     "converted to JSON");
+        }
+    }
+    if (rc != 0) {
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+}
+
+static void call_done(void *ctx, int err, const uint8_t *resp, size_t len)
+{
+    struct http_conn *c = ctx;
+    ASSERT(c->wait == HTTP_WAIT_CALL);
+    c->op = NULL;
+    if (c->purpose == HTTP_FOR_GATEWAY) {
+        gw_answer(c, err, resp, len);
+    } else {
+        http__health_done(c, err, resp, len);
+    }
+}
+
+int http__call(struct http_conn *c, const uint8_t *req, size_t len,
+               uint32_t timeout_ms)
+{
+    struct api_op *op;
+    ASSERT(c->m != NULL);
+    ASSERT(c->op == NULL);
+    c->wait = HTTP_WAIT_CALL;
+    /* the node's timeout bounds the wait, not lws's */
+    lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+    op = api_call(c->h->s, c->m, req, len, timeout_ms, call_done, c);
+    if (op != NULL) {
+        ASSERT(c->wait == HTTP_WAIT_CALL);
+        c->op = op;
+        op->token = c->token[0] != '\0' ? c->token : NULL;
+    }
+    return 0;
+}
+
+/* The whole body is in: JSON -> protobuf -> api_call. */
+static int gw_dispatch(struct http_conn *c)
+{
+    struct buf pb;
+    char msg[256];
+    int rc;
+    /* protobuf can be longer than its JSON (a negative int32 takes 10
+     * bytes); gRPC accepts this much too */
+    buf_init(&pb, (size_t)c->h->s->limits.v[LIMIT_REQUEST_BYTES] + 512 * 1024);
+    rc = http_pbjson_decode(c->m->req_desc, (const char *)c->body.data,
+                            c->body.len, &pb, msg, sizeof(msg));
+    buf_free(&c->body);
+    if (rc == ERR_BAD_REQUEST) {
+        c->h->st.bad_json++;
+        rc = http__respond_error(c, rc, GRPC_INVALID_ARGUMENT, msg);
+    } else if (rc == ERR_LIMIT) {
+        rc = http__respond_error(c, ERR_REQUEST_TOO_LARGE, GRPC_OK, NULL);
+    } else if (rc != 0) {
+        rc = http__respond_error(c, rc, GRPC_OK, NULL);
+    } else {
+        c->h->st.gateway_calls++;
+        rc = http__call(c, pb.data, pb.len, 0);
+    }
+    buf_free(&pb);
+    return rc;
+}
+
+static int header_u64(struct lws *wsi, enum lws_token_indexes tok,
+                      uint64_t *out)
+{
+    char tmp[32];
+    char *end = NULL;
+    int n = lws_hdr_copy(wsi, tmp, sizeof(tmp), tok);
+    if (n <= 0) {
+        return n == 0 ? 1 : -1; /* absent : too long */
+    }
+    errno = 0;
+    unsigned long long v = strtoull(tmp, &end, 10);
+    if (errno != 0 || end == tmp || *end != '\0' || tmp[0] == '-') {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int gw_start(struct http_conn *c, const struct api_method *m)
+{
+    uint64_t limit = c->h->s->limits.v[LIMIT_REQUEST_BYTES];
+    uint64_t clen = 0;
+    int hc;
+    c->m = m;
+    c->purpose = HTTP_FOR_GATEWAY;
+    if (lws_hdr_copy(c->wsi, c->token, sizeof(c->token),
+                     WSI_TOKEN_HTTP_AUTHORIZATION) < 0) {
+        c->token[0] = '\0';
+    }
+    hc = header_u64(c->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, &clen);
+    if (hc < 0) {
+        c->close_after = true;
+        return http__respond_error(c, 0, GRPC_INVALID_ARGUMENT,
+                                   "cairn: bad Content-Length");
+    }
+    if (clen > limit) {
+        return respond_too_large(c);
+    }
+    buf_init(&c->body, (size_t)limit);
+    if (clen == 0 &&
+        lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) == 0) {
+        return gw_dispatch(c); /* no body: the empty request */
+    }
+    c->wait = HTTP_WAIT_BODY;
+    return 0;
+}
+
+static int on_body(struct http_conn *c, const void *in, size_t len)
+{
+    int rc;
+    if (c->wait != HTTP_WAIT_BODY) {
+        return 0; /* a refused body still arriving */
+    }
+    rc = buf_append(&c->body, in, len);
+    if (rc == ERR_LIMIT) {
+        return respond_too_large(c) == 0 ? 0 : -1;
+    }
+    return rc == 0 ? 0 : -1;
+}
+
+static int on_body_done(struct http_conn *c)
+{
+    if (c->wait != HTTP_WAIT_BODY) {
+        return 0;
+    }
+    return gw_dispatch(c) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------ routing */
+
+static bool is_get(int meth)
+{
+    return meth == LWSHUMETH_GET;
+}
+
+static int route(struct http_conn *c, const char *path, int meth)
+{
+    const struct api_method *m;
+    if (strncmp(path, "/v3", 3) == 0 &&
+        (path[3] == '/' || path[3] == 'a' || path[3] == 'b')) {
+        m = api_find_gw(path);
+        if (m == NULL) {
+            return respond_text(c, 404, "Not Found\n");
+        }
+        if (meth != LWSHUMETH_POST) {
+            c->m = m;
+            return respond_text(c, 405, "Method Not Allowed\n");
+        }
+        return gw_start(c, m);
+    }
+    static const struct {
+        const char *path;
+        int which; /* 0 version, 1 metrics, else a purpose */
+    } gets[] = {
+        {"/version", 0},
+        {"/metrics", 1},
+        {"/health", 2 + HTTP_FOR_HEALTH},
+        {"/readyz", 2 + HTTP_FOR_READYZ},
+        {"/livez", 2 + HTTP_FOR_LIVEZ},
+    };
+    for (size_t i = 0; i < sizeof(gets) / sizeof(gets[0]); i++) {
+        if (strcmp(path, gets[i].path) != 0) {
+            continue;
+        }
+        if (!is_get(meth)) {
+            return respond_text(c, 405, "Method Not Allowed\n");
+        }
+        if (gets[i].which == 0) {
+            return http__get_version(c);
+        }
+        if (gets[i].which == 1) {
+            return http__get_metrics(c);
+        }
+        return http__get_health(c, (enum http_purpose)(gets[i].which - 2));
+    }
+    return respond_text(c, 404, "404 page not found\n");
+}
+
+static int on_request(struct http *h, struct http_conn *c, struct lws *wsi,
+                      const char *path)
+{
+    char *uri = NULL;
+    int uri_len = 0;
+    int meth;
+    int rc;
+    if (c->wait != HTTP_WAIT_NONE) {
+        return -1; /* lws started a request while one is unanswered */
+    }
+    conn_clear(c);
+    memset(c, 0, sizeof(*c));
+    c->h = h;
+    c->wsi = wsi;
+    h->st.requests_total++;
+    meth = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
+    if (h->stopped || h->s->stopping) {
+        c->close_after = true;
+        rc = http__respond_error(c, ERR_STOPPED, GRPC_OK, NULL);
+    } else {
+        rc = route(c, path != NULL ? path : "", meth);
+    }
+    if (rc != 0) {
+        LOGW("http", "%s: %s", path != NULL ? path : "?", err_str(rc));
+        conn_clear(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------- lws callback */
+
+static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
+                   void *user, void *in, size_t len)
+{
+    struct http_conn *c = user;
+    struct http *h = lws_context_user(lws_get_context(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        /* counted here, uncounted in WSI_DESTROY: both fire once per
+         * adopted connection, whichever way it ends */
+        lws_set_opaque_user_data(wsi, h);
+        h->conns_open++;
+        h->st.conns_total++;
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (lws_get_opaque_user_data(wsi) == h) {
+            lws_set_opaque_user_data(wsi, NULL);
+            ASSERT(h->conns_open > 0);
+            h->conns_open--;
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP:
+        return on_request(h, c, wsi, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return c != NULL ? on_body(c, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return c != NULL ? on_body_done(c) : -1;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return c != NULL ? on_writable(c) : 0;
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (c != NULL) {
+            conn_clear(c);
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        /* the connection's per-session memory is about to go */
+        if (c != NULL && c->wait == HTTP_WAIT_NONE) {
+            conn_clear(c);
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return -1; /* no WebSocket protocol yet: hang up */
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void handle_closed(uv_handle_t *hd)
+{
+    struct http *h = hd->data;
+    ASSERT(h->pending > 0);
+    if (--h->pending > 0) {
+        return;
+    }
+    if (h->ctx != NULL) {
+        /* lws never finished; it may still call into h: leave it */
+        LOGW("http", "libwebsockets did not finish stopping; state kept");
+        return;
+    }
+    h->s->http = NULL;
+    mem_free(h);
+}
+
+/* Every tick after stop: once lws has finished (it cleared h->ctx through
+ * info.pcontext), close the timer; the last close frees h. */
+static void on_reap(uv_timer_t *t)
+{
+    struct http *h = t->data;
+    if (h->ctx != NULL && ++h->reap_ticks < REAP_GIVE_UP) {
+        return;
+    }
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, handle_closed);
+}
+
+/* The server began to stop: follow it (runs once per loop pass; unref'd,
+ * so it never keeps the loop alive by itself). */
+static void on_watch(uv_check_t *w)
+{
+    struct http *h = w->data;
+    if (h->s->stopping && !h->stopped) {
+        http_stop(h->s);
+    }
+}
+
+static int ctx_create(struct http *h, char *msg, size_t msg_len)
+{
+    struct lws_context_creation_info info;
+    uint64_t hdr = h->s->limits.v[LIMIT_HEADER_BYTES];
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* adoption only */
+    info.protocols = http_protocols;
+    info.options = LWS_SERVER_OPTION_LIBUV |
+                   LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
+                   LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.foreign_loops = h->loops;
+    info.user = h;
+    info.pcontext = &h->ctx;
+    info.max_http_header_data = (unsigned short)(hdr < 65535 ? hdr : 65535);
+    info.max_http_header_pool = HTTP_HEADER_POOL;
+    info.keepalive_timeout = HTTP_KEEPALIVE_S;
+    info.server_string = "cairnd";
+    info.vhost_name = "default";
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    h->ctx = lws_create_context(&info);
+    if (h->ctx == NULL) {
+        snprintf(msg, msg_len, "libwebsockets: cannot create a context");
+        return ERR_INVALID;
+    }
+    h->vh = lws_get_vhost_by_name(h->ctx, "default");
+    if (h->vh == NULL) {
+        lws_context_destroy(h->ctx);
+        h->ctx = NULL;
+        snprintf(msg, msg_len, "libwebsockets: no default vhost");
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
+int http_start(struct server *s, char *msg, size_t msg_len)
+{
+    struct http *h = s->http;
+    int rc;
+    if (h != NULL) {
+        return h->stopped ? ERR_STOPPED : 0;
+    }
+    if (s->stopping) {
+        return ERR_STOPPED;
+    }
+    h = mem_calloc(1, sizeof(*h));
+    if (h == NULL) {
+        return -ENOMEM;
+    }
+    h->s = s;
+    h->loops[0] = s->loop;
+    rc = ctx_create(h, msg, msg_len);
+    if (rc != 0) {
+        mem_free(h);
+        return rc;
+    }
+    uv_check_init(s->loop, &h->watch);
+    uv_timer_init(s->loop, &h->reap);
+    h->watch.data = h;
+    h->reap.data = h;
+    uv_check_start(&h->watch, on_watch);
+    uv_unref((uv_handle_t *)&h->watch);
+    h->pending = 2;
+    s->http = h;
+    LOGD("http", "HTTP/1.1 side started");
+    return 0;
+}
+
+void http_stop(struct server *s)
+{
+    struct http *h = s->http;
+    if (h == NULL || h->stopped) {
+        return;
+    }
+    h->stopped = true;
+    uv_check_stop(&h->watch);
+    uv_close((uv_handle_t *)&h->watch, handle_closed);
+    /* closes every connection (CLOSED_HTTP cancels pending calls); with a
+     * foreign loop the rest finishes on later passes */
+    lws_context_destroy(h->ctx);
+    uv_timer_start(&h->reap, on_reap, 0, REAP_INTERVAL_MS);
+}
+
+/* The strong definition of server.c's weak hook: a client-port connection
+ * that is not gRPC. */
+int server__http_adopt(struct server *s, int fd, const void *pre,
+                       size_t pre_len)
+{
+    struct http *h;
+    char msg[160] = "";
+    uint64_t conns;
+    int rc = http_start(s, msg, sizeof(msg));
+    if (rc != 0) {
+        if (rc != ERR_STOPPED) {
+            LOGE("http", "cannot serve HTTP: %s (%s)", msg, err_str(rc));
+        }
+        return rc;
+    }
+    h = s->http;
+    conns = h->conns_open + (s->grpc_on ? grpc_server_conns(&s->grpc) : 0);
+    if (conns >= s->limits.v[LIMIT_CONNECTIONS]) {
+        h->st.conns_refused++;
+        return ERR_BUSY;
+    }
+    /* lws closes fd itself when it fails, so from here fd is lws's */
+    if (lws_adopt_socket_vhost_readbuf(h->vh, fd, pre, pre_len) == NULL) {
+        LOGD("http", "connection closed at adoption");
+    }
+    return 0;
+}
