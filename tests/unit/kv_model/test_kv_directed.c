@@ -597,6 +597,134 @@ static void commit_survives_reopen_and_abort_leaves_nothing(void **state)
     assert_string_equal(v, "1");
 }
 
+static void fx_reopen_with(struct fx *f, const struct kv_options *o)
+{
+    kv_close(f->kv);
+    f->kv = NULL;
+    assert_int_equal(kv_open(f->dir, o, &f->kv), 0);
+}
+
+/* kv.h Quota: past quota_bytes, puts, txns holding a put (in any branch)
+ * and lease grants are NOSPACE; deletes, compaction, revokes and reads
+ * still work; after deleting, compacting and kv_defrag, puts work again.
+ * etcd-api.md 1.5.8. */
+static void quota_refuses_growth_and_keeps_deletes_working(void **state)
+{
+    struct fx *f = *state;
+    struct kv_options o = {0};
+    o.sync = KV_SYNC_NONE;
+    o.quota_bytes = 1u << 20;
+    fx_reopen_with(f, &o);
+    static uint8_t big[8192];
+    memset(big, 'q', sizeof(big));
+    fx_begin(f);
+    assert_int_equal(kv_lease_grant(f->wr, 5, 60), 0);
+    fx_commit(f);
+    int rc = 0;
+    int n = 0;
+    for (; n < 1000 && rc == 0; n++) {
+        if (n % 10 == 0) {
+            fx_begin(f);
+        }
+        char key[16];
+        snprintf(key, sizeof(key), "q%04d", n);
+        struct kv_put_req q = {0};
+        struct kv_put_resp r;
+        int64_t rev;
+        q.key = (const uint8_t *)key;
+        q.key_len = strlen(key);
+        q.value = big;
+        q.value_len = sizeof(big);
+        q.lease = n == 0 ? 5 : 0;
+        int64_t before = kv_write_rev(f->wr);
+        rc = kv_put(f->wr, &q, &f->res, &r, &rev);
+        if (rc != 0) {
+            assert_int_equal(kv_write_rev(f->wr), before);
+            break;
+        }
+        if (n % 10 == 9) {
+            fx_commit(f);
+        }
+    }
+    assert_int_equal(rc, ERR_NOSPACE);
+    assert_true(n > 10); /* about 1 MiB of 8 KiB values went in first */
+    /* The handle is still usable: a txn whose put is only in the failure
+     * branch is refused too, a lease grant as well; the rest works. */
+    struct kv_op put_op = {0};
+    put_op.type = KV_OP_PUT;
+    put_op.u.put.key = (const uint8_t *)"x";
+    put_op.u.put.key_len = 1;
+    struct kv_txn_req t = {NULL, 0, NULL, 0, &put_op, 1};
+    struct kv_txn_resp tr;
+    int64_t rev = -1;
+    assert_int_equal(kv_txn(f->wr, &t, &f->res, &tr, &rev), ERR_NOSPACE);
+    assert_int_equal(kv_lease_grant(f->wr, 6, 60), ERR_NOSPACE);
+    int64_t before = kv_write_rev(f->wr);
+    assert_int_equal(fx_del(f, "q0001", NULL), before + 1);
+    assert_int_equal(kv_lease_revoke(f->wr, 5, &rev), 0);
+    assert_int_equal(rev, before + 2);
+    fx_commit(f);
+    /* Free the space: delete everything, compact, defragment. */
+    fx_begin(f);
+    int64_t last = fx_del(f, "q", "r");
+    assert_int_equal(kv_compact(f->wr, last), 0);
+    fx_commit(f);
+    assert_int_equal(kv_defrag(f->kv), 0);
+    fx_begin(f);
+    assert_int_equal(fx_put(f, "after", "defrag", 0), last + 1);
+    fx_commit(f);
+}
+
+/* kv.h: a range answer larger than range_result_bytes_max is ERR_LIMIT;
+ * count_only and a limit keep it small enough. */
+static void range_result_limit_is_enforced(void **state)
+{
+    struct fx *f = *state;
+    struct kv_options o = {0};
+    o.sync = KV_SYNC_NONE;
+    o.range_result_bytes_max = 4096;
+    fx_reopen_with(f, &o);
+    static char val[1001];
+    memset(val, 'r', 1000);
+    fx_begin(f);
+    for (int i = 0; i < 10; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "r%d", i);
+        fx_put(f, key, val, 0);
+    }
+    fx_commit(f);
+    assert_int_equal(kv_read_begin(f->kv, &f->rd), 0);
+    struct kv_range_req q = {0};
+    struct kv_range_resp r;
+    struct kv_result res = {0};
+    q.key = (const uint8_t *)"r";
+    q.key_len = 1;
+    q.range_end = (const uint8_t *)"s";
+    q.range_end_len = 1;
+    assert_int_equal(kv_range(f->rd, &q, &res, &r), ERR_LIMIT);
+    q.limit = 2;
+    assert_int_equal(kv_range(f->rd, &q, &res, &r), 0);
+    assert_int_equal(r.kvs_count, 2);
+    assert_int_equal(r.count, 10);
+    assert_true(r.more);
+    /* Sorted: the working set holds records (values borrowed), so a
+     * small limit still answers. */
+    q.sort_target = KV_SORT_VALUE;
+    q.sort_order = KV_SORT_DESCEND;
+    assert_int_equal(kv_range(f->rd, &q, &res, &r), 0);
+    assert_int_equal(r.kvs_count, 2);
+    q.limit = 0;
+    q.sort_order = KV_SORT_NONE;
+    q.sort_target = KV_SORT_KEY;
+    q.count_only = true;
+    assert_int_equal(kv_range(f->rd, &q, &res, &r), 0);
+    assert_int_equal(r.count, 10);
+    assert_int_equal(r.kvs_count, 0);
+    kv_result_free(&res);
+    kv_read_end(f->rd);
+    f->rd = NULL;
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 const struct CMUnitTest kv_directed_tests[] = {
     T(revisions_start_at_one_and_count_effective_writes),
@@ -610,6 +738,8 @@ const struct CMUnitTest kv_directed_tests[] = {
     T(key_and_value_limits_at_the_bound_and_past_it),
     T(second_open_of_a_directory_is_locked),
     T(commit_survives_reopen_and_abort_leaves_nothing),
+    T(quota_refuses_growth_and_keeps_deletes_working),
+    T(range_result_limit_is_enforced),
 };
 #undef T
 const size_t kv_directed_tests_count =
