@@ -7,17 +7,18 @@
  * batches 1..k: every key at the current revision, the revision and the
  * compacted revision, reads at earlier revisions, the history, the leases.
  *
- * Method: `crash kv` (the parent) makes a temp dir and repeatedly starts
- * `crash kv child DIR SEED FIRST` (fork + exec of this program), which
- * opens the store and applies batches FIRST, FIRST+1, ... for ever, each in
- * one write handle committed with applied index = its number, and reports
- * each number on a pipe once kv_write_commit returned. Batch i is a few
- * puts, deletes, txns, lease grants/revokes and now and then a compaction,
- * all derived from (seed, i) alone, so the parent can replay it into the
- * model. The parent kills the child with SIGKILL after a random delay
- * (sometimes at once, so the kill lands in exec or kv_open), reopens the
- * store, checks it against the model at k, and starts the next child at
- * k + 1. Some rounds use a fresh directory to kill the very first open.
+ * Method: `crash kv` (the parent) makes a temp dir and repeatedly starts `crash
+ * kv child DIR SEED FIRST` (fork + exec of this program), which opens the store
+ * and applies batches FIRST, FIRST+1, ... for ever, each in one write handle
+ * committed with applied index = its number, and reports each number on a pipe
+ * once kv_write_commit returned. Batch i is a few puts, deletes, txns, lease
+ * grants/revokes and now and then a compaction, all derived from (seed, i)
+ * alone, so the parent can replay it into the model; after every 97th batch the
+ * child also runs kv_defrag. The parent kills the child with SIGKILL after a
+ * random delay (sometimes at once, so the kill lands in exec or kv_open),
+ * reopens the store, checks it against the model at k, and starts the next
+ * child at k + 1. Some rounds use a fresh directory to kill the very first
+ * open.
  *
  * Options: --seed N (default fixed), --kills N (default 220), --seconds N
  * (default 50: stop early when over), --dir D (keep the store there).
@@ -337,6 +338,15 @@ static int child_main(const char *dir, uint64_t seed, uint64_t first)
         }
         if (write(3, &i, sizeof(i)) != (ssize_t)sizeof(i)) {
             break; /* the parent is gone */
+        }
+        if (i % 97 == 0) {
+            /* kv.h: a crash at any point of a defrag leaves the old or the
+             * new file, both whole. */
+            rc = kv_defrag(kv);
+            if (rc != 0) {
+                fprintf(stderr, "crash kv child: defrag: %s\n", err_str(rc));
+                return 1;
+            }
         }
     }
     kv_close(kv);
