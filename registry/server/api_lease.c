@@ -1,0 +1,682 @@
+/*
+ * api_lease.c - lease timers on the loop (consensus/lease), the
+ * LeaseKeepAlive bidi stream and LeaseTimeToLive (etcd-api.md 1.5.7).
+ *
+ * Timers: every member mirrors the applied grants, revokes and checkpoints
+ * into its lease table (the node's lease observer), rebuilt from the store
+ * at start. A tick every TICK_MS on the leader proposes a LeaseRevoke for
+ * each expired lease (a bounded number per tick, at most REVOKES_INFLIGHT
+ * in flight) and one LeaseCheckpoint with the remaining TTLs that are due.
+ *
+ * KeepAlive: one response per request, in request order. On the leader a
+ * renewal is in memory and answered at once, unless a remaining-TTL
+ * checkpoint was recorded for the lease: then a clearing checkpoint (R = 0)
+ * is written first (lease.h, point 5). On a follower the renewal itself is
+ * written to the log as a checkpoint with R = 0, which every member applies
+ * as "full TTL from now"; the follower answers once it has applied it. That
+ * costs a Raft write per follower keep-alive, but needs no channel to the
+ * leader besides Raft, and a renewal the client heard about is in the log,
+ * so no later leader can miss it. An unknown or expired lease answers TTL 0
+ * and the stream stays open, as etcd.
+ *
+ * Failure modes: a proposal that cannot be made (no leader, too many
+ * requests) ends the stream with that error (clients reopen it); a client
+ * that sends more than KA_PENDING_MAX requests without reading ends with
+ * RESOURCE_EXHAUSTED; "hasleader" streams end with "etcdserver: no leader"
+ * when the watch module says the leader is gone for good.
+ */
+#include "registry/server/server.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "consensus/lease/lease.h"
+#include "proto/rpc.pb-c.h"
+
+/* Called from api_watch.c (the extension points live there). */
+int api_lease__start(struct server *s, char *msg, size_t msg_len);
+void api_lease__stop(struct server *s);
+size_t api_lease__methods(struct server *s, struct grpc_method *out,
+                          size_t cap);
+void api_lease__on_lease(struct server *s, int64_t id, int64_t ttl,
+                         bool checkpoint);
+void api_lease__on_leader(struct server *s, uint64_t leader, uint64_t term);
+void api_lease__no_leader(struct server *s);
+/* The LeaseTimeToLive method of api.c's table. */
+int api__lease_ttl_fn(struct api_op *op, const ProtobufCMessage *req);
+
+#define TICK_MS           100
+#define REVOKES_PER_TICK  100 /* about 1000/s, as etcd's revoke rate */
+#define REVOKES_INFLIGHT  1000
+#define CHECKPOINTS_BATCH 1000
+#define KA_PENDING_MAX    256
+
+struct lease_svc {
+    struct server *s;
+    struct lease_table *t;
+    uv_timer_t tick;
+    int refs; /* 1 while running + proposals in flight + open calls */
+    bool stopping;
+    bool handle_open;
+    uint64_t leader;
+    uint64_t term;
+    size_t revokes_inflight;
+    struct kcall *calls;
+};
+
+struct ka_slot {
+    int64_t id;
+    int64_t ttl;
+    bool ready;
+};
+
+struct kcall {
+    struct lease_svc *svc;
+    struct grpc_call *call; /* NULL once the call is gone */
+    struct kcall *prev, *next;
+    bool hasleader;
+    bool blocked;
+    int refs; /* proposals in flight + 1 while the call lives */
+    struct ka_slot slots[KA_PENDING_MAX];
+    size_t head;
+    size_t len;
+    uint64_t seq_head; /* sequence number of slots[head] */
+};
+
+static void svc_unref(struct lease_svc *l)
+{
+    if (--l->refs == 0) {
+        ASSERT(l->calls == NULL);
+        lease_table_close(l->t);
+        mem_free(l);
+    }
+}
+
+static uint64_t now_ms(const struct lease_svc *l)
+{
+    return uv_now(l->s->loop);
+}
+
+/* ------------------------------------------------------------- proposals */
+
+struct prop {
+    struct lease_svc *svc;
+    struct kcall *kc; /* NULL for timer work */
+    uint64_t seq;     /* keep-alive slot */
+    int64_t id;
+    bool revoke;
+};
+
+static void kc_unref(struct kcall *kc)
+{
+    if (--kc->refs == 0) {
+        struct lease_svc *l = kc->svc;
+        mem_free(kc);
+        svc_unref(l);
+    }
+}
+
+static void kc_flush(struct kcall *kc);
+static void kc_end(struct kcall *kc, int err);
+
+static void on_prop_done(void *ctx, const struct apply_result *res)
+{
+    struct prop *p = ctx;
+    struct lease_svc *l = p->svc;
+    if (p->revoke) {
+        l->revokes_inflight--;
+    } else if (p->kc != NULL) {
+        struct kcall *kc = p->kc;
+        if (kc->call != NULL && p->seq >= kc->seq_head &&
+            p->seq < kc->seq_head + kc->len) {
+            struct ka_slot *sl =
+                &kc->slots[(kc->head + (p->seq - kc->seq_head)) %
+                           KA_PENDING_MAX];
+            int64_t rem = 0;
+            int64_t ttl = 0;
+            /* Applied here too: the local table knows if the lease
+             * survived (an unknown lease is skipped by apply). */
+            if (res->err == 0 && l->t != NULL &&
+                lease_remaining(l->t, p->id, now_ms(l), &rem, &ttl) == 0) {
+                sl->ttl = ttl;
+            }
+            sl->ready = true;
+            if (res->err != 0 && res->err != ERR_LEASE_NOT_FOUND) {
+                kc_end(kc, res->err);
+            } else {
+                kc_flush(kc);
+            }
+        }
+        kc_unref(kc);
+    }
+    mem_free(p);
+    svc_unref(l);
+}
+
+static int propose_pb(struct lease_svc *l, enum apply_op op,
+                      const ProtobufCMessage *m, struct prop *p)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t stack[512];
+    uint8_t *buf = len <= sizeof(stack) ? stack : mem_alloc(len);
+    int rc;
+    if (buf == NULL) {
+        return -ENOMEM;
+    }
+    protobuf_c_message_pack(m, buf);
+    rc = node_propose(l->s->node, op, buf, len, 0, on_prop_done, p);
+    if (buf != stack) {
+        mem_free(buf);
+    }
+    if (rc == 0) {
+        l->refs++;
+    }
+    return rc;
+}
+
+/* A renewal through the log: a checkpoint with remaining TTL 0. */
+static int propose_renewal(struct lease_svc *l, struct kcall *kc, uint64_t seq,
+                           int64_t id)
+{
+    Etcdserverpb__LeaseCheckpointRequest req =
+        ETCDSERVERPB__LEASE_CHECKPOINT_REQUEST__INIT;
+    Etcdserverpb__LeaseCheckpoint cp = ETCDSERVERPB__LEASE_CHECKPOINT__INIT;
+    Etcdserverpb__LeaseCheckpoint *cpp = &cp;
+    struct prop *p = mem_calloc(1, sizeof(*p));
+    int rc;
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    p->svc = l;
+    p->kc = kc;
+    p->seq = seq;
+    p->id = id;
+    cp.id = id;
+    cp.remaining_ttl = 0;
+    req.n_checkpoints = 1;
+    req.checkpoints = &cpp;
+    rc = propose_pb(l, APPLY_LEASE_CHECKPOINT, &req.base, p);
+    if (rc != 0) {
+        mem_free(p);
+        return rc;
+    }
+    kc->refs++;
+    return 0;
+}
+
+static void propose_revokes(struct lease_svc *l)
+{
+    int64_t ids[REVOKES_PER_TICK];
+    size_t cap = REVOKES_INFLIGHT - l->revokes_inflight;
+    size_t n = lease_expired(l->t, now_ms(l), ids,
+                             cap < REVOKES_PER_TICK ? cap : REVOKES_PER_TICK);
+    for (size_t i = 0; i < n; i++) {
+        Etcdserverpb__LeaseRevokeRequest req =
+            ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
+        struct prop *p = mem_calloc(1, sizeof(*p));
+        if (p == NULL) {
+            return; /* named again after revoke_retry_ms */
+        }
+        p->svc = l;
+        p->revoke = true;
+        p->id = ids[i];
+        req.id = ids[i];
+        if (propose_pb(l, APPLY_LEASE_REVOKE, &req.base, p) != 0) {
+            mem_free(p);
+            return;
+        }
+        l->revokes_inflight++;
+    }
+}
+
+static void propose_checkpoints(struct lease_svc *l)
+{
+    struct lease_checkpoint due[CHECKPOINTS_BATCH];
+    Etcdserverpb__LeaseCheckpoint cps[CHECKPOINTS_BATCH];
+    Etcdserverpb__LeaseCheckpoint *cpp[CHECKPOINTS_BATCH];
+    Etcdserverpb__LeaseCheckpointRequest req =
+        ETCDSERVERPB__LEASE_CHECKPOINT_REQUEST__INIT;
+    size_t n = lease_checkpoints_due(l->t, now_ms(l), due, CHECKPOINTS_BATCH);
+    struct prop *p;
+    if (n == 0) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        etcdserverpb__lease_checkpoint__init(&cps[i]);
+        cps[i].id = due[i].id;
+        cps[i].remaining_ttl = due[i].remaining_s;
+        cpp[i] = &cps[i];
+    }
+    req.n_checkpoints = n;
+    req.checkpoints = cpp;
+    p = mem_calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return; /* the leases stay marked: renewals write a clear */
+    }
+    p->svc = l;
+    if (propose_pb(l, APPLY_LEASE_CHECKPOINT, &req.base, p) != 0) {
+        mem_free(p);
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct lease_svc *l = t->data;
+    if (l->stopping || !lease_is_leader(l->t)) {
+        return;
+    }
+    propose_revokes(l);
+    propose_checkpoints(l);
+}
+
+/* ------------------------------------------------------------ keep-alive */
+
+static void kc_detach(struct kcall *kc)
+{
+    struct lease_svc *l = kc->svc;
+    if (kc->prev != NULL) {
+        kc->prev->next = kc->next;
+    } else {
+        l->calls = kc->next;
+    }
+    if (kc->next != NULL) {
+        kc->next->prev = kc->prev;
+    }
+    kc->prev = kc->next = NULL;
+    kc->call = NULL;
+}
+
+static void kc_end(struct kcall *kc, int err)
+{
+    struct grpc_call *call = kc->call;
+    if (call == NULL) {
+        return;
+    }
+    grpc_call_set_data(call, NULL);
+    kc_detach(kc);
+    grpc_call_finish_err(call, err);
+    kc_unref(kc);
+}
+
+static void kc_flush(struct kcall *kc)
+{
+    struct lease_svc *l = kc->svc;
+    while (kc->call != NULL && !kc->blocked && kc->len > 0 &&
+           kc->slots[kc->head].ready) {
+        Etcdserverpb__LeaseKeepAliveResponse resp =
+            ETCDSERVERPB__LEASE_KEEP_ALIVE_RESPONSE__INIT;
+        Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+        h.cluster_id = l->s->cluster_id;
+        h.member_id = l->s->member_id;
+        h.revision = kv_rev(node_kv(l->s->node));
+        h.raft_term = l->term;
+        resp.header = &h;
+        resp.id = kc->slots[kc->head].id;
+        resp.ttl = kc->slots[kc->head].ttl;
+        int rc = grpc_call_send(kc->call, &resp.base);
+        if (rc == ERR_BUSY) {
+            kc->blocked = true;
+            return;
+        }
+        if (rc != 0) {
+            kc_end(kc, rc);
+            return;
+        }
+        kc->head = (kc->head + 1) % KA_PENDING_MAX;
+        kc->len--;
+        kc->seq_head++;
+    }
+}
+
+static void ka_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
+{
+    struct kcall *kc = grpc_call_data(call);
+    const Etcdserverpb__LeaseKeepAliveRequest *r =
+        (const Etcdserverpb__LeaseKeepAliveRequest *)msg->pb;
+    if (kc == NULL || r == NULL) {
+        return;
+    }
+    struct lease_svc *l = kc->svc;
+    if (kc->len == KA_PENDING_MAX) {
+        kc_end(kc, ERR_BUSY);
+        return;
+    }
+    uint64_t seq = kc->seq_head + kc->len;
+    struct ka_slot *sl = &kc->slots[(kc->head + kc->len) % KA_PENDING_MAX];
+    int64_t ttl = 0;
+    int64_t rem;
+    bool log_needed = false;
+    int rc = 0;
+    kc->len++;
+    memset(sl, 0, sizeof(*sl));
+    sl->id = r->id;
+    if (lease_is_leader(l->t)) {
+        if (lease_renew(l->t, r->id, now_ms(l), &ttl, &log_needed) == 0) {
+            sl->ttl = ttl;
+        }
+    } else if (lease_remaining(l->t, r->id, now_ms(l), &rem, &ttl) == 0) {
+        log_needed = true; /* follower: the renewal goes through the log */
+    }
+    if (!log_needed) {
+        sl->ready = true;
+        kc_flush(kc);
+        return;
+    }
+    rc = propose_renewal(l, kc, seq, r->id);
+    if (rc != 0) {
+        if (lease_is_leader(l->t)) {
+            lease_checkpoint_proposed(l->t, r->id, 1);
+        }
+        kc_end(kc, rc);
+    }
+}
+
+static bool wants_leader(struct grpc_call *call)
+{
+    const char *v = grpc_call_metadata(call, "hasleader", NULL);
+    return v != NULL && strcmp(v, "true") == 0;
+}
+
+static void ka_on_start(struct grpc_call *call)
+{
+    struct lease_svc *l = grpc_call_method(call)->ctx;
+    struct kcall *kc;
+    if (l->stopping) {
+        grpc_call_finish_err(call, ERR_STOPPED);
+        return;
+    }
+    if (wants_leader(call) && l->leader == 0) {
+        grpc_call_finish_err(call, ERR_NO_LEADER);
+        return;
+    }
+    kc = mem_calloc(1, sizeof(*kc));
+    if (kc == NULL) {
+        grpc_call_finish_err(call, -ENOMEM);
+        return;
+    }
+    kc->svc = l;
+    kc->call = call;
+    kc->refs = 1;
+    kc->hasleader = wants_leader(call);
+    kc->next = l->calls;
+    if (l->calls != NULL) {
+        l->calls->prev = kc;
+    }
+    l->calls = kc;
+    l->refs++;
+    grpc_call_set_data(call, kc);
+}
+
+static void ka_on_cancel(struct grpc_call *call)
+{
+    struct kcall *kc = grpc_call_data(call);
+    if (kc != NULL) {
+        grpc_call_set_data(call, NULL);
+        kc_detach(kc);
+        kc_unref(kc);
+    }
+}
+
+static void ka_on_writable(struct grpc_call *call)
+{
+    struct kcall *kc = grpc_call_data(call);
+    if (kc != NULL) {
+        kc->blocked = false;
+        kc_flush(kc);
+    }
+}
+
+/* ------------------------------------------------------------ TimeToLive */
+
+struct ttl_keys {
+    ProtobufCBinaryData *keys;
+    size_t count;
+    size_t cap;
+    int err;
+};
+
+static int collect_key(void *ctx, const uint8_t *key, size_t key_len)
+{
+    struct ttl_keys *k = ctx;
+    if (k->count == k->cap) {
+        size_t cap = k->cap == 0 ? 16 : k->cap * 2;
+        ProtobufCBinaryData *v = mem_realloc(k->keys, cap * sizeof(*v));
+        if (v == NULL) {
+            k->err = -ENOMEM;
+            return 1;
+        }
+        k->keys = v;
+        k->cap = cap;
+    }
+    k->keys[k->count].data = mem_dup(key, key_len == 0 ? 1 : key_len);
+    if (k->keys[k->count].data == NULL) {
+        k->err = -ENOMEM;
+        return 1;
+    }
+    k->keys[k->count++].len = key_len;
+    return 0;
+}
+
+/* Answer an api op synchronously (api.c's finish is private). */
+static int op_answer(struct api_op *op, const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *p = mem_alloc(len == 0 ? 1 : len);
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    protobuf_c_message_pack(m, p);
+    op->finished = true;
+    if (!op->canceled) {
+        op->done(op->ctx, 0, p, len);
+    }
+    mem_free(p);
+    return 0;
+}
+
+int api__lease_ttl_fn(struct api_op *op, const ProtobufCMessage *req)
+{
+    const Etcdserverpb__LeaseTimeToLiveRequest *r =
+        (const Etcdserverpb__LeaseTimeToLiveRequest *)req;
+    Etcdserverpb__LeaseTimeToLiveResponse resp =
+        ETCDSERVERPB__LEASE_TIME_TO_LIVE_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct lease_svc *l = op->s->lease;
+    struct kv_read *rd;
+    struct kv_lease rec;
+    struct ttl_keys keys = {0};
+    int64_t rem;
+    int64_t ttl;
+    int rc = kv_read_begin(node_kv(op->s->node), &rd);
+    if (rc != 0) {
+        return rc;
+    }
+    h.cluster_id = op->s->cluster_id;
+    h.member_id = op->s->member_id;
+    h.revision = kv_read_rev(rd);
+    h.raft_term = l != NULL ? l->term : 0;
+    resp.header = &h;
+    resp.id = r->id;
+    rc = kv_lease_get(rd, r->id, &rec);
+    if (rc == ERR_LEASE_NOT_FOUND) {
+        resp.ttl = -1; /* etcd 3.4: an unknown lease answers TTL -1 */
+        rc = 0;
+    } else if (rc == 0) {
+        resp.grantedttl = rec.ttl;
+        if (l != NULL &&
+            lease_remaining(l->t, r->id, now_ms(l), &rem, &ttl) == 0) {
+            resp.ttl = rem;
+        } else {
+            resp.ttl = rec.remaining_ttl > 0 ? rec.remaining_ttl : rec.ttl;
+        }
+        if (r->keys) {
+            rc = kv_lease_keys(rd, r->id, collect_key, &keys);
+            rc = rc != 0 ? rc : keys.err;
+            resp.n_keys = keys.count;
+            resp.keys = keys.keys;
+        }
+    }
+    kv_read_end(rd);
+    if (rc == 0) {
+        rc = op_answer(op, &resp.base);
+    }
+    for (size_t i = 0; i < keys.count; i++) {
+        mem_free(keys.keys[i].data);
+    }
+    mem_free(keys.keys);
+    return rc;
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+void api_lease__on_lease(struct server *s, int64_t id, int64_t ttl,
+                         bool checkpoint)
+{
+    struct lease_svc *l = s->lease;
+    if (l == NULL) {
+        return; /* before start: the store's records are read then */
+    }
+    if (checkpoint) {
+        lease_on_checkpoint(l->t, id, ttl, now_ms(l));
+    } else if (ttl > 0) {
+        if (lease_on_grant(l->t, id, ttl, now_ms(l)) != 0) {
+            LOGE("lease", "out of memory tracking lease %016llx",
+                 (unsigned long long)id);
+        }
+    } else {
+        lease_on_revoke(l->t, id);
+    }
+}
+
+void api_lease__on_leader(struct server *s, uint64_t leader, uint64_t term)
+{
+    struct lease_svc *l = s->lease;
+    if (l == NULL) {
+        return;
+    }
+    l->leader = leader;
+    l->term = term;
+    if (leader == s->member_id && !lease_is_leader(l->t)) {
+        lease_promote(l->t, now_ms(l));
+        LOGI("lease",
+             "leader: %zu leases, expiries from the later of the "
+             "log and now + remaining + election timeout",
+             lease_count(l->t));
+    } else if (leader != s->member_id && lease_is_leader(l->t)) {
+        lease_demote(l->t);
+    }
+}
+
+void api_lease__no_leader(struct server *s)
+{
+    struct lease_svc *l = s->lease;
+    struct kcall *next;
+    if (l == NULL) {
+        return;
+    }
+    for (struct kcall *kc = l->calls; kc != NULL; kc = next) {
+        next = kc->next;
+        if (kc->hasleader) {
+            kc_end(kc, ERR_NO_LEADER);
+        }
+    }
+}
+
+struct restore {
+    struct lease_svc *l;
+    int err;
+};
+
+static int restore_one(void *ctx, const struct kv_lease *rec)
+{
+    struct restore *r = ctx;
+    r->err = lease_restore(r->l->t, rec->id, rec->ttl, rec->remaining_ttl,
+                           now_ms(r->l));
+    return r->err != 0 ? 1 : 0;
+}
+
+int api_lease__start(struct server *s, char *msg, size_t msg_len)
+{
+    struct lease_svc *l = mem_calloc(1, sizeof(*l));
+    struct lease_config cfg;
+    struct node_status st;
+    struct kv_read *rd;
+    struct restore r;
+    int rc;
+    if (l == NULL) {
+        snprintf(msg, msg_len, "lease: out of memory");
+        return -ENOMEM;
+    }
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.revokes_per_tick_max = REVOKES_PER_TICK;
+    cfg.checkpoints_per_tick_max = CHECKPOINTS_BATCH;
+    cfg.promote_extend_ms = s->opt->election_timeout_ms;
+    l->s = s;
+    l->refs = 1;
+    rc = lease_table_init(&cfg, &l->t);
+    rc = rc != 0 ? rc : kv_read_begin(node_kv(s->node), &rd);
+    if (rc == 0) {
+        r.l = l;
+        r.err = 0;
+        rc = kv_lease_list(rd, restore_one, &r);
+        rc = rc != 0 ? rc : r.err;
+        kv_read_end(rd);
+    }
+    if (rc != 0) {
+        lease_table_close(l->t);
+        mem_free(l);
+        snprintf(msg, msg_len, "lease: restoring timers: %s", err_str(rc));
+        return rc;
+    }
+    uv_timer_init(s->loop, &l->tick);
+    l->tick.data = l;
+    l->handle_open = true;
+    uv_timer_start(&l->tick, on_tick, TICK_MS, TICK_MS);
+    s->lease = l;
+    node_status(s->node, &st);
+    api_lease__on_leader(s, st.leader, st.term);
+    return 0;
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    svc_unref(h->data);
+}
+
+void api_lease__stop(struct server *s)
+{
+    struct lease_svc *l = s->lease;
+    if (l == NULL) {
+        return;
+    }
+    l->stopping = true;
+    while (l->calls != NULL) {
+        kc_end(l->calls, ERR_STOPPED);
+    }
+    s->lease = NULL;
+    /* The svc lives on until the tick handle closed and every proposal in
+     * flight has answered (node_close fails them with ERR_STOPPED). */
+    uv_close((uv_handle_t *)&l->tick, on_tick_closed);
+}
+
+size_t api_lease__methods(struct server *s, struct grpc_method *out, size_t cap)
+{
+    struct lease_svc *l = s->lease;
+    if (l == NULL || cap == 0) {
+        return 0;
+    }
+    memset(&out[0], 0, sizeof(out[0]));
+    out[0].path = "/etcdserverpb.Lease/LeaseKeepAlive";
+    out[0].kind = GRPC_BIDI_STREAM;
+    out[0].req_desc = &etcdserverpb__lease_keep_alive_request__descriptor;
+    out[0].on_start = ka_on_start;
+    out[0].on_msg = ka_on_msg;
+    out[0].on_cancel = ka_on_cancel;
+    out[0].on_writable = ka_on_writable;
+    out[0].ctx = l;
+    return 1;
+}

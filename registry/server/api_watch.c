@@ -1,0 +1,509 @@
+/*
+ * api_watch.c - etcd's Watch service (bidi gRPC stream) on the watch hub,
+ * and the server's extension points for the streaming modules (watch and
+ * lease: see server.h).
+ *
+ * Each Watch call is one hub stream. Requests (create, cancel, progress)
+ * go to the hub at once; the hub answers through send_resp(), which
+ * encodes an etcd WatchResponse (etcd-api.md 1.5.6) and queues it on the
+ * call. Sends happen only inside watch_hub_run(), which an idle handle
+ * drives while the hub has work; a send refused at the connection's
+ * outbound bound blocks the stream until on_writable.
+ *
+ * Failure modes: a client that sends requests without reading its replies
+ * fills the stream's control queue and the call ends with
+ * RESOURCE_EXHAUSTED; a response too large to frame ends the call with
+ * INTERNAL; a stream opened with "hasleader: true" metadata is refused
+ * when the member has no leader, and ended with "etcdserver: no leader"
+ * after three election timeouts without one (as etcd's monitorLeader).
+ * On server stop every Watch call ends with "etcdserver: server stopped".
+ */
+#include "registry/server/server.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "consensus/watch/watch.h"
+#include "proto/kv.pb-c.h"
+#include "proto/rpc.pb-c.h"
+
+/* The lease service (api_lease.c). */
+int api_lease__start(struct server *s, char *msg, size_t msg_len);
+void api_lease__stop(struct server *s);
+size_t api_lease__methods(struct server *s, struct grpc_method *out,
+                          size_t cap);
+void api_lease__on_lease(struct server *s, int64_t id, int64_t ttl,
+                         bool checkpoint);
+void api_lease__on_leader(struct server *s, uint64_t leader, uint64_t term);
+void api_lease__no_leader(struct server *s);
+
+#define RUN_BUDGET            4096
+#define NO_LEADER_ELECTIONS   3
+#define PROGRESS_INTERVAL_MIN 100
+
+struct wcall {
+    struct watch_svc *svc;
+    struct grpc_call *call;
+    struct watch_stream *st;
+    struct wcall *prev, *next;
+    bool hasleader;
+    bool doomed; /* end after the hub's pass (send failed hard) */
+};
+
+struct watch_svc {
+    struct server *s;
+    struct watch_hub *hub;
+    uv_idle_t run;
+    uv_timer_t progress;
+    uv_timer_t no_leader;
+    int handles;
+    bool stopping;
+    uint64_t leader;
+    uint64_t term;
+    struct wcall *calls;
+    /* encoding scratch, reused by every response */
+    Mvccpb__Event *ev;
+    Mvccpb__Event **evp;
+    Mvccpb__KeyValue *kvs;
+    size_t scratch_cap;
+};
+
+/* ------------------------------------------------------------ encoding */
+
+static int scratch_reserve(struct watch_svc *w, size_t n)
+{
+    if (n <= w->scratch_cap) {
+        return 0;
+    }
+    size_t cap = w->scratch_cap == 0 ? 64 : w->scratch_cap;
+    while (cap < n) {
+        cap *= 2;
+    }
+    Mvccpb__Event *ev = mem_alloc(cap * sizeof(*ev));
+    Mvccpb__Event **evp = mem_alloc(cap * sizeof(*evp));
+    Mvccpb__KeyValue *kvs = mem_alloc(2 * cap * sizeof(*kvs));
+    if (ev == NULL || evp == NULL || kvs == NULL) {
+        mem_free(ev);
+        mem_free(evp);
+        mem_free(kvs);
+        return -ENOMEM;
+    }
+    mem_free(w->ev);
+    mem_free(w->evp);
+    mem_free(w->kvs);
+    w->ev = ev;
+    w->evp = evp;
+    w->kvs = kvs;
+    w->scratch_cap = cap;
+    return 0;
+}
+
+static void kv_to_pb(const struct kv_kv *kv, Mvccpb__KeyValue *out)
+{
+    mvccpb__key_value__init(out);
+    out->key.data = (uint8_t *)kv->key;
+    out->key.len = kv->key_len;
+    out->value.data = (uint8_t *)kv->value;
+    out->value.len = kv->value_len;
+    out->create_revision = kv->create_revision;
+    out->mod_revision = kv->mod_revision;
+    out->version = kv->version;
+    out->lease = kv->lease;
+}
+
+static int send_resp(void *ctx, const struct watch_resp *r)
+{
+    struct wcall *c = ctx;
+    struct watch_svc *w = c->svc;
+    Etcdserverpb__WatchResponse resp = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    int rc;
+    if (c->doomed) {
+        return ERR_BUSY;
+    }
+    if (scratch_reserve(w, r->events_count) != 0) {
+        return ERR_BUSY; /* the hub retries on a later pass */
+    }
+    h.cluster_id = w->s->cluster_id;
+    h.member_id = w->s->member_id;
+    h.revision = r->revision;
+    h.raft_term = w->term;
+    resp.header = &h;
+    resp.watch_id = r->watch_id;
+    resp.created = r->created;
+    resp.canceled = r->canceled;
+    resp.compact_revision = r->compact_revision;
+    resp.cancel_reason =
+        (char *)(r->cancel_reason != NULL ? r->cancel_reason : "");
+    resp.fragment = r->fragment;
+    for (size_t i = 0; i < r->events_count; i++) {
+        const struct kv_event *e = &r->events[i];
+        mvccpb__event__init(&w->ev[i]);
+        w->ev[i].type = e->type == KV_EVENT_DELETE
+                            ? MVCCPB__EVENT__EVENT_TYPE__DELETE
+                            : MVCCPB__EVENT__EVENT_TYPE__PUT;
+        kv_to_pb(&e->kv, &w->kvs[2 * i]);
+        w->ev[i].kv = &w->kvs[2 * i];
+        if (e->has_prev) {
+            kv_to_pb(&e->prev, &w->kvs[2 * i + 1]);
+            w->ev[i].prev_kv = &w->kvs[2 * i + 1];
+        }
+        w->evp[i] = &w->ev[i];
+    }
+    resp.n_events = r->events_count;
+    resp.events = r->events_count > 0 ? w->evp : NULL;
+    rc = grpc_call_send(c->call, &resp.base);
+    if (rc != 0 && rc != ERR_BUSY) {
+        c->doomed = true; /* ended after the pass */
+        return ERR_BUSY;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------- running */
+
+static void schedule(struct watch_svc *w);
+
+static void call_remove(struct wcall *c)
+{
+    struct watch_svc *w = c->svc;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        w->calls = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    watch_stream_close(c->st);
+    mem_free(c);
+}
+
+/* End a call from our side (never from on_cancel). */
+static void call_end(struct wcall *c, int err)
+{
+    struct grpc_call *call = c->call;
+    grpc_call_set_data(call, NULL);
+    call_remove(c);
+    if (err == 0) {
+        grpc_call_finish(call, GRPC_OK, NULL);
+    } else if (err == ERR_LIMIT) {
+        grpc_call_finish(call, GRPC_INTERNAL,
+                         "cairn: watch response too large to send");
+    } else {
+        grpc_call_finish_err(call, err);
+    }
+}
+
+static void on_run(uv_idle_t *idle)
+{
+    struct watch_svc *w = idle->data;
+    bool more = w->hub != NULL && watch_hub_run(w->hub, RUN_BUDGET);
+    struct wcall *next;
+    for (struct wcall *c = w->calls; c != NULL; c = next) {
+        next = c->next;
+        if (c->doomed) {
+            call_end(c, ERR_LIMIT);
+        }
+    }
+    if (!more) {
+        uv_idle_stop(&w->run);
+    }
+}
+
+static void schedule(struct watch_svc *w)
+{
+    if (!w->stopping && w->hub != NULL && watch_hub_pending(w->hub)) {
+        uv_idle_start(&w->run, on_run);
+    }
+}
+
+/* ------------------------------------------------------------ requests */
+
+static void on_create(struct wcall *c,
+                      const Etcdserverpb__WatchCreateRequest *r)
+{
+    struct watch_create wc;
+    memset(&wc, 0, sizeof(wc));
+    wc.key = r->key.data;
+    wc.key_len = r->key.len;
+    wc.range_end = r->range_end.data;
+    wc.range_end_len = r->range_end.len;
+    wc.start_revision = r->start_revision;
+    wc.watch_id = r->watch_id;
+    wc.prev_kv = r->prev_kv;
+    wc.progress_notify = r->progress_notify;
+    wc.fragment = r->fragment;
+    for (size_t i = 0; i < r->n_filters; i++) {
+        if (r->filters[i] ==
+            ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT) {
+            wc.no_put = true;
+        } else if (r->filters[i] ==
+                   ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE) {
+            wc.no_delete = true;
+        }
+    }
+    if (watch_stream_create(c->st, &wc) != 0) {
+        call_end(c, ERR_BUSY);
+    }
+}
+
+static void watch_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
+{
+    struct wcall *c = grpc_call_data(call);
+    const Etcdserverpb__WatchRequest *r =
+        (const Etcdserverpb__WatchRequest *)msg->pb;
+    if (c == NULL || r == NULL) {
+        return;
+    }
+    struct watch_svc *w = c->svc;
+    switch (r->request_union_case) {
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST:
+        on_create(c, r->create_request);
+        break;
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CANCEL_REQUEST:
+        if (watch_stream_cancel(c->st, r->cancel_request->watch_id) != 0) {
+            call_end(c, ERR_BUSY);
+        }
+        break;
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST:
+        watch_stream_progress(c->st);
+        break;
+    default:
+        break; /* etcd ignores unknown request types */
+    }
+    schedule(w);
+}
+
+static bool wants_leader(struct grpc_call *call)
+{
+    const char *v = grpc_call_metadata(call, "hasleader", NULL);
+    return v != NULL && strcmp(v, "true") == 0;
+}
+
+static void watch_on_start(struct grpc_call *call)
+{
+    struct watch_svc *w = grpc_call_method(call)->ctx;
+    struct wcall *c;
+    if (w->stopping || w->hub == NULL) {
+        grpc_call_finish_err(call, ERR_STOPPED);
+        return;
+    }
+    if (wants_leader(call) && w->leader == 0) {
+        grpc_call_finish_err(call, ERR_NO_LEADER);
+        return;
+    }
+    c = mem_calloc(1, sizeof(*c));
+    if (c == NULL || watch_stream_open(w->hub, send_resp, c, &c->st) != 0) {
+        mem_free(c);
+        grpc_call_finish_err(call, -ENOMEM);
+        return;
+    }
+    c->svc = w;
+    c->call = call;
+    c->hasleader = wants_leader(call);
+    c->next = w->calls;
+    if (w->calls != NULL) {
+        w->calls->prev = c;
+    }
+    w->calls = c;
+    grpc_call_set_data(call, c);
+}
+
+static void watch_on_cancel(struct grpc_call *call)
+{
+    struct wcall *c = grpc_call_data(call);
+    if (c != NULL) {
+        grpc_call_set_data(call, NULL);
+        call_remove(c);
+    }
+}
+
+static void watch_on_writable(struct grpc_call *call)
+{
+    struct wcall *c = grpc_call_data(call);
+    if (c != NULL) {
+        watch_stream_writable(c->st);
+        schedule(c->svc);
+    }
+}
+
+/* --------------------------------------------------------------- timers */
+
+static void on_progress(uv_timer_t *t)
+{
+    struct watch_svc *w = t->data;
+    if (w->hub != NULL) {
+        watch_hub_progress_tick(w->hub);
+        schedule(w);
+    }
+}
+
+static void on_no_leader(uv_timer_t *t)
+{
+    struct watch_svc *w = t->data;
+    struct wcall *next;
+    if (w->leader != 0) {
+        return;
+    }
+    LOGW("watch",
+         "no leader for %d election timeouts: ending streams that "
+         "require one",
+         NO_LEADER_ELECTIONS);
+    for (struct wcall *c = w->calls; c != NULL; c = next) {
+        next = c->next;
+        if (c->hasleader) {
+            call_end(c, ERR_NO_LEADER);
+        }
+    }
+    api_lease__no_leader(w->s);
+}
+
+/* ---------------------------------------------------- extension points */
+
+static void obs_events(void *ctx, const struct kv_event *evs, size_t n,
+                       int64_t rev)
+{
+    struct server *s = ctx;
+    struct watch_svc *w = s->watch;
+    if (w != NULL && w->hub != NULL) {
+        watch_hub_events(w->hub, evs, n, rev);
+        schedule(w);
+    }
+}
+
+static void obs_lease(void *ctx, int64_t id, int64_t ttl, bool checkpoint)
+{
+    api_lease__on_lease(ctx, id, ttl, checkpoint);
+}
+
+static void obs_leader(void *ctx, uint64_t leader, uint64_t term)
+{
+    struct server *s = ctx;
+    struct watch_svc *w = s->watch;
+    if (w != NULL) {
+        w->term = term;
+        if (leader == 0 && w->leader != 0 && !w->stopping) {
+            uint64_t ms = s->opt->election_timeout_ms * NO_LEADER_ELECTIONS;
+            uv_timer_start(&w->no_leader, on_no_leader, ms, 0);
+        }
+        if (leader != 0) {
+            uv_timer_stop(&w->no_leader);
+        }
+        w->leader = leader;
+    }
+    api_lease__on_leader(s, leader, term);
+}
+
+void server__observe(struct server *s, struct node_observer *obs)
+{
+    obs->ctx = s;
+    obs->events = obs_events;
+    obs->lease = obs_lease;
+    obs->leader = obs_leader;
+}
+
+size_t server__stream_methods(struct server *s, struct grpc_method *out,
+                              size_t cap)
+{
+    struct watch_svc *w = s->watch;
+    size_t n = 0;
+    if (w != NULL && cap > 0) {
+        memset(&out[0], 0, sizeof(out[0]));
+        out[0].path = "/etcdserverpb.Watch/Watch";
+        out[0].kind = GRPC_BIDI_STREAM;
+        out[0].req_desc = &etcdserverpb__watch_request__descriptor;
+        out[0].on_start = watch_on_start;
+        out[0].on_msg = watch_on_msg;
+        out[0].on_cancel = watch_on_cancel;
+        out[0].on_writable = watch_on_writable;
+        out[0].ctx = w;
+        n = 1;
+    }
+    return n + api_lease__methods(s, out + n, cap - n);
+}
+
+static int watch_start(struct server *s, char *msg, size_t msg_len)
+{
+    struct watch_svc *w = mem_calloc(1, sizeof(*w));
+    struct watch_config cfg;
+    struct node_status st;
+    int rc;
+    if (w == NULL) {
+        snprintf(msg, msg_len, "watch: out of memory");
+        return -ENOMEM;
+    }
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.kv = node_kv(s->node);
+    cfg.watchers_max = s->limits.v[LIMIT_WATCHERS];
+    cfg.watchers_per_stream_max = s->limits.v[LIMIT_WATCHERS_PER_CONN];
+    cfg.events_queued_max = s->limits.v[LIMIT_WATCH_EVENTS_QUEUED];
+    cfg.fragment_bytes = s->limits.v[LIMIT_REQUEST_BYTES];
+    rc = watch_hub_init(&cfg, &w->hub);
+    if (rc != 0) {
+        mem_free(w);
+        snprintf(msg, msg_len, "watch: %s", err_str(rc));
+        return rc;
+    }
+    w->s = s;
+    node_status(s->node, &st);
+    w->leader = st.leader;
+    w->term = st.term;
+    uv_idle_init(s->loop, &w->run);
+    uv_timer_init(s->loop, &w->progress);
+    uv_timer_init(s->loop, &w->no_leader);
+    w->run.data = w;
+    w->progress.data = w;
+    w->no_leader.data = w;
+    uint64_t every = s->opt->experimental_watch_progress_notify_interval_ms;
+    if (every == 0) {
+        every = 10 * 60 * 1000;
+    }
+    if (every < PROGRESS_INTERVAL_MIN) {
+        every = PROGRESS_INTERVAL_MIN;
+    }
+    uv_timer_start(&w->progress, on_progress, every, every);
+    s->watch = w;
+    return 0;
+}
+
+int server__modules_start(struct server *s, char *msg, size_t msg_len)
+{
+    int rc = watch_start(s, msg, msg_len);
+    return rc != 0 ? rc : api_lease__start(s, msg, msg_len);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct watch_svc *w = h->data;
+    if (--w->handles == 0) {
+        mem_free(w->ev);
+        mem_free(w->evp);
+        mem_free(w->kvs);
+        mem_free(w);
+    }
+}
+
+void server__modules_stop(struct server *s)
+{
+    struct watch_svc *w = s->watch;
+    api_lease__stop(s);
+    if (w == NULL) {
+        return;
+    }
+    w->stopping = true;
+    while (w->calls != NULL) {
+        call_end(w->calls, ERR_STOPPED);
+    }
+    watch_hub_close(w->hub);
+    w->hub = NULL;
+    s->watch = NULL;
+    w->handles = 3;
+    uv_close((uv_handle_t *)&w->run, on_handle_closed);
+    uv_close((uv_handle_t *)&w->progress, on_handle_closed);
+    uv_close((uv_handle_t *)&w->no_leader, on_handle_closed);
+}
