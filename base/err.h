@@ -70,7 +70,24 @@
     X(NOT_FOUND, "cairn: not found")                                           \
     X(EXISTS, "cairn: already exists")                                         \
     X(END, "cairn: end of data")                                               \
-    X(TRUNCATED, "cairn: data is truncated")
+    X(TRUNCATED, "cairn: data is truncated")                                   \
+    X(USER_EMPTY, "etcdserver: user name is empty")                            \
+    X(ROLE_EMPTY, "etcdserver: role name is empty")                            \
+    X(AUTH_FAILED,                                                             \
+      "etcdserver: authentication failed, invalid user ID or password")        \
+    X(INVALID_AUTH_MGMT, "etcdserver: invalid auth management")                \
+    X(AUTH_OLD_REVISION, "etcdserver: revision of auth store is old")          \
+    X(ROOT_USER_NOT_EXIST, "etcdserver: root user does not exist")             \
+    X(ROOT_ROLE_NOT_EXIST, "etcdserver: root user does not have root role")    \
+    X(USER_ALREADY_EXIST, "etcdserver: user name already exists")              \
+    X(USER_NOT_FOUND, "etcdserver: user name not found")                       \
+    X(ROLE_ALREADY_EXIST, "etcdserver: role name already exists")              \
+    X(ROLE_NOT_FOUND, "etcdserver: role name not found")                       \
+    X(ROLE_NOT_GRANTED, "etcdserver: role is not granted to the user")         \
+    X(PERMISSION_NOT_GRANTED,                                                  \
+      "etcdserver: permission is not granted to the role")                     \
+    X(AUTH_NOT_ENABLED, "etcdserver: authentication is not enabled")           \
+    X(PERMISSION_NOT_GIVEN, "etcdserver: permission not given")
 
 #define ERR_BASE 10000
 
