@@ -26,6 +26,7 @@
 #include "base/assert.h"
 #include "base/buf.h"
 #include "base/limits.h"
+#include "consensus/auth/auth.h"
 #include "proto/cairn.pb-c.h"
 
 /* protobuf-c allocations go through base/alloc.h (failure injection). */
@@ -84,6 +85,9 @@ int apply_init(struct apply *a, const struct apply_config *cfg)
         return rc;
     }
     rc = kv_aux_list(rd, KV_AUX_ALARM, load_alarm, a);
+    if (rc == 0 && cfg->auth != NULL) {
+        rc = auth_load(cfg->auth, rd);
+    }
     kv_read_end(rd);
     alarms_refresh_nospace(a);
     return rc;
@@ -608,6 +612,44 @@ static int run_member_attr(struct run *r, const Cairnpb__MemberAttributes *p,
     return rc;
 }
 
+static int run_member_record(struct run *r, const Cairnpb__MemberRecord *p,
+                             const struct apply_hooks *h)
+{
+    uint8_t name[8];
+    int rc;
+    if (p->id == 0 || p->record.len == 0) {
+        return ERR_BAD_REQUEST;
+    }
+    be64_put(name, p->id);
+    rc = kv_aux_put(r->wr, KV_AUX_CLUSTER, name, sizeof(name), p->record.data,
+                    p->record.len);
+    r->rev = kv_write_rev(r->wr);
+    if (rc == 0 && h->on_member != NULL) {
+        h->on_member(h->ctx, p->id);
+    }
+    if (rc == 0 && r->out != NULL) {
+        r->hdr.revision = r->rev;
+        rc = pb_header_only_encode(&r->hdr, r->out);
+    }
+    return rc;
+}
+
+/* Auth changes (consensus/auth); every answer is a header alone. */
+static int run_auth(struct run *r, const Cairnpb__InternalRequest *req)
+{
+    int rc;
+    if (r->a->cfg.auth == NULL || !auth_is_request((int)req->request_case)) {
+        return ERR_BAD_REQUEST;
+    }
+    rc = auth_apply(r->a->cfg.auth, r->wr, req);
+    r->rev = kv_write_rev(r->wr);
+    if (rc == 0 && r->out != NULL) {
+        r->hdr.revision = r->rev;
+        rc = pb_header_only_encode(&r->hdr, r->out);
+    }
+    return rc;
+}
+
 static int run_request(struct run *r, const Cairnpb__InternalRequest *req,
                        const struct apply_hooks *h)
 {
@@ -630,8 +672,10 @@ static int run_request(struct run *r, const Cairnpb__InternalRequest *req,
         return run_alarm(r, req->alarm);
     case CAIRNPB__INTERNAL_REQUEST__REQUEST_MEMBER_ATTR:
         return run_member_attr(r, req->member_attr, h);
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_MEMBER_RECORD:
+        return run_member_record(r, req->member_record, h);
     default:
-        return ERR_BAD_REQUEST;
+        return run_auth(r, req);
     }
 }
 

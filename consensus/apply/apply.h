@@ -49,6 +49,7 @@
 #include "proto/rpc.pb-c.h"
 
 struct buf;
+struct auth;
 
 /* Field numbers in cairnpb.InternalRequest. */
 enum apply_op {
@@ -61,6 +62,7 @@ enum apply_op {
     APPLY_LEASE_CHECKPOINT = 10,
     APPLY_ALARM = 11,
     APPLY_MEMBER_ATTR = 12,
+    APPLY_MEMBER_RECORD = 13,
 };
 
 /* Lease bounds, as etcd: TTLs below the minimum are raised to it. */
@@ -71,6 +73,9 @@ struct apply_config {
     uint64_t cluster_id;     /* response headers */
     uint64_t member_id;      /* response headers; origin of local requests */
     int64_t min_lease_ttl_s; /* etcd: ceil(1.5 * election timeout), >= 1 */
+    /* Auth store (consensus/auth): loaded from the store by apply_init,
+     * changed by auth requests; borrowed. NULL: auth requests fail. */
+    struct auth *auth;
 };
 
 /* One answered request, for the member that proposed it. */

@@ -27,6 +27,7 @@
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -118,7 +119,7 @@ uint64_t node_cluster_id_derive(const uint64_t *member_ids, size_t n)
 /* Member records in the store (aux CLUSTER table, key = be64 id):
  * u8 learner, u16 name_len, name, u16 peer_len, peer, u16 client_len,
  * client. */
-static int member_encode(const struct node_member *m, struct buf *b)
+int node__member_encode(const struct node_member *m, struct buf *b)
 {
     const char *parts[3] = {m->name, m->peer_urls, m->client_urls};
     int rc = buf_append_u8(b, m->learner ? 1 : 0);
@@ -354,6 +355,7 @@ static void note_soft_state(struct node *n, const struct raft_ready *rd)
     }
     n->leader = rd->leader;
     n->role = rd->role;
+    node__move_check(n, clock_mono_ns() / 1000000);
     if (n->obs.leader != NULL) {
         n->obs.leader(n->obs.ctx, n->leader, n->raft.term);
     }
@@ -538,8 +540,8 @@ static void on_wal_done(uv_async_t *h)
     n->dirty = true;
 }
 
-static void finish_waiter(struct node *n, uint64_t id,
-                          const struct apply_result *res)
+void node__waiter_finish(struct node *n, uint64_t id,
+                         const struct apply_result *res)
 {
     struct waiter *w = &n->waiters[id % n->waiters_cap];
     if (w->id != id) {
@@ -572,7 +574,7 @@ static void deliver_results(struct node *n, const struct apply_job *j)
         res.resp = r.resp_len > 0 ? j->results.data + off : NULL;
         res.resp_len = r.resp_len;
         off += (r.resp_len + 7) & ~(size_t)7;
-        finish_waiter(n, r.id, &res);
+        node__waiter_finish(n, r.id, &res);
     }
 }
 
@@ -717,7 +719,15 @@ static void on_apply_done(uv_async_t *h)
     struct apply_job *j = node__jobq_take_all(&n->apply_out, false, NULL);
     while (j != NULL) {
         struct apply_job *next = j->next;
-        if (j->err != 0) {
+        if (j->defrag && j->err != 0) {
+            /* A failed defragmentation leaves the old file in place: it is
+             * the caller's error, not the member's. */
+            node_read_cb cb = n->defrag_cb;
+            n->defrag_cb = NULL;
+            if (cb != NULL) {
+                cb(n->defrag_ctx, j->err);
+            }
+        } else if (j->err != 0) {
             if (n->failed == 0) {
                 fail_node(n, j->err, "applying to the store");
             }
@@ -726,12 +736,18 @@ static void on_apply_done(uv_async_t *h)
                 n->snap_store_done = true;
                 node__snap_install_check(n);
             }
+            if (j->defrag && n->defrag_cb != NULL) {
+                node_read_cb cb = n->defrag_cb;
+                n->defrag_cb = NULL;
+                cb(n->defrag_ctx, 0);
+            }
             if (j->applied > n->applied) {
                 n->applied = j->applied;
                 (void)raft_applied(&n->raft, n->applied);
             }
             if (j->members_changed) {
                 (void)node__members_reload(n);
+                node__transport_sync(n);
             }
             deliver_events(n, j);
             deliver_results(n, j);
@@ -756,7 +772,7 @@ static void expire_waiters(struct node *n, uint64_t now, bool all)
             }
             struct apply_result res = {.id = w->id,
                                        .err = all ? ERR_STOPPED : ERR_TIMEOUT};
-            finish_waiter(n, w->id, &res);
+            node__waiter_finish(n, w->id, &res);
         }
         n->oldest_id++;
     }
@@ -826,6 +842,7 @@ static void on_tick(uv_timer_t *h)
     }
     (void)raft_tick(&n->raft);
     publish(n);
+    node__move_check(n, now);
     expire_waiters(n, now, false);
     expire_reads(n, now, false);
     if (n->read_round_sent != 0 && n->leader == RAFT_NONE) {
@@ -877,7 +894,7 @@ static int on_accept(void *owner, uint64_t from, enum transport_channel ch)
 }
 
 /* First peer URL of m as "ip:port", resolving a host name. */
-static int peer_addr(const char *urls, char *out, size_t out_len)
+int node__peer_addr(const char *urls, char *out, size_t out_len)
 {
     char host[256];
     char port[16];
@@ -912,6 +929,56 @@ static int peer_addr(const char *urls, char *out, size_t out_len)
     return 0;
 }
 
+/* The cluster id a joining member learnt, kept in member/cluster (8 bytes,
+ * big-endian; written to a temp file, fsynced, renamed). */
+static void cluster_id_save(struct node *n)
+{
+    char path[512];
+    char tmp[520];
+    uint8_t b[8];
+    int fd;
+    snprintf(path, sizeof(path), "%s/cluster", n->dir_member);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    be64_put(b, n->cfg.cluster_id);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, b, 8) != 8 || fsync(fd) != 0) {
+        LOGW("node", "saving the cluster id: %s", strerror(errno));
+    } else if (rename(tmp, path) != 0) {
+        LOGW("node", "saving the cluster id: %s", strerror(errno));
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
+static void cluster_id_load(struct node *n)
+{
+    char path[512];
+    uint8_t b[8];
+    int fd;
+    snprintf(path, sizeof(path), "%s/cluster", n->dir_member);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (n->cfg.join_existing) {
+            n->cfg.cluster_id = 0; /* learnt from the first peer */
+        }
+        return;
+    }
+    if (read(fd, b, 8) == 8 && be64_get(b) != 0) {
+        n->cfg.cluster_id = be64_get(b);
+    }
+    close(fd);
+}
+
+static void on_cluster_learnt(void *owner, uint64_t cluster_id)
+{
+    struct node *n = owner;
+    n->cfg.cluster_id = cluster_id;
+    n->apply.cfg.cluster_id = cluster_id; /* no entry applied before this */
+    cluster_id_save(n);
+    LOGI("node", "joined cluster %016llx", (unsigned long long)cluster_id);
+}
+
 static int transport_start(struct node *n)
 {
     struct transport_config tc;
@@ -928,6 +995,7 @@ static int transport_start(struct node *n)
     tc.unreachable_cb = on_unreachable;
     tc.accept_cb = on_accept;
     tc.snap_cb = node__snap_cb;
+    tc.cluster_cb = on_cluster_learnt;
     rc = transport_init(&n->transport, n->loop, &tc);
     if (rc != 0) {
         return rc;
@@ -939,9 +1007,15 @@ static int transport_start(struct node *n)
         if (n->members[i].id == n->cfg.member_id) {
             continue;
         }
-        rc = peer_addr(n->members[i].peer_urls, addr, sizeof(addr));
+        rc = node__peer_addr(n->members[i].peer_urls, addr, sizeof(addr));
         if (rc == 0) {
             rc = transport_peer_add(&n->transport, n->members[i].id, addr);
+        }
+        if (rc == 0 && n->tpeers_count < NODE_MEMBERS_MAX) {
+            n->tpeers[n->tpeers_count].id = n->members[i].id;
+            snprintf(n->tpeers[n->tpeers_count].addr, sizeof(n->tpeers[0].addr),
+                     "%s", addr);
+            n->tpeers_count++;
         }
     }
     return rc;
@@ -1093,14 +1167,14 @@ static int bootstrap_members(struct node *n)
         struct node_member m = n->cfg.initial[i];
         m.client_urls[0] = '\0';
         buf_reset(&b);
-        rc = member_encode(&m, &b);
+        rc = node__member_encode(&m, &b);
         if (rc == 0) {
             rc = kv_aux_put(wr, KV_AUX_CLUSTER, name, 8, b.data, b.len);
         }
     }
     uint8_t cid[8];
     be64_put(cid, n->cfg.cluster_id);
-    if (rc == 0) {
+    if (rc == 0 && !n->cfg.join_existing) {
         rc = kv_aux_put(wr, KV_AUX_CLUSTER, "cluster", 7, cid, 8);
     }
     buf_free(&b);
@@ -1210,6 +1284,8 @@ static int open_storage(struct node *n, char *msg, size_t msg_len)
         snprintf(msg, msg_len, "creating %s: %s", n->dir_member, err_str(rc));
         return rc;
     }
+    cluster_id_load(n);
+    ac.cluster_id = n->cfg.cluster_id;
     rc = kv_open(n->dir_kv, &ko, &n->kv);
     if (rc != 0) {
         snprintf(msg, msg_len, "opening the store in %s: %s", n->dir_kv,
@@ -1273,6 +1349,9 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
         n->cfg.listen_peer = n->self_listen_peer;
     }
     snprintf(n->self_data_dir, sizeof(n->self_data_dir), "%s", cfg->data_dir);
+    snprintf(n->self_token, sizeof(n->self_token), "%s",
+             cfg->cluster_token != NULL ? cfg->cluster_token : "etcd-cluster");
+    n->cfg.cluster_token = n->self_token;
     n->cfg.data_dir = n->self_data_dir;
     if (obs != NULL) {
         n->obs = *obs;
@@ -1351,11 +1430,40 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
 
 /* ------------------------------------------------------------ requests */
 
+uint64_t node__waiter_add(struct node *n, uint32_t timeout_ms,
+                          node_propose_cb cb, void *ctx)
+{
+    uint64_t id = n->next_id;
+    struct waiter *w = &n->waiters[id % n->waiters_cap];
+    if (w->id != 0 || n->pending >= n->waiters_cap) {
+        return 0;
+    }
+    if (timeout_ms == 0) {
+        timeout_ms = 5000 + 2 * n->cfg.election_ms;
+    }
+    n->next_id++;
+    w->id = id;
+    w->cb = cb;
+    w->ctx = ctx;
+    w->deadline_ms = clock_mono_ns() / 1000000 + timeout_ms;
+    n->pending++;
+    return id;
+}
+
+/* Take a waiter back after the proposal failed synchronously. */
+static void waiter_drop(struct node *n, uint64_t id)
+{
+    struct waiter *w = &n->waiters[id % n->waiters_cap];
+    if (w->id == id) {
+        w->id = 0;
+        n->pending--;
+    }
+}
+
 int node_propose(struct node *n, enum apply_op op, const uint8_t *req,
                  size_t len, uint32_t timeout_ms, node_propose_cb cb, void *ctx)
 {
     struct buf b;
-    struct waiter *w;
     uint64_t id;
     int rc;
     if (n->failed != 0 || n->closing) {
@@ -1367,9 +1475,8 @@ int node_propose(struct node *n, enum apply_op op, const uint8_t *req,
     if (n->leader == RAFT_NONE) {
         return ERR_NO_LEADER;
     }
-    id = n->next_id;
-    w = &n->waiters[id % n->waiters_cap];
-    if (w->id != 0 || n->pending >= n->waiters_cap) {
+    id = node__waiter_add(n, timeout_ms, cb, ctx);
+    if (id == 0) {
         return ERR_TOO_MANY_REQUESTS;
     }
     buf_init(&b, 0);
@@ -1379,17 +1486,9 @@ int node_propose(struct node *n, enum apply_op op, const uint8_t *req,
     }
     buf_free(&b);
     if (rc != 0) {
+        waiter_drop(n, id);
         return rc == ERR_BUSY ? ERR_TOO_MANY_REQUESTS : rc;
     }
-    if (timeout_ms == 0) {
-        timeout_ms = 5000 + 2 * n->cfg.election_ms;
-    }
-    n->next_id++;
-    w->id = id;
-    w->cb = cb;
-    w->ctx = ctx;
-    w->deadline_ms = clock_mono_ns() / 1000000 + timeout_ms;
-    n->pending++;
     n->dirty = true;
     return 0;
 }

@@ -87,6 +87,11 @@ struct node_config {
      * them): this member's name and client URLs (comma separated). */
     const char *name;
     const char *client_urls;
+    /* Joining a running cluster (--initial-cluster-state existing): Raft
+     * starts with no configuration and learns it from the leader. */
+    bool join_existing;
+    /* --initial-cluster-token: mixed into member ids (see below). */
+    const char *cluster_token;
 };
 
 /* Fill cfg with etcd's defaults (heartbeat 100, election 1000, snapshot
@@ -137,6 +142,37 @@ int node_propose(struct node *n, enum apply_op op, const uint8_t *req,
 int node_read_index(struct node *n, uint32_t timeout_ms, node_read_cb cb,
                     void *ctx);
 
+/* Membership changes through Raft (one at a time, as raft.h explains).
+ * ADD and ADD_LEARNER take m's id, name and peer URLs; REMOVE and PROMOTE
+ * take m->id; UPDATE replaces m->id's peer URLs. cb runs once when the
+ * change is applied here (err 0), or with ERR_TIMEOUT / ERR_STOPPED.
+ * Errors now: ERR_NO_LEADER, ERR_MEMBER_EXISTS, ERR_MEMBER_NOT_FOUND,
+ * ERR_NOT_LEARNER, ERR_LEARNER_NOT_READY, ERR_TOO_MANY_LEARNERS, ERR_BUSY
+ * (another change is pending), ERR_STOPPED. */
+enum node_member_op {
+    NODE_MEMBER_ADD = 1,
+    NODE_MEMBER_ADD_LEARNER = 2,
+    NODE_MEMBER_REMOVE = 3,
+    NODE_MEMBER_PROMOTE = 4,
+    NODE_MEMBER_UPDATE = 5,
+};
+/* The id a member with these peer URLs gets in this cluster. */
+uint64_t node_member_id_for(const struct node *n, const char *peer_urls);
+
+int node_member_change(struct node *n, enum node_member_op op,
+                       const struct node_member *m, uint32_t timeout_ms,
+                       node_propose_cb cb, void *ctx);
+
+/* Hand leadership to member `to` (MoveLeader); only on the leader
+ * (ERR_NOT_LEADER). cb (err 0) runs once `to` leads, or with ERR_TIMEOUT
+ * (etcd: "leader transfer took too long") after timeout_ms. */
+int node_transfer_leader(struct node *n, uint64_t to, uint32_t timeout_ms,
+                         node_read_cb cb, void *ctx);
+
+/* Defragment the store on the apply thread, with readers locked out for
+ * its duration; cb gets the result. */
+int node_defrag(struct node *n, node_read_cb cb, void *ctx);
+
 /* A store read handle, taken under the node's store lock so that a
  * snapshot install never swaps the store under a reader. Every reader of
  * node_kv() uses these instead of kv_read_begin/kv_read_end. Any thread. */
@@ -173,7 +209,10 @@ int node_failed(const struct node *n);
 
 /* The member id etcd derives from peer URLs (sorted, joined) and the
  * cluster token, and the cluster id from the sorted member ids: the first
- * 8 bytes of a SHA-1, big-endian (etcd's membership package). */
+ * 8 bytes of a SHA-1, big-endian (etcd's membership package). Unlike etcd,
+ * MemberAdd uses the same derivation (etcd mixes in the time instead of the
+ * token): a joining member can then compute its own id from its flags
+ * without asking the cluster, which our peer protocol has no call for. */
 uint64_t node_member_id_derive(const char *peer_urls, const char *token);
 uint64_t node_cluster_id_derive(const uint64_t *member_ids, size_t n);
 

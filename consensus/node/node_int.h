@@ -34,6 +34,7 @@ struct apply_job {
     uint64_t term;          /* for response headers */
     uint64_t install_index; /* nonzero: swap the store for a snapshot first */
     char install_path[512];
+    bool defrag; /* defragment the store (no entries) */
     /* filled by the apply thread */
     int err;
     uint64_t applied;   /* last index applied */
@@ -150,6 +151,21 @@ struct node {
     char self_client_urls[NODE_URLS_MAX];
     char self_listen_peer[256];
     char self_data_dir[512];
+    char self_token[256];
+    /* leader transfer in progress (node_transfer_leader) */
+    uint64_t move_to;
+    uint64_t move_deadline_ms;
+    node_read_cb move_cb;
+    void *move_ctx;
+    /* defragmentation in progress */
+    node_read_cb defrag_cb;
+    void *defrag_ctx;
+    /* transport peers as last synced with the member list */
+    struct {
+        uint64_t id;
+        char addr[128];
+    } tpeers[NODE_MEMBERS_MAX];
+    size_t tpeers_count;
     bool published;       /* our attributes are in the cluster's table */
     bool publish_pending; /* a publish proposal is in flight */
 
@@ -196,6 +212,14 @@ void node__snap_install_check(struct node *n);
 /* node.c */
 int node__conf_encode(const struct raft_conf *c, struct buf *b);
 int node__members_reload(struct node *n);
+int node__member_encode(const struct node_member *m, struct buf *b);
+void node__transport_sync(struct node *n);
+void node__move_check(struct node *n, uint64_t now_ms);
+int node__peer_addr(const char *urls, char *out, size_t out_len);
+uint64_t node__waiter_add(struct node *n, uint32_t timeout_ms,
+                          node_propose_cb cb, void *ctx);
+void node__waiter_finish(struct node *n, uint64_t id,
+                         const struct apply_result *res);
 
 /* A result record in apply_job.results. */
 struct node__result {

@@ -303,26 +303,44 @@ static int on_event(void *ctx, const struct kv_event *ev)
     return 0;
 }
 
+/* A conf-change entry: its ctx is [u64 waiter id][u64 proposer][record]
+ * (node_members.c). The record goes into the member table in this same
+ * transaction; the proposer's waiter gets its answer after the commit. */
 static int on_conf(void *ctx, struct kv_write *wr, const struct raft_entry *e)
 {
     struct apply_ctx *c = ctx;
     struct raft_conf_change cc;
     uint8_t name[8];
-    if (raft_conf_change_decode(e->data, e->len, &cc) != 0) {
+    uint64_t waiter;
+    uint64_t origin;
+    int rc = 0;
+    if (raft_conf_change_decode(e->data, e->len, &cc) != 0 || cc.ctx_len < 16) {
         return 0; /* the core wrote it; an undecodable one changes nothing */
     }
+    memcpy(&waiter, cc.ctx, 8);
+    memcpy(&origin, cc.ctx + 8, 8);
     be64_put(name, cc.node_id);
+    c->job->members_changed = true;
     if (cc.type == RAFT_CC_REMOVE) {
-        c->job->members_changed = true;
-        int rc = kv_aux_delete(wr, KV_AUX_CLUSTER, name, sizeof(name));
-        return rc == ERR_NOT_FOUND ? 0 : rc;
+        uint8_t attr[12];
+        rc = kv_aux_delete(wr, KV_AUX_CLUSTER, name, sizeof(name));
+        rc = rc == ERR_NOT_FOUND ? 0 : rc;
+        memcpy(attr, name, 8);
+        memcpy(attr + 8, "attr", 4);
+        if (rc == 0) {
+            rc = kv_aux_delete(wr, KV_AUX_CLUSTER, attr, sizeof(attr));
+            rc = rc == ERR_NOT_FOUND ? 0 : rc;
+        }
+    } else if (cc.ctx_len > 16) {
+        rc = kv_aux_put(wr, KV_AUX_CLUSTER, name, sizeof(name), cc.ctx + 16,
+                        cc.ctx_len - 16);
     }
-    if (cc.ctx_len > 0) {
-        c->job->members_changed = true;
-        return kv_aux_put(wr, KV_AUX_CLUSTER, name, sizeof(name), cc.ctx,
-                          cc.ctx_len);
+    if (rc == 0 && origin == c->n->cfg.member_id) {
+        struct apply_result res = {
+            .id = waiter, .err = 0, .revision = kv_write_rev(wr)};
+        on_result(c, &res);
     }
-    return 0;
+    return rc;
 }
 
 static void on_lease(void *ctx, int64_t id, int64_t ttl, bool checkpoint)
@@ -340,6 +358,16 @@ static void on_lease(void *ctx, int64_t id, int64_t ttl, bool checkpoint)
     if (rc != 0 && c->err == 0) {
         c->err = rc;
     }
+}
+
+/* Defragment with every reader locked out (kv_defrag needs no handle). */
+static int defrag_store(struct node *n)
+{
+    int rc;
+    uv_rwlock_wrlock(&n->store_lock);
+    rc = kv_defrag(n->kv);
+    uv_rwlock_wrunlock(&n->store_lock);
+    return rc;
 }
 
 /* Swap the store for the received copy, with every reader locked out. */
@@ -385,6 +413,16 @@ void node__apply_main(void *arg)
             int rc = failed;
             if (rc == 0 && j->install_index != 0) {
                 rc = install_snapshot(n, j);
+            }
+            if (rc == 0 && j->defrag) {
+                /* A failed defrag is the caller's error, not a failure of
+                 * the member: the old file is still in place. */
+                j->err = defrag_store(n);
+                j->applied = 0;
+                j->rev = kv_rev(n->kv);
+                node__jobq_push(&n->apply_out, j);
+                j = next;
+                continue;
             }
             if (rc == 0) {
                 rc = apply_entries(&n->apply, j->ents, j->ents_count, j->term,

@@ -208,6 +208,11 @@ struct transport_config {
     transport_snap_cb snap_cb;               /* NULL: refuse snapshots */
     transport_unreachable_cb unreachable_cb; /* optional */
     transport_accept_cb accept_cb;           /* optional: NULL accepts all */
+    /* Optional. A member that joins a running cluster starts with
+     * cluster_id 0; the first peer that accepts it tells the id, which the
+     * transport adopts and reports here once. Acceptors let a dialler with
+     * cluster id 0 in only when accept_cb is set (and accepts it). */
+    void (*cluster_cb)(void *owner, uint64_t cluster_id);
 };
 
 /* Per-peer counters for metrics. "sent" counts messages whose write

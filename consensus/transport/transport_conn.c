@@ -454,7 +454,11 @@ static void hello_decide(struct transport__conn *c, const struct tr_hello *h)
                 h->channel != TRANSPORT_CHANNEL_SNAP) ||
                h->flags != 0) {
         conn_refuse(c, "unknown channel %u or flags %u", h->channel, h->flags);
-    } else if (h->cluster_id != cfg->cluster_id) {
+    } else if (h->cluster_id != cfg->cluster_id &&
+               !(h->cluster_id == 0 && cfg->accept_cb != NULL)) {
+        /* Cluster id 0 is a member joining a running cluster that has not
+         * learnt the id yet; it is let in only when the owner's accept_cb
+         * knows it as a member (checked next). */
         conn_refuse(c,
                     "cluster ID mismatch: this member is in cluster "
                     "%016" PRIx64 ", the caller in %016" PRIx64,
@@ -566,6 +570,15 @@ static bool out_reply(struct transport__conn *c)
     if (r.status != 0) {
         reply_refused(c, reason, r.reason_len);
         return false;
+    }
+    if (t->cfg.cluster_id == 0 && r.cluster_id != 0 &&
+        r.member_id == c->peer_id) {
+        /* A joining member learns its cluster's id from the first peer
+         * that accepts it. */
+        t->cfg.cluster_id = r.cluster_id;
+        if (t->cfg.cluster_cb != NULL) {
+            t->cfg.cluster_cb(t->cfg.owner, r.cluster_id);
+        }
     }
     if (r.cluster_id != t->cfg.cluster_id || r.member_id != c->peer_id) {
         tr__conn_malformed(c, "handshake reply names another cluster or "

@@ -70,6 +70,7 @@ struct api_op {
     ProtobufCMessage *owned; /* a request we decoded ourselves */
     uint32_t timeout_ms;
     const char *token; /* auth token metadata, or NULL */
+    uint64_t aux;      /* per-method scratch (MemberAdd: the new id) */
 };
 
 /* Start method m on request bytes (decoded with m->req_desc unless m->raw).

@@ -1,0 +1,312 @@
+/*
+ * node_members.c - membership changes, leader transfer, defragmentation.
+ *
+ * A membership change is a Raft conf-change entry whose opaque context
+ * (raft_conf_change.ctx) is ours:
+ *
+ *   off  size  field
+ *   0    8     waiter id on the proposing member (little-endian, as the
+ *              other node-local records)
+ *   8    8     proposing member id
+ *   16   ...   the member's record (node__member_encode) as it will be
+ *              stored; empty for REMOVE
+ *
+ * The applier stores the record in the store's member table in the same
+ * transaction that moves the applied index (node_threads.c, on_conf), and
+ * the proposer's waiter is answered from there. Peer URL updates are not a
+ * Raft membership change (the voters do not change): they travel as a
+ * normal entry carrying the new record (APPLY_MEMBER_RECORD).
+ */
+#include "consensus/node/node_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "proto/cairn.pb-c.h"
+
+#define CONF_CTX_HEADER 16
+
+uint64_t node_member_id_for(const struct node *n, const char *peer_urls)
+{
+    return node_member_id_derive(peer_urls, n->cfg.cluster_token);
+}
+
+static const struct node_member *find_member(const struct node *n, uint64_t id)
+{
+    for (size_t i = 0; i < n->members_count; i++) {
+        if (n->members[i].id == id) {
+            return &n->members[i];
+        }
+    }
+    return NULL;
+}
+
+static size_t learners_count(const struct node *n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n->members_count; i++) {
+        c += n->members[i].learner ? 1 : 0;
+    }
+    return c;
+}
+
+static int propose_update(struct node *n, const struct node_member *m,
+                          uint32_t timeout_ms, node_propose_cb cb, void *ctx)
+{
+    Cairnpb__MemberRecord mr = CAIRNPB__MEMBER_RECORD__INIT;
+    struct buf rec;
+    uint8_t tmp[1024];
+    int rc;
+    buf_init(&rec, 0);
+    rc = node__member_encode(m, &rec);
+    if (rc == 0) {
+        mr.id = m->id;
+        mr.record.data = rec.data;
+        mr.record.len = rec.len;
+        if (cairnpb__member_record__get_packed_size(&mr) > sizeof(tmp)) {
+            rc = ERR_LIMIT;
+        }
+    }
+    if (rc == 0) {
+        size_t len = cairnpb__member_record__pack(&mr, tmp);
+        rc =
+            node_propose(n, APPLY_MEMBER_RECORD, tmp, len, timeout_ms, cb, ctx);
+    }
+    buf_free(&rec);
+    return rc;
+}
+
+int node_member_change(struct node *n, enum node_member_op op,
+                       const struct node_member *m, uint32_t timeout_ms,
+                       node_propose_cb cb, void *ctx)
+{
+    const struct node_member *cur = find_member(n, m->id);
+    struct node_member rec;
+    struct raft_conf_change cc;
+    struct buf b;
+    uint64_t id;
+    int rc;
+
+    if (n->failed != 0 || n->closing) {
+        return ERR_STOPPED;
+    }
+    if (n->leader == RAFT_NONE) {
+        return ERR_NO_LEADER;
+    }
+    memset(&cc, 0, sizeof(cc));
+    memset(&rec, 0, sizeof(rec));
+    switch (op) {
+    case NODE_MEMBER_ADD:
+    case NODE_MEMBER_ADD_LEARNER:
+        if (cur != NULL) {
+            return ERR_MEMBER_EXISTS;
+        }
+        for (size_t i = 0; i < n->members_count; i++) {
+            if (strcmp(n->members[i].peer_urls, m->peer_urls) == 0) {
+                return ERR_PEER_URL_EXISTS;
+            }
+        }
+        if (op == NODE_MEMBER_ADD_LEARNER && learners_count(n) >= 1) {
+            return ERR_TOO_MANY_LEARNERS; /* etcd 3.4/3.5: one learner */
+        }
+        rec = *m;
+        rec.learner = op == NODE_MEMBER_ADD_LEARNER;
+        rec.client_urls[0] = '\0';
+        cc.type = rec.learner ? RAFT_CC_ADD_LEARNER : RAFT_CC_ADD_VOTER;
+        break;
+    case NODE_MEMBER_REMOVE:
+        if (cur == NULL) {
+            return ERR_MEMBER_NOT_FOUND;
+        }
+        cc.type = RAFT_CC_REMOVE;
+        break;
+    case NODE_MEMBER_PROMOTE:
+        if (cur == NULL) {
+            return ERR_MEMBER_NOT_FOUND;
+        }
+        if (!cur->learner) {
+            return ERR_NOT_LEARNER;
+        }
+        rec = *cur;
+        rec.learner = false;
+        cc.type = RAFT_CC_PROMOTE;
+        break;
+    case NODE_MEMBER_UPDATE:
+        if (cur == NULL) {
+            return ERR_MEMBER_NOT_FOUND;
+        }
+        rec = *cur;
+        snprintf(rec.peer_urls, sizeof(rec.peer_urls), "%s", m->peer_urls);
+        return propose_update(n, &rec, timeout_ms, cb, ctx);
+    default:
+        return ERR_INVALID;
+    }
+    id = node__waiter_add(n, timeout_ms, cb, ctx);
+    if (id == 0) {
+        return ERR_TOO_MANY_REQUESTS;
+    }
+    buf_init(&b, 0);
+    rc = buf_append(&b, &id, 8);
+    if (rc == 0) {
+        rc = buf_append(&b, &n->cfg.member_id, 8);
+    }
+    if (rc == 0 && op != NODE_MEMBER_REMOVE) {
+        rec.id = m->id;
+        rc = node__member_encode(&rec, &b);
+    }
+    if (rc == 0) {
+        cc.node_id = m->id;
+        cc.ctx = b.data;
+        cc.ctx_len = (uint32_t)b.len;
+        rc = raft_propose_conf_change(&n->raft, &cc, NULL);
+    }
+    buf_free(&b);
+    if (rc != 0) {
+        struct apply_result res = {.id = id, .err = rc};
+        /* take the waiter back without calling cb: the error is returned */
+        struct waiter *w = &n->waiters[id % n->waiters_cap];
+        (void)res;
+        if (w->id == id) {
+            w->id = 0;
+            n->pending--;
+        }
+        return rc;
+    }
+    n->dirty = true;
+    return 0;
+}
+
+/* Bring the transport's peers in line with the member list. */
+void node__transport_sync(struct node *n)
+{
+    bool self_found = false;
+    if (!n->transport_on) {
+        return;
+    }
+    for (size_t i = 0; i < n->members_count; i++) {
+        const struct node_member *m = &n->members[i];
+        char addr[128];
+        size_t k;
+        if (m->id == n->cfg.member_id) {
+            self_found = true;
+            continue;
+        }
+        if (node__peer_addr(m->peer_urls, addr, sizeof(addr)) != 0) {
+            continue;
+        }
+        for (k = 0; k < n->tpeers_count; k++) {
+            if (n->tpeers[k].id == m->id) {
+                break;
+            }
+        }
+        if (k == n->tpeers_count) {
+            if (k < NODE_MEMBERS_MAX &&
+                transport_peer_add(&n->transport, m->id, addr) == 0) {
+                n->tpeers[k].id = m->id;
+                snprintf(n->tpeers[k].addr, sizeof(n->tpeers[k].addr), "%s",
+                         addr);
+                n->tpeers_count++;
+                LOGI("node", "peer %016llx added at %s",
+                     (unsigned long long)m->id, addr);
+            }
+        } else if (strcmp(n->tpeers[k].addr, addr) != 0) {
+            if (transport_peer_update(&n->transport, m->id, addr) == 0) {
+                snprintf(n->tpeers[k].addr, sizeof(n->tpeers[k].addr), "%s",
+                         addr);
+            }
+        }
+    }
+    for (size_t k = 0; k < n->tpeers_count;) {
+        if (find_member(n, n->tpeers[k].id) == NULL) {
+            (void)transport_peer_remove(&n->transport, n->tpeers[k].id);
+            LOGI("node", "peer %016llx removed",
+                 (unsigned long long)n->tpeers[k].id);
+            n->tpeers[k] = n->tpeers[--n->tpeers_count];
+        } else {
+            k++;
+        }
+    }
+    if (!self_found && n->members_count > 0 && n->failed == 0) {
+        LOGE("node", "the member has been permanently removed from the "
+                     "cluster");
+        n->failed = ERR_MEMBER_NOT_FOUND;
+    }
+}
+
+/* ------------------------------------------------------- leader transfer */
+
+int node_transfer_leader(struct node *n, uint64_t to, uint32_t timeout_ms,
+                         node_read_cb cb, void *ctx)
+{
+    int rc;
+    if (n->failed != 0 || n->closing) {
+        return ERR_STOPPED;
+    }
+    if (n->role != RAFT_LEADER) {
+        return ERR_NOT_LEADER;
+    }
+    if (n->move_cb != NULL) {
+        return ERR_BUSY;
+    }
+    if (to == n->cfg.member_id) {
+        cb(ctx, 0); /* already there */
+        return 0;
+    }
+    rc = raft_transfer_leader(&n->raft, to);
+    if (rc != 0) {
+        return rc;
+    }
+    n->move_to = to;
+    n->move_cb = cb;
+    n->move_ctx = ctx;
+    n->move_deadline_ms =
+        clock_mono_ns() / 1000000 + (timeout_ms != 0 ? timeout_ms : 5000);
+    n->dirty = true;
+    return 0;
+}
+
+void node__move_check(struct node *n, uint64_t now_ms)
+{
+    int err;
+    if (n->move_cb == NULL) {
+        return;
+    }
+    if (n->leader == n->move_to) {
+        err = 0;
+    } else if (now_ms >= n->move_deadline_ms || n->failed != 0 || n->closing) {
+        err = n->failed != 0 || n->closing ? ERR_STOPPED : ERR_TIMEOUT;
+    } else {
+        return;
+    }
+    node_read_cb cb = n->move_cb;
+    n->move_cb = NULL;
+    cb(n->move_ctx, err);
+}
+
+/* ----------------------------------------------------------- defrag */
+
+int node_defrag(struct node *n, node_read_cb cb, void *ctx)
+{
+    struct apply_job *aj;
+    if (n->failed != 0 || n->closing) {
+        return ERR_STOPPED;
+    }
+    if (n->defrag_cb != NULL) {
+        return ERR_BUSY;
+    }
+    aj = mem_calloc(1, sizeof(*aj));
+    if (aj == NULL) {
+        return -ENOMEM;
+    }
+    buf_init(&aj->results, 0);
+    buf_init(&aj->events, 0);
+    aj->defrag = true;
+    n->defrag_cb = cb;
+    n->defrag_ctx = ctx;
+    node__jobq_push(&n->apply_in, aj);
+    return 0;
+}
