@@ -10,7 +10,7 @@
  * reads skip the wait. Everything else (Status, MemberList, hashes) is
  * answered from local state, as etcd does.
  */
-#include "registry/server/server.h"
+#include "registry/server/api_int.h"
 
 #include <errno.h>
 #include <string.h>
@@ -38,9 +38,12 @@ static void pb_free(void *ctx, void *p)
 
 static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
 
+/* LeaseTimeToLive reads the lease timers: registry/server/api_lease.c. */
+int api__lease_ttl_fn(struct api_op *op, const ProtobufCMessage *req);
+
 /* ----------------------------------------------------------- op lifetime */
 
-static void op_maybe_free(struct api_op *op)
+void api__op_maybe_free(struct api_op *op)
 {
     if (op->finished && op->async_refs == 0) {
         if (op->owned != NULL) {
@@ -51,8 +54,7 @@ static void op_maybe_free(struct api_op *op)
 }
 
 /* Answer once. After this the op may be freed. */
-static void api_finish(struct api_op *op, int err, const uint8_t *resp,
-                       size_t len)
+void api__finish(struct api_op *op, int err, const uint8_t *resp, size_t len)
 {
     if (op->finished) {
         return;
@@ -64,16 +66,16 @@ static void api_finish(struct api_op *op, int err, const uint8_t *resp,
 }
 
 /* Answer with a protobuf-c message (packed here). */
-static void api_finish_msg(struct api_op *op, const ProtobufCMessage *msg)
+void api__finish_msg(struct api_op *op, const ProtobufCMessage *msg)
 {
     size_t len = protobuf_c_message_get_packed_size(msg);
     uint8_t *p = mem_alloc(len == 0 ? 1 : len);
     if (p == NULL) {
-        api_finish(op, -ENOMEM, NULL, 0);
+        api__finish(op, -ENOMEM, NULL, 0);
         return;
     }
     protobuf_c_message_pack(msg, p);
-    api_finish(op, 0, p, len);
+    api__finish(op, 0, p, len);
     mem_free(p);
 }
 
@@ -81,7 +83,7 @@ void api_cancel(struct api_op *op)
 {
     op->canceled = true;
     if (op->finished) {
-        op_maybe_free(op);
+        api__op_maybe_free(op);
     }
 }
 
@@ -102,22 +104,22 @@ struct api_op *api_call(struct server *s, const struct api_method *m,
     op->ctx = ctx;
     op->timeout_ms = timeout_ms;
     if (s->stopping) {
-        api_finish(op, ERR_STOPPED, NULL, 0);
-        op_maybe_free(op);
+        api__finish(op, ERR_STOPPED, NULL, 0);
+        api__op_maybe_free(op);
         return NULL;
     }
     if (m->raw && m->req_desc == &etcdserverpb__txn_request__descriptor) {
         rc = apply_txn_depth_check(req, len, 32);
         if (rc != 0) {
-            api_finish(op, rc == ERR_LIMIT ? ERR_TOO_MANY_OPS : rc, NULL, 0);
-            op_maybe_free(op);
+            api__finish(op, rc == ERR_LIMIT ? ERR_TOO_MANY_OPS : rc, NULL, 0);
+            api__op_maybe_free(op);
             return NULL;
         }
     }
     pb = protobuf_c_message_unpack(m->req_desc, &pb_allocator, len, req);
     if (pb == NULL) {
-        api_finish(op, ERR_BAD_REQUEST, NULL, 0);
-        op_maybe_free(op);
+        api__finish(op, ERR_BAD_REQUEST, NULL, 0);
+        api__op_maybe_free(op);
         return NULL;
     }
     op->owned = pb;
@@ -125,10 +127,10 @@ struct api_op *api_call(struct server *s, const struct api_method *m,
     rc = m->fn(op, pb);
     op->async_refs--;
     if (rc != 0) {
-        api_finish(op, rc, NULL, 0);
+        api__finish(op, rc, NULL, 0);
     }
     if (op->finished) {
-        op_maybe_free(op);
+        api__op_maybe_free(op);
         return NULL;
     }
     return op;
@@ -136,20 +138,22 @@ struct api_op *api_call(struct server *s, const struct api_method *m,
 
 /* ---------------------------------------------------------------- helpers */
 
-static uint64_t term_now(struct server *s)
+uint64_t api__term_now(struct server *s)
 {
     struct node_status st;
     node_status(s->node, &st);
     return st.term;
 }
 
-static void fill_header(struct server *s, Etcdserverpb__ResponseHeader *h,
-                        int64_t rev)
+void api__fill_header(struct server *s, Etcdserverpb__ResponseHeader *h,
+                      int64_t rev)
 {
-    h->cluster_id = s->cluster_id;
+    struct node_status st;
+    node_status(s->node, &st);
+    h->cluster_id = st.cluster_id;
     h->member_id = s->member_id;
     h->revision = rev;
-    h->raft_term = term_now(s);
+    h->raft_term = api__term_now(s);
 }
 
 /* After a write is applied: the applier encoded the response already. */
@@ -157,8 +161,8 @@ static void on_proposed(void *ctx, const struct apply_result *res)
 {
     struct api_op *op = ctx;
     op->async_refs--;
-    api_finish(op, res->err, res->resp, res->resp_len);
-    op_maybe_free(op);
+    api__finish(op, res->err, res->resp, res->resp_len);
+    api__op_maybe_free(op);
 }
 
 static int propose(struct api_op *op, enum apply_op kind,
@@ -199,10 +203,11 @@ static int serve_range(struct api_op *op)
         return rc;
     }
     buf_init(&out, 0);
-    rc = apply_range(node_apply(op->s->node), rd, r, term_now(op->s), &out);
+    rc =
+        apply_range(node_apply(op->s->node), rd, r, api__term_now(op->s), &out);
     node_read_end(op->s->node, rd);
     if (rc == 0) {
-        api_finish(op, 0, out.data, out.len);
+        api__finish(op, 0, out.data, out.len);
     }
     buf_free(&out);
     return rc;
@@ -219,10 +224,11 @@ static int serve_txn_read(struct api_op *op)
         return rc;
     }
     buf_init(&out, 0);
-    rc = apply_txn_read(node_apply(op->s->node), rd, t, term_now(op->s), &out);
+    rc = apply_txn_read(node_apply(op->s->node), rd, t, api__term_now(op->s),
+                        &out);
     node_read_end(op->s->node, rd);
     if (rc == 0) {
-        api_finish(op, 0, out.data, out.len);
+        api__finish(op, 0, out.data, out.len);
     }
     buf_free(&out);
     return rc;
@@ -240,9 +246,9 @@ static void on_read_point(void *ctx, int err)
         }
     }
     if (err != 0) {
-        api_finish(op, err, NULL, 0);
+        api__finish(op, err, NULL, 0);
     }
-    op_maybe_free(op);
+    api__op_maybe_free(op);
 }
 
 static int read_linearizable(struct api_op *op)
@@ -331,79 +337,6 @@ static int lease_revoke_fn(struct api_op *op, const ProtobufCMessage *req)
     return propose(op, APPLY_LEASE_REVOKE, req);
 }
 
-struct ttl_keys {
-    ProtobufCBinaryData *keys;
-    size_t count;
-    size_t cap;
-    int err;
-};
-
-static int collect_key(void *ctx, const uint8_t *key, size_t key_len)
-{
-    struct ttl_keys *k = ctx;
-    if (k->count == k->cap) {
-        size_t cap = k->cap == 0 ? 16 : k->cap * 2;
-        ProtobufCBinaryData *v = mem_realloc(k->keys, cap * sizeof(*v));
-        if (v == NULL) {
-            k->err = -ENOMEM;
-            return 1;
-        }
-        k->keys = v;
-        k->cap = cap;
-    }
-    k->keys[k->count].data = mem_dup(key, key_len);
-    if (k->keys[k->count].data == NULL && key_len > 0) {
-        k->err = -ENOMEM;
-        return 1;
-    }
-    k->keys[k->count++].len = key_len;
-    return 0;
-}
-
-static int lease_ttl_fn(struct api_op *op, const ProtobufCMessage *req)
-{
-    const Etcdserverpb__LeaseTimeToLiveRequest *r =
-        (const Etcdserverpb__LeaseTimeToLiveRequest *)req;
-    Etcdserverpb__LeaseTimeToLiveResponse resp =
-        ETCDSERVERPB__LEASE_TIME_TO_LIVE_RESPONSE__INIT;
-    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    struct kv_read *rd;
-    struct kv_lease l;
-    struct ttl_keys keys = {0};
-    int rc = node_read_begin(op->s->node, &rd);
-    if (rc != 0) {
-        return rc;
-    }
-    fill_header(op->s, &h, kv_read_rev(rd));
-    resp.header = &h;
-    resp.id = r->id;
-    rc = kv_lease_get(rd, r->id, &l);
-    if (rc == ERR_LEASE_NOT_FOUND) {
-        resp.ttl = -1; /* etcd: an unknown lease answers TTL -1 */
-        rc = 0;
-    } else if (rc == 0) {
-        resp.grantedttl = l.ttl;
-        /* Remaining TTL: the lease timers are not built yet; report the
-         * last checkpoint, else the granted TTL. */
-        resp.ttl = l.remaining_ttl > 0 ? l.remaining_ttl : l.ttl;
-        if (r->keys) {
-            rc = kv_lease_keys(rd, r->id, collect_key, &keys);
-            rc = rc != 0 ? rc : keys.err;
-            resp.n_keys = keys.count;
-            resp.keys = keys.keys;
-        }
-    }
-    node_read_end(op->s->node, rd);
-    if (rc == 0) {
-        api_finish_msg(op, &resp.base);
-    }
-    for (size_t i = 0; i < keys.count; i++) {
-        mem_free(keys.keys[i].data);
-    }
-    mem_free(keys.keys);
-    return rc;
-}
-
 struct lease_list {
     Etcdserverpb__LeaseStatus *v;
     Etcdserverpb__LeaseStatus **p;
@@ -443,7 +376,7 @@ static int lease_leases_fn(struct api_op *op, const ProtobufCMessage *req)
     if (rc != 0) {
         return rc;
     }
-    fill_header(op->s, &h, kv_read_rev(rd));
+    api__fill_header(op->s, &h, kv_read_rev(rd));
     rc = kv_lease_list(rd, collect_lease, &ll);
     node_read_end(op->s->node, rd);
     rc = rc != 0 ? rc : ll.err;
@@ -460,7 +393,7 @@ static int lease_leases_fn(struct api_op *op, const ProtobufCMessage *req)
         resp.header = &h;
         resp.n_leases = ll.count;
         resp.leases = ll.p;
-        api_finish_msg(op, &resp.base);
+        api__finish_msg(op, &resp.base);
     }
     mem_free(ll.p);
     mem_free(ll.v);
@@ -481,7 +414,7 @@ static int maint_status_fn(struct api_op *op, const ProtobufCMessage *req)
     (void)req;
     node_status(op->s->node, &st);
     kv_size(node_kv(op->s->node), &db, &in_use);
-    fill_header(op->s, &h, kv_rev(node_kv(op->s->node)));
+    api__fill_header(op->s, &h, kv_rev(node_kv(op->s->node)));
     resp.header = &h;
     resp.version = version;
     resp.dbsize = (int64_t)db;
@@ -493,7 +426,7 @@ static int maint_status_fn(struct api_op *op, const ProtobufCMessage *req)
     resp.islearner = st.learner;
     resp.storageversion = storage;
     resp.dbsizequota = (int64_t)op->s->limits.v[LIMIT_QUOTA_BACKEND_BYTES];
-    api_finish_msg(op, &resp.base);
+    api__finish_msg(op, &resp.base);
     return 0;
 }
 
@@ -516,7 +449,7 @@ static int maint_hashkv_fn(struct api_op *op, const ProtobufCMessage *req)
     if (rc != 0) {
         return rc;
     }
-    fill_header(op->s, &h, kv_read_rev(rd));
+    api__fill_header(op->s, &h, kv_read_rev(rd));
     rc = kv_hash(rd, r->revision, &hash, &compact, &hrev);
     node_read_end(op->s->node, rd);
     if (rc == 0) {
@@ -524,7 +457,7 @@ static int maint_hashkv_fn(struct api_op *op, const ProtobufCMessage *req)
         resp.hash = hash;
         resp.compact_revision = compact;
         resp.hash_revision = hrev;
-        api_finish_msg(op, &resp.base);
+        api__finish_msg(op, &resp.base);
     }
     return rc;
 }
@@ -543,13 +476,13 @@ static int maint_hash_fn(struct api_op *op, const ProtobufCMessage *req)
     if (rc != 0) {
         return rc;
     }
-    fill_header(op->s, &h, kv_read_rev(rd));
+    api__fill_header(op->s, &h, kv_read_rev(rd));
     rc = kv_hash(rd, 0, &hash, &compact, &hrev);
     node_read_end(op->s->node, rd);
     if (rc == 0) {
         resp.header = &h;
         resp.hash = hash;
-        api_finish_msg(op, &resp.base);
+        api__finish_msg(op, &resp.base);
     }
     return rc;
 }
@@ -595,11 +528,11 @@ static int cluster_member_list_fn(struct api_op *op,
         pm[i].islearner = ms[i].learner;
         pp[i] = &pm[i];
     }
-    fill_header(op->s, &h, 0); /* etcd 3.4: no revision here */
+    api__fill_header(op->s, &h, 0); /* etcd 3.4: no revision here */
     resp.header = &h;
     resp.n_members = n;
     resp.members = pp;
-    api_finish_msg(op, &resp.base);
+    api__finish_msg(op, &resp.base);
     return 0;
 }
 
@@ -616,7 +549,7 @@ static int health_check_fn(struct api_op *op, const ProtobufCMessage *req)
         st.leader != 0 && node_failed(op->s->node) == 0
             ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
             : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
-    api_finish_msg(op, &resp.base);
+    api__finish_msg(op, &resp.base);
     return 0;
 }
 
@@ -648,7 +581,7 @@ const struct api_method api_methods[] = {
       false, lease_revoke_fn),
     M("/etcdserverpb.Lease/LeaseTimeToLive", "/v3/lease/timetolive",
       etcdserverpb__lease_time_to_live_request,
-      etcdserverpb__lease_time_to_live_response, false, lease_ttl_fn),
+      etcdserverpb__lease_time_to_live_response, false, api__lease_ttl_fn),
     M("/etcdserverpb.Lease/LeaseLeases", "/v3/lease/leases",
       etcdserverpb__lease_leases_request, etcdserverpb__lease_leases_response,
       false, lease_leases_fn),
@@ -667,6 +600,24 @@ const struct api_method api_methods[] = {
     M("/etcdserverpb.Cluster/MemberList", "/v3/cluster/member/list",
       etcdserverpb__member_list_request, etcdserverpb__member_list_response,
       false, cluster_member_list_fn),
+    M("/etcdserverpb.Cluster/MemberAdd", "/v3/cluster/member/add",
+      etcdserverpb__member_add_request, etcdserverpb__member_add_response,
+      false, api__member_add),
+    M("/etcdserverpb.Cluster/MemberRemove", "/v3/cluster/member/remove",
+      etcdserverpb__member_remove_request, etcdserverpb__member_remove_response,
+      false, api__member_remove),
+    M("/etcdserverpb.Cluster/MemberUpdate", "/v3/cluster/member/update",
+      etcdserverpb__member_update_request, etcdserverpb__member_update_response,
+      false, api__member_update),
+    M("/etcdserverpb.Cluster/MemberPromote", "/v3/cluster/member/promote",
+      etcdserverpb__member_promote_request,
+      etcdserverpb__member_promote_response, false, api__member_promote),
+    M("/etcdserverpb.Maintenance/MoveLeader",
+      "/v3/maintenance/transfer-leadership", etcdserverpb__move_leader_request,
+      etcdserverpb__move_leader_response, false, api__move_leader),
+    M("/etcdserverpb.Maintenance/Defragment", "/v3/maintenance/defragment",
+      etcdserverpb__defragment_request, etcdserverpb__defragment_response,
+      false, api__defragment),
     M("/grpc.health.v1.Health/Check", NULL,
       grpc__health__v1__health_check_request,
       grpc__health__v1__health_check_response, false, health_check_fn),
