@@ -572,11 +572,19 @@ static void handle_closed(uv_handle_t *hd)
     mem_free(h);
 }
 
-/* Every tick after stop: once lws has finished (it cleared h->ctx through
- * info.pcontext), close the timer; the last close frees h. */
+/* Every tick after stop. With a foreign loop, lws 4.1 only closes its
+ * handles in the first lws_context_destroy(); the rest (vhosts, the
+ * context itself) happens in later calls, once those handles have closed.
+ * They were all closed inside the first call, so their close callbacks ran
+ * in that loop pass, before this timer's first tick: from here each call
+ * moves the destruction on, until lws clears h->ctx (info.pcontext). Then
+ * the timer closes; the last close frees h. */
 static void on_reap(uv_timer_t *t)
 {
     struct http *h = t->data;
+    if (h->ctx != NULL) {
+        lws_context_destroy(h->ctx);
+    }
     if (h->ctx != NULL && ++h->reap_ticks < REAP_GIVE_UP) {
         return;
     }
