@@ -1,0 +1,204 @@
+#!/usr/bin/python3
+"""etcdctl_norm.py MAPFILE [OLD=NEW ...] < raw > normalized
+
+Goal: make one etcdctl run against cairnd comparable with the same run
+against etcd 3.4 by rewriting ONLY what legitimately differs between two
+servers: member/cluster/lease IDs, Raft term and index, hashes, sizes,
+timings, the server version, endpoints and temp paths. Everything else (keys,
+values, revisions, counts, TTLs granted, error texts, exit codes) is kept.
+
+IDs are numbered in order of first appearance and the numbering persists in
+MAPFILE across the calls of one server, so "the lease granted in step 3 is
+the one listed in step 5" is still checked. An ID is recognised by value:
+the hex form etcdctl prints and the decimal form in -w json map to the same
+<ID n>. OLD=NEW pairs are literal substitutions done first (ports, paths).
+
+Input: the command's stdout, then a line "--- stderr", then stderr, then
+"[rc=N]". etcdctl's JSON log lines on stderr ({"level":...}) are dropped:
+they hold timestamps, random target names and retry chatter.
+"""
+import json
+import os
+import re
+import sys
+
+mapfile = sys.argv[1]
+subs = [a.split("=", 1) for a in sys.argv[2:]]
+ids = {}
+if os.path.exists(mapfile):
+    with open(mapfile) as f:
+        ids = {int(k): v for k, v in json.load(f).items()}
+
+
+def idname(v):
+    if v == 0:
+        return 0
+    if v not in ids:
+        ids[v] = len(ids) + 1
+    return "<ID%d>" % ids[v]
+
+
+DUR = r"[0-9]+(\.[0-9]+)?(ns|µs|us|ms|s|m)([0-9.]+(ms|s))*"
+ID_KEYS = {"cluster_id", "member_id", "ID", "leader", "id", "lease"}
+RAFT_KEYS = {"raft_term", "raftTerm", "raft_index", "raftIndex",
+             "raftAppliedIndex", "raft_applied_index"}
+SIZE_KEYS = {"dbSize", "dbSizeInUse", "db_size", "db_size_in_use"}
+HASH_KEYS = {"hash"}
+TIME_KEYS = {"took"}
+
+
+def walk(o):
+    if isinstance(o, dict):
+        out = {}
+        for k, v in o.items():
+            if k in ID_KEYS and isinstance(v, int):
+                out[k] = idname(v)
+            elif k in RAFT_KEYS:
+                out[k] = "<RAFT>"
+            elif k in SIZE_KEYS:
+                out[k] = "<SIZE>"
+            elif k in HASH_KEYS:
+                out[k] = "<HASH>"
+            elif k in TIME_KEYS:
+                out[k] = "<DUR>"
+            elif k == "version" and isinstance(v, str):
+                out[k] = "<VER>"
+            elif (k in ("TTL", "ttl") and isinstance(v, int)
+                  and isinstance(o.get("grantedTTL", o.get("granted-ttl")), int)
+                  and 0 <= o.get("grantedTTL", o.get("granted-ttl")) - v <= 5):
+                out[k] = "<REMAINING>"
+            else:
+                out[k] = walk(v)
+        return out
+    if isinstance(o, list):
+        return [walk(x) for x in o]
+    return o
+
+
+def hexid(m):
+    s = m.group(0)
+    if len(s) < 16 and not re.search("[a-f]", s):
+        return s
+    return idname(int(s, 16))
+
+
+def remaining(m):
+    granted, rem = int(m.group(1)), int(m.group(2))
+    if 0 <= granted - rem <= 5:
+        return "TTL(%ds), remaining(<REMAINING>)" % granted
+    return m.group(0)
+
+
+def line_norm(line):
+    st = line.strip()
+    if st[:1] in "{[" and st[-1:] in "}]":
+        try:
+            o = json.loads(st)
+        except ValueError:
+            o = None
+        if o is not None:
+            return json.dumps(walk(o), separators=(",", ":"))
+    line = re.sub(r"took = " + DUR, "took = <DUR>", line)
+    # -w fields
+    line = re.sub(r'^"(ClusterID|MemberID|ID|Leader)" : ([0-9]+)$',
+                  lambda m: '"%s" : %s' % (m.group(1), idname(int(m.group(2)))),
+                  line)
+    line = re.sub(r'^"(Raft[A-Za-z]*)" : [0-9]+$', r'"\1" : <RAFT>', line)
+    line = re.sub(r"\b[0-9a-f]{8,16}\b", hexid, line)
+    line = re.sub(r"TTL\(([0-9]+)s\), remaining\(([0-9]+)s\)", remaining, line)
+    line = re.sub(r"\b[0-9]+\.[0-9]+\.[0-9]+\b", "<VER>", line)
+    if st.startswith("|") or st.startswith("+"):
+        cells = line.split("|")
+        for i, c in enumerate(cells):
+            c = c.strip()
+            if re.fullmatch(DUR, c):
+                c = "<DUR>"
+            elif re.fullmatch(r"[0-9]+(\.[0-9]+)? ?(B|kB|MB|GB)", c):
+                c = "<SIZE>"
+            cells[i] = c
+        line = "|".join(cells)
+        if st.startswith("+"):
+            line = re.sub(r"-+", "-", line)
+    return line
+
+
+def table_raft(lines):
+    """Blank the RAFT TERM / RAFT INDEX / RAFT APPLIED INDEX / HASH columns."""
+    out = []
+    cols = []
+    for line in lines:
+        if line.startswith("|"):
+            cells = line.split("|")
+            names = [c.strip() for c in cells]
+            if "ENDPOINT" in names or "ID" in names:
+                cols = [i for i, c in enumerate(names)
+                        if c.startswith("RAFT") or c == "HASH"]
+            elif cols:
+                for i in cols:
+                    if i < len(cells):
+                        cells[i] = "<RAFT>"
+                line = "|".join(cells)
+        out.append(line)
+    return out
+
+
+def main():
+    text = sys.stdin.read()
+    for old, new in subs:
+        text = text.replace(old, new)
+    out, err, rc = text, "", ""
+    if "\n--- stderr\n" in text:
+        out, rest = text.split("\n--- stderr\n", 1)
+        m = re.search(r"\[rc=[0-9]+\]\s*$", rest)
+        if m:
+            err, rc = rest[:m.start()], m.group(0).strip()
+        else:
+            err = rest
+    raw_lines = out.split("\n")
+    # "lease list": etcd lists leases in Go map order; compare them as a
+    # sorted set, naming only IDs seen before (new ones are just "<new>")
+    for i, x in enumerate(raw_lines):
+        if re.fullmatch(r"found [0-9]+ leases", x):
+            j = i + 1
+            while j < len(raw_lines) and re.fullmatch(r"[0-9a-f]+", raw_lines[j]):
+                j += 1
+            names = []
+            for h in raw_lines[i + 1:j]:
+                v = int(h, 16)
+                names.append("<ID%d>" % ids[v] if v in ids else "<new>")
+            raw_lines[i + 1:j] = sorted(names)
+            break
+    lines = [line_norm(x) for x in raw_lines]
+    lines = table_raft(lines)
+    # "endpoint hashkv" simple output: "<EP>, 12345"
+    lines = [re.sub(r"^(<EP[A-Z]*>), [0-9]+$", r"\1, <HASH>", x)
+             for x in lines]
+    # "endpoint status" simple output: endpoint, ID, version, db size, is
+    # leader, is learner, raft term, raft index, raft applied index, errors
+    lines = [re.sub(r"^(<EP>, [^,]*, [^,]*), [^,]*, (true|false), "
+                    r"(true|false), [0-9]+, [0-9]+, [0-9]+, ",
+                    r"\1, <SIZE>, \2, \3, <RAFT>, <RAFT>, <RAFT>, ", x)
+             for x in lines]
+    errs = []
+    for x in err.split("\n"):
+        if not x.strip():
+            continue
+        if x.startswith('{"level"'):
+            # keep only the gRPC status a retry warning quotes (code and
+            # text), once: the rest is timestamps and random target names
+            try:
+                e = json.loads(x).get("error")
+            except ValueError:
+                e = None
+            x = "status: " + e if isinstance(e, str) and "code =" in e else ""
+        if x and line_norm(x) not in errs:
+            errs.append(line_norm(x))
+    sys.stdout.write("\n".join(lines).rstrip("\n") + "\n")
+    if errs:
+        sys.stdout.write("--- stderr\n" + "\n".join(errs) + "\n")
+    sys.stdout.write(rc + "\n")
+    with open(mapfile, "w") as f:
+        json.dump({str(k): v for k, v in ids.items()}, f)
+
+
+main()

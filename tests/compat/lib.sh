@@ -1,0 +1,150 @@
+# lib.sh - shared shell helpers for the tests/compat/*.test scripts.
+#
+# Source it from a bash test script: `. "$(dirname "$0")/lib.sh"`.
+# Does: a per-test temp dir removed at exit (kept when something failed),
+# free loopback ports, starting cairnd and a reference etcd 3.4 on those
+# ports with temp data dirs, stopping exactly the PIDs this script started,
+# and TAP helpers. Every wait is bounded; CAIRN_TIMEOUT_SCALE stretches them
+# (e.g. 3 under a sanitizer build).
+#
+#   lib_init NAME          make $TMP, set ROOT/B/PY/T, install the exit trap
+#   free_port              print a loopback TCP port nobody listens on
+#   start_cairnd TAG [args]  start $B/cairnd; sets <TAG>_PID <TAG>_EP
+#                          <TAG>_PORT <TAG>_DIR; returns non-zero if it does
+#                          not answer within 15 s (log: $TMP/TAG.log)
+#   start_etcd TAG [args]  the same for /usr/bin/etcd (3.4.23)
+#   stop_server TAG        SIGTERM, then SIGKILL after 5 s, that PID only
+#   ctl_on EP args...      etcdctl with bounded dial/command timeouts
+#   tap_ok/tap_fail/tap_skip "what" ["why"]; tap_end prints the plan
+set -u
+ROOT=${CAIRN_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+B=${CAIRN_BUILD:-$ROOT/build/release}
+PY=/usr/bin/python3
+T=${CAIRN_TIMEOUT_SCALE:-1}
+ETCD=${CAIRN_ETCD:-/usr/bin/etcd}
+ETCDCTL=${CAIRN_ETCDCTL:-/usr/bin/etcdctl}
+n=0
+fails=0
+LIB_PIDS=()
+TMP=
+
+lib_cleanup() {
+    local p
+    for p in "${LIB_PIDS[@]}"; do
+        if kill -0 "$p" 2>/dev/null; then
+            kill -9 "$p" 2>/dev/null
+            wait "$p" 2>/dev/null
+        fi
+    done
+    if [ -n "$TMP" ] && [ -d "$TMP" ]; then
+        if [ "$fails" -eq 0 ] && [ -z "${KEEP_TMP:-}" ]; then
+            rm -rf "$TMP"
+        else
+            echo "# logs kept in $TMP"
+        fi
+    fi
+}
+
+lib_init() { # lib_init NAME
+    TMP=$(mktemp -d "/tmp/cairn-$1.XXXXXX")
+    trap lib_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+tap_ok() { n=$((n + 1)); echo "ok $n - $1"; }
+tap_fail() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
+tap_skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP ${2:-}"; }
+tap_check() { # tap_check CONDITION-STATUS "what": 0 -> ok, else not ok
+    if [ "$1" -eq 0 ]; then tap_ok "$2"; else tap_fail "$2"; fi
+}
+tap_end() { echo "1..$n"; }
+tap_diag() { sed 's/^/#   /'; } # indent a block as TAP diagnostics
+
+free_port() {
+    "$PY" - <<'EOF'
+import random, socket
+# A random port from the ephemeral range that is free right now for both
+# the port and port+1 (peer URL); binding port 0 would hand out the same
+# few ports the kernel uses for outgoing connections.
+for _ in range(200):
+    p = random.randint(20000, 59000)
+    try:
+        for q in (p, p + 1):
+            s = socket.socket()
+            s.bind(("127.0.0.1", q))
+            s.close()
+    except OSError:
+        continue
+    print(p)
+    break
+EOF
+}
+
+ctl_on() { # ctl_on EP etcdctl-args...
+    local ep=$1
+    shift
+    timeout $((20 * T)) "$ETCDCTL" --endpoints="$ep" --dial-timeout=$((3 * T))s \
+        --command-timeout=$((8 * T))s "$@"
+}
+
+wait_ready() { # wait_ready EP PID: 0 once a serializable get answers
+    local i
+    for i in $(seq $((150 * T))); do
+        kill -0 "$2" 2>/dev/null || return 1
+        if timeout 3 "$ETCDCTL" --endpoints="$1" --dial-timeout=1s \
+            --command-timeout=2s get --consistency=s probe >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+lib_start() { # lib_start KIND TAG extra-args...
+    local kind=$1 tag=$2 port peer dir pid bin
+    shift 2
+    port=$(free_port)
+    peer=$((port + 1))
+    dir=$TMP/$tag.data
+    mkdir -p "$dir"
+    if [ "$kind" = etcd ]; then bin=$ETCD; else bin=$B/cairnd; fi
+    "$bin" --name "${LIB_NAME:-default}" --data-dir "$dir" \
+        --listen-client-urls "http://127.0.0.1:$port" \
+        --advertise-client-urls "http://127.0.0.1:$port" \
+        --listen-peer-urls "http://127.0.0.1:$peer" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+        --initial-cluster "${LIB_NAME:-default}=http://127.0.0.1:$peer" \
+        "$@" >"$TMP/$tag.log" 2>&1 &
+    pid=$!
+    LIB_PIDS+=("$pid")
+    printf -v "${tag}_PID" %s "$pid"
+    printf -v "${tag}_PORT" %s "$port"
+    printf -v "${tag}_EP" %s "127.0.0.1:$port"
+    printf -v "${tag}_DIR" %s "$dir"
+    wait_ready "127.0.0.1:$port" "$pid"
+}
+start_cairnd() { lib_start cairnd "$@"; }
+start_etcd() { lib_start etcd "$@"; }
+
+alive() { # alive TAG
+    local v=${1}_PID
+    kill -0 "${!v}" 2>/dev/null
+}
+
+stop_server() { # stop_server TAG: returns the exit status (137 if killed)
+    local v=${1}_PID pid i rc=
+    pid=${!v}
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return $?; }
+    kill -TERM "$pid" 2>/dev/null
+    for i in $(seq $((100 * T))); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid" 2>/dev/null
+            rc=$?
+            return "$rc"
+        fi
+        sleep 0.05
+    done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 137
+}
