@@ -1563,6 +1563,9 @@ void node_status(const struct node *n, struct node_status *out)
     out->leader_changes = n->leader_changes;
     out->wal_fsyncs = atomic_load(&n->wal_fsyncs);
     out->wal_fsync_ns_total = atomic_load(&n->wal_fsync_ns);
+    for (size_t i = 0; i < NODE_FSYNC_BUCKETS; i++) {
+        out->wal_fsync_buckets[i] = atomic_load(&n->wal_fsync_hist[i]);
+    }
 }
 
 size_t node_members(const struct node *n, struct node_member *out, size_t cap)

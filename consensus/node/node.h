@@ -53,9 +53,10 @@
 
 struct node;
 
-#define NODE_MEMBERS_MAX RAFT_MEMBERS_MAX
-#define NODE_NAME_MAX    64
-#define NODE_URLS_MAX    256
+#define NODE_MEMBERS_MAX   RAFT_MEMBERS_MAX
+#define NODE_NAME_MAX      64
+#define NODE_URLS_MAX      256
+#define NODE_FSYNC_BUCKETS 15 /* see node_status.wal_fsync_buckets */
 
 /* One member as the cluster knows it (etcd's Member). */
 struct node_member {
@@ -198,6 +199,10 @@ struct node_status {
     uint64_t leader_changes;
     uint64_t wal_fsyncs;
     uint64_t wal_fsync_ns_total;
+    /* fsync durations: bucket i counts those of at most 1 ms << i (etcd's
+     * buckets, 0.001 s doubling to 8.192 s); the last counts the rest.
+     * Not cumulative. */
+    uint64_t wal_fsync_buckets[NODE_FSYNC_BUCKETS];
 };
 void node_status(const struct node *n, struct node_status *out);
 

@@ -112,6 +112,7 @@ struct node {
     struct jobq wal_out;
     atomic_uint_fast64_t wal_fsyncs;
     atomic_uint_fast64_t wal_fsync_ns;
+    atomic_uint_fast64_t wal_fsync_hist[NODE_FSYNC_BUCKETS];
 
     /* apply thread */
     uv_thread_t apply_thread;

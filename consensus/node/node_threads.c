@@ -158,8 +158,14 @@ static int wal_write_run(struct node *n, struct wal_job *first,
     }
     t0 = clock_mono_ns();
     rc = log_append(n->log, le, total, hs);
+    t0 = clock_mono_ns() - t0;
     atomic_fetch_add(&n->wal_fsyncs, 1);
-    atomic_fetch_add(&n->wal_fsync_ns, clock_mono_ns() - t0);
+    atomic_fetch_add(&n->wal_fsync_ns, t0);
+    size_t b = 0;
+    while (b + 1 < NODE_FSYNC_BUCKETS && t0 > (uint64_t)1000000 << b) {
+        b++;
+    }
+    atomic_fetch_add(&n->wal_fsync_hist[b], 1);
     mem_free(le);
     return rc;
 }

@@ -233,10 +233,16 @@ static void server_metrics(struct mw *w, struct server *s)
          "current version.");
     mw_printf(w, "etcd_server_version{server_version=\"%s\"} 1\n",
               SERVER_VERSION);
-    /* A histogram with the +Inf bucket only: the node keeps a count and a
-     * sum of fsync durations, not their distribution. */
     head(w, "etcd_disk_wal_fsync_duration_seconds", "histogram",
          "The latency distributions of fsync called by WAL.");
+    uint64_t cum = 0;
+    for (size_t i = 0; i + 1 < NODE_FSYNC_BUCKETS; i++) {
+        cum += st.wal_fsync_buckets[i];
+        mw_printf(w,
+                  "etcd_disk_wal_fsync_duration_seconds_bucket{le=\"%g\"} "
+                  "%" PRIu64 "\n",
+                  (double)(1u << i) / 1000.0, cum);
+    }
     mw_printf(w,
               "etcd_disk_wal_fsync_duration_seconds_bucket{le=\"+Inf\"} "
               "%" PRIu64 "\n"
