@@ -1534,6 +1534,15 @@ void node_read_end(struct node *n, struct kv_read *rd)
     uv_rwlock_rdunlock(&n->store_lock);
 }
 
+int node_snapshot_write(struct node *n, int fd)
+{
+    int rc;
+    uv_rwlock_rdlock(&n->store_lock);
+    rc = kv_snapshot_write(n->kv, fd);
+    uv_rwlock_rdunlock(&n->store_lock);
+    return rc;
+}
+
 struct kv *node_kv(struct node *n)
 {
     return n->kv;

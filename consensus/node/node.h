@@ -170,6 +170,10 @@ int node_member_change(struct node *n, enum node_member_op op,
 int node_transfer_leader(struct node *n, uint64_t to, uint32_t timeout_ms,
                          node_read_cb cb, void *ctx);
 
+/* Write a consistent copy of the store to fd (kv_snapshot_write) under
+ * the store lock's read side. Any thread; blocks while it copies. */
+int node_snapshot_write(struct node *n, int fd);
+
 /* Defragment the store on the apply thread, with readers locked out for
  * its duration; cb gets the result. */
 int node_defrag(struct node *n, node_read_cb cb, void *ctx);

@@ -26,6 +26,9 @@ int main(int argc, char **argv)
     int rc;
 
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 1 && strcmp(argv[1], "snapshot") == 0) {
+        return server_snapshot_command(argc, argv);
+    }
     options_defaults(&o);
     rc = options_parse(&o, argc, argv, NULL, err, sizeof(err));
     if (rc == 1) {

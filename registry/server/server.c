@@ -137,9 +137,10 @@ int server__grpc_init(struct server *s)
         s->grpc_methods[i].on_cancel = grpc_on_cancel;
         s->grpc_methods[i].ctx = &glue[i];
     }
-    total = api_methods_count +
-            server__stream_methods(s, s->grpc_methods + api_methods_count,
-                                   STREAM_METHODS_MAX);
+    server__snapshot_method(s, &s->grpc_methods[api_methods_count]);
+    total = api_methods_count + 1 +
+            server__stream_methods(s, s->grpc_methods + api_methods_count + 1,
+                                   STREAM_METHODS_MAX - 1);
     grpc_limits_init(&lim, &s->limits);
     lim.recv_msg_bytes_max =
         (size_t)s->limits.v[LIMIT_REQUEST_BYTES] + 512 * 1024;

@@ -143,6 +143,13 @@ void server__observe(struct server *s, struct node_observer *obs);
 int server__modules_start(struct server *s, char *msg, size_t msg_len);
 void server__modules_stop(struct server *s);
 
+/* Maintenance.Snapshot, a server stream (snapshot.c). */
+void server__snapshot_method(struct server *s, struct grpc_method *m);
+
+/* `cairnd snapshot restore|status ...` (argv[1] is "snapshot"); returns the
+ * process exit code. */
+int server_snapshot_command(int argc, char **argv);
+
 /* The HTTP/1.1 side of the client port: a connection that is not gRPC.
  * Provided by registry/http when it is built in; takes fd (and the bytes
  * already read). Returns 0 when it took the fd. */
