@@ -468,6 +468,7 @@ void server_stop(struct server *s)
     }
     s->stopping = true;
     server__listen_close(s);
+    server__compactor_stop(s);
     server__modules_stop(s);
     uv_close((uv_handle_t *)&s->sig_term, NULL);
     uv_close((uv_handle_t *)&s->sig_int, NULL);
@@ -543,6 +544,9 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
         return rc;
     }
     rc = server__modules_start(s, msg, msg_len);
+    if (rc == 0) {
+        rc = server__compactor_start(s);
+    }
     if (rc != 0) {
         return rc;
     }

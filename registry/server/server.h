@@ -110,9 +110,10 @@ struct server {
     uint64_t cluster_id;
     uint64_t lease_id_next;
     uint64_t conns_open;
-    void *http;  /* registry/http state, when built */
-    void *watch; /* watch service state (registry/server/api_watch.c) */
-    void *lease; /* lease service state (registry/server/api_lease.c) */
+    void *http;      /* registry/http state, when built */
+    void *watch;     /* watch service state (registry/server/api_watch.c) */
+    void *lease;     /* lease service state (registry/server/api_lease.c) */
+    void *compactor; /* auto compaction (compactor.c), when on */
 };
 
 /* Start everything from opt; on error msg names the problem. */
@@ -142,6 +143,10 @@ size_t server__stream_methods(struct server *s, struct grpc_method *out,
 void server__observe(struct server *s, struct node_observer *obs);
 int server__modules_start(struct server *s, char *msg, size_t msg_len);
 void server__modules_stop(struct server *s);
+
+/* --auto-compaction-* (compactor.c); stop before the node closes. */
+int server__compactor_start(struct server *s);
+void server__compactor_stop(struct server *s);
 
 /* Maintenance.Snapshot, a server stream (snapshot.c). */
 void server__snapshot_method(struct server *s, struct grpc_method *m);
