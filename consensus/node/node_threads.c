@@ -430,21 +430,56 @@ void node__apply_main(void *arg)
                 j = next;
                 continue;
             }
-            if (rc == 0) {
+            /* Group commit for the store: this job and the plain jobs
+             * queued behind it are applied in one store transaction (one
+             * commit, one fsync); their results and events ride in this
+             * job, the others come back empty. */
+            struct apply_job *end = next;
+            size_t total = j->ents_count;
+            for (int guard = 0; end != NULL && guard < 1024; guard++) {
+                if (end->install_index != 0 || end->defrag) {
+                    break;
+                }
+                total += end->ents_count;
+                end = end->next;
+            }
+            if (rc == 0 && end != next) {
+                struct raft_entry *all = mem_alloc(total * sizeof(*all));
+                size_t k = 0;
+                if (all == NULL) {
+                    end = next; /* no memory for the merge: one at a time */
+                } else {
+                    for (struct apply_job *x = j; x != end; x = x->next) {
+                        memcpy(all + k, x->ents, x->ents_count * sizeof(*all));
+                        k += x->ents_count;
+                    }
+                    rc = apply_entries(&n->apply, all, total, j->term, &h);
+                    j->applied = total > 0 ? all[total - 1].index : 0;
+                    mem_free(all);
+                }
+            } else if (rc == 0) {
                 rc = apply_entries(&n->apply, j->ents, j->ents_count, j->term,
                                    &h);
+                j->applied =
+                    j->ents_count > 0 ? j->ents[j->ents_count - 1].index : 0;
             }
             if (rc != 0 && failed == 0) {
                 failed = rc;
                 LOGE("node", "applying entries to the store failed: %s",
                      err_str(rc));
             }
-            j->err = rc;
-            j->applied =
-                j->ents_count > 0 ? j->ents[j->ents_count - 1].index : 0;
             j->rev = kv_rev(n->kv);
-            node__jobq_push(&n->apply_out, j);
-            j = next;
+            for (struct apply_job *x = j; x != end;) {
+                struct apply_job *xn = x->next;
+                x->err = rc;
+                if (x != j) {
+                    x->applied = 0; /* covered by the first job */
+                    x->rev = j->rev;
+                }
+                node__jobq_push(&n->apply_out, x);
+                x = xn;
+            }
+            j = end;
         }
         uv_async_send(&n->apply_done);
     }
