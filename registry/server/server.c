@@ -313,7 +313,15 @@ static int url_sockaddr(const char *url, struct sockaddr_storage *out,
         snprintf(msg, msg_len, "%s: cannot resolve '%s'", url, host);
         return ERR_INVALID;
     }
-    memcpy(out, res->ai_addr, res->ai_addrlen);
+    /* "localhost" may resolve to ::1 first; prefer IPv4 as etcd does. */
+    const struct addrinfo *pick = res;
+    for (const struct addrinfo *a = res; a != NULL; a = a->ai_next) {
+        if (a->ai_family == AF_INET) {
+            pick = a;
+            break;
+        }
+    }
+    memcpy(out, pick->ai_addr, pick->ai_addrlen);
     freeaddrinfo(res);
     return 0;
 }
