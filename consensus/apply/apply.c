@@ -126,7 +126,8 @@ int apply_envelope(uint64_t id, uint64_t origin, enum apply_op op,
         rc = buf_append_varint(out, origin);
     }
     if (rc == 0) {
-        rc = buf_append_u8(out, (uint8_t)((uint32_t)op << 3 | 2));
+        /* a varint: tags of fields >= 16 take two bytes */
+        rc = buf_append_varint(out, (uint64_t)op << 3 | 2);
     }
     if (rc == 0) {
         rc = buf_append_varint(out, len);
