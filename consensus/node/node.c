@@ -858,12 +858,17 @@ static void on_peer_msg(void *owner, uint64_t from, const uint8_t *data,
 {
     struct node *n = owner;
     struct raft_msg m;
-    (void)from;
     if (n->failed != 0 || n->closing) {
         return;
     }
     if (raft_msg_decode(data, len, 0, &m) != 0) {
         return; /* the transport checked the frame; a bad message is dropped */
+    }
+    if (m.type == RAFT_MSG_SNAP || m.from != from) {
+        /* Snapshots arrive only on the snapshot channel, with their data;
+         * and a member speaks only for itself. */
+        raft_msg_free_decoded(&m);
+        return;
     }
     int rc = raft_step(&n->raft, &m);
     if (rc != 0 && n->failed == 0) {

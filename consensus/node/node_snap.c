@@ -246,7 +246,8 @@ void node__snap_cb(void *owner, struct transport_snap_in *in, uint64_t from,
         rc = raft_msg_decode(n->snap_in_meta.data, n->snap_in_meta.len, 0, &m);
     }
     if (rc == 0) {
-        if (m.type == RAFT_MSG_SNAP) {
+        if (m.type == RAFT_MSG_SNAP && m.from == from &&
+            m.to == n->cfg.member_id) {
             n->snap_in_ready_index = m.snapshot.meta.index;
             rc = raft_step(&n->raft, &m);
             n->dirty = true;
