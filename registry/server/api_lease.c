@@ -80,6 +80,7 @@ struct kcall {
     struct kcall *prev, *next;
     bool hasleader;
     bool blocked;
+    bool half_closed; /* end with OK once every answer is queued (etcd) */
     int refs; /* proposals in flight + 1 while the call lives */
     struct ka_slot slots[KA_PENDING_MAX];
     size_t head;
@@ -330,6 +331,13 @@ static void kc_flush(struct kcall *kc)
         kc->len--;
         kc->seq_head++;
     }
+    if (kc->call != NULL && kc->half_closed && kc->len == 0) {
+        struct grpc_call *call = kc->call;
+        grpc_call_set_data(call, NULL);
+        kc_detach(kc);
+        grpc_call_finish(call, GRPC_OK, NULL);
+        kc_unref(kc);
+    }
 }
 
 static void ka_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
@@ -418,6 +426,18 @@ static void ka_on_cancel(struct grpc_call *call)
         grpc_call_set_data(call, NULL);
         kc_detach(kc);
         kc_unref(kc);
+    }
+}
+
+/* etcd's keep-alive loop returns when the client closes its side: the call
+ * ends with OK after the answers to what was asked (python3-etcd3's
+ * refresh() depends on it). */
+static void ka_on_half_close(struct grpc_call *call)
+{
+    struct kcall *kc = grpc_call_data(call);
+    if (kc != NULL) {
+        kc->half_closed = true;
+        kc_flush(kc);
     }
 }
 
@@ -675,6 +695,7 @@ size_t api_lease__methods(struct server *s, struct grpc_method *out, size_t cap)
     out[0].req_desc = &etcdserverpb__lease_keep_alive_request__descriptor;
     out[0].on_start = ka_on_start;
     out[0].on_msg = ka_on_msg;
+    out[0].on_half_close = ka_on_half_close;
     out[0].on_cancel = ka_on_cancel;
     out[0].on_writable = ka_on_writable;
     out[0].ctx = l;
