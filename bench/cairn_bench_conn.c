@@ -1,0 +1,647 @@
+/*
+ * cairn_bench_conn.c - a minimal gRPC client: nghttp2 client sessions on
+ * libuv TCP connections, one struct bench_call per stream.
+ *
+ * Happy path. bench_net_open connects every connection; on connect the
+ * client preface and SETTINGS (no push, 16 MiB stream window) are queued
+ * and the connection window is raised to 1 GiB, so flow control never
+ * paces a benchmark. bench_call_start submits HEADERS (:method POST,
+ * :path, content-type application/grpc, te trailers) with a data provider
+ * that reads the call's framed messages; a unary call sets END_STREAM
+ * after them, a bidi call defers when its buffer is empty and resumes on
+ * bench_call_push. Responses: grpc-status and grpc-message come from the
+ * trailers (or a trailers-only HEADERS frame); DATA is unframed into
+ * messages only for calls that asked for them (want_msgs), whole messages
+ * straight from nghttp2's chunk when they fit, else through the call's
+ * buffer. When nghttp2 closes the stream the done callback gets the status.
+ *
+ * Output is batched: starting or feeding a call only marks its connection
+ * dirty; bench_net_flush (called by the engine at the end of each loop
+ * callback, and by the read callback itself) drains nghttp2's output into
+ * one buffer per connection and writes it with uv_try_write, falling back
+ * to one uv_write; while a write is in flight further output waits for its
+ * completion. So a read that completes 50 responses and starts 50 requests
+ * costs one read and one write system call.
+ *
+ * Failures. A connection that fails to connect, reads EOF or an error,
+ * gets a protocol error from nghttp2 or a write error is dead: each active
+ * call gets its done callback with BENCH_ST_TRANSPORT, and calls started
+ * on it later fail with ERR_STOPPED. A stream reset by the server (or by
+ * bench_call_cancel) without a grpc-status ends with BENCH_ST_TRANSPORT;
+ * a response message above BENCH_CALL_IN_MAX resets the stream and ends
+ * with BENCH_ST_BAD_RESPONSE.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/err.h"
+#include "bench/cairn_bench.h"
+
+#define WINDOW_STREAM    (16 << 20)
+#define WINDOW_CONN      (1 << 30)
+#define FLUSH_CHUNK      ((size_t)1 << 20)
+#define FLUSH_ROUNDS_MAX 64
+
+static void conn_flush(struct bench_conn *c);
+
+static void mark_dirty(struct bench_conn *c)
+{
+    struct bench_net *net = c->net;
+    if (c->dirty) {
+        return;
+    }
+    ASSERT(net->dirty_count < net->conns_count);
+    c->dirty = true;
+    net->dirty[net->dirty_count++] = c;
+}
+
+static void list_remove(struct bench_call *call)
+{
+    struct bench_conn *c = call->conn;
+    ASSERT(c != NULL && c->calls_count > 0);
+    if (call->prev != NULL) {
+        call->prev->next = call->next;
+    } else {
+        c->calls = call->next;
+    }
+    if (call->next != NULL) {
+        call->next->prev = call->prev;
+    }
+    call->prev = call->next = NULL;
+    c->calls_count--;
+}
+
+/* Ends an active call: unlinks it and runs its done callback. */
+static void call_end(struct bench_call *call, int status)
+{
+    ASSERT(call->active);
+    list_remove(call);
+    call->active = false;
+    call->stream_id = 0;
+    buf_reset(&call->out);
+    call->out_off = 0;
+    buf_reset(&call->in);
+    call->on_done(call, status);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    struct bench_conn *c = h->data;
+    c->net->closed++;
+}
+
+static void conn_fail(struct bench_conn *c, int err)
+{
+    if (c->dead) {
+        return;
+    }
+    bool was_connecting = !c->connected;
+    c->dead = true;
+    c->err = err;
+    c->net->dead++;
+    /* Bounded by the calls on this connection; a done callback cannot add
+     * one (bench_call_start refuses a dead connection). */
+    while (c->calls != NULL) {
+        call_end(c->calls, BENCH_ST_TRANSPORT);
+    }
+    if (!c->closing) {
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->tcp, on_close);
+    }
+    if (was_connecting && c->net->on_change != NULL) {
+        c->net->on_change(c->net);
+    }
+}
+
+/* ------------------------------------------------------ nghttp2 hooks */
+
+static ssize_t data_read(nghttp2_session *s, int32_t sid, uint8_t *out,
+                         size_t length, uint32_t *flags,
+                         nghttp2_data_source *src, void *ud)
+{
+    (void)s;
+    (void)sid;
+    (void)ud;
+    struct bench_call *call = src->ptr;
+    size_t avail = call->out.len - call->out_off;
+    if (avail == 0) {
+        if (!call->bidi || call->send_closed) {
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+            return 0;
+        }
+        call->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = avail < length ? avail : length;
+    memcpy(out, call->out.data + call->out_off, n);
+    call->out_off += n;
+    if (call->out_off == call->out.len) {
+        buf_reset(&call->out);
+        call->out_off = 0;
+        if (!call->bidi || call->send_closed) {
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+        }
+    }
+    return (ssize_t)n;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *frame,
+                     const uint8_t *name, size_t namelen, const uint8_t *value,
+                     size_t valuelen, uint8_t flags, void *ud)
+{
+    (void)flags;
+    (void)ud;
+    if (frame->hd.type != NGHTTP2_HEADERS) {
+        return 0;
+    }
+    struct bench_call *call =
+        nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
+    if (call == NULL) {
+        return 0;
+    }
+    if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0) {
+        int v = 0;
+        for (size_t i = 0; i < valuelen && i < 4; i++) {
+            if (value[i] < '0' || value[i] > '9') {
+                v = BENCH_ST_BAD_RESPONSE;
+                break;
+            }
+            v = v * 10 + (value[i] - '0');
+        }
+        if (valuelen == 0 || v > BENCH_ST_GRPC_MAX) {
+            v = BENCH_ST_BAD_RESPONSE;
+        }
+        call->status = v;
+        call->got_status = true;
+    } else if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0) {
+        size_t n = valuelen < sizeof(call->message) - 1
+                       ? valuelen
+                       : sizeof(call->message) - 1;
+        memcpy(call->message, value, n);
+        call->message[n] = 0;
+    }
+    return 0;
+}
+
+static void call_bad(nghttp2_session *s, struct bench_call *call)
+{
+    call->status = BENCH_ST_BAD_RESPONSE;
+    call->got_status = true;
+    nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, call->stream_id,
+                              NGHTTP2_CANCEL);
+}
+
+/* Appends up to n bytes of p to the partial message; returns how many it
+ * took, or -1 when the message is too big. */
+static ssize_t partial_take(struct bench_call *call, const uint8_t *p, size_t n)
+{
+    size_t want;
+    if (call->in.len < 5) {
+        want = 5 - call->in.len;
+    } else {
+        uint32_t mlen = be32_get(call->in.data + 1);
+        want = 5 + (size_t)mlen - call->in.len;
+    }
+    size_t take = n < want ? n : want;
+    if (buf_append(&call->in, p, take) != 0) {
+        return -1;
+    }
+    if (call->in.len == 5 && be32_get(call->in.data + 1) > BENCH_CALL_IN_MAX) {
+        return -1;
+    }
+    return (ssize_t)take;
+}
+
+static int on_data(nghttp2_session *s, uint8_t flags, int32_t sid,
+                   const uint8_t *p, size_t n, void *ud)
+{
+    (void)flags;
+    (void)ud;
+    struct bench_call *call = nghttp2_session_get_stream_user_data(s, sid);
+    if (call == NULL || !call->want_msgs) {
+        return 0;
+    }
+    /* Each round consumes at least one byte, so n bounds the loop. */
+    while (n > 0 && call->active && call->stream_id == sid) {
+        if (call->in.len == 0 && n >= 5) {
+            uint32_t mlen = be32_get(p + 1);
+            if (mlen > BENCH_CALL_IN_MAX || p[0] != 0) {
+                call_bad(s, call);
+                return 0;
+            }
+            if (n >= 5 + (size_t)mlen) {
+                call->msgs_in++;
+                call->on_msg(call, p + 5, mlen);
+                p += 5 + (size_t)mlen;
+                n -= 5 + (size_t)mlen;
+                continue;
+            }
+        }
+        ssize_t took = partial_take(call, p, n);
+        if (took < 0 || call->in.data[0] != 0) {
+            call_bad(s, call);
+            return 0;
+        }
+        p += took;
+        n -= (size_t)took;
+        if (call->in.len >= 5 &&
+            call->in.len == 5 + (size_t)be32_get(call->in.data + 1)) {
+            call->msgs_in++;
+            call->on_msg(call, call->in.data + 5, call->in.len - 5);
+            buf_reset(&call->in);
+        }
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t sid, uint32_t error_code,
+                           void *ud)
+{
+    (void)error_code;
+    (void)ud;
+    struct bench_call *call = nghttp2_session_get_stream_user_data(s, sid);
+    if (call == NULL || !call->active || call->stream_id != sid) {
+        return 0;
+    }
+    call_end(call, call->got_status ? call->status : BENCH_ST_TRANSPORT);
+    return 0;
+}
+
+/* ---------------------------------------------------------- socket I/O */
+
+static void write_done(uv_write_t *req, int status)
+{
+    struct bench_conn *c = req->data;
+    c->writing = false;
+    if (status < 0) {
+        conn_fail(c, status);
+        return;
+    }
+    conn_flush(c);
+}
+
+/* Drains nghttp2's output into wbuf; 0, or a negative code. */
+static int drain(struct bench_conn *c)
+{
+    buf_reset(&c->wbuf);
+    while (c->wbuf.len < FLUSH_CHUNK) {
+        const uint8_t *d;
+        ssize_t n = nghttp2_session_mem_send(c->h2, &d);
+        if (n < 0) {
+            return ERR_BAD_REQUEST;
+        }
+        if (n == 0) {
+            break;
+        }
+        int rc = buf_append(&c->wbuf, d, (size_t)n);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void conn_flush(struct bench_conn *c)
+{
+    if (c->dead || c->writing || !c->connected) {
+        return;
+    }
+    for (int round = 0; round < FLUSH_ROUNDS_MAX; round++) {
+        int rc = drain(c);
+        if (rc != 0) {
+            conn_fail(c, rc);
+            return;
+        }
+        if (c->wbuf.len == 0) {
+            return;
+        }
+        uv_buf_t b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+        int w = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (w == (int)b.len) {
+            continue;
+        }
+        if (w < 0 && w != UV_EAGAIN) {
+            conn_fail(c, w);
+            return;
+        }
+        if (w > 0) {
+            b.base += w;
+            b.len -= (unsigned)w;
+        }
+        c->writing = true;
+        c->write_req.data = c;
+        rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, write_done);
+        if (rc != 0) {
+            c->writing = false;
+            conn_fail(c, rc);
+        }
+        return;
+    }
+    /* Still more output after many rounds: finish on the next pass. */
+    mark_dirty(c);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *out)
+{
+    (void)hint;
+    struct bench_conn *c = h->data;
+    *out = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+    struct bench_conn *c = st->data;
+    if (nread == 0) {
+        return;
+    }
+    if (nread < 0) {
+        conn_fail(c, (int)nread);
+        bench_net_flush(c->net);
+        return;
+    }
+    ssize_t rv = nghttp2_session_mem_recv(c->h2, (const uint8_t *)b->base,
+                                          (size_t)nread);
+    if (rv < 0) {
+        conn_fail(c, ERR_BAD_REQUEST);
+    } else if (!nghttp2_session_want_read(c->h2) &&
+               !nghttp2_session_want_write(c->h2)) {
+        conn_fail(c, -ECONNRESET); /* GOAWAY and nothing left */
+    } else {
+        conn_flush(c);
+    }
+    bench_net_flush(c->net);
+}
+
+static int session_setup(struct bench_conn *c)
+{
+    nghttp2_session_callbacks *cbs;
+    int rc = nghttp2_session_callbacks_new(&cbs);
+    if (rc != 0) {
+        return -ENOMEM;
+    }
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
+                                                           on_stream_close);
+    rc = nghttp2_session_client_new(&c->h2, cbs, c);
+    nghttp2_session_callbacks_del(cbs);
+    if (rc != 0) {
+        return -ENOMEM;
+    }
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, WINDOW_STREAM},
+    };
+    rc = nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, 2);
+    if (rc == 0) {
+        rc = nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0,
+                                                   WINDOW_CONN);
+    }
+    return rc == 0 ? 0 : ERR_BAD_REQUEST;
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct bench_conn *c = req->data;
+    if (status < 0) {
+        conn_fail(c, status);
+        return;
+    }
+    int rc = session_setup(c);
+    if (rc != 0) {
+        conn_fail(c, rc);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->connected = true;
+    c->net->connected++;
+    rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    if (rc != 0) {
+        conn_fail(c, rc);
+        return;
+    }
+    conn_flush(c);
+    if (c->net->on_change != NULL) {
+        c->net->on_change(c->net);
+    }
+}
+
+/* ------------------------------------------------------------- the net */
+
+int bench_net_open(struct bench_net *net, uv_loop_t *loop,
+                   const struct sockaddr_in *addrs, size_t addrs_count,
+                   size_t conns_count)
+{
+    ASSERT(addrs_count > 0 && conns_count > 0);
+    memset(net, 0, sizeof(*net));
+    net->loop = loop;
+    net->conns = mem_calloc(conns_count, sizeof(*net->conns));
+    net->dirty = mem_calloc(conns_count, sizeof(*net->dirty));
+    if (net->conns == NULL || net->dirty == NULL) {
+        mem_free(net->conns);
+        mem_free(net->dirty);
+        return -ENOMEM;
+    }
+    net->conns_count = conns_count;
+    for (size_t i = 0; i < conns_count; i++) {
+        struct bench_conn *c = &net->conns[i];
+        const struct sockaddr_in *a = &addrs[i % addrs_count];
+        char ip[INET_ADDRSTRLEN];
+        c->net = net;
+        buf_init(&c->wbuf, BENCH_OUT_MAX);
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+        snprintf(c->authority, sizeof(c->authority), "%s:%u", ip,
+                 (unsigned)ntohs(a->sin_port));
+        uv_tcp_init(loop, &c->tcp);
+        c->tcp.data = c;
+        c->connect_req.data = c;
+        int rc = uv_tcp_connect(&c->connect_req, &c->tcp,
+                                (const struct sockaddr *)a, on_connect);
+        if (rc != 0) {
+            conn_fail(c, rc);
+        }
+    }
+    return 0;
+}
+
+void bench_net_flush(struct bench_net *net)
+{
+    /* A conn is listed at most once (its dirty flag), and flushing one can
+     * list others (their calls restarted by a failure callback), so the
+     * loop is bounded by conns_count additions. */
+    for (size_t i = 0; i < net->dirty_count; i++) {
+        struct bench_conn *c = net->dirty[i];
+        c->dirty = false;
+        conn_flush(c);
+    }
+    net->dirty_count = 0;
+}
+
+void bench_net_close(struct bench_net *net)
+{
+    for (size_t i = 0; i < net->conns_count; i++) {
+        struct bench_conn *c = &net->conns[i];
+        while (c->calls != NULL) { /* bounded by calls_count */
+            struct bench_call *call = c->calls;
+            list_remove(call);
+            call->active = false;
+        }
+        if (!c->dead) {
+            c->dead = true;
+            net->dead++;
+        }
+        if (!c->closing) {
+            c->closing = true;
+            uv_close((uv_handle_t *)&c->tcp, on_close);
+        }
+    }
+    while (net->closed < net->conns_count) {
+        uv_run(net->loop, UV_RUN_ONCE);
+    }
+    for (size_t i = 0; i < net->conns_count; i++) {
+        struct bench_conn *c = &net->conns[i];
+        if (c->h2 != NULL) {
+            nghttp2_session_del(c->h2);
+        }
+        buf_free(&c->wbuf);
+    }
+    mem_free(net->conns);
+    mem_free(net->dirty);
+    memset(net, 0, sizeof(*net));
+}
+
+/* ------------------------------------------------------------ the calls */
+
+void bench_call_init(struct bench_call *call, bench_call_msg_cb on_msg,
+                     bench_call_done_cb on_done, void *data)
+{
+    memset(call, 0, sizeof(*call));
+    buf_init(&call->out, BENCH_OUT_MAX);
+    buf_init(&call->in, BENCH_CALL_IN_MAX + 5);
+    call->on_msg = on_msg;
+    call->on_done = on_done;
+    call->want_msgs = on_msg != NULL;
+    call->data = data;
+}
+
+void bench_call_free(struct bench_call *call)
+{
+    ASSERT(!call->active);
+    buf_free(&call->out);
+    buf_free(&call->in);
+}
+
+int bench_call_add(struct bench_call *call, const ProtobufCMessage *msg)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    if (n > BENCH_CALL_IN_MAX) {
+        return ERR_LIMIT;
+    }
+    int rc = buf_reserve(&call->out, 5 + n);
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t *p = call->out.data + call->out.len;
+    p[0] = 0;
+    be32_put(p + 1, (uint32_t)n);
+    size_t packed = protobuf_c_message_pack(msg, p + 5);
+    ASSERT(packed == n);
+    call->out.len += 5 + n;
+    return 0;
+}
+
+#define NV(n, v)                                                               \
+    {                                                                          \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1,          \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE       \
+    }
+
+int bench_call_start(struct bench_call *call, struct bench_conn *conn,
+                     const char *path, bool bidi)
+{
+    ASSERT(!call->active);
+    if (conn->dead || !conn->connected) {
+        buf_reset(&call->out);
+        call->out_off = 0;
+        return ERR_STOPPED;
+    }
+    nghttp2_nv hdrs[] = {
+        NV(":method", "POST"),
+        NV(":scheme", "http"),
+        NV(":path", ""),
+        NV(":authority", ""),
+        NV("content-type", "application/grpc"),
+        NV("te", "trailers"),
+    };
+    hdrs[2].value = (uint8_t *)path;
+    hdrs[2].valuelen = strlen(path);
+    hdrs[3].value = (uint8_t *)conn->authority;
+    hdrs[3].valuelen = strlen(conn->authority);
+    nghttp2_data_provider dp = {.source.ptr = call, .read_callback = data_read};
+    call->bidi = bidi;
+    call->send_closed = false;
+    call->deferred = false;
+    call->got_status = false;
+    call->status = BENCH_ST_TRANSPORT;
+    call->message[0] = 0;
+    call->msgs_in = 0;
+    buf_reset(&call->in);
+    int32_t id = nghttp2_submit_request(conn->h2, NULL, hdrs, 6, &dp, call);
+    if (id < 0) {
+        buf_reset(&call->out);
+        call->out_off = 0;
+        return id == NGHTTP2_ERR_NOMEM ? -ENOMEM : ERR_STOPPED;
+    }
+    call->stream_id = id;
+    call->conn = conn;
+    call->active = true;
+    call->prev = NULL;
+    call->next = conn->calls;
+    if (conn->calls != NULL) {
+        conn->calls->prev = call;
+    }
+    conn->calls = call;
+    conn->calls_count++;
+    mark_dirty(conn);
+    return 0;
+}
+
+int bench_call_push(struct bench_call *call)
+{
+    if (!call->active) {
+        return ERR_STOPPED;
+    }
+    if (call->deferred) {
+        call->deferred = false;
+        int rc = nghttp2_session_resume_data(call->conn->h2, call->stream_id);
+        if (rc != 0) {
+            return ERR_STOPPED;
+        }
+    }
+    mark_dirty(call->conn);
+    return 0;
+}
+
+int bench_call_close_send(struct bench_call *call)
+{
+    if (!call->active) {
+        return ERR_STOPPED;
+    }
+    call->send_closed = true;
+    return bench_call_push(call);
+}
+
+void bench_call_cancel(struct bench_call *call)
+{
+    if (!call->active) {
+        return;
+    }
+    nghttp2_submit_rst_stream(call->conn->h2, NGHTTP2_FLAG_NONE,
+                              call->stream_id, NGHTTP2_CANCEL);
+    mark_dirty(call->conn);
+}
