@@ -96,8 +96,8 @@ static int sink(void *ctx, const struct watch_resp *r)
                  (const char *)e->kv.value);
         x->has_prev = e->has_prev;
         if (e->has_prev) {
-            snprintf(x->prev, sizeof(x->prev), "%.*s",
-                     (int)e->prev.value_len, (const char *)e->prev.value);
+            snprintf(x->prev, sizeof(x->prev), "%.*s", (int)e->prev.value_len,
+                     (const char *)e->prev.value);
         }
         x->rev = e->kv.mod_revision;
     }
@@ -195,8 +195,8 @@ static void deliver(struct fx *f, int64_t from)
     int64_t next;
     b.n = 0;
     assert_int_equal(kv_read_begin(f->kv, &rd), 0);
-    assert_int_equal(kv_events_read(rd, U8("\0"), 1, U8("\0"), 1, from + 1,
-                                    0, 0, true, collect, &b, &next),
+    assert_int_equal(kv_events_read(rd, U8("\0"), 1, U8("\0"), 1, from + 1, 0,
+                                    0, true, collect, &b, &next),
                      0);
     kv_read_end(rd);
     watch_hub_events(f->hub, b.ev, b.n, kv_rev(f->kv));
@@ -207,8 +207,10 @@ static int64_t put(struct fx *f, const char *k, const char *v)
     struct kv_write *wr;
     struct kv_result res = {0};
     struct kv_put_resp pr;
-    struct kv_put_req req = {.key = U8(k), .key_len = strlen(k),
-                             .value = U8(v), .value_len = strlen(v)};
+    struct kv_put_req req = {.key = U8(k),
+                             .key_len = strlen(k),
+                             .value = U8(v),
+                             .value_len = strlen(v)};
     int64_t before = kv_rev(f->kv);
     int64_t rev;
     assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &wr), 0);
@@ -225,7 +227,8 @@ static int64_t del(struct fx *f, const char *k, const char *end)
     struct kv_write *wr;
     struct kv_result res = {0};
     struct kv_delete_resp dr;
-    struct kv_delete_req req = {.key = U8(k), .key_len = strlen(k),
+    struct kv_delete_req req = {.key = U8(k),
+                                .key_len = strlen(k),
                                 .range_end = U8(end),
                                 .range_end_len = strlen(end)};
     int64_t before = kv_rev(f->kv);
@@ -310,7 +313,7 @@ static void ids_duplicates_and_cancel(void **state)
     c.watch_id = 7;
     assert_int_equal(watch_stream_create(f->st, &c), 0);
     assert_int_equal(watch_stream_create(f->st, &c), 0); /* duplicate */
-    c = wc_range("b", "a", 1);                            /* empty range */
+    c = wc_range("b", "a", 1);                           /* empty range */
     assert_int_equal(watch_stream_create(f->st, &c), 0);
     assert_int_equal(watch_stream_cancel(f->st, 1), 0);
     assert_int_equal(watch_stream_cancel(f->st, 99), 0); /* ignored */
@@ -337,10 +340,12 @@ static void ids_duplicates_and_cancel(void **state)
 static void keys_prefixes_and_ranges_match(void **state)
 {
     struct fx *f = *state;
-    struct watch_create c[6] = {
-        wc_key("k1"),           wc_range("k", "l", 1),
-        wc_range("k1", "k3", 2), wc_range("k2", "\0", 1),
-        wc_range("\0", "\0", 1), wc_range("k1", "k2", 2)};
+    struct watch_create c[6] = {wc_key("k1"),
+                                wc_range("k", "l", 1),
+                                wc_range("k1", "k3", 2),
+                                wc_range("k2", "\0", 1),
+                                wc_range("\0", "\0", 1),
+                                wc_range("k1", "k2", 2)};
     char got[512];
     for (int i = 0; i < 6; i++) {
         assert_int_equal(watch_stream_create(f->st, &c[i]), 0);
