@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/buf.h"
+#include "base/crc32c.h"
 #include "base/err.h"
 
 struct mrec {
@@ -1471,5 +1473,62 @@ int mdl_events_read(const struct mdl *m, const struct mdl_view *v,
         }
         mdl_events_push(out, &ev);
     }
+    return 0;
+}
+
+/* ---- HashKV ----------------------------------------------------------------
+ */
+
+/* Does a compaction at c keep record idx of k? */
+static bool kept(const struct mkey *k, size_t idx, int64_t c)
+{
+    const struct mrec *r = &k->r[idx];
+    if (r->rev >= c) {
+        return true;
+    }
+    if (idx + 1 < k->n && k->r[idx + 1].rev <= c) {
+        return false; /* not the latest record at or below c */
+    }
+    return !r->tomb;
+}
+
+int mdl_hash(const struct mdl *m, const struct mdl_view *v, int64_t rev,
+             uint32_t *hash, int64_t *compact_rev, int64_t *hash_rev)
+{
+    int64_t r = rev <= 0 ? v->rev : rev;
+    if (r > v->rev) {
+        return ERR_FUTURE_REV;
+    }
+    if (r < v->compact) {
+        return ERR_COMPACTED;
+    }
+    uint32_t crc = 0;
+    for (size_t i = 0; i < m->nev && m->ev[i].rev <= r; i++) {
+        const struct mev *e = &m->ev[i];
+        const struct mkey *k = e->key;
+        if (!kept(k, e->idx, v->compact)) {
+            continue;
+        }
+        const struct mrec *rc = &k->r[e->idx];
+        uint8_t key12[12], head[1 + 8 * 3 + 4];
+        be64_put(key12, (uint64_t)rc->rev);
+        be32_put(key12 + 8, (uint32_t)rc->sub);
+        head[0] = rc->tomb ? 1 : 0;
+        be64_put(head + 1, (uint64_t)(rc->tomb ? 0 : rc->create));
+        be64_put(head + 9, (uint64_t)(rc->tomb ? 0 : rc->version));
+        be64_put(head + 17, (uint64_t)(rc->tomb ? 0 : rc->lease));
+        be32_put(head + 25, (uint32_t)k->len);
+        crc = crc32c(crc, key12, sizeof(key12));
+        crc = crc32c(crc, head, sizeof(head));
+        crc = crc32c(crc, k->k, k->len);
+        if (!rc->tomb && rc->val_len > 0) {
+            crc = crc32c(crc, rc->val, rc->val_len);
+        }
+    }
+    uint8_t b[8];
+    be64_put(b, (uint64_t)v->compact);
+    *hash = crc32c(crc, b, sizeof(b));
+    *compact_rev = v->compact;
+    *hash_rev = r;
     return 0;
 }

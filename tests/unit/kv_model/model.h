@@ -129,6 +129,14 @@ int mdl_events_read(const struct mdl *m, const struct mdl_view *v,
                     const uint8_t *range_end, size_t range_end_len,
                     int64_t from_rev, int64_t to_rev, bool with_prev,
                     struct mdl_events *out, int64_t *to_rev_out);
+/* HashKV as kv.h defines it, from the records a compaction at v->compact
+ * keeps (per key: everything above it, everything at it, and the latest
+ * record below it unless that is a tombstone): CRC32C over each kept
+ * record with main revision <= rev as (be64 main | be32 sub) and (u8 type
+ * | be64 create | be64 version | be64 lease | be32 key_len | key |
+ * value), then be64 compacted revision. rev 0: the view's. */
+int mdl_hash(const struct mdl *m, const struct mdl_view *v, int64_t rev,
+             uint32_t *hash, int64_t *compact_rev, int64_t *hash_rev);
 int mdl_lease_get(const struct mdl_view *v, int64_t id, struct kv_lease *out);
 /* Keys attached to lease id at the view, in key order (as kv_kv records). */
 size_t mdl_lease_keys(const struct mdl *m, const struct mdl_view *v, int64_t id,

@@ -1114,6 +1114,28 @@ out:
     mdl_events_clear(&want);
 }
 
+/* HashKV against the model's: this checks which records compaction kept,
+ * which no read can see. */
+static void read_hash(struct drv *d, struct kv_read *rd,
+                      const struct mdl_view *v)
+{
+    int64_t rev =
+        chance(d, 40) ? 0 : rnd_between(d, v->compact - 1, v->rev + 1);
+    uint32_t gh = 0, wh = 0;
+    int64_t gc = -1, wc = -1, gr = -1, wr = -1;
+    int rc = kv_hash(rd, rev, &gh, &gc, &gr);
+    int wrc = mdl_hash(d->m, v, rev, &wh, &wc, &wr);
+    if (!chk_rc(d, "kv_hash", rc, wrc, 0) || rc != 0) {
+        return;
+    }
+    if (gh != wh || gc != wc || gr != wr) {
+        fail_at(d,
+                "kv_hash(%" PRId64 "): store %08x compact %" PRId64
+                " rev %" PRId64 ", model %08x compact %" PRId64 " rev %" PRId64,
+                rev, gh, gc, gr, wh, wc, wr);
+    }
+}
+
 struct lease_collect {
     struct kv_lease l[MDL_LEASES_MAX + 1];
     size_t n;
@@ -1375,8 +1397,10 @@ static void read_step(struct drv *d)
         read_range(d, rd, v, v->compact - 2, v->rev + 2);
     } else if (f < 75) {
         read_txn(d, rd, v);
-    } else if (f < 88) {
+    } else if (f < 84) {
         read_events(d, rd, v);
+    } else if (f < 88) {
+        read_hash(d, rd, v);
     } else if (f < 95) {
         read_leases(d, rd, v);
     } else {
