@@ -1267,7 +1267,8 @@ static int open_storage(struct node *n, char *msg, size_t msg_len)
                             .sync = n->cfg.unsafe_no_fsync ? KV_SYNC_NONE
                                                            : KV_SYNC_META_LAZY};
     struct apply_config ac = {.cluster_id = n->cfg.cluster_id,
-                              .member_id = n->cfg.member_id};
+                              .member_id = n->cfg.member_id,
+                              .auth = n->cfg.auth};
     int rc;
     if (strlen(n->cfg.data_dir) > 400) {
         snprintf(msg, msg_len, "data directory path too long");

@@ -88,6 +88,7 @@ struct node_config {
      * them): this member's name and client URLs (comma separated). */
     const char *name;
     const char *client_urls;
+    struct auth *auth; /* borrowed; the applier loads and changes it */
     /* Joining a running cluster (--initial-cluster-state existing): Raft
      * starts with no configuration and learns it from the leader. */
     bool join_existing;

@@ -32,6 +32,12 @@ enum grpc_code grpc_code_from_err(int err)
     case ERR_BAD_COMPARE:
     case ERR_BAD_REQUEST:
     case ERR_INVALID:
+    case ERR_USER_EMPTY:
+    case ERR_ROLE_EMPTY:
+    case ERR_AUTH_FAILED:
+    case ERR_INVALID_AUTH_MGMT:
+    case ERR_AUTH_OLD_REVISION:
+    case ERR_PERMISSION_NOT_GIVEN:
         return GRPC_INVALID_ARGUMENT;
     case ERR_COMPACTED:
     case ERR_FUTURE_REV:
@@ -58,6 +64,15 @@ enum grpc_code grpc_code_from_err(int err)
     case ERR_TOO_MANY_LEARNERS:
     case ERR_NOT_LEADER:
     case ERR_BAD_LEADER_TRANSFEREE:
+    case ERR_ROOT_USER_NOT_EXIST:
+    case ERR_ROOT_ROLE_NOT_EXIST:
+    case ERR_USER_ALREADY_EXIST:
+    case ERR_USER_NOT_FOUND:
+    case ERR_ROLE_ALREADY_EXIST:
+    case ERR_ROLE_NOT_FOUND:
+    case ERR_ROLE_NOT_GRANTED:
+    case ERR_PERMISSION_NOT_GRANTED:
+    case ERR_AUTH_NOT_ENABLED:
         return GRPC_FAILED_PRECONDITION;
     case ERR_PERMISSION_DENIED:
         return GRPC_PERMISSION_DENIED;

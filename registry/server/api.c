@@ -11,6 +11,7 @@
  * answered from local state, as etcd does.
  */
 #include "registry/server/api_int.h"
+#include "registry/server/api_auth.h"
 
 #include <errno.h>
 #include <string.h>
@@ -91,6 +92,14 @@ struct api_op *api_call(struct server *s, const struct api_method *m,
                         const uint8_t *req, size_t len, uint32_t timeout_ms,
                         api_done_fn done, void *ctx)
 {
+    return api_call_auth(s, m, req, len, timeout_ms, NULL, done, ctx);
+}
+
+struct api_op *api_call_auth(struct server *s, const struct api_method *m,
+                             const uint8_t *req, size_t len,
+                             uint32_t timeout_ms, const char *token,
+                             api_done_fn done, void *ctx)
+{
     struct api_op *op = mem_calloc(1, sizeof(*op));
     ProtobufCMessage *pb = NULL;
     int rc;
@@ -123,6 +132,13 @@ struct api_op *api_call(struct server *s, const struct api_method *m,
         return NULL;
     }
     op->owned = pb;
+    op->token = token;
+    rc = api_auth_check(op, pb);
+    if (rc != 0) {
+        api__finish(op, rc, NULL, 0);
+        api__op_maybe_free(op);
+        return NULL;
+    }
     op->async_refs++; /* held across fn so a synchronous answer is safe */
     rc = m->fn(op, pb);
     op->async_refs--;
@@ -632,6 +648,11 @@ const struct api_method *api_find(const char *path)
             return &api_methods[i];
         }
     }
+    for (size_t i = 0; i < api_auth_methods_count; i++) {
+        if (strcmp(api_auth_methods[i].path, path) == 0) {
+            return &api_auth_methods[i];
+        }
+    }
     return NULL;
 }
 
@@ -652,6 +673,12 @@ const struct api_method *api_find_gw(const char *path)
         if (api_methods[i].gw != NULL &&
             strcmp(api_methods[i].gw + 3, rest) == 0) {
             return &api_methods[i];
+        }
+    }
+    for (size_t i = 0; i < api_auth_methods_count; i++) {
+        if (api_auth_methods[i].gw != NULL &&
+            strcmp(api_auth_methods[i].gw + 3, rest) == 0) {
+            return &api_auth_methods[i];
         }
     }
     /* etcd keeps lease aliases under /v3/kv/lease/ */

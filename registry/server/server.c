@@ -18,6 +18,8 @@
  */
 #include "registry/server/server.h"
 
+#include "registry/server/api_auth.h"
+
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -99,10 +101,13 @@ static void grpc_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
         uint64_t now = uv_now(g->s->loop);
         timeout_ms = deadline > now ? (uint32_t)(deadline - now) : 1;
     }
-    struct api_op *op =
-        api_call(g->s, g->m, msg->data, msg->len, timeout_ms, grpc_done, call);
+    const char *token = grpc_call_metadata(call, "token", NULL);
+    if (token == NULL) {
+        token = grpc_call_metadata(call, "authorization", NULL);
+    }
+    struct api_op *op = api_call_auth(g->s, g->m, msg->data, msg->len,
+                                      timeout_ms, token, grpc_done, call);
     if (op != NULL) {
-        op->token = grpc_call_metadata(call, "token", NULL);
         grpc_call_set_data(call, op);
     }
 }
@@ -120,26 +125,30 @@ int server__grpc_init(struct server *s)
     struct grpc_limits lim;
     struct glue *glue;
     int rc;
+    size_t unary = api_methods_count + api_auth_methods_count;
     size_t total;
-    s->grpc_methods = mem_calloc(api_methods_count + STREAM_METHODS_MAX,
-                                 sizeof(*s->grpc_methods));
-    glue = mem_calloc(api_methods_count, sizeof(*glue));
+    s->grpc_methods =
+        mem_calloc(unary + STREAM_METHODS_MAX, sizeof(*s->grpc_methods));
+    glue = mem_calloc(unary, sizeof(*glue));
     if (s->grpc_methods == NULL || glue == NULL) {
         mem_free(glue);
         return -ENOMEM;
     }
-    for (size_t i = 0; i < api_methods_count; i++) {
+    for (size_t i = 0; i < unary; i++) {
+        const struct api_method *m =
+            i < api_methods_count ? &api_methods[i]
+                                  : &api_auth_methods[i - api_methods_count];
         glue[i].s = s;
-        glue[i].m = &api_methods[i];
-        s->grpc_methods[i].path = api_methods[i].path;
+        glue[i].m = m;
+        s->grpc_methods[i].path = m->path;
         s->grpc_methods[i].kind = GRPC_UNARY;
         s->grpc_methods[i].on_msg = grpc_on_msg;
         s->grpc_methods[i].on_cancel = grpc_on_cancel;
         s->grpc_methods[i].ctx = &glue[i];
     }
-    server__snapshot_method(s, &s->grpc_methods[api_methods_count]);
-    total = api_methods_count + 1 +
-            server__stream_methods(s, s->grpc_methods + api_methods_count + 1,
+    server__snapshot_method(s, &s->grpc_methods[unary]);
+    total = unary + 1 +
+            server__stream_methods(s, s->grpc_methods + unary + 1,
                                    STREAM_METHODS_MAX - 1);
     grpc_limits_init(&lim, &s->limits);
     lim.recv_msg_bytes_max =
@@ -462,6 +471,8 @@ static void on_node_closed(void *ctx)
 {
     struct server *s = ctx;
     s->node = NULL;
+    api_auth_free(s->auth); /* the applier that used it is gone */
+    s->auth = NULL;
     if (s->grpc_on) {
         s->grpc_on = false;
         grpc_server_close(&s->grpc, on_grpc_closed);
@@ -547,6 +558,12 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     s->cluster_id = nc.cluster_id;
     s->lease_id_next = (nc.member_id << 16) ^ (clock_wall_ms() << 8);
     server__observe(s, &obs);
+    rc = api_auth_new(o, &s->auth);
+    if (rc != 0) {
+        snprintf(msg, msg_len, "auth store: %s", err_str(rc));
+        return rc;
+    }
+    nc.auth = s->auth;
     rc = node_open(loop, &nc, &obs, &s->node, msg, msg_len);
     if (rc != 0) {
         return rc;

@@ -80,6 +80,15 @@ struct api_op *api_call(struct server *s, const struct api_method *m,
                         const uint8_t *req, size_t len, uint32_t timeout_ms,
                         api_done_fn done, void *ctx);
 
+/* The same, for a client that sent an auth token (gRPC "token" metadata,
+ * or the gateway's Authorization header); token is borrowed until done
+ * runs or the op is canceled. With auth enabled, the call is checked
+ * against the token's user before the method runs (api_auth.h). */
+struct api_op *api_call_auth(struct server *s, const struct api_method *m,
+                             const uint8_t *req, size_t len,
+                             uint32_t timeout_ms, const char *token,
+                             api_done_fn done, void *ctx);
+
 /* The caller is gone; done will not run. Safe until done has run. */
 void api_cancel(struct api_op *op);
 
@@ -110,10 +119,11 @@ struct server {
     uint64_t cluster_id;
     uint64_t lease_id_next;
     uint64_t conns_open;
-    void *http;      /* registry/http state, when built */
-    void *watch;     /* watch service state (registry/server/api_watch.c) */
-    void *lease;     /* lease service state (registry/server/api_lease.c) */
-    void *compactor; /* auto compaction (compactor.c), when on */
+    void *http;        /* registry/http state, when built */
+    void *watch;       /* watch service state (registry/server/api_watch.c) */
+    void *lease;       /* lease service state (registry/server/api_lease.c) */
+    void *compactor;   /* auto compaction (compactor.c), when on */
+    struct auth *auth; /* users, roles, tokens (consensus/auth) */
 };
 
 /* Start everything from opt; on error msg names the problem. */
