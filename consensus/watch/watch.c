@@ -691,81 +691,138 @@ void watch_hub_events(struct watch_hub *h, const struct kv_event *evs, size_t n,
 
 /* --------------------------------------------------------------- history */
 
-struct catchup {
-    struct watcher *w;
+/* History is read for a batch of a stream's unsynced watchers at once
+ * (etcd's syncWatchers does the same): one scan of the store's history
+ * from the lowest next revision of the batch, each event matched through a
+ * temporary index of the batch's watchers. So 100k watchers that fell
+ * behind cost a few hundred scans, not 100k. */
+struct batch {
+    struct watch_hub *h;
     int err;
 };
 
-static int catchup_event(void *ctx, const struct kv_event *e)
+static void catchup_group(void *ctx, struct wgroup *g, const struct kv_event *e,
+                          struct wev **ev)
 {
-    struct catchup *c = ctx;
-    struct watcher *w = c->w;
-    struct wev *ev;
-    if (filtered(w, e->type)) {
-        return 0;
+    struct batch *b = ctx;
+    for (struct watcher *w = g->head; w != NULL; w = w->gnext) {
+        if (e->kv.mod_revision < w->next_rev || filtered(w, e->type)) {
+            continue;
+        }
+        if (*ev == NULL) {
+            *ev = wev_new(b->h, e);
+        }
+        if (*ev == NULL || q_push(w, *ev) != 0) {
+            b->err = -ENOMEM;
+            return;
+        }
     }
-    ev = wev_new(w->st->hub, e);
-    if (ev == NULL) {
-        c->err = -ENOMEM;
-        return 1;
-    }
-    if (q_push(w, ev) != 0) {
-        ev->refs = 1;
-        wev_unref(w->st->hub, ev);
-        c->err = -ENOMEM;
-        return 1;
-    }
-    return 0;
 }
 
-/* Read one bounded chunk of history for an unsynced watcher whose queue is
- * empty; rejoin the index when it reaches the hub's revision. Returns the
- * work done (>= 1). */
+struct cmatch {
+    struct batch *b;
+    const struct kv_event *e;
+    struct wev *ev;
+};
+
+static void cmatch_group(void *ctx, struct wgroup *g)
+{
+    struct cmatch *m = ctx;
+    if (m->b->err == 0) {
+        catchup_group(m->b, g, m->e, &m->ev);
+    }
+}
+
+static int catchup_event(void *ctx, const struct kv_event *e)
+{
+    struct batch *b = ctx;
+    struct cmatch m = {b, e, NULL};
+    windex_match(&b->h->cidx, e->kv.key, e->kv.key_len, cmatch_group, &m);
+    if (m.ev != NULL && m.ev->refs == 0) {
+        b->h->bytes -= m.ev->bytes;
+        mem_free(m.ev);
+    }
+    return b->err != 0 ? 1 : 0;
+}
+
+/* Collect up to WATCH_CATCHUP_BATCH unsynced watchers with empty queues
+ * from w's stream (w first); cancel those below the compaction. Returns
+ * how many are in h->batch. */
+static size_t batch_collect(struct watcher *w, int64_t compact)
+{
+    struct watch_stream *st = w->st;
+    struct watch_hub *h = st->hub;
+    size_t n = 0;
+    size_t ring = st->ready_count;
+    struct watcher *x = w;
+    for (size_t i = 0; i < ring && n < WATCH_CATCHUP_BATCH; i++) {
+        if (!x->synced && x->qlen == 0) {
+            h->batch[n++] = x;
+        }
+        x = x->rnext;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        x = h->batch[i];
+        if (x->next_rev < compact) {
+            watcher_end(x, CTRL_COMPACTED, compact, NULL);
+        } else if (windex_add(&h->cidx, x) == 0) {
+            h->batch[kept++] = x;
+        }
+    }
+    return kept;
+}
+
+/* Read one bounded chunk of history for the batch that w leads; watchers
+ * that reach the hub's revision rejoin the index. *alive: w still exists.
+ * Returns the work done (>= 1). */
 static size_t catchup_chunk(struct watcher *w, bool *alive)
 {
     struct watch_hub *h = w->st->hub;
-    struct kv_read *rd;
-    struct catchup c = {w, 0};
-    int64_t next = w->next_rev;
-    ASSERT(!w->synced);
-    ASSERT(w->qlen == 0);
-    *alive = true;
-    int rc = kv_read_begin(h->cfg.kv, &rd);
-    if (rc != 0) {
-        return 1; /* readers exhausted: try again on a later pass */
-    }
-    int64_t to = w->next_rev + h->cfg.catchup_revs_max - 1;
-    if (to > kv_read_rev(rd)) {
-        to = kv_read_rev(rd);
-    }
-    if (w->next_rev <= to) {
-        rc = kv_events_read(rd, w->key, w->key_len, w->end, w->end_len,
-                            w->next_rev, to, h->cfg.catchup_events_max,
-                            w->prev_kv, catchup_event, &c, &next);
-    }
+    struct batch b = {h, 0};
+    struct kv_read *rd = NULL;
     int64_t compact = kv_compact_rev(h->cfg.kv);
-    kv_read_end(rd);
-    h->catchup_reads++;
-    if (rc == ERR_COMPACTED) {
-        *alive = false;
-        watcher_end(w, CTRL_COMPACTED, compact, NULL);
-        return 1;
+    int64_t from = INT64_MAX;
+    int64_t next = 0;
+    bool prev = false;
+    bool w_compacted = w->next_rev < compact;
+    size_t n = batch_collect(w, compact);
+    int rc;
+    *alive = !w_compacted;
+    for (size_t i = 0; i < n; i++) {
+        from = h->batch[i]->next_rev < from ? h->batch[i]->next_rev : from;
+        prev = prev || h->batch[i]->prev_kv;
     }
-    rc = rc != 0 ? rc : c.err;
-    if (rc != 0) {
-        q_truncate(w, 0);
-        if (rc == -ENOMEM) {
-            return 1; /* retry later from the same revision */
+    rc = n == 0 ? ERR_BUSY : kv_read_begin(h->cfg.kv, &rd);
+    if (rc == 0) {
+        int64_t to = from + h->cfg.catchup_revs_max - 1;
+        to = to < kv_read_rev(rd) ? to : kv_read_rev(rd);
+        next = from;
+        if (from <= to) {
+            rc = kv_events_read(
+                rd, (const uint8_t *)"\0", 1, (const uint8_t *)"\0", 1, from,
+                to, h->cfg.catchup_events_max, prev, catchup_event, &b, &next);
         }
-        *alive = false;
-        watcher_end(w, CTRL_FAILED, 0, WATCH_ERR_STORE);
-        return 1;
+        kv_read_end(rd);
+        h->catchup_reads++;
+        rc = rc != 0 ? rc : b.err;
     }
-    size_t read = w->qlen;
-    w->next_rev = next;
-    if (w->next_rev > h->rev && windex_add(&h->idx, w) == 0) {
-        w->synced = true;
-        h->synced++;
+    size_t read = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct watcher *x = h->batch[i];
+        windex_remove(&h->cidx, x);
+        if (rc != 0) {
+            q_truncate(x, 0); /* retried later from the same revision */
+            continue;
+        }
+        read += x->qlen;
+        if (x->next_rev < next) {
+            x->next_rev = next;
+        }
+        if (x->next_rev > h->rev && windex_add(&h->idx, x) == 0) {
+            x->synced = true;
+            h->synced++;
+        }
     }
     return read + 1;
 }
@@ -1103,7 +1160,7 @@ int watch_hub_init(const struct watch_config *cfg, struct watch_hub **out)
         c->hub_bytes_max != 0 ? c->hub_bytes_max : (size_t)256 << 20;
     c->ctrl_queued_max = c->ctrl_queued_max != 0 ? c->ctrl_queued_max : 4096;
     c->catchup_events_max =
-        c->catchup_events_max != 0 ? c->catchup_events_max : 256;
+        c->catchup_events_max != 0 ? c->catchup_events_max : 1024;
     c->catchup_revs_max = c->catchup_revs_max > 0 ? c->catchup_revs_max : 4096;
     c->response_bytes_soft =
         c->response_bytes_soft != 0 ? c->response_bytes_soft : 64 * 1024;
@@ -1111,6 +1168,11 @@ int watch_hub_init(const struct watch_config *cfg, struct watch_hub **out)
                             ? c->fragment_bytes
                             : limits_default(LIMIT_REQUEST_BYTES);
     if (windex_init(&h->idx) != 0) {
+        mem_free(h);
+        return -ENOMEM;
+    }
+    if (windex_init(&h->cidx) != 0) {
+        windex_free(&h->idx);
         mem_free(h);
         return -ENOMEM;
     }
@@ -1124,6 +1186,7 @@ void watch_hub_close(struct watch_hub *h)
     ASSERT(h->streams == NULL);
     ASSERT(h->watchers == 0);
     windex_free(&h->idx);
+    windex_free(&h->cidx);
     mem_free(h->scratch);
     mem_free(h);
 }

@@ -142,10 +142,15 @@ struct windex {
     size_t ranges_cap;
 };
 
+/* Unsynced watchers read history together, this many at most. */
+#define WATCH_CATCHUP_BATCH 256
+
 struct watch_hub {
     struct watch_config cfg;
     int64_t rev;
     struct windex idx;
+    struct windex cidx; /* the batch being caught up (empty between) */
+    struct watcher *batch[WATCH_CATCHUP_BATCH];
     struct watch_stream *streams;
     struct watch_stream *active; /* streams with work and not blocked */
     size_t streams_count;
