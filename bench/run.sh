@@ -14,7 +14,7 @@ B=$(cd "$B" && pwd)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-SECTIONS=(kv)
+SECTIONS=(kv compare)
 
 # kv: the MVCC store alone (consensus/kv on LMDB): puts per commit size and
 # sync mode, point/prefix/historical ranges, open time and RSS at 100k and
@@ -24,6 +24,15 @@ section_kv() {
     [ "${BENCH_JSON:-0}" = 1 ] && json=(--json)
     # shellcheck disable=SC2086
     "$B/kv-bench" "${json[@]}" ${KV_BENCH_ARGS:-}
+}
+
+# compare: cairnd side by side with a real etcd 3.4 (bench/compare.sh): the
+# table of figures and ratios, and the goals. About 15-20 minutes;
+# COMPARE_* variables tune it (see the script), COMPARE_ARGS=--quick for a
+# one-minute smoke run.
+section_compare() {
+    # shellcheck disable=SC2086
+    bench/compare.sh "$B" ${COMPARE_ARGS:-}
 }
 
 failed=0
