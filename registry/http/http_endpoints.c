@@ -324,6 +324,9 @@ static void http_metrics(struct mw *w, const struct http *h)
     metric_u64(w, "cairn_http_bodies_too_large_total", "counter",
                "Request bodies refused for their size (413).",
                st->bodies_too_large);
+    metric_u64(w, "cairn_http_pipelined_closed_total", "counter",
+               "Connections closed for pipelining behind a POST.",
+               st->pipelined_closed);
     metric_u64(w, "cairn_http_bad_json_total", "counter",
                "Gateway requests refused as malformed JSON (400).",
                st->bad_json);

@@ -42,6 +42,7 @@ struct http_stats {
     uint64_t responses_5xx;
     uint64_t bodies_too_large;
     uint64_t bad_json;
+    uint64_t pipelined_closed; /* see on_body_done() */
 };
 
 struct http {
@@ -86,6 +87,7 @@ struct http_conn {
     struct api_op *op; /* pending call, for api_cancel on close */
     bool close_after;  /* close instead of keep-alive (body refused) */
     bool headers_sent;
+    bool body_done;       /* lws reported this request's body complete */
     bool exclude_nospace; /* /health?exclude=NOSPACE */
     int status;
     const char *ctype;

@@ -396,9 +396,18 @@ static int gw_start(struct http_conn *c, const struct api_method *m)
     if (clen > limit) {
         return respond_too_large(c);
     }
+    if (lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        /* lws 4.1 cannot read a chunked request body: refuse it (411)
+         * rather than wait for a body that never comes */
+        c->close_after = true;
+        hc = http__respond_error(c, 0, GRPC_INVALID_ARGUMENT,
+                                 "cairn: chunked request bodies are not "
+                                 "supported; send Content-Length");
+        c->status = 411;
+        return hc;
+    }
     buf_init(&c->body, (size_t)limit);
-    if (clen == 0 &&
-        lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) == 0) {
+    if (clen == 0) {
         return gw_dispatch(c); /* no body: the empty request */
     }
     c->wait = HTTP_WAIT_BODY;
@@ -420,8 +429,18 @@ static int on_body(struct http_conn *c, const void *in, size_t len)
 
 static int on_body_done(struct http_conn *c)
 {
+    if (c->body_done) {
+        /* lws 4.1 offers bytes that follow a body (a pipelined request)
+         * to the finished body again, as another completion, and does so
+         * on every loop pass until the transaction ends: with an answer
+         * still to come from Raft that would spin. Close instead; the
+         * client sees the connection end and retries on a new one. */
+        c->h->st.pipelined_closed++;
+        return -1;
+    }
+    c->body_done = true;
     if (c->wait != HTTP_WAIT_BODY) {
-        return 0;
+        return 0; /* answered without the body (405, 413, no length) */
     }
     return gw_dispatch(c) == 0 ? 0 : -1;
 }
@@ -572,20 +591,35 @@ static void handle_closed(uv_handle_t *hd)
     mem_free(h);
 }
 
-/* Every tick after stop. With a foreign loop, lws 4.1 only closes its
- * handles in the first lws_context_destroy(); the rest (vhosts, the
- * context itself) happens in later calls, once those handles have closed.
- * They were all closed inside the first call, so their close callbacks ran
- * in that loop pass, before this timer's first tick: from here each call
- * moves the destruction on, until lws clears h->ctx (info.pcontext). Then
- * the timer closes; the last close frees h. */
+static void count_closing(uv_handle_t *hd, void *arg)
+{
+    if (uv_is_closing(hd)) {
+        ++*(size_t *)arg;
+    }
+}
+
+/* Every tick after stop. With a foreign loop, lws 4.1 only starts closing
+ * its handles in the first lws_context_destroy(); the rest (vhosts, the
+ * context, unloading its libuv plugin) happens in a later call, which must
+ * come only once those handles are closed: a close callback that runs
+ * after the plugin is unloaded jumps into unmapped code. The handles close
+ * in chains (a wsi's close callback closes the next thing), so wait until
+ * every connection is gone and no handle of the loop is closing, then call
+ * it again; lws clears h->ctx (info.pcontext) when it is done. Bounded:
+ * after REAP_GIVE_UP ticks the context is left as it is (a leak at exit,
+ * never a jump into unloaded code). */
 static void on_reap(uv_timer_t *t)
 {
     struct http *h = t->data;
-    if (h->ctx != NULL) {
-        lws_context_destroy(h->ctx);
+    size_t closing = 0;
+    h->reap_ticks++;
+    if (h->ctx != NULL && h->conns_open == 0) {
+        uv_walk(h->s->loop, count_closing, &closing);
+        if (closing == 0) {
+            lws_context_destroy(h->ctx);
+        }
     }
-    if (h->ctx != NULL && ++h->reap_ticks < REAP_GIVE_UP) {
+    if (h->ctx != NULL && h->reap_ticks < REAP_GIVE_UP) {
         return;
     }
     uv_timer_stop(t);
