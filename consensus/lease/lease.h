@@ -22,11 +22,11 @@
  * granted TTL and E for the election timeout (promote_extend_ms).
  *  1. Only a leader names leases to revoke, and only leases whose expiry
  *     time has passed on its clock.
- *  2. A keep-alive answered with TTL > 0 at time t (on the leader, after any
- *     log write it needed; on a follower, after its renewal entry applied)
- *     sets the expiry of every member that is or becomes leader to at least
- *     t + T, measured on that member's clock from the moment it applies or
- *     sees the renewal. No leader revokes the lease before then.
+ *  2. A keep-alive answered with TTL > 0 (on the leader, after any log
+ *     write it needed; on a follower, after its renewal entry applied)
+ *     keeps the lease until at least a + T on every member that is or
+ *     becomes leader, where a is when that member made the renewal (leader,
+ *     in memory) or applied it from the log, on its own clock.
  *  3. A checkpoint records remaining TTL R (computed from the leader's
  *     expiry when proposed). Applying it sets expiry = max(expiry,
  *     now + R): a checkpoint never shortens a lease. A renewal through the
