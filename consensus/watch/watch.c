@@ -793,7 +793,7 @@ static size_t catchup_chunk(struct watcher *w, bool *alive)
         from = h->batch[i]->next_rev < from ? h->batch[i]->next_rev : from;
         prev = prev || h->batch[i]->prev_kv;
     }
-    rc = n == 0 ? ERR_BUSY : kv_read_begin(h->cfg.kv, &rd);
+    rc = n == 0 ? ERR_BUSY : h->cfg.read_begin(h->cfg.read_ctx, &rd);
     if (rc == 0) {
         int64_t to = from + h->cfg.catchup_revs_max - 1;
         to = to < kv_read_rev(rd) ? to : kv_read_rev(rd);
@@ -803,7 +803,7 @@ static size_t catchup_chunk(struct watcher *w, bool *alive)
                 rd, (const uint8_t *)"\0", 1, (const uint8_t *)"\0", 1, from,
                 to, h->cfg.catchup_events_max, prev, catchup_event, &b, &next);
         }
-        kv_read_end(rd);
+        h->cfg.read_end(h->cfg.read_ctx, rd);
         h->catchup_reads++;
         rc = rc != 0 ? rc : b.err;
     }
@@ -1135,6 +1135,37 @@ size_t watch_stream_watchers(const struct watch_stream *st)
 
 /* ---------------------------------------------------------------- hub */
 
+static int kv_read_begin_default(void *ctx, struct kv_read **rd)
+{
+    return kv_read_begin(ctx, rd);
+}
+
+static void kv_read_end_default(void *ctx, struct kv_read *rd)
+{
+    (void)ctx;
+    kv_read_end(rd);
+}
+
+void watch_hub_restored(struct watch_hub *h)
+{
+    int64_t rev = kv_rev(h->cfg.kv);
+    for (struct watch_stream *st = h->streams; st != NULL; st = st->next) {
+        for (size_t i = 0; i <= st->ids_mask; i++) {
+            for (struct watcher *w = st->ids[i]; w != NULL; w = w->idnext) {
+                if (w->synced) {
+                    /* everything up to the hub's revision was queued */
+                    if (w->next_rev <= h->rev) {
+                        w->next_rev = h->rev + 1;
+                    }
+                    unsync(w);
+                    busy_update(w);
+                }
+            }
+        }
+    }
+    h->rev = rev > h->rev ? rev : h->rev;
+}
+
 int watch_hub_init(const struct watch_config *cfg, struct watch_hub **out)
 {
     struct watch_hub *h = mem_calloc(1, sizeof(*h));
@@ -1145,6 +1176,11 @@ int watch_hub_init(const struct watch_config *cfg, struct watch_hub **out)
     }
     h->cfg = *cfg;
     struct watch_config *c = &h->cfg;
+    if (c->read_begin == NULL || c->read_end == NULL) {
+        c->read_begin = kv_read_begin_default;
+        c->read_end = kv_read_end_default;
+        c->read_ctx = c->kv;
+    }
     c->watchers_max =
         c->watchers_max != 0 ? c->watchers_max : limits_default(LIMIT_WATCHERS);
     c->watchers_per_stream_max = c->watchers_per_stream_max != 0

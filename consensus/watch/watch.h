@@ -73,8 +73,16 @@ struct watch_stream;
 #define WATCH_ERR_NO_MEMORY   "cairn: out of memory"
 #define WATCH_ERR_STORE       "cairn: history could not be read"
 
+/* How the hub opens a store read handle (a node takes it under its store
+ * lock: node_read_begin). NULL hooks: kv_read_begin / kv_read_end. */
+typedef int (*watch_read_begin_fn)(void *ctx, struct kv_read **rd);
+typedef void (*watch_read_end_fn)(void *ctx, struct kv_read *rd);
+
 struct watch_config {
-    struct kv *kv;                  /* borrowed until watch_hub_close */
+    struct kv *kv; /* borrowed until watch_hub_close */
+    watch_read_begin_fn read_begin;
+    watch_read_end_fn read_end;
+    void *read_ctx;
     size_t watchers_max;            /* 0: LIMIT_WATCHERS */
     size_t watchers_per_stream_max; /* 0: LIMIT_WATCHERS_PER_CONN */
     size_t events_queued_max;   /* per watcher; 0: LIMIT_WATCH_EVENTS_QUEUED */
@@ -150,6 +158,13 @@ void watch_hub_close(struct watch_hub *h);
  * are copied when some watcher needs them. */
 void watch_hub_events(struct watch_hub *h, const struct kv_event *evs, size_t n,
                       int64_t rev);
+
+/* The store was replaced (a Raft snapshot installed): its history may
+ * have jumped past events the hub never saw. Every synced watcher becomes
+ * unsynced after the hub's revision and catches up from the new store (or
+ * is canceled with compact_revision when that history is gone); the hub's
+ * revision becomes the store's. */
+void watch_hub_restored(struct watch_hub *h);
 
 /* Do pending work (sends, history reads), at most about budget events.
  * Returns true if work remains (call again soon). */

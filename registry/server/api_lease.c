@@ -81,7 +81,7 @@ struct kcall {
     bool hasleader;
     bool blocked;
     bool half_closed; /* end with OK once every answer is queued (etcd) */
-    int refs; /* proposals in flight + 1 while the call lives */
+    int refs;         /* proposals in flight + 1 while the call lives */
     struct ka_slot slots[KA_PENDING_MAX];
     size_t head;
     size_t len;
@@ -511,7 +511,7 @@ int api__lease_ttl_fn(struct api_op *op, const ProtobufCMessage *req)
     struct ttl_keys keys = {0};
     int64_t rem;
     int64_t ttl;
-    int rc = kv_read_begin(node_kv(op->s->node), &rd);
+    int rc = node_read_begin(op->s->node, &rd);
     if (rc != 0) {
         return rc;
     }
@@ -540,7 +540,7 @@ int api__lease_ttl_fn(struct api_op *op, const ProtobufCMessage *req)
             resp.keys = keys.keys;
         }
     }
-    kv_read_end(rd);
+    node_read_end(op->s->node, rd);
     if (rc == 0) {
         rc = op_answer(op, &resp.base);
     }
@@ -638,13 +638,13 @@ int api_lease__start(struct server *s, char *msg, size_t msg_len)
     l->s = s;
     l->refs = 1;
     rc = lease_table_init(&cfg, &l->t);
-    rc = rc != 0 ? rc : kv_read_begin(node_kv(s->node), &rd);
+    rc = rc != 0 ? rc : node_read_begin(s->node, &rd);
     if (rc == 0) {
         r.l = l;
         r.err = 0;
         rc = kv_lease_list(rd, restore_one, &r);
         rc = rc != 0 ? rc : r.err;
-        kv_read_end(rd);
+        node_read_end(s->node, rd);
     }
     if (rc != 0) {
         lease_table_close(l->t);

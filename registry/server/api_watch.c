@@ -427,6 +427,16 @@ size_t server__stream_methods(struct server *s, struct grpc_method *out,
     return n + api_lease__methods(s, out + n, cap - n);
 }
 
+static int read_begin(void *ctx, struct kv_read **rd)
+{
+    return node_read_begin(ctx, rd);
+}
+
+static void read_end(void *ctx, struct kv_read *rd)
+{
+    node_read_end(ctx, rd);
+}
+
 static int watch_start(struct server *s, char *msg, size_t msg_len)
 {
     struct watch_svc *w = mem_calloc(1, sizeof(*w));
@@ -439,6 +449,9 @@ static int watch_start(struct server *s, char *msg, size_t msg_len)
     }
     memset(&cfg, 0, sizeof(cfg));
     cfg.kv = node_kv(s->node);
+    cfg.read_begin = read_begin;
+    cfg.read_end = read_end;
+    cfg.read_ctx = s->node;
     cfg.watchers_max = s->limits.v[LIMIT_WATCHERS];
     cfg.watchers_per_stream_max = s->limits.v[LIMIT_WATCHERS_PER_CONN];
     cfg.events_queued_max = s->limits.v[LIMIT_WATCH_EVENTS_QUEUED];

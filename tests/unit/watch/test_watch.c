@@ -633,6 +633,33 @@ static void limits_per_stream_and_control_queue(void **state)
     assert_int_equal(rc, ERR_BUSY);
 }
 
+/* A snapshot install changes the store without events: after
+ * watch_hub_restored the watchers catch up on what they missed. */
+static void restored_store_is_caught_up_from_history(void **state)
+{
+    struct fx *f = *state;
+    struct watch_create c = wc_key("r");
+    char got[256];
+    assert_int_equal(watch_stream_create(f->st, &c), 0);
+    put(f, "r", "1");
+    run(f);
+    struct kv_write *wr;
+    struct kv_result res = {0};
+    struct kv_put_resp pr;
+    struct kv_put_req req = {
+        .key = U8("r"), .key_len = 1, .value = U8("2"), .value_len = 1};
+    int64_t rev;
+    assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &wr), 0);
+    assert_int_equal(kv_put(wr, &req, &res, &pr, &rev), 0);
+    assert_int_equal(kv_write_commit(wr, 0, 0), 0); /* no delivery */
+    kv_result_free(&res);
+    watch_hub_restored(f->hub);
+    put(f, "r", "3");
+    run(f);
+    events_of(f, 0, got, sizeof(got));
+    assert_string_equal(got, "r=1@2 r=2@3 r=3@4");
+}
+
 int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
@@ -648,6 +675,7 @@ int main(void)
         T(filters_drop_puts_or_deletes),
         T(progress_waits_for_catchup_and_never_runs_ahead),
         T(limits_per_stream_and_control_queue),
+        T(restored_store_is_caught_up_from_history),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
