@@ -499,7 +499,9 @@ static void stop_removed(struct sim *s)
 static void run_loop(struct sim *s)
 {
     uint64_t end = s->p.fault_us + 3 * s->p.heal_us;
-    while (s->phase != PHASE_DONE && s->heap.count > 0) {
+    /* The first violation ends the run: what follows is noise, and the
+     * replay command reproduces it. */
+    while (s->phase != PHASE_DONE && s->heap.count > 0 && s->violations == 0) {
         struct sim_ev e = heap_pop(&s->heap);
         ASSERT(e.at >= s->now);
         s->now = e.at;
@@ -508,6 +510,11 @@ static void run_loop(struct sim *s)
         }
         dispatch(s, &e);
         stop_removed(s);
+        if (++s->events > SIM_EVENTS_MAX) {
+            sim_violation(s, "livelock: %lu events by %lu us",
+                          (unsigned long)s->events, (unsigned long)s->now);
+            break;
+        }
         if (s->now > end) {
             sim_violation(s, "run did not finish by %lu s",
                           (unsigned long)(end / SIM_US_PER_S));
@@ -518,6 +525,9 @@ static void run_loop(struct sim *s)
 
 static void run_checks(struct sim *s)
 {
+    if (s->violations > 0) {
+        return;
+    }
     check_logs_pairwise(s);
     if (s->phase != PHASE_DONE || s->final_done < s->p.keys) {
         return; /* liveness already failed; the history is incomplete */

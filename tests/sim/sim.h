@@ -42,7 +42,9 @@
 #define SIM_READS_MAX      64 /* pending reads per member */
 #define SIM_US_PER_S       ((uint64_t)1000000)
 #define SIM_NEVER          UINT64_MAX
-#define SIM_VIOLATIONS_MAX 8 /* messages kept per run */
+#define SIM_VIOLATIONS_MAX 8                   /* messages kept per run */
+#define SIM_PKTS_MAX       100000              /* packets in flight */
+#define SIM_EVENTS_MAX     ((uint64_t)5000000) /* per run: livelock guard */
 
 /* ------------------------------------------------------------ events */
 
@@ -312,6 +314,7 @@ struct sim {
     struct prng net_rng; /* network fates */
     uint64_t now;
     uint64_t ev_seq;
+    uint64_t events;
     struct sim_heap heap;
     struct sim_net net;
     struct sim_member m[SIM_SLOTS];

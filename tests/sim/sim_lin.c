@@ -25,8 +25,8 @@
 #include "base/assert.h"
 #include "tests/sim/sim.h"
 
-#define LIN_STEPS_MAX       50000000ULL
-#define LIN_CACHE_BYTES_MAX (512ULL << 20)
+#define LIN_STEPS_MAX       20000000ULL
+#define LIN_CACHE_BYTES_MAX (128ULL << 20)
 
 struct lin_ev {
     uint64_t t;

@@ -117,7 +117,9 @@ void net_send(struct sim *s, struct sim_pkt *p)
     sim_trace(s, "send %u->%u %s len %zu crc %08x", p->from + 1, p->to + 1,
               raft_msg_type_str(p->type), p->b.len, crc);
     n->sent++;
-    bool cut = !n->up[p->from][p->to];
+    /* A bounded network: a message storm (a livelocked core) overflows it
+     * instead of exhausting memory. */
+    bool cut = !n->up[p->from][p->to] || n->pkts_live > SIM_PKTS_MAX;
     bool lost =
         n->loss_ppm > 0 && prng_chance(&s->net_rng, n->loss_ppm, 1000000);
     if (cut || lost) {
