@@ -117,6 +117,10 @@ struct node_observer {
                    int64_t rev);
     void (*lease)(void *ctx, int64_t id, int64_t ttl, bool checkpoint);
     void (*leader)(void *ctx, uint64_t leader, uint64_t term);
+    /* The store was replaced by a leader's snapshot (revision rev): every
+     * view built from the store (watchers' positions, lease timers) must
+     * be rebuilt from it. */
+    void (*restored)(void *ctx, int64_t rev);
 };
 
 /* Open the member's data (replaying the WAL into memory), start its

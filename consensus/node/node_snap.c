@@ -324,6 +324,10 @@ void node__snap_install_check(struct node *n)
     }
     n->snap_index = index;
     (void)node__members_reload(n);
+    node__transport_sync(n);
+    if (n->obs.restored != NULL) {
+        n->obs.restored(n->obs.ctx, kv_rev(n->kv));
+    }
     char path[512];
     snprintf(path, sizeof(path), "%s/snap-in.tmp", n->dir_member);
     unlink(path);

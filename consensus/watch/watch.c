@@ -515,7 +515,7 @@ int watch_stream_create(struct watch_stream *st, const struct watch_create *c)
         return ERR_BUSY;
     }
     rev = rev > h->rev ? rev : h->rev;
-    why = create_check(st, c);
+    why = c->denied ? "etcdserver: permission denied" : create_check(st, c);
     if (why != NULL) {
         return create_fail(st, rev, why);
     }

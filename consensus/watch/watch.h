@@ -108,6 +108,9 @@ struct watch_create {
     bool fragment;
     bool no_put;
     bool no_delete;
+    /* The front end's permission check refused it: answered created and
+     * canceled with etcd's "permission denied" reason, as etcd does. */
+    bool denied;
 };
 
 /* One WatchResponse for the front end to encode. Events of a DELETE carry

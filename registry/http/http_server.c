@@ -322,11 +322,11 @@ int http__call(struct http_conn *c, const uint8_t *req, size_t len,
     c->wait = HTTP_WAIT_CALL;
     /* the node's timeout bounds the wait, not lws's */
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
-    op = api_call(c->h->s, c->m, req, len, timeout_ms, call_done, c);
+    op = api_call_auth(c->h->s, c->m, req, len, timeout_ms,
+                       c->token[0] != '\0' ? c->token : NULL, call_done, c);
     if (op != NULL) {
         ASSERT(c->wait == HTTP_WAIT_CALL);
         c->op = op;
-        op->token = c->token[0] != '\0' ? c->token : NULL;
     }
     return 0;
 }

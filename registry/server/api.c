@@ -261,8 +261,8 @@ static void on_read_point(void *ctx, int err)
             err = serve_txn_read(op);
         }
     }
-    if (err != 0) {
-        api__finish(op, err, NULL, 0);
+    if (err != 0 || op->canceled) {
+        api__finish(op, err != 0 ? err : ERR_CANCELED, NULL, 0);
     }
     api__op_maybe_free(op);
 }

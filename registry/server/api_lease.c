@@ -619,6 +619,50 @@ static int restore_one(void *ctx, const struct kv_lease *rec)
     return r->err != 0 ? 1 : 0;
 }
 
+/* After a snapshot install: the timers are rebuilt from the new store's
+ * records and the role applied again (a promotion extends, as at start). */
+void api_lease__restored(struct server *s)
+{
+    struct lease_svc *l = s->lease;
+    struct lease_config cfg;
+    struct lease_table *old;
+    struct node_status st;
+    struct kv_read *rd;
+    struct restore r;
+    int rc;
+    if (l == NULL) {
+        return;
+    }
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.revokes_per_tick_max = REVOKES_PER_TICK;
+    cfg.checkpoints_per_tick_max = CHECKPOINTS_BATCH;
+    cfg.promote_extend_ms = s->opt->election_timeout_ms;
+    old = l->t;
+    rc = lease_table_init(&cfg, &l->t);
+    if (rc == 0) {
+        rc = node_read_begin(s->node, &rd);
+        if (rc == 0) {
+            r.l = l;
+            r.err = 0;
+            rc = kv_lease_list(rd, restore_one, &r);
+            rc = rc != 0 ? rc : r.err;
+            node_read_end(s->node, rd);
+        }
+        if (rc != 0) {
+            lease_table_close(l->t);
+        }
+    }
+    if (rc != 0) {
+        l->t = old; /* keep the old timers rather than none */
+        LOGW("lease", "rebuilding lease timers after a snapshot: %s",
+             err_str(rc));
+        return;
+    }
+    lease_table_close(old);
+    node_status(s->node, &st);
+    api_lease__on_leader(s, st.leader, st.term);
+}
+
 int api_lease__start(struct server *s, char *msg, size_t msg_len)
 {
     struct lease_svc *l = mem_calloc(1, sizeof(*l));

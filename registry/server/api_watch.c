@@ -18,6 +18,7 @@
  * after three election timeouts without one (as etcd's monitorLeader).
  * On server stop every Watch call ends with "etcdserver: server stopped".
  */
+#include "registry/server/api_auth.h"
 #include "registry/server/server.h"
 
 #include <errno.h>
@@ -40,6 +41,7 @@ void api_lease__on_lease(struct server *s, int64_t id, int64_t ttl,
                          bool checkpoint);
 void api_lease__on_leader(struct server *s, uint64_t leader, uint64_t term);
 void api_lease__no_leader(struct server *s);
+void api_lease__restored(struct server *s);
 
 #define RUN_BUDGET            4096
 #define NO_LEADER_ELECTIONS   3
@@ -247,6 +249,14 @@ static void on_create(struct wcall *c,
             wc.no_delete = true;
         }
     }
+    if (c->svc->s->auth != NULL &&
+        api_auth_range_check(c->svc->s,
+                             grpc_call_metadata(c->call, "token", NULL), wc.key,
+                             wc.key_len, wc.range_end, wc.range_end_len) != 0) {
+        /* etcd answers a refused create with a canceled watch whose reason
+         * is the permission error. */
+        wc.denied = true;
+    }
     if (watch_stream_create(c->st, &wc) != 0) {
         call_end(c, ERR_BUSY);
     }
@@ -399,12 +409,26 @@ static void obs_leader(void *ctx, uint64_t leader, uint64_t term)
     api_lease__on_leader(s, leader, term);
 }
 
+/* A snapshot replaced the store: watchers re-read from it, lease timers
+ * are rebuilt from its records. */
+static void obs_restored(void *ctx, int64_t rev)
+{
+    struct server *s = ctx;
+    struct watch_svc *w = s->watch;
+    (void)rev;
+    if (w != NULL) {
+        watch_hub_restored(w->hub);
+    }
+    api_lease__restored(s);
+}
+
 void server__observe(struct server *s, struct node_observer *obs)
 {
     obs->ctx = s;
     obs->events = obs_events;
     obs->lease = obs_lease;
     obs->leader = obs_leader;
+    obs->restored = obs_restored;
 }
 
 size_t server__stream_methods(struct server *s, struct grpc_method *out,

@@ -18,6 +18,7 @@
  */
 #include "registry/server/server.h"
 
+#include "registry/http/http.h"
 #include "registry/server/api_auth.h"
 
 #include <errno.h>
@@ -464,7 +465,14 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static void on_grpc_closed(struct grpc_server *g)
 {
-    (void)g;
+    struct server *s =
+        (struct server *)((char *)g - offsetof(struct server, grpc));
+    if (s->grpc_methods != NULL) {
+        /* the glue array hangs off the first unary method's ctx */
+        mem_free(s->grpc_methods[0].ctx);
+        mem_free(s->grpc_methods);
+        s->grpc_methods = NULL;
+    }
 }
 
 static void on_node_closed(void *ctx)
@@ -489,6 +497,7 @@ void server_stop(struct server *s)
     server__listen_close(s);
     server__compactor_stop(s);
     server__modules_stop(s);
+    http_stop(s);
     uv_close((uv_handle_t *)&s->sig_term, NULL);
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     if (s->grpc_on) {
