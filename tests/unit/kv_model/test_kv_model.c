@@ -56,7 +56,7 @@
 #define TXN_BRANCH_MAX 4
 #define HELD_MAX       3
 #define DEFAULT_SEED   20240601ull
-#define DEFAULT_OPS    30000
+#define DEFAULT_OPS    20000
 
 /* ---- key and value alphabets -------------------------------------------- */
 
