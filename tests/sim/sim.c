@@ -158,7 +158,7 @@ static void params_pick(struct sim *s)
     p->think_max_us = p->think_min_us + prng_range(r, 10, 500) * 1000;
     p->client_timeout_us = prng_range(r, 1000, 4000) * 1000;
     p->fault_us = s->opts.fault_us ? s->opts.fault_us
-                                   : prng_range(r, 60, 240) * SIM_US_PER_S;
+                                   : prng_range(r, 80, 260) * SIM_US_PER_S;
     p->heal_us = 60 * SIM_US_PER_S;
     p->nemesis_mean_us = prng_range(r, 500, 8000) * 1000;
     p->fault_mask = (uint32_t)prng_next(r) & 0xff;
@@ -661,8 +661,9 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: sim --seed S [--trace] [--fsm kv|mem] [--fault-s N]\n"
+            "       sim --selftest   (the history checker on known cases)\n"
             "       sim --seeds N [--start S] [--fsm kv|mem] [--fault-s N] "
-            "[-v]\n");
+            "[--stop-on-fail] [-v]\n");
     exit(2);
 }
 
@@ -694,6 +695,7 @@ int main(int argc, char **argv)
     uint64_t seeds = 0;
     uint64_t start = 1;
     bool one = false;
+    bool stop_on_fail = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -721,6 +723,10 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--trace") == 0) {
             o.trace = true;
+        } else if (strcmp(a, "--stop-on-fail") == 0) {
+            stop_on_fail = true;
+        } else if (strcmp(a, "--selftest") == 0) {
+            return lin_selftest() > 0 ? 1 : 0;
         } else if (strcmp(a, "-v") == 0) {
             o.verbose = true;
         } else {
@@ -751,7 +757,8 @@ int main(int argc, char **argv)
     uint64_t bad = 0;
     uint64_t gave_up = 0;
     uint64_t viol = 0;
-    for (uint64_t k = 0; k < seeds; k++) {
+    uint64_t k = 0;
+    for (; k < seeds && !(stop_on_fail && bad > 0); k++) {
         struct run_result r;
         run_seed(start + k, &o, &r);
         sim_us += r.sim_us;
@@ -771,7 +778,7 @@ int main(int argc, char **argv)
            "s (%.1f seeds/min, %.2f simulated h/min), failing seeds %" PRIu64
            ", violations %" PRIu64
            ", linearizability searches given up %" PRIu64 "\n",
-           seeds, start, hours, wall, (double)seeds * 60 / wall,
-           hours * 60 / wall, bad, viol, gave_up);
+           k, start, hours, wall, (double)k * 60 / wall, hours * 60 / wall, bad,
+           viol, gave_up);
     return bad > 0 ? 1 : 0;
 }

@@ -443,5 +443,7 @@ bool check_converged(struct sim *s, uint64_t *leader_slot);
  * put/get/delete/cas? Returns 0 ok, 1 violation (message filled), 2 the
  * search gave up (budget). */
 int lin_check(struct sim *s, char *msg, size_t msg_len);
+/* Known histories, known verdicts; prints TAP lines, returns failures. */
+int lin_selftest(void);
 
 #endif

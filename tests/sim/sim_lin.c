@@ -395,3 +395,105 @@ int lin_check(struct sim *s, char *msg, size_t msg_len)
     }
     return worst;
 }
+
+/* ------------------------------------------------------------ self-test
+ *
+ * Known histories with known verdicts, so that a checker that accepts
+ * everything cannot pass unnoticed (sim --selftest). */
+
+struct lin_case {
+    const char *name;
+    int want; /* 0 linearizable, 1 not */
+    struct sim_op ops[6];
+    size_t n;
+};
+
+#define OK_(t, v, e, r, c, rt)                                                 \
+    {                                                                          \
+        .type = t, .key = 0, .outcome = OUT_OK, .value = v, .expected = e,     \
+        .result = r, .call_us = c, .ret_us = rt                                \
+    }
+#define UNK_(t, v, e, c)                                                       \
+    {                                                                          \
+        .type = t, .key = 0, .outcome = OUT_UNKNOWN, .value = v,               \
+        .expected = e, .call_us = c, .ret_us = SIM_NEVER                       \
+    }
+
+static const struct lin_case lin_cases[] = {
+    {"put then get",
+     0,
+     {OK_(OP_PUT, 1, 0, 0, 0, 10), OK_(OP_GET, 0, 0, 1, 20, 30)},
+     2},
+    {"stale read",
+     1,
+     {OK_(OP_PUT, 1, 0, 0, 0, 10), OK_(OP_GET, 0, 0, 0, 20, 30)},
+     2},
+    {"concurrent read may miss",
+     0,
+     {OK_(OP_PUT, 1, 0, 0, 0, 30), OK_(OP_GET, 0, 0, 0, 5, 8),
+      OK_(OP_GET, 0, 0, 1, 10, 20)},
+     3},
+    {"read goes back in time",
+     1,
+     {OK_(OP_PUT, 1, 0, 0, 0, 30), OK_(OP_GET, 0, 0, 1, 5, 8),
+      OK_(OP_GET, 0, 0, 0, 10, 20)},
+     3},
+    {"unknown write observed",
+     0,
+     {UNK_(OP_PUT, 2, 0, 0), OK_(OP_GET, 0, 0, 2, 50, 60)},
+     2},
+    {"unknown write unobserved",
+     0,
+     {UNK_(OP_PUT, 2, 0, 0), OK_(OP_GET, 0, 0, 0, 50, 60)},
+     2},
+    {"unknown write undone",
+     1,
+     {UNK_(OP_PUT, 2, 0, 0), OK_(OP_GET, 0, 0, 2, 50, 60),
+      OK_(OP_GET, 0, 0, 0, 70, 80)},
+     3},
+    {"cas success then old value",
+     1,
+     {OK_(OP_PUT, 1, 0, 0, 0, 10), OK_(OP_CAS, 2, 1, 1, 20, 30),
+      OK_(OP_GET, 0, 0, 1, 40, 50)},
+     3},
+    {"cas fails on a match",
+     1,
+     {OK_(OP_PUT, 1, 0, 0, 0, 10), OK_(OP_CAS, 2, 1, 0, 20, 30)},
+     2},
+    {"cas failure explained by unknown put",
+     0,
+     {OK_(OP_PUT, 1, 0, 0, 0, 10), UNK_(OP_PUT, 3, 0, 15),
+      OK_(OP_CAS, 2, 1, 0, 20, 30)},
+     3},
+    {"delete of nothing reports one",
+     1,
+     {OK_(OP_PUT, 1, 0, 0, 0, 10), OK_(OP_DEL, 0, 0, 1, 20, 30),
+      OK_(OP_DEL, 0, 0, 1, 40, 50)},
+     3},
+    {"delete then absent",
+     0,
+     {OK_(OP_PUT, 1, 0, 0, 0, 10), OK_(OP_DEL, 0, 0, 1, 20, 30),
+      OK_(OP_GET, 0, 0, 0, 40, 50), OK_(OP_CAS, 5, 0, 1, 60, 70),
+      OK_(OP_GET, 0, 0, 5, 80, 90)},
+     5},
+};
+
+int lin_selftest(void)
+{
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(lin_cases) / sizeof(lin_cases[0]); i++) {
+        const struct lin_case *c = &lin_cases[i];
+        struct sim s;
+        memset(&s, 0, sizeof(s));
+        s.p.keys = 1;
+        s.hist = (struct sim_op *)c->ops;
+        s.hist_count = c->n;
+        char msg[200] = "";
+        int got = lin_check(&s, msg, sizeof(msg));
+        printf("%s %zu - linearizability checker: %s (%s)\n",
+               got == c->want ? "ok" : "not ok", i + 1, c->name,
+               c->want ? "not linearizable" : "linearizable");
+        bad += got != c->want;
+    }
+    return bad;
+}
