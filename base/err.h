@@ -87,7 +87,8 @@
     X(PERMISSION_NOT_GRANTED,                                                  \
       "etcdserver: permission is not granted to the role")                     \
     X(AUTH_NOT_ENABLED, "etcdserver: authentication is not enabled")           \
-    X(PERMISSION_NOT_GIVEN, "etcdserver: permission not given")
+    X(PERMISSION_NOT_GIVEN, "etcdserver: permission not given")                \
+    X(UNMARSHAL, "grpc: error unmarshalling request: malformed message")
 
 #define ERR_BASE 10000
 

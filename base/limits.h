@@ -28,7 +28,7 @@
     X(VALUE_BYTES, 1572864, 67108864, "max-value-bytes",                       \
       "a value must fit in one request and one Raft entry")                    \
     X(TXN_OPS, 128, 65536, "max-txn-ops", "etcd's default; bounds apply work") \
-    X(TXN_DEPTH, 16, 64, "max-txn-depth",                                      \
+    X(TXN_DEPTH, 64, 128, "max-txn-depth",                                     \
       "nested txns recurse; bound the depth of recursion")                     \
     X(RANGE_RESULT_BYTES, 268435456, 1073741824, "max-range-result-bytes",     \
       "a range answer is built in memory before it is sent")                   \

@@ -9,7 +9,7 @@
 #include "base/err.h"
 #include "consensus/apply/apply.h"
 
-#define APPLY_TXN_DEPTH_MAX 64
+#define APPLY_TXN_DEPTH_MAX 128
 
 /* etcdserverpb.ResponseHeader */
 struct pb_header {

@@ -74,6 +74,8 @@ enum grpc_code grpc_code_from_err(int err)
     case ERR_PERMISSION_NOT_GRANTED:
     case ERR_AUTH_NOT_ENABLED:
         return GRPC_FAILED_PRECONDITION;
+    case ERR_UNMARSHAL:
+        return GRPC_INTERNAL;
     case ERR_PERMISSION_DENIED:
         return GRPC_PERMISSION_DENIED;
     case ERR_INVALID_AUTH_TOKEN:

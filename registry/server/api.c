@@ -20,6 +20,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/limits.h"
 #include "base/log.h"
 #include "consensus/apply/apply.h"
 #include "proto/health.pb-c.h"
@@ -118,16 +119,19 @@ struct api_op *api_call_auth(struct server *s, const struct api_method *m,
         return NULL;
     }
     if (m->raw && m->req_desc == &etcdserverpb__txn_request__descriptor) {
-        rc = apply_txn_depth_check(req, len, 32);
+        rc = apply_txn_depth_check(req, len,
+                                   (int)limits_default(LIMIT_TXN_DEPTH));
         if (rc != 0) {
-            api__finish(op, rc == ERR_LIMIT ? ERR_TOO_MANY_OPS : rc, NULL, 0);
+            api__finish(op, rc == ERR_LIMIT ? ERR_TOO_MANY_OPS : ERR_UNMARSHAL,
+                        NULL, 0);
             api__op_maybe_free(op);
             return NULL;
         }
     }
     pb = protobuf_c_message_unpack(m->req_desc, &pb_allocator, len, req);
     if (pb == NULL) {
-        api__finish(op, ERR_BAD_REQUEST, NULL, 0);
+        /* grpc-go's answer to bytes it cannot decode: INTERNAL */
+        api__finish(op, ERR_UNMARSHAL, NULL, 0);
         api__op_maybe_free(op);
         return NULL;
     }

@@ -34,7 +34,7 @@
 #include "registry/server/api_int.h"
 
 #define USER_CAP      (AUTH_NAME_BYTES_MAX + 1)
-#define TXN_DEPTH_MAX 64 /* apply refuses deeper ones anyway */
+#define TXN_DEPTH_MAX 128 /* apply refuses deeper ones anyway */
 
 static struct auth *srv_auth(struct server *s)
 {
