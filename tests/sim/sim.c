@@ -547,9 +547,7 @@ static void run_checks(struct sim *s)
         sim_violation(s, "%s", msg);
     } else if (rc == 2) {
         s->lin_gave_up = true;
-        if (s->opts.verbose) {
-            fprintf(stderr, "seed %" PRIu64 ": %s\n", s->seed, msg);
-        }
+        printf("seed %" PRIu64 ": note: %s\n", s->seed, msg);
     }
 }
 
