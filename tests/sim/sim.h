@@ -245,6 +245,8 @@ struct sim_check {
     struct sim_logent *applied; /* by index; term 0 = none */
     uint64_t *commit_term;      /* by index; min term seen committed */
     size_t idx_cap;
+    uint64_t *req_index; /* by request id: the index that carried it */
+    size_t req_cap;
     struct sim_idxterms *logs; /* by index */
     size_t logs_cap;
     uint64_t max_commit;

@@ -70,6 +70,7 @@ void check_close(struct sim *s)
     mem_free(s->ck.applied);
     mem_free(s->ck.commit_term);
     mem_free(s->ck.logs);
+    mem_free(s->ck.req_index);
     memset(&s->ck, 0, sizeof(s->ck));
 }
 
@@ -144,9 +145,46 @@ void check_commit(struct sim *s, struct sim_member *m, uint64_t commit,
     }
 }
 
+/* The request id an entry carries: ours ('M' command) or the envelope's
+ * field 1 (varint). 0 when there is none. */
+static uint64_t entry_req_id(const struct raft_entry *e)
+{
+    if (e->type != RAFT_ENTRY_NORMAL || e->len < 2) {
+        return 0;
+    }
+    if (e->data[0] == 'M' && e->len >= 11) {
+        return be64_get(e->data + 3);
+    }
+    uint64_t id = 0;
+    if (e->data[0] == 0x08 && varint_get(e->data + 1, e->len - 1, &id) > 0) {
+        return id;
+    }
+    return 0;
+}
+
+/* A proposal takes effect once: one index per request id. */
+static void check_once(struct sim *s, const struct raft_entry *e)
+{
+    struct sim_check *ck = &s->ck;
+    uint64_t id = entry_req_id(e);
+    if (id == 0 || id > s->next_req) {
+        return;
+    }
+    grow((void **)&ck->req_index, &ck->req_cap, (size_t)id + 1,
+         sizeof(*ck->req_index));
+    if (ck->req_index[id] == 0) {
+        ck->req_index[id] = e->index;
+    } else if (ck->req_index[id] != e->index) {
+        sim_violation(s, "request %lu applied twice, at %lu and %lu",
+                      (unsigned long)id, (unsigned long)ck->req_index[id],
+                      (unsigned long)e->index);
+    }
+}
+
 void check_applied(struct sim *s, struct sim_member *m,
                    const struct raft_entry *e)
 {
+    check_once(s, e);
     struct sim_check *ck = &s->ck;
     grow_idx(ck, e->index);
     struct sim_logent *a = &ck->applied[e->index];

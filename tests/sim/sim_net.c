@@ -21,6 +21,12 @@
 #include "base/err.h"
 #include "tests/sim/sim.h"
 
+/* Build with -DSIM_DUP_PROP=1 to see what a transport that repeats
+ * forwarded proposals does to the history. */
+#ifndef SIM_DUP_PROP
+#define SIM_DUP_PROP 0
+#endif
+
 void net_init(struct sim *s)
 {
     struct sim_net *n = &s->net;
@@ -137,7 +143,7 @@ void net_send(struct sim *s, struct sim_pkt *p)
         net_free_pkt(s, p);
         return;
     }
-    if (n->dup_ppm > 0 && p->type != RAFT_MSG_PROP &&
+    if (n->dup_ppm > 0 && (SIM_DUP_PROP || p->type != RAFT_MSG_PROP) &&
         p->type != RAFT_MSG_SNAP &&
         prng_chance(&s->net_rng, n->dup_ppm, 1000000)) {
         struct sim_pkt *q = pkt_get(s);
