@@ -88,7 +88,13 @@
       "etcdserver: permission is not granted to the role")                     \
     X(AUTH_NOT_ENABLED, "etcdserver: authentication is not enabled")           \
     X(PERMISSION_NOT_GIVEN, "etcdserver: permission not given")                \
-    X(UNMARSHAL, "grpc: error unmarshalling request: malformed message")
+    X(UNMARSHAL, "grpc: error unmarshalling request: malformed message")       \
+    X(ELECTION_NOT_LEADER, "election: not leader")                             \
+    X(ELECTION_NO_LEADER, "election: no leader")                               \
+    X(LEADER_KEY_MISSING, "\"leader\" field must be provided")                 \
+    X(SESSION_EXPIRED, "mutex: session is expired")                            \
+    X(RECIPE_LEASE_NOT_FOUND, "etcdserver: requested lease not found")         \
+    X(RECIPE_KEY_NOT_PROVIDED, "etcdserver: key is not provided")
 
 #define ERR_BASE 10000
 
