@@ -925,7 +925,13 @@ static int send_events(struct watcher *w, size_t *used)
     }
     memset(&r, 0, sizeof(r));
     r.watch_id = w->id;
-    r.revision = h->scratch[n - 1].kv.mod_revision;
+    /* etcd: events read from the history carry the store's revision at the
+     * time they are sent, live ones their own, which is the store's revision
+     * too when they go out at once. The hub's revision gives both; it lags
+     * etcd's only for live events held back by a slow client. */
+    r.revision = h->rev > h->scratch[n - 1].kv.mod_revision
+                     ? h->rev
+                     : h->scratch[n - 1].kv.mod_revision;
     r.fragment = fragment;
     r.events = h->scratch;
     r.events_count = n;
