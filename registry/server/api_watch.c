@@ -21,6 +21,8 @@
 #include "registry/server/api_auth.h"
 #include "registry/server/server.h"
 
+#include "registry/server/api_lock.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -67,6 +69,7 @@ struct watch_svc {
     uint64_t leader;
     uint64_t term;
     struct wcall *calls;
+    void *lock; /* the Lock/Election services' state (api_lock.c) */
     /* encoding scratch, reused by every response */
     Mvccpb__Event *ev;
     Mvccpb__Event **evp;
@@ -373,6 +376,30 @@ static void on_no_leader(uv_timer_t *t)
     api_lease__no_leader(w->s);
 }
 
+/* ------------------------------------ Lock and Election (api_lock.c) */
+
+/* They wait on this hub: it, NULL once the service stops. */
+struct watch_hub *api_watch__hub(struct server *s)
+{
+    struct watch_svc *w = s->watch;
+    return w != NULL && !w->stopping ? w->hub : NULL;
+}
+
+/* Where they keep their state; NULL once the service stops. */
+void **api_watch__lock_slot(struct server *s)
+{
+    struct watch_svc *w = s->watch;
+    return w != NULL && !w->stopping ? &w->lock : NULL;
+}
+
+/* Run the hub soon: they created a watcher outside a hub callback. */
+void api_watch__kick(struct server *s)
+{
+    if (s->watch != NULL) {
+        schedule(s->watch);
+    }
+}
+
 /* ---------------------------------------------------- extension points */
 
 static void obs_events(void *ctx, const struct kv_event *evs, size_t n,
@@ -528,6 +555,7 @@ static void on_handle_closed(uv_handle_t *h)
 void server__modules_stop(struct server *s)
 {
     struct watch_svc *w = s->watch;
+    api_lock_stop(s); /* its watchers go before the hub */
     api_lease__stop(s);
     if (w == NULL) {
         return;
