@@ -10,7 +10,7 @@
 #
 #  1. single member: put, txn-put, linearizable and serializable point
 #     ranges, lease keep-alive (100 clients on 10 connections each), watch
-#     fan-out (1000 watchers on one prefix, 10 writers) and watch latency
+#     fan-out (1000 watchers on one prefix, 50 writers) and watch latency
 #     (1000 watchers, 100 puts/s open loop). Each round runs every workload
 #     on etcd then on cairnd (A B A B ...); the table gives each figure's
 #     median over rounds for both servers and the median of the per-round
@@ -29,7 +29,7 @@
 # is under one temp dir, removed at the end unless COMPARE_KEEP=1.
 #
 # Environment (defaults in brackets):
-#   COMPARE_ROUNDS [3]       rounds of the single-member and 3-member parts
+#   COMPARE_ROUNDS [5]       rounds of the single-member and 3-member parts
 #   COMPARE_SECONDS [5]      seconds per timed run
 #   COMPARE_KEYS [1000000]   keys for the restart part; lowered to 200000
 #                            (and the table says so) when less than
@@ -51,7 +51,7 @@ QUICK=0
 [ "${2:-}" = --quick ] && QUICK=1
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-ROUNDS=${COMPARE_ROUNDS:-3}
+ROUNDS=${COMPARE_ROUNDS:-5}
 SECS=${COMPARE_SECONDS:-5}
 KEYS=${COMPARE_KEYS:-1000000}
 RESTARTS=${COMPARE_RESTARTS:-3}
@@ -231,8 +231,8 @@ part_single() {
                 range-s) run single "$r" $s range-s "$p" "$ep" range $C --key-space 10000 --no-preload --consistency s ;;
                 keepalive) run single "$r" $s keepalive "$p" "$ep" lease-keepalive $C ;;
                 watch) run single "$r" $s watch "$p" "$ep" watch --watchers 1000 \
-                    --watch-prefix --watch-streams 10 --conns 10 --clients 10 \
-                    --total 1000 --key-prefix w --key-space 1000 ;;
+                    --watch-prefix --watch-streams 10 --conns 10 --clients 50 \
+                    --total 2000 --key-prefix w --key-space 1000 ;;
                 watch-lat) run single "$r" $s watch-lat "$p" "$ep" watch-latency \
                     --watchers 1000 --watch-prefix --watch-streams 10 --conns 10 \
                     --clients 10 --rate 100 --duration 3 --key-prefix v --key-space 1000 ;;
