@@ -541,6 +541,25 @@ static void run_checks(struct sim *s)
             op->ret_us = SIM_NEVER;
         }
     }
+    if (s->opts.dump_history) {
+        for (size_t i = 0; i < s->hist_count; i++) {
+            const struct sim_op *op = &s->hist[i];
+            if (op->outcome == OUT_FAIL) {
+                continue;
+            }
+            printf("op %zu k%u c%u %s v%lu exp %lu -> %lu %s [%lu, %lu]\n", i,
+                   op->key, op->client,
+                   op->type == OP_PUT   ? "put"
+                   : op->type == OP_GET ? "get"
+                   : op->type == OP_DEL ? "del"
+                                        : "cas",
+                   (unsigned long)op->value, (unsigned long)op->expected,
+                   (unsigned long)op->result,
+                   op->outcome == OUT_OK ? "ok" : "unknown",
+                   (unsigned long)op->call_us,
+                   op->ret_us == SIM_NEVER ? 0UL : (unsigned long)op->ret_us);
+        }
+    }
     char msg[200];
     int rc = lin_check(s, msg, sizeof(msg));
     if (rc == 1) {
@@ -721,6 +740,8 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--trace") == 0) {
             o.trace = true;
+        } else if (strcmp(a, "--dump-history") == 0) {
+            o.dump_history = true;
         } else if (strcmp(a, "--stop-on-fail") == 0) {
             stop_on_fail = true;
         } else if (strcmp(a, "--selftest") == 0) {

@@ -305,6 +305,7 @@ struct sim_opts {
     enum sim_fsm_kind fsm;
     const char *shm_dir;
     bool verbose;
+    bool dump_history; /* print the client history before checking it */
     uint64_t fault_us; /* 0 = from seed */
 };
 
