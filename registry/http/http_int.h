@@ -30,6 +30,15 @@
 #define HTTP_HEALTH_TIMEOUT_MS 1000
 /* Authorization header kept for the gateway call (a raw etcd token). */
 #define HTTP_TOKEN_MAX         512
+/* A stream (gateway watch or keep-alive, WebSocket watch) whose outbound
+ * queue stays at its bound (LIMIT_CONN_OUT_BYTES) with nothing written for
+ * this long is closed: the client is not reading. Its watchers were moved
+ * to catch up from the store meanwhile, so memory stayed bounded; the
+ * client reconnects from the last revision it saw. */
+#define HTTP_STREAM_STALL_S    15
+/* Bytes of one WebSocket frame we send (a longer message goes out as
+ * continuation frames, one per writable callback). */
+#define HTTP_WS_FRAME_BYTES    (64 * 1024)
 
 /* Counters for /metrics. */
 struct http_stats {
@@ -43,7 +52,12 @@ struct http_stats {
     uint64_t bodies_too_large;
     uint64_t bad_json;
     uint64_t pipelined_closed; /* see on_body_done() */
+    uint64_t streams_total;    /* gateway streams and WebSockets opened */
+    uint64_t streams_stalled;  /* closed by HTTP_STREAM_STALL_S */
+    uint64_t ws_bad_messages;  /* undecodable or oversized WS messages */
 };
+
+struct hstream;
 
 struct http {
     struct server *s;
@@ -58,14 +72,25 @@ struct http {
     int pending;  /* handles still open */
     uint64_t conns_open;
     struct http_stats st;
+    struct hstream *streams; /* open streams (http_stream.c) */
+    uint8_t *tx;             /* LWS_PRE + one frame or slice: write scratch */
 };
 
 /* What a connection's request is waiting for. */
 enum http_wait {
     HTTP_WAIT_NONE = 0,
-    HTTP_WAIT_BODY,  /* gateway body arriving */
-    HTTP_WAIT_CALL,  /* an api_call in flight */
-    HTTP_WAIT_WRITE, /* response queued, being written */
+    HTTP_WAIT_BODY,   /* gateway body arriving */
+    HTTP_WAIT_CALL,   /* an api_call in flight */
+    HTTP_WAIT_WRITE,  /* response queued, being written */
+    HTTP_WAIT_STREAM, /* a stream answers (c->hs) */
+};
+
+/* Which stream a gateway path or WebSocket opens (0: none). */
+enum http_stream_kind {
+    HTTP_STREAM_NONE = 0,
+    HTTP_STREAM_WATCH,     /* POST /v3/watch: chunked {"result":...} lines */
+    HTTP_STREAM_KEEPALIVE, /* POST /v3/lease/keepalive: the same */
+    HTTP_STREAM_WS,        /* WebSocket watch: one message per response */
 };
 
 /* Why an api_call was made (decides how its answer is rendered). */
@@ -84,8 +109,10 @@ struct http_conn {
     enum http_wait wait;
     enum http_purpose purpose;
     const struct api_method *m;
-    struct api_op *op; /* pending call, for api_cancel on close */
-    bool close_after;  /* close instead of keep-alive (body refused) */
+    enum http_stream_kind skind; /* a stream path was asked for */
+    struct hstream *hs;          /* the stream, once started */
+    struct api_op *op;           /* pending call, for api_cancel on close */
+    bool close_after; /* close instead of keep-alive (body refused) */
     bool headers_sent;
     bool body_done;       /* lws reported this request's body complete */
     bool exclude_nospace; /* /health?exclude=NOSPACE */
@@ -124,5 +151,41 @@ void http__health_done(struct http_conn *c, int err, const uint8_t *resp,
 /* Start api_call for c (purpose and m set); answers through c. */
 int http__call(struct http_conn *c, const uint8_t *req, size_t len,
                uint32_t timeout_ms);
+
+/* Streams (http_stream.c). */
+
+/* The gateway path of a stream (with the /v3beta/ and /v3alpha/ aliases),
+ * or HTTP_STREAM_NONE. */
+enum http_stream_kind http__stream_kind(const char *path);
+
+/* The request body of a stream path is complete (c->body): start the
+ * stream (c->wait becomes HTTP_WAIT_STREAM) or queue an error response.
+ * Returns non-zero when the connection must close. */
+int http__stream_start(struct http_conn *c);
+
+/* lws callbacks for a connection with c->hs (HTTP_WRITEABLE of a gateway
+ * stream; SERVER_WRITEABLE, RECEIVE of a WebSocket). Non-zero: close. */
+int http__stream_writable(struct http_conn *c);
+int http__ws_receive(struct http_conn *c, const void *in, size_t len);
+
+/* WebSocket upgrade: is the path one of ours (0) or not (-1)? And the
+ * socket is established: set up c (zeroed by lws) as a WebSocket watch. */
+int http__ws_confirm(struct lws *wsi);
+int http__ws_established(struct http *h, struct http_conn *c, struct lws *wsi);
+
+/* The connection is going: close the stream (hub stream, keep-alive in
+ * flight) and free it. Idempotent. */
+void http__stream_free(struct http_conn *c);
+
+/* Server stop: every stream leaves the watch hub now (the hub closes right
+ * after); the connections close with the lws context. */
+void http__streams_stop(struct http *h);
+
+/* Provided by registry/server (api_watch.c, api_lease.c). */
+struct watch_hub *api_watch__hub(struct server *s);
+void api_watch__kick(struct server *s);
+typedef void (*api_lease_renew_fn)(void *ctx, int err, int64_t ttl);
+int api_lease_renew(struct server *s, int64_t id, api_lease_renew_fn done,
+                    void *ctx);
 
 #endif

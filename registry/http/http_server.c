@@ -49,11 +49,15 @@
 static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
                    void *user, void *in, size_t len);
 
-/* protocols[0] serves plain HTTP. protocols[1] is the slot for the
- * WebSocket streams (watch at /v3/watch and /ws/watch): lws picks a
- * WebSocket protocol by name from this table. */
+/* protocols[0] serves plain HTTP and the WebSocket watch streams of
+ * clients that name no subprotocol (lws binds those to protocols[0]);
+ * protocols[1] is the same for a client that names "cairn.watch". Both
+ * share one callback and one per-connection struct. rx_buffer_size bounds
+ * what one RECEIVE callback hands over; messages are assembled, bounded by
+ * LIMIT_REQUEST_BYTES, in http_stream.c. */
 static const struct lws_protocols http_protocols[] = {
-    {"http", http_cb, sizeof(struct http_conn), 0, 0, NULL, 0},
+    {"http", http_cb, sizeof(struct http_conn), 65536, 0, NULL, 0},
+    {"cairn.watch", http_cb, sizeof(struct http_conn), 65536, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -84,6 +88,7 @@ static void lws_log_emit(int level, const char *line)
 
 static void conn_clear(struct http_conn *c)
 {
+    http__stream_free(c);
     if (c->op != NULL) {
         api_cancel(c->op);
         c->op = NULL;
@@ -209,8 +214,10 @@ static int write_headers(struct http_conn *c)
         return -1;
     }
     if (c->status == 405 &&
-        add_header(c->wsi, "allow:", c->m != NULL ? "POST" : "GET", &p, end) !=
-            0) {
+        add_header(c->wsi, "allow:",
+                   c->m != NULL || c->skind != HTTP_STREAM_NONE ? "POST"
+                                                                : "GET",
+                   &p, end) != 0) {
         return -1;
     }
     return lws_finalize_write_http_header(c->wsi, start, &p, end);
@@ -331,12 +338,15 @@ int http__call(struct http_conn *c, const uint8_t *req, size_t len,
     return 0;
 }
 
-/* The whole body is in: JSON -> protobuf -> api_call. */
+/* The whole body is in: JSON -> protobuf -> api_call, or a stream. */
 static int gw_dispatch(struct http_conn *c)
 {
     struct buf pb;
     char msg[256];
     int rc;
+    if (c->skind != HTTP_STREAM_NONE) {
+        return http__stream_start(c);
+    }
     /* protobuf can be longer than its JSON (a negative int32 takes 10
      * bytes); gRPC accepts this much too */
     buf_init(&pb, (size_t)c->h->s->limits.v[LIMIT_REQUEST_BYTES] + 512 * 1024);
@@ -376,6 +386,7 @@ static int header_u64(struct lws *wsi, enum lws_token_indexes tok,
     return 0;
 }
 
+/* A gateway call (m) or stream (c->skind): collect the body. */
 static int gw_start(struct http_conn *c, const struct api_method *m)
 {
     uint64_t limit = c->h->s->limits.v[LIMIT_REQUEST_BYTES];
@@ -455,6 +466,14 @@ static bool is_get(int meth)
 static int route(struct http_conn *c, const char *path, int meth)
 {
     const struct api_method *m;
+    enum http_stream_kind sk = http__stream_kind(path);
+    if (sk != HTTP_STREAM_NONE) {
+        c->skind = sk;
+        if (meth != LWSHUMETH_POST) {
+            return respond_text(c, 405, "Method Not Allowed\n");
+        }
+        return gw_start(c, NULL);
+    }
     if (strncmp(path, "/v3", 3) == 0 &&
         (path[3] == '/' || path[3] == 'a' || path[3] == 'b')) {
         m = api_find_gw(path);
@@ -554,7 +573,21 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         return c != NULL ? on_body_done(c) : -1;
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (c != NULL && c->wait == HTTP_WAIT_STREAM) {
+            return http__stream_writable(c);
+        }
         return c != NULL ? on_writable(c) : 0;
+    case LWS_CALLBACK_ESTABLISHED:
+        return c != NULL ? http__ws_established(h, c, wsi) : -1;
+    case LWS_CALLBACK_RECEIVE:
+        return c != NULL ? http__ws_receive(c, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return c != NULL ? http__stream_writable(c) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (c != NULL) {
+            conn_clear(c);
+        }
+        return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
         if (c != NULL) {
             conn_clear(c);
@@ -567,7 +600,12 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
         }
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return -1; /* no WebSocket protocol yet: hang up */
+        /* WebSocket only at the watch paths; anything else hangs up */
+        if (in == NULL || strcmp(in, "websocket") != 0 || h->stopped ||
+            h->s->stopping) {
+            return -1;
+        }
+        return http__ws_confirm(wsi);
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
@@ -588,6 +626,7 @@ static void handle_closed(uv_handle_t *hd)
         return;
     }
     h->s->http = NULL;
+    mem_free(h->tx);
     mem_free(h);
 }
 
@@ -643,9 +682,9 @@ static int ctx_create(struct http *h, char *msg, size_t msg_len)
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* adoption only */
     info.protocols = http_protocols;
-    info.options = LWS_SERVER_OPTION_LIBUV |
-                   LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
-                   LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.options =
+        LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
+        LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.foreign_loops = h->loops;
     info.user = h;
     info.pcontext = &h->ctx;
@@ -710,6 +749,7 @@ void http_stop(struct server *s)
         return;
     }
     h->stopped = true;
+    http__streams_stop(h); /* before the watch hub closes */
     uv_check_stop(&h->watch);
     uv_close((uv_handle_t *)&h->watch, handle_closed);
     /* closes every connection (CLOSED_HTTP cancels pending calls); with a

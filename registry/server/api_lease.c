@@ -48,6 +48,10 @@ void api_lease__on_leader(struct server *s, uint64_t leader, uint64_t term);
 void api_lease__no_leader(struct server *s);
 /* The LeaseTimeToLive method of api.c's table. */
 int api__lease_ttl_fn(struct api_op *op, const ProtobufCMessage *req);
+/* One renewal for the gateway's /v3/lease/keepalive (registry/http). */
+typedef void (*api_lease_renew_fn)(void *ctx, int err, int64_t ttl);
+int api_lease_renew(struct server *s, int64_t id, api_lease_renew_fn done,
+                    void *ctx);
 
 #define TICK_MS           100
 #define REVOKES_PER_TICK  100 /* about 1000/s, as etcd's revoke rate */
@@ -110,6 +114,8 @@ struct prop {
     uint64_t seq;     /* keep-alive slot */
     int64_t id;
     bool revoke;
+    api_lease_renew_fn renew_done; /* api_lease_renew's caller, or NULL */
+    void *renew_ctx;
 };
 
 static void kc_unref(struct kcall *kc)
@@ -153,6 +159,14 @@ static void on_prop_done(void *ctx, const struct apply_result *res)
             }
         }
         kc_unref(kc);
+    } else if (p->renew_done != NULL) {
+        int64_t rem = 0;
+        int64_t ttl = 0;
+        int err = res->err == ERR_LEASE_NOT_FOUND ? 0 : res->err;
+        if (err == 0 && l->t != NULL) {
+            (void)lease_remaining(l->t, p->id, now_ms(l), &rem, &ttl);
+        }
+        p->renew_done(p->renew_ctx, err, ttl);
     }
     mem_free(p);
     svc_unref(l);
@@ -387,6 +401,61 @@ static bool wants_leader(struct grpc_call *call)
 {
     const char *v = grpc_call_metadata(call, "hasleader", NULL);
     return v != NULL && strcmp(v, "true") == 0;
+}
+
+/* One keep-alive request for a front end without a gRPC call (the JSON
+ * gateway's stream): the same renewal as ka_on_msg makes. On 0, done runs
+ * exactly once: before this returns when the renewal is in memory (leader,
+ * no checkpoint to clear), else when its log entry applied (or failed:
+ * ERR_STOPPED at node close). ttl is 0 for an unknown lease. Errors (done
+ * never runs): ERR_STOPPED, -ENOMEM, the node's proposal errors. */
+int api_lease_renew(struct server *s, int64_t id, api_lease_renew_fn done,
+                    void *ctx)
+{
+    Etcdserverpb__LeaseCheckpointRequest req =
+        ETCDSERVERPB__LEASE_CHECKPOINT_REQUEST__INIT;
+    Etcdserverpb__LeaseCheckpoint cp = ETCDSERVERPB__LEASE_CHECKPOINT__INIT;
+    Etcdserverpb__LeaseCheckpoint *cpp = &cp;
+    struct lease_svc *l = s->lease;
+    struct prop *p;
+    int64_t ttl = 0;
+    int64_t rem;
+    bool log_needed = false;
+    int rc;
+    ASSERT(done != NULL);
+    if (l == NULL || l->stopping) {
+        return ERR_STOPPED;
+    }
+    if (lease_is_leader(l->t)) {
+        if (lease_renew(l->t, id, now_ms(l), &ttl, &log_needed) != 0) {
+            ttl = 0;
+        }
+    } else if (lease_remaining(l->t, id, now_ms(l), &rem, &ttl) == 0) {
+        log_needed = true; /* follower: the renewal goes through the log */
+    }
+    if (!log_needed) {
+        done(ctx, 0, ttl);
+        return 0;
+    }
+    p = mem_calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    p->svc = l;
+    p->id = id;
+    p->renew_done = done;
+    p->renew_ctx = ctx;
+    cp.id = id;
+    req.n_checkpoints = 1;
+    req.checkpoints = &cpp;
+    rc = propose_pb(l, APPLY_LEASE_CHECKPOINT, &req.base, p);
+    if (rc != 0) {
+        if (lease_is_leader(l->t)) {
+            lease_checkpoint_proposed(l->t, id, 1);
+        }
+        mem_free(p);
+    }
+    return rc;
 }
 
 static void ka_on_start(struct grpc_call *call)

@@ -33,6 +33,7 @@
 #include "consensus/watch/watch.h"
 #include "proto/kv.pb-c.h"
 #include "proto/rpc.pb-c.h"
+#include "registry/http/http.h"
 
 /* The lease service (api_lease.c). */
 int api_lease__start(struct server *s, char *msg, size_t msg_len);
@@ -555,6 +556,7 @@ static void on_handle_closed(uv_handle_t *h)
 void server__modules_stop(struct server *s)
 {
     struct watch_svc *w = s->watch;
+    http_stop(s);     /* its streams leave the hub before it closes */
     api_lock_stop(s); /* its watchers go before the hub */
     api_lease__stop(s);
     if (w == NULL) {

@@ -1,0 +1,1097 @@
+/*
+ * http_stream.c - the streams of the HTTP/1.1 side: etcd's gateway watch
+ * and lease keep-alive (POST /v3/watch, POST /v3/lease/keepalive, with
+ * the /v3beta/ and /v3alpha/ aliases), and WebSocket watch streams at
+ * /v3/watch (and aliases) and /ws/watch.
+ *
+ * Gateway streams (etcd-api.md 1.4, as etcd 3.4's grpc-gateway serves
+ * them). The body holds one or more JSON request messages, one after the
+ * other (whitespace between them, usually a newline). The answer is a
+ * chunked HTTP/1.1 response; each response message is one chunk holding
+ * one line, {"result":{...}}\n. A watch runs until the client goes away or
+ * the server stops; its headers go out with the first message (etcd's
+ * gateway waits for it too). A keep-alive stream answers each request in
+ * order, then ends (etcd ends the call when the client half-closes, which
+ * the gateway does after the body). A first message that does not decode
+ * gets etcd's non-stream error (500, code 2, Unknown); an undecodable
+ * later message ends the list of requests, as etcd's gateway stops
+ * reading there.
+ *
+ * WebSocket watch. An upgrade at one of the watch paths opens one hub
+ * stream for the socket; every text (or binary) message from the client is
+ * one JSON WatchRequest (create, cancel, progress), so one socket carries
+ * many watches, told apart by watch_id as on a gRPC Watch stream. Each
+ * WatchResponse is one text message: at /v3/watch wrapped as
+ * {"result":{...}}, byte for byte what etcd's gateway sends over its
+ * WebSocket proxy; at /ws/watch the bare WatchResponse object (Cairn's
+ * path: one level less to unwrap). A message that does not decode gets an
+ * {"error":{grpc_code,http_code,message,http_status}} message (the
+ * gateway's stream error shape) and the socket stays open; a message over
+ * --max-request-bytes closes it with 1009; malformed frames and invalid
+ * UTF-8 are closed by lws (1002, 1007). A client resumes after a cut by
+ * creating its watches again with start_revision = last revision seen + 1:
+ * the hub replays exactly what it missed (or cancels with
+ * compact_revision when that history is gone).
+ *
+ * Flow control. The hub sends only inside watch_hub_run (api_watch.c's
+ * idle handle); send_resp() encodes into this stream's outbound queue and
+ * asks lws for a writable callback. A queue at LIMIT_CONN_OUT_BYTES
+ * answers ERR_BUSY: the hub keeps the response, stops sending on the
+ * stream, and its watchers fall back to reading the store's history when
+ * their own bounded queues fill, so memory stays bounded whatever the
+ * client does. Writes drain the queue in slices (HTTP_WRITE_CHUNK_BYTES,
+ * HTTP_WS_FRAME_BYTES) one per writable callback; below half the bound
+ * the hub is told (watch_stream_writable). While blocked, a WebSocket's
+ * reads stop too, and a stream whose queue makes no progress for
+ * HTTP_STREAM_STALL_S is closed (lws timeout): the client is not reading.
+ *
+ * Ends. Client gone: lws reports CLOSED, the hub stream is closed (nothing
+ * is sent after) and a keep-alive renewal still in flight is detached from
+ * its ticket. Server stop: http__streams_stop() closes every hub stream
+ * before the hub itself closes; the sockets close with the lws context.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "consensus/watch/watch.h"
+#include "proto/kv.pb-c.h"
+#include "proto/rpc.pb-c.h"
+#include "registry/http/http_int.h"
+#include "registry/server/api_auth.h"
+
+/* Requests in one gateway body are bounded by its size; this bounds the
+ * JSON scanner's loop per value as well (it moves forward every step). */
+#define WS_CLOSE_REASON_MAX 120
+
+/* A keep-alive renewal in flight holds a ticket; the stream may go first. */
+struct ka_ticket {
+    struct hstream *hs; /* NULL once the stream is gone */
+};
+
+struct hstream {
+    struct http *h;
+    struct http_conn *c;
+    struct lws *wsi;
+    struct hstream *prev, *next; /* h->streams */
+    enum http_stream_kind kind;
+    bool wrap;         /* {"result":...} around each response */
+    bool headers_sent; /* gateway kinds */
+    bool hub_blocked;  /* the hub got ERR_BUSY: tell it when drained */
+    bool stall_armed;  /* the lws stall timeout runs */
+    bool rx_paused;    /* WebSocket reads stopped while blocked */
+    bool doomed;       /* a response could not be encoded: end */
+    bool ending;       /* nothing more will be queued: finish when drained */
+    int close_status;  /* WebSocket close code when ending */
+    char close_reason[WS_CLOSE_REASON_MAX];
+    struct watch_stream *st;
+    /* outbound: HTTP chunks, or WebSocket messages as [be32 len][bytes] */
+    struct buf out;
+    size_t out_off;
+    size_t msg_sent; /* WebSocket: bytes of the head message sent */
+    /* keep-alive: the requests of the body not yet answered */
+    struct buf reqs;
+    size_t req_off;
+    struct ka_ticket *ticket;
+    int64_t ka_id;   /* the request being answered */
+    bool ka_looping; /* inside ka_next: ka_done must not re-enter it */
+    /* WebSocket: the message being received */
+    struct buf in;
+    char token[HTTP_TOKEN_MAX];
+};
+
+/* ------------------------------------------------------------- helpers */
+
+enum http_stream_kind http__stream_kind(const char *path)
+{
+    const char *rest;
+    if (strncmp(path, "/v3/", 4) == 0) {
+        rest = path + 4;
+    } else if (strncmp(path, "/v3beta/", 8) == 0) {
+        rest = path + 8;
+    } else if (strncmp(path, "/v3alpha/", 9) == 0) {
+        rest = path + 9;
+    } else {
+        return HTTP_STREAM_NONE;
+    }
+    if (strcmp(rest, "watch") == 0) {
+        return HTTP_STREAM_WATCH;
+    }
+    if (strcmp(rest, "lease/keepalive") == 0) {
+        return HTTP_STREAM_KEEPALIVE;
+    }
+    return HTTP_STREAM_NONE;
+}
+
+static size_t pending(const struct hstream *hs)
+{
+    ASSERT(hs->out_off <= hs->out.len);
+    return hs->out.len - hs->out_off;
+}
+
+static uint64_t out_max(const struct hstream *hs)
+{
+    return hs->h->s->limits.v[LIMIT_CONN_OUT_BYTES];
+}
+
+/* The next JSON value in p[*off..len): its bounds, or 1 when only
+ * whitespace is left. Strings are skipped with their escapes so that
+ * braces inside them do not count; an unterminated value runs to the end
+ * (its decode then fails). Iterative, one step per byte. */
+static int json_next(const char *p, size_t len, size_t *off, size_t *start,
+                     size_t *end)
+{
+    size_t i = *off;
+    int depth = 0;
+    bool in_str = false;
+    while (i < len &&
+           (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) {
+        i++;
+    }
+    if (i == len) {
+        *off = len;
+        return 1;
+    }
+    *start = i;
+    for (; i < len; i++) {
+        char ch = p[i];
+        if (in_str) {
+            if (ch == '\\') {
+                i++;
+            } else if (ch == '"') {
+                in_str = false;
+            }
+        } else if (ch == '"') {
+            in_str = true;
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            depth--;
+        } else if (depth == 0 &&
+                   (ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r')) {
+            break;
+        }
+        if (depth <= 0 && !in_str && (ch == '}' || ch == ']')) {
+            i++;
+            break;
+        }
+    }
+    *end = i < len ? i : len;
+    *off = *end;
+    return 0;
+}
+
+/* grpc-gateway v1's stream error: {"error":{grpc_code, http_code, message,
+ * http_status}}. */
+static int error_json(struct buf *out, enum grpc_code code, const char *text)
+{
+    char num[96];
+    int status = grpc_code_http_status(code);
+    int rc = buf_append(out, "{\"error\":{", 10);
+    if (code != GRPC_OK) {
+        snprintf(num, sizeof(num), "\"grpc_code\":%d,", (int)code);
+        rc = rc != 0 ? rc : buf_append(out, num, strlen(num));
+    }
+    snprintf(num, sizeof(num), "\"http_code\":%d,\"message\":", status);
+    rc = rc != 0 ? rc : buf_append(out, num, strlen(num));
+    rc = rc != 0 ? rc : http__json_quote(out, text, strlen(text));
+    rc = rc != 0 ? rc : buf_append(out, ",\"http_status\":", 15);
+    const char *st = status == 400   ? "Bad Request"
+                     : status == 429 ? "Too Many Requests"
+                     : status == 503 ? "Service Unavailable"
+                                     : "Internal Server Error";
+    rc = rc != 0 ? rc : http__json_quote(out, st, strlen(st));
+    return rc != 0 ? rc : buf_append(out, "}}", 2);
+}
+
+/* ------------------------------------------------------------ outbound */
+
+/* Queue one message: prefix + body + suffix, framed for the stream's kind
+ * (an HTTP chunk holding one line, or a WebSocket message). */
+static int enqueue(struct hstream *hs, const char *prefix, const uint8_t *body,
+                   size_t len, const char *suffix)
+{
+    size_t plen = strlen(prefix);
+    size_t slen = strlen(suffix);
+    size_t total = plen + len + slen;
+    char hdr[32];
+    int rc;
+    if (hs->out_off > 0 && hs->out_off * 2 >= hs->out.len) {
+        /* drop what was written; the rest moves to the front */
+        memmove(hs->out.data, hs->out.data + hs->out_off, pending(hs));
+        hs->out.len -= hs->out_off;
+        hs->out_off = 0;
+    }
+    if (hs->kind == HTTP_STREAM_WS) {
+        if (total > UINT32_MAX) {
+            return ERR_LIMIT;
+        }
+        rc = buf_append_be32(&hs->out, (uint32_t)total);
+    } else {
+        total++; /* the line's "\n" */
+        snprintf(hdr, sizeof(hdr), "%zx\r\n", total);
+        rc = buf_append(&hs->out, hdr, strlen(hdr));
+    }
+    rc = rc != 0 ? rc : buf_append(&hs->out, prefix, plen);
+    rc = rc != 0 ? rc : buf_append(&hs->out, body, len);
+    rc = rc != 0 ? rc : buf_append(&hs->out, suffix, slen);
+    if (rc == 0 && hs->kind != HTTP_STREAM_WS) {
+        rc = buf_append(&hs->out, "\n\r\n", 3);
+    }
+    if (rc == 0) {
+        lws_callback_on_writable(hs->wsi);
+    }
+    return rc;
+}
+
+static int enqueue_error(struct hstream *hs, enum grpc_code code,
+                         const char *text)
+{
+    struct buf j;
+    int rc;
+    buf_init(&j, 4096 + strlen(text) * 6);
+    rc = error_json(&j, code, text);
+    if (rc == 0) {
+        rc = enqueue(hs, "", j.data, j.len, "");
+    }
+    buf_free(&j);
+    return rc;
+}
+
+/* Nothing more will be queued: finish once the queue is written (the
+ * gateway's final chunk, or a WebSocket close with status). */
+static void end_stream(struct hstream *hs, int ws_status, const char *reason)
+{
+    hs->ending = true;
+    hs->close_status = ws_status;
+    snprintf(hs->close_reason, sizeof(hs->close_reason), "%s", reason);
+    if (hs->st != NULL) {
+        watch_stream_close(hs->st);
+        hs->st = NULL;
+    }
+    lws_callback_on_writable(hs->wsi);
+}
+
+/* ------------------------------------------------------------- encoding */
+
+static void kv_to_pb(const struct kv_kv *kv, Mvccpb__KeyValue *out)
+{
+    mvccpb__key_value__init(out);
+    out->key.data = (uint8_t *)kv->key;
+    out->key.len = kv->key_len;
+    out->value.data = (uint8_t *)kv->value;
+    out->value.len = kv->value_len;
+    out->create_revision = kv->create_revision;
+    out->mod_revision = kv->mod_revision;
+    out->version = kv->version;
+    out->lease = kv->lease;
+}
+
+/* One hub response -> WatchResponse JSON (the same fields api_watch.c
+ * puts on the gRPC stream). */
+static int encode_resp(struct hstream *hs, const struct watch_resp *r,
+                       struct buf *out)
+{
+    struct server *s = hs->h->s;
+    Etcdserverpb__WatchResponse resp = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct node_status ns;
+    size_t n = r->events_count;
+    Mvccpb__Event *ev = NULL;
+    Mvccpb__Event **evp = NULL;
+    Mvccpb__KeyValue *kvs = NULL;
+    int rc;
+    if (n > 0) {
+        ev = mem_alloc(n * sizeof(*ev));
+        evp = mem_alloc(n * sizeof(*evp));
+        kvs = mem_alloc(2 * n * sizeof(*kvs));
+        if (ev == NULL || evp == NULL || kvs == NULL) {
+            mem_free(ev);
+            mem_free(evp);
+            mem_free(kvs);
+            return -ENOMEM;
+        }
+    }
+    node_status(s->node, &ns);
+    h.cluster_id = s->cluster_id;
+    h.member_id = s->member_id;
+    h.revision = r->revision;
+    h.raft_term = ns.term;
+    resp.header = &h;
+    resp.watch_id = r->watch_id;
+    resp.created = r->created;
+    resp.canceled = r->canceled;
+    resp.compact_revision = r->compact_revision;
+    resp.cancel_reason =
+        (char *)(r->cancel_reason != NULL ? r->cancel_reason : "");
+    resp.fragment = r->fragment;
+    for (size_t i = 0; i < n; i++) {
+        const struct kv_event *e = &r->events[i];
+        mvccpb__event__init(&ev[i]);
+        ev[i].type = e->type == KV_EVENT_DELETE
+                         ? MVCCPB__EVENT__EVENT_TYPE__DELETE
+                         : MVCCPB__EVENT__EVENT_TYPE__PUT;
+        kv_to_pb(&e->kv, &kvs[2 * i]);
+        ev[i].kv = &kvs[2 * i];
+        if (e->has_prev) {
+            kv_to_pb(&e->prev, &kvs[2 * i + 1]);
+            ev[i].prev_kv = &kvs[2 * i + 1];
+        }
+        evp[i] = &ev[i];
+    }
+    resp.n_events = n;
+    resp.events = n > 0 ? evp : NULL;
+    rc = http_pbjson_write(&resp.base, out);
+    mem_free(ev);
+    mem_free(evp);
+    mem_free(kvs);
+    return rc;
+}
+
+/* Stop the hub on this stream until the queue drains; a client that
+ * never reads again is cut after HTTP_STREAM_STALL_S. */
+static void block(struct hstream *hs)
+{
+    hs->hub_blocked = true;
+    if (hs->kind == HTTP_STREAM_WS && !hs->rx_paused) {
+        hs->rx_paused = true;
+        lws_rx_flow_control(hs->wsi, 0);
+    }
+    if (!hs->stall_armed) {
+        hs->stall_armed = true;
+        lws_set_timeout(hs->wsi, PENDING_TIMEOUT_USER_OK, HTTP_STREAM_STALL_S);
+    }
+}
+
+/* The hub's send callback (runs inside watch_hub_run; must not call back
+ * into the hub). */
+static int send_resp(void *ctx, const struct watch_resp *r)
+{
+    struct hstream *hs = ctx;
+    struct buf j;
+    int rc;
+    if (hs->doomed || hs->ending) {
+        return ERR_BUSY;
+    }
+    if (pending(hs) >= out_max(hs)) {
+        block(hs);
+        return ERR_BUSY;
+    }
+    /* one response is bounded by the hub's fragment size per event set;
+     * the cap only stops a runaway */
+    buf_init(&j, (size_t)out_max(hs) * 4 + (64u << 20));
+    rc = encode_resp(hs, r, &j);
+    if (rc == 0) {
+        rc = enqueue(hs, hs->wrap ? "{\"result\":" : "", j.data, j.len,
+                     hs->wrap ? "}" : "");
+    }
+    buf_free(&j);
+    if (rc == -ENOMEM) {
+        block(hs); /* retried when the queue drains */
+        lws_callback_on_writable(hs->wsi);
+        return ERR_BUSY;
+    }
+    if (rc != 0) {
+        /* too large to send (or worse): end the stream from the writable
+         * callback, outside the hub's pass */
+        hs->doomed = true;
+        lws_callback_on_writable(hs->wsi);
+        return ERR_BUSY;
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------------- requests */
+
+static int decode_watch_req(struct hstream *hs, const char *json, size_t len,
+                            Etcdserverpb__WatchRequest **out, char *msg,
+                            size_t msg_len)
+{
+    struct buf pb;
+    int rc;
+    buf_init(&pb, (size_t)hs->h->s->limits.v[LIMIT_REQUEST_BYTES] + 65536);
+    rc = http_pbjson_decode(&etcdserverpb__watch_request__descriptor, json, len,
+                            &pb, msg, msg_len);
+    if (rc == 0) {
+        *out = etcdserverpb__watch_request__unpack(http__pb_allocator(), pb.len,
+                                                   pb.data);
+        if (*out == NULL) {
+            snprintf(msg, msg_len, "cairn: request does not decode");
+            rc = ERR_BAD_REQUEST;
+        }
+    } else if (rc == ERR_LIMIT) {
+        snprintf(msg, msg_len, "cairn: request too large or too deep");
+        rc = ERR_BAD_REQUEST;
+    }
+    buf_free(&pb);
+    return rc;
+}
+
+static int watch_create(struct hstream *hs,
+                        const Etcdserverpb__WatchCreateRequest *r)
+{
+    struct server *s = hs->h->s;
+    struct watch_create wc;
+    memset(&wc, 0, sizeof(wc));
+    wc.key = r->key.data;
+    wc.key_len = r->key.len;
+    wc.range_end = r->range_end.data;
+    wc.range_end_len = r->range_end.len;
+    wc.start_revision = r->start_revision;
+    wc.watch_id = r->watch_id;
+    wc.prev_kv = r->prev_kv;
+    wc.progress_notify = r->progress_notify;
+    wc.fragment = r->fragment;
+    for (size_t i = 0; i < r->n_filters; i++) {
+        if (r->filters[i] ==
+            ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT) {
+            wc.no_put = true;
+        } else if (r->filters[i] ==
+                   ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE) {
+            wc.no_delete = true;
+        }
+    }
+    if (s->auth != NULL &&
+        api_auth_range_check(s, hs->token[0] != '\0' ? hs->token : NULL, wc.key,
+                             wc.key_len, wc.range_end, wc.range_end_len) != 0) {
+        wc.denied = true; /* a canceled create, as etcd answers it */
+    }
+    return watch_stream_create(hs->st, &wc);
+}
+
+/* Hand one request to the hub. ERR_BUSY: the client sends faster than it
+ * reads (the hub's control queue is full). */
+static int watch_apply(struct hstream *hs, const Etcdserverpb__WatchRequest *r)
+{
+    int rc = 0;
+    ASSERT(hs->st != NULL);
+    switch (r->request_union_case) {
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST:
+        rc = watch_create(hs, r->create_request);
+        break;
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CANCEL_REQUEST:
+        rc = watch_stream_cancel(hs->st, r->cancel_request->watch_id);
+        break;
+    case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST:
+        watch_stream_progress(hs->st);
+        break;
+    default:
+        break; /* etcd ignores unknown request types */
+    }
+    return rc;
+}
+
+/* One JSON WatchRequest from a body or a WebSocket message. Returns 0,
+ * ERR_BAD_REQUEST (msg says why) or ERR_BUSY. */
+static int watch_message(struct hstream *hs, const char *json, size_t len,
+                         char *msg, size_t msg_len)
+{
+    Etcdserverpb__WatchRequest *r = NULL;
+    int rc = decode_watch_req(hs, json, len, &r, msg, msg_len);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = watch_apply(hs, r);
+    etcdserverpb__watch_request__free_unpacked(r, http__pb_allocator());
+    return rc;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static struct hstream *stream_new(struct http_conn *c, struct lws *wsi,
+                                  enum http_stream_kind kind)
+{
+    struct http *h = c->h;
+    struct hstream *hs = mem_calloc(1, sizeof(*hs));
+    if (hs == NULL) {
+        return NULL;
+    }
+    if (h->tx == NULL) {
+        size_t n = HTTP_WRITE_CHUNK_BYTES > HTTP_WS_FRAME_BYTES
+                       ? HTTP_WRITE_CHUNK_BYTES
+                       : HTTP_WS_FRAME_BYTES;
+        h->tx = mem_alloc(LWS_PRE + n);
+        if (h->tx == NULL) {
+            mem_free(hs);
+            return NULL;
+        }
+    }
+    hs->h = h;
+    hs->c = c;
+    hs->wsi = wsi;
+    hs->kind = kind;
+    /* one message may pass the bound once (it is accepted whole) */
+    buf_init(&hs->out, 0);
+    buf_init(&hs->reqs, (size_t)h->s->limits.v[LIMIT_REQUEST_BYTES] + 1);
+    buf_init(&hs->in, (size_t)h->s->limits.v[LIMIT_REQUEST_BYTES] + 1);
+    hs->next = h->streams;
+    if (h->streams != NULL) {
+        h->streams->prev = hs;
+    }
+    h->streams = hs;
+    h->st.streams_total++;
+    c->hs = hs;
+    c->wait = HTTP_WAIT_STREAM;
+    /* our own stall check bounds the wait, not lws's request timeouts */
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    return hs;
+}
+
+/* Leave the hub; a renewal in flight keeps only its ticket. */
+static void stream_detach(struct hstream *hs)
+{
+    if (hs->st != NULL) {
+        watch_stream_close(hs->st);
+        hs->st = NULL;
+    }
+    if (hs->ticket != NULL) {
+        hs->ticket->hs = NULL;
+        hs->ticket = NULL;
+    }
+}
+
+void http__stream_free(struct http_conn *c)
+{
+    struct hstream *hs = c->hs;
+    if (hs == NULL) {
+        return;
+    }
+    struct http *h = hs->h;
+    stream_detach(hs);
+    if (hs->stall_armed) {
+        h->st.streams_stalled++; /* closed while the client did not read */
+    }
+    if (hs->prev != NULL) {
+        hs->prev->next = hs->next;
+    } else {
+        h->streams = hs->next;
+    }
+    if (hs->next != NULL) {
+        hs->next->prev = hs->prev;
+    }
+    buf_free(&hs->out);
+    buf_free(&hs->reqs);
+    buf_free(&hs->in);
+    mem_free(hs);
+    c->hs = NULL;
+}
+
+void http__streams_stop(struct http *h)
+{
+    for (struct hstream *hs = h->streams; hs != NULL; hs = hs->next) {
+        stream_detach(hs);
+        hs->ending = true;
+    }
+}
+
+static int open_hub_stream(struct hstream *hs)
+{
+    struct watch_hub *hub = api_watch__hub(hs->h->s);
+    if (hub == NULL) {
+        return ERR_STOPPED;
+    }
+    return watch_stream_open(hub, send_resp, hs, &hs->st);
+}
+
+/* ----------------------------------------------------- gateway: watch */
+
+static int gw_watch_start(struct http_conn *c)
+{
+    const char *body = (const char *)c->body.data;
+    size_t len = c->body.len;
+    size_t off = 0;
+    size_t a;
+    size_t b;
+    char msg[256];
+    struct hstream *hs;
+    Etcdserverpb__WatchRequest *first = NULL;
+    int rc;
+    bool more = json_next(body != NULL ? body : "", len, &off, &a, &b) == 0;
+    hs = stream_new(c, c->wsi, HTTP_STREAM_WATCH);
+    if (hs == NULL) {
+        return -ENOMEM;
+    }
+    hs->wrap = true;
+    memcpy(hs->token, c->token, sizeof(hs->token));
+    if (more) {
+        rc = decode_watch_req(hs, body + a, b - a, &first, msg, sizeof(msg));
+        if (rc != 0) {
+            /* etcd: the first message decides the status: 500, Unknown */
+            http__stream_free(c);
+            c->h->st.bad_json++;
+            return http__respond_error(c, 0, GRPC_UNKNOWN, msg);
+        }
+    }
+    rc = open_hub_stream(hs);
+    if (rc != 0) {
+        etcdserverpb__watch_request__free_unpacked(first, http__pb_allocator());
+        http__stream_free(c);
+        return http__respond_error(c, rc, GRPC_OK, NULL);
+    }
+    if (first != NULL) {
+        rc = watch_apply(hs, first);
+        etcdserverpb__watch_request__free_unpacked(first, http__pb_allocator());
+    }
+    while (rc == 0 && json_next(body, len, &off, &a, &b) == 0) {
+        rc = watch_message(hs, body + a, b - a, msg, sizeof(msg));
+        if (rc == ERR_BAD_REQUEST) {
+            rc = 0; /* etcd's gateway stops reading the body here */
+            break;
+        }
+    }
+    if (rc == ERR_BUSY) {
+        enqueue_error(hs, GRPC_RESOURCE_EXHAUSTED,
+                      "cairn: too many watch requests in one body");
+        end_stream(hs, 0, "");
+    }
+    buf_free(&c->body);
+    api_watch__kick(hs->h->s);
+    return 0;
+}
+
+/* ------------------------------------------------- gateway: keep-alive */
+
+static void ka_next(struct hstream *hs);
+
+static int decode_ka(struct hstream *hs, const char *json, size_t len,
+                     int64_t *id, char *msg, size_t msg_len)
+{
+    Etcdserverpb__LeaseKeepAliveRequest *r;
+    struct buf pb;
+    int rc;
+    buf_init(&pb, 65536);
+    rc = http_pbjson_decode(&etcdserverpb__lease_keep_alive_request__descriptor,
+                            json, len, &pb, msg, msg_len);
+    if (rc == 0) {
+        r = etcdserverpb__lease_keep_alive_request__unpack(http__pb_allocator(),
+                                                           pb.len, pb.data);
+        if (r == NULL) {
+            snprintf(msg, msg_len, "cairn: request does not decode");
+            rc = ERR_BAD_REQUEST;
+        } else {
+            *id = r->id;
+            etcdserverpb__lease_keep_alive_request__free_unpacked(
+                r, http__pb_allocator());
+        }
+    } else if (rc == ERR_LIMIT) {
+        snprintf(msg, msg_len, "cairn: request too large or too deep");
+        rc = ERR_BAD_REQUEST;
+    }
+    buf_free(&pb);
+    (void)hs;
+    return rc;
+}
+
+/* A renewal answered (maybe inside api_lease_renew, from ka_next). */
+static void ka_done(void *ctx, int err, int64_t ttl)
+{
+    struct ka_ticket *t = ctx;
+    struct hstream *hs = t->hs;
+    Etcdserverpb__LeaseKeepAliveResponse resp =
+        ETCDSERVERPB__LEASE_KEEP_ALIVE_RESPONSE__INIT;
+    Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+    struct node_status ns;
+    struct server *s;
+    struct buf j;
+    int rc;
+    mem_free(t);
+    if (hs == NULL) {
+        return; /* the client went away meanwhile */
+    }
+    hs->ticket = NULL;
+    s = hs->h->s;
+    if (err != 0 || s->node == NULL) {
+        err = err != 0 ? err : ERR_STOPPED;
+        enqueue_error(hs, grpc_code_from_err(err), err_str(err));
+        end_stream(hs, 0, "");
+        return;
+    }
+    node_status(s->node, &ns);
+    h.cluster_id = s->cluster_id;
+    h.member_id = s->member_id;
+    h.revision = kv_rev(node_kv(s->node));
+    h.raft_term = ns.term;
+    resp.header = &h;
+    resp.id = hs->ka_id;
+    resp.ttl = ttl;
+    buf_init(&j, 65536);
+    rc = http_pbjson_write(&resp.base, &j);
+    rc = rc != 0 ? rc : enqueue(hs, "{\"result\":", j.data, j.len, "}");
+    buf_free(&j);
+    if (rc != 0) {
+        end_stream(hs, 0, "");
+        return;
+    }
+    if (!hs->ka_looping) {
+        ka_next(hs);
+    }
+}
+
+/* Answer the body's requests one at a time, in order, while the queue
+ * has room; the stream ends after the last (or at one that does not
+ * decode: etcd's gateway stops reading there). Each pass consumes at
+ * least one byte of the bounded body. */
+static void ka_next(struct hstream *hs)
+{
+    const char *body = (const char *)hs->reqs.data;
+    char msg[256];
+    size_t a;
+    size_t b;
+    int64_t id = 0;
+    int rc;
+    hs->ka_looping = true;
+    while (hs->ticket == NULL && !hs->ending && pending(hs) < out_max(hs)) {
+        if (body == NULL ||
+            json_next(body, hs->reqs.len, &hs->req_off, &a, &b) != 0 ||
+            decode_ka(hs, body + a, b - a, &id, msg, sizeof(msg)) != 0) {
+            end_stream(hs, 0, "");
+            break;
+        }
+        struct ka_ticket *t = mem_calloc(1, sizeof(*t));
+        if (t == NULL) {
+            rc = -ENOMEM;
+        } else {
+            t->hs = hs;
+            hs->ticket = t;
+            hs->ka_id = id;
+            rc = api_lease_renew(hs->h->s, id, ka_done, t);
+        }
+        if (rc != 0) {
+            if (t != NULL) {
+                hs->ticket = NULL;
+                mem_free(t);
+            }
+            enqueue_error(hs, grpc_code_from_err(rc), err_str(rc));
+            end_stream(hs, 0, "");
+        }
+    }
+    hs->ka_looping = false;
+}
+
+static int gw_keepalive_start(struct http_conn *c)
+{
+    const char *body = (const char *)c->body.data;
+    size_t off = 0;
+    size_t a;
+    size_t b;
+    int64_t id;
+    char msg[256];
+    struct hstream *hs = stream_new(c, c->wsi, HTTP_STREAM_KEEPALIVE);
+    if (hs == NULL) {
+        return -ENOMEM;
+    }
+    hs->wrap = true;
+    if (body != NULL && json_next(body, c->body.len, &off, &a, &b) == 0 &&
+        decode_ka(hs, body + a, b - a, &id, msg, sizeof(msg)) != 0) {
+        /* etcd: the first message decides the status: 500, Unknown */
+        http__stream_free(c);
+        c->h->st.bad_json++;
+        return http__respond_error(c, 0, GRPC_UNKNOWN, msg);
+    }
+    /* the body becomes the stream's list of requests */
+    hs->reqs = c->body;
+    buf_init(&c->body, 0);
+    ka_next(hs);
+    return 0;
+}
+
+/* ------------------------------------------------------------ writing */
+
+static int write_stream_headers(struct hstream *hs)
+{
+    unsigned char hb[LWS_PRE + 1024];
+    unsigned char *start = hb + LWS_PRE;
+    unsigned char *p = start;
+    unsigned char *end = hb + sizeof(hb);
+    static const struct {
+        const char *name;
+        const char *value;
+    } hdrs[] = {
+        {"access-control-allow-headers:",
+         "accept, content-type, authorization"},
+        {"access-control-allow-methods:", "POST, GET, OPTIONS, PUT, DELETE"},
+        {"access-control-allow-origin:", "*"},
+        {"content-type:", "application/json"},
+        {"grpc-metadata-content-type:", "application/grpc"},
+        {"transfer-encoding:", "chunked"},
+    };
+    if (lws_add_http_header_status(hs->wsi, 200, &p, end) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+        if (lws_add_http_header_by_name(
+                hs->wsi, (const unsigned char *)hdrs[i].name,
+                (const unsigned char *)hdrs[i].value,
+                (int)strlen(hdrs[i].value), &p, end) != 0) {
+            return -1;
+        }
+    }
+    return lws_finalize_write_http_header(hs->wsi, start, &p, end);
+}
+
+/* Some bytes went out: the client reads. Re-arm or clear the stall check
+ * and let the hub send again once the queue is below half its bound. */
+static void progressed(struct hstream *hs)
+{
+    if (hs->hub_blocked && pending(hs) < out_max(hs) / 2) {
+        hs->hub_blocked = false;
+        if (hs->rx_paused) {
+            hs->rx_paused = false;
+            lws_rx_flow_control(hs->wsi, 1);
+        }
+        if (hs->st != NULL) {
+            watch_stream_writable(hs->st);
+            api_watch__kick(hs->h->s);
+        }
+    }
+    if (hs->hub_blocked) {
+        lws_set_timeout(hs->wsi, PENDING_TIMEOUT_USER_OK, HTTP_STREAM_STALL_S);
+    } else if (hs->stall_armed) {
+        hs->stall_armed = false;
+        lws_set_timeout(hs->wsi, NO_PENDING_TIMEOUT, 0);
+    }
+}
+
+/* A response could not be encoded: the stream ends with an error. */
+static void handle_doomed(struct hstream *hs)
+{
+    hs->doomed = false;
+    enqueue_error(hs, GRPC_INTERNAL, "cairn: watch response too large to send");
+    end_stream(hs, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+               "cairn: watch response too large to send");
+}
+
+static int gw_writable(struct hstream *hs)
+{
+    struct http_conn *c = hs->c;
+    size_t n;
+    if (hs->doomed) {
+        handle_doomed(hs);
+    }
+    if (!hs->headers_sent) {
+        if (pending(hs) == 0 && !hs->ending) {
+            return 0; /* etcd's gateway sends nothing before a message */
+        }
+        if (write_stream_headers(hs) != 0) {
+            return -1;
+        }
+        hs->headers_sent = true;
+        lws_callback_on_writable(hs->wsi);
+        return 0;
+    }
+    n = pending(hs);
+    if (n > 0) {
+        if (n > HTTP_WRITE_CHUNK_BYTES) {
+            n = HTTP_WRITE_CHUNK_BYTES;
+        }
+        memcpy(hs->h->tx + LWS_PRE, hs->out.data + hs->out_off, n);
+        if (lws_write(hs->wsi, hs->h->tx + LWS_PRE, n, LWS_WRITE_HTTP) < 0) {
+            return -1;
+        }
+        hs->out_off += n;
+        progressed(hs);
+        if (hs->kind == HTTP_STREAM_KEEPALIVE && hs->ticket == NULL &&
+            !hs->ending) {
+            ka_next(hs);
+        }
+        if (pending(hs) > 0 || hs->ending) {
+            lws_callback_on_writable(hs->wsi);
+        }
+        return 0;
+    }
+    if (!hs->ending || hs->ticket != NULL) {
+        return 0;
+    }
+    /* the last chunk, then the connection serves the next request */
+    memcpy(hs->h->tx + LWS_PRE, "0\r\n\r\n", 5);
+    if (lws_write(hs->wsi, hs->h->tx + LWS_PRE, 5, LWS_WRITE_HTTP_FINAL) < 0) {
+        return -1;
+    }
+    c->h->st.responses_2xx++;
+    http__stream_free(c);
+    c->wait = HTTP_WAIT_NONE;
+    if (c->h->stopped || c->h->s->stopping) {
+        return -1;
+    }
+    return lws_http_transaction_completed(c->wsi) ? -1 : 0;
+}
+
+static int ws_writable(struct hstream *hs)
+{
+    size_t n;
+    uint32_t len;
+    int flags;
+    if (hs->doomed) {
+        handle_doomed(hs);
+    }
+    if (pending(hs) == 0) {
+        if (!hs->ending) {
+            return 0;
+        }
+        lws_close_reason(hs->wsi,
+                         (enum lws_close_status)(hs->close_status != 0
+                                                     ? hs->close_status
+                                                     : LWS_CLOSE_STATUS_NORMAL),
+                         (unsigned char *)hs->close_reason,
+                         strlen(hs->close_reason));
+        return -1;
+    }
+    ASSERT(pending(hs) >= 4);
+    len = be32_get(hs->out.data + hs->out_off);
+    ASSERT(pending(hs) >= 4 + (size_t)len);
+    ASSERT(hs->msg_sent < len);
+    n = len - hs->msg_sent;
+    if (n > HTTP_WS_FRAME_BYTES) {
+        n = HTTP_WS_FRAME_BYTES;
+    }
+    flags = hs->msg_sent == 0 ? LWS_WRITE_TEXT : LWS_WRITE_CONTINUATION;
+    if (hs->msg_sent + n < len) {
+        flags |= LWS_WRITE_NO_FIN;
+    }
+    memcpy(hs->h->tx + LWS_PRE, hs->out.data + hs->out_off + 4 + hs->msg_sent,
+           n);
+    if (lws_write(hs->wsi, hs->h->tx + LWS_PRE, n,
+                  (enum lws_write_protocol)flags) < (int)n) {
+        return -1;
+    }
+    hs->msg_sent += n;
+    if (hs->msg_sent == len) {
+        hs->out_off += 4 + (size_t)len;
+        hs->msg_sent = 0;
+    }
+    progressed(hs);
+    if (pending(hs) > 0 || hs->ending) {
+        lws_callback_on_writable(hs->wsi);
+    }
+    return 0;
+}
+
+int http__stream_writable(struct http_conn *c)
+{
+    struct hstream *hs = c->hs;
+    if (hs == NULL) {
+        return 0;
+    }
+    return hs->kind == HTTP_STREAM_WS ? ws_writable(hs) : gw_writable(hs);
+}
+
+int http__stream_start(struct http_conn *c)
+{
+    ASSERT(c->skind == HTTP_STREAM_WATCH || c->skind == HTTP_STREAM_KEEPALIVE);
+    ASSERT(c->hs == NULL);
+    if (c->skind == HTTP_STREAM_WATCH) {
+        return gw_watch_start(c);
+    }
+    return gw_keepalive_start(c);
+}
+
+/* ------------------------------------------------------------ WebSocket */
+
+static int ws_path_wraps(struct lws *wsi, bool *wrap)
+{
+    char uri[128];
+    char *q;
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0) {
+        return -1;
+    }
+    q = strchr(uri, '?');
+    if (q != NULL) {
+        *q = '\0';
+    }
+    if (strcmp(uri, "/ws/watch") == 0) {
+        *wrap = false;
+        return 0;
+    }
+    if (http__stream_kind(uri) == HTTP_STREAM_WATCH) {
+        *wrap = true; /* etcd's gateway over its WebSocket proxy */
+        return 0;
+    }
+    return -1;
+}
+
+int http__ws_confirm(struct lws *wsi)
+{
+    bool wrap;
+    return ws_path_wraps(wsi, &wrap);
+}
+
+int http__ws_established(struct http *h, struct http_conn *c, struct lws *wsi)
+{
+    struct hstream *hs;
+    bool wrap = false;
+    if (ws_path_wraps(wsi, &wrap) != 0) {
+        return -1;
+    }
+    memset(c, 0, sizeof(*c));
+    c->h = h;
+    c->wsi = wsi;
+    if (lws_hdr_copy(wsi, c->token, sizeof(c->token),
+                     WSI_TOKEN_HTTP_AUTHORIZATION) < 0) {
+        c->token[0] = '\0';
+    }
+    hs = stream_new(c, wsi, HTTP_STREAM_WS);
+    if (hs == NULL) {
+        return -1;
+    }
+    hs->wrap = wrap;
+    memcpy(hs->token, c->token, sizeof(hs->token));
+    if (open_hub_stream(hs) != 0) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY,
+                         (unsigned char *)"etcdserver: server stopped", 26);
+        return -1;
+    }
+    return 0;
+}
+
+/* One whole message from the client. */
+static void ws_message(struct hstream *hs)
+{
+    char msg[256];
+    int rc = watch_message(hs, (const char *)hs->in.data, hs->in.len, msg,
+                           sizeof(msg));
+    buf_reset(&hs->in);
+    if (rc == ERR_BAD_REQUEST) {
+        hs->h->st.ws_bad_messages++;
+        enqueue_error(hs, GRPC_INVALID_ARGUMENT, msg);
+    } else if (rc == ERR_BUSY) {
+        enqueue_error(hs, GRPC_RESOURCE_EXHAUSTED,
+                      "cairn: watch requests sent faster than replies "
+                      "are read");
+        end_stream(hs, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                   "cairn: too many requests without reading");
+    }
+    api_watch__kick(hs->h->s);
+}
+
+int http__ws_receive(struct http_conn *c, const void *in, size_t len)
+{
+    struct hstream *hs = c->hs;
+    uint64_t max;
+    if (hs == NULL || hs->ending || hs->st == NULL) {
+        return 0; /* closing: what arrives now is dropped */
+    }
+    max = hs->h->s->limits.v[LIMIT_REQUEST_BYTES];
+    if (hs->in.len + len > max ||
+        hs->in.len + len + lws_remaining_packet_payload(hs->wsi) > max) {
+        char reason[WS_CLOSE_REASON_MAX];
+        hs->h->st.ws_bad_messages++;
+        snprintf(reason, sizeof(reason),
+                 "cairn: message larger than %llu bytes (max-request-bytes)",
+                 (unsigned long long)max);
+        lws_close_reason(hs->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                         (unsigned char *)reason, strlen(reason));
+        return -1;
+    }
+    if (buf_append(&hs->in, in, len) != 0) {
+        return -1;
+    }
+    if (lws_is_final_fragment(hs->wsi) &&
+        lws_remaining_packet_payload(hs->wsi) == 0) {
+        ws_message(hs);
+    }
+    return 0;
+}
