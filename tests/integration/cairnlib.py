@@ -596,7 +596,7 @@ class Cluster:
     def leader_of(self, m):
         try:
             st = self.client(m).status(timeout=0.5)
-            return st.leader, st.raft_term
+            return st.leader, st.raftTerm
         except grpc.RpcError:
             self.drop_client(m)
             return None, None
@@ -634,6 +634,45 @@ class Cluster:
                     self.drop_client(m)
             time.sleep(0.1)
         return False, now() - t0, detail
+
+    def time_to_new_leader(self, old, survivors, t0, timeout=10):
+        """Seconds from t0 until every survivor names the same leader,
+        one other than old (a member id); None on timeout."""
+        deadline = t0 + timeout * T
+        while now() < deadline:
+            seen = set()
+            for m in survivors:
+                lid, _ = self.leader_of(m)
+                seen.add(lid)
+            if len(seen) == 1:
+                lid = seen.pop()
+                if lid and lid != old:
+                    return now() - t0
+            time.sleep(0.01)
+        return None
+
+    def revision(self, m, timeout=1):
+        """m's local (serializable) revision, or None."""
+        try:
+            _, r = self.client(m).get("rev-probe", serializable=True,
+                                      timeout=timeout)
+            return r.header.revision
+        except grpc.RpcError:
+            self.drop_client(m)
+            return None
+
+    def catch_up(self, m, others, t0, timeout=30):
+        """Seconds from t0 until m's revision reaches the highest revision
+        the others had when this call began; None on timeout."""
+        target = max([r for r in (self.revision(o) for o in others)
+                      if r is not None] or [0])
+        deadline = now() + timeout * T
+        while now() < deadline:
+            r = self.revision(m, timeout=0.5)
+            if r is not None and r >= target:
+                return now() - t0
+            time.sleep(0.02)
+        return None
 
     # ------------------------------------------------ membership helpers
 
@@ -702,6 +741,7 @@ class Workload:
         self.seq = 0
         self.acked_writes = 0
         self.t_start = None
+        self.final_read_errors = []
 
     def _uniq(self):
         with self.lock:
@@ -822,14 +862,16 @@ class Workload:
             cl = self.c.client(m)
             for k in self.keys:
                 t0 = now()
-                for attempt in range(20):
+                for attempt in range(5):
                     try:
                         v = cl.get(k, timeout=3)[0]
                         self.ops.append(lincheck.Op(lincheck.GET, k, t0,
                                                     complete=now(),
                                                     result=v, proc=-1))
                         break
-                    except grpc.RpcError:
+                    except grpc.RpcError as e:
+                        self.final_read_errors.append("%s %s: %s" % (
+                            m.name, k, grpc_err(e)))
                         self.c.drop_client(m)
                         cl = self.c.client(m)
                         time.sleep(0.2)
@@ -845,13 +887,14 @@ class Workload:
         maybe = {k: v for k, v, a in self.ledger}
         for m in ms:
             got = None
-            for _ in range(20):
+            for attempt in range(4):
                 try:
                     got, _ = self.c.client(m).prefix(self.ledger_prefix,
                                                     timeout=10)
                     break
                 except grpc.RpcError as e:
-                    detail.append("%s: %s" % (m.name, grpc_err(e)))
+                    detail.append("%s: ledger read attempt %d: %s" % (
+                        m.name, attempt, grpc_err(e)))
                     self.c.drop_client(m)
                     time.sleep(0.3)
             if got is None:
@@ -890,6 +933,9 @@ def final_checks(tap, c, w, ms=None, heal_timeout=10, label=""):
            " (%.2f s; %s)" % (pre, len(ms), heal_timeout, secs, detail),
            detail)
     w.final_reads(ms)
+    if w.final_read_errors:
+        tap.note("final reads failed %d times: %s" % (
+            len(w.final_read_errors), "; ".join(w.final_read_errors[:5])))
     lost, phantom, detail = w.check_ledger(ms)
     tap.ok(lost == 0 and phantom == 0,
            "%sno acknowledged write lost (%d acked ledger puts on %d "
@@ -957,6 +1003,15 @@ def etcdctl(eps, *args, timeout=20):
                                                      ETCDCTL_API="3"))
     return p.returncode, p.stdout.decode(errors="replace"), \
         p.stderr.decode(errors="replace")
+
+
+def pct(xs, p):
+    """The p-th percentile (nearest rank) of xs."""
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = max(0, min(len(xs) - 1, int(round(p / 100.0 * len(xs) + 0.5)) - 1))
+    return xs[k]
 
 
 def report(name, data):
