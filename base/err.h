@@ -94,7 +94,10 @@
     X(LEADER_KEY_MISSING, "\"leader\" field must be provided")                 \
     X(SESSION_EXPIRED, "mutex: session is expired")                            \
     X(RECIPE_LEASE_NOT_FOUND, "etcdserver: requested lease not found")         \
-    X(RECIPE_KEY_NOT_PROVIDED, "etcdserver: key is not provided")
+    X(RECIPE_KEY_NOT_PROVIDED, "etcdserver: key is not provided")              \
+    X(RECIPE_PERMISSION_DENIED, "etcdserver: permission denied")               \
+    X(RECIPE_USER_EMPTY, "etcdserver: user name is empty")                     \
+    X(RECIPE_INVALID_AUTH_TOKEN, "etcdserver: invalid auth token")
 
 #define ERR_BASE 10000
 

@@ -170,6 +170,12 @@ static int inner_err(int err)
         return ERR_RECIPE_LEASE_NOT_FOUND;
     case ERR_KEY_NOT_PROVIDED:
         return ERR_RECIPE_KEY_NOT_PROVIDED;
+    case ERR_PERMISSION_DENIED:
+        return ERR_RECIPE_PERMISSION_DENIED;
+    case ERR_USER_EMPTY:
+        return ERR_RECIPE_USER_EMPTY;
+    case ERR_INVALID_AUTH_TOKEN:
+        return ERR_RECIPE_INVALID_AUTH_TOKEN;
     default:
         return err;
     }
@@ -185,7 +191,7 @@ static int inner_auth(struct server *s, const char *token, const char *path,
     tmp.m = api_find(path);
     tmp.token = token;
     ASSERT(tmp.m != NULL);
-    return api_auth_check(&tmp, msg);
+    return inner_err(api_auth_check(&tmp, msg));
 }
 
 static const char *rtoken(const struct rcall *r)
