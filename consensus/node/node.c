@@ -44,6 +44,7 @@
 #define MEMBER_RECORD_BYTES (NODE_NAME_MAX + 2 * NODE_URLS_MAX + 16)
 
 static void process(struct node *n);
+static void serve_reads(struct node *n);
 static void fail_node(struct node *n, int err, const char *what);
 
 void node_config_default(struct node_config *cfg)
@@ -477,8 +478,13 @@ static void process(struct node *n)
     if (n->failed != 0 || n->closing) {
         return;
     }
-    reads_kick(n);
-    for (int guard = 0; guard < 64 && raft_has_ready(&n->raft); guard++) {
+    for (int guard = 0; guard < 64; guard++) {
+        /* A finished read round lets the next one start at once: reads
+         * that arrived while a round was out must not wait for a tick. */
+        reads_kick(n);
+        if (!raft_has_ready(&n->raft)) {
+            break;
+        }
         struct raft_ready rd;
         int rc = raft_ready(&n->raft, &rd);
         if (rc == 0) {
@@ -490,6 +496,9 @@ static void process(struct node *n)
             return;
         }
     }
+    /* Read points at or below the applied index are served now (a read
+     * with no write before it waits for nothing). */
+    serve_reads(n);
     n->dirty = false;
 }
 
