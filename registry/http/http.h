@@ -3,14 +3,19 @@
  *
  * Does:     serves every client-port connection that is not gRPC: etcd's
  *           JSON gateway (POST /v3/<service>/<method>, /v3beta/ alias),
- *           /health, /livez, /readyz, /version and /metrics; and converts
- *           between JSON (grpc-gateway v1's mapping, as etcd 3.4/3.5 serve
- *           it) and protobuf for any message type protobuf-c describes.
+ *           /health, /livez, /readyz, /version and /metrics; the gateway's
+ *           streams (POST /v3/watch, /v3/lease/keepalive: chunked
+ *           {"result":...} lines) and WebSocket watch streams (/v3/watch,
+ *           wrapped as etcd's gateway; /ws/watch, bare WatchResponse
+ *           objects); and converts between JSON (grpc-gateway v1's
+ *           mapping, as etcd 3.4/3.5 serve it) and protobuf for any message
+ *           type protobuf-c describes.
  * Owns:     one libwebsockets context on the server's libuv loop (foreign
  *           loop, no listening socket: it only adopts the sockets the
  *           client-port sniffer hands over), created on the first adopt and
  *           destroyed by http_stop(); every adopted connection and its
- *           request state. s->http points at it while it exists.
+ *           request or stream state (a stream's hub stream and its
+ *           outbound queue). s->http points at it while it exists.
  * Threads:  the loop thread only (lws runs its callbacks there).
  * Borrowed: the converters write into a caller-owned struct buf; nothing
  *           is kept after they return.
@@ -19,13 +24,17 @@
  *           ERR_LIMIT (nesting deeper than HTTP_PBJSON_DEPTH_MAX, or the
  *           output buffer's cap), ERR_BUSY (connections at the bound),
  *           ERR_STOPPED (after http_stop), -ENOMEM.
- * Limits:   request body bytes (LIMIT_REQUEST_BYTES, else 413), header
- *           bytes (LIMIT_HEADER_BYTES), connections (LIMIT_CONNECTIONS,
- *           shared with gRPC), message nesting (HTTP_PBJSON_DEPTH_MAX).
+ * Limits:   request body bytes (LIMIT_REQUEST_BYTES, else 413; also one
+ *           WebSocket message, else close 1009), outbound bytes queued per
+ *           stream (LIMIT_CONN_OUT_BYTES: the hub waits; no progress for
+ *           HTTP_STREAM_STALL_S closes it), header bytes
+ *           (LIMIT_HEADER_BYTES), connections (LIMIT_CONNECTIONS, shared
+ *           with gRPC), message nesting (HTTP_PBJSON_DEPTH_MAX).
  * Not here: the etcd services (registry/server/api.c), the status table
  *           (registry/grpc grpc_code_from_err / grpc_code_http_status),
- *           gRPC itself, the sniffer (registry/server/server.c), WebSocket
- *           streams (a protocol slot is reserved in http_server.c).
+ *           gRPC itself, the sniffer (registry/server/server.c), watch
+ *           matching and catch-up (consensus/watch), lease renewal
+ *           (registry/server/api_lease.c, api_lease_renew).
  *
  * JSON mapping (grpc-gateway v1 jsonpb, OrigName): field names as declared
  * in the .proto (range_end, ID, peerURLs); on input the lowerCamelCase
@@ -58,7 +67,8 @@ struct server;
  * is stopping, -ENOMEM, ERR_INVALID (lws refused: msg says why). */
 int http_start(struct server *s, char *msg, size_t msg_len);
 
-/* Close every HTTP connection (pending gateway calls are cancelled) and
+/* Close every HTTP connection (pending gateway calls are cancelled, every
+ * stream leaves the watch hub at once, before this returns) and
  * destroy the lws context; its handles close over the next loop passes and
  * the state is freed after that. Idempotent; safe when never started. The
  * HTTP side also stops by itself on the loop pass after server_stop() set

@@ -330,6 +330,18 @@ static void http_metrics(struct mw *w, const struct http *h)
     metric_u64(w, "cairn_http_bad_json_total", "counter",
                "Gateway requests refused as malformed JSON (400).",
                st->bad_json);
+    metric_u64(w, "cairn_http_streams_open", "gauge",
+               "Open gateway streams and WebSocket watch sockets.",
+               h->streams_open);
+    metric_u64(w, "cairn_http_streams_total", "counter",
+               "Gateway streams and WebSocket watch sockets opened.",
+               st->streams_total);
+    metric_u64(w, "cairn_http_streams_stalled_total", "counter",
+               "Streams closed while their client did not read.",
+               st->streams_stalled);
+    metric_u64(w, "cairn_http_ws_bad_messages_total", "counter",
+               "WebSocket messages refused (undecodable or oversized).",
+               st->ws_bad_messages);
 }
 
 int http__get_metrics(struct http_conn *c)

@@ -63,17 +63,17 @@ struct http {
     struct server *s;
     struct lws_context *ctx;
     struct lws_vhost *vh;
-    struct lws_protocols protocols[3]; /* http, (WebSocket slot), end */
-    void *loops[1];                    /* the server's loop, for lws */
-    uv_check_t watch;                  /* notices server_stop() */
-    uv_timer_t reap;                   /* waits for lws to finish */
+    void *loops[1];   /* the server's loop, for lws */
+    uv_check_t watch; /* notices server_stop() */
+    uv_timer_t reap;  /* waits for lws to finish */
     uint32_t reap_ticks;
     bool stopped; /* http_stop ran */
     int pending;  /* handles still open */
     uint64_t conns_open;
     struct http_stats st;
     struct hstream *streams; /* open streams (http_stream.c) */
-    uint8_t *tx;             /* LWS_PRE + one frame or slice: write scratch */
+    uint64_t streams_open;
+    uint8_t *tx; /* LWS_PRE + one frame or slice: write scratch */
 };
 
 /* What a connection's request is waiting for. */

@@ -15,14 +15,17 @@
  * LWS_CALLBACK_HTTP_WRITEABLE in chunks; then the transaction completes
  * and the connection waits for the next request (keep-alive; lws holds
  * pipelined bytes until then). GET endpoints answer from http_endpoints.c.
+ * The stream paths (POST /v3/watch, /v3/lease/keepalive) collect their body
+ * the same way and then hand the connection to http_stream.c, as does a
+ * WebSocket upgrade at a watch path (LWS_CALLBACK_ESTABLISHED onwards).
  *
  * Failure modes. A body past the limit gets 413 and the connection closes
  * (the rest of the body is not read). Malformed JSON gets 400 with the
  * gateway's error body. A client that goes away while its call is in
  * flight: LWS_CALLBACK_CLOSED_HTTP cancels the call (api_cancel), so the
  * answer never touches freed memory. Connections past LIMIT_CONNECTIONS
- * (HTTP and gRPC together) are refused at adoption. A WebSocket upgrade is
- * refused until a WebSocket protocol is registered in protocols[1].
+ * (HTTP and gRPC together) are refused at adoption. A WebSocket upgrade
+ * anywhere but a watch path is hung up on.
  *
  * Stop. http_stop() (or the check handle, on the loop pass after
  * server_stop() set s->stopping) destroys the lws context: lws closes every

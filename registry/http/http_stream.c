@@ -534,6 +534,7 @@ static struct hstream *stream_new(struct http_conn *c, struct lws *wsi,
     }
     h->streams = hs;
     h->st.streams_total++;
+    h->streams_open++;
     c->hs = hs;
     c->wait = HTTP_WAIT_STREAM;
     /* our own stall check bounds the wait, not lws's request timeouts */
@@ -565,6 +566,8 @@ void http__stream_free(struct http_conn *c)
     if (hs->stall_armed) {
         h->st.streams_stalled++; /* closed while the client did not read */
     }
+    ASSERT(h->streams_open > 0);
+    h->streams_open--;
     if (hs->prev != NULL) {
         hs->prev->next = hs->next;
     } else {
