@@ -266,13 +266,10 @@ static void nem_membership(struct sim *s, struct sim_member *l)
     uint64_t r = prng_below(&s->rng, 4);
     uint32_t fresh = s->slots_used;
     if (r == 0 && fresh < SIM_SLOTS) {
+        /* The new member starts once the change is accepted. */
         cc.type = prng_chance(&s->rng, 2, 3) ? RAFT_CC_ADD_LEARNER
                                              : RAFT_CC_ADD_VOTER;
-        s->m[fresh].initial = false;
-        if (member_start(s, fresh) < 0) {
-            return;
-        }
-        cc.node_id = s->m[fresh].id;
+        cc.node_id = fresh + 1;
     } else if (r == 1 && st.conf.learners_count > 0) {
         cc.type = RAFT_CC_PROMOTE;
         cc.node_id =
@@ -294,6 +291,10 @@ static void nem_membership(struct sim *s, struct sim_member *l)
     sim_hash(s, 0xcc, ((uint64_t)cc.type << 32) | (uint64_t)(rc < 0 ? -rc : 0));
     if (rc == 0) {
         s->st_conf_changes++;
+        if (cc.node_id == fresh + 1 && !s->m[fresh].exists) {
+            s->m[fresh].initial = false;
+            member_start(s, fresh);
+        }
     }
     member_drive(s, l);
 }

@@ -672,8 +672,13 @@ int member_read(struct sim *s, struct sim_member *m, struct sim_client *c)
 {
     struct sim_read *slot = NULL;
     for (uint32_t i = 0; i < SIM_READS_MAX && slot == NULL; i++) {
-        if (m->reads[i].ctx == 0) {
-            slot = &m->reads[i];
+        struct sim_read *r = &m->reads[i];
+        const struct sim_client *owner = &s->c[r->client];
+        if (r->ctx != 0 && (!owner->busy || owner->gen != r->client_gen)) {
+            r->ctx = 0; /* its client gave up on it */
+        }
+        if (r->ctx == 0) {
+            slot = r;
         }
     }
     if (slot == NULL) {
