@@ -540,11 +540,14 @@ static int propose(struct rcall *r, enum rstep step, enum apply_op kind,
         return -ENOMEM;
     }
     protobuf_c_message_pack(msg, p);
+    /* set before the call: a callback may come before it returns */
+    r->busy = true;
+    r->step = step;
     rc = node_propose(r->svc->s->node, kind, p, len, remaining_ms(r),
                       on_proposed, r);
-    if (rc == 0) {
-        r->busy = true;
-        r->step = step;
+    if (rc != 0) {
+        r->busy = false;
+        r->step = ST_START;
     }
     if (p != stack) {
         mem_free(p);
@@ -1182,10 +1185,12 @@ static int read_start(struct rcall *r)
     if (rc != 0) {
         return rc;
     }
+    r->busy = true; /* before the call, as in propose() */
+    r->step = ST_READ;
     rc = node_read_index(r->svc->s->node, remaining_ms(r), on_read_point, r);
-    if (rc == 0) {
-        r->busy = true;
-        r->step = ST_READ;
+    if (rc != 0) {
+        r->busy = false;
+        r->step = ST_START;
     }
     return rc;
 }
