@@ -227,14 +227,13 @@ async function slow(url, base, prefix, n, bytes, stallS) {
         });
         revs.push(Number((await r.json()).header.revision));
     }
-    const wroteAt = Date.now();
     console.log(`wrote ${n} x ${bytes} bytes; client paused after ${got.length} events`);
     // the server cuts a client whose queue makes no progress for stallS
     await sleep((Number(stallS) + 5) * 1000);
     ws._socket.resume();
     await Promise.race([closed, sleep(10000)]);
     if (closedAt === 0) die('the server never cut the stalled client');
-    console.log(`ok the stalled client was cut (close ${code}) ${((closedAt - wroteAt) / 1000).toFixed(1)} s after the writes`);
+    console.log(`ok the server cut the stalled client (close ${code})`);
     if (got.length >= n) die('the stalled client got every event; nothing was held back');
     const last = got[got.length - 1];
     const rest = [];
