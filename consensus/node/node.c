@@ -666,26 +666,35 @@ static void serve_reads(struct node *n)
     }
 }
 
+/* Every snapshot_count applied entries: a checkpoint of the store (on a
+ * worker thread, node_ckpt.c), then node__snapshot_finish. */
 static void maybe_snapshot(struct node *n)
+{
+    int rc;
+    if (n->applied < n->snap_index + n->cfg.snapshot_count || n->ckpt_running ||
+        n->closing) {
+        return;
+    }
+    n->ckpt_at = n->applied;
+    n->snap_index = n->applied; /* a failure retries one period later */
+    rc = node__checkpoint_start(n);
+    if (rc != 0) {
+        LOGW("node", "starting a store checkpoint: %s", err_str(rc));
+    }
+}
+
+/* The checkpoint holds the store at or past ckpt_at: record the Raft
+ * snapshot there, and drop what slow followers no longer need from memory
+ * and from the WAL (on the WAL thread, which owns the log). */
+void node__snapshot_finish(struct node *n)
 {
     struct raft_snapshot_meta meta;
     struct log_snap_meta lm;
     struct wal_job *j;
     struct buf conf;
-    uint64_t at;
+    uint64_t at = n->ckpt_at;
     int rc;
-    if (n->applied < n->snap_index + n->cfg.snapshot_count) {
-        return;
-    }
-    at = n->applied;
     if (raft_compact(&n->raft, at, &meta) != 0) {
-        return;
-    }
-    /* The store is the snapshot's data: make it durable up to `at`, record
-     * the metadata in a snapshot file, then drop what slow followers no
-     * longer need from memory and from the WAL (on the WAL thread, which
-     * owns the log). */
-    if (kv_sync(n->kv) != 0) {
         return;
     }
     buf_init(&conf, 0);
@@ -716,7 +725,6 @@ static void maybe_snapshot(struct node *n)
         j->release_before = keep_from;
         node__jobq_push(&n->wal_in, j);
     }
-    n->snap_index = at;
     LOGI("node", "snapshot at index %llu (term %llu); log kept from %llu",
          (unsigned long long)meta.index, (unsigned long long)meta.term,
          (unsigned long long)keep_from);
@@ -1271,10 +1279,10 @@ static void start_handles(struct node *n)
 
 static int open_storage(struct node *n, char *msg, size_t msg_len)
 {
+    /* No fsync per batch: node_ckpt.c explains why that is safe. */
     struct kv_options ko = {.quota_bytes = n->cfg.quota_bytes,
                             .max_txn_ops = n->cfg.max_txn_ops,
-                            .sync = n->cfg.unsafe_no_fsync ? KV_SYNC_NONE
-                                                           : KV_SYNC_META_LAZY};
+                            .sync = KV_SYNC_NONE};
     struct apply_config ac = {.cluster_id = n->cfg.cluster_id,
                               .member_id = n->cfg.member_id,
                               .auth = n->cfg.auth};
@@ -1301,7 +1309,19 @@ static int open_storage(struct node *n, char *msg, size_t msg_len)
     }
     cluster_id_load(n);
     ac.cluster_id = n->cfg.cluster_id;
+    rc = node__state_check(n, msg, msg_len);
+    if (rc != 0) {
+        return rc;
+    }
     rc = kv_open(n->dir_kv, &ko, &n->kv);
+    if (rc == 0) {
+        rc = node__state_write(n, false);
+        if (rc != 0) {
+            snprintf(msg, msg_len, "writing %s/kv.state: %s", n->dir_member,
+                     err_str(rc));
+            return rc;
+        }
+    }
     if (rc != 0) {
         snprintf(msg, msg_len, "opening the store in %s: %s", n->dir_kv,
                  err_str(rc));
@@ -1619,21 +1639,25 @@ static void fail_node(struct node *n, int err, const char *what)
 
 /* ------------------------------------------------------------ close */
 
-static void on_handle_closed(uv_handle_t *h)
+/* The last step of node_close, once every handle, the transport and every
+ * worker-thread job (checkpoint, snapshot copies) is done. */
+void node__close_finish(struct node *n)
 {
-    struct node *n = h->data;
-    if (--n->handles_open > 0) {
+    if (!n->closing || n->handles_open > 0 || n->transport_on ||
+        n->ckpt_running || n->snap_works > 0 || n->close_finished) {
         return;
     }
-    if (n->transport_on) {
-        return; /* on_transport_closed finishes */
-    }
+    n->close_finished = true;
     void (*done)(void *) = n->close_done;
     void *ctx = n->close_ctx;
     raft_close(&n->raft);
     raft_memstorage_close(&n->ms);
     apply_close(&n->apply);
-    (void)kv_sync(n->kv);
+    /* The whole store to disk, then the mark that says so: the next open
+     * trusts this file whatever happened to the system meanwhile. */
+    if (kv_sync(n->kv) == 0) {
+        (void)node__state_write(n, true);
+    }
     kv_close(n->kv);
     log_close(n->log);
     node__jobq_close(&n->wal_in);
@@ -1653,15 +1677,19 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct node *n = h->data;
+    --n->handles_open;
+    node__close_finish(n);
+}
+
 static void on_transport_closed(struct transport *t)
 {
     struct node *n =
         (struct node *)((char *)t - offsetof(struct node, transport));
     n->transport_on = false;
-    if (n->handles_open == 0) {
-        n->handles_open = 1;
-        on_handle_closed((uv_handle_t *)&n->tick);
-    }
+    node__close_finish(n);
 }
 
 void node_close(struct node *n, void (*done)(void *ctx), void *ctx)

@@ -29,15 +29,16 @@
  * Not here: the etcd API (registry/), leases' timers (consensus/lease),
  *           watchers (consensus/watch).
  *
- * Durability order (see consensus/raft/raft.h, the ready batch rules, and
- * consensus/kv/kv.h, the sync contract): a batch's entries and hard state
- * go to the WAL thread, which appends and fsyncs many batches at once
- * (group commit); only when that is done are the batch's "after persist"
- * messages sent and raft_persisted() reported. Committed entries go to the
- * apply thread, which applies a whole run of them in one store transaction
- * and records the applied index there; answers are released after that
- * commit. The WAL is trimmed only below a snapshot index the store has
- * synced past.
+ * Durability order (see consensus/raft/raft.h, the ready batch rules): a
+ * batch's entries and hard state go to the WAL thread, which appends and
+ * fsyncs many batches at once (group commit); only when that is done are
+ * the batch's "after persist" messages sent and raft_persisted() reported.
+ * Committed entries go to the apply thread, which applies a whole run of
+ * them in one store transaction that records the applied index; answers
+ * are released after that commit. The store itself is not fsynced per
+ * batch: node_ckpt.c keeps checkpoints of it and trims the WAL only below
+ * the newest one, and after a system crash (not a process crash) restores
+ * the checkpoint and replays the log.
  */
 #ifndef CAIRN_CONSENSUS_NODE_H
 #define CAIRN_CONSENSUS_NODE_H

@@ -187,6 +187,12 @@ struct node {
     bool snap_store_done;
     struct raft_snapshot_meta snap_install_meta;
     uint64_t snap_persist_index; /* raft_persisted held until installed */
+    size_t snap_works;           /* store copies running on worker threads */
+
+    /* checkpoints (node_ckpt.c) */
+    bool ckpt_running;
+    uint64_t ckpt_at;
+    bool close_finished;
     uint64_t snap_persist_term;
 };
 
@@ -210,7 +216,15 @@ int node__snap_install_start(struct node *n, const struct raft_snapshot *s,
                              struct wal_job *wj, struct apply_job *aj);
 void node__snap_install_check(struct node *n);
 
+/* node_ckpt.c */
+int node__state_write(struct node *n, bool clean);
+int node__state_check(struct node *n, char *msg, size_t msg_len);
+int node__checkpoint_start(struct node *n);
+int node__checkpoint_adopt(struct node *n, const char *path);
+
 /* node.c */
+void node__snapshot_finish(struct node *n);
+void node__close_finish(struct node *n);
 int node__conf_encode(const struct raft_conf *c, struct buf *b);
 int node__members_reload(struct node *n);
 int node__member_encode(const struct node_member *m, struct buf *b);

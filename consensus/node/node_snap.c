@@ -112,6 +112,7 @@ static void snap_write_done(uv_work_t *w, int status)
     struct node *n = so->n;
     struct stat st;
     int rc = status != 0 ? status : so->err;
+    n->snap_works--;
     if (rc == 0 && fstat(so->fd, &st) != 0) {
         rc = -errno;
     }
@@ -132,6 +133,7 @@ static void snap_write_done(uv_work_t *w, int status)
              (unsigned long long)so->to, err_str(rc));
         snap_out_free(so);
     }
+    node__close_finish(n);
 }
 
 void node__snap_send(struct node *n, const struct raft_msg *m)
@@ -164,6 +166,7 @@ void node__snap_send(struct node *n, const struct raft_msg *m)
     if (rc == 0) {
         rc =
             uv_queue_work(n->loop, &so->work, snap_write_work, snap_write_done);
+        n->snap_works += rc == 0 ? 1 : 0;
     }
     if (rc != 0) {
         raft_report_snapshot(&n->raft, m->to, false);
@@ -330,7 +333,13 @@ void node__snap_install_check(struct node *n)
     }
     char path[512];
     snprintf(path, sizeof(path), "%s/snap-in.tmp", n->dir_member);
-    unlink(path);
+    /* The received copy (fsynced at its END) is the store's checkpoint
+     * now: node_ckpt.c. */
+    int rc = node__checkpoint_adopt(n, path);
+    if (rc != 0) {
+        LOGW("node", "keeping the received snapshot as checkpoint: %s",
+             err_str(rc));
+    }
     LOGI("node", "installed a snapshot at index %llu",
          (unsigned long long)index);
     n->dirty = true;

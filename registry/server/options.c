@@ -733,11 +733,12 @@ static int parse_env(struct options *o, char **envp, char *err, size_t err_len)
              * silently ignored); unknown ETCD_ ones are left alone, since
              * the environment may hold settings for other etcd tools
              * (ETCDCTL_API is a different prefix and never matches). */
-            /* CAIRN_BUILD, CAIRN_ROOT and CAIRN_TIMEOUT_SCALE belong to
-             * the test harness, not to cairnd. */
+            /* CAIRN_BUILD, CAIRN_ROOT, CAIRN_TIMEOUT_SCALE and CAIRN_TEST_*
+             * belong to the test harness, not to cairnd's settings. */
             if (plen == 6 && strcmp(name, "build") != 0 &&
                 strcmp(name, "root") != 0 &&
-                strcmp(name, "timeout-scale") != 0) {
+                strcmp(name, "timeout-scale") != 0 &&
+                strncmp(name, "test-", 5) != 0) {
                 fail(err, err_len, "unknown environment variable %.*s",
                      (int)(eq - e), e);
                 return ERR_INVALID;

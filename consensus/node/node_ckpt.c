@@ -1,0 +1,334 @@
+/*
+ * node_ckpt.c - the store's durability: no fsync per batch, checkpoints
+ * instead, and a rule for when the live store file may be trusted.
+ *
+ * Why. The write-ahead log makes every committed entry durable before
+ * anyone hears of it; the store (LMDB) only has to be *recoverable*. LMDB
+ * without fsync (MDB_NOSYNC) loses nothing on a process crash (the page
+ * cache survives), but after a power loss or kernel crash its file may be
+ * damaged, because its meta page can reach the disk before the pages it
+ * names. Fsyncing the store on every batch doubled the latency of a write
+ * (two fsyncs in series: log, then store). So:
+ *
+ *  1. The store commits without fsync (KV_SYNC_NONE).
+ *  2. Every --snapshot-count applied entries the node writes a consistent,
+ *     compacted copy of the store (kv_snapshot_write) to
+ *     member/snap/store.ckpt (temp file, fsync, rename, directory fsync),
+ *     and only then releases WAL segments: the log always holds every entry
+ *     after the newest checkpoint. A snapshot received from the leader is
+ *     such a copy too and becomes the checkpoint when installed.
+ *  3. member/kv.state records the boot id of the system that last opened
+ *     the store and whether it was closed cleanly (after an fsync of the
+ *     whole store). At open the live file is trusted if it was closed
+ *     cleanly or if the system has not rebooted since (a process crash
+ *     leaves the page cache, hence the file, whole). Otherwise it is
+ *     replaced by the checkpoint (or by an empty store if there is none
+ *     yet: then the log still holds everything from index 1), and the log
+ *     replays the rest.
+ *
+ * The boot id comes from /proc/sys/kernel/random/boot_id; CAIRN_TEST_BOOT_ID
+ * overrides it so that tests can simulate a reboot.
+ */
+#include "consensus/node/node_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/err.h"
+#include "base/log.h"
+
+#define STATE_MAGIC "cairn-kv-state 1"
+
+static void boot_id(char *out, size_t cap)
+{
+    const char *test = getenv("CAIRN_TEST_BOOT_ID");
+    FILE *f;
+    out[0] = '\0';
+    if (test != NULL && test[0] != '\0') {
+        snprintf(out, cap, "%s", test);
+        return;
+    }
+    f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f == NULL) {
+        return;
+    }
+    if (fgets(out, (int)cap, f) == NULL) {
+        out[0] = '\0';
+    }
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+}
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+    if (fd < 0) {
+        return -errno;
+    }
+    if (fsync(fd) != 0) {
+        rc = -errno;
+    }
+    close(fd);
+    return rc;
+}
+
+/* Write path atomically: temp file, fsync, rename, directory fsync. */
+static int write_atomic(const char *dir, const char *path, const void *data,
+                        size_t len)
+{
+    char tmp[700];
+    int fd;
+    int rc = 0;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return -errno;
+    }
+    if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0) {
+        rc = -errno;
+    }
+    close(fd);
+    if (rc == 0 && rename(tmp, path) != 0) {
+        rc = -errno;
+    }
+    if (rc == 0) {
+        rc = fsync_dir(dir);
+    }
+    if (rc != 0) {
+        unlink(tmp);
+    }
+    return rc;
+}
+
+int node__state_write(struct node *n, bool clean)
+{
+    char path[600];
+    char line[256];
+    char id[80];
+    boot_id(id, sizeof(id));
+    snprintf(path, sizeof(path), "%s/kv.state", n->dir_member);
+    int len = snprintf(line, sizeof(line), "%s %s %s\n", STATE_MAGIC,
+                       id[0] != '\0' ? id : "-", clean ? "clean" : "open");
+    return write_atomic(n->dir_member, path, line, (size_t)len);
+}
+
+/* Copy src to dst through a temp file, fsynced, renamed. */
+static int copy_file(const char *src, const char *dir, const char *dst)
+{
+    char tmp[700];
+    uint8_t *buf = mem_alloc(1 << 20);
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    int out = -1;
+    int rc = 0;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
+    if (buf == NULL || in < 0) {
+        rc = buf == NULL ? -ENOMEM : -errno;
+    } else {
+        out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        rc = out < 0 ? -errno : 0;
+    }
+    for (int guard = 0; rc == 0; guard++) {
+        ssize_t r = read(in, buf, 1 << 20);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            rc = -errno;
+            break;
+        }
+        if (r == 0) {
+            break;
+        }
+        if (write(out, buf, (size_t)r) != r) {
+            rc = -EIO;
+        }
+    }
+    if (rc == 0 && fsync(out) != 0) {
+        rc = -errno;
+    }
+    if (out >= 0) {
+        close(out);
+    }
+    if (in >= 0) {
+        close(in);
+    }
+    mem_free(buf);
+    if (rc == 0 && rename(tmp, dst) != 0) {
+        rc = -errno;
+    }
+    if (rc == 0) {
+        rc = fsync_dir(dir);
+    }
+    if (rc != 0) {
+        unlink(tmp);
+    }
+    return rc;
+}
+
+/* Before kv_open: decide whether the live store file can be trusted, and
+ * if not, put the checkpoint (or nothing) in its place. */
+int node__state_check(struct node *n, char *msg, size_t msg_len)
+{
+    char path[600];
+    char ckpt[600];
+    char data[640];
+    char line[256] = "";
+    char want[80];
+    char magic[32];
+    char id[80];
+    char how[16];
+    struct stat st;
+    FILE *f;
+    snprintf(path, sizeof(path), "%s/kv.state", n->dir_member);
+    snprintf(ckpt, sizeof(ckpt), "%s/store.ckpt", n->dir_snap);
+    snprintf(data, sizeof(data), "%s/data.mdb", n->dir_kv);
+    if (stat(data, &st) != 0) {
+        return 0; /* no store yet */
+    }
+    f = fopen(path, "r");
+    if (f == NULL) {
+        /* A store without a state file: written by a version that fsynced
+         * every batch, or the state file was never written. */
+        return 0;
+    }
+    if (fgets(line, sizeof(line), f) == NULL) {
+        line[0] = '\0';
+    }
+    fclose(f);
+    boot_id(want, sizeof(want));
+    if (sscanf(line, "cairn-kv-state %31s %79s %15s", magic, id, how) != 3 ||
+        strcmp(magic, "1") != 0) {
+        snprintf(msg, msg_len, "%s: not a store state file", path);
+        return ERR_CORRUPT;
+    }
+    if (strcmp(how, "clean") == 0 ||
+        (want[0] != '\0' && strcmp(id, want) == 0)) {
+        return 0; /* closed cleanly, or no reboot since: the file is whole */
+    }
+    if (stat(ckpt, &st) == 0) {
+        LOGW("node",
+             "the system restarted since the store was last open "
+             "and it was not closed cleanly: restoring the store "
+             "from its checkpoint %s; the log replays the rest",
+             ckpt);
+        int rc = copy_file(ckpt, n->dir_kv, data);
+        if (rc != 0) {
+            snprintf(msg, msg_len, "restoring %s from %s: %s", data, ckpt,
+                     err_str(rc));
+            return rc;
+        }
+    } else {
+        LOGW("node", "the system restarted since the store was last open "
+                     "and it was not closed cleanly: rebuilding the store "
+                     "from the log (no checkpoint yet)");
+        if (unlink(data) != 0) {
+            snprintf(msg, msg_len, "removing %s: %s", data, strerror(errno));
+            return -errno;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------- checkpoints */
+
+struct ckpt_work {
+    uv_work_t work;
+    struct node *n;
+    int err;
+    char tmp[700];
+    char path[700];
+};
+
+static void ckpt_work(uv_work_t *w)
+{
+    struct ckpt_work *c = w->data;
+    int fd = open(c->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rc = fd < 0 ? -errno : 0;
+    if (rc == 0) {
+        rc = node_snapshot_write(c->n, fd);
+    }
+    if (rc == 0 && fsync(fd) != 0) {
+        rc = -errno;
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (rc == 0 && rename(c->tmp, c->path) != 0) {
+        rc = -errno;
+    }
+    if (rc == 0) {
+        rc = fsync_dir(c->n->dir_snap);
+    }
+    if (rc != 0) {
+        unlink(c->tmp);
+    }
+    c->err = rc;
+}
+
+static void ckpt_done(uv_work_t *w, int status)
+{
+    struct ckpt_work *c = w->data;
+    struct node *n = c->n;
+    int rc = status != 0 ? status : c->err;
+    n->ckpt_running = false;
+    if (n->closing) {
+        mem_free(c);
+        node__close_finish(n);
+        return;
+    }
+    if (rc != 0) {
+        LOGW("node", "writing the store checkpoint: %s (the log is kept)",
+             err_str(rc));
+    } else if (!n->closing) {
+        node__snapshot_finish(n);
+    }
+    mem_free(c);
+}
+
+int node__checkpoint_start(struct node *n)
+{
+    struct ckpt_work *c;
+    int rc;
+    if (n->ckpt_running) {
+        return ERR_BUSY;
+    }
+    c = mem_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    if (mkdir(n->dir_snap, 0700) != 0 && errno != EEXIST) {
+        mem_free(c);
+        return -errno;
+    }
+    c->n = n;
+    c->work.data = c;
+    snprintf(c->path, sizeof(c->path), "%s/store.ckpt", n->dir_snap);
+    snprintf(c->tmp, sizeof(c->tmp), "%s/store.ckpt.tmp", n->dir_snap);
+    rc = uv_queue_work(n->loop, &c->work, ckpt_work, ckpt_done);
+    if (rc != 0) {
+        mem_free(c);
+        return rc;
+    }
+    n->ckpt_running = true;
+    return 0;
+}
+
+/* A received snapshot (already fsynced) becomes the checkpoint. */
+int node__checkpoint_adopt(struct node *n, const char *path)
+{
+    char ckpt[600];
+    int rc;
+    if (mkdir(n->dir_snap, 0700) != 0 && errno != EEXIST) {
+        return -errno;
+    }
+    snprintf(ckpt, sizeof(ckpt), "%s/store.ckpt", n->dir_snap);
+    rc = rename(path, ckpt) == 0 ? fsync_dir(n->dir_snap) : -errno;
+    return rc;
+}
