@@ -12,6 +12,7 @@
  */
 #include "registry/server/api_int.h"
 #include "registry/server/api_auth.h"
+#include "registry/server/api_lock.h"
 
 #include <errno.h>
 #include <string.h>
@@ -657,6 +658,11 @@ const struct api_method *api_find(const char *path)
             return &api_auth_methods[i];
         }
     }
+    for (size_t i = 0; i < api_lock_methods_count; i++) {
+        if (strcmp(api_lock_methods[i].path, path) == 0) {
+            return &api_lock_methods[i];
+        }
+    }
     return NULL;
 }
 
@@ -683,6 +689,11 @@ const struct api_method *api_find_gw(const char *path)
         if (api_auth_methods[i].gw != NULL &&
             strcmp(api_auth_methods[i].gw + 3, rest) == 0) {
             return &api_auth_methods[i];
+        }
+    }
+    for (size_t i = 0; i < api_lock_methods_count; i++) {
+        if (strcmp(api_lock_methods[i].gw + 3, rest) == 0) {
+            return &api_lock_methods[i];
         }
     }
     /* etcd keeps lease aliases under /v3/kv/lease/ */

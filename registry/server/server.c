@@ -20,6 +20,7 @@
 
 #include "registry/http/http.h"
 #include "registry/server/api_auth.h"
+#include "registry/server/api_lock.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -126,7 +127,8 @@ int server__grpc_init(struct server *s)
     struct grpc_limits lim;
     struct glue *glue;
     int rc;
-    size_t unary = api_methods_count + api_auth_methods_count;
+    size_t unary =
+        api_methods_count + api_auth_methods_count + api_lock_methods_count;
     size_t total;
     s->grpc_methods =
         mem_calloc(unary + STREAM_METHODS_MAX, sizeof(*s->grpc_methods));
@@ -138,7 +140,10 @@ int server__grpc_init(struct server *s)
     for (size_t i = 0; i < unary; i++) {
         const struct api_method *m =
             i < api_methods_count ? &api_methods[i]
-                                  : &api_auth_methods[i - api_methods_count];
+            : i < api_methods_count + api_auth_methods_count
+                ? &api_auth_methods[i - api_methods_count]
+                : &api_lock_methods[i - api_methods_count -
+                                    api_auth_methods_count];
         glue[i].s = s;
         glue[i].m = m;
         s->grpc_methods[i].path = m->path;
@@ -150,7 +155,8 @@ int server__grpc_init(struct server *s)
     server__snapshot_method(s, &s->grpc_methods[unary]);
     total = unary + 1 +
             server__stream_methods(s, s->grpc_methods + unary + 1,
-                                   STREAM_METHODS_MAX - 1);
+                                   STREAM_METHODS_MAX - 2);
+    total += api_lock_stream_methods(s, s->grpc_methods + total, 1);
     grpc_limits_init(&lim, &s->limits);
     lim.recv_msg_bytes_max =
         (size_t)s->limits.v[LIMIT_REQUEST_BYTES] + 512 * 1024;
