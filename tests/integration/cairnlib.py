@@ -161,9 +161,16 @@ class Net:
     def heal(self):
         self.set_cut(())
 
+    def name_of(self, x):
+        """A member name from a name or a member id (ids learned late)."""
+        if isinstance(x, int):
+            return self.id2name.get(x, "id:%x" % x)
+        return x
+
     def wait_open(self, a, b, stop):
         with self.cond:
-            while (a, b) in self.cut and not stop.is_set():
+            while (self.name_of(a), self.name_of(b)) in self.cut and \
+                    not stop.is_set():
                 self.cond.wait(0.2)
 
     def close(self):
@@ -227,8 +234,7 @@ class PeerProxy:
             hello = self._recv_exact(c, HELLO)
             if hello is None:
                 return
-            src_id = struct.unpack(">Q", hello[16:24])[0]
-            src = self.net.id2name.get(src_id, "id:%x" % src_id)
+            src = struct.unpack(">Q", hello[16:24])[0]  # dialler's id
             dst = self.name
             # A cut link: the dialler's bytes are never read or answered.
             self.net.wait_open(src, dst, self.stop)
