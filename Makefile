@@ -65,7 +65,10 @@ MODULES := base consensus/raft consensus/log consensus/kv consensus/apply \
            registry/server bench
 ALL_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 PROG_SRCS := $(filter %_main.c,$(ALL_SRCS))
-LIB_SRCS := $(filter-out %_main.c,$(ALL_SRCS))
+# bench/'s shared code (the cairn-bench client) is a library of its own, so
+# that the daemon does not carry it.
+BENCH_SRCS := $(filter-out %_main.c,$(wildcard bench/*.c))
+LIB_SRCS := $(filter-out %_main.c $(BENCH_SRCS),$(ALL_SRCS))
 
 # Generated protobuf-c code: proto/*.proto -> $(B)/gen/proto/*.pb-c.[ch].
 PROTOS := $(wildcard proto/*.proto)
@@ -75,6 +78,8 @@ PROTO_H := $(PROTO_C:.c=.h)
 LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS)) \
             $(patsubst $(B)/gen/%.c,$(B)/obj/gen/%.o,$(PROTO_C))
 LIB := $(B)/libcairn-core.a
+BENCH_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(BENCH_SRCS))
+BENCH_LIB := $(B)/libcairn-bench.a
 
 prog_name = $(subst _,-,$(patsubst %_main,%,$(basename $(notdir $(1)))))
 PROGS := $(foreach s,$(PROG_SRCS),$(B)/$(call prog_name,$(s)))
@@ -88,7 +93,7 @@ TEST_BINS := $(foreach k,$(TEST_KINDS),$(if $(wildcard tests/$(k)/*.c),$(B)/test
         itest compat fuzz unit
 .DEFAULT_GOAL := all
 
-all: $(LIB) $(PROGS) $(UNIT_BINS) $(TEST_BINS)
+all: $(LIB) $(BENCH_LIB) $(PROGS) $(UNIT_BINS) $(TEST_BINS)
 
 deps:
 	$(Q)scripts/deps.sh
@@ -114,18 +119,22 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
+$(BENCH_LIB): $(BENCH_OBJS) $(LIB_OBJS)
+	@rm -f $@
+	$(Q)ar rcs $@ $(BENCH_OBJS)
+
 # Programs link every library object (not the archive), so that a module's
 # strong definition of a weak extension point (registry/server/server.h) is
 # always in.
 define prog_rule
-$(B)/$(call prog_name,$(1)): $(B)/obj/$(1:.c=.o) $(LIB_OBJS)
+$(B)/$(call prog_name,$(1)): $(B)/obj/$(1:.c=.o) $(LIB_OBJS) $(BENCH_LIB)
 	@echo "  LD  $$@"
 	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $$@ $$^ $(LDLIBS)
 endef
 $(foreach s,$(PROG_SRCS),$(eval $(call prog_rule,$(s))))
 
 define unit_rule
-$(B)/tests/unit-$(1): $(patsubst %.c,$(B)/obj/%.o,$(wildcard tests/unit/$(1)/*.c)) $(LIB)
+$(B)/tests/unit-$(1): $(patsubst %.c,$(B)/obj/%.o,$(wildcard tests/unit/$(1)/*.c)) $(BENCH_LIB) $(LIB)
 	@mkdir -p $$(dir $$@)
 	@echo "  LD  $$@"
 	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $$@ $$^ $(CMOCKA_LIBS) $(LDLIBS)
@@ -133,7 +142,7 @@ endef
 $(foreach d,$(UNIT_DIRS),$(eval $(call unit_rule,$(d))))
 
 define kind_rule
-$(B)/tests/$(1): $(patsubst %.c,$(B)/obj/%.o,$(wildcard tests/$(1)/*.c)) $(LIB)
+$(B)/tests/$(1): $(patsubst %.c,$(B)/obj/%.o,$(wildcard tests/$(1)/*.c)) $(BENCH_LIB) $(LIB)
 	@mkdir -p $$(dir $$@)
 	@echo "  LD  $$@"
 	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $$@ $$^ $(CMOCKA_LIBS) $(LDLIBS)
