@@ -26,6 +26,7 @@ Partitions: a member's advertised peer URL points at a proxy that forwards to
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -683,17 +684,46 @@ class Cluster:
     # ------------------------------------------------ membership helpers
 
     def member_add(self, via, name, learner=False, proxied=False):
+        """etcdctl member add [--learner] through via; returns the Member
+        (not started). python3-etcd3's protos predate learners."""
         m = Member(self, name, proxied)
         if proxied:
             self.net.proxies.append(PeerProxy(self.net, name, m.peer_port,
                                               m.listen_peer_port))
-        r = self.client(via).cluster.MemberAdd(
-            rpc.MemberAddRequest(peerURLs=[m.peer_url], isLearner=learner),
-            timeout=5 * T)
-        m.id = r.member.ID
+        args = ["member", "add", name, "--peer-urls=" + m.peer_url]
+        if learner:
+            args.append("--learner")
+        rc, out, err = etcdctl(via.ep, *args)
+        if rc != 0:
+            raise RuntimeError("etcdctl %s: %s %s" % (" ".join(args), out,
+                                                      err))
+        mt = re.search(r"Member ([0-9a-f]+) added", out)
+        if not mt:
+            raise RuntimeError("etcdctl member add said: %r" % out)
+        m.id = int(mt.group(1), 16)
         self.net.id2name[m.id] = name
         self.members.append(m)
         return m
+
+    def member_remove(self, via, m):
+        return etcdctl(via.ep, "member", "remove", "%x" % m.id)
+
+    def member_promote(self, via, m):
+        return etcdctl(via.ep, "member", "promote", "%x" % m.id)
+
+    def raft_index(self, m):
+        try:
+            return self.client(m).status(timeout=1).raftIndex
+        except grpc.RpcError:
+            self.drop_client(m)
+            return None
+
+    def log_has(self, m, text):
+        try:
+            with open(m.log_path, "rb") as f:
+                return text.encode() in f.read()
+        except OSError:
+            return False
 
     def cleanup(self, keep=False):
         for c in self.clients.values():
