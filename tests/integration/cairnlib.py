@@ -291,6 +291,7 @@ CHANNEL_OPTS = [
     ("grpc.min_reconnect_backoff_ms", 2000),
     ("grpc.max_reconnect_backoff_ms", 500),
     ("grpc.enable_retries", 0),
+    ("grpc.max_receive_message_length", 256 << 20),
 ]
 
 
