@@ -45,6 +45,7 @@
 
 static void process(struct node *n);
 static void serve_reads(struct node *n);
+static void reads_retry(struct node *n);
 static void fail_node(struct node *n, int err, const char *what);
 
 void node_config_default(struct node_config *cfg)
@@ -349,6 +350,9 @@ static void note_soft_state(struct node *n, const struct raft_ready *rd)
     }
     if (rd->leader != n->leader) {
         n->leader_changes += rd->leader != RAFT_NONE ? 1 : 0;
+        if (n->read_round_sent != 0) {
+            reads_retry(n); /* the old leader will not answer it */
+        }
         LOGI("raft", "%016llx: leader is %016llx (role %s, term %llu)",
              (unsigned long long)n->cfg.member_id,
              (unsigned long long)rd->leader, raft_role_str(rd->role),
@@ -446,6 +450,20 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
     return 0;
 }
 
+/* The round asked of Raft is lost (the leader changed or went quiet):
+ * every read still without a read point joins the next round. */
+static void reads_retry(struct node *n)
+{
+    n->read_round_sent = 0;
+    for (size_t k = 0; k < n->reads_count; k++) {
+        struct read_wait *w = &n->reads[(n->reads_head + k) % n->reads_cap];
+        if (w->cb != NULL && w->index == 0) {
+            w->round = n->read_round_next;
+        }
+    }
+    n->dirty = true;
+}
+
 /* Ask Raft for a read point when reads are waiting and none is asked. */
 static void reads_kick(struct node *n)
 {
@@ -458,6 +476,7 @@ static void reads_kick(struct node *n)
             uint64_t round = n->read_round_next++;
             if (raft_read_index(&n->raft, round) == 0) {
                 n->read_round_sent = round;
+                n->read_round_sent_ms = clock_mono_ns() / 1000000;
             } else {
                 /* No leader yet: rejoin the next round on a later tick. */
                 for (size_t m = k; m < n->reads_count; m++) {
@@ -862,8 +881,12 @@ static void on_tick(uv_timer_t *h)
     node__move_check(n, now);
     expire_waiters(n, now, false);
     expire_reads(n, now, false);
-    if (n->read_round_sent != 0 && n->leader == RAFT_NONE) {
-        n->read_round_sent = 0; /* lost with the leader: ask again */
+    /* A round unanswered for an election timeout (its messages were lost,
+     * or the leader went away) is asked again. */
+    if (n->read_round_sent != 0 &&
+        (n->leader == RAFT_NONE ||
+         now - n->read_round_sent_ms > n->cfg.election_ms)) {
+        reads_retry(n);
     }
     n->dirty = true;
 }

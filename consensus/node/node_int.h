@@ -136,6 +136,7 @@ struct node {
     size_t reads_count;
     uint64_t read_round_next; /* the round new reads join */
     uint64_t read_round_sent; /* asked of raft, answer pending (0: none) */
+    uint64_t read_round_sent_ms;
 
     /* state seen by the loop */
     uint64_t leader;
