@@ -765,6 +765,7 @@ static void on_apply_done(uv_async_t *h)
             }
         } else if (j->err != 0) {
             if (n->failed == 0) {
+                (void)node__state_damaged(n);
                 fail_node(n, j->err, "applying to the store");
             }
         } else {
@@ -1678,7 +1679,7 @@ void node__close_finish(struct node *n)
     apply_close(&n->apply);
     /* The whole store to disk, then the mark that says so: the next open
      * trusts this file whatever happened to the system meanwhile. */
-    if (kv_sync(n->kv) == 0) {
+    if (n->failed == 0 && kv_sync(n->kv) == 0) {
         (void)node__state_write(n, true);
     }
     kv_close(n->kv);

@@ -24,7 +24,8 @@
  *     leaves the page cache, hence the file, whole). Otherwise it is
  *     replaced by the checkpoint (or by an empty store if there is none
  *     yet: then the log still holds everything from index 1), and the log
- *     replays the rest.
+ *     replays the rest. A store that failed while running (an I/O error,
+ *     a full disk) is marked "damaged" and is never trusted either.
  *
  * The boot id comes from /proc/sys/kernel/random/boot_id; CAIRN_TEST_BOOT_ID
  * overrides it so that tests can simulate a reboot.
@@ -105,6 +106,17 @@ static int write_atomic(const char *dir, const char *path, const void *data,
         unlink(tmp);
     }
     return rc;
+}
+
+/* After the store failed (I/O error, disk full): the live file is not to
+ * be trusted at the next start, whatever the boot id says. */
+int node__state_damaged(struct node *n)
+{
+    char path[600];
+    char line[64];
+    snprintf(path, sizeof(path), "%s/kv.state", n->dir_member);
+    int len = snprintf(line, sizeof(line), "%s - damaged\n", STATE_MAGIC);
+    return write_atomic(n->dir_member, path, line, (size_t)len);
 }
 
 int node__state_write(struct node *n, bool clean)
@@ -209,14 +221,16 @@ int node__state_check(struct node *n, char *msg, size_t msg_len)
         return ERR_CORRUPT;
     }
     if (strcmp(how, "clean") == 0 ||
-        (want[0] != '\0' && strcmp(id, want) == 0)) {
+        (strcmp(how, "open") == 0 && want[0] != '\0' &&
+         strcmp(id, want) == 0)) {
         return 0; /* closed cleanly, or no reboot since: the file is whole */
     }
     if (stat(ckpt, &st) == 0) {
         LOGW("node",
-             "the system restarted since the store was last open "
-             "and it was not closed cleanly: restoring the store "
-             "from its checkpoint %s; the log replays the rest",
+             "the store was not closed cleanly (%s): restoring it from its "
+             "checkpoint %s; the log replays the rest",
+             strcmp(how, "damaged") == 0 ? "it failed while running"
+                                         : "the system restarted since",
              ckpt);
         int rc = copy_file(ckpt, n->dir_kv, data);
         if (rc != 0) {
@@ -225,9 +239,11 @@ int node__state_check(struct node *n, char *msg, size_t msg_len)
             return rc;
         }
     } else {
-        LOGW("node", "the system restarted since the store was last open "
-                     "and it was not closed cleanly: rebuilding the store "
-                     "from the log (no checkpoint yet)");
+        LOGW("node",
+             "the store was not closed cleanly (%s): rebuilding it from the "
+             "log (no checkpoint yet)",
+             strcmp(how, "damaged") == 0 ? "it failed while running"
+                                         : "the system restarted since");
         if (unlink(data) != 0) {
             snprintf(msg, msg_len, "removing %s: %s", data, strerror(errno));
             return -errno;

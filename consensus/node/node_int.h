@@ -219,6 +219,7 @@ void node__snap_install_check(struct node *n);
 
 /* node_ckpt.c */
 int node__state_write(struct node *n, bool clean);
+int node__state_damaged(struct node *n);
 int node__state_check(struct node *n, char *msg, size_t msg_len);
 int node__checkpoint_start(struct node *n);
 int node__checkpoint_adopt(struct node *n, const char *path);
