@@ -154,6 +154,13 @@ int http__call(struct http_conn *c, const uint8_t *req, size_t len,
 
 /* Streams (http_stream.c). */
 
+/* The next JSON value of a body holding several, p[*off..len): its bounds
+ * [*start, *end) and *off moved past it; 1 when only whitespace is left.
+ * Only the nesting is followed (the decoder checks the rest): an
+ * unterminated value runs to len, so its decode fails. */
+int http__json_next(const char *p, size_t len, size_t *off, size_t *start,
+                    size_t *end);
+
 /* The gateway path of a stream (with the /v3beta/ and /v3alpha/ aliases),
  * or HTTP_STREAM_NONE. */
 enum http_stream_kind http__stream_kind(const char *path);

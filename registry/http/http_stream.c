@@ -138,12 +138,10 @@ static uint64_t out_max(const struct hstream *hs)
     return hs->h->s->limits.v[LIMIT_CONN_OUT_BYTES];
 }
 
-/* The next JSON value in p[*off..len): its bounds, or 1 when only
- * whitespace is left. Strings are skipped with their escapes so that
- * braces inside them do not count; an unterminated value runs to the end
- * (its decode then fails). Iterative, one step per byte. */
-static int json_next(const char *p, size_t len, size_t *off, size_t *start,
-                     size_t *end)
+/* Iterative, one step per byte; strings are skipped with their escapes
+ * so that braces inside them do not count. */
+int http__json_next(const char *p, size_t len, size_t *off, size_t *start,
+                    size_t *end)
 {
     size_t i = *off;
     int depth = 0;
@@ -613,7 +611,8 @@ static int gw_watch_start(struct http_conn *c)
     struct hstream *hs;
     Etcdserverpb__WatchRequest *first = NULL;
     int rc;
-    bool more = json_next(body != NULL ? body : "", len, &off, &a, &b) == 0;
+    bool more =
+        http__json_next(body != NULL ? body : "", len, &off, &a, &b) == 0;
     hs = stream_new(c, c->wsi, HTTP_STREAM_WATCH);
     if (hs == NULL) {
         return -ENOMEM;
@@ -639,7 +638,7 @@ static int gw_watch_start(struct http_conn *c)
         rc = watch_apply(hs, first);
         etcdserverpb__watch_request__free_unpacked(first, http__pb_allocator());
     }
-    while (rc == 0 && json_next(body, len, &off, &a, &b) == 0) {
+    while (rc == 0 && http__json_next(body, len, &off, &a, &b) == 0) {
         rc = watch_message(hs, body + a, b - a, msg, sizeof(msg));
         if (rc == ERR_BAD_REQUEST) {
             rc = 0; /* etcd's gateway stops reading the body here */
@@ -749,7 +748,7 @@ static void ka_next(struct hstream *hs)
     hs->ka_looping = true;
     while (hs->ticket == NULL && !hs->ending && pending(hs) < out_max(hs)) {
         if (body == NULL ||
-            json_next(body, hs->reqs.len, &hs->req_off, &a, &b) != 0 ||
+            http__json_next(body, hs->reqs.len, &hs->req_off, &a, &b) != 0 ||
             decode_ka(hs, body + a, b - a, &id, msg, sizeof(msg)) != 0) {
             end_stream(hs, 0, "");
             break;
@@ -788,7 +787,7 @@ static int gw_keepalive_start(struct http_conn *c)
         return -ENOMEM;
     }
     hs->wrap = true;
-    if (body != NULL && json_next(body, c->body.len, &off, &a, &b) == 0 &&
+    if (body != NULL && http__json_next(body, c->body.len, &off, &a, &b) == 0 &&
         decode_ka(hs, body + a, b - a, &id, msg, sizeof(msg)) != 0) {
         /* etcd: the first message decides the status: 500, Unknown */
         http__stream_free(c);

@@ -2,6 +2,7 @@
 //
 // Modes (each exits 0 on success, prints one line per finding, and stops
 // by itself within its deadline):
+//   rev BASE                            print the store's revision
 //   writer BASE PREFIX N DELAY_MS OUT   put PREFIX<i> = v<i> through the
 //                                       JSON gateway; OUT gets "rev key val"
 //   client URL PREFIX START OUT         watch PREFIX from START; append each
@@ -29,8 +30,9 @@ const die = (msg) => {
     console.log('FAIL ' + msg);
     process.exit(1);
 };
+const SCALE = Number(process.env.CAIRN_TIMEOUT_SCALE || 1);
 const deadline = (s) =>
-    setTimeout(() => die(`deadline of ${s} s passed`), s * 1000).unref();
+    setTimeout(() => die(`deadline of ${s * SCALE} s passed`), s * SCALE * 1000).unref();
 
 function prefixEnd(p) {
     const b = Buffer.from(p);
@@ -81,6 +83,11 @@ function session(url, prefix, start, onEvent, onOpen) {
     });
 }
 
+async function currentRev(base) {
+    const r = await fetch(base + '/v3/kv/range', { method: 'POST', body: '{"key":"AA=="}' });
+    return Number((await r.json()).header.revision);
+}
+
 async function writer(base, prefix, n, delay, out) {
     const lines = [];
     for (let i = 0; i < n; i++) {
@@ -111,11 +118,21 @@ async function client(url, prefix, start, out) {
 }
 
 async function cut(url, base, prefix, n) {
-    deadline(60);
     const got = [];
+    let phase = 'first session';
+    let want = null;
+    setTimeout(() => {
+        const miss = (want || []).filter((l) => !got.includes(l));
+        die(`deadline passed in the ${phase} with ${got.length} events; missing ${miss.slice(0, 3).join(', ')}; last seen ${got.slice(-2).join(', ')}`);
+    }, 60 * SCALE * 1000).unref();
     let cutDone = false;
+    // the watch starts after the store's current revision, before any put
+    const rev = await currentRev(base);
     const w = writer(base, prefix, n, 3, null);
-    const code = await session(url, prefix, 0, (l, ws) => {
+    w.then((l) => {
+        want = l;
+    });
+    const code = await session(url, prefix, rev + 1, (l, ws) => {
         got.push(l);
         if (!cutDone && got.length >= n / 3) {
             cutDone = true;
@@ -125,12 +142,12 @@ async function cut(url, base, prefix, n) {
     const seen = got.length;
     const last = Number(got[got.length - 1].split(' ')[0]);
     console.log(`cut after ${seen} events at revision ${last} (close ${code})`);
+    phase = 'resumed session';
     await session(url, prefix, last + 1, (l, ws) => {
         got.push(l);
         if (got.length >= n) ws.close();
     });
-    const want = await w;
-    compare('resume after a cut socket', got, want);
+    compare('resume after a cut socket', got, await w);
 }
 
 async function multi(url, base) {
@@ -203,8 +220,10 @@ async function slow(url, base, prefix, n, bytes, stallS) {
     const value = 'x'.repeat(Number(bytes));
     const ws = new WebSocket(url);
     await new Promise((r) => ws.on('open', r));
+    let created = false;
     ws.on('message', (d) => {
         const r = body(d);
+        if (r.created) created = true;
         for (const e of r.events || []) got.push(Number(e.kv.mod_revision));
         if (!paused && got.length >= 1) {
             paused = true;
@@ -219,6 +238,7 @@ async function slow(url, base, prefix, n, bytes, stallS) {
         }),
     );
     ws.send(JSON.stringify({ create_request: { key: b64(prefix), range_end: prefixEnd(prefix) } }));
+    while (!created) await sleep(10);
     const revs = [];
     for (let i = 0; i < n; i++) {
         const r = await fetch(base + '/v3/kv/put', {
@@ -414,6 +434,7 @@ async function bad(url, base) {
 
 const [mode, ...a] = process.argv.slice(2);
 const modes = {
+    rev: async () => console.log(await currentRev(a[0])),
     writer: () => writer(a[0], a[1], Number(a[2]), Number(a[3]), a[4]),
     client: () => client(a[0], a[1], a[2], a[3]),
     cut: () => cut(a[0], a[1], a[2], Number(a[3])),

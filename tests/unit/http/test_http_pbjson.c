@@ -27,6 +27,8 @@
 #include "proto/rpc.pb-c.h"
 #include "registry/http/http.h"
 
+#include "test_http_stream.h"
+
 /* ------------------------------------------------------------ helpers */
 
 /* Decode json as desc and unpack it with protobuf-c; NULL on error (then
@@ -901,5 +903,9 @@ int main(void)
         cmocka_unit_test(allocation_failures),
         cmocka_unit_test(every_gateway_type_round_trips),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    /* the stream tests (test_http_stream.c) share this binary */
+    failed += _cmocka_run_group_tests("http_stream", http_stream_tests,
+                                      http_stream_tests_count, NULL, NULL);
+    return failed;
 }
