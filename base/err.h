@@ -97,7 +97,9 @@
     X(RECIPE_KEY_NOT_PROVIDED, "etcdserver: key is not provided")              \
     X(RECIPE_PERMISSION_DENIED, "etcdserver: permission denied")               \
     X(RECIPE_USER_EMPTY, "etcdserver: user name is empty")                     \
-    X(RECIPE_INVALID_AUTH_TOKEN, "etcdserver: invalid auth token")
+    X(RECIPE_INVALID_AUTH_TOKEN, "etcdserver: invalid auth token")             \
+    X(MEMBER_REMOVED,                                                          \
+      "etcdserver: the member has been permanently removed from the cluster")
 
 #define ERR_BASE 10000
 

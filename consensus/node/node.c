@@ -922,7 +922,15 @@ static void on_peer_msg(void *owner, uint64_t from, const uint8_t *data,
 static void on_unreachable(void *owner, uint64_t peer, int err)
 {
     struct node *n = owner;
-    (void)err;
+    struct transport_peer_stats ps;
+    if (err == -EACCES && transport_peer_stats(&n->transport, peer, &ps) == 0 &&
+        strstr(ps.last_error, "permanently removed") != NULL &&
+        n->failed == 0) {
+        LOGE("node", "member %016llx refused us: %s", (unsigned long long)peer,
+             ps.last_error);
+        fail_node(n, ERR_MEMBER_REMOVED, "the cluster refuses this member");
+        return;
+    }
     raft_report_unreachable(&n->raft, peer);
     n->dirty = true;
 }
@@ -936,7 +944,9 @@ static int on_accept(void *owner, uint64_t from, enum transport_channel ch)
             return 0;
         }
     }
-    return ERR_MEMBER_NOT_FOUND; /* removed, or never a member */
+    /* Not in the member list: removed (or never added). The dialler hears
+     * why and stops (on_unreachable). */
+    return ERR_MEMBER_REMOVED;
 }
 
 /* First peer URL of m as "ip:port", resolving a host name. */
@@ -1189,6 +1199,11 @@ static int load_wal(struct node *n, char *msg, size_t msg_len)
     if (rc == 0) {
         log_hard_state(n->log, &hs);
         struct raft_hard_state rh = {hs.term, hs.vote, hs.commit};
+        /* The commit index is persisted lazily: what a snapshot covers is
+         * committed whatever the last hard state says. */
+        if (rh.commit < n->ms.snap.meta.index) {
+            rh.commit = n->ms.snap.meta.index;
+        }
         raft_memstorage_set_hard_state(&n->ms, &rh);
     }
     return rc;
@@ -1244,7 +1259,17 @@ static int open_raft(struct node *n)
         rc.election_ticks = 2;
     }
     kv_applied(n->kv, &applied, &applied_term);
-    rc.applied = applied;
+    /* The store may be ahead of the commit index the log recorded (the
+     * hard state goes to disk lazily, after the store applied): tell Raft
+     * no more than it knows is committed; the applier skips what the store
+     * already holds when those entries come again. */
+    {
+        uint64_t known = n->ms.hard.commit;
+        if (known < n->ms.snap.meta.index) {
+            known = n->ms.snap.meta.index;
+        }
+        rc.applied = applied < known ? applied : known;
+    }
     rc.storage = raft_memstorage_storage(&n->ms);
     for (size_t i = 0; i < n->members_count; i++) {
         if (n->members[i].learner) {
@@ -1254,8 +1279,8 @@ static int open_raft(struct node *n)
             rc.bootstrap.voters[rc.bootstrap.voters_count++] = n->members[i].id;
         }
     }
-    n->applied = applied;
-    n->committed = applied;
+    n->applied = rc.applied;
+    n->committed = rc.applied;
     n->snap_index = applied;
     return raft_init(&n->raft, &rc);
 }
@@ -1441,9 +1466,37 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
         rc = open_storage(n, msg, msg_len);
     }
     if (rc == 0) {
+        bool self = false;
+        for (size_t i = 0; i < n->members_count; i++) {
+            self = self || n->members[i].id == n->cfg.member_id;
+        }
+        if (n->members_count > 0 && !self) {
+            snprintf(msg, msg_len, "%s (member %016llx)",
+                     err_str(ERR_MEMBER_REMOVED),
+                     (unsigned long long)n->cfg.member_id);
+            rc = ERR_MEMBER_REMOVED;
+        }
+    }
+    if (rc == 0) {
         rc = open_raft(n);
         if (rc != 0) {
             snprintf(msg, msg_len, "starting Raft: %s", err_str(rc));
+        }
+    }
+    if (rc == 0) {
+        /* The log may already hold our removal (a configuration is in force
+         * from the moment it is appended): then we are out, even if the
+         * store, which lags, still lists us. */
+        struct raft_status st;
+        raft_status(&n->raft, &st);
+        if (st.conf.voters_count > 0 &&
+            !raft_conf_is_voter(&st.conf, n->cfg.member_id) &&
+            !raft_conf_is_learner(&st.conf, n->cfg.member_id)) {
+            snprintf(msg, msg_len, "%s (member %016llx)",
+                     err_str(ERR_MEMBER_REMOVED),
+                     (unsigned long long)n->cfg.member_id);
+            raft_close(&n->raft);
+            rc = ERR_MEMBER_REMOVED;
         }
     }
     if (rc == 0) {

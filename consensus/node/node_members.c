@@ -231,9 +231,8 @@ void node__transport_sync(struct node *n)
         }
     }
     if (!self_found && n->members_count > 0 && n->failed == 0) {
-        LOGE("node", "the member has been permanently removed from the "
-                     "cluster");
-        n->failed = ERR_MEMBER_NOT_FOUND;
+        LOGE("node", "%s", err_str(ERR_MEMBER_REMOVED));
+        n->failed = ERR_MEMBER_REMOVED;
     }
 }
 

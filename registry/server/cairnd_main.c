@@ -51,7 +51,7 @@ int main(int argc, char **argv)
         return 1;
     }
     uv_run(loop, UV_RUN_DEFAULT);
-    rc = s.node != NULL && node_failed(s.node) != 0 ? 2 : 0;
+    rc = s.exit_code;
     uv_loop_close(loop);
     options_free(&o);
     return rc;

@@ -458,6 +458,21 @@ static int find_self(const struct options *o, struct node_config *nc, char *msg,
     return ERR_INVALID;
 }
 
+/* A member that cannot go on (its log or store failed, or the cluster
+ * removed it) stops the process: exit code 2, after a clean shutdown of
+ * what still works, as etcd exits when it is removed. */
+static void on_watchdog(uv_timer_t *t)
+{
+    struct server *s = t->data;
+    int err = s->node != NULL ? node_failed(s->node) : 0;
+    if (err == 0 || s->stopping) {
+        return;
+    }
+    LOGE("server", "stopping: %s", err_str(err));
+    s->exit_code = 2;
+    server_stop(s);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct server *s = h->data;
@@ -506,6 +521,7 @@ void server_stop(struct server *s)
     http_stop(s);
     uv_close((uv_handle_t *)&s->sig_term, NULL);
     uv_close((uv_handle_t *)&s->sig_int, NULL);
+    uv_close((uv_handle_t *)&s->watchdog, NULL);
     if (s->grpc_on) {
         grpc_server_shutdown(&s->grpc);
     }
@@ -608,5 +624,8 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     s->sig_int.data = s;
     uv_signal_start(&s->sig_term, on_signal, SIGTERM);
     uv_signal_start(&s->sig_int, on_signal, SIGINT);
+    uv_timer_init(loop, &s->watchdog);
+    s->watchdog.data = s;
+    uv_timer_start(&s->watchdog, on_watchdog, 200, 200);
     return 0;
 }

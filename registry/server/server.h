@@ -113,6 +113,7 @@ struct server {
     size_t listeners_count;
     uv_signal_t sig_term;
     uv_signal_t sig_int;
+    uv_timer_t watchdog; /* stops the process when the member fails */
     bool stopping;
     int exit_code;
     uint64_t member_id;
