@@ -676,6 +676,11 @@ class Cluster:
                       if r is not None] or [0])
         deadline = now() + timeout * T
         while now() < deadline:
+            if not m.alive():
+                self.tap.diag("%s exited with %s:\n%s" % (
+                    m.name, m.proc.returncode if m.proc else None,
+                    m.log_tail(3)))
+                return None
             r = self.revision(m, timeout=0.5)
             if r is not None and r >= target:
                 return now() - t0
