@@ -14,7 +14,7 @@ B=$(cd "$B" && pwd)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-SECTIONS=(kv compare)
+SECTIONS=(kv compare raft3)
 
 # kv: the MVCC store alone (consensus/kv on LMDB): puts per commit size and
 # sync mode, point/prefix/historical ranges, open time and RSS at 100k and
@@ -33,6 +33,16 @@ section_kv() {
 section_compare() {
     # shellcheck disable=SC2086
     bench/compare.sh "$B" ${COMPARE_ARGS:-}
+}
+
+# raft3: three Raft cores in one process on one thread, each with its own
+# WAL on this disk, messages through the codec: commits/s at 64, 1, 16 and
+# 256 proposals in flight. About 15 s; RAFT3_BENCH_ARGS adds arguments.
+section_raft3() {
+    local json=()
+    [ "${BENCH_JSON:-0}" = 1 ] && json=(--json)
+    # shellcheck disable=SC2086
+    "$B/raft3-bench" "${json[@]}" ${RAFT3_BENCH_ARGS:-}
 }
 
 failed=0
