@@ -105,6 +105,9 @@ $(B)/gen/proto/%.pb-c.c $(B)/gen/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(B)/gen/proto
 	$(Q)protoc-c -Iproto --c_out=$(B)/gen/proto $<
 
+# Generated sources are kept (not removed as intermediates after a build).
+.SECONDARY: $(PROTO_C) $(PROTO_H)
+
 # Every object waits for the generated headers (they are few and cheap).
 $(B)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
