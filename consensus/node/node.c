@@ -29,6 +29,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -765,8 +766,16 @@ static void on_apply_done(uv_async_t *h)
             }
         } else if (j->err != 0) {
             if (n->failed == 0) {
+                int err = j->err;
+                struct statvfs sv;
+                /* LMDB reports a short write as EIO; on a full disk the
+                 * cause is the space, and the operator should hear so. */
+                if (err == -EIO && statvfs(n->dir_kv, &sv) == 0 &&
+                    (uint64_t)sv.f_bavail * sv.f_frsize < ((uint64_t)8 << 20)) {
+                    err = -ENOSPC;
+                }
                 (void)node__state_damaged(n);
-                fail_node(n, j->err, "applying to the store");
+                fail_node(n, err, "applying to the store");
             }
         } else {
             if (j->install_index != 0) {
@@ -1199,6 +1208,8 @@ static int load_wal(struct node *n, char *msg, size_t msg_len)
     if (rc == 0) {
         log_hard_state(n->log, &hs);
         struct raft_hard_state rh = {hs.term, hs.vote, hs.commit};
+        n->wal_term = hs.term;
+        n->wal_vote = hs.vote;
         /* The commit index is persisted lazily: what a snapshot covers is
          * committed whatever the last hard state says. */
         if (rh.commit < n->ms.snap.meta.index) {

@@ -110,6 +110,8 @@ struct node {
     uv_thread_t wal_thread;
     struct jobq wal_in;
     struct jobq wal_out;
+    uint64_t wal_term; /* the WAL thread's last written term and vote */
+    uint64_t wal_vote;
     atomic_uint_fast64_t wal_fsyncs;
     atomic_uint_fast64_t wal_fsync_ns;
     atomic_uint_fast64_t wal_fsync_hist[NODE_FSYNC_BUCKETS];

@@ -143,6 +143,12 @@ static int wal_write_run(struct node *n, struct wal_job *first,
     if (total == 0 && hs == NULL) {
         return 0;
     }
+    if (total == 0 && hs->term == n->wal_term && hs->vote == n->wal_vote) {
+        /* Only the commit index moved: it is a hint that may be persisted
+         * lazily (raft.h), so it rides with the next write instead of
+         * costing an fsync of its own. The job still completes in order. */
+        return 0;
+    }
     le = mem_alloc((total == 0 ? 1 : total) * sizeof(*le));
     if (le == NULL) {
         return -ENOMEM;
@@ -158,6 +164,10 @@ static int wal_write_run(struct node *n, struct wal_job *first,
     }
     t0 = clock_mono_ns();
     rc = log_append(n->log, le, total, hs);
+    if (rc == 0 && hs != NULL) {
+        n->wal_term = hs->term;
+        n->wal_vote = hs->vote;
+    }
     t0 = clock_mono_ns() - t0;
     atomic_fetch_add(&n->wal_fsyncs, 1);
     atomic_fetch_add(&n->wal_fsync_ns, t0);
