@@ -616,6 +616,7 @@ class Cluster:
         t0 = now()
         deadline = t0 + timeout * T
         detail = ""
+        target = None
         while now() < deadline:
             try:
                 revs = {}
@@ -623,9 +624,16 @@ class Cluster:
                     _, r = self.client(m).get("converge-probe",
                                               serializable=True, timeout=1)
                     revs[m.name] = r.header.revision
-                # Writers may still run: compare every member's HashKV at
-                # the lowest revision they all have, which does not need
-                # them to stand still at one revision.
+                # Writers may still run: every member must have reached the
+                # highest revision any member had when we began, and their
+                # HashKV must agree at the lowest revision they all have (no
+                # need for them to stand still at one revision).
+                if target is None:
+                    target = max(revs.values())
+                if min(revs.values()) < target:
+                    detail = "not caught up to rev %d: %s" % (target, revs)
+                    time.sleep(0.1)
+                    continue
                 rev = min(revs.values())
                 hs = {}
                 for m in ms:
