@@ -439,6 +439,25 @@ const char *grpc_call_metadata(const struct grpc_call *call, const char *name,
     return NULL;
 }
 
+/* Bytes a call has queued that nghttp2 has not taken (waiting for the
+ * client's window for this stream, or for the next flush). */
+static size_t call_queued(const struct grpc_call *call)
+{
+    return call->outq.len - call->outq_off;
+}
+
+/* Whether a call may queue more. A stream whose client does not read must
+ * not hold up the other streams of its connection: each call may queue a
+ * quarter of the connection's bound; the connection as a whole twice it
+ * (queued) and its bound in framed, unwritten bytes. */
+static bool send_room(const struct grpc_call *call)
+{
+    const struct grpc_conn *c = call->conn;
+    size_t max = c->srv->lim.conn_out_bytes_max;
+    return call_queued(call) <= max / 4 && c->queued_bytes <= 2 * max &&
+           c->out.len + c->wout.len <= max;
+}
+
 static int send_checked(struct grpc_call *call, const ProtobufCMessage *pb,
                         const void *raw, size_t raw_len)
 {
@@ -446,7 +465,7 @@ static int send_checked(struct grpc_call *call, const ProtobufCMessage *pb,
 
     ASSERT(call->conn != NULL);
     ASSERT(!call->app_done);
-    if (grpc__conn_pending_out(c) > c->srv->lim.conn_out_bytes_max) {
+    if (!send_room(call)) {
         call->want_writable = 1;
         c->want_writable = 1;
         return ERR_BUSY;
@@ -530,6 +549,11 @@ void grpc__conn_notify_writable(struct grpc_conn *c)
     c->want_writable = 0;
     for (call = c->calls; call != NULL; call = call->next) {
         if (!call->want_writable || call->app_done) {
+            continue;
+        }
+        if (call_queued(call) > c->srv->lim.conn_out_bytes_max / 8) {
+            /* its own stream is still backed up: wait for its client */
+            c->want_writable = 1;
             continue;
         }
         call->want_writable = 0;

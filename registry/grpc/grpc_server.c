@@ -560,7 +560,7 @@ static void apply_out_bound(struct grpc_conn *c)
     } else if (c->paused_out && unwritten <= max / 2) {
         c->paused_out = 0;
     }
-    if (c->want_writable && grpc__conn_pending_out(c) <= max / 2) {
+    if (c->want_writable && unwritten <= max / 2 && c->queued_bytes <= max) {
         grpc__conn_notify_writable(c);
     }
 }
