@@ -275,7 +275,14 @@ static int encode_after(struct wal_job *j, const struct raft_msg *msgs,
     buf_init(&tmp, 0);
     for (size_t i = 0; i < count && rc == 0; i++) {
         buf_reset(&tmp);
-        rc = raft_msg_encode(&msgs[i], &tmp);
+        if (raft_msg_encode(&msgs[i], &tmp) != 0) {
+            /* A message that cannot be encoded is dropped like a lost one;
+             * Raft sends it again. It must not stop the member. */
+            LOGW("node", "dropping a %s message to %016llx: cannot encode",
+                 raft_msg_type_str(msgs[i].type),
+                 (unsigned long long)msgs[i].to);
+            continue;
+        }
         if (rc == 0) {
             rc = buf_append(&j->after, &msgs[i].to, 8);
         }
@@ -1053,6 +1060,9 @@ static int transport_start(struct node *n)
     }
     transport_config_init(&tc);
     tc.cluster_id = n->cfg.cluster_id;
+    /* An append may pass max_msg_bytes by one entry (raft.h). */
+    tc.max_msg_bytes = (size_t)(limits_default(LIMIT_RAFT_MSG_BYTES) +
+                                limits_default(LIMIT_RAFT_ENTRY_BYTES) + 65536);
     tc.self_id = n->cfg.member_id;
     tc.seed = n->cfg.seed;
     tc.owner = n;

@@ -621,7 +621,9 @@ bool raft_conf_is_learner(const struct raft_conf *c, uint64_t id);
 #define RAFT_CODEC_VERSION       1
 #define RAFT_MSG_HEADER_BYTES    76
 #define RAFT_ENTRY_HEADER_BYTES  21
-#define RAFT_CODEC_ENTRIES_MAX   65536
+/* Above what max_msg_bytes allows: every entry costs at least its 21-byte
+ * header, so a message under the 128 MiB hard maximum holds fewer. */
+#define RAFT_CODEC_ENTRIES_MAX   (1u << 23)
 #define RAFT_CODEC_MSG_BYTES_MAX ((uint64_t)134217728) /* hard max */
 
 /* Append m's encoding to out. Errors: ERR_INVALID (type, counts, conf),
