@@ -267,35 +267,37 @@ static void send_msgs(struct node *n, const struct raft_msg *msgs, size_t count)
 }
 
 /* Keep msgs_after_persist encoded in the job: (u64 to, u32 len, bytes). */
-static int encode_after(struct wal_job *j, const struct raft_msg *msgs,
-                        size_t count)
+/* Keep msgs_after_persist encoded in the job: (u64 to, u32 len, bytes).
+ * Messages are droppable (Raft resends what is lost), so a message that
+ * cannot be encoded, or that does not fit the job's buffer (a stepping-down
+ * leader's whole backlog of appends can be large), is dropped and counted,
+ * never an error of the member. Each record is appended whole or not at
+ * all, so the buffer always parses. */
+static int encode_after(struct node *n, struct wal_job *j,
+                        const struct raft_msg *msgs, size_t count)
 {
     struct buf tmp;
-    int rc = 0;
     buf_init(&tmp, 0);
-    for (size_t i = 0; i < count && rc == 0; i++) {
+    for (size_t i = 0; i < count; i++) {
+        size_t start = j->after.len;
+        uint32_t len;
         buf_reset(&tmp);
         if (raft_msg_encode(&msgs[i], &tmp) != 0) {
-            /* A message that cannot be encoded is dropped like a lost one;
-             * Raft sends it again. It must not stop the member. */
-            LOGW("node", "dropping a %s message to %016llx: cannot encode",
-                 raft_msg_type_str(msgs[i].type),
-                 (unsigned long long)msgs[i].to);
+            n->msgs_dropped++;
             continue;
         }
-        if (rc == 0) {
-            rc = buf_append(&j->after, &msgs[i].to, 8);
+        len = (uint32_t)tmp.len;
+        if (buf_reserve(&j->after, 12 + tmp.len) != 0) {
+            n->msgs_dropped++;
+            continue;
         }
-        if (rc == 0) {
-            uint32_t len = (uint32_t)tmp.len;
-            rc = buf_append(&j->after, &len, 4);
-        }
-        if (rc == 0) {
-            rc = buf_append(&j->after, tmp.data, tmp.len);
-        }
+        (void)buf_append(&j->after, &msgs[i].to, 8);
+        (void)buf_append(&j->after, &len, 4);
+        (void)buf_append(&j->after, tmp.data, tmp.len);
+        ASSERT(j->after.len == start + 12 + tmp.len);
     }
     buf_free(&tmp);
-    return rc;
+    return 0;
 }
 
 static void send_after(struct node *n, const struct wal_job *j)
@@ -411,7 +413,7 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
         wj->has_hard = rd->hard_changed;
         wj->hard = rd->hard;
         if (rc == 0) {
-            rc = encode_after(wj, rd->msgs_after_persist,
+            rc = encode_after(n, wj, rd->msgs_after_persist,
                               rd->msgs_after_persist_count);
         }
         if (rc != 0) {

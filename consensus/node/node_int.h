@@ -146,6 +146,7 @@ struct node {
     uint8_t role;
     uint64_t leader_changes;
     uint64_t proposals_failed;
+    uint64_t msgs_dropped; /* outbound Raft messages dropped here */
     uint64_t proposals_committed;
     int failed;
 
