@@ -74,9 +74,13 @@
  *    committed; a power loss may lose the last committed batch(es), never
  *    corrupt the file. The node replays the WAL from kv_applied() + 1 at
  *    start, so that loss is repaired.
- *  - The node must call kv_sync() before it releases WAL segments that hold
- *    entries at or below kv_applied() (after a Raft snapshot).
- *  - KV_SYNC_NONE (MDB_NOSYNC) is for tests and benchmarks that say so.
+ *  - The node must not release WAL segments past what a durable copy of the
+ *    store covers: consensus/node keeps checkpoints (kv_snapshot_write,
+ *    fsynced) for that and runs the store with KV_SYNC_NONE; see
+ *    consensus/node/node_ckpt.c for when the live file may be trusted.
+ *  - KV_SYNC_NONE (MDB_NOSYNC) survives a process crash whole but not a
+ *    system crash: use it only with such a durable copy and a rule for
+ *    when to distrust the live file (the node has both).
  *
  * On disk (LMDB named databases inside data.mdb; integers big-endian):
  *   meta   "magic" -> "CAIRNKV\0" (8 bytes), "version" -> u32 1, "rev" ->
@@ -118,7 +122,7 @@ struct kv_write; /* a write handle (LMDB write txn) */
 enum kv_sync_mode {
     KV_SYNC_META_LAZY = 0, /* default: see the sync contract above */
     KV_SYNC_FULL = 1,      /* fsync data and meta at every commit */
-    KV_SYNC_NONE = 2,      /* no fsync at all (tests, benchmarks) */
+    KV_SYNC_NONE = 2,      /* no fsync at all (see the contract above) */
 };
 
 struct kv_options {

@@ -1586,7 +1586,7 @@ uint64_t node__waiter_add(struct node *n, uint32_t timeout_ms,
 }
 
 /* Take a waiter back after the proposal failed synchronously. */
-static void waiter_drop(struct node *n, uint64_t id)
+void node__waiter_drop(struct node *n, uint64_t id)
 {
     struct waiter *w = &n->waiters[id % n->waiters_cap];
     if (w->id == id) {
@@ -1621,7 +1621,7 @@ int node_propose(struct node *n, enum apply_op op, const uint8_t *req,
     }
     buf_free(&b);
     if (rc != 0) {
-        waiter_drop(n, id);
+        node__waiter_drop(n, id);
         return rc == ERR_BUSY ? ERR_TOO_MANY_REQUESTS : rc;
     }
     n->dirty = true;

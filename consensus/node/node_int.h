@@ -240,6 +240,8 @@ uint64_t node__waiter_add(struct node *n, uint32_t timeout_ms,
                           node_propose_cb cb, void *ctx);
 void node__waiter_finish(struct node *n, uint64_t id,
                          const struct apply_result *res);
+/* Take back a waiter whose proposal failed synchronously (no callback). */
+void node__waiter_drop(struct node *n, uint64_t id);
 
 /* A result record in apply_job.results. */
 struct node__result {

@@ -166,14 +166,8 @@ int node_member_change(struct node *n, enum node_member_op op,
     }
     buf_free(&b);
     if (rc != 0) {
-        struct apply_result res = {.id = id, .err = rc};
         /* take the waiter back without calling cb: the error is returned */
-        struct waiter *w = &n->waiters[id % n->waiters_cap];
-        (void)res;
-        if (w->id == id) {
-            w->id = 0;
-            n->pending--;
-        }
+        node__waiter_drop(n, id);
         return rc;
     }
     n->dirty = true;
