@@ -190,6 +190,10 @@ void http__streams_stop(struct http *h);
 
 /* Provided by registry/server (api_watch.c, api_lease.c). */
 struct watch_hub *api_watch__hub(struct server *s);
+struct watch_create;
+void api_watch__create_from_pb(struct server *s,
+                               const Etcdserverpb__WatchCreateRequest *r,
+                               const char *token, struct watch_create *wc);
 void api_watch__kick(struct server *s);
 typedef void (*api_lease_renew_fn)(void *ctx, int err, int64_t ttl);
 int api_lease_renew(struct server *s, int64_t id, api_lease_renew_fn done,

@@ -434,30 +434,8 @@ static int watch_create(struct hstream *hs,
 {
     struct server *s = hs->h->s;
     struct watch_create wc;
-    memset(&wc, 0, sizeof(wc));
-    wc.key = r->key.data;
-    wc.key_len = r->key.len;
-    wc.range_end = r->range_end.data;
-    wc.range_end_len = r->range_end.len;
-    wc.start_revision = r->start_revision;
-    wc.watch_id = r->watch_id;
-    wc.prev_kv = r->prev_kv;
-    wc.progress_notify = r->progress_notify;
-    wc.fragment = r->fragment;
-    for (size_t i = 0; i < r->n_filters; i++) {
-        if (r->filters[i] ==
-            ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT) {
-            wc.no_put = true;
-        } else if (r->filters[i] ==
-                   ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE) {
-            wc.no_delete = true;
-        }
-    }
-    if (s->auth != NULL &&
-        api_auth_range_check(s, hs->token[0] != '\0' ? hs->token : NULL, wc.key,
-                             wc.key_len, wc.range_end, wc.range_end_len) != 0) {
-        wc.denied = true; /* a canceled create, as etcd answers it */
-    }
+    api_watch__create_from_pb(s, r, hs->token[0] != '\0' ? hs->token : NULL,
+                              &wc);
     return watch_stream_create(hs->st, &wc);
 }
 

@@ -230,37 +230,46 @@ static void schedule(struct watch_svc *w)
 
 /* ------------------------------------------------------------ requests */
 
+/* A WatchCreateRequest as the hub takes it (pointers borrowed from r),
+ * checked against token's permissions: a refused create is marked denied
+ * and answered as etcd does, created then canceled with the permission
+ * error. Shared by the gRPC stream and the HTTP/WebSocket streams. */
+void api_watch__create_from_pb(struct server *s,
+                               const Etcdserverpb__WatchCreateRequest *r,
+                               const char *token, struct watch_create *wc)
+{
+    memset(wc, 0, sizeof(*wc));
+    wc->key = r->key.data;
+    wc->key_len = r->key.len;
+    wc->range_end = r->range_end.data;
+    wc->range_end_len = r->range_end.len;
+    wc->start_revision = r->start_revision;
+    wc->watch_id = r->watch_id;
+    wc->prev_kv = r->prev_kv;
+    wc->progress_notify = r->progress_notify;
+    wc->fragment = r->fragment;
+    for (size_t i = 0; i < r->n_filters; i++) {
+        if (r->filters[i] ==
+            ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT) {
+            wc->no_put = true;
+        } else if (r->filters[i] ==
+                   ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE) {
+            wc->no_delete = true;
+        }
+    }
+    if (s->auth != NULL &&
+        api_auth_range_check(s, token, wc->key, wc->key_len, wc->range_end,
+                             wc->range_end_len) != 0) {
+        wc->denied = true;
+    }
+}
+
 static void on_create(struct wcall *c,
                       const Etcdserverpb__WatchCreateRequest *r)
 {
     struct watch_create wc;
-    memset(&wc, 0, sizeof(wc));
-    wc.key = r->key.data;
-    wc.key_len = r->key.len;
-    wc.range_end = r->range_end.data;
-    wc.range_end_len = r->range_end.len;
-    wc.start_revision = r->start_revision;
-    wc.watch_id = r->watch_id;
-    wc.prev_kv = r->prev_kv;
-    wc.progress_notify = r->progress_notify;
-    wc.fragment = r->fragment;
-    for (size_t i = 0; i < r->n_filters; i++) {
-        if (r->filters[i] ==
-            ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT) {
-            wc.no_put = true;
-        } else if (r->filters[i] ==
-                   ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE) {
-            wc.no_delete = true;
-        }
-    }
-    if (c->svc->s->auth != NULL &&
-        api_auth_range_check(c->svc->s,
-                             grpc_call_metadata(c->call, "token", NULL), wc.key,
-                             wc.key_len, wc.range_end, wc.range_end_len) != 0) {
-        /* etcd answers a refused create with a canceled watch whose reason
-         * is the permission error. */
-        wc.denied = true;
-    }
+    api_watch__create_from_pb(c->svc->s, r,
+                              grpc_call_metadata(c->call, "token", NULL), &wc);
     if (watch_stream_create(c->st, &wc) != 0) {
         call_end(c, ERR_BUSY);
     }
