@@ -895,6 +895,17 @@ static void on_tick(uv_timer_t *h)
     if (n->failed != 0) {
         return;
     }
+    /* etcd warns when a leader misses its heartbeat slot; a late tick here
+     * means the loop was held up (by what, the log around it tells). */
+    if (n->last_tick_ms != 0 &&
+        now - n->last_tick_ms > 5 * (uint64_t)n->cfg.heartbeat_ms) {
+        LOGW("node",
+             "the event loop was held up for %llu ms (ticks every "
+             "%u ms; role %s)",
+             (unsigned long long)(now - n->last_tick_ms), n->cfg.heartbeat_ms,
+             raft_role_str(n->role));
+    }
+    n->last_tick_ms = now;
     (void)raft_tick(&n->raft);
     publish(n);
     node__move_check(n, now);
