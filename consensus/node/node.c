@@ -706,6 +706,11 @@ static void maybe_snapshot(struct node *n)
     }
     n->ckpt_at = n->applied;
     n->snap_index = n->applied; /* a failure retries one period later */
+    /* The snapshot's metadata is fixed now, on the loop; the worker thread
+     * writes it (with the store's copy) so that no fsync runs here. */
+    if (raft_compact(&n->raft, n->ckpt_at, &n->ckpt_meta) != 0) {
+        return;
+    }
     rc = node__checkpoint_start(n);
     if (rc != 0) {
         LOGW("node", "starting a store checkpoint: %s", err_str(rc));
@@ -717,30 +722,9 @@ static void maybe_snapshot(struct node *n)
  * and from the WAL (on the WAL thread, which owns the log). */
 void node__snapshot_finish(struct node *n)
 {
-    struct raft_snapshot_meta meta;
-    struct log_snap_meta lm;
+    struct raft_snapshot_meta meta = n->ckpt_meta;
     struct wal_job *j;
-    struct buf conf;
-    uint64_t at = n->ckpt_at;
-    int rc;
-    if (raft_compact(&n->raft, at, &meta) != 0) {
-        return;
-    }
-    buf_init(&conf, 0);
-    rc = node__conf_encode(&meta.conf, &conf);
-    lm.index = meta.index;
-    lm.term = meta.term;
-    lm.conf = conf.data;
-    lm.conf_len = (uint32_t)conf.len;
-    if (rc == 0) {
-        rc = log_snap_save(n->dir_snap, &lm, 0, "", 0, 0);
-    }
-    buf_free(&conf);
-    if (rc != 0 && rc != ERR_EXISTS) {
-        LOGW("node", "saving snapshot metadata at %llu: %s",
-             (unsigned long long)at, err_str(rc));
-        return;
-    }
+    uint64_t at = meta.index;
     uint64_t keep_from = at > SNAPSHOT_CATCHUP ? at - SNAPSHOT_CATCHUP : 0;
     if (keep_from > n->ms.snap.meta.index) {
         struct raft_snapshot_meta m2;

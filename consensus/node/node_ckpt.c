@@ -257,6 +257,7 @@ int node__state_check(struct node *n, char *msg, size_t msg_len)
 struct ckpt_work {
     uv_work_t work;
     struct node *n;
+    struct raft_snapshot_meta meta; /* copied from the node at start */
     int err;
     char tmp[700];
     char path[700];
@@ -284,6 +285,24 @@ static void ckpt_work(uv_work_t *w)
     }
     if (rc != 0) {
         unlink(c->tmp);
+    }
+    /* Then the Raft snapshot's metadata, which lets the WAL below it go:
+     * both fsyncs here, off the loop (an fsync can wait seconds behind
+     * the store's dirty pages). */
+    if (rc == 0) {
+        struct log_snap_meta lm;
+        struct buf conf;
+        buf_init(&conf, 0);
+        rc = node__conf_encode(&c->meta.conf, &conf);
+        lm.index = c->meta.index;
+        lm.term = c->meta.term;
+        lm.conf = conf.data;
+        lm.conf_len = (uint32_t)conf.len;
+        if (rc == 0) {
+            rc = log_snap_save(c->n->dir_snap, &lm, 0, "", 0, 0);
+            rc = rc == ERR_EXISTS ? 0 : rc;
+        }
+        buf_free(&conf);
     }
     c->err = rc;
 }
@@ -324,6 +343,7 @@ int node__checkpoint_start(struct node *n)
         return -errno;
     }
     c->n = n;
+    c->meta = n->ckpt_meta;
     c->work.data = c;
     snprintf(c->path, sizeof(c->path), "%s/store.ckpt", n->dir_snap);
     snprintf(c->tmp, sizeof(c->tmp), "%s/store.ckpt.tmp", n->dir_snap);

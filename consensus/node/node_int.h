@@ -197,6 +197,7 @@ struct node {
     /* checkpoints (node_ckpt.c) */
     bool ckpt_running;
     uint64_t ckpt_at;
+    struct raft_snapshot_meta ckpt_meta; /* written with the checkpoint */
     bool close_finished;
     uint64_t snap_persist_term;
 };
