@@ -1707,6 +1707,16 @@ void node_status(const struct node *n, struct node_status *out)
     }
 }
 
+uint64_t node_term(const struct node *n)
+{
+    return n->raft.term;
+}
+
+uint64_t node_cluster_id(const struct node *n)
+{
+    return n->cfg.cluster_id;
+}
+
 size_t node_members(const struct node *n, struct node_member *out, size_t cap)
 {
     for (size_t i = 0; i < n->members_count && i < cap; i++) {

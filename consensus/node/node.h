@@ -216,6 +216,11 @@ struct node_status {
 };
 void node_status(const struct node *n, struct node_status *out);
 
+/* The current term and the cluster id, for response headers: cheap (no
+ * copy of the Raft status), loop thread. */
+uint64_t node_term(const struct node *n);
+uint64_t node_cluster_id(const struct node *n);
+
 /* The members as this node knows them; returns the count (<= cap). */
 size_t node_members(const struct node *n, struct node_member *out, size_t cap);
 

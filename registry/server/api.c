@@ -161,20 +161,16 @@ struct api_op *api_call_auth(struct server *s, const struct api_method *m,
 
 uint64_t api__term_now(struct server *s)
 {
-    struct node_status st;
-    node_status(s->node, &st);
-    return st.term;
+    return node_term(s->node);
 }
 
 void api__fill_header(struct server *s, Etcdserverpb__ResponseHeader *h,
                       int64_t rev)
 {
-    struct node_status st;
-    node_status(s->node, &st);
-    h->cluster_id = st.cluster_id;
+    h->cluster_id = node_cluster_id(s->node);
     h->member_id = s->member_id;
     h->revision = rev;
-    h->raft_term = api__term_now(s);
+    h->raft_term = node_term(s->node);
 }
 
 /* After a write is applied: the applier encoded the response already. */
