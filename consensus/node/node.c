@@ -40,9 +40,10 @@
 #include "base/log.h"
 #include "proto/cairn.pb-c.h"
 
-#define READS_MAX           65536
-#define SNAPSHOT_CATCHUP    5000 /* entries kept after a snapshot */
-#define MEMBER_RECORD_BYTES (NODE_NAME_MAX + 2 * NODE_URLS_MAX + 16)
+#define READS_MAX                65536
+#define SNAPSHOT_CATCHUP         5000 /* entries kept after a snapshot */
+#define NODE_TICKS_PER_HEARTBEAT 10
+#define MEMBER_RECORD_BYTES      (NODE_NAME_MAX + 2 * NODE_URLS_MAX + 16)
 
 static void process(struct node *n);
 static void serve_reads(struct node *n);
@@ -882,7 +883,8 @@ static void on_tick(uv_timer_t *h)
     /* etcd warns when a leader misses its heartbeat slot; a late tick here
      * means the loop was held up (by what, the log around it tells). */
     if (n->last_tick_ms != 0 &&
-        now - n->last_tick_ms > 5 * (uint64_t)n->cfg.heartbeat_ms) {
+        now - n->last_tick_ms >
+            5 * (uint64_t)n->cfg.heartbeat_ms + n->tick_ms) {
         LOGW("node",
              "the event loop was held up for %llu ms (ticks every "
              "%u ms; role %s)",
@@ -1271,10 +1273,15 @@ static int open_raft(struct node *n)
     uint64_t applied_term;
     raft_config_default(&rc, n->cfg.member_id);
     rc.seed = n->cfg.seed;
-    rc.heartbeat_ticks = 1;
-    rc.election_ticks = n->cfg.election_ms / n->cfg.heartbeat_ms;
-    if (rc.election_ticks < 2) {
-        rc.election_ticks = 2;
+    /* Ten ticks per heartbeat: the randomized election timeout then has
+     * ten times as many values, so two followers that lost the same leader
+     * rarely campaign in the same tick and split the vote. */
+    rc.heartbeat_ticks = NODE_TICKS_PER_HEARTBEAT;
+    rc.election_ticks =
+        (uint32_t)((uint64_t)n->cfg.election_ms * NODE_TICKS_PER_HEARTBEAT /
+                   n->cfg.heartbeat_ms);
+    if (rc.election_ticks <= rc.heartbeat_ticks) {
+        rc.election_ticks = rc.heartbeat_ticks + 1;
     }
     kv_applied(n->kv, &applied, &applied_term);
     /* The store may be ahead of the commit index the log recorded (the
@@ -1341,7 +1348,9 @@ static void start_handles(struct node *n)
     n->apply_done.data = n;
     n->handles_open = 4;
     uv_check_start(&n->check, on_check);
-    uv_timer_start(&n->tick, on_tick, n->cfg.heartbeat_ms, n->cfg.heartbeat_ms);
+    uint64_t tick_ms = n->cfg.heartbeat_ms / NODE_TICKS_PER_HEARTBEAT;
+    n->tick_ms = tick_ms > 0 ? tick_ms : 1;
+    uv_timer_start(&n->tick, on_tick, n->tick_ms, n->tick_ms);
 }
 
 static int open_storage(struct node *n, char *msg, size_t msg_len)

@@ -140,6 +140,7 @@ struct node {
     uint64_t read_round_sent; /* asked of raft, answer pending (0: none) */
     uint64_t read_round_sent_ms;
     uint64_t last_tick_ms; /* to notice a loop that was held up */
+    uint64_t tick_ms;      /* the Raft tick period */
 
     /* state seen by the loop */
     uint64_t leader;
