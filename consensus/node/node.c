@@ -1492,6 +1492,12 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
     } else {
         rc = open_storage(n, msg, msg_len);
     }
+    if (rc == 0 && apply_last_id(&n->apply, n->cfg.member_id) >= n->next_id) {
+        /* The clock went back since our last applied proposal: the store
+         * would refuse lower ids as repeats (apply.h, exactly once). */
+        n->next_id = apply_last_id(&n->apply, n->cfg.member_id) + 1;
+        n->oldest_id = n->next_id;
+    }
     if (rc == 0) {
         bool self = false;
         for (size_t i = 0; i < n->members_count; i++) {
