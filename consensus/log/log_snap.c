@@ -72,9 +72,11 @@ static int snap_cmp(const void *a, const void *b)
     return x->term < y->term ? -1 : x->term > y->term;
 }
 
-/* List *.snap files sorted oldest first; remove *.snap.tmp leftovers.
- * *names is allocated (SNAP_FILES_MAX entries). */
-static int snap_list(int dirfd, struct snap_name **names, size_t *n)
+/* List *.snap files sorted oldest first; with sweep, remove *.snap.tmp
+ * leftovers (only when loading: while saving, another thread of the same
+ * member may be writing its own temp file there). *names is allocated
+ * (SNAP_FILES_MAX entries). */
+static int snap_list(int dirfd, bool sweep, struct snap_name **names, size_t *n)
 {
     int fd = dup(dirfd);
     DIR *d;
@@ -100,7 +102,7 @@ static int snap_list(int dirfd, struct snap_name **names, size_t *n)
     while (rc == 0 && (de = readdir(d)) != NULL) {
         size_t nl = strlen(de->d_name);
         if (nl > 9 && strcmp(de->d_name + nl - 9, ".snap.tmp") == 0) {
-            if (unlinkat(dirfd, de->d_name, 0) < 0) {
+            if (sweep && unlinkat(dirfd, de->d_name, 0) < 0) {
                 rc = -errno;
             }
         } else if (snap_name_parse(de->d_name, &(*names)[*n])) {
@@ -185,7 +187,7 @@ static int snap_retain(int dirfd, unsigned keep)
 {
     struct snap_name *names;
     size_t n;
-    int rc = snap_list(dirfd, &names, &n);
+    int rc = snap_list(dirfd, false, &names, &n);
     char name[SNAP_NAME_LEN];
     if (rc < 0) {
         return rc;
@@ -376,7 +378,7 @@ int log_snap_load(const char *snap_dir, struct log_snap *out, char *msg,
         log__msg(msg, msg_len, "snap: %s: %s", snap_dir, err_str(rc));
         return rc;
     }
-    rc = snap_list(dirfd, &names, &n);
+    rc = snap_list(dirfd, true, &names, &n);
     if (rc == 0) {
         rc = ERR_NOT_FOUND;
         for (size_t k = n; k-- > 0;) {

@@ -409,6 +409,7 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
             return -ENOMEM;
         }
         buf_init(&wj->after, 0);
+        buf_init(&wj->reset_conf, 0);
         rc = copy_entries(rd->entries, rd->entries_count, &wj->ents, &wj->blob);
         wj->ents_count = rc == 0 ? rd->entries_count : 0;
         wj->has_hard = rd->hard_changed;
@@ -736,6 +737,7 @@ void node__snapshot_finish(struct node *n)
     j = mem_calloc(1, sizeof(*j));
     if (j != NULL) {
         buf_init(&j->after, 0);
+        buf_init(&j->reset_conf, 0);
         j->release_before = keep_from;
         node__jobq_push(&n->wal_in, j);
     }
