@@ -7,6 +7,8 @@
 #   make run                  install, build, start cairnd on ./data
 #   make lint                 clang-format check, include direction, core purity
 #   make bench                benchmarks (not part of make test)
+#   make fuzz                 libFuzzer targets (clang), FUZZ_SECONDS each
+#   make fuzz-replay          run each fuzz target once over its corpus
 #
 # Sources are found by directory: every .c under a module directory goes into
 # the core library, except files named *_main.c, each of which is a program
@@ -90,7 +92,7 @@ TEST_KINDS := sim crash integration compat
 TEST_BINS := $(foreach k,$(TEST_KINDS),$(if $(wildcard tests/$(k)/*.c),$(B)/tests/$(k)))
 
 .PHONY: all clean test run lint bench deps deps-build sim sim-long crash \
-        itest compat fuzz unit
+        itest compat fuzz fuzz-build fuzz-replay fuzz-seeds unit
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BENCH_LIB) $(PROGS) $(UNIT_BINS) $(TEST_BINS)
@@ -187,6 +189,64 @@ compat: all
 bench: deps
 	$(Q)$(MAKE) --no-print-directory MODE=release all
 	$(Q)bench/run.sh build/release
+
+# ------------------------------------------------------------------ fuzz
+# libFuzzer targets: tests/fuzz/fuzz_<name>.c -> $(B)/fuzz/fuzz_<name>. The
+# core library is compiled again with clang, ASan, UBSan and the fuzzer's
+# coverage into $(B)/fuzz/obj (warnings there are not errors: clang may see
+# things gcc does not, and the fuzz build must not break on them).
+# tests/fuzz/run.sh runs them (fuzz: FUZZ_SECONDS each; replay: the corpus
+# once); FUZZ_TARGETS=raft_codec,wal limits either to some targets.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR := $(B)/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
+            -fno-omit-frame-pointer
+FUZZ_CFLAGS = $(filter-out -Werror,$(CFLAGS_BASE)) -O1 -g -DCAIRN_FUZZ \
+              $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(PKG_CFLAGS)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRCS))
+FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRCS)) \
+                 $(patsubst $(B)/gen/%.c,$(FUZZ_DIR)/obj/gen/%.o,$(PROTO_C))
+
+$(FUZZ_DIR)/obj/gen/%.o: $(B)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) $(filter-out -Wshadow,$(FUZZ_CFLAGS)) -w -c $< -o $@
+
+$(FUZZ_DIR)/obj/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+# The targets themselves are held to -Werror.
+$(FUZZ_DIR)/obj/tests/fuzz/%.o: tests/fuzz/%.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB_OBJS)
+	@echo "  LD  $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+# Writes seed inputs with the real encoders (run by hand; the seeds are
+# checked in under tests/fuzz/corpus/).
+$(FUZZ_DIR)/fuzz-seeds: $(FUZZ_DIR)/obj/tests/fuzz/seeds.o $(FUZZ_LIB_OBJS)
+	@echo "  LD  $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(LDLIBS)
+
+# Keep the targets' objects (not removed as intermediates).
+.SECONDARY: $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/obj/tests/fuzz/%.o,$(FUZZ_SRCS))
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh fuzz $(FUZZ_DIR)
+
+fuzz-replay: fuzz-build
+	$(Q)tests/fuzz/run.sh replay $(FUZZ_DIR)
+
+fuzz-seeds: $(FUZZ_DIR)/fuzz-seeds
+	$(Q)$(FUZZ_DIR)/fuzz-seeds tests/fuzz/corpus
 
 lint:
 	$(Q)tests/lint/lint.sh $(B)
