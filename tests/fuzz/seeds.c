@@ -1,0 +1,444 @@
+/*
+ * seeds.c - writes the seed corpora of the fuzz targets with the real
+ * encoders (make fuzz-seeds -> tests/fuzz/corpus/<target>/seed-*).
+ *
+ * Each seed is a small valid input in the target's input format (see the
+ * top comment of each fuzz_<name>.c), so the fuzzer starts past magics,
+ * checksums and protobuf framing. The output is checked in; run this again
+ * only when a format changes. Crash inputs that became regressions live
+ * beside the seeds as regress-*; this program never touches them.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/buf.h"
+#include "base/crc32c.h"
+#include "consensus/apply/apply.h"
+#include "consensus/log/log.h"
+#include "consensus/raft/raft.h"
+#include "consensus/transport/transport.h"
+#include "proto/rpc.pb-c.h"
+#include "registry/server/server.h"
+#include "tests/fuzz/fuzz.h"
+
+static const char *out_root;
+
+static void seed(const char *target, const char *name, const void *p,
+                 size_t len)
+{
+    char d[1024];
+    snprintf(d, sizeof(d), "%s/%s", out_root, target);
+    mkdir(out_root, 0755);
+    mkdir(d, 0755);
+    char fname[256];
+    snprintf(fname, sizeof(fname), "seed-%s", name);
+    fuzz_write_file(d, fname, p, len);
+}
+
+/* Prefix byte(s) then body. */
+static void seed2(const char *target, const char *name, const uint8_t *pre,
+                  size_t pre_len, const void *p, size_t len)
+{
+    uint8_t *b = malloc(pre_len + len + 1);
+    memcpy(b, pre, pre_len);
+    memcpy(b + pre_len, p, len);
+    seed(target, name, b, pre_len + len);
+    free(b);
+}
+
+/* ------------------------------------------------------------- raft */
+
+static void conf_change(struct buf *b)
+{
+    struct raft_conf_change cc = {.type = 1, .node_id = 4};
+    cc.conf.voters_count = 3;
+    cc.conf.voters[0] = 1;
+    cc.conf.voters[1] = 2;
+    cc.conf.voters[2] = 3;
+    cc.conf.learners_count = 1;
+    cc.conf.learners[0] = 4;
+    cc.ctx = (const uint8_t *)"peer-url";
+    cc.ctx_len = 8;
+    if (raft_conf_change_encode(&cc, b) != 0) {
+        abort();
+    }
+}
+
+static void raft_seeds(void)
+{
+    struct buf b, cc;
+    buf_init(&b, 0);
+    buf_init(&cc, 0);
+    conf_change(&cc);
+    struct raft_entry ents[3] = {
+        {.index = 5,
+         .term = 2,
+         .type = RAFT_ENTRY_NORMAL,
+         .data = (uint8_t *)"hello",
+         .len = 5},
+        {.index = 6,
+         .term = 2,
+         .type = RAFT_ENTRY_CONF,
+         .data = cc.data,
+         .len = (uint32_t)cc.len},
+        {.index = 7, .term = 2, .type = RAFT_ENTRY_EMPTY},
+    };
+    struct raft_msg m = {.type = RAFT_MSG_APP,
+                         .from = 1,
+                         .to = 2,
+                         .term = 2,
+                         .log_term = 2,
+                         .index = 4,
+                         .commit = 4,
+                         .entries_count = 3,
+                         .entries = ents};
+    raft_msg_encode(&m, &b);
+    seed("raft_codec", "app", b.data, b.len);
+    buf_reset(&b);
+    struct raft_msg v = {.type = RAFT_MSG_VOTE_RESP,
+                         .flags = 1,
+                         .from = 3,
+                         .to = 1,
+                         .term = 9,
+                         .reject_hint = 3,
+                         .ctx = 77};
+    raft_msg_encode(&v, &b);
+    seed("raft_codec", "vote_resp", b.data, b.len);
+    buf_reset(&b);
+    struct raft_msg s = {.type = RAFT_MSG_SNAP, .from = 1, .to = 3, .term = 4};
+    s.snapshot.meta.index = 100;
+    s.snapshot.meta.term = 3;
+    s.snapshot.meta.conf.voters_count = 2;
+    s.snapshot.meta.conf.voters[0] = 1;
+    s.snapshot.meta.conf.voters[1] = 3;
+    s.snapshot.data = (uint8_t *)"state";
+    s.snapshot.data_len = 5;
+    raft_msg_encode(&s, &b);
+    seed("raft_codec", "snap", b.data, b.len);
+    seed("raft_codec", "conf_change", cc.data, cc.len);
+    buf_free(&b);
+    buf_free(&cc);
+}
+
+/* ------------------------------------------------------ wal and snap */
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        perror(path);
+        abort();
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *p = malloc((size_t)n + 1);
+    if (fread(p, 1, (size_t)n, f) != (size_t)n) {
+        abort();
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}
+
+/* The only *.wal / *.snap file of dir (the first found). */
+static uint8_t *only_file(const char *dir, const char *suffix, size_t *len)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char path[2048];
+    path[0] = '\0';
+    while ((de = readdir(d)) != NULL) {
+        size_t nl = strlen(de->d_name), sl = strlen(suffix);
+        if (nl > sl && strcmp(de->d_name + nl - sl, suffix) == 0) {
+            snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+            break;
+        }
+    }
+    closedir(d);
+    return slurp(path, len);
+}
+
+static void wal_seeds(void)
+{
+    char root[256], wal[512];
+    fuzz_scratch_dir(root, sizeof(root));
+    snprintf(wal, sizeof(wal), "%s/wal", root);
+    struct log_options o = {.segment_bytes = 4096};
+    struct log *l;
+    if (log_open(wal, &o, &l, NULL, 0) != 0) {
+        abort();
+    }
+    struct log_entry e[3] = {
+        {.index = 1, .term = 1, .data = (const uint8_t *)"a", .len = 1},
+        {.index = 2, .term = 1, .data = (const uint8_t *)"bcd", .len = 3},
+        {.index = 3,
+         .term = 2,
+         .type = 1,
+         .data = (const uint8_t *)"conf",
+         .len = 4},
+    };
+    struct log_hard_state hs = {.term = 2, .vote = 1, .commit = 2};
+    log_append(l, e, 2, &hs);
+    log_append(l, e + 2, 1, NULL);
+    log_close(l);
+    size_t n;
+    uint8_t *p = only_file(wal, ".wal", &n);
+    while (n > 64 && p[n - 1] == 0) {
+        n--; /* the preallocated tail */
+    }
+    n = (n + 7) & ~(size_t)7;
+    uint8_t c = 1;
+    seed2("wal", "three_entries", &c, 1, p, n);
+    /* Also with a torn last frame. */
+    seed2("wal", "torn_tail", &c, 1, p, n - 13);
+    c = 0;
+    seed2("wal", "raw", &c, 1, p, n);
+    free(p);
+    fuzz_empty_dir(root);
+
+    /* Snapshots: inline payload, and a path payload. */
+    char snap[512];
+    snprintf(snap, sizeof(snap), "%s/snap", root);
+    struct log_snap_meta m = {.index = 100,
+                              .term = 3,
+                              .conf = (const uint8_t *)"conf",
+                              .conf_len = 4};
+    log_snap_save(snap, &m, 0, "payload bytes", 13, 0);
+    p = only_file(snap, ".snap", &n);
+    c = 1;
+    seed2("snap", "inline", &c, 1, p, n);
+    free(p);
+    fuzz_empty_dir(snap);
+    log_snap_save(snap, &m, LOG_SNAP_FLAG_PATH, "/tmp/x.db", 9, 0);
+    p = only_file(snap, ".snap", &n);
+    seed2("snap", "path", &c, 1, p, n);
+    free(p);
+    fuzz_empty_dir(root);
+    rmdir(root);
+}
+
+/* ----------------------------------------------------------- protobuf */
+
+static size_t pack(const ProtobufCMessage *m, uint8_t *out)
+{
+    return protobuf_c_message_pack(m, out);
+}
+
+static size_t method_index(const char *path)
+{
+    for (size_t i = 0; i < api_methods_count; i++) {
+        if (strcmp(api_methods[i].path, path) == 0) {
+            return i;
+        }
+    }
+    abort();
+}
+
+/* A few requests, packed: Put, Range, Txn (nested), LeaseGrant. */
+struct req {
+    const char *path;
+    enum apply_op op;
+    uint8_t pb[512];
+    size_t len;
+};
+
+static size_t sample_requests(struct req *r)
+{
+    Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
+    put.key.data = (uint8_t *)"foo";
+    put.key.len = 3;
+    put.value.data = (uint8_t *)"bar";
+    put.value.len = 3;
+    put.prev_kv = 1;
+    r[0].path = "/etcdserverpb.KV/Put";
+    r[0].op = APPLY_PUT;
+    r[0].len = pack(&put.base, r[0].pb);
+
+    Etcdserverpb__RangeRequest rr = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    rr.key.data = (uint8_t *)"a";
+    rr.key.len = 1;
+    rr.range_end.data = (uint8_t *)"\0";
+    rr.range_end.len = 1;
+    rr.limit = 10;
+    rr.sort_order = 1;
+    rr.sort_target = 3;
+    r[1].path = "/etcdserverpb.KV/Range";
+    r[1].op = APPLY_DELETE_RANGE; /* as a delete in apply seeds */
+    r[1].len = pack(&rr.base, r[1].pb);
+
+    Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT;
+    cmp.key.data = (uint8_t *)"foo";
+    cmp.key.len = 3;
+    cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE;
+    cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE;
+    cmp.value.data = (uint8_t *)"bar";
+    cmp.value.len = 3;
+    Etcdserverpb__Compare *cmps[1] = {&cmp};
+    Etcdserverpb__RequestOp op1 = ETCDSERVERPB__REQUEST_OP__INIT;
+    op1.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+    op1.request_put = &put;
+    Etcdserverpb__TxnRequest inner = ETCDSERVERPB__TXN_REQUEST__INIT;
+    Etcdserverpb__RequestOp *iops[1] = {&op1};
+    inner.n_success = 1;
+    inner.success = iops;
+    Etcdserverpb__RequestOp op2 = ETCDSERVERPB__REQUEST_OP__INIT;
+    op2.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN;
+    op2.request_txn = &inner;
+    Etcdserverpb__RequestOp op3 = ETCDSERVERPB__REQUEST_OP__INIT;
+    op3.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+    op3.request_range = &rr;
+    Etcdserverpb__RequestOp *ops[2] = {&op2, &op3};
+    Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
+    txn.n_compare = 1;
+    txn.compare = cmps;
+    txn.n_success = 2;
+    txn.success = ops;
+    txn.n_failure = 1;
+    txn.failure = iops;
+    r[2].path = "/etcdserverpb.KV/Txn";
+    r[2].op = APPLY_TXN;
+    r[2].len = pack(&txn.base, r[2].pb);
+
+    Etcdserverpb__LeaseGrantRequest lg =
+        ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
+    lg.ttl = 60;
+    lg.id = 42;
+    r[3].path = "/etcdserverpb.Lease/LeaseGrant";
+    r[3].op = APPLY_LEASE_GRANT;
+    r[3].len = pack(&lg.base, r[3].pb);
+
+    Etcdserverpb__CompactionRequest cr = ETCDSERVERPB__COMPACTION_REQUEST__INIT;
+    cr.revision = 2;
+    r[4].path = "/etcdserverpb.KV/Compact";
+    r[4].op = APPLY_COMPACTION;
+    r[4].len = pack(&cr.base, r[4].pb);
+    return 5;
+}
+
+static void grpc_wire_seeds(const struct req *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b[1024];
+        b[0] = (uint8_t)method_index(r[i].path);
+        b[1] = (uint8_t)(i * 5);
+        b[2] = 0;
+        be32_put(b + 3, (uint32_t)r[i].len);
+        memcpy(b + 7, r[i].pb, r[i].len);
+        /* two messages back to back */
+        b[7 + r[i].len] = 0;
+        be32_put(b + 8 + r[i].len, (uint32_t)r[i].len);
+        memcpy(b + 12 + r[i].len, r[i].pb, r[i].len);
+        char name[32];
+        snprintf(name, sizeof(name), "req%zu", i);
+        seed("grpc_wire", name, b, 12 + 2 * r[i].len);
+    }
+}
+
+static void apply_seeds(const struct req *r, size_t n)
+{
+    struct buf all, env;
+    buf_init(&all, 0);
+    buf_init(&env, 0);
+    for (size_t i = 0; i < n; i++) {
+        buf_reset(&env);
+        apply_envelope(100 + i, i % 2 ? 0x1111 : 0x2222, r[i].op, r[i].pb,
+                       r[i].len, &env);
+        uint8_t h[3] = {(uint8_t)(i == 3 ? 0x80 : 0), (uint8_t)env.len,
+                        (uint8_t)(env.len >> 8)};
+        buf_append(&all, h, 3);
+        buf_append(&all, env.data, env.len);
+        char name[32];
+        snprintf(name, sizeof(name), "op%d", (int)r[i].op);
+        seed2("apply", name, h, 3, env.data, env.len);
+    }
+    /* an empty entry and a conf entry among them */
+    uint8_t e[3] = {2, 0, 0};
+    buf_append(&all, e, 3);
+    seed("apply", "batch", all.data, all.len);
+    buf_free(&all);
+    buf_free(&env);
+}
+
+/* ------------------------------------------------------------- text */
+
+static void text_seeds(void)
+{
+    static const char *json[][2] = {
+        {"/etcdserverpb.KV/Put",
+         "{\"key\":\"Zm9v\",\"value\":\"YmFy\",\"lease\":\"7\","
+         "\"prev_kv\":true}"},
+        {"/etcdserverpb.KV/Range",
+         "{\"key\":\"YQ==\",\"range_end\":\"AA==\",\"limit\":10,"
+         "\"sort_order\":\"DESCEND\",\"sort_target\":\"MOD\"}"},
+        {"/etcdserverpb.KV/Txn",
+         "{\"compare\":[{\"key\":\"Zm9v\",\"target\":\"VALUE\",\"result\":"
+         "\"EQUAL\",\"value\":\"YmFy\"}],\"success\":[{\"request_put\":"
+         "{\"key\":\"Zm9v\",\"value\":\"YmF6\"}}],\"failure\":[{"
+         "\"request_txn\":{\"success\":[{\"request_range\":{\"key\":"
+         "\"Zm9v\"}}]}}]}"},
+        {"/etcdserverpb.Lease/LeaseGrant", "{\"TTL\":60,\"ID\":\"0\"}"},
+        {"/etcdserverpb.Maintenance/Alarm",
+         "{\"action\":\"GET\",\"memberID\":\"1\",\"alarm\":\"NOSPACE\"}"},
+        {"/etcdserverpb.Cluster/MemberAdd",
+         "{\"peerURLs\":[\"http://127.0.0.1:2380\"],\"isLearner\":false}"},
+    };
+    for (size_t i = 0; i < sizeof(json) / sizeof(json[0]); i++) {
+        uint8_t k = (uint8_t)method_index(json[i][0]);
+        char name[32];
+        snprintf(name, sizeof(name), "m%u", k);
+        seed2("http_json", name, &k, 1, json[i][1], strlen(json[i][1]));
+    }
+
+    static const char yaml[] =
+        "name: 'infra1'\n"
+        "data-dir: /var/lib/cairn\n"
+        "heartbeat-interval: 100\n"
+        "election-timeout: 1000\n"
+        "listen-peer-urls: http://127.0.0.1:2380\n"
+        "listen-client-urls: http://127.0.0.1:2379,http://127.0.0.1:22379\n"
+        "initial-cluster: infra1=http://127.0.0.1:2380\n"
+        "initial-cluster-state: 'new'\n"
+        "quota-backend-bytes: 8589934592\n"
+        "auto-compaction-mode: periodic\n"
+        "auto-compaction-retention: \"1h\"\n"
+        "log-level: info\n"
+        "client-transport-security:\n"
+        "  auto-tls: false\n"
+        "  cert-file: \"\"\n";
+    uint8_t m = 0;
+    seed2("options", "yaml", &m, 1, yaml, sizeof(yaml) - 1);
+    static const char args[] =
+        "--name\0n1\0--data-dir=/tmp/d\0--heartbeat-interval\0"
+        "50\0"
+        "--election-timeout=500\0--initial-cluster\0"
+        "n1=http://127.0.0.1:2380,n2=http://127.0.0.1:2480\0"
+        "--initial-cluster-state=existing\0--snapshot-count=100\0"
+        "--auto-compaction-retention=2h";
+    m = 1;
+    seed2("options", "args", &m, 1, args, sizeof(args) - 1);
+    static const char env[] =
+        "CAIRN_NAME=x\0CAIRN_QUOTA_BACKEND_BYTES=1024\0"
+        "CAIRN_LISTEN_CLIENT_URLS=http://[::1]:2379\0ETCDCTL_API=3\0"
+        "CAIRN_AUTO_COMPACTION_MODE=revision";
+    m = 2;
+    seed2("options", "env", &m, 1, env, sizeof(env) - 1);
+}
+
+int main(int argc, char **argv)
+{
+    out_root = argc > 1 ? argv[1] : "tests/fuzz/corpus";
+    struct req r[8];
+    size_t n = sample_requests(r);
+    raft_seeds();
+    wal_seeds();
+    grpc_wire_seeds(r, n);
+    apply_seeds(r, n);
+    text_seeds();
+    printf("seeds written under %s\n", out_root);
+    return 0;
+}
