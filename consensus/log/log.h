@@ -114,7 +114,8 @@
  *   24  8    term
  *   32  4    conf_len (<= LOG_SNAP_CONF_BYTES_MAX)
  *   36  4    zero
- *   40  8    payload_len (<= LOG_SNAP_INLINE_BYTES_MAX, or PATH_MAX)
+ *   40  8    payload_len (<= LOG_SNAP_INLINE_BYTES_MAX; with PATH 1 to
+ *            PATH_MAX - 1 bytes, no NUL among them)
  *   48  4    body crc32c over conf then payload
  *   52  8    zero
  *   60  4    crc32c of bytes 0..59

@@ -280,8 +280,9 @@ static int snap_hdr_check(const uint8_t *h, const struct snap_name *nm,
         out->term != nm->term || (out->flags & ~LOG_SNAP_FLAG_PATH) ||
         out->conf_len > LOG_SNAP_CONF_BYTES_MAX ||
         plen > ((out->flags & LOG_SNAP_FLAG_PATH)
-                    ? (uint64_t)PATH_MAX
-                    : LOG_SNAP_INLINE_BYTES_MAX)) {
+                    ? (uint64_t)PATH_MAX - 1
+                    : LOG_SNAP_INLINE_BYTES_MAX) ||
+        ((out->flags & LOG_SNAP_FLAG_PATH) && plen == 0)) {
         log__msg(msg, msg_len, "snap: %s: offset 0: damaged header", file);
         return ERR_CORRUPT;
     }
@@ -346,6 +347,12 @@ static int snap_read(int dirfd, const struct snap_name *nm,
                      "snap: %s: offset %u: body checksum "
                      "mismatch",
                      file, SNAP_HDR);
+            rc = ERR_CORRUPT;
+        } else if ((out->flags & LOG_SNAP_FLAG_PATH) &&
+                   memchr(out->payload, 0, (size_t)out->payload_len)) {
+            /* log_snap_save never writes one: a path cut short at a NUL
+             * would name another file. */
+            log__msg(msg, msg_len, "snap: %s: path payload holds a NUL", file);
             rc = ERR_CORRUPT;
         }
     }
