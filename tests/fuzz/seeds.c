@@ -20,7 +20,7 @@
 #include "consensus/apply/apply.h"
 #include "consensus/log/log.h"
 #include "consensus/raft/raft.h"
-#include "consensus/transport/transport.h"
+#include "consensus/transport/transport_int.h"
 #include "proto/rpc.pb-c.h"
 #include "registry/server/server.h"
 #include "tests/fuzz/fuzz.h"
@@ -364,6 +364,77 @@ static void apply_seeds(const struct req *r, size_t n)
     buf_free(&env);
 }
 
+/* ---------------------------------------------------------- transport */
+
+static void frame(struct buf *b, uint8_t type, const void *p, size_t len)
+{
+    uint8_t h[TRANSPORT_FRAME_HEADER_BYTES];
+    tr__frame_encode(h, type, p, len);
+    buf_append(b, h, sizeof(h));
+    buf_append(b, p, len);
+}
+
+static void transport_seeds(void)
+{
+    struct buf b, m;
+    buf_init(&b, 0);
+    buf_init(&m, 0);
+    struct raft_msg hb = {.type = RAFT_MSG_HEARTBEAT,
+                          .from = 2,
+                          .to = 1,
+                          .term = 3,
+                          .commit = 9,
+                          .ctx = 5};
+    raft_msg_encode(&hb, &m);
+    uint8_t h[TRANSPORT_HELLO_BYTES];
+    struct tr_hello hello = {.magic = TRANSPORT_MAGIC,
+                             .version = TRANSPORT_VERSION,
+                             .channel = TRANSPORT_CHANNEL_MSG,
+                             .cluster_id = 0xC1C1C1C1ull,
+                             .from = 2,
+                             .to = 1};
+    uint8_t side = 0;
+    tr__hello_encode(h, &hello);
+    buf_append(&b, &side, 1);
+    buf_append(&b, h, sizeof(h));
+    frame(&b, TRANSPORT_FRAME_MSG, m.data, m.len);
+    frame(&b, TRANSPORT_FRAME_MSG, m.data, m.len);
+    seed("transport", "in_msgs", b.data, b.len);
+
+    buf_reset(&b);
+    hello.channel = TRANSPORT_CHANNEL_SNAP;
+    tr__hello_encode(h, &hello);
+    buf_append(&b, &side, 1);
+    buf_append(&b, h, sizeof(h));
+    frame(&b, TRANSPORT_FRAME_SNAP_BEGIN, "meta", 4);
+    frame(&b, TRANSPORT_FRAME_SNAP_CHUNK, "chunk-one", 9);
+    frame(&b, TRANSPORT_FRAME_SNAP_CHUNK, "two", 3);
+    uint8_t end[TRANSPORT_SNAP_END_BYTES];
+    be64_put(end, 12);
+    be32_put(end + 8, crc32c(crc32c(0, "chunk-one", 9), "two", 3));
+    frame(&b, TRANSPORT_FRAME_SNAP_END, end, sizeof(end));
+    seed("transport", "in_snap", b.data, b.len);
+
+    uint8_t r[TRANSPORT_REPLY_BYTES];
+    struct tr_reply reply = {.magic = TRANSPORT_MAGIC,
+                             .version = TRANSPORT_VERSION,
+                             .cluster_id = 0xC1C1C1C1ull,
+                             .member_id = 2};
+    side = 1;
+    tr__reply_encode(r, &reply);
+    seed2("transport", "out_accepted", &side, 1, r, sizeof(r));
+    buf_reset(&b);
+    reply.status = 1;
+    reply.reason_len = 11;
+    tr__reply_encode(r, &reply);
+    buf_append(&b, &side, 1);
+    buf_append(&b, r, sizeof(r));
+    buf_append(&b, "not welcome", 11);
+    seed("transport", "out_refused", b.data, b.len);
+    buf_free(&b);
+    buf_free(&m);
+}
+
 /* ------------------------------------------------------------- text */
 
 static void text_seeds(void)
@@ -439,6 +510,7 @@ int main(int argc, char **argv)
     grpc_wire_seeds(r, n);
     apply_seeds(r, n);
     text_seeds();
+    transport_seeds();
     printf("seeds written under %s\n", out_root);
     return 0;
 }
