@@ -6,7 +6,8 @@
 #           FUZZ_DIR/corpus/<name> that keeps what the fuzzer found.
 #   replay  each target once over every checked-in input: no fuzzing, a
 #           regression run of the seeds and of past crash inputs.
-#   smoke   like fuzz but short (FUZZ_SECONDS, default 8) and printing one
+#   smoke   like fuzz but short (FUZZ_SECONDS, default 8), from the seeds
+#           alone (a fresh work corpus), printing one
 #           TAP line per target with the executions done (tests/fuzz/fuzz.test).
 #
 # FUZZ_TARGETS=raft_codec,wal restricts to some targets. -max_len comes from
@@ -28,7 +29,7 @@ replay) SECS=0 ;;
     exit 2
     ;;
 esac
-mkdir -p "$DIR/crashes" "$DIR/logs"
+mkdir -p "$DIR/crashes" "$DIR/logs-$MODE"
 # Leaks are bugs too; a slow input (an endless loop) counts after 20 s.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -44,7 +45,7 @@ for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
     fi
     n=$((n + 1))
     bin=$DIR/fuzz_$name
-    log=$DIR/logs/$name.log
+    log=$DIR/logs-$MODE/$name.log
     seeds=$ROOT/tests/fuzz/corpus/$name
     mkdir -p "$seeds"
     if [ ! -x "$bin" ]; then
@@ -64,28 +65,33 @@ for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
             echo "ok $n - fuzz_$name: replayed $count inputs"
         else
             echo "not ok $n - fuzz_$name: replay failed (status $rc), log $log"
-            grep -E 'ERROR|fuzz check|Running:' "$log" | tail -n 3 | sed 's/^/#   /'
+            grep -a -E 'ERROR|fuzz check|Running:' "$log" | tail -n 3 | sed 's/^/#   /'
             failed=$((failed + 1))
         fi
         continue
     fi
     work=$DIR/corpus/$name
+    if [ "$MODE" = smoke ]; then
+        # A fresh work corpus: each smoke run starts from the seeds alone.
+        work=$DIR/smoke-corpus/$name
+        rm -rf "$work"
+    fi
     mkdir -p "$work"
     (cd "$DIR" && timeout $((SECS + 120)) "$bin" -max_total_time="$SECS" \
         -max_len="$maxlen" -timeout=20 -rss_limit_mb=4096 \
         -print_final_stats=1 -artifact_prefix="$DIR/crashes/$name-" \
         "$work" "$seeds") >"$log" 2>&1
     rc=$?
-    execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\)/\1/p' "$log" | tail -n 1)
-    execs=${execs:-$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -n 1)}
+    execs=$(LC_ALL=C sed -n 's/^stat::number_of_executed_units: *\([0-9]*\)/\1/p' "$log" | tail -n 1)
+    execs=${execs:-$(LC_ALL=C sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -n 1)}
     execs=${execs:-0}
-    cov=$(grep -E '^#[0-9]+' "$log" | tail -n 1 | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
+    cov=$(grep -a -E '^#[0-9]+' "$log" | tail -n 1 | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
     if [ $rc -eq 0 ]; then
         echo "ok $n - fuzz_$name: $execs executions in ${SECS}s, cov ${cov:-?}, no crash"
     else
-        art=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
+        art=$(LC_ALL=C sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
         echo "not ok $n - fuzz_$name: failed after $execs executions (status $rc); input: ${art:-none saved}; log: $log"
-        grep -E 'ERROR: |SUMMARY|fuzz check failed|runtime error' "$log" | head -n 4 | sed 's/^/#   /'
+        grep -a -E 'ERROR: |SUMMARY|fuzz check failed|runtime error' "$log" | head -n 4 | sed 's/^/#   /'
         failed=$((failed + 1))
     fi
 done
