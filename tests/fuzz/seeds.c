@@ -23,6 +23,7 @@
 #include "consensus/transport/transport_int.h"
 #include "proto/rpc.pb-c.h"
 #include "registry/server/server.h"
+#include "tests/fuzz/fuzz_server.h"
 #include "tests/fuzz/fuzz.h"
 
 static const char *out_root;
@@ -435,6 +436,94 @@ static void transport_seeds(void)
     buf_free(&m);
 }
 
+/* ------------------------------------------------- api and client port */
+
+static void api_seeds(const struct req *r, size_t n)
+{
+    const struct api_method *ms[FUZZ_API_METHODS_MAX];
+    size_t mc = fuzz_api_methods(ms);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < mc; k++) {
+            if (strcmp(ms[k]->path, r[i].path) == 0) {
+                uint8_t b = (uint8_t)k;
+                char name[32];
+                snprintf(name, sizeof(name), "m%zu", k);
+                seed2("api", name, &b, 1, r[i].pb, r[i].len);
+            }
+        }
+    }
+}
+
+static void hpack_literal(struct buf *b, const char *name, const char *value)
+{
+    uint8_t z = 0; /* literal without indexing, new name */
+    uint8_t nl = (uint8_t)strlen(name), vl = (uint8_t)strlen(value);
+    buf_append(b, &z, 1);
+    buf_append(b, &nl, 1);
+    buf_append(b, name, nl);
+    buf_append(b, &vl, 1);
+    buf_append(b, value, vl);
+}
+
+static void h2_frame(struct buf *b, uint8_t type, uint8_t flags, uint32_t sid,
+                     const void *p, size_t len)
+{
+    uint8_t h[9] = {(uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len,
+                    type, flags};
+    be32_put(h + 5, sid);
+    buf_append(b, h, 9);
+    buf_append(b, p, len);
+}
+
+static void client_port_seeds(const struct req *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct buf b, hb, msg;
+        buf_init(&b, 0);
+        buf_init(&hb, 0);
+        buf_init(&msg, 0);
+        uint8_t grpc = 1;
+        buf_append(&b, &grpc, 1);
+        h2_frame(&b, 4, 0, 0, NULL, 0); /* SETTINGS */
+        hpack_literal(&hb, ":method", "POST");
+        hpack_literal(&hb, ":scheme", "http");
+        hpack_literal(&hb, ":path", r[i].path);
+        hpack_literal(&hb, ":authority", "127.0.0.1");
+        hpack_literal(&hb, "content-type", "application/grpc");
+        hpack_literal(&hb, "te", "trailers");
+        hpack_literal(&hb, "grpc-timeout", "2S");
+        hpack_literal(&hb, "token", "x.1");
+        h2_frame(&b, 1, 4, 1, hb.data, hb.len); /* HEADERS, END_HEADERS */
+        uint8_t g[5] = {0};
+        be32_put(g + 1, (uint32_t)r[i].len);
+        buf_append(&msg, g, 5);
+        buf_append(&msg, r[i].pb, r[i].len);
+        h2_frame(&b, 0, 1, 1, msg.data, msg.len); /* DATA, END_STREAM */
+        char name[32];
+        snprintf(name, sizeof(name), "grpc%zu", i);
+        seed("client_port", name, b.data, b.len);
+        buf_free(&b);
+        buf_free(&hb);
+        buf_free(&msg);
+    }
+    static const char *http[] = {
+        "POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        "application/json\r\nContent-Length: 30\r\n\r\n"
+        "{\"key\":\"Zm9v\",\"value\":\"YmFy\"}\n",
+        "POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+        "chunked\r\n\r\nf\r\n{\"key\":\"Zm9v\"} \r\n0\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /version HTTP/1.1\r\n"
+        "Host: x\r\n\r\n",
+        "GET /metrics HTTP/1.0\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++) {
+        uint8_t z = 0;
+        char name[32];
+        snprintf(name, sizeof(name), "http%zu", i);
+        seed2("client_port", name, &z, 1, http[i], strlen(http[i]));
+    }
+}
+
 /* ------------------------------------------------------------- text */
 
 static void text_seeds(void)
@@ -511,6 +600,8 @@ int main(int argc, char **argv)
     apply_seeds(r, n);
     text_seeds();
     transport_seeds();
+    api_seeds(r, n);
+    client_port_seeds(r, n);
     printf("seeds written under %s\n", out_root);
     return 0;
 }
