@@ -56,6 +56,9 @@ static void on_recv(void *owner, uint64_t from, const uint8_t *data, size_t len)
     (void)owner;
     (void)from;
     FUZZ_CHECK(len <= (size_t)1 << 20);
+    if (getenv("FUZZ_SHOW") != NULL) {
+        fprintf(stderr, "message, %zu bytes\n", len);
+    }
     if (raft_msg_decode(data, len, 1 << 20, &m) == 0) {
         raft_msg_free_decoded(&m);
     }
@@ -69,6 +72,10 @@ static void on_snap(void *owner, struct transport_snap_in *in, uint64_t from,
     (void)in;
     (void)from;
     FUZZ_CHECK(ev >= TRANSPORT_SNAP_BEGIN && ev <= TRANSPORT_SNAP_ABORT);
+    if (getenv("FUZZ_SHOW") != NULL) {
+        fprintf(stderr, "snapshot event %d, %zu bytes, status %d\n", ev, len,
+                status);
+    }
     FUZZ_CHECK(data != NULL || len == 0);
     FUZZ_CHECK(ev == TRANSPORT_SNAP_ABORT ? status != 0 : status == 0);
 }
