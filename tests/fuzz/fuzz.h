@@ -12,12 +12,14 @@
 #define CAIRN_TESTS_FUZZ_H
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,6 +100,34 @@ static inline void fuzz_write_file(const char *dir, const char *name,
         off += (size_t)n;
     }
     close(fd);
+}
+
+/* A TCP connection to addr, closed later with an RST (SO_LINGER 0) so that
+ * this side leaves no TIME_WAIT. connect() is retried on a fresh socket:
+ * at thousands of connections a second the kernel's ephemeral ports cycle
+ * within the TIME_WAIT the server's side of an earlier connection keeps,
+ * and a SYN that lands on one is refused. That is the harness, not a bug. */
+static inline int fuzz_connect(const struct sockaddr *addr, socklen_t len)
+{
+    for (int attempt = 0;; attempt++) {
+        int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        if (fd < 0) {
+            perror("socket");
+            abort();
+        }
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        if (connect(fd, addr, len) == 0) {
+            return fd;
+        }
+        int e = errno;
+        close(fd);
+        if (attempt == 50) {
+            fprintf(stderr, "connect: %s\n", strerror(e));
+            abort();
+        }
+        usleep(1000);
+    }
 }
 
 #endif

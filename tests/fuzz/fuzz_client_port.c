@@ -118,12 +118,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     uint64_t end = fuzz_now_ms() + WAIT_MS;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    FUZZ_CHECK(fd >= 0);
-    struct linger lg = {.l_onoff = 1, .l_linger = 0}; /* no TIME_WAIT */
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    FUZZ_CHECK(connect(fd, (struct sockaddr *)&fs.client_addr,
-                       sizeof(fs.client_addr)) == 0);
+    int fd = fuzz_connect((struct sockaddr *)&fs.client_addr,
+                          sizeof(fs.client_addr));
     if (data[0] & 1) {
         send_all(fd, (const uint8_t *)preface, sizeof(preface) - 1, end);
     }

@@ -179,11 +179,7 @@ static void no_time_wait(int fd)
 
 static void accepting_side(const uint8_t *p, size_t n)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    FUZZ_CHECK(fd >= 0);
-    FUZZ_CHECK(
-        connect(fd, (struct sockaddr *)&listen_addr, sizeof(listen_addr)) == 0);
-    no_time_wait(fd);
+    int fd = fuzz_connect((struct sockaddr *)&listen_addr, sizeof(listen_addr));
     talk(fd, p, n);
     close(fd);
 }
