@@ -125,6 +125,89 @@ static void raft_seeds(void)
     buf_free(&cc);
 }
 
+static void op(struct buf *b, uint8_t code, const void *p, size_t len)
+{
+    uint8_t h[3] = {code, (uint8_t)len, (uint8_t)(len >> 8)};
+    buf_append(b, h, 3);
+    buf_append(b, p, len);
+}
+
+static void op_msg(struct buf *b, const struct raft_msg *m)
+{
+    struct buf e;
+    buf_init(&e, 0);
+    raft_msg_encode(m, &e);
+    op(b, 0, e.data, e.len);
+    buf_free(&e);
+}
+
+static void raft_step_seeds(void)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    /* Node 1 campaigns (pre-vote), wins, proposes, followers ack. */
+    op(&b, 3 | 4, NULL, 0);
+    struct raft_msg pv = {
+        .type = RAFT_MSG_PREVOTE_RESP, .from = 2, .to = 1, .term = 1};
+    op_msg(&b, &pv);
+    struct raft_msg v = {
+        .type = RAFT_MSG_VOTE_RESP, .from = 2, .to = 1, .term = 1};
+    op_msg(&b, &v);
+    op(&b, 2, "put", 3);
+    struct raft_msg ar = {
+        .type = RAFT_MSG_APP_RESP, .from = 2, .to = 1, .term = 1, .index = 2};
+    op_msg(&b, &ar);
+    op(&b, 3, NULL, 0); /* read index */
+    struct raft_msg hr = {.type = RAFT_MSG_HEARTBEAT_RESP,
+                          .from = 3,
+                          .to = 1,
+                          .term = 1,
+                          .ctx = 1};
+    op_msg(&b, &hr);
+    op(&b, 1 | (20 << 2), NULL, 0);
+    seed("raft_step", "leader", b.data, b.len);
+
+    /* A leader (node 2) appends to us, then sends a snapshot. */
+    buf_reset(&b);
+    struct raft_entry ents[2] = {
+        {.index = 1, .term = 2, .type = RAFT_ENTRY_EMPTY},
+        {.index = 2,
+         .term = 2,
+         .type = RAFT_ENTRY_NORMAL,
+         .data = (uint8_t *)"x",
+         .len = 1},
+    };
+    struct raft_msg app = {.type = RAFT_MSG_APP,
+                           .from = 2,
+                           .to = 1,
+                           .term = 2,
+                           .commit = 2,
+                           .entries_count = 2,
+                           .entries = ents};
+    op_msg(&b, &app);
+    struct raft_msg hb = {.type = RAFT_MSG_HEARTBEAT,
+                          .from = 2,
+                          .to = 1,
+                          .term = 2,
+                          .commit = 2,
+                          .ctx = 9};
+    op_msg(&b, &hb);
+    struct raft_msg sn = {.type = RAFT_MSG_SNAP, .from = 2, .to = 1, .term = 3};
+    sn.snapshot.meta.index = 10;
+    sn.snapshot.meta.term = 3;
+    sn.snapshot.meta.conf.voters_count = 3;
+    sn.snapshot.meta.conf.voters[0] = 1;
+    sn.snapshot.meta.conf.voters[1] = 2;
+    sn.snapshot.meta.conf.voters[2] = 3;
+    op_msg(&b, &sn);
+    op(&b, 2, "fwd", 3);
+    struct raft_msg tn = {
+        .type = RAFT_MSG_TIMEOUT_NOW, .from = 2, .to = 1, .term = 3};
+    op_msg(&b, &tn);
+    seed("raft_step", "follower", b.data, b.len);
+    buf_free(&b);
+}
+
 /* ------------------------------------------------------ wal and snap */
 
 static uint8_t *slurp(const char *path, size_t *len)
@@ -595,6 +678,7 @@ int main(int argc, char **argv)
     struct req r[8];
     size_t n = sample_requests(r);
     raft_seeds();
+    raft_step_seeds();
     wal_seeds();
     grpc_wire_seeds(r, n);
     apply_seeds(r, n);
