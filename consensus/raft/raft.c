@@ -1332,6 +1332,11 @@ static bool msg_ok(const struct raft *r, const struct raft_msg *m)
         m->from == RAFT_NONE || m->from == r->id || m->to != r->id) {
         return false;
     }
+    /* No real term gets near this; adopting one would let a later
+     * campaign's term + 1 wrap to 0. */
+    if (m->term > UINT64_MAX / 2) {
+        return false;
+    }
     if (m->entries_count > RAFT_CODEC_ENTRIES_MAX ||
         (m->entries_count > 0 && m->entries == NULL) ||
         (m->entries_count > 0 && m->type != RAFT_MSG_APP &&
