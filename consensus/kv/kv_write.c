@@ -485,7 +485,10 @@ int kv__put_prepare(struct kv_req *rq, const struct kv_put_req *req,
 int kv__put_write(struct kv_req *rq, struct kv_put_plan *pp)
 {
     if (pp->value_in_scratch) {
-        pp->now.value = rq->wr->scratch.data + pp->value_off;
+        /* An empty old value may leave the scratch buffer unallocated:
+         * NULL + 0 is undefined, and there is nothing to point at. */
+        const uint8_t *base = rq->wr->scratch.data;
+        pp->now.value = base == NULL ? NULL : base + pp->value_off;
     }
     int rc = put_writes(rq, &pp->now, pp->had_old, pp->old_lease);
     if (rc != 0) {
