@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,27 +35,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
             abort();                                                           \
         }                                                                      \
     } while (0)
-
-/* A fresh scratch directory for the process, on tmpfs when there is one
- * (fsyncs there are cheap). Removed at exit only by the OS's temp cleanup:
- * targets empty it themselves on every input. */
-static inline const char *fuzz_scratch_dir(char *out, size_t cap)
-{
-    const char *base = getenv("FUZZ_TMPDIR");
-    struct stat st;
-    if (base == NULL) {
-        base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
-                       access("/dev/shm", W_OK) == 0
-                   ? "/dev/shm"
-                   : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    }
-    snprintf(out, cap, "%s/cairn-fuzz-XXXXXX", base);
-    if (mkdtemp(out) == NULL) {
-        perror("mkdtemp");
-        abort();
-    }
-    return out;
-}
 
 /* Remove every entry of dir (one level, files only; subdirectories are
  * emptied and removed one level down). */
@@ -77,6 +57,52 @@ static inline void fuzz_empty_dir(const char *dir)
         }
     }
     closedir(d);
+}
+
+/* Remove the scratch directories of fuzz processes that died (a crash
+ * skips atexit): cairn-fuzz-<pid>-* under base whose pid is gone. */
+static inline void fuzz_sweep_stale(const char *base)
+{
+    DIR *d = opendir(base);
+    struct dirent *de;
+    char path[4096];
+    if (d == NULL) {
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        int pid = 0;
+        if (sscanf(de->d_name, "cairn-fuzz-%d-", &pid) != 1 || pid <= 0 ||
+            kill(pid, 0) == 0 || errno != ESRCH) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", base, de->d_name);
+        fuzz_empty_dir(path);
+        rmdir(path);
+    }
+    closedir(d);
+}
+
+/* A fresh scratch directory for the process, on tmpfs when there is one
+ * (fsyncs there are cheap): <base>/cairn-fuzz-<pid>-XXXXXX. Targets empty
+ * it on every input and remove it at exit; fuzz_sweep_stale removes those
+ * of processes that crashed. */
+static inline const char *fuzz_scratch_dir(char *out, size_t cap)
+{
+    const char *base = getenv("FUZZ_TMPDIR");
+    struct stat st;
+    if (base == NULL) {
+        base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
+                       access("/dev/shm", W_OK) == 0
+                   ? "/dev/shm"
+                   : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    }
+    fuzz_sweep_stale(base);
+    snprintf(out, cap, "%s/cairn-fuzz-%d-XXXXXX", base, (int)getpid());
+    if (mkdtemp(out) == NULL) {
+        perror("mkdtemp");
+        abort();
+    }
+    return out;
 }
 
 /* Write p[0..len) to dir/name. */
