@@ -89,6 +89,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (unsigned long long)(fuzz_now_ms() + WAIT_MS - end));
     }
     FUZZ_CHECK(a.calls == 1);
-    FUZZ_CHECK(node_failed(fs.s.node) == 0);
+    FUZZ_CHECK(fs.s.node != NULL && node_failed(fs.s.node) == 0);
     return 0;
 }

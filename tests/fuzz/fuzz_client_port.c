@@ -70,6 +70,8 @@ static bool drain(int fd, bool show, uint64_t end, uint64_t quiet_ms)
         struct pollfd p = {.fd = fd, .events = POLLIN};
         struct node_status st;
         uv_run(&fs.loop, UV_RUN_NOWAIT);
+        /* The server stops itself only when its member failed. */
+        FUZZ_CHECK(fs.s.node != NULL);
         node_status(fs.s.node, &st);
         if (st.proposals_pending > 0) {
             last = fuzz_now_ms();
@@ -138,6 +140,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < 8; i++) {
         uv_run(&fs.loop, UV_RUN_NOWAIT);
     }
-    FUZZ_CHECK(node_failed(fs.s.node) == 0);
+    FUZZ_CHECK(fs.s.node != NULL && node_failed(fs.s.node) == 0);
     return 0;
 }
