@@ -465,6 +465,7 @@ static void on_watchdog(uv_timer_t *t)
 {
     struct server *s = t->data;
     int err = s->node != NULL ? node_failed(s->node) : 0;
+    stall_beat(&s->stall);
     if (err == 0 || s->stopping) {
         return;
     }
@@ -515,6 +516,7 @@ void server_stop(struct server *s)
         return;
     }
     s->stopping = true;
+    stall_stop(&s->stall); /* closing may legitimately block the loop */
     server__listen_close(s);
     server__compactor_stop(s);
     server__modules_stop(s);
@@ -627,5 +629,8 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     uv_timer_init(loop, &s->watchdog);
     s->watchdog.data = s;
     uv_timer_start(&s->watchdog, on_watchdog, 200, 200);
+    if (stall_start(&s->stall, 2000) != 0) {
+        LOGW("server", "no stall monitor: the loop's stack will not be shown");
+    }
     return 0;
 }
