@@ -24,9 +24,10 @@
  * Limits:   DISCOVERY_SRV_TARGETS_MAX records per SRV name and members in
  *           total; names of DISCOVERY_SRV_HOST_MAX bytes (RFC 1035) and
  *           URLs that fit a member record (NODE_URLS_MAX); each DNS query
- *           waits DISCOVERY_SRV_TRY_S then twice that (DISCOVERY_SRV_TRIES
- *           sends per server), and all lookups together stop at
- *           DISCOVERY_SRV_DEADLINE_MS.
+ *           is sent DISCOVERY_SRV_TRIES times to each server in
+ *           /etc/resolv.conf, waiting DISCOVERY_SRV_TRY_S for each answer
+ *           (2 s for one silent server; the first timeout ends discovery),
+ *           and no new query starts after DISCOVERY_SRV_DEADLINE_MS.
  * Not here: the flags (options.c: --discovery-srv, --discovery-srv-name,
  *           and the refusal of --initial-cluster together with them);
  *           bootstrapping from the derived text (server.c, as for
