@@ -27,6 +27,7 @@
 
 int raft_codec_tests(void);
 int raft_stress_tests(void);
+int raft_golden_tests(void);
 
 static struct raft *R(struct net *net, uint64_t id)
 {
@@ -924,5 +925,6 @@ int main(void)
     int failed = cmocka_run_group_tests_name("raft", tests, NULL, NULL);
     failed += raft_codec_tests();
     failed += raft_stress_tests();
+    failed += raft_golden_tests();
     return failed;
 }
