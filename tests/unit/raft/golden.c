@@ -30,6 +30,7 @@ struct golden {
     int line_no;
     int *violations;
     bool violated; /* report the first violation only */
+    bool stopped;  /* after a livelock: commands are copied, not run */
     char *err;
     size_t errcap;
 };
@@ -666,6 +667,10 @@ static int run_command(struct golden *g, char *line)
         }
         net_flush(g->net);
         safety(g);
+        if (g->net->stuck) {
+            violation(g, "the network never went quiet (livelock)");
+            g->stopped = true;
+        }
         return 0;
     }
     return bad(g, "unknown command '%s'", a.v[0]);
@@ -697,7 +702,7 @@ int golden_run(const char *text, size_t len, struct buf *out, int *violations,
             continue; /* output of an earlier run: made afresh */
         }
         tr_printf(out, "%.*s\n", (int)n, s);
-        if (command) {
+        if (command && !g.stopped) {
             char line[GOLDEN_LINE_MAX];
             snprintf(line, sizeof(line), "%.*s", (int)(n - 2), s + 2);
             rc = run_command(&g, line);

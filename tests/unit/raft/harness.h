@@ -79,6 +79,7 @@ struct net {
     uint64_t delivered;
     uint64_t dropped;
     struct buf *events; /* golden transcript lines; NULL = off */
+    bool stuck;         /* events mode: net_run gave up, never quiet */
 };
 
 /* n voters 1..n (bootstrap conf), same seed base. Tweak net->cfg before

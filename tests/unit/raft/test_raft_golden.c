@@ -147,18 +147,45 @@ static bool line_eq(const struct lines *a, size_t i, const struct lines *b,
     return a->len[i] == b->len[j] && memcmp(a->p[i], b->p[j], a->len[i]) == 0;
 }
 
-static void print_side(const struct lines *l, size_t from, size_t to, char mark)
+/* The edit script between a[lo..a.n-suf) and b[lo..b.n-suf) by a longest
+ * common subsequence table (the middle part is small: a few hundred lines
+ * per scenario). ops[k] is ' ', '-' or '+'; returns the count. */
+static size_t edit_script(const struct lines *a, const struct lines *b,
+                          size_t lo, size_t suf, char *ops, size_t cap)
 {
-    for (size_t i = from; i < to && i < from + DIFF_LINES; i++) {
-        printf("# %c%.*s\n", mark, (int)l->len[i], l->p[i]);
+    size_t n = a->n - suf - lo, m = b->n - suf - lo;
+    uint32_t *t = calloc((n + 1) * (m + 1), sizeof(*t));
+    assert_non_null(t);
+#define T(i, j) t[(i) * (m + 1) + (j)]
+    for (size_t i = n; i-- > 0;) {
+        for (size_t j = m; j-- > 0;) {
+            T(i, j) =
+                line_eq(a, lo + i, b, lo + j)
+                    ? T(i + 1, j + 1) + 1
+                    : (T(i + 1, j) > T(i, j + 1) ? T(i + 1, j) : T(i, j + 1));
+        }
     }
-    if (to > from + DIFF_LINES) {
-        printf("# %c... (%zu more lines)\n", mark, to - from - DIFF_LINES);
+    size_t i = 0, j = 0, k = 0;
+    while ((i < n || j < m) && k < cap) {
+        if (i < n && j < m && line_eq(a, lo + i, b, lo + j)) {
+            ops[k++] = ' ';
+            i++;
+            j++;
+        } else if (j < m && (i == n || T(i, j + 1) >= T(i + 1, j))) {
+            ops[k++] = '+';
+            j++;
+        } else {
+            ops[k++] = '-';
+            i++;
+        }
     }
+#undef T
+    free(t);
+    return k;
 }
 
-/* One hunk from the first differing line to the last one (common prefix
- * and suffix left out), with a little context: enough to see what moved. */
+/* A unified-style diff of the first differences: DIFF_CTX lines of context
+ * around each change, at most DIFF_LINES changed lines in all. */
 static void print_diff(const char *path, const struct buf *want,
                        const struct buf *got)
 {
@@ -174,20 +201,49 @@ static void print_diff(const char *path, const struct buf *want,
            line_eq(&a, a.n - 1 - suf, &b, b.n - 1 - suf)) {
         suf++;
     }
-    size_t ctx = pre < DIFF_CTX ? pre : DIFF_CTX;
-    size_t after = suf < DIFF_CTX ? suf : DIFF_CTX;
+    size_t cap = (a.n - pre - suf) + (b.n - pre - suf);
+    char *ops = malloc(cap + 1);
+    assert_non_null(ops);
+    size_t nops = edit_script(&a, &b, pre, suf, ops, cap);
     printf("# golden mismatch in %s, first at line %zu\n", path, pre + 1);
     printf("# --- %s (expected)\n# +++ replay (actual)\n", path);
-    printf("# @@ -%zu,%zu +%zu,%zu @@\n", pre + 1 - ctx,
-           a.n - suf - pre + ctx + after, pre + 1 - ctx,
-           b.n - suf - pre + ctx + after);
-    print_side(&a, pre - ctx, pre, ' ');
-    print_side(&a, pre, a.n - suf, '-');
-    print_side(&b, pre, b.n - suf, '+');
-    print_side(&a, a.n - suf, a.n - suf + after, ' ');
+    size_t ia = pre, ib = pre, shown = 0;
+    size_t from = pre < DIFF_CTX ? 0 : pre - DIFF_CTX;
+    for (size_t x = from; x < pre; x++) {
+        printf("#  %.*s\n", (int)a.len[x], a.p[x]);
+    }
+    for (size_t k = 0; k < nops && shown < DIFF_LINES; k++) {
+        if (ops[k] == ' ') {
+            /* context only next to a change */
+            bool near = false;
+            for (size_t d = 1; d <= DIFF_CTX; d++) {
+                near = near || (k >= d && ops[k - d] != ' ') ||
+                       (k + d < nops && ops[k + d] != ' ');
+            }
+            if (near) {
+                printf("#  %.*s\n", (int)a.len[ia], a.p[ia]);
+            } else if (k > 0 && ops[k - 1] != ' ') {
+                printf("# ...\n");
+            }
+            ia++;
+            ib++;
+        } else if (ops[k] == '-') {
+            printf("# -%.*s\n", (int)a.len[ia], a.p[ia]);
+            ia++;
+            shown++;
+        } else {
+            printf("# +%.*s\n", (int)b.len[ib], b.p[ib]);
+            ib++;
+            shown++;
+        }
+    }
+    if (shown >= DIFF_LINES) {
+        printf("# ... (more differences)\n");
+    }
     printf("# if the change is intended: RAFT_GOLDEN_UPDATE=1 and review "
            "`git diff %s`\n",
            TESTDATA);
+    free(ops);
     free(a.p);
     free(a.len);
     free(b.p);
