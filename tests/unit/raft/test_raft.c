@@ -6,7 +6,9 @@
  * exchanging real encoded messages. Method: build a cluster, script
  * partitions, crashes, ticks and proposals, then assert on roles, terms,
  * logs, applied state and on the message transcript. Set RAFT_TRANSCRIPT=1
- * to print every delivered message as a TAP comment.
+ * to print every delivered message as a TAP comment. RAFT_TEST_FILTER=glob
+ * runs only the matching tests (cmocka_set_test_filter), e.g. a golden
+ * scenario of test_raft_golden.c by its name.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +29,7 @@
 
 int raft_codec_tests(void);
 int raft_stress_tests(void);
+int raft_golden_tests(void);
 
 static struct raft *R(struct net *net, uint64_t id)
 {
@@ -996,6 +999,10 @@ static void ready_splits_messages_by_the_persist_rule(void **state)
 
 int main(void)
 {
+    const char *filter = getenv("RAFT_TEST_FILTER");
+    if (filter != NULL && filter[0] != '\0') {
+        cmocka_set_test_filter(filter);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(election_elects_one_leader_and_commits_its_entry),
         cmocka_unit_test(election_happens_by_ticks_alone),
@@ -1030,5 +1037,6 @@ int main(void)
     int failed = cmocka_run_group_tests_name("raft", tests, NULL, NULL);
     failed += raft_codec_tests();
     failed += raft_stress_tests();
+    failed += raft_golden_tests();
     return failed;
 }
