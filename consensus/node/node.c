@@ -1285,6 +1285,12 @@ static int open_raft(struct node *n)
     if (rc.election_ticks <= rc.heartbeat_ticks) {
         rc.election_ticks = rc.heartbeat_ticks + 1;
     }
+    /* Bytes in flight per follower: a lagging follower otherwise gets up to
+     * max_inflight_msgs appends of max_msg_bytes each in one ready batch
+     * (a gigabyte, encoded on the loop and mostly dropped by the transport's
+     * queue): a partition test's leader stalled seconds in the encoder
+     * after a heal. Kept well under the transport's per-peer queue. */
+    rc.max_inflight_bytes = NODE_INFLIGHT_BYTES;
     kv_applied(n->kv, &applied, &applied_term);
     /* The store may be ahead of the commit index the log recorded (the
      * hard state goes to disk lazily, after the store applied): tell Raft
