@@ -19,6 +19,10 @@
  * so no later leader can miss it. An unknown or expired lease answers TTL 0
  * and the stream stays open, as etcd.
  *
+ * A renewal proposed under one leader and term is proposed again when a
+ * new leader becomes known (a dead leader drops what a follower forwarded
+ * to it); the first of the two to apply answers.
+ *
  * Failure modes: a proposal that cannot be made (no leader, too many
  * requests) ends the stream with that error (clients reopen it); a client
  * that sends more than KA_PENDING_MAX requests without reading ends with
@@ -76,6 +80,9 @@ struct ka_slot {
     int64_t id;
     int64_t ttl;
     bool ready;
+    uint32_t gen;    /* of the renewal proposal that counts */
+    uint64_t leader; /* and the leader and term it was made under */
+    uint64_t term;
 };
 
 struct kcall {
@@ -112,6 +119,7 @@ struct prop {
     struct lease_svc *svc;
     struct kcall *kc; /* NULL for timer work */
     uint64_t seq;     /* keep-alive slot */
+    uint32_t gen;     /* the slot's proposal generation */
     int64_t id;
     bool revoke;
     api_lease_renew_fn renew_done; /* api_lease_renew's caller, or NULL */
@@ -130,6 +138,16 @@ static void kc_unref(struct kcall *kc)
 static void kc_flush(struct kcall *kc);
 static void kc_end(struct kcall *kc, int err);
 
+/* The slot of keep-alive seq while it waits for its answer, else NULL. */
+static struct ka_slot *kc_slot(struct kcall *kc, uint64_t seq)
+{
+    if (kc->call == NULL || seq < kc->seq_head ||
+        seq >= kc->seq_head + kc->len) {
+        return NULL;
+    }
+    return &kc->slots[(kc->head + (seq - kc->seq_head)) % KA_PENDING_MAX];
+}
+
 static void on_prop_done(void *ctx, const struct apply_result *res)
 {
     struct prop *p = ctx;
@@ -138,11 +156,11 @@ static void on_prop_done(void *ctx, const struct apply_result *res)
         l->revokes_inflight--;
     } else if (p->kc != NULL) {
         struct kcall *kc = p->kc;
-        if (kc->call != NULL && p->seq >= kc->seq_head &&
-            p->seq < kc->seq_head + kc->len) {
-            struct ka_slot *sl =
-                &kc->slots[(kc->head + (p->seq - kc->seq_head)) %
-                           KA_PENDING_MAX];
+        struct ka_slot *sl = kc_slot(kc, p->seq);
+        /* A renewal proposed again after a leader change (renewals_retry)
+         * has two proposals: the first applied answers; the failure of a
+         * superseded one is not the answer. */
+        if (sl != NULL && !sl->ready && (res->err == 0 || p->gen == sl->gen)) {
             int64_t rem = 0;
             int64_t ttl = 0;
             /* Applied here too: the local table knows if the lease
@@ -206,9 +224,12 @@ static int propose_renewal(struct lease_svc *l, struct kcall *kc, uint64_t seq,
     if (p == NULL) {
         return -ENOMEM;
     }
+    struct ka_slot *sl = kc_slot(kc, seq);
+    ASSERT(sl != NULL);
     p->svc = l;
     p->kc = kc;
     p->seq = seq;
+    p->gen = sl->gen + 1;
     p->id = id;
     cp.id = id;
     cp.remaining_ttl = 0;
@@ -219,8 +240,37 @@ static int propose_renewal(struct lease_svc *l, struct kcall *kc, uint64_t seq,
         mem_free(p);
         return rc;
     }
+    sl->gen = p->gen;
+    sl->leader = l->leader;
+    sl->term = l->term;
     kc->refs++;
     return 0;
+}
+
+/* A new leader is known: renewals proposed under another leader or term
+ * may be lost with it (a follower forwards its proposal to the leader it
+ * knew, and a dead one drops it; the node would only time it out after
+ * 5 s + 2 election timeouts, and every later keep-alive on the stream
+ * waits behind it, long enough for clientv3 to give the lease up). Each
+ * is proposed again; a renewal is idempotent (full TTL from when it
+ * applies), so both applying is harmless. */
+static void renewals_retry(struct lease_svc *l)
+{
+    struct kcall *next;
+    for (struct kcall *kc = l->calls; kc != NULL; kc = next) {
+        next = kc->next;
+        for (size_t i = 0; i < kc->len; i++) {
+            struct ka_slot *sl = &kc->slots[(kc->head + i) % KA_PENDING_MAX];
+            if (sl->ready || (sl->leader == l->leader && sl->term == l->term)) {
+                continue;
+            }
+            int rc = propose_renewal(l, kc, kc->seq_head + i, sl->id);
+            if (rc != 0) {
+                kc_end(kc, rc);
+                break;
+            }
+        }
+    }
 }
 
 static void propose_revokes(struct lease_svc *l)
@@ -644,11 +694,16 @@ void api_lease__on_lease(struct server *s, int64_t id, int64_t ttl,
 void api_lease__on_leader(struct server *s, uint64_t leader, uint64_t term)
 {
     struct lease_svc *l = s->lease;
+    bool changed;
     if (l == NULL) {
         return;
     }
+    changed = leader != 0 && (leader != l->leader || term != l->term);
     l->leader = leader;
     l->term = term;
+    if (changed) {
+        renewals_retry(l);
+    }
     if (leader == s->member_id && !lease_is_leader(l->t)) {
         lease_promote(l->t, now_ms(l));
         LOGI("lease",
