@@ -160,7 +160,6 @@ static void kv_dir_remove(struct sim_member *m)
 
 static int kv_start(struct sim *s, struct sim_member *m)
 {
-    (void)s;
     struct kv_options o;
     memset(&o, 0, sizeof(o));
     o.sync = KV_SYNC_NONE;
@@ -174,7 +173,7 @@ static int kv_start(struct sim *s, struct sim_member *m)
     ac.kv = m->fsm.kv;
     ac.cluster_id = 0xc1;
     ac.member_id = m->id;
-    ac.min_lease_ttl_s = 1;
+    ac.min_lease_ttl_s = wl_min_lease_ttl(s);
     rc = apply_init(&m->fsm.ap, &ac);
     if (rc < 0) {
         kv_close(m->fsm.kv);
@@ -183,7 +182,7 @@ static int kv_start(struct sim *s, struct sim_member *m)
     }
     m->fsm.ap_open = true;
     kv_applied(m->fsm.kv, &m->fsm.applied, &m->fsm.applied_term);
-    return 0;
+    return wl_member_open(s, m);
 }
 
 static void kv_stop(struct sim_member *m)
@@ -206,6 +205,9 @@ struct kv_hook_ctx {
 static void kv_on_result(void *ctx, const struct apply_result *res)
 {
     struct kv_hook_ctx *h = ctx;
+    if (wl_result(h->s, h->m, res)) {
+        return; /* a watcher's or a lease's request (sim_ref.c) */
+    }
     if (res->err != 0) {
         /* Every member reaches the same verdict; the request had no
          * effect. Nothing in our workload should fail. */
@@ -237,6 +239,20 @@ static void kv_on_result(void *ctx, const struct apply_result *res)
         etcdserverpb__txn_response__free_unpacked(r, &pb_alloc_hooks);
     }
     member_answer(h->s, h->m, res->id, OUT_OK, result);
+}
+
+/* Store events and lease changes for watchers and lease timers
+ * (sim_ref.c). */
+static int kv_on_event(void *ctx, const struct kv_event *ev)
+{
+    struct kv_hook_ctx *h = ctx;
+    return wl_on_event(h->s, h->m, ev);
+}
+
+static void kv_on_lease(void *ctx, int64_t id, int64_t ttl, bool checkpoint)
+{
+    struct kv_hook_ctx *h = ctx;
+    wl_on_lease(h->s, h->m, id, ttl, checkpoint);
 }
 
 static int kv_encode(struct sim *s, struct sim_member *m, uint64_t req_id,
@@ -402,7 +418,9 @@ int fsm_open(struct sim *s, struct sim_member *m)
 
 void fsm_close(struct sim *s, struct sim_member *m, bool destroy)
 {
-    (void)s;
+    if (m->fsm.kv != NULL) {
+        wl_member_down(s, m);
+    }
     kv_stop(m);
     if (destroy && m->fsm.dir[0] != '\0') {
         kv_dir_remove(m);
@@ -418,6 +436,7 @@ void fsm_crash(struct sim *s, struct sim_member *m)
         m->fsm.applied_term = 0;
         return;
     }
+    wl_member_down(s, m);
     kv_stop(m);
 }
 
@@ -446,7 +465,11 @@ int fsm_apply(struct sim *s, struct sim_member *m, const struct raft_entry *e,
     memset(&hooks, 0, sizeof(hooks));
     hooks.ctx = &h;
     hooks.on_result = kv_on_result;
+    hooks.on_event = kv_on_event;
+    hooks.on_lease = kv_on_lease;
+    wl_apply_begin(s, m, e, n);
     int rc = apply_entries(&m->fsm.ap, e, n, e[n - 1].term, &hooks);
+    wl_apply_end(s, m);
     if (rc < 0) {
         return rc;
     }
@@ -528,13 +551,17 @@ int fsm_restore(struct sim *s, struct sim_member *m, const uint8_t *data,
     ac.kv = m->fsm.kv;
     ac.cluster_id = 0xc1;
     ac.member_id = m->id;
-    ac.min_lease_ttl_s = 1;
+    ac.min_lease_ttl_s = wl_min_lease_ttl(s);
     rc = apply_init(&m->fsm.ap, &ac);
     if (rc < 0) {
         return rc;
     }
     m->fsm.ap_open = true;
     kv_applied(m->fsm.kv, &m->fsm.applied, &m->fsm.applied_term);
+    rc = wl_member_restored(s, m);
+    if (rc < 0) {
+        return rc;
+    }
     if (m->fsm.applied != index) {
         sim_violation(s,
                       "member %lu: snapshot for %lu installed a store at "
