@@ -328,6 +328,15 @@ void lease_on_checkpoint(struct lease_table *t, int64_t id, int64_t remaining_s,
         return;
     }
     l->cp_remaining_s = remaining_s > 0 ? remaining_s : 0;
+    if (remaining_s > 0 && t->leader) {
+        /* The leader's expiry is what R was computed from (its own
+         * checkpoint) or was set past it at promotion (an older
+         * leader's: point 4). R is rounded up to whole seconds, so
+         * applying it here would lengthen the lease at every checkpoint:
+         * by up to a second each time, forever with an interval near a
+         * second (found by the simulator). */
+        return;
+    }
     uint64_t until = now_ms + secs_ms(remaining_s > 0 ? remaining_s : l->ttl_s);
     if (until > l->expiry_ms) {
         set_expiry(t, l, until);
