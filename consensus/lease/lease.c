@@ -463,8 +463,14 @@ size_t lease_checkpoints_due(struct lease_table *t, uint64_t now_ms,
             continue; /* expires before another checkpoint would matter */
         }
         uint64_t left = l->expiry_ms - now_ms;
+        int64_t rem = (int64_t)((left + 999) / 1000);
         out[n].id = l->id;
-        out[n].remaining_s = (int64_t)((left + 999) / 1000);
+        /* Never more than the TTL: after a promotion the expiry holds an
+         * extra election timeout (point 4), which the next leader adds
+         * again; carried in R it would grow with every failover (found by
+         * the simulator). A new leader's now + TTL + E still covers all
+         * this leader promised, which is at most TTL + E ahead. */
+        out[n].remaining_s = rem < l->ttl_s ? rem : l->ttl_s;
         l->cp_nonzero = true;
         n++;
     }

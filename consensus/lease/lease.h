@@ -28,7 +28,7 @@
  *     becomes leader, where a is when that member made the renewal (leader,
  *     in memory) or applied it from the log, on its own clock.
  *  3. A checkpoint records remaining TTL R (computed from the leader's
- *     expiry when proposed). Applying it sets expiry = max(expiry,
+ *     expiry when proposed, at most the TTL). Applying it sets expiry = max(expiry,
  *     now + R): a checkpoint never shortens a lease. A renewal through the
  *     log is a checkpoint with R = 0, meaning the full TTL. On the leader
  *     an R > 0 is only recorded: its expiry is where R came from, and R
