@@ -371,9 +371,10 @@ void wl_lease_tick(struct sim *s, uint32_t slot, uint64_t inc)
         expire_props(s, m); /* about once a second per member */
     }
     if (lease_is_leader(x->lt)) {
-        sim_trace(s, "wl: tick %lu: %zu leases, next expiry %lu ms",
+        sim_trace(s,
+                  "wl: tick %lu: %zu leases, next expiry %lu ms, %zu in flight",
                   (unsigned long)m->id, lease_count(x->lt),
-                  (unsigned long)lease_next_expiry(x->lt));
+                  (unsigned long)lease_next_expiry(x->lt), x->revokes_inflight);
         propose_revokes(s, m);
         if (x->open && m->up && x->inc == inc) {
             propose_checkpoints(s, m);
@@ -815,7 +816,8 @@ void wl_lease_check_end(struct sim *s)
             last = a > last ? a : last;
             if (a > r) {
                 w->st_late_races++;
-            } else if (a + ttl_us > r) {
+            } else if (a / 1000 + ttl_us / 1000 > r / 1000) {
+                /* the daemon's clock (uv_now) counts milliseconds */
                 sim_violation(s,
                               "lease %lx (TTL %ld s) revoked at %lu ms, "
                               "renewed at %lu ms (check a)",

@@ -360,6 +360,13 @@ static int on_resp(void *ctx, const struct watch_resp *r)
                     c->token);
         return ERR_BUSY;
     }
+    sim_trace(s,
+              "watch %u: resp id %ld rev %ld events %zu (first rev %ld)%s%s "
+              "compact %ld",
+              c->idx, (long)r->watch_id, (long)r->revision, r->events_count,
+              r->events_count > 0 ? (long)r->events[0].kv.mod_revision : 0L,
+              r->created ? " created" : "", r->canceled ? " canceled" : "",
+              (long)r->compact_revision);
     sim_hash(s, 0x3e5b,
              ((uint64_t)c->idx << 40) ^ (uint64_t)r->revision ^
                  ((uint64_t)r->events_count << 20));
@@ -400,7 +407,8 @@ static int on_resp(void *ctx, const struct watch_resp *r)
     }
     if (r->events_count > 0) {
         check_events(s, c, r);
-    } else {
+    } else if (c->have_id) {
+        /* (a stream progress with no watcher on the stream says nothing) */
         check_progress(s, c, r->revision);
     }
     return 0;
@@ -449,13 +457,52 @@ static void create(struct sim *s, struct wl_watcher *c)
     run_soon(s, &s->m[c->slot]);
 }
 
+/* After healing, clients use the members of the current configuration
+ * (a member whose addition was lost keeps running alone, and its store
+ * never catches up: a sim artifact, since it started at the proposal). */
+static bool usable(const struct sim *s, uint32_t slot)
+{
+    const struct sim_member *l = NULL;
+    uint64_t best = 0;
+    if (s->phase == PHASE_FAULT) {
+        return true;
+    }
+    for (uint32_t i = 0; i < s->slots_used; i++) {
+        const struct sim_member *m = &s->m[i];
+        if (m->up && m->raft_open && m->role == RAFT_LEADER) {
+            struct raft_status st;
+            raft_status(&m->raft, &st);
+            if (l == NULL || st.hard.term > best) {
+                best = st.hard.term;
+                l = m;
+            }
+        }
+    }
+    if (l == NULL) {
+        return true;
+    }
+    struct raft_status st;
+    raft_status(&l->raft, &st);
+    for (uint32_t i = 0; i < st.conf.voters_count; i++) {
+        if (st.conf.voters[i] == slot + 1) {
+            return true;
+        }
+    }
+    for (uint32_t i = 0; i < st.conf.learners_count; i++) {
+        if (st.conf.learners[i] == slot + 1) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void connect(struct sim *s, struct wl_watcher *c)
 {
     struct sim_wl *w = s->wl;
     uint32_t cand[SIM_SLOTS];
     uint32_t n = 0;
     for (uint32_t i = 0; i < s->slots_used; i++) {
-        if (s->m[i].up && !s->m[i].removed && w->m[i].open) {
+        if (s->m[i].up && !s->m[i].removed && w->m[i].open && usable(s, i)) {
             cand[n++] = i;
         }
     }
@@ -509,6 +556,9 @@ void wl_watcher_wake(struct sim *s, uint32_t idx, uint64_t token)
         run_soon(s, &s->m[c->slot]);
     } else if (!c->have_id && !c->create_pending) {
         create(s, c); /* after a compaction cancel */
+    } else if (s->phase != PHASE_FAULT && !usable(s, c->slot)) {
+        disconnect(s, c);
+        connect(s, c);
     } else if (s->phase == PHASE_FAULT) {
         uint64_t r = prng_below(&w->rng, 100);
         if (r < 5) {
