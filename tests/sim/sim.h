@@ -58,10 +58,10 @@ enum sim_ev_kind {
     EV_HEAL = 7,    /* a: which link change to undo (partition id) */
     EV_CHECK = 8,   /* periodic checks */
     /* watchers and leases (sim_wl.h) */
-    EV_WATCH = 9,     /* a: slot, b: incarnation: run the member's hub */
-    EV_WCLIENT = 10,  /* a: watch client, b: token */
-    EV_LTICK = 11,    /* a: slot, b: incarnation: lease timer tick */
-    EV_LAGENT = 12,   /* a: lease agent, b: token */
+    EV_WATCH = 9,      /* a: slot, b: incarnation: run the member's hub */
+    EV_WCLIENT = 10,   /* a: watch client, b: token */
+    EV_LTICK = 11,     /* a: slot, b: incarnation: lease timer tick */
+    EV_LAGENT = 12,    /* a: lease agent, b: token */
     EV_WPROGRESS = 13, /* a: slot, b: incarnation: progress_notify tick */
 };
 

@@ -371,10 +371,6 @@ void wl_lease_tick(struct sim *s, uint32_t slot, uint64_t inc)
         expire_props(s, m); /* about once a second per member */
     }
     if (lease_is_leader(x->lt)) {
-        sim_trace(s,
-                  "wl: tick %lu: %zu leases, next expiry %lu ms, %zu in flight",
-                  (unsigned long)m->id, lease_count(x->lt),
-                  (unsigned long)lease_next_expiry(x->lt), x->revokes_inflight);
         propose_revokes(s, m);
         if (x->open && m->up && x->inc == inc) {
             propose_checkpoints(s, m);
