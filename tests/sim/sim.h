@@ -57,6 +57,12 @@ enum sim_ev_kind {
     EV_RESTART = 6, /* a: slot, b: incarnation that crashed */
     EV_HEAL = 7,    /* a: which link change to undo (partition id) */
     EV_CHECK = 8,   /* periodic checks */
+    /* watchers and leases (sim_wl.h) */
+    EV_WATCH = 9,      /* a: slot, b: incarnation: run the member's hub */
+    EV_WCLIENT = 10,   /* a: watch client, b: token */
+    EV_LTICK = 11,     /* a: slot, b: incarnation: lease timer tick */
+    EV_LAGENT = 12,    /* a: lease agent, b: token */
+    EV_WPROGRESS = 13, /* a: slot, b: incarnation: progress_notify tick */
 };
 
 struct sim_ev {
@@ -311,7 +317,11 @@ struct sim_opts {
     bool verbose;
     bool dump_history; /* print the client history before checking it */
     uint64_t fault_us; /* 0 = from seed */
+    bool no_wl;        /* no watchers, leases or compactions */
+    uint32_t plant;    /* planted bug in the watch/lease wiring (sim_wl.h) */
 };
+
+struct sim_wl;
 
 struct sim {
     uint64_t seed;
@@ -362,6 +372,7 @@ struct sim {
     uint64_t st_lin_steps;
     bool lin_gave_up;
     uint32_t partition_gen;
+    struct sim_wl *wl; /* watchers and leases (sim_ref.c) */
 };
 
 /* sim.c */
@@ -447,6 +458,36 @@ void check_durable(struct sim *s, struct sim_member *m,
 void check_logs_pairwise(struct sim *s);
 void check_final_state(struct sim *s);
 bool check_converged(struct sim *s, uint64_t *leader_slot);
+
+/* sim_ref.c: watchers and leases (sim_wl.h). Every hook is a no-op when
+ * they are off (--fsm mem, --no-wl). */
+void wl_init(struct sim *s); /* after the parameters are picked */
+void wl_start(struct sim *s);
+void wl_shutdown(struct sim *s); /* run over: before the heap goes */
+void wl_close(struct sim *s);
+void wl_dispatch(struct sim *s, const struct sim_ev *e);
+int64_t wl_min_lease_ttl(const struct sim *s);
+/* sim_fsm.c: the store opened (start, restart), is going away (crash,
+ * close), was replaced by a snapshot. */
+int wl_member_open(struct sim *s, struct sim_member *m);
+void wl_member_down(struct sim *s, struct sim_member *m);
+int wl_member_restored(struct sim *s, struct sim_member *m);
+/* sim_fsm.c: around apply_entries, and apply's hooks. */
+void wl_apply_begin(struct sim *s, struct sim_member *m,
+                    const struct raft_entry *e, size_t n);
+void wl_apply_end(struct sim *s, struct sim_member *m);
+int wl_on_event(struct sim *s, struct sim_member *m, const struct kv_event *ev);
+void wl_on_lease(struct sim *s, struct sim_member *m, int64_t id, int64_t ttl,
+                 bool checkpoint);
+/* An answer to one of ours: true if it was (then it is handled). */
+bool wl_result(struct sim *s, struct sim_member *m,
+               const struct apply_result *res);
+/* sim.c: the final phase began; may the run end now (watchers caught up,
+ * abandoned leases gone)?; the end-of-run checks. */
+void wl_final(struct sim *s);
+bool wl_final_done(struct sim *s);
+void wl_check_end(struct sim *s);
+void wl_report(const struct sim *s, char *out, size_t len);
 
 /* sim_lin.c: is the history (per key) linearizable for a register with
  * put/get/delete/cas? Returns 0 ok, 1 violation (message filled), 2 the
