@@ -346,6 +346,17 @@ static void nemesis(struct sim *s)
         heal_later(s);
         break;
     case F_CRASH:
+        if (prng_chance(&s->rng, 1, 2)) {
+            /* simlog: crash it while its next write is in flight, where
+             * the WAL's torn-tail recovery has work to do. */
+            uint32_t slot = pick_live(s, true);
+            if (slot != UINT32_MAX) {
+                s->m[slot].crash_armed = true;
+                sim_trace(s, "nemesis: crash %lu during its next write",
+                          (unsigned long)s->m[slot].id);
+            }
+            break;
+        }
         nem_crash(s, pick_live(s, true));
         break;
     case F_CRASH_LEADER:
@@ -439,10 +450,10 @@ static void periodic_check(struct sim *s)
 
 static void dispatch(struct sim *s, const struct sim_ev *e)
 {
-    struct sim_member *m =
-        e->kind == EV_TICK || e->kind == EV_DISK || e->kind == EV_RESTART
-            ? &s->m[e->a]
-            : NULL;
+    struct sim_member *m = e->kind == EV_TICK || e->kind == EV_DISK ||
+                                   e->kind == EV_RESTART || e->kind == EV_CRASH
+                               ? &s->m[e->a]
+                               : NULL;
     switch (e->kind) {
     case EV_TICK:
         if (m->up && m->inc == e->b) {
@@ -480,6 +491,11 @@ static void dispatch(struct sim *s, const struct sim_ev *e)
         break;
     case EV_CHECK:
         periodic_check(s);
+        break;
+    case EV_CRASH:
+        if (m->up && m->inc == e->b && s->phase == PHASE_FAULT) {
+            nem_crash(s, e->a);
+        }
         break;
     default:
         UNREACHABLE();

@@ -60,6 +60,7 @@ enum sim_ev_kind {
     EV_RESTART = 6, /* a: slot, b: incarnation that crashed */
     EV_HEAL = 7,    /* a: which link change to undo (partition id) */
     EV_CHECK = 8,   /* periodic checks */
+    EV_CRASH = 9,   /* a: slot, b: incarnation: crash with I/O in flight */
 };
 
 struct sim_ev {
@@ -195,6 +196,7 @@ struct sim_member {
     uint64_t wal_term;     /* term and vote in the WAL's last hard state */
     uint64_t wal_vote;
     struct buf arena; /* entry data read back from the log */
+    bool crash_armed; /* nemesis: crash during the next write */
 };
 
 /* ----------------------------------------------------------- clients */

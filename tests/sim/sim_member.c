@@ -120,6 +120,12 @@ static void disk_io_later(struct sim *s, struct sim_member *m,
     op->done_at = start + lat;
     m->disk_free_at = op->done_at;
     sim_schedule(s, op->done_at, EV_DISK, m->slot, m->inc, NULL);
+    if (m->crash_armed && s->phase == PHASE_FAULT) {
+        /* Before the write's simulated fsync completes. */
+        m->crash_armed = false;
+        sim_schedule(s, prng_range(&s->rng, s->now, op->done_at - 1), EV_CRASH,
+                     m->slot, m->inc, NULL);
+    }
 }
 
 static void copy_entries(struct sim_dop *op, const struct raft_entry *e,
