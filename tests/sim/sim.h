@@ -195,8 +195,10 @@ struct sim_member {
     uint32_t tear_pct;     /* chance that a crash tears the next write */
     uint64_t wal_term;     /* term and vote in the WAL's last hard state */
     uint64_t wal_vote;
-    struct buf arena; /* entry data read back from the log */
-    bool crash_armed; /* nemesis: crash during the next write */
+    struct buf arena;       /* entry data read back from the log */
+    bool crash_armed;       /* nemesis: crash during the next write */
+    uint64_t unsynced_from; /* lowest index an unsynced write at the last
+                               crash could replace (UINT64_MAX: none) */
 };
 
 /* ----------------------------------------------------------- clients */

@@ -468,13 +468,18 @@ static bool ms_entry(const struct raft_memstorage *ms, uint64_t i,
 }
 
 /* What the WAL recovered holds everything the member had reported durable
- * before the crash (exp): entries (same terms), and term and vote. */
+ * before the crash (exp): entries (same terms) below the lowest index an
+ * unsynced write could have replaced (a conflicting append or a snapshot
+ * that reached the disk), and term and vote. */
 static void check_recovered(struct sim *s, struct sim_member *m,
                             const struct raft_memstorage *exp,
                             const struct raft_memstorage *got)
 {
     uint64_t exp_last = exp->snap.meta.index + exp->count;
     uint64_t got_last = got->snap.meta.index + got->count;
+    if (m->unsynced_from <= exp_last) {
+        exp_last = m->unsynced_from - 1;
+    }
     if (got_last < exp_last) {
         sim_violation(s,
                       "durability: member %lu's WAL recovered up to %lu, "
@@ -557,6 +562,7 @@ int member_start(struct sim *s, uint32_t slot)
         m->lo.segment_bytes = prng_range(&s->rng, 4, 64) * 1024;
         m->lo.vfs = sim_disk_vfs(m->disk);
         m->tear_pct = (uint32_t)prng_range(&s->rng, 10, 100);
+        m->unsynced_from = UINT64_MAX;
         buf_init(&m->arena, 0);
         int rc = buf_reserve(&m->arena, ARENA_BYTES);
         ASSERT(rc == 0);
@@ -632,6 +638,16 @@ void member_crash(struct sim *s, uint32_t slot)
     struct sim_member *m = &s->m[slot];
     ASSERT(m->up);
     size_t n = dops_pending(m);
+    m->unsynced_from = UINT64_MAX;
+    for (size_t i = m->dops_head; i < m->dops_count; i++) {
+        const struct sim_dop *op = &m->dops[i];
+        uint64_t from = op->has_snap         ? op->snap.meta.index + 1
+                        : op->ents_count > 0 ? op->ents[0].index
+                                             : UINT64_MAX;
+        if (from < m->unsynced_from) {
+            m->unsynced_from = from;
+        }
+    }
     for (size_t i = m->dops_head; i < m->dops_count; i++) {
         dop_free(s, &m->dops[i], false);
     }
