@@ -1,8 +1,9 @@
 /*
  * sim.h - the deterministic cluster simulator (private to tests/sim).
  *
- * Does:     runs N members (the real Raft core, a simulated disk, the real
- *           store through consensus/apply or a small in-memory register
+ * Does:     runs N members (the real Raft core, the real WAL and snapshot
+ *           files of consensus/log on a simulated disk (sim_disk.h), the
+ *           real store through consensus/apply or a small in-memory register
  *           machine) and many clients on a simulated network and a virtual
  *           clock, all derived from one 64-bit seed; then checks safety
  *           (one leader per term, log matching, leader completeness, equal
