@@ -71,6 +71,106 @@ static void alarms_refresh_nospace(struct apply *a)
     }
 }
 
+/* ------------------------------------------------------ exactly once */
+
+/* Aux APPLY table: name = origin (8 bytes, big-endian), value = last id
+ * (8 bytes, big-endian). */
+
+static struct apply_origin *origin_find(struct apply *a, uint64_t origin)
+{
+    for (size_t i = 0; i < a->origins_count; i++) {
+        if (a->origins[i].origin == origin) {
+            return &a->origins[i];
+        }
+    }
+    return NULL;
+}
+
+static int load_origin(void *ctx, const void *name, size_t name_len,
+                       const void *value, size_t value_len)
+{
+    struct apply *a = ctx;
+    if (name_len != 8 || value_len != 8 ||
+        a->origins_count == APPLY_ORIGINS_MAX) {
+        return 0; /* not ours, or full: ignore rather than fail start */
+    }
+    a->origins[a->origins_count].origin = be64_get(name);
+    a->origins[a->origins_count].last_id = be64_get(value);
+    a->origins_count++;
+    return 0;
+}
+
+uint64_t apply_last_id(const struct apply *a, uint64_t origin)
+{
+    for (size_t i = 0; i < a->origins_count; i++) {
+        if (a->origins[i].origin == origin) {
+            return a->origins[i].last_id;
+        }
+    }
+    return 0;
+}
+
+/* Record id as origin's last applied id, in memory and in wr. When the
+ * table is full, the origin with the lowest last id is forgotten (the same
+ * one on every member: the table is a function of the log). */
+static int origin_note(struct apply *a, struct kv_write *wr, uint64_t origin,
+                       uint64_t id)
+{
+    struct apply_origin *o = origin_find(a, origin);
+    uint8_t name[8];
+    int rc;
+    if (o == NULL) {
+        if (a->origins_count == APPLY_ORIGINS_MAX) {
+            size_t low = 0;
+            for (size_t i = 1; i < a->origins_count; i++) {
+                if (a->origins[i].last_id < a->origins[low].last_id) {
+                    low = i;
+                }
+            }
+            be64_put(name, a->origins[low].origin);
+            rc = kv_aux_delete(wr, KV_AUX_APPLY, name, sizeof(name));
+            if (rc != 0 && rc != ERR_NOT_FOUND) {
+                return rc;
+            }
+            a->origins[low] = a->origins[--a->origins_count];
+        }
+        o = &a->origins[a->origins_count++];
+        o->origin = origin;
+    }
+    o->last_id = id;
+    o->dirty = true;
+    return 0;
+}
+
+/* Write the origins changed in this batch (one aux put each per batch). */
+static int origins_flush(struct apply *a, struct kv_write *wr)
+{
+    for (size_t i = 0; i < a->origins_count; i++) {
+        struct apply_origin *o = &a->origins[i];
+        uint8_t name[8];
+        uint8_t value[8];
+        int rc;
+        if (!o->dirty) {
+            continue;
+        }
+        be64_put(name, o->origin);
+        be64_put(value, o->last_id);
+        rc = kv_aux_put(wr, KV_AUX_APPLY, name, sizeof(name), value,
+                        sizeof(value));
+        if (rc != 0) {
+            return rc;
+        }
+        o->dirty = false;
+    }
+    return 0;
+}
+
+static int origins_load(struct apply *a, struct kv_read *rd)
+{
+    a->origins_count = 0;
+    return kv_aux_list(rd, KV_AUX_APPLY, load_origin, a);
+}
+
 int apply_init(struct apply *a, const struct apply_config *cfg)
 {
     struct kv_read *rd;
@@ -85,6 +185,9 @@ int apply_init(struct apply *a, const struct apply_config *cfg)
         return rc;
     }
     rc = kv_aux_list(rd, KV_AUX_ALARM, load_alarm, a);
+    if (rc == 0) {
+        rc = origins_load(a, rd);
+    }
     if (rc == 0 && cfg->auth != NULL) {
         rc = auth_load(cfg->auth, rd);
     }
@@ -718,7 +821,18 @@ static int apply_one(struct apply *a, struct kv_write *wr,
     r.hdr.raft_term = raft_term;
     r.out = req->origin == a->cfg.member_id ? out : NULL;
     size_t off = out->len;
-    rc = run_request(&r, req, h);
+    if (req->id != 0 && req->id <= apply_last_id(a, req->origin)) {
+        /* Delivered twice, or overtaken: never executed (see apply.h). */
+        rc = ERR_PROPOSAL_DROPPED;
+        r.rev = kv_write_rev(wr);
+    } else {
+        rc = req->id != 0 ? origin_note(a, wr, req->origin, req->id) : 0;
+        if (rc != 0) {
+            cairnpb__internal_request__free_unpacked(req, &pb_allocator);
+            return rc; /* the store failed */
+        }
+        rc = run_request(&r, req, h);
+    }
     if (r.rev == 0) {
         r.rev = kv_write_rev(wr);
     }
@@ -781,10 +895,22 @@ int apply_entries(struct apply *a, const struct raft_entry *ents, size_t n,
             rc = hooks->on_conf(hooks->ctx, wr, e);
         }
     }
+    if (rc == 0) {
+        rc = origins_flush(a, wr);
+    }
     if (rc != 0) {
         kv_write_abort(wr);
     } else {
         rc = kv_write_commit(wr, ents[n - 1].index, ents[n - 1].term);
+    }
+    if (rc != 0) {
+        /* The batch did not land: forget its ids (the store has the truth;
+         * the node stops on a failed batch, this keeps apply honest). */
+        struct kv_read *rd;
+        if (kv_read_begin(a->cfg.kv, &rd) == 0) {
+            (void)origins_load(a, rd);
+            kv_read_end(rd);
+        }
     }
     for (size_t i = 0; rc == 0 && i < pend_count; i++) {
         struct apply_result res = {

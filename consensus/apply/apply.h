@@ -111,6 +111,18 @@ struct apply_hooks {
 
 #define APPLY_ALARMS_MAX 64
 
+/* Proposers remembered for duplicate detection (see apply_entries). More
+ * than this many distinct origins: the one with the lowest last id is
+ * forgotten, on every member alike. */
+#define APPLY_ORIGINS_MAX 256
+
+/* The highest request id applied from one proposer (member). */
+struct apply_origin {
+    uint64_t origin;
+    uint64_t last_id;
+    bool dirty; /* changed in the batch being applied */
+};
+
 /* One raised alarm (etcdserverpb.AlarmMember). */
 struct apply_alarm {
     uint64_t member_id;
@@ -123,11 +135,19 @@ struct apply {
     struct apply_alarm alarms[APPLY_ALARMS_MAX];
     size_t alarms_count;
     bool nospace; /* a NOSPACE alarm is raised: writes are refused */
+    /* Per proposer, the highest id applied; mirrored in the store's aux
+     * APPLY table, written in the same transaction as the entries. */
+    struct apply_origin origins[APPLY_ORIGINS_MAX];
+    size_t origins_count;
 };
 
 /* Set up; reads the alarm table to restore the nospace state. */
 int apply_init(struct apply *a, const struct apply_config *cfg);
 void apply_close(struct apply *a);
+
+/* The highest request id applied from origin (0 if none): a restarting
+ * proposer starts its ids above it. */
+uint64_t apply_last_id(const struct apply *a, uint64_t origin);
 
 /* Write the envelope for the etcd request req[0..len) (already validated by
  * the caller) into out (appended). Errors: ERR_LIMIT / -ENOMEM from out. */
@@ -140,7 +160,18 @@ int apply_envelope(uint64_t id, uint64_t origin, enum apply_op op,
  * executed, and the proposer's results reported through hooks->on_result
  * (after the batch is committed, so an answer never runs ahead of
  * durability). raft_term goes into response headers. Entries at or below
- * the store's applied index are skipped (replay after restart). */
+ * the store's applied index are skipped (replay after restart).
+ *
+ * Exactly once: a NORMAL entry whose id is not above the highest id already
+ * applied from the same origin is not executed; its proposer (if waiting)
+ * gets ERR_PROPOSAL_DROPPED. A proposer's ids increase (node takes them from
+ * the clock and apply_last_id), and its proposals reach the log in id order
+ * (one ordered connection to the leader, never resent), so only a repeated
+ * delivery of the same proposal is refused; a proposal overtaken by a later
+ * one of the same proposer is refused too, which is safe: it was never
+ * applied and never will be. The verdict depends only on the log, so every
+ * member reaches it; the state survives restarts and snapshots in the
+ * store. Id 0 is never deduplicated. */
 int apply_entries(struct apply *a, const struct raft_entry *ents, size_t n,
                   uint64_t raft_term, const struct apply_hooks *hooks);
 

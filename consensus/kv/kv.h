@@ -531,6 +531,7 @@ enum kv_aux_table {
     KV_AUX_AUTH = 2,    /* users, roles, auth revision */
     KV_AUX_ALARM = 3,   /* raised alarms */
     KV_AUX_CONFIG = 4,  /* config center metadata */
+    KV_AUX_APPLY = 5,   /* apply's per-proposer last request id */
 };
 
 int kv_aux_put(struct kv_write *wr, uint8_t table, const void *name,

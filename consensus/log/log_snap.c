@@ -71,6 +71,7 @@ static int snap_cmp(const void *a, const void *b)
 struct snap_listing {
     const struct log_vfs *v;
     int dirfd;
+    bool sweep;
     struct snap_name *names;
     size_t n;
 };
@@ -80,7 +81,7 @@ static int snap_list_one(void *arg, const char *name)
     struct snap_listing *sl = arg;
     size_t nl = strlen(name);
     if (nl > 9 && strcmp(name + nl - 9, ".snap.tmp") == 0) {
-        return sl->v->unlink(sl->v->ctx, sl->dirfd, name);
+        return sl->sweep ? sl->v->unlink(sl->v->ctx, sl->dirfd, name) : 0;
     }
     if (snap_name_parse(name, &sl->names[sl->n])) {
         if (sl->n == SNAP_FILES_MAX) {
@@ -91,12 +92,14 @@ static int snap_list_one(void *arg, const char *name)
     return 0;
 }
 
-/* List *.snap files sorted oldest first; remove *.snap.tmp leftovers.
- * *names is allocated (SNAP_FILES_MAX + 1 entries). */
-static int snap_list(const struct log_vfs *v, int dirfd,
+/* List *.snap files sorted oldest first; with sweep, remove *.snap.tmp
+ * leftovers (only when loading: while saving, another thread of the same
+ * member may be writing its own temp file there). *names is allocated
+ * (SNAP_FILES_MAX + 1 entries). */
+static int snap_list(const struct log_vfs *v, int dirfd, bool sweep,
                      struct snap_name **names, size_t *n)
 {
-    struct snap_listing sl = {v, dirfd, NULL, 0};
+    struct snap_listing sl = {v, dirfd, sweep, NULL, 0};
     int rc;
     *n = 0;
     *names = NULL;
@@ -177,7 +180,7 @@ static int snap_retain(const struct log_vfs *v, int dirfd, unsigned keep)
 {
     struct snap_name *names;
     size_t n;
-    int rc = snap_list(v, dirfd, &names, &n);
+    int rc = snap_list(v, dirfd, false, &names, &n);
     char name[SNAP_NAME_LEN];
     if (rc < 0) {
         return rc;
@@ -387,7 +390,7 @@ int log_snap_load_vfs(const struct log_vfs *vfs, const char *snap_dir,
         log__msg(msg, msg_len, "snap: %s: %s", snap_dir, err_str(rc));
         return rc;
     }
-    rc = snap_list(v, dirfd, &names, &n);
+    rc = snap_list(v, dirfd, true, &names, &n);
     if (rc == 0) {
         rc = ERR_NOT_FOUND;
         for (size_t k = n; k-- > 0;) {

@@ -409,6 +409,7 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
             return -ENOMEM;
         }
         buf_init(&wj->after, 0);
+        buf_init(&wj->reset_conf, 0);
         rc = copy_entries(rd->entries, rd->entries_count, &wj->ents, &wj->blob);
         wj->ents_count = rc == 0 ? rd->entries_count : 0;
         wj->has_hard = rd->hard_changed;
@@ -736,6 +737,7 @@ void node__snapshot_finish(struct node *n)
     j = mem_calloc(1, sizeof(*j));
     if (j != NULL) {
         buf_init(&j->after, 0);
+        buf_init(&j->reset_conf, 0);
         j->release_before = keep_from;
         node__jobq_push(&n->wal_in, j);
     }
@@ -1283,6 +1285,12 @@ static int open_raft(struct node *n)
     if (rc.election_ticks <= rc.heartbeat_ticks) {
         rc.election_ticks = rc.heartbeat_ticks + 1;
     }
+    /* Bytes in flight per follower: a lagging follower otherwise gets up to
+     * max_inflight_msgs appends of max_msg_bytes each in one ready batch
+     * (a gigabyte, encoded on the loop and mostly dropped by the transport's
+     * queue): a partition test's leader stalled seconds in the encoder
+     * after a heal. Kept well under the transport's per-peer queue. */
+    rc.max_inflight_bytes = NODE_INFLIGHT_BYTES;
     kv_applied(n->kv, &applied, &applied_term);
     /* The store may be ahead of the commit index the log recorded (the
      * hard state goes to disk lazily, after the store applied): tell Raft
@@ -1491,6 +1499,12 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
         rc = -ENOMEM;
     } else {
         rc = open_storage(n, msg, msg_len);
+    }
+    if (rc == 0 && apply_last_id(&n->apply, n->cfg.member_id) >= n->next_id) {
+        /* The clock went back since our last applied proposal: the store
+         * would refuse lower ids as repeats (apply.h, exactly once). */
+        n->next_id = apply_last_id(&n->apply, n->cfg.member_id) + 1;
+        n->oldest_id = n->next_id;
     }
     if (rc == 0) {
         bool self = false;

@@ -2,6 +2,9 @@
 #ifndef CAIRN_CONSENSUS_NODE_INT_H
 #define CAIRN_CONSENSUS_NODE_INT_H
 
+/* Raft bytes in flight to one follower (see open_raft). */
+#define NODE_INFLIGHT_BYTES ((uint64_t)16 << 20)
+
 #include <stdatomic.h>
 
 #include "base/buf.h"
@@ -22,6 +25,10 @@ struct wal_job {
     uint64_t release_before; /* nonzero: log_release after the append */
     uint64_t reset_index;    /* nonzero: log_reset before the append */
     uint64_t reset_term;
+    /* With reset_index: the installed snapshot's membership (encoded); its
+     * metadata file is saved before the reset, on the WAL thread (an fsync
+     * there can wait seconds behind the page cache: never on the loop). */
+    struct buf reset_conf;
     int err; /* set by the WAL thread */
 };
 
@@ -189,6 +196,7 @@ struct node {
     uint64_t snap_in_from;
     uint64_t snap_in_ready_index;
     bool snap_installing;
+    bool snap_in_syncing; /* a received stream's fsync is on a worker */
     bool snap_wal_done;
     bool snap_store_done;
     struct raft_snapshot_meta snap_install_meta;

@@ -189,6 +189,57 @@ static void snap_in_abort(struct node *n)
     n->snap_in_from = 0;
 }
 
+/* A received stream at its END: fsynced on a worker, then stepped. */
+struct snap_in_sync {
+    uv_work_t work;
+    struct node *n;
+    uint64_t from;
+    int fd;
+    int err;
+    struct buf meta; /* the MsgSnap, encoded */
+};
+
+static void snap_in_sync_work(uv_work_t *w)
+{
+    struct snap_in_sync *sy = w->data;
+    sy->err = fsync(sy->fd) == 0 ? 0 : -errno;
+    close(sy->fd);
+}
+
+static void snap_in_sync_done(uv_work_t *w, int status)
+{
+    struct snap_in_sync *sy = w->data;
+    struct node *n = sy->n;
+    struct raft_msg m;
+    int rc = status != 0 ? status : sy->err;
+    n->snap_works--;
+    n->snap_in_syncing = false;
+    if (rc == 0 && n->closing) {
+        rc = ERR_CANCELED;
+    }
+    if (rc == 0) {
+        rc = raft_msg_decode(sy->meta.data, sy->meta.len, 0, &m);
+        if (rc == 0) {
+            if (m.type == RAFT_MSG_SNAP && m.from == sy->from &&
+                m.to == n->cfg.member_id) {
+                n->snap_in_ready_index = m.snapshot.meta.index;
+                rc = raft_step(&n->raft, &m);
+                n->dirty = true;
+            }
+            raft_msg_free_decoded(&m);
+        }
+    }
+    if (rc != 0 && rc != ERR_CANCELED) {
+        LOGW("node", "incoming snapshot from %016llx refused: %s",
+             (unsigned long long)sy->from, err_str(rc));
+    }
+    buf_free(&sy->meta);
+    mem_free(sy);
+    if (n->closing) {
+        node__close_finish(n);
+    }
+}
+
 void node__snap_cb(void *owner, struct transport_snap_in *in, uint64_t from,
                    enum transport_snap_event ev, const uint8_t *data,
                    size_t len, int status)
@@ -200,7 +251,7 @@ void node__snap_cb(void *owner, struct transport_snap_in *in, uint64_t from,
     switch (ev) {
     case TRANSPORT_SNAP_BEGIN:
         snap_in_abort(n); /* a newer stream replaces an older one */
-        if (n->snap_installing || n->closing) {
+        if (n->snap_installing || n->snap_in_syncing || n->closing) {
             return; /* chunks are dropped; END fails the check below */
         }
         n->snap_in_fd =
@@ -241,27 +292,32 @@ void node__snap_cb(void *owner, struct transport_snap_in *in, uint64_t from,
     if (n->snap_in_fd < 0 || n->snap_in_from != from) {
         return;
     }
-    struct raft_msg m;
-    int rc = fsync(n->snap_in_fd) == 0 ? 0 : -errno;
-    close(n->snap_in_fd);
-    n->snap_in_fd = -1;
-    if (rc == 0) {
-        rc = raft_msg_decode(n->snap_in_meta.data, n->snap_in_meta.len, 0, &m);
-    }
-    if (rc == 0) {
-        if (m.type == RAFT_MSG_SNAP && m.from == from &&
-            m.to == n->cfg.member_id) {
-            n->snap_in_ready_index = m.snapshot.meta.index;
-            rc = raft_step(&n->raft, &m);
-            n->dirty = true;
-        }
-        raft_msg_free_decoded(&m);
-    }
-    buf_reset(&n->snap_in_meta);
-    if (rc != 0) {
+    /* The fsync runs on a worker: it can wait seconds behind the page
+     * cache, and the loop must keep answering heartbeats meanwhile. */
+    struct snap_in_sync *sy = mem_calloc(1, sizeof(*sy));
+    if (sy == NULL) {
         LOGW("node", "incoming snapshot from %016llx refused: %s",
-             (unsigned long long)from, err_str(rc));
+             (unsigned long long)from, err_str(-ENOMEM));
+        snap_in_abort(n);
+        return;
     }
+    sy->n = n;
+    sy->from = from;
+    sy->fd = n->snap_in_fd;
+    sy->meta = n->snap_in_meta; /* moved */
+    sy->work.data = sy;
+    buf_init(&n->snap_in_meta, 0);
+    n->snap_in_fd = -1;
+    n->snap_in_from = 0;
+    if (uv_queue_work(n->loop, &sy->work, snap_in_sync_work,
+                      snap_in_sync_done) != 0) {
+        close(sy->fd);
+        buf_free(&sy->meta);
+        mem_free(sy);
+        return;
+    }
+    n->snap_works++;
+    n->snap_in_syncing = true;
 }
 
 /* ------------------------------------------------------------ installing */
@@ -271,23 +327,13 @@ void node__snap_cb(void *owner, struct transport_snap_in *in, uint64_t from,
 int node__snap_install_start(struct node *n, const struct raft_snapshot *s,
                              struct wal_job *wj, struct apply_job *aj)
 {
-    struct log_snap_meta lm;
-    struct buf conf;
     int rc;
     if (n->snap_in_ready_index != s->meta.index) {
         return ERR_INVALID; /* Raft names a snapshot we did not receive */
     }
-    buf_init(&conf, 0);
-    rc = node__conf_encode(&s->meta.conf, &conf);
-    lm.index = s->meta.index;
-    lm.term = s->meta.term;
-    lm.conf = conf.data;
-    lm.conf_len = (uint32_t)conf.len;
-    if (rc == 0) {
-        rc = log_snap_save(n->dir_snap, &lm, 0, "", 0, 0);
-        rc = rc == ERR_EXISTS ? 0 : rc;
-    }
-    buf_free(&conf);
+    /* The metadata file is written by the WAL thread, before its reset. */
+    buf_reset(&wj->reset_conf);
+    rc = node__conf_encode(&s->meta.conf, &wj->reset_conf);
     if (rc != 0) {
         return rc;
     }

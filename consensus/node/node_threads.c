@@ -101,6 +101,7 @@ void node__wal_job_free(struct wal_job *j)
     mem_free(j->ents);
     mem_free(j->blob);
     buf_free(&j->after);
+    buf_free(&j->reset_conf);
     mem_free(j);
 }
 
@@ -213,6 +214,16 @@ void node__wal_main(void *arg)
                 end = end->next;
             }
             int rc = failed;
+            if (rc == 0 && run->reset_index != 0) {
+                struct log_snap_meta lm = {
+                    .index = run->reset_index,
+                    .term = run->reset_term,
+                    .conf = run->reset_conf.data,
+                    .conf_len = (uint32_t)run->reset_conf.len,
+                };
+                rc = log_snap_save(n->dir_snap, &lm, 0, "", 0, 0);
+                rc = rc == ERR_EXISTS ? 0 : rc;
+            }
             if (rc == 0 && run->reset_index != 0) {
                 rc = log_reset(n->log, run->reset_index, run->reset_term);
             }

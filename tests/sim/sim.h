@@ -267,6 +267,10 @@ struct sim_check {
     size_t idx_cap;
     uint64_t *req_index; /* by request id: the index that carried it */
     size_t req_cap;
+    /* FSM_KV: by written value, the store revision that put it (a value is
+     * written by one request, so it must take effect at one revision). */
+    int64_t *val_rev;
+    size_t val_cap;
     struct sim_idxterms *logs; /* by index */
     size_t logs_cap;
     uint64_t max_commit;
@@ -456,6 +460,8 @@ void check_close(struct sim *s);
 void check_leader(struct sim *s, struct sim_member *m, uint64_t term);
 void check_commit(struct sim *s, struct sim_member *m, uint64_t commit,
                   uint64_t term);
+void check_put_effect(struct sim *s, struct sim_member *m, uint64_t value,
+                      int64_t rev);
 void check_applied(struct sim *s, struct sim_member *m,
                    const struct raft_entry *e);
 void check_durable(struct sim *s, struct sim_member *m,

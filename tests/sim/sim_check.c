@@ -73,6 +73,7 @@ void check_close(struct sim *s)
     mem_free(s->ck.commit_term);
     mem_free(s->ck.logs);
     mem_free(s->ck.req_index);
+    mem_free(s->ck.val_rev);
     memset(&s->ck, 0, sizeof(s->ck));
 }
 
@@ -176,10 +177,35 @@ static void check_once(struct sim *s, const struct raft_entry *e)
          sizeof(*ck->req_index));
     if (ck->req_index[id] == 0) {
         ck->req_index[id] = e->index;
-    } else if (ck->req_index[id] != e->index) {
+    } else if (ck->req_index[id] != e->index && s->opts.fsm != FSM_KV) {
+        /* With the store a repeated proposal may sit in the log twice;
+         * apply executes it once, and check_put_effect checks that. */
         sim_violation(s, "request %lu applied twice, at %lu and %lu",
                       (unsigned long)id, (unsigned long)ck->req_index[id],
                       (unsigned long)e->index);
+    }
+}
+
+/* A put's effect: the value (unique per request) lands at one revision on
+ * every member and at every replay; a request executed twice would put it
+ * at a second revision. */
+void check_put_effect(struct sim *s, struct sim_member *m, uint64_t value,
+                      int64_t rev)
+{
+    struct sim_check *ck = &s->ck;
+    if (value > s->next_value) {
+        return; /* not a value we wrote */
+    }
+    grow((void **)&ck->val_rev, &ck->val_cap, (size_t)value + 1,
+         sizeof(*ck->val_rev));
+    if (ck->val_rev[value] == 0) {
+        ck->val_rev[value] = rev;
+    } else if (ck->val_rev[value] != rev) {
+        sim_violation(s,
+                      "member %lu: value %lu put at revision %ld, once "
+                      "put at %ld: a request took effect twice",
+                      (unsigned long)m->id, (unsigned long)value, (long)rev,
+                      (long)ck->val_rev[value]);
     }
 }
 

@@ -206,6 +206,12 @@ struct kv_hook_ctx {
 static void kv_on_result(void *ctx, const struct apply_result *res)
 {
     struct kv_hook_ctx *h = ctx;
+    if (res->err == ERR_PROPOSAL_DROPPED) {
+        /* A repeated or overtaken forwarded proposal: apply refused it on
+         * every member, so it never took effect (apply.h, exactly once). */
+        member_answer(h->s, h->m, res->id, OUT_FAIL, 0);
+        return;
+    }
     if (res->err != 0) {
         /* Every member reaches the same verdict; the request had no
          * effect. Nothing in our workload should fail. */
@@ -237,6 +243,18 @@ static void kv_on_result(void *ctx, const struct apply_result *res)
         etcdserverpb__txn_response__free_unpacked(r, &pb_alloc_hooks);
     }
     member_answer(h->s, h->m, res->id, OUT_OK, result);
+}
+
+static int kv_on_event(void *ctx, const struct kv_event *ev)
+{
+    struct kv_hook_ctx *h = ctx;
+    if (ev->type == KV_EVENT_PUT) {
+        uint64_t v = val_parse(ev->kv.value, ev->kv.value_len);
+        if (v != UINT64_MAX) {
+            check_put_effect(h->s, h->m, v, ev->kv.mod_revision);
+        }
+    }
+    return 0;
 }
 
 static int kv_encode(struct sim *s, struct sim_member *m, uint64_t req_id,
@@ -446,6 +464,7 @@ int fsm_apply(struct sim *s, struct sim_member *m, const struct raft_entry *e,
     memset(&hooks, 0, sizeof(hooks));
     hooks.ctx = &h;
     hooks.on_result = kv_on_result;
+    hooks.on_event = kv_on_event;
     int rc = apply_entries(&m->fsm.ap, e, n, e[n - 1].term, &hooks);
     if (rc < 0) {
         return rc;

@@ -8,9 +8,10 @@
  * per-message delays. A link cut at send time or at delivery time drops the
  * packet (in-flight packets die with a partition, as TCP segments would).
  *
- * MsgProp is never duplicated: a forwarded proposal is not idempotent (the
- * leader would append it twice and the state machine apply it twice). The
- * real transport runs on TCP and does not repeat messages; see the report.
+ * MsgProp is duplicated only with the real store: a forwarded proposal
+ * repeated by the network is appended twice, and consensus/apply must
+ * execute it once (apply.h, exactly once). The in-memory state machine has
+ * no such rule, so with it MsgProp is never repeated.
  */
 #include <errno.h>
 #include <string.h>
@@ -20,12 +21,6 @@
 #include "base/crc32c.h"
 #include "base/err.h"
 #include "tests/sim/sim.h"
-
-/* Build with -DSIM_DUP_PROP=1 to see what a transport that repeats
- * forwarded proposals does to the history. */
-#ifndef SIM_DUP_PROP
-#define SIM_DUP_PROP 0
-#endif
 
 void net_init(struct sim *s)
 {
@@ -143,7 +138,7 @@ void net_send(struct sim *s, struct sim_pkt *p)
         net_free_pkt(s, p);
         return;
     }
-    if (n->dup_ppm > 0 && (SIM_DUP_PROP || p->type != RAFT_MSG_PROP) &&
+    if (n->dup_ppm > 0 && (s->opts.fsm == FSM_KV || p->type != RAFT_MSG_PROP) &&
         p->type != RAFT_MSG_SNAP &&
         prng_chance(&s->net_rng, n->dup_ppm, 1000000)) {
         struct sim_pkt *q = pkt_get(s);

@@ -131,6 +131,84 @@ static int propose(struct fixture *f, uint64_t origin, enum apply_op op,
     return f->results - before;
 }
 
+/* Apply puts of key k with the given (origin, id) pairs as one batch. */
+static void put_batch(struct fixture *f, const char *k, const uint64_t *origin,
+                      const uint64_t *id, size_t n)
+{
+    Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+    uint8_t tmp[256];
+    size_t len;
+    struct buf b[4];
+    struct raft_entry e[4];
+    struct apply_hooks h = hooks_of(f);
+    assert_true(n <= 4);
+    p.key.data = (uint8_t *)k;
+    p.key.len = strlen(k);
+    len = protobuf_c_message_pack(&p.base, tmp);
+    for (size_t i = 0; i < n; i++) {
+        buf_init(&b[i], 0);
+        assert_int_equal(
+            apply_envelope(id[i], origin[i], APPLY_PUT, tmp, len, &b[i]), 0);
+        e[i].index = ++f->index;
+        e[i].term = 1;
+        e[i].type = RAFT_ENTRY_NORMAL;
+        e[i].data = b[i].data;
+        e[i].len = (uint32_t)b[i].len;
+    }
+    assert_int_equal(apply_entries(&f->a, e, n, 7, &h), 0);
+    for (size_t i = 0; i < n; i++) {
+        buf_free(&b[i]);
+    }
+}
+
+static void repeated_proposals_apply_once(void **state)
+{
+    struct fixture *f = *state;
+    struct apply_config cfg = f->a.cfg;
+    uint64_t o1[] = {OTHER, OTHER};
+    uint64_t i1[] = {100, 100};
+    uint64_t o2[] = {ME};
+    uint64_t i2[] = {100};
+    uint64_t i3[] = {50};
+    uint64_t i4[] = {0, 0};
+    uint64_t o4[] = {ME, ME};
+
+    /* The same proposal twice in one batch: one revision. */
+    put_batch(f, "d", o1, i1, 2);
+    assert_int_equal(kv_rev(f->kv), 2);
+    assert_int_equal(apply_last_id(&f->a, OTHER), 100);
+    /* Again in a later batch: still refused. */
+    put_batch(f, "d", o1, i1, 1);
+    assert_int_equal(kv_rev(f->kv), 2);
+    /* The same id from another proposer is a different request. */
+    put_batch(f, "d", o2, i2, 1);
+    assert_int_equal(kv_rev(f->kv), 3);
+    assert_int_equal(f->last.err, 0);
+    /* An overtaken (lower) id is refused, and its proposer told. */
+    int before = f->results;
+    put_batch(f, "d", o2, i3, 1);
+    assert_int_equal(kv_rev(f->kv), 3);
+    assert_int_equal(f->results, before + 1);
+    assert_int_equal(f->last.err, ERR_PROPOSAL_DROPPED);
+    /* The verdict survives a restart: it lives in the store. */
+    apply_close(&f->a);
+    kv_close(f->kv);
+    struct kv_options ko = {.sync = KV_SYNC_NONE};
+    assert_int_equal(kv_open(f->dir, &ko, &f->kv), 0);
+    cfg.kv = f->kv;
+    assert_int_equal(apply_init(&f->a, &cfg), 0);
+    assert_int_equal(apply_last_id(&f->a, OTHER), 100);
+    assert_int_equal(apply_last_id(&f->a, ME), 100);
+    put_batch(f, "d", o1, i1, 1);
+    assert_int_equal(kv_rev(f->kv), 3);
+    i1[0] = 101;
+    put_batch(f, "d", o1, i1, 1);
+    assert_int_equal(kv_rev(f->kv), 4);
+    /* Id 0 is never deduplicated. */
+    put_batch(f, "d", o4, i4, 2);
+    assert_int_equal(kv_rev(f->kv), 6);
+}
+
 static int put(struct fixture *f, const char *k, const char *v, int64_t lease,
                bool prev)
 {
@@ -440,6 +518,7 @@ int main(void)
         T(nospace_alarm_refuses_writes_until_disarmed),
         T(txn_depth_check_bounds_nesting),
         T(garbage_entries_advance_the_index_only),
+        T(repeated_proposals_apply_once),
     };
     return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
 }
