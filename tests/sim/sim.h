@@ -1,8 +1,9 @@
 /*
  * sim.h - the deterministic cluster simulator (private to tests/sim).
  *
- * Does:     runs N members (the real Raft core, a simulated disk, the real
- *           store through consensus/apply or a small in-memory register
+ * Does:     runs N members (the real Raft core, the real WAL and snapshot
+ *           files of consensus/log on a simulated disk (sim_disk.h), the
+ *           real store through consensus/apply or a small in-memory register
  *           machine) and many clients on a simulated network and a virtual
  *           clock, all derived from one 64-bit seed; then checks safety
  *           (one leader per term, log matching, leader completeness, equal
@@ -34,7 +35,10 @@
 #include "base/prng.h"
 #include "consensus/apply/apply.h"
 #include "consensus/kv/kv.h"
+#include "consensus/log/log.h"
 #include "consensus/raft/raft.h"
+
+struct sim_disk; /* sim_disk.h */
 
 #define SIM_SLOTS          12 /* members ever created in one run */
 #define SIM_CLIENTS_MAX    10
@@ -63,6 +67,7 @@ enum sim_ev_kind {
     EV_LTICK = 11,     /* a: slot, b: incarnation: lease timer tick */
     EV_LAGENT = 12,    /* a: lease agent, b: token */
     EV_WPROGRESS = 13, /* a: slot, b: incarnation: progress_notify tick */
+    EV_CRASH = 14,     /* a: slot, b: incarnation: crash with I/O in flight */
 };
 
 struct sim_ev {
@@ -112,9 +117,12 @@ struct sim_net {
 
 /* ------------------------------------------------------------ disk */
 
-/* One ready batch's write, pending until its simulated fsync. */
+/* One ready batch's write, pending until its simulated fsync. The bytes
+ * went to the WAL on the simulated disk at once (sim_disk.h); this keeps
+ * what the member learns when the I/O is done. */
 struct sim_dop {
     uint64_t done_at;
+    uint64_t disk_mark; /* sim_disk_mark() after the batch's I/O */
     bool has_snap;
     struct raft_snapshot snap; /* data owned */
     struct raft_entry *ents;   /* owned, each data owned */
@@ -172,7 +180,8 @@ struct sim_member {
     uint64_t tick_us;
     struct raft raft;
     bool raft_open;
-    struct raft_memstorage ds; /* durable */
+    struct raft_memstorage ds; /* Raft's storage: what the log holds
+                                  durably (rebuilt from it at each start) */
     struct sim_dop *dops;      /* FIFO of unsynced writes */
     size_t dops_head;
     size_t dops_count;
@@ -186,6 +195,17 @@ struct sim_member {
     uint64_t commit_seen; /* highest commit recorded in the checker */
     uint64_t compact_every;
     uint64_t crashes;
+    /* --- the real WAL and snapshot files on a simulated disk (simlog) */
+    struct sim_disk *disk; /* survives crashes; freed with the member */
+    struct log *log;       /* open while up, and after a final stop */
+    struct log_options lo; /* segment size from the seed, vfs = disk */
+    uint32_t tear_pct;     /* chance that a crash tears the next write */
+    uint64_t wal_term;     /* term and vote in the WAL's last hard state */
+    uint64_t wal_vote;
+    struct buf arena;       /* entry data read back from the log */
+    bool crash_armed;       /* nemesis: crash during the next write */
+    uint64_t unsynced_from; /* lowest index an unsynced write at the last
+                               crash could replace (UINT64_MAX: none) */
 };
 
 /* ----------------------------------------------------------- clients */
@@ -369,6 +389,8 @@ struct sim {
     uint64_t st_compactions;
     uint64_t st_elections;
     uint64_t st_torn;
+    uint64_t st_torn_garbage; /* torn writes with garbage after the prefix */
+    uint64_t st_wal_repairs;  /* restarts whose WAL was behind its snapshot */
     uint64_t st_lin_steps;
     bool lin_gave_up;
     uint32_t partition_gen;
@@ -407,7 +429,7 @@ void member_disk_done(struct sim *s, struct sim_member *m);
 void member_step(struct sim *s, struct sim_member *m,
                  const struct raft_msg *msg);
 /* Entry i of the member's log as written (durable + pending), or false. */
-bool member_log_get(const struct sim_member *m, uint64_t index,
+bool member_log_get(struct sim_member *m, uint64_t index,
                     struct raft_entry *out, bool *compacted);
 uint64_t member_log_last(const struct sim_member *m);
 int member_propose_op(struct sim *s, struct sim_member *m, struct sim_client *c,
