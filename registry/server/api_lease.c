@@ -447,6 +447,20 @@ static void kc_flush(struct kcall *kc)
     }
 }
 
+/* The leader refused a renewal: true when its table does not hold the
+ * lease at all, which may be a grant it has not applied yet (a new leader
+ * behind its commit index; etcd waits for its applied index here). The
+ * renewal then goes through the log and is answered once applied, from the
+ * table: after the grant, or TTL 0 for a lease that never was. A lease the
+ * table holds but has expired is not renewed (lease.h, point 6). */
+static bool leader_unaware(const struct lease_svc *l, int64_t id)
+{
+    int64_t rem;
+    int64_t ttl;
+    return lease_remaining(l->t, id, now_ms(l), &rem, &ttl) ==
+           ERR_LEASE_NOT_FOUND;
+}
+
 static void ka_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
 {
     struct kcall *kc = grpc_call_data(call);
@@ -463,7 +477,6 @@ static void ka_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
     uint64_t seq = kc->seq_head + kc->len;
     struct ka_slot *sl = &kc->slots[(kc->head + kc->len) % KA_PENDING_MAX];
     int64_t ttl = 0;
-    int64_t rem;
     bool log_needed = false;
     int rc = 0;
     kc->len++;
@@ -472,9 +485,15 @@ static void ka_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
     if (lease_is_leader(l->t)) {
         if (lease_renew(l->t, r->id, now_ms(l), &ttl, &log_needed) == 0) {
             sl->ttl = ttl;
+        } else {
+            log_needed = leader_unaware(l, r->id);
         }
-    } else if (lease_remaining(l->t, r->id, now_ms(l), &rem, &ttl) == 0) {
-        log_needed = true; /* follower: the renewal goes through the log */
+    } else {
+        /* Follower: the renewal goes through the log, even for a lease not
+         * in our table yet (a follower behind the grant would otherwise
+         * answer TTL 0 for a live lease; the simulator saw it). Applying
+         * the renewal after the grant answers from the table. */
+        log_needed = true;
     }
     if (!log_needed) {
         sl->ready = true;
@@ -538,7 +557,6 @@ int api_lease_renew(struct server *s, int64_t id, api_lease_renew_fn done,
 {
     struct lease_svc *l = s->lease;
     int64_t ttl = 0;
-    int64_t rem;
     bool log_needed = false;
     int rc;
     ASSERT(done != NULL);
@@ -548,9 +566,10 @@ int api_lease_renew(struct server *s, int64_t id, api_lease_renew_fn done,
     if (lease_is_leader(l->t)) {
         if (lease_renew(l->t, id, now_ms(l), &ttl, &log_needed) != 0) {
             ttl = 0;
+            log_needed = leader_unaware(l, id);
         }
-    } else if (lease_remaining(l->t, id, now_ms(l), &rem, &ttl) == 0) {
-        log_needed = true; /* follower: the renewal goes through the log */
+    } else {
+        log_needed = true; /* follower: through the log (see ka_on_msg) */
     }
     if (!log_needed) {
         done(ctx, 0, ttl);

@@ -28,9 +28,9 @@
  *    timeouts), which frees an in-flight revoke slot;
  *  - a keep-alive (ka_on_msg / on_prop_done): on the leader lease_renew,
  *    answered at once unless it asks for a clearing checkpoint; on a
- *    follower that knows the lease, a renewal through the log (a
- *    checkpoint with R = 0) answered once applied with the TTL the local
- *    table then has (0 if the lease is gone); an unknown lease answers 0.
+ *    follower, a renewal through the log (a checkpoint with R = 0), even
+ *    for a lease its table does not hold yet, answered once applied with
+ *    the TTL the local table then has (0 if the lease is gone).
  * One deviation: the checkpoint interval is seed-chosen (0.5-4 s, or the
  * daemon's 5 min), because the simulated TTLs are seconds long and the
  * checkpoint path would never run at 5 min. The minimum TTL is the
@@ -531,16 +531,20 @@ static void agent_keepalive(struct sim *s, struct wl_agent *a)
     struct wl_lease *l = wl_lease_get(s, a->lease);
     wl_lease_sync_role(s, m);
     int64_t ttl = 0;
-    int64_t rem;
     bool log_needed = false;
     bool leader = lease_is_leader(x->lt);
     a->gen++;
     if (leader) {
         if (lease_renew(x->lt, l->id, now_ms(s), &ttl, &log_needed) != 0) {
+            int64_t rem;
+            int64_t gttl;
             ttl = 0;
+            /* leader_unaware: a grant not applied yet goes through the log */
+            log_needed = lease_remaining(x->lt, l->id, now_ms(s), &rem,
+                                         &gttl) == ERR_LEASE_NOT_FOUND;
         }
-    } else if (lease_remaining(x->lt, l->id, now_ms(s), &rem, &ttl) == 0) {
-        log_needed = true; /* follower: the renewal goes through the log */
+    } else {
+        log_needed = true; /* follower: always through the log */
     }
     sim_hash(s, 0x4a11, ((uint64_t)l->id << 8) | (leader << 1) | log_needed);
     if (!log_needed) {
