@@ -42,8 +42,14 @@ static void *monitor(void *arg)
     uint64_t reported_beat = 0;
     struct timespec ts = {0, 250 * 1000000L};
     while (!atomic_load(&st->stop)) {
+        uint64_t before = now_ms();
         nanosleep(&ts, NULL);
         uint64_t beat = atomic_load(&st->beat_ms);
+        if (now_ms() - before > 1000) {
+            /* We slept four times too long: the whole process was stopped
+             * (SIGSTOP, a suspended VM), not just the loop. Look again. */
+            continue;
+        }
         if (beat != 0 && beat != reported_beat &&
             now_ms() - beat > st->threshold_ms) {
             reported_beat = beat; /* once per stall */
