@@ -55,7 +55,7 @@ CFLAGS_MODE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
 LDFLAGS_SAN := -fsanitize=$(SANITIZE)
 endif
 CFLAGS := $(CFLAGS_BASE) $(CFLAGS_MODE) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS := $(PKG_LIBS) -lcrypt -lpthread -lm
+LDLIBS := $(PKG_LIBS) -lcrypt -lpthread -lm -lresolv
 # The consensus core is held to -Wconversion (STYLE.md section 10).
 CONV_DIRS := consensus/%
 

@@ -10,12 +10,12 @@ libwebsockets-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
 libssl-dev libjansson-dev libcmocka-dev"
 # Tests: the reference etcd and real clients, etcd's protos, tools.
 PKGS="$PKGS etcd-server etcd-client python3-etcd3 python3-etcd3gw
-golang-etcd-server-dev lmdb-utils jq curl nghttp2-client procps"
+golang-etcd-server-dev lmdb-utils jq curl nghttp2-client procps iproute2"
 # Fuzz targets (make fuzz, tests/fuzz/fuzz.test): clang and its libFuzzer
 # runtime (libclang_rt.fuzzer in libclang-rt-dev -> libclang-rt-14-dev).
 PKGS="$PKGS clang libclang-rt-dev"
 if [ "${1:-}" = "--build-only" ]; then
-    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|clang$|libclang-rt-dev$)' | tr '\n' ' ')
+    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|clang$|libclang-rt-dev$)' | tr '\n' ' ')
 fi
 
 missing=""

@@ -328,6 +328,15 @@ void lease_on_checkpoint(struct lease_table *t, int64_t id, int64_t remaining_s,
         return;
     }
     l->cp_remaining_s = remaining_s > 0 ? remaining_s : 0;
+    if (remaining_s > 0 && t->leader) {
+        /* The leader's expiry is what R was computed from (its own
+         * checkpoint) or was set past it at promotion (an older
+         * leader's: point 4). R is rounded up to whole seconds, so
+         * applying it here would lengthen the lease at every checkpoint:
+         * by up to a second each time, forever with an interval near a
+         * second (found by the simulator). */
+        return;
+    }
     uint64_t until = now_ms + secs_ms(remaining_s > 0 ? remaining_s : l->ttl_s);
     if (until > l->expiry_ms) {
         set_expiry(t, l, until);
@@ -454,8 +463,14 @@ size_t lease_checkpoints_due(struct lease_table *t, uint64_t now_ms,
             continue; /* expires before another checkpoint would matter */
         }
         uint64_t left = l->expiry_ms - now_ms;
+        int64_t rem = (int64_t)((left + 999) / 1000);
         out[n].id = l->id;
-        out[n].remaining_s = (int64_t)((left + 999) / 1000);
+        /* Never more than the TTL: after a promotion the expiry holds an
+         * extra election timeout (point 4), which the next leader adds
+         * again; carried in R it would grow with every failover (found by
+         * the simulator). A new leader's now + TTL + E still covers all
+         * this leader promised, which is at most TTL + E ahead. */
+        out[n].remaining_s = rem < l->ttl_s ? rem : l->ttl_s;
         l->cp_nonzero = true;
         n++;
     }

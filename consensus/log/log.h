@@ -7,7 +7,9 @@
  * Owns:     struct log (from log_open): its segment files, one open fd for
  *           the active segment plus one cached read fd, an exclusive flock on
  *           the WAL directory, and an in-memory index of the retained entries
- *           (24 bytes each: term, segment, offset, length).
+ *           (24 bytes each: term, segment, offset, length). Every file-system
+ *           call goes through a struct log_vfs (log_vfs.h; POSIX unless
+ *           log_options.vfs or a *_vfs snapshot call names another).
  * Threads:  thread-confined and synchronous. The node calls every function
  *           on a handle from its own I/O thread, never from the event loop:
  *           log_append blocks for an fdatasync. The snapshot functions are
@@ -145,7 +147,8 @@
 #define LOG_SNAP_KEEP_DEFAULT     5
 #define LOG_SNAP_FLAG_PATH        1u
 
-struct log; /* opaque; from log_open */
+struct log;     /* opaque; from log_open */
+struct log_vfs; /* log_vfs.h: the file-system calls */
 
 struct log_entry {
     uint64_t index;
@@ -166,6 +169,9 @@ struct log_options {
     uint32_t entry_bytes_max; /* 0: LIMIT_RAFT_ENTRY_BYTES default */
     uint32_t frame_bytes_max; /* bytes per fdatasync; 0: 8 MiB */
     uint64_t entries_max;     /* retained entries; 0: 8 Mi */
+    /* The file system (log_vfs.h), borrowed until log_close; NULL: the
+     * real one (log_vfs_posix). */
+    const struct log_vfs *vfs;
 };
 
 /* Open (creating if needed) the WAL in wal_dir (one level is created; its
@@ -268,6 +274,10 @@ struct log_snap {
 int log_snap_save(const char *snap_dir, const struct log_snap_meta *m,
                   uint32_t flags, const void *payload, uint64_t payload_len,
                   unsigned keep);
+/* The same through vfs (borrowed for the call; NULL: POSIX). */
+int log_snap_save_vfs(const struct log_vfs *vfs, const char *snap_dir,
+                      const struct log_snap_meta *m, uint32_t flags,
+                      const void *payload, uint64_t payload_len, unsigned keep);
 
 /* Load the newest valid snapshot (see the file comment for which damaged
  * files are skipped). Removes stale *.tmp files. On success *out owns its
@@ -275,6 +285,9 @@ int log_snap_save(const char *snap_dir, const struct log_snap_meta *m,
  * ERR_BAD_VERSION (msg names the file), -ENOMEM, -errno. */
 int log_snap_load(const char *snap_dir, struct log_snap *out, char *msg,
                   size_t msg_len);
+/* The same through vfs (borrowed for the call; NULL: POSIX). */
+int log_snap_load_vfs(const struct log_vfs *vfs, const char *snap_dir,
+                      struct log_snap *out, char *msg, size_t msg_len);
 
 void log_snap_free(struct log_snap *s);
 

@@ -13,16 +13,12 @@
  */
 #include "consensus/log/log.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/assert.h"
@@ -72,74 +68,71 @@ static int snap_cmp(const void *a, const void *b)
     return x->term < y->term ? -1 : x->term > y->term;
 }
 
-/* List *.snap files sorted oldest first; with sweep, remove *.snap.tmp
- * leftovers (only when loading: while saving, another thread of the same
- * member may be writing its own temp file there). *names is allocated
- * (SNAP_FILES_MAX entries). */
-static int snap_list(int dirfd, bool sweep, struct snap_name **names, size_t *n)
+struct snap_listing {
+    const struct log_vfs *v;
+    int dirfd;
+    bool sweep;
+    struct snap_name *names;
+    size_t n;
+};
+
+static int snap_list_one(void *arg, const char *name)
 {
-    int fd = dup(dirfd);
-    DIR *d;
-    struct dirent *de;
-    int rc = 0;
-    *n = 0;
-    *names = NULL;
-    if (fd < 0) {
-        return -errno;
+    struct snap_listing *sl = arg;
+    size_t nl = strlen(name);
+    if (nl > 9 && strcmp(name + nl - 9, ".snap.tmp") == 0) {
+        return sl->sweep ? sl->v->unlink(sl->v->ctx, sl->dirfd, name) : 0;
     }
-    d = fdopendir(fd);
-    if (d == NULL) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
-    *names = mem_alloc(SNAP_FILES_MAX * sizeof(**names));
-    if (*names == NULL) {
-        closedir(d);
-        return -ENOMEM;
-    }
-    rewinddir(d);
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        size_t nl = strlen(de->d_name);
-        if (nl > 9 && strcmp(de->d_name + nl - 9, ".snap.tmp") == 0) {
-            if (sweep && unlinkat(dirfd, de->d_name, 0) < 0) {
-                rc = -errno;
-            }
-        } else if (snap_name_parse(de->d_name, &(*names)[*n])) {
-            if (*n == SNAP_FILES_MAX) {
-                rc = ERR_LIMIT;
-            } else {
-                (*n)++;
-            }
+    if (snap_name_parse(name, &sl->names[sl->n])) {
+        if (sl->n == SNAP_FILES_MAX) {
+            return ERR_LIMIT;
         }
-    }
-    closedir(d);
-    if (rc < 0) {
-        mem_free(*names);
-        *names = NULL;
-        *n = 0;
-        return rc;
-    }
-    if (*n > 1) {
-        qsort(*names, *n, sizeof(**names), snap_cmp);
+        sl->n++;
     }
     return 0;
 }
 
-static int open_dir(const char *dir, int create, int *dirfd)
+/* List *.snap files sorted oldest first; with sweep, remove *.snap.tmp
+ * leftovers (only when loading: while saving, another thread of the same
+ * member may be writing its own temp file there). *names is allocated
+ * (SNAP_FILES_MAX + 1 entries). */
+static int snap_list(const struct log_vfs *v, int dirfd, bool sweep,
+                     struct snap_name **names, size_t *n)
 {
-    if (create) {
-        int rc = log__mkdir_durable(dir);
-        if (rc < 0) {
-            return rc;
-        }
+    struct snap_listing sl = {v, dirfd, sweep, NULL, 0};
+    int rc;
+    *n = 0;
+    *names = NULL;
+    /* + 1: the parse target of a name past the limit. */
+    sl.names = mem_alloc((SNAP_FILES_MAX + 1) * sizeof(*sl.names));
+    if (sl.names == NULL) {
+        return -ENOMEM;
     }
-    *dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    return *dirfd < 0 ? -errno : 0;
+    rc = v->dir_list(v->ctx, dirfd, snap_list_one, &sl);
+    if (rc < 0) {
+        mem_free(sl.names);
+        return rc;
+    }
+    if (sl.n > 1) {
+        qsort(sl.names, sl.n, sizeof(*sl.names), snap_cmp);
+    }
+    *names = sl.names;
+    *n = sl.n;
+    return 0;
+}
+
+static int open_dir(const struct log_vfs *v, const char *dir, int create,
+                    int *dirfd)
+{
+    int rc = v->dir_open(v->ctx, dir, create != 0, dirfd);
+    if (rc < 0) {
+        *dirfd = -1;
+    }
+    return rc;
 }
 
 /* Write the whole file under its temp name and fsync it. */
-static int snap_write_tmp(int dirfd, const char *tmp,
+static int snap_write_tmp(const struct log_vfs *v, int dirfd, const char *tmp,
                           const struct log_snap_meta *m, uint32_t flags,
                           const void *payload, uint64_t payload_len)
 {
@@ -159,49 +152,52 @@ static int snap_write_tmp(int dirfd, const char *tmp,
     le64_put(h + 40, payload_len);
     le32_put(h + 48, crc);
     le32_put(h + 60, crc32c(0, h, 60));
-    (void)unlinkat(dirfd, tmp, 0);
-    fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return -errno;
+    (void)v->unlink(v->ctx, dirfd, tmp);
+    rc = v->open(v->ctx, dirfd, tmp, LOG_VFS_RDWR | LOG_VFS_CREATE, &fd);
+    if (rc < 0) {
+        return rc;
     }
-    rc = log__pwrite_full(fd, h, sizeof(h), 0);
+    rc = v->write(v->ctx, fd, h, sizeof(h), 0);
     if (rc == 0 && m->conf_len > 0) {
-        rc = log__pwrite_full(fd, m->conf, m->conf_len, SNAP_HDR);
+        rc = v->write(v->ctx, fd, m->conf, m->conf_len, SNAP_HDR);
     }
     if (rc == 0 && payload_len > 0) {
-        rc = log__pwrite_full(fd, payload, (size_t)payload_len,
-                              SNAP_HDR + (uint64_t)m->conf_len);
+        rc = v->write(v->ctx, fd, payload, (size_t)payload_len,
+                      SNAP_HDR + (uint64_t)m->conf_len);
     }
     if (rc == 0) {
-        rc = log__fsync_fd(fd);
+        rc = v->sync(v->ctx, fd);
     }
-    close(fd);
+    v->close(v->ctx, fd);
     if (rc < 0) {
-        (void)unlinkat(dirfd, tmp, 0);
+        (void)v->unlink(v->ctx, dirfd, tmp);
     }
     return rc;
 }
 
 /* Delete the oldest snapshots so that at most keep remain. */
-static int snap_retain(int dirfd, unsigned keep)
+static int snap_retain(const struct log_vfs *v, int dirfd, unsigned keep)
 {
     struct snap_name *names;
     size_t n;
-    int rc = snap_list(dirfd, false, &names, &n);
+    int rc = snap_list(v, dirfd, false, &names, &n);
     char name[SNAP_NAME_LEN];
     if (rc < 0) {
         return rc;
     }
     for (size_t k = 0; k + keep < n; k++) {
         snap_file(name, names[k].index, names[k].term, 0);
-        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT) {
-            rc = -errno;
+        rc = v->unlink(v->ctx, dirfd, name);
+        if (rc == -ENOENT) {
+            rc = 0;
+        }
+        if (rc < 0) {
             break;
         }
     }
     mem_free(names);
     if (rc == 0 && n > keep) {
-        rc = log__fsync_fd(dirfd);
+        rc = v->dir_sync(v->ctx, dirfd);
     }
     return rc;
 }
@@ -210,8 +206,16 @@ int log_snap_save(const char *snap_dir, const struct log_snap_meta *m,
                   uint32_t flags, const void *payload, uint64_t payload_len,
                   unsigned keep)
 {
+    return log_snap_save_vfs(NULL, snap_dir, m, flags, payload, payload_len,
+                             keep);
+}
+
+int log_snap_save_vfs(const struct log_vfs *vfs, const char *snap_dir,
+                      const struct log_snap_meta *m, uint32_t flags,
+                      const void *payload, uint64_t payload_len, unsigned keep)
+{
+    const struct log_vfs *v = log__vfs(vfs);
     char name[SNAP_NAME_LEN], tmp[SNAP_NAME_LEN];
-    struct stat st;
     int dirfd;
     int rc;
 
@@ -229,27 +233,27 @@ int log_snap_save(const char *snap_dir, const struct log_snap_meta *m,
          (payload_len == 0 || memchr(payload, 0, payload_len) != NULL))) {
         return ERR_INVALID;
     }
-    rc = open_dir(snap_dir, 1, &dirfd);
+    rc = open_dir(v, snap_dir, 1, &dirfd);
     if (rc < 0) {
         return rc;
     }
     snap_file(name, m->index, m->term, 0);
     snap_file(tmp, m->index, m->term, 1);
-    if (fstatat(dirfd, name, &st, 0) == 0) {
-        close(dirfd);
+    if (v->exists(v->ctx, dirfd, name) == 0) {
+        v->dir_close(v->ctx, dirfd);
         return ERR_EXISTS;
     }
-    rc = snap_write_tmp(dirfd, tmp, m, flags, payload, payload_len);
-    if (rc == 0 && renameat(dirfd, tmp, dirfd, name) < 0) {
-        rc = -errno;
+    rc = snap_write_tmp(v, dirfd, tmp, m, flags, payload, payload_len);
+    if (rc == 0) {
+        rc = v->rename(v->ctx, dirfd, tmp, name);
     }
     if (rc == 0) {
-        rc = log__fsync_fd(dirfd);
+        rc = v->dir_sync(v->ctx, dirfd);
     }
     if (rc == 0) {
-        rc = snap_retain(dirfd, keep == 0 ? LOG_SNAP_KEEP_DEFAULT : keep);
+        rc = snap_retain(v, dirfd, keep == 0 ? LOG_SNAP_KEEP_DEFAULT : keep);
     }
-    close(dirfd);
+    v->dir_close(v->ctx, dirfd);
     return rc;
 }
 
@@ -299,31 +303,32 @@ static int snap_hdr_check(const uint8_t *h, const struct snap_name *nm,
 }
 
 /* Read one file. 0, SNAP_INCOMPLETE, or a negative error. */
-static int snap_read(int dirfd, const struct snap_name *nm,
-                     struct log_snap *out, char *msg, size_t msg_len)
+static int snap_read(const struct log_vfs *v, int dirfd,
+                     const struct snap_name *nm, struct log_snap *out,
+                     char *msg, size_t msg_len)
 {
     char file[SNAP_NAME_LEN];
     uint8_t h[SNAP_HDR];
-    struct stat st;
-    int fd;
+    uint64_t size = 0;
+    int fd = -1;
     int rc;
 
     memset(out, 0, sizeof(*out));
     snap_file(file, nm->index, nm->term, 0);
-    fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        rc = -errno;
+    rc = v->open(v->ctx, dirfd, file, LOG_VFS_READ, &fd);
+    if (rc == 0) {
+        rc = v->size(v->ctx, fd, &size);
+    }
+    if (rc < 0) {
         log__msg(msg, msg_len, "snap: %s: %s", file, err_str(rc));
         if (fd >= 0) {
-            close(fd);
+            v->close(v->ctx, fd);
         }
         return rc;
     }
-    rc = (uint64_t)st.st_size < SNAP_HDR ? SNAP_INCOMPLETE
-                                         : log__pread_full(fd, h, SNAP_HDR, 0);
+    rc = size < SNAP_HDR ? SNAP_INCOMPLETE : log__read(v, fd, h, SNAP_HDR, 0);
     if (rc == 0) {
-        rc = snap_hdr_check(h, nm, (uint64_t)st.st_size, out, file, msg,
-                            msg_len);
+        rc = snap_hdr_check(h, nm, size, out, file, msg, msg_len);
     }
     if (rc == 0) {
         out->conf = mem_alloc(out->conf_len > 0 ? out->conf_len : 1);
@@ -332,11 +337,11 @@ static int snap_read(int dirfd, const struct snap_name *nm,
         rc = out->conf && out->payload ? 0 : -ENOMEM;
     }
     if (rc == 0) {
-        rc = log__pread_full(fd, out->conf, out->conf_len, SNAP_HDR);
+        rc = log__read(v, fd, out->conf, out->conf_len, SNAP_HDR);
     }
     if (rc == 0) {
-        rc = log__pread_full(fd, out->payload, (size_t)out->payload_len,
-                             SNAP_HDR + (uint64_t)out->conf_len);
+        rc = log__read(v, fd, out->payload, (size_t)out->payload_len,
+                       SNAP_HDR + (uint64_t)out->conf_len);
     }
     if (rc == 0) {
         uint32_t crc = crc32c(0, out->conf, out->conf_len);
@@ -359,7 +364,7 @@ static int snap_read(int dirfd, const struct snap_name *nm,
     if (rc < 0 && msg != NULL && msg[0] == '\0') {
         log__msg(msg, msg_len, "snap: %s: %s", file, err_str(rc));
     }
-    close(fd);
+    v->close(v->ctx, fd);
     if (rc != 0) {
         log_snap_free(out);
     }
@@ -369,6 +374,13 @@ static int snap_read(int dirfd, const struct snap_name *nm,
 int log_snap_load(const char *snap_dir, struct log_snap *out, char *msg,
                   size_t msg_len)
 {
+    return log_snap_load_vfs(NULL, snap_dir, out, msg, msg_len);
+}
+
+int log_snap_load_vfs(const struct log_vfs *vfs, const char *snap_dir,
+                      struct log_snap *out, char *msg, size_t msg_len)
+{
+    const struct log_vfs *v = log__vfs(vfs);
     struct snap_name *names;
     size_t n;
     int dirfd;
@@ -377,7 +389,7 @@ int log_snap_load(const char *snap_dir, struct log_snap *out, char *msg,
     ASSERT(snap_dir != NULL && out != NULL);
     memset(out, 0, sizeof(*out));
     log__msg(msg, msg_len, "%s", "");
-    rc = open_dir(snap_dir, 0, &dirfd);
+    rc = open_dir(v, snap_dir, 0, &dirfd);
     if (rc == -ENOENT) {
         return ERR_NOT_FOUND;
     }
@@ -385,11 +397,11 @@ int log_snap_load(const char *snap_dir, struct log_snap *out, char *msg,
         log__msg(msg, msg_len, "snap: %s: %s", snap_dir, err_str(rc));
         return rc;
     }
-    rc = snap_list(dirfd, true, &names, &n);
+    rc = snap_list(v, dirfd, true, &names, &n);
     if (rc == 0) {
         rc = ERR_NOT_FOUND;
         for (size_t k = n; k-- > 0;) {
-            rc = snap_read(dirfd, &names[k], out, msg, msg_len);
+            rc = snap_read(v, dirfd, &names[k], out, msg, msg_len);
             if (rc == SNAP_INCOMPLETE && k + 1 == n) {
                 LOGW("snap",
                      "skipping incomplete newest snapshot "
@@ -409,7 +421,7 @@ int log_snap_load(const char *snap_dir, struct log_snap *out, char *msg,
         }
         mem_free(names);
     }
-    close(dirfd);
+    v->dir_close(v->ctx, dirfd);
     ASSERT(rc <= 0);
     return rc;
 }

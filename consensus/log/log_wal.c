@@ -18,17 +18,11 @@
  */
 #include "consensus/log/log.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/random.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/assert.h"
@@ -77,6 +71,7 @@ struct ix {
 };
 
 struct log {
+    const struct log_vfs *vfs; /* borrowed (options) or the POSIX table */
     int dirfd;
     struct log_options o;
     struct seg *segs; /* live segments, seq consecutive */
@@ -296,15 +291,9 @@ static int fail(struct log *l, int rc)
 
 /* ------------------------------------------------------------- segments */
 
-static int prealloc(int fd, uint64_t bytes)
+static int prealloc(const struct log *l, int fd, uint64_t bytes)
 {
-    if (fallocate(fd, 0, 0, (off_t)bytes) == 0) {
-        return 0;
-    }
-    if (errno != EOPNOTSUPP) {
-        return -errno;
-    }
-    return ftruncate(fd, (off_t)bytes) == 0 ? 0 : -errno;
+    return l->vfs->allocate(l->vfs->ctx, fd, bytes);
 }
 
 static int segs_reserve(struct log *l, size_t extra)
@@ -330,7 +319,7 @@ static int segs_reserve(struct log *l, size_t extra)
 static void close_read_fd(struct log *l)
 {
     if (l->read_fd >= 0) {
-        close(l->read_fd);
+        l->vfs->close(l->vfs->ctx, l->read_fd);
         l->read_fd = -1;
     }
 }
@@ -341,6 +330,7 @@ static void close_read_fd(struct log *l)
 static int seg_create(struct log *l, uint64_t first_index, uint64_t prev_term,
                       uint32_t flags)
 {
+    const struct log_vfs *v = l->vfs;
     uint8_t b[SEG_HDR + FRM_HDR + REC_HEAD + REC_HS_BODY];
     char tmp[NAME_LEN], name[NAME_LEN];
     struct seg s;
@@ -353,40 +343,41 @@ static int seg_create(struct log *l, uint64_t first_index, uint64_t prev_term,
     s.first_index = first_index;
     s.prev_term = prev_term;
     s.flags = flags;
-    if (getrandom(&s.salt, sizeof(s.salt), 0) != (ssize_t)sizeof(s.salt)) {
-        return errno != 0 ? -errno : -EIO;
+    rc = v->random(v->ctx, &s.salt, sizeof(s.salt));
+    if (rc < 0) {
+        return rc;
     }
     seg_name(tmp, s.seq, first_index, 1);
     seg_name(name, s.seq, first_index, 0);
-    (void)unlinkat(l->dirfd, tmp, 0);
-    fd = openat(l->dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return -errno;
+    (void)v->unlink(v->ctx, l->dirfd, tmp);
+    rc = v->open(v->ctx, l->dirfd, tmp, LOG_VFS_RDWR | LOG_VFS_CREATE, &fd);
+    if (rc < 0) {
+        return rc;
     }
     memset(b, 0, sizeof(b));
     seg_hdr_encode(b, &s);
     rec_put_hs(b + SEG_HDR + FRM_HDR, &l->hs);
     frm_hdr_encode(b + SEG_HDR, s.salt, REC_HEAD + REC_HS_BODY, 1, 1,
                    crc32c(0, b + SEG_HDR + FRM_HDR, REC_HEAD + REC_HS_BODY));
-    rc = prealloc(fd, l->o.segment_bytes);
+    rc = prealloc(l, fd, l->o.segment_bytes);
     if (rc == 0) {
-        rc = log__pwrite_full(fd, b, sizeof(b), 0);
-    }
-    if (rc == 0 && fdatasync(fd) < 0) {
-        rc = -errno;
-    }
-    if (rc == 0 && renameat(l->dirfd, tmp, l->dirfd, name) < 0) {
-        rc = -errno;
+        rc = v->write(v->ctx, fd, b, sizeof(b), 0);
     }
     if (rc == 0) {
-        rc = log__fsync_fd(l->dirfd);
+        rc = v->sync(v->ctx, fd);
+    }
+    if (rc == 0) {
+        rc = v->rename(v->ctx, l->dirfd, tmp, name);
+    }
+    if (rc == 0) {
+        rc = v->dir_sync(v->ctx, l->dirfd);
     }
     if (rc < 0) {
-        close(fd);
+        v->close(v->ctx, fd);
         return rc;
     }
     if (l->active_fd >= 0) {
-        close(l->active_fd);
+        v->close(v->ctx, l->active_fd);
     }
     l->active_fd = fd;
     l->active_size = sizeof(b);
@@ -413,20 +404,23 @@ static int segs_delete_front(struct log *l, size_t count)
         close_read_fd(l);
     }
     for (size_t k = 0; k < count; k++) {
+        int rc;
         seg_name(name, l->segs[0].seq, l->segs[0].first_index, 0);
-        if (unlinkat(l->dirfd, name, 0) < 0 && errno != ENOENT) {
-            return -errno;
+        rc = l->vfs->unlink(l->vfs->ctx, l->dirfd, name);
+        if (rc < 0 && rc != -ENOENT) {
+            return rc;
         }
         memmove(l->segs, l->segs + 1, (l->segs_n - 1) * sizeof(*l->segs));
         l->segs_n--;
     }
-    return log__fsync_fd(l->dirfd);
+    return l->vfs->dir_sync(l->vfs->ctx, l->dirfd);
 }
 
 /* ------------------------------------------------------------- reading */
 
 /* A window over one segment file for the replay scan. */
 struct rd {
+    const struct log_vfs *vfs;
     int fd;
     uint64_t size;
     uint8_t *buf;
@@ -466,7 +460,7 @@ static int rd_get(struct rd *r, uint64_t off, size_t len, const uint8_t **p)
         want = (size_t)(r->size - off);
     }
     r->blen = 0;
-    rc = log__pread_full(r->fd, r->buf, want, off);
+    rc = log__read(r->vfs, r->fd, r->buf, want, off);
     if (rc < 0) {
         return rc;
     }
@@ -734,8 +728,11 @@ static int seg_classify_end(struct rd *r, const struct seg *s, uint64_t off,
          "%s: torn write at offset %" PRIu64 " (%" PRIu64
          " bytes); truncating to the last whole frame",
          file, off, r->size - off);
-    if (ftruncate(r->fd, (off_t)off) < 0 || fdatasync(r->fd) < 0) {
-        rc = -errno;
+    rc = r->vfs->truncate(r->vfs->ctx, r->fd, off);
+    if (rc == 0) {
+        rc = r->vfs->sync(r->vfs->ctx, r->fd);
+    }
+    if (rc < 0) {
         log__msg(msg, msg_len, "wal: %s: truncate: %s", file, err_str(rc));
         return rc;
     }
@@ -784,7 +781,7 @@ static int seg_scan(struct log *l, struct rd *r, size_t k, char *msg,
     if (rc == 0 && is_last && r->size < l->o.segment_bytes) {
         /* A short last segment (copied, or cut by a repair): preallocate
          * it again so appends do not grow the file. */
-        rc = prealloc(r->fd, l->o.segment_bytes);
+        rc = prealloc(l, r->fd, l->o.segment_bytes);
         if (rc < 0) {
             log__msg(msg, msg_len, "wal: %s: fallocate: %s", file, err_str(rc));
         }
@@ -815,41 +812,30 @@ static int seg_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+static int segs_list_one(void *arg, const char *name)
+{
+    struct log *l = arg;
+    size_t nl = strlen(name);
+    uint64_t seq, first;
+    int rc = 0;
+    if (nl > 8 && strcmp(name + nl - 8, ".wal.tmp") == 0) {
+        rc = l->vfs->unlink(l->vfs->ctx, l->dirfd, name);
+    } else if (name_parse(name, &seq, &first)) {
+        rc = segs_reserve(l, 1);
+        if (rc == 0) {
+            memset(&l->segs[l->segs_n], 0, sizeof(*l->segs));
+            l->segs[l->segs_n].seq = seq;
+            l->segs[l->segs_n].first_index = first;
+            l->segs_n++;
+        }
+    }
+    return rc;
+}
+
 /* Find the *.wal files (and remove *.wal.tmp leftovers of a crashed cut). */
 static int segs_list(struct log *l, char *msg, size_t msg_len)
 {
-    int fd = dup(l->dirfd);
-    DIR *d;
-    struct dirent *de;
-    int rc = 0;
-    if (fd < 0) {
-        return -errno;
-    }
-    d = fdopendir(fd);
-    if (d == NULL) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
-    rewinddir(d);
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        size_t nl = strlen(de->d_name);
-        uint64_t seq, first;
-        if (nl > 8 && strcmp(de->d_name + nl - 8, ".wal.tmp") == 0) {
-            if (unlinkat(l->dirfd, de->d_name, 0) < 0) {
-                rc = -errno;
-            }
-        } else if (name_parse(de->d_name, &seq, &first)) {
-            rc = segs_reserve(l, 1);
-            if (rc == 0) {
-                memset(&l->segs[l->segs_n], 0, sizeof(*l->segs));
-                l->segs[l->segs_n].seq = seq;
-                l->segs[l->segs_n].first_index = first;
-                l->segs_n++;
-            }
-        }
-    }
-    closedir(d);
+    int rc = l->vfs->dir_list(l->vfs->ctx, l->dirfd, segs_list_one, l);
     if (rc < 0) {
         log__msg(msg, msg_len, "wal: listing segments: %s", err_str(rc));
         return rc;
@@ -874,22 +860,19 @@ static int replay(struct log *l, char *msg, size_t msg_len)
     struct rd r;
     int rc = 0;
     memset(&r, 0, sizeof(r));
+    r.vfs = l->vfs;
     for (size_t k = 0; rc == 0 && k < l->segs_n; k++) {
         int is_last = k + 1 == l->segs_n;
         char file[NAME_LEN];
-        struct stat st;
         seg_name(file, l->segs[k].seq, l->segs[k].first_index, 0);
-        r.fd =
-            openat(l->dirfd, file, (is_last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-        if (r.fd < 0) {
-            rc = -errno;
+        rc = l->vfs->open(l->vfs->ctx, l->dirfd, file,
+                          is_last ? LOG_VFS_RDWR : LOG_VFS_READ, &r.fd);
+        if (rc < 0) {
             log__msg(msg, msg_len, "wal: %s: open: %s", file, err_str(rc));
             break;
         }
-        if (fstat(r.fd, &st) < 0) {
-            rc = -errno;
-        } else {
-            r.size = (uint64_t)st.st_size;
+        rc = l->vfs->size(l->vfs->ctx, r.fd, &r.size);
+        if (rc == 0) {
             r.boff = 0;
             r.blen = 0;
             rc = seg_scan(l, &r, k, msg, msg_len);
@@ -897,7 +880,7 @@ static int replay(struct log *l, char *msg, size_t msg_len)
         if (rc == 0 && is_last) {
             l->active_fd = r.fd;
         } else {
-            close(r.fd);
+            l->vfs->close(l->vfs->ctx, r.fd);
         }
     }
     mem_free(r.buf);
@@ -953,6 +936,7 @@ int log_open(const char *wal_dir, const struct log_options *o, struct log **out,
     }
     l->dirfd = l->active_fd = l->read_fd = -1;
     rc = options_norm(&l->o, o);
+    l->vfs = log__vfs(l->o.vfs);
     if (rc < 0) {
         log__msg(msg, msg_len, "wal: invalid options");
         mem_free(l);
@@ -960,15 +944,14 @@ int log_open(const char *wal_dir, const struct log_options *o, struct log **out,
     }
     buf_init(&l->wbuf, (size_t)l->o.frame_bytes_max + 1024);
     l->first = 1;
-    rc = log__mkdir_durable(wal_dir);
+    rc = l->vfs->dir_open(l->vfs->ctx, wal_dir, true, &l->dirfd);
+    if (rc < 0) {
+        l->dirfd = -1;
+    }
     if (rc == 0) {
-        l->dirfd = open(wal_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        rc = l->dirfd < 0 ? -errno : 0;
+        rc = l->vfs->dir_lock(l->vfs->ctx, l->dirfd);
     }
     if (rc < 0) {
-        log__msg(msg, msg_len, "wal: %s: %s", wal_dir, err_str(rc));
-    } else if (flock(l->dirfd, LOCK_EX | LOCK_NB) < 0) {
-        rc = errno == EWOULDBLOCK ? ERR_LOCKED : -errno;
         log__msg(msg, msg_len, "wal: %s: %s", wal_dir, err_str(rc));
     }
     if (rc == 0) {
@@ -1003,10 +986,10 @@ void log_close(struct log *l)
     }
     close_read_fd(l);
     if (l->active_fd >= 0) {
-        close(l->active_fd);
+        l->vfs->close(l->vfs->ctx, l->active_fd);
     }
     if (l->dirfd >= 0) {
-        close(l->dirfd); /* drops the flock */
+        l->vfs->dir_close(l->vfs->ctx, l->dirfd); /* drops the lock */
     }
     buf_free(&l->wbuf);
     mem_free(l->ix);
@@ -1090,9 +1073,9 @@ static int frame_write(struct log *l, const struct log_entry *e, size_t cnt,
     frm_hdr_encode(b, s->salt, (uint32_t)body, l->active_frame_seq + 1,
                    (uint32_t)(cnt + (hs != NULL)),
                    crc32c(0, b + FRM_HDR, body));
-    rc = log__pwrite_full(l->active_fd, b, FRM_HDR + body, off);
-    if (rc == 0 && fdatasync(l->active_fd) < 0) {
-        rc = -errno;
+    rc = l->vfs->write(l->vfs->ctx, l->active_fd, b, FRM_HDR + body, off);
+    if (rc == 0) {
+        rc = l->vfs->sync(l->vfs->ctx, l->active_fd);
     }
     if (rc < 0) {
         return rc;
@@ -1278,6 +1261,7 @@ static int fd_for(struct log *l, uint64_t seq, int *fd)
 {
     char name[NAME_LEN];
     const struct seg *s;
+    int rc;
     if (seq == l->segs[l->segs_n - 1].seq) {
         *fd = l->active_fd;
         return 0;
@@ -1290,9 +1274,10 @@ static int fd_for(struct log *l, uint64_t seq, int *fd)
     ASSERT(seq >= l->segs[0].seq && seq - l->segs[0].seq < l->segs_n);
     s = &l->segs[seq - l->segs[0].seq];
     seg_name(name, s->seq, s->first_index, 0);
-    l->read_fd = openat(l->dirfd, name, O_RDONLY | O_CLOEXEC);
-    if (l->read_fd < 0) {
-        return -errno;
+    rc = l->vfs->open(l->vfs->ctx, l->dirfd, name, LOG_VFS_READ, &l->read_fd);
+    if (rc < 0) {
+        l->read_fd = -1;
+        return rc;
     }
     l->read_seq = seq;
     *fd = l->read_fd;
@@ -1310,7 +1295,7 @@ static int entry_read(struct log *l, uint64_t i, uint8_t *dst,
     int fd = -1;
     int rc = fd_for(l, x->seq, &fd);
     if (rc == 0) {
-        rc = log__preadv2_full(fd, h, sizeof(h), dst, dlen, x->off);
+        rc = log__read2(l->vfs, fd, h, sizeof(h), dst, dlen, x->off);
     }
     if (rc == ERR_TRUNCATED) {
         rc = ERR_CORRUPT;

@@ -1179,6 +1179,30 @@ static int load_wal(struct node *n, char *msg, size_t msg_len)
             return rc;
         }
         n->snap_index = snap.meta.index;
+        /* A crash between saving a received snapshot's file and resetting
+         * the WAL to it (both on the WAL thread, in that order) leaves a
+         * WAL that ends before the snapshot, or holds another history at
+         * its index: finish the reset now, or every append would fail. */
+        uint64_t at = 0;
+        if (last < snap.meta.index ||
+            (snap.meta.index >= first &&
+             (log_term(n->log, snap.meta.index, &at) != 0 ||
+              at != snap.meta.term))) {
+            LOGW("node",
+                 "the WAL (%llu..%llu) does not reach the snapshot at %llu "
+                 "(term %llu): resetting it there",
+                 (unsigned long long)first, (unsigned long long)last,
+                 (unsigned long long)snap.meta.index,
+                 (unsigned long long)snap.meta.term);
+            rc = log_reset(n->log, snap.meta.index, snap.meta.term);
+            if (rc != 0) {
+                snprintf(msg, msg_len, "resetting the WAL to the snapshot: %s",
+                         err_str(rc));
+                return rc;
+            }
+            first = log_first_index(n->log);
+            last = log_last_index(n->log);
+        }
         if (first < snap.meta.index + 1) {
             first = snap.meta.index + 1;
         }
@@ -1285,6 +1309,12 @@ static int open_raft(struct node *n)
     if (rc.election_ticks <= rc.heartbeat_ticks) {
         rc.election_ticks = rc.heartbeat_ticks + 1;
     }
+    /* Bytes in flight per follower: a lagging follower otherwise gets up to
+     * max_inflight_msgs appends of max_msg_bytes each in one ready batch
+     * (a gigabyte, encoded on the loop and mostly dropped by the transport's
+     * queue): a partition test's leader stalled seconds in the encoder
+     * after a heal. Kept well under the transport's per-peer queue. */
+    rc.max_inflight_bytes = NODE_INFLIGHT_BYTES;
     kv_applied(n->kv, &applied, &applied_term);
     /* The store may be ahead of the commit index the log recorded (the
      * hard state goes to disk lazily, after the store applied): tell Raft

@@ -2,6 +2,9 @@
 #ifndef CAIRN_CONSENSUS_NODE_INT_H
 #define CAIRN_CONSENSUS_NODE_INT_H
 
+/* Raft bytes in flight to one follower (see open_raft). */
+#define NODE_INFLIGHT_BYTES ((uint64_t)16 << 20)
+
 #include <stdatomic.h>
 
 #include "base/buf.h"

@@ -124,14 +124,17 @@ int raft__term(struct raft *r, uint64_t index, uint64_t *term)
         ASSERT(r->unstable.v[k].index == index);
         return 0;
     }
-    if (r->unstable_snap.meta.index > 0) {
-        ASSERT(index <= r->unstable_snap.meta.index);
+    if (r->unstable_snap.meta.index > 0 &&
+        index <= r->unstable_snap.meta.index) {
         if (index == r->unstable_snap.meta.index) {
             *term = r->unstable_snap.meta.term;
             return 0;
         }
         return ERR_COMPACTED;
     }
+    /* Below the tail and above a pending snapshot: entries that followed
+     * the snapshot and were reported durable before it was installed. The
+     * storage holds them (the driver persists the snapshot point first). */
     int rc = r->st->term(r->st->ctx, index, term);
     if (rc == ERR_COMPACTED || rc == ERR_NOT_FOUND) {
         *term = 0;

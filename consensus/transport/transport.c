@@ -241,6 +241,21 @@ static void backoff_fired(uv_timer_t *h)
     }
 }
 
+/* The peer just dialled us: it is up, so a redial need not wait out the
+ * backoff (a restarted member would otherwise hear from the leader only
+ * when the leader's backoff, up to backoff_max_ms, ran out). */
+void tr__peer_alive(struct transport__peer *p)
+{
+    p->attempts = 0;
+    if (p->backoff_active) {
+        uv_timer_stop(&p->backoff);
+        p->backoff_active = false;
+        if (p->q_msgs > 0) {
+            tr__flush_arm(p->t);
+        }
+    }
+}
+
 int transport_peer_add(struct transport *t, uint64_t id, const char *addr)
 {
     struct sockaddr_storage ss;
@@ -273,6 +288,11 @@ int transport_peer_add(struct transport *t, uint64_t id, const char *addr)
     p->next = t->peers;
     t->peers = p;
     t->peers_count++;
+    /* Connect now, not at the first message: a restarted follower has
+     * nothing to send until its election timeout, and the peer it dials
+     * learns from the hello that it is back (tr__peer_alive). */
+    p->dial_soon = true;
+    tr__flush_arm(t);
     return 0;
 }
 
@@ -467,10 +487,11 @@ static void flush_cb(uv_idle_t *h)
         /* The dial may report the peer unreachable, and the owner may remove
          * it from that callback: take next first (removal frees later). */
         struct transport__peer *next = p->next;
-        if (p->q_msgs > 0) {
+        if (p->q_msgs > 0 || (p->dial_soon && p->conn == NULL)) {
             struct transport__conn *c = p->conn;
             if (c == NULL) {
                 if (!p->backoff_active) {
+                    p->dial_soon = false;
                     peer_dial(p);
                 }
             } else if (c->state == TR_READY && !c->writing) {

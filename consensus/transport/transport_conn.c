@@ -494,6 +494,9 @@ static void hello_decide(struct transport__conn *c, const struct tr_hello *h)
         tr__reply_encode(c->cbuf, &r);
         c->state = TR_READY;
         c->peer = tr__peer_find(t, h->from);
+        if (c->peer != NULL) {
+            tr__peer_alive(c->peer);
+        }
         uv_timer_stop(&c->timer);
         conn_cwrite(c, TRANSPORT_REPLY_BYTES, false);
     }

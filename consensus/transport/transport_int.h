@@ -42,6 +42,7 @@ struct transport__peer {
     char addr_text[TR_ADDR_TEXT];
     uv_timer_t backoff;
     bool backoff_active;
+    bool dial_soon; /* dial without waiting for a message (peer added) */
     unsigned attempts;
     struct transport__conn *conn;      /* outgoing message connection */
     struct transport__snap_send *snap; /* snapshot being sent */
@@ -161,6 +162,7 @@ struct transport__peer *tr__peer_find(const struct transport *t, uint64_t id);
 void tr__flush_arm(struct transport *t);
 void tr__peer_ready(struct transport__peer *p);
 void tr__peer_conn_failed(struct transport__conn *c, int err);
+void tr__peer_alive(struct transport__peer *p);
 void tr__peer_set_error(struct transport__peer *p, const char *text);
 void tr__handle_closed(struct transport *t);
 void tr__maybe_finish_close(struct transport *t);

@@ -19,6 +19,10 @@
  * so no later leader can miss it. An unknown or expired lease answers TTL 0
  * and the stream stays open, as etcd.
  *
+ * A renewal proposed under one leader and term is proposed again when a
+ * new leader becomes known (a dead leader drops what a follower forwarded
+ * to it); the first of the two to apply answers.
+ *
  * Failure modes: a proposal that cannot be made (no leader, too many
  * requests) ends the stream with that error (clients reopen it); a client
  * that sends more than KA_PENDING_MAX requests without reading ends with
@@ -70,12 +74,16 @@ struct lease_svc {
     uint64_t term;
     size_t revokes_inflight;
     struct kcall *calls;
+    struct renew *renews; /* one-shot renewals through the log, unanswered */
 };
 
 struct ka_slot {
     int64_t id;
     int64_t ttl;
     bool ready;
+    uint32_t gen;    /* of the renewal proposal that counts */
+    uint64_t leader; /* and the leader and term it was made under */
+    uint64_t term;
 };
 
 struct kcall {
@@ -108,15 +116,43 @@ static uint64_t now_ms(const struct lease_svc *l)
 
 /* ------------------------------------------------------------- proposals */
 
+/* A one-shot renewal (api_lease_renew) through the log: proposed again
+ * when a new leader is known, like a stream's (renewals_retry); the first
+ * proposal applied answers, once. */
+struct renew {
+    struct renew *prev, *next; /* in lease_svc.renews while unanswered */
+    api_lease_renew_fn done;
+    void *ctx;
+    int64_t id;
+    int refs;     /* proposals in flight */
+    uint32_t gen; /* of the latest proposal */
+    bool answered;
+    uint64_t leader; /* the latest proposal was made under */
+    uint64_t term;
+};
+
 struct prop {
     struct lease_svc *svc;
     struct kcall *kc; /* NULL for timer work */
     uint64_t seq;     /* keep-alive slot */
+    uint32_t gen;     /* the slot's (or renewal's) proposal generation */
     int64_t id;
     bool revoke;
-    api_lease_renew_fn renew_done; /* api_lease_renew's caller, or NULL */
-    void *renew_ctx;
+    struct renew *rn; /* api_lease_renew's renewal, or NULL */
 };
+
+static void renew_unlink(struct lease_svc *l, struct renew *rn)
+{
+    if (rn->prev != NULL) {
+        rn->prev->next = rn->next;
+    } else if (l->renews == rn) {
+        l->renews = rn->next;
+    }
+    if (rn->next != NULL) {
+        rn->next->prev = rn->prev;
+    }
+    rn->prev = rn->next = NULL;
+}
 
 static void kc_unref(struct kcall *kc)
 {
@@ -128,7 +164,18 @@ static void kc_unref(struct kcall *kc)
 }
 
 static void kc_flush(struct kcall *kc);
+static int renew_propose(struct lease_svc *l, struct renew *rn);
 static void kc_end(struct kcall *kc, int err);
+
+/* The slot of keep-alive seq while it waits for its answer, else NULL. */
+static struct ka_slot *kc_slot(struct kcall *kc, uint64_t seq)
+{
+    if (kc->call == NULL || seq < kc->seq_head ||
+        seq >= kc->seq_head + kc->len) {
+        return NULL;
+    }
+    return &kc->slots[(kc->head + (seq - kc->seq_head)) % KA_PENDING_MAX];
+}
 
 static void on_prop_done(void *ctx, const struct apply_result *res)
 {
@@ -138,11 +185,11 @@ static void on_prop_done(void *ctx, const struct apply_result *res)
         l->revokes_inflight--;
     } else if (p->kc != NULL) {
         struct kcall *kc = p->kc;
-        if (kc->call != NULL && p->seq >= kc->seq_head &&
-            p->seq < kc->seq_head + kc->len) {
-            struct ka_slot *sl =
-                &kc->slots[(kc->head + (p->seq - kc->seq_head)) %
-                           KA_PENDING_MAX];
+        struct ka_slot *sl = kc_slot(kc, p->seq);
+        /* A renewal proposed again after a leader change (renewals_retry)
+         * has two proposals: the first applied answers; the failure of a
+         * superseded one is not the answer. */
+        if (sl != NULL && !sl->ready && (res->err == 0 || p->gen == sl->gen)) {
             int64_t rem = 0;
             int64_t ttl = 0;
             /* Applied here too: the local table knows if the lease
@@ -159,14 +206,23 @@ static void on_prop_done(void *ctx, const struct apply_result *res)
             }
         }
         kc_unref(kc);
-    } else if (p->renew_done != NULL) {
+    } else if (p->rn != NULL) {
+        struct renew *rn = p->rn;
         int64_t rem = 0;
         int64_t ttl = 0;
         int err = res->err == ERR_LEASE_NOT_FOUND ? 0 : res->err;
-        if (err == 0 && l->t != NULL) {
-            (void)lease_remaining(l->t, p->id, now_ms(l), &rem, &ttl);
+        if (!rn->answered && (err == 0 || p->gen == rn->gen)) {
+            rn->answered = true;
+            renew_unlink(l, rn);
+            if (err == 0 && l->t != NULL) {
+                (void)lease_remaining(l->t, p->id, now_ms(l), &rem, &ttl);
+            }
+            rn->done(rn->ctx, err, ttl);
         }
-        p->renew_done(p->renew_ctx, err, ttl);
+        if (--rn->refs == 0) {
+            renew_unlink(l, rn);
+            mem_free(rn);
+        }
     }
     mem_free(p);
     svc_unref(l);
@@ -206,9 +262,12 @@ static int propose_renewal(struct lease_svc *l, struct kcall *kc, uint64_t seq,
     if (p == NULL) {
         return -ENOMEM;
     }
+    struct ka_slot *sl = kc_slot(kc, seq);
+    ASSERT(sl != NULL);
     p->svc = l;
     p->kc = kc;
     p->seq = seq;
+    p->gen = sl->gen + 1;
     p->id = id;
     cp.id = id;
     cp.remaining_ttl = 0;
@@ -219,8 +278,42 @@ static int propose_renewal(struct lease_svc *l, struct kcall *kc, uint64_t seq,
         mem_free(p);
         return rc;
     }
+    sl->gen = p->gen;
+    sl->leader = l->leader;
+    sl->term = l->term;
     kc->refs++;
     return 0;
+}
+
+/* A new leader is known: renewals proposed under another leader or term
+ * may be lost with it (a follower forwards its proposal to the leader it
+ * knew, and a dead one drops it; the node would only time it out after
+ * 5 s + 2 election timeouts, and every later keep-alive on the stream
+ * waits behind it, long enough for clientv3 to give the lease up). Each
+ * is proposed again; a renewal is idempotent (full TTL from when it
+ * applies), so both applying is harmless. */
+static void renewals_retry(struct lease_svc *l)
+{
+    for (struct renew *rn = l->renews; rn != NULL; rn = rn->next) {
+        if (!rn->answered && (rn->leader != l->leader || rn->term != l->term)) {
+            (void)renew_propose(l, rn); /* else the first one's answer */
+        }
+    }
+    struct kcall *next;
+    for (struct kcall *kc = l->calls; kc != NULL; kc = next) {
+        next = kc->next;
+        for (size_t i = 0; i < kc->len; i++) {
+            struct ka_slot *sl = &kc->slots[(kc->head + i) % KA_PENDING_MAX];
+            if (sl->ready || (sl->leader == l->leader && sl->term == l->term)) {
+                continue;
+            }
+            int rc = propose_renewal(l, kc, kc->seq_head + i, sl->id);
+            if (rc != 0) {
+                kc_end(kc, rc);
+                break;
+            }
+        }
+    }
 }
 
 static void propose_revokes(struct lease_svc *l)
@@ -354,6 +447,20 @@ static void kc_flush(struct kcall *kc)
     }
 }
 
+/* The leader refused a renewal: true when its table does not hold the
+ * lease at all, which may be a grant it has not applied yet (a new leader
+ * behind its commit index; etcd waits for its applied index here). The
+ * renewal then goes through the log and is answered once applied, from the
+ * table: after the grant, or TTL 0 for a lease that never was. A lease the
+ * table holds but has expired is not renewed (lease.h, point 6). */
+static bool leader_unaware(const struct lease_svc *l, int64_t id)
+{
+    int64_t rem;
+    int64_t ttl;
+    return lease_remaining(l->t, id, now_ms(l), &rem, &ttl) ==
+           ERR_LEASE_NOT_FOUND;
+}
+
 static void ka_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
 {
     struct kcall *kc = grpc_call_data(call);
@@ -370,7 +477,6 @@ static void ka_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
     uint64_t seq = kc->seq_head + kc->len;
     struct ka_slot *sl = &kc->slots[(kc->head + kc->len) % KA_PENDING_MAX];
     int64_t ttl = 0;
-    int64_t rem;
     bool log_needed = false;
     int rc = 0;
     kc->len++;
@@ -379,9 +485,15 @@ static void ka_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
     if (lease_is_leader(l->t)) {
         if (lease_renew(l->t, r->id, now_ms(l), &ttl, &log_needed) == 0) {
             sl->ttl = ttl;
+        } else {
+            log_needed = leader_unaware(l, r->id);
         }
-    } else if (lease_remaining(l->t, r->id, now_ms(l), &rem, &ttl) == 0) {
-        log_needed = true; /* follower: the renewal goes through the log */
+    } else {
+        /* Follower: the renewal goes through the log, even for a lease not
+         * in our table yet (a follower behind the grant would otherwise
+         * answer TTL 0 for a live lease; the simulator saw it). Applying
+         * the renewal after the grant answers from the table. */
+        log_needed = true;
     }
     if (!log_needed) {
         sl->ready = true;
@@ -409,17 +521,42 @@ static bool wants_leader(struct grpc_call *call)
  * no checkpoint to clear), else when its log entry applied (or failed:
  * ERR_STOPPED at node close). ttl is 0 for an unknown lease. Errors (done
  * never runs): ERR_STOPPED, -ENOMEM, the node's proposal errors. */
-int api_lease_renew(struct server *s, int64_t id, api_lease_renew_fn done,
-                    void *ctx)
+/* Propose rn's renewal (a checkpoint with remaining TTL 0). */
+static int renew_propose(struct lease_svc *l, struct renew *rn)
 {
     Etcdserverpb__LeaseCheckpointRequest req =
         ETCDSERVERPB__LEASE_CHECKPOINT_REQUEST__INIT;
     Etcdserverpb__LeaseCheckpoint cp = ETCDSERVERPB__LEASE_CHECKPOINT__INIT;
     Etcdserverpb__LeaseCheckpoint *cpp = &cp;
+    struct prop *p = mem_calloc(1, sizeof(*p));
+    int rc;
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    p->svc = l;
+    p->id = rn->id;
+    p->rn = rn;
+    p->gen = rn->gen + 1;
+    cp.id = rn->id;
+    req.n_checkpoints = 1;
+    req.checkpoints = &cpp;
+    rc = propose_pb(l, APPLY_LEASE_CHECKPOINT, &req.base, p);
+    if (rc != 0) {
+        mem_free(p);
+        return rc;
+    }
+    rn->gen = p->gen;
+    rn->refs++;
+    rn->leader = l->leader;
+    rn->term = l->term;
+    return 0;
+}
+
+int api_lease_renew(struct server *s, int64_t id, api_lease_renew_fn done,
+                    void *ctx)
+{
     struct lease_svc *l = s->lease;
-    struct prop *p;
     int64_t ttl = 0;
-    int64_t rem;
     bool log_needed = false;
     int rc;
     ASSERT(done != NULL);
@@ -429,33 +566,36 @@ int api_lease_renew(struct server *s, int64_t id, api_lease_renew_fn done,
     if (lease_is_leader(l->t)) {
         if (lease_renew(l->t, id, now_ms(l), &ttl, &log_needed) != 0) {
             ttl = 0;
+            log_needed = leader_unaware(l, id);
         }
-    } else if (lease_remaining(l->t, id, now_ms(l), &rem, &ttl) == 0) {
-        log_needed = true; /* follower: the renewal goes through the log */
+    } else {
+        log_needed = true; /* follower: through the log (see ka_on_msg) */
     }
     if (!log_needed) {
         done(ctx, 0, ttl);
         return 0;
     }
-    p = mem_calloc(1, sizeof(*p));
-    if (p == NULL) {
+    struct renew *rn = mem_calloc(1, sizeof(*rn));
+    if (rn == NULL) {
         return -ENOMEM;
     }
-    p->svc = l;
-    p->id = id;
-    p->renew_done = done;
-    p->renew_ctx = ctx;
-    cp.id = id;
-    req.n_checkpoints = 1;
-    req.checkpoints = &cpp;
-    rc = propose_pb(l, APPLY_LEASE_CHECKPOINT, &req.base, p);
+    rn->done = done;
+    rn->ctx = ctx;
+    rn->id = id;
+    rc = renew_propose(l, rn);
     if (rc != 0) {
         if (lease_is_leader(l->t)) {
             lease_checkpoint_proposed(l->t, id, 1);
         }
-        mem_free(p);
+        mem_free(rn);
+        return rc;
     }
-    return rc;
+    rn->next = l->renews;
+    if (l->renews != NULL) {
+        l->renews->prev = rn;
+    }
+    l->renews = rn;
+    return 0;
 }
 
 static void ka_on_start(struct grpc_call *call)
@@ -644,11 +784,16 @@ void api_lease__on_lease(struct server *s, int64_t id, int64_t ttl,
 void api_lease__on_leader(struct server *s, uint64_t leader, uint64_t term)
 {
     struct lease_svc *l = s->lease;
+    bool changed;
     if (l == NULL) {
         return;
     }
+    changed = leader != 0 && (leader != l->leader || term != l->term);
     l->leader = leader;
     l->term = term;
+    if (changed) {
+        renewals_retry(l);
+    }
     if (leader == s->member_id && !lease_is_leader(l->t)) {
         lease_promote(l->t, now_ms(l));
         LOGI("lease",

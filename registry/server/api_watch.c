@@ -15,7 +15,10 @@
  * RESOURCE_EXHAUSTED; a response too large to frame ends the call with
  * INTERNAL; a stream opened with "hasleader: true" metadata is refused
  * when the member has no leader, and ended with "etcdserver: no leader"
- * after three election timeouts without one (as etcd's monitorLeader).
+ * after three election timeouts without one (as etcd's monitorLeader);
+ * during the first three election timeouts after start, before any leader
+ * was heard of, it is accepted and waits (etcd does not serve clients
+ * then at all: a restarted member is found by a client's retry).
  * On server stop every Watch call ends with "etcdserver: server stopped".
  */
 #include "registry/server/api_auth.h"
@@ -69,6 +72,7 @@ struct watch_svc {
     bool stopping;
     uint64_t leader;
     uint64_t term;
+    bool seen_leader; /* a leader was known since start */
     struct wcall *calls;
     void *lock; /* the Lock/Election services' state (api_lock.c) */
     /* encoding scratch, reused by every response */
@@ -316,7 +320,11 @@ static void watch_on_start(struct grpc_call *call)
         grpc_call_finish_err(call, ERR_STOPPED);
         return;
     }
-    if (wants_leader(call) && w->leader == 0) {
+    /* Just after start a member has not heard from the leader yet (etcd
+     * serves no client before it has): then such a stream waits, as one
+     * open when the leader was lost does (on_no_leader). */
+    if (wants_leader(call) && w->leader == 0 &&
+        (w->seen_leader || !uv_is_active((uv_handle_t *)&w->no_leader))) {
         grpc_call_finish_err(call, ERR_NO_LEADER);
         return;
     }
@@ -440,6 +448,7 @@ static void obs_leader(void *ctx, uint64_t leader, uint64_t term)
         }
         if (leader != 0) {
             uv_timer_stop(&w->no_leader);
+            w->seen_leader = true;
         }
         w->leader = leader;
     }
@@ -541,6 +550,11 @@ static int watch_start(struct server *s, char *msg, size_t msg_len)
         every = PROGRESS_INTERVAL_MIN;
     }
     uv_timer_start(&w->progress, on_progress, every, every);
+    w->seen_leader = w->leader != 0;
+    if (!w->seen_leader) {
+        uv_timer_start(&w->no_leader, on_no_leader,
+                       s->opt->election_timeout_ms * NO_LEADER_ELECTIONS, 0);
+    }
     s->watch = w;
     return 0;
 }

@@ -21,9 +21,11 @@
 
 #include "base/alloc.h"
 #include "base/err.h"
+#include "registry/server/discovery_srv.h"
 
-#define VALUE_BYTES_MAX 4096
-#define YAML_DEPTH_MAX  4
+#define VALUE_BYTES_MAX         4096
+#define INITIAL_CLUSTER_DEFAULT "default=http://localhost:2380"
+#define YAML_DEPTH_MAX          4
 
 enum kind {
     K_STR,      /* char * */
@@ -85,8 +87,8 @@ static const struct row rows[] = {
      "http://localhost:2380", "this member's peer URLs to advertise"},
     {"advertise-client-urls", K_URLS, F(advertise_client_urls),
      "http://localhost:2379", "this member's client URLs to advertise"},
-    {"initial-cluster", K_STR, F(initial_cluster),
-     "default=http://localhost:2380", "initial cluster configuration"},
+    {"initial-cluster", K_STR, F(initial_cluster), INITIAL_CLUSTER_DEFAULT,
+     "initial cluster configuration"},
     {"initial-cluster-state", K_STR, F(initial_cluster_state), "new",
      "initial cluster state ('new' or 'existing')"},
     {"initial-cluster-token", K_STR, F(initial_cluster_token), "etcd-cluster",
@@ -752,6 +754,7 @@ static int parse_env(struct options *o, char **envp, char *err, size_t err_len)
                  e, e2);
             return rc;
         }
+        o->initial_cluster_given |= r->off == F(initial_cluster);
     }
     return 0;
 }
@@ -802,6 +805,7 @@ static int parse_args(struct options *o, int argc, char **argv, char *err,
         if (rc != 0) {
             return rc;
         }
+        o->initial_cluster_given |= r->off == F(initial_cluster);
     }
     return 0;
 }
@@ -865,9 +869,42 @@ int options_parse(struct options *o, int argc, char **argv, char **envp,
     return rc;
 }
 
+/* --discovery-srv replaces --initial-cluster. etcd refuses both together;
+ * like etcd, an --initial-cluster equal to the default counts as not given
+ * when it comes from a config file (etcd cannot tell there either). */
+static int validate_discovery_srv(const struct options *o, char *err,
+                                  size_t err_len)
+{
+    char ssl[DISCOVERY_SRV_HOST_MAX + 1];
+    char plain[DISCOVERY_SRV_HOST_MAX + 1];
+    bool srv = o->discovery_srv != NULL && o->discovery_srv[0] != '\0';
+    bool named =
+        o->discovery_srv_name != NULL && o->discovery_srv_name[0] != '\0';
+    bool given = o->initial_cluster_given ||
+                 strcmp(o->initial_cluster, INITIAL_CLUSTER_DEFAULT) != 0;
+    if (srv && given) {
+        fail(err, err_len,
+             "multiple discovery or bootstrap flags are set. Choose one of "
+             "\"initial-cluster\", \"discovery\" or \"discovery-srv\"");
+        return ERR_INVALID;
+    }
+    if (named && !srv) {
+        fail(err, err_len,
+             "--discovery-srv-name: needs --discovery-srv (the domain to "
+             "query)");
+        return ERR_INVALID;
+    }
+    if (!srv) {
+        return 0;
+    }
+    return discovery_srv_qnames(o->discovery_srv, o->discovery_srv_name, ssl,
+                                plain, sizeof(ssl), err, err_len);
+}
+
 int options_validate(const struct options *o, char *err, size_t err_len)
 {
     uint64_t retention;
+    int rc;
     if (o->name == NULL || o->name[0] == '\0') {
         fail(err, err_len, "--name: must not be empty");
         return ERR_INVALID;
@@ -950,6 +987,10 @@ int options_validate(const struct options *o, char *err, size_t err_len)
              "--discovery: v2 discovery URLs are not supported; use "
              "--discovery-srv or --initial-cluster");
         return ERR_INVALID;
+    }
+    rc = validate_discovery_srv(o, err, err_len);
+    if (rc != 0) {
+        return rc;
     }
     if (o->enable_v2) {
         fail(err, err_len, "--enable-v2: the v2 API is not supported");

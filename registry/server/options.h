@@ -71,6 +71,9 @@ struct options {
     struct options_urls initial_advertise_peer_urls;
     struct options_urls advertise_client_urls;
     char *initial_cluster;
+    /* --initial-cluster came from a flag or an environment variable (not
+     * the default): with --discovery-srv that is refused, as etcd does. */
+    bool initial_cluster_given;
     char *initial_cluster_state; /* "new" or "existing" */
     char *initial_cluster_token;
     char *discovery;

@@ -21,6 +21,7 @@
 #include "registry/http/http.h"
 #include "registry/server/api_auth.h"
 #include "registry/server/api_lock.h"
+#include "registry/server/discovery_srv.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -383,16 +384,17 @@ void server__listen_close(struct server *s)
 
 /* ------------------------------------------------------------ lifecycle */
 
-/* --initial-cluster "a=http://x:2380,b=http://y:2380" into members with
- * etcd's IDs; the same name may appear several times (several URLs). */
-static int parse_initial_cluster(const struct options *o,
+/* --initial-cluster "a=http://x:2380,b=http://y:2380" (or the same text
+ * derived from --discovery-srv) into members with etcd's IDs; the same name
+ * may appear several times (several URLs). */
+static int parse_initial_cluster(const struct options *o, const char *ic,
                                  struct node_config *nc, char *msg,
                                  size_t msg_len)
 {
     char copy[4096];
     char *save = NULL;
     uint64_t ids[NODE_MEMBERS_MAX];
-    snprintf(copy, sizeof(copy), "%s", o->initial_cluster);
+    snprintf(copy, sizeof(copy), "%s", ic);
     nc->initial_count = 0;
     for (char *t = strtok_r(copy, ",", &save); t != NULL;
          t = strtok_r(NULL, ",", &save)) {
@@ -431,6 +433,30 @@ static int parse_initial_cluster(const struct options *o,
     return 0;
 }
 
+/* The initial cluster from --initial-cluster, or from DNS SRV records
+ * when --discovery-srv is set (options.c refuses both together). The
+ * lookup blocks, bounded (discovery_srv.h), before the loop runs. */
+static int initial_cluster(const struct options *o, struct node_config *nc,
+                           char *msg, size_t msg_len)
+{
+    char *found;
+    int rc;
+    if (o->discovery_srv == NULL || o->discovery_srv[0] == '\0') {
+        return parse_initial_cluster(o, o->initial_cluster, nc, msg, msg_len);
+    }
+    found = mem_alloc(DISCOVERY_SRV_CLUSTER_MAX);
+    if (found == NULL) {
+        return -ENOMEM;
+    }
+    rc = discovery_srv_cluster(o, found, DISCOVERY_SRV_CLUSTER_MAX, msg,
+                               msg_len);
+    if (rc == 0) {
+        rc = parse_initial_cluster(o, found, nc, msg, msg_len);
+    }
+    mem_free(found);
+    return rc;
+}
+
 static int find_self(const struct options *o, struct node_config *nc, char *msg,
                      size_t msg_len)
 {
@@ -465,6 +491,7 @@ static void on_watchdog(uv_timer_t *t)
 {
     struct server *s = t->data;
     int err = s->node != NULL ? node_failed(s->node) : 0;
+    stall_beat(&s->stall);
     if (err == 0 || s->stopping) {
         return;
     }
@@ -515,6 +542,7 @@ void server_stop(struct server *s)
         return;
     }
     s->stopping = true;
+    stall_stop(&s->stall); /* closing may legitimately block the loop */
     server__listen_close(s);
     server__compactor_stop(s);
     server__modules_stop(s);
@@ -567,7 +595,7 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     nc.seed = clock_mono_ns() ^ (uint64_t)getpid();
     nc.join_existing = strcmp(o->initial_cluster_state, "existing") == 0;
     nc.cluster_token = o->initial_cluster_token;
-    rc = parse_initial_cluster(o, &nc, msg, msg_len);
+    rc = initial_cluster(o, &nc, msg, msg_len);
     if (rc == 0) {
         rc = find_self(o, &nc, msg, msg_len);
     }
@@ -627,5 +655,8 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     uv_timer_init(loop, &s->watchdog);
     s->watchdog.data = s;
     uv_timer_start(&s->watchdog, on_watchdog, 200, 200);
+    if (stall_start(&s->stall, 2000) != 0) {
+        LOGW("server", "no stall monitor: the loop's stack will not be shown");
+    }
     return 0;
 }

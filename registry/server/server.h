@@ -30,6 +30,7 @@
 #include "consensus/node/node.h"
 #include "registry/grpc/grpc.h"
 #include "registry/server/options.h"
+#include "registry/server/stall.h"
 
 #define SERVER_LISTENERS_MAX 8
 #define SERVER_VERSION       "3.5.17"
@@ -114,6 +115,7 @@ struct server {
     uv_signal_t sig_term;
     uv_signal_t sig_int;
     uv_timer_t watchdog; /* stops the process when the member fails */
+    struct stall stall;  /* reports where the loop is stuck (stall.h) */
     bool stopping;
     int exit_code;
     uint64_t member_id;

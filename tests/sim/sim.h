@@ -1,8 +1,9 @@
 /*
  * sim.h - the deterministic cluster simulator (private to tests/sim).
  *
- * Does:     runs N members (the real Raft core, a simulated disk, the real
- *           store through consensus/apply or a small in-memory register
+ * Does:     runs N members (the real Raft core, the real WAL and snapshot
+ *           files of consensus/log on a simulated disk (sim_disk.h), the
+ *           real store through consensus/apply or a small in-memory register
  *           machine) and many clients on a simulated network and a virtual
  *           clock, all derived from one 64-bit seed; then checks safety
  *           (one leader per term, log matching, leader completeness, equal
@@ -34,7 +35,10 @@
 #include "base/prng.h"
 #include "consensus/apply/apply.h"
 #include "consensus/kv/kv.h"
+#include "consensus/log/log.h"
 #include "consensus/raft/raft.h"
+
+struct sim_disk; /* sim_disk.h */
 
 #define SIM_SLOTS          12 /* members ever created in one run */
 #define SIM_CLIENTS_MAX    10
@@ -57,6 +61,13 @@ enum sim_ev_kind {
     EV_RESTART = 6, /* a: slot, b: incarnation that crashed */
     EV_HEAL = 7,    /* a: which link change to undo (partition id) */
     EV_CHECK = 8,   /* periodic checks */
+    /* watchers and leases (sim_wl.h) */
+    EV_WATCH = 9,      /* a: slot, b: incarnation: run the member's hub */
+    EV_WCLIENT = 10,   /* a: watch client, b: token */
+    EV_LTICK = 11,     /* a: slot, b: incarnation: lease timer tick */
+    EV_LAGENT = 12,    /* a: lease agent, b: token */
+    EV_WPROGRESS = 13, /* a: slot, b: incarnation: progress_notify tick */
+    EV_CRASH = 14,     /* a: slot, b: incarnation: crash with I/O in flight */
 };
 
 struct sim_ev {
@@ -106,9 +117,12 @@ struct sim_net {
 
 /* ------------------------------------------------------------ disk */
 
-/* One ready batch's write, pending until its simulated fsync. */
+/* One ready batch's write, pending until its simulated fsync. The bytes
+ * went to the WAL on the simulated disk at once (sim_disk.h); this keeps
+ * what the member learns when the I/O is done. */
 struct sim_dop {
     uint64_t done_at;
+    uint64_t disk_mark; /* sim_disk_mark() after the batch's I/O */
     bool has_snap;
     struct raft_snapshot snap; /* data owned */
     struct raft_entry *ents;   /* owned, each data owned */
@@ -166,7 +180,8 @@ struct sim_member {
     uint64_t tick_us;
     struct raft raft;
     bool raft_open;
-    struct raft_memstorage ds; /* durable */
+    struct raft_memstorage ds; /* Raft's storage: what the log holds
+                                  durably (rebuilt from it at each start) */
     struct sim_dop *dops;      /* FIFO of unsynced writes */
     size_t dops_head;
     size_t dops_count;
@@ -180,6 +195,17 @@ struct sim_member {
     uint64_t commit_seen; /* highest commit recorded in the checker */
     uint64_t compact_every;
     uint64_t crashes;
+    /* --- the real WAL and snapshot files on a simulated disk (simlog) */
+    struct sim_disk *disk; /* survives crashes; freed with the member */
+    struct log *log;       /* open while up, and after a final stop */
+    struct log_options lo; /* segment size from the seed, vfs = disk */
+    uint32_t tear_pct;     /* chance that a crash tears the next write */
+    uint64_t wal_term;     /* term and vote in the WAL's last hard state */
+    uint64_t wal_vote;
+    struct buf arena;       /* entry data read back from the log */
+    bool crash_armed;       /* nemesis: crash during the next write */
+    uint64_t unsynced_from; /* lowest index an unsynced write at the last
+                               crash could replace (UINT64_MAX: none) */
 };
 
 /* ----------------------------------------------------------- clients */
@@ -311,7 +337,11 @@ struct sim_opts {
     bool verbose;
     bool dump_history; /* print the client history before checking it */
     uint64_t fault_us; /* 0 = from seed */
+    bool no_wl;        /* no watchers, leases or compactions */
+    uint32_t plant;    /* planted bug in the watch/lease wiring (sim_wl.h) */
 };
+
+struct sim_wl;
 
 struct sim {
     uint64_t seed;
@@ -359,9 +389,12 @@ struct sim {
     uint64_t st_compactions;
     uint64_t st_elections;
     uint64_t st_torn;
+    uint64_t st_torn_garbage; /* torn writes with garbage after the prefix */
+    uint64_t st_wal_repairs;  /* restarts whose WAL was behind its snapshot */
     uint64_t st_lin_steps;
     bool lin_gave_up;
     uint32_t partition_gen;
+    struct sim_wl *wl; /* watchers and leases (sim_ref.c) */
 };
 
 /* sim.c */
@@ -396,7 +429,7 @@ void member_disk_done(struct sim *s, struct sim_member *m);
 void member_step(struct sim *s, struct sim_member *m,
                  const struct raft_msg *msg);
 /* Entry i of the member's log as written (durable + pending), or false. */
-bool member_log_get(const struct sim_member *m, uint64_t index,
+bool member_log_get(struct sim_member *m, uint64_t index,
                     struct raft_entry *out, bool *compacted);
 uint64_t member_log_last(const struct sim_member *m);
 int member_propose_op(struct sim *s, struct sim_member *m, struct sim_client *c,
@@ -447,6 +480,36 @@ void check_durable(struct sim *s, struct sim_member *m,
 void check_logs_pairwise(struct sim *s);
 void check_final_state(struct sim *s);
 bool check_converged(struct sim *s, uint64_t *leader_slot);
+
+/* sim_ref.c: watchers and leases (sim_wl.h). Every hook is a no-op when
+ * they are off (--fsm mem, --no-wl). */
+void wl_init(struct sim *s); /* after the parameters are picked */
+void wl_start(struct sim *s);
+void wl_shutdown(struct sim *s); /* run over: before the heap goes */
+void wl_close(struct sim *s);
+void wl_dispatch(struct sim *s, const struct sim_ev *e);
+int64_t wl_min_lease_ttl(const struct sim *s);
+/* sim_fsm.c: the store opened (start, restart), is going away (crash,
+ * close), was replaced by a snapshot. */
+int wl_member_open(struct sim *s, struct sim_member *m);
+void wl_member_down(struct sim *s, struct sim_member *m);
+int wl_member_restored(struct sim *s, struct sim_member *m);
+/* sim_fsm.c: around apply_entries, and apply's hooks. */
+void wl_apply_begin(struct sim *s, struct sim_member *m,
+                    const struct raft_entry *e, size_t n);
+void wl_apply_end(struct sim *s, struct sim_member *m);
+int wl_on_event(struct sim *s, struct sim_member *m, const struct kv_event *ev);
+void wl_on_lease(struct sim *s, struct sim_member *m, int64_t id, int64_t ttl,
+                 bool checkpoint);
+/* An answer to one of ours: true if it was (then it is handled). */
+bool wl_result(struct sim *s, struct sim_member *m,
+               const struct apply_result *res);
+/* sim.c: the final phase began; may the run end now (watchers caught up,
+ * abandoned leases gone)?; the end-of-run checks. */
+void wl_final(struct sim *s);
+bool wl_final_done(struct sim *s);
+void wl_check_end(struct sim *s);
+void wl_report(const struct sim *s, char *out, size_t len);
 
 /* sim_lin.c: is the history (per key) linearizable for a register with
  * put/get/delete/cas? Returns 0 ok, 1 violation (message filled), 2 the

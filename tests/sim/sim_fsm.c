@@ -160,7 +160,6 @@ static void kv_dir_remove(struct sim_member *m)
 
 static int kv_start(struct sim *s, struct sim_member *m)
 {
-    (void)s;
     struct kv_options o;
     memset(&o, 0, sizeof(o));
     o.sync = KV_SYNC_NONE;
@@ -174,7 +173,7 @@ static int kv_start(struct sim *s, struct sim_member *m)
     ac.kv = m->fsm.kv;
     ac.cluster_id = 0xc1;
     ac.member_id = m->id;
-    ac.min_lease_ttl_s = 1;
+    ac.min_lease_ttl_s = wl_min_lease_ttl(s);
     rc = apply_init(&m->fsm.ap, &ac);
     if (rc < 0) {
         kv_close(m->fsm.kv);
@@ -183,7 +182,7 @@ static int kv_start(struct sim *s, struct sim_member *m)
     }
     m->fsm.ap_open = true;
     kv_applied(m->fsm.kv, &m->fsm.applied, &m->fsm.applied_term);
-    return 0;
+    return wl_member_open(s, m);
 }
 
 static void kv_stop(struct sim_member *m)
@@ -206,6 +205,9 @@ struct kv_hook_ctx {
 static void kv_on_result(void *ctx, const struct apply_result *res)
 {
     struct kv_hook_ctx *h = ctx;
+    if (wl_result(h->s, h->m, res)) {
+        return; /* a watcher's or a lease's request (sim_ref.c) */
+    }
     if (res->err == ERR_PROPOSAL_DROPPED) {
         /* A repeated or overtaken forwarded proposal: apply refused it on
          * every member, so it never took effect (apply.h, exactly once). */
@@ -245,6 +247,8 @@ static void kv_on_result(void *ctx, const struct apply_result *res)
     member_answer(h->s, h->m, res->id, OUT_OK, result);
 }
 
+/* Store events: each put's effect lands once (check_put_effect), and
+ * watchers and lease timers see them (sim_ref.c). */
 static int kv_on_event(void *ctx, const struct kv_event *ev)
 {
     struct kv_hook_ctx *h = ctx;
@@ -254,7 +258,13 @@ static int kv_on_event(void *ctx, const struct kv_event *ev)
             check_put_effect(h->s, h->m, v, ev->kv.mod_revision);
         }
     }
-    return 0;
+    return wl_on_event(h->s, h->m, ev);
+}
+
+static void kv_on_lease(void *ctx, int64_t id, int64_t ttl, bool checkpoint)
+{
+    struct kv_hook_ctx *h = ctx;
+    wl_on_lease(h->s, h->m, id, ttl, checkpoint);
 }
 
 static int kv_encode(struct sim *s, struct sim_member *m, uint64_t req_id,
@@ -420,7 +430,9 @@ int fsm_open(struct sim *s, struct sim_member *m)
 
 void fsm_close(struct sim *s, struct sim_member *m, bool destroy)
 {
-    (void)s;
+    if (m->fsm.kv != NULL) {
+        wl_member_down(s, m);
+    }
     kv_stop(m);
     if (destroy && m->fsm.dir[0] != '\0') {
         kv_dir_remove(m);
@@ -436,6 +448,7 @@ void fsm_crash(struct sim *s, struct sim_member *m)
         m->fsm.applied_term = 0;
         return;
     }
+    wl_member_down(s, m);
     kv_stop(m);
 }
 
@@ -465,7 +478,10 @@ int fsm_apply(struct sim *s, struct sim_member *m, const struct raft_entry *e,
     hooks.ctx = &h;
     hooks.on_result = kv_on_result;
     hooks.on_event = kv_on_event;
+    hooks.on_lease = kv_on_lease;
+    wl_apply_begin(s, m, e, n);
     int rc = apply_entries(&m->fsm.ap, e, n, e[n - 1].term, &hooks);
+    wl_apply_end(s, m);
     if (rc < 0) {
         return rc;
     }
@@ -547,13 +563,17 @@ int fsm_restore(struct sim *s, struct sim_member *m, const uint8_t *data,
     ac.kv = m->fsm.kv;
     ac.cluster_id = 0xc1;
     ac.member_id = m->id;
-    ac.min_lease_ttl_s = 1;
+    ac.min_lease_ttl_s = wl_min_lease_ttl(s);
     rc = apply_init(&m->fsm.ap, &ac);
     if (rc < 0) {
         return rc;
     }
     m->fsm.ap_open = true;
     kv_applied(m->fsm.kv, &m->fsm.applied, &m->fsm.applied_term);
+    rc = wl_member_restored(s, m);
+    if (rc < 0) {
+        return rc;
+    }
     if (m->fsm.applied != index) {
         sim_violation(s,
                       "member %lu: snapshot for %lu installed a store at "

@@ -142,6 +142,81 @@ static void checkpoints_never_shorten_and_renewal_clears_them(void **state)
     assert_true(log);
 }
 
+/* A leader applying its own checkpoints (R rounded up to whole seconds)
+ * must not push the expiry: with an interval near a second the lease would
+ * otherwise never expire. Found by the simulator (tests/sim). */
+static void leader_checkpoints_do_not_lengthen_the_lease(void **state)
+{
+    struct lease_config cfg;
+    struct lease_table *t;
+    struct lease_checkpoint cp[8];
+    int64_t ids[8];
+    uint64_t now = 0;
+    size_t expired = 0;
+    (void)state;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.checkpoint_interval_ms = 800;
+    cfg.promote_extend_ms = E_MS;
+    assert_int_equal(lease_table_init(&cfg, &t), 0);
+    assert_int_equal(lease_on_grant(t, 9, 5, 0), 0);
+    lease_promote(t, 0); /* expiry 6000 */
+    for (now = 0; now <= 20000 && expired == 0; now += 100) {
+        size_t n = lease_checkpoints_due(t, now, cp, 8);
+        for (size_t i = 0; i < n; i++) {
+            /* applied 20 ms later, as after a commit */
+            lease_on_checkpoint(t, cp[i].id, cp[i].remaining_s, now + 20);
+        }
+        expired = lease_expired(t, now, ids, 8);
+    }
+    assert_int_equal(expired, 1);
+    assert_int_equal(ids[0], 9);
+    assert_true(now - 100 >= 6000);
+    assert_true(now - 100 <= 6100);
+    /* on a follower a checkpoint still lengthens (it may become leader) */
+    assert_int_equal(lease_on_grant(t, 10, 5, 0), 0);
+    lease_demote(t);
+    lease_on_checkpoint(t, 10, 30, 1000);
+    int64_t rem;
+    int64_t ttl;
+    assert_int_equal(lease_remaining(t, 10, 1000, &rem, &ttl), 0);
+    assert_int_equal(rem, 30);
+    lease_table_close(t);
+}
+
+/* A checkpoint never carries more than the TTL: a promotion's extra
+ * election timeout would otherwise be added again by every next leader,
+ * and an abandoned lease would outlive TTL + E by one E per failover.
+ * Found by the simulator (tests/sim). */
+static void checkpoints_never_carry_more_than_the_ttl(void **state)
+{
+    struct lease_config cfg;
+    struct lease_table *t;
+    struct lease_checkpoint cp[8];
+    uint64_t now = 0;
+    int64_t ids[8];
+    (void)state;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.checkpoint_interval_ms = 1000;
+    cfg.promote_extend_ms = 2000;
+    assert_int_equal(lease_table_init(&cfg, &t), 0);
+    assert_int_equal(lease_on_grant(t, 4, 10, 0), 0);
+    /* five failovers, one second apart, each new leader applying the
+     * previous one's checkpoint */
+    for (int k = 0; k < 5; k++) {
+        lease_promote(t, now);
+        now += 1000;
+        assert_int_equal(lease_checkpoints_due(t, now, cp, 8), 1);
+        assert_true(cp[0].remaining_s <= 10);
+        lease_demote(t);
+        lease_on_checkpoint(t, 4, cp[0].remaining_s, now);
+    }
+    /* the last leader: gone by now + TTL + E, not later */
+    lease_promote(t, now);
+    assert_int_equal(lease_expired(t, now + 11999, ids, 8), 0);
+    assert_int_equal(lease_expired(t, now + 12000, ids, 8), 1);
+    lease_table_close(t);
+}
+
 static void new_leader_honours_the_later_of_log_and_checkpoint(void **state)
 {
     struct lease_table *t = *state;
@@ -244,6 +319,8 @@ int main(void)
         T(revocations_per_tick_are_bounded),
         T(renewal_pushes_expiry_and_expired_cannot_renew),
         T(checkpoints_never_shorten_and_renewal_clears_them),
+        T(leader_checkpoints_do_not_lengthen_the_lease),
+        T(checkpoints_never_carry_more_than_the_ttl),
         T(new_leader_honours_the_later_of_log_and_checkpoint),
         T(restore_uses_the_checkpoint),
         T(random_ops_match_a_model),

@@ -11,7 +11,9 @@
  * Damage is made by editing copies of real segment files (truncate, zero,
  * flip bits). The frame layout used to find frame boundaries is the byte
  * table in log.h. I/O failure is real: RLIMIT_FSIZE makes the kernel refuse
- * a write past a size.
+ * a write past a size. One test runs the log through a VFS table of its
+ * own (log_vfs.h) that forwards to the POSIX one, counts the calls, supplies
+ * the salts and fails a sync on demand.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,6 +39,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "consensus/log/log.h"
+#include "consensus/log/log_vfs.h"
 
 /* Paths here are short temp paths; the warning counts worst cases. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -123,6 +126,25 @@ static void append_range(struct log *l, uint64_t lo, uint64_t hi, uint64_t term,
         }
         assert_int_equal(log_append(l, e, n, NULL), 0);
     }
+}
+
+/* Append one batch [lo, hi) with term and expect rc. */
+static void append_range_rc(struct log *l, uint64_t lo, uint64_t hi,
+                            uint64_t term, int rc)
+{
+    static uint8_t data[64][DATA_MAX];
+    struct log_entry e[64];
+    size_t n = 0;
+    assert_true(hi > lo && hi - lo <= 64);
+    for (uint64_t i = lo; i < hi; i++, n++) {
+        e[n].index = i;
+        e[n].term = term;
+        e[n].type = (uint8_t)(i % 3);
+        e[n].len = len_for(i);
+        fill(data[n], e[n].len, i, term);
+        e[n].data = data[n];
+    }
+    assert_int_equal(log_append(l, e, n, NULL), rc);
 }
 
 /* Read [lo, hi) back and check data, type and term(i) via term_of. */
@@ -1112,6 +1134,177 @@ static void snapshot_load_survives_allocation_failures(void **state)
     log_snap_free(&s);
 }
 
+/* ------------------------------------------------------------- the VFS */
+
+/* A table that forwards to the POSIX one, counts the calls, gives fixed
+ * "random" bytes and can fail the next sync. */
+struct cvfs {
+    struct log_vfs v;
+    const struct log_vfs *px;
+    unsigned writes, syncs, dir_syncs, renames, randoms, reads, allocs;
+    int fail_sync; /* nonzero: the next sync returns it */
+};
+
+#define CV(f) ((struct cvfs *)(f))
+static int cv_dir_open(void *c, const char *p, bool cr, int *d)
+{
+    return CV(c)->px->dir_open(NULL, p, cr, d);
+}
+static void cv_close(void *c, int fd)
+{
+    CV(c)->px->close(NULL, fd);
+}
+static int cv_dir_lock(void *c, int d)
+{
+    return CV(c)->px->dir_lock(NULL, d);
+}
+static int cv_dir_sync(void *c, int d)
+{
+    CV(c)->dir_syncs++;
+    return CV(c)->px->dir_sync(NULL, d);
+}
+static int cv_dir_list(void *c, int d, log_vfs_list_cb cb, void *arg)
+{
+    return CV(c)->px->dir_list(NULL, d, cb, arg);
+}
+static int cv_exists(void *c, int d, const char *n)
+{
+    return CV(c)->px->exists(NULL, d, n);
+}
+static int cv_unlink(void *c, int d, const char *n)
+{
+    return CV(c)->px->unlink(NULL, d, n);
+}
+static int cv_rename(void *c, int d, const char *a, const char *b)
+{
+    CV(c)->renames++;
+    return CV(c)->px->rename(NULL, d, a, b);
+}
+static int cv_open(void *c, int d, const char *n, unsigned fl, int *fd)
+{
+    return CV(c)->px->open(NULL, d, n, fl, fd);
+}
+static int cv_size(void *c, int fd, uint64_t *sz)
+{
+    return CV(c)->px->size(NULL, fd, sz);
+}
+static int cv_read(void *c, int fd, const struct iovec *iov, int n,
+                   uint64_t off)
+{
+    CV(c)->reads++;
+    return CV(c)->px->read(NULL, fd, iov, n, off);
+}
+static int cv_write(void *c, int fd, const void *p, size_t len, uint64_t off)
+{
+    CV(c)->writes++;
+    return CV(c)->px->write(NULL, fd, p, len, off);
+}
+static int cv_sync(void *c, int fd)
+{
+    int rc = CV(c)->fail_sync;
+    CV(c)->syncs++;
+    if (rc != 0) {
+        CV(c)->fail_sync = 0;
+        return rc;
+    }
+    return CV(c)->px->sync(NULL, fd);
+}
+static int cv_truncate(void *c, int fd, uint64_t sz)
+{
+    return CV(c)->px->truncate(NULL, fd, sz);
+}
+static int cv_allocate(void *c, int fd, uint64_t sz)
+{
+    CV(c)->allocs++;
+    return CV(c)->px->allocate(NULL, fd, sz);
+}
+static int cv_random(void *c, void *p, size_t len)
+{
+    CV(c)->randoms++;
+    memset(p, 0xA5, len);
+    return 0;
+}
+
+static void cvfs_init(struct cvfs *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->px = log_vfs_posix();
+    c->v = (struct log_vfs){c,           cv_dir_open, cv_close,  cv_dir_lock,
+                            cv_dir_sync, cv_dir_list, cv_exists, cv_unlink,
+                            cv_rename,   cv_open,     cv_close,  cv_size,
+                            cv_read,     cv_write,    cv_sync,   cv_truncate,
+                            cv_allocate, cv_random};
+}
+
+static void log_runs_through_a_vfs_table(void **state)
+{
+    struct fx *f = *state;
+    struct cvfs c;
+    struct log *l = NULL;
+    struct log_hard_state hs = {3, 2, 150};
+    cvfs_init(&c);
+    struct log_options o = {.segment_bytes = SEG_SMALL, .vfs = &c.v};
+    assert_int_equal(log_open(f->wal, &o, &l, f->msg, sizeof(f->msg)), 0);
+    append_range(l, 1, 301, 1, 7);
+    assert_int_equal(log_append(l, NULL, 0, &hs), 0);
+    check_range(l, 1, 301, term_one);
+    log_close(l);
+    /* Every frame was written and synced through the table; segments were
+     * cut (rename, directory sync) with salts from its random(). */
+    assert_true(c.writes >= 300 / 7);
+    assert_true(c.syncs >= c.writes);
+    assert_true(c.renames >= 2 && c.dir_syncs >= c.renames);
+    assert_int_equal(c.randoms, c.renames);
+    assert_true(c.reads > 0 && c.allocs > 0);
+    char names[64][64];
+    size_t n = seg_files(f->wal, names, 64);
+    assert_true(n >= 2);
+    {
+        char path[400];
+        uint8_t h[64];
+        snprintf(path, sizeof(path), "%s/%s", f->wal, names[0]);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        assert_int_equal(fread(h, 1, sizeof(h), fp), sizeof(h));
+        fclose(fp);
+        for (int k = 40; k < 48; k++) {
+            assert_int_equal(h[k], 0xA5); /* the salt */
+        }
+    }
+
+    /* What went through the table is a real log: the default opens it. */
+    l = open_ok(f, SEG_SMALL);
+    check_range(l, 1, 301, term_one);
+    struct log_hard_state got;
+    log_hard_state(l, &got);
+    assert_int_equal(got.term, 3);
+    assert_int_equal(got.commit, 150);
+    log_close(l);
+
+    /* Snapshots through the table. */
+    unsigned renames = c.renames;
+    struct log_snap_meta m = {.index = 120, .term = 1};
+    assert_int_equal(log_snap_save_vfs(&c.v, f->snap, &m, 0, "abc", 3, 0), 0);
+    assert_int_equal(c.renames, renames + 1);
+    struct log_snap sn;
+    assert_int_equal(
+        log_snap_load_vfs(&c.v, f->snap, &sn, f->msg, sizeof(f->msg)), 0);
+    assert_int_equal(sn.index, 120);
+    assert_memory_equal(sn.payload, "abc", 3);
+    log_snap_free(&sn);
+
+    /* A failed sync of the table fails the log, as a real one does. */
+    assert_int_equal(log_open(f->wal, &o, &l, f->msg, sizeof(f->msg)), 0);
+    c.fail_sync = -EIO;
+    append_range_rc(l, 301, 302, 1, -EIO);
+    assert_int_equal(log_failed(l), -EIO);
+    assert_int_equal(log_append(l, NULL, 0, &hs), -EIO);
+    log_close(l);
+    l = open_ok(f, SEG_SMALL);
+    assert_true(log_last_index(l) >= 300);
+    log_close(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1137,6 +1330,7 @@ int main(void)
         T(snapshots_save_load_and_keep_the_newest),
         T(damaged_snapshots_are_skipped_only_when_newest_and_short),
         T(snapshot_load_survives_allocation_failures),
+        T(log_runs_through_a_vfs_table),
 #undef T
     };
     log_setup(LOG_ERROR, LOG_FORMAT_TEXT, stderr);

@@ -10,6 +10,7 @@
 
 #include "base/crc32c.h"
 #include "base/err.h"
+#include "tests/unit/raft/transcript.h"
 
 #define FATAL(...)                                                             \
     do {                                                                       \
@@ -65,6 +66,9 @@ static void node_boot(struct net *net, struct node *nd, bool joining)
         FATAL("raft_init(%llu): %s", (unsigned long long)nd->id, err_str(rc));
     }
     nd->up = true;
+    nd->seen_conf = nd->r.conf;
+    nd->seen_conf_index = nd->r.conf_index;
+    nd->seen_role = RAFT_FOLLOWER;
 }
 
 void net_start_node(struct net *net, uint64_t id, bool joining)
@@ -160,6 +164,101 @@ void net_note(struct net *net, const char *fmt, ...)
     }
 }
 
+void net_event(struct net *net, const char *fmt, ...)
+{
+    if (net->events == NULL) {
+        return;
+    }
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        FATAL("event line too long");
+    }
+    tr_printf(net->events, "%s\n", line);
+}
+
+/* A message line: built in a buf, entry lists can be long. */
+static void event_msg(struct net *net, const char *prefix,
+                      const struct raft_msg *m, const char *suffix)
+{
+    if (net->events == NULL) {
+        return;
+    }
+    tr_printf(net->events, "%s", prefix);
+    tr_msg(net->events, m);
+    tr_printf(net->events, "%s\n", suffix);
+}
+
+static void event_entries(struct net *net, uint64_t id, const char *what,
+                          const struct raft_entry *e, size_t n,
+                          const char *suffix)
+{
+    if (net->events == NULL || n == 0) {
+        return;
+    }
+    tr_printf(net->events, "%llu %s ", (unsigned long long)id, what);
+    tr_entries(net->events, e, n);
+    tr_printf(net->events, "%s\n", suffix);
+}
+
+static bool conf_eq(const struct raft_conf *a, const struct raft_conf *b)
+{
+    if (a->voters_count != b->voters_count ||
+        a->learners_count != b->learners_count) {
+        return false;
+    }
+    for (uint32_t i = 0; i < a->voters_count; i++) {
+        if (a->voters[i] != b->voters[i]) {
+            return false;
+        }
+    }
+    for (uint32_t i = 0; i < a->learners_count; i++) {
+        if (a->learners[i] != b->learners[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The head of a batch: role or leader change, then a configuration that
+ * changed since the previous batch (on append, or reverted by a
+ * truncation, or from a snapshot). */
+static void event_batch_head(struct net *net, struct node *nd,
+                             const struct raft_ready *rd)
+{
+    if (net->events == NULL) {
+        return;
+    }
+    unsigned long long id = nd->id, term = rd->hard.term;
+    unsigned long long leader = rd->leader;
+    if (rd->soft_changed && rd->role != nd->seen_role) {
+        if (leader != RAFT_NONE && rd->role == RAFT_FOLLOWER) {
+            net_event(net, "%llu becomes follower term=%llu leader=%llu", id,
+                      term, leader);
+        } else {
+            net_event(net, "%llu becomes %s term=%llu", id,
+                      raft_role_str(rd->role), term);
+        }
+    } else if (rd->soft_changed && leader != RAFT_NONE) {
+        net_event(net, "%llu follows leader=%llu term=%llu", id, leader, term);
+    } else if (rd->soft_changed) {
+        net_event(net, "%llu lost its leader term=%llu", id, term);
+    }
+    nd->seen_role = rd->role;
+    if (nd->seen_conf_index != nd->r.conf_index ||
+        !conf_eq(&nd->seen_conf, &nd->r.conf)) {
+        nd->seen_conf = nd->r.conf;
+        nd->seen_conf_index = nd->r.conf_index;
+        tr_printf(net->events, "%llu conf index=%llu ", id,
+                  (unsigned long long)nd->r.conf_index);
+        tr_conf(net->events, &nd->r.conf);
+        tr_printf(net->events, "\n");
+    }
+}
+
 void net_transcript_reset(struct net *net)
 {
     buf_reset(&net->transcript);
@@ -235,6 +334,7 @@ static void describe(const struct raft_msg *m, char *out, size_t cap)
 
 static void enqueue(struct net *net, const struct raft_msg *m)
 {
+    event_msg(net, "", m, "");
     size_t start = net->stream.len;
     if (raft_msg_encode(m, &net->stream) != 0) {
         FATAL("encode failed");
@@ -291,6 +391,13 @@ static void install_snapshot(struct net *net, struct node *nd,
                (unsigned long long)nd->id, (unsigned long long)s->meta.index,
                (unsigned long long)s->meta.term);
     }
+    if (net->events != NULL) {
+        tr_printf(net->events, "%llu install snapshot=%llu@%llu ",
+                  (unsigned long long)nd->id, (unsigned long long)s->meta.index,
+                  (unsigned long long)s->meta.term);
+        tr_conf(net->events, &s->meta.conf);
+        tr_printf(net->events, "\n");
+    }
     if (s->data_len != 12) {
         FATAL("snapshot data of %u bytes", s->data_len);
     }
@@ -305,6 +412,28 @@ static void install_snapshot(struct net *net, struct node *nd,
     raft_snapshot_installed(&nd->r, s->meta.index);
 }
 
+/* The entries of a batch go to storage; a first index at or below the
+ * durable last one replaces that suffix (a follower's conflicting tail). */
+static void persist_entries(struct net *net, struct node *nd,
+                            const struct raft_ready *rd)
+{
+    if (rd->entries_count == 0) {
+        return;
+    }
+    uint64_t durable_last = nd->ms.snap.meta.index + nd->ms.count;
+    uint64_t first = rd->entries[0].index;
+    char note[64] = "";
+    if (first <= durable_last) {
+        snprintf(note, sizeof(note), " replacing %llu..%llu",
+                 (unsigned long long)first, (unsigned long long)durable_last);
+    }
+    event_entries(net, nd->id, "append", rd->entries, rd->entries_count, note);
+    int rc = raft_memstorage_append(&nd->ms, rd->entries, rd->entries_count);
+    if (rc != 0) {
+        FATAL("append: %s", err_str(rc));
+    }
+}
+
 static void handle_ready(struct net *net, struct node *nd)
 {
     struct raft_ready rd;
@@ -312,6 +441,7 @@ static void handle_ready(struct net *net, struct node *nd)
     if (rc != 0) {
         FATAL("raft_ready: %s", err_str(rc));
     }
+    event_batch_head(net, nd, &rd);
     for (size_t i = 0; i < rd.msgs_count; i++) {
         enqueue(net, &rd.msgs[i]); /* may leave before the persist */
         if (rd.msgs[i].type == RAFT_MSG_SNAP) {
@@ -323,13 +453,12 @@ static void handle_ready(struct net *net, struct node *nd)
     if (rd.snapshot != NULL) {
         install_snapshot(net, nd, rd.snapshot);
     }
-    if (rd.entries_count > 0) {
-        rc = raft_memstorage_append(&nd->ms, rd.entries, rd.entries_count);
-        if (rc != 0) {
-            FATAL("append: %s", err_str(rc));
-        }
-    }
+    persist_entries(net, nd, &rd);
     if (rd.hard_changed) {
+        net_event(net, "%llu hard term=%llu vote=%llu commit=%llu",
+                  (unsigned long long)nd->id, (unsigned long long)rd.hard.term,
+                  (unsigned long long)rd.hard.vote,
+                  (unsigned long long)rd.hard.commit);
         raft_memstorage_set_hard_state(&nd->ms, &rd.hard);
     }
     if (rd.entries_count > 0) {
@@ -339,6 +468,7 @@ static void handle_ready(struct net *net, struct node *nd)
     for (size_t i = 0; i < rd.msgs_after_persist_count; i++) {
         enqueue(net, &rd.msgs_after_persist[i]);
     }
+    event_entries(net, nd->id, "apply", rd.committed, rd.committed_count, "");
     for (size_t i = 0; i < rd.committed_count; i++) {
         apply_entry(net, nd, &rd.committed[i]);
     }
@@ -351,6 +481,10 @@ static void handle_ready(struct net *net, struct node *nd)
                  (unsigned long long)nd->id,
                  (unsigned long long)rd.reads[i].ctx,
                  (unsigned long long)rd.reads[i].index);
+        net_event(net, "%llu read ctx=%llu index=%llu",
+                  (unsigned long long)nd->id,
+                  (unsigned long long)rd.reads[i].ctx,
+                  (unsigned long long)rd.reads[i].index);
     }
     if (rd.soft_changed) {
         net_note(net, "node %llu %s leader=%llu term=%llu",
@@ -377,7 +511,8 @@ static void flush_all(struct net *net)
 static void deliver(struct net *net, struct pkt *p)
 {
     struct node *nd = net_node(net, p->to);
-    if (!nd->up || net->cut[p->from][p->to]) {
+    bool cut = net->cut[p->from][p->to];
+    if ((!nd->up || cut) && net->events == NULL) {
         net->dropped++;
         return;
     }
@@ -386,7 +521,10 @@ static void deliver(struct net *net, struct pkt *p)
     if (rc != 0) {
         FATAL("decode: %s", err_str(rc));
     }
-    if (net->filter == NULL || net->filter(net, &m, net->filter_arg)) {
+    if (!nd->up || cut) {
+        event_msg(net, "drop ", &m, cut ? " (cut)" : " (down)");
+        net->dropped++;
+    } else if (net->filter == NULL || net->filter(net, &m, net->filter_arg)) {
         char line[256];
         describe(&m, line, sizeof(line));
         net_note(net, "%s", line);
@@ -396,6 +534,7 @@ static void deliver(struct net *net, struct pkt *p)
             FATAL("step: %s", err_str(rc));
         }
     } else {
+        event_msg(net, "drop ", &m, " (filter)");
         net->dropped++;
     }
     raft_msg_free_decoded(&m);
@@ -404,8 +543,16 @@ static void deliver(struct net *net, struct pkt *p)
 void net_run(struct net *net)
 {
     for (int round = 0;; round++) {
-        if (round > 100000) {
-            FATAL("network never quiet");
+        if (round > 100000 || (net->events != NULL && round > 2000)) {
+            if (net->events == NULL) {
+                FATAL("network never quiet");
+            }
+            /* A golden replay reports it (a livelock is a behaviour the
+             * diff should show) and stops delivering. */
+            net_event(net, "network never quiet after %d rounds: stopped",
+                      round);
+            net->stuck = true;
+            return;
         }
         flush_all(net);
         if (net->q_count == 0) {
@@ -433,6 +580,71 @@ void net_run(struct net *net)
         }
         free(batch);
     }
+}
+
+void net_flush(struct net *net)
+{
+    flush_all(net);
+}
+
+static bool pkt_matches(const struct pkt *p, uint64_t from, uint64_t to)
+{
+    return (from == 0 || p->from == from) && (to == 0 || p->to == to);
+}
+
+static void pkt_push(struct pkt **v, size_t *count, size_t *cap,
+                     const struct pkt *p)
+{
+    if (*count == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        *v = realloc(*v, *cap * sizeof(**v));
+        if (*v == NULL) {
+            FATAL("out of memory");
+        }
+    }
+    (*v)[(*count)++] = *p;
+}
+
+size_t net_deliver_some(struct net *net, uint64_t from, uint64_t to, bool drop)
+{
+    flush_all(net);
+    size_t n = net->q_count, matched = 0;
+    struct pkt *batch = net->q;
+    net->q = NULL;
+    net->q_count = 0;
+    net->q_cap = 0;
+    struct pkt *keep = NULL;
+    size_t keep_count = 0, keep_cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!pkt_matches(&batch[i], from, to)) {
+            pkt_push(&keep, &keep_count, &keep_cap, &batch[i]);
+            continue;
+        }
+        matched++;
+        if (drop) {
+            struct raft_msg m;
+            if (raft_msg_decode(batch[i].bytes, batch[i].len, 0, &m) != 0) {
+                FATAL("decode");
+            }
+            event_msg(net, "drop ", &m, "");
+            raft_msg_free_decoded(&m);
+            net->dropped++;
+        } else {
+            deliver(net, &batch[i]);
+        }
+        free(batch[i].bytes);
+        flush_all(net);
+    }
+    free(batch);
+    /* What was not taken stays ahead of what the deliveries queued. */
+    for (size_t i = 0; i < net->q_count; i++) {
+        pkt_push(&keep, &keep_count, &keep_cap, &net->q[i]);
+    }
+    free(net->q);
+    net->q = keep;
+    net->q_count = keep_count;
+    net->q_cap = keep_cap;
+    return matched;
 }
 
 void net_tick(struct net *net, uint64_t id)

@@ -11,6 +11,13 @@
  * transcript, printed as TAP comments when RAFT_TRANSCRIPT is set in the
  * environment (or when a test asks), and every encoded message to `stream`,
  * so two runs can be compared byte for byte.
+ *
+ * Golden transcripts: when `events` is set, every observable effect (each
+ * message as it is sent, drops, role changes, configuration changes, hard
+ * state, entries persisted, snapshots installed, entries applied, reads)
+ * goes there as one line, in the format of testdata/README. The step
+ * functions net_flush() and net_deliver_some() let a script move messages
+ * one hop at a time instead of net_run()'s "until quiet".
  */
 #ifndef TESTS_UNIT_RAFT_HARNESS_H
 #define TESTS_UNIT_RAFT_HARNESS_H
@@ -42,6 +49,9 @@ struct node {
     uint64_t applied_conf;      /* count of conf entries applied */
     struct raft_read_state reads[256];
     uint32_t reads_count;
+    struct raft_conf seen_conf; /* last configuration put in `events` */
+    uint64_t seen_conf_index;
+    uint8_t seen_role;
 };
 
 struct pkt {
@@ -68,6 +78,8 @@ struct net {
     void *filter_arg;
     uint64_t delivered;
     uint64_t dropped;
+    struct buf *events; /* golden transcript lines; NULL = off */
+    bool stuck;         /* events mode: net_run gave up, never quiet */
 };
 
 /* n voters 1..n (bootstrap conf), same seed base. Tweak net->cfg before
@@ -117,5 +129,18 @@ void net_note(struct net *net, const char *fmt, ...)
 void net_transcript_reset(struct net *net);
 
 struct node *net_node(struct net *net, uint64_t id);
+
+/* ---- golden transcripts (see the header comment) */
+
+/* Append one line to net->events (no-op when off). */
+void net_event(struct net *net, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Process every node's ready batches; deliver nothing. */
+void net_flush(struct net *net);
+/* One hop: take the messages queued now whose sender is `from` and
+ * receiver is `to` (0 = any) and deliver them in order (or drop them, with
+ * an event, when drop is set), processing ready batches after each. Other
+ * messages stay queued ahead of the replies. Returns how many matched. */
+size_t net_deliver_some(struct net *net, uint64_t from, uint64_t to, bool drop);
 
 #endif

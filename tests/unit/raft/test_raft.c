@@ -6,7 +6,9 @@
  * exchanging real encoded messages. Method: build a cluster, script
  * partitions, crashes, ticks and proposals, then assert on roles, terms,
  * logs, applied state and on the message transcript. Set RAFT_TRANSCRIPT=1
- * to print every delivered message as a TAP comment.
+ * to print every delivered message as a TAP comment. RAFT_TEST_FILTER=glob
+ * runs only the matching tests (cmocka_set_test_filter), e.g. a golden
+ * scenario of test_raft_golden.c by its name.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +29,7 @@
 
 int raft_codec_tests(void);
 int raft_stress_tests(void);
+int raft_golden_tests(void);
 
 static struct raft *R(struct net *net, uint64_t id)
 {
@@ -520,6 +523,111 @@ static void lagging_follower_installs_a_snapshot(void **state)
     net_free(net);
 }
 
+/* The node installs a received snapshot on another thread, while the WAL
+ * keeps persisting the entries that follow it. An append whose previous
+ * index lies between the pending snapshot and the durable tail must be
+ * matched against the storage (found by a 5-member partition test: the
+ * core asserted there). Driven by hand: the harness installs at once. */
+static void entries_after_a_pending_snapshot_match_from_storage(void **state)
+{
+    (void)state;
+    struct raft r;
+    struct raft_memstorage ms;
+    struct raft_config cfg;
+    struct raft_ready rd;
+    struct raft_msg m;
+    struct raft_entry ents[3];
+    uint8_t pay[3] = {'a', 'b', 'c'};
+
+    raft_memstorage_init(&ms);
+    raft_config_default(&cfg, 2);
+    cfg.seed = 7;
+    cfg.storage = raft_memstorage_storage(&ms);
+    assert_int_equal(raft_init(&r, &cfg), 0); /* joining: empty conf */
+
+    /* A snapshot at 10 (term 2) from leader 1. */
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_MSG_SNAP;
+    m.from = 1;
+    m.to = 2;
+    m.term = 2;
+    m.snapshot.meta.index = 10;
+    m.snapshot.meta.term = 2;
+    m.snapshot.meta.conf.voters_count = 2;
+    m.snapshot.meta.conf.voters[0] = 1;
+    m.snapshot.meta.conf.voters[1] = 2;
+    assert_int_equal(raft_step(&r, &m), 0);
+    assert_int_equal(raft_ready(&r, &rd), 0);
+    assert_non_null(rd.snapshot);
+    /* The snapshot point is durable (as node's WAL job does it); the
+     * install itself is still running elsewhere. */
+    assert_int_equal(raft_memstorage_apply_snapshot(&ms, rd.snapshot), 0);
+    if (rd.hard_changed) {
+        raft_memstorage_set_hard_state(&ms, &rd.hard);
+    }
+    raft_advance(&r, &rd);
+
+    /* Entries 11..13 arrive and become durable before the install ends. */
+    for (int i = 0; i < 3; i++) {
+        ents[i].index = 11 + (uint64_t)i;
+        ents[i].term = 2;
+        ents[i].type = RAFT_ENTRY_NORMAL;
+        ents[i].data = &pay[i];
+        ents[i].len = 1;
+    }
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_MSG_APP;
+    m.from = 1;
+    m.to = 2;
+    m.term = 2;
+    m.index = 10;
+    m.log_term = 2;
+    m.commit = 10;
+    m.entries = ents;
+    m.entries_count = 3;
+    assert_int_equal(raft_step(&r, &m), 0);
+    assert_int_equal(raft_ready(&r, &rd), 0);
+    assert_int_equal(rd.entries_count, 3);
+    assert_int_equal(raft_memstorage_append(&ms, rd.entries, 3), 0);
+    if (rd.hard_changed) {
+        raft_memstorage_set_hard_state(&ms, &rd.hard);
+    }
+    raft_advance(&r, &rd);
+    assert_int_equal(raft_persisted(&r, 13, 2), 0);
+
+    /* A heartbeat-driven append probing at 12 must match (term 2). */
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_MSG_APP;
+    m.from = 1;
+    m.to = 2;
+    m.term = 2;
+    m.index = 12;
+    m.log_term = 2;
+    m.commit = 13;
+    assert_int_equal(raft_step(&r, &m), 0);
+    assert_int_equal(raft_ready(&r, &rd), 0);
+    bool acked = false;
+    for (size_t i = 0; i < rd.msgs_count; i++) {
+        acked = acked || (rd.msgs[i].type == RAFT_MSG_APP_RESP &&
+                          !(rd.msgs[i].flags & RAFT_MSG_F_REJECT));
+    }
+    for (size_t i = 0; i < rd.msgs_after_persist_count; i++) {
+        acked =
+            acked || (rd.msgs_after_persist[i].type == RAFT_MSG_APP_RESP &&
+                      !(rd.msgs_after_persist[i].flags & RAFT_MSG_F_REJECT));
+    }
+    assert_true(acked);
+    raft_advance(&r, &rd);
+
+    /* The install ends; the log is whole from 11 on. */
+    assert_int_equal(raft_snapshot_installed(&r, 10), 0);
+    struct raft_status st;
+    raft_status(&r, &st);
+    assert_int_equal(st.last_index, 13);
+    raft_close(&r);
+    raft_memstorage_close(&ms);
+}
+
 /* ---------------------------------------------------------- membership */
 
 static int conf_change(struct net *net, uint64_t on, uint8_t type, uint64_t id)
@@ -891,6 +999,10 @@ static void ready_splits_messages_by_the_persist_rule(void **state)
 
 int main(void)
 {
+    const char *filter = getenv("RAFT_TEST_FILTER");
+    if (filter != NULL && filter[0] != '\0') {
+        cmocka_set_test_filter(filter);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(election_elects_one_leader_and_commits_its_entry),
         cmocka_unit_test(election_happens_by_ticks_alone),
@@ -909,6 +1021,7 @@ int main(void)
         cmocka_unit_test(read_index_waits_for_the_leaders_first_commit),
         cmocka_unit_test(stale_leader_serves_no_reads),
         cmocka_unit_test(lagging_follower_installs_a_snapshot),
+        cmocka_unit_test(entries_after_a_pending_snapshot_match_from_storage),
         cmocka_unit_test(membership_add_learner_promote_remove),
         cmocka_unit_test(truncated_conf_entry_reverts_the_configuration),
         cmocka_unit_test(leader_transfer_catches_up_the_target_first),
@@ -924,5 +1037,6 @@ int main(void)
     int failed = cmocka_run_group_tests_name("raft", tests, NULL, NULL);
     failed += raft_codec_tests();
     failed += raft_stress_tests();
+    failed += raft_golden_tests();
     return failed;
 }
