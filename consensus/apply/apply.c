@@ -439,6 +439,7 @@ struct run {
     struct pb_header hdr;
     struct buf *out; /* response bytes, when the proposer is this member */
     int64_t rev;     /* store revision after the request */
+    uint64_t index;  /* the entry's Raft index */
 };
 
 static int run_put(struct run *r, const Etcdserverpb__PutRequest *p)
@@ -514,6 +515,44 @@ static int run_compaction(struct run *r,
     return rc;
 }
 
+/* Aux LEASE table: name = lease id (8 bytes, big-endian), value = the Raft
+ * index (8 bytes, big-endian) of the last renewal through the log. */
+static int renewal_note(struct run *r, int64_t id)
+{
+    uint8_t name[8];
+    uint8_t value[8];
+    be64_put(name, (uint64_t)id);
+    be64_put(value, r->index);
+    return kv_aux_put(r->wr, KV_AUX_LEASE, name, sizeof(name), value,
+                      sizeof(value));
+}
+
+static int renewal_forget(struct run *r, int64_t id)
+{
+    uint8_t name[8];
+    be64_put(name, (uint64_t)id);
+    int rc = kv_aux_delete(r->wr, KV_AUX_LEASE, name, sizeof(name));
+    return rc == ERR_NOT_FOUND ? 0 : rc;
+}
+
+static int renewal_index(struct run *r, int64_t id, uint64_t *index)
+{
+    uint8_t name[8];
+    const void *v;
+    size_t vlen;
+    be64_put(name, (uint64_t)id);
+    *index = 0;
+    int rc =
+        kv_write_aux_get(r->wr, KV_AUX_LEASE, name, sizeof(name), &v, &vlen);
+    if (rc == ERR_NOT_FOUND) {
+        return 0;
+    }
+    if (rc == 0 && vlen == 8) {
+        *index = be64_get(v);
+    }
+    return rc;
+}
+
 static int run_lease_grant(struct run *r,
                            const Etcdserverpb__LeaseGrantRequest *p,
                            const struct apply_hooks *h)
@@ -549,6 +588,9 @@ static int run_lease_revoke(struct run *r,
                             const struct apply_hooks *h)
 {
     int rc = kv_lease_revoke(r->wr, p->id, &r->rev);
+    if (rc == 0) {
+        rc = renewal_forget(r, p->id);
+    }
     if (rc == 0 && h->on_lease != NULL) {
         h->on_lease(h->ctx, p->id, 0, false);
     }
@@ -557,6 +599,30 @@ static int run_lease_revoke(struct run *r,
         rc = pb_header_only_encode(&r->hdr, r->out);
     }
     return rc;
+}
+
+/* The leader's expiry timer: revoke unless a renewal through the log
+ * applied after what the leader had seen (cairn.proto, LeaseExpire). */
+static int run_lease_expire(struct run *r, const Cairnpb__LeaseExpire *p,
+                            const struct apply_hooks *h)
+{
+    uint64_t renewed = 0;
+    int rc = renewal_index(r, p->id, &renewed);
+    if (rc != 0) {
+        return rc;
+    }
+    if (renewed > p->seen_index) {
+        r->rev = kv_write_rev(r->wr);
+        if (r->out != NULL) {
+            r->hdr.revision = r->rev;
+            return pb_header_only_encode(&r->hdr, r->out);
+        }
+        return 0; /* renewed meanwhile: the leader will see it */
+    }
+    Etcdserverpb__LeaseRevokeRequest rq =
+        ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
+    rq.id = p->id;
+    return run_lease_revoke(r, &rq, h);
 }
 
 static int run_lease_checkpoint(struct run *r,
@@ -568,6 +634,9 @@ static int run_lease_checkpoint(struct run *r,
         int rc = kv_lease_checkpoint(r->wr, c->id, c->remaining_ttl);
         if (rc == ERR_LEASE_NOT_FOUND) {
             continue; /* revoked meanwhile: nothing to keep */
+        }
+        if (rc == 0 && c->remaining_ttl == 0) {
+            rc = renewal_note(r, c->id); /* a renewal (R = 0) */
         }
         if (rc != 0) {
             return rc;
@@ -778,6 +847,8 @@ static int run_request(struct run *r, const Cairnpb__InternalRequest *req,
         return run_member_attr(r, req->member_attr, h);
     case CAIRNPB__INTERNAL_REQUEST__REQUEST_MEMBER_RECORD:
         return run_member_record(r, req->member_record, h);
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_LEASE_EXPIRE:
+        return run_lease_expire(r, req->lease_expire, h);
     default:
         return run_auth(r, req);
     }
@@ -808,7 +879,7 @@ static int apply_one(struct apply *a, struct kv_write *wr,
                      struct pending *p, bool *has_result)
 {
     Cairnpb__InternalRequest *req;
-    struct run r = {.a = a, .wr = wr};
+    struct run r = {.a = a, .wr = wr, .index = e->index};
     int rc;
 
     *has_result = false;

@@ -63,6 +63,7 @@ enum apply_op {
     APPLY_ALARM = 11,
     APPLY_MEMBER_ATTR = 12,
     APPLY_MEMBER_RECORD = 13,
+    APPLY_LEASE_EXPIRE = 14, /* cairnpb.LeaseExpire: the leader's timer */
 };
 
 /* Lease bounds, as etcd: TTLs below the minimum are raised to it. */

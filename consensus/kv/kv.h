@@ -532,12 +532,17 @@ enum kv_aux_table {
     KV_AUX_ALARM = 3,   /* raised alarms */
     KV_AUX_CONFIG = 4,  /* config center metadata */
     KV_AUX_APPLY = 5,   /* apply's per-proposer last request id */
+    KV_AUX_LEASE = 6,   /* apply's per-lease index of the last log renewal */
 };
 
 int kv_aux_put(struct kv_write *wr, uint8_t table, const void *name,
                size_t name_len, const void *value, size_t value_len);
 int kv_aux_delete(struct kv_write *wr, uint8_t table, const void *name,
                   size_t name_len); /* ERR_NOT_FOUND if absent */
+/* As kv_aux_get, inside a write handle (sees its own writes); *value
+ * borrowed until the handle's next write or its end. */
+int kv_write_aux_get(struct kv_write *wr, uint8_t table, const void *name,
+                     size_t name_len, const void **value, size_t *value_len);
 /* *value borrowed until kv_read_end; ERR_NOT_FOUND if absent. */
 int kv_aux_get(struct kv_read *rd, uint8_t table, const void *name,
                size_t name_len, const void **value, size_t *value_len);

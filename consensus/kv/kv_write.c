@@ -1029,6 +1029,28 @@ int kv_aux_put(struct kv_write *wr, uint8_t table, const void *name,
     return rc != 0 ? kv__poison(wr, rc) : 0;
 }
 
+int kv_write_aux_get(struct kv_write *wr, uint8_t table, const void *name,
+                     size_t name_len, const void **value, size_t *value_len)
+{
+    uint8_t key[1 + KV_AUX_NAME_MAX];
+    int rc = write_ok(wr);
+    rc = rc != 0 ? rc : aux_key(key, table, name, name_len);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_val k = {1 + name_len, key}, v;
+    rc = mdb_get(wr->txn, wr->kv->dbi[KV_DBI_AUX], &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return ERR_NOT_FOUND;
+    }
+    if (rc != 0) {
+        return kv__poison(wr, rc);
+    }
+    *value = v.mv_data;
+    *value_len = v.mv_size;
+    return 0;
+}
+
 int kv_aux_delete(struct kv_write *wr, uint8_t table, const void *name,
                   size_t name_len)
 {

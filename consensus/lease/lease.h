@@ -28,12 +28,11 @@
  *     becomes leader, where a is when that member made the renewal (leader,
  *     in memory) or applied it from the log, on its own clock.
  *  3. A checkpoint records remaining TTL R (computed from the leader's
- *     expiry when proposed, at most the TTL). Applying it sets expiry = max(expiry,
- *     now + R): a checkpoint never shortens a lease. A renewal through the
- *     log is a checkpoint with R = 0, meaning the full TTL. On the leader
- *     an R > 0 is only recorded: its expiry is where R came from, and R
- *     is rounded up to whole seconds, so applying it would lengthen the
- *     lease at every checkpoint.
+ *     expiry when proposed, at most the TTL). Applying it sets expiry =
+ * max(expiry, now + R): a checkpoint never shortens a lease. A renewal through
+ * the log is a checkpoint with R = 0, meaning the full TTL. On the leader an R
+ * > 0 is only recorded: its expiry is where R came from, and R is rounded up to
+ * whole seconds, so applying it would lengthen the lease at every checkpoint.
  *  4. A new leader sets each expiry to the later of what it has seen
  *     (grant, checkpoints and renewals applied from the log, each counted
  *     from when it applied them) and now + (last checkpoint R, or T when

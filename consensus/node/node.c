@@ -1754,6 +1754,11 @@ void node_status(const struct node *n, struct node_status *out)
     }
 }
 
+uint64_t node_applied(const struct node *n)
+{
+    return n->applied;
+}
+
 uint64_t node_term(const struct node *n)
 {
     return n->raft.term;

@@ -219,6 +219,9 @@ void node_status(const struct node *n, struct node_status *out);
 /* The current term and the cluster id, for response headers: cheap (no
  * copy of the Raft status), loop thread. */
 uint64_t node_term(const struct node *n);
+/* The applied index as the loop has delivered it (results, events, lease
+ * changes): what the loop thread's view of the store reflects. */
+uint64_t node_applied(const struct node *n);
 uint64_t node_cluster_id(const struct node *n);
 
 /* The members as this node knows them; returns the count (<= cap). */

@@ -39,6 +39,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "consensus/lease/lease.h"
+#include "proto/cairn.pb-c.h"
 #include "proto/rpc.pb-c.h"
 
 /* Called from api_watch.c (the extension points live there). */
@@ -323,8 +324,9 @@ static void propose_revokes(struct lease_svc *l)
     size_t n = lease_expired(l->t, now_ms(l), ids,
                              cap < REVOKES_PER_TICK ? cap : REVOKES_PER_TICK);
     for (size_t i = 0; i < n; i++) {
-        Etcdserverpb__LeaseRevokeRequest req =
-            ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
+        /* An expiry, not a revoke: a renewal through the log that applies
+         * before it (proposed before we saw it) keeps the lease. */
+        Cairnpb__LeaseExpire req = CAIRNPB__LEASE_EXPIRE__INIT;
         struct prop *p = mem_calloc(1, sizeof(*p));
         if (p == NULL) {
             return; /* named again after revoke_retry_ms */
@@ -333,7 +335,8 @@ static void propose_revokes(struct lease_svc *l)
         p->revoke = true;
         p->id = ids[i];
         req.id = ids[i];
-        if (propose_pb(l, APPLY_LEASE_REVOKE, &req.base, p) != 0) {
+        req.seen_index = node_applied(l->s->node);
+        if (propose_pb(l, APPLY_LEASE_EXPIRE, &req.base, p) != 0) {
             mem_free(p);
             return;
         }

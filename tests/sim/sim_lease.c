@@ -22,7 +22,8 @@
  *    after every applied batch, which no lease decision can tell apart);
  *  - the tick every 100 ms on the leader (on_tick): propose_revokes
  *    (lease_expired, at most 100, at most 1000 revokes in flight, one
- *    LeaseRevoke proposal each) and propose_checkpoints
+ *    LeaseExpire proposal each, carrying its applied index) and
+ *    propose_checkpoints
  *    (lease_checkpoints_due, one LeaseCheckpoint proposal with all);
  *    proposals time out as the node's waiters do (5 s + 2 election
  *    timeouts), which frees an in-flight revoke slot;
@@ -71,6 +72,7 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/err.h"
+#include "proto/cairn.pb-c.h"
 #include "tests/sim/sim_wl.h"
 
 static uint64_t now_ms(const struct sim *s)
@@ -271,8 +273,10 @@ void wl_lease_applied(struct sim *s, struct wl_prop *p)
         return;
     }
     struct wl_lease *l = wl_lease_get(s, p->lease);
-    if (l != NULL && !l->revoked && l->revoke_index == 0) {
-        /* the first revoke in log order is the one that takes effect */
+    if (l != NULL && !l->revoked && l->revoke_index == 0 &&
+        l->log_renew_index <= p->seen_index) {
+        /* the first expire in log order that saw the last renewal through
+         * the log is the one that takes effect (apply: LeaseExpire) */
         l->revoke_index = p->index;
         l->revoke_decided_us = p->at_us;
         l->revoke_slot = p->slot;
@@ -298,13 +302,15 @@ static void propose_revokes(struct sim *s, struct sim_member *m)
     size_t n = lease_expired(
         x->lt, now, ids, cap < WL_REVOKES_PER_TICK ? cap : WL_REVOKES_PER_TICK);
     for (size_t i = 0; i < n; i++) {
-        Etcdserverpb__LeaseRevokeRequest req =
-            ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
+        /* propose_revokes: an expiry carrying what this member applied */
+        Cairnpb__LeaseExpire req = CAIRNPB__LEASE_EXPIRE__INIT;
         req.id = ids[i];
+        req.seen_index = m->fsm.applied;
         struct wl_prop *p = wl_prop_new(s, WP_REVOKE, m);
         p->lease = ids[i];
         p->leader_since_us = x->promoted_us;
-        if (wl_propose(s, m, p, APPLY_LEASE_REVOKE, &req.base) != 0) {
+        p->seen_index = req.seen_index;
+        if (wl_propose(s, m, p, APPLY_LEASE_EXPIRE, &req.base) != 0) {
             return; /* named again after revoke_retry_ms */
         }
         x->revokes_inflight++;

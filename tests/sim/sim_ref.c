@@ -27,6 +27,7 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/err.h"
+#include "proto/cairn.pb-c.h"
 #include "tests/sim/sim_wl.h"
 
 static void grow(void **v, size_t *cap, size_t need, size_t elem)
@@ -497,6 +498,68 @@ static uint64_t entry_req_id(const struct raft_entry *e)
     return id;
 }
 
+/* Renewals through the log in a first-applied entry: every checkpoint with
+ * R = 0, as consensus/apply records them for LeaseExpire. */
+/* Whether apply refuses this proposal as repeated or overtaken (apply.h,
+ * exactly once); called once per entry, in log order. */
+static bool scan_refused(struct sim *s, uint64_t origin, uint64_t id)
+{
+    struct sim_wl *w = s->wl;
+    size_t i = 0;
+    if (id == 0) {
+        return false;
+    }
+    while (i < WL_ORIGINS_MAX && w->scan_origin[i] != 0 &&
+           w->scan_origin[i] != origin) {
+        i++;
+    }
+    ASSERT(i < WL_ORIGINS_MAX); /* members ever created: SIM_SLOTS */
+    w->scan_origin[i] = origin;
+    if (id <= w->scan_last_id[i]) {
+        return true;
+    }
+    w->scan_last_id[i] = id;
+    return false;
+}
+
+/* Returns true when apply will refuse the entry (it takes no effect). */
+static bool note_log_renewals(struct sim *s, const struct raft_entry *e)
+{
+    bool refused = false;
+    if (e->type != RAFT_ENTRY_NORMAL) {
+        return false;
+    }
+    Cairnpb__InternalRequest *req =
+        cairnpb__internal_request__unpack(NULL, e->len, e->data);
+    if (req == NULL) {
+        return false;
+    }
+    refused = scan_refused(s, req->origin, req->id);
+    if (refused) {
+        /* nothing of it happens */
+    } else if (req->request_case ==
+               CAIRNPB__INTERNAL_REQUEST__REQUEST_LEASE_GRANT) {
+        struct wl_lease *l = wl_lease_get(s, req->lease_grant->id);
+        if (l != NULL && l->log_grant_index == 0) {
+            l->log_grant_index = e->index;
+        }
+    } else if (req->request_case ==
+               CAIRNPB__INTERNAL_REQUEST__REQUEST_LEASE_CHECKPOINT) {
+        const Etcdserverpb__LeaseCheckpointRequest *c = req->lease_checkpoint;
+        for (size_t k = 0; k < c->n_checkpoints; k++) {
+            struct wl_lease *l = wl_lease_get(s, c->checkpoints[k]->id);
+            /* apply skips a checkpoint of a lease not granted yet (a
+             * keep-alive that reached the log before its grant) */
+            if (l != NULL && c->checkpoints[k]->remaining_ttl == 0 &&
+                l->log_grant_index != 0) {
+                l->log_renew_index = e->index;
+            }
+        }
+    }
+    cairnpb__internal_request__free_unpacked(req, NULL);
+    return refused;
+}
+
 void wl_apply_begin(struct sim *s, struct sim_member *m,
                     const struct raft_entry *e, size_t n)
 {
@@ -518,8 +581,9 @@ void wl_apply_begin(struct sim *s, struct sim_member *m,
         grow((void **)&w->first_apply_us, &w->fa_cap, (size_t)e[i].index + 1,
              sizeof(*w->first_apply_us));
         w->first_apply_us[e[i].index] = s->now;
+        bool refused = note_log_renewals(s, &e[i]);
         struct wl_prop *p = prop_find(s, entry_req_id(&e[i]));
-        if (p != NULL && p->index == 0) {
+        if (p != NULL && p->index == 0 && !refused) {
             p->index = e[i].index;
             p->applied_us = s->now;
             wl_lease_applied(s, p);

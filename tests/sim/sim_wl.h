@@ -83,6 +83,7 @@ struct wl_prop {
     uint64_t applied_us; /* first applied anywhere */
     uint64_t deadline_us;
     uint64_t leader_since_us; /* a revoke: its leader's promotion */
+    uint64_t seen_index;      /* a revoke (LeaseExpire): its seen_index */
 };
 
 /* Per member (slot): the hub and the lease table of the current
@@ -143,10 +144,14 @@ struct wl_lease {
     int64_t id;
     uint32_t agent;
     int64_t ttl_asked;
-    int64_t ttl;    /* granted (from the log); 0 until known */
-    bool granted;   /* the grant applied somewhere */
-    bool revoked;   /* the revoke applied somewhere */
-    bool abandoned; /* its agent stopped keeping it alive */
+    int64_t ttl;  /* granted (from the log); 0 until known */
+    bool granted; /* the grant applied somewhere */
+    bool revoked; /* the revoke applied somewhere */
+    /* index of the last renewal through the log (a checkpoint with R = 0),
+     * as apply records it: an expire that saw less does not take effect */
+    uint64_t log_renew_index;
+    uint64_t log_grant_index; /* its grant's index, in the same scan */
+    bool abandoned;           /* its agent stopped keeping it alive */
     uint64_t abandon_us;
     uint64_t grant_us; /* first applied */
     uint64_t revoke_decided_us;
@@ -187,9 +192,16 @@ struct wl_agent {
     uint64_t abandon_at_us;
 };
 
+#define WL_ORIGINS_MAX 16
+
 struct sim_wl {
     struct prng rng;
     bool on;
+    /* apply's exactly-once rule as the log scan sees it (apply.h): per
+     * proposer, the highest request id applied; a lower or equal one is
+     * refused and takes no effect */
+    uint64_t scan_origin[WL_ORIGINS_MAX];
+    uint64_t scan_last_id[WL_ORIGINS_MAX];
     bool closing;   /* run over: schedule nothing */
     uint32_t plant; /* planted bug (sim --plant N), 0: none */
     /* parameters from the seed */

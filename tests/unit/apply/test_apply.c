@@ -24,6 +24,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "consensus/apply/apply.h"
+#include "proto/cairn.pb-c.h"
 #include "proto/rpc.pb-c.h"
 
 #define ME    0x1111
@@ -417,6 +418,45 @@ static void leases_grant_attach_and_revoke_in_one_revision(void **state)
     assert_int_equal(f->last.err, ERR_LEASE_NOT_FOUND);
 }
 
+static void an_expiry_after_a_renewal_it_did_not_see_is_skipped(void **state)
+{
+    struct fixture *f = *state;
+    Etcdserverpb__LeaseGrantRequest g = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
+    Etcdserverpb__LeaseCheckpointRequest cr =
+        ETCDSERVERPB__LEASE_CHECKPOINT_REQUEST__INIT;
+    Etcdserverpb__LeaseCheckpoint cp = ETCDSERVERPB__LEASE_CHECKPOINT__INIT;
+    Etcdserverpb__LeaseCheckpoint *cpp = &cp;
+    Cairnpb__LeaseExpire ex = CAIRNPB__LEASE_EXPIRE__INIT;
+    g.id = 7;
+    g.ttl = 5;
+    assert_int_equal(propose(f, ME, APPLY_LEASE_GRANT, &g.base), 1);
+    assert_int_equal(put(f, "k", "v", 7, false), 0);
+    /* a renewal through the log (R = 0) at the next index */
+    cp.id = 7;
+    cr.n_checkpoints = 1;
+    cr.checkpoints = &cpp;
+    assert_int_equal(propose(f, OTHER, APPLY_LEASE_CHECKPOINT, &cr.base), 0);
+    uint64_t renewed_at = f->index;
+    /* the leader decided before it applied that renewal: skipped */
+    ex.id = 7;
+    ex.seen_index = renewed_at - 1;
+    int64_t rev = kv_rev(f->kv);
+    f->lease_ttl = -1;
+    assert_int_equal(propose(f, ME, APPLY_LEASE_EXPIRE, &ex.base), 1);
+    assert_int_equal(f->last.err, 0);
+    assert_int_equal(kv_rev(f->kv), rev); /* nothing deleted */
+    assert_int_equal(f->lease_ttl, -1);   /* no revoke reported */
+    /* a decision that saw it: the lease and its key go */
+    ex.seen_index = renewed_at;
+    assert_int_equal(propose(f, ME, APPLY_LEASE_EXPIRE, &ex.base), 1);
+    assert_int_equal(f->last.err, 0);
+    assert_int_equal(kv_rev(f->kv), rev + 1);
+    assert_int_equal(f->lease_ttl, 0);
+    /* an expiry of a gone lease answers as a revoke would */
+    assert_int_equal(propose(f, ME, APPLY_LEASE_EXPIRE, &ex.base), 1);
+    assert_int_equal(f->last.err, ERR_LEASE_NOT_FOUND);
+}
+
 static void nospace_alarm_refuses_writes_until_disarmed(void **state)
 {
     struct fixture *f = *state;
@@ -519,6 +559,7 @@ int main(void)
         T(txn_depth_check_bounds_nesting),
         T(garbage_entries_advance_the_index_only),
         T(repeated_proposals_apply_once),
+        T(an_expiry_after_a_renewal_it_did_not_see_is_skipped),
     };
     return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
 }
