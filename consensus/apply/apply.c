@@ -873,6 +873,35 @@ static bool is_store_failure(int rc)
            rc == -ENOSPC || rc == -ENOMEM || rc == -EROFS;
 }
 
+/* The id, origin and request field that apply_envelope writes first, read
+ * off the wire when the envelope as a whole does not decode. */
+static bool envelope_head(const uint8_t *p, size_t len, uint64_t *id,
+                          uint64_t *origin, enum apply_op *op)
+{
+    /* tag 1, id, tag 2, origin, the request's tag */
+    uint64_t v[5];
+    size_t off = 0;
+    if (p == NULL) {
+        return false;
+    }
+    for (int k = 0; k < 5; k++) {
+        size_t n = varint_get(p + off, len - off, &v[k]);
+        if (n == 0) {
+            return false;
+        }
+        off += n;
+    }
+    if (v[0] != (1 << 3 | 0) || v[2] != (2 << 3 | 0)) {
+        return false;
+    }
+    *id = v[1];
+    *origin = v[3];
+    *op = (v[4] & 7) == 2 && (v[4] >> 3) <= INT32_MAX
+              ? (enum apply_op)(v[4] >> 3)
+              : (enum apply_op)0;
+    return true;
+}
+
 static int apply_one(struct apply *a, struct kv_write *wr,
                      const struct raft_entry *e, uint64_t raft_term,
                      const struct apply_hooks *h, struct buf *out,
@@ -885,7 +914,22 @@ static int apply_one(struct apply *a, struct kv_write *wr,
     *has_result = false;
     req = cairnpb__internal_request__unpack(&pb_allocator, e->len, e->data);
     if (req == NULL) {
-        return 0; /* undecodable: no proposer can be waiting on it */
+        /* Undecodable. Our proposer can still be waiting on it: protobuf-c
+         * accepts some requests whose re-encoding it then refuses (a field
+         * number 0 in a non-canonical tag). Answer it; change nothing. */
+        uint64_t id, origin;
+        enum apply_op op;
+        if (envelope_head(e->data, e->len, &id, &origin, &op) &&
+            origin == a->cfg.member_id) {
+            *has_result = true;
+            p->id = id;
+            p->op = op;
+            p->err = ERR_BAD_REQUEST;
+            p->revision = kv_write_rev(wr);
+            p->off = out->len;
+            p->len = 0;
+        }
+        return 0;
     }
     r.hdr.cluster_id = a->cfg.cluster_id;
     r.hdr.member_id = a->cfg.member_id;

@@ -1364,8 +1364,9 @@ static bool msg_ok(const struct raft *r, const struct raft_msg *m)
     }
     if (m->type == RAFT_MSG_SNAP) {
         const struct raft_snapshot_meta *s = &m->snapshot.meta;
-        if (s->index == 0 || s->term == 0 || s->term > m->term ||
-            !raft__conf_valid(&s->conf) ||
+        /* An index near the top would wrap the log's next index. */
+        if (s->index == 0 || s->index > UINT64_MAX / 2 || s->term == 0 ||
+            s->term > m->term || !raft__conf_valid(&s->conf) ||
             (m->snapshot.data_len > 0 && m->snapshot.data == NULL)) {
             return false;
         }
