@@ -1107,49 +1107,6 @@ static int mkdir_p(const char *dir)
     return 0;
 }
 
-/* The membership in a snapshot file's conf bytes: u32 voters, u32
- * learners, then the ids (big-endian). */
-int node__conf_encode(const struct raft_conf *c, struct buf *b)
-{
-    int rc = buf_append_be32(b, c->voters_count);
-    if (rc == 0) {
-        rc = buf_append_be32(b, c->learners_count);
-    }
-    for (uint32_t i = 0; rc == 0 && i < c->voters_count; i++) {
-        rc = buf_append_be64(b, c->voters[i]);
-    }
-    for (uint32_t i = 0; rc == 0 && i < c->learners_count; i++) {
-        rc = buf_append_be64(b, c->learners[i]);
-    }
-    return rc;
-}
-
-static int conf_decode(const uint8_t *p, size_t len, struct raft_conf *c)
-{
-    struct reader r;
-    uint32_t nv;
-    uint32_t nl;
-    memset(c, 0, sizeof(*c));
-    reader_init(&r, p, len);
-    if (reader_be32(&r, &nv) != 0 || reader_be32(&r, &nl) != 0 ||
-        nv > RAFT_MEMBERS_MAX || nl > RAFT_MEMBERS_MAX) {
-        return ERR_CORRUPT;
-    }
-    for (uint32_t i = 0; i < nv; i++) {
-        if (reader_be64(&r, &c->voters[i]) != 0) {
-            return ERR_CORRUPT;
-        }
-    }
-    for (uint32_t i = 0; i < nl; i++) {
-        if (reader_be64(&r, &c->learners[i]) != 0) {
-            return ERR_CORRUPT;
-        }
-    }
-    c->voters_count = nv;
-    c->learners_count = nl;
-    return 0;
-}
-
 /* Rebuild Raft's in-memory log: the latest snapshot's metadata (the store
  * holds its data), then the WAL's entries after it. */
 static int load_wal(struct node *n, char *msg, size_t msg_len)
@@ -1170,7 +1127,7 @@ static int load_wal(struct node *n, char *msg, size_t msg_len)
         memset(&snap, 0, sizeof(snap));
         snap.meta.index = ls.index;
         snap.meta.term = ls.term;
-        rc = conf_decode(ls.conf, ls.conf_len, &snap.meta.conf);
+        rc = raft_conf_decode(ls.conf, ls.conf_len, &snap.meta.conf);
         log_snap_free(&ls);
         if (rc == 0) {
             rc = raft_memstorage_apply_snapshot(&n->ms, &snap);

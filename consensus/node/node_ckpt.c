@@ -293,7 +293,7 @@ static void ckpt_work(uv_work_t *w)
         struct log_snap_meta lm;
         struct buf conf;
         buf_init(&conf, 0);
-        rc = node__conf_encode(&c->meta.conf, &conf);
+        rc = raft_conf_encode(&c->meta.conf, &conf);
         lm.index = c->meta.index;
         lm.term = c->meta.term;
         lm.conf = conf.data;

@@ -241,7 +241,6 @@ int node__checkpoint_adopt(struct node *n, const char *path);
 /* node.c */
 void node__snapshot_finish(struct node *n);
 void node__close_finish(struct node *n);
-int node__conf_encode(const struct raft_conf *c, struct buf *b);
 int node__members_reload(struct node *n);
 int node__member_encode(const struct node_member *m, struct buf *b);
 void node__transport_sync(struct node *n);

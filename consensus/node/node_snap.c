@@ -333,7 +333,7 @@ int node__snap_install_start(struct node *n, const struct raft_snapshot *s,
     }
     /* The metadata file is written by the WAL thread, before its reset. */
     buf_reset(&wj->reset_conf);
-    rc = node__conf_encode(&s->meta.conf, &wj->reset_conf);
+    rc = raft_conf_encode(&s->meta.conf, &wj->reset_conf);
     if (rc != 0) {
         return rc;
     }

@@ -639,6 +639,12 @@ int raft_msg_decode(const uint8_t *p, size_t len, uint64_t max_bytes,
                     struct raft_msg *out);
 void raft_msg_free_decoded(struct raft_msg *m);
 
+/* A membership as bytes (snapshot files' conf): u32 voters, u32 learners,
+ * then the ids, all big-endian. Decode: ERR_CORRUPT on short or oversized
+ * input (more than RAFT_MEMBERS_MAX of either). */
+int raft_conf_encode(const struct raft_conf *c, struct buf *out);
+int raft_conf_decode(const uint8_t *p, size_t len, struct raft_conf *out);
+
 /* Conf change entry payload. Decode borrows ctx from p. */
 int raft_conf_change_encode(const struct raft_conf_change *cc, struct buf *out);
 int raft_conf_change_decode(const uint8_t *p, size_t len,

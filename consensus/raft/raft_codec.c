@@ -424,3 +424,48 @@ void raft__snapshot_free(struct raft_snapshot *s)
     mem_free(s->data);
     memset(s, 0, sizeof(*s));
 }
+
+int raft_conf_encode(const struct raft_conf *c, struct buf *out)
+{
+    size_t start = out->len;
+    int rc = buf_append_be32(out, c->voters_count);
+    if (rc == 0) {
+        rc = buf_append_be32(out, c->learners_count);
+    }
+    for (uint32_t i = 0; rc == 0 && i < c->voters_count; i++) {
+        rc = buf_append_be64(out, c->voters[i]);
+    }
+    for (uint32_t i = 0; rc == 0 && i < c->learners_count; i++) {
+        rc = buf_append_be64(out, c->learners[i]);
+    }
+    if (rc != 0) {
+        out->len = start; /* out unchanged on error */
+    }
+    return rc;
+}
+
+int raft_conf_decode(const uint8_t *p, size_t len, struct raft_conf *out)
+{
+    struct reader r;
+    uint32_t nv;
+    uint32_t nl;
+    memset(out, 0, sizeof(*out));
+    reader_init(&r, p, len);
+    if (reader_be32(&r, &nv) != 0 || reader_be32(&r, &nl) != 0 ||
+        nv > RAFT_MEMBERS_MAX || nl > RAFT_MEMBERS_MAX) {
+        return ERR_CORRUPT;
+    }
+    for (uint32_t i = 0; i < nv; i++) {
+        if (reader_be64(&r, &out->voters[i]) != 0) {
+            return ERR_CORRUPT;
+        }
+    }
+    for (uint32_t i = 0; i < nl; i++) {
+        if (reader_be64(&r, &out->learners[i]) != 0) {
+            return ERR_CORRUPT;
+        }
+    }
+    out->voters_count = nv;
+    out->learners_count = nl;
+    return 0;
+}

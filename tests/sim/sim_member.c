@@ -174,49 +174,6 @@ static void dop_make_durable(struct sim *s, struct sim_member *m,
 
 /* ------------------------------------------------- the snapshot files */
 
-/* The membership in a snapshot file's conf bytes, as consensus/node
- * writes it: u32 voters, u32 learners, then the ids (big-endian). */
-static int conf_encode(const struct raft_conf *c, struct buf *b)
-{
-    int rc = buf_append_be32(b, c->voters_count);
-    if (rc == 0) {
-        rc = buf_append_be32(b, c->learners_count);
-    }
-    for (uint32_t i = 0; rc == 0 && i < c->voters_count; i++) {
-        rc = buf_append_be64(b, c->voters[i]);
-    }
-    for (uint32_t i = 0; rc == 0 && i < c->learners_count; i++) {
-        rc = buf_append_be64(b, c->learners[i]);
-    }
-    return rc;
-}
-
-static int conf_decode(const uint8_t *p, size_t len, struct raft_conf *c)
-{
-    struct reader r;
-    uint32_t nv;
-    uint32_t nl;
-    memset(c, 0, sizeof(*c));
-    reader_init(&r, p, len);
-    if (reader_be32(&r, &nv) != 0 || reader_be32(&r, &nl) != 0 ||
-        nv > RAFT_MEMBERS_MAX || nl > RAFT_MEMBERS_MAX) {
-        return ERR_CORRUPT;
-    }
-    for (uint32_t i = 0; i < nv; i++) {
-        if (reader_be64(&r, &c->voters[i]) != 0) {
-            return ERR_CORRUPT;
-        }
-    }
-    for (uint32_t i = 0; i < nl; i++) {
-        if (reader_be64(&r, &c->learners[i]) != 0) {
-            return ERR_CORRUPT;
-        }
-    }
-    c->voters_count = nv;
-    c->learners_count = nl;
-    return 0;
-}
-
 /* A snapshot file with the state machine's bytes inline (the node keeps
  * them in the store and writes only the metadata; our in-memory state
  * machine has nowhere else to keep them). */
@@ -226,7 +183,7 @@ static int snap_save(struct sim *s, struct sim_member *m,
 {
     struct buf conf;
     buf_init(&conf, 0);
-    int rc = conf_encode(&meta->conf, &conf);
+    int rc = raft_conf_encode(&meta->conf, &conf);
     if (rc == 0) {
         struct log_snap_meta lm = {meta->index, meta->term, conf.data,
                                    (uint32_t)conf.len};
@@ -380,7 +337,7 @@ static int member_recover(struct sim *s, struct sim_member *m,
         snap.meta.term = ls.term;
         snap.data = ls.payload;
         snap.data_len = (size_t)ls.payload_len;
-        rc = conf_decode(ls.conf, ls.conf_len, &snap.meta.conf);
+        rc = raft_conf_decode(ls.conf, ls.conf_len, &snap.meta.conf);
         if (rc == 0) {
             rc = raft_memstorage_apply_snapshot(out, &snap);
         }

@@ -225,6 +225,33 @@ static void conf_change_round_trips_and_rejects_garbage(void **state)
     buf_free(&b);
 }
 
+static void membership_bytes_round_trip_and_refuse_garbage(void **state)
+{
+    (void)state;
+    struct raft_conf c = {.voters_count = 3,
+                          .learners_count = 1,
+                          .voters = {1, 2, 0xffffffffffffffffULL},
+                          .learners = {9}};
+    struct raft_conf d;
+    struct buf b;
+    buf_init(&b, 0);
+    assert_int_equal(raft_conf_encode(&c, &b), 0);
+    assert_int_equal(b.len, 8 + 4 * 8);
+    assert_int_equal(raft_conf_decode(b.data, b.len, &d), 0);
+    assert_memory_equal(&c, &d, sizeof(c));
+    /* every shorter prefix is refused */
+    for (size_t n = 0; n < b.len; n++) {
+        assert_int_equal(raft_conf_decode(b.data, n, &d), ERR_CORRUPT);
+    }
+    /* counts past the maximum are refused before any id is read */
+    uint8_t big[8] = {0, 0, 0, RAFT_MEMBERS_MAX + 1, 0, 0, 0, 0};
+    assert_int_equal(raft_conf_decode(big, sizeof(big), &d), ERR_CORRUPT);
+    big[3] = 0;
+    big[7] = RAFT_MEMBERS_MAX + 1;
+    assert_int_equal(raft_conf_decode(big, sizeof(big), &d), ERR_CORRUPT);
+    buf_free(&b);
+}
+
 int raft_codec_tests(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +259,7 @@ int raft_codec_tests(void)
         cmocka_unit_test(truncated_and_flipped_input_is_refused),
         cmocka_unit_test(bad_magic_version_counts_and_lengths),
         cmocka_unit_test(conf_change_round_trips_and_rejects_garbage),
+        cmocka_unit_test(membership_bytes_round_trip_and_refuse_garbage),
     };
     return cmocka_run_group_tests_name("raft_codec", tests, NULL, NULL);
 }
