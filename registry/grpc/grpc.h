@@ -303,6 +303,10 @@ enum grpc_code grpc_code_from_err(int err);
 /* HTTP status the JSON gateway uses for a gRPC code (grpc-gateway v1). */
 int grpc_code_http_status(enum grpc_code code);
 
+/* HTTP status and code name ("session_expired", "not_found", ...) of an
+ * error on the /api/v1/ REST surface (registry and config APIs). */
+int grpc_api_v1_status(int err, const char **code);
+
 /* "OK", "CANCELLED", ... for logs; "UNKNOWN" for out-of-range values. */
 const char *grpc_code_name(enum grpc_code code);
 

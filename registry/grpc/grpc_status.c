@@ -168,3 +168,64 @@ const char *grpc_code_name(enum grpc_code code)
     }
     return names[code];
 }
+
+/* The /api/v1/ REST surface (registry, config): the same mapping, with a
+ * few rows of its own that its contract fixes (docs/registry.md): an
+ * expired session is 410 (the client must register again, which no other
+ * status says), a body or value too large is 413, and a failed compare is
+ * 409. code is the machine-readable name clients switch on. */
+int grpc_api_v1_status(int err, const char **code)
+{
+    enum grpc_code g;
+    switch (err) {
+    case ERR_LEASE_NOT_FOUND:
+    case ERR_SESSION_EXPIRED:
+        *code = "session_expired";
+        return 410;
+    case ERR_REQUEST_TOO_LARGE:
+    case ERR_VALUE_TOO_LARGE:
+    case ERR_KEY_TOO_LARGE:
+        *code = "too_large";
+        return 413;
+    case ERR_BAD_REQUEST:
+    case ERR_INVALID:
+        *code = "bad_request";
+        return 400;
+    case ERR_NOT_FOUND:
+    case ERR_KEY_NOT_FOUND:
+        *code = "not_found";
+        return 404;
+    case ERR_EXISTS:
+        *code = "conflict";
+        return 409;
+    default:
+        break;
+    }
+    g = grpc_code_from_err(err);
+    switch (g) {
+    case GRPC_PERMISSION_DENIED:
+        *code = "permission_denied";
+        break;
+    case GRPC_UNAUTHENTICATED:
+        *code = "unauthenticated";
+        break;
+    case GRPC_RESOURCE_EXHAUSTED:
+        *code = "resource_exhausted";
+        break;
+    case GRPC_UNAVAILABLE:
+    case GRPC_DEADLINE_EXCEEDED:
+        *code = "unavailable";
+        return 503;
+    case GRPC_INVALID_ARGUMENT:
+    case GRPC_OUT_OF_RANGE:
+        *code = "bad_request";
+        break;
+    case GRPC_FAILED_PRECONDITION:
+        *code = "failed_precondition";
+        break;
+    default:
+        *code = "internal";
+        break;
+    }
+    return grpc_code_http_status(g);
+}

@@ -112,6 +112,8 @@ struct http_conn {
     enum http_stream_kind skind; /* a stream path was asked for */
     struct hstream *hs;          /* the stream, once started */
     struct api_op *op;           /* pending call, for api_cancel on close */
+    struct http_api_req *api;    /* an /api/v1/ request (http_api.c) */
+    struct svc_req *svc;         /* its call in flight, for svc_cancel */
     bool close_after; /* close instead of keep-alive (body refused) */
     bool headers_sent;
     bool body_done;       /* lws reported this request's body complete */
@@ -147,6 +149,19 @@ int http__get_health(struct http_conn *c, enum http_purpose which);
 /* An internal call (health checks) finished: render its answer. */
 void http__health_done(struct http_conn *c, int err, const uint8_t *resp,
                        size_t len);
+
+/* Collect the request body (bounded, 413 past it; a gateway method m, a
+ * stream c->skind, or an /api/v1/ request c->api), then dispatch it. */
+int http__body_start(struct http_conn *c, const struct api_method *m);
+
+/* /api/v1/ (http_api.c): route a request (sets c->api, then collects the
+ * body), dispatch it once the body is in, and drop it when the
+ * connection or request ends (cancels a call in flight). */
+struct http_api_req;
+struct svc_req;
+int http__api_route(struct http_conn *c, const char *path, int meth);
+int http__api_dispatch(struct http_conn *c);
+void http__api_clear(struct http_conn *c);
 
 /* Start api_call for c (purpose and m set); answers through c. */
 int http__call(struct http_conn *c, const uint8_t *req, size_t len,

@@ -92,6 +92,7 @@ static void lws_log_emit(int level, const char *line)
 static void conn_clear(struct http_conn *c)
 {
     http__stream_free(c);
+    http__api_clear(c);
     if (c->op != NULL) {
         api_cancel(c->op);
         c->op = NULL;
@@ -207,7 +208,7 @@ static int write_headers(struct http_conn *c)
                                     &p, end) != 0 ||
         add_header(c->wsi, "access-control-allow-origin:", "*", &p, end) != 0 ||
         add_header(c->wsi, "access-control-allow-methods:",
-                   "POST, GET, OPTIONS, PUT, DELETE", &p, end) != 0 ||
+                   "POST, GET, OPTIONS, PUT, PATCH, DELETE", &p, end) != 0 ||
         add_header(c->wsi, "access-control-allow-headers:",
                    "accept, content-type, authorization", &p, end) != 0) {
         return -1;
@@ -350,6 +351,9 @@ static int gw_dispatch(struct http_conn *c)
     if (c->skind != HTTP_STREAM_NONE) {
         return http__stream_start(c);
     }
+    if (c->api != NULL) {
+        return http__api_dispatch(c);
+    }
     /* protobuf can be longer than its JSON (a negative int32 takes 10
      * bytes); gRPC accepts this much too */
     buf_init(&pb, (size_t)c->h->s->limits.v[LIMIT_REQUEST_BYTES] + 512 * 1024);
@@ -389,8 +393,9 @@ static int header_u64(struct lws *wsi, enum lws_token_indexes tok,
     return 0;
 }
 
-/* A gateway call (m) or stream (c->skind): collect the body. */
-static int gw_start(struct http_conn *c, const struct api_method *m)
+/* A gateway call (m), stream (c->skind) or /api/v1/ request (c->api):
+ * collect the body. */
+int http__body_start(struct http_conn *c, const struct api_method *m)
 {
     uint64_t limit = c->h->s->limits.v[LIMIT_REQUEST_BYTES];
     uint64_t clen = 0;
@@ -475,7 +480,7 @@ static int route(struct http_conn *c, const char *path, int meth)
         if (meth != LWSHUMETH_POST) {
             return respond_text(c, 405, "Method Not Allowed\n");
         }
-        return gw_start(c, NULL);
+        return http__body_start(c, NULL);
     }
     if (strncmp(path, "/v3", 3) == 0 &&
         (path[3] == '/' || path[3] == 'a' || path[3] == 'b')) {
@@ -487,7 +492,7 @@ static int route(struct http_conn *c, const char *path, int meth)
             c->m = m;
             return respond_text(c, 405, "Method Not Allowed\n");
         }
-        return gw_start(c, m);
+        return http__body_start(c, m);
     }
     static const struct {
         const char *path;
@@ -513,6 +518,9 @@ static int route(struct http_conn *c, const char *path, int meth)
             return http__get_metrics(c);
         }
         return http__get_health(c, (enum http_purpose)(gets[i].which - 2));
+    }
+    if (strncmp(path, "/api/v1/", 8) == 0) {
+        return http__api_route(c, path, meth);
     }
     return respond_text(c, 404, "404 page not found\n");
 }

@@ -1,0 +1,147 @@
+/*
+ * services.h - the service registry: instances under leased keys,
+ * sessions, discovery reads, service settings and Prometheus http_sd.
+ *
+ * Does:     serves the REST API under /api/v1/sessions, /api/v1/registry
+ *           and /api/v1/sd/prometheus (docs/registry.md) by reducing each
+ *           call to ordinary etcd requests on the core (LeaseGrant,
+ *           LeaseRevoke, Range, Txn, DeleteRange) through api_call, so
+ *           Raft, MVCC, watch, lease and auth serve it unchanged and
+ *           etcdctl sees every key it writes.
+ * Owns:     one struct svc_req per call in progress, freed when it
+ *           answered or was cancelled.
+ * Threads:  the loop thread only.
+ * Borrowed: every argument of svc_handle is copied before it returns; the
+ *           body handed to the done callback lives until it returns.
+ * Errors:   answers carry an HTTP status and {"error","code","message"}
+ *           (code names the problem: bad_request, not_found, conflict,
+ *           session_expired, too_large, permission_denied, unavailable);
+ *           bad input is 400 naming the field, never a 5xx and never a
+ *           partial write.
+ * Limits:   SVC_NAME_MAX name bytes, SVC_DOC_MAX bytes of one instance
+ *           document, SVC_LABELS_MAX labels, SVC_LIST_MAX instances read
+ *           per service or namespace (the Range limit; more is 413).
+ * Not here: HTTP framing (registry/http/http_api.c), pushed discovery
+ *           (registry/http streams), lease expiry (consensus/lease and
+ *           registry/server/api_lease.c).
+ *
+ * Layout (defaults): instance /registry/<ns>/services/<svc>/<id> -> the
+ * instance document (JSON, below), attached to its session's lease; the
+ * service's settings /registry/<ns>/settings/<svc> (outside the services
+ * prefix, so etcd's gRPC resolver, which reads the whole service prefix,
+ * never sees them). The stored document has no "revision": readers add
+ * the key's mod_revision when they render it.
+ *
+ * Instance document: {"id","namespace","service","addr":"host:port",
+ * "host","port","weight","zone","version","labels":{..},"meta":{..},
+ * "status":"up"|"draining","health":"passing"|"critical"|"unknown",
+ * "check":{..last result..},"checks":[..],"session":"<hex>",
+ * "registered_at":"<RFC 3339>"}. "addr" is the field etcd's resolver
+ * reads; no field is called "metadata" in any case (grpc-go's balancer
+ * panics on an object there).
+ */
+#ifndef CAIRN_REGISTRY_SERVICES_H
+#define CAIRN_REGISTRY_SERVICES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "base/buf.h"
+
+#define SVC_NAME_MAX    128
+#define SVC_DOC_MAX     (64 * 1024)
+#define SVC_LABELS_MAX  64
+#define SVC_CHECKS_MAX  8
+#define SVC_LIST_MAX    100000
+#define SVC_TTL_DEFAULT 10
+#define SVC_TTL_MAX     3600
+#define SVC_WEIGHT_MAX  1000
+#define SVC_WEIGHT_DEF  100
+#define SVC_HOST_MAX    253
+#define SVC_PREFIX      "/registry/"
+#define SVC_MSG_MAX     256
+
+struct server;
+struct svc_req;
+
+/* The answer: an HTTP status and a JSON body (len bytes, not terminated),
+ * borrowed until the callback returns. */
+typedef void (*svc_done_fn)(void *ctx, int status, const char *body,
+                            size_t len);
+
+/* ------------------------------------------------------------- model */
+
+/* 1..SVC_NAME_MAX bytes of [A-Za-z0-9._-]. */
+bool svc_name_ok(const char *s, size_t len);
+
+/* Parse "host:port" ("[v6]:port" for IPv6) into host and port. ERR_INVALID
+ * when it is not of that form or the port is not 1..65535. */
+int svc_addr_parse(const char *addr, char *host, size_t host_len, int *port);
+
+/* Build the stored instance document from a registration body. body is
+ * borrowed; *out is a new reference on success. ns, svc, id must be valid
+ * names; session is the lease in hex; now_s the registration time.
+ * ERR_BAD_REQUEST with msg naming the field on bad input. */
+int svc_instance_build(json_t *body, const char *ns, const char *svc,
+                       const char *id, const char *session, int64_t now_s,
+                       json_t **out, char *msg, size_t msg_len);
+
+/* Apply a PATCH body (status, weight, labels, meta, zone, version) to doc
+ * in place. ERR_BAD_REQUEST naming the field. */
+int svc_instance_patch(json_t *doc, json_t *patch, char *msg, size_t msg_len);
+
+/* Filters of a discovery read (GET /api/v1/registry/<ns>/<svc>). */
+struct svc_filter {
+    bool healthy; /* healthy=true */
+    char zone[SVC_NAME_MAX + 1];
+    char version[SVC_NAME_MAX + 1];
+    char selector[1024]; /* k=v,k2!=v2 */
+};
+
+/* Parse a selector "k=v,k2!=v2" (ERR_BAD_REQUEST on a malformed term). */
+int svc_selector_check(const char *sel, char *msg, size_t msg_len);
+
+/* Does doc pass every filter but healthy (the caller applies that one,
+ * since protection decides whether it applies)? */
+bool svc_filter_match(const struct svc_filter *f, json_t *doc);
+
+/* Is the instance healthy: status up and health passing? */
+bool svc_instance_healthy(json_t *doc);
+
+/* ------------------------------------------------------------- calls */
+
+/* Serve one REST call. method is "GET", "PUT", ...; path starts with
+ * "/api/v1/"; query is the raw query string without '?', or NULL; body
+ * (may be NULL when len is 0) is the request body; token is the caller's
+ * etcd auth token or NULL. done runs exactly once, possibly before this
+ * returns, unless svc_cancel is called first. *slot holds the call while
+ * it is in flight and is set to NULL before done runs (so the caller can
+ * tell whether there is anything to cancel). A path that is not the
+ * registry's is answered 404. */
+void svc_handle(struct server *s, const char *method, const char *path,
+                const char *query, const char *body, size_t len,
+                const char *token, struct svc_req **slot, svc_done_fn done,
+                void *ctx);
+
+/* The caller is gone (r is the non-NULL *slot): done will not run; the
+ * call's inner request is cancelled (a write already proposed still
+ * commits). *slot becomes NULL. */
+void svc_cancel(struct svc_req *r);
+
+/* Does path belong to the registry API (so the front end may route it)? */
+bool svc_path_is_ours(const char *path);
+
+/* Render the answer body of an error (exported for the front ends' own
+ * errors, so that every /api/v1/ error has one shape). */
+int svc_error_body(struct buf *out, const char *code, const char *message,
+                   const char *field);
+
+/* The value of name in a query string "a=1&b=2" (percent-decoded) into
+ * out; 1 when absent, ERR_LIMIT when longer than out_len - 1. */
+int svc_query_get(const char *query, const char *name, char *out,
+                  size_t out_len);
+
+#endif

@@ -1,0 +1,628 @@
+/*
+ * svc_model.c - the registry's data model: names, addresses, the instance
+ * document built from a registration, PATCH, filters and query strings.
+ * Pure functions over jansson values: no I/O, no server state, so the
+ * unit tests (tests/unit/services) cover every rule directly.
+ *
+ * Why the document is built field by field rather than stored as sent: the
+ * stored value is read by other programs (etcd's gRPC resolver decodes it
+ * with Go's case-insensitive field matching), so only known fields of
+ * checked types are kept, and the one dangerous name, "metadata" in any
+ * case, can never appear (grpc-go's round-robin balancer panics on a map
+ * there: "hash of unhashable type").
+ */
+#include "registry/services/services.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "base/assert.h"
+#include "base/err.h"
+
+bool svc_name_ok(const char *s, size_t len)
+{
+    if (s == NULL || len == 0 || len > SVC_NAME_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!isalnum(ch) && ch != '.' && ch != '_' && ch != '-') {
+            return false;
+        }
+    }
+    /* "." and ".." would read as path steps to a human and to proxies */
+    return !(len <= 2 && s[0] == '.' && (len == 1 || s[1] == '.'));
+}
+
+static int bad(char *msg, size_t msg_len, const char *fmt, const char *field)
+{
+    snprintf(msg, msg_len, fmt, field);
+    return ERR_BAD_REQUEST;
+}
+
+static bool host_ok(const char *h, size_t n)
+{
+    if (n == 0 || n > SVC_HOST_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)h[i];
+        if (ch <= ' ' || ch >= 0x7f || ch == '/' || ch == '"' || ch == '\\' ||
+            ch == '[' || ch == ']' || ch == '@' || ch == '?' || ch == '#') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int port_parse(const char *p, int *port)
+{
+    char *end = NULL;
+    if (*p == '\0' || *p == '+' || *p == '-' || strlen(p) > 5) {
+        return ERR_INVALID;
+    }
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (errno != 0 || *end != '\0' || v < 1 || v > 65535) {
+        return ERR_INVALID;
+    }
+    *port = (int)v;
+    return 0;
+}
+
+int svc_addr_parse(const char *addr, char *host, size_t host_len, int *port)
+{
+    const char *colon;
+    const char *h = addr;
+    size_t hn;
+    if (addr == NULL || host_len == 0) {
+        return ERR_INVALID;
+    }
+    if (addr[0] == '[') { /* [v6]:port */
+        const char *close = strchr(addr, ']');
+        if (close == NULL || close[1] != ':') {
+            return ERR_INVALID;
+        }
+        h = addr + 1;
+        hn = (size_t)(close - h);
+        colon = close + 1;
+        if (hn == 0 || strchr(h, ':') == NULL || strchr(h, ':') > close) {
+            return ERR_INVALID; /* brackets hold an IPv6 address */
+        }
+    } else {
+        colon = strrchr(addr, ':');
+        if (colon == NULL || memchr(addr, ':', (size_t)(colon - addr))) {
+            return ERR_INVALID; /* none, or a bare IPv6 address */
+        }
+        hn = (size_t)(colon - addr);
+        if (!host_ok(h, hn)) {
+            return ERR_INVALID;
+        }
+    }
+    for (size_t i = 0; addr[0] == '[' && i < hn; i++) {
+        if (!isxdigit((unsigned char)h[i]) && h[i] != ':' && h[i] != '.' &&
+            h[i] != '%') {
+            return ERR_INVALID;
+        }
+    }
+    if (hn + 1 > host_len || port_parse(colon + 1, port) != 0) {
+        return ERR_INVALID;
+    }
+    memcpy(host, h, hn);
+    host[hn] = '\0';
+    return 0;
+}
+
+/* A short string field (<= max bytes, no control characters), or absent. */
+static int opt_str(json_t *body, const char *name, size_t max, const char **out,
+                   char *msg, size_t msg_len)
+{
+    json_t *v = json_object_get(body, name);
+    *out = NULL;
+    if (v == NULL || json_is_null(v)) {
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        return bad(msg, msg_len, "field \"%s\" must be a string", name);
+    }
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n > max || strlen(s) != n) {
+        return bad(msg, msg_len, "field \"%s\" is too long or holds NUL", name);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < ' ') {
+            return bad(msg, msg_len, "field \"%s\" holds a control character",
+                       name);
+        }
+    }
+    *out = s;
+    return 0;
+}
+
+/* labels: an object of at most SVC_LABELS_MAX string values; keys are
+ * names (so a selector can name them). */
+static int labels_check(json_t *v, char *msg, size_t msg_len)
+{
+    const char *k;
+    json_t *x;
+    if (!json_is_object(v)) {
+        return bad(msg, msg_len, "field \"%s\" must be an object", "labels");
+    }
+    if (json_object_size(v) > SVC_LABELS_MAX) {
+        return bad(msg, msg_len, "field \"%s\" has too many entries", "labels");
+    }
+    json_object_foreach(v, k, x)
+    {
+        if (!svc_name_ok(k, strlen(k))) {
+            snprintf(msg, msg_len,
+                     "field \"labels\": key \"%.64s\" is not a name "
+                     "(1-128 of [A-Za-z0-9._-])",
+                     k);
+            return ERR_BAD_REQUEST;
+        }
+        if (!json_is_string(x) || json_string_length(x) > 256) {
+            snprintf(msg, msg_len,
+                     "field \"labels\": value of \"%.64s\" must be a string "
+                     "of at most 256 bytes",
+                     k);
+            return ERR_BAD_REQUEST;
+        }
+    }
+    return 0;
+}
+
+static int weight_get(json_t *v, json_int_t *w, char *msg, size_t msg_len)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > SVC_WEIGHT_MAX) {
+        return bad(msg, msg_len, "field \"%s\" must be an integer 0-1000",
+                   "weight");
+    }
+    *w = json_integer_value(v);
+    return 0;
+}
+
+static int status_check(json_t *v, char *msg, size_t msg_len)
+{
+    const char *s = json_string_value(v);
+    if (s == NULL || (strcmp(s, "up") != 0 && strcmp(s, "draining") != 0)) {
+        return bad(msg, msg_len, "field \"%s\" must be \"up\" or \"draining\"",
+                   "status");
+    }
+    return 0;
+}
+
+/* One active check: {"type":"http","url":..} or {"type":"tcp","addr":..},
+ * with interval and timeout in seconds and damping counts. Normalized
+ * into out (defaults filled in). */
+static int check_build(json_t *c, json_t **out, char *msg, size_t msg_len)
+{
+    const char *type;
+    json_int_t interval = 10, timeout = 2, fail_after = 3, pass_after = 1;
+    json_t *v;
+    if (!json_is_object(c)) {
+        return bad(msg, msg_len, "field \"%s\" must hold objects", "checks");
+    }
+    type = json_string_value(json_object_get(c, "type"));
+    if (type == NULL ||
+        (strcmp(type, "http") != 0 && strcmp(type, "tcp") != 0)) {
+        return bad(msg, msg_len,
+                   "field \"%s\": unknown check type (http or tcp)",
+                   "checks.type");
+    }
+    struct {
+        const char *name;
+        json_int_t *dst;
+        json_int_t lo, hi;
+    } nums[] = {
+        {"interval", &interval, 1, 3600},
+        {"timeout", &timeout, 1, 60},
+        {"fail_after", &fail_after, 1, 100},
+        {"pass_after", &pass_after, 1, 100},
+    };
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        v = json_object_get(c, nums[i].name);
+        if (v == NULL) {
+            continue;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) < nums[i].lo ||
+            json_integer_value(v) > nums[i].hi) {
+            snprintf(msg, msg_len,
+                     "field \"checks.%s\" must be an integer %lld-%lld",
+                     nums[i].name, (long long)nums[i].lo,
+                     (long long)nums[i].hi);
+            return ERR_BAD_REQUEST;
+        }
+        *nums[i].dst = json_integer_value(v);
+    }
+    const char *target;
+    const char *tname = strcmp(type, "http") == 0 ? "url" : "addr";
+    int rc = opt_str(c, tname, 1024, &target, msg, msg_len);
+    if (rc != 0) {
+        return rc;
+    }
+    if (target == NULL) {
+        snprintf(msg, msg_len, "field \"checks.%s\" is required", tname);
+        return ERR_BAD_REQUEST;
+    }
+    if (strcmp(type, "http") == 0 && strncmp(target, "http://", 7) != 0) {
+        return bad(msg, msg_len, "field \"%s\" must be an http:// URL",
+                   "checks.url");
+    }
+    if (strcmp(type, "tcp") == 0) {
+        char h[SVC_HOST_MAX + 1];
+        int p;
+        if (svc_addr_parse(target, h, sizeof(h), &p) != 0) {
+            return bad(msg, msg_len, "field \"%s\" must be host:port",
+                       "checks.addr");
+        }
+    }
+    *out = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}", "type", type, tname, target,
+                     "interval", interval, "timeout", timeout, "fail_after",
+                     fail_after, "pass_after", pass_after);
+    return *out != NULL ? 0 : -ENOMEM;
+}
+
+static int checks_build(json_t *v, json_t *doc, char *msg, size_t msg_len)
+{
+    json_t *arr;
+    size_t i;
+    json_t *c;
+    if (!json_is_array(v)) {
+        return bad(msg, msg_len, "field \"%s\" must be an array", "checks");
+    }
+    if (json_array_size(v) > SVC_CHECKS_MAX) {
+        return bad(msg, msg_len, "field \"%s\" has too many entries (max 8)",
+                   "checks");
+    }
+    arr = json_array();
+    if (arr == NULL) {
+        return -ENOMEM;
+    }
+    json_array_foreach(v, i, c)
+    {
+        json_t *n = NULL;
+        int rc = check_build(c, &n, msg, msg_len);
+        if (rc != 0) {
+            json_decref(arr);
+            return rc;
+        }
+        json_array_append_new(arr, n);
+    }
+    if (json_array_size(arr) == 0) {
+        json_decref(arr);
+        return 0;
+    }
+    return json_object_set_new(doc, "checks", arr) == 0 ? 0 : -ENOMEM;
+}
+
+static void rfc3339(int64_t now_s, char *out, size_t len)
+{
+    struct tm tm;
+    time_t t = (time_t)now_s;
+    gmtime_r(&t, &tm);
+    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* addr from "addr" or from "host" and "port"; both given must agree. */
+static int addr_build(json_t *body, char *host, size_t host_len, int *port,
+                      char *msg, size_t msg_len)
+{
+    const char *addr;
+    const char *h;
+    json_t *pv = json_object_get(body, "port");
+    int rc = opt_str(body, "addr", SVC_HOST_MAX + 8, &addr, msg, msg_len);
+    rc = rc != 0 ? rc : opt_str(body, "host", SVC_HOST_MAX, &h, msg, msg_len);
+    if (rc != 0) {
+        return rc;
+    }
+    if (pv != NULL && (!json_is_integer(pv) || json_integer_value(pv) < 1 ||
+                       json_integer_value(pv) > 65535)) {
+        return bad(msg, msg_len, "field \"%s\" must be an integer 1-65535",
+                   "port");
+    }
+    if (addr != NULL) {
+        if (svc_addr_parse(addr, host, host_len, port) != 0) {
+            return bad(msg, msg_len,
+                       "field \"%s\" must be host:port (port 1-65535)", "addr");
+        }
+        if ((h != NULL && strcmp(h, host) != 0) ||
+            (pv != NULL && json_integer_value(pv) != *port)) {
+            return bad(msg, msg_len, "field \"%s\" disagrees with host or port",
+                       "addr");
+        }
+        return 0;
+    }
+    if (h == NULL || pv == NULL) {
+        return bad(msg, msg_len, "field \"%s\" (or host and port) is required",
+                   "addr");
+    }
+    if (!host_ok(h, strlen(h)) && strchr(h, ':') == NULL) {
+        return bad(msg, msg_len, "field \"%s\" is not a host name or address",
+                   "host");
+    }
+    snprintf(host, host_len, "%s", h);
+    *port = (int)json_integer_value(pv);
+    return 0;
+}
+
+static int fields_copy(json_t *body, json_t *doc, char *msg, size_t msg_len)
+{
+    static const char *const strs[] = {"zone", "version"};
+    json_int_t weight = SVC_WEIGHT_DEF;
+    json_t *v;
+    int rc;
+    for (size_t i = 0; i < 2; i++) {
+        const char *s;
+        rc = opt_str(body, strs[i], SVC_NAME_MAX, &s, msg, msg_len);
+        if (rc != 0) {
+            return rc;
+        }
+        json_object_set_new(doc, strs[i], json_string(s != NULL ? s : ""));
+    }
+    if ((v = json_object_get(body, "weight")) != NULL &&
+        (rc = weight_get(v, &weight, msg, msg_len)) != 0) {
+        return rc;
+    }
+    json_object_set_new(doc, "weight", json_integer(weight));
+    v = json_object_get(body, "labels");
+    if (v != NULL && (rc = labels_check(v, msg, msg_len)) != 0) {
+        return rc;
+    }
+    json_object_set_new(doc, "labels",
+                        v != NULL ? json_deep_copy(v) : json_object());
+    v = json_object_get(body, "meta");
+    if (v != NULL && !json_is_object(v)) {
+        return bad(msg, msg_len, "field \"%s\" must be an object", "meta");
+    }
+    json_object_set_new(doc, "meta",
+                        v != NULL ? json_deep_copy(v) : json_object());
+    v = json_object_get(body, "status");
+    if (v != NULL && (rc = status_check(v, msg, msg_len)) != 0) {
+        return rc;
+    }
+    json_object_set_new(doc, "status",
+                        json_string(v != NULL ? json_string_value(v) : "up"));
+    return 0;
+}
+
+int svc_instance_build(json_t *body, const char *ns, const char *svc,
+                       const char *id, const char *session, int64_t now_s,
+                       json_t **out, char *msg, size_t msg_len)
+{
+    char host[SVC_HOST_MAX + 1];
+    char addr[SVC_HOST_MAX + 16];
+    char when[40];
+    int port = 0;
+    int rc;
+    json_t *doc;
+    ASSERT(ns != NULL && svc != NULL && id != NULL);
+    if (!json_is_object(body)) {
+        return bad(msg, msg_len, "%s", "the body must be a JSON object");
+    }
+    rc = addr_build(body, host, sizeof(host), &port, msg, msg_len);
+    if (rc != 0) {
+        return rc;
+    }
+    snprintf(addr, sizeof(addr),
+             strchr(host, ':') != NULL ? "[%s]:%d" : "%s:%d", host, port);
+    rfc3339(now_s, when, sizeof(when));
+    doc = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i}", "id", id, "namespace", ns,
+                    "service", svc, "addr", addr, "host", host, "port", port);
+    if (doc == NULL) {
+        return -ENOMEM;
+    }
+    rc = fields_copy(body, doc, msg, msg_len);
+    json_t *checks = json_object_get(body, "checks");
+    if (rc == 0 && checks != NULL) {
+        rc = checks_build(checks, doc, msg, msg_len);
+    }
+    if (rc != 0) {
+        json_decref(doc);
+        return rc;
+    }
+    /* with checks, health is unknown until the first probe; without,
+     * the session's heartbeat is the check (Consul's TTL check) */
+    json_object_set_new(doc, "health",
+                        json_string(json_object_get(doc, "checks") != NULL
+                                        ? "unknown"
+                                        : "passing"));
+    json_object_set_new(doc, "session", json_string(session));
+    json_object_set_new(doc, "registered_at", json_string(when));
+    *out = doc;
+    return 0;
+}
+
+int svc_instance_patch(json_t *doc, json_t *patch, char *msg, size_t msg_len)
+{
+    const char *k;
+    json_t *v;
+    json_int_t w;
+    int rc;
+    if (!json_is_object(patch)) {
+        return bad(msg, msg_len, "%s", "the body must be a JSON object");
+    }
+    /* check everything first: a bad field leaves doc as it was */
+    json_object_foreach(patch, k, v)
+    {
+        if (strcmp(k, "status") == 0) {
+            rc = status_check(v, msg, msg_len);
+        } else if (strcmp(k, "weight") == 0) {
+            rc = weight_get(v, &w, msg, msg_len);
+        } else if (strcmp(k, "labels") == 0) {
+            rc = labels_check(v, msg, msg_len);
+        } else if (strcmp(k, "meta") == 0) {
+            rc = json_is_object(v)
+                     ? 0
+                     : bad(msg, msg_len, "field \"%s\" must be an object",
+                           "meta");
+        } else if (strcmp(k, "zone") == 0 || strcmp(k, "version") == 0) {
+            const char *s;
+            rc = opt_str(patch, k, SVC_NAME_MAX, &s, msg, msg_len);
+        } else {
+            snprintf(msg, msg_len,
+                     "field \"%.64s\" cannot be changed by PATCH (status, "
+                     "weight, labels, meta, zone, version)",
+                     k);
+            rc = ERR_BAD_REQUEST;
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    json_object_foreach(patch, k, v)
+    {
+        json_object_set(doc, k, json_is_null(v) ? json_string("") : v);
+    }
+    return 0;
+}
+
+bool svc_instance_healthy(json_t *doc)
+{
+    const char *st = json_string_value(json_object_get(doc, "status"));
+    const char *h = json_string_value(json_object_get(doc, "health"));
+    return st != NULL && strcmp(st, "up") == 0 && h != NULL &&
+           strcmp(h, "passing") == 0;
+}
+
+/* One selector term k=v or k!=v against doc's labels. */
+static bool term_match(json_t *labels, const char *t, size_t n)
+{
+    char key[SVC_NAME_MAX + 1];
+    const char *eq = memchr(t, '=', n);
+    bool neg;
+    size_t kn;
+    if (eq == NULL) {
+        return false;
+    }
+    neg = eq > t && eq[-1] == '!';
+    kn = (size_t)(eq - t) - (neg ? 1 : 0);
+    if (kn == 0 || kn > SVC_NAME_MAX) {
+        return false;
+    }
+    memcpy(key, t, kn);
+    key[kn] = '\0';
+    const char *want = eq + 1;
+    size_t wn = n - (size_t)(want - t);
+    const char *have = json_string_value(json_object_get(labels, key));
+    bool same =
+        have != NULL && strlen(have) == wn && memcmp(have, want, wn) == 0;
+    return neg ? !same : same;
+}
+
+int svc_selector_check(const char *sel, char *msg, size_t msg_len)
+{
+    const char *p = sel;
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', n);
+        size_t kn = eq == NULL ? 0 : (size_t)(eq - p);
+        if (kn > 0 && p[kn - 1] == '!') {
+            kn--;
+        }
+        if (eq == NULL || !svc_name_ok(p, kn)) {
+            return bad(msg, msg_len,
+                       "parameter \"%s\" must be k=v or k!=v terms, "
+                       "comma-separated",
+                       "selector");
+        }
+        p += n + (end != NULL ? 1 : 0);
+    }
+    return 0;
+}
+
+bool svc_filter_match(const struct svc_filter *f, json_t *doc)
+{
+    const char *z = json_string_value(json_object_get(doc, "zone"));
+    const char *v = json_string_value(json_object_get(doc, "version"));
+    json_t *labels = json_object_get(doc, "labels");
+    if (f->zone[0] != '\0' && (z == NULL || strcmp(z, f->zone) != 0)) {
+        return false;
+    }
+    if (f->version[0] != '\0' && (v == NULL || strcmp(v, f->version) != 0)) {
+        return false;
+    }
+    const char *p = f->selector;
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (!term_match(labels, p, n)) {
+            return false;
+        }
+        p += n + (end != NULL ? 1 : 0);
+    }
+    return true;
+}
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    ch = tolower(ch);
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+int svc_query_get(const char *query, const char *name, char *out,
+                  size_t out_len)
+{
+    size_t nl = strlen(name);
+    const char *p = query;
+    ASSERT(out_len > 0);
+    while (p != NULL && *p != '\0') {
+        const char *end = strchr(p, '&');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (n >= nl && strncmp(p, name, nl) == 0 && (n == nl || p[nl] == '=')) {
+            size_t o = 0;
+            for (size_t i = nl + (n > nl ? 1 : 0); i < n; i++) {
+                int ch = (unsigned char)p[i];
+                if (ch == '+') {
+                    ch = ' ';
+                } else if (ch == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 &&
+                           hexval(p[i + 2]) >= 0) {
+                    ch = hexval(p[i + 1]) * 16 + hexval(p[i + 2]);
+                    i += 2;
+                }
+                if (o + 1 >= out_len) {
+                    return ERR_LIMIT;
+                }
+                out[o++] = (char)ch;
+            }
+            out[o] = '\0';
+            return 0;
+        }
+        p = end != NULL ? end + 1 : NULL;
+    }
+    out[0] = '\0';
+    return 1;
+}
+
+int svc_error_body(struct buf *out, const char *code, const char *message,
+                   const char *field)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s}", "error", message, "code", code,
+                          "message", message);
+    char *s;
+    int rc;
+    if (o == NULL) {
+        return -ENOMEM;
+    }
+    if (field != NULL) {
+        json_object_set_new(o, "field", json_string(field));
+    }
+    s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (s == NULL) {
+        return -ENOMEM;
+    }
+    rc = buf_append(out, s, strlen(s));
+    free(s);
+    return rc;
+}
