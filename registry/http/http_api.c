@@ -55,7 +55,7 @@ static const char *meth_name(int meth)
  * percent-decoded each fragment; svc_query_get decodes once more, which
  * only matters for a value holding a literal '%' followed by two hex
  * digits (never a name, which is [A-Za-z0-9._-]). */
-static int query_join(struct lws *wsi, char *out, size_t len)
+int http__query_join(struct lws *wsi, char *out, size_t len)
 {
     size_t o = 0;
     out[0] = '\0';
@@ -106,9 +106,14 @@ static int respond_api_error(struct http_conn *c, int status, const char *code,
     return rc;
 }
 
+static int watch_sse(struct http_conn *c, const char *path, int meth);
+
 int http__api_route(struct http_conn *c, const char *path, int meth)
 {
     struct http_api_req *a;
+    if (strncmp(path, REG_WATCH_PATH, strlen(REG_WATCH_PATH)) == 0) {
+        return watch_sse(c, path, meth);
+    }
     if (!svc_path_is_ours(path)) {
         return respond_api_error(c, 404, "not_found", "no such API path");
     }
@@ -121,13 +126,35 @@ int http__api_route(struct http_conn *c, const char *path, int meth)
     }
     snprintf(a->method, sizeof(a->method), "%s", meth_name(meth));
     snprintf(a->path, sizeof(a->path), "%s", path);
-    if (query_join(c->wsi, a->query, sizeof(a->query)) != 0) {
+    if (http__query_join(c->wsi, a->query, sizeof(a->query)) != 0) {
         mem_free(a);
         return respond_api_error(c, 414, "too_large",
                                  "the query string is too long");
     }
     c->api = a;
     return http__body_start(c, NULL);
+}
+
+/* A discovery stream asked for without a WebSocket upgrade: SSE. */
+static int watch_sse(struct http_conn *c, const char *path, int meth)
+{
+    char query[API_QUERY_MAX];
+    int rc;
+    if (meth != LWSHUMETH_GET) {
+        return respond_api_error(c, 405, "method_not_allowed",
+                                 "streams are GET (WebSocket or SSE)");
+    }
+    if (http__query_join(c->wsi, query, sizeof(query)) != 0) {
+        return respond_api_error(c, 414, "too_large",
+                                 "the query string is too long");
+    }
+    rc = http__reg_sse_start(c, path, query);
+    if (rc == ERR_BAD_REQUEST) {
+        return respond_api_error(c, 400, "bad_request",
+                                 "bad path or since: /api/v1/watch/registry/"
+                                 "<ns>[/<svc>]?since=<rev>");
+    }
+    return rc;
 }
 
 int http__api_dispatch(struct http_conn *c)

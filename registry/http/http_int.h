@@ -160,6 +160,13 @@ int http__body_start(struct http_conn *c, const struct api_method *m);
 struct http_api_req;
 struct svc_req;
 int http__api_route(struct http_conn *c, const char *path, int meth);
+/* The query string of the request on wsi, fragments joined with '&'. */
+int http__query_join(struct lws *wsi, char *out, size_t len);
+/* Discovery streams (http_stream.c): WebSocket upgrades and SSE GETs
+ * under this path. */
+#define REG_WATCH_PATH "/api/v1/watch/registry/"
+int http__reg_sse_start(struct http_conn *c, const char *path,
+                        const char *query);
 int http__api_dispatch(struct http_conn *c);
 void http__api_clear(struct http_conn *c);
 

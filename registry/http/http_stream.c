@@ -63,6 +63,7 @@
 #include "proto/rpc.pb-c.h"
 #include "registry/http/http_int.h"
 #include "registry/server/api_auth.h"
+#include "registry/services/services.h"
 
 /* Requests in one gateway body are bounded by its size; this bounds the
  * JSON scanner's loop per value as well (it moves forward every step). */
@@ -102,6 +103,17 @@ struct hstream {
     /* WebSocket: the message being received */
     struct buf in;
     char token[HTTP_TOKEN_MAX];
+    /* registry discovery (reg): the key prefix followed, the revision of
+     * the last message sent (the resume point), the snapshot read in
+     * flight, and a snapshot due (after a compaction cancel) */
+    bool reg;
+    bool reg_sse;
+    bool reg_resnap;
+    size_t reg_key_len;
+    char reg_key[512];
+    int64_t reg_rev;
+    int64_t reg_watch_id;
+    struct api_op *reg_op;
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -365,6 +377,12 @@ static void block(struct hstream *hs)
     }
 }
 
+static int reg_send(struct hstream *hs, const struct watch_resp *r);
+static int reg_sse_headers(struct hstream *hs);
+static void reg_resnapshot(struct hstream *hs);
+static bool reg_ws_path(struct lws *wsi);
+static int reg_ws_start(struct hstream *hs);
+
 /* The hub's send callback (runs inside watch_hub_run; must not call back
  * into the hub). */
 static int send_resp(void *ctx, const struct watch_resp *r)
@@ -378,6 +396,9 @@ static int send_resp(void *ctx, const struct watch_resp *r)
     if (pending(hs) >= out_max(hs)) {
         block(hs);
         return ERR_BUSY;
+    }
+    if (hs->reg) {
+        return reg_send(hs, r);
     }
     /* one response is bounded by the hub's fragment size per event set;
      * the cap only stops a runaway */
@@ -521,6 +542,10 @@ static struct hstream *stream_new(struct http_conn *c, struct lws *wsi,
 /* Leave the hub; a renewal in flight keeps only its ticket. */
 static void stream_detach(struct hstream *hs)
 {
+    if (hs->reg_op != NULL) {
+        api_cancel(hs->reg_op);
+        hs->reg_op = NULL;
+    }
     if (hs->st != NULL) {
         watch_stream_close(hs->st);
         hs->st = NULL;
@@ -779,10 +804,387 @@ static int gw_keepalive_start(struct http_conn *c)
     return 0;
 }
 
+/* ------------------------------------------------- registry discovery */
+
+/*
+ * Discovery streams (docs/registry.md): GET /api/v1/watch/registry/<ns>
+ * [/<svc>] as a WebSocket, or as SSE (Accept: text/event-stream). First a
+ * snapshot {"type":"snapshot","revision":R,"instances":[..]} read at a
+ * linearizable point as the caller (so key-range permissions apply), then
+ * a hub watcher on the same prefix from R + 1 with prev_kv, each event one
+ * {"type":"put"|"delete","revision":..,"instance":{..}} message in
+ * revision order. since=R (or SSE's Last-Event-ID) skips the snapshot and
+ * watches from R + 1: exactly what was missed, no repeat. When that history
+ * was compacted the hub cancels with compact_revision; the stream says
+ * {"type":"compacted",..} and sends a fresh snapshot, then follows again.
+ * The hub's bounds apply unchanged: a subscriber that does not read is
+ * moved to catch-up reads and, after HTTP_STREAM_STALL_S without progress,
+ * cut; it resumes from the last revision it saw.
+ */
+
+static int reg_enqueue(struct hstream *hs, const char *type, int64_t rev,
+                       json_t *o)
+{
+    char *js = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    char head[96];
+    int rc;
+    json_decref(o);
+    if (js == NULL) {
+        return -ENOMEM;
+    }
+    if (hs->reg_sse) {
+        snprintf(head, sizeof(head),
+                 "id: %lld\nevent: %s\ndata: ", (long long)rev, type);
+        rc = enqueue(hs, head, (const uint8_t *)js, strlen(js), "\n");
+    } else {
+        rc = enqueue(hs, "", (const uint8_t *)js, strlen(js), "");
+    }
+    free(js);
+    return rc;
+}
+
+static void reg_fail(struct hstream *hs, const char *code, const char *text)
+{
+    reg_enqueue(hs, "error", hs->reg_rev,
+                json_pack("{s:s,s:s,s:s,s:I}", "type", "error", "code", code,
+                          "message", text, "revision",
+                          (json_int_t)hs->reg_rev));
+    end_stream(hs, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, text);
+}
+
+static int reg_watch(struct hstream *hs, int64_t from)
+{
+    Etcdserverpb__WatchCreateRequest q =
+        ETCDSERVERPB__WATCH_CREATE_REQUEST__INIT;
+    struct watch_create wc;
+    uint8_t end[sizeof(hs->reg_key)];
+    int rc;
+    if (hs->st == NULL && (rc = open_hub_stream(hs)) != 0) {
+        return rc;
+    }
+    memcpy(end, hs->reg_key, hs->reg_key_len);
+    end[hs->reg_key_len - 1]++; /* the prefix ends in '/' */
+    q.key.data = (uint8_t *)hs->reg_key;
+    q.key.len = hs->reg_key_len;
+    q.range_end.data = end;
+    q.range_end.len = hs->reg_key_len;
+    q.start_revision = from;
+    q.prev_kv = 1;
+    q.watch_id = ++hs->reg_watch_id;
+    api_watch__create_from_pb(hs->h->s, &q,
+                              hs->token[0] != '\0' ? hs->token : NULL, &wc);
+    rc = watch_stream_create(hs->st, &wc);
+    api_watch__kick(hs->h->s);
+    return rc;
+}
+
+static void reg_snapshot_done(void *ctx, int err, const uint8_t *resp,
+                              size_t len)
+{
+    struct hstream *hs = ctx;
+    Etcdserverpb__RangeResponse *g;
+    json_t *list;
+    int64_t rev;
+    hs->reg_op = NULL;
+    if (err != 0) {
+        const char *code = "internal";
+        grpc_api_v1_status(err, &code);
+        reg_fail(hs, code, err_str(err));
+        return;
+    }
+    g = etcdserverpb__range_response__unpack(http__pb_allocator(), len, resp);
+    if (g == NULL) {
+        reg_fail(hs, "internal", "snapshot read did not decode");
+        return;
+    }
+    list = json_array();
+    for (size_t i = 0; list != NULL && i < g->n_kvs; i++) {
+        json_t *d =
+            svc_doc_parse(g->kvs[i]->value.data, g->kvs[i]->value.len,
+                          g->kvs[i]->mod_revision, g->kvs[i]->create_revision);
+        if (d != NULL) {
+            json_array_append_new(list, d);
+        }
+    }
+    rev = g->header != NULL ? g->header->revision : 0;
+    bool more = g->more;
+    etcdserverpb__range_response__free_unpacked(g, http__pb_allocator());
+    hs->reg_rev = rev;
+    if (reg_enqueue(hs, "snapshot", rev,
+                    json_pack("{s:s,s:I,s:o?,s:b}", "type", "snapshot",
+                              "revision", (json_int_t)rev, "instances", list,
+                              "more", more)) != 0 ||
+        reg_watch(hs, rev + 1) != 0) {
+        reg_fail(hs, "unavailable", "the stream could not follow changes");
+    }
+}
+
+static void reg_snapshot(struct hstream *hs)
+{
+    Etcdserverpb__RangeRequest q = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    uint8_t end[sizeof(hs->reg_key)];
+    uint8_t *bytes;
+    size_t n;
+    struct api_op *op;
+    const struct api_method *m = api_find("/etcdserverpb.KV/Range");
+    ASSERT(m != NULL);
+    ASSERT(hs->reg_op == NULL);
+    memcpy(end, hs->reg_key, hs->reg_key_len);
+    end[hs->reg_key_len - 1]++;
+    q.key.data = (uint8_t *)hs->reg_key;
+    q.key.len = hs->reg_key_len;
+    q.range_end.data = end;
+    q.range_end.len = hs->reg_key_len;
+    q.limit = SVC_LIST_MAX;
+    n = etcdserverpb__range_request__get_packed_size(&q);
+    bytes = mem_alloc(n);
+    if (bytes == NULL) {
+        reg_fail(hs, "internal", "out of memory");
+        return;
+    }
+    etcdserverpb__range_request__pack(&q, bytes);
+    op = api_call_auth(hs->h->s, m, bytes, n, 0,
+                       hs->token[0] != '\0' ? hs->token : NULL,
+                       reg_snapshot_done, hs);
+    mem_free(bytes);
+    if (op != NULL) {
+        hs->reg_op = op;
+    }
+}
+
+/* From the writable callback: the watcher was cancelled by compaction;
+ * drop it and start over from a snapshot (outside the hub's pass). */
+static void reg_resnapshot(struct hstream *hs)
+{
+    hs->reg_resnap = false;
+    if (hs->ending || hs->reg_op != NULL) {
+        return;
+    }
+    if (hs->st != NULL) {
+        watch_stream_close(hs->st);
+        hs->st = NULL;
+    }
+    reg_snapshot(hs);
+}
+
+/* One event -> one message; NULL-free: a value that is not an instance
+ * document (written by hand) is skipped, its revision still counts. */
+static int reg_event(struct hstream *hs, const struct kv_event *e)
+{
+    char ns[SVC_NAME_MAX + 1], svc[SVC_NAME_MAX + 1], id[SVC_NAME_MAX + 1];
+    int64_t rev = e->kv.mod_revision;
+    json_t *d;
+    if (e->type != KV_EVENT_DELETE) {
+        d = svc_doc_parse(e->kv.value, e->kv.value_len, rev,
+                          e->kv.create_revision);
+        if (d == NULL) {
+            return 0;
+        }
+        return reg_enqueue(hs, "put", rev,
+                           json_pack("{s:s,s:I,s:o}", "type", "put", "revision",
+                                     (json_int_t)rev, "instance", d));
+    }
+    d = e->has_prev
+            ? svc_doc_parse(e->prev.value, e->prev.value_len,
+                            e->prev.mod_revision, e->prev.create_revision)
+            : NULL;
+    if (d == NULL) {
+        if (svc_key_split((const char *)e->kv.key, e->kv.key_len, ns, svc,
+                          id) != 0) {
+            return 0;
+        }
+        d = json_pack("{s:s,s:s,s:s}", "id", id, "namespace", ns, "service",
+                      svc);
+    }
+    return reg_enqueue(hs, "delete", rev,
+                       json_pack("{s:s,s:I,s:o?}", "type", "delete", "revision",
+                                 (json_int_t)rev, "instance", d));
+}
+
+static int reg_send(struct hstream *hs, const struct watch_resp *r)
+{
+    int rc = 0;
+    if (r->watch_id != hs->reg_watch_id) {
+        return 0; /* a watcher we already dropped */
+    }
+    if (r->canceled) {
+        if (r->compact_revision > 0) {
+            reg_enqueue(hs, "compacted", r->compact_revision,
+                        json_pack("{s:s,s:I,s:I}", "type", "compacted",
+                                  "revision", (json_int_t)hs->reg_rev,
+                                  "compact_revision",
+                                  (json_int_t)r->compact_revision));
+            hs->reg_resnap = true;
+            lws_callback_on_writable(hs->wsi);
+            return 0;
+        }
+        const char *why =
+            r->cancel_reason != NULL ? r->cancel_reason : "watch canceled";
+        bool denied = strstr(why, "permission denied") != NULL;
+        reg_enqueue(hs, "error", hs->reg_rev,
+                    json_pack("{s:s,s:s,s:s}", "type", "error", "code",
+                              denied ? "permission_denied" : "unavailable",
+                              "message", why));
+        end_stream(hs, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
+        return 0;
+    }
+    for (size_t i = 0; rc == 0 && i < r->events_count; i++) {
+        const struct kv_event *e = &r->events[i];
+        if (e->kv.mod_revision <= hs->reg_rev && e->type != KV_EVENT_DELETE) {
+            continue;
+        }
+        rc = reg_event(hs, e);
+    }
+    if (r->events_count > 0 && rc == 0) {
+        int64_t last = r->events[r->events_count - 1].kv.mod_revision;
+        hs->reg_rev = last > hs->reg_rev ? last : hs->reg_rev;
+    }
+    if (rc != 0) {
+        hs->doomed = true;
+        lws_callback_on_writable(hs->wsi);
+    }
+    return 0;
+}
+
+static int reg_sse_headers(struct hstream *hs)
+{
+    unsigned char hb[LWS_PRE + 1024];
+    unsigned char *start = hb + LWS_PRE;
+    unsigned char *p = start;
+    unsigned char *end = hb + sizeof(hb);
+    static const struct {
+        const char *name;
+        const char *value;
+    } hdrs[] = {
+        {"access-control-allow-origin:", "*"},
+        {"cache-control:", "no-cache"},
+        {"content-type:", "text/event-stream"},
+        {"transfer-encoding:", "chunked"},
+    };
+    if (lws_add_http_header_status(hs->wsi, 200, &p, end) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+        if (lws_add_http_header_by_name(
+                hs->wsi, (const unsigned char *)hdrs[i].name,
+                (const unsigned char *)hdrs[i].value,
+                (int)strlen(hdrs[i].value), &p, end) != 0) {
+            return -1;
+        }
+    }
+    return lws_finalize_write_http_header(hs->wsi, start, &p, end);
+}
+
+/* since (a revision) from the query, or from Last-Event-ID for SSE;
+ * 0 when absent; -1 when malformed. */
+static int64_t reg_since(const char *query, const char *last_id)
+{
+    char v[32];
+    const char *s = NULL;
+    char *endp = NULL;
+    if (svc_query_get(query, "since", v, sizeof(v)) == 0) {
+        s = v;
+    } else if (last_id != NULL && last_id[0] != '\0') {
+        s = last_id;
+    }
+    if (s == NULL) {
+        return 0;
+    }
+    errno = 0;
+    long long r = strtoll(s, &endp, 10);
+    if (errno != 0 || endp == s || *endp != '\0' || r < 0) {
+        return -1;
+    }
+    return (int64_t)r;
+}
+
+/* Set up hs as a discovery stream of path (after REG_WATCH_PATH). */
+static int reg_init(struct hstream *hs, const char *path, int64_t since)
+{
+    if (svc_watch_prefix(path, hs->reg_key, sizeof(hs->reg_key),
+                         &hs->reg_key_len) != 0 ||
+        since < 0) {
+        return ERR_BAD_REQUEST;
+    }
+    hs->reg = true;
+    hs->reg_rev = since;
+    if (since > 0) {
+        return reg_watch(hs, since + 1);
+    }
+    reg_snapshot(hs);
+    return 0;
+}
+
+static bool reg_ws_path(struct lws *wsi)
+{
+    char uri[1024];
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0) {
+        return false;
+    }
+    return strncmp(uri, REG_WATCH_PATH, strlen(REG_WATCH_PATH)) == 0;
+}
+
+static int reg_ws_start(struct hstream *hs)
+{
+    char uri[1024];
+    char query[2048];
+    char *q;
+    int rc;
+    if (lws_hdr_copy(hs->wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
+        http__query_join(hs->wsi, query, sizeof(query)) != 0) {
+        return -1;
+    }
+    q = strchr(uri, '?');
+    if (q != NULL) {
+        *q = '\0';
+    }
+    rc = reg_init(hs, uri + strlen(REG_WATCH_PATH), reg_since(query, NULL));
+    if (rc == ERR_BAD_REQUEST) {
+        static const char why[] = "bad path or since: /api/v1/watch/registry/"
+                                  "<ns>[/<svc>]?since=<rev>";
+        lws_close_reason(hs->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                         (unsigned char *)why, sizeof(why) - 1);
+        return -1;
+    }
+    return rc == 0 ? 0 : -1;
+}
+
+int http__reg_sse_start(struct http_conn *c, const char *path,
+                        const char *query)
+{
+    char last[32];
+    struct hstream *hs;
+    int rc;
+    if (lws_hdr_copy(c->wsi, c->token, sizeof(c->token),
+                     WSI_TOKEN_HTTP_AUTHORIZATION) < 0) {
+        c->token[0] = '\0';
+    }
+    last[0] = '\0';
+    if (lws_hdr_custom_copy(c->wsi, last, sizeof(last), "last-event-id:", 14) <
+        0) {
+        last[0] = '\0';
+    }
+    hs = stream_new(c, c->wsi, HTTP_STREAM_WATCH);
+    if (hs == NULL) {
+        return -ENOMEM;
+    }
+    hs->reg_sse = true;
+    memcpy(hs->token, c->token, sizeof(hs->token));
+    rc = reg_init(hs, path + strlen(REG_WATCH_PATH), reg_since(query, last));
+    if (rc != 0) {
+        http__stream_free(c);
+        return rc;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ writing */
 
 static int write_stream_headers(struct hstream *hs)
 {
+    if (hs->reg_sse) {
+        return reg_sse_headers(hs);
+    }
     unsigned char hb[LWS_PRE + 1024];
     unsigned char *start = hb + LWS_PRE;
     unsigned char *p = start;
@@ -852,6 +1254,9 @@ static int gw_writable(struct hstream *hs)
     if (hs->doomed) {
         handle_doomed(hs);
     }
+    if (hs->reg_resnap) {
+        reg_resnapshot(hs);
+    }
     if (!hs->headers_sent) {
         if (pending(hs) == 0 && !hs->ending) {
             return 0; /* etcd's gateway sends nothing before a message */
@@ -907,6 +1312,9 @@ static int ws_writable(struct hstream *hs)
     int flags;
     if (hs->doomed) {
         handle_doomed(hs);
+    }
+    if (hs->reg_resnap) {
+        reg_resnapshot(hs);
     }
     if (pending(hs) == 0) {
         if (!hs->ending) {
@@ -973,7 +1381,7 @@ int http__stream_start(struct http_conn *c)
 
 static int ws_path_wraps(struct lws *wsi, bool *wrap)
 {
-    char uri[128];
+    char uri[1024];
     char *q;
     if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0) {
         return -1;
@@ -985,6 +1393,10 @@ static int ws_path_wraps(struct lws *wsi, bool *wrap)
     if (strcmp(uri, "/ws/watch") == 0) {
         *wrap = false;
         return 0;
+    }
+    if (strncmp(uri, REG_WATCH_PATH, strlen(REG_WATCH_PATH)) == 0) {
+        *wrap = false;
+        return 0; /* the path's names are checked when it opens */
     }
     if (http__stream_kind(uri) == HTTP_STREAM_WATCH) {
         *wrap = true; /* etcd's gateway over its WebSocket proxy */
@@ -1019,6 +1431,9 @@ int http__ws_established(struct http *h, struct http_conn *c, struct lws *wsi)
     }
     hs->wrap = wrap;
     memcpy(hs->token, c->token, sizeof(hs->token));
+    if (reg_ws_path(wsi)) {
+        return reg_ws_start(hs);
+    }
     if (open_hub_stream(hs) != 0) {
         lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY,
                          (unsigned char *)"etcdserver: server stopped", 26);
@@ -1051,8 +1466,8 @@ int http__ws_receive(struct http_conn *c, const void *in, size_t len)
 {
     struct hstream *hs = c->hs;
     uint64_t max;
-    if (hs == NULL || hs->ending || hs->st == NULL) {
-        return 0; /* closing: what arrives now is dropped */
+    if (hs == NULL || hs->ending || hs->st == NULL || hs->reg) {
+        return 0; /* closing (or a discovery stream): dropped */
     }
     max = hs->h->s->limits.v[LIMIT_REQUEST_BYTES];
     if (hs->in.len + len > max ||

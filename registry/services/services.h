@@ -111,6 +111,22 @@ bool svc_filter_match(const struct svc_filter *f, json_t *doc);
 /* Is the instance healthy: status up and health passing? */
 bool svc_instance_healthy(json_t *doc);
 
+/* The stored value val[0..len) as an instance document with "revision"
+ * and "create_revision" added, or NULL when it is not one (a key someone
+ * wrote with etcdctl). A new reference. */
+json_t *svc_doc_parse(const void *val, size_t len, int64_t mod_rev,
+                      int64_t create_rev);
+
+/* Split an instance key /registry/<ns>/services/<svc>/<id> into its names
+ * (each buffer SVC_NAME_MAX + 1 bytes). ERR_INVALID when it is not one. */
+int svc_key_split(const char *key, size_t len, char *ns, char *svc, char *id);
+
+/* The key prefix of a discovery subscription path "<ns>" or "<ns>/<svc>"
+ * (what follows /api/v1/watch/registry/): "/registry/<ns>/services/" or
+ * "/registry/<ns>/services/<svc>/" into out (at least 512 bytes).
+ * ERR_INVALID when the path is not one or two names. */
+int svc_watch_prefix(const char *path, char *out, size_t out_len, size_t *n);
+
 /* ------------------------------------------------------------- calls */
 
 /* Serve one REST call. method is "GET", "PUT", ...; path starts with

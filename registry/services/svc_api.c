@@ -299,19 +299,8 @@ static int session_parse(const char *s, int64_t *id)
  * not a registry document (a key someone wrote with etcdctl). */
 static json_t *doc_from_kv(const Mvccpb__KeyValue *kv)
 {
-    json_t *d = json_loadb((const char *)kv->value.data, kv->value.len,
-                           JSON_REJECT_DUPLICATES, NULL);
-    if (d == NULL) {
-        return NULL;
-    }
-    if (!json_is_object(d) || !json_is_string(json_object_get(d, "addr"))) {
-        json_decref(d);
-        return NULL;
-    }
-    json_object_set_new(d, "revision", json_integer(kv->mod_revision));
-    json_object_set_new(d, "create_revision",
-                        json_integer(kv->create_revision));
-    return d;
+    return svc_doc_parse(kv->value.data, kv->value.len, kv->mod_revision,
+                         kv->create_revision);
 }
 
 static int64_t header_rev(const Etcdserverpb__ResponseHeader *h)

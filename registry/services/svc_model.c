@@ -626,3 +626,91 @@ int svc_error_body(struct buf *out, const char *code, const char *message,
     free(s);
     return rc;
 }
+
+json_t *svc_doc_parse(const void *val, size_t len, int64_t mod_rev,
+                      int64_t create_rev)
+{
+    json_t *d = json_loadb(val, len, JSON_REJECT_DUPLICATES, NULL);
+    if (d == NULL) {
+        return NULL;
+    }
+    if (!json_is_object(d) || !json_is_string(json_object_get(d, "addr"))) {
+        json_decref(d);
+        return NULL;
+    }
+    json_object_set_new(d, "revision", json_integer(mod_rev));
+    json_object_set_new(d, "create_revision", json_integer(create_rev));
+    return d;
+}
+
+/* The next name of p[0..n) up to '/', into out; its length or 0. */
+static size_t name_take(const char *p, size_t n, char *out)
+{
+    const char *e = memchr(p, '/', n);
+    size_t len = e != NULL ? (size_t)(e - p) : n;
+    if (!svc_name_ok(p, len)) {
+        return 0;
+    }
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return len;
+}
+
+int svc_key_split(const char *key, size_t len, char *ns, char *svc, char *id)
+{
+    static const char mid[] = "/services/";
+    size_t pl = strlen(SVC_PREFIX);
+    size_t o;
+    size_t n;
+    if (len <= pl || memcmp(key, SVC_PREFIX, pl) != 0) {
+        return ERR_INVALID;
+    }
+    o = pl;
+    n = name_take(key + o, len - o, ns);
+    if (n == 0) {
+        return ERR_INVALID;
+    }
+    o += n;
+    if (len - o <= sizeof(mid) - 1 ||
+        memcmp(key + o, mid, sizeof(mid) - 1) != 0) {
+        return ERR_INVALID;
+    }
+    o += sizeof(mid) - 1;
+    n = name_take(key + o, len - o, svc);
+    if (n == 0 || o + n >= len || key[o + n] != '/') {
+        return ERR_INVALID;
+    }
+    o += n + 1;
+    n = name_take(key + o, len - o, id);
+    return n != 0 && o + n == len ? 0 : ERR_INVALID;
+}
+
+int svc_watch_prefix(const char *path, char *out, size_t out_len, size_t *n)
+{
+    char ns[SVC_NAME_MAX + 1];
+    char svc[SVC_NAME_MAX + 1];
+    size_t len = strlen(path);
+    size_t a;
+    int w;
+    if (len > 0 && path[len - 1] == '/') {
+        len--;
+    }
+    a = name_take(path, len, ns);
+    if (a == 0) {
+        return ERR_INVALID;
+    }
+    if (a == len) {
+        w = snprintf(out, out_len, SVC_PREFIX "%s/services/", ns);
+    } else {
+        size_t b = name_take(path + a + 1, len - a - 1, svc);
+        if (path[a] != '/' || b == 0 || a + 1 + b != len) {
+            return ERR_INVALID;
+        }
+        w = snprintf(out, out_len, SVC_PREFIX "%s/services/%s/", ns, svc);
+    }
+    if (w < 0 || (size_t)w >= out_len) {
+        return ERR_INVALID;
+    }
+    *n = (size_t)w;
+    return 0;
+}
