@@ -198,6 +198,9 @@ int grpc_api_v1_status(int err, const char **code)
     case ERR_EXISTS:
         *code = "conflict";
         return 409;
+    case ERR_USER_EMPTY: /* auth on and no token: etcd says InvalidArgument */
+        *code = "unauthenticated";
+        return 401;
     default:
         break;
     }
