@@ -1,0 +1,297 @@
+/*
+ * test_services.c - the registry's model (registry/services/svc_model.c).
+ * Goal: names, addresses, the stored instance document, PATCH, selectors,
+ * filters, query strings and key parsing follow docs/registry.md, and
+ * every bad input is refused with a message naming the field, leaving
+ * nothing half-built.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cmocka.h>
+
+#include "base/err.h"
+#include "registry/services/services.h"
+
+static json_t *js(const char *text)
+{
+    json_t *v = json_loads(text, 0, NULL);
+    assert_non_null(v);
+    return v;
+}
+
+static void names(void **state)
+{
+    (void)state;
+    char big[SVC_NAME_MAX + 2];
+    memset(big, 'a', sizeof(big));
+    assert_true(svc_name_ok("web-1.prod_x", 12));
+    assert_true(svc_name_ok(big, SVC_NAME_MAX));
+    assert_false(svc_name_ok(big, SVC_NAME_MAX + 1));
+    assert_false(svc_name_ok("", 0));
+    assert_false(svc_name_ok("a b", 3));
+    assert_false(svc_name_ok("a/b", 3));
+    assert_false(svc_name_ok(".", 1));
+    assert_false(svc_name_ok("..", 2));
+    assert_true(svc_name_ok("...", 3));
+    assert_false(svc_name_ok("caf\xc3\xa9", 5));
+}
+
+static void addresses(void **state)
+{
+    (void)state;
+    char h[SVC_HOST_MAX + 1];
+    int port = 0;
+    assert_int_equal(svc_addr_parse("10.0.0.1:80", h, sizeof(h), &port), 0);
+    assert_string_equal(h, "10.0.0.1");
+    assert_int_equal(port, 80);
+    assert_int_equal(svc_addr_parse("[fe80::1]:65535", h, sizeof(h), &port), 0);
+    assert_string_equal(h, "fe80::1");
+    assert_int_equal(port, 65535);
+    assert_int_equal(
+        svc_addr_parse("svc.ns.svc.cluster.local:9", h, sizeof(h), &port), 0);
+    static const char *const bad[] = {
+        "nohost", "h:0",       "h:65536",       "h:-1",   "h:+1",     "h:",
+        ":80",    "::1:80",    "[::1]80",       "[]:80",  "[x:y]:80", "h:80 ",
+        "a b:80", "h:1234567", "[10.0.0.1]:80", "h/x:80",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (svc_addr_parse(bad[i], h, sizeof(h), &port) == 0) {
+            fail_msg("address \"%s\" was accepted", bad[i]);
+        }
+    }
+}
+
+static void build_ok(void **state)
+{
+    (void)state;
+    char msg[SVC_MSG_MAX];
+    json_t *doc = NULL;
+    json_t *body = js("{\"addr\":\"127.0.0.1:8080\",\"zone\":\"z\","
+                      "\"labels\":{\"env\":\"prod\"},\"meta\":{\"a\":[1]},"
+                      "\"Metadata\":{\"x\":1},\"METADATA\":[1],"
+                      "\"unknown\":1,\"weight\":0}");
+    assert_int_equal(svc_instance_build(body, "ns", "svc", "i1", "ab", 0, &doc,
+                                        msg, sizeof(msg)),
+                     0);
+    assert_string_equal(json_string_value(json_object_get(doc, "addr")),
+                        "127.0.0.1:8080");
+    assert_int_equal(json_integer_value(json_object_get(doc, "port")), 8080);
+    assert_int_equal(json_integer_value(json_object_get(doc, "weight")), 0);
+    assert_string_equal(json_string_value(json_object_get(doc, "status")),
+                        "up");
+    assert_string_equal(json_string_value(json_object_get(doc, "health")),
+                        "passing");
+    assert_string_equal(
+        json_string_value(json_object_get(doc, "registered_at")),
+        "1970-01-01T00:00:00Z");
+    const char *k;
+    json_t *v;
+    json_object_foreach(doc, k, v)
+    {
+        assert_true(strcasecmp(k, "metadata") != 0);
+        assert_true(strcmp(k, "unknown") != 0);
+    }
+    json_decref(doc);
+    json_decref(body);
+    /* host + port, with checks: health starts unknown, defaults filled */
+    body = js("{\"host\":\"::1\",\"port\":9,\"checks\":[{\"type\":\"tcp\","
+              "\"addr\":\"127.0.0.1:9\"}]}");
+    assert_int_equal(svc_instance_build(body, "ns", "svc", "i1", "ab", 0, &doc,
+                                        msg, sizeof(msg)),
+                     0);
+    assert_string_equal(json_string_value(json_object_get(doc, "addr")),
+                        "[::1]:9");
+    assert_string_equal(json_string_value(json_object_get(doc, "health")),
+                        "unknown");
+    json_t *c = json_array_get(json_object_get(doc, "checks"), 0);
+    assert_int_equal(json_integer_value(json_object_get(c, "interval")), 10);
+    assert_int_equal(json_integer_value(json_object_get(c, "fail_after")), 3);
+    json_decref(doc);
+    json_decref(body);
+}
+
+static void build_refuses(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        const char *field;
+    } bad[] = {
+        {"{}", "addr"},
+        {"{\"addr\":5}", "addr"},
+        {"{\"addr\":\"h:70000\"}", "addr"},
+        {"{\"addr\":\"h:1\",\"port\":2}", "addr"},
+        {"{\"host\":\"h\"}", "addr"},
+        {"{\"host\":\"h\",\"port\":\"80\"}", "port"},
+        {"{\"addr\":\"h:1\",\"weight\":-1}", "weight"},
+        {"{\"addr\":\"h:1\",\"weight\":1001}", "weight"},
+        {"{\"addr\":\"h:1\",\"weight\":1.5}", "weight"},
+        {"{\"addr\":\"h:1\",\"status\":\"down\"}", "status"},
+        {"{\"addr\":\"h:1\",\"labels\":[]}", "labels"},
+        {"{\"addr\":\"h:1\",\"labels\":{\"a b\":\"x\"}}", "labels"},
+        {"{\"addr\":\"h:1\",\"labels\":{\"a\":1}}", "labels"},
+        {"{\"addr\":\"h:1\",\"meta\":[]}", "meta"},
+        {"{\"addr\":\"h:1\",\"zone\":\"a\\nb\"}", "zone"},
+        {"{\"addr\":\"h:1\",\"checks\":{}}", "checks"},
+        {"{\"addr\":\"h:1\",\"checks\":[{\"type\":\"udp\"}]}", "checks.type"},
+        {"{\"addr\":\"h:1\",\"checks\":[{\"type\":\"http\"}]}", "checks.url"},
+        {"{\"addr\":\"h:1\",\"checks\":[{\"type\":\"http\",\"url\":"
+         "\"ftp://x\"}]}",
+         "checks.url"},
+        {"{\"addr\":\"h:1\",\"checks\":[{\"type\":\"tcp\",\"addr\":\"x\"}]}",
+         "checks.addr"},
+        {"{\"addr\":\"h:1\",\"checks\":[{\"type\":\"tcp\",\"addr\":\"x:1\","
+         "\"interval\":0}]}",
+         "checks.interval"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char msg[SVC_MSG_MAX];
+        char want[64];
+        json_t *doc = NULL;
+        json_t *body = js(bad[i].body);
+        int rc = svc_instance_build(body, "ns", "s", "i", "ab", 0, &doc, msg,
+                                    sizeof(msg));
+        if (rc != ERR_BAD_REQUEST) {
+            fail_msg("%s: rc %d", bad[i].body, rc);
+        }
+        assert_null(doc);
+        snprintf(want, sizeof(want), "\"%s\"", bad[i].field);
+        if (strstr(msg, want) == NULL) {
+            fail_msg("%s: message \"%s\" does not name %s", bad[i].body, msg,
+                     want);
+        }
+        json_decref(body);
+    }
+}
+
+static void patch(void **state)
+{
+    (void)state;
+    char msg[SVC_MSG_MAX];
+    json_t *doc = js("{\"addr\":\"h:1\",\"status\":\"up\",\"weight\":1}");
+    json_t *p = js("{\"status\":\"draining\",\"weight\":5}");
+    assert_int_equal(svc_instance_patch(doc, p, msg, sizeof(msg)), 0);
+    assert_string_equal(json_string_value(json_object_get(doc, "status")),
+                        "draining");
+    json_decref(p);
+    /* a bad field leaves doc untouched, even after a good one */
+    p = js("{\"weight\":9,\"addr\":\"x:2\"}");
+    assert_int_equal(svc_instance_patch(doc, p, msg, sizeof(msg)),
+                     ERR_BAD_REQUEST);
+    assert_non_null(strstr(msg, "\"addr\""));
+    assert_int_equal(json_integer_value(json_object_get(doc, "weight")), 5);
+    json_decref(p);
+    json_decref(doc);
+}
+
+static void filters(void **state)
+{
+    (void)state;
+    char msg[SVC_MSG_MAX];
+    struct svc_filter f;
+    json_t *d = js("{\"zone\":\"z1\",\"version\":\"v1\",\"status\":\"up\","
+                   "\"health\":\"passing\",\"labels\":{\"env\":\"prod\","
+                   "\"tier\":\"web\"}}");
+    memset(&f, 0, sizeof(f));
+    assert_true(svc_filter_match(&f, d));
+    assert_true(svc_instance_healthy(d));
+    snprintf(f.selector, sizeof(f.selector), "env=prod,tier!=db");
+    assert_int_equal(svc_selector_check(f.selector, msg, sizeof(msg)), 0);
+    assert_true(svc_filter_match(&f, d));
+    snprintf(f.selector, sizeof(f.selector), "env=prod,missing!=x");
+    assert_true(svc_filter_match(&f, d));
+    snprintf(f.selector, sizeof(f.selector), "env=prod,missing=x");
+    assert_false(svc_filter_match(&f, d));
+    snprintf(f.selector, sizeof(f.selector), "env=pro");
+    assert_false(svc_filter_match(&f, d));
+    f.selector[0] = '\0';
+    snprintf(f.zone, sizeof(f.zone), "z2");
+    assert_false(svc_filter_match(&f, d));
+    static const char *const bad[] = {"env", "=x", "!=x", "a b=c", "a=b,,"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (svc_selector_check(bad[i], msg, sizeof(msg)) != ERR_BAD_REQUEST) {
+            fail_msg("selector \"%s\" was accepted", bad[i]);
+        }
+    }
+    json_object_set_new(d, "status", json_string("draining"));
+    assert_false(svc_instance_healthy(d));
+    json_decref(d);
+}
+
+static void queries_and_keys(void **state)
+{
+    (void)state;
+    char v[16];
+    char ns[SVC_NAME_MAX + 1], svc[SVC_NAME_MAX + 1], id[SVC_NAME_MAX + 1];
+    char pfx[512];
+    size_t n = 0;
+    assert_int_equal(svc_query_get("a=1&sel=env%3Dx&b", "sel", v, sizeof(v)),
+                     0);
+    assert_string_equal(v, "env=x");
+    assert_int_equal(svc_query_get("a=1&b", "b", v, sizeof(v)), 0);
+    assert_string_equal(v, "");
+    assert_int_equal(svc_query_get("ab=1", "a", v, sizeof(v)), 1);
+    assert_int_equal(svc_query_get("a=12345678901234567890", "a", v, sizeof(v)),
+                     ERR_LIMIT);
+    assert_int_equal(svc_query_get("a=%4", "a", v, sizeof(v)), 0);
+    assert_string_equal(v, "%4");
+    static const char k[] = "/registry/n1/services/s1/i-1";
+    assert_int_equal(svc_key_split(k, sizeof(k) - 1, ns, svc, id), 0);
+    assert_string_equal(ns, "n1");
+    assert_string_equal(svc, "s1");
+    assert_string_equal(id, "i-1");
+    static const char *const badk[] = {
+        "/registry/n1/services/s1/", "/registry/n1/settings/s1",
+        "/registry/n1/services/s1/i/x", "/other/n1/services/s1/i",
+        "/registry//services/s1/i"};
+    for (size_t i = 0; i < sizeof(badk) / sizeof(badk[0]); i++) {
+        if (svc_key_split(badk[i], strlen(badk[i]), ns, svc, id) == 0) {
+            fail_msg("key \"%s\" was split", badk[i]);
+        }
+    }
+    assert_int_equal(svc_watch_prefix("n1/s1", pfx, sizeof(pfx), &n), 0);
+    assert_string_equal(pfx, "/registry/n1/services/s1/");
+    assert_int_equal(n, strlen(pfx));
+    assert_int_equal(svc_watch_prefix("n1/", pfx, sizeof(pfx), &n), 0);
+    assert_string_equal(pfx, "/registry/n1/services/");
+    assert_int_equal(svc_watch_prefix("n1/s1/i", pfx, sizeof(pfx), &n),
+                     ERR_INVALID);
+    assert_int_equal(svc_watch_prefix("", pfx, sizeof(pfx), &n), ERR_INVALID);
+    assert_int_equal(svc_watch_prefix("n 1", pfx, sizeof(pfx), &n),
+                     ERR_INVALID);
+}
+
+static void parse_doc(void **state)
+{
+    (void)state;
+    static const char v[] = "{\"addr\":\"h:1\",\"id\":\"i\"}";
+    json_t *d = svc_doc_parse(v, sizeof(v) - 1, 7, 3);
+    assert_non_null(d);
+    assert_int_equal(json_integer_value(json_object_get(d, "revision")), 7);
+    json_decref(d);
+    assert_null(svc_doc_parse("plain text", 10, 1, 1));
+    assert_null(svc_doc_parse("{\"id\":1}", 8, 1, 1));
+    assert_null(svc_doc_parse("[1]", 3, 1, 1));
+    assert_null(svc_doc_parse("{\"addr\":\"a\",\"addr\":\"b\"}", 23, 1, 1));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(names),
+        cmocka_unit_test(addresses),
+        cmocka_unit_test(build_ok),
+        cmocka_unit_test(build_refuses),
+        cmocka_unit_test(patch),
+        cmocka_unit_test(filters),
+        cmocka_unit_test(queries_and_keys),
+        cmocka_unit_test(parse_doc),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
