@@ -1018,10 +1018,13 @@ static void namespace_read(struct svc_req *r, int err, const uint8_t *resp,
     list = json_array();
     for (size_t i = 0; list != NULL && i < g->n_kvs; i++) {
         const Mvccpb__KeyValue *kv = g->kvs[i];
+        if (kv->key.len <= pn) {
+            continue; /* the range holds only keys under the prefix */
+        }
         const char *k = (const char *)kv->key.data + pn;
         size_t kn = kv->key.len - pn;
         const char *slash = memchr(k, '/', kn);
-        if (kv->key.len <= pn || slash == NULL) {
+        if (slash == NULL) {
             continue;
         }
         size_t sn = (size_t)(slash - k);
@@ -1068,6 +1071,9 @@ static void root_read(struct svc_req *r, int err, const uint8_t *resp,
     }
     list = json_array();
     for (size_t i = 0; list != NULL && i < g->n_kvs; i++) {
+        if (g->kvs[i]->key.len <= pn) {
+            continue;
+        }
         const char *k = (const char *)g->kvs[i]->key.data + pn;
         size_t kn = g->kvs[i]->key.len - pn;
         const char *slash = memchr(k, '/', kn);
