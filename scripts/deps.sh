@@ -11,11 +11,15 @@ libssl-dev libjansson-dev libcmocka-dev"
 # Tests: the reference etcd and real clients, etcd's protos, tools.
 PKGS="$PKGS etcd-server etcd-client python3-etcd3 python3-etcd3gw
 golang-etcd-server-dev lmdb-utils jq curl nghttp2-client procps iproute2"
+# Registry acceptance tests (tests/compat/registry_*.test): etcd's gRPC
+# resolver on grpc-go, built with Debian's Go in GOPATH mode, and Prometheus
+# with http_sd.
+PKGS="$PKGS golang-go golang-google-grpc-dev prometheus"
 # Fuzz targets (make fuzz, tests/fuzz/fuzz.test): clang and its libFuzzer
 # runtime (libclang_rt.fuzzer in libclang-rt-dev -> libclang-rt-14-dev).
 PKGS="$PKGS clang libclang-rt-dev"
 if [ "${1:-}" = "--build-only" ]; then
-    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|clang$|libclang-rt-dev$)' | tr '\n' ' ')
+    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|prometheus|clang$|libclang-rt-dev$)' | tr '\n' ' ')
 fi
 
 missing=""
