@@ -374,8 +374,9 @@ static struct hc_inst *inst_build(json_t *checks, const uint8_t *k, size_t n)
         json_int_t to = json_integer_value(json_object_get(o, "timeout"));
         json_int_t fa = json_integer_value(json_object_get(o, "fail_after"));
         json_int_t pa = json_integer_value(json_object_get(o, "pass_after"));
-        if (t == NULL || iv < 1 || iv > 3600 || to < 1 || to > 60 || fa < 1 ||
-            fa > 100 || pa < 1 || pa > 100) {
+        if (type == NULL || (!http && strcmp(type, "tcp") != 0) || t == NULL ||
+            iv < 1 || iv > 3600 || to < 1 || to > 60 || fa < 1 || fa > 100 ||
+            pa < 1 || pa > 100) {
             continue; /* not a document svc_model.c wrote: skip the check */
         }
         c->target = mem_alloc(strlen(t) + 1);
