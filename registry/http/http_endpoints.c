@@ -32,6 +32,7 @@
 #include "base/err.h"
 #include "proto/rpc.pb-c.h"
 #include "registry/http/http_int.h"
+#include "registry/services/services.h"
 
 /* ------------------------------------------------------------ /version */
 
@@ -357,6 +358,9 @@ int http__get_metrics(struct http_conn *c)
     grpc_metrics(&w, s);
     http_metrics(&w, c->h);
     process_metrics(&w);
+    if (w.err == 0) {
+        w.err = svc_health_metrics(s, &b); /* registry/services */
+    }
     rc = w.err;
     if (rc == 0) {
         rc = http__respond(c, 200, "text/plain; version=0.0.4; charset=utf-8",

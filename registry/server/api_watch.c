@@ -37,6 +37,7 @@
 #include "proto/kv.pb-c.h"
 #include "proto/rpc.pb-c.h"
 #include "registry/http/http.h"
+#include "registry/services/services.h"
 
 /* The lease service (api_lease.c). */
 int api_lease__start(struct server *s, char *msg, size_t msg_len);
@@ -429,6 +430,7 @@ static void obs_events(void *ctx, const struct kv_event *evs, size_t n,
         watch_hub_events(w->hub, evs, n, rev);
         schedule(w);
     }
+    svc_health_on_events(s, evs, n);
 }
 
 static void obs_lease(void *ctx, int64_t id, int64_t ttl, bool checkpoint)
@@ -453,6 +455,7 @@ static void obs_leader(void *ctx, uint64_t leader, uint64_t term)
         w->leader = leader;
     }
     api_lease__on_leader(s, leader, term);
+    svc_health_on_leader(s, leader, term);
 }
 
 /* A snapshot replaced the store: watchers re-read from it, lease timers
@@ -466,6 +469,7 @@ static void obs_restored(void *ctx, int64_t rev)
         watch_hub_restored(w->hub);
     }
     api_lease__restored(s);
+    svc_health_on_restored(s);
 }
 
 void server__observe(struct server *s, struct node_observer *obs)
@@ -562,7 +566,8 @@ static int watch_start(struct server *s, char *msg, size_t msg_len)
 int server__modules_start(struct server *s, char *msg, size_t msg_len)
 {
     int rc = watch_start(s, msg, msg_len);
-    return rc != 0 ? rc : api_lease__start(s, msg, msg_len);
+    rc = rc != 0 ? rc : api_lease__start(s, msg, msg_len);
+    return rc != 0 ? rc : svc_health_start(s, msg, msg_len);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -581,6 +586,7 @@ void server__modules_stop(struct server *s)
     struct watch_svc *w = s->watch;
     http_stop(s);     /* its streams leave the hub before it closes */
     api_lock_stop(s); /* its watchers go before the hub */
+    svc_health_stop(s);
     api_lease__stop(s);
     if (w == NULL) {
         return;

@@ -126,6 +126,7 @@ struct server {
     void *watch;       /* watch service state (registry/server/api_watch.c) */
     void *lease;       /* lease service state (registry/server/api_lease.c) */
     void *compactor;   /* auto compaction (compactor.c), when on */
+    void *health;      /* active health checks (registry/services) */
     struct auth *auth; /* users, roles, tokens (consensus/auth) */
 };
 

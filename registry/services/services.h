@@ -21,6 +21,8 @@
  * Limits:   SVC_NAME_MAX name bytes, SVC_DOC_MAX bytes of one instance
  *           document, SVC_LABELS_MAX labels, SVC_LIST_MAX instances read
  *           per service or namespace (the Range limit; more is 413).
+ *           Active checks (svc_health.c): HC_PROBES_MAX probes in flight,
+ *           HC_INSTANCES_MAX instances probed, HC_WRITES_MAX writes.
  * Not here: HTTP framing (registry/http/http_api.c), pushed discovery
  *           (registry/http streams), lease expiry (consensus/lease and
  *           registry/server/api_lease.c).
@@ -159,5 +161,28 @@ int svc_error_body(struct buf *out, const char *code, const char *message,
  * out; 1 when absent, ERR_LIMIT when longer than out_len - 1. */
 int svc_query_get(const char *query, const char *name, char *out,
                   size_t out_len);
+
+/* ------------------------------------------------------ health checks */
+
+/* Active checks (svc_health.c): the leader probes every instance whose
+ * document has "checks" and writes "health" and "check" when the damped
+ * state changes. Loop thread only. The server calls these from its node
+ * observer (registry/server/api_watch.c). */
+struct kv_event;
+
+/* After the node is open (reads the current leader). ERR: -ENOMEM. */
+int svc_health_start(struct server *s, char *msg, size_t msg_len);
+/* Before the node closes: probes are cancelled; proposals in flight
+ * answer later (ERR_STOPPED) into memory kept for them. */
+void svc_health_stop(struct server *s);
+/* The node's leader changed: start or stop probing here. */
+void svc_health_on_leader(struct server *s, uint64_t leader, uint64_t term);
+/* Applied store events (borrowed for the call), in revision order. */
+void svc_health_on_events(struct server *s, const struct kv_event *evs,
+                          size_t n);
+/* A snapshot replaced the store: rescan when leading. */
+void svc_health_on_restored(struct server *s);
+/* Append the Prometheus text of the checks' counters to out. */
+int svc_health_metrics(struct server *s, struct buf *out);
 
 #endif

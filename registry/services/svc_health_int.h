@@ -1,0 +1,73 @@
+/*
+ * svc_health_int.h - private to registry/services: one active probe (TCP
+ * connect or HTTP GET) on the libuv loop, for svc_health.c.
+ *
+ * Does:     runs one probe of a check's target within a deadline and
+ *           reports pass or fail once, with a short human-readable reason.
+ * Owns:     each struct hc_probe, from hc_probe_start until its handles
+ *           closed (after done ran or hc_probe_cancel).
+ * Threads:  the loop thread only (a host name is resolved by
+ *           uv_getaddrinfo on libuv's pool; the loop never blocks).
+ * Borrowed: target is copied by hc_probe_start; the output string handed
+ *           to done lives until done returns.
+ * Errors:   a target that does not parse is ERR_INVALID from
+ *           hc_probe_start (done does not run); everything after is a
+ *           failed probe with a reason ("connect: connection refused",
+ *           "timeout after 2000 ms", "HTTP 503").
+ * Limits:   HC_URL_MAX bytes of URL, HC_STATUS_LINE_MAX bytes read for the
+ *           status line (the rest of the answer is never read).
+ * Not here: scheduling, damping and writes (svc_health.c).
+ */
+#ifndef CAIRN_REGISTRY_SVC_HEALTH_INT_H
+#define CAIRN_REGISTRY_SVC_HEALTH_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "registry/services/services.h"
+
+#define HC_URL_MAX         1024
+#define HC_STATUS_LINE_MAX 256
+#define HC_OUTPUT_MAX      128
+
+enum hc_type {
+    HC_TCP = 0,
+    HC_HTTP = 1,
+};
+
+/* A parsed target: host (a name or an IP literal, no brackets), port, and
+ * for HTTP the request path (with its query, never empty). */
+struct hc_target {
+    enum hc_type type;
+    char host[SVC_HOST_MAX + 1];
+    int port;
+    char path[HC_URL_MAX];
+};
+
+/* "http://host[:port][/path]" (port 80 by default; "[v6]" hosts). A
+ * fragment is dropped; userinfo ("user@") and https are ERR_INVALID. */
+int hc_url_parse(const char *url, struct hc_target *out);
+
+/* The status code of an HTTP status line "HTTP/1.x NNN ..." (line is n
+ * bytes, not terminated). ERR_INVALID when it is not one. */
+int hc_status_parse(const char *line, size_t n, int *code);
+
+/* One probe's outcome: ok, and a reason of < HC_OUTPUT_MAX bytes. */
+typedef void (*hc_probe_done_fn)(void *ctx, bool ok, const char *output);
+
+struct hc_probe;
+
+/* Probe t (copied) on loop within timeout_ms. done runs exactly once, never
+ * before this returns, unless hc_probe_cancel comes first. 0 and *out, or
+ * -ENOMEM / a uv error (done does not run). */
+int hc_probe_start(uv_loop_t *loop, const struct hc_target *t,
+                   uint32_t timeout_ms, hc_probe_done_fn done, void *ctx,
+                   struct hc_probe **out);
+
+/* done will not run; the probe frees itself once its handles closed. Safe
+ * until done has run. */
+void hc_probe_cancel(struct hc_probe *p);
+
+#endif

@@ -1,0 +1,395 @@
+/*
+ * svc_probe.c - one active health probe on the libuv loop (svc_health_int.h).
+ *
+ * Happy path, TCP: [resolve the host on libuv's pool unless it is an IP
+ * literal,] connect; a completed connect passes. HTTP (RFC 9112 section 3
+ * and 4, spoken as HTTP/1.0 so the server closes after one answer):
+ * connect, write "GET <path> HTTP/1.0" with Host, read until the first
+ * line ends, and pass on a 2xx or 3xx status; the rest of the answer is
+ * never read. One deadline timer covers every step.
+ *
+ * Failure modes. Resolve, connect, write or read errors fail the probe
+ * with the step and libuv's text; the deadline fails it with "timeout";
+ * a line that is not a status line fails it. After the outcome (or a
+ * cancel) the probe closes its timer and socket and cancels a resolve
+ * still on the pool; its memory goes when the last of those completes, so
+ * a late callback never touches freed memory (libuv design: handle memory
+ * may be reused only after the close callback).
+ */
+#include "registry/services/svc_health_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/err.h"
+
+#define REQ_MAX (HC_URL_MAX + SVC_HOST_MAX + 128)
+
+struct hc_probe {
+    struct hc_target t;
+    uint32_t timeout_ms;
+    hc_probe_done_fn done;
+    void *ctx;
+    uv_timer_t timer;
+    uv_tcp_t tcp;
+    uv_connect_t conn;
+    uv_write_t wr;
+    uv_getaddrinfo_t gai;
+    int handles;      /* open handles (timer, tcp) */
+    bool gai_pending; /* a resolve is on the pool */
+    bool finished;    /* the outcome is decided (or cancelled) */
+    bool canceled;
+    char early[HC_OUTPUT_MAX]; /* a failure found in start, told later */
+    char req[REQ_MAX];
+    size_t req_len;
+    char line[HC_STATUS_LINE_MAX];
+    size_t line_len;
+};
+
+/* ------------------------------------------------------------ parsing */
+
+int hc_url_parse(const char *url, struct hc_target *out)
+{
+    const char *p, *hend, *pstart;
+    size_t n;
+    memset(out, 0, sizeof(*out));
+    out->type = HC_HTTP;
+    out->port = 80;
+    if (url == NULL || strncmp(url, "http://", 7) != 0 ||
+        strlen(url) >= HC_URL_MAX) {
+        return ERR_INVALID;
+    }
+    p = url + 7;
+    pstart = p + strcspn(p, "/?#");
+    if (memchr(p, '@', (size_t)(pstart - p)) != NULL) {
+        return ERR_INVALID; /* userinfo: not ours to send */
+    }
+    if (*p == '[') {
+        hend = memchr(p, ']', (size_t)(pstart - p));
+        if (hend == NULL) {
+            return ERR_INVALID;
+        }
+        n = (size_t)(hend - p - 1);
+        p++;
+        hend++;
+    } else {
+        hend = memchr(p, ':', (size_t)(pstart - p));
+        hend = hend != NULL ? hend : pstart;
+        n = (size_t)(hend - p);
+    }
+    if (n == 0 || n > SVC_HOST_MAX) {
+        return ERR_INVALID;
+    }
+    memcpy(out->host, p, n);
+    out->host[n] = '\0';
+    if (*hend == ':') {
+        char *end = NULL;
+        long v = strtol(hend + 1, &end, 10);
+        if (end == hend + 1 || end != pstart || v < 1 || v > 65535) {
+            return ERR_INVALID;
+        }
+        out->port = (int)v;
+    } else if (hend != pstart) {
+        return ERR_INVALID;
+    }
+    n = strcspn(pstart, "#");
+    if (n == 0 || *pstart != '/') {
+        /* "http://h" or "http://h?q": the path is "/" (+ the query) */
+        snprintf(out->path, sizeof(out->path), "/%.*s", (int)n, pstart);
+    } else {
+        memcpy(out->path, pstart, n);
+        out->path[n] = '\0';
+    }
+    for (const char *c = out->path; *c != '\0'; c++) {
+        if ((unsigned char)*c <= ' ' || *c == 0x7f) {
+            return ERR_INVALID; /* would break the request line */
+        }
+    }
+    return 0;
+}
+
+int hc_status_parse(const char *line, size_t n, int *code)
+{
+    /* "HTTP/" DIGIT "." DIGIT SP 3DIGIT (RFC 9112 section 4) */
+    if (n < 12 || memcmp(line, "HTTP/", 5) != 0 || line[6] != '.' ||
+        line[8] != ' ') {
+        return ERR_INVALID;
+    }
+    int v = 0;
+    for (size_t i = 9; i < 12; i++) {
+        if (line[i] < '0' || line[i] > '9') {
+            return ERR_INVALID;
+        }
+        v = v * 10 + (line[i] - '0');
+    }
+    if (v < 100 ||
+        (n > 12 && line[12] != ' ' && line[12] != '\r' && line[12] != '\n')) {
+        return ERR_INVALID;
+    }
+    *code = v;
+    return 0;
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+static void maybe_free(struct hc_probe *p)
+{
+    ASSERT(p->handles >= 0);
+    if (p->handles == 0 && !p->gai_pending) {
+        mem_free(p);
+    }
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct hc_probe *p = h->data;
+    p->handles--;
+    maybe_free(p);
+}
+
+/* Stop everything in flight; memory goes when the last piece returns. */
+static void teardown(struct hc_probe *p)
+{
+    ASSERT(p->finished);
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->timer, on_closed);
+    uv_close((uv_handle_t *)&p->tcp, on_closed);
+    if (p->gai_pending) {
+        uv_cancel((uv_req_t *)&p->gai); /* if it fails, the result comes */
+    }
+}
+
+static void finish(struct hc_probe *p, bool ok, const char *output)
+{
+    if (p->finished) {
+        return;
+    }
+    p->finished = true;
+    if (!p->canceled) {
+        p->done(p->ctx, ok, output);
+    }
+    teardown(p);
+}
+
+static void fail_uv(struct hc_probe *p, const char *step, int err)
+{
+    char out[HC_OUTPUT_MAX];
+    snprintf(out, sizeof(out), "%s: %s", step, uv_strerror(err));
+    finish(p, false, out);
+}
+
+void hc_probe_cancel(struct hc_probe *p)
+{
+    ASSERT(p != NULL);
+    ASSERT(!p->finished);
+    p->canceled = true;
+    finish(p, false, NULL);
+}
+
+/* -------------------------------------------------------------- steps */
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct hc_probe *p = t->data;
+    char out[HC_OUTPUT_MAX];
+    if (p->early[0] != '\0') {
+        finish(p, false, p->early);
+        return;
+    }
+    snprintf(out, sizeof(out), "timeout after %u ms", p->timeout_ms);
+    finish(p, false, out);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    struct hc_probe *p = h->data;
+    (void)hint;
+    ASSERT(p->line_len <= sizeof(p->line));
+    b->base = p->line + p->line_len;
+    b->len = sizeof(p->line) - p->line_len;
+}
+
+static void status_line_done(struct hc_probe *p)
+{
+    char out[HC_OUTPUT_MAX];
+    int code = 0;
+    if (hc_status_parse(p->line, p->line_len, &code) != 0) {
+        finish(p, false, "not an HTTP status line");
+        return;
+    }
+    snprintf(out, sizeof(out), "HTTP %d", code);
+    finish(p, code >= 200 && code < 400, out);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct hc_probe *p = s->data;
+    (void)b;
+    if (p->finished) {
+        return;
+    }
+    if (nread < 0) {
+        if (nread == UV_EOF && p->line_len > 0) {
+            status_line_done(p); /* a short answer without a newline */
+        } else {
+            fail_uv(p, "read", (int)nread);
+        }
+        return;
+    }
+    ASSERT((size_t)nread <= sizeof(p->line) - p->line_len);
+    p->line_len += (size_t)nread;
+    if (memchr(p->line, '\n', p->line_len) != NULL ||
+        p->line_len == sizeof(p->line)) {
+        status_line_done(p);
+    }
+}
+
+static void on_write(uv_write_t *w, int status)
+{
+    struct hc_probe *p = w->data;
+    if (p->finished) {
+        return;
+    }
+    if (status < 0) {
+        fail_uv(p, "write", status);
+    }
+}
+
+static void on_connect(uv_connect_t *c, int status)
+{
+    struct hc_probe *p = c->data;
+    uv_buf_t b;
+    int rc;
+    if (p->finished) {
+        return; /* closed under it: UV_ECANCELED */
+    }
+    if (status < 0) {
+        fail_uv(p, "connect", status);
+        return;
+    }
+    if (p->t.type == HC_TCP) {
+        finish(p, true, "TCP connect ok");
+        return;
+    }
+    b = uv_buf_init(p->req, (unsigned)p->req_len);
+    p->wr.data = p;
+    rc = uv_write(&p->wr, (uv_stream_t *)&p->tcp, &b, 1, on_write);
+    if (rc == 0) {
+        rc = uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
+    }
+    if (rc != 0) {
+        fail_uv(p, "write", rc);
+    }
+}
+
+static int connect_to(struct hc_probe *p, const struct sockaddr *sa)
+{
+    p->conn.data = p;
+    return uv_tcp_connect(&p->conn, &p->tcp, sa, on_connect);
+}
+
+static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
+{
+    struct hc_probe *p = g->data;
+    int rc;
+    p->gai_pending = false;
+    if (p->finished) {
+        uv_freeaddrinfo(res);
+        maybe_free(p);
+        return;
+    }
+    if (status < 0 || res == NULL) {
+        uv_freeaddrinfo(res);
+        fail_uv(p, "resolve", status < 0 ? status : UV_EAI_NONAME);
+        return;
+    }
+    rc = connect_to(p, res->ai_addr);
+    uv_freeaddrinfo(res);
+    if (rc != 0) {
+        fail_uv(p, "connect", rc);
+    }
+}
+
+/* Connect to a literal address, or resolve the name first. A failure here
+ * is told from the timer, so done never runs inside hc_probe_start. */
+static void begin(struct hc_probe *p, uv_loop_t *loop)
+{
+    struct sockaddr_storage ss;
+    char port[8];
+    struct addrinfo hints;
+    int rc;
+    if (uv_ip4_addr(p->t.host, p->t.port, (struct sockaddr_in *)&ss) == 0 ||
+        uv_ip6_addr(p->t.host, p->t.port, (struct sockaddr_in6 *)&ss) == 0) {
+        rc = connect_to(p, (const struct sockaddr *)&ss);
+        if (rc != 0) {
+            snprintf(p->early, sizeof(p->early), "connect: %s",
+                     uv_strerror(rc));
+        }
+        return;
+    }
+    snprintf(port, sizeof(port), "%d", p->t.port);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    p->gai.data = p;
+    rc = uv_getaddrinfo(loop, &p->gai, on_resolved, p->t.host, port, &hints);
+    if (rc != 0) {
+        snprintf(p->early, sizeof(p->early), "resolve: %s", uv_strerror(rc));
+        return;
+    }
+    p->gai_pending = true;
+}
+
+static size_t request_build(const struct hc_target *t, char *out, size_t cap)
+{
+    bool v6 = strchr(t->host, ':') != NULL;
+    int n = snprintf(out, cap,
+                     "GET %s HTTP/1.0\r\nHost: %s%s%s:%d\r\n"
+                     "User-Agent: cairn-health/1\r\nAccept: */*\r\n"
+                     "Connection: close\r\n\r\n",
+                     t->path, v6 ? "[" : "", t->host, v6 ? "]" : "", t->port);
+    ASSERT(n > 0 && (size_t)n < cap); /* REQ_MAX covers path + host */
+    return (size_t)n;
+}
+
+int hc_probe_start(uv_loop_t *loop, const struct hc_target *t,
+                   uint32_t timeout_ms, hc_probe_done_fn done, void *ctx,
+                   struct hc_probe **out)
+{
+    struct hc_probe *p;
+    int rc;
+    ASSERT(done != NULL);
+    ASSERT(timeout_ms > 0);
+    if (t->port < 1 || t->port > 65535 || t->host[0] == '\0') {
+        return ERR_INVALID;
+    }
+    p = mem_calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    p->t = *t;
+    p->timeout_ms = timeout_ms;
+    p->done = done;
+    p->ctx = ctx;
+    if (t->type == HC_HTTP) {
+        p->req_len = request_build(t, p->req, sizeof(p->req));
+    }
+    rc = uv_tcp_init(loop, &p->tcp);
+    if (rc != 0) {
+        mem_free(p);
+        return rc;
+    }
+    uv_timer_init(loop, &p->timer); /* cannot fail on unix */
+    p->tcp.data = p;
+    p->timer.data = p;
+    p->handles = 2;
+    begin(p, loop);
+    uv_timer_start(&p->timer, on_timeout, p->early[0] != '\0' ? 0 : timeout_ms,
+                   0);
+    *out = p;
+    return 0;
+}
