@@ -281,6 +281,8 @@ static void parse_doc(void **state)
     assert_null(svc_doc_parse("{\"addr\":\"a\",\"addr\":\"b\"}", 23, 1, 1));
 }
 
+int test_svc_probe_run(void);
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,5 +295,6 @@ int main(void)
         cmocka_unit_test(queries_and_keys),
         cmocka_unit_test(parse_doc),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int fails = cmocka_run_group_tests_name("svc_model", tests, NULL, NULL);
+    return fails + test_svc_probe_run();
 }

@@ -94,12 +94,14 @@ static void status_lines(void **state)
     }
 }
 
-int main(void)
+/* One binary per module: test_services.c's main runs this group too. */
+int test_svc_probe_run(void);
+int test_svc_probe_run(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(url_forms_split_into_host_port_path),
         cmocka_unit_test(url_refusals),
         cmocka_unit_test(status_lines),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name("svc_probe", tests, NULL, NULL);
 }
