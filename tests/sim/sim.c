@@ -12,7 +12,9 @@
  *      transfers, compaction and snapshot installs, while clients run;
  *   2. healed phase: all links up, loss off, every member restarted, no new
  *      client ops; a leader must appear and all members converge (same
- *      applied index, same state) within heal_us of simulated time;
+ *      applied index, same state) within heal_us of simulated time (with
+ *      neither pre-vote nor check-quorum, a member whose add never
+ *      committed is stopped then: stop_orphans);
  *   3. final reads of every key through the leader; then the history
  *      checks (linearizability, no lost acknowledged write) and the
  *      pairwise log-matching scan.
@@ -403,6 +405,50 @@ static void start_heal(struct sim *s)
     sim_schedule(s, s->now + 100000, EV_CHECK, 0, 0, NULL);
 }
 
+/* A member whose add never committed, still running. The nemesis starts a
+ * new member as soon as its conf change is proposed, and a leader change may
+ * drop that entry; the member took the configuration from its own log (it
+ * applies when appended, thesis 4.1), so it counts itself a voter of a
+ * cluster that never hears from it again, and campaigns at ever higher
+ * terms for ever. Pre-vote (its stale log loses) or check-quorum (a member
+ * that hears a leader ignores it, thesis 4.2.3) each make it harmless, and
+ * the daemon always runs with both. With neither, Raft has no defence:
+ * each of its votes deposes the leader, the healed cluster changes leader
+ * every few seconds, and no abandoned lease can ever expire, since each new
+ * leader must extend every lease by TTL + election timeout (lease.h, point
+ * 4; seeds 3442 and 3898). So in that configuration the healed cluster's
+ * operator stops such a member, as one would after a failed MemberAdd.
+ * It is out for good once the leader of the highest term has committed
+ * its whole log: that log ends in the leader's term, so every later
+ * leader's log extends it, and an add missing from it can never commit
+ * (nemesis changes stop with the fault phase). */
+static void stop_orphans(struct sim *s)
+{
+    struct sim_member *l = find_leader(s);
+    struct raft_status st;
+    if (s->p.pre_vote || s->p.check_quorum || l == NULL) {
+        return;
+    }
+    raft_status(&l->raft, &st);
+    if (st.hard.commit != st.last_index || st.hard.term == 0) {
+        return;
+    }
+    for (uint32_t i = 0; i < s->slots_used; i++) {
+        struct sim_member *m = &s->m[i];
+        if (!m->exists || m->removed || raft_conf_is_voter(&st.conf, m->id) ||
+            raft_conf_is_learner(&st.conf, m->id)) {
+            continue;
+        }
+        sim_trace(s,
+                  "member %lu is in no configuration of leader %lu (term "
+                  "%lu, all committed): its add never committed",
+                  (unsigned long)m->id, (unsigned long)l->id,
+                  (unsigned long)st.hard.term);
+        sim_hash(s, 0x0a9f, m->id);
+        member_stop_for_good(s, i);
+    }
+}
+
 static bool clients_idle(const struct sim *s)
 {
     for (uint32_t i = 0; i < s->p.clients; i++) {
@@ -415,6 +461,7 @@ static bool clients_idle(const struct sim *s)
 
 static void periodic_check(struct sim *s)
 {
+    stop_orphans(s);
     if (s->phase == PHASE_HEAL) {
         uint64_t ls;
         if (clients_idle(s) && check_converged(s, &ls)) {
