@@ -494,6 +494,8 @@ int64_t wl_min_lease_ttl(const struct sim *s);
 int wl_member_open(struct sim *s, struct sim_member *m);
 void wl_member_down(struct sim *s, struct sim_member *m);
 int wl_member_restored(struct sim *s, struct sim_member *m);
+/* sim_member.c: the member's Raft role changed (m->role is the new one). */
+void wl_role_changed(struct sim *s, struct sim_member *m);
 /* sim_fsm.c: around apply_entries, and apply's hooks. */
 void wl_apply_begin(struct sim *s, struct sim_member *m,
                     const struct raft_entry *e, size_t n);

@@ -689,8 +689,12 @@ static void on_soft_change(struct sim *s, struct sim_member *m,
                            const struct raft_ready *rd)
 {
     bool leader_changed = rd->leader != m->leader || rd->role != m->role;
+    bool role_changed = rd->role != m->role;
     m->leader = rd->leader;
     m->role = rd->role;
+    if (role_changed) {
+        wl_role_changed(s, m);
+    }
     sim_trace(s, "member %lu: %s, leader %lu, term %lu", (unsigned long)m->id,
               raft_role_str(rd->role), (unsigned long)rd->leader,
               (unsigned long)rd->hard.term);

@@ -209,6 +209,15 @@ int wl_member_restored(struct sim *s, struct sim_member *m)
     return wl_lease_restored(s, m);
 }
 
+void wl_role_changed(struct sim *s, struct sim_member *m)
+{
+    struct sim_wl *w = s->wl;
+    if (w == NULL || !w->on || !w->m[m->slot].open) {
+        return;
+    }
+    wl_lease_role_changed(s, m);
+}
+
 /* ------------------------------------------------------ proposals */
 
 struct wl_prop *wl_prop_new(struct sim *s, uint8_t kind, struct sim_member *m)

@@ -82,8 +82,7 @@ struct wl_prop {
     uint64_t index;      /* log index once applied somewhere; 0 = not yet */
     uint64_t applied_us; /* first applied anywhere */
     uint64_t deadline_us;
-    uint64_t leader_since_us; /* a revoke: its leader's promotion */
-    uint64_t seen_index;      /* a revoke (LeaseExpire): its seen_index */
+    uint64_t seen_index; /* a revoke (LeaseExpire): its seen_index */
 };
 
 /* Per member (slot): the hub and the lease table of the current
@@ -93,8 +92,8 @@ struct wl_member {
     uint64_t inc;
     struct watch_hub *hub;
     struct lease_table *lt;
-    uint64_t term;        /* lease role as last synced */
-    uint64_t promoted_us; /* last lease_promote */
+    uint64_t term; /* lease role as last synced */
+    size_t tenure; /* its open tenure: index + 1 in tenures, 0: none */
     size_t revokes_inflight;
     bool run_scheduled;
     /* the batch being applied: events copied out of apply's hook */
@@ -157,11 +156,10 @@ struct wl_lease {
     uint64_t revoke_decided_us;
     uint64_t revoke_applied_us;
     uint64_t revoke_index;
-    uint32_t revoke_slot;      /* proposer of the effective revoke */
-    uint64_t revoke_leader_us; /* that proposer's lease promotion */
-    int64_t revoke_rev;        /* revision of its key deletes; 0: none */
-    uint32_t keys_attached;    /* model: keys now attached */
-    uint32_t keys_deleted;     /* deleted by its revoke */
+    uint32_t revoke_slot;   /* proposer of the effective revoke */
+    int64_t revoke_rev;     /* revision of its key deletes; 0: none */
+    uint32_t keys_attached; /* model: keys now attached */
+    uint32_t keys_deleted;  /* deleted by its revoke */
     /* counted renewals (see sim_lease.c): times on the virtual clock */
     uint64_t *renew_us;
     size_t renew_count;
@@ -190,6 +188,16 @@ struct wl_agent {
     uint64_t next_ka_us;
     bool abandon; /* this lease will be abandoned at abandon_at_us */
     uint64_t abandon_at_us;
+};
+
+/* One member's time as lease leader, for check (b): from lease_promote to
+ * the first of its Raft role leaving leader, lease_demote and its table's
+ * close (a member that stepped down cannot commit a revoke, even if its
+ * table has not heard yet). */
+struct wl_tenure {
+    uint32_t slot;
+    uint64_t from_us;
+    uint64_t until_us; /* UINT64_MAX: still leading */
 };
 
 #define WL_ORIGINS_MAX 16
@@ -243,6 +251,9 @@ struct sim_wl {
     struct wl_lease *leases;
     size_t leases_count;
     size_t leases_cap;
+    struct wl_tenure *tenures; /* in order of promotion */
+    size_t tenures_count;
+    size_t tenures_cap;
     /* end of the run */
     uint64_t final_at;
     bool final_abandoned;
@@ -298,6 +309,7 @@ int wl_lease_restored(struct sim *s, struct sim_member *m);
 void wl_lease_hook(struct sim *s, struct sim_member *m, int64_t id, int64_t ttl,
                    bool checkpoint);
 void wl_lease_sync_role(struct sim *s, struct sim_member *m);
+void wl_lease_role_changed(struct sim *s, struct sim_member *m);
 void wl_lease_tick(struct sim *s, uint32_t slot, uint64_t inc);
 void wl_agent_wake(struct sim *s, uint32_t idx, uint64_t token);
 void wl_lease_result(struct sim *s, struct sim_member *m, struct wl_prop *p,
