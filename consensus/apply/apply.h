@@ -172,7 +172,14 @@ int apply_envelope(uint64_t id, uint64_t origin, enum apply_op op,
  * one of the same proposer is refused too, which is safe: it was never
  * applied and never will be. The verdict depends only on the log, so every
  * member reaches it; the state survives restarts and snapshots in the
- * store. Id 0 is never deduplicated. */
+ * store. Id 0 is never deduplicated.
+ *
+ * ERR_PROPOSAL_DROPPED means "no effect" only to a proposer that applied
+ * every entry before it: the first copy of a repeat answers it first. A
+ * proposer that installs a snapshot skips the entries it covers and their
+ * answers, so after an install it must answer its waiters with ids at or
+ * below apply_last_id(own origin) as of unknown outcome (ran or was
+ * overtaken) before applying on; the node does. */
 int apply_entries(struct apply *a, const struct raft_entry *ents, size_t n,
                   uint64_t raft_term, const struct apply_hooks *hooks);
 

@@ -599,6 +599,32 @@ void node__waiter_finish(struct node *n, uint64_t id,
     cb(ctx, res);
 }
 
+/* A snapshot was installed instead of applying the entries it covers, so
+ * the answers of our proposals among them were never produced. Each waiter
+ * whose id is at or below our origin's last applied id in the new store
+ * either ran in the snapshot's history or was overtaken (apply.h, exactly
+ * once); which, nothing here can tell. Answer them now as timed out
+ * (outcome unknown). Left waiting, a repeat of such a proposal later in the
+ * log would answer ERR_PROPOSAL_DROPPED, "no effect", for a write that took
+ * effect. Waiters above last_id are still in the log ahead of us. */
+static void answer_swallowed_waiters(struct node *n, uint64_t last_id)
+{
+    uint64_t end = last_id < n->next_id ? last_id + 1 : n->next_id;
+    bool skip = last_id >= n->next_id;
+    if (skip) {
+        /* As at start: ids at or below last_id would be refused as
+         * repeats. Moved before the answers, which may propose again. */
+        n->next_id = last_id + 1;
+    }
+    for (uint64_t id = n->oldest_id; id < end; id++) {
+        struct apply_result res = {.id = id, .err = ERR_TIMEOUT};
+        node__waiter_finish(n, id, &res); /* ignores freed slots */
+    }
+    if (skip) {
+        n->oldest_id = last_id + 1; /* nothing live below: never issued */
+    }
+}
+
 static void deliver_results(struct node *n, const struct apply_job *j)
 {
     size_t off = 0;
@@ -775,6 +801,9 @@ static void on_apply_done(uv_async_t *h)
             }
         } else {
             if (j->install_index != 0) {
+                /* Before this job's results: one of them may be a repeat's
+                 * ERR_PROPOSAL_DROPPED for a swallowed waiter. */
+                answer_swallowed_waiters(n, j->install_last_id);
                 n->snap_store_done = true;
                 node__snap_install_check(n);
             }

@@ -50,6 +50,7 @@ struct apply_job {
     bool members_changed;
     size_t events_count;
     int64_t rev;
+    uint64_t install_last_id; /* our origin's last applied id after the swap */
 };
 
 /* A queue between threads: a mutex, a condition and a singly linked FIFO. */

@@ -440,6 +440,13 @@ void node__apply_main(void *arg)
             int rc = failed;
             if (rc == 0 && j->install_index != 0) {
                 rc = install_snapshot(n, j);
+                if (rc == 0) {
+                    /* Read before this job's entries apply: the loop
+                     * answers the waiters the snapshot swallowed (node.c,
+                     * answer_swallowed_waiters). */
+                    j->install_last_id =
+                        apply_last_id(&n->apply, n->cfg.member_id);
+                }
             }
             if (rc == 0 && j->defrag) {
                 /* A failed defrag is the caller's error, not a failure of

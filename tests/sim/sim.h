@@ -454,6 +454,9 @@ int fsm_restore(struct sim *s, struct sim_member *m, const uint8_t *data,
 int fsm_encode_op(struct sim *s, struct sim_member *m, uint64_t req_id,
                   const struct sim_op *op, struct buf *out);
 uint64_t fsm_digest(struct sim *s, struct sim_member *m);
+/* The highest proposal id of m's own that its store has applied
+ * (apply_last_id); 0 with the in-memory machine, which keeps none. */
+uint64_t fsm_last_id(struct sim *s, struct sim_member *m);
 
 /* sim_client.c */
 void client_wake(struct sim *s, struct sim_client *c);
@@ -496,6 +499,11 @@ void wl_member_down(struct sim *s, struct sim_member *m);
 int wl_member_restored(struct sim *s, struct sim_member *m);
 /* sim_member.c: the member's Raft role changed (m->role is the new one). */
 void wl_role_changed(struct sim *s, struct sim_member *m);
+/* sim_member.c: after a snapshot install, m's proposals with ids at or
+ * below last_id get no answer from apply any more: they are lost.
+ * Returns how many there were. */
+uint32_t wl_member_swallowed(struct sim *s, struct sim_member *m,
+                             uint64_t last_id);
 /* sim_fsm.c: around apply_entries, and apply's hooks. */
 void wl_apply_begin(struct sim *s, struct sim_member *m,
                     const struct raft_entry *e, size_t n);

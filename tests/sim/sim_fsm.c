@@ -210,7 +210,10 @@ static void kv_on_result(void *ctx, const struct apply_result *res)
     }
     if (res->err == ERR_PROPOSAL_DROPPED) {
         /* A repeated or overtaken forwarded proposal: apply refused it on
-         * every member, so it never took effect (apply.h, exactly once). */
+         * every member. A repeat whose first copy ran under a snapshot
+         * this member installed was answered at the install
+         * (answer_swallowed), so this one never took effect (apply.h,
+         * exactly once). */
         member_answer(h->s, h->m, res->id, OUT_FAIL, 0);
         return;
     }
@@ -591,6 +594,14 @@ int fsm_encode_op(struct sim *s, struct sim_member *m, uint64_t req_id,
         return mem_encode(req_id, op, out);
     }
     return kv_encode(s, m, req_id, op, out);
+}
+
+uint64_t fsm_last_id(struct sim *s, struct sim_member *m)
+{
+    if (s->opts.fsm == FSM_MEM || !m->fsm.ap_open) {
+        return 0;
+    }
+    return apply_last_id(&m->fsm.ap, m->id);
 }
 
 /* A digest of the replicated state, equal on members at the same applied

@@ -1011,6 +1011,33 @@ void member_step(struct sim *s, struct sim_member *m,
     member_drive(s, m);
 }
 
+/* The snapshot just installed covers entries m never applied, so its own
+ * proposals among them were never answered, and a repeat of one later in
+ * the log would be refused as ERR_PROPOSAL_DROPPED ("no effect") although
+ * the first copy ran. As consensus/node does after an install: every
+ * pending proposal with an id at or below the store's last id of ours ran
+ * or was overtaken, which nothing tells apart: its outcome is unknown. */
+static void answer_swallowed(struct sim *s, struct sim_member *m)
+{
+    uint64_t last_id = fsm_last_id(s, m);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < SIM_CLIENTS_MAX; i++) {
+        struct sim_pending *p = &m->props[i];
+        if (p->req_id != 0 && p->req_id <= last_id) {
+            p->req_id = 0;
+            n++;
+            client_done(s, p->client, p->client_gen, OUT_UNKNOWN, 0);
+        }
+    }
+    uint32_t nwl = wl_member_swallowed(s, m, last_id);
+    if (n + nwl > 0) {
+        sim_trace(s,
+                  "member %lu: snapshot swallowed %u client and %u workload "
+                  "proposals (ids <= %lu): outcome unknown",
+                  (unsigned long)m->id, n, nwl, (unsigned long)last_id);
+    }
+}
+
 void member_disk_done(struct sim *s, struct sim_member *m)
 {
     ASSERT(dops_pending(m) > 0);
@@ -1037,6 +1064,7 @@ void member_disk_done(struct sim *s, struct sim_member *m)
         s->st_snap_installs++;
         sim_trace(s, "member %lu installed snapshot %lu", (unsigned long)m->id,
                   (unsigned long)op->snap.meta.index);
+        answer_swallowed(s, m);
     }
     uint64_t last_idx = 0;
     uint64_t last_term = 0;

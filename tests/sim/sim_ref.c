@@ -218,6 +218,27 @@ void wl_role_changed(struct sim *s, struct sim_member *m)
     wl_lease_role_changed(s, m);
 }
 
+uint32_t wl_member_swallowed(struct sim *s, struct sim_member *m,
+                             uint64_t last_id)
+{
+    struct sim_wl *w = s->wl;
+    uint32_t n = 0;
+    if (w == NULL || !w->on || !w->m[m->slot].open) {
+        return 0;
+    }
+    /* What the node's ERR_TIMEOUT for them means here (as expire_props). */
+    for (size_t i = 0; i < w->props_count; i++) {
+        struct wl_prop *p = &w->props[i];
+        if (!p->answered && p->slot == m->slot && p->inc == m->inc &&
+            p->req_id <= last_id) {
+            p->answered = true;
+            n++;
+            wl_lease_prop_lost(s, p);
+        }
+    }
+    return n;
+}
+
 /* ------------------------------------------------------ proposals */
 
 struct wl_prop *wl_prop_new(struct sim *s, uint8_t kind, struct sim_member *m)
