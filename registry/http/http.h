@@ -24,8 +24,10 @@
  *           ERR_LIMIT (nesting deeper than HTTP_PBJSON_DEPTH_MAX, or the
  *           output buffer's cap), ERR_BUSY (connections at the bound),
  *           ERR_STOPPED (after http_stop), -ENOMEM.
- * Limits:   request body bytes (LIMIT_REQUEST_BYTES, else 413; also one
- *           WebSocket message, else close 1009), outbound bytes queued per
+ * Limits:   request body bytes, sized or chunked (LIMIT_REQUEST_BYTES,
+ *           else 413; also one WebSocket message, else close 1009), chunk
+ *           extension and trailer bytes (HTTP_CHUNK_EXT_BYTES,
+ *           HTTP_CHUNK_TRAILER_BYTES, else 400), outbound bytes queued per
  *           stream (LIMIT_CONN_OUT_BYTES: the hub waits; no progress for
  *           HTTP_STREAM_STALL_S closes it), header bytes
  *           (LIMIT_HEADER_BYTES), connections (LIMIT_CONNECTIONS, shared

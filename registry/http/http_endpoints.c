@@ -331,6 +331,11 @@ static void http_metrics(struct mw *w, const struct http *h)
     metric_u64(w, "cairn_http_bad_json_total", "counter",
                "Gateway requests refused as malformed JSON (400).",
                st->bad_json);
+    metric_u64(w, "cairn_http_chunked_bodies_total", "counter",
+               "Chunked request bodies decoded.", st->chunked_bodies);
+    metric_u64(w, "cairn_http_bad_chunked_total", "counter",
+               "Chunked request bodies refused as malformed framing (400).",
+               st->bad_chunked);
     metric_u64(w, "cairn_http_streams_open", "gauge",
                "Open gateway streams and WebSocket watch sockets.",
                h->streams_open);
@@ -523,6 +528,6 @@ void http__health_done(struct http_conn *c, int err, const uint8_t *resp,
         rc = http__respond(c, 200, "text/plain; charset=utf-8", "ok", 2);
     }
     if (rc != 0) {
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        http__conn_kill(c);
     }
 }

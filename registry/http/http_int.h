@@ -17,13 +17,21 @@
 #include "registry/http/http.h"
 #include "registry/server/server.h"
 
-/* Bytes of response body written per writable callback: bounds the work
- * one connection does per loop pass and what lws must buffer when the
- * kernel takes less. */
+/* Bytes of a stream's queue written per writable callback: bounds the
+ * work one connection does per loop pass and what lws must buffer when
+ * the kernel takes less. */
 #define HTTP_WRITE_CHUNK_BYTES (64 * 1024)
 /* Header tables lws may hold at once (each LIMIT_HEADER_BYTES, allocated
  * on demand); a connection past this waits for one, it is not refused. */
 #define HTTP_HEADER_POOL       512
+/* Room for a response's header block (status line, content type and
+ * length, CORS, connection, allow). */
+#define HTTP_HDR_BLOCK_BYTES   1024
+/* A response the kernel did not take at once is written by a drain
+ * (http_server.c); a client that has not read it all after this long is
+ * cut off. Generous: responses are bounded (range results), a slow
+ * client is not a stalled one. */
+#define HTTP_DRAIN_S           60
 /* Idle keep-alive connections are closed after this. */
 #define HTTP_KEEPALIVE_S       600
 /* /health, /readyz: how long the quorum check may take (etcd: 1 s). */
@@ -40,6 +48,14 @@
  * continuation frames, one per writable callback). */
 #define HTTP_WS_FRAME_BYTES    (64 * 1024)
 
+/* Chunked request bodies (http_chunked.c): extension bytes (after the
+ * size digits of every chunk) and trailer-section bytes one body may
+ * carry. Both are skipped, never stored; the bounds keep the framing of a
+ * body within its data bytes times a small factor (a size line is at most
+ * 16 digits and CRLF), so LIMIT_REQUEST_BYTES bounds the wire bytes too. */
+#define HTTP_CHUNK_EXT_BYTES     4096
+#define HTTP_CHUNK_TRAILER_BYTES 8192
+
 /* Counters for /metrics. */
 struct http_stats {
     uint64_t conns_total;
@@ -51,6 +67,8 @@ struct http_stats {
     uint64_t responses_5xx;
     uint64_t bodies_too_large;
     uint64_t bad_json;
+    uint64_t chunked_bodies;   /* chunked request bodies decoded */
+    uint64_t bad_chunked;      /* malformed chunked framing (400) */
     uint64_t pipelined_closed; /* see on_body_done() */
     uint64_t streams_total;    /* gateway streams and WebSockets opened */
     uint64_t streams_stalled;  /* closed by HTTP_STREAM_STALL_S */
@@ -68,7 +86,8 @@ struct http {
     uv_timer_t reap;  /* waits for lws to finish */
     uint32_t reap_ticks;
     bool stopped; /* http_stop ran */
-    int pending;  /* handles still open */
+    int pending;  /* handles still open (with the drains) */
+    int in_rx_cb; /* inside lws's read-path callbacks (resp_written) */
     uint64_t conns_open;
     struct http_stats st;
     struct hstream *streams; /* open streams (http_stream.c) */
@@ -101,6 +120,58 @@ enum http_purpose {
     HTTP_FOR_LIVEZ,
 };
 
+/* Where a chunked body's decoder is (http_chunked.c). */
+enum http_chunk_state {
+    HTTP_CHUNK_SIZE = 0, /* hex digits of a chunk size */
+    HTTP_CHUNK_BWS,      /* blanks after the digits */
+    HTTP_CHUNK_EXT,      /* ";" seen: extensions up to CR */
+    HTTP_CHUNK_SIZE_LF,  /* the LF of the size line */
+    HTTP_CHUNK_DATA,     /* size bytes of data left */
+    HTTP_CHUNK_DATA_CR,  /* the CRLF after the data */
+    HTTP_CHUNK_DATA_LF,
+    HTTP_CHUNK_TRAILER,      /* a trailer field line, or the final CRLF */
+    HTTP_CHUNK_TRAILER_TEXT, /* inside a trailer field line */
+    HTTP_CHUNK_TRAILER_LF,   /* the LF of a trailer field line */
+    HTTP_CHUNK_END_LF,       /* the LF of the final CRLF */
+    HTTP_CHUNK_DONE,         /* the whole body is in */
+    HTTP_CHUNK_FAILED,       /* an error was returned: feed no more */
+};
+
+struct http_chunked {
+    enum http_chunk_state state;
+    uint64_t size;   /* the chunk's size, then its data bytes left */
+    uint32_t digits; /* hex digits of the size so far */
+    uint32_t ext_bytes;
+    uint32_t trailer_bytes;
+    const char *why; /* static text of the ERR_BAD_REQUEST */
+};
+
+void http__chunked_init(struct http_chunked *ck);
+
+/* Decode in[0..len) of a chunked body, appending its data to out (whose
+ * cap_max is the body bound). *used gets the bytes consumed: all of them
+ * unless the body ended (or failed) inside in. Returns 0 when more is
+ * needed, 1 when the body is complete (in[*used..len) is what follows it),
+ * ERR_BAD_REQUEST for malformed framing (ck->why says what, in Go's
+ * words), ERR_LIMIT when a chunk's size would take the body past
+ * out->cap_max (before its data arrives), or -ENOMEM. After a non-zero
+ * return it must not be called again. */
+int http__chunked_feed(struct http_chunked *ck, const uint8_t *in, size_t len,
+                       struct buf *out, size_t *used);
+
+struct http_conn;
+
+/* The tail of a response the kernel did not take at once, written on a
+ * dup of the connection's socket while lws is paused (http_server.c). */
+struct http_drain {
+    uv_tcp_t tcp;
+    uv_write_t wr;
+    struct http *h;
+    struct http_conn *c; /* NULL once the connection went */
+    uint8_t hdr[HTTP_HDR_BLOCK_BYTES];
+    struct buf body; /* the response (LWS_PRE, then the body) */
+};
+
 /* One connection (lws per-session data: zeroed by lws, lives as long as
  * the connection; reset at the start of each request). */
 struct http_conn {
@@ -112,23 +183,32 @@ struct http_conn {
     enum http_stream_kind skind; /* a stream path was asked for */
     struct hstream *hs;          /* the stream, once started */
     struct api_op *op;           /* pending call, for api_cancel on close */
-    struct http_api_req *api;    /* an /api/v1/ request (http_api.c) */
-    struct svc_req *svc;         /* its call in flight, for svc_cancel */
-    bool close_after; /* close instead of keep-alive (body refused) */
-    bool headers_sent;
+    struct http_api_req *api; /* an /api/v1/ request (http_api.c) */
+    struct svc_req *svc;      /* its call in flight, for svc_cancel */
+    bool close_after;     /* close instead of keep-alive (body refused) */
+    bool written;         /* every byte of the response is with the kernel */
+    bool body_expected;   /* Content-Length > 0: lws will deliver a body */
+    bool kill;            /* close from the next writable callback */
     bool body_done;       /* lws reported this request's body complete */
     bool exclude_nospace; /* /health?exclude=NOSPACE */
+    bool chunked;         /* the body comes in the chunked coding */
+    bool rx_paused;       /* lws_rx_flow_control off: see rx_pause() */
     int status;
     const char *ctype;
     struct buf body; /* request body */
-    struct buf resp; /* LWS_PRE bytes of headroom, then the body */
-    size_t sent;     /* body bytes written */
+    struct http_chunked ck;
+    struct buf resp;          /* LWS_PRE bytes of headroom, then the body */
+    struct http_drain *drain; /* writing the response's tail */
     char token[HTTP_TOKEN_MAX];
 };
 
 /* Queue a response (body copied) and ask for a writable callback. */
 int http__respond(struct http_conn *c, int status, const char *ctype,
                   const void *body, size_t len);
+
+/* Close c's connection soon (from any context: inside lws's callbacks
+ * or outside, as from an api_call completion). */
+void http__conn_kill(struct http_conn *c);
 
 /* The gateway error body {"error","message","code"} for err (a base/err.h
  * code) or, when text is not NULL, for code with that text. */

@@ -11,21 +11,31 @@
  * request. LWS_CALLBACK_HTTP routes by path: the gateway (POST /v3/...)
  * collects the body (bounded by LIMIT_REQUEST_BYTES), converts the JSON to
  * protobuf (http_pbjson.c) and calls api_call(); the answer is converted
- * back to JSON, queued on the connection, and written from
- * LWS_CALLBACK_HTTP_WRITEABLE in chunks; then the transaction completes
- * and the connection waits for the next request (keep-alive; lws holds
- * pipelined bytes until then). GET endpoints answer from http_endpoints.c.
+ * back to JSON and written to the socket (resp_send()); then, from
+ * LWS_CALLBACK_HTTP_WRITEABLE, the transaction completes and the
+ * connection waits for the next request (keep-alive; lws holds pipelined
+ * bytes until then). GET endpoints answer from http_endpoints.c.
  * The stream paths (POST /v3/watch, /v3/lease/keepalive) collect their body
  * the same way and then hand the connection to http_stream.c, as does a
  * WebSocket upgrade at a watch path (LWS_CALLBACK_ESTABLISHED onwards).
  *
+ * Chunked request bodies are decoded by http_chunked.c, within the same
+ * bound; the connection closes after their answer (see chunked_start()).
+ * Responses are written by us, not lws, with reads paused from the moment
+ * an answer is due until it is all with the kernel, so that a client that
+ * half-closes after its request still gets it (see "writing out").
+ *
  * Failure modes. A body past the limit gets 413 and the connection closes
- * (the rest of the body is not read). Malformed JSON gets 400 with the
- * gateway's error body. A client that goes away while its call is in
- * flight: LWS_CALLBACK_CLOSED_HTTP cancels the call (api_cancel), so the
- * answer never touches freed memory. Connections past LIMIT_CONNECTIONS
- * (HTTP and gRPC together) are refused at adoption. A WebSocket upgrade
- * anywhere but a watch path is hung up on.
+ * (the rest of the body is not read); a chunked one as soon as a chunk's
+ * size line says so. Malformed chunk framing gets 400 and a transfer
+ * coding other than chunked 501, as from etcd, then the connection
+ * closes. Malformed JSON gets 400 with the gateway's error body. A client
+ * that goes away while its call is in flight: LWS_CALLBACK_CLOSED_HTTP
+ * cancels the call (api_cancel), so the answer never touches freed memory;
+ * the same for a response still being written (its drain is closed).
+ * Connections past LIMIT_CONNECTIONS (HTTP and gRPC together) are refused
+ * at adoption. A WebSocket upgrade anywhere but a watch path is hung up
+ * on.
  *
  * Stop. http_stop() (or the check handle, on the loop pass after
  * server_stop() set s->stopping) destroys the lws context: lws closes every
@@ -38,7 +48,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "base/alloc.h"
 #include "base/assert.h"
@@ -89,8 +103,14 @@ static void lws_log_emit(int level, const char *line)
 
 /* ---------------------------------------------------------- responses */
 
+static void drain_close(struct http_drain *d);
+static void pending_done(struct http *h);
+
 static void conn_clear(struct http_conn *c)
 {
+    if (c->drain != NULL) {
+        drain_close(c->drain);
+    }
     http__stream_free(c);
     http__api_clear(c);
     if (c->op != NULL) {
@@ -118,14 +138,7 @@ static int resp_begin(struct http_conn *c, int status, const char *ctype)
     return 0;
 }
 
-static void resp_send(struct http_conn *c)
-{
-    ASSERT(c->resp.len >= LWS_PRE);
-    c->wait = HTTP_WAIT_WRITE;
-    c->headers_sent = false;
-    c->sent = 0;
-    lws_callback_on_writable(c->wsi);
-}
+static void resp_send(struct http_conn *c);
 
 int http__respond(struct http_conn *c, int status, const char *ctype,
                   const void *body, size_t len)
@@ -147,16 +160,17 @@ static int respond_text(struct http_conn *c, int status, const char *text)
                          strlen(text));
 }
 
-int http__respond_error(struct http_conn *c, int err, enum grpc_code code,
-                        const char *text)
+/* The gateway's error body for code and text, with HTTP status status
+ * (0: the one the status table maps code to). */
+static int respond_error_as(struct http_conn *c, enum grpc_code code,
+                            const char *text, int status)
 {
     char num[32];
     int rc;
-    if (text == NULL) {
-        code = grpc_code_from_err(err);
-        text = err_str(err);
+    if (status == 0) {
+        status = grpc_code_http_status(code);
     }
-    rc = resp_begin(c, grpc_code_http_status(code), "application/json");
+    rc = resp_begin(c, status, "application/json");
     rc = rc != 0 ? rc : buf_append(&c->resp, "{\"error\":", 9);
     rc = rc != 0 ? rc : http__json_quote(&c->resp, text, strlen(text));
     rc = rc != 0 ? rc : buf_append(&c->resp, ",\"message\":", 11);
@@ -168,6 +182,16 @@ int http__respond_error(struct http_conn *c, int err, enum grpc_code code,
     }
     resp_send(c);
     return 0;
+}
+
+int http__respond_error(struct http_conn *c, int err, enum grpc_code code,
+                        const char *text)
+{
+    if (text == NULL) {
+        code = grpc_code_from_err(err);
+        text = err_str(err);
+    }
+    return respond_error_as(c, code, text, 0);
 }
 
 /* The body is over the limit: 413 with the gateway's error body, then
@@ -182,11 +206,8 @@ static int respond_too_large(struct http_conn *c)
              "%s: body is larger than %llu bytes (max-request-bytes)",
              err_str(ERR_REQUEST_TOO_LARGE),
              (unsigned long long)c->h->s->limits.v[LIMIT_REQUEST_BYTES]);
-    int rc = http__respond_error(c, 0, GRPC_RESOURCE_EXHAUSTED, text);
-    if (rc == 0) {
-        c->status = 413; /* HTTP's own status for it */
-    }
-    return rc;
+    /* HTTP's own status for it, not the table's 429 */
+    return respond_error_as(c, GRPC_RESOURCE_EXHAUSTED, text, 413);
 }
 
 static int add_header(struct lws *wsi, const char *name, const char *value,
@@ -197,34 +218,32 @@ static int add_header(struct lws *wsi, const char *name, const char *value,
                                        (int)strlen(value), p, end);
 }
 
-static int write_headers(struct http_conn *c)
+/* The response's header block into [*p, end), CRLF-terminated. */
+static int headers_build(struct http_conn *c, unsigned char **p,
+                         unsigned char *end)
 {
-    unsigned char hb[LWS_PRE + 1024];
-    unsigned char *start = hb + LWS_PRE;
-    unsigned char *p = start;
-    unsigned char *end = hb + sizeof(hb);
     size_t blen = c->resp.len - LWS_PRE;
     if (lws_add_http_common_headers(c->wsi, (unsigned)c->status, c->ctype, blen,
-                                    &p, end) != 0 ||
-        add_header(c->wsi, "access-control-allow-origin:", "*", &p, end) != 0 ||
+                                    p, end) != 0 ||
+        add_header(c->wsi, "access-control-allow-origin:", "*", p, end) != 0 ||
         add_header(c->wsi, "access-control-allow-methods:",
-                   "POST, GET, OPTIONS, PUT, PATCH, DELETE", &p, end) != 0 ||
+                   "POST, GET, OPTIONS, PUT, PATCH, DELETE", p, end) != 0 ||
         add_header(c->wsi, "access-control-allow-headers:",
-                   "accept, content-type, authorization", &p, end) != 0) {
+                   "accept, content-type, authorization", p, end) != 0) {
         return -1;
     }
     if (c->close_after &&
-        add_header(c->wsi, "connection:", "close", &p, end) != 0) {
+        add_header(c->wsi, "connection:", "close", p, end) != 0) {
         return -1;
     }
     if (c->status == 405 &&
         add_header(c->wsi, "allow:",
                    c->m != NULL || c->skind != HTTP_STREAM_NONE ? "POST"
                                                                 : "GET",
-                   &p, end) != 0) {
+                   p, end) != 0) {
         return -1;
     }
-    return lws_finalize_write_http_header(c->wsi, start, &p, end);
+    return lws_finalize_http_header(c->wsi, p, end);
 }
 
 static int finish(struct http_conn *c)
@@ -245,43 +264,230 @@ static int finish(struct http_conn *c)
     return lws_http_transaction_completed(c->wsi) ? -1 : 0;
 }
 
-/* Headers in one callback, then the body in chunks, one per callback. */
-static int on_writable(struct http_conn *c)
+/* ------------------------------------------------------- writing out
+ *
+ * Why we write responses ourselves. lws 4.1 closes a connection on the
+ * first read that returns EOF while it expects more of a request (its
+ * LRS_BODY state, which it keeps after a body is complete), and it serves
+ * neither reads nor writes of a connection whose reads are paused. So a
+ * client that half-closes right after its request (shutdown(SHUT_WR), nc
+ * -N, health probes) would lose the answer to any POST whose call goes
+ * to Raft. Instead: reads are paused from the moment an answer is due
+ * until every byte of it is with the kernel (rx_pause()); the header
+ * block (built by lws) and the body go out with one sendmsg() on the
+ * socket, and what the kernel does not take at once is written by a
+ * drain, a libuv stream on a dup of the socket, while lws stays paused.
+ * Then the transaction ends and reads resume; an EOF lws reads now ends
+ * a connection whose answer is out. A client that is gone altogether is
+ * noticed when the write fails; a call's own timeout bounds the wait for
+ * its answer, HTTP_DRAIN_S a drain. */
+
+static void rx_pause(struct http_conn *c)
 {
-    size_t blen;
-    size_t chunk;
-    bool last;
-    if (c->wait != HTTP_WAIT_WRITE) {
-        return 0;
+    if (!c->rx_paused) {
+        c->rx_paused = true;
+        lws_rx_flow_control(c->wsi, 0);
     }
-    blen = c->resp.len - LWS_PRE;
-    if (!c->headers_sent) {
-        if (write_headers(c) != 0) {
-            return -1;
+}
+
+static void rx_resume(struct http_conn *c)
+{
+    if (c->rx_paused) {
+        c->rx_paused = false;
+        lws_rx_flow_control(c->wsi, 1);
+    }
+}
+
+/* Close the connection (the answer is out, or cannot be). lws closes it
+ * from the writable callback; the kill timeout is a second way, slow when
+ * set from outside lws's callbacks (its timer is re-armed only when lws
+ * runs). */
+void http__conn_kill(struct http_conn *c)
+{
+    c->close_after = true;
+    c->kill = true;
+    rx_resume(c);
+    lws_callback_on_writable(c->wsi);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+/* The last byte is with the kernel: the transaction ends now (resp_end())
+ * when lws is not in a callback of its read path, else on its next pass
+ * (LWS_CALLBACK_TIMER), with reads paused until then. Not from a writable
+ * callback: the client may send its next request as soon as it has the
+ * answer, and lws, which serves reads before writes, must meet it in its
+ * header state. Not inside lws's read path (an answer given
+ * synchronously): lws 4.1 spins there when the transaction ends under
+ * it with more bytes buffered. Unless lws has yet to deliver the
+ * request's body (answered before it was read: a wrong path or method):
+ * then reads resume and on_body_done() comes back here. */
+static int resp_end(struct http_conn *c);
+
+static void resp_written(struct http_conn *c)
+{
+    ASSERT(c->wait == HTTP_WAIT_WRITE);
+    ASSERT(c->drain == NULL);
+    c->written = true;
+    if (!c->close_after && c->body_expected && !c->body_done) {
+        rx_resume(c);
+        return;
+    }
+    if (c->h->in_rx_cb == 0) {
+        if (resp_end(c) != 0) {
+            http__conn_kill(c);
         }
-        c->headers_sent = true;
-        if (blen == 0) {
-            return finish(c);
-        }
-        lws_callback_on_writable(c->wsi);
-        return 0;
+        return;
     }
-    ASSERT(c->sent < blen);
-    chunk = blen - c->sent;
-    if (chunk > HTTP_WRITE_CHUNK_BYTES) {
-        chunk = HTTP_WRITE_CHUNK_BYTES;
-    }
-    last = c->sent + chunk == blen;
-    if (lws_write(c->wsi, c->resp.data + LWS_PRE + c->sent, chunk,
-                  last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0) {
-        return -1;
-    }
-    c->sent += chunk;
-    if (!last) {
-        lws_callback_on_writable(c->wsi);
-        return 0;
-    }
+    rx_pause(c);
+    lws_set_timer_usecs(c->wsi, 1);
+}
+
+/* LWS_CALLBACK_TIMER after resp_written(). */
+static int resp_end(struct http_conn *c)
+{
+    ASSERT(c->written);
+    /* resumed first: lws_http_transaction_completed() parks the
+     * connection until a writable event, which lws does not serve while
+     * reads are paused; nothing is read before it returns */
+    rx_resume(c);
     return finish(c);
+}
+
+static void drain_closed(uv_handle_t *hd)
+{
+    struct http_drain *d = hd->data;
+    struct http *h = d->h;
+    buf_free(&d->body);
+    mem_free(d);
+    pending_done(h);
+}
+
+/* The drain goes (its dup of the socket closes; lws's fd keeps the
+ * connection). A write still queued completes with UV_ECANCELED. */
+static void drain_close(struct http_drain *d)
+{
+    if (d->c != NULL) {
+        ASSERT(d->c->drain == d);
+        d->c->drain = NULL;
+        d->c = NULL;
+    }
+    if (!uv_is_closing((uv_handle_t *)&d->tcp)) {
+        uv_close((uv_handle_t *)&d->tcp, drain_closed);
+    }
+}
+
+static void drain_done(uv_write_t *wr, int status)
+{
+    struct http_drain *d = wr->data;
+    struct http_conn *c = d->c;
+    drain_close(d);
+    if (c == NULL) {
+        return; /* the connection went first */
+    }
+    lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+    if (status != 0) {
+        http__conn_kill(c);
+        return;
+    }
+    resp_written(c);
+}
+
+/* Write the rest, hdr[done..hlen) then the body's tail, from a dup of the
+ * socket; c->resp moves to the drain. */
+static int drain_start(struct http_conn *c, const uint8_t *hdr, size_t hlen,
+                       size_t done)
+{
+    struct http_drain *d;
+    uv_buf_t bufs[2];
+    unsigned nbufs = 0;
+    size_t boff = done > hlen ? done - hlen : 0;
+    int fd = dup(lws_get_socket_fd(c->wsi));
+    ASSERT(hlen <= sizeof(d->hdr));
+    if (fd < 0) {
+        return -errno;
+    }
+    d = mem_calloc(1, sizeof(*d));
+    if (d == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    uv_tcp_init(c->h->s->loop, &d->tcp);
+    d->tcp.data = d;
+    d->wr.data = d;
+    d->h = c->h;
+    c->h->pending++;
+    if (uv_tcp_open(&d->tcp, fd) != 0) {
+        close(fd);
+        drain_close(d);
+        return ERR_INVALID;
+    }
+    memcpy(d->hdr, hdr, hlen);
+    d->body = c->resp;
+    buf_init(&c->resp, 0);
+    if (done < hlen) {
+        bufs[nbufs++] =
+            uv_buf_init((char *)d->hdr + done, (unsigned)(hlen - done));
+    }
+    if (d->body.len - LWS_PRE > boff) {
+        bufs[nbufs++] = uv_buf_init((char *)d->body.data + LWS_PRE + boff,
+                                    (unsigned)(d->body.len - LWS_PRE - boff));
+    }
+    ASSERT(nbufs > 0);
+    d->c = c;
+    c->drain = d;
+    if (uv_write(&d->wr, (uv_stream_t *)&d->tcp, bufs, nbufs, drain_done) !=
+        0) {
+        drain_close(d);
+        return ERR_INVALID;
+    }
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, HTTP_DRAIN_S);
+    return 0;
+}
+
+/* Headers and body in one sendmsg(); a drain for what is left. */
+static int resp_write(struct http_conn *c)
+{
+    unsigned char hb[LWS_PRE + HTTP_HDR_BLOCK_BYTES];
+    unsigned char *start = hb + LWS_PRE;
+    unsigned char *p = start;
+    size_t blen = c->resp.len - LWS_PRE;
+    struct iovec iov[2];
+    struct msghdr mh;
+    ssize_t n;
+    if (headers_build(c, &p, hb + sizeof(hb)) != 0) {
+        return ERR_LIMIT;
+    }
+    iov[0].iov_base = start;
+    iov[0].iov_len = (size_t)(p - start);
+    iov[1].iov_base = c->resp.data + LWS_PRE;
+    iov[1].iov_len = blen;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = iov;
+    mh.msg_iovlen = blen > 0 ? 2 : 1;
+    n = sendmsg(lws_get_socket_fd(c->wsi), &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        return -errno;
+    }
+    n = n < 0 ? 0 : n;
+    if ((size_t)n == iov[0].iov_len + blen) {
+        resp_written(c);
+        return 0;
+    }
+    return drain_start(c, start, iov[0].iov_len, (size_t)n);
+}
+
+/* The response in c->resp is complete: send it (the connection is
+ * killed if that fails). */
+static void resp_send(struct http_conn *c)
+{
+    ASSERT(c->resp.len >= LWS_PRE);
+    ASSERT(c->drain == NULL);
+    rx_pause(c);
+    c->wait = HTTP_WAIT_WRITE;
+    c->written = false;
+    if (resp_write(c) != 0) {
+        http__conn_kill(c);
+    }
 }
 
 /* ------------------------------------------------------------- calls */
@@ -308,7 +514,7 @@ static void gw_answer(struct http_conn *c, int err, const uint8_t *resp,
         }
     }
     if (rc != 0) {
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        http__conn_kill(c);
     }
 }
 
@@ -330,6 +536,7 @@ int http__call(struct http_conn *c, const uint8_t *req, size_t len,
     struct api_op *op;
     ASSERT(c->m != NULL);
     ASSERT(c->op == NULL);
+    rx_pause(c);
     c->wait = HTTP_WAIT_CALL;
     /* the node's timeout bounds the wait, not lws's */
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
@@ -393,6 +600,52 @@ static int header_u64(struct lws *wsi, enum lws_token_indexes tok,
     return 0;
 }
 
+/* Transfer-Encoding: absent (0), the chunked coding alone (1), anything
+ * else (-1). Go's server, and so etcd's gateway, takes only "chunked"
+ * (any case) and answers any other coding with 501. */
+static int transfer_coding(struct lws *wsi)
+{
+    char te[64];
+    char *p = te;
+    int n;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0) {
+        return 0;
+    }
+    n = lws_hdr_copy(wsi, te, sizeof(te), WSI_TOKEN_HTTP_TRANSFER_ENCODING);
+    if (n <= 0) {
+        return -1;
+    }
+    while (n > 0 && (te[n - 1] == ' ' || te[n - 1] == '\t')) {
+        te[--n] = '\0';
+    }
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    return strcasecmp(p, "chunked") == 0 ? 1 : -1;
+}
+
+/* The body comes chunked (RFC 9112 7.1). lws 4.1 does not decode it: it
+ * hands over the raw bytes as body (on_body feeds the decoder) and, with
+ * no Content-Length, frames everything that follows on the connection as
+ * more of the same body, so the connection closes after the answer. */
+static int chunked_start(struct http_conn *c, uint64_t limit)
+{
+    if (lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+        /* RFC 9112 6.3: a smuggling attempt; lws would frame it by the
+         * Content-Length */
+        c->close_after = true;
+        return http__respond_error(c, 0, GRPC_INVALID_ARGUMENT,
+                                   "cairn: both Transfer-Encoding and "
+                                   "Content-Length");
+    }
+    c->chunked = true;
+    c->close_after = true;
+    http__chunked_init(&c->ck);
+    buf_init(&c->body, (size_t)limit);
+    c->wait = HTTP_WAIT_BODY;
+    return 0;
+}
+
 /* A gateway call (m), stream (c->skind) or /api/v1/ request (c->api):
  * collect the body. */
 int http__body_start(struct http_conn *c, const struct api_method *m)
@@ -406,6 +659,15 @@ int http__body_start(struct http_conn *c, const struct api_method *m)
                      WSI_TOKEN_HTTP_AUTHORIZATION) < 0) {
         c->token[0] = '\0';
     }
+    hc = transfer_coding(c->wsi);
+    if (hc > 0) {
+        return chunked_start(c, limit);
+    }
+    if (hc < 0) {
+        c->close_after = true;
+        return http__respond_error(c, 0, GRPC_UNIMPLEMENTED,
+                                   "cairn: unsupported transfer encoding");
+    }
     hc = header_u64(c->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, &clen);
     if (hc < 0) {
         c->close_after = true;
@@ -415,16 +677,6 @@ int http__body_start(struct http_conn *c, const struct api_method *m)
     if (clen > limit) {
         return respond_too_large(c);
     }
-    if (lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
-        /* lws 4.1 cannot read a chunked request body: refuse it (411)
-         * rather than wait for a body that never comes */
-        c->close_after = true;
-        hc = http__respond_error(c, 0, GRPC_INVALID_ARGUMENT,
-                                 "cairn: chunked request bodies are not "
-                                 "supported; send Content-Length");
-        c->status = 411;
-        return hc;
-    }
     buf_init(&c->body, (size_t)limit);
     if (clen == 0) {
         return gw_dispatch(c); /* no body: the empty request */
@@ -433,11 +685,45 @@ int http__body_start(struct http_conn *c, const struct api_method *m)
     return 0;
 }
 
+/* Bytes of a chunked body: decode; dispatch once the last chunk and the
+ * trailers are in. Bytes after that (a pipelined request) are dropped:
+ * the connection closes after the answer. */
+static int on_chunked_body(struct http_conn *c, const void *in, size_t len)
+{
+    size_t used = 0;
+    int rc = http__chunked_feed(&c->ck, in, len, &c->body, &used);
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc == 1) {
+        c->h->st.chunked_bodies++;
+        /* lws, still expecting body, arms its content timeout when this
+         * callback returns; LWS_CALLBACK_TIMER clears it again for the
+         * call (whose own timeout bounds it) */
+        lws_set_timer_usecs(c->wsi, 1);
+        return gw_dispatch(c) == 0 ? 0 : -1;
+    }
+    if (rc == ERR_LIMIT) {
+        return respond_too_large(c) == 0 ? 0 : -1;
+    }
+    if (rc == ERR_BAD_REQUEST) {
+        c->h->st.bad_chunked++;
+        buf_free(&c->body);
+        return http__respond_error(c, 0, GRPC_INVALID_ARGUMENT, c->ck.why) == 0
+                   ? 0
+                   : -1;
+    }
+    return -1; /* -ENOMEM */
+}
+
 static int on_body(struct http_conn *c, const void *in, size_t len)
 {
     int rc;
     if (c->wait != HTTP_WAIT_BODY) {
         return 0; /* a refused body still arriving */
+    }
+    if (c->chunked) {
+        return on_chunked_body(c, in, len);
     }
     rc = buf_append(&c->body, in, len);
     if (rc == ERR_LIMIT) {
@@ -448,6 +734,11 @@ static int on_body(struct http_conn *c, const void *in, size_t len)
 
 static int on_body_done(struct http_conn *c)
 {
+    if (!c->body_done && c->wait == HTTP_WAIT_WRITE && c->written) {
+        c->body_done = true; /* answered before the body: see resp_written */
+        resp_written(c);
+        return 0;
+    }
     if (c->body_done) {
         /* lws 4.1 offers bytes that follow a body (a pipelined request)
          * to the finished body again, as another completion, and does so
@@ -530,6 +821,7 @@ static int on_request(struct http *h, struct http_conn *c, struct lws *wsi,
 {
     char *uri = NULL;
     int uri_len = 0;
+    uint64_t clen = 0;
     int meth;
     int rc;
     if (c->wait != HTTP_WAIT_NONE) {
@@ -540,6 +832,8 @@ static int on_request(struct http *h, struct http_conn *c, struct lws *wsi,
     c->h = h;
     c->wsi = wsi;
     h->st.requests_total++;
+    c->body_expected =
+        header_u64(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, &clen) == 0 && clen > 0;
     meth = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
     if (h->stopped || h->s->stopping) {
         c->close_after = true;
@@ -557,11 +851,26 @@ static int on_request(struct http *h, struct http_conn *c, struct lws *wsi,
 
 /* ------------------------------------------------------- lws callback */
 
+/* The callbacks of lws's read path: a request, its body. */
+static int on_rx(struct http *h, struct http_conn *c, struct lws *wsi,
+                 enum lws_callback_reasons reason, void *in, size_t len)
+{
+    if (reason == LWS_CALLBACK_HTTP) {
+        return on_request(h, c, wsi, in);
+    }
+    if (c == NULL) {
+        return -1;
+    }
+    return reason == LWS_CALLBACK_HTTP_BODY ? on_body(c, in, len)
+                                            : on_body_done(c);
+}
+
 static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
                    void *user, void *in, size_t len)
 {
     struct http_conn *c = user;
     struct http *h = lws_context_user(lws_get_context(wsi));
+    int rc;
     switch (reason) {
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         /* counted here, uncounted in WSI_DESTROY: both fire once per
@@ -578,16 +887,27 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
         }
         return 0;
     case LWS_CALLBACK_HTTP:
-        return on_request(h, c, wsi, in);
     case LWS_CALLBACK_HTTP_BODY:
-        return c != NULL ? on_body(c, in, len) : -1;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        return c != NULL ? on_body_done(c) : -1;
+        h->in_rx_cb++; /* see resp_written() */
+        rc = on_rx(h, c, wsi, reason, in, len);
+        ASSERT(h->in_rx_cb > 0);
+        h->in_rx_cb--;
+        return rc;
+    case LWS_CALLBACK_TIMER:
+        if (c != NULL && c->wait == HTTP_WAIT_CALL) {
+            lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        }
+        if (c != NULL && c->wait == HTTP_WAIT_WRITE && c->written) {
+            return resp_end(c);
+        }
+        return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        /* plain responses are written by resp_send(), not from here */
         if (c != NULL && c->wait == HTTP_WAIT_STREAM) {
             return http__stream_writable(c);
         }
-        return c != NULL ? on_writable(c) : 0;
+        return c != NULL && c->kill ? -1 : 0;
     case LWS_CALLBACK_ESTABLISHED:
         return c != NULL ? http__ws_established(h, c, wsi) : -1;
     case LWS_CALLBACK_RECEIVE:
@@ -624,9 +944,9 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 
 /* ------------------------------------------------------------ lifecycle */
 
-static void handle_closed(uv_handle_t *hd)
+/* One of the handles h waits for before it is freed has closed. */
+static void pending_done(struct http *h)
 {
-    struct http *h = hd->data;
     ASSERT(h->pending > 0);
     if (--h->pending > 0) {
         return;
@@ -639,6 +959,11 @@ static void handle_closed(uv_handle_t *hd)
     h->s->http = NULL;
     mem_free(h->tx);
     mem_free(h);
+}
+
+static void handle_closed(uv_handle_t *hd)
+{
+    pending_done(hd->data);
 }
 
 static void count_closing(uv_handle_t *hd, void *arg)

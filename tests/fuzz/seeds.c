@@ -598,6 +598,19 @@ static void client_port_seeds(const struct req *r, size_t n)
         "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /version HTTP/1.1\r\n"
         "Host: x\r\n\r\n",
         "GET /metrics HTTP/1.0\r\n\r\n",
+        /* chunked bodies: several chunks with extensions and trailers,
+         * then a pipelined request; malformed framing; a size past the
+         * bound; codings we refuse */
+        "POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n8;a=b\r\n{\"key\":\"\r\nA\r\nZm9v\",\"val\r\n"
+        "D\r\nue\":\"YmFy\"}\n\r\n0;end\r\nX-T: 1\r\n\r\n"
+        "GET /version HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n3\r\n{}\nXX0\r\n\r\n",
+        "POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+        "chunked\r\n\r\nfffffffff\r\n{",
+        "POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+        "gzip, chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++) {
         uint8_t z = 0;
@@ -635,6 +648,23 @@ static void text_seeds(void)
         char name[32];
         snprintf(name, sizeof(name), "m%u", k);
         seed2("http_json", name, &k, 1, json[i][1], strlen(json[i][1]));
+    }
+    static const char *chunked[] = {
+        "3\r\nabc\r\n0\r\n\r\n",
+        ("1;a=b\r\nx\r\nA;q=\"s\"\r\n0123456789\r\n0;z\r\nX-T: 1\r\n"
+         "Y:2\r\n\r\nGET / HTTP/1.1\r\n\r\n"),
+        "0000000000000004 \t\r\nabcd\r\n0\r\n\r\n",
+        "zz\r\n",
+        "3\r\nabcXX",
+        "00000000000000001\r\n",
+        "ffffffffffffffff\r\n",
+        "0\r\n X: 1\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(chunked) / sizeof(chunked[0]); i++) {
+        uint8_t pre[2] = {(uint8_t)(i * 37), 0x40}; /* piece size, 1 KiB */
+        char name[32];
+        snprintf(name, sizeof(name), "%zu", i);
+        seed2("http_chunked", name, pre, 2, chunked[i], strlen(chunked[i]));
     }
 
     static const char yaml[] =

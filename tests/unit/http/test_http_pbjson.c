@@ -27,6 +27,7 @@
 #include "proto/rpc.pb-c.h"
 #include "registry/http/http.h"
 
+#include "test_http_chunked.h"
 #include "test_http_stream.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -904,8 +905,10 @@ int main(void)
         cmocka_unit_test(every_gateway_type_round_trips),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    /* the stream tests (test_http_stream.c) share this binary */
+    /* the stream and chunked-body tests share this binary */
     failed += _cmocka_run_group_tests("http_stream", http_stream_tests,
                                       http_stream_tests_count, NULL, NULL);
+    failed += _cmocka_run_group_tests("http_chunked", http_chunked_tests,
+                                      http_chunked_tests_count, NULL, NULL);
     return failed;
 }
