@@ -161,6 +161,7 @@ int http__api_dispatch(struct http_conn *c)
 {
     struct http_api_req *a = c->api;
     ASSERT(a != NULL);
+    http__rx_pause(c); /* as a gateway call: see rx_pause() */
     c->wait = HTTP_WAIT_CALL;
     /* the core's deadline bounds the wait, not lws's */
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);

@@ -366,6 +366,9 @@ int http__get_metrics(struct http_conn *c)
     if (w.err == 0) {
         w.err = svc_health_metrics(s, &b); /* registry/services */
     }
+    if (w.err == 0) {
+        w.err = svc_api_metrics(s, &b);
+    }
     rc = w.err;
     if (rc == 0) {
         rc = http__respond(c, 200, "text/plain; version=0.0.4; charset=utf-8",

@@ -183,8 +183,8 @@ struct http_conn {
     enum http_stream_kind skind; /* a stream path was asked for */
     struct hstream *hs;          /* the stream, once started */
     struct api_op *op;           /* pending call, for api_cancel on close */
-    struct http_api_req *api; /* an /api/v1/ request (http_api.c) */
-    struct svc_req *svc;      /* its call in flight, for svc_cancel */
+    struct http_api_req *api;    /* an /api/v1/ request (http_api.c) */
+    struct svc_req *svc;         /* its call in flight, for svc_cancel */
     bool close_after;     /* close instead of keep-alive (body refused) */
     bool written;         /* every byte of the response is with the kernel */
     bool body_expected;   /* Content-Length > 0: lws will deliver a body */
@@ -248,6 +248,11 @@ int http__query_join(struct lws *wsi, char *out, size_t len);
 int http__reg_sse_start(struct http_conn *c, const char *path,
                         const char *query);
 int http__api_dispatch(struct http_conn *c);
+/* Stop reading the connection until its answer is out (a client that
+ * half-closes after its request still gets it: http_server.c). */
+void http__rx_pause(struct http_conn *c);
+/* LWS_CALLBACK_TIMER of a stream (SSE keep-alive comments). */
+int http__stream_timer(struct http_conn *c);
 void http__api_clear(struct http_conn *c);
 
 /* Start api_call for c (purpose and m set); answers through c. */

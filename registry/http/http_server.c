@@ -290,6 +290,11 @@ static void rx_pause(struct http_conn *c)
     }
 }
 
+void http__rx_pause(struct http_conn *c)
+{
+    rx_pause(c);
+}
+
 static void rx_resume(struct http_conn *c)
 {
     if (c->rx_paused) {
@@ -895,6 +900,9 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
         h->in_rx_cb--;
         return rc;
     case LWS_CALLBACK_TIMER:
+        if (c != NULL && c->wait == HTTP_WAIT_STREAM) {
+            return http__stream_timer(c);
+        }
         if (c != NULL && c->wait == HTTP_WAIT_CALL) {
             lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
         }

@@ -563,6 +563,10 @@ void http__stream_free(struct http_conn *c)
         return;
     }
     struct http *h = hs->h;
+    if (hs->reg) {
+        ASSERT(h->s->svc_ctr.subscribers_open > 0);
+        h->s->svc_ctr.subscribers_open--;
+    }
     stream_detach(hs);
     if (hs->stall_armed) {
         h->st.streams_stalled++; /* closed while the client did not read */
@@ -832,6 +836,7 @@ static int reg_enqueue(struct hstream *hs, const char *type, int64_t rev,
     if (js == NULL) {
         return -ENOMEM;
     }
+    hs->h->s->svc_ctr.push_messages++;
     if (hs->reg_sse) {
         snprintf(head, sizeof(head),
                  "id: %lld\nevent: %s\ndata: ", (long long)rev, type);
@@ -1108,6 +1113,8 @@ static int reg_init(struct hstream *hs, const char *path, int64_t since)
     }
     hs->reg = true;
     hs->reg_rev = since;
+    hs->h->s->svc_ctr.subscribers_total++;
+    hs->h->s->svc_ctr.subscribers_open++;
     if (since > 0) {
         return reg_watch(hs, since + 1);
     }
@@ -1149,6 +1156,26 @@ static int reg_ws_start(struct hstream *hs)
     return rc == 0 ? 0 : -1;
 }
 
+/* An SSE subscriber's reads are not watched while its response runs, so
+ * a client that went away is noticed only when a write fails: a comment
+ * line every REG_SSE_KEEPALIVE_S makes that happen on an idle service too
+ * (and keeps proxies from timing the stream out). */
+#define REG_SSE_KEEPALIVE_S 15
+
+int http__stream_timer(struct http_conn *c)
+{
+    struct hstream *hs = c->hs;
+    if (hs == NULL || !hs->reg_sse || hs->ending) {
+        return 0;
+    }
+    if (pending(hs) == 0 &&
+        enqueue(hs, ": keepalive\n", (const uint8_t *)"", 0, "") != 0) {
+        return -1;
+    }
+    lws_set_timer_usecs(c->wsi, (lws_usec_t)REG_SSE_KEEPALIVE_S * 1000000);
+    return 0;
+}
+
 int http__reg_sse_start(struct http_conn *c, const char *path,
                         const char *query)
 {
@@ -1175,6 +1202,7 @@ int http__reg_sse_start(struct http_conn *c, const char *path,
         http__stream_free(c);
         return rc;
     }
+    lws_set_timer_usecs(c->wsi, (lws_usec_t)REG_SSE_KEEPALIVE_S * 1000000);
     return 0;
 }
 

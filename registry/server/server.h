@@ -122,11 +122,23 @@ struct server {
     uint64_t cluster_id;
     uint64_t lease_id_next;
     uint64_t conns_open;
-    void *http;        /* registry/http state, when built */
-    void *watch;       /* watch service state (registry/server/api_watch.c) */
-    void *lease;       /* lease service state (registry/server/api_lease.c) */
-    void *compactor;   /* auto compaction (compactor.c), when on */
-    void *health;      /* active health checks (registry/services) */
+    void *http;      /* registry/http state, when built */
+    void *watch;     /* watch service state (registry/server/api_watch.c) */
+    void *lease;     /* lease service state (registry/server/api_lease.c) */
+    void *compactor; /* auto compaction (compactor.c), when on */
+    void *health;    /* active health checks (registry/services) */
+    /* registry API counters for /metrics (registry/services, and the
+     * discovery streams in registry/http) */
+    struct {
+        uint64_t sessions_created;
+        uint64_t registrations;
+        uint64_t deregistrations;
+        uint64_t session_expired; /* 410 answers */
+        uint64_t discovery_reads;
+        uint64_t subscribers_total;
+        uint64_t subscribers_open;
+        uint64_t push_messages;
+    } svc_ctr;
     struct auth *auth; /* users, roles, tokens (consensus/auth) */
 };
 

@@ -149,6 +149,9 @@ void svc_handle(struct server *s, const char *method, const char *path,
  * commits). *slot becomes NULL. */
 void svc_cancel(struct svc_req *r);
 
+/* The registry API's counters in Prometheus text, appended to out. */
+int svc_api_metrics(struct server *s, struct buf *out);
+
 /* Does path belong to the registry API (so the front end may route it)? */
 bool svc_path_is_ours(const char *path);
 

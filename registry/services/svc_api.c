@@ -169,6 +169,7 @@ static void answer_err(struct svc_req *r, int err)
     const char *text = err_str(err);
     if (err == ERR_LEASE_NOT_FOUND) {
         text = "session expired or unknown: register again";
+        r->s->svc_ctr.session_expired++;
     }
     answer_error(r, status, code, text, NULL);
 }
@@ -324,6 +325,7 @@ static void session_granted(struct svc_req *r, int err, const uint8_t *resp,
         answer_err(r, ERR_UNMARSHAL);
         return;
     }
+    r->s->svc_ctr.sessions_created++;
     session_hex(g->id, hex, sizeof(hex));
     answer_json(r, 200,
                 json_pack("{s:s,s:I,s:I}", "session", hex, "ttl",
@@ -510,6 +512,9 @@ static void instance_written(struct svc_req *r, int err, const uint8_t *resp,
                  r->expect_rev, cur);
         answer_error(r, 409, "conflict", msg, "expect_revision");
         return;
+    }
+    if (r->route == R_INSTANCE_PUT) {
+        r->s->svc_ctr.registrations++;
     }
     json_t *inst = json_deep_copy(r->doc);
     if (inst != NULL) {
@@ -783,6 +788,7 @@ static void instance_deleted(struct svc_req *r, int err, const uint8_t *resp,
         answer_error(r, 404, "not_found", "no such instance", NULL);
         return;
     }
+    r->s->svc_ctr.deregistrations++;
     answer_json(r, 200, json_pack("{s:I}", "revision", (json_int_t)rev));
 }
 
@@ -877,6 +883,7 @@ static void service_read(struct svc_req *r, int err, const uint8_t *resp,
         return;
     }
     double thr = threshold_of(txn_range(t, 1));
+    r->s->svc_ctr.discovery_reads++;
     json_t *all = json_array();
     size_t total = 0, healthy = 0;
     for (size_t i = 0; all != NULL && i < ins->n_kvs; i++) {
@@ -1479,4 +1486,46 @@ void svc_cancel(struct svc_req *r)
         r->op = NULL;
     }
     req_free(r);
+}
+
+int svc_api_metrics(struct server *s, struct buf *out)
+{
+    char text[2048];
+    static const struct {
+        const char *name;
+        const char *type;
+        const char *help;
+    } m[] = {
+        {"sessions_created_total", "counter", "Registry sessions opened."},
+        {"registrations_total", "counter",
+         "Instances registered (PUT answered 200)."},
+        {"deregistrations_total", "counter",
+         "Instances deregistered by DELETE."},
+        {"session_expired_total", "counter",
+         "Calls answered 410 session_expired."},
+        {"discovery_reads_total", "counter", "Service discovery reads."},
+        {"subscribers_total", "counter", "Discovery streams opened."},
+        {"subscribers", "gauge", "Discovery streams open now."},
+        {"push_messages_total", "counter",
+         "Discovery stream messages queued (snapshots and events)."},
+    };
+    const uint64_t v[] = {
+        s->svc_ctr.sessions_created, s->svc_ctr.registrations,
+        s->svc_ctr.deregistrations,  s->svc_ctr.session_expired,
+        s->svc_ctr.discovery_reads,  s->svc_ctr.subscribers_total,
+        s->svc_ctr.subscribers_open, s->svc_ctr.push_messages,
+    };
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+        int n = snprintf(text, sizeof(text),
+                         "# HELP cairn_registry_%s %s\n"
+                         "# TYPE cairn_registry_%s %s\n"
+                         "cairn_registry_%s %" PRIu64 "\n",
+                         m[i].name, m[i].help, m[i].name, m[i].type, m[i].name,
+                         v[i]);
+        int rc = buf_append(out, text, (size_t)n);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
 }
