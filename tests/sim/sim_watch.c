@@ -18,7 +18,11 @@
  * it received, as etcd's clients do; a start-0 watcher whose "created"
  * never arrived starts again from 0. A compaction cancel restarts it at
  * compact_revision. Sometimes the client refuses a response (ERR_BUSY) and
- * says writable later; sometimes it asks for progress.
+ * says writable later; sometimes it asks for progress. Both only in the
+ * fault phase, like its moves: a client that refuses 30% of one-event
+ * responses and waits up to 50 ms each time reads ~100 events/s, less than
+ * the cluster writes, so its lag grows for the whole fault phase; once the
+ * writes stop it must read at full speed to catch up in the final bound.
  *
  * The checker keeps, per client, next_rev: every event in its range below
  * next_rev was received. Each response must hold whole revisions at or
@@ -353,7 +357,8 @@ static int on_resp(void *ctx, const struct watch_resp *r)
     struct wl_watcher *c = ctx;
     struct sim *s = c->s;
     struct sim_wl *w = s->wl;
-    if (w->busy_ppm > 0 && prng_chance(&w->rng, w->busy_ppm, 1000000)) {
+    if (w->busy_ppm > 0 && s->phase == PHASE_FAULT &&
+        prng_chance(&w->rng, w->busy_ppm, 1000000)) {
         c->blocked = true;
         c->token++;
         wl_schedule(s, prng_range(&w->rng, 1, 50000), EV_WCLIENT, c->idx,
