@@ -631,13 +631,43 @@ static int run_lease_expire(struct run *r, const Cairnpb__LeaseExpire *p,
     return run_lease_revoke(r, &rq, h);
 }
 
+/* A remaining TTL R > 0 was computed by the leader from its expiry when
+ * it had applied seen_index. A renewal through the log applied after that
+ * (a follower's keep-alive, R = 0, ordered before this checkpoint) was not
+ * in it: recording the stale R would undo the renewal for every member that
+ * rebuilds its lease timers from the store (restart, snapshot install) and
+ * then leads (lease.h, point 4), which could revoke the lease before the
+ * renewal's TTL ran out (simulator seed 19456). So that R is skipped; the
+ * renewal's R = 0 (the full TTL) stays. seen_index 0: unknown, recorded. */
+static int checkpoint_stale(struct run *r,
+                            const Etcdserverpb__LeaseCheckpointRequest *p,
+                            const Etcdserverpb__LeaseCheckpoint *c, bool *stale)
+{
+    uint64_t renewed = 0;
+    *stale = false;
+    if (c->remaining_ttl <= 0 || p->seen_index == 0) {
+        return 0;
+    }
+    int rc = renewal_index(r, c->id, &renewed);
+    *stale = rc == 0 && renewed > p->seen_index;
+    return rc;
+}
+
 static int run_lease_checkpoint(struct run *r,
                                 const Etcdserverpb__LeaseCheckpointRequest *p,
                                 const struct apply_hooks *h)
 {
     for (size_t i = 0; i < p->n_checkpoints; i++) {
         const Etcdserverpb__LeaseCheckpoint *c = p->checkpoints[i];
-        int rc = kv_lease_checkpoint(r->wr, c->id, c->remaining_ttl);
+        bool stale;
+        int rc = checkpoint_stale(r, p, c, &stale);
+        if (rc != 0) {
+            return rc;
+        }
+        if (stale) {
+            continue; /* renewed after the leader computed R */
+        }
+        rc = kv_lease_checkpoint(r->wr, c->id, c->remaining_ttl);
         if (rc == ERR_LEASE_NOT_FOUND) {
             continue; /* revoked meanwhile: nothing to keep */
         }

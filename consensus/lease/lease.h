@@ -33,6 +33,10 @@
  * the log is a checkpoint with R = 0, meaning the full TTL. On the leader an R
  * > 0 is only recorded: its expiry is where R came from, and R is rounded up to
  * whole seconds, so applying it would lengthen the lease at every checkpoint.
+ * The leader's checkpoint carries its applied index (seen_index); apply skips
+ * an R > 0 for a lease renewed through the log after it (a follower's renewal
+ * ordered before it): that R is stale, and recorded it would undo the renewal
+ * for a member rebuilt from the store (lease_restore) that then leads.
  *  4. A new leader sets each expiry to the later of what it has seen
  *     (grant, checkpoints and renewals applied from the log, each counted
  *     from when it applied them) and now + (last checkpoint R, or T when

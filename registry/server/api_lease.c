@@ -6,7 +6,9 @@
  * into its lease table (the node's lease observer), rebuilt from the store
  * at start. A tick every TICK_MS on the leader proposes a LeaseRevoke for
  * each expired lease (a bounded number per tick, at most REVOKES_INFLIGHT
- * in flight) and one LeaseCheckpoint with the remaining TTLs that are due.
+ * in flight) and one LeaseCheckpoint with the remaining TTLs that are due,
+ * carrying the applied index they were computed at (apply skips a stale one
+ * for a lease renewed through the log since: lease.h, point 3).
  *
  * KeepAlive: one response per request, in request order. On the leader a
  * renewal is in memory and answered at once, unless a remaining-TTL
@@ -364,6 +366,9 @@ static void propose_checkpoints(struct lease_svc *l)
     }
     req.n_checkpoints = n;
     req.checkpoints = cpp;
+    /* what the remaining TTLs were computed from: apply skips one for a
+     * lease renewed through the log after it (a stale R) */
+    req.seen_index = node_applied(l->s->node);
     p = mem_calloc(1, sizeof(*p));
     if (p == NULL) {
         return; /* the leases stay marked: renewals write a clear */

@@ -24,7 +24,8 @@
  *    (lease_expired, at most 100, at most 1000 revokes in flight, one
  *    LeaseExpire proposal each, carrying its applied index) and
  *    propose_checkpoints
- *    (lease_checkpoints_due, one LeaseCheckpoint proposal with all);
+ *    (lease_checkpoints_due, one LeaseCheckpoint proposal with all, carrying
+ *    its applied index);
  *    proposals time out as the node's waiters do (5 s + 2 election
  *    timeouts), which frees an in-flight revoke slot;
  *  - a keep-alive (ka_on_msg / on_prop_done): on the leader lease_renew,
@@ -391,6 +392,7 @@ static void propose_checkpoints(struct sim *s, struct sim_member *m)
         ETCDSERVERPB__LEASE_CHECKPOINT_REQUEST__INIT;
     req.n_checkpoints = n;
     req.checkpoints = cpp;
+    req.seen_index = m->fsm.applied; /* as api_lease.c: node_applied */
     struct wl_prop *p = wl_prop_new(s, WP_CHECKPOINT, m);
     (void)wl_propose(s, m, p, APPLY_LEASE_CHECKPOINT, &req.base);
     w->st_checkpoints += n;

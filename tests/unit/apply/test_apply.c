@@ -457,6 +457,74 @@ static void an_expiry_after_a_renewal_it_did_not_see_is_skipped(void **state)
     assert_int_equal(f->last.err, ERR_LEASE_NOT_FOUND);
 }
 
+static int remaining_of(void *ctx, const struct kv_lease *rec)
+{
+    int64_t *out = ctx;
+    if (rec->id == out[0]) {
+        out[1] = rec->remaining_ttl;
+    }
+    return 0;
+}
+
+static int64_t stored_remaining(struct fixture *f, int64_t id)
+{
+    int64_t v[2] = {id, -1};
+    struct kv_read *rd;
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_lease_list(rd, remaining_of, v), 0);
+    kv_read_end(rd);
+    return v[1];
+}
+
+/* Seed 19456: a follower's renewal (R = 0) ordered before a checkpoint the
+ * leader computed without it; recording that R would let a member rebuilt
+ * from the store (restart, snapshot) revoke the lease early as leader. */
+static void a_checkpoint_after_a_renewal_it_did_not_see_is_skipped(
+    void **state)
+{
+    struct fixture *f = *state;
+    Etcdserverpb__LeaseGrantRequest g = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
+    Etcdserverpb__LeaseCheckpointRequest cr =
+        ETCDSERVERPB__LEASE_CHECKPOINT_REQUEST__INIT;
+    Etcdserverpb__LeaseCheckpoint cp = ETCDSERVERPB__LEASE_CHECKPOINT__INIT;
+    Etcdserverpb__LeaseCheckpoint *cpp = &cp;
+    g.id = 7;
+    g.ttl = 7;
+    assert_int_equal(propose(f, ME, APPLY_LEASE_GRANT, &g.base), 1);
+    cp.id = 7;
+    cr.n_checkpoints = 1;
+    cr.checkpoints = &cpp;
+    /* the leader's checkpoint, seen everything: recorded */
+    cp.remaining_ttl = 6;
+    cr.seen_index = f->index;
+    assert_int_equal(propose(f, ME, APPLY_LEASE_CHECKPOINT, &cr.base), 1);
+    assert_int_equal(f->last.err, 0);
+    assert_int_equal(stored_remaining(f, 7), 6);
+    /* a follower's renewal through the log */
+    uint64_t seen = f->index;
+    cp.remaining_ttl = 0;
+    cr.seen_index = 0;
+    assert_int_equal(propose(f, OTHER, APPLY_LEASE_CHECKPOINT, &cr.base), 0);
+    assert_int_equal(stored_remaining(f, 7), 0);
+    /* then the leader's R = 5, computed before it applied the renewal */
+    cp.remaining_ttl = 5;
+    cr.seen_index = seen;
+    f->lease_ttl = -1;
+    assert_int_equal(propose(f, ME, APPLY_LEASE_CHECKPOINT, &cr.base), 1);
+    assert_int_equal(f->last.err, 0);
+    assert_int_equal(stored_remaining(f, 7), 0); /* the renewal stays */
+    assert_int_equal(f->lease_ttl, -1);          /* not reported */
+    /* one that saw the renewal is recorded; seen_index 0 (unknown) too */
+    cr.seen_index = f->index;
+    assert_int_equal(propose(f, ME, APPLY_LEASE_CHECKPOINT, &cr.base), 1);
+    assert_int_equal(stored_remaining(f, 7), 5);
+    assert_int_equal(f->lease_ttl, 5);
+    cp.remaining_ttl = 4;
+    cr.seen_index = 0;
+    assert_int_equal(propose(f, ME, APPLY_LEASE_CHECKPOINT, &cr.base), 1);
+    assert_int_equal(stored_remaining(f, 7), 4);
+}
+
 static void nospace_alarm_refuses_writes_until_disarmed(void **state)
 {
     struct fixture *f = *state;
@@ -560,6 +628,7 @@ int main(void)
         T(garbage_entries_advance_the_index_only),
         T(repeated_proposals_apply_once),
         T(an_expiry_after_a_renewal_it_did_not_see_is_skipped),
+        T(a_checkpoint_after_a_renewal_it_did_not_see_is_skipped),
     };
     return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
 }
