@@ -479,8 +479,7 @@ static int64_t stored_remaining(struct fixture *f, int64_t id)
 /* Seed 19456: a follower's renewal (R = 0) ordered before a checkpoint the
  * leader computed without it; recording that R would let a member rebuilt
  * from the store (restart, snapshot) revoke the lease early as leader. */
-static void a_checkpoint_after_a_renewal_it_did_not_see_is_skipped(
-    void **state)
+static void a_checkpoint_after_a_renewal_it_did_not_see_is_skipped(void **state)
 {
     struct fixture *f = *state;
     Etcdserverpb__LeaseGrantRequest g = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
