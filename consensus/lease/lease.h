@@ -21,7 +21,13 @@
  * The guarantee (what tests/unit/lease checks). Write T for a lease's
  * granted TTL and E for the election timeout (promote_extend_ms).
  *  1. Only a leader names leases to revoke, and only leases whose expiry
- *     time has passed on its clock.
+ *     time has passed on its clock. "Leader" (lease_promote) means: leads
+ *     and has applied its term's first entry, in that term only (the
+ *     caller's duty). A leader whose term has committed nothing must not
+ *     renew in memory: its term may never commit, and an expiry an earlier
+ *     leader appended without that renewal may still be committed by
+ *     another; after that entry, an earlier term's entry commits only if
+ *     it came before it, so was decided before this leader was elected.
  *  2. A keep-alive answered with TTL > 0 (on the leader, after any log
  *     write it needed; on a follower, after its renewal entry applied)
  *     keeps the lease until at least a + T on every member that is or
@@ -98,7 +104,8 @@ int lease_restore(struct lease_table *t, int64_t id, int64_t ttl_s,
 
 /* --- role ---------------------------------------------------------------- */
 
-/* This member became leader (point 4) / stopped being leader. */
+/* This member became leader and applied its term's first entry (points 1
+ * and 4) / stopped being leader, or its term changed. */
 void lease_promote(struct lease_table *t, uint64_t now_ms);
 void lease_demote(struct lease_table *t);
 bool lease_is_leader(const struct lease_table *t);

@@ -371,8 +371,21 @@ static void note_soft_state(struct node *n, const struct raft_ready *rd)
     }
     n->leader = rd->leader;
     n->role = rd->role;
+    n->lead_applied = node_lead_applied(n);
     node__move_check(n, clock_mono_ns() / 1000000);
     if (n->obs.leader != NULL) {
+        n->obs.leader(n->obs.ctx, n->leader, n->raft.term);
+    }
+}
+
+/* After an applied batch: the leader's first entry of its term may be in
+ * it (node_lead_applied); tell the observer again. */
+static void note_lead_applied(struct node *n)
+{
+    bool lead_applied = node_lead_applied(n);
+    bool tell = lead_applied && !n->lead_applied;
+    n->lead_applied = lead_applied;
+    if (tell && n->obs.leader != NULL) {
         n->obs.leader(n->obs.ctx, n->leader, n->raft.term);
     }
 }
@@ -821,6 +834,7 @@ static void on_apply_done(uv_async_t *h)
                 node__transport_sync(n);
             }
             deliver_events(n, j);
+            note_lead_applied(n);
             deliver_results(n, j);
         }
         node__apply_job_free(j);
@@ -1743,6 +1757,13 @@ void node_status(const struct node *n, struct node_status *out)
 uint64_t node_applied(const struct node *n)
 {
     return n->applied;
+}
+
+bool node_lead_applied(const struct node *n)
+{
+    return n->role == RAFT_LEADER && n->raft.role == RAFT_LEADER &&
+           n->leader == n->cfg.member_id && n->raft.term_start_index != 0 &&
+           n->applied >= n->raft.term_start_index;
 }
 
 uint64_t node_term(const struct node *n)

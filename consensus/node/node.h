@@ -117,6 +117,8 @@ struct node_observer {
     void (*events)(void *ctx, const struct kv_event *evs, size_t n,
                    int64_t rev);
     void (*lease)(void *ctx, int64_t id, int64_t ttl, bool checkpoint);
+    /* The leader or the term changed; also called again, with the same
+     * leader and term, once node_lead_applied turns true. */
     void (*leader)(void *ctx, uint64_t leader, uint64_t term);
     /* The store was replaced by a leader's snapshot (revision rev): every
      * view built from the store (watchers' positions, lease timers) must
@@ -222,6 +224,13 @@ uint64_t node_term(const struct node *n);
 /* The applied index as the loop has delivered it (results, events, lease
  * changes): what the loop thread's view of the store reflects. */
 uint64_t node_applied(const struct node *n);
+/* This member leads and the loop has applied its term's first entry (the
+ * leader's empty entry): everything earlier leaders committed is applied
+ * here, and an entry of an earlier term can no longer commit unless it came
+ * before that one. Until then the term may never commit anything, and
+ * another member may still commit what an earlier leader appended: the
+ * lease timers lead only from here (api_lease.c; lease.h, point 1). */
+bool node_lead_applied(const struct node *n);
 uint64_t node_cluster_id(const struct node *n);
 
 /* The members as this node knows them; returns the count (<= cap). */

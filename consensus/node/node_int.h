@@ -154,6 +154,7 @@ struct node {
     uint64_t leader;
     uint64_t term;
     uint8_t role;
+    bool lead_applied; /* node_lead_applied, as last told to obs.leader */
     uint64_t leader_changes;
     uint64_t proposals_failed;
     uint64_t msgs_dropped; /* outbound Raft messages dropped here */

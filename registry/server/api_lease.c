@@ -10,6 +10,11 @@
  * carrying the applied index they were computed at (apply skips a stale one
  * for a lease renewed through the log since: lease.h, point 3).
  *
+ * The table leads (renews in memory, names expired leases, checkpoints) from
+ * when this member, as leader, has applied its term's first entry
+ * (node_lead_applied: the node tells the observer again then) until the
+ * leader or the term changes; lease.h, point 1.
+ *
  * KeepAlive: one response per request, in request order. On the leader a
  * renewal is in memory and answered at once, unless a remaining-TTL
  * checkpoint was recorded for the lease: then a clearing checkpoint (R = 0)
@@ -75,6 +80,7 @@ struct lease_svc {
     bool handle_open;
     uint64_t leader;
     uint64_t term;
+    uint64_t lead_term; /* the term the table was promoted in */
     size_t revokes_inflight;
     struct kcall *calls;
     struct renew *renews; /* one-shot renewals through the log, unanswered */
@@ -802,14 +808,24 @@ void api_lease__on_leader(struct server *s, uint64_t leader, uint64_t term)
     if (changed) {
         renewals_retry(l);
     }
-    if (leader == s->member_id && !lease_is_leader(l->t)) {
+    /* The table leads once this member has applied its term's first entry
+     * (node_lead_applied), and only in that term. Promoted on the soft
+     * state alone, it renewed in memory for a term that may never commit:
+     * an expiry an earlier leader had appended, decided without that
+     * renewal, could still be committed by another member and revoke the
+     * lease early (simulator seed 407159). Until then keep-alives go
+     * through the log, as on a follower. */
+    bool lead = leader == s->member_id && node_lead_applied(s->node);
+    if (lease_is_leader(l->t) && (!lead || l->lead_term != term)) {
+        lease_demote(l->t);
+    }
+    if (lead && !lease_is_leader(l->t)) {
         lease_promote(l->t, now_ms(l));
+        l->lead_term = term;
         LOGI("lease",
              "leader: %zu leases, expiries from the later of the "
              "log and now + remaining + election timeout",
              lease_count(l->t));
-    } else if (leader != s->member_id && lease_is_leader(l->t)) {
-        lease_demote(l->t);
     }
 }
 

@@ -16,10 +16,12 @@
  *    api_lease__restored), the role applied again afterwards;
  *  - the log: apply's on_lease hook -> lease_on_checkpoint / lease_on_grant
  *    / lease_on_revoke (api_lease__on_lease);
- *  - the role: lease_promote when the member becomes leader and
- *    lease_demote when it stops (api_lease__on_leader; the daemon hears it
- *    from the node's soft state, we sync before every use of the table and
- *    after every applied batch, which no lease decision can tell apart);
+ *  - the role: lease_promote when the member leads and has applied its
+ *    term's first entry, lease_demote when it stops or its term changes
+ *    (api_lease__on_leader with node_lead_applied; the daemon hears it
+ *    from the node's soft state and after the applied batch with that
+ *    entry, we sync before every use of the table and after every applied
+ *    batch, which no lease decision can tell apart);
  *  - the tick every 100 ms on the leader (on_tick): propose_revokes
  *    (lease_expired, at most 100, at most 1000 revokes in flight, one
  *    LeaseExpire proposal each, carrying its applied index) and
@@ -203,34 +205,36 @@ void wl_lease_sync_role(struct sim *s, struct sim_member *m)
     if (!x->open) {
         return;
     }
-    bool leader = m->up && m->raft_open && m->role == RAFT_LEADER;
-    if (leader && !lease_is_leader(x->lt)) {
+    /* api_lease__on_leader: the table leads once the member, as leader,
+     * has applied its term's first entry (node_lead_applied), and only in
+     * that term */
+    bool lead = m->up && m->raft_open && m->role == RAFT_LEADER &&
+                m->raft.role == RAFT_LEADER && m->raft.term_start_index != 0 &&
+                m->fsm.applied >= m->raft.term_start_index;
+    uint64_t term = lead ? m->raft.term : 0;
+    if (lease_is_leader(x->lt) && (!lead || x->term != term)) {
+        lease_demote(x->lt);
+        tenure_close(s, x);
+    }
+    if (lead && !lease_is_leader(x->lt)) {
         lease_promote(x->lt, now_ms(s));
         tenure_open(s, m);
-        struct raft_status st;
-        raft_status(&m->raft, &st);
-        x->term = st.hard.term;
+        x->term = term;
         sim_trace(s, "wl: member %lu leads leases (%zu) from term %lu",
                   (unsigned long)m->id, lease_count(x->lt),
                   (unsigned long)x->term);
-    } else if (!leader && lease_is_leader(x->lt)) {
-        lease_demote(x->lt);
-        tenure_close(s, x);
     }
 }
 
 /* The table hears of it at the next sync, as the daemon's does from the
  * node's soft state; the tenure ends now, because from now on no revoke
- * this member proposes can commit in its term. */
+ * this member proposes can commit in its term. Leader again (a new term):
+ * the table is promoted afresh once it applied that term's first entry. */
 void wl_lease_role_changed(struct sim *s, struct sim_member *m)
 {
     struct wl_member *x = &s->wl->m[m->slot];
     if (m->role != RAFT_LEADER) {
         tenure_close(s, x);
-    } else if (x->tenure == 0 && lease_is_leader(x->lt)) {
-        /* leader again before the table heard it had stopped: it goes on
-         * from its old promotion, and leads from now */
-        tenure_open(s, m);
     }
 }
 
