@@ -814,7 +814,8 @@ void api_lease__on_leader(struct server *s, uint64_t leader, uint64_t term)
      * an expiry an earlier leader had appended, decided without that
      * renewal, could still be committed by another member and revoke the
      * lease early (simulator seed 407159). Until then keep-alives go
-     * through the log, as on a follower. */
+     * through the log, as on a follower. (etcd too promotes its lessor
+     * when the leader applies its term's empty entry.) */
     bool lead = leader == s->member_id && node_lead_applied(s->node);
     if (lease_is_leader(l->t) && (!lead || l->lead_term != term)) {
         lease_demote(l->t);
