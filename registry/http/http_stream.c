@@ -378,7 +378,6 @@ static void block(struct hstream *hs)
 }
 
 static int reg_send(struct hstream *hs, const struct watch_resp *r);
-static int reg_sse_headers(struct hstream *hs);
 static void reg_resnapshot(struct hstream *hs);
 static bool reg_ws_path(struct lws *wsi);
 static int reg_ws_start(struct hstream *hs);
@@ -1035,8 +1034,8 @@ static int reg_send(struct hstream *hs, const struct watch_resp *r)
     }
     for (size_t i = 0; rc == 0 && i < r->events_count; i++) {
         const struct kv_event *e = &r->events[i];
-        if (e->kv.mod_revision <= hs->reg_rev && e->type != KV_EVENT_DELETE) {
-            continue;
+        if (e->kv.mod_revision <= hs->reg_rev) {
+            continue; /* sent already (in the snapshot or before a cut) */
         }
         rc = reg_event(hs, e);
     }
@@ -1049,35 +1048,6 @@ static int reg_send(struct hstream *hs, const struct watch_resp *r)
         lws_callback_on_writable(hs->wsi);
     }
     return 0;
-}
-
-static int reg_sse_headers(struct hstream *hs)
-{
-    unsigned char hb[LWS_PRE + 1024];
-    unsigned char *start = hb + LWS_PRE;
-    unsigned char *p = start;
-    unsigned char *end = hb + sizeof(hb);
-    static const struct {
-        const char *name;
-        const char *value;
-    } hdrs[] = {
-        {"access-control-allow-origin:", "*"},
-        {"cache-control:", "no-cache"},
-        {"content-type:", "text/event-stream"},
-        {"transfer-encoding:", "chunked"},
-    };
-    if (lws_add_http_header_status(hs->wsi, 200, &p, end) != 0) {
-        return -1;
-    }
-    for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
-        if (lws_add_http_header_by_name(
-                hs->wsi, (const unsigned char *)hdrs[i].name,
-                (const unsigned char *)hdrs[i].value,
-                (int)strlen(hdrs[i].value), &p, end) != 0) {
-            return -1;
-        }
-    }
-    return lws_finalize_write_http_header(hs->wsi, start, &p, end);
 }
 
 /* since (a revision) from the query, or from Last-Event-ID for SSE;
@@ -1208,31 +1178,22 @@ int http__reg_sse_start(struct http_conn *c, const char *path,
 
 /* ------------------------------------------------------------ writing */
 
-static int write_stream_headers(struct hstream *hs)
+struct hdr {
+    const char *name;
+    const char *value;
+};
+
+/* 200, then the headers, for a stream's chunked response. */
+static int headers_write(struct hstream *hs, const struct hdr *hdrs, size_t n)
 {
-    if (hs->reg_sse) {
-        return reg_sse_headers(hs);
-    }
     unsigned char hb[LWS_PRE + 1024];
     unsigned char *start = hb + LWS_PRE;
     unsigned char *p = start;
     unsigned char *end = hb + sizeof(hb);
-    static const struct {
-        const char *name;
-        const char *value;
-    } hdrs[] = {
-        {"access-control-allow-headers:",
-         "accept, content-type, authorization"},
-        {"access-control-allow-methods:", "POST, GET, OPTIONS, PUT, DELETE"},
-        {"access-control-allow-origin:", "*"},
-        {"content-type:", "application/json"},
-        {"grpc-metadata-content-type:", "application/grpc"},
-        {"transfer-encoding:", "chunked"},
-    };
     if (lws_add_http_header_status(hs->wsi, 200, &p, end) != 0) {
         return -1;
     }
-    for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+    for (size_t i = 0; i < n; i++) {
         if (lws_add_http_header_by_name(
                 hs->wsi, (const unsigned char *)hdrs[i].name,
                 (const unsigned char *)hdrs[i].value,
@@ -1241,6 +1202,29 @@ static int write_stream_headers(struct hstream *hs)
         }
     }
     return lws_finalize_write_http_header(hs->wsi, start, &p, end);
+}
+
+static int write_stream_headers(struct hstream *hs)
+{
+    static const struct hdr gw[] = {
+        {"access-control-allow-headers:",
+         "accept, content-type, authorization"},
+        {"access-control-allow-methods:", "POST, GET, OPTIONS, PUT, DELETE"},
+        {"access-control-allow-origin:", "*"},
+        {"content-type:", "application/json"},
+        {"grpc-metadata-content-type:", "application/grpc"},
+        {"transfer-encoding:", "chunked"},
+    };
+    static const struct hdr sse[] = {
+        {"access-control-allow-origin:", "*"},
+        {"cache-control:", "no-cache"},
+        {"content-type:", "text/event-stream"},
+        {"transfer-encoding:", "chunked"},
+    };
+    if (hs->reg_sse) {
+        return headers_write(hs, sse, sizeof(sse) / sizeof(sse[0]));
+    }
+    return headers_write(hs, gw, sizeof(gw) / sizeof(gw[0]));
 }
 
 /* Some bytes went out: the client reads. Re-arm or clear the stall check

@@ -110,6 +110,7 @@ struct svc_req {
     int64_t expect_rev; /* -1: none */
     int64_t mod_rev;
     int retries;
+    struct svc_filter filter; /* a discovery read's, checked before it */
 };
 
 static void instance_patch(struct svc_req *r);
@@ -130,36 +131,45 @@ static void req_free(struct svc_req *r)
     mem_free(r);
 }
 
-static void answer_json(struct svc_req *r, int status, json_t *o)
+/* Hand the answer over: the caller sees no call in flight from now. */
+static void answer_body(struct svc_req *r, int status, const char *body,
+                        size_t len)
 {
-    char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (r->slot != NULL) { /* the caller sees no call in flight from now */
+    if (r->slot != NULL) {
         ASSERT(*r->slot == r);
         *r->slot = NULL;
         r->slot = NULL;
     }
-    if (s == NULL) {
-        static const char oom[] =
-            "{\"error\":\"out of memory\",\"code\":\"internal\","
-            "\"message\":\"out of memory\"}";
-        r->done(r->ctx, 500, oom, sizeof(oom) - 1);
-    } else {
-        r->done(r->ctx, status, s, strlen(s));
-        free(s);
-    }
+    r->done(r->ctx, status, body, len);
     req_free(r);
+}
+
+static void answer_json(struct svc_req *r, int status, json_t *o)
+{
+    static const char oom[] = "{\"error\":\"out of memory\",\"code\":"
+                              "\"internal\",\"message\":\"out of memory\"}";
+    char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (s == NULL) {
+        answer_body(r, 500, oom, sizeof(oom) - 1);
+        return;
+    }
+    answer_body(r, status, s, strlen(s));
+    free(s);
 }
 
 static void answer_error(struct svc_req *r, int status, const char *code,
                          const char *message, const char *field)
 {
-    json_t *o = json_pack("{s:s,s:s,s:s}", "error", message, "code", code,
-                          "message", message);
-    if (o != NULL && field != NULL) {
-        json_object_set_new(o, "field", json_string(field));
+    struct buf b;
+    buf_init(&b, SVC_DOC_MAX);
+    if (svc_error_body(&b, code, message, field) != 0) {
+        buf_free(&b);
+        answer_json(r, 500, NULL);
+        return;
     }
-    answer_json(r, status, o);
+    answer_body(r, status, (const char *)b.data, b.len);
+    buf_free(&b);
 }
 
 static void answer_err(struct svc_req *r, int err)
@@ -583,21 +593,13 @@ static void instance_txn(struct svc_req *r, bool have_cmp, int64_t want,
     free(val);
 }
 
-static void instance_build_and_write(struct svc_req *r)
+/* The lease is known: name it in the document (built and checked before
+ * anything was written) and write. */
+static void instance_write(struct svc_req *r)
 {
     char hex[24];
-    char msg[SVC_MSG_MAX];
     session_hex(r->lease, hex, sizeof(hex));
-    int rc = svc_instance_build(r->body, r->ns, r->svc, r->id, hex,
-                                (int64_t)time(NULL), &r->doc, msg, sizeof(msg));
-    if (rc == ERR_BAD_REQUEST) {
-        answer_bad(r, msg, NULL);
-        return;
-    }
-    if (rc != 0) {
-        answer_err(r, rc);
-        return;
-    }
+    json_object_set_new(r->doc, "session", json_string(hex));
     instance_txn(r, r->expect_rev >= 0, r->expect_rev, false);
 }
 
@@ -616,7 +618,7 @@ static void instance_lease_granted(struct svc_req *r, int err,
     }
     r->lease = g->id;
     etcdserverpb__lease_grant_response__free_unpacked(g, NULL);
-    instance_build_and_write(r);
+    instance_write(r);
 }
 
 static void instance_put(struct svc_req *r)
@@ -640,10 +642,8 @@ static void instance_put(struct svc_req *r)
         r->expect_rev = json_integer_value(ev);
     }
     /* everything but the lease is checked before anything is written */
-    json_t *probe = NULL;
-    int rc = svc_instance_build(r->body, r->ns, r->svc, r->id, "0", 0, &probe,
-                                msg, sizeof(msg));
-    json_decref(probe);
+    int rc = svc_instance_build(r->body, r->ns, r->svc, r->id, "",
+                                (int64_t)time(NULL), &r->doc, msg, sizeof(msg));
     if (rc != 0) {
         if (rc == ERR_BAD_REQUEST) {
             answer_bad(r, msg, NULL);
@@ -663,7 +663,7 @@ static void instance_put(struct svc_req *r)
             answer_bad(r, "give \"session\" or \"ttl\", not both", "ttl");
             return;
         }
-        instance_build_and_write(r);
+        instance_write(r);
         return;
     }
     if (ttl_from_body(r, &r->ttl) != 0) {
@@ -863,14 +863,11 @@ txn_range(const Etcdserverpb__TxnResponse *t, size_t i)
 static void service_read(struct svc_req *r, int err, const uint8_t *resp,
                          size_t len)
 {
-    struct svc_filter f;
+    const struct svc_filter *fp = &r->filter;
     Etcdserverpb__TxnResponse *t;
     const Etcdserverpb__RangeResponse *ins;
     if (err != 0) {
         answer_err(r, err);
-        return;
-    }
-    if (filter_from_query(r, &f) != 0) {
         return;
     }
     t = etcdserverpb__txn_response__unpack(NULL, len, resp);
@@ -888,7 +885,7 @@ static void service_read(struct svc_req *r, int err, const uint8_t *resp,
     size_t total = 0, healthy = 0;
     for (size_t i = 0; all != NULL && i < ins->n_kvs; i++) {
         json_t *d = doc_from_kv(ins->kvs[i]);
-        if (d == NULL || !svc_filter_match(&f, d)) {
+        if (d == NULL || !svc_filter_match(fp, d)) {
             json_decref(d);
             continue;
         }
@@ -898,7 +895,7 @@ static void service_read(struct svc_req *r, int err, const uint8_t *resp,
     }
     bool active = total > 0 && thr > 0 && (double)healthy / (double)total < thr;
     json_t *out = all;
-    if (f.healthy && all != NULL) {
+    if (fp->healthy && all != NULL) {
         /* protection: below the threshold, critical instances are handed
          * out too, so the survivors are not flooded (Nacos's protect
          * threshold); draining ones never are */
@@ -935,6 +932,9 @@ static void service_get(struct svc_req *r)
     Etcdserverpb__RequestOp ob = ETCDSERVERPB__REQUEST_OP__INIT;
     Etcdserverpb__RequestOp *ops[2] = {&oa, &ob};
     Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
+    if (filter_from_query(r, &r->filter) != 0) {
+        return; /* answered 400 before anything was read */
+    }
     prefix_end(pfx, pn, end);
     a.key.data = (uint8_t *)pfx;
     a.key.len = pn;
@@ -989,13 +989,9 @@ static void service_put(struct svc_req *r)
         answer_bad(r, "field \"meta\" must be an object", "meta");
         return;
     }
-    r->doc = json_pack("{s:f,s:O}", "protect_threshold",
+    r->doc = json_pack("{s:f,s:o}", "protect_threshold",
                        thr != NULL ? json_number_value(thr) : 0.0, "meta",
-                       meta != NULL ? meta : json_object());
-    if (meta == NULL && r->doc != NULL) {
-        /* json_pack's O took a reference to the temporary object */
-        json_decref(json_object_get(r->doc, "meta"));
-    }
+                       meta != NULL ? json_incref(meta) : json_object());
     char *val = r->doc != NULL ? json_dumps(r->doc, JSON_COMPACT) : NULL;
     if (val == NULL) {
         answer_err(r, -ENOMEM);
