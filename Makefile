@@ -63,7 +63,7 @@ CONV_DIRS := consensus/%
 MODULES := base consensus/raft consensus/log consensus/kv consensus/apply \
            consensus/lease \
            consensus/watch consensus/auth consensus/transport consensus/node \
-           config registry/grpc registry/http registry/services \
+           config registry/grpc registry/http registry/services registry/config \
            registry/server bench
 ALL_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 PROG_SRCS := $(filter %_main.c,$(ALL_SRCS))

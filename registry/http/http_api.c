@@ -17,6 +17,7 @@
 #include "base/assert.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "registry/config/cfgapi.h"
 #include "registry/http/http_int.h"
 #include "registry/services/services.h"
 
@@ -24,6 +25,7 @@
 #define API_QUERY_MAX 2048
 
 struct http_api_req {
+    bool cfg; /* the config API's (else the registry's) */
     char method[8];
     char path[API_PATH_MAX];
     char query[API_QUERY_MAX];
@@ -92,6 +94,20 @@ static void api_done(void *ctx, int status, const char *body, size_t len)
     }
 }
 
+static void cfg_done(void *ctx, int status, const char *ctype, const char *etag,
+                     const char *body, size_t len)
+{
+    struct http_conn *c = ctx;
+    ASSERT(c->wait == HTTP_WAIT_CALL);
+    ASSERT(c->cfg == NULL);
+    if (etag != NULL) {
+        snprintf(c->etag, sizeof(c->etag), "%s", etag);
+    }
+    if (http__respond(c, status, ctype, body, len) != 0) {
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+}
+
 static int respond_api_error(struct http_conn *c, int status, const char *code,
                              const char *message)
 {
@@ -111,10 +127,12 @@ static int watch_sse(struct http_conn *c, const char *path, int meth);
 int http__api_route(struct http_conn *c, const char *path, int meth)
 {
     struct http_api_req *a;
-    if (strncmp(path, REG_WATCH_PATH, strlen(REG_WATCH_PATH)) == 0) {
+    if (strncmp(path, REG_WATCH_PATH, strlen(REG_WATCH_PATH)) == 0 ||
+        strncmp(path, CFG_WATCH_PATH, strlen(CFG_WATCH_PATH)) == 0) {
         return watch_sse(c, path, meth);
     }
-    if (!svc_path_is_ours(path)) {
+    bool cfg = cfgapi_path_is_ours(path);
+    if (!cfg && !svc_path_is_ours(path)) {
         return respond_api_error(c, 404, "not_found", "no such API path");
     }
     if (strlen(path) >= API_PATH_MAX) {
@@ -124,6 +142,8 @@ int http__api_route(struct http_conn *c, const char *path, int meth)
     if (a == NULL) {
         return -1;
     }
+    a->cfg = cfg;
+    c->body_limit = cfgapi_body_max(path);
     snprintf(a->method, sizeof(a->method), "%s", meth_name(meth));
     snprintf(a->path, sizeof(a->path), "%s", path);
     if (http__query_join(c->wsi, a->query, sizeof(a->query)) != 0) {
@@ -148,11 +168,17 @@ static int watch_sse(struct http_conn *c, const char *path, int meth)
         return respond_api_error(c, 414, "too_large",
                                  "the query string is too long");
     }
-    rc = http__reg_sse_start(c, path, query);
+    bool cfg = strncmp(path, CFG_WATCH_PATH, strlen(CFG_WATCH_PATH)) == 0;
+    rc = cfg ? http__cfg_sse_start(c, path, query)
+             : http__reg_sse_start(c, path, query);
     if (rc == ERR_BAD_REQUEST) {
-        return respond_api_error(c, 400, "bad_request",
-                                 "bad path or since: /api/v1/watch/registry/"
-                                 "<ns>[/<svc>]?since=<rev>");
+        return respond_api_error(
+            c, 400, "bad_request",
+            cfg ? "bad path or parameter: /api/v1/watch/config/"
+                  "<ns>[/<app>[/<name>]]?since=<rev>&client_id=<id>&"
+                  "labels=k=v,.."
+                : "bad path or since: /api/v1/watch/registry/"
+                  "<ns>[/<svc>]?since=<rev>");
     }
     return rc;
 }
@@ -165,9 +191,23 @@ int http__api_dispatch(struct http_conn *c)
     c->wait = HTTP_WAIT_CALL;
     /* the core's deadline bounds the wait, not lws's */
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
-    svc_handle(c->h->s, a->method, a->path, a->query,
-               (const char *)c->body.data, c->body.len,
-               c->token[0] != '\0' ? c->token : NULL, &c->svc, api_done, c);
+    if (a->cfg) {
+        char peer[64], inm[80];
+        peer[0] = '\0';
+        lws_get_peer_simple(c->wsi, peer, sizeof(peer));
+        if (lws_hdr_copy(c->wsi, inm, sizeof(inm),
+                         WSI_TOKEN_HTTP_IF_NONE_MATCH) < 0) {
+            inm[0] = '\0';
+        }
+        cfgapi_handle(c->h->s, a->method, a->path, a->query,
+                      (const char *)c->body.data, c->body.len,
+                      c->token[0] != '\0' ? c->token : NULL, peer, inm, &c->cfg,
+                      cfg_done, c);
+    } else {
+        svc_handle(c->h->s, a->method, a->path, a->query,
+                   (const char *)c->body.data, c->body.len,
+                   c->token[0] != '\0' ? c->token : NULL, &c->svc, api_done, c);
+    }
     buf_free(&c->body);
     return 0;
 }
@@ -177,6 +217,10 @@ void http__api_clear(struct http_conn *c)
     if (c->svc != NULL) {
         svc_cancel(c->svc);
         ASSERT(c->svc == NULL);
+    }
+    if (c->cfg != NULL) {
+        cfgapi_cancel(c->cfg);
+        ASSERT(c->cfg == NULL);
     }
     mem_free(c->api);
     c->api = NULL;

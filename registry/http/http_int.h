@@ -185,6 +185,9 @@ struct http_conn {
     struct api_op *op;           /* pending call, for api_cancel on close */
     struct http_api_req *api;    /* an /api/v1/ request (http_api.c) */
     struct svc_req *svc;         /* its call in flight, for svc_cancel */
+    struct cfg_req *cfg;         /* a config call in flight (cfgapi_cancel) */
+    uint64_t body_limit;         /* 0: --max-request-bytes */
+    char etag[80];               /* an ETag header for the answer, or "" */
     bool close_after;     /* close instead of keep-alive (body refused) */
     bool written;         /* every byte of the response is with the kernel */
     bool body_expected;   /* Content-Length > 0: lws will deliver a body */
@@ -245,7 +248,10 @@ int http__query_join(struct lws *wsi, char *out, size_t len);
 /* Discovery streams (http_stream.c): WebSocket upgrades and SSE GETs
  * under this path. */
 #define REG_WATCH_PATH "/api/v1/watch/registry/"
+#define CFG_WATCH_PATH "/api/v1/watch/config/"
 int http__reg_sse_start(struct http_conn *c, const char *path,
+                        const char *query);
+int http__cfg_sse_start(struct http_conn *c, const char *path,
                         const char *query);
 int http__api_dispatch(struct http_conn *c);
 /* Stop reading the connection until its answer is out (a client that

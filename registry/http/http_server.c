@@ -202,10 +202,12 @@ static int respond_too_large(struct http_conn *c)
     c->h->st.bodies_too_large++;
     c->close_after = true;
     buf_free(&c->body);
-    snprintf(text, sizeof(text),
-             "%s: body is larger than %llu bytes (max-request-bytes)",
-             err_str(ERR_REQUEST_TOO_LARGE),
-             (unsigned long long)c->h->s->limits.v[LIMIT_REQUEST_BYTES]);
+    uint64_t limit = c->body_limit > c->h->s->limits.v[LIMIT_REQUEST_BYTES]
+                         ? c->body_limit
+                         : c->h->s->limits.v[LIMIT_REQUEST_BYTES];
+    snprintf(text, sizeof(text), "%s: body is larger than %llu bytes%s",
+             err_str(ERR_REQUEST_TOO_LARGE), (unsigned long long)limit,
+             c->body_limit > 0 ? "" : " (max-request-bytes)");
     /* HTTP's own status for it, not the table's 429 */
     return respond_error_as(c, GRPC_RESOURCE_EXHAUSTED, text, 413);
 }
@@ -234,6 +236,10 @@ static int headers_build(struct http_conn *c, unsigned char **p,
     }
     if (c->close_after &&
         add_header(c->wsi, "connection:", "close", p, end) != 0) {
+        return -1;
+    }
+    if (c->etag[0] != '\0' &&
+        add_header(c->wsi, "etag:", c->etag, p, end) != 0) {
         return -1;
     }
     if (c->status == 405 &&
@@ -655,7 +661,9 @@ static int chunked_start(struct http_conn *c, uint64_t limit)
  * collect the body. */
 int http__body_start(struct http_conn *c, const struct api_method *m)
 {
-    uint64_t limit = c->h->s->limits.v[LIMIT_REQUEST_BYTES];
+    uint64_t limit = c->body_limit > c->h->s->limits.v[LIMIT_REQUEST_BYTES]
+                         ? c->body_limit
+                         : c->h->s->limits.v[LIMIT_REQUEST_BYTES];
     uint64_t clen = 0;
     int hc;
     c->m = m;

@@ -61,6 +61,7 @@
 #include "consensus/watch/watch.h"
 #include "proto/kv.pb-c.h"
 #include "proto/rpc.pb-c.h"
+#include "registry/config/cfgapi.h"
 #include "registry/http/http_int.h"
 #include "registry/server/api_auth.h"
 #include "registry/services/services.h"
@@ -114,6 +115,15 @@ struct hstream {
     int64_t reg_rev;
     int64_t reg_watch_id;
     struct api_op *reg_op;
+    /* config stream (cfg, a kind of reg): who the client is, the one
+     * config it follows (or "" for all under reg_key), its entry in the
+     * subscribers view */
+    bool cfg;
+    struct cfg_client cfg_client;
+    char cfg_ns[CFG_NAME_MAX + 1];
+    char cfg_app[CFG_NAME_MAX + 1];
+    char cfg_name[CFG_NAME_MAX + 1];
+    struct cfg_sub *cfg_sub;
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -562,7 +572,10 @@ void http__stream_free(struct http_conn *c)
         return;
     }
     struct http *h = hs->h;
-    if (hs->reg) {
+    if (hs->cfg) {
+        cfg_sub_close(h->s, hs->cfg_sub);
+        hs->cfg_sub = NULL;
+    } else if (hs->reg) {
         ASSERT(h->s->svc_ctr.subscribers_open > 0);
         h->s->svc_ctr.subscribers_open--;
     }
@@ -835,7 +848,9 @@ static int reg_enqueue(struct hstream *hs, const char *type, int64_t rev,
     if (js == NULL) {
         return -ENOMEM;
     }
-    hs->h->s->svc_ctr.push_messages++;
+    if (!hs->cfg) {
+        hs->h->s->svc_ctr.push_messages++;
+    }
     if (hs->reg_sse) {
         snprintf(head, sizeof(head),
                  "id: %lld\nevent: %s\ndata: ", (long long)rev, type);
@@ -923,6 +938,9 @@ static void reg_snapshot_done(void *ctx, int err, const uint8_t *resp,
     }
 }
 
+static void cfg_snapshot_done(void *ctx, int err, const uint8_t *resp,
+                              size_t len);
+
 static void reg_snapshot(struct hstream *hs)
 {
     Etcdserverpb__RangeRequest q = ETCDSERVERPB__RANGE_REQUEST__INIT;
@@ -940,6 +958,12 @@ static void reg_snapshot(struct hstream *hs)
     q.range_end.data = end;
     q.range_end.len = hs->reg_key_len;
     q.limit = SVC_LIST_MAX;
+    if (hs->cfg) {
+        /* a linearizable count: the permission check and the revision the
+         * snapshot is read at (then from the local store) */
+        q.limit = 0;
+        q.count_only = 1;
+    }
     n = etcdserverpb__range_request__get_packed_size(&q);
     bytes = mem_alloc(n);
     if (bytes == NULL) {
@@ -949,7 +973,7 @@ static void reg_snapshot(struct hstream *hs)
     etcdserverpb__range_request__pack(&q, bytes);
     op = api_call_auth(hs->h->s, m, bytes, n, 0,
                        hs->token[0] != '\0' ? hs->token : NULL,
-                       reg_snapshot_done, hs);
+                       hs->cfg ? cfg_snapshot_done : reg_snapshot_done, hs);
     mem_free(bytes);
     if (op != NULL) {
         hs->reg_op = op;
@@ -1005,11 +1029,16 @@ static int reg_event(struct hstream *hs, const struct kv_event *e)
                                  (json_int_t)rev, "instance", d));
 }
 
+static int cfg_events(struct hstream *hs, const struct watch_resp *r);
+
 static int reg_send(struct hstream *hs, const struct watch_resp *r)
 {
     int rc = 0;
     if (r->watch_id != hs->reg_watch_id) {
         return 0; /* a watcher we already dropped */
+    }
+    if (hs->cfg && !r->canceled) {
+        return cfg_events(hs, r);
     }
     if (r->canceled) {
         if (r->compact_revision > 0) {
@@ -1092,13 +1121,17 @@ static int reg_init(struct hstream *hs, const char *path, int64_t since)
     return 0;
 }
 
+static int cfg_init(struct hstream *hs, const char *path, const char *query,
+                    int64_t since);
+
 static bool reg_ws_path(struct lws *wsi)
 {
     char uri[1024];
     if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0) {
         return false;
     }
-    return strncmp(uri, REG_WATCH_PATH, strlen(REG_WATCH_PATH)) == 0;
+    return strncmp(uri, REG_WATCH_PATH, strlen(REG_WATCH_PATH)) == 0 ||
+           strncmp(uri, CFG_WATCH_PATH, strlen(CFG_WATCH_PATH)) == 0;
 }
 
 static int reg_ws_start(struct hstream *hs)
@@ -1115,7 +1148,12 @@ static int reg_ws_start(struct hstream *hs)
     if (q != NULL) {
         *q = '\0';
     }
-    rc = reg_init(hs, uri + strlen(REG_WATCH_PATH), reg_since(query, NULL));
+    if (strncmp(uri, CFG_WATCH_PATH, strlen(CFG_WATCH_PATH)) == 0) {
+        rc = cfg_init(hs, uri + strlen(CFG_WATCH_PATH), query,
+                      reg_since(query, NULL));
+    } else {
+        rc = reg_init(hs, uri + strlen(REG_WATCH_PATH), reg_since(query, NULL));
+    }
     if (rc == ERR_BAD_REQUEST) {
         static const char why[] = "bad path or since: /api/v1/watch/registry/"
                                   "<ns>[/<svc>]?since=<rev>";
@@ -1174,6 +1212,347 @@ int http__reg_sse_start(struct http_conn *c, const char *path,
     }
     lws_set_timer_usecs(c->wsi, (lws_usec_t)REG_SSE_KEEPALIVE_S * 1000000);
     return 0;
+}
+
+/* ------------------------------------------------------ config streams */
+
+/*
+ * Config streams: /api/v1/watch/config/<ns>[/<app>[/<name>]] with
+ * client_id= and labels= (gray rules) and since= (resume). The same
+ * machinery as discovery (reg_*): one hub watcher on the scope's prefix
+ * (/config/<ns>/ or /config/<ns>/<app>/, which holds heads, releases and
+ * gray releases), a snapshot first, the revision of the last message as
+ * the resume point. What differs is what a message says: not the changed
+ * keys but the release this client should now run, resolved from the
+ * local store at the event's revision (cfg_resolve: gray rule, secret
+ * permission), sent when it differs from what this stream delivered.
+ * Messages:
+ *   {"type":"snapshot","revision":R,"configs":[release,..]}
+ *   {"type":"put",<release>}      a publish, rollback, gray change
+ *   {"type":"delete","namespace","app","name","revision"}
+ *   {"type":"compacted"|"error",..} as for discovery
+ * where a release is {namespace,app,name,version,format,sha256,author,
+ * message,created_at,gray,revision,content}. The client acknowledges with
+ * {"ack":{"name":..,"version":N}} ("app" too on a namespace stream).
+ */
+
+#define CFG_SNAPSHOT_MAX 1000
+
+struct cfg_snap {
+    struct hstream *hs;
+    int64_t rev;
+    json_t *list;
+    int err;
+};
+
+static int cfg_snap_one(void *ctx, const struct cfg_id *id)
+{
+    struct cfg_snap *c = ctx;
+    struct hstream *hs = c->hs;
+    json_t *o = NULL;
+    int64_t v = 0, created = 0;
+    int rc;
+    if (hs->cfg_name[0] != '\0' && strcmp(hs->cfg_name, id->name) != 0) {
+        return 0;
+    }
+    if (json_array_size(c->list) >= CFG_SNAPSHOT_MAX) {
+        return ERR_LIMIT;
+    }
+    rc = cfg_resolve(hs->h->s, id, c->rev, &hs->cfg_client,
+                     cfg_can_secret(hs->h->s, hs->token, id), "put", &o, &v,
+                     &created);
+    if (rc == 1) {
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    json_object_del(o, "type");
+    json_array_append_new(c->list, o);
+    cfg_sub_delivered(hs->h->s, hs->cfg_sub, id, v, created,
+                      json_is_true(json_object_get(o, "gray")));
+    return 0;
+}
+
+static void cfg_snapshot_done(void *ctx, int err, const uint8_t *resp,
+                              size_t len)
+{
+    struct hstream *hs = ctx;
+    Etcdserverpb__RangeResponse *g;
+    struct cfg_snap c = {.hs = hs};
+    hs->reg_op = NULL;
+    if (err != 0) {
+        const char *code = "internal";
+        grpc_api_v1_status(err, &code);
+        reg_fail(hs, code, err_str(err));
+        return;
+    }
+    g = etcdserverpb__range_response__unpack(http__pb_allocator(), len, resp);
+    if (g == NULL) {
+        reg_fail(hs, "internal", "snapshot read did not decode");
+        return;
+    }
+    c.rev = g->header != NULL ? g->header->revision : 0;
+    etcdserverpb__range_response__free_unpacked(g, http__pb_allocator());
+    c.list = json_array();
+    if (c.list == NULL) {
+        reg_fail(hs, "internal", "out of memory");
+        return;
+    }
+    /* the linearizable read returned: the local store holds c.rev */
+    int rc = cfg_heads_local(hs->h->s, hs->reg_key, hs->reg_key_len, c.rev,
+                             CFG_SNAPSHOT_MAX + 1, cfg_snap_one, &c);
+    if (rc != 0) {
+        json_decref(c.list);
+        reg_fail(hs, rc == ERR_LIMIT ? "too_large" : "unavailable",
+                 rc == ERR_LIMIT ? "more than 1000 configs in the stream's "
+                                   "scope: follow an app"
+                                 : err_str(rc));
+        return;
+    }
+    hs->reg_rev = c.rev;
+    if (reg_enqueue(hs, "snapshot", c.rev,
+                    json_pack("{s:s,s:I,s:o}", "type", "snapshot", "revision",
+                              (json_int_t)c.rev, "configs", c.list)) != 0 ||
+        reg_watch(hs, c.rev + 1) != 0) {
+        reg_fail(hs, "unavailable", "the stream could not follow changes");
+    }
+}
+
+/* The release id resolves to at rev, sent when it is not what this
+ * stream delivered last. */
+static int cfg_one(struct hstream *hs, const struct cfg_id *id, int64_t rev)
+{
+    json_t *o = NULL;
+    int64_t v = 0, created = 0;
+    bool gray = false;
+    int64_t had = cfg_sub_delivered_version(hs->cfg_sub, id, &gray);
+    int rc = cfg_resolve(hs->h->s, id, rev, &hs->cfg_client,
+                         cfg_can_secret(hs->h->s, hs->token, id), "put", &o, &v,
+                         &created);
+    if (rc == 1) {
+        if (had == 0) {
+            return 0; /* never sent here: nothing to take back */
+        }
+        cfg_sub_delivered(hs->h->s, hs->cfg_sub, id, 0, 0, false);
+        return reg_enqueue(hs, "delete", rev,
+                           json_pack("{s:s,s:s,s:s,s:s,s:I}", "type", "delete",
+                                     "namespace", id->ns, "app", id->app,
+                                     "name", id->name, "revision",
+                                     (json_int_t)rev));
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    bool now_gray = json_is_true(json_object_get(o, "gray"));
+    if (had == v && gray == now_gray) {
+        json_decref(o);
+        return 0; /* this client runs it already */
+    }
+    cfg_sub_delivered(hs->h->s, hs->cfg_sub, id, v, created, now_gray);
+    return reg_enqueue(hs, "put", rev, o);
+}
+
+/* The events of one watch response: per revision, each config touched is
+ * resolved once. */
+static int cfg_events(struct hstream *hs, const struct watch_resp *r)
+{
+    struct cfg_id ids[16];
+    size_t n = 0;
+    int64_t cur = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i <= r->events_count; i++) {
+        const struct kv_event *e = i < r->events_count ? &r->events[i] : NULL;
+        int64_t rev = e != NULL ? e->kv.mod_revision : 0;
+        if (e != NULL && rev <= hs->reg_rev) {
+            continue; /* sent already */
+        }
+        if (n > 0 && (e == NULL || rev != cur || n == 16)) {
+            for (size_t j = 0; rc == 0 && j < n; j++) {
+                rc = cfg_one(hs, &ids[j], cur);
+            }
+            n = 0;
+        }
+        if (e == NULL) {
+            break;
+        }
+        struct cfg_id id;
+        if (cfg_key_parse((const char *)e->kv.key, e->kv.key_len, &id, NULL) ==
+                CFG_K_OTHER ||
+            (hs->cfg_name[0] != '\0' && strcmp(id.name, hs->cfg_name) != 0)) {
+            continue;
+        }
+        cur = rev;
+        bool seen = false;
+        for (size_t j = 0; j < n && !seen; j++) {
+            seen = strcmp(ids[j].name, id.name) == 0 &&
+                   strcmp(ids[j].app, id.app) == 0;
+        }
+        if (!seen) {
+            ids[n++] = id;
+        }
+    }
+    if (rc == ERR_COMPACTED) {
+        /* the revision is gone under us: start over from a snapshot */
+        reg_enqueue(hs, "compacted", hs->reg_rev,
+                    json_pack("{s:s,s:I}", "type", "compacted", "revision",
+                              (json_int_t)hs->reg_rev));
+        hs->reg_resnap = true;
+        lws_callback_on_writable(hs->wsi);
+        return 0;
+    }
+    if (r->events_count > 0 && rc == 0) {
+        int64_t last = r->events[r->events_count - 1].kv.mod_revision;
+        hs->reg_rev = last > hs->reg_rev ? last : hs->reg_rev;
+    }
+    if (rc != 0) {
+        hs->doomed = true;
+        lws_callback_on_writable(hs->wsi);
+    }
+    return 0;
+}
+
+/* Set up hs as a config stream of path (after CFG_WATCH_PATH). */
+static int cfg_init(struct hstream *hs, const char *path, const char *query,
+                    int64_t since)
+{
+    char parts[3][CFG_NAME_MAX + 1];
+    char labels[1024], msg[128], peer[64];
+    int n = 0;
+    const char *p = path;
+    int q;
+    while (*p != '\0' && n < 3) {
+        const char *e = strchr(p, '/');
+        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+        if (!cfg_name_ok(p, len)) {
+            return ERR_BAD_REQUEST;
+        }
+        memcpy(parts[n], p, len);
+        parts[n][len] = '\0';
+        n++;
+        p = e != NULL ? e + 1 : p + len;
+        if (e != NULL && *p == '\0') {
+            return ERR_BAD_REQUEST;
+        }
+    }
+    if (n == 0 || *p != '\0' || since < 0) {
+        return ERR_BAD_REQUEST;
+    }
+    snprintf(hs->cfg_ns, sizeof(hs->cfg_ns), "%s", parts[0]);
+    if (n >= 2) {
+        snprintf(hs->cfg_app, sizeof(hs->cfg_app), "%s", parts[1]);
+    }
+    if (n == 3) {
+        snprintf(hs->cfg_name, sizeof(hs->cfg_name), "%s", parts[2]);
+    }
+    hs->reg_key_len =
+        (size_t)snprintf(hs->reg_key, sizeof(hs->reg_key), "/config/%s/%s%s",
+                         parts[0], n >= 2 ? parts[1] : "", n >= 2 ? "/" : "");
+    q = svc_query_get(query, "client_id", hs->cfg_client.client_id,
+                      sizeof(hs->cfg_client.client_id));
+    if (q < 0 || (q == 0 && !cfg_name_ok(hs->cfg_client.client_id,
+                                         strlen(hs->cfg_client.client_id)))) {
+        return ERR_BAD_REQUEST;
+    }
+    if (q > 0) {
+        hs->cfg_client.client_id[0] = '\0';
+    }
+    q = svc_query_get(query, "labels", labels, sizeof(labels));
+    if (q < 0 || (q == 0 && cfg_labels_parse(labels, strlen(labels),
+                                             &hs->cfg_client.labels, msg,
+                                             sizeof(msg)) != 0)) {
+        return ERR_BAD_REQUEST;
+    }
+    peer[0] = '\0';
+    lws_get_peer_simple(hs->wsi, peer, sizeof(peer));
+    hs->reg = true;
+    hs->cfg = true;
+    hs->reg_rev = since;
+    hs->cfg_sub = cfg_sub_open(hs->h->s, &hs->cfg_client, peer, hs->reg_key,
+                               hs->cfg_name);
+    if (hs->cfg_sub == NULL) {
+        return -ENOMEM;
+    }
+    if (since > 0) {
+        return reg_watch(hs, since + 1);
+    }
+    reg_snapshot(hs);
+    return 0;
+}
+
+int http__cfg_sse_start(struct http_conn *c, const char *path,
+                        const char *query)
+{
+    char last[32];
+    struct hstream *hs;
+    int rc;
+    if (lws_hdr_copy(c->wsi, c->token, sizeof(c->token),
+                     WSI_TOKEN_HTTP_AUTHORIZATION) < 0) {
+        c->token[0] = '\0';
+    }
+    last[0] = '\0';
+    if (lws_hdr_custom_copy(c->wsi, last, sizeof(last), "last-event-id:", 14) <
+        0) {
+        last[0] = '\0';
+    }
+    hs = stream_new(c, c->wsi, HTTP_STREAM_WATCH);
+    if (hs == NULL) {
+        return -ENOMEM;
+    }
+    hs->reg_sse = true;
+    memcpy(hs->token, c->token, sizeof(hs->token));
+    rc = cfg_init(hs, path + strlen(CFG_WATCH_PATH), query,
+                  reg_since(query, last));
+    if (rc != 0) {
+        http__stream_free(c);
+        return rc;
+    }
+    lws_set_timer_usecs(c->wsi, (lws_usec_t)REG_SSE_KEEPALIVE_S * 1000000);
+    return 0;
+}
+
+/* A client message on a config WebSocket: an ack. */
+static void cfg_message(struct hstream *hs, const char *json, size_t len)
+{
+    json_error_t je;
+    json_t *m = json_loadb(json, len, 0, &je);
+    json_t *a = json_object_get(m, "ack");
+    struct cfg_id id;
+    const char *why = NULL;
+    memset(&id, 0, sizeof(id));
+    snprintf(id.ns, sizeof(id.ns), "%s", hs->cfg_ns);
+    if (!json_is_object(a)) {
+        why = "expected {\"ack\":{\"name\":..,\"version\":N}}";
+    } else {
+        const char *app = json_string_value(json_object_get(a, "app"));
+        const char *name = json_string_value(json_object_get(a, "name"));
+        json_t *v = json_object_get(a, "version");
+        if (app == NULL) {
+            app = hs->cfg_app;
+        }
+        if (name == NULL) {
+            name = hs->cfg_name;
+        }
+        if (!cfg_name_ok(app, strlen(app)) ||
+            !cfg_name_ok(name, strlen(name)) || !json_is_integer(v)) {
+            why = "an ack names \"name\" (and \"app\" on a namespace "
+                  "stream) and an integer \"version\"";
+        } else {
+            snprintf(id.app, sizeof(id.app), "%s", app);
+            snprintf(id.name, sizeof(id.name), "%s", name);
+            if (cfg_sub_acked(hs->h->s, hs->cfg_sub, &id,
+                              json_integer_value(v)) != 0) {
+                why = "that version was not delivered on this stream";
+            }
+        }
+    }
+    json_decref(m);
+    if (why != NULL) {
+        hs->h->st.ws_bad_messages++;
+        reg_enqueue(hs, "error", hs->reg_rev,
+                    json_pack("{s:s,s:s,s:s}", "type", "error", "code",
+                              "bad_request", "message", why));
+    }
 }
 
 /* ------------------------------------------------------------ writing */
@@ -1406,7 +1785,8 @@ static int ws_path_wraps(struct lws *wsi, bool *wrap)
         *wrap = false;
         return 0;
     }
-    if (strncmp(uri, REG_WATCH_PATH, strlen(REG_WATCH_PATH)) == 0) {
+    if (strncmp(uri, REG_WATCH_PATH, strlen(REG_WATCH_PATH)) == 0 ||
+        strncmp(uri, CFG_WATCH_PATH, strlen(CFG_WATCH_PATH)) == 0) {
         *wrap = false;
         return 0; /* the path's names are checked when it opens */
     }
@@ -1455,9 +1835,17 @@ int http__ws_established(struct http *h, struct http_conn *c, struct lws *wsi)
 }
 
 /* One whole message from the client. */
+static void cfg_message(struct hstream *hs, const char *json, size_t len);
+
 static void ws_message(struct hstream *hs)
 {
     char msg[256];
+    if (hs->cfg) {
+        cfg_message(hs, (const char *)hs->in.data, hs->in.len);
+        buf_reset(&hs->in);
+        lws_callback_on_writable(hs->wsi);
+        return;
+    }
     int rc = watch_message(hs, (const char *)hs->in.data, hs->in.len, msg,
                            sizeof(msg));
     buf_reset(&hs->in);
@@ -1478,7 +1866,8 @@ int http__ws_receive(struct http_conn *c, const void *in, size_t len)
 {
     struct hstream *hs = c->hs;
     uint64_t max;
-    if (hs == NULL || hs->ending || hs->st == NULL || hs->reg) {
+    if (hs == NULL || hs->ending || (hs->reg && !hs->cfg) ||
+        (!hs->reg && hs->st == NULL)) {
         return 0; /* closing (or a discovery stream): dropped */
     }
     max = hs->h->s->limits.v[LIMIT_REQUEST_BYTES];

@@ -37,6 +37,7 @@
 #include "proto/kv.pb-c.h"
 #include "proto/rpc.pb-c.h"
 #include "registry/http/http.h"
+#include "registry/config/cfgapi.h"
 #include "registry/services/services.h"
 
 /* The lease service (api_lease.c). */
@@ -567,6 +568,7 @@ int server__modules_start(struct server *s, char *msg, size_t msg_len)
 {
     int rc = watch_start(s, msg, msg_len);
     rc = rc != 0 ? rc : api_lease__start(s, msg, msg_len);
+    rc = rc != 0 ? rc : cfgapi_start(s, msg, msg_len);
     return rc != 0 ? rc : svc_health_start(s, msg, msg_len);
 }
 
@@ -587,6 +589,7 @@ void server__modules_stop(struct server *s)
     http_stop(s);     /* its streams leave the hub before it closes */
     api_lock_stop(s); /* its watchers go before the hub */
     svc_health_stop(s);
+    cfgapi_stop(s);
     api_lease__stop(s);
     if (w == NULL) {
         return;

@@ -178,6 +178,12 @@ static const struct row rows[] = {
      "force to create a new one member cluster"},
     {"unsafe-no-fsync", K_BOOL, F(unsafe_no_fsync), "false",
      "disables fsync, unsafe, will cause data loss"},
+    {"config-history", K_UINT, F(config_history), "100",
+     "config center: releases kept per config (1-10000)"},
+    {"config-require-message", K_BOOL, F(config_require_message), "false",
+     "config center: refuse a publish without a message"},
+    {"config-secret-key-file", K_STR, F(config_secret_key_file), NULL,
+     "config center: AES-256 key (32 bytes or 64 hex digits) for secrets"},
     {"config-file", K_STR, F(config_file), NULL,
      "path to the server configuration file (YAML)"},
 };
@@ -957,6 +963,10 @@ int options_validate(const struct options *o, char *err, size_t err_len)
     }
     if (o->max_request_bytes == 0 || o->max_request_bytes > 67108864) {
         fail(err, err_len, "--max-request-bytes: must be 1..67108864");
+        return ERR_INVALID;
+    }
+    if (o->config_history == 0 || o->config_history > 10000) {
+        fail(err, err_len, "--config-history: must be 1..10000");
         return ERR_INVALID;
     }
     if (o->max_txn_ops == 0 || o->max_txn_ops > 65536) {

@@ -111,6 +111,10 @@ struct options {
     uint64_t experimental_warning_apply_duration_ms;
     bool force_new_cluster;
     bool unsafe_no_fsync;
+    /* config center (registry/config) */
+    uint64_t config_history;
+    bool config_require_message;
+    char *config_secret_key_file;
     /* where the settings came from */
     char *config_file;
 };

@@ -18,6 +18,7 @@
  */
 #include "registry/server/server.h"
 
+#include "registry/config/cfgapi.h"
 #include "registry/http/http.h"
 #include "registry/server/api_auth.h"
 #include "registry/server/api_lock.h"
@@ -528,6 +529,7 @@ static void on_node_closed(void *ctx)
     struct server *s = ctx;
     s->node = NULL;
     api_auth_free(s->auth); /* the applier that used it is gone */
+    cfgapi_free(s);
     s->auth = NULL;
     if (s->grpc_on) {
         s->grpc_on = false;

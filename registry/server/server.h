@@ -127,6 +127,7 @@ struct server {
     void *lease;     /* lease service state (registry/server/api_lease.c) */
     void *compactor; /* auto compaction (compactor.c), when on */
     void *health;    /* active health checks (registry/services) */
+    void *config;    /* config center state (registry/config) */
     /* registry API counters for /metrics (registry/services, and the
      * discovery streams in registry/http) */
     struct {

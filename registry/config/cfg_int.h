@@ -1,0 +1,90 @@
+/*
+ * cfg_int.h - private to registry/config: the member's config-center state
+ * (secret key, subscribers, acks waited for, counters).
+ */
+#ifndef CAIRN_REGISTRY_CFG_INT_H
+#define CAIRN_REGISTRY_CFG_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "registry/config/cfgapi.h"
+
+#define CFG_SUBS_MAX    100000 /* subscribers tracked per member */
+#define CFG_SUB_CONFIGS 256    /* configs tracked per subscriber */
+#define CFG_WAITERS_MAX 1024   /* PUT ?wait_acks= calls at once */
+#define CFG_LAT_BUCKETS 14
+#define CFG_WAIT_MAX_S  300
+
+/* One config's delivered / acknowledged versions at one subscriber. */
+struct cfg_sub_cfg {
+    struct cfg_id id;
+    int64_t delivered;
+    int64_t delivered_at_ms;
+    int64_t created_ms; /* the delivered release's publish time */
+    bool gray;
+    int64_t acked;
+    int64_t acked_at_ms;
+};
+
+struct cfg_sub {
+    struct cfg_sub *prev, *next;
+    struct cfg_client client;
+    char peer[64];
+    char scope[CFG_KEY_MAX];
+    char name[CFG_NAME_MAX + 1];
+    int64_t since_ms;
+    size_t n;
+    struct cfg_sub_cfg cfgs[CFG_SUB_CONFIGS];
+};
+
+struct cfg_waiter;
+
+struct cfg_state {
+    bool has_key;
+    unsigned char key[32];
+    struct cfg_sub *subs;
+    size_t subs_open;
+    struct cfg_waiter *waiters;
+    size_t waiters_open;
+    struct {
+        uint64_t publishes;
+        uint64_t rollbacks;
+        uint64_t deletes;
+        uint64_t gray_changes;
+        uint64_t invalid;
+        uint64_t reads;
+        uint64_t subscribers_total;
+        uint64_t push_messages;
+        uint64_t acks;
+    } ctr;
+    /* publish-to-ack latency, seconds: cumulative buckets */
+    uint64_t lat_count;
+    double lat_sum;
+    uint64_t lat_buckets[CFG_LAT_BUCKETS];
+};
+
+/* The state, created on first use (NULL when out of memory). */
+struct cfg_state *cfg__state(struct server *s);
+
+/* Subscribers that cover id (open streams whose scope holds it). */
+size_t cfg__subs_covering(struct server *s, const struct cfg_id *id);
+/* ... of which acknowledged version v or later. */
+size_t cfg__subs_acked(struct server *s, const struct cfg_id *id, int64_t v);
+
+/* The subscribers view of id, as a JSON array (a new reference). */
+json_t *cfg__subs_json(struct server *s, const struct cfg_id *id);
+
+/* A waiter for acks of (id, v): done(ctx, acked, total) runs once, when
+ * acked >= need or at the deadline. cancel forgets it (done never runs). */
+typedef void (*cfg_wait_fn)(void *ctx, size_t acked, size_t total,
+                            bool timed_out);
+struct cfg_waiter *cfg__wait_acks(struct server *s, const struct cfg_id *id,
+                                  int64_t v, double fraction,
+                                  uint32_t timeout_ms, cfg_wait_fn done,
+                                  void *ctx);
+void cfg__wait_cancel(struct server *s, struct cfg_waiter *w);
+
+int64_t cfg__now_ms(void);
+
+#endif
