@@ -31,6 +31,7 @@
 #include "base/assert.h"
 #include "base/err.h"
 #include "proto/rpc.pb-c.h"
+#include "registry/config/cfgapi.h"
 #include "registry/http/http_int.h"
 #include "registry/services/services.h"
 
@@ -368,6 +369,9 @@ int http__get_metrics(struct http_conn *c)
     }
     if (w.err == 0) {
         w.err = svc_api_metrics(s, &b);
+    }
+    if (w.err == 0) {
+        w.err = cfgapi_metrics(s, &b); /* registry/config */
     }
     rc = w.err;
     if (rc == 0) {
