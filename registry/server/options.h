@@ -111,6 +111,11 @@ struct options {
     uint64_t experimental_warning_apply_duration_ms;
     bool force_new_cluster;
     bool unsafe_no_fsync;
+    /* the service registry's bounds (Cairn's own flags; services.h) */
+    uint64_t registry_probes_max;
+    uint64_t registry_probe_instances_max;
+    uint64_t registry_probe_writes_max;
+    uint64_t registry_metrics_services_max;
     /* where the settings came from */
     char *config_file;
 };
