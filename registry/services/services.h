@@ -42,10 +42,12 @@
  * Instance document: {"id","namespace","service","addr":"host:port",
  * "host","port","weight","zone","version","labels":{..},"meta":{..},
  * "status":"up"|"draining","health":"passing"|"critical"|"unknown",
- * "check":{..last result..},"checks":[..],"session":"<hex>",
- * "registered_at":"<RFC 3339>"}. "addr" is the field etcd's resolver
- * reads; no field is called "metadata" in any case (grpc-go's balancer
- * panics on an object there).
+ * "check":{"status","output","since"} (the probe result that last changed
+ * "health", and when: the prober writes only flips), "checks":[..],
+ * "session":"<hex>", "registered_at":"<RFC 3339>" (the latest PUT of this
+ * id: a re-registration sets it again; PATCH and health writes keep it)}.
+ * "addr" is the field etcd's resolver reads; no field is called
+ * "metadata" in any case (grpc-go's balancer panics on an object there).
  */
 #ifndef CAIRN_REGISTRY_SERVICES_H
 #define CAIRN_REGISTRY_SERVICES_H

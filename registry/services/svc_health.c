@@ -607,8 +607,11 @@ static char *doc_updated(struct hc *h, struct hc_inst *in, enum hc_state to,
     rfc3339_now(at, sizeof(at));
     snprintf(output, sizeof(output), "%s: %s",
              why->type == HC_HTTP ? "http" : "tcp", why->output);
+    /* "since": the instance has had this health since then. Not the
+     * time of the last probe: probes that change nothing are not written
+     * (one Raft write per flip, not per probe; docs/registry.md). */
     check = json_pack("{s:s,s:s,s:s}", "status", state_names[to], "output",
-                      output, "at", at);
+                      output, "since", at);
     if (check == NULL ||
         json_object_set_new(doc, "health", json_string(state_names[to])) ||
         json_object_set_new(doc, "check", check)) {
