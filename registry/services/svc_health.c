@@ -170,6 +170,7 @@ struct hc {
     size_t scan_key_len;
     int64_t scan_page;
     struct hc_stats st;
+    struct svc_gauge *gauge; /* every member, leading or not */
 };
 
 struct hc_write {
@@ -944,8 +945,11 @@ void svc_health_on_events(struct server *s, const struct kv_event *evs,
                           size_t n)
 {
     struct hc *h = s->health;
+    if (h != NULL) {
+        svc__gauge_events(h->gauge, evs, n);
+    }
     if (h == NULL || !h->leading) {
-        return; /* a follower: costs a load and a branch */
+        return; /* a follower: the gauge only */
     }
     for (size_t i = 0; i < n; i++) {
         const struct kv_kv *kv = &evs[i].kv;
@@ -964,6 +968,9 @@ void svc_health_on_events(struct server *s, const struct kv_event *evs,
 void svc_health_on_restored(struct server *s)
 {
     struct hc *h = s->health;
+    if (h != NULL) {
+        svc__gauge_restored(h->gauge);
+    }
     if (h != NULL && h->leading) {
         lead_end(h); /* the store changed under us: scan it again */
         lead_begin(h);
@@ -992,6 +999,15 @@ int svc_health_start(struct server *s, char *msg, size_t msg_len)
     ASSERT(h->writes_max >= 1 && h->writes_max <= SVC_PROBE_WRITES_HARD_MAX);
     ASSERT(h->instances_max >= 1 &&
            h->instances_max <= SVC_PROBE_INSTANCES_HARD_MAX);
+    if (svc__gauge_start(s,
+                         s->opt != NULL
+                             ? (size_t)s->opt->registry_metrics_services_max
+                             : 1000,
+                         &h->gauge) != 0) {
+        mem_free(h);
+        snprintf(msg, msg_len, "instances gauge: out of memory");
+        return -ENOMEM;
+    }
     uv_timer_init(s->loop, &h->tick);
     uv_timer_init(s->loop, &h->scan);
     h->tick.data = h;
@@ -1023,6 +1039,8 @@ void svc_health_stop(struct server *s)
     h->heap = NULL;
     h->heap_cap = 0;
     s->health = NULL;
+    svc__gauge_stop(h->gauge);
+    h->gauge = NULL;
     /* h lives until its timers closed and each proposal answered */
     uv_close((uv_handle_t *)&h->tick, on_timer_closed);
     uv_close((uv_handle_t *)&h->scan, on_timer_closed);
@@ -1087,5 +1105,6 @@ int svc_health_metrics(struct server *s, struct buf *out)
         st->writes_deferred, h != NULL ? h->probes_max : 0,
         h != NULL ? h->instances_max : 0, h != NULL ? h->writes_max : 0);
     ASSERT(n > 0 && (size_t)n < sizeof(text));
-    return buf_append(out, text, (size_t)n);
+    int rc = buf_append(out, text, (size_t)n);
+    return rc != 0 ? rc : svc__gauge_metrics(h != NULL ? h->gauge : NULL, out);
 }

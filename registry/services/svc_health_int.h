@@ -17,6 +17,9 @@
  * Limits:   HC_URL_MAX bytes of URL, HC_STATUS_LINE_MAX bytes read for the
  *           status line (the rest of the answer is never read).
  * Not here: scheduling, damping and writes (svc_health.c).
+ *
+ * Also here: the instances gauge (svc_gauge.c), which svc_health.c starts,
+ * feeds with the observer's events and prints; loop thread only.
  */
 #ifndef CAIRN_REGISTRY_SVC_HEALTH_INT_H
 #define CAIRN_REGISTRY_SVC_HEALTH_INT_H
@@ -69,5 +72,26 @@ int hc_probe_start(uv_loop_t *loop, const struct hc_target *t,
 /* done will not run; the probe frees itself once its handles closed. Safe
  * until done has run. */
 void hc_probe_cancel(struct hc_probe *p);
+
+/* ------------------------------------------- the instances gauge */
+
+struct kv_event;
+struct server;
+struct svc_gauge;
+
+/* Start counting (a paged read of the registry, then events), with at
+ * most services_max (namespace, service) pairs in their own series. 0 and
+ * *out, or -ENOMEM. */
+int svc__gauge_start(struct server *s, size_t services_max,
+                     struct svc_gauge **out);
+/* Stop; the memory goes once the scan timer closed. NULL is a no-op. */
+void svc__gauge_stop(struct svc_gauge *g);
+/* Applied events (with prev), in revision order. NULL is a no-op. */
+void svc__gauge_events(struct svc_gauge *g, const struct kv_event *evs,
+                       size_t n);
+/* A snapshot replaced the store: count it again. */
+void svc__gauge_restored(struct svc_gauge *g);
+/* Append cairn_registry_instances{..} in Prometheus text. */
+int svc__gauge_metrics(struct svc_gauge *g, struct buf *out);
 
 #endif
