@@ -104,7 +104,8 @@ struct hc_inst;
 
 struct hc_check {
     struct hc_inst *inst;
-    enum hc_type type;
+    enum hc_type type; /* HC_HTTP for http and https URLs */
+    bool tls_skip_verify;
     char *target; /* the url or addr, parsed when probed */
     uint32_t interval_ms;
     uint32_t timeout_ms;
@@ -171,6 +172,7 @@ struct hc {
     int64_t scan_page;
     struct hc_stats st;
     struct svc_gauge *gauge; /* every member, leading or not */
+    struct hc_tls *tls;      /* made at the first https probe */
 };
 
 struct hc_write {
@@ -401,6 +403,8 @@ static struct hc_inst *inst_build(json_t *checks, const uint8_t *k, size_t n)
         memcpy(c->target, t, strlen(t) + 1);
         c->inst = in;
         c->type = http ? HC_HTTP : HC_TCP;
+        c->tls_skip_verify =
+            json_is_true(json_object_get(o, "tls_skip_verify"));
         c->interval_ms = (uint32_t)iv * 1000;
         c->timeout_ms = (uint32_t)to * 1000;
         c->fail_after = (uint16_t)fa;
@@ -776,14 +780,20 @@ static void probe_start(struct hc *h, struct hc_check *c)
     int rc;
     if (c->type == HC_HTTP) {
         rc = hc_url_parse(c->target, &t);
+        t.tls_skip_verify = c->tls_skip_verify;
+        if (rc == 0 && t.type == HC_HTTPS && h->tls == NULL &&
+            hc_tls_new(&h->tls) != 0) {
+            result(h, c, false, "tls: no OpenSSL client context");
+            return;
+        }
     } else {
         memset(&t, 0, sizeof(t));
         t.type = HC_TCP;
         rc = svc_addr_parse(c->target, t.host, sizeof(t.host), &t.port);
     }
     if (rc == 0) {
-        rc = hc_probe_start(h->s->loop, &t, c->timeout_ms, probe_done, c,
-                            &c->probe);
+        rc = hc_probe_start(h->s->loop, &t, c->timeout_ms, h->tls, probe_done,
+                            c, &c->probe);
     }
     if (rc != 0) {
         result(h, c, false, rc == ERR_INVALID ? "bad target" : err_str(rc));
@@ -1041,6 +1051,8 @@ void svc_health_stop(struct server *s)
     s->health = NULL;
     svc__gauge_stop(h->gauge);
     h->gauge = NULL;
+    hc_tls_free(h->tls); /* probes were cancelled: none holds it */
+    h->tls = NULL;
     /* h lives until its timers closed and each proposal answered */
     uv_close((uv_handle_t *)&h->tick, on_timer_closed);
     uv_close((uv_handle_t *)&h->scan, on_timer_closed);
