@@ -311,7 +311,9 @@ static void tls_flush(struct hc_probe *p)
 static void tls_fail(struct hc_probe *p)
 {
     char out[HC_OUTPUT_MAX];
-    long vr = SSL_get_verify_result(p->ssl);
+    /* with verification off the result may hold an error that did not
+     * fail the handshake: then it is not the reason */
+    long vr = p->t.tls_skip_verify ? X509_V_OK : SSL_get_verify_result(p->ssl);
     unsigned long e = ERR_peek_last_error();
     if (vr != X509_V_OK) {
         snprintf(out, sizeof(out), "tls: certificate: %s",
