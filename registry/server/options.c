@@ -22,6 +22,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "registry/server/discovery_srv.h"
+#include "registry/services/services.h"
 
 #define VALUE_BYTES_MAX         4096
 #define INITIAL_CLUSTER_DEFAULT "default=http://localhost:2380"
@@ -184,6 +185,16 @@ static const struct row rows[] = {
      "config center: refuse a publish without a message"},
     {"config-secret-key-file", K_STR, F(config_secret_key_file), NULL,
      "config center: AES-256 key (32 bytes or 64 hex digits) for secrets"},
+    /* the service registry's bounds (Cairn's own; limits in services.h) */
+    {"registry-probes-max", K_UINT, F(registry_probes_max), "256",
+     "health probes in flight at once (1-4096)"},
+    {"registry-probe-instances-max", K_UINT, F(registry_probe_instances_max),
+     "100000", "instances with checks the leader probes (1-100000)"},
+    {"registry-probe-writes-max", K_UINT, F(registry_probe_writes_max), "64",
+     "health state writes in flight at once (1-1024)"},
+    {"registry-metrics-services-max", K_UINT, F(registry_metrics_services_max),
+     "1000",
+     "services with their own cairn_registry_instances series (0-10000)"},
     {"config-file", K_STR, F(config_file), NULL,
      "path to the server configuration file (YAML)"},
 };
@@ -907,6 +918,32 @@ static int validate_discovery_srv(const struct options *o, char *err,
                                 plain, sizeof(ssl), err, err_len);
 }
 
+/* The registry's bounds: each within 1 (0 for the metrics cap) and its
+ * compile-time hard maximum (services.h says why each). */
+static int validate_registry(const struct options *o, char *err, size_t err_len)
+{
+    const struct {
+        const char *name;
+        uint64_t v, lo, hi;
+    } b[] = {
+        {"registry-probes-max", o->registry_probes_max, 1, SVC_PROBES_HARD_MAX},
+        {"registry-probe-instances-max", o->registry_probe_instances_max, 1,
+         SVC_PROBE_INSTANCES_HARD_MAX},
+        {"registry-probe-writes-max", o->registry_probe_writes_max, 1,
+         SVC_PROBE_WRITES_HARD_MAX},
+        {"registry-metrics-services-max", o->registry_metrics_services_max, 0,
+         SVC_GAUGE_SERVICES_HARD_MAX},
+    };
+    for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+        if (b[i].v < b[i].lo || b[i].v > b[i].hi) {
+            fail(err, err_len, "--%s: must be %" PRIu64 "..%" PRIu64, b[i].name,
+                 b[i].lo, b[i].hi);
+            return ERR_INVALID;
+        }
+    }
+    return 0;
+}
+
 int options_validate(const struct options *o, char *err, size_t err_len)
 {
     uint64_t retention;
@@ -1006,5 +1043,5 @@ int options_validate(const struct options *o, char *err, size_t err_len)
         fail(err, err_len, "--enable-v2: the v2 API is not supported");
         return ERR_INVALID;
     }
-    return 0;
+    return validate_registry(o, err, err_len);
 }

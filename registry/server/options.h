@@ -115,6 +115,11 @@ struct options {
     uint64_t config_history;
     bool config_require_message;
     char *config_secret_key_file;
+    /* the service registry's bounds (Cairn's own flags; services.h) */
+    uint64_t registry_probes_max;
+    uint64_t registry_probe_instances_max;
+    uint64_t registry_probe_writes_max;
+    uint64_t registry_metrics_services_max;
     /* where the settings came from */
     char *config_file;
 };

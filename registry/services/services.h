@@ -21,8 +21,13 @@
  * Limits:   SVC_NAME_MAX name bytes, SVC_DOC_MAX bytes of one instance
  *           document, SVC_LABELS_MAX labels, SVC_LIST_MAX instances read
  *           per service or namespace (the Range limit; more is 413).
- *           Active checks (svc_health.c): HC_PROBES_MAX probes in flight,
- *           HC_INSTANCES_MAX instances probed, HC_WRITES_MAX writes.
+ *           Active checks (svc_health.c), from the daemon's flags, each
+ *           capped by a hard maximum below: probes in flight
+ *           (--registry-probes-max), instances probed
+ *           (--registry-probe-instances-max), state writes in flight
+ *           (--registry-probe-writes-max); the instances gauge's
+ *           (namespace, service) series (--registry-metrics-services-max).
+ *           A bound that bites is counted on /metrics, never an abort.
  * Not here: HTTP framing (registry/http/http_api.c), pushed discovery
  *           (registry/http streams), lease expiry (consensus/lease and
  *           registry/server/api_lease.c).
@@ -37,10 +42,12 @@
  * Instance document: {"id","namespace","service","addr":"host:port",
  * "host","port","weight","zone","version","labels":{..},"meta":{..},
  * "status":"up"|"draining","health":"passing"|"critical"|"unknown",
- * "check":{..last result..},"checks":[..],"session":"<hex>",
- * "registered_at":"<RFC 3339>"}. "addr" is the field etcd's resolver
- * reads; no field is called "metadata" in any case (grpc-go's balancer
- * panics on an object there).
+ * "check":{"status","output","since"} (the probe result that last changed
+ * "health", and when: the prober writes only flips), "checks":[..],
+ * "session":"<hex>", "registered_at":"<RFC 3339>" (the latest PUT of this
+ * id: a re-registration sets it again; PATCH and health writes keep it)}.
+ * "addr" is the field etcd's resolver reads; no field is called
+ * "metadata" in any case (grpc-go's balancer panics on an object there).
  */
 #ifndef CAIRN_REGISTRY_SERVICES_H
 #define CAIRN_REGISTRY_SERVICES_H
@@ -65,6 +72,19 @@
 #define SVC_HOST_MAX    253
 #define SVC_PREFIX      "/registry/"
 #define SVC_MSG_MAX     256
+
+/* Hard maxima of the registry's flags (options.c checks them). Probes:
+ * each holds a socket (fd), and a tick starts at most this many, so the
+ * loop's work per tick stays bounded. Instances probed: the registry
+ * never lists more than SVC_LIST_MAX, and each costs ~200 bytes plus its
+ * heap slots. Writes: each is a proposal held by consensus/node until it
+ * applies. Gauge services: each is 3 series per scrape, per member, for
+ * Prometheus to store; past 10k a registry wants recording rules, not
+ * per-service series. */
+#define SVC_PROBES_HARD_MAX          4096
+#define SVC_PROBE_INSTANCES_HARD_MAX SVC_LIST_MAX
+#define SVC_PROBE_WRITES_HARD_MAX    1024
+#define SVC_GAUGE_SERVICES_HARD_MAX  10000
 
 struct server;
 struct svc_req;

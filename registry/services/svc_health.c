@@ -27,8 +27,9 @@
  * newer than the one held, a delete only when its revision is.
  *
  * Probing. Each check has a due time in a min-heap; a 100 ms tick starts
- * the due ones, at most HC_PROBES_MAX at once (the rest wait their turn,
- * late), through svc_probe.c: non-blocking connect / GET on the loop.
+ * the due ones, at most --registry-probes-max in flight at once (the rest
+ * wait their turn, late; counted), through svc_probe.c: non-blocking
+ * connect / GET on the loop.
  *
  * Damping and writes. Per check, fail_after failures in a row make it
  * critical and pass_after successes in a row make it passing; in between
@@ -44,11 +45,19 @@
  * compare; the event of the other write updates the revision and the next
  * probe result tries again.
  *
+ * Bounds (flags, services.h): probes in flight; instances tracked (more
+ * than --registry-probe-instances-max instances with checks: the rest are
+ * not probed, counted and logged once per term; when a tracked one goes
+ * while some were left out, the registry is scanned again, at most once
+ * per HC_RESCAN_MS, and the ones left out take the free places); state
+ * writes in flight (--registry-probe-writes-max: a flip over it waits, its
+ * check probes again within HC_RETRY_MS). Each bound that bites counts in
+ * cairn_registry_health_limit_hits_total{limit=..}.
+ *
  * Failure modes. Out of memory tracking an instance skips it (counted);
- * more than HC_INSTANCES_MAX instances with checks: the rest are skipped
- * (counted, logged once per term); a write that fails is retried on the
- * next result. A restored snapshot rescans. At stop, probes are cancelled
- * and the state lives on until the last proposal in flight answered.
+ * a write that fails is retried on the next result. A restored snapshot
+ * rescans. At stop, probes are cancelled and the state lives on until the
+ * last proposal in flight answered.
  */
 #include "registry/services/services.h"
 
@@ -69,17 +78,15 @@
 #include "registry/server/server.h"
 #include "registry/services/svc_health_int.h"
 
-#define HC_PROBES_MAX    256    /* probes in flight (sockets, fds) */
-#define HC_INSTANCES_MAX 100000 /* instances with checks tracked */
-#define HC_WRITES_MAX    64     /* state writes in flight */
-#define HC_TICK_MS       100
-#define HC_SCAN_PAGE     256 /* keys per scan page (one per loop turn) */
-#define HC_BUCKETS       (1u << 16)
-#define HC_KEY_MAX       1024
-#define HC_WRITE_TMO_MS  5000
-#define HC_RETRY_MS      1000 /* a lost write probes again this soon */
+#define HC_TICK_MS      100
+#define HC_SCAN_PAGE    256 /* keys per scan page (one per loop turn) */
+#define HC_BUCKETS      (1u << 16)
+#define HC_KEY_MAX      1024
+#define HC_WRITE_TMO_MS 5000
+#define HC_RETRY_MS     1000 /* a lost write probes again this soon */
+#define HC_RESCAN_MS    1000 /* rescans for left-out instances, at most */
 
-STATIC_ASSERT(HC_INSTANCES_MAX <= SVC_LIST_MAX,
+STATIC_ASSERT(SVC_PROBE_INSTANCES_HARD_MAX <= SVC_LIST_MAX,
               "never track more than the registry lists");
 STATIC_ASSERT((HC_BUCKETS & (HC_BUCKETS - 1)) == 0, "a power of two");
 
@@ -97,7 +104,8 @@ struct hc_inst;
 
 struct hc_check {
     struct hc_inst *inst;
-    enum hc_type type;
+    enum hc_type type; /* HC_HTTP for http and https URLs */
+    bool tls_skip_verify;
     char *target; /* the url or addr, parsed when probed */
     uint32_t interval_ms;
     uint32_t timeout_ms;
@@ -131,8 +139,10 @@ struct hc_stats {
     uint64_t flips;
     uint64_t write_conflicts;
     uint64_t write_errors;
-    uint64_t skipped;
+    uint64_t skipped;         /* not tracked: the bound or memory */
     uint64_t probes_deferred; /* ticks that left due probes for later */
+    uint64_t over_limit;      /* instances left out by the bound */
+    uint64_t writes_deferred; /* flips that waited for a write slot */
 };
 
 struct hc {
@@ -153,10 +163,16 @@ struct hc {
     int writes_inflight;
     bool scanning;
     bool skip_logged;
+    bool left_out;  /* instances were left out since the last scan began */
+    int probes_max; /* the bounds, from the flags at start */
+    int writes_max;
+    size_t instances_max;
     uint8_t scan_key[HC_KEY_MAX];
     size_t scan_key_len;
     int64_t scan_page;
     struct hc_stats st;
+    struct svc_gauge *gauge; /* every member, leading or not */
+    struct hc_tls *tls;      /* made at the first https probe */
 };
 
 struct hc_write {
@@ -169,6 +185,7 @@ struct hc_write {
 };
 
 static void evaluate(struct hc *h, struct hc_inst *in);
+static void rescan_if_left_out(struct hc *h);
 
 /* ---------------------------------------------------------- helpers */
 
@@ -386,6 +403,8 @@ static struct hc_inst *inst_build(json_t *checks, const uint8_t *k, size_t n)
         memcpy(c->target, t, strlen(t) + 1);
         c->inst = in;
         c->type = http ? HC_HTTP : HC_TCP;
+        c->tls_skip_verify =
+            json_is_true(json_object_get(o, "tls_skip_verify"));
         c->interval_ms = (uint32_t)iv * 1000;
         c->timeout_ms = (uint32_t)to * 1000;
         c->fail_after = (uint16_t)fa;
@@ -444,6 +463,7 @@ static void on_put(struct hc *h, const uint8_t *k, size_t kn, const uint8_t *v,
     if (sig_hash == 0) { /* no checks (any more): not ours to probe */
         if (old != NULL) {
             inst_drop(h, old);
+            rescan_if_left_out(h);
         }
         json_decref(doc);
         return;
@@ -456,13 +476,15 @@ static void on_put(struct hc *h, const uint8_t *k, size_t kn, const uint8_t *v,
         json_decref(doc);
         return;
     }
-    if (old == NULL && h->insts_count >= HC_INSTANCES_MAX) {
+    if (old == NULL && h->insts_count >= h->instances_max) {
         h->st.skipped++;
+        h->st.over_limit++;
+        h->left_out = true;
         if (!h->skip_logged) {
             LOGW("health",
-                 "more than %d instances with checks: the rest "
-                 "are not probed",
-                 HC_INSTANCES_MAX);
+                 "more than %zu instances with checks "
+                 "(--registry-probe-instances-max): the rest are not probed",
+                 h->instances_max);
             h->skip_logged = true;
         }
         json_decref(doc);
@@ -488,6 +510,7 @@ static void on_delete(struct hc *h, const uint8_t *k, size_t kn, int64_t rev)
     struct hc_inst *in = find(h, k, kn);
     if (in != NULL && rev > in->mod_rev) {
         inst_drop(h, in);
+        rescan_if_left_out(h);
     }
 }
 
@@ -589,8 +612,11 @@ static char *doc_updated(struct hc *h, struct hc_inst *in, enum hc_state to,
     rfc3339_now(at, sizeof(at));
     snprintf(output, sizeof(output), "%s: %s",
              why->type == HC_HTTP ? "http" : "tcp", why->output);
+    /* "since": the instance has had this health since then. Not the
+     * time of the last probe: probes that change nothing are not written
+     * (one Raft write per flip, not per probe; docs/registry.md). */
     check = json_pack("{s:s,s:s,s:s}", "status", state_names[to], "output",
-                      output, "at", at);
+                      output, "since", at);
     if (check == NULL ||
         json_object_set_new(doc, "health", json_string(state_names[to])) ||
         json_object_set_new(doc, "check", check)) {
@@ -703,9 +729,13 @@ static void evaluate(struct hc *h, struct hc_inst *in)
 {
     const struct hc_check *why;
     enum hc_state v = verdict(in, &why);
-    if (v == HS_NONE || v == in->stored || in->writing ||
-        h->writes_inflight >= HC_WRITES_MAX) {
+    if (v == HS_NONE || v == in->stored || in->writing) {
         return; /* a later result tries again */
+    }
+    if (h->writes_inflight >= h->writes_max) {
+        h->st.writes_deferred++;
+        retry_soon(h, in); /* its next result tries again */
+        return;
     }
     state_write(h, in, v, why);
 }
@@ -750,14 +780,20 @@ static void probe_start(struct hc *h, struct hc_check *c)
     int rc;
     if (c->type == HC_HTTP) {
         rc = hc_url_parse(c->target, &t);
+        t.tls_skip_verify = c->tls_skip_verify;
+        if (rc == 0 && t.type == HC_HTTPS && h->tls == NULL &&
+            hc_tls_new(&h->tls) != 0) {
+            result(h, c, false, "tls: no OpenSSL client context");
+            return;
+        }
     } else {
         memset(&t, 0, sizeof(t));
         t.type = HC_TCP;
         rc = svc_addr_parse(c->target, t.host, sizeof(t.host), &t.port);
     }
     if (rc == 0) {
-        rc = hc_probe_start(h->s->loop, &t, c->timeout_ms, probe_done, c,
-                            &c->probe);
+        rc = hc_probe_start(h->s->loop, &t, c->timeout_ms, h->tls, probe_done,
+                            c, &c->probe);
     }
     if (rc != 0) {
         result(h, c, false, rc == ERR_INVALID ? "bad target" : err_str(rc));
@@ -772,7 +808,8 @@ static void on_tick(uv_timer_t *t)
     uint64_t now = now_ms(h);
     int started = 0;
     while (h->heap_len > 0 && h->heap[0]->due_ms <= now) {
-        if (h->probes_inflight >= HC_PROBES_MAX || started >= HC_PROBES_MAX) {
+        /* started: a probe that fails at once is due again now */
+        if (h->probes_inflight >= h->probes_max || started >= h->probes_max) {
             h->st.probes_deferred++;
             return;
         }
@@ -830,9 +867,35 @@ static void on_scan(uv_timer_t *t)
         uv_timer_stop(&h->scan);
         LOGI("health", "leader: probing %zu instances with checks",
              h->insts_count);
+        rescan_if_left_out(h); /* places freed while this scan ran */
     }
     kv_result_free(&res);
     node_read_end(h->s->node, rd);
+}
+
+/* Page through /registry/ from the start, the first page after delay_ms. */
+static void scan_start(struct hc *h, uint64_t delay_ms)
+{
+    ASSERT(h->leading);
+    ASSERT(!h->scanning);
+    h->scanning = true;
+    h->left_out = false;
+    h->scan_page = HC_SCAN_PAGE;
+    h->scan_key_len = strlen(SVC_PREFIX);
+    memcpy(h->scan_key, SVC_PREFIX, h->scan_key_len);
+    uv_timer_start(&h->scan, on_scan, delay_ms, 1);
+}
+
+/* Instances were left out by the bound and a place is free now: scan again
+ * (on_put takes only keys it does not hold, up to the bound). One scan at
+ * a time, each HC_RESCAN_MS after the last began or ended, so churn over
+ * the bound costs at most one paged pass of the registry per second. */
+static void rescan_if_left_out(struct hc *h)
+{
+    if (h->leading && h->left_out && !h->scanning &&
+        h->insts_count < h->instances_max) {
+        scan_start(h, HC_RESCAN_MS);
+    }
 }
 
 /* ---------------------------------------------------------- leadership */
@@ -849,11 +912,7 @@ static void lead_begin(struct hc *h)
     h->leading = true;
     h->epoch++;
     h->skip_logged = false;
-    h->scanning = true;
-    h->scan_page = HC_SCAN_PAGE;
-    h->scan_key_len = strlen(SVC_PREFIX);
-    memcpy(h->scan_key, SVC_PREFIX, h->scan_key_len);
-    uv_timer_start(&h->scan, on_scan, 0, 1);
+    scan_start(h, 0);
     uv_timer_start(&h->tick, on_tick, HC_TICK_MS, HC_TICK_MS);
 }
 
@@ -896,8 +955,11 @@ void svc_health_on_events(struct server *s, const struct kv_event *evs,
                           size_t n)
 {
     struct hc *h = s->health;
+    if (h != NULL) {
+        svc__gauge_events(h->gauge, evs, n);
+    }
     if (h == NULL || !h->leading) {
-        return; /* a follower: costs a load and a branch */
+        return; /* a follower: the gauge only */
     }
     for (size_t i = 0; i < n; i++) {
         const struct kv_kv *kv = &evs[i].kv;
@@ -916,6 +978,9 @@ void svc_health_on_events(struct server *s, const struct kv_event *evs,
 void svc_health_on_restored(struct server *s)
 {
     struct hc *h = s->health;
+    if (h != NULL) {
+        svc__gauge_restored(h->gauge);
+    }
     if (h != NULL && h->leading) {
         lead_end(h); /* the store changed under us: scan it again */
         lead_begin(h);
@@ -934,6 +999,25 @@ int svc_health_start(struct server *s, char *msg, size_t msg_len)
     }
     h->s = s;
     h->refs = 1;
+    h->probes_max = s->opt != NULL ? (int)s->opt->registry_probes_max : 256;
+    h->writes_max =
+        s->opt != NULL ? (int)s->opt->registry_probe_writes_max : 64;
+    h->instances_max = s->opt != NULL
+                           ? (size_t)s->opt->registry_probe_instances_max
+                           : SVC_PROBE_INSTANCES_HARD_MAX;
+    ASSERT(h->probes_max >= 1 && h->probes_max <= SVC_PROBES_HARD_MAX);
+    ASSERT(h->writes_max >= 1 && h->writes_max <= SVC_PROBE_WRITES_HARD_MAX);
+    ASSERT(h->instances_max >= 1 &&
+           h->instances_max <= SVC_PROBE_INSTANCES_HARD_MAX);
+    if (svc__gauge_start(s,
+                         s->opt != NULL
+                             ? (size_t)s->opt->registry_metrics_services_max
+                             : 1000,
+                         &h->gauge) != 0) {
+        mem_free(h);
+        snprintf(msg, msg_len, "instances gauge: out of memory");
+        return -ENOMEM;
+    }
     uv_timer_init(s->loop, &h->tick);
     uv_timer_init(s->loop, &h->scan);
     h->tick.data = h;
@@ -965,6 +1049,10 @@ void svc_health_stop(struct server *s)
     h->heap = NULL;
     h->heap_cap = 0;
     s->health = NULL;
+    svc__gauge_stop(h->gauge);
+    h->gauge = NULL;
+    hc_tls_free(h->tls); /* probes were cancelled: none holds it */
+    h->tls = NULL;
     /* h lives until its timers closed and each proposal answered */
     uv_close((uv_handle_t *)&h->tick, on_timer_closed);
     uv_close((uv_handle_t *)&h->scan, on_timer_closed);
@@ -977,7 +1065,7 @@ int svc_health_metrics(struct server *s, struct buf *out)
     struct hc *h = s->health;
     static const struct hc_stats zero;
     const struct hc_stats *st = h != NULL ? &h->st : &zero;
-    char text[2048];
+    char text[4096];
     int n = snprintf(
         text, sizeof(text),
         "# HELP cairn_registry_health_probes_total Health probes run "
@@ -1006,10 +1094,29 @@ int svc_health_metrics(struct server *s, struct buf *out)
         "cairn_registry_health_instances %zu\n"
         "# HELP cairn_registry_health_probes_in_flight Probes running now.\n"
         "# TYPE cairn_registry_health_probes_in_flight gauge\n"
-        "cairn_registry_health_probes_in_flight %d\n",
+        "cairn_registry_health_probes_in_flight %d\n"
+        "# HELP cairn_registry_health_limit_hits_total Times a prober bound "
+        "bit: probes (a tick left due probes waiting), instances (an "
+        "instance with checks left unprobed), writes (a flip waited for a "
+        "write slot).\n"
+        "# TYPE cairn_registry_health_limit_hits_total counter\n"
+        "cairn_registry_health_limit_hits_total{limit=\"probes\"} %" PRIu64 "\n"
+        "cairn_registry_health_limit_hits_total{limit=\"instances\"} %" PRIu64
+        "\n"
+        "cairn_registry_health_limit_hits_total{limit=\"writes\"} %" PRIu64 "\n"
+        "# HELP cairn_registry_health_limit The prober's bounds "
+        "(--registry-probes-max, --registry-probe-instances-max, "
+        "--registry-probe-writes-max).\n"
+        "# TYPE cairn_registry_health_limit gauge\n"
+        "cairn_registry_health_limit{limit=\"probes\"} %d\n"
+        "cairn_registry_health_limit{limit=\"instances\"} %zu\n"
+        "cairn_registry_health_limit{limit=\"writes\"} %d\n",
         st->probes, st->probe_failures, st->flips, st->write_conflicts,
         st->skipped, h != NULL ? h->insts_count : 0,
-        h != NULL ? h->probes_inflight : 0);
+        h != NULL ? h->probes_inflight : 0, st->probes_deferred, st->over_limit,
+        st->writes_deferred, h != NULL ? h->probes_max : 0,
+        h != NULL ? h->instances_max : 0, h != NULL ? h->writes_max : 0);
     ASSERT(n > 0 && (size_t)n < sizeof(text));
-    return buf_append(out, text, (size_t)n);
+    int rc = buf_append(out, text, (size_t)n);
+    return rc != 0 ? rc : svc__gauge_metrics(h != NULL ? h->gauge : NULL, out);
 }

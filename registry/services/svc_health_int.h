@@ -1,11 +1,14 @@
 /*
  * svc_health_int.h - private to registry/services: one active probe (TCP
- * connect or HTTP GET) on the libuv loop, for svc_health.c.
+ * connect, HTTP GET, or HTTP GET over TLS) on the libuv loop, for
+ * svc_health.c.
  *
  * Does:     runs one probe of a check's target within a deadline and
  *           reports pass or fail once, with a short human-readable reason.
  * Owns:     each struct hc_probe, from hc_probe_start until its handles
- *           closed (after done ran or hc_probe_cancel).
+ *           closed (after done ran or hc_probe_cancel); its TLS session.
+ *           struct hc_tls (one OpenSSL client context) from hc_tls_new to
+ *           hc_tls_free; probes hold their own reference to it.
  * Threads:  the loop thread only (a host name is resolved by
  *           uv_getaddrinfo on libuv's pool; the loop never blocks).
  * Borrowed: target is copied by hc_probe_start; the output string handed
@@ -17,6 +20,9 @@
  * Limits:   HC_URL_MAX bytes of URL, HC_STATUS_LINE_MAX bytes read for the
  *           status line (the rest of the answer is never read).
  * Not here: scheduling, damping and writes (svc_health.c).
+ *
+ * Also here: the instances gauge (svc_gauge.c), which svc_health.c starts,
+ * feeds with the observer's events and prints; loop thread only.
  */
 #ifndef CAIRN_REGISTRY_SVC_HEALTH_INT_H
 #define CAIRN_REGISTRY_SVC_HEALTH_INT_H
@@ -35,20 +41,33 @@
 enum hc_type {
     HC_TCP = 0,
     HC_HTTP = 1,
+    HC_HTTPS = 2,
 };
 
 /* A parsed target: host (a name or an IP literal, no brackets), port, and
- * for HTTP the request path (with its query, never empty). */
+ * for HTTP the request path (with its query, never empty). For HTTPS,
+ * tls_skip_verify (Consul's name) accepts any certificate; otherwise the
+ * chain must verify against the system's CAs (OpenSSL's default paths,
+ * so SSL_CERT_FILE / SSL_CERT_DIR apply) and name host. */
 struct hc_target {
     enum hc_type type;
+    bool tls_skip_verify;
     char host[SVC_HOST_MAX + 1];
     int port;
     char path[HC_URL_MAX];
 };
 
-/* "http://host[:port][/path]" (port 80 by default; "[v6]" hosts). A
- * fragment is dropped; userinfo ("user@") and https are ERR_INVALID. */
+/* "http://host[:port][/path]" (port 80 by default; "[v6]" hosts), or the
+ * same with "https://" (port 443). A fragment is dropped; userinfo
+ * ("user@") is ERR_INVALID. */
 int hc_url_parse(const char *url, struct hc_target *out);
+
+/* One TLS client context for every https probe (a handshake runs on the
+ * loop: a few hundred microseconds of CPU, bounded by the probes bound).
+ * 0 and *out, or -ENOMEM / ERR_INVALID (OpenSSL refused). */
+struct hc_tls;
+int hc_tls_new(struct hc_tls **out);
+void hc_tls_free(struct hc_tls *tls);
 
 /* The status code of an HTTP status line "HTTP/1.x NNN ..." (line is n
  * bytes, not terminated). ERR_INVALID when it is not one. */
@@ -59,15 +78,37 @@ typedef void (*hc_probe_done_fn)(void *ctx, bool ok, const char *output);
 
 struct hc_probe;
 
-/* Probe t (copied) on loop within timeout_ms. done runs exactly once, never
+/* Probe t (copied) on loop within timeout_ms; tls (borrowed for the call)
+ * is needed for HC_HTTPS, else ERR_INVALID. done runs exactly once, never
  * before this returns, unless hc_probe_cancel comes first. 0 and *out, or
  * -ENOMEM / a uv error (done does not run). */
 int hc_probe_start(uv_loop_t *loop, const struct hc_target *t,
-                   uint32_t timeout_ms, hc_probe_done_fn done, void *ctx,
-                   struct hc_probe **out);
+                   uint32_t timeout_ms, struct hc_tls *tls,
+                   hc_probe_done_fn done, void *ctx, struct hc_probe **out);
 
 /* done will not run; the probe frees itself once its handles closed. Safe
  * until done has run. */
 void hc_probe_cancel(struct hc_probe *p);
+
+/* ------------------------------------------- the instances gauge */
+
+struct kv_event;
+struct server;
+struct svc_gauge;
+
+/* Start counting (a paged read of the registry, then events), with at
+ * most services_max (namespace, service) pairs in their own series. 0 and
+ * *out, or -ENOMEM. */
+int svc__gauge_start(struct server *s, size_t services_max,
+                     struct svc_gauge **out);
+/* Stop; the memory goes once the scan timer closed. NULL is a no-op. */
+void svc__gauge_stop(struct svc_gauge *g);
+/* Applied events (with prev), in revision order. NULL is a no-op. */
+void svc__gauge_events(struct svc_gauge *g, const struct kv_event *evs,
+                       size_t n);
+/* A snapshot replaced the store: count it again. */
+void svc__gauge_restored(struct svc_gauge *g);
+/* Append cairn_registry_instances{..} in Prometheus text. */
+int svc__gauge_metrics(struct svc_gauge *g, struct buf *out);
 
 #endif

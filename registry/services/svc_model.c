@@ -251,10 +251,18 @@ static int check_build(json_t *c, json_t **out, char *msg, size_t msg_len)
         snprintf(msg, msg_len, "field \"checks.%s\" is required", tname);
         return ERR_BAD_REQUEST;
     }
-    if (strcmp(type, "http") == 0 && strncmp(target, "http://", 7) != 0) {
-        return bad(msg, msg_len, "field \"%s\" must be an http:// URL",
+    if (strcmp(type, "http") == 0 && strncmp(target, "http://", 7) != 0 &&
+        strncmp(target, "https://", 8) != 0) {
+        return bad(msg, msg_len,
+                   "field \"%s\" must be an http:// or https:// URL",
                    "checks.url");
     }
+    v = json_object_get(c, "tls_skip_verify");
+    if (v != NULL && !json_is_boolean(v)) {
+        return bad(msg, msg_len, "field \"%s\" must be true or false",
+                   "checks.tls_skip_verify");
+    }
+    bool skip = json_is_true(v);
     if (strcmp(type, "tcp") == 0) {
         char h[SVC_HOST_MAX + 1];
         int p;
@@ -266,6 +274,11 @@ static int check_build(json_t *c, json_t **out, char *msg, size_t msg_len)
     *out = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}", "type", type, tname, target,
                      "interval", interval, "timeout", timeout, "fail_after",
                      fail_after, "pass_after", pass_after);
+    if (*out != NULL && skip && strcmp(type, "http") == 0 &&
+        json_object_set_new(*out, "tls_skip_verify", json_true()) != 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
     return *out != NULL ? 0 : -ENOMEM;
 }
 

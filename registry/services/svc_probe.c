@@ -6,11 +6,18 @@
  * and 4, spoken as HTTP/1.0 so the server closes after one answer):
  * connect, write "GET <path> HTTP/1.0" with Host, read until the first
  * line ends, and pass on a 2xx or 3xx status; the rest of the answer is
- * never read. One deadline timer covers every step.
+ * never read. HTTPS: the same request over TLS (OpenSSL on memory BIOs:
+ * bytes read from the socket go into the session, what it has to send is
+ * written out, so the loop never blocks and libuv keeps the socket),
+ * with SNI and, unless tls_skip_verify, the chain verified against the
+ * system's CAs and the host name (or IP) checked. One deadline timer
+ * covers every step.
  *
  * Failure modes. Resolve, connect, write or read errors fail the probe
  * with the step and libuv's text; the deadline fails it with "timeout";
- * a line that is not a status line fails it. After the outcome (or a
+ * a line that is not a status line fails it; a TLS failure names
+ * OpenSSL's reason ("tls: certificate: self-signed certificate",
+ * "tls: certificate: hostname mismatch"). After the outcome (or a
  * cancel) the probe closes its timer and socket and cancels a resolve
  * still on the pool; its memory goes when the last of those completes, so
  * a late callback never touches freed memory (libuv design: handle memory
@@ -18,16 +25,32 @@
  */
 #include "registry/services/svc_health_int.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/err.h"
 
-#define REQ_MAX (HC_URL_MAX + SVC_HOST_MAX + 128)
+#define REQ_MAX    (HC_URL_MAX + SVC_HOST_MAX + 128)
+#define TLS_RD_MAX 4096 /* ciphertext read per callback */
+
+struct hc_tls {
+    SSL_CTX *ctx;
+};
+
+/* One write of TLS output; frees itself when libuv is done with it. */
+struct tls_wr {
+    uv_write_t req; /* first: the callback gets it */
+    char data[];
+};
 
 struct hc_probe {
     struct hc_target t;
@@ -48,6 +71,11 @@ struct hc_probe {
     size_t req_len;
     char line[HC_STATUS_LINE_MAX];
     size_t line_len;
+    SSL *ssl; /* HTTPS: the session and its two memory BIOs */
+    BIO *rb;  /* ciphertext in (owned by ssl) */
+    BIO *wb;  /* ciphertext out (owned by ssl) */
+    bool hs_done;
+    char rbuf[TLS_RD_MAX];
 };
 
 /* ------------------------------------------------------------ parsing */
@@ -59,11 +87,18 @@ int hc_url_parse(const char *url, struct hc_target *out)
     memset(out, 0, sizeof(*out));
     out->type = HC_HTTP;
     out->port = 80;
-    if (url == NULL || strncmp(url, "http://", 7) != 0 ||
-        strlen(url) >= HC_URL_MAX) {
+    if (url == NULL || strlen(url) >= HC_URL_MAX) {
         return ERR_INVALID;
     }
-    p = url + 7;
+    if (strncmp(url, "http://", 7) == 0) {
+        p = url + 7;
+    } else if (strncmp(url, "https://", 8) == 0) {
+        out->type = HC_HTTPS;
+        out->port = 443;
+        p = url + 8;
+    } else {
+        return ERR_INVALID;
+    }
     pstart = p + strcspn(p, "/?#");
     if (memchr(p, '@', (size_t)(pstart - p)) != NULL) {
         return ERR_INVALID; /* userinfo: not ours to send */
@@ -155,6 +190,10 @@ static void on_closed(uv_handle_t *h)
 static void teardown(struct hc_probe *p)
 {
     ASSERT(p->finished);
+    if (p->ssl != NULL) {
+        SSL_free(p->ssl); /* and its BIOs; writes in flight own copies */
+        p->ssl = NULL;
+    }
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, on_closed);
     uv_close((uv_handle_t *)&p->tcp, on_closed);
@@ -208,6 +247,11 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     struct hc_probe *p = h->data;
     (void)hint;
+    if (p->t.type == HC_HTTPS) {
+        b->base = p->rbuf;
+        b->len = sizeof(p->rbuf);
+        return;
+    }
     ASSERT(p->line_len <= sizeof(p->line));
     b->base = p->line + p->line_len;
     b->len = sizeof(p->line) - p->line_len;
@@ -225,11 +269,176 @@ static void status_line_done(struct hc_probe *p)
     finish(p, code >= 200 && code < 400, out);
 }
 
+/* ------------------------------------------------------------------ TLS */
+
+static void on_tls_write(uv_write_t *w, int status)
+{
+    struct hc_probe *p = w->handle->data; /* alive: closing waits for us */
+    mem_free(w);
+    if (!p->finished && status < 0) {
+        fail_uv(p, "write", status);
+    }
+}
+
+/* Send what the session has queued (handshake records, the request). */
+static void tls_flush(struct hc_probe *p)
+{
+    for (int guard = 0;; guard++) { /* each pass drains what it saw */
+        size_t n = BIO_ctrl_pending(p->wb);
+        struct tls_wr *w;
+        uv_buf_t b;
+        ASSERT(guard < 64);
+        if (n == 0) {
+            return;
+        }
+        w = mem_alloc(sizeof(*w) + n);
+        if (w == NULL) {
+            finish(p, false, "tls: out of memory");
+            return;
+        }
+        int got = BIO_read(p->wb, w->data, (int)n);
+        ASSERT(got == (int)n); /* a memory BIO gives what it holds */
+        b = uv_buf_init(w->data, (unsigned)n);
+        int rc = uv_write(&w->req, (uv_stream_t *)&p->tcp, &b, 1, on_tls_write);
+        if (rc != 0) {
+            mem_free(w);
+            fail_uv(p, "write", rc);
+            return;
+        }
+    }
+}
+
+static void tls_fail(struct hc_probe *p)
+{
+    char out[HC_OUTPUT_MAX];
+    /* with verification off the result may hold an error that did not
+     * fail the handshake: then it is not the reason */
+    long vr = p->t.tls_skip_verify ? X509_V_OK : SSL_get_verify_result(p->ssl);
+    unsigned long e = ERR_peek_last_error();
+    if (vr != X509_V_OK) {
+        snprintf(out, sizeof(out), "tls: certificate: %s",
+                 X509_verify_cert_error_string(vr));
+    } else if (e != 0) {
+        snprintf(out, sizeof(out), "tls: %s", ERR_reason_error_string(e));
+    } else {
+        snprintf(out, sizeof(out), "tls: handshake failed");
+    }
+    ERR_clear_error();
+    finish(p, false, out);
+}
+
+/* Move the session on: finish the handshake, send the request once, read
+ * plaintext into the status line. Runs after each read and after the
+ * connect; ends with the session's output flushed (or the probe done). */
+static void tls_pump(struct hc_probe *p)
+{
+    int r;
+    ERR_clear_error(); /* the queue is per thread; others use it too */
+    if (!p->hs_done) {
+        r = SSL_do_handshake(p->ssl);
+        if (r != 1) {
+            int e = SSL_get_error(p->ssl, r);
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                tls_fail(p);
+                return;
+            }
+            tls_flush(p);
+            return;
+        }
+        p->hs_done = true;
+        /* into a memory BIO: all of it or an error, never a partial */
+        if (SSL_write(p->ssl, p->req, (int)p->req_len) != (int)p->req_len) {
+            tls_fail(p);
+            return;
+        }
+    }
+    while (p->line_len < sizeof(p->line)) { /* each pass adds >= 1 byte */
+        r = SSL_read(p->ssl, p->line + p->line_len,
+                     (int)(sizeof(p->line) - p->line_len));
+        if (r <= 0) {
+            int e = SSL_get_error(p->ssl, r);
+            if (e == SSL_ERROR_ZERO_RETURN && p->line_len > 0) {
+                status_line_done(p); /* close_notify after a short answer */
+                return;
+            }
+            if (e != SSL_ERROR_WANT_READ) {
+                tls_fail(p);
+                return;
+            }
+            break;
+        }
+        p->line_len += (size_t)r;
+        if (memchr(p->line, '\n', p->line_len) != NULL ||
+            p->line_len == sizeof(p->line)) {
+            status_line_done(p);
+            return;
+        }
+    }
+    tls_flush(p);
+}
+
+static bool is_ip(const char *host)
+{
+    unsigned char b[16];
+    return inet_pton(AF_INET, host, b) == 1 ||
+           inet_pton(AF_INET6, host, b) == 1;
+}
+
+/* Set up the session (SNI, verification); it says hello once connected.
+ * The session holds its own reference to tls's context. */
+static int tls_begin(struct hc_probe *p, struct hc_tls *tls)
+{
+    ASSERT(tls != NULL && p->ssl == NULL);
+    ERR_clear_error();
+    p->ssl = SSL_new(tls->ctx);
+    p->rb = BIO_new(BIO_s_mem());
+    p->wb = BIO_new(BIO_s_mem());
+    if (p->ssl == NULL || p->rb == NULL || p->wb == NULL) {
+        BIO_free(p->rb);
+        BIO_free(p->wb);
+        SSL_free(p->ssl);
+        p->ssl = NULL;
+        return -ENOMEM;
+    }
+    SSL_set_bio(p->ssl, p->rb, p->wb); /* the session owns them now */
+    SSL_set_connect_state(p->ssl);
+    bool ip = is_ip(p->t.host);
+    int ok = ip ? 1 : SSL_set_tlsext_host_name(p->ssl, p->t.host);
+    if (p->t.tls_skip_verify) {
+        SSL_set_verify(p->ssl, SSL_VERIFY_NONE, NULL);
+    } else {
+        SSL_set_verify(p->ssl, SSL_VERIFY_PEER, NULL);
+        ok = ok && (ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(p->ssl),
+                                                       p->t.host)
+                       : SSL_set1_host(p->ssl, p->t.host));
+    }
+    if (ok != 1) {
+        ERR_clear_error();
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------- reads */
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     struct hc_probe *p = s->data;
     (void)b;
     if (p->finished) {
+        return;
+    }
+    if (nread > 0 && p->t.type == HC_HTTPS) {
+        ASSERT((size_t)nread <= sizeof(p->rbuf));
+        if (BIO_write(p->rb, p->rbuf, (int)nread) != (int)nread) {
+            finish(p, false, "tls: out of memory");
+            return;
+        }
+        tls_pump(p);
+        return;
+    }
+    if (nread < 0 && p->t.type == HC_HTTPS && !p->hs_done) {
+        fail_uv(p, "tls handshake", (int)nread);
         return;
     }
     if (nread < 0) {
@@ -273,6 +482,15 @@ static void on_connect(uv_connect_t *c, int status)
     }
     if (p->t.type == HC_TCP) {
         finish(p, true, "TCP connect ok");
+        return;
+    }
+    if (p->t.type == HC_HTTPS) {
+        rc = uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
+        if (rc != 0) {
+            fail_uv(p, "read", rc);
+            return;
+        }
+        tls_pump(p); /* the ClientHello */
         return;
     }
     b = uv_buf_init(p->req, (unsigned)p->req_len);
@@ -356,15 +574,46 @@ static size_t request_build(const struct hc_target *t, char *out, size_t cap)
     return (size_t)n;
 }
 
+int hc_tls_new(struct hc_tls **out)
+{
+    struct hc_tls *t = mem_calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return -ENOMEM;
+    }
+    t->ctx = SSL_CTX_new(TLS_client_method());
+    if (t->ctx == NULL ||
+        SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION) != 1) {
+        SSL_CTX_free(t->ctx);
+        mem_free(t);
+        ERR_clear_error();
+        return ERR_INVALID;
+    }
+    /* No CAs found is not an error here: verification then fails with
+     * a reason in the check's output ("unable to get local issuer"). */
+    (void)SSL_CTX_set_default_verify_paths(t->ctx);
+    ERR_clear_error();
+    *out = t;
+    return 0;
+}
+
+void hc_tls_free(struct hc_tls *tls)
+{
+    if (tls != NULL) {
+        SSL_CTX_free(tls->ctx); /* sessions still open hold a reference */
+        mem_free(tls);
+    }
+}
+
 int hc_probe_start(uv_loop_t *loop, const struct hc_target *t,
-                   uint32_t timeout_ms, hc_probe_done_fn done, void *ctx,
-                   struct hc_probe **out)
+                   uint32_t timeout_ms, struct hc_tls *tls,
+                   hc_probe_done_fn done, void *ctx, struct hc_probe **out)
 {
     struct hc_probe *p;
     int rc;
     ASSERT(done != NULL);
     ASSERT(timeout_ms > 0);
-    if (t->port < 1 || t->port > 65535 || t->host[0] == '\0') {
+    if (t->port < 1 || t->port > 65535 || t->host[0] == '\0' ||
+        (t->type == HC_HTTPS && tls == NULL)) {
         return ERR_INVALID;
     }
     p = mem_calloc(1, sizeof(*p));
@@ -375,11 +624,16 @@ int hc_probe_start(uv_loop_t *loop, const struct hc_target *t,
     p->timeout_ms = timeout_ms;
     p->done = done;
     p->ctx = ctx;
-    if (t->type == HC_HTTP) {
+    if (t->type == HC_HTTP || t->type == HC_HTTPS) {
         p->req_len = request_build(t, p->req, sizeof(p->req));
+    }
+    if (t->type == HC_HTTPS && (rc = tls_begin(p, tls)) != 0) {
+        mem_free(p);
+        return rc;
     }
     rc = uv_tcp_init(loop, &p->tcp);
     if (rc != 0) {
+        SSL_free(p->ssl);
         mem_free(p);
         return rc;
     }

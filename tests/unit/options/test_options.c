@@ -218,6 +218,64 @@ static void bad_config_files_name_the_line(void **state)
     options_free(&o);
 }
 
+/* The registry's bounds: defaults, each source, and refusals at 0 and one
+ * past each hard maximum (naming the flag). */
+static void registry_bounds_from_every_source(void **state)
+{
+    struct options o;
+    char arg[128];
+    char *env[] = {"CAIRN_REGISTRY_PROBES_MAX=7",
+                   "CAIRN_REGISTRY_PROBE_WRITES_MAX=3", NULL};
+    static const char *const bad[][2] = {
+        {"--registry-probes-max=0", "--registry-probes-max: must be 1..4096"},
+        {"--registry-probes-max=4097", "--registry-probes-max"},
+        {"--registry-probe-instances-max=0", "--registry-probe-instances-max"},
+        {"--registry-probe-instances-max=100001",
+         "--registry-probe-instances-max: must be 1..100000"},
+        {"--registry-probe-writes-max=1025", "--registry-probe-writes-max"},
+        {"--registry-metrics-services-max=10001",
+         "--registry-metrics-services-max: must be 0..10000"},
+    };
+    (void)state;
+    assert_int_equal(parse(&o, empty_env, 0), 0);
+    assert_int_equal(o.registry_probes_max, 256);
+    assert_int_equal(o.registry_probe_instances_max, 100000);
+    assert_int_equal(o.registry_probe_writes_max, 64);
+    assert_int_equal(o.registry_metrics_services_max, 1000);
+    options_free(&o);
+    assert_int_equal(parse(&o, env, 2, "--registry-probe-instances-max", "9"),
+                     0);
+    assert_int_equal(o.registry_probes_max, 7);
+    assert_int_equal(o.registry_probe_writes_max, 3);
+    assert_int_equal(o.registry_probe_instances_max, 9);
+    options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 2, "--registry-probes-max=4096",
+                           "--registry-metrics-services-max=0"),
+                     0);
+    assert_int_equal(o.registry_probes_max, 4096);
+    assert_int_equal(o.registry_metrics_services_max, 0);
+    options_free(&o);
+    const char *path = write_file("registry-probes-max: 5\n"
+                                  "registry-probe-instances-max: 11\n"
+                                  "registry-probe-writes-max: 2\n"
+                                  "registry-metrics-services-max: 4\n");
+    snprintf(arg, sizeof(arg), "--config-file=%s", path);
+    assert_int_equal(parse(&o, empty_env, 1, arg), 0);
+    assert_int_equal(o.registry_probes_max, 5);
+    assert_int_equal(o.registry_probe_instances_max, 11);
+    assert_int_equal(o.registry_probe_writes_max, 2);
+    assert_int_equal(o.registry_metrics_services_max, 4);
+    options_free(&o);
+    unlink(path);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(parse(&o, empty_env, 1, bad[i][0]), ERR_INVALID);
+        if (strstr(err, bad[i][1]) == NULL) {
+            fail_msg("case %zu: '%s' does not contain '%s'", i, err, bad[i][1]);
+        }
+        options_free(&o);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +285,7 @@ int main(void)
         cmocka_unit_test(environment_feeds_every_flag),
         cmocka_unit_test(config_file_replaces_flags_with_etcd_keys),
         cmocka_unit_test(bad_config_files_name_the_line),
+        cmocka_unit_test(registry_bounds_from_every_source),
     };
     return cmocka_run_group_tests_name("options", tests, NULL, NULL);
 }

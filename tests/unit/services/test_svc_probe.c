@@ -3,7 +3,8 @@
  *
  * Goal: check URLs split into host, port and path the way the probe sends
  * them, and anything that would break the request line or that we do not
- * speak (https, userinfo, a bad port) is refused; status lines give their
+ * speak (userinfo, a bad port, other schemes) is refused; https URLs say
+ * so and default to port 443; status lines give their
  * code and anything else is refused. Method: table-driven calls of
  * hc_url_parse and hc_status_parse. No sockets, no loop.
  */
@@ -31,12 +32,16 @@ static void url_forms_split_into_host_port_path(void **state)
         {"http://h/a/b?c=d#frag", "h", "/a/b?c=d", 80},
         {"http://[::1]:9000/ping", "::1", "/ping", 9000},
         {"http://[fe80::1]/", "fe80::1", "/", 80},
+        {"https://svc.local/health", "svc.local", "/health", 443},
+        {"https://127.0.0.1:8443", "127.0.0.1", "/", 8443},
+        {"https://[::1]:9443/x", "::1", "/x", 9443},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         struct hc_target t;
         assert_int_equal(hc_url_parse(ok[i].url, &t), 0);
-        assert_int_equal(t.type, HC_HTTP);
+        assert_int_equal(t.type, strncmp(ok[i].url, "https", 5) == 0 ? HC_HTTPS
+                                                                     : HC_HTTP);
         assert_string_equal(t.host, ok[i].host);
         assert_string_equal(t.path, ok[i].path);
         assert_int_equal(t.port, ok[i].port);
@@ -46,7 +51,7 @@ static void url_forms_split_into_host_port_path(void **state)
 static void url_refusals(void **state)
 {
     static const char *const bad[] = {
-        "https://h/",     "http://",      "http:///x",      "http://h:0/",
+        "https://",       "http://",      "http:///x",      "http://h:0/",
         "http://h:65536", "http://h:x/",  "http://h:80:90", "http://u@h/",
         "http://[::1/",   "http://h/a b", "ftp://h/",       "http://[::1]x/",
     };
