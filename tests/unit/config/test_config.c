@@ -1,0 +1,11 @@
+/*
+ * test_config.c - the unit binary of config/: runs each group in turn.
+ */
+int test_cfg_diff_run(void);
+
+int main(void)
+{
+    int fails = 0;
+    fails += test_cfg_diff_run();
+    return fails;
+}
