@@ -27,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include "base/alloc.h"
 #include "base/buf.h"
 #include "base/err.h"
 #include "config/cfg_int.h"
@@ -454,6 +455,49 @@ static void diff_large(void **state)
     buf_free(&mine);
 }
 
+/* Out of memory at each allocation in turn (the failing allocator):
+ * -ENOMEM and nothing appended, or success with the right output. */
+static void diff_out_of_memory(void **state)
+{
+    (void)state;
+    static const char a[] = "1\n2\n3\n4\n5\n6\n7\n8\n9\n";
+    static const char b[] = "1\n2\nx\n4\n5\n6\n7\n8\ny";
+    struct buf want, out;
+    buf_init(&want, 0);
+    assert_int_equal(
+        cfg_diff(a, sizeof(a) - 1, b, sizeof(b) - 1, "A", "B", &want), 0);
+    bool done = false;
+    for (unsigned long n = 1; !done && n < 1000; n++) {
+        buf_init(&out, 0);
+        assert_int_equal(buf_append(&out, "keep", 4), 0);
+        mem_fail_after(n, 1);
+        int rc = cfg_diff(a, sizeof(a) - 1, b, sizeof(b) - 1, "A", "B", &out);
+        mem_fail_after(0, 0);
+        if (rc == 0) {
+            assert_int_equal(out.len, 4 + want.len);
+            assert_memory_equal(out.data + 4, want.data, want.len);
+            done = true;
+        } else {
+            assert_int_equal(rc, -ENOMEM);
+            assert_int_equal(out.len, 4);
+        }
+        buf_free(&out);
+    }
+    assert_true(done);
+    /* The .properties reader too. */
+    done = false;
+    for (unsigned long n = 1; !done && n < 100; n++) {
+        struct cfg_error e;
+        mem_fail_after(n, 1);
+        int rc = cfg_properties_parse("a=b\nc=d", 7, NULL, NULL, &e);
+        mem_fail_after(0, 0);
+        assert_true(rc == 0 || rc == -ENOMEM);
+        done = rc == 0;
+    }
+    assert_true(done);
+    buf_free(&want);
+}
+
 int test_cfg_diff_run(void)
 {
     const struct CMUnitTest tests[] = {
@@ -462,6 +506,7 @@ int test_cfg_diff_run(void)
         cmocka_unit_test(diff_random_vs_gnu),
         cmocka_unit_test(diff_coarse_is_correct),
         cmocka_unit_test(diff_large),
+        cmocka_unit_test(diff_out_of_memory),
     };
     char tpl[] = "/tmp/cfg-diff-XXXXXX";
     const char *base = getenv("TMPDIR");
