@@ -67,6 +67,7 @@ struct diff {
     struct side s[2];
     struct cls *cls;
     uint32_t cls_n;
+    uint32_t cls_cap;
     uint32_t *table; /* class index + 1, or 0 */
     uint32_t table_mask;
     int32_t *fd; /* Myers' V, forward and backward, by diagonal + voff */
@@ -154,7 +155,7 @@ static uint64_t hash_line(const char *p, uint32_t n)
 }
 
 /* The class of line i of side f, made when new. Errors: ERR_LIMIT when
- * the work budget runs out. */
+ * the work budget runs out, -ENOMEM. */
 static int classify(struct diff *d, uint32_t f, uint32_t i, uint32_t *out)
 {
     const struct side *s = &d->s[f];
@@ -165,6 +166,17 @@ static int classify(struct diff *d, uint32_t f, uint32_t i, uint32_t *out)
     for (uint32_t probes = 0; probes <= d->table_mask; probes++) {
         uint32_t c = d->table[slot];
         if (c == 0) {
+            if (d->cls_n == d->cls_cap) {
+                /* Grown by doubling: memory follows the distinct lines,
+                 * at most one per line. */
+                uint32_t cap = d->cls_cap * 2;
+                struct cls *n = mem_realloc(d->cls, cap * sizeof(*n));
+                if (n == NULL) {
+                    return -ENOMEM;
+                }
+                d->cls = n;
+                d->cls_cap = cap;
+            }
             struct cls *k = &d->cls[d->cls_n];
             k->hash = h;
             k->side = f;
@@ -195,7 +207,8 @@ static int classify_all(struct diff *d)
         size <<= 1;
     }
     d->table = mem_calloc(size, sizeof(uint32_t));
-    d->cls = mem_alloc((total + 1) * sizeof(struct cls));
+    d->cls_cap = 256;
+    d->cls = mem_alloc(d->cls_cap * sizeof(struct cls));
     if (d->table == NULL || d->cls == NULL) {
         return -ENOMEM;
     }
