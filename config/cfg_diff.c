@@ -67,6 +67,7 @@ struct diff {
     struct side s[2];
     struct cls *cls;
     uint32_t cls_n;
+    uint32_t cls_cap;
     uint32_t *table; /* class index + 1, or 0 */
     uint32_t table_mask;
     int32_t *fd; /* Myers' V, forward and backward, by diagonal + voff */
@@ -74,7 +75,8 @@ struct diff {
     int64_t voff;
     unsigned long long cost;
     unsigned long long cost_max;
-    unsigned coarse; /* boxes shown whole for want of budget */
+    unsigned coarse;  /* boxes shown whole for want of budget */
+    unsigned settled; /* splits at the furthest point, not the middle */
 };
 
 static const char *line_ptr(const struct side *s, uint32_t i)
@@ -153,7 +155,7 @@ static uint64_t hash_line(const char *p, uint32_t n)
 }
 
 /* The class of line i of side f, made when new. Errors: ERR_LIMIT when
- * the work budget runs out. */
+ * the work budget runs out, -ENOMEM. */
 static int classify(struct diff *d, uint32_t f, uint32_t i, uint32_t *out)
 {
     const struct side *s = &d->s[f];
@@ -164,6 +166,17 @@ static int classify(struct diff *d, uint32_t f, uint32_t i, uint32_t *out)
     for (uint32_t probes = 0; probes <= d->table_mask; probes++) {
         uint32_t c = d->table[slot];
         if (c == 0) {
+            if (d->cls_n == d->cls_cap) {
+                /* Grown by doubling: memory follows the distinct lines,
+                 * at most one per line. */
+                uint32_t cap = d->cls_cap * 2;
+                struct cls *n = mem_realloc(d->cls, cap * sizeof(*n));
+                if (n == NULL) {
+                    return -ENOMEM;
+                }
+                d->cls = n;
+                d->cls_cap = cap;
+            }
             struct cls *k = &d->cls[d->cls_n];
             k->hash = h;
             k->side = f;
@@ -194,7 +207,8 @@ static int classify_all(struct diff *d)
         size <<= 1;
     }
     d->table = mem_calloc(size, sizeof(uint32_t));
-    d->cls = mem_alloc((total + 1) * sizeof(struct cls));
+    d->cls_cap = 256;
+    d->cls = mem_alloc(d->cls_cap * sizeof(struct cls));
     if (d->table == NULL || d->cls == NULL) {
         return -ENOMEM;
     }
@@ -244,10 +258,65 @@ static void mark(struct diff *d, int32_t xlo, int32_t xhi, int32_t ylo,
     }
 }
 
+/* Edit steps searched from each end of a box before settling for the
+ * furthest point reached as its split, which keeps one search at about
+ * ROUNDS_MAX^2 work. GNU diff uses the same bound (its too_expensive is
+ * 4096 for inputs under 16 Mi lines): below it both find shortest
+ * scripts the same way, above it both give a longer but correct one. */
+#define ROUNDS_MAX 4096
+
+/* The furthest point of the searches so far (forward diagonals of
+ * parity fmin, backward of parity bmin): the one with the larger share
+ * of the box behind it. Used when the searches take too long to meet. */
+static void furthest(const struct diff *d, const int32_t b[4], int32_t fmin,
+                     int32_t fmax, int32_t bmin, int32_t bmax, int32_t *xm,
+                     int32_t *ym)
+{
+    const int32_t *fd = d->fd + d->voff;
+    const int32_t *bd = d->bd + d->voff;
+    const int32_t xoff = b[0], xlim = b[1], yoff = b[2], ylim = b[3];
+    int64_t fbest = -1, bbest = INT64_MAX;
+    int32_t fx = xoff, fy = yoff, bx = xlim, by = ylim;
+    for (int32_t k = fmax; k >= fmin; k -= 2) {
+        int32_t x = fd[k] < xlim ? fd[k] : xlim;
+        int32_t y = x - k;
+        if (y > ylim) {
+            x = ylim + k;
+            y = ylim;
+        }
+        if ((int64_t)x + y > fbest) {
+            fbest = (int64_t)x + y;
+            fx = x;
+            fy = y;
+        }
+    }
+    for (int32_t k = bmax; k >= bmin; k -= 2) {
+        int32_t x = bd[k] > xoff ? bd[k] : xoff;
+        int32_t y = x - k;
+        if (y < yoff) {
+            x = yoff + k;
+            y = yoff;
+        }
+        if ((int64_t)x + y < bbest) {
+            bbest = (int64_t)x + y;
+            bx = x;
+            by = y;
+        }
+    }
+    if (fbest - (xoff + yoff) >= ((int64_t)xlim + ylim) - bbest) {
+        *xm = fx;
+        *ym = fy;
+    } else {
+        *xm = bx;
+        *ym = by;
+    }
+}
+
 /* The middle snake of the box [xoff, xlim) x [yoff, ylim), whose corners
  * differ (the caller stripped equal lines at both ends): a point (*xm,
- * *ym) on a shortest path through it. Diagonal k = x - y. Errors:
- * ERR_LIMIT when the work budget runs out first. */
+ * *ym) on a shortest path through it, or after ROUNDS_MAX steps the
+ * furthest point reached. Diagonal k = x - y. Errors: ERR_LIMIT when the
+ * work budget runs out first. */
 static int middle(struct diff *d, int32_t xoff, int32_t xlim, int32_t yoff,
                   int32_t ylim, int32_t *xm, int32_t *ym)
 {
@@ -322,6 +391,12 @@ static int middle(struct diff *d, int32_t xoff, int32_t xlim, int32_t yoff,
         d->cost += work;
         if (d->cost > d->cost_max) {
             return ERR_LIMIT;
+        }
+        if (c >= ROUNDS_MAX) {
+            const int32_t box[4] = {xoff, xlim, yoff, ylim};
+            furthest(d, box, fmin, fmax, bmin, bmax, xm, ym);
+            d->settled++;
+            return 0;
         }
     }
     return ERR_LIMIT; /* not reached: the searches always meet */
@@ -628,7 +703,7 @@ static int analyze(struct diff *d)
 
 int cfg__diff_cost(const char *a, size_t alen, const char *b, size_t blen,
                    const char *label_a, const char *label_b, struct buf *out,
-                   unsigned long long cost_max, unsigned *coarse)
+                   unsigned long long cost_max, struct cfg__diff_stats *st)
 {
     struct diff d;
     size_t len0 = out->len;
@@ -656,8 +731,10 @@ int cfg__diff_cost(const char *a, size_t alen, const char *b, size_t blen,
     if (rc != 0) {
         out->len = len0;
     }
-    if (coarse != NULL) {
-        *coarse = d.coarse;
+    if (st != NULL) {
+        st->coarse = d.coarse;
+        st->settled = d.settled;
+        st->cost = d.cost;
     }
     return rc;
 }

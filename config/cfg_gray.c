@@ -378,16 +378,24 @@ int cfg_gray_rule_parse(json_t *rule, struct cfg_gray_rule *out, char *msg,
 json_t *cfg_gray_rule_to_json(const struct cfg_gray_rule *r)
 {
     json_t *v;
+    json_t *o = json_object();
+    if (o == NULL) {
+        return NULL;
+    }
     if (r->kind == CFG_GRAY_LABELS) {
         v = cfg_labels_to_json(&r->labels);
-        return v != NULL ? json_pack("{s:o}", "labels", v) : NULL;
-    }
-    if (r->basis_points % 100 == 0) {
+    } else if (r->basis_points % 100 == 0) {
         v = json_integer(r->basis_points / 100);
     } else {
         v = json_real(r->basis_points / 100.0);
     }
-    return v != NULL ? json_pack("{s:o}", "percentage", v) : NULL;
+    /* json_object_set_new takes v even when it fails (or is NULL). */
+    if (json_object_set_new(
+            o, r->kind == CFG_GRAY_LABELS ? "labels" : "percentage", v) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }
 
 bool cfg_gray_match(const struct cfg_gray_rule *r, const char *config_id,

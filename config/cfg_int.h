@@ -28,12 +28,20 @@ void cfg__position(const char *content, size_t len, size_t off, int *line,
  * Errors: ERR_INVALID. */
 int cfg__utf8_check(const char *content, size_t len, struct cfg_error *err);
 
+/* What a diff cost: parts shown whole as deleted and inserted for want of
+ * budget, splits made at the furthest point reached rather than on a
+ * shortest path, and work units spent. */
+struct cfg__diff_stats {
+    unsigned coarse;
+    unsigned settled;
+    unsigned long long cost;
+};
+
 /* cfg_diff with an explicit work budget (tests force the coarse path);
- * *coarse (may be NULL) gets the number of parts shown whole as deleted
- * and inserted instead of compared. */
+ * st may be NULL. */
 int cfg__diff_cost(const char *a, size_t alen, const char *b, size_t blen,
                    const char *label_a, const char *label_b, struct buf *out,
-                   unsigned long long cost_max, unsigned *coarse);
+                   unsigned long long cost_max, struct cfg__diff_stats *st);
 
 /* SHA-256 of the concatenation of n pieces (p[i], len[i]) into md. */
 void cfg__sha256(const void *const *p, const size_t *len, size_t n,

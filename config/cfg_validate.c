@@ -317,6 +317,9 @@ int cfg_validate(enum cfg_format f, const char *content, size_t len,
         return ERR_LIMIT;
     }
     if (content == NULL && len > 0) {
+        if (err != NULL) {
+            snprintf(err->message, sizeof(err->message), "no content");
+        }
         return ERR_INVALID;
     }
     if (content == NULL) {
