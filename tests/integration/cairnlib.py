@@ -710,7 +710,8 @@ class Cluster:
         if rc != 0:
             raise RuntimeError("etcdctl %s: %s %s" % (" ".join(args), out,
                                                       err))
-        mt = re.search(r"Member ([0-9a-f]+) added", out)
+        # etcdctl prints the id with %16x: a leading zero nibble is a space
+        mt = re.search(r"Member +([0-9a-f]+) added", out)
         if not mt:
             raise RuntimeError("etcdctl member add said: %r" % out)
         m.id = int(mt.group(1), 16)
