@@ -1512,6 +1512,7 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
     n->read_round_next = 1;
     n->snap_in_fd = -1;
     buf_init(&n->snap_in_meta, 0);
+    node__crash_init(n);
     raft_memstorage_init(&n->ms);
     if (uv_rwlock_init(&n->store_lock) != 0) {
         mem_free(n->waiters);

@@ -29,6 +29,20 @@
  *
  * The boot id comes from /proc/sys/kernel/random/boot_id; CAIRN_TEST_BOOT_ID
  * overrides it so that tests can simulate a reboot.
+ *
+ * Crash points, for tests: CAIRN_TEST_CRASH_AT=<point> makes the process
+ * kill itself (SIGKILL, as kill -9 would) when it reaches the named point,
+ * so a test can stop it inside a window a random kill rarely hits. A point
+ * reached by one thread while another could close the window first holds
+ * that other thread (node__crash_hold). The points (node_snap.c,
+ * node_threads.c), named after what is durable when they fire:
+ *   snap-meta   a received snapshot's metadata saved, the WAL not reset,
+ *               the store not swapped;
+ *   snap-wal    the metadata saved and the WAL reset, the store not
+ *               swapped;
+ *   snap-store  the store swapped, the metadata not saved;
+ *   snap-adopt  both halves done, the received file not yet the store's
+ *               checkpoint.
  */
 #include "consensus/node/node_int.h"
 
@@ -37,7 +51,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -367,4 +383,41 @@ int node__checkpoint_adopt(struct node *n, const char *path)
     snprintf(ckpt, sizeof(ckpt), "%s/store.ckpt", n->dir_snap);
     rc = rename(path, ckpt) == 0 ? fsync_dir(n->dir_snap) : -errno;
     return rc;
+}
+
+/* ------------------------------------------------------- crash points */
+
+void node__crash_init(struct node *n)
+{
+    const char *at = getenv("CAIRN_TEST_CRASH_AT");
+    n->crash_at[0] = '\0';
+    if (at != NULL && strlen(at) < sizeof(n->crash_at)) {
+        snprintf(n->crash_at, sizeof(n->crash_at), "%s", at);
+        LOGW("node", "test crash point armed: %s", n->crash_at);
+    }
+}
+
+void node__crash_point(const struct node *n, const char *point)
+{
+    if (n->crash_at[0] == '\0' || strcmp(n->crash_at, point) != 0) {
+        return;
+    }
+    LOGW("node", "crash point %s reached: killing the process", point);
+    raise(SIGKILL);
+}
+
+/* The thread that could close the window stops here; the one that reaches
+ * the crash point kills the process. Bounded: if the point is never
+ * reached (a test's mistake), the process dies all the same. */
+void node__crash_hold(const struct node *n, const char *point)
+{
+    if (n->crash_at[0] == '\0' || strcmp(n->crash_at, point) != 0) {
+        return;
+    }
+    LOGW("node", "crash point %s: holding this thread", point);
+    for (int i = 0; i < 600; i++) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    node__crash_point(n, point);
 }

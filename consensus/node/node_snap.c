@@ -379,6 +379,7 @@ void node__snap_install_check(struct node *n)
     }
     char path[512];
     snprintf(path, sizeof(path), "%s/snap-in.tmp", n->dir_member);
+    node__crash_point(n, "snap-adopt");
     /* The received copy (fsynced at its END) is the store's checkpoint
      * now: node_ckpt.c. */
     int rc = node__checkpoint_adopt(n, path);
