@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/assert.h"
 #include "base/err.h"
 #include "base/log.h"
 
@@ -383,6 +384,101 @@ int node__checkpoint_adopt(struct node *n, const char *path)
     snprintf(ckpt, sizeof(ckpt), "%s/store.ckpt", n->dir_snap);
     rc = rename(path, ckpt) == 0 ? fsync_dir(n->dir_snap) : -errno;
     return rc;
+}
+
+/* ------------------------------------------------ at open: catching up */
+
+/* After load_wal: the store must hold at least what the saved Raft
+ * snapshot covers, because Raft resumes applying after that index and the
+ * WAL holds nothing below it. A received snapshot is installed in two
+ * halves (node_snap.c): its metadata and the WAL reset on the WAL thread,
+ * the store swap on the apply thread; then the received file becomes the
+ * checkpoint. A crash between them leaves the metadata (and maybe the
+ * reset WAL) durable and the store behind:
+ *
+ *  - metadata saved, store not swapped (WAL reset or not: load_wal
+ *    finishes the reset);
+ *  - both halves done, the received file not yet the checkpoint, then a
+ *    reboot: node__state_check put the older checkpoint in place.
+ *
+ * In both the received copy is still member/snap-in.tmp (fsynced, with its
+ * directory, before the snapshot was stepped into Raft, and only renamed
+ * away after the install): install it now. A copy newer than the snapshot
+ * is fine (the applier skips what the store already holds); one that is
+ * older, or none at all, leaves a gap no log can fill: refuse to start
+ * rather than run a store that silently misses committed entries. */
+int node__store_catch_up(struct node *n, char *msg, size_t msg_len)
+{
+    char path[600];
+    uint64_t want = n->ms.snap.meta.index;
+    uint64_t had;
+    uint64_t applied;
+    uint64_t term;
+    struct stat st;
+    ASSERT(n->kv != NULL);
+    kv_applied(n->kv, &had, &term);
+    if (had >= want) {
+        return 0;
+    }
+    snprintf(path, sizeof(path), "%s/snap-in.tmp", n->dir_member);
+    if (stat(path, &st) != 0) {
+        snprintf(msg, msg_len,
+                 "the store (applied index %llu) is behind the Raft snapshot "
+                 "at index %llu and the log holds nothing below it, but there "
+                 "is no received copy (%s): this member cannot catch up; "
+                 "remove it and add it again with an empty data directory",
+                 (unsigned long long)had, (unsigned long long)want, path);
+        return ERR_CORRUPT;
+    }
+    /* On failure the store is untouched (kv.h). */
+    int rc = kv_snapshot_install(n->kv, path);
+    if (rc != 0) {
+        snprintf(msg, msg_len,
+                 "the store (applied index %llu) is behind the Raft snapshot "
+                 "at index %llu; installing the received copy %s: %s",
+                 (unsigned long long)had, (unsigned long long)want, path,
+                 err_str(rc));
+        return rc;
+    }
+    kv_applied(n->kv, &applied, &term);
+    if (applied < want) {
+        snprintf(msg, msg_len,
+                 "the store (applied index %llu) was behind the Raft snapshot "
+                 "at index %llu, and so is the received copy %s (applied "
+                 "index %llu): this member cannot catch up; remove it and "
+                 "add it again with an empty data directory",
+                 (unsigned long long)had, (unsigned long long)want, path,
+                 (unsigned long long)applied);
+        return ERR_CORRUPT;
+    }
+    LOGW("node",
+         "the store (applied index %llu) was behind the Raft snapshot at "
+         "%llu (a crash inside a snapshot install): installed the received "
+         "copy %s (applied index %llu)",
+         (unsigned long long)had, (unsigned long long)want, path,
+         (unsigned long long)applied);
+    /* As node__snap_install_check would have done. */
+    rc = node__checkpoint_adopt(n, path);
+    if (rc != 0) {
+        snprintf(msg, msg_len, "keeping %s as the checkpoint: %s", path,
+                 err_str(rc));
+        return rc;
+    }
+    /* The store's contents changed under apply and the member table. */
+    struct apply_config ac = n->apply.cfg;
+    apply_close(&n->apply);
+    rc = apply_init(&n->apply, &ac);
+    if (rc == 0) {
+        rc = node__members_reload(n);
+    }
+    if (rc != 0) {
+        snprintf(msg, msg_len, "reopening the installed store: %s",
+                 err_str(rc));
+        return rc;
+    }
+    kv_applied(n->kv, &applied, &term);
+    ASSERT(applied >= want);
+    return 0;
 }
 
 /* ------------------------------------------------------- crash points */
