@@ -16,12 +16,19 @@
  *
  * Receiver: chunks are written to member/snap-in.tmp as they come (the
  * stream pauses while a chunk is written is not needed: writes are to the
- * page cache); at END the file is fsynced and the MsgSnap is stepped into
- * Raft. When the ready batch carries the snapshot, the metadata is saved in
- * the snap directory, the WAL job for that batch starts with a log reset,
- * and the apply thread swaps the store (behind the node's store lock, so no
- * reader holds a handle meanwhile). raft_snapshot_installed is reported
- * once both the WAL reset and the store swap are done.
+ * page cache); at END the file and its directory are fsynced and the
+ * MsgSnap is stepped into Raft. When the ready batch carries the snapshot,
+ * the metadata is saved in the snap directory, the WAL job for that batch
+ * starts with a log reset, and the apply thread swaps the store (behind the
+ * node's store lock, so no reader holds a handle meanwhile).
+ * raft_snapshot_installed is reported once both the WAL reset and the store
+ * swap are done; then snap-in.tmp becomes the store's checkpoint.
+ *
+ * A crash between the halves: open finishes what is missing (node.c's
+ * load_wal resets a WAL that does not reach the saved snapshot;
+ * node_ckpt.c's node__store_catch_up installs snap-in.tmp into a store that
+ * is behind it). No new stream may truncate snap-in.tmp from the moment it
+ * is stepped until it is installed.
  */
 #include "consensus/node/node_int.h"
 
