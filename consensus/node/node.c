@@ -540,6 +540,12 @@ static void process(struct node *n)
             return;
         }
     }
+    /* A snapshot stepped in since the last pass is installing now (its
+     * batch was handled above) or was refused by Raft: either way a new
+     * incoming stream may no longer overwrite it unnoticed. */
+    if (!raft_has_ready(&n->raft)) {
+        n->snap_in_stepped = false;
+    }
     /* Read points at or below the applied index are served now (a read
      * with no write before it waits for nothing). */
     serve_reads(n);
@@ -1456,6 +1462,11 @@ static int open_storage(struct node *n, char *msg, size_t msg_len)
     if (rc == 0) {
         rc = load_wal(n, msg, msg_len);
     }
+    if (rc == 0) {
+        /* A crash inside a snapshot install can leave the store behind
+         * the snapshot load_wal just read (node_ckpt.c). */
+        rc = node__store_catch_up(n, msg, msg_len);
+    }
     return rc;
 }
 
@@ -1512,6 +1523,7 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
     n->read_round_next = 1;
     n->snap_in_fd = -1;
     buf_init(&n->snap_in_meta, 0);
+    node__crash_init(n);
     raft_memstorage_init(&n->ms);
     if (uv_rwlock_init(&n->store_lock) != 0) {
         mem_free(n->waiters);

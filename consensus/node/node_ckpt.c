@@ -29,6 +29,20 @@
  *
  * The boot id comes from /proc/sys/kernel/random/boot_id; CAIRN_TEST_BOOT_ID
  * overrides it so that tests can simulate a reboot.
+ *
+ * Crash points, for tests: CAIRN_TEST_CRASH_AT=<point> makes the process
+ * kill itself (SIGKILL, as kill -9 would) when it reaches the named point,
+ * so a test can stop it inside a window a random kill rarely hits. A point
+ * reached by one thread while another could close the window first holds
+ * that other thread (node__crash_hold). The points (node_snap.c,
+ * node_threads.c), named after what is durable when they fire:
+ *   snap-meta   a received snapshot's metadata saved, the WAL not reset,
+ *               the store not swapped;
+ *   snap-wal    the metadata saved and the WAL reset, the store not
+ *               swapped;
+ *   snap-store  the store swapped, the metadata not saved;
+ *   snap-adopt  both halves done, the received file not yet the store's
+ *               checkpoint.
  */
 #include "consensus/node/node_int.h"
 
@@ -37,10 +51,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/assert.h"
 #include "base/err.h"
 #include "base/log.h"
 
@@ -367,4 +384,136 @@ int node__checkpoint_adopt(struct node *n, const char *path)
     snprintf(ckpt, sizeof(ckpt), "%s/store.ckpt", n->dir_snap);
     rc = rename(path, ckpt) == 0 ? fsync_dir(n->dir_snap) : -errno;
     return rc;
+}
+
+/* ------------------------------------------------ at open: catching up */
+
+/* After load_wal: the store must hold at least what the saved Raft
+ * snapshot covers, because Raft resumes applying after that index and the
+ * WAL holds nothing below it. A received snapshot is installed in two
+ * halves (node_snap.c): its metadata and the WAL reset on the WAL thread,
+ * the store swap on the apply thread; then the received file becomes the
+ * checkpoint. A crash between them leaves the metadata (and maybe the
+ * reset WAL) durable and the store behind:
+ *
+ *  - metadata saved, store not swapped (WAL reset or not: load_wal
+ *    finishes the reset);
+ *  - both halves done, the received file not yet the checkpoint, then a
+ *    reboot: node__state_check put the older checkpoint in place.
+ *
+ * In both the received copy is still member/snap-in.tmp (fsynced, with its
+ * directory, before the snapshot was stepped into Raft, and only renamed
+ * away after the install): install it now. A copy newer than the snapshot
+ * is fine (the applier skips what the store already holds); one that is
+ * older, or none at all, leaves a gap no log can fill: refuse to start
+ * rather than run a store that silently misses committed entries. */
+int node__store_catch_up(struct node *n, char *msg, size_t msg_len)
+{
+    char path[600];
+    uint64_t want = n->ms.snap.meta.index;
+    uint64_t had;
+    uint64_t applied;
+    uint64_t term;
+    struct stat st;
+    ASSERT(n->kv != NULL);
+    kv_applied(n->kv, &had, &term);
+    if (had >= want) {
+        return 0;
+    }
+    snprintf(path, sizeof(path), "%s/snap-in.tmp", n->dir_member);
+    if (stat(path, &st) != 0) {
+        snprintf(msg, msg_len,
+                 "the store (applied index %llu) is behind the Raft snapshot "
+                 "at index %llu and the log holds nothing below it, but there "
+                 "is no received copy (%s): this member cannot catch up; "
+                 "remove it and add it again with an empty data directory",
+                 (unsigned long long)had, (unsigned long long)want, path);
+        return ERR_CORRUPT;
+    }
+    /* On failure the store is untouched (kv.h). */
+    int rc = kv_snapshot_install(n->kv, path);
+    if (rc != 0) {
+        snprintf(msg, msg_len,
+                 "the store (applied index %llu) is behind the Raft snapshot "
+                 "at index %llu; installing the received copy %s: %s",
+                 (unsigned long long)had, (unsigned long long)want, path,
+                 err_str(rc));
+        return rc;
+    }
+    kv_applied(n->kv, &applied, &term);
+    if (applied < want) {
+        snprintf(msg, msg_len,
+                 "the store (applied index %llu) was behind the Raft snapshot "
+                 "at index %llu, and so is the received copy %s (applied "
+                 "index %llu): this member cannot catch up; remove it and "
+                 "add it again with an empty data directory",
+                 (unsigned long long)had, (unsigned long long)want, path,
+                 (unsigned long long)applied);
+        return ERR_CORRUPT;
+    }
+    LOGW("node",
+         "the store (applied index %llu) was behind the Raft snapshot at "
+         "%llu (a crash inside a snapshot install): installed the received "
+         "copy %s (applied index %llu)",
+         (unsigned long long)had, (unsigned long long)want, path,
+         (unsigned long long)applied);
+    /* As node__snap_install_check would have done. */
+    rc = node__checkpoint_adopt(n, path);
+    if (rc != 0) {
+        snprintf(msg, msg_len, "keeping %s as the checkpoint: %s", path,
+                 err_str(rc));
+        return rc;
+    }
+    /* The store's contents changed under apply and the member table. */
+    struct apply_config ac = n->apply.cfg;
+    apply_close(&n->apply);
+    rc = apply_init(&n->apply, &ac);
+    if (rc == 0) {
+        rc = node__members_reload(n);
+    }
+    if (rc != 0) {
+        snprintf(msg, msg_len, "reopening the installed store: %s",
+                 err_str(rc));
+        return rc;
+    }
+    kv_applied(n->kv, &applied, &term);
+    ASSERT(applied >= want);
+    return 0;
+}
+
+/* ------------------------------------------------------- crash points */
+
+void node__crash_init(struct node *n)
+{
+    const char *at = getenv("CAIRN_TEST_CRASH_AT");
+    n->crash_at[0] = '\0';
+    if (at != NULL && strlen(at) < sizeof(n->crash_at)) {
+        snprintf(n->crash_at, sizeof(n->crash_at), "%s", at);
+        LOGW("node", "test crash point armed: %s", n->crash_at);
+    }
+}
+
+void node__crash_point(const struct node *n, const char *point)
+{
+    if (n->crash_at[0] == '\0' || strcmp(n->crash_at, point) != 0) {
+        return;
+    }
+    LOGW("node", "crash point %s reached: killing the process", point);
+    raise(SIGKILL);
+}
+
+/* The thread that could close the window stops here; the one that reaches
+ * the crash point kills the process. Bounded: if the point is never
+ * reached (a test's mistake), the process dies all the same. */
+void node__crash_hold(const struct node *n, const char *point)
+{
+    if (n->crash_at[0] == '\0' || strcmp(n->crash_at, point) != 0) {
+        return;
+    }
+    LOGW("node", "crash point %s: holding this thread", point);
+    for (int i = 0; i < 600; i++) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    node__crash_point(n, point);
 }

@@ -199,6 +199,7 @@ struct node {
     uint64_t snap_in_ready_index;
     bool snap_installing;
     bool snap_in_syncing; /* a received stream's fsync is on a worker */
+    bool snap_in_stepped; /* stepped into Raft, its batch not handled yet */
     bool snap_wal_done;
     bool snap_store_done;
     struct raft_snapshot_meta snap_install_meta;
@@ -211,6 +212,9 @@ struct node {
     struct raft_snapshot_meta ckpt_meta; /* written with the checkpoint */
     bool close_finished;
     uint64_t snap_persist_term;
+
+    /* CAIRN_TEST_CRASH_AT, read at open (node__crash_point). */
+    char crash_at[32];
 };
 
 /* node_threads.c */
@@ -239,6 +243,10 @@ int node__state_damaged(struct node *n);
 int node__state_check(struct node *n, char *msg, size_t msg_len);
 int node__checkpoint_start(struct node *n);
 int node__checkpoint_adopt(struct node *n, const char *path);
+int node__store_catch_up(struct node *n, char *msg, size_t msg_len);
+void node__crash_init(struct node *n);
+void node__crash_point(const struct node *n, const char *point);
+void node__crash_hold(const struct node *n, const char *point);
 
 /* node.c */
 void node__snapshot_finish(struct node *n);

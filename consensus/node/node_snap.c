@@ -16,12 +16,19 @@
  *
  * Receiver: chunks are written to member/snap-in.tmp as they come (the
  * stream pauses while a chunk is written is not needed: writes are to the
- * page cache); at END the file is fsynced and the MsgSnap is stepped into
- * Raft. When the ready batch carries the snapshot, the metadata is saved in
- * the snap directory, the WAL job for that batch starts with a log reset,
- * and the apply thread swaps the store (behind the node's store lock, so no
- * reader holds a handle meanwhile). raft_snapshot_installed is reported
- * once both the WAL reset and the store swap are done.
+ * page cache); at END the file and its directory are fsynced and the
+ * MsgSnap is stepped into Raft. When the ready batch carries the snapshot,
+ * the metadata is saved in the snap directory, the WAL job for that batch
+ * starts with a log reset, and the apply thread swaps the store (behind the
+ * node's store lock, so no reader holds a handle meanwhile).
+ * raft_snapshot_installed is reported once both the WAL reset and the store
+ * swap are done; then snap-in.tmp becomes the store's checkpoint.
+ *
+ * A crash between the halves: open finishes what is missing (node.c's
+ * load_wal resets a WAL that does not reach the saved snapshot;
+ * node_ckpt.c's node__store_catch_up installs snap-in.tmp into a store that
+ * is behind it). No new stream may truncate snap-in.tmp from the moment it
+ * is stepped until it is installed.
  */
 #include "consensus/node/node_int.h"
 
@@ -197,13 +204,25 @@ struct snap_in_sync {
     int fd;
     int err;
     struct buf meta; /* the MsgSnap, encoded */
+    char dir[448];   /* member/, which holds snap-in.tmp */
 };
 
+/* The file and its name: after a power loss, open must find the whole
+ * copy under its name whenever the snapshot's metadata is durable
+ * (node__store_catch_up), and the metadata is saved only after this. */
 static void snap_in_sync_work(uv_work_t *w)
 {
     struct snap_in_sync *sy = w->data;
     sy->err = fsync(sy->fd) == 0 ? 0 : -errno;
     close(sy->fd);
+    if (sy->err == 0) {
+        int dfd = open(sy->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        sy->err = dfd < 0 ? -errno : 0;
+        if (dfd >= 0) {
+            sy->err = fsync(dfd) == 0 ? 0 : -errno;
+            close(dfd);
+        }
+    }
 }
 
 static void snap_in_sync_done(uv_work_t *w, int status)
@@ -224,6 +243,7 @@ static void snap_in_sync_done(uv_work_t *w, int status)
                 m.to == n->cfg.member_id) {
                 n->snap_in_ready_index = m.snapshot.meta.index;
                 rc = raft_step(&n->raft, &m);
+                n->snap_in_stepped = true;
                 n->dirty = true;
             }
             raft_msg_free_decoded(&m);
@@ -251,7 +271,12 @@ void node__snap_cb(void *owner, struct transport_snap_in *in, uint64_t from,
     switch (ev) {
     case TRANSPORT_SNAP_BEGIN:
         snap_in_abort(n); /* a newer stream replaces an older one */
-        if (n->snap_installing || n->snap_in_syncing || n->closing) {
+        /* Not while a received copy waits to be installed: stepped into
+         * Raft (its ready batch not handled yet, node.c's process), or
+         * being installed. Truncating it then would hand the apply
+         * thread, or open after a crash, a partial file. */
+        if (n->snap_installing || n->snap_in_syncing || n->snap_in_stepped ||
+            n->closing) {
             return; /* chunks are dropped; END fails the check below */
         }
         n->snap_in_fd =
@@ -304,6 +329,7 @@ void node__snap_cb(void *owner, struct transport_snap_in *in, uint64_t from,
     sy->n = n;
     sy->from = from;
     sy->fd = n->snap_in_fd;
+    snprintf(sy->dir, sizeof(sy->dir), "%s", n->dir_member);
     sy->meta = n->snap_in_meta; /* moved */
     sy->work.data = sy;
     buf_init(&n->snap_in_meta, 0);
@@ -379,6 +405,7 @@ void node__snap_install_check(struct node *n)
     }
     char path[512];
     snprintf(path, sizeof(path), "%s/snap-in.tmp", n->dir_member);
+    node__crash_point(n, "snap-adopt");
     /* The received copy (fsynced at its END) is the store's checkpoint
      * now: node_ckpt.c. */
     int rc = node__checkpoint_adopt(n, path);

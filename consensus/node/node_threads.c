@@ -215,6 +215,7 @@ void node__wal_main(void *arg)
             }
             int rc = failed;
             if (rc == 0 && run->reset_index != 0) {
+                node__crash_hold(n, "snap-store");
                 struct log_snap_meta lm = {
                     .index = run->reset_index,
                     .term = run->reset_term,
@@ -223,12 +224,18 @@ void node__wal_main(void *arg)
                 };
                 rc = log_snap_save(n->dir_snap, &lm, 0, "", 0, 0);
                 rc = rc == ERR_EXISTS ? 0 : rc;
+                if (rc == 0) {
+                    node__crash_point(n, "snap-meta");
+                }
             }
             if (rc == 0 && run->reset_index != 0) {
                 rc = log_reset(n->log, run->reset_index, run->reset_term);
             }
             if (rc == 0) {
                 rc = wal_write_run(n, run, end);
+            }
+            if (rc == 0 && run->reset_index != 0) {
+                node__crash_point(n, "snap-wal");
             }
             if (rc != 0 && failed == 0) {
                 failed = rc;
@@ -402,10 +409,13 @@ static int install_snapshot(struct node *n, struct apply_job *j)
 {
     struct apply_config ac = n->apply.cfg;
     int rc;
+    node__crash_hold(n, "snap-meta");
+    node__crash_hold(n, "snap-wal");
     uv_rwlock_wrlock(&n->store_lock);
     rc = kv_snapshot_install(n->kv, j->install_path);
     uv_rwlock_wrunlock(&n->store_lock);
     if (rc == 0) {
+        node__crash_point(n, "snap-store");
         apply_close(&n->apply);
         rc = apply_init(&n->apply, &ac);
     }

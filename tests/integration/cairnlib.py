@@ -416,7 +416,8 @@ class Member:
                 "--initial-cluster-token", self.cluster.token] + \
             self.cluster.extra + self.extra
 
-    def start(self, initial_cluster=None, state=None):
+    def start(self, initial_cluster=None, state=None, env=None):
+        """env: extra environment variables for this start only."""
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError("%s already running" % self.name)
         ic = initial_cluster or self.initial_cluster
@@ -426,9 +427,13 @@ class Member:
         log.write(("=== start %d at %.3f: %s\n" % (
             self.starts, now(), " ".join(self.argv(ic, st)))).encode())
         log.flush()
+        penv = None
+        if env:
+            penv = dict(os.environ)
+            penv.update(env)
         self.proc = subprocess.Popen(self.argv(ic, st), stdout=log,
                                      stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env=penv)
         log.close()
         self.starts += 1
         self.paused = False
