@@ -240,6 +240,25 @@ static void tx_init(struct tx *t)
     t->txn.failure = t->kop;
 }
 
+/* A new Txn for r, or NULL after answering out of memory. */
+static struct tx *tx_new(struct cfg_req *r)
+{
+    struct tx *t = mem_alloc(sizeof(*t));
+    if (t == NULL) {
+        answer_err(r, -ENOMEM);
+        return NULL;
+    }
+    tx_init(t);
+    return t;
+}
+
+/* Send t (packed at once) as r's next request, then free it. */
+static void tx_send(struct cfg_req *r, struct tx *t, step_fn next)
+{
+    call(r, "/etcdserverpb.KV/Txn", &t->txn.base, next);
+    mem_free(t);
+}
+
 static ProtobufCBinaryData tx_bytes(struct tx *t, const char *k, size_t n)
 {
     ProtobufCBinaryData b;
@@ -615,7 +634,7 @@ static int next_head(struct cfg_req *r, json_t *head, json_t **meta_out,
 /* The head as read (NULL: absent) with its mod_revision: write. */
 static void publish_write(struct cfg_req *r, json_t *head, int64_t mod)
 {
-    struct tx *t = mem_alloc(sizeof(*t));
+    struct tx *t;
     struct buf val, sealed;
     json_t *meta = NULL;
     char *hv = NULL;
@@ -623,13 +642,8 @@ static void publish_write(struct cfg_req *r, json_t *head, int64_t mod)
     size_t kn, en;
     int64_t cut = 0;
     int rc;
-    if (t == NULL) {
-        answer_err(r, -ENOMEM);
-        return;
-    }
     if (head != NULL && json_object_get(head, "gray") != NULL &&
         (r->route == R_PUT || r->route == R_ROLLBACK)) {
-        mem_free(t);
         answer_error(r, 409, "conflict",
                      "a gray release is open: promote or abandon it first",
                      NULL);
@@ -637,14 +651,12 @@ static void publish_write(struct cfg_req *r, json_t *head, int64_t mod)
     }
     if (r->expect_version >= 0 && json_integer_value(json_object_get(
                                       head, "version")) != r->expect_version) {
-        mem_free(t);
         answer_error(r, 409, "conflict",
                      "expect_version does not match the current version",
                      "expect_version");
         return;
     }
     if (head == NULL && r->route != R_PUT) {
-        mem_free(t);
         answer_error(r, 404, "not_found", "no such config", NULL);
         return;
     }
@@ -675,7 +687,6 @@ static void publish_write(struct cfg_req *r, json_t *head, int64_t mod)
     if (rc != 0) {
         free(hv);
         buf_free(&val);
-        mem_free(t);
         if (rc == ERR_PERMISSION_DENIED) {
             answer_error(r, 400, "bad_request",
                          "secret configs need --config-secret-key-file",
@@ -685,7 +696,11 @@ static void publish_write(struct cfg_req *r, json_t *head, int64_t mod)
         }
         return;
     }
-    tx_init(t);
+    if ((t = tx_new(r)) == NULL) {
+        free(hv);
+        buf_free(&val);
+        return;
+    }
     kn = cfg_key_head(&r->id, key, sizeof(key));
     tx_cmp_mod(t, key, kn, mod);
     tx_range(t, true, key, kn);
@@ -706,10 +721,9 @@ static void publish_write(struct cfg_req *r, json_t *head, int64_t mod)
             tx_del(t, key, kn, NULL, 0);
         }
     }
-    call(r, "/etcdserverpb.KV/Txn", &t->txn.base, published);
+    tx_send(r, t, published);
     free(hv);
     buf_free(&val);
-    mem_free(t);
 }
 
 /* A head range result: the head JSON and its mod_revision (NULL, 0 when
@@ -807,14 +821,12 @@ static void publish_head_read(struct cfg_req *r, int err, const uint8_t *resp,
  * release) as one Txn of reads. */
 static void publish_read(struct cfg_req *r)
 {
-    struct tx *t = mem_alloc(sizeof(*t));
+    struct tx *t;
     char key[CFG_KEY_MAX];
     size_t kn;
-    if (t == NULL) {
-        answer_err(r, -ENOMEM);
+    if ((t = tx_new(r)) == NULL) {
         return;
     }
-    tx_init(t);
     kn = cfg_key_head(&r->id, key, sizeof(key));
     tx_range(t, false, key, kn);
     if (r->route == R_ROLLBACK) {
@@ -824,8 +836,7 @@ static void publish_read(struct cfg_req *r)
         kn = cfg_key_gray(&r->id, key, sizeof(key));
         tx_range(t, false, key, kn);
     }
-    call(r, "/etcdserverpb.KV/Txn", &t->txn.base, publish_head_read);
-    mem_free(t);
+    tx_send(r, t, publish_head_read);
 }
 
 /* A document from the body: content, format, validated. 0, or answered. */
@@ -1049,14 +1060,12 @@ static void removed(struct cfg_req *r, int err, const uint8_t *resp, size_t len)
 
 static void config_delete(struct cfg_req *r)
 {
-    struct tx *t = mem_alloc(sizeof(*t));
+    struct tx *t;
     char key[CFG_KEY_MAX];
     size_t kn;
-    if (t == NULL) {
-        answer_err(r, -ENOMEM);
+    if ((t = tx_new(r)) == NULL) {
         return;
     }
-    tx_init(t);
     kn = cfg_key_head(&r->id, key, sizeof(key));
     /* the head exists: its create_revision is not 0 */
     Etcdserverpb__Compare *c = &t->cmp[t->txn.n_compare++];
@@ -1072,8 +1081,7 @@ static void config_delete(struct cfg_req *r)
     tx_del(t, key, kn, (const char *)e.data, e.len);
     kn = cfg_key_gray(&r->id, key, sizeof(key));
     tx_del(t, key, kn, NULL, 0);
-    call(r, "/etcdserverpb.KV/Txn", &t->txn.base, removed);
-    mem_free(t);
+    tx_send(r, t, removed);
 }
 
 static void gray_abandon_read(struct cfg_req *r, int err, const uint8_t *resp,
@@ -1099,38 +1107,22 @@ static void gray_abandon_read(struct cfg_req *r, int err, const uint8_t *resp,
     json_object_del(head, "gray");
     char *hv = json_dumps(head, JSON_COMPACT);
     json_decref(head);
-    struct tx *x = mem_alloc(sizeof(*x));
-    if (hv == NULL || x == NULL) {
-        free(hv);
-        mem_free(x);
+    struct tx *x;
+    if (hv == NULL) {
         answer_err(r, -ENOMEM);
         return;
     }
-    tx_init(x);
+    if ((x = tx_new(r)) == NULL) {
+        free(hv);
+        return;
+    }
     kn = cfg_key_head(&r->id, key, sizeof(key));
     tx_cmp_mod(x, key, kn, mod);
     tx_put(x, key, kn, hv, strlen(hv));
     kn = cfg_key_gray(&r->id, key, sizeof(key));
     tx_del(x, key, kn, NULL, 0);
-    call(r, "/etcdserverpb.KV/Txn", &x->txn.base, removed);
+    tx_send(r, x, removed);
     free(hv);
-    mem_free(x);
-}
-
-static void gray_abandon(struct cfg_req *r)
-{
-    struct tx *t = mem_alloc(sizeof(*t));
-    char key[CFG_KEY_MAX];
-    size_t kn;
-    if (t == NULL) {
-        answer_err(r, -ENOMEM);
-        return;
-    }
-    tx_init(t);
-    kn = cfg_key_head(&r->id, key, sizeof(key));
-    tx_range(t, false, key, kn);
-    call(r, "/etcdserverpb.KV/Txn", &t->txn.base, gray_abandon_read);
-    mem_free(t);
 }
 
 /* --------------------------------------------------------------- reads */
@@ -1255,25 +1247,22 @@ static void config_read(struct cfg_req *r, int err, const uint8_t *resp,
 
 static void config_get(struct cfg_req *r)
 {
-    struct tx *t = mem_alloc(sizeof(*t));
+    struct tx *t;
     char key[CFG_KEY_MAX];
     size_t kn;
     struct cfg_client cl;
     int bad;
     client_from_query(r, &cl, &bad);
     if (bad != 0) {
-        mem_free(t);
         answer_bad(r,
                    bad == 1 ? "parameter \"client_id\" must be a name"
                             : "parameter \"labels\" must be k=v,k2=v2",
                    bad == 1 ? "client_id" : "labels");
         return;
     }
-    if (t == NULL) {
-        answer_err(r, -ENOMEM);
+    if ((t = tx_new(r)) == NULL) {
         return;
     }
-    tx_init(t);
     kn = cfg_key_head(&r->id, key, sizeof(key));
     tx_range(t, false, key, kn);
     kn = cfg_key_gray(&r->id, key, sizeof(key));
@@ -1284,8 +1273,7 @@ static void config_get(struct cfg_req *r)
     q->sort_order = ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND;
     q->sort_target = ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__KEY;
     q->limit = 1;
-    call(r, "/etcdserverpb.KV/Txn", &t->txn.base, config_read);
-    mem_free(t);
+    tx_send(r, t, config_read);
 }
 
 static void versions_read(struct cfg_req *r, int err, const uint8_t *resp,
@@ -1323,18 +1311,15 @@ static void versions_read(struct cfg_req *r, int err, const uint8_t *resp,
 
 static void one_head(struct cfg_req *r, step_fn next)
 {
-    struct tx *t = mem_alloc(sizeof(*t));
+    struct tx *t;
     char key[CFG_KEY_MAX];
     size_t kn;
-    if (t == NULL) {
-        answer_err(r, -ENOMEM);
+    if ((t = tx_new(r)) == NULL) {
         return;
     }
-    tx_init(t);
     kn = cfg_key_head(&r->id, key, sizeof(key));
     tx_range(t, false, key, kn);
-    call(r, "/etcdserverpb.KV/Txn", &t->txn.base, next);
-    mem_free(t);
+    tx_send(r, t, next);
 }
 
 /* Version v (R_VERSION) or the gray release (R_GRAY_GET). */
@@ -1368,20 +1353,17 @@ static void release_read(struct cfg_req *r, int err, const uint8_t *resp,
 
 static void release_get(struct cfg_req *r)
 {
-    struct tx *t = mem_alloc(sizeof(*t));
+    struct tx *t;
     char key[CFG_KEY_MAX];
     size_t kn;
-    if (t == NULL) {
-        answer_err(r, -ENOMEM);
+    if ((t = tx_new(r)) == NULL) {
         return;
     }
-    tx_init(t);
     kn = r->route == R_GRAY_GET
              ? cfg_key_gray(&r->id, key, sizeof(key))
              : cfg_key_release(&r->id, r->v, key, sizeof(key));
     tx_range(t, false, key, kn);
-    call(r, "/etcdserverpb.KV/Txn", &t->txn.base, release_read);
-    mem_free(t);
+    tx_send(r, t, release_read);
 }
 
 static void diff_read(struct cfg_req *r, int err, const uint8_t *resp,
@@ -1442,31 +1424,27 @@ static void diff_read(struct cfg_req *r, int err, const uint8_t *resp,
 
 static void diff_get(struct cfg_req *r)
 {
-    struct tx *t = mem_alloc(sizeof(*t));
+    struct tx *t;
     char key[CFG_KEY_MAX];
     size_t kn;
     double a, b;
-    if (t == NULL) {
-        answer_err(r, -ENOMEM);
-        return;
-    }
     if (query_num(r, "from", 1, 1e10, &a) != 0 ||
         query_num(r, "to", 1, 1e10, &b) != 0 || a != floor(a) ||
         b != floor(b)) {
-        mem_free(t);
         answer_bad(r, "parameters \"from\" and \"to\" are required (versions)",
                    "from");
         return;
     }
     r->v = (int64_t)a;
     r->v2 = (int64_t)b;
-    tx_init(t);
+    if ((t = tx_new(r)) == NULL) {
+        return;
+    }
     kn = cfg_key_release(&r->id, r->v, key, sizeof(key));
     tx_range(t, false, key, kn);
     kn = cfg_key_release(&r->id, r->v2, key, sizeof(key));
     tx_range(t, false, key, kn);
-    call(r, "/etcdserverpb.KV/Txn", &t->txn.base, diff_read);
-    mem_free(t);
+    tx_send(r, t, diff_read);
 }
 
 /* Listing: the heads of an app (configs) or the apps of a namespace. */
@@ -1774,7 +1752,7 @@ static void dispatch(struct cfg_req *r)
         gray_put(r);
         break;
     case R_GRAY_DELETE:
-        gray_abandon(r);
+        one_head(r, gray_abandon_read);
         break;
     case R_GRAY_PROMOTE:
         r->source = "gray_promote";

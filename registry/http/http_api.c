@@ -169,8 +169,7 @@ static int watch_sse(struct http_conn *c, const char *path, int meth)
                                  "the query string is too long");
     }
     bool cfg = strncmp(path, CFG_WATCH_PATH, strlen(CFG_WATCH_PATH)) == 0;
-    rc = cfg ? http__cfg_sse_start(c, path, query)
-             : http__reg_sse_start(c, path, query);
+    rc = http__reg_sse_start(c, path, query);
     if (rc == ERR_BAD_REQUEST) {
         return respond_api_error(
             c, 400, "bad_request",

@@ -245,13 +245,11 @@ struct svc_req;
 int http__api_route(struct http_conn *c, const char *path, int meth);
 /* The query string of the request on wsi, fragments joined with '&'. */
 int http__query_join(struct lws *wsi, char *out, size_t len);
-/* Discovery streams (http_stream.c): WebSocket upgrades and SSE GETs
- * under this path. */
+/* Discovery and config streams (http_stream.c): WebSocket upgrades and
+ * SSE GETs under these paths; http__reg_sse_start serves both. */
 #define REG_WATCH_PATH "/api/v1/watch/registry/"
 #define CFG_WATCH_PATH "/api/v1/watch/config/"
 int http__reg_sse_start(struct http_conn *c, const char *path,
-                        const char *query);
-int http__cfg_sse_start(struct http_conn *c, const char *path,
                         const char *query);
 int http__api_dispatch(struct http_conn *c);
 /* Stop reading the connection until its answer is out (a client that

@@ -1205,7 +1205,13 @@ int http__reg_sse_start(struct http_conn *c, const char *path,
     }
     hs->reg_sse = true;
     memcpy(hs->token, c->token, sizeof(hs->token));
-    rc = reg_init(hs, path + strlen(REG_WATCH_PATH), reg_since(query, last));
+    if (strncmp(path, CFG_WATCH_PATH, strlen(CFG_WATCH_PATH)) == 0) {
+        rc = cfg_init(hs, path + strlen(CFG_WATCH_PATH), query,
+                      reg_since(query, last));
+    } else {
+        rc =
+            reg_init(hs, path + strlen(REG_WATCH_PATH), reg_since(query, last));
+    }
     if (rc != 0) {
         http__stream_free(c);
         return rc;
@@ -1477,37 +1483,6 @@ static int cfg_init(struct hstream *hs, const char *path, const char *query,
         return reg_watch(hs, since + 1);
     }
     reg_snapshot(hs);
-    return 0;
-}
-
-int http__cfg_sse_start(struct http_conn *c, const char *path,
-                        const char *query)
-{
-    char last[32];
-    struct hstream *hs;
-    int rc;
-    if (lws_hdr_copy(c->wsi, c->token, sizeof(c->token),
-                     WSI_TOKEN_HTTP_AUTHORIZATION) < 0) {
-        c->token[0] = '\0';
-    }
-    last[0] = '\0';
-    if (lws_hdr_custom_copy(c->wsi, last, sizeof(last), "last-event-id:", 14) <
-        0) {
-        last[0] = '\0';
-    }
-    hs = stream_new(c, c->wsi, HTTP_STREAM_WATCH);
-    if (hs == NULL) {
-        return -ENOMEM;
-    }
-    hs->reg_sse = true;
-    memcpy(hs->token, c->token, sizeof(hs->token));
-    rc = cfg_init(hs, path + strlen(CFG_WATCH_PATH), query,
-                  reg_since(query, last));
-    if (rc != 0) {
-        http__stream_free(c);
-        return rc;
-    }
-    lws_set_timer_usecs(c->wsi, (lws_usec_t)REG_SSE_KEEPALIVE_S * 1000000);
     return 0;
 }
 
