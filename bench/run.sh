@@ -14,7 +14,7 @@ B=$(cd "$B" && pwd)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-SECTIONS=(kv compare raft3)
+SECTIONS=(kv compare raft3 registry)
 
 # kv: the MVCC store alone (consensus/kv on LMDB): puts per commit size and
 # sync mode, point/prefix/historical ranges, open time and RSS at 100k and
@@ -43,6 +43,17 @@ section_raft3() {
     [ "${BENCH_JSON:-0}" = 1 ] && json=(--json)
     # shellcheck disable=SC2086
     "$B/raft3-bench" "${json[@]}" ${RAFT3_BENCH_ARGS:-}
+}
+
+# registry: the service registry and config center side by side with etcd
+# doing the same by hand (bench/registry.sh): registrations/s, heartbeats/s
+# for 10k instances, push latency to 1k and 10k WebSocket subscribers,
+# config publish-to-ack on one and three members. About 10-15 minutes;
+# REGB_* variables tune it (see the script), REGISTRY_ARGS=--quick for a
+# smoke run of 1-2 minutes.
+section_registry() {
+    # shellcheck disable=SC2086
+    bench/registry.sh "$B" ${REGISTRY_ARGS:-}
 }
 
 failed=0
