@@ -62,6 +62,13 @@
  * accepts 32 txn levels; the bound keeps the converter's recursion flat. */
 #define HTTP_PBJSON_DEPTH_MAX 80
 
+/* Hard maxima of the multiplexed WebSocket's flags (--ws-subscriptions-max,
+ * --ws-message-bytes-max; options.c checks them): each subscription holds
+ * ~6 KiB and a hub watcher, and a client message is parsed whole in
+ * memory. */
+#define HTTP_MUX_SUBS_HARD_MAX      4096
+#define HTTP_MUX_MSG_BYTES_HARD_MAX (1024 * 1024)
+
 struct server;
 
 /* Create the lws context on s->loop now (http__adopt does it lazily on the
