@@ -46,10 +46,11 @@ async function until(pred, ms) {
 
 // One socket: every message kept in order; answers found by id.
 class Mux {
-    constructor() {
+    constructor(token) {
         this.msgs = [];
         this.closed = false;
-        this.ws = new WebSocket(`${wsBase}/api/v1/stream`);
+        this.ws = new WebSocket(`${wsBase}/api/v1/stream`,
+            token ? { headers: { Authorization: token } } : undefined);
         this.open = new Promise((res, rej) => {
             this.ws.on("open", res);
             this.ws.on("error", rej);
@@ -248,7 +249,32 @@ async function main() {
     mx.close();
 }
 
-main().then(() => process.exit(failures ? 1 : 0), (e) => {
+// Auth on (ws_mux.test set it up): alice may read /registry/a/ only.
+async function authMain(token) {
+    const mk = (t) => new Mux(t);
+    let mx = mk(token);
+    await mx.open;
+    let a = await mx.call({ id: 1, op: "subscribe", kind: "registry", namespace: "a" });
+    check(a && a.sub === 1 && !a.error, "auth: the upgrade's token subscribes to namespace a", a);
+    check(await mx.event(1, (m) => m.type === "snapshot"), "auth: and gets its snapshot");
+    a = await mx.call({ id: 2, op: "subscribe", kind: "registry", namespace: "b" });
+    check(isErr(a, "permission_denied"), "auth: namespace b is permission_denied", a);
+    a = await mx.call({ id: 3, op: "subscribe", kind: "registry", namespace: "b", since: 1 });
+    check(isErr(a, "permission_denied"), "auth: namespace b with since= is permission_denied too", a);
+    a = await mx.call({ id: 4, op: "subscribe", kind: "registry", namespace: "a", token: "bogus" });
+    check(isErr(a, "unauthenticated"), "auth: a request's own bad token is unauthenticated", a);
+    check(!mx.closed, "auth: the socket stays open");
+    mx.close();
+    mx = mk(null);
+    await mx.open;
+    a = await mx.call({ id: 1, op: "subscribe", kind: "registry", namespace: "a" });
+    check(isErr(a, "unauthenticated"), "auth: no token is unauthenticated", a);
+    a = await mx.call({ id: 2, op: "subscribe", kind: "registry", namespace: "a", token });
+    check(a && a.sub === 2 && !a.error, "auth: a token in the subscribe is used for it", a);
+    mx.close();
+}
+
+(process.env.WS_MUX_TOKEN !== undefined ? authMain(process.env.WS_MUX_TOKEN) : main()).then(() => process.exit(failures ? 1 : 0), (e) => {
     console.log("FAIL helper threw: " + (e && e.stack ? e.stack : e));
     process.exit(2);
 });
