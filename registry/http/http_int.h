@@ -249,6 +249,8 @@ int http__query_join(struct lws *wsi, char *out, size_t len);
  * SSE GETs under these paths; http__reg_sse_start serves both. */
 #define REG_WATCH_PATH "/api/v1/watch/registry/"
 #define CFG_WATCH_PATH "/api/v1/watch/config/"
+/* The multiplexed WebSocket (http_mux.c): a plain request there is 400. */
+#define MUX_PATH       "/api/v1/stream"
 int http__reg_sse_start(struct http_conn *c, const char *path,
                         const char *query);
 int http__api_dispatch(struct http_conn *c);

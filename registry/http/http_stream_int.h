@@ -21,8 +21,6 @@
 
 #define WS_CLOSE_REASON_MAX 120
 
-/* The multiplexed socket's path (docs/registry.md, "One socket"). */
-#define MUX_PATH               "/api/v1/stream"
 /* REST calls (session, keepalive) in flight on one multiplexed socket;
  * one more is answered resource_exhausted. Each holds a small struct and
  * a proposal or renewal; 64 covers a client's sessions many times. */

@@ -80,6 +80,9 @@ async function main() {
     r = await http("PUT", `${REG}/pay/p1`, { addr: "127.0.0.1:9001", ttl: 60 });
     check(r.status === 200, "register pay/p1 (its own session)", r.json);
 
+    r = await http("GET", "/api/v1/stream");
+    check(r.status === 400 && /WebSocket/.test(r.json.message),
+        "a plain GET of /api/v1/stream is 400, saying it is a WebSocket", r.json);
     let mx = new Mux();
     await mx.open;
     ok("the multiplexed socket opens");
