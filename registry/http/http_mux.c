@@ -109,6 +109,11 @@ static void answer_error(struct hstream *hs, json_t *id, int64_t sub,
     if (strcmp(code, "bad_request") == 0) {
         hs->h->st.ws_bad_messages++;
     }
+    if (strcmp(code, "resource_exhausted") == 0 ||
+        strcmp(code, "too_large") == 0) {
+        hs->h->st.mux_limit_hits++;
+    }
+    hs->h->st.mux_errors++;
     answer(hs, o);
 }
 
@@ -533,6 +538,7 @@ void http__mux_message(struct hstream *hs, const char *json, size_t len)
     json_t *id;
     const char *op;
     char msg[256];
+    hs->h->st.mux_requests++;
     if (!json_is_object(m)) {
         if (m == NULL) {
             snprintf(msg, sizeof(msg),
@@ -581,6 +587,7 @@ void http__mux_message(struct hstream *hs, const char *json, size_t len)
 void http__mux_too_large(struct hstream *hs, uint64_t max)
 {
     char msg[128];
+    hs->h->st.mux_requests++;
     snprintf(msg, sizeof(msg),
              "a message is at most %llu bytes (--ws-message-bytes-max); it "
              "was not read",

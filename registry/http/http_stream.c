@@ -1191,6 +1191,9 @@ struct hsub *http__sub_new(struct hstream *hs, int64_t id, const char *token)
     sub->next = hs->subs;
     hs->subs = sub;
     hs->subs_count++;
+    if (id != 0) {
+        hs->h->mux_subs_open++;
+    }
     return sub;
 }
 
@@ -1221,6 +1224,10 @@ void http__sub_free(struct hsub *sub)
     }
     *pp = sub->next;
     hs->subs_count--;
+    if (sub->id != 0) {
+        ASSERT(hs->h->mux_subs_open > 0);
+        hs->h->mux_subs_open--;
+    }
     mem_free(sub);
 }
 

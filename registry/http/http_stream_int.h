@@ -61,7 +61,7 @@ struct hsub {
 
 /* A REST call made for a multiplexed socket (http_mux.c). */
 struct mux_call {
-    struct hstream *hs; /* NULL once the socket went */
+    struct hstream *hs; /* outlives the call: cancelled before it goes */
     struct mux_call *next;
     struct svc_req *req; /* in flight; NULL once answered */
     json_t *id;          /* the request's id, echoed */

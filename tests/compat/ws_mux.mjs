@@ -203,6 +203,16 @@ async function main() {
     check(subsOk, `subscriptions up to --ws-subscriptions-max (${SUBS_MAX}) are served`);
     a = await mx.call({ id: 499, op: "subscribe", kind: "registry", namespace: "shop", service: "one-more" });
     check(isErr(a, "resource_exhausted"), "one past --ws-subscriptions-max is refused", a);
+    r = await http("GET", "/metrics");
+    const metric = (name) => {
+        const m = r.text.match(new RegExp("^" + name + " (\\d+)$", "m"));
+        return m ? parseInt(m[1], 10) : -1;
+    };
+    check(metric("cairn_http_ws_mux_subscriptions") === SUBS_MAX &&
+        metric("cairn_http_ws_mux_limit_hits_total") === 2 &&
+        metric("cairn_http_ws_mux_errors_total") >= bad.length + 1,
+        "/metrics: cairn_http_ws_mux_subscriptions, _limit_hits_total, _errors_total",
+        r.text.split("\n").filter((l) => l.startsWith("cairn_http_ws_mux")));
     a = await mx.call({ id: 500, op: "keepalive", session: S });
     check(a && a.ttl > 0 && !mx.closed, "the socket still serves after every bad request", a);
 
