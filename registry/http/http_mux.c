@@ -35,7 +35,7 @@
  * subscription that fails later (permission revoked, scope too large)
  * sends {"sub":N,"type":"error",..} and ends alone. The socket as a whole
  * ends only as a single-purpose stream does: the client does not read for
- * HTTP_STREAM_STALL_S with its queue at --max-conn-out-bytes, a message
+ * HTTP_STREAM_STALL_S with its queue at LIMIT_CONN_OUT_BYTES, a message
  * cannot be encoded, or the server stops; every subscription then resumes
  * on a new socket with since= its last revision.
  */

@@ -260,6 +260,51 @@ async function main() {
     r = await http("GET", `${REG}/pay/p1`);
     check(r.status === 200, "pay/p1 (another session) stays", r.json);
     mx.close();
+    await stalled();
+}
+
+// A socket whose client stops reading: the backlog is bounded
+// (LIMIT_CONN_OUT_BYTES, 16 MiB), the socket is cut after the stall
+// timeout (15 s), and its subscription resumes with since= on a new socket
+// with nothing lost or repeated.
+async function stalled() {
+    const N = 450; // x ~60 KiB documents: ~27 MiB, past the bound and the kernel's buffers
+    let r = await http("POST", "/api/v1/sessions", { ttl: 600 });
+    const S2 = r.json.session;
+    const st = new Mux();
+    await st.open;
+    let a = await st.call({ id: 7, op: "subscribe", kind: "registry", namespace: "shop", service: "big" });
+    check(a && a.sub === 7 && await st.event(7, (m) => m.type === "snapshot"),
+        "stall: subscribe shop/big and get its snapshot", a);
+    st.ws._socket.pause(); // stop reading: the kernel window fills
+    const pad = "x".repeat(60000);
+    const revs = [];
+    for (let i = 0; i < N; i++) {
+        r = await http("PUT", `${REG}/big/b${i}`, { addr: "127.0.0.1:7000", session: S2, meta: { pad } });
+        if (r.status !== 200) { fail("stall: register big/b" + i); console.log(r.text.slice(0, 200)); return; }
+        revs.push(r.json.revision);
+    }
+    await sleep(20000); // past the 15 s stall cut-off
+    st.ws._socket.resume();
+    await until(() => st.closed, 10000);
+    const got = st.events(7).filter((m) => m.type === "put").map((m) => m.revision);
+    check(st.closed && got.length < N,
+        `stall: the server cut the socket that did not read (it had ${got.length} of ${N} events)`);
+    r = await http("GET", "/metrics");
+    const m = r.text.match(/^cairn_http_streams_stalled_total (\d+)$/m);
+    check(m && parseInt(m[1], 10) >= 1, "stall: cairn_http_streams_stalled_total counts the cut", m && m[0]);
+    const last = got.length > 0 ? got[got.length - 1] : revs[0] - 1;
+    const mx = new Mux();
+    await mx.open;
+    a = await mx.call({ id: 7, op: "subscribe", kind: "registry", namespace: "shop", service: "big", since: last });
+    await until(() => mx.events(7).filter((x) => x.type === "put").length >= N - got.length, 30000);
+    const rest = mx.events(7).filter((x) => x.type === "put").map((x) => x.revision);
+    const all = got.concat(rest);
+    check(a && a.sub === 7 && all.length === N && all.every((v, i) => v === revs[i]),
+        `stall: resumed with since=${last}, the ${rest.length} missed events came once, in order`,
+        { got: got.length, rest: rest.length, first: rest[0], want: revs[got.length] });
+    mx.close();
+    await http("DELETE", `/api/v1/sessions/${S2}`);
 }
 
 // Auth on (ws_mux.test set it up): alice may read /registry/a/ only.
