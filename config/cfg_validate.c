@@ -12,6 +12,8 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -19,6 +21,7 @@
 #include <jansson.h>
 #include <yaml.h>
 
+#include "base/alloc.h"
 #include "base/err.h"
 #include "config/cfg_int.h"
 
@@ -248,6 +251,217 @@ static void yaml_error(const yaml_parser_t *ps, const char *content, size_t len,
                       : 0x7fffffff;
 }
 
+/* Names seen in one YAML document: the scalar keys of every mapping (told
+ * apart by the mapping's number) and the anchors. One open-addressing
+ * table over copies of the bytes: each name costs its bytes plus 24, so a
+ * 1 MiB document costs a few MiB at most, and a lookup is O(1), so a
+ * mapping of 100k keys is checked in linear time. */
+struct ynames {
+    struct ynames_slot {
+        uint64_t scope; /* mapping number, or 0 for anchors; 0 and no len:
+                         * empty slot (scope numbers start at 1) */
+        uint32_t hash;
+        uint32_t len;
+        size_t off; /* into bytes */
+    } *slots;
+    size_t cap, used;
+    struct buf bytes;
+};
+
+static uint32_t ynames_hash(uint64_t scope, const unsigned char *p, size_t n)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)scope ^ (uint32_t)(scope >> 32);
+    for (size_t k = 0; k < n; k++) {
+        h = (h ^ p[k]) * 16777619u;
+    }
+    return h;
+}
+
+/* 1: (scope, name) was there already; 0: added; -ENOMEM. */
+static int ynames_add(struct ynames *t, uint64_t scope, const unsigned char *p,
+                      size_t n, bool add)
+{
+    uint32_t h = ynames_hash(scope, p, n);
+    if (add && (t->used + 1) * 4 > t->cap * 3) {
+        size_t cap = t->cap == 0 ? 64 : t->cap * 2;
+        struct ynames_slot *ns = mem_calloc(cap, sizeof(*ns));
+        if (ns == NULL) {
+            return -ENOMEM;
+        }
+        for (size_t k = 0; k < t->cap; k++) {
+            if (t->slots[k].scope != 0) {
+                size_t j = t->slots[k].hash & (cap - 1);
+                while (ns[j].scope != 0) {
+                    j = (j + 1) & (cap - 1);
+                }
+                ns[j] = t->slots[k];
+            }
+        }
+        mem_free(t->slots);
+        t->slots = ns;
+        t->cap = cap;
+    }
+    if (t->cap == 0) {
+        return 0;
+    }
+    size_t j = h & (t->cap - 1);
+    for (; t->slots[j].scope != 0; j = (j + 1) & (t->cap - 1)) {
+        const struct ynames_slot *e = &t->slots[j];
+        if (e->scope == scope && e->hash == h && e->len == n &&
+            memcmp(t->bytes.data + e->off, p, n) == 0) {
+            return 1;
+        }
+    }
+    if (!add) {
+        return 0;
+    }
+    if (n > UINT32_MAX || buf_append(&t->bytes, p, n) < 0) {
+        return -ENOMEM;
+    }
+    t->slots[j] = (struct ynames_slot){scope, h, (uint32_t)n,
+                                       t->bytes.len - n};
+    t->used++;
+    return 0;
+}
+
+/* Would a plain scalar resolve to something other than a string (YAML
+ * 1.1's null, bool, int and float forms, as SnakeYAML and PyYAML read
+ * them)? Then "1" and 1 are different keys; otherwise a plain a and a
+ * quoted "a" are the same string. A loose test: anything starting like a
+ * number, or one of the words. */
+static bool yaml_plain_not_string(const unsigned char *p, size_t n)
+{
+    static const char *const words[] = {
+        "~",    "null", "Null", "NULL", "true", "True", "TRUE", "false",
+        "False", "FALSE", "yes", "Yes", "YES", "no",   "No",   "NO",
+        "on",   "On",   "ON",   "off",  "Off",  "OFF",  "y",    "Y",
+        "n",    "N",    ".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN"};
+    if (n == 0) {
+        return true; /* an empty plain scalar is null */
+    }
+    for (size_t k = 0; k < sizeof(words) / sizeof(words[0]); k++) {
+        if (strlen(words[k]) == n && memcmp(words[k], p, n) == 0) {
+            return true;
+        }
+    }
+    size_t k = (p[0] == '-' || p[0] == '+') ? 1 : 0;
+    return k < n && ((p[k] >= '0' && p[k] <= '9') ||
+                     (p[k] == '.' && k + 1 < n && p[k + 1] >= '0' &&
+                      p[k + 1] <= '9'));
+}
+
+/* One level of the collection stack: a mapping's number and whether its
+ * next node is a key. */
+struct yframe {
+    uint64_t map; /* 0: a sequence (or the document) */
+    bool want_key;
+};
+
+static void yaml_error_at(struct cfg_error *err, const yaml_event_t *ev,
+                          const char *fmt, const unsigned char *name,
+                          size_t n)
+{
+    if (err == NULL) {
+        return;
+    }
+    snprintf(err->message, sizeof(err->message), fmt,
+             (int)(n > 64 ? 64 : n), (const char *)name,
+             n > 64 ? "..." : "");
+    err->line = ev->start_mark.line < 0x7ffffffe
+                    ? (int)ev->start_mark.line + 1
+                    : 0x7fffffff;
+    err->column = ev->start_mark.column < 0x7ffffffe
+                      ? (int)ev->start_mark.column + 1
+                      : 0x7fffffff;
+}
+
+/* The checks libyaml's parser leaves to the application: a key repeated
+ * in one mapping (always a mistake in a config: which one wins depends on
+ * the reader, and SnakeYAML, which Spring uses, refuses it), and an alias
+ * to an anchor not defined before it in the document. Only scalar keys are
+ * compared; the merge key << may repeat. */
+static int yaml_names_check(struct ynames *t, struct yframe *st, size_t depth,
+                            uint64_t *maps, const yaml_event_t *ev,
+                            struct cfg_error *err)
+{
+    struct yframe *top = depth > 0 ? &st[depth - 1] : NULL;
+    bool is_key = false;
+    int rc;
+    switch (ev->type) {
+    case YAML_DOCUMENT_START_EVENT:
+        /* Anchors are per document. */
+        for (size_t k = 0; k < t->cap; k++) {
+            t->slots[k].scope = 0;
+        }
+        t->used = 0;
+        buf_reset(&t->bytes);
+        return 0;
+    case YAML_SCALAR_EVENT:
+    case YAML_ALIAS_EVENT:
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT:
+        if (top != NULL && top->map != 0) {
+            is_key = top->want_key;
+            top->want_key = !top->want_key;
+        }
+        break;
+    default:
+        return 0;
+    }
+    if (ev->type == YAML_ALIAS_EVENT) {
+        const unsigned char *a = ev->data.alias.anchor;
+        rc = ynames_add(t, UINT64_MAX, a, strlen((const char *)a), false);
+        if (rc == 0) {
+            yaml_error_at(err, ev, "alias *%.*s%s names no anchor before it",
+                          a, strlen((const char *)a));
+            return ERR_INVALID;
+        }
+        return rc < 0 ? rc : 0;
+    }
+    const unsigned char *anchor =
+        ev->type == YAML_SCALAR_EVENT         ? ev->data.scalar.anchor
+        : ev->type == YAML_SEQUENCE_START_EVENT ? ev->data.sequence_start.anchor
+        : ev->type == YAML_MAPPING_START_EVENT  ? ev->data.mapping_start.anchor
+                                                : NULL;
+    if (anchor != NULL) {
+        rc = ynames_add(t, UINT64_MAX, anchor, strlen((const char *)anchor),
+                        true);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    if (is_key && ev->type == YAML_SCALAR_EVENT) {
+        const unsigned char *v = ev->data.scalar.value;
+        size_t n = ev->data.scalar.length;
+        bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ||
+                     ev->data.scalar.style == YAML_ANY_SCALAR_STYLE;
+        /* A plain key that is not a string lives in its own name space
+         * (scope + 1 << 63), so "1" and 1 differ, and a and "a" do not. */
+        uint64_t scope = top->map;
+        if (plain && yaml_plain_not_string(v, n)) {
+            scope |= (uint64_t)1 << 63;
+        }
+        if (!(plain && n == 2 && v[0] == '<' && v[1] == '<')) {
+            rc = ynames_add(t, scope, v, n, true);
+            if (rc == 1) {
+                yaml_error_at(err, ev, "duplicate key \"%.*s%s\" in a mapping",
+                              v, n);
+                return ERR_INVALID;
+            }
+            if (rc < 0) {
+                return rc;
+            }
+        }
+    }
+    if (ev->type == YAML_MAPPING_START_EVENT ||
+        ev->type == YAML_SEQUENCE_START_EVENT) {
+        /* The caller keeps depth within the stack (CFG_YAML_DEPTH_MAX). */
+        st[depth].map = ev->type == YAML_MAPPING_START_EVENT ? ++*maps : 0;
+        st[depth].want_key = true;
+    }
+    return 0;
+}
+
 /* Events of one parse, at most a few per input byte; the bound only makes
  * the loop's end obvious. */
 static size_t yaml_events_max(size_t len)
@@ -260,7 +474,18 @@ static int validate_yaml(const char *content, size_t len, struct cfg_error *err)
     yaml_parser_t ps;
     int rc = 0;
     size_t depth = 0;
+    uint64_t maps = 0;
+    struct ynames names;
+    struct yframe *st;
+    st = mem_calloc(CFG_YAML_DEPTH_MAX + 1, sizeof(*st));
+    if (st == NULL) {
+        return -ENOMEM;
+    }
+    memset(&names, 0, sizeof(names));
+    buf_init(&names.bytes, 2 * (size_t)CFG_CONTENT_MAX + 4096);
     if (yaml_parser_initialize(&ps) == 0) {
+        mem_free(st);
+        buf_free(&names.bytes);
         return -ENOMEM;
     }
     yaml_parser_set_input_string(&ps, (const unsigned char *)content, len);
@@ -279,7 +504,8 @@ static int validate_yaml(const char *content, size_t len, struct cfg_error *err)
         }
         yaml_event_type_t t = ev.type;
         if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
-            if (++depth > CFG_YAML_DEPTH_MAX) {
+            if (depth >= CFG_YAML_DEPTH_MAX) {
+                depth++;
                 rc = ERR_LIMIT;
                 if (err != NULL) {
                     snprintf(err->message, sizeof(err->message),
@@ -287,10 +513,15 @@ static int validate_yaml(const char *content, size_t len, struct cfg_error *err)
                     err->line = (int)ev.start_mark.line + 1;
                     err->column = (int)ev.start_mark.column + 1;
                 }
+            } else {
+                rc = yaml_names_check(&names, st, depth, &maps, &ev, err);
+                depth++;
             }
         } else if (t == YAML_SEQUENCE_END_EVENT ||
                    t == YAML_MAPPING_END_EVENT) {
             depth -= depth > 0;
+        } else {
+            rc = yaml_names_check(&names, st, depth, &maps, &ev, err);
         }
         yaml_event_delete(&ev);
         if (t == YAML_STREAM_END_EVENT) {
@@ -298,6 +529,9 @@ static int validate_yaml(const char *content, size_t len, struct cfg_error *err)
         }
     }
     yaml_parser_delete(&ps);
+    mem_free(names.slots);
+    buf_free(&names.bytes);
+    mem_free(st);
     return rc;
 }
 

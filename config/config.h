@@ -99,8 +99,11 @@ const char *cfg_format_name(enum cfg_format f);
  *               beyond a double's range (1e400) is refused.
  *   yaml        libyaml's parser over every document of the stream (so
  *               "---" separated files pass), collections nested at most
- *               CFG_YAML_DEPTH_MAX deep. Duplicate keys and undefined
- *               aliases are not checked (libyaml does not).
+ *               CFG_YAML_DEPTH_MAX deep; a scalar key repeated in one
+ *               mapping is refused (as SnakeYAML does; a plain a and a
+ *               quoted "a" are the same key, a plain 1 and "1" are not;
+ *               the merge key << may repeat), and so is an alias to an
+ *               anchor not defined before it in its document.
  *   properties  java.util.Properties.load(Reader) rules (cfg_properties_
  *               parse); the only error is a malformed \uXXXX escape.
  * content may be NULL when len is 0. err may be NULL; otherwise it is

@@ -41,9 +41,10 @@
  *
  * ------------------------------------------------------------------------
  * WAL files. All integers little-endian. Segment names are
- * "<seq:016x>-<first_index:016x>.wal"; seq is +1 per segment with no gaps,
- * and first_index never decreases along seq among live segments, so names
- * sort by both. A segment is built as "<name>.tmp" (fallocated to
+ * "<seq:016x>-<first_index:016x>.wal"; seq is +1 per segment with no gaps
+ * (names sort by it). first_index may go down along seq: a conflicting
+ * append that reaches below the active segment's first index starts a new
+ * segment there. A segment is built as "<name>.tmp" (fallocated to
  * segment_bytes, header and a hard-state frame written, fdatasync), then
  * renamed and the directory fsynced: a *.wal file always has a whole header.
  *
@@ -80,7 +81,10 @@
  *               (len = 32)
  *
  * Replay: segments in seq order; the first sets first_index/prev_term; a
- * later one must have seq + 1, and either RESET (drop everything) or a
+ * later one must have seq + 1, and either RESET (drop everything), or a
+ * first_index below the view's first (drop everything too: only a crash
+ * inside the deletion of old segments, which runs oldest first with a
+ * directory fsync after each unlink, leaves such a suffix), or a
  * first_index in [first, last + 1] whose prev_term matches. Entry records
  * must be consecutive inside a frame, >= the segment's first_index and
  * <= last + 1; an entry at index <= last discards the entries after it

@@ -391,8 +391,13 @@ static int seg_create(struct log *l, uint64_t first_index, uint64_t prev_term,
     return 0;
 }
 
-/* Delete the oldest count segments (never the active one), oldest first so
- * that a crash in between leaves a valid suffix, then fsync the dir. */
+/* Delete the oldest count segments (never the active one), oldest first,
+ * with a directory fsync after each unlink: without it a crash may keep any
+ * subset of the unlinks (POSIX orders nothing before the fsync), leaving a
+ * hole in the seq numbers that replay must refuse as corruption. With it a
+ * crash leaves a suffix of the segments, which replay accepts (see
+ * seg_apply_header for the one odd suffix: a later segment that starts
+ * below the first remaining one). */
 static int segs_delete_front(struct log *l, size_t count)
 {
     char name[NAME_LEN];
@@ -412,8 +417,12 @@ static int segs_delete_front(struct log *l, size_t count)
         }
         memmove(l->segs, l->segs + 1, (l->segs_n - 1) * sizeof(*l->segs));
         l->segs_n--;
+        rc = l->vfs->dir_sync(l->vfs->ctx, l->dirfd);
+        if (rc < 0) {
+            return rc;
+        }
     }
-    return l->vfs->dir_sync(l->vfs->ctx, l->dirfd);
+    return 0;
 }
 
 /* ------------------------------------------------------------- reading */
@@ -661,7 +670,14 @@ static int seg_apply_header(struct log *l, size_t k, const char *file,
                             char *msg, size_t msg_len)
 {
     const struct seg *s = &l->segs[k];
-    if (k == 0 || (s->flags & SEG_FLAG_RESET)) {
+    /* A segment that starts below the first remaining one: a crash cut
+     * segs_delete_front (log_reset or log_release) short. Such a segment
+     * exists only after a conflicting append reached back below the older
+     * segment's first index, so everything that older segment holds was
+     * overwritten, and the part before it was being deleted: the view
+     * restarts here, as a reset would. A complete log never has one: the
+     * oldest segment always holds the current copy of the first entry. */
+    if (k == 0 || (s->flags & SEG_FLAG_RESET) || s->first_index < l->first) {
         ix_reset(l, s->first_index - 1, s->prev_term);
         return 0;
     }

@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include <openssl/sha.h>
+#include <uv.h>
 
 #include "base/alloc.h"
 #include "base/assert.h"
@@ -70,6 +71,7 @@ enum route {
 };
 
 struct cfg_req;
+struct diff_job;
 typedef void (*step_fn)(struct cfg_req *r, int err, const uint8_t *resp,
                         size_t len);
 
@@ -105,13 +107,33 @@ struct cfg_req {
     double wait_frac;
     uint32_t wait_ms;
     json_t *answer; /* held while acks are awaited */
+    struct diff_job *diff; /* a diff running on the thread pool */
 };
+
+/* A diff runs on libuv's thread pool: cfg_diff may spend up to about a
+ * second of one core on two 1 MiB documents (CFG_DIFF_COST_MAX), which on
+ * the loop would stall every client of the member. The job owns copies of
+ * both texts; a request that goes away first only detaches (r = NULL).
+ * At most DIFFS_MAX run or wait at once per process (each holds up to two
+ * 1 MiB texts and the output); more are answered 503. Loop thread only. */
+#define DIFFS_MAX 4
+struct diff_job {
+    uv_work_t w;
+    struct cfg_req *r;
+    struct buf a, b, out;
+    char lab_a[CFG_NAME_MAX + 32], lab_b[CFG_NAME_MAX + 32];
+    int rc;
+};
+static unsigned diffs_running;
 
 static void req_free(struct cfg_req *r)
 {
     if (r->slot != NULL) {
         ASSERT(*r->slot == r);
         *r->slot = NULL;
+    }
+    if (r->diff != NULL) {
+        r->diff->r = NULL;
     }
     if (r->waiter != NULL) {
         cfg__wait_cancel(r->s, r->waiter);
@@ -1366,6 +1388,81 @@ static void release_get(struct cfg_req *r)
     tx_send(r, t, release_read);
 }
 
+static void diff_work(uv_work_t *w)
+{
+    struct diff_job *j = w->data;
+    j->rc = cfg_diff(j->a.len > 0 ? (const char *)j->a.data : "", j->a.len,
+                     j->b.len > 0 ? (const char *)j->b.data : "", j->b.len,
+                     j->lab_a, j->lab_b, &j->out);
+}
+
+static void diff_job_free(struct diff_job *j)
+{
+    buf_free(&j->a);
+    buf_free(&j->b);
+    buf_free(&j->out);
+    mem_free(j);
+}
+
+static void diff_after(uv_work_t *w, int status)
+{
+    struct diff_job *j = w->data;
+    struct cfg_req *r = j->r;
+    ASSERT(diffs_running > 0);
+    diffs_running--;
+    if (r != NULL) {
+        r->diff = NULL;
+        if (status != 0) {
+            answer_err(r, status == UV_ECANCELED ? ERR_CANCELED : -ENOMEM);
+        } else if (j->rc != 0) {
+            answer_err(r, j->rc);
+        } else {
+            answer_raw(r, 200, "text/x-diff; charset=utf-8", NULL,
+                       (const char *)j->out.data, j->out.len);
+        }
+    }
+    diff_job_free(j);
+}
+
+/* Hand the two texts (copied) to the thread pool; 0 or an error for the
+ * caller to answer (the request is untouched then). */
+static int diff_start(struct cfg_req *r, const char *xa, size_t na,
+                      const char *xb, size_t nb)
+{
+    struct diff_job *j;
+    int rc;
+    if (diffs_running >= DIFFS_MAX) {
+        return ERR_BUSY;
+    }
+    j = mem_calloc(1, sizeof(*j));
+    if (j == NULL) {
+        return -ENOMEM;
+    }
+    buf_init(&j->a, CFG_CONTENT_MAX + 64);
+    buf_init(&j->b, CFG_CONTENT_MAX + 64);
+    buf_init(&j->out, 64u << 20);
+    rc = buf_append(&j->a, xa, na);
+    if (rc == 0) {
+        rc = buf_append(&j->b, xb, nb);
+    }
+    if (rc == 0) {
+        snprintf(j->lab_a, sizeof(j->lab_a), "%s@%" PRId64, r->id.name, r->v);
+        snprintf(j->lab_b, sizeof(j->lab_b), "%s@%" PRId64, r->id.name,
+                 r->v2);
+        j->w.data = j;
+        j->r = r;
+        rc = uv_queue_work(r->s->loop, &j->w, diff_work, diff_after);
+        rc = rc != 0 ? -ENOMEM : 0;
+    }
+    if (rc != 0) {
+        diff_job_free(j);
+        return rc;
+    }
+    diffs_running++;
+    r->diff = j;
+    return 0;
+}
+
 static void diff_read(struct cfg_req *r, int err, const uint8_t *resp,
                       size_t len)
 {
@@ -1373,8 +1470,7 @@ static void diff_read(struct cfg_req *r, int err, const uint8_t *resp,
     json_t *ma = NULL, *mb = NULL;
     const char *ca, *cb, *xa, *xb;
     size_t la, lb, na, nb;
-    struct buf ta, tb, out;
-    char lab_a[CFG_NAME_MAX + 32], lab_b[CFG_NAME_MAX + 32];
+    struct buf ta, tb;
     if (t == NULL) {
         return;
     }
@@ -1393,33 +1489,30 @@ static void diff_read(struct cfg_req *r, int err, const uint8_t *resp,
     }
     buf_init(&ta, CFG_CONTENT_MAX + 64);
     buf_init(&tb, CFG_CONTENT_MAX + 64);
-    buf_init(&out, 64u << 20);
     int rc = clear_of(r, ma, ca, la, &ta, &xa, &na);
     if (rc == 0) {
         rc = clear_of(r, mb, cb, lb, &tb, &xb, &nb);
     }
     if (rc == 0) {
-        snprintf(lab_a, sizeof(lab_a), "%s@%" PRId64, r->id.name, r->v);
-        snprintf(lab_b, sizeof(lab_b), "%s@%" PRId64, r->id.name, r->v2);
-        rc = cfg_diff(xa, na, xb, nb, lab_a, lab_b, &out);
+        rc = diff_start(r, xa, na, xb, nb);
     }
     json_decref(ma);
     json_decref(mb);
     etcdserverpb__txn_response__free_unpacked(t, NULL);
+    buf_free(&ta);
+    buf_free(&tb);
     if (rc == ERR_PERMISSION_DENIED) {
         answer_error(r, 403, "permission_denied",
                      "this secret config needs read permission on "
                      "/config-secret/<ns>/<app>/<name>",
                      NULL);
+    } else if (rc == ERR_BUSY) {
+        answer_error(r, 503, "unavailable",
+                     "too many diffs are running on this member; retry",
+                     NULL);
     } else if (rc != 0) {
         answer_err(r, rc);
-    } else {
-        answer_raw(r, 200, "text/x-diff; charset=utf-8", NULL,
-                   (const char *)out.data, out.len);
     }
-    buf_free(&ta);
-    buf_free(&tb);
-    buf_free(&out);
 }
 
 static void diff_get(struct cfg_req *r)

@@ -184,6 +184,41 @@ static void yaml(void **state)
             "did not find expected node content"); /* 2nd document */
     refused(Y, "a:\n  - b\n c: d\n", 15, ERR_INVALID, 3, 2,
             "did not find expected key");
+    /* Repeated keys in one mapping (block and flow, quoted or not, deep
+     * down), and aliases to no anchor, which libyaml lets through. */
+    refused(Y, "a: 1\nb: 2\na: 3\n", strlen("a: 1\nb: 2\na: 3\n"), ERR_INVALID, 3, 1,
+            "duplicate key \"a\"");
+    refused(Y, "x:\n  y:\n    k: 1\n    \"k\": 2\n", strlen("x:\n  y:\n    k: 1\n    \"k\": 2\n"), ERR_INVALID, 4, 5,
+            "duplicate key \"k\"");
+    refused(Y, "{p: 1, q: 2, p: 3}", strlen("{p: 1, q: 2, p: 3}"), ERR_INVALID, 1, 14, "duplicate key");
+    refused(Y, "- a: 1\n  a: 2\n", strlen("- a: 1\n  a: 2\n"), ERR_INVALID, 2, 3, "duplicate key");
+    refused(Y, "a: *nope\n", strlen("a: *nope\n"), ERR_INVALID, 1, 4,
+            "alias *nope names no anchor");
+    refused(Y, "a: *x\nb: &x 1\n", strlen("a: *x\nb: &x 1\n"), ERR_INVALID, 1, 4, "alias *x");
+    refused(Y, "---\na: &x 1\n---\nb: *x\n", strlen("---\na: &x 1\n---\nb: *x\n"), ERR_INVALID, 4, 4,
+            "alias *x"); /* anchors are per document */
+    /* The same key in different mappings, in different documents, 1 and
+     * "1", true and "true", the merge key twice: all fine. */
+    accepted(Y, "a: {k: 1}\nb: {k: 2}\nk: 3\n");
+    accepted(Y, "---\na: 1\n---\na: 2\n");
+    accepted(Y, "1: x\n\"1\": y\ntrue: a\n\"true\": b\n~: n\n\"~\": m\n");
+    accepted(Y, "b: &b {x: 1}\nc: &c {y: 2}\nd:\n  <<: *b\n  <<: *c\n");
+    accepted(Y, "s:\n  - {a: 1}\n  - {a: 1}\n? [k]\n: 1\n? [k]\n: 2\n");
+    /* Many keys: linear time and memory (the table grows). */
+    {
+        size_t cap = 1000000, n = 0;
+        char *big = malloc(cap);
+        assert_non_null(big);
+        for (int k = 0; k < 50000; k++) {
+            n += (size_t)snprintf(big + n, cap - n, "key%d: %d\n", k, k);
+        }
+        accepted(Y, big);
+        n += (size_t)snprintf(big + n, cap - n, "key49999: again\n");
+        struct cfg_error e2;
+        assert_int_equal(cfg_validate(Y, big, n, &e2), ERR_INVALID);
+        assert_int_equal(e2.line, 50001);
+        free(big);
+    }
     /* Nesting: CFG_YAML_DEPTH_MAX levels pass, one more is refused. */
     char deep[2 * CFG_YAML_DEPTH_MAX + 2];
     memset(deep, '[', CFG_YAML_DEPTH_MAX);

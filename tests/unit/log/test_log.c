@@ -1143,6 +1143,9 @@ struct cvfs {
     const struct log_vfs *px;
     unsigned writes, syncs, dir_syncs, renames, randoms, reads, allocs;
     int fail_sync; /* nonzero: the next sync returns it */
+    unsigned unlinks;        /* of *.wal files */
+    unsigned fail_unlink_at; /* nonzero: *.wal unlink number N fails with
+                              * -EIO and does nothing (a crash there) */
 };
 
 #define CV(f) ((struct cvfs *)(f))
@@ -1173,6 +1176,11 @@ static int cv_exists(void *c, int d, const char *n)
 }
 static int cv_unlink(void *c, int d, const char *n)
 {
+    size_t nl = strlen(n);
+    if (nl > 4 && strcmp(n + nl - 4, ".wal") == 0 &&
+        ++CV(c)->unlinks == CV(c)->fail_unlink_at) {
+        return -EIO;
+    }
     return CV(c)->px->unlink(NULL, d, n);
 }
 static int cv_rename(void *c, int d, const char *a, const char *b)
@@ -1305,6 +1313,74 @@ static void log_runs_through_a_vfs_table(void **state)
     log_close(l);
 }
 
+/* A crash inside the deletion of old segments (log_reset after a received
+ * snapshot, log_release after a local one) keeps some of the deletions.
+ * With a later segment that starts below the oldest one left (a
+ * conflicting append reached back many segments), replay refused the log:
+ * "starts at index 50 but the log before it ends at ..." (simulator seed
+ * 281, with the snapshot install in two halves). Every cut point, both
+ * callers: the log reopens as the finished call would have left it, and
+ * each unlink is followed by its own directory fsync. */
+static void crash_inside_segment_deletion_reopens(void **state)
+{
+    struct fx *f = *state;
+    for (int reset = 0; reset < 2; reset++) {
+        for (unsigned cut = 1;; cut++) {
+            struct cvfs c;
+            struct log *l = NULL;
+            struct log_options o = {.segment_bytes = SEG_SMALL, .vfs = &c.v};
+            unsigned dsyncs;
+            int rc;
+            cvfs_init(&c);
+            snprintf(f->wal, sizeof(f->wal), "%s/wal-%d-%u", f->root, reset,
+                     cut);
+            assert_int_equal(log_open(f->wal, &o, &l, f->msg, sizeof(f->msg)),
+                             0);
+            append_range(l, 1, 1001, 1, 8);
+            append_range(l, 50, 80, 5, 4);
+            assert_true(seg_count(f->wal) > 5);
+            c.unlinks = 0;
+            c.fail_unlink_at = cut;
+            dsyncs = c.dir_syncs;
+            rc = reset ? log_reset(l, 2000, 6) : log_release(l, 60);
+            if (rc == 0) {
+                /* Past the last deletion: one directory fsync each (plus
+                 * the new segment's for a reset). */
+                assert_true(cut > 2);
+                assert_true(c.dir_syncs - dsyncs >= c.unlinks);
+                log_close(l);
+                break;
+            }
+            assert_int_equal(rc, -EIO);
+            log_close(l);
+            l = open_ok(f, SEG_SMALL);
+            if (reset) {
+                assert_int_equal(log_first_index(l), 2001);
+                assert_int_equal(log_last_index(l), 2000);
+                uint64_t t = 0;
+                assert_int_equal(log_term(l, 2000, &t), 0);
+                assert_int_equal(t, 6);
+            } else {
+                assert_true(log_first_index(l) <= 60);
+                assert_int_equal(log_last_index(l), 79);
+                check_range(l, 60, 80, term_deep);
+            }
+            /* And the log goes on from there. */
+            if (reset) {
+                append_range(l, 2001, 2010, 6, 3);
+            } else {
+                append_range(l, 80, 90, 5, 3);
+                assert_int_equal(log_release(l, 70), 0);
+            }
+            log_close(l);
+            l = open_ok(f, SEG_SMALL);
+            assert_int_equal(log_last_index(l), reset ? 2009 : 89);
+            log_close(l);
+            assert_true(cut < 1000);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1331,6 +1407,7 @@ int main(void)
         T(damaged_snapshots_are_skipped_only_when_newest_and_short),
         T(snapshot_load_survives_allocation_failures),
         T(log_runs_through_a_vfs_table),
+        T(crash_inside_segment_deletion_reopens),
 #undef T
     };
     log_setup(LOG_ERROR, LOG_FORMAT_TEXT, stderr);
