@@ -7,9 +7,12 @@
  *           streams (POST /v3/watch, /v3/lease/keepalive: chunked
  *           {"result":...} lines) and WebSocket watch streams (/v3/watch,
  *           wrapped as etcd's gateway; /ws/watch, bare WatchResponse
- *           objects); and converts between JSON (grpc-gateway v1's
- *           mapping, as etcd 3.4/3.5 serve it) and protobuf for any message
- *           type protobuf-c describes.
+ *           objects); the registry and config streams under
+ *           /api/v1/watch/ (WebSocket or SSE) and the multiplexed
+ *           WebSocket /api/v1/stream (session calls and many of those
+ *           subscriptions on one socket: http_mux.c); and converts
+ *           between JSON (grpc-gateway v1's mapping, as etcd 3.4/3.5 serve
+ *           it) and protobuf for any message type protobuf-c describes.
  * Owns:     one libwebsockets context on the server's libuv loop (foreign
  *           loop, no listening socket: it only adopts the sockets the
  *           client-port sniffer hands over), created on the first adopt and
@@ -31,7 +34,11 @@
  *           stream (LIMIT_CONN_OUT_BYTES: the hub waits; no progress for
  *           HTTP_STREAM_STALL_S closes it), header bytes
  *           (LIMIT_HEADER_BYTES), connections (LIMIT_CONNECTIONS, shared
- *           with gRPC), message nesting (HTTP_PBJSON_DEPTH_MAX).
+ *           with gRPC), message nesting (HTTP_PBJSON_DEPTH_MAX);
+ *           on /api/v1/stream, subscriptions per socket
+ *           (--ws-subscriptions-max) and bytes of one client message
+ *           (--ws-message-bytes-max), each answered with an error, never a
+ *           close.
  * Not here: the etcd services (registry/server/api.c), the status table
  *           (registry/grpc grpc_code_from_err / grpc_code_http_status),
  *           gRPC itself, the sniffer (registry/server/server.c), watch

@@ -45,6 +45,10 @@
  * reads stop too, and a stream whose queue makes no progress for
  * HTTP_STREAM_STALL_S is closed (lws timeout): the client is not reading.
  *
+ * Discovery and config streams (below, "registry discovery") follow a
+ * key prefix for one subscription (struct hsub); the multiplexed socket
+ * (http_mux.c) holds many on one hub stream and this same queue.
+ *
  * Ends. Client gone: lws reports CLOSED, the hub stream is closed (nothing
  * is sent after) and a keep-alive renewal still in flight is detached from
  * its ticket. Server stop: http__streams_stop() closes every hub stream

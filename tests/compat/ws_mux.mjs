@@ -260,7 +260,27 @@ async function main() {
     r = await http("GET", `${REG}/pay/p1`);
     check(r.status === 200, "pay/p1 (another session) stays", r.json);
     mx.close();
+    await compacted();
     await stalled();
+}
+
+// A since= older than the compacted history: the subscription says
+// "compacted" and sends a fresh snapshot, tagged like every message.
+async function compacted() {
+    let r = await http("PUT", `${REG}/pay/p9`, { addr: "127.0.0.1:9009", ttl: 60 });
+    const rev = r.json.revision;
+    r = await http("POST", "/v3/kv/compaction", { revision: String(rev), physical: true });
+    check(r.status === 200, `compact the store at ${rev}`, r.text);
+    const mx = new Mux();
+    await mx.open;
+    const a = await mx.call({ id: 9, op: "subscribe", kind: "registry", namespace: "shop", service: "pay", since: 1 });
+    const snap = await mx.event(9, (m) => m.type === "snapshot");
+    const ev = mx.events(9);
+    check(a && a.sub === 9 && ev.length === 2 && ev[0].type === "compacted" &&
+        ev[0].compact_revision === rev && snap && snap.revision >= rev &&
+        snap.instances.some((i) => i.id === "p9"),
+        "since= below the compaction: {sub,type:compacted}, then a fresh snapshot", ev);
+    mx.close();
 }
 
 // A socket whose client stops reading: the backlog is bounded
