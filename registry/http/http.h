@@ -7,9 +7,12 @@
  *           streams (POST /v3/watch, /v3/lease/keepalive: chunked
  *           {"result":...} lines) and WebSocket watch streams (/v3/watch,
  *           wrapped as etcd's gateway; /ws/watch, bare WatchResponse
- *           objects); and converts between JSON (grpc-gateway v1's
- *           mapping, as etcd 3.4/3.5 serve it) and protobuf for any message
- *           type protobuf-c describes.
+ *           objects); the registry and config streams under
+ *           /api/v1/watch/ (WebSocket or SSE) and the multiplexed
+ *           WebSocket /api/v1/stream (session calls and many of those
+ *           subscriptions on one socket: http_mux.c); and converts
+ *           between JSON (grpc-gateway v1's mapping, as etcd 3.4/3.5 serve
+ *           it) and protobuf for any message type protobuf-c describes.
  * Owns:     one libwebsockets context on the server's libuv loop (foreign
  *           loop, no listening socket: it only adopts the sockets the
  *           client-port sniffer hands over), created on the first adopt and
@@ -31,7 +34,11 @@
  *           stream (LIMIT_CONN_OUT_BYTES: the hub waits; no progress for
  *           HTTP_STREAM_STALL_S closes it), header bytes
  *           (LIMIT_HEADER_BYTES), connections (LIMIT_CONNECTIONS, shared
- *           with gRPC), message nesting (HTTP_PBJSON_DEPTH_MAX).
+ *           with gRPC), message nesting (HTTP_PBJSON_DEPTH_MAX);
+ *           on /api/v1/stream, subscriptions per socket
+ *           (--ws-subscriptions-max) and bytes of one client message
+ *           (--ws-message-bytes-max), each answered with an error, never a
+ *           close.
  * Not here: the etcd services (registry/server/api.c), the status table
  *           (registry/grpc grpc_code_from_err / grpc_code_http_status),
  *           gRPC itself, the sniffer (registry/server/server.c), watch
@@ -61,6 +68,13 @@
  * two message levels per txn level (RequestOp, TxnRequest) and api.c
  * accepts 32 txn levels; the bound keeps the converter's recursion flat. */
 #define HTTP_PBJSON_DEPTH_MAX 80
+
+/* Hard maxima of the multiplexed WebSocket's flags (--ws-subscriptions-max,
+ * --ws-message-bytes-max; options.c checks them): each subscription holds
+ * ~6 KiB and a hub watcher, and a client message is parsed whole in
+ * memory. */
+#define HTTP_MUX_SUBS_HARD_MAX      4096
+#define HTTP_MUX_MSG_BYTES_HARD_MAX (1024 * 1024)
 
 struct server;
 

@@ -131,6 +131,11 @@ int http__api_route(struct http_conn *c, const char *path, int meth)
         strncmp(path, CFG_WATCH_PATH, strlen(CFG_WATCH_PATH)) == 0) {
         return watch_sse(c, path, meth);
     }
+    if (strcmp(path, MUX_PATH) == 0) {
+        return respond_api_error(c, 400, "bad_request",
+                                 MUX_PATH " is a WebSocket: send a GET with "
+                                          "Upgrade: websocket");
+    }
     bool cfg = cfgapi_path_is_ours(path);
     if (!cfg && !svc_path_is_ours(path)) {
         return respond_api_error(c, 404, "not_found", "no such API path");

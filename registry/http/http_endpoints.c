@@ -349,6 +349,18 @@ static void http_metrics(struct mw *w, const struct http *h)
     metric_u64(w, "cairn_http_ws_bad_messages_total", "counter",
                "WebSocket messages refused (undecodable or oversized).",
                st->ws_bad_messages);
+    metric_u64(w, "cairn_http_ws_mux_requests_total", "counter",
+               "Requests on /api/v1/stream sockets.", st->mux_requests);
+    metric_u64(w, "cairn_http_ws_mux_errors_total", "counter",
+               "Requests on /api/v1/stream sockets answered with an error.",
+               st->mux_errors);
+    metric_u64(w, "cairn_http_ws_mux_limit_hits_total", "counter",
+               "Requests refused at --ws-subscriptions-max, "
+               "--ws-message-bytes-max or the calls in flight bound.",
+               st->mux_limit_hits);
+    metric_u64(w, "cairn_http_ws_mux_subscriptions", "gauge",
+               "Subscriptions open on /api/v1/stream sockets.",
+               h->mux_subs_open);
 }
 
 int http__get_metrics(struct http_conn *c)

@@ -73,6 +73,10 @@ struct http_stats {
     uint64_t streams_total;    /* gateway streams and WebSockets opened */
     uint64_t streams_stalled;  /* closed by HTTP_STREAM_STALL_S */
     uint64_t ws_bad_messages;  /* undecodable or oversized WS messages */
+    uint64_t mux_requests;     /* requests on /api/v1/stream sockets */
+    uint64_t mux_errors;       /* of those, answered with an error */
+    uint64_t mux_limit_hits;   /* refused at --ws-subscriptions-max, at
+                                * MUX_CALLS_MAX or --ws-message-bytes-max */
 };
 
 struct hstream;
@@ -92,7 +96,8 @@ struct http {
     struct http_stats st;
     struct hstream *streams; /* open streams (http_stream.c) */
     uint64_t streams_open;
-    uint8_t *tx; /* LWS_PRE + one frame or slice: write scratch */
+    uint64_t mux_subs_open; /* subscriptions on /api/v1/stream sockets */
+    uint8_t *tx;            /* LWS_PRE + one frame or slice: write scratch */
 };
 
 /* What a connection's request is waiting for. */
@@ -249,6 +254,8 @@ int http__query_join(struct lws *wsi, char *out, size_t len);
  * SSE GETs under these paths; http__reg_sse_start serves both. */
 #define REG_WATCH_PATH "/api/v1/watch/registry/"
 #define CFG_WATCH_PATH "/api/v1/watch/config/"
+/* The multiplexed WebSocket (http_mux.c): a plain request there is 400. */
+#define MUX_PATH       "/api/v1/stream"
 int http__reg_sse_start(struct http_conn *c, const char *path,
                         const char *query);
 int http__api_dispatch(struct http_conn *c);

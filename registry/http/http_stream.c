@@ -45,6 +45,10 @@
  * reads stop too, and a stream whose queue makes no progress for
  * HTTP_STREAM_STALL_S is closed (lws timeout): the client is not reading.
  *
+ * Discovery and config streams (below, "registry discovery") follow a
+ * key prefix for one subscription (struct hsub); the multiplexed socket
+ * (http_mux.c) holds many on one hub stream and this same queue.
+ *
  * Ends. Client gone: lws reports CLOSED, the hub stream is closed (nothing
  * is sent after) and a keep-alive renewal still in flight is detached from
  * its ticket. Server stop: http__streams_stop() closes every hub stream
@@ -63,67 +67,13 @@
 #include "proto/rpc.pb-c.h"
 #include "registry/config/cfgapi.h"
 #include "registry/http/http_int.h"
+#include "registry/http/http_stream_int.h"
 #include "registry/server/api_auth.h"
 #include "registry/services/services.h"
-
-/* Requests in one gateway body are bounded by its size; this bounds the
- * JSON scanner's loop per value as well (it moves forward every step). */
-#define WS_CLOSE_REASON_MAX 120
 
 /* A keep-alive renewal in flight holds a ticket; the stream may go first. */
 struct ka_ticket {
     struct hstream *hs; /* NULL once the stream is gone */
-};
-
-struct hstream {
-    struct http *h;
-    struct http_conn *c;
-    struct lws *wsi;
-    struct hstream *prev, *next; /* h->streams */
-    enum http_stream_kind kind;
-    bool wrap;         /* {"result":...} around each response */
-    bool headers_sent; /* gateway kinds */
-    bool hub_blocked;  /* the hub got ERR_BUSY: tell it when drained */
-    bool stall_armed;  /* the lws stall timeout runs */
-    bool rx_paused;    /* WebSocket reads stopped while blocked */
-    bool doomed;       /* a response could not be encoded: end */
-    bool ending;       /* nothing more will be queued: finish when drained */
-    int close_status;  /* WebSocket close code when ending */
-    char close_reason[WS_CLOSE_REASON_MAX];
-    struct watch_stream *st;
-    /* outbound: HTTP chunks, or WebSocket messages as [be32 len][bytes] */
-    struct buf out;
-    size_t out_off;
-    size_t msg_sent; /* WebSocket: bytes of the head message sent */
-    /* keep-alive: the requests of the body not yet answered */
-    struct buf reqs;
-    size_t req_off;
-    struct ka_ticket *ticket;
-    int64_t ka_id;   /* the request being answered */
-    bool ka_looping; /* inside ka_next: ka_done must not re-enter it */
-    /* WebSocket: the message being received */
-    struct buf in;
-    char token[HTTP_TOKEN_MAX];
-    /* registry discovery (reg): the key prefix followed, the revision of
-     * the last message sent (the resume point), the snapshot read in
-     * flight, and a snapshot due (after a compaction cancel) */
-    bool reg;
-    bool reg_sse;
-    bool reg_resnap;
-    size_t reg_key_len;
-    char reg_key[512];
-    int64_t reg_rev;
-    int64_t reg_watch_id;
-    struct api_op *reg_op;
-    /* config stream (cfg, a kind of reg): who the client is, the one
-     * config it follows (or "" for all under reg_key), its entry in the
-     * subscribers view */
-    bool cfg;
-    struct cfg_client cfg_client;
-    char cfg_ns[CFG_NAME_MAX + 1];
-    char cfg_app[CFG_NAME_MAX + 1];
-    char cfg_name[CFG_NAME_MAX + 1];
-    struct cfg_sub *cfg_sub;
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -388,7 +338,7 @@ static void block(struct hstream *hs)
 }
 
 static int reg_send(struct hstream *hs, const struct watch_resp *r);
-static void reg_resnapshot(struct hstream *hs);
+static void subs_resnap(struct hstream *hs);
 static bool reg_ws_path(struct lws *wsi);
 static int reg_ws_start(struct hstream *hs);
 
@@ -406,8 +356,11 @@ static int send_resp(void *ctx, const struct watch_resp *r)
         block(hs);
         return ERR_BUSY;
     }
-    if (hs->reg) {
-        return reg_send(hs, r);
+    if (hs->reg || hs->mux) {
+        hs->in_send = true;
+        rc = reg_send(hs, r);
+        hs->in_send = false;
+        return rc;
     }
     /* one response is bounded by the hub's fragment size per event set;
      * the cap only stops a runaway */
@@ -551,9 +504,15 @@ static struct hstream *stream_new(struct http_conn *c, struct lws *wsi,
 /* Leave the hub; a renewal in flight keeps only its ticket. */
 static void stream_detach(struct hstream *hs)
 {
-    if (hs->reg_op != NULL) {
-        api_cancel(hs->reg_op);
-        hs->reg_op = NULL;
+    for (struct hsub *sub = hs->subs; sub != NULL; sub = sub->next) {
+        if (sub->op != NULL) {
+            api_cancel(sub->op);
+            sub->op = NULL;
+        }
+        sub->watching = false; /* the hub stream goes with them */
+    }
+    if (hs->mux) {
+        http__mux_detach(hs);
     }
     if (hs->st != NULL) {
         watch_stream_close(hs->st);
@@ -572,14 +531,13 @@ void http__stream_free(struct http_conn *c)
         return;
     }
     struct http *h = hs->h;
-    if (hs->cfg) {
-        cfg_sub_close(h->s, hs->cfg_sub);
-        hs->cfg_sub = NULL;
-    } else if (hs->reg) {
-        ASSERT(h->s->svc_ctr.subscribers_open > 0);
-        h->s->svc_ctr.subscribers_open--;
-    }
+    size_t n = 0;
     stream_detach(hs);
+    while (hs->subs != NULL) {
+        ASSERT(n++ < MUX_SUBS_HARD_MAX + 1);
+        http__sub_free(hs->subs);
+    }
+    ASSERT(hs->subs_count == 0);
     if (hs->stall_armed) {
         h->st.streams_stalled++; /* closed while the client did not read */
     }
@@ -836,84 +794,163 @@ static int gw_keepalive_start(struct http_conn *c)
  * The hub's bounds apply unchanged: a subscriber that does not read is
  * moved to catch-up reads and, after HTTP_STREAM_STALL_S without progress,
  * cut; it resumes from the last revision it saw.
+ *
+ * Each of these is one struct hsub (http_stream_int.h): a single-purpose
+ * stream holds one, with id 0; the multiplexed socket (http_mux.c) holds
+ * many, each with its own watcher on the socket's one hub stream, and its
+ * messages carry {"sub":id} first. There a subscription that fails ends
+ * alone (a tagged error, or the subscribe's error answer) and the socket
+ * stays; with since=R it first reads a count of its prefix as the caller
+ * (the same permission check a snapshot makes) before it follows.
  */
 
-static int reg_enqueue(struct hstream *hs, const char *type, int64_t rev,
+static void sub_drop(struct hsub *sub);
+
+static int reg_enqueue(struct hsub *sub, const char *type, int64_t rev,
                        json_t *o)
 {
+    struct hstream *hs = sub->hs;
     char *js = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     char head[96];
+    size_t n;
     int rc;
     json_decref(o);
     if (js == NULL) {
         return -ENOMEM;
     }
-    if (!hs->cfg) {
+    n = strlen(js);
+    if (!sub->cfg) {
         hs->h->s->svc_ctr.push_messages++;
     }
     if (hs->reg_sse) {
         snprintf(head, sizeof(head),
                  "id: %lld\nevent: %s\ndata: ", (long long)rev, type);
-        rc = enqueue(hs, head, (const uint8_t *)js, strlen(js), "\n");
+        rc = enqueue(hs, head, (const uint8_t *)js, n, "\n");
+    } else if (sub->id != 0) {
+        /* the same object with "sub" first: {"sub":N,<the rest>} */
+        ASSERT(n >= 2 && js[0] == '{');
+        snprintf(head, sizeof(head), "{\"sub\":%lld%s", (long long)sub->id,
+                 n > 2 ? "," : "");
+        rc = enqueue(hs, head, (const uint8_t *)js + 1, n - 1, "");
     } else {
-        rc = enqueue(hs, "", (const uint8_t *)js, strlen(js), "");
+        rc = enqueue(hs, "", (const uint8_t *)js, n, "");
     }
     free(js);
     return rc;
 }
 
-static void reg_fail(struct hstream *hs, const char *code, const char *text)
+int http__stream_send_json(struct hstream *hs, json_t *o)
 {
-    reg_enqueue(hs, "error", hs->reg_rev,
+    char *js = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    int rc;
+    json_decref(o);
+    if (js == NULL) {
+        return -ENOMEM;
+    }
+    rc = enqueue(hs, "", (const uint8_t *)js, strlen(js), "");
+    free(js);
+    return rc;
+}
+
+void http__stream_block(struct hstream *hs)
+{
+    block(hs);
+}
+
+/* Multiplexed: answer the subscribe, once, before its first message. */
+static int sub_answer(struct hsub *sub)
+{
+    if (sub->id == 0 || sub->answered) {
+        return 0;
+    }
+    int rc = http__stream_send_json(
+        sub->hs, json_pack("{s:I,s:I}", "id", (json_int_t)sub->id, "sub",
+                           (json_int_t)sub->id));
+    sub->answered = rc == 0;
+    return rc;
+}
+
+static void reg_fail(struct hsub *sub, const char *code, const char *text)
+{
+    struct hstream *hs = sub->hs;
+    if (sub->id != 0 && !sub->answered) {
+        /* the subscribe itself fails: its answer says why */
+        http__stream_send_json(hs, json_pack("{s:I,s:{s:s,s:s}}", "id",
+                                             (json_int_t)sub->id, "error",
+                                             "code", code, "message", text));
+        sub_drop(sub);
+        return;
+    }
+    reg_enqueue(sub, "error", sub->rev,
                 json_pack("{s:s,s:s,s:s,s:I}", "type", "error", "code", code,
-                          "message", text, "revision",
-                          (json_int_t)hs->reg_rev));
+                          "message", text, "revision", (json_int_t)sub->rev));
+    if (sub->id != 0) {
+        sub_drop(sub);
+        return;
+    }
     end_stream(hs, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, text);
 }
 
-static int reg_watch(struct hstream *hs, int64_t from)
+static int reg_watch(struct hsub *sub, int64_t from)
 {
+    struct hstream *hs = sub->hs;
     Etcdserverpb__WatchCreateRequest q =
         ETCDSERVERPB__WATCH_CREATE_REQUEST__INIT;
     struct watch_create wc;
-    uint8_t end[sizeof(hs->reg_key)];
+    uint8_t end[sizeof(sub->key)];
     int rc;
+    ASSERT(!sub->watching);
     if (hs->st == NULL && (rc = open_hub_stream(hs)) != 0) {
         return rc;
     }
-    memcpy(end, hs->reg_key, hs->reg_key_len);
-    end[hs->reg_key_len - 1]++; /* the prefix ends in '/' */
-    q.key.data = (uint8_t *)hs->reg_key;
-    q.key.len = hs->reg_key_len;
+    memcpy(end, sub->key, sub->key_len);
+    end[sub->key_len - 1]++; /* the prefix ends in '/' */
+    q.key.data = (uint8_t *)sub->key;
+    q.key.len = sub->key_len;
     q.range_end.data = end;
-    q.range_end.len = hs->reg_key_len;
+    q.range_end.len = sub->key_len;
     q.start_revision = from;
     q.prev_kv = 1;
-    q.watch_id = ++hs->reg_watch_id;
+    sub->watch_id = ++hs->watch_seq;
+    q.watch_id = sub->watch_id;
     api_watch__create_from_pb(hs->h->s, &q,
-                              hs->token[0] != '\0' ? hs->token : NULL, &wc);
+                              sub->token[0] != '\0' ? sub->token : NULL, &wc);
     rc = watch_stream_create(hs->st, &wc);
+    sub->watching = rc == 0;
     api_watch__kick(hs->h->s);
     return rc;
+}
+
+/* Multiplexed, since > 0: the check read passed; answer, then follow. */
+static void sub_follow(struct hsub *sub)
+{
+    sub->check_only = false;
+    if (sub_answer(sub) != 0 || reg_watch(sub, sub->rev + 1) != 0) {
+        reg_fail(sub, "unavailable", "the stream could not follow changes");
+    }
 }
 
 static void reg_snapshot_done(void *ctx, int err, const uint8_t *resp,
                               size_t len)
 {
-    struct hstream *hs = ctx;
+    struct hsub *sub = ctx;
     Etcdserverpb__RangeResponse *g;
     json_t *list;
     int64_t rev;
-    hs->reg_op = NULL;
+    sub->op = NULL;
     if (err != 0) {
         const char *code = "internal";
         grpc_api_v1_status(err, &code);
-        reg_fail(hs, code, err_str(err));
+        reg_fail(sub, code, err_str(err));
+        return;
+    }
+    if (sub->check_only) {
+        sub_follow(sub);
         return;
     }
     g = etcdserverpb__range_response__unpack(http__pb_allocator(), len, resp);
     if (g == NULL) {
-        reg_fail(hs, "internal", "snapshot read did not decode");
+        reg_fail(sub, "internal", "snapshot read did not decode");
         return;
     }
     list = json_array();
@@ -928,37 +965,39 @@ static void reg_snapshot_done(void *ctx, int err, const uint8_t *resp,
     rev = g->header != NULL ? g->header->revision : 0;
     bool more = g->more;
     etcdserverpb__range_response__free_unpacked(g, http__pb_allocator());
-    hs->reg_rev = rev;
-    if (reg_enqueue(hs, "snapshot", rev,
+    sub->rev = rev;
+    if (sub_answer(sub) != 0 ||
+        reg_enqueue(sub, "snapshot", rev,
                     json_pack("{s:s,s:I,s:o?,s:b}", "type", "snapshot",
                               "revision", (json_int_t)rev, "instances", list,
                               "more", more)) != 0 ||
-        reg_watch(hs, rev + 1) != 0) {
-        reg_fail(hs, "unavailable", "the stream could not follow changes");
+        reg_watch(sub, rev + 1) != 0) {
+        reg_fail(sub, "unavailable", "the stream could not follow changes");
     }
 }
 
 static void cfg_snapshot_done(void *ctx, int err, const uint8_t *resp,
                               size_t len);
 
-static void reg_snapshot(struct hstream *hs)
+static void reg_snapshot(struct hsub *sub)
 {
+    struct hstream *hs = sub->hs;
     Etcdserverpb__RangeRequest q = ETCDSERVERPB__RANGE_REQUEST__INIT;
-    uint8_t end[sizeof(hs->reg_key)];
+    uint8_t end[sizeof(sub->key)];
     uint8_t *bytes;
     size_t n;
     struct api_op *op;
     const struct api_method *m = api_find("/etcdserverpb.KV/Range");
     ASSERT(m != NULL);
-    ASSERT(hs->reg_op == NULL);
-    memcpy(end, hs->reg_key, hs->reg_key_len);
-    end[hs->reg_key_len - 1]++;
-    q.key.data = (uint8_t *)hs->reg_key;
-    q.key.len = hs->reg_key_len;
+    ASSERT(sub->op == NULL);
+    memcpy(end, sub->key, sub->key_len);
+    end[sub->key_len - 1]++;
+    q.key.data = (uint8_t *)sub->key;
+    q.key.len = sub->key_len;
     q.range_end.data = end;
-    q.range_end.len = hs->reg_key_len;
+    q.range_end.len = sub->key_len;
     q.limit = SVC_LIST_MAX;
-    if (hs->cfg) {
+    if (sub->cfg || sub->check_only) {
         /* a linearizable count: the permission check and the revision the
          * snapshot is read at (then from the local store) */
         q.limit = 0;
@@ -967,37 +1006,61 @@ static void reg_snapshot(struct hstream *hs)
     n = etcdserverpb__range_request__get_packed_size(&q);
     bytes = mem_alloc(n);
     if (bytes == NULL) {
-        reg_fail(hs, "internal", "out of memory");
+        reg_fail(sub, "internal", "out of memory");
         return;
     }
     etcdserverpb__range_request__pack(&q, bytes);
     op = api_call_auth(hs->h->s, m, bytes, n, 0,
-                       hs->token[0] != '\0' ? hs->token : NULL,
-                       hs->cfg ? cfg_snapshot_done : reg_snapshot_done, hs);
+                       sub->token[0] != '\0' ? sub->token : NULL,
+                       sub->cfg ? cfg_snapshot_done : reg_snapshot_done, sub);
     mem_free(bytes);
     if (op != NULL) {
-        hs->reg_op = op;
+        sub->op = op;
     }
 }
 
 /* From the writable callback: the watcher was cancelled by compaction;
- * drop it and start over from a snapshot (outside the hub's pass). */
-static void reg_resnapshot(struct hstream *hs)
+ * drop it and start over from a snapshot (outside the hub's pass). A
+ * single-purpose stream drops its hub stream with it; a multiplexed one
+ * keeps it for the other subscriptions and cancels this watcher (when the
+ * hub's control queue is full the watcher stays until the socket goes,
+ * its messages dropped: they carry a watch_id no subscription has). */
+static void reg_resnapshot(struct hsub *sub)
 {
-    hs->reg_resnap = false;
-    if (hs->ending || hs->reg_op != NULL) {
+    struct hstream *hs = sub->hs;
+    sub->resnap = false;
+    if (hs->ending || sub->op != NULL) {
         return;
     }
-    if (hs->st != NULL) {
+    if (!hs->mux && hs->st != NULL) {
         watch_stream_close(hs->st);
         hs->st = NULL;
+    } else if (hs->mux && sub->watching && hs->st != NULL) {
+        watch_stream_cancel(hs->st, sub->watch_id);
     }
-    reg_snapshot(hs);
+    sub->watching = false;
+    sub->check_only = false;
+    reg_snapshot(sub);
+}
+
+/* Every subscription with a snapshot due (bounded by the subscriptions
+ * held; a failing one unlinks only itself). */
+static void subs_resnap(struct hstream *hs)
+{
+    struct hsub *next;
+    size_t n = 0;
+    for (struct hsub *sub = hs->subs; sub != NULL; sub = next) {
+        ASSERT(n++ <= hs->subs_count);
+        next = sub->next;
+        if (sub->resnap) {
+            reg_resnapshot(sub);
+        }
+    }
 }
 
 /* One event -> one message; NULL-free: a value that is not an instance
  * document (written by hand) is skipped, its revision still counts. */
-static int reg_event(struct hstream *hs, const struct kv_event *e)
+static int reg_event(struct hsub *sub, const struct kv_event *e)
 {
     char ns[SVC_NAME_MAX + 1], svc[SVC_NAME_MAX + 1], id[SVC_NAME_MAX + 1];
     int64_t rev = e->kv.mod_revision;
@@ -1008,7 +1071,7 @@ static int reg_event(struct hstream *hs, const struct kv_event *e)
         if (d == NULL) {
             return 0;
         }
-        return reg_enqueue(hs, "put", rev,
+        return reg_enqueue(sub, "put", rev,
                            json_pack("{s:s,s:I,s:o}", "type", "put", "revision",
                                      (json_int_t)rev, "instance", d));
     }
@@ -1024,57 +1087,75 @@ static int reg_event(struct hstream *hs, const struct kv_event *e)
         d = json_pack("{s:s,s:s,s:s}", "id", id, "namespace", ns, "service",
                       svc);
     }
-    return reg_enqueue(hs, "delete", rev,
+    return reg_enqueue(sub, "delete", rev,
                        json_pack("{s:s,s:I,s:o?}", "type", "delete", "revision",
                                  (json_int_t)rev, "instance", d));
 }
 
-static int cfg_events(struct hstream *hs, const struct watch_resp *r);
+static int cfg_events(struct hsub *sub, const struct watch_resp *r);
 
-static int reg_send(struct hstream *hs, const struct watch_resp *r)
+/* One hub response of sub's watcher (inside the hub's pass). */
+static int sub_send(struct hsub *sub, const struct watch_resp *r)
 {
+    struct hstream *hs = sub->hs;
     int rc = 0;
-    if (r->watch_id != hs->reg_watch_id) {
-        return 0; /* a watcher we already dropped */
-    }
-    if (hs->cfg && !r->canceled) {
-        return cfg_events(hs, r);
+    if (sub->cfg && !r->canceled) {
+        return cfg_events(sub, r);
     }
     if (r->canceled) {
+        sub->watching = false; /* the hub dropped it */
         if (r->compact_revision > 0) {
-            reg_enqueue(hs, "compacted", r->compact_revision,
+            reg_enqueue(sub, "compacted", r->compact_revision,
                         json_pack("{s:s,s:I,s:I}", "type", "compacted",
-                                  "revision", (json_int_t)hs->reg_rev,
+                                  "revision", (json_int_t)sub->rev,
                                   "compact_revision",
                                   (json_int_t)r->compact_revision));
-            hs->reg_resnap = true;
+            sub->resnap = true;
             lws_callback_on_writable(hs->wsi);
             return 0;
         }
         const char *why =
             r->cancel_reason != NULL ? r->cancel_reason : "watch canceled";
         bool denied = strstr(why, "permission denied") != NULL;
-        reg_enqueue(hs, "error", hs->reg_rev,
+        reg_enqueue(sub, "error", sub->rev,
                     json_pack("{s:s,s:s,s:s}", "type", "error", "code",
                               denied ? "permission_denied" : "unavailable",
                               "message", why));
+        if (sub->id != 0) {
+            sub_drop(sub);
+            return 0;
+        }
         end_stream(hs, LWS_CLOSE_STATUS_POLICY_VIOLATION, why);
         return 0;
     }
     for (size_t i = 0; rc == 0 && i < r->events_count; i++) {
         const struct kv_event *e = &r->events[i];
-        if (e->kv.mod_revision <= hs->reg_rev) {
+        if (e->kv.mod_revision <= sub->rev) {
             continue; /* sent already (in the snapshot or before a cut) */
         }
-        rc = reg_event(hs, e);
+        rc = reg_event(sub, e);
     }
     if (r->events_count > 0 && rc == 0) {
         int64_t last = r->events[r->events_count - 1].kv.mod_revision;
-        hs->reg_rev = last > hs->reg_rev ? last : hs->reg_rev;
+        sub->rev = last > sub->rev ? last : sub->rev;
     }
     if (rc != 0) {
         hs->doomed = true;
         lws_callback_on_writable(hs->wsi);
+    }
+    return 0;
+}
+
+/* Route a hub response to the subscription whose watcher it is; one for
+ * a watcher already dropped is ignored. */
+static int reg_send(struct hstream *hs, const struct watch_resp *r)
+{
+    size_t n = 0;
+    for (struct hsub *sub = hs->subs; sub != NULL; sub = sub->next) {
+        ASSERT(n++ <= hs->subs_count);
+        if (sub->watching && sub->watch_id == r->watch_id) {
+            return sub_send(sub, r);
+        }
     }
     return 0;
 }
@@ -1102,26 +1183,94 @@ static int64_t reg_since(const char *query, const char *last_id)
     return (int64_t)r;
 }
 
-/* Set up hs as a discovery stream of path (after REG_WATCH_PATH). */
-static int reg_init(struct hstream *hs, const char *path, int64_t since)
+struct hsub *http__sub_new(struct hstream *hs, int64_t id, const char *token)
 {
-    if (svc_watch_prefix(path, hs->reg_key, sizeof(hs->reg_key),
-                         &hs->reg_key_len) != 0 ||
-        since < 0) {
-        return ERR_BAD_REQUEST;
+    struct hsub *sub = mem_calloc(1, sizeof(*sub));
+    if (sub == NULL) {
+        return NULL;
     }
-    hs->reg = true;
-    hs->reg_rev = since;
-    hs->h->s->svc_ctr.subscribers_total++;
-    hs->h->s->svc_ctr.subscribers_open++;
-    if (since > 0) {
-        return reg_watch(hs, since + 1);
+    sub->hs = hs;
+    sub->id = id;
+    snprintf(sub->token, sizeof(sub->token), "%s", token != NULL ? token : "");
+    sub->next = hs->subs;
+    hs->subs = sub;
+    hs->subs_count++;
+    if (id != 0) {
+        hs->h->mux_subs_open++;
     }
-    reg_snapshot(hs);
+    return sub;
+}
+
+void http__sub_free(struct hsub *sub)
+{
+    struct hstream *hs = sub->hs;
+    struct server *s = hs->h->s;
+    struct hsub **pp = &hs->subs;
+    ASSERT(hs->subs_count > 0);
+    /* the hub may not be called from inside its own pass */
+    ASSERT(!(hs->in_send && sub->watching));
+    if (sub->op != NULL) {
+        api_cancel(sub->op);
+        sub->op = NULL;
+    }
+    if (sub->watching && hs->st != NULL) {
+        watch_stream_cancel(hs->st, sub->watch_id); /* see reg_resnapshot */
+    }
+    if (sub->cfg) {
+        cfg_sub_close(s, sub->cfg_sub);
+    } else if (sub->counted) {
+        ASSERT(s->svc_ctr.subscribers_open > 0);
+        s->svc_ctr.subscribers_open--;
+    }
+    while (*pp != sub) {
+        ASSERT(*pp != NULL);
+        pp = &(*pp)->next;
+    }
+    *pp = sub->next;
+    hs->subs_count--;
+    if (sub->id != 0) {
+        ASSERT(hs->h->mux_subs_open > 0);
+        hs->h->mux_subs_open--;
+    }
+    mem_free(sub);
+}
+
+/* A multiplexed subscription ends by itself (it failed). */
+static void sub_drop(struct hsub *sub)
+{
+    ASSERT(sub->id != 0);
+    http__sub_free(sub);
+}
+
+int http__sub_reg_start(struct hsub *sub, int64_t since)
+{
+    struct server *s = sub->hs->h->s;
+    ASSERT(since >= 0);
+    ASSERT(sub->key_len > 0 && sub->key[sub->key_len - 1] == '/');
+    sub->rev = since;
+    sub->counted = true;
+    s->svc_ctr.subscribers_total++;
+    s->svc_ctr.subscribers_open++;
+    if (since > 0 && sub->id == 0) {
+        return reg_watch(sub, since + 1);
+    }
+    sub->check_only = since > 0;
+    reg_snapshot(sub);
     return 0;
 }
 
-static int cfg_init(struct hstream *hs, const char *path, const char *query,
+/* Set up sub as a discovery stream of path (after REG_WATCH_PATH). */
+static int reg_init(struct hsub *sub, const char *path, int64_t since)
+{
+    if (svc_watch_prefix(path, sub->key, sizeof(sub->key), &sub->key_len) !=
+            0 ||
+        since < 0) {
+        return ERR_BAD_REQUEST;
+    }
+    return http__sub_reg_start(sub, since);
+}
+
+static int cfg_init(struct hsub *sub, const char *path, const char *query,
                     int64_t since);
 
 static bool reg_ws_path(struct lws *wsi)
@@ -1139,6 +1288,7 @@ static int reg_ws_start(struct hstream *hs)
     char uri[1024];
     char query[2048];
     char *q;
+    struct hsub *sub;
     int rc;
     if (lws_hdr_copy(hs->wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
         http__query_join(hs->wsi, query, sizeof(query)) != 0) {
@@ -1148,11 +1298,17 @@ static int reg_ws_start(struct hstream *hs)
     if (q != NULL) {
         *q = '\0';
     }
+    sub = http__sub_new(hs, 0, hs->token);
+    if (sub == NULL) {
+        return -1;
+    }
+    hs->reg = true;
     if (strncmp(uri, CFG_WATCH_PATH, strlen(CFG_WATCH_PATH)) == 0) {
-        rc = cfg_init(hs, uri + strlen(CFG_WATCH_PATH), query,
+        rc = cfg_init(sub, uri + strlen(CFG_WATCH_PATH), query,
                       reg_since(query, NULL));
     } else {
-        rc = reg_init(hs, uri + strlen(REG_WATCH_PATH), reg_since(query, NULL));
+        rc =
+            reg_init(sub, uri + strlen(REG_WATCH_PATH), reg_since(query, NULL));
     }
     if (rc == ERR_BAD_REQUEST) {
         static const char why[] = "bad path or since: /api/v1/watch/registry/"
@@ -1189,6 +1345,7 @@ int http__reg_sse_start(struct http_conn *c, const char *path,
 {
     char last[32];
     struct hstream *hs;
+    struct hsub *sub;
     int rc;
     if (lws_hdr_copy(c->wsi, c->token, sizeof(c->token),
                      WSI_TOKEN_HTTP_AUTHORIZATION) < 0) {
@@ -1204,13 +1361,19 @@ int http__reg_sse_start(struct http_conn *c, const char *path,
         return -ENOMEM;
     }
     hs->reg_sse = true;
+    hs->reg = true;
     memcpy(hs->token, c->token, sizeof(hs->token));
+    sub = http__sub_new(hs, 0, hs->token);
+    if (sub == NULL) {
+        http__stream_free(c);
+        return -ENOMEM;
+    }
     if (strncmp(path, CFG_WATCH_PATH, strlen(CFG_WATCH_PATH)) == 0) {
-        rc = cfg_init(hs, path + strlen(CFG_WATCH_PATH), query,
+        rc = cfg_init(sub, path + strlen(CFG_WATCH_PATH), query,
                       reg_since(query, last));
     } else {
-        rc =
-            reg_init(hs, path + strlen(REG_WATCH_PATH), reg_since(query, last));
+        rc = reg_init(sub, path + strlen(REG_WATCH_PATH),
+                      reg_since(query, last));
     }
     if (rc != 0) {
         http__stream_free(c);
@@ -1245,7 +1408,7 @@ int http__reg_sse_start(struct http_conn *c, const char *path,
 #define CFG_SNAPSHOT_MAX 1000
 
 struct cfg_snap {
-    struct hstream *hs;
+    struct hsub *sub;
     int64_t rev;
     json_t *list;
     int err;
@@ -1254,19 +1417,20 @@ struct cfg_snap {
 static int cfg_snap_one(void *ctx, const struct cfg_id *id)
 {
     struct cfg_snap *c = ctx;
-    struct hstream *hs = c->hs;
+    struct hsub *sub = c->sub;
+    struct server *s = sub->hs->h->s;
     json_t *o = NULL;
     int64_t v = 0, created = 0;
     int rc;
-    if (hs->cfg_name[0] != '\0' && strcmp(hs->cfg_name, id->name) != 0) {
+    if (sub->cfg_name[0] != '\0' && strcmp(sub->cfg_name, id->name) != 0) {
         return 0;
     }
     if (json_array_size(c->list) >= CFG_SNAPSHOT_MAX) {
         return ERR_LIMIT;
     }
-    rc = cfg_resolve(hs->h->s, id, c->rev, &hs->cfg_client,
-                     cfg_can_secret(hs->h->s, hs->token, id), "put", &o, &v,
-                     &created);
+    rc =
+        cfg_resolve(s, id, c->rev, &sub->cfg_client,
+                    cfg_can_secret(s, sub->token, id), "put", &o, &v, &created);
     if (rc == 1) {
         return 0;
     }
@@ -1275,7 +1439,7 @@ static int cfg_snap_one(void *ctx, const struct cfg_id *id)
     }
     json_object_del(o, "type");
     json_array_append_new(c->list, o);
-    cfg_sub_delivered(hs->h->s, hs->cfg_sub, id, v, created,
+    cfg_sub_delivered(s, sub->cfg_sub, id, v, created,
                       json_is_true(json_object_get(o, "gray")));
     return 0;
 }
@@ -1283,65 +1447,71 @@ static int cfg_snap_one(void *ctx, const struct cfg_id *id)
 static void cfg_snapshot_done(void *ctx, int err, const uint8_t *resp,
                               size_t len)
 {
-    struct hstream *hs = ctx;
+    struct hsub *sub = ctx;
     Etcdserverpb__RangeResponse *g;
-    struct cfg_snap c = {.hs = hs};
-    hs->reg_op = NULL;
+    struct cfg_snap c = {.sub = sub};
+    sub->op = NULL;
     if (err != 0) {
         const char *code = "internal";
         grpc_api_v1_status(err, &code);
-        reg_fail(hs, code, err_str(err));
+        reg_fail(sub, code, err_str(err));
+        return;
+    }
+    if (sub->check_only) {
+        sub_follow(sub);
         return;
     }
     g = etcdserverpb__range_response__unpack(http__pb_allocator(), len, resp);
     if (g == NULL) {
-        reg_fail(hs, "internal", "snapshot read did not decode");
+        reg_fail(sub, "internal", "snapshot read did not decode");
         return;
     }
     c.rev = g->header != NULL ? g->header->revision : 0;
     etcdserverpb__range_response__free_unpacked(g, http__pb_allocator());
     c.list = json_array();
     if (c.list == NULL) {
-        reg_fail(hs, "internal", "out of memory");
+        reg_fail(sub, "internal", "out of memory");
         return;
     }
     /* the linearizable read returned: the local store holds c.rev */
-    int rc = cfg_heads_local(hs->h->s, hs->reg_key, hs->reg_key_len, c.rev,
+    int rc = cfg_heads_local(sub->hs->h->s, sub->key, sub->key_len, c.rev,
                              CFG_SNAPSHOT_MAX + 1, cfg_snap_one, &c);
     if (rc != 0) {
         json_decref(c.list);
-        reg_fail(hs, rc == ERR_LIMIT ? "too_large" : "unavailable",
+        reg_fail(sub, rc == ERR_LIMIT ? "too_large" : "unavailable",
                  rc == ERR_LIMIT ? "more than 1000 configs in the stream's "
                                    "scope: follow an app"
                                  : err_str(rc));
         return;
     }
-    hs->reg_rev = c.rev;
-    if (reg_enqueue(hs, "snapshot", c.rev,
+    sub->rev = c.rev;
+    if (sub_answer(sub) != 0 ||
+        reg_enqueue(sub, "snapshot", c.rev,
                     json_pack("{s:s,s:I,s:o}", "type", "snapshot", "revision",
                               (json_int_t)c.rev, "configs", c.list)) != 0 ||
-        reg_watch(hs, c.rev + 1) != 0) {
-        reg_fail(hs, "unavailable", "the stream could not follow changes");
+        reg_watch(sub, c.rev + 1) != 0) {
+        reg_fail(sub, "unavailable", "the stream could not follow changes");
     }
 }
 
 /* The release id resolves to at rev, sent when it is not what this
  * stream delivered last. */
-static int cfg_one(struct hstream *hs, const struct cfg_id *id, int64_t rev)
+static int cfg_one(struct hsub *sub, const struct cfg_id *id, int64_t rev)
 {
+    struct server *s = sub->hs->h->s;
     json_t *o = NULL;
     int64_t v = 0, created = 0;
     bool gray = false;
-    int64_t had = cfg_sub_delivered_version(hs->cfg_sub, id, &gray);
-    int rc = cfg_resolve(hs->h->s, id, rev, &hs->cfg_client,
-                         cfg_can_secret(hs->h->s, hs->token, id), "put", &o, &v,
-                         &created);
+    int64_t had = cfg_sub_delivered_version(sub->cfg_sub, id, &gray);
+    int rc =
+        cfg_resolve(s, id, rev, &sub->cfg_client,
+                    cfg_can_secret(s, sub->token, id), "put", &o, &v, &created);
     if (rc == 1) {
         if (had == 0) {
             return 0; /* never sent here: nothing to take back */
         }
-        cfg_sub_delivered(hs->h->s, hs->cfg_sub, id, 0, 0, false);
-        return reg_enqueue(hs, "delete", rev,
+        cfg_sub_delivered(s, sub->cfg_sub, id, 0, 0, false);
+        return reg_enqueue(sub, "delete", rev,
                            json_pack("{s:s,s:s,s:s,s:s,s:I}", "type", "delete",
                                      "namespace", id->ns, "app", id->app,
                                      "name", id->name, "revision",
@@ -1355,14 +1525,15 @@ static int cfg_one(struct hstream *hs, const struct cfg_id *id, int64_t rev)
         json_decref(o);
         return 0; /* this client runs it already */
     }
-    cfg_sub_delivered(hs->h->s, hs->cfg_sub, id, v, created, now_gray);
-    return reg_enqueue(hs, "put", rev, o);
+    cfg_sub_delivered(s, sub->cfg_sub, id, v, created, now_gray);
+    return reg_enqueue(sub, "put", rev, o);
 }
 
 /* The events of one watch response: per revision, each config touched is
  * resolved once. */
-static int cfg_events(struct hstream *hs, const struct watch_resp *r)
+static int cfg_events(struct hsub *sub, const struct watch_resp *r)
 {
+    struct hstream *hs = sub->hs;
     struct cfg_id ids[16];
     size_t n = 0;
     int64_t cur = 0;
@@ -1370,12 +1541,12 @@ static int cfg_events(struct hstream *hs, const struct watch_resp *r)
     for (size_t i = 0; rc == 0 && i <= r->events_count; i++) {
         const struct kv_event *e = i < r->events_count ? &r->events[i] : NULL;
         int64_t rev = e != NULL ? e->kv.mod_revision : 0;
-        if (e != NULL && rev <= hs->reg_rev) {
+        if (e != NULL && rev <= sub->rev) {
             continue; /* sent already */
         }
         if (n > 0 && (e == NULL || rev != cur || n == 16)) {
             for (size_t j = 0; rc == 0 && j < n; j++) {
-                rc = cfg_one(hs, &ids[j], cur);
+                rc = cfg_one(sub, &ids[j], cur);
             }
             n = 0;
         }
@@ -1385,7 +1556,7 @@ static int cfg_events(struct hstream *hs, const struct watch_resp *r)
         struct cfg_id id;
         if (cfg_key_parse((const char *)e->kv.key, e->kv.key_len, &id, NULL) ==
                 CFG_K_OTHER ||
-            (hs->cfg_name[0] != '\0' && strcmp(id.name, hs->cfg_name) != 0)) {
+            (sub->cfg_name[0] != '\0' && strcmp(id.name, sub->cfg_name) != 0)) {
             continue;
         }
         cur = rev;
@@ -1400,16 +1571,16 @@ static int cfg_events(struct hstream *hs, const struct watch_resp *r)
     }
     if (rc == ERR_COMPACTED) {
         /* the revision is gone under us: start over from a snapshot */
-        reg_enqueue(hs, "compacted", hs->reg_rev,
+        reg_enqueue(sub, "compacted", sub->rev,
                     json_pack("{s:s,s:I}", "type", "compacted", "revision",
-                              (json_int_t)hs->reg_rev));
-        hs->reg_resnap = true;
+                              (json_int_t)sub->rev));
+        sub->resnap = true;
         lws_callback_on_writable(hs->wsi);
         return 0;
     }
     if (r->events_count > 0 && rc == 0) {
         int64_t last = r->events[r->events_count - 1].kv.mod_revision;
-        hs->reg_rev = last > hs->reg_rev ? last : hs->reg_rev;
+        sub->rev = last > sub->rev ? last : sub->rev;
     }
     if (rc != 0) {
         hs->doomed = true;
@@ -1418,12 +1589,35 @@ static int cfg_events(struct hstream *hs, const struct watch_resp *r)
     return 0;
 }
 
-/* Set up hs as a config stream of path (after CFG_WATCH_PATH). */
-static int cfg_init(struct hstream *hs, const char *path, const char *query,
+int http__sub_cfg_start(struct hsub *sub, int64_t since)
+{
+    struct hstream *hs = sub->hs;
+    char peer[64];
+    ASSERT(since >= 0);
+    ASSERT(sub->cfg_ns[0] != '\0' && sub->key_len > 0);
+    peer[0] = '\0';
+    lws_get_peer_simple(hs->wsi, peer, sizeof(peer));
+    sub->cfg = true;
+    sub->rev = since;
+    sub->cfg_sub =
+        cfg_sub_open(hs->h->s, &sub->cfg_client, peer, sub->key, sub->cfg_name);
+    if (sub->cfg_sub == NULL) {
+        return -ENOMEM;
+    }
+    if (since > 0 && sub->id == 0) {
+        return reg_watch(sub, since + 1);
+    }
+    sub->check_only = since > 0;
+    reg_snapshot(sub);
+    return 0;
+}
+
+/* Set up sub as a config stream of path (after CFG_WATCH_PATH). */
+static int cfg_init(struct hsub *sub, const char *path, const char *query,
                     int64_t since)
 {
     char parts[3][CFG_NAME_MAX + 1];
-    char labels[1024], msg[128], peer[64];
+    char labels[1024], msg[128];
     int n = 0;
     const char *p = path;
     int q;
@@ -1444,87 +1638,88 @@ static int cfg_init(struct hstream *hs, const char *path, const char *query,
     if (n == 0 || *p != '\0' || since < 0) {
         return ERR_BAD_REQUEST;
     }
-    snprintf(hs->cfg_ns, sizeof(hs->cfg_ns), "%s", parts[0]);
+    snprintf(sub->cfg_ns, sizeof(sub->cfg_ns), "%s", parts[0]);
     if (n >= 2) {
-        snprintf(hs->cfg_app, sizeof(hs->cfg_app), "%s", parts[1]);
+        snprintf(sub->cfg_app, sizeof(sub->cfg_app), "%s", parts[1]);
     }
     if (n == 3) {
-        snprintf(hs->cfg_name, sizeof(hs->cfg_name), "%s", parts[2]);
+        snprintf(sub->cfg_name, sizeof(sub->cfg_name), "%s", parts[2]);
     }
-    hs->reg_key_len =
-        (size_t)snprintf(hs->reg_key, sizeof(hs->reg_key), "/config/%s/%s%s",
+    sub->key_len =
+        (size_t)snprintf(sub->key, sizeof(sub->key), "/config/%s/%s%s",
                          parts[0], n >= 2 ? parts[1] : "", n >= 2 ? "/" : "");
-    q = svc_query_get(query, "client_id", hs->cfg_client.client_id,
-                      sizeof(hs->cfg_client.client_id));
-    if (q < 0 || (q == 0 && !cfg_name_ok(hs->cfg_client.client_id,
-                                         strlen(hs->cfg_client.client_id)))) {
+    q = svc_query_get(query, "client_id", sub->cfg_client.client_id,
+                      sizeof(sub->cfg_client.client_id));
+    if (q < 0 || (q == 0 && !cfg_name_ok(sub->cfg_client.client_id,
+                                         strlen(sub->cfg_client.client_id)))) {
         return ERR_BAD_REQUEST;
     }
     if (q > 0) {
-        hs->cfg_client.client_id[0] = '\0';
+        sub->cfg_client.client_id[0] = '\0';
     }
     q = svc_query_get(query, "labels", labels, sizeof(labels));
     if (q < 0 || (q == 0 && cfg_labels_parse(labels, strlen(labels),
-                                             &hs->cfg_client.labels, msg,
+                                             &sub->cfg_client.labels, msg,
                                              sizeof(msg)) != 0)) {
         return ERR_BAD_REQUEST;
     }
-    peer[0] = '\0';
-    lws_get_peer_simple(hs->wsi, peer, sizeof(peer));
-    hs->reg = true;
-    hs->cfg = true;
-    hs->reg_rev = since;
-    hs->cfg_sub = cfg_sub_open(hs->h->s, &hs->cfg_client, peer, hs->reg_key,
-                               hs->cfg_name);
-    if (hs->cfg_sub == NULL) {
-        return -ENOMEM;
+    return http__sub_cfg_start(sub, since);
+}
+
+int http__sub_ack(struct hsub *sub, json_t *a, const char **why,
+                  const char **field)
+{
+    struct cfg_id id;
+    const char *app = json_string_value(json_object_get(a, "app"));
+    const char *name = json_string_value(json_object_get(a, "name"));
+    json_t *v = json_object_get(a, "version");
+    ASSERT(sub->cfg);
+    ASSERT(json_is_object(a));
+    memset(&id, 0, sizeof(id));
+    snprintf(id.ns, sizeof(id.ns), "%s", sub->cfg_ns);
+    if (app == NULL) {
+        app = sub->cfg_app;
     }
-    if (since > 0) {
-        return reg_watch(hs, since + 1);
+    if (name == NULL) {
+        name = sub->cfg_name;
     }
-    reg_snapshot(hs);
+    if (!cfg_name_ok(app, strlen(app)) || !cfg_name_ok(name, strlen(name)) ||
+        !json_is_integer(v)) {
+        *why = "an ack names \"name\" (and \"app\" on a namespace "
+               "stream) and an integer \"version\"";
+        *field = !json_is_integer(v)                ? "version"
+                 : !cfg_name_ok(name, strlen(name)) ? "name"
+                                                    : "app";
+        return ERR_BAD_REQUEST;
+    }
+    snprintf(id.app, sizeof(id.app), "%s", app);
+    snprintf(id.name, sizeof(id.name), "%s", name);
+    if (cfg_sub_acked(sub->hs->h->s, sub->cfg_sub, &id,
+                      json_integer_value(v)) != 0) {
+        *why = "that version was not delivered on this stream";
+        *field = "version";
+        return ERR_BAD_REQUEST;
+    }
     return 0;
 }
 
 /* A client message on a config WebSocket: an ack. */
-static void cfg_message(struct hstream *hs, const char *json, size_t len)
+static void cfg_message(struct hsub *sub, const char *json, size_t len)
 {
     json_error_t je;
     json_t *m = json_loadb(json, len, 0, &je);
     json_t *a = json_object_get(m, "ack");
-    struct cfg_id id;
     const char *why = NULL;
-    memset(&id, 0, sizeof(id));
-    snprintf(id.ns, sizeof(id.ns), "%s", hs->cfg_ns);
+    const char *field = NULL;
     if (!json_is_object(a)) {
         why = "expected {\"ack\":{\"name\":..,\"version\":N}}";
     } else {
-        const char *app = json_string_value(json_object_get(a, "app"));
-        const char *name = json_string_value(json_object_get(a, "name"));
-        json_t *v = json_object_get(a, "version");
-        if (app == NULL) {
-            app = hs->cfg_app;
-        }
-        if (name == NULL) {
-            name = hs->cfg_name;
-        }
-        if (!cfg_name_ok(app, strlen(app)) ||
-            !cfg_name_ok(name, strlen(name)) || !json_is_integer(v)) {
-            why = "an ack names \"name\" (and \"app\" on a namespace "
-                  "stream) and an integer \"version\"";
-        } else {
-            snprintf(id.app, sizeof(id.app), "%s", app);
-            snprintf(id.name, sizeof(id.name), "%s", name);
-            if (cfg_sub_acked(hs->h->s, hs->cfg_sub, &id,
-                              json_integer_value(v)) != 0) {
-                why = "that version was not delivered on this stream";
-            }
-        }
+        http__sub_ack(sub, a, &why, &field);
     }
     json_decref(m);
     if (why != NULL) {
-        hs->h->st.ws_bad_messages++;
-        reg_enqueue(hs, "error", hs->reg_rev,
+        sub->hs->h->st.ws_bad_messages++;
+        reg_enqueue(sub, "error", sub->rev,
                     json_pack("{s:s,s:s,s:s}", "type", "error", "code",
                               "bad_request", "message", why));
     }
@@ -1620,9 +1815,7 @@ static int gw_writable(struct hstream *hs)
     if (hs->doomed) {
         handle_doomed(hs);
     }
-    if (hs->reg_resnap) {
-        reg_resnapshot(hs);
-    }
+    subs_resnap(hs);
     if (!hs->headers_sent) {
         if (pending(hs) == 0 && !hs->ending) {
             return 0; /* etcd's gateway sends nothing before a message */
@@ -1679,9 +1872,7 @@ static int ws_writable(struct hstream *hs)
     if (hs->doomed) {
         handle_doomed(hs);
     }
-    if (hs->reg_resnap) {
-        reg_resnapshot(hs);
-    }
+    subs_resnap(hs);
     if (pending(hs) == 0) {
         if (!hs->ending) {
             return 0;
@@ -1745,18 +1936,27 @@ int http__stream_start(struct http_conn *c)
 
 /* ------------------------------------------------------------ WebSocket */
 
-static int ws_path_wraps(struct lws *wsi, bool *wrap)
+/* The path of the upgrade (query cut off) into uri; -1 when absent. */
+static int ws_uri(struct lws *wsi, char *uri, size_t len)
 {
-    char uri[1024];
     char *q;
-    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0) {
+    if (lws_hdr_copy(wsi, uri, (int)len, WSI_TOKEN_GET_URI) <= 0) {
         return -1;
     }
     q = strchr(uri, '?');
     if (q != NULL) {
         *q = '\0';
     }
-    if (strcmp(uri, "/ws/watch") == 0) {
+    return 0;
+}
+
+static int ws_path_wraps(struct lws *wsi, bool *wrap)
+{
+    char uri[1024];
+    if (ws_uri(wsi, uri, sizeof(uri)) != 0) {
+        return -1;
+    }
+    if (strcmp(uri, "/ws/watch") == 0 || strcmp(uri, MUX_PATH) == 0) {
         *wrap = false;
         return 0;
     }
@@ -1776,6 +1976,12 @@ int http__ws_confirm(struct lws *wsi)
 {
     bool wrap;
     return ws_path_wraps(wsi, &wrap);
+}
+
+static bool ws_mux_path(struct lws *wsi)
+{
+    char uri[1024];
+    return ws_uri(wsi, uri, sizeof(uri)) == 0 && strcmp(uri, MUX_PATH) == 0;
 }
 
 int http__ws_established(struct http *h, struct http_conn *c, struct lws *wsi)
@@ -1801,6 +2007,7 @@ int http__ws_established(struct http *h, struct http_conn *c, struct lws *wsi)
     if (reg_ws_path(wsi)) {
         return reg_ws_start(hs);
     }
+    hs->mux = ws_mux_path(wsi);
     if (open_hub_stream(hs) != 0) {
         lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY,
                          (unsigned char *)"etcdserver: server stopped", 26);
@@ -1809,14 +2016,18 @@ int http__ws_established(struct http *h, struct http_conn *c, struct lws *wsi)
     return 0;
 }
 
-/* One whole message from the client. */
-static void cfg_message(struct hstream *hs, const char *json, size_t len);
+/* A single-purpose config stream (its one subscription is a config's). */
+static bool cfg_stream(const struct hstream *hs)
+{
+    return hs->reg && hs->subs != NULL && hs->subs->cfg;
+}
 
+/* One whole message from the client. */
 static void ws_message(struct hstream *hs)
 {
     char msg[256];
-    if (hs->cfg) {
-        cfg_message(hs, (const char *)hs->in.data, hs->in.len);
+    if (cfg_stream(hs)) {
+        cfg_message(hs->subs, (const char *)hs->in.data, hs->in.len);
         buf_reset(&hs->in);
         lws_callback_on_writable(hs->wsi);
         return;
@@ -1837,11 +2048,50 @@ static void ws_message(struct hstream *hs)
     api_watch__kick(hs->h->s);
 }
 
+/* The multiplexed socket: a message over its bound is skipped (not
+ * stored) up to its end and answered too_large; the socket stays. After
+ * each request, a queue at its bound stops reads (block()) until the
+ * client reads its answers: a client that writes without reading holds
+ * at most one queue of them. */
+static int mux_receive(struct hstream *hs, const void *in, size_t len)
+{
+    uint64_t max = http__mux_msg_max(hs);
+    if (!hs->in_skip && hs->in.len + len > max) {
+        hs->in_skip = true;
+        buf_reset(&hs->in);
+    }
+    if (!hs->in_skip && buf_append(&hs->in, in, len) != 0) {
+        return -1;
+    }
+    if (!lws_is_final_fragment(hs->wsi) ||
+        lws_remaining_packet_payload(hs->wsi) != 0) {
+        return 0;
+    }
+    if (hs->in_skip) {
+        hs->in_skip = false;
+        hs->h->st.ws_bad_messages++;
+        http__mux_too_large(hs, max);
+    } else {
+        http__mux_message(hs,
+                          hs->in.data != NULL ? (const char *)hs->in.data : "",
+                          hs->in.len);
+    }
+    buf_reset(&hs->in);
+    if (!hs->ending && pending(hs) >= out_max(hs)) {
+        block(hs);
+    }
+    api_watch__kick(hs->h->s);
+    return 0;
+}
+
 int http__ws_receive(struct http_conn *c, const void *in, size_t len)
 {
     struct hstream *hs = c->hs;
     uint64_t max;
-    if (hs == NULL || hs->ending || (hs->reg && !hs->cfg) ||
+    if (hs != NULL && hs->mux && !hs->ending) {
+        return mux_receive(hs, in, len);
+    }
+    if (hs == NULL || hs->ending || (hs->reg && !cfg_stream(hs)) ||
         (!hs->reg && hs->st == NULL)) {
         return 0; /* closing (or a discovery stream): dropped */
     }

@@ -21,6 +21,7 @@
 
 #include "base/alloc.h"
 #include "base/err.h"
+#include "registry/http/http.h"
 #include "registry/server/discovery_srv.h"
 #include "registry/services/services.h"
 
@@ -195,6 +196,12 @@ static const struct row rows[] = {
     {"registry-metrics-services-max", K_UINT, F(registry_metrics_services_max),
      "1000",
      "services with their own cairn_registry_instances series (0-10000)"},
+    /* the multiplexed WebSocket's bounds (registry/http/http_stream_int.h) */
+    {"ws-subscriptions-max", K_UINT, F(ws_subscriptions_max), "256",
+     "subscriptions on one multiplexed WebSocket (1-4096)"},
+    {"ws-message-bytes-max", K_UINT, F(ws_message_bytes_max), "65536",
+     "bytes of one client message on a multiplexed WebSocket "
+     "(256-1048576)"},
     {"config-file", K_STR, F(config_file), NULL,
      "path to the server configuration file (YAML)"},
 };
@@ -933,6 +940,10 @@ static int validate_registry(const struct options *o, char *err, size_t err_len)
          SVC_PROBE_WRITES_HARD_MAX},
         {"registry-metrics-services-max", o->registry_metrics_services_max, 0,
          SVC_GAUGE_SERVICES_HARD_MAX},
+        {"ws-subscriptions-max", o->ws_subscriptions_max, 1,
+         HTTP_MUX_SUBS_HARD_MAX},
+        {"ws-message-bytes-max", o->ws_message_bytes_max, 256,
+         HTTP_MUX_MSG_BYTES_HARD_MAX},
     };
     for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
         if (b[i].v < b[i].lo || b[i].v > b[i].hi) {

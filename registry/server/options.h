@@ -120,6 +120,9 @@ struct options {
     uint64_t registry_probe_instances_max;
     uint64_t registry_probe_writes_max;
     uint64_t registry_metrics_services_max;
+    /* the multiplexed WebSocket's bounds (http_stream_int.h) */
+    uint64_t ws_subscriptions_max;
+    uint64_t ws_message_bytes_max;
     /* where the settings came from */
     char *config_file;
 };

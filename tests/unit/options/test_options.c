@@ -276,6 +276,51 @@ static void registry_bounds_from_every_source(void **state)
     }
 }
 
+/* The multiplexed WebSocket's bounds: defaults, environment and YAML,
+ * the bound itself, and one past each end (naming the flag). */
+static void ws_bounds_from_every_source(void **state)
+{
+    struct options o;
+    char arg[128];
+    char *env[] = {"CAIRN_WS_SUBSCRIPTIONS_MAX=9", NULL};
+    static const char *const bad[][2] = {
+        {"--ws-subscriptions-max=0", "--ws-subscriptions-max: must be 1..4096"},
+        {"--ws-subscriptions-max=4097", "--ws-subscriptions-max"},
+        {"--ws-message-bytes-max=255",
+         "--ws-message-bytes-max: must be 256..1048576"},
+        {"--ws-message-bytes-max=1048577", "--ws-message-bytes-max"},
+    };
+    (void)state;
+    assert_int_equal(parse(&o, empty_env, 0), 0);
+    assert_int_equal(o.ws_subscriptions_max, 256);
+    assert_int_equal(o.ws_message_bytes_max, 65536);
+    options_free(&o);
+    assert_int_equal(parse(&o, env, 2, "--ws-message-bytes-max=256",
+                           "--ws-subscriptions-max=4096"),
+                     0);
+    assert_int_equal(o.ws_subscriptions_max, 4096); /* the flag wins */
+    assert_int_equal(o.ws_message_bytes_max, 256);
+    options_free(&o);
+    assert_int_equal(parse(&o, env, 0), 0);
+    assert_int_equal(o.ws_subscriptions_max, 9);
+    options_free(&o);
+    const char *path = write_file("ws-subscriptions-max: 3\n"
+                                  "ws-message-bytes-max: 1048576\n");
+    snprintf(arg, sizeof(arg), "--config-file=%s", path);
+    assert_int_equal(parse(&o, empty_env, 1, arg), 0);
+    assert_int_equal(o.ws_subscriptions_max, 3);
+    assert_int_equal(o.ws_message_bytes_max, 1048576);
+    options_free(&o);
+    unlink(path);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(parse(&o, empty_env, 1, bad[i][0]), ERR_INVALID);
+        if (strstr(err, bad[i][1]) == NULL) {
+            fail_msg("case %zu: '%s' does not contain '%s'", i, err, bad[i][1]);
+        }
+        options_free(&o);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +331,7 @@ int main(void)
         cmocka_unit_test(config_file_replaces_flags_with_etcd_keys),
         cmocka_unit_test(bad_config_files_name_the_line),
         cmocka_unit_test(registry_bounds_from_every_source),
+        cmocka_unit_test(ws_bounds_from_every_source),
     };
     return cmocka_run_group_tests_name("options", tests, NULL, NULL);
 }

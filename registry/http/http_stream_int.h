@@ -1,0 +1,146 @@
+/*
+ * http_stream_int.h - private to http_stream.c and http_mux.c: a stream
+ * (one connection's pushed messages and its outbound queue) and the
+ * subscriptions it carries.
+ *
+ * A single-purpose discovery or config stream (/api/v1/watch/...) holds
+ * one subscription with id 0, whose messages go out untagged; the
+ * multiplexed socket (MUX_PATH, http_mux.c) holds up to
+ * --ws-subscriptions-max of them, each tagged {"sub":id,..}. Every
+ * subscription of a stream shares its hub stream (one watcher each, told
+ * apart by watch_id), its outbound queue and that queue's bound and
+ * stall cut-off.
+ */
+#ifndef CAIRN_REGISTRY_HTTP_STREAM_INT_H
+#define CAIRN_REGISTRY_HTTP_STREAM_INT_H
+
+#include <jansson.h>
+
+#include "registry/config/cfgapi.h"
+#include "registry/http/http_int.h"
+
+#define WS_CLOSE_REASON_MAX 120
+
+/* REST calls (session, keepalive) in flight on one multiplexed socket;
+ * one more is answered resource_exhausted. Each holds a small struct and
+ * a proposal or renewal; 64 covers a client's sessions many times. */
+#define MUX_CALLS_MAX          64
+#define MUX_SUBS_HARD_MAX      HTTP_MUX_SUBS_HARD_MAX
+#define MUX_MSG_BYTES_HARD_MAX HTTP_MUX_MSG_BYTES_HARD_MAX
+
+struct ka_ticket;
+struct hstream;
+
+/* One discovery or config subscription. */
+struct hsub {
+    struct hstream *hs;
+    struct hsub *next; /* hs->subs */
+    int64_t id;        /* the client's id on a multiplexed socket, else 0 */
+    bool cfg;          /* a config subscription (else discovery) */
+    bool resnap;       /* a snapshot is due (after a compaction) */
+    bool check_only;   /* since > 0: read only to check, then watch */
+    bool answered;     /* multiplexed: the subscribe was answered */
+    bool watching;     /* a hub watcher with watch_id is live */
+    bool counted;      /* in svc_ctr.subscribers_open */
+    /* the key prefix followed, the revision of the last message sent (the
+     * resume point), the hub watcher, the snapshot read in flight */
+    size_t key_len;
+    char key[512];
+    int64_t rev;
+    int64_t watch_id;
+    struct api_op *op;
+    char token[HTTP_TOKEN_MAX];
+    /* config: who the client is, the one config it follows (or "" for
+     * all under key), its entry in the subscribers view */
+    struct cfg_client cfg_client;
+    char cfg_ns[CFG_NAME_MAX + 1];
+    char cfg_app[CFG_NAME_MAX + 1];
+    char cfg_name[CFG_NAME_MAX + 1];
+    struct cfg_sub *cfg_sub;
+};
+
+/* A REST call made for a multiplexed socket (http_mux.c). */
+struct mux_call {
+    struct hstream *hs; /* outlives the call: cancelled before it goes */
+    struct mux_call *next;
+    struct svc_req *req; /* in flight; NULL once answered */
+    json_t *id;          /* the request's id, echoed */
+    int op;              /* which op (http_mux.c) */
+};
+
+struct hstream {
+    struct http *h;
+    struct http_conn *c;
+    struct lws *wsi;
+    struct hstream *prev, *next; /* h->streams */
+    enum http_stream_kind kind;
+    bool wrap;         /* {"result":...} around each response */
+    bool headers_sent; /* gateway kinds */
+    bool hub_blocked;  /* the hub got ERR_BUSY: tell it when drained */
+    bool stall_armed;  /* the lws stall timeout runs */
+    bool rx_paused;    /* WebSocket reads stopped while blocked */
+    bool doomed;       /* a response could not be encoded: end */
+    bool ending;       /* nothing more will be queued: finish when drained */
+    bool in_send;      /* inside the hub's send callback */
+    int close_status;  /* WebSocket close code when ending */
+    char close_reason[WS_CLOSE_REASON_MAX];
+    struct watch_stream *st;
+    /* outbound: HTTP chunks, or WebSocket messages as [be32 len][bytes] */
+    struct buf out;
+    size_t out_off;
+    size_t msg_sent; /* WebSocket: bytes of the head message sent */
+    /* keep-alive: the requests of the body not yet answered */
+    struct buf reqs;
+    size_t req_off;
+    struct ka_ticket *ticket;
+    int64_t ka_id;   /* the request being answered */
+    bool ka_looping; /* inside ka_next: ka_done must not re-enter it */
+    /* WebSocket: the message being received */
+    struct buf in;
+    bool in_skip; /* multiplexed: the message is over the bound */
+    char token[HTTP_TOKEN_MAX];
+    /* discovery and config: reg is a single-purpose stream (one sub),
+     * reg_sse its SSE framing; mux the multiplexed socket */
+    bool reg;
+    bool reg_sse;
+    bool mux;
+    struct hsub *subs;
+    size_t subs_count;
+    int64_t watch_seq; /* the last hub watch_id given out */
+    struct mux_call *calls;
+    size_t calls_count;
+};
+
+/* http_stream.c, for http_mux.c. */
+
+/* Queue o (a reference taken) as one text message. 0, -ENOMEM, ERR_LIMIT. */
+int http__stream_send_json(struct hstream *hs, json_t *o);
+/* Stop the hub and reads until the queue drains (see block()). */
+void http__stream_block(struct hstream *hs);
+/* A new subscription on hs (linked; not started), token copied. NULL on
+ * out of memory. */
+struct hsub *http__sub_new(struct hstream *hs, int64_t id, const char *token);
+/* Start sub (key, and for config the cfg_ fields, set): snapshot then
+ * events, or from since + 1. 0, or an error (sub still linked: free it). */
+int http__sub_reg_start(struct hsub *sub, int64_t since);
+int http__sub_cfg_start(struct hsub *sub, int64_t since);
+/* Unlink and free sub: its read is cancelled, its watcher cancelled (not
+ * from inside the hub's send callback unless it is no longer watching). */
+void http__sub_free(struct hsub *sub);
+/* An ack a ({"name","version"[,"app"]}) on config sub: 0, or a static
+ * text saying what is wrong in *why (field in *field). */
+int http__sub_ack(struct hsub *sub, json_t *a, const char **why,
+                  const char **field);
+
+/* http_mux.c, for http_stream.c. */
+
+/* One whole client message on a multiplexed socket. */
+void http__mux_message(struct hstream *hs, const char *json, size_t len);
+/* A message over the bound was dropped: answer it. */
+void http__mux_too_large(struct hstream *hs, uint64_t max);
+/* The socket goes: cancel the REST calls in flight. */
+void http__mux_detach(struct hstream *hs);
+/* The bound of one client message on a multiplexed socket. */
+uint64_t http__mux_msg_max(const struct hstream *hs);
+
+#endif
