@@ -1578,15 +1578,26 @@ static void list_get(struct cfg_req *r)
 
 /* -------------------------------------------------------------- routing */
 
-bool cfgapi_path_is_ours(const char *path)
+static bool is_audit_path(const char *path)
+{
+    return strcmp(path, "/api/v1/audit") == 0 ||
+           strncmp(path, "/api/v1/audit/", 14) == 0;
+}
+
+static bool is_config_path(const char *path)
 {
     return strcmp(path, API) == 0 ||
            strncmp(path, API "/", strlen(API) + 1) == 0;
 }
 
+bool cfgapi_path_is_ours(const char *path)
+{
+    return is_config_path(path) || is_audit_path(path);
+}
+
 uint64_t cfgapi_body_max(const char *path)
 {
-    return cfgapi_path_is_ours(path) ? CFG_BODY_MAX : 0;
+    return is_config_path(path) ? CFG_BODY_MAX : 0;
 }
 
 static bool meth_is(const char *m, const char *want)
@@ -1858,7 +1869,14 @@ void cfgapi_handle(struct server *s, const char *method, const char *path,
         return;
     }
     snprintf(r->query, sizeof(r->query), "%s", query != NULL ? query : "");
-    rc = cfgapi_path_is_ours(path) ? route(r, method, path + strlen(API)) : -1;
+    if (is_audit_path(path)) {
+        int status;
+        json_t *o = cfg__audit(s, method, path, r->query,
+                               r->token[0] ? r->token : NULL, &status);
+        answer_json(r, status, o);
+        return;
+    }
+    rc = is_config_path(path) ? route(r, method, path + strlen(API)) : -1;
     if (rc == 1) {
         return;
     }
