@@ -220,8 +220,16 @@ size_t apply_alarms(const struct apply *a, struct apply_alarm *out, size_t cap)
 int apply_envelope(uint64_t id, uint64_t origin, enum apply_op op,
                    const uint8_t *req, size_t len, struct buf *out)
 {
+    return apply_envelope_extra(id, origin, op, req, len, NULL, 0, out);
+}
+
+int apply_envelope_extra(uint64_t id, uint64_t origin, enum apply_op op,
+                         const uint8_t *req, size_t len, const uint8_t *extra,
+                         size_t extra_len, struct buf *out)
+{
     size_t start = out->len;
-    int rc = buf_reserve(out, len + 32);
+    int rc = buf_reserve(out, len + extra_len + 32);
+    ASSERT(extra != NULL || extra_len == 0);
     if (rc == 0) {
         rc = buf_append_u8(out, 1 << 3 | 0); /* id */
     }
@@ -244,7 +252,34 @@ int apply_envelope(uint64_t id, uint64_t origin, enum apply_op op,
     if (rc == 0) {
         rc = buf_append(out, req, len);
     }
+    if (rc == 0 && extra_len > 0) {
+        rc = buf_append(out, extra, extra_len);
+    }
     if (rc != 0) {
+        out->len = start;
+    }
+    return rc;
+}
+
+int apply_audit_field(const Cairnpb__AuditRecord *rec, struct buf *out)
+{
+    size_t start = out->len;
+    size_t n = cairnpb__audit_record__get_packed_size(rec);
+    int rc = apply__audit_check(rec);
+    if (rc == 0) {
+        rc = buf_append_varint(out, (uint64_t)100 << 3 | 2);
+    }
+    if (rc == 0) {
+        rc = buf_append_varint(out, n);
+    }
+    if (rc == 0) {
+        rc = buf_reserve(out, n);
+    }
+    if (rc == 0) {
+        size_t packed = cairnpb__audit_record__pack(rec, out->data + out->len);
+        ASSERT(packed == n);
+        out->len += packed;
+    } else {
         out->len = start;
     }
     return rc;
@@ -446,6 +481,7 @@ struct run {
     struct buf *out; /* response bytes, when the proposer is this member */
     int64_t rev;     /* store revision after the request */
     uint64_t index;  /* the entry's Raft index */
+    bool txn_ok;     /* a Txn: its compares held */
 };
 
 static int run_put(struct run *r, const Etcdserverpb__PutRequest *p)
@@ -499,6 +535,7 @@ static int run_txn(struct run *r, const Etcdserverpb__TxnRequest *p)
     rc = txn_from_pb(&ar, p, &req, 0);
     if (rc == 0) {
         rc = kv_txn(r->wr, &req, &res, &resp, &r->rev);
+        r->txn_ok = rc == 0 && resp.succeeded;
     }
     if (rc == 0 && r->out != NULL) {
         r->hdr.revision = r->rev;
@@ -902,13 +939,6 @@ struct pending {
     size_t len;
 };
 
-/* A store error that is not the request's own fault stops the batch. */
-static bool is_store_failure(int rc)
-{
-    return rc == ERR_FAILED || rc == ERR_CORRUPT || rc == -EIO ||
-           rc == -ENOSPC || rc == -ENOMEM || rc == -EROFS;
-}
-
 /* The id, origin and request field that apply_envelope writes first, read
  * off the wire when the envelope as a whole does not decode. */
 static bool envelope_head(const uint8_t *p, size_t len, uint64_t *id,
@@ -936,6 +966,49 @@ static bool envelope_head(const uint8_t *p, size_t len, uint64_t *id,
               ? (enum apply_op)(v[4] >> 3)
               : (enum apply_op)0;
     return true;
+}
+
+/* A store error that is not the request's own fault stops the batch. */
+static bool is_store_failure(int rc)
+{
+    return rc == ERR_FAILED || rc == ERR_CORRUPT || rc == -EIO ||
+           rc == -ENOSPC || rc == -ENOMEM || rc == -EROFS;
+}
+
+/* Did the request change what its audit record says it did? A Txn whose
+ * compares failed (a lost race the front end retries) and a DeleteRange
+ * that deleted nothing did not. */
+static bool took_effect(const struct run *r, const Cairnpb__InternalRequest *req,
+                        int64_t rev_before)
+{
+    switch (req->request_case) {
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_TXN:
+        return r->txn_ok;
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE:
+        return kv_write_rev(r->wr) > rev_before;
+    default:
+        return true;
+    }
+}
+
+/* Run the request and, if it took effect, its audit record, in wr. */
+static int run_audited(struct run *r, const Cairnpb__InternalRequest *req,
+                       const struct apply_hooks *h)
+{
+    int64_t before = kv_write_rev(r->wr);
+    int rc = req->audit != NULL ? apply__audit_check(req->audit) : 0;
+    if (rc != 0) {
+        return rc; /* refused whole: the same on every member */
+    }
+    rc = run_request(r, req, h);
+    if (rc != 0 || req->audit == NULL || !took_effect(r, req, before)) {
+        return rc;
+    }
+    rc = apply__audit_write(r->a, r->wr, req->audit, before);
+    /* The request's writes are in the handle already: any failure must
+     * lose the batch (a store failure does), never keep them alone. The
+     * record was checked, so only the store can fail here. */
+    return rc == 0 || is_store_failure(rc) ? rc : ERR_FAILED;
 }
 
 static int apply_one(struct apply *a, struct kv_write *wr,
@@ -983,7 +1056,7 @@ static int apply_one(struct apply *a, struct kv_write *wr,
             cairnpb__internal_request__free_unpacked(req, &pb_allocator);
             return rc; /* the store failed */
         }
-        rc = run_request(&r, req, h);
+        rc = run_audited(&r, req, h);
     }
     if (r.rev == 0) {
         r.rev = kv_write_rev(wr);

@@ -40,12 +40,14 @@
 #ifndef CAIRN_CONSENSUS_APPLY_H
 #define CAIRN_CONSENSUS_APPLY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "consensus/kv/kv.h"
 #include "consensus/raft/raft.h"
+#include "proto/cairn.pb-c.h"
 #include "proto/rpc.pb-c.h"
 
 struct buf;
@@ -140,6 +142,8 @@ struct apply {
      * APPLY table, written in the same transaction as the entries. */
     struct apply_origin origins[APPLY_ORIGINS_MAX];
     size_t origins_count;
+    /* Audit records written since start (read from any thread). */
+    atomic_uint_least64_t audit_records;
 };
 
 /* Set up; reads the alarm table to restore the nospace state. */
@@ -154,6 +158,71 @@ uint64_t apply_last_id(const struct apply *a, uint64_t origin);
  * the caller) into out (appended). Errors: ERR_LIMIT / -ENOMEM from out. */
 int apply_envelope(uint64_t id, uint64_t origin, enum apply_op op,
                    const uint8_t *req, size_t len, struct buf *out);
+
+/* As apply_envelope, with already-encoded Cairn-only fields extra[0..
+ * extra_len) after the request (apply_audit_field's output); extra may be
+ * NULL when extra_len is 0. */
+int apply_envelope_extra(uint64_t id, uint64_t origin, enum apply_op op,
+                         const uint8_t *req, size_t len, const uint8_t *extra,
+                         size_t extra_len, struct buf *out);
+
+/* ---------------------------------------------------------- audit log
+ * Registry and config writes carry an audit record body
+ * (cairnpb.AuditRecord, InternalRequest field 100). When the request takes
+ * effect (no error; a Txn whose compares held; a DeleteRange that deleted)
+ * the applier writes, in the same store transaction and at the request's
+ * revision (a request that made none, a LeaseGrant, gets a revision of its
+ * own):
+ *
+ *   /audit/<seq as %016x> -> one line of JSON, fields in this order:
+ *     {"seq":N,"revision":R,"time":"<RFC 3339 UTC, ms>","principal":"..",
+ *      "source":"..","action":"..","namespace":"..","target":"..",
+ *      "version":V,"message":"..","prev_hash":"<64 hex>","hash":"<64 hex>"}
+ *   hash = SHA-256 of the same bytes without the ,"hash":".." member.
+ *   prev_hash of seq 1 is 64 zeros.
+ *   aux AUDIT "head" -> seq (8, big-endian) | oldest kept seq (8) | hash (32)
+ *
+ * The oldest records past the proposer's keep (0: APPLY_AUDIT_KEEP_DEF) are
+ * deleted in the same request, two at most per record. A record body that
+ * fails apply__audit_check refuses the whole request (ERR_BAD_REQUEST). */
+#define APPLY_AUDIT_PREFIX      "/audit/"
+#define APPLY_AUDIT_PREFIX_END  "/audit0"
+#define APPLY_AUDIT_KEY_MAX     32
+#define APPLY_AUDIT_HASH_BYTES  32
+#define APPLY_AUDIT_NAME_MAX    256
+#define APPLY_AUDIT_TARGET_MAX  1024
+#define APPLY_AUDIT_MESSAGE_MAX 4096
+#define APPLY_AUDIT_KEEP_DEF    100000
+/* A bound on the store the log may take: 10M records of < 8 KiB. */
+#define APPLY_AUDIT_KEEP_MAX    10000000
+/* 9999-12-31T23:59:59.999Z */
+#define APPLY_AUDIT_TIME_MS_MAX ((int64_t)253402300799999)
+
+/* The Cairn-only envelope field for rec (tag 100, length, message) appended
+ * to out. Errors: ERR_BAD_REQUEST (apply__audit_check), -ENOMEM. */
+int apply_audit_field(const Cairnpb__AuditRecord *rec, struct buf *out);
+
+/* The key of record seq into out (cap >= APPLY_AUDIT_KEY_MAX); its length. */
+size_t apply_audit_key(uint64_t seq, char *out, size_t cap);
+
+/* Records written by this member's applier since it started. */
+uint64_t apply_audit_records(const struct apply *a);
+
+/* The chain's state as apply_audit_verify found it. */
+struct apply_audit_verdict {
+    bool ok;
+    uint64_t records;    /* records checked and found whole */
+    uint64_t first_seq;  /* the oldest kept (its prev_hash is the anchor) */
+    uint64_t head_seq;   /* the head's: the last record written */
+    char head_hash[2 * APPLY_AUDIT_HASH_BYTES + 1];
+    uint64_t broken_seq; /* when !ok: the first record that does not fit */
+    const char *reason;  /* when !ok: a static sentence */
+};
+
+/* Check the whole chain on a read handle (see apply_audit.c). A broken
+ * chain is a verdict, not an error; errors are the store's. Reads every
+ * kept record: O(records) time, O(1) memory per page of 512. */
+int apply_audit_verify(struct kv_read *rd, struct apply_audit_verdict *out);
 
 /* Apply committed entries in one store write handle and commit it with the
  * last entry's index and term. Entries of type EMPTY only advance the

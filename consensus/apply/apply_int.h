@@ -38,4 +38,9 @@ int pb_lease_grant_encode(const struct pb_header *h, int64_t id, int64_t ttl,
 int pb_alarm_encode(const struct pb_header *h, const struct apply_alarm *al,
                     size_t count, struct buf *out);
 
+/* The audit log (apply_audit.c). */
+int apply__audit_check(const Cairnpb__AuditRecord *rec);
+int apply__audit_write(struct apply *a, struct kv_write *wr,
+                       const Cairnpb__AuditRecord *rec, int64_t rev_before);
+
 #endif

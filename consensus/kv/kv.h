@@ -474,6 +474,22 @@ int kv_delete(struct kv_write *wr, const struct kv_delete_req *req,
  *     one revision, numbered by sub-revision in op order. */
 int kv_txn(struct kv_write *wr, const struct kv_txn_req *req,
            struct kv_result *res, struct kv_txn_resp *resp, int64_t *rev);
+/* Joined writes: keys that belong to the request just applied (apply's
+ * audit log). With join, the put is written at that request's revision
+ * with the sub-revisions after its ops, so a reader sees both or neither;
+ * kv_write_can_join says whether the last request on the handle wrote
+ * (rev_before: kv_write_rev before it), and only then may join be true
+ * (ASSERT). Without join (the request wrote no key) the put makes a
+ * revision of its own. The delete removes one key (nothing if absent) at
+ * the revision of the last write, joined. The put takes no lease and no
+ * prev_kv. No quota check (the request they belong to had one). Errors:
+ * kv_put's validation, ERR_FAILED, -ENOMEM; a failure after the request's
+ * own writes leaves them: the caller must then abort the batch. */
+bool kv_write_can_join(const struct kv_write *wr, int64_t rev_before);
+int kv_put_joined(struct kv_write *wr, const struct kv_put_req *req,
+                  bool join);
+int kv_delete_joined(struct kv_write *wr, const uint8_t *key, size_t key_len);
+
 /* Range inside the write handle (sees this batch's writes); results are
  * copied into res. */
 int kv_write_range(struct kv_write *wr, const struct kv_range_req *req,
@@ -533,6 +549,7 @@ enum kv_aux_table {
     KV_AUX_CONFIG = 4,  /* config center metadata */
     KV_AUX_APPLY = 5,   /* apply's per-proposer last request id */
     KV_AUX_LEASE = 6,   /* apply's per-lease index of the last log renewal */
+    KV_AUX_AUDIT = 7,   /* apply's audit chain head */
 };
 
 int kv_aux_put(struct kv_write *wr, uint8_t table, const void *name,

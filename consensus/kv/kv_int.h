@@ -133,6 +133,10 @@ struct kv_write {
     void *ctx;
     struct kv_evbuf ev;
     struct buf scratch; /* delete/revoke key lists, copied values */
+    /* The last request that wrote: its revision and its next sub-revision
+     * (kv_put_joined / kv_delete_joined continue it). */
+    int64_t join_rev;
+    uint32_t join_sub;
 };
 
 /* Where an engine reads from. On a read handle results are borrowed; in a

@@ -722,6 +722,8 @@ int kv_txn(struct kv_write *wr, const struct kv_txn_req *req,
     }
     if (rq.wrote) {
         wr->rev = rq.main;
+        wr->join_rev = rq.main;
+        wr->join_sub = rq.sub;
         wr->cost_bytes += cost;
     }
     kv__ev_emit(wr);

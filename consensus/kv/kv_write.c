@@ -522,6 +522,8 @@ static int direct_done(struct kv_req *rq, int rc, int64_t *rev)
     }
     if (rq->wrote) {
         wr->rev = rq->main;
+        wr->join_rev = rq->main;
+        wr->join_sub = rq->sub;
     }
     kv__ev_emit(wr);
     if (rev != NULL) {
@@ -548,6 +550,71 @@ int kv_put(struct kv_write *wr, const struct kv_put_req *req,
     if (rc == 0) {
         wr->cost_bytes += cost;
     }
+    return rc;
+}
+
+/* --- joined writes ---------------------------------------------------------
+ * A request's own bookkeeping (the audit log) written at the revision of the
+ * request just applied, after its ops. Not checked against the quota: the
+ * request it belongs to was, and the map has room past the quota. */
+
+bool kv_write_can_join(const struct kv_write *wr, int64_t rev_before)
+{
+    return wr->rev > rev_before && wr->join_rev == wr->rev;
+}
+
+/* join: continue the last writing request's revision; else a new one. */
+static void join_begin(struct kv_write *wr, struct kv_req *rq,
+                       struct kv_result *res, bool join)
+{
+    kv__req_begin(rq, wr, wr->txn, res);
+    rq->lone = true;
+    if (join) {
+        ASSERT(wr->join_rev == wr->rev);
+        ASSERT(wr->rev > 0);
+        rq->main = wr->rev;
+        rq->sub = wr->join_sub;
+    }
+}
+
+int kv_put_joined(struct kv_write *wr, const struct kv_put_req *req,
+                  bool join)
+{
+    struct kv_req rq;
+    struct kv_result res = {0};
+    struct kv_put_resp resp;
+    int rc = write_ok(wr);
+    rc = rc != 0 ? rc : kv__put_validate(wr->kv, req);
+    if (rc != 0) {
+        return rc;
+    }
+    ASSERT(!req->prev_kv && req->lease == 0);
+    join_begin(wr, &rq, &res, join);
+    rc = direct_done(&rq, kv__put_exec(&rq, req, &resp), NULL);
+    if (rc == 0) {
+        ASSERT(wr->rev == rq.main);
+        wr->cost_bytes +=
+            2 * (req->key_len + req->value_len) + REQ_COST_OVERHEAD;
+    }
+    kv_result_free(&res);
+    return rc;
+}
+
+int kv_delete_joined(struct kv_write *wr, const uint8_t *key, size_t key_len)
+{
+    struct kv_req rq;
+    struct kv_result res = {0};
+    struct kv_delete_resp resp;
+    struct kv_delete_req req = {.key = key, .key_len = key_len};
+    int rc = write_ok(wr);
+    if (rc != 0) {
+        return rc;
+    }
+    ASSERT(key_len > 0);
+    join_begin(wr, &rq, &res, true);
+    rc = direct_done(&rq, kv__delete_exec(&rq, &req, &resp), NULL);
+    ASSERT(rc != 0 || wr->rev == rq.main);
+    kv_result_free(&res);
     return rc;
 }
 

@@ -1652,13 +1652,21 @@ void node__waiter_drop(struct node *n, uint64_t id)
 int node_propose(struct node *n, enum apply_op op, const uint8_t *req,
                  size_t len, uint32_t timeout_ms, node_propose_cb cb, void *ctx)
 {
+    return node_propose_extra(n, op, req, len, NULL, 0, timeout_ms, cb, ctx);
+}
+
+int node_propose_extra(struct node *n, enum apply_op op, const uint8_t *req,
+                       size_t len, const uint8_t *extra, size_t extra_len,
+                       uint32_t timeout_ms, node_propose_cb cb, void *ctx)
+{
     struct buf b;
     uint64_t id;
     int rc;
     if (n->failed != 0 || n->closing) {
         return ERR_STOPPED;
     }
-    if (len > n->cfg.max_request_bytes) {
+    if (len > n->cfg.max_request_bytes ||
+        extra_len > n->cfg.max_request_bytes - len) {
         return ERR_REQUEST_TOO_LARGE;
     }
     if (n->leader == RAFT_NONE) {
@@ -1669,7 +1677,8 @@ int node_propose(struct node *n, enum apply_op op, const uint8_t *req,
         return ERR_TOO_MANY_REQUESTS;
     }
     buf_init(&b, 0);
-    rc = apply_envelope(id, n->cfg.member_id, op, req, len, &b);
+    rc = apply_envelope_extra(id, n->cfg.member_id, op, req, len, extra,
+                              extra_len, &b);
     if (rc == 0) {
         rc = raft_propose(&n->raft, RAFT_ENTRY_NORMAL, b.data, b.len, NULL);
     }

@@ -145,6 +145,13 @@ int node_propose(struct node *n, enum apply_op op, const uint8_t *req,
                  size_t len, uint32_t timeout_ms, node_propose_cb cb,
                  void *ctx);
 
+/* The same, with Cairn-only envelope fields extra[0..extra_len) (copied;
+ * apply_audit_field's output) after the request. max_request_bytes bounds
+ * the request and the extra together. */
+int node_propose_extra(struct node *n, enum apply_op op, const uint8_t *req,
+                       size_t len, const uint8_t *extra, size_t extra_len,
+                       uint32_t timeout_ms, node_propose_cb cb, void *ctx);
+
 /* Ask for a linearizable read point; cb runs once (always, when 0 is
  * returned) when the store has applied everything committed before the
  * call, or with an error. */

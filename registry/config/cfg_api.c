@@ -208,6 +208,43 @@ static void inner_done(void *ctx, int err, const uint8_t *resp, size_t len)
     next(r, err, resp, len);
 }
 
+/* The audit record of a write route's requests (docs/audit.md), NULL for
+ * a read route. A write route's read-only Txns (the head it reads first)
+ * propose nothing, so the record goes only with the write; a Txn whose
+ * compare fails (a lost race, retried) records nothing. Never the content:
+ * metadata only, so a secret config's value never reaches the log. */
+static const struct api_audit *audit_of(const struct cfg_req *r,
+                                        struct api_audit *au, char *target,
+                                        size_t cap)
+{
+    static const char *const actions[] = {
+        [R_PUT] = "config.publish",
+        [R_DELETE] = "config.delete",
+        [R_ROLLBACK] = "config.rollback",
+        [R_GRAY_PUT] = "config.gray.put",
+        [R_GRAY_DELETE] = "config.gray.abandon",
+        [R_GRAY_PROMOTE] = "config.gray.promote",
+    };
+    const char *msg = NULL;
+    if ((size_t)r->route >= sizeof(actions) / sizeof(actions[0]) ||
+        actions[r->route] == NULL) {
+        return NULL;
+    }
+    if (r->body != NULL) {
+        msg = json_string_value(json_object_get(r->body, "message"));
+    }
+    memset(au, 0, sizeof(*au));
+    snprintf(target, cap, "%s/%s", r->id.app, r->id.name);
+    au->action = actions[r->route];
+    au->ns = r->id.ns;
+    au->target = target;
+    au->principal = r->user;
+    au->source = r->peer;
+    au->version = r->route == R_DELETE ? 0 : r->v;
+    au->message = msg;
+    return au;
+}
+
 static void call(struct cfg_req *r, const char *path,
                  const ProtobufCMessage *msg, step_fn next)
 {
@@ -223,8 +260,12 @@ static void call(struct cfg_req *r, const char *path,
     }
     protobuf_c_message_pack(msg, bytes);
     r->next = next;
-    op = api_call_auth(r->s, m, bytes, n, 0,
-                       r->token[0] != '\0' ? r->token : NULL, inner_done, r);
+    struct api_audit au;
+    char target[2 * CFG_NAME_MAX + 2];
+    const struct api_audit *ap = audit_of(r, &au, target, sizeof(target));
+    op = api_call_audit(r->s, m, bytes, n, 0,
+                        r->token[0] != '\0' ? r->token : NULL, ap, inner_done,
+                        r);
     mem_free(bytes);
     if (op != NULL) {
         r->op = op;
@@ -1126,6 +1167,8 @@ static void gray_abandon_read(struct cfg_req *r, int err, const uint8_t *resp,
             head == NULL ? "no such config" : "no gray release is open", NULL);
         return;
     }
+    r->v = json_integer_value(
+        json_object_get(json_object_get(head, "gray"), "version"));
     json_object_del(head, "gray");
     char *hv = json_dumps(head, JSON_COMPACT);
     json_decref(head);
@@ -1628,15 +1671,26 @@ static void list_get(struct cfg_req *r)
 
 /* -------------------------------------------------------------- routing */
 
-bool cfgapi_path_is_ours(const char *path)
+static bool is_audit_path(const char *path)
+{
+    return strcmp(path, "/api/v1/audit") == 0 ||
+           strncmp(path, "/api/v1/audit/", 14) == 0;
+}
+
+static bool is_config_path(const char *path)
 {
     return strcmp(path, API) == 0 ||
            strncmp(path, API "/", strlen(API) + 1) == 0;
 }
 
+bool cfgapi_path_is_ours(const char *path)
+{
+    return is_config_path(path) || is_audit_path(path);
+}
+
 uint64_t cfgapi_body_max(const char *path)
 {
-    return cfgapi_path_is_ours(path) ? CFG_BODY_MAX : 0;
+    return is_config_path(path) ? CFG_BODY_MAX : 0;
 }
 
 static bool meth_is(const char *m, const char *want)
@@ -1908,7 +1962,14 @@ void cfgapi_handle(struct server *s, const char *method, const char *path,
         return;
     }
     snprintf(r->query, sizeof(r->query), "%s", query != NULL ? query : "");
-    rc = cfgapi_path_is_ours(path) ? route(r, method, path + strlen(API)) : -1;
+    if (is_audit_path(path)) {
+        int status;
+        json_t *o = cfg__audit(s, method, path, r->query,
+                               r->token[0] ? r->token : NULL, &status);
+        answer_json(r, status, o);
+        return;
+    }
+    rc = is_config_path(path) ? route(r, method, path + strlen(API)) : -1;
     if (rc == 1) {
         return;
     }

@@ -87,4 +87,10 @@ void cfg__wait_cancel(struct server *s, struct cfg_waiter *w);
 
 int64_t cfg__now_ms(void);
 
+/* GET /api/v1/audit and /api/v1/audit/verify (cfg_audit.c), answered at
+ * once from this member's store: the JSON answer (a new reference, NULL
+ * only when out of memory) and its HTTP status in *status. */
+json_t *cfg__audit(struct server *s, const char *method, const char *path,
+                   const char *query, const char *token, int *status);
+
 #endif

@@ -25,6 +25,8 @@
 #include "base/assert.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "consensus/apply/apply.h"
+#include "consensus/node/node.h"
 #include "registry/server/server.h"
 
 struct cfg_waiter {
@@ -537,6 +539,17 @@ int cfgapi_metrics(struct server *s, struct buf *out)
                      "cairn_config_publish_to_ack_seconds_sum %.6f\n"
                      "cairn_config_publish_to_ack_seconds_count %" PRIu64 "\n",
                      st->lat_count, st->lat_sum, st->lat_count);
+        rc = buf_append(out, text, (size_t)n);
+    }
+    if (rc == 0) {
+        /* written by this member's applier: every member counts every
+         * record (consensus/apply, docs/audit.md) */
+        int n = snprintf(text, sizeof(text),
+                         "# HELP cairn_audit_records_written_total Audit "
+                         "records this member's store has written.\n"
+                         "# TYPE cairn_audit_records_written_total counter\n"
+                         "cairn_audit_records_written_total %" PRIu64 "\n",
+                         apply_audit_records(node_apply(s->node)));
         rc = buf_append(out, text, (size_t)n);
     }
     return rc;

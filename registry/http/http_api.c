@@ -195,10 +195,11 @@ int http__api_dispatch(struct http_conn *c)
     c->wait = HTTP_WAIT_CALL;
     /* the core's deadline bounds the wait, not lws's */
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+    char peer[64];
+    peer[0] = '\0';
+    lws_get_peer_simple(c->wsi, peer, sizeof(peer));
     if (a->cfg) {
-        char peer[64], inm[80];
-        peer[0] = '\0';
-        lws_get_peer_simple(c->wsi, peer, sizeof(peer));
+        char inm[80];
         if (lws_hdr_copy(c->wsi, inm, sizeof(inm),
                          WSI_TOKEN_HTTP_IF_NONE_MATCH) < 0) {
             inm[0] = '\0';
@@ -210,7 +211,8 @@ int http__api_dispatch(struct http_conn *c)
     } else {
         svc_handle(c->h->s, a->method, a->path, a->query,
                    (const char *)c->body.data, c->body.len,
-                   c->token[0] != '\0' ? c->token : NULL, &c->svc, api_done, c);
+                   c->token[0] != '\0' ? c->token : NULL, peer, &c->svc,
+                   api_done, c);
     }
     buf_free(&c->body);
     return 0;

@@ -52,6 +52,7 @@ void api__op_maybe_free(struct api_op *op)
         if (op->owned != NULL) {
             protobuf_c_message_free_unpacked(op->owned, &pb_allocator);
         }
+        mem_free(op->audit);
         mem_free(op);
     }
 }
@@ -102,6 +103,51 @@ struct api_op *api_call_auth(struct server *s, const struct api_method *m,
                              uint32_t timeout_ms, const char *token,
                              api_done_fn done, void *ctx)
 {
+    return api_call_audit(s, m, req, len, timeout_ms, token, NULL, done, ctx);
+}
+
+static char *str_or_empty(const char *s)
+{
+    return (char *)(s != NULL ? s : "");
+}
+
+/* The audit field for op's proposal: the front end's record, stamped with
+ * this member's clock and retention (the applier uses both as given, so
+ * every member stores the same). */
+static int audit_attach(struct api_op *op, const struct api_audit *au)
+{
+    Cairnpb__AuditRecord rec = CAIRNPB__AUDIT_RECORD__INIT;
+    struct buf b;
+    int rc;
+    rec.action = str_or_empty(au->action);
+    rec.ns = str_or_empty(au->ns);
+    rec.target = str_or_empty(au->target);
+    rec.principal = str_or_empty(au->principal);
+    rec.source = str_or_empty(au->source);
+    rec.version = au->version;
+    rec.message = str_or_empty(au->message);
+    rec.time_ms = (int64_t)clock_wall_ms();
+    rec.keep = op->s->opt->audit_retention_records;
+    buf_init(&b, 0);
+    rc = apply_audit_field(&rec, &b);
+    if (rc == 0) {
+        op->audit = mem_alloc(b.len);
+        rc = op->audit == NULL ? -ENOMEM : 0;
+    }
+    if (rc == 0) {
+        memcpy(op->audit, b.data, b.len);
+        op->audit_len = b.len;
+    }
+    buf_free(&b);
+    return rc;
+}
+
+struct api_op *api_call_audit(struct server *s, const struct api_method *m,
+                              const uint8_t *req, size_t len,
+                              uint32_t timeout_ms, const char *token,
+                              const struct api_audit *audit, api_done_fn done,
+                              void *ctx)
+{
     struct api_op *op = mem_calloc(1, sizeof(*op));
     ProtobufCMessage *pb = NULL;
     int rc;
@@ -139,6 +185,9 @@ struct api_op *api_call_auth(struct server *s, const struct api_method *m,
     op->owned = pb;
     op->token = token;
     rc = api_auth_check(op, pb);
+    if (rc == 0 && audit != NULL) {
+        rc = audit_attach(op, audit);
+    }
     if (rc != 0) {
         api__finish(op, rc, NULL, 0);
         api__op_maybe_free(op);
@@ -196,8 +245,8 @@ static int propose(struct api_op *op, enum apply_op kind,
      * every field we know; it also drops unknown fields. */
     protobuf_c_message_pack(req, p);
     op->async_refs++;
-    rc = node_propose(op->s->node, kind, p, len, op->timeout_ms, on_proposed,
-                      op);
+    rc = node_propose_extra(op->s->node, kind, p, len, op->audit,
+                            op->audit_len, op->timeout_ms, on_proposed, op);
     if (rc != 0) {
         op->async_refs--;
     }

@@ -186,6 +186,8 @@ static const struct row rows[] = {
      "config center: refuse a publish without a message"},
     {"config-secret-key-file", K_STR, F(config_secret_key_file), NULL,
      "config center: AES-256 key (32 bytes or 64 hex digits) for secrets"},
+    {"audit-retention-records", K_UINT, F(audit_retention_records), "100000",
+     "audit log: records kept, oldest deleted first (1-10000000)"},
     /* the service registry's bounds (Cairn's own; limits in services.h) */
     {"registry-probes-max", K_UINT, F(registry_probes_max), "256",
      "health probes in flight at once (1-4096)"},
@@ -1015,6 +1017,11 @@ int options_validate(const struct options *o, char *err, size_t err_len)
     }
     if (o->config_history == 0 || o->config_history > 10000) {
         fail(err, err_len, "--config-history: must be 1..10000");
+        return ERR_INVALID;
+    }
+    if (o->audit_retention_records == 0 ||
+        o->audit_retention_records > 10000000) {
+        fail(err, err_len, "--audit-retention-records: must be 1..10000000");
         return ERR_INVALID;
     }
     if (o->max_txn_ops == 0 || o->max_txn_ops > 65536) {

@@ -115,6 +115,8 @@ struct options {
     uint64_t config_history;
     bool config_require_message;
     char *config_secret_key_file;
+    /* the audit log (consensus/apply, docs/audit.md) */
+    uint64_t audit_retention_records;
     /* the service registry's bounds (Cairn's own flags; services.h) */
     uint64_t registry_probes_max;
     uint64_t registry_probe_instances_max;

@@ -72,6 +72,8 @@ struct api_op {
     uint32_t timeout_ms;
     const char *token; /* auth token metadata, or NULL */
     uint64_t aux;      /* per-method scratch (MemberAdd: the new id) */
+    uint8_t *audit;    /* the audit field proposed with the write, or NULL */
+    size_t audit_len;
 };
 
 /* Start method m on request bytes (decoded with m->req_desc unless m->raw).
@@ -89,6 +91,29 @@ struct api_op *api_call_auth(struct server *s, const struct api_method *m,
                              const uint8_t *req, size_t len,
                              uint32_t timeout_ms, const char *token,
                              api_done_fn done, void *ctx);
+
+/* What a registry or config write records in the audit log (docs/audit.md;
+ * consensus/apply writes it, chained, with the write). Strings borrowed for
+ * the call; NULL is "". */
+struct api_audit {
+    const char *action;    /* "config.publish", "registry.register", ... */
+    const char *ns;        /* the namespace, or NULL */
+    const char *target;    /* what was written: "<app>/<name>", ... */
+    const char *principal; /* the token's user, or "anonymous" */
+    const char *source;    /* the client's address */
+    int64_t version;       /* a config version, or 0 */
+    const char *message;   /* a commit message, or NULL */
+};
+
+/* api_call_auth for a write that records audit in the same Raft request:
+ * the record is attached to the proposal (written only if the write takes
+ * effect). A method that proposes nothing ignores it. A record that does
+ * not fit the bounds of consensus/apply/apply.h answers ERR_BAD_REQUEST. */
+struct api_op *api_call_audit(struct server *s, const struct api_method *m,
+                              const uint8_t *req, size_t len,
+                              uint32_t timeout_ms, const char *token,
+                              const struct api_audit *audit, api_done_fn done,
+                              void *ctx);
 
 /* The caller is gone; done will not run. Safe until done has run. */
 void api_cancel(struct api_op *op);

@@ -51,6 +51,7 @@
 #include "base/log.h"
 #include "proto/rpc.pb-c.h"
 #include "registry/grpc/grpc.h"
+#include "registry/server/api_auth.h"
 #include "registry/server/server.h"
 
 #define TOKEN_MAX      512
@@ -100,6 +101,8 @@ struct svc_req {
     enum route route;
     char token[TOKEN_MAX];
     char query[QUERY_MAX];
+    char peer[64];  /* the client's address, for the audit log */
+    char user[128]; /* the token's user, or "anonymous" */
     char ns[SVC_NAME_MAX + 1];
     char svc[SVC_NAME_MAX + 1];
     char id[SVC_NAME_MAX + 1];
@@ -212,6 +215,46 @@ static void inner_done(void *ctx, int err, const uint8_t *resp, size_t len)
     next(r, err, resp, len);
 }
 
+/* The audit record of r's write through path (docs/audit.md), or NULL
+ * when that request is not one: reads, keep-alives, and the lease a
+ * registration without a session takes first (the registration's record
+ * names it). */
+static const struct api_audit *audit_of(const struct svc_req *r,
+                                        const char *path, struct api_audit *au,
+                                        char *target, size_t cap)
+{
+    bool grant = strcmp(path, "/etcdserverpb.Lease/LeaseGrant") == 0;
+    memset(au, 0, sizeof(*au));
+    au->principal = r->user;
+    au->source = r->peer;
+    au->ns = r->ns;
+    au->target = target;
+    snprintf(target, cap, "%s/%s", r->svc, r->id);
+    switch (r->route) {
+    case R_SESSION_CREATE:
+    case R_SESSION_DELETE:
+        au->action = r->route == R_SESSION_CREATE ? "session.create"
+                                                  : "session.delete";
+        snprintf(target, cap, "%" PRIx64, (uint64_t)r->lease);
+        return au;
+    case R_INSTANCE_PUT:
+        au->action = "registry.register";
+        return grant ? NULL : au;
+    case R_INSTANCE_PATCH:
+        au->action = "registry.patch";
+        return au;
+    case R_INSTANCE_DELETE:
+        au->action = "registry.deregister";
+        return au;
+    case R_SERVICE_PUT:
+        au->action = "registry.service.put";
+        snprintf(target, cap, "%s", r->svc);
+        return au;
+    default:
+        return NULL;
+    }
+}
+
 /* One etcd request as the caller; next runs exactly once (maybe before
  * this returns, in which case r may be gone when it does). */
 static void call(struct svc_req *r, const char *path,
@@ -229,8 +272,12 @@ static void call(struct svc_req *r, const char *path,
     }
     protobuf_c_message_pack(msg, bytes);
     r->next = next;
-    op = api_call_auth(r->s, m, bytes, n, 0,
-                       r->token[0] != '\0' ? r->token : NULL, inner_done, r);
+    struct api_audit au;
+    char target[2 * SVC_NAME_MAX + 24];
+    const struct api_audit *ap = audit_of(r, path, &au, target, sizeof(target));
+    op = api_call_audit(r->s, m, bytes, n, 0,
+                        r->token[0] != '\0' ? r->token : NULL, ap, inner_done,
+                        r);
     mem_free(bytes);
     if (op != NULL) {
         r->op = op; /* not answered yet, so r is alive */
@@ -368,6 +415,13 @@ static void session_create(struct svc_req *r)
         return;
     }
     g.ttl = r->ttl;
+    /* the same generator as LeaseGrant with ID 0 (api.c), here so that
+     * the audit record names the session */
+    g.id = (int64_t)(r->s->lease_id_next++ & INT64_MAX);
+    if (g.id == 0) {
+        g.id = (int64_t)(r->s->lease_id_next++ & INT64_MAX);
+    }
+    r->lease = g.id;
     call(r, "/etcdserverpb.Lease/LeaseGrant", &g.base, session_granted);
 }
 
@@ -1414,8 +1468,8 @@ static int body_parse(struct svc_req *r, const char *body, size_t len)
 
 void svc_handle(struct server *s, const char *method, const char *path,
                 const char *query, const char *body, size_t len,
-                const char *token, struct svc_req **slot, svc_done_fn done,
-                void *ctx)
+                const char *token, const char *peer, struct svc_req **slot,
+                svc_done_fn done, void *ctx)
 {
     struct svc_req *r = mem_calloc(1, sizeof(*r));
     int rc;
@@ -1464,6 +1518,14 @@ void svc_handle(struct server *s, const char *method, const char *path,
     }
     if (wants_body(r->route) && body_parse(r, body, len) != 0) {
         return; /* answered */
+    }
+    /* who writes, for the audit log: the token's user (auth on), else
+     * anonymous; a bad token fails the inner call itself */
+    snprintf(r->peer, sizeof(r->peer), "%s", peer != NULL ? peer : "");
+    if (api_auth_user(s, r->token[0] ? r->token : NULL, r->user,
+                      sizeof(r->user)) != 0 ||
+        r->user[0] == '\0') {
+        snprintf(r->user, sizeof(r->user), "anonymous");
     }
     /* from here r lives until its answer; *slot follows it */
     r->slot = slot;

@@ -611,6 +611,213 @@ static void garbage_entries_advance_the_index_only(void **state)
     assert_int_equal(f->results, 0);
 }
 
+/* ------------------------------------------------------------ audit */
+
+/* As propose, with an audit record beside the request. */
+static int propose_audit(struct fixture *f, enum apply_op op,
+                         const ProtobufCMessage *msg,
+                         const Cairnpb__AuditRecord *rec)
+{
+    uint8_t tmp[4096];
+    size_t len = protobuf_c_message_pack(msg, tmp);
+    struct buf b, x;
+    struct raft_entry e;
+    struct apply_hooks h = hooks_of(f);
+    int before = f->results;
+    buf_init(&b, 0);
+    buf_init(&x, 0);
+    assert_int_equal(apply_audit_field(rec, &x), 0);
+    assert_int_equal(apply_envelope_extra(++f->index, ME, op, tmp, len,
+                                          x.data, x.len, &b),
+                     0);
+    e.index = f->index;
+    e.term = 1;
+    e.type = RAFT_ENTRY_NORMAL;
+    e.data = b.data;
+    e.len = (uint32_t)b.len;
+    assert_int_equal(apply_entries(&f->a, &e, 1, 7, &h), 0);
+    buf_free(&b);
+    buf_free(&x);
+    return f->results - before;
+}
+
+static void audit_rec(Cairnpb__AuditRecord *rec, const char *action)
+{
+    cairnpb__audit_record__init(rec);
+    rec->action = (char *)action;
+    rec->ns = "prod";
+    rec->target = "shop/app";
+    rec->principal = "alice";
+    rec->source = "127.0.0.1:5000";
+    rec->message = "why \"quoted\"\n";
+    rec->version = 3;
+    rec->time_ms = 1700000000123;
+}
+
+/* The record of seq: its mod_revision (0 when absent) and value. */
+static int64_t audit_get(struct fixture *f, uint64_t seq, char *val,
+                         size_t cap)
+{
+    char k[APPLY_AUDIT_KEY_MAX];
+    struct kv_read *rd;
+    struct kv_range_req q = {0};
+    struct kv_range_resp resp;
+    struct kv_result res = {0};
+    int64_t rev = 0;
+    q.key = (const uint8_t *)k;
+    q.key_len = apply_audit_key(seq, k, sizeof(k));
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_range(rd, &q, &res, &resp), 0);
+    if (resp.kvs_count == 1) {
+        rev = resp.kvs[0].mod_revision;
+        size_t n = resp.kvs[0].value_len < cap ? resp.kvs[0].value_len
+                                                : cap - 1;
+        memcpy(val, resp.kvs[0].value, n);
+        val[n] = '\0';
+    }
+    kv_result_free(&res);
+    kv_read_end(rd);
+    return rev;
+}
+
+static struct apply_audit_verdict audit_verify(struct fixture *f)
+{
+    struct apply_audit_verdict v;
+    struct kv_read *rd;
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(apply_audit_verify(rd, &v), 0);
+    kv_read_end(rd);
+    return v;
+}
+
+static void audit_records_join_their_writes_revision(void **state)
+{
+    struct fixture *f = *state;
+    Cairnpb__AuditRecord rec;
+    Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+    Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT;
+    Etcdserverpb__Compare c = ETCDSERVERPB__COMPARE__INIT;
+    Etcdserverpb__Compare *cs[1] = {&c};
+    Etcdserverpb__RequestOp o = ETCDSERVERPB__REQUEST_OP__INIT;
+    Etcdserverpb__RequestOp *ops[1] = {&o};
+    Etcdserverpb__LeaseGrantRequest g = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
+    char val[4096];
+
+    audit_rec(&rec, "config.publish");
+    p.key.data = (uint8_t *)"k";
+    p.key.len = 1;
+    p.value.data = (uint8_t *)"v";
+    p.value.len = 1;
+    assert_int_equal(propose_audit(f, APPLY_PUT, &p.base, &rec), 1);
+    assert_int_equal(f->last.err, 0);
+    assert_int_equal(f->last.revision, 2);
+    assert_int_equal(audit_get(f, 1, val, sizeof(val)), 2);
+    assert_non_null(strstr(val, "{\"seq\":1,\"revision\":2,\"time\":"
+                                "\"2023-11-14T22:13:20.123Z\",\"principal\":"
+                                "\"alice\""));
+    assert_non_null(strstr(val, "\"message\":\"why \\\"quoted\\\"\\u000a\""));
+    assert_int_equal(apply_audit_records(&f->a), 1);
+
+    /* a Txn whose compare fails writes no record and no revision */
+    c.key = p.key;
+    c.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD;
+    c.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
+    c.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
+    c.mod_revision = 99;
+    o.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+    o.request_put = &p;
+    t.n_compare = 1;
+    t.compare = cs;
+    t.n_success = 1;
+    t.success = ops;
+    assert_int_equal(propose_audit(f, APPLY_TXN, &t.base, &rec), 1);
+    assert_int_equal(kv_rev(f->kv), 2);
+    assert_int_equal(audit_get(f, 2, val, sizeof(val)), 0);
+    /* it holds: record 2 at the txn's revision 3 */
+    c.mod_revision = 2;
+    assert_int_equal(propose_audit(f, APPLY_TXN, &t.base, &rec), 1);
+    assert_int_equal(f->last.revision, 3);
+    assert_int_equal(kv_rev(f->kv), 3);
+    assert_int_equal(audit_get(f, 2, val, sizeof(val)), 3);
+    /* a lease grant makes no revision: its record makes one of its own */
+    g.id = 7;
+    g.ttl = 60;
+    assert_int_equal(propose_audit(f, APPLY_LEASE_GRANT, &g.base, &rec), 1);
+    assert_int_equal(audit_get(f, 3, val, sizeof(val)), 4);
+
+    struct apply_audit_verdict v = audit_verify(f);
+    assert_true(v.ok);
+    assert_int_equal(v.records, 3);
+    assert_int_equal(v.head_seq, 3);
+    /* an edit through the KV API breaks the chain at that record */
+    char k[APPLY_AUDIT_KEY_MAX];
+    audit_get(f, 2, val, sizeof(val));
+    p.key.len = apply_audit_key(2, k, sizeof(k));
+    p.key.data = (uint8_t *)k;
+    p.value.data = (uint8_t *)val;
+    p.value.len = strlen(val);
+    assert_int_equal(propose(f, ME, APPLY_PUT, &p.base), 1);
+    v = audit_verify(f);
+    assert_false(v.ok);
+    assert_int_equal(v.broken_seq, 2);
+}
+
+static void audit_retention_keeps_the_newest_and_anchors_verify(void **state)
+{
+    struct fixture *f = *state;
+    Cairnpb__AuditRecord rec;
+    Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+    char val[4096];
+    audit_rec(&rec, "registry.register");
+    rec.keep = 2;
+    p.key.data = (uint8_t *)"k";
+    p.key.len = 1;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(propose_audit(f, APPLY_PUT, &p.base, &rec), 1);
+    }
+    assert_int_equal(audit_get(f, 3, val, sizeof(val)), 0);
+    assert_int_equal(audit_get(f, 4, val, sizeof(val)), 5);
+    assert_int_equal(audit_get(f, 5, val, sizeof(val)), 6);
+    struct apply_audit_verdict v = audit_verify(f);
+    assert_true(v.ok);
+    assert_int_equal(v.first_seq, 4);
+    assert_int_equal(v.records, 2);
+}
+
+static void a_bad_audit_record_refuses_the_whole_request(void **state)
+{
+    struct fixture *f = *state;
+    Cairnpb__AuditRecord rec;
+    Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+    struct buf x;
+    audit_rec(&rec, "config.publish");
+    rec.target = "\xff\xfe"; /* not UTF-8 */
+    buf_init(&x, 0);
+    assert_int_equal(apply_audit_field(&rec, &x), ERR_BAD_REQUEST);
+    assert_int_equal(x.len, 0);
+    buf_free(&x);
+    /* forged past the proposer's check: apply refuses it the same way */
+    uint8_t tmp[256], env[512];
+    Cairnpb__InternalRequest ir = CAIRNPB__INTERNAL_REQUEST__INIT;
+    p.key.data = (uint8_t *)"k";
+    p.key.len = 1;
+    ir.id = ++f->index;
+    ir.origin = ME;
+    ir.request_case = CAIRNPB__INTERNAL_REQUEST__REQUEST_PUT;
+    ir.put = &p;
+    ir.audit = &rec;
+    size_t n = cairnpb__internal_request__pack(&ir, env);
+    assert_true(n < sizeof(env));
+    (void)tmp;
+    struct raft_entry e = {.index = f->index, .term = 1,
+                           .type = RAFT_ENTRY_NORMAL, .data = env,
+                           .len = (uint32_t)n};
+    struct apply_hooks h = hooks_of(f);
+    assert_int_equal(apply_entries(&f->a, &e, 1, 7, &h), 0);
+    assert_int_equal(f->last.err, ERR_BAD_REQUEST);
+    assert_int_equal(kv_rev(f->kv), 1);
+}
+
 int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
@@ -628,6 +835,9 @@ int main(void)
         T(repeated_proposals_apply_once),
         T(an_expiry_after_a_renewal_it_did_not_see_is_skipped),
         T(a_checkpoint_after_a_renewal_it_did_not_see_is_skipped),
+        T(audit_records_join_their_writes_revision),
+        T(audit_retention_keeps_the_newest_and_anchors_verify),
+        T(a_bad_audit_record_refuses_the_whole_request),
     };
     return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
 }
