@@ -396,9 +396,9 @@ static void disk_settle_now(struct sim *s, struct sim_member *m)
 /* The snapshot file is durable but the WAL was not reset to it (a crash
  * between log_snap_save and log_reset, which the node does in that order
  * too): the WAL ends before the snapshot, or holds a different entry at
- * its index. Do the reset the crash lost. consensus/node's load_wal does
- * not (yet): without this the first append after such a restart fails
- * with ERR_INVALID (the sim shows it on most seeds when this is skipped). */
+ * its index. Do the reset the crash lost, as consensus/node's load_wal
+ * does: without it the first append after such a restart fails with
+ * ERR_INVALID (the sim shows it on most seeds when this is skipped). */
 static int wal_catch_up(struct sim *s, struct sim_member *m,
                         const struct raft_snapshot_meta *meta)
 {
