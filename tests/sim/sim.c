@@ -500,7 +500,8 @@ static void periodic_check(struct sim *s)
 static void dispatch(struct sim *s, const struct sim_ev *e)
 {
     struct sim_member *m = e->kind == EV_TICK || e->kind == EV_DISK ||
-                                   e->kind == EV_RESTART || e->kind == EV_CRASH
+                                   e->kind == EV_RESTART ||
+                                   e->kind == EV_CRASH || e->kind == EV_INSTALL
                                ? &s->m[e->a]
                                : NULL;
     switch (e->kind) {
@@ -512,6 +513,11 @@ static void dispatch(struct sim *s, const struct sim_ev *e)
     case EV_DISK:
         if (m->up && m->inc == e->b) {
             member_disk_done(s, m);
+        }
+        break;
+    case EV_INSTALL:
+        if (m->up && m->inc == e->b) {
+            member_install_store(s, m);
         }
         break;
     case EV_DELIVER:
@@ -673,6 +679,9 @@ struct run_result {
     uint64_t hash;
     uint64_t watch_events;
     uint64_t leases;
+    uint64_t installs;     /* snapshots installed (both halves) */
+    uint64_t inst_crashes; /* crashes aimed between the halves */
+    uint64_t catchups;     /* restarts that installed the received copy */
 };
 
 static void run_seed(uint64_t seed, const struct sim_opts *opts,
@@ -730,6 +739,9 @@ static void run_seed(uint64_t seed, const struct sim_opts *opts,
     res->sim_us = s->now;
     res->hash = s->trace_hash;
     res->watch_events = s->wl->st_events_checked;
+    res->installs = s->st_snap_installs;
+    res->inst_crashes = s->st_inst_crashes;
+    res->catchups = s->st_store_catchups;
     res->leases = 0; /* granted ones: every checker saw them */
     for (size_t i = 0; i < s->wl->leases_count; i++) {
         res->leases += s->wl->leases[i].granted;
@@ -755,11 +767,13 @@ static void run_seed(uint64_t seed, const struct sim_opts *opts,
     }
     if (opts->verbose || s->violations > 0 || opts->trace) {
         /* simlog: the simulated disks under the real WAL. */
-        printf("seed %" PRIu64 ": disk: torn writes %lu (with garbage %lu), "
-               "WAL reset to its snapshot at start %lu\n",
-               seed, (unsigned long)s->st_torn,
-               (unsigned long)s->st_torn_garbage,
-               (unsigned long)s->st_wal_repairs);
+        printf(
+            "seed %" PRIu64 ": disk: torn writes %lu (with garbage %lu), "
+            "WAL reset to its snapshot at start %lu, crashes between "
+            "install halves %lu, store caught up at start %lu\n",
+            seed, (unsigned long)s->st_torn, (unsigned long)s->st_torn_garbage,
+            (unsigned long)s->st_wal_repairs, (unsigned long)s->st_inst_crashes,
+            (unsigned long)s->st_store_catchups);
     }
     for (uint32_t i = 0; i < s->violations && i < SIM_VIOLATIONS_MAX; i++) {
         printf("seed %" PRIu64 ": violation: %s\n", seed, s->vmsg[i]);
@@ -780,7 +794,8 @@ static void usage(void)
             "       --no-wl: no watchers, leases or compactions; --plant N: "
             "a planted bug\n"
             "       (3 a watch event lost, 4 leases revoked 2 s early, 5 no "
-            "lease ever revoked)\n");
+            "lease ever revoked,\n"
+            "       7 a restart ignores the received snapshot copy)\n");
     exit(2);
 }
 
@@ -895,6 +910,9 @@ int main(int argc, char **argv)
     uint64_t viol = 0;
     uint64_t wev = 0;
     uint64_t leases = 0;
+    uint64_t installs = 0;
+    uint64_t inst_crashes = 0;
+    uint64_t catchups = 0;
     uint64_t k = 0;
     for (; k < seeds && !(stop_on_fail && bad > 0); k++) {
         struct run_result r;
@@ -904,6 +922,9 @@ int main(int argc, char **argv)
         viol += r.violations;
         wev += r.watch_events;
         leases += r.leases;
+        installs += r.installs;
+        inst_crashes += r.inst_crashes;
+        catchups += r.catchups;
         if (r.violations > 0) {
             bad++;
             printf("FAILED seed %" PRIu64 "; replay: %s --seed %" PRIu64
@@ -918,8 +939,10 @@ int main(int argc, char **argv)
            "s (%.1f seeds/min, %.2f simulated h/min), failing seeds %" PRIu64
            ", violations %" PRIu64
            ", linearizability searches given up %" PRIu64
-           ", watch events checked %" PRIu64 ", leases checked %" PRIu64 "\n",
+           ", watch events checked %" PRIu64 ", leases checked %" PRIu64
+           ", snapshot installs %" PRIu64 " (crashes between halves %" PRIu64
+           ", stores caught up at start %" PRIu64 ")\n",
            k, start, hours, wall, (double)k * 60 / wall, hours * 60 / wall, bad,
-           viol, gave_up, wev, leases);
+           viol, gave_up, wev, leases, installs, inst_crashes, catchups);
     return bad > 0 ? 1 : 0;
 }

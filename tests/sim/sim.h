@@ -68,6 +68,7 @@ enum sim_ev_kind {
     EV_LAGENT = 12,    /* a: lease agent, b: token */
     EV_WPROGRESS = 13, /* a: slot, b: incarnation: progress_notify tick */
     EV_CRASH = 14,     /* a: slot, b: incarnation: crash with I/O in flight */
+    EV_INSTALL = 15,   /* a: slot, b: incarnation: a snapshot's store half */
 };
 
 struct sim_ev {
@@ -131,6 +132,9 @@ struct sim_dop {
     struct raft_hard_state hard;
     struct sim_pkt **after; /* msgs_after_persist, encoded */
     size_t after_count;
+    /* A received MsgSnap (encoded, owned) whose copy of the store was
+     * written to the received-copy file: stepped into Raft when done. */
+    struct buf snap_in;
 };
 
 /* ---------------------------------------------------- state machines */
@@ -206,6 +210,18 @@ struct sim_member {
     bool crash_armed;       /* nemesis: crash during the next write */
     uint64_t unsynced_from; /* lowest index an unsynced write at the last
                                crash could replace (UINT64_MAX: none) */
+    /* --- a received snapshot, installed in two halves as consensus/node
+     * does (sim_member.c): reset by a crash */
+    bool snap_in_syncing;   /* its copy's write is in flight */
+    uint64_t snap_in_index; /* the copy last stepped into Raft */
+    bool inst_pending;      /* installing (node: snap_installing) */
+    bool inst_wal_done;     /* metadata saved, WAL reset: durable */
+    bool inst_store_done;   /* store swapped to the received copy */
+    uint64_t inst_index;    /* the snapshot being installed */
+    uint64_t inst_term;
+    uint64_t inst_applied;       /* the applied index reads see meanwhile */
+    uint64_t inst_persist_index; /* entries written with the reset: */
+    uint64_t inst_persist_term;  /* reported once the install is done */
 };
 
 /* ----------------------------------------------------------- clients */
@@ -338,7 +354,8 @@ struct sim_opts {
     bool dump_history; /* print the client history before checking it */
     uint64_t fault_us; /* 0 = from seed */
     bool no_wl;        /* no watchers, leases or compactions */
-    uint32_t plant;    /* planted bug in the watch/lease wiring (sim_wl.h) */
+    uint32_t plant;    /* planted bug in the watch/lease wiring (sim_wl.h),
+                          or 7: a restart ignores the received copy */
 };
 
 struct sim_wl;
@@ -389,8 +406,10 @@ struct sim {
     uint64_t st_compactions;
     uint64_t st_elections;
     uint64_t st_torn;
-    uint64_t st_torn_garbage; /* torn writes with garbage after the prefix */
-    uint64_t st_wal_repairs;  /* restarts whose WAL was behind its snapshot */
+    uint64_t st_torn_garbage;   /* torn writes with garbage after the prefix */
+    uint64_t st_wal_repairs;    /* restarts whose WAL was behind its snapshot */
+    uint64_t st_store_catchups; /* restarts whose store was behind it */
+    uint64_t st_inst_crashes;   /* crashes aimed between install halves */
     uint64_t st_lin_steps;
     bool lin_gave_up;
     uint32_t partition_gen;
@@ -428,6 +447,14 @@ void member_tick(struct sim *s, struct sim_member *m);
 void member_disk_done(struct sim *s, struct sim_member *m);
 void member_step(struct sim *s, struct sim_member *m,
                  const struct raft_msg *msg);
+/* A MsgSnap for m (p borrowed): its store copy goes to the received-copy
+ * file first, and the message is stepped when that write is durable; a
+ * copy arriving while another is being written or installed is dropped,
+ * as the node refuses such a stream. */
+void member_snap_in(struct sim *s, struct sim_member *m,
+                    const struct raft_msg *msg, const struct sim_pkt *p);
+/* EV_INSTALL: the store half of the pending snapshot install. */
+void member_install_store(struct sim *s, struct sim_member *m);
 /* Entry i of the member's log as written (durable + pending), or false. */
 bool member_log_get(struct sim_member *m, uint64_t index,
                     struct raft_entry *out, bool *compacted);

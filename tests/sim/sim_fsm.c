@@ -475,6 +475,16 @@ int fsm_apply(struct sim *s, struct sim_member *m, const struct raft_entry *e,
         }
         return 0;
     }
+    if (e[0].index > m->fsm.applied + 1) {
+        /* Raft resumes after what it was told is applied; a store behind
+         * that (say, behind a snapshot it never installed) misses the
+         * entries in between for good. */
+        sim_violation(s,
+                      "member %lu: apply gap: the store is at %lu, the "
+                      "next entry to apply is %lu",
+                      (unsigned long)m->id, (unsigned long)m->fsm.applied,
+                      (unsigned long)e[0].index);
+    }
     struct kv_hook_ctx h = {s, m};
     struct apply_hooks hooks;
     memset(&hooks, 0, sizeof(hooks));

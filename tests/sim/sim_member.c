@@ -20,12 +20,30 @@
  * held messages are sent, and raft_persisted() / raft_snapshot_installed()
  * are reported.
  *
+ * A received snapshot is installed in two halves at their own times, as
+ * consensus/node does (node_snap.c): the MsgSnap's store copy is first
+ * written and synced as the received-copy file (member/snap-in.tmp, the
+ * node's file of that name) and only then stepped into Raft; the batch that
+ * carries the snapshot starts both halves: the WAL half (snapshot file,
+ * log_reset, the batch's entries) is a disk op like any batch's, the store
+ * half (the store swapped to the received copy) an EV_INSTALL event of its
+ * own. raft_snapshot_installed(), and raft_persisted() for the entries
+ * written with the reset, are reported only when both are done; then the
+ * received copy is dropped (the node keeps it as its checkpoint).
+ * Meanwhile the member steps messages and writes and persists entries as
+ * usual; Raft hands out nothing to apply, reads see the applied index of
+ * before the install (the node's n->applied moves at the end), no
+ * compaction starts, and another received snapshot is dropped (the node
+ * refuses its stream). Some crashes are aimed between the two halves.
+ *
  * A crash (member_crash) closes the log and lets the disk keep a random
  * prefix of the unsynced changes, maybe tearing the next write (a prefix of
  * its bytes, or that prefix then garbage). A start reopens the log, which
  * replays and repairs what the disk holds, and rebuilds Raft's storage from
  * it as consensus/node's load_wal does; what it recovered is checked against
- * what had been reported durable before the crash.
+ * what had been reported durable before the crash. A store behind the saved
+ * snapshot then installs the received copy, as node__store_catch_up
+ * decides (node_ckpt.c); with no usable copy the member cannot start.
  */
 #include <errno.h>
 #include <string.h>
@@ -39,6 +57,8 @@
 
 #define WAL_DIR     "wal"
 #define SNAP_DIR    "snap"
+#define MEMBER_DIR  "member" /* the node's member/: the received copy */
+#define SNAP_IN     "snap-in.tmp"
 #define SNAP_KEEP   2
 #define READ_BATCH  64
 #define ARENA_BYTES ((size_t)256 << 10)
@@ -62,6 +82,7 @@ static void dop_free(struct sim *s, struct sim_dop *op, bool send_held)
         }
     }
     mem_free(op->after);
+    buf_free(&op->snap_in);
     memset(op, 0, sizeof(*op));
 }
 
@@ -88,6 +109,7 @@ static struct sim_dop *dop_push(struct sim_member *m)
     }
     struct sim_dop *op = &m->dops[m->dops_count++];
     memset(op, 0, sizeof(*op));
+    buf_init(&op->snap_in, 0);
     return op;
 }
 
@@ -200,6 +222,95 @@ static int snap_save(struct sim *s, struct sim_member *m,
     return rc;
 }
 
+/* The received copy of a store (node_snap.c's member/snap-in.tmp): written
+ * whole, then the file and its directory synced, before its MsgSnap is
+ * stepped, so that whenever the snapshot's metadata is durable so is the
+ * copy. */
+static int snap_in_write(struct sim_member *m, const void *p, size_t len)
+{
+    const struct log_vfs *v = m->lo.vfs;
+    int dir = -1;
+    int fd = -1;
+    int rc = v->dir_open(v->ctx, MEMBER_DIR, true, &dir);
+    if (rc < 0) {
+        return rc;
+    }
+    unsigned flags = LOG_VFS_RDWR;
+    if (v->exists(v->ctx, dir, SNAP_IN) == -ENOENT) {
+        flags |= LOG_VFS_CREATE;
+    }
+    rc = v->open(v->ctx, dir, SNAP_IN, flags, &fd);
+    if (rc == 0) {
+        rc = v->truncate(v->ctx, fd, 0);
+    }
+    if (rc == 0 && len > 0) {
+        rc = v->write(v->ctx, fd, p, len, 0);
+    }
+    if (rc == 0) {
+        rc = v->sync(v->ctx, fd);
+    }
+    if (fd >= 0) {
+        v->close(v->ctx, fd);
+    }
+    if (rc == 0) {
+        rc = v->dir_sync(v->ctx, dir);
+    }
+    v->dir_close(v->ctx, dir);
+    return rc;
+}
+
+/* The received copy into out (appended); -ENOENT when there is none. */
+static int snap_in_read(struct sim_member *m, struct buf *out)
+{
+    const struct log_vfs *v = m->lo.vfs;
+    int dir = -1;
+    int fd = -1;
+    uint64_t size = 0;
+    int rc = v->dir_open(v->ctx, MEMBER_DIR, false, &dir);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = v->open(v->ctx, dir, SNAP_IN, LOG_VFS_READ, &fd);
+    if (rc == 0) {
+        rc = v->size(v->ctx, fd, &size);
+    }
+    if (rc == 0) {
+        rc = buf_reserve(out, (size_t)size);
+    }
+    if (rc == 0 && size > 0) {
+        struct iovec iov = {out->data + out->len, (size_t)size};
+        rc = v->read(v->ctx, fd, &iov, 1, 0);
+        out->len += rc == 0 ? (size_t)size : 0;
+    }
+    if (fd >= 0) {
+        v->close(v->ctx, fd);
+    }
+    v->dir_close(v->ctx, dir);
+    return rc;
+}
+
+/* The install is done: the node renames the copy to its checkpoint; ours
+ * has no further use. The unlink is journaled like any change (a crash may
+ * undo it: a copy nothing names is harmless, see store_catch_up). */
+static void snap_in_drop(struct sim *s, struct sim_member *m)
+{
+    const struct log_vfs *v = m->lo.vfs;
+    int dir = -1;
+    int rc = v->dir_open(v->ctx, MEMBER_DIR, false, &dir);
+    if (rc < 0) {
+        return;
+    }
+    rc = v->unlink(v->ctx, dir, SNAP_IN);
+    if (rc == 0) {
+        rc = v->dir_sync(v->ctx, dir);
+    }
+    v->dir_close(v->ctx, dir);
+    if (rc < 0 && rc != -ENOENT) {
+        sim_violation(s, "member %lu: dropping the received copy: %s",
+                      (unsigned long)m->id, err_str(rc));
+    }
+}
+
 /* ------------------------------------------------------- the log view */
 
 /* Entry i read back from the WAL (data borrowed until the next read). */
@@ -285,9 +396,9 @@ static void disk_settle_now(struct sim *s, struct sim_member *m)
 /* The snapshot file is durable but the WAL was not reset to it (a crash
  * between log_snap_save and log_reset, which the node does in that order
  * too): the WAL ends before the snapshot, or holds a different entry at
- * its index. Do the reset the crash lost. consensus/node's load_wal does
- * not (yet): without this the first append after such a restart fails
- * with ERR_INVALID (the sim shows it on most seeds when this is skipped). */
+ * its index. Do the reset the crash lost, as consensus/node's load_wal
+ * does: without it the first append after such a restart fails with
+ * ERR_INVALID (the sim shows it on most seeds when this is skipped). */
 static int wal_catch_up(struct sim *s, struct sim_member *m,
                         const struct raft_snapshot_meta *meta)
 {
@@ -496,6 +607,74 @@ static int member_reload(struct sim *s, struct sim_member *m)
     return rc;
 }
 
+/* As node__store_catch_up (node_ckpt.c): the store is behind the saved
+ * snapshot, and Raft resumes applying after it with nothing below it in
+ * the log. The received copy is still the received-copy file (synced
+ * before its MsgSnap was stepped, dropped only after the install): install
+ * it. None, or one that leaves the store behind, is the node's refusal to
+ * start: a violation here, since the ordering above should make it
+ * impossible. The in-memory registers die with every crash; their durable
+ * copy is the snapshot file's payload. */
+static int store_catch_up(struct sim *s, struct sim_member *m)
+{
+    uint64_t want = m->ds.snap.meta.index;
+    uint64_t had = m->fsm.applied;
+    int rc;
+    if (s->opts.fsm == FSM_MEM) {
+        rc = fsm_restore(s, m, m->ds.snap.data, m->ds.snap.data_len, want,
+                         m->ds.snap.meta.term);
+        if (rc < 0) {
+            sim_violation(s, "member %lu: restore at start failed: %s",
+                          (unsigned long)m->id, err_str(rc));
+        }
+        return rc;
+    }
+    if (s->opts.plant == 7) {
+        /* Planted bug 7: the node's open before node__store_catch_up. */
+        sim_trace(s,
+                  "member %lu: planted bug 7: store (applied %lu) behind "
+                  "snapshot %lu, running on",
+                  (unsigned long)m->id, (unsigned long)had,
+                  (unsigned long)want);
+        return 0;
+    }
+    struct buf copy;
+    buf_init(&copy, 0);
+    rc = snap_in_read(m, &copy);
+    if (rc < 0) {
+        sim_violation(s,
+                      "member %lu: the store (applied %lu) is behind the "
+                      "snapshot at %lu and there is no received copy (%s): "
+                      "the member cannot start",
+                      (unsigned long)m->id, (unsigned long)had,
+                      (unsigned long)want, err_str(rc));
+    } else {
+        rc = fsm_restore(s, m, copy.data, copy.len, want, m->ds.snap.meta.term);
+        if (rc < 0 || m->fsm.applied < want) {
+            sim_violation(s,
+                          "member %lu: the store (applied %lu) was behind "
+                          "the snapshot at %lu; installing the received "
+                          "copy: %s, applied %lu",
+                          (unsigned long)m->id, (unsigned long)had,
+                          (unsigned long)want, err_str(rc),
+                          (unsigned long)m->fsm.applied);
+            rc = rc < 0 ? rc : ERR_CORRUPT;
+        }
+    }
+    buf_free(&copy);
+    if (rc == 0) {
+        s->st_store_catchups++;
+        sim_trace(s,
+                  "member %lu: store (applied %lu) behind snapshot %lu: "
+                  "installed the received copy",
+                  (unsigned long)m->id, (unsigned long)had,
+                  (unsigned long)want);
+        snap_in_drop(s, m);
+        disk_settle_now(s, m);
+    }
+    return rc;
+}
+
 int member_start(struct sim *s, uint32_t slot)
 {
     struct sim_member *m = &s->m[slot];
@@ -537,14 +716,11 @@ int member_start(struct sim *s, uint32_t slot)
     if (rc < 0) {
         return rc;
     }
-    /* A durable snapshot newer than the state machine: install it first
-     * (the crash hit between writing the snapshot and applying it). */
+    /* A durable snapshot newer than the state machine (a crash between
+     * the halves of an install): catch the store up first. */
     if (m->ds.snap.meta.index > m->fsm.applied) {
-        rc = fsm_restore(s, m, m->ds.snap.data, m->ds.snap.data_len,
-                         m->ds.snap.meta.index, m->ds.snap.meta.term);
+        rc = store_catch_up(s, m);
         if (rc < 0) {
-            sim_violation(s, "member %lu: restore at start failed: %s",
-                          (unsigned long)m->id, err_str(rc));
             return rc;
         }
     }
@@ -612,6 +788,12 @@ void member_crash(struct sim *s, uint32_t slot)
     }
     m->dops_head = 0;
     m->dops_count = 0;
+    /* An install in progress is lost with the process; open finishes it. */
+    m->snap_in_syncing = false;
+    m->inst_pending = false;
+    m->inst_wal_done = false;
+    m->inst_store_done = false;
+    m->inst_persist_index = 0;
     /* The process dies: its log handle with it. Then the power: the disk
      * keeps what it keeps. */
     log_close(m->log);
@@ -713,9 +895,12 @@ static void on_soft_change(struct sim *s, struct sim_member *m,
 
 static void serve_reads(struct sim *s, struct sim_member *m)
 {
+    /* During an install the node's applied index stays where it was until
+     * both halves are done (node__snap_install_check). */
+    uint64_t applied = m->inst_pending ? m->inst_applied : m->fsm.applied;
     for (uint32_t i = 0; i < SIM_READS_MAX; i++) {
         struct sim_read *r = &m->reads[i];
-        if (r->ctx != 0 && r->have_index && m->fsm.applied >= r->index) {
+        if (r->ctx != 0 && r->have_index && applied >= r->index) {
             r->ctx = 0;
             client_read_done(s, r->client, r->client_gen, m);
         }
@@ -760,6 +945,11 @@ static void note_conf(struct sim *s, struct sim_member *m,
 static void maybe_compact(struct sim *s, struct sim_member *m)
 {
     uint64_t idx = m->fsm.applied;
+    if (m->inst_pending) {
+        /* raft_compact would refuse (the log starts after the snapshot
+         * being installed); the node shrugs that off, we just wait. */
+        return;
+    }
     if (idx < m->ds.snap.meta.index + m->compact_every) {
         return;
     }
@@ -887,6 +1077,74 @@ static void wal_write(struct sim *s, struct sim_member *m,
     }
 }
 
+/* The batch carries a snapshot: it must be the copy stepped last (the node
+ * refuses any other, node__snap_install_start). Both halves start now. */
+static void install_begin(struct sim *s, struct sim_member *m,
+                          const struct raft_snapshot *snap)
+{
+    if (m->inst_pending || snap->meta.index != m->snap_in_index) {
+        sim_violation(s,
+                      "member %lu: Raft hands out snapshot %lu to install "
+                      "(received copy %lu, an install pending: %d)",
+                      (unsigned long)m->id, (unsigned long)snap->meta.index,
+                      (unsigned long)m->snap_in_index, (int)m->inst_pending);
+    }
+    m->inst_pending = true;
+    m->inst_wal_done = false;
+    m->inst_store_done = false;
+    m->inst_index = snap->meta.index;
+    m->inst_term = snap->meta.term;
+    m->inst_applied = m->fsm.applied;
+    m->inst_persist_index = 0;
+    m->inst_persist_term = 0;
+}
+
+/* The store half runs on the node's apply thread alongside the WAL job:
+ * before or after the WAL half, from the seed. Unless a crash is already
+ * armed inside the WAL half, aim one between the two halves sometimes. */
+static void install_schedule(struct sim *s, struct sim_member *m,
+                             uint64_t wal_done_at, bool crash_armed)
+{
+    uint64_t at =
+        s->now + prng_range(&s->rng, s->p.disk_min_us, 2 * s->p.disk_max_us);
+    sim_schedule(s, at, EV_INSTALL, m->slot, m->inc, NULL);
+    uint64_t lo = at < wal_done_at ? at : wal_done_at;
+    uint64_t hi = at < wal_done_at ? wal_done_at : at;
+    if (!crash_armed && hi > lo && s->phase == PHASE_FAULT &&
+        (s->p.fault_mask & F_CRASH) && prng_chance(&s->rng, 1, 4)) {
+        /* After the first half (scheduled earlier: same time runs it
+         * first), before the second. */
+        s->st_inst_crashes++;
+        sim_schedule(s, prng_range(&s->rng, lo, hi - 1), EV_CRASH, m->slot,
+                     m->inc, NULL);
+    }
+}
+
+/* Both halves done: tell Raft, as node__snap_install_check does. */
+static void install_check(struct sim *s, struct sim_member *m)
+{
+    if (!m->inst_pending || !m->inst_wal_done || !m->inst_store_done) {
+        return;
+    }
+    m->inst_pending = false;
+    int rc = raft_snapshot_installed(&m->raft, m->inst_index);
+    ASSERT(rc == 0);
+    if (m->inst_persist_index != 0) {
+        rc = raft_persisted(&m->raft, m->inst_persist_index,
+                            m->inst_persist_term);
+        if (rc < 0) {
+            sim_violation(s, "member %lu: raft_persisted failed: %s",
+                          (unsigned long)m->id, err_str(rc));
+        }
+        m->inst_persist_index = 0;
+    }
+    s->st_snap_installs++;
+    sim_trace(s, "member %lu installed snapshot %lu", (unsigned long)m->id,
+              (unsigned long)m->inst_index);
+    snap_in_drop(s, m);
+    disk_io_later(s, m, NULL);
+}
+
 static void write_batch(struct sim *s, struct sim_member *m,
                         const struct raft_ready *rd)
 {
@@ -905,6 +1163,9 @@ static void write_batch(struct sim *s, struct sim_member *m,
             }
         }
         return;
+    }
+    if (rd->snapshot != NULL) {
+        install_begin(s, m, rd->snapshot);
     }
     if (write) {
         wal_write(s, m, rd);
@@ -942,7 +1203,11 @@ static void write_batch(struct sim *s, struct sim_member *m,
             }
         }
     }
+    bool armed = m->crash_armed;
     disk_io_later(s, m, op);
+    if (rd->snapshot != NULL) {
+        install_schedule(s, m, op->done_at, armed);
+    }
 }
 
 static void handle_batch(struct sim *s, struct sim_member *m,
@@ -1038,6 +1303,68 @@ static void answer_swallowed(struct sim *s, struct sim_member *m)
     }
 }
 
+/* The received copy is durable: step its MsgSnap (node_snap.c's
+ * snap_in_sync_done). */
+static void snap_in_step(struct sim *s, struct sim_member *m,
+                         const struct buf *b)
+{
+    struct raft_msg msg;
+    m->snap_in_syncing = false;
+    int rc = raft_msg_decode(b->data, b->len, 0, &msg);
+    ASSERT(rc == 0 && msg.type == RAFT_MSG_SNAP);
+    m->snap_in_index = msg.snapshot.meta.index;
+    member_step(s, m, &msg);
+    raft_msg_free_decoded(&msg);
+}
+
+void member_snap_in(struct sim *s, struct sim_member *m,
+                    const struct raft_msg *msg, const struct sim_pkt *p)
+{
+    if (m->snap_in_syncing || m->inst_pending) {
+        sim_trace(s, "member %lu drops snapshot %lu (%s)", (unsigned long)m->id,
+                  (unsigned long)msg->snapshot.meta.index,
+                  m->inst_pending ? "installing one" : "writing one");
+        return;
+    }
+    int rc = snap_in_write(m, msg->snapshot.data, msg->snapshot.data_len);
+    if (rc < 0) {
+        sim_violation(s, "member %lu: writing the received copy: %s",
+                      (unsigned long)m->id, err_str(rc));
+        return;
+    }
+    struct sim_dop *op = dop_push(m);
+    rc = buf_append(&op->snap_in, p->b.data, p->b.len);
+    ASSERT(rc == 0);
+    m->snap_in_syncing = true;
+    disk_io_later(s, m, op);
+}
+
+void member_install_store(struct sim *s, struct sim_member *m)
+{
+    ASSERT(m->inst_pending && !m->inst_store_done);
+    struct buf copy;
+    buf_init(&copy, 0);
+    int rc = snap_in_read(m, &copy);
+    if (rc == 0) {
+        rc =
+            fsm_restore(s, m, copy.data, copy.len, m->inst_index, m->inst_term);
+    }
+    buf_free(&copy);
+    if (rc < 0) {
+        sim_violation(s, "member %lu: snapshot install failed: %s",
+                      (unsigned long)m->id, err_str(rc));
+    }
+    m->inst_store_done = true;
+    sim_trace(s, "member %lu: store swapped to snapshot %lu (WAL half %s)",
+              (unsigned long)m->id, (unsigned long)m->inst_index,
+              m->inst_wal_done ? "done" : "pending");
+    /* Before any later result, as the node's on_apply_done. */
+    answer_swallowed(s, m);
+    install_check(s, m);
+    member_drive(s, m);
+    serve_reads(s, m);
+}
+
 void member_disk_done(struct sim *s, struct sim_member *m)
 {
     ASSERT(dops_pending(m) > 0);
@@ -1052,28 +1379,29 @@ void member_disk_done(struct sim *s, struct sim_member *m)
                       (unsigned long)m->id, what);
     }
     dop_make_durable(s, m, op);
-    if (op->has_snap) {
-        int rc = fsm_restore(s, m, op->snap.data, op->snap.data_len,
-                             op->snap.meta.index, op->snap.meta.term);
-        if (rc < 0) {
-            sim_violation(s, "member %lu: snapshot install failed: %s",
-                          (unsigned long)m->id, err_str(rc));
-        }
-        rc = raft_snapshot_installed(&m->raft, op->snap.meta.index);
-        ASSERT(rc == 0);
-        s->st_snap_installs++;
-        sim_trace(s, "member %lu installed snapshot %lu", (unsigned long)m->id,
-                  (unsigned long)op->snap.meta.index);
-        answer_swallowed(s, m);
-    }
+    bool wal_half = op->has_snap;
     uint64_t last_idx = 0;
     uint64_t last_term = 0;
     if (op->ents_count > 0) {
         last_idx = op->ents[op->ents_count - 1].index;
         last_term = op->ents[op->ents_count - 1].term;
     }
+    struct buf snap_in = op->snap_in; /* moved: stepping may push ops */
+    buf_init(&op->snap_in, 0);
     dop_free(s, op, true); /* sends the held messages */
-    if (last_idx > 0) {
+    if (wal_half) {
+        /* The snapshot file and the reset WAL are durable; the entries
+         * written with them are reported with the install (node.c's
+         * on_wal_done). */
+        ASSERT(m->inst_pending && !m->inst_wal_done);
+        m->inst_wal_done = true;
+        m->inst_persist_index = last_idx;
+        m->inst_persist_term = last_term;
+        sim_trace(s, "member %lu: WAL reset to snapshot %lu (store half %s)",
+                  (unsigned long)m->id, (unsigned long)m->inst_index,
+                  m->inst_store_done ? "done" : "pending");
+        install_check(s, m);
+    } else if (last_idx > 0) {
         int rc = raft_persisted(&m->raft, last_idx, last_term);
         if (rc < 0) {
             sim_violation(s, "member %lu: raft_persisted failed: %s",
@@ -1081,6 +1409,10 @@ void member_disk_done(struct sim *s, struct sim_member *m)
         }
     }
     sim_hash(s, 0xd15c, ((uint64_t)m->slot << 32) | last_idx);
+    if (snap_in.len > 0) {
+        snap_in_step(s, m, &snap_in);
+    }
+    buf_free(&snap_in);
     member_drive(s, m);
     serve_reads(s, m);
 }

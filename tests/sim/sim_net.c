@@ -195,7 +195,11 @@ void net_deliver(struct sim *s, struct sim_pkt *p)
               (unsigned long)m.term, (unsigned long)m.index,
               (unsigned long)m.log_term, (unsigned long)m.commit,
               m.entries_count, (m.flags & RAFT_MSG_F_REJECT) ? " reject" : "");
-    member_step(s, to, &m);
+    if (p->type == RAFT_MSG_SNAP) {
+        member_snap_in(s, to, &m, p); /* stepped once its copy is durable */
+    } else {
+        member_step(s, to, &m);
+    }
     raft_msg_free_decoded(&m);
     if (p->type == RAFT_MSG_SNAP) {
         snapshot_report(s, p, true);
