@@ -491,9 +491,16 @@ static void call_rest(struct hstream *hs, json_t *m, json_t *id, int op,
     if (token == NULL && hs->token[0] != '\0') {
         token = hs->token;
     }
+    /* the audit record's source address */
+    char peer[64];
+    peer[0] = '\0';
+    if (hs->wsi != NULL) {
+        lws_get_peer_simple(hs->wsi, peer, sizeof(peer));
+    }
     /* may answer (and free c) before it returns */
     svc_handle(hs->h->s, "POST", path, NULL, body,
-               body != NULL ? strlen(body) : 0, token, &c->req, call_done, c);
+               body != NULL ? strlen(body) : 0, token, peer, &c->req,
+               call_done, c);
 }
 
 static void op_session(struct hstream *hs, json_t *m, json_t *id)
