@@ -15,6 +15,13 @@
 # (registry/server/cairnd_main.c -> cairnd, bench/kv_bench_main.c ->
 # kv-bench). Unit tests: tests/unit/<module>/*.c -> one binary per module.
 # Other test programs: tests/<kind>/*.c -> one binary per kind.
+# sdk/*.c is libcairn, the client library: built twice, once plain (bench/
+# and tests/unit/sdk link it through libcairn-bench.a) and once with -fPIC
+# and hidden visibility, with base/ and the generated protos, into
+# libcairn.so.N and libcairn.a (only CAIRN_EXPORT symbols stay global).
+# sdk/cairnctl/*.c -> cairnctl, linked against libcairn.a alone.
+#
+#   make install PREFIX=/usr/local [DESTDIR=]   header, libs, cairn.pc, cairnctl
 
 MODE ?= release
 SANITIZE ?=
@@ -71,6 +78,10 @@ PROG_SRCS := $(filter %_main.c,$(ALL_SRCS))
 # that the daemon does not carry it.
 BENCH_SRCS := $(filter-out %_main.c,$(wildcard bench/*.c))
 LIB_SRCS := $(filter-out %_main.c $(BENCH_SRCS),$(ALL_SRCS))
+SDK_SRCS := $(wildcard sdk/*.c)
+SDK_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(SDK_SRCS))
+CTL_SRCS := $(wildcard sdk/cairnctl/*.c)
+CTL_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(CTL_SRCS))
 
 # Generated protobuf-c code: proto/*.proto -> $(B)/gen/proto/*.pb-c.[ch].
 PROTOS := $(wildcard proto/*.proto)
@@ -80,11 +91,24 @@ PROTO_H := $(PROTO_C:.c=.h)
 LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS)) \
             $(patsubst $(B)/gen/%.c,$(B)/obj/gen/%.o,$(PROTO_C))
 LIB := $(B)/libcairn-core.a
+# libcairn: the ABI version of libcairn.so (SONAME libcairn.so.$(SDK_MAJOR)).
+SDK_VERSION := 0.1.0
+SDK_MAJOR := 0
+SDK_PKGS := libuv libnghttp2 libprotobuf-c jansson
+SDK_LIBS = $(shell pkg-config --libs $(SDK_PKGS) 2>/dev/null) -lpthread
+SDK_PIC_OBJS := $(patsubst %.c,$(B)/pic/%.o,$(SDK_SRCS) $(wildcard base/*.c)) \
+                $(patsubst $(B)/gen/%.c,$(B)/pic/gen/%.o,$(PROTO_C))
+SDK_SO := $(B)/libcairn.so.$(SDK_VERSION)
+SDK_A := $(B)/libcairn.a
 BENCH_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(BENCH_SRCS))
 BENCH_LIB := $(B)/libcairn-bench.a
 
+# sdk/examples/example_<x>.c -> $(B)/examples/example-<x>, on libcairn.a.
+EXAMPLE_SRCS := $(wildcard sdk/examples/*.c)
+EXAMPLES := $(patsubst sdk/examples/%.c,$(B)/examples/%,$(subst _,-,$(EXAMPLE_SRCS)))
+
 prog_name = $(subst _,-,$(patsubst %_main,%,$(basename $(notdir $(1)))))
-PROGS := $(foreach s,$(PROG_SRCS),$(B)/$(call prog_name,$(s)))
+PROGS := $(foreach s,$(PROG_SRCS),$(B)/$(call prog_name,$(s))) $(B)/cairnctl
 
 UNIT_DIRS := $(patsubst tests/unit/%/,%,$(sort $(dir $(wildcard tests/unit/*/*.c))))
 UNIT_BINS := $(foreach d,$(UNIT_DIRS),$(B)/tests/unit-$(d))
@@ -92,10 +116,11 @@ TEST_KINDS := sim crash integration compat
 TEST_BINS := $(foreach k,$(TEST_KINDS),$(if $(wildcard tests/$(k)/*.c),$(B)/tests/$(k)))
 
 .PHONY: all clean test run lint bench deps deps-build sim sim-long crash \
-        itest compat fuzz fuzz-build fuzz-replay fuzz-seeds unit
+        itest compat fuzz fuzz-build fuzz-replay fuzz-seeds unit install
 .DEFAULT_GOAL := all
 
-all: $(LIB) $(BENCH_LIB) $(PROGS) $(UNIT_BINS) $(TEST_BINS)
+all: $(LIB) $(BENCH_LIB) $(SDK_SO) $(SDK_A) $(PROGS) $(UNIT_BINS) \
+     $(TEST_BINS) $(EXAMPLES)
 
 deps:
 	$(Q)scripts/deps.sh
@@ -124,9 +149,63 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
-$(BENCH_LIB): $(BENCH_OBJS) $(LIB_OBJS)
+$(BENCH_LIB): $(BENCH_OBJS) $(SDK_OBJS) $(LIB_OBJS)
 	@rm -f $@
-	$(Q)ar rcs $@ $(BENCH_OBJS)
+	$(Q)ar rcs $@ $(BENCH_OBJS) $(SDK_OBJS)
+
+# libcairn: position-independent objects, hidden unless CAIRN_EXPORT.
+$(B)/pic/gen/%.o: $(B)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(filter-out -Werror -Wshadow,$(CFLAGS)) -fPIC \
+	    -fvisibility=hidden -c $< -o $@
+
+$(B)/pic/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	@echo "  CC  $< (pic)"
+	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(SDK_SO): $(SDK_PIC_OBJS)
+	@echo "  LD  $@"
+	$(Q)$(CC) -shared -Wl,-soname,libcairn.so.$(SDK_MAJOR) -Wl,--no-undefined \
+	    $(LDFLAGS_SAN) -o $@ $^ $(SDK_LIBS)
+	$(Q)ln -sf libcairn.so.$(SDK_VERSION) $(B)/libcairn.so.$(SDK_MAJOR)
+	$(Q)ln -sf libcairn.so.$(SDK_VERSION) $(B)/libcairn.so
+
+# One relocatable object whose hidden symbols (base/, protobuf descriptors,
+# cairn__ internals) are made local, so that a program linking libcairn.a
+# cannot collide with them.
+$(SDK_A): $(SDK_PIC_OBJS)
+	@echo "  AR  $@"
+	$(Q)ld -r -o $(B)/pic/libcairn-all.o $^
+	$(Q)objcopy --localize-hidden $(B)/pic/libcairn-all.o
+	@rm -f $@
+	$(Q)ar rcs $@ $(B)/pic/libcairn-all.o
+
+$(B)/cairnctl: $(CTL_OBJS) $(SDK_A)
+	@echo "  LD  $@"
+	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $@ $^ $(SDK_LIBS) -lm
+
+$(B)/obj/sdk/examples/%.o: CFLAGS += -Isdk/include
+$(B)/examples/example-%: $(B)/obj/sdk/examples/example_%.o $(SDK_A)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $@ $^ $(SDK_LIBS) -lm
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+install: $(SDK_SO) $(SDK_A) $(B)/cairnctl
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/bin
+	install -m 644 sdk/include/cairn.h $(DESTDIR)$(PREFIX)/include/cairn.h
+	install -m 755 $(SDK_SO) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libcairn.so.$(SDK_VERSION) \
+	    $(DESTDIR)$(PREFIX)/lib/libcairn.so.$(SDK_MAJOR)
+	ln -sf libcairn.so.$(SDK_VERSION) $(DESTDIR)$(PREFIX)/lib/libcairn.so
+	install -m 644 $(SDK_A) $(DESTDIR)$(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(SDK_VERSION)|g' \
+	    -e 's|@REQUIRES@|$(SDK_PKGS)|g' sdk/cairn.pc.in \
+	    >$(DESTDIR)$(PREFIX)/lib/pkgconfig/cairn.pc
+	install -m 755 $(B)/cairnctl $(DESTDIR)$(PREFIX)/bin/cairnctl
 
 # Programs link every library object (not the archive), so that a module's
 # strong definition of a weak extension point (registry/server/server.h) is

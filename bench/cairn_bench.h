@@ -48,6 +48,7 @@
 
 #include "base/buf.h"
 #include "base/prng.h"
+#include "sdk/grpc_int.h"
 
 #define BENCH_CONNS_MAX     1024
 #define BENCH_CLIENTS_MAX   65536
@@ -56,8 +57,8 @@
 #define BENCH_VAL_MAX       (1u << 20)
 #define BENCH_TXN_OPS_MAX   128
 #define BENCH_WATCHERS_MAX  1000000
-#define BENCH_CALL_IN_MAX   ((size_t)4 << 20)
-#define BENCH_OUT_MAX       ((size_t)64 << 20)
+#define BENCH_CALL_IN_MAX   CAIRN__CALL_IN_MAX
+#define BENCH_OUT_MAX       CAIRN__OUT_MAX
 
 /* ------------------------------------------------------------ histogram */
 
@@ -98,120 +99,17 @@ size_t bench_hist_index(uint64_t v);
 uint64_t bench_hist_bucket_low(size_t idx);
 uint64_t bench_hist_bucket_width(size_t idx);
 
-/* --------------------------------------------------------- gRPC client */
-
-/* Outcome of a call: a gRPC status code (grpc/doc/statuscodes.md), or one
- * of two of ours for calls that end without a usable status. */
+/* Outcome of a call (sdk/grpc_int.h's codes under bench's names). */
 enum bench_status {
-    BENCH_ST_OK = 0,
-    BENCH_ST_UNIMPLEMENTED = 12,
-    BENCH_ST_GRPC_MAX = 16,
-    BENCH_ST_TRANSPORT = 17,    /* stream reset or connection lost */
-    BENCH_ST_BAD_RESPONSE = 18, /* malformed answer, lease gone, canceled */
-    BENCH_ST__COUNT = 19,
+    BENCH_ST_OK = CAIRN__ST_OK,
+    BENCH_ST_UNIMPLEMENTED = CAIRN__ST_UNIMPLEMENTED,
+    BENCH_ST_GRPC_MAX = CAIRN__ST_GRPC_MAX,
+    BENCH_ST_TRANSPORT = CAIRN__ST_TRANSPORT,
+    BENCH_ST_BAD_RESPONSE = CAIRN__ST_BAD_RESPONSE,
+    BENCH_ST__COUNT = CAIRN__ST__COUNT,
 };
 
 const char *bench_status_name(int status);
-
-struct bench_call;
-struct bench_conn;
-
-/* One response message (unframed). */
-typedef void (*bench_call_msg_cb)(struct bench_call *call, const uint8_t *msg,
-                                  size_t len);
-/* The call ended: status is an enum bench_status. The call may be started
- * again from inside this callback. */
-typedef void (*bench_call_done_cb)(struct bench_call *call, int status);
-
-struct bench_call {
-    struct bench_conn *conn; /* while active */
-    int32_t stream_id;
-    bool active;
-    bool bidi;      /* the send side stays open until bench_call_close_send */
-    bool want_msgs; /* deliver response messages (else only count them) */
-    bool send_closed;
-    bool deferred; /* nghttp2 is waiting for more data to send */
-    bool got_status;
-    int status;
-    uint64_t msgs_in;
-    struct buf out; /* framed messages not yet handed to nghttp2 */
-    size_t out_off;
-    struct buf in; /* partial response message */
-    char message[128];
-    bench_call_msg_cb on_msg;
-    bench_call_done_cb on_done;
-    void *data;
-    struct bench_call *prev; /* the connection's list of active calls */
-    struct bench_call *next;
-};
-
-struct bench_net;
-
-struct bench_conn {
-    uv_tcp_t tcp;
-    uv_connect_t connect_req;
-    uv_write_t write_req;
-    struct bench_net *net;
-    nghttp2_session *h2;
-    bool connected;
-    bool dead;
-    bool closing;
-    bool writing;
-    bool dirty;
-    int err; /* why it died */
-    char authority[32];
-    struct buf wbuf;
-    struct bench_call *calls; /* active calls, for failing them on death */
-    size_t calls_count;
-    uint8_t rbuf[65536];
-};
-
-struct bench_net {
-    uv_loop_t *loop;
-    struct bench_conn *conns;
-    size_t conns_count;
-    size_t connected;
-    size_t dead;
-    size_t closed;             /* handles whose close callback ran */
-    struct bench_conn **dirty; /* conns with output to flush */
-    size_t dirty_count;
-    /* Runs after each connection comes up or fails to (set after open). */
-    void (*on_change)(struct bench_net *net);
-    void *data;
-};
-
-/* Starts connecting conns_count connections, spread round-robin over the
- * addresses. Returns 0 with connections in progress; run the loop until
- * net->connected + net->dead == conns_count. */
-int bench_net_open(struct bench_net *net, uv_loop_t *loop,
-                   const struct sockaddr_in *addrs, size_t addrs_count,
-                   size_t conns_count);
-/* Hands pending HTTP/2 output of every connection that has some to the
- * socket. Call at the end of every loop callback that started or fed a
- * call outside a read callback (reads flush by themselves). */
-void bench_net_flush(struct bench_net *net);
-/* Closes every connection (active calls end without their callbacks) and
- * runs the loop until the handles are closed; frees everything. */
-void bench_net_close(struct bench_net *net);
-
-/* Sets up a call struct (once); it can then be started many times. */
-void bench_call_init(struct bench_call *call, bench_call_msg_cb on_msg,
-                     bench_call_done_cb on_done, void *data);
-void bench_call_free(struct bench_call *call);
-/* Frames msg onto the call's send buffer (before or after start). */
-int bench_call_add(struct bench_call *call, const ProtobufCMessage *msg);
-/* Starts the call on conn with the messages added so far. path must be a
- * string that outlives the call. A unary call (bidi false) half-closes
- * after its buffer; a bidi call keeps sending what bench_call_add adds
- * (call bench_call_push after adding) until bench_call_close_send.
- * ERR_STOPPED when conn is dead; the done callback then never runs. */
-int bench_call_start(struct bench_call *call, struct bench_conn *conn,
-                     const char *path, bool bidi);
-/* Tells nghttp2 that a started bidi call has new data. */
-int bench_call_push(struct bench_call *call);
-int bench_call_close_send(struct bench_call *call);
-/* Resets the stream (CANCEL); the done callback runs with TRANSPORT. */
-void bench_call_cancel(struct bench_call *call);
 
 /* ---------------------------------------------------- response scanners */
 
@@ -320,7 +218,7 @@ struct bench_result {
     uint64_t ok;
     uint64_t status_count[BENCH_ST__COUNT];
     uint64_t not_sent; /* requests never sent (connections lost, timeout) */
-    char first_error[160];
+    char first_error[320];
     double elapsed_s;
     bool timed_out;
     bool unimplemented; /* the server does not have the method */

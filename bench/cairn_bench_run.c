@@ -71,9 +71,9 @@ enum phase {
 struct run;
 
 struct slot {
-    struct bench_call call;
+    struct cairn__call call;
     struct run *run;
-    struct bench_conn *conn;
+    struct cairn__conn *conn;
     enum bench_op op;
     uint64_t t0;      /* latency start: due time (open loop) or send time */
     uint64_t wkey;    /* watch: key of the outstanding put */
@@ -87,7 +87,7 @@ struct run {
     const struct bench_cfg *cfg;
     struct bench_result *res;
     uv_loop_t loop;
-    struct bench_net net;
+    struct cairn__net net;
     struct prng prng;
     struct slot *slots;
     uint32_t slots_count;
@@ -129,7 +129,7 @@ struct run {
     uint64_t progress_ns;
     bool stalled;
     /* watch */
-    struct bench_call *wcalls;
+    struct cairn__call *wcalls;
     uint32_t wcalls_count;
     uint32_t wcalls_dead;
     uint64_t now_ns; /* receive time of the message being scanned */
@@ -206,7 +206,7 @@ static int add_put(struct run *r, struct slot *s, uint64_t idx, uint64_t t0)
     m.key.len = klen;
     m.value.data = r->value;
     m.value.len = r->cfg->val_bytes;
-    return bench_call_add(&s->call, &m.base);
+    return cairn__call_add(&s->call, &m.base);
 }
 
 static int add_range(struct run *r, struct slot *s, uint64_t idx)
@@ -232,7 +232,7 @@ static int add_range(struct run *r, struct slot *s, uint64_t idx)
         m.range_end.data = (uint8_t *)r->range_end;
         m.range_end.len = plen;
     }
-    return bench_call_add(&s->call, &m.base);
+    return cairn__call_add(&s->call, &m.base);
 }
 
 /* A txn of n puts to keys first, first+1, ... (mod key_space): distinct
@@ -258,7 +258,7 @@ static int add_txn(struct run *r, struct slot *s, uint64_t first, size_t n)
     }
     m.n_success = n;
     m.success = r->op_ptrs;
-    return bench_call_add(&s->call, &m.base);
+    return cairn__call_add(&s->call, &m.base);
 }
 
 static int add_delete(struct run *r, struct slot *s, uint64_t idx)
@@ -269,7 +269,7 @@ static int add_delete(struct run *r, struct slot *s, uint64_t idx)
     key_at(r, r->keys[0], idx, &klen);
     m.key.data = (uint8_t *)r->keys[0];
     m.key.len = klen;
-    return bench_call_add(&s->call, &m.base);
+    return cairn__call_add(&s->call, &m.base);
 }
 
 /* ------------------------------------------------------------- issuing */
@@ -307,14 +307,14 @@ static int start_keepalive(struct run *r, struct slot *s)
     }
     m.id = s->lease_id;
     s->call.want_msgs = true;
-    int rc = bench_call_add(&s->call, &m.base);
+    int rc = cairn__call_add(&s->call, &m.base);
     if (rc != 0) {
         return rc;
     }
     if (s->stream_open) {
-        return bench_call_push(&s->call);
+        return cairn__call_push(&s->call);
     }
-    rc = bench_call_start(&s->call, s->conn, PATH_KEEPALIVE, true);
+    rc = cairn__call_start(&s->call, s->conn, PATH_KEEPALIVE, true);
     s->stream_open = rc == 0;
     return rc;
 }
@@ -360,7 +360,7 @@ static int encode_start(struct run *r, struct slot *s)
         m.ttl = c->lease_ttl_s;
         path = PATH_GRANT;
         s->call.want_msgs = true;
-        rc = bench_call_add(&s->call, &m.base);
+        rc = cairn__call_add(&s->call, &m.base);
         break;
     }
     case BENCH_OP_KEEPALIVE:
@@ -371,7 +371,7 @@ static int encode_start(struct run *r, struct slot *s)
     if (rc != 0) {
         return rc;
     }
-    return bench_call_start(&s->call, s->conn, path, false);
+    return cairn__call_start(&s->call, s->conn, path, false);
 }
 
 static void slot_kill(struct run *r, struct slot *s)
@@ -530,7 +530,7 @@ static void complete(struct run *r, struct slot *s, int status)
     maybe_finish(r);
 }
 
-static void slot_msg(struct bench_call *call, const uint8_t *msg, size_t len)
+static void slot_msg(struct cairn__call *call, const uint8_t *msg, size_t len)
 {
     struct slot *s = call->data;
     struct run *r = s->run;
@@ -548,7 +548,7 @@ static void slot_msg(struct bench_call *call, const uint8_t *msg, size_t len)
     complete(r, s, rc == 0 && v > 0 ? BENCH_ST_OK : BENCH_ST_BAD_RESPONSE);
 }
 
-static void slot_done(struct bench_call *call, int status)
+static void slot_done(struct cairn__call *call, int status)
 {
     struct slot *s = call->data;
     struct run *r = s->run;
@@ -582,7 +582,7 @@ static void on_event(void *ctx, const uint8_t *value, size_t len)
     }
 }
 
-static void watch_msg(struct bench_call *call, const uint8_t *msg, size_t len)
+static void watch_msg(struct cairn__call *call, const uint8_t *msg, size_t len)
 {
     struct run *r = call->data;
     struct bench_result *res = r->res;
@@ -613,7 +613,7 @@ static void watch_msg(struct bench_call *call, const uint8_t *msg, size_t len)
     }
 }
 
-static void watch_done(struct bench_call *call, int status)
+static void watch_done(struct cairn__call *call, int status)
 {
     struct run *r = call->data;
     r->wcalls_dead++;
@@ -641,7 +641,7 @@ static int watch_open(struct run *r)
     }
     r->wcalls_count = n;
     for (uint32_t i = 0; i < n; i++) {
-        bench_call_init(&r->wcalls[i], watch_msg, watch_done, r);
+        cairn__call_init(&r->wcalls[i], watch_msg, watch_done, r);
     }
     for (uint32_t j = 0; j < c->watchers; j++) {
         Etcdserverpb__WatchRequest m = ETCDSERVERPB__WATCH_REQUEST__INIT;
@@ -664,14 +664,14 @@ static int watch_open(struct run *r)
         m.request_union_case =
             ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST;
         m.create_request = &cr;
-        int rc = bench_call_add(&r->wcalls[j % n], &m.base);
+        int rc = cairn__call_add(&r->wcalls[j % n], &m.base);
         if (rc != 0) {
             return rc;
         }
     }
     for (uint32_t i = 0; i < n; i++) {
-        struct bench_conn *conn = &r->net.conns[i % r->net.conns_count];
-        int rc = bench_call_start(&r->wcalls[i], conn, PATH_WATCH, true);
+        struct cairn__conn *conn = &r->net.conns[i % r->net.conns_count];
+        int rc = cairn__call_start(&r->wcalls[i], conn, PATH_WATCH, true);
         if (rc != 0) {
             r->wcalls_dead++;
         }
@@ -693,7 +693,7 @@ static void on_tick(uv_poll_t *h, int status, int events)
         open_dispatch(r);
         maybe_finish(r);
     }
-    bench_net_flush(&r->net);
+    cairn__net_flush(&r->net);
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -712,7 +712,7 @@ static void on_watchdog(uv_timer_t *t)
         r->stopping = true;
         maybe_finish(r);
     }
-    bench_net_flush(&r->net);
+    cairn__net_flush(&r->net);
 }
 
 /* ---------------------------------------------------------- the phases */
@@ -723,7 +723,7 @@ static void phase_run(struct run *r)
     r->stalled = false;
     r->progress_seen = progress(r);
     r->progress_ns = clock_mono_ns();
-    bench_net_flush(&r->net);
+    cairn__net_flush(&r->net);
     uv_run(&r->loop, UV_RUN_DEFAULT);
 }
 
@@ -760,12 +760,12 @@ static void phase_requests(struct run *r, enum phase ph, uint64_t total,
     phase_run(r);
 }
 
-static bool all_connected(const struct bench_net *net)
+static bool all_connected(const struct cairn__net *net)
 {
     return net->connected + net->dead >= net->conns_count;
 }
 
-static void on_net_change(struct bench_net *net)
+static void on_net_change(struct cairn__net *net)
 {
     struct run *r = net->data;
     if (r->phase == PH_CONNECT && all_connected(net)) {
@@ -777,7 +777,7 @@ static int phase_connect(struct run *r)
 {
     const struct bench_cfg *c = r->cfg;
     int rc =
-        bench_net_open(&r->net, &r->loop, c->addrs, c->addrs_count, c->conns);
+        cairn__net_open(&r->net, &r->loop, c->addrs, c->addrs_count, c->conns);
     if (rc != 0) {
         return rc;
     }
@@ -894,7 +894,7 @@ static int run_init(struct run *r, const struct bench_cfg *c,
     for (uint32_t i = 0; i < c->clients; i++) {
         struct slot *s = &r->slots[i];
         s->run = r;
-        bench_call_init(&s->call, slot_msg, slot_done, s);
+        cairn__call_init(&s->call, slot_msg, slot_done, s);
     }
     r->alive = c->clients;
     int rc = uv_loop_init(&r->loop);
@@ -918,7 +918,7 @@ static int run_init(struct run *r, const struct bench_cfg *c,
 static void run_close(struct run *r)
 {
     if (r->net.conns != NULL) {
-        bench_net_close(&r->net);
+        cairn__net_close(&r->net);
     }
     if (r->tpoll_init) {
         uv_close((uv_handle_t *)&r->tpoll, NULL);
@@ -933,10 +933,10 @@ static void run_close(struct run *r)
         close(r->tfd);
     }
     for (uint32_t i = 0; r->slots != NULL && i < r->slots_count; i++) {
-        bench_call_free(&r->slots[i].call);
+        cairn__call_free(&r->slots[i].call);
     }
     for (uint32_t i = 0; i < r->wcalls_count; i++) {
-        bench_call_free(&r->wcalls[i]);
+        cairn__call_free(&r->wcalls[i]);
     }
     mem_free(r->wcalls);
     mem_free(r->slots);

@@ -25,6 +25,16 @@
 #     (256-byte values, txns of 100 puts), then RSS, on-disk size, and the
 #     time from exec to the first successful linearizable get, over
 #     RESTARTS restarts alternating etcd, cairnd.
+#  4. footprint (issue 11; not in the default PARTS): a fresh single member
+#     of each kind, one after the other, takes etcd's put benchmark
+#     (FOOT_TOTAL puts of 256-byte values over FOOT_KEYS random keys, 100
+#     clients on 10 connections): put ops/s, then the store file (etcd's
+#     member/snap/db, cairnd's data.mdb; the file is a high-water mark),
+#     the bytes in use (Status dbSizeInUse) and the data directory (du -sb),
+#     serializable point gets and 1000-key prefix ranges for SECONDS each,
+#     then etcdctl compact --physical (waits for etcd's background
+#     compaction) at the current revision and etcdctl defrag, and
+#     both sizes again.
 # Every process it starts is stopped by PID on exit; everything it writes
 # is under one temp dir, removed at the end unless COMPARE_KEEP=1.
 #
@@ -35,7 +45,8 @@
 #                            (and the table says so) when less than
 #                            COMPARE_BUDGET_S/3 is left when it starts
 #   COMPARE_RESTARTS [3]     restarts per server kind
-#   COMPARE_PARTS [single,three,restart]
+#   COMPARE_PARTS [single,three,restart]   (footprint: see 4.)
+#   COMPARE_FOOT_TOTAL [300000], COMPARE_FOOT_KEYS [100000]  footprint part
 #   COMPARE_BUDGET_S [1200]  time bound of the whole comparison
 #   COMPARE_DIR [$TMPDIR or /tmp]  where the data directories go
 #   COMPARE_OUT              also write the table (and raw JSON lines) here
@@ -57,6 +68,8 @@ KEYS=${COMPARE_KEYS:-1000000}
 RESTARTS=${COMPARE_RESTARTS:-3}
 PARTS=${COMPARE_PARTS:-single,three,restart}
 BUDGET=${COMPARE_BUDGET_S:-1200}
+FOOT_TOTAL=${COMPARE_FOOT_TOTAL:-300000}
+FOOT_KEYS=${COMPARE_FOOT_KEYS:-100000}
 if [ $QUICK = 1 ]; then
     ROUNDS=1 SECS=2 KEYS=${COMPARE_KEYS:-100000} RESTARTS=1
 fi
@@ -347,6 +360,70 @@ part_restart() {
     done
 }
 
+# -------------------------------------------------------------- footprint
+# store_file DATA_DIR KIND -> bytes of the store file (etcd: bbolt's db,
+# cairnd: LMDB's data.mdb), 0 if not found.
+store_file() {
+    local f
+    if [ "$2" = etcd ]; then
+        f=$1/member/snap/db
+    else
+        f=$(find "$1" -name data.mdb | head -1)
+    fi
+    if [ -n "$f" ] && [ -f "$f" ]; then stat -c %s "$f"; else echo 0; fi
+}
+
+# in_use ETCDCTL ENDPOINT -> the store's bytes in use (Status dbSizeInUse:
+# the file less its free pages), 0 if unknown.
+in_use() {
+    ETCDCTL_API=3 "$1" --endpoints "$2" endpoint status -w json 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"].get("dbSizeInUse", 0))' 2>/dev/null || echo 0
+}
+
+part_footprint() {
+    local d=$TMP/footprint s
+    local ctl
+    ctl=$(command -v etcdctl || true)
+    if [ -z "$ctl" ]; then
+        say "footprint: needs etcdctl for compact and defrag"
+        return 1
+    fi
+    for s in etcd cairnd; do
+        local cp pp ep p rev
+        cp=$(free_port)
+        pp=$(free_port)
+        ep=127.0.0.1:$cp
+        start $s f1 "$d/$s" "$cp" "$pp" "f1=http://127.0.0.1:$pp" "tokf-$s"
+        p=$PID
+        if ! ready "$ep" 30 >/dev/null; then
+            say "footprint: $s did not start"
+            stop "$p"
+            return 1
+        fi
+        run footprint 1 $s put "$p" "$ep" put --conns 10 --clients 100 \
+            --total "$FOOT_TOTAL" --key-space "$FOOT_KEYS" --val-size 256
+        sync
+        emit "\"part\":\"footprint-disk\",\"server\":\"$s\",\"store_bytes\":$(store_file "$d/$s/data" $s),\"in_use_bytes\":$(in_use "$ctl" "$ep"),\"dir_bytes\":$(du -sb "$d/$s/data" | cut -f1)"
+        run footprint 1 $s get-s "$p" "$ep" range --conns 10 --clients 100 \
+            --duration "$SECS" --key-space "$FOOT_KEYS" --no-preload \
+            --consistency s
+        run footprint 1 $s prefix-s "$p" "$ep" range --conns 10 --clients 100 \
+            --duration "$SECS" --key-space "$FOOT_KEYS" --no-preload \
+            --consistency s --prefix-digits 3
+        rev=$(ETCDCTL_API=3 "$ctl" --endpoints "$ep" endpoint status -w json 2>/dev/null |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["header"]["revision"])' 2>/dev/null)
+        if [ -z "$rev" ] ||
+            ! ETCDCTL_API=3 "$ctl" --endpoints "$ep" compact --physical "$rev" >>"$d/$s/log" 2>&1 ||
+            ! ETCDCTL_API=3 "$ctl" --endpoints "$ep" --command-timeout 120s defrag >>"$d/$s/log" 2>&1; then
+            say "footprint: compact or defrag failed on $s (revision '$rev')"
+        else
+            sync
+            emit "\"part\":\"footprint-defrag\",\"server\":\"$s\",\"rev\":$rev,\"store_bytes\":$(store_file "$d/$s/data" $s),\"in_use_bytes\":$(in_use "$ctl" "$ep"),\"dir_bytes\":$(du -sb "$d/$s/data" | cut -f1)"
+        fi
+        stop "$p"
+    done
+}
+
 machine
 say "machine: $(nproc) cores; results in $RES"
 for part in ${PARTS//,/ }; do
@@ -501,6 +578,30 @@ single_val("single-mem", "anon_kb", "RSS after the workloads: RssAnon MB",
            scale=MB)
 single_val("single-mem", "disk_bytes", "data dir after the workloads: MB",
            scale=1.0 / 2**20)
+if any(r.get("part") == "footprint" for r in rows):
+    F = "footprint"
+    figure(F, "put", "footprint: put (etcd's workload) ops/s", thr)
+    figure(F, "put", "footprint: put server CPU us/op", cpu_per_op)
+    figure(F, "get-s", "footprint: serializable get ops/s", thr)
+    figure(F, "get-s", "footprint: serializable get CPU us/op", cpu_per_op)
+    figure(F, "prefix-s", "footprint: 1000-key prefix range ops/s", thr)
+    figure(F, "prefix-s", "footprint: 1000-key prefix CPU us/op",
+           cpu_per_op)
+    single_val("footprint-disk", "store_bytes",
+               "footprint: store file after the puts MB", scale=1.0 / 2**20)
+    single_val("footprint-disk", "in_use_bytes",
+               "footprint: store in use after the puts MB", scale=1.0 / 2**20)
+    single_val("footprint-disk", "dir_bytes",
+               "footprint: data dir after the puts MB", scale=1.0 / 2**20)
+    single_val("footprint-defrag", "store_bytes",
+               "footprint: store file after compact+defrag MB",
+               scale=1.0 / 2**20)
+    single_val("footprint-defrag", "in_use_bytes",
+               "footprint: store in use after compact+defrag MB",
+               scale=1.0 / 2**20)
+    single_val("footprint-defrag", "dir_bytes",
+               "footprint: data dir after compact+defrag MB",
+               scale=1.0 / 2**20)
 keys = next((r["keys"] for r in rows if r.get("part") == "restart-load"),
             None)
 if keys:

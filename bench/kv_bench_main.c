@@ -11,9 +11,9 @@
  *     laid out as prefixes of 100 keys): load time (1000 puts per commit,
  *     KV_SYNC_NONE, random prefix order), RSS after loading, then in a
  *     fresh process the open time and RSS right after kv_open and again
- *     after the read phase; point ranges/s and 100-key prefix ranges/s at
- *     the current revision, and historical point ranges/s (after 10% of the
- *     keys got a second version, reading at the revision before those
+ *     after the read phase; point ranges/s, 100-key and 1000-key prefix
+ *     ranges/s at the current revision, and historical point ranges/s (after
+ * 10% of the keys got a second version, reading at the revision before those
  *     updates). Every read is one read handle (begin, range, end), as a
  *     server request would be.
  * RSS figures are VmRSS (everything resident, including the file pages of
@@ -298,7 +298,8 @@ static void load(struct bench *b, struct kv *kv, uint64_t keys,
     }
 }
 
-enum read_kind { READ_POINT, READ_PREFIX, READ_HISTORY };
+enum read_kind { READ_POINT, READ_PREFIX, READ_PREFIX1000, READ_HISTORY };
+#define READ_KINDS 4
 
 /* Reads for b->seconds; returns the count. */
 static uint64_t reads(struct kv *kv, uint64_t keys, enum read_kind kind,
@@ -324,6 +325,18 @@ static uint64_t reads(struct kv *kv, uint64_t keys, enum read_kind kind,
                 snprintf(end, sizeof(end), "p%07" PRIu64 "0", p); /* '/'+1 */
                 q.range_end = (const uint8_t *)end;
                 q.range_end_len = strlen(end);
+            } else if (kind == READ_PREFIX1000) {
+                /* Ten neighbouring prefixes (p000012x/..): 1000 keys, in
+                 * ten runs of revisions (prefixes load in scattered
+                 * order). Needs keys to be a multiple of 1000. */
+                p = p / 10 * 10;
+                if (p + 10 > nprefix) {
+                    p = nprefix - 10;
+                }
+                snprintf(key, sizeof(key), "p%06" PRIu64, p / 10);
+                snprintf(end, sizeof(end), "p%06" PRIu64, p / 10 + 1);
+                q.range_end = (const uint8_t *)end;
+                q.range_end_len = strlen(end);
             } else {
                 prefix_key(key, sizeof(key), p,
                            (unsigned)prng_below(&r, PREFIX_KEYS));
@@ -339,7 +352,9 @@ static uint64_t reads(struct kv *kv, uint64_t keys, enum read_kind kind,
             if (rc != 0) {
                 die("kv_range", rc);
             }
-            size_t want = kind == READ_PREFIX ? PREFIX_KEYS : 1;
+            size_t want = kind == READ_PREFIX       ? PREFIX_KEYS
+                          : kind == READ_PREFIX1000 ? 10 * PREFIX_KEYS
+                                                    : 1;
             if (resp.kvs_count != want) {
                 fprintf(stderr,
                         "kv-bench: range %s gave %zu records, not %zu\n", key,
@@ -379,25 +394,28 @@ static int probe_main(const char *dir, double seconds, uint64_t keys)
         rev_loaded = 1 + (int64_t)keys;
         kv_read_end(rd);
     }
-    double s[3];
-    uint64_t n[3];
-    for (int k = 0; k < 3; k++) {
+    double s[READ_KINDS];
+    uint64_t n[READ_KINDS];
+    for (int k = 0; k < READ_KINDS; k++) {
         n[k] = reads(kv, keys, (enum read_kind)k, rev_loaded, seconds, &s[k]);
     }
     rss_kb(&rss_read, &anon_read);
     uint64_t db = 0, used = 0;
     kv_size(kv, &db, &used);
     kv_close(kv);
-    printf("%.3f %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRIu64
-           " %.6f %" PRIu64 " %.6f %" PRIu64 " %.6f %" PRIu64 "\n",
-           open_ms, rss_open, anon_open, rss_read, anon_read, n[0], s[0], n[1],
-           s[1], n[2], s[2], db);
+    printf("%.3f %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64, open_ms,
+           rss_open, anon_open, rss_read, anon_read);
+    for (int k = 0; k < READ_KINDS; k++) {
+        printf(" %" PRIu64 " %.6f", n[k], s[k]);
+    }
+    printf(" %" PRIu64 "\n", db);
     return 0;
 }
 
 static void bench_size(struct bench *b, uint64_t keys)
 {
-    keys = (keys / PREFIX_KEYS) * PREFIX_KEYS;
+    /* Whole thousands: the 1000-key prefix ranges need ten prefixes. */
+    keys = (keys / (10 * PREFIX_KEYS)) * (10 * PREFIX_KEYS);
     if (keys == 0 || b->nsz == 8) {
         return;
     }
@@ -452,21 +470,21 @@ static void bench_size(struct bench *b, uint64_t keys)
     fclose(f);
     int status = 0;
     waitpid(pid, &status, 0);
-    uint64_t n[3];
-    double s[3];
+    uint64_t n[READ_KINDS];
+    double s[READ_KINDS];
     if (sscanf(line,
                "%lf %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNu64
-               " %lf %" SCNu64 " %lf %" SCNu64 " %lf %" SCNu64,
+               " %lf %" SCNu64 " %lf %" SCNu64 " %lf %" SCNu64 " %lf %" SCNu64,
                &z->open_ms, &z->rss_open_kb, &z->anon_open_kb, &z->rss_read_kb,
                &z->anon_read_kb, &n[0], &s[0], &n[1], &s[1], &n[2], &s[2],
-               &z->db_bytes) != 12) {
+               &n[3], &s[3], &z->db_bytes) != 5 + 2 * READ_KINDS + 1) {
         fprintf(stderr, "kv-bench: bad probe answer: %s\n", line);
         exit(1);
     }
-    static const char *const names[] = {"point range, current rev",
-                                        "prefix range (100 keys), current rev",
-                                        "point range, historical rev"};
-    for (int k = 0; k < 3; k++) {
+    static const char *const names[READ_KINDS] = {
+        "point range, current rev", "prefix range (100 keys), current rev",
+        "prefix range (1000 keys), current rev", "point range, historical rev"};
+    for (int k = 0; k < READ_KINDS; k++) {
         add_result(b, names[k], "-", keys, n[k], s[k]);
     }
     rm_tree(dir);

@@ -31,8 +31,8 @@
 #  cfg   publish-to-ack: SUBS subscribers of one config (cairnd: WebSocket
 #        /api/v1/watch/config/bench/app/<name>, each acks at once; etcd:
 #        watchers of the key), CFG_PUBS publishes CFG_GAP_MS apart (plain
-#        PUTs: ?wait_acks= makes cairnd scan every subscriber on each ack,
-#        quadratic per publish, so it would measure that, not the push), on one
+#        PUTs; REGB_WAIT_ACKS=1 publishes on cairnd with ?wait_acks=1 and
+#        adds the time until the PUT answered, every ack in), on one
 #        member; "cfg3" the same on three members of each kind, the
 #        subscribers spread evenly over them.
 #
@@ -41,11 +41,13 @@
 # beside it so a reader can tell which side was the limit. The client is a
 # single Go process (all cores), so 10k sockets need no second process.
 #
-# Connections: cairnd accepts at most 10,000 connections, HTTP and gRPC
-# together (LIMIT_CONNECTIONS in base/limits.h), and no flag raises it, so
-# the "10k" point on one member is 9,998 subscribers (one connection is
-# the writer, one the /metrics scrape), on both servers. ulimit -n is
-# raised to its hard limit (20000 here) for the servers and the driver.
+# Connections: cairnd accepts at most --max-connections (default 10,000,
+# HTTP and gRPC together); the script starts it with REGB_MAX_CONNECTIONS
+# (10,100) so that the "10k" point is 10,000 subscribers plus the writer
+# and the /metrics scrape. A cairnd built before the flag existed is
+# started without it and gets 9,998 subscribers (both servers get the same
+# count). ulimit -n is raised to its hard limit (20000 here) for the
+# servers and the driver.
 #
 # Environment (defaults in brackets):
 #   REGB_ROUNDS [3]          A/B rounds
@@ -55,6 +57,7 @@
 #   REGB_REG_CLIENTS [100]  REGB_HB_N [10000]
 #   REGB_PUSH_REGS [30]  REGB_PUSH_GAP_MS [200]
 #   REGB_CFG_PUBS [20]   REGB_CFG_GAP_MS [300]
+#   REGB_MAX_CONNECTIONS [10100]  REGB_WAIT_ACKS [0]
 #   REGB_DIR [$TMPDIR or /tmp]  REGB_OUT (also write the table there)
 #   REGB_KEEP=1 keep the temp dir; REGB_PERF=1 record `perf record -g` of
 #   cairnd during the last 10k push run (perf.data kept in the temp dir)
@@ -81,9 +84,8 @@ if [ $QUICK = 1 ]; then
     ROUNDS=1 SECS=2 SUBS=${REGB_SUBS:-1000} HB_N=${REGB_HB_N:-2000}
     PUSH_REGS=10 CFG_PUBS=5
 fi
-# One connection for the writer and one for a /metrics scrape.
-CONN_MAX=10000
-SUB_MAX=$((CONN_MAX - 2))
+CONN_MAX=${REGB_MAX_CONNECTIONS:-10100}
+WAIT_ACKS=${REGB_WAIT_ACKS:-0}
 
 ETCD=$(command -v etcd || true)
 if [ -z "$ETCD" ] || [ ! -x "$B/cairnd" ]; then
@@ -113,6 +115,14 @@ TMP=$(mktemp -d "${REGB_DIR:-${TMPDIR:-/tmp}}/cairn-regbench.XXXXXX")
 mkdir -p "$TMP/bin" "$TMP/go/src/regbench" "$B/go-cache"
 cp "$B/cairnd" "$TMP/bin/"
 CAIRND=$TMP/bin/cairnd
+CAIRND_ARGS=()
+if "$CAIRND" --help 2>&1 | grep -q -- --max-connections; then
+    CAIRND_ARGS=(--max-connections "$CONN_MAX")
+else
+    CONN_MAX=10000 # the compiled bound of a cairnd without the flag
+fi
+# One connection for the writer and one for a /metrics scrape.
+SUB_MAX=$((CONN_MAX - 2))
 RB=$TMP/bin/regbench
 RES=$TMP/results.jsonl
 : >"$RES"
@@ -154,9 +164,10 @@ free_port() {
 # start KIND NAME DIR CPORT PPORT CLUSTER TOKEN: one member; sets PID.
 start() {
     local kind=$1 name=$2 dir=$3 cp=$4 pp=$5 cluster=$6 token=$7 bin=$ETCD
-    [ "$kind" = cairnd ] && bin=$CAIRND
+    local extra=()
+    [ "$kind" = cairnd ] && bin=$CAIRND && extra=("${CAIRND_ARGS[@]}")
     mkdir -p "$dir"
-    "$bin" --name "$name" --data-dir "$dir/data" \
+    "$bin" "${extra[@]}" --name "$name" --data-dir "$dir/data" \
         --listen-client-urls "http://127.0.0.1:$cp" \
         --advertise-client-urls "http://127.0.0.1:$cp" \
         --listen-peer-urls "http://127.0.0.1:$pp" \
@@ -291,9 +302,11 @@ if has reg || has hb || has push || has cfg; then
                     fi
                 fi
                 if has cfg; then
+                    wa=()
+                    [ "$WAIT_ACKS" = 1 ] && [ $s = cairnd ] && wa=(-wait-acks)
                     run cfg "$r" $s "cfg-$want" -mode cfg -ep "$ep" -pids "$pid" \
                         -n "$nsub" -conns "$nconn" -rounds "$CFG_PUBS" \
-                        -interval-ms "$CFG_GAP" -svc "c$r-$want"
+                        -interval-ms "$CFG_GAP" -svc "c$r-$want" "${wa[@]}"
                 fi
             done
         done
@@ -406,6 +419,12 @@ for part in ("push", "cfg", "cfg3"):
             _, a99 = figure(name, "  publish->ack sent p50 ms (cairnd)", "ack.p50_ms")
             _, a99 = figure(name, "  publish->ack sent p99 ms (cairnd)", "ack.p99_ms")
             figure(name, "  server histogram: share of acks <= 100 ms", "server_hist.within_100ms")
+            if any(get(r["r"], "all_acked_on_publisher.p99_ms") is not None
+                   for r in runs if r["name"] == name and r["r"]):
+                figure(name, "  PUT ?wait_acks=1 answered (all acked) p50 ms",
+                       "all_acked_on_publisher.p50_ms")
+                figure(name, "  PUT ?wait_acks=1 answered (all acked) p99 ms",
+                       "all_acked_on_publisher.p99_ms")
             c99 = a99
         figure(name, "  server CPU us/message", "server_cpu_us_per_msg")
         figure(name, "  client CPU s (driver)", "client_cpu_s")

@@ -263,7 +263,7 @@ struct ynames {
         uint32_t hash;
         uint32_t len;
         size_t off; /* into bytes */
-    } *slots;
+    } * slots;
     size_t cap, used;
     struct buf bytes;
 };
@@ -318,8 +318,7 @@ static int ynames_add(struct ynames *t, uint64_t scope, const unsigned char *p,
     if (n > UINT32_MAX || buf_append(&t->bytes, p, n) < 0) {
         return -ENOMEM;
     }
-    t->slots[j] = (struct ynames_slot){scope, h, (uint32_t)n,
-                                       t->bytes.len - n};
+    t->slots[j] = (struct ynames_slot){scope, h, (uint32_t)n, t->bytes.len - n};
     t->used++;
     return 0;
 }
@@ -332,10 +331,10 @@ static int ynames_add(struct ynames *t, uint64_t scope, const unsigned char *p,
 static bool yaml_plain_not_string(const unsigned char *p, size_t n)
 {
     static const char *const words[] = {
-        "~",    "null", "Null", "NULL", "true", "True", "TRUE", "false",
-        "False", "FALSE", "yes", "Yes", "YES", "no",   "No",   "NO",
-        "on",   "On",   "ON",   "off",  "Off",  "OFF",  "y",    "Y",
-        "n",    "N",    ".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN"};
+        "~",     "null",  "Null", "NULL", "true", "True", "TRUE", "false",
+        "False", "FALSE", "yes",  "Yes",  "YES",  "no",   "No",   "NO",
+        "on",    "On",    "ON",   "off",  "Off",  "OFF",  "y",    "Y",
+        "n",     "N",     ".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN"};
     if (n == 0) {
         return true; /* an empty plain scalar is null */
     }
@@ -345,9 +344,9 @@ static bool yaml_plain_not_string(const unsigned char *p, size_t n)
         }
     }
     size_t k = (p[0] == '-' || p[0] == '+') ? 1 : 0;
-    return k < n && ((p[k] >= '0' && p[k] <= '9') ||
-                     (p[k] == '.' && k + 1 < n && p[k + 1] >= '0' &&
-                      p[k + 1] <= '9'));
+    return k < n &&
+           ((p[k] >= '0' && p[k] <= '9') ||
+            (p[k] == '.' && k + 1 < n && p[k + 1] >= '0' && p[k + 1] <= '9'));
 }
 
 /* One level of the collection stack: a mapping's number and whether its
@@ -358,18 +357,15 @@ struct yframe {
 };
 
 static void yaml_error_at(struct cfg_error *err, const yaml_event_t *ev,
-                          const char *fmt, const unsigned char *name,
-                          size_t n)
+                          const char *fmt, const unsigned char *name, size_t n)
 {
     if (err == NULL) {
         return;
     }
-    snprintf(err->message, sizeof(err->message), fmt,
-             (int)(n > 64 ? 64 : n), (const char *)name,
-             n > 64 ? "..." : "");
-    err->line = ev->start_mark.line < 0x7ffffffe
-                    ? (int)ev->start_mark.line + 1
-                    : 0x7fffffff;
+    snprintf(err->message, sizeof(err->message), fmt, (int)(n > 64 ? 64 : n),
+             (const char *)name, n > 64 ? "..." : "");
+    err->line = ev->start_mark.line < 0x7ffffffe ? (int)ev->start_mark.line + 1
+                                                 : 0x7fffffff;
     err->column = ev->start_mark.column < 0x7ffffffe
                       ? (int)ev->start_mark.column + 1
                       : 0x7fffffff;
@@ -412,14 +408,14 @@ static int yaml_names_check(struct ynames *t, struct yframe *st, size_t depth,
         const unsigned char *a = ev->data.alias.anchor;
         rc = ynames_add(t, UINT64_MAX, a, strlen((const char *)a), false);
         if (rc == 0) {
-            yaml_error_at(err, ev, "alias *%.*s%s names no anchor before it",
-                          a, strlen((const char *)a));
+            yaml_error_at(err, ev, "alias *%.*s%s names no anchor before it", a,
+                          strlen((const char *)a));
             return ERR_INVALID;
         }
         return rc < 0 ? rc : 0;
     }
     const unsigned char *anchor =
-        ev->type == YAML_SCALAR_EVENT         ? ev->data.scalar.anchor
+        ev->type == YAML_SCALAR_EVENT           ? ev->data.scalar.anchor
         : ev->type == YAML_SEQUENCE_START_EVENT ? ev->data.sequence_start.anchor
         : ev->type == YAML_MAPPING_START_EVENT  ? ev->data.mapping_start.anchor
                                                 : NULL;

@@ -73,7 +73,7 @@ var (
 	window   = flag.Int("window", 16, "hb grpc: requests in flight per stream")
 	pidsArg  = flag.String("pids", "", "server PIDs for CPU")
 	svcName  = flag.String("svc", "svc", "service (or config) name")
-	waitAcks = flag.Bool("wait-acks", false, "cfg on cairn: publish with ?wait_acks=1 (see registry.sh: quadratic in cairnd)")
+	waitAcks = flag.Bool("wait-acks", false, "cfg on cairn: publish with ?wait_acks=1 and time the PUT until every ack is in")
 )
 
 var endpoints []string

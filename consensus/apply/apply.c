@@ -978,8 +978,8 @@ static bool is_store_failure(int rc)
 /* Did the request change what its audit record says it did? A Txn whose
  * compares failed (a lost race the front end retries) and a DeleteRange
  * that deleted nothing did not. */
-static bool took_effect(const struct run *r, const Cairnpb__InternalRequest *req,
-                        int64_t rev_before)
+static bool took_effect(const struct run *r,
+                        const Cairnpb__InternalRequest *req, int64_t rev_before)
 {
     switch (req->request_case) {
     case CAIRNPB__INTERNAL_REQUEST__REQUEST_TXN:

@@ -211,9 +211,9 @@ uint64_t apply_audit_records(const struct apply *a);
 /* The chain's state as apply_audit_verify found it. */
 struct apply_audit_verdict {
     bool ok;
-    uint64_t records;    /* records checked and found whole */
-    uint64_t first_seq;  /* the oldest kept (its prev_hash is the anchor) */
-    uint64_t head_seq;   /* the head's: the last record written */
+    uint64_t records;   /* records checked and found whole */
+    uint64_t first_seq; /* the oldest kept (its prev_hash is the anchor) */
+    uint64_t head_seq;  /* the head's: the last record written */
     char head_hash[2 * APPLY_AUDIT_HASH_BYTES + 1];
     uint64_t broken_seq; /* when !ok: the first record that does not fit */
     const char *reason;  /* when !ok: a static sentence */

@@ -103,8 +103,8 @@ static bool field_ok(const char *s, size_t max)
 int apply__audit_check(const Cairnpb__AuditRecord *rec)
 {
     ASSERT(rec != NULL);
-    if (!field_ok(rec->action, APPLY_AUDIT_NAME_MAX) ||
-        rec->action == NULL || rec->action[0] == '\0') {
+    if (!field_ok(rec->action, APPLY_AUDIT_NAME_MAX) || rec->action == NULL ||
+        rec->action[0] == '\0') {
         return ERR_BAD_REQUEST;
     }
     if (!field_ok(rec->ns, APPLY_AUDIT_NAME_MAX) ||
@@ -162,9 +162,9 @@ static void time_of(int64_t ms, char *out, size_t cap)
     struct tm tm;
     ASSERT(ms >= 0);
     gmtime_r(&t, &tm);
-    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(ms % 1000));
 }
 
 /* The canonical bytes (everything but the hash) into b. */
@@ -346,8 +346,7 @@ static int64_t num_after(const uint8_t *v, size_t len, const char *tag)
     return i > tl && i < len && v[i] == ',' ? n : -1;
 }
 
-static void fail(struct apply_audit_verdict *out, uint64_t seq,
-                 const char *why)
+static void fail(struct apply_audit_verdict *out, uint64_t seq, const char *why)
 {
     out->ok = false;
     out->broken_seq = seq;
@@ -369,8 +368,8 @@ static bool verify_one(struct apply_audit_verdict *out, const struct kv_kv *kv,
     }
     if (len < 16 + PREV_TAIL_LEN + HASH_TAIL_LEN + 1 || v[len - 1] != '}' ||
         memcmp(v + len - 1 - HASH_TAIL_LEN, ",\"hash\":\"", 9) != 0 ||
-        memcmp(v + len - 1 - HASH_TAIL_LEN - PREV_TAIL_LEN,
-               ",\"prev_hash\":\"", 14) != 0) {
+        memcmp(v + len - 1 - HASH_TAIL_LEN - PREV_TAIL_LEN, ",\"prev_hash\":\"",
+               14) != 0) {
         fail(out, want_seq, "record is not in the audit format");
         return false;
     }
@@ -383,9 +382,9 @@ static bool verify_one(struct apply_audit_verdict *out, const struct kv_kv *kv,
         return false;
     }
     const uint8_t *rv = memchr(v, ',', len);
-    int64_t rev = rv != NULL ? num_after(rv, len - (size_t)(rv - v),
-                                         ",\"revision\":")
-                             : -1;
+    int64_t rev = rv != NULL
+                      ? num_after(rv, len - (size_t)(rv - v), ",\"revision\":")
+                      : -1;
     if (rev != kv->mod_revision) {
         fail(out, want_seq, "record was rewritten (revision differs)");
         return false;

@@ -83,7 +83,7 @@
  *    when to distrust the live file (the node has both).
  *
  * On disk (LMDB named databases inside data.mdb; integers big-endian):
- *   meta   "magic" -> "CAIRNKV\0" (8 bytes), "version" -> u32 1, "rev" ->
+ *   meta   "magic" -> "CAIRNKV\0" (8 bytes), "version" -> u32 2, "rev" ->
  *          i64 current, "compact" -> i64 compacted revision, "applied" ->
  *          u64 index | u64 term. (No scheduled-compaction record: a
  *          compaction finishes inside the batch's txn, so "compact" is
@@ -97,8 +97,19 @@
  *          key, ascending. A key whose history is all compacted away has
  *          no entry.
  *   live   key = user key -> i64 create | i64 mod | i64 version | i64 lease
- *          | u32 sub | value: the current state of live (non-deleted) keys;
- *          reads at the current revision come from here with one cursor.
+ *          | u32 sub (36 bytes): the current state of live (non-deleted)
+ *          keys, without the value: that is in the rev record at (mod,
+ *          sub), which compaction never removes (it is the key's latest).
+ *          Reads at the current revision walk this table with one cursor
+ *          and look up the value of each record they answer (none for
+ *          count_only or keys_only); each value is stored once.
+ * Format 1 (before issue 11) also kept a copy of the value after the live
+ * row's 36 bytes. kv_open migrates a format-1 store in place (each live row
+ * cut to its 36 bytes, version set to 2, all in one write txn: a crash
+ * leaves format 1 whole and the next open migrates again); that one open
+ * takes time in the number of live keys. kv_snapshot_install accepts a
+ * format-1 file and migrates it the same way. The rev and index tables
+ * are unchanged, so HashKV is too.
  *   lease  key = i64 lease id -> i64 ttl | i64 remaining ttl checkpoint.
  *   lkeys  (MDB_DUPSORT) key = i64 lease id, dup = user key (the live
  *          keys attached to the lease).
@@ -313,10 +324,11 @@ void kv_result_free(struct kv_result *res);
 
 /* Open (creating if absent) the store in dir. Takes an exclusive lock on
  * dir (flock on dir/LOCK); ERR_LOCKED if another process holds it. A file
- * without our magic: ERR_BAD_MAGIC; a newer version: ERR_BAD_VERSION.
- * Opening does not scan the data: time and memory do not grow with the
- * number of keys. opts may be NULL for defaults. On success *out is owned
- * by the caller until kv_close. */
+ * without our magic: ERR_BAD_MAGIC; a newer version: ERR_BAD_VERSION
+ * (logged with both versions). Opening does not scan the data: time and
+ * memory do not grow with the number of keys, except for the one open
+ * that migrates a format-1 store (see On disk). opts may be NULL for defaults.
+ * On success *out is owned by the caller until kv_close. */
 int kv_open(const char *dir, const struct kv_options *opts, struct kv **out);
 
 /* Close and free. Every handle must be ended first. */
@@ -486,8 +498,7 @@ int kv_txn(struct kv_write *wr, const struct kv_txn_req *req,
  * kv_put's validation, ERR_FAILED, -ENOMEM; a failure after the request's
  * own writes leaves them: the caller must then abort the batch. */
 bool kv_write_can_join(const struct kv_write *wr, int64_t rev_before);
-int kv_put_joined(struct kv_write *wr, const struct kv_put_req *req,
-                  bool join);
+int kv_put_joined(struct kv_write *wr, const struct kv_put_req *req, bool join);
 int kv_delete_joined(struct kv_write *wr, const uint8_t *key, size_t key_len);
 
 /* Range inside the write handle (sees this batch's writes); results are
@@ -576,13 +587,16 @@ int kv_snapshot_write(struct kv *kv, int fd);
 /* Replace the store's contents with the copy in file path (written by
  * kv_snapshot_write, possibly on another member). Needs every handle
  * closed (ERR_BUSY). The file is opened read-only and checked (magic,
- * version, meta) and copied compacted next to data.mdb before it replaces
+ * version: format 1 is migrated when the copy is opened, meta) and
+ * copied repacked (as kv_defrag) next to data.mdb before it replaces
  * the current one; on error the current store is untouched. Revision,
  * compaction and applied index are the snapshot's afterwards. */
 int kv_snapshot_install(struct kv *kv, const char *path);
 
-/* Defragment: write a compacting copy of the file and swap it in
- * atomically (rename, then fsync of the directory), then reopen. Needs
+/* Defragment: write a repacked copy of the file (every table re-inserted
+ * in order into a fresh file, so its pages are full, not only the free
+ * pages dropped) and swap it in atomically (rename, then fsync of the
+ * directory), then reopen. Needs
  * every handle closed (ERR_BUSY). A crash at any point leaves either the
  * old or the new file, both whole. */
 int kv_defrag(struct kv *kv);

@@ -30,10 +30,11 @@ void kv__idx(uint8_t out[KV_IDX_LEN], int64_t main, uint32_t sub, uint8_t type)
 int kv__live_decode(const MDB_val *k, const MDB_val *v, struct kv_rec *out)
 {
     const uint8_t *p = v->mv_data;
-    if (v->mv_size < KV_LIVEHDR_LEN || k->mv_size == 0) {
+    if (v->mv_size != KV_LIVEHDR_LEN || k->mv_size == 0) {
         return ERR_CORRUPT;
     }
     out->type = KV_REC_PUT;
+    out->lazy = true;
     out->key = k->mv_data;
     out->key_len = k->mv_size;
     out->create = (int64_t)be64_get(p);
@@ -41,8 +42,45 @@ int kv__live_decode(const MDB_val *k, const MDB_val *v, struct kv_rec *out)
     out->version = (int64_t)be64_get(p + 16);
     out->lease = (int64_t)be64_get(p + 24);
     out->sub = be32_get(p + 32);
-    out->value = p + KV_LIVEHDR_LEN;
-    out->value_len = v->mv_size - KV_LIVEHDR_LEN;
+    out->value = NULL;
+    out->value_len = 0;
+    return 0;
+}
+
+int kv__value_load(MDB_txn *txn, struct kv *kv, MDB_cursor *cur,
+                   struct kv_rec *r)
+{
+    uint8_t rk[KV_REVKEY_LEN];
+    struct kv_rec h;
+    int rc;
+    if (!r->lazy) {
+        return 0;
+    }
+    kv__revkey(rk, r->mod, r->sub);
+    MDB_val k = {KV_REVKEY_LEN, rk}, d;
+    if (cur != NULL) {
+        rc = mdb_cursor_get(cur, &k, &d, MDB_SET);
+        k = (MDB_val){KV_REVKEY_LEN, rk};
+    } else {
+        rc = mdb_get(txn, kv->dbi[KV_DBI_REV], &k, &d);
+    }
+    if (rc == MDB_NOTFOUND) {
+        return ERR_CORRUPT; /* a live key always has its rev record */
+    }
+    if (rc != 0) {
+        return kv__mdb_err(rc);
+    }
+    rc = kv__rev_decode(&k, &d, &h);
+    if (rc != 0) {
+        return rc;
+    }
+    if (h.type != KV_REC_PUT ||
+        kv__bytes_cmp(h.key, h.key_len, r->key, r->key_len) != 0) {
+        return ERR_CORRUPT;
+    }
+    r->value = h.value;
+    r->value_len = h.value_len;
+    r->lazy = false;
     return 0;
 }
 
@@ -59,6 +97,7 @@ int kv__rev_decode(const MDB_val *k, const MDB_val *v, struct kv_rec *out)
         return ERR_CORRUPT;
     }
     out->type = p[0];
+    out->lazy = false;
     out->create = (int64_t)be64_get(p + 1);
     out->version = (int64_t)be64_get(p + 9);
     out->lease = (int64_t)be64_get(p + 17);

@@ -8,9 +8,10 @@
  * puts stop at the quota (kv__quota) while deletes, compaction and lease
  * revokes, which also allocate pages, still have room to run.
  *
- * Defrag and install write a compacted copy next to data.mdb, fsync it,
- * rename it over data.mdb and fsync the directory, then reopen: a crash
- * leaves either the old file or the new one, each whole.
+ * Defrag and install write a repacked copy next to data.mdb (every table
+ * re-inserted in order, so pages are full), fsync it, rename it over
+ * data.mdb and fsync the directory, then reopen: a crash leaves either the
+ * old file or the new one, each whole.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -149,8 +150,9 @@ int kv__read_meta(MDB_txn *txn, MDB_dbi m, int64_t *rev, int64_t *compact,
     return 0;
 }
 
-/* Check magic and version of an environment whose meta dbi is open. */
-static int check_magic(MDB_txn *txn, MDB_dbi meta)
+/* Check magic and version of an environment whose meta dbi is open;
+ * *version gets the format (KV_VERSION, or KV_VERSION_1 to migrate). */
+static int check_magic(MDB_txn *txn, MDB_dbi meta, uint32_t *version)
 {
     MDB_val v;
     int rc = meta_get(txn, meta, "magic", &v);
@@ -170,10 +172,64 @@ static int check_magic(MDB_txn *txn, MDB_dbi meta)
         return ERR_CORRUPT;
     }
     uint32_t ver = be32_get(v.mv_data);
-    if (ver != KV_VERSION) {
-        return ver > KV_VERSION ? ERR_BAD_VERSION : ERR_CORRUPT;
+    if (ver > KV_VERSION) {
+        LOGE("kv", "store format %u is newer than this build's (%u)", ver,
+             KV_VERSION);
+        return ERR_BAD_VERSION;
     }
+    if (ver != KV_VERSION && ver != KV_VERSION_1) {
+        return ERR_CORRUPT;
+    }
+    *version = ver;
     return 0;
+}
+
+/* Format 1 -> 2: a format-1 live row is the 36-byte header followed by a
+ * copy of the value that the rev record at (mod, sub) also holds; cut
+ * every row to its header. One pass over the live table in the open's
+ * write txn, so a crash leaves the store in format 1 whole, and the next
+ * open migrates again. Returns an LMDB code or ERR_CORRUPT. */
+static int migrate_1_to_2(MDB_txn *txn, MDB_dbi live, MDB_dbi meta)
+{
+    MDB_cursor *c;
+    MDB_val k, d;
+    uint8_t hdr[KV_LIVEHDR_LEN], key[KV_KEY_BYTES_MAX], b[4];
+    size_t rows = 0;
+    int rc = mdb_cursor_open(txn, live, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
+    while (rc == 0) {
+        if (d.mv_size < KV_LIVEHDR_LEN || k.mv_size > sizeof(key)) {
+            rc = ERR_CORRUPT;
+            break;
+        }
+        if (d.mv_size > KV_LIVEHDR_LEN) {
+            /* Copies: the put moves the nodes of the page they are on. */
+            memcpy(hdr, d.mv_data, KV_LIVEHDR_LEN);
+            memcpy(key, k.mv_data, k.mv_size);
+            k.mv_data = key;
+            d = (MDB_val){KV_LIVEHDR_LEN, hdr};
+            rc = mdb_cursor_put(c, &k, &d, MDB_CURRENT);
+            if (rc != 0) {
+                break;
+            }
+        }
+        rows++;
+        rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc != MDB_NOTFOUND) {
+        return rc;
+    }
+    be32_put(b, KV_VERSION);
+    rc = meta_put(txn, meta, "version", b, 4);
+    if (rc == 0) {
+        LOGI("kv", "store format 1 migrated to %u (%zu live keys)", KV_VERSION,
+             rows);
+    }
+    return rc;
 }
 
 static int meta_init(MDB_txn *txn, MDB_dbi meta)
@@ -218,11 +274,16 @@ static int env_setup(struct kv *kv)
         mdb_txn_abort(txn);
         return kv__mdb_err(rc);
     }
-    int err = check_magic(txn, meta);
+    uint32_t version = 0;
+    int err = check_magic(txn, meta, &version);
     for (int i = 0; err == 0 && i < KV_DBI__COUNT; i++) {
         rc = mdb_dbi_open(txn, dbi_names[i], dbi_flags[i] | MDB_CREATE,
                           &kv->dbi[i]);
         err = rc == MDB_INCOMPATIBLE ? ERR_CORRUPT : kv__mdb_err(rc);
+    }
+    if (err == 0 && version == KV_VERSION_1) {
+        rc = migrate_1_to_2(txn, kv->dbi[KV_DBI_LIVE], kv->dbi[KV_DBI_META]);
+        err = rc < 0 ? rc : kv__mdb_err(rc);
     }
     if (err == 0) {
         err = kv__read_meta(txn, kv->dbi[KV_DBI_META], &kv->rev, &kv->compact,
@@ -559,24 +620,89 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
-/* Write a compacting copy of env into path and make it durable. */
-static int copy_to(MDB_env *env, const char *path)
+/* Copy one table of src (read txn rt) into dst (write txn wt) in key
+ * order with MDB_APPEND / MDB_APPENDDUP: LMDB then splits a full page at
+ * its end, so every page is filled. A table src lacks is skipped. */
+static int repack_table(MDB_txn *rt, MDB_txn *wt, int i)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return -errno;
+    MDB_dbi s, d;
+    MDB_cursor *rc_ = NULL, *wc = NULL;
+    MDB_val k, v;
+    bool dups = (dbi_flags[i] & MDB_DUPSORT) != 0;
+    int rc = mdb_dbi_open(rt, dbi_names[i], 0, &s);
+    if (rc == MDB_NOTFOUND) {
+        return 0;
     }
-    int err = kv__mdb_err(mdb_env_copyfd2(env, fd, MDB_CP_COMPACT));
-    if (err == 0 && fsync(fd) != 0) {
-        err = -errno;
+    rc = rc != 0
+             ? rc
+             : mdb_dbi_open(wt, dbi_names[i], dbi_flags[i] | MDB_CREATE, &d);
+    rc = rc != 0 ? rc : mdb_cursor_open(rt, s, &rc_);
+    rc = rc != 0 ? rc : mdb_cursor_open(wt, d, &wc);
+    int mrc = rc != 0 ? rc : mdb_cursor_get(rc_, &k, &v, MDB_FIRST);
+    while (mrc == 0) {
+        rc = mdb_cursor_put(wc, &k, &v, MDB_APPEND);
+        while (rc == 0 && dups &&
+               (mrc = mdb_cursor_get(rc_, &k, &v, MDB_NEXT_DUP)) == 0) {
+            rc = mdb_cursor_put(wc, &k, &v, MDB_APPENDDUP);
+        }
+        if (rc != 0 || (mrc != 0 && mrc != MDB_NOTFOUND)) {
+            break;
+        }
+        mrc = mdb_cursor_get(rc_, &k, &v, dups ? MDB_NEXT_NODUP : MDB_NEXT);
     }
-    if (close(fd) != 0 && err == 0) {
-        err = -errno;
+    if (rc == 0 && mrc != MDB_NOTFOUND) {
+        rc = mrc;
     }
-    if (err != 0) {
+    if (wc != NULL) {
+        mdb_cursor_close(wc);
+    }
+    if (rc_ != NULL) {
+        mdb_cursor_close(rc_);
+    }
+    return rc;
+}
+
+/* Write a repacked copy of src into path and make it durable: each table
+ * re-inserted in order into a fresh environment (repack_table). LMDB's
+ * compacting copy (MDB_CP_COMPACT) only drops free pages and keeps every
+ * page as sparse as compaction's deletes left it (a third full after
+ * compacting two revisions of three away); this copy is what makes defrag
+ * give the space back. One write txn (LMDB spills its dirty pages to the
+ * file when they outgrow memory); no lock file. */
+static int repack_to(MDB_env *src, uint64_t map_bytes, const char *path)
+{
+    MDB_env *dst = NULL;
+    MDB_txn *rt = NULL, *wt = NULL;
+    unlink(path); /* a leftover of a crash */
+    int rc = mdb_env_create(&dst);
+    if (rc != 0) {
+        return kv__mdb_err(rc);
+    }
+    rc = mdb_env_set_maxdbs(dst, KV_DBI__COUNT + 1);
+    rc = rc != 0 ? rc : mdb_env_set_mapsize(dst, (size_t)map_bytes);
+    rc = rc != 0 ? rc
+                 : mdb_env_open(dst, path,
+                                MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, 0600);
+    rc = rc != 0 ? rc : mdb_txn_begin(src, NULL, MDB_RDONLY, &rt);
+    rc = rc != 0 ? rc : mdb_txn_begin(dst, NULL, 0, &wt);
+    for (int i = 0; rc == 0 && i < KV_DBI__COUNT; i++) {
+        rc = repack_table(rt, wt, i);
+    }
+    if (wt != NULL) {
+        rc = rc != 0 ? rc : mdb_txn_commit(wt);
+        if (rc != 0) {
+            mdb_txn_abort(wt);
+        }
+    }
+    if (rt != NULL) {
+        mdb_txn_abort(rt);
+    }
+    rc = rc != 0 ? rc : mdb_env_sync(dst, 1);
+    mdb_env_close(dst);
+    if (rc != 0) {
         unlink(path);
     }
-    return err;
+    return kv__mdb_err(rc);
 }
 
 /* Replace data.mdb by tmp (a whole, synced file) and reopen. After the
@@ -623,7 +749,7 @@ int kv_defrag(struct kv *kv)
     char tmp[PATH_MAX_KV];
     int rc = whole_op_check(kv);
     rc = rc != 0 ? rc : path_join(tmp, sizeof(tmp), kv->dir, "data.mdb.defrag");
-    rc = rc != 0 ? rc : copy_to(kv->env, tmp);
+    rc = rc != 0 ? rc : repack_to(kv->env, kv->map_bytes, tmp);
     if (rc != 0) {
         return rc;
     }
@@ -660,7 +786,8 @@ static int snapshot_open(const char *path, MDB_env **out)
         rc = mdb_dbi_open(txn, "meta", 0, &meta);
         err = rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE ? ERR_BAD_MAGIC
                                                            : kv__mdb_err(rc);
-        err = err != 0 ? err : check_magic(txn, meta);
+        uint32_t version; /* format 1 too: the open after install migrates */
+        err = err != 0 ? err : check_magic(txn, meta, &version);
         int64_t rev, compact;
         uint64_t index, term;
         err = err != 0
@@ -687,7 +814,7 @@ int kv_snapshot_install(struct kv *kv, const char *path)
     if (rc != 0) {
         return rc;
     }
-    rc = copy_to(src, tmp);
+    rc = repack_to(src, kv->map_bytes, tmp);
     mdb_env_close(src);
     if (rc != 0) {
         return rc;

@@ -27,7 +27,10 @@
 
 #define KV_MAGIC     "CAIRNKV" /* 8 bytes with its NUL */
 #define KV_MAGIC_LEN 8
-#define KV_VERSION   1u
+#define KV_VERSION   2u
+/* Format 1 kept each live key's value in its live row too; kv_open
+ * migrates it (kv_env.c). */
+#define KV_VERSION_1 1u
 
 /* Every op of a txn tree, all levels together. etcd bounds each list (and
  * each nested list by what its parent left of max_txn_ops) but not the
@@ -47,7 +50,7 @@
 #define KV_REVKEY_LEN  12
 #define KV_REVHDR_LEN  29 /* type, create, version, lease, key_len */
 #define KV_IDX_LEN     13 /* main, sub, type */
-#define KV_LIVEHDR_LEN 36
+#define KV_LIVEHDR_LEN 36 /* the whole live row (format 2) */
 #define KV_LEASE_LEN   16
 
 enum kv_rec_type {
@@ -162,9 +165,14 @@ struct kv_req {
     struct kv_result *res;
 };
 
-/* A decoded record of a key at some revision (pointers borrowed). */
+/* A decoded record of a key at some revision (pointers borrowed). A
+ * record decoded from the live table has no value yet (lazy: value NULL,
+ * value_len 0): the value is in the rev record at (mod, sub), which
+ * kv__value_load reads. Only code that needs the value pays that
+ * lookup. */
 struct kv_rec {
     uint8_t type;
+    bool lazy;
     const uint8_t *key;
     size_t key_len;
     const uint8_t *value;
@@ -178,6 +186,13 @@ void kv__revkey(uint8_t out[KV_REVKEY_LEN], int64_t main, uint32_t sub);
 void kv__idx(uint8_t out[KV_IDX_LEN], int64_t main, uint32_t sub, uint8_t type);
 int kv__live_decode(const MDB_val *k, const MDB_val *v, struct kv_rec *out);
 int kv__rev_decode(const MDB_val *k, const MDB_val *v, struct kv_rec *out);
+/* Fill a lazy record's value from its rev record, through cur (a cursor
+ * on the rev table; positioned near the last one it is cheaper than a
+ * lookup from the root) or, cur NULL, mdb_get. No-op if not lazy. The
+ * value is borrowed as any record pointer. ERR_CORRUPT if the rev record
+ * is missing or is not a put of the same key. */
+int kv__value_load(MDB_txn *txn, struct kv *kv, MDB_cursor *cur,
+                   struct kv_rec *r);
 void kv__rec_to_kv(const struct kv_rec *r, struct kv_kv *out);
 int kv__mdb_err(int rc);
 bool kv__fatal_err(int rc);

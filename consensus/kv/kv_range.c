@@ -2,10 +2,13 @@
  * kv_range.c - Range: the read path, at the current or a past revision.
  *
  * At the current revision the answer comes from the live table with one
- * cursor walk (the hot path: no index, no copy on a read handle). At a past
- * revision r, each distinct key in the index table is positioned at its
- * greatest record <= r; tombstones are skipped and the record itself is
- * read from the rev table.
+ * cursor walk (the hot path: no index, no copy on a read handle). A live
+ * row holds a key's metadata; its value is read from the rev record at
+ * (mod, sub) only for the records answered (after the count, filters,
+ * sort and limit), and not at all for count_only or keys_only (unless
+ * sorting by value). At a past revision r, each distinct key in the
+ * index table is positioned at its greatest record <= r; tombstones are
+ * skipped and the record itself is read from the rev table.
  *
  * etcd 3.4 rules (etcd-api.md 1.5.2, apply.go): count is every key in the
  * range at that revision, whatever limit and the min/max filters say; with a
@@ -143,9 +146,24 @@ struct iter {
     struct kv_view *v;
     const struct kv_span *span;
     MDB_cursor *c;
-    int64_t rev; /* 0: the live table */
+    MDB_cursor *vc; /* rev table, for lazy values; opened on first use */
+    int64_t rev;    /* 0: the live table */
     bool started;
 };
+
+static int iter_value(struct iter *it, struct kv_rec *r)
+{
+    if (!r->lazy) {
+        return 0;
+    }
+    if (it->vc == NULL) {
+        int rc = kv__view_cursor(it->v, KV_CUR_REV, &it->vc);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return kv__value_load(it->v->txn, it->v->kv, it->vc, r);
+}
 
 static int iter_live(struct iter *it, struct kv_rec *out)
 {
@@ -251,9 +269,17 @@ static int cmp_i64(int64_t a, int64_t b)
     return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/* A record kept by the walk: lazy until answer() loads its value. */
+struct kept {
+    struct kv_kv kv;
+    uint32_t sub;
+    bool lazy;
+};
+
 static int sort_cmp(const void *pa, const void *pb, void *arg)
 {
-    const struct kv_kv *a = pa, *b = pb;
+    const struct kv_kv *a = &((const struct kept *)pa)->kv;
+    const struct kv_kv *b = &((const struct kept *)pb)->kv;
     const struct plan *p = arg;
     int c = 0;
     switch (p->target) {
@@ -283,14 +309,32 @@ static size_t kv_bytes(const struct kv_kv *k, bool keys_only)
     return sizeof(*k) + k->key_len + (keys_only ? 0 : k->value_len);
 }
 
-/* Emit kvs[0..n) into the answer (arena array; copies on a write view). */
-static int answer(struct kv_view *v, const struct kv_range_req *req,
-                  const struct plan *p, struct kv_kv *kvs, size_t n,
+/* Emit kvs[0..n) into the answer (arena array; copies on a write view),
+ * loading the values still lazy unless keys_only. */
+static int answer(struct iter *it, const struct kv_range_req *req,
+                  const struct plan *p, struct kept *kvs, size_t n,
                   struct kv_result *res, struct kv_range_resp *resp)
 {
+    struct kv_view *v = it->v;
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
-        bytes += kv_bytes(&kvs[i], req->keys_only);
+        if (kvs[i].lazy && !req->keys_only) {
+            struct kv_rec r = {
+                .lazy = true,
+                .key = kvs[i].kv.key,
+                .key_len = kvs[i].kv.key_len,
+                .mod = kvs[i].kv.mod_revision,
+                .sub = kvs[i].sub,
+            };
+            int rc = iter_value(it, &r);
+            if (rc != 0) {
+                return rc;
+            }
+            kvs[i].kv.value = r.value;
+            kvs[i].kv.value_len = r.value_len;
+            kvs[i].lazy = false;
+        }
+        bytes += kv_bytes(&kvs[i].kv, req->keys_only);
     }
     if (bytes > p->bytes_max) {
         return ERR_LIMIT;
@@ -300,7 +344,7 @@ static int answer(struct kv_view *v, const struct kv_range_req *req,
         return -ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
-        out[i] = kvs[i];
+        out[i] = kvs[i].kv;
         if (req->keys_only) {
             out[i].value = NULL;
             out[i].value_len = 0;
@@ -315,7 +359,7 @@ static int answer(struct kv_view *v, const struct kv_range_req *req,
 }
 
 struct vec {
-    struct kv_kv *v;
+    struct kept *v;
     size_t n, cap;
 };
 
@@ -323,20 +367,23 @@ static int vec_push(struct vec *vec, const struct kv_rec *r, size_t max)
 {
     if (vec->n == vec->cap) {
         size_t cap = vec->cap == 0 ? 16 : vec->cap * 2;
-        if (cap * sizeof(struct kv_kv) > max) {
-            cap = max / sizeof(struct kv_kv);
+        if (cap * sizeof(struct kept) > max) {
+            cap = max / sizeof(struct kept);
             if (cap <= vec->n) {
                 return ERR_LIMIT;
             }
         }
-        struct kv_kv *nv = mem_realloc(vec->v, cap * sizeof(*nv));
+        struct kept *nv = mem_realloc(vec->v, cap * sizeof(*nv));
         if (nv == NULL) {
             return -ENOMEM;
         }
         vec->v = nv;
         vec->cap = cap;
     }
-    kv__rec_to_kv(r, &vec->v[vec->n++]);
+    struct kept *e = &vec->v[vec->n++];
+    kv__rec_to_kv(r, &e->kv);
+    e->sub = r->sub;
+    e->lazy = r->lazy;
     return 0;
 }
 
@@ -361,6 +408,12 @@ static int walk(struct iter *it, const struct kv_range_req *req,
         (*count)++;
         if (keep->n >= want || (p->filter && filtered_out(req, &r))) {
             continue;
+        }
+        if (p->sort && p->target == KV_SORT_VALUE) {
+            rc = iter_value(it, &r); /* the sort needs it */
+            if (rc != 0) {
+                return rc;
+            }
         }
         rc = vec_push(keep, &r, p->bytes_max);
         if (rc != 0) {
@@ -422,6 +475,7 @@ int kv__range(struct kv_view *v, const struct kv_range_req *req,
     int64_t count = 0;
     rc = walk(&it, req, &p, &keep, &count);
     kv__view_cursor_done(v, it.c);
+    it.c = NULL;
     if (rc == 0 && p.sort && keep.n > 1) {
         qsort_r(keep.v, keep.n, sizeof(*keep.v), sort_cmp, &p);
     }
@@ -438,8 +492,9 @@ int kv__range(struct kv_view *v, const struct kv_range_req *req,
             resp->more = true;
         }
         resp->count = count;
-        rc = answer(v, req, &p, keep.v, n, res, resp);
+        rc = answer(&it, req, &p, keep.v, n, res, resp);
     }
+    kv__view_cursor_done(v, it.vc);
     mem_free(keep.v);
     if (rc != 0) {
         resp->kvs = NULL;

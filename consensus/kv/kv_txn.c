@@ -350,6 +350,9 @@ static int compare_eval(struct kv *kv, MDB_txn *txn, const struct kv_compare *c,
     *out = true;
     if (s.kind == KV_RANGE_ONE) {
         rc = kv__live_get(txn, kv, s.key, s.key_len, &r);
+        if (rc == 0 && c->target == KV_CMP_VALUE) {
+            rc = kv__value_load(txn, kv, NULL, &r);
+        }
         if (rc == 0) {
             *out = compare_kv(c, &r);
             return 0;
@@ -366,6 +369,9 @@ static int compare_eval(struct kv *kv, MDB_txn *txn, const struct kv_compare *c,
         rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
         while (rc == 0 && *out && !kv__span_past(&s, k.mv_data, k.mv_size)) {
             rc = kv__live_decode(&k, &d, &r);
+            if (rc == 0 && c->target == KV_CMP_VALUE) {
+                rc = kv__value_load(txn, kv, NULL, &r);
+            }
             if (rc == 0) {
                 seen++;
                 *out = compare_kv(c, &r);

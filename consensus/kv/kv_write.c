@@ -320,25 +320,20 @@ static int history_write(struct kv_req *rq, const struct kv_rec *r)
     return mdb_put(rq->txn, kv->dbi[KV_DBI_INDEX], &k, &d, 0);
 }
 
+/* The live row: the key's metadata only; its value is the one in the rev
+ * record history_write just wrote at (mod, sub). */
 static int live_write(struct kv_req *rq, const struct kv_rec *r)
 {
     struct kv *kv = rq->wr->kv;
-    MDB_val k = {r->key_len, (void *)r->key};
-    MDB_val d = {KV_LIVEHDR_LEN + r->value_len, NULL};
-    int rc = mdb_put(rq->txn, kv->dbi[KV_DBI_LIVE], &k, &d, MDB_RESERVE);
-    if (rc != 0) {
-        return rc;
-    }
-    uint8_t *p = d.mv_data;
+    uint8_t p[KV_LIVEHDR_LEN];
     be64_put(p, (uint64_t)r->create);
     be64_put(p + 8, (uint64_t)r->mod);
     be64_put(p + 16, (uint64_t)r->version);
     be64_put(p + 24, (uint64_t)r->lease);
     be32_put(p + 32, r->sub);
-    if (r->value_len > 0) {
-        memcpy(p + KV_LIVEHDR_LEN, r->value, r->value_len);
-    }
-    return 0;
+    MDB_val k = {r->key_len, (void *)r->key};
+    MDB_val d = {KV_LIVEHDR_LEN, p};
+    return mdb_put(rq->txn, kv->dbi[KV_DBI_LIVE], &k, &d, 0);
 }
 
 static int lkey_op(struct kv_req *rq, int64_t lease, const uint8_t *key,
@@ -444,6 +439,15 @@ int kv__put_prepare(struct kv_req *rq, const struct kv_put_req *req,
     int rc = put_check_old(rq, req, rq->lone, &old, &pp->had_old);
     if (rc != 0) {
         return rc;
+    }
+    /* The old value, when the answer, the event or ignore_value needs it
+     * (one rev lookup; a plain put without watchers skips it). */
+    if (pp->had_old &&
+        (req->ignore_value || req->prev_kv || wr->on_event != NULL)) {
+        rc = kv__value_load(rq->txn, wr->kv, NULL, &old);
+        if (rc != 0) {
+            return rc;
+        }
     }
     struct kv_rec *now = &pp->now;
     now->type = KV_REC_PUT;
@@ -577,8 +581,7 @@ static void join_begin(struct kv_write *wr, struct kv_req *rq,
     }
 }
 
-int kv_put_joined(struct kv_write *wr, const struct kv_put_req *req,
-                  bool join)
+int kv_put_joined(struct kv_write *wr, const struct kv_put_req *req, bool join)
 {
     struct kv_req rq;
     struct kv_result res = {0};
@@ -633,10 +636,16 @@ static int dlist_add(struct kv_write *wr, const struct kv_rec *r)
 }
 
 /* Collect one doomed key: its list entry, prev copy and event. */
-static int doom(struct kv_req *rq, const struct kv_rec *old,
-                struct kv_kv **prevs, size_t *n, size_t *cap)
+static int doom(struct kv_req *rq, struct kv_rec *old, struct kv_kv **prevs,
+                size_t *n, size_t *cap)
 {
     struct kv_write *wr = rq->wr;
+    if (prevs != NULL || wr->on_event != NULL) {
+        int rc = kv__value_load(rq->txn, wr->kv, NULL, old);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     if (dlist_add(wr, old) != 0) {
         return -ENOMEM;
     }

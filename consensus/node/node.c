@@ -569,6 +569,13 @@ static void on_wal_done(uv_async_t *h)
     while (j != NULL) {
         struct wal_job *next = j->next;
         int rc = j->err;
+        if (j->read_hi != 0) {
+            /* a read failure is the follower's delay, not the member's */
+            node__logmem_read_done(n, j, rc);
+            node__wal_job_free(j);
+            j = next;
+            continue;
+        }
         if (rc == 0 && j->ents_count > 0) {
             rc = raft_memstorage_append(&n->ms, j->ents, j->ents_count);
         }
@@ -834,6 +841,7 @@ static void on_apply_done(uv_async_t *h)
             if (j->applied > n->applied) {
                 n->applied = j->applied;
                 (void)raft_applied(&n->raft, n->applied);
+                node__logmem_trim(n, n->applied);
             }
             if (j->members_changed) {
                 (void)node__members_reload(n);
@@ -1168,6 +1176,8 @@ static int load_wal(struct node *n, char *msg, size_t msg_len)
     uint8_t *arena;
     uint64_t first = log_first_index(n->log);
     uint64_t last = log_last_index(n->log);
+    uint64_t kv_applied_index = 0;
+    uint64_t kv_applied_term = 0;
     int rc;
 
     rc = log_snap_load(n->dir_snap, &ls, msg, msg_len);
@@ -1224,6 +1234,17 @@ static int load_wal(struct node *n, char *msg, size_t msg_len)
     if (arena == NULL) {
         return -ENOMEM;
     }
+    /* Raft hands out again what lies above the commit index it knows (the
+     * store may be ahead of it: open_raft), so only entries up to both stay
+     * out of memory. */
+    kv_applied(n->kv, &kv_applied_index, &kv_applied_term);
+    log_hard_state(n->log, &hs);
+    if (kv_applied_index > hs.commit && hs.commit >= n->ms.snap.meta.index) {
+        kv_applied_index = hs.commit;
+    } else if (kv_applied_index > n->ms.snap.meta.index &&
+               hs.commit < n->ms.snap.meta.index) {
+        kv_applied_index = n->ms.snap.meta.index;
+    }
     rc = 0;
     for (uint64_t lo = first; rc == 0 && lo <= last;) {
         size_t count = 0;
@@ -1244,6 +1265,9 @@ static int load_wal(struct node *n, char *msg, size_t msg_len)
         }
         rc = raft_memstorage_append(&n->ms, re, count);
         lo += count;
+        /* What the store already holds is only for lagging followers: keep
+         * the heap to the budget while loading. */
+        node__logmem_trim(n, kv_applied_index);
     }
     mem_free(arena);
     if (rc == 0) {
@@ -1525,6 +1549,7 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
     buf_init(&n->snap_in_meta, 0);
     node__crash_init(n);
     raft_memstorage_init(&n->ms);
+    node__logmem_init(n);
     if (uv_rwlock_init(&n->store_lock) != 0) {
         mem_free(n->waiters);
         mem_free(n->reads);
@@ -1600,6 +1625,7 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
             kv_close(n->kv);
         }
         raft_memstorage_close(&n->ms);
+        node__logmem_close(n);
         uv_rwlock_destroy(&n->store_lock);
         buf_free(&n->snap_in_meta);
         mem_free(n->waiters);
@@ -1768,6 +1794,11 @@ void node_status(const struct node *n, struct node_status *out)
     out->proposals_failed = n->proposals_failed;
     out->proposals_committed = n->proposals_committed;
     out->leader_changes = n->leader_changes;
+    out->log_resident_bytes = n->ms.resident_bytes;
+    out->log_entries = n->ms.count;
+    out->log_evicted_bytes = n->rr.evicted_bytes;
+    out->log_reads = n->rr.reads;
+    out->log_read_bytes = n->rr.read_bytes;
     out->wal_fsyncs = atomic_load(&n->wal_fsyncs);
     out->wal_fsync_ns_total = atomic_load(&n->wal_fsync_ns);
     for (size_t i = 0; i < NODE_FSYNC_BUCKETS; i++) {
@@ -1837,6 +1868,7 @@ void node__close_finish(struct node *n)
     void *ctx = n->close_ctx;
     raft_close(&n->raft);
     raft_memstorage_close(&n->ms);
+    node__logmem_close(n);
     apply_close(&n->apply);
     /* The whole store to disk, then the mark that says so: the next open
      * trusts this file whatever happened to the system meanwhile. */

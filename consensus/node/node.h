@@ -75,7 +75,10 @@ struct node_config {
     uint32_t heartbeat_ms;   /* etcd's --heartbeat-interval */
     uint32_t election_ms;    /* etcd's --election-timeout */
     uint64_t snapshot_count; /* applied entries between Raft snapshots */
-    uint64_t quota_bytes;    /* store quota (0: default) */
+    /* Data of applied Raft entries kept in memory for lagging followers
+     * (older ones are read back from the WAL); 0: 32 MiB. */
+    uint64_t raft_log_memory_bytes;
+    uint64_t quota_bytes; /* store quota (0: default) */
     uint32_t max_txn_ops;
     uint32_t max_request_bytes;
     bool unsafe_no_fsync;
@@ -222,6 +225,13 @@ struct node_status {
      * buckets, 0.001 s doubling to 8.192 s); the last counts the rest.
      * Not cumulative. */
     uint64_t wal_fsync_buckets[NODE_FSYNC_BUCKETS];
+    /* The in-memory Raft log: entry data held, and what was given back and
+     * read again from the WAL for lagging followers. */
+    uint64_t log_resident_bytes;
+    uint64_t log_entries;
+    uint64_t log_evicted_bytes;
+    uint64_t log_reads;
+    uint64_t log_read_bytes;
 };
 void node_status(const struct node *n, struct node_status *out);
 

@@ -29,7 +29,32 @@ struct wal_job {
      * metadata file is saved before the reset, on the WAL thread (an fsync
      * there can wait seconds behind the page cache: never on the loop). */
     struct buf reset_conf;
+    /* read_hi nonzero: read entries [read_lo, read_hi) back, within
+     * read_max bytes, into read_ents (data in read_arena) (node_logmem.c). */
+    uint64_t read_lo;
+    uint64_t read_hi;
+    size_t read_max;
+    struct raft_entry *read_ents;
+    size_t read_count;
+    uint8_t *read_arena;
     int err; /* set by the WAL thread */
+};
+
+/* The in-memory log's budget and the window read back from the WAL
+ * (node_logmem.c). */
+#define NODE_LOG_MEMORY_DEFAULT ((uint64_t)32 << 20)
+#define NODE_REREAD_BYTES       ((size_t)4 << 20)
+
+struct node_reread {
+    struct raft_entry *ents; /* data in arena */
+    size_t count;
+    uint8_t *arena;
+    bool loading; /* a read job is with the WAL thread */
+    uint64_t reads;
+    uint64_t read_bytes;
+    uint64_t read_errors;
+    uint64_t served;
+    uint64_t evicted_bytes;
 };
 
 /* A run of committed entries for the apply thread. */
@@ -97,6 +122,7 @@ struct node {
     struct apply apply;
     struct log *log;
     struct raft_memstorage ms;
+    struct node_reread rr;
     struct raft raft;
     bool raft_ready_out;
 
@@ -221,6 +247,14 @@ struct node {
 int node__jobq_init(struct jobq *q);
 void node__jobq_close(struct jobq *q);
 void node__jobq_push(struct jobq *q, void *job); /* job's first field: next */
+
+/* node_logmem.c */
+void node__logmem_init(struct node *n);
+void node__logmem_close(struct node *n);
+/* Give back the data of applied entries over the budget. */
+void node__logmem_trim(struct node *n, uint64_t applied);
+int node__wal_read(struct node *n, struct wal_job *j);
+void node__logmem_read_done(struct node *n, struct wal_job *j, int rc);
 void *node__jobq_take_all(struct jobq *q, bool wait, size_t *count);
 void node__jobq_stop(struct jobq *q);
 void node__wal_main(void *arg);

@@ -102,6 +102,8 @@ void node__wal_job_free(struct wal_job *j)
     mem_free(j->blob);
     buf_free(&j->after);
     buf_free(&j->reset_conf);
+    mem_free(j->read_ents);
+    mem_free(j->read_arena);
     mem_free(j);
 }
 
@@ -252,6 +254,9 @@ void node__wal_main(void *arg)
                     }
                 }
                 j->err = rc;
+                if (rc == 0 && j->read_hi != 0) {
+                    j->err = node__wal_read(n, j);
+                }
                 node__jobq_push(&n->wal_out, j);
                 j = next;
             }

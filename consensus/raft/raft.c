@@ -674,6 +674,13 @@ static bool maybe_send_append(struct raft *r, struct raft__progress *pr,
         send_snapshot(r, pr);
         return false;
     }
+    if (rc == ERR_BUSY) {
+        /* The storage is reading these back; raft_entries_available (or
+         * the next heartbeat answer) tries again. */
+        raft__ents_free(&ents);
+        r->append_busy++;
+        return false;
+    }
     if (rc < 0 || r->err) {
         raft__ents_free(&ents);
         fail(r, rc < 0 ? rc : r->err);
@@ -707,6 +714,20 @@ static bool maybe_send_append(struct raft *r, struct raft__progress *pr,
     }
     send(r, &m);
     return true;
+}
+
+void raft_entries_available(struct raft *r)
+{
+    if (r->err || r->role != RAFT_LEADER) {
+        return;
+    }
+    uint64_t last = raft__last_index(r);
+    for (int i = 0; i < RAFT_MEMBERS_MAX && !r->err; i++) {
+        struct raft__progress *pr = &r->prs[i];
+        if (pr->id != RAFT_NONE && pr->id != r->id && pr->next <= last) {
+            maybe_send_append(r, pr, false);
+        }
+    }
 }
 
 static void bcast_append(struct raft *r)

@@ -162,7 +162,11 @@ struct raft_snapshot {
  * happen inside raft_* calls. Every index below first_index is compacted;
  * the snapshot covers up to first_index - 1. Errors: ERR_COMPACTED for an
  * index below first_index (term() allows first_index - 1, the snapshot's),
- * ERR_NOT_FOUND past last_index; any other error fails the core.
+ * ERR_NOT_FOUND past last_index; entries() may also answer ERR_BUSY (the
+ * data is not in memory: the driver is reading it back and will call
+ * raft_entries_available), and the core then sends nothing to that
+ * follower for now. Committed entries not yet handed out in a ready batch
+ * must never be ERR_BUSY. Any other error fails the core.
  */
 struct raft_storage {
     void *ctx;
@@ -178,6 +182,12 @@ struct raft_storage {
     /* The latest snapshot; data borrowed until the next call. Index 0 means
      * none. */
     int (*snapshot)(void *ctx, struct raft_snapshot *out);
+    /* Optional (NULL: the core reads entries() backwards): the last
+     * RAFT_ENTRY_CONF entry with index in [lo, hi], its data borrowed
+     * until the next call; ERR_NOT_FOUND when there is none. Must work
+     * where entries() would answer ERR_BUSY. */
+    int (*last_conf)(void *ctx, uint64_t lo, uint64_t hi,
+                     struct raft_entry *out);
 };
 
 /* ---------------------------------------------------------------- messages */
@@ -443,6 +453,7 @@ struct raft {
     uint64_t lead_transferee;
     uint64_t uncommitted_bytes;
     uint64_t term_start_index; /* leader: index of its first entry in term */
+    uint64_t append_busy;      /* appends not sent: storage answered ERR_BUSY */
 
     struct raft__read *reads;
     uint32_t reads_count;
@@ -565,6 +576,10 @@ void raft_report_unreachable(struct raft *r, uint64_t id);
  * probe leads the leader back to a new snapshot. */
 void raft_report_snapshot(struct raft *r, uint64_t id, bool ok);
 
+/* Storage entries that answered ERR_BUSY may be readable now: a leader
+ * sends appends to every follower that is behind and not paused. */
+void raft_entries_available(struct raft *r);
+
 /* Describe a snapshot at `index` for the driver to write before it compacts
  * the log: term and the configuration in effect there. Preconditions none;
  * errors: ERR_INVALID (index > applied), ERR_COMPACTED (below the current
@@ -663,6 +678,18 @@ struct raft_memstorage {
     struct raft_entry *ents;   /* ents[0] is index snap.meta.index + 1 */
     size_t count;
     size_t cap;
+    /* Entries ents[0..evicted) keep index, term, type and len but not their
+     * data (data == NULL): raft_memstorage_evict gave it back. Reading them
+     * goes to fetch; without one (or when it has nothing yet) entries()
+     * answers ERR_BUSY, which the core takes as "not now". */
+    size_t evicted;
+    uint64_t resident_bytes; /* data bytes held by entries not evicted */
+    /* Serves [lo, hi) for evicted entries (lo evicted): the contract of
+     * raft_storage.entries; ERR_BUSY when the data is not at hand yet (the
+     * driver loads it and calls raft_entries_available). */
+    int (*fetch)(void *fctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
+                 struct raft_entry *out, size_t cap, size_t *count);
+    void *fctx;
     struct raft_storage iface;
 };
 
@@ -687,7 +714,16 @@ int raft_memstorage_apply_snapshot(struct raft_memstorage *ms,
 int raft_memstorage_compact(struct raft_memstorage *ms,
                             const struct raft_snapshot_meta *meta,
                             const void *data, size_t len);
-/* Deep copy src into dst (dst initialised). Errors: -ENOMEM. */
+/* Give back the data of entries with index <= upto, oldest first, until
+ * at most keep_bytes of entry data stay resident; entries of length 0 cost
+ * nothing and stay, and configuration entries keep theirs (last_conf). Returns
+ * the bytes given back. The caller must be able to read them again (fetch)
+ * before handing them to the core: only entries that are durable elsewhere (the
+ * WAL) and applied may go. */
+uint64_t raft_memstorage_evict(struct raft_memstorage *ms, uint64_t upto,
+                               uint64_t keep_bytes);
+/* Deep copy src into dst (dst initialised); evicted entries stay evicted
+ * and fetch is copied. Errors: -ENOMEM. */
 int raft_memstorage_copy(struct raft_memstorage *dst,
                          const struct raft_memstorage *src);
 

@@ -170,8 +170,9 @@ bool raft__match_term(struct raft *r, uint64_t index, uint64_t term)
     return t == term;
 }
 
-/* Copy storage entries [lo, hi) into out, within *budget bytes. Returns the
- * next index to read, or 0 on error (r->err set, or ERR_COMPACTED in *rc). */
+/* Copy storage entries [lo, hi) into out, within *budget bytes; *next gets
+ * the next index to read. Errors: ERR_COMPACTED, ERR_BUSY (nothing could be
+ * read: the storage is loading it), anything else fails the core. */
 static int slice_storage(struct raft *r, uint64_t lo, uint64_t hi,
                          uint64_t *budget, struct raft__entries *out,
                          uint64_t *next)
@@ -185,6 +186,10 @@ static int slice_storage(struct raft *r, uint64_t lo, uint64_t hi,
                                 LOG_BATCH, &n);
         if (rc == ERR_COMPACTED) {
             return rc;
+        }
+        if (rc == ERR_BUSY) {
+            /* Not in memory now: what was read so far is a whole answer. */
+            return out->count > 0 ? 0 : rc;
         }
         if (rc < 0) {
             fail(r, rc);
@@ -383,8 +388,49 @@ int raft__snapshot_meta(struct raft *r, struct raft_snapshot_meta *out)
 }
 
 /* Scan [lo, hi] backwards in batches for the latest conf entry. */
+static int scan_slices(struct raft *r, uint64_t lo, uint64_t hi, bool *found,
+                       struct raft_conf *out, uint64_t *conf_index);
+
+/* The last conf entry in [lo, hi]: the unstable tail is read in memory,
+ * the storage through last_conf when it has one (it needs no entry data,
+ * which may be out of memory), else backwards through entries(). */
 static int scan_conf(struct raft *r, uint64_t lo, uint64_t hi, bool *found,
                      struct raft_conf *out, uint64_t *conf_index)
+{
+    *found = false;
+    if (r->st->last_conf == NULL) {
+        return scan_slices(r, lo, hi, found, out, conf_index);
+    }
+    uint64_t uo = r->unstable_offset;
+    if (hi >= uo) {
+        int rc = scan_slices(r, lo > uo ? lo : uo, hi, found, out, conf_index);
+        if (rc < 0 || *found || uo <= lo) {
+            return rc;
+        }
+        hi = uo - 1;
+    }
+    struct raft_entry e;
+    int rc = r->st->last_conf(r->st->ctx, lo, hi, &e);
+    if (rc == ERR_NOT_FOUND) {
+        return 0;
+    }
+    if (rc < 0) {
+        fail(r, rc);
+        return rc;
+    }
+    struct raft_conf_change cc;
+    if (raft__conf_entry_decode(&e, &cc) < 0) {
+        fail(r, ERR_CORRUPT); /* our own log holds garbage */
+        return ERR_CORRUPT;
+    }
+    *out = cc.conf;
+    *conf_index = e.index;
+    *found = true;
+    return 0;
+}
+
+static int scan_slices(struct raft *r, uint64_t lo, uint64_t hi, bool *found,
+                       struct raft_conf *out, uint64_t *conf_index)
 {
     *found = false;
     while (hi >= lo && hi > 0) {

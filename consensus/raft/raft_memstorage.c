@@ -71,6 +71,16 @@ static int ms_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
     if (hi > ms_last(ms) + 1 || lo >= hi) {
         return ERR_NOT_FOUND;
     }
+    size_t k0 = (size_t)(lo - ms->snap.meta.index - 1);
+    if (k0 < ms->evicted) {
+        /* Only the evicted part here; the caller asks again for the rest. */
+        uint64_t ehi = ms->snap.meta.index + 1 + ms->evicted;
+        if (ms->fetch == NULL) {
+            return ERR_BUSY;
+        }
+        return ms->fetch(ms->fctx, lo, hi < ehi ? hi : ehi, max_bytes, out, cap,
+                         count);
+    }
     uint64_t bytes = 0;
     for (uint64_t i = lo; i < hi && *count < cap; i++) {
         const struct raft_entry *e = &ms->ents[i - ms->snap.meta.index - 1];
@@ -82,6 +92,27 @@ static int ms_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
     }
     ASSERT(*count >= 1);
     return 0;
+}
+
+static int ms_last_conf(void *ctx, uint64_t lo, uint64_t hi,
+                        struct raft_entry *out)
+{
+    const struct raft_memstorage *ms = ctx;
+    if (lo <= ms->snap.meta.index) {
+        lo = ms->snap.meta.index + 1;
+    }
+    if (hi > ms_last(ms)) {
+        hi = ms_last(ms);
+    }
+    for (uint64_t i = hi; i >= lo && i > ms->snap.meta.index; i--) {
+        const struct raft_entry *e = &ms->ents[i - ms->snap.meta.index - 1];
+        if (e->type == RAFT_ENTRY_CONF) {
+            ASSERT(e->data != NULL || e->len == 0);
+            *out = *e; /* conf entries are never evicted */
+            return 0;
+        }
+    }
+    return ERR_NOT_FOUND;
 }
 
 static int ms_snapshot(void *ctx, struct raft_snapshot *out)
@@ -101,15 +132,22 @@ void raft_memstorage_init(struct raft_memstorage *ms)
     ms->iface.term = ms_term;
     ms->iface.entries = ms_entries;
     ms->iface.snapshot = ms_snapshot;
+    ms->iface.last_conf = ms_last_conf;
 }
 
 static void drop_from(struct raft_memstorage *ms, size_t k)
 {
     for (size_t i = k; i < ms->count; i++) {
+        if (ms->ents[i].data != NULL) {
+            ms->resident_bytes -= ms->ents[i].len;
+        }
         raft__entry_free(&ms->ents[i]);
     }
     if (k < ms->count) {
         ms->count = k;
+    }
+    if (ms->evicted > ms->count) {
+        ms->evicted = ms->count;
     }
 }
 
@@ -179,9 +217,25 @@ int raft_memstorage_append(struct raft_memstorage *ms,
     if (copies == NULL) {
         return -ENOMEM;
     }
+    bool lead = k <= ms->evicted; /* may continue the evicted prefix */
     for (size_t i = 0; i < count; i++) {
         copies[i] = ents[i];
         copies[i].data = NULL;
+        if (ents[i].len > 0 && ents[i].data != NULL &&
+            ents[i].type != RAFT_ENTRY_CONF) {
+            lead = false;
+        }
+        if (ents[i].len > 0 && ents[i].data == NULL) {
+            /* evicted (raft_memstorage_copy): stays so */
+            if (!lead || ents[i].type == RAFT_ENTRY_CONF) {
+                for (size_t j = 0; j < i; j++) {
+                    mem_free(copies[j].data);
+                }
+                mem_free(copies);
+                return ERR_INVALID; /* only a leading run may lack data */
+            }
+            continue;
+        }
         if (ents[i].len > 0) {
             copies[i].data = mem_dup(ents[i].data, ents[i].len);
             if (copies[i].data == NULL) {
@@ -196,6 +250,13 @@ int raft_memstorage_append(struct raft_memstorage *ms,
     drop_from(ms, k);
     memcpy(ms->ents + k, copies, count * sizeof(*copies));
     ms->count = k + count;
+    for (size_t i = 0; i < count; i++) {
+        if (copies[i].data == NULL && copies[i].len > 0) {
+            ms->evicted = k + i + 1;
+        } else {
+            ms->resident_bytes += copies[i].len;
+        }
+    }
     mem_free(copies);
     ASSERT(ms_last(ms) == ents[count - 1].index);
     return 0;
@@ -244,15 +305,39 @@ int raft_memstorage_compact(struct raft_memstorage *ms,
         }
     }
     for (size_t i = 0; i < k; i++) {
+        if (ms->ents[i].data != NULL) {
+            ms->resident_bytes -= ms->ents[i].len;
+        }
         raft__entry_free(&ms->ents[i]);
     }
     memmove(ms->ents, ms->ents + k, (ms->count - k) * sizeof(*ms->ents));
     ms->count -= k;
+    ms->evicted = ms->evicted > k ? ms->evicted - k : 0;
     raft__snapshot_free(&ms->snap);
     ms->snap.meta = *meta;
     ms->snap.data = d;
     ms->snap.data_len = (uint32_t)len;
     return 0;
+}
+
+uint64_t raft_memstorage_evict(struct raft_memstorage *ms, uint64_t upto,
+                               uint64_t keep_bytes)
+{
+    uint64_t freed = 0;
+    while (ms->evicted < ms->count && ms->resident_bytes > keep_bytes) {
+        struct raft_entry *e = &ms->ents[ms->evicted];
+        if (e->index > upto) {
+            break;
+        }
+        if (e->data != NULL && e->type != RAFT_ENTRY_CONF) {
+            ms->resident_bytes -= e->len;
+            freed += e->len;
+            mem_free(e->data);
+            e->data = NULL;
+        }
+        ms->evicted++;
+    }
+    return freed;
 }
 
 int raft_memstorage_copy(struct raft_memstorage *dst,
@@ -261,6 +346,8 @@ int raft_memstorage_copy(struct raft_memstorage *dst,
     struct raft_memstorage n;
     raft_memstorage_init(&n);
     n.hard = src->hard;
+    n.fetch = src->fetch;
+    n.fctx = src->fctx;
     if (raft__snapshot_copy(&n.snap, &src->snap) < 0) {
         return -ENOMEM;
     }

@@ -106,7 +106,7 @@ struct cfg_req {
     /* wait_acks */
     double wait_frac;
     uint32_t wait_ms;
-    json_t *answer; /* held while acks are awaited */
+    json_t *answer;        /* held while acks are awaited */
     struct diff_job *diff; /* a diff running on the thread pool */
 };
 
@@ -603,16 +603,20 @@ static void published(struct cfg_req *r, int err, const uint8_t *resp,
         a = json_pack("{s:I}", "revision", (json_int_t)rev);
     }
     if (a != NULL && r->wait_frac > 0 && st != NULL) {
+        struct cfg_acks now;
         r->answer = a;
         r->waiter = cfg__wait_acks(r->s, &r->id, r->v, r->wait_frac, r->wait_ms,
-                                   acks_done, r);
+                                   acks_done, r, &now);
         if (r->waiter != NULL) {
             return; /* acks_done answers */
         }
+        /* nothing to wait for (the counts as they are), or not awaited */
         r->answer = NULL;
         json_object_set_new(a, "acks",
-                            json_pack("{s:I,s:I,s:b}", "acked", 0,
-                                      "subscribers", 0, "timed_out", false));
+                            json_pack("{s:I,s:I,s:b}", "acked",
+                                      (json_int_t)now.acked, "subscribers",
+                                      (json_int_t)now.total, "timed_out",
+                                      now.timed_out));
     }
     answer_json(r, 200, a);
 }
@@ -1490,8 +1494,7 @@ static int diff_start(struct cfg_req *r, const char *xa, size_t na,
     }
     if (rc == 0) {
         snprintf(j->lab_a, sizeof(j->lab_a), "%s@%" PRId64, r->id.name, r->v);
-        snprintf(j->lab_b, sizeof(j->lab_b), "%s@%" PRId64, r->id.name,
-                 r->v2);
+        snprintf(j->lab_b, sizeof(j->lab_b), "%s@%" PRId64, r->id.name, r->v2);
         j->w.data = j;
         j->r = r;
         rc = uv_queue_work(r->s->loop, &j->w, diff_work, diff_after);
@@ -1551,8 +1554,7 @@ static void diff_read(struct cfg_req *r, int err, const uint8_t *resp,
                      NULL);
     } else if (rc == ERR_BUSY) {
         answer_error(r, 503, "unavailable",
-                     "too many diffs are running on this member; retry",
-                     NULL);
+                     "too many diffs are running on this member; retry", NULL);
     } else if (rc != 0) {
         answer_err(r, rc);
     }

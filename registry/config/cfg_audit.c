@@ -255,8 +255,8 @@ static int parse(struct q *q, const char *query)
     q->since = -1;
     q->limit = AUDIT_LIMIT_DEF;
     if (svc_query_get(query, "namespace", q->ns, sizeof(q->ns)) < 0 ||
-        svc_query_get(query, "principal", q->principal,
-                      sizeof(q->principal)) < 0 ||
+        svc_query_get(query, "principal", q->principal, sizeof(q->principal)) <
+            0 ||
         svc_query_get(query, "action", q->action, sizeof(q->action)) < 0) {
         return ERR_BAD_REQUEST;
     }
@@ -282,8 +282,8 @@ static int parse(struct q *q, const char *query)
 static json_t *error_body(int status, const char *code, const char *msg,
                           const char *field, int *status_out)
 {
-    json_t *o = json_pack("{s:s,s:s,s:s}", "error", msg, "code", code,
-                          "message", msg);
+    json_t *o =
+        json_pack("{s:s,s:s,s:s}", "error", msg, "code", code, "message", msg);
     if (o != NULL && field != NULL) {
         json_object_set_new(o, "field", json_string(field));
     }
@@ -353,15 +353,16 @@ static json_t *verify(struct q *q, int *status)
     if (rc != 0) {
         return err_body(rc, status);
     }
-    json_t *o = json_pack("{s:b,s:I,s:I,s:I,s:s,s:I}", "ok", v.ok, "records",
-                          (json_int_t)v.records, "first_seq",
-                          (json_int_t)v.first_seq, "head_seq",
-                          (json_int_t)v.head_seq, "head_hash", v.head_hash,
-                          "revision", (json_int_t)at);
+    json_t *o =
+        json_pack("{s:b,s:I,s:I,s:I,s:s,s:I}", "ok", v.ok, "records",
+                  (json_int_t)v.records, "first_seq", (json_int_t)v.first_seq,
+                  "head_seq", (json_int_t)v.head_seq, "head_hash", v.head_hash,
+                  "revision", (json_int_t)at);
     if (o != NULL && !v.ok) {
         char k[APPLY_AUDIT_KEY_MAX];
         apply_audit_key(v.broken_seq, k, sizeof(k));
-        json_object_set_new(o, "broken_seq", json_integer((json_int_t)v.broken_seq));
+        json_object_set_new(o, "broken_seq",
+                            json_integer((json_int_t)v.broken_seq));
         json_object_set_new(o, "broken_key", json_string(k));
         json_object_set_new(o, "reason", json_string(v.reason));
     }
@@ -392,8 +393,8 @@ json_t *cfg__audit(struct server *s, const char *method, const char *path,
     if (rc != 0) {
         mem_free(q);
         return rc == ERR_LIMIT
-                   ? error_body(400, "bad_request",
-                                "limit must be 1-1000", "limit", status)
+                   ? error_body(400, "bad_request", "limit must be 1-1000",
+                                "limit", status)
                    : error_body(400, "bad_request",
                                 "bad parameter: namespace, principal, "
                                 "action (names), since (a revision >= 0)",

@@ -27,15 +27,19 @@ struct cfg_sub_cfg {
     int64_t acked_at_ms;
 };
 
+/* One subscriber. The configs it was sent grow on demand (most streams
+ * follow one config; a fixed array of CFG_SUB_CONFIGS made each
+ * subscriber 117 KB, 1.1 GB at 10,000 subscribers). */
 struct cfg_sub {
     struct cfg_sub *prev, *next;
-    struct cfg_client client;
+    const struct cfg_client *client; /* borrowed from the stream */
     char peer[64];
     char scope[CFG_KEY_MAX];
     char name[CFG_NAME_MAX + 1];
     int64_t since_ms;
-    size_t n;
-    struct cfg_sub_cfg cfgs[CFG_SUB_CONFIGS];
+    size_t n;   /* cfgs used */
+    size_t cap; /* cfgs allocated, <= CFG_SUB_CONFIGS */
+    struct cfg_sub_cfg *cfgs;
 };
 
 struct cfg_waiter;
@@ -76,13 +80,22 @@ size_t cfg__subs_acked(struct server *s, const struct cfg_id *id, int64_t v);
 json_t *cfg__subs_json(struct server *s, const struct cfg_id *id);
 
 /* A waiter for acks of (id, v): done(ctx, acked, total) runs once, when
- * acked >= need or at the deadline. cancel forgets it (done never runs). */
+ * acked >= need or at the deadline. cancel forgets it (done never runs).
+ * NULL when there is nothing to wait for (no subscriber, or enough acks
+ * already) or no waiter can be held (CFG_WAITERS_MAX, out of memory):
+ * then *now is the answer to give at once (timed_out set in the second
+ * case: the acks were not awaited). */
 typedef void (*cfg_wait_fn)(void *ctx, size_t acked, size_t total,
                             bool timed_out);
+struct cfg_acks {
+    size_t acked;
+    size_t total;
+    bool timed_out;
+};
 struct cfg_waiter *cfg__wait_acks(struct server *s, const struct cfg_id *id,
                                   int64_t v, double fraction,
                                   uint32_t timeout_ms, cfg_wait_fn done,
-                                  void *ctx);
+                                  void *ctx, struct cfg_acks *now);
 void cfg__wait_cancel(struct server *s, struct cfg_waiter *w);
 
 int64_t cfg__now_ms(void);

@@ -152,6 +152,26 @@ int cfg_resolve(struct server *s, const struct cfg_id *id, int64_t rev,
                 const char *type, json_t **out, int64_t *version,
                 int64_t *created_ms);
 
+/* One config at one revision, resolved from the local store once for
+ * every stream subscriber (the push's shared encoding, cfg_model.c).
+ * cfg_change_load: 0 and *out (free with cfg_change_free), or an error for
+ * every client (ERR_COMPACTED when rev is gone, -ENOMEM). cfg_change_for:
+ * what client gets, as cfg_resolve(.., "put", ..) would answer: 0 with the
+ * message's JSON text in text/len (borrowed until cfg_change_free), its
+ * version, publish time and gray flag; 1 when it gets nothing (the config
+ * is absent at rev); or an error. cfg_change_secret: whether can_secret
+ * matters (a secret release), so the caller may skip the check. */
+struct cfg_change;
+int cfg_change_load(struct server *s, const struct cfg_id *id, int64_t rev,
+                    struct cfg_change **out);
+void cfg_change_free(struct cfg_change *c);
+int cfg_change_for(const struct cfg_change *c, const struct cfg_client *client,
+                   bool can_secret, const char **text, size_t *len,
+                   int64_t *version, int64_t *created_ms, bool *gray);
+bool cfg_change_secret(const struct cfg_change *c);
+/* Message texts the load encoded (for the sharing counters). */
+size_t cfg_change_encodings(const struct cfg_change *c);
+
 /* May token read secrets of id in clear? Auth off: yes; on: read
  * permission on /config-secret/<ns>/<app>/<name>. */
 bool cfg_can_secret(struct server *s, const char *token,
@@ -166,7 +186,8 @@ int cfg_heads_local(struct server *s, const char *prefix, size_t plen,
 
 /* A config stream's subscriber (the subscribers view and acks). scope is
  * the stream's key prefix, name the one config it follows or NULL/"" for
- * every config under scope. NULL when out of memory or at CFG_SUBS_MAX. */
+ * every config under scope (both copied); c is borrowed until
+ * cfg_sub_close. NULL when out of memory or at CFG_SUBS_MAX. */
 struct cfg_sub;
 struct cfg_sub *cfg_sub_open(struct server *s, const struct cfg_client *c,
                              const char *peer, const char *scope,

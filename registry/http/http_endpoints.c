@@ -258,6 +258,23 @@ static void server_metrics(struct mw *w, struct server *s)
                "Raft role: 0 follower, 1 pre-candidate, 2 candidate, 3 "
                "leader.",
                st.role);
+    metric_u64(w, "cairn_raft_log_memory_bytes", "gauge",
+               "Data bytes of Raft log entries held in memory "
+               "(--raft-log-memory-bytes bounds the applied ones).",
+               st.log_resident_bytes);
+    metric_u64(w, "cairn_raft_log_memory_entries", "gauge",
+               "Raft log entries indexed in memory (since the last snapshot).",
+               st.log_entries);
+    metric_u64(w, "cairn_raft_log_evicted_bytes_total", "counter",
+               "Data bytes of applied entries given back from memory.",
+               st.log_evicted_bytes);
+    metric_u64(w, "cairn_raft_log_reads_total", "counter",
+               "Windows of entries read back from the WAL for lagging "
+               "followers.",
+               st.log_reads);
+    metric_u64(w, "cairn_raft_log_read_bytes_total", "counter",
+               "Data bytes read back from the WAL for lagging followers.",
+               st.log_read_bytes);
 }
 
 static void grpc_metrics(struct mw *w, struct server *s)
@@ -312,6 +329,26 @@ static void http_metrics(struct mw *w, const struct http *h)
     metric_u64(w, "cairn_http_connections_refused_total", "counter",
                "HTTP/1.1 connections refused at the connection bound.",
                st->conns_refused);
+    metric_u64(w, "cairn_stream_push_encodings_total", "counter",
+               "Discovery and config stream messages encoded: one per "
+               "change and variant, shared by every subscriber.",
+               st->push_encoded);
+    metric_u64(w, "cairn_stream_push_shared_total", "counter",
+               "Subscribers that found their change already encoded (or "
+               "resolved) for another.",
+               st->push_shared);
+    metric_u64(w, "cairn_stream_ws_direct_writes_total", "counter",
+               "WebSocket stream messages written at once, not queued for a "
+               "writable callback.",
+               st->push_direct);
+    metric_u64(w, "cairn_connections_refused_at_accept_total", "counter",
+               "Client connections closed at accept: gRPC connections fill "
+               "--max-connections.",
+               h->s->conns_refused_at_accept);
+    metric_u64(w, "cairn_connections_max", "gauge",
+               "The bound on client connections, HTTP/1.1 and gRPC together "
+               "(--max-connections).",
+               h->s->limits.v[LIMIT_CONNECTIONS]);
     metric_u64(w, "cairn_http_requests_total", "counter",
                "HTTP/1.1 requests received.", st->requests_total);
     metric_u64(w, "cairn_http_gateway_calls_total", "counter",

@@ -14,6 +14,7 @@
 #include <libwebsockets.h>
 
 #include "base/buf.h"
+#include "registry/config/cfgapi.h"
 #include "registry/http/http.h"
 #include "registry/server/server.h"
 
@@ -77,9 +78,44 @@ struct http_stats {
     uint64_t mux_errors;       /* of those, answered with an error */
     uint64_t mux_limit_hits;   /* refused at --ws-subscriptions-max, at
                                 * MUX_CALLS_MAX or --ws-message-bytes-max */
+    uint64_t push_encoded;     /* stream messages encoded (http_share.c) */
+    uint64_t push_shared;      /* ... found encoded for another subscriber */
+    uint64_t push_direct;      /* WebSocket messages written at once */
 };
 
 struct hstream;
+
+/* One encoding per change for the discovery and config streams
+ * (http_share.c): the last HTTP_SHARE_REG discovery messages and the last
+ * HTTP_SHARE_CFG resolved config changes. A hub pass delivers one change
+ * to every subscriber before the next, so a few entries suffice; more
+ * only cover subscribers catching up from older revisions. */
+#define HTTP_SHARE_REG 16
+#define HTTP_SHARE_CFG 8
+
+struct http_share_reg {
+    bool used;
+    bool del;
+    bool has_prev;
+    int64_t rev;
+    uint8_t *key;
+    size_t key_len;
+    char *text; /* NULL: nothing to send for this event */
+    size_t text_len;
+};
+
+struct http_share_cfg {
+    struct cfg_change *change; /* NULL: empty */
+    struct cfg_id id;
+    int64_t rev;
+};
+
+struct http_share {
+    struct http_share_reg reg[HTTP_SHARE_REG];
+    struct http_share_cfg cfg[HTTP_SHARE_CFG];
+    size_t reg_next;
+    size_t cfg_next;
+};
 
 struct http {
     struct server *s;
@@ -88,6 +124,7 @@ struct http {
     void *loops[1];   /* the server's loop, for lws */
     uv_check_t watch; /* notices server_stop() */
     uv_timer_t reap;  /* waits for lws to finish */
+    uv_timer_t sweep; /* cuts stalled streams (http__streams_sweep) */
     uint32_t reap_ticks;
     bool stopped; /* http_stop ran */
     int pending;  /* handles still open (with the drains) */
@@ -98,6 +135,7 @@ struct http {
     uint64_t streams_open;
     uint64_t mux_subs_open; /* subscriptions on /api/v1/stream sockets */
     uint8_t *tx;            /* LWS_PRE + one frame or slice: write scratch */
+    struct http_share share;
 };
 
 /* What a connection's request is waiting for. */
@@ -262,8 +300,6 @@ int http__api_dispatch(struct http_conn *c);
 /* Stop reading the connection until its answer is out (a client that
  * half-closes after its request still gets it: http_server.c). */
 void http__rx_pause(struct http_conn *c);
-/* LWS_CALLBACK_TIMER of a stream (SSE keep-alive comments). */
-int http__stream_timer(struct http_conn *c);
 void http__api_clear(struct http_conn *c);
 
 /* Start api_call for c (purpose and m set); answers through c. */
@@ -305,6 +341,26 @@ void http__stream_free(struct http_conn *c);
 /* Server stop: every stream leaves the watch hub now (the hub closes right
  * after); the connections close with the lws context. */
 void http__streams_stop(struct http *h);
+
+/* Every HTTP_SWEEP_MS: close the streams whose queue stayed at its bound
+ * with nothing written for HTTP_STREAM_STALL_S, and write the SSE
+ * keep-alive comments that are due (one walk of the open streams, now_ms
+ * from the loop's clock). */
+#define HTTP_SWEEP_MS 1000
+void http__streams_sweep(struct http *h, uint64_t now_ms);
+
+/* One encoding per change (http_share.c). http__share_reg: the message
+ * text of discovery event e ({"type":..,"revision":..,"instance":..}),
+ * *text NULL when e sends nothing; http__share_cfg: config id at rev,
+ * resolved (cfgapi.h). Both borrowed until the next call on h; 0 or an
+ * error (not kept: the next call tries again). http__share_free empties
+ * both rings. */
+struct kv_event;
+int http__share_reg(struct http *h, const struct kv_event *e, const char **text,
+                    size_t *len);
+int http__share_cfg(struct http *h, const struct cfg_id *id, int64_t rev,
+                    const struct cfg_change **out);
+void http__share_free(struct http *h);
 
 /* Provided by registry/server (api_watch.c, api_lease.c). */
 struct watch_hub *api_watch__hub(struct server *s);

@@ -214,7 +214,7 @@ static int sub_labels(struct hsub *sub, json_t *v, const char **why)
         *why = "\"labels\" is an object of strings";
         return ERR_BAD_REQUEST;
     }
-    if (cfg_labels_parse(text, n, &sub->cfg_client.labels, msg, sizeof(msg)) !=
+    if (cfg_labels_parse(text, n, &sub->cfg_client->labels, msg, sizeof(msg)) !=
         0) {
         *why = "bad \"labels\": keys 1-63 and values 0-63 bytes of "
                "[A-Za-z0-9._/-], at most 32";
@@ -261,8 +261,8 @@ static int sub_config(struct hsub *sub, json_t *m, const char **why,
     snprintf(sub->cfg_app, sizeof(sub->cfg_app), "%s", app != NULL ? app : "");
     snprintf(sub->cfg_name, sizeof(sub->cfg_name), "%s",
              name != NULL ? name : "");
-    snprintf(sub->cfg_client.client_id, sizeof(sub->cfg_client.client_id), "%s",
-             client != NULL ? client : "");
+    snprintf(sub->cfg_client->client_id, sizeof(sub->cfg_client->client_id),
+             "%s", client != NULL ? client : "");
     sub->key_len =
         (size_t)snprintf(sub->key, sizeof(sub->key), "/config/%s/%s%s", ns,
                          app != NULL ? app : "", app ? "/" : "");
@@ -337,12 +337,12 @@ static void op_subscribe(struct hstream *hs, json_t *m, json_t *id)
         answer_bad(hs, id, "\"kind\" is \"registry\" or \"config\"", "kind");
         return;
     }
-    sub = http__sub_new(hs, json_integer_value(id), token);
+    bool reg = strcmp(kind, "registry") == 0;
+    sub = http__sub_new(hs, json_integer_value(id), token, !reg);
     if (sub == NULL) {
         answer_error(hs, id, 0, "internal", "out of memory", NULL);
         return;
     }
-    bool reg = strcmp(kind, "registry") == 0;
     rc = reg ? sub_registry(sub, m, &why, &field)
              : sub_config(sub, m, &why, &field);
     if (rc != 0) {
@@ -499,8 +499,8 @@ static void call_rest(struct hstream *hs, json_t *m, json_t *id, int op,
     }
     /* may answer (and free c) before it returns */
     svc_handle(hs->h->s, "POST", path, NULL, body,
-               body != NULL ? strlen(body) : 0, token, peer, &c->req,
-               call_done, c);
+               body != NULL ? strlen(body) : 0, token, peer, &c->req, call_done,
+               c);
 }
 
 static void op_session(struct hstream *hs, json_t *m, json_t *id)

@@ -69,12 +69,30 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 /* protocols[0] serves plain HTTP and the WebSocket watch streams of
  * clients that name no subprotocol (lws binds those to protocols[0]);
  * protocols[1] is the same for a client that names "cairn.watch". Both
- * share one callback and one per-connection struct. rx_buffer_size bounds
- * what one RECEIVE callback hands over; messages are assembled, bounded by
- * LIMIT_REQUEST_BYTES, in http_stream.c. */
+ * share one callback and one per-connection struct.
+ *
+ * rx_buffer_size is the size of the receive buffer lws allocates for each
+ * WebSocket, for its life, and bounds what one RECEIVE callback hands
+ * over; messages are assembled, bounded by LIMIT_REQUEST_BYTES, in
+ * http_stream.c. Clients send small messages (acks, watch and mux
+ * requests), so HTTP_WS_RX_BYTES is small: at 64 KiB the buffers of 9,998
+ * subscribers took 660 MB of address space, and a client that once sent a
+ * large message kept its pages resident. 4 KiB is lws's own read size
+ * (pt_serv_buf_size); at 1 KiB the buffer would save 3 KB more per socket
+ * (measured), but lws then drains a large message so slowly after closing
+ * it with 1009 that its close times out and the client sees a reset
+ * (ws_watch.test). tx_packet_size, which lws would otherwise take from
+ * rx_buffer_size, caps one send(): a whole frame or write slice. */
+#define HTTP_WS_RX_BYTES 4096
+#define HTTP_TX_PACKET_BYTES                                                   \
+    ((HTTP_WRITE_CHUNK_BYTES > HTTP_WS_FRAME_BYTES ? HTTP_WRITE_CHUNK_BYTES    \
+                                                   : HTTP_WS_FRAME_BYTES) +    \
+     64)
 static const struct lws_protocols http_protocols[] = {
-    {"http", http_cb, sizeof(struct http_conn), 65536, 0, NULL, 0},
-    {"cairn.watch", http_cb, sizeof(struct http_conn), 65536, 0, NULL, 0},
+    {"http", http_cb, sizeof(struct http_conn), HTTP_WS_RX_BYTES, 0, NULL,
+     HTTP_TX_PACKET_BYTES},
+    {"cairn.watch", http_cb, sizeof(struct http_conn), HTTP_WS_RX_BYTES, 0,
+     NULL, HTTP_TX_PACKET_BYTES},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -908,9 +926,6 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
         h->in_rx_cb--;
         return rc;
     case LWS_CALLBACK_TIMER:
-        if (c != NULL && c->wait == HTTP_WAIT_STREAM) {
-            return http__stream_timer(c);
-        }
         if (c != NULL && c->wait == HTTP_WAIT_CALL) {
             lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
         }
@@ -973,6 +988,7 @@ static void pending_done(struct http *h)
         return;
     }
     h->s->http = NULL;
+    http__share_free(h);
     mem_free(h->tx);
     mem_free(h);
 }
@@ -1027,6 +1043,30 @@ static void on_watch(uv_check_t *w)
     }
 }
 
+/*
+ * No lws validity timers. lws 4.1's default policy keeps, for every
+ * WebSocket, a timer to send a PING after 5 minutes without a PONG (and
+ * hang up 10 s later), in its one sorted timer list: with 10,000
+ * subscribers each insertion into that list (every connection set up,
+ * every keep-alive request's timeout) walked 10,000 entries, and the pings
+ * of a burst of connections all fell due together every 5 minutes. Dead
+ * peers are found by TCP keep-alive instead (server.c sets it on every
+ * client socket, in the kernel's timer wheel), and stalled streams by
+ * http__streams_sweep().
+ */
+static const lws_retry_bo_t idle_policy = {
+    .secs_since_valid_ping = 0,
+    .secs_since_valid_hangup = 0,
+};
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct http *h = t->data;
+    if (!h->stopped) {
+        http__streams_sweep(h, uv_now(t->loop));
+    }
+}
+
 static int ctx_create(struct http *h, char *msg, size_t msg_len)
 {
     struct lws_context_creation_info info;
@@ -1045,6 +1085,7 @@ static int ctx_create(struct http *h, char *msg, size_t msg_len)
     info.keepalive_timeout = HTTP_KEEPALIVE_S;
     info.server_string = "cairnd";
     info.vhost_name = "default";
+    info.retry_and_idle_policy = &idle_policy;
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
     h->ctx = lws_create_context(&info);
     if (h->ctx == NULL) {
@@ -1084,11 +1125,15 @@ int http_start(struct server *s, char *msg, size_t msg_len)
     }
     uv_check_init(s->loop, &h->watch);
     uv_timer_init(s->loop, &h->reap);
+    uv_timer_init(s->loop, &h->sweep);
     h->watch.data = h;
     h->reap.data = h;
+    h->sweep.data = h;
     uv_check_start(&h->watch, on_watch);
     uv_unref((uv_handle_t *)&h->watch);
-    h->pending = 2;
+    uv_timer_start(&h->sweep, on_sweep, HTTP_SWEEP_MS, HTTP_SWEEP_MS);
+    uv_unref((uv_handle_t *)&h->sweep);
+    h->pending = 3;
     s->http = h;
     LOGD("http", "HTTP/1.1 side started");
     return 0;
@@ -1104,6 +1149,8 @@ void http_stop(struct server *s)
     http__streams_stop(h); /* before the watch hub closes */
     uv_check_stop(&h->watch);
     uv_close((uv_handle_t *)&h->watch, handle_closed);
+    uv_timer_stop(&h->sweep);
+    uv_close((uv_handle_t *)&h->sweep, handle_closed);
     /* closes every connection (CLOSED_HTTP cancels pending calls); with a
      * foreign loop the rest finishes on later passes */
     lws_context_destroy(h->ctx);

@@ -180,8 +180,48 @@ static int error_json(struct buf *out, enum grpc_code code, const char *text)
 
 /* ------------------------------------------------------------ outbound */
 
+/*
+ * Write one WebSocket message now, outside lws's writable callback, when
+ * nothing is queued before it. The queued path costs, per message, a
+ * writable request and its cancel: with lws on libuv each is a
+ * uv_poll_start, which libuv does as epoll_ctl DEL then ADD, so four
+ * epoll_ctl calls and a loop pass before the send. A push to 10,000
+ * subscribers spent more on those than on the sends. Here one send()
+ * does it while the socket has room, which it has unless the client
+ * stopped reading; lws keeps what the kernel does not take (one message
+ * at most: we write only when it holds nothing, lws_partial_buffered())
+ * and asks for the writable callback itself, after which the queue
+ * drains as before and keeps the order. Only from the hub's send
+ * callback (hs->direct), only whole messages of one frame, only with the
+ * queue empty. A failed write means the connection is gone: it is
+ * closed from lws's next pass, as http__conn_kill() does.
+ */
+static bool write_now(struct hstream *hs, const char *prefix, size_t plen,
+                      const uint8_t *body, size_t len, const char *suffix,
+                      size_t slen)
+{
+    size_t total = plen + len + slen;
+    uint8_t *p = hs->h->tx + LWS_PRE;
+    if (!hs->direct || hs->kind != HTTP_STREAM_WS || pending(hs) != 0 ||
+        hs->ending || hs->doomed || total > HTTP_WS_FRAME_BYTES ||
+        lws_partial_buffered(hs->wsi)) {
+        return false;
+    }
+    ASSERT(hs->msg_sent == 0);
+    memcpy(p, prefix, plen);
+    memcpy(p + plen, body, len);
+    memcpy(p + plen + len, suffix, slen);
+    if (lws_write(hs->wsi, p, total, LWS_WRITE_TEXT) < (int)total) {
+        hs->ending = true; /* nothing more: the socket goes */
+        lws_set_timeout(hs->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+    hs->h->st.push_direct++;
+    return true;
+}
+
 /* Queue one message: prefix + body + suffix, framed for the stream's kind
- * (an HTTP chunk holding one line, or a WebSocket message). */
+ * (an HTTP chunk holding one line, or a WebSocket message), or write it at
+ * once (write_now()). */
 static int enqueue(struct hstream *hs, const char *prefix, const uint8_t *body,
                    size_t len, const char *suffix)
 {
@@ -190,6 +230,9 @@ static int enqueue(struct hstream *hs, const char *prefix, const uint8_t *body,
     size_t total = plen + len + slen;
     char hdr[32];
     int rc;
+    if (write_now(hs, prefix, plen, body, len, suffix, slen)) {
+        return 0;
+    }
     if (hs->out_off > 0 && hs->out_off * 2 >= hs->out.len) {
         /* drop what was written; the rest moves to the front */
         memmove(hs->out.data, hs->out.data + hs->out_off, pending(hs));
@@ -333,7 +376,7 @@ static void block(struct hstream *hs)
     }
     if (!hs->stall_armed) {
         hs->stall_armed = true;
-        lws_set_timeout(hs->wsi, PENDING_TIMEOUT_USER_OK, HTTP_STREAM_STALL_S);
+        hs->stall_ms = uv_now(hs->h->s->loop);
     }
 }
 
@@ -358,7 +401,9 @@ static int send_resp(void *ctx, const struct watch_resp *r)
     }
     if (hs->reg || hs->mux) {
         hs->in_send = true;
+        hs->direct = true;
         rc = reg_send(hs, r);
+        hs->direct = false;
         hs->in_send = false;
         return rc;
     }
@@ -367,8 +412,10 @@ static int send_resp(void *ctx, const struct watch_resp *r)
     buf_init(&j, (size_t)out_max(hs) * 4 + (64u << 20));
     rc = encode_resp(hs, r, &j);
     if (rc == 0) {
+        hs->direct = true;
         rc = enqueue(hs, hs->wrap ? "{\"result\":" : "", j.data, j.len,
                      hs->wrap ? "}" : "");
+        hs->direct = false;
     }
     buf_free(&j);
     if (rc == -ENOMEM) {
@@ -806,19 +853,15 @@ static int gw_keepalive_start(struct http_conn *c)
 
 static void sub_drop(struct hsub *sub);
 
-static int reg_enqueue(struct hsub *sub, const char *type, int64_t rev,
-                       json_t *o)
+/* Queue one message of sub, its JSON text js[0..n) (a compact object,
+ * copied), framed for the stream: an SSE event, {"sub":N,..} on a
+ * multiplexed socket, or as it is. */
+static int reg_enqueue_text(struct hsub *sub, const char *type, int64_t rev,
+                            const char *js, size_t n)
 {
     struct hstream *hs = sub->hs;
-    char *js = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     char head[96];
-    size_t n;
     int rc;
-    json_decref(o);
-    if (js == NULL) {
-        return -ENOMEM;
-    }
-    n = strlen(js);
     if (!sub->cfg) {
         hs->h->s->svc_ctr.push_messages++;
     }
@@ -835,6 +878,21 @@ static int reg_enqueue(struct hsub *sub, const char *type, int64_t rev,
     } else {
         rc = enqueue(hs, "", (const uint8_t *)js, n, "");
     }
+    return rc;
+}
+
+/* The same for an object o (taken), encoded for this subscriber only
+ * (snapshots, errors: what is not shared). */
+static int reg_enqueue(struct hsub *sub, const char *type, int64_t rev,
+                       json_t *o)
+{
+    char *js = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    int rc;
+    json_decref(o);
+    if (js == NULL) {
+        return -ENOMEM;
+    }
+    rc = reg_enqueue_text(sub, type, rev, js, strlen(js));
     free(js);
     return rc;
 }
@@ -913,8 +971,7 @@ static int reg_watch(struct hsub *sub, int64_t from)
     q.prev_kv = 1;
     sub->watch_id = ++hs->watch_seq;
     q.watch_id = sub->watch_id;
-    api_watch__create_from_pb(hs->h->s, &q,
-                              sub->token[0] != '\0' ? sub->token : NULL, &wc);
+    api_watch__create_from_pb(hs->h->s, &q, sub->token, &wc);
     rc = watch_stream_create(hs->st, &wc);
     sub->watching = rc == 0;
     api_watch__kick(hs->h->s);
@@ -1010,8 +1067,7 @@ static void reg_snapshot(struct hsub *sub)
         return;
     }
     etcdserverpb__range_request__pack(&q, bytes);
-    op = api_call_auth(hs->h->s, m, bytes, n, 0,
-                       sub->token[0] != '\0' ? sub->token : NULL,
+    op = api_call_auth(hs->h->s, m, bytes, n, 0, sub->token,
                        sub->cfg ? cfg_snapshot_done : reg_snapshot_done, sub);
     mem_free(bytes);
     if (op != NULL) {
@@ -1058,38 +1114,19 @@ static void subs_resnap(struct hstream *hs)
     }
 }
 
-/* One event -> one message; NULL-free: a value that is not an instance
- * document (written by hand) is skipped, its revision still counts. */
+/* One event -> one message, encoded once for every subscriber
+ * (http_share.c); a value that is not an instance document (written by
+ * hand) is skipped, its revision still counts. */
 static int reg_event(struct hsub *sub, const struct kv_event *e)
 {
-    char ns[SVC_NAME_MAX + 1], svc[SVC_NAME_MAX + 1], id[SVC_NAME_MAX + 1];
-    int64_t rev = e->kv.mod_revision;
-    json_t *d;
-    if (e->type != KV_EVENT_DELETE) {
-        d = svc_doc_parse(e->kv.value, e->kv.value_len, rev,
-                          e->kv.create_revision);
-        if (d == NULL) {
-            return 0;
-        }
-        return reg_enqueue(sub, "put", rev,
-                           json_pack("{s:s,s:I,s:o}", "type", "put", "revision",
-                                     (json_int_t)rev, "instance", d));
+    const char *js = NULL;
+    size_t n = 0;
+    int rc = http__share_reg(sub->hs->h, e, &js, &n);
+    if (rc != 0 || js == NULL) {
+        return rc;
     }
-    d = e->has_prev
-            ? svc_doc_parse(e->prev.value, e->prev.value_len,
-                            e->prev.mod_revision, e->prev.create_revision)
-            : NULL;
-    if (d == NULL) {
-        if (svc_key_split((const char *)e->kv.key, e->kv.key_len, ns, svc,
-                          id) != 0) {
-            return 0;
-        }
-        d = json_pack("{s:s,s:s,s:s}", "id", id, "namespace", ns, "service",
-                      svc);
-    }
-    return reg_enqueue(sub, "delete", rev,
-                       json_pack("{s:s,s:I,s:o?}", "type", "delete", "revision",
-                                 (json_int_t)rev, "instance", d));
+    return reg_enqueue_text(sub, e->type == KV_EVENT_DELETE ? "delete" : "put",
+                            e->kv.mod_revision, js, n);
 }
 
 static int cfg_events(struct hsub *sub, const struct watch_resp *r);
@@ -1183,15 +1220,34 @@ static int64_t reg_since(const char *query, const char *last_id)
     return (int64_t)r;
 }
 
-struct hsub *http__sub_new(struct hstream *hs, int64_t id, const char *token)
+struct hsub *http__sub_new(struct hstream *hs, int64_t id, const char *token,
+                           bool cfg)
 {
     struct hsub *sub = mem_calloc(1, sizeof(*sub));
     if (sub == NULL) {
         return NULL;
     }
+    if (cfg) {
+        sub->cfg_client = mem_calloc(1, sizeof(*sub->cfg_client));
+        if (sub->cfg_client == NULL) {
+            mem_free(sub);
+            return NULL;
+        }
+    }
     sub->hs = hs;
     sub->id = id;
-    snprintf(sub->token, sizeof(sub->token), "%s", token != NULL ? token : "");
+    if (token != NULL && token[0] != '\0') {
+        /* bounded by its source (HTTP_TOKEN_MAX); most streams have none */
+        size_t n = strnlen(token, HTTP_TOKEN_MAX - 1);
+        sub->token = mem_alloc(n + 1);
+        if (sub->token == NULL) {
+            mem_free(sub->cfg_client);
+            mem_free(sub);
+            return NULL;
+        }
+        memcpy(sub->token, token, n);
+        sub->token[n] = '\0';
+    }
     sub->next = hs->subs;
     hs->subs = sub;
     hs->subs_count++;
@@ -1232,6 +1288,8 @@ void http__sub_free(struct hsub *sub)
         ASSERT(hs->h->mux_subs_open > 0);
         hs->h->mux_subs_open--;
     }
+    mem_free(sub->cfg_client);
+    mem_free(sub->token);
     mem_free(sub);
 }
 
@@ -1298,7 +1356,9 @@ static int reg_ws_start(struct hstream *hs)
     if (q != NULL) {
         *q = '\0';
     }
-    sub = http__sub_new(hs, 0, hs->token);
+    sub = http__sub_new(hs, 0, hs->token,
+                        strncmp(uri, CFG_WATCH_PATH, strlen(CFG_WATCH_PATH)) ==
+                            0);
     if (sub == NULL) {
         return -1;
     }
@@ -1323,21 +1383,21 @@ static int reg_ws_start(struct hstream *hs)
 /* An SSE subscriber's reads are not watched while its response runs, so
  * a client that went away is noticed only when a write fails: a comment
  * line every REG_SSE_KEEPALIVE_S makes that happen on an idle service too
- * (and keeps proxies from timing the stream out). */
+ * (and keeps proxies from timing the stream out). http__streams_sweep()
+ * writes it: an lws timer per stream would sit in lws's sorted timer
+ * list, whose insertions walk it. */
 #define REG_SSE_KEEPALIVE_S 15
 
-int http__stream_timer(struct http_conn *c)
+/* The sweep found sse_ka_ms due: a comment line unless something is
+ * queued anyway. Non-zero: the stream cannot go on. */
+static int sse_keepalive(struct hstream *hs, uint64_t now_ms)
 {
-    struct hstream *hs = c->hs;
-    if (hs == NULL || !hs->reg_sse || hs->ending) {
+    ASSERT(hs->reg_sse);
+    hs->sse_ka_ms = now_ms + (uint64_t)REG_SSE_KEEPALIVE_S * 1000;
+    if (hs->ending || pending(hs) > 0) {
         return 0;
     }
-    if (pending(hs) == 0 &&
-        enqueue(hs, ": keepalive\n", (const uint8_t *)"", 0, "") != 0) {
-        return -1;
-    }
-    lws_set_timer_usecs(c->wsi, (lws_usec_t)REG_SSE_KEEPALIVE_S * 1000000);
-    return 0;
+    return enqueue(hs, ": keepalive\n", (const uint8_t *)"", 0, "");
 }
 
 int http__reg_sse_start(struct http_conn *c, const char *path,
@@ -1363,7 +1423,9 @@ int http__reg_sse_start(struct http_conn *c, const char *path,
     hs->reg_sse = true;
     hs->reg = true;
     memcpy(hs->token, c->token, sizeof(hs->token));
-    sub = http__sub_new(hs, 0, hs->token);
+    sub = http__sub_new(hs, 0, hs->token,
+                        strncmp(path, CFG_WATCH_PATH, strlen(CFG_WATCH_PATH)) ==
+                            0);
     if (sub == NULL) {
         http__stream_free(c);
         return -ENOMEM;
@@ -1379,7 +1441,8 @@ int http__reg_sse_start(struct http_conn *c, const char *path,
         http__stream_free(c);
         return rc;
     }
-    lws_set_timer_usecs(c->wsi, (lws_usec_t)REG_SSE_KEEPALIVE_S * 1000000);
+    hs->sse_ka_ms =
+        uv_now(c->h->s->loop) + (uint64_t)REG_SSE_KEEPALIVE_S * 1000;
     return 0;
 }
 
@@ -1429,7 +1492,7 @@ static int cfg_snap_one(void *ctx, const struct cfg_id *id)
         return ERR_LIMIT;
     }
     rc =
-        cfg_resolve(s, id, c->rev, &sub->cfg_client,
+        cfg_resolve(s, id, c->rev, sub->cfg_client,
                     cfg_can_secret(s, sub->token, id), "put", &o, &v, &created);
     if (rc == 1) {
         return 0;
@@ -1495,17 +1558,23 @@ static void cfg_snapshot_done(void *ctx, int err, const uint8_t *resp,
 }
 
 /* The release id resolves to at rev, sent when it is not what this
- * stream delivered last. */
+ * stream delivered last. The change is resolved and encoded once for
+ * every subscriber (http_share.c); this one picks its variant. */
 static int cfg_one(struct hsub *sub, const struct cfg_id *id, int64_t rev)
 {
     struct server *s = sub->hs->h->s;
-    json_t *o = NULL;
+    const struct cfg_change *c;
+    const char *js = NULL;
+    size_t n = 0;
     int64_t v = 0, created = 0;
-    bool gray = false;
+    bool gray = false, now_gray = false;
     int64_t had = cfg_sub_delivered_version(sub->cfg_sub, id, &gray);
-    int rc =
-        cfg_resolve(s, id, rev, &sub->cfg_client,
-                    cfg_can_secret(s, sub->token, id), "put", &o, &v, &created);
+    int rc = http__share_cfg(sub->hs->h, id, rev, &c);
+    if (rc == 0) {
+        bool can = cfg_change_secret(c) && cfg_can_secret(s, sub->token, id);
+        rc = cfg_change_for(c, sub->cfg_client, can, &js, &n, &v, &created,
+                            &now_gray);
+    }
     if (rc == 1) {
         if (had == 0) {
             return 0; /* never sent here: nothing to take back */
@@ -1520,13 +1589,11 @@ static int cfg_one(struct hsub *sub, const struct cfg_id *id, int64_t rev)
     if (rc != 0) {
         return rc;
     }
-    bool now_gray = json_is_true(json_object_get(o, "gray"));
     if (had == v && gray == now_gray) {
-        json_decref(o);
         return 0; /* this client runs it already */
     }
     cfg_sub_delivered(s, sub->cfg_sub, id, v, created, now_gray);
-    return reg_enqueue(sub, "put", rev, o);
+    return reg_enqueue_text(sub, "put", rev, js, n);
 }
 
 /* The events of one watch response: per revision, each config touched is
@@ -1600,7 +1667,7 @@ int http__sub_cfg_start(struct hsub *sub, int64_t since)
     sub->cfg = true;
     sub->rev = since;
     sub->cfg_sub =
-        cfg_sub_open(hs->h->s, &sub->cfg_client, peer, sub->key, sub->cfg_name);
+        cfg_sub_open(hs->h->s, sub->cfg_client, peer, sub->key, sub->cfg_name);
     if (sub->cfg_sub == NULL) {
         return -ENOMEM;
     }
@@ -1648,18 +1715,18 @@ static int cfg_init(struct hsub *sub, const char *path, const char *query,
     sub->key_len =
         (size_t)snprintf(sub->key, sizeof(sub->key), "/config/%s/%s%s",
                          parts[0], n >= 2 ? parts[1] : "", n >= 2 ? "/" : "");
-    q = svc_query_get(query, "client_id", sub->cfg_client.client_id,
-                      sizeof(sub->cfg_client.client_id));
-    if (q < 0 || (q == 0 && !cfg_name_ok(sub->cfg_client.client_id,
-                                         strlen(sub->cfg_client.client_id)))) {
+    q = svc_query_get(query, "client_id", sub->cfg_client->client_id,
+                      sizeof(sub->cfg_client->client_id));
+    if (q < 0 || (q == 0 && !cfg_name_ok(sub->cfg_client->client_id,
+                                         strlen(sub->cfg_client->client_id)))) {
         return ERR_BAD_REQUEST;
     }
     if (q > 0) {
-        sub->cfg_client.client_id[0] = '\0';
+        sub->cfg_client->client_id[0] = '\0';
     }
     q = svc_query_get(query, "labels", labels, sizeof(labels));
     if (q < 0 || (q == 0 && cfg_labels_parse(labels, strlen(labels),
-                                             &sub->cfg_client.labels, msg,
+                                             &sub->cfg_client->labels, msg,
                                              sizeof(msg)) != 0)) {
         return ERR_BAD_REQUEST;
     }
@@ -1776,8 +1843,10 @@ static int write_stream_headers(struct hstream *hs)
     return headers_write(hs, gw, sizeof(gw) / sizeof(gw[0]));
 }
 
-/* Some bytes went out: the client reads. Re-arm or clear the stall check
- * and let the hub send again once the queue is below half its bound. */
+/* Some bytes went out: the client reads. Restart or clear the stall check
+ * (a timestamp the sweep reads: re-arming an lws timeout here was an
+ * insertion into lws's sorted timer list per write) and let the hub send
+ * again once the queue is below half its bound. */
 static void progressed(struct hstream *hs)
 {
     if (hs->hub_blocked && pending(hs) < out_max(hs) / 2) {
@@ -1792,10 +1861,34 @@ static void progressed(struct hstream *hs)
         }
     }
     if (hs->hub_blocked) {
-        lws_set_timeout(hs->wsi, PENDING_TIMEOUT_USER_OK, HTTP_STREAM_STALL_S);
-    } else if (hs->stall_armed) {
+        hs->stall_ms = uv_now(hs->h->s->loop);
+    } else {
         hs->stall_armed = false;
-        lws_set_timeout(hs->wsi, NO_PENDING_TIMEOUT, 0);
+    }
+}
+
+static int sse_keepalive(struct hstream *hs, uint64_t now_ms);
+
+void http__streams_sweep(struct http *h, uint64_t now_ms)
+{
+    uint64_t n = 0;
+    for (struct hstream *hs = h->streams; hs != NULL; hs = hs->next) {
+        ASSERT(n++ < h->streams_open);
+        if (hs->reg_sse && now_ms >= hs->sse_ka_ms && !hs->stall_cut &&
+            sse_keepalive(hs, now_ms) != 0) {
+            hs->stall_cut = true; /* out of memory: the stream goes */
+            lws_set_timeout(hs->wsi, PENDING_TIMEOUT_USER_OK,
+                            LWS_TO_KILL_ASYNC);
+            continue;
+        }
+        if (!hs->stall_armed || hs->stall_cut ||
+            now_ms - hs->stall_ms < (uint64_t)HTTP_STREAM_STALL_S * 1000) {
+            continue;
+        }
+        /* the client has not read for the whole period: close it from
+         * lws's next pass (the stream is freed with its connection) */
+        hs->stall_cut = true;
+        lws_set_timeout(hs->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
 }
 
@@ -2027,9 +2120,10 @@ static void ws_message(struct hstream *hs)
 {
     char msg[256];
     if (cfg_stream(hs)) {
+        /* an ack; an error answer asks for its own writable callback (an
+         * unconditional one cost four epoll_ctl calls per ack) */
         cfg_message(hs->subs, (const char *)hs->in.data, hs->in.len);
         buf_reset(&hs->in);
-        lws_callback_on_writable(hs->wsi);
         return;
     }
     int rc = watch_message(hs, (const char *)hs->in.data, hs->in.len, msg,

@@ -49,10 +49,10 @@ struct hsub {
     int64_t rev;
     int64_t watch_id;
     struct api_op *op;
-    char token[HTTP_TOKEN_MAX];
+    char *token; /* the caller's token, or NULL (none) */
     /* config: who the client is, the one config it follows (or "" for
      * all under key), its entry in the subscribers view */
-    struct cfg_client cfg_client;
+    struct cfg_client *cfg_client; /* config only (4 KB of labels) */
     char cfg_ns[CFG_NAME_MAX + 1];
     char cfg_app[CFG_NAME_MAX + 1];
     char cfg_name[CFG_NAME_MAX + 1];
@@ -74,15 +74,19 @@ struct hstream {
     struct lws *wsi;
     struct hstream *prev, *next; /* h->streams */
     enum http_stream_kind kind;
-    bool wrap;         /* {"result":...} around each response */
-    bool headers_sent; /* gateway kinds */
-    bool hub_blocked;  /* the hub got ERR_BUSY: tell it when drained */
-    bool stall_armed;  /* the lws stall timeout runs */
-    bool rx_paused;    /* WebSocket reads stopped while blocked */
-    bool doomed;       /* a response could not be encoded: end */
-    bool ending;       /* nothing more will be queued: finish when drained */
-    bool in_send;      /* inside the hub's send callback */
-    int close_status;  /* WebSocket close code when ending */
+    bool wrap;          /* {"result":...} around each response */
+    bool headers_sent;  /* gateway kinds */
+    bool hub_blocked;   /* the hub got ERR_BUSY: tell it when drained */
+    bool stall_armed;   /* blocked: the sweep watches stall_ms */
+    bool stall_cut;     /* the sweep closes it (counted as stalled) */
+    bool rx_paused;     /* WebSocket reads stopped while blocked */
+    bool doomed;        /* a response could not be encoded: end */
+    bool ending;        /* nothing more will be queued: finish when drained */
+    bool in_send;       /* inside the hub's send callback */
+    bool direct;        /* enqueue may write at once (see write_now()) */
+    uint64_t stall_ms;  /* blocked since, or last progress while blocked */
+    uint64_t sse_ka_ms; /* SSE: the next keep-alive comment is due */
+    int close_status;   /* WebSocket close code when ending */
     char close_reason[WS_CLOSE_REASON_MAX];
     struct watch_stream *st;
     /* outbound: HTTP chunks, or WebSocket messages as [be32 len][bytes] */
@@ -117,9 +121,10 @@ struct hstream {
 int http__stream_send_json(struct hstream *hs, json_t *o);
 /* Stop the hub and reads until the queue drains (see block()). */
 void http__stream_block(struct hstream *hs);
-/* A new subscription on hs (linked; not started), token copied. NULL on
- * out of memory. */
-struct hsub *http__sub_new(struct hstream *hs, int64_t id, const char *token);
+/* A new subscription on hs (linked; not started), token copied; a config
+ * one (cfg) gets its zeroed cfg_client. NULL on out of memory. */
+struct hsub *http__sub_new(struct hstream *hs, int64_t id, const char *token,
+                           bool cfg);
 /* Start sub (key, and for config the cfg_ fields, set): snapshot then
  * events, or from since + 1. 0, or an error (sub still linked: free it). */
 int http__sub_reg_start(struct hsub *sub, int64_t since);

@@ -245,8 +245,8 @@ static int propose(struct api_op *op, enum apply_op kind,
      * every field we know; it also drops unknown fields. */
     protobuf_c_message_pack(req, p);
     op->async_refs++;
-    rc = node_propose_extra(op->s->node, kind, p, len, op->audit,
-                            op->audit_len, op->timeout_ms, on_proposed, op);
+    rc = node_propose_extra(op->s->node, kind, p, len, op->audit, op->audit_len,
+                            op->timeout_ms, on_proposed, op);
     if (rc != 0) {
         op->async_refs--;
     }

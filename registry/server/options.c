@@ -21,6 +21,7 @@
 
 #include "base/alloc.h"
 #include "base/err.h"
+#include "base/limits.h"
 #include "registry/http/http.h"
 #include "registry/server/discovery_srv.h"
 #include "registry/services/services.h"
@@ -55,6 +56,9 @@ static const struct row rows[] = {
     {"wal-dir", K_STR, F(wal_dir), NULL, "path to a dedicated WAL directory"},
     {"snapshot-count", K_UINT, F(snapshot_count), "100000",
      "committed transactions that trigger a snapshot to disk"},
+    {"raft-log-memory-bytes", K_UINT, F(raft_log_memory_bytes), "33554432",
+     "data of applied Raft entries kept in memory for lagging followers; "
+     "older ones are read back from the WAL (1 MiB-64 GiB)"},
     {"heartbeat-interval", K_MS, F(heartbeat_interval_ms), "100",
      "time (ms) of a heartbeat interval"},
     {"election-timeout", K_MS, F(election_timeout_ms), "1000",
@@ -77,6 +81,9 @@ static const struct row rows[] = {
      "maximum number of operations permitted in a transaction"},
     {"max-request-bytes", K_UINT, F(max_request_bytes), "1572864",
      "maximum client request size in bytes the server will accept"},
+    {"max-connections", K_UINT, F(max_connections), "10000",
+     "client connections open at once, HTTP/1.1 and gRPC together "
+     "(1-1000000); one more is closed at accept"},
     {"max-concurrent-streams", K_UINT, F(max_concurrent_streams), "4294967295",
      "maximum concurrent streams per client connection"},
     {"grpc-keepalive-min-time", K_DURATION, F(grpc_keepalive_min_time_ms), "5s",
@@ -965,6 +972,12 @@ int options_validate(const struct options *o, char *err, size_t err_len)
         fail(err, err_len, "--name: must not be empty");
         return ERR_INVALID;
     }
+    if (o->raft_log_memory_bytes < ((uint64_t)1 << 20) ||
+        o->raft_log_memory_bytes > ((uint64_t)64 << 30)) {
+        fail(err, err_len,
+             "--raft-log-memory-bytes: must be 1048576..68719476736");
+        return ERR_INVALID;
+    }
     if (o->heartbeat_interval_ms == 0) {
         fail(err, err_len, "--heartbeat-interval: must be > 0");
         return ERR_INVALID;
@@ -1013,6 +1026,12 @@ int options_validate(const struct options *o, char *err, size_t err_len)
     }
     if (o->max_request_bytes == 0 || o->max_request_bytes > 67108864) {
         fail(err, err_len, "--max-request-bytes: must be 1..67108864");
+        return ERR_INVALID;
+    }
+    if (o->max_connections == 0 ||
+        o->max_connections > limits_hard_max(LIMIT_CONNECTIONS)) {
+        fail(err, err_len, "--max-connections: must be 1..%" PRIu64,
+             limits_hard_max(LIMIT_CONNECTIONS));
         return ERR_INVALID;
     }
     if (o->config_history == 0 || o->config_history > 10000) {

@@ -52,6 +52,7 @@ struct options {
     char *data_dir;
     char *wal_dir;
     uint64_t snapshot_count;
+    uint64_t raft_log_memory_bytes; /* Cairn's own (node_logmem.c) */
     uint64_t heartbeat_interval_ms;
     uint64_t election_timeout_ms;
     struct options_urls listen_peer_urls;
@@ -63,6 +64,7 @@ struct options {
     uint64_t backend_batch_limit;
     uint64_t max_txn_ops;
     uint64_t max_request_bytes;
+    uint64_t max_connections; /* LIMIT_CONNECTIONS: HTTP and gRPC together */
     uint64_t max_concurrent_streams;
     uint64_t grpc_keepalive_min_time_ms;
     uint64_t grpc_keepalive_interval_ms;

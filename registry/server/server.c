@@ -26,6 +26,9 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +41,17 @@
 
 #define SNIFF_BYTES      24
 #define SNIFF_TIMEOUT_MS 10000
+
+/* A client that vanished (host gone, NAT entry dropped) is found by TCP
+ * keep-alive: probes after KEEPIDLE s of silence, KEEPCNT of them
+ * KEEPINTVL s apart, and unacknowledged data is given up after
+ * USER_TIMEOUT. The kernel keeps these timers, so an idle subscriber
+ * costs the loop nothing; it replaces libwebsockets' per-socket PING
+ * timers (registry/http/http_server.c), with about the same 5 minutes. */
+#define CLIENT_KEEPIDLE_S      300
+#define CLIENT_KEEPINTVL_S     10
+#define CLIENT_KEEPCNT         3
+#define CLIENT_USER_TIMEOUT_MS 330000
 
 /* ------------------------------------------------------- extension points */
 
@@ -262,6 +276,28 @@ static void sniff_timeout(uv_timer_t *t)
     sniff_close(t->data);
 }
 
+/* Best effort: a socket that refuses an option keeps the default. */
+static void keepalive_set(uv_tcp_t *tcp)
+{
+    static const struct {
+        int level, name, value;
+    } opts[] = {
+        {SOL_SOCKET, SO_KEEPALIVE, 1},
+        {IPPROTO_TCP, TCP_KEEPIDLE, CLIENT_KEEPIDLE_S},
+        {IPPROTO_TCP, TCP_KEEPINTVL, CLIENT_KEEPINTVL_S},
+        {IPPROTO_TCP, TCP_KEEPCNT, CLIENT_KEEPCNT},
+        {IPPROTO_TCP, TCP_USER_TIMEOUT, CLIENT_USER_TIMEOUT_MS},
+    };
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)tcp, &fd) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        (void)setsockopt(fd, opts[i].level, opts[i].name, &opts[i].value,
+                         sizeof(opts[i].value));
+    }
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     struct server_listener *l = server->data;
@@ -279,12 +315,17 @@ static void on_connection(uv_stream_t *server, int status)
     uv_timer_init(s->loop, &sn->timer);
     sn->tcp.data = sn;
     sn->timer.data = sn;
-    if (uv_accept(server, (uv_stream_t *)&sn->tcp) != 0 ||
-        grpc_server_conns(&s->grpc) >= s->limits.v[LIMIT_CONNECTIONS]) {
+    if (uv_accept(server, (uv_stream_t *)&sn->tcp) != 0) {
+        sniff_close(sn);
+        return;
+    }
+    if (grpc_server_conns(&s->grpc) >= s->limits.v[LIMIT_CONNECTIONS]) {
+        s->conns_refused_at_accept++;
         sniff_close(sn);
         return;
     }
     uv_tcp_nodelay(&sn->tcp, 1); /* lws does not set it on adopted sockets */
+    keepalive_set(&sn->tcp);
     uv_timer_start(&sn->timer, sniff_timeout, SNIFF_TIMEOUT_MS, 0);
     uv_read_start((uv_stream_t *)&sn->tcp, sniff_alloc, sniff_read);
 }
@@ -571,6 +612,12 @@ static void limits_from_options(struct server *s)
     }
     s->limits.v[LIMIT_REQUEST_BYTES] = o->max_request_bytes;
     s->limits.v[LIMIT_TXN_OPS] = o->max_txn_ops;
+    /* options_validate bounds it to 1..hard max; options that skipped it
+     * (0, or past the bound: ERR_LIMIT) keep the default */
+    if (o->max_connections != 0) {
+        (void)limits_set(&s->limits, limits_key(LIMIT_CONNECTIONS),
+                         o->max_connections);
+    }
 }
 
 int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
@@ -590,6 +637,7 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     nc.heartbeat_ms = (uint32_t)o->heartbeat_interval_ms;
     nc.election_ms = (uint32_t)o->election_timeout_ms;
     nc.snapshot_count = o->snapshot_count;
+    nc.raft_log_memory_bytes = o->raft_log_memory_bytes;
     nc.quota_bytes = s->limits.v[LIMIT_QUOTA_BACKEND_BYTES];
     nc.max_txn_ops = (uint32_t)o->max_txn_ops;
     nc.max_request_bytes = (uint32_t)o->max_request_bytes;

@@ -147,6 +147,9 @@ struct server {
     uint64_t cluster_id;
     uint64_t lease_id_next;
     uint64_t conns_open;
+    /* closed at accept: gRPC connections alone fill LIMIT_CONNECTIONS
+     * (past the sniff, each side counts its own refusals) */
+    uint64_t conns_refused_at_accept;
     void *http;      /* registry/http state, when built */
     void *watch;     /* watch service state (registry/server/api_watch.c) */
     void *lease;     /* lease service state (registry/server/api_lease.c) */

@@ -233,8 +233,8 @@ static const struct api_audit *audit_of(const struct svc_req *r,
     switch (r->route) {
     case R_SESSION_CREATE:
     case R_SESSION_DELETE:
-        au->action = r->route == R_SESSION_CREATE ? "session.create"
-                                                  : "session.delete";
+        au->action =
+            r->route == R_SESSION_CREATE ? "session.create" : "session.delete";
         snprintf(target, cap, "%" PRIx64, (uint64_t)r->lease);
         return au;
     case R_INSTANCE_PUT:

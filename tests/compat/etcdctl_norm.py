@@ -67,6 +67,10 @@ def walk(o):
                 out[k] = "<HASH>"
             elif k in TIME_KEYS:
                 out[k] = "<DUR>"
+            elif k == "members" and isinstance(v, list):
+                # servers list members by ID, and IDs are random
+                out[k] = sorted((walk(x) for x in v),
+                                key=lambda x: json.dumps(x, sort_keys=True))
             elif (k == "keys" and isinstance(v, list) and
                   ("granted-ttl" in o or "grantedTTL" in o)):
                 out[k] = sorted(v)  # etcd lists a lease's keys in map order
@@ -109,10 +113,13 @@ def line_norm(line):
             return json.dumps(walk(o), separators=(",", ":"))
     line = re.sub(r"took = " + DUR, "took = <DUR>", line)
     # -w fields
-    line = re.sub(r'^"(ClusterID|MemberID|ID|Leader)" : ([0-9]+)$',
+    line = re.sub(r'^"(ClusterID|MemberID|ID|Leader|Lease|PrevLease)" : ([0-9]+)$',
                   lambda m: '"%s" : %s' % (m.group(1), idname(int(m.group(2)))),
                   line)
     line = re.sub(r'^"(Raft[A-Za-z]*)" : [0-9]+$', r'"\1" : <RAFT>', line)
+    # two servers of one kind may differ in store size (etcd's bbolt grows
+    # in steps): sizes are normalised in every output format
+    line = re.sub(r'^"(DBSize[A-Za-z]*)" : [0-9]+$', r'"\1" : <SIZE>', line)
     line = re.sub(r"\b[0-9a-f]{8,16}\b", hexid, line)
     line = re.sub(r"TTL\(([0-9]+)s\), remaining\(([0-9]+)s\)", remaining, line)
     line = re.sub(r"attached keys\(\[([^]]*)\]\)",
@@ -183,7 +190,7 @@ def main():
     lines = [line_norm(x) for x in raw_lines]
     lines = table_raft(lines)
     # "endpoint hashkv" simple output: "<EP>, 12345"
-    lines = [re.sub(r"^(<EP[A-Z]*>), [0-9]+$", r"\1, <HASH>", x)
+    lines = [re.sub(r"^((?:http://)?<EP[A-Z]*>), [0-9]+$", r"\1, <HASH>", x)
              for x in lines]
     # "endpoint status" simple output: endpoint, ID, version, db size, is
     # leader, is learner, raft term, raft index, raft applied index, errors
@@ -191,6 +198,21 @@ def main():
                     r"(true|false), [0-9]+, [0-9]+, [0-9]+, ",
                     r"\1, <SIZE>, \2, \3, <RAFT>, <RAFT>, <RAFT>, ", x)
              for x in lines]
+    # "-w fields" of endpoint hashkv
+    lines = [re.sub(r'^"Hash" : [0-9]+$', '"Hash" : <HASH>', x) for x in lines]
+    # member add/remove/update/promote: "%16x" pads a random ID's spaces
+    lines = [re.sub(r"^Member +(<ID[0-9]+>) (.*) cluster +(<ID[0-9]+>)$",
+                    r"Member \1 \2 cluster \3", x) for x in lines]
+    # members come in ID order and IDs are random: member list lines and
+    # ETCD_INITIAL_CLUSTER as sets
+    lines = [re.sub(r'^ETCD_INITIAL_CLUSTER="(.*)"$',
+                    lambda m: 'ETCD_INITIAL_CLUSTER="%s"' %
+                    ",".join(sorted(m.group(1).split(","))), x)
+             for x in lines]
+    ml = [i for i, x in enumerate(lines)
+          if re.match(r"^<ID[0-9]+>, (started|unstarted), ", x)]
+    if ml and ml == list(range(ml[0], ml[0] + len(ml))):
+        lines[ml[0]:ml[0] + len(ml)] = sorted(lines[ml[0]:ml[0] + len(ml)])
     errs = []
     for x in err.split("\n"):
         if not x.strip():

@@ -501,7 +501,8 @@ static void dispatch(struct sim *s, const struct sim_ev *e)
 {
     struct sim_member *m = e->kind == EV_TICK || e->kind == EV_DISK ||
                                    e->kind == EV_RESTART ||
-                                   e->kind == EV_CRASH || e->kind == EV_INSTALL
+                                   e->kind == EV_CRASH ||
+                                   e->kind == EV_INSTALL || e->kind == EV_FETCH
                                ? &s->m[e->a]
                                : NULL;
     switch (e->kind) {
@@ -513,6 +514,11 @@ static void dispatch(struct sim *s, const struct sim_ev *e)
     case EV_DISK:
         if (m->up && m->inc == e->b) {
             member_disk_done(s, m);
+        }
+        break;
+    case EV_FETCH:
+        if (m->up && m->inc == e->b) {
+            member_fetch_done(s, m);
         }
         break;
     case EV_INSTALL:
@@ -770,10 +776,12 @@ static void run_seed(uint64_t seed, const struct sim_opts *opts,
         printf(
             "seed %" PRIu64 ": disk: torn writes %lu (with garbage %lu), "
             "WAL reset to its snapshot at start %lu, crashes between "
-            "install halves %lu, store caught up at start %lu\n",
+            "install halves %lu, store caught up at start %lu, evicted "
+            "entries asked busy %lu served %lu\n",
             seed, (unsigned long)s->st_torn, (unsigned long)s->st_torn_garbage,
             (unsigned long)s->st_wal_repairs, (unsigned long)s->st_inst_crashes,
-            (unsigned long)s->st_store_catchups);
+            (unsigned long)s->st_store_catchups,
+            (unsigned long)s->st_fetch_busy, (unsigned long)s->st_fetch_served);
     }
     for (uint32_t i = 0; i < s->violations && i < SIM_VIOLATIONS_MAX; i++) {
         printf("seed %" PRIu64 ": violation: %s\n", seed, s->vmsg[i]);
@@ -791,8 +799,11 @@ static void usage(void)
             "       sim --selftest   (the history checker on known cases)\n"
             "       sim --seeds N [--start S] [--fsm kv|mem] [--fault-s N] "
             "[--stop-on-fail] [-v]\n"
-            "       --no-wl: no watchers, leases or compactions; --plant N: "
-            "a planted bug\n"
+            "       --no-wl: no watchers, leases or compactions; --no-evict: "
+            "members keep\n"
+            "       every entry's data in memory (else about half of the "
+            "seeds evict it);\n"
+            "       --plant N: a planted bug\n"
             "       (3 a watch event lost, 4 leases revoked 2 s early, 5 no "
             "lease ever revoked,\n"
             "       7 a restart ignores the received snapshot copy)\n");
@@ -862,6 +873,8 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--no-wl") == 0) {
             o.no_wl = true;
+        } else if (strcmp(a, "--no-evict") == 0) {
+            o.no_evict = true;
         } else if (strcmp(a, "--trace") == 0) {
             o.trace = true;
         } else if (strcmp(a, "--dump-history") == 0) {
@@ -887,6 +900,9 @@ int main(int argc, char **argv)
     }
     if (o.no_wl) {
         strcat(fault_flag, " --no-wl");
+    }
+    if (o.no_evict) {
+        strcat(fault_flag, " --no-evict");
     }
     if (o.plant != 0) {
         snprintf(fault_flag + strlen(fault_flag),

@@ -69,6 +69,7 @@ enum sim_ev_kind {
     EV_WPROGRESS = 13, /* a: slot, b: incarnation: progress_notify tick */
     EV_CRASH = 14,     /* a: slot, b: incarnation: crash with I/O in flight */
     EV_INSTALL = 15,   /* a: slot, b: incarnation: a snapshot's store half */
+    EV_FETCH = 16,     /* a: slot, b: incarnation: evicted entries loaded */
 };
 
 struct sim_ev {
@@ -222,6 +223,18 @@ struct sim_member {
     uint64_t inst_applied;       /* the applied index reads see meanwhile */
     uint64_t inst_persist_index; /* entries written with the reset: */
     uint64_t inst_persist_term;  /* reported once the install is done */
+    /* --- the in-memory log kept to a budget, as consensus/node does
+     * (node_logmem.c): applied entries' data given back, read back from
+     * the WAL after a delay (ERR_BUSY meanwhile). From a prng of its own,
+     * so that runs without eviction keep their schedules. */
+    struct sim *sim;
+    bool evict_on;
+    uint64_t evict_keep; /* data bytes kept resident */
+    struct prng frng;
+    bool fetch_loading; /* EV_FETCH scheduled */
+    bool fetch_ready;   /* [fetch_lo, fetch_hi) may be read now */
+    uint64_t fetch_lo;
+    uint64_t fetch_hi;
 };
 
 /* ----------------------------------------------------------- clients */
@@ -354,6 +367,7 @@ struct sim_opts {
     bool dump_history; /* print the client history before checking it */
     uint64_t fault_us; /* 0 = from seed */
     bool no_wl;        /* no watchers, leases or compactions */
+    bool no_evict;     /* members keep every entry's data in memory */
     uint32_t plant;    /* planted bug in the watch/lease wiring (sim_wl.h),
                           or 7: a restart ignores the received copy */
 };
@@ -410,6 +424,8 @@ struct sim {
     uint64_t st_wal_repairs;    /* restarts whose WAL was behind its snapshot */
     uint64_t st_store_catchups; /* restarts whose store was behind it */
     uint64_t st_inst_crashes;   /* crashes aimed between install halves */
+    uint64_t st_fetch_busy;     /* evicted entries asked for, not at hand */
+    uint64_t st_fetch_served;   /* evicted entries served from the WAL */
     uint64_t st_lin_steps;
     bool lin_gave_up;
     uint32_t partition_gen;
@@ -455,6 +471,8 @@ void member_snap_in(struct sim *s, struct sim_member *m,
                     const struct raft_msg *msg, const struct sim_pkt *p);
 /* EV_INSTALL: the store half of the pending snapshot install. */
 void member_install_store(struct sim *s, struct sim_member *m);
+/* EV_FETCH: the evicted entries asked for are "read back" now. */
+void member_fetch_done(struct sim *s, struct sim_member *m);
 /* Entry i of the member's log as written (durable + pending), or false. */
 bool member_log_get(struct sim_member *m, uint64_t index,
                     struct raft_entry *out, bool *compacted);

@@ -361,6 +361,68 @@ uint64_t member_log_last(const struct sim_member *m)
     return m->log != NULL ? log_last_index(m->log) : 0;
 }
 
+/* ------------------------------------------- evicted entries, read back */
+
+/* raft_memstorage's fetch for evicted entries [lo, hi): served from the
+ * WAL once an EV_FETCH "loaded" a range holding lo; otherwise one load is
+ * scheduled and the core hears ERR_BUSY, as node_logmem.c's fetch does.
+ * An entry whose term differs from the one the storage keeps (the WAL was
+ * reset to a snapshot the storage has not taken yet) is not served. */
+static int member_fetch(void *fctx, uint64_t lo, uint64_t hi,
+                        uint64_t max_bytes, struct raft_entry *out, size_t cap,
+                        size_t *count)
+{
+    struct sim_member *m = fctx;
+    struct sim *s = m->sim;
+    *count = 0;
+    if (m->fetch_ready && lo >= m->fetch_lo && lo < m->fetch_hi &&
+        m->log != NULL) {
+        struct log_entry le[64];
+        size_t n = 0;
+        uint64_t top = hi < m->fetch_hi ? hi : m->fetch_hi;
+        int rc =
+            log_entries(m->log, lo, top, max_bytes ? max_bytes : UINT64_MAX, le,
+                        cap < 64 ? cap : 64, m->arena.data, m->arena.cap, &n);
+        const struct raft_storage *st = raft_memstorage_storage(&m->ds);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            uint64_t t = 0;
+            if (st->term(st->ctx, le[i].index, &t) != 0 || t != le[i].term) {
+                break;
+            }
+            out[(*count)++] =
+                (struct raft_entry){.index = le[i].index,
+                                    .term = le[i].term,
+                                    .type = le[i].type,
+                                    .len = le[i].len,
+                                    .data = (uint8_t *)le[i].data};
+        }
+        if (*count > 0) {
+            s->st_fetch_served++;
+            return 0;
+        }
+        m->fetch_ready = false;
+    }
+    if (!m->fetch_loading) {
+        m->fetch_loading = true;
+        m->fetch_lo = lo;
+        m->fetch_hi = hi;
+        sim_schedule(s, s->now + prng_range(&m->frng, 50, 20000), EV_FETCH,
+                     m->slot, m->inc, NULL);
+    }
+    s->st_fetch_busy++;
+    return ERR_BUSY;
+}
+
+void member_fetch_done(struct sim *s, struct sim_member *m)
+{
+    m->fetch_loading = false;
+    m->fetch_ready = true;
+    sim_trace(s, "member %lu: entries %lu..%lu read back", (unsigned long)m->id,
+              (unsigned long)m->fetch_lo, (unsigned long)m->fetch_hi);
+    raft_entries_available(&m->raft);
+    member_drive(s, m);
+}
+
 /* ------------------------------------------------------ start and stop */
 
 static void fail_pending(struct sim *s, struct sim_member *m, bool reads_too)
@@ -567,7 +629,8 @@ static void check_recovered(struct sim *s, struct sim_member *m,
         bool ok = ms_entry(exp, i, &a) && ms_entry(got, i, &b);
         ASSERT(ok);
         if (a->term != b->term || a->len != b->len ||
-            (a->len > 0 && memcmp(a->data, b->data, a->len) != 0)) {
+            (a->len > 0 && a->data != NULL && b->data != NULL &&
+             memcmp(a->data, b->data, a->len) != 0)) {
             sim_violation(s,
                           "durability: member %lu's WAL recovered term %lu "
                           "at %lu where term %lu had been synced",
@@ -701,6 +764,12 @@ int member_start(struct sim *s, uint32_t slot)
         m->lo.vfs = sim_disk_vfs(m->disk);
         m->tear_pct = (uint32_t)prng_range(&s->rng, 10, 100);
         m->unsynced_from = UINT64_MAX;
+        /* Eviction in about half of the runs, all members alike. */
+        prng_seed(&m->frng,
+                  prng_mix(s->seed ^ ((uint64_t)m->id << 44) ^ 0xe71c7ULL));
+        m->evict_on =
+            !s->opts.no_evict && (prng_mix(s->seed ^ 0x10633e3ULL) & 1) == 0;
+        m->evict_keep = prng_below(&m->frng, 3) * 2048;
         buf_init(&m->arena, 0);
         int rc = buf_reserve(&m->arena, ARENA_BYTES);
         ASSERT(rc == 0);
@@ -734,6 +803,13 @@ int member_start(struct sim *s, uint32_t slot)
     cfg.max_msg_bytes = s->p.max_msg_bytes;
     cfg.max_inflight_msgs = s->p.max_inflight;
     cfg.max_committed_bytes = s->p.max_committed_bytes;
+    m->sim = s;
+    m->fetch_loading = false;
+    m->fetch_ready = false;
+    if (m->evict_on) {
+        m->ds.fetch = member_fetch;
+        m->ds.fctx = m;
+    }
     cfg.storage = raft_memstorage_storage(&m->ds);
     if (m->initial) {
         cfg.bootstrap = s->bootstrap;
@@ -746,6 +822,12 @@ int member_start(struct sim *s, uint32_t slot)
                           ? m->ds.hard.commit
                           : m->ds.snap.meta.index;
     cfg.applied = m->fsm.applied < commit ? m->fsm.applied : commit;
+    if (m->evict_on) {
+        /* as load_wal: what Raft will not hand out again need not stay in
+         * memory (not the store's applied index: Raft hands out again what
+         * lies above the commit it knows) */
+        (void)raft_memstorage_evict(&m->ds, cfg.applied, m->evict_keep);
+    }
     rc = raft_init(&m->raft, &cfg);
     if (rc < 0) {
         sim_violation(s, "member %lu: raft_init failed: %s",
@@ -1023,6 +1105,9 @@ static void apply_committed(struct sim *s, struct sim_member *m,
     rc = raft_applied(&m->raft, last->index);
     ASSERT(rc == 0);
     sim_hash(s, 0xa991, last->index);
+    if (m->evict_on) {
+        (void)raft_memstorage_evict(&m->ds, last->index, m->evict_keep);
+    }
 }
 
 /* Write the batch through the WAL at once, as the node's WAL thread does

@@ -627,9 +627,9 @@ static int propose_audit(struct fixture *f, enum apply_op op,
     buf_init(&b, 0);
     buf_init(&x, 0);
     assert_int_equal(apply_audit_field(rec, &x), 0);
-    assert_int_equal(apply_envelope_extra(++f->index, ME, op, tmp, len,
-                                          x.data, x.len, &b),
-                     0);
+    assert_int_equal(
+        apply_envelope_extra(++f->index, ME, op, tmp, len, x.data, x.len, &b),
+        0);
     e.index = f->index;
     e.term = 1;
     e.type = RAFT_ENTRY_NORMAL;
@@ -655,8 +655,7 @@ static void audit_rec(Cairnpb__AuditRecord *rec, const char *action)
 }
 
 /* The record of seq: its mod_revision (0 when absent) and value. */
-static int64_t audit_get(struct fixture *f, uint64_t seq, char *val,
-                         size_t cap)
+static int64_t audit_get(struct fixture *f, uint64_t seq, char *val, size_t cap)
 {
     char k[APPLY_AUDIT_KEY_MAX];
     struct kv_read *rd;
@@ -670,8 +669,8 @@ static int64_t audit_get(struct fixture *f, uint64_t seq, char *val,
     assert_int_equal(kv_range(rd, &q, &res, &resp), 0);
     if (resp.kvs_count == 1) {
         rev = resp.kvs[0].mod_revision;
-        size_t n = resp.kvs[0].value_len < cap ? resp.kvs[0].value_len
-                                                : cap - 1;
+        size_t n =
+            resp.kvs[0].value_len < cap ? resp.kvs[0].value_len : cap - 1;
         memcpy(val, resp.kvs[0].value, n);
         val[n] = '\0';
     }
@@ -809,8 +808,10 @@ static void a_bad_audit_record_refuses_the_whole_request(void **state)
     size_t n = cairnpb__internal_request__pack(&ir, env);
     assert_true(n < sizeof(env));
     (void)tmp;
-    struct raft_entry e = {.index = f->index, .term = 1,
-                           .type = RAFT_ENTRY_NORMAL, .data = env,
+    struct raft_entry e = {.index = f->index,
+                           .term = 1,
+                           .type = RAFT_ENTRY_NORMAL,
+                           .data = env,
                            .len = (uint32_t)n};
     struct apply_hooks h = hooks_of(f);
     assert_int_equal(apply_entries(&f->a, &e, 1, 7, &h), 0);

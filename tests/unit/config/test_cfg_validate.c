@@ -186,16 +186,21 @@ static void yaml(void **state)
             "did not find expected key");
     /* Repeated keys in one mapping (block and flow, quoted or not, deep
      * down), and aliases to no anchor, which libyaml lets through. */
-    refused(Y, "a: 1\nb: 2\na: 3\n", strlen("a: 1\nb: 2\na: 3\n"), ERR_INVALID, 3, 1,
-            "duplicate key \"a\"");
-    refused(Y, "x:\n  y:\n    k: 1\n    \"k\": 2\n", strlen("x:\n  y:\n    k: 1\n    \"k\": 2\n"), ERR_INVALID, 4, 5,
+    refused(Y, "a: 1\nb: 2\na: 3\n", strlen("a: 1\nb: 2\na: 3\n"), ERR_INVALID,
+            3, 1, "duplicate key \"a\"");
+    refused(Y, "x:\n  y:\n    k: 1\n    \"k\": 2\n",
+            strlen("x:\n  y:\n    k: 1\n    \"k\": 2\n"), ERR_INVALID, 4, 5,
             "duplicate key \"k\"");
-    refused(Y, "{p: 1, q: 2, p: 3}", strlen("{p: 1, q: 2, p: 3}"), ERR_INVALID, 1, 14, "duplicate key");
-    refused(Y, "- a: 1\n  a: 2\n", strlen("- a: 1\n  a: 2\n"), ERR_INVALID, 2, 3, "duplicate key");
+    refused(Y, "{p: 1, q: 2, p: 3}", strlen("{p: 1, q: 2, p: 3}"), ERR_INVALID,
+            1, 14, "duplicate key");
+    refused(Y, "- a: 1\n  a: 2\n", strlen("- a: 1\n  a: 2\n"), ERR_INVALID, 2,
+            3, "duplicate key");
     refused(Y, "a: *nope\n", strlen("a: *nope\n"), ERR_INVALID, 1, 4,
             "alias *nope names no anchor");
-    refused(Y, "a: *x\nb: &x 1\n", strlen("a: *x\nb: &x 1\n"), ERR_INVALID, 1, 4, "alias *x");
-    refused(Y, "---\na: &x 1\n---\nb: *x\n", strlen("---\na: &x 1\n---\nb: *x\n"), ERR_INVALID, 4, 4,
+    refused(Y, "a: *x\nb: &x 1\n", strlen("a: *x\nb: &x 1\n"), ERR_INVALID, 1,
+            4, "alias *x");
+    refused(Y, "---\na: &x 1\n---\nb: *x\n",
+            strlen("---\na: &x 1\n---\nb: *x\n"), ERR_INVALID, 4, 4,
             "alias *x"); /* anchors are per document */
     /* The same key in different mappings, in different documents, 1 and
      * "1", true and "true", the merge key twice: all fine. */

@@ -4,6 +4,7 @@
 int test_cfg_validate_run(void);
 int test_cfg_gray_run(void);
 int test_cfg_diff_run(void);
+int test_cfg_subs_run(void);
 
 int main(void)
 {
@@ -11,5 +12,6 @@ int main(void)
     fails += test_cfg_validate_run();
     fails += test_cfg_gray_run();
     fails += test_cfg_diff_run();
+    fails += test_cfg_subs_run();
     return fails;
 }

@@ -123,13 +123,241 @@ static void open_rejects_a_newer_format_version(void **state)
     assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
-    uint8_t ver[4] = {0, 0, 0, 2};
+    uint8_t ver[4] = {0, 0, 0, 3};
     MDB_val k = {7, "version"}, v = {4, ver};
     assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     assert_int_equal(fx_open(f), ERR_BAD_VERSION);
     assert_null(f->kv);
+}
+
+/* --- format 1 (values also in the live table) ------------------------------
+ * Format 1 wrote each live row as its 36-byte header followed by a copy of
+ * the value (kv.h, On disk). downgrade() rewrites a closed store that way,
+ * from the rev records, and sets version 1: what a format-1 build left. */
+
+static void raw_open(const char *dir, MDB_env **env, MDB_txn **txn,
+                     MDB_dbi *meta, MDB_dbi *live, MDB_dbi *rev)
+{
+    assert_int_equal(mdb_env_create(env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(*env, 16), 0);
+    assert_int_equal(mdb_env_open(*env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(*env, NULL, 0, txn), 0);
+    assert_int_equal(mdb_dbi_open(*txn, "meta", 0, meta), 0);
+    assert_int_equal(mdb_dbi_open(*txn, "live", 0, live), 0);
+    assert_int_equal(mdb_dbi_open(*txn, "rev", 0, rev), 0);
+}
+
+static uint32_t raw_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
+}
+
+static void downgrade(const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, live, rev;
+    MDB_cursor *c;
+    MDB_val k, d;
+    static uint8_t row[36 + 8192];
+    uint8_t key[512];
+    raw_open(dir, &env, &txn, &meta, &live, &rev);
+    assert_int_equal(mdb_cursor_open(txn, live, &c), 0);
+    int rc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
+    while (rc == 0) {
+        assert_int_equal(d.mv_size, 36);
+        uint8_t rk[12];
+        memcpy(rk, (const uint8_t *)d.mv_data + 8, 8);      /* mod */
+        memcpy(rk + 8, (const uint8_t *)d.mv_data + 32, 4); /* sub */
+        MDB_val rkv = {12, rk}, rv;
+        assert_int_equal(mdb_get(txn, rev, &rkv, &rv), 0);
+        const uint8_t *p = rv.mv_data;
+        size_t klen = raw_be32(p + 25);
+        size_t vlen = rv.mv_size - 29 - klen;
+        assert_true(36 + vlen <= sizeof(row));
+        memcpy(row, d.mv_data, 36);
+        memcpy(row + 36, p + 29 + klen, vlen);
+        memcpy(key, k.mv_data, k.mv_size);
+        MDB_val nk = {k.mv_size, key}, nd = {36 + vlen, row};
+        assert_int_equal(mdb_cursor_put(c, &nk, &nd, MDB_CURRENT), 0);
+        rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+    }
+    assert_int_equal(rc, MDB_NOTFOUND);
+    mdb_cursor_close(c);
+    uint8_t ver[4] = {0, 0, 0, 1};
+    k = (MDB_val){7, "version"};
+    d = (MDB_val){4, ver};
+    assert_int_equal(mdb_put(txn, meta, &k, &d, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* The format version and the longest live row of a closed store. */
+static void raw_format(const char *dir, uint32_t *version, size_t *row_max)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, live, rev;
+    MDB_cursor *c;
+    MDB_val k = {7, "version"}, d;
+    raw_open(dir, &env, &txn, &meta, &live, &rev);
+    assert_int_equal(mdb_get(txn, meta, &k, &d), 0);
+    assert_int_equal(d.mv_size, 4);
+    *version = raw_be32(d.mv_data);
+    *row_max = 0;
+    assert_int_equal(mdb_cursor_open(txn, live, &c), 0);
+    while (mdb_cursor_get(c, &k, &d, MDB_NEXT) == 0) {
+        *row_max = d.mv_size > *row_max ? d.mv_size : *row_max;
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
+/* Every record of every key at rev (0: current), with its metadata, and
+ * the HashKV at the current revision. */
+static void dump(struct kv *kv, int64_t rev, char *out, size_t cap)
+{
+    struct kv_read *rd;
+    struct kv_result res = {0};
+    struct kv_range_resp resp;
+    struct kv_range_req req = rq_all();
+    uint32_t h;
+    int64_t crev, hrev;
+    size_t n = 0;
+    req.revision = rev;
+    assert_int_equal(kv_read_begin(kv, &rd), 0);
+    assert_int_equal(kv_range(rd, &req, &res, &resp), 0);
+    for (size_t i = 0; i < resp.kvs_count; i++) {
+        const struct kv_kv *x = &resp.kvs[i];
+        n += (size_t)snprintf(
+            out + n, cap - n, "%.*s=%.*s@%lld/%lld/%lld/%lld,", (int)x->key_len,
+            (const char *)x->key, (int)(x->value_len > 40 ? 40 : x->value_len),
+            (const char *)x->value, (long long)x->create_revision,
+            (long long)x->mod_revision, (long long)x->version,
+            (long long)x->lease);
+        assert_true(n < cap);
+    }
+    assert_int_equal(kv_hash(rd, 0, &h, &crev, &hrev), 0);
+    snprintf(out + n, cap - n, "count=%lld hash=%08x", (long long)resp.count,
+             h);
+    kv_result_free(&res);
+    kv_read_end(rd);
+}
+
+static void history_for_migration(struct kv *kv)
+{
+    static char big[3001];
+    memset(big, 'B', sizeof(big) - 1);
+    struct kv_write *wr;
+    int64_t rev;
+    assert_int_equal(kv_write_begin(kv, NULL, NULL, &wr), 0);
+    assert_int_equal(kv_lease_grant(wr, 7, 60), 0);
+    assert_int_equal(kv_write_commit(wr, 1, 1), 0);
+    t_put(kv, "a", "1");
+    t_put(kv, "b", "2");
+    t_put(kv, "a", "3");
+    t_del(kv, "b", NULL);
+    t_put(kv, "empty", "");
+    t_put(kv, "big", big);
+    struct kv_put_req lp = {.key = U8("leased"),
+                            .key_len = 6,
+                            .value = U8("L"),
+                            .value_len = 1,
+                            .lease = 7};
+    assert_int_equal(t_put_req(kv, &lp, NULL, &rev), 0);
+    struct kv_op s[] = {op_put("t1", "x"), op_put("t2", "y")};
+    struct kv_txn_req t = {NULL, 0, s, 2, NULL, 0};
+    assert_int_equal(t_txn(kv, &t, NULL, NULL), 0);
+    assert_int_equal(t_compact(kv, 5), 0);
+    t_put(kv, "a", "4");
+}
+
+static void open_migrates_a_format_1_store(void **state)
+{
+    struct fx *f = *state;
+    static char want_now[OUT_MAX], want_past[OUT_MAX], got[OUT_MAX];
+    char v1[128];
+    history_for_migration(f->kv);
+    int64_t rev = kv_rev(f->kv);
+    dump(f->kv, 0, want_now, sizeof(want_now));
+    dump(f->kv, rev - 2, want_past, sizeof(want_past));
+    fx_close(f);
+    downgrade(f->dir);
+    uint32_t version;
+    size_t row_max;
+    raw_format(f->dir, &version, &row_max);
+    assert_int_equal(version, 1);
+    assert_int_equal(row_max, 36 + 3000); /* "big" carries its value */
+    /* A copy of the format-1 file, for a snapshot install below. */
+    snprintf(v1, sizeof(v1), "%s.v1", f->dir);
+    snprintf(got, sizeof(got), "cp %s/data.mdb %s", f->dir, v1);
+    assert_int_equal(system(got), 0);
+    /* Open migrates: same answers, same hash, format 2 on disk. */
+    assert_int_equal(fx_open(f), 0);
+    assert_int_equal(kv_rev(f->kv), rev);
+    assert_int_equal(kv_compact_rev(f->kv), 5);
+    dump(f->kv, 0, got, sizeof(got));
+    assert_string_equal(got, want_now);
+    dump(f->kv, rev - 2, got, sizeof(got));
+    assert_string_equal(got, want_past);
+    struct kv_range_req q = rq_key("big");
+    q.keys_only = true;
+    int64_t count;
+    assert_int_equal(t_range(f->kv, &q, got, sizeof(got), &count, NULL), 0);
+    assert_string_equal(got, "big");
+    assert_int_equal(t_put(f->kv, "a", "5"), rev + 1);
+    fx_close(f);
+    raw_format(f->dir, &version, &row_max);
+    assert_int_equal(version, 2);
+    assert_int_equal(row_max, 36);
+    assert_int_equal(fx_open(f), 0); /* a second open has nothing to do */
+    assert_int_equal(t_get(f->kv, "a", 0, got, sizeof(got), NULL), 0);
+    assert_string_equal(got, "5");
+    assert_int_equal(t_get(f->kv, "a", rev, got, sizeof(got), NULL), 0);
+    assert_string_equal(got, "4");
+    /* A format-1 snapshot (an older member's) installs and migrates. */
+    assert_int_equal(kv_snapshot_install(f->kv, v1), 0);
+    assert_int_equal(kv_rev(f->kv), rev);
+    dump(f->kv, 0, got, sizeof(got));
+    assert_string_equal(got, want_now);
+    unlink(v1);
+}
+
+/* A live row whose rev record is gone (it cannot happen: compaction keeps
+ * every key's latest record) is ERR_CORRUPT when its value is needed; a
+ * count or keys-only range does not read values. */
+static void a_live_key_without_its_rev_record_is_corrupt(void **state)
+{
+    struct fx *f = *state;
+    char got[OUT_MAX];
+    int64_t count;
+    int64_t rev = t_put(f->kv, "k", "v");
+    fx_close(f);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, live, revdb;
+    raw_open(f->dir, &env, &txn, &meta, &live, &revdb);
+    uint8_t rk[12] = {0};
+    rk[7] = (uint8_t)rev;
+    MDB_val k = {12, rk};
+    assert_int_equal(mdb_del(txn, revdb, &k, NULL), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    assert_int_equal(fx_open(f), 0);
+    struct kv_range_req q = rq_key("k");
+    assert_int_equal(t_range(f->kv, &q, got, sizeof(got), NULL, NULL),
+                     ERR_CORRUPT);
+    q.keys_only = true;
+    assert_int_equal(t_range(f->kv, &q, got, sizeof(got), &count, NULL), 0);
+    assert_string_equal(got, "k");
+    q.keys_only = false;
+    q.count_only = true;
+    assert_int_equal(t_range(f->kv, &q, NULL, 0, &count, NULL), 0);
+    assert_int_equal(count, 1);
 }
 
 /* --- put -----------------------------------------------------------------*/
@@ -724,6 +952,8 @@ const struct CMUnitTest kv_basic_tests[] = {
     T(second_open_is_locked_also_from_forked_child),
     T(open_rejects_foreign_files),
     T(open_rejects_a_newer_format_version),
+    T(open_migrates_a_format_1_store),
+    T(a_live_key_without_its_rev_record_is_corrupt),
     T(put_adds_one_revision_and_counts_versions),
     T(put_of_unchanged_value_still_adds_a_revision),
     T(put_prev_kv_returns_the_record_it_replaced),

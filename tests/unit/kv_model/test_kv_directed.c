@@ -648,6 +648,31 @@ static void quota_refuses_growth_and_keeps_deletes_working(void **state)
     }
     assert_int_equal(rc, ERR_NOSPACE);
     assert_true(n > 10); /* about 1 MiB of 8 KiB values went in first */
+    /* Fill what the estimate leaves (the file no longer outgrows it: each
+     * value is stored once) with ever smaller puts, then lease grants, so
+     * that the checks below cannot fit. */
+    for (size_t sz = 4096;; sz /= 2) {
+        for (rc = 0; rc == 0; n++) {
+            char key[16];
+            snprintf(key, sizeof(key), "q%04d", n);
+            struct kv_put_req q = {0};
+            struct kv_put_resp r;
+            q.key = (const uint8_t *)key;
+            q.key_len = strlen(key);
+            q.value = big;
+            q.value_len = sz;
+            rc = kv_put(f->wr, &q, &f->res, &r, NULL);
+        }
+        assert_int_equal(rc, ERR_NOSPACE);
+        if (sz == 0) {
+            break;
+        }
+    }
+    int64_t id = 1000;
+    do {
+        rc = kv_lease_grant(f->wr, id++, 60);
+    } while (rc == 0);
+    assert_int_equal(rc, ERR_NOSPACE);
     /* The handle is still usable: a txn whose put is only in the failure
      * branch is refused too, a lease grant as well; the rest works. */
     struct kv_op put_op = {0};

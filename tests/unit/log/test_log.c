@@ -1142,7 +1142,7 @@ struct cvfs {
     struct log_vfs v;
     const struct log_vfs *px;
     unsigned writes, syncs, dir_syncs, renames, randoms, reads, allocs;
-    int fail_sync; /* nonzero: the next sync returns it */
+    int fail_sync;           /* nonzero: the next sync returns it */
     unsigned unlinks;        /* of *.wal files */
     unsigned fail_unlink_at; /* nonzero: *.wal unlink number N fails with
                               * -EIO and does nothing (a crash there) */

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "base/err.h"
+#include "base/limits.h"
 #include "registry/server/options.h"
 
 static char err[512];
@@ -278,6 +279,49 @@ static void registry_bounds_from_every_source(void **state)
 
 /* The multiplexed WebSocket's bounds: defaults, environment and YAML,
  * the bound itself, and one past each end (naming the flag). */
+/* --max-connections (LIMIT_CONNECTIONS), which no source reached before:
+ * the default is the limits table's, each source sets it, the bound and
+ * one past it. */
+static void connections_bound_from_every_source(void **state)
+{
+    struct options o;
+    char arg[128];
+    char *env[] = {"CAIRN_MAX_CONNECTIONS=20000", NULL};
+    static const char *const bad[][2] = {
+        {"--max-connections=0", "--max-connections: must be 1..1000000"},
+        {"--max-connections=1000001", "--max-connections: must be 1..1000000"},
+        {"--max-connections=-1", "max-connections"},
+        {"--max-connections=many", "max-connections"},
+    };
+    (void)state;
+    assert_int_equal(parse(&o, empty_env, 0), 0);
+    assert_int_equal(o.max_connections, limits_default(LIMIT_CONNECTIONS));
+    assert_int_equal(o.max_connections, 10000);
+    options_free(&o);
+    assert_int_equal(parse(&o, env, 1, "--max-connections=1000000"), 0);
+    assert_int_equal(o.max_connections, 1000000); /* the bound; flag wins */
+    options_free(&o);
+    assert_int_equal(parse(&o, env, 0), 0);
+    assert_int_equal(o.max_connections, 20000);
+    options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 2, "--max-connections", "1"), 0);
+    assert_int_equal(o.max_connections, 1);
+    options_free(&o);
+    const char *path = write_file("max-connections: 12345\n");
+    snprintf(arg, sizeof(arg), "--config-file=%s", path);
+    assert_int_equal(parse(&o, empty_env, 1, arg), 0);
+    assert_int_equal(o.max_connections, 12345);
+    options_free(&o);
+    unlink(path);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(parse(&o, empty_env, 1, bad[i][0]), ERR_INVALID);
+        if (strstr(err, bad[i][1]) == NULL) {
+            fail_msg("case %zu: '%s' does not contain '%s'", i, err, bad[i][1]);
+        }
+        options_free(&o);
+    }
+}
+
 static void ws_bounds_from_every_source(void **state)
 {
     struct options o;
@@ -321,6 +365,37 @@ static void ws_bounds_from_every_source(void **state)
     }
 }
 
+static void raft_log_memory_from_every_source(void **state)
+{
+    struct options o;
+    char arg[600];
+    char *env[] = {"CAIRN_RAFT_LOG_MEMORY_BYTES=2097152", NULL};
+    (void)state;
+    assert_int_equal(parse(&o, empty_env, 0), 0);
+    assert_int_equal(o.raft_log_memory_bytes, (uint64_t)32 << 20);
+    options_free(&o);
+    assert_int_equal(parse(&o, env, 0), 0);
+    assert_int_equal(o.raft_log_memory_bytes, 2097152);
+    options_free(&o);
+    assert_int_equal(parse(&o, env, 1, "--raft-log-memory-bytes=1048576"), 0);
+    assert_int_equal(o.raft_log_memory_bytes, 1048576); /* the flag wins */
+    options_free(&o);
+    const char *path = write_file("raft-log-memory-bytes: 8388608\n");
+    snprintf(arg, sizeof(arg), "--config-file=%s", path);
+    assert_int_equal(parse(&o, empty_env, 1, arg), 0);
+    assert_int_equal(o.raft_log_memory_bytes, 8388608);
+    options_free(&o);
+    unlink(path);
+    assert_int_equal(parse(&o, empty_env, 1, "--raft-log-memory-bytes=1048575"),
+                     ERR_INVALID);
+    assert_non_null(strstr(err, "--raft-log-memory-bytes: must be 1048576.."));
+    options_free(&o);
+    assert_int_equal(
+        parse(&o, empty_env, 1, "--raft-log-memory-bytes=68719476737"),
+        ERR_INVALID);
+    options_free(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,7 +406,9 @@ int main(void)
         cmocka_unit_test(config_file_replaces_flags_with_etcd_keys),
         cmocka_unit_test(bad_config_files_name_the_line),
         cmocka_unit_test(registry_bounds_from_every_source),
+        cmocka_unit_test(connections_bound_from_every_source),
         cmocka_unit_test(ws_bounds_from_every_source),
+        cmocka_unit_test(raft_log_memory_from_every_source),
     };
     return cmocka_run_group_tests_name("options", tests, NULL, NULL);
 }

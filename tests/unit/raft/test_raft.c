@@ -523,6 +523,191 @@ static void lagging_follower_installs_a_snapshot(void **state)
     net_free(net);
 }
 
+/* ------------------------------------------------ evicted entries (ERR_BUSY)
+ *
+ * The node keeps the data of applied entries in memory only up to a budget
+ * and reads older ones back from the WAL, asynchronously: the storage then
+ * answers ERR_BUSY and the core sends nothing to that follower until told
+ * (raft_entries_available) or until the follower's next heartbeat answer. */
+
+static void memstorage_evicts_applied_data_and_keeps_terms(void **state)
+{
+    (void)state;
+    struct raft_memstorage ms, cp;
+    struct raft_entry e[10], out[16];
+    uint8_t pay[100];
+    size_t n = 0;
+    uint64_t t = 0;
+    memset(pay, 'p', sizeof(pay));
+    raft_memstorage_init(&ms);
+    raft_memstorage_init(&cp);
+    for (int i = 0; i < 10; i++) {
+        e[i] = (struct raft_entry){.index = (uint64_t)i + 1,
+                                   .term = i < 5 ? 1 : 2,
+                                   .type = RAFT_ENTRY_NORMAL,
+                                   .len = sizeof(pay),
+                                   .data = pay};
+    }
+    assert_int_equal(raft_memstorage_append(&ms, e, 10), 0);
+    assert_int_equal(ms.resident_bytes, 1000);
+    /* never past upto, and stops once keep_bytes stay */
+    assert_int_equal(raft_memstorage_evict(&ms, 6, 0), 600);
+    assert_int_equal(ms.evicted, 6);
+    assert_int_equal(ms.resident_bytes, 400);
+    assert_int_equal(raft_memstorage_evict(&ms, 9, 250), 200);
+    assert_int_equal(ms.evicted, 8);
+    assert_int_equal(raft_memstorage_evict(&ms, 9, 250), 0);
+    const struct raft_storage *st = raft_memstorage_storage(&ms);
+    /* terms are still known; data is not (no fetch: ERR_BUSY) */
+    assert_int_equal(st->term(st->ctx, 3, &t), 0);
+    assert_int_equal(t, 1);
+    assert_int_equal(st->term(st->ctx, 8, &t), 0);
+    assert_int_equal(t, 2);
+    assert_int_equal(st->entries(st->ctx, 2, 11, 0, out, 16, &n), ERR_BUSY);
+    assert_int_equal(st->entries(st->ctx, 9, 11, 0, out, 16, &n), 0);
+    assert_int_equal(n, 2);
+    assert_memory_equal(out[0].data, pay, sizeof(pay));
+    /* a copy keeps the eviction */
+    assert_int_equal(raft_memstorage_copy(&cp, &ms), 0);
+    assert_int_equal(cp.evicted, 8);
+    assert_int_equal(cp.resident_bytes, 200);
+    /* compaction and a conflicting append move the evicted prefix */
+    struct raft_snapshot_meta meta = {.index = 3, .term = 1};
+    assert_int_equal(raft_memstorage_compact(&ms, &meta, NULL, 0), 0);
+    assert_int_equal(ms.evicted, 5);
+    struct raft_entry c = {.index = 6, .term = 3, .len = 1, .data = pay};
+    assert_int_equal(raft_memstorage_append(&ms, &c, 1), 0);
+    assert_int_equal(ms.evicted, 2); /* 4 and 5 */
+    assert_int_equal(ms.resident_bytes, 1);
+    /* a configuration entry keeps its data (last_conf reads it) */
+    struct raft_entry cf = {
+        .index = 7, .term = 3, .type = RAFT_ENTRY_CONF, .len = 3, .data = pay};
+    assert_int_equal(raft_memstorage_append(&ms, &cf, 1), 0);
+    assert_int_equal(raft_memstorage_evict(&ms, 7, 0), 1);
+    assert_int_equal(ms.evicted, 4);
+    assert_int_equal(ms.resident_bytes, 3);
+    struct raft_entry got;
+    assert_int_equal(st->last_conf(st->ctx, 4, 7, &got), 0);
+    assert_int_equal(got.index, 7);
+    assert_non_null(got.data);
+    assert_int_equal(st->last_conf(st->ctx, 4, 6, &got), ERR_NOT_FOUND);
+    /* an entry without data after resident ones is refused */
+    struct raft_entry bad[2] = {{.index = 8, .term = 3, .len = 1, .data = pay},
+                                {.index = 9, .term = 3, .len = 5}};
+    assert_int_equal(raft_memstorage_append(&ms, bad, 2), ERR_INVALID);
+    assert_int_equal(raft_memstorage_storage(&ms)->last_index(&ms, &t), 0);
+    assert_int_equal(t, 7);
+    raft_memstorage_close(&cp);
+    raft_memstorage_close(&ms);
+}
+
+/* A stand-in for the node's WAL read-back: serves from a full copy of the
+ * log, but only once "loaded"; until then ERR_BUSY, and it counts asks. */
+struct wal_copy {
+    struct raft_memstorage full;
+    bool loaded;
+    int asks;
+};
+
+static int wal_copy_fetch(void *fctx, uint64_t lo, uint64_t hi,
+                          uint64_t max_bytes, struct raft_entry *out,
+                          size_t cap, size_t *count)
+{
+    struct wal_copy *w = fctx;
+    w->asks++;
+    *count = 0;
+    if (!w->loaded) {
+        return ERR_BUSY;
+    }
+    const struct raft_storage *st = raft_memstorage_storage(&w->full);
+    return st->entries(st->ctx, lo, hi, max_bytes, out, cap, count);
+}
+
+static void evicted_entries_reach_a_lagging_follower_once_loaded(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 41);
+    struct node *n1 = net_node(net, 1);
+    struct node *n3 = net_node(net, 3);
+    struct wal_copy w;
+    memset(&w, 0, sizeof(w));
+    raft_memstorage_init(&w.full);
+    net_isolate(net, 3);
+    for (int i = 0; i < 30; i++) {
+        assert_int_equal(net_propose(net, 1, "evicted-entry"), 0);
+    }
+    net_run(net);
+    assert_int_equal(n1->applied, 31);
+    assert_int_equal(raft_memstorage_copy(&w.full, &n1->ms), 0);
+    n1->ms.fetch = wal_copy_fetch;
+    n1->ms.fctx = &w;
+    assert_true(raft_memstorage_evict(&n1->ms, n1->applied, 0) > 0);
+    assert_int_equal(n1->ms.evicted, 31);
+    net_heal(net);
+    net_tick_all(net, 5);
+    /* asked, busy: nothing reached 3, and no snapshot was sent instead */
+    assert_true(w.asks > 0);
+    assert_true(n1->r.append_busy > 0);
+    assert_int_equal(n3->applied, 1);
+    assert_int_equal(n3->ms.snap.meta.index, 0);
+    assert_true(net_states_agree(net));
+    /* loaded: told at once, 3 catches up without a tick */
+    w.loaded = true;
+    raft_entries_available(&n1->r);
+    net_run(net);
+    assert_int_equal(n3->applied, 31);
+    assert_int_equal(n3->ms.snap.meta.index, 0);
+    /* new entries still flow (they are resident) */
+    assert_int_equal(net_propose(net, 1, "after"), 0);
+    net_run(net);
+    assert_int_equal(n3->applied, 32);
+    assert_true(net_states_agree(net));
+    assert_true(net_logs_agree(net));
+    /* a restart over an evicted log finds its configuration without the
+     * entries' data (last_conf), and the cluster goes on */
+    net_restart(net, 1);
+    assert_int_equal(n1->r.conf.voters_count, 3);
+    net_tick_all(net, 30);
+    uint64_t l = net_leader(net);
+    assert_true(l != 0);
+    assert_int_equal(net_propose(net, l, "after restart"), 0);
+    net_run(net);
+    assert_int_equal(n3->applied, n1->applied);
+    assert_true(net_states_agree(net));
+    net_free(net);
+    raft_memstorage_close(&w.full);
+}
+
+/* Without raft_entries_available, the follower's heartbeat answer retries. */
+static void busy_storage_is_retried_at_the_next_heartbeat(void **state)
+{
+    (void)state;
+    struct net *net = cluster(3, 43);
+    struct node *n1 = net_node(net, 1);
+    struct node *n3 = net_node(net, 3);
+    struct wal_copy w;
+    memset(&w, 0, sizeof(w));
+    raft_memstorage_init(&w.full);
+    net_isolate(net, 3);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(net_propose(net, 1, "y"), 0);
+    }
+    net_run(net);
+    assert_int_equal(raft_memstorage_copy(&w.full, &n1->ms), 0);
+    n1->ms.fetch = wal_copy_fetch;
+    n1->ms.fctx = &w;
+    (void)raft_memstorage_evict(&n1->ms, n1->applied, 0);
+    net_heal(net);
+    net_tick_all(net, 3);
+    assert_int_equal(n3->applied, 1);
+    w.loaded = true;
+    net_tick_all(net, 3 * (int)net->cfg.heartbeat_ticks);
+    assert_int_equal(n3->applied, 21);
+    assert_true(net_states_agree(net));
+    net_free(net);
+    raft_memstorage_close(&w.full);
+}
+
 /* The node installs a received snapshot on another thread, while the WAL
  * keeps persisting the entries that follow it. An append whose previous
  * index lies between the pending snapshot and the durable tail must be
@@ -1022,6 +1207,9 @@ int main(void)
         cmocka_unit_test(stale_leader_serves_no_reads),
         cmocka_unit_test(lagging_follower_installs_a_snapshot),
         cmocka_unit_test(entries_after_a_pending_snapshot_match_from_storage),
+        cmocka_unit_test(memstorage_evicts_applied_data_and_keeps_terms),
+        cmocka_unit_test(evicted_entries_reach_a_lagging_follower_once_loaded),
+        cmocka_unit_test(busy_storage_is_retried_at_the_next_heartbeat),
         cmocka_unit_test(membership_add_learner_promote_remove),
         cmocka_unit_test(truncated_conf_entry_reverts_the_configuration),
         cmocka_unit_test(leader_transfer_catches_up_the_target_first),

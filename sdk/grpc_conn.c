@@ -1,22 +1,22 @@
 /*
- * cairn_bench_conn.c - a minimal gRPC client: nghttp2 client sessions on
- * libuv TCP connections, one struct bench_call per stream.
+ * cairn_cairn__conn.c - a minimal gRPC client: nghttp2 client sessions on
+ * libuv TCP connections, one struct cairn__call per stream.
  *
- * Happy path. bench_net_open connects every connection; on connect the
+ * Happy path. cairn__net_open connects every connection; on connect the
  * client preface and SETTINGS (no push, 16 MiB stream window) are queued
  * and the connection window is raised to 1 GiB, so flow control never
- * paces a benchmark. bench_call_start submits HEADERS (:method POST,
+ * paces a benchmark. cairn__call_start submits HEADERS (:method POST,
  * :path, content-type application/grpc, te trailers) with a data provider
  * that reads the call's framed messages; a unary call sets END_STREAM
  * after them, a bidi call defers when its buffer is empty and resumes on
- * bench_call_push. Responses: grpc-status and grpc-message come from the
+ * cairn__call_push. Responses: grpc-status and grpc-message come from the
  * trailers (or a trailers-only HEADERS frame); DATA is unframed into
  * messages only for calls that asked for them (want_msgs), whole messages
  * straight from nghttp2's chunk when they fit, else through the call's
  * buffer. When nghttp2 closes the stream the done callback gets the status.
  *
  * Output is batched: starting or feeding a call only marks its connection
- * dirty; bench_net_flush (called by the engine at the end of each loop
+ * dirty; cairn__net_flush (called by the engine at the end of each loop
  * callback, and by the read callback itself) drains nghttp2's output into
  * one buffer per connection and writes it with uv_try_write, falling back
  * to one uv_write; while a write is in flight further output waits for its
@@ -25,11 +25,11 @@
  *
  * Failures. A connection that fails to connect, reads EOF or an error,
  * gets a protocol error from nghttp2 or a write error is dead: each active
- * call gets its done callback with BENCH_ST_TRANSPORT, and calls started
+ * call gets its done callback with CAIRN__ST_TRANSPORT, and calls started
  * on it later fail with ERR_STOPPED. A stream reset by the server (or by
- * bench_call_cancel) without a grpc-status ends with BENCH_ST_TRANSPORT;
- * a response message above BENCH_CALL_IN_MAX resets the stream and ends
- * with BENCH_ST_BAD_RESPONSE.
+ * cairn__call_cancel) without a grpc-status ends with CAIRN__ST_TRANSPORT;
+ * a response message above CAIRN__CALL_IN_MAX resets the stream and ends
+ * with CAIRN__ST_BAD_RESPONSE.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -40,18 +40,18 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/err.h"
-#include "bench/cairn_bench.h"
+#include "sdk/grpc_int.h"
 
 #define WINDOW_STREAM    (16 << 20)
 #define WINDOW_CONN      (1 << 30)
 #define FLUSH_CHUNK      ((size_t)1 << 20)
 #define FLUSH_ROUNDS_MAX 64
 
-static void conn_flush(struct bench_conn *c);
+static void conn_flush(struct cairn__conn *c);
 
-static void mark_dirty(struct bench_conn *c)
+static void mark_dirty(struct cairn__conn *c)
 {
-    struct bench_net *net = c->net;
+    struct cairn__net *net = c->net;
     if (c->dirty) {
         return;
     }
@@ -60,9 +60,9 @@ static void mark_dirty(struct bench_conn *c)
     net->dirty[net->dirty_count++] = c;
 }
 
-static void list_remove(struct bench_call *call)
+static void list_remove(struct cairn__call *call)
 {
-    struct bench_conn *c = call->conn;
+    struct cairn__conn *c = call->conn;
     ASSERT(c != NULL && c->calls_count > 0);
     if (call->prev != NULL) {
         call->prev->next = call->next;
@@ -77,7 +77,7 @@ static void list_remove(struct bench_call *call)
 }
 
 /* Ends an active call: unlinks it and runs its done callback. */
-static void call_end(struct bench_call *call, int status)
+static void call_end(struct cairn__call *call, int status)
 {
     ASSERT(call->active);
     list_remove(call);
@@ -91,11 +91,11 @@ static void call_end(struct bench_call *call, int status)
 
 static void on_close(uv_handle_t *h)
 {
-    struct bench_conn *c = h->data;
+    struct cairn__conn *c = h->data;
     c->net->closed++;
 }
 
-static void conn_fail(struct bench_conn *c, int err)
+static void conn_fail(struct cairn__conn *c, int err)
 {
     if (c->dead) {
         return;
@@ -105,9 +105,9 @@ static void conn_fail(struct bench_conn *c, int err)
     c->err = err;
     c->net->dead++;
     /* Bounded by the calls on this connection; a done callback cannot add
-     * one (bench_call_start refuses a dead connection). */
+     * one (cairn__call_start refuses a dead connection). */
     while (c->calls != NULL) {
-        call_end(c->calls, BENCH_ST_TRANSPORT);
+        call_end(c->calls, CAIRN__ST_TRANSPORT);
     }
     if (!c->closing) {
         c->closing = true;
@@ -127,7 +127,7 @@ static ssize_t data_read(nghttp2_session *s, int32_t sid, uint8_t *out,
     (void)s;
     (void)sid;
     (void)ud;
-    struct bench_call *call = src->ptr;
+    struct cairn__call *call = src->ptr;
     size_t avail = call->out.len - call->out_off;
     if (avail == 0) {
         if (!call->bidi || call->send_closed) {
@@ -159,7 +159,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame,
     if (frame->hd.type != NGHTTP2_HEADERS) {
         return 0;
     }
-    struct bench_call *call =
+    struct cairn__call *call =
         nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
     if (call == NULL) {
         return 0;
@@ -168,13 +168,13 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame,
         int v = 0;
         for (size_t i = 0; i < valuelen && i < 4; i++) {
             if (value[i] < '0' || value[i] > '9') {
-                v = BENCH_ST_BAD_RESPONSE;
+                v = CAIRN__ST_BAD_RESPONSE;
                 break;
             }
             v = v * 10 + (value[i] - '0');
         }
-        if (valuelen == 0 || v > BENCH_ST_GRPC_MAX) {
-            v = BENCH_ST_BAD_RESPONSE;
+        if (valuelen == 0 || v > CAIRN__ST_GRPC_MAX) {
+            v = CAIRN__ST_BAD_RESPONSE;
         }
         call->status = v;
         call->got_status = true;
@@ -188,9 +188,9 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame,
     return 0;
 }
 
-static void call_bad(nghttp2_session *s, struct bench_call *call)
+static void call_bad(nghttp2_session *s, struct cairn__call *call)
 {
-    call->status = BENCH_ST_BAD_RESPONSE;
+    call->status = CAIRN__ST_BAD_RESPONSE;
     call->got_status = true;
     nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, call->stream_id,
                               NGHTTP2_CANCEL);
@@ -198,7 +198,8 @@ static void call_bad(nghttp2_session *s, struct bench_call *call)
 
 /* Appends up to n bytes of p to the partial message; returns how many it
  * took, or -1 when the message is too big. */
-static ssize_t partial_take(struct bench_call *call, const uint8_t *p, size_t n)
+static ssize_t partial_take(struct cairn__call *call, const uint8_t *p,
+                            size_t n)
 {
     size_t want;
     if (call->in.len < 5) {
@@ -211,7 +212,7 @@ static ssize_t partial_take(struct bench_call *call, const uint8_t *p, size_t n)
     if (buf_append(&call->in, p, take) != 0) {
         return -1;
     }
-    if (call->in.len == 5 && be32_get(call->in.data + 1) > BENCH_CALL_IN_MAX) {
+    if (call->in.len == 5 && be32_get(call->in.data + 1) > call->in_max) {
         return -1;
     }
     return (ssize_t)take;
@@ -222,7 +223,7 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t sid,
 {
     (void)flags;
     (void)ud;
-    struct bench_call *call = nghttp2_session_get_stream_user_data(s, sid);
+    struct cairn__call *call = nghttp2_session_get_stream_user_data(s, sid);
     if (call == NULL || !call->want_msgs) {
         return 0;
     }
@@ -230,7 +231,7 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t sid,
     while (n > 0 && call->active && call->stream_id == sid) {
         if (call->in.len == 0 && n >= 5) {
             uint32_t mlen = be32_get(p + 1);
-            if (mlen > BENCH_CALL_IN_MAX || p[0] != 0) {
+            if (mlen > call->in_max || p[0] != 0) {
                 call_bad(s, call);
                 return 0;
             }
@@ -264,11 +265,11 @@ static int on_stream_close(nghttp2_session *s, int32_t sid, uint32_t error_code,
 {
     (void)error_code;
     (void)ud;
-    struct bench_call *call = nghttp2_session_get_stream_user_data(s, sid);
+    struct cairn__call *call = nghttp2_session_get_stream_user_data(s, sid);
     if (call == NULL || !call->active || call->stream_id != sid) {
         return 0;
     }
-    call_end(call, call->got_status ? call->status : BENCH_ST_TRANSPORT);
+    call_end(call, call->got_status ? call->status : CAIRN__ST_TRANSPORT);
     return 0;
 }
 
@@ -276,7 +277,7 @@ static int on_stream_close(nghttp2_session *s, int32_t sid, uint32_t error_code,
 
 static void write_done(uv_write_t *req, int status)
 {
-    struct bench_conn *c = req->data;
+    struct cairn__conn *c = req->data;
     c->writing = false;
     if (status < 0) {
         conn_fail(c, status);
@@ -286,7 +287,7 @@ static void write_done(uv_write_t *req, int status)
 }
 
 /* Drains nghttp2's output into wbuf; 0, or a negative code. */
-static int drain(struct bench_conn *c)
+static int drain(struct cairn__conn *c)
 {
     buf_reset(&c->wbuf);
     while (c->wbuf.len < FLUSH_CHUNK) {
@@ -306,7 +307,7 @@ static int drain(struct bench_conn *c)
     return 0;
 }
 
-static void conn_flush(struct bench_conn *c)
+static void conn_flush(struct cairn__conn *c)
 {
     if (c->dead || c->writing || !c->connected) {
         return;
@@ -349,19 +350,19 @@ static void conn_flush(struct bench_conn *c)
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *out)
 {
     (void)hint;
-    struct bench_conn *c = h->data;
+    struct cairn__conn *c = h->data;
     *out = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
 }
 
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 {
-    struct bench_conn *c = st->data;
+    struct cairn__conn *c = st->data;
     if (nread == 0) {
         return;
     }
     if (nread < 0) {
         conn_fail(c, (int)nread);
-        bench_net_flush(c->net);
+        cairn__net_flush(c->net);
         return;
     }
     ssize_t rv = nghttp2_session_mem_recv(c->h2, (const uint8_t *)b->base,
@@ -374,10 +375,10 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
     } else {
         conn_flush(c);
     }
-    bench_net_flush(c->net);
+    cairn__net_flush(c->net);
 }
 
-static int session_setup(struct bench_conn *c)
+static int session_setup(struct cairn__conn *c)
 {
     nghttp2_session_callbacks *cbs;
     int rc = nghttp2_session_callbacks_new(&cbs);
@@ -407,7 +408,7 @@ static int session_setup(struct bench_conn *c)
 
 static void on_connect(uv_connect_t *req, int status)
 {
-    struct bench_conn *c = req->data;
+    struct cairn__conn *c = req->data;
     if (status < 0) {
         conn_fail(c, status);
         return;
@@ -433,9 +434,9 @@ static void on_connect(uv_connect_t *req, int status)
 
 /* ------------------------------------------------------------- the net */
 
-int bench_net_open(struct bench_net *net, uv_loop_t *loop,
-                   const struct sockaddr_in *addrs, size_t addrs_count,
-                   size_t conns_count)
+int cairn__net_open(struct cairn__net *net, uv_loop_t *loop,
+                    const struct sockaddr_in *addrs, size_t addrs_count,
+                    size_t conns_count)
 {
     ASSERT(addrs_count > 0 && conns_count > 0);
     memset(net, 0, sizeof(*net));
@@ -449,11 +450,11 @@ int bench_net_open(struct bench_net *net, uv_loop_t *loop,
     }
     net->conns_count = conns_count;
     for (size_t i = 0; i < conns_count; i++) {
-        struct bench_conn *c = &net->conns[i];
+        struct cairn__conn *c = &net->conns[i];
         const struct sockaddr_in *a = &addrs[i % addrs_count];
         char ip[INET_ADDRSTRLEN];
         c->net = net;
-        buf_init(&c->wbuf, BENCH_OUT_MAX);
+        buf_init(&c->wbuf, CAIRN__OUT_MAX);
         inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
         snprintf(c->authority, sizeof(c->authority), "%s:%u", ip,
                  (unsigned)ntohs(a->sin_port));
@@ -469,25 +470,25 @@ int bench_net_open(struct bench_net *net, uv_loop_t *loop,
     return 0;
 }
 
-void bench_net_flush(struct bench_net *net)
+void cairn__net_flush(struct cairn__net *net)
 {
     /* A conn is listed at most once (its dirty flag), and flushing one can
      * list others (their calls restarted by a failure callback), so the
      * loop is bounded by conns_count additions. */
     for (size_t i = 0; i < net->dirty_count; i++) {
-        struct bench_conn *c = net->dirty[i];
+        struct cairn__conn *c = net->dirty[i];
         c->dirty = false;
         conn_flush(c);
     }
     net->dirty_count = 0;
 }
 
-void bench_net_close(struct bench_net *net)
+void cairn__net_close(struct cairn__net *net)
 {
     for (size_t i = 0; i < net->conns_count; i++) {
-        struct bench_conn *c = &net->conns[i];
+        struct cairn__conn *c = &net->conns[i];
         while (c->calls != NULL) { /* bounded by calls_count */
-            struct bench_call *call = c->calls;
+            struct cairn__call *call = c->calls;
             list_remove(call);
             call->active = false;
         }
@@ -504,7 +505,7 @@ void bench_net_close(struct bench_net *net)
         uv_run(net->loop, UV_RUN_ONCE);
     }
     for (size_t i = 0; i < net->conns_count; i++) {
-        struct bench_conn *c = &net->conns[i];
+        struct cairn__conn *c = &net->conns[i];
         if (c->h2 != NULL) {
             nghttp2_session_del(c->h2);
         }
@@ -517,29 +518,30 @@ void bench_net_close(struct bench_net *net)
 
 /* ------------------------------------------------------------ the calls */
 
-void bench_call_init(struct bench_call *call, bench_call_msg_cb on_msg,
-                     bench_call_done_cb on_done, void *data)
+void cairn__call_init(struct cairn__call *call, cairn__call_msg_cb on_msg,
+                      cairn__call_done_cb on_done, void *data)
 {
     memset(call, 0, sizeof(*call));
-    buf_init(&call->out, BENCH_OUT_MAX);
-    buf_init(&call->in, BENCH_CALL_IN_MAX + 5);
+    buf_init(&call->out, CAIRN__OUT_MAX);
+    buf_init(&call->in, SIZE_MAX); /* capped by call->in_max per message */
     call->on_msg = on_msg;
     call->on_done = on_done;
     call->want_msgs = on_msg != NULL;
+    call->in_max = CAIRN__CALL_IN_MAX;
     call->data = data;
 }
 
-void bench_call_free(struct bench_call *call)
+void cairn__call_free(struct cairn__call *call)
 {
     ASSERT(!call->active);
     buf_free(&call->out);
     buf_free(&call->in);
 }
 
-int bench_call_add(struct bench_call *call, const ProtobufCMessage *msg)
+int cairn__call_add(struct cairn__call *call, const ProtobufCMessage *msg)
 {
     size_t n = protobuf_c_message_get_packed_size(msg);
-    if (n > BENCH_CALL_IN_MAX) {
+    if (n > CAIRN__CALL_IN_MAX) {
         return ERR_LIMIT;
     }
     int rc = buf_reserve(&call->out, 5 + n);
@@ -561,8 +563,8 @@ int bench_call_add(struct bench_call *call, const ProtobufCMessage *msg)
             NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE       \
     }
 
-int bench_call_start(struct bench_call *call, struct bench_conn *conn,
-                     const char *path, bool bidi)
+int cairn__call_start(struct cairn__call *call, struct cairn__conn *conn,
+                      const char *path, bool bidi)
 {
     ASSERT(!call->active);
     if (conn->dead || !conn->connected) {
@@ -577,21 +579,29 @@ int bench_call_start(struct bench_call *call, struct bench_conn *conn,
         NV(":authority", ""),
         NV("content-type", "application/grpc"),
         NV("te", "trailers"),
+        NV("token", ""),
     };
     hdrs[2].value = (uint8_t *)path;
     hdrs[2].valuelen = strlen(path);
     hdrs[3].value = (uint8_t *)conn->authority;
     hdrs[3].valuelen = strlen(conn->authority);
+    size_t hdrs_count = 6;
+    if (call->token != NULL) {
+        hdrs[6].value = (uint8_t *)call->token;
+        hdrs[6].valuelen = strlen(call->token);
+        hdrs_count = 7;
+    }
     nghttp2_data_provider dp = {.source.ptr = call, .read_callback = data_read};
     call->bidi = bidi;
     call->send_closed = false;
     call->deferred = false;
     call->got_status = false;
-    call->status = BENCH_ST_TRANSPORT;
+    call->status = CAIRN__ST_TRANSPORT;
     call->message[0] = 0;
     call->msgs_in = 0;
     buf_reset(&call->in);
-    int32_t id = nghttp2_submit_request(conn->h2, NULL, hdrs, 6, &dp, call);
+    int32_t id =
+        nghttp2_submit_request(conn->h2, NULL, hdrs, hdrs_count, &dp, call);
     if (id < 0) {
         buf_reset(&call->out);
         call->out_off = 0;
@@ -611,7 +621,7 @@ int bench_call_start(struct bench_call *call, struct bench_conn *conn,
     return 0;
 }
 
-int bench_call_push(struct bench_call *call)
+int cairn__call_push(struct cairn__call *call)
 {
     if (!call->active) {
         return ERR_STOPPED;
@@ -627,16 +637,16 @@ int bench_call_push(struct bench_call *call)
     return 0;
 }
 
-int bench_call_close_send(struct bench_call *call)
+int cairn__call_close_send(struct cairn__call *call)
 {
     if (!call->active) {
         return ERR_STOPPED;
     }
     call->send_closed = true;
-    return bench_call_push(call);
+    return cairn__call_push(call);
 }
 
-void bench_call_cancel(struct bench_call *call)
+void cairn__call_cancel(struct cairn__call *call)
 {
     if (!call->active) {
         return;
