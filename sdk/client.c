@@ -248,7 +248,13 @@ bool cairn__run_until(struct cairn_client *c, const bool *flag,
         uint64_t ms = (deadline_ns - now + 999999) / 1000000;
         c->timer_fired = false;
         c->timer.data = c;
-        uv_timer_start(&c->timer, timer_cb, ms, 0);
+        /* Repeating, from a fresh loop time: a one-shot timer that came
+         * due at the top of uv_run (the loop's cached time was older than
+         * ms) fired there and left the poll after it with no timeout, so
+         * the wait blocked for good (cairnctl hung about once in 500
+         * calls under load). */
+        uv_update_time(&c->loop);
+        uv_timer_start(&c->timer, timer_cb, ms, ms);
         if (c->net_open) {
             cairn__net_flush(&c->net);
         }

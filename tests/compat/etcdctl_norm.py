@@ -189,6 +189,13 @@ def main():
             break
     lines = [line_norm(x) for x in raw_lines]
     lines = table_raft(lines)
+    # "lease timetolive -w fields": "TTL" then "GrantedTTL" on the next
+    # line; the remaining TTL counts down with the machine's load
+    for i in range(len(lines) - 1):
+        m = re.fullmatch(r'"TTL" : ([0-9]+)', lines[i])
+        g = re.fullmatch(r'"GrantedTTL" : ([0-9]+)', lines[i + 1])
+        if m and g and ttl_close(int(g.group(1)), int(m.group(1))):
+            lines[i] = '"TTL" : <REMAINING>'
     # "endpoint hashkv" simple output: "<EP>, 12345"
     lines = [re.sub(r"^((?:http://)?<EP[A-Z]*>), [0-9]+$", r"\1, <HASH>", x)
              for x in lines]
