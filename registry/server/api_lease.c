@@ -16,9 +16,17 @@
  * leader or the term changes; lease.h, point 1.
  *
  * KeepAlive: one response per request, in request order. On the leader a
- * renewal is in memory and answered at once, unless a remaining-TTL
- * checkpoint was recorded for the lease: then a clearing checkpoint (R = 0)
- * is written first (lease.h, point 5). On a follower the renewal itself is
+ * renewal is in memory, unless a remaining-TTL checkpoint was recorded for
+ * the lease: then a clearing checkpoint (R = 0) is written first (lease.h,
+ * point 5). An in-memory renewal is answered once a read-index round that
+ * began after it confirms this member still leads in the same term: a
+ * quorum heard from us after the renewal, so any later leader is elected
+ * after it and, promoted, gives the lease its full TTL plus an election
+ * timeout from then. Without the round an isolated leader (no
+ * check-quorum, or inside its election timeout) answered renewals that
+ * the new leader never knew of and revoked early (simulator seed 9649;
+ * etcd 3.4.25 and 3.5.8 added the same check, "ensureLeadership"). When
+ * the round fails or the term changed, the renewal goes through the log. On a follower the renewal itself is
  * written to the log as a checkpoint with R = 0, which every member applies
  * as "full TTL from now"; the follower answers once it has applied it. That
  * costs a Raft write per follower keep-alive, but needs no channel to the
@@ -148,6 +156,17 @@ struct prop {
     int64_t id;
     bool revoke;
     struct renew *rn; /* api_lease_renew's renewal, or NULL */
+};
+
+/* An in-memory renewal waiting for its read-index round (see the top). */
+struct confirm {
+    struct lease_svc *svc;
+    struct kcall *kc; /* a stream's keep-alive slot, or */
+    uint64_t seq;
+    uint32_t gen;     /* the slot's proposal generation at the start */
+    struct renew *rn; /* api_lease_renew's renewal */
+    int64_t ttl;      /* the answer */
+    uint64_t term;    /* the term the renewal was made in */
 };
 
 static void renew_unlink(struct lease_svc *l, struct renew *rn)
@@ -475,6 +494,96 @@ static bool leader_unaware(const struct lease_svc *l, int64_t id)
            ERR_LEASE_NOT_FOUND;
 }
 
+static void renew_link(struct lease_svc *l, struct renew *rn)
+{
+    rn->next = l->renews;
+    if (l->renews != NULL) {
+        l->renews->prev = rn;
+    }
+    l->renews = rn;
+}
+
+/* The read-index round of an in-memory renewal ended: answer it when this
+ * member still leads in the term it renewed in, else renew through the
+ * log (a slot that renewals_retry already proposed again is left to that
+ * proposal). */
+static void on_confirmed(void *ctx, int err)
+{
+    struct confirm *c = ctx;
+    struct lease_svc *l = c->svc;
+    bool held = err == 0 && !l->stopping && lease_is_leader(l->t) &&
+                l->lead_term == c->term;
+    int rc;
+    if (c->kc != NULL) {
+        struct kcall *kc = c->kc;
+        struct ka_slot *sl = kc_slot(kc, c->seq);
+        if (sl != NULL && !sl->ready && sl->gen == c->gen) {
+            if (held) {
+                sl->ready = true;
+                kc_flush(kc);
+            } else {
+                rc = l->stopping ? ERR_STOPPED
+                                 : propose_renewal(l, kc, c->seq, sl->id);
+                if (rc != 0) {
+                    kc_end(kc, rc);
+                }
+            }
+        }
+        kc_unref(kc);
+    } else {
+        struct renew *rn = c->rn;
+        if (held) {
+            rn->done(rn->ctx, 0, c->ttl);
+            mem_free(rn);
+        } else {
+            rc = l->stopping ? ERR_STOPPED : renew_propose(l, rn);
+            if (rc != 0) {
+                rn->done(rn->ctx, rc, 0);
+                mem_free(rn);
+            } else {
+                renew_link(l, rn);
+            }
+        }
+    }
+    mem_free(c);
+    svc_unref(l);
+}
+
+/* Answer an in-memory renewal (TTL ttl) after a read-index round: the
+ * stream's slot seq of kc, or rn. Errors: -ENOMEM, the node's read errors
+ * (ERR_TOO_MANY_REQUESTS): the caller renews through the log instead. */
+static int confirm_start(struct lease_svc *l, struct kcall *kc, uint64_t seq,
+                         struct renew *rn, int64_t ttl)
+{
+    struct confirm *c = mem_calloc(1, sizeof(*c));
+    int rc;
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    c->svc = l;
+    c->kc = kc;
+    c->seq = seq;
+    c->rn = rn;
+    c->ttl = ttl;
+    c->term = l->lead_term;
+    rc = node_read_index(l->s->node, 0, on_confirmed, c);
+    if (rc != 0) {
+        mem_free(c);
+        return rc;
+    }
+    l->refs++;
+    if (kc != NULL) {
+        struct ka_slot *sl = kc_slot(kc, seq);
+        c->gen = sl->gen;
+        sl->ttl = ttl;
+        /* a leader change meanwhile renews it through the log */
+        sl->leader = l->leader;
+        sl->term = l->term;
+        kc->refs++;
+    }
+    return 0;
+}
+
 static void ka_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
 {
     struct kcall *kc = grpc_call_data(call);
@@ -497,9 +606,8 @@ static void ka_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
     memset(sl, 0, sizeof(*sl));
     sl->id = r->id;
     if (lease_is_leader(l->t)) {
-        if (lease_renew(l->t, r->id, now_ms(l), &ttl, &log_needed) == 0) {
-            sl->ttl = ttl;
-        } else {
+        if (lease_renew(l->t, r->id, now_ms(l), &ttl, &log_needed) != 0) {
+            ttl = 0;
             log_needed = leader_unaware(l, r->id);
         }
     } else {
@@ -509,9 +617,7 @@ static void ka_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
          * the renewal after the grant answers from the table. */
         log_needed = true;
     }
-    if (!log_needed) {
-        sl->ready = true;
-        kc_flush(kc);
+    if (!log_needed && confirm_start(l, kc, seq, NULL, ttl) == 0) {
         return;
     }
     rc = propose_renewal(l, kc, seq, r->id);
@@ -529,12 +635,6 @@ static bool wants_leader(struct grpc_call *call)
     return v != NULL && strcmp(v, "true") == 0;
 }
 
-/* One keep-alive request for a front end without a gRPC call (the JSON
- * gateway's stream): the same renewal as ka_on_msg makes. On 0, done runs
- * exactly once: before this returns when the renewal is in memory (leader,
- * no checkpoint to clear), else when its log entry applied (or failed:
- * ERR_STOPPED at node close). ttl is 0 for an unknown lease. Errors (done
- * never runs): ERR_STOPPED, -ENOMEM, the node's proposal errors. */
 /* Propose rn's renewal (a checkpoint with remaining TTL 0). */
 static int renew_propose(struct lease_svc *l, struct renew *rn)
 {
@@ -566,6 +666,14 @@ static int renew_propose(struct lease_svc *l, struct renew *rn)
     return 0;
 }
 
+/* One keep-alive request for a front end without a gRPC call (the JSON
+ * gateway's stream, the registry's session keep-alive): the same renewal
+ * as ka_on_msg makes. On 0, done runs exactly once, always later on the
+ * loop: after the read-index round when the renewal is in memory (leader,
+ * no checkpoint to clear), else when its log entry applied, or with the
+ * error (ERR_STOPPED at node close, the proposal's error after a failed
+ * round). ttl is 0 for an unknown lease. Errors (done never runs):
+ * ERR_STOPPED, -ENOMEM, the node's proposal errors. */
 int api_lease_renew(struct server *s, int64_t id, api_lease_renew_fn done,
                     void *ctx)
 {
@@ -585,10 +693,6 @@ int api_lease_renew(struct server *s, int64_t id, api_lease_renew_fn done,
     } else {
         log_needed = true; /* follower: through the log (see ka_on_msg) */
     }
-    if (!log_needed) {
-        done(ctx, 0, ttl);
-        return 0;
-    }
     struct renew *rn = mem_calloc(1, sizeof(*rn));
     if (rn == NULL) {
         return -ENOMEM;
@@ -596,6 +700,9 @@ int api_lease_renew(struct server *s, int64_t id, api_lease_renew_fn done,
     rn->done = done;
     rn->ctx = ctx;
     rn->id = id;
+    if (!log_needed && confirm_start(l, NULL, 0, rn, ttl) == 0) {
+        return 0;
+    }
     rc = renew_propose(l, rn);
     if (rc != 0) {
         if (lease_is_leader(l->t)) {
@@ -604,11 +711,7 @@ int api_lease_renew(struct server *s, int64_t id, api_lease_renew_fn done,
         mem_free(rn);
         return rc;
     }
-    rn->next = l->renews;
-    if (l->renews != NULL) {
-        l->renews->prev = rn;
-    }
-    l->renews = rn;
+    renew_link(l, rn);
     return 0;
 }
 

@@ -729,6 +729,11 @@ static void run_seed(uint64_t seed, const struct sim_opts *opts,
               seed, s->p.voters, s->p.learners, s->p.clients, s->p.keys,
               (unsigned long)(s->p.tick_us / 1000), s->p.fault_mask,
               (unsigned long)(s->p.fault_us / SIM_US_PER_S));
+    sim_trace(s,
+              "raft: election %u ticks, heartbeat %u, pre-vote %d, "
+              "check-quorum %d",
+              s->p.election_ticks, s->p.heartbeat_ticks, (int)s->p.pre_vote,
+              (int)s->p.check_quorum);
     for (uint32_t i = 0; i < s->p.voters + s->p.learners; i++) {
         if (member_start(s, i) < 0) {
             break;
@@ -806,7 +811,9 @@ static void usage(void)
             "       --plant N: a planted bug\n"
             "       (3 a watch event lost, 4 leases revoked 2 s early, 5 no "
             "lease ever revoked,\n"
-            "       7 a restart ignores the received snapshot copy)\n");
+            "       7 a restart ignores the received snapshot copy, 8 a "
+            "leader answers\n"
+            "       lease renewals without confirming its leadership)\n");
     exit(2);
 }
 

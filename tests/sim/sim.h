@@ -169,8 +169,14 @@ struct sim_read {
     uint64_t ctx; /* 0 = free */
     uint64_t index;
     bool have_index;
-    uint32_t client;
+    uint32_t client; /* a client's index, or a lease agent's (agent) */
     uint64_t client_gen;
+    /* a lease agent's in-memory renewal waiting for its round
+     * (sim_lease.c, as api_lease.c's confirm_start) */
+    bool agent;
+    int64_t ttl;    /* the answer */
+    uint64_t term;  /* the lease table's term at the renewal */
+    uint64_t at_us; /* when it renewed */
 };
 
 struct sim_member {
@@ -480,6 +486,10 @@ uint64_t member_log_last(const struct sim_member *m);
 int member_propose_op(struct sim *s, struct sim_member *m, struct sim_client *c,
                       const struct sim_op *op);
 int member_read(struct sim *s, struct sim_member *m, struct sim_client *c);
+/* A read-index round for something else than a client: *out is the slot
+ * to fill (agent and the rest) before the next member_drive. */
+int member_read_start(struct sim *s, struct sim_member *m,
+                      struct sim_read **out);
 /* The state machine answered a proposal (any member; only the proposer
  * has it pending). */
 void member_answer(struct sim *s, struct sim_member *m, uint64_t req_id,
@@ -544,6 +554,12 @@ void wl_member_down(struct sim *s, struct sim_member *m);
 int wl_member_restored(struct sim *s, struct sim_member *m);
 /* sim_member.c: the member's Raft role changed (m->role is the new one). */
 void wl_role_changed(struct sim *s, struct sim_member *m);
+/* sim_member.c: a lease agent's read-index round (member_read_start):
+ * does the agent still wait for it; it ended (ok: the read point is
+ * applied; else failed). */
+bool wl_agent_waits(struct sim *s, uint32_t idx, uint64_t gen);
+void wl_ka_confirmed(struct sim *s, struct sim_member *m,
+                     const struct sim_read *r, bool ok);
 /* sim_member.c: after a snapshot install, m's proposals with ids at or
  * below last_id get no answer from apply any more: they are lost.
  * Returns how many there were. */

@@ -580,6 +580,9 @@ static void ka_answer(struct sim *s, struct wl_agent *a, int64_t ttl)
     lease_abandon(s, a, "keep-alive answered TTL 0");
 }
 
+static void agent_keepalive_log(struct sim *s, struct wl_agent *a,
+                                struct sim_member *m);
+
 /* One keep-alive on m, as api_lease.c's ka_on_msg handles it. */
 static void agent_keepalive(struct sim *s, struct wl_agent *a)
 {
@@ -608,17 +611,83 @@ static void agent_keepalive(struct sim *s, struct wl_agent *a)
         log_needed = true; /* follower: always through the log */
     }
     sim_hash(s, 0x4a11, ((uint64_t)l->id << 8) | (leader << 1) | log_needed);
-    if (!log_needed) {
-        if (leader && ttl > 0) {
-            struct raft_status st;
-            raft_status(&m->raft, &st);
-            if (st.hard.term >= wl_max_leader_term(s)) {
-                add_renewal(s, l, s->now);
-            }
+    if (!log_needed && w->plant == 8) {
+        /* planted bug 8: answered at once, as before seed 9649's fix */
+        if (ttl > 0) {
+            add_renewal(s, l, s->now);
         }
-        ka_answer(s, a, leader ? ttl : 0);
+        ka_answer(s, a, ttl);
         return;
     }
+    if (!log_needed) {
+        /* confirm_start: answered after a read-index round that began
+         * after the renewal, if the member still leads in this term */
+        struct sim_read *r = NULL;
+        ASSERT(leader);
+        if (member_read_start(s, m, &r) == 0) {
+            r->agent = true;
+            r->client = a->idx;
+            r->client_gen = a->gen;
+            r->ttl = ttl;
+            r->term = x->term;
+            r->at_us = s->now;
+            a->busy = true;
+            a->deadline_us = s->now + s->p.client_timeout_us;
+            member_drive(s, m);
+            return;
+        }
+        /* no round to be had: through the log */
+    }
+    agent_keepalive_log(s, a, m);
+}
+
+bool wl_agent_waits(struct sim *s, uint32_t idx, uint64_t gen)
+{
+    const struct wl_agent *a = &s->wl->a[idx];
+    return a->busy && a->gen == gen;
+}
+
+/* on_confirmed: the renewal made at r->at_us counts from then, for every
+ * check, when the member still leads in the term it renewed in; else the
+ * agent renews through the log at once (renewals_retry or the fallback in
+ * on_confirmed). Runs inside the member's processing: the log renewal
+ * waits for the agent's next wake. */
+void wl_ka_confirmed(struct sim *s, struct sim_member *m,
+                     const struct sim_read *r, bool ok)
+{
+    struct sim_wl *w = s->wl;
+    struct wl_agent *a = &w->a[r->client];
+    struct wl_member *x = &w->m[m->slot];
+    if (!wl_agent_waits(s, r->client, r->client_gen)) {
+        return;
+    }
+    if (ok) {
+        wl_lease_sync_role(s, m);
+    }
+    struct wl_lease *l = wl_lease_get(s, a->lease);
+    if (ok && x->open && lease_is_leader(x->lt) && x->term == r->term) {
+        if (r->ttl > 0 && l != NULL) {
+            add_renewal(s, l, r->at_us);
+        }
+        ka_answer(s, a, r->ttl);
+        return;
+    }
+    w->st_ka_unconfirmed++;
+    a->busy = false;
+    a->gen++;
+    a->ka_via_log = true;
+    agent_later(s, a, 1);
+}
+
+/* A renewal through the log (a checkpoint with R = 0), as a follower
+ * makes it, or a leader whose table asks for a clearing checkpoint. */
+static void agent_keepalive_log(struct sim *s, struct wl_agent *a,
+                                struct sim_member *m)
+{
+    struct sim_wl *w = s->wl;
+    struct wl_member *x = &w->m[m->slot];
+    struct wl_lease *l = wl_lease_get(s, a->lease);
+    bool leader = lease_is_leader(x->lt);
     Etcdserverpb__LeaseCheckpoint cp = ETCDSERVERPB__LEASE_CHECKPOINT__INIT;
     Etcdserverpb__LeaseCheckpoint *cpp = &cp;
     Etcdserverpb__LeaseCheckpointRequest req =
@@ -672,6 +741,13 @@ void wl_agent_wake(struct sim *s, uint32_t idx, uint64_t token)
             lease_abandon(s, a, "chosen");
         } else if (s->now > l->last_ack_us + ttl_us) {
             lease_abandon(s, a, "no answer for a TTL");
+        } else if (a->ka_via_log) {
+            struct sim_member *m = agent_member(s, a);
+            a->ka_via_log = false;
+            if (member_ok(s, m)) {
+                wl_lease_sync_role(s, m);
+                agent_keepalive_log(s, a, m);
+            }
         } else if (s->now >= a->next_ka_us) {
             a->next_ka_us = s->now + ttl_us / 3;
             agent_keepalive(s, a);

@@ -438,7 +438,11 @@ static void fail_pending(struct sim *s, struct sim_member *m, bool reads_too)
         struct sim_read *r = &m->reads[i];
         if (r->ctx != 0 && (reads_too || !r->have_index)) {
             r->ctx = 0;
-            client_done(s, r->client, r->client_gen, OUT_FAIL, 0);
+            if (r->agent) {
+                wl_ka_confirmed(s, m, r, false);
+            } else {
+                client_done(s, r->client, r->client_gen, OUT_FAIL, 0);
+            }
         }
     }
 }
@@ -984,7 +988,11 @@ static void serve_reads(struct sim *s, struct sim_member *m)
         struct sim_read *r = &m->reads[i];
         if (r->ctx != 0 && r->have_index && applied >= r->index) {
             r->ctx = 0;
-            client_read_done(s, r->client, r->client_gen, m);
+            if (r->agent) {
+                wl_ka_confirmed(s, m, r, true);
+            } else {
+                client_read_done(s, r->client, r->client_gen, m);
+            }
         }
     }
 }
@@ -1525,13 +1533,20 @@ int member_propose_op(struct sim *s, struct sim_member *m, struct sim_client *c,
     return 0;
 }
 
-int member_read(struct sim *s, struct sim_member *m, struct sim_client *c)
+int member_read_start(struct sim *s, struct sim_member *m,
+                      struct sim_read **out)
 {
     struct sim_read *slot = NULL;
     for (uint32_t i = 0; i < SIM_READS_MAX && slot == NULL; i++) {
         struct sim_read *r = &m->reads[i];
-        const struct sim_client *owner = &s->c[r->client];
-        if (r->ctx != 0 && (!owner->busy || owner->gen != r->client_gen)) {
+        bool gone;
+        if (r->agent) {
+            gone = !wl_agent_waits(s, r->client, r->client_gen);
+        } else {
+            const struct sim_client *owner = &s->c[r->client];
+            gone = !owner->busy || owner->gen != r->client_gen;
+        }
+        if (r->ctx != 0 && gone) {
             r->ctx = 0; /* its client gave up on it */
         }
         if (r->ctx == 0) {
@@ -1546,9 +1561,19 @@ int member_read(struct sim *s, struct sim_member *m, struct sim_client *c)
     if (rc < 0) {
         return rc;
     }
+    memset(slot, 0, sizeof(*slot));
     slot->ctx = ctx;
-    slot->have_index = false;
-    slot->index = 0;
+    *out = slot;
+    return 0;
+}
+
+int member_read(struct sim *s, struct sim_member *m, struct sim_client *c)
+{
+    struct sim_read *slot;
+    int rc = member_read_start(s, m, &slot);
+    if (rc < 0) {
+        return rc;
+    }
     slot->client = c->idx;
     slot->client_gen = c->gen;
     member_drive(s, m);

@@ -761,13 +761,16 @@ void wl_report(const struct sim *s, char *out, size_t len)
     }
     snprintf(out, len,
              ", watchers %u events checked %lu progress %lu compacted %lu "
-             "reopens %lu, leases %zu revoked %zu keep-alives %lu (log %lu) "
+             "reopens %lu, leases %zu revoked %zu keep-alives %lu (log %lu, "
+             "unconfirmed %lu) "
              "checkpoints %lu ttl0-live %lu late-races %lu revoke-lag %lu ms",
              w->watchers, (unsigned long)w->st_events_checked,
              (unsigned long)w->st_progress_checked,
              (unsigned long)w->st_compact_cancels, (unsigned long)w->st_reopens,
              w->leases_count, leases_revoked, (unsigned long)w->st_ka_acked,
-             (unsigned long)w->st_ka_log, (unsigned long)w->st_checkpoints,
+             (unsigned long)w->st_ka_log,
+             (unsigned long)w->st_ka_unconfirmed,
+             (unsigned long)w->st_checkpoints,
              (unsigned long)w->st_ka_zero_live, (unsigned long)w->st_late_races,
              (unsigned long)(w->st_revoke_lag_max_us / 1000));
 }

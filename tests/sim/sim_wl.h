@@ -186,6 +186,7 @@ struct wl_agent {
     uint32_t keys_to_put;
     uint32_t prefer;
     uint64_t next_ka_us;
+    bool ka_via_log; /* the round failed: renew through the log next */
     bool abandon; /* this lease will be abandoned at abandon_at_us */
     uint64_t abandon_at_us;
 };
@@ -265,6 +266,7 @@ struct sim_wl {
     uint64_t st_overflows;
     uint64_t st_ka_acked;
     uint64_t st_ka_log;
+    uint64_t st_ka_unconfirmed; /* in-memory renewals whose round failed */
     uint64_t st_ka_zero_live; /* TTL 0 for a lease still alive */
     uint64_t st_revokes;
     uint64_t st_checkpoints;
@@ -312,6 +314,7 @@ void wl_lease_sync_role(struct sim *s, struct sim_member *m);
 void wl_lease_role_changed(struct sim *s, struct sim_member *m);
 void wl_lease_tick(struct sim *s, uint32_t slot, uint64_t inc);
 void wl_agent_wake(struct sim *s, uint32_t idx, uint64_t token);
+
 void wl_lease_result(struct sim *s, struct sim_member *m, struct wl_prop *p,
                      const struct apply_result *res);
 void wl_lease_prop_lost(struct sim *s, struct wl_prop *p);
