@@ -768,8 +768,7 @@ void wl_report(const struct sim *s, char *out, size_t len)
              (unsigned long)w->st_progress_checked,
              (unsigned long)w->st_compact_cancels, (unsigned long)w->st_reopens,
              w->leases_count, leases_revoked, (unsigned long)w->st_ka_acked,
-             (unsigned long)w->st_ka_log,
-             (unsigned long)w->st_ka_unconfirmed,
+             (unsigned long)w->st_ka_log, (unsigned long)w->st_ka_unconfirmed,
              (unsigned long)w->st_checkpoints,
              (unsigned long)w->st_ka_zero_live, (unsigned long)w->st_late_races,
              (unsigned long)(w->st_revoke_lag_max_us / 1000));

@@ -187,7 +187,7 @@ struct wl_agent {
     uint32_t prefer;
     uint64_t next_ka_us;
     bool ka_via_log; /* the round failed: renew through the log next */
-    bool abandon; /* this lease will be abandoned at abandon_at_us */
+    bool abandon;    /* this lease will be abandoned at abandon_at_us */
     uint64_t abandon_at_us;
 };
 
@@ -267,7 +267,7 @@ struct sim_wl {
     uint64_t st_ka_acked;
     uint64_t st_ka_log;
     uint64_t st_ka_unconfirmed; /* in-memory renewals whose round failed */
-    uint64_t st_ka_zero_live; /* TTL 0 for a lease still alive */
+    uint64_t st_ka_zero_live;   /* TTL 0 for a lease still alive */
     uint64_t st_revokes;
     uint64_t st_checkpoints;
     uint64_t st_late_races;        /* renewed after the revoke was decided */
