@@ -26,13 +26,13 @@
  * check-quorum, or inside its election timeout) answered renewals that
  * the new leader never knew of and revoked early (simulator seed 9649;
  * etcd 3.4.25 and 3.5.8 added the same check, "ensureLeadership"). When
- * the round fails or the term changed, the renewal goes through the log. On a follower the renewal itself is
- * written to the log as a checkpoint with R = 0, which every member applies
- * as "full TTL from now"; the follower answers once it has applied it. That
- * costs a Raft write per follower keep-alive, but needs no channel to the
- * leader besides Raft, and a renewal the client heard about is in the log,
- * so no later leader can miss it. An unknown or expired lease answers TTL 0
- * and the stream stays open, as etcd.
+ * the round fails or the term changed, the renewal goes through the log. On a
+ * follower the renewal itself is written to the log as a checkpoint with R = 0,
+ * which every member applies as "full TTL from now"; the follower answers once
+ * it has applied it. That costs a Raft write per follower keep-alive, but needs
+ * no channel to the leader besides Raft, and a renewal the client heard about
+ * is in the log, so no later leader can miss it. An unknown or expired lease
+ * answers TTL 0 and the stream stays open, as etcd.
  *
  * A renewal proposed under one leader and term is proposed again when a
  * new leader becomes known (a dead leader drops what a follower forwarded
