@@ -166,6 +166,7 @@ struct grpc_stats {
     uint64_t calls_cancelled;
     uint64_t msgs_too_large;
     uint64_t protocol_errors; /* connections closed for bad HTTP/2 */
+    uint64_t bad_headers;     /* streams reset for malformed requests */
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint64_t reads_paused; /* times reads stopped on the outbound bound */

@@ -100,6 +100,9 @@ static struct grpc_call *call_get(struct grpc_conn *c, int32_t stream_id)
     call->want_writable = 0;
     call->bad_encoding = 0;
     call->app_seen = 0;
+    call->proto_err = 0;
+    call->regular_seen = 0;
+    call->pseudo_seen = 0;
     call->reject_http = 0;
     call->reject_code = GRPC_OK;
     call->in_counted = 0;
@@ -643,6 +646,76 @@ static void header_meta(struct grpc_call *call, const uint8_t *name,
     }
 }
 
+/* RFC 9113 8.1.1 / 8.3: a malformed request is a stream error of type
+ * PROTOCOL_ERROR. nghttp2's own HTTP checks are off (grpc_server.c: they
+ * refuse an :authority that is a URL, which etcd's clients send when
+ * dialing one connection per endpoint, e.g. etcdctl endpoint status
+ * --cluster: "http://127.0.0.1:2379"), so the rest of them live here. */
+static void malformed(nghttp2_session *s, struct grpc_call *call)
+{
+    if (call->proto_err) {
+        return;
+    }
+    call->proto_err = 1;
+    call->app_done = 1; /* the application never sees it */
+    call->conn->srv->stats.bad_headers++;
+    (void)nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, call->stream_id,
+                                    NGHTTP2_PROTOCOL_ERROR);
+}
+
+/* The pseudo-header bit of name, 0 when it is not one a request has. */
+static unsigned pseudo_bit(const uint8_t *name, size_t nlen)
+{
+    if (name_is(name, nlen, ":method")) {
+        return 1;
+    }
+    if (name_is(name, nlen, ":path")) {
+        return 2;
+    }
+    if (name_is(name, nlen, ":scheme")) {
+        return 4;
+    }
+    if (name_is(name, nlen, ":authority")) {
+        return 8;
+    }
+    return 0;
+}
+
+/* False for a field a well-formed request cannot carry. */
+static bool field_ok(struct grpc_call *call, const uint8_t *name, size_t nlen,
+                     const uint8_t *v, size_t vlen)
+{
+    if (!nghttp2_check_header_value(v, vlen)) {
+        return false; /* NUL, CR or LF */
+    }
+    if (nlen > 0 && name[0] == ':') {
+        unsigned bit = pseudo_bit(name, nlen);
+        if (bit == 0 || call->regular_seen || (call->pseudo_seen & bit)) {
+            return false; /* unknown, after a regular field, or repeated */
+        }
+        call->pseudo_seen |= bit;
+        return vlen > 0 || bit == 8;
+    }
+    call->regular_seen = 1;
+    for (size_t i = 0; i < nlen; i++) {
+        if (name[i] >= 'A' && name[i] <= 'Z') {
+            return false; /* HTTP/2 field names are lower case */
+        }
+    }
+    if (!nghttp2_check_header_name(name, nlen)) {
+        return false;
+    }
+    if (name_is(name, nlen, "connection") ||
+        name_is(name, nlen, "keep-alive") ||
+        name_is(name, nlen, "proxy-connection") ||
+        name_is(name, nlen, "transfer-encoding") ||
+        name_is(name, nlen, "upgrade")) {
+        return false; /* connection-specific */
+    }
+    return !name_is(name, nlen, "te") ||
+           (vlen == 8 && memcmp(v, "trailers", 8) == 0);
+}
+
 static int on_header(nghttp2_session *s, const nghttp2_frame *frame,
                      const uint8_t *name, size_t nlen, const uint8_t *v,
                      size_t vlen, uint8_t flags, void *ud)
@@ -656,7 +729,11 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame,
         return 0; /* client trailers carry nothing gRPC uses */
     }
     call = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
-    if (call == NULL) {
+    if (call == NULL || call->proto_err) {
+        return 0;
+    }
+    if (!field_ok(call, name, nlen, v, vlen)) {
+        malformed(s, call);
         return 0;
     }
     /* RFC 9113 6.5.2: name + value + 32 per field. */
@@ -704,10 +781,16 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame,
 }
 
 /* The request's header block is complete. */
-static void headers_complete(struct grpc_call *call)
+static void headers_complete(nghttp2_session *s, struct grpc_call *call)
 {
     struct grpc_server *srv = call->conn->srv;
 
+    if (!call->proto_err && (call->pseudo_seen & 7) != 7) {
+        malformed(s, call); /* :method, :path and :scheme are required */
+    }
+    if (call->proto_err) {
+        return;
+    }
     srv->stats.calls_total++;
     /* Replies ignore the outbound bound (grpc_call_reply) and reads go on
      * so WINDOW_UPDATEs get in; what bounds a client that asks and never
@@ -872,7 +955,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame,
     }
     if (frame->hd.type == NGHTTP2_HEADERS &&
         frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        headers_complete(call);
+        headers_complete(s, call);
     }
     if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
         remote_end(call);

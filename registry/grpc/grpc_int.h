@@ -158,6 +158,9 @@ struct grpc_call {
     unsigned want_writable : 1;
     unsigned bad_encoding : 1;  /* grpc-encoding other than identity */
     unsigned app_seen : 1;      /* some application callback named it */
+    unsigned proto_err : 1;     /* malformed request headers: stream reset */
+    unsigned regular_seen : 1;  /* a regular header field came */
+    unsigned pseudo_seen : 4;   /* :method :path :scheme :authority */
     uint16_t reject_http;       /* answer with this HTTP status */
     enum grpc_code reject_code; /* or with this gRPC status */
     struct grpc_deframer df;

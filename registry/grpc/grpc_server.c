@@ -250,6 +250,9 @@ int grpc_server_init(struct grpc_server *srv, uv_loop_t *loop,
     }
     /* Closed streams are kept only for priority bookkeeping: not needed. */
     nghttp2_option_set_no_closed_streams(srv->opt, 1);
+    /* nghttp2's HTTP checks refuse an :authority that is a URL, which
+     * etcd's clients send; grpc_call.c checks the rest (field_ok). */
+    nghttp2_option_set_no_http_messaging(srv->opt, 1);
     uv_check_init(loop, &srv->check);
     uv_idle_init(loop, &srv->idle);
     srv->check.data = srv;

@@ -312,6 +312,9 @@ static void grpc_metrics(struct mw *w, struct server *s)
                g.calls_cancelled);
     metric_u64(w, "cairn_grpc_messages_too_large_total", "counter",
                "gRPC requests refused for their size.", g.msgs_too_large);
+    metric_u64(w, "cairn_grpc_malformed_requests_total", "counter",
+               "gRPC streams reset for malformed request headers.",
+               g.bad_headers);
     metric_u64(w, "cairn_grpc_protocol_errors_total", "counter",
                "gRPC connections closed for malformed HTTP/2.",
                g.protocol_errors);

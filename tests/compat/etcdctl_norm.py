@@ -201,7 +201,8 @@ def main():
              for x in lines]
     # "endpoint status" simple output: endpoint, ID, version, db size, is
     # leader, is learner, raft term, raft index, raft applied index, errors
-    lines = [re.sub(r"^(<EP>, [^,]*, [^,]*), [^,]*, (true|false), "
+    lines = [re.sub(r"^((?:http://)?<EP>, [^,]*, [^,]*), [^,]*, "
+                    r"(true|false), "
                     r"(true|false), [0-9]+, [0-9]+, [0-9]+, ",
                     r"\1, <SIZE>, \2, \3, <RAFT>, <RAFT>, <RAFT>, ", x)
              for x in lines]

@@ -360,6 +360,73 @@ def _():
     return 1 in types and 7 not in types, "frames %r" % types
 
 
+def lit(n, v):
+    """An HPACK literal header field without indexing, no Huffman."""
+    return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
+
+
+def frames_of(buf):
+    out = []
+    i = 0
+    while i + 9 <= len(buf):
+        n = int.from_bytes(buf[i:i + 3], "big")
+        sid = int.from_bytes(buf[i + 5:i + 9], "big") & 0x7fffffff
+        out.append((buf[i + 3], sid, buf[i + 9:i + 9 + n]))
+        i += 9 + n
+    return out
+
+
+GOOD = [(b":method", b"POST"), (b":scheme", b"http"),
+        (b":path", b"/etcdserverpb.KV/Range"), (b":authority", b"x"),
+        (b"content-type", b"application/grpc"), (b"te", b"trailers")]
+MALFORMED = {
+    "an upper-case field name": GOOD + [(b"X-Upper", b"1")],
+    "a connection-specific field": GOOD + [(b"connection", b"close")],
+    "te other than trailers": GOOD[:-1] + [(b"te", b"gzip")],
+    "a repeated :path": GOOD + [(b":path", b"/etcdserverpb.KV/Range")],
+    "an unknown pseudo-header": [(b":foo", b"1")] + GOOD,
+    "a pseudo-header after a regular field": GOOD[:3] + GOOD[4:] + [GOOD[3]],
+    "no :scheme": [h for h in GOOD if h[0] != b":scheme"],
+    "a CR in a value": GOOD + [(b"x-a", b"a\rb")],
+}
+
+
+def rst_code(fields):
+    block = b"".join(lit(n, v) for n, v in fields)
+    _, _, buf = raw(PREFACE + frame(4, 0, 0, b"") +
+                    frame(1, 0x4 | 0x1, 1, block))
+    fr = frames_of(buf)
+    for t, sid, pl in fr:
+        if t == 3 and sid == 1 and len(pl) == 4:
+            return int.from_bytes(pl, "big"), fr
+    return None, fr
+
+
+for what, fields in MALFORMED.items():
+    @check("malformed request (%s) gets RST_STREAM(PROTOCOL_ERROR), "
+           "no GOAWAY" % what)
+    def _(fields=fields):
+        code, fr = rst_code(fields)
+        return code == 1 and all(t != 7 for t, _, _ in fr), \
+            "rst %r frames %r" % (code, [t for t, _, _ in fr])
+
+
+@check(":authority holding a URL (etcd clients dialing one endpoint) "
+       "is answered")
+def _():
+    # etcdctl endpoint status --cluster sends "http://127.0.0.1:2379"
+    fields = [(n, b"http://127.0.0.1:2379" if n == b":authority" else v)
+              for n, v in GOOD]
+    block = b"".join(lit(n, v) for n, v in fields)
+    body = b"\x00" + struct.pack(">I", 0)  # an empty RangeRequest
+    _, _, buf = raw(PREFACE + frame(4, 0, 0, b"") +
+                    frame(1, 0x4, 1, block) + frame(0, 0x1, 1, body))
+    fr = frames_of(buf)
+    return (any(t == 1 and sid == 1 for t, sid, _ in fr) and
+            not any(t == 3 and sid == 1 for t, sid, _ in fr)), \
+        "frames %r" % [(t, sid) for t, sid, _ in fr]
+
+
 @check("after all the abuse a fresh channel still works")
 def _():
     fresh = grpc.insecure_channel(TARGET)
