@@ -847,8 +847,8 @@ static int gw_keepalive_start(struct http_conn *c)
  * many, each with its own watcher on the socket's one hub stream, and its
  * messages carry {"sub":id} first. There a subscription that fails ends
  * alone (a tagged error, or the subscribe's error answer) and the socket
- * stays; with since=R it first reads a count of its prefix as the caller
- * (the same permission check a snapshot makes) before it follows.
+ * stays. With since=R every stream first reads a count of its prefix as
+ * the caller (the same permission check a snapshot makes), then follows.
  */
 
 static void sub_drop(struct hsub *sub);
@@ -978,7 +978,7 @@ static int reg_watch(struct hsub *sub, int64_t from)
     return rc;
 }
 
-/* Multiplexed, since > 0: the check read passed; answer, then follow. */
+/* since > 0: the check read passed; answer (multiplexed), then follow. */
 static void sub_follow(struct hsub *sub)
 {
     sub->check_only = false;
@@ -1309,9 +1309,9 @@ int http__sub_reg_start(struct hsub *sub, int64_t since)
     sub->counted = true;
     s->svc_ctr.subscribers_total++;
     s->svc_ctr.subscribers_open++;
-    if (since > 0 && sub->id == 0) {
-        return reg_watch(sub, since + 1);
-    }
+    /* since > 0: no snapshot, but the same read as the caller first (a
+     * count), so permissions apply to a resumed stream too; the watch
+     * alone left one the caller may not read silently open */
     sub->check_only = since > 0;
     reg_snapshot(sub);
     return 0;

@@ -56,10 +56,11 @@ def req(port, method, path, body=None, headers=None, raw=None):
 class Sse:
     """A discovery subscriber over SSE: records each event in order."""
 
-    def __init__(self, port, path, last_id=None):
+    def __init__(self, port, path, last_id=None, headers=None):
         self.events = []
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         h = {"Accept": "text/event-stream"}
+        h.update(headers or {})
         if last_id is not None:
             h["Last-Event-ID"] = str(last_id)
         self.conn.request("GET", path, headers=h)
