@@ -13,6 +13,8 @@
  *               "sub":1 first (the subscription's id is the request's).
  *   unsubscribe {"id":2,"op":"unsubscribe","sub":1} -> {"id":2,"sub":1,
  *               "revision":R} (R: the resume point); nothing more for it.
+ *               A subscribe not answered yet is answered first, with the
+ *               error "canceled".
  *   ack         {"op":"ack","sub":1,"name","version"[,"app"]} -> nothing,
  *               or {"id":..} when it has an id.
  *   session     {"id":3,"op":"session","ttl"?} -> POST /api/v1/sessions's
@@ -90,6 +92,12 @@ static void answer_error(struct hstream *hs, json_t *id, int64_t sub,
 {
     json_t *o = json_object();
     json_t *e = json_pack("{s:s,s:s}", "code", code, "message", message);
+    if (e == NULL) {
+        /* a message that is not UTF-8 (it quotes the client): say less,
+         * rather than end the socket as an encoding failure would */
+        e = json_pack("{s:s,s:s}", "code", code, "message",
+                      "the request was refused (its text is not UTF-8)");
+    }
     if (o == NULL || e == NULL) {
         json_decref(o);
         json_decref(e);
@@ -388,6 +396,13 @@ static void op_unsubscribe(struct hstream *hs, json_t *m, json_t *id)
     if (sub == NULL) {
         return;
     }
+    if (!sub->answered) {
+        /* its subscribe is still being read: it gets its answer, once */
+        json_t *sid = json_integer(sub->id);
+        answer_error(hs, sid, sub->id, "canceled",
+                     "unsubscribed before the subscribe was answered", NULL);
+        json_decref(sid);
+    }
     o = json_pack("{s:I,s:I}", "sub", (json_int_t)sub->id, "revision",
                   (json_int_t)sub->rev);
     if (o != NULL && id != NULL) {
@@ -581,10 +596,16 @@ void http__mux_message(struct hstream *hs, const char *json, size_t len)
     } else if (strcmp(op, "keepalive") == 0) {
         op_keepalive(hs, m, id);
     } else {
+        /* the op is JSON text, so UTF-8; cut it at a character boundary */
+        size_t n = strlen(op) > 64 ? 64 : strlen(op);
+        while (n > 0 && n < strlen(op) &&
+               ((unsigned char)op[n] & 0xc0) == 0x80) {
+            n--;
+        }
         snprintf(msg, sizeof(msg),
-                 "unknown op \"%.64s\": subscribe, unsubscribe, ack, session "
+                 "unknown op \"%.*s\": subscribe, unsubscribe, ack, session "
                  "or keepalive",
-                 op);
+                 (int)n, op);
         answer_bad(hs, id, msg, "op");
     }
     json_decref(m);

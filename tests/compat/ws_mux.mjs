@@ -187,6 +187,9 @@ async function main() {
         [{ id: 31, op: "ack", sub: 12, name: "app.json", version: 99 }, "an ack of a version never delivered", (x) => x.sub === 12 && isErr(x, "bad_request", "version")],
         [{ id: 32, op: "session", ttl: 0 }, "a session with ttl 0", (x) => isErr(x, "bad_request", "ttl")],
         ["{\"id\":33,\"op\":\"ping\",\"pad\":\"" + "x".repeat(70000) + "\"}", "a message over --ws-message-bytes-max", (x) => isErr(x, "too_large")],
+        // the error quotes the op, cut at 64 bytes: inside the "é" once,
+        // which made the answer unencodable and ended the socket
+        [{ id: 34, op: "a".repeat(63) + "\u00e9" }, "an unknown op cut inside a UTF-8 character", (x) => x.id === 34 && isErr(x, "bad_request", "op")],
     ];
     for (const [msg, what, pred] of bad) {
         const before = mx.msgs.length;
@@ -194,6 +197,13 @@ async function main() {
         const got = await until(() => mx.msgs.slice(before).find((m) => m.error), 5000);
         check(got && pred(got), `${what} is answered with an error`, got);
     }
+    // an unsubscribe sent before its subscribe was answered: both answered
+    mx.send({ id: 40, op: "subscribe", kind: "registry", namespace: "shop", service: "early" });
+    a = await mx.call({ id: 41, op: "unsubscribe", sub: 40 });
+    const a40 = await until(() => mx.msgs.find((m) => m.id === 40), 5000);
+    check(a && a.sub === 40 && !a.error && a40 && (isErr(a40, "canceled") || (a40.sub === 40 && !a40.error)) &&
+        mx.msgs.filter((m) => m.id === 40).length === 1,
+        "an unsubscribe before the subscribe's answer: the subscribe is answered once, then the unsubscribe", [a40, a]);
     // the bound on subscriptions: 10 and 12 are open
     let subsOk = true;
     for (let i = 0; i < SUBS_MAX - 2; i++) {
