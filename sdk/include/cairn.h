@@ -39,8 +39,9 @@
  *           re-registered after an expiry, discovery caches following the
  *           pushed stream, pickers, config get/subscribe/ack with a local
  *           file cache.
- * Not here: the asynchronous face on a caller's uv_loop_t, sessions
- *           (leases kept alive for lock and election), TLS, auth on the
+ *           Leases kept alive by a background thread (cairn_keeper, for
+ *           lock and election).
+ * Not here: the asynchronous face on a caller's uv_loop_t, TLS, auth on the
  *           /api/v1 calls (planned: see docs/cairnctl.md and issue 14); the
  * gRPC transport is private (sdk/grpc_int.h), so is the HTTP/1.1 one
  * (sdk/http_int.h).
@@ -607,12 +608,60 @@ CAIRN_EXPORT int cairn_member_promote(struct cairn_client *c, uint64_t id,
                                       int64_t deadline_ms,
                                       struct cairn_member_list_resp *out);
 
+/* ------------------------------------------------ kept-alive leases */
+
+/* A lease kept alive by a background thread (etcd's concurrency.Session):
+ * what lock and election need from their caller. The thread has its own
+ * connection, made with the options of the client given at start, and
+ * renews every ttl/3 (at least 300 ms apart). */
+#define CAIRN_KEEPER_TTL_MAX 9000000000LL /* etcd's MaxLeaseTTL */
+
+struct cairn_keeper;
+
+enum cairn_keeper_event {
+    CAIRN_KEEPER_LOST = 1,        /* the lease is gone (the server says so,
+                                   * or its TTL passed with no renewal
+                                   * answered); the thread has ended */
+    CAIRN_KEEPER_UNREACHABLE = 2, /* a renewal failed (err); retrying every
+                                   * 500 ms until the TTL has passed */
+    CAIRN_KEEPER_RENEWED = 3      /* renewed again after UNREACHABLE */
+};
+
+/* Runs on the keeper's thread, no lock held; may call anything but
+ * cairn_keeper_free on the same keeper. ttl is the renewed TTL (RENEWED),
+ * err the error that caused the event (0: none; for LOST, 0 when the
+ * server said the lease is gone). */
+typedef void (*cairn_keeper_cb)(void *arg, enum cairn_keeper_event ev,
+                                int64_t lease, int64_t ttl, int err);
+
+/* Keeps lease alive (its TTL ttl_s, for the local expiry), or with lease
+ * 0 grants a new one of ttl_s seconds (0: 60) first, on the keeper's
+ * connection. cb may be NULL. c is only read here (its options), under
+ * its mutex; it may be freed before the keeper. Errors: CAIRN_E_INVALID
+ * (a negative lease or TTL, a lease without its TTL), CAIRN_E_NOMEM, and
+ * for lease 0 the errors of cairn_lease_grant (details in c's errmsg). */
+CAIRN_EXPORT int cairn_keeper_new(struct cairn_client *c, int64_t lease,
+                                  int64_t ttl_s, cairn_keeper_cb cb,
+                                  void *cb_arg, struct cairn_keeper **out);
+/* The lease kept alive. */
+CAIRN_EXPORT int64_t cairn_keeper_lease(struct cairn_keeper *k);
+/* The TTL of the last answered renewal (the granted TTL before the first),
+ * 0 once the lease is lost; renewals (may be NULL) counts them. Any
+ * thread. */
+CAIRN_EXPORT int64_t cairn_keeper_ttl(struct cairn_keeper *k,
+                                      uint64_t *renewals);
+/* Stops the thread; with revoke (and the lease not lost) revokes the
+ * lease, which releases the locks and leaderships held with it. NULL is a
+ * no-op. */
+CAIRN_EXPORT void cairn_keeper_free(struct cairn_keeper *k, bool revoke);
+
 /* ---------------------------------------------------- lock, election */
 
 /* etcd's lock and election services (v3lockpb, v3electionpb; lock.c).
- * The caller owns the session: a lease it keeps alive (keep-alives on
- * another client, since calls on one client run one at a time) for as
- * long as it holds the lock or leadership; revoking it releases both.
+ * The caller owns the session: a lease it keeps alive (cairn_keeper, or
+ * keep-alives on another client, since calls on one client run one at a
+ * time) for as long as it holds the lock or leadership; revoking it
+ * releases both.
  * cairn_lock and cairn_campaign wait on the server until acquired or the
  * deadline passes (CAIRN_E_TIMEOUT). Errors as the calls above, and the
  * server's text for "election: not leader", "election: no leader",
