@@ -32,12 +32,12 @@ struct cairn_keeper {
     pthread_cond_t cv;
     pthread_t thr;
     bool stop;
-    bool done; /* the thread ended (LOST) */
+    bool done;              /* the thread ended (LOST) */
     struct cairn_client *c; /* the thread's own */
     int64_t lease;
-    int64_t ttl_s;        /* granted */
-    int64_t last_ttl;     /* of the last answer; 0 once lost */
-    uint64_t last_ok_ns;  /* when the last answered renewal was sent */
+    int64_t ttl_s;       /* granted */
+    int64_t last_ttl;    /* of the last answer; 0 once lost */
+    uint64_t last_ok_ns; /* when the last answered renewal was sent */
     uint64_t renewals;
     cairn_keeper_cb cb;
     void *cb_arg;
@@ -85,8 +85,8 @@ static void *keeper_thread(void *arg)
         }
         int64_t ttl = 0;
         uint64_t sent = cairn__now_ns();
-        int rc = cairn_lease_keepalive_once(k->c, k->lease, period_ms, &ttl,
-                                            NULL);
+        int rc =
+            cairn_lease_keepalive_once(k->c, k->lease, period_ms, &ttl, NULL);
         pthread_mutex_lock(&k->mu);
         if (rc == 0 && ttl > 0) {
             k->last_ttl = ttl;
@@ -96,9 +96,9 @@ static void *keeper_thread(void *arg)
             k->last_ttl = 0;
             k->done = true;
         }
-        bool expired = rc != 0 && rc != CAIRN_E_LEASE_NOT_FOUND &&
-                       cairn__now_ns() - k->last_ok_ns >=
-                           (uint64_t)k->ttl_s * 1000000000u;
+        bool expired =
+            rc != 0 && rc != CAIRN_E_LEASE_NOT_FOUND &&
+            cairn__now_ns() - k->last_ok_ns >= (uint64_t)k->ttl_s * 1000000000u;
         if (expired) {
             k->last_ttl = 0;
             k->done = true;
