@@ -41,7 +41,10 @@
  *           file cache.
  *           Leases kept alive by a background thread (cairn_keeper, for
  *           lock and election).
- * Not here: the asynchronous face on a caller's uv_loop_t, TLS, auth on the
+ *           The asynchronous face on a caller's uv_loop_t ("the async
+ *           face" at the end: the blocking calls run on its threads, the
+ *           callbacks on the loop's thread).
+ * Not here: TLS, auth on the
  *           /api/v1 calls (planned: see docs/cairnctl.md and issue 14); the
  * gRPC transport is private (sdk/grpc_int.h), so is the HTTP/1.1 one
  * (sdk/http_int.h).
@@ -1049,6 +1052,67 @@ CAIRN_EXPORT int cairn_config_watch_new(struct cairn_client *c,
                                         struct cairn_config_watch **out);
 CAIRN_EXPORT bool cairn_config_watch_connected(struct cairn_config_watch *w);
 CAIRN_EXPORT void cairn_config_watch_free(struct cairn_config_watch *w);
+
+/* ------------------------------------------------- the async face */
+
+/* The asynchronous face on a caller's libuv loop (async.c). Calls run on
+ * one worker thread of the face, in the order given, each on the face's
+ * own client (as the blocking calls, with their deadlines and failover);
+ * each watch runs on a thread of its own. Every callback (done, the watch
+ * callback) runs on the loop's thread, from the loop, never inside the
+ * call that queued it. cairn_async_new, _call, _watch, _watch_close and
+ * _free are for the loop's thread too. Bounds: CAIRN_ASYNC_QUEUE_MAX calls
+ * waiting to run (one more is refused CAIRN_E_TOO_BIG), CAIRN_ASYNC_WATCHES_MAX
+ * watches; a watch stops reading while CAIRN_WATCH_QUEUE_MAX of its
+ * responses wait for the loop. */
+#define CAIRN_ASYNC_QUEUE_MAX   4096
+#define CAIRN_ASYNC_WATCHES_MAX 256
+
+struct uv_loop_s; /* uv_loop_t */
+struct cairn_async;
+struct cairn_async_watch;
+
+/* A call run on the worker with the face's client: any blocking call of
+ * this header (the arguments, the response and its _free are the
+ * caller's, through arg). Its return value is done's rc. */
+typedef int (*cairn_async_fn)(struct cairn_client *c, void *arg);
+/* Runs once per queued call, on the loop's thread: rc is fn's, or
+ * CAIRN_E_CLOSED for a call the face's close came before. */
+typedef void (*cairn_async_done)(void *arg, int rc);
+/* A watch's responses in order; rc != 0 (resp NULL) is its end, as
+ * cairn_watch_next's errors (CAIRN_E_COMPACTED, CAIRN_E_CANCELED, ...):
+ * nothing follows, and the watch is still to be closed. resp is borrowed
+ * for the call. */
+typedef void (*cairn_async_watch_cb)(void *arg, int rc,
+                                     const struct cairn_watch_resp *resp);
+
+/* Creates the face on loop (opt as cairn_client_new's, copied): a client
+ * and the worker thread; connects at the first call. Errors: those of
+ * cairn_client_new. */
+CAIRN_EXPORT int cairn_async_new(struct uv_loop_s *loop,
+                                 const struct cairn_options *opt,
+                                 struct cairn_async **out);
+/* Queues fn; done (may be NULL) runs later on the loop. Errors (nothing
+ * runs): CAIRN_E_INVALID, CAIRN_E_NOMEM, CAIRN_E_TOO_BIG (the queue is
+ * full), CAIRN_E_CLOSED. */
+CAIRN_EXPORT int cairn_async_call(struct cairn_async *a, cairn_async_fn fn,
+                                  cairn_async_done done, void *arg);
+/* Opens a watch (req copied) on a thread and client of its own: cb runs
+ * for every response, with automatic resume as cairn_watch_next's. Errors:
+ * CAIRN_E_INVALID, CAIRN_E_NOMEM, CAIRN_E_TOO_BIG (CAIRN_ASYNC_WATCHES_MAX
+ * open), CAIRN_E_CLOSED. */
+CAIRN_EXPORT int cairn_async_watch(struct cairn_async *a,
+                                   const struct cairn_watch_req *req,
+                                   cairn_async_watch_cb cb, void *arg,
+                                   struct cairn_async_watch **out);
+/* Stops the watch (within 200 ms of the call it is in) and frees it; its
+ * undelivered responses are dropped. May be called from its callback. */
+CAIRN_EXPORT void cairn_async_watch_close(struct cairn_async_watch *w);
+/* Closes every watch, waits for the call in progress (bounded by its
+ * deadline), then answers every call not answered yet: its result, or
+ * CAIRN_E_CLOSED for one that never ran. The memory goes once the loop
+ * has run the close of the face's handle. NULL is a no-op. */
+CAIRN_EXPORT void cairn_async_free(struct cairn_async *a);
 
 #ifdef __cplusplus
 }
