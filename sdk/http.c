@@ -7,9 +7,9 @@
  * last chunk, or EOF, never past CAIRN_HTTP_HEAD_MAX + body_max bytes.
  * Anything that does not parse is CAIRN_E_BAD_RESPONSE.
  *
- * Not checked: the server's Sec-WebSocket-Accept (it only proves the
- * server speaks WebSocket, which the 101 and the frames prove too; it
- * would need SHA-1, which the SDK does not otherwise carry).
+ * An upgrade is accepted only with the Sec-WebSocket-Accept that RFC 6455
+ * 4.2.2 derives from our key (SHA-1 from OpenSSL's libcrypto): a proxy or
+ * cache answering 101 on its own is not taken for the server.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +24,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+
+#include <openssl/evp.h>
 
 #include "base/alloc.h"
 #include "sdk/client_int.h"
@@ -538,6 +540,28 @@ static void b64(const uint8_t *in, size_t n, char *out)
     out[w] = 0;
 }
 
+/* RFC 6455 4.2.2: Sec-WebSocket-Accept is base64(SHA-1(key + GUID)). */
+static bool accept_ok(const char *head, size_t head_len, const char *key64)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    char got[64];
+    char cat[64];
+    char want[40];
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (!header_get(head, head_len, "Sec-WebSocket-Accept", got, sizeof(got))) {
+        return false;
+    }
+    int n = snprintf(cat, sizeof(cat), "%s%s", key64, guid);
+    if (n < 0 || (size_t)n >= sizeof(cat) ||
+        EVP_Digest(cat, (size_t)n, md, &mdlen, EVP_sha1(), NULL) != 1 ||
+        mdlen != 20) {
+        return false;
+    }
+    b64(md, 20, want);
+    return strcmp(got, want) == 0;
+}
+
 int cairn__ws_open(struct cairn__ws *ws, const char *ep, const char *path,
                    int64_t timeout_ms, size_t msg_max, char *eb, size_t ebn)
 {
@@ -610,6 +634,13 @@ int cairn__ws_open(struct cairn__ws *ws, const char *ep, const char *path,
         }
         rc = status == 404 || status == 400 ? CAIRN_E_INVALID
                                             : CAIRN_E_BAD_RESPONSE;
+    }
+    if (rc == 0 && !accept_ok((const char *)b.p, hlen, key64)) {
+        set_err(eb, ebn,
+                "%s: the upgrade's Sec-WebSocket-Accept does not "
+                "answer our key",
+                ep);
+        rc = CAIRN_E_BAD_RESPONSE;
     }
     if (rc != 0) {
         if (rc == CAIRN_E_UNAVAILABLE) {

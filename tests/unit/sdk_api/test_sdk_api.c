@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "base/alloc.h"
 #include "sdk/api_int.h"
@@ -38,9 +39,46 @@ struct fake {
     pthread_t thr;
     const char *reply; /* what each connection gets */
     size_t reply_len;
+    bool ws;       /* a 101 with the key's Sec-WebSocket-Accept first */
+    bool ws_wrong; /* ... with a wrong one */
     pthread_mutex_t mu;
     volatile bool stop;
 };
+
+/* The 101 answering the request's Sec-WebSocket-Key (RFC 6455 4.2.2),
+ * or with a wrong accept. */
+static void ws_head(const char *req, bool wrong, char *out, size_t n)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    static const char t[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char key[64] = "";
+    char cat[128];
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    char acc[32];
+    const char *k = strstr(req, "Sec-WebSocket-Key: ");
+    if (k != NULL) {
+        sscanf(k + 19, "%63[^\r\n]", key);
+    }
+    snprintf(cat, sizeof(cat), "%s%s", key, wrong ? "x" : guid);
+    EVP_Digest(cat, strlen(cat), md, &mdlen, EVP_sha1(), NULL);
+    size_t w = 0;
+    for (size_t i = 0; i < 20; i += 3) {
+        uint32_t v = (uint32_t)md[i] << 16;
+        v |= i + 1 < 20 ? (uint32_t)md[i + 1] << 8 : 0;
+        v |= i + 2 < 20 ? md[i + 2] : 0;
+        acc[w++] = t[(v >> 18) & 63];
+        acc[w++] = t[(v >> 12) & 63];
+        acc[w++] = i + 1 < 20 ? t[(v >> 6) & 63] : '=';
+        acc[w++] = i + 2 < 20 ? t[v & 63] : '=';
+    }
+    acc[w] = 0;
+    snprintf(out, n,
+             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+             acc);
+}
 
 static void *fake_thread(void *arg)
 {
@@ -55,12 +93,19 @@ static void *fake_thread(void *arg)
             continue;
         }
         char buf[8192];
+        ssize_t r = 0;
         struct pollfd q = {.fd = fd, .events = POLLIN};
         if (poll(&q, 1, 500) > 0) {
-            ssize_t r = read(fd, buf, sizeof(buf));
-            (void)r;
+            r = read(fd, buf, sizeof(buf) - 1);
         }
+        buf[r > 0 ? r : 0] = 0;
         pthread_mutex_lock(&f->mu);
+        if (f->ws) {
+            char head[256];
+            ws_head(buf, f->ws_wrong, head, sizeof(head));
+            ssize_t hw = write(fd, head, strlen(head));
+            (void)hw;
+        }
         ssize_t w = write(fd, f->reply, f->reply_len);
         (void)w;
         pthread_mutex_unlock(&f->mu);
@@ -185,12 +230,11 @@ static int ws_case(struct fake *f, const char *frames, size_t n, char **msg,
                    size_t *len)
 {
     static char buf[4096];
-    static const char head[] = "HTTP/1.1 101 Switching Protocols\r\n"
-                               "Upgrade: websocket\r\n"
-                               "Connection: Upgrade\r\n\r\n";
-    memcpy(buf, head, sizeof(head) - 1);
-    memcpy(buf + sizeof(head) - 1, frames, n);
-    fake_reply(f, buf, sizeof(head) - 1 + n);
+    memcpy(buf, frames, n);
+    pthread_mutex_lock(&f->mu);
+    f->ws = true;
+    pthread_mutex_unlock(&f->mu);
+    fake_reply(f, buf, n);
     char ep[64];
     snprintf(ep, sizeof(ep), "127.0.0.1:%d", f->port);
     struct cairn__ws ws;
@@ -228,12 +272,24 @@ static void ws_frames(void **state)
     static const char op[] = "\x83\x01x"; /* reserved opcode */
     assert_int_equal(ws_case(&f, op, sizeof(op) - 1, &m, &l),
                      CAIRN_E_BAD_RESPONSE);
+    /* a 101 whose Sec-WebSocket-Accept does not answer our key */
+    pthread_mutex_lock(&f.mu);
+    f.ws_wrong = true;
+    pthread_mutex_unlock(&f.mu);
+    assert_int_equal(ws_case(&f, ok, sizeof(ok) - 1, &m, &l),
+                     CAIRN_E_BAD_RESPONSE);
+    pthread_mutex_lock(&f.mu);
+    f.ws_wrong = false;
+    pthread_mutex_unlock(&f.mu);
     static const char cls[] = "\x88\x02\x03\xe8";
     assert_int_equal(ws_case(&f, cls, sizeof(cls) - 1, &m, &l), CAIRN_E_CLOSED);
     static const char half[] = "\x81\x05he"; /* then EOF */
     assert_int_equal(ws_case(&f, half, sizeof(half) - 1, &m, &l),
                      CAIRN_E_CLOSED);
     /* a refused upgrade */
+    pthread_mutex_lock(&f.mu);
+    f.ws = false;
+    pthread_mutex_unlock(&f.mu);
     static const char nf[] =
         "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
     fake_reply(&f, nf, sizeof(nf) - 1);
