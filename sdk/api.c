@@ -8,6 +8,7 @@
  * time. A 503 from an idempotent call also moves on.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -32,6 +33,16 @@ int cairn__eps_copy(struct cairn_client *c, struct cairn__eps *e)
         e->count++;
     }
     e->cur = c->ep_cur < c->endpoints_count ? c->ep_cur : 0;
+    if (rc == 0 && c->user != NULL) {
+        e->user = mem_dup(c->user, strlen(c->user) + 1);
+        e->password = mem_dup(c->password, strlen(c->password) + 1);
+        if (e->user == NULL || e->password == NULL) {
+            rc = CAIRN_E_NOMEM;
+        }
+        if (c->token != NULL && strlen(c->token) < sizeof(e->token)) {
+            strcpy(e->token, c->token); /* the gRPC side's: the same kind */
+        }
+    }
     pthread_mutex_unlock(&c->mu);
     if (rc != 0) {
         cairn__eps_free(e);
@@ -46,6 +57,63 @@ void cairn__eps_free(struct cairn__eps *e)
         e->ep[i] = NULL;
     }
     e->count = 0;
+    mem_free(e->user);
+    mem_free(e->password);
+    e->user = e->password = NULL;
+    e->token[0] = 0;
+}
+
+int cairn__eps_auth(struct cairn__eps *e, bool renew, int64_t timeout_ms,
+                    char *eb, size_t ebn)
+{
+    if (e->user == NULL || (e->token[0] != 0 && !renew)) {
+        return 0;
+    }
+    json_t *req = json_pack("{s:s,s:s}", "name", e->user, "password",
+                            e->password != NULL ? e->password : "");
+    char *body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    if (body == NULL) {
+        return CAIRN_E_NOMEM;
+    }
+    e->token[0] = 0;
+    int rc = CAIRN_E_UNAVAILABLE;
+    for (size_t k = 0; k < e->count; k++) {
+        size_t i = (e->cur + k) % e->count;
+        struct cairn__http_resp r;
+        rc = cairn__http_call(e->ep[i], "POST", "/v3/auth/authenticate", body,
+                              strlen(body), timeout_ms, &r, eb, ebn);
+        if (rc == CAIRN_E_UNAVAILABLE || rc == CAIRN_E_TIMEOUT) {
+            cairn__http_resp_free(&r);
+            continue;
+        }
+        if (rc == 0) {
+            json_t *j = json_loadb(r.body, r.body_len, 0, NULL);
+            const char *t = json_string_value(json_object_get(j, "token"));
+            if (r.status == 200 && t != NULL && t[0] != 0 &&
+                strlen(t) < sizeof(e->token) && strpbrk(t, "\r\n") == NULL) {
+                strcpy(e->token, t);
+                e->cur = i;
+            } else if (r.status == 200) {
+                rc = CAIRN_E_BAD_RESPONSE;
+            } else {
+                rc =
+                    r.status == 503 ? CAIRN_E_UNAVAILABLE : CAIRN_E_AUTH_FAILED;
+                if (eb != NULL && ebn > 0) {
+                    const char *m =
+                        json_string_value(json_object_get(j, "error"));
+                    snprintf(eb, ebn, "%s", m != NULL ? m : cairn_strerror(rc));
+                }
+            }
+            json_decref(j);
+        }
+        cairn__http_resp_free(&r);
+        if (rc != CAIRN_E_UNAVAILABLE) {
+            break;
+        }
+    }
+    free(body);
+    return rc;
 }
 
 int cairn__status_to_err(int status)
@@ -95,6 +163,10 @@ static void describe(const struct cairn__http_resp *r, char *eb, size_t n)
     json_decref(j);
 }
 
+static int api_once(struct cairn__eps *e, const char *method, const char *path,
+                    const char *body, bool idempotent, int64_t timeout_ms,
+                    struct cairn__http_resp *out, char *eb, size_t ebn);
+
 int cairn__api(struct cairn__eps *e, const char *method, const char *path,
                const char *body, bool idempotent, int64_t timeout_ms,
                struct cairn__http_resp *out, char *eb, size_t ebn)
@@ -103,6 +175,28 @@ int cairn__api(struct cairn__eps *e, const char *method, const char *path,
     if (e->count == 0) {
         return CAIRN_E_INVALID;
     }
+    int rc = cairn__eps_auth(e, false, timeout_ms, eb, ebn);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = api_once(e, method, path, body, idempotent, timeout_ms, out, eb, ebn);
+    if (rc == CAIRN_E_INVALID_TOKEN && e->user != NULL) {
+        /* the token expired (simple tokens live --auth-token-ttl): a new
+         * one, once; a refused call never ran, so this is safe */
+        cairn__http_resp_free(out);
+        rc = cairn__eps_auth(e, true, timeout_ms, eb, ebn);
+        if (rc == 0) {
+            rc = api_once(e, method, path, body, idempotent, timeout_ms, out,
+                          eb, ebn);
+        }
+    }
+    return rc;
+}
+
+static int api_once(struct cairn__eps *e, const char *method, const char *path,
+                    const char *body, bool idempotent, int64_t timeout_ms,
+                    struct cairn__http_resp *out, char *eb, size_t ebn)
+{
     if (eb != NULL && ebn > 0) {
         eb[0] = 0;
     }
@@ -113,9 +207,9 @@ int cairn__api(struct cairn__eps *e, const char *method, const char *path,
         if (eb != NULL && ebn > 0) {
             eb[0] = 0;
         }
-        rc = cairn__http_call(e->ep[i], method, path, body,
-                              body != NULL ? strlen(body) : 0, timeout_ms, out,
-                              eb, ebn);
+        rc = cairn__http_call_auth(e->ep[i], e->token, method, path, body,
+                                   body != NULL ? strlen(body) : 0, timeout_ms,
+                                   out, eb, ebn);
         if (rc == 0) {
             e->cur = i;
             rc = cairn__status_to_err(out->status);

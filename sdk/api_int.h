@@ -24,11 +24,19 @@ struct cairn__eps {
     char *ep[CAIRN_ENDPOINTS_MAX];
     size_t count;
     size_t cur; /* the endpoint to try first */
+    char *user; /* NULL: no auth */
+    char *password;
+    char token[CAIRN_TOKEN_MAX]; /* "" until authenticated */
 };
 
-/* Copies c's endpoints (under its mutex). */
+/* Copies c's endpoints, user, password and token (under its mutex). */
 int cairn__eps_copy(struct cairn_client *c, struct cairn__eps *e);
 void cairn__eps_free(struct cairn__eps *e);
+/* With a user: a token from POST /v3/auth/authenticate (the JSON gateway)
+ * when there is none yet, or a new one with renew. 0 without a user.
+ * Errors: CAIRN_E_AUTH_FAILED (refused), the transport's. */
+int cairn__eps_auth(struct cairn__eps *e, bool renew, int64_t timeout_ms,
+                    char *eb, size_t ebn);
 
 /* HTTP status -> error (0 for 2xx). */
 int cairn__status_to_err(int status);

@@ -378,8 +378,14 @@ static void *watch_thread(void *arg)
         if (rc == 0) {
             snprintf(path, sizeof(path), "/api/v1/watch/config/%s/%s/%s%s",
                      w->req.ns, w->req.app, w->req.name, q);
-            rc = cairn__ws_open(&ws, w->eps.ep[k % w->eps.count], path, 2000,
-                                MSG_MAX, NULL, 0);
+            /* a fresh token per connection: one that expired while
+             * the stream ran would refuse the reconnect */
+            rc = cairn__eps_auth(&w->eps, w->eps.user != NULL, 2000, NULL, 0);
+        }
+        if (rc == 0) {
+            rc =
+                cairn__ws_open_auth(&ws, w->eps.ep[k % w->eps.count],
+                                    w->eps.token, path, 2000, MSG_MAX, NULL, 0);
         }
         if (rc != 0 && !w->delivered) { /* nothing yet: the cache */
             struct cairn_config_release rel;

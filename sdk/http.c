@@ -370,13 +370,39 @@ bool cairn__url_escape(const char *s, char *out, size_t out_size)
     return true;
 }
 
+/* "Authorization: <token>\r\n", or "" without a token; false when the
+ * token cannot be a header value. */
+static bool auth_line(const char *token, char *out, size_t n)
+{
+    out[0] = 0;
+    if (token == NULL || token[0] == 0) {
+        return true;
+    }
+    if (strpbrk(token, "\r\n") != NULL) {
+        return false;
+    }
+    int k = snprintf(out, n, "Authorization: %s\r\n", token);
+    return k > 0 && (size_t)k < n;
+}
+
 int cairn__http_call(const char *ep, const char *method, const char *path,
                      const char *body, size_t body_len, int64_t timeout_ms,
                      struct cairn__http_resp *out, char *eb, size_t ebn)
 {
+    return cairn__http_call_auth(ep, NULL, method, path, body, body_len,
+                                 timeout_ms, out, eb, ebn);
+}
+
+int cairn__http_call_auth(const char *ep, const char *token, const char *method,
+                          const char *path, const char *body, size_t body_len,
+                          int64_t timeout_ms, struct cairn__http_resp *out,
+                          char *eb, size_t ebn)
+{
+    char auth[CAIRN_TOKEN_MAX + 32];
     memset(out, 0, sizeof(*out));
     if (ep == NULL || method == NULL || path == NULL || path[0] != '/' ||
-        strpbrk(path, " \r\n") != NULL || timeout_ms <= 0) {
+        strpbrk(path, " \r\n") != NULL || timeout_ms <= 0 ||
+        !auth_line(token, auth, sizeof(auth))) {
         return CAIRN_E_INVALID;
     }
     char host[256], port[16];
@@ -389,13 +415,14 @@ int cairn__http_call(const char *ep, const char *method, const char *path,
     if (rc != 0) {
         return rc;
     }
-    char head[1024];
-    int hn = snprintf(head, sizeof(head),
-                      "%s %s HTTP/1.1\r\nHost: %s:%s\r\n"
-                      "Accept: application/json\r\n"
-                      "Content-Type: application/json\r\n"
-                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                      method, path, host, port, body != NULL ? body_len : 0);
+    char head[1024 + sizeof(auth)];
+    int hn =
+        snprintf(head, sizeof(head),
+                 "%s %s HTTP/1.1\r\nHost: %s:%s\r\n%s"
+                 "Accept: application/json\r\n"
+                 "Content-Type: application/json\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                 method, path, host, port, auth, body != NULL ? body_len : 0);
     if (hn < 0 || (size_t)hn >= sizeof(head)) {
         close(fd);
         return CAIRN_E_INVALID;
@@ -565,11 +592,20 @@ static bool accept_ok(const char *head, size_t head_len, const char *key64)
 int cairn__ws_open(struct cairn__ws *ws, const char *ep, const char *path,
                    int64_t timeout_ms, size_t msg_max, char *eb, size_t ebn)
 {
+    return cairn__ws_open_auth(ws, ep, NULL, path, timeout_ms, msg_max, eb,
+                               ebn);
+}
+
+int cairn__ws_open_auth(struct cairn__ws *ws, const char *ep, const char *token,
+                        const char *path, int64_t timeout_ms, size_t msg_max,
+                        char *eb, size_t ebn)
+{
+    char auth[CAIRN_TOKEN_MAX + 32];
     memset(ws, 0, sizeof(*ws));
     ws->fd = -1;
     char host[256], port[16];
     if (path == NULL || path[0] != '/' || strpbrk(path, " \r\n") != NULL ||
-        timeout_ms <= 0 ||
+        timeout_ms <= 0 || !auth_line(token, auth, sizeof(auth)) ||
         cairn__hostport(ep, host, sizeof(host), port, sizeof(port)) != 0) {
         return CAIRN_E_INVALID;
     }
@@ -589,7 +625,7 @@ int cairn__ws_open(struct cairn__ws *ws, const char *ep, const char *path,
     }
     char key64[32];
     b64(key, 16, key64);
-    char *req = mem_alloc(strlen(path) + 512);
+    char *req = mem_alloc(strlen(path) + 512 + sizeof(auth));
     if (req == NULL) {
         close(fd);
         return CAIRN_E_NOMEM;
@@ -597,8 +633,8 @@ int cairn__ws_open(struct cairn__ws *ws, const char *ep, const char *path,
     int n = sprintf(req,
                     "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\n"
                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                    "Sec-WebSocket-Version: 13\r\n\r\n",
-                    path, host, port, key64);
+                    "%sSec-WebSocket-Version: 13\r\n\r\n",
+                    path, host, port, key64, auth);
     rc = send_all(fd, req, (size_t)n, deadline);
     mem_free(req);
     struct bbuf b = {.max = CAIRN_HTTP_HEAD_MAX + msg_max + 16};

@@ -16,7 +16,8 @@
  *           CAIRN_E_INVALID; details in errbuf when given.
  * Limits:   head 16 KiB, body and message at most body_max (callers pass
  *           CAIRN_HTTP_BODY_MAX).
- * Not here: TLS, auth, keep-alive connections, HTTP/2 (grpc_conn.c).
+ * Not here: TLS, keep-alive connections, HTTP/2 (grpc_conn.c); getting a
+ *           token (api.c: an auth token is only sent here).
  */
 #ifndef CAIRN_SDK_HTTP_INT_H
 #define CAIRN_SDK_HTTP_INT_H
@@ -27,6 +28,7 @@
 
 #define CAIRN_HTTP_HEAD_MAX (16u << 10)
 #define CAIRN_HTTP_BODY_MAX ((size_t)8 << 20)
+#define CAIRN_TOKEN_MAX     1024 /* an auth token, as a header value */
 
 struct cairn__http_resp {
     int status;
@@ -46,6 +48,12 @@ int cairn__http_call(const char *ep, const char *method, const char *path,
                      const char *body, size_t body_len, int64_t timeout_ms,
                      struct cairn__http_resp *out, char *errbuf,
                      size_t errbuf_size);
+/* The same with "Authorization: <token>" (token NULL or "": none; one
+ * with CR or LF is CAIRN_E_INVALID). */
+int cairn__http_call_auth(const char *ep, const char *token, const char *method,
+                          const char *path, const char *body, size_t body_len,
+                          int64_t timeout_ms, struct cairn__http_resp *out,
+                          char *errbuf, size_t errbuf_size);
 void cairn__http_resp_free(struct cairn__http_resp *r);
 
 /* Percent-encodes s (query values) into out; false when it does not fit. */
@@ -67,6 +75,10 @@ struct cairn__ws {
 int cairn__ws_open(struct cairn__ws *ws, const char *ep, const char *path,
                    int64_t timeout_ms, size_t msg_max, char *errbuf,
                    size_t errbuf_size);
+/* The same with the upgrade's "Authorization: <token>". */
+int cairn__ws_open_auth(struct cairn__ws *ws, const char *ep, const char *token,
+                        const char *path, int64_t timeout_ms, size_t msg_max,
+                        char *errbuf, size_t errbuf_size);
 int cairn__ws_send_text(struct cairn__ws *ws, const char *s, size_t n,
                         int64_t timeout_ms);
 /* Waits up to timeout_ms for one whole text message: *msg (NUL-terminated,

@@ -629,7 +629,12 @@ static void *disc_thread(void *arg)
         pthread_mutex_unlock(&d->mu);
         struct cairn__ws ws;
         const char *ep = d->eps.ep[k % d->eps.count];
-        int rc = cairn__ws_open(&ws, ep, path, 2000, MSG_MAX, NULL, 0);
+        /* a fresh token per connection (see config.c) */
+        int rc = cairn__eps_auth(&d->eps, d->eps.user != NULL, 2000, NULL, 0);
+        if (rc == 0) {
+            rc = cairn__ws_open_auth(&ws, ep, d->eps.token, path, 2000, MSG_MAX,
+                                     NULL, 0);
+        }
         if (rc == 0) {
             pthread_mutex_lock(&d->mu);
             d->connected = true;

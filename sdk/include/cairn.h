@@ -44,10 +44,11 @@
  *           The asynchronous face on a caller's uv_loop_t ("the async
  *           face" at the end: the blocking calls run on its threads, the
  *           callbacks on the loop's thread).
- * Not here: TLS, auth on the
- *           /api/v1 calls (planned: see docs/cairnctl.md and issue 14); the
- * gRPC transport is private (sdk/grpc_int.h), so is the HTTP/1.1 one
- * (sdk/http_int.h).
+ *           With a user, the /api/v1 calls and streams carry a token
+ *           from the gateway's /v3/auth/authenticate, renewed when the
+ *           server says it expired and at every stream reconnect.
+ * Not here: TLS (issue 15). The gRPC transport is private
+ * (sdk/grpc_int.h), so is the HTTP/1.1 one (sdk/http_int.h).
  *
  * Failover and retries: a call that could not reach an endpoint (connect
  * refused, connection lost before the request was sent) goes to the next
