@@ -344,6 +344,10 @@ static void http_metrics(struct mw *w, const struct http *h)
                "WebSocket stream messages written at once, not queued for a "
                "writable callback.",
                st->push_direct);
+    metric_u64(w, "cairn_stream_push_by_reference_total", "counter",
+               "Large stream messages queued by reference to one shared "
+               "copy instead of copied per subscriber.",
+               st->push_by_ref);
     metric_u64(w, "cairn_connections_refused_at_accept_total", "counter",
                "Client connections closed at accept: gRPC connections fill "
                "--max-connections.",

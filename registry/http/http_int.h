@@ -48,6 +48,20 @@
 /* Bytes of one WebSocket frame we send (a longer message goes out as
  * continuation frames, one per writable callback). */
 #define HTTP_WS_FRAME_BYTES    (64 * 1024)
+/* A pushed WebSocket message body this large is queued by reference to
+ * one refcounted copy (struct http_blob) for every subscriber, not copied
+ * into each queue: a 1 MiB config published to 10,000 subscribers holds
+ * 1 MiB, not 10 GB. */
+#define HTTP_SHARE_MIN_BYTES   (16 * 1024)
+
+/* An immutable byte string shared by the queues that hold it. */
+struct http_blob {
+    uint32_t refs;
+    size_t len;
+    uint8_t data[];
+};
+struct http_blob *http__blob_new(const void *p, size_t n); /* refs 1 */
+void http__blob_unref(struct http_blob *b);
 
 /* Chunked request bodies (http_chunked.c): extension bytes (after the
  * size digits of every chunk) and trailer-section bytes one body may
@@ -81,6 +95,7 @@ struct http_stats {
     uint64_t push_encoded;     /* stream messages encoded (http_share.c) */
     uint64_t push_shared;      /* ... found encoded for another subscriber */
     uint64_t push_direct;      /* WebSocket messages written at once */
+    uint64_t push_by_ref;      /* messages queued by reference (blobs) */
 };
 
 struct hstream;
@@ -104,10 +119,14 @@ struct http_share_reg {
     size_t text_len;
 };
 
+#define HTTP_SHARE_VARIANTS 4
 struct http_share_cfg {
     struct cfg_change *change; /* NULL: empty */
     struct cfg_id id;
     int64_t rev;
+    /* the change's large texts as blobs, keyed by the text's address */
+    const char *blob_of[HTTP_SHARE_VARIANTS];
+    struct http_blob *blob[HTTP_SHARE_VARIANTS];
 };
 
 struct http_share {
@@ -360,6 +379,13 @@ int http__share_reg(struct http *h, const struct kv_event *e, const char **text,
                     size_t *len);
 int http__share_cfg(struct http *h, const struct cfg_id *id, int64_t rev,
                     const struct cfg_change **out);
+/* The blob of text (n bytes, a text of change c from http__share_cfg),
+ * made once per text while c is in the ring; borrowed like c (take a ref
+ * to keep it). NULL when it is short (HTTP_SHARE_MIN_BYTES), when c's
+ * variants are all taken, or out of memory: then copy the text. */
+struct http_blob *http__share_cfg_blob(struct http *h,
+                                       const struct cfg_change *c,
+                                       const char *text, size_t n);
 void http__share_free(struct http *h);
 
 /* Provided by registry/server (api_watch.c, api_lease.c). */

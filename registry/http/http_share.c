@@ -132,6 +132,62 @@ int http__share_reg(struct http *h, const struct kv_event *e, const char **text,
     return 0;
 }
 
+struct http_blob *http__blob_new(const void *p, size_t n)
+{
+    struct http_blob *b = mem_alloc(sizeof(*b) + n);
+    if (b != NULL) {
+        b->refs = 1;
+        b->len = n;
+        memcpy(b->data, p, n);
+    }
+    return b;
+}
+
+void http__blob_unref(struct http_blob *b)
+{
+    if (b != NULL && --b->refs == 0) {
+        mem_free(b);
+    }
+}
+
+static void cfg_clear(struct http_share_cfg *c)
+{
+    cfg_change_free(c->change);
+    for (size_t i = 0; i < HTTP_SHARE_VARIANTS; i++) {
+        http__blob_unref(c->blob[i]); /* queues may still hold it */
+    }
+    memset(c, 0, sizeof(*c));
+}
+
+struct http_blob *http__share_cfg_blob(struct http *h,
+                                       const struct cfg_change *c,
+                                       const char *text, size_t n)
+{
+    struct http_share *sh = &h->share;
+    if (n < HTTP_SHARE_MIN_BYTES) {
+        return NULL;
+    }
+    for (size_t i = 0; i < HTTP_SHARE_CFG; i++) {
+        struct http_share_cfg *sc = &sh->cfg[i];
+        if (sc->change != c) {
+            continue;
+        }
+        for (size_t k = 0; k < HTTP_SHARE_VARIANTS; k++) {
+            if (sc->blob[k] != NULL && sc->blob_of[k] == text &&
+                sc->blob[k]->len == n) {
+                return sc->blob[k];
+            }
+            if (sc->blob[k] == NULL) {
+                sc->blob[k] = http__blob_new(text, n);
+                sc->blob_of[k] = text;
+                return sc->blob[k];
+            }
+        }
+        return NULL;
+    }
+    return NULL;
+}
+
 int http__share_cfg(struct http *h, const struct cfg_id *id, int64_t rev,
                     const struct cfg_change **out)
 {
@@ -149,8 +205,7 @@ int http__share_cfg(struct http *h, const struct cfg_id *id, int64_t rev,
         }
     }
     c = &sh->cfg[sh->cfg_next];
-    cfg_change_free(c->change);
-    memset(c, 0, sizeof(*c));
+    cfg_clear(c);
     rc = cfg_change_load(h->s, id, rev, &c->change);
     if (rc != 0) {
         ASSERT(c->change == NULL);
@@ -171,7 +226,6 @@ void http__share_free(struct http *h)
         reg_clear(&sh->reg[i]);
     }
     for (size_t i = 0; i < HTTP_SHARE_CFG; i++) {
-        cfg_change_free(sh->cfg[i].change);
-        sh->cfg[i].change = NULL;
+        cfg_clear(&sh->cfg[i]);
     }
 }

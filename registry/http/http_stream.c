@@ -99,10 +99,97 @@ enum http_stream_kind http__stream_kind(const char *path)
     return HTTP_STREAM_NONE;
 }
 
-static size_t pending(const struct hstream *hs)
+/* Bytes queued in the buffer itself. */
+static size_t pending_raw(const struct hstream *hs)
 {
     ASSERT(hs->out_off <= hs->out.len);
     return hs->out.len - hs->out_off;
+}
+
+/* Bytes the client has still to read (blobs queued by reference count
+ * whole: the bounds are about what one client owes). */
+static size_t pending(const struct hstream *hs)
+{
+    return pending_raw(hs) + hs->out_shared;
+}
+
+/*
+ * A WebSocket message queued by reference: [be32 len | SHARED][be32 plen]
+ * [prefix][be32 slen][suffix][be32 skip][blob pointer]. Its text is
+ * prefix, the blob's bytes from skip, suffix; len is their sum. The entry
+ * holds one ref on the blob, dropped when the message is written or the
+ * stream goes.
+ */
+#define SHARED_FLAG 0x80000000u
+
+static size_t shared_entry_bytes(const uint8_t *e)
+{
+    uint32_t plen = be32_get(e + 4);
+    uint32_t slen = be32_get(e + 8 + plen);
+    return 4 + 4 + plen + 4 + slen + 4 + sizeof(struct http_blob *);
+}
+
+static struct http_blob *shared_blob(const uint8_t *e, uint32_t *skip)
+{
+    uint32_t plen = be32_get(e + 4);
+    uint32_t slen = be32_get(e + 8 + plen);
+    const uint8_t *q = e + 12 + plen + slen;
+    struct http_blob *b;
+    *skip = be32_get(q);
+    memcpy(&b, q + 4, sizeof(b));
+    return b;
+}
+
+/* Copy n bytes of the shared message e's text from offset from. */
+static void shared_copy(const uint8_t *e, size_t from, size_t n, uint8_t *dst)
+{
+    uint32_t plen = be32_get(e + 4);
+    uint32_t slen = be32_get(e + 8 + plen);
+    uint32_t skip;
+    struct http_blob *b = shared_blob(e, &skip);
+    const uint8_t *parts[3] = {e + 8, b->data + skip, e + 12 + plen};
+    size_t lens[3] = {plen, b->len - skip, slen};
+    for (int i = 0; i < 3 && n > 0; i++) {
+        if (from >= lens[i]) {
+            from -= lens[i];
+            continue;
+        }
+        size_t k = lens[i] - from < n ? lens[i] - from : n;
+        memcpy(dst, parts[i] + from, k);
+        dst += k;
+        n -= k;
+        from = 0;
+    }
+}
+
+/* The length of the WebSocket message at e, and whether it is shared. */
+static uint32_t ws_entry_len(const uint8_t *e, bool *shared)
+{
+    uint32_t v = be32_get(e);
+    *shared = (v & SHARED_FLAG) != 0;
+    return v & ~SHARED_FLAG;
+}
+
+/* The stream goes: drop the refs its queue holds. */
+static void queue_release(struct hstream *hs)
+{
+    size_t off = hs->out_off;
+    if (hs->kind != HTTP_STREAM_WS) {
+        return;
+    }
+    while (off + 4 <= hs->out.len) {
+        const uint8_t *e = hs->out.data + off;
+        bool shared;
+        uint32_t len = ws_entry_len(e, &shared);
+        if (shared) {
+            uint32_t skip;
+            http__blob_unref(shared_blob(e, &skip));
+            off += shared_entry_bytes(e);
+        } else {
+            off += 4 + (size_t)len;
+        }
+    }
+    hs->out_shared = 0;
 }
 
 static uint64_t out_max(const struct hstream *hs)
@@ -219,6 +306,56 @@ static bool write_now(struct hstream *hs, const char *prefix, size_t plen,
     return true;
 }
 
+static int enqueue(struct hstream *hs, const char *prefix, const uint8_t *body,
+                   size_t len, const char *suffix);
+
+/* Drop what was written once it is half the buffer; the rest moves to
+ * the front. */
+static void compact_out(struct hstream *hs)
+{
+    if (hs->out_off > 0 && hs->out_off * 2 >= hs->out.len) {
+        memmove(hs->out.data, hs->out.data + hs->out_off, pending_raw(hs));
+        hs->out.len -= hs->out_off;
+        hs->out_off = 0;
+    }
+}
+
+/* Queue one WebSocket message prefix + blob's bytes from skip + suffix by
+ * reference (one ref taken), or write it at once; other kinds copy. */
+static int enqueue_blob(struct hstream *hs, const char *prefix,
+                        struct http_blob *b, size_t skip, const char *suffix)
+{
+    size_t plen = strlen(prefix);
+    size_t slen = strlen(suffix);
+    size_t total = plen + (b->len - skip) + slen;
+    int rc;
+    if (hs->kind != HTTP_STREAM_WS || total >= SHARED_FLAG) {
+        return enqueue(hs, prefix, b->data + skip, b->len - skip, suffix);
+    }
+    if (write_now(hs, prefix, plen, b->data + skip, b->len - skip, suffix,
+                  slen)) {
+        return 0;
+    }
+    compact_out(hs);
+    size_t old = hs->out.len;
+    rc = buf_append_be32(&hs->out, (uint32_t)total | SHARED_FLAG);
+    rc = rc != 0 ? rc : buf_append_be32(&hs->out, (uint32_t)plen);
+    rc = rc != 0 ? rc : buf_append(&hs->out, prefix, plen);
+    rc = rc != 0 ? rc : buf_append_be32(&hs->out, (uint32_t)slen);
+    rc = rc != 0 ? rc : buf_append(&hs->out, suffix, slen);
+    rc = rc != 0 ? rc : buf_append_be32(&hs->out, (uint32_t)skip);
+    rc = rc != 0 ? rc : buf_append(&hs->out, &b, sizeof(b));
+    if (rc != 0) {
+        hs->out.len = old; /* no half entry; the callers end the stream */
+        return rc;
+    }
+    b->refs++;
+    hs->out_shared += b->len - skip;
+    hs->h->st.push_by_ref++;
+    lws_callback_on_writable(hs->wsi);
+    return 0;
+}
+
 /* Queue one message: prefix + body + suffix, framed for the stream's kind
  * (an HTTP chunk holding one line, or a WebSocket message), or write it at
  * once (write_now()). */
@@ -233,14 +370,10 @@ static int enqueue(struct hstream *hs, const char *prefix, const uint8_t *body,
     if (write_now(hs, prefix, plen, body, len, suffix, slen)) {
         return 0;
     }
-    if (hs->out_off > 0 && hs->out_off * 2 >= hs->out.len) {
-        /* drop what was written; the rest moves to the front */
-        memmove(hs->out.data, hs->out.data + hs->out_off, pending(hs));
-        hs->out.len -= hs->out_off;
-        hs->out_off = 0;
-    }
+    compact_out(hs);
+    size_t old = hs->out.len;
     if (hs->kind == HTTP_STREAM_WS) {
-        if (total > UINT32_MAX) {
+        if (total >= SHARED_FLAG) {
             return ERR_LIMIT;
         }
         rc = buf_append_be32(&hs->out, (uint32_t)total);
@@ -257,6 +390,8 @@ static int enqueue(struct hstream *hs, const char *prefix, const uint8_t *body,
     }
     if (rc == 0) {
         lws_callback_on_writable(hs->wsi);
+    } else {
+        hs->out.len = old; /* no half message in the queue */
     }
     return rc;
 }
@@ -598,6 +733,7 @@ void http__stream_free(struct http_conn *c)
     if (hs->next != NULL) {
         hs->next->prev = hs->prev;
     }
+    queue_release(hs);
     buf_free(&hs->out);
     buf_free(&hs->reqs);
     buf_free(&hs->in);
@@ -857,7 +993,7 @@ static void sub_drop(struct hsub *sub);
  * copied), framed for the stream: an SSE event, {"sub":N,..} on a
  * multiplexed socket, or as it is. */
 static int reg_enqueue_text(struct hsub *sub, const char *type, int64_t rev,
-                            const char *js, size_t n)
+                            const char *js, size_t n, struct http_blob *blob)
 {
     struct hstream *hs = sub->hs;
     char head[96];
@@ -874,9 +1010,12 @@ static int reg_enqueue_text(struct hsub *sub, const char *type, int64_t rev,
         ASSERT(n >= 2 && js[0] == '{');
         snprintf(head, sizeof(head), "{\"sub\":%lld%s", (long long)sub->id,
                  n > 2 ? "," : "");
-        rc = enqueue(hs, head, (const uint8_t *)js + 1, n - 1, "");
+        rc = blob != NULL
+                 ? enqueue_blob(hs, head, blob, 1, "")
+                 : enqueue(hs, head, (const uint8_t *)js + 1, n - 1, "");
     } else {
-        rc = enqueue(hs, "", (const uint8_t *)js, n, "");
+        rc = blob != NULL ? enqueue_blob(hs, "", blob, 0, "")
+                          : enqueue(hs, "", (const uint8_t *)js, n, "");
     }
     return rc;
 }
@@ -892,7 +1031,7 @@ static int reg_enqueue(struct hsub *sub, const char *type, int64_t rev,
     if (js == NULL) {
         return -ENOMEM;
     }
-    rc = reg_enqueue_text(sub, type, rev, js, strlen(js));
+    rc = reg_enqueue_text(sub, type, rev, js, strlen(js), NULL);
     free(js);
     return rc;
 }
@@ -1126,7 +1265,7 @@ static int reg_event(struct hsub *sub, const struct kv_event *e)
         return rc;
     }
     return reg_enqueue_text(sub, e->type == KV_EVENT_DELETE ? "delete" : "put",
-                            e->kv.mod_revision, js, n);
+                            e->kv.mod_revision, js, n, NULL);
 }
 
 static int cfg_events(struct hsub *sub, const struct watch_resp *r);
@@ -1593,7 +1732,8 @@ static int cfg_one(struct hsub *sub, const struct cfg_id *id, int64_t rev)
         return 0; /* this client runs it already */
     }
     cfg_sub_delivered(s, sub->cfg_sub, id, v, created, now_gray);
-    return reg_enqueue_text(sub, "put", rev, js, n);
+    return reg_enqueue_text(sub, "put", rev, js, n,
+                            http__share_cfg_blob(sub->hs->h, c, js, n));
 }
 
 /* The events of one watch response: per revision, each config touched is
@@ -1920,7 +2060,7 @@ static int gw_writable(struct hstream *hs)
         lws_callback_on_writable(hs->wsi);
         return 0;
     }
-    n = pending(hs);
+    n = pending_raw(hs); /* gateway and SSE streams queue no blobs */
     if (n > 0) {
         if (n > HTTP_WRITE_CHUNK_BYTES) {
             n = HTTP_WRITE_CHUNK_BYTES;
@@ -1978,9 +2118,11 @@ static int ws_writable(struct hstream *hs)
                          strlen(hs->close_reason));
         return -1;
     }
-    ASSERT(pending(hs) >= 4);
-    len = be32_get(hs->out.data + hs->out_off);
-    ASSERT(pending(hs) >= 4 + (size_t)len);
+    ASSERT(pending_raw(hs) >= 4);
+    const uint8_t *e = hs->out.data + hs->out_off;
+    bool shared;
+    len = ws_entry_len(e, &shared);
+    ASSERT(shared || pending_raw(hs) >= 4 + (size_t)len);
     ASSERT(hs->msg_sent < len);
     n = len - hs->msg_sent;
     if (n > HTTP_WS_FRAME_BYTES) {
@@ -1990,15 +2132,27 @@ static int ws_writable(struct hstream *hs)
     if (hs->msg_sent + n < len) {
         flags |= LWS_WRITE_NO_FIN;
     }
-    memcpy(hs->h->tx + LWS_PRE, hs->out.data + hs->out_off + 4 + hs->msg_sent,
-           n);
+    if (shared) {
+        shared_copy(e, hs->msg_sent, n, hs->h->tx + LWS_PRE);
+    } else {
+        memcpy(hs->h->tx + LWS_PRE, e + 4 + hs->msg_sent, n);
+    }
     if (lws_write(hs->wsi, hs->h->tx + LWS_PRE, n,
                   (enum lws_write_protocol)flags) < (int)n) {
         return -1;
     }
     hs->msg_sent += n;
     if (hs->msg_sent == len) {
-        hs->out_off += 4 + (size_t)len;
+        if (shared) {
+            uint32_t skip;
+            struct http_blob *b = shared_blob(e, &skip);
+            ASSERT(hs->out_shared >= b->len - skip);
+            hs->out_shared -= b->len - skip;
+            hs->out_off += shared_entry_bytes(e);
+            http__blob_unref(b);
+        } else {
+            hs->out_off += 4 + (size_t)len;
+        }
         hs->msg_sent = 0;
     }
     progressed(hs);

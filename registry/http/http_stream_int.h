@@ -89,10 +89,12 @@ struct hstream {
     int close_status;   /* WebSocket close code when ending */
     char close_reason[WS_CLOSE_REASON_MAX];
     struct watch_stream *st;
-    /* outbound: HTTP chunks, or WebSocket messages as [be32 len][bytes] */
+    /* outbound: HTTP chunks, or WebSocket messages as [be32 len][bytes],
+     * or by reference (http_stream.c, enqueue_blob) */
     struct buf out;
     size_t out_off;
-    size_t msg_sent; /* WebSocket: bytes of the head message sent */
+    size_t out_shared; /* bytes of the blobs queued by reference */
+    size_t msg_sent;   /* WebSocket: bytes of the head message sent */
     /* keep-alive: the requests of the body not yet answered */
     struct buf reqs;
     size_t req_off;
