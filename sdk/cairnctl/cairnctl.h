@@ -194,6 +194,12 @@ int cmd_config_diff(struct ctl *x);
 int cmd_config_rollback(struct ctl *x);
 int cmd_config_watch(struct ctl *x);
 int cmd_config_subscribers(struct ctl *x);
+int cmd_config_gray_put(struct ctl *x);
+int cmd_config_gray_get(struct ctl *x);
+int cmd_config_gray_promote(struct ctl *x);
+int cmd_config_gray_abandon(struct ctl *x);
+int cmd_audit_list(struct ctl *x);
+int cmd_audit_verify(struct ctl *x);
 
 /* Members as etcdctl's json and fields printers show them (added: the
  * member add answer's new member, or NULL). */
