@@ -496,8 +496,24 @@ static const struct ctl_cmd cmds[] = {
     {"audit verify", "cairnctl audit verify [flags]",
      "Checks the audit log's hash chain (exit 1 when broken)", NULL, NULL, 0,
      cmd_audit_verify},
+    {"completion", "cairnctl completion bash [flags]",
+     "Prints a bash completion script (source it, or put it in "
+     "/etc/bash_completion.d/)",
+     NULL, NULL, 0, cmd_completion},
 };
 #define CMDS_COUNT (sizeof(cmds) / sizeof(cmds[0]))
+
+const struct ctl_cmd *ctl_cmds(size_t *count)
+{
+    *count = CMDS_COUNT;
+    return cmds;
+}
+
+const struct ctl_opt *ctl_global_opts(size_t *count)
+{
+    *count = GLOBAL_COUNT;
+    return global_opts;
+}
 
 const struct ctl_cmd *ctl_cmd_find(const char *name)
 {
@@ -775,6 +791,7 @@ static int parse_args(struct ctl *x, int argc, char **argv,
         }
         if (strcmp(a, "--") == 0) {
             dash = true;
+            x->dash_seen = true;
             continue;
         }
         bool is_long = a[1] == '-';
