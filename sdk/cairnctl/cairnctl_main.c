@@ -277,6 +277,20 @@ static const struct ctl_opt cfg_gray_put_opts[] = {
     {"percentage", 0, V, "",
      "rule: this share of client ids (0-100, two decimals at most)", NULL},
 };
+static const struct ctl_opt check_perf_opts[] = {
+    {"auto-compact", 0, B, "false",
+     "Compact storage with last revision after test is finished.", NULL},
+    {"auto-defrag", 0, B, "false",
+     "Defragment storage after test is finished.", NULL},
+    {"duration", 0, V, "60",
+     "seconds the check runs (cairnctl's; etcdctl's is always 60)", NULL},
+    {"load", 0, V, "s",
+     "The performance check's workload model. Accepted workloads: "
+     "s(small), m(medium), l(large), xl(xLarge)",
+     NULL},
+    {"prefix", 0, V, "/etcdctl-check-perf/",
+     "The prefix for writing the performance check's keys.", NULL},
+};
 static const struct ctl_opt audit_opts[] = {
     {"action", 0, V, "", "only this action's records (config.publish, ...)",
      NULL},
@@ -496,6 +510,9 @@ static const struct ctl_cmd cmds[] = {
     {"audit verify", "cairnctl audit verify [flags]",
      "Checks the audit log's hash chain (exit 1 when broken)", NULL, NULL, 0,
      cmd_audit_verify},
+    {"check perf", "etcdctl check perf [options] [flags]",
+     "Check the performance of the etcd cluster", NULL, OPTS(check_perf_opts),
+     cmd_check_perf},
     {"completion", "cairnctl completion bash [flags]",
      "Prints a bash completion script (source it, or put it in "
      "/etc/bash_completion.d/)",
@@ -683,14 +700,15 @@ static bool takes_value_anywhere(const char *name, size_t len, char sn)
         global_opts,   get_opts,          put_opts,       del_opts,
         watch_opts,    svc_register_opts, svc_list_opts,  cfg_publish_opts,
         cfg_get_opts,  cfg_rollback_opts, cfg_watch_opts, member_add_opts,
-        user_add_opts, lock_opts,         cfg_gray_put_opts, audit_opts};
+        user_add_opts, lock_opts,         cfg_gray_put_opts, audit_opts,
+        check_perf_opts};
     const size_t counts[] = {
         GLOBAL_COUNT,          N_(get_opts),         N_(put_opts),
         N_(del_opts),          N_(watch_opts),       N_(svc_register_opts),
         N_(svc_list_opts),     N_(cfg_publish_opts), N_(cfg_get_opts),
         N_(cfg_rollback_opts), N_(cfg_watch_opts),   N_(member_add_opts),
         N_(user_add_opts),     N_(lock_opts),        N_(cfg_gray_put_opts),
-        N_(audit_opts)};
+        N_(audit_opts),        N_(check_perf_opts)};
 #undef N_
     for (size_t t = 0; t < sizeof(tabs) / sizeof(tabs[0]); t++) {
         for (size_t i = 0; i < counts[t]; i++) {
