@@ -167,6 +167,16 @@ void ctl_progress_end(struct ctl_progress *p, uint64_t bytes, bool ok);
  * ",\"k\":v" members without the leading comma. */
 void ctl_progress_log(const char *msg, const char *fields);
 
+/* -w protobuf (cairnctl_pb.c): the response as etcdctl 3.4 marshals and
+ * prints it. */
+void pb_print_header(const struct cairn_header *h);
+void pb_print_range(const struct cairn_range_resp *r);
+void pb_print_put(const struct cairn_put_resp *r);
+void pb_print_delete(const struct cairn_delete_resp *r);
+void pb_print_watch(const struct cairn_watch_resp *r);
+void pb_print_members(const struct cairn_header *h,
+                      const struct cairn_member *ms, size_t n);
+
 /* Commands. */
 int cmd_get(struct ctl *x);
 int cmd_put(struct ctl *x);

@@ -896,6 +896,32 @@ static int apply_env(struct ctl *x)
     return -1;
 }
 
+/* -w protobuf: the commands where etcdctl 3.4 has it and cairnctl prints
+ * it (cairnctl_pb.c); -1 to go on, else the exit code after the error. */
+static int protobuf_ok(const char *cmd)
+{
+    static const char *const yes[] = {"get",         "put",        "del",
+                                      "watch",       "member list",
+                                      "lease grant", "lease list",
+                                      "lease timetolive"};
+    static const char *const never[] = {"endpoint health", "endpoint status",
+                                        "endpoint hashkv"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcmp(cmd, yes[i]) == 0) {
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++) {
+        if (strcmp(cmd, never[i]) == 0) {
+            return ctl_fail(CTL_EXIT_BAD_FEATURE,
+                            "protobuf not supported as output format");
+        }
+    }
+    return ctl_fail(CTL_EXIT_BAD_FEATURE,
+                    "protobuf output of %s is not supported by cairnctl yet",
+                    cmd);
+}
+
 static int setup_globals(struct ctl *x)
 {
     const char *w = ctl_flag(x, "write-out");
@@ -909,8 +935,10 @@ static int setup_globals(struct ctl *x)
         return ctl_fail(CTL_EXIT_BAD_FEATURE, "unknown output format %s", w);
     }
     if (x->fmt == CTL_PROTOBUF) {
-        return ctl_fail(CTL_EXIT_BAD_FEATURE,
-                        "protobuf output is not supported by cairnctl yet");
+        int rc = protobuf_ok(x->cmd->name);
+        if (rc >= 0) {
+            return rc;
+        }
     }
     x->hex = ctl_flag_bool(x, "hex");
     x->dial_timeout_ms = parse_duration_ms(ctl_flag(x, "dial-timeout"), 2000);

@@ -392,6 +392,10 @@ int cmd_txn(struct ctl *x)
 
 static void print_watch(const struct ctl *x, const struct cairn_watch_resp *r)
 {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_watch(r);
+        return;
+    }
     if (x->fmt == CTL_JSON) {
         fputs("{\"Header\":", stdout);
         out_header_json(&r->header);
