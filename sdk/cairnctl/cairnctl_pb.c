@@ -1,7 +1,8 @@
 /*
  * cairnctl_pb.c - -w protobuf, as etcdctl 3.4's printer_protobuf.go: the
- * response message marshalled to bytes and written with
- * fmt.Printf(string(b)), for the commands where etcdctl has it.
+ * response message marshalled to bytes and written as they are (a "%" in
+ * them stays a "%": etcdctl 3.4.23 does not pass them through Printf), for
+ * the commands where etcdctl has it.
  *
  * What etcdctl prints, and so what this prints:
  *   get, put, del     RangeResponse, PutResponse, DeleteRangeResponse
@@ -19,9 +20,6 @@
  * The messages are libcairn's answers built again with the generated
  * protobuf-c types; proto3 leaves zero fields out and writes fields in
  * number order, as gogoproto does, so the bytes are the server's.
- * Printf treats the bytes as a format: "%%" prints "%", any other verb
- * "%!v(MISSING)", a lone "%" at the end "%!(NOVERB)"; go_printf() does the
- * same so that even those bytes match.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,68 +28,6 @@
 #include "proto/kv.pb-c.h"
 #include "proto/rpc.pb-c.h"
 #include "sdk/cairnctl/cairnctl.h"
-
-/* Go's fmt.Printf(s) with no arguments, for a format of n bytes. */
-static void go_printf(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) { /* each round consumes at least one byte */
-        if (s[i] != '%') {
-            size_t j = i;
-            while (j < n && s[j] != '%') {
-                j++;
-            }
-            fwrite(s + i, 1, j - i, stdout);
-            i = j;
-            continue;
-        }
-        i++;
-        while (i < n && strchr("+-# 0", s[i]) != NULL) { /* flags */
-            i++;
-        }
-        while (i < n && s[i] >= '0' && s[i] <= '9') { /* width */
-            i++;
-        }
-        if (i < n && s[i] == '.') { /* precision */
-            i++;
-            while (i < n && s[i] >= '0' && s[i] <= '9') {
-                i++;
-            }
-        }
-        if (i == n) {
-            fputs("%!(NOVERB)", stdout);
-            break;
-        }
-        if (s[i] == '%') {
-            putchar('%');
-            i++;
-            continue;
-        }
-        /* the verb is one rune; a byte that starts no valid UTF-8
-         * sequence is Go's RuneError, printed as U+FFFD */
-        size_t u = 1;
-        if (s[i] >= 0xc2 && s[i] <= 0xdf) {
-            u = 2;
-        } else if (s[i] >= 0xe0 && s[i] <= 0xef) {
-            u = 3;
-        } else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
-            u = 4;
-        }
-        bool valid = s[i] < 0x80 || u > 1;
-        for (size_t k = 1; valid && k < u; k++) {
-            valid = i + k < n && (s[i + k] & 0xc0) == 0x80;
-        }
-        fputs("%!", stdout);
-        if (valid) {
-            fwrite(s + i, 1, u, stdout);
-            i += u;
-        } else {
-            fputs("\xef\xbf\xbd", stdout);
-            i++;
-        }
-        fputs("(MISSING)", stdout);
-    }
-}
 
 static void pb_print(const ProtobufCMessage *m)
 {
@@ -102,7 +38,7 @@ static void pb_print(const ProtobufCMessage *m)
         return;
     }
     size_t w = protobuf_c_message_pack(m, buf);
-    go_printf(buf, w);
+    fwrite(buf, 1, w, stdout);
     free(buf);
     fflush(stdout);
 }
