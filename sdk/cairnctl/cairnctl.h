@@ -118,7 +118,7 @@ int ctl_fail(int code, const char *fmt, ...)
 /* Output helpers (cairnctl_out.c). */
 void out_b64(const uint8_t *p, size_t n);
 void out_json_str(const char *s);
-void out_goquote(const uint8_t *p, size_t n);                    /* Go's %q */
+void out_goquote(const uint8_t *p, size_t n); /* Go's %q */
 void out_goquote_to(FILE *f, const uint8_t *p, size_t n);
 void out_bytes(const struct ctl *x, const uint8_t *p, size_t n); /* simple */
 void out_kv_simple(const struct ctl *x, const struct cairn_kv *kv,

@@ -787,9 +787,9 @@ int cmd_config_diff(struct ctl *x)
      * with the names and versions around it. */
     if (x->fmt == CTL_JSON) {
         json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s%}", "namespace",
-                              x->args[0], "app", x->args[1], "name",
-                              x->args[2], "from", (json_int_t)from, "to",
-                              (json_int_t)to, "diff", r.body, r.body_len);
+                              x->args[0], "app", x->args[1], "name", x->args[2],
+                              "from", (json_int_t)from, "to", (json_int_t)to,
+                              "diff", r.body, r.body_len);
         char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
         cairn_api_resp_free(&r);
         json_decref(o);
@@ -1077,9 +1077,9 @@ int cmd_config_gray_get(struct ctl *x)
 int cmd_config_gray_promote(struct ctl *x)
 {
     char path[PATH_MAX_BYTES];
-    int rc = cfg_path(x, 3, 3,
-                      "config gray promote needs <namespace> <app> <name>",
-                      path, sizeof(path));
+    int rc =
+        cfg_path(x, 3, 3, "config gray promote needs <namespace> <app> <name>",
+                 path, sizeof(path));
     if (rc >= 0) {
         return rc;
     }
@@ -1101,9 +1101,9 @@ int cmd_config_gray_promote(struct ctl *x)
 int cmd_config_gray_abandon(struct ctl *x)
 {
     char path[PATH_MAX_BYTES];
-    int rc = cfg_path(x, 3, 3,
-                      "config gray abandon needs <namespace> <app> <name>",
-                      path, sizeof(path));
+    int rc =
+        cfg_path(x, 3, 3, "config gray abandon needs <namespace> <app> <name>",
+                 path, sizeof(path));
     if (rc >= 0) {
         return rc;
     }

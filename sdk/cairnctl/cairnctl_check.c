@@ -39,10 +39,10 @@
 
 #include "sdk/cairnctl/cairnctl.h"
 
-#define CHECK_THREADS_MAX 64
-#define CHECK_ERRORS_MAX  8 /* distinct error texts kept */
-#define CHECK_KEY_BYTES   256
-#define CHECK_VALUE_BYTES 1024
+#define CHECK_THREADS_MAX  64
+#define CHECK_ERRORS_MAX   8 /* distinct error texts kept */
+#define CHECK_KEY_BYTES    256
+#define CHECK_VALUE_BYTES  1024
 #define CHECK_DURATION_MAX 3600
 
 struct check_load {
@@ -169,12 +169,11 @@ static void cleanup(struct ctl *x, struct cairn_client *c, const char *prefix,
 {
     uint8_t end[4096];
     size_t plen = strlen(prefix);
-    struct cairn_delete_req d = {.key = (const uint8_t *)prefix,
-                                 .key_len = plen,
-                                 .range_end = end,
-                                 .range_end_len =
-                                     cairn_prefix_end((const uint8_t *)prefix,
-                                                      plen, end)};
+    struct cairn_delete_req d = {
+        .key = (const uint8_t *)prefix,
+        .key_len = plen,
+        .range_end = end,
+        .range_end_len = cairn_prefix_end((const uint8_t *)prefix, plen, end)};
     struct cairn_delete_resp dr;
     int rc = cairn_delete(c, &d, 30000, &dr);
     if (rc != 0) {
@@ -300,8 +299,9 @@ int cmd_check_perf(struct ctl *x)
     }
     const char *prefix = ctl_flag(x, "prefix");
     if (dur < 1 || dur > CHECK_DURATION_MAX || strlen(prefix) > 1024) {
-        return ctl_fail(CTL_EXIT_BAD_ARGS, "--duration is 1-%d seconds and "
-                                           "--prefix at most 1024 bytes",
+        return ctl_fail(CTL_EXIT_BAD_ARGS,
+                        "--duration is 1-%d seconds and "
+                        "--prefix at most 1024 bytes",
                         CHECK_DURATION_MAX);
     }
     struct cairn_client *c = ctl_client(x);
@@ -340,8 +340,7 @@ int cmd_check_perf(struct ctl *x)
     r->t0 = now_s();
     r->t_end = r->t0 + (double)dur;
     size_t started = 0;
-    while (started < nt &&
-           pthread_create(&th[started], NULL, worker, r) == 0) {
+    while (started < nt && pthread_create(&th[started], NULL, worker, r) == 0) {
         started++;
     }
     for (size_t i = 0; i < started; i++) {

@@ -46,9 +46,9 @@ static char *goquote_dup(const uint8_t *p, size_t n)
  * failure writes errno into the close-on-exec pipe fd. Never returns. */
 static void child(const char *const *argv, const char *const vars[4], int fd)
 {
-    static const char *const names[4] = {
-        "ETCD_WATCH_REVISION", "ETCD_WATCH_EVENT_TYPE", "ETCD_WATCH_KEY",
-        "ETCD_WATCH_VALUE"};
+    static const char *const names[4] = {"ETCD_WATCH_REVISION",
+                                         "ETCD_WATCH_EVENT_TYPE",
+                                         "ETCD_WATCH_KEY", "ETCD_WATCH_VALUE"};
     for (int i = 0; i < 4; i++) {
         setenv(names[i], vars[i], 1);
     }

@@ -280,8 +280,8 @@ static const struct ctl_opt cfg_gray_put_opts[] = {
 static const struct ctl_opt check_perf_opts[] = {
     {"auto-compact", 0, B, "false",
      "Compact storage with last revision after test is finished.", NULL},
-    {"auto-defrag", 0, B, "false",
-     "Defragment storage after test is finished.", NULL},
+    {"auto-defrag", 0, B, "false", "Defragment storage after test is finished.",
+     NULL},
     {"duration", 0, V, "60",
      "seconds the check runs (cairnctl's; etcdctl's is always 60)", NULL},
     {"load", 0, V, "s",
@@ -495,8 +495,8 @@ static const struct ctl_cmd cmds[] = {
      cmd_config_gray_get},
     {"config gray promote",
      "cairnctl config gray promote <namespace> <app> <name> [flags]",
-     "Makes the gray release the main release under its version", NULL, NULL,
-     0, cmd_config_gray_promote},
+     "Makes the gray release the main release under its version", NULL, NULL, 0,
+     cmd_config_gray_promote},
     {"config gray abandon",
      "cairnctl config gray abandon <namespace> <app> <name> [flags]",
      "Abandons the gray release (its version is not reused)", NULL, NULL, 0,
@@ -542,9 +542,9 @@ const struct ctl_cmd *ctl_cmd_find(const char *name)
     return NULL;
 }
 
-static const char *const groups[] = {
-    "lease", "member", "endpoint", "alarm",   "auth",  "user",
-    "role",  "check",  "snapshot", "service", "config"};
+static const char *const groups[] = {"lease",    "member",  "endpoint", "alarm",
+                                     "auth",     "user",    "role",     "check",
+                                     "snapshot", "service", "config"};
 
 int ctl_fail(int code, const char *fmt, ...)
 {
@@ -697,10 +697,10 @@ static bool takes_value_anywhere(const char *name, size_t len, char sn)
      * command (or globally) consumes the next argument. */
 #define N_(a) (sizeof(a) / sizeof(a[0]))
     const struct ctl_opt *tabs[] = {
-        global_opts,   get_opts,          put_opts,       del_opts,
-        watch_opts,    svc_register_opts, svc_list_opts,  cfg_publish_opts,
-        cfg_get_opts,  cfg_rollback_opts, cfg_watch_opts, member_add_opts,
-        user_add_opts, lock_opts,         cfg_gray_put_opts, audit_opts,
+        global_opts,    get_opts,          put_opts,          del_opts,
+        watch_opts,     svc_register_opts, svc_list_opts,     cfg_publish_opts,
+        cfg_get_opts,   cfg_rollback_opts, cfg_watch_opts,    member_add_opts,
+        user_add_opts,  lock_opts,         cfg_gray_put_opts, audit_opts,
         check_perf_opts};
     const size_t counts[] = {
         GLOBAL_COUNT,          N_(get_opts),         N_(put_opts),
@@ -779,8 +779,7 @@ static const struct ctl_cmd *find_cmd(int argc, char **argv, int skip[3],
             return c;
         }
     }
-    for (size_t g = 0; nw > 0 && g < sizeof(groups) / sizeof(groups[0]);
-         g++) {
+    for (size_t g = 0; nw > 0 && g < sizeof(groups) / sizeof(groups[0]); g++) {
         if (strcmp(words[0], groups[g]) == 0) {
             *group = groups[g];
         }
@@ -789,8 +788,8 @@ static const struct ctl_cmd *find_cmd(int argc, char **argv, int skip[3],
 }
 
 /* Parses flags and positional args into x; an exit code or -1 to go on. */
-static int parse_args(struct ctl *x, int argc, char **argv,
-                      const int skip[3], bool *help)
+static int parse_args(struct ctl *x, int argc, char **argv, const int skip[3],
+                      bool *help)
 {
     bool dash = false;
     for (int i = 1; i < argc; i++) {
@@ -900,10 +899,9 @@ static int apply_env(struct ctl *x)
  * it (cairnctl_pb.c); -1 to go on, else the exit code after the error. */
 static int protobuf_ok(const char *cmd)
 {
-    static const char *const yes[] = {"get",         "put",        "del",
-                                      "watch",       "member list",
-                                      "lease grant", "lease list",
-                                      "lease timetolive"};
+    static const char *const yes[] = {
+        "get",         "put",         "del",        "watch",
+        "member list", "lease grant", "lease list", "lease timetolive"};
     static const char *const never[] = {"endpoint health", "endpoint status",
                                         "endpoint hashkv"};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {

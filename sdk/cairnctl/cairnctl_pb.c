@@ -162,8 +162,9 @@ void pb_print_watch(const struct cairn_watch_resp *r)
     for (size_t i = 0; i < n; i++) {
         const struct cairn_event *e = &r->events[i];
         mvccpb__event__init(&evs[i]);
-        evs[i].type = e->type == CAIRN_EVENT_PUT ? MVCCPB__EVENT__EVENT_TYPE__PUT
-                                                 : MVCCPB__EVENT__EVENT_TYPE__DELETE;
+        evs[i].type = e->type == CAIRN_EVENT_PUT
+                          ? MVCCPB__EVENT__EVENT_TYPE__PUT
+                          : MVCCPB__EVENT__EVENT_TYPE__DELETE;
         pb_kv(&kvs[2 * i], &e->kv);
         evs[i].kv = &kvs[2 * i];
         if (e->prev_kv != NULL) {
