@@ -173,6 +173,7 @@ void pb_print_header(const struct cairn_header *h);
 void pb_print_range(const struct cairn_range_resp *r);
 void pb_print_put(const struct cairn_put_resp *r);
 void pb_print_delete(const struct cairn_delete_resp *r);
+void pb_print_txn(const struct cairn_txn_resp *r);
 void pb_print_watch(const struct cairn_watch_resp *r);
 void pb_print_members(const struct cairn_header *h,
                       const struct cairn_member *ms, size_t n);

@@ -901,7 +901,8 @@ static int protobuf_ok(const char *cmd)
 {
     static const char *const yes[] = {
         "get",         "put",         "del",        "watch",
-        "member list", "lease grant", "lease list", "lease timetolive"};
+        "member list", "lease grant", "lease list", "lease timetolive",
+        "txn"};
     static const char *const never[] = {"endpoint health", "endpoint status",
                                         "endpoint hashkv"};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {

@@ -6,6 +6,7 @@
  *
  * What etcdctl prints, and so what this prints:
  *   get, put, del     RangeResponse, PutResponse, DeleteRangeResponse
+ *   txn               TxnResponse
  *   watch             per response a WatchResponse of the header and the
  *                     events only (no watch id, created, canceled)
  *   member list       MemberListResponse
@@ -28,6 +29,10 @@
 #include "proto/kv.pb-c.h"
 #include "proto/rpc.pb-c.h"
 #include "sdk/cairnctl/cairnctl.h"
+
+/* Allocations per printed message: a txn of TXN ops needs at most 7 per
+ * op (response op, message, header, kvs, kv pointers, prev kv) plus 3. */
+#define PB_ALLOCS_MAX (7 * 128 + 8)
 
 static void pb_print(const ProtobufCMessage *m)
 {
@@ -66,23 +71,111 @@ static void pb_kv(Mvccpb__KeyValue *kv, const struct cairn_kv *src)
     kv->lease = src->lease;
 }
 
-/* kvs[i] -> storage[i], pointers into ptrs; false when out of memory. */
-static bool pb_kvs(const struct cairn_kv *src, size_t n,
-                   Mvccpb__KeyValue **storage, Mvccpb__KeyValue ***ptrs)
+/* The allocations of one message tree, freed together. */
+struct pb_arena {
+    void *p[PB_ALLOCS_MAX];
+    size_t n;
+    bool failed;
+};
+
+static void *pb_alloc(struct pb_arena *a, size_t n, size_t size)
 {
-    *storage = calloc(n + 1, sizeof(**storage));
-    *ptrs = calloc(n + 1, sizeof(**ptrs));
-    if (*storage == NULL || *ptrs == NULL) {
-        free(*storage);
-        free(*ptrs);
+    void *p = a->n < PB_ALLOCS_MAX ? calloc(n + 1, size) : NULL;
+    if (p == NULL) {
+        a->failed = true;
+        return NULL;
+    }
+    a->p[a->n++] = p;
+    return p;
+}
+
+static void pb_arena_free(struct pb_arena *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->p[i]);
+    }
+    a->n = 0;
+}
+
+/* A repeated KeyValue field from src; NULL (a->failed) when out of
+ * memory. */
+static Mvccpb__KeyValue **pb_kvs(struct pb_arena *a, const struct cairn_kv *src,
+                                 size_t n)
+{
+    Mvccpb__KeyValue *kvs = pb_alloc(a, n, sizeof(*kvs));
+    Mvccpb__KeyValue **ptrs = pb_alloc(a, n, sizeof(*ptrs));
+    for (size_t i = 0; kvs != NULL && ptrs != NULL && i < n; i++) {
+        pb_kv(&kvs[i], &src[i]);
+        ptrs[i] = &kvs[i];
+    }
+    return kvs != NULL ? ptrs : NULL;
+}
+
+static Etcdserverpb__ResponseHeader *pb_hdr(struct pb_arena *a,
+                                            const struct cairn_header *src)
+{
+    Etcdserverpb__ResponseHeader *h = pb_alloc(a, 1, sizeof(*h));
+    if (h != NULL) {
+        pb_header(h, src);
+    }
+    return h;
+}
+
+static Etcdserverpb__RangeResponse *pb_range(struct pb_arena *a,
+                                             const struct cairn_range_resp *r)
+{
+    Etcdserverpb__RangeResponse *m = pb_alloc(a, 1, sizeof(*m));
+    if (m != NULL) {
+        etcdserverpb__range_response__init(m);
+        m->header = pb_hdr(a, &r->header);
+        m->n_kvs = r->kvs_count;
+        m->kvs = pb_kvs(a, r->kvs, r->kvs_count);
+        m->more = r->more;
+        m->count = r->count;
+    }
+    return m;
+}
+
+static Etcdserverpb__PutResponse *pb_put(struct pb_arena *a,
+                                         const struct cairn_put_resp *r)
+{
+    Etcdserverpb__PutResponse *m = pb_alloc(a, 1, sizeof(*m));
+    if (m != NULL) {
+        etcdserverpb__put_response__init(m);
+        m->header = pb_hdr(a, &r->header);
+        if (r->prev_kv != NULL) {
+            m->prev_kv = pb_alloc(a, 1, sizeof(*m->prev_kv));
+            if (m->prev_kv != NULL) {
+                pb_kv(m->prev_kv, r->prev_kv);
+            }
+        }
+    }
+    return m;
+}
+
+static Etcdserverpb__DeleteRangeResponse *
+pb_delete(struct pb_arena *a, const struct cairn_delete_resp *r)
+{
+    Etcdserverpb__DeleteRangeResponse *m = pb_alloc(a, 1, sizeof(*m));
+    if (m != NULL) {
+        etcdserverpb__delete_range_response__init(m);
+        m->header = pb_hdr(a, &r->header);
+        m->deleted = r->deleted;
+        m->n_prev_kvs = r->prev_kvs_count;
+        m->prev_kvs = pb_kvs(a, r->prev_kvs, r->prev_kvs_count);
+    }
+    return m;
+}
+
+/* Prints m unless building it ran out of memory; frees the arena. */
+static void pb_finish(struct pb_arena *a, const ProtobufCMessage *m)
+{
+    if (a->failed || m == NULL) {
         ctl_fail(CTL_EXIT_ERROR, "out of memory");
-        return false;
+    } else {
+        pb_print(m);
     }
-    for (size_t i = 0; i < n; i++) {
-        pb_kv(&(*storage)[i], &src[i]);
-        (*ptrs)[i] = &(*storage)[i];
-    }
-    return true;
+    pb_arena_free(a);
 }
 
 void pb_print_header(const struct cairn_header *h)
@@ -94,54 +187,57 @@ void pb_print_header(const struct cairn_header *h)
 
 void pb_print_range(const struct cairn_range_resp *r)
 {
-    Etcdserverpb__RangeResponse m = ETCDSERVERPB__RANGE_RESPONSE__INIT;
-    Etcdserverpb__ResponseHeader h;
-    Mvccpb__KeyValue *kvs, **ptrs;
-    if (!pb_kvs(r->kvs, r->kvs_count, &kvs, &ptrs)) {
-        return;
-    }
-    pb_header(&h, &r->header);
-    m.header = &h;
-    m.n_kvs = r->kvs_count;
-    m.kvs = ptrs;
-    m.more = r->more;
-    m.count = r->count;
-    pb_print(&m.base);
-    free(kvs);
-    free(ptrs);
+    static struct pb_arena a;
+    Etcdserverpb__RangeResponse *m = pb_range(&a, r);
+    pb_finish(&a, m != NULL ? &m->base : NULL);
 }
 
 void pb_print_put(const struct cairn_put_resp *r)
 {
-    Etcdserverpb__PutResponse m = ETCDSERVERPB__PUT_RESPONSE__INIT;
-    Etcdserverpb__ResponseHeader h;
-    Mvccpb__KeyValue prev;
-    pb_header(&h, &r->header);
-    m.header = &h;
-    if (r->prev_kv != NULL) {
-        pb_kv(&prev, r->prev_kv);
-        m.prev_kv = &prev;
-    }
-    pb_print(&m.base);
+    static struct pb_arena a;
+    Etcdserverpb__PutResponse *m = pb_put(&a, r);
+    pb_finish(&a, m != NULL ? &m->base : NULL);
 }
 
 void pb_print_delete(const struct cairn_delete_resp *r)
 {
-    Etcdserverpb__DeleteRangeResponse m =
-        ETCDSERVERPB__DELETE_RANGE_RESPONSE__INIT;
-    Etcdserverpb__ResponseHeader h;
-    Mvccpb__KeyValue *kvs, **ptrs;
-    if (!pb_kvs(r->prev_kvs, r->prev_kvs_count, &kvs, &ptrs)) {
-        return;
+    static struct pb_arena a;
+    Etcdserverpb__DeleteRangeResponse *m = pb_delete(&a, r);
+    pb_finish(&a, m != NULL ? &m->base : NULL);
+}
+
+/* A TxnResponse: each op's response carries its own header, as the
+ * server sent it (etcd fills one in every inner response). */
+void pb_print_txn(const struct cairn_txn_resp *r)
+{
+    static struct pb_arena a;
+    Etcdserverpb__TxnResponse m = ETCDSERVERPB__TXN_RESPONSE__INIT;
+    size_t n = r->responses_count;
+    Etcdserverpb__ResponseOp *ops = pb_alloc(&a, n, sizeof(*ops));
+    Etcdserverpb__ResponseOp **ptrs = pb_alloc(&a, n, sizeof(*ptrs));
+    for (size_t i = 0; ops != NULL && ptrs != NULL && i < n; i++) {
+        const struct cairn_op_resp *o = &r->responses[i];
+        etcdserverpb__response_op__init(&ops[i]);
+        if (o->type == CAIRN_OP_RANGE) {
+            ops[i].response_case =
+                ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE;
+            ops[i].response_range = pb_range(&a, &o->range);
+        } else if (o->type == CAIRN_OP_PUT) {
+            ops[i].response_case =
+                ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_PUT;
+            ops[i].response_put = pb_put(&a, &o->put);
+        } else {
+            ops[i].response_case =
+                ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE;
+            ops[i].response_delete_range = pb_delete(&a, &o->del);
+        }
+        ptrs[i] = &ops[i];
     }
-    pb_header(&h, &r->header);
-    m.header = &h;
-    m.deleted = r->deleted;
-    m.n_prev_kvs = r->prev_kvs_count;
-    m.prev_kvs = ptrs;
-    pb_print(&m.base);
-    free(kvs);
-    free(ptrs);
+    m.header = pb_hdr(&a, &r->header);
+    m.succeeded = r->succeeded;
+    m.n_responses = n;
+    m.responses = ptrs;
+    pb_finish(&a, &m.base);
 }
 
 void pb_print_watch(const struct cairn_watch_resp *r)

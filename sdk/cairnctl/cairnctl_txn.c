@@ -236,6 +236,10 @@ static int parse_op(struct ctl *x, const char *line, struct op_store *st,
 
 static void print_txn(const struct ctl *x, const struct cairn_txn_resp *r)
 {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_txn(r);
+        return;
+    }
     if (x->fmt == CTL_JSON) {
         fputs("{\"header\":", stdout);
         out_header_json(&r->header);
