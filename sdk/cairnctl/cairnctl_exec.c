@@ -129,7 +129,10 @@ int ctl_watch_exec(const char *const *argv, size_t argc,
                    const struct cairn_watch_resp *r)
 {
     if (argc == 0 || argv[argc] != NULL) {
-        return -1; /* the caller passes a NULL-terminated argv */
+        /* our bug, not the user's: the callers build a NULL-terminated
+         * argv from the args after "--" (cairnctl links no ASSERT) */
+        fputs("cairnctl: internal error: watch command argv\n", stderr);
+        abort();
     }
     for (size_t i = 0; i < r->events_count; i++) {
         const struct cairn_event *e = &r->events[i];
