@@ -148,7 +148,8 @@ int ctl_watch_exec(const char *const *argv, size_t argc,
 
 /* Progress of a transfer into a file (cairnctl_progress.c): on a
  * terminal a line redrawn by a thread from the file's size (bytes, total,
- * rate, time left); else nothing on stdout. total 0: unknown. */
+ * rate, time left; fd < 0: the time taken); else nothing on stdout.
+ * total 0: unknown. */
 struct ctl_progress {
     const char *what;
     int fd;
@@ -156,6 +157,7 @@ struct ctl_progress {
     double t0;
     bool tty;
     bool running;
+    char note[96]; /* fd < 0: said at the end (set before _end) */
     atomic_bool stop;
     pthread_t th;
 };

@@ -215,6 +215,40 @@ int ctl_endpoints(struct ctl *x, const char **eps,
     return n;
 }
 
+/* The member's db size (0 when it does not answer). */
+static uint64_t db_size(struct cairn_client *c, int64_t deadline_ms)
+{
+    struct cairn_status_resp st;
+    if (cairn_status(c, deadline_ms, &st) != 0) {
+        return 0;
+    }
+    uint64_t n = st.db_size > 0 ? (uint64_t)st.db_size : 0;
+    cairn_status_resp_free(&st);
+    return n;
+}
+
+/* One member's defragment; on a terminal with a line showing the time it
+ * takes, then the db size before and after (stdout otherwise etcdctl's). */
+static int defrag_one(struct cairn_client *c, const char *ep,
+                      int64_t deadline_ms)
+{
+    if (isatty(STDOUT_FILENO) != 1) {
+        return cairn_defragment(c, deadline_ms, NULL);
+    }
+    char before[32], after[32], what[256];
+    fmt_bytes_si(db_size(c, deadline_ms), before, sizeof(before));
+    snprintf(what, sizeof(what), "Defragmenting %s: db %s", ep, before);
+    struct ctl_progress pr;
+    ctl_progress_begin(&pr, what, -1, 0);
+    int rc = cairn_defragment(c, deadline_ms, NULL);
+    if (rc == 0) {
+        fmt_bytes_si(db_size(c, deadline_ms), after, sizeof(after));
+        snprintf(pr.note, sizeof(pr.note), " -> %s", after);
+    }
+    ctl_progress_end(&pr, 0, rc == 0);
+    return rc;
+}
+
 int cmd_defrag(struct ctl *x)
 {
     const char *eps[CAIRN_ENDPOINTS_MAX];
@@ -230,7 +264,7 @@ int cmd_defrag(struct ctl *x)
             cairn_member_list_resp_free(&ml);
             return CTL_EXIT_BAD_ARGS;
         }
-        int rc = cairn_defragment(c, ctl_deadline(x), NULL);
+        int rc = defrag_one(c, eps[i], ctl_deadline(x));
         if (rc != 0) {
             fflush(stdout);
             fprintf(stderr, "Failed to defragment etcd member[%s] (", eps[i]);

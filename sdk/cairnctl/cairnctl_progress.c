@@ -6,6 +6,8 @@
  * logger prints ({"level":"info","ts":..,"msg":..}), so scripts that
  * filter etcdctl's logs filter these too and stdout stays etcdctl's.
  *
+ * Defrag, one call with no bytes to count, shows the time it has taken.
+ *
  * The transfer runs in the caller's thread (libcairn writes the file
  * descriptor); a watcher thread only fstat()s that descriptor, so the
  * transfer is never slowed by drawing and the library needs no callback.
@@ -37,8 +39,25 @@ static uint64_t fd_size(int fd)
 }
 
 /* One redraw: "\r<what>: 12 MB of 20 MB (60%), 4.1 MB/s, 2s left". */
+/* Without a file (fd < 0: one call with nothing to count, as defrag):
+ * "\r<what>, 1.2s", and at the end "\r<what><note> in 1.3s". */
+static void draw_elapsed(const struct ctl_progress *p, bool last)
+{
+    double el = now_s() - p->t0;
+    if (last) {
+        printf("\r%s%s in %.1fs   \n", p->what, p->note, el);
+    } else {
+        printf("\r%s, %.1fs   ", p->what, el);
+    }
+    fflush(stdout);
+}
+
 static void draw(struct ctl_progress *p, uint64_t done, bool last)
 {
+    if (p->fd < 0) {
+        draw_elapsed(p, last);
+        return;
+    }
     if (last) {
         p->total = done; /* the status's size was an estimate */
     }
@@ -64,7 +83,7 @@ static void *watcher(void *arg)
 {
     struct ctl_progress *p = arg;
     while (!atomic_load(&p->stop)) { /* until ctl_progress_end */
-        draw(p, fd_size(p->fd), false);
+        draw(p, p->fd >= 0 ? fd_size(p->fd) : 0, false);
         struct timespec ts = {0, DRAW_EVERY_MS * 1000000L};
         nanosleep(&ts, NULL);
     }
