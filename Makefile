@@ -181,7 +181,10 @@ $(SDK_A): $(SDK_PIC_OBJS)
 	@rm -f $@
 	$(Q)ar rcs $@ $(B)/pic/libcairn-all.o
 
-$(B)/cairnctl: $(CTL_OBJS) $(SDK_A)
+# cairnctl's -w protobuf builds etcd's response messages again: it links
+# the generated message code itself (libcairn.a keeps its copy local).
+CTL_PB_OBJS := $(patsubst %,$(B)/obj/gen/proto/%.pb-c.o,rpc kv auth)
+$(B)/cairnctl: $(CTL_OBJS) $(CTL_PB_OBJS) $(SDK_A)
 	@echo "  LD  $@"
 	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $@ $^ $(SDK_LIBS) -lm
 

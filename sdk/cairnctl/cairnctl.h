@@ -18,9 +18,12 @@
 #ifndef CAIRN_SDK_CAIRNCTL_H
 #define CAIRN_SDK_CAIRNCTL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sdk/include/cairn.h"
 
@@ -72,6 +75,7 @@ struct ctl {
     size_t args_count;
     const char *dash_args[CTL_ARGS_MAX]; /* after "--" (watch exec) */
     size_t dash_args_count;
+    bool dash_seen; /* "--" was given (even with nothing after it) */
     enum ctl_fmt fmt;
     bool hex;
     char *endpoints[CAIRN_ENDPOINTS_MAX];
@@ -114,7 +118,8 @@ int ctl_fail(int code, const char *fmt, ...)
 /* Output helpers (cairnctl_out.c). */
 void out_b64(const uint8_t *p, size_t n);
 void out_json_str(const char *s);
-void out_goquote(const uint8_t *p, size_t n);                    /* Go's %q */
+void out_goquote(const uint8_t *p, size_t n); /* Go's %q */
+void out_goquote_to(FILE *f, const uint8_t *p, size_t n);
 void out_bytes(const struct ctl *x, const uint8_t *p, size_t n); /* simple */
 void out_kv_simple(const struct ctl *x, const struct cairn_kv *kv,
                    bool value_only);
@@ -131,6 +136,49 @@ void fmt_duration(uint64_t ns, char *out, size_t out_size);
 /* An ASCII table like tablewriter with right-aligned cells. */
 void out_table(const char *const *hdr, size_t cols, const char *const *cells,
                size_t rows);
+
+/* watch -- cmd (cairnctl_exec.c): runs argv once per event of r, as
+ * etcdctl 3.4 does, with ETCD_WATCH_REVISION (r's header revision),
+ * ETCD_WATCH_EVENT_TYPE, ETCD_WATCH_KEY and ETCD_WATCH_VALUE (Go-quoted)
+ * added to the environment, stdout and stderr shared. Returns -1 to go
+ * on, or 1 after printing etcdctl's "command [..] error (..)" when the
+ * command could not run or failed. */
+int ctl_watch_exec(const char *const *argv, size_t argc,
+                   const struct cairn_watch_resp *r);
+
+/* Progress of a transfer into a file (cairnctl_progress.c): on a
+ * terminal a line redrawn by a thread from the file's size (bytes, total,
+ * rate, time left; fd < 0: the time taken); else nothing on stdout.
+ * total 0: unknown. */
+struct ctl_progress {
+    const char *what;
+    int fd;
+    uint64_t total;
+    double t0;
+    bool tty;
+    bool running;
+    char note[96]; /* fd < 0: said at the end (set before _end) */
+    atomic_bool stop;
+    pthread_t th;
+};
+void ctl_progress_begin(struct ctl_progress *p, const char *what, int fd,
+                        uint64_t total);
+/* Stops the thread; on a terminal draws the last line (bytes) when ok. */
+void ctl_progress_end(struct ctl_progress *p, uint64_t bytes, bool ok);
+/* One etcdctl-style (zap JSON) info line on stderr; fields: "" or
+ * ",\"k\":v" members without the leading comma. */
+void ctl_progress_log(const char *msg, const char *fields);
+
+/* -w protobuf (cairnctl_pb.c): the response as etcdctl 3.4 marshals and
+ * prints it. */
+void pb_print_header(const struct cairn_header *h);
+void pb_print_range(const struct cairn_range_resp *r);
+void pb_print_put(const struct cairn_put_resp *r);
+void pb_print_delete(const struct cairn_delete_resp *r);
+void pb_print_txn(const struct cairn_txn_resp *r);
+void pb_print_watch(const struct cairn_watch_resp *r);
+void pb_print_members(const struct cairn_header *h,
+                      const struct cairn_member *ms, size_t n);
 
 /* Commands. */
 int cmd_get(struct ctl *x);
@@ -194,6 +242,12 @@ int cmd_config_diff(struct ctl *x);
 int cmd_config_rollback(struct ctl *x);
 int cmd_config_watch(struct ctl *x);
 int cmd_config_subscribers(struct ctl *x);
+int cmd_config_gray_put(struct ctl *x);
+int cmd_config_gray_get(struct ctl *x);
+int cmd_config_gray_promote(struct ctl *x);
+int cmd_config_gray_abandon(struct ctl *x);
+int cmd_audit_list(struct ctl *x);
+int cmd_audit_verify(struct ctl *x);
 
 /* Members as etcdctl's json and fields printers show them (added: the
  * member add answer's new member, or NULL). */
@@ -218,6 +272,13 @@ int ctl_put_req(struct ctl *x, struct cairn_put_req *req, bool use_stdin,
 int ctl_del_req(struct ctl *x, struct cairn_delete_req *req, uint8_t *buf);
 /* A hex lease ID; -1 when malformed. */
 int ctl_parse_lease(const char *s, int64_t *out);
+/* The command table and the global flags (for completion). */
+const struct ctl_cmd *ctl_cmds(size_t *count);
+const struct ctl_opt *ctl_global_opts(size_t *count);
+/* cairnctl_check.c */
+int cmd_check_perf(struct ctl *x);
+/* cairnctl_complete.c */
+int cmd_completion(struct ctl *x);
 /* The command called name ("get"), or NULL. */
 const struct ctl_cmd *ctl_cmd_find(const char *name);
 

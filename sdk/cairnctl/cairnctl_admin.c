@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sdk/cairnctl/cairnctl.h"
@@ -214,6 +215,40 @@ int ctl_endpoints(struct ctl *x, const char **eps,
     return n;
 }
 
+/* The member's db size (0 when it does not answer). */
+static uint64_t db_size(struct cairn_client *c, int64_t deadline_ms)
+{
+    struct cairn_status_resp st;
+    if (cairn_status(c, deadline_ms, &st) != 0) {
+        return 0;
+    }
+    uint64_t n = st.db_size > 0 ? (uint64_t)st.db_size : 0;
+    cairn_status_resp_free(&st);
+    return n;
+}
+
+/* One member's defragment; on a terminal with a line showing the time it
+ * takes, then the db size before and after (stdout otherwise etcdctl's). */
+static int defrag_one(struct cairn_client *c, const char *ep,
+                      int64_t deadline_ms)
+{
+    if (isatty(STDOUT_FILENO) != 1) {
+        return cairn_defragment(c, deadline_ms, NULL);
+    }
+    char before[32], after[32], what[256];
+    fmt_bytes_si(db_size(c, deadline_ms), before, sizeof(before));
+    snprintf(what, sizeof(what), "Defragmenting %s: db %s", ep, before);
+    struct ctl_progress pr;
+    ctl_progress_begin(&pr, what, -1, 0);
+    int rc = cairn_defragment(c, deadline_ms, NULL);
+    if (rc == 0) {
+        fmt_bytes_si(db_size(c, deadline_ms), after, sizeof(after));
+        snprintf(pr.note, sizeof(pr.note), " -> %s", after);
+    }
+    ctl_progress_end(&pr, 0, rc == 0);
+    return rc;
+}
+
 int cmd_defrag(struct ctl *x)
 {
     const char *eps[CAIRN_ENDPOINTS_MAX];
@@ -229,7 +264,7 @@ int cmd_defrag(struct ctl *x)
             cairn_member_list_resp_free(&ml);
             return CTL_EXIT_BAD_ARGS;
         }
-        int rc = cairn_defragment(c, ctl_deadline(x), NULL);
+        int rc = defrag_one(c, eps[i], ctl_deadline(x));
         if (rc != 0) {
             fflush(stdout);
             fprintf(stderr, "Failed to defragment etcd member[%s] (", eps[i]);
@@ -613,6 +648,25 @@ int cmd_member_promote(struct ctl *x)
 
 /* ------------------------------------------------------------ snapshot */
 
+/* "\"k\":\"<v as a JSON string>\"" into out; its length. */
+static int json_fields(char *out, size_t n, const char *k, const char *v)
+{
+    size_t w = (size_t)snprintf(out, n, "\"%s\":\"", k);
+    for (; *v != 0 && w + 8 < n; v++) {
+        unsigned char ch = (unsigned char)*v;
+        if (ch == '"' || ch == '\\') {
+            out[w++] = '\\';
+            out[w++] = (char)ch;
+        } else if (ch < 0x20) {
+            w += (size_t)snprintf(out + w, n - w, "\\u%04x", ch);
+        } else {
+            out[w++] = (char)ch;
+        }
+    }
+    w += (size_t)snprintf(out + w, n - w, "\"");
+    return (int)w;
+}
+
 /* etcdctl's snapshot save: one endpoint, into FILE.part (0600), synced,
  * then renamed to FILE. */
 int cmd_snapshot_save(struct ctl *x)
@@ -649,9 +703,42 @@ int cmd_snapshot_save(struct ctl *x)
         unlink(part);
         return CTL_EXIT_BAD_ARGS;
     }
+    /* On a terminal the progress line; otherwise etcdctl's log lines
+     * (stderr), whose shape scripts already filter. */
+    bool tty = isatty(STDOUT_FILENO) == 1;
+    uint64_t total = 0;
+    char f[4200];
+    if (tty) {
+        struct cairn_status_resp st;
+        if (cairn_status(c, ctl_deadline(x), &st) == 0) {
+            total = st.db_size > 0 ? (uint64_t)st.db_size : 0;
+            cairn_status_resp_free(&st);
+        }
+    } else {
+        json_fields(f, sizeof(f), "path", part);
+        ctl_progress_log("created temporary db file", f);
+        json_fields(f, sizeof(f), "endpoint", x->endpoints[0]);
+        ctl_progress_log("fetching snapshot", f);
+    }
+    struct ctl_progress pr;
+    ctl_progress_begin(&pr, "Saving snapshot", fd, total);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t bytes = 0;
     /* The transfer may take long: the dial timeout plus an hour. */
     int rc = cairn_snapshot(c, fd, x->dial_timeout_ms + 3600 * 1000, &bytes);
+    ctl_progress_end(&pr, bytes, rc == 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rc == 0 && !tty) {
+        char size[32];
+        fmt_bytes_si(bytes, size, sizeof(size));
+        int w = json_fields(f, sizeof(f), "endpoint", x->endpoints[0]);
+        snprintf(f + w, sizeof(f) - (size_t)w, ",\"size\":\"%s\",\"took\":%.9f",
+                 size,
+                 (double)(t1.tv_sec - t0.tv_sec) +
+                     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+        ctl_progress_log("fetched snapshot", f);
+    }
     if (rc == 0 && fsync(fd) != 0) {
         rc = CAIRN_E_IO;
     }
@@ -667,6 +754,10 @@ int cmd_snapshot_save(struct ctl *x)
     if (rc != 0) {
         unlink(part);
         return ctl_fail_call(x, c, rc, CTL_EXIT_INTERRUPTED);
+    }
+    if (!tty) {
+        json_fields(f, sizeof(f), "path", path);
+        ctl_progress_log("saved", f);
     }
     printf("Snapshot saved at %s\n", path);
     return 0;

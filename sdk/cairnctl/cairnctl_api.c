@@ -644,12 +644,27 @@ int cmd_config_get(struct ctl *x)
         }
         return rc < 0 ? 0 : rc;
     }
+    const char *cid = ctl_flag(x, "client-id"), *lab = ctl_flag(x, "labels"),
+               *cache = ctl_flag(x, "cache-dir");
+    if (x->fmt == CTL_JSON && cache[0] == 0) {
+        /* the server's answer as it came (author, message, ...); the
+         * library's release below has only what a cache keeps */
+        char q[4096] = "";
+        if ((cid[0] != 0 && !q_add(q, sizeof(q), "client_id", cid)) ||
+            (lab[0] != 0 && !q_add(q, sizeof(q), "labels", lab))) {
+            return ctl_fail(CTL_EXIT_BAD_ARGS, "--client-id or --labels too "
+                                               "long");
+        }
+        size_t l = strlen(path);
+        snprintf(path + l, sizeof(path) - l, "%s", q);
+        json_t *a;
+        rc = call(x, "GET", path, NULL, &a);
+        return rc < 0 ? 0 : rc;
+    }
     struct cairn_client *c = ctl_client(x);
     if (c == NULL) {
         return CTL_EXIT_ERROR;
     }
-    const char *cid = ctl_flag(x, "client-id"), *lab = ctl_flag(x, "labels"),
-               *cache = ctl_flag(x, "cache-dir");
     struct cairn_config_req q = {.ns = x->args[0],
                                  .app = x->args[1],
                                  .name = x->args[2],
@@ -768,15 +783,24 @@ int cmd_config_diff(struct ctl *x)
         cairn_api_resp_free(&r);
         return ctl_fail(CTL_EXIT_ERROR, "%s", cairn_client_errmsg(c));
     }
-    /* diff -u text, or a JSON object carrying it */
-    json_t *j = json_loadb(r.body, r.body_len, 0, NULL);
-    const char *d = json_string_value(json_object_get(j, "diff"));
-    if (x->fmt != CTL_JSON && d != NULL) {
-        fputs(d, stdout);
-    } else {
-        fwrite(r.body, 1, r.body_len, stdout);
+    /* The server answers diff -u's text; scripts get it in a JSON object
+     * with the names and versions around it. */
+    if (x->fmt == CTL_JSON) {
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s%}", "namespace",
+                              x->args[0], "app", x->args[1], "name", x->args[2],
+                              "from", (json_int_t)from, "to", (json_int_t)to,
+                              "diff", r.body, r.body_len);
+        char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+        cairn_api_resp_free(&r);
+        json_decref(o);
+        if (s == NULL) {
+            return ctl_fail(CTL_EXIT_ERROR, "the diff is not UTF-8");
+        }
+        printf("%s\n", s);
+        free(s);
+        return 0;
     }
-    json_decref(j);
+    fwrite(r.body, 1, r.body_len, stdout);
     cairn_api_resp_free(&r);
     return 0;
 }
@@ -893,4 +917,307 @@ int cmd_config_subscribers(struct ctl *x)
         json_decref(a);
     }
     return rc < 0 ? 0 : rc;
+}
+
+/* ------------------------------------------------------- config gray */
+
+/* The rule of --labels or --percentage (exactly one), or NULL after
+ * printing the error. */
+static json_t *gray_rule(struct ctl *x)
+{
+    const char *lab = ctl_flag(x, "labels"), *pct = ctl_flag(x, "percentage");
+    if ((lab[0] != 0) == (pct[0] != 0)) {
+        ctl_fail(CTL_EXIT_BAD_ARGS, "a gray release needs one rule: "
+                                    "--labels k=v[,k=v...] or --percentage P");
+        return NULL;
+    }
+    if (lab[0] != 0) {
+        json_t *l = NULL;
+        if (svc_labels_json(lab, &l) != 0 || json_object_size(l) == 0) {
+            json_decref(l);
+            ctl_fail(CTL_EXIT_BAD_ARGS, "--labels: k=v[,k=v...]");
+            return NULL;
+        }
+        return json_pack("{s:o}", "labels", l);
+    }
+    char *end = NULL;
+    double p = strtod(pct, &end);
+    if (end == pct || *end != 0 || !(p >= 0 && p <= 100)) {
+        ctl_fail(CTL_EXIT_BAD_ARGS, "--percentage: a number 0-100");
+        return NULL;
+    }
+    return json_pack("{s:f}", "percentage", p);
+}
+
+int cmd_config_gray_put(struct ctl *x)
+{
+    char path[PATH_MAX_BYTES];
+    int rc = cfg_path(x, 3, 4,
+                      "config gray put needs <namespace> <app> <name> "
+                      "[file] (stdin without file)",
+                      path, sizeof(path));
+    if (rc >= 0) {
+        return rc;
+    }
+    json_t *rule = gray_rule(x);
+    if (rule == NULL) {
+        return CTL_EXIT_BAD_ARGS;
+    }
+    FILE *f = stdin;
+    if (x->args_count == 4 && strcmp(x->args[3], "-") != 0) {
+        f = fopen(x->args[3], "rb");
+        if (f == NULL) {
+            json_decref(rule);
+            return ctl_fail(CTL_EXIT_BAD_ARGS, "%s: %s", x->args[3],
+                            strerror(errno));
+        }
+    }
+    size_t len = 0;
+    char *content = read_all(f, &len);
+    if (f != stdin) {
+        fclose(f);
+    }
+    if (content == NULL) {
+        json_decref(rule);
+        return ctl_fail(CTL_EXIT_BAD_ARGS, "cannot read the content (over "
+                                           "2 MiB, or out of memory)");
+    }
+    json_t *d = json_pack("{s:s%,s:s,s:o}", "content", content, len, "format",
+                          ctl_flag(x, "format"), "rule", rule);
+    free(content);
+    if (d == NULL) {
+        return ctl_fail(CTL_EXIT_BAD_ARGS, "the content is not UTF-8");
+    }
+    if (ctl_flag(x, "message")[0] != 0) {
+        json_object_set_new(d, "message", json_string(ctl_flag(x, "message")));
+    }
+    char *body = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    size_t l = strlen(path);
+    snprintf(path + l, sizeof(path) - l, "/gray");
+    json_t *a;
+    rc = call(x, "PUT", path, body, &a);
+    free(body);
+    if (a != NULL) {
+        char v[32], r[32];
+        printf("gray %s/%s/%s version %s revision %s sha256 %s\n", x->args[0],
+               x->args[1], x->args[2], jnum(a, "version", v, sizeof(v)),
+               jnum(a, "revision", r, sizeof(r)), jstr(a, "sha256"));
+        json_decref(a);
+    }
+    return rc < 0 ? 0 : rc;
+}
+
+/* "labels zone=z1,env=prod" or "percentage 12.5" into buf. */
+static const char *rule_text(const json_t *rule, char *buf, size_t n)
+{
+    json_t *pct = json_object_get(rule, "percentage");
+    json_t *labels = json_object_get(rule, "labels");
+    buf[0] = 0;
+    if (json_is_number(pct)) {
+        snprintf(buf, n, "percentage %g", json_number_value(pct));
+        return buf;
+    }
+    size_t w = (size_t)snprintf(buf, n, "labels ");
+    const char *k;
+    json_t *v;
+    bool first = true;
+    json_object_foreach(labels, k, v)
+    {
+        if (w < n) {
+            w += (size_t)snprintf(buf + w, n - w, "%s%s=%s", first ? "" : ",",
+                                  k, json_string_value(v));
+        }
+        first = false;
+    }
+    return buf;
+}
+
+int cmd_config_gray_get(struct ctl *x)
+{
+    char path[PATH_MAX_BYTES];
+    int rc = cfg_path(x, 3, 3, "config gray get needs <namespace> <app> <name>",
+                      path, sizeof(path));
+    if (rc >= 0) {
+        return rc;
+    }
+    size_t l = strlen(path);
+    snprintf(path + l, sizeof(path) - l, "/gray");
+    json_t *a;
+    rc = call(x, "GET", path, NULL, &a);
+    if (a != NULL) {
+        char rule[1024];
+        json_t *rows = json_array();
+        json_array_append_new(
+            rows,
+            json_pack("{s:O?,s:O?,s:s,s:O?,s:O?,s:O?}", "version",
+                      json_object_get(a, "version"), "base_version",
+                      json_object_get(a, "base_version"), "rule",
+                      rule_text(json_object_get(a, "rule"), rule, sizeof(rule)),
+                      "author", json_object_get(a, "author"), "created_at",
+                      json_object_get(a, "created_at"), "message",
+                      json_object_get(a, "message")));
+        static const char *const h[] = {"VERSION", "BASE VERSION", "RULE",
+                                        "AUTHOR",  "CREATED AT",   "MESSAGE"};
+        static const char *const k[] = {"version", "base_version", "rule",
+                                        "author",  "created_at",   "message"};
+        table(rows, h, k, 6);
+        json_decref(rows);
+        const char *content = jstr(a, "content");
+        size_t n = strlen(content);
+        fputs(content, stdout);
+        if (n > 0 && content[n - 1] != '\n') {
+            putchar('\n'); /* the next prompt on a line of its own */
+        }
+        json_decref(a);
+    }
+    return rc < 0 ? 0 : rc;
+}
+
+int cmd_config_gray_promote(struct ctl *x)
+{
+    char path[PATH_MAX_BYTES];
+    int rc =
+        cfg_path(x, 3, 3, "config gray promote needs <namespace> <app> <name>",
+                 path, sizeof(path));
+    if (rc >= 0) {
+        return rc;
+    }
+    size_t l = strlen(path);
+    snprintf(path + l, sizeof(path) - l, "/gray/promote");
+    json_t *a;
+    rc = call(x, "POST", path, "{}", &a);
+    if (a != NULL) {
+        char v[32], r[32];
+        printf("promoted %s/%s/%s gray release as version %s revision %s\n",
+               x->args[0], x->args[1], x->args[2],
+               jnum(a, "version", v, sizeof(v)),
+               jnum(a, "revision", r, sizeof(r)));
+        json_decref(a);
+    }
+    return rc < 0 ? 0 : rc;
+}
+
+int cmd_config_gray_abandon(struct ctl *x)
+{
+    char path[PATH_MAX_BYTES];
+    int rc =
+        cfg_path(x, 3, 3, "config gray abandon needs <namespace> <app> <name>",
+                 path, sizeof(path));
+    if (rc >= 0) {
+        return rc;
+    }
+    size_t l = strlen(path);
+    snprintf(path + l, sizeof(path) - l, "/gray");
+    json_t *a;
+    rc = call(x, "DELETE", path, NULL, &a);
+    if (a != NULL) {
+        char r[32];
+        printf("abandoned %s/%s/%s gray release revision %s\n", x->args[0],
+               x->args[1], x->args[2], jnum(a, "revision", r, sizeof(r)));
+        json_decref(a);
+    }
+    return rc < 0 ? 0 : rc;
+}
+
+/* -------------------------------------------------------------- audit */
+
+int cmd_audit_list(struct ctl *x)
+{
+    if (!want_args(x, 0, 0, "audit list takes no arguments (see --help)")) {
+        return CTL_EXIT_BAD_ARGS;
+    }
+    int64_t since = 0, limit = 0;
+    if (!ctl_flag_int(x, "since", &since) ||
+        !ctl_flag_int(x, "limit", &limit)) {
+        return CTL_EXIT_BAD_ARGS;
+    }
+    char q[4096] = "", num[32];
+    static const char *const filters[] = {"namespace", "principal", "action"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *v = ctl_flag(x, filters[i]);
+        if (v[0] != 0 && !q_add(q, sizeof(q), filters[i], v)) {
+            return ctl_fail(CTL_EXIT_BAD_ARGS, "--%s too long", filters[i]);
+        }
+    }
+    if (since > 0) {
+        snprintf(num, sizeof(num), "%lld", (long long)since);
+        q_add(q, sizeof(q), "since", num);
+    }
+    if (limit > 0) {
+        snprintf(num, sizeof(num), "%lld", (long long)limit);
+        q_add(q, sizeof(q), "limit", num);
+    }
+    char path[PATH_MAX_BYTES];
+    snprintf(path, sizeof(path), "/api/v1/audit%s", q);
+    json_t *a;
+    int rc = call(x, "GET", path, NULL, &a);
+    if (a != NULL) {
+        static const char *const h[] = {
+            "SEQ",    "REVISION",  "TIME",   "PRINCIPAL", "SOURCE",
+            "ACTION", "NAMESPACE", "TARGET", "VERSION",   "MESSAGE"};
+        static const char *const k[] = {
+            "seq",    "revision",  "time",   "principal", "source",
+            "action", "namespace", "target", "version",   "message"};
+        table(json_object_get(a, "records"), h, k, 10);
+        if (json_is_true(json_object_get(a, "more"))) {
+            char ns[32];
+            const char *next = jnum(a, "next_since", ns, sizeof(ns));
+            if (next[0] != 0) {
+                printf("more records: --since %s\n", next);
+            } else {
+                printf("more records: older ones (use --since)\n");
+            }
+        }
+        json_decref(a);
+    }
+    return rc < 0 ? 0 : rc;
+}
+
+int cmd_audit_verify(struct ctl *x)
+{
+    if (!want_args(x, 0, 0, "audit verify takes no arguments")) {
+        return CTL_EXIT_BAD_ARGS;
+    }
+    struct cairn_client *c = ctl_client(x);
+    if (c == NULL) {
+        return CTL_EXIT_ERROR;
+    }
+    struct cairn_api_resp r;
+    int rc = cairn_api_call(c, "GET", "/api/v1/audit/verify", NULL,
+                            ctl_deadline(x), &r);
+    if (rc != 0) {
+        const char *m = cairn_client_errmsg(c);
+        cairn_api_resp_free(&r);
+        return ctl_fail(CTL_EXIT_ERROR, "%s",
+                        m[0] != 0 ? m : cairn_strerror(rc));
+    }
+    json_error_t je;
+    json_t *a = json_loadb(r.body, r.body_len, 0, &je);
+    if (x->fmt == CTL_JSON) {
+        fwrite(r.body, 1, r.body_len, stdout);
+        if (r.body_len == 0 || r.body[r.body_len - 1] != '\n') {
+            putchar('\n');
+        }
+    }
+    cairn_api_resp_free(&r);
+    if (a == NULL) {
+        return ctl_fail(CTL_EXIT_ERROR, "malformed answer: %s", je.text);
+    }
+    char n1[32], n2[32], n3[32], n4[32];
+    bool ok = json_is_true(json_object_get(a, "ok"));
+    if (ok && x->fmt != CTL_JSON) {
+        printf("audit log intact: %s records (seq %s-%s) head hash %s "
+               "revision %s\n",
+               jnum(a, "records", n1, sizeof(n1)),
+               jnum(a, "first_seq", n2, sizeof(n2)),
+               jnum(a, "head_seq", n3, sizeof(n3)), jstr(a, "head_hash"),
+               jnum(a, "revision", n4, sizeof(n4)));
+    } else if (!ok) {
+        ctl_fail(CTL_EXIT_ERROR, "audit log broken at seq %s (key %s): %s",
+                 jnum(a, "broken_seq", n1, sizeof(n1)), jstr(a, "broken_key"),
+                 jstr(a, "reason"));
+    }
+    json_decref(a);
+    return ok ? 0 : CTL_EXIT_ERROR;
 }

@@ -62,7 +62,10 @@ int cmd_lease_grant(struct ctl *x)
         ctl_fail_call(x, c, rc, 0);
         return CTL_EXIT_ERROR;
     }
-    if (x->fmt == CTL_JSON) {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_header(&r.header); /* etcdctl marshals the embedded
+                                     * header alone */
+    } else if (x->fmt == CTL_JSON) {
         json_hdr_open(&r.header);
         printf("\"ID\":%" PRId64 ",\"TTL\":%" PRId64 ",\"Error\":", r.id,
                r.ttl);
@@ -130,7 +133,9 @@ int cmd_lease_timetolive(struct ctl *x)
     if (rc != 0) {
         return ctl_fail_call(x, c, rc, CTL_EXIT_ERROR);
     }
-    if (x->fmt == CTL_JSON) {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_header(&r.header); /* as lease grant */
+    } else if (x->fmt == CTL_JSON) {
         json_hdr_open(&r.header);
         printf("\"id\":%" PRId64 ",\"ttl\":%" PRId64 ",\"granted-ttl\":%" PRId64
                ",\"keys\":",
@@ -189,7 +194,9 @@ int cmd_lease_list(struct ctl *x)
         ctl_fail_call(x, c, rc, 0);
         return CTL_EXIT_ERROR;
     }
-    if (x->fmt == CTL_JSON) {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_header(&r.header); /* as lease grant */
+    } else if (x->fmt == CTL_JSON) {
         json_hdr_open(&r.header);
         fputs("\"leases\":[", stdout);
         for (size_t i = 0; i < r.ids_count; i++) {
@@ -359,7 +366,9 @@ int cmd_member_list(struct ctl *x)
     if (rc != 0) {
         return ctl_fail_call(x, c, rc, CTL_EXIT_ERROR);
     }
-    if (x->fmt == CTL_JSON) {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_members(&r.header, r.members, r.members_count);
+    } else if (x->fmt == CTL_JSON) {
         print_members_json(&r.header, NULL, r.members, r.members_count);
     } else if (x->fmt == CTL_FIELDS) {
         print_members_fields(&r.header, r.members, r.members_count);

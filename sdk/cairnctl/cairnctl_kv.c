@@ -19,6 +19,10 @@
 void print_range(const struct ctl *x, const struct cairn_range_resp *r,
                  bool value_only)
 {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_range(r);
+        return;
+    }
     if (x->fmt == CTL_JSON) {
         bool first = true;
         fputs("{\"header\":", stdout);
@@ -57,6 +61,10 @@ void print_range(const struct ctl *x, const struct cairn_range_resp *r,
 
 void print_put(const struct ctl *x, const struct cairn_put_resp *r)
 {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_put(r);
+        return;
+    }
     if (x->fmt == CTL_JSON) {
         fputs("{\"header\":", stdout);
         out_header_json(&r->header);
@@ -80,6 +88,10 @@ void print_put(const struct ctl *x, const struct cairn_put_resp *r)
 
 void print_delete(const struct ctl *x, const struct cairn_delete_resp *r)
 {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_delete(r);
+        return;
+    }
     if (x->fmt == CTL_JSON) {
         fputs("{\"header\":", stdout);
         out_header_json(&r->header);

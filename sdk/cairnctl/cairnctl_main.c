@@ -269,6 +269,39 @@ static const struct ctl_opt cfg_watch_opts[] = {
     {"client-id", 0, V, "", "client id (gray release by percentage)", NULL},
     {"labels", 0, V, "", "client labels k=v[,k=v...] (gray rules)", NULL},
 };
+static const struct ctl_opt cfg_gray_put_opts[] = {
+    {"format", 0, V, "text", "yaml, json, properties or text", NULL},
+    {"labels", 0, V, "",
+     "rule: clients whose labels include every k=v[,k=v...]", NULL},
+    {"message", 0, V, "", "the gray release's message", NULL},
+    {"percentage", 0, V, "",
+     "rule: this share of client ids (0-100, two decimals at most)", NULL},
+};
+static const struct ctl_opt check_perf_opts[] = {
+    {"auto-compact", 0, B, "false",
+     "Compact storage with last revision after test is finished.", NULL},
+    {"auto-defrag", 0, B, "false", "Defragment storage after test is finished.",
+     NULL},
+    {"duration", 0, V, "60",
+     "seconds the check runs (cairnctl's; etcdctl's is always 60)", NULL},
+    {"load", 0, V, "s",
+     "The performance check's workload model. Accepted workloads: "
+     "s(small), m(medium), l(large), xl(xLarge)",
+     NULL},
+    {"prefix", 0, V, "/etcdctl-check-perf/",
+     "The prefix for writing the performance check's keys.", NULL},
+};
+static const struct ctl_opt audit_opts[] = {
+    {"action", 0, V, "", "only this action's records (config.publish, ...)",
+     NULL},
+    {"limit", 0, V, "0", "records per answer, 1-1000 (0: the server's, 100)",
+     NULL},
+    {"namespace", 0, V, "", "only this namespace's records", NULL},
+    {"principal", 0, V, "", "only this user's records", NULL},
+    {"since", 0, V, "0",
+     "records of writes after this revision, oldest first (0: the newest)",
+     NULL},
+};
 
 #define OPTS(a) a, sizeof(a) / sizeof(a[0])
 
@@ -450,8 +483,54 @@ static const struct ctl_cmd cmds[] = {
      "cairnctl config subscribers <namespace> <app> <name> [flags]",
      "Lists this member's subscribers of a config and what they acked", NULL,
      NULL, 0, cmd_config_subscribers},
+    {"config gray put",
+     "cairnctl config gray put <namespace> <app> <name> [file] "
+     "(--labels k=v,.. | --percentage P) [flags]",
+     "Opens (or replaces) a config's gray release for the clients of a rule "
+     "(content from file, or stdin)",
+     NULL, OPTS(cfg_gray_put_opts), cmd_config_gray_put},
+    {"config gray get",
+     "cairnctl config gray get <namespace> <app> <name> [flags]",
+     "Shows a config's open gray release: rule and content", NULL, NULL, 0,
+     cmd_config_gray_get},
+    {"config gray promote",
+     "cairnctl config gray promote <namespace> <app> <name> [flags]",
+     "Makes the gray release the main release under its version", NULL, NULL, 0,
+     cmd_config_gray_promote},
+    {"config gray abandon",
+     "cairnctl config gray abandon <namespace> <app> <name> [flags]",
+     "Abandons the gray release (its version is not reused)", NULL, NULL, 0,
+     cmd_config_gray_abandon},
+    {"audit", "cairnctl audit [list] [flags]",
+     "Lists the audit records of registry and config writes", NULL,
+     OPTS(audit_opts), cmd_audit_list},
+    {"audit list", "cairnctl audit list [flags]",
+     "Lists the audit records of registry and config writes", NULL,
+     OPTS(audit_opts), cmd_audit_list},
+    {"audit verify", "cairnctl audit verify [flags]",
+     "Checks the audit log's hash chain (exit 1 when broken)", NULL, NULL, 0,
+     cmd_audit_verify},
+    {"check perf", "etcdctl check perf [options] [flags]",
+     "Check the performance of the etcd cluster", NULL, OPTS(check_perf_opts),
+     cmd_check_perf},
+    {"completion", "cairnctl completion bash [flags]",
+     "Prints a bash completion script (source it, or put it in "
+     "/etc/bash_completion.d/)",
+     NULL, NULL, 0, cmd_completion},
 };
 #define CMDS_COUNT (sizeof(cmds) / sizeof(cmds[0]))
+
+const struct ctl_cmd *ctl_cmds(size_t *count)
+{
+    *count = CMDS_COUNT;
+    return cmds;
+}
+
+const struct ctl_opt *ctl_global_opts(size_t *count)
+{
+    *count = GLOBAL_COUNT;
+    return global_opts;
+}
 
 const struct ctl_cmd *ctl_cmd_find(const char *name)
 {
@@ -463,9 +542,9 @@ const struct ctl_cmd *ctl_cmd_find(const char *name)
     return NULL;
 }
 
-static const char *const groups[] = {
-    "lease", "member", "endpoint", "alarm",   "auth",
-    "user",  "role",   "snapshot", "service", "config"};
+static const char *const groups[] = {"lease",    "member",  "endpoint", "alarm",
+                                     "auth",     "user",    "role",     "check",
+                                     "snapshot", "service", "config"};
 
 int ctl_fail(int code, const char *fmt, ...)
 {
@@ -618,16 +697,18 @@ static bool takes_value_anywhere(const char *name, size_t len, char sn)
      * command (or globally) consumes the next argument. */
 #define N_(a) (sizeof(a) / sizeof(a[0]))
     const struct ctl_opt *tabs[] = {
-        global_opts,   get_opts,          put_opts,       del_opts,
-        watch_opts,    svc_register_opts, svc_list_opts,  cfg_publish_opts,
-        cfg_get_opts,  cfg_rollback_opts, cfg_watch_opts, member_add_opts,
-        user_add_opts, lock_opts};
+        global_opts,    get_opts,          put_opts,          del_opts,
+        watch_opts,     svc_register_opts, svc_list_opts,     cfg_publish_opts,
+        cfg_get_opts,   cfg_rollback_opts, cfg_watch_opts,    member_add_opts,
+        user_add_opts,  lock_opts,         cfg_gray_put_opts, audit_opts,
+        check_perf_opts};
     const size_t counts[] = {
         GLOBAL_COUNT,          N_(get_opts),         N_(put_opts),
         N_(del_opts),          N_(watch_opts),       N_(svc_register_opts),
         N_(svc_list_opts),     N_(cfg_publish_opts), N_(cfg_get_opts),
         N_(cfg_rollback_opts), N_(cfg_watch_opts),   N_(member_add_opts),
-        N_(user_add_opts),     N_(lock_opts)};
+        N_(user_add_opts),     N_(lock_opts),        N_(cfg_gray_put_opts),
+        N_(audit_opts),        N_(check_perf_opts)};
 #undef N_
     for (size_t t = 0; t < sizeof(tabs) / sizeof(tabs[0]); t++) {
         for (size_t i = 0; i < counts[t]; i++) {
@@ -642,14 +723,34 @@ static bool takes_value_anywhere(const char *name, size_t len, char sn)
     return false;
 }
 
-/* Finds the command: the first one or two positional words. */
-static const struct ctl_cmd *find_cmd(int argc, char **argv, int *skip_a,
-                                      int *skip_b, const char **group)
+/* The command of the first n words ("config gray put"), or NULL. */
+static const struct ctl_cmd *cmd_of_words(const char *const *words, int n)
 {
-    const char *words[2] = {NULL, NULL};
-    int idx[2] = {-1, -1};
+    char full[96] = "";
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(full);
+        snprintf(full + l, sizeof(full) - l, "%s%s", i > 0 ? " " : "",
+                 words[i]);
+    }
+    for (size_t i = 0; i < CMDS_COUNT; i++) {
+        if (strcmp(cmds[i].name, full) == 0) {
+            return &cmds[i];
+        }
+    }
+    return NULL;
+}
+
+/* Finds the command: the longest match of the first one to three
+ * positional words; skip[] gets the argv indexes of its words (-1 for
+ * none), *group the group named by the first word when no command
+ * matched it. */
+static const struct ctl_cmd *find_cmd(int argc, char **argv, int skip[3],
+                                      const char **group)
+{
+    const char *words[3] = {NULL, NULL, NULL};
+    int idx[3] = {-1, -1, -1};
     int nw = 0;
-    for (int i = 1; i < argc && nw < 2; i++) {
+    for (int i = 1; i < argc && nw < 3; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--") == 0) {
             break;
@@ -666,45 +767,34 @@ static const struct ctl_cmd *find_cmd(int argc, char **argv, int *skip_a,
         words[nw] = a;
         idx[nw++] = i;
     }
-    *skip_a = idx[0];
-    *skip_b = -1;
+    skip[0] = idx[0];
+    skip[1] = skip[2] = -1;
     *group = NULL;
-    if (words[0] == NULL) {
-        return NULL;
-    }
-    for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
-        if (strcmp(words[0], groups[g]) == 0) {
-            *group = groups[g];
-            if (words[1] == NULL) {
-                return NULL;
+    for (int k = nw; k >= 1; k--) {
+        const struct ctl_cmd *c = cmd_of_words(words, k);
+        if (c != NULL) {
+            for (int i = 1; i < k; i++) {
+                skip[i] = idx[i];
             }
-            char full[64];
-            snprintf(full, sizeof(full), "%s %s", words[0], words[1]);
-            for (size_t i = 0; i < CMDS_COUNT; i++) {
-                if (strcmp(cmds[i].name, full) == 0) {
-                    *skip_b = idx[1];
-                    return &cmds[i];
-                }
-            }
-            return NULL;
+            return c;
         }
     }
-    for (size_t i = 0; i < CMDS_COUNT; i++) {
-        if (strcmp(cmds[i].name, words[0]) == 0) {
-            return &cmds[i];
+    for (size_t g = 0; nw > 0 && g < sizeof(groups) / sizeof(groups[0]); g++) {
+        if (strcmp(words[0], groups[g]) == 0) {
+            *group = groups[g];
         }
     }
     return NULL;
 }
 
 /* Parses flags and positional args into x; an exit code or -1 to go on. */
-static int parse_args(struct ctl *x, int argc, char **argv, int skip_a,
-                      int skip_b, bool *help)
+static int parse_args(struct ctl *x, int argc, char **argv, const int skip[3],
+                      bool *help)
 {
     bool dash = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (i == skip_a || i == skip_b) {
+        if (i == skip[0] || i == skip[1] || i == skip[2]) {
             continue;
         }
         if (dash || a[0] != '-' || a[1] == 0) {
@@ -718,6 +808,7 @@ static int parse_args(struct ctl *x, int argc, char **argv, int skip_a,
         }
         if (strcmp(a, "--") == 0) {
             dash = true;
+            x->dash_seen = true;
             continue;
         }
         bool is_long = a[1] == '-';
@@ -804,6 +895,32 @@ static int apply_env(struct ctl *x)
     return -1;
 }
 
+/* -w protobuf: the commands where etcdctl 3.4 has it and cairnctl prints
+ * it (cairnctl_pb.c); -1 to go on, else the exit code after the error. */
+static int protobuf_ok(const char *cmd)
+{
+    static const char *const yes[] = {
+        "get",         "put",         "del",        "watch",
+        "member list", "lease grant", "lease list", "lease timetolive",
+        "txn"};
+    static const char *const never[] = {"endpoint health", "endpoint status",
+                                        "endpoint hashkv"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcmp(cmd, yes[i]) == 0) {
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++) {
+        if (strcmp(cmd, never[i]) == 0) {
+            return ctl_fail(CTL_EXIT_BAD_FEATURE,
+                            "protobuf not supported as output format");
+        }
+    }
+    return ctl_fail(CTL_EXIT_BAD_FEATURE,
+                    "protobuf output of %s is not supported by cairnctl yet",
+                    cmd);
+}
+
 static int setup_globals(struct ctl *x)
 {
     const char *w = ctl_flag(x, "write-out");
@@ -817,8 +934,10 @@ static int setup_globals(struct ctl *x)
         return ctl_fail(CTL_EXIT_BAD_FEATURE, "unknown output format %s", w);
     }
     if (x->fmt == CTL_PROTOBUF) {
-        return ctl_fail(CTL_EXIT_BAD_FEATURE,
-                        "protobuf output is not supported by cairnctl yet");
+        int rc = protobuf_ok(x->cmd->name);
+        if (rc >= 0) {
+            return rc;
+        }
     }
     x->hex = ctl_flag_bool(x, "hex");
     x->dial_timeout_ms = parse_duration_ms(ctl_flag(x, "dial-timeout"), 2000);
@@ -978,11 +1097,11 @@ int main(int argc, char **argv)
 {
     struct ctl x;
     memset(&x, 0, sizeof(x));
-    int skip_a, skip_b;
+    int skip[3];
     const char *group;
-    const struct ctl_cmd *cmd = find_cmd(argc, argv, &skip_a, &skip_b, &group);
+    const struct ctl_cmd *cmd = find_cmd(argc, argv, skip, &group);
     if (cmd == NULL) {
-        bool help = skip_a < 0;
+        bool help = skip[0] < 0;
         for (int i = 1; i < argc; i++) {
             help = help || strcmp(argv[i], "--help") == 0 ||
                    strcmp(argv[i], "-h") == 0;
@@ -994,7 +1113,7 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "Error: unknown command \"%s\" for \"cairnctl\"\n"
                 "Run 'cairnctl --help' for usage.\n",
-                argv[skip_a]);
+                argv[skip[0]]);
         return CTL_EXIT_ERROR;
     }
     x.cmd = cmd;
@@ -1005,7 +1124,7 @@ int main(int argc, char **argv)
         x.opts[x.opts_count++] = global_opts[i];
     }
     bool help = false;
-    int rc = parse_args(&x, argc, argv, skip_a, skip_b, &help);
+    int rc = parse_args(&x, argc, argv, skip, &help);
     if (rc < 0 && help) {
         usage(cmd);
         return 0;

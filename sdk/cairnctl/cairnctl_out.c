@@ -67,7 +67,12 @@ static size_t utf8_len(const uint8_t *p, size_t n)
 
 void out_goquote(const uint8_t *p, size_t n)
 {
-    putchar('"');
+    out_goquote_to(stdout, p, n);
+}
+
+void out_goquote_to(FILE *f, const uint8_t *p, size_t n)
+{
+    putc('"', f);
     for (size_t i = 0; i < n; i++) {
         uint8_t ch = p[i];
         size_t u;
@@ -82,17 +87,17 @@ void out_goquote(const uint8_t *p, size_t n)
                           : ch == '\\' ? "\\\\"
                                        : NULL;
         if (esc != NULL) {
-            fputs(esc, stdout);
+            fputs(esc, f);
         } else if (ch >= 0x20 && ch < 0x7f) {
-            putchar(ch);
+            putc(ch, f);
         } else if (ch >= 0x80 && (u = utf8_len(p + i, n - i)) > 0) {
-            fwrite(p + i, 1, u, stdout);
+            fwrite(p + i, 1, u, f);
             i += u - 1;
         } else {
-            printf("\\x%02x", ch);
+            fprintf(f, "\\x%02x", ch);
         }
     }
-    putchar('"');
+    putc('"', f);
 }
 
 void out_bytes(const struct ctl *x, const uint8_t *p, size_t n)

@@ -236,6 +236,10 @@ static int parse_op(struct ctl *x, const char *line, struct op_store *st,
 
 static void print_txn(const struct ctl *x, const struct cairn_txn_resp *r)
 {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_txn(r);
+        return;
+    }
     if (x->fmt == CTL_JSON) {
         fputs("{\"header\":", stdout);
         out_header_json(&r->header);
@@ -392,6 +396,10 @@ int cmd_txn(struct ctl *x)
 
 static void print_watch(const struct ctl *x, const struct cairn_watch_resp *r)
 {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_watch(r);
+        return;
+    }
     if (x->fmt == CTL_JSON) {
         fputs("{\"Header\":", stdout);
         out_header_json(&r->header);
@@ -445,6 +453,21 @@ static void print_watch(const struct ctl *x, const struct cairn_watch_resp *r)
 static int watch_open(struct ctl *x, struct cairn_client *c,
                       struct cairn_watch **w)
 {
+    if (x->args_count == 0 && getenv("ETCDCTL_WATCH_KEY") != NULL) {
+        /* etcdctl 3.4 takes the key (and range end) from these too */
+        x->args[x->args_count++] = getenv("ETCDCTL_WATCH_KEY");
+        if (getenv("ETCDCTL_WATCH_RANGE_END") != NULL) {
+            x->args[x->args_count++] = getenv("ETCDCTL_WATCH_RANGE_END");
+        }
+    }
+    if (x->dash_seen && x->dash_args_count == 0) {
+        return ctl_fail(CTL_EXIT_BAD_ARGS,
+                        "bad number of arguments (found separator --, but "
+                        "no commands)");
+    }
+    if (x->dash_seen && (x->args_count == 0 || x->args_count > 2)) {
+        return ctl_fail(CTL_EXIT_BAD_ARGS, "bad number of arguments");
+    }
     if (x->args_count == 0 || x->args_count > 2) {
         return ctl_fail(CTL_EXIT_BAD_ARGS,
                         "watch in non-interactive mode requires one or two "
@@ -480,8 +503,10 @@ static int watch_open(struct ctl *x, struct cairn_client *c,
     return rc != 0 ? ctl_fail_call(x, c, rc, CTL_EXIT_BAD_CONN) : -1;
 }
 
-/* Prints what w has within wait_ms; an exit code when it ended. */
-static int watch_pump(struct ctl *x, struct cairn_watch *w, int64_t wait_ms)
+/* Prints what w has within wait_ms, running cmd (NULL-terminated, or
+ * none when cmd_count is 0) per event; an exit code when it ended. */
+static int watch_pump(struct ctl *x, struct cairn_watch *w, int64_t wait_ms,
+                      const char *const *cmd, size_t cmd_count)
 {
     struct cairn_watch_resp r;
     int rc = cairn_watch_next(w, wait_ms, &r);
@@ -493,13 +518,30 @@ static int watch_pump(struct ctl *x, struct cairn_watch *w, int64_t wait_ms)
         return ctl_fail(CTL_EXIT_BAD_CONN, "watch is canceled by the server");
     }
     print_watch(x, &r);
+    rc = cmd_count > 0 ? ctl_watch_exec(cmd, cmd_count, &r) : -1;
     cairn_watch_resp_free(&r);
-    return -1;
+    return rc;
+}
+
+/* The command of one interactive watch line (copied: the line buffer is
+ * reused). */
+struct watch_cmd {
+    char *argv[TOKENS_MAX + 1];
+    size_t argc;
+};
+
+static void watch_cmd_free(struct watch_cmd *c)
+{
+    for (size_t i = 0; i < c->argc; i++) {
+        free(c->argv[i]);
+    }
+    c->argc = 0;
 }
 
 static int watch_interactive(struct ctl *x, struct cairn_client *c)
 {
     struct cairn_watch *ws[16];
+    static struct watch_cmd cmds[16];
     size_t n = 0;
     int rc = -1;
     bool eof = false;
@@ -530,8 +572,19 @@ static int watch_interactive(struct ctl *x, struct cairn_client *c)
                     y.opts[i].val = NULL;
                 }
             }
+            struct watch_cmd *wc = &cmds[n];
+            wc->argc = 0;
             for (size_t i = 1; i < nt; i++) {
                 char *t = tok[i];
+                if (strcmp(t, "--") == 0) {
+                    y.dash_seen = true;
+                    for (i++; i < nt; i++) {
+                        wc->argv[wc->argc] = strdup(tok[i]);
+                        wc->argc += wc->argv[wc->argc] != NULL;
+                    }
+                    y.dash_args_count = wc->argc;
+                    break;
+                }
                 if (strncmp(t, "--", 2) == 0) {
                     char *eq = strchr(t, '=');
                     size_t len = eq ? (size_t)(eq - t - 2) : strlen(t + 2);
@@ -548,16 +601,21 @@ static int watch_interactive(struct ctl *x, struct cairn_client *c)
                     y.args[y.args_count++] = t;
                 }
             }
+            wc->argv[wc->argc] = NULL;
             if (watch_open(&y, c, &ws[n]) < 0) {
                 n++;
+            } else {
+                watch_cmd_free(wc);
             }
         }
         for (size_t i = 0; i < n && rc < 0; i++) {
-            rc = watch_pump(x, ws[i], 20);
+            rc = watch_pump(x, ws[i], 20, (const char *const *)cmds[i].argv,
+                            cmds[i].argc);
         }
     }
     for (size_t i = 0; i < n; i++) {
         cairn_watch_close(ws[i]);
+        watch_cmd_free(&cmds[i]);
     }
     if (rc < 0 && eof) {
         rc = ctl_fail(CTL_EXIT_INVALID_INPUT,
@@ -568,11 +626,6 @@ static int watch_interactive(struct ctl *x, struct cairn_client *c)
 
 int cmd_watch(struct ctl *x)
 {
-    if (x->dash_args_count > 0) {
-        return ctl_fail(CTL_EXIT_BAD_FEATURE,
-                        "running a command per event is not supported by "
-                        "cairnctl yet");
-    }
     struct cairn_client *c = ctl_client(x);
     if (c == NULL) {
         return CTL_EXIT_BAD_ARGS;
@@ -582,8 +635,13 @@ int cmd_watch(struct ctl *x)
     }
     struct cairn_watch *w = NULL;
     int rc = watch_open(x, c, &w);
+    const char *cmd[CTL_ARGS_MAX + 1];
+    for (size_t i = 0; i < x->dash_args_count; i++) {
+        cmd[i] = x->dash_args[i];
+    }
+    cmd[x->dash_args_count] = NULL;
     while (rc < 0) { /* until the watch ends or the process is stopped */
-        rc = watch_pump(x, w, 1000);
+        rc = watch_pump(x, w, 1000, cmd, x->dash_args_count);
     }
     cairn_watch_close(w);
     return rc;
