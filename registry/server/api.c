@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/assert.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/err.h"
@@ -222,11 +223,50 @@ void api__fill_header(struct server *s, Etcdserverpb__ResponseHeader *h,
     h->raft_term = node_term(s->node);
 }
 
+static void nospace_done(void *ctx, const struct apply_result *res)
+{
+    (void)ctx;
+    (void)res; /* refused or lost: the next refused write asks again */
+}
+
+/* A write the store refused for --quota-backend-bytes raises this
+ * member's NOSPACE alarm, as etcd's quota check does before it answers
+ * "database space exceeded"; then every member refuses writes at once
+ * (apply's nospace) until an operator frees space and disarms it. At most
+ * one proposal a second. */
+static void raise_nospace(struct server *s)
+{
+    uint64_t now = uv_now(s->loop);
+    Etcdserverpb__AlarmRequest req = ETCDSERVERPB__ALARM_REQUEST__INIT;
+    uint8_t buf[64];
+    size_t len;
+    if (s->node == NULL ||
+        (s->nospace_raised_ms != 0 && now - s->nospace_raised_ms < 1000)) {
+        return;
+    }
+    s->nospace_raised_ms = now;
+    req.action = ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__ACTIVATE;
+    req.memberid = s->member_id;
+    req.alarm = ETCDSERVERPB__ALARM_TYPE__NOSPACE;
+    len = etcdserverpb__alarm_request__get_packed_size(&req);
+    ASSERT(len <= sizeof(buf));
+    etcdserverpb__alarm_request__pack(&req, buf);
+    if (node_propose(s->node, APPLY_ALARM, buf, len, 0, nospace_done, NULL) !=
+        0) {
+        s->nospace_raised_ms = 0;
+    }
+    LOGW("api", "a write exceeded --quota-backend-bytes: raising the NOSPACE "
+                "alarm (writes are refused until it is disarmed)");
+}
+
 /* After a write is applied: the applier encoded the response already. */
 static void on_proposed(void *ctx, const struct apply_result *res)
 {
     struct api_op *op = ctx;
     op->async_refs--;
+    if (res->err == ERR_NOSPACE) {
+        raise_nospace(op->s);
+    }
     api__finish(op, res->err, res->resp, res->resp_len);
     api__op_maybe_free(op);
 }
@@ -468,8 +508,38 @@ static int lease_leases_fn(struct api_op *op, const ProtobufCMessage *req)
 
 /* ------------------------------------------------------------ Maintenance */
 
+/* Status's errors: one text per active alarm, as etcd prints an
+ * AlarmMember ("memberID:<id> alarm:NOSPACE "). */
+struct status_errs {
+    char text[8][64];
+    char *p[8];
+    size_t n;
+};
+
+static int collect_alarm(void *ctx, const void *name, size_t name_len,
+                         const void *value, size_t value_len)
+{
+    struct status_errs *e = ctx;
+    const uint8_t *b = name;
+    (void)value;
+    (void)value_len;
+    if (name_len != 9 || e->n == 8) {
+        return 0;
+    }
+    const char *type = b[8] == ETCDSERVERPB__ALARM_TYPE__NOSPACE   ? "NOSPACE"
+                       : b[8] == ETCDSERVERPB__ALARM_TYPE__CORRUPT ? "CORRUPT"
+                                                                   : "NONE";
+    snprintf(e->text[e->n], sizeof(e->text[0]), "memberID:%llu alarm:%s ",
+             (unsigned long long)be64_get(b), type);
+    e->p[e->n] = e->text[e->n];
+    e->n++;
+    return 0;
+}
+
 static int maint_status_fn(struct api_op *op, const ProtobufCMessage *req)
 {
+    struct status_errs errs = {.n = 0};
+    struct kv_read *rd;
     Etcdserverpb__StatusResponse resp = ETCDSERVERPB__STATUS_RESPONSE__INIT;
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
     struct node_status st;
@@ -492,6 +562,12 @@ static int maint_status_fn(struct api_op *op, const ProtobufCMessage *req)
     resp.islearner = st.learner;
     resp.storageversion = storage;
     resp.dbsizequota = (int64_t)op->s->limits.v[LIMIT_QUOTA_BACKEND_BYTES];
+    if (node_read_begin(op->s->node, &rd) == 0) {
+        (void)kv_aux_list(rd, KV_AUX_ALARM, collect_alarm, &errs);
+        node_read_end(op->s->node, rd);
+    }
+    resp.n_errors = errs.n;
+    resp.errors = errs.p;
     api__finish_msg(op, &resp.base);
     return 0;
 }

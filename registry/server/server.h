@@ -150,7 +150,8 @@ struct server {
     /* closed at accept: gRPC connections alone fill LIMIT_CONNECTIONS
      * (past the sniff, each side counts its own refusals) */
     uint64_t conns_refused_at_accept;
-    void *http;      /* registry/http state, when built */
+    uint64_t nospace_raised_ms; /* api.c: the last NOSPACE alarm proposed */
+    void *http;                 /* registry/http state, when built */
     void *watch;     /* watch service state (registry/server/api_watch.c) */
     void *lease;     /* lease service state (registry/server/api_lease.c) */
     void *compactor; /* auto compaction (compactor.c), when on */
