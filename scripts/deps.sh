@@ -21,8 +21,10 @@ PKGS="$PKGS clang libclang-rt-dev"
 # The container image (make image, tests/integration/image.test): umoci
 # builds and unpacks OCI layouts without a container engine.
 PKGS="$PKGS umoci"
+# The chart test (tests/integration/helm_chart.test) reads helm's renders.
+PKGS="$PKGS python3-yaml"
 if [ "${1:-}" = "--build-only" ]; then
-    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|prometheus|clang$|libclang-rt-dev$|umoci$)' | tr '\n' ' ')
+    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|prometheus|clang$|libclang-rt-dev$|umoci$|python3-yaml$)' | tr '\n' ' ')
 fi
 
 missing=""
