@@ -22,6 +22,10 @@
 # sdk/cairnctl/*.c -> cairnctl, linked against libcairn.a alone.
 #
 #   make install PREFIX=/usr/local [DESTDIR=]   header, libs, cairn.pc, cairnctl
+#   make chart-test           helm lint/template + render run of charts/cairn
+#   make image                the container image as an OCI archive,
+#                             $(B)/cairn-image.tar (umoci, no engine needed;
+#                             scripts/image.sh; Containerfile is the same image)
 
 MODE ?= release
 SANITIZE ?=
@@ -116,7 +120,8 @@ TEST_KINDS := sim crash integration compat
 TEST_BINS := $(foreach k,$(TEST_KINDS),$(if $(wildcard tests/$(k)/*.c),$(B)/tests/$(k)))
 
 .PHONY: all clean test run lint bench deps deps-build sim sim-long crash \
-        itest compat fuzz fuzz-build fuzz-replay fuzz-seeds unit install
+        itest compat fuzz fuzz-build fuzz-replay fuzz-seeds unit install \
+        image chart-test
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BENCH_LIB) $(SDK_SO) $(SDK_A) $(PROGS) $(UNIT_BINS) \
@@ -332,6 +337,15 @@ fuzz-seeds: $(FUZZ_DIR)/fuzz-seeds
 
 lint:
 	$(Q)tests/lint/lint.sh $(B)
+
+image: $(B)/cairnd $(B)/cairnctl
+	$(Q)scripts/image.sh $(B) $(B)/cairn-image.tar
+
+# charts/cairn: helm lint/template over ci/ values, offline validation, and
+# the rendered StatefulSet run in network namespaces (helm from npm).
+chart-test: $(B)/cairnd $(B)/cairnctl
+	$(Q)CAIRN_BUILD=$(CURDIR)/$(B) CAIRN_ROOT=$(CURDIR) \
+	    tests/integration/helm_chart.test
 
 clean:
 	rm -rf build

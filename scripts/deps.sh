@@ -18,8 +18,13 @@ PKGS="$PKGS golang-go golang-google-grpc-dev prometheus"
 # Fuzz targets (make fuzz, tests/fuzz/fuzz.test): clang and its libFuzzer
 # runtime (libclang_rt.fuzzer in libclang-rt-dev -> libclang-rt-14-dev).
 PKGS="$PKGS clang libclang-rt-dev"
+# The container image (make image, tests/integration/image.test): umoci
+# builds and unpacks OCI layouts without a container engine.
+PKGS="$PKGS umoci"
+# The chart test (tests/integration/helm_chart.test) reads helm's renders.
+PKGS="$PKGS python3-yaml"
 if [ "${1:-}" = "--build-only" ]; then
-    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|prometheus|clang$|libclang-rt-dev$)' | tr '\n' ' ')
+    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|prometheus|clang$|libclang-rt-dev$|umoci$|python3-yaml$)' | tr '\n' ' ')
 fi
 
 missing=""
