@@ -569,8 +569,13 @@ int http__call(struct http_conn *c, const uint8_t *req, size_t len,
     c->wait = HTTP_WAIT_CALL;
     /* the node's timeout bounds the wait, not lws's */
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
-    op = api_call_auth(c->h->s, c->m, req, len, timeout_ms,
-                       c->token[0] != '\0' ? c->token : NULL, call_done, c);
+    /* the probes read as the server itself: with auth on, a read refused
+     * for want of a token would say nothing about the member */
+    const char *token = c->purpose != HTTP_FOR_GATEWAY ? api_token_internal
+                        : c->token[0] != '\0'          ? c->token
+                                                       : NULL;
+    op =
+        api_call_auth(c->h->s, c->m, req, len, timeout_ms, token, call_done, c);
     if (op != NULL) {
         ASSERT(c->wait == HTTP_WAIT_CALL);
         c->op = op;

@@ -92,6 +92,8 @@ void api_cancel(struct api_op *op)
     }
 }
 
+const char api_token_internal[] = "";
+
 struct api_op *api_call(struct server *s, const struct api_method *m,
                         const uint8_t *req, size_t len, uint32_t timeout_ms,
                         api_done_fn done, void *ctx)

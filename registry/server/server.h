@@ -92,6 +92,11 @@ struct api_op *api_call_auth(struct server *s, const struct api_method *m,
                              uint32_t timeout_ms, const char *token,
                              api_done_fn done, void *ctx);
 
+/* Pass this (by address: its bytes mean nothing) as api_call_auth's token
+ * for the server's own checks (the health probes): auth is not checked.
+ * No client can send it: a client's token is always its own copy. */
+extern const char api_token_internal[];
+
 /* What a registry or config write records in the audit log (docs/audit.md;
  * consensus/apply writes it, chained, with the write). Strings borrowed for
  * the call; NULL is "". */
