@@ -114,8 +114,8 @@ static void *run(void *arg)
         if (rc == 0) {
             w->ok++;
             if (w->lat_count < w->lat_cap) {
-                w->lat_us[w->lat_count++] = us > UINT32_MAX ? UINT32_MAX
-                                                            : (uint32_t)us;
+                w->lat_us[w->lat_count++] =
+                    us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
             }
         } else {
             if (w->failed++ == 0) {
@@ -171,16 +171,35 @@ static int parse(int argc, char **argv, struct cfg *c)
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 'e': c->endpoint = optarg; break;
-        case 'c': c->clients = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 't': c->total = strtoull(optarg, NULL, 10); break;
-        case 'k': c->key_size = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'v': c->val_size = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 's': c->key_space = strtoull(optarg, NULL, 10); break;
-        case 'l': c->serializable = optarg[0] == 's'; break;
-        case 'r': c->seed = strtoull(optarg, NULL, 10); break;
-        case 'j': c->json = 1; break;
-        default: return -1;
+        case 'e':
+            c->endpoint = optarg;
+            break;
+        case 'c':
+            c->clients = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 't':
+            c->total = strtoull(optarg, NULL, 10);
+            break;
+        case 'k':
+            c->key_size = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'v':
+            c->val_size = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 's':
+            c->key_space = strtoull(optarg, NULL, 10);
+            break;
+        case 'l':
+            c->serializable = optarg[0] == 's';
+            break;
+        case 'r':
+            c->seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'j':
+            c->json = 1;
+            break;
+        default:
+            return -1;
         }
     }
     if (c->clients == 0 || c->clients > CLIENTS_MAX || c->total == 0 ||
@@ -269,8 +288,8 @@ int main(int argc, char **argv)
                " in %.3f s\n"
                "  throughput %.1f ok/s\n"
                "  latency ms p50 %.3f p99 %.3f max %.3f\n",
-               argv[1], cfg.clients, cfg.key_size, cfg.val_size, cfg.total,
-               ok, failed, secs, tput, PCT(0.5), PCT(0.99), PCT(1.0));
+               argv[1], cfg.clients, cfg.key_size, cfg.val_size, cfg.total, ok,
+               failed, secs, tput, PCT(0.5), PCT(0.99), PCT(1.0));
         if (first_err) {
             printf("  first error: %s\n", cairn_strerror(first_err));
         }

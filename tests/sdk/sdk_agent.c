@@ -1,7 +1,7 @@
 /*
  * sdk_agent.c - one libcairn client role per process, for the failover
- * and cache tests (the tests/sdk .test scripts), which kill, stop and restart the
- * servers around it and read what it prints.
+ * and cache tests (the tests/sdk .test scripts), which kill, stop and restart
+ * the servers around it and read what it prints.
  *
  *   sdk-agent watch EPS PREFIX REV SECONDS
  *       watch PREFIX from revision REV (0: now) until the key PREFIX"end"
@@ -54,8 +54,8 @@ static void say(const char *fmt, ...)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    long ms = (ts.tv_sec - t0.tv_sec) * 1000 +
-              (ts.tv_nsec - t0.tv_nsec) / 1000000;
+    long ms =
+        (ts.tv_sec - t0.tv_sec) * 1000 + (ts.tv_nsec - t0.tv_nsec) / 1000000;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -70,8 +70,7 @@ static int client(char *eps, struct cairn_client **out)
     const char *list[CAIRN_ENDPOINTS_MAX];
     size_t n = 0;
     for (char *save = NULL, *p = strtok_r(eps, ",", &save);
-         p != NULL && n < CAIRN_ENDPOINTS_MAX;
-         p = strtok_r(NULL, ",", &save)) {
+         p != NULL && n < CAIRN_ENDPOINTS_MAX; p = strtok_r(NULL, ",", &save)) {
         list[n++] = p;
     }
     struct cairn_options o;
@@ -106,12 +105,12 @@ static int do_watch(char *eps, const char *prefix, int64_t rev, int secs)
     }
     uint8_t end[512];
     size_t pl = strlen(prefix);
-    struct cairn_watch_req wq = {.key = (const uint8_t *)prefix,
-                                 .key_len = pl,
-                                 .range_end = end,
-                                 .range_end_len = cairn_prefix_end(
-                                     (const uint8_t *)prefix, pl, end),
-                                 .start_revision = rev};
+    struct cairn_watch_req wq = {
+        .key = (const uint8_t *)prefix,
+        .key_len = pl,
+        .range_end = end,
+        .range_end_len = cairn_prefix_end((const uint8_t *)prefix, pl, end),
+        .start_revision = rev};
     struct cairn_watch *w;
     int rc = cairn_watch_open(c, &wq, 5000, &w);
     if (rc != 0) {

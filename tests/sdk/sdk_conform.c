@@ -33,8 +33,8 @@ struct t {
     const char *pfx;
     int n;
     int fails;
-    int64_t r0;           /* revision before the first write */
-    int64_t leases[16];   /* granted lease ids, in order */
+    int64_t r0;         /* revision before the first write */
+    int64_t leases[16]; /* granted lease ids, in order */
     size_t leases_count;
     struct cairn_client *c;
     struct cairn_client *c2; /* a second session (lock, election) */
@@ -108,8 +108,7 @@ static void key(struct t *t, const char *suffix, uint8_t *buf, size_t *len)
 
 /* A kv as one line: key (prefix stripped) = value, revisions, version,
  * lease. */
-static void kv_str(struct t *t, const struct cairn_kv *kv, char *out,
-                   size_t n)
+static void kv_str(struct t *t, const struct cairn_kv *kv, char *out, size_t n)
 {
     size_t pl = strlen(t->pfx);
     const char *k = (const char *)kv->key;
@@ -120,7 +119,8 @@ static void kv_str(struct t *t, const struct cairn_kv *kv, char *out,
     }
     char a[32], b[32], l[32];
     snprintf(out, n, "%.*s=%.*s c=%s m=%s v=%" PRId64 " lease=%s", (int)kl, k,
-             (int)kv->value_len, kv->value != NULL ? (const char *)kv->value : "",
+             (int)kv->value_len,
+             kv->value != NULL ? (const char *)kv->value : "",
              rel(t, kv->create_revision, a, sizeof(a)),
              rel(t, kv->mod_revision, b, sizeof(b)), kv->version,
              lname(t, kv->lease, l, sizeof(l)));
@@ -173,8 +173,8 @@ static int range(struct t *t, const char *what, struct cairn_range_req *req,
     return 0;
 }
 
-static void prefix_req(struct t *t, const char *sub, uint8_t *kb,
-                       uint8_t *eb, struct cairn_range_req *req)
+static void prefix_req(struct t *t, const char *sub, uint8_t *kb, uint8_t *eb,
+                       struct cairn_range_req *req)
 {
     size_t kl;
     key(t, sub, kb, &kl);
@@ -190,8 +190,10 @@ static int kv_is(const struct cairn_kv *kv, const struct t *t, const char *k,
 {
     char full[256];
     int n = snprintf(full, sizeof(full), "%s%s", t->pfx, k);
-    return kv->key_len == (size_t)n && memcmp(kv->key, full, kv->key_len) == 0 &&
-           kv->value_len == strlen(v) && memcmp(kv->value, v, kv->value_len) == 0;
+    return kv->key_len == (size_t)n &&
+           memcmp(kv->key, full, kv->key_len) == 0 &&
+           kv->value_len == strlen(v) &&
+           memcmp(kv->value, v, kv->value_len) == 0;
 }
 
 /* ---------------------------------------------------------------- KV */
@@ -200,21 +202,25 @@ static void test_kv(struct t *t)
 {
     int64_t ra, rb, rc_, ra2;
     ok(t, put(t, "kv/a", "1", 0, &ra) == 0, "put kv/a");
-    ok(t, put(t, "kv/b", "2", 0, &rb) == 0 && rb == ra + 1, "put kv/b: next revision");
+    ok(t, put(t, "kv/b", "2", 0, &rb) == 0 && rb == ra + 1,
+       "put kv/b: next revision");
     ok(t, put(t, "kv/c", "3", 0, &rc_) == 0 && rc_ == rb + 1, "put kv/c");
 
     /* put with prev_kv */
     uint8_t kb[256], eb[256];
     size_t kl;
     key(t, "kv/a", kb, &kl);
-    struct cairn_put_req pr = {.key = kb, .key_len = kl,
-                               .value = (const uint8_t *)"1b", .value_len = 2,
+    struct cairn_put_req pr = {.key = kb,
+                               .key_len = kl,
+                               .value = (const uint8_t *)"1b",
+                               .value_len = 2,
                                .prev_kv = true};
     struct cairn_put_resp pres;
     int rc = cairn_put(t->c, &pr, DL, &pres);
     ra2 = rc == 0 ? pres.header.revision : 0;
-    ok(t, rc == 0 && pres.prev_kv != NULL && kv_is(pres.prev_kv, t, "kv/a", "1") &&
-              pres.prev_kv->mod_revision == ra && ra2 == rc_ + 1,
+    ok(t,
+       rc == 0 && pres.prev_kv != NULL && kv_is(pres.prev_kv, t, "kv/a", "1") &&
+           pres.prev_kv->mod_revision == ra && ra2 == rc_ + 1,
        "put kv/a again with prev_kv returns the old value");
     if (rc == 0 && pres.prev_kv != NULL) {
         char s[512];
@@ -227,18 +233,20 @@ static void test_kv(struct t *t)
     struct cairn_range_req rq = {.key = kb, .key_len = kl};
     struct cairn_range_resp rr;
     rc = range(t, "kv/a", &rq, &rr);
-    ok(t, rc == 0 && rr.kvs_count == 1 && kv_is(&rr.kvs[0], t, "kv/a", "1b") &&
-              rr.kvs[0].version == 2 && rr.kvs[0].create_revision == ra &&
-              rr.kvs[0].mod_revision == ra2 && rr.header.revision == ra2,
+    ok(t,
+       rc == 0 && rr.kvs_count == 1 && kv_is(&rr.kvs[0], t, "kv/a", "1b") &&
+           rr.kvs[0].version == 2 && rr.kvs[0].create_revision == ra &&
+           rr.kvs[0].mod_revision == ra2 && rr.header.revision == ra2,
        "range kv/a: value, version 2, create and mod revisions");
     cairn_range_resp_free(&rr);
 
     /* a prefix, then limit, sort, keys_only, count_only */
     prefix_req(t, "kv/", kb, eb, &rq);
     rc = range(t, "prefix kv/", &rq, &rr);
-    ok(t, rc == 0 && rr.count == 3 && rr.kvs_count == 3 && !rr.more &&
-              kv_is(&rr.kvs[0], t, "kv/a", "1b") &&
-              kv_is(&rr.kvs[2], t, "kv/c", "3"),
+    ok(t,
+       rc == 0 && rr.count == 3 && rr.kvs_count == 3 && !rr.more &&
+           kv_is(&rr.kvs[0], t, "kv/a", "1b") &&
+           kv_is(&rr.kvs[2], t, "kv/c", "3"),
        "range prefix kv/: three keys in key order");
     cairn_range_resp_free(&rr);
     rq.limit = 2;
@@ -282,8 +290,9 @@ static void test_kv(struct t *t)
     /* an old revision, a future one */
     rq.revision = ra;
     rc = range(t, "prefix kv/ at first write", &rq, &rr);
-    ok(t, rc == 0 && rr.kvs_count == 1 && kv_is(&rr.kvs[0], t, "kv/a", "1") &&
-              rr.kvs[0].version == 1,
+    ok(t,
+       rc == 0 && rr.kvs_count == 1 && kv_is(&rr.kvs[0], t, "kv/a", "1") &&
+           rr.kvs[0].version == 1,
        "range at the first write's revision: kv/a=1 alone");
     cairn_range_resp_free(&rr);
     rq.revision = ra2 + 1000;
@@ -296,15 +305,17 @@ static void test_kv(struct t *t)
     struct cairn_delete_req dq = {.key = kb, .key_len = kl, .prev_kv = true};
     struct cairn_delete_resp dr;
     rc = cairn_delete(t->c, &dq, DL, &dr);
-    ok(t, rc == 0 && dr.deleted == 1 && dr.prev_kvs_count == 1 &&
-              kv_is(&dr.prev_kvs[0], t, "kv/b", "2") &&
-              dr.header.revision == ra2 + 1,
+    ok(t,
+       rc == 0 && dr.deleted == 1 && dr.prev_kvs_count == 1 &&
+           kv_is(&dr.prev_kvs[0], t, "kv/b", "2") &&
+           dr.header.revision == ra2 + 1,
        "delete kv/b with prev_kv");
     tr(t, "delete kv/b: rc=%d deleted=%" PRId64 " prev=%zu", rc, dr.deleted,
        dr.prev_kvs_count);
     cairn_delete_resp_free(&dr);
     prefix_req(t, "nothing/", kb, eb, &rq);
-    dq = (struct cairn_delete_req){.key = rq.key, .key_len = rq.key_len,
+    dq = (struct cairn_delete_req){.key = rq.key,
+                                   .key_len = rq.key_len,
                                    .range_end = rq.range_end,
                                    .range_end_len = rq.range_end_len};
     rc = cairn_delete(t->c, &dq, DL, &dr);
@@ -339,23 +350,30 @@ static void test_txn(struct t *t)
                                 .value_len = 2};
     struct cairn_op succ[2] = {
         {.type = CAIRN_OP_PUT,
-         .put = {.key = kt, .key_len = ktl, .value = (const uint8_t *)"yes",
+         .put = {.key = kt,
+                 .key_len = ktl,
+                 .value = (const uint8_t *)"yes",
                  .value_len = 3}},
         {.type = CAIRN_OP_RANGE, .range = {.key = ka, .key_len = kal}}};
-    struct cairn_op fail[1] = {
-        {.type = CAIRN_OP_PUT,
-         .put = {.key = kt, .key_len = ktl, .value = (const uint8_t *)"no",
-                 .value_len = 2}}};
-    struct cairn_txn_req tq = {.compares = &cmp, .compares_count = 1,
-                               .success = succ, .success_count = 2,
-                               .failure = fail, .failure_count = 1};
+    struct cairn_op fail[1] = {{.type = CAIRN_OP_PUT,
+                                .put = {.key = kt,
+                                        .key_len = ktl,
+                                        .value = (const uint8_t *)"no",
+                                        .value_len = 2}}};
+    struct cairn_txn_req tq = {.compares = &cmp,
+                               .compares_count = 1,
+                               .success = succ,
+                               .success_count = 2,
+                               .failure = fail,
+                               .failure_count = 1};
     struct cairn_txn_resp tr_;
     int rc = cairn_txn(t->c, &tq, DL, &tr_);
-    ok(t, rc == 0 && tr_.succeeded && tr_.responses_count == 2 &&
-              tr_.responses[0].type == CAIRN_OP_PUT &&
-              tr_.responses[1].type == CAIRN_OP_RANGE &&
-              tr_.responses[1].range.kvs_count == 1 &&
-              kv_is(&tr_.responses[1].range.kvs[0], t, "kv/a", "1b"),
+    ok(t,
+       rc == 0 && tr_.succeeded && tr_.responses_count == 2 &&
+           tr_.responses[0].type == CAIRN_OP_PUT &&
+           tr_.responses[1].type == CAIRN_OP_RANGE &&
+           tr_.responses[1].range.kvs_count == 1 &&
+           kv_is(&tr_.responses[1].range.kvs[0], t, "kv/a", "1b"),
        "txn value(kv/a) == 1b: success branch, put and range answers");
     char r[32];
     tr(t, "txn value==1b: rc=%d succeeded=%d responses=%zu rev=%s", rc,
@@ -379,8 +397,9 @@ static void test_txn(struct t *t)
     struct cairn_range_req rq = {.key = kt, .key_len = ktl};
     struct cairn_range_resp rr;
     rc = range(t, "txn/t", &rq, &rr);
-    ok(t, rc == 0 && rr.kvs_count == 1 && kv_is(&rr.kvs[0], t, "txn/t", "no") &&
-              rr.kvs[0].version == 2,
+    ok(t,
+       rc == 0 && rr.kvs_count == 1 && kv_is(&rr.kvs[0], t, "txn/t", "no") &&
+           rr.kvs[0].version == 2,
        "txn/t holds the failure branch's value, version 2");
     cairn_range_resp_free(&rr);
 
@@ -391,43 +410,57 @@ static void test_txn(struct t *t)
                                  .key_len = knl,
                                  .number = 0};
     struct cairn_op cre = {.type = CAIRN_OP_PUT,
-                           .put = {.key = kn, .key_len = knl,
+                           .put = {.key = kn,
+                                   .key_len = knl,
                                    .value = (const uint8_t *)"first",
                                    .value_len = 5}};
     struct cairn_op get = {.type = CAIRN_OP_RANGE,
                            .range = {.key = kn, .key_len = knl}};
-    struct cairn_txn_req cq = {.compares = &cmp, .compares_count = 1,
-                               .success = &cre, .success_count = 1,
-                               .failure = &get, .failure_count = 1};
+    struct cairn_txn_req cq = {.compares = &cmp,
+                               .compares_count = 1,
+                               .success = &cre,
+                               .success_count = 1,
+                               .failure = &get,
+                               .failure_count = 1};
     rc = cairn_txn(t->c, &cq, DL, &tr_);
     int first = rc == 0 && tr_.succeeded;
     cairn_txn_resp_free(&tr_);
     cre.put.value = (const uint8_t *)"second";
     cre.put.value_len = 6;
     rc = cairn_txn(t->c, &cq, DL, &tr_);
-    ok(t, first && rc == 0 && !tr_.succeeded && tr_.responses_count == 1 &&
-              tr_.responses[0].range.kvs_count == 1 &&
-              kv_is(&tr_.responses[0].range.kvs[0], t, "txn/new", "first"),
+    ok(t,
+       first && rc == 0 && !tr_.succeeded && tr_.responses_count == 1 &&
+           tr_.responses[0].range.kvs_count == 1 &&
+           kv_is(&tr_.responses[0].range.kvs[0], t, "txn/new", "first"),
        "put-if-absent (create == 0): first wins, second reads it");
     tr(t, "txn create==0 twice: first=%d second=%d", first,
        rc == 0 && tr_.succeeded);
     cairn_txn_resp_free(&tr_);
 
     /* several compares (mod >, value !=) and a delete op */
-    struct cairn_compare two[2] = {
-        {.result = CAIRN_CMP_GREATER, .target = CAIRN_CMP_MOD, .key = ka,
-         .key_len = kal, .number = t->r0},
-        {.result = CAIRN_CMP_NOT_EQUAL, .target = CAIRN_CMP_VALUE, .key = kt,
-         .key_len = ktl, .value = (const uint8_t *)"yes", .value_len = 3}};
+    struct cairn_compare two[2] = {{.result = CAIRN_CMP_GREATER,
+                                    .target = CAIRN_CMP_MOD,
+                                    .key = ka,
+                                    .key_len = kal,
+                                    .number = t->r0},
+                                   {.result = CAIRN_CMP_NOT_EQUAL,
+                                    .target = CAIRN_CMP_VALUE,
+                                    .key = kt,
+                                    .key_len = ktl,
+                                    .value = (const uint8_t *)"yes",
+                                    .value_len = 3}};
     struct cairn_op del = {.type = CAIRN_OP_DELETE,
                            .del = {.key = kn, .key_len = knl, .prev_kv = true}};
-    struct cairn_txn_req dq = {.compares = two, .compares_count = 2,
-                               .success = &del, .success_count = 1};
+    struct cairn_txn_req dq = {.compares = two,
+                               .compares_count = 2,
+                               .success = &del,
+                               .success_count = 1};
     rc = cairn_txn(t->c, &dq, DL, &tr_);
-    ok(t, rc == 0 && tr_.succeeded && tr_.responses_count == 1 &&
-              tr_.responses[0].type == CAIRN_OP_DELETE &&
-              tr_.responses[0].del.deleted == 1 &&
-              tr_.responses[0].del.prev_kvs_count == 1,
+    ok(t,
+       rc == 0 && tr_.succeeded && tr_.responses_count == 1 &&
+           tr_.responses[0].type == CAIRN_OP_DELETE &&
+           tr_.responses[0].del.deleted == 1 &&
+           tr_.responses[0].del.prev_kvs_count == 1,
        "txn mod > r0 and value != yes: delete op with prev_kv");
     tr(t, "txn two compares delete: rc=%d succeeded=%d deleted=%" PRId64, rc,
        rc == 0 && tr_.succeeded,
@@ -439,8 +472,9 @@ static void test_txn(struct t *t)
     struct cairn_txn_req uq = {.success = dup, .success_count = 2};
     rc = cairn_txn(t->c, &uq, DL, &tr_);
     tr(t, "txn duplicate key: %s", cairn_strerror(rc));
-    ok(t, rc == CAIRN_E_SERVER &&
-              strstr(cairn_client_errmsg(t->c), "duplicate key") != NULL,
+    ok(t,
+       rc == CAIRN_E_SERVER &&
+           strstr(cairn_client_errmsg(t->c), "duplicate key") != NULL,
        "txn putting one key twice: refused (%s: %s)", cairn_strerror(rc),
        cairn_client_errmsg(t->c));
     cairn_txn_resp_free(&tr_);
@@ -471,15 +505,17 @@ static void test_lease(struct t *t)
 {
     char l[32];
     int64_t id = grant(t, t->c, 30, 0);
-    ok(t, put(t, "lease/k1", "a", id, NULL) == 0 &&
-              put(t, "lease/k2", "b", id, NULL) == 0,
+    ok(t,
+       put(t, "lease/k1", "a", id, NULL) == 0 &&
+           put(t, "lease/k2", "b", id, NULL) == 0,
        "two keys attached to the lease");
 
     struct cairn_lease_ttl_resp tt;
     int rc = cairn_lease_timetolive(t->c, id, true, DL, &tt);
     int ttl_ok = rc == 0 && tt.ttl >= 28 && tt.ttl <= 30;
-    ok(t, rc == 0 && tt.id == id && tt.granted_ttl == 30 && ttl_ok &&
-              tt.keys_count == 2,
+    ok(t,
+       rc == 0 && tt.id == id && tt.granted_ttl == 30 && ttl_ok &&
+           tt.keys_count == 2,
        "timetolive with keys: granted 30, %" PRId64 " left, %zu keys",
        rc == 0 ? tt.ttl : -2, rc == 0 ? tt.keys_count : 0);
     if (rc == 0) {
@@ -493,8 +529,8 @@ static void test_lease(struct t *t)
         }
         ok(t, has1 && has2, "timetolive lists lease/k1 and lease/k2");
         tr(t, "timetolive %s: granted=%" PRId64 " ttl=%s keys=%zu k1=%d k2=%d",
-           lname(t, tt.id, l, sizeof(l)), tt.granted_ttl,
-           ttl_ok ? "ok" : "off", tt.keys_count, has1, has2);
+           lname(t, tt.id, l, sizeof(l)), tt.granted_ttl, ttl_ok ? "ok" : "off",
+           tt.keys_count, has1, has2);
     }
     cairn_lease_ttl_resp_free(&tt);
 
@@ -583,7 +619,8 @@ static void test_watch(struct t *t)
     uint8_t kb[256], eb[256];
     struct cairn_range_req rq;
     prefix_req(t, "w/", kb, eb, &rq);
-    struct cairn_watch_req wq = {.key = rq.key, .key_len = rq.key_len,
+    struct cairn_watch_req wq = {.key = rq.key,
+                                 .key_len = rq.key_len,
                                  .range_end = rq.range_end,
                                  .range_end_len = rq.range_end_len,
                                  .prev_kv = true};
@@ -607,17 +644,20 @@ static void test_watch(struct t *t)
     cairn_delete_resp_free(&dr);
     char ev[8][600];
     int n = next_events(t, w, 4, ev, "watch w/");
-    ok(t, n == 4 && !strncmp(ev[0], "PUT w/x=1 ", 10) &&
-              !strncmp(ev[1], "PUT w/y=2 ", 10) &&
-              !strncmp(ev[2], "PUT w/x=3 ", 10) &&
-              strstr(ev[2], "prev=w/x=1 ") != NULL &&
-              !strncmp(ev[3], "DELETE w/y= ", 12) &&
-              strstr(ev[3], "prev=w/y=2 ") != NULL,
+    ok(t,
+       n == 4 && !strncmp(ev[0], "PUT w/x=1 ", 10) &&
+           !strncmp(ev[1], "PUT w/y=2 ", 10) &&
+           !strncmp(ev[2], "PUT w/x=3 ", 10) &&
+           strstr(ev[2], "prev=w/x=1 ") != NULL &&
+           !strncmp(ev[3], "DELETE w/y= ", 12) &&
+           strstr(ev[3], "prev=w/y=2 ") != NULL,
        "watch from now: put, put, put (prev 1), delete (prev 2), in order");
     struct cairn_watch_resp wr;
     rc = cairn_watch_next(w, 300, &wr);
-    ok(t, rc == CAIRN_E_TIMEOUT, "nothing else (the key outside the prefix "
-                                 "is not seen): %s", cairn_strerror(rc));
+    ok(t, rc == CAIRN_E_TIMEOUT,
+       "nothing else (the key outside the prefix "
+       "is not seen): %s",
+       cairn_strerror(rc));
     cairn_watch_resp_free(&wr);
     cairn_watch_close(w);
 
@@ -650,8 +690,9 @@ static void test_watch(struct t *t)
     rc = cairn_watch_open(t->c, &wq, DL, &w);
     char f[8][600];
     int nf = rc == 0 ? next_events(t, w, 1, f, "watch w/ noput") : 0;
-    ok(t, rc == 0 && nf == 1 && !strncmp(f[0], "DELETE w/y= ", 12) &&
-              strstr(f[0], "m=r") != NULL,
+    ok(t,
+       rc == 0 && nf == 1 && !strncmp(f[0], "DELETE w/y= ", 12) &&
+           strstr(f[0], "m=r") != NULL,
        "NOPUT filter: only the delete");
     if (nf == 1) {
         char r[32];
@@ -674,8 +715,12 @@ static void lkey_str(struct t *t, const uint8_t *k, size_t kl, char *out,
             slash = (const char *)k + i;
         }
     }
-    char l[32];
-    int64_t id = slash != NULL ? (int64_t)strtoull(slash + 1, NULL, 16) : 0;
+    char l[32], hex[24] = "";
+    if (slash != NULL) { /* the key is not NUL-terminated: copy the tail */
+        size_t hl = kl - (size_t)(slash + 1 - s);
+        snprintf(hex, sizeof(hex), "%.*s", (int)(hl < 23 ? hl : 23), slash + 1);
+    }
+    int64_t id = (int64_t)strtoull(hex, NULL, 16);
     size_t pl = strlen(t->pfx);
     int off = kl > pl && !memcmp(k, t->pfx, pl) ? (int)pl : 0;
     int head = slash != NULL ? (int)(slash - s) : (int)kl;
@@ -690,9 +735,8 @@ static int waiter_gone(struct t *t, const char *name, int64_t lease)
 {
     char k[300];
     int n = snprintf(k, sizeof(k), "%s/%" PRIx64, name, (uint64_t)lease);
-    struct cairn_range_req rq = {.key = (const uint8_t *)k,
-                                 .key_len = (size_t)n,
-                                 .count_only = true};
+    struct cairn_range_req rq = {
+        .key = (const uint8_t *)k, .key_len = (size_t)n, .count_only = true};
     for (int i = 0; i < 100; i++) {
         struct cairn_range_resp rr;
         int rc = cairn_range(t->c3, &rq, DL, &rr);
@@ -787,8 +831,7 @@ static void test_election(struct t *t)
     }
     char s[256];
     lkey_str(t, k1.key, k1.key_len, s, sizeof(s));
-    tr(t, "leader key: %s lease=%s", s,
-       lname(t, k1.lease, (char[32]){0}, 32));
+    tr(t, "leader key: %s lease=%s", s, lname(t, k1.lease, (char[32]){0}, 32));
     char want[64];
     snprintf(want, sizeof(want), "el/%s", lname(t, l1, (char[32]){0}, 32));
     ok(t, k1.lease == l1 && !strcmp(s, want) && k1.rev > t->r0,
@@ -796,8 +839,9 @@ static void test_election(struct t *t)
 
     struct cairn_range_resp lr;
     rc = cairn_election_leader(t->c3, name, DL, &lr);
-    ok(t, rc == 0 && lr.kvs_count == 1 && lr.kvs[0].value_len == 2 &&
-              !memcmp(lr.kvs[0].value, "v1", 2),
+    ok(t,
+       rc == 0 && lr.kvs_count == 1 && lr.kvs[0].value_len == 2 &&
+           !memcmp(lr.kvs[0].value, "v1", 2),
        "leader: v1");
     cairn_range_resp_free(&lr);
     rc = cairn_proclaim(t->c, &k1, (const uint8_t *)"v1b", 3, DL, NULL);
@@ -827,14 +871,16 @@ static void test_election(struct t *t)
         tr(t, "  %s=%.*s", s2, (int)lr.kvs[i].value_len,
            (const char *)lr.kvs[i].value);
     }
-    ok(t, rc == 0 && lr.kvs_count == 1 && lr.kvs[0].value_len == 2 &&
-              !memcmp(lr.kvs[0].value, "v2", 2),
+    ok(t,
+       rc == 0 && lr.kvs_count == 1 && lr.kvs[0].value_len == 2 &&
+           !memcmp(lr.kvs[0].value, "v2", 2),
        "leader: v2");
     cairn_range_resp_free(&lr);
     rc = cairn_proclaim(t->c, &k1, (const uint8_t *)"x", 1, DL, NULL);
     tr(t, "proclaim by the resigned: %s", cairn_strerror(rc));
-    ok(t, rc == CAIRN_E_SERVER &&
-              strstr(cairn_client_errmsg(t->c), "not leader") != NULL,
+    ok(t,
+       rc == CAIRN_E_SERVER &&
+           strstr(cairn_client_errmsg(t->c), "not leader") != NULL,
        "proclaim by the one that resigned: %s (%s)", cairn_strerror(rc),
        cairn_client_errmsg(t->c));
     cairn_leader_key_free(&k1);
@@ -843,8 +889,9 @@ static void test_election(struct t *t)
     cairn_lease_revoke(t->c, l1, DL, NULL);
     rc = cairn_election_leader(t->c3, name, DL, &lr);
     tr(t, "leader with none: %s", cairn_strerror(rc));
-    ok(t, rc == CAIRN_E_SERVER &&
-              strstr(cairn_client_errmsg(t->c3), "no leader") != NULL,
+    ok(t,
+       rc == CAIRN_E_SERVER &&
+           strstr(cairn_client_errmsg(t->c3), "no leader") != NULL,
        "leader with every candidate gone: %s (%s)", cairn_strerror(rc),
        cairn_client_errmsg(t->c3));
     cairn_range_resp_free(&lr);
@@ -867,8 +914,8 @@ static void test_compact(struct t *t)
     rc = cairn_range(t->c, &rq, DL, &rr);
     rc_is(t, t->c, rc, CAIRN_E_COMPACTED, "range below the compaction");
     cairn_range_resp_free(&rr);
-    struct cairn_watch_req wq = {.key = kb, .key_len = kl,
-                                 .start_revision = rev};
+    struct cairn_watch_req wq = {
+        .key = kb, .key_len = kl, .start_revision = rev};
     struct cairn_watch *w = NULL;
     rc = cairn_watch_open(t->c, &wq, DL, &w);
     if (rc == 0) {
@@ -882,8 +929,7 @@ static void test_compact(struct t *t)
     tr(t, "watch below the compaction: %s compact_revision=%s",
        cairn_strerror(rc), rel(t, cr, r, sizeof(r)));
     ok(t, rc == CAIRN_E_COMPACTED && cr == rev + 1,
-       "a watch from below the compaction ends COMPACTED at %" PRId64
-       " (%s)",
+       "a watch from below the compaction ends COMPACTED at %" PRId64 " (%s)",
        cr, cairn_strerror(rc));
     cairn_watch_close(w);
 }
