@@ -897,6 +897,59 @@ static void test_election(struct t *t)
     cairn_range_resp_free(&lr);
 }
 
+/* A campaign that timed out, then at once the leader resigns and the same
+ * client campaigns again with the same lease (so the same key): the new
+ * campaign must really lead, i.e. its key must still be there once the
+ * old call's cleanup is done. cairnd noticed cancelled waiters only at
+ * a 100 ms poll, so that cleanup could come after the new campaign had
+ * taken the key over and delete it (a few percent of rounds). */
+static void test_campaign_again(struct t *t)
+{
+    int bad = 0, rounds = 15;
+    for (int i = 0; i < rounds; i++) {
+        char name[256];
+        snprintf(name, sizeof(name), "%sagain%d", t->pfx, i);
+        struct cairn_lease_grant_resp g1, g2;
+        if (cairn_lease_grant(t->c, 30, 0, DL, &g1) != 0 ||
+            cairn_lease_grant(t->c2, 30, 0, DL, &g2) != 0) {
+            bad++;
+            continue;
+        }
+        struct cairn_leader_key k1 = {0}, k2 = {0};
+        int rc = cairn_campaign(t->c, name, g1.id, (const uint8_t *)"v1", 2, DL,
+                                &k1);
+        int rc2 = cairn_campaign(t->c2, name, g2.id, (const uint8_t *)"v2", 2,
+                                 200, &k2);
+        cairn_leader_key_free(&k2);
+        int rc3 = cairn_resign(t->c, &k1, DL, NULL);
+        int rc4 = cairn_campaign(t->c2, name, g2.id, (const uint8_t *)"v2", 2,
+                                 DL, &k2);
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        struct cairn_range_resp lr;
+        int rl = cairn_election_leader(t->c3, name, DL, &lr);
+        if (rc != 0 || rc2 != CAIRN_E_TIMEOUT || rc3 != 0 || rc4 != 0 ||
+            rl != 0 || lr.kvs_count != 1 || lr.kvs[0].value_len != 2 ||
+            memcmp(lr.kvs[0].value, "v2", 2) != 0) {
+            bad++;
+            printf("# round %d: campaign %d, timed out %d, resign %d, again "
+                   "%d, leader %d (%s)\n",
+                   i, rc, rc2, rc3, rc4, rl,
+                   rl != 0 ? cairn_client_errmsg(t->c3) : "");
+        }
+        cairn_range_resp_free(&lr);
+        cairn_leader_key_free(&k1);
+        cairn_leader_key_free(&k2);
+        cairn_lease_revoke(t->c, g1.id, DL, NULL);
+        cairn_lease_revoke(t->c2, g2.id, DL, NULL);
+    }
+    tr(t, "campaign again after a timeout, %d rounds: %d bad", rounds, bad);
+    ok(t, bad == 0,
+       "timed-out campaign, resign, campaign again with the same lease: "
+       "it leads, %d rounds (%d bad)",
+       rounds, bad);
+}
+
 /* -------------------------------------------------------- compaction */
 
 static void test_compact(struct t *t)
@@ -969,6 +1022,7 @@ int main(int argc, char **argv)
     test_lock(&t);
     tr(&t, "# election");
     test_election(&t);
+    test_campaign_again(&t);
     tr(&t, "# compaction");
     test_compact(&t);
     cairn_client_free(t.c);
