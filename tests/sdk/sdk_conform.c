@@ -18,6 +18,7 @@
  * ends with the TAP plan and exit status 1 if anything failed.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ struct t {
     struct cairn_client *c;
     struct cairn_client *c2; /* a second session (lock, election) */
     struct cairn_client *c3;
+    struct cairn_client *c4; /* the observer's (its calls block) */
 };
 
 static void ok(struct t *t, int cond, const char *fmt, ...)
@@ -818,6 +820,34 @@ static int observe_cb(void *arg, const struct cairn_range_resp *leader)
     return 1;
 }
 
+/* An observer on its own thread: every leader value it is told, until v2. */
+struct observer {
+    pthread_t th;
+    struct cairn_client *c;
+    const char *name;
+    char seen[8][64];
+    int seen_count;
+    int rc;
+};
+
+static int follow_cb(void *arg, const struct cairn_range_resp *leader)
+{
+    struct observer *o = arg;
+    if (leader->kvs_count != 1 || o->seen_count == 8) {
+        return 2;
+    }
+    snprintf(o->seen[o->seen_count++], 64, "%.*s",
+             (int)leader->kvs[0].value_len, (const char *)leader->kvs[0].value);
+    return strcmp(o->seen[o->seen_count - 1], "v2") == 0 ? 1 : 0;
+}
+
+static void *observe_thread(void *arg)
+{
+    struct observer *o = arg;
+    o->rc = cairn_election_observe(o->c, o->name, follow_cb, o, 8000);
+    return NULL;
+}
+
 static void test_election(struct t *t)
 {
     char name[256];
@@ -851,6 +881,8 @@ static void test_election(struct t *t)
     tr(t, "observe: rc=%d leader=%s", rc, seen);
     ok(t, rc == 1 && !strcmp(seen, "v1b"), "observe sees v1b (rc %d, %s)", rc,
        seen);
+    struct observer ob = {.c = t->c4, .name = name};
+    int started = pthread_create(&ob.th, NULL, observe_thread, &ob) == 0;
 
     rc = cairn_campaign(t->c2, name, l2, (const uint8_t *)"v2", 2, 700, &k2);
     rc_is(t, t->c2, rc, CAIRN_E_TIMEOUT, "campaign by L2 while L1 leads");
@@ -876,6 +908,19 @@ static void test_election(struct t *t)
            !memcmp(lr.kvs[0].value, "v2", 2),
        "leader: v2");
     cairn_range_resp_free(&lr);
+    if (started) {
+        pthread_join(ob.th, NULL);
+    }
+    tr(t, "observed: rc=%d first=%s last=%s", ob.rc,
+       ob.seen_count > 0 ? ob.seen[0] : "-",
+       ob.seen_count > 0 ? ob.seen[ob.seen_count - 1] : "-");
+    ok(t,
+       started && ob.rc == 1 && ob.seen_count >= 2 &&
+           !strcmp(ob.seen[0], "v1b") &&
+           !strcmp(ob.seen[ob.seen_count - 1], "v2"),
+       "an observer on its own client follows the leader from v1b to v2 "
+       "(rc %d, %d values)",
+       ob.rc, ob.seen_count);
     rc = cairn_proclaim(t->c, &k1, (const uint8_t *)"x", 1, DL, NULL);
     tr(t, "proclaim by the resigned: %s", cairn_strerror(rc));
     ok(t,
@@ -1006,7 +1051,8 @@ int main(int argc, char **argv)
     struct t t = {.pfx = argv[2]};
     t.tr = fopen(argv[3], "w");
     if (t.tr == NULL || client(argv[1], &t.c) != 0 ||
-        client(argv[1], &t.c2) != 0 || client(argv[1], &t.c3) != 0) {
+        client(argv[1], &t.c2) != 0 || client(argv[1], &t.c3) != 0 ||
+        client(argv[1], &t.c4) != 0) {
         fprintf(stderr, "cannot start\n");
         return 2;
     }
@@ -1028,6 +1074,7 @@ int main(int argc, char **argv)
     cairn_client_free(t.c);
     cairn_client_free(t.c2);
     cairn_client_free(t.c3);
+    cairn_client_free(t.c4);
     fclose(t.tr);
     printf("1..%d\n", t.n);
     return t.fails == 0 ? 0 : 1;
