@@ -26,6 +26,11 @@
  *   sdk-agent config-watch EPS NS APP NAME CACHE_DIR
  *       cairn_config_watch_new; prints the same line per release;
  *       SIGTERM exits 0.
+ *   sdk-agent keepalive EPS KEY TTL
+ *       grants a lease of TTL s, puts KEY under it, then renews it with
+ *       cairn_lease_keepalive_once every TTL/3 s; prints "lease <id hex>",
+ *       "ka ok <ttl>" or "ka fail <error>" per renewal; SIGTERM revokes
+ *       nothing (the lease runs out by itself) and exits 0.
  * EPS is a comma-separated endpoint list, tried in order. Each line is
  * flushed as printed, and every line is prefixed with the milliseconds
  * since the agent started ("<ms> "), so a script can time what it sees.
@@ -200,6 +205,49 @@ static int do_write(char *eps, const char *prefix, int count, int interval_ms)
     return 0;
 }
 
+static int do_keepalive(char *eps, const char *key, int ttl)
+{
+    struct cairn_client *c;
+    if (client(eps, &c) != 0) {
+        return 2;
+    }
+    struct cairn_lease_grant_resp g;
+    int rc = cairn_lease_grant(c, ttl, 0, 3000, &g);
+    struct cairn_put_req pr = {.key = (const uint8_t *)key,
+                               .key_len = strlen(key),
+                               .value = (const uint8_t *)"alive",
+                               .value_len = 5,
+                               .lease = g.id};
+    struct cairn_put_resp resp;
+    if (rc == 0) {
+        rc = cairn_put(c, &pr, 3000, &resp);
+        cairn_put_resp_free(&resp);
+    }
+    if (rc != 0) {
+        say("error %s: %s", cairn_strerror(rc), cairn_client_errmsg(c));
+        cairn_client_free(c);
+        return 1;
+    }
+    say("lease %" PRIx64, (uint64_t)g.id);
+    struct sigaction act = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &act, NULL);
+    while (!stopping) {
+        int64_t left = -1;
+        rc = cairn_lease_keepalive_once(c, g.id, 1000, &left, NULL);
+        if (rc == 0) {
+            say("ka ok %" PRId64, left);
+        } else {
+            say("ka fail %s", cairn_strerror(rc));
+        }
+        for (int i = 0; i < ttl * 1000 / 3 / 50 && !stopping; i++) {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    cairn_client_free(c);
+    return 0;
+}
+
 static void on_session(void *arg, enum cairn_session_event ev, int err,
                        const char *session)
 {
@@ -340,6 +388,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(m, "write") && argc == 6) {
         return do_write(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
+    }
+    if (!strcmp(m, "keepalive") && argc == 5) {
+        return do_keepalive(argv[2], argv[3], atoi(argv[4]));
     }
     if (!strcmp(m, "register") && argc == 7) {
         return do_register(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]));
