@@ -124,7 +124,7 @@ TEST_KINDS := sim crash integration compat
 TEST_BINS := $(foreach k,$(TEST_KINDS),$(if $(wildcard tests/$(k)/*.c),$(B)/tests/$(k)))
 
 .PHONY: all clean test run lint bench deps deps-build sim sim-long crash \
-        itest compat fuzz fuzz-build fuzz-replay fuzz-seeds unit install
+        itest compat sdktest fuzz fuzz-build fuzz-replay fuzz-seeds unit install
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BENCH_LIB) $(SDK_SO) $(SDK_A) $(PROGS) $(UNIT_BINS) \
@@ -285,6 +285,10 @@ itest: all
 
 compat: all
 	$(Q)ONLY=compat tests/run.sh $(B)
+
+# libcairn against real etcd and cairnd (tests/sdk; part of make test too).
+sdktest: all
+	$(Q)ONLY=sdk tests/run.sh $(B)
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory MODE=release all
