@@ -111,7 +111,7 @@ EXAMPLES := $(patsubst sdk/examples/%.c,$(B)/examples/%,$(subst _,-,$(EXAMPLE_SR
 
 # tests/sdk/sdk_<x>.c -> $(B)/tests/sdk-<x>: test programs on libcairn's
 # public API alone (cairn.h and libcairn.a, as a user links it), driven by
-# the scripts tests/sdk/*.test.
+# the scripts tests/sdk/*.test. <x> has no '_' (the rule maps '-' back).
 SDK_TEST_SRCS := $(wildcard tests/sdk/*.c)
 SDK_TESTS := $(patsubst tests/sdk/%.c,$(B)/tests/%,$(subst _,-,$(SDK_TEST_SRCS)))
 
