@@ -18,6 +18,7 @@
  * ends with the TAP plan and exit status 1 if anything failed.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -947,7 +948,10 @@ static void test_election(struct t *t)
  * campaign must really lead, i.e. its key must still be there once the
  * old call's cleanup is done. cairnd noticed cancelled waiters only at
  * a 100 ms poll, so that cleanup could come after the new campaign had
- * taken the key over and delete it (a few percent of rounds). */
+ * taken the key over and delete it (a few percent of rounds). etcd 3.4.23
+ * loses the same race about once in 150 rounds (its cleanup runs on the
+ * cancelled call's goroutine, unordered with the next call), so this runs
+ * apart (--campaign-again), against cairnd only. */
 static void test_campaign_again(struct t *t)
 {
     int bad = 0, rounds = 15;
@@ -1044,8 +1048,11 @@ static int client(const char *ep, struct cairn_client **out)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s ENDPOINT PREFIX TRANSCRIPT\n", argv[0]);
+    bool again = argc == 5 && strcmp(argv[4], "--campaign-again") == 0;
+    if (argc != 4 && !again) {
+        fprintf(stderr,
+                "usage: %s ENDPOINT PREFIX TRANSCRIPT [--campaign-again]\n",
+                argv[0]);
         return 2;
     }
     struct t t = {.pfx = argv[2]};
@@ -1056,21 +1063,24 @@ int main(int argc, char **argv)
         fprintf(stderr, "cannot start\n");
         return 2;
     }
-    tr(&t, "# kv");
-    test_kv(&t);
-    tr(&t, "# txn");
-    test_txn(&t);
-    tr(&t, "# lease");
-    test_lease(&t);
-    tr(&t, "# watch");
-    test_watch(&t);
-    tr(&t, "# lock");
-    test_lock(&t);
-    tr(&t, "# election");
-    test_election(&t);
-    test_campaign_again(&t);
-    tr(&t, "# compaction");
-    test_compact(&t);
+    if (again) {
+        test_campaign_again(&t);
+    } else {
+        tr(&t, "# kv");
+        test_kv(&t);
+        tr(&t, "# txn");
+        test_txn(&t);
+        tr(&t, "# lease");
+        test_lease(&t);
+        tr(&t, "# watch");
+        test_watch(&t);
+        tr(&t, "# lock");
+        test_lock(&t);
+        tr(&t, "# election");
+        test_election(&t);
+        tr(&t, "# compaction");
+        test_compact(&t);
+    }
     cairn_client_free(t.c);
     cairn_client_free(t.c2);
     cairn_client_free(t.c3);
