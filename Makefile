@@ -77,7 +77,9 @@ MODULES := base consensus/raft consensus/log consensus/kv consensus/apply \
            config registry/grpc registry/http registry/services registry/config \
            registry/server bench
 ALL_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
-PROG_SRCS := $(filter %_main.c,$(ALL_SRCS))
+# bench/sdk_bench_main.c is a program on libcairn.a alone (see below).
+SDK_BENCH_SRC := bench/sdk_bench_main.c
+PROG_SRCS := $(filter-out $(SDK_BENCH_SRC),$(filter %_main.c,$(ALL_SRCS)))
 # bench/'s shared code (the cairn-bench client) is a library of its own, so
 # that the daemon does not carry it.
 BENCH_SRCS := $(filter-out %_main.c,$(wildcard bench/*.c))
@@ -111,6 +113,12 @@ BENCH_LIB := $(B)/libcairn-bench.a
 EXAMPLE_SRCS := $(wildcard sdk/examples/*.c)
 EXAMPLES := $(patsubst sdk/examples/%.c,$(B)/examples/%,$(subst _,-,$(EXAMPLE_SRCS)))
 
+# tests/sdk/sdk_<x>.c -> $(B)/tests/sdk-<x>: test programs on libcairn's
+# public API alone (cairn.h and libcairn.a, as a user links it), driven by
+# the scripts tests/sdk/*.test. <x> has no '_' (the rule maps '-' back).
+SDK_TEST_SRCS := $(wildcard tests/sdk/*.c)
+SDK_TESTS := $(patsubst tests/sdk/%.c,$(B)/tests/%,$(subst _,-,$(SDK_TEST_SRCS)))
+
 prog_name = $(subst _,-,$(patsubst %_main,%,$(basename $(notdir $(1)))))
 PROGS := $(foreach s,$(PROG_SRCS),$(B)/$(call prog_name,$(s))) $(B)/cairnctl
 
@@ -120,12 +128,12 @@ TEST_KINDS := sim crash integration compat
 TEST_BINS := $(foreach k,$(TEST_KINDS),$(if $(wildcard tests/$(k)/*.c),$(B)/tests/$(k)))
 
 .PHONY: all clean test run lint bench deps deps-build sim sim-long crash \
-        itest compat fuzz fuzz-build fuzz-replay fuzz-seeds unit install \
-        image chart-test
+        itest compat sdktest fuzz fuzz-build fuzz-replay fuzz-seeds unit \
+        install image chart-test
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BENCH_LIB) $(SDK_SO) $(SDK_A) $(PROGS) $(UNIT_BINS) \
-     $(TEST_BINS) $(EXAMPLES)
+     $(TEST_BINS) $(EXAMPLES) $(SDK_TESTS) $(B)/sdk-bench
 
 deps:
 	$(Q)scripts/deps.sh
@@ -196,6 +204,19 @@ $(B)/cairnctl: $(CTL_OBJS) $(CTL_PB_OBJS) $(SDK_A)
 $(B)/obj/sdk/examples/%.o: CFLAGS += -Isdk/include
 $(B)/examples/example-%: $(B)/obj/sdk/examples/example_%.o $(SDK_A)
 	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $@ $^ $(SDK_LIBS) -lm
+
+$(B)/obj/tests/sdk/%.o: CFLAGS += -Isdk/include
+$(B)/tests/sdk-%: $(B)/obj/tests/sdk/sdk_%.o $(SDK_A)
+	@mkdir -p $(dir $@)
+	@echo "  LD  $@"
+	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $@ $^ $(SDK_LIBS) -lm
+
+# sdk-bench: cairn-bench's put and range loads through libcairn (bench/
+# sdk_compare.sh runs both on one server).
+$(B)/obj/bench/sdk_bench_main.o: CFLAGS += -Isdk/include
+$(B)/sdk-bench: $(B)/obj/bench/sdk_bench_main.o $(SDK_A)
 	@echo "  LD  $@"
 	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $@ $^ $(SDK_LIBS) -lm
 
@@ -272,6 +293,10 @@ itest: all
 
 compat: all
 	$(Q)ONLY=compat tests/run.sh $(B)
+
+# libcairn against real etcd and cairnd (tests/sdk; part of make test too).
+sdktest: all
+	$(Q)ONLY=sdk tests/run.sh $(B)
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory MODE=release all

@@ -14,7 +14,7 @@ B=$(cd "$B" && pwd)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-SECTIONS=(kv compare raft3 registry)
+SECTIONS=(kv compare raft3 registry sdk)
 
 # kv: the MVCC store alone (consensus/kv on LMDB): puts per commit size and
 # sync mode, point/prefix/historical ranges, open time and RSS at 100k and
@@ -54,6 +54,13 @@ section_raft3() {
 section_registry() {
     # shellcheck disable=SC2086
     bench/registry.sh "$B" ${REGISTRY_ARGS:-}
+}
+
+# sdk: libcairn's put and range throughput against cairn-bench's on one
+# cairnd (bench/sdk_compare.sh; goal >= 0.8x). About 1.5 minutes; SDK_*
+# variables tune it.
+section_sdk() {
+    bench/sdk_compare.sh "$B"
 }
 
 failed=0

@@ -219,7 +219,11 @@ static int stream_start(struct cairn_watch *w, uint64_t deadline_ns)
             break;
         }
     }
-    if (w->end_err != 0) {
+    /* Created, then canceled (a compacted start revision: etcd sends the
+     * two answers apart, cairnd often in one read): the stream was made,
+     * so the caller gets the watch and its end from cairn_watch_next,
+     * with the compaction revision, whichever way the answers came. */
+    if (w->end_err != 0 && !w->created) {
         return cairn__fail(c, w->end_err, 0, "%s", w->reason);
     }
     if (!w->created) {

@@ -5,7 +5,7 @@
 # tests/<kind>/*.test script (each prints TAP "ok"/"not ok" lines). Ends with
 # one line: "N passed, N failed". Exit status is 0 only when nothing failed.
 #
-# ONLY=unit|crash|sim|integration|compat|fuzz restricts to one kind.
+# ONLY=unit|crash|sim|integration|compat|sdk|fuzz restricts to one kind.
 # FULL=1 asks the scripted tests for their long form (make itest).
 # Logs of each test go to BUILD_DIR/test-logs/.
 set -u
@@ -47,7 +47,7 @@ if [ -z "${ONLY:-}" ] || [ "${ONLY}" = unit ]; then
     done
 fi
 
-for kind in crash sim integration compat fuzz; do
+for kind in crash sim integration compat sdk fuzz; do
     if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$kind" ]; then
         continue
     fi

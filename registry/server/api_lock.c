@@ -1258,6 +1258,15 @@ static int start(struct api_op *op, enum rkind kind,
     if (svc == NULL) {
         return op->s->stopping ? ERR_STOPPED : -ENOMEM;
     }
+    /* End the waiting calls whose clients cancelled before this request
+     * came (on one connection the cancel arrives first) now, not at the
+     * next poll: their key deletions are then proposed, and applied,
+     * before this call's first write, as in etcd, where the cancel stops
+     * the waiter at once. Else a Campaign that timed out and the same
+     * client's next Campaign (same lease, so the same key) race: the new
+     * one takes over the key and answers, then the old one's late cleanup
+     * deletes it, leaving a leader that holds no key. */
+    sweep(svc);
     r = rcall_new(svc, kind, name);
     if (r == NULL) {
         return ERR_BUSY;

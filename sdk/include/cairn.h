@@ -450,9 +450,11 @@ struct cairn_watch_resp {
 
 /* Opens a watch (a stream of its own on the client's connection) and
  * waits for the server's "created" answer. Copies req. *out stays valid
- * until cairn_watch_close. Errors: as for cairn_range; CAIRN_E_COMPACTED
- * when start_revision was compacted; CAIRN_E_CANCELED with the server's
- * reason (errmsg) when it refused the watch. */
+ * until cairn_watch_close. Errors: as for cairn_range; CAIRN_E_CANCELED
+ * with the server's reason (errmsg) when it refused the watch. A
+ * start_revision below the compaction opens the watch (etcd and cairnd
+ * create it, then cancel it); its first cairn_watch_next ends with
+ * CAIRN_E_COMPACTED and cairn_watch_compact_revision tells the revision. */
 CAIRN_EXPORT int cairn_watch_open(struct cairn_client *c,
                                   const struct cairn_watch_req *req,
                                   int64_t deadline_ms,
