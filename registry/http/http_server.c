@@ -45,6 +45,7 @@
  * into it until then.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1107,6 +1108,26 @@ static int ctx_create(struct http *h, char *msg, size_t msg_len)
     return 0;
 }
 
+/* libwebsockets opens /dev/urandom when its context is made; without it
+ * the context fails, and lws's cleanup of a failed context on our libuv
+ * loop crashed the daemon at the next attempt (a bare chroot showed it).
+ * So the device is checked before anything listens, and a failed start
+ * is not tried again. */
+int server__http_preflight(char *msg, size_t msg_len)
+{
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(msg, msg_len,
+                 "cannot open /dev/urandom (%s): the HTTP side "
+                 "(libwebsockets) needs it; every container runtime "
+                 "provides it",
+                 strerror(errno));
+        return ERR_INVALID;
+    }
+    close(fd);
+    return 0;
+}
+
 int http_start(struct server *s, char *msg, size_t msg_len)
 {
     struct http *h = s->http;
@@ -1117,14 +1138,20 @@ int http_start(struct server *s, char *msg, size_t msg_len)
     if (s->stopping) {
         return ERR_STOPPED;
     }
+    if (s->http_start_failed) {
+        snprintf(msg, msg_len, "the HTTP side failed to start earlier");
+        return ERR_INVALID;
+    }
     h = mem_calloc(1, sizeof(*h));
     if (h == NULL) {
         return -ENOMEM;
     }
     h->s = s;
     h->loops[0] = s->loop;
-    rc = ctx_create(h, msg, msg_len);
+    rc = server__http_preflight(msg, msg_len);
+    rc = rc != 0 ? rc : ctx_create(h, msg, msg_len);
     if (rc != 0) {
+        s->http_start_failed = true;
         mem_free(h);
         return rc;
     }

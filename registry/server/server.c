@@ -385,9 +385,21 @@ static int url_sockaddr(const char *url, struct sockaddr_storage *out,
     return 0;
 }
 
+/* The HTTP side's start-up check (http_server.c has the strong one). */
+__attribute__((weak)) int server__http_preflight(char *msg, size_t msg_len)
+{
+    (void)msg;
+    (void)msg_len;
+    return 0;
+}
+
 int server__listen(struct server *s, char *msg, size_t msg_len)
 {
     const struct options_urls *u = &s->opt->listen_client_urls;
+    int pre = server__http_preflight(msg, msg_len);
+    if (pre != 0) {
+        return pre; /* before anything listens */
+    }
     for (size_t i = 0; i < u->count && i < SERVER_LISTENERS_MAX; i++) {
         struct server_listener *l = &s->listeners[i];
         struct sockaddr_storage sa;

@@ -156,6 +156,7 @@ struct server {
      * (past the sniff, each side counts its own refusals) */
     uint64_t conns_refused_at_accept;
     uint64_t nospace_raised_ms; /* api.c: the last NOSPACE alarm proposed */
+    bool http_start_failed;     /* http_server.c: not tried again */
     void *http;                 /* registry/http state, when built */
     void *watch;     /* watch service state (registry/server/api_watch.c) */
     void *lease;     /* lease service state (registry/server/api_lease.c) */
@@ -219,6 +220,8 @@ int server_snapshot_command(int argc, char **argv);
 /* The HTTP/1.1 side of the client port: a connection that is not gRPC.
  * Provided by registry/http when it is built in; takes fd (and the bytes
  * already read). Returns 0 when it took the fd. */
+/* Checks what the HTTP side needs before anything listens (weak: 0). */
+int server__http_preflight(char *msg, size_t msg_len);
 int server__http_adopt(struct server *s, int fd, const void *pre,
                        size_t pre_len);
 
