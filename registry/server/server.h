@@ -125,6 +125,7 @@ struct server_listener {
     uv_tcp_t tcp;
     struct server *s;
     bool open;
+    bool tls; /* an https:// URL: connections go to tls_conn.c */
 };
 
 struct server {
@@ -156,6 +157,7 @@ struct server {
     void *compactor; /* auto compaction (compactor.c), when on */
     void *health;    /* active health checks (registry/services) */
     void *config;    /* config center state (registry/config) */
+    void *tls;       /* client-port TLS (tls_conn.c), when https */
     /* registry API counters for /metrics (registry/services, and the
      * discovery streams in registry/http) */
     struct {
@@ -182,6 +184,8 @@ void server_stop(struct server *s);
 int server__listen(struct server *s, char *msg, size_t msg_len);
 void server__listen_close(struct server *s);
 int server__grpc_init(struct server *s);
+/* TCP_NODELAY and keep-alive on an accepted client socket (best effort) */
+void server__socket_opts(uv_tcp_t *tcp);
 
 /* Extension points, each a weak default that a module may replace with a
  * strong definition (so a module plugs in without editing server.c):
