@@ -187,6 +187,24 @@ int server__grpc_init(struct server *s);
 /* TCP_NODELAY and keep-alive on an accepted client socket (best effort) */
 void server__socket_opts(uv_tcp_t *tcp);
 
+/* Client-port TLS counters (tls_conn.c), for /metrics. */
+struct server_tls_stats {
+    uint64_t handshakes_ok;
+    uint64_t handshakes_failed;   /* bad certificate, protocol, cipher... */
+    uint64_t handshakes_timedout; /* TLS_HANDSHAKE_TIMEOUT_MS passed */
+    uint64_t handshakes_refused;  /* LIMIT_CONNECTIONS reached */
+    uint64_t handshaking;         /* gauge */
+    uint64_t conns_open;          /* gauge: TLS connections, any state */
+    uint64_t alpn_h2;             /* handed to gRPC */
+    uint64_t alpn_http1;          /* handed to HTTP/1.1 */
+};
+
+/* The client's address ("1.2.3.4:5678") of the TLS connection whose
+ * plaintext end the HTTP or gRPC side holds as fd; "" when fd is not one. */
+void server__tls_peer(const struct server *s, int fd, char *buf, size_t len);
+
+void server__tls_stats(const struct server *s, struct server_tls_stats *out);
+
 /* Extension points, each a weak default that a module may replace with a
  * strong definition (so a module plugs in without editing server.c):
  *  - server__stream_methods: streaming gRPC methods (Watch, LeaseKeepAlive,

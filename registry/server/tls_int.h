@@ -33,6 +33,8 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include "registry/server/server.h"
+
 struct server;
 struct options;
 
@@ -43,16 +45,6 @@ struct options;
  * reads stop until half of it is written. */
 #define TLS_PENDING_BYTES_MAX (256 * 1024)
 
-struct server_tls_stats {
-    uint64_t handshakes_ok;
-    uint64_t handshakes_failed;   /* bad certificate, protocol, cipher... */
-    uint64_t handshakes_timedout; /* TLS_HANDSHAKE_TIMEOUT_MS passed */
-    uint64_t handshakes_refused;  /* LIMIT_CONNECTIONS reached */
-    uint64_t handshaking;         /* gauge */
-    uint64_t conns_open;          /* gauge: TLS connections, any state */
-    uint64_t alpn_h2;             /* handed to gRPC */
-    uint64_t alpn_http1;          /* handed to HTTP/1.1 */
-};
 
 /* True when some --listen-client-urls URL is https:// (or unixs://). */
 bool server__tls_wanted(const struct server *s);
@@ -71,11 +63,8 @@ void server__tls_accept(struct server *s, uv_stream_t *listener);
  * happens when the gRPC and HTTP sides close their ends). */
 void server__tls_stop(struct server *s);
 
-/* The client's address ("1.2.3.4:5678") of the TLS connection whose
- * plaintext end the HTTP or gRPC side holds as fd; "" when fd is not one. */
-void server__tls_peer(const struct server *s, int fd, char *buf, size_t len);
-
-void server__tls_stats(const struct server *s, struct server_tls_stats *out);
+/* server__tls_peer, server__tls_stats: in server.h (the HTTP side uses
+ * them). */
 
 /* tls_ctx.c: a server SSL_CTX from o's client TLS flags (files read and
  * checked now). 0 and *out set, or ERR_INVALID/-ENOMEM with msg naming the
