@@ -24,6 +24,7 @@
 #include "registry/server/api_auth.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -292,7 +293,15 @@ int api_auth_check(struct api_op *op, const ProtobufCMessage *req)
     if (a == NULL || rule == RULE_NONE || !auth_enabled(a)) {
         return 0;
     }
-    rc = api_auth_user(op->s, op->token, user, sizeof(user));
+    if (op->token == NULL && op->cert_user != NULL &&
+        op->cert_user[0] != '\0') {
+        /* etcd's AuthInfoFromTLS: the certificate's CN is the user; one
+         * too long to be a user name must not be cut into another's */
+        int n = snprintf(user, sizeof(user), "%s", op->cert_user);
+        rc = n > 0 && (size_t)n < sizeof(user) ? 0 : ERR_PERMISSION_DENIED;
+    } else {
+        rc = api_auth_user(op->s, op->token, user, sizeof(user));
+    }
     if (rc != 0) {
         return rc;
     }

@@ -71,6 +71,9 @@ struct api_op {
     ProtobufCMessage *owned; /* a request we decoded ourselves */
     uint32_t timeout_ms;
     const char *token; /* auth token metadata, or NULL */
+    /* with no token: the CN of the client's verified TLS certificate
+     * under --client-cert-auth (api_call_cert), or NULL */
+    const char *cert_user;
     uint64_t aux;      /* per-method scratch (MemberAdd: the new id) */
     uint8_t *audit;    /* the audit field proposed with the write, or NULL */
     size_t audit_len;
@@ -114,6 +117,15 @@ struct api_op *api_call_audit(struct server *s, const struct api_method *m,
                               uint32_t timeout_ms, const char *token,
                               const struct api_audit *audit, api_done_fn done,
                               void *ctx);
+
+/* api_call_auth for a client that sent no token and whose verified TLS
+ * client certificate names cert_user (its CN), under --client-cert-auth:
+ * with auth on, the call runs as that user, as etcd's AuthInfoFromTLS
+ * does. cert_user is borrowed like token. */
+struct api_op *api_call_cert(struct server *s, const struct api_method *m,
+                             const uint8_t *req, size_t len,
+                             uint32_t timeout_ms, const char *cert_user,
+                             api_done_fn done, void *ctx);
 
 /* The caller is gone; done will not run. Safe until done has run. */
 void api_cancel(struct api_op *op);

@@ -247,6 +247,34 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 
 static void app_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
 
+/* The CN of a client certificate that verified, or "": the user name
+ * under --client-cert-auth (etcd's AuthInfoFromTLS). A CN with a NUL in
+ * it, or too long, is no name. */
+static void peer_cn(struct tls_conn *c, char *buf, size_t len)
+{
+    X509 *x = SSL_get0_peer_certificate(c->ssl);
+    const X509_NAME *name;
+    const ASN1_STRING *v;
+    int i;
+    buf[0] = '\0';
+    if (x == NULL || SSL_get_verify_result(c->ssl) != X509_V_OK) {
+        return;
+    }
+    /* the first CN, as Go's Subject.CommonName */
+    name = X509_get_subject_name(x);
+    i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    v = i >= 0 ? X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i))
+               : NULL;
+    if (v != NULL && ASN1_STRING_length(v) > 0 &&
+        (size_t)ASN1_STRING_length(v) < len &&
+        memchr(ASN1_STRING_get0_data(v), 0, (size_t)ASN1_STRING_length(v)) ==
+            NULL) {
+        memcpy(buf, ASN1_STRING_get0_data(v), (size_t)ASN1_STRING_length(v));
+        buf[ASN1_STRING_length(v)] = '\0';
+    }
+    ERR_clear_error();
+}
+
 /* The handshake is done: hand the plaintext to the side ALPN chose. */
 static int hand_over(struct tls_conn *c)
 {
@@ -271,7 +299,10 @@ static int hand_over(struct tls_conn *c)
         return rc;
     }
     c->app_fd = sv[1];
-    rc = h2 ? grpc_server_adopt(&s->grpc, sv[1], NULL, 0)
+    char cn[GRPC_IDENTITY_BYTES_MAX];
+    peer_cn(c, cn, sizeof(cn));
+    rc = h2 ? grpc_server_adopt_id(&s->grpc, sv[1], NULL, 0,
+                                   cn[0] != '\0' ? cn : NULL)
             : server__http_adopt(s, sv[1], NULL, 0);
     if (rc != 0) {
         close(sv[1]);
