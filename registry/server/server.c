@@ -130,12 +130,11 @@ static void grpc_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
     const char *cn = g->s->opt->client_tls.client_cert_auth
                          ? grpc_call_identity(call)
                          : NULL;
-    struct api_op *op =
-        token == NULL && cn != NULL
-            ? api_call_cert(g->s, g->m, msg->data, msg->len, timeout_ms, cn,
-                            grpc_done, call)
-            : api_call_auth(g->s, g->m, msg->data, msg->len, timeout_ms,
-                            token, grpc_done, call);
+    struct api_op *op = token == NULL && cn != NULL
+                            ? api_call_cert(g->s, g->m, msg->data, msg->len,
+                                            timeout_ms, cn, grpc_done, call)
+                            : api_call_auth(g->s, g->m, msg->data, msg->len,
+                                            timeout_ms, token, grpc_done, call);
     if (op != NULL) {
         grpc_call_set_data(call, op);
     }

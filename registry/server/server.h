@@ -74,8 +74,8 @@ struct api_op {
     /* with no token: the CN of the client's verified TLS certificate
      * under --client-cert-auth (api_call_cert), or NULL */
     const char *cert_user;
-    uint64_t aux;      /* per-method scratch (MemberAdd: the new id) */
-    uint8_t *audit;    /* the audit field proposed with the write, or NULL */
+    uint64_t aux;   /* per-method scratch (MemberAdd: the new id) */
+    uint8_t *audit; /* the audit field proposed with the write, or NULL */
     size_t audit_len;
 };
 

@@ -56,7 +56,7 @@
 #include "registry/server/server.h"
 #include "registry/server/tls_int.h"
 
-#define TLS_READ_BYTES  (16 * 1024)
+#define TLS_READ_BYTES    (16 * 1024)
 #define TLS_SSL_READS_MAX 64 /* SSL_read calls per pass per connection */
 
 struct tls_out {
@@ -89,7 +89,7 @@ struct tls_conn {
     bool closing;
     bool got_bytes;   /* the client sent something */
     bool ssl_drained; /* the last SSL_read wanted more bytes */
-    int app_fd;     /* the other end, as the server side holds it, or -1 */
+    int app_fd;       /* the other end, as the server side holds it, or -1 */
     int handles;
     char peer[64];
     struct tls_conn *next;
@@ -116,6 +116,16 @@ static size_t out_pending(const struct tls_out *o)
     return o->q.len + o->w.len;
 }
 
+/* An empty buffer gives its memory back: an idle connection (a watcher, a
+ * subscriber) holds no read-sized buffers, only its SSL. */
+static void buf_trim(struct buf *b)
+{
+    if (b->len == 0 && b->cap > 0) {
+        buf_free(b);
+        buf_init(b, 0);
+    }
+}
+
 /* Hand o->q to the stream: uv_try_write, then one uv_write for the rest. */
 static int out_flush(struct tls_out *o, uv_stream_t *st, uv_write_cb cb,
                      void *data)
@@ -135,6 +145,7 @@ static int out_flush(struct tls_out *o, uv_stream_t *st, uv_write_cb cb,
     }
     if ((size_t)rv == o->q.len) {
         buf_reset(&o->q);
+        buf_trim(&o->q);
         return 0;
     }
     struct buf tmp = o->w;
@@ -182,6 +193,7 @@ static void net_written(uv_write_t *wr, int status)
     struct tls_conn *c = wr->data;
     c->to_net.writing = false;
     buf_reset(&c->to_net.w);
+    buf_trim(&c->to_net.w);
     if (c->closing) {
         return;
     }
@@ -197,6 +209,7 @@ static void app_written(uv_write_t *wr, int status)
     struct tls_conn *c = wr->data;
     c->to_app.writing = false;
     buf_reset(&c->to_app.w);
+    buf_trim(&c->to_app.w);
     if (c->closing) {
         return;
     }
@@ -263,8 +276,7 @@ static void peer_cn(struct tls_conn *c, char *buf, size_t len)
     /* the first CN, as Go's Subject.CommonName */
     name = X509_get_subject_name(x);
     i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
-    v = i >= 0 ? X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i))
-               : NULL;
+    v = i >= 0 ? X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)) : NULL;
     if (v != NULL && ASN1_STRING_length(v) > 0 &&
         (size_t)ASN1_STRING_length(v) < len &&
         memchr(ASN1_STRING_get0_data(v), 0, (size_t)ASN1_STRING_length(v)) ==
@@ -341,8 +353,8 @@ static int handshake_step(struct tls_conn *c)
     /* the alert OpenSSL queued still goes out, best effort */
     (void)drain_wbio(c);
     if (c->to_net.q.len > 0) {
-        uv_buf_t b = uv_buf_init((char *)c->to_net.q.data,
-                                 (unsigned)c->to_net.q.len);
+        uv_buf_t b =
+            uv_buf_init((char *)c->to_net.q.data, (unsigned)c->to_net.q.len);
         (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     }
     return ERR_INVALID;
@@ -392,10 +404,10 @@ static void flow(struct tls_conn *c)
 {
     size_t app_q = out_pending(&c->to_app);
     size_t net_q = out_pending(&c->to_net);
-    bool want_net = !c->net_eof &&
-                    (c->state == TC_HANDSHAKE ||
-                     app_q < (c->tcp_reading ? TLS_PENDING_BYTES_MAX
-                                             : TLS_PENDING_BYTES_MAX / 2));
+    bool want_net =
+        !c->net_eof && (c->state == TC_HANDSHAKE ||
+                        app_q < (c->tcp_reading ? TLS_PENDING_BYTES_MAX
+                                                : TLS_PENDING_BYTES_MAX / 2));
     bool want_app = c->app_open && !c->app_eof &&
                     net_q < (c->app_reading ? TLS_PENDING_BYTES_MAX
                                             : TLS_PENDING_BYTES_MAX / 2);
@@ -445,8 +457,7 @@ static void pass(struct tls_conn *c)
             rc = drain_wbio(c); /* tickets, alerts, key updates */
         }
         if (rc == 0) {
-            rc = out_flush(&c->to_app, (uv_stream_t *)&c->app, app_written,
-                           c);
+            rc = out_flush(&c->to_app, (uv_stream_t *)&c->app, app_written, c);
         }
     }
     if (rc == 0) {
@@ -456,19 +467,20 @@ static void pass(struct tls_conn *c)
         conn_close(c);
         return;
     }
+    buf_trim(&c->to_app.q); /* decrypt() reserved room it may not have used */
+    buf_trim(&c->to_net.q);
     /* the client is done and its last bytes are with the server side:
      * the server sees EOF, answers what it has and closes its end */
     if (c->net_eof && c->state == TC_RELAY && !c->app_shut_on &&
         c->ssl_drained && out_pending(&c->to_app) == 0 && !c->app_eof) {
         c->app_shut_on = true;
-        if (uv_shutdown(&c->app_shut, (uv_stream_t *)&c->app,
-                        app_shut_done) != 0) {
+        if (uv_shutdown(&c->app_shut, (uv_stream_t *)&c->app, app_shut_done) !=
+            0) {
             conn_close(c);
             return;
         }
         /* a server side that never closes is not waited for long */
-        uv_timer_start(&c->timer, linger_timeout, TLS_HANDSHAKE_TIMEOUT_MS,
-                       0);
+        uv_timer_start(&c->timer, linger_timeout, TLS_HANDSHAKE_TIMEOUT_MS, 0);
     }
     if ((c->app_eof || (c->net_eof && c->state == TC_HANDSHAKE)) &&
         out_pending(&c->to_net) == 0) {

@@ -99,8 +99,7 @@ static void asn1_time_str(const ASN1_TIME *t, char *buf, size_t len)
 
 /* ------------------------------------------------ certificate and key */
 
-static int check_validity(X509 *x, const char *path, char *msg,
-                          size_t msg_len)
+static int check_validity(X509 *x, const char *path, char *msg, size_t msg_len)
 {
     char when[64];
     if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0) {
@@ -112,15 +111,14 @@ static int check_validity(X509 *x, const char *path, char *msg,
     if (X509_cmp_current_time(X509_get0_notBefore(x)) > 0) {
         asn1_time_str(X509_get0_notBefore(x), when, sizeof(when));
         snprintf(msg, msg_len,
-                 "--cert-file %s: the certificate is not valid before %s",
-                 path, when);
+                 "--cert-file %s: the certificate is not valid before %s", path,
+                 when);
         return ERR_INVALID;
     }
     return 0;
 }
 
-static int load_cert(SSL_CTX *ctx, const char *path, char *msg,
-                     size_t msg_len)
+static int load_cert(SSL_CTX *ctx, const char *path, char *msg, size_t msg_len)
 {
     char why[128];
     FILE *f = open_or_say("cert-file", path, msg, msg_len);
@@ -205,8 +203,7 @@ static int load_ca(SSL_CTX *ctx, const char *path, char *msg, size_t msg_len)
     if (f == NULL || names == NULL) {
         if (f != NULL) {
             fclose(f);
-            snprintf(msg, msg_len, "--trusted-ca-file %s: out of memory",
-                     path);
+            snprintf(msg, msg_len, "--trusted-ca-file %s: out of memory", path);
         }
         sk_X509_NAME_free(names);
         return ERR_INVALID;
@@ -290,12 +287,10 @@ static const struct {
     {"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
      "ECDHE-ECDSA-AES256-GCM-SHA384"},
     {"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", "ECDHE-RSA-CHACHA20-POLY1305"},
-    {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
-     "ECDHE-ECDSA-CHACHA20-POLY1305"},
+    {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "ECDHE-ECDSA-CHACHA20-POLY1305"},
 };
 
-static int set_suites(SSL_CTX *ctx, const char *list, char *msg,
-                      size_t msg_len)
+static int set_suites(SSL_CTX *ctx, const char *list, char *msg, size_t msg_len)
 {
     char copy[1024];
     char out[1024] = "";
@@ -526,9 +521,8 @@ int server__tls_ctx_new(const struct options *o, SSL_CTX **out, char *msg,
     }
     if (t->client_cert_auth ||
         (t->trusted_ca_file != NULL && t->trusted_ca_file[0] != '\0')) {
-        SSL_CTX_set_verify(ctx,
-                           SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-                           NULL);
+        SSL_CTX_set_verify(
+            ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     }
     LOGI("server",
          "ClientTLS: cert = %s, key = %s, trusted-ca = %s, "

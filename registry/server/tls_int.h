@@ -43,8 +43,7 @@ struct options;
 #define TLS_HANDSHAKE_TIMEOUT_MS 10000
 /* Bytes waiting for one direction's socket; above it the other side's
  * reads stop until half of it is written. */
-#define TLS_PENDING_BYTES_MAX (256 * 1024)
-
+#define TLS_PENDING_BYTES_MAX    (256 * 1024)
 
 /* True when some --listen-client-urls URL is https:// (or unixs://). */
 bool server__tls_wanted(const struct server *s);
