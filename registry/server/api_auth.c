@@ -105,6 +105,24 @@ int api_auth_range_check(struct server *s, const char *token,
     return rc;
 }
 
+int api_auth_range_check_user(struct server *s, const char *user,
+                              const uint8_t *key, size_t key_len,
+                              const uint8_t *range_end, size_t range_end_len)
+{
+    struct auth *a = srv_auth(s);
+    if (a == NULL || !auth_enabled(a)) {
+        return 0;
+    }
+    if (user[0] == '\0') {
+        return ERR_USER_EMPTY;
+    }
+    if (strlen(user) >= USER_CAP) {
+        return ERR_PERMISSION_DENIED;
+    }
+    return auth_check(a, user, AUTH_PERM_READ, key, key_len, range_end,
+                      range_end_len);
+}
+
 /* ------------------------------------------------------------- checks */
 
 static int check_range(struct auth *a, const char *user,
