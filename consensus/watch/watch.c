@@ -515,7 +515,11 @@ int watch_stream_create(struct watch_stream *st, const struct watch_create *c)
         return ERR_BUSY;
     }
     rev = rev > h->rev ? rev : h->rev;
-    why = c->denied ? "etcdserver: permission denied" : create_check(st, c);
+    /* etcd 3.4 puts the gRPC status error's text here
+     * (rpctypes.ErrGRPCPermissionDenied.Error(), observed via etcdctl) */
+    why = c->denied ? "rpc error: code = PermissionDenied desc = etcdserver: "
+                      "permission denied"
+                    : create_check(st, c);
     if (why != NULL) {
         return create_fail(st, rev, why);
     }

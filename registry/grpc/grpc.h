@@ -230,6 +230,14 @@ int grpc_server_init(struct grpc_server *srv, uv_loop_t *loop,
 int grpc_server_adopt(struct grpc_server *srv, int fd, const void *pre,
                       size_t pre_len);
 
+/* The same for a connection whose client proved an identity (the CN of a
+ * verified TLS client certificate; registry/server/tls_conn.c): identity
+ * (NUL-terminated, up to GRPC_IDENTITY_BYTES_MAX - 1 bytes, else
+ * ERR_INVALID) is copied and read back with grpc_call_identity(). */
+#define GRPC_IDENTITY_BYTES_MAX 256
+int grpc_server_adopt_id(struct grpc_server *srv, int fd, const void *pre,
+                         size_t pre_len, const char *identity);
+
 /* Graceful stop (SIGTERM): every connection gets GOAWAY(NO_ERROR) naming
  * the last stream it will serve, running calls finish normally, and each
  * connection closes once its streams are done. New adopts fail with
@@ -266,6 +274,10 @@ const char *grpc_call_metadata(const struct grpc_call *call, const char *name,
  * set none. The layer does not enforce it: clients reset the stream at
  * their deadline, which arrives as on_cancel. */
 uint64_t grpc_call_deadline_ms(const struct grpc_call *call);
+
+/* The connection's identity (grpc_server_adopt_id), or NULL. Borrowed
+ * until the call ends. */
+const char *grpc_call_identity(const struct grpc_call *call);
 
 /* HTTP/2 stream id, for logs. */
 int32_t grpc_call_stream_id(const struct grpc_call *call);

@@ -411,6 +411,11 @@ void *grpc_call_data(const struct grpc_call *call)
     return call->data;
 }
 
+const char *grpc_call_identity(const struct grpc_call *call)
+{
+    return call->conn != NULL ? call->conn->identity : NULL;
+}
+
 int32_t grpc_call_stream_id(const struct grpc_call *call)
 {
     return call->stream_id;

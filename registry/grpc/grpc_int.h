@@ -137,6 +137,7 @@ struct grpc_conn {
     unsigned eof : 1;           /* peer closed or socket error */
     unsigned closing : 1;       /* uv_close issued */
     unsigned want_writable : 1; /* some call is waiting for room */
+    char *identity;             /* grpc_server_adopt_id's, or NULL */
 };
 
 struct grpc_call {

@@ -334,6 +334,7 @@ static void conn_closed_cb(uv_handle_t *h)
     ASSERT(!c->dirty);
     buf_free(&c->out);
     buf_free(&c->wout);
+    mem_free(c->identity);
     mem_free(c);
     handle_gone(srv);
 }
@@ -657,6 +658,7 @@ static void open_failed_cb(uv_handle_t *h)
     struct grpc_conn *c = h->data;
     struct grpc_server *srv = c->srv;
 
+    mem_free(c->identity);
     mem_free(c);
     handle_gone(srv);
 }
@@ -664,7 +666,14 @@ static void open_failed_cb(uv_handle_t *h)
 int grpc_server_adopt(struct grpc_server *srv, int fd, const void *pre,
                       size_t pre_len)
 {
+    return grpc_server_adopt_id(srv, fd, pre, pre_len, NULL);
+}
+
+int grpc_server_adopt_id(struct grpc_server *srv, int fd, const void *pre,
+                         size_t pre_len, const char *identity)
+{
     struct grpc_conn *c;
+    char *id = NULL;
     int rc;
 
     if (srv->shutting_down || srv->closing) {
@@ -674,15 +683,29 @@ int grpc_server_adopt(struct grpc_server *srv, int fd, const void *pre,
         srv->stats.conns_refused++;
         return ERR_BUSY;
     }
+    if (identity != NULL) {
+        size_t n = strnlen(identity, GRPC_IDENTITY_BYTES_MAX);
+        if (n == GRPC_IDENTITY_BYTES_MAX) {
+            return ERR_INVALID;
+        }
+        id = mem_alloc(n + 1);
+        if (id == NULL) {
+            return -ENOMEM;
+        }
+        memcpy(id, identity, n + 1);
+    }
     c = mem_calloc(1, sizeof(*c));
     if (c == NULL) {
+        mem_free(id);
         return -ENOMEM;
     }
     c->srv = srv;
+    c->identity = id;
     buf_init(&c->out, 0);
     buf_init(&c->wout, 0);
     rc = session_new(srv, c);
     if (rc != 0) {
+        mem_free(c->identity);
         mem_free(c);
         return rc;
     }

@@ -197,7 +197,7 @@ int http__api_dispatch(struct http_conn *c)
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
     char peer[64];
     peer[0] = '\0';
-    lws_get_peer_simple(c->wsi, peer, sizeof(peer));
+    http__peer(c->h, c->wsi, peer, sizeof(peer));
     if (a->cfg) {
         char inm[80];
         if (lws_hdr_copy(c->wsi, inm, sizeof(inm),

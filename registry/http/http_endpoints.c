@@ -322,6 +322,34 @@ static void grpc_metrics(struct mw *w, struct server *s)
                "Times reads stopped on the outbound bound.", g.reads_paused);
 }
 
+static void tls_metrics(struct mw *w, const struct server *s)
+{
+    struct server_tls_stats t;
+    server__tls_stats(s, &t);
+    metric_u64(w, "cairn_tls_connections_open", "gauge",
+               "Open TLS connections on the client port, any state.",
+               t.conns_open);
+    metric_u64(w, "cairn_tls_handshakes_in_progress", "gauge",
+               "TLS handshakes under way.", t.handshaking);
+    mw_printf(w,
+              "# HELP cairn_tls_handshakes_total TLS handshakes on the "
+              "client port, by result.\n"
+              "# TYPE cairn_tls_handshakes_total counter\n"
+              "cairn_tls_handshakes_total{result=\"ok\"} %" PRIu64 "\n"
+              "cairn_tls_handshakes_total{result=\"failed\"} %" PRIu64 "\n"
+              "cairn_tls_handshakes_total{result=\"timeout\"} %" PRIu64 "\n"
+              "cairn_tls_handshakes_total{result=\"refused\"} %" PRIu64 "\n",
+              t.handshakes_ok, t.handshakes_failed, t.handshakes_timedout,
+              t.handshakes_refused);
+    mw_printf(w,
+              "# HELP cairn_tls_alpn_total TLS connections by the protocol "
+              "ALPN chose.\n"
+              "# TYPE cairn_tls_alpn_total counter\n"
+              "cairn_tls_alpn_total{protocol=\"h2\"} %" PRIu64 "\n"
+              "cairn_tls_alpn_total{protocol=\"http/1.1\"} %" PRIu64 "\n",
+              t.alpn_h2, t.alpn_http1);
+}
+
 static void http_metrics(struct mw *w, const struct http *h)
 {
     const struct http_stats *st = &h->st;
@@ -419,6 +447,7 @@ int http__get_metrics(struct http_conn *c)
     }
     grpc_metrics(&w, s);
     http_metrics(&w, c->h);
+    tls_metrics(&w, s);
     process_metrics(&w);
     if (w.err == 0) {
         w.err = svc_health_metrics(s, &b); /* registry/services */

@@ -275,6 +275,11 @@ int http__respond(struct http_conn *c, int status, const char *ctype,
  * or outside, as from an api_call completion). */
 void http__conn_kill(struct http_conn *c);
 
+/* The client's address for logs and audit ("1.2.3.4:5678"): on a TLS port
+ * lws holds one end of a socketpair, so the address comes from the TLS
+ * layer (registry/server/tls_conn.c); else from the socket. */
+void http__peer(const struct http *h, struct lws *wsi, char *buf, size_t len);
+
 /* The gateway error body {"error","message","code"} for err (a base/err.h
  * code) or, when text is not NULL, for code with that text. */
 int http__respond_error(struct http_conn *c, int err, enum grpc_code code,

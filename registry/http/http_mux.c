@@ -510,7 +510,7 @@ static void call_rest(struct hstream *hs, json_t *m, json_t *id, int op,
     char peer[64];
     peer[0] = '\0';
     if (hs->wsi != NULL) {
-        lws_get_peer_simple(hs->wsi, peer, sizeof(peer));
+        http__peer(hs->h, hs->wsi, peer, sizeof(peer));
     }
     /* may answer (and free c) before it returns */
     svc_handle(hs->h->s, "POST", path, NULL, body,

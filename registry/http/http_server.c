@@ -1189,6 +1189,15 @@ void http_stop(struct server *s)
     uv_timer_start(&h->reap, on_reap, 0, REAP_INTERVAL_MS);
 }
 
+void http__peer(const struct http *h, struct lws *wsi, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    server__tls_peer(h->s, lws_get_socket_fd(wsi), buf, len);
+    if (buf[0] == '\0') {
+        lws_get_peer_simple(wsi, buf, len);
+    }
+}
+
 /* The strong definition of server.c's weak hook: a client-port connection
  * that is not gRPC. */
 int server__http_adopt(struct server *s, int fd, const void *pre,

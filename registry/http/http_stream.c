@@ -1803,7 +1803,7 @@ int http__sub_cfg_start(struct hsub *sub, int64_t since)
     ASSERT(since >= 0);
     ASSERT(sub->cfg_ns[0] != '\0' && sub->key_len > 0);
     peer[0] = '\0';
-    lws_get_peer_simple(hs->wsi, peer, sizeof(peer));
+    http__peer(hs->h, hs->wsi, peer, sizeof(peer));
     sub->cfg = true;
     sub->rev = since;
     sub->cfg_sub =

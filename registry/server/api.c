@@ -145,11 +145,38 @@ static int audit_attach(struct api_op *op, const struct api_audit *au)
     return rc;
 }
 
+static struct api_op *call_start(struct server *s, const struct api_method *m,
+                                 const uint8_t *req, size_t len,
+                                 uint32_t timeout_ms, const char *token,
+                                 const char *cert_user,
+                                 const struct api_audit *audit,
+                                 api_done_fn done, void *ctx);
+
 struct api_op *api_call_audit(struct server *s, const struct api_method *m,
                               const uint8_t *req, size_t len,
                               uint32_t timeout_ms, const char *token,
                               const struct api_audit *audit, api_done_fn done,
                               void *ctx)
+{
+    return call_start(s, m, req, len, timeout_ms, token, NULL, audit, done,
+                      ctx);
+}
+
+struct api_op *api_call_cert(struct server *s, const struct api_method *m,
+                             const uint8_t *req, size_t len,
+                             uint32_t timeout_ms, const char *cert_user,
+                             api_done_fn done, void *ctx)
+{
+    return call_start(s, m, req, len, timeout_ms, NULL, cert_user, NULL, done,
+                      ctx);
+}
+
+static struct api_op *call_start(struct server *s, const struct api_method *m,
+                                 const uint8_t *req, size_t len,
+                                 uint32_t timeout_ms, const char *token,
+                                 const char *cert_user,
+                                 const struct api_audit *audit,
+                                 api_done_fn done, void *ctx)
 {
     struct api_op *op = mem_calloc(1, sizeof(*op));
     ProtobufCMessage *pb = NULL;
@@ -187,6 +214,7 @@ struct api_op *api_call_audit(struct server *s, const struct api_method *m,
     }
     op->owned = pb;
     op->token = token;
+    op->cert_user = token == NULL ? cert_user : NULL;
     rc = api_auth_check(op, pb);
     if (rc == 0 && audit != NULL) {
         rc = audit_attach(op, audit);

@@ -24,6 +24,7 @@
 #include "registry/server/api_auth.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -102,6 +103,24 @@ int api_auth_range_check(struct server *s, const char *token,
                         range_end_len);
     }
     return rc;
+}
+
+int api_auth_range_check_user(struct server *s, const char *user,
+                              const uint8_t *key, size_t key_len,
+                              const uint8_t *range_end, size_t range_end_len)
+{
+    struct auth *a = srv_auth(s);
+    if (a == NULL || !auth_enabled(a)) {
+        return 0;
+    }
+    if (user[0] == '\0') {
+        return ERR_USER_EMPTY;
+    }
+    if (strlen(user) >= USER_CAP) {
+        return ERR_PERMISSION_DENIED;
+    }
+    return auth_check(a, user, AUTH_PERM_READ, key, key_len, range_end,
+                      range_end_len);
 }
 
 /* ------------------------------------------------------------- checks */
@@ -293,7 +312,15 @@ int api_auth_check(struct api_op *op, const ProtobufCMessage *req)
         op->token == api_token_internal) {
         return 0;
     }
-    rc = api_auth_user(op->s, op->token, user, sizeof(user));
+    if (op->token == NULL && op->cert_user != NULL &&
+        op->cert_user[0] != '\0') {
+        /* etcd's AuthInfoFromTLS: the certificate's CN is the user; one
+         * too long to be a user name must not be cut into another's */
+        int n = snprintf(user, sizeof(user), "%s", op->cert_user);
+        rc = n > 0 && (size_t)n < sizeof(user) ? 0 : ERR_PERMISSION_DENIED;
+    } else {
+        rc = api_auth_user(op->s, op->token, user, sizeof(user));
+    }
     if (rc != 0) {
         return rc;
     }

@@ -51,4 +51,11 @@ int api_auth_range_check(struct server *s, const char *token,
                          const uint8_t *key, size_t key_len,
                          const uint8_t *range_end, size_t range_end_len);
 
+/* The same for a user named directly: the CN of a verified TLS client
+ * certificate under --client-cert-auth (api_call_cert). A name too long
+ * to be a user's is ERR_PERMISSION_DENIED. */
+int api_auth_range_check_user(struct server *s, const char *user,
+                              const uint8_t *key, size_t key_len,
+                              const uint8_t *range_end, size_t range_end_len);
+
 #endif

@@ -274,8 +274,18 @@ static void on_create(struct wcall *c,
                       const Etcdserverpb__WatchCreateRequest *r)
 {
     struct watch_create wc;
-    api_watch__create_from_pb(c->svc->s, r,
-                              grpc_call_metadata(c->call, "token", NULL), &wc);
+    struct server *s = c->svc->s;
+    const char *token = grpc_call_metadata(c->call, "token", NULL);
+    const char *cn = s->opt->client_tls.client_cert_auth
+                         ? grpc_call_identity(c->call)
+                         : NULL;
+    api_watch__create_from_pb(s, r, token, &wc);
+    if (token == NULL && cn != NULL && s->auth != NULL) {
+        /* the certificate's CN is the user, as for unary calls (server.c) */
+        wc.denied =
+            api_auth_range_check_user(s, cn, wc.key, wc.key_len, wc.range_end,
+                                      wc.range_end_len) != 0;
+    }
     if (watch_stream_create(c->st, &wc) != 0) {
         call_end(c, ERR_BUSY);
     }

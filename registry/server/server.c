@@ -23,6 +23,7 @@
 #include "registry/server/api_auth.h"
 #include "registry/server/api_lock.h"
 #include "registry/server/discovery_srv.h"
+#include "registry/server/tls_int.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -35,6 +36,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/assert.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -123,8 +125,16 @@ static void grpc_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
     if (token == NULL) {
         token = grpc_call_metadata(call, "authorization", NULL);
     }
-    struct api_op *op = api_call_auth(g->s, g->m, msg->data, msg->len,
-                                      timeout_ms, token, grpc_done, call);
+    /* a token wins; without one, --client-cert-auth makes the verified
+     * certificate's CN the user (etcd's AuthInfoFromCtx) */
+    const char *cn = g->s->opt->client_tls.client_cert_auth
+                         ? grpc_call_identity(call)
+                         : NULL;
+    struct api_op *op = token == NULL && cn != NULL
+                            ? api_call_cert(g->s, g->m, msg->data, msg->len,
+                                            timeout_ms, cn, grpc_done, call)
+                            : api_call_auth(g->s, g->m, msg->data, msg->len,
+                                            timeout_ms, token, grpc_done, call);
     if (op != NULL) {
         grpc_call_set_data(call, op);
     }
@@ -277,7 +287,7 @@ static void sniff_timeout(uv_timer_t *t)
 }
 
 /* Best effort: a socket that refuses an option keeps the default. */
-static void keepalive_set(uv_tcp_t *tcp)
+void server__socket_opts(uv_tcp_t *tcp)
 {
     static const struct {
         int level, name, value;
@@ -289,6 +299,7 @@ static void keepalive_set(uv_tcp_t *tcp)
         {IPPROTO_TCP, TCP_USER_TIMEOUT, CLIENT_USER_TIMEOUT_MS},
     };
     uv_os_fd_t fd;
+    uv_tcp_nodelay(tcp, 1); /* lws does not set it on adopted sockets */
     if (uv_fileno((uv_handle_t *)tcp, &fd) != 0) {
         return;
     }
@@ -304,6 +315,10 @@ static void on_connection(uv_stream_t *server, int status)
     struct server *s = l->s;
     struct sniff *sn;
     if (status != 0 || s->stopping) {
+        return;
+    }
+    if (l->tls) {
+        server__tls_accept(s, server); /* the whole port is TLS */
         return;
     }
     sn = mem_calloc(1, sizeof(*sn));
@@ -324,15 +339,14 @@ static void on_connection(uv_stream_t *server, int status)
         sniff_close(sn);
         return;
     }
-    uv_tcp_nodelay(&sn->tcp, 1); /* lws does not set it on adopted sockets */
-    keepalive_set(&sn->tcp);
+    server__socket_opts(&sn->tcp);
     uv_timer_start(&sn->timer, sniff_timeout, SNIFF_TIMEOUT_MS, 0);
     uv_read_start((uv_stream_t *)&sn->tcp, sniff_alloc, sniff_read);
 }
 
-/* "http://host:port" -> sockaddr (host resolved, IPv4 or IPv6). */
+/* "http[s]://host:port" -> sockaddr (host resolved, IPv4 or IPv6). */
 static int url_sockaddr(const char *url, struct sockaddr_storage *out,
-                        char *msg, size_t msg_len)
+                        bool *tls, char *msg, size_t msg_len)
 {
     const char *p = url;
     char host[256];
@@ -340,13 +354,15 @@ static int url_sockaddr(const char *url, struct sockaddr_storage *out,
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
+    *tls = false;
     if (strncmp(p, "http://", 7) == 0) {
         p += 7;
     } else if (strncmp(p, "https://", 8) == 0) {
-        snprintf(msg, msg_len, "%s: TLS is not supported yet", url);
-        return ERR_INVALID;
+        p += 8;
+        *tls = true;
     } else {
-        snprintf(msg, msg_len, "%s: only http:// URLs are supported", url);
+        snprintf(msg, msg_len,
+                 "%s: only http:// and https:// URLs are supported", url);
         return ERR_INVALID;
     }
     const char *colon = strrchr(p, ':');
@@ -355,7 +371,7 @@ static int url_sockaddr(const char *url, struct sockaddr_storage *out,
     if (colon == NULL || (size_t)(colon - p) >= sizeof(host) ||
         (size_t)(colon - p) > end || end - (size_t)(colon - p) - 1 == 0 ||
         end - (size_t)(colon - p) - 1 >= sizeof(port)) {
-        snprintf(msg, msg_len, "%s: expected http://host:port", url);
+        snprintf(msg, msg_len, "%s: expected http[s]://host:port", url);
         return ERR_INVALID;
     }
     size_t hl = (size_t)(colon - p);
@@ -403,10 +419,14 @@ int server__listen(struct server *s, char *msg, size_t msg_len)
     for (size_t i = 0; i < u->count && i < SERVER_LISTENERS_MAX; i++) {
         struct server_listener *l = &s->listeners[i];
         struct sockaddr_storage sa;
-        int rc = url_sockaddr(u->urls[i], &sa, msg, msg_len);
+        bool tls = false;
+        int rc = url_sockaddr(u->urls[i], &sa, &tls, msg, msg_len);
         if (rc != 0) {
             return rc;
         }
+        /* server__tls_init made the context when any URL is https */
+        ASSERT(!tls || s->tls != NULL);
+        l->tls = tls;
         uv_tcp_init(s->loop, &l->tcp);
         l->tcp.data = l;
         l->s = s;
@@ -599,6 +619,7 @@ void server_stop(struct server *s)
     s->stopping = true;
     stall_stop(&s->stall); /* closing may legitimately block the loop */
     server__listen_close(s);
+    server__tls_stop(s);
     server__compactor_stop(s);
     server__modules_stop(s);
     http_stop(s);
@@ -644,6 +665,11 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     s->loop = loop;
     s->opt = o;
     limits_from_options(s);
+    /* certificate and key files are checked before anything opens */
+    rc = server__tls_init(s, msg, msg_len);
+    if (rc != 0) {
+        return rc;
+    }
     node_config_default(&nc);
     nc.data_dir = o->data_dir;
     nc.heartbeat_ms = (uint32_t)o->heartbeat_interval_ms;

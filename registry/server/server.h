@@ -71,8 +71,11 @@ struct api_op {
     ProtobufCMessage *owned; /* a request we decoded ourselves */
     uint32_t timeout_ms;
     const char *token; /* auth token metadata, or NULL */
-    uint64_t aux;      /* per-method scratch (MemberAdd: the new id) */
-    uint8_t *audit;    /* the audit field proposed with the write, or NULL */
+    /* with no token: the CN of the client's verified TLS certificate
+     * under --client-cert-auth (api_call_cert), or NULL */
+    const char *cert_user;
+    uint64_t aux;   /* per-method scratch (MemberAdd: the new id) */
+    uint8_t *audit; /* the audit field proposed with the write, or NULL */
     size_t audit_len;
 };
 
@@ -120,6 +123,15 @@ struct api_op *api_call_audit(struct server *s, const struct api_method *m,
                               const struct api_audit *audit, api_done_fn done,
                               void *ctx);
 
+/* api_call_auth for a client that sent no token and whose verified TLS
+ * client certificate names cert_user (its CN), under --client-cert-auth:
+ * with auth on, the call runs as that user, as etcd's AuthInfoFromTLS
+ * does. cert_user is borrowed like token. */
+struct api_op *api_call_cert(struct server *s, const struct api_method *m,
+                             const uint8_t *req, size_t len,
+                             uint32_t timeout_ms, const char *cert_user,
+                             api_done_fn done, void *ctx);
+
 /* The caller is gone; done will not run. Safe until done has run. */
 void api_cancel(struct api_op *op);
 
@@ -130,6 +142,7 @@ struct server_listener {
     uv_tcp_t tcp;
     struct server *s;
     bool open;
+    bool tls; /* an https:// URL: connections go to tls_conn.c */
 };
 
 struct server {
@@ -163,6 +176,7 @@ struct server {
     void *compactor; /* auto compaction (compactor.c), when on */
     void *health;    /* active health checks (registry/services) */
     void *config;    /* config center state (registry/config) */
+    void *tls;       /* client-port TLS (tls_conn.c), when https */
     /* registry API counters for /metrics (registry/services, and the
      * discovery streams in registry/http) */
     struct {
@@ -189,6 +203,26 @@ void server_stop(struct server *s);
 int server__listen(struct server *s, char *msg, size_t msg_len);
 void server__listen_close(struct server *s);
 int server__grpc_init(struct server *s);
+/* TCP_NODELAY and keep-alive on an accepted client socket (best effort) */
+void server__socket_opts(uv_tcp_t *tcp);
+
+/* Client-port TLS counters (tls_conn.c), for /metrics. */
+struct server_tls_stats {
+    uint64_t handshakes_ok;
+    uint64_t handshakes_failed;   /* bad certificate, protocol, cipher... */
+    uint64_t handshakes_timedout; /* TLS_HANDSHAKE_TIMEOUT_MS passed */
+    uint64_t handshakes_refused;  /* LIMIT_CONNECTIONS reached */
+    uint64_t handshaking;         /* gauge */
+    uint64_t conns_open;          /* gauge: TLS connections, any state */
+    uint64_t alpn_h2;             /* handed to gRPC */
+    uint64_t alpn_http1;          /* handed to HTTP/1.1 */
+};
+
+/* The client's address ("1.2.3.4:5678") of the TLS connection whose
+ * plaintext end the HTTP or gRPC side holds as fd; "" when fd is not one. */
+void server__tls_peer(const struct server *s, int fd, char *buf, size_t len);
+
+void server__tls_stats(const struct server *s, struct server_tls_stats *out);
 
 /* Extension points, each a weak default that a module may replace with a
  * strong definition (so a module plugs in without editing server.c):
