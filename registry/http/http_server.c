@@ -799,10 +799,24 @@ static bool is_get(int meth)
     return meth == LWSHUMETH_GET;
 }
 
+/* What a --listen-metrics-urls listener serves: etcd's metrics listener
+ * has /metrics and /health; the probes and /version come with them, so a
+ * kubelet can probe a member whose client port wants client
+ * certificates. */
+static bool metrics_path(const char *path)
+{
+    return strcmp(path, "/metrics") == 0 || strcmp(path, "/health") == 0 ||
+           strcmp(path, "/readyz") == 0 || strcmp(path, "/livez") == 0 ||
+           strcmp(path, "/version") == 0;
+}
+
 static int route(struct http_conn *c, const char *path, int meth)
 {
     const struct api_method *m;
     enum http_stream_kind sk = http__stream_kind(path);
+    if (lws_get_vhost(c->wsi) == c->h->vh_metrics && !metrics_path(path)) {
+        return respond_text(c, 404, "Not Found\n");
+    }
     if (sk != HTTP_STREAM_NONE) {
         c->skind = sk;
         if (meth != LWSHUMETH_POST) {
@@ -968,9 +982,10 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
         }
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        /* WebSocket only at the watch paths; anything else hangs up */
+        /* WebSocket only at the watch paths (and never on a metrics
+         * listener); anything else hangs up */
         if (in == NULL || strcmp(in, "websocket") != 0 || h->stopped ||
-            h->s->stopping) {
+            h->s->stopping || lws_get_vhost(wsi) == h->vh_metrics) {
             return -1;
         }
         return http__ws_confirm(wsi);
@@ -1099,10 +1114,14 @@ static int ctx_create(struct http *h, char *msg, size_t msg_len)
         return ERR_INVALID;
     }
     h->vh = lws_get_vhost_by_name(h->ctx, "default");
-    if (h->vh == NULL) {
+    /* the same callbacks; connections of --listen-metrics-urls are adopted
+     * here, and route() serves them the metrics paths only */
+    info.vhost_name = "metrics";
+    h->vh_metrics = h->vh != NULL ? lws_create_vhost(h->ctx, &info) : NULL;
+    if (h->vh == NULL || h->vh_metrics == NULL) {
         lws_context_destroy(h->ctx);
         h->ctx = NULL;
-        snprintf(msg, msg_len, "libwebsockets: no default vhost");
+        snprintf(msg, msg_len, "libwebsockets: cannot make the vhosts");
         return ERR_INVALID;
     }
     return 0;
@@ -1200,8 +1219,23 @@ void http__peer(const struct http *h, struct lws *wsi, char *buf, size_t len)
 
 /* The strong definition of server.c's weak hook: a client-port connection
  * that is not gRPC. */
+static int adopt(struct server *s, int fd, const void *pre, size_t pre_len,
+                 bool metrics);
+
 int server__http_adopt(struct server *s, int fd, const void *pre,
                        size_t pre_len)
+{
+    return adopt(s, fd, pre, pre_len, false);
+}
+
+int server__http_adopt_metrics(struct server *s, int fd, const void *pre,
+                               size_t pre_len)
+{
+    return adopt(s, fd, pre, pre_len, true);
+}
+
+static int adopt(struct server *s, int fd, const void *pre, size_t pre_len,
+                 bool metrics)
 {
     struct http *h;
     char msg[160] = "";
@@ -1220,7 +1254,8 @@ int server__http_adopt(struct server *s, int fd, const void *pre,
         return ERR_BUSY;
     }
     /* lws closes fd itself when it fails, so from here fd is lws's */
-    if (lws_adopt_socket_vhost_readbuf(h->vh, fd, pre, pre_len) == NULL) {
+    if (lws_adopt_socket_vhost_readbuf(metrics ? h->vh_metrics : h->vh, fd, pre,
+                                       pre_len) == NULL) {
         LOGD("http", "connection closed at adoption");
     }
     return 0;

@@ -202,6 +202,7 @@ struct sniff {
     uv_tcp_t tcp;
     uv_timer_t timer;
     struct server *s;
+    bool metrics; /* from a --listen-metrics-urls listener: HTTP only */
     uint8_t buf[SNIFF_BYTES];
     size_t len;
     int closing;
@@ -221,6 +222,17 @@ static void sniff_close(struct sniff *sn)
     sn->closing = 2;
     uv_close((uv_handle_t *)&sn->tcp, sniff_closed);
     uv_close((uv_handle_t *)&sn->timer, sniff_closed);
+}
+
+__attribute__((weak)) int server__http_adopt_metrics(struct server *s, int fd,
+                                                     const void *pre,
+                                                     size_t pre_len)
+{
+    (void)s;
+    (void)fd;
+    (void)pre;
+    (void)pre_len;
+    return ERR_INVALID;
 }
 
 __attribute__((weak)) int server__http_adopt(struct server *s, int fd,
@@ -244,8 +256,10 @@ static void sniff_hand_over(struct sniff *sn, bool grpc)
         dupfd = dup(fd);
     }
     if (dupfd >= 0) {
-        rc = grpc ? grpc_server_adopt(&sn->s->grpc, dupfd, sn->buf, sn->len)
-                  : server__http_adopt(sn->s, dupfd, sn->buf, sn->len);
+        rc = sn->metrics
+                 ? server__http_adopt_metrics(sn->s, dupfd, sn->buf, sn->len)
+             : grpc ? grpc_server_adopt(&sn->s->grpc, dupfd, sn->buf, sn->len)
+                    : server__http_adopt(sn->s, dupfd, sn->buf, sn->len);
         if (rc != 0) {
             close(dupfd);
         }
@@ -326,6 +340,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     sn->s = s;
+    sn->metrics = l->metrics;
     uv_tcp_init(s->loop, &sn->tcp);
     uv_timer_init(s->loop, &sn->timer);
     sn->tcp.data = sn;
@@ -409,6 +424,53 @@ __attribute__((weak)) int server__http_preflight(char *msg, size_t msg_len)
     return 0;
 }
 
+/* --listen-metrics-urls: plain HTTP listeners for /metrics, /health,
+ * /readyz, /livez and /version (etcd's metrics listener), so probes and
+ * scrapes need no client certificate when the client port asks for one. */
+static int listen_metrics(struct server *s, char *msg, size_t msg_len)
+{
+    const struct options_urls *u = &s->opt->listen_metrics_urls;
+    for (size_t i = 0; i < u->count; i++) {
+        struct server_listener *l;
+        struct sockaddr_storage sa;
+        bool tls = false;
+        int rc;
+        if (s->listeners_count == SERVER_LISTENERS_MAX) {
+            snprintf(msg, msg_len, "more than %d listen URLs",
+                     SERVER_LISTENERS_MAX);
+            return ERR_INVALID;
+        }
+        rc = url_sockaddr(u->urls[i], &sa, &tls, msg, msg_len);
+        if (rc == 0 && tls) {
+            snprintf(msg, msg_len,
+                     "--listen-metrics-urls %s: https is not supported yet "
+                     "(use http://)",
+                     u->urls[i]);
+            rc = ERR_INVALID;
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        l = &s->listeners[s->listeners_count++];
+        uv_tcp_init(s->loop, &l->tcp);
+        l->tcp.data = l;
+        l->s = s;
+        l->open = true;
+        l->metrics = true;
+        rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&sa, 0);
+        if (rc == 0) {
+            rc = uv_listen((uv_stream_t *)&l->tcp, 128, on_connection);
+        }
+        if (rc != 0) {
+            snprintf(msg, msg_len, "listen on %s: %s", u->urls[i],
+                     uv_strerror(rc));
+            return rc;
+        }
+        LOGI("server", "serving metrics and probes on %s", u->urls[i]);
+    }
+    return 0;
+}
+
 int server__listen(struct server *s, char *msg, size_t msg_len)
 {
     const struct options_urls *u = &s->opt->listen_client_urls;
@@ -443,7 +505,7 @@ int server__listen(struct server *s, char *msg, size_t msg_len)
         }
         LOGI("server", "serving client requests on %s", u->urls[i]);
     }
-    return 0;
+    return listen_metrics(s, msg, msg_len);
 }
 
 void server__listen_close(struct server *s)

@@ -142,7 +142,8 @@ struct server_listener {
     uv_tcp_t tcp;
     struct server *s;
     bool open;
-    bool tls; /* an https:// URL: connections go to tls_conn.c */
+    bool tls;     /* an https:// URL: connections go to tls_conn.c */
+    bool metrics; /* --listen-metrics-urls: HTTP, metrics and probes only */
 };
 
 struct server {
@@ -256,6 +257,9 @@ int server_snapshot_command(int argc, char **argv);
  * already read). Returns 0 when it took the fd. */
 /* Checks what the HTTP side needs before anything listens (weak: 0). */
 int server__http_preflight(char *msg, size_t msg_len);
+/* A connection of a --listen-metrics-urls listener (weak: refused). */
+int server__http_adopt_metrics(struct server *s, int fd, const void *pre,
+                               size_t pre_len);
 int server__http_adopt(struct server *s, int fd, const void *pre,
                        size_t pre_len);
 
