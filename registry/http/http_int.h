@@ -140,10 +140,10 @@ struct http {
     struct server *s;
     struct lws_context *ctx;
     struct lws_vhost *vh;
-    struct lws_vhost *vh_metrics; /* --listen-metrics-urls connections */
-    void *loops[1];               /* the server's loop, for lws */
-    uv_check_t watch;             /* notices server_stop() */
-    uv_timer_t reap;              /* waits for lws to finish */
+    char metrics_tag; /* its address marks metrics connections (lws opaque) */
+    void *loops[1];   /* the server's loop, for lws */
+    uv_check_t watch; /* notices server_stop() */
+    uv_timer_t reap;  /* waits for lws to finish */
     uv_timer_t sweep; /* cuts stalled streams (http__streams_sweep) */
     uint32_t reap_ticks;
     bool stopped; /* http_stop ran */

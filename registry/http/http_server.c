@@ -799,6 +799,15 @@ static bool is_get(int meth)
     return meth == LWSHUMETH_GET;
 }
 
+/* A connection of a --listen-metrics-urls listener: its lws opaque
+ * pointer is &h->metrics_tag instead of h (set right after adoption; lws
+ * moves an adopted connection to the vhost its Host header names, so a
+ * vhost of its own could not tell). */
+static bool metrics_conn(const struct http *h, struct lws *wsi)
+{
+    return lws_get_opaque_user_data(wsi) == (const void *)&h->metrics_tag;
+}
+
 /* What a --listen-metrics-urls listener serves: etcd's metrics listener
  * has /metrics and /health; the probes and /version come with them, so a
  * kubelet can probe a member whose client port wants client
@@ -814,7 +823,7 @@ static int route(struct http_conn *c, const char *path, int meth)
 {
     const struct api_method *m;
     enum http_stream_kind sk = http__stream_kind(path);
-    if (lws_get_vhost(c->wsi) == c->h->vh_metrics && !metrics_path(path)) {
+    if (metrics_conn(c->h, c->wsi) && !metrics_path(path)) {
         return respond_text(c, 404, "Not Found\n");
     }
     if (sk != HTTP_STREAM_NONE) {
@@ -931,7 +940,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
         h->st.conns_total++;
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
-        if (lws_get_opaque_user_data(wsi) == h) {
+        if (lws_get_opaque_user_data(wsi) == h || metrics_conn(h, wsi)) {
             lws_set_opaque_user_data(wsi, NULL);
             ASSERT(h->conns_open > 0);
             h->conns_open--;
@@ -985,7 +994,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
         /* WebSocket only at the watch paths (and never on a metrics
          * listener); anything else hangs up */
         if (in == NULL || strcmp(in, "websocket") != 0 || h->stopped ||
-            h->s->stopping || lws_get_vhost(wsi) == h->vh_metrics) {
+            h->s->stopping || metrics_conn(h, wsi)) {
             return -1;
         }
         return http__ws_confirm(wsi);
@@ -1114,14 +1123,10 @@ static int ctx_create(struct http *h, char *msg, size_t msg_len)
         return ERR_INVALID;
     }
     h->vh = lws_get_vhost_by_name(h->ctx, "default");
-    /* the same callbacks; connections of --listen-metrics-urls are adopted
-     * here, and route() serves them the metrics paths only */
-    info.vhost_name = "metrics";
-    h->vh_metrics = h->vh != NULL ? lws_create_vhost(h->ctx, &info) : NULL;
-    if (h->vh == NULL || h->vh_metrics == NULL) {
+    if (h->vh == NULL) {
         lws_context_destroy(h->ctx);
         h->ctx = NULL;
-        snprintf(msg, msg_len, "libwebsockets: cannot make the vhosts");
+        snprintf(msg, msg_len, "libwebsockets: no default vhost");
         return ERR_INVALID;
     }
     return 0;
@@ -1253,10 +1258,14 @@ static int adopt(struct server *s, int fd, const void *pre, size_t pre_len,
         h->st.conns_refused++;
         return ERR_BUSY;
     }
-    /* lws closes fd itself when it fails, so from here fd is lws's */
-    if (lws_adopt_socket_vhost_readbuf(metrics ? h->vh_metrics : h->vh, fd, pre,
-                                       pre_len) == NULL) {
+    /* lws closes fd itself when it fails, so from here fd is lws's; no
+     * request is read before this returns (reads come from the loop) */
+    struct lws *wsi = lws_adopt_socket_vhost_readbuf(h->vh, fd, pre, pre_len);
+    if (wsi == NULL) {
         LOGD("http", "connection closed at adoption");
+    } else if (metrics) {
+        ASSERT(lws_get_opaque_user_data(wsi) == h);
+        lws_set_opaque_user_data(wsi, &h->metrics_tag);
     }
     return 0;
 }
