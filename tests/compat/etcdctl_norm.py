@@ -22,12 +22,15 @@ import os
 import re
 import sys
 
-mapfile = sys.argv[1]
-subs = [a.split("=", 1) for a in sys.argv[2:]]
+subs = []
 ids = {}
-if os.path.exists(mapfile):
-    with open(mapfile) as f:
-        ids = {int(k): v for k, v in json.load(f).items()}
+
+
+def load_ids(mapfile):
+    if os.path.exists(mapfile):
+        with open(mapfile) as f:
+            return {int(k): v for k, v in json.load(f).items()}
+    return {}
 
 
 def idname(v):
@@ -161,8 +164,9 @@ def table_raft(lines):
     return out
 
 
-def main():
-    text = sys.stdin.read()
+def normalize(text):
+    """One command's captured text -> its normalized form (uses the
+    globals ids and subs of the server it ran on)."""
     for old, new in subs:
         text = text.replace(old, new)
     out, err, rc = text, "", ""
@@ -235,12 +239,45 @@ def main():
             x = "status: " + e if isinstance(e, str) and "code =" in e else ""
         if x and line_norm(x) not in errs:
             errs.append(line_norm(x))
-    sys.stdout.write("\n".join(lines).rstrip("\n") + "\n")
+    res = "\n".join(lines).rstrip("\n") + "\n"
     if errs:
-        sys.stdout.write("--- stderr\n" + "\n".join(errs) + "\n")
-    sys.stdout.write(rc + "\n")
+        res += "--- stderr\n" + "\n".join(errs) + "\n"
+    return res + rc + "\n"
+
+
+def save_ids(mapfile, m):
     with open(mapfile, "w") as f:
-        json.dump({str(k): v for k, v in ids.items()}, f)
+        json.dump({str(k): v for k, v in m.items()}, f)
+
+
+def main():
+    global ids, subs
+    if len(sys.argv) == 3 and sys.argv[1] == "--batch":
+        # one line per command, in the order they ran (ID numbering
+        # follows first appearance per server):
+        # MAPFILE <tab> IN <tab> OUT [<tab> OLD=NEW ...]
+        maps = {}
+        with open(sys.argv[2]) as lf:
+            for row in lf:
+                f = row.rstrip("\n").split("\t")
+                if len(f) < 3:
+                    continue
+                if f[0] not in maps:
+                    maps[f[0]] = load_ids(f[0])
+                ids = maps[f[0]]
+                subs = [a.split("=", 1) for a in f[3:]]
+                with open(f[1], errors="surrogateescape") as inp:
+                    text = inp.read()
+                with open(f[2], "w", errors="surrogateescape") as out:
+                    out.write(normalize(text))
+        for mf, m in maps.items():
+            save_ids(mf, m)
+        return
+    mapfile = sys.argv[1]
+    subs = [a.split("=", 1) for a in sys.argv[2:]]
+    ids = load_ids(mapfile)
+    sys.stdout.write(normalize(sys.stdin.read()))
+    save_ids(mapfile, ids)
 
 
 main()
