@@ -75,6 +75,7 @@ static void alarms_refresh_nospace(struct apply *a)
             a->nospace = true;
         }
     }
+    atomic_store_explicit(&a->nospace_seen, a->nospace, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------ exactly once */

@@ -1818,6 +1818,11 @@ bool node_lead_applied(const struct node *n)
            n->applied >= n->raft.term_start_index;
 }
 
+bool node_nospace(struct node *n)
+{
+    return atomic_load_explicit(&n->apply.nospace_seen, memory_order_relaxed);
+}
+
 uint64_t node_term(const struct node *n)
 {
     return n->raft.term;

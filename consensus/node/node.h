@@ -248,6 +248,9 @@ uint64_t node_applied(const struct node *n);
  * another member may still commit what an earlier leader appended: the
  * lease timers lead only from here (api_lease.c; lease.h, point 1). */
 bool node_lead_applied(const struct node *n);
+/* A NOSPACE alarm is raised, as of this member's last applied entry: its
+ * writes would be refused at apply (any thread). */
+bool node_nospace(struct node *n);
 uint64_t node_cluster_id(const struct node *n);
 
 /* The members as this node knows them; returns the count (<= cap). */

@@ -423,6 +423,9 @@ static int kv_put_fn(struct api_op *op, const ProtobufCMessage *req)
     if (r->ignore_lease && r->lease != 0) {
         return ERR_LEASE_PROVIDED;
     }
+    if (node_nospace(op->s->node)) {
+        return ERR_NOSPACE; /* refused before Raft, as etcd's quota check */
+    }
     return propose(op, APPLY_PUT, req);
 }
 
@@ -442,6 +445,9 @@ static int kv_txn_fn(struct api_op *op, const ProtobufCMessage *req)
     if (!apply_txn_writes(t)) {
         return read_linearizable(op);
     }
+    if (node_nospace(op->s->node)) {
+        return ERR_NOSPACE; /* apply would refuse it: no proposal */
+    }
     return propose(op, APPLY_TXN, req);
 }
 
@@ -457,6 +463,9 @@ static int lease_grant_fn(struct api_op *op, const ProtobufCMessage *req)
     Etcdserverpb__LeaseGrantRequest *r = (Etcdserverpb__LeaseGrantRequest *)req;
     if (r->ttl > APPLY_LEASE_TTL_MAX) {
         return ERR_LEASE_TTL_TOO_LARGE;
+    }
+    if (node_nospace(op->s->node)) {
+        return ERR_NOSPACE; /* apply would refuse it: no proposal */
     }
     if (r->id == 0) {
         /* etcd picks a positive 63-bit id from the member's generator. */
