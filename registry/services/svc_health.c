@@ -443,6 +443,16 @@ static void inst_insert(struct hc *h, struct hc_inst *in)
 }
 
 /* A put of key k at mod_rev: track, update or forget the instance. */
+/* False only when the document cannot have a "checks" member: the name
+ * is nowhere in it, not even spelled with \u escapes. Most instances
+ * have no checks, and parsing each registration's document here was a
+ * seventh of its instructions. */
+static bool may_have_checks(const uint8_t *v, size_t vn)
+{
+    return memmem(v, vn, "\"checks\"", 8) != NULL ||
+           memmem(v, vn, "\\u", 2) != NULL;
+}
+
 static void on_put(struct hc *h, const uint8_t *k, size_t kn, const uint8_t *v,
                    size_t vn, int64_t mod_rev)
 {
@@ -452,6 +462,9 @@ static void on_put(struct hc *h, const uint8_t *k, size_t kn, const uint8_t *v,
     uint64_t sig_hash = 0;
     if (old != NULL && mod_rev <= old->mod_rev) {
         return; /* a page read after this event already had it */
+    }
+    if (old == NULL && !may_have_checks(v, vn)) {
+        return; /* not tracked, and no checks to track: no parse */
     }
     doc = json_loadb((const char *)v, vn, 0, NULL);
     checks = json_object_get(doc, "checks");
