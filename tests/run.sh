@@ -19,8 +19,8 @@ pass=0
 fail=0
 failed_names=()
 
-count() { # count NAME LOGFILE RC
-    local name=$1 log=$2 rc=$3 p f
+count() { # count NAME LOGFILE RC [SECONDS]
+    local name=$1 log=$2 rc=$3 secs=${4:+ ${4}s} p f
     p=$(grep -c -E '^ok ' "$log")
     f=$(grep -c -E '^not ok ' "$log")
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
@@ -31,10 +31,10 @@ count() { # count NAME LOGFILE RC
     fail=$((fail + f))
     if [ "$f" -gt 0 ]; then
         failed_names+=("$name")
-        echo "FAIL $name ($p passed, $f failed) - log: $log"
+        echo "FAIL $name ($p passed, $f failed$secs) - log: $log"
         grep -E '^not ok ' "$log" | head -n 20 | sed 's/^/    /'
     else
-        echo "ok   $name ($p passed)"
+        echo "ok   $name ($p passed$secs)"
     fi
 }
 
@@ -42,8 +42,9 @@ if [ -z "${ONLY:-}" ] || [ "${ONLY}" = unit ]; then
     for t in "$B"/tests/unit-*; do
         [ -x "$t" ] || continue
         name=$(basename "$t")
+        t0=$SECONDS
         CMOCKA_MESSAGE_OUTPUT=TAP timeout 600 "$t" >"$LOGS/$name.log" 2>&1
-        count "$name" "$LOGS/$name.log" $?
+        count "$name" "$LOGS/$name.log" $? $((SECONDS - t0))
     done
 fi
 
@@ -54,10 +55,12 @@ for kind in crash sim integration compat sdk fuzz; do
     for t in "$ROOT"/tests/$kind/*.test; do
         [ -x "$t" ] || continue
         name=$kind-$(basename "$t" .test)
+        t0=$SECONDS
         (cd "$ROOT" && timeout 1500 "$t") >"$LOGS/$name.log" 2>&1
-        count "$name" "$LOGS/$name.log" $?
+        count "$name" "$LOGS/$name.log" $? $((SECONDS - t0))
     done
 done
 
+echo "# the suite took ${SECONDS}s"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
