@@ -20,7 +20,7 @@ fail=0
 failed_names=()
 
 count() { # count NAME LOGFILE RC [SECONDS]
-    local name=$1 log=$2 rc=$3 secs=${4:+ ${4}s} p f
+    local name=$1 log=$2 rc=$3 secs=${4:+, ${4}s} p f
     p=$(grep -c -E '^ok ' "$log")
     f=$(grep -c -E '^not ok ' "$log")
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
