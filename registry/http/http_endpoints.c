@@ -348,6 +348,14 @@ static void tls_metrics(struct mw *w, const struct server *s)
               "cairn_tls_alpn_total{protocol=\"h2\"} %" PRIu64 "\n"
               "cairn_tls_alpn_total{protocol=\"http/1.1\"} %" PRIu64 "\n",
               t.alpn_h2, t.alpn_http1);
+    mw_printf(w,
+              "# HELP cairn_tls_reloads_total Times the client port's "
+              "certificate and key were read again (SIGHUP or a file "
+              "change), by result.\n"
+              "# TYPE cairn_tls_reloads_total counter\n"
+              "cairn_tls_reloads_total{result=\"ok\"} %" PRIu64 "\n"
+              "cairn_tls_reloads_total{result=\"failed\"} %" PRIu64 "\n",
+              t.reloads_ok, t.reloads_failed);
 }
 
 static void http_metrics(struct mw *w, const struct http *h)

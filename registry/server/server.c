@@ -802,6 +802,7 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     s->sig_int.data = s;
     uv_signal_start(&s->sig_term, on_signal, SIGTERM);
     uv_signal_start(&s->sig_int, on_signal, SIGINT);
+    server__tls_watch(s);
     uv_timer_init(loop, &s->watchdog);
     s->watchdog.data = s;
     uv_timer_start(&s->watchdog, on_watchdog, 200, 200);

@@ -217,6 +217,8 @@ struct server_tls_stats {
     uint64_t conns_open;          /* gauge: TLS connections, any state */
     uint64_t alpn_h2;             /* handed to gRPC */
     uint64_t alpn_http1;          /* handed to HTTP/1.1 */
+    uint64_t reloads_ok;          /* certificate and key read again */
+    uint64_t reloads_failed;      /* new files refused: the old ones kept */
 };
 
 /* The client's address ("1.2.3.4:5678") of the TLS connection whose
@@ -224,6 +226,12 @@ struct server_tls_stats {
 void server__tls_peer(const struct server *s, int fd, char *buf, size_t len);
 
 void server__tls_stats(const struct server *s, struct server_tls_stats *out);
+
+/* Reload the client port's certificate, key, CA and CRL on SIGHUP and when
+ * one of those files changes (polled every second); established
+ * connections keep what they were set up with. Called once the loop runs
+ * the server; no-op without TLS. */
+void server__tls_watch(struct server *s);
 
 /* Extension points, each a weak default that a module may replace with a
  * strong definition (so a module plugs in without editing server.c):

@@ -41,6 +41,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -96,16 +97,28 @@ struct tls_conn {
     struct tls_conn *prev;
 };
 
+/* Files watched for a reload: cert, key, trusted CA, CRL. */
+#define TLS_WATCH_FILES 4
+#define TLS_POLL_MS     1000 /* how often their stat is compared */
+#define TLS_SETTLE_MS   500  /* a change waits this long for its companions */
+
 struct tls {
     struct server *s;
-    SSL_CTX *ctx;
+    SSL_CTX *ctx; /* new connections take a reference of this one */
     struct tls_conn *conns;
     struct server_tls_stats st;
     bool stopped; /* s->tls is NULL: freed with its last connection */
+    /* Reload (server__tls_watch): SIGHUP, or a watched file changed. */
+    uv_signal_t hup;
+    uv_timer_t settle;
+    uv_fs_poll_t polls[TLS_WATCH_FILES];
+    unsigned polls_count;
+    unsigned handles; /* reload handles not closed yet: t outlives them */
     uint8_t rbuf[TLS_READ_BYTES];
 };
 
 static void conn_close(struct tls_conn *c);
+static void watch_close(struct tls *t);
 static void pass(struct tls_conn *c);
 static void net_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
 
@@ -604,7 +617,7 @@ static void conn_close(struct tls_conn *c)
     if (c->app_open) {
         uv_close((uv_handle_t *)&c->app, handle_closed);
     }
-    if (t->stopped && t->conns == NULL) {
+    if (t->stopped && t->conns == NULL && t->handles == 0) {
         mem_free(t); /* c no longer uses it */
     }
 }
@@ -706,6 +719,122 @@ void server__tls_accept(struct server *s, uv_stream_t *listener)
     flow(c);
 }
 
+/* ------------------------------------------------------------ reload */
+
+/* Certificates and keys read again (SIGHUP, or a watched file changed):
+ * a new context for the connections that come next; those established
+ * keep theirs (each SSL holds a reference), so none is dropped. A file
+ * that does not load keeps the context in use, and the log says why. */
+static void reload(struct tls *t, const char *why)
+{
+    const struct options_tls *o = &t->s->opt->client_tls;
+    char msg[512];
+    SSL_CTX *ctx = NULL;
+    if (t->stopped) {
+        return;
+    }
+    if (o->cert_file == NULL || o->cert_file[0] == '\0') {
+        LOGI("server", "TLS: %s: --auto-tls has no files to read again", why);
+        return;
+    }
+    int rc = server__tls_ctx_new(t->s->opt, &ctx, msg, sizeof(msg));
+    if (rc != 0) {
+        t->st.reloads_failed++;
+        LOGE("server",
+             "TLS: %s: keeping the certificate and key in use, the new "
+             "ones do not load: %s",
+             why, msg);
+        return;
+    }
+    SSL_CTX_free(t->ctx);
+    t->ctx = ctx;
+    t->st.reloads_ok++;
+    LOGI("server",
+         "TLS: %s: certificate and key read again; new connections use "
+         "them, open ones keep theirs",
+         why);
+}
+
+static void on_hup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    reload(h->data, "SIGHUP");
+}
+
+static void on_settled(uv_timer_t *tm)
+{
+    reload(tm->data, "a certificate file changed");
+}
+
+/* A watched file's stat changed (or it appeared or went): reload once the
+ * writer is likely done with its companions (a cert and its key). */
+static void on_file(uv_fs_poll_t *p, int status, const uv_stat_t *prev,
+                    const uv_stat_t *curr)
+{
+    struct tls *t = p->data;
+    (void)status;
+    (void)prev;
+    (void)curr;
+    if (!t->stopped) {
+        uv_timer_start(&t->settle, on_settled, TLS_SETTLE_MS, 0);
+    }
+}
+
+static void watch_handle_closed(uv_handle_t *h)
+{
+    struct tls *t = h->data;
+    ASSERT(t->handles > 0);
+    t->handles--;
+    if (t->stopped && t->conns == NULL && t->handles == 0) {
+        mem_free(t);
+    }
+}
+
+static void watch_close(struct tls *t)
+{
+    if (t->handles == 0) {
+        return; /* never started */
+    }
+    uv_close((uv_handle_t *)&t->hup, watch_handle_closed);
+    uv_close((uv_handle_t *)&t->settle, watch_handle_closed);
+    for (unsigned i = 0; i < t->polls_count; i++) {
+        uv_close((uv_handle_t *)&t->polls[i], watch_handle_closed);
+    }
+}
+
+void server__tls_watch(struct server *s)
+{
+    struct tls *t = s->tls;
+    const struct options_tls *o = &s->opt->client_tls;
+    const char *files[TLS_WATCH_FILES] = {o->cert_file, o->key_file,
+                                          o->trusted_ca_file, o->crl_file};
+    if (t == NULL || t->handles != 0) {
+        return;
+    }
+    uv_signal_init(s->loop, &t->hup);
+    uv_timer_init(s->loop, &t->settle);
+    t->hup.data = t;
+    t->settle.data = t;
+    t->handles = 2;
+    uv_signal_start(&t->hup, on_hup, SIGHUP);
+    for (unsigned i = 0; i < TLS_WATCH_FILES; i++) {
+        uv_fs_poll_t *p = &t->polls[t->polls_count];
+        if (files[i] == NULL || files[i][0] == '\0') {
+            continue;
+        }
+        uv_fs_poll_init(s->loop, p);
+        p->data = t;
+        t->polls_count++;
+        t->handles++;
+        if (uv_fs_poll_start(p, on_file, files[i], TLS_POLL_MS) != 0) {
+            LOGW("server",
+                 "TLS: cannot watch %s for changes (SIGHUP still "
+                 "reloads)",
+                 files[i]);
+        }
+    }
+}
+
 /* --------------------------------------------------------- lifecycle */
 
 bool server__tls_wanted(const struct server *s)
@@ -760,8 +889,11 @@ void server__tls_stop(struct server *s)
     t->stopped = true;
     SSL_CTX_free(t->ctx); /* each SSL holds its own reference */
     t->ctx = NULL;
+    watch_close(t);
     if (t->conns == NULL) {
-        mem_free(t);
+        if (t->handles == 0) {
+            mem_free(t); /* else the last handle's close frees it */
+        }
         return;
     }
     /* Connections in the handshake go now; relaying ones follow their
