@@ -1051,6 +1051,24 @@ int options_validate(const struct options *o, char *err, size_t err_len)
         fail(err, err_len, "--bcrypt-cost: must be 4..31");
         return ERR_INVALID;
     }
+    /* etcd refuses an unknown type ("auth: invalid auth options"); taking
+     * it for "simple" would hide a setting the operator meant */
+    if (strcmp(o->auth_token, "simple") != 0) {
+        char t[40];
+        snprintf(t, sizeof(t), "%.*s", (int)strcspn(o->auth_token, ","),
+                 o->auth_token);
+        if (strcmp(t, "jwt") == 0) {
+            fail(err, err_len,
+                 "--auth-token: jwt tokens are not supported yet; use "
+                 "'simple'");
+        } else {
+            fail(err, err_len,
+                 "--auth-token: unknown token type \"%s\" (auth: invalid "
+                 "auth options); use 'simple'",
+                 t);
+        }
+        return ERR_INVALID;
+    }
     if (strcmp(o->log_level, "debug") != 0 &&
         strcmp(o->log_level, "info") != 0 &&
         strcmp(o->log_level, "warn") != 0 &&

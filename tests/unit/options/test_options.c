@@ -322,6 +322,33 @@ static void connections_bound_from_every_source(void **state)
     }
 }
 
+/* --auth-token: "simple" only; an unknown or jwt type stops the start
+ * with its name, as etcd's "auth: invalid auth options" does. */
+static void auth_token_type_checked(void **state)
+{
+    struct options o;
+    static const char *const bad[][2] = {
+        {"--auth-token=bogus", "unknown token type \"bogus\""},
+        {"--auth-token=jwt,pub-key=a.pub,priv-key=a,sign-method=RS256",
+         "jwt tokens are not supported yet"},
+        {"--auth-token=", "unknown token type \"\""},
+        {"--auth-token=Simple", "unknown token type \"Simple\""},
+    };
+    (void)state;
+    assert_int_equal(parse(&o, empty_env, 0), 0);
+    assert_string_equal(o.auth_token, "simple");
+    options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 1, "--auth-token=simple"), 0);
+    options_free(&o);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(parse(&o, empty_env, 1, bad[i][0]), ERR_INVALID);
+        if (strstr(err, bad[i][1]) == NULL) {
+            fail_msg("case %zu: '%s' does not contain '%s'", i, err, bad[i][1]);
+        }
+        options_free(&o);
+    }
+}
+
 static void ws_bounds_from_every_source(void **state)
 {
     struct options o;
@@ -408,6 +435,7 @@ int main(void)
         cmocka_unit_test(registry_bounds_from_every_source),
         cmocka_unit_test(connections_bound_from_every_source),
         cmocka_unit_test(ws_bounds_from_every_source),
+        cmocka_unit_test(auth_token_type_checked),
         cmocka_unit_test(raft_log_memory_from_every_source),
     };
     return cmocka_run_group_tests_name("options", tests, NULL, NULL);
