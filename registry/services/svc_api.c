@@ -585,11 +585,53 @@ static int answer_written(struct svc_req *r, int64_t rev)
     return 0;
 }
 
+/* The instance is written at rev: answer with it. */
+static void instance_done(struct svc_req *r, int64_t rev)
+{
+    char hex[24];
+    if (r->route == R_INSTANCE_PUT) {
+        r->s->svc_ctr.registrations++;
+    }
+    if (answer_written(r, rev) == 0) {
+        return;
+    }
+    json_t *inst = json_deep_copy(r->doc);
+    if (inst != NULL) {
+        json_object_set_new(inst, "revision", json_integer(rev));
+    }
+    const char *sess = json_string_value(json_object_get(r->doc, "session"));
+    if (sess == NULL) {
+        session_hex(r->lease, hex, sizeof(hex));
+        sess = hex;
+    }
+    answer_json(r, 200,
+                json_pack("{s:I,s:s,s:o?}", "revision", (json_int_t)rev,
+                          "session", sess, "instance", inst));
+}
+
+/* A registration without expect_revision went in as a plain Put. */
+static void instance_put_written(struct svc_req *r, int err,
+                                 const uint8_t *resp, size_t len)
+{
+    Etcdserverpb__PutResponse *p;
+    if (err != 0) {
+        answer_err(r, err);
+        return;
+    }
+    p = etcdserverpb__put_response__unpack(NULL, len, resp);
+    if (p == NULL) {
+        answer_err(r, ERR_UNMARSHAL);
+        return;
+    }
+    int64_t rev = header_rev(p->header);
+    etcdserverpb__put_response__free_unpacked(p, NULL);
+    instance_done(r, rev);
+}
+
 static void instance_written(struct svc_req *r, int err, const uint8_t *resp,
                              size_t len)
 {
     Etcdserverpb__TxnResponse *t;
-    char hex[24];
     if (err != 0) {
         answer_err(r, err);
         return;
@@ -630,24 +672,7 @@ static void instance_written(struct svc_req *r, int err, const uint8_t *resp,
         answer_error(r, 409, "conflict", msg, "expect_revision");
         return;
     }
-    if (r->route == R_INSTANCE_PUT) {
-        r->s->svc_ctr.registrations++;
-    }
-    if (answer_written(r, rev) == 0) {
-        return;
-    }
-    json_t *inst = json_deep_copy(r->doc);
-    if (inst != NULL) {
-        json_object_set_new(inst, "revision", json_integer(rev));
-    }
-    const char *sess = json_string_value(json_object_get(r->doc, "session"));
-    if (sess == NULL) {
-        session_hex(r->lease, hex, sizeof(hex));
-        sess = hex;
-    }
-    answer_json(r, 200,
-                json_pack("{s:I,s:s,s:o?}", "revision", (json_int_t)rev,
-                          "session", sess, "instance", inst));
+    instance_done(r, rev);
 }
 
 /* Txn: [compare mod_revision(key) == want] then put doc (with lease, or
@@ -689,6 +714,14 @@ static void instance_txn(struct svc_req *r, bool have_cmp, int64_t want,
     put.lease = keep_lease ? 0 : r->lease;
     put.ignore_lease = keep_lease;
     rg.key = cmp.key;
+    free(r->val);
+    r->val = val; /* kept for the answer (answer_written) */
+    if (!have_cmp && r->route == R_INSTANCE_PUT) {
+        /* nothing to compare: a Put does the same, and is cheaper to
+         * apply (no Txn to decode, no compare to evaluate) */
+        call(r, "/etcdserverpb.KV/Put", &put.base, instance_put_written);
+        return;
+    }
     ok.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
     ok.request_put = &put;
     ko.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
@@ -699,8 +732,6 @@ static void instance_txn(struct svc_req *r, bool have_cmp, int64_t want,
     txn.success = oks;
     txn.n_failure = have_cmp ? 1 : 0;
     txn.failure = kos;
-    free(r->val);
-    r->val = val; /* kept for the answer (answer_written) */
     call(r, "/etcdserverpb.KV/Txn", &txn.base, instance_written);
 }
 
