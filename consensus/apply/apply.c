@@ -2,12 +2,13 @@
  * apply.c - committed entries and reads, turned into store calls.
  *
  * Happy path of apply_entries(): open one store write handle for the batch;
- * for each entry decode the envelope (protobuf-c, through our allocator),
- * convert the etcd request into kv.h's structs (pointers into the decoded
- * message, arrays in a per-request arena), run it, and if this member
- * proposed it, encode the response into the batch's output buffer. Commit
- * the handle with the last entry's index and term; only then hand the
- * results to the proposer, so no client hears of a write before it is
+ * for each entry decode the envelope (a Put in protobuf-c's own layout is
+ * read in place by apply_wire.c; everything else by protobuf-c, through our
+ * allocator), convert the etcd request into kv.h's structs (pointers into
+ * the decoded message, arrays in a per-request arena), run it, and if this
+ * member proposed it, encode the response into the batch's output buffer.
+ * Commit the handle with the last entry's index and term; only then hand
+ * the results to the proposer, so no client hears of a write before it is
  * durable in the store.
  *
  * Failure modes: a request's own error (bad key, unknown lease, NOSPACE...)
@@ -224,31 +225,32 @@ int apply_envelope(uint64_t id, uint64_t origin, enum apply_op op,
     return apply_envelope_extra(id, origin, op, req, len, NULL, 0, out);
 }
 
+size_t apply_envelope_head(uint64_t id, uint64_t origin, enum apply_op op,
+                           size_t len, uint8_t *out)
+{
+    size_t n = 0;
+    out[n++] = 1 << 3 | 0; /* id */
+    n += varint_put(out + n, id);
+    out[n++] = 2 << 3 | 0; /* origin */
+    n += varint_put(out + n, origin);
+    /* a varint: tags of fields >= 16 take two bytes */
+    n += varint_put(out + n, (uint64_t)op << 3 | 2);
+    n += varint_put(out + n, len);
+    ASSERT(n <= APPLY_ENVELOPE_HEAD_MAX);
+    return n;
+}
+
 int apply_envelope_extra(uint64_t id, uint64_t origin, enum apply_op op,
                          const uint8_t *req, size_t len, const uint8_t *extra,
                          size_t extra_len, struct buf *out)
 {
+    uint8_t head[APPLY_ENVELOPE_HEAD_MAX];
     size_t start = out->len;
-    int rc = buf_reserve(out, len + extra_len + 32);
+    size_t h = apply_envelope_head(id, origin, op, len, head);
+    int rc = buf_reserve(out, h + len + extra_len);
     ASSERT(extra != NULL || extra_len == 0);
     if (rc == 0) {
-        rc = buf_append_u8(out, 1 << 3 | 0); /* id */
-    }
-    if (rc == 0) {
-        rc = buf_append_varint(out, id);
-    }
-    if (rc == 0) {
-        rc = buf_append_u8(out, 2 << 3 | 0); /* origin */
-    }
-    if (rc == 0) {
-        rc = buf_append_varint(out, origin);
-    }
-    if (rc == 0) {
-        /* a varint: tags of fields >= 16 take two bytes */
-        rc = buf_append_varint(out, (uint64_t)op << 3 | 2);
-    }
-    if (rc == 0) {
-        rc = buf_append_varint(out, len);
+        rc = buf_append(out, head, h);
     }
     if (rc == 0) {
         rc = buf_append(out, req, len);
@@ -1012,17 +1014,40 @@ static int run_audited(struct run *r, const Cairnpb__InternalRequest *req,
     return rc == 0 || is_store_failure(rc) ? rc : ERR_FAILED;
 }
 
+/* The entry's request: a Put in the canonical layout read in place into
+ * the caller's structs (apply_wire.c), anything else decoded by protobuf-c
+ * (free it with request_free). NULL when it does not decode. */
+static Cairnpb__InternalRequest *request_decode(const struct raft_entry *e,
+                                                Cairnpb__InternalRequest *fast,
+                                                Etcdserverpb__PutRequest *put)
+{
+    if (apply__put_decode(e->data, e->len, fast, put)) {
+        return fast;
+    }
+    return cairnpb__internal_request__unpack(&pb_allocator, e->len, e->data);
+}
+
+static void request_free(Cairnpb__InternalRequest *req,
+                         const Cairnpb__InternalRequest *fast)
+{
+    if (req != fast) {
+        cairnpb__internal_request__free_unpacked(req, &pb_allocator);
+    }
+}
+
 static int apply_one(struct apply *a, struct kv_write *wr,
                      const struct raft_entry *e, uint64_t raft_term,
                      const struct apply_hooks *h, struct buf *out,
                      struct pending *p, bool *has_result)
 {
+    Cairnpb__InternalRequest fast;
+    Etcdserverpb__PutRequest fast_put;
     Cairnpb__InternalRequest *req;
     struct run r = {.a = a, .wr = wr, .index = e->index};
     int rc;
 
     *has_result = false;
-    req = cairnpb__internal_request__unpack(&pb_allocator, e->len, e->data);
+    req = request_decode(e, &fast, &fast_put);
     if (req == NULL) {
         /* Undecodable. Our proposer can still be waiting on it: protobuf-c
          * accepts some requests whose re-encoding it then refuses (a field
@@ -1054,7 +1079,7 @@ static int apply_one(struct apply *a, struct kv_write *wr,
     } else {
         rc = req->id != 0 ? origin_note(a, wr, req->origin, req->id) : 0;
         if (rc != 0) {
-            cairnpb__internal_request__free_unpacked(req, &pb_allocator);
+            request_free(req, &fast);
             return rc; /* the store failed */
         }
         rc = run_audited(&r, req, h);
@@ -1074,7 +1099,7 @@ static int apply_one(struct apply *a, struct kv_write *wr,
             out->len = off; /* drop a half-written response */
         }
     }
-    cairnpb__internal_request__free_unpacked(req, &pb_allocator);
+    request_free(req, &fast);
     return is_store_failure(rc) ? rc : 0;
 }
 

@@ -160,6 +160,14 @@ uint64_t apply_last_id(const struct apply *a, uint64_t origin);
 int apply_envelope(uint64_t id, uint64_t origin, enum apply_op op,
                    const uint8_t *req, size_t len, struct buf *out);
 
+/* The envelope's bytes before the request's own: id, origin, the request's
+ * tag and length len, into out (at least APPLY_ENVELOPE_HEAD_MAX bytes);
+ * returns how many. The request's len bytes follow them, then any extra
+ * fields (apply_envelope_extra). */
+#define APPLY_ENVELOPE_HEAD_MAX (1 + 10 + 1 + 10 + 2 + 10)
+size_t apply_envelope_head(uint64_t id, uint64_t origin, enum apply_op op,
+                           size_t len, uint8_t *out);
+
 /* As apply_envelope, with already-encoded Cairn-only fields extra[0..
  * extra_len) after the request (apply_audit_field's output); extra may be
  * NULL when extra_len is 0. */
@@ -270,6 +278,14 @@ bool apply_txn_writes(const Etcdserverpb__TxnRequest *req);
 
 /* Copy of the raised alarms (at most cap); returns how many there are. */
 size_t apply_alarms(const struct apply *a, struct apply_alarm *out, size_t cap);
+
+/* Read the PutRequest p[0..len) into *put, with key and value pointing
+ * into p, when p is exactly what protobuf-c packs for that request (fields
+ * in order, none at its default value, shortest varints); then p can be
+ * proposed as it is. false (and *put meaningless) for any other bytes,
+ * valid or not: decode those with protobuf-c. Reads p only. */
+bool apply_put_read_packed(const uint8_t *p, size_t len,
+                           Etcdserverpb__PutRequest *put);
 
 /* Check, before decoding untrusted bytes with protobuf-c (whose decoder
  * recurses without a bound), that a TxnRequest nests at most max_depth

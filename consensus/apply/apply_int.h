@@ -38,6 +38,13 @@ int pb_lease_grant_encode(const struct pb_header *h, int64_t id, int64_t ttl,
 int pb_alarm_encode(const struct pb_header *h, const struct apply_alarm *al,
                     size_t count, struct buf *out);
 
+/* A Put entry in the canonical layout (apply_wire.c): fills *req and *put,
+ * whose key and value then point into p[0..len), and returns true; false
+ * for any other entry (decode it with protobuf-c). */
+bool apply__put_decode(const uint8_t *p, size_t len,
+                       Cairnpb__InternalRequest *req,
+                       Etcdserverpb__PutRequest *put);
+
 /* The audit log (apply_audit.c). */
 int apply__audit_check(const Cairnpb__AuditRecord *rec);
 int apply__audit_write(struct apply *a, struct kv_write *wr,

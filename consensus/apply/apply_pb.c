@@ -136,22 +136,33 @@ static size_t f_header_size(const struct pb_header *h)
     return f_bytes_size(header_size(h), true);
 }
 
+/* A varint field into p (nothing when zero); its size. */
+static size_t put_varint_field(uint8_t *p, uint8_t field, uint64_t v)
+{
+    if (v == 0) {
+        return 0;
+    }
+    p[0] = (uint8_t)(field << 3);
+    return 1 + varint_put(p + 1, v);
+}
+
+/* Every response starts with one: written in one append, not nine (a put's
+ * answer is little else). */
 static int w_header(struct buf *out, const struct pb_header *h)
 {
-    int rc = w_msg(out, 1, header_size(h));
-    if (rc == 0) {
-        rc = w_varint(out, 1, h->cluster_id);
-    }
-    if (rc == 0) {
-        rc = w_varint(out, 2, h->member_id);
-    }
-    if (rc == 0) {
-        rc = w_varint(out, 3, (uint64_t)h->revision);
-    }
-    if (rc == 0) {
-        rc = w_varint(out, 4, h->raft_term);
-    }
-    return rc;
+    /* tag and a one-byte length, four fields of at most 1 + 10 bytes */
+    uint8_t b[2 + 4 * 11];
+    size_t size = header_size(h);
+    size_t n = 2;
+    ASSERT(size < 0x80);
+    b[0] = 1 << 3 | 2;
+    b[1] = (uint8_t)size;
+    n += put_varint_field(b + n, 1, h->cluster_id);
+    n += put_varint_field(b + n, 2, h->member_id);
+    n += put_varint_field(b + n, 3, (uint64_t)h->revision);
+    n += put_varint_field(b + n, 4, h->raft_term);
+    ASSERT(n == 2 + size);
+    return buf_append(out, b, n);
 }
 
 /* --------------------------------------------------------- RangeResponse */

@@ -140,6 +140,11 @@ struct kv_write {
      * (kv_put_joined / kv_delete_joined continue it). */
     int64_t join_rev;
     uint32_t join_sub;
+    /* A cursor on the live table for lone puts, opened at the first: the
+     * lookup of the old record leaves it on the key, and the live write
+     * replaces the record there without a second descent (live_write).
+     * NULL until then; closed before the txn ends. */
+    MDB_cursor *live_cur;
 };
 
 /* Where an engine reads from. On a read handle results are borrowed; in a
@@ -161,7 +166,8 @@ struct kv_req {
     int64_t main; /* the revision this request writes at */
     uint32_t sub; /* next sub revision */
     bool wrote;
-    bool lone; /* a put on its own, not inside a txn */
+    bool lone;    /* a put on its own, not inside a txn */
+    bool live_at; /* wr->live_cur is on this put's key, found */
     struct kv_result *res;
 };
 

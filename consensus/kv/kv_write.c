@@ -171,11 +171,20 @@ static void write_free(struct kv_write *wr)
     atomic_store(&kv->writer_active, false);
 }
 
+static void live_cur_close(struct kv_write *wr)
+{
+    if (wr->live_cur != NULL) {
+        mdb_cursor_close(wr->live_cur);
+        wr->live_cur = NULL;
+    }
+}
+
 void kv_write_abort(struct kv_write *wr)
 {
     if (wr == NULL) {
         return;
     }
+    live_cur_close(wr);
     mdb_txn_abort(wr->txn);
     write_free(wr);
 }
@@ -191,6 +200,7 @@ int kv_write_commit(struct kv_write *wr, uint64_t applied_index,
         kv_write_abort(wr);
         return err;
     }
+    live_cur_close(wr);
     be64_put(b, (uint64_t)wr->rev);
     MDB_val k = {3, "rev"}, v = {8, b};
     int rc = mdb_put(wr->txn, meta, &k, &v, 0);
@@ -300,7 +310,17 @@ static int history_write(struct kv_req *rq, const struct kv_rec *r)
     kv__revkey(rk, rq->main, r->sub);
     MDB_val k = {KV_REVKEY_LEN, rk};
     MDB_val d = {KV_REVHDR_LEN + r->key_len + r->value_len, NULL};
-    int rc = mdb_put(rq->txn, kv->dbi[KV_DBI_REV], &k, &d, MDB_RESERVE);
+    /* Revisions only grow, so the record goes after the last one: no
+     * search down the tree, and a full page splits at its end (pages stay
+     * full, as kv_defrag packs them). */
+    int rc =
+        mdb_put(rq->txn, kv->dbi[KV_DBI_REV], &k, &d, MDB_RESERVE | MDB_APPEND);
+    if (rc == MDB_KEYEXIST) {
+        /* Not past the last record (never expected): LMDB wrote nothing;
+         * a plain put keeps what a put always meant here. */
+        d = (MDB_val){KV_REVHDR_LEN + r->key_len + r->value_len, NULL};
+        rc = mdb_put(rq->txn, kv->dbi[KV_DBI_REV], &k, &d, MDB_RESERVE);
+    }
     if (rc != 0) {
         return rc;
     }
@@ -333,6 +353,12 @@ static int live_write(struct kv_req *rq, const struct kv_rec *r)
     be32_put(p + 32, r->sub);
     MDB_val k = {r->key_len, (void *)r->key};
     MDB_val d = {KV_LIVEHDR_LEN, p};
+    if (rq->live_at) {
+        /* put_check_old left the cursor on this key, and nothing wrote
+         * the live table since: replace the record where it is. */
+        rq->live_at = false;
+        return mdb_cursor_put(rq->wr->live_cur, &k, &d, MDB_CURRENT);
+    }
     return mdb_put(rq->txn, kv->dbi[KV_DBI_LIVE], &k, &d, 0);
 }
 
@@ -372,6 +398,32 @@ int kv__put_validate(const struct kv *kv, const struct kv_put_req *req)
     return 0;
 }
 
+/* kv__live_get for a lone put, through the batch's live cursor, which it
+ * leaves on the key when found (rq->live_at) for live_write. */
+static int live_seek(struct kv_req *rq, const uint8_t *key, size_t key_len,
+                     struct kv_rec *out)
+{
+    struct kv_write *wr = rq->wr;
+    MDB_val k = {key_len, (void *)key}, d;
+    int rc = 0;
+    ASSERT(rq->txn == wr->txn);
+    rq->live_at = false;
+    if (wr->live_cur == NULL) {
+        rc = mdb_cursor_open(wr->txn, wr->kv->dbi[KV_DBI_LIVE], &wr->live_cur);
+    }
+    if (rc != 0) {
+        wr->live_cur = NULL;
+        return kv__live_get(rq->txn, wr->kv, key, key_len, out);
+    }
+    rc = mdb_cursor_get(wr->live_cur, &k, &d, MDB_SET_KEY);
+    if (rc != 0) {
+        return kv__mdb_err(rc);
+    }
+    rc = kv__live_decode(&k, &d, out);
+    rq->live_at = rc == 0;
+    return rc;
+}
+
 /* The key must exist for ignore_*, the lease must exist when one is named.
  * etcd checks the lease first for a put on its own (apply.go Put) and the
  * key first inside a txn (checkRequestPut). Leaves the current record in
@@ -391,7 +443,9 @@ static int put_check_old(struct kv_req *rq, const struct kv_put_req *req,
     if (!exists && lease_first) {
         return ERR_LEASE_NOT_FOUND;
     }
-    rc = kv__live_get(rq->txn, kv, req->key, req->key_len, old);
+    rc = rq->lone && rq->txn == rq->wr->txn
+             ? live_seek(rq, req->key, req->key_len, old)
+             : kv__live_get(rq->txn, kv, req->key, req->key_len, old);
     if (rc != 0 && rc != ERR_NOT_FOUND) {
         return rc;
     }

@@ -1685,8 +1685,10 @@ int node_propose_extra(struct node *n, enum apply_op op, const uint8_t *req,
                        size_t len, const uint8_t *extra, size_t extra_len,
                        uint32_t timeout_ms, node_propose_cb cb, void *ctx)
 {
+    uint8_t stack[4096];
     struct buf b;
     uint64_t id;
+    size_t h;
     int rc;
     if (n->failed != 0 || n->closing) {
         return ERR_STOPPED;
@@ -1702,13 +1704,27 @@ int node_propose_extra(struct node *n, enum apply_op op, const uint8_t *req,
     if (id == 0) {
         return ERR_TOO_MANY_REQUESTS;
     }
-    buf_init(&b, 0);
-    rc = apply_envelope_extra(id, n->cfg.member_id, op, req, len, extra,
-                              extra_len, &b);
-    if (rc == 0) {
-        rc = raft_propose(&n->raft, RAFT_ENTRY_NORMAL, b.data, b.len, NULL);
+    h = apply_envelope_head(id, n->cfg.member_id, op, len, stack);
+    if (h + len + extra_len <= sizeof(stack)) {
+        /* The common small request: no buffer of its own (raft copies
+         * the entry anyway). */
+        if (len > 0) {
+            memcpy(stack + h, req, len);
+        }
+        if (extra_len > 0) {
+            memcpy(stack + h + len, extra, extra_len);
+        }
+        rc = raft_propose(&n->raft, RAFT_ENTRY_NORMAL, stack,
+                          h + len + extra_len, NULL);
+    } else {
+        buf_init(&b, 0);
+        rc = apply_envelope_extra(id, n->cfg.member_id, op, req, len, extra,
+                                  extra_len, &b);
+        if (rc == 0) {
+            rc = raft_propose(&n->raft, RAFT_ENTRY_NORMAL, b.data, b.len, NULL);
+        }
+        buf_free(&b);
     }
-    buf_free(&b);
     if (rc != 0) {
         node__waiter_drop(n, id);
         return rc == ERR_BUSY ? ERR_TOO_MANY_REQUESTS : rc;

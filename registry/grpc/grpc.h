@@ -172,6 +172,11 @@ struct grpc_stats {
     uint64_t reads_paused; /* times reads stopped on the outbound bound */
 };
 
+/* nghttp2's small blocks, kept for reuse (grpc_server.c, "nghttp2
+ * allocation"): size classes of 64 << i bytes. */
+#define GRPC_NGH_CLASSES   4
+#define GRPC_NGH_CACHE_MAX 256 /* blocks kept per class: 132 KiB at most */
+
 /* Private. Public only so that the caller can allocate it (STYLE 4). */
 struct grpc_server {
     uv_loop_t *loop;
@@ -182,8 +187,11 @@ struct grpc_server {
     nghttp2_session_callbacks *cbs;
     nghttp2_option *opt;
     nghttp2_mem mem;
-    uv_check_t check; /* flushes dirty connections once per loop pass */
-    uv_idle_t idle;   /* keeps poll from blocking while work is pending */
+    void *ngh_free_blocks[GRPC_NGH_CLASSES]; /* freed blocks, a list each */
+    uint32_t ngh_free_count[GRPC_NGH_CLASSES];
+    int ngh_cache_off; /* after server_free_parts: no more caching */
+    uv_check_t check;  /* flushes dirty connections once per loop pass */
+    uv_idle_t idle;    /* keeps poll from blocking while work is pending */
     struct grpc_conn *conns;     /* all open connections */
     struct grpc_conn *dirty;     /* connections to flush this pass */
     struct grpc_call *call_pool; /* recycled calls */

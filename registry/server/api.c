@@ -180,6 +180,7 @@ static struct api_op *call_start(struct server *s, const struct api_method *m,
 {
     struct api_op *op = mem_calloc(1, sizeof(*op));
     ProtobufCMessage *pb = NULL;
+    Etcdserverpb__PutRequest put;
     int rc;
     if (op == NULL) {
         done(ctx, -ENOMEM, NULL, 0);
@@ -205,14 +206,24 @@ static struct api_op *call_start(struct server *s, const struct api_method *m,
             return NULL;
         }
     }
-    pb = protobuf_c_message_unpack(m->req_desc, &pb_allocator, len, req);
-    if (pb == NULL) {
-        /* grpc-go's answer to bytes it cannot decode: INTERNAL */
-        api__finish(op, ERR_UNMARSHAL, NULL, 0);
-        api__op_maybe_free(op);
-        return NULL;
+    if (m->req_desc == &etcdserverpb__put_request__descriptor &&
+        apply_put_read_packed(req, len, &put)) {
+        /* Read in place, pointing into req: fn proposes req itself
+         * (propose), and nothing keeps put past fn. */
+        pb = &put.base;
+        op->packed_msg = pb;
+        op->packed = req;
+        op->packed_len = len;
+    } else {
+        pb = protobuf_c_message_unpack(m->req_desc, &pb_allocator, len, req);
+        if (pb == NULL) {
+            /* grpc-go's answer to bytes it cannot decode: INTERNAL */
+            api__finish(op, ERR_UNMARSHAL, NULL, 0);
+            api__op_maybe_free(op);
+            return NULL;
+        }
+        op->owned = pb;
     }
-    op->owned = pb;
     op->token = token;
     op->cert_user = token == NULL ? cert_user : NULL;
     rc = api_auth_check(op, pb);
@@ -227,6 +238,8 @@ static struct api_op *call_start(struct server *s, const struct api_method *m,
     op->async_refs++; /* held across fn so a synchronous answer is safe */
     rc = m->fn(op, pb);
     op->async_refs--;
+    op->packed_msg = NULL; /* req and put die here */
+    op->packed = NULL;
     if (rc != 0) {
         api__finish(op, rc, NULL, 0);
     }
@@ -301,9 +314,25 @@ static void on_proposed(void *ctx, const struct apply_result *res)
     api__op_maybe_free(op);
 }
 
+static int propose_bytes(struct api_op *op, enum apply_op kind,
+                         const uint8_t *p, size_t len)
+{
+    int rc;
+    op->async_refs++;
+    rc = node_propose_extra(op->s->node, kind, p, len, op->audit, op->audit_len,
+                            op->timeout_ms, on_proposed, op);
+    if (rc != 0) {
+        op->async_refs--;
+    }
+    return rc;
+}
+
 static int propose(struct api_op *op, enum apply_op kind,
                    const ProtobufCMessage *req)
 {
+    if (req == op->packed_msg) {
+        return propose_bytes(op, kind, op->packed, op->packed_len);
+    }
     size_t len = protobuf_c_message_get_packed_size(req);
     uint8_t stack[4096];
     uint8_t *p = len <= sizeof(stack) ? stack : mem_alloc(len);
@@ -314,12 +343,7 @@ static int propose(struct api_op *op, enum apply_op kind,
     /* Re-packing a decoded message gives the same bytes a client sent for
      * every field we know; it also drops unknown fields. */
     protobuf_c_message_pack(req, p);
-    op->async_refs++;
-    rc = node_propose_extra(op->s->node, kind, p, len, op->audit, op->audit_len,
-                            op->timeout_ms, on_proposed, op);
-    if (rc != 0) {
-        op->async_refs--;
-    }
+    rc = propose_bytes(op, kind, p, len);
     if (p != stack) {
         mem_free(p);
     }

@@ -305,11 +305,16 @@ static int check_kv(struct server *s, struct auth *a, const char *user,
 int api_auth_check(struct api_op *op, const ProtobufCMessage *req)
 {
     struct auth *a = srv_auth(op->s);
-    enum rule rule = rule_of(op->m->path);
+    enum rule rule;
     char user[USER_CAP];
     int rc;
-    if (a == NULL || rule == RULE_NONE || !auth_enabled(a) ||
-        op->token == api_token_internal) {
+    /* Auth off (the common case) first: the rule is a walk of a table of
+     * paths, a third of the work a put spent here. */
+    if (a == NULL || op->token == api_token_internal || !auth_enabled(a)) {
+        return 0;
+    }
+    rule = rule_of(op->m->path);
+    if (rule == RULE_NONE) {
         return 0;
     }
     if (op->token == NULL && op->cert_user != NULL &&

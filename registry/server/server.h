@@ -77,6 +77,13 @@ struct api_op {
     uint64_t aux;   /* per-method scratch (MemberAdd: the new id) */
     uint8_t *audit; /* the audit field proposed with the write, or NULL */
     size_t audit_len;
+    /* The request's own bytes when they are exactly what protobuf-c packs
+     * for the decoded request (a Put read in place): proposed as they are.
+     * Both borrowed from the caller while the method's fn runs, NULL
+     * after. */
+    const ProtobufCMessage *packed_msg;
+    const uint8_t *packed;
+    size_t packed_len;
 };
 
 /* Start method m on request bytes (decoded with m->req_desc unless m->raw).

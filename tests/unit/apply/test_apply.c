@@ -23,7 +23,9 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/prng.h"
 #include "consensus/apply/apply.h"
+#include "consensus/apply/apply_int.h"
 #include "proto/cairn.pb-c.h"
 #include "proto/rpc.pb-c.h"
 
@@ -611,6 +613,361 @@ static void garbage_entries_advance_the_index_only(void **state)
     assert_int_equal(f->results, 0);
 }
 
+/* ------------------------------------------------- Puts read in place
+ * apply_wire.c reads a Put entry without protobuf-c when it is laid out
+ * as protobuf-c packs it. Whatever it accepts must read exactly as
+ * protobuf-c reads it, and the store must end the same either way. */
+
+/* A random PutRequest: empty or not key and value, leases of every size
+ * (negative ones take ten bytes), each bool on or off. */
+static void random_put(struct prng *g, Etcdserverpb__PutRequest *p,
+                       uint8_t *bytes, size_t cap)
+{
+    static const int64_t leases[] = {0,   1,         127, 128,
+                                     300, INT64_MAX, -1,  INT64_MIN};
+    size_t kl = (size_t)prng_below(g, 4) == 0 ? 0 : prng_range(g, 1, 40);
+    size_t vl = (size_t)prng_below(g, 3) == 0 ? 0 : prng_range(g, 1, 300);
+    assert_true(kl + vl <= cap);
+    for (size_t i = 0; i < kl + vl; i++) {
+        bytes[i] = (uint8_t)prng_next(g);
+    }
+    etcdserverpb__put_request__init(p);
+    p->key.data = kl > 0 ? bytes : NULL;
+    p->key.len = kl;
+    p->value.data = vl > 0 ? bytes + kl : NULL;
+    p->value.len = vl;
+    p->lease = leases[prng_below(g, sizeof(leases) / sizeof(leases[0]))];
+    p->prev_kv = prng_chance(g, 1, 2);
+    p->ignore_value = prng_chance(g, 1, 4);
+    p->ignore_lease = prng_chance(g, 1, 4);
+}
+
+static void assert_bytes_equal(const ProtobufCBinaryData *a,
+                               const ProtobufCBinaryData *b)
+{
+    assert_int_equal(a->len, b->len);
+    assert_true((a->data == NULL) == (b->data == NULL));
+    if (a->len > 0) {
+        assert_memory_equal(a->data, b->data, a->len);
+    }
+}
+
+/* If apply__put_decode takes p[0..len), protobuf-c must read the same.
+ * Returns whether it took it. */
+static bool wire_agrees(const uint8_t *p, size_t len)
+{
+    Cairnpb__InternalRequest fast;
+    Etcdserverpb__PutRequest put;
+    Cairnpb__InternalRequest *slow;
+    if (!apply__put_decode(p, len, &fast, &put)) {
+        return false;
+    }
+    slow = cairnpb__internal_request__unpack(NULL, len, p);
+    assert_non_null(slow);
+    assert_int_equal(slow->id, fast.id);
+    assert_int_equal(slow->origin, fast.origin);
+    assert_null(slow->audit);
+    assert_int_equal(slow->request_case,
+                     CAIRNPB__INTERNAL_REQUEST__REQUEST_PUT);
+    assert_int_equal(fast.request_case, CAIRNPB__INTERNAL_REQUEST__REQUEST_PUT);
+    assert_ptr_equal(fast.put, &put);
+    assert_bytes_equal(&slow->put->key, &put.key);
+    assert_bytes_equal(&slow->put->value, &put.value);
+    assert_int_equal(slow->put->lease, put.lease);
+    assert_int_equal(slow->put->prev_kv, put.prev_kv);
+    assert_int_equal(slow->put->ignore_value, put.ignore_value);
+    assert_int_equal(slow->put->ignore_lease, put.ignore_lease);
+    cairnpb__internal_request__free_unpacked(slow, NULL);
+    return true;
+}
+
+/* If apply_put_read_packed takes the PutRequest p[0..len), protobuf-c must
+ * read the same request and pack it back into exactly p. Returns whether
+ * it took it. */
+static bool packed_agrees(const uint8_t *p, size_t len)
+{
+    Etcdserverpb__PutRequest put;
+    Etcdserverpb__PutRequest *slow;
+    uint8_t again[1024];
+    if (!apply_put_read_packed(p, len, &put)) {
+        return false;
+    }
+    slow = etcdserverpb__put_request__unpack(NULL, len, p);
+    assert_non_null(slow);
+    assert_bytes_equal(&slow->key, &put.key);
+    assert_bytes_equal(&slow->value, &put.value);
+    assert_int_equal(slow->lease, put.lease);
+    assert_int_equal(slow->prev_kv, put.prev_kv);
+    assert_int_equal(slow->ignore_value, put.ignore_value);
+    assert_int_equal(slow->ignore_lease, put.ignore_lease);
+    assert_true(etcdserverpb__put_request__get_packed_size(slow) <=
+                sizeof(again));
+    assert_int_equal(etcdserverpb__put_request__pack(slow, again), len);
+    assert_memory_equal(again, p, len);
+    etcdserverpb__put_request__free_unpacked(slow, NULL);
+    return true;
+}
+
+static void put_requests_read_packed_repack_to_the_same_bytes(void **state)
+{
+    struct prng g;
+    uint8_t bytes[400];
+    uint8_t req[512];
+    uint8_t bad[600];
+    int mutated = 0;
+    (void)state;
+    prng_seed(&g, 13);
+    for (int i = 0; i < 3000; i++) {
+        Etcdserverpb__PutRequest p;
+        random_put(&g, &p, bytes, sizeof(bytes));
+        size_t len = etcdserverpb__put_request__pack(&p, req);
+        assert_true(packed_agrees(req, len));
+        for (int m = 0; m < 20; m++) {
+            size_t n = len;
+            memcpy(bad, req, n);
+            switch (prng_below(&g, 5)) {
+            case 0:
+                bad[prng_below(&g, n + 1)] ^= (uint8_t)prng_range(&g, 1, 255);
+                break;
+            case 1:
+                bad[prng_below(&g, n + 1)] = (uint8_t)prng_below(&g, 3);
+                break;
+            case 2:
+                n = prng_below(&g, n + 1);
+                break;
+            case 3: /* an explicit default or a long form: not packed */
+                bad[n++] = (uint8_t)(prng_range(&g, 1, 6) << 3);
+                bad[n++] = 0;
+                break;
+            default:
+                bad[n++] = (uint8_t)prng_next(&g);
+                break;
+            }
+            mutated += packed_agrees(bad, n) ? 1 : 0;
+        }
+    }
+    assert_true(mutated > 0);
+    /* Read, but not as protobuf-c packs: left to protobuf-c. */
+    const uint8_t zero_lease[] = {0x0a, 1, 'k', 0x18, 0};
+    const uint8_t long_lease[] = {0x0a, 1, 'k', 0x18, 0x81, 0};
+    const uint8_t false_bool[] = {0x0a, 1, 'k', 0x20, 0};
+    const uint8_t empty_key[] = {0x0a, 0, 0x12, 1, 'v'};
+    const uint8_t long_len[] = {0x0a, 0x81, 0, 'k'};
+    Etcdserverpb__PutRequest put;
+    assert_false(apply_put_read_packed(zero_lease, sizeof(zero_lease), &put));
+    assert_false(apply_put_read_packed(long_lease, sizeof(long_lease), &put));
+    assert_false(apply_put_read_packed(false_bool, sizeof(false_bool), &put));
+    assert_false(apply_put_read_packed(empty_key, sizeof(empty_key), &put));
+    assert_false(apply_put_read_packed(long_len, sizeof(long_len), &put));
+    assert_true(apply_put_read_packed(NULL, 0, &put)); /* all defaults */
+    assert_int_equal(put.key.len, 0);
+}
+
+static void put_entries_read_in_place_match_protobuf_c(void **state)
+{
+    static const uint64_t ids[] = {0, 1, 127, 128, 1ull << 35, UINT64_MAX};
+    struct prng g;
+    uint8_t bytes[400];
+    uint8_t req[512];
+    uint8_t bad[600];
+    int taken = 0;
+    int mutated = 0;
+    (void)state;
+    prng_seed(&g, 11);
+    for (int i = 0; i < 3000; i++) {
+        Etcdserverpb__PutRequest p;
+        struct buf b;
+        random_put(&g, &p, bytes, sizeof(bytes));
+        size_t len = etcdserverpb__put_request__pack(&p, req);
+        buf_init(&b, 0);
+        assert_int_equal(apply_envelope(ids[prng_below(&g, 6)],
+                                        ids[prng_below(&g, 6)], APPLY_PUT, req,
+                                        len, &b),
+                         0);
+        /* What our proposers write is always read in place. */
+        assert_true(wire_agrees(b.data, b.len));
+        taken++;
+        /* Corrupted copies: flipped, cut, grown. */
+        for (int m = 0; m < 20; m++) {
+            size_t n = b.len;
+            memcpy(bad, b.data, n);
+            switch (prng_below(&g, 4)) {
+            case 0:
+                bad[prng_below(&g, n)] ^= (uint8_t)prng_range(&g, 1, 255);
+                break;
+            case 1:
+                bad[prng_below(&g, n)] = (uint8_t)prng_next(&g);
+                break;
+            case 2:
+                n = prng_below(&g, n);
+                break;
+            default:
+                bad[n++] = (uint8_t)prng_next(&g);
+                break;
+            }
+            mutated += wire_agrees(bad, n) ? 1 : 0;
+        }
+        buf_free(&b);
+    }
+    assert_int_equal(taken, 3000);
+    assert_true(mutated > 0); /* some corruptions stay canonical Puts */
+}
+
+static void
+put_entries_not_in_canonical_form_are_left_to_protobuf_c(void **state)
+{
+    Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+    Cairnpb__AuditRecord rec = CAIRNPB__AUDIT_RECORD__INIT;
+    Cairnpb__InternalRequest fast;
+    Etcdserverpb__PutRequest put;
+    uint8_t req[64];
+    struct buf b;
+    struct buf extra;
+    size_t len;
+    (void)state;
+    p.key.data = (uint8_t *)"k";
+    p.key.len = 1;
+    p.value.data = (uint8_t *)"v";
+    p.value.len = 1;
+    len = etcdserverpb__put_request__pack(&p, req);
+    /* An audit record after the request. */
+    rec.principal = "u";
+    rec.action = "a";
+    buf_init(&extra, 0);
+    assert_int_equal(apply_audit_field(&rec, &extra), 0);
+    buf_init(&b, 0);
+    assert_int_equal(apply_envelope_extra(1, 2, APPLY_PUT, req, len, extra.data,
+                                          extra.len, &b),
+                     0);
+    assert_false(apply__put_decode(b.data, b.len, &fast, &put));
+    buf_reset(&b);
+    /* Another request. */
+    assert_int_equal(apply_envelope(1, 2, APPLY_DELETE_RANGE, req, len, &b), 0);
+    assert_false(apply__put_decode(b.data, b.len, &fast, &put));
+    buf_reset(&b);
+    /* The value before the key, and an unknown field. */
+    const uint8_t swapped[] = {0x12, 1, 'v', 0x0a, 1, 'k'};
+    const uint8_t unknown[] = {0x0a, 1, 'k', 0x78, 0};
+    assert_int_equal(
+        apply_envelope(1, 2, APPLY_PUT, swapped, sizeof(swapped), &b), 0);
+    assert_false(apply__put_decode(b.data, b.len, &fast, &put));
+    buf_reset(&b);
+    assert_int_equal(
+        apply_envelope(1, 2, APPLY_PUT, unknown, sizeof(unknown), &b), 0);
+    assert_false(apply__put_decode(b.data, b.len, &fast, &put));
+    buf_free(&b);
+    buf_free(&extra);
+}
+
+/* Apply bytes p[0..len) as the next entry of f. */
+static void apply_raw(struct fixture *f, const uint8_t *p, size_t len)
+{
+    struct apply_hooks h = hooks_of(f);
+    struct raft_entry e = {.index = ++f->index,
+                           .term = 1,
+                           .type = RAFT_ENTRY_NORMAL,
+                           .data = (uint8_t *)p,
+                           .len = (uint32_t)len};
+    assert_int_equal(apply_entries(&f->a, &e, 1, 7, &h), 0);
+}
+
+/* p's fields in reverse order plus an unknown field 15: protobuf-c reads
+ * the same request, apply_wire.c declines it. */
+static size_t put_pack_reversed(const Etcdserverpb__PutRequest *p, uint8_t *out)
+{
+    size_t n = 0;
+    const uint8_t flags[3] = {(uint8_t)p->ignore_lease,
+                              (uint8_t)p->ignore_value, (uint8_t)p->prev_kv};
+    out[n++] = 0x78; /* field 15, varint 0 */
+    out[n++] = 0;
+    for (int i = 0; i < 3; i++) {
+        if (flags[i]) {
+            out[n++] = (uint8_t)((6 - i) << 3);
+            out[n++] = 1;
+        }
+    }
+    if (p->lease != 0) {
+        out[n++] = 3 << 3;
+        n += varint_put(out + n, (uint64_t)p->lease);
+    }
+    if (p->value.len > 0) {
+        out[n++] = 2 << 3 | 2;
+        n += varint_put(out + n, p->value.len);
+        memcpy(out + n, p->value.data, p->value.len);
+        n += p->value.len;
+    }
+    out[n++] = 1 << 3 | 2;
+    n += varint_put(out + n, p->key.len);
+    memcpy(out + n, p->key.data, p->key.len);
+    return n + p->key.len;
+}
+
+static void puts_read_in_place_leave_the_store_as_protobuf_c_does(void **state)
+{
+    struct fixture *f = *state;
+    void *second;
+    struct fixture *g2;
+    struct prng g;
+    uint8_t bytes[400];
+    uint8_t req[512];
+    Etcdserverpb__LeaseGrantRequest lg =
+        ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
+    assert_int_equal(setup(&second), 0);
+    g2 = second;
+    lg.id = 300;
+    lg.ttl = 60;
+    assert_int_equal(propose(f, ME, APPLY_LEASE_GRANT, &lg.base), 1);
+    assert_int_equal(propose(g2, ME, APPLY_LEASE_GRANT, &lg.base), 1);
+    prng_seed(&g, 12);
+    for (int i = 0; i < 400; i++) {
+        Etcdserverpb__PutRequest p;
+        struct buf b;
+        random_put(&g, &p, bytes, sizeof(bytes));
+        if (p.key.len > 0) {
+            p.key.len = 1 + p.key.len % 2; /* a few keys, overwritten */
+            bytes[0] = (uint8_t)('a' + prng_below(&g, 8));
+        }
+        p.lease = (int64_t[]){0, 0, 300, 301}[prng_below(&g, 4)];
+        buf_init(&b, 0);
+        size_t len = etcdserverpb__put_request__pack(&p, req);
+        assert_int_equal(
+            apply_envelope(f->index + 1, ME, APPLY_PUT, req, len, &b), 0);
+        apply_raw(f, b.data, b.len);
+        buf_reset(&b);
+        len = put_pack_reversed(&p, req);
+        assert_int_equal(
+            apply_envelope(g2->index + 1, ME, APPLY_PUT, req, len, &b), 0);
+        assert_false(apply__put_decode(b.data, b.len,
+                                       &(Cairnpb__InternalRequest){0},
+                                       &(Etcdserverpb__PutRequest){0}));
+        apply_raw(g2, b.data, b.len);
+        buf_free(&b);
+        /* The same answer, byte for byte. */
+        assert_int_equal(f->results, g2->results);
+        assert_int_equal(f->last.err, g2->last.err);
+        assert_int_equal(f->last.revision, g2->last.revision);
+        assert_int_equal(f->last.resp_len, g2->last.resp_len);
+        assert_memory_equal(f->resp, g2->resp, f->last.resp_len);
+        assert_int_equal(f->events, g2->events);
+    }
+    /* The same store: revision and the hash of every record. */
+    struct kv_read *ra;
+    struct kv_read *rb;
+    uint32_t ha, hb;
+    int64_t ca, cb, ra_rev, rb_rev;
+    assert_int_equal(kv_rev(f->kv), kv_rev(g2->kv));
+    assert_true(kv_rev(f->kv) > 50); /* most puts took effect */
+    assert_int_equal(kv_read_begin(f->kv, &ra), 0);
+    assert_int_equal(kv_read_begin(g2->kv, &rb), 0);
+    assert_int_equal(kv_hash(ra, 0, &ha, &ca, &ra_rev), 0);
+    assert_int_equal(kv_hash(rb, 0, &hb, &cb, &rb_rev), 0);
+    assert_int_equal(ha, hb);
+    assert_int_equal(ra_rev, rb_rev);
+    kv_read_end(ra);
+    kv_read_end(rb);
+    assert_int_equal(teardown(&second), 0);
+}
+
 /* ------------------------------------------------------------ audit */
 
 /* As propose, with an audit record beside the request. */
@@ -833,6 +1190,10 @@ int main(void)
         T(nospace_alarm_refuses_writes_until_disarmed),
         T(txn_depth_check_bounds_nesting),
         T(garbage_entries_advance_the_index_only),
+        T(put_entries_read_in_place_match_protobuf_c),
+        T(put_requests_read_packed_repack_to_the_same_bytes),
+        T(put_entries_not_in_canonical_form_are_left_to_protobuf_c),
+        T(puts_read_in_place_leave_the_store_as_protobuf_c_does),
         T(repeated_proposals_apply_once),
         T(an_expiry_after_a_renewal_it_did_not_see_is_skipped),
         T(a_checkpoint_after_a_renewal_it_did_not_see_is_skipped),
