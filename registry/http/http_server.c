@@ -1119,6 +1119,12 @@ static int ctx_create(struct http *h, char *msg, size_t msg_len)
     info.foreign_loops = h->loops;
     info.user = h;
     info.pcontext = &h->ctx;
+    /* The sniff (server.c) holds a first request's head to the bound
+     * exactly; lws stores a head with overhead per field (a header it
+     * does not know costs its name, value and about 10 bytes more), so
+     * its table has half as much again, for the heads of later requests
+     * too. A head that does not fit closes the connection. */
+    hdr += hdr / 2;
     info.max_http_header_data = (unsigned short)(hdr < 65535 ? hdr : 65535);
     /* A table for every connection the bound allows: one client slow to
      * send a keep-alive request's head must not make others wait for a
