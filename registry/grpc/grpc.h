@@ -159,6 +159,9 @@ struct grpc_limits {
     /* One with no call open for this long gets GOAWAY(NO_ERROR) and
      * closes (PINGs do not count as activity). */
     uint64_t idle_timeout_ms;
+    /* One with output pending and nothing written for this long is
+     * closed: its client is not reading (or grants no window). */
+    uint64_t stall_timeout_ms;
     /* RST_STREAM frames from the client: a token bucket of reset_burst
      * tokens refilled at reset_rate a second; an empty bucket gets
      * GOAWAY(ENHANCE_YOUR_CALM) and a close (CVE-2023-44487). */
@@ -184,6 +187,8 @@ struct grpc_stats {
     uint64_t handshake_timeouts; /* closed: no SETTINGS in time */
     uint64_t idle_closed;        /* GOAWAY: no call for idle_timeout_ms */
     uint64_t rapid_resets;       /* GOAWAY: RST_STREAM past the bucket */
+    uint64_t stalled_closed;     /* closed: output stuck, stall_timeout_ms */
+    uint64_t out_pending_bytes;  /* gauge, summed by grpc_server_stats */
     uint64_t headers_too_large;  /* calls refused past header_bytes_max */
 };
 

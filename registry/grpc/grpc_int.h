@@ -132,6 +132,7 @@ struct grpc_conn {
     size_t pass_bytes;   /* read during this loop pass */
     uint64_t adopted_ms; /* loop time of adoption */
     uint64_t active_ms;  /* loop time a call last began or ended */
+    uint64_t moved_ms;   /* loop time output last moved (or was small) */
     uint64_t rst_milli;  /* reset tokens, in thousandths */
     uint64_t rst_at_ms;  /* loop time the bucket was last filled */
     unsigned dirty : 1;

@@ -69,6 +69,7 @@ void grpc_limits_init(struct grpc_limits *lim, const struct limits *base)
      * and says nothing for 10 s is not a client */
     lim->handshake_timeout_ms = 10000;
     lim->idle_timeout_ms = 600000;
+    lim->stall_timeout_ms = 15000; /* as HTTP streams (http_int.h) */
     /* nghttp2's own defaults for its reset limiter (1.52.0-1+deb12u1) */
     lim->reset_burst = 1000;
     lim->reset_rate = 33;
@@ -85,7 +86,7 @@ static int limits_ok(const struct grpc_limits *l)
            l->conn_window_bytes >= NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE &&
            l->conn_window_bytes <= NGHTTP2_MAX_WINDOW_SIZE &&
            l->handshake_timeout_ms > 0 && l->idle_timeout_ms > 0 &&
-           l->reset_burst > 0 && l->reset_rate > 0;
+           l->stall_timeout_ms > 0 && l->reset_burst > 0 && l->reset_rate > 0;
 }
 
 /* ------------------------------------------------ nghttp2 allocation */
@@ -291,7 +292,14 @@ size_t grpc_server_conns(const struct grpc_server *srv)
 
 void grpc_server_stats(const struct grpc_server *srv, struct grpc_stats *out)
 {
+    size_t guard = 0;
+
     *out = srv->stats;
+    out->out_pending_bytes = 0;
+    for (const struct grpc_conn *c = srv->conns; c != NULL; c = c->next) {
+        ASSERT(++guard <= srv->stats.conns_open);
+        out->out_pending_bytes += grpc__conn_pending_out(c);
+    }
 }
 
 /* ------------------------------------------------------- dirty list */
@@ -479,6 +487,7 @@ static void write_cb(uv_write_t *req, int status)
 
     c->writing = 0;
     c->srv->stats.bytes_out += c->wout.len;
+    c->moved_ms = uv_now(c->srv->loop);
     buf_reset(&c->wout);
     if (c->closing) {
         return;
@@ -541,6 +550,9 @@ static void flush(struct grpc_conn *c)
         return;
     }
     c->srv->stats.bytes_out += (uint64_t)rv;
+    if (rv > 0) {
+        c->moved_ms = uv_now(c->srv->loop);
+    }
     if ((size_t)rv == c->out.len) {
         buf_reset(&c->out);
         if (nghttp2_session_want_write(c->ngh)) {
@@ -657,7 +669,12 @@ static void check_cb(uv_check_t *h)
  * (its SETTINGS) within handshake_timeout_ms is closed at once (there is
  * nobody to say GOAWAY to); one with no call for idle_timeout_ms gets
  * GOAWAY(NO_ERROR), as Go's http2.Server does after IdleTimeout, and a
- * well-behaved client reconnects when it next needs to. */
+ * well-behaved client reconnects when it next needs to. One with output
+ * pending and not a byte of it written for stall_timeout_ms is closed:
+ * the client stopped reading (or stopped granting HTTP/2 window). What
+ * it held stayed within the outbound bound meanwhile (senders were
+ * refused, its watchers catch up from the store), but not for ever. A
+ * client that reads slowly writes something and stays. */
 static void sweep_cb(uv_timer_t *h)
 {
     struct grpc_server *srv = h->data;
@@ -672,8 +689,14 @@ static void sweep_cb(uv_timer_t *h)
             c = next;
             continue;
         }
-        if (!c->settings_seen &&
-            now - c->adopted_ms >= srv->lim.handshake_timeout_ms) {
+        if (grpc__conn_pending_out(c) == 0) {
+            c->moved_ms = now;
+        }
+        if (now - c->moved_ms >= srv->lim.stall_timeout_ms) {
+            srv->stats.stalled_closed++;
+            conn_close(c); /* it reads nothing: no GOAWAY to say */
+        } else if (!c->settings_seen &&
+                   now - c->adopted_ms >= srv->lim.handshake_timeout_ms) {
             srv->stats.handshake_timeouts++;
             conn_close(c); /* unlinks c; next is still linked */
         } else if (c->settings_seen && c->calls == NULL &&
@@ -767,6 +790,7 @@ int grpc_server_adopt_id(struct grpc_server *srv, int fd, const void *pre,
     c->identity = id;
     c->adopted_ms = uv_now(srv->loop);
     c->active_ms = c->adopted_ms;
+    c->moved_ms = c->adopted_ms;
     c->rst_at_ms = c->adopted_ms;
     c->rst_milli = (uint64_t)srv->lim.reset_burst * 1000;
     buf_init(&c->out, 0);

@@ -332,6 +332,14 @@ static void grpc_metrics(struct mw *w, struct server *s)
                "gRPC connections cut off with GOAWAY(ENHANCE_YOUR_CALM): "
                "RST_STREAM past --http2-reset-burst/--http2-reset-rate.",
                g.rapid_resets);
+    metric_u64(w, "cairn_grpc_stalled_closed_total", "counter",
+               "gRPC connections closed: output pending, nothing written "
+               "for --stall-timeout.",
+               g.stalled_closed);
+    metric_u64(w, "cairn_grpc_out_pending_bytes", "gauge",
+               "Response bytes queued or unwritten on gRPC connections "
+               "(each within --max-conn-out-bytes).",
+               g.out_pending_bytes);
     metric_u64(w, "cairn_grpc_headers_too_large_total", "counter",
                "gRPC calls refused: header list past --max-header-bytes.",
                g.headers_too_large);

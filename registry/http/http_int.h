@@ -43,7 +43,7 @@
  * this long is closed: the client is not reading. Its watchers were moved
  * to catch up from the store meanwhile, so memory stayed bounded; the
  * client reconnects from the last revision it saw. */
-#define HTTP_STREAM_STALL_S    15
+#define HTTP_STREAM_STALL_S    15 /* the default of --stall-timeout */
 /* Bytes of one WebSocket frame we send (a longer message goes out as
  * continuation frames, one per writable callback). */
 #define HTTP_WS_FRAME_BYTES    (64 * 1024)

@@ -99,6 +99,10 @@ static const struct row rows[] = {
     {"idle-timeout", K_DURATION, F(idle_timeout_ms), "10m",
      "an HTTP/1.1 keep-alive connection between requests, or an HTTP/2 one "
      "with no stream open, is closed after this (1s-24h)"},
+    {"stall-timeout", K_DURATION, F(stall_timeout_ms), "15s",
+     "a gRPC connection with output pending, or an HTTP or WebSocket "
+     "stream at --max-conn-out-bytes, with nothing written for this long "
+     "is closed: its client is not reading (1s-1h)"},
     {"http2-reset-burst", K_UINT, F(http2_reset_burst), "1000",
      "RST_STREAM frames a client may send at once before "
      "--http2-reset-rate applies; past both: GOAWAY ENHANCE_YOUR_CALM "
@@ -999,6 +1003,7 @@ static int validate_hardening(const struct options *o, char *err,
          limits_hard_max(LIMIT_CONN_OUT_BYTES), ""},
         {"http-header-timeout", o->http_header_timeout_ms, 1000, 600000, " ms"},
         {"idle-timeout", o->idle_timeout_ms, 1000, 86400000, " ms"},
+        {"stall-timeout", o->stall_timeout_ms, 1000, 3600000, " ms"},
         {"http2-reset-burst", o->http2_reset_burst, 1, 100000, ""},
         {"http2-reset-rate", o->http2_reset_rate, 1, 100000, ""},
     };

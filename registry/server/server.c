@@ -198,6 +198,9 @@ int server__grpc_init(struct server *s)
     if (s->opt->idle_timeout_ms != 0) {
         lim.idle_timeout_ms = s->opt->idle_timeout_ms;
     }
+    if (s->opt->stall_timeout_ms != 0) {
+        lim.stall_timeout_ms = s->opt->stall_timeout_ms;
+    }
     if (s->opt->http2_reset_burst != 0 && s->opt->http2_reset_rate != 0) {
         lim.reset_burst = (uint32_t)s->opt->http2_reset_burst;
         lim.reset_rate = (uint32_t)s->opt->http2_reset_rate;
