@@ -189,6 +189,7 @@ struct grpc_stats {
     uint64_t rapid_resets;       /* GOAWAY: RST_STREAM past the bucket */
     uint64_t stalled_closed;     /* closed: output stuck, stall_timeout_ms */
     uint64_t out_pending_bytes;  /* gauge, summed by grpc_server_stats */
+    uint64_t streams_refused;    /* RST_STREAM(REFUSED_STREAM) sent */
     uint64_t headers_too_large;  /* calls refused past header_bytes_max */
 };
 

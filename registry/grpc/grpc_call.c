@@ -1011,9 +1011,24 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame,
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame,
                          void *ud)
 {
+    struct grpc_conn *c = ud;
     struct grpc_call *call;
 
-    (void)ud;
+    /* nghttp2 refuses a stream past SETTINGS_MAX_CONCURRENT_STREAMS (or
+     * opened after our GOAWAY) itself; we never use this code */
+    if (frame->hd.type == NGHTTP2_RST_STREAM &&
+        frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM) {
+        c->srv->stats.streams_refused++;
+        return 0;
+    }
+    /* A GOAWAY for an error nghttp2 found itself (a stream past the
+     * acknowledged SETTINGS_MAX_CONCURRENT_STREAMS, a flood, bad frames):
+     * conn_fail and the reset bucket count theirs. */
+    if (frame->hd.type == NGHTTP2_GOAWAY &&
+        frame->goaway.error_code != NGHTTP2_NO_ERROR && !c->fatal && !c->calm) {
+        c->srv->stats.protocol_errors++;
+        return 0;
+    }
     if (frame->hd.type != NGHTTP2_HEADERS ||
         !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         return 0;

@@ -336,6 +336,10 @@ static void grpc_metrics(struct mw *w, struct server *s)
                "gRPC connections closed: output pending, nothing written "
                "for --stall-timeout.",
                g.stalled_closed);
+    metric_u64(w, "cairn_grpc_streams_refused_total", "counter",
+               "HTTP/2 streams refused (REFUSED_STREAM): past "
+               "--max-concurrent-streams, or opened after GOAWAY.",
+               g.streams_refused);
     metric_u64(w, "cairn_grpc_out_pending_bytes", "gauge",
                "Response bytes queued or unwritten on gRPC connections "
                "(each within --max-conn-out-bytes).",

@@ -215,10 +215,12 @@ int server__grpc_init(struct server *s)
 /* ------------------------------------------------------------ listeners */
 
 /* After a 431, how long the client has to read it and close. */
-#define SNIFF_LINGER_MS       2000
+#define SNIFF_LINGER_MS        2000
 /* Wake-ups in a row that found no new byte before the sniff gives up (a
  * kernel that did not honour SO_RCVLOWAT would otherwise spin). */
-#define SNIFF_EMPTY_WAKES_MAX 64
+#define SNIFF_EMPTY_WAKES_MAX  64
+/* The longest request method the sniff waits for ("OPTIONS" is 7). */
+#define SNIFF_METHOD_BYTES_MAX 32
 
 /* A connection is sniffed until we know what it is and, for HTTP/1.1,
  * until its whole request head is in (see sniff_event). The sniff only
@@ -335,6 +337,26 @@ static bool head_complete(const uint8_t *p, size_t len, size_t *scanned)
     return false;
 }
 
+/* Could p[0..len) begin an HTTP/1.1 request line? A method is a token
+ * (RFC 9110 9.1; ours are letters) and ends at the first space. Anything
+ * else (a TLS ClientHello on the plain port, garbage) goes to the HTTP
+ * side at once, which answers or closes it as before: only what looks
+ * like a request waits for its whole head. */
+static bool request_plausible(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len && i <= SNIFF_METHOD_BYTES_MAX; i++) {
+        uint8_t b = p[i];
+        if (b == ' ') {
+            return i > 0;
+        }
+        if (!((b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') ||
+              (b >= '0' && b <= '9' && i > 0) || b == '-' || b == '_')) {
+            return false;
+        }
+    }
+    return len <= SNIFF_METHOD_BYTES_MAX;
+}
+
 static void sniff_timeout(uv_timer_t *t);
 
 /* The head is past --max-header-bytes: 431 as Go's net/http words it
@@ -400,7 +422,8 @@ static void sniff_event(uv_poll_t *p, int status, int events)
     m = grpc_preface_match(buf, (size_t)n);
     if (m == 1) {
         sniff_hand_over(sn, true);
-    } else if (m < 0 && head_complete(buf, (size_t)n, &sn->scanned)) {
+    } else if (m < 0 && (!request_plausible(buf, (size_t)n) ||
+                         head_complete(buf, (size_t)n, &sn->scanned))) {
         sniff_hand_over(sn, false);
     } else if ((size_t)n == cap && m < 0) {
         sniff_reject_431(sn);
