@@ -533,6 +533,9 @@ static void on_connection(uv_stream_t *server, int status)
     uv_timer_start(&sn->timer, sniff_timeout, s->opt->http_header_timeout_ms,
                    0);
     uv_poll_start(&sn->poll, UV_READABLE | UV_DISCONNECT, sniff_event);
+    /* a client that has not said what it is does not hold up a stop */
+    uv_unref((uv_handle_t *)&sn->poll);
+    uv_unref((uv_handle_t *)&sn->timer);
 }
 
 /* "http[s]://host:port" -> sockaddr (host resolved, IPv4 or IPv6). */
