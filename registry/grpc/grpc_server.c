@@ -70,7 +70,7 @@ void grpc_limits_init(struct grpc_limits *lim, const struct limits *base)
     lim->handshake_timeout_ms = 10000;
     lim->idle_timeout_ms = 600000;
     lim->stall_timeout_ms = 15000; /* as HTTP streams (http_int.h) */
-    /* nghttp2's own defaults for its reset limiter (1.52.0-1+deb12u1) */
+    /* the defaults of nghttp2's own reset limiter (Debian's 1.52.0) */
     lim->reset_burst = 1000;
     lim->reset_rate = 33;
 }
@@ -685,16 +685,20 @@ static void sweep_cb(uv_timer_t *h)
     while (c != NULL) {
         struct grpc_conn *next = c->next;
         ASSERT(++guard <= srv->stats.conns_total);
-        if (c->closing || c->fatal) {
+        if (c->closing) {
             c = next;
             continue;
         }
         if (grpc__conn_pending_out(c) == 0) {
             c->moved_ms = now;
         }
+        /* before the fatal check: a GOAWAY nobody reads must not keep a
+         * connection either */
         if (now - c->moved_ms >= srv->lim.stall_timeout_ms) {
             srv->stats.stalled_closed++;
             conn_close(c); /* it reads nothing: no GOAWAY to say */
+        } else if (c->fatal) {
+            /* its GOAWAY is on the way; conn_service closes it */
         } else if (!c->settings_seen &&
                    now - c->adopted_ms >= srv->lim.handshake_timeout_ms) {
             srv->stats.handshake_timeouts++;
