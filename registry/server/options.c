@@ -95,7 +95,8 @@ static const struct row rows[] = {
      "stop and its streams are cut off (65536-1073741824)"},
     {"http-header-timeout", K_DURATION, F(http_header_timeout_ms), "10s",
      "time a new connection has to send its HTTP/1.1 request head or its "
-     "HTTP/2 preface and SETTINGS; also each later request head (1s-10m)"},
+     "HTTP/2 preface and SETTINGS (on https, its TLS handshake has as "
+     "long before); also each later request head (1s-10m)"},
     {"idle-timeout", K_DURATION, F(idle_timeout_ms), "10m",
      "an HTTP/1.1 keep-alive connection between requests, or an HTTP/2 one "
      "with no stream open, is closed after this (1s-24h)"},
