@@ -23,6 +23,9 @@ PKGS="$PKGS clang libclang-rt-dev"
 PKGS="$PKGS umoci"
 # The chart test (tests/integration/helm_chart.test) reads helm's renders.
 PKGS="$PKGS python3-yaml"
+# The HTTP/2 rapid-reset test (tests/integration/h2_rapid_reset.test) frames
+# HEADERS and RST_STREAM itself with python3-h2.
+PKGS="$PKGS python3-h2"
 if [ "${1:-}" = "--build-only" ]; then
     PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|prometheus|clang$|libclang-rt-dev$|umoci$|python3-yaml$)' | tr '\n' ' ')
 fi

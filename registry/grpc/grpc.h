@@ -153,6 +153,20 @@ struct grpc_limits {
     size_t read_pass_bytes_max;   /* bytes read per connection per loop pass */
     uint32_t stream_window_bytes; /* SETTINGS_INITIAL_WINDOW_SIZE */
     uint32_t conn_window_bytes;   /* connection receive window */
+    /* A connection whose client has not sent its SETTINGS (the rest of
+     * the preface, RFC 9113 3.4) this long after adoption is closed. */
+    uint64_t handshake_timeout_ms;
+    /* One with no call open for this long gets GOAWAY(NO_ERROR) and
+     * closes (PINGs do not count as activity). */
+    uint64_t idle_timeout_ms;
+    /* One with output pending and nothing written for this long is
+     * closed: its client is not reading (or grants no window). */
+    uint64_t stall_timeout_ms;
+    /* RST_STREAM frames from the client: a token bucket of reset_burst
+     * tokens refilled at reset_rate a second; an empty bucket gets
+     * GOAWAY(ENHANCE_YOUR_CALM) and a close (CVE-2023-44487). */
+    uint32_t reset_burst;
+    uint32_t reset_rate;
 };
 
 /* Counters for /metrics; monotonic except the *_open gauges. */
@@ -169,7 +183,14 @@ struct grpc_stats {
     uint64_t bad_headers;     /* streams reset for malformed requests */
     uint64_t bytes_in;
     uint64_t bytes_out;
-    uint64_t reads_paused; /* times reads stopped on the outbound bound */
+    uint64_t reads_paused;       /* times reads stopped on the outbound bound */
+    uint64_t handshake_timeouts; /* closed: no SETTINGS in time */
+    uint64_t idle_closed;        /* GOAWAY: no call for idle_timeout_ms */
+    uint64_t rapid_resets;       /* GOAWAY: RST_STREAM past the bucket */
+    uint64_t stalled_closed;     /* closed: output stuck, stall_timeout_ms */
+    uint64_t out_pending_bytes;  /* gauge, summed by grpc_server_stats */
+    uint64_t streams_refused;    /* RST_STREAM(REFUSED_STREAM) sent */
+    uint64_t headers_too_large;  /* calls refused past header_bytes_max */
 };
 
 /* nghttp2's small blocks, kept for reuse (grpc_server.c, "nghttp2
@@ -192,6 +213,7 @@ struct grpc_server {
     int ngh_cache_off; /* after server_free_parts: no more caching */
     uv_check_t check;  /* flushes dirty connections once per loop pass */
     uv_idle_t idle;    /* keeps poll from blocking while work is pending */
+    uv_timer_t sweep;  /* handshake and idle timeouts, once a second */
     struct grpc_conn *conns;     /* all open connections */
     struct grpc_conn *dirty;     /* connections to flush this pass */
     struct grpc_call *call_pool; /* recycled calls */

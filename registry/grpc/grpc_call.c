@@ -742,8 +742,12 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame,
         return 0;
     }
     /* RFC 9113 6.5.2: name + value + 32 per field. */
+    if (call->header_bytes > c->srv->lim.header_bytes_max) {
+        return 0; /* refused already (below) */
+    }
     call->header_bytes += (uint32_t)(nlen + vlen + 32);
     if (call->header_bytes > c->srv->lim.header_bytes_max) {
+        c->srv->stats.headers_too_large++;
         reject(call, GRPC_RESOURCE_EXHAUSTED, "grpc: header list too large");
         return 0;
     }
@@ -777,6 +781,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame,
         frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
         return 0;
     }
+    c->active_ms = uv_now(c->srv->loop);
     call = call_get(c, frame->hd.stream_id);
     if (call == NULL) {
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
@@ -945,12 +950,47 @@ static void remote_end(struct grpc_call *call)
     }
 }
 
+/* One RST_STREAM from the client takes a token from the connection's
+ * bucket (reset_burst tokens, refilled at reset_rate a second, kept in
+ * thousandths). Opening streams and resetting them at once costs the
+ * client nothing and us a call each (CVE-2023-44487, "rapid reset"): with
+ * the bucket empty the connection gets GOAWAY(ENHANCE_YOUR_CALM), and
+ * grpc_server.c's read_cb stops reading and closes it. */
+static void reset_taken(nghttp2_session *s, struct grpc_conn *c)
+{
+    const struct grpc_limits *lim = &c->srv->lim;
+    uint64_t now = uv_now(c->srv->loop);
+    uint64_t cap = (uint64_t)lim->reset_burst * 1000;
+
+    ASSERT(now >= c->rst_at_ms);
+    c->rst_milli += (now - c->rst_at_ms) * lim->reset_rate;
+    c->rst_milli = c->rst_milli < cap ? c->rst_milli : cap;
+    c->rst_at_ms = now;
+    if (c->rst_milli >= 1000) {
+        c->rst_milli -= 1000;
+        return;
+    }
+    if (!c->calm) {
+        c->calm = 1;
+        (void)nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+    }
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame,
                          void *ud)
 {
+    struct grpc_conn *c = ud;
     struct grpc_call *call;
 
-    (void)ud;
+    if (frame->hd.type == NGHTTP2_SETTINGS &&
+        !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+        c->settings_seen = 1; /* the preface is complete (RFC 9113 3.4) */
+        return 0;
+    }
+    if (frame->hd.type == NGHTTP2_RST_STREAM) {
+        reset_taken(s, c);
+        return 0;
+    }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) {
         return 0;
     }
@@ -971,9 +1011,24 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame,
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame,
                          void *ud)
 {
+    struct grpc_conn *c = ud;
     struct grpc_call *call;
 
-    (void)ud;
+    /* nghttp2 refuses a stream past SETTINGS_MAX_CONCURRENT_STREAMS (or
+     * opened after our GOAWAY) itself; we never use this code */
+    if (frame->hd.type == NGHTTP2_RST_STREAM &&
+        frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM) {
+        c->srv->stats.streams_refused++;
+        return 0;
+    }
+    /* A GOAWAY for an error nghttp2 found itself (a stream past the
+     * acknowledged SETTINGS_MAX_CONCURRENT_STREAMS, a flood, bad frames):
+     * conn_fail and the reset bucket count theirs. */
+    if (frame->hd.type == NGHTTP2_GOAWAY &&
+        frame->goaway.error_code != NGHTTP2_NO_ERROR && !c->fatal && !c->calm) {
+        c->srv->stats.protocol_errors++;
+        return 0;
+    }
     if (frame->hd.type != NGHTTP2_HEADERS ||
         !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         return 0;
@@ -998,6 +1053,7 @@ static int on_stream_close(nghttp2_session *s, int32_t stream_id,
     if (call == NULL) {
         return 0;
     }
+    c->active_ms = uv_now(c->srv->loop);
     nghttp2_session_set_stream_user_data(s, stream_id, NULL);
     if (!call->app_done) {
         call->app_done = 1;

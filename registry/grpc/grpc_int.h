@@ -33,6 +33,8 @@
 #define GRPC_CALL_BUF_KEEP   ((size_t)64 << 10)
 /* Read buffer handed to libuv (one per server). */
 #define GRPC_READ_BUF        65536
+/* How often the handshake and idle timeouts are checked. */
+#define GRPC_SWEEP_MS        1000
 
 /* --- arena (for protobuf-c) --------------------------------------------- */
 
@@ -128,6 +130,11 @@ struct grpc_conn {
     size_t queued_bytes; /* response bytes queued in calls, not yet framed */
     size_t in_held;      /* partial request bytes held by deframers */
     size_t pass_bytes;   /* read during this loop pass */
+    uint64_t adopted_ms; /* loop time of adoption */
+    uint64_t active_ms;  /* loop time a call last began or ended */
+    uint64_t moved_ms;   /* loop time output last moved (or was small) */
+    uint64_t rst_milli;  /* reset tokens, in thousandths */
+    uint64_t rst_at_ms;  /* loop time the bucket was last filled */
     unsigned dirty : 1;
     unsigned reading : 1;
     unsigned writing : 1;
@@ -137,6 +144,8 @@ struct grpc_conn {
     unsigned eof : 1;           /* peer closed or socket error */
     unsigned closing : 1;       /* uv_close issued */
     unsigned want_writable : 1; /* some call is waiting for room */
+    unsigned settings_seen : 1; /* the client's first SETTINGS came */
+    unsigned calm : 1;          /* GOAWAY(ENHANCE_YOUR_CALM) queued */
     char *identity;             /* grpc_server_adopt_id's, or NULL */
 };
 

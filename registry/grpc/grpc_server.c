@@ -66,6 +66,14 @@ void grpc_limits_init(struct grpc_limits *lim, const struct limits *base)
     lim->read_pass_bytes_max = 256 * KIB;
     lim->stream_window_bytes = (uint32_t)MIB;
     lim->conn_window_bytes = (uint32_t)(4 * MIB);
+    /* grpc-go's server gives the preface 120 s; a client that connects
+     * and says nothing for 10 s is not a client */
+    lim->handshake_timeout_ms = 10000;
+    lim->idle_timeout_ms = 600000;
+    lim->stall_timeout_ms = 15000; /* as HTTP streams (http_int.h) */
+    /* the defaults of nghttp2's own reset limiter (Debian's 1.52.0) */
+    lim->reset_burst = 1000;
+    lim->reset_rate = 33;
 }
 
 static int limits_ok(const struct grpc_limits *l)
@@ -77,7 +85,9 @@ static int limits_ok(const struct grpc_limits *l)
            l->stream_window_bytes > 0 &&
            l->stream_window_bytes <= NGHTTP2_MAX_WINDOW_SIZE &&
            l->conn_window_bytes >= NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE &&
-           l->conn_window_bytes <= NGHTTP2_MAX_WINDOW_SIZE;
+           l->conn_window_bytes <= NGHTTP2_MAX_WINDOW_SIZE &&
+           l->handshake_timeout_ms > 0 && l->idle_timeout_ms > 0 &&
+           l->stall_timeout_ms > 0 && l->reset_burst > 0 && l->reset_rate > 0;
 }
 
 /* ------------------------------------------------ nghttp2 allocation */
@@ -269,6 +279,7 @@ const struct grpc_method *grpc__method_find(const struct grpc_server *srv,
 /* ------------------------------------------------------ server setup */
 
 static void check_cb(uv_check_t *h);
+static void sweep_cb(uv_timer_t *h);
 
 static void idle_cb(uv_idle_t *h)
 {
@@ -360,15 +371,24 @@ int grpc_server_init(struct grpc_server *srv, uv_loop_t *loop,
     /* nghttp2's HTTP checks refuse an :authority that is a URL, which
      * etcd's clients send; grpc_call.c checks the rest (field_ok). */
     nghttp2_option_set_no_http_messaging(srv->opt, 1);
+    /* Our reset bucket (grpc_call.c) answers first, with a metric and
+     * ENHANCE_YOUR_CALM; nghttp2's stays behind it as a backstop. */
+    nghttp2_option_set_stream_reset_rate_limit(srv->opt,
+                                               2 * (uint64_t)lim->reset_burst,
+                                               2 * (uint64_t)lim->reset_rate);
     uv_check_init(loop, &srv->check);
     uv_idle_init(loop, &srv->idle);
+    uv_timer_init(loop, &srv->sweep);
     srv->check.data = srv;
     srv->idle.data = srv;
+    srv->sweep.data = srv;
     uv_check_start(&srv->check, check_cb);
-    /* Neither handle should keep the loop alive by itself. */
+    uv_timer_start(&srv->sweep, sweep_cb, GRPC_SWEEP_MS, GRPC_SWEEP_MS);
+    /* No handle should keep the loop alive by itself. */
     uv_unref((uv_handle_t *)&srv->check);
     uv_unref((uv_handle_t *)&srv->idle);
-    srv->handles_open = 2;
+    uv_unref((uv_handle_t *)&srv->sweep);
+    srv->handles_open = 3;
     return 0;
 }
 
@@ -379,7 +399,14 @@ size_t grpc_server_conns(const struct grpc_server *srv)
 
 void grpc_server_stats(const struct grpc_server *srv, struct grpc_stats *out)
 {
+    size_t guard = 0;
+
     *out = srv->stats;
+    out->out_pending_bytes = 0;
+    for (const struct grpc_conn *c = srv->conns; c != NULL; c = c->next) {
+        ASSERT(++guard <= srv->stats.conns_open);
+        out->out_pending_bytes += grpc__conn_pending_out(c);
+    }
 }
 
 /* ------------------------------------------------------- dirty list */
@@ -490,18 +517,24 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
     b->len = GRPC_READ_BUF;
 }
 
-static void conn_fail(struct grpc_conn *c, const char *why, int code)
+/* Stop reading, queue GOAWAY(error) unless nghttp2 has queued one, and
+ * close once what is queued is written (conn_service). */
+static void conn_end(struct grpc_conn *c, uint32_t error)
 {
-    LOGD("grpc", "connection failed: %s (%d)", why, code);
-    c->srv->stats.protocol_errors++;
     c->fatal = 1;
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
     }
-    /* Queue GOAWAY if nghttp2 has not; what is queued still goes out. */
-    nghttp2_session_terminate_session(c->ngh, NGHTTP2_PROTOCOL_ERROR);
+    nghttp2_session_terminate_session(c->ngh, error);
     grpc__conn_mark_dirty(c);
+}
+
+static void conn_fail(struct grpc_conn *c, const char *why, int code)
+{
+    LOGD("grpc", "connection failed: %s (%d)", why, code);
+    c->srv->stats.protocol_errors++;
+    conn_end(c, NGHTTP2_PROTOCOL_ERROR);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
@@ -522,6 +555,13 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
                                   (size_t)nread);
     if (rv < 0) {
         conn_fail(c, nghttp2_strerror((int)rv), (int)rv);
+        return;
+    }
+    if (c->calm && !c->fatal) {
+        /* grpc_call.c emptied the reset bucket and queued the GOAWAY */
+        LOGD("grpc", "connection cut off: RST_STREAM past the bucket");
+        c->srv->stats.rapid_resets++;
+        conn_end(c, NGHTTP2_ENHANCE_YOUR_CALM);
         return;
     }
     c->pass_bytes += (size_t)nread;
@@ -554,6 +594,7 @@ static void write_cb(uv_write_t *req, int status)
 
     c->writing = 0;
     c->srv->stats.bytes_out += c->wout.len;
+    c->moved_ms = uv_now(c->srv->loop);
     buf_reset(&c->wout);
     if (c->closing) {
         return;
@@ -616,6 +657,9 @@ static void flush(struct grpc_conn *c)
         return;
     }
     c->srv->stats.bytes_out += (uint64_t)rv;
+    if (rv > 0) {
+        c->moved_ms = uv_now(c->srv->loop);
+    }
     if ((size_t)rv == c->out.len) {
         buf_reset(&c->out);
         if (nghttp2_session_want_write(c->ngh)) {
@@ -728,6 +772,53 @@ static void check_cb(uv_check_t *h)
     }
 }
 
+/* Once a second: a connection whose client never finished the preface
+ * (its SETTINGS) within handshake_timeout_ms is closed at once (there is
+ * nobody to say GOAWAY to); one with no call for idle_timeout_ms gets
+ * GOAWAY(NO_ERROR), as Go's http2.Server does after IdleTimeout, and a
+ * well-behaved client reconnects when it next needs to. One with output
+ * pending and not a byte of it written for stall_timeout_ms is closed:
+ * the client stopped reading (or stopped granting HTTP/2 window). What
+ * it held stayed within the outbound bound meanwhile (senders were
+ * refused, its watchers catch up from the store), but not for ever. A
+ * client that reads slowly writes something and stays. */
+static void sweep_cb(uv_timer_t *h)
+{
+    struct grpc_server *srv = h->data;
+    uint64_t now = uv_now(srv->loop);
+    struct grpc_conn *c = srv->conns;
+    size_t guard = 0;
+
+    while (c != NULL) {
+        struct grpc_conn *next = c->next;
+        ASSERT(++guard <= srv->stats.conns_total);
+        if (c->closing) {
+            c = next;
+            continue;
+        }
+        if (grpc__conn_pending_out(c) == 0) {
+            c->moved_ms = now;
+        }
+        /* before the fatal check: a GOAWAY nobody reads must not keep a
+         * connection either */
+        if (now - c->moved_ms >= srv->lim.stall_timeout_ms) {
+            srv->stats.stalled_closed++;
+            conn_close(c); /* it reads nothing: no GOAWAY to say */
+        } else if (c->fatal) {
+            /* its GOAWAY is on the way; conn_service closes it */
+        } else if (!c->settings_seen &&
+                   now - c->adopted_ms >= srv->lim.handshake_timeout_ms) {
+            srv->stats.handshake_timeouts++;
+            conn_close(c); /* unlinks c; next is still linked */
+        } else if (c->settings_seen && c->calls == NULL &&
+                   now - c->active_ms >= srv->lim.idle_timeout_ms) {
+            srv->stats.idle_closed++;
+            conn_end(c, NGHTTP2_NO_ERROR);
+        }
+        c = next;
+    }
+}
+
 /* ------------------------------------------------------------ adopt */
 
 static int session_new(struct grpc_server *srv, struct grpc_conn *c)
@@ -808,6 +899,11 @@ int grpc_server_adopt_id(struct grpc_server *srv, int fd, const void *pre,
     }
     c->srv = srv;
     c->identity = id;
+    c->adopted_ms = uv_now(srv->loop);
+    c->active_ms = c->adopted_ms;
+    c->moved_ms = c->adopted_ms;
+    c->rst_at_ms = c->adopted_ms;
+    c->rst_milli = (uint64_t)srv->lim.reset_burst * 1000;
     buf_init(&c->out, 0);
     buf_init(&c->wout, 0);
     rc = session_new(srv, c);
@@ -887,6 +983,8 @@ void grpc_server_close(struct grpc_server *srv, grpc_server_close_cb close_cb)
         ASSERT(++guard <= srv->stats.conns_total);
     }
     ASSERT(srv->dirty == NULL);
+    uv_timer_stop(&srv->sweep);
     uv_close((uv_handle_t *)&srv->check, handle_closed_cb);
     uv_close((uv_handle_t *)&srv->idle, handle_closed_cb);
+    uv_close((uv_handle_t *)&srv->sweep, handle_closed_cb);
 }

@@ -320,6 +320,33 @@ static void grpc_metrics(struct mw *w, struct server *s)
                g.protocol_errors);
     metric_u64(w, "cairn_grpc_reads_paused_total", "counter",
                "Times reads stopped on the outbound bound.", g.reads_paused);
+    metric_u64(w, "cairn_grpc_handshake_timeouts_total", "counter",
+               "gRPC connections closed: no SETTINGS within "
+               "--http-header-timeout.",
+               g.handshake_timeouts);
+    metric_u64(w, "cairn_grpc_idle_closed_total", "counter",
+               "gRPC connections sent GOAWAY after --idle-timeout with no "
+               "call.",
+               g.idle_closed);
+    metric_u64(w, "cairn_grpc_rapid_reset_goaways_total", "counter",
+               "gRPC connections cut off with GOAWAY(ENHANCE_YOUR_CALM): "
+               "RST_STREAM past --http2-reset-burst/--http2-reset-rate.",
+               g.rapid_resets);
+    metric_u64(w, "cairn_grpc_stalled_closed_total", "counter",
+               "gRPC connections closed: output pending, nothing written "
+               "for --stall-timeout.",
+               g.stalled_closed);
+    metric_u64(w, "cairn_grpc_streams_refused_total", "counter",
+               "HTTP/2 streams refused (REFUSED_STREAM): past "
+               "--max-concurrent-streams, or opened after GOAWAY.",
+               g.streams_refused);
+    metric_u64(w, "cairn_grpc_out_pending_bytes", "gauge",
+               "Response bytes queued or unwritten on gRPC connections "
+               "(each within --max-conn-out-bytes).",
+               g.out_pending_bytes);
+    metric_u64(w, "cairn_grpc_headers_too_large_total", "counter",
+               "gRPC calls refused: header list past --max-header-bytes.",
+               g.headers_too_large);
 }
 
 static void tls_metrics(struct mw *w, const struct server *s)
@@ -388,6 +415,18 @@ static void http_metrics(struct mw *w, const struct http *h)
                "Client connections closed at accept: gRPC connections fill "
                "--max-connections.",
                h->s->conns_refused_at_accept);
+    metric_u64(w, "cairn_connections_sniffing", "gauge",
+               "Client connections whose HTTP/2 preface or HTTP/1.1 request "
+               "head is still arriving.",
+               h->s->conns_sniffing);
+    metric_u64(w, "cairn_http_header_timeouts_total", "counter",
+               "Client connections closed: no HTTP/2 preface or HTTP/1.1 "
+               "request head within --http-header-timeout.",
+               h->s->header_timeouts);
+    metric_u64(w, "cairn_http_headers_too_large_total", "counter",
+               "HTTP/1.1 requests refused with 431: head past "
+               "--max-header-bytes.",
+               h->s->headers_too_large);
     metric_u64(w, "cairn_connections_max", "gauge",
                "The bound on client connections, HTTP/1.1 and gRPC together "
                "(--max-connections).",

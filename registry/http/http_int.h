@@ -23,8 +23,9 @@
  * the kernel takes less. */
 #define HTTP_WRITE_CHUNK_BYTES (64 * 1024)
 /* Header tables lws may hold at once (each LIMIT_HEADER_BYTES, allocated
- * on demand); a connection past this waits for one, it is not refused. */
-#define HTTP_HEADER_POOL       512
+ * on demand, freed once a head is parsed) is the connection bound, up to
+ * this: lws counts them in 16 bits. A connection past it waits for one. */
+#define HTTP_HEADER_POOL_MAX   65535
 /* Room for a response's header block (status line, content type and
  * length, CORS, connection, allow). */
 #define HTTP_HDR_BLOCK_BYTES   1024
@@ -33,8 +34,6 @@
  * cut off. Generous: responses are bounded (range results), a slow
  * client is not a stalled one. */
 #define HTTP_DRAIN_S           60
-/* Idle keep-alive connections are closed after this. */
-#define HTTP_KEEPALIVE_S       600
 /* /health, /readyz: how long the quorum check may take (etcd: 1 s). */
 #define HTTP_HEALTH_TIMEOUT_MS 1000
 /* Authorization header kept for the gateway call (a raw etcd token). */
@@ -44,7 +43,7 @@
  * this long is closed: the client is not reading. Its watchers were moved
  * to catch up from the store meanwhile, so memory stayed bounded; the
  * client reconnects from the last revision it saw. */
-#define HTTP_STREAM_STALL_S    15
+#define HTTP_STREAM_STALL_S    15 /* the default of --stall-timeout */
 /* Bytes of one WebSocket frame we send (a longer message goes out as
  * continuation frames, one per writable callback). */
 #define HTTP_WS_FRAME_BYTES    (64 * 1024)

@@ -1097,10 +1097,19 @@ static void on_sweep(uv_timer_t *t)
     }
 }
 
+/* Whole seconds for lws's timeouts, rounded up, at least 1. */
+static unsigned secs_of(uint64_t ms)
+{
+    uint64_t s = (ms + 999) / 1000;
+    return s == 0 ? 1 : s > 86400 ? 86400 : (unsigned)s;
+}
+
 static int ctx_create(struct http *h, char *msg, size_t msg_len)
 {
     struct lws_context_creation_info info;
+    const struct options *o = h->s->opt;
     uint64_t hdr = h->s->limits.v[LIMIT_HEADER_BYTES];
+    uint64_t conns = h->s->limits.v[LIMIT_CONNECTIONS];
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* adoption only */
     info.protocols = http_protocols;
@@ -1110,9 +1119,25 @@ static int ctx_create(struct http *h, char *msg, size_t msg_len)
     info.foreign_loops = h->loops;
     info.user = h;
     info.pcontext = &h->ctx;
+    /* The sniff (server.c) holds a first request's head to the bound
+     * exactly; lws stores a head with overhead per field (a header it
+     * does not know costs its name, value and about 10 bytes more), so
+     * its table has half as much again, for the heads of later requests
+     * too. A head that does not fit closes the connection. */
+    hdr += hdr / 2;
     info.max_http_header_data = (unsigned short)(hdr < 65535 ? hdr : 65535);
-    info.max_http_header_pool = HTTP_HEADER_POOL;
-    info.keepalive_timeout = HTTP_KEEPALIVE_S;
+    /* A table for every connection the bound allows: one client slow to
+     * send a keep-alive request's head must not make others wait for a
+     * table. Tables are made on demand and freed when the head is parsed,
+     * so idle connections hold none; the first request's head never
+     * needs one for long (server.c reads it whole before handing over). */
+    info.max_http_header_pool =
+        (unsigned short)(conns < HTTP_HEADER_POOL_MAX ? conns
+                                                      : HTTP_HEADER_POOL_MAX);
+    /* a later request's head has --http-header-timeout from its first
+     * byte (lws's PENDING_TIMEOUT_HOLDING_AH) */
+    info.timeout_secs_ah_idle = secs_of(o->http_header_timeout_ms);
+    info.keepalive_timeout = (int)secs_of(o->idle_timeout_ms);
     info.server_string = "cairnd";
     info.vhost_name = "default";
     info.retry_and_idle_policy = &idle_policy;
@@ -1253,7 +1278,8 @@ static int adopt(struct server *s, int fd, const void *pre, size_t pre_len,
         return rc;
     }
     h = s->http;
-    conns = h->conns_open + (s->grpc_on ? grpc_server_conns(&s->grpc) : 0);
+    conns = h->conns_open + (s->grpc_on ? grpc_server_conns(&s->grpc) : 0) +
+            s->conns_sniffing;
     if (conns >= s->limits.v[LIMIT_CONNECTIONS]) {
         h->st.conns_refused++;
         return ERR_BUSY;

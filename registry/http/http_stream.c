@@ -2012,6 +2012,10 @@ static int sse_keepalive(struct hstream *hs, uint64_t now_ms);
 void http__streams_sweep(struct http *h, uint64_t now_ms)
 {
     uint64_t n = 0;
+    /* --stall-timeout; options that skipped validation keep the default */
+    uint64_t stall_ms = h->s->opt->stall_timeout_ms != 0
+                            ? h->s->opt->stall_timeout_ms
+                            : (uint64_t)HTTP_STREAM_STALL_S * 1000;
     for (struct hstream *hs = h->streams; hs != NULL; hs = hs->next) {
         ASSERT(n++ < h->streams_open);
         if (hs->reg_sse && now_ms >= hs->sse_ka_ms && !hs->stall_cut &&
@@ -2022,7 +2026,7 @@ void http__streams_sweep(struct http *h, uint64_t now_ms)
             continue;
         }
         if (!hs->stall_armed || hs->stall_cut ||
-            now_ms - hs->stall_ms < (uint64_t)HTTP_STREAM_STALL_S * 1000) {
+            now_ms - hs->stall_ms < stall_ms) {
             continue;
         }
         /* the client has not read for the whole period: close it from

@@ -86,6 +86,31 @@ static const struct row rows[] = {
      "(1-1000000); one more is closed at accept"},
     {"max-concurrent-streams", K_UINT, F(max_concurrent_streams), "4294967295",
      "maximum concurrent streams per client connection"},
+    /* hardening of the client port (docs/hardening.md) */
+    {"max-header-bytes", K_UINT, F(max_header_bytes), "16384",
+     "bytes of one request's header block, HTTP/1.1 (431) and HTTP/2 "
+     "(RESOURCE_EXHAUSTED) (1024-65535)"},
+    {"max-conn-out-bytes", K_UINT, F(max_conn_out_bytes), "16777216",
+     "response bytes pending for one client connection before its reads "
+     "stop and its streams are cut off (65536-1073741824)"},
+    {"http-header-timeout", K_DURATION, F(http_header_timeout_ms), "10s",
+     "time a new connection has to send its HTTP/1.1 request head or its "
+     "HTTP/2 preface and SETTINGS (on https, its TLS handshake has as "
+     "long before); also each later request head (1s-10m)"},
+    {"idle-timeout", K_DURATION, F(idle_timeout_ms), "10m",
+     "an HTTP/1.1 keep-alive connection between requests, or an HTTP/2 one "
+     "with no stream open, is closed after this (1s-24h)"},
+    {"stall-timeout", K_DURATION, F(stall_timeout_ms), "15s",
+     "a gRPC connection with output pending, or an HTTP or WebSocket "
+     "stream at --max-conn-out-bytes, with nothing written for this long "
+     "is closed: its client is not reading (1s-1h)"},
+    {"http2-reset-burst", K_UINT, F(http2_reset_burst), "1000",
+     "RST_STREAM frames a client may send at once before "
+     "--http2-reset-rate applies; past both: GOAWAY ENHANCE_YOUR_CALM "
+     "(1-100000)"},
+    {"http2-reset-rate", K_UINT, F(http2_reset_rate), "33",
+     "RST_STREAM frames per second a client may send after the burst "
+     "(1-100000)"},
     {"grpc-keepalive-min-time", K_DURATION, F(grpc_keepalive_min_time_ms), "5s",
      "minimum interval a client should wait before pinging the server"},
     {"grpc-keepalive-interval", K_DURATION, F(grpc_keepalive_interval_ms), "2h",
@@ -964,6 +989,35 @@ static int validate_registry(const struct options *o, char *err, size_t err_len)
     return 0;
 }
 
+/* The client port's hardening bounds (docs/hardening.md). Header bytes
+ * stop at 65535: libwebsockets keeps the header table's size in 16 bits. */
+static int validate_hardening(const struct options *o, char *err,
+                              size_t err_len)
+{
+    const struct {
+        const char *name;
+        uint64_t v, lo, hi;
+        const char *unit;
+    } b[] = {
+        {"max-header-bytes", o->max_header_bytes, 1024, 65535, ""},
+        {"max-conn-out-bytes", o->max_conn_out_bytes, 65536,
+         limits_hard_max(LIMIT_CONN_OUT_BYTES), ""},
+        {"http-header-timeout", o->http_header_timeout_ms, 1000, 600000, " ms"},
+        {"idle-timeout", o->idle_timeout_ms, 1000, 86400000, " ms"},
+        {"stall-timeout", o->stall_timeout_ms, 1000, 3600000, " ms"},
+        {"http2-reset-burst", o->http2_reset_burst, 1, 100000, ""},
+        {"http2-reset-rate", o->http2_reset_rate, 1, 100000, ""},
+    };
+    for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+        if (b[i].v < b[i].lo || b[i].v > b[i].hi) {
+            fail(err, err_len, "--%s: must be %" PRIu64 "..%" PRIu64 "%s",
+                 b[i].name, b[i].lo, b[i].hi, b[i].unit);
+            return ERR_INVALID;
+        }
+    }
+    return 0;
+}
+
 int options_validate(const struct options *o, char *err, size_t err_len)
 {
     uint64_t retention;
@@ -1033,6 +1087,10 @@ int options_validate(const struct options *o, char *err, size_t err_len)
         fail(err, err_len, "--max-connections: must be 1..%" PRIu64,
              limits_hard_max(LIMIT_CONNECTIONS));
         return ERR_INVALID;
+    }
+    rc = validate_hardening(o, err, err_len);
+    if (rc != 0) {
+        return rc;
     }
     if (o->config_history == 0 || o->config_history > 10000) {
         fail(err, err_len, "--config-history: must be 1..10000");

@@ -66,6 +66,14 @@ struct options {
     uint64_t max_request_bytes;
     uint64_t max_connections; /* LIMIT_CONNECTIONS: HTTP and gRPC together */
     uint64_t max_concurrent_streams;
+    /* hardening of the client port (docs/hardening.md) */
+    uint64_t max_header_bytes;       /* LIMIT_HEADER_BYTES */
+    uint64_t max_conn_out_bytes;     /* LIMIT_CONN_OUT_BYTES */
+    uint64_t http_header_timeout_ms; /* request head / HTTP/2 handshake */
+    uint64_t idle_timeout_ms;        /* keep-alive, HTTP/2 with no stream */
+    uint64_t stall_timeout_ms;       /* a client not reading its output */
+    uint64_t http2_reset_burst;      /* RST_STREAMs before the rate counts */
+    uint64_t http2_reset_rate;       /* RST_STREAMs per second after that */
     uint64_t grpc_keepalive_min_time_ms;
     uint64_t grpc_keepalive_interval_ms;
     uint64_t grpc_keepalive_timeout_ms;

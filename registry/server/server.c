@@ -8,8 +8,12 @@
  *
  * Each accepted connection is sniffed: its first bytes are read; the HTTP/2
  * client preface sends it to the gRPC server, anything else to the HTTP/1.1
- * side (registry/http) when that is built in, else it is closed. A client
- * that sends nothing is closed after SNIFF_TIMEOUT_MS.
+ * side (registry/http) when that is built in, else it is closed. An
+ * HTTP/1.1 connection is handed over only once its whole request head is
+ * in, so libwebsockets' header tables are never held by a slow client
+ * (slowloris): the preface or the head must come within
+ * --http-header-timeout, the head within --max-header-bytes (else 431).
+ * Connections being sniffed count against --max-connections.
  *
  * Stop (the first signal): stop accepting, GOAWAY on every gRPC connection
  * so running calls finish, close the member (it fails what is still
@@ -40,9 +44,6 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
-
-#define SNIFF_BYTES      24
-#define SNIFF_TIMEOUT_MS 10000
 
 /* A client that vanished (host gone, NAT entry dropped) is found by TCP
  * keep-alive: probes after KEEPIDLE s of silence, KEEPCNT of them
@@ -189,6 +190,21 @@ int server__grpc_init(struct server *s)
     if (s->opt->max_concurrent_streams < lim.streams_per_conn_max) {
         lim.streams_per_conn_max = (uint32_t)s->opt->max_concurrent_streams;
     }
+    /* options_validate bounds these; 0 (options that skipped it) keeps
+     * grpc_limits_init's default */
+    if (s->opt->http_header_timeout_ms != 0) {
+        lim.handshake_timeout_ms = s->opt->http_header_timeout_ms;
+    }
+    if (s->opt->idle_timeout_ms != 0) {
+        lim.idle_timeout_ms = s->opt->idle_timeout_ms;
+    }
+    if (s->opt->stall_timeout_ms != 0) {
+        lim.stall_timeout_ms = s->opt->stall_timeout_ms;
+    }
+    if (s->opt->http2_reset_burst != 0 && s->opt->http2_reset_rate != 0) {
+        lim.reset_burst = (uint32_t)s->opt->http2_reset_burst;
+        lim.reset_rate = (uint32_t)s->opt->http2_reset_rate;
+    }
     rc = grpc_server_init(&s->grpc, s->loop, &lim, s->grpc_methods, total);
     if (rc == 0) {
         s->grpc_on = true;
@@ -198,13 +214,29 @@ int server__grpc_init(struct server *s)
 
 /* ------------------------------------------------------------ listeners */
 
+/* After a 431, how long the client has to read it and close. */
+#define SNIFF_LINGER_MS        2000
+/* Wake-ups in a row that found no new byte before the sniff gives up (a
+ * kernel that did not honour SO_RCVLOWAT would otherwise spin). */
+#define SNIFF_EMPTY_WAKES_MAX  64
+/* The longest request method the sniff waits for ("OPTIONS" is 7). */
+#define SNIFF_METHOD_BYTES_MAX 32
+
+/* A connection is sniffed until we know what it is and, for HTTP/1.1,
+ * until its whole request head is in (see sniff_event). The sniff only
+ * peeks: the side it goes to reads every byte itself. */
 struct sniff {
-    uv_tcp_t tcp;
+    uv_tcp_t tcp;   /* accepted into, closed at once (fd is a dup) */
+    uv_poll_t poll; /* on fd */
     uv_timer_t timer;
     struct server *s;
-    bool metrics; /* from a --listen-metrics-urls listener: HTTP only */
-    uint8_t buf[SNIFF_BYTES];
-    size_t len;
+    int fd;
+    bool metrics;   /* from a --listen-metrics-urls listener: HTTP only */
+    bool rejecting; /* 431 sent: reading to EOF before the close */
+    bool counted;   /* in s->conns_sniffing */
+    size_t peeked;  /* bytes queued at the last peek */
+    size_t scanned; /* peek[0..scanned) holds no end of head */
+    unsigned empty_wakes;
     int closing;
 };
 
@@ -212,15 +244,31 @@ static void sniff_closed(uv_handle_t *h)
 {
     struct sniff *sn = h->data;
     if (--sn->closing == 0) {
+        if (sn->fd >= 0) {
+            close(sn->fd);
+        }
         mem_free(sn);
     }
 }
 
+static void sniff_uncount(struct sniff *sn)
+{
+    if (sn->counted) {
+        ASSERT(sn->s->conns_sniffing > 0);
+        sn->s->conns_sniffing--;
+        sn->counted = false;
+    }
+}
+
+/* The poll handle goes first: closing it takes fd out of epoll at once,
+ * before fd itself is closed (in sniff_closed). */
 static void sniff_close(struct sniff *sn)
 {
+    ASSERT(sn->closing == 2 || sn->closing == 3); /* tcp may be closed */
+    ASSERT(!uv_is_closing((uv_handle_t *)&sn->poll));
+    sniff_uncount(sn);
     uv_timer_stop(&sn->timer);
-    sn->closing = 2;
-    uv_close((uv_handle_t *)&sn->tcp, sniff_closed);
+    uv_close((uv_handle_t *)&sn->poll, sniff_closed);
     uv_close((uv_handle_t *)&sn->timer, sniff_closed);
 }
 
@@ -245,21 +293,22 @@ __attribute__((weak)) int server__http_adopt(struct server *s, int fd,
     return ERR_INVALID; /* no HTTP/1.1 side built in: close it */
 }
 
-/* Hand the socket over: dup its fd (the uv handle closes the original). */
+/* Hand the socket over, every byte still unread: a dup of fd (ours is
+ * closed after the poll handle). */
 static void sniff_hand_over(struct sniff *sn, bool grpc)
 {
-    uv_os_fd_t fd;
-    int dupfd = -1;
+    static const int one = 1;
+    int dupfd;
     int rc = ERR_INVALID;
-    uv_read_stop((uv_stream_t *)&sn->tcp);
-    if (uv_fileno((uv_handle_t *)&sn->tcp, &fd) == 0) {
-        dupfd = dup(fd);
-    }
+    (void)setsockopt(sn->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+    /* from here the other side counts it (server__http_adopt's bound
+     * looks at the connections still being sniffed) */
+    sniff_close(sn);
+    dupfd = dup(sn->fd);
     if (dupfd >= 0) {
-        rc = sn->metrics
-                 ? server__http_adopt_metrics(sn->s, dupfd, sn->buf, sn->len)
-             : grpc ? grpc_server_adopt(&sn->s->grpc, dupfd, sn->buf, sn->len)
-                    : server__http_adopt(sn->s, dupfd, sn->buf, sn->len);
+        rc = sn->metrics ? server__http_adopt_metrics(sn->s, dupfd, NULL, 0)
+             : grpc      ? grpc_server_adopt(&sn->s->grpc, dupfd, NULL, 0)
+                         : server__http_adopt(sn->s, dupfd, NULL, 0);
         if (rc != 0) {
             close(dupfd);
         }
@@ -267,37 +316,141 @@ static void sniff_hand_over(struct sniff *sn, bool grpc)
     if (rc != 0 && grpc) {
         LOGD("server", "gRPC connection refused: %s", err_str(rc));
     }
-    sniff_close(sn);
 }
 
-static void sniff_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+/* The end of an HTTP/1.1 request head in p[0..len): an empty line (RFC
+ * 9112 2.2: a recipient may take a bare LF for CRLF). Bytes before
+ * *scanned were looked at before and are not looked at again. */
+static bool head_complete(const uint8_t *p, size_t len, size_t *scanned)
 {
-    struct sniff *sn = h->data;
-    (void)hint;
-    b->base = (char *)sn->buf + sn->len;
-    b->len = SNIFF_BYTES - sn->len;
+    size_t i = *scanned > 2 ? *scanned - 2 : 0;
+    for (; i < len; i++) {
+        if (p[i] != '\n') {
+            continue;
+        }
+        if ((i + 1 < len && p[i + 1] == '\n') ||
+            (i + 2 < len && p[i + 1] == '\r' && p[i + 2] == '\n')) {
+            return true;
+        }
+    }
+    *scanned = len;
+    return false;
 }
 
-static void sniff_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+/* Could p[0..len) begin an HTTP/1.1 request line? A method is a token
+ * (RFC 9110 9.1; ours are letters) and ends at the first space. Anything
+ * else (a TLS ClientHello on the plain port, garbage) goes to the HTTP
+ * side at once, which answers or closes it as before: only what looks
+ * like a request waits for its whole head. */
+static bool request_plausible(const uint8_t *p, size_t len)
 {
-    struct sniff *sn = st->data;
-    (void)b;
-    if (nread < 0) {
+    for (size_t i = 0; i < len && i <= SNIFF_METHOD_BYTES_MAX; i++) {
+        uint8_t b = p[i];
+        if (b == ' ') {
+            return i > 0;
+        }
+        if (!((b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') ||
+              (b >= '0' && b <= '9' && i > 0) || b == '-' || b == '_')) {
+            return false;
+        }
+    }
+    return len <= SNIFF_METHOD_BYTES_MAX;
+}
+
+static void sniff_timeout(uv_timer_t *t);
+
+/* The head is past --max-header-bytes: 431 as Go's net/http words it
+ * (etcd's gateway), then read to EOF (or the timer) and close, so the
+ * answer is not lost to a reset. */
+static void sniff_reject_431(struct sniff *sn)
+{
+    static const char resp[] =
+        "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Connection: close\r\n\r\n"
+        "431 Request Header Fields Too Large";
+    static const int one = 1;
+    sn->s->headers_too_large++;
+    sn->rejecting = true;
+    sniff_uncount(sn);
+    (void)send(sn->fd, resp, sizeof(resp) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)shutdown(sn->fd, SHUT_WR);
+    (void)setsockopt(sn->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+    uv_timer_stop(&sn->timer);
+    uv_timer_start(&sn->timer, sniff_timeout, SNIFF_LINGER_MS, 0);
+}
+
+/* After the 431: what the client still sends is read and dropped. */
+static void sniff_discard(struct sniff *sn)
+{
+    ssize_t n = recv(sn->fd, sn->s->sniff_peek, sizeof(sn->s->sniff_peek),
+                     MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        sniff_close(sn);
+    }
+}
+
+/* fd is readable: peek at everything queued (up to the head bound). The
+ * HTTP/2 preface goes to gRPC; an HTTP/1.1 head, once whole, to the HTTP
+ * side; a head past the bound gets 431. Otherwise SO_RCVLOWAT is set one
+ * past what is queued, so the next wake-up means a new byte came, and
+ * a slow client costs one peek per segment it sends. */
+static void sniff_event(uv_poll_t *p, int status, int events)
+{
+    struct sniff *sn = p->data;
+    size_t cap = (size_t)sn->s->limits.v[LIMIT_HEADER_BYTES];
+    uint8_t *buf = sn->s->sniff_peek;
+    ssize_t n;
+    int m;
+    ASSERT(cap <= sizeof(sn->s->sniff_peek));
+    if (sn->rejecting) {
+        sniff_discard(sn);
+        return;
+    }
+    if (status != 0 || sn->s->stopping) {
         sniff_close(sn);
         return;
     }
-    sn->len += (size_t)nread;
-    int m = grpc_preface_match(sn->buf, sn->len);
+    n = recv(sn->fd, buf, cap, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+    }
+    if (n <= 0) {
+        sniff_close(sn); /* EOF before anything useful, or an error */
+        return;
+    }
+    m = grpc_preface_match(buf, (size_t)n);
     if (m == 1) {
         sniff_hand_over(sn, true);
-    } else if (m < 0 || sn->len == SNIFF_BYTES) {
+    } else if (m < 0 && (!request_plausible(buf, (size_t)n) ||
+                         head_complete(buf, (size_t)n, &sn->scanned))) {
         sniff_hand_over(sn, false);
+    } else if ((size_t)n == cap && m < 0) {
+        sniff_reject_431(sn);
+    } else if ((events & UV_DISCONNECT) != 0 ||
+               ((size_t)n == sn->peeked &&
+                ++sn->empty_wakes > SNIFF_EMPTY_WAKES_MAX)) {
+        sniff_close(sn); /* half-closed with half a head */
+    } else {
+        int lowat = (int)n + 1;
+        if ((size_t)n != sn->peeked) {
+            sn->empty_wakes = 0;
+        }
+        sn->peeked = (size_t)n;
+        (void)setsockopt(sn->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat,
+                         sizeof(lowat));
     }
 }
 
+/* --http-header-timeout: the HTTP/2 preface or the HTTP/1.1 request head
+ * did not come in time (a slowloris client, or one that never speaks). */
 static void sniff_timeout(uv_timer_t *t)
 {
-    sniff_close(t->data);
+    struct sniff *sn = t->data;
+    if (!sn->rejecting) {
+        sn->s->header_timeouts++;
+    }
+    sniff_close(sn);
 }
 
 /* Best effort: a socket that refuses an option keeps the default. */
@@ -323,11 +476,14 @@ void server__socket_opts(uv_tcp_t *tcp)
     }
 }
 
+/* Accept, then sniff on a dup of the socket: the uv_tcp_t that accepted
+ * it is closed at once (uv_accept needs one; the sniff only polls). */
 static void on_connection(uv_stream_t *server, int status)
 {
     struct server_listener *l = server->data;
     struct server *s = l->s;
     struct sniff *sn;
+    uv_os_fd_t fd;
     if (status != 0 || s->stopping) {
         return;
     }
@@ -340,23 +496,46 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     sn->s = s;
+    sn->fd = -1;
     sn->metrics = l->metrics;
     uv_tcp_init(s->loop, &sn->tcp);
-    uv_timer_init(s->loop, &sn->timer);
     sn->tcp.data = sn;
-    sn->timer.data = sn;
-    if (uv_accept(server, (uv_stream_t *)&sn->tcp) != 0) {
-        sniff_close(sn);
-        return;
+    if (uv_accept(server, (uv_stream_t *)&sn->tcp) == 0) {
+        server__socket_opts(&sn->tcp);
+        if (uv_fileno((uv_handle_t *)&sn->tcp, &fd) == 0) {
+            sn->fd = dup(fd);
+        }
     }
-    if (grpc_server_conns(&s->grpc) >= s->limits.v[LIMIT_CONNECTIONS]) {
+    /* connections still being sniffed count against the bound too: a
+     * slowloris client cannot hold more than --max-connections */
+    if (sn->fd >= 0 && grpc_server_conns(&s->grpc) + s->conns_sniffing >=
+                           s->limits.v[LIMIT_CONNECTIONS]) {
         s->conns_refused_at_accept++;
-        sniff_close(sn);
+        close(sn->fd);
+        sn->fd = -1;
+    }
+    if (sn->fd >= 0 && uv_poll_init_socket(s->loop, &sn->poll, sn->fd) != 0) {
+        close(sn->fd);
+        sn->fd = -1;
+    }
+    if (sn->fd < 0) {
+        sn->closing = 1;
+        uv_close((uv_handle_t *)&sn->tcp, sniff_closed); /* frees sn */
         return;
     }
-    server__socket_opts(&sn->tcp);
-    uv_timer_start(&sn->timer, sniff_timeout, SNIFF_TIMEOUT_MS, 0);
-    uv_read_start((uv_stream_t *)&sn->tcp, sniff_alloc, sniff_read);
+    sn->closing = 3; /* the tcp handle now, poll and timer in sniff_close */
+    uv_close((uv_handle_t *)&sn->tcp, sniff_closed);
+    uv_timer_init(s->loop, &sn->timer);
+    sn->poll.data = sn;
+    sn->timer.data = sn;
+    sn->counted = true;
+    s->conns_sniffing++;
+    uv_timer_start(&sn->timer, sniff_timeout, s->opt->http_header_timeout_ms,
+                   0);
+    uv_poll_start(&sn->poll, UV_READABLE | UV_DISCONNECT, sniff_event);
+    /* a client that has not said what it is does not hold up a stop */
+    uv_unref((uv_handle_t *)&sn->poll);
+    uv_unref((uv_handle_t *)&sn->timer);
 }
 
 /* "http[s]://host:port" -> sockaddr (host resolved, IPv4 or IPv6). */
@@ -707,6 +886,16 @@ static void limits_from_options(struct server *s)
     }
     s->limits.v[LIMIT_REQUEST_BYTES] = o->max_request_bytes;
     s->limits.v[LIMIT_TXN_OPS] = o->max_txn_ops;
+    /* options_validate bounds both; 0 (options that skipped it) keeps the
+     * default */
+    if (o->max_header_bytes != 0) {
+        (void)limits_set(&s->limits, limits_key(LIMIT_HEADER_BYTES),
+                         o->max_header_bytes);
+    }
+    if (o->max_conn_out_bytes != 0) {
+        (void)limits_set(&s->limits, limits_key(LIMIT_CONN_OUT_BYTES),
+                         o->max_conn_out_bytes);
+    }
     /* options_validate bounds it to 1..hard max; options that skipped it
      * (0, or past the bound: ERR_LIMIT) keep the default */
     if (o->max_connections != 0) {

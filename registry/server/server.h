@@ -32,9 +32,12 @@
 #include "registry/server/options.h"
 #include "registry/server/stall.h"
 
-#define SERVER_LISTENERS_MAX 8
-#define SERVER_VERSION       "3.5.17"
-#define SERVER_CLUSTER_VER   "3.5.0"
+#define SERVER_LISTENERS_MAX    8
+/* The largest request head the sniff looks at (--max-header-bytes stops
+ * at 65535: libwebsockets keeps header table sizes in 16 bits). */
+#define SERVER_SNIFF_PEEK_BYTES 65536
+#define SERVER_VERSION          "3.5.17"
+#define SERVER_CLUSTER_VER      "3.5.0"
 
 struct server;
 struct api_op;
@@ -176,6 +179,14 @@ struct server {
     /* closed at accept: gRPC connections alone fill LIMIT_CONNECTIONS
      * (past the sniff, each side counts its own refusals) */
     uint64_t conns_refused_at_accept;
+    /* the sniff (server.c): connections not yet handed over, and those
+     * closed for a late preface or request head, or a head too large */
+    uint64_t conns_sniffing;
+    uint64_t header_timeouts;
+    uint64_t headers_too_large;
+    /* where the sniff peeks (one loop thread: one buffer serves all);
+     * options.c keeps --max-header-bytes within it */
+    uint8_t sniff_peek[SERVER_SNIFF_PEEK_BYTES];
     uint64_t nospace_raised_ms; /* api.c: the last NOSPACE alarm proposed */
     bool http_start_failed;     /* http_server.c: not tried again */
     void *http;                 /* registry/http state, when built */

@@ -31,7 +31,7 @@
  *
  * Failures. A handshake that fails (no client certificate, one from an
  * unknown CA, revoked, no common cipher or version, garbage) or that is
- * not done after TLS_HANDSHAKE_TIMEOUT_MS closes the connection with one
+ * not done after --http-header-timeout closes the connection with one
  * log line, etcd's: rejected connection from "addr" (error "reason"), and
  * a counter. After the handshake: the client's EOF or close_notify shuts
  * the pipe's write side so the server sees EOF and finishes; the server
@@ -622,6 +622,15 @@ static void conn_close(struct tls_conn *c)
     }
 }
 
+/* --http-header-timeout (options that skipped validation: the default):
+ * the plain port's bound for a preface or request head, here for the
+ * handshake; the head that follows has it again (lws, or gRPC's sweep). */
+static uint64_t handshake_ms(const struct tls *t)
+{
+    uint64_t ms = t->s->opt->http_header_timeout_ms;
+    return ms != 0 ? ms : TLS_HANDSHAKE_TIMEOUT_MS;
+}
+
 static void handshake_timeout(uv_timer_t *tm)
 {
     struct tls_conn *c = tm->data;
@@ -629,8 +638,8 @@ static void handshake_timeout(uv_timer_t *tm)
         c->t->st.handshakes_timedout++;
         LOGI("server",
              "rejected connection from \"%s\" (error \"TLS handshake not "
-             "done in %d ms\")",
-             c->peer, TLS_HANDSHAKE_TIMEOUT_MS);
+             "done in %llu ms\")",
+             c->peer, (unsigned long long)handshake_ms(c->t));
     }
     conn_close(c);
 }
@@ -715,7 +724,7 @@ void server__tls_accept(struct server *s, uv_stream_t *listener)
         return;
     }
     server__socket_opts(&c->tcp);
-    uv_timer_start(&c->timer, handshake_timeout, TLS_HANDSHAKE_TIMEOUT_MS, 0);
+    uv_timer_start(&c->timer, handshake_timeout, handshake_ms(t), 0);
     flow(c);
 }
 

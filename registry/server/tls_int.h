@@ -38,8 +38,9 @@
 struct server;
 struct options;
 
-/* A slow or silent client is closed after this long in the handshake (the
- * same bound as the plain port's sniff). */
+/* A slow or silent client is closed after this long in the handshake:
+ * --http-header-timeout's default, which sets it (the plain port's bound
+ * for a preface or request head). The linger after a close uses it too. */
 #define TLS_HANDSHAKE_TIMEOUT_MS 10000
 /* Bytes waiting for one direction's socket; above it the other side's
  * reads stop until half of it is written. */

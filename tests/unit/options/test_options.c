@@ -392,6 +392,71 @@ static void ws_bounds_from_every_source(void **state)
     }
 }
 
+/* The client port's hardening bounds (docs/hardening.md): defaults, each
+ * at its bounds from a flag, the environment and the config file, and one
+ * past each refused with the flag's name and range. */
+static void hardening_bounds_from_every_source(void **state)
+{
+    struct options o;
+    char arg[128];
+    char *env[] = {"CAIRN_IDLE_TIMEOUT=90s", "ETCD_HTTP2_RESET_RATE=7", NULL};
+    static const char *const bad[][2] = {
+        {"--max-header-bytes=1023", "--max-header-bytes: must be 1024..65535"},
+        {"--max-header-bytes=65536", "--max-header-bytes"},
+        {"--max-conn-out-bytes=65535", "--max-conn-out-bytes: must be 65536.."},
+        {"--max-conn-out-bytes=1073741825", "--max-conn-out-bytes"},
+        {"--http-header-timeout=999ms",
+         "--http-header-timeout: must be 1000..600000 ms"},
+        {"--http-header-timeout=10m1s", "--http-header-timeout"},
+        {"--idle-timeout=0", "--idle-timeout: must be 1000..86400000 ms"},
+        {"--idle-timeout=25h", "--idle-timeout"},
+        {"--stall-timeout=500ms", "--stall-timeout: must be 1000..3600000 ms"},
+        {"--stall-timeout=2h", "--stall-timeout"},
+        {"--http2-reset-burst=0", "--http2-reset-burst: must be 1..100000"},
+        {"--http2-reset-rate=100001", "--http2-reset-rate: must be 1..100000"},
+    };
+    (void)state;
+    assert_int_equal(parse(&o, empty_env, 0), 0);
+    assert_int_equal(o.max_header_bytes, 16384);
+    assert_int_equal(o.max_conn_out_bytes, 16777216);
+    assert_int_equal(o.http_header_timeout_ms, 10000);
+    assert_int_equal(o.idle_timeout_ms, 600000);
+    assert_int_equal(o.stall_timeout_ms, 15000);
+    assert_int_equal(o.http2_reset_burst, 1000);
+    assert_int_equal(o.http2_reset_rate, 33);
+    options_free(&o);
+    assert_int_equal(parse(&o, env, 6, "--max-header-bytes=65535",
+                           "--http-header-timeout=1s", "--idle-timeout=24h",
+                           "--stall-timeout=1h", "--http2-reset-burst=1",
+                           "--max-conn-out-bytes=65536"),
+                     0);
+    assert_int_equal(o.max_header_bytes, 65535);
+    assert_int_equal(o.http_header_timeout_ms, 1000);
+    assert_int_equal(o.idle_timeout_ms, 86400000); /* the flag wins */
+    assert_int_equal(o.stall_timeout_ms, 3600000);
+    assert_int_equal(o.http2_reset_burst, 1);
+    assert_int_equal(o.http2_reset_rate, 7); /* from ETCD_ */
+    assert_int_equal(o.max_conn_out_bytes, 65536);
+    options_free(&o);
+    const char *path = write_file("max-header-bytes: 1024\n"
+                                  "http-header-timeout: 10m\n"
+                                  "http2-reset-rate: 100000\n");
+    snprintf(arg, sizeof(arg), "--config-file=%s", path);
+    assert_int_equal(parse(&o, empty_env, 1, arg), 0);
+    assert_int_equal(o.max_header_bytes, 1024);
+    assert_int_equal(o.http_header_timeout_ms, 600000);
+    assert_int_equal(o.http2_reset_rate, 100000);
+    options_free(&o);
+    unlink(path);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(parse(&o, empty_env, 1, bad[i][0]), ERR_INVALID);
+        if (strstr(err, bad[i][1]) == NULL) {
+            fail_msg("case %zu: '%s' does not contain '%s'", i, err, bad[i][1]);
+        }
+        options_free(&o);
+    }
+}
+
 static void raft_log_memory_from_every_source(void **state)
 {
     struct options o;
@@ -437,6 +502,7 @@ int main(void)
         cmocka_unit_test(ws_bounds_from_every_source),
         cmocka_unit_test(auth_token_type_checked),
         cmocka_unit_test(raft_log_memory_from_every_source),
+        cmocka_unit_test(hardening_bounds_from_every_source),
     };
     return cmocka_run_group_tests_name("options", tests, NULL, NULL);
 }
