@@ -77,11 +77,8 @@ class ClusterView {
     }
 
     async refreshOnce() {
-        let ml;
-        try {
-            ml = await api.call('/v3/cluster/member/list', {}, { timeoutMs: 2000 });
-        } catch (e) {
-            this.updated.textContent = `(cannot list members: ${e.message})`;
+        const ml = await this.memberList();
+        if (!ml) {
             return;
         }
         const self = ml.header && ml.header.member_id;
@@ -97,6 +94,27 @@ class ClusterView {
         }
         this.render(ml, members, statuses, self);
         this.refreshAlarms(members);
+    }
+
+    // The member list from this page's member, else (it may be the one
+    // that died) from another member the last list named.
+    async memberList() {
+        let why = '';
+        for (const base of ['', ...(this.others || [])]) {
+            try {
+                const ml = await api.call('/v3/cluster/member/list', {}, { base, timeoutMs: base ? STATUS_TIMEOUT_MS : 2000 });
+                this.others = (ml.members || []).filter((m) => m.clientURLs?.length)
+                    .map((m) => m.clientURLs[0].replace(/\/+$/, ''));
+                if (base) {
+                    ml.header.member_id = null; // no member is "this page" now
+                }
+                return ml;
+            } catch (e) {
+                why = why || e.message;
+            }
+        }
+        this.updated.textContent = `(cannot list members: ${why})`;
+        return null;
     }
 
     async status(m, isSelf) {

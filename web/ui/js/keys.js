@@ -526,7 +526,7 @@ class KeysView {
                 }
                 banner(`Created ${keyIn.value} at revision ${r.revision}.`, 'ok', 5000);
                 this.applyToTree('PUT', key);
-                const leaf = this.findLeaf(key);
+                const leaf = await this.reveal(key);
                 if (leaf) {
                     this.selectKey(leaf);
                 }
@@ -538,9 +538,14 @@ class KeysView {
         keyIn.focus();
     }
 
-    findLeaf(key) {
+    // Open the folders down to key and return its leaf (null: not in the
+    // loaded tree, e.g. past a folder's last loaded page).
+    async reveal(key) {
         let f = this.root;
         for (let depth = 0; depth < 256 && f; depth++) {
+            if (!f.open) {
+                await this.toggle(f, true);
+            }
             const [name, isFolder] = this.childOf(f, key);
             const c = f.children.get(name);
             if (!isFolder) {
