@@ -23,8 +23,11 @@ PKGS="$PKGS clang libclang-rt-dev"
 PKGS="$PKGS umoci"
 # The chart test (tests/integration/helm_chart.test) reads helm's renders.
 PKGS="$PKGS python3-yaml"
+# The console test (tests/integration/console.test) drives a headless
+# browser (playwright-core from npm, no browser download).
+PKGS="$PKGS chromium"
 if [ "${1:-}" = "--build-only" ]; then
-    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|prometheus|clang$|libclang-rt-dev$|umoci$|python3-yaml$)' | tr '\n' ' ')
+    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|prometheus|clang$|libclang-rt-dev$|umoci$|python3-yaml$|chromium$)' | tr '\n' ' ')
 fi
 
 missing=""
