@@ -113,6 +113,10 @@ async function single(page, errors) {
             }
         });
     }
+    if (failed) {
+        fail('the console does not load: the rest of this phase is not run');
+        return;
+    }
     await check('the cluster page names this member the leader', async () =>
         (await page.textContent('#leader')) === 'default' &&
         (await page.locator('#member-rows tr[data-role=leader]').count()) === 1);
@@ -336,6 +340,9 @@ async function auth(page) {
         await page.waitForSelector('#login-title');
         return (await unlabelled(page)).length === 0;
     });
+    if (failed) {
+        return;
+    }
     await check('a wrong password is refused with the server\'s reason', async () => {
         await page.fill('input[name=user]', 'ro');
         await page.fill('input[name=password]', 'wrong');
