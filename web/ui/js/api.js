@@ -238,19 +238,20 @@ export async function deletePrefix(prefix) {
 }
 
 // Would the server let this user write? A Txn whose compare can never hold
-// (version < 0) carrying the writes in its success branch: the server
-// checks permission for every operation in both branches before it looks
-// at the compare (as etcd does), so a refusal is the answer, and when
-// allowed nothing is written (it costs one Raft entry, no revision).
-export async function canWrite(key, prefixRange) {
-    const ops = [{ request_put: { key: b64(key) } }];
-    if (prefixRange) {
-        ops.push({ request_delete_range: { key: b64(key || '\0'), range_end: b64(prefixEnd(key)) } });
-    }
+// (version < 0) carrying the write in its success branch: a put of key, or
+// for a folder (isPrefix) a delete of its whole range, which needs write
+// permission on every key in it. The server checks permission for every
+// operation of a Txn before it looks at the compare (as etcd does), so a
+// refusal is the answer, and when allowed nothing is written (it costs one
+// Raft entry, no revision).
+export async function canWrite(key, isPrefix) {
+    const op = isPrefix
+        ? { request_delete_range: { key: b64(key || '\0'), range_end: b64(prefixEnd(key)) } }
+        : { request_put: { key: b64(key) } };
     try {
         await call('/v3/kv/txn', {
             compare: [{ key: b64(key || '\0'), target: 'VERSION', result: 'LESS', version: '0' }],
-            success: ops,
+            success: [op],
         });
         return { ok: true };
     } catch (e) {

@@ -364,7 +364,7 @@ class KeysView {
         api.range(f.prefix || '\0', api.prefixEnd(f.prefix), { countOnly: true }).then((r) => {
             count.textContent = `${r.count} key${r.count === 1 ? '' : 's'} ${f.prefix ? 'with this prefix' : 'in the cluster'} at revision ${r.revision}.`;
         }, (e) => { count.textContent = 'Cannot count: ' + e.message; });
-        this.guard(f.prefix || '/', true, [newBtn, delBtn], reason);
+        this.guard(f.prefix, true, [newBtn, delBtn], reason);
     }
 
     async selectKey(n) {
