@@ -256,6 +256,18 @@ async function single(page, errors) {
         return keyCount('/app/ui/') === 2;
     });
 
+    // a folder listed before a compaction is listed again when watched
+    await check('a folder whose history was compacted away is listed again, then watched', async () => {
+        ctl('put', '/app/after-compaction', 'x');
+        const rev = JSON.parse(ctl('get', '/app/after-compaction', '-w', 'json')).header.revision;
+        ctl('compact', String(rev));
+        await tree(page, 'prefix', '/app/').click(); // watched from its (old) listing
+        await tree(page, 'key', '/app/after-compaction').waitFor({ timeout: 8000 * SCALE });
+        await page.waitForSelector('#tail-state[data-state=live]');
+        ctl('put', '/app/after-compaction-2', 'y');
+        await tree(page, 'key', '/app/after-compaction-2').waitFor({ timeout: 5000 * SCALE });
+    });
+
     // keyboard: the tree moves with the arrow keys
     await check('the tree works from the keyboard (arrows, Enter)', async () => {
         await tree(page, 'prefix', '').focus();

@@ -269,8 +269,9 @@ export async function canWrite(key, isPrefix) {
 // Runs the gateway's POST /v3/watch stream with fetch (so the token goes
 // in the Authorization header, which a browser WebSocket cannot send) and
 // reconnects from the last revision seen, with backoff to 5 s. onState
-// hears 'live', 'retrying' and 'compacted' (then it stops: re-read). Call
-// the returned function to stop.
+// hears 'live', 'retrying', and then it stops: 'compacted' (re-read and
+// watch again), 'auth' or 'denied' (with the server's message). Call the
+// returned function to stop.
 export function watchPrefix(prefix, start, onEvents, onState) {
     const ctl = new AbortController();
     let next = start;
@@ -302,6 +303,14 @@ export function watchPrefix(prefix, start, onEvents, onState) {
                 });
             } catch (e) {
                 if (stopped || ctl.signal.aborted) {
+                    return;
+                }
+                if (e instanceof ApiError && (e.authNeeded || e.permissionDenied)) {
+                    // retrying cannot help: say why and stop
+                    onState(e.authNeeded ? 'auth' : 'denied', e.message);
+                    if (e.authNeeded && state.onAuthLost) {
+                        state.onAuthLost(e);
+                    }
                     return;
                 }
             }
@@ -336,7 +345,13 @@ async function watchOnce(prefix, start, signal, onResp) {
         signal,
     });
     if (!resp.ok || !resp.body) {
-        throw new ApiError('watch: HTTP ' + resp.status, 0, resp.status);
+        let j = null;
+        try {
+            j = await resp.json();
+        } catch {
+            j = null;
+        }
+        throw new ApiError(j && (j.message || j.error) || 'watch: HTTP ' + resp.status, j && j.code || 0, resp.status);
     }
     const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = '';

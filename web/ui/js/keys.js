@@ -59,7 +59,7 @@ class KeysView {
 
     build(main) {
         this.treeEl = h('ul', { class: 'tree', id: 'tree' });
-        this.detail = h('section', { class: 'detail', id: 'detail', 'aria-live': 'polite', 'aria-labelledby': 'detail-title' });
+        this.detail = h('section', { class: 'detail', id: 'detail', 'aria-labelledby': 'detail-title' });
         this.tailState = h('span', { class: 'muted', id: 'tail-state' }, 'starting');
         this.tailList = h('ol', { class: 'tail', id: 'tail', reversed: true });
         const treeNav = h('nav', { class: 'pane tree-pane', 'aria-label': 'Key tree' },
@@ -277,7 +277,7 @@ class KeysView {
         this.watchPrefix = prefix;
         const start = (BigInt(rev || '0') + 1n).toString();
         this.tailState.textContent = `connecting: ${label(prefix) || 'all keys'}`;
-        this.stopWatch = api.watchPrefix(prefix, start, (evs) => this.onEvents(evs), (st) => {
+        this.stopWatch = api.watchPrefix(prefix, start, (evs) => this.onEvents(evs), (st, why) => {
             if (st === 'live') {
                 this.tailState.textContent = `watching ${label(prefix) || 'all keys'} since revision ${start}`;
                 this.tailState.dataset.state = 'live';
@@ -285,10 +285,43 @@ class KeysView {
                 this.tailState.textContent = 'reconnecting...';
                 this.tailState.dataset.state = 'retrying';
             } else if (st === 'compacted') {
-                this.tailState.textContent = 'history compacted: reload the page to list again';
+                // the revisions since the listing are gone: list it again
+                this.tailState.textContent = 'history compacted: listing again';
                 this.tailState.dataset.state = 'compacted';
+                this.relist(prefix);
+            } else {
+                this.tailState.textContent = `not watching: ${why}`;
+                this.tailState.dataset.state = st;
             }
         });
+    }
+
+    async relist(prefix) {
+        const f = prefix === '' ? this.root : this.findPrefix(prefix);
+        this.stopWatch = null;
+        if (!f || !this.alive) {
+            return;
+        }
+        f.children.clear();
+        clear(f.ul);
+        f.loaded = false;
+        f.next = null;
+        await this.toggle(f, true);
+        if (this.watchPrefix === prefix && !this.stopWatch) {
+            this.watch(prefix, f.rev);
+        }
+    }
+
+    findPrefix(prefix) {
+        let f = this.root;
+        for (let depth = 0; depth < 256 && f; depth++) {
+            if (f.prefix === prefix) {
+                return f;
+            }
+            const [name, isFolder] = this.childOf(f, prefix);
+            f = isFolder ? f.children.get(name) : null;
+        }
+        return null;
     }
 
     onEvents(evs) {
