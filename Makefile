@@ -97,7 +97,7 @@ PROTO_H := $(PROTO_C:.c=.h)
 # The web console (web/ui/, served at /ui/ by registry/http/http_console.c):
 # its files become byte arrays in one generated C source. Plain files, no
 # bundler: docs/console.md says why.
-UI_FILES := $(sort $(shell find web/ui -type f 2>/dev/null))
+UI_FILES := $(sort $(shell find web/ui -type f ! -name '.*' 2>/dev/null))
 UI_C := $(B)/gen/web/ui_files.c
 
 LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS)) \
