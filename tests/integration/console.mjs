@@ -268,6 +268,16 @@ async function single(page, errors) {
         await tree(page, 'key', '/app/after-compaction-2').waitFor({ timeout: 5000 * SCALE });
     });
 
+    await check('a folder whose last key is deleted by etcdctl leaves the tree', async () => {
+        ctl('put', '/app/tmpdir/only', '1');
+        await tree(page, 'prefix', '/app/tmpdir/').click(); // opens (loads) it
+        await tree(page, 'key', '/app/tmpdir/only').waitFor();
+        await tree(page, 'prefix', '/app/').click(); // the parent is watched again
+        await page.waitForFunction(() => /watching \/app\/ /.test(document.getElementById('tail-state').textContent));
+        ctl('del', '/app/tmpdir/only');
+        await tree(page, 'prefix', '/app/tmpdir/').waitFor({ state: 'detached', timeout: 5000 * SCALE });
+    });
+
     // keyboard: the tree moves with the arrow keys
     await check('the tree works from the keyboard (arrows, Enter)', async () => {
         await tree(page, 'prefix', '').focus();

@@ -183,6 +183,7 @@ class KeysView {
     // A watch event: put the key into (or take it out of) the loaded tree.
     applyToTree(type, key) {
         let f = this.root;
+        const path = []; // [folder, name in its parent] on the way down
         for (let depth = 0; depth < 256 && f.loaded; depth++) {
             const [name, isFolder] = this.childOf(f, key);
             let c = f.children.get(name);
@@ -204,10 +205,29 @@ class KeysView {
                     if (this.selected?.node === c) {
                         this.keyGone(c);
                     }
+                    this.pruneEmpty(f, path);
                 }
                 return;
             }
+            path.push([f, name]);
             f = c;
+        }
+    }
+
+    // Folders left with no keys (all pages loaded, none left) go from the
+    // tree, up to the first that still has some; the selected or watched
+    // one stays, showing "no keys". (A folder never opened is not known to
+    // be empty, so it stays too.)
+    pruneEmpty(f, path) {
+        while (path.length && f.loaded && !f.more && f.children.size === 0 &&
+            this.selected?.node !== f && this.watchPrefix !== f.prefix) {
+            const [parent, name] = path.pop();
+            f.li.remove();
+            parent.children.delete(name);
+            f = parent;
+        }
+        if (f.loaded && !f.more && f.children.size === 0 && !f.ul.querySelector('.empty')) {
+            f.ul.replaceChildren(h('li', { class: 'muted empty' }, 'no keys'));
         }
     }
 
