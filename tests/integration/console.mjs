@@ -392,6 +392,17 @@ async function auth(page) {
             (await page.isDisabled('#edit-key')) && (await page.isDisabled('#delete-key'));
     });
     await shot(page, 'keys-readonly.png');
+    await check('a user who may use only /app/ browses from that prefix and may write there', async () => {
+        await page.click('#who button');
+        await login(page, 'app', 'apppw');
+        await page.waitForSelector('#banner.error:has-text("permission denied")');
+        await page.fill('#root-prefix', '/app/');
+        await page.click('#root-open');
+        await tree(page, 'key', '/app/name').waitFor();
+        await page.waitForSelector('#tail-state[data-state=live]');
+        await page.waitForSelector('#new-key:not([disabled])');
+        return !(await page.isVisible('#write-reason'));
+    });
     await check('root signs in after sign-out and may write', async () => {
         await page.click('#who button');
         await login(page, 'root', 'rootpw');

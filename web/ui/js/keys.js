@@ -34,20 +34,31 @@ export function mount(main) {
 
 class KeysView {
     constructor(main) {
-        this.root = this.folder('', 0, 'All keys');
         this.selected = null; // { kind: 'folder' | 'key', node }
         this.stopWatch = null;
         this.watchPrefix = null;
-        this.tailItems = [];
         this.alive = true;
         this.build(main);
-        this.treeEl.append(this.root.li);
-        this.toggle(this.root, true).then(() => {
-            // open the usual "/" folder too, and start on the root
-            const slash = this.root.children.get('/');
-            const first = slash ? this.toggle(slash, true) : Promise.resolve();
-            first.then(() => this.selectFolder(this.root, false));
-        });
+        this.setRoot('');
+    }
+
+    // Show the tree from prefix (''; all keys): a user allowed to read only
+    // under some prefix starts there.
+    async setRoot(prefix) {
+        if (this.stopWatch) {
+            this.stopWatch();
+            this.stopWatch = null;
+        }
+        this.watchPrefix = null;
+        this.root = this.folder(prefix, 0, prefix ? label(prefix) : 'All keys');
+        this.treeEl.replaceChildren(this.root.li);
+        await this.toggle(this.root, true);
+        // open the usual "/" folder too, and start on the root
+        const slash = prefix === '' && this.root.children.get('/');
+        if (slash) {
+            await this.toggle(slash, true);
+        }
+        this.selectFolder(this.root, false);
     }
 
     stop() {
@@ -67,6 +78,15 @@ class KeysView {
             h('p', { class: 'hint' }, 'Folders split keys on "/". Arrow keys move; Right opens, Left closes.'),
             this.treeEl);
         treeNav.addEventListener('keydown', (ev) => this.treeKey(ev));
+        const prefixIn = h('input', { id: 'root-prefix', placeholder: '/app/', spellcheck: 'false', autocomplete: 'off' });
+        const rootForm = h('form', { class: 'root-form', role: 'search' },
+            h('label', { for: 'root-prefix' }, 'Browse from prefix'), prefixIn,
+            h('button', { type: 'submit', id: 'root-open' }, 'Open'));
+        rootForm.addEventListener('submit', (ev) => {
+            ev.preventDefault();
+            this.setRoot(api.bytes(prefixIn.value));
+        });
+        treeNav.insertBefore(rootForm, this.treeEl);
         const tail = h('section', { class: 'pane tail-pane', 'aria-labelledby': 'tail-title' },
             h('h2', { id: 'tail-title' }, 'Live changes ', this.tailState),
             this.tailList);
@@ -182,6 +202,9 @@ class KeysView {
 
     // A watch event: put the key into (or take it out of) the loaded tree.
     applyToTree(type, key) {
+        if (!key.startsWith(this.root.prefix)) {
+            return; // outside the tree shown
+        }
         let f = this.root;
         const path = []; // [folder, name in its parent] on the way down
         for (let depth = 0; depth < 256 && f.loaded; depth++) {
@@ -317,7 +340,7 @@ class KeysView {
     }
 
     async relist(prefix) {
-        const f = prefix === '' ? this.root : this.findPrefix(prefix);
+        const f = this.findPrefix(prefix);
         this.stopWatch = null;
         if (!f || !this.alive) {
             return;
@@ -333,6 +356,9 @@ class KeysView {
     }
 
     findPrefix(prefix) {
+        if (!prefix.startsWith(this.root.prefix)) {
+            return null;
+        }
         let f = this.root;
         for (let depth = 0; depth < 256 && f; depth++) {
             if (f.prefix === prefix) {
@@ -594,6 +620,9 @@ class KeysView {
     // Open the folders down to key and return its leaf (null: not in the
     // loaded tree, e.g. past a folder's last loaded page).
     async reveal(key) {
+        if (!key.startsWith(this.root.prefix)) {
+            return null;
+        }
         let f = this.root;
         for (let depth = 0; depth < 256 && f; depth++) {
             if (!f.open) {
