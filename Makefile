@@ -94,8 +94,14 @@ PROTOS := $(wildcard proto/*.proto)
 PROTO_C := $(patsubst proto/%.proto,$(B)/gen/proto/%.pb-c.c,$(PROTOS))
 PROTO_H := $(PROTO_C:.c=.h)
 
+# The web console (web/ui/, served at /ui/ by registry/http/http_console.c):
+# its files become byte arrays in one generated C source. Plain files, no
+# bundler: docs/console.md says why.
+UI_FILES := $(sort $(shell find web/ui -type f ! -name '.*' 2>/dev/null))
+UI_C := $(B)/gen/web/ui_files.c
+
 LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS)) \
-            $(patsubst $(B)/gen/%.c,$(B)/obj/gen/%.o,$(PROTO_C))
+            $(patsubst $(B)/gen/%.c,$(B)/obj/gen/%.o,$(PROTO_C) $(UI_C))
 LIB := $(B)/libcairn-core.a
 # libcairn: the ABI version of libcairn.so (SONAME libcairn.so.$(SDK_MAJOR)).
 SDK_VERSION := 0.1.0
@@ -145,8 +151,22 @@ $(B)/gen/proto/%.pb-c.c $(B)/gen/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(B)/gen/proto
 	$(Q)protoc-c -Iproto --c_out=$(B)/gen/proto $<
 
+# Regenerated when a file changes, is added or goes (the list is part of
+# the command, kept in ui_files.list).
+$(UI_C): $(UI_FILES) scripts/embed_ui.sh $(B)/gen/web/ui_files.list
+	@mkdir -p $(dir $@)
+	@echo "  GEN $@"
+	$(Q)scripts/embed_ui.sh $@ web/ui $(patsubst web/ui/%,%,$(UI_FILES))
+
+$(B)/gen/web/ui_files.list: FORCE
+	@mkdir -p $(dir $@)
+	@echo "$(UI_FILES)" | cmp -s - $@ || echo "$(UI_FILES)" >$@
+
+.PHONY: FORCE
+FORCE:
+
 # Generated sources are kept (not removed as intermediates after a build).
-.SECONDARY: $(PROTO_C) $(PROTO_H)
+.SECONDARY: $(PROTO_C) $(PROTO_H) $(UI_C)
 
 # Every object waits for the generated headers (they are few and cheap).
 $(B)/obj/%.o: %.c | $(PROTO_H)
@@ -319,7 +339,7 @@ FUZZ_CFLAGS = $(filter-out -Werror,$(CFLAGS_BASE)) -O1 -g -DCAIRN_FUZZ \
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRCS))
 FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRCS)) \
-                 $(patsubst $(B)/gen/%.c,$(FUZZ_DIR)/obj/gen/%.o,$(PROTO_C))
+                 $(patsubst $(B)/gen/%.c,$(FUZZ_DIR)/obj/gen/%.o,$(PROTO_C) $(UI_C))
 
 $(FUZZ_DIR)/obj/gen/%.o: $(B)/gen/%.c
 	@mkdir -p $(dir $@)

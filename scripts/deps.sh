@@ -26,8 +26,11 @@ PKGS="$PKGS python3-yaml"
 # The HTTP/2 rapid-reset test (tests/integration/h2_rapid_reset.test) frames
 # HEADERS and RST_STREAM itself with python3-h2.
 PKGS="$PKGS python3-h2"
+# The console test (tests/integration/console.test) drives a headless
+# browser (playwright-core from npm, no browser download).
+PKGS="$PKGS chromium"
 if [ "${1:-}" = "--build-only" ]; then
-    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|prometheus|clang$|libclang-rt-dev$|umoci$|python3-yaml$)' | tr '\n' ' ')
+    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|prometheus|clang$|libclang-rt-dev$|umoci$|python3-yaml$|chromium$)' | tr '\n' ' ')
 fi
 
 missing=""

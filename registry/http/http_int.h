@@ -250,6 +250,8 @@ struct http_conn {
     struct cfg_req *cfg;         /* a config call in flight (cfgapi_cancel) */
     uint64_t body_limit;         /* 0: --max-request-bytes */
     char etag[80];               /* an ETag header for the answer, or "" */
+    const char *cache_control;   /* a Cache-Control header, or NULL */
+    const char *location;        /* a Location header, or NULL */
     bool close_after;     /* close instead of keep-alive (body refused) */
     bool written;         /* every byte of the response is with the kernel */
     bool body_expected;   /* Content-Length > 0: lws will deliver a body */

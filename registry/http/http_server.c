@@ -59,6 +59,7 @@
 #include "base/assert.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "registry/http/http_console_int.h"
 #include "registry/http/http_int.h"
 
 #define REAP_INTERVAL_MS 10
@@ -244,8 +245,11 @@ static int headers_build(struct http_conn *c, unsigned char **p,
                          unsigned char *end)
 {
     size_t blen = c->resp.len - LWS_PRE;
-    if (lws_add_http_common_headers(c->wsi, (unsigned)c->status, c->ctype, blen,
-                                    p, end) != 0 ||
+    /* a 304 has no body, and its length would claim one (RFC 9110 8.6) */
+    if ((c->status == 304
+             ? lws_add_http_header_status(c->wsi, 304, p, end)
+             : lws_add_http_common_headers(c->wsi, (unsigned)c->status,
+                                           c->ctype, blen, p, end)) != 0 ||
         add_header(c->wsi, "access-control-allow-origin:", "*", p, end) != 0 ||
         add_header(c->wsi, "access-control-allow-methods:",
                    "POST, GET, OPTIONS, PUT, PATCH, DELETE", p, end) != 0 ||
@@ -259,6 +263,18 @@ static int headers_build(struct http_conn *c, unsigned char **p,
     }
     if (c->etag[0] != '\0' &&
         add_header(c->wsi, "etag:", c->etag, p, end) != 0) {
+        return -1;
+    }
+    /* static files (the console): nosniff keeps a browser from reading
+     * them as anything but their Content-Type */
+    if (c->cache_control != NULL &&
+        (add_header(c->wsi, "cache-control:", c->cache_control, p, end) != 0 ||
+         add_header(c->wsi, "x-content-type-options:", "nosniff", p, end) !=
+             0)) {
+        return -1;
+    }
+    if (c->location != NULL &&
+        add_header(c->wsi, "location:", c->location, p, end) != 0) {
         return -1;
     }
     if (c->status == 405 &&
@@ -872,6 +888,9 @@ static int route(struct http_conn *c, const char *path, int meth)
     }
     if (strncmp(path, "/api/v1/", 8) == 0) {
         return http__api_route(c, path, meth);
+    }
+    if (http__console_path(path)) {
+        return http__console_route(c, path, meth);
     }
     return respond_text(c, 404, "404 page not found\n");
 }

@@ -183,6 +183,8 @@ static const struct row rows[] = {
      "seconds before a simple token expires"},
     {"enable-pprof", K_BOOL, F(enable_pprof), "false",
      "profiling endpoint (not supported)"},
+    {"enable-console", K_BOOL, F(enable_console), "true",
+     "serve the web console at /ui/ on the client port ('false': 404)"},
     {"metrics", K_STR, F(metrics), "basic",
      "metrics to export ('basic' or 'extensive')"},
     {"listen-metrics-urls", K_URLS, F(listen_metrics_urls), NULL,

@@ -107,6 +107,7 @@ struct options {
     uint64_t auth_token_ttl_s;
     /* monitoring and logging */
     bool enable_pprof;
+    bool enable_console; /* the web console at /ui/ (registry/http) */
     char *metrics;
     struct options_urls listen_metrics_urls;
     char *logger;

@@ -28,6 +28,7 @@
 #include "registry/http/http.h"
 
 #include "test_http_chunked.h"
+#include "test_http_console.h"
 #include "test_http_stream.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -910,5 +911,7 @@ int main(void)
                                       http_stream_tests_count, NULL, NULL);
     failed += _cmocka_run_group_tests("http_chunked", http_chunked_tests,
                                       http_chunked_tests_count, NULL, NULL);
+    failed += _cmocka_run_group_tests("http_console", http_console_tests,
+                                      http_console_tests_count, NULL, NULL);
     return failed;
 }

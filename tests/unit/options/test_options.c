@@ -488,6 +488,36 @@ static void raft_log_memory_from_every_source(void **state)
     options_free(&o);
 }
 
+static void console_flag_from_every_source(void **state)
+{
+    struct options o;
+    char arg[128];
+    char *env[] = {"CAIRN_ENABLE_CONSOLE=false", NULL};
+    (void)state;
+    assert_int_equal(parse(&o, empty_env, 0), 0);
+    assert_true(o.enable_console); /* on by default */
+    options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 1, "--enable-console=false"), 0);
+    assert_false(o.enable_console);
+    options_free(&o);
+    assert_int_equal(parse(&o, env, 0), 0);
+    assert_false(o.enable_console);
+    options_free(&o);
+    assert_int_equal(parse(&o, env, 1, "--enable-console"), 0);
+    assert_true(o.enable_console); /* a bare flag sets it; the flag wins */
+    options_free(&o);
+    const char *path = write_file("enable-console: false\n");
+    snprintf(arg, sizeof(arg), "--config-file=%s", path);
+    assert_int_equal(parse(&o, empty_env, 1, arg), 0);
+    assert_false(o.enable_console);
+    options_free(&o);
+    unlink(path);
+    assert_int_equal(parse(&o, empty_env, 1, "--enable-console=maybe"),
+                     ERR_INVALID);
+    assert_non_null(strstr(err, "--enable-console: not a boolean"));
+    options_free(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +533,7 @@ int main(void)
         cmocka_unit_test(auth_token_type_checked),
         cmocka_unit_test(raft_log_memory_from_every_source),
         cmocka_unit_test(hardening_bounds_from_every_source),
+        cmocka_unit_test(console_flag_from_every_source),
     };
     return cmocka_run_group_tests_name("options", tests, NULL, NULL);
 }
