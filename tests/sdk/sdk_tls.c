@@ -7,6 +7,8 @@
  *
  *   sdk-tls ENDPOINT CA CERT KEY OTHER-CA kv|all
  *
+ * A lease keeper (a client of its own) grants its lease over TLS too.
+ *
  * Goal (issue 14): every transport of the library speaks TLS with the
  * options of struct cairn_options and refuses a server it cannot verify.
  * Method: one client with ca_file (and cert_file/key_file unless CERT is
@@ -121,6 +123,14 @@ static void kv_part(struct cairn_client *c)
        "the watch gets a new put pushed over TLS");
     cairn_watch_resp_free(&wr);
     cairn_watch_close(w);
+
+    /* a keeper dials a client of its own: with the same TLS settings */
+    struct cairn_keeper *k = NULL;
+    rc = cairn_keeper_new(c, 0, 5, NULL, NULL, &k);
+    ok(rc == 0 && cairn_keeper_lease(k) != 0,
+       "a lease keeper (its own connection) grants over TLS (%s)",
+       cairn_strerror(rc));
+    cairn_keeper_free(k, true);
 }
 
 static int discovered(struct cairn_discovery *d)
