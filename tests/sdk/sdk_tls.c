@@ -7,7 +7,9 @@
  *
  *   sdk-tls ENDPOINT CA CERT KEY OTHER-CA kv|all
  *
- * A lease keeper (a client of its own) grants its lease over TLS too.
+ * A lease keeper (a client of its own) grants its lease over TLS too;
+ * server_name is checked instead of the host (localhost verifies,
+ * other.example does not), and insecure_skip_verify accepts another CA.
  *
  * Goal (issue 14): every transport of the library speaks TLS with the
  * options of struct cairn_options and refuses a server it cannot verify.
@@ -46,8 +48,9 @@ static void ok(bool cond, const char *fmt, ...)
     }
 }
 
-static struct cairn_client *client(const char *ep, const char *ca,
-                                   const char *cert, const char *key)
+static struct cairn_client *client_with(const char *ep, const char *ca,
+                                        const char *cert, const char *key,
+                                        const char *server_name, bool skip)
 {
     struct cairn_options o;
     cairn_options_init(&o);
@@ -60,10 +63,18 @@ static struct cairn_client *client(const char *ep, const char *ca,
         o.cert_file = cert;
         o.key_file = key;
     }
+    o.server_name = server_name;
+    o.insecure_skip_verify = skip;
     struct cairn_client *c = NULL;
     int rc = cairn_client_new(&o, &c);
     ok(rc == 0, "cairn_client_new for %s (%s)", ep, cairn_strerror(rc));
     return c;
+}
+
+static struct cairn_client *client(const char *ep, const char *ca,
+                                   const char *cert, const char *key)
+{
+    return client_with(ep, ca, cert, key, NULL, false);
 }
 
 static int put(struct cairn_client *c, const char *k, const char *v,
@@ -218,6 +229,31 @@ static void refused_part(const char *ep, const char *other_ca, bool api)
     cairn_client_free(c);
 }
 
+/* server_name replaces the endpoint's host in the check (the server's
+ * certificate has DNS:localhost and IP:127.0.0.1); insecure_skip_verify
+ * accepts a server of another CA. */
+static void names_part(char **argv)
+{
+    struct cairn_client *c =
+        client_with(argv[1], argv[2], argv[3], argv[4], "localhost", false);
+    int rc = c != NULL ? put(c, "tls/n1", "x", NULL) : CAIRN_E_INVALID;
+    ok(rc == 0, "server_name localhost (a DNS SAN) verifies (%s %s)",
+       cairn_strerror(rc), c != NULL ? cairn_client_errmsg(c) : "");
+    cairn_client_free(c);
+    c = client_with(argv[1], argv[2], argv[3], argv[4], "other.example", false);
+    rc = c != NULL ? put(c, "tls/n1", "x", NULL) : CAIRN_E_INVALID;
+    ok(rc == CAIRN_E_UNAVAILABLE && c != NULL &&
+           strstr(cairn_client_errmsg(c), "mismatch") != NULL,
+       "server_name other.example is refused: %s",
+       c != NULL ? cairn_client_errmsg(c) : "");
+    cairn_client_free(c);
+    c = client_with(argv[1], argv[5], argv[3], argv[4], NULL, true);
+    rc = c != NULL ? put(c, "tls/n1", "x", NULL) : CAIRN_E_INVALID;
+    ok(rc == 0, "insecure_skip_verify accepts it with another CA (%s)",
+       cairn_strerror(rc));
+    cairn_client_free(c);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 7) {
@@ -235,6 +271,7 @@ int main(int argc, char **argv)
         cairn_client_free(c);
     }
     refused_part(argv[1], argv[5], api);
+    names_part(argv);
     printf("1..%d\n", n_checks);
     return n_fails == 0 ? 0 : 1;
 }
