@@ -33,6 +33,9 @@ int cairn__eps_copy(struct cairn_client *c, struct cairn__eps *e)
         e->count++;
     }
     e->cur = c->ep_cur < c->endpoints_count ? c->ep_cur : 0;
+    if (rc == 0) {
+        rc = cairn__tls_copy(&e->tls, &c->tls);
+    }
     if (rc == 0 && c->user != NULL) {
         e->user = mem_dup(c->user, strlen(c->user) + 1);
         e->password = mem_dup(c->password, strlen(c->password) + 1);
@@ -61,6 +64,7 @@ void cairn__eps_free(struct cairn__eps *e)
     mem_free(e->password);
     e->user = e->password = NULL;
     e->token[0] = 0;
+    cairn__tls_free(&e->tls);
 }
 
 int cairn__eps_auth(struct cairn__eps *e, bool renew, int64_t timeout_ms,
@@ -81,8 +85,9 @@ int cairn__eps_auth(struct cairn__eps *e, bool renew, int64_t timeout_ms,
     for (size_t k = 0; k < e->count; k++) {
         size_t i = (e->cur + k) % e->count;
         struct cairn__http_resp r;
-        rc = cairn__http_call(e->ep[i], "POST", "/v3/auth/authenticate", body,
-                              strlen(body), timeout_ms, &r, eb, ebn);
+        rc = cairn__http_call_auth(e->ep[i], &e->tls, NULL, "POST",
+                                   "/v3/auth/authenticate", body, strlen(body),
+                                   timeout_ms, &r, eb, ebn);
         if (rc == CAIRN_E_UNAVAILABLE || rc == CAIRN_E_TIMEOUT) {
             cairn__http_resp_free(&r);
             continue;
@@ -207,9 +212,9 @@ static int api_once(struct cairn__eps *e, const char *method, const char *path,
         if (eb != NULL && ebn > 0) {
             eb[0] = 0;
         }
-        rc = cairn__http_call_auth(e->ep[i], e->token, method, path, body,
-                                   body != NULL ? strlen(body) : 0, timeout_ms,
-                                   out, eb, ebn);
+        rc = cairn__http_call_auth(e->ep[i], &e->tls, e->token, method, path,
+                                   body, body != NULL ? strlen(body) : 0,
+                                   timeout_ms, out, eb, ebn);
         if (rc == 0) {
             e->cur = i;
             rc = cairn__status_to_err(out->status);

@@ -19,6 +19,7 @@
 
 #include "sdk/http_int.h"
 #include "sdk/include/cairn.h"
+#include "sdk/tls_int.h"
 
 struct cairn__eps {
     char *ep[CAIRN_ENDPOINTS_MAX];
@@ -27,9 +28,11 @@ struct cairn__eps {
     char *user; /* NULL: no auth */
     char *password;
     char token[CAIRN_TOKEN_MAX]; /* "" until authenticated */
+    struct cairn__tls tls;       /* the client's, shared */
 };
 
-/* Copies c's endpoints, user, password and token (under its mutex). */
+/* Copies c's endpoints, user, password, token and TLS settings (under its
+ * mutex). */
 int cairn__eps_copy(struct cairn_client *c, struct cairn__eps *e);
 void cairn__eps_free(struct cairn__eps *e);
 /* With a user: a token from POST /v3/auth/authenticate (the JSON gateway)

@@ -73,6 +73,7 @@ struct cairn_async {
     char *eps[CAIRN_ENDPOINTS_MAX];
     char *user;
     char *password;
+    char *tls_files[4]; /* ca_file, cert_file, key_file, server_name */
 
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t cv;  /* work for the worker, or closing */
@@ -273,6 +274,13 @@ CAIRN_EXPORT int cairn_async_new(struct uv_loop_s *loop,
     a->opt.endpoints = (const char *const *)a->eps;
     a->opt.user = a->user;
     a->opt.password = a->password;
+    const char **tls_opts[4] = {&a->opt.ca_file, &a->opt.cert_file,
+                                &a->opt.key_file, &a->opt.server_name};
+    for (size_t i = 0; i < 4; i++) {
+        a->tls_files[i] = dup_str(*tls_opts[i]);
+        ok = ok && (*tls_opts[i] == NULL || a->tls_files[i] != NULL);
+        *tls_opts[i] = a->tls_files[i];
+    }
     a->loop = loop;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
@@ -294,6 +302,9 @@ CAIRN_EXPORT int cairn_async_new(struct uv_loop_s *loop,
     }
     mem_free(a->user);
     mem_free(a->password);
+    for (size_t i = 0; i < 4; i++) {
+        mem_free(a->tls_files[i]);
+    }
     cairn_client_free(a->c);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
@@ -477,6 +488,9 @@ static void on_closed(uv_handle_t *h)
     }
     mem_free(a->user);
     mem_free(a->password);
+    for (size_t i = 0; i < 4; i++) {
+        mem_free(a->tls_files[i]);
+    }
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
     mem_free(a);

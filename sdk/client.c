@@ -98,15 +98,13 @@ CAIRN_EXPORT void cairn_options_init(struct cairn_options *opt)
     opt->recv_bytes_max = RECV_DEFAULT;
 }
 
-/* host:port with an optional http:// in front; https is refused. */
+/* host:port with an optional http:// or https:// in front. */
 static int endpoint_check(const char *ep)
 {
-    if (strncmp(ep, "https://", 8) == 0 || strncmp(ep, "unix", 4) == 0) {
+    if (strncmp(ep, "unix", 4) == 0) {
         return CAIRN_E_INVALID;
     }
-    if (strncmp(ep, "http://", 7) == 0) {
-        ep += 7;
-    }
+    ep = cairn__ep_strip(ep);
     const char *colon = strrchr(ep, ':');
     if (colon == NULL || colon == ep || colon[1] == 0 || strlen(ep) > 255) {
         return CAIRN_E_INVALID;
@@ -144,6 +142,12 @@ CAIRN_EXPORT int cairn_client_new(const struct cairn_options *opt,
     if (c == NULL) {
         return CAIRN_E_NOMEM;
     }
+    char why[256];
+    int trc = cairn__tls_init(&c->tls, opt, why, sizeof(why));
+    if (trc != 0) {
+        mem_free(c);
+        return trc;
+    }
     bool ok = true;
     for (size_t i = 0; i < opt->endpoints_count; i++) {
         c->endpoints[i] = str_copy(opt->endpoints[i]);
@@ -159,6 +163,7 @@ CAIRN_EXPORT int cairn_client_new(const struct cairn_options *opt,
         }
         mem_free(c->user);
         mem_free(c->password);
+        cairn__tls_free(&c->tls);
         mem_free(c);
         return CAIRN_E_NOMEM;
     }
@@ -209,6 +214,7 @@ CAIRN_EXPORT void cairn_client_free(struct cairn_client *c)
     }
     mem_free(c->password);
     mem_free(c->token);
+    cairn__tls_free(&c->tls);
     mem_free(c);
 }
 
@@ -290,9 +296,7 @@ void cairn__backoff(struct cairn_client *c, unsigned round,
 static int resolve(struct cairn_client *c, const char *ep,
                    struct sockaddr_in *out)
 {
-    if (strncmp(ep, "http://", 7) == 0) {
-        ep += 7;
-    }
+    ep = cairn__ep_strip(ep);
     char host[256];
     const char *colon = strrchr(ep, ':');
     size_t hlen = (size_t)(colon - ep);
@@ -330,6 +334,19 @@ static void on_net_change(struct cairn__net *net)
     (void)c;
 }
 
+/* The host of an endpoint (what TLS verifies), without brackets. */
+static void ep_host(const char *ep, char *out, size_t size)
+{
+    ep = cairn__ep_strip(ep);
+    const char *colon = strrchr(ep, ':');
+    size_t n = colon != NULL ? (size_t)(colon - ep) : strlen(ep);
+    if (n >= 2 && ep[0] == '[' && ep[n - 1] == ']') {
+        ep++;
+        n -= 2;
+    }
+    snprintf(out, size, "%.*s", (int)n, ep);
+}
+
 /* One attempt on endpoint idx within deadline_ns. */
 static int connect_one(struct cairn_client *c, size_t idx, uint64_t deadline_ns)
 {
@@ -339,7 +356,11 @@ static int connect_one(struct cairn_client *c, size_t idx, uint64_t deadline_ns)
     if (rc != 0) {
         return rc;
     }
-    rc = cairn__net_open(&c->net, &c->loop, &addr, 1, 1);
+    char host[256];
+    ep_host(c->endpoints[idx], host, sizeof(host));
+    bool tls = cairn__tls_ep(&c->tls, c->endpoints[idx]);
+    rc = cairn__net_open_tls(&c->net, &c->loop, &addr, 1, 1,
+                             tls ? &c->tls : NULL, host);
     if (rc != 0) {
         return cairn__fail(c, CAIRN_E_NOMEM, 0, "out of memory");
     }
@@ -360,7 +381,15 @@ static int connect_one(struct cairn_client *c, size_t idx, uint64_t deadline_ns)
     }
     if (c->net.connected == 0) {
         int err = c->net.conns[0].err;
+        char why[sizeof(c->net.conns[0].why)];
+        memcpy(why, c->net.conns[0].why, sizeof(why));
         net_close(c);
+        if (why[0] != 0) { /* a TLS failure: its reason, as Go words it */
+            return cairn__fail(c, CAIRN_E_UNAVAILABLE, 0,
+                               "connection error: desc = \"transport: "
+                               "authentication handshake failed: %s\" (%s)",
+                               why, c->endpoints[idx]);
+        }
         return cairn__fail(c, CAIRN_E_UNAVAILABLE, 0,
                            "dial tcp %s: connect: %s", c->endpoints[idx],
                            err < 0 ? uv_strerror(err) : "failed");

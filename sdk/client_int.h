@@ -28,6 +28,7 @@
 #include "proto/rpc.pb-c.h"
 #include "sdk/grpc_int.h"
 #include "sdk/include/cairn.h"
+#include "sdk/tls_int.h"
 
 struct cairn_client {
     pthread_mutex_t mu;
@@ -36,6 +37,7 @@ struct cairn_client {
     bool timer_fired;
     struct cairn__net net;
     bool net_open;
+    struct cairn__tls tls;
     char *endpoints[CAIRN_ENDPOINTS_MAX];
     size_t endpoints_count;
     size_t ep_cur; /* endpoint of the current (or next) connection */

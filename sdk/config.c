@@ -383,9 +383,9 @@ static void *watch_thread(void *arg)
             rc = cairn__eps_auth(&w->eps, w->eps.user != NULL, 2000, NULL, 0);
         }
         if (rc == 0) {
-            rc =
-                cairn__ws_open_auth(&ws, w->eps.ep[k % w->eps.count],
-                                    w->eps.token, path, 2000, MSG_MAX, NULL, 0);
+            rc = cairn__ws_open_auth(&ws, w->eps.ep[k % w->eps.count],
+                                     &w->eps.tls, w->eps.token, path, 2000,
+                                     MSG_MAX, NULL, 0);
         }
         if (rc != 0 && !w->delivered) { /* nothing yet: the cache */
             struct cairn_config_release rel;

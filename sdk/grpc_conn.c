@@ -23,6 +23,21 @@
  * completion. So a read that completes 50 responses and starts 50 requests
  * costs one read and one write system call.
  *
+ * TLS (net->tls set; RFC 8446 with ALPN "h2", as gRPC requires). The
+ * socket carries ciphertext only: bytes read go into the SSL's read BIO
+ * (a memory BIO), SSL_read gives plaintext to nghttp2_session_mem_recv;
+ * nghttp2's output goes through SSL_write into the write BIO, which
+ * conn_flush drains into wbuf and writes like cleartext output. After the
+ * TCP connect the handshake runs first; the HTTP/2 session is made when
+ * it completes and the preface queued, but the connection counts as
+ * connected only when the first plaintext from the server (its SETTINGS)
+ * is read: a TLS 1.3 server refuses a client certificate after the
+ * client's side of the handshake is over, so waiting for the server's
+ * first bytes turns that refusal into a failed connect with its reason.
+ * A handshake or record that fails leaves the reason in conn->why
+ * (OpenSSL's verify error for a certificate that does not verify) and
+ * the connection dies with -EPROTO.
+ *
  * Failures. A connection that fails to connect, reads EOF or an error,
  * gets a protocol error from nghttp2 or a write error is dead: each active
  * call gets its done callback with CAIRN__ST_TRANSPORT, and calls started
@@ -37,10 +52,13 @@
 
 #include <arpa/inet.h>
 
+#include <openssl/err.h>
+
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/err.h"
 #include "sdk/grpc_int.h"
+#include "sdk/tls_int.h"
 
 #define WINDOW_STREAM    (16 << 20)
 #define WINDOW_CONN      (1 << 30)
@@ -286,11 +304,58 @@ static void write_done(uv_write_t *req, int status)
     conn_flush(c);
 }
 
-/* Drains nghttp2's output into wbuf; 0, or a negative code. */
+/* A TLS failure: its reason into why, and the connection dies. */
+static void tls_fail(struct cairn__conn *c, int ret)
+{
+    if (c->why[0] == 0) {
+        cairn__tls_why(c->ssl, ret, c->why, sizeof(c->why));
+    }
+    conn_fail(c, -EPROTO);
+}
+
+/* Moves the ciphertext waiting in the write BIO to the end of wbuf. */
+static int tls_take(struct cairn__conn *c)
+{
+    BIO *w = SSL_get_wbio(c->ssl);
+    size_t pend = BIO_ctrl_pending(w);
+    if (pend == 0) {
+        return 0;
+    }
+    int rc = buf_reserve(&c->wbuf, pend);
+    if (rc != 0) {
+        return rc;
+    }
+    int n = BIO_read(w, c->wbuf.data + c->wbuf.len, (int)pend);
+    if (n != (int)pend) {
+        return ERR_BAD_REQUEST;
+    }
+    c->wbuf.len += pend;
+    ASSERT(BIO_ctrl_pending(w) == 0);
+    return 0;
+}
+
+/* Encrypts the plaintext in wbuf; wbuf then holds the ciphertext. A
+ * memory BIO takes any amount, so SSL_write takes all or fails. */
+static int tls_seal(struct cairn__conn *c)
+{
+    if (c->wbuf.len > 0) {
+        ERR_clear_error();
+        int n = SSL_write(c->ssl, c->wbuf.data, (int)c->wbuf.len);
+        if (n != (int)c->wbuf.len) {
+            cairn__tls_why(c->ssl, n, c->why, sizeof(c->why));
+            return -EPROTO;
+        }
+        buf_reset(&c->wbuf);
+    }
+    return tls_take(c);
+}
+
+/* Drains nghttp2's output into wbuf (sealed with TLS); 0, or a negative
+ * code. During a TLS handshake there is no session yet, only records. */
 static int drain(struct cairn__conn *c)
 {
     buf_reset(&c->wbuf);
-    while (c->wbuf.len < FLUSH_CHUNK) {
+    while (c->h2 != NULL && c->wbuf.len < FLUSH_CHUNK) {
         const uint8_t *d;
         ssize_t n = nghttp2_session_mem_send(c->h2, &d);
         if (n < 0) {
@@ -304,12 +369,12 @@ static int drain(struct cairn__conn *c)
             return rc;
         }
     }
-    return 0;
+    return c->ssl != NULL ? tls_seal(c) : 0;
 }
 
 static void conn_flush(struct cairn__conn *c)
 {
-    if (c->dead || c->writing || !c->connected) {
+    if (c->dead || c->writing || (!c->connected && !c->handshaking)) {
         return;
     }
     for (int round = 0; round < FLUSH_ROUNDS_MAX; round++) {
@@ -354,6 +419,97 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *out)
     *out = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
 }
 
+static int session_setup(struct cairn__conn *c);
+
+/* The connection is usable: count it and tell the owner. */
+static void conn_up(struct cairn__conn *c)
+{
+    ASSERT(!c->connected && !c->dead);
+    c->handshaking = false;
+    c->connected = true;
+    c->net->connected++;
+    if (c->net->on_change != NULL) {
+        c->net->on_change(c->net);
+    }
+}
+
+/* Runs the handshake on; true once it is done (the session then exists
+ * and its preface is queued). */
+static bool tls_handshake(struct cairn__conn *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r != 1) {
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            conn_flush(c); /* our next flight */
+        } else {
+            tls_fail(c, r);
+        }
+        return false;
+    }
+    const unsigned char *proto = NULL;
+    unsigned plen = 0;
+    SSL_get0_alpn_selected(c->ssl, &proto, &plen);
+    if (plen != 0 && (plen != 2 || memcmp(proto, "h2", 2) != 0)) {
+        snprintf(c->why, sizeof(c->why),
+                 "tls: the server chose ALPN \"%.*s\", not h2", (int)plen,
+                 (const char *)proto);
+        conn_fail(c, -EPROTO);
+        return false;
+    }
+    int rc = session_setup(c);
+    if (rc != 0) {
+        conn_fail(c, rc);
+        return false;
+    }
+    conn_flush(c);
+    return !c->dead;
+}
+
+/* Plaintext from the server to nghttp2; false when the connection died. */
+static bool h2_recv(struct cairn__conn *c, const uint8_t *p, size_t n)
+{
+    ssize_t rv = nghttp2_session_mem_recv(c->h2, p, n);
+    if (rv < 0) {
+        conn_fail(c, ERR_BAD_REQUEST);
+        return false;
+    }
+    return !c->dead;
+}
+
+/* Ciphertext in rbuf: through the SSL to nghttp2. */
+static void tls_recv(struct cairn__conn *c, size_t nread)
+{
+    BIO *r = SSL_get_rbio(c->ssl);
+    if (BIO_write(r, c->rbuf, (int)nread) != (int)nread) {
+        conn_fail(c, -ENOMEM);
+        return;
+    }
+    if (c->h2 == NULL && !tls_handshake(c)) {
+        return;
+    }
+    /* Each SSL_read that returns bytes consumes records from the read
+     * BIO, which holds at most what arrived: the loop ends at WANT_READ.
+     * rbuf is free for plaintext: the BIO holds its own copy. */
+    while (!c->dead) {
+        ERR_clear_error();
+        int n = SSL_read(c->ssl, c->rbuf, (int)sizeof(c->rbuf));
+        if (n <= 0) {
+            if (SSL_get_error(c->ssl, n) != SSL_ERROR_WANT_READ) {
+                tls_fail(c, n);
+            }
+            break;
+        }
+        if (c->handshaking) {
+            conn_up(c);
+        }
+        if (!h2_recv(c, c->rbuf, (size_t)n)) {
+            break;
+        }
+    }
+}
+
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 {
     struct cairn__conn *c = st->data;
@@ -361,14 +517,22 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
         return;
     }
     if (nread < 0) {
+        if (c->handshaking && c->why[0] == 0) {
+            snprintf(c->why, sizeof(c->why),
+                     "tls: the server closed the connection during the "
+                     "handshake");
+        }
         conn_fail(c, (int)nread);
         cairn__net_flush(c->net);
         return;
     }
-    ssize_t rv = nghttp2_session_mem_recv(c->h2, (const uint8_t *)b->base,
-                                          (size_t)nread);
-    if (rv < 0) {
-        conn_fail(c, ERR_BAD_REQUEST);
+    if (c->ssl != NULL) {
+        tls_recv(c, (size_t)nread);
+    } else {
+        h2_recv(c, (const uint8_t *)b->base, (size_t)nread);
+    }
+    if (c->dead || c->h2 == NULL) {
+        /* failed, or a handshake still going: nothing more to do */
     } else if (!nghttp2_session_want_read(c->h2) &&
                !nghttp2_session_want_write(c->h2)) {
         conn_fail(c, -ECONNRESET); /* GOAWAY and nothing left */
@@ -406,11 +570,39 @@ static int session_setup(struct cairn__conn *c)
     return rc == 0 ? 0 : ERR_BAD_REQUEST;
 }
 
+/* After the TCP connect with TLS: the SSL on memory BIOs, reads on, and
+ * the first flight (ClientHello) out. */
+static void tls_start(struct cairn__conn *c)
+{
+    c->ssl = cairn__tls_ssl_new(c->net->tls, c->net->tls_host, "h2");
+    BIO *r = BIO_new(BIO_s_mem());
+    BIO *w = BIO_new(BIO_s_mem());
+    if (c->ssl == NULL || r == NULL || w == NULL) {
+        BIO_free(r);
+        BIO_free(w);
+        conn_fail(c, -ENOMEM);
+        return;
+    }
+    SSL_set_bio(c->ssl, r, w); /* the SSL owns both from here */
+    c->handshaking = true;
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    if (rc != 0) {
+        conn_fail(c, rc);
+        return;
+    }
+    tls_handshake(c);
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
     struct cairn__conn *c = req->data;
     if (status < 0) {
         conn_fail(c, status);
+        return;
+    }
+    if (c->net->tls != NULL) {
+        uv_tcp_nodelay(&c->tcp, 1);
+        tls_start(c);
         return;
     }
     int rc = session_setup(c);
@@ -438,8 +630,25 @@ int cairn__net_open(struct cairn__net *net, uv_loop_t *loop,
                     const struct sockaddr_in *addrs, size_t addrs_count,
                     size_t conns_count)
 {
+    return cairn__net_open_tls(net, loop, addrs, addrs_count, conns_count, NULL,
+                               NULL);
+}
+
+int cairn__net_open_tls(struct cairn__net *net, uv_loop_t *loop,
+                        const struct sockaddr_in *addrs, size_t addrs_count,
+                        size_t conns_count, const struct cairn__tls *tls,
+                        const char *host)
+{
     ASSERT(addrs_count > 0 && conns_count > 0);
+    ASSERT(tls == NULL || host != NULL);
     memset(net, 0, sizeof(*net));
+    if (tls != NULL) {
+        if (strlen(host) >= sizeof(net->tls_host)) {
+            return -EINVAL;
+        }
+        strcpy(net->tls_host, host);
+        net->tls = tls;
+    }
     net->loop = loop;
     net->conns = mem_calloc(conns_count, sizeof(*net->conns));
     net->dirty = mem_calloc(conns_count, sizeof(*net->dirty));
@@ -509,6 +718,7 @@ void cairn__net_close(struct cairn__net *net)
         if (c->h2 != NULL) {
             nghttp2_session_del(c->h2);
         }
+        SSL_free(c->ssl); /* and its two BIOs */
         buf_free(&c->wbuf);
     }
     mem_free(net->conns);
@@ -581,6 +791,10 @@ int cairn__call_start(struct cairn__call *call, struct cairn__conn *conn,
         NV("te", "trailers"),
         NV("token", ""),
     };
+    if (conn->ssl != NULL) {
+        hdrs[1].value = (uint8_t *)"https";
+        hdrs[1].valuelen = 5;
+    }
     hdrs[2].value = (uint8_t *)path;
     hdrs[2].valuelen = strlen(path);
     hdrs[3].value = (uint8_t *)conn->authority;

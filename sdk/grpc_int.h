@@ -4,7 +4,8 @@
  * cairn__call per HTTP/2 stream.
  *
  * Does:     connects to etcd-compatible servers over cleartext HTTP/2 (h2c,
- *           prior knowledge) and runs unary, server-streaming and bidi gRPC
+ *           prior knowledge) or over TLS (ALPN h2, tls_int.h) and runs
+ *           unary, server-streaming and bidi gRPC
  *           calls on them, delivering each response message and the final
  *           grpc-status to callbacks.
  * Owns:     struct cairn__net owns its sockets and nghttp2 sessions; a
@@ -44,6 +45,7 @@
 
 #include <netinet/in.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
 #include <protobuf-c/protobuf-c.h>
 #include <uv.h>
 
@@ -65,6 +67,7 @@ enum cairn__status {
 
 struct cairn__call;
 struct cairn__conn;
+struct cairn__tls;
 
 /* One response message (unframed). */
 typedef void (*cairn__call_msg_cb)(struct cairn__call *call, const uint8_t *msg,
@@ -112,6 +115,9 @@ struct cairn__conn {
     bool dirty;
     int err; /* why it died */
     char authority[32];
+    SSL *ssl;         /* with TLS: memory BIOs between it and the socket */
+    bool handshaking; /* TLS handshake not finished: no HTTP/2 yet */
+    char why[200];    /* a TLS failure's reason ("" otherwise) */
     struct buf wbuf;
     struct cairn__call *calls; /* active calls, for failing them on death */
     size_t calls_count;
@@ -127,6 +133,8 @@ struct cairn__net {
     size_t closed;              /* handles whose close callback ran */
     struct cairn__conn **dirty; /* conns with output to flush */
     size_t dirty_count;
+    const struct cairn__tls *tls; /* NULL: cleartext; borrowed until close */
+    char tls_host[256];           /* the name or address to verify */
     /* Runs after each connection comes up or fails to (set after open). */
     void (*on_change)(struct cairn__net *net);
     void *data;
@@ -138,6 +146,15 @@ struct cairn__net {
 int cairn__net_open(struct cairn__net *net, uv_loop_t *loop,
                     const struct sockaddr_in *addrs, size_t addrs_count,
                     size_t conns_count);
+/* The same over TLS (tls borrowed until cairn__net_close; host is the
+ * name to verify, copied): a connection counts as connected once its
+ * handshake is done and h2 is agreed; one whose handshake fails is dead
+ * with err -EPROTO and its reason in why. tls NULL is cleartext.
+ * -EINVAL when host is longer than tls_host holds. */
+int cairn__net_open_tls(struct cairn__net *net, uv_loop_t *loop,
+                        const struct sockaddr_in *addrs, size_t addrs_count,
+                        size_t conns_count, const struct cairn__tls *tls,
+                        const char *host);
 /* Hands pending HTTP/2 output of every connection that has some to the
  * socket. Call at the end of every loop callback that started or fed a
  * call outside a read callback (reads flush by themselves). */

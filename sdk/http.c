@@ -7,6 +7,15 @@
  * last chunk, or EOF, never past CAIRN_HTTP_HEAD_MAX + body_max bytes.
  * Anything that does not parse is CAIRN_E_BAD_RESPONSE.
  *
+ * TLS: after the TCP connect the handshake runs on the same non-blocking
+ * fd, SSL_connect retried after waiting for what it asked (WANT_READ:
+ * POLLIN, WANT_WRITE: POLLOUT) until the deadline; then SSL_write and
+ * SSL_read replace send and recv the same way. SSL_read is always tried
+ * before waiting, since the SSL may hold decrypted bytes the socket no
+ * longer shows. A server's refusal that TLS 1.3 delivers after the
+ * handshake (no client certificate) surfaces at the first read, with
+ * its reason in errbuf.
+ *
  * An upgrade is accepted only with the Sec-WebSocket-Accept that RFC 6455
  * 4.2.2 derives from our key (SHA-1 from OpenSSL's libcrypto): a proxy or
  * cache answering 101 on its own is not taken for the server.
@@ -25,11 +34,21 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "base/alloc.h"
 #include "sdk/client_int.h"
 #include "sdk/http_int.h"
+#include "sdk/tls_int.h"
+
+/* A connection: its fd, and its SSL when it is TLS. */
+struct hio {
+    int fd;
+    SSL *ssl;
+    char *eb; /* where a TLS failure's reason goes (may be NULL) */
+    size_t ebn;
+};
 
 static void set_err(char *errbuf, size_t n, const char *fmt, const char *a)
 {
@@ -44,9 +63,7 @@ int cairn__hostport(const char *ep, char *host, size_t host_size, char *port,
     if (ep == NULL) {
         return CAIRN_E_INVALID;
     }
-    if (strncmp(ep, "http://", 7) == 0) {
-        ep += 7;
-    }
+    ep = cairn__ep_strip(ep);
     const char *colon = strrchr(ep, ':');
     if (colon == NULL || colon == ep) {
         return CAIRN_E_INVALID;
@@ -151,8 +168,143 @@ static int dial(const char *ep, uint64_t deadline_ns, int *fd_out, char *eb,
     return rc;
 }
 
-static int send_all(int fd, const void *buf, size_t n, uint64_t deadline_ns)
+static int tls_wait(struct hio *io, int r, uint64_t deadline_ns);
+
+/* The TLS handshake on a connected fd; the deadline bounds its waits. */
+static int tls_connect(struct hio *io, const struct cairn__tls *tls,
+                       const char *ep, uint64_t deadline_ns)
 {
+    char host[256], port[16];
+    if (cairn__hostport(ep, host, sizeof(host), port, sizeof(port)) != 0) {
+        return CAIRN_E_INVALID;
+    }
+    io->ssl = cairn__tls_ssl_new(tls, host, "http/1.1");
+    if (io->ssl == NULL || SSL_set_fd(io->ssl, io->fd) != 1) {
+        return CAIRN_E_NOMEM;
+    }
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_connect(io->ssl);
+        if (r == 1) {
+            return 0;
+        }
+        int rc = tls_wait(io, r, deadline_ns);
+        if (rc == CAIRN_E_TIMEOUT) {
+            set_err(io->eb, io->ebn, "%s: TLS handshake timed out", ep);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+}
+
+/* Connects to ep, with TLS when tls says so; io is ready on 0. */
+static int hio_open(struct hio *io, const char *ep,
+                    const struct cairn__tls *tls, uint64_t deadline_ns,
+                    char *eb, size_t ebn)
+{
+    memset(io, 0, sizeof(*io));
+    io->fd = -1;
+    io->eb = eb;
+    io->ebn = ebn;
+    int rc = dial(ep, deadline_ns, &io->fd, eb, ebn);
+    if (rc != 0 || !cairn__tls_ep(tls, ep)) {
+        return rc;
+    }
+    rc = tls_connect(io, tls, ep, deadline_ns);
+    if (rc != 0) {
+        SSL_free(io->ssl);
+        io->ssl = NULL;
+        close(io->fd);
+        io->fd = -1;
+    }
+    return rc;
+}
+
+/* Closes io: a close_notify when TLS (one try, never a wait). */
+static void hio_close(struct hio *io)
+{
+    if (io->ssl != NULL) {
+        SSL_shutdown(io->ssl);
+        SSL_free(io->ssl);
+        ERR_clear_error();
+        io->ssl = NULL;
+    }
+    if (io->fd >= 0) {
+        close(io->fd);
+        io->fd = -1;
+    }
+}
+
+/* Waits for what the SSL asked for after a call returned r; 0 to retry,
+ * else an error (its reason in io->eb). */
+static int tls_wait(struct hio *io, int r, uint64_t deadline_ns)
+{
+    int e = SSL_get_error(io->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        return wait_fd(io->fd, POLLIN, deadline_ns);
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        return wait_fd(io->fd, POLLOUT, deadline_ns);
+    }
+    if (io->eb != NULL && io->ebn > 0) {
+        cairn__tls_why(io->ssl, r, io->eb, io->ebn);
+    } else {
+        ERR_clear_error();
+    }
+    return CAIRN_E_UNAVAILABLE;
+}
+
+static int tls_send_all(struct hio *io, const uint8_t *p, size_t n,
+                        uint64_t deadline_ns)
+{
+    /* Each round writes bytes or waits; the deadline bounds the waits. */
+    while (n > 0) {
+        ERR_clear_error();
+        int chunk = n > (1u << 30) ? 1 << 30 : (int)n;
+        int w = SSL_write(io->ssl, p, chunk);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        int rc = tls_wait(io, w, deadline_ns);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int tls_recv_some(struct hio *io, uint8_t *buf, size_t cap,
+                         uint64_t deadline_ns, size_t *got)
+{
+    for (;;) {
+        ERR_clear_error();
+        int chunk = cap > (1u << 30) ? 1 << 30 : (int)cap;
+        int r = SSL_read(io->ssl, buf, chunk);
+        if (r > 0) {
+            *got = (size_t)r;
+            return 0;
+        }
+        if (SSL_get_error(io->ssl, r) == SSL_ERROR_ZERO_RETURN) {
+            *got = 0; /* close_notify (or an EOF: IGNORE_UNEXPECTED_EOF) */
+            return 0;
+        }
+        int rc = tls_wait(io, r, deadline_ns);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+}
+
+static int send_all(struct hio *io, const void *buf, size_t n,
+                    uint64_t deadline_ns)
+{
+    if (io->ssl != NULL) {
+        return tls_send_all(io, buf, n, deadline_ns);
+    }
+    int fd = io->fd;
     const uint8_t *p = buf;
     while (n > 0) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -173,9 +325,13 @@ static int send_all(int fd, const void *buf, size_t n, uint64_t deadline_ns)
 }
 
 /* Reads once (after waiting); 0 bytes is EOF. */
-static int recv_some(int fd, uint8_t *buf, size_t cap, uint64_t deadline_ns,
-                     size_t *got)
+static int recv_some(struct hio *io, uint8_t *buf, size_t cap,
+                     uint64_t deadline_ns, size_t *got)
 {
+    if (io->ssl != NULL) {
+        return tls_recv_some(io, buf, cap, deadline_ns, got);
+    }
+    int fd = io->fd;
     for (;;) {
         ssize_t r = recv(fd, buf, cap, 0);
         if (r >= 0) {
@@ -389,11 +545,12 @@ int cairn__http_call(const char *ep, const char *method, const char *path,
                      const char *body, size_t body_len, int64_t timeout_ms,
                      struct cairn__http_resp *out, char *eb, size_t ebn)
 {
-    return cairn__http_call_auth(ep, NULL, method, path, body, body_len,
+    return cairn__http_call_auth(ep, NULL, NULL, method, path, body, body_len,
                                  timeout_ms, out, eb, ebn);
 }
 
-int cairn__http_call_auth(const char *ep, const char *token, const char *method,
+int cairn__http_call_auth(const char *ep, const struct cairn__tls *tls,
+                          const char *token, const char *method,
                           const char *path, const char *body, size_t body_len,
                           int64_t timeout_ms, struct cairn__http_resp *out,
                           char *eb, size_t ebn)
@@ -410,8 +567,8 @@ int cairn__http_call_auth(const char *ep, const char *token, const char *method,
         return CAIRN_E_INVALID;
     }
     uint64_t deadline = cairn__now_ns() + (uint64_t)timeout_ms * 1000000u;
-    int fd = -1;
-    int rc = dial(ep, deadline, &fd, eb, ebn);
+    struct hio io;
+    int rc = hio_open(&io, ep, tls, deadline, eb, ebn);
     if (rc != 0) {
         return rc;
     }
@@ -424,12 +581,12 @@ int cairn__http_call_auth(const char *ep, const char *token, const char *method,
                  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                  method, path, host, port, auth, body != NULL ? body_len : 0);
     if (hn < 0 || (size_t)hn >= sizeof(head)) {
-        close(fd);
+        hio_close(&io);
         return CAIRN_E_INVALID;
     }
-    rc = send_all(fd, head, (size_t)hn, deadline);
+    rc = send_all(&io, head, (size_t)hn, deadline);
     if (rc == 0 && body != NULL && body_len > 0) {
-        rc = send_all(fd, body, body_len, deadline);
+        rc = send_all(&io, body, body_len, deadline);
     }
     out->sent = true; /* from here the server may have acted on it */
     struct bbuf b = {.max = CAIRN_HTTP_HEAD_MAX + CAIRN_HTTP_BODY_MAX};
@@ -449,7 +606,7 @@ int cairn__http_call_auth(const char *ep, const char *token, const char *method,
             break;
         }
         size_t got = 0;
-        rc = recv_some(fd, b.p + b.len, b.cap - 1 - b.len, deadline, &got);
+        rc = recv_some(&io, b.p + b.len, b.cap - 1 - b.len, deadline, &got);
         if (rc != 0) {
             break;
         }
@@ -511,7 +668,7 @@ int cairn__http_call_auth(const char *ep, const char *token, const char *method,
             break;
         }
     }
-    close(fd);
+    hio_close(&io);
     if (rc == CAIRN_E_UNAVAILABLE && eb != NULL && eb[0] == 0) {
         set_err(eb, ebn, "%s: connection lost", ep);
     }
@@ -592,11 +749,12 @@ static bool accept_ok(const char *head, size_t head_len, const char *key64)
 int cairn__ws_open(struct cairn__ws *ws, const char *ep, const char *path,
                    int64_t timeout_ms, size_t msg_max, char *eb, size_t ebn)
 {
-    return cairn__ws_open_auth(ws, ep, NULL, path, timeout_ms, msg_max, eb,
-                               ebn);
+    return cairn__ws_open_auth(ws, ep, NULL, NULL, path, timeout_ms, msg_max,
+                               eb, ebn);
 }
 
-int cairn__ws_open_auth(struct cairn__ws *ws, const char *ep, const char *token,
+int cairn__ws_open_auth(struct cairn__ws *ws, const char *ep,
+                        const struct cairn__tls *tls, const char *token,
                         const char *path, int64_t timeout_ms, size_t msg_max,
                         char *eb, size_t ebn)
 {
@@ -614,8 +772,8 @@ int cairn__ws_open_auth(struct cairn__ws *ws, const char *ep, const char *token,
         cairn__now_ns() ^ ((uint64_t)(uintptr_t)ws << 17) ^ (uint64_t)getpid();
     ws->prng |= 1;
     uint64_t deadline = cairn__now_ns() + (uint64_t)timeout_ms * 1000000u;
-    int fd = -1;
-    int rc = dial(ep, deadline, &fd, eb, ebn);
+    struct hio io;
+    int rc = hio_open(&io, ep, tls, deadline, eb, ebn);
     if (rc != 0) {
         return rc;
     }
@@ -627,7 +785,7 @@ int cairn__ws_open_auth(struct cairn__ws *ws, const char *ep, const char *token,
     b64(key, 16, key64);
     char *req = mem_alloc(strlen(path) + 512 + sizeof(auth));
     if (req == NULL) {
-        close(fd);
+        hio_close(&io);
         return CAIRN_E_NOMEM;
     }
     int n = sprintf(req,
@@ -635,7 +793,7 @@ int cairn__ws_open_auth(struct cairn__ws *ws, const char *ep, const char *token,
                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                     "%sSec-WebSocket-Version: 13\r\n\r\n",
                     path, host, port, key64, auth);
-    rc = send_all(fd, req, (size_t)n, deadline);
+    rc = send_all(&io, req, (size_t)n, deadline);
     mem_free(req);
     struct bbuf b = {.max = CAIRN_HTTP_HEAD_MAX + msg_max + 16};
     size_t hlen = 0;
@@ -643,7 +801,7 @@ int cairn__ws_open_auth(struct cairn__ws *ws, const char *ep, const char *token,
         rc = bbuf_reserve(&b, 4096);
         size_t got = 0;
         if (rc == 0) {
-            rc = recv_some(fd, b.p + b.len, b.cap - 1 - b.len, deadline, &got);
+            rc = recv_some(&io, b.p + b.len, b.cap - 1 - b.len, deadline, &got);
         }
         if (rc == 0 && got == 0) {
             rc = CAIRN_E_UNAVAILABLE;
@@ -679,18 +837,19 @@ int cairn__ws_open_auth(struct cairn__ws *ws, const char *ep, const char *token,
         rc = CAIRN_E_BAD_RESPONSE;
     }
     if (rc != 0) {
-        if (rc == CAIRN_E_UNAVAILABLE) {
+        if (rc == CAIRN_E_UNAVAILABLE && (eb == NULL || eb[0] == 0)) {
             set_err(eb, ebn, "%s: connection lost during upgrade", ep);
         }
         mem_free(b.p);
-        close(fd);
+        hio_close(&io);
         return rc;
     }
     memmove(b.p, b.p + hlen, b.len - hlen);
     ws->buf = b.p;
     ws->len = b.len - hlen;
     ws->cap = b.cap;
-    ws->fd = fd;
+    ws->fd = io.fd;
+    ws->ssl = io.ssl;
     return 0;
 }
 
@@ -730,7 +889,8 @@ static int ws_send_frame(struct cairn__ws *ws, unsigned opcode, const void *p,
         frame[h + i] = src[i] ^ m[i & 3];
     }
     uint64_t deadline = cairn__now_ns() + (uint64_t)timeout_ms * 1000000u;
-    int rc = send_all(ws->fd, frame, h + n, deadline);
+    struct hio io = {.fd = ws->fd, .ssl = ws->ssl};
+    int rc = send_all(&io, frame, h + n, deadline);
     mem_free(frame);
     return rc;
 }
@@ -872,8 +1032,9 @@ int cairn__ws_recv(struct cairn__ws *ws, int64_t timeout_ms, char **msg,
             }
         }
         size_t got = 0;
-        int rc = recv_some(ws->fd, ws->buf + ws->len, ws->cap - ws->len,
-                           deadline, &got);
+        struct hio io = {.fd = ws->fd, .ssl = ws->ssl};
+        int rc = recv_some(&io, ws->buf + ws->len, ws->cap - ws->len, deadline,
+                           &got);
         if (rc != 0) {
             return rc;
         }
@@ -892,8 +1053,10 @@ void cairn__ws_close(struct cairn__ws *ws)
     if (ws->fd >= 0) {
         uint8_t code[2] = {0x03, 0xe8}; /* 1000 */
         ws_send_frame(ws, 8, code, 2, 100);
-        close(ws->fd);
+        struct hio io = {.fd = ws->fd, .ssl = ws->ssl};
+        hio_close(&io);
         ws->fd = -1;
+        ws->ssl = NULL;
     }
     mem_free(ws->buf);
     mem_free(ws->frag);

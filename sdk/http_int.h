@@ -16,8 +16,14 @@
  *           CAIRN_E_INVALID; details in errbuf when given.
  * Limits:   head 16 KiB, body and message at most body_max (callers pass
  *           CAIRN_HTTP_BODY_MAX).
- * Not here: TLS, keep-alive connections, HTTP/2 (grpc_conn.c); getting a
- *           token (api.c: an auth token is only sent here).
+ *           With a struct cairn__tls the endpoint may be TLS
+ *           (cairn__tls_ep): the handshake (ALPN http/1.1) runs on the
+ *           non-blocking fd within the same deadline, then every byte
+ *           goes through SSL_read/SSL_write; a handshake that fails is
+ *           CAIRN_E_UNAVAILABLE with OpenSSL's reason in errbuf.
+ * Not here: keep-alive connections, HTTP/2 (grpc_conn.c); the TLS
+ *           settings (tls.c); getting a token (api.c: an auth token is
+ *           only sent here).
  */
 #ifndef CAIRN_SDK_HTTP_INT_H
 #define CAIRN_SDK_HTTP_INT_H
@@ -25,6 +31,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <openssl/ssl.h>
+
+struct cairn__tls;
 
 #define CAIRN_HTTP_HEAD_MAX (16u << 10)
 #define CAIRN_HTTP_BODY_MAX ((size_t)8 << 20)
@@ -38,7 +48,8 @@ struct cairn__http_resp {
                 * been applied even when the call failed */
 };
 
-/* "host:port" or "http://host:port" -> host and port. */
+/* "host:port", "http://host:port" or "https://host:port" -> host and
+ * port. */
 int cairn__hostport(const char *ep, char *host, size_t host_size, char *port,
                     size_t port_size);
 
@@ -49,8 +60,9 @@ int cairn__http_call(const char *ep, const char *method, const char *path,
                      struct cairn__http_resp *out, char *errbuf,
                      size_t errbuf_size);
 /* The same with "Authorization: <token>" (token NULL or "": none; one
- * with CR or LF is CAIRN_E_INVALID). */
-int cairn__http_call_auth(const char *ep, const char *token, const char *method,
+ * with CR or LF is CAIRN_E_INVALID), over TLS when tls says ep is. */
+int cairn__http_call_auth(const char *ep, const struct cairn__tls *tls,
+                          const char *token, const char *method,
                           const char *path, const char *body, size_t body_len,
                           int64_t timeout_ms, struct cairn__http_resp *out,
                           char *errbuf, size_t errbuf_size);
@@ -61,6 +73,7 @@ bool cairn__url_escape(const char *s, char *out, size_t out_size);
 
 struct cairn__ws {
     int fd;
+    SSL *ssl;     /* NULL: cleartext */
     uint8_t *buf; /* received, not yet parsed */
     size_t len;
     size_t cap;
@@ -75,8 +88,10 @@ struct cairn__ws {
 int cairn__ws_open(struct cairn__ws *ws, const char *ep, const char *path,
                    int64_t timeout_ms, size_t msg_max, char *errbuf,
                    size_t errbuf_size);
-/* The same with the upgrade's "Authorization: <token>". */
-int cairn__ws_open_auth(struct cairn__ws *ws, const char *ep, const char *token,
+/* The same with the upgrade's "Authorization: <token>", over TLS (wss)
+ * when tls says ep is. */
+int cairn__ws_open_auth(struct cairn__ws *ws, const char *ep,
+                        const struct cairn__tls *tls, const char *token,
                         const char *path, int64_t timeout_ms, size_t msg_max,
                         char *errbuf, size_t errbuf_size);
 int cairn__ws_send_text(struct cairn__ws *ws, const char *s, size_t n,

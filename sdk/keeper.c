@@ -125,7 +125,8 @@ static void *keeper_thread(void *arg)
     }
 }
 
-/* A client with c's options (endpoints, user, timeouts). */
+/* A client with c's options (endpoints, user, timeouts, TLS: it shares
+ * c's OpenSSL context, since c keeps no file names). */
 static int client_like(struct cairn_client *c, struct cairn_client **out)
 {
     struct cairn_options o;
@@ -137,7 +138,17 @@ static int client_like(struct cairn_client *c, struct cairn_client **out)
     o.dial_timeout_ms = c->dial_timeout_ms;
     o.timeout_ms = c->timeout_ms;
     o.recv_bytes_max = c->recv_bytes_max;
-    return cairn_client_new(&o, out);
+    int rc = cairn_client_new(&o, out);
+    if (rc != 0) {
+        return rc;
+    }
+    cairn__tls_free(&(*out)->tls);
+    rc = cairn__tls_copy(&(*out)->tls, &c->tls);
+    if (rc != 0) {
+        cairn_client_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 CAIRN_EXPORT int cairn_keeper_new(struct cairn_client *c, int64_t lease,

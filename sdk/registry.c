@@ -632,8 +632,8 @@ static void *disc_thread(void *arg)
         /* a fresh token per connection (see config.c) */
         int rc = cairn__eps_auth(&d->eps, d->eps.user != NULL, 2000, NULL, 0);
         if (rc == 0) {
-            rc = cairn__ws_open_auth(&ws, ep, d->eps.token, path, 2000, MSG_MAX,
-                                     NULL, 0);
+            rc = cairn__ws_open_auth(&ws, ep, &d->eps.tls, d->eps.token, path,
+                                     2000, MSG_MAX, NULL, 0);
         }
         if (rc == 0) {
             pthread_mutex_lock(&d->mu);

@@ -4,7 +4,16 @@
  * ETCDCTL_* environment variables for the global flags (a variable and
  * the same flag on the command line is etcdctl's fatal conflict), --help
  * on every command, and the shared client.
+ *
+ * TLS as etcdctl 3.4 decides it (ctlv3/command/global.go): any of
+ * --cacert, --cert, --key makes a TLS config, which bare host:port
+ * endpoints then use; --insecure-transport=false makes one too (system
+ * CAs); https:// endpoints always speak TLS and http:// never.
+ * --insecure-skip-tls-verify only acts when there is a TLS config, so
+ * with an https:// endpoint and no other TLS flag it changes nothing
+ * (etcdctl verifies against the system store then, and so do we).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -943,11 +952,9 @@ static int setup_globals(struct ctl *x)
     x->dial_timeout_ms = parse_duration_ms(ctl_flag(x, "dial-timeout"), 2000);
     x->command_timeout_ms =
         parse_duration_ms(ctl_flag(x, "command-timeout"), 5000);
-    if (ctl_flag(x, "cacert")[0] != 0 || ctl_flag(x, "cert")[0] != 0 ||
-        ctl_flag(x, "key")[0] != 0 || ctl_flag(x, "discovery-srv")[0] != 0) {
+    if (ctl_flag(x, "discovery-srv")[0] != 0) {
         return ctl_fail(CTL_EXIT_BAD_FEATURE,
-                        "TLS and DNS discovery are not supported by cairnctl "
-                        "yet");
+                        "DNS discovery is not supported by cairnctl yet");
     }
     static char eps_buf[4096];
     const char *eps = ctl_flag(x, "endpoints");
@@ -976,6 +983,58 @@ int64_t ctl_deadline(const struct ctl *x)
     return x->dial_timeout_ms + x->command_timeout_ms;
 }
 
+/* etcdctl's checks of the TLS files, in its order and words (Go's
+ * os.Open error); false after printing the error. */
+static bool tls_files_ok(const char *cert, const char *key, const char *ca)
+{
+    if ((cert[0] != 0) != (key[0] != 0)) {
+        ctl_fail(CTL_EXIT_BAD_ARGS,
+                 "KeyFile and CertFile must both be present[key: %s, cert: "
+                 "%s]",
+                 key, cert);
+        return false;
+    }
+    const char *files[3] = {cert, key, ca};
+    for (size_t i = 0; i < 3; i++) {
+        if (files[i][0] == 0) {
+            continue;
+        }
+        FILE *f = fopen(files[i], "r");
+        if (f == NULL) {
+            char why[128];
+            snprintf(why, sizeof(why), "%s", strerror(errno));
+            if (why[0] >= 'A' && why[0] <= 'Z') {
+                why[0] = (char)(why[0] - 'A' + 'a');
+            }
+            ctl_fail(CTL_EXIT_BAD_ARGS, "open %s: %s", files[i], why);
+            return false;
+        }
+        fclose(f);
+    }
+    return true;
+}
+
+/* The TLS options from --cacert, --cert, --key, --insecure-transport and
+ * --insecure-skip-tls-verify (see the top of the file). */
+static bool tls_options(struct ctl *x, struct cairn_options *opt)
+{
+    const char *ca = ctl_flag(x, "cacert");
+    const char *cert = ctl_flag(x, "cert");
+    const char *key = ctl_flag(x, "key");
+    if (!tls_files_ok(cert, key, ca)) {
+        return false;
+    }
+    bool files = ca[0] != 0 || cert[0] != 0 || key[0] != 0;
+    bool config = files || !ctl_flag_bool(x, "insecure-transport");
+    opt->ca_file = ca[0] != 0 ? ca : NULL;
+    opt->cert_file = cert[0] != 0 ? cert : NULL;
+    opt->key_file = key[0] != 0 ? key : NULL;
+    opt->tls = config;
+    opt->insecure_skip_verify =
+        config && ctl_flag_bool(x, "insecure-skip-tls-verify");
+    return true;
+}
+
 static struct cairn_client *client_new(struct ctl *x, const char *const *eps,
                                        size_t n)
 {
@@ -983,6 +1042,9 @@ static struct cairn_client *client_new(struct ctl *x, const char *const *eps,
     cairn_options_init(&opt);
     opt.endpoints = eps;
     opt.endpoints_count = n;
+    if (!tls_options(x, &opt)) {
+        return NULL;
+    }
     opt.dial_timeout_ms = x->dial_timeout_ms;
     opt.timeout_ms = ctl_deadline(x);
     char user[256]; /* a local: check perf makes clients from 50 threads */
@@ -1005,6 +1067,13 @@ static struct cairn_client *client_new(struct ctl *x, const char *const *eps,
     }
     struct cairn_client *c = NULL;
     int rc = cairn_client_new(&opt, &c);
+    if (rc == CAIRN_E_INVALID &&
+        (opt.ca_file != NULL || opt.cert_file != NULL)) {
+        ctl_fail(CTL_EXIT_BAD_ARGS,
+                 "tls: cannot use --cacert/--cert/--key: not PEM, or the "
+                 "key does not match the certificate");
+        return NULL;
+    }
     if (rc != 0) {
         ctl_fail(CTL_EXIT_BAD_ARGS, "%s", cairn_strerror(rc));
         return NULL;
@@ -1078,6 +1147,12 @@ void ctl_print_err(struct cairn_client *c, int err)
 int ctl_fail_call(struct ctl *x, struct cairn_client *c, int err, int code)
 {
     (void)x;
+    const char *msg = cairn_client_errmsg(c);
+    if ((err == CAIRN_E_UNAVAILABLE || err == CAIRN_E_TIMEOUT) &&
+        strstr(msg, "handshake failed") != NULL) {
+        /* where etcdctl logs its balancer's warning: the TLS reason */
+        fprintf(stderr, "%s\n", msg);
+    }
     if (err == CAIRN_E_AUTH_FAILED && code != 0) {
         code = CTL_EXIT_BAD_CONN; /* etcdctl fails making its client */
     }

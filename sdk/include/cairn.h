@@ -2,7 +2,7 @@
  * cairn.h - libcairn, the C client library of Cairn and of any etcd v3
  * server (etcd 3.4+, cairnd).
  *
- * Does:     etcd's v3 API over gRPC (cleartext HTTP/2): KV range, put,
+ * Does:     etcd's v3 API over gRPC (HTTP/2, cleartext or TLS): KV range, put,
  *           delete and txn with compares; leases (grant, revoke, time to
  *           live, list, one keep-alive); watch with automatic resume from
  *           the last revision after a reconnect; members (list, add,
@@ -47,7 +47,14 @@
  *           With a user, the /api/v1 calls and streams carry a token
  *           from the gateway's /v3/auth/authenticate, renewed when the
  *           server says it expired and at every stream reconnect.
- * Not here: TLS (issue 15). The gRPC transport is private
+ * TLS:      https:// endpoints (and bare ones when a TLS option is set,
+ *           see cairn_options). A server certificate that does not verify,
+ *           or a handshake the server refuses (no client certificate), is
+ *           a connection failure: CAIRN_E_UNAVAILABLE once no endpoint
+ *           could be reached, with cairn_client_errmsg naming the reason
+ *           ("x509: certificate verify failed: unable to get local issuer
+ *           certificate", "tls: tlsv13 alert certificate required").
+ * Not here: the gRPC transport is private
  * (sdk/grpc_int.h), so is the HTTP/1.1 one (sdk/http_int.h).
  *
  * Failover and retries: a call that could not reach an endpoint (connect
@@ -124,8 +131,10 @@ CAIRN_EXPORT const char *cairn_strerror(int err);
 struct cairn_client;
 
 struct cairn_options {
-    /* "host:port", "http://host:port" or "https://..." (https is refused
-     * with CAIRN_E_INVALID until TLS lands). Copied by cairn_client_new. */
+    /* "host:port", "http://host:port" or "https://host:port". https://
+     * is always TLS, http:// never; a bare host:port is TLS when any TLS
+     * field below is set (as etcd's Go client with a TLS config). Copied
+     * by cairn_client_new. */
     const char *const *endpoints;
     size_t endpoints_count;
     const char *user;        /* NULL: no auth */
@@ -134,15 +143,30 @@ struct cairn_options {
     int64_t timeout_ms;      /* default deadline of a call; default 5000 */
     size_t recv_bytes_max;   /* largest response message; default 64 MiB */
     uint64_t seed;           /* backoff jitter; 0 picks one */
+    /* TLS (OpenSSL 3), for gRPC (ALPN h2) and the /api/v1 calls and
+     * WebSockets alike. Paths are read by cairn_client_new. */
+    const char *ca_file;       /* PEM CAs the server must chain to; NULL:
+                                * the system store */
+    const char *cert_file;     /* PEM client certificate (mutual TLS); */
+    const char *key_file;      /* with its key: both or neither */
+    const char *server_name;   /* checked (and sent as SNI) instead of the
+                                * endpoint's host; NULL: the host */
+    bool insecure_skip_verify; /* no check of the server's certificate */
+    bool tls;                  /* TLS for bare host:port endpoints even
+                                * without the files above (etcdctl's
+                                * --insecure-transport=false) */
 };
 
-/* Fills opt with the defaults (no endpoints). */
+/* Fills opt with the defaults (no endpoints; no TLS files, verification
+ * on, bare endpoints in cleartext). */
 CAIRN_EXPORT void cairn_options_init(struct cairn_options *opt);
 
 /* Creates a client; connects lazily, at the first call. Copies opt and its
  * strings. On success *out is the client (free it with cairn_client_free).
  * Errors: CAIRN_E_INVALID (no endpoints, more than CAIRN_ENDPOINTS_MAX, an
- * endpoint that does not parse, https), CAIRN_E_NOMEM. */
+ * endpoint that does not parse; a TLS file that cannot be read or is not
+ * PEM, a key that does not match cert_file, only one of cert_file and
+ * key_file), CAIRN_E_NOMEM. */
 CAIRN_EXPORT int cairn_client_new(const struct cairn_options *opt,
                                   struct cairn_client **out);
 /* Closes the connection and frees the client. Open watches must have been
@@ -826,8 +850,9 @@ cairn_role_revoke_permission(struct cairn_client *c, const char *role,
  * when the connection cannot be made. An answer 4xx/5xx maps to: 400
  * CAIRN_E_INVALID, 401 CAIRN_E_INVALID_TOKEN, 403 CAIRN_E_PERMISSION_DENIED,
  * 404 CAIRN_E_NOT_FOUND, 409 CAIRN_E_CONFLICT, 410 CAIRN_E_SESSION_EXPIRED,
- * 413 CAIRN_E_TOO_BIG, 503 CAIRN_E_UNAVAILABLE, else CAIRN_E_SERVER. Auth
- * and TLS are not in this slice. */
+ * 413 CAIRN_E_TOO_BIG, 503 CAIRN_E_UNAVAILABLE, else CAIRN_E_SERVER. They
+ * copy the client's TLS settings too: a TLS endpoint is spoken to with
+ * https and wss (ALPN http/1.1), verified as the gRPC connection is. */
 
 struct cairn_api_resp {
     int status; /* HTTP status; 0 when no answer came */

@@ -233,10 +233,18 @@ static void bad_options_and_requests_are_refused(void **state)
     struct cairn_client *c = NULL;
     cairn_options_init(&o);
     assert_int_equal(cairn_client_new(&o, &c), CAIRN_E_INVALID);
-    const char *bad[] = {"https://127.0.0.1:2379"};
-    o.endpoints = bad;
+    const char *tls_ep[] = {"https://127.0.0.1:2379"};
+    o.endpoints = tls_ep;
     o.endpoints_count = 1;
+    o.ca_file = "/nonexistent/ca.crt"; /* TLS files are read at once */
     assert_int_equal(cairn_client_new(&o, &c), CAIRN_E_INVALID);
+    o.ca_file = NULL;
+    o.cert_file = "/nonexistent/client.crt"; /* and without key_file */
+    assert_int_equal(cairn_client_new(&o, &c), CAIRN_E_INVALID);
+    o.cert_file = NULL;
+    assert_int_equal(cairn_client_new(&o, &c), 0); /* https: TLS */
+    cairn_client_free(c);
+    c = NULL;
     const char *nop[] = {"127.0.0.1"};
     o.endpoints = nop;
     assert_int_equal(cairn_client_new(&o, &c), CAIRN_E_INVALID);
