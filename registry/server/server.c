@@ -603,6 +603,26 @@ __attribute__((weak)) int server__http_preflight(char *msg, size_t msg_len)
     return 0;
 }
 
+/* Binds and listens l (its fields set) on sa; on failure msg names url. */
+static int listener_open(struct server_listener *l, struct server *s,
+                         const struct sockaddr_storage *sa, int backlog,
+                         const char *url, char *msg, size_t msg_len)
+{
+    int rc;
+    uv_tcp_init(s->loop, &l->tcp);
+    l->tcp.data = l;
+    l->s = s;
+    l->open = true;
+    rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)sa, 0);
+    if (rc == 0) {
+        rc = uv_listen((uv_stream_t *)&l->tcp, backlog, on_connection);
+    }
+    if (rc != 0) {
+        snprintf(msg, msg_len, "listen on %s: %s", url, uv_strerror(rc));
+    }
+    return rc;
+}
+
 /* --listen-metrics-urls: plain HTTP listeners for /metrics, /health,
  * /readyz, /livez and /version (etcd's metrics listener), so probes and
  * scrapes need no client certificate when the client port asks for one. */
@@ -631,18 +651,9 @@ static int listen_metrics(struct server *s, char *msg, size_t msg_len)
             return rc;
         }
         l = &s->listeners[s->listeners_count++];
-        uv_tcp_init(s->loop, &l->tcp);
-        l->tcp.data = l;
-        l->s = s;
-        l->open = true;
         l->metrics = true;
-        rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&sa, 0);
-        if (rc == 0) {
-            rc = uv_listen((uv_stream_t *)&l->tcp, 128, on_connection);
-        }
+        rc = listener_open(l, s, &sa, 128, u->urls[i], msg, msg_len);
         if (rc != 0) {
-            snprintf(msg, msg_len, "listen on %s: %s", u->urls[i],
-                     uv_strerror(rc));
             return rc;
         }
         LOGI("server", "serving metrics and probes on %s", u->urls[i]);
@@ -668,18 +679,9 @@ int server__listen(struct server *s, char *msg, size_t msg_len)
         /* server__tls_init made the context when any URL is https */
         ASSERT(!tls || s->tls != NULL);
         l->tls = tls;
-        uv_tcp_init(s->loop, &l->tcp);
-        l->tcp.data = l;
-        l->s = s;
-        l->open = true;
         s->listeners_count = i + 1;
-        rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&sa, 0);
-        if (rc == 0) {
-            rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
-        }
+        rc = listener_open(l, s, &sa, 1024, u->urls[i], msg, msg_len);
         if (rc != 0) {
-            snprintf(msg, msg_len, "listen on %s: %s", u->urls[i],
-                     uv_strerror(rc));
             return rc;
         }
         LOGI("server", "serving client requests on %s", u->urls[i]);
