@@ -468,6 +468,18 @@ static void on_write(uv_write_t *w, int status)
     }
 }
 
+/* The connection's two ends are one address: it reached itself. */
+static bool self_connected(const uv_tcp_t *t)
+{
+    struct sockaddr_storage a, b;
+    int an = sizeof(a), bn = sizeof(b);
+    if (uv_tcp_getsockname(t, (struct sockaddr *)&a, &an) != 0 ||
+        uv_tcp_getpeername(t, (struct sockaddr *)&b, &bn) != 0) {
+        return false;
+    }
+    return an == bn && memcmp(&a, &b, (size_t)an) == 0;
+}
+
 static void on_connect(uv_connect_t *c, int status)
 {
     struct hc_probe *p = c->data;
@@ -478,6 +490,13 @@ static void on_connect(uv_connect_t *c, int status)
     }
     if (status < 0) {
         fail_uv(p, "connect", status);
+        return;
+    }
+    if (self_connected(&p->tcp)) {
+        /* nothing listens on a port of the ephemeral range, and the
+         * kernel picked that very port as our source: a TCP
+         * simultaneous open with ourselves, not a server */
+        finish(p, false, "connect: nothing listens (connected to itself)");
         return;
     }
     if (p->t.type == HC_TCP) {
