@@ -329,13 +329,24 @@ static void ckpt_done(uv_work_t *w, int status)
     struct ckpt_work *c = w->data;
     struct node *n = c->n;
     int rc = status != 0 ? status : c->err;
+    bool superseded = false;
     n->ckpt_running = false;
+    if (n->adopt_pending && !n->closing) {
+        /* After this copy's rename: the received one is newer, and this
+         * copy's metadata is older than the snapshot installed since. */
+        n->adopt_pending = false;
+        node__checkpoint_adopt_received(n);
+        superseded = true;
+    }
     if (n->closing) {
         mem_free(c);
         node__close_finish(n);
         return;
     }
-    if (rc != 0) {
+    if (superseded) {
+        LOGI("node", "a received snapshot replaced the store checkpoint "
+                     "written meanwhile");
+    } else if (rc != 0) {
         LOGW("node", "writing the store checkpoint: %s (the log is kept)",
              err_str(rc));
     } else if (!n->closing) {
@@ -384,6 +395,19 @@ int node__checkpoint_adopt(struct node *n, const char *path)
     snprintf(ckpt, sizeof(ckpt), "%s/store.ckpt", n->dir_snap);
     rc = rename(path, ckpt) == 0 ? fsync_dir(n->dir_snap) : -errno;
     return rc;
+}
+
+/* The install of a received snapshot is done: member/snap-in.tmp becomes
+ * the checkpoint (node_snap.c, or ckpt_done when a copy was running). */
+void node__checkpoint_adopt_received(struct node *n)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/snap-in.tmp", n->dir_member);
+    int rc = node__checkpoint_adopt(n, path);
+    if (rc != 0) {
+        LOGW("node", "keeping the received snapshot as checkpoint: %s",
+             err_str(rc));
+    }
 }
 
 /* ------------------------------------------------ at open: catching up */

@@ -234,6 +234,8 @@ struct node {
 
     /* checkpoints (node_ckpt.c) */
     bool ckpt_running;
+    bool ckpt_force;    /* a checkpoint now: the store was defragmented */
+    bool adopt_pending; /* a received copy waits for the running one */
     uint64_t ckpt_at;
     struct raft_snapshot_meta ckpt_meta; /* written with the checkpoint */
     bool close_finished;
@@ -277,6 +279,7 @@ int node__state_damaged(struct node *n);
 int node__state_check(struct node *n, char *msg, size_t msg_len);
 int node__checkpoint_start(struct node *n);
 int node__checkpoint_adopt(struct node *n, const char *path);
+void node__checkpoint_adopt_received(struct node *n);
 int node__store_catch_up(struct node *n, char *msg, size_t msg_len);
 void node__crash_init(struct node *n);
 void node__crash_point(const struct node *n, const char *point);

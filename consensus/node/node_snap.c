@@ -403,15 +403,18 @@ void node__snap_install_check(struct node *n)
     if (n->obs.restored != NULL) {
         n->obs.restored(n->obs.ctx, kv_rev(n->kv));
     }
-    char path[512];
-    snprintf(path, sizeof(path), "%s/snap-in.tmp", n->dir_member);
     node__crash_point(n, "snap-adopt");
     /* The received copy (fsynced at its END) is the store's checkpoint
-     * now: node_ckpt.c. */
-    int rc = node__checkpoint_adopt(n, path);
-    if (rc != 0) {
-        LOGW("node", "keeping the received snapshot as checkpoint: %s",
-             err_str(rc));
+     * now: node_ckpt.c. Not while a copy of the store from before the
+     * install is being written: its rename would land after ours and put
+     * an older checkpoint back, which a reboot would restore below the
+     * snapshot with the received copy gone (the member could not start).
+     * ckpt_done adopts it then; until then snap-in.tmp is where a restart
+     * finds it (node__store_catch_up). */
+    if (n->ckpt_running) {
+        n->adopt_pending = true;
+    } else {
+        node__checkpoint_adopt_received(n);
     }
     LOGI("node", "installed a snapshot at index %llu",
          (unsigned long long)index);
