@@ -139,6 +139,27 @@ bool svc_instance_healthy(json_t *doc);
 json_t *svc_doc_parse(const void *val, size_t len, int64_t mod_rev,
                       int64_t create_rev);
 
+/* json_dumps(v, JSON_COMPACT), byte for byte, for the values an instance
+ * document holds, at a fraction of its cost (jansson formats each integer
+ * with snprintf and each string through a callback a byte at a time).
+ * Strings that need escaping and reals are handed to jansson itself.
+ * A malloc'd text (free() it), or NULL when out of memory. */
+char *svc_json_dump(const json_t *v);
+
+/* A quick look at a stored value, without building a tree: is it an
+ * instance document (a JSON object whose "addr" is a string, the test of
+ * svc_doc_parse) and what is its top-level "health" string? Returns 1 for
+ * an instance, with health[cap] set ("" when "health" is absent or not a
+ * string), 0 for a JSON text that is not one (jansson refuses a bare
+ * scalar; either way it is no instance), and -1 when it cannot tell
+ * cheaply: a backslash or a byte above 0x7f in any string, a number of
+ * more than 15 digits or with an exponent, nesting deeper than 32, a
+ * "health" that does not fit cap, or anything jansson would refuse. The
+ * caller asks jansson then. Where it answers 0 or 1, the answer is
+ * jansson's (json_loadb with no flags: a repeated member's last value
+ * wins). */
+int svc_doc_peek(const void *val, size_t len, char *health, size_t cap);
+
 /* Split an instance key /registry/<ns>/services/<svc>/<id> into its names
  * (each buffer SVC_NAME_MAX + 1 bytes). ERR_INVALID when it is not one. */
 int svc_key_split(const char *key, size_t len, char *ns, char *svc, char *id);

@@ -682,7 +682,7 @@ static void instance_txn(struct svc_req *r, bool have_cmp, int64_t want,
 {
     char key[KEY_MAX];
     size_t kn = key_instance(r, key, sizeof(key));
-    char *val = json_dumps(r->doc, JSON_COMPACT);
+    char *val = svc_json_dump(r->doc);
     Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT;
     Etcdserverpb__Compare *cmps[1] = {&cmp};
     Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;

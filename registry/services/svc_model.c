@@ -727,3 +727,386 @@ int svc_watch_prefix(const char *path, char *out, size_t out_len, size_t *n)
     *n = (size_t)w;
     return 0;
 }
+
+/* ------------------------------------------------------------ peek */
+
+#define PEEK_DEPTH  32
+#define PEEK_DIGITS 15
+
+struct peek {
+    const uint8_t *p, *end;
+    int depth;
+};
+
+static void peek_ws(struct peek *k)
+{
+    while (k->p < k->end && (*k->p == ' ' || *k->p == '\t' ||
+                             *k->p == '\n' || *k->p == '\r')) {
+        k->p++;
+    }
+}
+
+/* A string at k->p (its opening quote); its bytes in *s, *n. Only plain
+ * ASCII without escapes or control characters is taken. */
+static bool peek_str(struct peek *k, const uint8_t **s, size_t *n)
+{
+    const uint8_t *q;
+    if (k->p >= k->end || *k->p != '"') {
+        return false;
+    }
+    for (q = k->p + 1; q < k->end && *q != '"'; q++) {
+        if (*q < 0x20 || *q > 0x7e || *q == '\\') {
+            return false;
+        }
+    }
+    if (q >= k->end) {
+        return false;
+    }
+    *s = k->p + 1;
+    *n = (size_t)(q - k->p - 1);
+    k->p = q + 1;
+    return true;
+}
+
+static bool peek_digits(struct peek *k, int *count)
+{
+    const uint8_t *q = k->p;
+    while (k->p < k->end && *k->p >= '0' && *k->p <= '9') {
+        k->p++;
+    }
+    *count += (int)(k->p - q);
+    return k->p > q;
+}
+
+/* JSON's number grammar, without exponents and with few digits, so that
+ * jansson's integer and real conversions cannot overflow. */
+static bool peek_num(struct peek *k)
+{
+    int digits = 0;
+    if (k->p < k->end && *k->p == '-') {
+        k->p++;
+    }
+    if (k->p < k->end && *k->p == '0') {
+        k->p++;
+        digits++;
+    } else if (!peek_digits(k, &digits)) {
+        return false;
+    }
+    if (k->p < k->end && *k->p == '.') {
+        k->p++;
+        if (!peek_digits(k, &digits)) {
+            return false;
+        }
+    }
+    if (k->p < k->end && (*k->p == 'e' || *k->p == 'E')) {
+        return false;
+    }
+    return digits <= PEEK_DIGITS;
+}
+
+static bool peek_lit(struct peek *k, const char *w)
+{
+    size_t n = strlen(w);
+    if ((size_t)(k->end - k->p) < n || memcmp(k->p, w, n) != 0) {
+        return false;
+    }
+    k->p += n;
+    return true;
+}
+
+static bool peek_value(struct peek *k);
+
+/* An object or array at k->p, each member's value skipped. */
+static bool peek_container(struct peek *k)
+{
+    uint8_t close = *k->p == '{' ? '}' : ']';
+    bool obj = close == '}';
+    if (++k->depth > PEEK_DEPTH) {
+        return false;
+    }
+    k->p++;
+    peek_ws(k);
+    if (k->p < k->end && *k->p == close) {
+        k->p++;
+        k->depth--;
+        return true;
+    }
+    for (;;) {
+        if (obj) {
+            const uint8_t *s;
+            size_t n;
+            if (!peek_str(k, &s, &n)) {
+                return false;
+            }
+            peek_ws(k);
+            if (k->p >= k->end || *k->p != ':') {
+                return false;
+            }
+            k->p++;
+            peek_ws(k);
+        }
+        if (!peek_value(k)) {
+            return false;
+        }
+        peek_ws(k);
+        if (k->p < k->end && *k->p == ',') {
+            k->p++;
+            peek_ws(k);
+            continue;
+        }
+        if (k->p < k->end && *k->p == close) {
+            k->p++;
+            k->depth--;
+            return true;
+        }
+        return false;
+    }
+}
+
+static bool peek_value(struct peek *k)
+{
+    const uint8_t *s;
+    size_t n;
+    if (k->p >= k->end) {
+        return false;
+    }
+    switch (*k->p) {
+    case '"':
+        return peek_str(k, &s, &n);
+    case '{':
+    case '[':
+        return peek_container(k);
+    case 't':
+        return peek_lit(k, "true");
+    case 'f':
+        return peek_lit(k, "false");
+    case 'n':
+        return peek_lit(k, "null");
+    default:
+        return peek_num(k);
+    }
+}
+
+int svc_doc_peek(const void *val, size_t len, char *health, size_t cap)
+{
+    struct peek k = {(const uint8_t *)val, (const uint8_t *)val + len, 0};
+    bool addr = false, obj;
+    ASSERT(cap > 0);
+    health[0] = '\0';
+    peek_ws(&k);
+    obj = k.p < k.end && *k.p == '{';
+    if (!obj) {
+        if (!peek_value(&k)) {
+            return -1;
+        }
+    } else {
+        /* the top level by hand, to see its members' names and values */
+        k.p++;
+        k.depth = 1;
+        peek_ws(&k);
+        if (k.p < k.end && *k.p == '}') {
+            k.p++;
+        } else {
+            for (;;) {
+                const uint8_t *name, *s;
+                size_t nl, n;
+                if (!peek_str(&k, &name, &nl)) {
+                    return -1;
+                }
+                peek_ws(&k);
+                if (k.p >= k.end || *k.p != ':') {
+                    return -1;
+                }
+                k.p++;
+                peek_ws(&k);
+                bool is_str = k.p < k.end && *k.p == '"';
+                const uint8_t *at = k.p;
+                if (!peek_value(&k)) {
+                    return -1;
+                }
+                if (nl == 4 && memcmp(name, "addr", 4) == 0) {
+                    addr = is_str; /* the last one counts, as in jansson */
+                } else if (nl == 6 && memcmp(name, "health", 6) == 0) {
+                    health[0] = '\0';
+                    if (is_str) {
+                        struct peek v = {at, k.p, 0};
+                        if (!peek_str(&v, &s, &n) || n >= cap) {
+                            return -1;
+                        }
+                        memcpy(health, s, n);
+                        health[n] = '\0';
+                    }
+                }
+                peek_ws(&k);
+                if (k.p < k.end && *k.p == ',') {
+                    k.p++;
+                    peek_ws(&k);
+                    continue;
+                }
+                if (k.p < k.end && *k.p == '}') {
+                    k.p++;
+                    break;
+                }
+                return -1;
+            }
+        }
+    }
+    peek_ws(&k);
+    if (k.p != k.end) {
+        return -1;
+    }
+    if (!obj || !addr) {
+        health[0] = '\0';
+        return 0;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------ dump */
+
+struct dump {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void dump_put(struct dump *d, const char *s, size_t n)
+{
+    if (d->oom) {
+        return;
+    }
+    if (d->len + n + 1 > d->cap) {
+        size_t cap = d->cap * 2 > d->len + n + 1 ? d->cap * 2 : d->len + n + 1;
+        char *p = realloc(d->p, cap);
+        if (p == NULL) {
+            d->oom = true;
+            return;
+        }
+        d->p = p;
+        d->cap = cap;
+    }
+    memcpy(d->p + d->len, s, n);
+    d->len += n;
+    d->p[d->len] = '\0';
+}
+
+/* jansson's own text of v (a string that needs escaping, a real). */
+static void dump_by_jansson(struct dump *d, const json_t *v)
+{
+    char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (t == NULL) {
+        d->oom = true;
+        return;
+    }
+    dump_put(d, t, strlen(t));
+    free(t);
+}
+
+static void dump_str(struct dump *d, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = (uint8_t)s[i];
+        if (c < 0x20 || c == '"' || c == '\\') {
+            json_t *j = json_stringn_nocheck(s, n);
+            if (j == NULL) {
+                d->oom = true;
+                return;
+            }
+            dump_by_jansson(d, j);
+            json_decref(j);
+            return;
+        }
+    }
+    dump_put(d, "\"", 1);
+    dump_put(d, s, n);
+    dump_put(d, "\"", 1);
+}
+
+static void dump_value(struct dump *d, const json_t *v)
+{
+    char t[24];
+    size_t n = 0;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *m;
+        bool first = true;
+        dump_put(d, "{", 1);
+        json_object_foreach((json_t *)v, k, m)
+        {
+            if (!first) {
+                dump_put(d, ",", 1);
+            }
+            first = false;
+            dump_str(d, k, strlen(k));
+            dump_put(d, ":", 1);
+            dump_value(d, m);
+        }
+        dump_put(d, "}", 1);
+        return;
+    }
+    case JSON_ARRAY:
+        dump_put(d, "[", 1);
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i > 0) {
+                dump_put(d, ",", 1);
+            }
+            dump_value(d, json_array_get(v, i));
+        }
+        dump_put(d, "]", 1);
+        return;
+    case JSON_STRING:
+        dump_str(d, json_string_value(v), json_string_length(v));
+        return;
+    case JSON_INTEGER: {
+        json_int_t x = json_integer_value(v);
+        uint64_t u = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
+        char r[24];
+        size_t rn = 0;
+        if (x < 0) {
+            t[n++] = '-';
+        }
+        do {
+            r[rn++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u != 0);
+        while (rn > 0) {
+            t[n++] = r[--rn];
+        }
+        dump_put(d, t, n);
+        return;
+    }
+    case JSON_TRUE:
+        dump_put(d, "true", 4);
+        return;
+    case JSON_FALSE:
+        dump_put(d, "false", 5);
+        return;
+    case JSON_NULL:
+        dump_put(d, "null", 4);
+        return;
+    default: /* JSON_REAL */
+        dump_by_jansson(d, v);
+        return;
+    }
+}
+
+char *svc_json_dump(const json_t *v)
+{
+    struct dump d = {NULL, 0, 0, false};
+    if (v == NULL) {
+        return NULL;
+    }
+    d.cap = 512;
+    d.p = malloc(d.cap);
+    if (d.p == NULL) {
+        return NULL;
+    }
+    d.p[0] = '\0';
+    dump_value(&d, v);
+    if (d.oom) {
+        free(d.p);
+        return NULL;
+    }
+    return d.p;
+}

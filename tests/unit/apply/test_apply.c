@@ -1072,6 +1072,7 @@ static void audit_records_join_their_writes_revision(void **state)
                                 "\"2023-11-14T22:13:20.123Z\",\"principal\":"
                                 "\"alice\""));
     assert_non_null(strstr(val, "\"message\":\"why \\\"quoted\\\"\\u000a\""));
+    assert_non_null(strstr(val, ",\"version\":3,\"message\":"));
     assert_int_equal(apply_audit_records(&f->a), 1);
 
     /* a Txn whose compare fails writes no record and no revision */

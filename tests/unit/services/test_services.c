@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -281,6 +282,205 @@ static void parse_doc(void **state)
     assert_null(svc_doc_parse("{\"addr\":\"a\",\"addr\":\"b\"}", 23, 1, 1));
 }
 
+
+/* What svc_doc_peek must agree with: jansson with no flags (the gauge's
+ * old reader). 1 with the health string for an instance, else 0. */
+static int peek_ref(const char *v, size_t n, char *health, size_t cap)
+{
+    json_t *d = json_loadb(v, n, 0, NULL);
+    int r = 0;
+    health[0] = '\0';
+    if (json_is_object(d) && json_is_string(json_object_get(d, "addr"))) {
+        const char *h = json_string_value(json_object_get(d, "health"));
+        snprintf(health, cap, "%s", h != NULL ? h : "");
+        r = 1;
+    }
+    json_decref(d);
+    return r;
+}
+
+/* Where the peek answers, jansson answers the same; count the answers. */
+static size_t peek_agrees(const char *v, size_t n)
+{
+    char h1[16], h2[256];
+    int a = svc_doc_peek(v, n, h1, sizeof(h1));
+    if (a < 0) {
+        return 0;
+    }
+    int b = peek_ref(v, n, h2, sizeof(h2));
+    if (a != b || strcmp(h1, h2) != 0) {
+        fail_msg("peek %d \"%s\", jansson %d \"%s\" on [%.*s]", a, h1, b, h2,
+                 (int)n, v);
+    }
+    return 1;
+}
+
+static void peek_matches_jansson(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "{\"addr\":\"h:1\",\"health\":\"passing\"}",
+        "{\"addr\":\"h:1\",\"health\":\"critical\",\"x\":[1,2.5,-0.25,{}]}",
+        "{\"addr\":\"h:1\"}",
+        " {\"health\":\"unknown\" , \"addr\" : \"h:1\" }\n",
+        "{\"addr\":1,\"health\":\"passing\"}",
+        "{\"addr\":\"a\",\"addr\":2}",
+        "{\"addr\":2,\"addr\":\"a\"}",
+        "{\"addr\":\"a\",\"health\":\"passing\",\"health\":{\"x\":1}}",
+        "{\"addr\":\"a\",\"health\":null}",
+        "{\"addr\":\"a\",\"health\":\"a-much-too-long-health-value\"}",
+        "{\"addr\":\"a\",\"health\":\"pass\\u0069ng\"}",
+        "{\"addr\":\"a\",\"n\":123456789012345678901}",
+        "{\"addr\":\"a\",\"n\":1e999}",
+        "{\"addr\":\"a\",\"n\":01}",
+        "{\"addr\":\"a\",\"n\":-}",
+        "{\"addr\":\"a\",\"n\":1.}",
+        "{\"addr\":\"a\",\"b\":[true,false,null]}",
+        "{\"addr\":\"a\",\"b\":[tru]}",
+        "{\"addr\":\"a\",}",
+        "{\"addr\":\"a\"} x",
+        "{\"addr\":\"\xc3\xa9\"}",
+        "[{\"addr\":\"a\"}]",
+        "\"addr\"",
+        "5",
+        "",
+        "   ",
+        "{}",
+        "{\"addr\":\"a\",\"d\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]"
+        "]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+    };
+    char msg[SVC_MSG_MAX];
+    size_t answered = 0, tried = 0;
+    uint64_t x = 88172645463325252ull; /* xorshift64 */
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        answered += peek_agrees(docs[i], strlen(docs[i]));
+    }
+    /* a document the registry writes is always answered by the peek */
+    json_t *body = js("{\"addr\":\"127.0.0.1:8080\",\"zone\":\"z\","
+                      "\"labels\":{\"env\":\"prod\"},\"meta\":{\"a\":[1]},"
+                      "\"checks\":[{\"type\":\"tcp\",\"addr\":\"h:9\"}]}");
+    json_t *doc = NULL;
+    assert_int_equal(svc_instance_build(body, "ns", "svc", "i1", "ab", 0, &doc,
+                                        msg, sizeof(msg)),
+                     0);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    size_t n = strlen(text);
+    char h[16];
+    assert_int_equal(svc_doc_peek(text, n, h, sizeof(h)), 1);
+    assert_string_equal(h, "unknown");
+    /* and every mutation of it the peek answers, jansson answers alike */
+    char *m = malloc(n + 8);
+    assert_non_null(m);
+    static const char alphabet[] = "{}[]\":,0123456789.-e \\tfnulra";
+    for (int round = 0; round < 60000; round++) {
+        size_t mn = n;
+        memcpy(m, text, n);
+        for (int e = 0; e < 1 + round % 3; e++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t at = mn > 0 ? (size_t)(x >> 8) % mn : 0;
+            char c = alphabet[(x >> 40) % (sizeof(alphabet) - 1)];
+            switch (x % 4) {
+            case 0: m[at] = c; break;                         /* replace */
+            case 1: if (mn > 0) {                              /* delete */
+                        memmove(m + at, m + at + 1, mn - at - 1);
+                        mn--;
+                    }
+                    break;
+            case 2: if (mn < n + 7) {                          /* insert */
+                        memmove(m + at + 1, m + at, mn - at);
+                        m[at] = c;
+                        mn++;
+                    }
+                    break;
+            default: mn = at; break;                           /* cut */
+            }
+        }
+        answered += peek_agrees(m, mn);
+        tried++;
+    }
+    free(m);
+    free(text);
+    json_decref(doc);
+    json_decref(body);
+    /* the peek answers most of them: it is a fast path, not a refusal */
+    if (answered < tried / 10) {
+        fail_msg("the peek answered only %zu of %zu", answered, tried);
+    }
+    print_message("peek answered %zu of %zu mutated documents\n", answered,
+                  tried);
+}
+
+
+/* A random JSON value for the dump test; depth bounds the nesting. */
+static json_t *rand_json(uint64_t *x, int depth)
+{
+    static const char *const strs[] = {
+        "", "a", "zone-1", "h\"q", "back\\slash", "tab\there", "nl\n",
+        "\x7f", "\xc3\xa9t\xc3\xa9", "/path/x", "\x01", "\xe2\x82\xac",
+    };
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+    switch ((*x >> 3) % (depth > 0 ? 9 : 7)) {
+    case 0: return json_integer((json_int_t)(*x >> 1) * ((*x & 1) ? -1 : 1));
+    case 1: return json_integer((*x & 1) ? INT64_MIN : INT64_MAX);
+    case 2: return json_real((double)(*x % 100000) / 7.0);
+    case 3: return json_string(strs[(*x >> 9) % (sizeof(strs) / sizeof(strs[0]))]);
+    case 4: return json_stringn("nul\0in", 6);
+    case 5: return (*x & 1) ? json_true() : json_false();
+    case 6: return json_null();
+    case 7: {
+        json_t *o = json_object();
+        for (uint64_t i = 0; i < (*x >> 20) % 5; i++) {
+            char k[16];
+            snprintf(k, sizeof(k), "%s%d", i % 2 ? "k\"" : "key", (int)i);
+            json_object_set_new(o, k, rand_json(x, depth - 1));
+        }
+        return o;
+    }
+    default: {
+        json_t *a = json_array();
+        for (uint64_t i = 0; i < (*x >> 20) % 5; i++) {
+            json_array_append_new(a, rand_json(x, depth - 1));
+        }
+        return a;
+    }
+    }
+}
+
+static void dump_matches_jansson(void **state)
+{
+    (void)state;
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    char msg[SVC_MSG_MAX];
+    json_t *body = js("{\"addr\":\"127.0.0.1:8080\",\"zone\":\"z\","
+                      "\"labels\":{\"env\":\"prod\"},"
+                      "\"meta\":{\"a\":[1,2.5,-3,true,null,{\"b\":\"c\"}],"
+                      "\"q\\\"\":\"\\u0001\\u007f\"},"
+                      "\"checks\":[{\"type\":\"tcp\",\"addr\":\"h:9\"}]}");
+    json_t *doc = NULL;
+    assert_int_equal(svc_instance_build(body, "ns", "svc", "i1", "ab", 0, &doc,
+                                        msg, sizeof(msg)),
+                     0);
+    for (int i = 0; i < 3001; i++) {
+        json_t *v = i == 0 ? json_incref(doc) : json_object();
+        if (i > 0) {
+            json_object_set_new(v, "x", rand_json(&x, 4));
+            json_object_set_new(v, "y", rand_json(&x, 4));
+        }
+        char *a = svc_json_dump(v);
+        char *b = json_dumps(v, JSON_COMPACT);
+        assert_non_null(a);
+        assert_non_null(b);
+        if (strcmp(a, b) != 0) {
+            fail_msg("dump\n%s\njansson\n%s", a, b);
+        }
+        free(a);
+        free(b);
+        json_decref(v);
+    }
+    json_decref(doc);
+    json_decref(body);
+}
+
 int test_svc_probe_run(void);
 
 int main(void)
@@ -294,6 +494,8 @@ int main(void)
         cmocka_unit_test(filters),
         cmocka_unit_test(queries_and_keys),
         cmocka_unit_test(parse_doc),
+        cmocka_unit_test(peek_matches_jansson),
+        cmocka_unit_test(dump_matches_jansson),
     };
     int fails = cmocka_run_group_tests_name("svc_model", tests, NULL, NULL);
     return fails + test_svc_probe_run();
