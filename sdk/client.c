@@ -34,6 +34,7 @@
 #include "base/assert.h"
 #include "base/err.h"
 #include "sdk/client_int.h"
+#include "sdk/http_int.h"
 
 #define UNARY_ATTEMPTS_MAX 8
 #define BACKOFF_BASE_MS    50
@@ -192,6 +193,25 @@ static int endpoint_check(const char *ep)
     const char *colon = strrchr(ep, ':');
     if (colon == NULL || colon == ep || colon[1] == 0 || strlen(ep) > 255) {
         return CAIRN_E_INVALID;
+    }
+    /* An IPv6 address only in brackets ("[::1]:2379", RFC 3986): "::1:2379"
+     * would be ambiguous. */
+    size_t hl = (size_t)(colon - ep);
+    bool bracketed = ep[0] == '[' && hl >= 3 && ep[hl - 1] == ']';
+    if (memchr(ep, ':', hl) != NULL && !bracketed) {
+        return CAIRN_E_INVALID;
+    }
+    if (bracketed) {
+        char ip[64];
+        unsigned char bin[16];
+        if (hl - 2 >= sizeof(ip)) {
+            return CAIRN_E_INVALID;
+        }
+        memcpy(ip, ep + 1, hl - 2);
+        ip[hl - 2] = 0;
+        if (inet_pton(AF_INET6, ip, bin) != 1) {
+            return CAIRN_E_INVALID;
+        }
     }
     for (const char *p = colon + 1; *p != 0 && *p != '/'; p++) {
         if (*p < '0' || *p > '9') {
@@ -413,32 +433,42 @@ void cairn__backoff(struct cairn_client *c, unsigned round,
 
 /* --------------------------------------------------------- connecting */
 
+/* An endpoint's address: a literal IPv4 or bracketed IPv6 address as is;
+ * a name resolved, its IPv4 address first when it has one (as etcd's
+ * clients and cairnd's listeners pick for "localhost"). */
 static int resolve(struct cairn_client *c, const char *ep,
-                   struct sockaddr_in *out)
+                   struct sockaddr_storage *out)
 {
-    ep = cairn__ep_strip(ep);
-    char host[256];
-    const char *colon = strrchr(ep, ':');
-    size_t hlen = (size_t)(colon - ep);
-    if (hlen >= sizeof(host)) {
+    char host[256], port[16];
+    if (cairn__hostport(ep, host, sizeof(host), port, sizeof(port)) != 0) {
         return cairn__fail(c, CAIRN_E_INVALID, 0, "bad endpoint %s", ep);
     }
-    memcpy(host, ep, hlen);
-    host[hlen] = 0;
-    memset(out, 0, sizeof(*out));
-    out->sin_family = AF_INET;
-    out->sin_port = htons((uint16_t)strtol(colon + 1, NULL, 10));
-    if (inet_pton(AF_INET, host, &out->sin_addr) == 1) {
-        return 0;
-    }
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, NULL, &hints, &res);
+    int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0 || res == NULL) {
         return cairn__fail(c, CAIRN_E_UNAVAILABLE, 0, "dial tcp: lookup %s: %s",
                            host, gai_strerror(rc));
     }
-    out->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+    const struct addrinfo *pick = NULL;
+    for (const struct addrinfo *a = res; a != NULL && pick == NULL;
+         a = a->ai_next) {
+        pick = a->ai_family == AF_INET ? a : NULL;
+    }
+    for (const struct addrinfo *a = res; a != NULL && pick == NULL;
+         a = a->ai_next) {
+        pick = a->ai_family == AF_INET6 ? a : NULL;
+    }
+    if (pick == NULL || pick->ai_addrlen > sizeof(*out)) {
+        freeaddrinfo(res);
+        return cairn__fail(c, CAIRN_E_UNAVAILABLE, 0,
+                           "dial tcp: lookup %s: no IPv4 or IPv6 address",
+                           host);
+    }
+    memset(out, 0, sizeof(*out));
+    memcpy(out, pick->ai_addr, pick->ai_addrlen);
     freeaddrinfo(res);
     return 0;
 }
@@ -471,7 +501,7 @@ static void ep_host(const char *ep, char *out, size_t size)
 static int connect_one(struct cairn_client *c, size_t idx, uint64_t deadline_ns)
 {
     net_close(c);
-    struct sockaddr_in addr;
+    struct sockaddr_storage addr;
     int rc = resolve(c, c->endpoints[idx], &addr);
     if (rc != 0) {
         return rc;

@@ -960,9 +960,11 @@ static int setup_globals(struct ctl *x)
     const char *eps = ctl_flag(x, "endpoints");
     snprintf(eps_buf, sizeof(eps_buf), "%s", eps);
     char *s = eps_buf;
-    if (s[0] == '[') { /* the default's display form */
+    size_t sl = strlen(s);
+    if (s[0] == '[' && s[sl - 1] == ']') { /* the default's display form,
+                                            * not "[::1]:2379" */
+        s[sl - 1] = 0;
         s++;
-        s[strcspn(s, "]")] = 0;
     }
     for (char *tok = strtok(s, ","); tok != NULL; tok = strtok(NULL, ",")) {
         if (x->endpoints_count == CAIRN_ENDPOINTS_MAX) {
