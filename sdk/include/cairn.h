@@ -151,7 +151,9 @@ struct cairn_options {
     /* sizeof(struct cairn_options) as the caller's cairn.h has it: set by
      * cairn_options_init, never by hand (see "ABI" at the top). */
     size_t struct_size;
-    /* "host:port", "http://host:port" or "https://host:port". https://
+    /* "host:port", "http://host:port" or "https://host:port"; an IPv6
+     * address in brackets ("[::1]:2379"), a name dialed on its IPv4
+     * address when it has one. https://
      * is always TLS, http:// never; a bare host:port is TLS when any TLS
      * field below is set (as etcd's Go client with a TLS config). Copied
      * by cairn_client_new. */
