@@ -104,8 +104,8 @@ LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS)) \
             $(patsubst $(B)/gen/%.c,$(B)/obj/gen/%.o,$(PROTO_C) $(UI_C))
 LIB := $(B)/libcairn-core.a
 # libcairn: the ABI version of libcairn.so (SONAME libcairn.so.$(SDK_MAJOR)).
-SDK_VERSION := 0.1.0
-SDK_MAJOR := 0
+SDK_VERSION := 1.0.0
+SDK_MAJOR := 1
 SDK_PKGS := libuv libnghttp2 libprotobuf-c jansson libssl libcrypto
 SDK_LIBS = $(shell pkg-config --libs $(SDK_PKGS) 2>/dev/null) -lpthread
 SDK_PIC_OBJS := $(patsubst %.c,$(B)/pic/%.o,$(SDK_SRCS) $(wildcard base/*.c)) \

@@ -249,16 +249,32 @@ CAIRN_EXPORT int cairn_async_new(struct uv_loop_s *loop,
                                  const struct cairn_options *opt,
                                  struct cairn_async **out)
 {
-    if (loop == NULL || opt == NULL || out == NULL ||
-        opt->endpoints_count > CAIRN_ENDPOINTS_MAX) {
-        return CAIRN_E_INVALID;
+    return cairn_async_new_ex(loop, opt, out, NULL, 0);
+}
+
+CAIRN_EXPORT int cairn_async_new_ex(struct uv_loop_s *loop,
+                                    const struct cairn_options *in,
+                                    struct cairn_async **out, char *eb,
+                                    size_t ebn)
+{
+    if (loop == NULL || out == NULL) {
+        return cairn__why(eb, ebn, CAIRN_E_INVALID, "no %s (NULL)",
+                          loop == NULL ? "loop" : "out pointer");
     }
     *out = NULL;
+    /* The caller's struct may be shorter than ours (an older cairn.h):
+     * only cairn__options_read reads it, never a plain copy. */
+    struct cairn_options o;
+    int rc = cairn__options_read(in, &o, eb, ebn);
+    if (rc != 0) {
+        return rc;
+    }
+    const struct cairn_options *opt = &o;
     struct cairn_async *a = mem_calloc(1, sizeof(*a));
     if (a == NULL) {
-        return CAIRN_E_NOMEM;
+        return cairn__why(eb, ebn, CAIRN_E_NOMEM, "out of memory");
     }
-    int rc = cairn_client_new(opt, &a->c); /* checks opt */
+    rc = cairn_client_new_ex(opt, &a->c, eb, ebn); /* checks opt */
     if (rc != 0) {
         mem_free(a);
         return rc;
@@ -309,7 +325,7 @@ CAIRN_EXPORT int cairn_async_new(struct uv_loop_s *loop,
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
     mem_free(a);
-    return CAIRN_E_NOMEM;
+    return cairn__why(eb, ebn, CAIRN_E_NOMEM, "out of memory");
 }
 
 CAIRN_EXPORT int cairn_async_call(struct cairn_async *a, cairn_async_fn fn,

@@ -31,8 +31,10 @@
 #include <arpa/inet.h>
 
 #include "base/alloc.h"
+#include "base/assert.h"
 #include "base/err.h"
 #include "sdk/client_int.h"
+#include "sdk/http_int.h"
 
 #define UNARY_ATTEMPTS_MAX 8
 #define BACKOFF_BASE_MS    50
@@ -90,12 +92,95 @@ int cairn__fail(struct cairn_client *c, int err, int grpc_code, const char *fmt,
 
 /* ------------------------------------------------------------ options */
 
-CAIRN_EXPORT void cairn_options_init(struct cairn_options *opt)
+/* Every size struct cairn_options has had since it carries struct_size,
+ * oldest first. A new field starts at or past the last one (never in its
+ * tail padding, which an older caller leaves as it likes), and zero is its
+ * default: then copying a caller's first struct_size bytes over the
+ * defaults is exact. */
+STATIC_ASSERT(CAIRN_OPTIONS_SIZE_MIN ==
+                  offsetof(struct cairn_options, seed) + sizeof(uint64_t),
+              "the oldest layout ends with seed");
+STATIC_ASSERT(sizeof(struct cairn_options) <= CAIRN_OPTIONS_SIZE_MAX,
+              "the hard maximum holds this layout");
+STATIC_ASSERT(CAIRN_OPTIONS_SIZE_MIN % 8 == 0 &&
+                  sizeof(struct cairn_options) % 8 == 0,
+              "every layout's size is a multiple of 8");
+
+CAIRN_EXPORT void cairn_options_init_size(struct cairn_options *opt,
+                                          size_t struct_size)
 {
-    memset(opt, 0, sizeof(*opt));
+    if (opt == NULL || struct_size < sizeof(opt->struct_size)) {
+        return;
+    }
+    if (struct_size < CAIRN_OPTIONS_SIZE_MIN ||
+        struct_size > CAIRN_OPTIONS_SIZE_MAX) {
+        opt->struct_size = struct_size; /* cairn_client_new refuses it */
+        return;
+    }
+    /* A newer caller's struct is longer: its fields past ours are zeroed
+     * here (their default), so this older library accepts it. */
+    memset(opt, 0, struct_size);
+    opt->struct_size = struct_size;
     opt->dial_timeout_ms = 2000;
     opt->timeout_ms = 5000;
     opt->recv_bytes_max = RECV_DEFAULT;
+}
+
+static bool all_zero(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int cairn__options_read(const struct cairn_options *in,
+                        struct cairn_options *out, char *eb, size_t ebn)
+{
+    ASSERT(out != NULL);
+    cairn_options_init(out);
+    if (in == NULL) {
+        return cairn__why(eb, ebn, CAIRN_E_INVALID, "no options (NULL)");
+    }
+    size_t n = in->struct_size;
+    if (n == 0) {
+        return cairn__why(eb, ebn, CAIRN_E_INVALID,
+                          "options: struct_size is 0: set them up with "
+                          "cairn_options_init");
+    }
+    if (n < CAIRN_OPTIONS_SIZE_MIN || n > CAIRN_OPTIONS_SIZE_MAX || n % 8) {
+        return cairn__why(eb, ebn, CAIRN_E_INVALID,
+                          "options: struct_size %zu is not the size of any "
+                          "struct cairn_options (%zu to %d, a multiple of "
+                          "8): set them up with cairn_options_init",
+                          n, (size_t)CAIRN_OPTIONS_SIZE_MIN,
+                          CAIRN_OPTIONS_SIZE_MAX);
+    }
+    if (n > sizeof(*out) &&
+        !all_zero((const unsigned char *)in + sizeof(*out), n - sizeof(*out))) {
+        return cairn__why(eb, ebn, CAIRN_E_INVALID,
+                          "options: a field past byte %zu is set, which this "
+                          "libcairn (options of %zu bytes) does not know: "
+                          "it is older than the cairn.h the program was "
+                          "built with",
+                          sizeof(*out), sizeof(*out));
+    }
+    memcpy(out, in, n < sizeof(*out) ? n : sizeof(*out));
+    out->struct_size = sizeof(*out);
+    return 0;
+}
+
+int cairn__why(char *eb, size_t ebn, int err, const char *fmt, ...)
+{
+    if (eb != NULL && ebn > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(eb, ebn, fmt, ap);
+        va_end(ap);
+    }
+    return err;
 }
 
 /* host:port with an optional http:// or https:// in front. */
@@ -108,6 +193,25 @@ static int endpoint_check(const char *ep)
     const char *colon = strrchr(ep, ':');
     if (colon == NULL || colon == ep || colon[1] == 0 || strlen(ep) > 255) {
         return CAIRN_E_INVALID;
+    }
+    /* An IPv6 address only in brackets ("[::1]:2379", RFC 3986): "::1:2379"
+     * would be ambiguous. */
+    size_t hl = (size_t)(colon - ep);
+    bool bracketed = ep[0] == '[' && hl >= 3 && ep[hl - 1] == ']';
+    if (memchr(ep, ':', hl) != NULL && !bracketed) {
+        return CAIRN_E_INVALID;
+    }
+    if (bracketed) {
+        char ip[64];
+        unsigned char bin[16];
+        if (hl - 2 >= sizeof(ip)) {
+            return CAIRN_E_INVALID;
+        }
+        memcpy(ip, ep + 1, hl - 2);
+        ip[hl - 2] = 0;
+        if (inet_pton(AF_INET6, ip, bin) != 1) {
+            return CAIRN_E_INVALID;
+        }
     }
     for (const char *p = colon + 1; *p != 0 && *p != '/'; p++) {
         if (*p < '0' || *p > '9') {
@@ -123,27 +227,63 @@ static char *str_copy(const char *s)
     return s == NULL ? NULL : mem_dup(s, strlen(s) + 1);
 }
 
+/* The checks of cairn_client_new that need no memory. */
+static int options_check(const struct cairn_options *opt, char *eb, size_t ebn)
+{
+    if (opt->endpoints == NULL || opt->endpoints_count == 0) {
+        return cairn__why(eb, ebn, CAIRN_E_INVALID, "options: no endpoints");
+    }
+    if (opt->endpoints_count > CAIRN_ENDPOINTS_MAX) {
+        return cairn__why(eb, ebn, CAIRN_E_INVALID,
+                          "options: %zu endpoints, more than %d",
+                          opt->endpoints_count, CAIRN_ENDPOINTS_MAX);
+    }
+    if (opt->user != NULL && opt->password == NULL) {
+        return cairn__why(eb, ebn, CAIRN_E_INVALID,
+                          "options: a user without a password");
+    }
+    for (size_t i = 0; i < opt->endpoints_count; i++) {
+        if (opt->endpoints[i] == NULL) {
+            return cairn__why(eb, ebn, CAIRN_E_INVALID,
+                              "options: endpoint %zu is NULL", i);
+        }
+        if (endpoint_check(opt->endpoints[i]) != 0) {
+            return cairn__why(eb, ebn, CAIRN_E_INVALID,
+                              "options: endpoint \"%.255s\" is not "
+                              "[http[s]://]host:port",
+                              opt->endpoints[i]);
+        }
+    }
+    return 0;
+}
+
 CAIRN_EXPORT int cairn_client_new(const struct cairn_options *opt,
                                   struct cairn_client **out)
 {
-    if (opt == NULL || out == NULL || opt->endpoints == NULL ||
-        opt->endpoints_count == 0 ||
-        opt->endpoints_count > CAIRN_ENDPOINTS_MAX ||
-        (opt->user != NULL && opt->password == NULL)) {
-        return CAIRN_E_INVALID;
+    return cairn_client_new_ex(opt, out, NULL, 0);
+}
+
+CAIRN_EXPORT int cairn_client_new_ex(const struct cairn_options *in,
+                                     struct cairn_client **out, char *eb,
+                                     size_t ebn)
+{
+    if (out == NULL) {
+        return cairn__why(eb, ebn, CAIRN_E_INVALID, "no out pointer (NULL)");
     }
-    for (size_t i = 0; i < opt->endpoints_count; i++) {
-        if (opt->endpoints[i] == NULL ||
-            endpoint_check(opt->endpoints[i]) != 0) {
-            return CAIRN_E_INVALID;
-        }
+    struct cairn_options o;
+    int rc = cairn__options_read(in, &o, eb, ebn);
+    if (rc == 0) {
+        rc = options_check(&o, eb, ebn);
     }
+    if (rc != 0) {
+        return rc;
+    }
+    const struct cairn_options *opt = &o;
     struct cairn_client *c = mem_calloc(1, sizeof(*c));
     if (c == NULL) {
-        return CAIRN_E_NOMEM;
+        return cairn__why(eb, ebn, CAIRN_E_NOMEM, "out of memory");
     }
-    char why[256];
-    int trc = cairn__tls_init(&c->tls, opt, why, sizeof(why));
+    int trc = cairn__tls_init(&c->tls, opt, eb, ebn);
     if (trc != 0) {
         mem_free(c);
         return trc;
@@ -165,7 +305,7 @@ CAIRN_EXPORT int cairn_client_new(const struct cairn_options *opt,
         mem_free(c->password);
         cairn__tls_free(&c->tls);
         mem_free(c);
-        return CAIRN_E_NOMEM;
+        return cairn__why(eb, ebn, CAIRN_E_NOMEM, "out of memory");
     }
     uv_timer_init(&c->loop, &c->timer);
     pthread_mutex_init(&c->mu, NULL);
@@ -293,32 +433,42 @@ void cairn__backoff(struct cairn_client *c, unsigned round,
 
 /* --------------------------------------------------------- connecting */
 
+/* An endpoint's address: a literal IPv4 or bracketed IPv6 address as is;
+ * a name resolved, its IPv4 address first when it has one (as etcd's
+ * clients and cairnd's listeners pick for "localhost"). */
 static int resolve(struct cairn_client *c, const char *ep,
-                   struct sockaddr_in *out)
+                   struct sockaddr_storage *out)
 {
-    ep = cairn__ep_strip(ep);
-    char host[256];
-    const char *colon = strrchr(ep, ':');
-    size_t hlen = (size_t)(colon - ep);
-    if (hlen >= sizeof(host)) {
+    char host[256], port[16];
+    if (cairn__hostport(ep, host, sizeof(host), port, sizeof(port)) != 0) {
         return cairn__fail(c, CAIRN_E_INVALID, 0, "bad endpoint %s", ep);
     }
-    memcpy(host, ep, hlen);
-    host[hlen] = 0;
-    memset(out, 0, sizeof(*out));
-    out->sin_family = AF_INET;
-    out->sin_port = htons((uint16_t)strtol(colon + 1, NULL, 10));
-    if (inet_pton(AF_INET, host, &out->sin_addr) == 1) {
-        return 0;
-    }
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, NULL, &hints, &res);
+    int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0 || res == NULL) {
         return cairn__fail(c, CAIRN_E_UNAVAILABLE, 0, "dial tcp: lookup %s: %s",
                            host, gai_strerror(rc));
     }
-    out->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+    const struct addrinfo *pick = NULL;
+    for (const struct addrinfo *a = res; a != NULL && pick == NULL;
+         a = a->ai_next) {
+        pick = a->ai_family == AF_INET ? a : NULL;
+    }
+    for (const struct addrinfo *a = res; a != NULL && pick == NULL;
+         a = a->ai_next) {
+        pick = a->ai_family == AF_INET6 ? a : NULL;
+    }
+    if (pick == NULL || pick->ai_addrlen > sizeof(*out)) {
+        freeaddrinfo(res);
+        return cairn__fail(c, CAIRN_E_UNAVAILABLE, 0,
+                           "dial tcp: lookup %s: no IPv4 or IPv6 address",
+                           host);
+    }
+    memset(out, 0, sizeof(*out));
+    memcpy(out, pick->ai_addr, pick->ai_addrlen);
     freeaddrinfo(res);
     return 0;
 }
@@ -351,7 +501,7 @@ static void ep_host(const char *ep, char *out, size_t size)
 static int connect_one(struct cairn_client *c, size_t idx, uint64_t deadline_ns)
 {
     net_close(c);
-    struct sockaddr_in addr;
+    struct sockaddr_storage addr;
     int rc = resolve(c, c->endpoints[idx], &addr);
     if (rc != 0) {
         return rc;

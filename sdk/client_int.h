@@ -59,6 +59,16 @@ uint64_t cairn__now_ns(void);
 uint64_t cairn__deadline(struct cairn_client *c, int64_t deadline_ms);
 
 /* Records an error's details for cairn_client_errmsg; returns err. */
+/* Reads the caller's options *in (struct_size bytes of them) into *out, a
+ * full struct of this library's layout with defaults for the fields the
+ * caller's struct lacks. CAIRN_E_INVALID (with the reason in eb) for a
+ * NULL in or a struct_size that is none of cairn_options'. */
+int cairn__options_read(const struct cairn_options *in,
+                        struct cairn_options *out, char *eb, size_t ebn);
+/* Writes the printf-style reason into eb (when eb is not NULL and ebn > 0)
+ * and returns err. */
+int cairn__why(char *eb, size_t ebn, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 int cairn__fail(struct cairn_client *c, int err, int grpc_code, const char *fmt,
                 ...) __attribute__((format(printf, 4, 5)));
 

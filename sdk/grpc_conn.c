@@ -630,14 +630,40 @@ int cairn__net_open(struct cairn__net *net, uv_loop_t *loop,
                     const struct sockaddr_in *addrs, size_t addrs_count,
                     size_t conns_count)
 {
-    return cairn__net_open_tls(net, loop, addrs, addrs_count, conns_count, NULL,
-                               NULL);
+    ASSERT(addrs_count > 0);
+    struct sockaddr_storage *ss = mem_calloc(addrs_count, sizeof(*ss));
+    if (ss == NULL) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < addrs_count; i++) {
+        memcpy(&ss[i], &addrs[i], sizeof(addrs[i]));
+    }
+    int rc = cairn__net_open_tls(net, loop, ss, addrs_count, conns_count, NULL,
+                                 NULL);
+    mem_free(ss); /* uv_tcp_connect copied each address */
+    return rc;
+}
+
+/* "ip:port", "[ip6]:port" for an IPv6 address: the :authority. */
+static void authority_of(const struct sockaddr_storage *a, char *out, size_t n)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+        inet_ntop(AF_INET6, &a6->sin6_addr, ip, sizeof(ip));
+        snprintf(out, n, "[%s]:%u", ip, (unsigned)ntohs(a6->sin6_port));
+        return;
+    }
+    ASSERT(a->ss_family == AF_INET);
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
+    inet_ntop(AF_INET, &a4->sin_addr, ip, sizeof(ip));
+    snprintf(out, n, "%s:%u", ip, (unsigned)ntohs(a4->sin_port));
 }
 
 int cairn__net_open_tls(struct cairn__net *net, uv_loop_t *loop,
-                        const struct sockaddr_in *addrs, size_t addrs_count,
-                        size_t conns_count, const struct cairn__tls *tls,
-                        const char *host)
+                        const struct sockaddr_storage *addrs,
+                        size_t addrs_count, size_t conns_count,
+                        const struct cairn__tls *tls, const char *host)
 {
     ASSERT(addrs_count > 0 && conns_count > 0);
     ASSERT(tls == NULL || host != NULL);
@@ -660,13 +686,10 @@ int cairn__net_open_tls(struct cairn__net *net, uv_loop_t *loop,
     net->conns_count = conns_count;
     for (size_t i = 0; i < conns_count; i++) {
         struct cairn__conn *c = &net->conns[i];
-        const struct sockaddr_in *a = &addrs[i % addrs_count];
-        char ip[INET_ADDRSTRLEN];
+        const struct sockaddr_storage *a = &addrs[i % addrs_count];
         c->net = net;
         buf_init(&c->wbuf, CAIRN__OUT_MAX);
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-        snprintf(c->authority, sizeof(c->authority), "%s:%u", ip,
-                 (unsigned)ntohs(a->sin_port));
+        authority_of(a, c->authority, sizeof(c->authority));
         uv_tcp_init(loop, &c->tcp);
         c->tcp.data = c;
         c->connect_req.data = c;

@@ -113,11 +113,11 @@ struct cairn__conn {
     bool closing;
     bool writing;
     bool dirty;
-    int err; /* why it died */
-    char authority[32];
-    SSL *ssl;         /* with TLS: memory BIOs between it and the socket */
-    bool handshaking; /* TLS handshake not finished: no HTTP/2 yet */
-    char why[200];    /* a TLS failure's reason ("" otherwise) */
+    int err;            /* why it died */
+    char authority[64]; /* "[v6 address]:port" at most */
+    SSL *ssl;           /* with TLS: memory BIOs between it and the socket */
+    bool handshaking;   /* TLS handshake not finished: no HTTP/2 yet */
+    char why[200];      /* a TLS failure's reason ("" otherwise) */
     struct buf wbuf;
     struct cairn__call *calls; /* active calls, for failing them on death */
     size_t calls_count;
@@ -141,20 +141,21 @@ struct cairn__net {
 };
 
 /* Starts connecting conns_count connections, spread round-robin over the
- * addresses. Returns 0 with connections in progress; run the loop until
- * net->connected + net->dead == conns_count. */
+ * IPv4 addresses (cairn-bench's). Returns 0 with connections in progress;
+ * run the loop until net->connected + net->dead == conns_count. */
 int cairn__net_open(struct cairn__net *net, uv_loop_t *loop,
                     const struct sockaddr_in *addrs, size_t addrs_count,
                     size_t conns_count);
 /* The same over TLS (tls borrowed until cairn__net_close; host is the
  * name to verify, copied): a connection counts as connected once its
  * handshake is done and h2 is agreed; one whose handshake fails is dead
- * with err -EPROTO and its reason in why. tls NULL is cleartext.
+ * with err -EPROTO and its reason in why. tls NULL is cleartext. The
+ * addresses are IPv4 or IPv6 (sockaddr_in or sockaddr_in6 inside).
  * -EINVAL when host is longer than tls_host holds. */
 int cairn__net_open_tls(struct cairn__net *net, uv_loop_t *loop,
-                        const struct sockaddr_in *addrs, size_t addrs_count,
-                        size_t conns_count, const struct cairn__tls *tls,
-                        const char *host);
+                        const struct sockaddr_storage *addrs,
+                        size_t addrs_count, size_t conns_count,
+                        const struct cairn__tls *tls, const char *host);
 /* Hands pending HTTP/2 output of every connection that has some to the
  * socket. Call at the end of every loop callback that started or fed a
  * call outside a read callback (reads flush by themselves). */

@@ -86,6 +86,14 @@ int cairn__hostport(const char *ep, char *host, size_t host_size, char *port,
     return 0;
 }
 
+/* "host:port" for a Host header, an IPv6 address in brackets (RFC 7230
+ * section 5.4 with RFC 3986's IP-literal). */
+static void host_header(const char *host, const char *port, char *out, size_t n)
+{
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(out, n, "%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", port);
+}
+
 static int64_t ms_left(uint64_t deadline_ns)
 {
     uint64_t now = cairn__now_ns();
@@ -572,14 +580,15 @@ int cairn__http_call_auth(const char *ep, const struct cairn__tls *tls,
     if (rc != 0) {
         return rc;
     }
+    char hp[300];
+    host_header(host, port, hp, sizeof(hp));
     char head[1024 + sizeof(auth)];
-    int hn =
-        snprintf(head, sizeof(head),
-                 "%s %s HTTP/1.1\r\nHost: %s:%s\r\n%s"
-                 "Accept: application/json\r\n"
-                 "Content-Type: application/json\r\n"
-                 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                 method, path, host, port, auth, body != NULL ? body_len : 0);
+    int hn = snprintf(head, sizeof(head),
+                      "%s %s HTTP/1.1\r\nHost: %s\r\n%s"
+                      "Accept: application/json\r\n"
+                      "Content-Type: application/json\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                      method, path, hp, auth, body != NULL ? body_len : 0);
     if (hn < 0 || (size_t)hn >= sizeof(head)) {
         hio_close(&io);
         return CAIRN_E_INVALID;
@@ -788,11 +797,13 @@ int cairn__ws_open_auth(struct cairn__ws *ws, const char *ep,
         hio_close(&io);
         return CAIRN_E_NOMEM;
     }
+    char hp[300];
+    host_header(host, port, hp, sizeof(hp));
     int n = sprintf(req,
-                    "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\n"
+                    "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                     "%sSec-WebSocket-Version: 13\r\n\r\n",
-                    path, host, port, key64, auth);
+                    path, hp, key64, auth);
     rc = send_all(&io, req, (size_t)n, deadline);
     mem_free(req);
     struct bbuf b = {.max = CAIRN_HTTP_HEAD_MAX + msg_max + 16};

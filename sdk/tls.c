@@ -10,61 +10,131 @@
  * sends no SNI for an address), as a DNS name otherwise. TLS 1.2 is the
  * floor, as in Go's client. insecure_skip_verify turns every check off.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "base/alloc.h"
 #include "base/assert.h"
+#include "base/err.h"
+#include "sdk/client_int.h"
 #include "sdk/tls_int.h"
 
-static void set_why(char *eb, size_t n, const char *what, const char *file)
+/* OpenSSL's reasons in its error queue, oldest (the root cause, e.g. "no
+ * start line") first, joined by ": "; the queue is cleared. */
+static void ssl_reasons(char *out, size_t n)
 {
-    if (eb == NULL || n == 0) {
-        return;
+    size_t used = 0;
+    out[0] = 0;
+    unsigned long e;
+    /* Bounded by the queue's size (ERR_NUM_ERRORS, 16). */
+    while ((e = ERR_get_error()) != 0) {
+        const char *r = ERR_reason_error_string(e);
+        if (r == NULL || used >= n - 1 || strstr(out, r) != NULL) {
+            continue;
+        }
+        int w = snprintf(out + used, n - used, "%s%s", used ? ": " : "", r);
+        used = w < 0 ? n - 1 : used + (size_t)w;
     }
-    unsigned long e = ERR_peek_last_error();
-    const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
-    snprintf(eb, n, "%s %s: %s", what, file, r != NULL ? r : "unusable");
-    ERR_clear_error();
+    if (out[0] == 0) {
+        snprintf(out, n, "no reason given");
+    }
 }
 
-/* Loads the CA and the client pair into ctx; 0 or CAIRN_E_INVALID. */
+/* Whether path can be opened for reading; if not, why into eb. */
+static int file_readable(const char *what, const char *path, char *eb,
+                         size_t ebn)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        int e = errno;
+        return cairn__why(eb, ebn, CAIRN_E_INVALID, "%s %s: %s", what, path,
+                          err_str(-e));
+    }
+    struct stat st;
+    bool dir = fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
+    fclose(f);
+    if (dir) {
+        return cairn__why(eb, ebn, CAIRN_E_INVALID, "%s %s: is a directory",
+                          what, path);
+    }
+    return 0;
+}
+
+/* Why loading what from path failed: "<what> <path>: <how> (OpenSSL:
+ * <reasons>)". */
+static int load_failed(const char *what, const char *path, const char *how,
+                       char *eb, size_t ebn)
+{
+    char r[200];
+    ssl_reasons(r, sizeof(r));
+    return cairn__why(eb, ebn, CAIRN_E_INVALID, "%s %s: %s (OpenSSL: %s)", what,
+                      path, how, r);
+}
+
+static bool given(const char *s)
+{
+    return s != NULL && s[0] != 0;
+}
+
+/* Loads the CA and the client pair into ctx; 0 or CAIRN_E_INVALID, with
+ * the file at fault and the reason in eb. */
 static int ctx_load(SSL_CTX *ctx, const struct cairn_options *opt, char *eb,
                     size_t ebn)
 {
-    if (opt->ca_file != NULL && opt->ca_file[0] != 0) {
+    if (given(opt->ca_file)) {
+        int rc = file_readable("ca_file", opt->ca_file, eb, ebn);
+        if (rc != 0) {
+            return rc;
+        }
         if (SSL_CTX_load_verify_locations(ctx, opt->ca_file, NULL) != 1) {
-            set_why(eb, ebn, "ca_file", opt->ca_file);
-            return CAIRN_E_INVALID;
+            return load_failed("ca_file", opt->ca_file,
+                               "no PEM certificate in it", eb, ebn);
         }
     } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        set_why(eb, ebn, "the system's CA store", "");
-        return CAIRN_E_INVALID;
+        return load_failed("the system's CA store", "", "unusable", eb, ebn);
     }
-    bool has_cert = opt->cert_file != NULL && opt->cert_file[0] != 0;
-    bool has_key = opt->key_file != NULL && opt->key_file[0] != 0;
-    if (has_cert != has_key) {
-        if (eb != NULL && ebn > 0) {
-            snprintf(eb, ebn, "cert_file and key_file must both be given");
-        }
-        return CAIRN_E_INVALID;
+    bool has_cert = given(opt->cert_file);
+    if (has_cert != given(opt->key_file)) {
+        return cairn__why(eb, ebn, CAIRN_E_INVALID,
+                          "%s is given without %s: both or neither",
+                          has_cert ? "cert_file" : "key_file",
+                          has_cert ? "key_file" : "cert_file");
     }
     if (!has_cert) {
         return 0;
     }
+    char how[300];
+    int rc = file_readable("cert_file", opt->cert_file, eb, ebn);
+    if (rc == 0) {
+        rc = file_readable("key_file", opt->key_file, eb, ebn);
+    }
+    if (rc != 0) {
+        return rc;
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, opt->cert_file) != 1) {
-        set_why(eb, ebn, "cert_file", opt->cert_file);
-        return CAIRN_E_INVALID;
+        return load_failed("cert_file", opt->cert_file, "not a PEM certificate",
+                           eb, ebn);
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, opt->key_file, SSL_FILETYPE_PEM) !=
-            1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        set_why(eb, ebn, "key_file", opt->key_file);
-        return CAIRN_E_INVALID;
+        1) {
+        /* OpenSSL 3 checks the key against the certificate here too. */
+        unsigned long e = ERR_peek_last_error();
+        bool mismatch = ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
+        snprintf(how, sizeof(how), "does not match cert_file %s",
+                 opt->cert_file);
+        return load_failed("key_file", opt->key_file,
+                           mismatch ? how : "not a PEM private key", eb, ebn);
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(how, sizeof(how), "does not match cert_file %s",
+                 opt->cert_file);
+        return load_failed("key_file", opt->key_file, how, eb, ebn);
     }
     return 0;
 }
@@ -88,7 +158,7 @@ int cairn__tls_init(struct cairn__tls *t, const struct cairn_options *opt,
     ERR_clear_error();
     t->ctx = SSL_CTX_new(TLS_client_method());
     if (t->ctx == NULL) {
-        return CAIRN_E_NOMEM;
+        return cairn__why(eb, ebn, CAIRN_E_NOMEM, "tls: no memory");
     }
     SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(t->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);

@@ -960,9 +960,11 @@ static int setup_globals(struct ctl *x)
     const char *eps = ctl_flag(x, "endpoints");
     snprintf(eps_buf, sizeof(eps_buf), "%s", eps);
     char *s = eps_buf;
-    if (s[0] == '[') { /* the default's display form */
+    size_t sl = strlen(s);
+    if (s[0] == '[' && s[sl - 1] == ']') { /* the default's display form,
+                                            * not "[::1]:2379" */
+        s[sl - 1] = 0;
         s++;
-        s[strcspn(s, "]")] = 0;
     }
     for (char *tok = strtok(s, ","); tok != NULL; tok = strtok(NULL, ",")) {
         if (x->endpoints_count == CAIRN_ENDPOINTS_MAX) {
@@ -1066,16 +1068,10 @@ static struct cairn_client *client_new(struct ctl *x, const char *const *eps,
         opt.password = pw;
     }
     struct cairn_client *c = NULL;
-    int rc = cairn_client_new(&opt, &c);
-    if (rc == CAIRN_E_INVALID &&
-        (opt.ca_file != NULL || opt.cert_file != NULL)) {
-        ctl_fail(CTL_EXIT_BAD_ARGS,
-                 "tls: cannot use --cacert/--cert/--key: not PEM, or the "
-                 "key does not match the certificate");
-        return NULL;
-    }
-    if (rc != 0) {
-        ctl_fail(CTL_EXIT_BAD_ARGS, "%s", cairn_strerror(rc));
+    char why[512] = "";
+    int rc = cairn_client_new_ex(&opt, &c, why, sizeof(why));
+    if (rc != 0) { /* e.g. "ca_file x.pem: No such file or directory" */
+        ctl_fail(CTL_EXIT_BAD_ARGS, "%s", why[0] ? why : cairn_strerror(rc));
         return NULL;
     }
     return c;

@@ -54,6 +54,10 @@
  *           could be reached, with cairn_client_errmsg naming the reason
  *           ("x509: certificate verify failed: unable to get local issuer
  *           certificate", "tls: tlsv13 alert certificate required").
+ *           A TLS file that is missing, unreadable, not PEM, or a key that
+ *           does not match its certificate fails cairn_client_new; the
+ *           reason (file and OpenSSL's text) comes from
+ *           cairn_client_new_ex's buffer, as there is no client to ask.
  * Not here: the gRPC transport is private
  * (sdk/grpc_int.h), so is the HTTP/1.1 one (sdk/http_int.h).
  *
@@ -65,8 +69,21 @@
  * or the server answered Unavailable; a write is not, because it may have
  * been applied (CAIRN_E_UNAVAILABLE; the caller decides).
  *
- * ABI: structs passed in are versioned by being appended to only; the
- * client is opaque. The soname is libcairn.so.0.
+ * ABI: the client and every other object are opaque. struct
+ * cairn_options is versioned by its first field, struct_size, which
+ * cairn_options_init sets to the sizeof the caller was compiled with:
+ * the library reads only the fields inside struct_size and takes the
+ * default for the others, so a program built against an older cairn.h
+ * keeps working with a newer libcairn.so.1 (and one built against a newer
+ * header works with an older library as long as it leaves the fields
+ * that library does not know at zero). New fields are only appended,
+ * each starting past the previous sizeof (never in its tail padding),
+ * and zero is always a new field's default. A struct_size of 0 (options
+ * not set up with cairn_options_init), one below CAIRN_OPTIONS_SIZE_MIN or
+ * above CAIRN_OPTIONS_SIZE_MAX, or one that is not a multiple of 8 is
+ * refused with CAIRN_E_INVALID, and cairn_client_new_ex says why. Result
+ * structs are written by the library: their layout changes only with the
+ * soname. The soname is libcairn.so.1 (.so.0 had no struct_size).
  */
 #ifndef CAIRN_H
 #define CAIRN_H
@@ -131,7 +148,12 @@ CAIRN_EXPORT const char *cairn_strerror(int err);
 struct cairn_client;
 
 struct cairn_options {
-    /* "host:port", "http://host:port" or "https://host:port". https://
+    /* sizeof(struct cairn_options) as the caller's cairn.h has it: set by
+     * cairn_options_init, never by hand (see "ABI" at the top). */
+    size_t struct_size;
+    /* "host:port", "http://host:port" or "https://host:port"; an IPv6
+     * address in brackets ("[::1]:2379"), a name dialed on its IPv4
+     * address when it has one. https://
      * is always TLS, http:// never; a bare host:port is TLS when any TLS
      * field below is set (as etcd's Go client with a TLS config). Copied
      * by cairn_client_new. */
@@ -157,18 +179,46 @@ struct cairn_options {
                                 * --insecure-transport=false) */
 };
 
-/* Fills opt with the defaults (no endpoints; no TLS files, verification
- * on, bare endpoints in cleartext). */
-CAIRN_EXPORT void cairn_options_init(struct cairn_options *opt);
+/* The smallest struct_size accepted: the layout before the TLS fields
+ * (through seed), the oldest one a caller may have been built with. */
+#define CAIRN_OPTIONS_SIZE_MIN (offsetof(struct cairn_options, ca_file))
+/* The largest struct_size accepted: anything above is garbage, not a
+ * newer header. */
+#define CAIRN_OPTIONS_SIZE_MAX 4096
+
+/* Fills the first struct_size bytes of opt with the defaults (no
+ * endpoints; no TLS files, verification on, bare endpoints in cleartext)
+ * and records struct_size. Call it through cairn_options_init, which
+ * passes the sizeof of the caller's header. A struct_size outside
+ * [CAIRN_OPTIONS_SIZE_MIN, CAIRN_OPTIONS_SIZE_MAX] writes only the
+ * struct_size field (when it fits), and cairn_client_new refuses it. */
+CAIRN_EXPORT void cairn_options_init_size(struct cairn_options *opt,
+                                          size_t struct_size);
+/* Fills opt with the defaults and its struct_size with this header's
+ * sizeof (inline, so the size is the caller's, not the library's). */
+static inline void cairn_options_init(struct cairn_options *opt)
+{
+    cairn_options_init_size(opt, sizeof(*opt));
+}
 
 /* Creates a client; connects lazily, at the first call. Copies opt and its
  * strings. On success *out is the client (free it with cairn_client_free).
- * Errors: CAIRN_E_INVALID (no endpoints, more than CAIRN_ENDPOINTS_MAX, an
- * endpoint that does not parse; a TLS file that cannot be read or is not
- * PEM, a key that does not match cert_file, only one of cert_file and
- * key_file), CAIRN_E_NOMEM. */
+ * Errors: CAIRN_E_INVALID (opt not set up by cairn_options_init or with a
+ * struct_size that is no cairn_options' (see "ABI" at the top), no
+ * endpoints, more than CAIRN_ENDPOINTS_MAX, an endpoint that does not
+ * parse, a user without a password; a TLS file that is missing, cannot
+ * be read or is not PEM, a key that does not match cert_file, only one of
+ * cert_file and key_file), CAIRN_E_NOMEM. */
 CAIRN_EXPORT int cairn_client_new(const struct cairn_options *opt,
                                   struct cairn_client **out);
+/* cairn_client_new, and on failure a NUL-terminated reason in errbuf (up
+ * to errbuf_size bytes; errbuf may be NULL): the option at fault and, for
+ * a TLS file, its path and OpenSSL's or the system's reason, e.g.
+ * "key_file /etc/k.pem: does not match cert_file /etc/c.pem (OpenSSL: key
+ * values mismatch)". errbuf is left untouched on success. */
+CAIRN_EXPORT int cairn_client_new_ex(const struct cairn_options *opt,
+                                     struct cairn_client **out, char *errbuf,
+                                     size_t errbuf_size);
 /* Closes the connection and frees the client. Open watches must have been
  * closed first (else they are closed here and their handles become
  * invalid). NULL is a no-op. */
@@ -1120,6 +1170,12 @@ typedef void (*cairn_async_watch_cb)(void *arg, int rc,
 CAIRN_EXPORT int cairn_async_new(struct uv_loop_s *loop,
                                  const struct cairn_options *opt,
                                  struct cairn_async **out);
+/* cairn_async_new with the reason of a failure in errbuf, as
+ * cairn_client_new_ex's. */
+CAIRN_EXPORT int cairn_async_new_ex(struct uv_loop_s *loop,
+                                    const struct cairn_options *opt,
+                                    struct cairn_async **out, char *errbuf,
+                                    size_t errbuf_size);
 /* Queues fn; done (may be NULL) runs later on the loop. Errors (nothing
  * runs): CAIRN_E_INVALID, CAIRN_E_NOMEM, CAIRN_E_TOO_BIG (the queue is
  * full), CAIRN_E_CLOSED. */

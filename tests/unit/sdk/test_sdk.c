@@ -12,6 +12,7 @@
  * refused with CAIRN_E_INVALID before any I/O.
  */
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,11 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <unistd.h>
+#include <uv.h>
 
 #include "proto/kv.pb-c.h"
 #include "proto/rpc.pb-c.h"
@@ -360,6 +366,269 @@ static void admin_calls_refuse_bad_arguments(void **state)
     cairn_client_free(c);
 }
 
+/* ----------------------------------------------- versioned options */
+
+/* A caller built against an older cairn.h passes a struct that ends
+ * before the TLS fields (struct_size CAIRN_OPTIONS_SIZE_MIN). It is
+ * allocated at exactly that size, so a read past it is a heap overflow
+ * under ASan; without ASan the same layout followed by 0xff bytes (a
+ * garbage ca_file pointer, tls = true) shows whether the tail was read:
+ * the client must come out with the defaults (no TLS at all). */
+static void older_shorter_options_take_defaults(void **state)
+{
+    (void)state;
+    const char *ep[] = {"127.0.0.1:1"};
+    size_t n = CAIRN_OPTIONS_SIZE_MIN;
+    assert_true(n < sizeof(struct cairn_options));
+    /* f: the caller's fields, then 0xff where an older caller's struct
+     * has ended (init_size must not write there) */
+    struct cairn_options f;
+    memset(&f, 0xff, sizeof(f));
+    cairn_options_init_size(&f, n);
+    assert_int_equal(f.struct_size, n);
+    assert_int_equal(f.timeout_ms, 5000);
+    assert_int_equal(((unsigned char *)&f)[n], 0xff);
+    f.endpoints = ep;
+    f.endpoints_count = 1;
+    f.timeout_ms = 1234;
+    void *o = malloc(n); /* exactly n bytes: ASan sees any read past */
+    assert_non_null(o);
+    memcpy(o, &f, n);
+    struct cairn_client *c = NULL;
+    char why[256] = "";
+    assert_int_equal(cairn_client_new_ex(o, &c, why, sizeof(why)), 0);
+    assert_string_equal(why, "");          /* untouched on success */
+    assert_int_equal(c->timeout_ms, 1234); /* a field it has: read */
+    assert_null(c->tls.ctx);               /* the ones it lacks: defaults */
+    assert_false(c->tls.bare);
+    cairn_client_free(c);
+
+    c = NULL; /* the garbage tail (ca_file 0xff..., tls true) is not read */
+    assert_int_equal(cairn_client_new(&f, &c), 0);
+    assert_null(c->tls.ctx);
+    assert_false(c->tls.bare);
+    assert_int_equal(c->timeout_ms, 1234);
+    cairn_client_free(c);
+
+    uv_loop_t loop; /* the async face reads it the same way */
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct cairn_async *a = NULL;
+    assert_int_equal(cairn_async_new(&loop, o, &a), 0);
+    cairn_async_free(a);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    free(o);
+}
+
+static void expect_refused(const struct cairn_options *o, const char *needle)
+{
+    struct cairn_client *c = NULL;
+    char why[512] = "";
+    assert_int_equal(cairn_client_new_ex(o, &c, why, sizeof(why)),
+                     CAIRN_E_INVALID);
+    assert_null(c);
+    if (strstr(why, needle) == NULL) {
+        fail_msg("\"%s\" does not say \"%s\"", why, needle);
+    }
+}
+
+/* Zero, too small, huge and misaligned sizes are garbage, not versions;
+ * a newer caller's longer struct is fine while its unknown tail is zero. */
+static void garbage_struct_sizes_are_refused(void **state)
+{
+    (void)state;
+    const char *ep[] = {"127.0.0.1:1"};
+    struct cairn_options o;
+    cairn_options_init(&o);
+    assert_int_equal(o.struct_size, sizeof(o));
+    o.endpoints = ep;
+    o.endpoints_count = 1;
+    struct cairn_options z = o;
+    z.struct_size = 0;
+    expect_refused(&z, "struct_size is 0: set them up with cairn_options_init");
+    size_t bad[] = {8,
+                    CAIRN_OPTIONS_SIZE_MIN - 8,
+                    sizeof(o) + 1,
+                    CAIRN_OPTIONS_SIZE_MAX + 8,
+                    (size_t)1 << 40,
+                    SIZE_MAX};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        z.struct_size = bad[i];
+        expect_refused(&z, "is not the size of any struct cairn_options");
+    }
+    /* init with a garbage size writes struct_size only (no overflow of
+     * the caller's struct under ASan), and the client refuses it */
+    cairn_options_init_size(&z, (size_t)1 << 20);
+    assert_int_equal(z.struct_size, (size_t)1 << 20);
+    expect_refused(&z, "is not the size of any");
+    cairn_options_init_size(NULL, sizeof(o)); /* no-op */
+    struct cairn_client *c = NULL;
+    assert_int_equal(cairn_client_new_ex(NULL, &c, NULL, 0), CAIRN_E_INVALID);
+
+    /* a newer header: 16 more bytes, zero, then one set */
+    unsigned char buf[sizeof(o) + 16];
+    cairn_options_init_size((struct cairn_options *)buf, sizeof(buf));
+    struct cairn_options *n = (struct cairn_options *)buf;
+    assert_int_equal(n->struct_size, sizeof(buf));
+    assert_int_equal(n->dial_timeout_ms, 2000);
+    n->endpoints = ep;
+    n->endpoints_count = 1;
+    assert_int_equal(cairn_client_new(n, &c), 0);
+    cairn_client_free(c);
+    buf[sizeof(o) + 3] = 1;
+    expect_refused(n, "does not know");
+    o.endpoints_count = 0;
+    expect_refused(&o, "no endpoints");
+    const char *junk[] = {"no-port"};
+    o.endpoints = junk;
+    o.endpoints_count = 1;
+    expect_refused(&o, "endpoint \"no-port\" is not");
+}
+
+/* ------------------------------------------------- TLS file errors */
+
+struct pki {
+    char dir[64];
+    char ca[96], key[96], other_key[96], junk[96], missing[96];
+};
+
+static void write_pem_key(const char *path, EVP_PKEY *k)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+}
+
+/* A self-signed P-256 certificate and its key, another key, and a file
+ * that is not PEM, in a fresh temporary directory. */
+static void pki_make(struct pki *p)
+{
+    snprintf(p->dir, sizeof(p->dir), "/tmp/unit-sdk-tls.XXXXXX");
+    assert_non_null(mkdtemp(p->dir));
+    snprintf(p->ca, sizeof(p->ca), "%s/ca.pem", p->dir);
+    snprintf(p->key, sizeof(p->key), "%s/ca.key", p->dir);
+    snprintf(p->other_key, sizeof(p->other_key), "%s/other.key", p->dir);
+    snprintf(p->junk, sizeof(p->junk), "%s/junk.pem", p->dir);
+    snprintf(p->missing, sizeof(p->missing), "%s/missing.pem", p->dir);
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    EVP_PKEY *k2 = EVP_EC_gen("P-256");
+    assert_non_null(k);
+    assert_non_null(k2);
+    X509 *x = X509_new();
+    assert_non_null(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, k);
+    X509_NAME *nm = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
+                               (const unsigned char *)"unit-sdk", -1, -1, 0);
+    X509_set_issuer_name(x, nm);
+    assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+    FILE *f = fopen(p->ca, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_X509(f, x), 1);
+    fclose(f);
+    write_pem_key(p->key, k);
+    write_pem_key(p->other_key, k2);
+    f = fopen(p->junk, "w");
+    assert_non_null(f);
+    fputs("this is not PEM\n", f);
+    fclose(f);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(k2);
+}
+
+static void pki_remove(struct pki *p)
+{
+    unlink(p->ca);
+    unlink(p->key);
+    unlink(p->other_key);
+    unlink(p->junk);
+    rmdir(p->dir);
+}
+
+/* The reason of cairn_client_new_ex (and the async face's) for bad TLS
+ * files names the option, the file and the system's or OpenSSL's reason. */
+static void tls_file_errors_name_file_and_reason(void **state)
+{
+    (void)state;
+    struct pki p;
+    pki_make(&p);
+    const char *ep[] = {"https://127.0.0.1:1"};
+    struct cairn_options o;
+    cairn_options_init(&o);
+    o.endpoints = ep;
+    o.endpoints_count = 1;
+    char want[512];
+
+    o.ca_file = p.missing;
+    snprintf(want, sizeof(want), "ca_file %s: No such file or directory",
+             p.missing);
+    expect_refused(&o, want);
+    o.ca_file = p.junk;
+    snprintf(want, sizeof(want),
+             "ca_file %s: no PEM certificate in it "
+             "(OpenSSL: ",
+             p.junk);
+    expect_refused(&o, want);
+    o.ca_file = p.dir; /* a directory: opens, does not read */
+    snprintf(want, sizeof(want), "ca_file %s: is a directory", p.dir);
+    expect_refused(&o, want);
+    o.ca_file = p.ca;
+
+    o.cert_file = p.ca; /* no key */
+    expect_refused(&o, "cert_file is given without key_file: both or neither");
+    o.cert_file = NULL;
+    o.key_file = p.key;
+    expect_refused(&o, "key_file is given without cert_file");
+    o.cert_file = p.missing;
+    snprintf(want, sizeof(want), "cert_file %s: No such file", p.missing);
+    expect_refused(&o, want);
+    o.cert_file = p.junk;
+    snprintf(want, sizeof(want),
+             "cert_file %s: not a PEM certificate "
+             "(OpenSSL: ",
+             p.junk);
+    expect_refused(&o, want);
+    o.cert_file = p.ca;
+    o.key_file = p.junk;
+    snprintf(want, sizeof(want),
+             "key_file %s: not a PEM private key "
+             "(OpenSSL: ",
+             p.junk);
+    expect_refused(&o, want);
+    o.key_file = p.other_key;
+    snprintf(want, sizeof(want),
+             "key_file %s: does not match cert_file %s "
+             "(OpenSSL: key values mismatch)",
+             p.other_key, p.ca);
+    expect_refused(&o, want);
+
+    uv_loop_t loop; /* the async face gives the same reason */
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct cairn_async *a = NULL;
+    char why[512] = "";
+    assert_int_equal(cairn_async_new_ex(&loop, &o, &a, why, sizeof(why)),
+                     CAIRN_E_INVALID);
+    assert_null(a);
+    if (strstr(why, want) == NULL) {
+        fail_msg("async: \"%s\" does not say \"%s\"", why, want);
+    }
+    assert_int_equal(uv_loop_close(&loop), 0);
+
+    o.key_file = p.key; /* the good pair */
+    struct cairn_client *c = NULL;
+    why[0] = 0;
+    assert_int_equal(cairn_client_new_ex(&o, &c, why, sizeof(why)), 0);
+    assert_non_null(c->tls.ctx);
+    cairn_client_free(c);
+    pki_remove(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +640,9 @@ int main(void)
         cmocka_unit_test(prefix_end_cases),
         cmocka_unit_test(bad_options_and_requests_are_refused),
         cmocka_unit_test(admin_calls_refuse_bad_arguments),
+        cmocka_unit_test(older_shorter_options_take_defaults),
+        cmocka_unit_test(garbage_struct_sizes_are_refused),
+        cmocka_unit_test(tls_file_errors_name_file_and_reason),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
