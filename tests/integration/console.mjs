@@ -724,6 +724,30 @@ async function auth(page) {
             (await page.isDisabled('#edit-key')) && (await page.isDisabled('#delete-key'));
     });
     await shot(page, 'keys-readonly.png');
+    await check('read-only user: services stream live with the token, Drain disabled with the reason', async () => {
+        await page.goto(`${base}/ui/#/services/shop/cart`);
+        await page.waitForSelector('#svc-stream[data-state=live]');
+        await page.waitForSelector('#write-reason:not([hidden])');
+        const reason = await page.textContent('#write-reason');
+        const btn = page.locator('#instance-rows tr[data-instance="i1"] button[data-action]');
+        if (!/permission denied/.test(reason) || !/user ro/.test(reason)) {
+            throw new Error('reason: ' + reason);
+        }
+        return (await btn.isDisabled()) && /permission denied/.test(await btn.getAttribute('title'));
+    });
+    await shot(page, 'services-readonly.png');
+    await check('read-only user: the config reads, Publish, Roll back and Start gray release are disabled with the reason', async () => {
+        await page.goto(`${base}/ui/#/config/prod/shop/app.yaml`);
+        await page.waitForSelector('#write-reason:not([hidden])');
+        const reason = await page.textContent('#write-reason');
+        if (!/permission denied/.test(reason)) {
+            throw new Error('reason: ' + reason);
+        }
+        await page.waitForSelector('#audit-rows tr[data-action="config.publish"]');
+        return (await page.inputValue('#cfg-editor')) === 'db:\n  pool: 50\n' &&
+            (await page.isDisabled('#publish')) && (await page.isDisabled('#gray-start')) &&
+            (await page.isDisabled('#versions button[data-rollback="1"]'));
+    });
     await check('a user who may use only /app/ browses from that prefix and may write there', async () => {
         await page.click('#who button');
         await login(page, 'app', 'apppw');
@@ -742,6 +766,13 @@ async function auth(page) {
         await tree(page, 'key', '/app/name').click();
         await page.waitForSelector('#edit-key:not([disabled])');
         return (await page.textContent('#who-user')) === 'root' && !(await page.isVisible('#write-reason'));
+    });
+    await check('root may drain and publish (the buttons are enabled)', async () => {
+        await page.goto(`${base}/ui/#/services/shop/cart`);
+        await page.waitForSelector('#instance-rows tr[data-instance="i1"] button[data-action]:not([disabled])');
+        await page.goto(`${base}/ui/#/config/prod/shop/app.yaml`);
+        await page.waitForSelector('#publish:not([disabled])');
+        return !(await page.isVisible('#write-reason'));
     });
 }
 
