@@ -614,6 +614,9 @@ async function config(page, errors, ctx) {
         await waitAcked(page, 'pod-1', '3');
         return (await sub.evaluate(() => window.got)).includes(3);
     });
+    await page.locator('#history-title').scrollIntoViewIfNeeded();
+    await page.evaluate(() => document.getElementById('history-title').scrollIntoView());
+    await shot(page, 'config-history.png');
     await check('a gray release for zone=z1 started from the UI reaches that subscriber only', async () => {
         await page.selectOption('#gray-kind', 'labels');
         await page.fill('#gray-labels', 'zone=z1');

@@ -27,6 +27,8 @@ const AUDIT_SHOWN = 50;
 const FORMATS = ['yaml', 'json', 'properties', 'text'];
 
 const authOn = () => !!api.session().token;
+// RFC 3339 without the milliseconds, for tables
+const when = (t) => (t ? t.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-');
 const P = (...parts) => parts.map(api.seg).join('/');
 
 export function mount(main) {
@@ -289,9 +291,9 @@ class ConfigView {
                 meta, this.reasonEl,
                 c.gray ? h('p', { class: 'notice' }, `A gray release (v${c.gray.version}) is open: publish and rollback wait until it is promoted or abandoned.`) : null),
             this.editorCard(),
-            this.grayCard(),
             this.historyCard(),
             this.subsCard(),
+            this.grayCard(),
             this.auditCard());
         document.getElementById('cfg-title').focus();
     }
@@ -492,11 +494,11 @@ class ConfigView {
             h('td', {}, v.source + (v.from_version ? ` of v${v.from_version}` : '')),
             h('td', {}, v.author || '-'),
             h('td', {}, v.message || ''),
-            h('td', { class: 'nowrap' }, v.created_at || ''),
+            h('td', { class: 'nowrap' }, when(v.created_at)),
             h('td', {}, c.head && v.version !== c.head.version ? h('button', {
-                type: 'button', class: 'small', dataset: { rollback: v.version, write: '1' }, disabled: !!c.gray,
+                type: 'button', class: 'small nowrap', dataset: { rollback: v.version, write: '1' }, disabled: !!c.gray,
                 'aria-label': `Roll back to v${v.version}`, onclick: () => this.rollback(v.version),
-            }, 'Roll back to this') : null)));
+            }, 'Roll back') : null)));
         const show = async () => {
             const from = this.detail.querySelector('input[name=diff-from]:checked')?.value;
             const to = this.detail.querySelector('input[name=diff-to]:checked')?.value;
@@ -578,10 +580,10 @@ class ConfigView {
                 h('th', { scope: 'row' }, s.client_id || h('span', { class: 'muted' }, '(no id)')),
                 h('td', {}, labels || h('span', { class: 'muted' }, '-')),
                 h('td', {}, h('code', {}, s.address || '')),
-                h('td', { class: 'nowrap' }, s.connected_since || ''),
+                h('td', { class: 'nowrap' }, when(s.connected_since)),
                 h('td', { class: 'num' }, s.delivered_version ? `v${s.delivered_version}` : '-'),
                 h('td', { class: 'num' + (behind ? ' low' : '') }, s.acked_version ? `v${s.acked_version}` : 'not yet'),
-                h('td', { class: 'nowrap' }, s.acked_at || '-')));
+                h('td', { class: 'nowrap' }, when(s.acked_at))));
         }
     }
 
@@ -618,7 +620,7 @@ class ConfigView {
         for (const x of recs.slice(0, AUDIT_SHOWN)) {
             tb.append(h('tr', { dataset: { seq: x.seq, action: x.action } },
                 h('th', { scope: 'row', class: 'num' }, String(x.seq)),
-                h('td', { class: 'nowrap' }, x.time),
+                h('td', { class: 'nowrap' }, when(x.time)),
                 h('td', {}, x.principal),
                 h('td', {}, h('code', {}, x.source)),
                 h('td', {}, x.action),
