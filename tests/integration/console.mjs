@@ -351,10 +351,13 @@ async function single(page, errors) {
 
 // The registry and config API of the member under test, as a script
 // would call it (Node's fetch).
-async function api(method, p, body) {
+async function api(method, p, body, token) {
+    const headers = body === undefined ? {} : { 'Content-Type': 'application/json' };
+    if (token) {
+        headers.Authorization = token;
+    }
     const r = await fetch(`${base}/api/v1${p}`, {
-        method, body: body === undefined ? undefined : JSON.stringify(body),
-        headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+        method, body: body === undefined ? undefined : JSON.stringify(body), headers,
         signal: AbortSignal.timeout(10000 * SCALE),
     });
     const t = await r.text();
@@ -776,6 +779,16 @@ async function auth(page) {
         await page.goto(`${base}/ui/#/config/prod/shop/app.yaml`);
         await page.waitForSelector('#publish:not([disabled])');
         return !(await page.isVisible('#write-reason'));
+    });
+    await check('root, with a gray release open: Promote enabled, Publish and Roll back still disabled', async () => {
+        const t = await fetch(`${base}/v3/auth/authenticate`, { method: 'POST', body: JSON.stringify({ name: 'root', password: 'rootpw' }) });
+        const token = (await t.json()).token;
+        await api('PUT', '/config/prod/shop/app.yaml/gray', { content: 'db:\n  pool: 60\n', format: 'yaml', rule: { percentage: 5 } }, token);
+        await page.reload();
+        await page.waitForSelector('#gray-promote:not([disabled])');
+        const blocked = (await page.isDisabled('#publish')) && (await page.isDisabled('#versions button[data-rollback="1"]'));
+        await api('DELETE', '/config/prod/shop/app.yaml/gray', undefined, token);
+        return blocked;
     });
 }
 

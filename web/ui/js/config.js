@@ -261,7 +261,8 @@ class ConfigView {
             return;
         }
         if (r.ok) {
-            btns.forEach((b) => { b.disabled = false; });
+            // allowed: still disabled where a gray release blocks them
+            btns.forEach((b) => { b.disabled = !!b.dataset.blocked; });
             return;
         }
         const why = `Read-only: user ${api.session().user} may not write configs of ${c.ns}/${c.app} (${r.why}).`;
@@ -365,7 +366,7 @@ class ConfigView {
         const fmt = this.formatSelect('cfg-format', hd ? hd.format : (/\.ya?ml$/.test(c.name) ? 'yaml' : /\.json$/.test(c.name) ? 'json' : /\.properties$/.test(c.name) ? 'properties' : 'text'));
         const msgIn = h('input', { id: 'cfg-message', maxlength: '1024', autocomplete: 'off' });
         const out = h('p', { id: 'publish-msg', role: 'status' });
-        const pub = h('button', { type: 'submit', class: 'primary', id: 'publish', dataset: { write: '1' }, disabled: !!c.gray }, 'Publish');
+        const pub = h('button', { type: 'submit', class: 'primary', id: 'publish', dataset: { write: '1', ...(c.gray ? { blocked: '1' } : {}) }, disabled: !!c.gray }, 'Publish');
         const form = h('form', { 'aria-labelledby': 'editor-title' },
             h('h2', { id: 'editor-title' }, hd ? `Edit and publish (now v${hd.version})` : 'New config'),
             field('Format', fmt, 'The server checks the document in this format before it writes anything.'),
@@ -496,7 +497,7 @@ class ConfigView {
             h('td', {}, v.message || ''),
             h('td', { class: 'nowrap' }, when(v.created_at)),
             h('td', {}, c.head && v.version !== c.head.version ? h('button', {
-                type: 'button', class: 'small nowrap', dataset: { rollback: v.version, write: '1' }, disabled: !!c.gray,
+                type: 'button', class: 'small nowrap', dataset: { rollback: v.version, write: '1', ...(c.gray ? { blocked: '1' } : {}) }, disabled: !!c.gray,
                 'aria-label': `Roll back to v${v.version}`, onclick: () => this.rollback(v.version),
             }, 'Roll back') : null)));
         const show = async () => {
