@@ -373,15 +373,22 @@ async function api(method, p, body, token) {
     return j;
 }
 
-// A port nobody listens on (for a health check that fails).
-async function deadPort() {
-    const net = await import('node:net');
-    return new Promise((res) => {
-        const srv = net.createServer().listen(0, '127.0.0.1', () => {
-            const p = srv.address().port;
-            srv.close(() => res(p));
-        });
+// An HTTP health endpoint on a loopback port: 200 on /health until
+// close() (after which the port refuses connections).
+async function healthServer() {
+    const http = await import('node:http');
+    const srv = http.createServer((req, res) => {
+        res.writeHead(req.url === '/health' ? 200 : 404);
+        res.end('ok');
     });
+    await new Promise((res) => srv.listen(0, '127.0.0.1', res));
+    return {
+        port: srv.address().port,
+        close: () => new Promise((res) => {
+            srv.close(res);
+            srv.closeAllConnections();
+        }),
+    };
 }
 
 // The page's width, and the first elements that stick out past w.
@@ -424,18 +431,21 @@ async function services(page, errors) {
         }
         return (await svcCount(page, 'cart')) === '1 of 1 healthy';
     });
-    const dead = await deadPort();
-    await check('an instance registered through the API appears live', async () => {
+    const hs = await healthServer();
+    await check('an instance registered through the API appears live, and passes its HTTP check', async () => {
         await api('PUT', '/registry/shop/cart/i2', {
-            addr: `127.0.0.1:${dead}`, ttl: 300, zone: 'z2',
-            checks: [{ type: 'tcp', addr: `127.0.0.1:${dead}`, interval: 1, timeout: 1, fail_after: 1 }],
+            addr: `127.0.0.1:${hs.port}`, ttl: 300, zone: 'z2',
+            checks: [{ type: 'http', url: `http://127.0.0.1:${hs.port}/health`, interval: 1, timeout: 1, fail_after: 1 }],
         });
         await row(page, 'i2').waitFor({ timeout: 5000 * SCALE });
+        await page.waitForSelector('#instance-rows tr[data-instance="i2"][data-health="passing"]', { timeout: 10000 * SCALE });
+        return (await svcCount(page, 'cart')) === '2 of 2 healthy';
     });
-    await check('it turns critical with the last check result, counts 1/2, protection active', async () => {
+    await check('its health endpoint stops: it turns critical with the check\'s output, 1/2, protection active', async () => {
+        await hs.close();
         await page.waitForSelector('#instance-rows tr[data-instance="i2"][data-health="critical"]', { timeout: 10000 * SCALE });
         const t = await row(page, 'i2').locator('td.check').textContent();
-        if (!/critical.*tcp: connect/.test(t)) {
+        if (!/critical.*http/.test(t)) {
             throw new Error('check cell: ' + t);
         }
         await page.waitForSelector('#svc-protection[data-active=true]');

@@ -89,7 +89,7 @@ class ConfigView {
             h('h1', { class: 'pane-title' }, 'Config'), nsForm,
             h('h2', { class: 'sub' }, 'Apps'), this.appList,
             h('h2', { class: 'sub' }, 'Configs'), this.cfgList, newForm);
-        main.append(h('div', { class: 'keys-layout' }, left, this.detail));
+        main.append(h('div', { class: 'keys-layout side' }, left, this.detail));
     }
 
     async start(ns, app, name) {

@@ -56,7 +56,7 @@ class ServicesView {
             h('h1', { class: 'pane-title' }, 'Services'),
             h('h2', { class: 'sub' }, 'Namespaces'), this.nsList,
             h('h2', { class: 'sub' }, 'Services ', this.streamState), this.svcList);
-        main.append(h('div', { class: 'keys-layout' }, left, h('div', { class: 'right' }, this.detail)));
+        main.append(h('div', { class: 'keys-layout side' }, left, h('div', { class: 'right' }, this.detail)));
     }
 
     async loadNamespaces(wantNs, wantSvc) {
@@ -270,7 +270,8 @@ class ServicesView {
                 h('td', {}, h('span', { class: 'badge ' + ({ passing: 'ok', critical: 'bad' }[d.health] || '') }, d.health)),
                 h('td', { class: 'check' }, ck ? [h('span', {}, ck.status), ck.output ? h('span', { class: 'muted' }, ': ' + ck.output) : null,
                     ck.since ? h('div', { class: 'muted small' }, 'since ' + ck.since) : null]
-                    : h('span', { class: 'muted' }, d.checks ? 'no result yet' : 'no checks (the heartbeat is the check)')),
+                    : d.checks ? h('span', { class: 'muted' }, 'no result yet')
+                        : h('span', { class: 'muted', title: 'No active checks: the session heartbeat is the check' }, 'none (heartbeat)')),
                 h('td', {}, btn)));
         }
     }
