@@ -474,9 +474,14 @@ async function services(page, errors) {
         return r.instance.status === 'draining' && (await svcCount(page, 'cart')) === '0 of 1 healthy';
     });
     await shot(page, 'services-draining.png');
-    await check('restore from the UI: the API reads status up', async () => {
-        await row(page, 'i1').locator('button[data-action=restore]').click();
+    await check('restore from the keyboard (Enter): the API reads status up, the focus stays on the row', async () => {
+        await row(page, 'i1').locator('button[data-action=restore]').focus();
+        await page.keyboard.press('Enter');
         await page.waitForSelector('#instance-rows tr[data-instance="i1"][data-status=up]');
+        const focused = await page.evaluate(() => document.activeElement?.closest('tr')?.dataset.instance);
+        if (focused !== 'i1') {
+            throw new Error(`focus on ${focused}`);
+        }
         return (await api('GET', '/registry/shop/cart/i1')).instance.status === 'up';
     });
     await check('a drain made by a script shows live', async () => {

@@ -129,8 +129,15 @@ class ServicesView {
             return; // compacted: a snapshot follows
         }
         this.revision = m.revision;
+        // a change redraws the lists: keep the keyboard focus where it was
+        const f = document.activeElement;
+        const sel = f && f.closest && (f.closest('#svc-list') ? `#svc-list button[data-svc="${CSS.escape(f.dataset.svc || '')}"]`
+            : f.closest('#instance-rows tr') ? `#instance-rows tr[data-instance="${CSS.escape(f.closest('tr').dataset.instance)}"] button` : null);
         this.renderServices();
         this.renderInstances();
+        if (sel && !document.activeElement?.closest?.('main')) {
+            document.querySelector(sel)?.focus();
+        }
     }
 
     services() {
