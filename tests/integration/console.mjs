@@ -408,6 +408,12 @@ const svcCount = (page, svc) => page.getAttribute(`#svc-list button[data-svc="${
 async function services(page, errors) {
     await api('PUT', '/registry/shop/cart', { protect_threshold: 0.6 });
     await api('PUT', '/registry/shop/cart/i1', { addr: '127.0.0.1:9001', ttl: 300, zone: 'z1', version: 'v1.2', weight: 70 });
+    const reqs = [];
+    page.on('request', (r) => {
+        if (r.url().includes('/api/v1/')) {
+            reqs.push(r.method() + ' ' + r.url().replace(/^.*\/api\/v1/, ''));
+        }
+    });
     await check('services page loads without console errors', async () => {
         errors.length = 0;
         await page.goto(`${base}/ui/#/services/shop/cart`);
@@ -492,6 +498,14 @@ async function services(page, errors) {
     });
     await check('the services page was never reloaded and has labelled controls', async () =>
         (await page.evaluate(() => window.cairnNoReload)) === 1 && (await unlabelled(page)).length === 0);
+    await check('every change came through one discovery stream, not a poll', async () => {
+        const streams = reqs.filter((r) => r.startsWith('GET /watch/registry/shop'));
+        const reads = reqs.filter((r) => r.startsWith('GET /registry'));
+        // the page's reads: the namespaces, and cart's settings once
+        if (streams.length !== 1 || reads.length > 2) {
+            throw new Error(reqs.join(', '));
+        }
+    });
     await check('the services page fits a phone-sized viewport (390x844)', async () => {
         await page.setViewportSize({ width: 390, height: 844 });
         await page.waitForTimeout(200);
