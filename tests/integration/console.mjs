@@ -2,6 +2,8 @@
 // Chromium through playwright-core, for tests/integration/console.test.
 //
 //   console.mjs single BASE EP       keys, leases, cluster on one member
+//   console.mjs services BASE EP     the services and config pages against
+//                                    the registry and config API
 //   console.mjs auth BASE EP         login as a read-only user, then root
 //   console.mjs cluster BASE PIDS    3 members: leader shown, SIGKILL it
 //                                    (PIDS: JSON {name: pid}, started by
@@ -83,7 +85,7 @@ async function browser() {
         await ctx.close();
         fs.rmSync(dir, { recursive: true, force: true });
     };
-    return { page, errors, close };
+    return { page, errors, close, ctx };
 }
 
 // Every control a person types into has a label (or an aria-label).
@@ -347,6 +349,371 @@ async function single(page, errors) {
     });
 }
 
+// The registry and config API of the member under test, as a script
+// would call it (Node's fetch).
+async function api(method, p, body, token) {
+    const headers = body === undefined ? {} : { 'Content-Type': 'application/json' };
+    if (token) {
+        headers.Authorization = token;
+    }
+    const r = await fetch(`${base}/api/v1${p}`, {
+        method, body: body === undefined ? undefined : JSON.stringify(body), headers,
+        signal: AbortSignal.timeout(10000 * SCALE),
+    });
+    const t = await r.text();
+    let j = null;
+    try {
+        j = JSON.parse(t);
+    } catch {
+        j = t;
+    }
+    if (!r.ok) {
+        throw new Error(`${method} ${p}: ${r.status} ${t}`);
+    }
+    return j;
+}
+
+// An HTTP health endpoint on a loopback port: 200 on /health until
+// close() (after which the port refuses connections).
+async function healthServer() {
+    const http = await import('node:http');
+    const srv = http.createServer((req, res) => {
+        res.writeHead(req.url === '/health' ? 200 : 404);
+        res.end('ok');
+    });
+    await new Promise((res) => srv.listen(0, '127.0.0.1', res));
+    return {
+        port: srv.address().port,
+        close: () => new Promise((res) => {
+            srv.close(res);
+            srv.closeAllConnections();
+        }),
+    };
+}
+
+// The page's width, and the first elements that stick out past w.
+const widthAt = (page, w) => page.evaluate((max) => ({
+    width: document.documentElement.scrollWidth,
+    out: [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > max && !e.closest('.scroll table'))
+        .slice(0, 3).map((e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${e.className}`),
+}), w);
+
+const row = (page, id) => page.locator(`#instance-rows tr[data-instance="${id}"]`);
+const svcCount = (page, svc) => page.getAttribute(`#svc-list button[data-svc="${svc}"] .count`, 'aria-label');
+
+// The Services page: instances registered, gone critical, deregistered
+// and expired through the API appear and go live (the page is never
+// reloaded: a mark set on window at the start must still be there); drain
+// and restore from the UI are seen through the API.
+async function services(page, errors) {
+    await api('PUT', '/registry/shop/cart', { protect_threshold: 0.6 });
+    await api('PUT', '/registry/shop/cart/i1', { addr: '127.0.0.1:9001', ttl: 300, zone: 'z1', version: 'v1.2', weight: 70 });
+    const reqs = [];
+    page.on('request', (r) => {
+        if (r.url().includes('/api/v1/')) {
+            reqs.push(r.method() + ' ' + r.url().replace(/^.*\/api\/v1/, ''));
+        }
+    });
+    await check('services page loads without console errors', async () => {
+        errors.length = 0;
+        await page.goto(`${base}/ui/#/services/shop/cart`);
+        await page.waitForSelector('#svc-stream[data-state=live]');
+        await row(page, 'i1').waitFor();
+        await page.evaluate(() => { window.cairnNoReload = 1; });
+        if (errors.length) {
+            throw new Error(errors.join(' | '));
+        }
+    });
+    if (failed) {
+        fail('the services page does not load: the rest of this phase is not run');
+        return;
+    }
+    await check('an instance shows address, zone, version, weight, status and health', async () => {
+        const t = await row(page, 'i1').textContent();
+        for (const want of ['127.0.0.1:9001', 'z1', 'v1.2', '70', 'up', 'passing']) {
+            if (!t.includes(want)) {
+                throw new Error(`row lacks ${want}: ${t}`);
+            }
+        }
+        return (await svcCount(page, 'cart')) === '1 of 1 healthy';
+    });
+    const hs = await healthServer();
+    await check('an instance registered through the API appears live, and passes its HTTP check', async () => {
+        await api('PUT', '/registry/shop/cart/i2', {
+            addr: `127.0.0.1:${hs.port}`, ttl: 300, zone: 'z2',
+            checks: [{ type: 'http', url: `http://127.0.0.1:${hs.port}/health`, interval: 1, timeout: 1, fail_after: 1 }],
+        });
+        await row(page, 'i2').waitFor({ timeout: 5000 * SCALE });
+        await page.waitForSelector('#instance-rows tr[data-instance="i2"][data-health="passing"]', { timeout: 10000 * SCALE });
+        return (await svcCount(page, 'cart')) === '2 of 2 healthy';
+    });
+    await check('its health endpoint stops: it turns critical with the check\'s output, 1/2, protection active', async () => {
+        await hs.close();
+        await page.waitForSelector('#instance-rows tr[data-instance="i2"][data-health="critical"]', { timeout: 10000 * SCALE });
+        const t = await row(page, 'i2').locator('td.check').textContent();
+        if (!/critical.*http/.test(t)) {
+            throw new Error('check cell: ' + t);
+        }
+        await page.waitForSelector('#svc-protection[data-active=true]');
+        return (await svcCount(page, 'cart')) === '1 of 2 healthy';
+    });
+    await shot(page, 'services.png');
+    await check('an instance deregistered through the API goes live', async () => {
+        await api('DELETE', '/registry/shop/cart/i2');
+        await row(page, 'i2').waitFor({ state: 'detached', timeout: 5000 * SCALE });
+        return (await svcCount(page, 'cart')) === '1 of 1 healthy';
+    });
+    await check('an instance whose session expires goes live', async () => {
+        const s = await api('POST', '/sessions', { ttl: 1 });
+        await api('PUT', '/registry/shop/cart/i3', { addr: '127.0.0.1:9003', session: s.session });
+        await row(page, 'i3').waitFor({ timeout: 5000 * SCALE });
+        await row(page, 'i3').waitFor({ state: 'detached', timeout: 10000 * SCALE });
+    });
+    await check('a new service in the namespace appears in the list live', async () => {
+        await api('PUT', '/registry/shop/pay/p1', { addr: '127.0.0.1:9100', ttl: 300 });
+        await page.waitForSelector('#svc-list button[data-svc="pay"]', { timeout: 5000 * SCALE });
+    });
+    await check('drain from the UI: the API reads status draining', async () => {
+        await row(page, 'i1').locator('button[data-action=drain]').click();
+        await page.waitForSelector('#instance-rows tr[data-instance="i1"][data-status=draining]');
+        const r = await api('GET', '/registry/shop/cart/i1');
+        return r.instance.status === 'draining' && (await svcCount(page, 'cart')) === '0 of 1 healthy';
+    });
+    await shot(page, 'services-draining.png');
+    await check('restore from the keyboard (Enter): the API reads status up, the focus stays on the row', async () => {
+        await row(page, 'i1').locator('button[data-action=restore]').focus();
+        await page.keyboard.press('Enter');
+        await page.waitForSelector('#instance-rows tr[data-instance="i1"][data-status=up]');
+        const focused = await page.evaluate(() => document.activeElement?.closest('tr')?.dataset.instance);
+        if (focused !== 'i1') {
+            throw new Error(`focus on ${focused}`);
+        }
+        return (await api('GET', '/registry/shop/cart/i1')).instance.status === 'up';
+    });
+    await check('a drain made by a script shows live', async () => {
+        await api('PATCH', '/registry/shop/cart/i1', { status: 'draining' });
+        await page.waitForSelector('#instance-rows tr[data-instance="i1"][data-status=draining]', { timeout: 5000 * SCALE });
+        await api('PATCH', '/registry/shop/cart/i1', { status: 'up' });
+        await page.waitForSelector('#instance-rows tr[data-instance="i1"][data-status=up]', { timeout: 5000 * SCALE });
+    });
+    await check('the services page was never reloaded and has labelled controls', async () =>
+        (await page.evaluate(() => window.cairnNoReload)) === 1 && (await unlabelled(page)).length === 0);
+    await check('every change came through one discovery stream, not a poll', async () => {
+        const streams = reqs.filter((r) => r.startsWith('GET /watch/registry/shop'));
+        const reads = reqs.filter((r) => r.startsWith('GET /registry'));
+        // the page's reads: the namespaces, and cart's settings once
+        if (streams.length !== 1 || reads.length > 2) {
+            throw new Error(reqs.join(', '));
+        }
+    });
+    await check('the services page fits a phone-sized viewport (390x844)', async () => {
+        await page.setViewportSize({ width: 390, height: 844 });
+        await page.waitForTimeout(200);
+        if (SHOTS) {
+            await page.screenshot({ path: path.join(SHOTS, 'phone-services.png'), fullPage: true });
+        }
+        const w = await widthAt(page, 392);
+        await page.setViewportSize({ width: 1280, height: 800 });
+        if (w.width > 392) {
+            throw new Error(`page is ${w.width} px wide: ${w.out.join(' ')}`);
+        }
+    });
+    await check('no console errors on the services page', async () => {
+        if (errors.length) {
+            throw new Error(errors.join(' | '));
+        }
+    });
+}
+
+// A config subscriber in its own browser page: a WebSocket on
+// /api/v1/watch/config/... that acks every release it is sent, and keeps
+// the versions it got in window.got.
+async function subscriber(ctx, clientId, labels) {
+    const p = await ctx.newPage();
+    await p.goto(`${base}/version`);
+    const url = `${base.replace(/^http/, 'ws')}/api/v1/watch/config/prod/shop/app.yaml?client_id=${clientId}&labels=${labels}`;
+    await p.evaluate((u) => new Promise((res, rej) => {
+        window.got = [];
+        const ws = new WebSocket(u);
+        ws.onmessage = (m) => {
+            const j = JSON.parse(m.data);
+            const rels = j.type === 'snapshot' ? j.configs || [] : j.type === 'put' ? [j] : [];
+            for (const r of rels) {
+                window.got.push(r.version);
+                ws.send(JSON.stringify({ ack: { name: r.name, version: r.version } }));
+            }
+        };
+        ws.onopen = () => res();
+        ws.onerror = () => rej(new Error('websocket error'));
+        window.ws = ws;
+    }), url);
+    return p;
+}
+
+const acked = (page, client) => page.getAttribute(`#subscriber-rows tr[data-client="${client}"]`, 'data-acked');
+
+async function waitAcked(page, client, v) {
+    await page.waitForSelector(`#subscriber-rows tr[data-client="${client}"][data-acked="${v}"]`, { timeout: 10000 * SCALE });
+}
+
+// The Config page: publish from the UI; an invalid YAML refused with its
+// line marked and nothing written; a fix published; a subscriber and its
+// acked version; the diff of two versions; rollback; a gray release
+// started, seen by the matching subscriber, promoted; the audit records.
+async function config(page, errors, ctx) {
+    const before = failed;
+    await check('config page loads without console errors', async () => {
+        errors.length = 0;
+        await page.goto(`${base}/ui/#/config`);
+        await page.waitForSelector('#cfg-ns');
+        await page.waitForTimeout(300);
+        if (errors.length) {
+            throw new Error(errors.join(' | '));
+        }
+    });
+    if (failed > before) {
+        fail('the config page does not load: the rest of this phase is not run');
+        return;
+    }
+    await check('a config published in the UI is read back through the API', async () => {
+        await page.fill('#cfg-ns', 'prod');
+        await page.click('#cfg-ns-open');
+        await page.fill('#new-cfg-app', 'shop');
+        await page.fill('#new-cfg-name', 'app.yaml');
+        await page.click('#new-cfg');
+        await page.waitForSelector('#cfg-editor');
+        if ((await page.inputValue('#cfg-format')) !== 'yaml') {
+            throw new Error('format not yaml');
+        }
+        await page.fill('#cfg-editor', 'db:\n  pool: 10\n');
+        await page.fill('#cfg-message', 'first');
+        await page.click('#publish');
+        await page.waitForSelector('#publish-msg.ok:has-text("Published v1")');
+        const r = await api('GET', '/config/prod/shop/app.yaml');
+        return r.version === 1 && r.content === 'db:\n  pool: 10\n' && r.message === 'first';
+    });
+    await check('an invalid YAML is refused with its line marked, and nothing is written', async () => {
+        await page.fill('#cfg-editor', 'db:\n  pool: 10\nname: a\nname: b\n');
+        await page.click('#publish');
+        await page.waitForSelector('#publish-msg.error');
+        const msg = await page.textContent('#publish-msg');
+        const marked = await page.textContent('#cfg-editor-gutter .err');
+        const note = await page.locator('#cfg-editor-lineerr');
+        if (!/line 4, column 1/.test(msg) || !/duplicate key/.test(msg) || marked !== '4' ||
+            !(await note.isVisible()) || !/^line 4, column 1: duplicate key/.test(await note.textContent())) {
+            throw new Error(`message "${msg}", line marked "${marked}", note "${await note.textContent()}"`);
+        }
+        // the note sits beside line 4 of the editor
+        const g = await page.locator('#cfg-editor-gutter .err').boundingBox();
+        const nb = await note.boundingBox();
+        if (Math.abs(g.y - nb.y) > 4) {
+            throw new Error(`note at y=${nb.y}, line 4 at y=${g.y}`);
+        }
+        return (await api('GET', '/config/prod/shop/app.yaml')).version === 1;
+    });
+    await shot(page, 'config-invalid.png');
+    await check('the fixed document publishes (v2)', async () => {
+        await page.fill('#cfg-editor', 'db:\n  pool: 20\nname: b\n');
+        await page.fill('#cfg-message', 'more connections');
+        await page.click('#publish');
+        await page.waitForSelector('#publish-msg.ok:has-text("Published v2")');
+        return (await page.locator('#cfg-gutter .err, #cfg-editor-gutter .err').count()) === 0 &&
+            (await api('GET', '/config/prod/shop/app.yaml')).version === 2;
+    });
+    const sub = await subscriber(ctx, 'pod-1', 'zone=z1');
+    await check('a subscriber is shown with the version it acked (v2)', async () => {
+        await waitAcked(page, 'pod-1', '2');
+        return (await page.textContent('#subscriber-rows tr[data-client="pod-1"]')).includes('zone=z1');
+    });
+    await check('the diff between v1 and v2 shows the changed lines', async () => {
+        await page.check('#versions tr[data-version="1"] input[name=diff-from]');
+        await page.check('#versions tr[data-version="2"] input[name=diff-to]');
+        await page.click('#diff-show');
+        await page.waitForSelector('#diff:not([hidden])');
+        const d = await page.textContent('#diff');
+        return d.includes('-  pool: 10') && d.includes('+  pool: 20') && d.includes('+name: b') &&
+            (await page.locator('#diff .add').count()) === 2;
+    });
+    await shot(page, 'config-diff.png');
+    await check('rollback to v1 from the UI: v3 has v1\'s content, the subscriber acks v3', async () => {
+        await page.click('#versions button[data-rollback="1"]');
+        await page.click('#dialog-ok');
+        await page.waitForSelector('#cfg-version:text-is("3")');
+        const r = await api('GET', '/config/prod/shop/app.yaml');
+        if (r.version !== 3 || r.source !== 'rollback' || r.content !== 'db:\n  pool: 10\n') {
+            throw new Error(JSON.stringify(r));
+        }
+        await waitAcked(page, 'pod-1', '3');
+        return (await sub.evaluate(() => window.got)).includes(3);
+    });
+    await page.locator('#history-title').scrollIntoViewIfNeeded();
+    await page.evaluate(() => document.getElementById('history-title').scrollIntoView());
+    await shot(page, 'config-history.png');
+    await check('a gray release for zone=z1 started from the UI reaches that subscriber only', async () => {
+        await page.selectOption('#gray-kind', 'labels');
+        await page.fill('#gray-labels', 'zone=z1');
+        await page.fill('#gray-content', 'db:\n  pool: 50\n');
+        await page.fill('#gray-message', 'canary');
+        await page.click('#gray-start');
+        await page.waitForSelector('#gray[data-open=true]');
+        const g = await api('GET', '/config/prod/shop/app.yaml/gray');
+        const z2 = await api('GET', '/config/prod/shop/app.yaml?labels=zone=z2');
+        if (g.version !== 4 || g.rule.labels.zone !== 'z1' || z2.version !== 3) {
+            throw new Error(`gray ${JSON.stringify(g.rule)} v${g.version}, z2 gets v${z2.version}`);
+        }
+        await waitAcked(page, 'pod-1', '4');
+        return (await page.isDisabled('#publish'));
+    });
+    await shot(page, 'config-gray.png');
+    await check('promoting the gray release makes v4 the release for everyone', async () => {
+        await page.click('#gray-promote');
+        await page.waitForSelector('#gray[data-open=false]');
+        const r = await api('GET', '/config/prod/shop/app.yaml?labels=zone=z2');
+        return r.version === 4 && r.content === 'db:\n  pool: 50\n' && !r.gray &&
+            (await page.textContent('#cfg-version')) === '4';
+    });
+    await check('a second gray release can be abandoned', async () => {
+        await page.fill('#gray-labels', 'zone=z9');
+        await page.click('#gray-start');
+        await page.waitForSelector('#gray[data-open=true]');
+        await page.click('#gray-abandon');
+        await page.click('#dialog-ok');
+        await page.waitForSelector('#gray[data-open=false]');
+        const v = await api('GET', '/config/prod/shop/app.yaml/versions');
+        return v.gray === null && v.version === 4;
+    });
+    await check('the audit records show publish, rollback and the gray release', async () => {
+        await page.waitForSelector('#audit-rows tr[data-action="config.gray.abandon"]');
+        const acts = await page.$$eval('#audit-rows tr', (rs) => rs.map((r) => r.dataset.action));
+        const want = ['config.gray.abandon', 'config.gray.put', 'config.gray.promote', 'config.gray.put', 'config.rollback', 'config.publish', 'config.publish'];
+        return JSON.stringify(acts) === JSON.stringify(want) || (() => { throw new Error(acts.join(',')); })();
+    });
+    await shot(page, 'config.png');
+    await check('the config page has labelled controls and fits a phone-sized viewport', async () => {
+        const missing = await unlabelled(page);
+        if (missing.length) {
+            throw new Error('unlabelled: ' + missing.join(','));
+        }
+        await page.setViewportSize({ width: 390, height: 844 });
+        await page.waitForTimeout(200);
+        if (SHOTS) {
+            await page.screenshot({ path: path.join(SHOTS, 'phone-config.png'), fullPage: true });
+        }
+        const w = await widthAt(page, 392);
+        await page.setViewportSize({ width: 1280, height: 800 });
+        if (w.width > 392) {
+            throw new Error(`page is ${w.width} px wide: ${w.out.join(' ')}`);
+        }
+    });
+    await check('no console errors on the config page but the refused publish\'s 400', async () => {
+        const bad = errors.filter((e) => !/status of 400 \(Bad Request\)/.test(e));
+        if (bad.length) {
+            throw new Error(bad.join(' | '));
+        }
+    });
+    await sub.close();
+}
+
 async function login(page, user, pass) {
     await page.goto(`${base}/ui/#/keys`);
     await page.waitForSelector('#login-title');
@@ -392,6 +759,30 @@ async function auth(page) {
             (await page.isDisabled('#edit-key')) && (await page.isDisabled('#delete-key'));
     });
     await shot(page, 'keys-readonly.png');
+    await check('read-only user: services stream live with the token, Drain disabled with the reason', async () => {
+        await page.goto(`${base}/ui/#/services/shop/cart`);
+        await page.waitForSelector('#svc-stream[data-state=live]');
+        await page.waitForSelector('#write-reason:not([hidden])');
+        const reason = await page.textContent('#write-reason');
+        const btn = page.locator('#instance-rows tr[data-instance="i1"] button[data-action]');
+        if (!/permission denied/.test(reason) || !/user ro/.test(reason)) {
+            throw new Error('reason: ' + reason);
+        }
+        return (await btn.isDisabled()) && /permission denied/.test(await btn.getAttribute('title'));
+    });
+    await shot(page, 'services-readonly.png');
+    await check('read-only user: the config reads, Publish, Roll back and Start gray release are disabled with the reason', async () => {
+        await page.goto(`${base}/ui/#/config/prod/shop/app.yaml`);
+        await page.waitForSelector('#write-reason:not([hidden])');
+        const reason = await page.textContent('#write-reason');
+        if (!/permission denied/.test(reason)) {
+            throw new Error('reason: ' + reason);
+        }
+        await page.waitForSelector('#audit-rows tr[data-action="config.publish"]');
+        return (await page.inputValue('#cfg-editor')) === 'db:\n  pool: 50\n' &&
+            (await page.isDisabled('#publish')) && (await page.isDisabled('#gray-start')) &&
+            (await page.isDisabled('#versions button[data-rollback="1"]'));
+    });
     await check('a user who may use only /app/ browses from that prefix and may write there', async () => {
         await page.click('#who button');
         await login(page, 'app', 'apppw');
@@ -410,6 +801,23 @@ async function auth(page) {
         await tree(page, 'key', '/app/name').click();
         await page.waitForSelector('#edit-key:not([disabled])');
         return (await page.textContent('#who-user')) === 'root' && !(await page.isVisible('#write-reason'));
+    });
+    await check('root may drain and publish (the buttons are enabled)', async () => {
+        await page.goto(`${base}/ui/#/services/shop/cart`);
+        await page.waitForSelector('#instance-rows tr[data-instance="i1"] button[data-action]:not([disabled])');
+        await page.goto(`${base}/ui/#/config/prod/shop/app.yaml`);
+        await page.waitForSelector('#publish:not([disabled])');
+        return !(await page.isVisible('#write-reason'));
+    });
+    await check('root, with a gray release open: Promote enabled, Publish and Roll back still disabled', async () => {
+        const t = await fetch(`${base}/v3/auth/authenticate`, { method: 'POST', body: JSON.stringify({ name: 'root', password: 'rootpw' }) });
+        const token = (await t.json()).token;
+        await api('PUT', '/config/prod/shop/app.yaml/gray', { content: 'db:\n  pool: 60\n', format: 'yaml', rule: { percentage: 5 } }, token);
+        await page.reload();
+        await page.waitForSelector('#gray-promote:not([disabled])');
+        const blocked = (await page.isDisabled('#publish')) && (await page.isDisabled('#versions button[data-rollback="1"]'));
+        await api('DELETE', '/config/prod/shop/app.yaml/gray', undefined, token);
+        return blocked;
     });
 }
 
@@ -454,6 +862,9 @@ const b = await browser();
 try {
     if (phase === 'single') {
         await single(b.page, b.errors);
+    } else if (phase === 'services') {
+        await services(b.page, b.errors);
+        await config(b.page, b.errors, b.ctx);
     } else if (phase === 'auth') {
         await auth(b.page);
     } else if (phase === 'cluster') {

@@ -1,7 +1,8 @@
 // api.js - the console's only way to the server: etcd's JSON gateway
-// (/v3/...) and /metrics on the member that served the page, or on another
-// member's client URL (the cluster page). Everything here is a plain HTTP
-// call a script could make too.
+// (/v3/...), the registry and config API (/api/v1/..., rest()) and its
+// Server-Sent Events streams (sse()), and /metrics on the member that
+// served the page, or on another member's client URL (the cluster page).
+// Everything here is a plain HTTP call a script could make too.
 //
 // Keys and values travel as base64 (the gateway's bytes). Inside the
 // console a key or value is a "byte string": a JS string whose char codes
@@ -17,18 +18,19 @@ const state = {
 };
 
 export class ApiError extends Error {
-    constructor(message, code, status) {
+    constructor(message, code, status, body) {
         super(message);
-        this.code = code; // the gRPC code from the gateway's error body
+        this.code = code; // the gateway's gRPC code, or /api/v1's code string
         this.status = status; // HTTP status (0: no answer)
+        this.body = body || null; // /api/v1's error body (field, line, column)
     }
     get permissionDenied() {
-        return this.code === 7 || /permission denied/i.test(this.message);
+        return this.code === 7 || this.code === 'permission_denied' || /permission denied/i.test(this.message);
     }
     get authNeeded() {
         // etcd: "user name is empty" (no token) or "invalid auth token"
-        // (expired simple token), code 3 or 16
-        return this.code === 16 ||
+        // (expired simple token), code 3 or 16; /api/v1: unauthenticated
+        return this.code === 16 || this.code === 'unauthenticated' ||
             /user name is empty|invalid auth token|auth token is invalid/i.test(this.message);
     }
 }
@@ -158,6 +160,163 @@ export async function call(path, body, opts = {}) {
         throw err;
     }
     return j || {};
+}
+
+// The registry and config API: method on /api/v1 + path, body an object
+// (sent as JSON) or undefined. Returns the decoded JSON answer, or the
+// text when opts.text; throws ApiError with the error body (its code
+// string, field, and line and column for an invalid document).
+export async function rest(method, path, body, opts = {}) {
+    const headers = {};
+    if (state.token) {
+        headers.Authorization = state.token;
+    }
+    if (body !== undefined) {
+        headers['Content-Type'] = 'application/json';
+    }
+    let resp;
+    try {
+        resp = await fetch('/api/v1' + path, {
+            method,
+            headers,
+            body: body === undefined ? undefined : JSON.stringify(body),
+            signal: opts.signal || AbortSignal.timeout(opts.timeoutMs || 10000),
+        });
+    } catch (e) {
+        throw new ApiError(e.name === 'TimeoutError' ? 'no answer in time' : 'unreachable: ' + e.message, 'unavailable', 0);
+    }
+    if (resp.ok && opts.text) {
+        return resp.text();
+    }
+    let j = null;
+    try {
+        j = await resp.json();
+    } catch {
+        j = null;
+    }
+    if (!resp.ok) {
+        const msg = j && (j.error || j.message) || ('HTTP ' + resp.status);
+        const err = new ApiError(msg, j && j.code || resp.status, resp.status, j);
+        if (err.authNeeded && state.onAuthLost) {
+            state.onAuthLost(err);
+        }
+        throw err;
+    }
+    return j || {};
+}
+
+// Names in /api/v1 paths: [A-Za-z0-9._-], so encoding changes nothing for
+// a valid one and keeps a bad one from reaching another path.
+export const seg = (s) => encodeURIComponent(s);
+
+// Follow a Server-Sent Events stream of /api/v1 (the pushed discovery and
+// config streams): onMsg(data, event) per event (data parsed as JSON).
+// Read with fetch, so the token goes in the Authorization header, which
+// an EventSource or a browser WebSocket cannot send. After a dropped
+// connection it reconnects with Last-Event-ID (the stream resumes after
+// the last revision it sent: nothing lost, nothing repeated), backing off
+// to 5 s. onState hears 'live', 'retrying', or 'auth' / 'denied' with
+// the server's message, after which it stops. Call the returned function
+// to stop.
+export function sse(path, onMsg, onState) {
+    const ctl = new AbortController();
+    let last = '';
+    let delay = 250;
+    let stopped = false;
+    const run = async () => {
+        while (!stopped) {
+            try {
+                await sseOnce(path, last, ctl.signal, (id, event, data) => {
+                    delay = 250;
+                    if (id) {
+                        last = id;
+                    }
+                    if (event === 'error' || data.type === 'error') {
+                        throw new ApiError(data.message || 'stream error', data.code || 0, 200);
+                    }
+                    onMsg(data, event);
+                }, () => onState('live'));
+            } catch (e) {
+                if (stopped || ctl.signal.aborted) {
+                    return;
+                }
+                if (e instanceof ApiError && (e.authNeeded || e.permissionDenied)) {
+                    onState(e.authNeeded ? 'auth' : 'denied', e.message);
+                    if (e.authNeeded && state.onAuthLost) {
+                        state.onAuthLost(e);
+                    }
+                    return;
+                }
+            }
+            if (stopped) {
+                return;
+            }
+            onState('retrying');
+            await new Promise((res) => setTimeout(res, delay));
+            delay = Math.min(delay * 2, 5000);
+        }
+    };
+    run();
+    return () => {
+        stopped = true;
+        ctl.abort();
+    };
+}
+
+async function sseOnce(path, lastId, signal, onEvent, onOpen) {
+    const headers = { Accept: 'text/event-stream' };
+    if (state.token) {
+        headers.Authorization = state.token;
+    }
+    if (lastId) {
+        headers['Last-Event-ID'] = lastId;
+    }
+    const resp = await fetch('/api/v1' + path, { headers, signal });
+    if (!resp.ok || !resp.body) {
+        let j = null;
+        try {
+            j = await resp.json();
+        } catch {
+            j = null;
+        }
+        throw new ApiError(j && (j.error || j.message) || 'stream: HTTP ' + resp.status, j && j.code || resp.status, resp.status, j);
+    }
+    onOpen();
+    const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    let ev = { id: '', event: '', data: [] };
+    for (;;) {
+        const { value, done } = await reader.read();
+        if (done) {
+            throw new ApiError('stream ended', 'unavailable', 0);
+        }
+        buf += value;
+        let nl;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl).replace(/\r$/, '');
+            buf = buf.slice(nl + 1);
+            if (line === '') { // the event is complete
+                if (ev.data.length) {
+                    onEvent(ev.id, ev.event, JSON.parse(ev.data.join('\n')));
+                }
+                ev = { id: '', event: '', data: [] };
+                continue;
+            }
+            if (line.startsWith(':')) {
+                continue; // a keepalive comment
+            }
+            const i = line.indexOf(':');
+            const k = i < 0 ? line : line.slice(0, i);
+            const v = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+            if (k === 'data') {
+                ev.data.push(v);
+            } else if (k === 'id') {
+                ev.id = v;
+            } else if (k === 'event') {
+                ev.event = v;
+            }
+        }
+    }
 }
 
 // A KeyValue from the gateway with its bytes decoded and numbers defaulted.
