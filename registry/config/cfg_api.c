@@ -47,7 +47,7 @@
 #include "registry/server/server.h"
 #include "registry/services/services.h"
 
-#define TOKEN_MAX   512
+#define TOKEN_MAX   1024
 #define QUERY_MAX   2048
 #define CFG_RETRIES 5
 #define LIST_MAX    10000

@@ -37,7 +37,7 @@
 /* /health, /readyz: how long the quorum check may take (etcd: 1 s). */
 #define HTTP_HEALTH_TIMEOUT_MS 1000
 /* Authorization header kept for the gateway call (a raw etcd token). */
-#define HTTP_TOKEN_MAX         512
+#define HTTP_TOKEN_MAX         1024 /* a JWT signed with RSA-4096 fits */
 /* A stream (gateway watch or keep-alive, WebSocket watch) whose outbound
  * queue stays at its bound (LIMIT_CONN_OUT_BYTES) with nothing written for
  * this long is closed: the client is not reading. Its watchers were moved

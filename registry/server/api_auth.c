@@ -33,6 +33,7 @@
 #include "base/log.h"
 #include "consensus/apply/apply.h"
 #include "registry/server/api_int.h"
+#include "registry/server/auth_jwt.h"
 
 #define USER_CAP      (AUTH_NAME_BYTES_MAX + 1)
 #define TXN_DEPTH_MAX 128 /* apply refuses deeper ones anyway */
@@ -83,6 +84,19 @@ int api_auth_user(struct server *s, const char *token, char *user, size_t cap)
     user[0] = '\0';
     if (a == NULL || token == NULL || token[0] == '\0' || !auth_enabled(a)) {
         return 0;
+    }
+    if (s->jwt != NULL) {
+        /* etcd's rule for JWTs: a token signed before any change to users,
+         * roles or permissions is refused, and the client authenticates
+         * again (simple tokens are dropped with the user instead) */
+        uint64_t rev = 0;
+        int rc = auth_jwt_verify(s->jwt, token, clock_wall_ms() / 1000u,
+                                 user, cap, &rev);
+        if (rc == 0 && rev < auth_revision(a)) {
+            user[0] = '\0';
+            rc = ERR_AUTH_OLD_REVISION;
+        }
+        return rc;
     }
     return auth_token_user(a, token, now_ms(), user, cap);
 }
@@ -515,10 +529,14 @@ static void authenticate_next(struct pw_job *j)
     Etcdserverpb__AuthenticateResponse m =
         ETCDSERVERPB__AUTHENTICATE_RESPONSE__INIT;
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    char token[AUTH_TOKEN_BYTES_MAX];
-    struct auth *a = srv_auth(j->op->s);
-    int rc = a == NULL
-                 ? ERR_AUTH_NOT_ENABLED
+    char token[AUTH_JWT_TOKEN_MAX];
+    struct server *s = j->op->s;
+    struct auth *a = srv_auth(s);
+    int rc = a == NULL ? ERR_AUTH_NOT_ENABLED
+             : s->jwt != NULL
+                 ? auth_jwt_sign(s->jwt, j->user, auth_revision(a),
+                                 clock_wall_ms() / 1000u, token,
+                                 sizeof(token))
                  : auth_token_new(a, j->user, now_ms(), token, sizeof(token));
     if (rc != 0) {
         api__finish(j->op, rc, NULL, 0);

@@ -156,6 +156,8 @@ struct server_listener {
     bool metrics; /* --listen-metrics-urls: HTTP, metrics and probes only */
 };
 
+struct auth_jwt;
+
 struct server {
     uv_loop_t *loop;
     const struct options *opt;
@@ -209,6 +211,7 @@ struct server {
         uint64_t push_messages;
     } svc_ctr;
     struct auth *auth; /* users, roles, tokens (consensus/auth) */
+    struct auth_jwt *jwt; /* --auth-token jwt,... (auth_jwt.h), or NULL */
 };
 
 /* Start everything from opt; on error msg names the problem. */

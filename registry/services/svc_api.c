@@ -54,7 +54,7 @@
 #include "registry/server/api_auth.h"
 #include "registry/server/server.h"
 
-#define TOKEN_MAX      512
+#define TOKEN_MAX      1024
 #define QUERY_MAX      2048
 #define PATCH_RETRIES  5
 #define KEY_MAX        512
