@@ -28,6 +28,7 @@
 
 #include "base/alloc.h"
 #include "base/err.h"
+#include "base/log.h"
 
 #define KEY_FILE_MAX (64 * 1024)
 
@@ -292,7 +293,16 @@ static int key_fits(const struct auth_jwt *j, EVP_PKEY *k, const char *opt,
         return 0;
     }
     int want = j->es_half == 32 ? 256 : j->es_half == 48 ? 384 : 521;
-    if (!EVP_PKEY_is_a(k, "EC") || EVP_PKEY_get_bits(k) != want) {
+    const char *curve = j->es_half == 32   ? "prime256v1"
+                        : j->es_half == 48 ? "secp384r1"
+                                           : "secp521r1";
+    char group[64] = "";
+    /* by name: secp256k1 has 256 bits too, and Go (etcd) refuses it */
+    if (!EVP_PKEY_is_a(k, "EC") ||
+        EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                       sizeof(group), NULL) != 1 ||
+        strcmp(group, curve) != 0) {
+        ERR_clear_error();
         snprintf(msg, msg_len,
                  "--auth-token %s=%s: sign-method %s needs an EC key on "
                  "P-%d",
@@ -347,20 +357,22 @@ int auth_jwt_open(const char *spec, struct auth_jwt **out, char *msg,
             break;
         }
         *eq = '\0';
-        if (strcmp(tok, "pub-key") == 0) {
-            pub = eq + 1;
-        } else if (strcmp(tok, "priv-key") == 0) {
-            priv = eq + 1;
-        } else if (strcmp(tok, "sign-method") == 0) {
-            method = eq + 1;
-        } else if (strcmp(tok, "ttl") == 0) {
-            ttl = eq + 1;
-        } else {
-            snprintf(msg, msg_len,
-                     "--auth-token: unknown jwt option \"%s\" (known: "
-                     "pub-key, priv-key, sign-method, ttl)",
-                     tok);
+        char **slot = strcmp(tok, "pub-key") == 0       ? &pub
+                      : strcmp(tok, "priv-key") == 0    ? &priv
+                      : strcmp(tok, "sign-method") == 0 ? &method
+                      : strcmp(tok, "ttl") == 0         ? &ttl
+                                                        : NULL;
+        if (slot == NULL) {
+            /* etcd only warns ("unknown JWT options"): a spec etcd takes
+             * must start this member too */
+            LOGW("auth", "--auth-token: unknown jwt option \"%s\" ignored "
+                         "(known: pub-key, priv-key, sign-method, ttl)",
+                 tok);
+        } else if (*slot != NULL) {
+            snprintf(msg, msg_len, "--auth-token: %s given twice", tok);
             rc = ERR_INVALID;
+        } else {
+            *slot = eq + 1;
         }
     }
     if (rc == 0 && method == NULL) {
@@ -555,7 +567,7 @@ int auth_jwt_sign(const struct auth_jwt *j, const char *user, uint64_t rev,
     uint8_t sig[1024];
     size_t o;
     if (j->fam != FAM_HS && j->priv == NULL) {
-        return ERR_AUTH_FAILED; /* verify-only */
+        return ERR_AUTH_VERIFY_ONLY; /* etcd: gRPC Unknown, its text */
     }
     json_t *h = json_pack("{s:s,s:s}", "alg", j->alg, "typ", "JWT");
     json_t *c = json_pack("{s:I,s:I,s:s}", "exp", (json_int_t)(now_s + j->ttl_s),
@@ -627,12 +639,14 @@ int auth_jwt_verify(const struct auth_jwt *j, const char *token,
         json_t *u = json_object_get(c, "username");
         json_t *r = json_object_get(c, "revision");
         json_t *e = json_object_get(c, "exp");
-        /* Go decodes claim numbers as float64: take both forms */
-        double exp = json_is_number(e) ? json_number_value(e) : -1;
-        double rv = json_is_number(r) ? json_number_value(r) : -1;
+        /* etcd writes both as JSON integers (Go's int64 and uint64); a
+         * real, a negative or a missing one is not a token of ours (Go's
+         * jwt library would take a token with no exp: we do not) */
+        json_int_t exp = json_is_integer(e) ? json_integer_value(e) : -1;
+        json_int_t rv = json_is_integer(r) ? json_integer_value(r) : -1;
         const char *us = json_string_value(u);
         if (us != NULL && us[0] != '\0' && strlen(us) < cap && rv >= 0 &&
-            exp >= (double)now_s) {
+            exp >= 0 && (uint64_t)exp >= now_s) {
             snprintf(user, cap, "%s", us);
             *rev = (uint64_t)rv;
             rc = 0;

@@ -19,7 +19,8 @@
  * Errors:   auth_jwt_open: ERR_INVALID with msg naming the option, file
  *           and reason. verify: ERR_INVALID_AUTH_TOKEN for anything wrong
  *           (format, signature, algorithm other than the configured one,
- *           expired); sign: ERR_AUTH_FAILED in verify-only mode.
+ *           expired); sign: ERR_AUTH_VERIFY_ONLY in verify-only mode
+ *           (etcd's ErrVerifyOnly, which clients see as gRPC Unknown).
  * Limits:   tokens up to AUTH_JWT_TOKEN_MAX bytes, key files up to 64 KiB.
  * Not here: the revision check against the auth store (api_auth.c), the
  *           simple tokens (consensus/auth).
