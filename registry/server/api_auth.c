@@ -78,7 +78,11 @@ void api_auth_free(struct auth *a)
 
 /* ------------------------------------------------------------- tokens */
 
-int api_auth_user(struct server *s, const char *token, char *user, size_t cap)
+/* check_rev: false for what etcd checks with IsAdminPermitted (user and
+ * role administration, maintenance, membership), which looks at the user
+ * and its root role but not at the token's auth revision. */
+static int token_user(struct server *s, const char *token, char *user,
+                      size_t cap, bool check_rev)
 {
     struct auth *a = srv_auth(s);
     user[0] = '\0';
@@ -92,13 +96,18 @@ int api_auth_user(struct server *s, const char *token, char *user, size_t cap)
         uint64_t rev = 0;
         int rc = auth_jwt_verify(s->jwt, token, clock_wall_ms() / 1000u,
                                  user, cap, &rev);
-        if (rc == 0 && rev < auth_revision(a)) {
+        if (rc == 0 && check_rev && rev < auth_revision(a)) {
             user[0] = '\0';
             rc = ERR_AUTH_OLD_REVISION;
         }
         return rc;
     }
     return auth_token_user(a, token, now_ms(), user, cap);
+}
+
+int api_auth_user(struct server *s, const char *token, char *user, size_t cap)
+{
+    return token_user(s, token, user, cap, true);
 }
 
 int api_auth_range_check(struct server *s, const char *token,
@@ -338,7 +347,9 @@ int api_auth_check(struct api_op *op, const ProtobufCMessage *req)
         int n = snprintf(user, sizeof(user), "%s", op->cert_user);
         rc = n > 0 && (size_t)n < sizeof(user) ? 0 : ERR_PERMISSION_DENIED;
     } else {
-        rc = api_auth_user(op->s, op->token, user, sizeof(user));
+        rc = token_user(op->s, op->token, user, sizeof(user),
+                        rule != RULE_ADMIN && rule != RULE_USER_GET &&
+                            rule != RULE_ROLE_GET);
     }
     if (rc != 0) {
         return rc;
