@@ -438,6 +438,22 @@ int auth_jwt_open(const char *spec, struct auth_jwt **out, char *msg,
             }
         }
     }
+    if (rc == 0 && (j->fam == FAM_HS || j->priv != NULL)) {
+        /* a round trip now rather than a failing Authenticate later: a
+         * key so large its tokens pass AUTH_JWT_TOKEN_MAX (RSA over 4096
+         * bits), a key OpenSSL loads but cannot sign with */
+        char trial[AUTH_JWT_TOKEN_MAX], user[40];
+        uint64_t rev = 0;
+        if (auth_jwt_sign(j, "a-user-name-of-32-characters-abc", 1, 1000,
+                          trial, sizeof(trial)) != 0 ||
+            auth_jwt_verify(j, trial, 1000, user, sizeof(user), &rev) != 0) {
+            snprintf(msg, msg_len,
+                     "--auth-token priv-key=%s: a token signed with this key "
+                     "does not verify or passes %d bytes",
+                     priv, AUTH_JWT_TOKEN_MAX);
+            rc = ERR_INVALID;
+        }
+    }
     mem_free(copy);
     if (rc != 0) {
         auth_jwt_free(j);
