@@ -282,6 +282,11 @@ void http__conn_kill(struct http_conn *c);
  * layer (registry/server/tls_conn.c); else from the socket. */
 void http__peer(const struct http *h, struct lws *wsi, char *buf, size_t len);
 
+/* http__peer, and the CN of the connection's verified TLS client
+ * certificate under --client-cert-auth into cn[cn_len] ("" when none). */
+void http__client(const struct http *h, struct lws *wsi, char *peer,
+                  size_t peer_len, char *cn, size_t cn_len);
+
 /* The gateway error body {"error","message","code"} for err (a base/err.h
  * code) or, when text is not NULL, for code with that text. */
 int http__respond_error(struct http_conn *c, int err, enum grpc_code code,

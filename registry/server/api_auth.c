@@ -110,6 +110,40 @@ int api_auth_user(struct server *s, const char *token, char *user, size_t cap)
     return token_user(s, token, user, cap, true);
 }
 
+int api_auth_user_as(struct server *s, const char *token,
+                     const char *cert_user, char *user, size_t cap)
+{
+    struct auth *a = srv_auth(s);
+    if (token != NULL && token[0] != '\0') {
+        return api_auth_user(s, token, user, cap);
+    }
+    user[0] = '\0';
+    if (a == NULL || cert_user == NULL || cert_user[0] == '\0' ||
+        !auth_enabled(a)) {
+        return 0;
+    }
+    int n = snprintf(user, cap, "%s", cert_user);
+    if (n <= 0 || (size_t)n >= cap) {
+        user[0] = '\0';
+        return ERR_PERMISSION_DENIED;
+    }
+    return 0;
+}
+
+int api_auth_range_check_as(struct server *s, const char *token,
+                            const char *cert_user, const uint8_t *key,
+                            size_t key_len, const uint8_t *range_end,
+                            size_t range_end_len)
+{
+    if ((token == NULL || token[0] == '\0') && cert_user != NULL &&
+        cert_user[0] != '\0') {
+        return api_auth_range_check_user(s, cert_user, key, key_len,
+                                         range_end, range_end_len);
+    }
+    return api_auth_range_check(s, token, key, key_len, range_end,
+                                range_end_len);
+}
+
 int api_auth_range_check(struct server *s, const char *token,
                          const uint8_t *key, size_t key_len,
                          const uint8_t *range_end, size_t range_end_len)
