@@ -47,7 +47,7 @@
 #include "registry/server/server.h"
 #include "registry/services/services.h"
 
-#define TOKEN_MAX   512
+#define TOKEN_MAX   1024
 #define QUERY_MAX   2048
 #define CFG_RETRIES 5
 #define LIST_MAX    10000
@@ -85,6 +85,7 @@ struct cfg_req {
     step_fn next;
     enum route route;
     char token[TOKEN_MAX];
+    char cert_user[256]; /* a verified client certificate's CN, or "" */
     char query[QUERY_MAX];
     char peer[64];
     char inm[80]; /* If-None-Match */
@@ -263,9 +264,10 @@ static void call(struct cfg_req *r, const char *path,
     struct api_audit au;
     char target[2 * CFG_NAME_MAX + 2];
     const struct api_audit *ap = audit_of(r, &au, target, sizeof(target));
-    op = api_call_audit(r->s, m, bytes, n, 0,
-                        r->token[0] != '\0' ? r->token : NULL, ap, inner_done,
-                        r);
+    op = api_call_as(r->s, m, bytes, n, 0,
+                     r->token[0] != '\0' ? r->token : NULL,
+                     r->cert_user[0] != '\0' ? r->cert_user : NULL, ap,
+                     inner_done, r);
     mem_free(bytes);
     if (op != NULL) {
         r->op = op;
@@ -482,13 +484,14 @@ static size_t history_max(const struct server *s)
 /* May the caller read secrets of this config in clear? Auth off: yes.
  * Auth on: read permission on /config-secret/<ns>/<app>/<name>. */
 bool cfg_can_secret(struct server *s, const char *token,
-                    const struct cfg_id *id)
+                    const char *cert_user, const struct cfg_id *id)
 {
     char k[CFG_KEY_MAX];
     int n = snprintf(k, sizeof(k), "/config-secret/%s/%s/%s", id->ns, id->app,
                      id->name);
-    return api_auth_range_check(s, token != NULL && token[0] ? token : NULL,
-                                (const uint8_t *)k, (size_t)n, NULL, 0) == 0;
+    return api_auth_range_check_as(s, token != NULL && token[0] ? token : NULL,
+                                   cert_user, (const uint8_t *)k, (size_t)n,
+                                   NULL, 0) == 0;
 }
 
 /* A release value's content in clear for the caller into out (borrowing
@@ -502,7 +505,7 @@ static int clear_of(struct cfg_req *r, json_t *meta, const char *content,
         *out_len = clen;
         return 0;
     }
-    if (!cfg_can_secret(r->s, r->token, &r->id)) {
+    if (!cfg_can_secret(r->s, r->token, r->cert_user, &r->id)) {
         return ERR_PERMISSION_DENIED;
     }
     int rc = cfg_secret_open(
@@ -1912,8 +1915,9 @@ static void dispatch(struct cfg_req *r)
         /* the caller must be able to read the config */
         char k[CFG_KEY_MAX];
         size_t kn = cfg_key_head(&r->id, k, sizeof(k));
-        int rc = api_auth_range_check(r->s, r->token[0] ? r->token : NULL,
-                                      (const uint8_t *)k, kn, NULL, 0);
+        int rc = api_auth_range_check_as(r->s, r->token[0] ? r->token : NULL,
+                                         r->cert_user, (const uint8_t *)k, kn,
+                                         NULL, 0);
         if (rc != 0) {
             answer_err(r, rc);
             break;
@@ -1933,9 +1937,9 @@ static void dispatch(struct cfg_req *r)
 
 void cfgapi_handle(struct server *s, const char *method, const char *path,
                    const char *query, const char *body, size_t len,
-                   const char *token, const char *peer,
-                   const char *if_none_match, struct cfg_req **slot,
-                   cfgapi_done_fn done, void *ctx)
+                   const char *token, const char *cert_user,
+                   const char *peer, const char *if_none_match,
+                   struct cfg_req **slot, cfgapi_done_fn done, void *ctx)
 {
     struct cfg_req *r = mem_calloc(1, sizeof(*r));
     int rc;
@@ -1956,6 +1960,10 @@ void cfgapi_handle(struct server *s, const char *method, const char *path,
     if (token != NULL) {
         snprintf(r->token, sizeof(r->token), "%s", token);
     }
+    if (cert_user != NULL &&
+        strlen(cert_user) < sizeof(r->cert_user)) { /* else no name */
+        snprintf(r->cert_user, sizeof(r->cert_user), "%s", cert_user);
+    }
     snprintf(r->peer, sizeof(r->peer), "%s", peer != NULL ? peer : "");
     snprintf(r->inm, sizeof(r->inm), "%s",
              if_none_match != NULL ? if_none_match : "");
@@ -1967,7 +1975,8 @@ void cfgapi_handle(struct server *s, const char *method, const char *path,
     if (is_audit_path(path)) {
         int status;
         json_t *o = cfg__audit(s, method, path, r->query,
-                               r->token[0] ? r->token : NULL, &status);
+                               r->token[0] ? r->token : NULL, r->cert_user,
+                               &status);
         answer_json(r, status, o);
         return;
     }
@@ -1987,11 +1996,12 @@ void cfgapi_handle(struct server *s, const char *method, const char *path,
     if (wants_body(r->route) && body_parse(r, body, len) != 0) {
         return;
     }
-    /* the author: the token's user (auth on), else anonymous */
-    if (api_auth_user(s, r->token[0] ? r->token : NULL, r->user,
-                      sizeof(r->user)) != 0 &&
-        wants_body(r->route)) {
-        answer_err(r, ERR_INVALID_AUTH_TOKEN);
+    /* the author: the token's user (auth on), else the client
+     * certificate's CN (--client-cert-auth, etcd's rule), else anonymous */
+    rc = api_auth_user_as(s, r->token[0] ? r->token : NULL, r->cert_user,
+                          r->user, sizeof(r->user));
+    if (rc != 0 && wants_body(r->route)) {
+        answer_err(r, rc);
         return;
     }
     if (r->user[0] == '\0') {

@@ -57,6 +57,7 @@ struct ns_verdict {
 struct q {
     struct server *s;
     const char *token;
+    const char *cert_user; /* used when token is NULL */
     bool all; /* may read /audit/: every record */
     char ns[CFG_NAME_MAX + 1];
     char principal[256];
@@ -77,8 +78,9 @@ static int prefix_check(struct q *q, const char *prefix)
     ASSERT(n > 0 && n < sizeof(end));
     memcpy(end, prefix, n);
     end[n - 1]++;
-    return api_auth_range_check(q->s, q->token, (const uint8_t *)prefix, n,
-                                (const uint8_t *)end, n);
+    return api_auth_range_check_as(q->s, q->token, q->cert_user,
+                                   (const uint8_t *)prefix, n,
+                                   (const uint8_t *)end, n);
 }
 
 static bool ns_visible(struct q *q, const char *ns)
@@ -370,7 +372,8 @@ static json_t *verify(struct q *q, int *status)
 }
 
 json_t *cfg__audit(struct server *s, const char *method, const char *path,
-                   const char *query, const char *token, int *status)
+                   const char *query, const char *token,
+                   const char *cert_user, int *status)
 {
     struct q *q;
     json_t *o;
@@ -389,6 +392,7 @@ json_t *cfg__audit(struct server *s, const char *method, const char *path,
     }
     q->s = s;
     q->token = token;
+    q->cert_user = cert_user;
     int rc = is_verify ? 0 : parse(q, query != NULL ? query : "");
     if (rc != 0) {
         mem_free(q);

@@ -72,15 +72,17 @@ typedef void (*cfgapi_done_fn)(void *ctx, int status, const char *ctype,
 
 /* Serve one call (method "GET", "PUT", ...; path starting with
  * /api/v1/config or /api/v1/audit; query without '?', or NULL; token the
- * caller's etcd token or NULL; peer the client's address or NULL;
+ * caller's etcd token or NULL; cert_user the CN of its verified TLS client
+ * certificate under --client-cert-auth or NULL, the user when auth is on
+ * and there is no token (etcd's rule); peer the client's address or NULL;
  * if_none_match the request's If-None-Match or NULL). done runs exactly
  * once unless cfgapi_cancel is called first; *slot holds the call while it
  * is in flight and is NULL before done runs. */
 void cfgapi_handle(struct server *s, const char *method, const char *path,
                    const char *query, const char *body, size_t len,
-                   const char *token, const char *peer,
-                   const char *if_none_match, struct cfg_req **slot,
-                   cfgapi_done_fn done, void *ctx);
+                   const char *token, const char *cert_user,
+                   const char *peer, const char *if_none_match,
+                   struct cfg_req **slot, cfgapi_done_fn done, void *ctx);
 
 /* The caller is gone: done will not run; *slot becomes NULL. */
 void cfgapi_cancel(struct cfg_req *r);
@@ -175,7 +177,7 @@ size_t cfg_change_encodings(const struct cfg_change *c);
 /* May token read secrets of id in clear? Auth off: yes; on: read
  * permission on /config-secret/<ns>/<app>/<name>. */
 bool cfg_can_secret(struct server *s, const char *token,
-                    const struct cfg_id *id);
+                    const char *cert_user, const struct cfg_id *id);
 
 /* Every config head under prefix (a scope: /config/<ns>/ or
  * /config/<ns>/<app>/) at revision rev, from the local store: calls fn

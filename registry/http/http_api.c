@@ -195,9 +195,12 @@ int http__api_dispatch(struct http_conn *c)
     c->wait = HTTP_WAIT_CALL;
     /* the core's deadline bounds the wait, not lws's */
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
-    char peer[64];
+    char peer[64], cn[GRPC_IDENTITY_BYTES_MAX];
     peer[0] = '\0';
-    http__peer(c->h, c->wsi, peer, sizeof(peer));
+    /* the CN is the user of a request without a token (etcd's rule for
+     * gRPC, applied to the registry and config APIs too; the JSON gateway
+     * keeps etcd's behaviour: a token or nothing) */
+    http__client(c->h, c->wsi, peer, sizeof(peer), cn, sizeof(cn));
     if (a->cfg) {
         char inm[80];
         if (lws_hdr_copy(c->wsi, inm, sizeof(inm),
@@ -206,13 +209,14 @@ int http__api_dispatch(struct http_conn *c)
         }
         cfgapi_handle(c->h->s, a->method, a->path, a->query,
                       (const char *)c->body.data, c->body.len,
-                      c->token[0] != '\0' ? c->token : NULL, peer, inm, &c->cfg,
-                      cfg_done, c);
+                      c->token[0] != '\0' ? c->token : NULL,
+                      cn[0] != '\0' ? cn : NULL, peer, inm, &c->cfg, cfg_done,
+                      c);
     } else {
         svc_handle(c->h->s, a->method, a->path, a->query,
                    (const char *)c->body.data, c->body.len,
-                   c->token[0] != '\0' ? c->token : NULL, peer, &c->svc,
-                   api_done, c);
+                   c->token[0] != '\0' ? c->token : NULL,
+                   cn[0] != '\0' ? cn : NULL, peer, &c->svc, api_done, c);
     }
     buf_free(&c->body);
     return 0;

@@ -37,7 +37,7 @@
 /* /health, /readyz: how long the quorum check may take (etcd: 1 s). */
 #define HTTP_HEALTH_TIMEOUT_MS 1000
 /* Authorization header kept for the gateway call (a raw etcd token). */
-#define HTTP_TOKEN_MAX         512
+#define HTTP_TOKEN_MAX         1024 /* a JWT signed with RSA-4096 fits */
 /* A stream (gateway watch or keep-alive, WebSocket watch) whose outbound
  * queue stays at its bound (LIMIT_CONN_OUT_BYTES) with nothing written for
  * this long is closed: the client is not reading. Its watchers were moved
@@ -281,6 +281,11 @@ void http__conn_kill(struct http_conn *c);
  * lws holds one end of a socketpair, so the address comes from the TLS
  * layer (registry/server/tls_conn.c); else from the socket. */
 void http__peer(const struct http *h, struct lws *wsi, char *buf, size_t len);
+
+/* http__peer, and the CN of the connection's verified TLS client
+ * certificate under --client-cert-auth into cn[cn_len] ("" when none). */
+void http__client(const struct http *h, struct lws *wsi, char *peer,
+                  size_t peer_len, char *cn, size_t cn_len);
 
 /* The gateway error body {"error","message","code"} for err (a base/err.h
  * code) or, when text is not NULL, for code with that text. */

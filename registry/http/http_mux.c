@@ -507,15 +507,16 @@ static void call_rest(struct hstream *hs, json_t *m, json_t *id, int op,
         token = hs->token;
     }
     /* the audit record's source address */
-    char peer[64];
+    char peer[64], cn[GRPC_IDENTITY_BYTES_MAX];
     peer[0] = '\0';
+    cn[0] = '\0';
     if (hs->wsi != NULL) {
-        http__peer(hs->h, hs->wsi, peer, sizeof(peer));
+        http__client(hs->h, hs->wsi, peer, sizeof(peer), cn, sizeof(cn));
     }
     /* may answer (and free c) before it returns */
     svc_handle(hs->h->s, "POST", path, NULL, body,
-               body != NULL ? strlen(body) : 0, token, peer, &c->req, call_done,
-               c);
+               body != NULL ? strlen(body) : 0, token,
+               cn[0] != '\0' ? cn : NULL, peer, &c->req, call_done, c);
 }
 
 static void op_session(struct hstream *hs, json_t *m, json_t *id)

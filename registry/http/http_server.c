@@ -1257,13 +1257,19 @@ void http_stop(struct server *s)
     uv_timer_start(&h->reap, on_reap, 0, REAP_INTERVAL_MS);
 }
 
+void http__client(const struct http *h, struct lws *wsi, char *peer,
+                  size_t peer_len, char *cn, size_t cn_len)
+{
+    server__tls_client(h->s, lws_get_socket_fd(wsi), peer, peer_len, cn,
+                       cn_len);
+    if (peer[0] == '\0') {
+        lws_get_peer_simple(wsi, peer, peer_len);
+    }
+}
+
 void http__peer(const struct http *h, struct lws *wsi, char *buf, size_t len)
 {
-    buf[0] = '\0';
-    server__tls_peer(h->s, lws_get_socket_fd(wsi), buf, len);
-    if (buf[0] == '\0') {
-        lws_get_peer_simple(wsi, buf, len);
-    }
+    http__client(h, wsi, buf, len, NULL, 0);
 }
 
 /* The strong definition of server.c's weak hook: a client-port connection

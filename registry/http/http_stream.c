@@ -1632,7 +1632,7 @@ static int cfg_snap_one(void *ctx, const struct cfg_id *id)
     }
     rc =
         cfg_resolve(s, id, c->rev, sub->cfg_client,
-                    cfg_can_secret(s, sub->token, id), "put", &o, &v, &created);
+                    cfg_can_secret(s, sub->token, NULL, id), "put", &o, &v, &created);
     if (rc == 1) {
         return 0;
     }
@@ -1710,7 +1710,7 @@ static int cfg_one(struct hsub *sub, const struct cfg_id *id, int64_t rev)
     int64_t had = cfg_sub_delivered_version(sub->cfg_sub, id, &gray);
     int rc = http__share_cfg(sub->hs->h, id, rev, &c);
     if (rc == 0) {
-        bool can = cfg_change_secret(c) && cfg_can_secret(s, sub->token, id);
+        bool can = cfg_change_secret(c) && cfg_can_secret(s, sub->token, NULL, id);
         rc = cfg_change_for(c, sub->cfg_client, can, &js, &n, &v, &created,
                             &now_gray);
     }

@@ -162,6 +162,16 @@ struct api_op *api_call_audit(struct server *s, const struct api_method *m,
                       ctx);
 }
 
+struct api_op *api_call_as(struct server *s, const struct api_method *m,
+                           const uint8_t *req, size_t len, uint32_t timeout_ms,
+                           const char *token, const char *cert_user,
+                           const struct api_audit *audit, api_done_fn done,
+                           void *ctx)
+{
+    return call_start(s, m, req, len, timeout_ms, token, cert_user, audit,
+                      done, ctx);
+}
+
 struct api_op *api_call_cert(struct server *s, const struct api_method *m,
                              const uint8_t *req, size_t len,
                              uint32_t timeout_ms, const char *cert_user,

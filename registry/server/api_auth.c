@@ -33,6 +33,7 @@
 #include "base/log.h"
 #include "consensus/apply/apply.h"
 #include "registry/server/api_int.h"
+#include "registry/server/auth_jwt.h"
 
 #define USER_CAP      (AUTH_NAME_BYTES_MAX + 1)
 #define TXN_DEPTH_MAX 128 /* apply refuses deeper ones anyway */
@@ -77,14 +78,70 @@ void api_auth_free(struct auth *a)
 
 /* ------------------------------------------------------------- tokens */
 
-int api_auth_user(struct server *s, const char *token, char *user, size_t cap)
+/* check_rev: false for what etcd checks with IsAdminPermitted (user and
+ * role administration, maintenance, membership), which looks at the user
+ * and its root role but not at the token's auth revision. */
+static int token_user(struct server *s, const char *token, char *user,
+                      size_t cap, bool check_rev)
 {
     struct auth *a = srv_auth(s);
     user[0] = '\0';
     if (a == NULL || token == NULL || token[0] == '\0' || !auth_enabled(a)) {
         return 0;
     }
+    if (s->jwt != NULL) {
+        /* etcd's rule for JWTs: a token signed before any change to users,
+         * roles or permissions is refused, and the client authenticates
+         * again (simple tokens are dropped with the user instead) */
+        uint64_t rev = 0;
+        int rc = auth_jwt_verify(s->jwt, token, clock_wall_ms() / 1000u,
+                                 user, cap, &rev);
+        if (rc == 0 && check_rev && rev < auth_revision(a)) {
+            user[0] = '\0';
+            rc = ERR_AUTH_OLD_REVISION;
+        }
+        return rc;
+    }
     return auth_token_user(a, token, now_ms(), user, cap);
+}
+
+int api_auth_user(struct server *s, const char *token, char *user, size_t cap)
+{
+    return token_user(s, token, user, cap, true);
+}
+
+int api_auth_user_as(struct server *s, const char *token,
+                     const char *cert_user, char *user, size_t cap)
+{
+    struct auth *a = srv_auth(s);
+    if (token != NULL && token[0] != '\0') {
+        return api_auth_user(s, token, user, cap);
+    }
+    user[0] = '\0';
+    if (a == NULL || cert_user == NULL || cert_user[0] == '\0' ||
+        !auth_enabled(a)) {
+        return 0;
+    }
+    int n = snprintf(user, cap, "%s", cert_user);
+    if (n <= 0 || (size_t)n >= cap) {
+        user[0] = '\0';
+        return ERR_PERMISSION_DENIED;
+    }
+    return 0;
+}
+
+int api_auth_range_check_as(struct server *s, const char *token,
+                            const char *cert_user, const uint8_t *key,
+                            size_t key_len, const uint8_t *range_end,
+                            size_t range_end_len)
+{
+    if ((token == NULL || token[0] == '\0') && cert_user != NULL &&
+        cert_user[0] != '\0') {
+        return api_auth_range_check_user(s, cert_user, key, key_len,
+                                         range_end, range_end_len);
+    }
+    return api_auth_range_check(s, token, key, key_len, range_end,
+                                range_end_len);
 }
 
 int api_auth_range_check(struct server *s, const char *token,
@@ -324,7 +381,9 @@ int api_auth_check(struct api_op *op, const ProtobufCMessage *req)
         int n = snprintf(user, sizeof(user), "%s", op->cert_user);
         rc = n > 0 && (size_t)n < sizeof(user) ? 0 : ERR_PERMISSION_DENIED;
     } else {
-        rc = api_auth_user(op->s, op->token, user, sizeof(user));
+        rc = token_user(op->s, op->token, user, sizeof(user),
+                        rule != RULE_ADMIN && rule != RULE_USER_GET &&
+                            rule != RULE_ROLE_GET);
     }
     if (rc != 0) {
         return rc;
@@ -515,10 +574,14 @@ static void authenticate_next(struct pw_job *j)
     Etcdserverpb__AuthenticateResponse m =
         ETCDSERVERPB__AUTHENTICATE_RESPONSE__INIT;
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-    char token[AUTH_TOKEN_BYTES_MAX];
-    struct auth *a = srv_auth(j->op->s);
-    int rc = a == NULL
-                 ? ERR_AUTH_NOT_ENABLED
+    char token[AUTH_JWT_TOKEN_MAX];
+    struct server *s = j->op->s;
+    struct auth *a = srv_auth(s);
+    int rc = a == NULL ? ERR_AUTH_NOT_ENABLED
+             : s->jwt != NULL
+                 ? auth_jwt_sign(s->jwt, j->user, auth_revision(a),
+                                 clock_wall_ms() / 1000u, token,
+                                 sizeof(token))
                  : auth_token_new(a, j->user, now_ms(), token, sizeof(token));
     if (rc != 0) {
         api__finish(j->op, rc, NULL, 0);

@@ -45,6 +45,20 @@ int api_auth_check(struct api_op *op, const ProtobufCMessage *req);
  * off): 0 or ERR_INVALID_AUTH_TOKEN. Refreshes the token's TTL. */
 int api_auth_user(struct server *s, const char *token, char *user, size_t cap);
 
+/* The user of a request that carries token, or else, with auth on, the
+ * verified client certificate's CN cert_user (--client-cert-auth; NULL or
+ * "" when none): etcd's rule, a token wins. 0, ERR_INVALID_AUTH_TOKEN, or
+ * ERR_PERMISSION_DENIED for a CN too long to be a user name (never cut
+ * into another name). */
+int api_auth_user_as(struct server *s, const char *token,
+                     const char *cert_user, char *user, size_t cap);
+
+/* api_auth_range_check for a request with token or else cert_user. */
+int api_auth_range_check_as(struct server *s, const char *token,
+                            const char *cert_user, const uint8_t *key,
+                            size_t key_len, const uint8_t *range_end,
+                            size_t range_end_len);
+
 /* For watch creates: may token's user read [key, range_end)? 0,
  * ERR_INVALID_AUTH_TOKEN, ERR_USER_EMPTY, ERR_PERMISSION_DENIED. */
 int api_auth_range_check(struct server *s, const char *token,

@@ -176,7 +176,8 @@ static const struct row rows[] = {
     {"host-whitelist", K_STR, F(host_whitelist), "*",
      "acceptable hostnames from HTTP client requests"},
     {"auth-token", K_STR, F(auth_token), "simple",
-     "auth token type ('simple')"},
+     "auth token type: 'simple', or 'jwt,pub-key=F,priv-key=F,"
+     "sign-method=RS256|ES256|..,ttl=5m'"},
     {"bcrypt-cost", K_UINT, F(bcrypt_cost), "10",
      "cost of hashing auth passwords (4..31)"},
     {"auth-token-ttl", K_UINT, F(auth_token_ttl_s), "300",
@@ -1117,17 +1118,14 @@ int options_validate(const struct options *o, char *err, size_t err_len)
         char t[40];
         snprintf(t, sizeof(t), "%.*s", (int)strcspn(o->auth_token, ","),
                  o->auth_token);
-        if (strcmp(t, "jwt") == 0) {
-            fail(err, err_len,
-                 "--auth-token: jwt tokens are not supported yet; use "
-                 "'simple'");
-        } else {
+        if (strcmp(t, "jwt") != 0) {
             fail(err, err_len,
                  "--auth-token: unknown token type \"%s\" (auth: invalid "
-                 "auth options); use 'simple'",
+                 "auth options); use 'simple' or 'jwt,...'",
                  t);
+            return ERR_INVALID;
         }
-        return ERR_INVALID;
+        /* the jwt options and keys are checked at start (auth_jwt.c) */
     }
     if (strcmp(o->log_level, "debug") != 0 &&
         strcmp(o->log_level, "info") != 0 &&

@@ -21,6 +21,7 @@
  * loop runs out and cairnd exits 0. A second signal exits at once.
  */
 #include "registry/server/server.h"
+#include "registry/server/auth_jwt.h"
 
 #include "registry/config/cfgapi.h"
 #include "registry/http/http.h"
@@ -845,6 +846,8 @@ static void on_node_closed(void *ctx)
     struct server *s = ctx;
     s->node = NULL;
     api_auth_free(s->auth); /* the applier that used it is gone */
+    auth_jwt_free(s->jwt);
+    s->jwt = NULL;
     cfgapi_free(s);
     s->auth = NULL;
     if (s->grpc_on) {
@@ -922,6 +925,12 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     rc = server__tls_init(s, msg, msg_len);
     if (rc != 0) {
         return rc;
+    }
+    if (strncmp(o->auth_token, "jwt", 3) == 0) {
+        rc = auth_jwt_open(o->auth_token, &s->jwt, msg, msg_len);
+        if (rc != 0) {
+            return rc;
+        }
     }
     node_config_default(&nc);
     nc.data_dir = o->data_dir;

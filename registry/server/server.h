@@ -142,6 +142,14 @@ struct api_op *api_call_cert(struct server *s, const struct api_method *m,
                              uint32_t timeout_ms, const char *cert_user,
                              api_done_fn done, void *ctx);
 
+/* api_call_audit for a client with a token or else a certificate's CN
+ * (api_call_cert's rule: a token wins); both borrowed like token. */
+struct api_op *api_call_as(struct server *s, const struct api_method *m,
+                           const uint8_t *req, size_t len, uint32_t timeout_ms,
+                           const char *token, const char *cert_user,
+                           const struct api_audit *audit, api_done_fn done,
+                           void *ctx);
+
 /* The caller is gone; done will not run. Safe until done has run. */
 void api_cancel(struct api_op *op);
 
@@ -155,6 +163,8 @@ struct server_listener {
     bool tls;     /* an https:// URL: connections go to tls_conn.c */
     bool metrics; /* --listen-metrics-urls: HTTP, metrics and probes only */
 };
+
+struct auth_jwt;
 
 struct server {
     uv_loop_t *loop;
@@ -209,6 +219,7 @@ struct server {
         uint64_t push_messages;
     } svc_ctr;
     struct auth *auth; /* users, roles, tokens (consensus/auth) */
+    struct auth_jwt *jwt; /* --auth-token jwt,... (auth_jwt.h), or NULL */
 };
 
 /* Start everything from opt; on error msg names the problem. */
@@ -242,6 +253,12 @@ struct server_tls_stats {
 /* The client's address ("1.2.3.4:5678") of the TLS connection whose
  * plaintext end the HTTP or gRPC side holds as fd; "" when fd is not one. */
 void server__tls_peer(const struct server *s, int fd, char *buf, size_t len);
+
+/* The same lookup, with the CN of that connection's verified client
+ * certificate into cn[cn_len] when --client-cert-auth is on ("" when not,
+ * when there is none, or when it does not fit: no name is cut). */
+void server__tls_client(const struct server *s, int fd, char *peer,
+                        size_t peer_len, char *cn, size_t cn_len);
 
 void server__tls_stats(const struct server *s, struct server_tls_stats *out);
 

@@ -923,22 +923,35 @@ void server__tls_stop(struct server *s)
     }
 }
 
-void server__tls_peer(const struct server *s, int fd, char *buf, size_t len)
+void server__tls_client(const struct server *s, int fd, char *peer,
+                        size_t peer_len, char *cn, size_t cn_len)
 {
     const struct tls *t = s->tls;
     size_t guard = 0;
-    buf[0] = '\0';
+    peer[0] = '\0';
+    if (cn != NULL) {
+        cn[0] = '\0';
+    }
     if (t == NULL || fd < 0) {
         return;
     }
-    /* linear in the TLS connections: only used for audit and logs */
-    for (const struct tls_conn *c = t->conns; c != NULL; c = c->next) {
+    /* linear in the TLS connections: used once per HTTP/1.1 API request
+     * (audit, logs, the certificate's user) */
+    for (struct tls_conn *c = t->conns; c != NULL; c = c->next) {
         if (c->app_fd == fd) {
-            snprintf(buf, len, "%s", c->peer);
+            snprintf(peer, peer_len, "%s", c->peer);
+            if (cn != NULL && s->opt->client_tls.client_cert_auth) {
+                peer_cn(c, cn, cn_len);
+            }
             return;
         }
         ASSERT(++guard <= t->st.conns_open);
     }
+}
+
+void server__tls_peer(const struct server *s, int fd, char *buf, size_t len)
+{
+    server__tls_client(s, fd, buf, len, NULL, 0);
 }
 
 void server__tls_stats(const struct server *s, struct server_tls_stats *out)

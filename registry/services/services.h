@@ -175,7 +175,9 @@ int svc_watch_prefix(const char *path, char *out, size_t out_len, size_t *n);
 /* Serve one REST call. method is "GET", "PUT", ...; path starts with
  * "/api/v1/"; query is the raw query string without '?', or NULL; body
  * (may be NULL when len is 0) is the request body; token is the caller's
- * etcd auth token or NULL; peer the client's address (for the audit log)
+ * etcd auth token or NULL; cert_user the CN of the client's verified TLS
+ * certificate under --client-cert-auth, or NULL: with auth on and no
+ * token, the user (etcd's rule); peer the client's address (for the audit log)
  * or NULL. done runs exactly once, possibly before this
  * returns, unless svc_cancel is called first. *slot holds the call while
  * it is in flight and is set to NULL before done runs (so the caller can
@@ -183,8 +185,8 @@ int svc_watch_prefix(const char *path, char *out, size_t out_len, size_t *n);
  * registry's is answered 404. */
 void svc_handle(struct server *s, const char *method, const char *path,
                 const char *query, const char *body, size_t len,
-                const char *token, const char *peer, struct svc_req **slot,
-                svc_done_fn done, void *ctx);
+                const char *token, const char *cert_user, const char *peer,
+                struct svc_req **slot, svc_done_fn done, void *ctx);
 
 /* The caller is gone (r is the non-NULL *slot): done will not run; the
  * call's inner request is cancelled (a write already proposed still

@@ -54,7 +54,7 @@
 #include "registry/server/api_auth.h"
 #include "registry/server/server.h"
 
-#define TOKEN_MAX      512
+#define TOKEN_MAX      1024
 #define QUERY_MAX      2048
 #define PATCH_RETRIES  5
 #define KEY_MAX        512
@@ -100,6 +100,7 @@ struct svc_req {
     step_fn next;
     enum route route;
     char token[TOKEN_MAX];
+    char cert_user[256]; /* a verified client certificate's CN, or "" */
     char query[QUERY_MAX];
     char peer[64];  /* the client's address, for the audit log */
     char user[128]; /* the token's user, or "anonymous" */
@@ -277,9 +278,10 @@ static void call(struct svc_req *r, const char *path,
     struct api_audit au;
     char target[2 * SVC_NAME_MAX + 24];
     const struct api_audit *ap = audit_of(r, path, &au, target, sizeof(target));
-    op = api_call_audit(r->s, m, bytes, n, 0,
-                        r->token[0] != '\0' ? r->token : NULL, ap, inner_done,
-                        r);
+    op = api_call_as(r->s, m, bytes, n, 0,
+                     r->token[0] != '\0' ? r->token : NULL,
+                     r->cert_user[0] != '\0' ? r->cert_user : NULL, ap,
+                     inner_done, r);
     mem_free(bytes);
     if (op != NULL) {
         r->op = op; /* not answered yet, so r is alive */
@@ -1556,8 +1558,8 @@ static int body_parse(struct svc_req *r, const char *body, size_t len)
 
 void svc_handle(struct server *s, const char *method, const char *path,
                 const char *query, const char *body, size_t len,
-                const char *token, const char *peer, struct svc_req **slot,
-                svc_done_fn done, void *ctx)
+                const char *token, const char *cert_user, const char *peer,
+                struct svc_req **slot, svc_done_fn done, void *ctx)
 {
     struct svc_req *r = mem_calloc(1, sizeof(*r));
     int rc;
@@ -1577,6 +1579,10 @@ void svc_handle(struct server *s, const char *method, const char *path,
     r->expect_rev = -1;
     if (token != NULL) {
         snprintf(r->token, sizeof(r->token), "%s", token);
+    }
+    if (cert_user != NULL &&
+        strlen(cert_user) < sizeof(r->cert_user)) { /* else no name */
+        snprintf(r->cert_user, sizeof(r->cert_user), "%s", cert_user);
     }
     if (query != NULL && strlen(query) >= sizeof(r->query)) {
         answer_error(r, 414, "too_large", "the query string is too long", NULL);
@@ -1608,10 +1614,11 @@ void svc_handle(struct server *s, const char *method, const char *path,
         return; /* answered */
     }
     /* who writes, for the audit log: the token's user (auth on), else
+     * the client certificate's CN (--client-cert-auth, etcd's rule), else
      * anonymous; a bad token fails the inner call itself */
     snprintf(r->peer, sizeof(r->peer), "%s", peer != NULL ? peer : "");
-    if (api_auth_user(s, r->token[0] ? r->token : NULL, r->user,
-                      sizeof(r->user)) != 0 ||
+    if (api_auth_user_as(s, r->token[0] ? r->token : NULL, r->cert_user,
+                         r->user, sizeof(r->user)) != 0 ||
         r->user[0] == '\0') {
         snprintf(r->user, sizeof(r->user), "anonymous");
     }

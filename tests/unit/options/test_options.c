@@ -322,15 +322,15 @@ static void connections_bound_from_every_source(void **state)
     }
 }
 
-/* --auth-token: "simple" only; an unknown or jwt type stops the start
- * with its name, as etcd's "auth: invalid auth options" does. */
+/* --auth-token: "simple" or "jwt,..."; an unknown type stops the start
+ * with its name, as etcd's "auth: invalid auth options" does (the jwt
+ * options and key files are checked at start: tests/compat/auth_jwt.test). */
 static void auth_token_type_checked(void **state)
 {
     struct options o;
     static const char *const bad[][2] = {
         {"--auth-token=bogus", "unknown token type \"bogus\""},
-        {"--auth-token=jwt,pub-key=a.pub,priv-key=a,sign-method=RS256",
-         "jwt tokens are not supported yet"},
+        {"--auth-token=jwtx,sign-method=RS256", "unknown token type \"jwtx\""},
         {"--auth-token=", "unknown token type \"\""},
         {"--auth-token=Simple", "unknown token type \"Simple\""},
     };
@@ -339,6 +339,11 @@ static void auth_token_type_checked(void **state)
     assert_string_equal(o.auth_token, "simple");
     options_free(&o);
     assert_int_equal(parse(&o, empty_env, 1, "--auth-token=simple"), 0);
+    options_free(&o);
+    assert_int_equal(
+        parse(&o, empty_env, 1,
+              "--auth-token=jwt,pub-key=a.pub,priv-key=a,sign-method=RS256"),
+        0);
     options_free(&o);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(parse(&o, empty_env, 1, bad[i][0]), ERR_INVALID);
