@@ -585,6 +585,9 @@ int auth_jwt_sign(const struct auth_jwt *j, const char *user, uint64_t rev,
     if (j->fam != FAM_HS && j->priv == NULL) {
         return ERR_AUTH_VERIFY_ONLY; /* etcd: gRPC Unknown, its text */
     }
+    if (user == NULL || user[0] == '\0') {
+        return ERR_INVALID; /* verify refuses such a token, as etcd's does */
+    }
     json_t *h = json_pack("{s:s,s:s}", "alg", j->alg, "typ", "JWT");
     json_t *c = json_pack("{s:I,s:I,s:s}", "exp", (json_int_t)(now_s + j->ttl_s),
                           "revision", (json_int_t)rev, "username", user);

@@ -281,6 +281,9 @@ static void form_is_checked(void **state)
     char tok[AUTH_JWT_TOKEN_MAX], bad[2 * AUTH_JWT_TOKEN_MAX];
     assert_int_equal(auth_jwt_sign(j, "alice", 3, NOW, tok, sizeof(tok)), 0);
     assert_int_equal(verify(j, tok, NOW, NULL), 0);
+    /* no token for an empty name: verify would refuse it (fuzz_jwt) */
+    assert_int_equal(auth_jwt_sign(j, "", 3, NOW, bad, sizeof(bad)),
+                     ERR_INVALID);
     size_t n = strlen(tok);
     /* an ES256 signature is 64 bytes: 86 chars, its last char carries 2
      * spare bits */
