@@ -109,7 +109,7 @@ int http__console_route(struct http_conn *c, const char *path, int meth)
         return http__respond(c, 404, "text/plain; charset=utf-8", missing,
                              sizeof(missing) - 1);
     }
-    if (meth != LWSHUMETH_GET) {
+    if (meth != LWSHUMETH_GET && meth != LWSHUMETH_HEAD) {
         return http__respond(c, 405, "text/plain; charset=utf-8",
                              "Method Not Allowed\n", 19);
     }

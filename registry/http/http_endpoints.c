@@ -439,9 +439,11 @@ static void http_metrics(struct mw *w, const struct http *h)
          "HTTP/1.1 responses by status class.");
     mw_printf(w,
               "cairn_http_responses_total{code=\"2xx\"} %" PRIu64 "\n"
+              "cairn_http_responses_total{code=\"3xx\"} %" PRIu64 "\n"
               "cairn_http_responses_total{code=\"4xx\"} %" PRIu64 "\n"
               "cairn_http_responses_total{code=\"5xx\"} %" PRIu64 "\n",
-              st->responses_2xx, st->responses_4xx, st->responses_5xx);
+              st->responses_2xx, st->responses_3xx, st->responses_4xx,
+              st->responses_5xx);
     metric_u64(w, "cairn_http_bodies_too_large_total", "counter",
                "Request bodies refused for their size (413).",
                st->bodies_too_large);

@@ -77,6 +77,7 @@ struct http_stats {
     uint64_t requests_total;
     uint64_t gateway_calls;
     uint64_t responses_2xx;
+    uint64_t responses_3xx;
     uint64_t responses_4xx;
     uint64_t responses_5xx;
     uint64_t bodies_too_large;
@@ -260,6 +261,7 @@ struct http_conn {
     bool exclude_nospace; /* /health?exclude=NOSPACE */
     bool chunked;         /* the body comes in the chunked coding */
     bool rx_paused;       /* lws_rx_flow_control off: see rx_pause() */
+    bool head;            /* a HEAD request: the answer goes without body */
     int status;
     const char *ctype;
     struct buf body; /* request body */

@@ -292,6 +292,8 @@ static int finish(struct http_conn *c)
     struct http_stats *st = &c->h->st;
     if (c->status < 300) {
         st->responses_2xx++;
+    } else if (c->status < 400) {
+        st->responses_3xx++;
     } else if (c->status < 500) {
         st->responses_4xx++;
     } else {
@@ -469,6 +471,9 @@ static int drain_start(struct http_conn *c, const uint8_t *hdr, size_t hlen,
     }
     memcpy(d->hdr, hdr, hlen);
     d->body = c->resp;
+    if (c->head) {
+        d->body.len = LWS_PRE; /* HEAD: the head only (resp_write) */
+    }
     buf_init(&c->resp, 0);
     if (done < hlen) {
         bufs[nbufs++] =
@@ -505,6 +510,10 @@ static int resp_write(struct http_conn *c)
     }
     iov[0].iov_base = start;
     iov[0].iov_len = (size_t)(p - start);
+    /* HEAD: the head says the length of the body it does not carry (as
+     * Go's net/http does for etcd); a body here would be read as the
+     * start of the next response on a kept-alive connection */
+    blen = c->head ? 0 : blen;
     iov[1].iov_base = c->resp.data + LWS_PRE;
     iov[1].iov_len = blen;
     memset(&mh, 0, sizeof(mh));
@@ -839,6 +848,13 @@ static int route(struct http_conn *c, const char *path, int meth)
 {
     const struct api_method *m;
     enum http_stream_kind sk = http__stream_kind(path);
+    if (meth == LWSHUMETH_OPTIONS) {
+        /* a CORS preflight: etcd 3.4 answers 200 with its CORS headers
+         * and no body on every path, so a browser page of another origin
+         * may call the gateway and the /api/v1 APIs */
+        return http__respond(c, 200, "text/plain; charset=utf-8", "", 0);
+    }
+    c->head = meth == LWSHUMETH_HEAD;
     if (metrics_conn(c->h, c->wsi) && !metrics_path(path)) {
         return respond_text(c, 404, "Not Found\n");
     }
@@ -875,7 +891,9 @@ static int route(struct http_conn *c, const char *path, int meth)
         if (strcmp(path, gets[i].path) != 0) {
             continue;
         }
-        if (!is_get(meth)) {
+        /* HEAD /metrics as GET (Prometheus's handler takes it in etcd);
+         * etcd's /version and /health refuse it with 405 */
+        if (!is_get(meth) && !(c->head && gets[i].which == 1)) {
             return respond_text(c, 405, "Method Not Allowed\n");
         }
         if (gets[i].which == 0) {

@@ -407,12 +407,62 @@ def hostile():
            "%d" % s)
 
 
+def head_and_options():
+    """HEAD answers carry no body (a body would be read as the start of
+    the next response on a kept-alive connection), OPTIONS is a CORS
+    preflight answered 200 with the CORS headers and no body, on every
+    path, and the same for a real etcd where the path is etcd's."""
+    def pair(port, first, path):
+        s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        s.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nOrigin: http://a.example"
+                   "\r\nAccess-Control-Request-Method: POST\r\n\r\n"
+                   "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close"
+                   "\r\n\r\n" % (first, path)).encode())
+        out = b""
+        s.settimeout(3)
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
+        except OSError:
+            pass
+        s.close()
+        # the first answer's head, then exactly the second response
+        head, _, rest = out.partition(b"\r\n\r\n")
+        status = head.split(b"\r\n")[0].decode(errors="replace")
+        cors = b"access-control-allow-origin: *" in head.lower()
+        return status, cors, rest
+    cases = [("HEAD", "/health", "405"), ("HEAD", "/version", "405"),
+             ("HEAD", "/metrics", "200"), ("HEAD", "/v3/kv/range", "405"),
+             ("HEAD", "/nonexistent", "404"),
+             ("OPTIONS", "/v3/kv/range", "200"), ("OPTIONS", "/health", "200"),
+             ("OPTIONS", "/metrics", "200"), ("OPTIONS", "/nonexistent", "200"),
+             ("OPTIONS", "/api/v1/registry", "200"), ("HEAD", "/ui/", "200")]
+    for meth, path, want in cases:
+        st, cors, rest = pair(CP, meth, path)
+        ok = (st.split(" ")[1:2] == [want] and cors and
+              rest.startswith(b"HTTP/1.1 200") and
+              rest.rstrip().endswith(b'{"health":"true"}'))
+        why = "%s; then %r" % (st, rest[:80])
+        vs = EP is not None and not path.startswith(("/api/", "/ui/"))
+        if vs:
+            est, ecors, erest = pair(EP, meth, path)
+            ok = ok and est.split(" ")[1:2] == st.split(" ")[1:2]
+            why += "; etcd: %s" % est
+        report(ok, "%s %s: %s, no body, the next response on the same "
+               "connection intact%s" % (meth, path, want,
+                                        ", as etcd" if vs else ""), why)
+
+
 def main():
     for name, fn in (("endpoints", endpoints),
                      ("gateway_vs_etcd", gateway_vs_etcd),
                      ("gateway_shapes", gateway_shapes),
                      ("etcd3gw", etcd3gw_client),
                      ("keepalive", keepalive_and_pipelining),
+                     ("head_options", head_and_options),
                      ("hostile", hostile)):
         try:
             fn()
