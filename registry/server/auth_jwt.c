@@ -130,23 +130,43 @@ static long b64url_dec(const char *in, size_t n, uint8_t *out, size_t cap)
 
 /* ------------------------------------------------------------- options */
 
-/* Go's time.ParseDuration for what a ttl is written with: a sequence of
- * <digits><unit>, unit ns us ms s m h; seconds (at least 1) out. */
+/* Go's time.ParseDuration for what a ttl is written with: an optional
+ * '+', then one or more <decimal><unit>, a decimal being digits with an
+ * optional fraction ("1.5"), a unit ns us ms s m h; seconds (at least 1,
+ * at most 10 years) out. No strtod: it takes "nan", "inf", hex and
+ * exponents, none of which Go does (and a NaN cast to an integer is
+ * undefined). */
 static int parse_ttl(const char *s, uint64_t *out)
 {
     double total = 0;
     const char *p = s;
+    if (*p == '+') {
+        p++;
+    }
     if (*p == '\0') {
         return ERR_INVALID;
     }
     while (*p != '\0') {
-        char *end;
-        errno = 0;
-        double v = strtod(p, &end);
-        if (end == p || errno != 0 || v < 0) {
+        double v = 0, scale = 1;
+        bool digits = false;
+        while (*p >= '0' && *p <= '9') {
+            v = v * 10 + (*p++ - '0');
+            digits = true;
+            if (v > 1e12) {
+                return ERR_INVALID;
+            }
+        }
+        if (*p == '.') {
+            p++;
+            while (*p >= '0' && *p <= '9') {
+                scale /= 10;
+                v += (*p++ - '0') * scale;
+                digits = true;
+            }
+        }
+        if (!digits) {
             return ERR_INVALID;
         }
-        p = end;
         double unit;
         if (strncmp(p, "ns", 2) == 0) {
             unit = 1e-9, p += 2;
@@ -164,8 +184,11 @@ static int parse_ttl(const char *s, uint64_t *out)
             return ERR_INVALID;
         }
         total += v * unit;
+        if (total > 10.0 * 365 * 86400) {
+            return ERR_INVALID;
+        }
     }
-    if (total < 1 || total > 10.0 * 365 * 86400) {
+    if (!(total >= 1)) {
         return ERR_INVALID;
     }
     *out = (uint64_t)total;

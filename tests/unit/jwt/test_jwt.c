@@ -393,6 +393,18 @@ static void bad_specs_name_the_problem(void **state)
          "ttl \"-1m\""},
         {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "1e400s",
          "ttl \"1e400s\""},
+        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "nans",
+         "ttl \"nans\""},
+        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "infh",
+         "ttl \"infh\""},
+        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "0x10s",
+         "ttl \"0x10s\""},
+        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "1e3s",
+         "ttl \"1e3s\""},
+        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "5 m",
+         "ttl \"5 m\""},
+        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "999999999999999h",
+         "ttl \"999999999999999h\""},
         {"jwt,priv-key=%s,priv-key=%s,sign-method=RS256", path_rsa, path_rsa,
          "priv-key given twice"},
         {"jwt,sign-method=HS256%s%s", "", "", "needs priv-key="},
@@ -419,6 +431,18 @@ static void bad_specs_name_the_problem(void **state)
     assert_int_equal(verify(j, tok, NOW + 5401, NULL), ERR_INVALID_AUTH_TOKEN);
     auth_jwt_free(j);
     j = open_ok("jwt,priv-key=%s,sign-method=HS256,foo=%s", path_hs, "bar");
+    auth_jwt_free(j);
+    /* Go's forms: a fraction, a '+', several units */
+    j = open_ok("jwt,priv-key=%s,sign-method=HS256,ttl=%s", path_hs, "+1.5m");
+    assert_int_equal(auth_jwt_sign(j, "alice", 1, NOW, tok, sizeof(tok)), 0);
+    assert_int_equal(verify(j, tok, NOW + 90, NULL), 0);
+    assert_int_equal(verify(j, tok, NOW + 91, NULL), ERR_INVALID_AUTH_TOKEN);
+    auth_jwt_free(j);
+    j = open_ok("jwt,priv-key=%s,sign-method=HS256,ttl=%s", path_hs,
+                "1h1m1s500ms");
+    assert_int_equal(auth_jwt_sign(j, "alice", 1, NOW, tok, sizeof(tok)), 0);
+    assert_int_equal(verify(j, tok, NOW + 3661, NULL), 0);
+    assert_int_equal(verify(j, tok, NOW + 3662, NULL), ERR_INVALID_AUTH_TOKEN);
     auth_jwt_free(j);
 }
 
