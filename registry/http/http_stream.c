@@ -1128,9 +1128,9 @@ static int reg_watch(struct hsub *sub, int64_t from)
     api_watch__create_from_pb(hs->h->s, &q, sub->token, &wc);
     if (sub->token == NULL && hs->cn != NULL) {
         /* the certificate's CN is the user, as for a gRPC watch */
-        wc.denied = api_auth_range_check_user(hs->h->s, hs->cn, wc.key,
-                                              wc.key_len, wc.range_end,
-                                              wc.range_end_len) != 0;
+        wc.denied =
+            api_auth_range_check_user(hs->h->s, hs->cn, wc.key, wc.key_len,
+                                      wc.range_end, wc.range_end_len) != 0;
     }
     rc = watch_stream_create(hs->st, &wc);
     sub->watching = rc == 0;
@@ -1653,10 +1653,9 @@ static int cfg_snap_one(void *ctx, const struct cfg_id *id)
     if (json_array_size(c->list) >= CFG_SNAPSHOT_MAX) {
         return ERR_LIMIT;
     }
-    rc =
-        cfg_resolve(s, id, c->rev, sub->cfg_client,
-                    cfg_can_secret(s, sub->token, sub->hs->cn, id), "put", &o,
-                    &v, &created);
+    rc = cfg_resolve(s, id, c->rev, sub->cfg_client,
+                     cfg_can_secret(s, sub->token, sub->hs->cn, id), "put", &o,
+                     &v, &created);
     if (rc == 1) {
         return 0;
     }
@@ -1735,7 +1734,7 @@ static int cfg_one(struct hsub *sub, const struct cfg_id *id, int64_t rev)
     int rc = http__share_cfg(sub->hs->h, id, rev, &c);
     if (rc == 0) {
         bool can = cfg_change_secret(c) &&
-                    cfg_can_secret(s, sub->token, sub->hs->cn, id);
+                   cfg_can_secret(s, sub->token, sub->hs->cn, id);
         rc = cfg_change_for(c, sub->cfg_client, can, &js, &n, &v, &created,
                             &now_gray);
     }

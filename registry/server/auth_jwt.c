@@ -38,9 +38,9 @@ struct auth_jwt {
     char alg[8]; /* "RS256" ... */
     enum family fam;
     const EVP_MD *md;
-    size_t es_half; /* ES: bytes of r and of s */
-    EVP_PKEY *priv; /* RS/PS/ES: signing key, NULL when verify-only */
-    EVP_PKEY *pub;  /* RS/PS/ES: verifying key */
+    size_t es_half;  /* ES: bytes of r and of s */
+    EVP_PKEY *priv;  /* RS/PS/ES: signing key, NULL when verify-only */
+    EVP_PKEY *pub;   /* RS/PS/ES: verifying key */
     uint8_t *secret; /* HS */
     size_t secret_len;
     uint64_t ttl_s;
@@ -202,8 +202,8 @@ static int read_file(const char *path, uint8_t **data, size_t *len, char *msg,
     uint8_t *b;
     size_t n;
     if (f == NULL) {
-        snprintf(msg, msg_len, "--auth-token %s=%s: cannot read: %s", opt,
-                 path, strerror(errno));
+        snprintf(msg, msg_len, "--auth-token %s=%s: cannot read: %s", opt, path,
+                 strerror(errno));
         return ERR_INVALID;
     }
     b = mem_alloc(KEY_FILE_MAX + 1);
@@ -216,7 +216,7 @@ static int read_file(const char *path, uint8_t **data, size_t *len, char *msg,
     fclose(f);
     if (bad || n == 0 || n > KEY_FILE_MAX) {
         snprintf(msg, msg_len, "--auth-token %s=%s: %s", opt, path,
-                 bad ? "read error"
+                 bad      ? "read error"
                  : n == 0 ? "the file is empty"
                           : "larger than 64 KiB: not a key");
         mem_free(b);
@@ -260,8 +260,8 @@ static int load_key(const char *path, bool private_key, EVP_PKEY **out,
     mem_free(data);
     if (k == NULL) {
         ssl_reason(why, sizeof(why));
-        snprintf(msg, msg_len, "--auth-token %s=%s: not a PEM %s key (%s)",
-                 opt, path, private_key ? "private" : "public", why);
+        snprintf(msg, msg_len, "--auth-token %s=%s: not a PEM %s key (%s)", opt,
+                 path, private_key ? "private" : "public", why);
         return ERR_INVALID;
     }
     *out = k;
@@ -274,12 +274,11 @@ static int set_method(struct auth_jwt *j, const char *m)
         const char *name;
         enum family fam;
         int bits;
-    } tab[] = {{"RS256", FAM_RS, 256}, {"RS384", FAM_RS, 384},
-               {"RS512", FAM_RS, 512}, {"PS256", FAM_PS, 256},
-               {"PS384", FAM_PS, 384}, {"PS512", FAM_PS, 512},
-               {"ES256", FAM_ES, 256}, {"ES384", FAM_ES, 384},
-               {"ES512", FAM_ES, 512}, {"HS256", FAM_HS, 256},
-               {"HS384", FAM_HS, 384}, {"HS512", FAM_HS, 512}};
+    } tab[] = {
+        {"RS256", FAM_RS, 256}, {"RS384", FAM_RS, 384}, {"RS512", FAM_RS, 512},
+        {"PS256", FAM_PS, 256}, {"PS384", FAM_PS, 384}, {"PS512", FAM_PS, 512},
+        {"ES256", FAM_ES, 256}, {"ES384", FAM_ES, 384}, {"ES512", FAM_ES, 512},
+        {"HS256", FAM_HS, 256}, {"HS384", FAM_HS, 384}, {"HS512", FAM_HS, 512}};
     for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
         if (strcmp(tab[i].name, m) == 0) {
             snprintf(j->alg, sizeof(j->alg), "%s", m);
@@ -388,8 +387,9 @@ int auth_jwt_open(const char *spec, struct auth_jwt **out, char *msg,
         if (slot == NULL) {
             /* etcd only warns ("unknown JWT options"): a spec etcd takes
              * must start this member too */
-            LOGW("auth", "--auth-token: unknown jwt option \"%s\" ignored "
-                         "(known: pub-key, priv-key, sign-method, ttl)",
+            LOGW("auth",
+                 "--auth-token: unknown jwt option \"%s\" ignored "
+                 "(known: pub-key, priv-key, sign-method, ttl)",
                  tok);
         } else if (*slot != NULL) {
             snprintf(msg, msg_len, "--auth-token: %s given twice", tok);
@@ -448,8 +448,8 @@ int auth_jwt_open(const char *spec, struct auth_jwt **out, char *msg,
             EVP_PKEY_eq(j->pub, j->priv) != 1) {
             ERR_clear_error();
             snprintf(msg, msg_len,
-                     "--auth-token: pub-key=%s does not match priv-key=%s",
-                     pub, priv);
+                     "--auth-token: pub-key=%s does not match priv-key=%s", pub,
+                     priv);
             rc = ERR_INVALID;
         }
         if (rc == 0 && j->pub == NULL) {
@@ -467,8 +467,8 @@ int auth_jwt_open(const char *spec, struct auth_jwt **out, char *msg,
          * bits), a key OpenSSL loads but cannot sign with */
         char trial[AUTH_JWT_TOKEN_MAX], user[40];
         uint64_t rev = 0;
-        if (auth_jwt_sign(j, "a-user-name-of-32-characters-abc", 1, 1000,
-                          trial, sizeof(trial)) != 0 ||
+        if (auth_jwt_sign(j, "a-user-name-of-32-characters-abc", 1, 1000, trial,
+                          sizeof(trial)) != 0 ||
             auth_jwt_verify(j, trial, 1000, user, sizeof(user), &rev) != 0) {
             snprintf(msg, msg_len,
                      "--auth-token priv-key=%s: a token signed with this key "
@@ -518,7 +518,8 @@ static long sign_raw(const struct auth_jwt *j, const char *in, size_t n,
     uint8_t der[256];
     size_t len = j->fam == FAM_ES ? sizeof(der) : cap;
     long out = -1;
-    if (ctx != NULL && EVP_DigestSignInit(ctx, &pc, j->md, NULL, j->priv) == 1 &&
+    if (ctx != NULL &&
+        EVP_DigestSignInit(ctx, &pc, j->md, NULL, j->priv) == 1 &&
         pss_params(j, pc, true) &&
         EVP_DigestSign(ctx, j->fam == FAM_ES ? der : sig, &len,
                        (const uint8_t *)in, n) == 1) {
@@ -594,8 +595,8 @@ static bool verify_raw(const struct auth_jwt *j, const char *in, size_t n,
 static size_t b64_json(json_t *v, char *out, size_t cap)
 {
     char *s = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    size_t n = s != NULL ? b64url_enc((const uint8_t *)s, strlen(s), out, cap)
-                         : 0;
+    size_t n =
+        s != NULL ? b64url_enc((const uint8_t *)s, strlen(s), out, cap) : 0;
     free(s);
     return n;
 }
@@ -609,8 +610,9 @@ int auth_jwt_sign(const struct auth_jwt *j, const char *user, uint64_t rev,
         return ERR_AUTH_VERIFY_ONLY; /* etcd: gRPC Unknown, its text */
     }
     json_t *h = json_pack("{s:s,s:s}", "alg", j->alg, "typ", "JWT");
-    json_t *c = json_pack("{s:I,s:I,s:s}", "exp", (json_int_t)(now_s + j->ttl_s),
-                          "revision", (json_int_t)rev, "username", user);
+    json_t *c =
+        json_pack("{s:I,s:I,s:s}", "exp", (json_int_t)(now_s + j->ttl_s),
+                  "revision", (json_int_t)rev, "username", user);
     o = b64_json(h, out, cap);
     if (o > 0 && o + 1 < cap) {
         out[o++] = '.';
@@ -640,8 +642,8 @@ static json_t *part_json(const char *p, size_t n)
     if (len <= 0) {
         return NULL;
     }
-    json_t *v = json_loadb((const char *)buf, (size_t)len, JSON_REJECT_DUPLICATES,
-                           NULL);
+    json_t *v = json_loadb((const char *)buf, (size_t)len,
+                           JSON_REJECT_DUPLICATES, NULL);
     if (v != NULL && !json_is_object(v)) {
         json_decref(v);
         v = NULL;
@@ -649,13 +651,13 @@ static json_t *part_json(const char *p, size_t n)
     return v;
 }
 
-int auth_jwt_verify(const struct auth_jwt *j, const char *token,
-                    uint64_t now_s, char *user, size_t cap, uint64_t *rev)
+int auth_jwt_verify(const struct auth_jwt *j, const char *token, uint64_t now_s,
+                    char *user, size_t cap, uint64_t *rev)
 {
     size_t n = strnlen(token, AUTH_JWT_TOKEN_MAX);
     const char *d1 = memchr(token, '.', n);
-    const char *d2 = d1 != NULL ? memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - token))
-                                : NULL;
+    const char *d2 =
+        d1 != NULL ? memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - token)) : NULL;
     uint8_t sig[1024];
     int rc = ERR_INVALID_AUTH_TOKEN;
     if (n >= AUTH_JWT_TOKEN_MAX || d1 == NULL || d2 == NULL ||
@@ -664,13 +666,14 @@ int auth_jwt_verify(const struct auth_jwt *j, const char *token,
     }
     json_t *h = part_json(token, (size_t)(d1 - token));
     json_t *c = NULL;
-    const char *alg = h != NULL ? json_string_value(json_object_get(h, "alg"))
-                                : NULL;
+    const char *alg =
+        h != NULL ? json_string_value(json_object_get(h, "alg")) : NULL;
     if (alg == NULL || strcmp(alg, j->alg) != 0) {
         json_decref(h);
         return rc;
     }
-    long sl = b64url_dec(d2 + 1, n - (size_t)(d2 + 1 - token), sig, sizeof(sig));
+    long sl =
+        b64url_dec(d2 + 1, n - (size_t)(d2 + 1 - token), sig, sizeof(sig));
     if (sl > 0 && verify_raw(j, token, (size_t)(d2 - token), sig, (size_t)sl)) {
         c = part_json(d1 + 1, (size_t)(d2 - d1 - 1));
     }

@@ -30,7 +30,7 @@
 #include "tests/fuzz/fuzz.h"
 
 #define FUZZ_MAX_LEN 2048
-#define NOW 1900000000u
+#define NOW          1900000000u
 
 static char dir[] = "/tmp/cairn-fuzz-jwt.XXXXXX";
 static char p_hs[128], p_ec[128], p_ecpub[128];
