@@ -99,7 +99,7 @@
     X(RECIPE_USER_EMPTY, "etcdserver: user name is empty")                     \
     X(RECIPE_INVALID_AUTH_TOKEN, "etcdserver: invalid auth token")             \
     X(MEMBER_REMOVED,                                                          \
-      "etcdserver: the member has been permanently removed from the cluster") \
+      "etcdserver: the member has been permanently removed from the cluster")  \
     X(AUTH_VERIFY_ONLY, "auth: token signing attempted with verify-only key")
 
 #define ERR_BASE 10000

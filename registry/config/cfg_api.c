@@ -264,10 +264,9 @@ static void call(struct cfg_req *r, const char *path,
     struct api_audit au;
     char target[2 * CFG_NAME_MAX + 2];
     const struct api_audit *ap = audit_of(r, &au, target, sizeof(target));
-    op = api_call_as(r->s, m, bytes, n, 0,
-                     r->token[0] != '\0' ? r->token : NULL,
-                     r->cert_user[0] != '\0' ? r->cert_user : NULL, ap,
-                     inner_done, r);
+    op = api_call_as(
+        r->s, m, bytes, n, 0, r->token[0] != '\0' ? r->token : NULL,
+        r->cert_user[0] != '\0' ? r->cert_user : NULL, ap, inner_done, r);
     mem_free(bytes);
     if (op != NULL) {
         r->op = op;
@@ -483,8 +482,8 @@ static size_t history_max(const struct server *s)
 
 /* May the caller read secrets of this config in clear? Auth off: yes.
  * Auth on: read permission on /config-secret/<ns>/<app>/<name>. */
-bool cfg_can_secret(struct server *s, const char *token,
-                    const char *cert_user, const struct cfg_id *id)
+bool cfg_can_secret(struct server *s, const char *token, const char *cert_user,
+                    const struct cfg_id *id)
 {
     char k[CFG_KEY_MAX];
     int n = snprintf(k, sizeof(k), "/config-secret/%s/%s/%s", id->ns, id->app,
@@ -1937,9 +1936,9 @@ static void dispatch(struct cfg_req *r)
 
 void cfgapi_handle(struct server *s, const char *method, const char *path,
                    const char *query, const char *body, size_t len,
-                   const char *token, const char *cert_user,
-                   const char *peer, const char *if_none_match,
-                   struct cfg_req **slot, cfgapi_done_fn done, void *ctx)
+                   const char *token, const char *cert_user, const char *peer,
+                   const char *if_none_match, struct cfg_req **slot,
+                   cfgapi_done_fn done, void *ctx)
 {
     struct cfg_req *r = mem_calloc(1, sizeof(*r));
     int rc;
@@ -1974,9 +1973,9 @@ void cfgapi_handle(struct server *s, const char *method, const char *path,
     snprintf(r->query, sizeof(r->query), "%s", query != NULL ? query : "");
     if (is_audit_path(path)) {
         int status;
-        json_t *o = cfg__audit(s, method, path, r->query,
-                               r->token[0] ? r->token : NULL, r->cert_user,
-                               &status);
+        json_t *o =
+            cfg__audit(s, method, path, r->query, r->token[0] ? r->token : NULL,
+                       r->cert_user, &status);
         answer_json(r, status, o);
         return;
     }

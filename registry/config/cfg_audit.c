@@ -58,7 +58,7 @@ struct q {
     struct server *s;
     const char *token;
     const char *cert_user; /* used when token is NULL */
-    bool all; /* may read /audit/: every record */
+    bool all;              /* may read /audit/: every record */
     char ns[CFG_NAME_MAX + 1];
     char principal[256];
     char action[64];
@@ -372,8 +372,8 @@ static json_t *verify(struct q *q, int *status)
 }
 
 json_t *cfg__audit(struct server *s, const char *method, const char *path,
-                   const char *query, const char *token,
-                   const char *cert_user, int *status)
+                   const char *query, const char *token, const char *cert_user,
+                   int *status)
 {
     struct q *q;
     json_t *o;

@@ -104,7 +104,7 @@ int64_t cfg__now_ms(void);
  * once from this member's store: the JSON answer (a new reference, NULL
  * only when out of memory) and its HTTP status in *status. */
 json_t *cfg__audit(struct server *s, const char *method, const char *path,
-                   const char *query, const char *token,
-                   const char *cert_user, int *status);
+                   const char *query, const char *token, const char *cert_user,
+                   int *status);
 
 #endif

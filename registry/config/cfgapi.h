@@ -80,9 +80,9 @@ typedef void (*cfgapi_done_fn)(void *ctx, int status, const char *ctype,
  * is in flight and is NULL before done runs. */
 void cfgapi_handle(struct server *s, const char *method, const char *path,
                    const char *query, const char *body, size_t len,
-                   const char *token, const char *cert_user,
-                   const char *peer, const char *if_none_match,
-                   struct cfg_req **slot, cfgapi_done_fn done, void *ctx);
+                   const char *token, const char *cert_user, const char *peer,
+                   const char *if_none_match, struct cfg_req **slot,
+                   cfgapi_done_fn done, void *ctx);
 
 /* The caller is gone: done will not run; *slot becomes NULL. */
 void cfgapi_cancel(struct cfg_req *r);
@@ -176,8 +176,8 @@ size_t cfg_change_encodings(const struct cfg_change *c);
 
 /* May token read secrets of id in clear? Auth off: yes; on: read
  * permission on /config-secret/<ns>/<app>/<name>. */
-bool cfg_can_secret(struct server *s, const char *token,
-                    const char *cert_user, const struct cfg_id *id);
+bool cfg_can_secret(struct server *s, const char *token, const char *cert_user,
+                    const struct cfg_id *id);
 
 /* Every config head under prefix (a scope: /config/<ns>/ or
  * /config/<ns>/<app>/) at revision rev, from the local store: calls fn

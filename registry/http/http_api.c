@@ -207,11 +207,10 @@ int http__api_dispatch(struct http_conn *c)
                          WSI_TOKEN_HTTP_IF_NONE_MATCH) < 0) {
             inm[0] = '\0';
         }
-        cfgapi_handle(c->h->s, a->method, a->path, a->query,
-                      (const char *)c->body.data, c->body.len,
-                      c->token[0] != '\0' ? c->token : NULL,
-                      cn[0] != '\0' ? cn : NULL, peer, inm, &c->cfg, cfg_done,
-                      c);
+        cfgapi_handle(
+            c->h->s, a->method, a->path, a->query, (const char *)c->body.data,
+            c->body.len, c->token[0] != '\0' ? c->token : NULL,
+            cn[0] != '\0' ? cn : NULL, peer, inm, &c->cfg, cfg_done, c);
     } else {
         svc_handle(c->h->s, a->method, a->path, a->query,
                    (const char *)c->body.data, c->body.len,

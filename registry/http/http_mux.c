@@ -507,16 +507,16 @@ static void call_rest(struct hstream *hs, json_t *m, json_t *id, int op,
         token = hs->token;
     }
     /* the audit record's source address */
-    char peer[64], cn[GRPC_IDENTITY_BYTES_MAX];
+    char peer[64];
     peer[0] = '\0';
-    cn[0] = '\0';
     if (hs->wsi != NULL) {
-        http__client(hs->h, hs->wsi, peer, sizeof(peer), cn, sizeof(cn));
+        http__peer(hs->h, hs->wsi, peer, sizeof(peer));
     }
-    /* may answer (and free c) before it returns */
+    /* may answer (and free c) before it returns; without a token the
+     * certificate's CN is the user */
     svc_handle(hs->h->s, "POST", path, NULL, body,
-               body != NULL ? strlen(body) : 0, token,
-               cn[0] != '\0' ? cn : NULL, peer, &c->req, call_done, c);
+               body != NULL ? strlen(body) : 0, token, hs->cn, peer, &c->req,
+               call_done, c);
 }
 
 static void op_session(struct hstream *hs, json_t *m, json_t *id)

@@ -643,6 +643,20 @@ static int watch_message(struct hstream *hs, const char *json, size_t len,
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* hs->cn from the connection (one lookup per stream, not per event); out
+ * of memory leaves it NULL: no user, so refused, never another's. */
+static void stream_take_cn(struct hstream *hs)
+{
+    char peer[64], cn[GRPC_IDENTITY_BYTES_MAX];
+    if (hs->wsi == NULL) {
+        return;
+    }
+    http__client(hs->h, hs->wsi, peer, sizeof(peer), cn, sizeof(cn));
+    if (cn[0] != '\0') {
+        hs->cn = mem_dup(cn, strlen(cn) + 1);
+    }
+}
+
 static struct hstream *stream_new(struct http_conn *c, struct lws *wsi,
                                   enum http_stream_kind kind)
 {
@@ -737,6 +751,7 @@ void http__stream_free(struct http_conn *c)
     buf_free(&hs->out);
     buf_free(&hs->reqs);
     buf_free(&hs->in);
+    mem_free(hs->cn);
     mem_free(hs);
     c->hs = NULL;
 }
@@ -1111,6 +1126,12 @@ static int reg_watch(struct hsub *sub, int64_t from)
     sub->watch_id = ++hs->watch_seq;
     q.watch_id = sub->watch_id;
     api_watch__create_from_pb(hs->h->s, &q, sub->token, &wc);
+    if (sub->token == NULL && hs->cn != NULL) {
+        /* the certificate's CN is the user, as for a gRPC watch */
+        wc.denied =
+            api_auth_range_check_user(hs->h->s, hs->cn, wc.key, wc.key_len,
+                                      wc.range_end, wc.range_end_len) != 0;
+    }
     rc = watch_stream_create(hs->st, &wc);
     sub->watching = rc == 0;
     api_watch__kick(hs->h->s);
@@ -1206,8 +1227,9 @@ static void reg_snapshot(struct hsub *sub)
         return;
     }
     etcdserverpb__range_request__pack(&q, bytes);
-    op = api_call_auth(hs->h->s, m, bytes, n, 0, sub->token,
-                       sub->cfg ? cfg_snapshot_done : reg_snapshot_done, sub);
+    op = api_call_as(hs->h->s, m, bytes, n, 0, sub->token,
+                     sub->token == NULL ? hs->cn : NULL, NULL,
+                     sub->cfg ? cfg_snapshot_done : reg_snapshot_done, sub);
     mem_free(bytes);
     if (op != NULL) {
         sub->op = op;
@@ -1562,6 +1584,7 @@ int http__reg_sse_start(struct http_conn *c, const char *path,
     hs->reg_sse = true;
     hs->reg = true;
     memcpy(hs->token, c->token, sizeof(hs->token));
+    stream_take_cn(hs);
     sub = http__sub_new(hs, 0, hs->token,
                         strncmp(path, CFG_WATCH_PATH, strlen(CFG_WATCH_PATH)) ==
                             0);
@@ -1630,9 +1653,9 @@ static int cfg_snap_one(void *ctx, const struct cfg_id *id)
     if (json_array_size(c->list) >= CFG_SNAPSHOT_MAX) {
         return ERR_LIMIT;
     }
-    rc =
-        cfg_resolve(s, id, c->rev, sub->cfg_client,
-                    cfg_can_secret(s, sub->token, NULL, id), "put", &o, &v, &created);
+    rc = cfg_resolve(s, id, c->rev, sub->cfg_client,
+                     cfg_can_secret(s, sub->token, sub->hs->cn, id), "put", &o,
+                     &v, &created);
     if (rc == 1) {
         return 0;
     }
@@ -1710,7 +1733,8 @@ static int cfg_one(struct hsub *sub, const struct cfg_id *id, int64_t rev)
     int64_t had = cfg_sub_delivered_version(sub->cfg_sub, id, &gray);
     int rc = http__share_cfg(sub->hs->h, id, rev, &c);
     if (rc == 0) {
-        bool can = cfg_change_secret(c) && cfg_can_secret(s, sub->token, NULL, id);
+        bool can = cfg_change_secret(c) &&
+                   cfg_can_secret(s, sub->token, sub->hs->cn, id);
         rc = cfg_change_for(c, sub->cfg_client, can, &js, &n, &v, &created,
                             &now_gray);
     }
@@ -2255,6 +2279,7 @@ int http__ws_established(struct http *h, struct http_conn *c, struct lws *wsi)
     }
     hs->wrap = wrap;
     memcpy(hs->token, c->token, sizeof(hs->token));
+    stream_take_cn(hs);
     if (reg_ws_path(wsi)) {
         return reg_ws_start(hs);
     }

@@ -105,6 +105,10 @@ struct hstream {
     struct buf in;
     bool in_skip; /* multiplexed: the message is over the bound */
     char token[HTTP_TOKEN_MAX];
+    /* registry and config streams: the CN of the connection's verified TLS
+     * client certificate under --client-cert-auth (heap), or NULL: the
+     * user of a subscription without a token (etcd's rule) */
+    char *cn;
     /* discovery and config: reg is a single-purpose stream (one sub),
      * reg_sse its SSE framing; mux the multiplexed socket */
     bool reg;

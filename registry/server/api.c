@@ -168,8 +168,8 @@ struct api_op *api_call_as(struct server *s, const struct api_method *m,
                            const struct api_audit *audit, api_done_fn done,
                            void *ctx)
 {
-    return call_start(s, m, req, len, timeout_ms, token, cert_user, audit,
-                      done, ctx);
+    return call_start(s, m, req, len, timeout_ms, token, cert_user, audit, done,
+                      ctx);
 }
 
 struct api_op *api_call_cert(struct server *s, const struct api_method *m,

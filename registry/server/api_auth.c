@@ -94,8 +94,8 @@ static int token_user(struct server *s, const char *token, char *user,
          * roles or permissions is refused, and the client authenticates
          * again (simple tokens are dropped with the user instead) */
         uint64_t rev = 0;
-        int rc = auth_jwt_verify(s->jwt, token, clock_wall_ms() / 1000u,
-                                 user, cap, &rev);
+        int rc = auth_jwt_verify(s->jwt, token, clock_wall_ms() / 1000u, user,
+                                 cap, &rev);
         if (rc == 0 && check_rev && rev < auth_revision(a)) {
             user[0] = '\0';
             rc = ERR_AUTH_OLD_REVISION;
@@ -110,8 +110,8 @@ int api_auth_user(struct server *s, const char *token, char *user, size_t cap)
     return token_user(s, token, user, cap, true);
 }
 
-int api_auth_user_as(struct server *s, const char *token,
-                     const char *cert_user, char *user, size_t cap)
+int api_auth_user_as(struct server *s, const char *token, const char *cert_user,
+                     char *user, size_t cap)
 {
     struct auth *a = srv_auth(s);
     if (token != NULL && token[0] != '\0') {
@@ -137,8 +137,8 @@ int api_auth_range_check_as(struct server *s, const char *token,
 {
     if ((token == NULL || token[0] == '\0') && cert_user != NULL &&
         cert_user[0] != '\0') {
-        return api_auth_range_check_user(s, cert_user, key, key_len,
-                                         range_end, range_end_len);
+        return api_auth_range_check_user(s, cert_user, key, key_len, range_end,
+                                         range_end_len);
     }
     return api_auth_range_check(s, token, key, key_len, range_end,
                                 range_end_len);
@@ -580,8 +580,7 @@ static void authenticate_next(struct pw_job *j)
     int rc = a == NULL ? ERR_AUTH_NOT_ENABLED
              : s->jwt != NULL
                  ? auth_jwt_sign(s->jwt, j->user, auth_revision(a),
-                                 clock_wall_ms() / 1000u, token,
-                                 sizeof(token))
+                                 clock_wall_ms() / 1000u, token, sizeof(token))
                  : auth_token_new(a, j->user, now_ms(), token, sizeof(token));
     if (rc != 0) {
         api__finish(j->op, rc, NULL, 0);

@@ -50,8 +50,8 @@ int api_auth_user(struct server *s, const char *token, char *user, size_t cap);
  * "" when none): etcd's rule, a token wins. 0, ERR_INVALID_AUTH_TOKEN, or
  * ERR_PERMISSION_DENIED for a CN too long to be a user name (never cut
  * into another name). */
-int api_auth_user_as(struct server *s, const char *token,
-                     const char *cert_user, char *user, size_t cap);
+int api_auth_user_as(struct server *s, const char *token, const char *cert_user,
+                     char *user, size_t cap);
 
 /* api_auth_range_check for a request with token or else cert_user. */
 int api_auth_range_check_as(struct server *s, const char *token,

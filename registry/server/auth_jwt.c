@@ -38,9 +38,9 @@ struct auth_jwt {
     char alg[8]; /* "RS256" ... */
     enum family fam;
     const EVP_MD *md;
-    size_t es_half; /* ES: bytes of r and of s */
-    EVP_PKEY *priv; /* RS/PS/ES: signing key, NULL when verify-only */
-    EVP_PKEY *pub;  /* RS/PS/ES: verifying key */
+    size_t es_half;  /* ES: bytes of r and of s */
+    EVP_PKEY *priv;  /* RS/PS/ES: signing key, NULL when verify-only */
+    EVP_PKEY *pub;   /* RS/PS/ES: verifying key */
     uint8_t *secret; /* HS */
     size_t secret_len;
     uint64_t ttl_s;
@@ -130,23 +130,43 @@ static long b64url_dec(const char *in, size_t n, uint8_t *out, size_t cap)
 
 /* ------------------------------------------------------------- options */
 
-/* Go's time.ParseDuration for what a ttl is written with: a sequence of
- * <digits><unit>, unit ns us ms s m h; seconds (at least 1) out. */
+/* Go's time.ParseDuration for what a ttl is written with: an optional
+ * '+', then one or more <decimal><unit>, a decimal being digits with an
+ * optional fraction ("1.5"), a unit ns us ms s m h; seconds (at least 1,
+ * at most 10 years) out. No strtod: it takes "nan", "inf", hex and
+ * exponents, none of which Go does (and a NaN cast to an integer is
+ * undefined). */
 static int parse_ttl(const char *s, uint64_t *out)
 {
     double total = 0;
     const char *p = s;
+    if (*p == '+') {
+        p++;
+    }
     if (*p == '\0') {
         return ERR_INVALID;
     }
     while (*p != '\0') {
-        char *end;
-        errno = 0;
-        double v = strtod(p, &end);
-        if (end == p || errno != 0 || v < 0) {
+        double v = 0, scale = 1;
+        bool digits = false;
+        while (*p >= '0' && *p <= '9') {
+            v = v * 10 + (*p++ - '0');
+            digits = true;
+            if (v > 1e12) {
+                return ERR_INVALID;
+            }
+        }
+        if (*p == '.') {
+            p++;
+            while (*p >= '0' && *p <= '9') {
+                scale /= 10;
+                v += (*p++ - '0') * scale;
+                digits = true;
+            }
+        }
+        if (!digits) {
             return ERR_INVALID;
         }
-        p = end;
         double unit;
         if (strncmp(p, "ns", 2) == 0) {
             unit = 1e-9, p += 2;
@@ -164,8 +184,11 @@ static int parse_ttl(const char *s, uint64_t *out)
             return ERR_INVALID;
         }
         total += v * unit;
+        if (total > 10.0 * 365 * 86400) {
+            return ERR_INVALID;
+        }
     }
-    if (total < 1 || total > 10.0 * 365 * 86400) {
+    if (!(total >= 1)) {
         return ERR_INVALID;
     }
     *out = (uint64_t)total;
@@ -179,8 +202,8 @@ static int read_file(const char *path, uint8_t **data, size_t *len, char *msg,
     uint8_t *b;
     size_t n;
     if (f == NULL) {
-        snprintf(msg, msg_len, "--auth-token %s=%s: cannot read: %s", opt,
-                 path, strerror(errno));
+        snprintf(msg, msg_len, "--auth-token %s=%s: cannot read: %s", opt, path,
+                 strerror(errno));
         return ERR_INVALID;
     }
     b = mem_alloc(KEY_FILE_MAX + 1);
@@ -193,7 +216,7 @@ static int read_file(const char *path, uint8_t **data, size_t *len, char *msg,
     fclose(f);
     if (bad || n == 0 || n > KEY_FILE_MAX) {
         snprintf(msg, msg_len, "--auth-token %s=%s: %s", opt, path,
-                 bad ? "read error"
+                 bad      ? "read error"
                  : n == 0 ? "the file is empty"
                           : "larger than 64 KiB: not a key");
         mem_free(b);
@@ -237,8 +260,8 @@ static int load_key(const char *path, bool private_key, EVP_PKEY **out,
     mem_free(data);
     if (k == NULL) {
         ssl_reason(why, sizeof(why));
-        snprintf(msg, msg_len, "--auth-token %s=%s: not a PEM %s key (%s)",
-                 opt, path, private_key ? "private" : "public", why);
+        snprintf(msg, msg_len, "--auth-token %s=%s: not a PEM %s key (%s)", opt,
+                 path, private_key ? "private" : "public", why);
         return ERR_INVALID;
     }
     *out = k;
@@ -251,12 +274,11 @@ static int set_method(struct auth_jwt *j, const char *m)
         const char *name;
         enum family fam;
         int bits;
-    } tab[] = {{"RS256", FAM_RS, 256}, {"RS384", FAM_RS, 384},
-               {"RS512", FAM_RS, 512}, {"PS256", FAM_PS, 256},
-               {"PS384", FAM_PS, 384}, {"PS512", FAM_PS, 512},
-               {"ES256", FAM_ES, 256}, {"ES384", FAM_ES, 384},
-               {"ES512", FAM_ES, 512}, {"HS256", FAM_HS, 256},
-               {"HS384", FAM_HS, 384}, {"HS512", FAM_HS, 512}};
+    } tab[] = {
+        {"RS256", FAM_RS, 256}, {"RS384", FAM_RS, 384}, {"RS512", FAM_RS, 512},
+        {"PS256", FAM_PS, 256}, {"PS384", FAM_PS, 384}, {"PS512", FAM_PS, 512},
+        {"ES256", FAM_ES, 256}, {"ES384", FAM_ES, 384}, {"ES512", FAM_ES, 512},
+        {"HS256", FAM_HS, 256}, {"HS384", FAM_HS, 384}, {"HS512", FAM_HS, 512}};
     for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
         if (strcmp(tab[i].name, m) == 0) {
             snprintf(j->alg, sizeof(j->alg), "%s", m);
@@ -365,8 +387,9 @@ int auth_jwt_open(const char *spec, struct auth_jwt **out, char *msg,
         if (slot == NULL) {
             /* etcd only warns ("unknown JWT options"): a spec etcd takes
              * must start this member too */
-            LOGW("auth", "--auth-token: unknown jwt option \"%s\" ignored "
-                         "(known: pub-key, priv-key, sign-method, ttl)",
+            LOGW("auth",
+                 "--auth-token: unknown jwt option \"%s\" ignored "
+                 "(known: pub-key, priv-key, sign-method, ttl)",
                  tok);
         } else if (*slot != NULL) {
             snprintf(msg, msg_len, "--auth-token: %s given twice", tok);
@@ -425,8 +448,8 @@ int auth_jwt_open(const char *spec, struct auth_jwt **out, char *msg,
             EVP_PKEY_eq(j->pub, j->priv) != 1) {
             ERR_clear_error();
             snprintf(msg, msg_len,
-                     "--auth-token: pub-key=%s does not match priv-key=%s",
-                     pub, priv);
+                     "--auth-token: pub-key=%s does not match priv-key=%s", pub,
+                     priv);
             rc = ERR_INVALID;
         }
         if (rc == 0 && j->pub == NULL) {
@@ -444,8 +467,8 @@ int auth_jwt_open(const char *spec, struct auth_jwt **out, char *msg,
          * bits), a key OpenSSL loads but cannot sign with */
         char trial[AUTH_JWT_TOKEN_MAX], user[40];
         uint64_t rev = 0;
-        if (auth_jwt_sign(j, "a-user-name-of-32-characters-abc", 1, 1000,
-                          trial, sizeof(trial)) != 0 ||
+        if (auth_jwt_sign(j, "a-user-name-of-32-characters-abc", 1, 1000, trial,
+                          sizeof(trial)) != 0 ||
             auth_jwt_verify(j, trial, 1000, user, sizeof(user), &rev) != 0) {
             snprintf(msg, msg_len,
                      "--auth-token priv-key=%s: a token signed with this key "
@@ -495,7 +518,8 @@ static long sign_raw(const struct auth_jwt *j, const char *in, size_t n,
     uint8_t der[256];
     size_t len = j->fam == FAM_ES ? sizeof(der) : cap;
     long out = -1;
-    if (ctx != NULL && EVP_DigestSignInit(ctx, &pc, j->md, NULL, j->priv) == 1 &&
+    if (ctx != NULL &&
+        EVP_DigestSignInit(ctx, &pc, j->md, NULL, j->priv) == 1 &&
         pss_params(j, pc, true) &&
         EVP_DigestSign(ctx, j->fam == FAM_ES ? der : sig, &len,
                        (const uint8_t *)in, n) == 1) {
@@ -571,8 +595,8 @@ static bool verify_raw(const struct auth_jwt *j, const char *in, size_t n,
 static size_t b64_json(json_t *v, char *out, size_t cap)
 {
     char *s = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    size_t n = s != NULL ? b64url_enc((const uint8_t *)s, strlen(s), out, cap)
-                         : 0;
+    size_t n =
+        s != NULL ? b64url_enc((const uint8_t *)s, strlen(s), out, cap) : 0;
     free(s);
     return n;
 }
@@ -589,8 +613,9 @@ int auth_jwt_sign(const struct auth_jwt *j, const char *user, uint64_t rev,
         return ERR_INVALID; /* verify refuses such a token, as etcd's does */
     }
     json_t *h = json_pack("{s:s,s:s}", "alg", j->alg, "typ", "JWT");
-    json_t *c = json_pack("{s:I,s:I,s:s}", "exp", (json_int_t)(now_s + j->ttl_s),
-                          "revision", (json_int_t)rev, "username", user);
+    json_t *c =
+        json_pack("{s:I,s:I,s:s}", "exp", (json_int_t)(now_s + j->ttl_s),
+                  "revision", (json_int_t)rev, "username", user);
     o = b64_json(h, out, cap);
     if (o > 0 && o + 1 < cap) {
         out[o++] = '.';
@@ -620,8 +645,8 @@ static json_t *part_json(const char *p, size_t n)
     if (len <= 0) {
         return NULL;
     }
-    json_t *v = json_loadb((const char *)buf, (size_t)len, JSON_REJECT_DUPLICATES,
-                           NULL);
+    json_t *v = json_loadb((const char *)buf, (size_t)len,
+                           JSON_REJECT_DUPLICATES, NULL);
     if (v != NULL && !json_is_object(v)) {
         json_decref(v);
         v = NULL;
@@ -629,13 +654,13 @@ static json_t *part_json(const char *p, size_t n)
     return v;
 }
 
-int auth_jwt_verify(const struct auth_jwt *j, const char *token,
-                    uint64_t now_s, char *user, size_t cap, uint64_t *rev)
+int auth_jwt_verify(const struct auth_jwt *j, const char *token, uint64_t now_s,
+                    char *user, size_t cap, uint64_t *rev)
 {
     size_t n = strnlen(token, AUTH_JWT_TOKEN_MAX);
     const char *d1 = memchr(token, '.', n);
-    const char *d2 = d1 != NULL ? memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - token))
-                                : NULL;
+    const char *d2 =
+        d1 != NULL ? memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - token)) : NULL;
     uint8_t sig[1024];
     int rc = ERR_INVALID_AUTH_TOKEN;
     if (n >= AUTH_JWT_TOKEN_MAX || d1 == NULL || d2 == NULL ||
@@ -644,13 +669,14 @@ int auth_jwt_verify(const struct auth_jwt *j, const char *token,
     }
     json_t *h = part_json(token, (size_t)(d1 - token));
     json_t *c = NULL;
-    const char *alg = h != NULL ? json_string_value(json_object_get(h, "alg"))
-                                : NULL;
+    const char *alg =
+        h != NULL ? json_string_value(json_object_get(h, "alg")) : NULL;
     if (alg == NULL || strcmp(alg, j->alg) != 0) {
         json_decref(h);
         return rc;
     }
-    long sl = b64url_dec(d2 + 1, n - (size_t)(d2 + 1 - token), sig, sizeof(sig));
+    long sl =
+        b64url_dec(d2 + 1, n - (size_t)(d2 + 1 - token), sig, sizeof(sig));
     if (sl > 0 && verify_raw(j, token, (size_t)(d2 - token), sig, (size_t)sl)) {
         c = part_json(d1 + 1, (size_t)(d2 - d1 - 1));
     }

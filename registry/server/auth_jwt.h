@@ -31,7 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AUTH_JWT_TOKEN_MAX 1024
+#define AUTH_JWT_TOKEN_MAX     1024
 #define AUTH_JWT_TTL_DEFAULT_S 300 /* etcd's ttl=5m */
 
 struct auth_jwt;
@@ -46,7 +46,7 @@ int auth_jwt_sign(const struct auth_jwt *j, const char *user, uint64_t rev,
                   uint64_t now_s, char *out, size_t cap);
 
 /* The user (into user[cap]) and auth revision of a valid token. */
-int auth_jwt_verify(const struct auth_jwt *j, const char *token,
-                    uint64_t now_s, char *user, size_t cap, uint64_t *rev);
+int auth_jwt_verify(const struct auth_jwt *j, const char *token, uint64_t now_s,
+                    char *user, size_t cap, uint64_t *rev);
 
 #endif

@@ -218,7 +218,7 @@ struct server {
         uint64_t subscribers_open;
         uint64_t push_messages;
     } svc_ctr;
-    struct auth *auth; /* users, roles, tokens (consensus/auth) */
+    struct auth *auth;    /* users, roles, tokens (consensus/auth) */
     struct auth_jwt *jwt; /* --auth-token jwt,... (auth_jwt.h), or NULL */
 };
 

@@ -278,10 +278,9 @@ static void call(struct svc_req *r, const char *path,
     struct api_audit au;
     char target[2 * SVC_NAME_MAX + 24];
     const struct api_audit *ap = audit_of(r, path, &au, target, sizeof(target));
-    op = api_call_as(r->s, m, bytes, n, 0,
-                     r->token[0] != '\0' ? r->token : NULL,
-                     r->cert_user[0] != '\0' ? r->cert_user : NULL, ap,
-                     inner_done, r);
+    op = api_call_as(
+        r->s, m, bytes, n, 0, r->token[0] != '\0' ? r->token : NULL,
+        r->cert_user[0] != '\0' ? r->cert_user : NULL, ap, inner_done, r);
     mem_free(bytes);
     if (op != NULL) {
         r->op = op; /* not answered yet, so r is alive */

@@ -1,6 +1,8 @@
 /*
- * fuzz_jwt.c - the JWT parser and verifier (registry/server/auth_jwt.c) on
- * arbitrary tokens, as any client can send one in an Authorization header.
+ * fuzz_jwt.c - the JWT verifier (registry/server/auth_jwt.c) on arbitrary
+ * tokens, as any client can send one in an Authorization header, for each
+ * signing family (fuzz_jwt_spec.c covers the claims behind a valid
+ * signature and the --auth-token spec parser).
  *
  * Goal: any token is either taken (then its user is a NUL-terminated name
  * that fits the buffer) or refused with ERR_INVALID_AUTH_TOKEN; never a

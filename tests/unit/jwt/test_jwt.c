@@ -41,10 +41,10 @@ static void write_key(EVP_PKEY *k, const char *path, int pub)
 {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    assert_int_equal(pub ? PEM_write_PUBKEY(f, k)
-                         : PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL,
-                                                NULL),
-                     1);
+    assert_int_equal(
+        pub ? PEM_write_PUBKEY(f, k)
+            : PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL),
+        1);
     fclose(f);
 }
 
@@ -139,16 +139,18 @@ static void sign_verify_every_method(void **state)
             j = open_ok("jwt,priv-key=%s,sign-method=HS256,ttl=1m%s", path_hs,
                         "");
         }
-        assert_int_equal(auth_jwt_sign(j, "alice", 42, NOW, tok, sizeof(tok)), 0);
+        assert_int_equal(auth_jwt_sign(j, "alice", 42, NOW, tok, sizeof(tok)),
+                         0);
         assert_int_equal(verify(j, tok, NOW, &rev), 0);
         assert_int_equal(rev, 42);
         assert_int_equal(verify(j, tok, NOW + 60, NULL), 0);
-        assert_int_equal(verify(j, tok, NOW + 61, NULL), ERR_INVALID_AUTH_TOKEN);
+        assert_int_equal(verify(j, tok, NOW + 61, NULL),
+                         ERR_INVALID_AUTH_TOKEN);
         /* every single flipped character of the signature is refused */
         char *sig = strrchr(tok, '.') + 1;
         size_t len = strlen(sig);
-        for (size_t k = 0; k < len; k = k + 7 < len || k == len - 1 ? k + 7
-                                                                   : len - 1) {
+        for (size_t k = 0; k < len;
+             k = k + 7 < len || k == len - 1 ? k + 7 : len - 1) {
             char c = sig[k];
             sig[k] = c == 'A' ? 'B' : 'A';
             if (verify(j, tok, NOW, NULL) != ERR_INVALID_AUTH_TOKEN) {
@@ -195,8 +197,8 @@ static void hs_token(const char *header, const char *claims, char *out,
     b64(claims, strlen(claims), c, sizeof(c));
     snprintf(out, cap, "%s.%s", h, c);
     static const char secret[] = "a shared secret of some length";
-    HMAC(EVP_sha256(), secret, (int)strlen(secret), (uint8_t *)out,
-         strlen(out), mac, &len);
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (uint8_t *)out, strlen(out),
+         mac, &len);
     size_t o = strlen(out);
     out[o++] = '.';
     b64((const char *)mac, len, out + o, cap - o);
@@ -219,7 +221,8 @@ static void claims_are_checked(void **state)
          0},
         {NULL, "{\"exp\":1899999999,\"revision\":7,\"username\":\"alice\"}",
          ERR_INVALID_AUTH_TOKEN},
-        {NULL, "{\"revision\":7,\"username\":\"alice\"}", ERR_INVALID_AUTH_TOKEN},
+        {NULL, "{\"revision\":7,\"username\":\"alice\"}",
+         ERR_INVALID_AUTH_TOKEN},
         {NULL, "{\"exp\":\"1900000100\",\"revision\":7,\"username\":\"alice\"}",
          ERR_INVALID_AUTH_TOKEN},
         {NULL, "{\"exp\":1.9e9,\"revision\":7,\"username\":\"alice\"}",
@@ -265,8 +268,7 @@ static void claims_are_checked(void **state)
         if (rc != cases[i].rc) {
             fail_msg("case %zu (%s / %s): %d, want %d", i,
                      cases[i].header ? cases[i].header : "-",
-                     cases[i].claims ? cases[i].claims : "-", rc,
-                     cases[i].rc);
+                     cases[i].claims ? cases[i].claims : "-", rc, cases[i].rc);
         }
     }
     auth_jwt_free(j);
@@ -332,9 +334,10 @@ static void form_is_checked(void **state)
     bad[20] = '.';
     assert_int_equal(verify(j, bad, NOW, NULL), ERR_INVALID_AUTH_TOKEN);
     /* a token of another key of the same kind */
-    struct auth_jwt *other = open_ok("jwt,priv-key=%s,sign-method=ES384%s",
-                                     path_ec384, "");
-    assert_int_equal(auth_jwt_sign(other, "alice", 3, NOW, bad, sizeof(bad)), 0);
+    struct auth_jwt *other =
+        open_ok("jwt,priv-key=%s,sign-method=ES384%s", path_ec384, "");
+    assert_int_equal(auth_jwt_sign(other, "alice", 3, NOW, bad, sizeof(bad)),
+                     0);
     assert_int_equal(verify(j, bad, NOW, NULL), ERR_INVALID_AUTH_TOKEN);
     auth_jwt_free(other);
     auth_jwt_free(j);
@@ -346,14 +349,14 @@ static void form_is_checked(void **state)
 static void confusion_and_verify_only(void **state)
 {
     (void)state;
-    struct auth_jwt *j = open_ok("jwt,pub-key=%s,sign-method=RS256%s",
-                                 path_rsa_pub, "");
+    struct auth_jwt *j =
+        open_ok("jwt,pub-key=%s,sign-method=RS256%s", path_rsa_pub, "");
     char tok[AUTH_JWT_TOKEN_MAX];
     assert_int_equal(auth_jwt_sign(j, "alice", 1, NOW, tok, sizeof(tok)),
                      ERR_AUTH_VERIFY_ONLY);
     /* the public key file as HMAC secret */
-    struct auth_jwt *hs = open_ok("jwt,priv-key=%s,sign-method=HS256%s",
-                                  path_rsa_pub, "");
+    struct auth_jwt *hs =
+        open_ok("jwt,priv-key=%s,sign-method=HS256%s", path_rsa_pub, "");
     assert_int_equal(auth_jwt_sign(hs, "alice", 1, NOW, tok, sizeof(tok)), 0);
     assert_int_equal(verify(j, tok, NOW, NULL), ERR_INVALID_AUTH_TOKEN);
     auth_jwt_free(hs);
@@ -390,12 +393,26 @@ static void bad_specs_name_the_problem(void **state)
          "unknown sign-method \"none\""},
         {"jwt,pub-key=%s,priv-key=%s", path_rsa_pub, path_rsa,
          "jwt needs sign-method="},
-        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "0s", "ttl \"0s\""},
-        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "5", "ttl \"5\""},
+        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "0s",
+         "ttl \"0s\""},
+        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "5",
+         "ttl \"5\""},
         {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "-1m",
          "ttl \"-1m\""},
         {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "1e400s",
          "ttl \"1e400s\""},
+        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "nans",
+         "ttl \"nans\""},
+        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "infh",
+         "ttl \"infh\""},
+        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "0x10s",
+         "ttl \"0x10s\""},
+        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "1e3s",
+         "ttl \"1e3s\""},
+        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa, "5 m",
+         "ttl \"5 m\""},
+        {"jwt,priv-key=%s,sign-method=RS256,ttl=%s", path_rsa,
+         "999999999999999h", "ttl \"999999999999999h\""},
         {"jwt,priv-key=%s,priv-key=%s,sign-method=RS256", path_rsa, path_rsa,
          "priv-key given twice"},
         {"jwt,sign-method=HS256%s%s", "", "", "needs priv-key="},
@@ -414,14 +431,26 @@ static void bad_specs_name_the_problem(void **state)
         }
     }
     /* etcd's units for ttl and an unknown option (a warning, as etcd) */
-    struct auth_jwt *j = open_ok("jwt,priv-key=%s,sign-method=HS256,ttl=%s",
-                                 path_hs, "1h30m");
+    struct auth_jwt *j =
+        open_ok("jwt,priv-key=%s,sign-method=HS256,ttl=%s", path_hs, "1h30m");
     char tok[AUTH_JWT_TOKEN_MAX];
     assert_int_equal(auth_jwt_sign(j, "alice", 1, NOW, tok, sizeof(tok)), 0);
     assert_int_equal(verify(j, tok, NOW + 5400, NULL), 0);
     assert_int_equal(verify(j, tok, NOW + 5401, NULL), ERR_INVALID_AUTH_TOKEN);
     auth_jwt_free(j);
     j = open_ok("jwt,priv-key=%s,sign-method=HS256,foo=%s", path_hs, "bar");
+    auth_jwt_free(j);
+    /* Go's forms: a fraction, a '+', several units */
+    j = open_ok("jwt,priv-key=%s,sign-method=HS256,ttl=%s", path_hs, "+1.5m");
+    assert_int_equal(auth_jwt_sign(j, "alice", 1, NOW, tok, sizeof(tok)), 0);
+    assert_int_equal(verify(j, tok, NOW + 90, NULL), 0);
+    assert_int_equal(verify(j, tok, NOW + 91, NULL), ERR_INVALID_AUTH_TOKEN);
+    auth_jwt_free(j);
+    j = open_ok("jwt,priv-key=%s,sign-method=HS256,ttl=%s", path_hs,
+                "1h1m1s500ms");
+    assert_int_equal(auth_jwt_sign(j, "alice", 1, NOW, tok, sizeof(tok)), 0);
+    assert_int_equal(verify(j, tok, NOW + 3661, NULL), 0);
+    assert_int_equal(verify(j, tok, NOW + 3662, NULL), ERR_INVALID_AUTH_TOKEN);
     auth_jwt_free(j);
 }
 
