@@ -254,7 +254,7 @@ class ClusterView {
             }
             const busy = [...this.defrag.values()].some((x) => x.state === 'running');
             clear(cell).append(
-                h('button', { type: 'button', class: 'small', disabled: busy, 'aria-label': `Defragment ${m.name}`, onclick: () => this.defragment(m) }, 'Defragment'),
+                h('button', { type: 'button', class: 'small', disabled: busy || tr.dataset.role === 'unreachable', 'aria-label': `Defragment ${m.name}`, onclick: () => this.defragment(m) }, 'Defragment'),
                 d ? h('div', { class: 'defrag-state ' + d.state, dataset: { state: d.state }, title: d.at ? 'at ' + d.at : null }, d.msg) : null);
         }
     }
@@ -324,7 +324,7 @@ class ClusterView {
                 h('div', { class: 'scroll' },
                     h('table', { class: 'grid', id: 'members' },
                         h('thead', {}, h('tr', {},
-                            ['Name', 'Member ID', 'Client URL', 'Role', 'Term', 'Commit index', 'Applied index', 'DB size (in use)', 'Version', 'Status', 'Defragment']
+                            ['Name and client URL', 'Member ID', 'Role', 'Term', 'Commit index', 'Applied index', 'DB size (in use)', 'Version', 'Status', 'Defragment']
                                 .map((t) => h('th', { scope: 'col' }, t)))),
                         this.tbody))),
             this.chartsSection(),
@@ -452,9 +452,9 @@ class ClusterView {
             const role = !s.st ? 'unreachable' : m.learner ? 'learner' : m.id === s.st.leader ? 'leader' : 'follower';
             const st = s.st || {};
             tb.append(h('tr', { class: role, dataset: { member: m.name, role, id: m.id } },
-                h('th', { scope: 'row' }, m.name, m.id === self ? h('span', { class: 'muted' }, ' (this page)') : null),
+                h('th', { scope: 'row' }, m.name, m.id === self ? h('span', { class: 'muted' }, ' (this page)') : null,
+                    h('div', { class: 'url' }, m.url)),
                 h('td', {}, h('code', {}, hex(m.id))),
-                h('td', {}, m.url),
                 h('td', {}, h('span', { class: 'role ' + role }, role)),
                 h('td', { class: 'num' }, st.raftTerm || '-'),
                 h('td', { class: 'num' }, st.raftIndex || '-'),
