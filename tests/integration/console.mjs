@@ -101,7 +101,7 @@ async function unlabelled(page) {
 
 const tree = (page, attr, v) => page.locator(`#tree button[data-${attr}="${v}"]`);
 
-async function single(page, errors) {
+async function single(page, errors, ctx) {
     for (const v of ['one', 'two', 'three']) {
         ctl('put', '/app/hist', v);
     }
@@ -332,6 +332,30 @@ async function single(page, errors) {
         const w = await page.getAttribute('#chart-watchers', 'data-points');
         if (!(now > 0) || pts.split(' ').length < 2 || Number(w) < 2) {
             throw new Error(`now ${now}, points ${pts}, watcher points ${w}`);
+        }
+    });
+    await check('the watchers chart counts the watch of a Keys page open in another tab', async () => {
+        const other = await ctx.newPage();
+        try {
+            await other.goto(`${base}/ui/#/keys`);
+            await other.waitForSelector('#tail-state[data-state=live]');
+            await page.waitForFunction(() => parseFloat(document.getElementById('chart-now-watchers')?.textContent) >= 1,
+                null, { timeout: 12000 * SCALE });
+        } finally {
+            await other.close();
+        }
+    });
+    await check('the cluster page has labelled controls and fits a phone-sized viewport', async () => {
+        const missing = await unlabelled(page);
+        if (missing.length) {
+            throw new Error('unlabelled: ' + missing.join(','));
+        }
+        await page.setViewportSize({ width: 390, height: 844 });
+        await page.waitForTimeout(200);
+        const w = await widthAt(page, 392);
+        await page.setViewportSize({ width: 1280, height: 800 });
+        if (w.width > 392) {
+            throw new Error(`page is ${w.width} px wide: ${w.out.join(' ')}`);
         }
     });
     let beforeRev = '';
@@ -876,6 +900,19 @@ async function auth(page) {
         return (await page.isDisabled('#user-add')) && (await page.isDisabled('#perm-grant')) &&
             (await page.locator('#user-rows tr').count()) === 0;
     });
+    await check('the Users page has labelled controls and fits a phone-sized viewport', async () => {
+        const missing = await unlabelled(page);
+        if (missing.length) {
+            throw new Error('unlabelled: ' + missing.join(','));
+        }
+        await page.setViewportSize({ width: 390, height: 844 });
+        await page.waitForTimeout(200);
+        const w = await widthAt(page, 392);
+        await page.setViewportSize({ width: 1280, height: 800 });
+        if (w.width > 392) {
+            throw new Error(`page is ${w.width} px wide: ${w.out.join(' ')}`);
+        }
+    });
     await check('a user who may use only /app/ browses from that prefix and may write there', async () => {
         await page.click('#who button');
         await login(page, 'app', 'apppw');
@@ -1033,7 +1070,7 @@ async function cluster(page, errors) {
 const b = await browser();
 try {
     if (phase === 'single') {
-        await single(b.page, b.errors);
+        await single(b.page, b.errors, b.ctx);
     } else if (phase === 'services') {
         await services(b.page, b.errors);
         await config(b.page, b.errors, b.ctx);
