@@ -16,9 +16,12 @@
 // this member, which the cluster applies everywhere; Defragment (POST
 // /v3/maintenance/defragment) per member, at that member's URL, one at a
 // time, each shown as running, then done (with the time it took) or
-// failed with the server's reason. Other members get the call without a
-// token (a cross-origin simple request, as for Status), so with auth on
-// only this page's member can be defragmented from here.
+// failed with the server's reason. Defragment needs the root role: with
+// auth on, the page asks (the role list, which needs root too) and, when
+// refused, disables it with the server's reason. Other members get the
+// call without a token (a cross-origin simple request, as for Status; a
+// token is only valid on the member that issued it), so with auth on only
+// this page's member can be defragmented from here.
 //
 // Charts: /metrics of this member, sampled every SAMPLE_MS and kept for
 // SAMPLES samples (5 minutes), parsed in the page (Prometheus text) and
@@ -142,6 +145,8 @@ class ClusterView {
         this.quota = null;
         this.n = 0;
         this.defrag = new Map(); // member id -> { state, msg }
+        this.authOn = !!api.session().token;
+        this.defragWhy = ''; // why this user may not defragment ('' : may)
         this.members = [];
         this.samples = []; // { t, m: Map } of /metrics
         this.series = new Map(CHARTS.map((c) => [c.id, []]));
@@ -150,6 +155,25 @@ class ClusterView {
         this.timer = setInterval(() => this.refresh(), REFRESH_MS);
         this.sample();
         this.sampler = setInterval(() => this.sample(), SAMPLE_MS);
+        if (this.authOn) {
+            this.checkRoot();
+        }
+    }
+
+    async checkRoot() {
+        try {
+            await api.call('/v3/auth/role/list', {});
+        } catch (e) {
+            if (e.permissionDenied) {
+                this.defragWhy = `Defragmentation needs the root role (the server says: ${e.message}).`;
+                this.defragReason.hidden = false;
+                this.defragReason.textContent = this.defragWhy;
+                const all = document.getElementById('defrag-all');
+                all.disabled = true;
+                all.title = this.defragWhy;
+                this.renderDefrag();
+            }
+        }
     }
 
     stop() {
@@ -163,6 +187,7 @@ class ClusterView {
         this.physical = h('input', { type: 'checkbox', id: 'compact-physical' });
         this.compactMsg = h('p', { id: 'compact-msg', role: 'status' });
         this.defragMsg = h('p', { id: 'defrag-msg', role: 'status' });
+        this.defragReason = h('p', { class: 'reason', id: 'defrag-reason', hidden: true });
         const form = h('form', { class: 'inline', 'aria-labelledby': 'compact-title' },
             h('label', { for: 'compact-rev' }, 'Compact at revision'), this.compactRev,
             h('label', { class: 'check' }, this.physical, ' physical (answer once the space is reclaimed)'),
@@ -178,8 +203,11 @@ class ClusterView {
             form, this.compactMsg,
             h('h3', {}, 'Defragmentation'),
             h('p', { class: 'muted' }, 'Returns the free space inside a member\'s database file to the file system. The member does not answer while it runs; members are done one at a time.'),
-            h('div', { class: 'buttons' }, h('button', { type: 'button', id: 'defrag-all', onclick: () => this.defragAll() }, 'Defragment every member')),
-            this.defragMsg);
+            h('div', { class: 'buttons' }, h('button', {
+                type: 'button', id: 'defrag-all', onclick: () => this.defragAll(),
+                title: this.authOn ? 'With auth on: this page\'s member only (a token is valid on the member that issued it)' : null,
+            }, this.authOn ? 'Defragment this member' : 'Defragment every member')),
+            this.defragReason, this.defragMsg);
     }
 
     async compact() {
@@ -210,7 +238,7 @@ class ClusterView {
     }
 
     async defragAll() {
-        const list = this.members.slice();
+        const list = this.members.filter((m) => !this.authOn || m.id === this.self);
         const btn = document.getElementById('defrag-all');
         btn.disabled = true;
         this.defragMsg.textContent = `defragmenting ${list.length} member(s), one at a time...`;
@@ -253,8 +281,11 @@ class ClusterView {
                 continue;
             }
             const busy = [...this.defrag.values()].some((x) => x.state === 'running');
+            const why = this.defragWhy || (this.authOn && m.id !== this.self
+                ? 'With auth on, only the member that served this page (its token is valid there only): open the console on that member, or use etcdctl defrag'
+                : tr.dataset.role === 'unreachable' ? 'The member does not answer' : '');
             clear(cell).append(
-                h('button', { type: 'button', class: 'small', disabled: busy || tr.dataset.role === 'unreachable', 'aria-label': `Defragment ${m.name}`, onclick: () => this.defragment(m) }, 'Defragment'),
+                h('button', { type: 'button', class: 'small', disabled: busy || !!why, title: why || null, 'aria-label': `Defragment ${m.name}`, onclick: () => this.defragment(m) }, 'Defragment'),
                 d ? h('div', { class: 'defrag-state ' + d.state, dataset: { state: d.state }, title: d.at ? 'at ' + d.at : null }, d.msg) : null);
         }
     }
