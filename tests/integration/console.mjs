@@ -900,6 +900,18 @@ async function auth(page) {
         return (await page.isDisabled('#user-add')) && (await page.isDisabled('#perm-grant')) &&
             (await page.locator('#user-rows tr').count()) === 0;
     });
+    await check('read-only user: Defragment is disabled with the reason, Compact is not (any user may compact)', async () => {
+        await page.goto(`${base}/ui/#/cluster`);
+        await page.waitForSelector('#defrag-reason:not([hidden])');
+        await page.waitForSelector('#member-rows td.defrag button[disabled]');
+        const reason = await page.textContent('#defrag-reason');
+        if (!/root role/.test(reason) || !/permission denied/.test(reason)) {
+            throw new Error('reason: ' + reason);
+        }
+        return (await page.isDisabled('#defrag-all')) && !(await page.isDisabled('#compact'));
+    });
+    await page.goto(`${base}/ui/#/users`);
+    await page.waitForSelector('#write-reason:not([hidden])');
     await check('the Users page has labelled controls and fits a phone-sized viewport', async () => {
         const missing = await unlabelled(page);
         if (missing.length) {
@@ -1001,6 +1013,12 @@ async function auth(page) {
     });
     await page.click('#who button');
     await login(page, 'root', 'rootpw');
+    await check('root defragments the member that served the page (auth on)', async () => {
+        await page.goto(`${base}/ui/#/cluster`);
+        await page.click('#defrag-all');
+        await page.waitForSelector('#member-rows .defrag-state[data-state=done]', { timeout: 20000 * SCALE });
+        return !(await page.isVisible('#defrag-reason'));
+    });
     await check('root may drain and publish (the buttons are enabled)', async () => {
         await page.goto(`${base}/ui/#/services/shop/cart`);
         await page.waitForSelector('#instance-rows tr[data-instance="i1"] button[data-action]:not([disabled])');
