@@ -30,6 +30,7 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/err.h"
+#include "consensus/watch/watch.h"
 #include "proto/rpc.pb-c.h"
 #include "registry/config/cfgapi.h"
 #include "registry/http/http_int.h"
@@ -226,6 +227,17 @@ static void server_metrics(struct mw *w, struct server *s)
     metric_u64(w, "etcd_debugging_mvcc_current_revision", "gauge",
                "The current revision of store.",
                (uint64_t)kv_rev(node_kv(s->node)));
+    /* etcd's names for the same gauges; the console's Cluster page
+     * charts the watcher count */
+    struct watch_stats ws = {0};
+    struct watch_hub *hub = api_watch__hub(s);
+    if (hub != NULL) {
+        watch_hub_stats(hub, &ws);
+    }
+    metric_u64(w, "etcd_debugging_mvcc_watcher_total", "gauge",
+               "Total number of watchers.", (uint64_t)ws.watchers);
+    metric_u64(w, "etcd_debugging_mvcc_watch_stream_total", "gauge",
+               "Total number of watch streams.", (uint64_t)ws.streams);
     head(w, "etcd_server_id", "gauge",
          "Server or member ID in hexadecimal format. 1 for 'server_id' "
          "label with current ID.");

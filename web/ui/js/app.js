@@ -1,8 +1,9 @@
 // app.js - the console's shell: finds out whether the server wants a login
 // (etcd's auth: a read without a token fails with "user name is empty"),
 // shows the login form or the page the URL's hash names (#/keys, #/leases,
-// #/services, #/config, #/cluster), and the signed-in user with a way out. Each page module has
-// mount(main) -> unmount(); unmount stops its timers and streams.
+// #/services, #/config, #/cluster, #/users), and the signed-in user with a
+// way out. Each page module has mount(main) -> unmount(); unmount stops its
+// timers and streams.
 import * as api from './api.js';
 import { h, clear, field, banner } from './util.js';
 import * as keys from './keys.js';
@@ -10,8 +11,9 @@ import * as leases from './leases.js';
 import * as cluster from './cluster.js';
 import * as services from './services.js';
 import * as config from './config.js';
+import * as users from './users.js';
 
-const pages = { keys, leases, services, config, cluster };
+const pages = { keys, leases, services, config, cluster, users };
 const app = { unmount: null, page: null, auth: 'unknown' };
 
 function showWho() {

@@ -11,12 +11,127 @@
 // without holding up the rest. The quota is Status's dbSizeQuota (etcd
 // 3.6's field, which cairnd sends), else /metrics'
 // etcd_server_quota_backend_bytes.
+//
+// Maintenance: Compact (POST /v3/kv/compaction {revision, physical}) on
+// this member, which the cluster applies everywhere; Defragment (POST
+// /v3/maintenance/defragment) per member, at that member's URL, one at a
+// time, each shown as running, then done (with the time it took) or
+// failed with the server's reason. Defragment needs the root role: with
+// auth on, the page asks (the role list, which needs root too) and, when
+// refused, disables it with the server's reason. Other members get the
+// call without a token (a cross-origin simple request, as for Status; a
+// token is only valid on the member that issued it), so with auth on only
+// this page's member can be defragmented from here.
+//
+// Charts: /metrics of this member, sampled every SAMPLE_MS and kept for
+// SAMPLES samples (5 minutes), parsed in the page (Prometheus text) and
+// drawn as SVG polylines: requests/s (HTTP requests, gateway and gRPC
+// calls), the WAL fsync latency (mean over each interval, the latency
+// histogram the server has) and the watchers.
 import * as api from './api.js';
-import { h, clear, fmtBytes, hex, now } from './util.js';
+import { h, clear, fmtBytes, hex, now, confirmDialog } from './util.js';
 
 const REFRESH_MS = 1000;
 const STATUS_TIMEOUT_MS = 800;
 const QUOTA_EVERY = 10; // refreshes between /metrics reads
+const SAMPLE_MS = 3000; // between /metrics samples for the charts
+const SAMPLES = 100; // samples kept per chart (5 minutes)
+const DEFRAG_TIMEOUT_MS = 120000; // a defragmentation of a large DB is slow
+const SVG = 'http://www.w3.org/2000/svg';
+
+// Prometheus text format: the sum of every sample of each metric name
+// (all label sets), bucket lines included under their own name.
+export function parseMetrics(body) {
+    const m = new Map();
+    for (const line of body.split('\n')) {
+        if (line === '' || line.startsWith('#')) {
+            continue;
+        }
+        const r = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+        const v = r ? Number(r[3]) : NaN;
+        if (r && Number.isFinite(v)) {
+            m.set(r[1], (m.get(r[1]) || 0) + v);
+        }
+    }
+    return m;
+}
+
+// What each chart draws from two successive samples a and b (dt seconds).
+const CHARTS = [
+    {
+        id: 'requests', title: 'Requests/s', unit: '/s',
+        hint: 'HTTP requests, WebSocket calls and gRPC calls started on this member',
+        value: (a, b, dt) => ['cairn_http_requests_total', 'cairn_http_ws_mux_requests_total', 'grpc_server_started_total']
+            .reduce((t, n) => t + Math.max(0, (b.get(n) || 0) - (a.get(n) || 0)), 0) / dt,
+    },
+    {
+        id: 'latency', title: 'WAL fsync latency (mean)', unit: ' ms',
+        hint: 'etcd_disk_wal_fsync_duration_seconds: the mean over each interval',
+        value: (a, b) => {
+            const n = (b.get('etcd_disk_wal_fsync_duration_seconds_count') || 0) - (a.get('etcd_disk_wal_fsync_duration_seconds_count') || 0);
+            const t = (b.get('etcd_disk_wal_fsync_duration_seconds_sum') || 0) - (a.get('etcd_disk_wal_fsync_duration_seconds_sum') || 0);
+            return n > 0 ? (1000 * t) / n : null;
+        },
+    },
+    {
+        id: 'watchers', title: 'Watchers', unit: '',
+        hint: 'etcd_debugging_mvcc_watcher_total on this member',
+        value: (a, b) => (b.has('etcd_debugging_mvcc_watcher_total') ? b.get('etcd_debugging_mvcc_watcher_total') : null),
+    },
+];
+
+function fmtNum(v) {
+    if (v === null) {
+        return '-';
+    }
+    if (Number.isInteger(v)) {
+        return String(v);
+    }
+    return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2);
+}
+
+// An SVG line chart of values (null: a gap), newest on the right.
+function drawChart(svg, values, unit) {
+    const W = 320;
+    const H = 100;
+    const PAD = 4;
+    while (svg.firstChild) {
+        svg.firstChild.remove();
+    }
+    const nums = values.filter((v) => v !== null);
+    const max = Math.max(1e-9, ...nums) * 1.1;
+    const x = (i) => PAD + ((W - 2 * PAD) * (i + SAMPLES - values.length)) / (SAMPLES - 1);
+    const y = (v) => H - PAD - ((H - 2 * PAD) * v) / max;
+    const el = (tag, attrs) => {
+        const e = document.createElementNS(SVG, tag);
+        for (const [k, v] of Object.entries(attrs)) {
+            e.setAttribute(k, String(v));
+        }
+        return e;
+    };
+    svg.append(el('line', { x1: PAD, y1: H - PAD, x2: W - PAD, y2: H - PAD, class: 'axis' }));
+    let pts = [];
+    const flush = () => {
+        if (pts.length === 1) {
+            svg.append(el('circle', { cx: pts[0][0], cy: pts[0][1], r: 2, class: 'line' }));
+        } else if (pts.length > 1) {
+            svg.append(el('polyline', { points: pts.map((p) => p.join(',')).join(' '), class: 'line' }));
+        }
+        pts = [];
+    };
+    values.forEach((v, i) => {
+        if (v === null) {
+            flush();
+        } else {
+            pts.push([x(i).toFixed(1), y(v).toFixed(1)]);
+        }
+    });
+    flush();
+    const top = el('text', { x: PAD + 2, y: 12, class: 'scale' });
+    top.textContent = nums.length ? `max ${fmtNum(Math.max(0, ...nums))}${unit}` : 'no data yet';
+    svg.append(top);
+    svg.dataset.points = String(nums.length);
+}
 
 export function mount(main) {
     const v = new ClusterView(main);
@@ -29,14 +144,199 @@ class ClusterView {
         this.leader = null;
         this.quota = null;
         this.n = 0;
+        this.defrag = new Map(); // member id -> { state, msg }
+        this.authOn = !!api.session().token;
+        this.defragWhy = ''; // why this user may not defragment ('' : may)
+        this.members = [];
+        this.samples = []; // { t, m: Map } of /metrics
+        this.series = new Map(CHARTS.map((c) => [c.id, []]));
         this.build(main);
         this.refresh();
         this.timer = setInterval(() => this.refresh(), REFRESH_MS);
+        this.sample();
+        this.sampler = setInterval(() => this.sample(), SAMPLE_MS);
+        if (this.authOn) {
+            this.checkRoot();
+        }
+    }
+
+    async checkRoot() {
+        try {
+            await api.call('/v3/auth/role/list', {});
+        } catch (e) {
+            if (e.permissionDenied) {
+                this.defragWhy = `Defragmentation needs the root role (the server says: ${e.message}).`;
+                this.defragReason.hidden = false;
+                this.defragReason.textContent = this.defragWhy;
+                const all = document.getElementById('defrag-all');
+                all.disabled = true;
+                all.title = this.defragWhy;
+                this.renderDefrag();
+            }
+        }
     }
 
     stop() {
         this.alive = false;
         clearInterval(this.timer);
+        clearInterval(this.sampler);
+    }
+
+    maintenance() {
+        this.compactRev = h('input', { id: 'compact-rev', inputmode: 'numeric', pattern: '[0-9]+', size: '10', required: true });
+        this.physical = h('input', { type: 'checkbox', id: 'compact-physical' });
+        this.compactMsg = h('p', { id: 'compact-msg', role: 'status' });
+        this.defragMsg = h('p', { id: 'defrag-msg', role: 'status' });
+        this.defragReason = h('p', { class: 'reason', id: 'defrag-reason', hidden: true });
+        const form = h('form', { class: 'inline', 'aria-labelledby': 'compact-title' },
+            h('label', { for: 'compact-rev' }, 'Compact at revision'), this.compactRev,
+            h('label', { class: 'check' }, this.physical, ' physical (answer once the space is reclaimed)'),
+            h('button', { type: 'submit', class: 'danger', id: 'compact' }, 'Compact'));
+        form.addEventListener('submit', (ev) => {
+            ev.preventDefault();
+            this.compact();
+        });
+        return h('section', { class: 'card', 'aria-labelledby': 'maint-title' },
+            h('h2', { id: 'maint-title' }, 'Maintenance'),
+            h('h3', { id: 'compact-title' }, 'Compaction'),
+            h('p', { class: 'muted' }, 'Drops every revision older than the one given: the keys as they are now stay, their history before it is gone (Keys shows such revisions as compacted).'),
+            form, this.compactMsg,
+            h('h3', {}, 'Defragmentation'),
+            h('p', { class: 'muted' }, 'Returns the free space inside a member\'s database file to the file system. The member does not answer while it runs; members are done one at a time.'),
+            h('div', { class: 'buttons' }, h('button', {
+                type: 'button', id: 'defrag-all', onclick: () => this.defragAll(),
+                title: this.authOn ? 'With auth on: this page\'s member only (a token is valid on the member that issued it)' : null,
+            }, this.authOn ? 'Defragment this member' : 'Defragment every member')),
+            this.defragReason, this.defragMsg);
+    }
+
+    async compact() {
+        const rev = this.compactRev.value.trim();
+        if (!/^[0-9]+$/.test(rev)) {
+            this.compactMsg.className = 'error';
+            this.compactMsg.textContent = 'A revision is a number.';
+            return;
+        }
+        const ok = await confirmDialog('Compact the history?',
+            [`Every revision before ${rev} is dropped on every member. Past values of keys older than that can no longer be read, and watches cannot start before it.`],
+            `Compact at ${rev}`);
+        if (!ok) {
+            return;
+        }
+        const t0 = performance.now();
+        this.compactMsg.className = 'muted';
+        this.compactMsg.textContent = `compacting at revision ${rev}...`;
+        try {
+            await api.call('/v3/kv/compaction', { revision: rev, physical: this.physical.checked }, { timeoutMs: DEFRAG_TIMEOUT_MS });
+            this.compactMsg.className = 'ok';
+            this.compactMsg.dataset.done = rev;
+            this.compactMsg.textContent = `Compacted at revision ${rev}${this.physical.checked ? ' (physically)' : ''} in ${Math.round(performance.now() - t0)} ms.`;
+        } catch (e) {
+            this.compactMsg.className = 'error';
+            this.compactMsg.textContent = 'Not compacted: ' + e.message;
+        }
+    }
+
+    async defragAll() {
+        const list = this.members.filter((m) => !this.authOn || m.id === this.self);
+        const btn = document.getElementById('defrag-all');
+        btn.disabled = true;
+        this.defragMsg.textContent = `defragmenting ${list.length} member(s), one at a time...`;
+        let okN = 0;
+        for (const m of list) {
+            okN += (await this.defragment(m)) ? 1 : 0;
+        }
+        btn.disabled = false;
+        this.defragMsg.textContent = `${okN} of ${list.length} member(s) defragmented (${now()}).`;
+    }
+
+    async defragment(m) {
+        const self = m.id === this.self;
+        if (!m.url && !self) {
+            this.defrag.set(m.id, { state: 'failed', msg: 'no client URL' });
+            return false;
+        }
+        const t0 = performance.now();
+        this.defrag.set(m.id, { state: 'running', msg: 'running...' });
+        this.renderDefrag();
+        try {
+            await api.call('/v3/maintenance/defragment', {}, { base: self ? '' : m.url.replace(/\/+$/, ''), timeoutMs: DEFRAG_TIMEOUT_MS });
+            this.defrag.set(m.id, { state: 'done', msg: `done in ${Math.round(performance.now() - t0)} ms`, at: now() });
+            return true;
+        } catch (e) {
+            this.defrag.set(m.id, { state: 'failed', msg: 'failed: ' + e.message });
+            return false;
+        } finally {
+            this.renderDefrag();
+        }
+    }
+
+    // The defragment cell of each row, also between two refreshes.
+    renderDefrag() {
+        for (const tr of this.tbody.querySelectorAll('tr[data-id]')) {
+            const cell = tr.querySelector('td.defrag');
+            const d = this.defrag.get(tr.dataset.id);
+            const m = this.members.find((x) => x.id === tr.dataset.id);
+            if (!cell || !m) {
+                continue;
+            }
+            const busy = [...this.defrag.values()].some((x) => x.state === 'running');
+            const why = this.defragWhy || (this.authOn && m.id !== this.self
+                ? 'With auth on, only the member that served this page (its token is valid there only): open the console on that member, or use etcdctl defrag'
+                : tr.dataset.role === 'unreachable' ? 'The member does not answer' : '');
+            clear(cell).append(
+                h('button', { type: 'button', class: 'small', disabled: busy || !!why, title: why || null, 'aria-label': `Defragment ${m.name}`, onclick: () => this.defragment(m) }, 'Defragment'),
+                d ? h('div', { class: 'defrag-state ' + d.state, dataset: { state: d.state }, title: d.at ? 'at ' + d.at : null }, d.msg) : null);
+        }
+    }
+
+    async sample() {
+        let body;
+        try {
+            body = await api.metricsText();
+        } catch (e) {
+            this.chartsNote.textContent = 'Cannot read /metrics: ' + e.message;
+            return;
+        }
+        if (!this.alive) {
+            return;
+        }
+        this.chartsNote.textContent = `/metrics of this member, every ${SAMPLE_MS / 1000} s, last ${(SAMPLES * SAMPLE_MS) / 60000} minutes`;
+        const cur = { t: performance.now(), m: parseMetrics(body) };
+        const prev = this.samples[this.samples.length - 1];
+        this.samples = [prev, cur].filter(Boolean);
+        if (!prev) {
+            return;
+        }
+        const dt = (cur.t - prev.t) / 1000;
+        for (const c of CHARTS) {
+            const vals = this.series.get(c.id);
+            vals.push(c.value(prev.m, cur.m, dt));
+            if (vals.length > SAMPLES) {
+                vals.shift();
+            }
+            const box = this.charts.get(c.id);
+            drawChart(box.svg, vals, c.unit);
+            box.now.textContent = fmtNum(vals[vals.length - 1]) + c.unit;
+        }
+    }
+
+    chartsSection() {
+        this.charts = new Map();
+        this.chartsNote = h('p', { class: 'muted', id: 'charts-note' }, 'reading /metrics...');
+        const figs = CHARTS.map((c) => {
+            const svg = document.createElementNS(SVG, 'svg');
+            svg.setAttribute('viewBox', '0 0 320 100');
+            svg.setAttribute('role', 'img');
+            svg.setAttribute('aria-label', `${c.title}, last 5 minutes`);
+            svg.setAttribute('id', 'chart-' + c.id);
+            svg.dataset.points = '0';
+            const cur = h('span', { class: 'chart-now', id: 'chart-now-' + c.id }, '-');
+            this.charts.set(c.id, { svg, now: cur });
+            return h('figure', { class: 'chart' }, h('figcaption', { title: c.hint }, c.title, ': ', cur), svg);
+        });
+        return h('section', { class: 'card', 'aria-labelledby': 'charts-title' },
+            h('h2', { id: 'charts-title' }, 'Metrics'), this.chartsNote, h('div', { class: 'charts' }, figs));
     }
 
     build(main) {
@@ -55,9 +355,11 @@ class ClusterView {
                 h('div', { class: 'scroll' },
                     h('table', { class: 'grid', id: 'members' },
                         h('thead', {}, h('tr', {},
-                            ['Name', 'Member ID', 'Client URL', 'Role', 'Term', 'Commit index', 'Applied index', 'DB size (in use)', 'Version', 'Status']
+                            ['Name and client URL', 'Member ID', 'Role', 'Term', 'Commit index', 'Applied index', 'DB size (in use)', 'Version', 'Status', 'Defragment']
                                 .map((t) => h('th', { scope: 'col' }, t)))),
                         this.tbody))),
+            this.chartsSection(),
+            this.maintenance(),
             h('section', { class: 'card', 'aria-labelledby': 'alarms-title' },
                 h('h2', { id: 'alarms-title' }, 'Alarms'), this.alarms),
             h('section', { class: 'card', 'aria-labelledby': 'events-title' },
@@ -92,7 +394,10 @@ class ClusterView {
         if (this.n++ % QUOTA_EVERY === 0 && !statuses.some((s) => s.st?.dbSizeQuota)) {
             api.metricsText().then((t) => { this.quota = api.metric(t, 'etcd_server_quota_backend_bytes'); }, () => {});
         }
+        this.members = members;
+        this.self = self;
         this.render(ml, members, statuses, self);
+        this.renderDefrag();
         this.refreshAlarms(members);
     }
 
@@ -157,6 +462,9 @@ class ClusterView {
         document.getElementById('term').textContent = best ? String(best.term) : (ml.header?.raft_term || '-');
         const mine = statuses[members.findIndex((m) => m.id === self)]?.st;
         document.getElementById('revision').textContent = mine?.header?.revision || '-';
+        if (!this.compactRev.value && mine?.header?.revision) {
+            this.compactRev.value = mine.header.revision;
+        }
         const up = statuses.filter((s) => s.st).length;
         document.getElementById('members').textContent = `${up} of ${members.length} up`;
         document.getElementById('cluster-id').textContent = hex(ml.header?.cluster_id);
@@ -174,17 +482,18 @@ class ClusterView {
             const s = statuses[i];
             const role = !s.st ? 'unreachable' : m.learner ? 'learner' : m.id === s.st.leader ? 'leader' : 'follower';
             const st = s.st || {};
-            tb.append(h('tr', { class: role, dataset: { member: m.name, role } },
-                h('th', { scope: 'row' }, m.name, m.id === self ? h('span', { class: 'muted' }, ' (this page)') : null),
+            tb.append(h('tr', { class: role, dataset: { member: m.name, role, id: m.id } },
+                h('th', { scope: 'row' }, m.name, m.id === self ? h('span', { class: 'muted' }, ' (this page)') : null,
+                    h('div', { class: 'url' }, m.url)),
                 h('td', {}, h('code', {}, hex(m.id))),
-                h('td', {}, m.url),
                 h('td', {}, h('span', { class: 'role ' + role }, role)),
                 h('td', { class: 'num' }, st.raftTerm || '-'),
                 h('td', { class: 'num' }, st.raftIndex || '-'),
                 h('td', { class: 'num' }, st.raftAppliedIndex || '-'),
                 h('td', { class: 'num' }, s.st ? `${fmtBytes(Number(st.dbSize || 0))} (${fmtBytes(Number(st.dbSizeInUse || 0))})` : '-'),
                 h('td', {}, st.version || '-'),
-                h('td', {}, s.err ? h('span', { class: 'error' }, s.err) : (st.errors || []).join('; ') || 'ok')));
+                h('td', {}, s.err ? h('span', { class: 'error' }, s.err) : (st.errors || []).join('; ') || 'ok'),
+                h('td', { class: 'defrag' })));
         });
     }
 

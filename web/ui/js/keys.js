@@ -19,10 +19,13 @@
 // reload.
 import * as api from './api.js';
 import { h, clear, field, banner, confirmDialog, hex, now } from './util.js';
+import { looksLikeYaml, yamlNodes } from './yaml.js';
 
 const PAGE = 200; // keys per tree page
 const TAIL = 50; // events kept in the live tail
 const HEX_MAX = 4096; // bytes of a binary value shown as hex
+const HISTORY_MAX = 20; // past versions read back per step of the history
+const HISTORY_SHOWN = 200; // characters of a past value shown in the history
 
 const authOn = () => !!api.session().token;
 const label = (bs) => api.text(bs);
@@ -477,7 +480,7 @@ class KeysView {
         this.selected = { kind: 'key', node: n, kv };
         const d = clear(this.detail);
         const reason = h('p', { class: 'reason', id: 'write-reason', hidden: true });
-        const shown = renderValue(kv.value);
+        const shown = renderValue(kv.value, n.key);
         const editBtn = h('button', { type: 'button', class: 'primary', id: 'edit-key', onclick: () => this.editForm(n, kv) }, 'Edit');
         const delBtn = h('button', { type: 'button', class: 'danger', id: 'delete-key', onclick: () => this.deleteKey(n, kv) }, 'Delete');
         if (shown.kind === 'hex') {
@@ -494,10 +497,71 @@ class KeysView {
                 h('dt', {}, 'Size'), h('dd', {}, `${kv.value.length} bytes`),
                 h('dt', {}, 'Read at'), h('dd', {}, `revision ${rev}`)),
             h('h3', {}, 'Value ', h('span', { class: 'muted', id: 'value-kind' }, `(${shown.desc})`)),
-            h('pre', { class: 'value ' + shown.kind, id: 'value', tabindex: '0', 'aria-label': 'Value' }, shown.text),
+            h('pre', { class: 'value ' + shown.kind, id: 'value', tabindex: '0', 'aria-label': 'Value' }, shown.nodes || shown.text),
             h('div', { class: 'buttons' }, editBtn, delBtn),
-            reason);
+            reason,
+            this.historyBox(n, kv));
         this.guard(n.key, false, shown.kind === 'hex' ? [delBtn] : [editBtn, delBtn], reason);
+    }
+
+    // The key's past values: a range at revision (mod - 1) gives the
+    // version before, whose mod revision leads further back, until the
+    // version that created the key (version 1) or a revision the server
+    // has compacted away (the gateway's OutOfRange error, which the browser
+    // logs as a failed request: so the history is read when asked for,
+    // not on every click). HISTORY_MAX versions per step; "Older" reads
+    // the next ones.
+    historyBox(n, kv) {
+        const rows = h('tbody', { id: 'history-rows' });
+        const state = h('p', { class: 'muted', id: 'history-state' }, 'reading...');
+        const box = h('section', { class: 'history', 'aria-labelledby': 'history-title' },
+            h('h3', { id: 'history-title' }, 'History'),
+            h('div', { class: 'scroll' }, h('table', { class: 'grid' },
+                h('thead', {}, h('tr', {}, ['Mod revision', 'Version', 'Value'].map((t) => h('th', { scope: 'col' }, t)))),
+                rows)),
+            state);
+        const row = (k, cls) => h('tr', { class: cls || '', dataset: { rev: k.mod, version: k.version } },
+            h('td', { class: 'num' }, k.mod), h('td', { class: 'num' }, k.version),
+            h('td', {}, h('code', { class: 'hval' }, shortValue(k.value))));
+        rows.append(row(kv, 'current'));
+        const more = async (from) => {
+            let cur = from;
+            clear(state).append('reading...');
+            for (let i = 0; i < HISTORY_MAX; i++) {
+                if (cur.version === '1' || BigInt(cur.mod) <= 1n) {
+                    clear(state).append(`Created at revision ${cur.create}.`);
+                    return;
+                }
+                const at = (BigInt(cur.mod) - 1n).toString();
+                let r;
+                try {
+                    r = await api.range(n.key, undefined, { revision: at });
+                } catch (e) {
+                    if (e.code === 11 || /compacted/.test(e.message)) {
+                        rows.append(h('tr', { class: 'compacted', dataset: { rev: at, compacted: 'true' } },
+                            h('td', { class: 'num' }, `<= ${at}`), h('td', { class: 'num' }, `< ${cur.version}`),
+                            h('td', {}, 'compacted: the server no longer keeps revisions this old')));
+                        clear(state).append(`${cur.version - 1} older version(s) were compacted away.`);
+                    } else {
+                        clear(state).append('Cannot read the history: ' + e.message);
+                    }
+                    return;
+                }
+                if (!box.isConnected || !r.kvs[0]) {
+                    clear(state).append(r.kvs[0] ? '' : `No version at revision ${at}.`);
+                    return;
+                }
+                cur = r.kvs[0];
+                rows.append(row(cur));
+            }
+            clear(state).append(h('button', { type: 'button', id: 'history-older', onclick: () => more(cur) }, 'Older versions'));
+        };
+        if (kv.version === '1') {
+            clear(state).append(`Created at revision ${kv.create}.`);
+        } else {
+            clear(state).append(h('button', { type: 'button', id: 'history-show', onclick: () => more(kv) }, 'Show earlier versions'));
+        }
+        return box;
     }
 
     changedElsewhere(e) {
@@ -696,7 +760,7 @@ class KeysView {
 
 // How to show a value: JSON pretty-printed, text as is, anything else
 // (invalid UTF-8, control characters) as a hex dump.
-export function renderValue(bs) {
+export function renderValue(bs, key = '') {
     const t = api.strictText(bs);
     if (t === null) {
         const lines = [];
@@ -719,5 +783,18 @@ export function renderValue(bs) {
             // not JSON after all: plain text
         }
     }
+    if (looksLikeYaml(t, api.text(key))) {
+        return { kind: 'yaml', desc: 'YAML, highlighted', text: t, nodes: yamlNodes(t) };
+    }
     return { kind: 'text', desc: t === '' ? 'empty' : 'text', text: t };
+}
+
+// A past value in one line for the history table.
+function shortValue(bs) {
+    const t = api.strictText(bs);
+    if (t === null) {
+        return `(${bs.length} bytes of binary)`;
+    }
+    const one = t.replace(/\n/g, '\u21b5');
+    return one.length > HISTORY_SHOWN ? one.slice(0, HISTORY_SHOWN) + '...' : one;
 }
