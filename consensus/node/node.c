@@ -1826,6 +1826,8 @@ void node_status(const struct node *n, struct node_status *out)
     out->term = st.hard.term;
     out->commit_index = st.hard.commit;
     out->applied_index = n->applied;
+    out->first_index = st.first_index;
+    out->last_index = st.last_index;
     out->role = st.role;
     out->learner = raft_conf_is_learner(&st.conf, n->cfg.member_id);
     out->proposals_pending = n->pending;

@@ -270,6 +270,18 @@ static void server_metrics(struct mw *w, struct server *s)
                "Raft role: 0 follower, 1 pre-candidate, 2 candidate, 3 "
                "leader.",
                st.role);
+    metric_u64(w, "cairn_raft_commit_index", "gauge",
+               "The Raft commit index this member knows.", st.commit_index);
+    metric_u64(w, "cairn_raft_applied_index", "gauge",
+               "The last Raft index this member applied.", st.applied_index);
+    metric_u64(w, "cairn_raft_log_first_index", "gauge",
+               "The first index of this member's Raft log (after its last "
+               "snapshot).",
+               st.first_index);
+    metric_u64(w, "cairn_raft_log_last_index", "gauge",
+               "The last index of this member's Raft log (written, maybe not "
+               "yet committed).",
+               st.last_index);
     metric_u64(w, "cairn_raft_log_memory_bytes", "gauge",
                "Data bytes of Raft log entries held in memory "
                "(--raft-log-memory-bytes bounds the applied ones).",

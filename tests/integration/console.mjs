@@ -1048,6 +1048,17 @@ async function cluster(page, errors) {
         leader = await page.getAttribute('#member-rows tr[data-role=leader]', 'data-member');
         return (await page.textContent('#leader')) === leader && pids[leader] !== undefined;
     });
+    await check('3 members: each row shows its Raft log last index (from that member\'s /metrics), at least its applied index', async () => {
+        await page.waitForFunction(() => {
+            const rows = [...document.querySelectorAll('#member-rows tr')];
+            return rows.length === 3 && rows.every((r) => /^[0-9]+$/.test(r.querySelector('.last-index')?.textContent || ''));
+        }, null, { timeout: 10000 * SCALE });
+        const rows = await page.$$eval('#member-rows tr', (rs) => rs.map((r) => {
+            const tds = [...r.querySelectorAll('td')].map((t) => t.textContent);
+            return { last: Number(r.querySelector('.last-index').textContent), applied: Number(tds[4]) };
+        }));
+        return rows.every((r) => r.last >= r.applied && r.applied > 0) || (() => { throw new Error(JSON.stringify(rows)); })();
+    });
     await check('3 members: "Defragment every member" shows done on each, one at a time', async () => {
         await page.click('#defrag-all');
         await page.waitForSelector('#defrag-msg:has-text("3 of 3 member(s) defragmented")', { timeout: 30000 * SCALE });

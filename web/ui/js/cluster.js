@@ -1,5 +1,6 @@
 // cluster.js - the Cluster page: members, the leader, term, commit and
-// applied index per member, alarms, DB size against the quota; read again
+// applied index and the Raft log's last index per member (from its
+// /metrics), alarms, DB size against the quota; read again
 // every second so a leader change shows as it happens.
 //
 // MemberList comes from the member that served the page. Each member's
@@ -355,7 +356,7 @@ class ClusterView {
                 h('div', { class: 'scroll' },
                     h('table', { class: 'grid', id: 'members' },
                         h('thead', {}, h('tr', {},
-                            ['Name and client URL', 'Member ID', 'Role', 'Term', 'Commit index', 'Applied index', 'DB size (in use)', 'Version', 'Status', 'Defragment']
+                            ['Name and client URL', 'Member ID', 'Role', 'Term', 'Commit index', 'Applied index', 'Log last index', 'DB size (in use)', 'Version', 'Status', 'Defragment']
                                 .map((t) => h('th', { scope: 'col' }, t)))),
                         this.tbody))),
             this.chartsSection(),
@@ -428,8 +429,13 @@ class ClusterView {
         }
         try {
             const base = isSelf ? '' : m.url.replace(/\/+$/, '');
-            const st = await api.call('/v3/maintenance/status', {}, { base, timeoutMs: STATUS_TIMEOUT_MS });
-            return { st };
+            // the log's last index is not in Status: the member's /metrics
+            // (cairn_raft_log_last_index; '-' from a server without it)
+            const [st, mt] = await Promise.all([
+                api.call('/v3/maintenance/status', {}, { base, timeoutMs: STATUS_TIMEOUT_MS }),
+                api.metricsText(base).catch(() => null)]);
+            const last = mt ? api.metric(mt, 'cairn_raft_log_last_index') : null;
+            return { st, last };
         } catch (e) {
             return { err: e.message };
         }
@@ -490,6 +496,7 @@ class ClusterView {
                 h('td', { class: 'num' }, st.raftTerm || '-'),
                 h('td', { class: 'num' }, st.raftIndex || '-'),
                 h('td', { class: 'num' }, st.raftAppliedIndex || '-'),
+                h('td', { class: 'num last-index' }, s.last != null ? String(s.last) : '-'),
                 h('td', { class: 'num' }, s.st ? `${fmtBytes(Number(st.dbSize || 0))} (${fmtBytes(Number(st.dbSizeInUse || 0))})` : '-'),
                 h('td', {}, st.version || '-'),
                 h('td', {}, s.err ? h('span', { class: 'error' }, s.err) : (st.errors || []).join('; ') || 'ok'),
