@@ -12,6 +12,7 @@
  *   POST   .../<name>/rollback                       Txn of reads, Txn
  *   PUT|GET|DELETE .../<name>/gray, POST .../gray/promote
  *   GET    .../<name>/subscribers                    this member's streams
+ *   POST   .../<name>/validate                       none (a range check)
  *   GET    /api/v1/config/<ns>, /api/v1/config/<ns>/<app>   listings
  *
  * A write reads the head, then writes in one Txn guarded by the head's
@@ -66,6 +67,7 @@ enum route {
     R_GRAY_DELETE,
     R_GRAY_PROMOTE,
     R_SUBSCRIBERS,
+    R_VALIDATE,
     R_LIST_APPS,
     R_LIST_CONFIGS,
 };
@@ -1801,6 +1803,10 @@ static int route(struct cfg_req *r, const char *method, const char *rest)
         r->route = R_SUBSCRIBERS;
         return meth_is(method, "GET") ? 0 : -2;
     }
+    if (n == 4 && strcmp(sub, "validate") == 0) {
+        r->route = R_VALIDATE;
+        return meth_is(method, "POST") ? 0 : -2;
+    }
     if (n == 4 && strcmp(sub, "gray") == 0) {
         if (meth_is(method, "PUT")) {
             r->route = R_GRAY_PUT;
@@ -1824,7 +1830,7 @@ static int route(struct cfg_req *r, const char *method, const char *rest)
 static bool wants_body(enum route rt)
 {
     return rt == R_PUT || rt == R_ROLLBACK || rt == R_GRAY_PUT ||
-           rt == R_GRAY_PROMOTE;
+           rt == R_GRAY_PROMOTE || rt == R_VALIDATE;
 }
 
 static int body_parse(struct cfg_req *r, const char *body, size_t len)
@@ -1872,6 +1878,65 @@ static int query_num(struct cfg_req *r, const char *name, double lo, double hi,
     }
     *out = d;
     return 0;
+}
+
+/* POST .../<name>/validate {"content","format"}: the publish's document
+ * checks without the publish, for an editor; the verdict is a 200 either
+ * way ({"valid":true,..} or {"valid":false,"error",..,"line","column"});
+ * a request that is wrong itself (no content, an unknown format, too
+ * large) is answered as a publish would be. Whoever may read the config
+ * may ask: nothing is read or written. */
+static void validate(struct cfg_req *r)
+{
+    char k[CFG_KEY_MAX];
+    size_t kn = cfg_key_head(&r->id, k, sizeof(k));
+    json_t *c = json_object_get(r->body, "content");
+    json_t *f = json_object_get(r->body, "format");
+    struct cfg_error e;
+    char sha[2 * SHA256_DIGEST_LENGTH + 1];
+    int rc =
+        api_auth_range_check_as(r->s, r->token[0] ? r->token : NULL,
+                                r->cert_user, (const uint8_t *)k, kn, NULL, 0);
+    if (rc != 0) {
+        answer_err(r, rc);
+        return;
+    }
+    if (!json_is_string(c)) {
+        answer_bad(r, "field \"content\" is required (a string)", "content");
+        return;
+    }
+    if (json_string_length(c) > CFG_CONTENT_MAX) {
+        answer_error(r, 413, "too_large",
+                     "field \"content\" is larger than 1048576 bytes",
+                     "content");
+        return;
+    }
+    r->fmt = CFG_FORMAT_TEXT;
+    if (f != NULL && !json_is_null(f) &&
+        (!json_is_string(f) ||
+         cfg_format_parse(json_string_value(f), &r->fmt) != 0)) {
+        answer_bad(r,
+                   "field \"format\" must be one of yaml, json, properties, "
+                   "text",
+                   "format");
+        return;
+    }
+    if (cfg_validate(r->fmt, json_string_value(c), json_string_length(c), &e) !=
+        0) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "invalid %s at line %d, column %d: %s",
+                 cfg_format_name(r->fmt), e.line, e.column, e.message);
+        answer_json(r, 200,
+                    json_pack("{s:b,s:s,s:s,s:s,s:i,s:i}", "valid", 0, "format",
+                              cfg_format_name(r->fmt), "error", msg, "message",
+                              msg, "line", e.line, "column", e.column));
+        return;
+    }
+    sha_hex((const uint8_t *)json_string_value(c), json_string_length(c), sha);
+    answer_json(r, 200,
+                json_pack("{s:b,s:s,s:s,s:I}", "valid", 1, "format",
+                          cfg_format_name(r->fmt), "sha256", sha, "bytes",
+                          (json_int_t)json_string_length(c)));
 }
 
 static void dispatch(struct cfg_req *r)
@@ -1927,6 +1992,9 @@ static void dispatch(struct cfg_req *r)
                               "subscribers", cfg__subs_json(r->s, &r->id)));
         break;
     }
+    case R_VALIDATE:
+        validate(r);
+        break;
     case R_LIST_APPS:
     case R_LIST_CONFIGS:
         list_get(r);

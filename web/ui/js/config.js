@@ -1,14 +1,16 @@
 // config.js - the Config page: namespaces and apps, an app's configs, and
-// one config: its editor (publish, with the server's validation: an
-// invalid document is refused with 400 and its line and column, which are
-// marked at that line, and nothing is written), history with a diff between
+// one config: its editor (Check, and Publish after the same check: the
+// server's .../validate answers an invalid document's line and column,
+// marked at that line, before anything is published), history with a diff between
 // any two versions, rollback, gray release (rule, promote, abandon), the
 // subscribers of this member with the version each was sent and acked, and
 // the config's audit records.
 //
 // Everything goes through /api/v1/config and /api/v1/audit (docs/config.md,
-// docs/audit.md). There is no validate-only call: a publish is the check,
-// and a refused one writes nothing. A publish sends expect_version (the
+// docs/audit.md). The check is POST .../validate (a 200 with the verdict,
+// so an invalid document leaves no failed request in the browser's log);
+// the publish checks again and writes nothing when it refuses. A publish
+// sends expect_version (the
 // version the editor opened), so it never replaces a release someone else
 // published meanwhile without saying so. The namespaces are the first
 // segments of the /config/ keys (a keys_only range per namespace, through
@@ -323,6 +325,7 @@ class ConfigView {
         };
         ta.addEventListener('input', () => { box.errLine = 0; redraw(); });
         ta.addEventListener('scroll', place);
+        box.unmark = () => { box.errLine = 0; redraw(); };
         box.mark = (line, col, msg) => {
             box.errLine = line;
             note.textContent = `line ${line}, column ${col}: ${msg}`;
@@ -367,18 +370,46 @@ class ConfigView {
         const msgIn = h('input', { id: 'cfg-message', maxlength: '1024', autocomplete: 'off' });
         const out = h('p', { id: 'publish-msg', role: 'status' });
         const pub = h('button', { type: 'submit', class: 'primary', id: 'publish', dataset: { write: '1', ...(c.gray ? { blocked: '1' } : {}) }, disabled: !!c.gray }, 'Publish');
+        const check = h('button', { type: 'button', id: 'check' }, 'Check');
+        // the server's document check without a publish: true when valid
+        // (the line marked and false when not; null when it cannot say)
+        const validate = async () => {
+            let v;
+            try {
+                v = await api.rest('POST', `/config/${P(c.ns, c.app, c.name)}/validate`, { content: box.ta.value, format: fmt.value });
+            } catch (e) {
+                out.className = 'error';
+                out.textContent = `Cannot check: ${e.message}`;
+                return null;
+            }
+            box.unmark();
+            if (!v.valid) {
+                this.refused(out, box, { message: v.error, body: v }, 'Not valid');
+                return false;
+            }
+            out.className = 'ok';
+            out.textContent = `Valid ${v.format} (${v.bytes} bytes).`;
+            return true;
+        };
+        check.addEventListener('click', () => { out.className = ''; out.textContent = 'checking...'; validate(); });
         const form = h('form', { 'aria-labelledby': 'editor-title' },
             h('h2', { id: 'editor-title' }, hd ? `Edit and publish (now v${hd.version})` : 'New config'),
             field('Format', fmt, 'The server checks the document in this format before it writes anything.'),
             box.el,
             field('Message', msgIn, 'Why: kept with the release and in the audit log.'),
-            h('div', { class: 'buttons' }, pub), out);
+            h('div', { class: 'buttons' }, check, pub), out);
         if (hd && hd.redacted) {
             box.ta.value = '';
             box.ta.placeholder = 'This secret config is redacted for you: publishing replaces it.';
         }
         form.addEventListener('submit', async (ev) => {
             ev.preventDefault();
+            out.className = '';
+            out.textContent = 'checking...';
+            if (await validate() === false) {
+                out.textContent = out.textContent.replace(/^Not valid/, 'Not published');
+                return;
+            }
             out.className = '';
             out.textContent = 'publishing...';
             const body = { content: box.ta.value, format: fmt.value, message: msgIn.value, expect_version: hd ? hd.version : 0 };
