@@ -215,7 +215,7 @@ struct node_status {
     uint64_t applied_index;
     uint64_t first_index; /* the Raft log's first and last entry (the log */
     uint64_t last_index;  /* may run past commit_index on any member) */
-    uint8_t role; /* enum raft_role */
+    uint8_t role;         /* enum raft_role */
     bool learner;
     uint64_t proposals_pending;
     uint64_t proposals_failed;

@@ -740,8 +740,8 @@ struct peek {
 
 static void peek_ws(struct peek *k)
 {
-    while (k->p < k->end && (*k->p == ' ' || *k->p == '\t' ||
-                             *k->p == '\n' || *k->p == '\r')) {
+    while (k->p < k->end &&
+           (*k->p == ' ' || *k->p == '\t' || *k->p == '\n' || *k->p == '\r')) {
         k->p++;
     }
 }

@@ -88,8 +88,7 @@ static const char hs_secret[] = "cairn fuzz secret, not for use";
 static char dir[] = "/tmp/cairn-fuzz-jwt.XXXXXX";
 static struct auth_jwt *jwt[KEYS];
 
-static void put_file(const char *name, const char *text, char *path,
-                     size_t cap)
+static void put_file(const char *name, const char *text, char *path, size_t cap)
 {
     snprintf(path, cap, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
@@ -115,8 +114,8 @@ static void write_seeds(const char *out)
     int n = 0;
     for (int k = 0; k < KEYS; k++) {
         for (size_t u = 0; u < sizeof(users) / sizeof(users[0]); u++) {
-            FUZZ_CHECK(auth_jwt_sign(jwt[k], users[u], 7 + u, NOW_S - 5,
-                                     token, sizeof(token)) == 0);
+            FUZZ_CHECK(auth_jwt_sign(jwt[k], users[u], 7 + u, NOW_S - 5, token,
+                                     sizeof(token)) == 0);
             snprintf(path, sizeof(path), "%s/seed-%d", out, n++);
             FILE *f = fopen(path, "w");
             FUZZ_CHECK(f != NULL);
@@ -154,8 +153,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         const char *priv = k == 1 ? ek : k == 2 ? hs : rk;
         const char *pub = k == 1 ? ep : k == 2 ? hs : rp;
         snprintf(spec, sizeof(spec),
-                 "jwt,pub-key=%s,priv-key=%s,sign-method=%s,ttl=5m", pub,
-                 priv, methods[k]);
+                 "jwt,pub-key=%s,priv-key=%s,sign-method=%s,ttl=5m", pub, priv,
+                 methods[k]);
         int rc = auth_jwt_open(spec, &jwt[k], msg, sizeof(msg));
         if (rc != 0) {
             fprintf(stderr, "fuzz_jwt: %s: %s\n", methods[k], msg);
@@ -190,13 +189,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* the round trip: a name the input picks, a revision from its length */
     char name[256], signed_tok[AUTH_JWT_TOKEN_MAX];
-    size_t n = strlen(token) < sizeof(name) - 1 ? strlen(token)
-                                                : sizeof(name) - 1;
+    size_t n =
+        strlen(token) < sizeof(name) - 1 ? strlen(token) : sizeof(name) - 1;
     memcpy(name, token, n);
     name[n] = '\0';
     uint64_t want = (uint64_t)size * 977u;
-    int rc = auth_jwt_sign(j, name, want, NOW_S, signed_tok,
-                           sizeof(signed_tok));
+    int rc =
+        auth_jwt_sign(j, name, want, NOW_S, signed_tok, sizeof(signed_tok));
     if (rc != 0) {
         return 0; /* a name whose token does not fit: refused, fine */
     }
@@ -212,8 +211,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* expired: ttl 5 min */
     rc = auth_jwt_sign(j, name, want, NOW_S, signed_tok, sizeof(signed_tok));
     FUZZ_CHECK(rc == 0);
-    rc = auth_jwt_verify(j, signed_tok, NOW_S + 301, user, sizeof(user),
-                         &rev);
+    rc = auth_jwt_verify(j, signed_tok, NOW_S + 301, user, sizeof(user), &rev);
     FUZZ_CHECK(rc == ERR_INVALID_AUTH_TOKEN);
     return 0;
 }

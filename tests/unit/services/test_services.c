@@ -282,7 +282,6 @@ static void parse_doc(void **state)
     assert_null(svc_doc_parse("{\"addr\":\"a\",\"addr\":\"b\"}", 23, 1, 1));
 }
 
-
 /* What svc_doc_peek must agree with: jansson with no flags (the gauge's
  * old reader). 1 with the health string for an instance, else 0. */
 static int peek_ref(const char *v, size_t n, char *health, size_t cap)
@@ -380,19 +379,25 @@ static void peek_matches_jansson(void **state)
             size_t at = mn > 0 ? (size_t)(x >> 8) % mn : 0;
             char c = alphabet[(x >> 40) % (sizeof(alphabet) - 1)];
             switch (x % 4) {
-            case 0: m[at] = c; break;                         /* replace */
-            case 1: if (mn > 0) {                              /* delete */
-                        memmove(m + at, m + at + 1, mn - at - 1);
-                        mn--;
-                    }
-                    break;
-            case 2: if (mn < n + 7) {                          /* insert */
-                        memmove(m + at + 1, m + at, mn - at);
-                        m[at] = c;
-                        mn++;
-                    }
-                    break;
-            default: mn = at; break;                           /* cut */
+            case 0:
+                m[at] = c;
+                break; /* replace */
+            case 1:
+                if (mn > 0) { /* delete */
+                    memmove(m + at, m + at + 1, mn - at - 1);
+                    mn--;
+                }
+                break;
+            case 2:
+                if (mn < n + 7) { /* insert */
+                    memmove(m + at + 1, m + at, mn - at);
+                    m[at] = c;
+                    mn++;
+                }
+                break;
+            default:
+                mn = at;
+                break; /* cut */
             }
         }
         answered += peek_agrees(m, mn);
@@ -410,23 +415,31 @@ static void peek_matches_jansson(void **state)
                   tried);
 }
 
-
 /* A random JSON value for the dump test; depth bounds the nesting. */
 static json_t *rand_json(uint64_t *x, int depth)
 {
     static const char *const strs[] = {
-        "", "a", "zone-1", "h\"q", "back\\slash", "tab\there", "nl\n",
-        "\x7f", "\xc3\xa9t\xc3\xa9", "/path/x", "\x01", "\xe2\x82\xac",
+        "",        "a",           "zone-1",
+        "h\"q",    "back\\slash", "tab\there",
+        "nl\n",    "\x7f",        "\xc3\xa9t\xc3\xa9",
+        "/path/x", "\x01",        "\xe2\x82\xac",
     };
     *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
     switch ((*x >> 3) % (depth > 0 ? 9 : 7)) {
-    case 0: return json_integer((json_int_t)(*x >> 1) * ((*x & 1) ? -1 : 1));
-    case 1: return json_integer((*x & 1) ? INT64_MIN : INT64_MAX);
-    case 2: return json_real((double)(*x % 100000) / 7.0);
-    case 3: return json_string(strs[(*x >> 9) % (sizeof(strs) / sizeof(strs[0]))]);
-    case 4: return json_stringn("nul\0in", 6);
-    case 5: return (*x & 1) ? json_true() : json_false();
-    case 6: return json_null();
+    case 0:
+        return json_integer((json_int_t)(*x >> 1) * ((*x & 1) ? -1 : 1));
+    case 1:
+        return json_integer((*x & 1) ? INT64_MIN : INT64_MAX);
+    case 2:
+        return json_real((double)(*x % 100000) / 7.0);
+    case 3:
+        return json_string(strs[(*x >> 9) % (sizeof(strs) / sizeof(strs[0]))]);
+    case 4:
+        return json_stringn("nul\0in", 6);
+    case 5:
+        return (*x & 1) ? json_true() : json_false();
+    case 6:
+        return json_null();
     case 7: {
         json_t *o = json_object();
         for (uint64_t i = 0; i < (*x >> 20) % 5; i++) {
