@@ -123,6 +123,29 @@ int api_auth_range_check_user(struct server *s, const char *user,
                       range_end_len);
 }
 
+int api_auth_admin(struct server *s, const char *token, const char *cert_user)
+{
+    struct auth *a = srv_auth(s);
+    char user[USER_CAP];
+    int rc;
+    if (a == NULL || !auth_enabled(a)) {
+        return 0;
+    }
+    if ((token == NULL || token[0] == '\0') && cert_user != NULL &&
+        cert_user[0] != '\0') {
+        int n = snprintf(user, sizeof(user), "%s", cert_user);
+        if (n <= 0 || (size_t)n >= sizeof(user)) {
+            return ERR_PERMISSION_DENIED;
+        }
+    } else {
+        rc = api_auth_user(s, token, user, sizeof(user));
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return auth_check_admin(a, user);
+}
+
 /* ------------------------------------------------------------- checks */
 
 static int check_range(struct auth *a, const char *user,

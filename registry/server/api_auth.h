@@ -45,6 +45,13 @@ int api_auth_check(struct api_op *op, const ProtobufCMessage *req);
  * off): 0 or ERR_INVALID_AUTH_TOKEN. Refreshes the token's TTL. */
 int api_auth_user(struct server *s, const char *token, char *user, size_t cap);
 
+/* For calls api_call does not run (Maintenance.Snapshot): is the caller
+ * root? token as the "token" metadata (NULL when absent), cert_user the
+ * verified client certificate's CN under --client-cert-auth (NULL if
+ * none), used only without a token. 0 (also with auth off),
+ * ERR_INVALID_AUTH_TOKEN, ERR_USER_EMPTY, ERR_PERMISSION_DENIED. */
+int api_auth_admin(struct server *s, const char *token, const char *cert_user);
+
 /* For watch creates: may token's user read [key, range_end)? 0,
  * ERR_INVALID_AUTH_TOKEN, ERR_USER_EMPTY, ERR_PERMISSION_DENIED. */
 int api_auth_range_check(struct server *s, const char *token,
