@@ -1293,9 +1293,13 @@ static int sub_send(struct hsub *sub, const struct watch_resp *r)
         const char *why =
             r->cancel_reason != NULL ? r->cancel_reason : "watch canceled";
         bool denied = strstr(why, "permission denied") != NULL;
+        bool unauth = strstr(why, "invalid auth token") != NULL ||
+                      strstr(why, "user name is empty") != NULL;
         reg_enqueue(sub, "error", sub->rev,
                     json_pack("{s:s,s:s,s:s}", "type", "error", "code",
-                              denied ? "permission_denied" : "unavailable",
+                              denied   ? "permission_denied"
+                              : unauth ? "unauthenticated"
+                                       : "unavailable",
                               "message", why));
         if (sub->id != 0) {
             sub_drop(sub);
