@@ -253,6 +253,47 @@ static int check_lease_revoke(struct server *s, struct auth *a,
     return rc == ERR_LEASE_NOT_FOUND ? 0 : rc;
 }
 
+struct lease_read_check {
+    struct auth *a;
+    const char *user;
+    int rc;
+};
+
+static int lease_read_cb(void *ctx, const uint8_t *key, size_t key_len)
+{
+    struct lease_read_check *c = ctx;
+    c->rc = auth_check(c->a, c->user, AUTH_PERM_READ, key, key_len, NULL, 0);
+    return c->rc != 0 ? 1 : 0;
+}
+
+/* LeaseTimeToLive with keys: the user must be allowed to read every key
+ * attached, or the answer would name keys outside its grants (etcd 3.4.23
+ * does not check; 3.4.26 and 3.5.9 do, GHSA-3p4g-rcw5-8298). Without keys
+ * nothing is checked, as in etcd. */
+static int check_lease_ttl(struct server *s, struct auth *a, const char *user,
+                           const Etcdserverpb__LeaseTimeToLiveRequest *r)
+{
+    struct lease_read_check c = {.a = a, .user = user};
+    struct kv_read *rd;
+    int rc;
+    if (!r->keys || auth_check_admin(a, user) == 0) {
+        return 0;
+    }
+    if (user[0] == '\0') {
+        return ERR_USER_EMPTY;
+    }
+    rc = node_read_begin(s->node, &rd);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = kv_lease_keys(rd, r->id, lease_read_cb, &c);
+    node_read_end(s->node, rd);
+    if (c.rc != 0) {
+        return ERR_PERMISSION_DENIED;
+    }
+    return rc == ERR_LEASE_NOT_FOUND ? 0 : rc;
+}
+
 enum rule {
     RULE_NONE,  /* no check, token ignored */
     RULE_TOKEN, /* a token, if given, must be valid */
@@ -260,6 +301,7 @@ enum rule {
     RULE_KV,    /* by the request's keys */
     RULE_USER_GET,
     RULE_ROLE_GET,
+    RULE_LEASE_TTL, /* the attached keys' read permission, if asked */
 };
 
 struct rule_row {
@@ -278,6 +320,7 @@ static const struct rule_row rules[] = {
     {"/etcdserverpb.KV/Txn", RULE_KV},
     {"/etcdserverpb.KV/Compact", RULE_TOKEN}, /* etcd 3.4: no check */
     {"/etcdserverpb.Lease/LeaseRevoke", RULE_KV},
+    {"/etcdserverpb.Lease/LeaseTimeToLive", RULE_LEASE_TTL},
     {"/etcdserverpb.Lease/", RULE_TOKEN},
     {"/etcdserverpb.Maintenance/Status", RULE_NONE},
     {"/etcdserverpb.Maintenance/Alarm", RULE_TOKEN},
@@ -337,7 +380,9 @@ int api_auth_check(struct api_op *op, const ProtobufCMessage *req)
         return 0;
     }
     rule = rule_of(op->m->path);
-    if (rule == RULE_NONE) {
+    if (rule == RULE_NONE ||
+        (rule == RULE_LEASE_TTL &&
+         !((const Etcdserverpb__LeaseTimeToLiveRequest *)req)->keys)) {
         return 0;
     }
     if (op->token == NULL && op->cert_user != NULL &&
@@ -357,6 +402,9 @@ int api_auth_check(struct api_op *op, const ProtobufCMessage *req)
         return auth_check_admin(a, user);
     case RULE_KV:
         return check_kv(op->s, a, user, req);
+    case RULE_LEASE_TTL:
+        return check_lease_ttl(
+            op->s, a, user, (const Etcdserverpb__LeaseTimeToLiveRequest *)req);
     case RULE_USER_GET: {
         const Etcdserverpb__AuthUserGetRequest *r =
             (const Etcdserverpb__AuthUserGetRequest *)req;
