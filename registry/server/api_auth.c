@@ -238,9 +238,8 @@ static int check_lease_revoke(struct server *s, struct auth *a,
     if (auth_check_admin(a, user) == 0) {
         return 0; /* root may revoke anything */
     }
-    if (user[0] == '\0') {
-        return ERR_USER_EMPTY;
-    }
+    /* no user: refused by the first attached key (auth_check's
+     * ERR_USER_EMPTY); a lease without keys is revoked, as etcd 3.4 does */
     rc = node_read_begin(s->node, &rd);
     if (rc != 0) {
         return rc;
@@ -310,6 +309,7 @@ struct rule_row {
 };
 
 static const struct rule_row rules[] = {
+    /* a token it carries is checked after the password: authenticate_next */
     {"/etcdserverpb.Auth/Authenticate", RULE_NONE},
     {"/etcdserverpb.Auth/UserGet", RULE_USER_GET},
     {"/etcdserverpb.Auth/RoleGet", RULE_ROLE_GET},
@@ -320,7 +320,10 @@ static const struct rule_row rules[] = {
     {"/etcdserverpb.KV/Txn", RULE_KV},
     {"/etcdserverpb.KV/Compact", RULE_TOKEN}, /* etcd 3.4: no check */
     {"/etcdserverpb.Lease/LeaseRevoke", RULE_KV},
+    /* etcd 3.4 reads leases without looking at the token at all */
     {"/etcdserverpb.Lease/LeaseTimeToLive", RULE_LEASE_TTL},
+    {"/etcdserverpb.Lease/LeaseLeases", RULE_NONE},
+    {"/etcdserverpb.Lease/LeaseKeepAlive", RULE_NONE},
     {"/etcdserverpb.Lease/", RULE_TOKEN},
     {"/etcdserverpb.Maintenance/Status", RULE_NONE},
     {"/etcdserverpb.Maintenance/Alarm", RULE_TOKEN},
@@ -329,6 +332,10 @@ static const struct rule_row rules[] = {
     {"/etcdserverpb.Cluster/", RULE_ADMIN}, /* membership changes */
     {"/etcdserverpb.Watch/", RULE_TOKEN},   /* ranges: at watch create */
     {"/grpc.health.v1.Health/", RULE_NONE},
+    /* the recipes' own KV calls are checked as the caller, and their
+     * errors answered as etcd's are (Unknown, the auth error's text) */
+    {"/v3lockpb.Lock/", RULE_NONE},
+    {"/v3electionpb.Election/", RULE_NONE},
 };
 
 static enum rule rule_of(const char *path)
@@ -587,10 +594,17 @@ static void authenticate_next(struct pw_job *j)
         ETCDSERVERPB__AUTHENTICATE_RESPONSE__INIT;
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
     char token[AUTH_TOKEN_BYTES_MAX];
+    char caller[USER_CAP];
     struct auth *a = srv_auth(j->op->s);
-    int rc = a == NULL
-                 ? ERR_AUTH_NOT_ENABLED
-                 : auth_token_new(a, j->user, now_ms(), token, sizeof(token));
+    /* etcd 3.4 checks the password first, then (proposing the new token)
+     * the token the request carries: a wrong password says so, a right one
+     * under an invalid token is ERR_INVALID_AUTH_TOKEN */
+    int rc = a == NULL ? ERR_AUTH_NOT_ENABLED
+                       : api_auth_user(j->op->s, j->op->token, caller,
+                                       sizeof(caller));
+    if (rc == 0) {
+        rc = auth_token_new(a, j->user, now_ms(), token, sizeof(token));
+    }
     if (rc != 0) {
         api__finish(j->op, rc, NULL, 0);
         return;
