@@ -32,6 +32,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "consensus/apply/apply.h"
+#include "registry/grpc/grpc.h"
 #include "registry/server/api_int.h"
 
 #define USER_CAP      (AUTH_NAME_BYTES_MAX + 1)
@@ -121,6 +122,12 @@ int api_auth_range_check_user(struct server *s, const char *user,
     }
     return auth_check(a, user, AUTH_PERM_READ, key, key_len, range_end,
                       range_end_len);
+}
+
+const char *api_auth_grpc_token(const struct grpc_call *call)
+{
+    const char *t = grpc_call_metadata(call, "token", NULL);
+    return t != NULL ? t : grpc_call_metadata(call, "authorization", NULL);
 }
 
 int api_auth_admin(struct server *s, const char *token, const char *cert_user)

@@ -45,6 +45,14 @@ int api_auth_check(struct api_op *op, const ProtobufCMessage *req);
  * off): 0 or ERR_INVALID_AUTH_TOKEN. Refreshes the token's TTL. */
 int api_auth_user(struct server *s, const char *token, char *user, size_t cap);
 
+struct grpc_call;
+
+/* The auth token a gRPC call carries: its "token" metadata, else its
+ * "authorization" metadata (etcd's fallback), else NULL. Borrowed until
+ * the call ends. The streams that api_call does not run (Watch, Snapshot)
+ * read it here, as server.c does for unary calls. */
+const char *api_auth_grpc_token(const struct grpc_call *call);
+
 /* For calls api_call does not run (Maintenance.Snapshot): is the caller
  * root? token as the "token" metadata (NULL when absent), cert_user the
  * verified client certificate's CN under --client-cert-auth (NULL if

@@ -291,7 +291,7 @@ static void on_create(struct wcall *c,
 {
     struct watch_create wc;
     struct server *s = c->svc->s;
-    const char *token = grpc_call_metadata(c->call, "token", NULL);
+    const char *token = api_auth_grpc_token(c->call);
     const char *cn = s->opt->client_tls.client_cert_auth
                          ? grpc_call_identity(c->call)
                          : NULL;
