@@ -100,6 +100,9 @@ class Server:
         self.tok = {}
 
     def md(self, p):
+        if p and p.endswith("+authz"):  # the token as "authorization"
+            t = self.tok.get(p[:-len("+authz")])
+            return [("authorization", t)] if t else None
         t = self.tok.get(p)
         return [("token", t)] if t else None
 
@@ -142,6 +145,7 @@ class Server:
     def req(self, method, path, body=None, p=None, headers=None):
         """HTTP/1.1 on one kept-alive connection (reopened if closed)."""
         h = {"Content-Type": "application/json"}
+        p = p[:-len("+authz")] if p and p.endswith("+authz") else p
         if p and self.tok.get(p):
             h["Authorization"] = self.tok[p]
         h.update(headers or {})
@@ -169,6 +173,7 @@ class Server:
                    until=b"\n"):
         """A streaming HTTP answer: status and the first chunk of its body."""
         h = {"Content-Type": "application/json"}
+        p = p[:-len("+authz")] if p and p.endswith("+authz") else p
         if p and self.tok.get(p):
             h["Authorization"] = self.tok[p]
         h.update(headers or {})
@@ -633,6 +638,27 @@ case("lease timetolive keys (a key in /p/, write-only)",
      R.LeaseTimeToLiveResponse, "/v3/lease/timetolive", wo(OK),
      known={"wo": (DENY, "GHSA-3p4g-rcw5-8298, as above: naming keys "
                    "needs read permission")})
+
+# gRPC metadata "authorization" instead of "token" (rpctypes.MetadataTokenKey
+# and its fallback); the gateway sends Authorization either way
+AZ = {"ro+authz": OK, "bad+authz": BADTOK}
+case("range /p/k (token as authorization)", KV + "Range",
+     lambda s, p, t: R.RangeRequest(key=b"/p/k"), R.RangeResponse,
+     "/v3/kv/range", AZ)
+case("put /p/x (token as authorization)", KV + "Put",
+     lambda s, p, t: R.PutRequest(key=b"/p/x", value=b"v"), R.PutResponse,
+     "/v3/kv/put", {"ro+authz": DENY, "bad+authz": BADTOK, "rw+authz": OK})
+case("watch /p/ (token as authorization)", "/etcdserverpb.Watch/Watch",
+     lambda s, p, t: R.WatchRequest(create_request=R.WatchCreateRequest(
+         key=b"/p/", range_end=b"/p0")),
+     R.WatchResponse, "/v3/watch", {"ro+authz": OK, "bad+authz": WBADTOK},
+     kind="watch")
+case("snapshot (token as authorization)", MT + "Snapshot",
+     lambda s, p, t: R.SnapshotRequest(), R.SnapshotResponse,
+     "/v3/maintenance/snapshot",
+     {"ro+authz": RAW["ro"], "root+authz": OK}, kind="server_stream",
+     known={"ro+authz": (DENY, RAW_WHY)},
+     gw_known={p: (NO_GW, NO_GW_WHY) for p in ("ro+authz", "root+authz")})
 
 # Lock and Election (server-side recipes, run as the caller)
 WRITE_IN_U = row(U_EMPTY, U_BADTOK, U_DENY, U_DENY, OK, OK)
