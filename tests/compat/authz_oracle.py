@@ -1169,6 +1169,26 @@ ns_api("config watch WebSocket %s/app", lambda s, p, ns: ws_push_first(
     s, p, "%s/watch/config/%s/app" % (U, ns)), "stream")
 
 
+# paths above a namespace are not served (the same answer to everyone,
+# so nothing is learned from it): no listing of every namespace's
+# instances, configs or changes
+def same(x):
+    return row(x, x, x, x, x, x)
+
+
+api("prometheus sd, no namespace", lambda s, p: call(
+    s, p, "GET", U + "/sd/prometheus"), same("400 bad_request"))
+api("config namespaces list", lambda s, p: call(s, p, "GET", C),
+    same("404 not_found"))
+api("registry watch SSE, no namespace", lambda s, p: sse_first(
+    s, p, U + "/watch/registry"), same("404 not_found"))
+api("config watch SSE, no namespace", lambda s, p: sse_first(
+    s, p, U + "/watch/config"), same("404 not_found"))
+api("stream subscribe registry, no namespace", lambda s, p: ws_roundtrip(
+    s, p, [{"id": 1, "op": "subscribe", "kind": "registry"}], 1),
+    same("error bad_request"))
+
+
 # secrets: clear only with read on /config-secret/<ns>/ (rw in a, root)
 def secret_get(s, p, path):
     st, text, _ = s.req("GET", path, None, p)
