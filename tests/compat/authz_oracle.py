@@ -1189,6 +1189,69 @@ api("stream subscribe registry, no namespace", lambda s, p: ws_roundtrip(
     same("error bad_request"))
 
 
+# a grant revoked while a subscription is open: the subscription ends with
+# an error (registry.md, "One socket for everything") instead of going on
+# pushing changes its user may no longer read
+def revoked_push(s, p, kind):
+    user = "tmp_%s_%s" % (kind, p)
+    role = "r" + user
+    u = lambda path, req, resp: root_call(s, path, req, resp)  # noqa: E731
+    u(AU + "UserAdd", R.AuthUserAddRequest(name=user, password="x"),
+      R.AuthUserAddResponse)
+    u(AU + "RoleAdd", R.AuthRoleAddRequest(name=role), R.AuthRoleAddResponse)
+    pre = b"/registry/a/" if kind != "config" else b"/config/a/"
+    u(AU + "RoleGrantPermission", R.AuthRoleGrantPermissionRequest(
+        name=role, perm=A.Permission(permType=A.Permission.READ, key=pre,
+                                     range_end=pre[:-1] + b"0")),
+      R.AuthRoleGrantPermissionResponse)
+    u(AU + "UserGrantRole", R.AuthUserGrantRoleRequest(user=user, role=role),
+      R.AuthUserGrantRoleResponse)
+    s.tok[user] = s.unary(AU + "Authenticate", R.AuthenticateRequest(
+        name=user, password="x"), R.AuthenticateResponse, None).token
+    state = {"revoked": False}
+
+    def change():
+        u(AU + "UserRevokeRole", R.AuthUserRevokeRoleRequest(name=user,
+                                                              role=role),
+          R.AuthUserRevokeRoleResponse)
+        state["revoked"] = True
+        if kind == "config":
+            pub(s, "a", "app", "rv_" + p)
+        else:
+            reg(s, "a", "svc", "rv_%s_%s" % (kind, p))
+
+    def pick(js):
+        t = js.get("type")
+        if t is None:
+            return None  # the subscribe's answer
+        if not state["revoked"]:
+            if t != "snapshot":
+                return "first %s %s" % (t, js.get("code"))
+            change()
+            return None
+        return "%s %s" % (t, js.get("code")) if t == "error" else t
+
+    try:
+        if kind == "stream":
+            return ws_exchange(s, user, U + "/stream", [
+                {"id": 1, "op": "subscribe", "kind": "registry",
+                 "namespace": "a", "service": "svc"}], pick)
+        path = ("%s/watch/config/a/app" % U if kind == "config"
+                else "%s/watch/registry/a/svc" % U)
+        return ws_exchange(s, user, path, [], pick)
+    finally:
+        s.tok.pop(user, None)
+
+
+REVOKED = {"rw": "error permission_denied"}
+api("stream subscribe registry a, grant revoked", lambda s, p: revoked_push(
+    s, p, "stream"), REVOKED)
+api("registry watch WebSocket a/svc, grant revoked",
+    lambda s, p: revoked_push(s, p, "registry"), REVOKED)
+api("config watch WebSocket a/app, grant revoked",
+    lambda s, p: revoked_push(s, p, "config"), REVOKED)
+
+
 # secrets: clear only with read on /config-secret/<ns>/ (rw in a, root)
 def secret_get(s, p, path):
     st, text, _ = s.req("GET", path, None, p)
