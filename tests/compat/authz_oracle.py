@@ -1155,6 +1155,35 @@ ns_api("config watch SSE %s", lambda s, p, ns: sse_first(
 
 
 # the push streams as WebSockets: the first message
+def sse_exchange(s, p, path, pick):
+    """An SSE stream on path as p: each event's data to pick until it gives
+    an outcome; "closed" if the stream ends first."""
+    h = {"Accept": "text/event-stream"}
+    if s.tok.get(p):
+        h["Authorization"] = s.tok[p]
+    c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=TIMEOUT)
+    try:
+        c.request("GET", path, headers=h)
+        r = c.getresponse()
+        if r.status != 200:
+            return outcome_http(r.status, r.read())
+        buf = b""
+        while True:
+            d = r.read1(65536)
+            if not d:
+                return "closed"
+            buf += d
+            while b"\n\n" in buf:
+                ev, _, buf = buf.partition(b"\n\n")
+                for ln in ev.decode("utf-8", "replace").split("\n"):
+                    if ln.startswith("data:"):
+                        out = pick(json.loads(ln[5:]))
+                        if out is not None:
+                            return out
+    finally:
+        c.close()
+
+
 def ws_push_first(s, p, path):
     def pick(js):
         if js.get("type") == "snapshot":
@@ -1199,7 +1228,7 @@ def revoked_push(s, p, kind):
     u(AU + "UserAdd", R.AuthUserAddRequest(name=user, password="x"),
       R.AuthUserAddResponse)
     u(AU + "RoleAdd", R.AuthRoleAddRequest(name=role), R.AuthRoleAddResponse)
-    pre = b"/registry/a/" if kind != "config" else b"/config/a/"
+    pre = b"/config/a/" if kind.startswith("config") else b"/registry/a/"
     u(AU + "RoleGrantPermission", R.AuthRoleGrantPermissionRequest(
         name=role, perm=A.Permission(permType=A.Permission.READ, key=pre,
                                      range_end=pre[:-1] + b"0")),
@@ -1215,8 +1244,8 @@ def revoked_push(s, p, kind):
                                                               role=role),
           R.AuthUserRevokeRoleResponse)
         state["revoked"] = True
-        if kind == "config":
-            pub(s, "a", "app", "rv_" + p)
+        if kind.startswith("config"):
+            pub(s, "a", "app", "rv_%s_%s" % (kind, p))
         else:
             reg(s, "a", "svc", "rv_%s_%s" % (kind, p))
 
@@ -1236,8 +1265,10 @@ def revoked_push(s, p, kind):
             return ws_exchange(s, user, U + "/stream", [
                 {"id": 1, "op": "subscribe", "kind": "registry",
                  "namespace": "a", "service": "svc"}], pick)
-        path = ("%s/watch/config/a/app" % U if kind == "config"
+        path = ("%s/watch/config/a/app" % U if kind.startswith("config")
                 else "%s/watch/registry/a/svc" % U)
+        if kind.endswith("sse"):
+            return sse_exchange(s, user, path, pick)
         return ws_exchange(s, user, path, [], pick)
     finally:
         s.tok.pop(user, None)
@@ -1250,6 +1281,10 @@ api("registry watch WebSocket a/svc, grant revoked",
     lambda s, p: revoked_push(s, p, "registry"), REVOKED)
 api("config watch WebSocket a/app, grant revoked",
     lambda s, p: revoked_push(s, p, "config"), REVOKED)
+api("registry watch SSE a/svc, grant revoked",
+    lambda s, p: revoked_push(s, p, "registry-sse"), REVOKED)
+api("config watch SSE a/app, grant revoked",
+    lambda s, p: revoked_push(s, p, "config-sse"), REVOKED)
 
 
 # secrets: clear only with read on /config-secret/<ns>/ (rw in a, root)
