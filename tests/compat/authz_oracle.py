@@ -660,6 +660,42 @@ case("snapshot (token as authorization)", MT + "Snapshot",
      known={"ro+authz": (DENY, RAW_WHY)},
      gw_known={p: (NO_GW, NO_GW_WHY) for p in ("ro+authz", "root+authz")})
 
+# A token whose user changed after it was issued: deleted, a new
+# password, its role revoked. The change is made by root, then the token
+# (kept under the principal's name) is used.
+def changed_token(s, p, t, what):
+    user = "ch_%s_%s" % (p, t)
+    u = lambda path, req, resp: root_call(s, path, req, resp)  # noqa: E731
+    u(AU + "UserAdd", R.AuthUserAddRequest(name=user, password="x"),
+      R.AuthUserAddResponse)
+    u(AU + "UserGrantRole", R.AuthUserGrantRoleRequest(user=user, role="ro"),
+      R.AuthUserGrantRoleResponse)
+    tok = s.unary(AU + "Authenticate", R.AuthenticateRequest(
+        name=user, password="x"), R.AuthenticateResponse, None).token
+    if what == "gone":
+        u(AU + "UserDelete", R.AuthUserDeleteRequest(name=user),
+          R.AuthUserDeleteResponse)
+    elif what == "chpw":
+        u(AU + "UserChangePassword", R.AuthUserChangePasswordRequest(
+            name=user, password="y"), R.AuthUserChangePasswordResponse)
+    else:
+        u(AU + "UserRevokeRole", R.AuthUserRevokeRoleRequest(
+            name=user, role="ro"), R.AuthUserRevokeRoleResponse)
+    s.tok[p] = tok
+
+
+CHANGED = {"gone": BADTOK, "chpw": BADTOK, "revk": DENY}
+case("range /p/k, token of a changed user", KV + "Range",
+     lambda s, p, t: (changed_token(s, p, t, p),
+                      R.RangeRequest(key=b"/p/k"))[1],
+     R.RangeResponse, "/v3/kv/range", CHANGED)
+case("watch /p/, token of a changed user", "/etcdserverpb.Watch/Watch",
+     lambda s, p, t: (changed_token(s, p, t + "w", p),
+                      R.WatchRequest(create_request=R.WatchCreateRequest(
+                          key=b"/p/", range_end=b"/p0")))[1],
+     R.WatchResponse, "/v3/watch",
+     {"gone": WBADTOK, "chpw": WBADTOK, "revk": WDENY}, kind="watch")
+
 # Lock and Election (server-side recipes, run as the caller)
 WRITE_IN_U = row(U_EMPTY, U_BADTOK, U_DENY, U_DENY, OK, OK)
 READ_IN_U = row(U_EMPTY, U_BADTOK, U_DENY, OK, OK, OK)
