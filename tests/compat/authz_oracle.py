@@ -6,7 +6,10 @@ config and audit endpoint of /api/v1, tried as each principal, answers
 what the table below says, and for the etcd API what etcd 3.4.23 answers.
 Principals: anon (no token), bad (a token nobody was given), none (a user
 with no role), ro (role ro: read on /p/, /registry/a/, /config/a/), rw
-(role rw: readwrite on the same ranges) and root.
+(role rw: readwrite on the same ranges, and read on /config-secret/a/) and
+root; some cases add wo (write only on /p/), "<p>+authz" (the token sent
+as gRPC "authorization" metadata), and users changed after they
+authenticated (gone, chpw, revk).
 
 Method: the same users, roles and keys are set up on cairnd and on etcd
 (both started by authz_oracle.test on loopback). Each case runs as each
@@ -18,12 +21,13 @@ is the table's; where cairnd differs from etcd on purpose, the row names
 the difference and why (KNOWN). Prints one "CASE ok|MISMATCH ..." line
 per case and "N cases, M mismatches"; exits 1 on any mismatch.
 
-AUTHZ_FLIP=<case id>/<principal> (the id as printed, e.g. "grpc range /p/k/ro")
-changes that one expected entry, to show the case can fail: the run must
-then report exactly one mismatch; AUTHZ_FLIP=all flips every entry (every
-case must then mismatch). Mutating
-cases work on resources made for that principal and transport alone (by
-root, before the call), so no case depends on another's outcome.
+AUTHZ_FLIP=<case id>/<principal> (the id as printed, e.g. "grpc range
+/p/k/ro") changes that one expected entry, to show the case can fail: the
+run must then report exactly one mismatch; AUTHZ_FLIP=all flips every
+entry (every case must then mismatch). Mutating cases work on resources
+made for that principal and transport alone (by root, before the call), so
+no case depends on another's outcome. Cairnd-only surfaces (/api/v1) are
+compared with the table alone: docs/registry.md, config.md and audit.md.
 """
 import base64
 import http.client
@@ -380,7 +384,6 @@ case("lease leases (gateway /v3/kv/lease/leases)", LEASE + "LeaseLeases",
 
 # Cluster
 ADMIN = row(EMPTY, BADTOK, DENY, DENY, DENY, OK)
-PEER_PORTS = iter(range(1, 10000))
 
 
 def free_url():
@@ -1399,7 +1402,6 @@ api("audit verify", lambda s, p: call(s, p, "GET", U + "/audit/verify"),
 
 
 def setup(s):
-    md = None
     u = lambda path, req, resp: s.unary(path, req, resp, None)  # noqa: E731
     for name in ["root", "nobody", "reader", "writer", "wonly"]:
         u(AU + "UserAdd", R.AuthUserAddRequest(name=name, password=PW[name]),
@@ -1429,7 +1431,6 @@ def setup(s):
           R.AuthUserGrantRoleResponse)
     for k in (b"/p/k", b"/q/k"):
         u(KV + "Put", R.PutRequest(key=k, value=b"v"), R.PutResponse)
-    del md
     u(AU + "AuthEnable", R.AuthEnableRequest(), R.AuthEnableResponse)
     login(s)
     # leaders for Leader/Observe
