@@ -40,6 +40,9 @@ import threading
 import time
 
 CAIRN_PORT, ETCD_PORT, GEN = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+# optional: a second pair on https with --client-cert-auth, and its certs
+TLS = (int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]) if len(sys.argv) > 6 \
+    else None
 sys.path.insert(0, GEN)
 import grpc  # noqa: E402
 from google.protobuf import json_format  # noqa: E402
@@ -103,6 +106,9 @@ class Server:
         self.http = None
         self.tok = {}
 
+    def chan(self, p):
+        return self.ch
+
     def md(self, p):
         if p and p.endswith("+authz"):  # the token as "authorization"
             t = self.tok.get(p[:-len("+authz")])
@@ -111,7 +117,7 @@ class Server:
         return [("token", t)] if t else None
 
     def unary(self, path, req, resp_cls, p, timeout=TIMEOUT):
-        f = self.ch.unary_unary(path,
+        f = self.chan(p).unary_unary(path,
                                 request_serializer=lambda m: m.SerializeToString(),
                                 response_deserializer=resp_cls.FromString)
         return f(req, timeout=timeout, metadata=self.md(p))
@@ -121,11 +127,11 @@ class Server:
         (None, outcome-of-the-error)."""
         ser = lambda m: m.SerializeToString()  # noqa: E731
         if unary_req:
-            f = self.ch.unary_stream(path, request_serializer=ser,
+            f = self.chan(p).unary_stream(path, request_serializer=ser,
                                      response_deserializer=resp_cls.FromString)
             it = f(reqs, timeout=TIMEOUT, metadata=self.md(p))
         else:
-            f = self.ch.stream_stream(path, request_serializer=ser,
+            f = self.chan(p).stream_stream(path, request_serializer=ser,
                                       response_deserializer=resp_cls.FromString)
             ev = threading.Event()
 
@@ -195,6 +201,67 @@ class Server:
             return r.status, first
         finally:
             c.close()
+
+
+class TlsServer(Server):
+    """The https pair: one channel per client certificate. Principal
+    "cn:<p>" presents the certificate whose CN is p's user and no token
+    (etcd's AuthInfoFromTLS: the CN is the user); "cn:root+tok:ro" presents
+    root's certificate with ro's token (a token wins); any other principal
+    (setup, root_call) uses a certificate whose CN is no user."""
+
+    def __init__(self, kind, port, certs):
+        Server.__init__(self, kind, port)
+        ca = open(os.path.join(certs, "ca.crt"), "rb").read()
+        self.chans = {}
+        for cn in ("nobody", "reader", "writer", "root", "ghost"):
+            cred = grpc.ssl_channel_credentials(
+                root_certificates=ca,
+                private_key=open(os.path.join(certs, cn + ".key"), "rb").read(),
+                certificate_chain=open(os.path.join(certs, cn + ".crt"),
+                                       "rb").read())
+            self.chans[cn] = grpc.secure_channel(
+                "127.0.0.1:%d" % port, cred,
+                options=[("grpc.ssl_target_name_override", "localhost")])
+
+    def chan(self, p):
+        if p and p.startswith("cn:"):
+            return self.chans[CN_CERT[p]]
+        return self.chans["ghost"]
+
+    def md(self, p):
+        if p == "cn:root+tok:ro":
+            return [("token", self.tok["ro"])]
+        if p and p.startswith("cn:"):
+            return None
+        return Server.md(self, p)
+
+
+# where a certificate principal's answer is not its row's (case name,
+# principal) -> (cairnd expected, etcd expected, why)
+UNF = "FAILED_PRECONDITION etcdserver: user name not found"
+TLS_KNOWN = {
+    # a certificate naming no user: admin calls say so, as etcd does
+    (n, "cn:ghost"): (UNF, UNF, "") for n in (
+        "member add (learner)", "user list", "user get (self)",
+        "role get (own role)", "user add")}
+TLS_KNOWN.update({
+    (n, "cn:ghost"): (UNF, "UNKNOWN auth: user not found", RAW_WHY)
+    for n in ("defragment", "hash", "snapshot (first chunk)")})
+
+# certificate principals: the certificate presented, and whose row they get
+CN_CERT = {"cn:none": "nobody", "cn:ro": "reader", "cn:rw": "writer",
+           "cn:root": "root", "cn:ghost": "ghost", "cn:root+tok:ro": "root"}
+CN_BASE = {"cn:none": "none", "cn:ro": "ro", "cn:rw": "rw", "cn:root": "root",
+           "cn:ghost": "none", "cn:root+tok:ro": "ro"}
+TLS_CASES = [
+    "range /p/k", "range /q/k (outside)", "put /p/x", "put /p/x prev_kv",
+    "txn put /p/t", "txn nested put /q/x (outside)",
+    "watch create /p/ prefix", "watch create /q/k (outside)",
+    "lease revoke (a key in /p/)", "lease timetolive keys (a key in /q/)",
+    "defragment", "hash", "snapshot (first chunk)", "member add (learner)",
+    "user list", "user get (self)", "role get (own role)", "user add",
+    "lock /p/lock", "leader /p/elfix", "campaign /q/el (outside)"]
 
 
 # ------------------------------------------------------------ gRPC cases
@@ -792,9 +859,10 @@ def login(s):
                            R.AuthenticateResponse, None).token
 
 
-def run_grpc(s, c, p, t):
-    """One gRPC call as p: the outcome."""
-    req = c["build"](s, p, t)
+def run_grpc(s, c, p, t, bp=None):
+    """One gRPC call as p (its request built as bp's, if given): the
+    outcome."""
+    req = c["build"](s, bp or p, t)
     try:
         if c["kind"] == "unary":
             s.unary(c["path"], req, c["resp"], p)
@@ -1436,7 +1504,7 @@ def setup(s):
     # leaders for Leader/Observe
     root_campaign(s, "/p/elfix")
     root_campaign(s, "/s/elfix")
-    if s.kind == "cairnd":
+    if s.kind == "cairnd" and not isinstance(s, TlsServer):
         for ns in ("a", "b"):
             reg(s, ns, "svc", "fix")
             pub(s, ns, "app", "c.json", n=2)
@@ -1494,6 +1562,42 @@ def main():
                     exp_c, why = c["gw_known"][p]
                 elif p in c["known"]:
                     exp_c, why = xf(c["known"][p][0]), c["known"][p][1]
+                ok = got["cairnd"] == exp_c and got["etcd"] == exp
+                results.append(ok)
+                print("CASE %s %s as %s: cairnd=%r etcd=%r%s%s" % (
+                    "ok" if ok else "MISMATCH", c["id"], p, got["cairnd"],
+                    got["etcd"], "" if ok else " expected=%r" % exp_c,
+                    " KNOWN: " + why if why else ""), flush=True)
+    if TLS:
+        tc = TlsServer("cairnd", TLS[0], TLS[2])
+        te = TlsServer("etcd", TLS[1], TLS[2])
+        for s in (tc, te):
+            setup(s)
+        names = {c["name"]: c for c in CASES}
+        for name in TLS_CASES:
+            c = names[name]
+            c["id"] = "grpc tls " + name
+            for p in CN_CERT:
+                base = CN_BASE[p]
+                got = {}
+                for s in (tc, te):
+                    try:
+                        got[s.kind] = run_grpc(s, c, p, "tls_" + CN_CERT[p],
+                                               bp=base)
+                    except Exception as e:
+                        got[s.kind] = "EXC %s: %s" % (type(e).__name__, e)
+                    if c["after"]:
+                        try:
+                            c["after"](s, p, "tls_" + CN_CERT[p])
+                        except Exception as e:
+                            got[s.kind] += " / after: %s" % e
+                exp = c["expect"][base]
+                if FLIP in ("all", "%s/%s" % (c["id"], p)):
+                    exp = "FLIPPED"
+                exp_c, why = exp, ""
+                if exp != "FLIPPED" and base in c["known"]:
+                    exp_c, why = c["known"][base]
+                exp_c, exp, why = TLS_KNOWN.get((name, p), (exp_c, exp, why))
                 ok = got["cairnd"] == exp_c and got["etcd"] == exp
                 results.append(ok)
                 print("CASE %s %s as %s: cairnd=%r etcd=%r%s%s" % (
