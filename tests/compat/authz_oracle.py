@@ -59,9 +59,9 @@ def row(anon, bad, none, ro, rw, root):
 
 
 USERS = {"none": "nobody", "ro": "reader", "rw": "writer", "root": "root",
-         "wo": "wonly"}
+         "wo": "wonly", "iv": "ivals"}
 PW = {"nobody": "pw-n", "reader": "pw-r", "writer": "pw-w", "root": "pw-root",
-      "wonly": "pw-wo"}
+      "wonly": "pw-wo", "ivals": "pw-iv"}
 FLIP = os.environ.get("AUTHZ_FLIP", "")
 TIMEOUT = 8 * float(os.environ.get("CAIRN_TIMEOUT_SCALE", "1"))
 
@@ -765,6 +765,48 @@ case("watch /p/, token of a changed user", "/etcdserverpb.Watch/Watch",
                           key=b"/p/", range_end=b"/p0")))[1],
      R.WatchResponse, "/v3/watch",
      {"gone": WBADTOK, "chpw": WBADTOK, "revk": WDENY}, kind="watch")
+
+# Interval edges (iv: read from /t/ on, readwrite /single, read /c/...,
+# read [/j/a, /j/m) and, in a second role, [/j/m, /j/z))
+def iv_range(key, end=b""):
+    return lambda s, p, t: R.RangeRequest(key=key, range_end=end)
+
+
+for label, key, end, exp in (
+        ("/u/k (after /t/, from-key grant)", b"/u/k", b"", OK),
+        ("/a (before /t/)", b"/a", b"", DENY),
+        ("/t/ to the end", b"/t/", b"\0", OK),
+        ("/s to the end (starts before the grant)", b"/s", b"\0", DENY),
+        ("everything", b"\0", b"\0", DENY),
+        ("/single", b"/single", b"", OK),
+        ("/single as a prefix", b"/single", b"/singlf", DENY),
+        ("/single to /single\\0 (the one key)", b"/single", b"/single\0", OK),
+        ("/singlex (a longer key)", b"/singlex", b"", DENY),
+        ("/c/ prefix", b"/c/", b"/c0", OK),
+        ("/c/a to /c/b", b"/c/a", b"/c/b", OK),
+        ("/c to /c/ (just before the prefix)", b"/c", b"/c/", DENY),
+        ("/c/a backwards to /c/", b"/c/a", b"/c/", OK),
+        ("/j/b to /j/y (across two grants)", b"/j/b", b"/j/y", OK),
+        ("/j/b to /j/zz (past them)", b"/j/b", b"/j/zz", DENY)):
+    case("range %s (interval grants)" % label, KV + "Range",
+         iv_range(key, end), R.RangeResponse, "/v3/kv/range", {"iv": exp})
+case("put /single (interval grants)", KV + "Put",
+     lambda s, p, t: R.PutRequest(key=b"/single", value=b"v"), R.PutResponse,
+     "/v3/kv/put", {"iv": OK})
+case("put /u/k (read-only from-key grant)", KV + "Put",
+     lambda s, p, t: R.PutRequest(key=b"/u/k", value=b"v"), R.PutResponse,
+     "/v3/kv/put", {"iv": DENY})
+case("deleterange /single prefix (interval grants)", KV + "DeleteRange",
+     lambda s, p, t: R.DeleteRangeRequest(key=b"/single", range_end=b"/singlf"),
+     R.DeleteRangeResponse, "/v3/kv/deleterange", {"iv": DENY})
+case("watch /j/b to /j/y (across two grants)", "/etcdserverpb.Watch/Watch",
+     lambda s, p, t: R.WatchRequest(create_request=R.WatchCreateRequest(
+         key=b"/j/b", range_end=b"/j/y")),
+     R.WatchResponse, "/v3/watch", {"iv": OK}, kind="watch")
+case("watch from /s (interval grants)", "/etcdserverpb.Watch/Watch",
+     lambda s, p, t: R.WatchRequest(create_request=R.WatchCreateRequest(
+         key=b"/s", range_end=b"\0")),
+     R.WatchResponse, "/v3/watch", {"iv": WDENY}, kind="watch")
 
 # Lock and Election (server-side recipes, run as the caller)
 WRITE_IN_U = row(U_EMPTY, U_BADTOK, U_DENY, U_DENY, OK, OK)
@@ -1471,10 +1513,10 @@ api("audit verify", lambda s, p: call(s, p, "GET", U + "/audit/verify"),
 
 def setup(s):
     u = lambda path, req, resp: s.unary(path, req, resp, None)  # noqa: E731
-    for name in ["root", "nobody", "reader", "writer", "wonly"]:
+    for name in ["root", "nobody", "reader", "writer", "wonly", "ivals"]:
         u(AU + "UserAdd", R.AuthUserAddRequest(name=name, password=PW[name]),
           R.AuthUserAddResponse)
-    for role in ["root", "ro", "rw", "wo"]:
+    for role in ["root", "ro", "rw", "wo", "iv", "iv2"]:
         u(AU + "RoleAdd", R.AuthRoleAddRequest(name=role), R.AuthRoleAddResponse)
     for role, pt in (("ro", A.Permission.READ), ("rw", A.Permission.READWRITE)):
         for pre in (b"/p/", b"/registry/a/", b"/config/a/"):
@@ -1493,8 +1535,20 @@ def setup(s):
                                      key=b"/config-secret/a/",
                                      range_end=b"/config-secret/a0")),
       R.AuthRoleGrantPermissionResponse)
+    # iv: interval edges (from-key, one key, a prefix, two grants that
+    # meet, in two roles)
+    for role, pt, key, end in (
+            ("iv", A.Permission.READ, b"/t/", b"\0"),
+            ("iv", A.Permission.READWRITE, b"/single", b""),
+            ("iv", A.Permission.READ, b"/c/", b"/c0"),
+            ("iv", A.Permission.READ, b"/j/a", b"/j/m"),
+            ("iv2", A.Permission.READ, b"/j/m", b"/j/z")):
+        u(AU + "RoleGrantPermission", R.AuthRoleGrantPermissionRequest(
+            name=role, perm=A.Permission(permType=pt, key=key,
+                                         range_end=end)),
+          R.AuthRoleGrantPermissionResponse)
     for user, role in (("root", "root"), ("reader", "ro"), ("writer", "rw"),
-                       ("wonly", "wo")):
+                       ("wonly", "wo"), ("ivals", "iv"), ("ivals", "iv2")):
         u(AU + "UserGrantRole", R.AuthUserGrantRoleRequest(user=user, role=role),
           R.AuthUserGrantRoleResponse)
     for k in (b"/p/k", b"/q/k"):
