@@ -808,6 +808,22 @@ case("watch from /s (interval grants)", "/etcdserverpb.Watch/Watch",
          key=b"/s", range_end=b"\0")),
      R.WatchResponse, "/v3/watch", {"iv": WDENY}, kind="watch")
 
+# What a watcher gets: only the keys it watches (and may read)
+ONE = "EVENTS /p/ev1"
+case("watch /p/ev1 alone, then puts after it", "/etcdserverpb.Watch/Watch",
+     lambda s, p, t: (R.WatchCreateRequest(key=b"/p/ev1"),
+                      [b"/p/ev2", b"/q/ev", b"/r"]),
+     None, None, {"ro": ONE, "rw": ONE, "root": ONE}, kind="events")
+case("watch /p/ prefix, then puts outside", "/etcdserverpb.Watch/Watch",
+     lambda s, p, t: (R.WatchCreateRequest(key=b"/p/", range_end=b"/p0"),
+                      [b"/q/ev", b"/p0", b"/o"]),
+     None, None, {"ro": "EVENTS /p/", "rw": "EVENTS /p/"}, kind="events")
+case("watch /t/ on (from-key grant), then puts before it",
+     "/etcdserverpb.Watch/Watch",
+     lambda s, p, t: (R.WatchCreateRequest(key=b"/t/", range_end=b"\0"),
+                      [b"/s", b"/c/x", b"/u"]),
+     None, None, {"iv": "EVENTS /u,/t/"}, kind="events")
+
 # Lock and Election (server-side recipes, run as the caller)
 WRITE_IN_U = row(U_EMPTY, U_BADTOK, U_DENY, U_DENY, OK, OK)
 READ_IN_U = row(U_EMPTY, U_BADTOK, U_DENY, OK, OK, OK)
@@ -901,11 +917,52 @@ def login(s):
                            R.AuthenticateResponse, None).token
 
 
+def watch_events(s, p, create, puts):
+    """Open a watch as p, then (as root) put each key of puts, then put
+    the watched key: the keys of the events the watcher got, in order, up
+    to that last one (GHSA-xg4h-6gfc-h4m8: a watcher must see only what it
+    may read)."""
+    import queue
+    q = queue.Queue()
+    q.put(R.WatchRequest(create_request=create))
+
+    def gen():
+        while True:
+            m = q.get()
+            if m is None:
+                return
+            yield m
+    f = s.chan(p).stream_stream(
+        "/etcdserverpb.Watch/Watch",
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=R.WatchResponse.FromString)
+    it = f(gen(), timeout=TIMEOUT, metadata=s.md(p))
+    try:
+        m = next(it)
+        if m.canceled:
+            return "CANCELED " + m.cancel_reason
+        for k in puts + [create.key]:
+            root_call(s, KV + "Put", R.PutRequest(key=k, value=b"e"),
+                      R.PutResponse)
+        keys = []
+        while create.key not in keys:
+            m = next(it)
+            keys += [e.kv.key for e in m.events]
+        return "EVENTS " + ",".join(k.decode() for k in keys)
+    except grpc.RpcError as e:
+        return "%s %s" % (e.code().name, e.details())
+    finally:
+        q.put(None)
+        it.cancel()
+
+
 def run_grpc(s, c, p, t, bp=None):
     """One gRPC call as p (its request built as bp's, if given): the
     outcome."""
     req = c["build"](s, bp or p, t)
     try:
+        if c["kind"] == "events":
+            return watch_events(s, p, req[0], req[1])
         if c["kind"] == "unary":
             s.unary(c["path"], req, c["resp"], p)
             return OK
