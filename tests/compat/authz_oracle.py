@@ -1541,6 +1541,26 @@ for ns, exp in (("a", SEC_A), ("b", SEC_B)):
         dict(S_B, root="OK clear"))
 
 
+# A secret's head names the SHA-256 of its clear text to every reader of
+# the namespace: a guess at a short secret can be checked offline.
+def secret_sha(s, p, ns):
+    st, text, _ = s.req("GET", "%s/%s/app/s.json/versions" % (C, ns), None, p)
+    if st != 200:
+        return outcome_http(st, text)
+    return "sha256 shown" if json.loads(text)["versions"][0].get("sha256") \
+        else "no sha256"
+
+
+SHA_WHY = ("KNOWN ISSUE, not fixed here: the config head and the release "
+           "metadata (etcd keys under /config/<ns>/, readable with etcdctl "
+           "by the same users) store sha256 of the clear text, which is also "
+           "the raw ETag; hiding it needs a keyed hash for secrets, a change "
+           "of the stored format")
+api("config secret sha256 in versions a", lambda s, p: secret_sha(s, p, "a"),
+    dict(SEC_A, ro="no sha256", rw="sha256 shown", root="sha256 shown"),
+    known={"ro": ("sha256 shown", SHA_WHY)})
+
+
 # audit: which namespaces' records a principal sees
 def audit_list(s, p, q=""):
     st, text, _ = s.req("GET", U + "/audit?limit=1000" + q, None, p)
