@@ -1561,6 +1561,27 @@ api("config secret sha256 in versions a", lambda s, p: secret_sha(s, p, "a"),
     known={"ro": ("sha256 shown", SHA_WHY)})
 
 
+# with auth off (run last): no token needed, and a stale one is ignored
+AUTH_OFF = []
+OFF = {"anon": OK, "bad": OK}
+for name, fn in (
+        ("instance put b", lambda s, p: call(
+            s, p, "PUT", "%s/registry/b/svc/off_%s" % (U, p),
+            {"addr": "127.0.0.1:9", "ttl": 60})),
+        ("service get b", lambda s, p: call(
+            s, p, "GET", "%s/registry/b/svc" % U)),
+        ("namespaces list", lambda s, p: call(s, p, "GET", U + "/registry")),
+        ("config publish b", lambda s, p: call(
+            s, p, "PUT", "%s/b/app/off_%s" % (C, p), {"content": "x"})),
+        ("audit verify", lambda s, p: call(s, p, "GET", U + "/audit/verify")),
+        ("registry watch SSE b/svc", lambda s, p: sse_first(
+            s, p, "%s/watch/registry/b/svc" % U))):
+    AUTH_OFF.append(dict(name=name, fn=fn, expect=OFF, known={}))
+AUTH_OFF.append(dict(name="config secret get b", expect={
+    "anon": "OK clear", "bad": "OK clear"}, known={},
+    fn=lambda s, p: secret_get(s, p, "%s/b/app/s.json" % C)))
+
+
 # audit: which namespaces' records a principal sees
 def audit_list(s, p, q=""):
     st, text, _ = s.req("GET", U + "/audit?limit=1000" + q, None, p)
@@ -1755,6 +1776,23 @@ def main():
                 "ok" if ok else "MISMATCH", c["id"], p, got,
                 "" if ok else " expected=%r" % exp,
                 " KNOWN: " + why if why else ""), flush=True)
+    # auth off (root disables it, last): everyone may do everything, and a
+    # secret reads in clear (config.md, "Secrets"; audit.md, "Permissions")
+    cairn.unary(AU + "AuthDisable", R.AuthDisableRequest(),
+                R.AuthDisableResponse, "root")
+    for c in AUTH_OFF:
+        c["id"] = "api auth off: " + c["name"]
+        for p in c["expect"]:
+            try:
+                got = c["fn"](cairn, p)
+            except Exception as e:
+                got = "EXC %s: %s" % (type(e).__name__, e)
+            exp = expect_of(c, p)
+            ok = got == exp
+            results.append(ok)
+            print("CASE %s %s as %s: cairnd=%r%s" % (
+                "ok" if ok else "MISMATCH", c["id"], p, got,
+                "" if ok else " expected=%r" % exp), flush=True)
     bad = results.count(False)
     print("# etcd API %.1fs, /api/v1 %.1fs" % (t1 - t0, time.time() - t1))
     print("%d cases, %d mismatches" % (len(results), bad), flush=True)
