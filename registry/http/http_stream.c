@@ -1885,9 +1885,9 @@ int http__sub_cfg_start(struct hsub *sub, int64_t since)
     if (sub->cfg_sub == NULL) {
         return -ENOMEM;
     }
-    if (since > 0 && sub->id == 0) {
-        return reg_watch(sub, since + 1);
-    }
+    /* since > 0: no snapshot, but the caller's count of the prefix first,
+     * as for a discovery stream: a single-purpose stream that went straight
+     * to its watch stayed open and silent for a caller it refused */
     sub->check_only = since > 0;
     reg_snapshot(sub);
     return 0;
