@@ -1360,6 +1360,40 @@ ns_api("config watch SSE %s", lambda s, p, ns: sse_first(
     s, p, "%s/watch/config/%s" % (U, ns)), "stream")
 
 
+# resumed streams (since=R: no snapshot) are checked the same way: the
+# first message is then the first change, or the refusal
+def sse_since(s, p, path):
+    def pick(js):
+        return OK if js.get("type") in ("put", "delete") else \
+            "%s %s" % (js.get("type"), js.get("code"))
+    return sse_exchange(s, p, path, pick)
+
+
+def fix_rev(s, ns, kind):
+    """The revision of the fixture's last write in ns (an instance, or a
+    config), read as root."""
+    path = ("%s/registry/%s/svc/fix" % (U, ns) if kind == "registry"
+            else "%s/%s/app/c.json" % (C, ns))
+    js = rootreq(s, "GET", path)
+    return (js.get("instance") or js)["revision"]
+
+
+for ns, exp in (("a", S_A), ("b", S_B)):
+    api("registry watch SSE %s/svc?since (resumed)" % ns,
+        lambda s, p, ns=ns: sse_since(s, p, "%s/watch/registry/%s/svc?since=%d"
+                                      % (U, ns, fix_rev(s, ns, "registry")
+                                         - 1)), exp)
+    api("stream subscribe registry %s with since" % ns,
+        lambda s, p, ns=ns: ws_roundtrip(
+            s, p, [{"id": 1, "op": "subscribe", "kind": "registry",
+                    "namespace": ns, "service": "svc",
+                    "since": fix_rev(s, ns, "registry") - 1}], 1), exp)
+    api("config watch SSE %s/app?since (resumed)" % ns,
+        lambda s, p, ns=ns: sse_since(s, p, "%s/watch/config/%s/app?since=%d"
+                                      % (U, ns, fix_rev(s, ns, "config") - 1)),
+        exp)
+
+
 # the push streams as WebSockets: the first message
 def sse_exchange(s, p, path, pick):
     """An SSE stream on path as p: each event's data to pick until it gives
