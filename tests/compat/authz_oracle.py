@@ -33,6 +33,7 @@ import base64
 import http.client
 import json
 import os
+import queue
 import socket
 import struct
 import sys
@@ -922,7 +923,6 @@ def watch_events(s, p, create, puts):
     the watched key: the keys of the events the watcher got, in order, up
     to that last one (GHSA-xg4h-6gfc-h4m8: a watcher must see only what it
     may read)."""
-    import queue
     q = queue.Queue()
     q.put(R.WatchRequest(create_request=create))
 
