@@ -1438,6 +1438,26 @@ ns_api("config watch WebSocket %s/app", lambda s, p, ns: ws_push_first(
     s, p, "%s/watch/config/%s/app" % (U, ns)), "stream")
 
 
+# what is not there: a caller who may not read the namespace learns
+# nothing about it (403 before 404)
+NF_B = dict(X_B, root="404 not_found")
+NF_A = dict(R_A, ro="404 not_found", rw="404 not_found", root="404 not_found")
+for ns, exp in (("a", NF_A), ("b", NF_B)):
+    api("instance get %s/svc/nope (absent)" % ns, lambda s, p, ns=ns: call(
+        s, p, "GET", "%s/registry/%s/svc/nope" % (U, ns)), exp)
+    api("config get %s/app/nope (absent)" % ns, lambda s, p, ns=ns: call(
+        s, p, "GET", "%s/%s/app/nope" % (C, ns)), exp)
+    api("config version 99 %s (absent)" % ns, lambda s, p, ns=ns: call(
+        s, p, "GET", "%s/%s/app/c.json/versions/99" % (C, ns)), exp)
+    api("config gray get %s/app/c.json (none open)" % ns,
+        lambda s, p, ns=ns: call(s, p, "GET", "%s/%s/app/c.json/gray"
+                                 % (C, ns)), exp)
+api("session get (absent)", lambda s, p: call(
+    s, p, "GET", U + "/sessions/00000000000000aa"),
+    row("401 unauthenticated", "401 unauthenticated", "410 session_expired",
+        "410 session_expired", "410 session_expired", "410 session_expired"))
+
+
 # paths above a namespace are not served (the same answer to everyone,
 # so nothing is learned from it): no listing of every namespace's
 # instances, configs or changes
