@@ -1298,8 +1298,8 @@ static int sub_recheck(struct hsub *sub)
     memcpy(end, sub->key, sub->key_len);
     end[sub->key_len - 1]++; /* the prefix ends in '/' */
     rc = api_auth_range_check_user(s, sub->user != NULL ? sub->user : "",
-                                   (const uint8_t *)sub->key, sub->key_len,
-                                   end, sub->key_len);
+                                   (const uint8_t *)sub->key, sub->key_len, end,
+                                   sub->key_len);
     if (rc == 0) {
         return 0;
     }

@@ -279,12 +279,10 @@ void api_watch__create_from_pb(struct server *s,
         }
     }
     if (s->auth != NULL) {
-        deny(wc, api_auth_range_check(s, token, wc->key,
-                                                 wc->key_len, wc->range_end,
-                                                 wc->range_end_len));
+        deny(wc, api_auth_range_check(s, token, wc->key, wc->key_len,
+                                      wc->range_end, wc->range_end_len));
     }
 }
-
 
 static void on_create(struct wcall *c,
                       const Etcdserverpb__WatchCreateRequest *r)
@@ -298,9 +296,8 @@ static void on_create(struct wcall *c,
     api_watch__create_from_pb(s, r, token, &wc);
     if (token == NULL && cn != NULL && s->auth != NULL) {
         /* the certificate's CN is the user, as for unary calls (server.c) */
-        deny(&wc, api_auth_range_check_user(
-                                 s, cn, wc.key, wc.key_len, wc.range_end,
-                                 wc.range_end_len));
+        deny(&wc, api_auth_range_check_user(s, cn, wc.key, wc.key_len,
+                                            wc.range_end, wc.range_end_len));
     }
     if (watch_stream_create(c->st, &wc) != 0) {
         call_end(c, ERR_BUSY);

@@ -180,10 +180,9 @@ static void snap_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
     (void)msg;
     /* root only, as etcd's authMaintenanceServer: the copy holds every key
      * and the auth store itself */
-    rc = api_auth_admin(s, api_auth_grpc_token(call),
-                        s->opt->client_tls.client_cert_auth
-                            ? grpc_call_identity(call)
-                            : NULL);
+    rc = api_auth_admin(
+        s, api_auth_grpc_token(call),
+        s->opt->client_tls.client_cert_auth ? grpc_call_identity(call) : NULL);
     if (rc != 0) {
         grpc_call_finish_err(call, rc);
         return;
