@@ -1330,10 +1330,17 @@ api("stream session", lambda s, p: ws_roundtrip(
     s, p, [{"id": 1, "op": "session", "ttl": 30}], 1),
     row(OK, "error unauthenticated", OK, OK, OK, OK))
 
+api("stream keepalive (a session in a)", lambda s, p: ws_roundtrip(
+    s, p, [{"id": 1, "op": "keepalive", "session": session_in(s, "a", p)}],
+    1), row(OK, OK, OK, OK, OK, OK))  # as the REST keepalive: no check
+
 # config
 C = U + "/config"
 ns_api("config publish %s", lambda s, p, ns: call(
     s, p, "PUT", "%s/%s/app/p_%s.json" % (C, ns, p),
+    {"content": "{}", "format": "json"}), True)
+ns_api("config publish %s ?wait_acks", lambda s, p, ns: call(
+    s, p, "PUT", "%s/%s/app/w_%s.json?wait_acks=1&timeout=1" % (C, ns, p),
     {"content": "{}", "format": "json"}), True)
 ns_api("config get %s", lambda s, p, ns: call(
     s, p, "GET", "%s/%s/app/c.json?client_id=x" % (C, ns)), False)
