@@ -517,9 +517,11 @@ int watch_stream_create(struct watch_stream *st, const struct watch_create *c)
     rev = rev > h->rev ? rev : h->rev;
     /* etcd 3.4 puts the gRPC status error's text here
      * (rpctypes.ErrGRPCPermissionDenied.Error(), observed via etcdctl) */
-    why = c->denied ? "rpc error: code = PermissionDenied desc = etcdserver: "
-                      "permission denied"
-                    : create_check(st, c);
+    why = !c->denied ? create_check(st, c)
+          : c->deny_reason != NULL
+              ? c->deny_reason
+              : "rpc error: code = PermissionDenied desc = etcdserver: "
+                "permission denied";
     if (why != NULL) {
         return create_fail(st, rev, why);
     }

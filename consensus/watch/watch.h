@@ -109,8 +109,11 @@ struct watch_create {
     bool no_put;
     bool no_delete;
     /* The front end's permission check refused it: answered created and
-     * canceled with etcd's "permission denied" reason, as etcd does. */
+     * canceled with etcd's "permission denied" reason, as etcd does;
+     * deny_reason, when not NULL, is the reason instead (a static string:
+     * etcd 3.4 says why, e.g. "user name is empty" without a token). */
     bool denied;
+    const char *deny_reason;
 };
 
 /* One WatchResponse for the front end to encode. Events of a DELETE carry

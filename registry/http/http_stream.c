@@ -1269,7 +1269,14 @@ static void subs_resnap(struct hstream *hs)
     for (struct hsub *sub = hs->subs; sub != NULL; sub = next) {
         ASSERT(n++ <= hs->subs_count);
         next = sub->next;
-        if (sub->resnap) {
+        if (sub->revoked && sub->id != 0) {
+            sub_drop(sub); /* refused by sub_recheck */
+        } else if (sub->revoked) {
+            if (!hs->ending) {
+                end_stream(hs, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                           "etcdserver: permission denied");
+            }
+        } else if (sub->resnap) {
             reg_resnapshot(sub);
         }
     }
@@ -1292,11 +1299,55 @@ static int reg_event(struct hsub *sub, const struct kv_event *e)
 
 static int cfg_events(struct hsub *sub, const struct watch_resp *r);
 
+/* After an auth change (a revoked grant or role, a deleted user, auth
+ * enabled), may sub's user still read its prefix? The hub checked it once,
+ * at create, as etcd's watch does; a subscription ends instead of going on
+ * pushing what its user may no longer read (registry.md, "One socket for
+ * everything"). Returns 0, or 1 when sub was refused: its error message is
+ * queued and it ends in subs_resnap, outside the hub's pass (a
+ * single-purpose stream closes; a multiplexed subscription is dropped). */
+static int sub_recheck(struct hsub *sub)
+{
+    struct hstream *hs = sub->hs;
+    struct server *s = hs->h->s;
+    uint8_t end[sizeof(sub->key)];
+    uint64_t rev;
+    int rc;
+    if (s->auth == NULL || (rev = auth_revision(s->auth)) == sub->auth_rev) {
+        return 0;
+    }
+    sub->auth_rev = rev;
+    memcpy(end, sub->key, sub->key_len);
+    end[sub->key_len - 1]++; /* the prefix ends in '/' */
+    rc = api_auth_range_check_user(s, sub->user != NULL ? sub->user : "",
+                                   (const uint8_t *)sub->key, sub->key_len, end,
+                                   sub->key_len);
+    if (rc == 0) {
+        return 0;
+    }
+    const char *why = rc == ERR_PERMISSION_DENIED
+                          ? "etcdserver: permission denied"
+                          : "etcdserver: user name is empty";
+    reg_enqueue(sub, "error", sub->rev,
+                json_pack("{s:s,s:s,s:s}", "type", "error", "code",
+                          rc == ERR_PERMISSION_DENIED ? "permission_denied"
+                                                      : "unauthenticated",
+                          "message", why));
+    /* not here: closing or cancelling the watcher inside the hub's pass
+     * would pull its queue from under the hub */
+    sub->revoked = true;
+    lws_callback_on_writable(hs->wsi);
+    return 1;
+}
+
 /* One hub response of sub's watcher (inside the hub's pass). */
 static int sub_send(struct hsub *sub, const struct watch_resp *r)
 {
     struct hstream *hs = sub->hs;
     int rc = 0;
+    if (sub->revoked || (!r->canceled && sub_recheck(sub) != 0)) {
+        return 0;
+    }
     if (sub->cfg && !r->canceled) {
         return cfg_events(sub, r);
     }
@@ -1315,9 +1366,13 @@ static int sub_send(struct hsub *sub, const struct watch_resp *r)
         const char *why =
             r->cancel_reason != NULL ? r->cancel_reason : "watch canceled";
         bool denied = strstr(why, "permission denied") != NULL;
+        bool unauth = strstr(why, "invalid auth token") != NULL ||
+                      strstr(why, "user name is empty") != NULL;
         reg_enqueue(sub, "error", sub->rev,
                     json_pack("{s:s,s:s,s:s}", "type", "error", "code",
-                              denied ? "permission_denied" : "unavailable",
+                              denied   ? "permission_denied"
+                              : unauth ? "unauthenticated"
+                                       : "unavailable",
                               "message", why));
         if (sub->id != 0) {
             sub_drop(sub);
@@ -1409,6 +1464,24 @@ struct hsub *http__sub_new(struct hstream *hs, int64_t id, const char *token,
         memcpy(sub->token, token, n);
         sub->token[n] = '\0';
     }
+    if (hs->h->s->auth != NULL) {
+        /* the user the subscription is checked as from now on (an invalid
+         * token has none: its subscribe is refused anyway) */
+        char user[AUTH_NAME_BYTES_MAX + 1];
+        sub->auth_rev = auth_revision(hs->h->s->auth);
+        if (api_auth_user(hs->h->s, sub->token, user, sizeof(user)) == 0 &&
+            user[0] != '\0') {
+            size_t n = strlen(user);
+            sub->user = mem_alloc(n + 1);
+            if (sub->user == NULL) {
+                mem_free(sub->token);
+                mem_free(sub->cfg_client);
+                mem_free(sub);
+                return NULL;
+            }
+            memcpy(sub->user, user, n + 1);
+        }
+    }
     sub->next = hs->subs;
     hs->subs = sub;
     hs->subs_count++;
@@ -1451,6 +1524,7 @@ void http__sub_free(struct hsub *sub)
     }
     mem_free(sub->cfg_client);
     mem_free(sub->token);
+    mem_free(sub->user);
     mem_free(sub);
 }
 
@@ -1835,9 +1909,9 @@ int http__sub_cfg_start(struct hsub *sub, int64_t since)
     if (sub->cfg_sub == NULL) {
         return -ENOMEM;
     }
-    if (since > 0 && sub->id == 0) {
-        return reg_watch(sub, since + 1);
-    }
+    /* since > 0: no snapshot, but the caller's count of the prefix first,
+     * as for a discovery stream: a single-purpose stream that went straight
+     * to its watch stayed open and silent for a caller it refused */
     sub->check_only = since > 0;
     reg_snapshot(sub);
     return 0;

@@ -50,6 +50,12 @@ struct hsub {
     int64_t watch_id;
     struct api_op *op;
     char *token; /* the caller's token, or NULL (none) */
+    /* the token's user when the subscription was made (NULL: none), and
+     * the auth revision its read permission was last checked at: a later
+     * revision checks it again before the next message (sub_recheck) */
+    char *user;
+    uint64_t auth_rev;
+    bool revoked; /* refused since: ends outside the hub's pass */
     /* config: who the client is, the one config it follows (or "" for
      * all under key), its entry in the subscribers view */
     struct cfg_client *cfg_client; /* config only (4 KB of labels) */

@@ -32,6 +32,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "consensus/apply/apply.h"
+#include "registry/grpc/grpc.h"
 #include "registry/server/api_int.h"
 #include "registry/server/auth_jwt.h"
 
@@ -180,6 +181,35 @@ int api_auth_range_check_user(struct server *s, const char *user,
                       range_end_len);
 }
 
+const char *api_auth_grpc_token(const struct grpc_call *call)
+{
+    const char *t = grpc_call_metadata(call, "token", NULL);
+    return t != NULL ? t : grpc_call_metadata(call, "authorization", NULL);
+}
+
+int api_auth_admin(struct server *s, const char *token, const char *cert_user)
+{
+    struct auth *a = srv_auth(s);
+    char user[USER_CAP];
+    int rc;
+    if (a == NULL || !auth_enabled(a)) {
+        return 0;
+    }
+    if ((token == NULL || token[0] == '\0') && cert_user != NULL &&
+        cert_user[0] != '\0') {
+        int n = snprintf(user, sizeof(user), "%s", cert_user);
+        if (n <= 0 || (size_t)n >= sizeof(user)) {
+            return ERR_PERMISSION_DENIED;
+        }
+    } else {
+        rc = api_auth_user(s, token, user, sizeof(user));
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return auth_check_admin(a, user);
+}
+
 /* ------------------------------------------------------------- checks */
 
 static int check_range(struct auth *a, const char *user,
@@ -272,9 +302,8 @@ static int check_lease_revoke(struct server *s, struct auth *a,
     if (auth_check_admin(a, user) == 0) {
         return 0; /* root may revoke anything */
     }
-    if (user[0] == '\0') {
-        return ERR_USER_EMPTY;
-    }
+    /* no user: refused by the first attached key (auth_check's
+     * ERR_USER_EMPTY); a lease without keys is revoked, as etcd 3.4 does */
     rc = node_read_begin(s->node, &rd);
     if (rc != 0) {
         return rc;
@@ -287,6 +316,47 @@ static int check_lease_revoke(struct server *s, struct auth *a,
     return rc == ERR_LEASE_NOT_FOUND ? 0 : rc;
 }
 
+struct lease_read_check {
+    struct auth *a;
+    const char *user;
+    int rc;
+};
+
+static int lease_read_cb(void *ctx, const uint8_t *key, size_t key_len)
+{
+    struct lease_read_check *c = ctx;
+    c->rc = auth_check(c->a, c->user, AUTH_PERM_READ, key, key_len, NULL, 0);
+    return c->rc != 0 ? 1 : 0;
+}
+
+/* LeaseTimeToLive with keys: the user must be allowed to read every key
+ * attached, or the answer would name keys outside its grants (etcd 3.4.23
+ * does not check; 3.4.26 and 3.5.9 do, GHSA-3p4g-rcw5-8298). Without keys
+ * nothing is checked, as in etcd. */
+static int check_lease_ttl(struct server *s, struct auth *a, const char *user,
+                           const Etcdserverpb__LeaseTimeToLiveRequest *r)
+{
+    struct lease_read_check c = {.a = a, .user = user};
+    struct kv_read *rd;
+    int rc;
+    if (!r->keys || auth_check_admin(a, user) == 0) {
+        return 0;
+    }
+    if (user[0] == '\0') {
+        return ERR_USER_EMPTY;
+    }
+    rc = node_read_begin(s->node, &rd);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = kv_lease_keys(rd, r->id, lease_read_cb, &c);
+    node_read_end(s->node, rd);
+    if (c.rc != 0) {
+        return ERR_PERMISSION_DENIED;
+    }
+    return rc == ERR_LEASE_NOT_FOUND ? 0 : rc;
+}
+
 enum rule {
     RULE_NONE,  /* no check, token ignored */
     RULE_TOKEN, /* a token, if given, must be valid */
@@ -294,6 +364,7 @@ enum rule {
     RULE_KV,    /* by the request's keys */
     RULE_USER_GET,
     RULE_ROLE_GET,
+    RULE_LEASE_TTL, /* the attached keys' read permission, if asked */
 };
 
 struct rule_row {
@@ -302,6 +373,7 @@ struct rule_row {
 };
 
 static const struct rule_row rules[] = {
+    /* a token it carries is checked after the password: authenticate_next */
     {"/etcdserverpb.Auth/Authenticate", RULE_NONE},
     {"/etcdserverpb.Auth/UserGet", RULE_USER_GET},
     {"/etcdserverpb.Auth/RoleGet", RULE_ROLE_GET},
@@ -312,6 +384,10 @@ static const struct rule_row rules[] = {
     {"/etcdserverpb.KV/Txn", RULE_KV},
     {"/etcdserverpb.KV/Compact", RULE_TOKEN}, /* etcd 3.4: no check */
     {"/etcdserverpb.Lease/LeaseRevoke", RULE_KV},
+    /* etcd 3.4 reads leases without looking at the token at all */
+    {"/etcdserverpb.Lease/LeaseTimeToLive", RULE_LEASE_TTL},
+    {"/etcdserverpb.Lease/LeaseLeases", RULE_NONE},
+    {"/etcdserverpb.Lease/LeaseKeepAlive", RULE_NONE},
     {"/etcdserverpb.Lease/", RULE_TOKEN},
     {"/etcdserverpb.Maintenance/Status", RULE_NONE},
     {"/etcdserverpb.Maintenance/Alarm", RULE_TOKEN},
@@ -320,6 +396,10 @@ static const struct rule_row rules[] = {
     {"/etcdserverpb.Cluster/", RULE_ADMIN}, /* membership changes */
     {"/etcdserverpb.Watch/", RULE_TOKEN},   /* ranges: at watch create */
     {"/grpc.health.v1.Health/", RULE_NONE},
+    /* the recipes' own KV calls are checked as the caller, and their
+     * errors answered as etcd's are (Unknown, the auth error's text) */
+    {"/v3lockpb.Lock/", RULE_NONE},
+    {"/v3electionpb.Election/", RULE_NONE},
 };
 
 static enum rule rule_of(const char *path)
@@ -371,7 +451,9 @@ int api_auth_check(struct api_op *op, const ProtobufCMessage *req)
         return 0;
     }
     rule = rule_of(op->m->path);
-    if (rule == RULE_NONE) {
+    if (rule == RULE_NONE ||
+        (rule == RULE_LEASE_TTL &&
+         !((const Etcdserverpb__LeaseTimeToLiveRequest *)req)->keys)) {
         return 0;
     }
     if (op->token == NULL && op->cert_user != NULL &&
@@ -393,6 +475,9 @@ int api_auth_check(struct api_op *op, const ProtobufCMessage *req)
         return auth_check_admin(a, user);
     case RULE_KV:
         return check_kv(op->s, a, user, req);
+    case RULE_LEASE_TTL:
+        return check_lease_ttl(
+            op->s, a, user, (const Etcdserverpb__LeaseTimeToLiveRequest *)req);
     case RULE_USER_GET: {
         const Etcdserverpb__AuthUserGetRequest *r =
             (const Etcdserverpb__AuthUserGetRequest *)req;
@@ -575,13 +660,20 @@ static void authenticate_next(struct pw_job *j)
         ETCDSERVERPB__AUTHENTICATE_RESPONSE__INIT;
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
     char token[AUTH_JWT_TOKEN_MAX];
+    char caller[USER_CAP];
     struct server *s = j->op->s;
     struct auth *a = srv_auth(s);
+    /* etcd 3.4 checks the password first, then (proposing the new token)
+     * the token the request carries: a wrong password says so, a right one
+     * under an invalid token is ERR_INVALID_AUTH_TOKEN */
     int rc = a == NULL ? ERR_AUTH_NOT_ENABLED
-             : s->jwt != NULL
+                       : api_auth_user(s, j->op->token, caller, sizeof(caller));
+    if (rc == 0) {
+        rc = s->jwt != NULL
                  ? auth_jwt_sign(s->jwt, j->user, auth_revision(a),
                                  clock_wall_ms() / 1000u, token, sizeof(token))
                  : auth_token_new(a, j->user, now_ms(), token, sizeof(token));
+    }
     if (rc != 0) {
         api__finish(j->op, rc, NULL, 0);
         return;

@@ -59,6 +59,21 @@ int api_auth_range_check_as(struct server *s, const char *token,
                             size_t key_len, const uint8_t *range_end,
                             size_t range_end_len);
 
+struct grpc_call;
+
+/* The auth token a gRPC call carries: its "token" metadata, else its
+ * "authorization" metadata (etcd's fallback), else NULL. Borrowed until
+ * the call ends. The streams that api_call does not run (Watch, Snapshot)
+ * read it here, as server.c does for unary calls. */
+const char *api_auth_grpc_token(const struct grpc_call *call);
+
+/* For calls api_call does not run (Maintenance.Snapshot): is the caller
+ * root? token as the "token" metadata (NULL when absent), cert_user the
+ * verified client certificate's CN under --client-cert-auth (NULL if
+ * none), used only without a token. 0 (also with auth off),
+ * ERR_INVALID_AUTH_TOKEN, ERR_USER_EMPTY, ERR_PERMISSION_DENIED. */
+int api_auth_admin(struct server *s, const char *token, const char *cert_user);
+
 /* For watch creates: may token's user read [key, range_end)? 0,
  * ERR_INVALID_AUTH_TOKEN, ERR_USER_EMPTY, ERR_PERMISSION_DENIED. */
 int api_auth_range_check(struct server *s, const char *token,

@@ -181,19 +181,6 @@ static int inner_err(int err)
     }
 }
 
-/* May the caller (token) run msg as the KV method at path? */
-static int inner_auth(struct server *s, const char *token, const char *path,
-                      const ProtobufCMessage *msg)
-{
-    struct api_op tmp;
-    memset(&tmp, 0, sizeof(tmp));
-    tmp.s = s;
-    tmp.m = api_find(path);
-    tmp.token = token;
-    ASSERT(tmp.m != NULL);
-    return inner_err(api_auth_check(&tmp, msg));
-}
-
 static const char *rtoken(const struct rcall *r)
 {
     if (r->op != NULL) {
@@ -206,6 +193,34 @@ static const char *rtoken(const struct rcall *r)
     return t != NULL ? t : grpc_call_metadata(r->call, "authorization", NULL);
 }
 
+/* The caller's verified certificate CN under --client-cert-auth, or NULL:
+ * the user when it sent no token, as for every other call. */
+static const char *rcert(const struct rcall *r)
+{
+    if (r->op != NULL) {
+        return r->op->cert_user;
+    }
+    if (r->call == NULL || !r->svc->s->opt->client_tls.client_cert_auth) {
+        return NULL;
+    }
+    return grpc_call_identity(r->call);
+}
+
+/* May the caller (its token, else its certificate's CN) run msg as the KV
+ * method at path? */
+static int inner_auth(const struct rcall *r, const char *path,
+                      const ProtobufCMessage *msg)
+{
+    struct api_op tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.s = r->svc->s;
+    tmp.m = api_find(path);
+    tmp.token = rtoken(r);
+    tmp.cert_user = rcert(r);
+    ASSERT(tmp.m != NULL);
+    return inner_err(api_auth_check(&tmp, msg));
+}
+
 static int range_auth(struct rcall *r)
 {
     Etcdserverpb__RangeRequest q = ETCDSERVERPB__RANGE_REQUEST__INIT;
@@ -213,7 +228,7 @@ static int range_auth(struct rcall *r)
     q.key.len = r->pfx_len;
     q.range_end.data = (uint8_t *)pfx_end(r);
     q.range_end.len = r->pfx_len;
-    return inner_auth(r->svc->s, rtoken(r), "/etcdserverpb.KV/Range", &q.base);
+    return inner_auth(r, "/etcdserverpb.KV/Range", &q.base);
 }
 
 static void kv_to_pb(const struct kv_kv *kv, Mvccpb__KeyValue *out)
@@ -566,7 +581,7 @@ static int grant(struct rcall *r)
     if (g.id == 0) {
         g.id = (int64_t)(s->lease_id_next++ & INT64_MAX);
     }
-    rc = inner_auth(s, rtoken(r), "/etcdserverpb.Lease/LeaseGrant", &g.base);
+    rc = inner_auth(r, "/etcdserverpb.Lease/LeaseGrant", &g.base);
     return rc != 0 ? rc : propose(r, ST_GRANT, APPLY_LEASE_GRANT, &g.base);
 }
 
@@ -630,7 +645,7 @@ static int acquire(struct rcall *r)
     t.success = succ;
     t.n_failure = r->kind == RK_LOCK ? 2 : 1;
     t.failure = fail_ops;
-    rc = inner_auth(r->svc->s, rtoken(r), "/etcdserverpb.KV/Txn", &t.base);
+    rc = inner_auth(r, "/etcdserverpb.KV/Txn", &t.base);
     return rc != 0 ? rc : propose(r, ST_ACQUIRE, APPLY_TXN, &t.base);
 }
 
@@ -669,7 +684,7 @@ static int guarded(struct rcall *r, bool put_value)
     t.compare = cmps;
     t.n_success = 1;
     t.success = ops;
-    rc = inner_auth(r->svc->s, rtoken(r), "/etcdserverpb.KV/Txn", &t.base);
+    rc = inner_auth(r, "/etcdserverpb.KV/Txn", &t.base);
     if (rc != 0) {
         return rc;
     }
@@ -1313,8 +1328,7 @@ static int unlock_fn(struct api_op *op, const ProtobufCMessage *req)
         return rc;
     }
     del.key = q->key;
-    rc =
-        inner_auth(op->s, op->token, "/etcdserverpb.KV/DeleteRange", &del.base);
+    rc = inner_auth(r, "/etcdserverpb.KV/DeleteRange", &del.base);
     rc = rc != 0 ? rc : propose(r, ST_DELETE, APPLY_DELETE_RANGE, &del.base);
     if (rc != 0) {
         fail(r, inner_err(rc));

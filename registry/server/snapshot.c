@@ -31,6 +31,7 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "registry/server/api_auth.h"
 #include "registry/server/api_int.h"
 
 #define SNAP_CHUNK (64 * 1024)
@@ -175,7 +176,17 @@ static void snap_on_msg(struct grpc_call *call, const struct grpc_msg *msg)
     struct server *s = grpc_call_method(call)->ctx;
     struct snap_call *sc;
     char path[600];
+    int rc;
     (void)msg;
+    /* root only, as etcd's authMaintenanceServer: the copy holds every key
+     * and the auth store itself */
+    rc = api_auth_admin(
+        s, api_auth_grpc_token(call),
+        s->opt->client_tls.client_cert_auth ? grpc_call_identity(call) : NULL);
+    if (rc != 0) {
+        grpc_call_finish_err(call, rc);
+        return;
+    }
     sc = mem_calloc(1, sizeof(*sc));
     if (sc == NULL) {
         grpc_call_finish_err(call, -ENOMEM);
