@@ -77,6 +77,7 @@ struct fuzz_server {
     struct server s;
     char dir[256];
     struct sockaddr_in client_addr;
+    bool tls; /* set before start: the client port is https (auto-tls) */
 };
 
 static inline uint64_t fuzz_now_ms(void)
@@ -96,7 +97,8 @@ static inline void fuzz_server_set(struct fuzz_server *f, const char *name,
     }
 }
 
-/* Start the member and wait (bounded) until it leads its cluster of one. */
+/* Start the member and wait (bounded) until it leads its cluster of one;
+ * f->tls (set before) makes the client port https. */
 static inline void fuzz_server_start(struct fuzz_server *f)
 {
     char data[512], msg[512];
@@ -110,8 +112,15 @@ static inline void fuzz_server_start(struct fuzz_server *f)
     options_defaults(&f->opt);
     fuzz_server_set(f, "name", "fz");
     fuzz_server_set(f, "data-dir", data);
-    fuzz_server_set(f, "listen-client-urls", "http://127.0.0.1:0");
-    fuzz_server_set(f, "advertise-client-urls", "http://127.0.0.1:2379");
+    if (f->tls) {
+        /* A self-signed certificate made in memory at start. */
+        fuzz_server_set(f, "listen-client-urls", "https://127.0.0.1:0");
+        fuzz_server_set(f, "advertise-client-urls", "https://127.0.0.1:2379");
+        fuzz_server_set(f, "auto-tls", "true");
+    } else {
+        fuzz_server_set(f, "listen-client-urls", "http://127.0.0.1:0");
+        fuzz_server_set(f, "advertise-client-urls", "http://127.0.0.1:2379");
+    }
     fuzz_server_set(f, "listen-peer-urls", "http://127.0.0.1:2380");
     fuzz_server_set(f, "initial-advertise-peer-urls", "http://127.0.0.1:2380");
     fuzz_server_set(f, "initial-cluster", "fz=http://127.0.0.1:2380");

@@ -15,6 +15,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
+
 #include "base/buf.h"
 #include "base/crc32c.h"
 #include "consensus/apply/apply.h"
@@ -867,6 +870,94 @@ static void ws_seeds(void)
     buf_free(&b);
 }
 
+/* ------------------------------------------------------------------ tls */
+
+/* The first flight of an OpenSSL client (its ClientHello records), made
+ * on memory BIOs: what a real client sends first. */
+static size_t client_hello(int min_v, int max_v, const char *alpn,
+                           size_t alpn_len, const char *sni, uint8_t *out,
+                           size_t cap)
+{
+    SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(c, min_v);
+    SSL_CTX_set_max_proto_version(c, max_v);
+    SSL *ssl = SSL_new(c);
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl, rb, wb);
+    if (alpn != NULL) {
+        SSL_set_alpn_protos(ssl, (const unsigned char *)alpn,
+                            (unsigned)alpn_len);
+    }
+    if (sni != NULL) {
+        SSL_set_tlsext_host_name(ssl, sni);
+    }
+    SSL_set_connect_state(ssl);
+    if (SSL_do_handshake(ssl) == 1) {
+        abort(); /* it cannot finish without a server */
+    }
+    int n = BIO_read(wb, out, (int)cap);
+    if (n <= 0) {
+        abort();
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(c);
+    return (size_t)n;
+}
+
+static void tls_seeds(void)
+{
+    static uint8_t b[8192];
+    uint8_t raw = 0;
+    size_t n = client_hello(TLS1_3_VERSION, TLS1_3_VERSION, "\x02h2", 3,
+                            "localhost", b, sizeof(b));
+    seed2("tls", "hello13_h2", &raw, 1, b, n);
+    n = client_hello(TLS1_2_VERSION, TLS1_2_VERSION, "\x08http/1.1", 9, NULL,
+                     b, sizeof(b));
+    seed2("tls", "hello12_http1", &raw, 1, b, n);
+    n = client_hello(TLS1_2_VERSION, TLS1_3_VERSION, "\x02h2\x08http/1.1", 12,
+                     "127.0.0.1", b, sizeof(b));
+    seed2("tls", "hello_both", &raw, 1, b, n);
+    /* ALPN offering neither protocol we speak. */
+    n = client_hello(TLS1_2_VERSION, TLS1_3_VERSION, "\x08grpc-exp\x03" "abc",
+                     13, NULL, b, sizeof(b));
+    seed2("tls", "hello_alpn_odd", &raw, 1, b, n);
+    /* A hello cut short, and plain HTTP on the TLS port. */
+    seed2("tls", "hello_cut", &raw, 1, b, n / 2);
+    static const char plain[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    seed2("tls", "plain_http", &raw, 1, plain, sizeof(plain) - 1);
+
+    /* After a real handshake (bit 0), ALPN bits 1-2, inside TLS. */
+    static const char http[] =
+        "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        "PUT /api/v1/config/prod/shop/t.json HTTP/1.1\r\nHost: x\r\n"
+        "Content-Length: 36\r\n\r\n{\"content\":\"{}\",\"format\":\"json\"}  ";
+    uint8_t mode = 1 | (1 << 1);
+    seed2("tls", "in_http1", &mode, 1, http, sizeof(http) - 1);
+    static const char ws[] =
+        "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
+    mode = 1; /* no ALPN: HTTP/1.1 */
+    seed2("tls", "in_ws_upgrade", &mode, 1, ws, sizeof(ws) - 1);
+    struct buf h2;
+    buf_init(&h2, 0);
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    buf_append(&h2, preface, sizeof(preface) - 1);
+    h2_frame(&h2, 4, 0, 0, NULL, 0);                 /* SETTINGS */
+    h2_frame(&h2, 6, 0, 0, "12345678", 8);           /* PING */
+    h2_frame(&h2, 7, 0, 0, "\0\0\0\0\0\0\0\0", 8);   /* GOAWAY */
+    mode = 1 | (2 << 1);
+    seed2("tls", "in_h2", &mode, 1, h2.data, h2.len);
+    buf_free(&h2);
+    /* Raw bytes after the handshake: a forged application record and a
+     * fatal alert. */
+    static const uint8_t forged[] = {0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3,
+                                     4,    5,    0x15, 0x03, 0x03, 0x00,
+                                     0x02, 0x02, 0x28};
+    mode = 1 | 8;
+    seed2("tls", "after_forged", &mode, 1, forged, sizeof(forged));
+}
+
 int main(int argc, char **argv)
 {
     out_root = argc > 1 ? argv[1] : "tests/fuzz/corpus";
@@ -883,6 +974,7 @@ int main(int argc, char **argv)
     client_port_seeds(r, n);
     rest_seeds();
     ws_seeds();
+    tls_seeds();
     printf("seeds written under %s\n", out_root);
     return 0;
 }
