@@ -66,6 +66,9 @@ static const struct {
 
 static struct fuzz_server fs;
 static char session[32]; /* hex id of the long session, or "0" */
+/* The query of this input holds %00: libwebsockets drops a URI whose
+ * decoded bytes hold a NUL (lws_parse_urldecode) without an answer. */
+static bool query_nul;
 static char *answer_buf;
 
 static void cleanup(void)
@@ -109,6 +112,7 @@ static int exchange(size_t k, const uint8_t *q, size_t qn, const uint8_t *body,
     put_text(req, &len, (const uint8_t *)reqs[k].path, strlen(reqs[k].path),
              false);
     put_text(req, &len, q, qn, true);
+    query_nul = memmem(req, len, "%00", 3) != NULL;
     cl = req + len;
     len += (size_t)snprintf(cl, sizeof(req) - len,
                             " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -197,7 +201,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 status);
     }
     /* A well-framed request is answered; bad input is never a 500. */
-    FUZZ_CHECK(status >= 200 && status < 600);
+    FUZZ_CHECK((status >= 200 && status < 600) || (status == 0 && query_nul));
     FUZZ_CHECK(status != 500);
     FUZZ_CHECK(fs.s.node != NULL && node_failed(fs.s.node) == 0);
     return 0;
