@@ -135,7 +135,10 @@ static int exchange(size_t k, const uint8_t *q, size_t qn, const uint8_t *body,
     close(fd);
     fuzz_server_settle(&fs);
     int status = 0;
-    if (a.len >= 12 && memcmp(a.p, "HTTP/1.1 ", 9) == 0) {
+    /* libwebsockets answers a URI it refuses (a bad %-escape: 403)
+     * before it knows the version, as HTTP/1.0. */
+    if (a.len >= 12 && (memcmp(a.p, "HTTP/1.1 ", 9) == 0 ||
+                        memcmp(a.p, "HTTP/1.0 ", 9) == 0)) {
         status = atoi(a.p + 9);
     }
     return status;
