@@ -66,9 +66,11 @@ static const struct {
 
 static struct fuzz_server fs;
 static char session[32]; /* hex id of the long session, or "0" */
-/* The query of this input holds %00: libwebsockets drops a URI whose
- * decoded bytes hold a NUL (lws_parse_urldecode) without an answer. */
-static bool query_nul;
+/* libwebsockets drops some URIs without an answer: one whose decoded
+ * bytes hold a NUL (lws_parse_urldecode), and one with more fragments
+ * than its header table holds (about 90 '&' or ';' separators: "More
+ * hdr frags than we can deal with"). Those may be closed unanswered. */
+static bool query_dropped;
 static char *answer_buf;
 
 static void cleanup(void)
@@ -112,7 +114,11 @@ static int exchange(size_t k, const uint8_t *q, size_t qn, const uint8_t *body,
     put_text(req, &len, (const uint8_t *)reqs[k].path, strlen(reqs[k].path),
              false);
     put_text(req, &len, q, qn, true);
-    query_nul = memmem(req, len, "%00", 3) != NULL;
+    size_t seps = 0;
+    for (size_t i = 0; i < len; i++) {
+        seps += req[i] == '&' || req[i] == ';';
+    }
+    query_dropped = memmem(req, len, "%00", 3) != NULL || seps >= 64;
     cl = req + len;
     len += (size_t)snprintf(cl, sizeof(req) - len,
                             " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -204,7 +210,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 status);
     }
     /* A well-framed request is answered; bad input is never a 500. */
-    FUZZ_CHECK((status >= 200 && status < 600) || (status == 0 && query_nul));
+    FUZZ_CHECK((status >= 200 && status < 600) ||
+               (status == 0 && query_dropped));
     FUZZ_CHECK(status != 500);
     FUZZ_CHECK(fs.s.node != NULL && node_failed(fs.s.node) == 0);
     return 0;

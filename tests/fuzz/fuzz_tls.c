@@ -141,9 +141,8 @@ static void talk(SSL *ssl, int fd, const uint8_t *p, size_t n, uint64_t end,
             fprintf(stderr, "tls: no close within %d ms\n", WAIT_MS);
         }
         FUZZ_CHECK(fuzz_now_ms() < end);
-        struct pollfd pf = {.fd = fd,
-                            .events = (short)(off < n ? POLLIN | POLLOUT
-                                                      : POLLIN)};
+        struct pollfd pf = {
+            .fd = fd, .events = (short)(off < n ? POLLIN | POLLOUT : POLLIN)};
         uv_run(&fs.loop, UV_RUN_NOWAIT);
         (void)poll(&pf, 1, 1);
     }

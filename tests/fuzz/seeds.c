@@ -735,16 +735,19 @@ static void rest_seeds(void)
         {5, "config_put",
          "{\"content\":\"db:\\n  pool: 30\\n  hosts: [a, b]\\n\","
          "\"format\":\"yaml\",\"message\":\"more\",\"expect_version\":2}"},
-        {5, "config_put_wait", "?wait_acks=0.5&timeout=1\n"
-                               "{\"content\":\"a: 1\\n\",\"format\":\"yaml\"}"},
-        {5, "config_put_bad", "{\"content\":\"db: [1, 2\\n\","
-                              "\"format\":\"yaml\"}"},
+        {5, "config_put_wait",
+         "?wait_acks=0.5&timeout=1\n"
+         "{\"content\":\"a: 1\\n\",\"format\":\"yaml\"}"},
+        {5, "config_put_bad",
+         "{\"content\":\"db: [1, 2\\n\","
+         "\"format\":\"yaml\"}"},
         {6, "rollback", "{\"to\":1,\"message\":\"back\"}"},
         {7, "gray_labels",
          "{\"content\":\"db:\\n  pool: 50\\n\",\"format\":\"yaml\","
          "\"message\":\"canary\",\"rule\":{\"labels\":{\"zone\":\"z1\"}}}"},
-        {7, "gray_pct", "{\"content\":\"x: 2\\n\",\"rule\":{\"percentage\":"
-                        "12.5}}"},
+        {7, "gray_pct",
+         "{\"content\":\"x: 2\\n\",\"rule\":{\"percentage\":"
+         "12.5}}"},
         {8, "promote", "{}"},
         {9, "gray_delete", ""},
         {10, "service_get", "?healthy=true&zone=z1&labels=env%3Dprod\n"},
@@ -829,7 +832,10 @@ static void ws_seeds(void)
     ws_frame(&b, 0x00, 4, sub + 10, 20);
     ws_frame(&b, 0x80, 8, sub + 30, sizeof(sub) - 1 - 30);
     ws_frame(&b, 0x8a, 0, "", 0);
-    ws_frame(&b, 0x88, 0, "\x03\xe8" "bye", 5);
+    ws_frame(&b, 0x88, 0,
+             "\x03\xe8"
+             "bye",
+             5);
     ws_seed("mux_fragmented", 0, &b);
     /* Protocol errors: a length past any bound, a control frame too long,
      * an unmasked frame, RSV bits, a bad opcode. */
@@ -863,8 +869,8 @@ static void ws_seeds(void)
     ws_seed("etcd_watch", 3, &b);
     /* Raw mode: bytes as they are after the upgrade (a masked text frame
      * with a 64-bit length that is too short, then junk). */
-    static const uint8_t raw[] = {0x81, 0xff, 0, 0, 0, 0, 0, 0, 0, 2,
-                                  1,    2,    3, 4, 'z', 'z', 0xff, 0x00};
+    static const uint8_t raw[] = {0x81, 0xff, 0, 0, 0, 0,   0,   0,    0,
+                                  2,    1,    2, 3, 4, 'z', 'z', 0xff, 0x00};
     uint8_t rp = 4;
     seed2("ws", "raw", &rp, 1, raw, sizeof(raw));
     buf_free(&b);
@@ -911,14 +917,16 @@ static void tls_seeds(void)
     size_t n = client_hello(TLS1_3_VERSION, TLS1_3_VERSION, "\x02h2", 3,
                             "localhost", b, sizeof(b));
     seed2("tls", "hello13_h2", &raw, 1, b, n);
-    n = client_hello(TLS1_2_VERSION, TLS1_2_VERSION, "\x08http/1.1", 9, NULL,
-                     b, sizeof(b));
+    n = client_hello(TLS1_2_VERSION, TLS1_2_VERSION, "\x08http/1.1", 9, NULL, b,
+                     sizeof(b));
     seed2("tls", "hello12_http1", &raw, 1, b, n);
     n = client_hello(TLS1_2_VERSION, TLS1_3_VERSION, "\x02h2\x08http/1.1", 12,
                      "127.0.0.1", b, sizeof(b));
     seed2("tls", "hello_both", &raw, 1, b, n);
     /* ALPN offering neither protocol we speak. */
-    n = client_hello(TLS1_2_VERSION, TLS1_3_VERSION, "\x08grpc-exp\x03" "abc",
+    n = client_hello(TLS1_2_VERSION, TLS1_3_VERSION,
+                     "\x08grpc-exp\x03"
+                     "abc",
                      13, NULL, b, sizeof(b));
     seed2("tls", "hello_alpn_odd", &raw, 1, b, n);
     /* A hello cut short, and plain HTTP on the TLS port. */
@@ -943,17 +951,17 @@ static void tls_seeds(void)
     buf_init(&h2, 0);
     static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     buf_append(&h2, preface, sizeof(preface) - 1);
-    h2_frame(&h2, 4, 0, 0, NULL, 0);                 /* SETTINGS */
-    h2_frame(&h2, 6, 0, 0, "12345678", 8);           /* PING */
-    h2_frame(&h2, 7, 0, 0, "\0\0\0\0\0\0\0\0", 8);   /* GOAWAY */
+    h2_frame(&h2, 4, 0, 0, NULL, 0);               /* SETTINGS */
+    h2_frame(&h2, 6, 0, 0, "12345678", 8);         /* PING */
+    h2_frame(&h2, 7, 0, 0, "\0\0\0\0\0\0\0\0", 8); /* GOAWAY */
     mode = 1 | (2 << 1);
     seed2("tls", "in_h2", &mode, 1, h2.data, h2.len);
     buf_free(&h2);
     /* Raw bytes after the handshake: a forged application record and a
      * fatal alert. */
-    static const uint8_t forged[] = {0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3,
-                                     4,    5,    0x15, 0x03, 0x03, 0x00,
-                                     0x02, 0x02, 0x28};
+    static const uint8_t forged[] = {0x17, 0x03, 0x03, 0x00, 0x05, 1,
+                                     2,    3,    4,    5,    0x15, 0x03,
+                                     0x03, 0x00, 0x02, 0x02, 0x28};
     mode = 1 | 8;
     seed2("tls", "after_forged", &mode, 1, forged, sizeof(forged));
 }
