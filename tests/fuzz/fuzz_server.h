@@ -78,6 +78,9 @@ struct fuzz_server {
     char dir[256];
     struct sockaddr_in client_addr;
     bool tls; /* set before start: the client port is https (auto-tls) */
+    /* set before start, with tls: client certificates are required and
+     * verified against this CA (PEM), written to the data's parent */
+    const char *client_ca_pem;
 };
 
 static inline uint64_t fuzz_now_ms(void)
@@ -117,6 +120,14 @@ static inline void fuzz_server_start(struct fuzz_server *f)
         fuzz_server_set(f, "listen-client-urls", "https://127.0.0.1:0");
         fuzz_server_set(f, "advertise-client-urls", "https://127.0.0.1:2379");
         fuzz_server_set(f, "auto-tls", "true");
+        if (f->client_ca_pem != NULL) {
+            char ca[512];
+            snprintf(ca, sizeof(ca), "%s/ca.pem", f->dir);
+            fuzz_write_file(f->dir, "ca.pem", (const uint8_t *)f->client_ca_pem,
+                            strlen(f->client_ca_pem));
+            fuzz_server_set(f, "trusted-ca-file", ca);
+            fuzz_server_set(f, "client-cert-auth", "true");
+        }
     } else {
         fuzz_server_set(f, "listen-client-urls", "http://127.0.0.1:0");
         fuzz_server_set(f, "advertise-client-urls", "http://127.0.0.1:2379");

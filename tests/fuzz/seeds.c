@@ -941,6 +941,8 @@ static void tls_seeds(void)
         "Content-Length: 36\r\n\r\n{\"content\":\"{}\",\"format\":\"json\"}  ";
     uint8_t mode = 1 | (1 << 1);
     seed2("tls", "in_http1", &mode, 1, http, sizeof(http) - 1);
+    mode = 1 | (1 << 1) | 16; /* a client certificate the server refuses */
+    seed2("tls", "in_http1_bad_cert", &mode, 1, http, sizeof(http) - 1);
     static const char ws[] =
         "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
