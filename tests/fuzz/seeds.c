@@ -867,6 +867,34 @@ static void ws_seeds(void)
     ws_text(&b, "{\"progress_request\":{}}");
     ws_text(&b, "{\"cancel_request\":{\"watch_id\":3}}");
     ws_seed("etcd_watch", 3, &b);
+    /* The server with auth (byte 0 bits 3-4: 1 no token, 2 ro's, 3
+     * root's; "$R" and "$U" are root's and ro's tokens in a payload). */
+    ws_text(&b, "{\"id\":1,\"op\":\"subscribe\",\"kind\":\"registry\","
+                "\"namespace\":\"shop\",\"token\":\"$U\",\"since\":1}");
+    ws_text(&b, "{\"id\":2,\"op\":\"subscribe\",\"kind\":\"config\","
+                "\"namespace\":\"prod\",\"token\":\"$U\"}");
+    ws_text(&b, "{\"id\":3,\"op\":\"session\",\"ttl\":5,\"token\":\"$U\"}");
+    ws_text(&b, "{\"id\":4,\"op\":\"subscribe\",\"kind\":\"config\","
+                "\"namespace\":\"prod\",\"app\":\"shop\"}");
+    ws_text(&b, "{\"id\":5,\"op\":\"keepalive\",\"session\":\"1\","
+                "\"token\":\"bad\"}");
+    ws_seed("auth_mux_root", 3 << 3, &b);
+    ws_text(&b, "{\"id\":1,\"op\":\"subscribe\",\"kind\":\"registry\","
+                "\"namespace\":\"shop\"}");
+    ws_text(&b, "{\"id\":2,\"op\":\"subscribe\",\"kind\":\"registry\","
+                "\"namespace\":\"shop\",\"token\":\"$R\"}");
+    ws_text(&b, "{\"id\":3,\"op\":\"unsubscribe\",\"sub\":2}");
+    ws_seed("auth_mux_no_token", 1 << 3, &b);
+    ws_text(&b, "{\"ack\":{\"app\":\"shop\",\"name\":\"app.yaml\","
+                "\"version\":1}}");
+    ws_seed("auth_config_watch_ro", 2 | (2 << 3), &b);
+    ws_text(&b, "{}");
+    ws_seed("auth_registry_watch_ro", 1 | (2 << 3), &b);
+    ws_text(&b, "{\"create_request\":{\"key\":\"L2NvbmZpZy8=\","
+                "\"range_end\":\"L2NvbmZpZzA=\"}}");
+    ws_text(&b, "{\"create_request\":{\"key\":\"L3JlZ2lzdHJ5Lw==\","
+                "\"range_end\":\"L3JlZ2lzdHJ5MA==\",\"start_revision\":1}}");
+    ws_seed("auth_etcd_watch_ro", 3 | (2 << 3), &b);
     /* Raw mode: bytes as they are after the upgrade (a masked text frame
      * with a 64-bit length that is too short, then junk). */
     static const uint8_t raw[] = {0x81, 0xff, 0, 0, 0, 0,   0,   0,    0,
