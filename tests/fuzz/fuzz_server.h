@@ -81,8 +81,6 @@ struct fuzz_server {
     /* set before start, with tls: client certificates are required and
      * verified against this CA (PEM), written to the data's parent */
     const char *client_ca_pem;
-    /* set before start: more flags, name and value pairs, NULL ended */
-    const char *const *extra;
 };
 
 static inline uint64_t fuzz_now_ms(void)
@@ -141,9 +139,6 @@ static inline void fuzz_server_start(struct fuzz_server *f)
     fuzz_server_set(f, "election-timeout", "50");
     fuzz_server_set(f, "quota-backend-bytes", "67108864");
     fuzz_server_set(f, "unsafe-no-fsync", "true");
-    for (size_t i = 0; f->extra != NULL && f->extra[i] != NULL; i += 2) {
-        fuzz_server_set(f, f->extra[i], f->extra[i + 1]);
-    }
     msg[0] = '\0';
     if (options_validate(&f->opt, msg, sizeof(msg)) != 0 ||
         server_start(&f->s, &f->loop, &f->opt, msg, sizeof(msg)) != 0) {
