@@ -466,7 +466,10 @@ static struct watcher *watcher_new(struct watch_stream *st,
         return NULL;
     }
     w->st = st;
-    w->key = mem_dup(c->key, c->key_len == 0 ? 1 : c->key_len);
+    /* An empty key arrives as NULL from protobuf-c (an absent bytes
+     * field): it is one zero byte here, never a copy from NULL (which
+     * read address 0: a Watch create without a key stopped the daemon). */
+    w->key = c->key_len > 0 ? mem_dup(c->key, c->key_len) : mem_calloc(1, 1);
     w->key_len = c->key_len;
     if (c->range_end_len > 0) {
         w->end = mem_dup(c->range_end, c->range_end_len);

@@ -429,6 +429,9 @@ uint64_t grpc_call_deadline_ms(const struct grpc_call *call)
 const char *grpc_call_metadata(const struct grpc_call *call, const char *name,
                                size_t *len_out)
 {
+    if (call->meta.len == 0) {
+        return NULL; /* no metadata: data may be NULL, and NULL + 0 is UB */
+    }
     const char *p = (const char *)call->meta.data;
     const char *end = p + call->meta.len;
 

@@ -25,7 +25,7 @@
 #include "tests/fuzz/fuzz_server.h"
 
 #define FUZZ_MAX_LEN 8192
-#define WAIT_MS      15000
+#define WAIT_MS      15000 /* a fuzz check past it */
 #define QUIET_MS     8
 
 static struct fuzz_server fs;
@@ -45,74 +45,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void pump(int fd, short events, uint64_t end)
-{
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = events};
-        uv_run(&fs.loop, UV_RUN_NOWAIT);
-        if (poll(&p, 1, 1) > 0) {
-            return;
-        }
-        if (fuzz_now_ms() >= end) {
-            fprintf(stderr, "client port: no close within %d ms\n", WAIT_MS);
-        }
-        FUZZ_CHECK(fuzz_now_ms() < end);
-    }
-}
-
-/* Read and run the loop until the server closes (true) or, with quiet_ms,
- * until nothing happened for that long (false). */
-static bool drain(int fd, bool show, uint64_t end, uint64_t quiet_ms)
-{
-    uint64_t last = fuzz_now_ms();
-    for (;;) {
-        char sink[4096];
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        struct node_status st;
-        uv_run(&fs.loop, UV_RUN_NOWAIT);
-        /* The server stops itself only when its member failed. */
-        FUZZ_CHECK(fs.s.node != NULL);
-        node_status(fs.s.node, &st);
-        if (st.proposals_pending > 0) {
-            last = fuzz_now_ms();
-        }
-        if (poll(&p, 1, 1) > 0) {
-            ssize_t r = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
-            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-                return true;
-            }
-            if (r > 0 && show) {
-                fwrite(sink, 1, (size_t)r, stderr);
-            }
-            last = fuzz_now_ms();
-        }
-        if (quiet_ms > 0 && fuzz_now_ms() - last >= quiet_ms) {
-            return false;
-        }
-        if (fuzz_now_ms() >= end) {
-            fprintf(stderr, "client port: no close within %d ms\n", WAIT_MS);
-        }
-        FUZZ_CHECK(fuzz_now_ms() < end);
-    }
-}
-
-static void send_all(int fd, const uint8_t *p, size_t n, uint64_t end)
-{
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = send(fd, p + off, n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0) {
-            off += (size_t)w;
-        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            pump(fd, POLLOUT | POLLIN, end);
-            char sink[4096];
-            (void)recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
-        } else {
-            return; /* the server closed on us already */
-        }
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -123,23 +55,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd = fuzz_connect((struct sockaddr *)&fs.client_addr,
                           sizeof(fs.client_addr));
     if (data[0] & 1) {
-        send_all(fd, (const uint8_t *)preface, sizeof(preface) - 1, end);
+        (void)fuzz_conn_send(&fs, fd, (const uint8_t *)preface,
+                             sizeof(preface) - 1, end);
     }
-    send_all(fd, data + 1, size - 1, end);
+    (void)fuzz_conn_send(&fs, fd, data + 1, size - 1, end);
     /* FUZZ_SHOW=1 prints the answer (to check what a seed reaches). */
     bool show = getenv("FUZZ_SHOW") != NULL;
     /* Let the requests run to their answers before half-closing: the
      * server drops calls still in flight when the client half-closes. */
-    bool closed = drain(fd, show, end, QUIET_MS);
+    bool closed = fuzz_conn_drain(&fs, fd, show, end, QUIET_MS, NULL, NULL);
     if (!closed) {
         shutdown(fd, SHUT_WR);
-        (void)drain(fd, show, end, 0);
+        (void)fuzz_conn_drain(&fs, fd, show, end, 0, NULL, NULL);
     }
     close(fd);
-    /* Let the server finish closing the connection. */
-    for (int i = 0; i < 8; i++) {
-        uv_run(&fs.loop, UV_RUN_NOWAIT);
-    }
+    fuzz_server_settle(&fs);
     FUZZ_CHECK(fs.s.node != NULL && node_failed(fs.s.node) == 0);
     return 0;
 }

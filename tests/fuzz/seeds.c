@@ -15,6 +15,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
+
 #include "base/buf.h"
 #include "base/crc32c.h"
 #include "consensus/apply/apply.h"
@@ -702,6 +705,297 @@ static void text_seeds(void)
     seed2("options", "env", &m, 1, env, sizeof(env) - 1);
 }
 
+/* ------------------------------------------- registry and config REST */
+
+/* fuzz_rest: byte 0 is the request's index in fuzz_rest.c's table. */
+static void rest_seeds(void)
+{
+    static const struct {
+        uint8_t k;
+        const char *name, *body;
+    } r[] = {
+        {0, "instance_put",
+         "{\"addr\":\"127.0.0.1:8080\",\"session\":\"$S\",\"zone\":\"z1\","
+         "\"version\":\"v1\",\"weight\":10,\"labels\":{\"env\":\"prod\"},"
+         "\"meta\":{\"k\":\"v\"}}"},
+        {14, "instance_put_ttl_checks",
+         "{\"host\":\"127.0.0.2\",\"port\":8081,\"ttl\":30,\"zone\":\"z2\","
+         "\"expect_revision\":0,\"checks\":[{\"type\":\"tcp\",\"addr\":"
+         "\"127.0.0.1:1\",\"interval\":1,\"timeout\":1,\"fail_after\":1},"
+         "{\"type\":\"http\",\"url\":\"http://127.0.0.1:1/health\","
+         "\"pass_after\":2},{\"type\":\"http\",\"url\":"
+         "\"https://[::1]:1/h\",\"tls_skip_verify\":true}]}"},
+        {1, "instance_patch",
+         "{\"status\":\"draining\",\"weight\":50,\"labels\":{\"env\":"
+         "\"staging\"},\"meta\":{},\"zone\":\"z3\",\"version\":\"v2\"}"},
+        {1, "instance_patch_up", "{\"status\":\"up\"}"},
+        {2, "session", "{\"ttl\":10}"},
+        {3, "keepalive", ""},
+        {4, "service_put", "{\"labels\":{\"team\":\"a\"},\"meta\":{}}"},
+        {5, "config_put",
+         "{\"content\":\"db:\\n  pool: 30\\n  hosts: [a, b]\\n\","
+         "\"format\":\"yaml\",\"message\":\"more\",\"expect_version\":2}"},
+        {5, "config_put_wait",
+         "?wait_acks=0.5&timeout=1\n"
+         "{\"content\":\"a: 1\\n\",\"format\":\"yaml\"}"},
+        {5, "config_put_bad",
+         "{\"content\":\"db: [1, 2\\n\","
+         "\"format\":\"yaml\"}"},
+        {6, "rollback", "{\"to\":1,\"message\":\"back\"}"},
+        {7, "gray_labels",
+         "{\"content\":\"db:\\n  pool: 50\\n\",\"format\":\"yaml\","
+         "\"message\":\"canary\",\"rule\":{\"labels\":{\"zone\":\"z1\"}}}"},
+        {7, "gray_pct",
+         "{\"content\":\"x: 2\\n\",\"rule\":{\"percentage\":"
+         "12.5}}"},
+        {8, "promote", "{}"},
+        {9, "gray_delete", ""},
+        {10, "service_get", "?healthy=true&zone=z1&labels=env%3Dprod\n"},
+        {11, "config_get", "?client_id=pod-1&labels=zone=z1,env=prod&raw=1\n"},
+        {12, "diff", "?from=1&to=2\n"},
+        {13, "prometheus", "?namespace=shop&service=cart\n"},
+        {14, "instance2_put",
+         "{\"addr\":\"[::1]:9000\",\"ttl\":5,\"labels\":{\"a\":\"b\"}}"},
+        {15, "instance2_delete", ""},
+        {16, "config_json",
+         "{\"content\":\"{\\\"a\\\":[1,2,{\\\"b\\\":null}]}\","
+         "\"format\":\"json\",\"secret\":true}"},
+        {16, "config_props",
+         "{\"content\":\"a.b=1\\\\\\n  2\\nc:3\\n# x\\n\","
+         "\"format\":\"properties\"}"},
+        {17, "namespace_get", "?limit=10\n"},
+        {18, "session_get", ""},
+        {19, "version_get", "?raw=1\n"},
+    };
+    for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+        seed2("rest", r[i].name, &r[i].k, 1, r[i].body, strlen(r[i].body));
+    }
+}
+
+/* ------------------------------------------------------------ websocket */
+
+/* One fuzz_ws frame: h (FIN, RSV, opcode), f (harness flags), n, bytes. */
+static void ws_frame(struct buf *b, uint8_t h, uint8_t f, const char *p,
+                     size_t n)
+{
+    uint8_t hd[4] = {h, f, (uint8_t)n, (uint8_t)(n >> 8)};
+    buf_append(b, hd, 4);
+    buf_append(b, p, n);
+}
+
+static void ws_text(struct buf *b, const char *p)
+{
+    ws_frame(b, 0x81, 0, p, strlen(p));
+}
+
+static void ws_seed(const char *name, uint8_t path, struct buf *b)
+{
+    seed2("ws", name, &path, 1, b->data, b->len);
+    buf_reset(b);
+}
+
+static void ws_seeds(void)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    /* /api/v1/stream: every op of the mux protocol (docs/registry.md). */
+    ws_text(&b, "{\"id\":1,\"op\":\"subscribe\",\"kind\":\"registry\","
+                "\"namespace\":\"shop\",\"service\":\"cart\"}");
+    ws_text(&b, "{\"id\":2,\"op\":\"subscribe\",\"kind\":\"config\","
+                "\"namespace\":\"prod\",\"app\":\"shop\",\"name\":"
+                "\"app.yaml\",\"client_id\":\"pod-1\",\"labels\":{\"zone\":"
+                "\"z1\"}}");
+    ws_text(&b, "{\"op\":\"ack\",\"sub\":2,\"name\":\"app.yaml\","
+                "\"version\":1}");
+    ws_text(&b, "{\"id\":3,\"op\":\"session\",\"ttl\":10}");
+    ws_text(&b, "{\"id\":4,\"op\":\"unsubscribe\",\"sub\":1}");
+    ws_text(&b, "{\"id\":5,\"op\":\"keepalive\",\"session\":\"1\"}");
+    ws_seed("mux_ops", 0, &b);
+    ws_text(&b, "{\"id\":7,\"op\":\"subscribe\",\"kind\":\"registry\","
+                "\"namespace\":\"shop\",\"since\":1}");
+    ws_text(&b, "{\"id\":8,\"op\":\"subscribe\",\"kind\":\"config\","
+                "\"namespace\":\"prod\",\"labels\":\"zone=z1,env=p\","
+                "\"since\":2,\"token\":\"x\"}");
+    ws_text(&b, "{\"id\":\"s\",\"op\":\"ack\",\"sub\":8,\"app\":\"shop\","
+                "\"name\":\"app.yaml\",\"version\":9}");
+    ws_text(&b, "{\"id\":7,\"op\":\"subscribe\",\"kind\":\"registry\","
+                "\"namespace\":\"shop\"}");
+    ws_text(&b, "{\"id\":9,\"op\":\"unsubscribe\",\"sub\":99}");
+    ws_text(&b, "[1,2]");
+    ws_text(&b, "{\"id\":1,");
+    ws_seed("mux_since_errors", 0, &b);
+    /* A subscribe fragmented over three frames with a ping between. */
+    static const char sub[] = "{\"id\":1,\"op\":\"subscribe\",\"kind\":"
+                              "\"registry\",\"namespace\":\"shop\"}";
+    ws_frame(&b, 0x01, 0, sub, 10);
+    ws_frame(&b, 0x89, 0, "ping", 4);
+    ws_frame(&b, 0x00, 4, sub + 10, 20);
+    ws_frame(&b, 0x80, 8, sub + 30, sizeof(sub) - 1 - 30);
+    ws_frame(&b, 0x8a, 0, "", 0);
+    ws_frame(&b, 0x88, 0,
+             "\x03\xe8"
+             "bye",
+             5);
+    ws_seed("mux_fragmented", 0, &b);
+    /* Protocol errors: a length past any bound, a control frame too long,
+     * an unmasked frame, RSV bits, a bad opcode. */
+    ws_frame(&b, 0x81, 2, "{}", 2);
+    ws_seed("oversize", 0, &b);
+    char big[200];
+    memset(big, 'p', sizeof(big));
+    ws_frame(&b, 0x89, 0, big, sizeof(big));
+    ws_seed("control_too_long", 0, &b);
+    ws_frame(&b, 0x81, 1, "{\"id\":1}", 8);
+    ws_seed("unmasked", 0, &b);
+    ws_frame(&b, 0xc1, 0, "{}", 2);
+    ws_frame(&b, 0x83, 0, "{}", 2);
+    ws_seed("rsv_opcode", 0, &b);
+    ws_text(&b, "{\"s\":\"\xc3\x28\"}");
+    ws_seed("bad_utf8", 0, &b);
+    /* The single-purpose streams: an ack on the config watch, anything on
+     * the registry watch, etcd's watch requests on /ws/watch. */
+    ws_text(&b, "{\"ack\":{\"app\":\"shop\",\"name\":\"app.yaml\","
+                "\"version\":1}}");
+    ws_text(&b, "{\"ack\":{\"name\":\"x\",\"version\":7}}");
+    ws_seed("config_ack", 2, &b);
+    ws_text(&b, "{\"op\":\"subscribe\"}");
+    ws_frame(&b, 0x82, 0, "\x00\x01", 2);
+    ws_seed("registry_watch", 1, &b);
+    ws_text(&b, "{\"create_request\":{\"key\":\"YQ==\",\"range_end\":"
+                "\"AA==\",\"start_revision\":1,\"progress_notify\":true,"
+                "\"prev_kv\":true,\"watch_id\":3}}");
+    ws_text(&b, "{\"progress_request\":{}}");
+    ws_text(&b, "{\"cancel_request\":{\"watch_id\":3}}");
+    ws_seed("etcd_watch", 3, &b);
+    /* The server with auth (byte 0 bits 3-4: 1 no token, 2 ro's, 3
+     * root's; "$R" and "$U" are root's and ro's tokens in a payload). */
+    ws_text(&b, "{\"id\":1,\"op\":\"subscribe\",\"kind\":\"registry\","
+                "\"namespace\":\"shop\",\"token\":\"$U\",\"since\":1}");
+    ws_text(&b, "{\"id\":2,\"op\":\"subscribe\",\"kind\":\"config\","
+                "\"namespace\":\"prod\",\"token\":\"$U\"}");
+    ws_text(&b, "{\"id\":3,\"op\":\"session\",\"ttl\":5,\"token\":\"$U\"}");
+    ws_text(&b, "{\"id\":4,\"op\":\"subscribe\",\"kind\":\"config\","
+                "\"namespace\":\"prod\",\"app\":\"shop\"}");
+    ws_text(&b, "{\"id\":5,\"op\":\"keepalive\",\"session\":\"1\","
+                "\"token\":\"bad\"}");
+    ws_seed("auth_mux_root", 3 << 3, &b);
+    ws_text(&b, "{\"id\":1,\"op\":\"subscribe\",\"kind\":\"registry\","
+                "\"namespace\":\"shop\"}");
+    ws_text(&b, "{\"id\":2,\"op\":\"subscribe\",\"kind\":\"registry\","
+                "\"namespace\":\"shop\",\"token\":\"$R\"}");
+    ws_text(&b, "{\"id\":3,\"op\":\"unsubscribe\",\"sub\":2}");
+    ws_seed("auth_mux_no_token", 1 << 3, &b);
+    ws_text(&b, "{\"ack\":{\"app\":\"shop\",\"name\":\"app.yaml\","
+                "\"version\":1}}");
+    ws_seed("auth_config_watch_ro", 2 | (2 << 3), &b);
+    ws_text(&b, "{}");
+    ws_seed("auth_registry_watch_ro", 1 | (2 << 3), &b);
+    ws_text(&b, "{\"create_request\":{\"key\":\"L2NvbmZpZy8=\","
+                "\"range_end\":\"L2NvbmZpZzA=\"}}");
+    ws_text(&b, "{\"create_request\":{\"key\":\"L3JlZ2lzdHJ5Lw==\","
+                "\"range_end\":\"L3JlZ2lzdHJ5MA==\",\"start_revision\":1}}");
+    ws_seed("auth_etcd_watch_ro", 3 | (2 << 3), &b);
+    /* Raw mode: bytes as they are after the upgrade (a masked text frame
+     * with a 64-bit length that is too short, then junk). */
+    static const uint8_t raw[] = {0x81, 0xff, 0, 0, 0, 0,   0,   0,    0,
+                                  2,    1,    2, 3, 4, 'z', 'z', 0xff, 0x00};
+    uint8_t rp = 4;
+    seed2("ws", "raw", &rp, 1, raw, sizeof(raw));
+    buf_free(&b);
+}
+
+/* ------------------------------------------------------------------ tls */
+
+/* The first flight of an OpenSSL client (its ClientHello records), made
+ * on memory BIOs: what a real client sends first. */
+static size_t client_hello(int min_v, int max_v, const char *alpn,
+                           size_t alpn_len, const char *sni, uint8_t *out,
+                           size_t cap)
+{
+    SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(c, min_v);
+    SSL_CTX_set_max_proto_version(c, max_v);
+    SSL *ssl = SSL_new(c);
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl, rb, wb);
+    if (alpn != NULL) {
+        SSL_set_alpn_protos(ssl, (const unsigned char *)alpn,
+                            (unsigned)alpn_len);
+    }
+    if (sni != NULL) {
+        SSL_set_tlsext_host_name(ssl, sni);
+    }
+    SSL_set_connect_state(ssl);
+    if (SSL_do_handshake(ssl) == 1) {
+        abort(); /* it cannot finish without a server */
+    }
+    int n = BIO_read(wb, out, (int)cap);
+    if (n <= 0) {
+        abort();
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(c);
+    return (size_t)n;
+}
+
+static void tls_seeds(void)
+{
+    static uint8_t b[8192];
+    uint8_t raw = 0;
+    size_t n = client_hello(TLS1_3_VERSION, TLS1_3_VERSION, "\x02h2", 3,
+                            "localhost", b, sizeof(b));
+    seed2("tls", "hello13_h2", &raw, 1, b, n);
+    n = client_hello(TLS1_2_VERSION, TLS1_2_VERSION, "\x08http/1.1", 9, NULL, b,
+                     sizeof(b));
+    seed2("tls", "hello12_http1", &raw, 1, b, n);
+    n = client_hello(TLS1_2_VERSION, TLS1_3_VERSION, "\x02h2\x08http/1.1", 12,
+                     "127.0.0.1", b, sizeof(b));
+    seed2("tls", "hello_both", &raw, 1, b, n);
+    /* ALPN offering neither protocol we speak. */
+    n = client_hello(TLS1_2_VERSION, TLS1_3_VERSION,
+                     "\x08grpc-exp\x03"
+                     "abc",
+                     13, NULL, b, sizeof(b));
+    seed2("tls", "hello_alpn_odd", &raw, 1, b, n);
+    /* A hello cut short, and plain HTTP on the TLS port. */
+    seed2("tls", "hello_cut", &raw, 1, b, n / 2);
+    static const char plain[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    seed2("tls", "plain_http", &raw, 1, plain, sizeof(plain) - 1);
+
+    /* After a real handshake (bit 0), ALPN bits 1-2, inside TLS. */
+    static const char http[] =
+        "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        "PUT /api/v1/config/prod/shop/t.json HTTP/1.1\r\nHost: x\r\n"
+        "Content-Length: 36\r\n\r\n{\"content\":\"{}\",\"format\":\"json\"}  ";
+    uint8_t mode = 1 | (1 << 1);
+    seed2("tls", "in_http1", &mode, 1, http, sizeof(http) - 1);
+    mode = 1 | (1 << 1) | 16; /* a client certificate the server refuses */
+    seed2("tls", "in_http1_bad_cert", &mode, 1, http, sizeof(http) - 1);
+    static const char ws[] =
+        "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
+    mode = 1; /* no ALPN: HTTP/1.1 */
+    seed2("tls", "in_ws_upgrade", &mode, 1, ws, sizeof(ws) - 1);
+    struct buf h2;
+    buf_init(&h2, 0);
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    buf_append(&h2, preface, sizeof(preface) - 1);
+    h2_frame(&h2, 4, 0, 0, NULL, 0);               /* SETTINGS */
+    h2_frame(&h2, 6, 0, 0, "12345678", 8);         /* PING */
+    h2_frame(&h2, 7, 0, 0, "\0\0\0\0\0\0\0\0", 8); /* GOAWAY */
+    mode = 1 | (2 << 1);
+    seed2("tls", "in_h2", &mode, 1, h2.data, h2.len);
+    buf_free(&h2);
+    /* Raw bytes after the handshake: a forged application record and a
+     * fatal alert. */
+    static const uint8_t forged[] = {0x17, 0x03, 0x03, 0x00, 0x05, 1,
+                                     2,    3,    4,    5,    0x15, 0x03,
+                                     0x03, 0x00, 0x02, 0x02, 0x28};
+    mode = 1 | 8;
+    seed2("tls", "after_forged", &mode, 1, forged, sizeof(forged));
+}
+
 int main(int argc, char **argv)
 {
     out_root = argc > 1 ? argv[1] : "tests/fuzz/corpus";
@@ -716,6 +1010,9 @@ int main(int argc, char **argv)
     transport_seeds();
     api_seeds(r, n);
     client_port_seeds(r, n);
+    rest_seeds();
+    ws_seeds();
+    tls_seeds();
     printf("seeds written under %s\n", out_root);
     return 0;
 }

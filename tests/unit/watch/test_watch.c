@@ -660,6 +660,32 @@ static void restored_store_is_caught_up_from_history(void **state)
     assert_string_equal(got, "r=1@2 r=2@3 r=3@4");
 }
 
+/* A create without a key (an absent protobuf bytes field: NULL, 0) is a
+ * watch on the empty key, or with range_end "\0" on every key; it must not
+ * copy from NULL (fuzz_ws found it through /ws/watch). */
+static void create_without_key_watches_the_empty_key(void **state)
+{
+    struct fx *f = *state;
+    struct watch_create c = wc_key("a");
+    char got[512];
+    c.key = NULL;
+    c.key_len = 0;
+    assert_int_equal(watch_stream_create(f->st, &c), 0);
+    c.range_end = (const uint8_t *)"";
+    c.range_end_len = 1;
+    c.watch_id = 5;
+    assert_int_equal(watch_stream_create(f->st, &c), 0);
+    put(f, "a", "1");
+    run(f);
+    assert_true(f->nresp >= 3);
+    assert_true(f->resps[0].created && !f->resps[0].canceled);
+    assert_true(f->resps[1].created && !f->resps[1].canceled);
+    events_of(f, 5, got, sizeof(got));
+    assert_string_equal(got, "a=1@2");
+    events_of(f, 0, got, sizeof(got));
+    assert_string_equal(got, "");
+}
+
 int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
@@ -676,6 +702,7 @@ int main(void)
         T(progress_waits_for_catchup_and_never_runs_ahead),
         T(limits_per_stream_and_control_queue),
         T(restored_store_is_caught_up_from_history),
+        T(create_without_key_watches_the_empty_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
