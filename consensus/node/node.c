@@ -1053,10 +1053,12 @@ int node__peer_addr(const char *urls, char *out, size_t out_len)
     const char *end;
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
+    bool tls = false;
     if (strncmp(p, "http://", 7) == 0) {
         p += 7;
     } else if (strncmp(p, "https://", 8) == 0) {
         p += 8;
+        tls = true;
     }
     end = strchr(p, ',');
     size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
@@ -1075,7 +1077,8 @@ int node__peer_addr(const char *urls, char *out, size_t out_len)
     char ip[64];
     struct sockaddr_in *sin = (struct sockaddr_in *)res->ai_addr;
     inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-    snprintf(out, out_len, "%s:%s", ip, port);
+    /* the scheme stays: https:// tells the transport to dial with TLS */
+    snprintf(out, out_len, "%s%s:%s", tls ? "https://" : "", ip, port);
     freeaddrinfo(res);
     return 0;
 }
@@ -1150,6 +1153,8 @@ static int transport_start(struct node *n)
     tc.accept_cb = on_accept;
     tc.snap_cb = node__snap_cb;
     tc.cluster_cb = on_cluster_learnt;
+    tc.tls_server_ctx = n->cfg.peer_tls_server_ctx;
+    tc.tls_client_ctx = n->cfg.peer_tls_client_ctx;
     rc = transport_init(&n->transport, n->loop, &tc);
     if (rc != 0) {
         return rc;

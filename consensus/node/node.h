@@ -53,6 +53,7 @@
 #include "consensus/raft/raft.h"
 
 struct node;
+struct ssl_ctx_st; /* OpenSSL SSL_CTX */
 
 #define NODE_MEMBERS_MAX   RAFT_MEMBERS_MAX
 #define NODE_NAME_MAX      64
@@ -87,7 +88,13 @@ struct node_config {
      * when the data directory already holds a cluster. */
     struct node_member initial[NODE_MEMBERS_MAX];
     size_t initial_count;
-    const char *listen_peer; /* "ip:port"; NULL: no peer port (1 member) */
+    /* "ip:port" or "https://ip:port"; NULL: no peer port (1 member) */
+    const char *listen_peer;
+    /* Peer TLS contexts (OpenSSL SSL_CTX), borrowed for node_open: the
+     * transport takes its own references. The server one is required for
+     * an https:// listen_peer; the client one dials https:// peers. */
+    struct ssl_ctx_st *peer_tls_server_ctx;
+    struct ssl_ctx_st *peer_tls_client_ctx;
     /* Published to the cluster once the member runs (MemberList shows
      * them): this member's name and client URLs (comma separated). */
     const char *name;

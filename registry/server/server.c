@@ -912,6 +912,8 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     struct node_config nc;
     struct node_observer obs = {0};
     char peer[256] = "";
+    SSL_CTX *peer_srv = NULL;
+    SSL_CTX *peer_cli = NULL;
     int rc;
 
     memset(s, 0, sizeof(*s));
@@ -945,15 +947,23 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     }
     if (nc.initial_count > 1 && o->listen_peer_urls.count > 0) {
         const char *u = o->listen_peer_urls.urls[0];
-        snprintf(peer, sizeof(peer), "%s",
-                 strncmp(u, "http://", 7) == 0 ? u + 7 : u);
-        if (strncmp(peer, "localhost:", 10) == 0) {
-            char tmp[256];
-            snprintf(tmp, sizeof(tmp), "127.0.0.1:%s", peer + 10);
-            snprintf(peer, sizeof(peer), "%s", tmp);
-        }
+        bool https = strncmp(u, "https://", 8) == 0;
+        const char *hp = https                          ? u + 8
+                         : strncmp(u, "http://", 7) == 0 ? u + 7
+                                                         : u;
+        /* the scheme stays for https: the transport listens with TLS */
+        snprintf(peer, sizeof(peer), "%s%s%s", https ? "https://" : "",
+                 strncmp(hp, "localhost:", 10) == 0 ? "127.0.0.1:" : "",
+                 strncmp(hp, "localhost:", 10) == 0 ? hp + 10 : hp);
         nc.listen_peer = peer;
     }
+    /* peer certificates are checked before anything listens, too */
+    rc = server__peer_tls_new(o, &peer_srv, &peer_cli, msg, msg_len);
+    if (rc != 0) {
+        return rc;
+    }
+    nc.peer_tls_server_ctx = peer_srv;
+    nc.peer_tls_client_ctx = peer_cli;
     s->member_id = nc.member_id;
     s->cluster_id = nc.cluster_id;
     s->lease_id_next = (nc.member_id << 16) ^ (clock_wall_ms() << 8);
@@ -961,10 +971,15 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     rc = api_auth_new(o, &s->auth);
     if (rc != 0) {
         snprintf(msg, msg_len, "auth store: %s", err_str(rc));
+        SSL_CTX_free(peer_srv);
+        SSL_CTX_free(peer_cli);
         return rc;
     }
     nc.auth = s->auth;
     rc = node_open(loop, &nc, &obs, &s->node, msg, msg_len);
+    /* the transport took its own references */
+    SSL_CTX_free(peer_srv);
+    SSL_CTX_free(peer_cli);
     if (rc != 0) {
         return rc;
     }

@@ -1,0 +1,367 @@
+/*
+ * transport_tls.c - TLS on peer connections (OpenSSL 3, memory BIOs).
+ *
+ * Why memory BIOs and not an SSL on the socket: the transport's threading
+ * model is libuv's. The loop owns the socket; reads land in on_read, writes
+ * go through uv_write and finish in a callback. An SSL on the fd would read
+ * and write the socket behind libuv's back. With a pair of memory BIOs the
+ * SSL only transforms bytes: the ciphertext libuv read goes into the read
+ * BIO and SSL_read puts plaintext into the connection's rbuf, exactly where
+ * a plain read would have put it, so frame parsing, limits and the snapshot
+ * pause work unchanged; SSL_write puts records into the write BIO, which is
+ * drained at once into one heap buffer and handed to uv_write, whose
+ * completion runs the caller's callback. The client port
+ * (registry/server/tls_conn.c) uses memory BIOs for the same reason.
+ *
+ * Happy path, dialling side (a peer added with an https:// address): TCP
+ * connect, then the TLS handshake (ClientHello from tr__tls_start's first
+ * pump), then the transport's hello goes out as the first record; the
+ * handshake timer covers all of it. Accepting side (tls_server_ctx set):
+ * the handshake runs on the first bytes, then the 32-byte hello arrives as
+ * plaintext, as on a plain connection.
+ *
+ * Verification is what the contexts say: the caller builds them from
+ * --peer-trusted-ca-file, --peer-client-cert-auth, --peer-crl-file and
+ * --peer-auto-tls. When the client context verifies, the dialler also
+ * checks the IP it dialled against the certificate's SANs, as Go's
+ * http.Transport (which etcd's peer transport is) checks the URL's host.
+ *
+ * Bounds: one socket read (TR_TLS_RBUF_BYTES, a buffer shared by all
+ * connections, emptied into the SSL before the callback returns) is fed at
+ * a time; the pump stops when the connection pauses (its socket reads stop
+ * too), so the read BIO holds at most one read plus a partial record. Each
+ * write's ciphertext is one allocation as big as the plaintext write plus
+ * record overhead, and the callers bound their writes (one batch, one
+ * control write, one snapshot chunk).
+ *
+ * Failures: a failed handshake (untrusted or missing certificate, wrong IP
+ * in the SAN, plain TCP or garbage on a TLS port, a TLS dialler on a plain
+ * port) closes the connection with one log line naming the address and
+ * OpenSSL's reason (and the verify result). On the dialling side the reason
+ * becomes the peer's last_error, which the message connection's failure
+ * line prints. With TLS 1.3 the dialler finishes its handshake before the
+ * acceptor has checked its certificate; a refusal then arrives as an alert
+ * read by SSL_read ("tlsv13 alert certificate required", "tlsv1 alert
+ * unknown ca") and ends the same way.
+ */
+#include "consensus/transport/transport_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "base/alloc.h"
+#include "base/assert.h"
+#include "base/err.h"
+#include "base/log.h"
+
+/* One socket read's plaintext is at most its ciphertext; each pass of the
+ * pump takes at least one byte, so this bounds a pump generously. */
+#define TR_TLS_PUMP_MAX (2 * TR_TLS_RBUF_BYTES + 64)
+
+/* One write of ciphertext; the caller's request and callback ride along. */
+struct tr_tls_wr {
+    uv_write_t req;
+    struct transport__conn *c;
+    uv_write_t *user; /* NULL: handshake or alert bytes */
+    uv_write_cb cb;
+    uint8_t data[];
+};
+
+int tr__tls_ctx_ref(struct transport *t)
+{
+    if (t->cfg.tls_server_ctx == NULL && t->cfg.tls_client_ctx == NULL) {
+        return 0;
+    }
+    t->tls_rbuf = mem_alloc(TR_TLS_RBUF_BYTES);
+    if (t->tls_rbuf == NULL) {
+        return -ENOMEM;
+    }
+    if (t->cfg.tls_server_ctx != NULL) {
+        SSL_CTX_up_ref(t->cfg.tls_server_ctx);
+    }
+    if (t->cfg.tls_client_ctx != NULL) {
+        SSL_CTX_up_ref(t->cfg.tls_client_ctx);
+    }
+    return 0;
+}
+
+void tr__tls_ctx_unref(struct transport *t)
+{
+    SSL_CTX_free(t->cfg.tls_server_ctx); /* NULL is a no-op */
+    SSL_CTX_free(t->cfg.tls_client_ctx);
+    t->cfg.tls_server_ctx = NULL;
+    t->cfg.tls_client_ctx = NULL;
+}
+
+static void tls_written(uv_write_t *req, int status)
+{
+    struct tr_tls_wr *w = req->data;
+    struct transport__conn *c = w->c;
+    uv_write_t *user = w->user;
+    uv_write_cb cb = w->cb;
+    mem_free(w);
+    if (cb != NULL) {
+        cb(user, status);
+    } else if (status < 0 && c->state != TR_CLOSING) {
+        tr__conn_fail(c, status);
+    }
+}
+
+/* Hand everything the SSL produced to the socket as one write; cb (with
+ * user) runs when it completes. With nothing produced and no cb, nothing
+ * happens. */
+static int flush_out(struct transport__conn *c, uv_write_t *user,
+                     uv_write_cb cb)
+{
+    BIO *wb = SSL_get_wbio(c->ssl);
+    size_t pending = BIO_ctrl_pending(wb);
+    if (pending == 0 && cb == NULL) {
+        return 0;
+    }
+    ASSERT(pending > 0); /* a caller's write always makes a record */
+    ASSERT(pending <= INT_MAX && pending <= UINT_MAX);
+    struct tr_tls_wr *w = mem_alloc(sizeof(*w) + pending);
+    if (w == NULL) {
+        return -ENOMEM;
+    }
+    int n = BIO_read(wb, w->data, (int)pending);
+    ASSERT(n == (int)pending);
+    w->c = c;
+    w->user = user;
+    w->cb = cb;
+    w->req.data = w;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)pending);
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, tls_written);
+    if (rc != 0) {
+        mem_free(w);
+    }
+    return rc;
+}
+
+int tr__tls_write(struct transport__conn *c, uv_write_t *req,
+                  const uv_buf_t *bufs, unsigned n, uv_write_cb cb)
+{
+    ASSERT(c->ssl != NULL && c->tls_up);
+    ASSERT(n > 0 && cb != NULL);
+    for (unsigned i = 0; i < n; i++) {
+        size_t done = 0;
+        if (bufs[i].len == 0) {
+            continue;
+        }
+        ERR_clear_error();
+        /* A memory BIO takes everything: no partial write, no retry. */
+        if (SSL_write_ex(c->ssl, bufs[i].base, bufs[i].len, &done) != 1 ||
+            done != bufs[i].len) {
+            ERR_clear_error();
+            return -EPROTO;
+        }
+    }
+    return flush_out(c, req, cb);
+}
+
+/* The dialled IP as text, for the SAN check. */
+static void dialled_ip(const struct transport__conn *c, char *ip, size_t len)
+{
+    const struct sockaddr_storage *a = &c->peer->addr;
+    ip[0] = '\0';
+    if (a->ss_family == AF_INET) {
+        uv_ip4_name((const struct sockaddr_in *)a, ip, len);
+    } else if (a->ss_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)a, ip, len);
+    }
+}
+
+int tr__tls_start(struct transport__conn *c, bool dialer)
+{
+    struct transport *t = c->t;
+    SSL_CTX *ctx = dialer ? t->cfg.tls_client_ctx : t->cfg.tls_server_ctx;
+    ASSERT(c->ssl == NULL);
+    if (ctx == NULL) {
+        return ERR_INVALID;
+    }
+    SSL *ssl = SSL_new(ctx);
+    BIO *rb = BIO_new(BIO_s_mem());
+    BIO *wb = BIO_new(BIO_s_mem());
+    if (ssl == NULL || rb == NULL || wb == NULL) {
+        SSL_free(ssl);
+        BIO_free(rb);
+        BIO_free(wb);
+        ERR_clear_error();
+        return -ENOMEM;
+    }
+    BIO_set_mem_eof_return(rb, -1); /* empty: "retry", not EOF */
+    BIO_set_mem_eof_return(wb, -1);
+    SSL_set_bio(ssl, rb, wb); /* ssl owns both now */
+    if (dialer) {
+        char ip[64];
+        ASSERT(c->peer != NULL);
+        dialled_ip(c, ip, sizeof(ip));
+        SSL_set_connect_state(ssl);
+        if ((SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) != 0 &&
+            ip[0] != '\0' &&
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip) != 1) {
+            SSL_free(ssl);
+            ERR_clear_error();
+            return -ENOMEM;
+        }
+    } else {
+        SSL_set_accept_state(ssl);
+    }
+    c->ssl = ssl;
+    return 0;
+}
+
+void tr__tls_free(struct transport__conn *c)
+{
+    SSL_free(c->ssl); /* and its BIOs; NULL is a no-op */
+    c->ssl = NULL;
+}
+
+/* The subject of the certificate the other side sent, if any. */
+static void peer_subject(const struct transport__conn *c, char *buf,
+                         size_t len)
+{
+    X509 *x = SSL_get0_peer_certificate(c->ssl);
+    buf[0] = '\0';
+    if (x != NULL) {
+        X509_NAME_oneline(X509_get_subject_name(x), buf, (int)len);
+    }
+}
+
+/* Close c after a TLS failure (ssl_err from SSL_get_error), saying why. */
+static void tls_fail(struct transport__conn *c, int ssl_err)
+{
+    struct transport *t = c->t;
+    char why[TRANSPORT_REASON_MAX + 1];
+    char subj[128];
+    unsigned long e = ERR_get_error();
+    const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+    long v = SSL_get_verify_result(c->ssl);
+    int n;
+    if (r == NULL) {
+        r = ssl_err == SSL_ERROR_SYSCALL ? "unexpected EOF" : "TLS error";
+    }
+    n = snprintf(why, sizeof(why), "%s%s", c->tls_up ? "TLS: " : "TLS handshake: ",
+                 r);
+    if (v != X509_V_OK && n > 0 && (size_t)n < sizeof(why)) {
+        n += snprintf(why + n, sizeof(why) - (size_t)n, " (%s)",
+                      X509_verify_cert_error_string(v));
+    }
+    peer_subject(c, subj, sizeof(subj));
+    if (subj[0] != '\0' && n > 0 && (size_t)n < sizeof(why)) {
+        snprintf(why + n, sizeof(why) - (size_t)n, "; certificate %s", subj);
+    }
+    ERR_clear_error();
+    if (!c->tls_up) {
+        t->stats.tls_handshakes_failed++;
+    }
+    (void)flush_out(c, NULL, NULL); /* our alert, if any */
+    if (c->kind == TR_CONN_IN) {
+        /* etcd's line for the same event */
+        LOGW(TR_LOG, "rejected peer connection from \"%s\" (error \"%s\")",
+             c->remote, why);
+    } else {
+        if (c->kind == TR_CONN_OUT_SNAP) {
+            LOGW(TR_LOG, "snapshot connection to member %016" PRIx64
+                         " at %s: %s",
+                 c->peer_id, c->remote, why);
+        }
+        if (c->peer != NULL) {
+            tr__peer_set_error(c->peer, why);
+            c->reason_set = true;
+        }
+    }
+    tr__conn_fail(c, -EPROTO);
+}
+
+void tr__tls_on_read(struct transport__conn *c, const uint8_t *p, size_t len)
+{
+    ASSERT(c->ssl != NULL);
+    ASSERT(len > 0 && len <= TR_TLS_RBUF_BYTES);
+    if (BIO_write(SSL_get_rbio(c->ssl), p, (int)len) != (int)len) {
+        ERR_clear_error();
+        tr__conn_fail(c, -ENOMEM);
+        return;
+    }
+    tr__tls_pump(c);
+}
+
+/* Run the handshake; true when it is done and the pump may decrypt. */
+static bool handshake_step(struct transport__conn *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, r);
+    if (r != 1 && e != SSL_ERROR_WANT_READ) {
+        tls_fail(c, e);
+        return false;
+    }
+    int rc = flush_out(c, NULL, NULL);
+    if (rc != 0) {
+        tr__conn_fail(c, rc);
+        return false;
+    }
+    if (r != 1) {
+        return false;
+    }
+    c->tls_up = true;
+    LOGD(TR_LOG, "peer connection %s %s: %s %s",
+         c->kind == TR_CONN_IN ? "from" : "to", c->remote,
+         SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
+    if (c->kind != TR_CONN_IN) {
+        tr__conn_out_hello(c);
+    }
+    return c->state != TR_CLOSING;
+}
+
+void tr__tls_pump(struct transport__conn *c)
+{
+    size_t guard = 0;
+    ASSERT(c->ssl != NULL);
+    if (c->state == TR_CLOSING) {
+        return;
+    }
+    if (!c->tls_up && !handshake_step(c)) {
+        return;
+    }
+    while (c->state != TR_CLOSING && !c->paused) {
+        ASSERT(++guard <= TR_TLS_PUMP_MAX);
+        size_t room = tr__rbuf_reserve(c);
+        size_t got = 0;
+        if (room == 0) {
+            tr__conn_fail(c, -ENOMEM);
+            return;
+        }
+        ERR_clear_error();
+        int r = SSL_read_ex(c->ssl, c->rbuf + c->rlen, room, &got);
+        if (r != 1) {
+            int e = SSL_get_error(c->ssl, r);
+            if (e == SSL_ERROR_WANT_READ) {
+                break;
+            }
+            if (e == SSL_ERROR_ZERO_RETURN) {
+                tr__conn_fail(c, -ECONNRESET); /* close_notify: EOF */
+                return;
+            }
+            tls_fail(c, e);
+            return;
+        }
+        ASSERT(got > 0 && got <= room);
+        c->rlen += got;
+        tr__conn_consume(c);
+    }
+    if (c->state != TR_CLOSING) {
+        /* SSL_read may answer post-handshake messages (key update) */
+        int rc = flush_out(c, NULL, NULL);
+        if (rc != 0) {
+            tr__conn_fail(c, rc);
+        }
+    }
+}
