@@ -256,7 +256,7 @@ static void tls_fail(struct transport__conn *c, int ssl_err)
     }
     peer_subject(c, subj, sizeof(subj));
     if (subj[0] != '\0' && n > 0 && (size_t)n < sizeof(why)) {
-        snprintf(why + n, sizeof(why) - (size_t)n, "; certificate %s", subj);
+        snprintf(why + n, sizeof(why) - (size_t)n, "; its certificate: %s", subj);
     }
     ERR_clear_error();
     if (!c->tls_up) {
