@@ -78,7 +78,7 @@ struct transport__conn {
     int err;         /* why it closed (first reason wins) */
     bool reason_set; /* peer->st.last_error already says why it failed */
     uv_tcp_t tcp;
-    uv_timer_t timer; /* handshake, write stall, snapshot stall, resume */
+    uv_timer_t timer;   /* handshake, write stall, snapshot stall, resume */
     struct ssl_st *ssl; /* NULL: plain TCP (transport_tls.c) */
     bool tls_up;        /* the TLS handshake finished */
     bool tls_want;      /* dialling: the peer's address was https:// */

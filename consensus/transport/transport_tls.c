@@ -225,8 +225,7 @@ void tr__tls_free(struct transport__conn *c)
 }
 
 /* The subject of the certificate the other side sent, if any. */
-static void peer_subject(const struct transport__conn *c, char *buf,
-                         size_t len)
+static void peer_subject(const struct transport__conn *c, char *buf, size_t len)
 {
     X509 *x = SSL_get0_peer_certificate(c->ssl);
     buf[0] = '\0';
@@ -248,15 +247,16 @@ static void tls_fail(struct transport__conn *c, int ssl_err)
     if (r == NULL) {
         r = ssl_err == SSL_ERROR_SYSCALL ? "unexpected EOF" : "TLS error";
     }
-    n = snprintf(why, sizeof(why), "%s%s", c->tls_up ? "TLS: " : "TLS handshake: ",
-                 r);
+    n = snprintf(why, sizeof(why), "%s%s",
+                 c->tls_up ? "TLS: " : "TLS handshake: ", r);
     if (v != X509_V_OK && n > 0 && (size_t)n < sizeof(why)) {
         n += snprintf(why + n, sizeof(why) - (size_t)n, " (%s)",
                       X509_verify_cert_error_string(v));
     }
     peer_subject(c, subj, sizeof(subj));
     if (subj[0] != '\0' && n > 0 && (size_t)n < sizeof(why)) {
-        snprintf(why + n, sizeof(why) - (size_t)n, "; its certificate: %s", subj);
+        snprintf(why + n, sizeof(why) - (size_t)n, "; its certificate: %s",
+                 subj);
     }
     ERR_clear_error();
     if (!c->tls_up) {
@@ -269,8 +269,8 @@ static void tls_fail(struct transport__conn *c, int ssl_err)
              c->remote, why);
     } else {
         if (c->kind == TR_CONN_OUT_SNAP) {
-            LOGW(TR_LOG, "snapshot connection to member %016" PRIx64
-                         " at %s: %s",
+            LOGW(TR_LOG,
+                 "snapshot connection to member %016" PRIx64 " at %s: %s",
                  c->peer_id, c->remote, why);
         }
         if (c->peer != NULL) {

@@ -948,7 +948,7 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     if (nc.initial_count > 1 && o->listen_peer_urls.count > 0) {
         const char *u = o->listen_peer_urls.urls[0];
         bool https = strncmp(u, "https://", 8) == 0;
-        const char *hp = https                          ? u + 8
+        const char *hp = https                           ? u + 8
                          : strncmp(u, "http://", 7) == 0 ? u + 7
                                                          : u;
         /* the scheme stays for https: the transport listens with TLS */

@@ -99,8 +99,8 @@ static void asn1_time_str(const ASN1_TIME *t, char *buf, size_t len)
 
 /* ------------------------------------------------ certificate and key */
 
-static int check_validity(X509 *x, const char *pfx, const char *path,
-                          char *msg, size_t msg_len)
+static int check_validity(X509 *x, const char *pfx, const char *path, char *msg,
+                          size_t msg_len)
 {
     char when[64];
     if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0) {
@@ -242,8 +242,7 @@ int server__tls_load_ca(SSL_CTX *ctx, const char *pfx, const char *path,
     fclose(f);
     if (count == 0) {
         sk_X509_NAME_pop_free(names, X509_NAME_free);
-        snprintf(msg, msg_len, "--%s %s: no PEM certificate in it", flag,
-                 path);
+        snprintf(msg, msg_len, "--%s %s: no PEM certificate in it", flag, path);
         return ERR_INVALID;
     }
     SSL_CTX_set_client_CA_list(ctx, names); /* takes names */

@@ -57,8 +57,8 @@ static bool urls_https(const struct options_urls *u)
 
 static SSL_CTX *ctx_new(bool server)
 {
-    SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method()
-                                      : TLS_client_method());
+    SSL_CTX *ctx =
+        SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
     if (ctx == NULL) {
         return NULL;
     }
@@ -122,8 +122,9 @@ static int self_cert_write(const struct options *o, const char *cert,
                  cert, key, strerror(errno != 0 ? errno : EIO));
         return ERR_INVALID;
     }
-    LOGI("server", "--peer-auto-tls: made a self-signed certificate for %s "
-                   "in %s",
+    LOGI("server",
+         "--peer-auto-tls: made a self-signed certificate for %s "
+         "in %s",
          san, cert);
     return 0;
 }
@@ -166,16 +167,16 @@ static int fill(SSL_CTX *srv, SSL_CTX *cli, const struct options *o,
         }
         rc = server__tls_load_cert(both[i], "peer-", cert, msg, msg_len);
         if (rc == 0) {
-            rc = server__tls_load_key(both[i], "peer-", key, cert, msg,
-                                      msg_len);
+            rc =
+                server__tls_load_key(both[i], "peer-", key, cert, msg, msg_len);
         }
     }
     if (rc != 0 || self) {
         return rc; /* auto TLS: no verification either way */
     }
     if (set(t->trusted_ca_file)) {
-        rc = server__tls_load_ca(cli, "peer-", t->trusted_ca_file, msg,
-                                 msg_len);
+        rc =
+            server__tls_load_ca(cli, "peer-", t->trusted_ca_file, msg, msg_len);
         if (rc == 0 && srv != NULL) {
             rc = server__tls_load_ca(srv, "peer-", t->trusted_ca_file, msg,
                                      msg_len);
@@ -192,8 +193,8 @@ static int fill(SSL_CTX *srv, SSL_CTX *cli, const struct options *o,
     }
     if (rc == 0 && srv != NULL &&
         (t->client_cert_auth || set(t->trusted_ca_file))) {
-        SSL_CTX_set_verify(srv, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-                           NULL);
+        SSL_CTX_set_verify(
+            srv, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     }
     return rc;
 }
