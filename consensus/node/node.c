@@ -1044,6 +1044,27 @@ static int on_accept(void *owner, uint64_t from, enum transport_channel ch)
     return ERR_MEMBER_REMOVED;
 }
 
+/* The host of the first URL in urls when it is a DNS name (for the TLS
+ * name check), else "". */
+void node__peer_host(const char *urls, char *out, size_t out_len)
+{
+    const char *p = strstr(urls, "://");
+    p = p != NULL ? p + 3 : urls;
+    size_t len = strcspn(p, ",/");
+    const char *colon = memrchr(p, ':', len);
+    size_t hl = colon != NULL ? (size_t)(colon - p) : len;
+    struct in_addr a4;
+    out[0] = '\0';
+    if (hl == 0 || hl >= out_len || p[0] == '[') {
+        return; /* an IPv6 literal, or nothing */
+    }
+    memcpy(out, p, hl);
+    out[hl] = '\0';
+    if (inet_pton(AF_INET, out, &a4) == 1) {
+        out[0] = '\0';
+    }
+}
+
 /* First peer URL of m as "ip:port", resolving a host name. */
 int node__peer_addr(const char *urls, char *out, size_t out_len)
 {
@@ -1169,6 +1190,12 @@ static int transport_start(struct node *n)
         rc = node__peer_addr(n->members[i].peer_urls, addr, sizeof(addr));
         if (rc == 0) {
             rc = transport_peer_add(&n->transport, n->members[i].id, addr);
+        }
+        if (rc == 0) {
+            char host[128];
+            node__peer_host(n->members[i].peer_urls, host, sizeof(host));
+            (void)transport_peer_tls_name(&n->transport, n->members[i].id,
+                                          host);
         }
         if (rc == 0 && n->tpeers_count < NODE_MEMBERS_MAX) {
             n->tpeers[n->tpeers_count].id = n->members[i].id;

@@ -348,6 +348,22 @@ static void peer_drop_conn(struct transport__peer *p, int err)
     }
 }
 
+int transport_peer_tls_name(struct transport *t, uint64_t id, const char *name)
+{
+    struct transport__peer *p = tr__peer_find(t, id);
+    if (p == NULL) {
+        return ERR_NOT_FOUND;
+    }
+    if (name == NULL) {
+        name = "";
+    }
+    if (strlen(name) >= sizeof(p->tls_name)) {
+        return ERR_INVALID;
+    }
+    snprintf(p->tls_name, sizeof(p->tls_name), "%s", name);
+    return 0;
+}
+
 int transport_peer_update(struct transport *t, uint64_t id, const char *addr)
 {
     struct sockaddr_storage ss;

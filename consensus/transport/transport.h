@@ -317,6 +317,12 @@ int transport_listen_addr(const struct transport *t,
  * (peers_max), -ENOMEM, -ESHUTDOWN. */
 int transport_peer_add(struct transport *t, uint64_t id, const char *addr);
 
+/* The name a TLS dialler checks the peer's certificate against: the host
+ * of its URL when that is a DNS name (copied; "" or NULL: the dialled IP,
+ * the default), as Go's http.Transport checks the URL's host. Takes effect
+ * at the next connection. Errors: ERR_NOT_FOUND, ERR_INVALID (too long). */
+int transport_peer_tls_name(struct transport *t, uint64_t id, const char *name);
+
 /* Change a peer's address; an open connection to the old one is closed and
  * its unwritten messages dropped. Errors: as peer_add, ERR_NOT_FOUND. */
 int transport_peer_update(struct transport *t, uint64_t id, const char *addr);

@@ -41,7 +41,8 @@ struct transport__peer {
     uint64_t id;
     struct sockaddr_storage addr;
     char addr_text[TR_ADDR_TEXT];
-    bool tls; /* added with an https:// address */
+    bool tls;                    /* added with an https:// address */
+    char tls_name[TR_ADDR_TEXT]; /* "": check the dialled IP */
     uv_timer_t backoff;
     bool backoff_active;
     bool dial_soon; /* dial without waiting for a message (peer added) */

@@ -23,8 +23,9 @@
  * Verification is what the contexts say: the caller builds them from
  * --peer-trusted-ca-file, --peer-client-cert-auth, --peer-crl-file and
  * --peer-auto-tls. When the client context verifies, the dialler also
- * checks the IP it dialled against the certificate's SANs, as Go's
- * http.Transport (which etcd's peer transport is) checks the URL's host.
+ * checks the peer URL's host against the certificate's SANs, as Go's
+ * http.Transport (which etcd's peer transport is) does: its DNS name when
+ * the URL had one (transport_peer_tls_name), else the IP it dialled.
  *
  * Bounds: one socket read (TR_TLS_RBUF_BYTES, a buffer shared by all
  * connections, emptied into the SSL before the callback returns) is fed at
@@ -204,9 +205,17 @@ int tr__tls_start(struct transport__conn *c, bool dialer)
         ASSERT(c->peer != NULL);
         dialled_ip(c, ip, sizeof(ip));
         SSL_set_connect_state(ssl);
-        if ((SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) != 0 &&
-            ip[0] != '\0' &&
-            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip) != 1) {
+        X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+        bool verify = (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) != 0;
+        int ok = 1;
+        if (verify && c->peer->tls_name[0] != '\0') {
+            /* a DNS name from the peer URL: SNI and the SAN check */
+            ok = X509_VERIFY_PARAM_set1_host(vp, c->peer->tls_name, 0) &&
+                 SSL_set_tlsext_host_name(ssl, c->peer->tls_name);
+        } else if (verify && ip[0] != '\0') {
+            ok = X509_VERIFY_PARAM_set1_ip_asc(vp, ip);
+        }
+        if (ok != 1) {
             SSL_free(ssl);
             ERR_clear_error();
             return -ENOMEM;
