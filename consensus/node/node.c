@@ -1154,6 +1154,15 @@ static void on_cluster_learnt(void *owner, uint64_t cluster_id)
     LOGI("node", "joined cluster %016llx", (unsigned long long)cluster_id);
 }
 
+int node_peer_tls_set(struct node *n, struct ssl_ctx_st *server_ctx,
+                      struct ssl_ctx_st *client_ctx)
+{
+    if (!n->transport_on || n->closing) {
+        return 0;
+    }
+    return transport_tls_set(&n->transport, server_ctx, client_ctx);
+}
+
 static int transport_start(struct node *n)
 {
     struct transport_config tc;

@@ -148,6 +148,12 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
  * everything is closed and memory is freed. */
 void node_close(struct node *n, void (*done)(void *ctx), void *ctx);
 
+/* New peer TLS contexts (--peer-* files read again) for the connections
+ * made from now on; see transport_tls_set. Borrowed for the call. No-op
+ * without a peer transport. Errors: as transport_tls_set. */
+int node_peer_tls_set(struct node *n, struct ssl_ctx_st *server_ctx,
+                      struct ssl_ctx_st *client_ctx);
+
 /* Propose an etcd request (op and its protobuf bytes, copied). cb runs
  * exactly once when 0 is returned, never when an error is returned.
  * timeout_ms 0: etcd's default (5 s + 2 election timeouts). */

@@ -367,6 +367,14 @@ int transport_peer_stats(const struct transport *t, uint64_t id,
                          struct transport_peer_stats *out);
 void transport_stats(const struct transport *t, struct transport_stats *out);
 
+/* Replace the TLS contexts (certificates read again): connections made
+ * from now on use them, open ones keep the SSL they have (each holds a
+ * reference to its context), so none is dropped. Borrowed as in
+ * transport_config. A NULL argument keeps the context in use, so a listener
+ * never changes between TLS and plain. Errors: -ENOMEM, -ESHUTDOWN. */
+int transport_tls_set(struct transport *t, struct ssl_ctx_st *server_ctx,
+                      struct ssl_ctx_st *client_ctx);
+
 /* Close every handle. Pending snapshot sends complete with ERR_CANCELED,
  * incoming streams get ABORT with ERR_CANCELED, queued messages are dropped;
  * then cb runs once (it may be NULL), after which no callback runs and t may

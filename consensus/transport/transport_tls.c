@@ -93,6 +93,31 @@ int tr__tls_ctx_ref(struct transport *t)
     return 0;
 }
 
+int transport_tls_set(struct transport *t, struct ssl_ctx_st *server_ctx,
+                      struct ssl_ctx_st *client_ctx)
+{
+    if (t->closing) {
+        return -ESHUTDOWN;
+    }
+    if (t->tls_rbuf == NULL && (server_ctx != NULL || client_ctx != NULL)) {
+        t->tls_rbuf = mem_alloc(TR_TLS_RBUF_BYTES);
+        if (t->tls_rbuf == NULL) {
+            return -ENOMEM;
+        }
+    }
+    if (server_ctx != NULL && t->cfg.tls_server_ctx != NULL) {
+        SSL_CTX_up_ref(server_ctx);
+        SSL_CTX_free(t->cfg.tls_server_ctx);
+        t->cfg.tls_server_ctx = server_ctx;
+    }
+    if (client_ctx != NULL) {
+        SSL_CTX_up_ref(client_ctx);
+        SSL_CTX_free(t->cfg.tls_client_ctx);
+        t->cfg.tls_client_ctx = client_ctx;
+    }
+    return 0;
+}
+
 void tr__tls_ctx_unref(struct transport *t)
 {
     SSL_CTX_free(t->cfg.tls_server_ctx); /* NULL is a no-op */

@@ -863,6 +863,7 @@ void server_stop(struct server *s)
     stall_stop(&s->stall); /* closing may legitimately block the loop */
     server__listen_close(s);
     server__tls_stop(s);
+    server__peer_tls_stop(s);
     server__compactor_stop(s);
     server__modules_stop(s);
     http_stop(s);
@@ -1009,6 +1010,7 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     uv_signal_start(&s->sig_term, on_signal, SIGTERM);
     uv_signal_start(&s->sig_int, on_signal, SIGINT);
     server__tls_watch(s);
+    server__peer_tls_watch(s);
     uv_timer_init(loop, &s->watchdog);
     s->watchdog.data = s;
     uv_timer_start(&s->watchdog, on_watchdog, 200, 200);

@@ -109,6 +109,12 @@ int server__tls_self_cert(const char *san, const char *eku, X509 **x_out,
 int server__peer_tls_new(const struct options *o, SSL_CTX **server_out,
                          SSL_CTX **client_out, char *msg, size_t msg_len);
 
+/* Watch the --peer-* files and SIGHUP: build the peer contexts again and
+ * hand them to the node (server__peer_tls_stop closes the watch). Nothing
+ * without --peer-cert-file. */
+void server__peer_tls_watch(struct server *s);
+void server__peer_tls_stop(struct server *s);
+
 /* OpenSSL's first queued reason (or fallback) into buf; clears the queue. */
 const char *server__tls_err(char *buf, size_t len, const char *fallback);
 

@@ -19,13 +19,21 @@
  * apply; we warn). Given files win over --peer-auto-tls (etcd's "ignoring
  * peer auto TLS since certs given").
  *
+ * Reload: SIGHUP, or a change of one of the files (polled each second, as
+ * on the client port), builds both contexts again and hands them to the
+ * transport for the connections made from then on; established peer
+ * connections keep theirs, so Raft streams are not dropped. Files that do
+ * not load keep the contexts in use and the log says why.
+ *
  * The SSL records themselves run in consensus/transport (transport_tls.c),
  * which takes references to these contexts; this file only reads flags and
  * files, at start, before anything listens.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -34,8 +42,10 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
+#include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "consensus/node/node.h"
 #include "registry/server/options.h"
 #include "registry/server/server.h"
 #include "registry/server/tls_int.h"
@@ -294,4 +304,142 @@ int server__peer_tls_new(const struct options *o, SSL_CTX **server_out,
     *server_out = srv;
     *client_out = cli;
     return 0;
+}
+
+/* ------------------------------------------------------------ reload */
+
+/* Files watched for a reload: cert, key, trusted CA, CRL. */
+#define PEER_WATCH_FILES 4
+#define PEER_POLL_MS     1000 /* as the client port's watch */
+#define PEER_SETTLE_MS   500
+
+struct peer_watch {
+    struct server *s;
+    uv_signal_t hup;
+    uv_timer_t settle;
+    uv_fs_poll_t polls[PEER_WATCH_FILES];
+    unsigned polls_count;
+    unsigned handles; /* not closed yet: the struct outlives them */
+    bool stopped;
+    uint64_t reloads_ok, reloads_failed;
+};
+
+/* The --peer-* files read again: new contexts for the peer connections
+ * made from now on; open ones (Raft streams, a snapshot being sent) keep
+ * theirs. Files that do not load keep the contexts in use; the log says
+ * why. */
+static void peer_reload(struct peer_watch *w, const char *why)
+{
+    char msg[512];
+    SSL_CTX *srv = NULL;
+    SSL_CTX *cli = NULL;
+    if (w->stopped || w->s->node == NULL) {
+        return;
+    }
+    int rc = server__peer_tls_new(w->s->opt, &srv, &cli, msg, sizeof(msg));
+    if (rc == 0) {
+        rc = node_peer_tls_set(w->s->node, srv, cli);
+        snprintf(msg, sizeof(msg), "%s", err_str(rc));
+    }
+    SSL_CTX_free(srv); /* the transport took its own references */
+    SSL_CTX_free(cli);
+    if (rc != 0) {
+        w->reloads_failed++;
+        LOGE("server",
+             "PeerTLS: %s: keeping the certificate and key in use, the new "
+             "ones do not load: %s",
+             why, msg);
+        return;
+    }
+    w->reloads_ok++;
+    LOGI("server",
+         "PeerTLS: %s: certificate and key read again; new peer "
+         "connections use them, open ones keep theirs",
+         why);
+}
+
+static void peer_on_hup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    peer_reload(h->data, "SIGHUP");
+}
+
+static void peer_on_settled(uv_timer_t *tm)
+{
+    peer_reload(tm->data, "a certificate file changed");
+}
+
+static void peer_on_file(uv_fs_poll_t *p, int status, const uv_stat_t *prev,
+                         const uv_stat_t *curr)
+{
+    struct peer_watch *w = p->data;
+    (void)status;
+    (void)prev;
+    (void)curr;
+    if (!w->stopped) {
+        uv_timer_start(&w->settle, peer_on_settled, PEER_SETTLE_MS, 0);
+    }
+}
+
+void server__peer_tls_watch(struct server *s)
+{
+    const struct options_tls *o = &s->opt->peer_tls;
+    const char *files[PEER_WATCH_FILES] = {o->cert_file, o->key_file,
+                                           o->trusted_ca_file, o->crl_file};
+    struct peer_watch *w;
+    if (s->peer_tls != NULL || !set(o->cert_file) || !set(o->key_file)) {
+        return; /* no files (plain, or --peer-auto-tls): nothing to read */
+    }
+    w = mem_calloc(1, sizeof(*w));
+    if (w == NULL) {
+        LOGW("server", "PeerTLS: no memory to watch the certificate files");
+        return;
+    }
+    w->s = s;
+    uv_signal_init(s->loop, &w->hup);
+    uv_timer_init(s->loop, &w->settle);
+    w->hup.data = w;
+    w->settle.data = w;
+    w->handles = 2;
+    uv_signal_start(&w->hup, peer_on_hup, SIGHUP);
+    for (unsigned i = 0; i < PEER_WATCH_FILES; i++) {
+        uv_fs_poll_t *p = &w->polls[w->polls_count];
+        if (!set(files[i])) {
+            continue;
+        }
+        uv_fs_poll_init(s->loop, p);
+        p->data = w;
+        w->polls_count++;
+        w->handles++;
+        if (uv_fs_poll_start(p, peer_on_file, files[i], PEER_POLL_MS) != 0) {
+            LOGW("server",
+                 "PeerTLS: cannot watch %s for changes (SIGHUP still "
+                 "reloads)",
+                 files[i]);
+        }
+    }
+    s->peer_tls = w;
+}
+
+static void peer_watch_closed(uv_handle_t *h)
+{
+    struct peer_watch *w = h->data;
+    if (--w->handles == 0) {
+        mem_free(w);
+    }
+}
+
+void server__peer_tls_stop(struct server *s)
+{
+    struct peer_watch *w = s->peer_tls;
+    if (w == NULL) {
+        return;
+    }
+    s->peer_tls = NULL;
+    w->stopped = true;
+    uv_close((uv_handle_t *)&w->hup, peer_watch_closed);
+    uv_close((uv_handle_t *)&w->settle, peer_watch_closed);
+    for (unsigned i = 0; i < w->polls_count; i++) {
+        uv_close((uv_handle_t *)&w->polls[i], peer_watch_closed);
+    }
 }
