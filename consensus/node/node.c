@@ -1185,6 +1185,7 @@ static int transport_start(struct node *n)
     tc.cluster_cb = on_cluster_learnt;
     tc.tls_server_ctx = n->cfg.peer_tls_server_ctx;
     tc.tls_client_ctx = n->cfg.peer_tls_client_ctx;
+    tc.tls_check_client_san = n->cfg.peer_tls_check_client_san;
     rc = transport_init(&n->transport, n->loop, &tc);
     if (rc != 0) {
         return rc;

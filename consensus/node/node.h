@@ -95,6 +95,7 @@ struct node_config {
      * an https:// listen_peer; the client one dials https:// peers. */
     struct ssl_ctx_st *peer_tls_server_ctx;
     struct ssl_ctx_st *peer_tls_client_ctx;
+    bool peer_tls_check_client_san; /* see transport_config */
     /* Published to the cluster once the member runs (MemberList shows
      * them): this member's name and client URLs (comma separated). */
     const char *name;

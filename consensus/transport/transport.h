@@ -158,6 +158,7 @@ enum transport_snap_event {
 #define TRANSPORT_HANDSHAKE_TIMEOUT_MS 5000
 #define TRANSPORT_WRITE_STALL_MS       10000
 #define TRANSPORT_SNAP_STALL_MS        60000
+#define TRANSPORT_SAN_NAMES_MAX        8 /* DNS SANs resolved per handshake */
 
 struct transport;
 struct transport_snap_in; /* one incoming snapshot stream (opaque) */
@@ -231,6 +232,13 @@ struct transport_config {
      * ("no peer TLS configured"). */
     struct ssl_ctx_st *tls_server_ctx;
     struct ssl_ctx_st *tls_client_ctx;
+    /* With tls_server_ctx requiring certificates: a dialling member's
+     * certificate must name the address it connects from, as etcd 3.4
+     * checks by default: an IP SAN equal to it, or a DNS SAN that resolves
+     * to it (asynchronously, on libuv's thread pool; at most
+     * TRANSPORT_SAN_NAMES_MAX names are tried). A certificate without IP
+     * or DNS SANs passes, as in etcd. */
+    bool tls_check_client_san;
 };
 
 /* Per-peer counters for metrics. "sent" counts messages whose write

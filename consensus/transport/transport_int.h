@@ -83,6 +83,7 @@ struct transport__conn {
     struct ssl_st *ssl; /* NULL: plain TCP (transport_tls.c) */
     bool tls_up;        /* the TLS handshake finished */
     bool tls_want;      /* dialling: the peer's address was https:// */
+    struct tr_san_check *san; /* a DNS SAN lookup in flight, or NULL */
     uv_connect_t connect_req;
     struct transport__peer *peer; /* may be NULL (see transport_int.h) */
     uint64_t peer_id;

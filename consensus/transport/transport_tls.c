@@ -56,6 +56,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <netdb.h>
 
 #include "base/alloc.h"
 #include "base/assert.h"
@@ -73,6 +74,17 @@ struct tr_tls_wr {
     uv_write_t *user; /* NULL: handshake or alert bytes */
     uv_write_cb cb;
     uint8_t data[];
+};
+
+/* DNS SAN lookups for one accepted connection, one name at a time. It owns
+ * itself: when the connection goes first, c becomes NULL and the last
+ * callback frees it. */
+struct tr_san_check {
+    uv_getaddrinfo_t req;
+    struct transport__conn *c;
+    char ip[64]; /* the remote address */
+    char names[TRANSPORT_SAN_NAMES_MAX][256];
+    unsigned count, next;
 };
 
 int tr__tls_ctx_ref(struct transport *t)
@@ -254,6 +266,10 @@ int tr__tls_start(struct transport__conn *c, bool dialer)
 
 void tr__tls_free(struct transport__conn *c)
 {
+    if (c->san != NULL) {
+        c->san->c = NULL; /* the lookup finishes on its own and frees it */
+        c->san = NULL;
+    }
     SSL_free(c->ssl); /* and its BIOs; NULL is a no-op */
     c->ssl = NULL;
 }
@@ -327,6 +343,158 @@ void tr__tls_on_read(struct transport__conn *c, const uint8_t *p, size_t len)
     tr__tls_pump(c);
 }
 
+/* --- the dialling member's certificate names its address ------------- */
+
+static void remote_ip(const struct transport__conn *c, char *ip, size_t len)
+{
+    const char *colon = strrchr(c->remote, ':');
+    size_t n = colon != NULL ? (size_t)(colon - c->remote) : 0;
+    if (n >= len) {
+        n = 0;
+    }
+    memcpy(ip, c->remote, n);
+    ip[n] = '\0';
+}
+
+static void san_refuse(struct transport__conn *c, const char *why)
+{
+    c->t->stats.tls_handshakes_failed++;
+    LOGW(TR_LOG, "rejected peer connection from \"%s\" (error \"%s\")",
+         c->remote, why);
+    tr__conn_fail(c, -EPROTO);
+}
+
+static void san_lookup_done(uv_getaddrinfo_t *req, int status,
+                            struct addrinfo *res);
+
+static int san_lookup_next(struct tr_san_check *s)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM};
+    s->req.data = s;
+    return uv_getaddrinfo(s->c->t->loop, &s->req, san_lookup_done,
+                          s->names[s->next], NULL, &hints);
+}
+
+static bool addrs_have(const struct addrinfo *res, const char *ip)
+{
+    char text[64];
+    size_t n = 0;
+    for (const struct addrinfo *a = res; a != NULL; a = a->ai_next) {
+        ASSERT(++n <= 4096); /* the resolver's list is finite */
+        text[0] = '\0';
+        if (a->ai_family == AF_INET) {
+            uv_ip4_name((const struct sockaddr_in *)a->ai_addr, text,
+                        sizeof(text));
+        } else if (a->ai_family == AF_INET6) {
+            uv_ip6_name((const struct sockaddr_in6 *)a->ai_addr, text,
+                        sizeof(text));
+        }
+        if (strcmp(text, ip) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void san_lookup_done(uv_getaddrinfo_t *req, int status,
+                            struct addrinfo *res)
+{
+    struct tr_san_check *s = req->data;
+    struct transport__conn *c = s->c;
+    bool match = status == 0 && addrs_have(res, s->ip);
+    uv_freeaddrinfo(res);
+    if (c == NULL || c->state == TR_CLOSING) {
+        mem_free(s); /* the connection went meanwhile */
+        return;
+    }
+    ASSERT(c->san == s);
+    if (!match && ++s->next < s->count && san_lookup_next(s) == 0) {
+        return;
+    }
+    c->san = NULL;
+    if (match) {
+        mem_free(s);
+        tr__conn_read_start(c);
+        tr__tls_pump(c); /* the records that waited */
+        return;
+    }
+    char why[TRANSPORT_REASON_MAX + 1];
+    snprintf(why, sizeof(why),
+             "client certificate SAN: its DNS names%s do not resolve to %s",
+             s->count == TRANSPORT_SAN_NAMES_MAX ? " (the first 8)" : "",
+             s->ip);
+    mem_free(s);
+    san_refuse(c, why);
+}
+
+/* Collect up to TRANSPORT_SAN_NAMES_MAX DNS SANs of gens into s. */
+static void san_dns_names(GENERAL_NAMES *gens, struct tr_san_check *s,
+                          bool *has_ip)
+{
+    int n = sk_GENERAL_NAME_num(gens);
+    for (int i = 0; i < n && s->count < TRANSPORT_SAN_NAMES_MAX; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type == GEN_IPADD) {
+            *has_ip = true;
+        } else if (g->type == GEN_DNS) {
+            const unsigned char *d = ASN1_STRING_get0_data(g->d.dNSName);
+            int len = ASN1_STRING_length(g->d.dNSName);
+            if (len > 0 && (size_t)len < sizeof(s->names[0]) &&
+                memchr(d, 0, (size_t)len) == NULL && d[0] != '*') {
+                memcpy(s->names[s->count], d, (size_t)len);
+                s->names[s->count][len] = '\0';
+                s->count++;
+            }
+        }
+    }
+}
+
+/* etcd 3.4's checkCertSAN: 0 when the dialler's certificate names its
+ * address (or has no IP or DNS SAN); 1 when DNS lookups started (the pump
+ * waits for san_lookup_done); -1 when refused (why says so). */
+static int san_check(struct transport__conn *c, char *why, size_t len)
+{
+    X509 *x = SSL_get0_peer_certificate(c->ssl);
+    GENERAL_NAMES *gens =
+        x != NULL ? X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL)
+                  : NULL;
+    bool has_ip = false;
+    if (gens == NULL) {
+        return 0;
+    }
+    struct tr_san_check *s = mem_calloc(1, sizeof(*s));
+    if (s == NULL) {
+        GENERAL_NAMES_free(gens);
+        snprintf(why, len, "out of memory checking the certificate SAN");
+        return -1;
+    }
+    remote_ip(c, s->ip, sizeof(s->ip));
+    san_dns_names(gens, s, &has_ip);
+    GENERAL_NAMES_free(gens);
+    if ((!has_ip && s->count == 0) || X509_check_ip_asc(x, s->ip, 0) == 1) {
+        mem_free(s);
+        return 0;
+    }
+    if (s->count == 0) {
+        snprintf(why, len,
+                 "client certificate SAN: its IP addresses do "
+                 "not include %s",
+                 s->ip);
+        mem_free(s);
+        return -1;
+    }
+    s->c = c;
+    if (san_lookup_next(s) != 0) {
+        snprintf(why, len, "client certificate SAN: cannot resolve %.64s",
+                 s->names[0]);
+        mem_free(s);
+        return -1;
+    }
+    c->san = s;
+    return 1;
+}
+
 /* Run the handshake; true when it is done and the pump may decrypt. */
 static bool handshake_step(struct transport__conn *c)
 {
@@ -351,6 +519,18 @@ static bool handshake_step(struct transport__conn *c)
          SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
     if (c->kind != TR_CONN_IN) {
         tr__conn_out_hello(c);
+    } else if (c->t->cfg.tls_check_client_san &&
+               (SSL_get_verify_mode(c->ssl) & SSL_VERIFY_PEER) != 0) {
+        char why[TRANSPORT_REASON_MAX + 1];
+        int sr = san_check(c, why, sizeof(why));
+        if (sr < 0) {
+            san_refuse(c, why);
+            return false;
+        }
+        if (sr > 0) {
+            tr__conn_read_stop(c); /* nothing piles up in the read BIO */
+            return false;
+        }
     }
     return c->state != TR_CLOSING;
 }
@@ -359,8 +539,8 @@ void tr__tls_pump(struct transport__conn *c)
 {
     size_t guard = 0;
     ASSERT(c->ssl != NULL);
-    if (c->state == TR_CLOSING) {
-        return;
+    if (c->state == TR_CLOSING || c->san != NULL) {
+        return; /* closed, or waiting for the SAN's DNS lookup */
     }
     if (!c->tls_up && !handshake_step(c)) {
         return;

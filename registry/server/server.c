@@ -965,6 +965,13 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     }
     nc.peer_tls_server_ctx = peer_srv;
     nc.peer_tls_client_ctx = peer_cli;
+    /* etcd 3.4 checks a dialling member's SAN against its address unless
+     * --experimental-peer-skip-client-san-verification; not with auto TLS
+     * (nothing is verified then) */
+    nc.peer_tls_check_client_san =
+        !o->peer_tls.skip_client_san &&
+        !(o->peer_tls.auto_tls &&
+          (o->peer_tls.cert_file == NULL || o->peer_tls.cert_file[0] == '\0'));
     s->member_id = nc.member_id;
     s->cluster_id = nc.cluster_id;
     s->lease_id_next = (nc.member_id << 16) ^ (clock_wall_ms() << 8);
