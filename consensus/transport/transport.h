@@ -24,8 +24,10 @@
  *           Failures reported to callbacks: -ECONNREFUSED and friends from
  *           the OS, -EACCES when a peer refused our handshake (its reason is
  *           logged and kept in the peer stats), -EPROTO for malformed peer
- *           bytes, -ETIMEDOUT for stalls, ERR_CORRUPT for a snapshot whose
- *           checksum failed, ERR_CANCELED when the transport closes first.
+ *           bytes and a failed TLS handshake or record (OpenSSL's reason
+ *           logged and kept in the peer stats), -ETIMEDOUT for stalls,
+ *           ERR_CORRUPT for a snapshot whose checksum failed, ERR_CANCELED
+ *           when the transport closes first.
  * Limits:   message bytes (max_msg_bytes, LIMIT_RAFT_MSG_BYTES), snapshot
  *           chunk bytes (LIMIT_SNAPSHOT_CHUNK_BYTES), messages and bytes
  *           queued per peer, peers, incoming connections, handshake and write
