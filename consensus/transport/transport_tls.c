@@ -405,6 +405,9 @@ static void san_lookup_done(uv_getaddrinfo_t *req, int status,
     bool match = status == 0 && addrs_have(res, s->ip);
     uv_freeaddrinfo(res);
     if (c == NULL || c->state == TR_CLOSING) {
+        if (c != NULL) {
+            c->san = NULL; /* closing, not yet finalized */
+        }
         mem_free(s); /* the connection went meanwhile */
         return;
     }
