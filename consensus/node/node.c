@@ -1044,6 +1044,27 @@ static int on_accept(void *owner, uint64_t from, enum transport_channel ch)
     return ERR_MEMBER_REMOVED;
 }
 
+/* The host of the first URL in urls when it is a DNS name (for the TLS
+ * name check), else "". */
+void node__peer_host(const char *urls, char *out, size_t out_len)
+{
+    const char *p = strstr(urls, "://");
+    p = p != NULL ? p + 3 : urls;
+    size_t len = strcspn(p, ",/");
+    const char *colon = memrchr(p, ':', len);
+    size_t hl = colon != NULL ? (size_t)(colon - p) : len;
+    struct in_addr a4;
+    out[0] = '\0';
+    if (hl == 0 || hl >= out_len || p[0] == '[') {
+        return; /* an IPv6 literal, or nothing */
+    }
+    memcpy(out, p, hl);
+    out[hl] = '\0';
+    if (inet_pton(AF_INET, out, &a4) == 1) {
+        out[0] = '\0';
+    }
+}
+
 /* First peer URL of m as "ip:port", resolving a host name. */
 int node__peer_addr(const char *urls, char *out, size_t out_len)
 {
@@ -1053,10 +1074,12 @@ int node__peer_addr(const char *urls, char *out, size_t out_len)
     const char *end;
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
+    bool tls = false;
     if (strncmp(p, "http://", 7) == 0) {
         p += 7;
     } else if (strncmp(p, "https://", 8) == 0) {
         p += 8;
+        tls = true;
     }
     end = strchr(p, ',');
     size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
@@ -1075,7 +1098,8 @@ int node__peer_addr(const char *urls, char *out, size_t out_len)
     char ip[64];
     struct sockaddr_in *sin = (struct sockaddr_in *)res->ai_addr;
     inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-    snprintf(out, out_len, "%s:%s", ip, port);
+    /* the scheme stays: https:// tells the transport to dial with TLS */
+    snprintf(out, out_len, "%s%s:%s", tls ? "https://" : "", ip, port);
     freeaddrinfo(res);
     return 0;
 }
@@ -1130,6 +1154,15 @@ static void on_cluster_learnt(void *owner, uint64_t cluster_id)
     LOGI("node", "joined cluster %016llx", (unsigned long long)cluster_id);
 }
 
+int node_peer_tls_set(struct node *n, struct ssl_ctx_st *server_ctx,
+                      struct ssl_ctx_st *client_ctx)
+{
+    if (!n->transport_on || n->closing) {
+        return 0;
+    }
+    return transport_tls_set(&n->transport, server_ctx, client_ctx);
+}
+
 static int transport_start(struct node *n)
 {
     struct transport_config tc;
@@ -1150,6 +1183,9 @@ static int transport_start(struct node *n)
     tc.accept_cb = on_accept;
     tc.snap_cb = node__snap_cb;
     tc.cluster_cb = on_cluster_learnt;
+    tc.tls_server_ctx = n->cfg.peer_tls_server_ctx;
+    tc.tls_client_ctx = n->cfg.peer_tls_client_ctx;
+    tc.tls_check_client_san = n->cfg.peer_tls_check_client_san;
     rc = transport_init(&n->transport, n->loop, &tc);
     if (rc != 0) {
         return rc;
@@ -1164,6 +1200,12 @@ static int transport_start(struct node *n)
         rc = node__peer_addr(n->members[i].peer_urls, addr, sizeof(addr));
         if (rc == 0) {
             rc = transport_peer_add(&n->transport, n->members[i].id, addr);
+        }
+        if (rc == 0) {
+            char host[128];
+            node__peer_host(n->members[i].peer_urls, host, sizeof(host));
+            (void)transport_peer_tls_name(&n->transport, n->members[i].id,
+                                          host);
         }
         if (rc == 0 && n->tpeers_count < NODE_MEMBERS_MAX) {
             n->tpeers[n->tpeers_count].id = n->members[i].id;

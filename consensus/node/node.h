@@ -53,6 +53,7 @@
 #include "consensus/raft/raft.h"
 
 struct node;
+struct ssl_ctx_st; /* OpenSSL SSL_CTX */
 
 #define NODE_MEMBERS_MAX   RAFT_MEMBERS_MAX
 #define NODE_NAME_MAX      64
@@ -87,7 +88,14 @@ struct node_config {
      * when the data directory already holds a cluster. */
     struct node_member initial[NODE_MEMBERS_MAX];
     size_t initial_count;
-    const char *listen_peer; /* "ip:port"; NULL: no peer port (1 member) */
+    /* "ip:port" or "https://ip:port"; NULL: no peer port (1 member) */
+    const char *listen_peer;
+    /* Peer TLS contexts (OpenSSL SSL_CTX), borrowed for node_open: the
+     * transport takes its own references. The server one is required for
+     * an https:// listen_peer; the client one dials https:// peers. */
+    struct ssl_ctx_st *peer_tls_server_ctx;
+    struct ssl_ctx_st *peer_tls_client_ctx;
+    bool peer_tls_check_client_san; /* see transport_config */
     /* Published to the cluster once the member runs (MemberList shows
      * them): this member's name and client URLs (comma separated). */
     const char *name;
@@ -140,6 +148,12 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
  * the threads, sync the store and the WAL, close handles. done runs once
  * everything is closed and memory is freed. */
 void node_close(struct node *n, void (*done)(void *ctx), void *ctx);
+
+/* New peer TLS contexts (--peer-* files read again) for the connections
+ * made from now on; see transport_tls_set. Borrowed for the call. No-op
+ * without a peer transport. Errors: as transport_tls_set. */
+int node_peer_tls_set(struct node *n, struct ssl_ctx_st *server_ctx,
+                      struct ssl_ctx_st *client_ctx);
 
 /* Propose an etcd request (op and its protobuf bytes, copied). cb runs
  * exactly once when 0 is returned, never when an error is returned.

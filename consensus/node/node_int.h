@@ -293,6 +293,7 @@ int node__member_encode(const struct node_member *m, struct buf *b);
 void node__transport_sync(struct node *n);
 void node__move_check(struct node *n, uint64_t now_ms);
 int node__peer_addr(const char *urls, char *out, size_t out_len);
+void node__peer_host(const char *urls, char *out, size_t out_len);
 uint64_t node__waiter_add(struct node *n, uint32_t timeout_ms,
                           node_propose_cb cb, void *ctx);
 void node__waiter_finish(struct node *n, uint64_t id,

@@ -214,6 +214,12 @@ void node__transport_sync(struct node *n)
             }
         }
     }
+    for (size_t i = 0; i < n->members_count; i++) {
+        /* the URL's host name for the TLS check (cheap, idempotent) */
+        char host[128];
+        node__peer_host(n->members[i].peer_urls, host, sizeof(host));
+        (void)transport_peer_tls_name(&n->transport, n->members[i].id, host);
+    }
     for (size_t k = 0; k < n->tpeers_count;) {
         if (find_member(n, n->tpeers[k].id) == NULL) {
             (void)transport_peer_remove(&n->transport, n->tpeers[k].id);

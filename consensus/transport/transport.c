@@ -84,6 +84,7 @@ static int config_check(const struct transport_config *c)
 }
 
 static void flush_cb(uv_idle_t *h);
+static int addr_parse(const char *s, struct sockaddr_storage *out, bool *tls);
 
 int transport_init(struct transport *t, uv_loop_t *loop,
                    const struct transport_config *cfg)
@@ -97,6 +98,10 @@ int transport_init(struct transport *t, uv_loop_t *loop,
     memset(t, 0, sizeof(*t));
     t->loop = loop;
     t->cfg = *cfg;
+    rc = tr__tls_ctx_ref(t);
+    if (rc != 0) {
+        return rc;
+    }
     prng_seed(&t->prng, cfg->seed);
     /* Neither init can fail on Unix (no socket is made until bind). */
     rc = uv_tcp_init(loop, &t->listener);
@@ -118,9 +123,15 @@ int transport_listen(struct transport *t, const char *addr)
     if (t->listening) {
         return ERR_EXISTS;
     }
-    int rc = transport_addr_parse(addr, &ss);
+    bool tls;
+    int rc = addr_parse(addr, &ss, &tls);
     if (rc != 0) {
         return rc;
+    }
+    if (tls && t->cfg.tls_server_ctx == NULL) {
+        LOGE(TR_LOG, "cannot listen for peers on %s: no peer TLS context",
+             addr);
+        return ERR_INVALID;
     }
     rc = uv_tcp_bind(&t->listener, (const struct sockaddr *)&ss, 0);
     if (rc == 0) {
@@ -166,15 +177,19 @@ static int parse_port(const char *s, int *out)
     return 0;
 }
 
-int transport_addr_parse(const char *s, struct sockaddr_storage *out)
+static int addr_parse(const char *s, struct sockaddr_storage *out, bool *tls)
 {
     char host[TR_ADDR_TEXT];
     int port;
+    *tls = false;
     if (s == NULL) {
         return ERR_INVALID;
     }
     if (strncmp(s, "http://", 7) == 0) {
         s += 7;
+    } else if (strncmp(s, "https://", 8) == 0) {
+        s += 8;
+        *tls = true;
     }
     size_t n = strlen(s);
     if (n == 0 || n >= sizeof(host)) {
@@ -203,6 +218,12 @@ int transport_addr_parse(const char *s, struct sockaddr_storage *out)
     return uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0
                ? 0
                : ERR_INVALID;
+}
+
+int transport_addr_parse(const char *s, struct sockaddr_storage *out)
+{
+    bool tls;
+    return addr_parse(s, out, &tls);
 }
 
 /* --- peers ----------------------------------------------------------- */
@@ -259,11 +280,11 @@ void tr__peer_alive(struct transport__peer *p)
 int transport_peer_add(struct transport *t, uint64_t id, const char *addr)
 {
     struct sockaddr_storage ss;
+    bool tls;
     if (t->closing) {
         return -ESHUTDOWN;
     }
-    if (id == 0 || id == t->cfg.self_id ||
-        transport_addr_parse(addr, &ss) != 0) {
+    if (id == 0 || id == t->cfg.self_id || addr_parse(addr, &ss, &tls) != 0) {
         return ERR_INVALID;
     }
     if (tr__peer_find(t, id) != NULL) {
@@ -279,6 +300,7 @@ int transport_peer_add(struct transport *t, uint64_t id, const char *addr)
     p->t = t;
     p->id = id;
     p->addr = ss;
+    p->tls = tls;
     p->st.id = id;
     snprintf(p->addr_text, sizeof(p->addr_text), "%s", addr);
     int rc = uv_timer_init(t->loop, &p->backoff);
@@ -326,13 +348,30 @@ static void peer_drop_conn(struct transport__peer *p, int err)
     }
 }
 
+int transport_peer_tls_name(struct transport *t, uint64_t id, const char *name)
+{
+    struct transport__peer *p = tr__peer_find(t, id);
+    if (p == NULL) {
+        return ERR_NOT_FOUND;
+    }
+    if (name == NULL) {
+        name = "";
+    }
+    if (strlen(name) >= sizeof(p->tls_name)) {
+        return ERR_INVALID;
+    }
+    snprintf(p->tls_name, sizeof(p->tls_name), "%s", name);
+    return 0;
+}
+
 int transport_peer_update(struct transport *t, uint64_t id, const char *addr)
 {
     struct sockaddr_storage ss;
+    bool tls;
     if (t->closing) {
         return -ESHUTDOWN;
     }
-    if (transport_addr_parse(addr, &ss) != 0) {
+    if (addr_parse(addr, &ss, &tls) != 0) {
         return ERR_INVALID;
     }
     struct transport__peer *p = tr__peer_find(t, id);
@@ -340,6 +379,7 @@ int transport_peer_update(struct transport *t, uint64_t id, const char *addr)
         return ERR_NOT_FOUND;
     }
     p->addr = ss;
+    p->tls = tls;
     snprintf(p->addr_text, sizeof(p->addr_text), "%s", addr);
     peer_drop_conn(p, ERR_CANCELED);
     p->attempts = 0;
@@ -608,6 +648,8 @@ void tr__maybe_finish_close(struct transport *t)
     }
     ASSERT(t->conns == NULL);
     ASSERT(t->peers == NULL);
+    mem_free(t->tls_rbuf);
+    t->tls_rbuf = NULL;
     t->close_done = true;
     if (t->close_cb != NULL) {
         t->close_cb(t);
@@ -624,6 +666,7 @@ void transport_close(struct transport *t, transport_close_cb cb)
     ASSERT(!t->closing);
     t->closing = true;
     t->close_cb = cb;
+    tr__tls_ctx_unref(t); /* each SSL holds its own reference */
     /* The two core handles keep handles_open above zero until their close
      * callbacks, so cb never runs from inside this call. */
     uv_close((uv_handle_t *)&t->listener, core_handle_closed);

@@ -24,19 +24,26 @@
  *           Failures reported to callbacks: -ECONNREFUSED and friends from
  *           the OS, -EACCES when a peer refused our handshake (its reason is
  *           logged and kept in the peer stats), -EPROTO for malformed peer
- *           bytes, -ETIMEDOUT for stalls, ERR_CORRUPT for a snapshot whose
- *           checksum failed, ERR_CANCELED when the transport closes first.
+ *           bytes and a failed TLS handshake or record (OpenSSL's reason
+ *           logged and kept in the peer stats), -ETIMEDOUT for stalls,
+ *           ERR_CORRUPT for a snapshot whose checksum failed, ERR_CANCELED
+ *           when the transport closes first.
  * Limits:   message bytes (max_msg_bytes, LIMIT_RAFT_MSG_BYTES), snapshot
  *           chunk bytes (LIMIT_SNAPSHOT_CHUNK_BYTES), messages and bytes
  *           queued per peer, peers, incoming connections, handshake and write
  *           stall timeouts: all in struct transport_config. Each connection
  *           holds a 64 KiB read buffer that grows to one maximal frame only
  *           while such a frame arrives; a snapshot send holds one chunk.
+ *           With TLS (tls_server_ctx, tls_client_ctx): one SSL with memory
+ *           BIOs per connection, its record buffers, and one ciphertext
+ *           buffer per pending write (each as big as the plaintext write
+ *           that made it, so bounded by the same limits).
  * Not here: message encoding (the Raft core owns it), deciding which members
  *           may talk to us (the node, through accept_cb), DNS names (the
- *           caller resolves; addresses are IP literals), TLS (a later layer;
- *           all socket reads and writes go through two functions in
- *           transport_conn.c so it can slot in there).
+ *           caller resolves; addresses are IP literals), loading
+ *           certificates and keys (the caller builds the SSL_CTXs from the
+ *           --peer-* flags; transport_tls.c only runs the handshake and the
+ *           records, as the file's top comment says).
  */
 #ifndef CAIRN_CONSENSUS_TRANSPORT_H
 #define CAIRN_CONSENSUS_TRANSPORT_H
@@ -153,9 +160,11 @@ enum transport_snap_event {
 #define TRANSPORT_HANDSHAKE_TIMEOUT_MS 5000
 #define TRANSPORT_WRITE_STALL_MS       10000
 #define TRANSPORT_SNAP_STALL_MS        60000
+#define TRANSPORT_SAN_NAMES_MAX        8 /* DNS SANs resolved per handshake */
 
 struct transport;
 struct transport_snap_in; /* one incoming snapshot stream (opaque) */
+struct ssl_ctx_st;        /* OpenSSL's SSL_CTX (openssl/types.h) */
 
 /* A message arrived from member `from`; data is borrowed for the call. */
 typedef void (*transport_recv_cb)(void *owner, uint64_t from,
@@ -213,6 +222,25 @@ struct transport_config {
      * transport adopts and reports here once. Acceptors let a dialler with
      * cluster id 0 in only when accept_cb is set (and accepts it). */
     void (*cluster_cb)(void *owner, uint64_t cluster_id);
+    /* Optional TLS (OpenSSL 3), before the hello on both channels. Each
+     * context is borrowed: transport_init takes a reference
+     * (SSL_CTX_up_ref) and transport_close drops it, so the caller may free
+     * its own at once. tls_server_ctx set: every accepted connection is
+     * TLS (the caller decides from the https:// listen URL, and sets the
+     * verify mode: --peer-client-cert-auth). tls_client_ctx: used to dial
+     * peers added with an https:// address; the dialled IP is checked
+     * against the certificate's SANs when the context verifies. A peer
+     * added with https:// while tls_client_ctx is NULL fails to connect
+     * ("no peer TLS configured"). */
+    struct ssl_ctx_st *tls_server_ctx;
+    struct ssl_ctx_st *tls_client_ctx;
+    /* With tls_server_ctx requiring certificates: a dialling member's
+     * certificate must name the address it connects from, as etcd 3.4
+     * checks by default: an IP SAN equal to it, or a DNS SAN that resolves
+     * to it (asynchronously, on libuv's thread pool; at most
+     * TRANSPORT_SAN_NAMES_MAX names are tried). A certificate without IP
+     * or DNS SANs passes, as in etcd. */
+    bool tls_check_client_san;
 };
 
 /* Per-peer counters for metrics. "sent" counts messages whose write
@@ -239,6 +267,7 @@ struct transport_stats {
     uint64_t conns_in_open;
     uint64_t frames_malformed;      /* connections closed for bad bytes */
     uint64_t msgs_received_unknown; /* from members not in our peer list */
+    uint64_t tls_handshakes_failed; /* both directions */
 };
 
 struct transport__peer;
@@ -264,6 +293,8 @@ struct transport {
     size_t handles_open; /* libuv handles not yet closed */
     size_t snaps_live;   /* snapshot sends not yet completed */
     struct transport_stats stats;
+    uint8_t *tls_rbuf; /* TR_TLS_RBUF_BYTES of ciphertext, shared: each read
+                        * goes into its SSL before the callback returns */
 };
 
 /* Fill cfg with the defaults above (ids 0, callbacks NULL). */
@@ -276,7 +307,8 @@ void transport_config_init(struct transport_config *cfg);
 int transport_init(struct transport *t, uv_loop_t *loop,
                    const struct transport_config *cfg);
 
-/* Parse "ip:port", "[ipv6]:port", optionally led by "http://". Errors:
+/* Parse "ip:port", "[ipv6]:port", optionally led by "http://" or
+ * "https://" (the latter means TLS to transport_peer_add). Errors:
  * ERR_INVALID. Hostnames are refused (resolve them first). */
 int transport_addr_parse(const char *s, struct sockaddr_storage *out);
 
@@ -289,10 +321,17 @@ int transport_listen(struct transport *t, const char *addr);
 int transport_listen_addr(const struct transport *t,
                           struct sockaddr_storage *out);
 
-/* Add peer id at addr (copied). No connection is made until a message is
+/* Add peer id at addr (copied; "https://ip:port" dials with TLS through
+ * tls_client_ctx). No connection is made until a message is
  * sent. Errors: ERR_INVALID (id 0 or self, bad addr), ERR_EXISTS, ERR_LIMIT
  * (peers_max), -ENOMEM, -ESHUTDOWN. */
 int transport_peer_add(struct transport *t, uint64_t id, const char *addr);
+
+/* The name a TLS dialler checks the peer's certificate against: the host
+ * of its URL when that is a DNS name (copied; "" or NULL: the dialled IP,
+ * the default), as Go's http.Transport checks the URL's host. Takes effect
+ * at the next connection. Errors: ERR_NOT_FOUND, ERR_INVALID (too long). */
+int transport_peer_tls_name(struct transport *t, uint64_t id, const char *name);
 
 /* Change a peer's address; an open connection to the old one is closed and
  * its unwritten messages dropped. Errors: as peer_add, ERR_NOT_FOUND. */
@@ -337,6 +376,14 @@ void transport_snapshot_resume(struct transport_snap_in *in);
 int transport_peer_stats(const struct transport *t, uint64_t id,
                          struct transport_peer_stats *out);
 void transport_stats(const struct transport *t, struct transport_stats *out);
+
+/* Replace the TLS contexts (certificates read again): connections made
+ * from now on use them, open ones keep the SSL they have (each holds a
+ * reference to its context), so none is dropped. Borrowed as in
+ * transport_config. A NULL argument keeps the context in use, so a listener
+ * never changes between TLS and plain. Errors: -ENOMEM, -ESHUTDOWN. */
+int transport_tls_set(struct transport *t, struct ssl_ctx_st *server_ctx,
+                      struct ssl_ctx_st *client_ctx);
 
 /* Close every handle. Pending snapshot sends complete with ERR_CANCELED,
  * incoming streams get ABORT with ERR_CANCELED, queued messages are dropped;

@@ -29,8 +29,9 @@
  * which the memory goes when both handles have closed.
  *
  * TLS goes between the socket and the rest: every outgoing byte passes
- * through tr__io_write() and every incoming byte arrives in on_read(). A TLS
- * layer would encrypt in the first and decrypt in the second (into rbuf).
+ * through tr__io_write() and every incoming byte arrives in on_read(). On a
+ * TLS connection the first encrypts and the second decrypts into rbuf
+ * (transport_tls.c); the dialler's hello waits for the TLS handshake.
  */
 #include "consensus/transport/transport_int.h"
 
@@ -136,6 +137,11 @@ static void conn_fail(struct transport__conn *c, int err)
     ASSERT(is_closing(c));
 }
 
+void tr__conn_fail(struct transport__conn *c, int err)
+{
+    conn_fail(c, err);
+}
+
 static void conn_finalize(struct transport__conn *c)
 {
     struct transport *t = c->t;
@@ -156,6 +162,7 @@ static void conn_finalize(struct transport__conn *c)
     } else if (c->kind == TR_CONN_OUT_SNAP) {
         tr__snap_out_conn_gone(c);
     }
+    tr__tls_free(c);
     mem_free(c->rbuf);
     mem_free(c->bufs);
     mem_free(c);
@@ -179,14 +186,17 @@ int tr__io_write(struct transport__conn *c, uv_write_t *req,
 {
     ASSERT(!is_closing(c));
     ASSERT(n > 0);
+    if (c->ssl != NULL) {
+        return tr__tls_write(c, req, bufs, n, cb);
+    }
     return uv_write(req, (uv_stream_t *)&c->tcp, bufs, n, cb);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* Room at rbuf + rlen for the next bytes: at least TR_RBUF_MIN, and one
+ * whole frame once its header is in. 0 when growing failed. */
+size_t tr__rbuf_reserve(struct transport__conn *c)
 {
-    struct transport__conn *c = h->data;
     size_t need = TR_RBUF_MIN;
-    (void)suggested;
     ASSERT(c->roff == 0); /* consume compacts before reading resumes */
     if (c->state == TR_READY && c->rlen >= TRANSPORT_FRAME_HEADER_BYTES) {
         /* Validated by tr__conn_consume when its header arrived. */
@@ -195,16 +205,28 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     if (c->rcap < need) {
         uint8_t *p = mem_realloc(c->rbuf, need);
         if (p == NULL) {
-            buf->base = NULL;
-            buf->len = 0; /* libuv reports UV_ENOBUFS to on_read */
-            return;
+            return 0;
         }
         c->rbuf = p;
         c->rcap = need;
     }
     ASSERT(c->rlen < c->rcap);
-    buf->base = (char *)c->rbuf + c->rlen;
-    buf->len = c->rcap - c->rlen;
+    return c->rcap - c->rlen;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct transport__conn *c = h->data;
+    (void)suggested;
+    if (c->ssl != NULL) {
+        /* ciphertext: into the SSL before on_read returns */
+        buf->base = (char *)c->t->tls_rbuf;
+        buf->len = TR_TLS_RBUF_BYTES;
+        return;
+    }
+    size_t room = tr__rbuf_reserve(c);
+    buf->base = room == 0 ? NULL : (char *)c->rbuf + c->rlen;
+    buf->len = room; /* 0: libuv reports UV_ENOBUFS to on_read */
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -219,12 +241,31 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (nread == UV_ENOBUFS) {
             err = -ENOMEM;
         }
+        if (c->ssl != NULL && !c->tls_up && nread == UV_EOF) {
+            /* e.g. a TLS dialler on a plain port: the other side read our
+             * ClientHello as a bad hello and closed */
+            c->t->stats.tls_handshakes_failed++;
+            LOGW(TR_LOG,
+                 "peer connection %s %s: closed during the TLS handshake "
+                 "(is the other side's peer URL http://?)",
+                 c->kind == TR_CONN_IN ? "from" : "to", c->remote);
+            if (c->peer != NULL && c->kind != TR_CONN_IN) {
+                tr__peer_set_error(c->peer, "TLS handshake: connection "
+                                            "closed by the peer (plain "
+                                            "http:// peer port?)");
+                c->reason_set = true;
+            }
+        }
         if (c->kind == TR_CONN_IN) {
             LOGD(TR_LOG,
                  "peer connection from %s (member %016" PRIx64 ") closed: %s",
                  c->remote, c->peer_id, err_str(err));
         }
         conn_fail(c, err);
+        return;
+    }
+    if (c->ssl != NULL) {
+        tr__tls_on_read(c, (const uint8_t *)buf->base, (size_t)nread);
         return;
     }
     ASSERT((size_t)nread <= c->rcap - c->rlen);
@@ -303,19 +344,11 @@ void tr__conn_write_control_frame(struct transport__conn *c, uint8_t type,
 
 /* --- dialling ------------------------------------------------------- */
 
-static void on_connect(uv_connect_t *req, int status)
+/* The dialler's hello: right after connect, or after the TLS handshake. */
+void tr__conn_out_hello(struct transport__conn *c)
 {
-    struct transport__conn *c = req->data;
     struct transport *t = c->t;
-    if (is_closing(c)) {
-        return;
-    }
-    if (status < 0) {
-        conn_fail(c, status);
-        return;
-    }
-    ASSERT(c->state == TR_DIALING);
-    c->state = TR_HELLO;
+    ASSERT(c->kind != TR_CONN_IN && c->state == TR_HELLO);
     struct tr_hello h = {
         .magic = TRANSPORT_MAGIC,
         .version = TRANSPORT_VERSION,
@@ -327,13 +360,48 @@ static void on_connect(uv_connect_t *req, int status)
     };
     tr__hello_encode(c->cbuf, &h);
     conn_cwrite(c, TRANSPORT_HELLO_BYTES, false);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct transport__conn *c = req->data;
+    if (is_closing(c)) {
+        return;
+    }
+    if (status < 0) {
+        conn_fail(c, status);
+        return;
+    }
+    ASSERT(c->state == TR_DIALING);
+    c->state = TR_HELLO;
+    if (!c->tls_want) {
+        tr__conn_out_hello(c);
+        tr__conn_read_start(c);
+        return;
+    }
+    int rc = tr__tls_start(c, true);
+    if (rc != 0) {
+        if (c->peer != NULL) {
+            tr__peer_set_error(c->peer,
+                               rc == ERR_INVALID
+                                   ? "https:// peer URL but no peer TLS "
+                                     "configured on this member"
+                                   : "TLS: out of memory");
+            c->reason_set = true;
+        }
+        conn_fail(c, rc == ERR_INVALID ? -EPROTO : rc);
+        return;
+    }
     tr__conn_read_start(c);
+    tr__tls_pump(c); /* the ClientHello */
 }
 
 int tr__conn_dial(struct transport__conn *c, const struct sockaddr *addr)
 {
     ASSERT(c->kind != TR_CONN_IN);
     ASSERT(c->state == TR_DIALING);
+    ASSERT(c->peer != NULL);
+    c->tls_want = c->peer->tls;
     int rc = uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connect);
     if (rc != 0) {
         return rc;
@@ -402,6 +470,15 @@ void tr__on_connection(uv_stream_t *server, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     uv_tcp_keepalive(&c->tcp, 1, 30); /* notice a dialler that vanished */
     uv_timer_start(&c->timer, on_timer, t->cfg.handshake_timeout_ms, 0);
+    if (t->cfg.tls_server_ctx != NULL) {
+        int rc = tr__tls_start(c, false);
+        if (rc != 0) {
+            LOGE(TR_LOG, "peer connection from %s: TLS: %s", c->remote,
+                 err_str(rc));
+            tr__conn_close(c, rc);
+            return;
+        }
+    }
     tr__conn_read_start(c);
 }
 
@@ -511,7 +588,11 @@ static bool in_hello(struct transport__conn *c)
     size_t n = avail < 4 ? avail : 4;
     STATIC_ASSERT(TRANSPORT_MAGIC == 0x43524E50u, "magic bytes above");
     if (memcmp(c->rbuf + c->roff, magic, n) != 0) {
-        tr__conn_malformed(c, "not a Cairn peer (bad magic)");
+        /* 0x16 0x03: a TLS ClientHello record */
+        tr__conn_malformed(c, c->rbuf[c->roff] == 0x16
+                                  ? "a TLS handshake on a plain peer port "
+                                    "(this member's peer URL is http://)"
+                                  : "not a Cairn peer (bad magic)");
         return false;
     }
     if (avail < TRANSPORT_HELLO_BYTES) {
@@ -866,6 +947,9 @@ static void on_timer(uv_timer_t *h)
         /* A resume kick (transport_snapshot_resume): deliver what is
          * buffered, then read again if the owner did not pause anew. */
         tr__conn_consume(c);
+        if (!is_closing(c) && !c->paused && c->ssl != NULL) {
+            tr__tls_pump(c); /* records the SSL still holds */
+        }
         if (!is_closing(c) && !c->paused) {
             tr__conn_read_start(c);
         }

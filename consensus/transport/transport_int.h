@@ -8,6 +8,7 @@
  *                   functions through which every socket byte passes.
  * transport_snap.c  snapshot streams, both directions.
  * transport_wire.c  encoding and decoding of hello, reply and frame headers.
+ * transport_tls.c   TLS between the socket and the rest (memory BIOs).
  *
  * Lifetimes. A peer, a connection and a snapshot send are each allocated on
  * their own and freed only after their libuv handles have closed (and, for
@@ -40,6 +41,8 @@ struct transport__peer {
     uint64_t id;
     struct sockaddr_storage addr;
     char addr_text[TR_ADDR_TEXT];
+    bool tls;                    /* added with an https:// address */
+    char tls_name[TR_ADDR_TEXT]; /* "": check the dialled IP */
     uv_timer_t backoff;
     bool backoff_active;
     bool dial_soon; /* dial without waiting for a message (peer added) */
@@ -76,7 +79,11 @@ struct transport__conn {
     int err;         /* why it closed (first reason wins) */
     bool reason_set; /* peer->st.last_error already says why it failed */
     uv_tcp_t tcp;
-    uv_timer_t timer; /* handshake, write stall, snapshot stall, resume */
+    uv_timer_t timer;   /* handshake, write stall, snapshot stall, resume */
+    struct ssl_st *ssl; /* NULL: plain TCP (transport_tls.c) */
+    bool tls_up;        /* the TLS handshake finished */
+    bool tls_want;      /* dialling: the peer's address was https:// */
+    struct tr_san_check *san; /* a DNS SAN lookup in flight, or NULL */
     uv_connect_t connect_req;
     struct transport__peer *peer; /* may be NULL (see transport_int.h) */
     uint64_t peer_id;
@@ -185,6 +192,21 @@ void tr__conn_timer_start(struct transport__conn *c, uint64_t ms);
 void tr__conn_write_control_frame(struct transport__conn *c, uint8_t type,
                                   const uint8_t *payload, size_t len,
                                   bool close_after);
+
+void tr__conn_fail(struct transport__conn *c, int err);
+void tr__conn_out_hello(struct transport__conn *c);
+size_t tr__rbuf_reserve(struct transport__conn *c);
+
+/* transport_tls.c */
+#define TR_TLS_RBUF_BYTES ((size_t)16 << 10) /* ciphertext per socket read */
+int tr__tls_ctx_ref(struct transport *t);
+void tr__tls_ctx_unref(struct transport *t);
+int tr__tls_start(struct transport__conn *c, bool dialer);
+void tr__tls_free(struct transport__conn *c);
+void tr__tls_on_read(struct transport__conn *c, const uint8_t *p, size_t len);
+void tr__tls_pump(struct transport__conn *c);
+int tr__tls_write(struct transport__conn *c, uv_write_t *req,
+                  const uv_buf_t *bufs, unsigned n, uv_write_cb cb);
 
 /* transport_snap.c */
 void tr__snap_out_ready(struct transport__conn *c);

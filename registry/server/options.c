@@ -170,6 +170,10 @@ static const struct row rows[] = {
      "enable peer client cert authentication"},
     {"peer-auto-tls", K_BOOL, F(peer_tls.auto_tls), "false",
      "peer TLS using self-generated certificates"},
+    {"experimental-peer-skip-client-san-verification", K_BOOL,
+     F(peer_tls.skip_client_san), "false",
+     "skip verification of SAN field in client certificate for peer "
+     "connections"},
     {"cipher-suites", K_STR, F(cipher_suites), NULL,
      "comma-separated list of supported TLS cipher suites"},
     {"cors", K_STR, F(cors), "*", "comma-separated whitelist of CORS origins"},

@@ -44,6 +44,7 @@ struct options_tls {
     char *crl_file;
     bool client_cert_auth;
     bool auto_tls;
+    bool skip_client_san; /* peer only: etcd 3.4's experimental flag */
 };
 
 struct options {

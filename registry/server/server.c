@@ -866,6 +866,7 @@ void server_stop(struct server *s)
     stall_stop(&s->stall); /* closing may legitimately block the loop */
     server__listen_close(s);
     server__tls_stop(s);
+    server__peer_tls_stop(s);
     server__compactor_stop(s);
     server__modules_stop(s);
     http_stop(s);
@@ -915,6 +916,8 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     struct node_config nc;
     struct node_observer obs = {0};
     char peer[256] = "";
+    SSL_CTX *peer_srv = NULL;
+    SSL_CTX *peer_cli = NULL;
     int rc;
 
     memset(s, 0, sizeof(*s));
@@ -954,15 +957,30 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     }
     if (nc.initial_count > 1 && o->listen_peer_urls.count > 0) {
         const char *u = o->listen_peer_urls.urls[0];
-        snprintf(peer, sizeof(peer), "%s",
-                 strncmp(u, "http://", 7) == 0 ? u + 7 : u);
-        if (strncmp(peer, "localhost:", 10) == 0) {
-            char tmp[256];
-            snprintf(tmp, sizeof(tmp), "127.0.0.1:%s", peer + 10);
-            snprintf(peer, sizeof(peer), "%s", tmp);
-        }
+        bool https = strncmp(u, "https://", 8) == 0;
+        const char *hp = https                           ? u + 8
+                         : strncmp(u, "http://", 7) == 0 ? u + 7
+                                                         : u;
+        /* the scheme stays for https: the transport listens with TLS */
+        snprintf(peer, sizeof(peer), "%s%s%s", https ? "https://" : "",
+                 strncmp(hp, "localhost:", 10) == 0 ? "127.0.0.1:" : "",
+                 strncmp(hp, "localhost:", 10) == 0 ? hp + 10 : hp);
         nc.listen_peer = peer;
     }
+    /* peer certificates are checked before anything listens, too */
+    rc = server__peer_tls_new(o, &peer_srv, &peer_cli, msg, msg_len);
+    if (rc != 0) {
+        return rc;
+    }
+    nc.peer_tls_server_ctx = peer_srv;
+    nc.peer_tls_client_ctx = peer_cli;
+    /* etcd 3.4 checks a dialling member's SAN against its address unless
+     * --experimental-peer-skip-client-san-verification; not with auto TLS
+     * (nothing is verified then) */
+    nc.peer_tls_check_client_san =
+        !o->peer_tls.skip_client_san &&
+        !(o->peer_tls.auto_tls &&
+          (o->peer_tls.cert_file == NULL || o->peer_tls.cert_file[0] == '\0'));
     s->member_id = nc.member_id;
     s->cluster_id = nc.cluster_id;
     s->lease_id_next = (nc.member_id << 16) ^ (clock_wall_ms() << 8);
@@ -970,10 +988,15 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     rc = api_auth_new(o, &s->auth);
     if (rc != 0) {
         snprintf(msg, msg_len, "auth store: %s", err_str(rc));
+        SSL_CTX_free(peer_srv);
+        SSL_CTX_free(peer_cli);
         return rc;
     }
     nc.auth = s->auth;
     rc = node_open(loop, &nc, &obs, &s->node, msg, msg_len);
+    /* the transport took its own references */
+    SSL_CTX_free(peer_srv);
+    SSL_CTX_free(peer_cli);
     if (rc != 0) {
         return rc;
     }
@@ -1003,6 +1026,7 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     uv_signal_start(&s->sig_term, on_signal, SIGTERM);
     uv_signal_start(&s->sig_int, on_signal, SIGINT);
     server__tls_watch(s);
+    server__peer_tls_watch(s);
     uv_timer_init(loop, &s->watchdog);
     s->watchdog.data = s;
     uv_timer_start(&s->watchdog, on_watchdog, 200, 200);

@@ -206,6 +206,7 @@ struct server {
     void *health;    /* active health checks (registry/services) */
     void *config;    /* config center state (registry/config) */
     void *tls;       /* client-port TLS (tls_conn.c), when https */
+    void *peer_tls;  /* the --peer-* file watch (tls_peer.c) */
     /* registry API counters for /metrics (registry/services, and the
      * discovery streams in registry/http) */
     struct {

@@ -99,29 +99,34 @@ static void asn1_time_str(const ASN1_TIME *t, char *buf, size_t len)
 
 /* ------------------------------------------------ certificate and key */
 
-static int check_validity(X509 *x, const char *path, char *msg, size_t msg_len)
+static int check_validity(X509 *x, const char *pfx, const char *path, char *msg,
+                          size_t msg_len)
 {
     char when[64];
     if (X509_cmp_current_time(X509_get0_notAfter(x)) <= 0) {
         asn1_time_str(X509_get0_notAfter(x), when, sizeof(when));
-        snprintf(msg, msg_len, "--cert-file %s: the certificate expired on %s",
-                 path, when);
+        snprintf(msg, msg_len,
+                 "--%scert-file %s: the certificate expired on %s", pfx, path,
+                 when);
         return ERR_INVALID;
     }
     if (X509_cmp_current_time(X509_get0_notBefore(x)) > 0) {
         asn1_time_str(X509_get0_notBefore(x), when, sizeof(when));
         snprintf(msg, msg_len,
-                 "--cert-file %s: the certificate is not valid before %s", path,
-                 when);
+                 "--%scert-file %s: the certificate is not valid before %s",
+                 pfx, path, when);
         return ERR_INVALID;
     }
     return 0;
 }
 
-static int load_cert(SSL_CTX *ctx, const char *path, char *msg, size_t msg_len)
+int server__tls_load_cert(SSL_CTX *ctx, const char *pfx, const char *path,
+                          char *msg, size_t msg_len)
 {
     char why[128];
-    FILE *f = open_or_say("cert-file", path, msg, msg_len);
+    char flag[32];
+    snprintf(flag, sizeof(flag), "%scert-file", pfx);
+    FILE *f = open_or_say(flag, path, msg, msg_len);
     X509 *x;
     int rc;
     if (f == NULL) {
@@ -131,32 +136,37 @@ static int load_cert(SSL_CTX *ctx, const char *path, char *msg, size_t msg_len)
     fclose(f);
     if (x == NULL) {
         ERR_clear_error();
-        snprintf(msg, msg_len,
-                 file_mentions(path, "PRIVATE KEY")
-                     ? "--cert-file %s: holds a private key, not a "
-                       "certificate (--cert-file and --key-file swapped?)"
-                     : "--cert-file %s: no PEM certificate in it",
-                 path);
+        if (file_mentions(path, "PRIVATE KEY")) {
+            snprintf(msg, msg_len,
+                     "--%s %s: holds a private key, not a certificate "
+                     "(--%scert-file and --%skey-file swapped?)",
+                     flag, path, pfx, pfx);
+        } else {
+            snprintf(msg, msg_len, "--%s %s: no PEM certificate in it", flag,
+                     path);
+        }
         return ERR_INVALID;
     }
-    rc = check_validity(x, path, msg, msg_len);
+    rc = check_validity(x, pfx, path, msg, msg_len);
     X509_free(x);
     if (rc != 0) {
         return rc;
     }
     /* the leaf and any intermediates after it, sent to clients */
     if (SSL_CTX_use_certificate_chain_file(ctx, path) != 1) {
-        snprintf(msg, msg_len, "--cert-file %s: %s", path,
+        snprintf(msg, msg_len, "--%s %s: %s", flag, path,
                  server__tls_err(why, sizeof(why), "bad certificate chain"));
         return ERR_INVALID;
     }
     return 0;
 }
 
-static int load_key(SSL_CTX *ctx, const char *path, const char *cert_path,
-                    char *msg, size_t msg_len)
+int server__tls_load_key(SSL_CTX *ctx, const char *pfx, const char *path,
+                         const char *cert_path, char *msg, size_t msg_len)
 {
-    FILE *f = open_or_say("key-file", path, msg, msg_len);
+    char flag[32];
+    snprintf(flag, sizeof(flag), "%skey-file", pfx);
+    FILE *f = open_or_say(flag, path, msg, msg_len);
     EVP_PKEY *k;
     int ok;
     if (f == NULL) {
@@ -166,15 +176,20 @@ static int load_key(SSL_CTX *ctx, const char *path, const char *cert_path,
     fclose(f);
     if (k == NULL) {
         ERR_clear_error();
-        snprintf(msg, msg_len,
-                 file_mentions(path, "ENCRYPTED")
-                     ? "--key-file %s: the key is encrypted (a passphrase "
-                       "is not supported)"
-                 : file_mentions(path, "CERTIFICATE")
-                     ? "--key-file %s: holds a certificate, not a private "
-                       "key (--cert-file and --key-file swapped?)"
-                     : "--key-file %s: no PEM private key in it",
-                 path);
+        if (file_mentions(path, "ENCRYPTED")) {
+            snprintf(msg, msg_len,
+                     "--%s %s: the key is encrypted (a passphrase is not "
+                     "supported)",
+                     flag, path);
+        } else if (file_mentions(path, "CERTIFICATE")) {
+            snprintf(msg, msg_len,
+                     "--%s %s: holds a certificate, not a private key "
+                     "(--%scert-file and --%skey-file swapped?)",
+                     flag, path, pfx, pfx);
+        } else {
+            snprintf(msg, msg_len, "--%s %s: no PEM private key in it", flag,
+                     path);
+        }
         return ERR_INVALID;
     }
     ok = SSL_CTX_use_PrivateKey(ctx, k) == 1 &&
@@ -183,9 +198,9 @@ static int load_key(SSL_CTX *ctx, const char *path, const char *cert_path,
     ERR_clear_error();
     if (!ok) {
         snprintf(msg, msg_len,
-                 "--key-file %s: the private key does not match the "
-                 "certificate in --cert-file %s",
-                 path, cert_path);
+                 "--%s %s: the private key does not match the "
+                 "certificate in --%scert-file %s",
+                 flag, path, pfx, cert_path);
         return ERR_INVALID;
     }
     return 0;
@@ -193,9 +208,12 @@ static int load_key(SSL_CTX *ctx, const char *path, const char *cert_path,
 
 /* ------------------------------------------------- client verification */
 
-static int load_ca(SSL_CTX *ctx, const char *path, char *msg, size_t msg_len)
+int server__tls_load_ca(SSL_CTX *ctx, const char *pfx, const char *path,
+                        char *msg, size_t msg_len)
 {
-    FILE *f = open_or_say("trusted-ca-file", path, msg, msg_len);
+    char flag[32];
+    snprintf(flag, sizeof(flag), "%strusted-ca-file", pfx);
+    FILE *f = open_or_say(flag, path, msg, msg_len);
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
     STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
     size_t count = 0;
@@ -203,7 +221,7 @@ static int load_ca(SSL_CTX *ctx, const char *path, char *msg, size_t msg_len)
     if (f == NULL || names == NULL) {
         if (f != NULL) {
             fclose(f);
-            snprintf(msg, msg_len, "--trusted-ca-file %s: out of memory", path);
+            snprintf(msg, msg_len, "--%s %s: out of memory", flag, path);
         }
         sk_X509_NAME_free(names);
         return ERR_INVALID;
@@ -224,17 +242,18 @@ static int load_ca(SSL_CTX *ctx, const char *path, char *msg, size_t msg_len)
     fclose(f);
     if (count == 0) {
         sk_X509_NAME_pop_free(names, X509_NAME_free);
-        snprintf(msg, msg_len, "--trusted-ca-file %s: no PEM certificate in it",
-                 path);
+        snprintf(msg, msg_len, "--%s %s: no PEM certificate in it", flag, path);
         return ERR_INVALID;
     }
     SSL_CTX_set_client_CA_list(ctx, names); /* takes names */
     return 0;
 }
 
-static int load_crl(SSL_CTX *ctx, const char *path, char *msg, size_t msg_len)
+int server__tls_load_crl(SSL_CTX *ctx, const char *pfx, const char *path,
+                         char *msg, size_t msg_len)
 {
-    FILE *f = open_or_say("client-crl-file", path, msg, msg_len);
+    const char *flag = pfx[0] != '\0' ? "peer-crl-file" : "client-crl-file";
+    FILE *f = open_or_say(flag, path, msg, msg_len);
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
     X509_CRL *crl;
     size_t count = 0;
@@ -251,8 +270,7 @@ static int load_crl(SSL_CTX *ctx, const char *path, char *msg, size_t msg_len)
     fclose(f);
     if (count == 0) {
         snprintf(msg, msg_len,
-                 "--client-crl-file %s: no PEM certificate revocation list "
-                 "in it",
+                 "--%s %s: no PEM certificate revocation list in it", flag,
                  path);
         return ERR_INVALID;
     }
@@ -290,7 +308,8 @@ static const struct {
     {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "ECDHE-ECDSA-CHACHA20-POLY1305"},
 };
 
-static int set_suites(SSL_CTX *ctx, const char *list, char *msg, size_t msg_len)
+int server__tls_set_suites(SSL_CTX *ctx, const char *list, char *msg,
+                           size_t msg_len)
 {
     char copy[1024];
     char out[1024] = "";
@@ -331,11 +350,12 @@ static int set_suites(SSL_CTX *ctx, const char *list, char *msg, size_t msg_len)
 /* ------------------------------------------------------------ auto TLS */
 
 /* The hosts of the https:// listen URLs, as "IP:a,DNS:b" for the SAN. */
-static void san_from_urls(const struct options *o, char *out, size_t len)
+void server__tls_san_from_urls(const struct options_urls *urls, char *out,
+                               size_t len)
 {
     out[0] = '\0';
-    for (size_t i = 0; i < o->listen_client_urls.count; i++) {
-        const char *u = o->listen_client_urls.urls[i];
+    for (size_t i = 0; i < urls->count; i++) {
+        const char *u = urls->urls[i];
         char host[256];
         const char *p = strstr(u, "://");
         size_t hl;
@@ -379,17 +399,14 @@ static int add_ext(X509 *x, int nid, const char *value)
     return ok == 1 ? 0 : -1;
 }
 
-static int auto_tls(SSL_CTX *ctx, const struct options *o, char *msg,
-                    size_t msg_len)
+int server__tls_self_cert(const char *san, const char *eku, X509 **x_out,
+                          EVP_PKEY **k_out)
 {
-    char san[1024];
-    char why[128];
     uint64_t serial = 0;
     EVP_PKEY *k = EVP_EC_gen("P-256");
     X509 *x = X509_new();
     X509_NAME *name = x != NULL ? X509_get_subject_name(x) : NULL;
     int ok = k != NULL && x != NULL && name != NULL;
-    san_from_urls(o, san, sizeof(san));
     ok = ok && RAND_bytes((unsigned char *)&serial, sizeof(serial)) == 1;
     ok = ok && X509_set_version(x, 2) == 1 &&
          ASN1_INTEGER_set_uint64(X509_get_serialNumber(x), serial >> 1) == 1 &&
@@ -402,9 +419,28 @@ static int auto_tls(SSL_CTX *ctx, const struct options *o, char *msg,
     ok = ok && add_ext(x, NID_subject_alt_name, san) == 0 &&
          add_ext(x, NID_key_usage,
                  "critical,digitalSignature,keyEncipherment") == 0 &&
-         add_ext(x, NID_ext_key_usage, "serverAuth") == 0;
-    ok = ok && X509_sign(x, k, EVP_sha256()) > 0 &&
-         SSL_CTX_use_certificate(ctx, x) == 1 &&
+         add_ext(x, NID_ext_key_usage, eku) == 0;
+    ok = ok && X509_sign(x, k, EVP_sha256()) > 0;
+    if (!ok) {
+        X509_free(x);
+        EVP_PKEY_free(k);
+        return ERR_INVALID;
+    }
+    *x_out = x;
+    *k_out = k;
+    return 0;
+}
+
+static int auto_tls(SSL_CTX *ctx, const struct options *o, char *msg,
+                    size_t msg_len)
+{
+    char san[1024];
+    char why[128];
+    X509 *x = NULL;
+    EVP_PKEY *k = NULL;
+    server__tls_san_from_urls(&o->listen_client_urls, san, sizeof(san));
+    int ok = server__tls_self_cert(san, "serverAuth", &x, &k) == 0;
+    ok = ok && SSL_CTX_use_certificate(ctx, x) == 1 &&
          SSL_CTX_use_PrivateKey(ctx, k) == 1;
     if (!ok) {
         snprintf(msg, msg_len, "--auto-tls: cannot make a certificate: %s",
@@ -473,24 +509,25 @@ static int ctx_fill(SSL_CTX *ctx, const struct options *o, char *msg,
         return ERR_INVALID;
     }
     if (have_files) {
-        rc = load_cert(ctx, t->cert_file, msg, msg_len);
+        rc = server__tls_load_cert(ctx, "", t->cert_file, msg, msg_len);
         if (rc == 0) {
-            rc = load_key(ctx, t->key_file, t->cert_file, msg, msg_len);
+            rc = server__tls_load_key(ctx, "", t->key_file, t->cert_file, msg,
+                                      msg_len);
         }
     } else {
         rc = auto_tls(ctx, o, msg, msg_len);
     }
     if (rc == 0 && t->trusted_ca_file != NULL && t->trusted_ca_file[0]) {
-        rc = load_ca(ctx, t->trusted_ca_file, msg, msg_len);
+        rc = server__tls_load_ca(ctx, "", t->trusted_ca_file, msg, msg_len);
     } else if (rc == 0 && t->client_cert_auth) {
         /* etcd (Go) verifies against the system roots then */
         (void)SSL_CTX_set_default_verify_paths(ctx);
     }
     if (rc == 0 && t->crl_file != NULL && t->crl_file[0] != '\0') {
-        rc = load_crl(ctx, t->crl_file, msg, msg_len);
+        rc = server__tls_load_crl(ctx, "", t->crl_file, msg, msg_len);
     }
     if (rc == 0 && o->cipher_suites != NULL && o->cipher_suites[0] != '\0') {
-        rc = set_suites(ctx, o->cipher_suites, msg, msg_len);
+        rc = server__tls_set_suites(ctx, o->cipher_suites, msg, msg_len);
     }
     return rc;
 }

@@ -21,7 +21,8 @@
  * Limits:   TLS_PENDING_BYTES_MAX per direction per connection (reads on
  *           the other side stop above it); handshakes in progress count
  *           towards LIMIT_CONNECTIONS; TLS_HANDSHAKE_TIMEOUT_MS.
- * Not here: peer-port TLS (consensus/transport), reloading certificates,
+ * Not here: peer-port TLS records (consensus/transport; its contexts are
+ *           built in tls_peer.c from the same loaders), reloading certificates,
  *           JWT. HTTP/2 and HTTP/1.1 themselves (registry/grpc, /http).
  */
 #ifndef CAIRN_REGISTRY_SERVER_TLS_INT_H
@@ -71,6 +72,48 @@ void server__tls_stop(struct server *s);
  * flag, the file and the reason. */
 int server__tls_ctx_new(const struct options *o, SSL_CTX **out, char *msg,
                         size_t msg_len);
+
+/* Loaders shared by the client and the peer contexts (tls_ctx.c). pfx is
+ * "" or "peer-", so a message names the flag the user gave
+ * (--peer-cert-file ...), the file and the reason. Each returns 0 or
+ * ERR_INVALID with msg set. */
+int server__tls_load_cert(SSL_CTX *ctx, const char *pfx, const char *path,
+                          char *msg, size_t msg_len);
+int server__tls_load_key(SSL_CTX *ctx, const char *pfx, const char *path,
+                         const char *cert_path, char *msg, size_t msg_len);
+int server__tls_load_ca(SSL_CTX *ctx, const char *pfx, const char *path,
+                        char *msg, size_t msg_len);
+int server__tls_load_crl(SSL_CTX *ctx, const char *pfx, const char *path,
+                         char *msg, size_t msg_len);
+int server__tls_set_suites(SSL_CTX *ctx, const char *list, char *msg,
+                           size_t msg_len);
+struct options_urls;
+/* The hosts of urls as "IP:a,DNS:b" (a SAN value); localhost and
+ * 127.0.0.1 when none. */
+void server__tls_san_from_urls(const struct options_urls *urls, char *out,
+                               size_t len);
+/* A self-signed ECDSA P-256 certificate for san with extended key usage
+ * eku ("serverAuth" or "serverAuth,clientAuth"), O=etcd, valid one year.
+ * 0 and both set (the caller frees them), or ERR_INVALID. */
+int server__tls_self_cert(const char *san, const char *eku, X509 **x_out,
+                          EVP_PKEY **k_out);
+
+/* tls_peer.c: the peer port's contexts from o's --peer-* flags, checked
+ * now. *server_out only when some --listen-peer-urls URL is https://;
+ * *client_out always (it dials https:// peers; without --peer-cert-file it
+ * presents no certificate and verifies against the system roots, as
+ * etcd's Go client would). --peer-auto-tls without files makes (or
+ * reuses) data-dir/fixtures/peer/{cert,key}.pem as etcd does. 0, or
+ * ERR_INVALID/-ENOMEM with msg naming the flag, file and reason and
+ * nothing kept. */
+int server__peer_tls_new(const struct options *o, SSL_CTX **server_out,
+                         SSL_CTX **client_out, char *msg, size_t msg_len);
+
+/* Watch the --peer-* files and SIGHUP: build the peer contexts again and
+ * hand them to the node (server__peer_tls_stop closes the watch). Nothing
+ * without --peer-cert-file. */
+void server__peer_tls_watch(struct server *s);
+void server__peer_tls_stop(struct server *s);
 
 /* OpenSSL's first queued reason (or fallback) into buf; clears the queue. */
 const char *server__tls_err(char *buf, size_t len, const char *fallback);

@@ -534,6 +534,8 @@ static void addresses_parse_ipv4_and_ipv6_literals(void **state)
     assert_int_equal(ss.ss_family, AF_INET);
     assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 2380);
     assert_int_equal(transport_addr_parse("http://10.0.0.1:0", &ss), 0);
+    /* https:// means TLS to transport_peer_add; the address is the same */
+    assert_int_equal(transport_addr_parse("https://127.0.0.1:1", &ss), 0);
     assert_int_equal(transport_addr_parse("[::1]:2380", &ss), 0);
     assert_int_equal(ss.ss_family, AF_INET6);
     assert_int_equal(transport_addr_parse("[fe80::1]:65535", &ss), 0);
@@ -550,7 +552,7 @@ static void addresses_parse_ipv4_and_ipv6_literals(void **state)
         "127.0.0.1:-1",
         "127.0.0.1:8x",
         "[::1:2380",
-        "https://127.0.0.1:1",
+        "ftp://127.0.0.1:1",
         "127.0.0.1:000001",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
