@@ -52,6 +52,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -81,10 +82,15 @@ struct tr_tls_wr {
  * callback frees it. */
 struct tr_san_check {
     uv_getaddrinfo_t req;
+    uv_getnameinfo_t rreq; /* the reverse lookup, first (etcd's order) */
     struct transport__conn *c;
     char ip[64]; /* the remote address */
     char names[TRANSPORT_SAN_NAMES_MAX][256];
     unsigned count, next;
+    /* wildcard SANs ("*.headless.ns.svc"), kept as their suffix
+     * (".headless.ns.svc"): only the reverse lookup can match them */
+    char wild[TRANSPORT_SAN_NAMES_MAX][256];
+    unsigned wild_count;
 };
 
 int tr__tls_ctx_ref(struct transport *t)
@@ -397,24 +403,97 @@ static bool addrs_have(const struct addrinfo *res, const char *ip)
     return false;
 }
 
-static void san_lookup_done(uv_getaddrinfo_t *req, int status,
-                            struct addrinfo *res)
+static void san_finish(struct tr_san_check *s, bool match);
+
+/* The connection went while a lookup ran: true (and s freed) if so. */
+static bool san_orphan(struct tr_san_check *s)
 {
-    struct tr_san_check *s = req->data;
     struct transport__conn *c = s->c;
-    bool match = status == 0 && addrs_have(res, s->ip);
-    uv_freeaddrinfo(res);
     if (c == NULL || c->state == TR_CLOSING) {
         if (c != NULL) {
             c->san = NULL; /* closing, not yet finalized */
         }
-        mem_free(s); /* the connection went meanwhile */
-        return;
+        mem_free(s);
+        return true;
     }
     ASSERT(c->san == s);
+    return false;
+}
+
+/* Does host (a PTR name, maybe with its trailing dot) match a DNS SAN:
+ * one of the names, or ends with a wildcard's suffix (etcd's
+ * strings.HasSuffix: any depth below it)? */
+static bool san_host_match(const struct tr_san_check *s, const char *host)
+{
+    size_t n = strlen(host);
+    if (n > 0 && host[n - 1] == '.') {
+        n--;
+    }
+    for (unsigned i = 0; i < s->wild_count; i++) {
+        size_t w = strlen(s->wild[i]);
+        if (n > w && strncasecmp(host + n - w, s->wild[i], w) == 0) {
+            return true;
+        }
+    }
+    for (unsigned i = 0; i < s->count; i++) {
+        if (strlen(s->names[i]) == n &&
+            strncasecmp(host, s->names[i], n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void san_reverse_done(uv_getnameinfo_t *req, int status,
+                             const char *host, const char *service)
+{
+    struct tr_san_check *s = req->data;
+    (void)service;
+    if (san_orphan(s)) {
+        return;
+    }
+    if (status == 0 && host != NULL && san_host_match(s, host)) {
+        san_finish(s, true);
+        return;
+    }
+    /* then each name forward, as etcd's isHostInDNS goes on */
+    if (s->count > 0 && san_lookup_next(s) == 0) {
+        return;
+    }
+    san_finish(s, false);
+}
+
+static int san_reverse_start(struct tr_san_check *s)
+{
+    struct sockaddr_storage sa;
+    memset(&sa, 0, sizeof(sa));
+    if (uv_ip4_addr(s->ip, 0, (struct sockaddr_in *)&sa) != 0 &&
+        uv_ip6_addr(s->ip, 0, (struct sockaddr_in6 *)&sa) != 0) {
+        return -EINVAL;
+    }
+    s->rreq.data = s;
+    return uv_getnameinfo(s->c->t->loop, &s->rreq, san_reverse_done,
+                          (const struct sockaddr *)&sa, NI_NAMEREQD);
+}
+
+static void san_lookup_done(uv_getaddrinfo_t *req, int status,
+                            struct addrinfo *res)
+{
+    struct tr_san_check *s = req->data;
+    bool match = status == 0 && addrs_have(res, s->ip);
+    uv_freeaddrinfo(res);
+    if (san_orphan(s)) {
+        return;
+    }
     if (!match && ++s->next < s->count && san_lookup_next(s) == 0) {
         return;
     }
+    san_finish(s, match);
+}
+
+static void san_finish(struct tr_san_check *s, bool match)
+{
+    struct transport__conn *c = s->c;
     c->san = NULL;
     if (match) {
         mem_free(s);
@@ -424,7 +503,8 @@ static void san_lookup_done(uv_getaddrinfo_t *req, int status,
     }
     char why[TRANSPORT_REASON_MAX + 1];
     snprintf(why, sizeof(why),
-             "client certificate SAN: its DNS names%s do not resolve to %s",
+             "client certificate SAN: its DNS names%s do not resolve to %s "
+             "and its reverse name matches none of them",
              s->count == TRANSPORT_SAN_NAMES_MAX ? " (the first 8)" : "",
              s->ip);
     mem_free(s);
@@ -436,15 +516,22 @@ static void san_dns_names(GENERAL_NAMES *gens, struct tr_san_check *s,
                           bool *has_ip)
 {
     int n = sk_GENERAL_NAME_num(gens);
-    for (int i = 0; i < n && s->count < TRANSPORT_SAN_NAMES_MAX; i++) {
+    for (int i = 0; i < n; i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
         if (g->type == GEN_IPADD) {
             *has_ip = true;
         } else if (g->type == GEN_DNS) {
             const unsigned char *d = ASN1_STRING_get0_data(g->d.dNSName);
             int len = ASN1_STRING_length(g->d.dNSName);
-            if (len > 0 && (size_t)len < sizeof(s->names[0]) &&
-                memchr(d, 0, (size_t)len) == NULL && d[0] != '*') {
+            if (len > 2 && (size_t)len < sizeof(s->wild[0]) &&
+                memchr(d, 0, (size_t)len) == NULL && d[0] == '*' &&
+                d[1] == '.' && s->wild_count < TRANSPORT_SAN_NAMES_MAX) {
+                memcpy(s->wild[s->wild_count], d + 1, (size_t)len - 1);
+                s->wild[s->wild_count][len - 1] = '\0';
+                s->wild_count++;
+            } else if (len > 0 && (size_t)len < sizeof(s->names[0]) &&
+                       memchr(d, 0, (size_t)len) == NULL && d[0] != '*' &&
+                       s->count < TRANSPORT_SAN_NAMES_MAX) {
                 memcpy(s->names[s->count], d, (size_t)len);
                 s->names[s->count][len] = '\0';
                 s->count++;
@@ -475,11 +562,12 @@ static int san_check(struct transport__conn *c, char *why, size_t len)
     remote_ip(c, s->ip, sizeof(s->ip));
     san_dns_names(gens, s, &has_ip);
     GENERAL_NAMES_free(gens);
-    if ((!has_ip && s->count == 0) || X509_check_ip_asc(x, s->ip, 0) == 1) {
+    if ((!has_ip && s->count == 0 && s->wild_count == 0) ||
+        X509_check_ip_asc(x, s->ip, 0) == 1) {
         mem_free(s);
         return 0;
     }
-    if (s->count == 0) {
+    if (s->count == 0 && s->wild_count == 0) {
         snprintf(why, len,
                  "client certificate SAN: its IP addresses do "
                  "not include %s",
@@ -488,9 +576,10 @@ static int san_check(struct transport__conn *c, char *why, size_t len)
         return -1;
     }
     s->c = c;
-    if (san_lookup_next(s) != 0) {
+    if (san_reverse_start(s) != 0 &&
+        (s->count == 0 || san_lookup_next(s) != 0)) {
         snprintf(why, len, "client certificate SAN: cannot resolve %.64s",
-                 s->names[0]);
+                 s->count > 0 ? s->names[0] : s->ip);
         mem_free(s);
         return -1;
     }
