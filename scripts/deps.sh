@@ -29,8 +29,11 @@ PKGS="$PKGS python3-h2"
 # The console test (tests/integration/console.test) drives a headless
 # browser (playwright-core from npm, no browser download).
 PKGS="$PKGS chromium"
+# ... and the same console in Firefox (tests/integration/console_firefox.test:
+# puppeteer-core from npm over WebDriver BiDi, Debian's ESR build).
+PKGS="$PKGS firefox-esr"
 if [ "${1:-}" = "--build-only" ]; then
-    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|prometheus|clang$|libclang-rt-dev$|umoci$|python3-yaml$|chromium$)' | tr '\n' ' ')
+    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|prometheus|clang$|libclang-rt-dev$|umoci$|python3-yaml$|chromium$|firefox-esr$)' | tr '\n' ' ')
 fi
 
 missing=""
