@@ -118,7 +118,13 @@ if ! healthy; then
     tail -20 "$TMP/cairnd.log" >&2
     exit 1
 fi
+fdlist() { # the member's fds as "fd -> target", sockets as "socket"
+    for f in /proc/$MPID/fd/*; do
+        echo "$(basename "$f") -> $(readlink "$f" | sed 's/^socket:.*/socket/')"
+    done | sort
+}
 FDS0=$(ls /proc/$MPID/fd | wc -l)
+fdlist >"$TMP/fds.before"
 say "member pid $MPID on $EP, $FDS0 fds, ulimit -n $(ulimit -n); holding ${SECS}s once set up"
 
 # The driver is niced below the member: it is the load, not the subject.
@@ -169,6 +175,10 @@ else
     done
     read -r rss anon < <(awk '/^VmRSS:/{r=$2} /^RssAnon:/{a=$2} END{print r, a}' /proc/$MPID/status)
     say "after the load: $fds fds (before: $FDS0), rss ${rss}kB anon ${anon}kB"
+    fdlist >"$TMP/fds.after"
+    if ! cmp -s "$TMP/fds.before" "$TMP/fds.after"; then
+        say "fds not there before the load: $(comm -13 "$TMP/fds.before" "$TMP/fds.after" | tr '\n' ' ')"
+    fi
     if [ "$fds" -gt $((FDS0 + 5)) ]; then
         REASONS+=("$fds fds open 30 s after the clients left (before the load: $FDS0)")
     fi

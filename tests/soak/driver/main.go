@@ -169,6 +169,26 @@ func procFds(p int) int {
 	return len(d)
 }
 
+// gauges reads a few of the member's /metrics gauges: the in-memory Raft
+// log (bounded by --raft-log-memory-bytes) and the current revision, to
+// tell a bounded cache filling from a leak.
+func gauges(hc *http.Client) string {
+	st, b, err := call(hc, "GET", "http://"+*ep+"/metrics", "")
+	if err != nil || st != 200 {
+		return "metrics=?"
+	}
+	v := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 2 {
+			v[f[0]] = f[1]
+		}
+	}
+	kb, _ := strconv.ParseFloat(v["cairn_raft_log_memory_bytes"], 64)
+	return fmt.Sprintf("raftlog=%.0fkB/%s rev=%s", kb/1024,
+		v["cairn_raft_log_memory_entries"], v["etcd_debugging_mvcc_current_revision"])
+}
+
 func selfCPU() float64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -340,7 +360,8 @@ func writer(ctx context.Context, wg *sync.WaitGroup) {
 				default:
 					var opts []clientv3.OpOption
 					if n%3 == 0 {
-						if l := leases[rnd.Intn(len(leases))]; l != 0 {
+						if len(leases) == 0 {
+						} else if l := leases[rnd.Intn(len(leases))]; l != 0 {
 							opts = append(opts, clientv3.WithLease(l))
 							atomic.AddInt64(&leaseKeys, 1)
 						}
@@ -859,12 +880,21 @@ func main() {
 
 	lctx, lcancel := context.WithCancel(context.Background())
 	var lwg sync.WaitGroup
-	lwg.Add(5)
-	go writer(lctx, &lwg)
+	lwg.Add(1)
 	go leaseChurn(lctx, &lwg)
-	go heartbeats(lctx, &lwg, httpClient(4))
-	go churn(lctx, &lwg, httpClient(2))
-	go publisher(lctx, &lwg, httpClient(1))
+	if *rate > 0 {
+		lwg.Add(1)
+		go writer(lctx, &lwg)
+	}
+	if len(sessions) > 0 {
+		lwg.Add(2)
+		go heartbeats(lctx, &lwg, httpClient(4))
+		go churn(lctx, &lwg, httpClient(2))
+	}
+	if *nCfg > 0 {
+		lwg.Add(1)
+		go publisher(lctx, &lwg, httpClient(1))
+	}
 
 	// Samples.
 	var samples []sample
@@ -890,9 +920,9 @@ func main() {
 		et, eparts := errTotal()
 		gw, gr, gc := eventsGot()
 		samples = append(samples, sample{int(el + 0.5), rss, anon})
-		fmt.Printf("soak: t=%4.0fs rss=%dkB anon=%dkB fds=%d cpu=%.1f%% driver=%.1f%% "+
+		fmt.Printf("soak: t=%4.0fs rss=%dkB anon=%dkB fds=%d cpu=%.1f%% driver=%.1f%% %s "+
 			"writes=%d events=%d reg_events=%d cfg_events=%d keepalives=%d hb=%d regops=%d pubs=%d compacted=%d errors=%d%s\n",
-			el, rss, anon, fds, scpu, ccpu, atomic.LoadInt64(&writes), gw, gr, gc,
+			el, rss, anon, fds, scpu, ccpu, gauges(hc), atomic.LoadInt64(&writes), gw, gr, gc,
 			atomic.LoadInt64(&kaResps), atomic.LoadInt64(&hbs), atomic.LoadInt64(&regOps),
 			atomic.LoadInt64(&pubs), atomic.LoadInt64(&compacted), et,
 			map[bool]string{true: " (" + eparts + ")", false: ""}[et > 0])
