@@ -33,6 +33,7 @@
 #
 # Environment: SOAK_SECONDS [600], SOAK_MAX_CONNECTIONS [2000],
 # SOAK_ARGS (more driver flags, e.g. "-conns 200 -watchers 2000"),
+# SOAK_CAIRND_ARGS (more member flags),
 # SOAK_DIR [$TMPDIR or /tmp], SOAK_KEEP=1 keeps the temp dir (member log,
 # driver output).
 set -u
@@ -105,7 +106,7 @@ cp "$B/cairnd" "$TMP/bin/"
     --initial-cluster "soak=http://127.0.0.1:$PP" \
     --max-connections "$CONN_MAX" \
     --auto-compaction-mode periodic --auto-compaction-retention 1m \
-    >"$TMP/cairnd.log" 2>&1 &
+    ${SOAK_CAIRND_ARGS:-} >"$TMP/cairnd.log" 2>&1 &
 MPID=$!
 PIDS+=("$MPID")
 
