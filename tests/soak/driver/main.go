@@ -77,6 +77,8 @@ var (
 	nLeases  = flag.Int("leases", 5000, "leases kept alive")
 	leaseTTL = flag.Int64("lease-ttl", 30, "TTL of the held leases (s)")
 	rate     = flag.Int("rate", 100, "writes a second")
+	leaseEv  = flag.Int("lease-every", 3, "one put in this many carries a lease (0: none)")
+	churnOn  = flag.Bool("lease-churn", true, "grant and revoke a lease every 200 ms")
 	nSvc     = flag.Int("services", 10, "registry services")
 	nRegSubs = flag.Int("reg-subs", 100, "discovery subscribers")
 	nSess    = flag.Int("sessions", 50, "registry sessions (2 instances each)")
@@ -359,7 +361,7 @@ func writer(ctx context.Context, wg *sync.WaitGroup) {
 					}
 				default:
 					var opts []clientv3.OpOption
-					if n%3 == 0 {
+					if *leaseEv > 0 && n%*leaseEv == 0 {
 						if len(leases) == 0 {
 						} else if l := leases[rnd.Intn(len(leases))]; l != 0 {
 							opts = append(opts, clientv3.WithLease(l))
@@ -880,8 +882,10 @@ func main() {
 
 	lctx, lcancel := context.WithCancel(context.Background())
 	var lwg sync.WaitGroup
-	lwg.Add(1)
-	go leaseChurn(lctx, &lwg)
+	if *churnOn {
+		lwg.Add(1)
+		go leaseChurn(lctx, &lwg)
+	}
 	if *rate > 0 {
 		lwg.Add(1)
 		go writer(lctx, &lwg)
