@@ -361,9 +361,8 @@ func writer(ctx context.Context, wg *sync.WaitGroup) {
 					}
 				default:
 					var opts []clientv3.OpOption
-					if *leaseEv > 0 && n%*leaseEv == 0 {
-						if len(leases) == 0 {
-						} else if l := leases[rnd.Intn(len(leases))]; l != 0 {
+					if *leaseEv > 0 && n%*leaseEv == 0 && len(leases) > 0 {
+						if l := leases[rnd.Intn(len(leases))]; l != 0 {
 							opts = append(opts, clientv3.WithLease(l))
 							atomic.AddInt64(&leaseKeys, 1)
 						}
@@ -1013,7 +1012,7 @@ func main() {
 	summary := map[string]interface{}{
 		"hold_s": int(holdSecs + 0.5), "conns": len(clients), "watchers": len(watchers),
 		"leases": len(leases), "discovery_subscribers": len(regSubs), "config_subscribers": len(cfgSubs),
-		"sessions": len(sessions),
+		"sessions":        len(sessions),
 		"rss_min2_max_kb": m2, "rss_last_min_max_kb": mLast, "rss_max_kb": mMax,
 		"anon_min2_kb": a2, "anon_last_min_kb": aLast, "rss_growth_pct": growth * 100,
 		"fds_max": maxFds, "member_cpu_pct": srvCPU / holdSecs * 100, "driver_cpu_pct": cliCPU / holdSecs * 100,
