@@ -133,7 +133,7 @@ UNIT_BINS := $(foreach d,$(UNIT_DIRS),$(B)/tests/unit-$(d))
 TEST_KINDS := sim crash integration compat
 TEST_BINS := $(foreach k,$(TEST_KINDS),$(if $(wildcard tests/$(k)/*.c),$(B)/tests/$(k)))
 
-.PHONY: all clean test run lint bench deps deps-build sim sim-long crash \
+.PHONY: all clean test run lint bench soak deps deps-build sim sim-long crash \
         itest compat sdktest fuzz fuzz-build fuzz-replay fuzz-seeds unit \
         install image chart-test
 .DEFAULT_GOAL := all
@@ -321,6 +321,12 @@ sdktest: all
 bench: deps
 	$(Q)$(MAKE) --no-print-directory MODE=release all
 	$(Q)bench/run.sh build/release
+
+# One member held under the full client load for SOAK_SECONDS (default
+# 600), sampled every 10 s; PASS or FAIL with the reason (not in make test).
+SOAK_SECONDS ?= 600
+soak: all
+	$(Q)SOAK_SECONDS=$(SOAK_SECONDS) nice tests/soak/soak.sh $(B)
 
 # ------------------------------------------------------------------ fuzz
 # libFuzzer targets: tests/fuzz/fuzz_<name>.c -> $(B)/fuzz/fuzz_<name>. The
