@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +185,18 @@ static void process_metrics(struct mw *w)
     metric_f(w, "process_start_time_seconds", "gauge",
              "Start time of the process since unix epoch in seconds.",
              start_time_s());
+    /* The heap as malloc sees it (as Go's go_memstats_heap_* in etcd):
+     * RSS also grows when pages of blocks allocated earlier are first
+     * written (a connection's buffers as it gets busier), which is not a
+     * leak; bytes in use that grow are. */
+    struct mallinfo2 mi = mallinfo2();
+    metric_u64(w, "cairn_process_heap_inuse_bytes", "gauge",
+               "Bytes malloc has handed out and not yet taken back.",
+               (uint64_t)(mi.uordblks + mi.hblkhd));
+    metric_u64(w, "cairn_process_heap_system_bytes", "gauge",
+               "Bytes malloc holds from the system (heap and mmap'd "
+               "blocks).",
+               (uint64_t)(mi.arena + mi.hblkhd));
 }
 
 static void server_metrics(struct mw *w, struct server *s)

@@ -187,8 +187,12 @@ func gauges(hc *http.Client) string {
 		}
 	}
 	kb, _ := strconv.ParseFloat(v["cairn_raft_log_memory_bytes"], 64)
-	return fmt.Sprintf("raftlog=%.0fkB/%s rev=%s", kb/1024,
-		v["cairn_raft_log_memory_entries"], v["etcd_debugging_mvcc_current_revision"])
+	hu, _ := strconv.ParseFloat(v["cairn_process_heap_inuse_bytes"], 64)
+	hs, _ := strconv.ParseFloat(v["cairn_process_heap_system_bytes"], 64)
+	// heap: malloc's bytes in use / held from the system; RSS may grow
+	// while these stay put (first writes to pages allocated earlier)
+	return fmt.Sprintf("heap=%.0f/%.0fkB raftlog=%.0fkB/%s rev=%s", hu/1024, hs/1024,
+		kb/1024, v["cairn_raft_log_memory_entries"], v["etcd_debugging_mvcc_current_revision"])
 }
 
 func selfCPU() float64 {
