@@ -277,6 +277,24 @@ static void server_metrics(struct mw *w, struct server *s)
               "etcd_disk_wal_fsync_duration_seconds_count %" PRIu64 "\n",
               st.wal_fsyncs, (double)st.wal_fsync_ns_total / 1e9,
               st.wal_fsyncs);
+    head(w, "cairn_api_request_duration_seconds", "histogram",
+         "Time from an API call's arrival to its answer (gRPC unary calls, "
+         "the JSON gateway, the registry and config APIs' calls).");
+    cum = 0;
+    for (size_t i = 0; i + 1 < SERVER_LATENCY_BUCKETS; i++) {
+        cum += s->api_latency.buckets[i];
+        mw_printf(w,
+                  "cairn_api_request_duration_seconds_bucket{le=\"%g\"} "
+                  "%" PRIu64 "\n",
+                  (double)(500000ull << i) / 1e9, cum);
+    }
+    mw_printf(w,
+              "cairn_api_request_duration_seconds_bucket{le=\"+Inf\"} "
+              "%" PRIu64 "\n"
+              "cairn_api_request_duration_seconds_sum %.9f\n"
+              "cairn_api_request_duration_seconds_count %" PRIu64 "\n",
+              s->api_latency.count, (double)s->api_latency.sum_ns / 1e9,
+              s->api_latency.count);
     metric_u64(w, "cairn_raft_term", "gauge", "The current Raft term.",
                st.term);
     metric_u64(w, "cairn_raft_role", "gauge",

@@ -65,6 +65,16 @@ void api__finish(struct api_op *op, int err, const uint8_t *resp, size_t len)
         return;
     }
     op->finished = true;
+    if (op->start_ns != 0) {
+        uint64_t d = clock_mono_ns() - op->start_ns;
+        size_t i = 0;
+        while (i + 1 < SERVER_LATENCY_BUCKETS && d > (500000ull << i)) {
+            i++;
+        }
+        op->s->api_latency.buckets[i]++;
+        op->s->api_latency.count++;
+        op->s->api_latency.sum_ns += d;
+    }
     if (!op->canceled) {
         op->done(op->ctx, err, resp, len);
     }
@@ -201,6 +211,7 @@ static struct api_op *call_start(struct server *s, const struct api_method *m,
     op->done = done;
     op->ctx = ctx;
     op->timeout_ms = timeout_ms;
+    op->start_ns = clock_mono_ns();
     if (s->stopping) {
         api__finish(op, ERR_STOPPED, NULL, 0);
         api__op_maybe_free(op);

@@ -38,6 +38,7 @@
 #define SERVER_SNIFF_PEEK_BYTES 65536
 #define SERVER_VERSION          "3.5.17"
 #define SERVER_CLUSTER_VER      "3.5.0"
+#define SERVER_LATENCY_BUCKETS  16 /* 0.5 ms doubling to 8.192 s, then +Inf */
 
 struct server;
 struct api_op;
@@ -73,6 +74,7 @@ struct api_op {
     int async_refs;          /* node callbacks still to come */
     ProtobufCMessage *owned; /* a request we decoded ourselves */
     uint32_t timeout_ms;
+    uint64_t start_ns; /* clock_mono_ns at api_call, for the latency */
     const char *token; /* auth token metadata, or NULL */
     /* with no token: the CN of the client's verified TLS certificate
      * under --client-cert-auth (api_call_cert), or NULL */
@@ -221,6 +223,15 @@ struct server {
     } svc_ctr;
     struct auth *auth;    /* users, roles, tokens (consensus/auth) */
     struct auth_jwt *jwt; /* --auth-token jwt,... (auth_jwt.h), or NULL */
+    /* Every API call's time from api_call to its answer (gRPC unary,
+     * the JSON gateway, and the registry and config APIs' inner calls):
+     * bucket i counts those of at most 0.5 ms << i, the last the rest.
+     * Not cumulative. Loop thread only. */
+    struct {
+        uint64_t buckets[SERVER_LATENCY_BUCKETS];
+        uint64_t count;
+        uint64_t sum_ns;
+    } api_latency;
 };
 
 /* Start everything from opt; on error msg names the problem. */

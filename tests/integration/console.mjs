@@ -334,6 +334,14 @@ async function single(page, errors, ctx) {
             throw new Error(`now ${now}, points ${pts}, watcher points ${w}`);
         }
     });
+    await check('the request latency chart (cairn_api_request_duration_seconds) has points above 0 ms after puts', async () => {
+        for (let i = 0; i < 10; i++) {
+            ctl('put', `/app/chart/l${i}`, String(i));
+        }
+        await page.waitForFunction(() => Number(document.getElementById('chart-latency')?.dataset.points) >= 1 &&
+            parseFloat(document.getElementById('chart-now-latency')?.textContent) > 0, null, { timeout: 12000 * SCALE });
+        return /^Request latency/.test(await page.getAttribute('#chart-latency', 'aria-label'));
+    });
     await check('the watchers chart counts the watch of a Keys page open in another tab', async () => {
         const other = await ctx.newPage();
         try {

@@ -27,8 +27,8 @@
 // Charts: /metrics of this member, sampled every SAMPLE_MS and kept for
 // SAMPLES samples (5 minutes), parsed in the page (Prometheus text) and
 // drawn as SVG polylines: requests/s (HTTP requests, gateway and gRPC
-// calls), the WAL fsync latency (mean over each interval, the latency
-// histogram the server has) and the watchers.
+// calls), the request latency (cairn_api_request_duration_seconds, the
+// mean over each interval) and the watchers.
 import * as api from './api.js';
 import { h, clear, fmtBytes, hex, now, confirmDialog } from './util.js';
 
@@ -66,11 +66,11 @@ const CHARTS = [
             .reduce((t, n) => t + Math.max(0, (b.get(n) || 0) - (a.get(n) || 0)), 0) / dt,
     },
     {
-        id: 'latency', title: 'WAL fsync latency (mean)', unit: ' ms',
-        hint: 'etcd_disk_wal_fsync_duration_seconds: the mean over each interval',
+        id: 'latency', title: 'Request latency (mean)', unit: ' ms',
+        hint: 'cairn_api_request_duration_seconds: every API call from arrival to answer, the mean over each interval',
         value: (a, b) => {
-            const n = (b.get('etcd_disk_wal_fsync_duration_seconds_count') || 0) - (a.get('etcd_disk_wal_fsync_duration_seconds_count') || 0);
-            const t = (b.get('etcd_disk_wal_fsync_duration_seconds_sum') || 0) - (a.get('etcd_disk_wal_fsync_duration_seconds_sum') || 0);
+            const n = (b.get('cairn_api_request_duration_seconds_count') || 0) - (a.get('cairn_api_request_duration_seconds_count') || 0);
+            const t = (b.get('cairn_api_request_duration_seconds_sum') || 0) - (a.get('cairn_api_request_duration_seconds_sum') || 0);
             return n > 0 ? (1000 * t) / n : null;
         },
     },
