@@ -911,24 +911,24 @@ static void publish_read(struct cfg_req *r)
 }
 
 /* A document from the body: content, format, validated. 0, or answered. */
-static int document_from_body(struct cfg_req *r)
+/* The body's "content" (a string up to CFG_CONTENT_MAX) and "format"
+ * (into r->fmt; text when absent), as publish and validate take them: the
+ * content, or NULL when answered (400 or 413; r is freed then). */
+static json_t *content_from_body(struct cfg_req *r)
 {
     json_t *c = json_object_get(r->body, "content");
     json_t *f = json_object_get(r->body, "format");
-    json_t *m = json_object_get(r->body, "message");
-    json_t *sec = json_object_get(r->body, "secret");
-    struct cfg_error e;
-    struct cfg_state *st = cfg__state(r->s);
     if (!json_is_string(c)) {
         answer_bad(r, "field \"content\" is required (a string)", "content");
-        return ERR_BAD_REQUEST;
+        return NULL;
     }
     if (json_string_length(c) > CFG_CONTENT_MAX) {
         answer_error(r, 413, "too_large",
                      "field \"content\" is larger than 1048576 bytes",
                      "content");
-        return ERR_BAD_REQUEST;
+        return NULL;
     }
+    r->fmt = CFG_FORMAT_TEXT;
     if (f != NULL && !json_is_null(f) &&
         (!json_is_string(f) ||
          cfg_format_parse(json_string_value(f), &r->fmt) != 0)) {
@@ -936,11 +936,21 @@ static int document_from_body(struct cfg_req *r)
                    "field \"format\" must be one of yaml, json, properties, "
                    "text",
                    "format");
+        return NULL;
+    }
+    return c;
+}
+
+static int document_from_body(struct cfg_req *r)
+{
+    json_t *c = content_from_body(r); /* NULL: answered, r is gone */
+    if (c == NULL) {
         return ERR_BAD_REQUEST;
     }
-    if (f == NULL || json_is_null(f)) {
-        r->fmt = CFG_FORMAT_TEXT;
-    }
+    json_t *m = json_object_get(r->body, "message");
+    json_t *sec = json_object_get(r->body, "secret");
+    struct cfg_error e;
+    struct cfg_state *st = cfg__state(r->s);
     if (m != NULL && !json_is_null(m) &&
         (!json_is_string(m) || json_string_length(m) > CFG_COMMIT_MSG_MAX)) {
         answer_bad(r,
@@ -1890,8 +1900,7 @@ static void validate(struct cfg_req *r)
 {
     char k[CFG_KEY_MAX];
     size_t kn = cfg_key_head(&r->id, k, sizeof(k));
-    json_t *c = json_object_get(r->body, "content");
-    json_t *f = json_object_get(r->body, "format");
+    json_t *c;
     struct cfg_error e;
     char sha[2 * SHA256_DIGEST_LENGTH + 1];
     int rc =
@@ -1901,24 +1910,7 @@ static void validate(struct cfg_req *r)
         answer_err(r, rc);
         return;
     }
-    if (!json_is_string(c)) {
-        answer_bad(r, "field \"content\" is required (a string)", "content");
-        return;
-    }
-    if (json_string_length(c) > CFG_CONTENT_MAX) {
-        answer_error(r, 413, "too_large",
-                     "field \"content\" is larger than 1048576 bytes",
-                     "content");
-        return;
-    }
-    r->fmt = CFG_FORMAT_TEXT;
-    if (f != NULL && !json_is_null(f) &&
-        (!json_is_string(f) ||
-         cfg_format_parse(json_string_value(f), &r->fmt) != 0)) {
-        answer_bad(r,
-                   "field \"format\" must be one of yaml, json, properties, "
-                   "text",
-                   "format");
+    if ((c = content_from_body(r)) == NULL) {
         return;
     }
     if (cfg_validate(r->fmt, json_string_value(c), json_string_length(c), &e) !=

@@ -199,6 +199,25 @@ static void process_metrics(struct mw *w)
                (uint64_t)(mi.arena + mi.hblkhd));
 }
 
+/* A histogram from n non-cumulative buckets: bucket i counts the
+ * observations of at most first_s << i seconds, the last the rest. */
+static void histogram(struct mw *w, const char *name, const char *help,
+                      const uint64_t *buckets, size_t n, double first_s,
+                      uint64_t count, uint64_t sum_ns)
+{
+    uint64_t cum = 0;
+    head(w, name, "histogram", help);
+    for (size_t i = 0; i + 1 < n; i++) {
+        cum += buckets[i];
+        mw_printf(w, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+                  first_s * (double)(1ull << i), cum);
+    }
+    mw_printf(w,
+              "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.9f\n"
+              "%s_count %" PRIu64 "\n",
+              name, count, name, (double)sum_ns / 1e9, name, count);
+}
+
 static void server_metrics(struct mw *w, struct server *s)
 {
     struct node_status st;
@@ -260,41 +279,15 @@ static void server_metrics(struct mw *w, struct server *s)
          "current version.");
     mw_printf(w, "etcd_server_version{server_version=\"%s\"} 1\n",
               SERVER_VERSION);
-    head(w, "etcd_disk_wal_fsync_duration_seconds", "histogram",
-         "The latency distributions of fsync called by WAL.");
-    uint64_t cum = 0;
-    for (size_t i = 0; i + 1 < NODE_FSYNC_BUCKETS; i++) {
-        cum += st.wal_fsync_buckets[i];
-        mw_printf(w,
-                  "etcd_disk_wal_fsync_duration_seconds_bucket{le=\"%g\"} "
-                  "%" PRIu64 "\n",
-                  (double)(1u << i) / 1000.0, cum);
-    }
-    mw_printf(w,
-              "etcd_disk_wal_fsync_duration_seconds_bucket{le=\"+Inf\"} "
-              "%" PRIu64 "\n"
-              "etcd_disk_wal_fsync_duration_seconds_sum %.9f\n"
-              "etcd_disk_wal_fsync_duration_seconds_count %" PRIu64 "\n",
-              st.wal_fsyncs, (double)st.wal_fsync_ns_total / 1e9,
-              st.wal_fsyncs);
-    head(w, "cairn_api_request_duration_seconds", "histogram",
-         "Time from an API call's arrival to its answer (gRPC unary calls, "
-         "the JSON gateway, the registry and config APIs' calls).");
-    cum = 0;
-    for (size_t i = 0; i + 1 < SERVER_LATENCY_BUCKETS; i++) {
-        cum += s->api_latency.buckets[i];
-        mw_printf(w,
-                  "cairn_api_request_duration_seconds_bucket{le=\"%g\"} "
-                  "%" PRIu64 "\n",
-                  (double)(500000ull << i) / 1e9, cum);
-    }
-    mw_printf(w,
-              "cairn_api_request_duration_seconds_bucket{le=\"+Inf\"} "
-              "%" PRIu64 "\n"
-              "cairn_api_request_duration_seconds_sum %.9f\n"
-              "cairn_api_request_duration_seconds_count %" PRIu64 "\n",
-              s->api_latency.count, (double)s->api_latency.sum_ns / 1e9,
-              s->api_latency.count);
+    histogram(w, "etcd_disk_wal_fsync_duration_seconds",
+              "The latency distributions of fsync called by WAL.",
+              st.wal_fsync_buckets, NODE_FSYNC_BUCKETS, 1e-3, st.wal_fsyncs,
+              st.wal_fsync_ns_total);
+    histogram(w, "cairn_api_request_duration_seconds",
+              "Time from an API call's arrival to its answer (gRPC unary "
+              "calls, the JSON gateway, the registry and config APIs' calls).",
+              s->api_latency.buckets, SERVER_LATENCY_BUCKETS, 5e-4,
+              s->api_latency.count, s->api_latency.sum_ns);
     metric_u64(w, "cairn_raft_term", "gauge", "The current Raft term.",
                st.term);
     metric_u64(w, "cairn_raft_role", "gauge",
