@@ -9,11 +9,13 @@
  * all in memory (its MemoryStorage) for that.
  *
  * Here, once the entries are applied (hence committed and durable in the
- * WAL), their data is given back until at most --raft-log-memory-bytes
- * stay resident (raft_memstorage_evict; index, term and length stay, about
- * 32 bytes an entry). Unapplied entries always stay: the apply thread needs
- * them, and Raft must never find a committed entry it has not handed out
- * missing.
+ * WAL), their data is given back (raft_memstorage_evict; index, term and
+ * length stay, about 32 bytes an entry): at once when every member holds
+ * them (raft_replicated_index; on a follower always, since nobody reads
+ * its log), and otherwise once more than --raft-log-memory-bytes are
+ * resident, so that a lagging member costs at most that much. Unapplied
+ * entries always stay: the apply thread needs them, and Raft must never
+ * find a committed entry it has not handed out missing.
  *
  * When the core asks for an evicted entry (a lagging follower), the fetch
  * hook serves it from a read-back window if it holds it; otherwise it asks
@@ -126,6 +128,14 @@ void node__logmem_close(struct node *n)
 
 void node__logmem_trim(struct node *n, uint64_t applied)
 {
+    uint64_t everyone = raft_replicated_index(&n->raft);
+    uint64_t upto = everyone < applied ? everyone : applied;
+    /* What every member holds and this one applied is read again only if
+     * a member falls behind later (then from the WAL): let it all go, so
+     * that a healthy cluster's heap does not grow with its writes. */
+    if (n->ms.evicted < n->ms.count && n->ms.resident_bytes > 0) {
+        n->rr.evicted_bytes += raft_memstorage_evict(&n->ms, upto, 0);
+    }
     if (n->ms.resident_bytes > n->cfg.raft_log_memory_bytes) {
         n->rr.evicted_bytes += raft_memstorage_evict(
             &n->ms, applied, n->cfg.raft_log_memory_bytes);

@@ -2038,6 +2038,20 @@ int raft_applied(struct raft *r, uint64_t index)
     return 0;
 }
 
+uint64_t raft_replicated_index(const struct raft *r)
+{
+    uint64_t low = UINT64_MAX;
+    if (r->role != RAFT_LEADER) {
+        return UINT64_MAX;
+    }
+    for (int i = 0; i < RAFT_MEMBERS_MAX; i++) {
+        if (r->prs[i].id != RAFT_NONE && r->prs[i].match < low) {
+            low = r->prs[i].match;
+        }
+    }
+    return low;
+}
+
 int raft_snapshot_installed(struct raft *r, uint64_t index)
 {
     if (r->err) {

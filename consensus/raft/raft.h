@@ -558,6 +558,14 @@ int raft_persisted(struct raft *r, uint64_t index, uint64_t term);
 /* The state machine has applied every entry <= index. */
 int raft_applied(struct raft *r, uint64_t index);
 
+/* The highest index whose entry no member is waiting for from this one: on
+ * the leader, the lowest match over every member, learners included (0
+ * while a member's match is unknown); elsewhere UINT64_MAX, as nobody reads
+ * a log that is not the leader's. The driver may let go of the data of
+ * entries at or below it and of its applied index (raft_memstorage_evict):
+ * a member that falls behind later is served from the WAL. Read-only. */
+uint64_t raft_replicated_index(const struct raft *r);
+
 /* The batch's snapshot is durable in storage (first_index is now
  * index + 1) and the state machine holds it. */
 int raft_snapshot_installed(struct raft *r, uint64_t index);

@@ -191,7 +191,18 @@ struct grpc_stats {
     uint64_t out_pending_bytes;  /* gauge, summed by grpc_server_stats */
     uint64_t streams_refused;    /* RST_STREAM(REFUSED_STREAM) sent */
     uint64_t headers_too_large;  /* calls refused past header_bytes_max */
+    uint64_t h2_memory_bytes;    /* gauge: nghttp2's blocks in use */
 };
+
+/* The HPACK table our decoder keeps per connection (SETTINGS_HEADER_TABLE_
+ * SIZE; HTTP/2's default is 4,096). gRPC clients index every request's
+ * grpc-timeout, a new value each call, so a 4 KiB table fills with them
+ * within some 80 calls and nghttp2 then holds about 16 KB of entries per
+ * connection: 16 MB across 1,000 connections, filling over many minutes
+ * (make soak). 512 bytes still hold the entries that repeat (:path,
+ * :authority, user-agent, te, content-type) for clients that send no
+ * deadline, and cost about 2 KB a connection at most. */
+#define GRPC_HPACK_TABLE_BYTES 512
 
 /* nghttp2's small blocks, kept for reuse (grpc_server.c, "nghttp2
  * allocation"): size classes of 64 << i bytes. */

@@ -134,6 +134,7 @@ static void *ngh_malloc(size_t size, void *ud)
         uint8_t *p = srv->ngh_free_blocks[cls];
         memcpy(&srv->ngh_free_blocks[cls], p, sizeof(void *));
         srv->ngh_free_count[cls]--;
+        srv->stats.h2_memory_bytes += NGH_HDR + ngh_class_bytes(cls);
         return p;
     }
     if (size > SIZE_MAX - NGH_HDR) {
@@ -146,6 +147,8 @@ static void *ngh_malloc(size_t size, void *ud)
     h->cls = cls;
     h->unused = 0;
     h->size = size;
+    srv->stats.h2_memory_bytes +=
+        NGH_HDR + (cls < NGH_BIG ? ngh_class_bytes(cls) : size);
     return (uint8_t *)h + NGH_HDR;
 }
 
@@ -158,6 +161,8 @@ static void ngh_free(void *ptr, void *ud)
     }
     h = (struct ngh_hdr *)((uint8_t *)ptr - NGH_HDR);
     ASSERT(h->cls <= NGH_BIG);
+    srv->stats.h2_memory_bytes -=
+        NGH_HDR + (h->cls < NGH_BIG ? ngh_class_bytes(h->cls) : h->size);
     if (h->cls == NGH_BIG || srv->ngh_cache_off ||
         srv->ngh_free_count[h->cls] == GRPC_NGH_CACHE_MAX) {
         mem_free(h);
@@ -823,7 +828,7 @@ static void sweep_cb(uv_timer_t *h)
 
 static int session_new(struct grpc_server *srv, struct grpc_conn *c)
 {
-    nghttp2_settings_entry iv[4];
+    nghttp2_settings_entry iv[5];
     int rv;
 
     rv = nghttp2_session_server_new3(&c->ngh, srv->cbs, c, srv->opt, &srv->mem);
@@ -838,7 +843,9 @@ static int session_new(struct grpc_server *srv, struct grpc_conn *c)
     iv[2].value = srv->lim.header_bytes_max;
     iv[3].settings_id = NGHTTP2_SETTINGS_ENABLE_PUSH;
     iv[3].value = 0;
-    rv = nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, 4);
+    iv[4].settings_id = NGHTTP2_SETTINGS_HEADER_TABLE_SIZE;
+    iv[4].value = GRPC_HPACK_TABLE_BYTES;
+    rv = nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, 5);
     if (rv == 0) {
         rv = nghttp2_session_set_local_window_size(
             c->ngh, NGHTTP2_FLAG_NONE, 0, (int32_t)srv->lim.conn_window_bytes);

@@ -351,6 +351,10 @@ static void grpc_metrics(struct mw *w, struct server *s)
     metric_u64(w, "cairn_grpc_connections_refused_total", "counter",
                "gRPC connections refused at the connection bound.",
                g.conns_refused);
+    metric_u64(w, "cairn_grpc_h2_memory_bytes", "gauge",
+               "Bytes nghttp2 holds for the open gRPC connections (HPACK "
+               "tables, streams, frames queued).",
+               g.h2_memory_bytes);
     metric_u64(w, "cairn_grpc_calls_open", "gauge", "gRPC calls running.",
                g.calls_open);
     metric_u64(w, "cairn_grpc_calls_unimplemented_total", "counter",

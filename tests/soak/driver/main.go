@@ -191,8 +191,14 @@ func gauges(hc *http.Client) string {
 	hs, _ := strconv.ParseFloat(v["cairn_process_heap_system_bytes"], 64)
 	// heap: malloc's bytes in use / held from the system; RSS may grow
 	// while these stay put (first writes to pages allocated earlier)
-	return fmt.Sprintf("heap=%.0f/%.0fkB raftlog=%.0fkB/%s rev=%s", hu/1024, hs/1024,
-		kb/1024, v["cairn_raft_log_memory_entries"], v["etcd_debugging_mvcc_current_revision"])
+	h2, _ := strconv.ParseFloat(v["cairn_grpc_h2_memory_bytes"], 64)
+	dbu, _ := strconv.ParseFloat(v["etcd_mvcc_db_total_size_in_use_in_bytes"], 64)
+	dbt, _ := strconv.ParseFloat(v["etcd_mvcc_db_total_size_in_bytes"], 64)
+	// h2: nghttp2's own memory (HPACK tables and the like); db: the
+	// store's pages in use / its file, whose pages count in RSS once read
+	return fmt.Sprintf("heap=%.0f/%.0fkB raftlog=%.0fkB/%s h2=%.0fkB db=%.0f/%.0fkB rev=%s",
+		hu/1024, hs/1024, kb/1024, v["cairn_raft_log_memory_entries"], h2/1024,
+		dbu/1024, dbt/1024, v["etcd_debugging_mvcc_current_revision"])
 }
 
 func selfCPU() float64 {
