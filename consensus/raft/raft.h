@@ -680,16 +680,34 @@ int raft_conf_change_decode(const uint8_t *p, size_t len,
  * raft_memstorage_storage(). "Durable" means "in this struct": a simulator
  * that wants lost writes keeps two and copies on its simulated fsync.
  */
+struct raft__term_run {
+    uint64_t index; /* first entry of the run */
+    uint64_t term;
+};
+
 struct raft_memstorage {
     struct raft_hard_state hard;
     struct raft_snapshot snap; /* data owned */
-    struct raft_entry *ents;   /* ents[0] is index snap.meta.index + 1 */
+    /* The log holds count entries, index snap.meta.index + 1 + k for
+     * position k. The first evicted positions lost their data (given back
+     * by raft_memstorage_evict); reading them goes to fetch, and without
+     * one (or when it has nothing yet) entries() answers ERR_BUSY, which
+     * the core takes as "not now". Of those, the first base positions are
+     * not kept as entries at all, so that memory does not grow with the
+     * writes between snapshots: their terms are the runs, and their
+     * configuration entries (with data: last_conf reads them) are confs.
+     * Positions base..count-1 are ents[start .. start + count - base). */
+    struct raft_entry *ents;
     size_t count;
     size_t cap;
-    /* Entries ents[0..evicted) keep index, term, type and len but not their
-     * data (data == NULL): raft_memstorage_evict gave it back. Reading them
-     * goes to fetch; without one (or when it has nothing yet) entries()
-     * answers ERR_BUSY, which the core takes as "not now". */
+    size_t start;
+    size_t base;
+    struct raft__term_run *runs; /* ascending index, covering 0..base-1 */
+    size_t runs_n;
+    size_t runs_cap;
+    struct raft_entry *confs; /* ascending index, all below base */
+    size_t confs_n;
+    size_t confs_cap;
     size_t evicted;
     uint64_t resident_bytes; /* data bytes held by entries not evicted */
     /* Serves [lo, hi) for evicted entries (lo evicted): the contract of
@@ -730,6 +748,13 @@ int raft_memstorage_compact(struct raft_memstorage *ms,
  * WAL) and applied may go. */
 uint64_t raft_memstorage_evict(struct raft_memstorage *ms, uint64_t upto,
                                uint64_t keep_bytes);
+/* Index's term (0, or ERR_COMPACTED / ERR_NOT_FOUND as storage.term), and
+ * the entry itself while it is kept whole (NULL once folded into a run of
+ * terms, or out of range). For checkers: both read only. */
+int raft_memstorage_term(const struct raft_memstorage *ms, uint64_t index,
+                         uint64_t *term);
+const struct raft_entry *
+raft_memstorage_entry(const struct raft_memstorage *ms, uint64_t index);
 /* Deep copy src into dst (dst initialised); evicted entries stay evicted
  * and fetch is copied. Errors: -ENOMEM. */
 int raft_memstorage_copy(struct raft_memstorage *dst,

@@ -1,10 +1,13 @@
 /*
  * raft_memstorage.c - struct raft_storage kept entirely in memory.
  *
- * For unit tests and the simulator: the driver writes into it exactly what
- * a ready batch says to persist, and the core reads it back through the
- * function table. Entries are held in one array starting right after the
- * snapshot; each entry owns a copy of its data.
+ * The member's Raft log in memory (node.c) and the simulator's: the driver
+ * writes into it exactly what a ready batch says to persist, and the core
+ * reads it back through the function table. Entries are held in one array
+ * from the first one still kept whole; each owns a copy of its data. Once
+ * an entry's data is given back (evicted) it is folded into a run of terms
+ * (and, for a configuration entry, a short list), so that memory follows
+ * the entries held, not the entries written since the last snapshot.
  */
 #include <errno.h>
 #include <string.h>
@@ -17,6 +20,36 @@
 static uint64_t ms_last(const struct raft_memstorage *ms)
 {
     return ms->snap.meta.index + ms->count;
+}
+
+/* Position k (0 = the entry after the snapshot), k >= base. */
+static struct raft_entry *ent(const struct raft_memstorage *ms, size_t k)
+{
+    ASSERT(k >= ms->base && k < ms->count);
+    return &ms->ents[ms->start + (k - ms->base)];
+}
+
+/* Term of position k < base: the last run starting at or before it. */
+static uint64_t run_term(const struct raft_memstorage *ms, size_t k)
+{
+    uint64_t index = ms->snap.meta.index + 1 + k;
+    size_t lo = 0;
+    size_t hi = ms->runs_n;
+    ASSERT(k < ms->base && ms->runs_n > 0 && ms->runs[0].index <= index);
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ms->runs[mid].index <= index) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return ms->runs[lo].term;
+}
+
+static uint64_t term_of(const struct raft_memstorage *ms, size_t k)
+{
+    return k < ms->base ? run_term(ms, k) : ent(ms, k)->term;
 }
 
 static int ms_hard_state(void *ctx, struct raft_hard_state *out)
@@ -54,9 +87,9 @@ static int ms_term(void *ctx, uint64_t index, uint64_t *out)
     if (index > ms_last(ms)) {
         return ERR_NOT_FOUND;
     }
-    const struct raft_entry *e = &ms->ents[index - ms->snap.meta.index - 1];
-    ASSERT(e->index == index);
-    *out = e->term;
+    size_t k = (size_t)(index - ms->snap.meta.index - 1);
+    ASSERT(k < ms->base || ent(ms, k)->index == index);
+    *out = term_of(ms, k);
     return 0;
 }
 
@@ -83,7 +116,8 @@ static int ms_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t max_bytes,
     }
     uint64_t bytes = 0;
     for (uint64_t i = lo; i < hi && *count < cap; i++) {
-        const struct raft_entry *e = &ms->ents[i - ms->snap.meta.index - 1];
+        const struct raft_entry *e =
+            ent(ms, (size_t)(i - ms->snap.meta.index - 1));
         bytes += raft__entry_bytes(e);
         if (*count > 0 && max_bytes > 0 && bytes > max_bytes) {
             break;
@@ -104,12 +138,25 @@ static int ms_last_conf(void *ctx, uint64_t lo, uint64_t hi,
     if (hi > ms_last(ms)) {
         hi = ms_last(ms);
     }
-    for (uint64_t i = hi; i >= lo && i > ms->snap.meta.index; i--) {
-        const struct raft_entry *e = &ms->ents[i - ms->snap.meta.index - 1];
+    uint64_t kept = ms->snap.meta.index + 1 + ms->base; /* first in ents */
+    for (uint64_t i = hi; i >= lo && i >= kept && i > ms->snap.meta.index;
+         i--) {
+        const struct raft_entry *e =
+            ent(ms, (size_t)(i - ms->snap.meta.index - 1));
         if (e->type == RAFT_ENTRY_CONF) {
             ASSERT(e->data != NULL || e->len == 0);
             *out = *e; /* conf entries are never evicted */
             return 0;
+        }
+    }
+    for (size_t c = ms->confs_n; c > 0; c--) {
+        const struct raft_entry *e = &ms->confs[c - 1];
+        if (e->index >= lo && e->index <= hi) {
+            *out = *e;
+            return 0;
+        }
+        if (e->index < lo) {
+            break;
         }
     }
     return ERR_NOT_FOUND;
@@ -135,13 +182,41 @@ void raft_memstorage_init(struct raft_memstorage *ms)
     ms->iface.last_conf = ms_last_conf;
 }
 
+static void conf_free(struct raft_memstorage *ms, struct raft_entry *e)
+{
+    if (e->data != NULL) {
+        ms->resident_bytes -= e->len;
+    }
+    raft__entry_free(e);
+}
+
+/* Forget the dropped positions >= k: runs starting there and confs. */
+static void gone_truncate(struct raft_memstorage *ms, size_t k)
+{
+    uint64_t index = ms->snap.meta.index + 1 + k; /* first one to forget */
+    while (ms->runs_n > 0 && ms->runs[ms->runs_n - 1].index >= index) {
+        ms->runs_n--;
+    }
+    while (ms->confs_n > 0 && ms->confs[ms->confs_n - 1].index >= index) {
+        conf_free(ms, &ms->confs[--ms->confs_n]);
+    }
+}
+
+/* Drop positions >= k. */
 static void drop_from(struct raft_memstorage *ms, size_t k)
 {
-    for (size_t i = k; i < ms->count; i++) {
-        if (ms->ents[i].data != NULL) {
-            ms->resident_bytes -= ms->ents[i].len;
+    size_t from = k > ms->base ? k : ms->base;
+    for (size_t i = from; i < ms->count; i++) {
+        struct raft_entry *e = ent(ms, i);
+        if (e->data != NULL) {
+            ms->resident_bytes -= e->len;
         }
-        raft__entry_free(&ms->ents[i]);
+        raft__entry_free(e);
+    }
+    if (k < ms->base) {
+        gone_truncate(ms, k);
+        ms->base = k;
+        ms->start = 0;
     }
     if (k < ms->count) {
         ms->count = k;
@@ -155,6 +230,8 @@ void raft_memstorage_close(struct raft_memstorage *ms)
 {
     drop_from(ms, 0);
     mem_free(ms->ents);
+    mem_free(ms->runs);
+    mem_free(ms->confs);
     raft__snapshot_free(&ms->snap);
     memset(ms, 0, sizeof(*ms));
 }
@@ -171,21 +248,54 @@ void raft_memstorage_set_hard_state(struct raft_memstorage *ms,
     ms->hard = *hs;
 }
 
+/* Room for n entries in ents from start; moves them to the front when
+ * that is enough, and gives back most of an array that a lagging member
+ * once filled when few entries are left in it. */
 static int reserve(struct raft_memstorage *ms, size_t n)
 {
-    if (n <= ms->cap) {
+    size_t live = ms->count - ms->base;
+    ASSERT(live <= n);
+    if (ms->start + n <= ms->cap) {
         return 0;
     }
-    size_t cap = ms->cap ? ms->cap : 16;
-    while (cap < n) {
+    if (n <= ms->cap && ms->start > 0 && !(ms->cap > 4096 && n < ms->cap / 4)) {
+        memmove(ms->ents, ms->ents + ms->start, live * sizeof(*ms->ents));
+        ms->start = 0;
+        return 0;
+    }
+    size_t cap = 16;
+    while (cap < n + n / 2) {
         cap *= 2;
     }
-    struct raft_entry *v = mem_realloc(ms->ents, cap * sizeof(*v));
+    struct raft_entry *v = mem_alloc(cap * sizeof(*v));
     if (v == NULL) {
         return -ENOMEM;
     }
+    if (live > 0) {
+        memcpy(v, ms->ents + ms->start, live * sizeof(*v));
+    }
+    mem_free(ms->ents);
     ms->ents = v;
     ms->cap = cap;
+    ms->start = 0;
+    return 0;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap) {
+        return 0;
+    }
+    size_t c = *cap ? *cap * 2 : 8;
+    while (c < need) {
+        c *= 2;
+    }
+    void *v = mem_realloc(*p, c * size);
+    if (v == NULL) {
+        return -ENOMEM;
+    }
+    *p = v;
+    *cap = c;
     return 0;
 }
 
@@ -209,7 +319,12 @@ int raft_memstorage_append(struct raft_memstorage *ms,
         }
     }
     size_t k = (size_t)(ents[0].index - ms->snap.meta.index - 1);
-    if (reserve(ms, k + count) < 0) {
+    size_t base = k < ms->base ? k : ms->base; /* after drop_from(k) */
+    size_t need = k + count - base;
+    if (need < ms->count - ms->base) {
+        need = ms->count - ms->base;
+    }
+    if (reserve(ms, need) < 0) {
         return -ENOMEM;
     }
     /* Copy first so that a failure leaves the log as it was. */
@@ -248,7 +363,10 @@ int raft_memstorage_append(struct raft_memstorage *ms,
         }
     }
     drop_from(ms, k);
-    memcpy(ms->ents + k, copies, count * sizeof(*copies));
+    ASSERT(ms->base == base && ms->count == k);
+    ASSERT(ms->start + (k - base) + count <= ms->cap);
+    memcpy(ms->ents + ms->start + (k - base), copies,
+           count * sizeof(*copies));
     ms->count = k + count;
     for (size_t i = 0; i < count; i++) {
         if (copies[i].data == NULL && copies[i].len > 0) {
@@ -294,7 +412,7 @@ int raft_memstorage_compact(struct raft_memstorage *ms,
         return ERR_INVALID;
     }
     size_t k = (size_t)(meta->index - ms->snap.meta.index); /* dropped */
-    if (ms->ents[k - 1].term != meta->term) {
+    if (term_of(ms, k - 1) != meta->term) {
         return ERR_INVALID;
     }
     uint8_t *d = NULL;
@@ -304,13 +422,46 @@ int raft_memstorage_compact(struct raft_memstorage *ms,
             return -ENOMEM;
         }
     }
-    for (size_t i = 0; i < k; i++) {
-        if (ms->ents[i].data != NULL) {
-            ms->resident_bytes -= ms->ents[i].len;
+    /* Entries kept as entries go; then the runs and confs below the new
+     * first index (a run reaching past it now starts there). */
+    size_t upto = k < ms->count ? k : ms->count;
+    for (size_t i = ms->base; i < upto; i++) {
+        struct raft_entry *e = ent(ms, i);
+        if (e->data != NULL) {
+            ms->resident_bytes -= e->len;
         }
-        raft__entry_free(&ms->ents[i]);
+        raft__entry_free(e);
     }
-    memmove(ms->ents, ms->ents + k, (ms->count - k) * sizeof(*ms->ents));
+    if (k >= ms->base) {
+        ms->start += k - ms->base;
+        ms->base = 0;
+        ms->runs_n = 0;
+        for (size_t c = 0; c < ms->confs_n; c++) {
+            conf_free(ms, &ms->confs[c]);
+        }
+        ms->confs_n = 0;
+        if (ms->count == k) {
+            ms->start = 0;
+        }
+    } else {
+        uint64_t first = meta->index + 1;
+        size_t r = 0;
+        while (r + 1 < ms->runs_n && ms->runs[r + 1].index <= first) {
+            r++;
+        }
+        memmove(ms->runs, ms->runs + r, (ms->runs_n - r) * sizeof(*ms->runs));
+        ms->runs_n -= r;
+        ms->runs[0].index = first;
+        size_t c = 0;
+        while (c < ms->confs_n && ms->confs[c].index < first) {
+            conf_free(ms, &ms->confs[c]);
+            c++;
+        }
+        memmove(ms->confs, ms->confs + c,
+                (ms->confs_n - c) * sizeof(*ms->confs));
+        ms->confs_n -= c;
+        ms->base -= k;
+    }
     ms->count -= k;
     ms->evicted = ms->evicted > k ? ms->evicted - k : 0;
     raft__snapshot_free(&ms->snap);
@@ -320,12 +471,48 @@ int raft_memstorage_compact(struct raft_memstorage *ms,
     return 0;
 }
 
+/* Stop keeping the evicted positions as entries: their terms go to runs,
+ * configuration entries (with their data) to confs. On failure (memory)
+ * they simply stay entries. */
+static void fold_evicted(struct raft_memstorage *ms)
+{
+    while (ms->base < ms->evicted) {
+        struct raft_entry *e = ent(ms, ms->base);
+        if (ms->runs_n == 0 || ms->runs[ms->runs_n - 1].term != e->term) {
+            if (grow((void **)&ms->runs, &ms->runs_cap, ms->runs_n + 1,
+                     sizeof(*ms->runs)) < 0) {
+                return;
+            }
+            ms->runs[ms->runs_n].index = e->index;
+            ms->runs[ms->runs_n].term = e->term;
+            ms->runs_n++;
+        }
+        if (e->type == RAFT_ENTRY_CONF) {
+            if (grow((void **)&ms->confs, &ms->confs_cap, ms->confs_n + 1,
+                     sizeof(*ms->confs)) < 0) {
+                if (ms->runs_n > 0 && ms->runs[ms->runs_n - 1].index == e->index) {
+                    ms->runs_n--;
+                }
+                return;
+            }
+            ms->confs[ms->confs_n++] = *e; /* takes the data */
+        } else {
+            ASSERT(e->data == NULL);
+        }
+        ms->base++;
+        ms->start++;
+    }
+    if (ms->base == ms->count) {
+        ms->start = 0;
+    }
+}
+
 uint64_t raft_memstorage_evict(struct raft_memstorage *ms, uint64_t upto,
                                uint64_t keep_bytes)
 {
     uint64_t freed = 0;
     while (ms->evicted < ms->count && ms->resident_bytes > keep_bytes) {
-        struct raft_entry *e = &ms->ents[ms->evicted];
+        struct raft_entry *e = ent(ms, ms->evicted);
         if (e->index > upto) {
             break;
         }
@@ -337,13 +524,30 @@ uint64_t raft_memstorage_evict(struct raft_memstorage *ms, uint64_t upto,
         }
         ms->evicted++;
     }
+    fold_evicted(ms);
     return freed;
+}
+
+int raft_memstorage_term(const struct raft_memstorage *ms, uint64_t index,
+                         uint64_t *term)
+{
+    return ms_term((void *)(uintptr_t)ms, index, term);
+}
+
+const struct raft_entry *
+raft_memstorage_entry(const struct raft_memstorage *ms, uint64_t index)
+{
+    if (index <= ms->snap.meta.index + ms->base || index > ms_last(ms)) {
+        return NULL;
+    }
+    return ent(ms, (size_t)(index - ms->snap.meta.index - 1));
 }
 
 int raft_memstorage_copy(struct raft_memstorage *dst,
                          const struct raft_memstorage *src)
 {
     struct raft_memstorage n;
+    int rc = 0;
     raft_memstorage_init(&n);
     n.hard = src->hard;
     n.fetch = src->fetch;
@@ -351,12 +555,42 @@ int raft_memstorage_copy(struct raft_memstorage *dst,
     if (raft__snapshot_copy(&n.snap, &src->snap) < 0) {
         return -ENOMEM;
     }
-    if (src->count > 0) {
-        int rc = raft_memstorage_append(&n, src->ents, src->count);
-        if (rc < 0) {
-            raft_memstorage_close(&n);
-            return rc;
+    /* The positions kept as runs and confs, then the entries after them. */
+    if (src->runs_n > 0) {
+        rc = grow((void **)&n.runs, &n.runs_cap, src->runs_n, sizeof(*n.runs));
+        if (rc == 0) {
+            memcpy(n.runs, src->runs, src->runs_n * sizeof(*n.runs));
+            n.runs_n = src->runs_n;
         }
+    }
+    if (rc == 0 && src->confs_n > 0) {
+        rc = grow((void **)&n.confs, &n.confs_cap, src->confs_n,
+                  sizeof(*n.confs));
+    }
+    for (size_t c = 0; rc == 0 && c < src->confs_n; c++) {
+        struct raft_entry e = src->confs[c];
+        if (e.len > 0 && e.data != NULL) {
+            e.data = mem_dup(e.data, e.len);
+            if (e.data == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            n.resident_bytes += e.len;
+        }
+        n.confs[n.confs_n++] = e;
+    }
+    if (rc == 0) {
+        n.base = src->base;
+        n.count = src->base;
+        n.evicted = src->base;
+        if (src->count > src->base) {
+            rc = raft_memstorage_append(&n, src->ents + src->start,
+                                        src->count - src->base);
+        }
+    }
+    if (rc < 0) {
+        raft_memstorage_close(&n);
+        return rc;
     }
     raft_memstorage_close(dst);
     *dst = n;

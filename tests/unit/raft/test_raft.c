@@ -601,6 +601,98 @@ static void memstorage_evicts_applied_data_and_keeps_terms(void **state)
     raft_memstorage_close(&ms);
 }
 
+/* Evicted entries are folded into runs of terms (and a list of
+ * configuration entries), so that a long log costs memory only for the
+ * entries still whole: terms, last_conf, compaction inside and past the
+ * folded part, a copy, and an append that truncates into it all answer as
+ * before. */
+static void memstorage_folds_evicted_entries(void **state)
+{
+    (void)state;
+    struct raft_memstorage ms, cp;
+    struct raft_entry e[4000], got;
+    uint8_t pay[64];
+    uint64_t t = 0;
+    memset(pay, 'f', sizeof(pay));
+    raft_memstorage_init(&ms);
+    raft_memstorage_init(&cp);
+    for (int i = 0; i < 4000; i++) {
+        bool conf = i == 999 || i == 2499;
+        e[i] = (struct raft_entry){
+            .index = (uint64_t)i + 1,
+            .term = (uint64_t)(i / 1000) + 1, /* terms 1..4 */
+            .type = conf ? RAFT_ENTRY_CONF : RAFT_ENTRY_NORMAL,
+            .len = conf ? 3 : sizeof(pay),
+            .data = pay};
+    }
+    for (int i = 0; i < 4000; i += 100) {
+        assert_int_equal(raft_memstorage_append(&ms, e + i, 100), 0);
+        raft_memstorage_evict(&ms, (uint64_t)i + 100 - 10, 0);
+    }
+    /* all but the last 10 folded; both conf entries kept with data */
+    assert_int_equal(ms.evicted, 3990);
+    assert_int_equal(ms.base, 3990);
+    assert_int_equal(ms.runs_n, 4);
+    assert_int_equal(ms.confs_n, 2);
+    assert_int_equal(ms.resident_bytes, 10 * sizeof(pay) + 6);
+    assert_true(ms.cap < 4000);
+    const struct raft_storage *st = raft_memstorage_storage(&ms);
+    for (uint64_t i = 1; i <= 4000; i += 37) {
+        assert_int_equal(st->term(st->ctx, i, &t), 0);
+        assert_int_equal(t, (i - 1) / 1000 + 1);
+    }
+    assert_null(raft_memstorage_entry(&ms, 3990));
+    assert_non_null(raft_memstorage_entry(&ms, 3991));
+    assert_int_equal(st->last_conf(st->ctx, 1, 4000, &got), 0);
+    assert_int_equal(got.index, 2500);
+    assert_memory_equal(got.data, pay, 3);
+    assert_int_equal(st->last_conf(st->ctx, 1, 2499, &got), 0);
+    assert_int_equal(got.index, 1000);
+    assert_int_equal(st->last_conf(st->ctx, 1001, 2499, &got), ERR_NOT_FOUND);
+    /* a copy is the same log */
+    assert_int_equal(raft_memstorage_copy(&cp, &ms), 0);
+    assert_int_equal(cp.base, 3990);
+    assert_int_equal(cp.resident_bytes, ms.resident_bytes);
+    st = raft_memstorage_storage(&cp);
+    assert_int_equal(st->term(st->ctx, 1500, &t), 0);
+    assert_int_equal(t, 2);
+    assert_int_equal(st->last_conf(st->ctx, 1, 3000, &got), 0);
+    assert_int_equal(got.index, 2500);
+    /* compaction inside the folded part: runs and confs below it go */
+    struct raft_snapshot_meta meta = {.index = 1500, .term = 2};
+    assert_int_equal(raft_memstorage_compact(&ms, &meta, NULL, 0), 0);
+    assert_int_equal(ms.base, 2490);
+    assert_int_equal(ms.runs_n, 3);
+    assert_int_equal(ms.confs_n, 1);
+    assert_int_equal(ms.resident_bytes, 10 * sizeof(pay) + 3);
+    st = raft_memstorage_storage(&ms);
+    assert_int_equal(st->term(st->ctx, 1501, &t), 0);
+    assert_int_equal(t, 2);
+    assert_int_equal(st->term(st->ctx, 1499, &t), ERR_COMPACTED);
+    assert_int_equal(st->last_conf(st->ctx, 1, 2499, &got), ERR_NOT_FOUND);
+    /* an append that truncates into the folded part */
+    struct raft_entry c = {.index = 3001, .term = 5, .len = 1, .data = pay};
+    assert_int_equal(raft_memstorage_append(&ms, &c, 1), 0);
+    assert_int_equal(ms.base, 1500);
+    assert_int_equal(ms.evicted, 1500);
+    assert_int_equal(ms.resident_bytes, 1 + 3);
+    assert_int_equal(st->last_index(st->ctx, &t), 0);
+    assert_int_equal(t, 3001);
+    assert_int_equal(st->term(st->ctx, 3000, &t), 0);
+    assert_int_equal(t, 3);
+    assert_int_equal(st->term(st->ctx, 3001, &t), 0);
+    assert_int_equal(t, 5);
+    /* compaction past the folded part */
+    meta = (struct raft_snapshot_meta){.index = 3001, .term = 5};
+    assert_int_equal(raft_memstorage_compact(&ms, &meta, NULL, 0), 0);
+    assert_int_equal(ms.count, 0);
+    assert_int_equal(ms.base, 0);
+    assert_int_equal(ms.runs_n + ms.confs_n, 0);
+    assert_int_equal(ms.resident_bytes, 0);
+    raft_memstorage_close(&cp);
+    raft_memstorage_close(&ms);
+}
+
 /* A stand-in for the node's WAL read-back: serves from a full copy of the
  * log, but only once "loaded"; until then ERR_BUSY, and it counts asks. */
 struct wal_copy {
@@ -1208,6 +1300,7 @@ int main(void)
         cmocka_unit_test(lagging_follower_installs_a_snapshot),
         cmocka_unit_test(entries_after_a_pending_snapshot_match_from_storage),
         cmocka_unit_test(memstorage_evicts_applied_data_and_keeps_terms),
+        cmocka_unit_test(memstorage_folds_evicted_entries),
         cmocka_unit_test(evicted_entries_reach_a_lagging_follower_once_loaded),
         cmocka_unit_test(busy_storage_is_retried_at_the_next_heartbeat),
         cmocka_unit_test(membership_add_learner_promote_remove),
