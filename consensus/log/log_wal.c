@@ -62,12 +62,27 @@ struct seg {
     uint32_t flags;
 };
 
-/* One retained entry: where its record lives. 24 bytes. */
+/* One retained entry: where its record lives in its segment. 8 bytes: the
+ * segment and the term change rarely along the log, so they are kept as
+ * runs (struct runs), not per entry; a member holds every entry since the
+ * oldest segment it keeps, hundreds of thousands between snapshots. */
 struct ix {
-    uint64_t term;
-    uint64_t seq; /* segment */
     uint32_t off; /* record offset in the segment */
     uint32_t len; /* record len field (body bytes, unpadded) */
+};
+STATIC_ASSERT(sizeof(struct ix) == 8, "an entry's place in 8 bytes");
+
+/* A value per index as runs: r[k].v holds from r[k].index up to the next
+ * run's index (or the log's end). Ascending, distinct values side by side. */
+struct run {
+    uint64_t index;
+    uint64_t v;
+};
+
+struct runs {
+    struct run *r;
+    size_t n;
+    size_t cap;
 };
 
 struct log {
@@ -83,6 +98,8 @@ struct log {
     int read_fd;               /* cached fd of an older segment */
     uint64_t read_seq;
     struct ix *ix; /* entries first.. at ix[ix_start..ix_start+ix_n) */
+    struct runs terms; /* each entry's term */
+    struct runs seqs;  /* each entry's segment */
     size_t ix_start;
     size_t ix_n;
     size_t ix_cap;
@@ -107,10 +124,88 @@ static struct ix *ix_at(const struct log *l, uint64_t i)
     return &l->ix[l->ix_start + (size_t)(i - l->first)];
 }
 
+static uint64_t runs_at(const struct runs *rs, uint64_t i)
+{
+    size_t lo = 0;
+    size_t hi = rs->n;
+    ASSERT(rs->n > 0 && rs->r[0].index <= i);
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rs->r[mid].index <= i) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return rs->r[lo].v;
+}
+
+/* Room for extra more runs (one per entry at worst), so that pushing
+ * entries after a write cannot fail. */
+static int runs_reserve(struct runs *rs, size_t extra)
+{
+    size_t cap;
+    struct run *p;
+    if (rs->n + extra <= rs->cap) {
+        return 0;
+    }
+    cap = rs->cap < 16 ? 16 : rs->cap;
+    while (cap < rs->n + extra) {
+        cap *= 2;
+    }
+    p = mem_realloc(rs->r, cap * sizeof(*p));
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    rs->r = p;
+    rs->cap = cap;
+    return 0;
+}
+
+static void runs_push(struct runs *rs, uint64_t i, uint64_t v)
+{
+    if (rs->n > 0 && rs->r[rs->n - 1].v == v) {
+        return;
+    }
+    ASSERT(rs->n < rs->cap);
+    ASSERT(rs->n == 0 || rs->r[rs->n - 1].index < i);
+    rs->r[rs->n].index = i;
+    rs->r[rs->n].v = v;
+    rs->n++;
+}
+
+/* Forget the values of indexes past last_keep. */
+static void runs_truncate(struct runs *rs, uint64_t last_keep)
+{
+    while (rs->n > 0 && rs->r[rs->n - 1].index > last_keep) {
+        rs->n--;
+    }
+}
+
+/* Forget the values of indexes below first (some index >= first has one). */
+static void runs_drop_front(struct runs *rs, uint64_t first)
+{
+    size_t k = 0;
+    while (k + 1 < rs->n && rs->r[k + 1].index <= first) {
+        k++;
+    }
+    memmove(rs->r, rs->r + k, (rs->n - k) * sizeof(*rs->r));
+    rs->n -= k;
+    if (rs->n > 0 && rs->r[0].index < first) {
+        rs->r[0].index = first;
+    }
+}
+
 static uint64_t term_at(const struct log *l, uint64_t i)
 {
     ASSERT(i + 1 >= l->first);
-    return i + 1 == l->first ? l->prev_term : ix_at(l, i)->term;
+    return i + 1 == l->first ? l->prev_term : runs_at(&l->terms, i);
+}
+
+static uint64_t seq_at(const struct log *l, uint64_t i)
+{
+    (void)ix_at(l, i); /* asserts i is held */
+    return runs_at(&l->seqs, i);
 }
 
 /* Make room so that the log can hold entries up to index upto. */
@@ -157,6 +252,8 @@ static void ix_truncate(struct log *l, uint64_t last_keep)
     ASSERT(last_keep + 1 >= l->first);
     if (last_keep < last_index(l)) {
         l->ix_n = (size_t)(last_keep + 1 - l->first);
+        runs_truncate(&l->terms, last_keep);
+        runs_truncate(&l->seqs, last_keep);
     }
 }
 
@@ -164,6 +261,8 @@ static void ix_reset(struct log *l, uint64_t index, uint64_t term)
 {
     l->ix_start = 0;
     l->ix_n = 0;
+    l->terms.n = 0;
+    l->seqs.n = 0;
     l->first = index + 1;
     l->prev_term = term;
 }
@@ -180,6 +279,13 @@ static void ix_drop_front(struct log *l, uint64_t new_first)
     l->ix_start += (size_t)drop;
     l->ix_n -= (size_t)drop;
     l->first = new_first;
+    if (l->ix_n == 0) {
+        l->terms.n = 0;
+        l->seqs.n = 0;
+    } else {
+        runs_drop_front(&l->terms, new_first);
+        runs_drop_front(&l->seqs, new_first);
+    }
 }
 
 /* Push entry i (== last + 1, after truncation) with its location. */
@@ -190,10 +296,10 @@ static void ix_push(struct log *l, uint64_t i, uint64_t term, uint64_t seq,
     ASSERT(i == last_index(l) + 1);
     ASSERT(l->ix_start + l->ix_n < l->ix_cap);
     x = &l->ix[l->ix_start + l->ix_n];
-    x->term = term;
-    x->seq = seq;
     x->off = (uint32_t)off;
     x->len = len;
+    runs_push(&l->terms, i, term);
+    runs_push(&l->seqs, i, seq);
     l->ix_n++;
 }
 
@@ -614,6 +720,12 @@ static int frm_apply(struct log *l, const struct seg *s, uint64_t off,
         }
         ix_truncate(l, i - 1);
         int rc = ix_reserve(l, i);
+        if (rc == 0) {
+            rc = runs_reserve(&l->terms, 1);
+        }
+        if (rc == 0) {
+            rc = runs_reserve(&l->seqs, 1);
+        }
         if (rc < 0) {
             log__msg(msg, msg_len, "wal: %s: entry %" PRIu64 ": %s", file, i,
                      err_str(rc));
@@ -1009,6 +1121,8 @@ void log_close(struct log *l)
     }
     buf_free(&l->wbuf);
     mem_free(l->ix);
+    mem_free(l->terms.r);
+    mem_free(l->seqs.r);
     mem_free(l->segs);
     mem_free(l);
 }
@@ -1145,6 +1259,12 @@ int log_append(struct log *l, const struct log_entry *e, size_t n,
     if (rc == 0 && n > 0) {
         rc = ix_reserve(l, e[n - 1].index);
     }
+    if (rc == 0 && n > 0) {
+        rc = runs_reserve(&l->terms, n);
+    }
+    if (rc == 0 && n > 0) {
+        rc = runs_reserve(&l->seqs, n);
+    }
     /* Reserve everything before the first byte is written, so -ENOMEM
      * leaves the log as it was: the largest frame, one segment per frame. */
     if (rc == 0) {
@@ -1219,7 +1339,7 @@ int log_release(struct log *l, uint64_t before_index)
         return 0;
     }
     if (before_index <= last_index(l)) {
-        pos = (size_t)(ix_at(l, before_index)->seq - l->segs[0].seq);
+        pos = (size_t)(seq_at(l, before_index) - l->segs[0].seq);
     } else {
         pos = l->segs_n - 1;
     }
@@ -1305,11 +1425,13 @@ static int entry_read(struct log *l, uint64_t i, uint8_t *dst,
                       struct log_entry *out)
 {
     const struct ix *x = ix_at(l, i);
+    uint64_t seq = seq_at(l, i);
+    uint64_t term = term_at(l, i);
     uint8_t h[REC_HEAD + REC_ENTRY_BODY];
     uint32_t dlen = x->len - REC_ENTRY_BODY;
     uint32_t crc;
     int fd = -1;
-    int rc = fd_for(l, x->seq, &fd);
+    int rc = fd_for(l, seq, &fd);
     if (rc == 0) {
         rc = log__read2(l->vfs, fd, h, sizeof(h), dst, dlen, x->off);
     }
@@ -1322,15 +1444,15 @@ static int entry_read(struct log *l, uint64_t i, uint8_t *dst,
     crc = crc32c(crc32c(0, h, 4), h + REC_HEAD, REC_ENTRY_BODY);
     crc = crc32c(crc, dst, dlen);
     if (le32_get(h) != x->len || le32_get(h + 4) != crc || h[8] != REC_ENTRY ||
-        le64_get(h + 16) != i || le64_get(h + 24) != x->term) {
+        le64_get(h + 16) != i || le64_get(h + 24) != term) {
         LOGE("wal",
              "segment %016" PRIx64 " offset %u: entry %" PRIu64
              " changed on disk since it was written",
-             x->seq, x->off, i);
+             seq, x->off, i);
         return ERR_CORRUPT;
     }
     out->index = i;
-    out->term = x->term;
+    out->term = term;
     out->type = h[9];
     out->data = dst;
     out->len = dlen;
