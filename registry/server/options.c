@@ -57,8 +57,9 @@ static const struct row rows[] = {
     {"snapshot-count", K_UINT, F(snapshot_count), "100000",
      "committed transactions that trigger a snapshot to disk"},
     {"raft-log-memory-bytes", K_UINT, F(raft_log_memory_bytes), "33554432",
-     "data of applied Raft entries kept in memory for lagging followers; "
-     "older ones are read back from the WAL (1 MiB-64 GiB)"},
+     "data of applied Raft entries kept in memory for a lagging follower "
+     "(entries every member holds are given back at once); older ones are "
+     "read back from the WAL (1 MiB-64 GiB)"},
     {"heartbeat-interval", K_MS, F(heartbeat_interval_ms), "100",
      "time (ms) of a heartbeat interval"},
     {"election-timeout", K_MS, F(election_timeout_ms), "1000",
