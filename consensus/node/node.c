@@ -41,6 +41,7 @@
 #include "proto/cairn.pb-c.h"
 
 #define READS_MAX                65536
+#define WAITERS_INITIAL          1024 /* grows to the pending limit */
 #define SNAPSHOT_CATCHUP         5000 /* entries kept after a snapshot */
 /* WAL segments are preallocated whole, so the WAL's disk use is its
  * segments' count times this; what a snapshot releases goes a segment at a
@@ -753,6 +754,12 @@ static void serve_reads(struct node *n)
     while (n->reads_count > 0 && n->reads[n->reads_head].cb == NULL) {
         n->reads_head = (n->reads_head + 1) % n->reads_cap;
         n->reads_count--;
+    }
+    if (n->reads_count == 0) {
+        /* Start over at the front: a head walking the whole ring would
+         * touch every page of it in turn (resident memory that grows for
+         * minutes, then stays). */
+        n->reads_head = 0;
     }
 }
 
@@ -1601,7 +1608,9 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
     if (n->cfg.snapshot_count == 0) {
         n->cfg.snapshot_count = 100000;
     }
-    n->waiters_cap = limits_default(LIMIT_RAFT_PENDING_PROPOSALS);
+    n->waiters_max = limits_default(LIMIT_RAFT_PENDING_PROPOSALS);
+    n->waiters_cap = n->waiters_max < WAITERS_INITIAL ? n->waiters_max
+                                                      : WAITERS_INITIAL;
     n->waiters = mem_calloc(n->waiters_cap, sizeof(*n->waiters));
     n->reads_cap = READS_MAX;
     n->reads = mem_calloc(n->reads_cap, sizeof(*n->reads));
@@ -1709,12 +1718,55 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
 
 /* ------------------------------------------------------------ requests */
 
+/* The waiter table holds proposal id % waiters_cap. Ids only grow, so a
+ * table sized for the limit at once would have every page of it touched in
+ * turn as they go round (3 MB for 100,000); it starts small and grows by 4
+ * while more than 3/4 of it wait or the next id's slot is taken, up to the
+ * limit. When two live ids would share a slot of the new size (they are
+ * that far apart), the table stays as it is. */
+static void waiters_grow(struct node *n)
+{
+    size_t cap = n->waiters_cap * 4;
+    struct waiter *v;
+    if (n->waiters_cap >= n->waiters_max) {
+        return;
+    }
+    if (cap > n->waiters_max) {
+        cap = n->waiters_max;
+    }
+    v = mem_calloc(cap, sizeof(*v));
+    if (v == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n->waiters_cap; i++) {
+        if (n->waiters[i].id != 0) {
+            struct waiter *to = &v[n->waiters[i].id % cap];
+            if (to->id != 0) {
+                mem_free(v); /* live ids cap or more apart */
+                return;
+            }
+            *to = n->waiters[i];
+        }
+    }
+    mem_free(n->waiters);
+    n->waiters = v;
+    n->waiters_cap = cap;
+}
+
 uint64_t node__waiter_add(struct node *n, uint32_t timeout_ms,
                           node_propose_cb cb, void *ctx)
 {
     uint64_t id = n->next_id;
-    struct waiter *w = &n->waiters[id % n->waiters_cap];
-    if (w->id != 0 || n->pending >= n->waiters_cap) {
+    struct waiter *w;
+    if (n->pending >= n->waiters_max) {
+        return 0;
+    }
+    if (n->pending + 1 > n->waiters_cap / 4 * 3 ||
+        n->waiters[id % n->waiters_cap].id != 0) {
+        waiters_grow(n);
+    }
+    w = &n->waiters[id % n->waiters_cap];
+    if (w->id != 0) {
         return 0;
     }
     if (timeout_ms == 0) {

@@ -161,6 +161,7 @@ struct node {
     /* proposals: ring indexed by id % cap */
     struct waiter *waiters;
     size_t waiters_cap;
+    size_t waiters_max; /* the pending limit; waiters_cap grows to it */
     uint64_t next_id;
     uint64_t oldest_id;
     uint64_t pending;
