@@ -471,6 +471,11 @@ static void kc_flush(struct kcall *kc)
         kc->len--;
         kc->seq_head++;
     }
+    if (kc->len == 0) {
+        /* Start over at the front: a head walking all the slots touches
+         * every page of them in turn (10 KB a stream). */
+        kc->head = 0;
+    }
     if (kc->call != NULL && kc->half_closed && kc->len == 0) {
         struct grpc_call *call = kc->call;
         grpc_call_set_data(call, NULL);
