@@ -28,6 +28,7 @@
 #include "base/assert.h"
 #include "base/buf.h"
 #include "base/crc32c.h"
+#include "base/runs.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
@@ -64,26 +65,13 @@ struct seg {
 
 /* One retained entry: where its record lives in its segment. 8 bytes: the
  * segment and the term change rarely along the log, so they are kept as
- * runs (struct runs), not per entry; a member holds every entry since the
+ * runs (base/runs.h), not per entry; a member holds every entry since the
  * oldest segment it keeps, hundreds of thousands between snapshots. */
 struct ix {
     uint32_t off; /* record offset in the segment */
     uint32_t len; /* record len field (body bytes, unpadded) */
 };
 STATIC_ASSERT(sizeof(struct ix) == 8, "an entry's place in 8 bytes");
-
-/* A value per index as runs: r[k].v holds from r[k].index up to the next
- * run's index (or the log's end). Ascending, distinct values side by side. */
-struct run {
-    uint64_t index;
-    uint64_t v;
-};
-
-struct runs {
-    struct run *r;
-    size_t n;
-    size_t cap;
-};
 
 struct log {
     const struct log_vfs *vfs; /* borrowed (options) or the POSIX table */
@@ -97,7 +85,7 @@ struct log {
     uint64_t active_frame_seq; /* seq of that frame */
     int read_fd;               /* cached fd of an older segment */
     uint64_t read_seq;
-    struct ix *ix; /* entries first.. at ix[ix_start..ix_start+ix_n) */
+    struct ix *ix;     /* entries first.. at ix[ix_start..ix_start+ix_n) */
     struct runs terms; /* each entry's term */
     struct runs seqs;  /* each entry's segment */
     size_t ix_start;
@@ -122,78 +110,6 @@ static struct ix *ix_at(const struct log *l, uint64_t i)
     ASSERT(i >= l->first);
     ASSERT(i <= last_index(l));
     return &l->ix[l->ix_start + (size_t)(i - l->first)];
-}
-
-static uint64_t runs_at(const struct runs *rs, uint64_t i)
-{
-    size_t lo = 0;
-    size_t hi = rs->n;
-    ASSERT(rs->n > 0 && rs->r[0].index <= i);
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (rs->r[mid].index <= i) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    return rs->r[lo].v;
-}
-
-/* Room for extra more runs (one per entry at worst), so that pushing
- * entries after a write cannot fail. */
-static int runs_reserve(struct runs *rs, size_t extra)
-{
-    size_t cap;
-    struct run *p;
-    if (rs->n + extra <= rs->cap) {
-        return 0;
-    }
-    cap = rs->cap < 16 ? 16 : rs->cap;
-    while (cap < rs->n + extra) {
-        cap *= 2;
-    }
-    p = mem_realloc(rs->r, cap * sizeof(*p));
-    if (p == NULL) {
-        return -ENOMEM;
-    }
-    rs->r = p;
-    rs->cap = cap;
-    return 0;
-}
-
-static void runs_push(struct runs *rs, uint64_t i, uint64_t v)
-{
-    if (rs->n > 0 && rs->r[rs->n - 1].v == v) {
-        return;
-    }
-    ASSERT(rs->n < rs->cap);
-    ASSERT(rs->n == 0 || rs->r[rs->n - 1].index < i);
-    rs->r[rs->n].index = i;
-    rs->r[rs->n].v = v;
-    rs->n++;
-}
-
-/* Forget the values of indexes past last_keep. */
-static void runs_truncate(struct runs *rs, uint64_t last_keep)
-{
-    while (rs->n > 0 && rs->r[rs->n - 1].index > last_keep) {
-        rs->n--;
-    }
-}
-
-/* Forget the values of indexes below first (some index >= first has one). */
-static void runs_drop_front(struct runs *rs, uint64_t first)
-{
-    size_t k = 0;
-    while (k + 1 < rs->n && rs->r[k + 1].index <= first) {
-        k++;
-    }
-    memmove(rs->r, rs->r + k, (rs->n - k) * sizeof(*rs->r));
-    rs->n -= k;
-    if (rs->n > 0 && rs->r[0].index < first) {
-        rs->r[0].index = first;
-    }
 }
 
 static uint64_t term_at(const struct log *l, uint64_t i)
@@ -1121,8 +1037,8 @@ void log_close(struct log *l)
     }
     buf_free(&l->wbuf);
     mem_free(l->ix);
-    mem_free(l->terms.r);
-    mem_free(l->seqs.r);
+    runs_free(&l->terms);
+    runs_free(&l->seqs);
     mem_free(l->segs);
     mem_free(l);
 }

@@ -1609,8 +1609,8 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
         n->cfg.snapshot_count = 100000;
     }
     n->waiters_max = limits_default(LIMIT_RAFT_PENDING_PROPOSALS);
-    n->waiters_cap = n->waiters_max < WAITERS_INITIAL ? n->waiters_max
-                                                      : WAITERS_INITIAL;
+    n->waiters_cap =
+        n->waiters_max < WAITERS_INITIAL ? n->waiters_max : WAITERS_INITIAL;
     n->waiters = mem_calloc(n->waiters_cap, sizeof(*n->waiters));
     n->reads_cap = READS_MAX;
     n->reads = mem_calloc(n->reads_cap, sizeof(*n->reads));

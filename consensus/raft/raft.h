@@ -78,6 +78,7 @@
 #include <stdint.h>
 
 #include "base/prng.h"
+#include "base/runs.h"
 
 struct buf;
 
@@ -680,11 +681,6 @@ int raft_conf_change_decode(const uint8_t *p, size_t len,
  * raft_memstorage_storage(). "Durable" means "in this struct": a simulator
  * that wants lost writes keeps two and copies on its simulated fsync.
  */
-struct raft__term_run {
-    uint64_t index; /* first entry of the run */
-    uint64_t term;
-};
-
 struct raft_memstorage {
     struct raft_hard_state hard;
     struct raft_snapshot snap; /* data owned */
@@ -694,7 +690,7 @@ struct raft_memstorage {
      * one (or when it has nothing yet) entries() answers ERR_BUSY, which
      * the core takes as "not now". Of those, the first base positions are
      * not kept as entries at all, so that memory does not grow with the
-     * writes between snapshots: their terms are the runs, and their
+     * writes between snapshots: their terms are runs, and their
      * configuration entries (with data: last_conf reads them) are confs.
      * Positions base..count-1 are ents[start .. start + count - base). */
     struct raft_entry *ents;
@@ -702,9 +698,7 @@ struct raft_memstorage {
     size_t cap;
     size_t start;
     size_t base;
-    struct raft__term_run *runs; /* ascending index, covering 0..base-1 */
-    size_t runs_n;
-    size_t runs_cap;
+    struct runs terms;        /* terms of positions 0..base-1 (base/runs.h) */
     struct raft_entry *confs; /* ascending index, all below base */
     size_t confs_n;
     size_t confs_cap;
@@ -753,8 +747,8 @@ uint64_t raft_memstorage_evict(struct raft_memstorage *ms, uint64_t upto,
  * terms, or out of range). For checkers: both read only. */
 int raft_memstorage_term(const struct raft_memstorage *ms, uint64_t index,
                          uint64_t *term);
-const struct raft_entry *
-raft_memstorage_entry(const struct raft_memstorage *ms, uint64_t index);
+const struct raft_entry *raft_memstorage_entry(const struct raft_memstorage *ms,
+                                               uint64_t index);
 /* Deep copy src into dst (dst initialised); evicted entries stay evicted
  * and fetch is copied. Errors: -ENOMEM. */
 int raft_memstorage_copy(struct raft_memstorage *dst,

@@ -29,27 +29,10 @@ static struct raft_entry *ent(const struct raft_memstorage *ms, size_t k)
     return &ms->ents[ms->start + (k - ms->base)];
 }
 
-/* Term of position k < base: the last run starting at or before it. */
-static uint64_t run_term(const struct raft_memstorage *ms, size_t k)
-{
-    uint64_t index = ms->snap.meta.index + 1 + k;
-    size_t lo = 0;
-    size_t hi = ms->runs_n;
-    ASSERT(k < ms->base && ms->runs_n > 0 && ms->runs[0].index <= index);
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (ms->runs[mid].index <= index) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    return ms->runs[lo].term;
-}
-
 static uint64_t term_of(const struct raft_memstorage *ms, size_t k)
 {
-    return k < ms->base ? run_term(ms, k) : ent(ms, k)->term;
+    return k < ms->base ? runs_at(&ms->terms, ms->snap.meta.index + 1 + k)
+                        : ent(ms, k)->term;
 }
 
 static int ms_hard_state(void *ctx, struct raft_hard_state *out)
@@ -194,9 +177,7 @@ static void conf_free(struct raft_memstorage *ms, struct raft_entry *e)
 static void gone_truncate(struct raft_memstorage *ms, size_t k)
 {
     uint64_t index = ms->snap.meta.index + 1 + k; /* first one to forget */
-    while (ms->runs_n > 0 && ms->runs[ms->runs_n - 1].index >= index) {
-        ms->runs_n--;
-    }
+    runs_truncate(&ms->terms, index - 1);
     while (ms->confs_n > 0 && ms->confs[ms->confs_n - 1].index >= index) {
         conf_free(ms, &ms->confs[--ms->confs_n]);
     }
@@ -230,7 +211,7 @@ void raft_memstorage_close(struct raft_memstorage *ms)
 {
     drop_from(ms, 0);
     mem_free(ms->ents);
-    mem_free(ms->runs);
+    runs_free(&ms->terms);
     mem_free(ms->confs);
     raft__snapshot_free(&ms->snap);
     memset(ms, 0, sizeof(*ms));
@@ -365,8 +346,7 @@ int raft_memstorage_append(struct raft_memstorage *ms,
     drop_from(ms, k);
     ASSERT(ms->base == base && ms->count == k);
     ASSERT(ms->start + (k - base) + count <= ms->cap);
-    memcpy(ms->ents + ms->start + (k - base), copies,
-           count * sizeof(*copies));
+    memcpy(ms->ents + ms->start + (k - base), copies, count * sizeof(*copies));
     ms->count = k + count;
     for (size_t i = 0; i < count; i++) {
         if (copies[i].data == NULL && copies[i].len > 0) {
@@ -435,7 +415,7 @@ int raft_memstorage_compact(struct raft_memstorage *ms,
     if (k >= ms->base) {
         ms->start += k - ms->base;
         ms->base = 0;
-        ms->runs_n = 0;
+        ms->terms.n = 0;
         for (size_t c = 0; c < ms->confs_n; c++) {
             conf_free(ms, &ms->confs[c]);
         }
@@ -445,13 +425,7 @@ int raft_memstorage_compact(struct raft_memstorage *ms,
         }
     } else {
         uint64_t first = meta->index + 1;
-        size_t r = 0;
-        while (r + 1 < ms->runs_n && ms->runs[r + 1].index <= first) {
-            r++;
-        }
-        memmove(ms->runs, ms->runs + r, (ms->runs_n - r) * sizeof(*ms->runs));
-        ms->runs_n -= r;
-        ms->runs[0].index = first;
+        runs_drop_front(&ms->terms, first);
         size_t c = 0;
         while (c < ms->confs_n && ms->confs[c].index < first) {
             conf_free(ms, &ms->confs[c]);
@@ -478,20 +452,17 @@ static void fold_evicted(struct raft_memstorage *ms)
 {
     while (ms->base < ms->evicted) {
         struct raft_entry *e = ent(ms, ms->base);
-        if (ms->runs_n == 0 || ms->runs[ms->runs_n - 1].term != e->term) {
-            if (grow((void **)&ms->runs, &ms->runs_cap, ms->runs_n + 1,
-                     sizeof(*ms->runs)) < 0) {
-                return;
-            }
-            ms->runs[ms->runs_n].index = e->index;
-            ms->runs[ms->runs_n].term = e->term;
-            ms->runs_n++;
+        bool new_run =
+            ms->terms.n == 0 || ms->terms.r[ms->terms.n - 1].v != e->term;
+        if (runs_reserve(&ms->terms, 1) < 0) {
+            return;
         }
+        runs_push(&ms->terms, e->index, e->term);
         if (e->type == RAFT_ENTRY_CONF) {
             if (grow((void **)&ms->confs, &ms->confs_cap, ms->confs_n + 1,
                      sizeof(*ms->confs)) < 0) {
-                if (ms->runs_n > 0 && ms->runs[ms->runs_n - 1].index == e->index) {
-                    ms->runs_n--;
+                if (new_run) {
+                    ms->terms.n--;
                 }
                 return;
             }
@@ -534,8 +505,8 @@ int raft_memstorage_term(const struct raft_memstorage *ms, uint64_t index,
     return ms_term((void *)(uintptr_t)ms, index, term);
 }
 
-const struct raft_entry *
-raft_memstorage_entry(const struct raft_memstorage *ms, uint64_t index)
+const struct raft_entry *raft_memstorage_entry(const struct raft_memstorage *ms,
+                                               uint64_t index)
 {
     if (index <= ms->snap.meta.index + ms->base || index > ms_last(ms)) {
         return NULL;
@@ -556,12 +527,10 @@ int raft_memstorage_copy(struct raft_memstorage *dst,
         return -ENOMEM;
     }
     /* The positions kept as runs and confs, then the entries after them. */
-    if (src->runs_n > 0) {
-        rc = grow((void **)&n.runs, &n.runs_cap, src->runs_n, sizeof(*n.runs));
-        if (rc == 0) {
-            memcpy(n.runs, src->runs, src->runs_n * sizeof(*n.runs));
-            n.runs_n = src->runs_n;
-        }
+    rc = runs_reserve(&n.terms, src->terms.n);
+    if (rc == 0 && src->terms.n > 0) {
+        memcpy(n.terms.r, src->terms.r, src->terms.n * sizeof(*n.terms.r));
+        n.terms.n = src->terms.n;
     }
     if (rc == 0 && src->confs_n > 0) {
         rc = grow((void **)&n.confs, &n.confs_cap, src->confs_n,

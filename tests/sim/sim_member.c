@@ -627,11 +627,10 @@ static void check_recovered(struct sim *s, struct sim_member *m,
         ASSERT(ok);
         const struct raft_entry *a = raft_memstorage_entry(exp, i);
         const struct raft_entry *b = raft_memstorage_entry(got, i);
-        if (ta != tb ||
-            (a != NULL && b != NULL &&
-             (a->len != b->len ||
-              (a->len > 0 && a->data != NULL && b->data != NULL &&
-               memcmp(a->data, b->data, a->len) != 0)))) {
+        if (ta != tb || (a != NULL && b != NULL &&
+                         (a->len != b->len ||
+                          (a->len > 0 && a->data != NULL && b->data != NULL &&
+                           memcmp(a->data, b->data, a->len) != 0)))) {
             sim_violation(s,
                           "durability: member %lu's WAL recovered term %lu "
                           "at %lu where term %lu had been synced",

@@ -632,7 +632,7 @@ static void memstorage_folds_evicted_entries(void **state)
     /* all but the last 10 folded; both conf entries kept with data */
     assert_int_equal(ms.evicted, 3990);
     assert_int_equal(ms.base, 3990);
-    assert_int_equal(ms.runs_n, 4);
+    assert_int_equal(ms.terms.n, 4);
     assert_int_equal(ms.confs_n, 2);
     assert_int_equal(ms.resident_bytes, 10 * sizeof(pay) + 6);
     assert_true(ms.cap < 4000);
@@ -662,7 +662,7 @@ static void memstorage_folds_evicted_entries(void **state)
     struct raft_snapshot_meta meta = {.index = 1500, .term = 2};
     assert_int_equal(raft_memstorage_compact(&ms, &meta, NULL, 0), 0);
     assert_int_equal(ms.base, 2490);
-    assert_int_equal(ms.runs_n, 3);
+    assert_int_equal(ms.terms.n, 3);
     assert_int_equal(ms.confs_n, 1);
     assert_int_equal(ms.resident_bytes, 10 * sizeof(pay) + 3);
     st = raft_memstorage_storage(&ms);
@@ -687,7 +687,7 @@ static void memstorage_folds_evicted_entries(void **state)
     assert_int_equal(raft_memstorage_compact(&ms, &meta, NULL, 0), 0);
     assert_int_equal(ms.count, 0);
     assert_int_equal(ms.base, 0);
-    assert_int_equal(ms.runs_n + ms.confs_n, 0);
+    assert_int_equal(ms.terms.n + ms.confs_n, 0);
     assert_int_equal(ms.resident_bytes, 0);
     raft_memstorage_close(&cp);
     raft_memstorage_close(&ms);
