@@ -19,7 +19,8 @@
 # and tests/unit/sdk link it through libcairn-bench.a) and once with -fPIC
 # and hidden visibility, with base/ and the generated protos, into
 # libcairn.so.N and libcairn.a (only CAIRN_EXPORT symbols stay global).
-# sdk/cairnctl/*.c -> cairnctl, linked against libcairn.a alone.
+# sdk/cairnctl/*.c -> cairnctl, linked against libcairn.a (and the core
+# library's store code, for snapshot status|restore).
 #
 #   make install PREFIX=/usr/local [DESTDIR=]   header, libs, cairn.pc, cairnctl
 #   make chart-test           helm lint/template + render run of charts/cairn
@@ -217,9 +218,12 @@ $(SDK_A): $(SDK_PIC_OBJS)
 # cairnctl's -w protobuf builds etcd's response messages again: it links
 # the generated message code itself (libcairn.a keeps its copy local).
 CTL_PB_OBJS := $(patsubst %,$(B)/obj/gen/proto/%.pb-c.o,rpc kv auth)
-$(B)/cairnctl: $(CTL_OBJS) $(CTL_PB_OBJS) $(SDK_A)
+# snapshot status|restore read and write the store offline
+# (consensus/kv/snapfile.h): those objects come from the core library.
+$(B)/cairnctl: $(CTL_OBJS) $(CTL_PB_OBJS) $(LIB) $(SDK_A)
 	@echo "  LD  $@"
-	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $@ $^ $(SDK_LIBS) -lm
+	$(Q)$(CC) $(CFLAGS_MODE) $(LDFLAGS_SAN) -o $@ $^ $(SDK_LIBS) \
+	    $(shell pkg-config --libs lmdb 2>/dev/null) -lm
 
 $(B)/obj/sdk/examples/%.o: CFLAGS += -Isdk/include
 $(B)/examples/example-%: $(B)/obj/sdk/examples/example_%.o $(SDK_A)

@@ -345,6 +345,10 @@ void kv_applied(const struct kv *kv, uint64_t *index, uint64_t *term);
  * high-water mark less LMDB's free pages; this walks the freelist). */
 void kv_size(struct kv *kv, uint64_t *db_bytes, uint64_t *in_use_bytes);
 
+/* Entries in all of the store's tables together, as of the last commit
+ * (etcd's "total keys" of a backend: every row, not only live keys). */
+uint64_t kv_entry_count(struct kv *kv);
+
 /* Make every commit so far durable (fsync data and meta). */
 int kv_sync(struct kv *kv);
 

@@ -508,6 +508,23 @@ void kv_size(struct kv *kv, uint64_t *db_bytes, uint64_t *in_use_bytes)
     *in_use_bytes = free_bytes < *db_bytes ? *db_bytes - free_bytes : 0;
 }
 
+uint64_t kv_entry_count(struct kv *kv)
+{
+    MDB_txn *txn = NULL;
+    uint64_t n = 0;
+    if (mdb_txn_begin(kv->env, NULL, MDB_RDONLY, &txn) != 0) {
+        return 0;
+    }
+    for (int i = 0; i < KV_DBI__COUNT; i++) {
+        MDB_stat st;
+        if (mdb_stat(txn, kv->dbi[i], &st) == 0) {
+            n += st.ms_entries;
+        }
+    }
+    mdb_txn_abort(txn);
+    return n;
+}
+
 int kv_sync(struct kv *kv)
 {
     int err = atomic_load(&kv->failed);

@@ -7,9 +7,9 @@
  * (consensus/kv: magic "CAIRNKV" inside its meta table), followed by the
  * SHA-256 of those bytes (32 bytes), as etcd appends a SHA-256 to its own
  * stream. etcdctl saves the stream whole; `cairnd snapshot restore`
- * checks the hash before it builds a data directory. etcdctl's own
- * `snapshot status|restore` read bbolt files and cannot read ours: use
- * cairnd's.
+ * (and cairnctl's) checks the hash before it builds a data directory
+ * (consensus/kv/snapfile.h). etcdctl's own `snapshot status|restore` read
+ * bbolt files and cannot read ours: use cairnd's or cairnctl's.
  *
  * Happy path of the stream: the request arrives; a worker thread writes
  * the copy into an unlinked temp file under the store lock's read side
@@ -31,11 +31,12 @@
 #include "base/alloc.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "consensus/kv/snapfile.h"
 #include "registry/server/api_auth.h"
 #include "registry/server/api_int.h"
 
 #define SNAP_CHUNK (64 * 1024)
-#define SNAP_HASH  32
+#define SNAP_HASH  SNAPFILE_HASH_BYTES
 
 struct snap_call {
     uv_work_t work;
@@ -253,213 +254,22 @@ void server__snapshot_method(struct server *s, struct grpc_method *m)
 
 /* ------------------------------------------------------ offline commands */
 
-/* Check the file's SHA-256 trailer; *db_len gets the store's length. */
-static int snapshot_verify(const char *path, uint64_t *db_len, char *msg,
-                           size_t msg_len)
-{
-    uint8_t want[SNAP_HASH];
-    uint8_t got[EVP_MAX_MD_SIZE];
-    uint8_t *buf = NULL;
-    struct stat st;
-    unsigned int hl = 0;
-    EVP_MD_CTX *md = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int rc = 0;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(msg, msg_len, "%s: %s", path, strerror(errno));
-        rc = -errno;
-        goto out;
-    }
-    if (st.st_size <= SNAP_HASH) {
-        snprintf(msg, msg_len, "%s: too short to be a snapshot", path);
-        rc = ERR_CORRUPT;
-        goto out;
-    }
-    *db_len = (uint64_t)st.st_size - SNAP_HASH;
-    buf = mem_alloc(1 << 20);
-    md = EVP_MD_CTX_new();
-    if (buf == NULL || md == NULL ||
-        EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    for (uint64_t off = 0; off < *db_len;) {
-        size_t n = *db_len - off < (1 << 20) ? (size_t)(*db_len - off)
-                                             : (size_t)(1 << 20);
-        if (pread(fd, buf, n, (off_t)off) != (ssize_t)n) {
-            snprintf(msg, msg_len, "%s: read error", path);
-            rc = -EIO;
-            goto out;
-        }
-        EVP_DigestUpdate(md, buf, n);
-        off += n;
-    }
-    EVP_DigestFinal_ex(md, got, &hl);
-    if (pread(fd, want, SNAP_HASH, (off_t)*db_len) != SNAP_HASH ||
-        memcmp(want, got, SNAP_HASH) != 0) {
-        snprintf(msg, msg_len,
-                 "%s: SHA-256 mismatch: the snapshot is damaged or not a "
-                 "cairnd snapshot",
-                 path);
-        rc = ERR_CORRUPT;
-    }
-out:
-    if (md != NULL) {
-        EVP_MD_CTX_free(md);
-    }
-    mem_free(buf);
-    if (fd >= 0) {
-        close(fd);
-    }
-    return rc;
-}
-
-/* Copy the store part of a snapshot to a plain LMDB file at dst. */
-static int copy_prefix(const char *src, const char *dst, uint64_t len)
-{
-    uint8_t *buf = mem_alloc(1 << 20);
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int rc = 0;
-    if (buf == NULL || in < 0 || out < 0) {
-        rc = buf == NULL ? -ENOMEM : -errno;
-    }
-    for (uint64_t off = 0; rc == 0 && off < len;) {
-        size_t n =
-            len - off < (1 << 20) ? (size_t)(len - off) : (size_t)(1 << 20);
-        if (pread(in, buf, n, (off_t)off) != (ssize_t)n ||
-            write(out, buf, n) != (ssize_t)n) {
-            rc = -EIO;
-        }
-        off += n;
-    }
-    if (rc == 0 && fsync(out) != 0) {
-        rc = -errno;
-    }
-    if (in >= 0) {
-        close(in);
-    }
-    if (out >= 0) {
-        close(out);
-    }
-    mem_free(buf);
-    return rc;
-}
-
-struct aux_names {
-    uint8_t names[256][16];
-    size_t lens[256];
-    size_t count;
-};
-
-static int collect_aux(void *ctx, const void *name, size_t name_len,
-                       const void *value, size_t value_len)
-{
-    struct aux_names *a = ctx;
-    (void)value;
-    (void)value_len;
-    if (a->count < 256 && name_len <= 16) {
-        memcpy(a->names[a->count], name, name_len);
-        a->lens[a->count++] = name_len;
-    }
-    return 0;
-}
-
-/* The restored store belongs to a new cluster: its Raft log starts at 1,
- * so the applied index goes back to 0, and the old cluster's members and
- * alarms go (the new members are written at first start). */
-static int restore_reset(struct kv *kv)
-{
-    struct aux_names *a = mem_calloc(1, sizeof(*a));
-    struct aux_names *al = mem_calloc(1, sizeof(*al));
-    struct kv_read *rd;
-    struct kv_write *wr;
-    int rc = a == NULL || al == NULL ? -ENOMEM : kv_read_begin(kv, &rd);
-    if (rc == 0) {
-        rc = kv_aux_list(rd, KV_AUX_CLUSTER, collect_aux, a);
-        if (rc == 0) {
-            rc = kv_aux_list(rd, KV_AUX_ALARM, collect_aux, al);
-        }
-        kv_read_end(rd);
-    }
-    if (rc == 0) {
-        rc = kv_write_begin(kv, NULL, NULL, &wr);
-    }
-    if (rc == 0) {
-        for (size_t i = 0; rc == 0 && i < a->count; i++) {
-            rc = kv_aux_delete(wr, KV_AUX_CLUSTER, a->names[i], a->lens[i]);
-        }
-        for (size_t i = 0; rc == 0 && i < al->count; i++) {
-            rc = kv_aux_delete(wr, KV_AUX_ALARM, al->names[i], al->lens[i]);
-        }
-        if (rc == 0) {
-            rc = kv_write_commit(wr, 0, 0);
-        } else {
-            kv_write_abort(wr);
-        }
-    }
-    mem_free(a);
-    mem_free(al);
-    return rc;
-}
-
 /* cairnd snapshot restore FILE [--data-dir D] [--name N] ... : build the
  * data directory of the first member of a new cluster from FILE. The
  * cluster flags (--initial-cluster, --initial-cluster-token, ...) are
  * given to cairnd when it starts on D, as for any new cluster. */
-static int cmd_restore(const char *file, const char *data_dir)
+static int cmd_restore(const char *file, const char *data_dir,
+                       bool skip_hash)
 {
     char msg[1024] = "";
-    char member[600];
-    char kvdir[640];
-    char tmp[700];
-    struct stat st;
-    struct kv *kv = NULL;
-    uint64_t db_len = 0;
-    int rc = snapshot_verify(file, &db_len, msg, sizeof(msg));
-    if (rc != 0) {
+    int64_t rev = 0, compact = 0;
+    if (snapfile_restore(file, data_dir, skip_hash, &rev, &compact, msg,
+                         sizeof(msg)) != 0) {
         fprintf(stderr, "cairnd: snapshot restore: %s\n", msg);
         return 1;
     }
-    if (stat(data_dir, &st) == 0) {
-        fprintf(stderr,
-                "cairnd: snapshot restore: data-dir %s exists; restore "
-                "builds a new one\n",
-                data_dir);
-        return 1;
-    }
-    snprintf(member, sizeof(member), "%s/member", data_dir);
-    snprintf(kvdir, sizeof(kvdir), "%s/kv", member);
-    if (mkdir(data_dir, 0700) != 0 || mkdir(member, 0700) != 0 ||
-        mkdir(kvdir, 0700) != 0) {
-        fprintf(stderr, "cairnd: snapshot restore: %s: %s\n", data_dir,
-                strerror(errno));
-        return 1;
-    }
-    snprintf(tmp, sizeof(tmp), "%s/restore.mdb", member);
-    rc = copy_prefix(file, tmp, db_len);
-    if (rc == 0) {
-        rc = kv_open(kvdir, NULL, &kv);
-    }
-    if (rc == 0) {
-        rc = kv_snapshot_install(kv, tmp);
-    }
-    if (rc == 0) {
-        rc = restore_reset(kv);
-    }
-    if (rc == 0) {
-        rc = kv_sync(kv);
-    }
-    if (kv != NULL) {
-        printf("restored snapshot: revision %lld, compacted %lld\n",
-               (long long)kv_rev(kv), (long long)kv_compact_rev(kv));
-        kv_close(kv);
-    }
-    unlink(tmp);
-    if (rc != 0) {
-        fprintf(stderr, "cairnd: snapshot restore: %s\n", err_str(rc));
-        return 1;
-    }
+    printf("restored snapshot: revision %lld, compacted %lld\n",
+           (long long)rev, (long long)compact);
     printf("data directory %s is ready: start cairnd on it as the first "
            "member of a new cluster\n",
            data_dir);
@@ -469,46 +279,14 @@ static int cmd_restore(const char *file, const char *data_dir)
 static int cmd_status(const char *file)
 {
     char msg[1024] = "";
-    char dir[] = "/tmp/cairn-snapstatus-XXXXXX";
-    char db[64];
-    uint64_t db_len = 0;
-    struct kv *kv = NULL;
-    struct kv_read *rd;
-    uint32_t hash = 0;
-    int64_t compact = 0;
-    int64_t hrev = 0;
-    int rc = snapshot_verify(file, &db_len, msg, sizeof(msg));
-    if (rc != 0) {
+    struct snapfile_status st;
+    if (snapfile_status(file, true, &st, msg, sizeof(msg)) != 0) {
         fprintf(stderr, "cairnd: snapshot status: %s\n", msg);
         return 1;
     }
-    if (mkdtemp(dir) == NULL) {
-        return 1;
-    }
-    snprintf(db, sizeof(db), "%s/data.mdb", dir);
-    rc = copy_prefix(file, db, db_len);
-    if (rc == 0) {
-        rc = kv_open(dir, NULL, &kv);
-    }
-    if (rc == 0 && kv_read_begin(kv, &rd) == 0) {
-        rc = kv_hash(rd, 0, &hash, &compact, &hrev);
-        kv_read_end(rd);
-        printf("hash %08x, revision %lld, compacted %lld, size %llu\n", hash,
-               (long long)kv_rev(kv), (long long)compact,
-               (unsigned long long)db_len);
-    }
-    if (kv != NULL) {
-        kv_close(kv);
-    }
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0) {
-        rc = rc != 0 ? rc : -EIO;
-    }
-    if (rc != 0) {
-        fprintf(stderr, "cairnd: snapshot status: %s\n", err_str(rc));
-        return 1;
-    }
+    printf("hash %08x, revision %lld, compacted %lld, size %llu\n", st.hash,
+           (long long)st.revision, (long long)st.compacted,
+           (unsigned long long)st.size);
     return 0;
 }
 
@@ -517,8 +295,14 @@ int server_snapshot_command(int argc, char **argv)
     const char *data_dir = NULL;
     const char *file = NULL;
     const char *sub = argc > 2 ? argv[2] : "";
+    bool skip_hash = false;
     for (int i = 3; i < argc; i++) {
-        if (strncmp(argv[i], "--data-dir=", 11) == 0) {
+        if (strcmp(argv[i], "--skip-hash-check") == 0 ||
+            strcmp(argv[i], "--skip-hash-check=true") == 0) {
+            skip_hash = true;
+        } else if (strcmp(argv[i], "--skip-hash-check=false") == 0) {
+            skip_hash = false;
+        } else if (strncmp(argv[i], "--data-dir=", 11) == 0) {
             data_dir = argv[i] + 11;
         } else if (strcmp(argv[i], "--data-dir") == 0 && i + 1 < argc) {
             data_dir = argv[++i];
@@ -546,5 +330,6 @@ int server_snapshot_command(int argc, char **argv)
     if (strcmp(sub, "status") == 0) {
         return cmd_status(file);
     }
-    return cmd_restore(file, data_dir != NULL ? data_dir : "default.etcd");
+    return cmd_restore(file, data_dir != NULL ? data_dir : "default.etcd",
+                       skip_hash);
 }

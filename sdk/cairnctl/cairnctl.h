@@ -210,6 +210,8 @@ int cmd_member_remove(struct ctl *x);
 int cmd_member_update(struct ctl *x);
 int cmd_member_promote(struct ctl *x);
 int cmd_snapshot_save(struct ctl *x);
+int cmd_snapshot_status(struct ctl *x);
+int cmd_snapshot_restore(struct ctl *x);
 /* cairnctl_lock.c */
 int cmd_lock(struct ctl *x);
 int cmd_elect(struct ctl *x);

@@ -17,8 +17,10 @@
 #include <string.h>
 #include <termios.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "consensus/kv/snapfile.h"
 #include "sdk/cairnctl/cairnctl.h"
 
 /* etcdctl's printers that have no table (or fields) form. */
@@ -761,4 +763,115 @@ int cmd_snapshot_save(struct ctl *x)
     }
     printf("Snapshot saved at %s\n", path);
     return 0;
+}
+
+/* The status line's parts, as etcdctl prints them. */
+static void status_print(const struct ctl *x, uint32_t hash, int64_t rev,
+                         uint64_t keys, uint64_t size)
+{
+    char h[16], r[24], k[24], sz[32];
+    snprintf(h, sizeof(h), "%x", hash);
+    snprintf(r, sizeof(r), "%" PRId64, rev);
+    snprintf(k, sizeof(k), "%" PRIu64, keys);
+    fmt_bytes_si(size, sz, sizeof(sz));
+    if (x->fmt == CTL_JSON) {
+        printf("{\"hash\":%" PRIu32 ",\"revision\":%" PRId64
+               ",\"totalKey\":%" PRIu64 ",\"totalSize\":%" PRIu64 "}\n",
+               hash, rev, keys, size);
+    } else if (x->fmt == CTL_FIELDS) {
+        printf("\"Hash\" : %" PRIu32 "\n\"Revision\" : %" PRId64
+               "\n\"Keys\" : %" PRIu64 "\n\"Size\" : %" PRIu64 "\n",
+               hash, rev, keys, size);
+    } else if (x->fmt == CTL_TABLE) {
+        static const char *const hdr[] = {"HASH", "REVISION", "TOTAL KEYS",
+                                          "TOTAL SIZE"};
+        const char *cells[] = {h, r, k, sz};
+        out_table(hdr, 4, cells, 1);
+    } else {
+        printf("%s, %s, %s, %s\n", h, r, k, sz);
+    }
+}
+
+/* Go's error text for a failed stat/open: strerror in lower case. */
+static int path_fail(const char *op, const char *path, int e)
+{
+    char t[128];
+    snprintf(t, sizeof(t), "%s", strerror(e));
+    t[0] = (char)tolower((unsigned char)t[0]);
+    return ctl_fail(CTL_EXIT_ERROR, "%s %s: %s", op, path, t);
+}
+
+/* snapshot status FILE: etcdctl's on etcd's (bbolt) files, the same
+ * figures on cairnd's (consensus/kv/snapfile.h): hash (HashKV of the
+ * whole store), revision, rows in all tables, bytes of the store. */
+int cmd_snapshot_status(struct ctl *x)
+{
+    if (x->args_count != 1) {
+        return ctl_fail(CTL_EXIT_BAD_ARGS,
+                        "snapshot status requires exactly one argument");
+    }
+    const char *path = x->args[0];
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        return path_fail("stat", path, errno);
+    }
+    char msg[1200] = "";
+    struct snapfile_status st;
+    if (snapfile_status(path, true, &st, msg, sizeof(msg)) != 0) {
+        return ctl_fail(CTL_EXIT_ERROR, "%s", msg);
+    }
+    status_print(x, st.hash, st.revision, st.total_keys, st.size);
+    return CTL_EXIT_OK;
+}
+
+/* snapshot restore FILE: a new member's data directory from a cairnd
+ * snapshot (snapfile_restore). --name, --initial-cluster,
+ * --initial-cluster-token and --initial-advertise-peer-urls are etcdctl's;
+ * cairnd writes the new cluster's members when it first starts on the
+ * directory with those same flags, so here they are only checked. */
+int cmd_snapshot_restore(struct ctl *x)
+{
+    if (x->args_count != 1) {
+        return ctl_fail(CTL_EXIT_BAD_ARGS,
+                        "snapshot restore requires exactly one argument");
+    }
+    const char *path = x->args[0];
+    const char *name = ctl_flag(x, "name");
+    const char *dd = ctl_flag(x, "data-dir");
+    const char *wal = ctl_flag(x, "wal-dir");
+    char def[600];
+    if (dd == NULL || dd[0] == '\0') {
+        snprintf(def, sizeof(def), "%s.etcd",
+                 name != NULL && name[0] != '\0' ? name : "default");
+        dd = def;
+    }
+    if (wal != NULL && wal[0] != '\0') {
+        return ctl_fail(CTL_EXIT_BAD_FEATURE,
+                        "--wal-dir: cairnd keeps its log under the data "
+                        "directory; restore writes no log");
+    }
+    char f[4200];
+    int w = json_fields(f, sizeof(f), "path", path);
+    f[w++] = ',';
+    json_fields(f + w, sizeof(f) - (size_t)w, "data-dir", dd);
+    ctl_progress_log("restoring snapshot", f);
+    struct stat sb;
+    if (stat(dd, &sb) == 0) {
+        return ctl_fail(CTL_EXIT_ERROR, "data-dir \"%s\" exists", dd);
+    }
+    if (stat(path, &sb) != 0) {
+        return path_fail("open", path, errno);
+    }
+    char msg[1200] = "";
+    int64_t rev = 0, compacted = 0;
+    if (snapfile_restore(path, dd, ctl_flag_bool(x, "skip-hash-check"), &rev,
+                         &compacted, msg, sizeof(msg)) != 0) {
+        return ctl_fail(CTL_EXIT_ERROR, "%s", msg);
+    }
+    w = (int)strlen(f);
+    snprintf(f + w, sizeof(f) - (size_t)w,
+             ",\"revision\":%" PRId64 ",\"compact-revision\":%" PRId64, rev,
+             compacted);
+    ctl_progress_log("restored snapshot", f);
+    return CTL_EXIT_OK;
 }

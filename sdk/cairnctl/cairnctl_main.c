@@ -174,6 +174,25 @@ static const struct ctl_opt hashkv_opts[] = {
     {"rev", 0, V, "0", "maximum revision to hash (default: all revisions)",
      NULL},
 };
+static const struct ctl_opt snapshot_restore_opts[] = {
+    {"data-dir", 0, V, "", "Path to the data directory", NULL},
+    {"initial-advertise-peer-urls", 0, V, "http://localhost:2380",
+     "List of this member's peer URLs to advertise to the rest of the "
+     "cluster",
+     NULL},
+    {"initial-cluster", 0, V, "default=http://localhost:2380",
+     "Initial cluster configuration for restore bootstrap", NULL},
+    {"initial-cluster-token", 0, V, "etcd-cluster",
+     "Initial cluster token for the etcd cluster during restore bootstrap",
+     NULL},
+    {"name", 0, V, "default", "Human-readable name for this member", NULL},
+    {"skip-hash-check", 0, B, "false",
+     "Ignore snapshot integrity hash value (required if copied from data "
+     "directory)",
+     NULL},
+    {"wal-dir", 0, V, "",
+     "Path to the WAL directory (use --data-dir if none given)", NULL},
+};
 static const struct ctl_opt member_add_opts[] = {
     {"learner", 0, B, "false", "indicates if the new member is raft learner",
      NULL},
@@ -389,6 +408,15 @@ static const struct ctl_cmd cmds[] = {
     {"snapshot save", "etcdctl snapshot save <filename> [flags]",
      "Stores an etcd node backend snapshot to a given file", NULL, NULL, 0,
      cmd_snapshot_save},
+    {"snapshot status", "etcdctl snapshot status <filename> [flags]",
+     "Gets backend snapshot status of a given file",
+     "When --write-out is set to simple, this command prints out "
+     "comma-separated status lists for each endpoint.\nThe items in the "
+     "lists are hash, revision, total keys, total size.",
+     NULL, 0, cmd_snapshot_status},
+    {"snapshot restore", "etcdctl snapshot restore <filename> [options] [flags]",
+     "Restores an etcd member snapshot to an etcd directory", NULL,
+     OPTS(snapshot_restore_opts), cmd_snapshot_restore},
     {"lock", "etcdctl lock <lockname> [exec-command arg1 arg2 ...] [flags]",
      "Acquires a named lock", NULL, OPTS(lock_opts), cmd_lock},
     {"elect", "etcdctl elect <election-name> [proposal] [flags]",
@@ -913,7 +941,7 @@ static int protobuf_ok(const char *cmd)
         "member list", "lease grant", "lease list", "lease timetolive",
         "txn"};
     static const char *const never[] = {"endpoint health", "endpoint status",
-                                        "endpoint hashkv"};
+                                        "endpoint hashkv", "snapshot status"};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
         if (strcmp(cmd, yes[i]) == 0) {
             return -1;
