@@ -35,6 +35,7 @@
 #include "base/err.h"
 #include "sdk/client_int.h"
 #include "sdk/http_int.h"
+#include "sdk/mux_int.h"
 
 #define UNARY_ATTEMPTS_MAX 8
 #define BACKOFF_BASE_MS    50
@@ -338,6 +339,7 @@ CAIRN_EXPORT void cairn_client_free(struct cairn_client *c)
     while (c->watches != NULL) { /* each close unlinks one */
         cairn_watch_close(c->watches);
     }
+    cairn__mux_put(c->mux); /* its subscriptions' owners keep it going */
     pthread_mutex_lock(&c->mu);
     net_close(c);
     uv_close((uv_handle_t *)&c->timer, NULL);

@@ -30,6 +30,8 @@
 #include "sdk/include/cairn.h"
 #include "sdk/tls_int.h"
 
+struct cairn__mux;
+
 struct cairn_client {
     pthread_mutex_t mu;
     uv_loop_t loop;
@@ -52,6 +54,7 @@ struct cairn_client {
     int grpc_code;
     char errmsg[512];
     struct cairn_watch *watches; /* open watches, for connection loss */
+    struct cairn__mux *mux; /* the /api/v1/stream socket (mux_int.h) */
 };
 
 /* Monotonic now in ns, and the absolute deadline of a call. */

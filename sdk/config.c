@@ -9,8 +9,9 @@
  * "sha256","gray","content"}, written to a temp file, fsynced and renamed,
  * so a reader sees the old release or the new one, never a torn one.
  *
- * Watch thread: one WebSocket to /api/v1/watch/config/<ns>/<app>/<name>
- * with client_id, labels and (after the first message) since=<revision>.
+ * Watch: a subscription on the client's one /api/v1/stream socket
+ * (mux_int.h; kind config, <ns>/<app>/<name>) with client_id, labels and
+ * (after the first message) since=<revision>.
  * A release is delivered when its version or sha256 differs from the one
  * delivered last, or that one was stale; after the callback the release is
  * acked on the stream and written to the cache.
@@ -28,8 +29,8 @@
 #include "base/alloc.h"
 #include "sdk/api_int.h"
 #include "sdk/client_int.h"
+#include "sdk/mux_int.h"
 
-#define MSG_MAX ((size_t)8 << 20)
 
 struct req_copy {
     char *ns, *app, *name, *client_id, *labels, *cache_dir;
@@ -260,11 +261,10 @@ CAIRN_EXPORT int cairn_config_get(struct cairn_client *c,
 /* ------------------------------------------------------------- watch */
 
 struct cairn_config_watch {
-    pthread_t thr;
-    volatile bool stop;
     pthread_mutex_t mu;
     bool connected;
-    struct cairn__eps eps;
+    struct cairn__mux *mux;
+    struct cairn__sub sub;
     struct req_copy req;
     cairn_config_cb cb;
     void *cb_arg;
@@ -276,8 +276,9 @@ struct cairn_config_watch {
     char delivered_sha[65];
 };
 
-/* Delivers rel when it is new to the callback; acks it on ws. */
-static void deliver(struct cairn_config_watch *w, struct cairn__ws *ws,
+/* Delivers rel when it is new to the callback; acks it on the stream
+ * (not a stale one, nor with live false: a release from the cache). */
+static void deliver(struct cairn_config_watch *w, bool live,
                     const struct cairn_config_release *rel)
 {
     if (w->delivered && !w->delivered_stale &&
@@ -290,16 +291,14 @@ static void deliver(struct cairn_config_watch *w, struct cairn__ws *ws,
     w->delivered_stale = rel->stale;
     w->delivered_version = rel->version;
     snprintf(w->delivered_sha, sizeof(w->delivered_sha), "%s", rel->sha256);
-    if (rel->stale || ws == NULL) {
+    if (rel->stale || !live) {
         return;
     }
-    json_t *a = json_pack("{s:{s:s,s:I}}", "ack", "name", w->req.name,
+    json_t *a = json_pack("{s:s,s:s,s:I}", "op", "ack", "name", w->req.name,
                           "version", (json_int_t)rel->version);
-    char *s = a != NULL ? json_dumps(a, JSON_COMPACT) : NULL;
-    if (s != NULL) {
-        cairn__ws_send_text(ws, s, strlen(s), 2000);
+    if (a != NULL) {
+        cairn__mux_send(w->mux, &w->sub, a);
     }
-    free(s);
     json_decref(a);
     cache_write(&w->req, rel);
 }
@@ -313,8 +312,7 @@ static bool is_ours(const struct cairn_config_watch *w, const json_t *o)
 }
 
 /* One stream message; a negative return ends the stream. */
-static int watch_apply(struct cairn_config_watch *w, struct cairn__ws *ws,
-                       const json_t *m)
+static int watch_apply(struct cairn_config_watch *w, const json_t *m)
 {
     const char *type = json_string_value(json_object_get(m, "type"));
     if (type == NULL) {
@@ -337,7 +335,7 @@ static int watch_apply(struct cairn_config_watch *w, struct cairn__ws *ws,
             struct cairn_config_release rel;
             rc = cairn__release_from_json(v, &rel);
             if (rc == 0) {
-                deliver(w, ws, &rel);
+                deliver(w, true, &rel);
             }
             cairn_config_release_free(&rel);
         }
@@ -346,7 +344,7 @@ static int watch_apply(struct cairn_config_watch *w, struct cairn__ws *ws,
             struct cairn_config_release rel;
             rc = cairn__release_from_json(m, &rel);
             if (rc == 0) {
-                deliver(w, ws, &rel);
+                deliver(w, true, &rel);
             }
             cairn_config_release_free(&rel);
         }
@@ -363,72 +361,72 @@ static int watch_apply(struct cairn_config_watch *w, struct cairn__ws *ws,
     return rc;
 }
 
-static void *watch_thread(void *arg)
+/* The subscribe's fields: client id, labels, and "since" after the
+ * first message. */
+static json_t *watch_request(struct cairn__sub *s)
 {
-    struct cairn_config_watch *w = arg;
-    int64_t backoff = 100;
-    size_t k = 0;
-    while (!w->stop) {
-        char extra[40] = "", q[14100], path[14700];
-        if (w->since > 0) {
-            snprintf(extra, sizeof(extra), "&since=%lld", (long long)w->since);
-        }
-        struct cairn__ws ws = {.fd = -1};
-        int rc = query(&w->req, extra, q, sizeof(q));
-        if (rc == 0) {
-            snprintf(path, sizeof(path), "/api/v1/watch/config/%s/%s/%s%s",
-                     w->req.ns, w->req.app, w->req.name, q);
-            /* a fresh token per connection: one that expired while
-             * the stream ran would refuse the reconnect */
-            rc = cairn__eps_auth(&w->eps, w->eps.user != NULL, 2000, NULL, 0);
-        }
-        if (rc == 0) {
-            rc = cairn__ws_open_auth(&ws, w->eps.ep[k % w->eps.count],
-                                     &w->eps.tls, w->eps.token, path, 2000,
-                                     MSG_MAX, NULL, 0);
-        }
-        if (rc != 0 && !w->delivered) { /* nothing yet: the cache */
-            struct cairn_config_release rel;
-            if (cache_read(&w->req, &rel) == 0) {
-                deliver(w, NULL, &rel);
-            }
-            cairn_config_release_free(&rel);
-        }
-        if (rc == 0) {
-            pthread_mutex_lock(&w->mu);
-            w->connected = true;
-            pthread_mutex_unlock(&w->mu);
-            backoff = 100;
-        }
-        while (rc == 0 && !w->stop) {
-            char *msg = NULL;
-            size_t len = 0;
-            rc = cairn__ws_recv(&ws, 200, &msg, &len);
-            if (rc == CAIRN_E_TIMEOUT) {
-                rc = 0;
-                continue;
-            }
-            if (rc != 0) {
-                break;
-            }
-            json_t *m = json_loadb(msg, len, 0, NULL);
-            mem_free(msg);
-            rc = m != NULL ? watch_apply(w, &ws, m) : CAIRN_E_BAD_RESPONSE;
-            json_decref(m);
-        }
-        cairn__ws_close(&ws);
-        pthread_mutex_lock(&w->mu);
-        w->connected = false;
-        pthread_mutex_unlock(&w->mu);
-        if (w->stop) {
-            break;
-        }
-        k++;
-        cairn__nap(&w->stop, backoff);
-        backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+    struct cairn_config_watch *w = s->owner;
+    json_t *r = json_pack("{s:s,s:s,s:s,s:s}", "kind", "config", "namespace",
+                          w->req.ns, "app", w->req.app, "name", w->req.name);
+    if (r == NULL) {
+        return NULL;
     }
-    return NULL;
+    if (w->req.client_id != NULL) {
+        json_object_set_new(r, "client_id", json_string(w->req.client_id));
+    }
+    if (w->req.labels != NULL) {
+        json_object_set_new(r, "labels", json_string(w->req.labels));
+    }
+    if (w->since > 0) {
+        json_object_set_new(r, "since", json_integer(w->since));
+    }
+    return r;
 }
+
+static void set_connected(struct cairn_config_watch *w, bool up)
+{
+    pthread_mutex_lock(&w->mu);
+    w->connected = up;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int watch_msg(struct cairn__sub *s, const json_t *m)
+{
+    struct cairn_config_watch *w = s->owner;
+    json_t *err = json_object_get(m, "error");
+    if (err != NULL) {
+        const char *code = json_string_value(json_object_get(err, "code"));
+        /* an ack the server did not expect is not fatal */
+        if (w->connected && code != NULL && strcmp(code, "bad_request") == 0) {
+            return 0;
+        }
+        return cairn__mux_code_err(code);
+    }
+    if (json_object_get(m, "type") == NULL) { /* the subscribe's answer */
+        set_connected(w, true);
+        return 0;
+    }
+    return watch_apply(w, m);
+}
+
+static void watch_link(struct cairn__sub *s, int err)
+{
+    struct cairn_config_watch *w = s->owner;
+    if (err == 0) {
+        return; /* connected once the subscribe is answered */
+    }
+    set_connected(w, false);
+    if (!w->delivered) { /* nothing yet: the cache */
+        struct cairn_config_release rel = {0};
+        if (cache_read(&w->req, &rel) == 0) {
+            deliver(w, false, &rel);
+        }
+        cairn_config_release_free(&rel);
+    }
+}
+
+static const struct cairn__sub_ops watch_ops = {watch_request, watch_msg,
+                                                watch_link};
 
 CAIRN_EXPORT int cairn_config_watch_new(struct cairn_client *c,
                                         const struct cairn_config_req *req,
@@ -444,7 +442,7 @@ CAIRN_EXPORT int cairn_config_watch_new(struct cairn_client *c,
     }
     int rc = req_copy(req, &w->req);
     if (rc == 0) {
-        rc = cairn__eps_copy(c, &w->eps);
+        rc = cairn__mux_get(c, &w->mux);
         if (rc != 0) {
             req_free(&w->req);
         }
@@ -456,13 +454,9 @@ CAIRN_EXPORT int cairn_config_watch_new(struct cairn_client *c,
     w->cb = cb;
     w->cb_arg = cb_arg;
     pthread_mutex_init(&w->mu, NULL);
-    if (pthread_create(&w->thr, NULL, watch_thread, w) != 0) {
-        pthread_mutex_destroy(&w->mu);
-        cairn__eps_free(&w->eps);
-        req_free(&w->req);
-        mem_free(w);
-        return CAIRN_E_NOMEM;
-    }
+    w->sub.ops = &watch_ops;
+    w->sub.owner = w;
+    cairn__mux_add(w->mux, &w->sub);
     *out = w;
     return 0;
 }
@@ -483,10 +477,9 @@ CAIRN_EXPORT void cairn_config_watch_free(struct cairn_config_watch *w)
     if (w == NULL) {
         return;
     }
-    w->stop = true;
-    pthread_join(w->thr, NULL);
+    cairn__mux_remove(w->mux, &w->sub);
+    cairn__mux_put(w->mux);
     pthread_mutex_destroy(&w->mu);
-    cairn__eps_free(&w->eps);
     req_free(&w->req);
     mem_free(w);
 }

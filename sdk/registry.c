@@ -13,11 +13,12 @@
  * CAIRN_SESSION_REREGISTERED. The server fences writes by session, so the
  * old session's expiry can never remove the new registrations.
  *
- * Discovery. The thread holds one WebSocket to
- * /api/v1/watch/registry/<ns>[/<svc>]; a snapshot replaces the cache, a put
- * upserts by (service, id), a delete removes. After a broken stream it
- * reconnects with ?since=<last revision>, so the cache misses nothing; a
- * compacted answer is followed by a fresh snapshot, which replaces it.
+ * Discovery. A subscription on the client's one /api/v1/stream socket
+ * (mux_int.h; kind registry, <ns>[/<svc>]); a snapshot replaces the cache,
+ * a put upserts by (service, id), a delete removes. After a broken socket
+ * it subscribes again with "since" the last revision, so the cache misses
+ * nothing; a compacted answer is followed by a fresh snapshot, which
+ * replaces it.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,10 +30,10 @@
 #include "base/alloc.h"
 #include "sdk/api_int.h"
 #include "sdk/client_int.h"
+#include "sdk/mux_int.h"
 
 #define KEEPALIVE_MIN_MS 300
 #define RETRY_MS         500
-#define MSG_MAX          ((size_t)16 << 20)
 
 /* ------------------------------------------------------- registration */
 
@@ -471,10 +472,10 @@ CAIRN_EXPORT void cairn_registration_free(struct cairn_registration *r,
 struct cairn_discovery {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    pthread_t thr;
-    volatile bool stop;
-    struct cairn__eps eps; /* the thread's */
-    char *path;            /* /api/v1/watch/registry/<ns>[/<svc>] */
+    struct cairn__mux *mux;
+    struct cairn__sub sub;
+    char *ns;
+    char *service; /* NULL: the whole namespace */
     cairn_discovery_cb cb;
     void *cb_arg;
     /* under mu: */
@@ -612,81 +613,83 @@ static int disc_apply(struct cairn_discovery *d, const json_t *m, bool *changed)
     return 0;
 }
 
-static void *disc_thread(void *arg)
+/* The subscribe's fields: after a snapshot, "since" its revision. */
+static json_t *disc_request(struct cairn__sub *s)
 {
-    struct cairn_discovery *d = arg;
-    int64_t backoff = 100;
-    size_t k = 0;
-    while (!d->stop) {
-        char path[512];
+    struct cairn_discovery *d = s->owner;
+    json_t *r = json_pack("{s:s,s:s}", "kind", "registry", "namespace", d->ns);
+    if (r != NULL && d->service != NULL) {
+        json_object_set_new(r, "service", json_string(d->service));
+    }
+    pthread_mutex_lock(&d->mu);
+    if (r != NULL && d->have_snapshot) {
+        json_object_set_new(r, "since", json_integer(d->revision));
+    }
+    pthread_mutex_unlock(&d->mu);
+    return r;
+}
+
+static int disc_msg(struct cairn__sub *s, const json_t *m)
+{
+    struct cairn_discovery *d = s->owner;
+    json_t *err = json_object_get(m, "error");
+    if (err != NULL) { /* the subscribe was refused */
+        int rc = cairn__mux_code_err(
+            json_string_value(json_object_get(err, "code")));
         pthread_mutex_lock(&d->mu);
-        if (d->have_snapshot) {
-            snprintf(path, sizeof(path), "%s?since=%lld", d->path,
-                     (long long)d->revision);
-        } else {
-            snprintf(path, sizeof(path), "%s", d->path);
-        }
-        pthread_mutex_unlock(&d->mu);
-        struct cairn__ws ws;
-        const char *ep = d->eps.ep[k % d->eps.count];
-        /* a fresh token per connection (see config.c) */
-        int rc = cairn__eps_auth(&d->eps, d->eps.user != NULL, 2000, NULL, 0);
-        if (rc == 0) {
-            rc = cairn__ws_open_auth(&ws, ep, &d->eps.tls, d->eps.token, path,
-                                     2000, MSG_MAX, NULL, 0);
-        }
-        if (rc == 0) {
-            pthread_mutex_lock(&d->mu);
-            d->connected = true;
-            pthread_mutex_unlock(&d->mu);
-        }
-        while (rc == 0 && !d->stop) {
-            char *msg = NULL;
-            size_t len = 0;
-            rc = cairn__ws_recv(&ws, 200, &msg, &len);
-            if (rc == CAIRN_E_TIMEOUT) {
-                rc = 0;
-                continue;
-            }
-            if (rc != 0) {
-                break;
-            }
-            json_t *m = json_loadb(msg, len, 0, NULL);
-            mem_free(msg);
-            bool changed = false;
-            struct cairn_instance_list copy = {0};
-            pthread_mutex_lock(&d->mu);
-            rc = m != NULL ? disc_apply(d, m, &changed) : CAIRN_E_BAD_RESPONSE;
-            if (rc == 0 && changed) {
-                backoff = 100;
-                if (d->cb != NULL && list_copy(d, &copy) != 0) {
-                    changed = false;
-                }
-            }
-            pthread_cond_broadcast(&d->cv);
-            pthread_mutex_unlock(&d->mu);
-            json_decref(m);
-            if (changed && d->cb != NULL) {
-                d->cb(d->cb_arg, &copy);
-            }
-            cairn_instance_list_free(&copy);
-        }
-        cairn__ws_close(&ws);
-        pthread_mutex_lock(&d->mu);
-        d->connected = false;
-        if (!d->have_snapshot) {
-            d->first_err = rc;
-        }
+        d->first_err = d->have_snapshot ? d->first_err : rc;
         pthread_cond_broadcast(&d->cv);
         pthread_mutex_unlock(&d->mu);
-        if (d->stop) {
-            break;
-        }
-        k++;
-        cairn__nap(&d->stop, backoff);
-        backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+        return rc;
     }
-    return NULL;
+    if (json_object_get(m, "type") == NULL) { /* the subscribe's answer */
+        pthread_mutex_lock(&d->mu);
+        d->connected = true;
+        pthread_mutex_unlock(&d->mu);
+        return 0;
+    }
+    bool changed = false;
+    struct cairn_instance_list copy = {0};
+    pthread_mutex_lock(&d->mu);
+    int rc = disc_apply(d, m, &changed);
+    if (rc == 0 && changed && d->cb != NULL && list_copy(d, &copy) != 0) {
+        changed = false;
+    }
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    if (rc == 0 && changed && d->cb != NULL) {
+        d->cb(d->cb_arg, &copy);
+    }
+    cairn_instance_list_free(&copy);
+    return rc;
+}
+
+static void disc_link(struct cairn__sub *s, int err)
+{
+    struct cairn_discovery *d = s->owner;
+    if (err == 0) {
+        return; /* connected once the subscribe is answered */
+    }
+    pthread_mutex_lock(&d->mu);
+    d->connected = false;
+    if (!d->have_snapshot) {
+        d->first_err = err;
+    }
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static const struct cairn__sub_ops disc_ops = {disc_request, disc_msg,
+                                               disc_link};
+
+static void disc_free(struct cairn_discovery *d)
+{
+    pthread_cond_destroy(&d->cv);
+    pthread_mutex_destroy(&d->mu);
+    mem_free(d->items);
+    mem_free(d->ns);
+    mem_free(d->service);
+    mem_free(d);
 }
 
 CAIRN_EXPORT int cairn_discovery_new(struct cairn_client *c, const char *ns,
@@ -702,16 +705,9 @@ CAIRN_EXPORT int cairn_discovery_new(struct cairn_client *c, const char *ns,
     if (d == NULL) {
         return CAIRN_E_NOMEM;
     }
-    size_t pl = 64 + strlen(ns) + (service != NULL ? strlen(service) : 0);
-    d->path = mem_alloc(pl);
-    int rc = d->path == NULL ? CAIRN_E_NOMEM : cairn__eps_copy(c, &d->eps);
-    if (rc != 0) {
-        mem_free(d->path);
-        mem_free(d);
-        return rc;
-    }
-    snprintf(d->path, pl, "/api/v1/watch/registry/%s%s%s", ns,
-             service != NULL ? "/" : "", service != NULL ? service : "");
+    d->ns = mem_dup(ns, strlen(ns) + 1);
+    d->service = service != NULL ? mem_dup(service, strlen(service) + 1)
+                                 : NULL;
     d->cb = cb;
     d->cb_arg = cb_arg;
     d->prng = cairn__now_ns() | 1;
@@ -721,36 +717,41 @@ CAIRN_EXPORT int cairn_discovery_new(struct cairn_client *c, const char *ns,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&d->cv, &ca);
     pthread_condattr_destroy(&ca);
-    d->eps.cur = 0;
-    if (pthread_create(&d->thr, NULL, disc_thread, d) != 0) {
-        rc = CAIRN_E_NOMEM;
-    } else {
-        struct timespec ts;
-        timespec_after_ms(&ts, deadline_ms > 0 ? deadline_ms : 5000);
-        pthread_mutex_lock(&d->mu);
-        while (!d->have_snapshot &&
-               pthread_cond_timedwait(&d->cv, &d->mu, &ts) == 0) {
-        }
-        if (!d->have_snapshot) {
-            rc = d->first_err == CAIRN_E_UNAVAILABLE ? CAIRN_E_UNAVAILABLE
-                                                     : CAIRN_E_TIMEOUT;
-            if (d->first_err == CAIRN_E_INVALID) {
-                rc = CAIRN_E_INVALID;
-            }
-        }
-        pthread_mutex_unlock(&d->mu);
-        if (rc != 0) {
-            d->stop = true;
-            pthread_join(d->thr, NULL);
+    int rc = d->ns == NULL || (service != NULL && d->service == NULL)
+                 ? CAIRN_E_NOMEM
+                 : cairn__mux_get(c, &d->mux);
+    if (rc != 0) {
+        disc_free(d);
+        return rc;
+    }
+    d->sub.ops = &disc_ops;
+    d->sub.owner = d;
+    cairn__mux_add(d->mux, &d->sub);
+    struct timespec ts;
+    timespec_after_ms(&ts, deadline_ms > 0 ? deadline_ms : 5000);
+    pthread_mutex_lock(&d->mu);
+    while (!d->have_snapshot && d->first_err != CAIRN_E_INVALID &&
+           d->first_err != CAIRN_E_PERMISSION_DENIED &&
+           d->first_err != CAIRN_E_INVALID_TOKEN &&
+           pthread_cond_timedwait(&d->cv, &d->mu, &ts) == 0) {
+    }
+    if (!d->have_snapshot) {
+        switch (d->first_err) {
+        case CAIRN_E_UNAVAILABLE:
+        case CAIRN_E_INVALID:
+        case CAIRN_E_PERMISSION_DENIED:
+        case CAIRN_E_INVALID_TOKEN:
+            rc = d->first_err;
+            break;
+        default:
+            rc = CAIRN_E_TIMEOUT;
         }
     }
+    pthread_mutex_unlock(&d->mu);
     if (rc != 0) {
-        cairn__eps_free(&d->eps);
-        pthread_cond_destroy(&d->cv);
-        pthread_mutex_destroy(&d->mu);
-        mem_free(d->items);
-        mem_free(d->path);
-        mem_free(d);
+        cairn__mux_remove(d->mux, &d->sub);
+        cairn__mux_put(d->mux);
+        disc_free(d);
         return rc;
     }
     *out = d;
@@ -785,14 +786,9 @@ CAIRN_EXPORT void cairn_discovery_free(struct cairn_discovery *d)
     if (d == NULL) {
         return;
     }
-    d->stop = true;
-    pthread_join(d->thr, NULL);
-    cairn__eps_free(&d->eps);
-    pthread_cond_destroy(&d->cv);
-    pthread_mutex_destroy(&d->mu);
-    mem_free(d->items);
-    mem_free(d->path);
-    mem_free(d);
+    cairn__mux_remove(d->mux, &d->sub);
+    cairn__mux_put(d->mux);
+    disc_free(d);
 }
 
 /* ------------------------------------------------------------ pickers */

@@ -896,8 +896,12 @@ cairn_role_revoke_permission(struct cairn_client *c, const char *role,
 /* The objects below (registration, discovery, config watch) copy the
  * client's endpoints when created and never use its gRPC connection: the
  * client may be freed once they exist. Each call is one HTTP/1.1 request
- * (or one WebSocket) to an endpoint, failing over to the next endpoint
- * when the connection cannot be made. An answer 4xx/5xx maps to: 400
+ * to an endpoint, failing over to the next endpoint when the connection
+ * cannot be made. The discovery caches and config watches made from one
+ * client share one WebSocket (/api/v1/stream) and one thread, the
+ * client's stream thread, which runs their callbacks one at a time: a
+ * callback that blocks delays the others. The socket and thread live
+ * while the client or any of them does. An answer 4xx/5xx maps to: 400
  * CAIRN_E_INVALID, 401 CAIRN_E_INVALID_TOKEN, 403 CAIRN_E_PERMISSION_DENIED,
  * 404 CAIRN_E_NOT_FOUND, 409 CAIRN_E_CONFLICT, 410 CAIRN_E_SESSION_EXPIRED,
  * 413 CAIRN_E_TOO_BIG, 503 CAIRN_E_UNAVAILABLE, else CAIRN_E_SERVER. They
@@ -1023,15 +1027,16 @@ CAIRN_EXPORT void cairn_registration_free(struct cairn_registration *r,
                                           bool end_session);
 
 /* Discovery: a cache of one service's instances (or a namespace's when
- * service is NULL) that follows the pushed stream
- * (/api/v1/watch/registry/<ns>[/<svc>], WebSocket) on a background thread,
- * resuming with ?since=<last revision> after a broken connection
- * (failover, backoff 100 ms doubling to 2 s) so no change is lost. */
+ * service is NULL) that follows the pushed stream (a registry subscription
+ * on the client's shared /api/v1/stream WebSocket), subscribing again with
+ * "since" its last revision after a broken connection (failover, backoff
+ * 100 ms doubling to 2 s) so no change is lost. */
 struct cairn_discovery;
 
-/* Runs on the discovery's thread after each snapshot or change, with no
- * lock held; list is borrowed for the call. It may call
- * cairn_discovery_get and cairn_pick, not cairn_discovery_free. */
+/* Runs on the client's stream thread after each snapshot or change, with
+ * no lock held; list is borrowed for the call. It may call
+ * cairn_discovery_get and cairn_pick, and free other discovery caches and
+ * config watches, not its own cairn_discovery_free. */
 typedef void (*cairn_discovery_cb)(void *arg,
                                    const struct cairn_instance_list *list);
 
@@ -1108,17 +1113,17 @@ CAIRN_EXPORT int cairn_config_get(struct cairn_client *c,
 
 struct cairn_config_watch;
 
-/* Runs on the watch's thread with no lock held; rel is borrowed for the
- * call. When it returns, the release is acknowledged on the stream
- * ({"ack":{"name","version"}}), so an ack means "applied". A stale release
- * (from the cache) is not acknowledged. It must not call
- * cairn_config_watch_free. */
+/* Runs on the client's stream thread with no lock held; rel is borrowed
+ * for the call. When it returns, the release is acknowledged on the stream
+ * ({"op":"ack","sub","name","version"}), so an ack means "applied". A
+ * stale release (from the cache) is not acknowledged. It must not call
+ * cairn_config_watch_free on its own watch. */
 typedef void (*cairn_config_cb)(void *arg,
                                 const struct cairn_config_release *rel);
 
-/* Follows one config on a background thread over the config stream
- * (/api/v1/watch/config/<ns>/<app>/<name>?client_id&labels, WebSocket),
- * resuming with ?since after a reconnect. cb runs for every new release
+/* Follows one config over the config stream (a config subscription with
+ * client_id and labels on the client's shared /api/v1/stream WebSocket),
+ * resuming with "since" after a reconnect. cb runs for every new release
  * (and a deletion is not reported). At start, when the server cannot be
  * reached and cache_dir holds a release, cb runs at once with it (stale);
  * once the stream connects, cb runs again with the fresh release (even of

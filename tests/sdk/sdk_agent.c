@@ -31,6 +31,13 @@
  *       cairn_lease_keepalive_once every TTL/3 s; prints "lease <id hex>",
  *       "ka ok <ttl>" or "ka fail <error>" per renewal; SIGTERM revokes
  *       nothing (the lease runs out by itself) and exits 0.
+ *   sdk-agent many EPS NS N
+ *       one client, freed at once, with N discovery caches (services
+ *       s0..s<N-1>) and N config watches (app a, names c0..c<N-1>), all on
+ *       the client's one /api/v1/stream socket; prints "ready <2N>" once
+ *       every cache has its snapshot and every watch is connected, then
+ *       "instances s<k>: <n> <ids>" and "release c<k> version=<v>" per
+ *       change; SIGTERM frees them all and exits 0.
  * EPS is a comma-separated endpoint list, tried in order. Each line is
  * flushed as printed, and every line is prefixed with the milliseconds
  * since the agent started ("<ms> "), so a script can time what it sees.
@@ -38,6 +45,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,6 +386,75 @@ static int do_config(int watch, char *eps, const char *ns, const char *app,
     return 0;
 }
 
+static void on_many_list(void *arg, const struct cairn_instance_list *l)
+{
+    char ids[800] = "";
+    size_t off = 0;
+    for (size_t i = 0; i < l->count && off < sizeof(ids) - 200; i++) {
+        off += (size_t)snprintf(ids + off, sizeof(ids) - off, "%s%s",
+                                i > 0 ? "," : "", l->items[i].id);
+    }
+    say("instances s%d: %zu %s", (int)(intptr_t)arg, l->count, ids);
+}
+
+static void on_many_release(void *arg, const struct cairn_config_release *r)
+{
+    say("release c%d version=%" PRId64 " stale=%d", (int)(intptr_t)arg,
+        r->version, r->stale ? 1 : 0);
+}
+
+static int do_many(char *eps, const char *ns, int n)
+{
+    struct cairn_client *c;
+    if (n < 1 || n > 100 || client(eps, &c) != 0) {
+        return 2;
+    }
+    struct cairn_discovery *d[100] = {0};
+    struct cairn_config_watch *w[100] = {0};
+    char names[100][16];
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        char svc[16];
+        snprintf(svc, sizeof(svc), "s%d", i);
+        rc = cairn_discovery_new(c, ns, svc, on_many_list, (void *)(intptr_t)i,
+                                 5000, &d[i]);
+        if (rc != 0) {
+            say("error discovery %s", cairn_strerror(rc));
+            break;
+        }
+        snprintf(names[i], sizeof(names[i]), "c%d", i);
+        struct cairn_config_req req = {
+            .ns = ns, .app = "a", .name = names[i], .client_id = "many"};
+        rc = cairn_config_watch_new(c, &req, on_many_release,
+                                    (void *)(intptr_t)i, &w[i]);
+        if (rc != 0) {
+            say("error watch %s", cairn_strerror(rc));
+        }
+    }
+    cairn_client_free(c); /* the caches and watches outlive it */
+    for (int t = 0; rc == 0 && t < 100; t++) {
+        int up = 0;
+        for (int i = 0; i < n; i++) {
+            up += cairn_discovery_connected(d[i]) ? 1 : 0;
+            up += cairn_config_watch_connected(w[i]) ? 1 : 0;
+        }
+        if (up == 2 * n) {
+            say("ready %d", up);
+            break;
+        }
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (rc == 0) {
+        wait_signal();
+    }
+    for (int i = 0; i < n; i++) {
+        cairn_discovery_free(d[i]);
+        cairn_config_watch_free(w[i]);
+    }
+    return rc == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -403,6 +480,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(m, "config-watch") && argc == 7) {
         return do_config(1, argv[2], argv[3], argv[4], argv[5], argv[6]);
+    }
+    if (!strcmp(m, "many") && argc == 5) {
+        return do_many(argv[2], argv[3], atoi(argv[4]));
     }
     fprintf(stderr, "usage: see the top of tests/sdk/sdk_agent.c\n");
     return 2;
