@@ -435,11 +435,13 @@ void cairn__backoff(struct cairn_client *c, unsigned round,
 
 /* --------------------------------------------------------- connecting */
 
-/* An endpoint's address: a literal IPv4 or bracketed IPv6 address as is;
- * a name resolved, its IPv4 address first when it has one (as etcd's
- * clients and cairnd's listeners pick for "localhost"). */
+/* An endpoint's addresses: a literal IPv4 or bracketed IPv6 address as
+ * is; a name resolved, its first IPv4 address first when it has one (as
+ * etcd's clients and cairnd's listeners pick for "localhost"), then its
+ * first IPv6 one: connect_one tries the second when the first refuses.
+ * Returns the count (1 or 2) or an error. */
 static int resolve(struct cairn_client *c, const char *ep,
-                   struct sockaddr_storage *out)
+                   struct sockaddr_storage out[2])
 {
     char host[256], port[16];
     if (cairn__hostport(ep, host, sizeof(host), port, sizeof(port)) != 0) {
@@ -454,25 +456,25 @@ static int resolve(struct cairn_client *c, const char *ep,
         return cairn__fail(c, CAIRN_E_UNAVAILABLE, 0, "dial tcp: lookup %s: %s",
                            host, gai_strerror(rc));
     }
-    const struct addrinfo *pick = NULL;
-    for (const struct addrinfo *a = res; a != NULL && pick == NULL;
-         a = a->ai_next) {
-        pick = a->ai_family == AF_INET ? a : NULL;
+    static const int families[] = {AF_INET, AF_INET6};
+    int n = 0;
+    for (size_t f = 0; f < 2; f++) {
+        for (const struct addrinfo *a = res; a != NULL; a = a->ai_next) {
+            if (a->ai_family == families[f] && a->ai_addrlen <= sizeof(*out)) {
+                memset(&out[n], 0, sizeof(out[n]));
+                memcpy(&out[n], a->ai_addr, a->ai_addrlen);
+                n++;
+                break;
+            }
+        }
     }
-    for (const struct addrinfo *a = res; a != NULL && pick == NULL;
-         a = a->ai_next) {
-        pick = a->ai_family == AF_INET6 ? a : NULL;
-    }
-    if (pick == NULL || pick->ai_addrlen > sizeof(*out)) {
-        freeaddrinfo(res);
+    freeaddrinfo(res);
+    if (n == 0) {
         return cairn__fail(c, CAIRN_E_UNAVAILABLE, 0,
                            "dial tcp: lookup %s: no IPv4 or IPv6 address",
                            host);
     }
-    memset(out, 0, sizeof(*out));
-    memcpy(out, pick->ai_addr, pick->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
+    return n;
 }
 
 static bool net_settled(struct cairn_client *c)
@@ -499,20 +501,19 @@ static void ep_host(const char *ep, char *out, size_t size)
     snprintf(out, size, "%.*s", (int)n, ep);
 }
 
-/* One attempt on endpoint idx within deadline_ns. */
-static int connect_one(struct cairn_client *c, size_t idx, uint64_t deadline_ns)
+/* One connection to addr of endpoint idx within deadline_ns. *refused:
+ * the connect itself failed (no TLS failure, no timeout), so another
+ * address of the same name may be worth a try. */
+static int connect_addr(struct cairn_client *c, size_t idx,
+                        const struct sockaddr_storage *addr,
+                        uint64_t deadline_ns, bool *refused)
 {
-    net_close(c);
-    struct sockaddr_storage addr;
-    int rc = resolve(c, c->endpoints[idx], &addr);
-    if (rc != 0) {
-        return rc;
-    }
     char host[256];
+    *refused = false;
     ep_host(c->endpoints[idx], host, sizeof(host));
     bool tls = cairn__tls_ep(&c->tls, c->endpoints[idx]);
-    rc = cairn__net_open_tls(&c->net, &c->loop, &addr, 1, 1,
-                             tls ? &c->tls : NULL, host);
+    int rc = cairn__net_open_tls(&c->net, &c->loop, addr, 1, 1,
+                                 tls ? &c->tls : NULL, host);
     if (rc != 0) {
         return cairn__fail(c, CAIRN_E_NOMEM, 0, "out of memory");
     }
@@ -542,11 +543,34 @@ static int connect_one(struct cairn_client *c, size_t idx, uint64_t deadline_ns)
                                "authentication handshake failed: %s\" (%s)",
                                why, c->endpoints[idx]);
         }
+        *refused = true;
         return cairn__fail(c, CAIRN_E_UNAVAILABLE, 0,
                            "dial tcp %s: connect: %s", c->endpoints[idx],
                            err < 0 ? uv_strerror(err) : "failed");
     }
     return 0;
+}
+
+/* One attempt on endpoint idx within deadline_ns: its IPv4 address, and
+ * its IPv6 one when the first refused (a name such as "localhost" served
+ * on ::1 alone). */
+static int connect_one(struct cairn_client *c, size_t idx, uint64_t deadline_ns)
+{
+    net_close(c);
+    struct sockaddr_storage addr[2];
+    int n = resolve(c, c->endpoints[idx], addr);
+    if (n < 0) {
+        return n;
+    }
+    int rc = CAIRN_E_UNAVAILABLE;
+    for (int i = 0; i < n; i++) {
+        bool refused = false;
+        rc = connect_addr(c, idx, &addr[i], deadline_ns, &refused);
+        if (rc == 0 || !refused) {
+            break;
+        }
+    }
+    return rc;
 }
 
 static struct cairn__conn *conn_live(struct cairn_client *c)

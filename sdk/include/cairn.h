@@ -61,6 +61,10 @@
  * Not here: the gRPC transport is private
  * (sdk/grpc_int.h), so is the HTTP/1.1 one (sdk/http_int.h).
  *
+ * Addresses: an endpoint named by a host name with both an IPv4 and an
+ * IPv6 address is dialled on its IPv4 address first and, when that
+ * connect is refused, on its IPv6 one (then it counts as unreachable).
+ *
  * Failover and retries: a call that could not reach an endpoint (connect
  * refused, connection lost before the request was sent) goes to the next
  * endpoint, round robin, with exponential backoff (50 ms doubling to 1 s,
