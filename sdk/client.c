@@ -258,10 +258,23 @@ static int options_check(const struct cairn_options *opt, char *eb, size_t ebn)
     return 0;
 }
 
+/* The reason of this thread's last failed cairn_client_new. */
+static _Thread_local char new_why[512];
+
 CAIRN_EXPORT int cairn_client_new(const struct cairn_options *opt,
                                   struct cairn_client **out)
 {
-    return cairn_client_new_ex(opt, out, NULL, 0);
+    char why[sizeof(new_why)] = "";
+    int rc = cairn_client_new_ex(opt, out, why, sizeof(why));
+    if (rc != 0) {
+        memcpy(new_why, why, sizeof(new_why));
+    }
+    return rc;
+}
+
+CAIRN_EXPORT const char *cairn_client_new_errmsg(void)
+{
+    return new_why;
 }
 
 CAIRN_EXPORT int cairn_client_new_ex(const struct cairn_options *in,

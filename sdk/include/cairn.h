@@ -57,7 +57,8 @@
  *           A TLS file that is missing, unreadable, not PEM, or a key that
  *           does not match its certificate fails cairn_client_new; the
  *           reason (file and OpenSSL's text) comes from
- *           cairn_client_new_ex's buffer, as there is no client to ask.
+ *           cairn_client_new_ex's buffer, or cairn_client_new_errmsg after
+ *           a plain cairn_client_new, as there is no client to ask.
  * Not here: the gRPC transport is private
  * (sdk/grpc_int.h), so is the HTTP/1.1 one (sdk/http_int.h).
  *
@@ -223,6 +224,11 @@ CAIRN_EXPORT int cairn_client_new(const struct cairn_options *opt,
 CAIRN_EXPORT int cairn_client_new_ex(const struct cairn_options *opt,
                                      struct cairn_client **out, char *errbuf,
                                      size_t errbuf_size);
+/* The reason cairn_client_new last failed on the calling thread (the
+ * text cairn_client_new_ex would have written; "" before any failure).
+ * Thread-local and static: valid until the thread's next failed
+ * cairn_client_new. */
+CAIRN_EXPORT const char *cairn_client_new_errmsg(void);
 /* Closes the connection and frees the client. Open watches must have been
  * closed first (else they are closed here and their handles become
  * invalid). NULL is a no-op. */

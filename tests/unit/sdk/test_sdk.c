@@ -430,6 +430,10 @@ static void expect_refused(const struct cairn_options *o, const char *needle)
     if (strstr(why, needle) == NULL) {
         fail_msg("\"%s\" does not say \"%s\"", why, needle);
     }
+    /* the plain call keeps the same reason for cairn_client_new_errmsg */
+    assert_int_equal(cairn_client_new(o, &c), CAIRN_E_INVALID);
+    assert_null(c);
+    assert_string_equal(cairn_client_new_errmsg(), why);
 }
 
 /* Zero, too small, huge and misaligned sizes are garbage, not versions;
