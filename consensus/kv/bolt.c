@@ -14,13 +14,19 @@
  * the depth bound and the element budget (bolt.h, Limits) no input can
  * make the walk read outside p[0..n), recurse without bound or take more
  * than time linear in n. After the walk, tx.Check's last rule: every page
- * below the high-water mark is reachable or on the freelist.
+ * below the high-water mark is reachable or on the freelist. Like
+ * tx.Check, we do not descend into inline buckets below the top level
+ * (their bytes are inside a page already counted), which also keeps
+ * overlapping inline buckets from multiplying the work.
  *
- * Deliberate differences from bbolt: a meta page with checksum 0 is
- * invalid here (bbolt 1.3 skipped the check then; nothing writes 0); a
- * page whose header id is not its position, a page id at the high-water
- * mark, an element or key past its page and an empty branch page are
- * errors here, where bbolt would read whatever memory is there.
+ * As in bbolt 1.3, a meta page whose checksum field is 0 is not checked
+ * (bbolt wrote no checksum before 1.2), and a file shorter than 4096 bytes
+ * is refused whatever its page size. Deliberate differences: a page whose
+ * header id is not its position, a page id at the high-water mark, an
+ * element or key past its page, an empty branch page and nesting past
+ * BOLT_DEPTH_MAX are errors here, where bbolt would read whatever memory
+ * is there (and may crash); a key in bucket "key" shorter than 17 bytes
+ * is an error where etcdctl panics.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -188,7 +194,8 @@ static int meta_read(const uint8_t *page, struct meta *m)
     if (le32_get(b + 4) != BOLT_VERSION) {
         return ERR_BAD_VERSION;
     }
-    if (le64_get(b + META_SUM_OFF) != fnv64a(b, META_SUM_OFF)) {
+    uint64_t sum = le64_get(b + META_SUM_OFF);
+    if (sum != 0 && sum != fnv64a(b, META_SUM_OFF)) {
         return ERR_CORRUPT;
     }
     m->page_size = le32_get(b + 8);
@@ -231,6 +238,13 @@ static int meta_pick(struct walk *w, struct meta *m)
     struct meta m0 = {0}, m1 = {0};
     if (w->n < PAGE_HDR + META_LEN) {
         return fail(w, ERR_BAD_MAGIC, "%zu bytes: too short for bbolt", w->n);
+    }
+    if (w->n < PAGE_DEFAULT) {
+        /* bbolt reads the first 4096 bytes whatever its page size, and
+         * refuses a file that does not have them. */
+        return fail(w, bolt_is_bolt(w->p, w->n) ? ERR_CORRUPT : ERR_BAD_MAGIC,
+                    "invalid database: %zu bytes, fewer than %u", w->n,
+                    PAGE_DEFAULT);
     }
     int rc0 = meta_read(w->p, &m0);
     w->ps = PAGE_DEFAULT;
@@ -394,7 +408,15 @@ static int leaf_entry(struct walk *w, const struct span *s, uint32_t flags,
             w->revision = (int64_t)be64_get(k);
         }
     }
-    return bucket ? walk_bucket(w, s, v, vlen, depth, LV_NESTED) : 0;
+    if (!bucket) {
+        return 0;
+    }
+    /* tx.Check skips inline buckets (root 0) and so everything inside
+     * them; below the top level nothing else reads them either. */
+    if (vlen >= BUCKET_HDR && (s->in_value || le64_get(v) == 0)) {
+        return 0;
+    }
+    return walk_bucket(w, s, v, vlen, depth, LV_NESTED);
 }
 
 /* The elements of page s: leaf entries in order, or each child subtree. */

@@ -32,8 +32,9 @@
  *    32  u64 freelist page (all ones: none written)
  *    40  u64 high-water page id (pages in use; tx.Size = it * page_size)
  *    48  u64 txid               56  u64 FNV-1a 64 of bytes 0..56
- *   The meta used is the valid one (magic, version, checksum) with the
- *   higher txid; page_size comes from meta 0 (4096 when meta 0 is bad).
+ *   The meta used is the valid one (magic, version, and checksum unless
+ *   it is 0) with the higher txid; page_size comes from meta 0 (4096 when
+ *   meta 0 is bad).
  *   Branch element, 16 bytes each after the header:
  *     0  u32 pos (key at element + pos)  4 u32 ksize  8 u64 child page
  *   Leaf element, 16 bytes each:
@@ -75,13 +76,13 @@ bool bolt_is_bolt(const uint8_t *head, size_t n);
  * when n is 0. st is written only on success. msg (may be NULL when
  * msg_len is 0) gets a NUL-terminated reason on failure.
  * Returns 0; ERR_BAD_MAGIC: neither meta page has bbolt's magic;
- * ERR_BAD_VERSION: a meta page has another version; ERR_CORRUPT: a bad
- * meta checksum, a file shorter than its pages, a page id past the
- * high-water mark or the file, a page reached twice (which includes
- * loops), a page reachable and freed or neither, a page of the wrong
- * type, an element past its page, nesting past BOLT_DEPTH_MAX, a
- * top-level key that is not a bucket, a key in bucket "key" shorter than
- * etcd's 17-byte revision; -ENOMEM. */
+ * ERR_BAD_VERSION: a meta page has another version; ERR_CORRUPT: fewer
+ * than 4096 bytes (bbolt's first read), a bad meta checksum, a file shorter
+ * than its pages, a page id past the high-water mark or the file, a page
+ * reached twice (which includes loops), a page reachable and freed or neither,
+ * a page of the wrong type, an element past its page, nesting past
+ * BOLT_DEPTH_MAX, a top-level key that is not a bucket, a key in bucket "key"
+ * shorter than etcd's 17-byte revision; -ENOMEM. */
 int bolt_status_mem(const uint8_t *p, size_t n, struct bolt_status *st,
                     char *msg, size_t msg_len);
 
