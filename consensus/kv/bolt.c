@@ -11,7 +11,7 @@
  * key order (which is the cursor's order) while each real page is marked
  * in a "reachable" bitmap, as tx.Check does. Marking a page twice is an
  * error, so a page reached by two paths or by a loop stops the walk; with
- * the depth bound and the element budget (bolt.h, Limits) no input can
+ * the depth bound and the element and byte budgets (bolt.h) no input can
  * make the walk read outside p[0..n), recurse without bound or take more
  * than time linear in n. After the walk, tx.Check's last rule: every page
  * below the high-water mark is reachable or on the freelist. Like
@@ -95,8 +95,9 @@ struct walk {
     uint64_t hwm;
     uint8_t *reach; /* hwm bits each */
     uint8_t *freed;
-    uint64_t budget; /* elements left to visit */
-    bool in_key;     /* the current top-level bucket is "key" */
+    uint64_t budget;    /* elements left to visit */
+    uint64_t hash_left; /* bytes left to hash */
+    bool in_key;        /* the current top-level bucket is "key" */
     uint32_t crc;
     int64_t revision;
     int64_t keys;
@@ -376,6 +377,20 @@ static int walk_bucket(struct walk *w, const struct span *holder,
     return walk_page(w, &s, depth + 1, lv);
 }
 
+/* Adds b[0..len) to the hash, within the byte budget: in a real file each
+ * key and value has bytes of its own, so only overlapping ones run out. */
+static int hash_add(struct walk *w, const uint8_t *b, uint64_t len)
+{
+    if (len > w->hash_left) {
+        return fail(w, ERR_CORRUPT,
+                    "more key and value bytes than the file "
+                    "holds (overlapping elements)");
+    }
+    w->hash_left -= len;
+    w->crc = crc32c(w->crc, b, (size_t)len);
+    return 0;
+}
+
 /* One key/value of a leaf, at level lv: what etcd's Status does with it. */
 static int leaf_entry(struct walk *w, const struct span *s, uint32_t flags,
                       const uint8_t *k, uint64_t klen, const uint8_t *v,
@@ -388,14 +403,15 @@ static int leaf_entry(struct walk *w, const struct span *s, uint32_t flags,
             return fail(w, ERR_CORRUPT, "cannot get hash of bucket %s",
                         printable(k, klen, name));
         }
-        w->crc = crc32c(w->crc, k, (size_t)klen);
         w->in_key = klen == 3 && memcmp(k, "key", 3) == 0;
-        return walk_bucket(w, s, v, vlen, depth, LV_TOP);
+        int rc = hash_add(w, k, klen);
+        return rc != 0 ? rc : walk_bucket(w, s, v, vlen, depth, LV_TOP);
     }
     if (lv == LV_TOP) {
-        w->crc = crc32c(w->crc, k, (size_t)klen);
-        if (!bucket) {
-            w->crc = crc32c(w->crc, v, (size_t)vlen);
+        int rc = hash_add(w, k, klen);
+        rc = rc != 0 || bucket ? rc : hash_add(w, v, vlen);
+        if (rc != 0) {
+            return rc;
         }
         w->keys++;
         if (w->in_key && klen < REV_KEY_LEN) {
@@ -559,6 +575,7 @@ int bolt_status_mem(const uint8_t *p, size_t n, struct bolt_status *st,
     }
     w.hwm = m.hwm;
     w.budget = n / ELEM_LEN + BUDGET_EXTRA;
+    w.hash_left = n;
     size_t map_bytes = (size_t)((m.hwm + 7) / 8);
     w.reach = mem_calloc(2, map_bytes);
     if (w.reach == NULL) {

@@ -13,7 +13,8 @@
  * Limits:   page size a power of two in [BOLT_PAGE_MIN, BOLT_PAGE_MAX];
  *           nesting (B-tree levels plus buckets in buckets) <= BOLT_DEPTH_MAX;
  *           elements visited <= file bytes / 16 + 16 (every real element has
- *           its own 16-byte header, so only overlapping hostile ones exceed).
+ *           its own 16-byte header, so only overlapping hostile ones exceed);
+ *           key and value bytes hashed <= file bytes (the same reason).
  * Not here: writing bbolt files; the cairnctl command and its output
  *           formats (cli/); Cairn's own store (kv.h, LMDB).
  *
@@ -80,7 +81,8 @@ bool bolt_is_bolt(const uint8_t *head, size_t n);
  * than 4096 bytes (bbolt's first read), a bad meta checksum, a file shorter
  * than its pages, a page id past the high-water mark or the file, a page
  * reached twice (which includes loops), a page reachable and freed or neither,
- * a page of the wrong type, an element past its page, nesting past
+ * a page of the wrong type, an element past its page, elements or hashed
+ * bytes past the budgets above (overlapping elements), nesting past
  * BOLT_DEPTH_MAX, a top-level key that is not a bucket, a key in bucket "key"
  * shorter than etcd's 17-byte revision; -ENOMEM. */
 int bolt_status_mem(const uint8_t *p, size_t n, struct bolt_status *st,

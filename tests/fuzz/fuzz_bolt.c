@@ -11,10 +11,12 @@
  * Input: byte 0 is control: bit 0 set rewrites the FNV-1a checksum of
  * both meta pages (at 0 and at the page size meta 0 names, else 4096) so
  * the fuzzer gets past them to the tree. The rest is the file. Seeds in
- * corpus/bolt are real files (etcd 3.4.23 snapshots, with their SHA-256
- * trailer, and small bbolt 1.3 files with 512, 1024 and 4096-byte pages,
- * a freelist, nested and inline buckets and overflow values), each with
- * the control byte 0x01 in front.
+ * corpus/bolt, each with the control byte 0x01 in front: real files
+ * (etcd 3.4.23 snapshots with their SHA-256 trailer; small bbolt 1.3 files
+ * with 512 and 1024-byte pages, a freelist or none, nested and inline
+ * buckets, overflow values) and crafted ones (crafted-*: page loops, a
+ * bucket whose root is the root page, overlapping elements and buckets,
+ * a branch chain past the depth limit, deep inline buckets).
  */
 #include <stdint.h>
 #include <stdlib.h>
