@@ -607,10 +607,16 @@ int bolt_status_file(const char *path, struct bolt_status *st, char *msg,
         say(msg, msg_len, "%s: %s", path, strerror(e));
         return -e;
     }
-    if (fstat(fd, &sb) != 0 || sb.st_size < 0) {
+    if (fstat(fd, &sb) != 0) {
         int e = errno;
         close(fd);
         say(msg, msg_len, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    if (!S_ISREG(sb.st_mode) || sb.st_size < 0) {
+        int e = S_ISDIR(sb.st_mode) ? EISDIR : EINVAL;
+        close(fd);
+        say(msg, msg_len, "%s: not a regular file", path);
         return -e;
     }
     size_t n = (size_t)sb.st_size;

@@ -91,7 +91,8 @@ int bolt_status_mem(const uint8_t *p, size_t n, struct bolt_status *st,
 /* The same on the file at path, mapped read-only (mmap, MAP_PRIVATE) for
  * the call; a file truncated by someone else meanwhile raises SIGBUS, as
  * with any mapped reader. msg is prefixed with path. Adds -errno from
- * open, fstat and mmap. */
+ * open, fstat and mmap, and -EISDIR or -EINVAL when path is a directory
+ * or not a regular file. */
 int bolt_status_file(const char *path, struct bolt_status *st, char *msg,
                      size_t msg_len);
 
