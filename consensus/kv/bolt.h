@@ -16,7 +16,7 @@
  *           its own 16-byte header, so only overlapping hostile ones exceed);
  *           key and value bytes hashed <= file bytes (the same reason).
  * Not here: writing bbolt files; the cairnctl command and its output
- *           formats (cli/); Cairn's own store (kv.h, LMDB).
+ *           formats (sdk/cairnctl/); Cairn's own store (kv.h, LMDB).
  *
  * Format (bbolt 1.3, as etcd 3.4 writes it; integers little-endian, which
  * is the host order of every machine etcd ships for that we read):
