@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "consensus/kv/bolt.h"
 #include "consensus/kv/snapfile.h"
 #include "sdk/cairnctl/cairnctl.h"
 
@@ -801,8 +802,9 @@ static int path_fail(const char *op, const char *path, int e)
     return ctl_fail(CTL_EXIT_ERROR, "%s %s: %s", op, path, t);
 }
 
-/* snapshot status FILE: etcdctl's on etcd's (bbolt) files, the same
- * figures on cairnd's (consensus/kv/snapfile.h): hash (HashKV of the
+/* snapshot status FILE: etcdctl's figures on etcd's (bbolt) files
+ * (consensus/kv/bolt.h: the same hash, revision, keys and size), and the
+ * same kind on cairnd's (consensus/kv/snapfile.h): hash (HashKV of the
  * whole store), revision, rows in all tables, bytes of the store. */
 int cmd_snapshot_status(struct ctl *x)
 {
@@ -816,6 +818,22 @@ int cmd_snapshot_status(struct ctl *x)
         return path_fail("stat", path, errno);
     }
     char msg[1200] = "";
+    uint8_t head[4096];
+    ssize_t got = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        got = read(fd, head, sizeof(head));
+        close(fd);
+    }
+    if (got > 0 && bolt_is_bolt(head, (size_t)got)) { /* etcd's own */
+        struct bolt_status b;
+        if (bolt_status_file(path, &b, msg, sizeof(msg)) != 0) {
+            return ctl_fail(CTL_EXIT_ERROR, "%s", msg);
+        }
+        status_print(x, b.hash, b.revision, (uint64_t)b.total_key,
+                     (uint64_t)b.total_size);
+        return CTL_EXIT_OK;
+    }
     struct snapfile_status st;
     if (snapfile_status(path, true, &st, msg, sizeof(msg)) != 0) {
         return ctl_fail(CTL_EXIT_ERROR, "%s", msg);
@@ -861,6 +879,20 @@ int cmd_snapshot_restore(struct ctl *x)
     }
     if (stat(path, &sb) != 0) {
         return path_fail("open", path, errno);
+    }
+    uint8_t head[4096];
+    ssize_t got = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        got = read(fd, head, sizeof(head));
+        close(fd);
+    }
+    if (got > 0 && bolt_is_bolt(head, (size_t)got)) {
+        return ctl_fail(CTL_EXIT_ERROR,
+                        "%s is an etcd (bbolt) snapshot: cairnd's data "
+                        "directory is built from cairnd's own snapshots "
+                        "(copy the keys over with a client instead)",
+                        path);
     }
     char msg[1200] = "";
     int64_t rev = 0, compacted = 0;
