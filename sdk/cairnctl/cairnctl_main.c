@@ -165,6 +165,10 @@ static const struct ctl_opt defrag_opts[] = {
      "use all endpoints from the cluster member "
      "list",
      NULL},
+    {"data-dir", 0, V, "",
+     "Optional. If present, defragments a data directory not in use by "
+     "etcd.",
+     NULL},
 };
 static const struct ctl_opt hashkv_opts[] = {
     {"cluster", 0, B, "false",
