@@ -54,7 +54,7 @@ struct cairn_client {
     int grpc_code;
     char errmsg[512];
     struct cairn_watch *watches; /* open watches, for connection loss */
-    struct cairn__mux *mux; /* the /api/v1/stream socket (mux_int.h) */
+    struct cairn__mux *mux;      /* the /api/v1/stream socket (mux_int.h) */
 };
 
 /* Monotonic now in ns, and the absolute deadline of a call. */

@@ -31,7 +31,6 @@
 #include "sdk/client_int.h"
 #include "sdk/mux_int.h"
 
-
 struct req_copy {
     char *ns, *app, *name, *client_id, *labels, *cache_dir;
 };

@@ -62,8 +62,7 @@ int cairn__mux_code_err(const char *code)
         {"too_large", CAIRN_E_TOO_BIG},
         {"unavailable", CAIRN_E_UNAVAILABLE},
     };
-    for (size_t i = 0; code != NULL && i < sizeof(map) / sizeof(map[0]);
-         i++) {
+    for (size_t i = 0; code != NULL && i < sizeof(map) / sizeof(map[0]); i++) {
         if (strcmp(code, map[i].code) == 0) {
             return map[i].err;
         }
@@ -160,8 +159,8 @@ static void resubscribe_later(struct cairn__mux *m, struct cairn__sub *s)
     }
     s->sent = false;
     s->retry_at = cairn__now_ns() + (uint64_t)s->backoff_ms * 1000000u;
-    s->backoff_ms = s->backoff_ms * 2 > MUX_BACKOFF_MX ? MUX_BACKOFF_MX
-                                                       : s->backoff_ms * 2;
+    s->backoff_ms =
+        s->backoff_ms * 2 > MUX_BACKOFF_MX ? MUX_BACKOFF_MX : s->backoff_ms * 2;
 }
 
 static void dispatch(struct cairn__mux *m, const json_t *j)
@@ -263,8 +262,8 @@ static void *mux_thread(void *arg)
         int rc = cairn__eps_auth(&m->eps, m->eps.user != NULL, 2000, NULL, 0);
         if (rc == 0) {
             rc = cairn__ws_open_auth(&ws, m->eps.ep[k % m->eps.count],
-                                     &m->eps.tls, m->eps.token, MUX_PATH,
-                                     2000, CAIRN__MUX_MSG_MAX, NULL, 0);
+                                     &m->eps.tls, m->eps.token, MUX_PATH, 2000,
+                                     CAIRN__MUX_MSG_MAX, NULL, 0);
         }
         if (rc == 0) {
             pthread_mutex_lock(&m->mu);
@@ -432,8 +431,7 @@ void cairn__mux_remove(struct cairn__mux *m, struct cairn__sub *s)
 void cairn__mux_send(struct cairn__mux *m, struct cairn__sub *s, json_t *msg)
 {
     pthread_mutex_lock(&m->mu);
-    if (s->sent &&
-        json_object_set_new(msg, "sub", json_integer(s->id)) == 0) {
+    if (s->sent && json_object_set_new(msg, "sub", json_integer(s->id)) == 0) {
         queue_json(m, msg);
     }
     pthread_mutex_unlock(&m->mu);

@@ -57,9 +57,9 @@ struct cairn__sub {
     /* the mux's, under its lock: */
     struct cairn__sub *next;
     int64_t id;
-    bool sent;           /* subscribed on the current socket */
-    bool in_handler;     /* a handler of it runs now */
-    uint64_t retry_at;   /* ns: not before (after a refused subscribe) */
+    bool sent;         /* subscribed on the current socket */
+    bool in_handler;   /* a handler of it runs now */
+    uint64_t retry_at; /* ns: not before (after a refused subscribe) */
     int64_t backoff_ms;
 };
 

@@ -706,8 +706,7 @@ CAIRN_EXPORT int cairn_discovery_new(struct cairn_client *c, const char *ns,
         return CAIRN_E_NOMEM;
     }
     d->ns = mem_dup(ns, strlen(ns) + 1);
-    d->service = service != NULL ? mem_dup(service, strlen(service) + 1)
-                                 : NULL;
+    d->service = service != NULL ? mem_dup(service, strlen(service) + 1) : NULL;
     d->cb = cb;
     d->cb_arg = cb_arg;
     d->prng = cairn__now_ns() | 1;

@@ -145,16 +145,15 @@ static int copy_prefix(const char *src, const char *dst, uint64_t len)
 static void remove_store_dir(const char *dir)
 {
     char p[4400];
-    for (size_t i = 0; i < sizeof(store_files) / sizeof(store_files[0]);
-         i++) {
+    for (size_t i = 0; i < sizeof(store_files) / sizeof(store_files[0]); i++) {
         snprintf(p, sizeof(p), "%s/%s", dir, store_files[i]);
         unlink(p);
     }
     rmdir(dir);
 }
 
-int snapfile_status(const char *path, bool check,
-                    struct snapfile_status *st, char *msg, size_t msg_len)
+int snapfile_status(const char *path, bool check, struct snapfile_status *st,
+                    char *msg, size_t msg_len)
 {
     const char *tmpdir = getenv("TMPDIR");
     char dir[4096];
@@ -163,8 +162,7 @@ int snapfile_status(const char *path, bool check,
     struct kv_read *rd = NULL;
     int rc;
     memset(st, 0, sizeof(*st));
-    rc = snapfile_verify(path, check, &st->size, &st->has_hash, msg,
-                         msg_len);
+    rc = snapfile_verify(path, check, &st->size, &st->has_hash, msg, msg_len);
     if (rc != 0) {
         return rc;
     }
@@ -238,8 +236,7 @@ static int restore_reset(struct kv *kv)
     if (rc == 0) {
         for (size_t t = 0; t < 2; t++) {
             for (size_t i = 0; rc == 0 && i < a[t].count; i++) {
-                rc = kv_aux_delete(wr, tables[t], a[t].names[i],
-                                   a[t].lens[i]);
+                rc = kv_aux_delete(wr, tables[t], a[t].names[i], a[t].lens[i]);
             }
         }
         if (rc == 0) {
@@ -264,8 +261,8 @@ int snapfile_restore(const char *path, const char *data_dir, bool skip_hash,
     uint64_t db_len = 0;
     bool has_hash = false;
     int made = 0; /* directories made: data_dir, member, kv */
-    int rc = snapfile_verify(path, !skip_hash, &db_len, &has_hash, msg,
-                             msg_len);
+    int rc =
+        snapfile_verify(path, !skip_hash, &db_len, &has_hash, msg, msg_len);
     if (rc != 0) {
         return rc;
     }

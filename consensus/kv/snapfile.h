@@ -43,8 +43,8 @@ int snapfile_verify(const char *path, bool check, uint64_t *db_len,
  * a file without a trailer is read as a bare store). The store is copied
  * into a temporary directory under $TMPDIR (or /tmp) to be opened, then
  * removed. */
-int snapfile_status(const char *path, bool check,
-                    struct snapfile_status *st, char *msg, size_t msg_len);
+int snapfile_status(const char *path, bool check, struct snapfile_status *st,
+                    char *msg, size_t msg_len);
 
 /* Build data_dir (which must not exist) for the first member of a new
  * cluster from the snapshot in path: data_dir/member/kv holds the store,

@@ -258,8 +258,7 @@ void server__snapshot_method(struct server *s, struct grpc_method *m)
  * data directory of the first member of a new cluster from FILE. The
  * cluster flags (--initial-cluster, --initial-cluster-token, ...) are
  * given to cairnd when it starts on D, as for any new cluster. */
-static int cmd_restore(const char *file, const char *data_dir,
-                       bool skip_hash)
+static int cmd_restore(const char *file, const char *data_dir, bool skip_hash)
 {
     char msg[1024] = "";
     int64_t rev = 0, compact = 0;
@@ -268,8 +267,8 @@ static int cmd_restore(const char *file, const char *data_dir,
         fprintf(stderr, "cairnd: snapshot restore: %s\n", msg);
         return 1;
     }
-    printf("restored snapshot: revision %lld, compacted %lld\n",
-           (long long)rev, (long long)compact);
+    printf("restored snapshot: revision %lld, compacted %lld\n", (long long)rev,
+           (long long)compact);
     printf("data directory %s is ready: start cairnd on it as the first "
            "member of a new cluster\n",
            data_dir);

@@ -418,7 +418,8 @@ static const struct ctl_cmd cmds[] = {
      "comma-separated status lists for each endpoint.\nThe items in the "
      "lists are hash, revision, total keys, total size.",
      NULL, 0, cmd_snapshot_status},
-    {"snapshot restore", "etcdctl snapshot restore <filename> [options] [flags]",
+    {"snapshot restore",
+     "etcdctl snapshot restore <filename> [options] [flags]",
      "Restores an etcd member snapshot to an etcd directory", NULL,
      OPTS(snapshot_restore_opts), cmd_snapshot_restore},
     {"lock", "etcdctl lock <lockname> [exec-command arg1 arg2 ...] [flags]",
