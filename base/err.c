@@ -1,6 +1,8 @@
 /* err.c - message texts for the error table in err.h. */
 #include "base/err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *const messages[] = {
@@ -35,4 +37,15 @@ const char *err_name(int code)
         return NULL;
     }
     return names[-code - ERR_BASE - 1];
+}
+
+void err_msg(char *msg, size_t msg_len, const char *fmt, ...)
+{
+    va_list ap;
+    if (msg == NULL || msg_len == 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, msg_len, fmt, ap);
+    va_end(ap);
 }

@@ -19,6 +19,8 @@
 #ifndef CAIRN_BASE_ERR_H
 #define CAIRN_BASE_ERR_H
 
+#include <stddef.h>
+
 /* X(name, message). Order is the ABI of the numeric values: append only. */
 #define ERR_TABLE(X)                                                           \
     X(KEY_NOT_PROVIDED, "etcdserver: key is not provided")                     \
@@ -121,6 +123,11 @@ enum err_code {
 
 /* Message for a code: ours, -errno, or 0 ("ok"). Never NULL. */
 const char *err_str(int code);
+
+/* The reason beside a code: snprintf into msg, unless msg is NULL or
+ * msg_len 0 (callers that do not want it pass those). */
+void err_msg(char *msg, size_t msg_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Name of one of our codes ("NOSPACE"), or NULL for an errno or unknown. */
 const char *err_name(int code);

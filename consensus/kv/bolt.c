@@ -105,18 +105,6 @@ struct walk {
     size_t msg_len;
 };
 
-__attribute__((format(printf, 3, 4))) static void say(char *msg, size_t msg_len,
-                                                      const char *fmt, ...)
-{
-    va_list ap;
-    if (msg == NULL || msg_len == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(msg, msg_len, fmt, ap);
-    va_end(ap);
-}
-
 /* Writes the reason into w->msg and returns rc, so that a failing check
  * reads `return fail(w, ERR_CORRUPT, ...)`. */
 __attribute__((format(printf, 3, 4))) static int fail(struct walk *w, int rc,
@@ -568,7 +556,7 @@ int bolt_status_mem(const uint8_t *p, size_t n, struct bolt_status *st,
     struct meta m = {0};
     ASSERT(st != NULL);
     ASSERT(p != NULL || n == 0);
-    say(msg, msg_len, "no error");
+    err_msg(msg, msg_len, "no error");
     int rc = meta_pick(&w, &m);
     if (rc != 0) {
         return rc;
@@ -604,19 +592,19 @@ int bolt_status_file(const char *path, struct bolt_status *st, char *msg,
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        say(msg, msg_len, "%s: %s", path, strerror(e));
+        err_msg(msg, msg_len, "%s: %s", path, strerror(e));
         return -e;
     }
     if (fstat(fd, &sb) != 0) {
         int e = errno;
         close(fd);
-        say(msg, msg_len, "%s: %s", path, strerror(e));
+        err_msg(msg, msg_len, "%s: %s", path, strerror(e));
         return -e;
     }
     if (!S_ISREG(sb.st_mode) || sb.st_size < 0) {
         int e = S_ISDIR(sb.st_mode) ? EISDIR : EINVAL;
         close(fd);
-        say(msg, msg_len, "%s: not a regular file", path);
+        err_msg(msg, msg_len, "%s: not a regular file", path);
         return -e;
     }
     size_t n = (size_t)sb.st_size;
@@ -626,7 +614,7 @@ int bolt_status_file(const char *path, struct bolt_status *st, char *msg,
         if (map == MAP_FAILED) {
             int e = errno;
             close(fd);
-            say(msg, msg_len, "%s: mmap: %s", path, strerror(e));
+            err_msg(msg, msg_len, "%s: mmap: %s", path, strerror(e));
             return -e;
         }
         p = map;
@@ -637,7 +625,7 @@ int bolt_status_file(const char *path, struct bolt_status *st, char *msg,
         munmap((void *)(uintptr_t)p, n);
     }
     if (rc != 0) {
-        say(msg, msg_len, "%s: %s", path, inner);
+        err_msg(msg, msg_len, "%s: %s", path, inner);
     }
     return rc;
 }

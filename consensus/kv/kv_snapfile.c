@@ -32,14 +32,6 @@
 static const char *const store_files[] = {"data.mdb", "lock.mdb", "LOCK",
                                           "data.mdb.install"};
 
-static void say(char *msg, size_t msg_len, const char *fmt, const char *a,
-                const char *b)
-{
-    if (msg_len > 0) {
-        snprintf(msg, msg_len, fmt, a, b);
-    }
-}
-
 int snapfile_verify(const char *path, bool check, uint64_t *db_len,
                     bool *has_hash, char *msg, size_t msg_len)
 {
@@ -53,14 +45,14 @@ int snapfile_verify(const char *path, bool check, uint64_t *db_len,
     int rc = 0;
     if (fd < 0 || fstat(fd, &st) != 0) {
         rc = -errno;
-        say(msg, msg_len, "%s: %s", path, strerror(errno));
+        err_msg(msg, msg_len, "%s: %s", path, strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode) || st.st_size < (off_t)PAGE_BYTES) {
         rc = ERR_CORRUPT;
-        say(msg, msg_len, "%s: %s", path,
-            S_ISREG(st.st_mode) ? "too short to be a snapshot"
-                                : "not a regular file");
+        err_msg(msg, msg_len, "%s: %s", path,
+                S_ISREG(st.st_mode) ? "too short to be a snapshot"
+                                    : "not a regular file");
         goto out;
     }
     *has_hash = (uint64_t)st.st_size % PAGE_BYTES == SNAPFILE_HASH_BYTES;
@@ -73,7 +65,7 @@ int snapfile_verify(const char *path, bool check, uint64_t *db_len,
     if (buf == NULL || md == NULL ||
         EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
         rc = -ENOMEM;
-        say(msg, msg_len, "%s: %s", path, "out of memory");
+        err_msg(msg, msg_len, "%s: %s", path, "out of memory");
         goto out;
     }
     for (uint64_t off = 0; off < *db_len;) {
@@ -81,7 +73,7 @@ int snapfile_verify(const char *path, bool check, uint64_t *db_len,
                                               : (size_t)COPY_CHUNK;
         if (pread(fd, buf, n, (off_t)off) != (ssize_t)n) {
             rc = -EIO;
-            say(msg, msg_len, "%s: %s", path, "read error");
+            err_msg(msg, msg_len, "%s: %s", path, "read error");
             goto out;
         }
         EVP_DigestUpdate(md, buf, n);
@@ -92,9 +84,9 @@ int snapfile_verify(const char *path, bool check, uint64_t *db_len,
             SNAPFILE_HASH_BYTES ||
         memcmp(want, got, SNAPFILE_HASH_BYTES) != 0) {
         rc = ERR_CORRUPT;
-        say(msg, msg_len, "%s: %s", path,
-            "SHA-256 mismatch: the snapshot is damaged or not a cairnd "
-            "snapshot");
+        err_msg(msg, msg_len, "%s: %s", path,
+                "SHA-256 mismatch: the snapshot is damaged or not a cairnd "
+                "snapshot");
     }
 out:
     if (md != NULL) {
@@ -170,7 +162,7 @@ int snapfile_status(const char *path, bool check, struct snapfile_status *st,
              tmpdir != NULL && tmpdir[0] != '\0' ? tmpdir : "/tmp");
     if (mkdtemp(dir) == NULL) {
         rc = -errno;
-        say(msg, msg_len, "%s: %s", dir, strerror(errno));
+        err_msg(msg, msg_len, "%s: %s", dir, strerror(errno));
         return rc;
     }
     snprintf(db, sizeof(db), "%s/data.mdb", dir);
@@ -189,8 +181,8 @@ int snapfile_status(const char *path, bool check, struct snapfile_status *st,
     }
     remove_store_dir(dir);
     if (rc != 0) {
-        say(msg, msg_len, "%s: %s", path,
-            rc == ERR_BAD_MAGIC ? "not a cairnd snapshot" : err_str(rc));
+        err_msg(msg, msg_len, "%s: %s", path,
+                rc == ERR_BAD_MAGIC ? "not a cairnd snapshot" : err_str(rc));
     }
     return rc;
 }
@@ -267,13 +259,13 @@ int snapfile_restore(const char *path, const char *data_dir, bool skip_hash,
         return rc;
     }
     if (!has_hash && !skip_hash) {
-        say(msg, msg_len, "%s: %s", path,
-            "snapshot missing hash but --skip-hash-check=false");
+        err_msg(msg, msg_len, "%s: %s", path,
+                "snapshot missing hash but --skip-hash-check=false");
         return ERR_CORRUPT;
     }
     if (stat(data_dir, &sb) == 0) {
-        say(msg, msg_len, "data-dir %s exists%s", data_dir,
-            ": restore builds a new one");
+        err_msg(msg, msg_len, "data-dir %s exists%s", data_dir,
+                ": restore builds a new one");
         return -EEXIST;
     }
     snprintf(member, sizeof(member), "%s/member", data_dir);
@@ -282,7 +274,7 @@ int snapfile_restore(const char *path, const char *data_dir, bool skip_hash,
     if (mkdir(data_dir, 0700) != 0 || (made++, mkdir(member, 0700) != 0) ||
         (made++, mkdir(kvdir, 0700) != 0)) {
         rc = -errno;
-        say(msg, msg_len, "%s: %s", data_dir, strerror(errno));
+        err_msg(msg, msg_len, "%s: %s", data_dir, strerror(errno));
         goto undo;
     }
     made++;
@@ -300,8 +292,8 @@ int snapfile_restore(const char *path, const char *data_dir, bool skip_hash,
     if (rc == 0) {
         return 0;
     }
-    say(msg, msg_len, "%s: %s", path,
-        rc == ERR_BAD_MAGIC ? "not a cairnd snapshot" : err_str(rc));
+    err_msg(msg, msg_len, "%s: %s", path,
+            rc == ERR_BAD_MAGIC ? "not a cairnd snapshot" : err_str(rc));
 undo:
     if (made >= 3) {
         remove_store_dir(kvdir);

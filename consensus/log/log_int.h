@@ -22,10 +22,6 @@ int log__read(const struct log_vfs *v, int fd, void *p, size_t len,
 int log__read2(const struct log_vfs *v, int fd, void *hdr, size_t hdr_len,
                void *data, size_t data_len, uint64_t off);
 
-/* snprintf into msg when msg is not NULL. */
-void log__msg(char *msg, size_t msg_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* True when every byte of p[0..len) is zero. */
 int log__all_zero(const uint8_t *p, size_t len);
 

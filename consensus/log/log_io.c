@@ -345,17 +345,6 @@ int log__read2(const struct log_vfs *v, int fd, void *hdr, size_t hdr_len,
     return v->read(v->ctx, fd, iov, data_len > 0 ? 2 : 1, off);
 }
 
-void log__msg(char *msg, size_t msg_len, const char *fmt, ...)
-{
-    va_list ap;
-    if (msg == NULL || msg_len == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(msg, msg_len, fmt, ap);
-    va_end(ap);
-}
-
 int log__all_zero(const uint8_t *p, size_t len)
 {
     for (size_t i = 0; i < len; i++) {

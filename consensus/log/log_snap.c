@@ -267,12 +267,12 @@ static int snap_hdr_check(const uint8_t *h, const struct snap_name *nm,
         return SNAP_INCOMPLETE;
     }
     if (memcmp(h, SNAP_MAGIC, 8) != 0) {
-        log__msg(msg, msg_len, "snap: %s: bad magic", file);
+        err_msg(msg, msg_len, "snap: %s: bad magic", file);
         return ERR_BAD_MAGIC;
     }
     if (le32_get(h + 8) != SNAP_VERSION) {
-        log__msg(msg, msg_len, "snap: %s: version %u is not supported", file,
-                 le32_get(h + 8));
+        err_msg(msg, msg_len, "snap: %s: version %u is not supported", file,
+                le32_get(h + 8));
         return ERR_BAD_VERSION;
     }
     out->flags = le32_get(h + 12);
@@ -287,7 +287,7 @@ static int snap_hdr_check(const uint8_t *h, const struct snap_name *nm,
                     ? (uint64_t)PATH_MAX - 1
                     : LOG_SNAP_INLINE_BYTES_MAX) ||
         ((out->flags & LOG_SNAP_FLAG_PATH) && plen == 0)) {
-        log__msg(msg, msg_len, "snap: %s: offset 0: damaged header", file);
+        err_msg(msg, msg_len, "snap: %s: offset 0: damaged header", file);
         return ERR_CORRUPT;
     }
     out->payload_len = plen;
@@ -295,8 +295,8 @@ static int snap_hdr_check(const uint8_t *h, const struct snap_name *nm,
         return SNAP_INCOMPLETE;
     }
     if (size > SNAP_HDR + (uint64_t)out->conf_len + plen) {
-        log__msg(msg, msg_len, "snap: %s: %" PRIu64 " bytes past the end", file,
-                 size - SNAP_HDR - out->conf_len - plen);
+        err_msg(msg, msg_len, "snap: %s: %" PRIu64 " bytes past the end", file,
+                size - SNAP_HDR - out->conf_len - plen);
         return ERR_CORRUPT;
     }
     return 0;
@@ -320,7 +320,7 @@ static int snap_read(const struct log_vfs *v, int dirfd,
         rc = v->size(v->ctx, fd, &size);
     }
     if (rc < 0) {
-        log__msg(msg, msg_len, "snap: %s: %s", file, err_str(rc));
+        err_msg(msg, msg_len, "snap: %s: %s", file, err_str(rc));
         if (fd >= 0) {
             v->close(v->ctx, fd);
         }
@@ -348,21 +348,21 @@ static int snap_read(const struct log_vfs *v, int dirfd,
         crc = crc32c(crc, out->payload, (size_t)out->payload_len);
         out->payload[out->payload_len] = 0;
         if (crc != le32_get(h + 48)) {
-            log__msg(msg, msg_len,
-                     "snap: %s: offset %u: body checksum "
-                     "mismatch",
-                     file, SNAP_HDR);
+            err_msg(msg, msg_len,
+                    "snap: %s: offset %u: body checksum "
+                    "mismatch",
+                    file, SNAP_HDR);
             rc = ERR_CORRUPT;
         } else if ((out->flags & LOG_SNAP_FLAG_PATH) &&
                    memchr(out->payload, 0, (size_t)out->payload_len)) {
             /* log_snap_save never writes one: a path cut short at a NUL
              * would name another file. */
-            log__msg(msg, msg_len, "snap: %s: path payload holds a NUL", file);
+            err_msg(msg, msg_len, "snap: %s: path payload holds a NUL", file);
             rc = ERR_CORRUPT;
         }
     }
     if (rc < 0 && msg != NULL && msg[0] == '\0') {
-        log__msg(msg, msg_len, "snap: %s: %s", file, err_str(rc));
+        err_msg(msg, msg_len, "snap: %s: %s", file, err_str(rc));
     }
     v->close(v->ctx, fd);
     if (rc != 0) {
@@ -388,13 +388,13 @@ int log_snap_load_vfs(const struct log_vfs *vfs, const char *snap_dir,
 
     ASSERT(snap_dir != NULL && out != NULL);
     memset(out, 0, sizeof(*out));
-    log__msg(msg, msg_len, "%s", "");
+    err_msg(msg, msg_len, "%s", "");
     rc = open_dir(v, snap_dir, 0, &dirfd);
     if (rc == -ENOENT) {
         return ERR_NOT_FOUND;
     }
     if (rc < 0) {
-        log__msg(msg, msg_len, "snap: %s: %s", snap_dir, err_str(rc));
+        err_msg(msg, msg_len, "snap: %s: %s", snap_dir, err_str(rc));
         return rc;
     }
     rc = snap_list(v, dirfd, true, &names, &n);
@@ -411,10 +411,10 @@ int log_snap_load_vfs(const struct log_vfs *vfs, const char *snap_dir,
                 continue;
             }
             if (rc == SNAP_INCOMPLETE) {
-                log__msg(msg, msg_len,
-                         "snap: %016" PRIx64 "-%016" PRIx64
-                         ".snap: incomplete, and not the newest",
-                         names[k].index, names[k].term);
+                err_msg(msg, msg_len,
+                        "snap: %016" PRIx64 "-%016" PRIx64
+                        ".snap: incomplete, and not the newest",
+                        names[k].index, names[k].term);
                 rc = ERR_CORRUPT;
             }
             break;

@@ -628,10 +628,10 @@ static int frm_apply(struct log *l, const struct seg *s, uint64_t off,
             bad = 1;
         }
         if (bad) {
-            log__msg(msg, msg_len,
-                     "wal: %s: offset %" PRIu64 ": entry %" PRIu64
-                     " (term %" PRIu64 ") does not follow the log",
-                     file, rec_off, i, term);
+            err_msg(msg, msg_len,
+                    "wal: %s: offset %" PRIu64 ": entry %" PRIu64
+                    " (term %" PRIu64 ") does not follow the log",
+                    file, rec_off, i, term);
             return ERR_CORRUPT;
         }
         ix_truncate(l, i - 1);
@@ -643,8 +643,8 @@ static int frm_apply(struct log *l, const struct seg *s, uint64_t off,
             rc = runs_reserve(&l->seqs, 1);
         }
         if (rc < 0) {
-            log__msg(msg, msg_len, "wal: %s: entry %" PRIu64 ": %s", file, i,
-                     err_str(rc));
+            err_msg(msg, msg_len, "wal: %s: entry %" PRIu64 ": %s", file, i,
+                    err_str(rc));
             return rc;
         }
         ix_push(l, i, term, s->seq, rec_off, len);
@@ -661,30 +661,30 @@ static int seg_hdr_read(struct rd *r, const char *file, struct seg *s,
     const uint8_t *p;
     int rc = rd_get(r, 0, SEG_HDR, &p);
     if (rc == ERR_TRUNCATED) {
-        log__msg(msg, msg_len, "wal: %s: shorter than a segment header", file);
+        err_msg(msg, msg_len, "wal: %s: shorter than a segment header", file);
         return ERR_CORRUPT;
     }
     if (rc < 0) {
-        log__msg(msg, msg_len, "wal: %s: read: %s", file, err_str(rc));
+        err_msg(msg, msg_len, "wal: %s: read: %s", file, err_str(rc));
         return rc;
     }
     if (memcmp(p, SEG_MAGIC, 8) != 0) {
-        log__msg(msg, msg_len, "wal: %s: offset 0: bad magic", file);
+        err_msg(msg, msg_len, "wal: %s: offset 0: bad magic", file);
         return ERR_BAD_MAGIC;
     }
     if (le32_get(p + 8) != SEG_VERSION) {
-        log__msg(msg, msg_len, "wal: %s: version %u is not supported", file,
-                 le32_get(p + 8));
+        err_msg(msg, msg_len, "wal: %s: version %u is not supported", file,
+                le32_get(p + 8));
         return ERR_BAD_VERSION;
     }
     if (le32_get(p + 60) != crc32c(0, p, 60)) {
-        log__msg(msg, msg_len, "wal: %s: offset 0: header checksum mismatch",
-                 file);
+        err_msg(msg, msg_len, "wal: %s: offset 0: header checksum mismatch",
+                file);
         return ERR_CORRUPT;
     }
     if (le64_get(p + 16) != s->seq || le64_get(p + 24) != s->first_index ||
         s->first_index == 0) {
-        log__msg(msg, msg_len, "wal: %s: header does not match the name", file);
+        err_msg(msg, msg_len, "wal: %s: header does not match the name", file);
         return ERR_CORRUPT;
     }
     s->flags = le32_get(p + 12);
@@ -710,17 +710,17 @@ static int seg_apply_header(struct log *l, size_t k, const char *file,
         return 0;
     }
     if (s->first_index < l->first || s->first_index > last_index(l) + 1) {
-        log__msg(msg, msg_len,
-                 "wal: %s: starts at index %" PRIu64
-                 " but the log before it ends at %" PRIu64
-                 " (missing or damaged data)",
-                 file, s->first_index, last_index(l));
+        err_msg(msg, msg_len,
+                "wal: %s: starts at index %" PRIu64
+                " but the log before it ends at %" PRIu64
+                " (missing or damaged data)",
+                file, s->first_index, last_index(l));
         return ERR_CORRUPT;
     }
     if (term_at(l, s->first_index - 1) != s->prev_term) {
-        log__msg(msg, msg_len,
-                 "wal: %s: previous term %" PRIu64 " does not match %" PRIu64,
-                 file, s->prev_term, term_at(l, s->first_index - 1));
+        err_msg(msg, msg_len,
+                "wal: %s: previous term %" PRIu64 " does not match %" PRIu64,
+                file, s->prev_term, term_at(l, s->first_index - 1));
         return ERR_CORRUPT;
     }
     ix_truncate(l, s->first_index - 1);
@@ -737,9 +737,9 @@ static int seg_classify_end(struct rd *r, const struct seg *s, uint64_t off,
     int rc;
     struct frm f;
     if (seq == 1) {
-        log__msg(msg, msg_len,
-                 "wal: %s: offset %" PRIu64 ": first frame is damaged", file,
-                 off);
+        err_msg(msg, msg_len,
+                "wal: %s: offset %" PRIu64 ": first frame is damaged", file,
+                off);
         return ERR_CORRUPT;
     }
     rc = rd_zero_from(r, off, &zero);
@@ -747,10 +747,10 @@ static int seg_classify_end(struct rd *r, const struct seg *s, uint64_t off,
         return rc;
     }
     if (!is_last) {
-        log__msg(msg, msg_len,
-                 "wal: %s: offset %" PRIu64
-                 ": damaged frame in a segment that is not the last",
-                 file, off);
+        err_msg(msg, msg_len,
+                "wal: %s: offset %" PRIu64
+                ": damaged frame in a segment that is not the last",
+                file, off);
         return ERR_CORRUPT;
     }
     /* Bounded by the file size: one probe per 8 bytes. */
@@ -760,11 +760,11 @@ static int seg_classify_end(struct rd *r, const struct seg *s, uint64_t off,
             return rc;
         }
         if (rc == 1) {
-            log__msg(msg, msg_len,
-                     "wal: %s: offset %" PRIu64
-                     ": damaged frame followed by a valid frame at offset "
-                     "%" PRIu64,
-                     file, off, p);
+            err_msg(msg, msg_len,
+                    "wal: %s: offset %" PRIu64
+                    ": damaged frame followed by a valid frame at offset "
+                    "%" PRIu64,
+                    file, off, p);
             return ERR_CORRUPT;
         }
     }
@@ -777,7 +777,7 @@ static int seg_classify_end(struct rd *r, const struct seg *s, uint64_t off,
         rc = r->vfs->sync(r->vfs->ctx, r->fd);
     }
     if (rc < 0) {
-        log__msg(msg, msg_len, "wal: %s: truncate: %s", file, err_str(rc));
+        err_msg(msg, msg_len, "wal: %s: truncate: %s", file, err_str(rc));
         return rc;
     }
     /* seg_scan preallocates the segment again. */
@@ -817,7 +817,7 @@ static int seg_scan(struct log *l, struct rd *r, size_t k, char *msg,
     }
     if (rc < 0) {
         if (msg != NULL && msg[0] == '\0') {
-            log__msg(msg, msg_len, "wal: %s: %s", file, err_str(rc));
+            err_msg(msg, msg_len, "wal: %s: %s", file, err_str(rc));
         }
         return rc;
     }
@@ -827,7 +827,7 @@ static int seg_scan(struct log *l, struct rd *r, size_t k, char *msg,
          * it again so appends do not grow the file. */
         rc = prealloc(l, r->fd, l->o.segment_bytes);
         if (rc < 0) {
-            log__msg(msg, msg_len, "wal: %s: fallocate: %s", file, err_str(rc));
+            err_msg(msg, msg_len, "wal: %s: fallocate: %s", file, err_str(rc));
         }
     }
     if (rc == 0 && is_last) {
@@ -881,7 +881,7 @@ static int segs_list(struct log *l, char *msg, size_t msg_len)
 {
     int rc = l->vfs->dir_list(l->vfs->ctx, l->dirfd, segs_list_one, l);
     if (rc < 0) {
-        log__msg(msg, msg_len, "wal: listing segments: %s", err_str(rc));
+        err_msg(msg, msg_len, "wal: listing segments: %s", err_str(rc));
         return rc;
     }
     if (l->segs_n > 1) {
@@ -889,10 +889,9 @@ static int segs_list(struct log *l, char *msg, size_t msg_len)
     }
     for (size_t k = 1; k < l->segs_n; k++) {
         if (l->segs[k].seq != l->segs[k - 1].seq + 1) {
-            log__msg(msg, msg_len,
-                     "wal: segment %016" PRIx64
-                     " is missing before %016" PRIx64,
-                     l->segs[k - 1].seq + 1, l->segs[k].seq);
+            err_msg(msg, msg_len,
+                    "wal: segment %016" PRIx64 " is missing before %016" PRIx64,
+                    l->segs[k - 1].seq + 1, l->segs[k].seq);
             return ERR_CORRUPT;
         }
     }
@@ -912,7 +911,7 @@ static int replay(struct log *l, char *msg, size_t msg_len)
         rc = l->vfs->open(l->vfs->ctx, l->dirfd, file,
                           is_last ? LOG_VFS_RDWR : LOG_VFS_READ, &r.fd);
         if (rc < 0) {
-            log__msg(msg, msg_len, "wal: %s: open: %s", file, err_str(rc));
+            err_msg(msg, msg_len, "wal: %s: open: %s", file, err_str(rc));
             break;
         }
         rc = l->vfs->size(l->vfs->ctx, r.fd, &r.size);
@@ -972,7 +971,7 @@ int log_open(const char *wal_dir, const struct log_options *o, struct log **out,
     int rc;
 
     ASSERT(wal_dir != NULL && out != NULL);
-    log__msg(msg, msg_len, "%s", "");
+    err_msg(msg, msg_len, "%s", "");
     *out = NULL;
     l = mem_calloc(1, sizeof(*l));
     if (l == NULL) {
@@ -982,7 +981,7 @@ int log_open(const char *wal_dir, const struct log_options *o, struct log **out,
     rc = options_norm(&l->o, o);
     l->vfs = log__vfs(l->o.vfs);
     if (rc < 0) {
-        log__msg(msg, msg_len, "wal: invalid options");
+        err_msg(msg, msg_len, "wal: invalid options");
         mem_free(l);
         return rc;
     }
@@ -996,7 +995,7 @@ int log_open(const char *wal_dir, const struct log_options *o, struct log **out,
         rc = l->vfs->dir_lock(l->vfs->ctx, l->dirfd);
     }
     if (rc < 0) {
-        log__msg(msg, msg_len, "wal: %s: %s", wal_dir, err_str(rc));
+        err_msg(msg, msg_len, "wal: %s: %s", wal_dir, err_str(rc));
     }
     if (rc == 0) {
         rc = segs_list(l, msg, msg_len);
@@ -1007,8 +1006,8 @@ int log_open(const char *wal_dir, const struct log_options *o, struct log **out,
             rc = seg_create(l, 1, 0, SEG_FLAG_RESET);
         }
         if (rc < 0) {
-            log__msg(msg, msg_len, "wal: %s: creating: %s", wal_dir,
-                     err_str(rc));
+            err_msg(msg, msg_len, "wal: %s: creating: %s", wal_dir,
+                    err_str(rc));
         }
     } else if (rc == 0) {
         rc = replay(l, msg, msg_len);

@@ -867,6 +867,19 @@ static int path_fail(const char *op, const char *path, int e)
     return ctl_fail(CTL_EXIT_ERROR, "%s %s: %s", op, path, t);
 }
 
+/* Whether path starts as a bbolt file (an etcd snapshot or db). */
+static bool is_bolt_file(const char *path)
+{
+    uint8_t head[4096];
+    ssize_t got = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        got = read(fd, head, sizeof(head));
+        close(fd);
+    }
+    return got > 0 && bolt_is_bolt(head, (size_t)got);
+}
+
 /* snapshot status FILE: etcdctl's figures on etcd's (bbolt) files
  * (consensus/kv/bolt.h: the same hash, revision, keys and size), and the
  * same kind on cairnd's (consensus/kv/snapfile.h): hash (HashKV of the
@@ -883,14 +896,7 @@ int cmd_snapshot_status(struct ctl *x)
         return path_fail("stat", path, errno);
     }
     char msg[1200] = "";
-    uint8_t head[4096];
-    ssize_t got = -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        got = read(fd, head, sizeof(head));
-        close(fd);
-    }
-    if (got > 0 && bolt_is_bolt(head, (size_t)got)) { /* etcd's own */
+    if (is_bolt_file(path)) { /* etcd's own */
         struct bolt_status b;
         if (bolt_status_file(path, &b, msg, sizeof(msg)) != 0) {
             return ctl_fail(CTL_EXIT_ERROR, "%s", msg);
@@ -945,14 +951,7 @@ int cmd_snapshot_restore(struct ctl *x)
     if (stat(path, &sb) != 0) {
         return path_fail("open", path, errno);
     }
-    uint8_t head[4096];
-    ssize_t got = -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        got = read(fd, head, sizeof(head));
-        close(fd);
-    }
-    if (got > 0 && bolt_is_bolt(head, (size_t)got)) {
+    if (is_bolt_file(path)) {
         return ctl_fail(CTL_EXIT_ERROR,
                         "%s is an etcd (bbolt) snapshot: cairnd's data "
                         "directory is built from cairnd's own snapshots "
