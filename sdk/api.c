@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "base/alloc.h"
+#include "base/assert.h"
 #include "sdk/api_int.h"
 #include "sdk/client_int.h"
 
@@ -367,6 +368,54 @@ CAIRN_EXPORT int cairn_api_call(struct cairn_client *c, const char *method,
     out->status = r.status;
     out->body = r.body;
     out->body_len = r.body_len;
+    return rc;
+}
+
+/* Not cairn__api: no token, no failover, any path (cairn.h says why). */
+CAIRN_EXPORT int cairn_http_get(struct cairn_client *c, size_t endpoint_index,
+                                const char *path, int64_t deadline_ms,
+                                struct cairn_api_resp *out)
+{
+    if (out != NULL) {
+        memset(out, 0, sizeof(*out));
+    }
+    if (c == NULL || path == NULL || out == NULL || path[0] != '/' ||
+        deadline_ms < 0) {
+        return CAIRN_E_INVALID;
+    }
+    struct cairn__eps e;
+    int rc = cairn__eps_copy(c, &e);
+    if (rc != 0) {
+        return rc;
+    }
+    if (endpoint_index >= e.count) {
+        cairn__eps_free(&e);
+        return CAIRN_E_INVALID;
+    }
+    struct cairn__http_resp r;
+    char eb[sizeof(c->errmsg)];
+    eb[0] = 0;
+    pthread_mutex_lock(&c->mu);
+    int64_t ms = deadline_ms > 0 ? deadline_ms : c->timeout_ms;
+    pthread_mutex_unlock(&c->mu);
+    rc = cairn__http_call_auth(e.ep[endpoint_index], &e.tls, NULL, "GET", path,
+                               NULL, 0, ms, &r, eb, sizeof(eb));
+    if (rc == 0) {
+        rc = cairn__status_to_err(r.status);
+        if (rc != 0) {
+            snprintf(eb, sizeof(eb), "HTTP %d", r.status);
+        }
+    }
+    pthread_mutex_lock(&c->mu);
+    if (rc != 0) {
+        cairn__fail(c, rc, 0, "%s", eb[0] != 0 ? eb : cairn_strerror(rc));
+    }
+    pthread_mutex_unlock(&c->mu);
+    cairn__eps_free(&e);
+    out->status = r.status;
+    out->body = r.body;
+    out->body_len = r.body_len;
+    ASSERT(rc != 0 || out->body != NULL);
     return rc;
 }
 

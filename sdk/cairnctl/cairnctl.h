@@ -279,6 +279,7 @@ const struct ctl_cmd *ctl_cmds(size_t *count);
 const struct ctl_opt *ctl_global_opts(size_t *count);
 /* cairnctl_check.c */
 int cmd_check_perf(struct ctl *x);
+int cmd_check_datascale(struct ctl *x);
 /* cairnctl_complete.c */
 int cmd_completion(struct ctl *x);
 /* The command called name ("get"), or NULL. */

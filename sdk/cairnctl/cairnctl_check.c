@@ -26,6 +26,29 @@
  * clients are at most CHECK_THREADS_MAX connections (each a thread doing
  * one blocking put at a time), which the paced rate of even xl needs only
  * when a put takes longer than CHECK_THREADS_MAX / 15000 s = 4 ms.
+ *
+ * `check datascale`, etcdctl 3.4's too: a fixed count of puts, as fast as
+ * the clients go, of a 512-byte key and a 512-byte value (1 KiB a pair)
+ * under --prefix, and the growth of the first endpoint's
+ * process_resident_memory_bytes (its /metrics) across them:
+ *
+ *   load  pairs      clients
+ *   s        10000       50
+ *   m       100000      200
+ *   l      1000000      500
+ *   xl     3000000     1000
+ *
+ *   Start data scale check for work load [N key-value pairs, 1024 bytes
+ *   per key-value, C concurrent clients].
+ *   <progress: "\r done / N  pp.pp%" redrawn, "\r N / N 100.00% 1s\n">
+ *   PASS: Approximate system memory used : X.XX MB.   (after - before)
+ *
+ * A /metrics that cannot be read prints why ("fetch error: ..", "could
+ * not find: process_resident_memory_bytes", "parse error: ..") and "FAIL:
+ * Could not read process_resident_memory_bytes before (after) the put
+ * operations." (exit 1); errors of puts print etcdctl's FAIL lines (exit
+ * 1). Both share the clients, the key scheme, the error tally, the
+ * prefix check and the cleanup below.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -37,13 +60,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/assert.h"
 #include "sdk/cairnctl/cairnctl.h"
 
 #define CHECK_THREADS_MAX  64
-#define CHECK_ERRORS_MAX   8 /* distinct error texts kept */
-#define CHECK_KEY_BYTES    256
+#define CHECK_ERRORS_MAX   8   /* distinct error texts kept */
+#define CHECK_KEY_BYTES    256 /* perf's; datascale's are 512 and 512 */
 #define CHECK_VALUE_BYTES  1024
+#define CHECK_DS_HALF      512
+#define CHECK_PREFIX_MAX   1024
+#define CHECK_METRIC       "process_resident_memory_bytes"
 #define CHECK_DURATION_MAX 3600
+#define CHECK_CLEANUP_MS   30000 /* etcdctl's for delete, compact, defrag */
 
 struct check_load {
     const char *name;
@@ -59,12 +87,31 @@ static const struct check_load loads[] = {
     {"xl", "xLarge", 15000, 1000},
 };
 
+struct check_ds_load {
+    const char *name;
+    const char *alias;
+    uint64_t pairs;
+    int64_t clients;
+};
+
+static const struct check_ds_load ds_loads[] = {
+    {"s", "small", 10000, 50},
+    {"m", "medium", 100000, 200},
+    {"l", "large", 1000000, 500},
+    {"xl", "xLarge", 3000000, 1000},
+};
+
 struct check_run {
     struct ctl *x;
     const char *prefix;
-    double t0, t_end, period;
-    atomic_uint_fast64_t next; /* index of the next put to send */
-    double *lats;              /* seconds, by put index */
+    size_t key_bytes; /* after the prefix */
+    size_t value_bytes;
+    double t0, t_end, period;      /* period 0: unpaced, slots puts */
+    double duration_s;             /* paced: t_end is t0 + duration_s */
+    atomic_uint_fast64_t next;     /* index of the next put to send */
+    atomic_uint_fast64_t finished; /* puts answered (or failed) */
+    atomic_uint_fast32_t running;  /* client threads not yet done */
+    double *lats;                  /* seconds, by put index */
     bool *ok;
     uint64_t slots;
     pthread_mutex_t mu; /* errors */
@@ -116,85 +163,155 @@ static void record_error(struct check_run *r, struct cairn_client *c, int rc)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Put number i: a random key of key_bytes after the prefix (etcdctl:
+ * binary.PutVarint of a random int63 into that many zeros, so keys may
+ * repeat and a put then updates) and a value of zeros; its latency and
+ * success are kept. key holds the prefix. Returns the put's error. */
+static int put_one(struct check_run *r, struct cairn_client *c, uint64_t i,
+                   uint8_t *key, unsigned *seed)
+{
+    static const uint8_t value[CHECK_VALUE_BYTES];
+    size_t plen = strlen(r->prefix);
+    ASSERT(i < r->slots);
+    ASSERT(r->value_bytes <= sizeof(value));
+    memset(key + plen, 0, r->key_bytes);
+    uint64_t v = ((uint64_t)rand_r(seed) << 32 | (uint64_t)rand_r(seed))
+                 << 1; /* zigzag of a non-negative value */
+    size_t k = plen;
+    while (v >= 0x80) { /* bounded: at most 10 bytes of 7 bits */
+        key[k++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    key[k] = (uint8_t)v;
+    struct cairn_put_req req = {.key = key,
+                                .key_len = plen + r->key_bytes,
+                                .value = value,
+                                .value_len = r->value_bytes};
+    struct cairn_put_resp pr;
+    double st = now_s();
+    int rc = cairn_put(c, &req, ctl_deadline(r->x), &pr);
+    r->lats[i] = now_s() - st;
+    if (rc == 0) {
+        r->ok[i] = true;
+        cairn_put_resp_free(&pr);
+    }
+    return rc;
+}
+
 /* One client: takes the next put's index, waits for its slot in the
- * paced schedule (the rate limiter), sends it, records the latency. */
+ * paced schedule (the rate limiter) unless unpaced, sends it. */
 static void *worker(void *arg)
 {
     struct check_run *r = arg;
     struct cairn_client *c = ctl_client_new(r->x);
     if (c == NULL) {
+        atomic_fetch_sub(&r->running, 1);
         return NULL; /* takes no slot: the other clients send its puts */
     }
-    uint8_t key[4096];
-    static const uint8_t value[CHECK_VALUE_BYTES];
+    uint8_t key[CHECK_PREFIX_MAX + CHECK_DS_HALF];
     size_t plen = strlen(r->prefix);
+    ASSERT(plen <= CHECK_PREFIX_MAX && r->key_bytes <= CHECK_DS_HALF);
     memcpy(key, r->prefix, plen);
     unsigned seed = (unsigned)(uintptr_t)&key ^ (unsigned)time(NULL);
-    for (;;) { /* bounded: indexes past the duration end it */
+    for (;;) { /* bounded: indexes past slots or the duration end it */
         uint64_t i = atomic_fetch_add(&r->next, 1);
         double at = r->t0 + (double)i * r->period;
-        if (i >= r->slots || at >= r->t_end || check_interrupted) {
+        if (i >= r->slots || check_interrupted ||
+            (r->period > 0 && at >= r->t_end)) {
             break;
         }
-        sleep_until(at);
-        /* etcdctl: binary.PutVarint of a random int63 into 256 zeros */
-        memset(key + plen, 0, CHECK_KEY_BYTES);
-        uint64_t v = ((uint64_t)rand_r(&seed) << 32 | (uint64_t)rand_r(&seed))
-                     << 1; /* zigzag of a non-negative value */
-        size_t k = plen;
-        while (v >= 0x80) {
-            key[k++] = (uint8_t)(v | 0x80);
-            v >>= 7;
+        if (r->period > 0) {
+            sleep_until(at);
         }
-        key[k] = (uint8_t)v;
-        struct cairn_put_req req = {.key = key,
-                                    .key_len = plen + CHECK_KEY_BYTES,
-                                    .value = value,
-                                    .value_len = sizeof(value)};
-        struct cairn_put_resp pr;
-        double st = now_s();
-        int rc = cairn_put(c, &req, ctl_deadline(r->x), &pr);
-        r->lats[i] = now_s() - st;
-        if (rc == 0) {
-            r->ok[i] = true;
-            cairn_put_resp_free(&pr);
-        } else {
+        int rc = put_one(r, c, i, key, &seed);
+        if (rc != 0) {
             record_error(r, c, rc);
         }
+        atomic_fetch_add(&r->finished, 1);
     }
     cairn_client_free(c);
+    atomic_fetch_sub(&r->running, 1);
     return NULL;
 }
 
-/* Deletes the prefix's keys; compacts at that revision when asked. */
-static void cleanup(struct ctl *x, struct cairn_client *c, const char *prefix,
-                    bool compact)
+/* etcdctl's compact(): a physical compaction, its two lines; an exit
+ * code on failure ("Error: ..", 1), else -1. */
+static int check_compact(struct ctl *x, struct cairn_client *c, int64_t rev)
 {
-    uint8_t end[4096];
+    ASSERT(rev > 0);
+    printf("Compacting with revision %" PRId64 "\n", rev);
+    fflush(stdout);
+    int rc = cairn_compact(c, rev, true, CHECK_CLEANUP_MS, NULL);
+    if (rc != 0) {
+        return ctl_fail_call(x, c, rc, CTL_EXIT_ERROR);
+    }
+    printf("Compacted with revision %" PRId64 "\n", rev);
+    return -1;
+}
+
+/* etcdctl's defrag() on each endpoint of the client, in order; an exit
+ * code at the first failure, else -1. */
+static int check_defrag(struct ctl *x)
+{
+    ASSERT(x->endpoints_count <= CAIRN_ENDPOINTS_MAX);
+    for (size_t i = 0; i < x->endpoints_count; i++) {
+        const char *ep = x->endpoints[i];
+        const uint8_t *p = (const uint8_t *)ep;
+        printf("Defragmenting ");
+        out_goquote_to(stdout, p, strlen(ep));
+        printf("\n");
+        fflush(stdout);
+        struct cairn_client *c = ctl_client_for(x, ep);
+        if (c == NULL) {
+            return CTL_EXIT_BAD_ARGS;
+        }
+        int rc = cairn_defragment(c, CHECK_CLEANUP_MS, NULL);
+        if (rc != 0) {
+            rc = ctl_fail_call(x, c, rc, CTL_EXIT_ERROR);
+            cairn_client_free(c);
+            return rc;
+        }
+        cairn_client_free(c);
+        printf("Defragmented ");
+        out_goquote_to(stdout, p, strlen(ep));
+        printf("\n");
+    }
+    return -1;
+}
+
+/* Deletes the prefix's keys, then --auto-compact at that revision and
+ * --auto-defrag. A failed delete is check perf's FAIL line (etcdctl's
+ * attemptCleanup: the verdict follows) or, strict, datascale's "Error:"
+ * exit. Returns an exit code to stop with, or -1. */
+static int cleanup(struct ctl *x, struct cairn_client *c, const char *prefix,
+                   bool strict)
+{
+    uint8_t end[CHECK_PREFIX_MAX + 1];
     size_t plen = strlen(prefix);
+    ASSERT(plen <= CHECK_PREFIX_MAX);
     struct cairn_delete_req d = {
         .key = (const uint8_t *)prefix,
         .key_len = plen,
         .range_end = end,
         .range_end_len = cairn_prefix_end((const uint8_t *)prefix, plen, end)};
     struct cairn_delete_resp dr;
-    int rc = cairn_delete(c, &d, 30000, &dr);
+    int rc = cairn_delete(c, &d, CHECK_CLEANUP_MS, &dr);
+    if (rc != 0 && strict) {
+        return ctl_fail_call(x, c, rc, CTL_EXIT_ERROR);
+    }
     if (rc != 0) {
         char t[256];
         ctl_err_text(c, rc, t, sizeof(t));
         printf("FAIL: Cleanup failed during key deletion: ERROR(%s)\n", t);
-        return;
+        return -1; /* etcdctl defragments nonetheless */
     }
     int64_t rev = dr.header.revision;
     cairn_delete_resp_free(&dr);
-    if (compact) {
-        rc = cairn_compact(c, rev, false, ctl_deadline(x), NULL);
-        if (rc != 0) {
-            ctl_fail_call(x, c, rc, CTL_EXIT_ERROR);
-        } else {
-            printf("compacted revision %" PRId64 "\n", rev);
-        }
+    rc = ctl_flag_bool(x, "auto-compact") ? check_compact(x, c, rev) : -1;
+    if (rc < 0 && ctl_flag_bool(x, "auto-defrag")) {
+        rc = check_defrag(x);
     }
+    return rc;
 }
 
 /* etcdctl's verdict from the latencies of the successful puts. */
@@ -289,6 +406,108 @@ static int prefix_empty(struct ctl *x, struct cairn_client *c, const char *p)
     return -1;
 }
 
+/* A run of slots puts; NULL when out of memory (nothing to free). */
+static struct check_run *run_new(struct ctl *x, const char *prefix,
+                                 uint64_t slots)
+{
+    struct check_run *r = calloc(1, sizeof(*r));
+    if (r != NULL) {
+        r->lats = calloc(slots, sizeof(*r->lats));
+        r->ok = calloc(slots, sizeof(*r->ok));
+    }
+    if (r == NULL || r->lats == NULL || r->ok == NULL) {
+        if (r != NULL) {
+            free(r->lats);
+            free(r->ok);
+        }
+        free(r);
+        return NULL;
+    }
+    r->x = x;
+    r->prefix = prefix;
+    r->slots = slots;
+    pthread_mutex_init(&r->mu, NULL);
+    return r;
+}
+
+static void run_free(struct check_run *r)
+{
+    pthread_mutex_destroy(&r->mu);
+    free(r->lats);
+    free(r->ok);
+    free(r);
+}
+
+/* etcdctl's pb.v1 bar on stdout (drawn there on a terminal or not): the
+ * count and share redrawn five times a second while the clients run,
+ * then the total and the time taken in Go's form. */
+static void progress_draw(const struct check_run *r, bool last)
+{
+    uint64_t done = atomic_load(&r->finished);
+    double pct = r->slots > 0 ? 100.0 * (double)done / (double)r->slots : 0;
+    printf("\r %" PRIu64 " / %" PRIu64 " %7.2f%%", done, r->slots, pct);
+    if (last) {
+        char d[32];
+        uint64_t secs = (uint64_t)llround(now_s() - r->t0);
+        if (secs == 0) {
+            snprintf(d, sizeof(d), "0s"); /* Go's; fmt_duration says 0ns */
+        } else {
+            fmt_duration(secs * 1000000000u, d, sizeof(d));
+        }
+        printf(" %s\n", d);
+    }
+    fflush(stdout);
+}
+
+/* Runs the clients (at most CHECK_THREADS_MAX threads) until the puts
+ * are sent or the duration is over; returns how many started. */
+static size_t run_clients(struct check_run *r, int64_t clients, bool bar)
+{
+    struct sigaction a = {.sa_handler = on_int};
+    sigaction(SIGINT, &a, NULL);
+    sigaction(SIGTERM, &a, NULL);
+    size_t nt =
+        clients < CHECK_THREADS_MAX ? (size_t)clients : CHECK_THREADS_MAX;
+    pthread_t th[CHECK_THREADS_MAX];
+    if (r->period > 0 || r->t0 == 0) {
+        r->t0 = now_s(); /* unpaced: kept from a first put sent alone */
+    }
+    r->t_end = r->t0 + r->duration_s;
+    atomic_store(&r->running, (uint_fast32_t)nt);
+    size_t started = 0;
+    while (started < nt && pthread_create(&th[started], NULL, worker, r) == 0) {
+        started++;
+    }
+    atomic_fetch_sub(&r->running, (uint_fast32_t)(nt - started));
+    if (bar) {
+        progress_draw(r, false);
+        /* bounded: every client ends after its last slot */
+        while (atomic_load(&r->running) > 0) {
+            struct timespec ts = {0, 200000000};
+            nanosleep(&ts, NULL);
+            progress_draw(r, false);
+        }
+        progress_draw(r, true);
+    }
+    for (size_t i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+    }
+    ASSERT(atomic_load(&r->running) == 0);
+    return started;
+}
+
+/* --load and --prefix; NULL after printing the error (*code set). */
+static const char *check_prefix(struct ctl *x, int *code)
+{
+    const char *prefix = ctl_flag(x, "prefix");
+    if (strlen(prefix) > CHECK_PREFIX_MAX) {
+        *code = ctl_fail(CTL_EXIT_BAD_ARGS, "--prefix is at most %d bytes",
+                         CHECK_PREFIX_MAX);
+        return NULL;
+    }
+    return prefix;
+}
+
 int cmd_check_perf(struct ctl *x)
 {
     const struct check_load *load = find_load(ctl_flag(x, "load"));
@@ -300,72 +519,237 @@ int cmd_check_perf(struct ctl *x)
     if (!ctl_flag_int(x, "duration", &dur)) {
         return CTL_EXIT_BAD_ARGS;
     }
-    const char *prefix = ctl_flag(x, "prefix");
-    if (dur < 1 || dur > CHECK_DURATION_MAX || strlen(prefix) > 1024) {
-        return ctl_fail(CTL_EXIT_BAD_ARGS,
-                        "--duration is 1-%d seconds and "
-                        "--prefix at most 1024 bytes",
+    if (dur < 1 || dur > CHECK_DURATION_MAX) {
+        return ctl_fail(CTL_EXIT_BAD_ARGS, "--duration is 1-%d seconds",
                         CHECK_DURATION_MAX);
+    }
+    int rc = 0;
+    const char *prefix = check_prefix(x, &rc);
+    if (prefix == NULL) {
+        return rc;
     }
     struct cairn_client *c = ctl_client(x);
     if (c == NULL) {
         return CTL_EXIT_BAD_ARGS;
     }
-    int rc = prefix_empty(x, c, prefix);
+    rc = prefix_empty(x, c, prefix);
     if (rc >= 0) {
         return rc;
     }
-    struct check_run *r = calloc(1, sizeof(*r));
-    uint64_t slots = (uint64_t)(load->limit * dur) + 1;
-    if (r != NULL) {
-        r->lats = calloc(slots, sizeof(*r->lats));
-        r->ok = calloc(slots, sizeof(*r->ok));
-    }
-    if (r == NULL || r->lats == NULL || r->ok == NULL) {
-        if (r != NULL) {
-            free(r->lats);
-            free(r->ok);
-        }
-        free(r);
+    struct check_run *r = run_new(x, prefix, (uint64_t)(load->limit * dur) + 1);
+    if (r == NULL) {
         return ctl_fail(CTL_EXIT_ERROR, "out of memory");
     }
-    r->x = x;
-    r->prefix = prefix;
-    r->slots = slots;
+    r->key_bytes = CHECK_KEY_BYTES;
+    r->value_bytes = CHECK_VALUE_BYTES;
     r->period = 1.0 / (double)load->limit;
-    pthread_mutex_init(&r->mu, NULL);
-    struct sigaction a = {.sa_handler = on_int};
-    sigaction(SIGINT, &a, NULL);
-    sigaction(SIGTERM, &a, NULL);
-    size_t nt = load->clients < CHECK_THREADS_MAX ? (size_t)load->clients
-                                                  : CHECK_THREADS_MAX;
-    pthread_t th[CHECK_THREADS_MAX];
-    r->t0 = now_s();
-    r->t_end = r->t0 + (double)dur;
-    size_t started = 0;
-    while (started < nt && pthread_create(&th[started], NULL, worker, r) == 0) {
-        started++;
-    }
-    for (size_t i = 0; i < started; i++) {
-        pthread_join(th[i], NULL);
-    }
+    r->duration_s = (double)dur;
+    size_t started = run_clients(r, load->clients, false);
     double total = now_s() - r->t0;
     uint64_t sent = atomic_load(&r->next);
-    sent = sent < slots ? sent : slots;
-    cleanup(x, c, prefix, ctl_flag_bool(x, "auto-compact"));
-    if (ctl_flag_bool(x, "auto-defrag")) {
-        cmd_defrag(x);
+    sent = sent < r->slots ? sent : r->slots;
+    rc = cleanup(x, c, prefix, false);
+    if (rc >= 0) {
+        run_free(r);
+        return rc;
     }
     if (started == 0) {
         ctl_fail(CTL_EXIT_ERROR, "cannot start a client thread");
     }
     bool ok = started > 0 && verdict(r, sent, total, load->limit);
-    pthread_mutex_destroy(&r->mu);
-    free(r->lats);
-    free(r->ok);
-    free(r);
+    run_free(r);
     if (check_interrupted) {
         return ctl_fail(CTL_EXIT_INTERRUPTED, "interrupted");
     }
     return ok ? 0 : CTL_EXIT_ERROR;
+}
+
+/* --------------------------------------------------------- datascale */
+
+/* The value of the gauge CHECK_METRIC in a Prometheus text exposition:
+ * "name value [timestamp]", labels allowed, the value in Go's float
+ * forms (52428800, 5.24288e+07). 0 and a message in why when absent or
+ * not a positive finite number, which etcdctl takes as unreadable. */
+static double metric_value(const char *text, char *why, size_t why_size)
+{
+    size_t nlen = strlen(CHECK_METRIC);
+    const char *l = text;
+    while (l != NULL && *l != 0) { /* bounded: one step a line */
+        if (strncmp(l, CHECK_METRIC, nlen) == 0 &&
+            (l[nlen] == ' ' || l[nlen] == '\t' || l[nlen] == '{')) {
+            break;
+        }
+        l = strchr(l, '\n');
+        l = l != NULL ? l + 1 : NULL;
+    }
+    if (l == NULL || *l == 0) {
+        snprintf(why, why_size, "could not find: %s", CHECK_METRIC);
+        return 0;
+    }
+    const char *p = l + nlen;
+    if (*p == '{') {
+        const char *e = strpbrk(p, "}\n");
+        p = e != NULL && *e == '}' ? e + 1 : p;
+    }
+    p += strspn(p, " \t");
+    size_t tl = strcspn(p, " \t\r\n");
+    char tok[64];
+    snprintf(tok, sizeof(tok), "%.*s", (int)(tl < 63 ? tl : 63), p);
+    char *end = NULL;
+    double v = strtod(tok, &end);
+    if (tl == 0 || tl >= sizeof(tok) || end != tok + tl || !isfinite(v)) {
+        snprintf(why, why_size,
+                 "parse error: strconv.ParseFloat: parsing \"%s\": invalid "
+                 "syntax",
+                 tok);
+        return 0;
+    }
+    return v > 0 ? v : 0;
+}
+
+/* The first endpoint's resident memory (etcdctl's endpointMemoryMetrics);
+ * 0 after printing why on stdout, as etcdctl does. */
+static double endpoint_rss(struct ctl *x, struct cairn_client *c)
+{
+    struct cairn_api_resp a;
+    int rc = cairn_http_get(c, 0, "/metrics", ctl_deadline(x), &a);
+    char why[512];
+    double v = 0;
+    if (rc != 0 && a.status == 0) { /* no answer: etcdctl's Get error */
+        const char *ep = x->endpoints[0];
+        snprintf(why, sizeof(why), "fetch error: Get \"%s%s/metrics\": %s",
+                 strncmp(ep, "http", 4) == 0 ? "" : "http://", ep,
+                 cairn_client_errmsg(c));
+    } else { /* any status: etcdctl reads the body of a 404 as well */
+        v = metric_value(a.body != NULL ? a.body : "", why, sizeof(why));
+    }
+    cairn_api_resp_free(&a);
+    if (v <= 0) {
+        printf("%s\n", why);
+    }
+    return v;
+}
+
+static const struct check_ds_load *find_ds_load(const char *s)
+{
+    for (size_t i = 0; i < sizeof(ds_loads) / sizeof(ds_loads[0]); i++) {
+        if (strcmp(s, ds_loads[i].name) == 0 ||
+            strcmp(s, ds_loads[i].alias) == 0) {
+            return &ds_loads[i];
+        }
+    }
+    return NULL;
+}
+
+/* Put 0, sent alone: etcdctl's shape (512 + 512 bytes after the prefix)
+ * unless the server refuses a key that long (cairnd keeps keys to LMDB's
+ * 511 bytes), when the pair becomes check perf's key of 256 bytes and a
+ * value of 768, still 1024 bytes (said on stderr, stdout stays etcdctl's).
+ * The workers then go on from put 1. */
+static void ds_first_put(struct check_run *r, struct cairn_client *c)
+{
+    uint8_t key[CHECK_PREFIX_MAX + CHECK_DS_HALF];
+    size_t plen = strlen(r->prefix);
+    ASSERT(plen <= CHECK_PREFIX_MAX && r->slots > 0);
+    memcpy(key, r->prefix, plen);
+    unsigned seed = (unsigned)(uintptr_t)&key ^ (unsigned)time(NULL);
+    r->t0 = now_s();
+    int rc = put_one(r, c, 0, key, &seed);
+    if (rc != 0 && strstr(cairn_client_errmsg(c), "key is too large")) {
+        fprintf(stderr,
+                "cairnctl: the server refuses keys of %zu bytes: keys of "
+                "%zu and values of %d bytes instead\n",
+                plen + r->key_bytes, plen + CHECK_KEY_BYTES,
+                2 * CHECK_DS_HALF - CHECK_KEY_BYTES);
+        r->key_bytes = CHECK_KEY_BYTES;
+        r->value_bytes = 2 * CHECK_DS_HALF - CHECK_KEY_BYTES;
+        rc = put_one(r, c, 0, key, &seed);
+    }
+    if (rc != 0) {
+        record_error(r, c, rc);
+    }
+    atomic_store(&r->next, 1);
+    atomic_store(&r->finished, 1);
+}
+
+/* etcdctl's last lines: the errors of the puts, or the memory used. */
+static int ds_verdict(const struct check_run *r, double before, double after)
+{
+    if (r->err_count[0] > 0) {
+        printf("FAIL: too many errors\n");
+        for (size_t i = 0; i < CHECK_ERRORS_MAX && r->err_count[i] > 0; i++) {
+            printf("FAIL: ERROR(%s) -> %" PRIu64 "\n", r->err_text[i],
+                   r->err_count[i]);
+        }
+        if (r->err_other > 0) {
+            printf("FAIL: ERROR(other errors) -> %" PRIu64 "\n", r->err_other);
+        }
+        return CTL_EXIT_ERROR;
+    }
+    /* may be negative: the member may have given memory back */
+    printf("PASS: Approximate system memory used : %.2f MB.\n",
+           (after - before) / (1024.0 * 1024.0));
+    return 0;
+}
+
+int cmd_check_datascale(struct ctl *x)
+{
+    const struct check_ds_load *load = find_ds_load(ctl_flag(x, "load"));
+    if (load == NULL) {
+        return ctl_fail(CTL_EXIT_BAD_FEATURE, "unknown load option %s",
+                        ctl_flag(x, "load"));
+    }
+    int rc = 0;
+    const char *prefix = check_prefix(x, &rc);
+    if (prefix == NULL) {
+        return rc;
+    }
+    struct cairn_client *c = ctl_client(x);
+    if (c == NULL) {
+        return CTL_EXIT_BAD_ARGS;
+    }
+    ASSERT(x->endpoints_count > 0);
+    rc = prefix_empty(x, c, prefix);
+    if (rc >= 0) {
+        return rc;
+    }
+    struct check_run *r = run_new(x, prefix, load->pairs);
+    if (r == NULL) {
+        return ctl_fail(CTL_EXIT_ERROR, "out of memory");
+    }
+    r->key_bytes = CHECK_DS_HALF;
+    r->value_bytes = CHECK_DS_HALF;
+    double before = endpoint_rss(x, c);
+    if (before <= 0) {
+        printf("FAIL: Could not read %s before the put operations.\n",
+               CHECK_METRIC);
+        run_free(r);
+        return CTL_EXIT_ERROR;
+    }
+    printf("Start data scale check for work load [%" PRIu64
+           " key-value pairs, %d bytes per key-value, %" PRId64
+           " concurrent clients].\n",
+           load->pairs, 2 * CHECK_DS_HALF, load->clients);
+    fflush(stdout);
+    ds_first_put(r, c);
+    size_t started = run_clients(r, load->clients, true);
+    double after = started > 0 ? endpoint_rss(x, c) : 0;
+    if (after <= 0) {
+        if (started == 0) {
+            ctl_fail(CTL_EXIT_ERROR, "cannot start a client thread");
+        }
+        printf("FAIL: Could not read %s after the put operations.\n",
+               CHECK_METRIC);
+        run_free(r); /* and the keys stay, as etcdctl leaves them */
+        return CTL_EXIT_ERROR;
+    }
+    rc = cleanup(x, c, prefix, true);
+    if (rc >= 0) {
+        run_free(r);
+        return rc;
+    }
+    rc = check_interrupted ? ctl_fail(CTL_EXIT_INTERRUPTED, "interrupted")
+                           : ds_verdict(r, before, after);
+    run_free(r);
+    return rc;
 }

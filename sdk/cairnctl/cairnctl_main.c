@@ -323,6 +323,18 @@ static const struct ctl_opt check_perf_opts[] = {
     {"prefix", 0, V, "/etcdctl-check-perf/",
      "The prefix for writing the performance check's keys.", NULL},
 };
+static const struct ctl_opt check_datascale_opts[] = {
+    {"auto-compact", 0, B, "false",
+     "Compact storage with last revision after test is finished.", NULL},
+    {"auto-defrag", 0, B, "false", "Defragment storage after test is finished.",
+     NULL},
+    {"load", 0, V, "s",
+     "The datascale check's workload model. Accepted workloads: "
+     "s(small), m(medium), l(large), xl(xLarge)",
+     NULL},
+    {"prefix", 0, V, "/etcdctl-check-datascale/",
+     "The prefix for writing the datascale check's keys.", NULL},
+};
 static const struct ctl_opt audit_opts[] = {
     {"action", 0, V, "", "only this action's records (config.publish, ...)",
      NULL},
@@ -555,6 +567,12 @@ static const struct ctl_cmd cmds[] = {
     {"check perf", "etcdctl check perf [options] [flags]",
      "Check the performance of the etcd cluster", NULL, OPTS(check_perf_opts),
      cmd_check_perf},
+    {"check datascale", "etcdctl check datascale [options] [flags]",
+     "Check the memory usage of holding data for different workloads on a "
+     "given server endpoint.",
+     "If no endpoint is provided, localhost will be used. If multiple "
+     "endpoints are provided, first endpoint will be used.",
+     OPTS(check_datascale_opts), cmd_check_datascale},
     {"completion", "cairnctl completion bash [flags]",
      "Prints a bash completion script (source it, or put it in "
      "/etc/bash_completion.d/)",
@@ -739,18 +757,19 @@ static bool takes_value_anywhere(const char *name, size_t len, char sn)
      * command (or globally) consumes the next argument. */
 #define N_(a) (sizeof(a) / sizeof(a[0]))
     const struct ctl_opt *tabs[] = {
-        global_opts,    get_opts,          put_opts,          del_opts,
-        watch_opts,     svc_register_opts, svc_list_opts,     cfg_publish_opts,
-        cfg_get_opts,   cfg_rollback_opts, cfg_watch_opts,    member_add_opts,
-        user_add_opts,  lock_opts,         cfg_gray_put_opts, audit_opts,
-        check_perf_opts};
+        global_opts,       get_opts,         put_opts,
+        del_opts,          watch_opts,       svc_register_opts,
+        svc_list_opts,     cfg_publish_opts, cfg_get_opts,
+        cfg_rollback_opts, cfg_watch_opts,   member_add_opts,
+        user_add_opts,     lock_opts,        cfg_gray_put_opts,
+        audit_opts,        check_perf_opts,  check_datascale_opts};
     const size_t counts[] = {
         GLOBAL_COUNT,          N_(get_opts),         N_(put_opts),
         N_(del_opts),          N_(watch_opts),       N_(svc_register_opts),
         N_(svc_list_opts),     N_(cfg_publish_opts), N_(cfg_get_opts),
         N_(cfg_rollback_opts), N_(cfg_watch_opts),   N_(member_add_opts),
         N_(user_add_opts),     N_(lock_opts),        N_(cfg_gray_put_opts),
-        N_(audit_opts),        N_(check_perf_opts)};
+        N_(audit_opts),        N_(check_perf_opts),  N_(check_datascale_opts)};
 #undef N_
     for (size_t t = 0; t < sizeof(tabs) / sizeof(tabs[0]); t++) {
         for (size_t i = 0; i < counts[t]; i++) {

@@ -939,6 +939,28 @@ CAIRN_EXPORT int cairn_api_call(struct cairn_client *c, const char *method,
                                 struct cairn_api_resp *out);
 CAIRN_EXPORT void cairn_api_resp_free(struct cairn_api_resp *r);
 
+/* A plain GET of path (starting "/", query included, already escaped) on
+ * the client's endpoint number endpoint_index (0: the first given), for
+ * what is not /api/v1: /metrics, /health, /version. No failover, so every
+ * answer comes from the one member asked (check datascale reads one
+ * member's memory before and after its puts), and no auth token (etcd
+ * serves these without one). TLS as cairn_api_call: a TLS endpoint is
+ * spoken to with https (ALPN http/1.1), verified as the gRPC connection
+ * is. Returns 0 on a 2xx, *out holding the answer (any content type,
+ * NUL-terminated); on a 4xx/5xx the status mapped as above with *out
+ * still holding the answer and "HTTP <status>" in cairn_client_errmsg.
+ * Owns: *out owns its body until cairn_api_resp_free (also after an
+ * error). Threads: copies the client's endpoints and TLS settings under
+ * its mutex, then runs without it (a slow endpoint holds up no other
+ * call). Errors: CAIRN_E_INVALID (bad path, endpoint_index past the
+ * client's endpoints), CAIRN_E_UNAVAILABLE (cannot connect: the reason in
+ * cairn_client_errmsg), CAIRN_E_TIMEOUT (deadline_ms, 0: the client's
+ * timeout), CAIRN_E_BAD_RESPONSE (not HTTP), CAIRN_E_TOO_BIG (answer over
+ * 8 MiB), CAIRN_E_NOMEM, the mapped statuses. */
+CAIRN_EXPORT int cairn_http_get(struct cairn_client *c, size_t endpoint_index,
+                                const char *path, int64_t deadline_ms,
+                                struct cairn_api_resp *out);
+
 /* ---------------------------------------------------------- registry */
 
 #define CAIRN_NAME_MAX 128
