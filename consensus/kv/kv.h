@@ -126,6 +126,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The longest key the store keeps: LMDB's key bound (511 in Debian's
+ * build, checked at open). Longer keys are ERR_KEY_TOO_LARGE. */
+#define KV_KEY_BYTES_MAX 511
+
 struct kv;       /* the store; opaque, allocated by kv_open */
 struct kv_read;  /* a read handle (LMDB read txn) */
 struct kv_write; /* a write handle (LMDB write txn) */

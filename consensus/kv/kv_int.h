@@ -40,7 +40,6 @@
 
 /* LIMIT_KEY_BYTES's hard maximum: LMDB's compiled key size (checked
  * against mdb_env_get_maxkeysize at open). */
-#define KV_KEY_BYTES_MAX   511
 #define KV_AUX_NAME_MAX    400
 #define KV_READERS_DEFAULT 126
 /* Slots kept beyond max_readers: snapshot copies and kv_size. */

@@ -462,6 +462,9 @@ static int kv_put_fn(struct api_op *op, const ProtobufCMessage *req)
     if (r->key.len == 0) {
         return ERR_KEY_NOT_PROVIDED;
     }
+    if (r->key.len > KV_KEY_BYTES_MAX) {
+        return ERR_KEY_TOO_LARGE; /* apply would refuse it: no proposal */
+    }
     if (r->ignore_value && r->value.len != 0) {
         return ERR_VALUE_PROVIDED;
     }
