@@ -179,6 +179,13 @@ void pb_print_txn(const struct cairn_txn_resp *r);
 void pb_print_watch(const struct cairn_watch_resp *r);
 void pb_print_members(const struct cairn_header *h,
                       const struct cairn_member *ms, size_t n);
+void pb_print_member_add(const struct cairn_member_add_resp *r);
+void pb_print_header_msg(const struct cairn_header *h);
+void pb_print_names(const struct cairn_names_resp *r);
+void pb_print_role(const struct cairn_role_resp *r);
+void pb_print_alarms(const struct cairn_alarm_resp *r);
+/* etcdctl's failure after a revoke done with -w protobuf; the exit code. */
+int pb_revoke_refusal(const struct cairn_header *h);
 
 /* Commands. */
 int cmd_get(struct ctl *x);

@@ -95,6 +95,10 @@ static int print_alarms(const struct ctl *x, const struct cairn_alarm_resp *r)
     if (rc >= 0) {
         return rc;
     }
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_alarms(r);
+        return 0;
+    }
     const struct cairn_header *h = &r->header;
     bool has_hdr = h->cluster_id != 0 || h->member_id != 0 ||
                    h->revision != 0 || h->raft_term != 0;
@@ -457,9 +461,12 @@ int cmd_move_leader(struct ctl *x)
             cairn_client_free(c);
             continue;
         }
-        rc = cairn_move_leader(c, target, ctl_deadline(x), NULL);
+        struct cairn_header h = {0};
+        rc = cairn_move_leader(c, target, ctl_deadline(x), &h);
         if (rc != 0) {
             rc = ctl_fail_call(x, c, rc, CTL_EXIT_ERROR);
+        } else if (x->fmt == CTL_PROTOBUF) {
+            pb_print_header_msg(&h);
         } else {
             printf("Leadership transferred from %" PRIx64 " to %" PRIx64 "\n",
                    leader, target);
@@ -617,7 +624,9 @@ int cmd_member_add(struct ctl *x)
     if (rc != 0) {
         return ctl_fail_call(x, c, rc, CTL_EXIT_ERROR);
     }
-    if (x->fmt == CTL_JSON) {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_member_add(&r);
+    } else if (x->fmt == CTL_JSON) {
         print_members_json(&r.header, &r.member, r.members, r.members_count);
     } else if (x->fmt == CTL_FIELDS) {
         print_members_fields(&r.header, r.members, r.members_count);
@@ -685,7 +694,9 @@ static int member_change(struct ctl *x, int which)
     }
     static const char *const verb[] = {"removed from", "updated in",
                                        "promoted in"};
-    if (x->fmt == CTL_JSON) {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_members(&r.header, r.members, r.members_count);
+    } else if (x->fmt == CTL_JSON) {
         print_members_json(&r.header, NULL, r.members, r.members_count);
     } else if (x->fmt == CTL_FIELDS) {
         print_members_fields(&r.header, r.members, r.members_count);

@@ -39,7 +39,9 @@ static int print_hdr(const struct ctl *x, const struct cairn_header *h,
     if (rc >= 0) {
         return rc;
     }
-    if (x->fmt == CTL_JSON) {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_header_msg(h);
+    } else if (x->fmt == CTL_JSON) {
         fputs("{\"header\":", stdout);
         out_header_json(h);
         puts("}");
@@ -302,12 +304,18 @@ int cmd_user_get(struct ctl *x)
                 return ctl_fail_call(x, c, rc, CTL_EXIT_ERROR);
             }
             putchar('\n');
-            print_role_simple(r.names[i], &rr);
+            if (x->fmt == CTL_PROTOBUF) {
+                pb_print_role(&rr);
+            } else {
+                print_role_simple(r.names[i], &rr);
+            }
             cairn_role_resp_free(&rr);
         }
     } else if ((rc = no_table(x, true)) >= 0) {
         cairn_names_resp_free(&r);
         return rc;
+    } else if (x->fmt == CTL_PROTOBUF) {
+        pb_print_names(&r);
     } else if (x->fmt == CTL_JSON) {
         print_names_json(&r, "roles");
     } else {
@@ -337,7 +345,9 @@ static int list_names(struct ctl *x, bool users)
         cairn_names_resp_free(&r);
         return rc;
     }
-    if (x->fmt == CTL_JSON) {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_names(&r);
+    } else if (x->fmt == CTL_JSON) {
         print_names_json(&r, users ? "users" : "roles");
     } else if (x->fmt == CTL_FIELDS) {
         out_header_fields(&r.header);
@@ -503,7 +513,9 @@ int cmd_role_get(struct ctl *x)
         cairn_role_resp_free(&r);
         return rc;
     }
-    if (x->fmt == CTL_JSON) {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_role(&r);
+    } else if (x->fmt == CTL_JSON) {
         fputs("{\"header\":", stdout);
         out_header_json(&r.header);
         if (r.perms_count > 0) {

@@ -101,7 +101,9 @@ int cmd_lease_revoke(struct ctl *x)
                             ? "context deadline exceeded"
                             : m);
     }
-    if (x->fmt == CTL_JSON) {
+    if (x->fmt == CTL_PROTOBUF) {
+        return pb_revoke_refusal(&h);
+    } else if (x->fmt == CTL_JSON) {
         fputs("{\"header\":", stdout);
         out_header_json(&h);
         puts("}");
@@ -221,7 +223,9 @@ int cmd_lease_list(struct ctl *x)
 static void print_keepalive(const struct ctl *x, int64_t id, int64_t ttl,
                             const struct cairn_header *h)
 {
-    if (x->fmt == CTL_JSON) {
+    if (x->fmt == CTL_PROTOBUF) {
+        pb_print_header(h); /* as lease grant */
+    } else if (x->fmt == CTL_JSON) {
         json_hdr_open(h);
         printf("\"ID\":%" PRId64 ",\"TTL\":%" PRId64 "}\n", id, ttl);
     } else if (x->fmt == CTL_FIELDS) {

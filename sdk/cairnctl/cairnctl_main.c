@@ -961,9 +961,46 @@ static int apply_env(struct ctl *x)
 static int protobuf_ok(const char *cmd)
 {
     static const char *const yes[] = {
-        "get",         "put",         "del",        "watch",
-        "member list", "lease grant", "lease list", "lease timetolive",
-        "txn"};
+        "get",
+        "put",
+        "del",
+        "watch",
+        "txn",
+        "lease grant",
+        "lease revoke", /* refused after the revoke, as etcdctl */
+        "lease list",
+        "lease timetolive",
+        "lease keep-alive",
+        "member list",
+        "member add",
+        "member remove",
+        "member update",
+        "member promote",
+        "alarm list",
+        "alarm disarm",
+        "move-leader",
+        "user add",
+        "user delete",
+        "user get",
+        "user list",
+        "user passwd",
+        "user grant-role",
+        "user revoke-role",
+        "role add",
+        "role delete",
+        "role get",
+        "role list",
+        "role grant-permission",
+        "role revoke-permission",
+        /* these print their own text, whatever the format */
+        "compaction",
+        "defrag",
+        "snapshot save",
+        "auth enable",
+        "auth disable",
+        "lock",
+        "elect",
+        "version"};
     static const char *const never[] = {"endpoint health", "endpoint status",
                                         "endpoint hashkv", "snapshot status"};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
