@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include "base/alloc.h"
-#include "base/assert.h"
 #include "sdk/api_int.h"
 #include "sdk/client_int.h"
 
@@ -336,6 +335,24 @@ CAIRN_EXPORT void cairn_config_release_free(struct cairn_config_release *r)
     }
 }
 
+/* The end of cairn_api_call and cairn_http_get: the error's reason on the
+ * client, the endpoint copy freed, the answer handed over. */
+static int api_done(struct cairn_client *c, int rc, const char *eb,
+                    struct cairn__eps *e, struct cairn__http_resp *r,
+                    struct cairn_api_resp *out)
+{
+    pthread_mutex_lock(&c->mu);
+    if (rc != 0) {
+        cairn__fail(c, rc, 0, "%s", eb[0] != 0 ? eb : cairn_strerror(rc));
+    }
+    pthread_mutex_unlock(&c->mu);
+    cairn__eps_free(e);
+    out->status = r->status;
+    out->body = r->body;
+    out->body_len = r->body_len;
+    return rc;
+}
+
 CAIRN_EXPORT int cairn_api_call(struct cairn_client *c, const char *method,
                                 const char *path, const char *body,
                                 int64_t deadline_ms, struct cairn_api_resp *out)
@@ -354,21 +371,12 @@ CAIRN_EXPORT int cairn_api_call(struct cairn_client *c, const char *method,
     }
     bool idem = strcmp(method, "GET") == 0;
     struct cairn__http_resp r;
-    char eb[sizeof(c->errmsg)];
+    char eb[sizeof(c->errmsg)] = "";
     pthread_mutex_lock(&c->mu);
     int64_t ms = deadline_ms > 0 ? deadline_ms : c->timeout_ms;
     pthread_mutex_unlock(&c->mu);
     rc = cairn__api(&e, method, path, body, idem, ms, &r, eb, sizeof(eb));
-    pthread_mutex_lock(&c->mu);
-    if (rc != 0) {
-        cairn__fail(c, rc, 0, "%s", eb[0] != 0 ? eb : cairn_strerror(rc));
-    }
-    pthread_mutex_unlock(&c->mu);
-    cairn__eps_free(&e);
-    out->status = r.status;
-    out->body = r.body;
-    out->body_len = r.body_len;
-    return rc;
+    return api_done(c, rc, eb, &e, &r, out);
 }
 
 /* Not cairn__api: no token, no failover, any path (cairn.h says why). */
@@ -393,8 +401,7 @@ CAIRN_EXPORT int cairn_http_get(struct cairn_client *c, size_t endpoint_index,
         return CAIRN_E_INVALID;
     }
     struct cairn__http_resp r;
-    char eb[sizeof(c->errmsg)];
-    eb[0] = 0;
+    char eb[sizeof(c->errmsg)] = "";
     pthread_mutex_lock(&c->mu);
     int64_t ms = deadline_ms > 0 ? deadline_ms : c->timeout_ms;
     pthread_mutex_unlock(&c->mu);
@@ -406,17 +413,7 @@ CAIRN_EXPORT int cairn_http_get(struct cairn_client *c, size_t endpoint_index,
             snprintf(eb, sizeof(eb), "HTTP %d", r.status);
         }
     }
-    pthread_mutex_lock(&c->mu);
-    if (rc != 0) {
-        cairn__fail(c, rc, 0, "%s", eb[0] != 0 ? eb : cairn_strerror(rc));
-    }
-    pthread_mutex_unlock(&c->mu);
-    cairn__eps_free(&e);
-    out->status = r.status;
-    out->body = r.body;
-    out->body_len = r.body_len;
-    ASSERT(rc != 0 || out->body != NULL);
-    return rc;
+    return api_done(c, rc, eb, &e, &r, out);
 }
 
 CAIRN_EXPORT void cairn_api_resp_free(struct cairn_api_resp *r)

@@ -73,32 +73,22 @@
 #define CHECK_DURATION_MAX 3600
 #define CHECK_CLEANUP_MS   30000 /* etcdctl's for delete, compact, defrag */
 
+/* etcdctl's workloads by name: check perf's puts a second and clients,
+ * check datascale's pairs and clients. */
 struct check_load {
     const char *name;
     const char *alias;
-    int64_t limit;
-    int64_t clients;
+    int64_t limit;   /* perf: puts a second */
+    int64_t clients; /* perf */
+    uint64_t pairs;  /* datascale */
+    int64_t ds_clients;
 };
 
 static const struct check_load loads[] = {
-    {"s", "small", 150, 50},
-    {"m", "medium", 1000, 200},
-    {"l", "large", 8000, 500},
-    {"xl", "xLarge", 15000, 1000},
-};
-
-struct check_ds_load {
-    const char *name;
-    const char *alias;
-    uint64_t pairs;
-    int64_t clients;
-};
-
-static const struct check_ds_load ds_loads[] = {
-    {"s", "small", 10000, 50},
-    {"m", "medium", 100000, 200},
-    {"l", "large", 1000000, 500},
-    {"xl", "xLarge", 3000000, 1000},
+    {"s", "small", 150, 50, 10000, 50},
+    {"m", "medium", 1000, 200, 100000, 200},
+    {"l", "large", 8000, 500, 1000000, 500},
+    {"xl", "xLarge", 15000, 1000, 3000000, 1000},
 };
 
 struct check_run {
@@ -630,17 +620,6 @@ static double endpoint_rss(struct ctl *x, struct cairn_client *c)
     return v;
 }
 
-static const struct check_ds_load *find_ds_load(const char *s)
-{
-    for (size_t i = 0; i < sizeof(ds_loads) / sizeof(ds_loads[0]); i++) {
-        if (strcmp(s, ds_loads[i].name) == 0 ||
-            strcmp(s, ds_loads[i].alias) == 0) {
-            return &ds_loads[i];
-        }
-    }
-    return NULL;
-}
-
 /* Put 0, sent alone: etcdctl's shape (512 + 512 bytes after the prefix)
  * unless the server refuses a key that long (cairnd keeps keys to LMDB's
  * 511 bytes), when the pair becomes check perf's key of 256 bytes and a
@@ -694,7 +673,7 @@ static int ds_verdict(const struct check_run *r, double before, double after)
 
 int cmd_check_datascale(struct ctl *x)
 {
-    const struct check_ds_load *load = find_ds_load(ctl_flag(x, "load"));
+    const struct check_load *load = find_load(ctl_flag(x, "load"));
     if (load == NULL) {
         return ctl_fail(CTL_EXIT_BAD_FEATURE, "unknown load option %s",
                         ctl_flag(x, "load"));
@@ -729,10 +708,10 @@ int cmd_check_datascale(struct ctl *x)
     printf("Start data scale check for work load [%" PRIu64
            " key-value pairs, %d bytes per key-value, %" PRId64
            " concurrent clients].\n",
-           load->pairs, 2 * CHECK_DS_HALF, load->clients);
+           load->pairs, 2 * CHECK_DS_HALF, load->ds_clients);
     fflush(stdout);
     ds_first_put(r, c);
-    size_t started = run_clients(r, load->clients, true);
+    size_t started = run_clients(r, load->ds_clients, true);
     double after = started > 0 ? endpoint_rss(x, c) : 0;
     if (after <= 0) {
         if (started == 0) {

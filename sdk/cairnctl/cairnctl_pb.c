@@ -425,8 +425,7 @@ static void pb_member(Etcdserverpb__Member *m, const struct cairn_member *src)
 void pb_print_member_add(const struct cairn_member_add_resp *r)
 {
     static struct pb_arena a;
-    Etcdserverpb__MemberAddResponse m =
-        ETCDSERVERPB__MEMBER_ADD_RESPONSE__INIT;
+    Etcdserverpb__MemberAddResponse m = ETCDSERVERPB__MEMBER_ADD_RESPONSE__INIT;
     size_t n = r->members_count;
     Etcdserverpb__Member *mem = pb_alloc(&a, n + 1, sizeof(*mem));
     Etcdserverpb__Member **ptrs = pb_alloc(&a, n, sizeof(*ptrs));
@@ -454,16 +453,16 @@ int pb_revoke_refusal(const struct cairn_header *h)
         size_t o = 0;
         t[0] = 0;
         if (h->cluster_id != 0) {
-            o += (size_t)snprintf(t + o, sizeof(t) - o, "cluster_id:%" PRIu64
-                                  " ", h->cluster_id);
+            o += (size_t)snprintf(t + o, sizeof(t) - o,
+                                  "cluster_id:%" PRIu64 " ", h->cluster_id);
         }
         if (h->member_id != 0) {
-            o += (size_t)snprintf(t + o, sizeof(t) - o, "member_id:%" PRIu64
-                                  " ", h->member_id);
+            o += (size_t)snprintf(t + o, sizeof(t) - o,
+                                  "member_id:%" PRIu64 " ", h->member_id);
         }
         if (h->revision != 0) {
-            o += (size_t)snprintf(t + o, sizeof(t) - o, "revision:%" PRId64
-                                  " ", h->revision);
+            o += (size_t)snprintf(t + o, sizeof(t) - o, "revision:%" PRId64 " ",
+                                  h->revision);
         }
         if (h->raft_term != 0) {
             snprintf(t + o, sizeof(t) - o, "raft_term:%" PRIu64 " ",
