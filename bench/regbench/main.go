@@ -73,6 +73,7 @@ var (
 	window   = flag.Int("window", 16, "hb grpc: requests in flight per stream")
 	pidsArg  = flag.String("pids", "", "server PIDs for CPU")
 	svcName  = flag.String("svc", "svc", "service (or config) name")
+	perSock  = flag.Int("per-socket", 1, "push, cfg on cairn: subscriptions per WebSocket; over 1 they share /api/v1/stream sockets (as etcd's watchers share -conns connections)")
 	waitAcks = flag.Bool("wait-acks", false, "cfg on cairn: publish with ?wait_acks=1 and time the PUT until every ack is in")
 )
 
@@ -623,6 +624,79 @@ func wsDialAll(url func(i int) string, onMsg func(c *websocket.Conn, msg []byte,
 	return cs
 }
 
+// wsMuxAll opens *n subscriptions over ceil(*n / *perSock) sockets on
+// /api/v1/stream (sub(i) is subscription i's subscribe request, with id
+// i+1), each socket waiting for all of its snapshots; then runs onMsg for
+// every later message with the message's sub.
+func wsMuxAll(sub func(i int) string, onMsg func(c *websocket.Conn, sub int, msg []byte, t time.Time)) ([]*websocket.Conn, int) {
+	k := *perSock
+	ns := (*n + k - 1) / k
+	cs := make([]*websocket.Conn, ns)
+	subs := make([]int, ns)
+	sem := make(chan struct{}, 50)
+	var wg sync.WaitGroup
+	var fails int64
+	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second,
+		ReadBufferSize: 65536, WriteBufferSize: 4096}
+	for s := 0; s < ns; s++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(s int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, _, err := d.Dial("ws://"+endpoints[s%len(endpoints)]+"/api/v1/stream", nil)
+			if err != nil {
+				if atomic.AddInt64(&fails, 1) <= 3 {
+					log.Printf("socket %d: %v", s, err)
+				}
+				return
+			}
+			lo, hi := s*k, (s+1)*k
+			if hi > *n {
+				hi = *n
+			}
+			for i := lo; i < hi && err == nil; i++ {
+				err = c.WriteMessage(websocket.TextMessage, []byte(sub(i)))
+			}
+			for snaps := 0; snaps < hi-lo && err == nil; {
+				var msg []byte
+				_, msg, err = c.ReadMessage()
+				if err == nil && bytes.Contains(msg, []byte(`"type":"snapshot"`)) {
+					snaps++
+				} else if err == nil && bytes.Contains(msg, []byte(`"error"`)) {
+					err = fmt.Errorf("%.200s", msg)
+				}
+			}
+			if err != nil {
+				if atomic.AddInt64(&fails, 1) <= 3 {
+					log.Printf("socket %d: %v", s, err)
+				}
+				c.Close()
+				return
+			}
+			cs[s], subs[s] = c, hi-lo
+			go func() {
+				for {
+					_, msg, err := c.ReadMessage()
+					if err != nil {
+						return
+					}
+					onMsg(c, field(msg, "sub"), msg, time.Now())
+				}
+			}()
+		}(s)
+	}
+	wg.Wait()
+	if fails > 0 {
+		log.Printf("%d of %d sockets failed", fails, ns)
+	}
+	total := 0
+	for _, v := range subs {
+		total += v
+	}
+	return cs, total
+}
+
 // field returns the integer after `"name":` in msg (first occurrence).
 func field(msg []byte, name string) int {
 	i := bytes.Index(msg, []byte(`"`+name+`":`))
@@ -754,16 +828,27 @@ func runPush() map[string]interface{} {
 	var closeAll func()
 	var write func(r int) error
 	if *kind == "cairn" {
-		cs := wsDialAll(func(i int) string {
-			return "ws://" + endpoints[i%len(endpoints)] + "/api/v1/watch/registry/bench/" + svc
-		}, func(c *websocket.Conn, msg []byte, t time.Time) {
-			if bytes.Contains(msg, []byte(`"type":"put"`)) {
-				rec.add(roundOf(msg), t, t, false)
-			}
-		})
-		for _, c := range cs {
-			if c != nil {
-				subs++
+		var cs []*websocket.Conn
+		if *perSock > 1 {
+			cs, subs = wsMuxAll(func(i int) string {
+				return `{"id":` + strconv.Itoa(i+1) + `,"op":"subscribe","kind":"registry","namespace":"bench","service":"` + svc + `"}`
+			}, func(c *websocket.Conn, sub int, msg []byte, t time.Time) {
+				if bytes.Contains(msg, []byte(`"type":"put"`)) {
+					rec.add(roundOf(msg), t, t, false)
+				}
+			})
+		} else {
+			cs = wsDialAll(func(i int) string {
+				return "ws://" + endpoints[i%len(endpoints)] + "/api/v1/watch/registry/bench/" + svc
+			}, func(c *websocket.Conn, msg []byte, t time.Time) {
+				if bytes.Contains(msg, []byte(`"type":"put"`)) {
+					rec.add(roundOf(msg), t, t, false)
+				}
+			})
+			for _, c := range cs {
+				if c != nil {
+					subs++
+				}
 			}
 		}
 		hc := httpClient()
@@ -858,10 +943,7 @@ func runCfg() map[string]interface{} {
 		}
 		v0 := field(b, "version") // round r publishes version v0+1+r
 		var ackErrs int64
-		cs := wsDialAll(func(i int) string {
-			return "ws://" + endpoints[i%len(endpoints)] + "/api/v1/watch/config/bench/app/" +
-				name + "?client_id=s" + strconv.Itoa(i)
-		}, func(c *websocket.Conn, msg []byte, t time.Time) {
+		onMsg := func(c *websocket.Conn, sub int, msg []byte, t time.Time) {
 			if !bytes.Contains(msg, []byte(`"type":"put"`)) {
 				if bytes.Contains(msg, []byte(`"type":"error"`)) &&
 					atomic.AddInt64(&ackErrs, 1) <= 3 {
@@ -870,13 +952,29 @@ func runCfg() map[string]interface{} {
 				return
 			}
 			v := field(msg, "version")
-			err := c.WriteMessage(websocket.TextMessage, []byte(
-				`{"ack":{"name":"`+name+`","version":`+strconv.Itoa(v)+`}}`))
+			ack := `{"ack":{"name":"` + name + `","version":` + strconv.Itoa(v) + `}}`
+			if sub > 0 {
+				ack = `{"op":"ack","sub":` + strconv.Itoa(sub) + `,"name":"` + name +
+					`","version":` + strconv.Itoa(v) + `}`
+			}
+			err := c.WriteMessage(websocket.TextMessage, []byte(ack))
 			rec.add(v-v0-1, t, time.Now(), err == nil)
-		})
-		for _, c := range cs {
-			if c != nil {
-				subs++
+		}
+		var cs []*websocket.Conn
+		if *perSock > 1 {
+			cs, subs = wsMuxAll(func(i int) string {
+				return `{"id":` + strconv.Itoa(i+1) + `,"op":"subscribe","kind":"config","namespace":"bench","app":"app","name":"` +
+					name + `","client_id":"s` + strconv.Itoa(i) + `"}`
+			}, onMsg)
+		} else {
+			cs = wsDialAll(func(i int) string {
+				return "ws://" + endpoints[i%len(endpoints)] + "/api/v1/watch/config/bench/app/" +
+					name + "?client_id=s" + strconv.Itoa(i)
+			}, func(c *websocket.Conn, msg []byte, t time.Time) { onMsg(c, 0, msg, t) })
+			for _, c := range cs {
+				if c != nil {
+					subs++
+				}
 			}
 		}
 		var allAck []float64

@@ -459,6 +459,10 @@ static void http_metrics(struct mw *w, const struct http *h)
                "WebSocket stream messages written at once, not queued for a "
                "writable callback.",
                st->push_direct);
+    metric_u64(w, "cairn_stream_ws_direct_sends_total", "counter",
+               "Writes that carried those messages: one per socket and hub "
+               "pass, however many of its subscriptions a change reached.",
+               st->push_cork_writes);
     metric_u64(w, "cairn_stream_push_by_reference_total", "counter",
                "Large stream messages queued by reference to one shared "
                "copy instead of copied per subscriber.",

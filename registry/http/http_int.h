@@ -47,6 +47,8 @@
 /* Bytes of one WebSocket frame we send (a longer message goes out as
  * continuation frames, one per writable callback). */
 #define HTTP_WS_FRAME_BYTES    (64 * 1024)
+/* Bytes of framed messages gathered for one socket before one write. */
+#define HTTP_CORK_BYTES        (64 * 1024)
 /* A pushed WebSocket message body this large is queued by reference to
  * one refcounted copy (struct http_blob) for every subscriber, not copied
  * into each queue: a 1 MiB config published to 10,000 subscribers holds
@@ -95,6 +97,7 @@ struct http_stats {
     uint64_t push_encoded;     /* stream messages encoded (http_share.c) */
     uint64_t push_shared;      /* ... found encoded for another subscriber */
     uint64_t push_direct;      /* WebSocket messages written at once */
+    uint64_t push_cork_writes; /* ... the writes that carried them */
     uint64_t push_by_ref;      /* messages queued by reference (blobs) */
 };
 
@@ -155,6 +158,14 @@ struct http {
     uint64_t streams_open;
     uint64_t mux_subs_open; /* subscriptions on /api/v1/stream sockets */
     uint8_t *tx;            /* LWS_PRE + one frame or slice: write scratch */
+    /* WebSocket messages of one hub pass for one socket, framed, sent by
+     * one write (http_stream.c, write_now()); flushed when another socket
+     * writes, when full, before the socket's own writable callback and
+     * after every hub pass (flush, a prepare handle) */
+    uint8_t *cork; /* LWS_PRE + HTTP_CORK_BYTES */
+    size_t cork_len;
+    struct hstream *cork_hs; /* whose bytes cork holds, or NULL */
+    uv_prepare_t flush;
     struct http_share share;
 };
 
@@ -374,6 +385,9 @@ void http__stream_free(struct http_conn *c);
 /* Server stop: every stream leaves the watch hub now (the hub closes right
  * after); the connections close with the lws context. */
 void http__streams_stop(struct http *h);
+
+/* Write what h->cork holds for its socket (a no-op when empty). */
+void http__cork_flush(struct http *h);
 
 /* Every HTTP_SWEEP_MS: close the streams whose queue stayed at its bound
  * with nothing written for HTTP_STREAM_STALL_S, and write the SSE

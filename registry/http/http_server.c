@@ -1057,6 +1057,7 @@ static void pending_done(struct http *h)
     h->s->http = NULL;
     http__share_free(h);
     mem_free(h->tx);
+    mem_free(h->cork);
     mem_free(h);
 }
 
@@ -1125,6 +1126,13 @@ static const lws_retry_bo_t idle_policy = {
     .secs_since_valid_ping = 0,
     .secs_since_valid_hangup = 0,
 };
+
+/* After the idle handles (the watch hub's pass, api_watch.c) and before
+ * the loop polls: the last socket's gathered messages go out. */
+static void on_flush(uv_prepare_t *p)
+{
+    http__cork_flush(p->data);
+}
 
 static void on_sweep(uv_timer_t *t)
 {
@@ -1242,16 +1250,20 @@ int http_start(struct server *s, char *msg, size_t msg_len)
         return rc;
     }
     uv_check_init(s->loop, &h->watch);
+    uv_prepare_init(s->loop, &h->flush);
     uv_timer_init(s->loop, &h->reap);
     uv_timer_init(s->loop, &h->sweep);
     h->watch.data = h;
     h->reap.data = h;
     h->sweep.data = h;
+    h->flush.data = h;
     uv_check_start(&h->watch, on_watch);
+    uv_prepare_start(&h->flush, on_flush);
+    uv_unref((uv_handle_t *)&h->flush);
     uv_unref((uv_handle_t *)&h->watch);
     uv_timer_start(&h->sweep, on_sweep, HTTP_SWEEP_MS, HTTP_SWEEP_MS);
     uv_unref((uv_handle_t *)&h->sweep);
-    h->pending = 3;
+    h->pending = 4;
     s->http = h;
     LOGD("http", "HTTP/1.1 side started");
     return 0;
@@ -1267,6 +1279,9 @@ void http_stop(struct server *s)
     http__streams_stop(h); /* before the watch hub closes */
     uv_check_stop(&h->watch);
     uv_close((uv_handle_t *)&h->watch, handle_closed);
+    http__cork_flush(h);
+    uv_prepare_stop(&h->flush);
+    uv_close((uv_handle_t *)&h->flush, handle_closed);
     uv_timer_stop(&h->sweep);
     uv_close((uv_handle_t *)&h->sweep, handle_closed);
     /* closes every connection (CLOSED_HTTP cancels pending calls); with a

@@ -267,42 +267,111 @@ static int error_json(struct buf *out, enum grpc_code code, const char *text)
 
 /* ------------------------------------------------------------ outbound */
 
+/* A failed write means the connection is gone: nothing more is queued and
+ * it is closed from lws's next pass, as http__conn_kill() does. */
+static void write_failed(struct hstream *hs)
+{
+    hs->ending = true;
+    lws_set_timeout(hs->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+void http__cork_flush(struct http *h)
+{
+    struct hstream *hs = h->cork_hs;
+    size_t n = h->cork_len;
+    if (hs == NULL) {
+        return;
+    }
+    h->cork_hs = NULL;
+    h->cork_len = 0;
+    /* framed already: lws writes the bytes as they are and keeps what the
+     * kernel does not take, as for one message */
+    if (lws_write(hs->wsi, h->cork + LWS_PRE, n, LWS_WRITE_HTTP) < (int)n) {
+        write_failed(hs);
+    }
+    h->st.push_cork_writes++;
+}
+
+/* The header of one unmasked final text frame of n bytes into p; its
+ * length. */
+static size_t ws_frame_header(uint8_t *p, size_t n)
+{
+    p[0] = 0x81;
+    if (n < 126) {
+        p[1] = (uint8_t)n;
+        return 2;
+    }
+    if (n < 65536) {
+        p[1] = 126;
+        p[2] = (uint8_t)(n >> 8);
+        p[3] = (uint8_t)n;
+        return 4;
+    }
+    p[1] = 127;
+    for (int i = 0; i < 8; i++) {
+        p[2 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+    }
+    return 10;
+}
+
 /*
- * Write one WebSocket message now, outside lws's writable callback, when
+ * Write one WebSocket message outside lws's writable callback, when
  * nothing is queued before it. The queued path costs, per message, a
  * writable request and its cancel: with lws on libuv each is a
  * uv_poll_start, which libuv does as epoll_ctl DEL then ADD, so four
  * epoll_ctl calls and a loop pass before the send. A push to 10,000
- * subscribers spent more on those than on the sends. Here one send()
- * does it while the socket has room, which it has unless the client
- * stopped reading; lws keeps what the kernel does not take (one message
- * at most: we write only when it holds nothing, lws_partial_buffered())
- * and asks for the writable callback itself, after which the queue
- * drains as before and keeps the order. Only from the hub's send
- * callback (hs->direct), only whole messages of one frame, only with the
- * queue empty. A failed write means the connection is gone: it is
- * closed from lws's next pass, as http__conn_kill() does.
+ * subscribers spent more on those than on the sends.
+ *
+ * Here the message is framed into h->cork, which gathers the messages of
+ * one socket in a row and goes out as one send() when another socket
+ * writes, when it is full, and after the hub's pass (http_server.c's
+ * prepare handle, before the loop polls). A socket carrying many
+ * subscriptions (/api/v1/stream) so gets one send per change instead of
+ * one per subscription; a socket with one costs a copy more than before.
+ * The send has room unless the client stopped reading; lws keeps what the
+ * kernel does not take (we write only when it holds nothing,
+ * lws_partial_buffered()) and asks for the writable callback itself,
+ * after which the queue drains as before and keeps the order: the cork is
+ * flushed before the socket's writable callback writes anything.
+ * Only from the hub's send callback (hs->direct), only whole messages of
+ * one frame, only with the queue empty.
  */
 static bool write_now(struct hstream *hs, const char *prefix, size_t plen,
                       const uint8_t *body, size_t len, const char *suffix,
                       size_t slen)
 {
+    struct http *h = hs->h;
     size_t total = plen + len + slen;
-    uint8_t *p = hs->h->tx + LWS_PRE;
     if (!hs->direct || hs->kind != HTTP_STREAM_WS || pending(hs) != 0 ||
-        hs->ending || hs->doomed || total > HTTP_WS_FRAME_BYTES ||
-        lws_partial_buffered(hs->wsi)) {
+        total > HTTP_WS_FRAME_BYTES) {
+        return false;
+    }
+    if (h->cork_hs != NULL &&
+        (h->cork_hs != hs || h->cork_len + total + 10 > HTTP_CORK_BYTES)) {
+        http__cork_flush(h);
+    }
+    if (hs->ending || hs->doomed || lws_partial_buffered(hs->wsi)) {
         return false;
     }
     ASSERT(hs->msg_sent == 0);
-    memcpy(p, prefix, plen);
-    memcpy(p + plen, body, len);
-    memcpy(p + plen + len, suffix, slen);
-    if (lws_write(hs->wsi, p, total, LWS_WRITE_TEXT) < (int)total) {
-        hs->ending = true; /* nothing more: the socket goes */
-        lws_set_timeout(hs->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    if (total + 10 > HTTP_CORK_BYTES) { /* alone: as lws frames it */
+        uint8_t *p = h->tx + LWS_PRE;
+        memcpy(p, prefix, plen);
+        memcpy(p + plen, body, len);
+        memcpy(p + plen + len, suffix, slen);
+        if (lws_write(hs->wsi, p, total, LWS_WRITE_TEXT) < (int)total) {
+            write_failed(hs);
+        }
+    } else {
+        uint8_t *p = h->cork + LWS_PRE + h->cork_len;
+        size_t hl = ws_frame_header(p, total);
+        memcpy(p + hl, prefix, plen);
+        memcpy(p + hl + plen, body, len);
+        memcpy(p + hl + plen + len, suffix, slen);
+        h->cork_len += hl + total;
+        h->cork_hs = hs;
     }
-    hs->h->st.push_direct++;
+    h->st.push_direct++;
     return true;
 }
 
@@ -675,6 +744,13 @@ static struct hstream *stream_new(struct http_conn *c, struct lws *wsi,
             return NULL;
         }
     }
+    if (h->cork == NULL) {
+        h->cork = mem_alloc(LWS_PRE + HTTP_CORK_BYTES);
+        if (h->cork == NULL) {
+            mem_free(hs);
+            return NULL;
+        }
+    }
     hs->h = h;
     hs->c = c;
     hs->wsi = wsi;
@@ -728,6 +804,10 @@ void http__stream_free(struct http_conn *c)
     }
     struct http *h = hs->h;
     size_t n = 0;
+    if (h->cork_hs == hs) { /* the connection is going: nothing to send */
+        h->cork_hs = NULL;
+        h->cork_len = 0;
+    }
     stream_detach(hs);
     while (hs->subs != NULL) {
         ASSERT(n++ < MUX_SUBS_HARD_MAX + 1);
@@ -2269,6 +2349,9 @@ int http__stream_writable(struct http_conn *c)
     struct hstream *hs = c->hs;
     if (hs == NULL) {
         return 0;
+    }
+    if (hs->h->cork_hs == hs) {
+        http__cork_flush(hs->h); /* its messages go before the queue's */
     }
     return hs->kind == HTTP_STREAM_WS ? ws_writable(hs) : gw_writable(hs);
 }
