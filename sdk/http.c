@@ -45,6 +45,7 @@
 /* A connection: its fd, and its SSL when it is TLS. */
 struct hio {
     int fd;
+    int wake; /* reads only: see struct cairn__ws */
     SSL *ssl;
     char *eb; /* where a TLS failure's reason goes (may be NULL) */
     size_t ebn;
@@ -103,15 +104,25 @@ static int64_t ms_left(uint64_t deadline_ns)
     return (int64_t)((deadline_ns - now) / 1000000u) + 1;
 }
 
-static int wait_fd(int fd, short ev, uint64_t deadline_ns)
+/* Waits for ev on fd until the deadline; with wake (an fd plus one, 0:
+ * none), a byte on wake ends the wait early as a timeout (the bytes are
+ * drained). */
+static int wait_fd_wake(int fd, short ev, uint64_t deadline_ns, int wake)
 {
     for (;;) {
         int64_t left = ms_left(deadline_ns);
         if (left <= 0) {
             return CAIRN_E_TIMEOUT;
         }
-        struct pollfd p = {.fd = fd, .events = ev};
-        int n = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
+        struct pollfd p[2] = {{.fd = fd, .events = ev},
+                              {.fd = wake - 1, .events = POLLIN}};
+        int n = poll(p, wake > 0 ? 2 : 1, left > 1000000 ? 1000000 : (int)left);
+        if (n > 0 && wake > 0 && (p[1].revents & POLLIN) != 0) {
+            char drain[64];
+            while (read(wake - 1, drain, sizeof(drain)) > 0) {
+            }
+            return CAIRN_E_TIMEOUT;
+        }
         if (n > 0) {
             return 0;
         }
@@ -119,6 +130,11 @@ static int wait_fd(int fd, short ev, uint64_t deadline_ns)
             return CAIRN_E_UNAVAILABLE;
         }
     }
+}
+
+static int wait_fd(int fd, short ev, uint64_t deadline_ns)
+{
+    return wait_fd_wake(fd, ev, deadline_ns, 0);
 }
 
 static int dial(const char *ep, uint64_t deadline_ns, int *fd_out, char *eb,
@@ -250,7 +266,7 @@ static int tls_wait(struct hio *io, int r, uint64_t deadline_ns)
 {
     int e = SSL_get_error(io->ssl, r);
     if (e == SSL_ERROR_WANT_READ) {
-        return wait_fd(io->fd, POLLIN, deadline_ns);
+        return wait_fd_wake(io->fd, POLLIN, deadline_ns, io->wake);
     }
     if (e == SSL_ERROR_WANT_WRITE) {
         return wait_fd(io->fd, POLLOUT, deadline_ns);
@@ -349,7 +365,7 @@ static int recv_some(struct hio *io, uint8_t *buf, size_t cap,
         if (errno != EAGAIN && errno != EINTR) {
             return CAIRN_E_UNAVAILABLE;
         }
-        int rc = wait_fd(fd, POLLIN, deadline_ns);
+        int rc = wait_fd_wake(fd, POLLIN, deadline_ns, io->wake);
         if (rc != 0) {
             return rc;
         }
@@ -1043,7 +1059,7 @@ int cairn__ws_recv(struct cairn__ws *ws, int64_t timeout_ms, char **msg,
             }
         }
         size_t got = 0;
-        struct hio io = {.fd = ws->fd, .ssl = ws->ssl};
+        struct hio io = {.fd = ws->fd, .wake = ws->wake, .ssl = ws->ssl};
         int rc = recv_some(&io, ws->buf + ws->len, ws->cap - ws->len, deadline,
                            &got);
         if (rc != 0) {

@@ -82,6 +82,9 @@ struct cairn__ws {
     size_t frag_len;
     bool in_frag;
     uint64_t prng; /* masking keys */
+    /* an fd plus one (0: none): a byte on it ends cairn__ws_recv's wait
+     * early with CAIRN_E_TIMEOUT (the mux thread's wake-up) */
+    int wake;
 };
 
 /* Connects and upgrades. ws is the caller's; on failure nothing is open. */
@@ -98,7 +101,8 @@ int cairn__ws_send_text(struct cairn__ws *ws, const char *s, size_t n,
                         int64_t timeout_ms);
 /* Waits up to timeout_ms for one whole text message: *msg (NUL-terminated,
  * the caller frees it with mem_free) and *len. CAIRN_E_TIMEOUT when none
- * came (the ws stays usable); CAIRN_E_CLOSED when the server closed. */
+ * came, or ws->wake woke it (the ws stays usable); CAIRN_E_CLOSED when the
+ * server closed. */
 int cairn__ws_recv(struct cairn__ws *ws, int64_t timeout_ms, char **msg,
                    size_t *len);
 void cairn__ws_close(struct cairn__ws *ws);

@@ -9,8 +9,12 @@
  * reads: a message whose integer "id" names a subscription is its
  * subscribe's answer, one with "sub" and no "id" is its stream's; each goes
  * to that subscription's on_msg. Between reads it sends what handlers
- * queued (acks) and subscribes what is due. A broken socket: every
- * subscription hears on_link(err), the thread waits its backoff and opens
+ * queued (acks) and subscribes what is due. It sleeps in poll() on the
+ * socket and a pipe: whatever gives it work (a subscription added or
+ * removed, an ack queued, the last reference gone) writes a byte to the
+ * pipe, so work goes out at once and an idle client's thread wakes only
+ * every MUX_IDLE_MS (and when a resubscribe's backoff ends). A broken socket:
+ * every subscription hears on_link(err), the thread waits its backoff and opens
  * the next endpoint.
  *
  * Handlers run without the mux's lock, one at a time, with in_handler set:
@@ -19,15 +23,19 @@
  */
 #include "sdk/mux_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "sdk/client_int.h"
 
 #define MUX_PATH       "/api/v1/stream"
-#define MUX_RECV_MS    50
+#define MUX_IDLE_MS    1000
 #define MUX_BACKOFF_MS 100
 #define MUX_BACKOFF_MX 2000
 
@@ -35,6 +43,7 @@ struct cairn__mux {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t thr;
+    int wake[2]; /* a pipe: a byte wakes the thread (wake_up) */
     volatile bool stop;
     int refs;
     struct cairn__eps eps; /* the thread's */
@@ -70,6 +79,16 @@ int cairn__mux_code_err(const char *code)
     return CAIRN_E_SERVER;
 }
 
+/* Any thread: the mux thread looks for work now. A full pipe already
+ * holds a wake-up. */
+static void wake_up(struct cairn__mux *m)
+{
+    ssize_t r;
+    do {
+        r = write(m->wake[1], "w", 1);
+    } while (r < 0 && errno == EINTR);
+}
+
 /* ------------------------------------------------------------ queue */
 
 static void queue_clear(struct cairn__mux *m)
@@ -92,6 +111,7 @@ static void queue_json(struct cairn__mux *m, json_t *msg)
     if (s != NULL) {
         m->queue[(m->qhead + m->qlen) % CAIRN__MUX_QUEUE_MAX] = s;
         m->qlen++;
+        wake_up(m);
     }
 }
 
@@ -246,6 +266,34 @@ static bool has_subs(struct cairn__mux *m)
     return any;
 }
 
+/* How long the thread may sleep: until the first resubscribe falls due,
+ * at most MUX_IDLE_MS. */
+static int64_t wait_ms(struct cairn__mux *m)
+{
+    uint64_t now = cairn__now_ns();
+    int64_t ms = MUX_IDLE_MS;
+    pthread_mutex_lock(&m->mu);
+    for (struct cairn__sub *s = m->subs; s != NULL; s = s->next) {
+        if (!s->sent && s->retry_at > now) {
+            int64_t d = (int64_t)((s->retry_at - now) / 1000000u) + 1;
+            ms = d < ms ? d : ms;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    return ms;
+}
+
+/* Sleeps on the wake pipe alone (no socket), up to ms. */
+static void nap_woken(struct cairn__mux *m, int64_t ms)
+{
+    struct pollfd p = {.fd = m->wake[0], .events = POLLIN};
+    if (!m->stop && poll(&p, 1, (int)ms) > 0) {
+        char drain[64];
+        while (read(m->wake[0], drain, sizeof(drain)) > 0) {
+        }
+    }
+}
+
 static void *mux_thread(void *arg)
 {
     struct cairn__mux *m = arg;
@@ -253,7 +301,7 @@ static void *mux_thread(void *arg)
     size_t k = m->eps.cur;
     while (!m->stop) {
         if (!has_subs(m)) {
-            cairn__nap(&m->stop, MUX_RECV_MS);
+            nap_woken(m, MUX_IDLE_MS);
             continue;
         }
         struct cairn__ws ws = {.fd = -1};
@@ -266,6 +314,7 @@ static void *mux_thread(void *arg)
                                      CAIRN__MUX_MSG_MAX, NULL, 0);
         }
         if (rc == 0) {
+            ws.wake = m->wake[0] + 1;
             pthread_mutex_lock(&m->mu);
             m->up = true;
             pthread_mutex_unlock(&m->mu);
@@ -282,7 +331,7 @@ static void *mux_thread(void *arg)
             char *msg = NULL;
             size_t len = 0;
             if (rc == 0) {
-                rc = cairn__ws_recv(&ws, MUX_RECV_MS, &msg, &len);
+                rc = cairn__ws_recv(&ws, wait_ms(m), &msg, &len);
             }
             if (rc == CAIRN_E_TIMEOUT) {
                 rc = 0;
@@ -345,6 +394,11 @@ int cairn__mux_get(struct cairn_client *c, struct cairn__mux **out)
         mem_free(m);
         return rc;
     }
+    if (pipe2(m->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+        cairn__eps_free(&m->eps);
+        mem_free(m);
+        return CAIRN_E_NOMEM;
+    }
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
     m->refs = 2; /* the client's and the caller's */
@@ -352,6 +406,8 @@ int cairn__mux_get(struct cairn_client *c, struct cairn__mux **out)
     if (pthread_create(&m->thr, NULL, mux_thread, m) != 0) {
         pthread_cond_destroy(&m->cv);
         pthread_mutex_destroy(&m->mu);
+        close(m->wake[0]);
+        close(m->wake[1]);
         cairn__eps_free(&m->eps);
         mem_free(m);
         return CAIRN_E_NOMEM;
@@ -381,12 +437,15 @@ void cairn__mux_put(struct cairn__mux *m)
         return;
     }
     m->stop = true;
+    wake_up(m);
     if (pthread_equal(pthread_self(), m->thr)) {
         pthread_detach(m->thr); /* not reached by the contract; no leak */
         return;
     }
     pthread_join(m->thr, NULL);
     queue_clear(m);
+    close(m->wake[0]);
+    close(m->wake[1]);
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);
     cairn__eps_free(&m->eps);
@@ -403,6 +462,7 @@ int cairn__mux_add(struct cairn__mux *m, struct cairn__sub *s)
     s->backoff_ms = MUX_BACKOFF_MS;
     s->next = m->subs;
     m->subs = s;
+    wake_up(m);
     pthread_mutex_unlock(&m->mu);
     return 0;
 }
@@ -425,6 +485,7 @@ void cairn__mux_remove(struct cairn__mux *m, struct cairn__sub *s)
         queue_unsubscribe(m, s->id);
     }
     s->next = NULL;
+    wake_up(m); /* the last one gone closes the socket */
     pthread_mutex_unlock(&m->mu);
 }
 
