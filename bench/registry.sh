@@ -347,6 +347,12 @@ if has cfg3; then
                 run cfg3 "$r" $s "cfg3-$want" -mode cfg -ep "$ep" -pids "$pid" \
                     -n "$nsub" -conns "$nconn" -rounds "$CFG_PUBS" \
                     -interval-ms "$CFG_GAP" -svc "t$r-$want"
+                if [ $s = cairnd ] && [ "$MUX" -gt 1 ]; then
+                    run cfg3mux "$r" $s "cfg3mux-$want" -mode cfg -ep "$ep" \
+                        -pids "$pid" -n "$nsub" -per-socket "$MUX" \
+                        -rounds "$CFG_PUBS" -interval-ms "$CFG_GAP" \
+                        -svc "u$r-$want"
+                fi
             done
         done
     done
@@ -425,8 +431,8 @@ if any(r["name"] == "hb-grpc" for r in runs):
 # socket); etcd's column is the same run's push/cfg (its watchers share
 # connections in both).
 base_part = {"push": "push", "cfg": "cfg", "cfg3": "cfg3", "pushmux": "push",
-             "cfgmux": "cfg"}
-for part in ("push", "pushmux", "cfg", "cfgmux", "cfg3"):
+             "cfgmux": "cfg", "cfg3mux": "cfg3"}
+for part in ("push", "pushmux", "cfg", "cfgmux", "cfg3", "cfg3mux"):
     for name in sorted({r["name"] for r in runs if r["part"] == part},
                        key=lambda s: int(s.split("-")[1])):
         bp = base_part[part]
