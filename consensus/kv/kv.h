@@ -609,4 +609,71 @@ int kv_snapshot_install(struct kv *kv, const char *path);
  * old or the new file, both whole. */
 int kv_defrag(struct kv *kv);
 
+/* --- checkpoints in place (kv_ckpt.c) ------------------------------------
+ * The live file as its own durable copy, for a store run with
+ * KV_SYNC_NONE: kv_ckpt_pin holds the newest committed state T (LMDB then
+ * reuses none of its pages until kv_ckpt_unpin*), and fills a record of it:
+ * T's meta page and the file's identity (device, inode, birth time). After
+ * kv_sync that state is durable, and once the caller keeps the record
+ * durably, kv_ckpt_restore can bring the file back to T after a power loss
+ * (its meta pages rewritten: the ones on disk may name pages that never
+ * reached it). The pins cost the pages freed while they last: the file
+ * grows by them (kv_ckpt_growth). */
+
+#define KV_CKPT_META_BYTES 256
+
+struct kv_file_id {
+    uint64_t dev;
+    uint64_t ino;
+    int64_t btime_sec;
+    uint32_t btime_nsec;
+    uint32_t pad;
+};
+
+struct kv_ckpt {
+    struct kv_file_id file;
+    uint32_t page_bytes;
+    uint32_t pad;
+    uint64_t txnid;
+    uint64_t last_pgno;
+    uint64_t applied_index;
+    uint64_t applied_term;
+    uint8_t meta[KV_CKPT_META_BYTES]; /* the head of T's meta page */
+};
+
+/* Whether this file system can carry checkpoints in place (the file's
+ * birth time is known, LMDB's meta page is the layout we read). 0 or
+ * -ENOTSUP / ERR_INVALID. */
+int kv_ckpt_supported(struct kv *kv);
+
+/* Pin the newest committed state and describe it in *out. ERR_BUSY when
+ * KV_PINS_MAX states are pinned already. Any thread. */
+int kv_ckpt_pin(struct kv *kv, struct kv_ckpt *out);
+
+/* Release the pin of ck (a failed checkpoint), or every pin older than ck
+ * (ck was made durable); both do nothing if the file was replaced since
+ * (a defrag or an install drops every pin). */
+void kv_ckpt_unpin(struct kv *kv, const struct kv_ckpt *ck);
+void kv_ckpt_unpin_older(struct kv *kv, const struct kv_ckpt *ck);
+
+/* Whether ck describes the file the store runs on now. */
+bool kv_ckpt_current(struct kv *kv, const struct kv_ckpt *ck);
+
+/* Pages the file grew by since the newest pin (0 without one). */
+uint64_t kv_ckpt_growth(struct kv *kv);
+
+/* Describe the newest state of the closed LMDB file path (a defrag's
+ * output) as kv_ckpt_pin would, without pinning it. */
+int kv_ckpt_describe(const char *path, struct kv_ckpt *out);
+
+/* Before kv_open: bring dir/data.mdb back to the state ck describes.
+ * ERR_NOT_FOUND if data.mdb is not the file ck names (replaced since). */
+int kv_ckpt_restore(const char *dir, const struct kv_ckpt *ck);
+
+/* kv_defrag with a hook: cb runs once the repacked copy is durable,
+ * before it replaces data.mdb, with the record of its state (pinned right
+ * after the swap); a failing cb abandons the defrag. */
+typedef int (*kv_defrag_cb)(void *ctx, const struct kv_ckpt *fresh);
+int kv_defrag_hook(struct kv *kv, kv_defrag_cb cb, void *ctx);
+
 #endif

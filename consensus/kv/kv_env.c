@@ -317,8 +317,18 @@ static int env_open(struct kv *kv)
         err = ERR_LIMIT; /* LMDB built with smaller keys than we promise */
     }
     if (err == 0) {
+        char data[PATH_MAX_KV];
         kv->page_bytes = st.ms_psize;
         err = env_setup(kv);
+        /* The file's identity, for checkpoints in place (kv_ckpt.c); a
+         * file system without birth times leaves it zero: unsupported. */
+        pthread_mutex_lock(&kv->pins_mu);
+        if (path_join(data, sizeof(data), kv->dir, "data.mdb") != 0 ||
+            kv__file_id(data, &kv->file_id) != 0) {
+            memset(&kv->file_id, 0, sizeof(kv->file_id));
+        }
+        pthread_mutex_unlock(&kv->pins_mu);
+        kv__note_pages(kv);
     }
     if (err != 0) {
         mdb_env_close(kv->env);
@@ -370,11 +380,13 @@ static void kv_free(struct kv *kv)
 {
     if (kv->env != NULL) {
         pool_drain(kv);
+        kv__pins_drop(kv);
         mdb_env_close(kv->env);
     }
     if (kv->lock_fd >= 0) {
         close(kv->lock_fd);
     }
+    pthread_mutex_destroy(&kv->pins_mu);
     pthread_mutex_destroy(&kv->pool_mu);
     pthread_mutex_destroy(&kv->state_mu);
     mem_free(kv->dir);
@@ -399,6 +411,7 @@ int kv_open(const char *dir, const struct kv_options *opts, struct kv **out)
     kv->opts = o;
     pthread_mutex_init(&kv->pool_mu, NULL);
     pthread_mutex_init(&kv->state_mu, NULL);
+    pthread_mutex_init(&kv->pins_mu, NULL);
     uint64_t headroom =
         o.quota_bytes > MAP_HEADROOM_MIN ? o.quota_bytes : MAP_HEADROOM_MIN;
     kv->map_bytes = (o.quota_bytes + headroom + 4095) & ~(uint64_t)4095;
@@ -733,6 +746,7 @@ static int swap_in(struct kv *kv, const char *tmp)
         return rc;
     }
     pool_drain(kv);
+    kv__pins_drop(kv);
     mdb_env_close(kv->env);
     kv->env = NULL;
     if (rename(tmp, data) != 0) {
@@ -745,6 +759,11 @@ static int swap_in(struct kv *kv, const char *tmp)
     if (rc2 != 0) {
         kv__set_failed(kv, rc2);
         return rc2;
+    }
+    if (rc == 0 && kv->file_id.ino != 0) {
+        /* Before any write: the state the new file was synced at stays
+         * whole until the node's next checkpoint (kv_defrag_hook). */
+        (void)kv__pin_fresh(kv);
     }
     return rc;
 }
@@ -761,7 +780,7 @@ static int whole_op_check(struct kv *kv)
     return 0;
 }
 
-int kv_defrag(struct kv *kv)
+int kv_defrag_hook(struct kv *kv, kv_defrag_cb cb, void *ctx)
 {
     char tmp[PATH_MAX_KV];
     int rc = whole_op_check(kv);
@@ -770,7 +789,21 @@ int kv_defrag(struct kv *kv)
     if (rc != 0) {
         return rc;
     }
+    if (cb != NULL) {
+        struct kv_ckpt fresh;
+        rc = kv_ckpt_describe(tmp, &fresh);
+        rc = rc != 0 ? rc : cb(ctx, &fresh);
+        if (rc != 0) {
+            unlink(tmp);
+            return rc;
+        }
+    }
     return swap_in(kv, tmp);
+}
+
+int kv_defrag(struct kv *kv)
+{
+    return kv_defrag_hook(kv, NULL, NULL);
 }
 
 /* Open path read-only without a lock file and check it is one of ours. */

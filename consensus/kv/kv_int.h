@@ -42,8 +42,10 @@
  * against mdb_env_get_maxkeysize at open). */
 #define KV_AUX_NAME_MAX    400
 #define KV_READERS_DEFAULT 126
-/* Slots kept beyond max_readers: snapshot copies and kv_size. */
-#define KV_READERS_SPARE   4
+/* Slots kept beyond max_readers: snapshot copies, kv_size and the pins
+ * of checkpoints in place (kv_ckpt.c, at most KV_PINS_MAX). */
+#define KV_READERS_SPARE   8
+#define KV_PINS_MAX        3
 
 /* Record sizes (see the byte tables in kv.h). */
 #define KV_REVKEY_LEN  12
@@ -92,7 +94,27 @@ struct kv {
      * txn: no reader-slot search, no allocation). */
     pthread_mutex_t pool_mu;
     struct kv_read *pool;
+
+    /* Checkpoints in place (kv_ckpt.c): read txns that keep committed
+     * states of the file intact, the file's identity, and its page count
+     * after the last commit (the writer publishes it). */
+    pthread_mutex_t pins_mu;
+    struct kv_pin {
+        MDB_txn *txn;
+        uint64_t txnid;
+        uint64_t last_pgno;
+    } pins[KV_PINS_MAX];
+    struct kv_file_id file_id;
+    atomic_uint_fast64_t last_pgno;
 };
+
+/* kv_ckpt.c */
+void kv__pins_drop(struct kv *kv);
+int kv__file_id(const char *path, struct kv_file_id *out);
+void kv__note_pages(struct kv *kv);
+/* Pin the newest state of a file just swapped in (after a defrag or an
+ * install): its record was saved before the swap (kv_defrag's cb). */
+int kv__pin_fresh(struct kv *kv);
 
 enum kv_cur { KV_CUR_LIVE = 0, KV_CUR_INDEX, KV_CUR_REV, KV_CUR__COUNT };
 

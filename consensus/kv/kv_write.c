@@ -219,6 +219,7 @@ int kv_write_commit(struct kv_write *wr, uint64_t applied_index,
         kv__set_failed(kv, err);
     }
     if (rc == 0) {
+        kv__note_pages(kv);
         pthread_mutex_lock(&kv->state_mu);
         kv->rev = wr->rev;
         kv->compact = wr->compact;

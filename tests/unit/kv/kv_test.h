@@ -74,5 +74,7 @@ extern const struct CMUnitTest kv_txn_tests[];
 extern const size_t kv_txn_tests_count;
 extern const struct CMUnitTest kv_more_tests[];
 extern const size_t kv_more_tests_count;
+extern const struct CMUnitTest kv_ckpt_tests[];
+extern const size_t kv_ckpt_tests_count;
 
 #endif

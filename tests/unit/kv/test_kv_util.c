@@ -310,7 +310,8 @@ int t_get(struct kv *kv, const char *k, int64_t rev, char *val, size_t cap,
 
 int main(void)
 {
-    size_t n = kv_basic_tests_count + kv_txn_tests_count + kv_more_tests_count;
+    size_t n = kv_basic_tests_count + kv_txn_tests_count +
+               kv_more_tests_count + kv_ckpt_tests_count;
     struct CMUnitTest *all = calloc(n, sizeof(*all));
     if (all == NULL) {
         return 1;
@@ -320,6 +321,8 @@ int main(void)
            kv_txn_tests_count * sizeof(*all));
     memcpy(all + kv_basic_tests_count + kv_txn_tests_count, kv_more_tests,
            kv_more_tests_count * sizeof(*all));
+    memcpy(all + n - kv_ckpt_tests_count, kv_ckpt_tests,
+           kv_ckpt_tests_count * sizeof(*all));
     if (getenv("KV_TEST") != NULL) {
         cmocka_set_test_filter(getenv("KV_TEST")); /* run one test */
     }
