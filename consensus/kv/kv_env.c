@@ -792,6 +792,8 @@ int kv_defrag_hook(struct kv *kv, kv_defrag_cb cb, void *ctx)
     if (cb != NULL) {
         struct kv_ckpt fresh;
         rc = kv_ckpt_describe(tmp, &fresh);
+        /* the copy holds what the store holds now: no writer runs */
+        kv_applied(kv, &fresh.applied_index, &fresh.applied_term);
         rc = rc != 0 ? rc : cb(ctx, &fresh);
         if (rc != 0) {
             unlink(tmp);

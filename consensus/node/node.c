@@ -775,7 +775,7 @@ static void maybe_snapshot(struct node *n)
 {
     int rc;
     if ((n->applied < n->snap_index + n->cfg.snapshot_count &&
-         !n->ckpt_force) ||
+         !n->ckpt_force && !node__checkpoint_due(n)) ||
         n->ckpt_running || n->snap_installing || n->adopt_pending ||
         n->closing || n->applied == 0) {
         return;
@@ -1527,6 +1527,10 @@ static int open_storage(struct node *n, char *msg, size_t msg_len)
         if (rc != 0) {
             snprintf(msg, msg_len, "writing %s/kv.state: %s", n->dir_member,
                      err_str(rc));
+            return rc;
+        }
+        rc = node__checkpoint_open(n, msg, msg_len);
+        if (rc != 0) {
             return rc;
         }
     }

@@ -42,7 +42,9 @@
  *               swapped;
  *   snap-store  the store swapped, the metadata not saved;
  *   snap-adopt  both halves done, the received file not yet the store's
- *               checkpoint.
+ *               checkpoint;
+ *   defrag-swap a defrag's new file swapped in, no checkpoint taken of it
+ *               yet (in place: only the defrag's own record covers it).
  */
 #include "consensus/node/node_int.h"
 
@@ -58,10 +60,16 @@
 
 #include "base/alloc.h"
 #include "base/assert.h"
+#include "base/crc32c.h"
 #include "base/err.h"
 #include "base/log.h"
 
 #define STATE_MAGIC "cairn-kv-state 1"
+#define META_MAGIC  "CAIRNCK1"
+#define META_RECS   2 /* the live file's, and a defrag's new file's */
+/* A checkpoint in place comes early once the pins have made the file
+ * grow by this much (node__checkpoint_due). */
+#define CKPT_GROW_BYTES ((uint64_t)16 << 20)
 
 static void boot_id(char *out, size_t cap)
 {
@@ -123,6 +131,100 @@ static int write_atomic(const char *dir, const char *path, const void *data,
         unlink(tmp);
     }
     return rc;
+}
+
+/* member/snap/store.meta: "CAIRNCK1", u32 count, u32 0, count records
+ * (struct kv_ckpt, this machine's layout: the file never travels), u32
+ * CRC-32C of all that. */
+static int meta_save(const struct node *n, const struct kv_ckpt *recs,
+                     uint32_t count)
+{
+    uint8_t buf[16 + META_RECS * sizeof(struct kv_ckpt) + 4];
+    char path[600];
+    size_t len = 16 + count * sizeof(struct kv_ckpt);
+    ASSERT(count >= 1 && count <= META_RECS);
+    memset(buf, 0, 16);
+    memcpy(buf, META_MAGIC, 8);
+    memcpy(buf + 8, &count, 4);
+    memcpy(buf + 16, recs, count * sizeof(struct kv_ckpt));
+    uint32_t crc = crc32c(0, buf, len);
+    memcpy(buf + len, &crc, 4);
+    if (mkdir(n->dir_snap, 0700) != 0 && errno != EEXIST) {
+        return -errno;
+    }
+    snprintf(path, sizeof(path), "%s/store.meta", n->dir_snap);
+    return write_atomic(n->dir_snap, path, buf, len + 4);
+}
+
+/* 0, ERR_NOT_FOUND (no file) or ERR_CORRUPT. */
+static int meta_load(const struct node *n, struct kv_ckpt *recs,
+                     uint32_t *count)
+{
+    uint8_t buf[16 + META_RECS * sizeof(struct kv_ckpt) + 8];
+    char path[600];
+    uint32_t crc;
+    snprintf(path, sizeof(path), "%s/store.meta", n->dir_snap);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? ERR_NOT_FOUND : -errno;
+    }
+    ssize_t len = read(fd, buf, sizeof(buf));
+    close(fd);
+    *count = 0;
+    if (len >= 20) {
+        memcpy(count, buf + 8, 4);
+    }
+    if (len < 20 || memcmp(buf, META_MAGIC, 8) != 0 || *count < 1 ||
+        *count > META_RECS ||
+        (size_t)len != 16 + *count * sizeof(struct kv_ckpt) + 4) {
+        return ERR_CORRUPT;
+    }
+    memcpy(&crc, buf + len - 4, 4);
+    if (crc != crc32c(0, buf, (size_t)len - 4)) {
+        return ERR_CORRUPT;
+    }
+    memcpy(recs, buf + 16, *count * sizeof(struct kv_ckpt));
+    return 0;
+}
+
+/* After a power loss: bring the live file back to its checkpoint in
+ * place. 0 (done), ERR_NOT_FOUND (no record of this file), or an error. */
+static int meta_restore(struct node *n, char *msg, size_t msg_len)
+{
+    struct kv_ckpt recs[META_RECS];
+    uint32_t count;
+    int rc = meta_load(n, recs, &count);
+    if (rc == ERR_NOT_FOUND) {
+        return rc;
+    }
+    if (rc != 0) {
+        snprintf(msg, msg_len, "%s/store.meta: %s", n->dir_snap,
+                 rc == ERR_CORRUPT ? "not a checkpoint record (bad checksum "
+                                     "or length)"
+                                   : err_str(rc));
+        return rc;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        rc = kv_ckpt_restore(n->dir_kv, &recs[i]);
+        if (rc == ERR_NOT_FOUND) {
+            continue; /* a record of a file replaced since */
+        }
+        if (rc != 0) {
+            snprintf(msg, msg_len,
+                     "restoring %s/data.mdb to its checkpoint in place "
+                     "(applied index %llu): %s",
+                     n->dir_kv, (unsigned long long)recs[i].applied_index,
+                     err_str(rc));
+            return rc;
+        }
+        LOGW("node",
+             "the store was not closed cleanly: brought back to its "
+             "checkpoint in place (applied index %llu); the log replays "
+             "the rest",
+             (unsigned long long)recs[i].applied_index);
+        return 0;
+    }
+    return ERR_NOT_FOUND;
 }
 
 /* After the store failed (I/O error, disk full): the live file is not to
@@ -242,6 +344,10 @@ int node__state_check(struct node *n, char *msg, size_t msg_len)
          strcmp(id, want) == 0)) {
         return 0; /* closed cleanly, or no reboot since: the file is whole */
     }
+    int mrc = meta_restore(n, msg, msg_len);
+    if (mrc != ERR_NOT_FOUND) {
+        return mrc;
+    }
     if (stat(ckpt, &st) == 0) {
         LOGW("node",
              "the store was not closed cleanly (%s): restoring it from its "
@@ -275,14 +381,32 @@ struct ckpt_work {
     uv_work_t work;
     struct node *n;
     struct raft_snapshot_meta meta; /* copied from the node at start */
+    bool inplace;
+    bool pinned;
+    struct kv_ckpt ck; /* in place: the state pinned */
     int err;
     char tmp[700];
     char path[700];
 };
 
-static void ckpt_work(uv_work_t *w)
+/* In place: pin the newest state, write back the file, then the record
+ * (no defrag or install may swap the file meanwhile: the store lock). */
+static int ckpt_inplace(struct ckpt_work *c)
 {
-    struct ckpt_work *c = w->data;
+    struct node *n = c->n;
+    uv_rwlock_rdlock(&n->store_lock);
+    int rc = kv_ckpt_pin(n->kv, &c->ck);
+    c->pinned = rc == 0;
+    rc = rc != 0 ? rc : kv_sync(n->kv);
+    rc = rc != 0 ? rc : meta_save(n, &c->ck, 1);
+    uv_rwlock_rdunlock(&n->store_lock);
+    return rc;
+}
+
+/* A copy: the store written whole to store.ckpt (temp file, fsync,
+ * rename, directory fsync). */
+static int ckpt_copy(struct ckpt_work *c)
+{
     int fd = open(c->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int rc = fd < 0 ? -errno : 0;
     if (rc == 0) {
@@ -303,6 +427,13 @@ static void ckpt_work(uv_work_t *w)
     if (rc != 0) {
         unlink(c->tmp);
     }
+    return rc;
+}
+
+static void ckpt_work(uv_work_t *w)
+{
+    struct ckpt_work *c = w->data;
+    int rc = c->inplace ? ckpt_inplace(c) : ckpt_copy(c);
     /* Then the Raft snapshot's metadata, which lets the WAL below it go:
      * both fsyncs here, off the loop (an fsync can wait seconds behind
      * the store's dirty pages). */
@@ -331,6 +462,18 @@ static void ckpt_done(uv_work_t *w, int status)
     int rc = status != 0 ? status : c->err;
     bool superseded = false;
     n->ckpt_running = false;
+    if (c->pinned && rc == 0) {
+        /* The state before this one is no longer needed whole, and the
+         * copy a received snapshot left is older than this record. */
+        kv_ckpt_unpin_older(n->kv, &c->ck);
+        if (kv_ckpt_current(n->kv, &c->ck)) {
+            char old[600];
+            snprintf(old, sizeof(old), "%s/store.ckpt", n->dir_snap);
+            (void)unlink(old);
+        }
+    } else if (c->pinned) {
+        kv_ckpt_unpin(n->kv, &c->ck);
+    }
     if (n->adopt_pending && !n->closing) {
         /* After this copy's rename: the received one is newer, and this
          * copy's metadata is older than the snapshot installed since. */
@@ -372,6 +515,7 @@ int node__checkpoint_start(struct node *n)
     }
     c->n = n;
     c->meta = n->ckpt_meta;
+    c->inplace = n->ckpt_inplace;
     c->work.data = c;
     snprintf(c->path, sizeof(c->path), "%s/store.ckpt", n->dir_snap);
     snprintf(c->tmp, sizeof(c->tmp), "%s/store.ckpt.tmp", n->dir_snap);
@@ -382,6 +526,84 @@ int node__checkpoint_start(struct node *n)
     }
     n->ckpt_running = true;
     return 0;
+}
+
+/* At open, before anything writes to the store: choose checkpoints in
+ * place when the file system allows them, and take one at once. The record
+ * of the last run names a state whose pages were pinned only while that
+ * process lived; from here on the writes may reuse them. */
+int node__checkpoint_open(struct node *n, char *msg, size_t msg_len)
+{
+    struct kv_ckpt ck;
+    const char *copy = getenv("CAIRN_TEST_CKPT_COPY");
+    n->ckpt_inplace = false;
+    n->ckpt_grow_pages = 0;
+    if (copy != NULL && strcmp(copy, "1") == 0) {
+        return 0; /* copies asked for (A/B runs, tests) */
+    }
+    int rc = kv_ckpt_supported(n->kv);
+    if (rc != 0) {
+        LOGI("node",
+             "store checkpoints are copies here (no checkpoint in place: "
+             "%s)",
+             err_str(rc));
+        return 0;
+    }
+    rc = kv_ckpt_pin(n->kv, &ck);
+    rc = rc != 0 ? rc : kv_sync(n->kv);
+    rc = rc != 0 ? rc : meta_save(n, &ck, 1);
+    if (rc != 0) {
+        snprintf(msg, msg_len, "a checkpoint of the store at open: %s",
+                 err_str(rc));
+        return rc;
+    }
+    kv_ckpt_unpin_older(n->kv, &ck);
+    n->ckpt_inplace = true;
+    n->ckpt_grow_pages = CKPT_GROW_BYTES / (ck.page_bytes ? ck.page_bytes : 4096);
+    char old[600];
+    snprintf(old, sizeof(old), "%s/store.ckpt", n->dir_snap);
+    if (unlink(old) == 0) {
+        LOGI("node", "the store's copy %s is replaced by a checkpoint in "
+                     "place", old);
+    }
+    return 0;
+}
+
+/* The pins of checkpoints in place made the file grow: checkpoint early,
+ * so that it stops growing. */
+bool node__checkpoint_due(struct node *n)
+{
+    return n->ckpt_inplace && n->kv != NULL &&
+           kv_ckpt_growth(n->kv) >= n->ckpt_grow_pages;
+}
+
+/* kv_defrag's hook: the new file's record joins the live file's before
+ * the rename, so that either file, whichever a crash leaves, has one. */
+static int defrag_record(void *ctx, const struct kv_ckpt *fresh)
+{
+    struct node *n = ctx;
+    struct kv_ckpt recs[META_RECS];
+    uint32_t count = 0, keep = 0;
+    int rc = meta_load(n, recs, &count);
+    if (rc != 0 && rc != ERR_NOT_FOUND) {
+        return rc;
+    }
+    for (uint32_t i = 0; i < count && keep == 0; i++) {
+        if (kv_ckpt_current(n->kv, &recs[i])) {
+            recs[keep++] = recs[i];
+        }
+    }
+    recs[keep++] = *fresh;
+    return meta_save(n, recs, keep);
+}
+
+/* On the apply thread, every reader locked out. */
+int node__defrag(struct node *n)
+{
+    if (!n->ckpt_inplace) {
+        return kv_defrag(n->kv);
+    }
+    return kv_defrag_hook(n->kv, defrag_record, n);
 }
 
 /* A received snapshot (already fsynced) becomes the checkpoint. */

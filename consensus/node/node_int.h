@@ -237,6 +237,8 @@ struct node {
     bool ckpt_running;
     bool ckpt_force;    /* a checkpoint now: the store was defragmented */
     bool adopt_pending; /* a received copy waits for the running one */
+    bool ckpt_inplace;  /* checkpoints in place, not copies (node_ckpt.c) */
+    uint64_t ckpt_grow_pages; /* growth that calls the next one early */
     uint64_t ckpt_at;
     struct raft_snapshot_meta ckpt_meta; /* written with the checkpoint */
     bool close_finished;
@@ -282,6 +284,9 @@ int node__checkpoint_start(struct node *n);
 int node__checkpoint_adopt(struct node *n, const char *path);
 void node__checkpoint_adopt_received(struct node *n);
 int node__store_catch_up(struct node *n, char *msg, size_t msg_len);
+int node__checkpoint_open(struct node *n, char *msg, size_t msg_len);
+bool node__checkpoint_due(struct node *n);
+int node__defrag(struct node *n);
 void node__crash_init(struct node *n);
 void node__crash_point(const struct node *n, const char *point);
 void node__crash_hold(const struct node *n, const char *point);

@@ -404,7 +404,10 @@ static int defrag_store(struct node *n)
 {
     int rc;
     uv_rwlock_wrlock(&n->store_lock);
-    rc = kv_defrag(n->kv);
+    rc = node__defrag(n);
+    if (rc == 0) {
+        node__crash_point(n, "defrag-swap");
+    }
     uv_rwlock_wrunlock(&n->store_lock);
     return rc;
 }
