@@ -75,8 +75,9 @@
  *    corrupt the file. The node replays the WAL from kv_applied() + 1 at
  *    start, so that loss is repaired.
  *  - The node must not release WAL segments past what a durable copy of the
- *    store covers: consensus/node keeps checkpoints (kv_snapshot_write,
- *    fsynced) for that and runs the store with KV_SYNC_NONE; see
+ *    store covers: consensus/node keeps checkpoints (in place with
+ *    kv_ckpt_pin, or copies with kv_snapshot_write, fsynced) for that and
+ *    runs the store with KV_SYNC_NONE; see
  *    consensus/node/node_ckpt.c for when the live file may be trusted.
  *  - KV_SYNC_NONE (MDB_NOSYNC) survives a process crash whole but not a
  *    system crash: use it only with such a durable copy and a rule for

@@ -92,8 +92,7 @@ void kv__note_pages(struct kv *kv)
 }
 
 /* Read the meta page of txnid from fd into ck (page size psize). */
-static int read_meta(int fd, uint32_t psize, uint64_t txnid,
-                     struct kv_ckpt *ck)
+static int read_meta(int fd, uint32_t psize, uint64_t txnid, struct kv_ckpt *ck)
 {
     off_t off = (off_t)(txnid & 1) * psize;
     ssize_t n = pread(fd, ck->meta, sizeof(ck->meta), off);
@@ -319,8 +318,8 @@ int kv_ckpt_restore(const char *dir, const struct kv_ckpt *ck)
     wr64(other + META_OFF_TXNID, ck->txnid - 1);
     for (uint64_t slot = 0; rc == 0 && slot < 2; slot++) {
         const uint8_t *img = slot == (ck->txnid & 1) ? ck->meta : other;
-        ssize_t w = pwrite(fd, img, KV_CKPT_META_BYTES,
-                           (off_t)(slot * ck->page_bytes));
+        ssize_t w =
+            pwrite(fd, img, KV_CKPT_META_BYTES, (off_t)(slot * ck->page_bytes));
         rc = w == KV_CKPT_META_BYTES ? 0 : w < 0 ? -errno : -EIO;
     }
     if (rc == 0 && fdatasync(fd) != 0) {

@@ -774,8 +774,8 @@ static void serve_reads(struct node *n)
 static void maybe_snapshot(struct node *n)
 {
     int rc;
-    if ((n->applied < n->snap_index + n->cfg.snapshot_count &&
-         !n->ckpt_force && !node__checkpoint_due(n)) ||
+    if ((n->applied < n->snap_index + n->cfg.snapshot_count && !n->ckpt_force &&
+         !node__checkpoint_due(n)) ||
         n->ckpt_running || n->snap_installing || n->adopt_pending ||
         n->closing || n->applied == 0) {
         return;

@@ -11,21 +11,36 @@
  * (two fsyncs in series: log, then store). So:
  *
  *  1. The store commits without fsync (KV_SYNC_NONE).
- *  2. Every --snapshot-count applied entries the node writes a consistent,
- *     compacted copy of the store (kv_snapshot_write) to
- *     member/snap/store.ckpt (temp file, fsync, rename, directory fsync),
- *     and only then releases WAL segments: the log always holds every entry
- *     after the newest checkpoint. A snapshot received from the leader is
- *     such a copy too and becomes the checkpoint when installed.
+ *  2. Every --snapshot-count applied entries (and, in place, whenever the
+ *     pins below have made the file grow by CKPT_GROW_BYTES) the node takes
+ *     a checkpoint of the store, and only then releases WAL segments: the
+ *     log always holds every entry after the newest checkpoint. Two kinds:
+ *      - in place (the default; consensus/kv/kv_ckpt.c): the newest
+ *        committed state of the live file is pinned (LMDB reuses none of
+ *        its pages until the next checkpoint), the file is fsynced, and
+ *        that state's meta page is recorded in member/snap/store.meta. No
+ *        copy: the data directory holds the store once. One is taken at
+ *        open, before anything writes (the last run's pin died with it),
+ *        and a defrag records its new file before the swap (a crash on
+ *        either side of the rename finds a record of the file it left);
+ *      - a copy (kv_snapshot_write, compacted) in member/snap/store.ckpt
+ *        (temp file, fsync, rename, directory fsync), where the file
+ *        system gives no birth time to tell files apart, or with
+ *        CAIRN_TEST_CKPT_COPY=1.
+ *     A snapshot received from the leader is such a copy too and becomes
+ *     store.ckpt when installed, until the next checkpoint in place of the
+ *     new file removes it.
  *  3. member/kv.state records the boot id of the system that last opened
  *     the store and whether it was closed cleanly (after an fsync of the
  *     whole store). At open the live file is trusted if it was closed
  *     cleanly or if the system has not rebooted since (a process crash
  *     leaves the page cache, hence the file, whole). Otherwise it is
- *     replaced by the checkpoint (or by an empty store if there is none
- *     yet: then the log still holds everything from index 1), and the log
- *     replays the rest. A store that failed while running (an I/O error,
- *     a full disk) is marked "damaged" and is never trusted either.
+ *     brought back to its checkpoint in place (its meta pages rewritten
+ *     from the record of this very file), or replaced by the copy (or by
+ *     an empty store if there is neither yet: then the log still holds
+ *     everything from index 1), and the log replays the rest. A store that
+ * failed while running (an I/O error, a full disk) is marked "damaged" and is
+ * never trusted either.
  *
  * The boot id comes from /proc/sys/kernel/random/boot_id; CAIRN_TEST_BOOT_ID
  * overrides it so that tests can simulate a reboot.
@@ -64,9 +79,9 @@
 #include "base/err.h"
 #include "base/log.h"
 
-#define STATE_MAGIC "cairn-kv-state 1"
-#define META_MAGIC  "CAIRNCK1"
-#define META_RECS   2 /* the live file's, and a defrag's new file's */
+#define STATE_MAGIC     "cairn-kv-state 1"
+#define META_MAGIC      "CAIRNCK1"
+#define META_RECS       2 /* the live file's, and a defrag's new file's */
 /* A checkpoint in place comes early once the pins have made the file
  * grow by this much (node__checkpoint_due). */
 #define CKPT_GROW_BYTES ((uint64_t)16 << 20)
@@ -559,12 +574,15 @@ int node__checkpoint_open(struct node *n, char *msg, size_t msg_len)
     }
     kv_ckpt_unpin_older(n->kv, &ck);
     n->ckpt_inplace = true;
-    n->ckpt_grow_pages = CKPT_GROW_BYTES / (ck.page_bytes ? ck.page_bytes : 4096);
+    n->ckpt_grow_pages =
+        CKPT_GROW_BYTES / (ck.page_bytes ? ck.page_bytes : 4096);
     char old[600];
     snprintf(old, sizeof(old), "%s/store.ckpt", n->dir_snap);
     if (unlink(old) == 0) {
-        LOGI("node", "the store's copy %s is replaced by a checkpoint in "
-                     "place", old);
+        LOGI("node",
+             "the store's copy %s is replaced by a checkpoint in "
+             "place",
+             old);
     }
     return 0;
 }

@@ -310,8 +310,8 @@ int t_get(struct kv *kv, const char *k, int64_t rev, char *val, size_t cap,
 
 int main(void)
 {
-    size_t n = kv_basic_tests_count + kv_txn_tests_count +
-               kv_more_tests_count + kv_ckpt_tests_count;
+    size_t n = kv_basic_tests_count + kv_txn_tests_count + kv_more_tests_count +
+               kv_ckpt_tests_count;
     struct CMUnitTest *all = calloc(n, sizeof(*all));
     if (all == NULL) {
         return 1;
