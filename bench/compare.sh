@@ -51,6 +51,8 @@
 #   COMPARE_DIR [$TMPDIR or /tmp]  where the data directories go
 #   COMPARE_OUT              also write the table (and raw JSON lines) here
 #   COMPARE_KEEP=1           keep the temp dir (logs, data, raw results)
+#   COMPARE_CAIRND_ARGS      extra flags for every cairnd (A/B runs, e.g.
+#                            "--store-checkpoint in-place")
 # --quick: 1 round, 2 s runs, 100000 keys, 1 restart (a smoke run).
 # Needs python3 for the table. Exit status non-zero when a server could not
 # be started or the table could not be made; failed workloads are shown as
@@ -126,9 +128,13 @@ free_port() {
 start() {
     local kind=$1 name=$2 dir=$3 cp=$4 pp=$5 cluster=$6 token=$7 bin
     bin=$ETCD
-    [ "$kind" = cairnd ] && bin=$CAIRND
+    local extra=()
+    if [ "$kind" = cairnd ]; then
+        bin=$CAIRND
+        read -r -a extra <<<"${COMPARE_CAIRND_ARGS:-}"
+    fi
     mkdir -p "$dir"
-    "$bin" --name "$name" --data-dir "$dir/data" \
+    "$bin" --name "$name" --data-dir "$dir/data" "${extra[@]}" \
         --listen-client-urls "http://127.0.0.1:$cp" \
         --advertise-client-urls "http://127.0.0.1:$cp" \
         --listen-peer-urls "http://127.0.0.1:$pp" \

@@ -113,21 +113,19 @@ static int read_meta(int fd, uint32_t psize, uint64_t txnid, struct kv_ckpt *ck)
     return 0;
 }
 
-static void pins_drop_locked(struct kv *kv)
+int kv__pins_drop(struct kv *kv)
 {
+    int n = 0;
+    pthread_mutex_lock(&kv->pins_mu);
     for (int i = 0; i < KV_PINS_MAX; i++) {
         if (kv->pins[i].txn != NULL) {
             mdb_txn_abort(kv->pins[i].txn);
             kv->pins[i].txn = NULL;
+            n++;
         }
     }
-}
-
-void kv__pins_drop(struct kv *kv)
-{
-    pthread_mutex_lock(&kv->pins_mu);
-    pins_drop_locked(kv);
     pthread_mutex_unlock(&kv->pins_mu);
+    return n;
 }
 
 int kv_ckpt_pin(struct kv *kv, struct kv_ckpt *out)

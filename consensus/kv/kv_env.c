@@ -746,7 +746,9 @@ static int swap_in(struct kv *kv, const char *tmp)
         return rc;
     }
     pool_drain(kv);
-    kv__pins_drop(kv);
+    /* Checkpoints in place pin states of the file (kv_ckpt.c): the new
+     * file gets a pin of its own, and only then (copies pin nothing). */
+    bool pinned = kv__pins_drop(kv) > 0;
     mdb_env_close(kv->env);
     kv->env = NULL;
     if (rename(tmp, data) != 0) {
@@ -760,7 +762,7 @@ static int swap_in(struct kv *kv, const char *tmp)
         kv__set_failed(kv, rc2);
         return rc2;
     }
-    if (rc == 0 && kv->file_id.ino != 0) {
+    if (rc == 0 && pinned && kv->file_id.ino != 0) {
         /* Before any write: the state the new file was synced at stays
          * whole until the node's next checkpoint (kv_defrag_hook). */
         (void)kv__pin_fresh(kv);

@@ -109,7 +109,8 @@ struct kv {
 };
 
 /* kv_ckpt.c */
-void kv__pins_drop(struct kv *kv);
+/* Drop every pin; how many there were. */
+int kv__pins_drop(struct kv *kv);
 int kv__file_id(const char *path, struct kv_file_id *out);
 void kv__note_pages(struct kv *kv);
 /* Pin the newest state of a file just swapped in (after a defrag or an

@@ -14,19 +14,24 @@
  *  2. Every --snapshot-count applied entries (and, in place, whenever the
  *     pins below have made the file grow by CKPT_GROW_BYTES) the node takes
  *     a checkpoint of the store, and only then releases WAL segments: the
- *     log always holds every entry after the newest checkpoint. Two kinds:
- *      - in place (the default; consensus/kv/kv_ckpt.c): the newest
- *        committed state of the live file is pinned (LMDB reuses none of
- *        its pages until the next checkpoint), the file is fsynced, and
- *        that state's meta page is recorded in member/snap/store.meta. No
- *        copy: the data directory holds the store once. One is taken at
+ *     log always holds every entry after the newest checkpoint. Two kinds
+ *     (--store-checkpoint):
+ *      - a copy (the default: kv_snapshot_write, compacted) in
+ *        member/snap/store.ckpt (temp file, fsync, rename, directory
+ *        fsync);
+ *      - in place (consensus/kv/kv_ckpt.c, where the file system gives
+ *        birth times to tell files apart): the newest committed state of
+ *        the live file is pinned (LMDB reuses none of its pages until the
+ *        next checkpoint), the file is fsynced, and that state's meta page
+ *        is recorded in member/snap/store.meta. No copy. One is taken at
  *        open, before anything writes (the last run's pin died with it),
  *        and a defrag records its new file before the swap (a crash on
- *        either side of the rename finds a record of the file it left);
- *      - a copy (kv_snapshot_write, compacted) in member/snap/store.ckpt
- *        (temp file, fsync, rename, directory fsync), where the file
- *        system gives no birth time to tell files apart, or with
- *        CAIRN_TEST_CKPT_COPY=1.
+ *        either side of the rename finds a record of the file it left).
+ *        The price is the pinned pages: every page freed between two
+ *        checkpoints stays allocated, and the fsync writes back every page
+ *        allocated since the last one. Under heavy random writes that is
+ *        more I/O and a larger file than the copy (BENCHMARKS.md,
+ *        "Checkpoints in place"), hence not the default.
  *     A snapshot received from the leader is such a copy too and becomes
  *     store.ckpt when installed, until the next checkpoint in place of the
  *     new file removes it.
@@ -550,11 +555,10 @@ int node__checkpoint_start(struct node *n)
 int node__checkpoint_open(struct node *n, char *msg, size_t msg_len)
 {
     struct kv_ckpt ck;
-    const char *copy = getenv("CAIRN_TEST_CKPT_COPY");
     n->ckpt_inplace = false;
     n->ckpt_grow_pages = 0;
-    if (copy != NULL && strcmp(copy, "1") == 0) {
-        return 0; /* copies asked for (A/B runs, tests) */
+    if (!n->cfg.checkpoint_in_place) {
+        return 0; /* copies (--store-checkpoint copy, the default) */
     }
     int rc = kv_ckpt_supported(n->kv);
     if (rc != 0) {

@@ -56,6 +56,12 @@ static const struct row rows[] = {
     {"wal-dir", K_STR, F(wal_dir), NULL, "path to a dedicated WAL directory"},
     {"snapshot-count", K_UINT, F(snapshot_count), "100000",
      "committed transactions that trigger a snapshot to disk"},
+    {"store-checkpoint", K_STR, F(store_checkpoint), "copy",
+     "how the store stays recoverable after a power loss: 'copy' (a "
+     "compacted copy of the store every snapshot) or 'in-place' (the live "
+     "file's state pinned and synced, no copy: half the disk for large "
+     "stores with few writes, but much more I/O and file growth under "
+     "heavy random writes; see BENCHMARKS.md)"},
     {"raft-log-memory-bytes", K_UINT, F(raft_log_memory_bytes), "33554432",
      "data of applied Raft entries kept in memory for a lagging follower "
      "(entries every member holds are given back at once); older ones are "
@@ -1064,6 +1070,13 @@ int options_validate(const struct options *o, char *err, size_t err_len)
         fail(err, err_len,
              "--initial-cluster-state: must be 'new' or 'existing', not '%s'",
              o->initial_cluster_state);
+        return ERR_INVALID;
+    }
+    if (strcmp(o->store_checkpoint, "copy") != 0 &&
+        strcmp(o->store_checkpoint, "in-place") != 0) {
+        fail(err, err_len,
+             "--store-checkpoint: must be 'copy' or 'in-place', not '%s'",
+             o->store_checkpoint);
         return ERR_INVALID;
     }
     if (strcmp(o->auto_compaction_mode, "periodic") != 0 &&
