@@ -298,4 +298,16 @@ int apply_txn_depth_check(const uint8_t *p, size_t len, int max_depth);
 int apply_encode_kv(const struct kv_kv *kv, struct buf *out);
 size_t apply_kv_size(const struct kv_kv *kv);
 
+/* A WatchResponse that carries events, encoded from parts: the head
+ * (header, watch_id, fragment) then one record per event (field 11, an
+ * mvccpb.Event with its prev_kv when e->has_prev). Concatenated, they are
+ * byte for byte what protobuf-c packs for the same message, so one event's
+ * record can be encoded once and sent to every watcher it matches. */
+#define APPLY_WATCH_HEAD_MAX 64
+size_t apply_watch_head(uint8_t *out, uint64_t cluster_id, uint64_t member_id,
+                        int64_t revision, uint64_t raft_term, int64_t watch_id,
+                        bool fragment);
+size_t apply_watch_event_size(const struct kv_event *e);
+int apply_watch_event_encode(const struct kv_event *e, struct buf *out);
+
 #endif

@@ -486,3 +486,61 @@ int apply_txn_depth_check(const uint8_t *p, size_t len, int max_depth)
 {
     return walk(p, len, 0, max_depth, true);
 }
+
+/* ------------------------------------------------------ watch responses */
+
+size_t apply_watch_head(uint8_t *out, uint64_t cluster_id, uint64_t member_id,
+                        int64_t revision, uint64_t raft_term, int64_t watch_id,
+                        bool fragment)
+{
+    struct pb_header h = {cluster_id, member_id, revision, raft_term};
+    size_t hs = header_size(&h);
+    size_t n = 0;
+    ASSERT(hs < 0x80);
+    out[n++] = 1 << 3 | 2;
+    out[n++] = (uint8_t)hs;
+    n += put_varint_field(out + n, 1, h.cluster_id);
+    n += put_varint_field(out + n, 2, h.member_id);
+    n += put_varint_field(out + n, 3, (uint64_t)h.revision);
+    n += put_varint_field(out + n, 4, h.raft_term);
+    if (watch_id != 0) {
+        out[n++] = 2 << 3;
+        n += varint_put(out + n, (uint64_t)watch_id);
+    }
+    if (fragment) {
+        out[n++] = 7 << 3;
+        out[n++] = 1;
+    }
+    ASSERT(n <= APPLY_WATCH_HEAD_MAX);
+    return n;
+}
+
+static size_t event_body_size(const struct kv_event *e)
+{
+    size_t n = e->type == KV_EVENT_DELETE ? 2 : 0;
+    n += f_bytes_size(apply_kv_size(&e->kv), true);
+    if (e->has_prev) {
+        n += f_bytes_size(apply_kv_size(&e->prev), true);
+    }
+    return n;
+}
+
+size_t apply_watch_event_size(const struct kv_event *e)
+{
+    return f_bytes_size(event_body_size(e), true);
+}
+
+int apply_watch_event_encode(const struct kv_event *e, struct buf *out)
+{
+    int rc = w_msg(out, 11, event_body_size(e));
+    if (rc == 0 && e->type == KV_EVENT_DELETE) {
+        rc = w_varint(out, 1, 1); /* mvccpb.Event.DELETE */
+    }
+    if (rc == 0) {
+        rc = w_kv(out, 2, &e->kv);
+    }
+    if (rc == 0 && e->has_prev) {
+        rc = w_kv(out, 3, &e->prev);
+    }
+    return rc;
+}

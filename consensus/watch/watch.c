@@ -74,13 +74,32 @@ static struct wev *wev_new(struct watch_hub *h, const struct kv_event *e)
     return ev;
 }
 
+static void wev_free(struct watch_hub *h, struct wev *ev)
+{
+    ASSERT(h->bytes >= ev->bytes);
+    h->bytes -= ev->bytes;
+    mem_free(ev->enc[0].data);
+    mem_free(ev->enc[1].data);
+    mem_free(ev);
+}
+
 static void wev_unref(struct watch_hub *h, struct wev *ev)
 {
     ASSERT(ev->refs > 0);
     if (--ev->refs == 0) {
-        ASSERT(h->bytes >= ev->bytes);
-        h->bytes -= ev->bytes;
-        mem_free(ev);
+        wev_free(h, ev);
+    }
+}
+
+/* Count in the byte bound what the front end just encoded into ev. */
+static void wev_count_enc(struct watch_hub *h, struct wev *ev)
+{
+    for (unsigned i = 0; i < 2; i++) {
+        if (ev->enc[i].data != NULL && !(ev->enc_counted & (1u << i))) {
+            ev->enc_counted |= (uint8_t)(1u << i);
+            ev->bytes += ev->enc[i].len;
+            h->bytes += ev->enc[i].len;
+        }
     }
 }
 
@@ -95,10 +114,17 @@ static size_t ev_size(const struct watcher *w, const struct wev *ev)
 
 /* --------------------------------------------------------------- queues */
 
+/* Queue capacities are powers of two (Q_INITIAL, doubled): a mask, not a
+ * division, per access (1,000 watchers of a prefix: 1,000 per event). */
+static size_t q_slot(const struct watcher *w, size_t i)
+{
+    return (w->qhead + i) & (w->qcap - 1);
+}
+
 static struct wev *q_at(const struct watcher *w, size_t i)
 {
     ASSERT(i < w->qlen);
-    return w->q[(w->qhead + i) % w->qcap];
+    return w->q[q_slot(w, i)];
 }
 
 static int q_push(struct watcher *w, struct wev *ev)
@@ -117,7 +143,7 @@ static int q_push(struct watcher *w, struct wev *ev)
         w->qcap = cap;
         w->qhead = 0;
     }
-    w->q[(w->qhead + w->qlen) % w->qcap] = ev;
+    w->q[q_slot(w, w->qlen)] = ev;
     w->qlen++;
     ev->refs++;
     w->st->queued++;
@@ -130,7 +156,7 @@ static void q_pop(struct watcher *w)
     struct watch_hub *h = w->st->hub;
     ASSERT(w->qlen > 0);
     wev_unref(h, w->q[w->qhead]);
-    w->qhead = (w->qhead + 1) % w->qcap;
+    w->qhead = q_slot(w, 1);
     w->qlen--;
     w->st->queued--;
     h->queued--;
@@ -149,7 +175,7 @@ static void q_truncate(struct watcher *w, size_t keep)
 {
     struct watch_hub *h = w->st->hub;
     while (w->qlen > keep) {
-        size_t last = (w->qhead + w->qlen - 1) % w->qcap;
+        size_t last = q_slot(w, w->qlen - 1);
         wev_unref(h, w->q[last]);
         w->qlen--;
         w->st->queued--;
@@ -686,8 +712,7 @@ void watch_hub_events(struct watch_hub *h, const struct kv_event *evs, size_t n,
                          &m);
         }
         if (m.ev != NULL && m.ev->refs == 0) {
-            h->bytes -= m.ev->bytes;
-            mem_free(m.ev);
+            wev_free(h, m.ev);
         }
         if (evs[i].kv.mod_revision > h->rev) {
             h->rev = evs[i].kv.mod_revision;
@@ -748,8 +773,7 @@ static int catchup_event(void *ctx, const struct kv_event *e)
     struct cmatch m = {b, e, NULL};
     windex_match(&b->h->cidx, e->kv.key, e->kv.key_len, cmatch_group, &m);
     if (m.ev != NULL && m.ev->refs == 0) {
-        b->h->bytes -= m.ev->bytes;
-        mem_free(m.ev);
+        wev_free(b->h, m.ev);
     }
     return b->err != 0 ? 1 : 0;
 }
@@ -852,6 +876,11 @@ static int scratch_reserve(struct watch_hub *h, size_t n)
         return -ENOMEM;
     }
     h->scratch = s;
+    struct watch_enc **e = mem_realloc(h->scratch_enc, cap * sizeof(*e));
+    if (e == NULL) {
+        return -ENOMEM; /* scratch grew alone: harmless, cap is unchanged */
+    }
+    h->scratch_enc = e;
     h->scratch_cap = cap;
     return 0;
 }
@@ -904,14 +933,14 @@ static size_t pick_events(const struct watcher *w, bool *fragment)
     return n;
 }
 
+/* out->prev is left as it was unless has_prev (the contract in watch.h). */
 static void fill_event(const struct watcher *w, const struct wev *ev,
                        struct kv_event *out)
 {
-    memset(out, 0, sizeof(*out));
     out->type = (enum kv_event_type)ev->type;
     out->kv = ev->kv;
-    if (w->prev_kv && ev->has_prev) {
-        out->has_prev = true;
+    out->has_prev = w->prev_kv && ev->has_prev;
+    if (out->has_prev) {
         out->prev = ev->prev;
     }
 }
@@ -930,7 +959,9 @@ static int send_events(struct watcher *w, size_t *used)
         return ERR_BUSY; /* try again later */
     }
     for (size_t i = 0; i < n; i++) {
-        fill_event(w, q_at(w, i), &h->scratch[i]);
+        struct wev *ev = q_at(w, i);
+        fill_event(w, ev, &h->scratch[i]);
+        h->scratch_enc[i] = &ev->enc[h->scratch[i].has_prev ? 1 : 0];
     }
     memset(&r, 0, sizeof(r));
     r.watch_id = w->id;
@@ -943,8 +974,13 @@ static int send_events(struct watcher *w, size_t *used)
                      : h->scratch[n - 1].kv.mod_revision;
     r.fragment = fragment;
     r.events = h->scratch;
+    r.enc = h->scratch_enc;
     r.events_count = n;
-    if (st->send(st->ctx, &r) != 0) {
+    int rc = st->send(st->ctx, &r);
+    for (size_t i = 0; i < n; i++) {
+        wev_count_enc(h, q_at(w, i));
+    }
+    if (rc != 0) {
         return ERR_BUSY;
     }
     h->responses_sent++;
@@ -1239,6 +1275,7 @@ void watch_hub_close(struct watch_hub *h)
     windex_free(&h->idx);
     windex_free(&h->cidx);
     mem_free(h->scratch);
+    mem_free(h->scratch_enc);
     mem_free(h);
 }
 

@@ -116,9 +116,21 @@ struct watch_create {
     const char *deny_reason;
 };
 
+/* A front end's encoding of one event, kept with the hub's copy of the
+ * event so that every watcher the event goes to reuses it (1,000 watchers
+ * of a prefix: one encoding, not 1,000). The front end may fill an empty
+ * slot with bytes from mem_alloc; the hub then owns them, frees them with
+ * the event and counts them against its byte bound. An event has one slot
+ * for watchers that get its prev_kv and one for those that do not. */
+struct watch_enc {
+    uint8_t *data;
+    size_t len;
+};
+
 /* One WatchResponse for the front end to encode. Events of a DELETE carry
  * only the key and mod_revision; has_prev is set only when the watcher
- * asked for prev_kv and the previous record exists. */
+ * asked for prev_kv and the previous record exists; prev is meaningful
+ * only then. */
 struct watch_resp {
     int64_t watch_id;
     int64_t revision; /* header revision; 0 for a compaction cancel */
@@ -128,6 +140,7 @@ struct watch_resp {
     int64_t compact_revision;
     const char *cancel_reason; /* NULL: none */
     const struct kv_event *events;
+    struct watch_enc **enc; /* per event: its slot for this view, or NULL */
     size_t events_count;
 };
 

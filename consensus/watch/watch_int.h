@@ -20,10 +20,12 @@ struct wev {
     uint32_t refs;
     uint8_t type; /* enum kv_event_type */
     bool has_prev;
-    size_t bytes; /* allocation size, for the hub's byte bound */
+    size_t bytes;        /* allocation size, for the hub's byte bound */
+    uint8_t enc_counted; /* bit i: enc[i] is in bytes */
     struct kv_kv kv;
     struct kv_kv prev;
-    uint8_t data[]; /* key | value | prev value */
+    struct watch_enc enc[2]; /* the front end's encodings, [has_prev] */
+    uint8_t data[];          /* key | value | prev value */
 };
 
 enum wkind {
@@ -165,6 +167,7 @@ struct watch_hub {
     uint64_t responses_sent;
     /* scratch for responses */
     struct kv_event *scratch;
+    struct watch_enc **scratch_enc;
     size_t scratch_cap;
 };
 

@@ -61,6 +61,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <nghttp2/nghttp2.h>
 #include <protobuf-c/protobuf-c.h>
@@ -333,6 +334,10 @@ int grpc_call_send(struct grpc_call *call, const ProtobufCMessage *msg);
 
 /* Same with already serialized bytes (copied). */
 int grpc_call_send_bytes(struct grpc_call *call, const void *data, size_t len);
+
+/* Same with the message's bytes in n pieces, concatenated (copied). */
+int grpc_call_send_iov(struct grpc_call *call, const struct iovec *iov,
+                       size_t n);
 
 /* End the call with a status; message (may be NULL) is percent-encoded
  * into grpc-message. Queued messages go out first, in order, within the

@@ -27,6 +27,7 @@
 #include "consensus/apply/apply.h"
 #include "consensus/apply/apply_int.h"
 #include "proto/cairn.pb-c.h"
+#include "proto/kv.pb-c.h"
 #include "proto/rpc.pb-c.h"
 
 #define ME    0x1111
@@ -1177,6 +1178,116 @@ static void a_bad_audit_record_refuses_the_whole_request(void **state)
     assert_int_equal(kv_rev(f->kv), 1);
 }
 
+static void random_kv(struct prng *g, struct kv_kv *kv, uint8_t *key,
+                      uint8_t *val)
+{
+    static const int64_t nums[] = {0, 1, 127, 128, 300, 1 << 21, INT64_MAX, -1};
+    memset(kv, 0, sizeof(*kv));
+    kv->key_len = prng_below(g, 40);
+    kv->value_len = prng_chance(g, 1, 4) ? 0 : prng_below(g, 400);
+    for (size_t i = 0; i < kv->key_len; i++) {
+        key[i] = (uint8_t)prng_below(g, 256);
+    }
+    for (size_t i = 0; i < kv->value_len; i++) {
+        val[i] = (uint8_t)prng_below(g, 256);
+    }
+    kv->key = key;
+    kv->value = val;
+    kv->create_revision = nums[prng_below(g, 8)];
+    kv->mod_revision = nums[prng_below(g, 8)];
+    kv->version = nums[prng_below(g, 8)];
+    kv->lease = nums[prng_below(g, 8)];
+}
+
+static void to_pb(const struct kv_kv *kv, Mvccpb__KeyValue *out)
+{
+    mvccpb__key_value__init(out);
+    out->key.data = (uint8_t *)kv->key;
+    out->key.len = kv->key_len;
+    out->value.data = (uint8_t *)kv->value;
+    out->value.len = kv->value_len;
+    out->create_revision = kv->create_revision;
+    out->mod_revision = kv->mod_revision;
+    out->version = kv->version;
+    out->lease = kv->lease;
+}
+
+/* A watch response built from apply_watch_head and one record per event
+ * (what api_watch.c sends, each event encoded once for every watcher) is
+ * byte for byte what protobuf-c packs for the same WatchResponse. */
+static void watch_responses_from_parts_match_protobuf_c(void **state)
+{
+    static const uint64_t ids[] = {0, 1, 0x8e0c5b1b5d1f2a3bULL, 127};
+    static const int64_t wids[] = {0, 1, 5000, INT64_MAX, -1};
+    struct prng g;
+    struct buf got;
+    (void)state;
+    prng_seed(&g, 29);
+    buf_init(&got, 0);
+    for (int round = 0; round < 2000; round++) {
+        enum { N = 6 };
+        uint8_t keys[2 * N][40];
+        uint8_t vals[2 * N][400];
+        struct kv_event ev[N];
+        Mvccpb__KeyValue kvs[2 * N];
+        Mvccpb__Event pev[N];
+        Mvccpb__Event *pevp[N];
+        size_t n = prng_below(&g, N) + 1;
+        Etcdserverpb__WatchResponse r = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+        Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+        uint8_t head[APPLY_WATCH_HEAD_MAX];
+        h.cluster_id = ids[prng_below(&g, 4)];
+        h.member_id = ids[prng_below(&g, 4)];
+        h.revision = (int64_t)prng_below(&g, 1u << 30);
+        h.raft_term = ids[prng_below(&g, 4)];
+        r.header = &h;
+        r.watch_id = wids[prng_below(&g, 5)];
+        r.fragment = prng_chance(&g, 1, 3);
+        r.cancel_reason = (char *)"";
+        buf_reset(&got);
+        assert_int_equal(
+            buf_append(&got, head,
+                       apply_watch_head(head, h.cluster_id, h.member_id,
+                                        h.revision, h.raft_term, r.watch_id,
+                                        r.fragment)),
+            0);
+        for (size_t i = 0; i < n; i++) {
+            memset(&ev[i], 0, sizeof(ev[i]));
+            ev[i].type = prng_chance(&g, 1, 3) ? KV_EVENT_DELETE : KV_EVENT_PUT;
+            random_kv(&g, &ev[i].kv, keys[2 * i], vals[2 * i]);
+            ev[i].has_prev = prng_chance(&g, 1, 2);
+            if (ev[i].has_prev) {
+                random_kv(&g, &ev[i].prev, keys[2 * i + 1], vals[2 * i + 1]);
+            }
+            mvccpb__event__init(&pev[i]);
+            pev[i].type = ev[i].type == KV_EVENT_DELETE
+                              ? MVCCPB__EVENT__EVENT_TYPE__DELETE
+                              : MVCCPB__EVENT__EVENT_TYPE__PUT;
+            to_pb(&ev[i].kv, &kvs[2 * i]);
+            pev[i].kv = &kvs[2 * i];
+            if (ev[i].has_prev) {
+                to_pb(&ev[i].prev, &kvs[2 * i + 1]);
+                pev[i].prev_kv = &kvs[2 * i + 1];
+            }
+            pevp[i] = &pev[i];
+            size_t before = got.len;
+            assert_int_equal(apply_watch_event_encode(&ev[i], &got), 0);
+            assert_int_equal(got.len - before, apply_watch_event_size(&ev[i]));
+        }
+        r.n_events = n;
+        r.events = pevp;
+        size_t want_len = etcdserverpb__watch_response__get_packed_size(&r);
+        uint8_t *want = malloc(want_len);
+        assert_non_null(want);
+        assert_int_equal(etcdserverpb__watch_response__pack(&r, want),
+                         want_len);
+        assert_int_equal(got.len, want_len);
+        assert_memory_equal(got.data, want, want_len);
+        free(want);
+    }
+    buf_free(&got);
+}
+
 int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
@@ -1201,6 +1312,7 @@ int main(void)
         T(audit_records_join_their_writes_revision),
         T(audit_retention_keeps_the_newest_and_anchors_verify),
         T(a_bad_audit_record_refuses_the_whole_request),
+        T(watch_responses_from_parts_match_protobuf_c),
     };
     return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 #include <ftw.h>
 
+#include "base/alloc.h"
 #include "base/err.h"
 #include "consensus/kv/kv.h"
 #include "consensus/watch/watch.h"
@@ -61,13 +62,53 @@ struct fx {
     size_t nresp;
     struct rev_ev *evs;
     size_t nev;
+    /* encode: fill the events' encoding slots as api_watch.c does */
+    bool encode;
+    bool busy_after_encode; /* then refuse the send */
+    size_t enc_fills;
+    size_t enc_hits;
+    size_t enc_prev_seen; /* events sent with a slot encoded with prev */
 };
+
+/* What the sink "encodes": the key and whether prev came with it. */
+static void sink_encode(struct fx *f, const struct watch_resp *r)
+{
+    for (size_t i = 0; i < r->events_count; i++) {
+        struct watch_enc *slot = r->enc[i];
+        const struct kv_event *e = &r->events[i];
+        assert_non_null(slot);
+        if (slot->data == NULL) {
+            char tmp[64];
+            int n =
+                snprintf(tmp, sizeof(tmp), "%c:%.*s", e->has_prev ? 'P' : 'N',
+                         (int)e->kv.key_len, (const char *)e->kv.key);
+            slot->data = mem_alloc((size_t)n);
+            assert_non_null(slot->data);
+            memcpy(slot->data, tmp, (size_t)n);
+            slot->len = (size_t)n;
+            f->enc_fills++;
+        } else {
+            f->enc_hits++;
+        }
+        /* a slot is never shared between the two views */
+        assert_int_equal(slot->data[0], e->has_prev ? 'P' : 'N');
+        if (slot->data[0] == 'P') {
+            f->enc_prev_seen++;
+        }
+    }
+}
 
 static int sink(void *ctx, const struct watch_resp *r)
 {
     struct fx *f = ctx;
     if (f->busy) {
         return ERR_BUSY;
+    }
+    if (f->encode && r->events_count > 0) {
+        sink_encode(f, r);
+        if (f->busy_after_encode) {
+            return ERR_BUSY;
+        }
     }
     assert_true(f->nresp < RESP_MAX);
     struct resp *o = &f->resps[f->nresp++];
@@ -392,6 +433,43 @@ static void same_key_watchers_share_one_group_and_one_copy(void **state)
     assert_int_equal(f->nev, 1000);
 }
 
+/* One encoding per event and view, shared by every watcher it goes to,
+ * counted in the hub's bytes while it lives and freed with the event. */
+static void encodings_are_shared_per_view_and_freed_with_the_event(void **state)
+{
+    struct fx *f = *state;
+    struct watch_create c = wc_key("hot");
+    struct watch_stats s;
+    f->encode = true;
+    for (int i = 0; i < 1000; i++) {
+        c.prev_kv = i % 2 == 1;
+        assert_int_equal(watch_stream_create(f->st, &c), 0);
+    }
+    run(f);
+    put(f, "hot", "v1");
+    put(f, "hot", "v2"); /* has a prev: the views differ */
+    watch_hub_stats(f->hub, &s);
+    size_t before = s.event_bytes;
+    assert_true(before > 0);
+    /* a refused send keeps what was encoded, and counts it */
+    f->busy_after_encode = true;
+    (void)watch_hub_run(f->hub, 1);
+    watch_hub_stats(f->hub, &s);
+    assert_true(f->enc_fills >= 1);
+    assert_true(s.event_bytes > before);
+    assert_int_equal(f->nev, 0);
+    f->busy_after_encode = false;
+    f->enc_prev_seen = 0; /* the refused response is sent again below */
+    watch_stream_writable(f->st);
+    run(f);
+    /* v1: no prev, one view; v2: the 500 prev_kv watchers get the other */
+    assert_int_equal(f->enc_fills, 3);
+    assert_int_equal(f->nev, 2000);
+    assert_int_equal(f->enc_prev_seen, 500);
+    watch_hub_stats(f->hub, &s);
+    assert_int_equal(s.event_bytes, 0);
+}
+
 static void history_catchup_hands_over_to_live_without_gap(void **state)
 {
     struct fx *f = *state;
@@ -694,6 +772,7 @@ int main(void)
         T(ids_duplicates_and_cancel),
         T(keys_prefixes_and_ranges_match),
         T(same_key_watchers_share_one_group_and_one_copy),
+        T(encodings_are_shared_per_view_and_freed_with_the_event),
         T(history_catchup_hands_over_to_live_without_gap),
         T(compacted_start_is_canceled_with_compact_revision),
         T(slow_consumer_stays_bounded_and_loses_nothing),
