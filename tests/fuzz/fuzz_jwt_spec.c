@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -37,12 +38,23 @@ static char p_hs[128], p_ec[128], p_ecpub[128];
 static struct auth_jwt *hs, *es;
 static const char secret[] = "fuzz secret";
 
+/* The key files go with the process (one directory per run was left in
+ * /tmp before). */
+static void cleanup(void)
+{
+    unlink(p_hs);
+    unlink(p_ec);
+    unlink(p_ecpub);
+    rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
     char spec[512], msg[256];
     FUZZ_CHECK(mkdtemp(dir) != NULL);
+    atexit(cleanup);
     snprintf(p_hs, sizeof(p_hs), "%s/hs", dir);
     snprintf(p_ec, sizeof(p_ec), "%s/ec", dir);
     snprintf(p_ecpub, sizeof(p_ecpub), "%s/ecpub", dir);

@@ -14,6 +14,9 @@
 # the "#define FUZZ_MAX_LEN n" line of each tests/fuzz/fuzz_<name>.c. A crash,
 # leak, timeout or sanitizer report ends that target's run; its input is
 # saved as FUZZ_DIR/crashes/<name>-crash-<sha1> and the path is printed.
+# FUZZ_JOBS targets run at once (default: the number of cores; each
+# fuzzer is one process on one core, and the targets that start a server
+# bind kernel-chosen ports); the TAP lines still come out in target order.
 # Exit status: 0 only when no target failed.
 set -u
 MODE=${1:?usage: run.sh fuzz|replay|smoke FUZZ_DIR}
@@ -34,31 +37,24 @@ mkdir -p "$DIR/crashes" "$DIR/logs-$MODE"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-failed=0
-n=0
-for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
+# one_target N SRC: run one target, print its TAP line(s).
+one_target() {
+    local n=$1 src=$2 name bin log seeds maxlen files count rc work execs cov art
     name=$(basename "$src" .c)
     name=${name#fuzz_}
-    if [ -n "${FUZZ_TARGETS:-}" ] &&
-        ! echo ",$FUZZ_TARGETS," | grep -q ",$name,"; then
-        continue
-    fi
-    n=$((n + 1))
     bin=$DIR/fuzz_$name
     log=$DIR/logs-$MODE/$name.log
     seeds=$ROOT/tests/fuzz/corpus/$name
     mkdir -p "$seeds"
     if [ ! -x "$bin" ]; then
         echo "not ok $n - fuzz_$name: not built ($bin)"
-        failed=$((failed + 1))
-        continue
+        return
     fi
     maxlen=$(sed -n 's/^#define FUZZ_MAX_LEN *\([0-9]*\).*/\1/p' "$src")
     maxlen=${maxlen:-4096}
     if [ "$MODE" = replay ]; then
         files=$(find "$seeds" -type f | sort)
         count=$(echo "$files" | grep -c . || true)
-        # shellcheck disable=SC2086
         (cd "$DIR" && timeout 600 "$bin" -timeout=20 $files) >"$log" 2>&1
         rc=$?
         if [ $rc -eq 0 ]; then
@@ -66,13 +62,11 @@ for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
         else
             echo "not ok $n - fuzz_$name: replay failed (status $rc), log $log"
             grep -a -E 'ERROR|fuzz check|Running:' "$log" | tail -n 3 | sed 's/^/#   /'
-            failed=$((failed + 1))
         fi
-        continue
+        return
     fi
     work=$DIR/corpus/$name
     if [ "$MODE" = smoke ]; then
-        # A fresh work corpus: each smoke run starts from the seeds alone.
         work=$DIR/smoke-corpus/$name
         rm -rf "$work"
     fi
@@ -92,6 +86,31 @@ for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
         art=$(LC_ALL=C sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
         echo "not ok $n - fuzz_$name: failed after $execs executions (status $rc); input: ${art:-none saved}; log: $log"
         grep -a -E 'ERROR: |SUMMARY|fuzz check failed|runtime error' "$log" | head -n 4 | sed 's/^/#   /'
+    fi
+}
+
+JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+TAP=$(mktemp -d)
+trap 'rm -rf "$TAP"' EXIT
+n=0
+for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
+    name=$(basename "$src" .c)
+    name=${name#fuzz_}
+    if [ -n "${FUZZ_TARGETS:-}" ] &&
+        ! echo ",$FUZZ_TARGETS," | grep -q ",$name,"; then
+        continue
+    fi
+    n=$((n + 1))
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do
+        wait -n
+    done
+    one_target "$n" "$src" >"$TAP/$n" 2>&1 &
+done
+wait
+failed=0
+for i in $(seq "$n"); do
+    cat "$TAP/$i"
+    if grep -q '^not ok ' "$TAP/$i"; then
         failed=$((failed + 1))
     fi
 done
