@@ -88,11 +88,15 @@ ctl_on() { # ctl_on EP etcdctl-args...
 }
 
 wait_ready() { # wait_ready EP PID: 0 once a serializable get answers
-    local i
+    local i hp=${1#*://}
+    hp=${hp%%/*}
     for i in $(seq $((150 * T))); do
         kill -0 "$2" 2>/dev/null || return 1
-        if timeout 3 "$ETCDCTL" --endpoints="$1" --dial-timeout=1s \
-            --command-timeout=2s get --consistency=s probe >/dev/null 2>&1; then
+        # While nothing listens, etcdctl would spend its whole dial timeout
+        # (1 s) per try: knock on the port first, which fails at once.
+        if (exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}") 2>/dev/null &&
+            timeout 3 "$ETCDCTL" --endpoints="$1" --dial-timeout=1s \
+                --command-timeout=2s get --consistency=s probe >/dev/null 2>&1; then
             return 0
         fi
         sleep 0.1
