@@ -293,6 +293,19 @@ function rawFrame(host, port, path, frame) {
                     else s.end();
                 }
             }
+            // The server's close frame is the answer: lws would then wait
+            // for ours before closing TCP, which is the 5 s timer above.
+            let st = 0;
+            try {
+                st = upgraded ? closeStatus(buf) : 0;
+            } catch {
+                st = 0; /* a frame still arriving */
+            }
+            if (st !== 0) {
+                clearTimeout(t);
+                s.destroy();
+                resolve({ upgraded, data: buf, timeout: false });
+            }
         });
         s.on('close', () => {
             clearTimeout(t);
