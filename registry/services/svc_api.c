@@ -764,6 +764,108 @@ static void instance_lease_granted(struct svc_req *r, int err,
     instance_write(r);
 }
 
+static void instance_grant(struct svc_req *r)
+{
+    Etcdserverpb__LeaseGrantRequest g = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
+    g.ttl = r->ttl;
+    call(r, "/etcdserverpb.Lease/LeaseGrant", &g.base, instance_lease_granted);
+}
+
+/*
+ * A ttl= registration of an id that is registered already, under a session
+ * of its own (a lease holding this one key, granted with the same TTL),
+ * renews that session and writes under it. Granting a new lease each time
+ * left the old one alive until its TTL ran out: a client that re-registers
+ * as its heartbeat (Eureka's and Nacos's habit) piled up one live lease
+ * per beat. Anything else (no such instance, a shared session, another
+ * TTL, an error on the way) takes a new lease, as a first registration.
+ */
+static void instance_ttl_renewed(void *ctx, int err, int64_t ttl)
+{
+    struct renew_ticket *t = ctx;
+    struct svc_req *r = t->r;
+    mem_free(t);
+    if (r == NULL) {
+        return; /* the caller went away */
+    }
+    r->ticket = NULL;
+    if (err != 0 || ttl <= 0) {
+        instance_grant(r); /* it ran out meanwhile */
+        return;
+    }
+    instance_write(r); /* r->lease is the instance's own session */
+}
+
+static void instance_ttl_checked(struct svc_req *r, int err,
+                                 const uint8_t *resp, size_t len)
+{
+    char key[KEY_MAX];
+    size_t kn = key_instance(r, key, sizeof(key));
+    Etcdserverpb__LeaseTimeToLiveResponse *t =
+        err == 0
+            ? etcdserverpb__lease_time_to_live_response__unpack(NULL, len, resp)
+            : NULL;
+    bool own = t != NULL && t->ttl > 0 && t->grantedttl == r->ttl &&
+               t->n_keys == 1 && t->keys[0].len == kn &&
+               memcmp(t->keys[0].data, key, kn) == 0;
+    if (t != NULL) {
+        etcdserverpb__lease_time_to_live_response__free_unpacked(t, NULL);
+    }
+    if (!own) {
+        instance_grant(r);
+        return;
+    }
+    struct renew_ticket *tk = mem_calloc(1, sizeof(*tk));
+    if (tk == NULL) {
+        instance_grant(r);
+        return;
+    }
+    tk->r = r;
+    r->ticket = tk;
+    int rc = api_lease_renew(r->s, r->lease, instance_ttl_renewed, tk);
+    if (rc != 0) {
+        r->ticket = NULL;
+        mem_free(tk);
+        instance_grant(r);
+    }
+}
+
+static void instance_ttl_read(struct svc_req *r, int err, const uint8_t *resp,
+                              size_t len)
+{
+    Etcdserverpb__RangeResponse *g =
+        err == 0 ? etcdserverpb__range_response__unpack(NULL, len, resp) : NULL;
+    int64_t lease = g != NULL && g->n_kvs == 1 ? g->kvs[0]->lease : 0;
+    if (g != NULL) {
+        etcdserverpb__range_response__free_unpacked(g, NULL);
+    }
+    if (lease == 0) {
+        instance_grant(r);
+        return;
+    }
+    r->lease = lease;
+    Etcdserverpb__LeaseTimeToLiveRequest q =
+        ETCDSERVERPB__LEASE_TIME_TO_LIVE_REQUEST__INIT;
+    q.id = lease;
+    q.keys = 1;
+    call(r, "/etcdserverpb.Lease/LeaseTimeToLive", &q.base,
+         instance_ttl_checked);
+}
+
+/* A serializable read is enough: it only proposes a lease, which
+ * LeaseTimeToLive then checks against the leader's state. */
+static void instance_ttl_lookup(struct svc_req *r)
+{
+    char key[KEY_MAX];
+    size_t kn = key_instance(r, key, sizeof(key));
+    Etcdserverpb__RangeRequest q = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    q.key.data = (uint8_t *)key;
+    q.key.len = kn;
+    q.serializable = 1;
+    q.keys_only = 1;
+    call(r, "/etcdserverpb.KV/Range", &q.base, instance_ttl_read);
+}
+
 static void instance_put(struct svc_req *r)
 {
     json_t *sv;
@@ -812,9 +914,7 @@ static void instance_put(struct svc_req *r)
     if (ttl_from_body(r, &r->ttl) != 0) {
         return;
     }
-    Etcdserverpb__LeaseGrantRequest g = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
-    g.ttl = r->ttl;
-    call(r, "/etcdserverpb.Lease/LeaseGrant", &g.base, instance_lease_granted);
+    instance_ttl_lookup(r);
 }
 
 static Etcdserverpb__RangeResponse *
