@@ -84,7 +84,6 @@ struct watch_svc {
     Mvccpb__KeyValue *kvs;
     struct iovec *iov; /* head + one piece per event */
     size_t scratch_cap;
-    struct buf enc; /* one event being encoded */
 };
 
 /* ------------------------------------------------------------ encoding */
@@ -136,21 +135,21 @@ static void kv_to_pb(const struct kv_kv *kv, Mvccpb__KeyValue *out)
 
 /* The encoding of one event for the hub's slot: encoded once, then every
  * watcher the event goes to copies the same bytes. NULL: out of memory. */
-static const struct watch_enc *
-event_enc(struct watch_svc *w, const struct kv_event *e, struct watch_enc *slot)
+static const struct watch_enc *event_enc(const struct kv_event *e,
+                                         struct watch_enc *slot)
 {
     if (slot->data == NULL) {
-        buf_reset(&w->enc);
-        if (apply_watch_event_encode(e, &w->enc) != 0) {
+        /* encoded straight into the block the hub keeps (buf allocates
+         * with mem_realloc, the hub frees with mem_free) */
+        struct buf b;
+        buf_init(&b, 0);
+        if (buf_reserve(&b, apply_watch_event_size(e)) != 0 ||
+            apply_watch_event_encode(e, &b) != 0) {
+            buf_free(&b);
             return NULL;
         }
-        uint8_t *p = mem_alloc(w->enc.len);
-        if (p == NULL) {
-            return NULL;
-        }
-        memcpy(p, w->enc.data, w->enc.len);
-        slot->data = p;
-        slot->len = w->enc.len;
+        slot->data = b.data;
+        slot->len = b.len;
     }
     return slot;
 }
@@ -166,7 +165,7 @@ static int send_events_fast(struct wcall *c, const struct watch_resp *r)
         apply_watch_head(head, w->s->cluster_id, w->s->member_id, r->revision,
                          w->term, r->watch_id, r->fragment);
     for (size_t i = 0; i < r->events_count; i++) {
-        const struct watch_enc *e = event_enc(w, &r->events[i], r->enc[i]);
+        const struct watch_enc *e = event_enc(&r->events[i], r->enc[i]);
         if (e == NULL) {
             return 1;
         }
@@ -621,7 +620,6 @@ static int watch_start(struct server *s, char *msg, size_t msg_len)
         return rc;
     }
     w->s = s;
-    buf_init(&w->enc, 0);
     node_status(s->node, &st);
     w->leader = st.leader;
     w->term = st.term;
@@ -664,7 +662,6 @@ static void on_handle_closed(uv_handle_t *h)
         mem_free(w->evp);
         mem_free(w->kvs);
         mem_free(w->iov);
-        buf_free(&w->enc);
         mem_free(w);
     }
 }
