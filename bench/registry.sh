@@ -63,7 +63,9 @@
 #                            etcd's watchers share -conns connections (1: off)
 #   REGB_DIR [$TMPDIR or /tmp]  REGB_OUT (also write the table there)
 #   REGB_KEEP=1 keep the temp dir; REGB_PERF=1 record `perf record -g` of
-#   cairnd during the last 10k push run (perf.data kept in the temp dir)
+#   cairnd during the last 10k push and config runs with a socket per
+#   subscriber (perf.data, perf-cfg.data kept in the temp dir;
+#   REGB_PERF_ARGS [-g], e.g. "--call-graph dwarf -F 499")
 # --quick: 1 round, 2 s runs, 1,000 subscribers, 2,000 heartbeat
 # instances, 10 registrations, 5 publishes (about 1-2 minutes).
 set -u
@@ -290,7 +292,7 @@ if has reg || has hb || has push || has cfg; then
                     perf_pid=""
                     if [ "${REGB_PERF:-0}" = 1 ] && [ $s = cairnd ] &&
                         [ "$r" = "$ROUNDS" ] && [ "$want" -ge 10000 ]; then
-                        perf record -g -o "$TMP/perf.data" -p "$pid" \
+                        perf record ${REGB_PERF_ARGS:--g} -o "$TMP/perf.data" -p "$pid" \
                             >"$TMP/perf.log" 2>&1 &
                         perf_pid=$!
                     fi
@@ -314,9 +316,23 @@ if has reg || has hb || has push || has cfg; then
                 if has cfg; then
                     wa=()
                     [ "$WAIT_ACKS" = 1 ] && [ $s = cairnd ] && wa=(-wait-acks)
+                    perf_pid=""
+                    if [ "${REGB_PERF:-0}" = 1 ] && [ $s = cairnd ] &&
+                        [ "$r" = "$ROUNDS" ] && [ "$want" -ge 10000 ]; then
+                        perf record ${REGB_PERF_ARGS:--g} -o "$TMP/perf-cfg.data" -p "$pid" \
+                            >"$TMP/perf-cfg.log" 2>&1 &
+                        perf_pid=$!
+                    fi
                     run cfg "$r" $s "cfg-$want" -mode cfg -ep "$ep" -pids "$pid" \
                         -n "$nsub" -conns "$nconn" -rounds "$CFG_PUBS" \
                         -interval-ms "$CFG_GAP" -svc "c$r-$want" "${wa[@]}"
+                    if [ -n "$perf_pid" ]; then
+                        kill -INT "$perf_pid"
+                        wait "$perf_pid"
+                        perf report -i "$TMP/perf-cfg.data" --no-children \
+                            --percent-limit 1 --stdio >"$TMP/perf-cfg.txt" 2>/dev/null
+                        say "perf profile of cairnd during the 10k config run (a socket each): $TMP/perf-cfg.txt"
+                    fi
                     if [ $s = cairnd ] && [ "$MUX" -gt 1 ]; then
                         run cfgmux "$r" $s "cfgmux-$want" -mode cfg -ep "$ep" \
                             -pids "$pid" -n "$nsub" -per-socket "$MUX" \

@@ -602,6 +602,12 @@ int kv_snapshot_write(struct kv *kv, int fd);
  * compaction and applied index are the snapshot's afterwards. */
 int kv_snapshot_install(struct kv *kv, const char *path);
 
+/* Drop fd's file (whole and synced) from the page cache and read it back
+ * in single pages: for a store file written in large pieces (a restored
+ * checkpoint), whose random page writes would otherwise each walk a large
+ * folio (kv_env.c, "The page cache in single pages"). Best effort. */
+void kv_cache_small(int fd);
+
 /* Defragment: write a repacked copy of the file (every table re-inserted
  * in order into a fresh file, so its pages are full, not only the free
  * pages dropped) and swap it in atomically (rename, then fsync of the

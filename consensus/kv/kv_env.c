@@ -296,6 +296,75 @@ static int env_setup(struct kv *kv)
     return kv__mdb_err(mdb_txn_commit(txn));
 }
 
+/* The page cache in single pages. Linux caches a file in folios of up to
+ * several MiB where they come from large writes or readahead, and a 4 KiB
+ * write into a large folio walks every block of it: ext4 on this kernel
+ * takes 5-8 us a random 4 KiB pwrite into a file written in 1 MiB pieces
+ * against 1.5 us into single pages (BENCHMARKS.md, "Single-page cache").
+ * LMDB writes a commit's pages with pwrite, a page or a run of up to 64
+ * pages at a time, and grows the file that way. So the store keeps
+ * data.mdb a little longer than LMDB's last page and has the kernel read
+ * that tail in beforehand (holes: no I/O) after each commit that nears
+ * its end, with readahead, which makes
+ * single pages (a range it is asked for; not the large folios of its
+ * on-demand window). Files written whole elsewhere (a defrag's copy, an
+ * installed snapshot, a restored checkpoint) are dropped from the cache
+ * and read back in the same way (kv_cache_small). */
+#define KV_AHEAD_BYTES ((uint64_t)1 << 20)
+#define KV_AHEAD_STEP  ((uint64_t)256 << 10)
+#define KV_AHEAD_CHUNK ((uint64_t)128 << 10) /* under any readahead cap */
+
+static void cache_range(int fd, uint64_t from, uint64_t to)
+{
+    for (uint64_t o = from; o < to; o += KV_AHEAD_CHUNK) {
+        uint64_t n = to - o < KV_AHEAD_CHUNK ? to - o : KV_AHEAD_CHUNK;
+        (void)posix_fadvise(fd, (off_t)o, (off_t)n, POSIX_FADV_WILLNEED);
+    }
+}
+
+void kv_cache_small(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        return;
+    }
+    /* drops what is clean and not mapped: call it after an fsync */
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    cache_range(fd, 0, (uint64_t)st.st_size);
+}
+
+void kv__grow_ahead(struct kv *kv, uint64_t last_pgno)
+{
+    uint64_t used = (last_pgno + 1) * kv->page_bytes;
+    uint64_t grew = used > kv->ahead_used ? used - kv->ahead_used : 0;
+    /* a sixteenth of the file, at most KV_AHEAD_BYTES (none under 4 MiB),
+     * or twice what the last commit grew it by, at most 16 times that */
+    uint64_t ahead = used / 16 < KV_AHEAD_BYTES ? used / 16 : KV_AHEAD_BYTES;
+    if (ahead >= KV_AHEAD_STEP && ahead < 2 * grew) {
+        ahead = 2 * grew < 16 * KV_AHEAD_BYTES ? 2 * grew : 16 * KV_AHEAD_BYTES;
+    }
+    kv->ahead_used = used;
+    struct stat st;
+    int fd;
+    if (ahead < KV_AHEAD_STEP || used + ahead / 2 <= kv->ahead_end ||
+        mdb_env_get_fd(kv->env, &fd) != 0 || fstat(fd, &st) != 0) {
+        return;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    uint64_t want =
+        (used + ahead + KV_AHEAD_STEP - 1) & ~(KV_AHEAD_STEP - 1);
+    if (kv->ahead_end < size) {
+        kv->ahead_end = size; /* what was there is cached as it is */
+    }
+    if (size < want && ftruncate(fd, (off_t)want) != 0) {
+        return; /* LMDB's own writes extend it, as before */
+    }
+    if (kv->ahead_end < want) {
+        cache_range(fd, kv->ahead_end, want);
+        kv->ahead_end = want;
+    }
+}
+
 static int env_open(struct kv *kv)
 {
     MDB_envinfo info;
@@ -328,6 +397,9 @@ static int env_open(struct kv *kv)
             memset(&kv->file_id, 0, sizeof(kv->file_id));
         }
         pthread_mutex_unlock(&kv->pins_mu);
+        struct stat fs;
+        kv->ahead_end = stat(data, &fs) == 0 ? (uint64_t)fs.st_size : 0;
+        kv->ahead_used = 0;
         kv__note_pages(kv);
     }
     if (err != 0) {
@@ -751,6 +823,11 @@ static int swap_in(struct kv *kv, const char *tmp)
     bool pinned = kv__pins_drop(kv) > 0;
     mdb_env_close(kv->env);
     kv->env = NULL;
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        kv_cache_small(fd); /* tmp is whole and synced */
+        close(fd);
+    }
     if (rename(tmp, data) != 0) {
         rc = -errno;
         unlink(tmp);

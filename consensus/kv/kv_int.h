@@ -106,9 +106,17 @@ struct kv {
     } pins[KV_PINS_MAX];
     struct kv_file_id file_id;
     atomic_uint_fast64_t last_pgno;
+    /* data.mdb's bytes made ready in the page cache as single pages
+     * (kv__grow_ahead); the writer's alone. */
+    uint64_t ahead_end;
+    uint64_t ahead_used; /* the file's used bytes at the last commit */
 };
 
 /* kv_ckpt.c */
+/* After a commit that left the last page at last_pgno: keep the file
+ * extended, and cached in single pages, ahead of it (kv_env.c). */
+void kv__grow_ahead(struct kv *kv, uint64_t last_pgno);
+
 /* Drop every pin; how many there were. */
 int kv__pins_drop(struct kv *kv);
 int kv__file_id(const char *path, struct kv_file_id *out);

@@ -220,6 +220,7 @@ int kv_write_commit(struct kv_write *wr, uint64_t applied_index,
     }
     if (rc == 0) {
         kv__note_pages(kv);
+        kv__grow_ahead(kv, atomic_load(&kv->last_pgno));
         pthread_mutex_lock(&kv->state_mu);
         kv->rev = wr->rev;
         kv->compact = wr->compact;

@@ -304,6 +304,9 @@ static int copy_file(const char *src, const char *dir, const char *dst)
     if (rc == 0 && fsync(out) != 0) {
         rc = -errno;
     }
+    if (rc == 0) {
+        kv_cache_small(out);
+    }
     if (out >= 0) {
         close(out);
     }
