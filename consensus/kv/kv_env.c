@@ -297,22 +297,23 @@ static int env_setup(struct kv *kv)
 }
 
 /* The page cache in single pages. Linux caches a file in folios of up to
- * several MiB where they come from large writes or readahead, and a 4 KiB
- * write into a large folio walks every block of it: ext4 on this kernel
- * takes 5-8 us a random 4 KiB pwrite into a file written in 1 MiB pieces
- * against 1.5 us into single pages (BENCHMARKS.md, "Single-page cache").
- * LMDB writes a commit's pages with pwrite, a page or a run of up to 64
- * pages at a time, and grows the file that way. So the store keeps
- * data.mdb a little longer than LMDB's last page and has the kernel read
- * that tail in beforehand (holes: no I/O) after each commit that nears
- * its end, with readahead, which makes
- * single pages (a range it is asked for; not the large folios of its
- * on-demand window). Files written whole elsewhere (a defrag's copy, an
- * installed snapshot, a restored checkpoint) are dropped from the cache
- * and read back in the same way (kv_cache_small). */
+ * several MiB where they come from large writes or from readahead's
+ * window, and a 4 KiB write into a large folio walks every block of it:
+ * on ext4 here a random 4 KiB pwrite takes 5-8 us into a file written in
+ * 1 MiB pieces against 1.5 us into single pages (BENCHMARKS.md,
+ * "data.mdb cached in single pages"). LMDB writes a commit's dirty pages
+ * with pwrite, one page or a run of up to 64 at a time, and grows the
+ * file the same way, so a growing store ended up in large folios. After
+ * a commit that brings LMDB's last page near the end of what is ready,
+ * the file is extended a little further and that tail is read in (holes:
+ * no I/O) by readahead of the range asked for, which makes single pages.
+ * Files written whole elsewhere (a defrag's copy, an installed snapshot, a
+ * restored checkpoint) are dropped from the cache and read back the same
+ * way (kv_cache_small). */
 #define KV_AHEAD_BYTES ((uint64_t)1 << 20)
 #define KV_AHEAD_STEP  ((uint64_t)256 << 10)
 #define KV_AHEAD_CHUNK ((uint64_t)128 << 10) /* under any readahead cap */
+#define KV_RECACHE_MAX ((uint64_t)512 << 20)
 
 static void cache_range(int fd, uint64_t from, uint64_t to)
 {
@@ -330,15 +331,20 @@ void kv_cache_small(int fd)
     }
     /* drops what is clean and not mapped: call it after an fsync */
     (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    cache_range(fd, 0, (uint64_t)st.st_size);
+    /* read back the head of it; the rest comes in a page at a time as it
+     * is used (the map reads no more: MDB_NORDAHEAD), and a page LMDB
+     * writes whole is never read */
+    uint64_t n = (uint64_t)st.st_size;
+    cache_range(fd, 0, n < KV_RECACHE_MAX ? n : KV_RECACHE_MAX);
 }
 
 void kv__grow_ahead(struct kv *kv, uint64_t last_pgno)
 {
     uint64_t used = (last_pgno + 1) * kv->page_bytes;
     uint64_t grew = used > kv->ahead_used ? used - kv->ahead_used : 0;
-    /* a sixteenth of the file, at most KV_AHEAD_BYTES (none under 4 MiB),
-     * or twice what the last commit grew it by, at most 16 times that */
+    /* a sixteenth of the file, at most KV_AHEAD_BYTES (nothing while the
+     * file is under 4 MiB), or else twice what the last commit added, at
+     * most 16 MiB */
     uint64_t ahead = used / 16 < KV_AHEAD_BYTES ? used / 16 : KV_AHEAD_BYTES;
     if (ahead >= KV_AHEAD_STEP && ahead < 2 * grew) {
         ahead = 2 * grew < 16 * KV_AHEAD_BYTES ? 2 * grew : 16 * KV_AHEAD_BYTES;
@@ -351,8 +357,7 @@ void kv__grow_ahead(struct kv *kv, uint64_t last_pgno)
         return;
     }
     uint64_t size = (uint64_t)st.st_size;
-    uint64_t want =
-        (used + ahead + KV_AHEAD_STEP - 1) & ~(KV_AHEAD_STEP - 1);
+    uint64_t want = (used + ahead + KV_AHEAD_STEP - 1) & ~(KV_AHEAD_STEP - 1);
     if (kv->ahead_end < size) {
         kv->ahead_end = size; /* what was there is cached as it is */
     }

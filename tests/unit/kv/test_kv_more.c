@@ -1086,8 +1086,8 @@ static long pages_in_large_folios(const char *dir, size_t len, long *seen)
     int kf = open("/proc/kpageflags", O_RDONLY);
     long big = 0;
     *seen = 0;
-    const uint8_t *m = fd < 0 ? MAP_FAILED
-                              : mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    const uint8_t *m =
+        fd < 0 ? MAP_FAILED : mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED || pm < 0 || kf < 0) {
         big = -1;
     }
