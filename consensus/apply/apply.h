@@ -298,6 +298,10 @@ int apply_txn_depth_check(const uint8_t *p, size_t len, int max_depth);
 int apply_encode_kv(const struct kv_kv *kv, struct buf *out);
 size_t apply_kv_size(const struct kv_kv *kv);
 
+/* The same KeyValue as a protobuf-c message whose key and value borrow
+ * kv's bytes (for code that builds whole responses with protobuf-c). */
+void apply_kv_to_pb(const struct kv_kv *kv, Mvccpb__KeyValue *out);
+
 /* A WatchResponse that carries events, encoded from parts: the head
  * (header, watch_id, fragment) then one record per event (field 11, an
  * mvccpb.Event with its prev_kv when e->has_prev). Concatenated, they are

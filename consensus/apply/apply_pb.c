@@ -91,6 +91,19 @@ size_t apply_kv_size(const struct kv_kv *kv)
            f_varint_size((uint64_t)kv->lease);
 }
 
+void apply_kv_to_pb(const struct kv_kv *kv, Mvccpb__KeyValue *out)
+{
+    mvccpb__key_value__init(out);
+    out->key.data = (uint8_t *)kv->key;
+    out->key.len = kv->key_len;
+    out->value.data = (uint8_t *)kv->value;
+    out->value.len = kv->value_len;
+    out->create_revision = kv->create_revision;
+    out->mod_revision = kv->mod_revision;
+    out->version = kv->version;
+    out->lease = kv->lease;
+}
+
 int apply_encode_kv(const struct kv_kv *kv, struct buf *out)
 {
     int rc = w_bytes(out, 1, kv->key, kv->key_len, false);

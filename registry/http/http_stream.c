@@ -62,6 +62,7 @@
 #include "base/assert.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "consensus/apply/apply.h"
 #include "consensus/watch/watch.h"
 #include "proto/kv.pb-c.h"
 #include "proto/rpc.pb-c.h"
@@ -495,19 +496,6 @@ static void end_stream(struct hstream *hs, int ws_status, const char *reason)
 
 /* ------------------------------------------------------------- encoding */
 
-static void kv_to_pb(const struct kv_kv *kv, Mvccpb__KeyValue *out)
-{
-    mvccpb__key_value__init(out);
-    out->key.data = (uint8_t *)kv->key;
-    out->key.len = kv->key_len;
-    out->value.data = (uint8_t *)kv->value;
-    out->value.len = kv->value_len;
-    out->create_revision = kv->create_revision;
-    out->mod_revision = kv->mod_revision;
-    out->version = kv->version;
-    out->lease = kv->lease;
-}
-
 /* One hub response -> WatchResponse JSON (the same fields api_watch.c
  * puts on the gRPC stream). */
 static int encode_resp(struct hstream *hs, const struct watch_resp *r,
@@ -552,10 +540,10 @@ static int encode_resp(struct hstream *hs, const struct watch_resp *r,
         ev[i].type = e->type == KV_EVENT_DELETE
                          ? MVCCPB__EVENT__EVENT_TYPE__DELETE
                          : MVCCPB__EVENT__EVENT_TYPE__PUT;
-        kv_to_pb(&e->kv, &kvs[2 * i]);
+        apply_kv_to_pb(&e->kv, &kvs[2 * i]);
         ev[i].kv = &kvs[2 * i];
         if (e->has_prev) {
-            kv_to_pb(&e->prev, &kvs[2 * i + 1]);
+            apply_kv_to_pb(&e->prev, &kvs[2 * i + 1]);
             ev[i].prev_kv = &kvs[2 * i + 1];
         }
         evp[i] = &ev[i];

@@ -231,19 +231,6 @@ static int range_auth(struct rcall *r)
     return inner_auth(r, "/etcdserverpb.KV/Range", &q.base);
 }
 
-static void kv_to_pb(const struct kv_kv *kv, Mvccpb__KeyValue *out)
-{
-    mvccpb__key_value__init(out);
-    out->key.data = (uint8_t *)kv->key;
-    out->key.len = kv->key_len;
-    out->value.data = (uint8_t *)kv->value;
-    out->value.len = kv->value_len;
-    out->create_revision = kv->create_revision;
-    out->mod_revision = kv->mod_revision;
-    out->version = kv->version;
-    out->lease = kv->lease;
-}
-
 /* Time left before the caller's deadline, for the node's own timeouts;
  * 0 (the node's default) when the caller set none. */
 static uint32_t remaining_ms(const struct rcall *r)
@@ -954,7 +941,7 @@ static void emit(struct rcall *r, const struct kv_kv *kv, int64_t rev)
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
     Mvccpb__KeyValue k;
     size_t len;
-    kv_to_pb(kv, &k);
+    apply_kv_to_pb(kv, &k);
     api__fill_header(r->svc->s, &h, rev);
     resp.header = &h;
     resp.kv = &k;
@@ -1133,7 +1120,7 @@ static int serve_read(struct rcall *r)
         V3electionpb__LeaderResponse resp = V3ELECTIONPB__LEADER_RESPONSE__INIT;
         Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
         Mvccpb__KeyValue k;
-        kv_to_pb(&rr.kvs[0], &k);
+        apply_kv_to_pb(&rr.kvs[0], &k);
         api__fill_header(r->svc->s, &h, rev);
         resp.header = &h;
         resp.kv = &k;

@@ -120,19 +120,6 @@ static int scratch_reserve(struct watch_svc *w, size_t n)
     return 0;
 }
 
-static void kv_to_pb(const struct kv_kv *kv, Mvccpb__KeyValue *out)
-{
-    mvccpb__key_value__init(out);
-    out->key.data = (uint8_t *)kv->key;
-    out->key.len = kv->key_len;
-    out->value.data = (uint8_t *)kv->value;
-    out->value.len = kv->value_len;
-    out->create_revision = kv->create_revision;
-    out->mod_revision = kv->mod_revision;
-    out->version = kv->version;
-    out->lease = kv->lease;
-}
-
 /* The encoding of one event for the hub's slot: encoded once, then every
  * watcher the event goes to copies the same bytes. NULL: out of memory. */
 static const struct watch_enc *event_enc(const struct kv_event *e,
@@ -217,10 +204,10 @@ static int send_resp(void *ctx, const struct watch_resp *r)
         w->ev[i].type = e->type == KV_EVENT_DELETE
                             ? MVCCPB__EVENT__EVENT_TYPE__DELETE
                             : MVCCPB__EVENT__EVENT_TYPE__PUT;
-        kv_to_pb(&e->kv, &w->kvs[2 * i]);
+        apply_kv_to_pb(&e->kv, &w->kvs[2 * i]);
         w->ev[i].kv = &w->kvs[2 * i];
         if (e->has_prev) {
-            kv_to_pb(&e->prev, &w->kvs[2 * i + 1]);
+            apply_kv_to_pb(&e->prev, &w->kvs[2 * i + 1]);
             w->ev[i].prev_kv = &w->kvs[2 * i + 1];
         }
         w->evp[i] = &w->ev[i];
