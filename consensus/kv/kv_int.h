@@ -112,11 +112,11 @@ struct kv {
     uint64_t ahead_used; /* the file's used bytes at the last commit */
 };
 
-/* kv_ckpt.c */
-/* After a commit that left the last page at last_pgno: keep the file
- * extended, and cached in single pages, ahead of it (kv_env.c). */
+/* kv_env.c: after a commit that left the last page at last_pgno, keep
+ * the file extended, and cached in single pages, ahead of it. */
 void kv__grow_ahead(struct kv *kv, uint64_t last_pgno);
 
+/* kv_ckpt.c */
 /* Drop every pin; how many there were. */
 int kv__pins_drop(struct kv *kv);
 int kv__file_id(const char *path, struct kv_file_id *out);
