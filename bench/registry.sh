@@ -230,6 +230,27 @@ cluster() {
 }
 
 # run PART ROUND SERVER NAME ARGS...: one driver run, one result line.
+# REGB_PERF=1: perf record cairnd ($pid) into $TMP/NAME.data during the
+# last round's 10k run ($s, $r, $want of the caller's loop).
+perf_start() {
+    perf_pid=""
+    if [ "${REGB_PERF:-0}" = 1 ] && [ "$s" = cairnd ] &&
+        [ "$r" = "$ROUNDS" ] && [ "$want" -ge 10000 ]; then
+        # shellcheck disable=SC2086 # REGB_PERF_ARGS is a list of flags
+        perf record ${REGB_PERF_ARGS:--g} -o "$TMP/$1.data" -p "$pid" \
+            >"$TMP/$1.log" 2>&1 &
+        perf_pid=$!
+    fi
+}
+perf_stop() {
+    [ -n "$perf_pid" ] || return 0
+    kill -INT "$perf_pid"
+    wait "$perf_pid"
+    perf report -i "$TMP/$1.data" --no-children --percent-limit 1 --stdio \
+        >"$TMP/$1.txt" 2>/dev/null
+    say "perf profile of cairnd during $2: $TMP/$1.txt"
+}
+
 run() {
     local part=$1 round=$2 server=$3 name=$4 js rc k=cairn
     shift 4
@@ -289,13 +310,7 @@ if has reg || has hb || has push || has cfg; then
                 ep=$EP_E pid=$PID_E
                 [ $s = cairnd ] && ep=$EP_C pid=$PID_C
                 if has push; then
-                    perf_pid=""
-                    if [ "${REGB_PERF:-0}" = 1 ] && [ $s = cairnd ] &&
-                        [ "$r" = "$ROUNDS" ] && [ "$want" -ge 10000 ]; then
-                        perf record ${REGB_PERF_ARGS:--g} -o "$TMP/perf.data" -p "$pid" \
-                            >"$TMP/perf.log" 2>&1 &
-                        perf_pid=$!
-                    fi
+                    perf_start perf
                     run push "$r" $s "push-$want" -mode push -ep "$ep" -pids "$pid" \
                         -n "$nsub" -conns "$nconn" -rounds "$PUSH_REGS" \
                         -interval-ms "$PUSH_GAP" -svc "p$r-$want"
@@ -305,34 +320,16 @@ if has reg || has hb || has push || has cfg; then
                             -rounds "$PUSH_REGS" -interval-ms "$PUSH_GAP" \
                             -svc "q$r-$want"
                     fi
-                    if [ -n "$perf_pid" ]; then
-                        kill -INT "$perf_pid"
-                        wait "$perf_pid"
-                        perf report -i "$TMP/perf.data" --no-children \
-                            --percent-limit 1 --stdio >"$TMP/perf.txt" 2>/dev/null
-                        say "perf profile of cairnd during the 10k push: $TMP/perf.txt"
-                    fi
+                    perf_stop perf "the 10k push"
                 fi
                 if has cfg; then
                     wa=()
                     [ "$WAIT_ACKS" = 1 ] && [ $s = cairnd ] && wa=(-wait-acks)
-                    perf_pid=""
-                    if [ "${REGB_PERF:-0}" = 1 ] && [ $s = cairnd ] &&
-                        [ "$r" = "$ROUNDS" ] && [ "$want" -ge 10000 ]; then
-                        perf record ${REGB_PERF_ARGS:--g} -o "$TMP/perf-cfg.data" -p "$pid" \
-                            >"$TMP/perf-cfg.log" 2>&1 &
-                        perf_pid=$!
-                    fi
+                    perf_start perf-cfg
                     run cfg "$r" $s "cfg-$want" -mode cfg -ep "$ep" -pids "$pid" \
                         -n "$nsub" -conns "$nconn" -rounds "$CFG_PUBS" \
                         -interval-ms "$CFG_GAP" -svc "c$r-$want" "${wa[@]}"
-                    if [ -n "$perf_pid" ]; then
-                        kill -INT "$perf_pid"
-                        wait "$perf_pid"
-                        perf report -i "$TMP/perf-cfg.data" --no-children \
-                            --percent-limit 1 --stdio >"$TMP/perf-cfg.txt" 2>/dev/null
-                        say "perf profile of cairnd during the 10k config run (a socket each): $TMP/perf-cfg.txt"
-                    fi
+                    perf_stop perf-cfg "the 10k config run (a socket each)"
                     if [ $s = cairnd ] && [ "$MUX" -gt 1 ]; then
                         run cfgmux "$r" $s "cfgmux-$want" -mode cfg -ep "$ep" \
                             -pids "$pid" -n "$nsub" -per-socket "$MUX" \
