@@ -133,14 +133,7 @@ static void answer_bad(struct hstream *hs, json_t *id, const char *message,
 
 static struct hsub *sub_find(struct hstream *hs, int64_t id)
 {
-    size_t n = 0;
-    for (struct hsub *sub = hs->subs; sub != NULL; sub = sub->next) {
-        ASSERT(n++ <= hs->subs_count);
-        if (sub->id == id) {
-            return sub;
-        }
-    }
-    return NULL;
+    return http__sub_find(hs, id);
 }
 
 /* A string field: NULL when absent or null; *bad when present but not a
@@ -554,13 +547,39 @@ static void op_keepalive(struct hstream *hs, json_t *m, json_t *id)
 
 /* ------------------------------------------------------------ messages */
 
+/* An ack of the plain shape (http_ack.c) on a config subscription of
+ * this socket: handled without a JSON tree, and with no writable callback
+ * unless it is refused (it answers nothing). false: the caller reads the
+ * message as any other, errors included. */
+static bool ack_fast(struct hstream *hs, const char *json, size_t len)
+{
+    struct http_ack a;
+    struct hsub *sub;
+    const char *why = NULL;
+    const char *field = NULL;
+    if (!http__ack_read(json, len, true, &a) || a.sub < 1 ||
+        (sub = sub_find(hs, a.sub)) == NULL || !sub->cfg) {
+        return false;
+    }
+    hs->h->st.mux_requests++;
+    if (http__sub_ack_read(sub, &a, &why, &field) != 0) {
+        answer_error(hs, NULL, sub->id, "bad_request", why, field);
+        lws_callback_on_writable(hs->wsi);
+    }
+    return true;
+}
+
 void http__mux_message(struct hstream *hs, const char *json, size_t len)
 {
     json_error_t je;
-    json_t *m = json_loadb(json, len, 0, &je);
+    json_t *m;
     json_t *id;
     const char *op;
     char msg[256];
+    if (ack_fast(hs, json, len)) {
+        return;
+    }
+    m = json_loadb(json, len, 0, &je);
     hs->h->st.mux_requests++;
     if (!json_is_object(m)) {
         if (m == NULL) {

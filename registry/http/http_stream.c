@@ -819,6 +819,7 @@ void http__stream_free(struct http_conn *c)
     buf_free(&hs->out);
     buf_free(&hs->reqs);
     buf_free(&hs->in);
+    mem_free(hs->sub_tab);
     mem_free(hs->cn);
     mem_free(hs);
     c->hs = NULL;
@@ -1334,6 +1335,10 @@ static void subs_resnap(struct hstream *hs)
 {
     struct hsub *next;
     size_t n = 0;
+    if (!hs->subs_due) {
+        return; /* none revoked or due a snapshot: no walk per write */
+    }
+    hs->subs_due = false;
     for (struct hsub *sub = hs->subs; sub != NULL; sub = next) {
         ASSERT(n++ <= hs->subs_count);
         next = sub->next;
@@ -1404,6 +1409,7 @@ static int sub_recheck(struct hsub *sub)
     /* not here: closing or cancelling the watcher inside the hub's pass
      * would pull its queue from under the hub */
     sub->revoked = true;
+    hs->subs_due = true;
     lws_callback_on_writable(hs->wsi);
     return 1;
 }
@@ -1428,6 +1434,7 @@ static int sub_send(struct hsub *sub, const struct watch_resp *r)
                                   "compact_revision",
                                   (json_int_t)r->compact_revision));
             sub->resnap = true;
+            hs->subs_due = true;
             lws_callback_on_writable(hs->wsi);
             return 0;
         }
@@ -1504,6 +1511,79 @@ static int64_t reg_since(const char *query, const char *last_id)
     return (int64_t)r;
 }
 
+/* ----------------------------------------- subscriptions by their id */
+
+static size_t sub_slot(int64_t id, size_t cap)
+{
+    return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ULL) >> 32) & (cap - 1);
+}
+
+struct hsub *http__sub_find(const struct hstream *hs, int64_t id)
+{
+    size_t n = 0;
+    if (hs->sub_tab != NULL) {
+        for (struct hsub *sub = hs->sub_tab[sub_slot(id, hs->sub_tab_cap)];
+             sub != NULL; sub = sub->tab_next) {
+            ASSERT(n++ <= hs->subs_count);
+            if (sub->id == id) {
+                return sub;
+            }
+        }
+        return NULL;
+    }
+    for (struct hsub *sub = hs->subs; sub != NULL; sub = sub->next) {
+        ASSERT(n++ <= hs->subs_count);
+        if (sub->id == id) {
+            return sub;
+        }
+    }
+    return NULL;
+}
+
+/* sub (linked on hs->subs, id != 0) goes into the table, which doubles
+ * when it holds as many as its slots. Out of memory: the old table takes
+ * it (longer chains), or with none the walk of subs finds it. */
+static void sub_tab_add(struct hstream *hs, struct hsub *sub)
+{
+    size_t slot;
+    if (hs->subs_count > hs->sub_tab_cap) {
+        size_t cap = hs->sub_tab_cap == 0 ? 16 : hs->sub_tab_cap * 2;
+        struct hsub **t = mem_calloc(cap, sizeof(*t));
+        if (t != NULL) {
+            for (struct hsub *o = hs->subs; o != NULL; o = o->next) {
+                if (o->id != 0) {
+                    slot = sub_slot(o->id, cap);
+                    o->tab_next = t[slot];
+                    t[slot] = o;
+                }
+            }
+            mem_free(hs->sub_tab);
+            hs->sub_tab = t;
+            hs->sub_tab_cap = cap;
+            return; /* sub was on the list: it is in */
+        }
+    }
+    if (hs->sub_tab != NULL) {
+        slot = sub_slot(sub->id, hs->sub_tab_cap);
+        sub->tab_next = hs->sub_tab[slot];
+        hs->sub_tab[slot] = sub;
+    }
+}
+
+static void sub_tab_remove(struct hstream *hs, struct hsub *sub)
+{
+    struct hsub **pp;
+    if (hs->sub_tab == NULL || sub->id == 0) {
+        return;
+    }
+    pp = &hs->sub_tab[sub_slot(sub->id, hs->sub_tab_cap)];
+    while (*pp != sub) {
+        ASSERT(*pp != NULL);
+        pp = &(*pp)->tab_next;
+    }
+    *pp = sub->tab_next;
+}
+
 struct hsub *http__sub_new(struct hstream *hs, int64_t id, const char *token,
                            bool cfg)
 {
@@ -1555,6 +1635,7 @@ struct hsub *http__sub_new(struct hstream *hs, int64_t id, const char *token,
     hs->subs_count++;
     if (id != 0) {
         hs->h->mux_subs_open++;
+        sub_tab_add(hs, sub);
     }
     return sub;
 }
@@ -1585,6 +1666,7 @@ void http__sub_free(struct hsub *sub)
         pp = &(*pp)->next;
     }
     *pp = sub->next;
+    sub_tab_remove(hs, sub);
     hs->subs_count--;
     if (sub->id != 0) {
         ASSERT(hs->h->mux_subs_open > 0);
@@ -1948,6 +2030,7 @@ static int cfg_events(struct hsub *sub, const struct watch_resp *r)
                     json_pack("{s:s,s:I}", "type", "compacted", "revision",
                               (json_int_t)sub->rev));
         sub->resnap = true;
+        hs->subs_due = true;
         lws_callback_on_writable(hs->wsi);
         return 0;
     }
@@ -2039,36 +2122,38 @@ static int cfg_init(struct hsub *sub, const char *path, const char *query,
     return http__sub_cfg_start(sub, since);
 }
 
-int http__sub_ack(struct hsub *sub, json_t *a, const char **why,
-                  const char **field)
+/* The ack of app/name version on config sub (app or name NULL: the
+ * stream's own); has_version false when "version" is not an integer. */
+static int sub_ack(struct hsub *sub, const char *app, size_t app_len,
+                   const char *name, size_t name_len, bool has_version,
+                   int64_t version, const char **why, const char **field)
 {
     struct cfg_id id;
-    const char *app = json_string_value(json_object_get(a, "app"));
-    const char *name = json_string_value(json_object_get(a, "name"));
-    json_t *v = json_object_get(a, "version");
     ASSERT(sub->cfg);
-    ASSERT(json_is_object(a));
-    memset(&id, 0, sizeof(id));
-    snprintf(id.ns, sizeof(id.ns), "%s", sub->cfg_ns);
     if (app == NULL) {
         app = sub->cfg_app;
+        app_len = strlen(app);
     }
     if (name == NULL) {
         name = sub->cfg_name;
+        name_len = strlen(name);
     }
-    if (!cfg_name_ok(app, strlen(app)) || !cfg_name_ok(name, strlen(name)) ||
-        !json_is_integer(v)) {
+    if (!cfg_name_ok(app, app_len) || !cfg_name_ok(name, name_len) ||
+        !has_version) {
         *why = "an ack names \"name\" (and \"app\" on a namespace "
                "stream) and an integer \"version\"";
-        *field = !json_is_integer(v)                ? "version"
-                 : !cfg_name_ok(name, strlen(name)) ? "name"
-                                                    : "app";
+        *field = !has_version                  ? "version"
+                 : !cfg_name_ok(name, name_len) ? "name"
+                                                : "app";
         return ERR_BAD_REQUEST;
     }
-    snprintf(id.app, sizeof(id.app), "%s", app);
-    snprintf(id.name, sizeof(id.name), "%s", name);
-    if (cfg_sub_acked(sub->hs->h->s, sub->cfg_sub, &id,
-                      json_integer_value(v)) != 0) {
+    /* cfg_name_ok bounds both to CFG_NAME_MAX; the namespace was checked
+     * when the stream opened */
+    memset(&id, 0, sizeof(id));
+    memcpy(id.ns, sub->cfg_ns, strlen(sub->cfg_ns));
+    memcpy(id.app, app, app_len);
+    memcpy(id.name, name, name_len);
+    if (cfg_sub_acked(sub->hs->h->s, sub->cfg_sub, &id, version) != 0) {
         *why = "that version was not delivered on this stream";
         *field = "version";
         return ERR_BAD_REQUEST;
@@ -2076,20 +2161,44 @@ int http__sub_ack(struct hsub *sub, json_t *a, const char **why,
     return 0;
 }
 
+int http__sub_ack(struct hsub *sub, json_t *a, const char **why,
+                  const char **field)
+{
+    const char *app = json_string_value(json_object_get(a, "app"));
+    const char *name = json_string_value(json_object_get(a, "name"));
+    json_t *v = json_object_get(a, "version");
+    ASSERT(json_is_object(a));
+    return sub_ack(sub, app, app != NULL ? strlen(app) : 0, name,
+                   name != NULL ? strlen(name) : 0, json_is_integer(v),
+                   json_integer_value(v), why, field);
+}
+
+int http__sub_ack_read(struct hsub *sub, const struct http_ack *a,
+                       const char **why, const char **field)
+{
+    return sub_ack(sub, a->app, a->app_len, a->name, a->name_len, true,
+                   a->version, why, field);
+}
+
 /* A client message on a config WebSocket: an ack. */
 static void cfg_message(struct hsub *sub, const char *json, size_t len)
 {
-    json_error_t je;
-    json_t *m = json_loadb(json, len, 0, &je);
-    json_t *a = json_object_get(m, "ack");
+    struct http_ack ack;
     const char *why = NULL;
     const char *field = NULL;
-    if (!json_is_object(a)) {
-        why = "expected {\"ack\":{\"name\":..,\"version\":N}}";
+    if (http__ack_read(json, len, false, &ack)) {
+        http__sub_ack_read(sub, &ack, &why, &field);
     } else {
-        http__sub_ack(sub, a, &why, &field);
+        json_error_t je;
+        json_t *m = json_loadb(json, len, 0, &je);
+        json_t *a = json_object_get(m, "ack");
+        if (!json_is_object(a)) {
+            why = "expected {\"ack\":{\"name\":..,\"version\":N}}";
+        } else {
+            http__sub_ack(sub, a, &why, &field);
+        }
+        json_decref(m);
     }
-    json_decref(m);
     if (why != NULL) {
         sub->hs->h->st.ws_bad_messages++;
         reg_enqueue(sub, "error", sub->rev,

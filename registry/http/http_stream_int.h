@@ -34,7 +34,8 @@ struct hstream;
 /* One discovery or config subscription. */
 struct hsub {
     struct hstream *hs;
-    struct hsub *next; /* hs->subs */
+    struct hsub *next;     /* hs->subs */
+    struct hsub *tab_next; /* hs->sub_tab's chain (id != 0) */
     int64_t id;        /* the client's id on a multiplexed socket, else 0 */
     bool cfg;          /* a config subscription (else discovery) */
     bool resnap;       /* a snapshot is due (after a compaction) */
@@ -122,6 +123,12 @@ struct hstream {
     bool mux;
     struct hsub *subs;
     size_t subs_count;
+    /* multiplexed: the subscriptions by id, chained by tab_next (every
+     * one with an id, or NULL: then found by walking subs); sub_tab_cap
+     * is a power of two */
+    struct hsub **sub_tab;
+    size_t sub_tab_cap;
+    bool subs_due; /* a sub is revoked or due a snapshot: subs_resnap */
     int64_t watch_seq; /* the last hub watch_id given out */
     struct mux_call *calls;
     size_t calls_count;
@@ -141,6 +148,9 @@ struct hsub *http__sub_new(struct hstream *hs, int64_t id, const char *token,
  * events, or from since + 1. 0, or an error (sub still linked: free it). */
 int http__sub_reg_start(struct hsub *sub, int64_t since);
 int http__sub_cfg_start(struct hsub *sub, int64_t since);
+/* The subscription with the client's id on a multiplexed socket, or
+ * NULL. */
+struct hsub *http__sub_find(const struct hstream *hs, int64_t id);
 /* Unlink and free sub: its read is cancelled, its watcher cancelled (not
  * from inside the hub's send callback unless it is no longer watching). */
 void http__sub_free(struct hsub *sub);
@@ -148,6 +158,24 @@ void http__sub_free(struct hsub *sub);
  * text saying what is wrong in *why (field in *field). */
 int http__sub_ack(struct hsub *sub, json_t *a, const char **why,
                   const char **field);
+
+/* An ack read without jansson (http_ack.c): the strings point into the
+ * message (not NUL-terminated); name, app NULL when absent. */
+struct http_ack {
+    int64_t sub; /* multiplexed: the subscription */
+    int64_t version;
+    const char *name;
+    size_t name_len;
+    const char *app;
+    size_t app_len;
+};
+/* true when js is an ack of the plain shape (mux: {"op":"ack","sub",
+ * "name"?,"app"?,"version"}; else {"ack":{"name"?,"app"?,"version"}}); false:
+ * read it with jansson, which decides everything else. */
+bool http__ack_read(const char *js, size_t len, bool mux, struct http_ack *a);
+/* http__sub_ack of a read ack. */
+int http__sub_ack_read(struct hsub *sub, const struct http_ack *a,
+                       const char **why, const char **field);
 
 /* http_mux.c, for http_stream.c. */
 

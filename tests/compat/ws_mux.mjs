@@ -185,6 +185,12 @@ async function main() {
         [{ id: 29, op: "keepalive", session: "123456789abcdef" }, "an unknown session", (x) => x.id === 29 && isErr(x, "session_expired")],
         [{ id: 30, op: "ack", sub: 10, name: "app.json", version: 2 }, "an ack on a registry sub", (x) => isErr(x, "bad_request", "sub")],
         [{ id: 31, op: "ack", sub: 12, name: "app.json", version: 99 }, "an ack of a version never delivered", (x) => x.sub === 12 && isErr(x, "bad_request", "version")],
+        // acks without an id are read without jansson (http_ack.c): refused
+        // ones are still answered, with the sub and the field
+        [{ op: "ack", sub: 12, name: "app.json", version: 98 }, "an ack (no id) of a version never delivered", (x) => x.id === undefined && x.sub === 12 && isErr(x, "bad_request", "version")],
+        [{ op: "ack", sub: 12, name: "no such!", version: 2 }, "an ack (no id) with a bad name", (x) => x.sub === 12 && isErr(x, "bad_request", "name")],
+        [{ op: "ack", sub: 998, name: "app.json", version: 2 }, "an ack (no id) of an unknown sub", (x) => isErr(x, "not_found", "sub")],
+        [{ op: "ack", sub: 10, version: 2 }, "an ack (no id) on a registry sub", (x) => isErr(x, "bad_request", "sub")],
         [{ id: 32, op: "session", ttl: 0 }, "a session with ttl 0", (x) => isErr(x, "bad_request", "ttl")],
         ["{\"id\":33,\"op\":\"ping\",\"pad\":\"" + "x".repeat(70000) + "\"}", "a message over --ws-message-bytes-max", (x) => isErr(x, "too_large")],
         // the error quotes the op, cut at 64 bytes: inside the "é" once,

@@ -12,8 +12,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "registry/http/http_int.h"
+#include "registry/http/http_stream_int.h"
 
 #include "test_http_stream.h"
 
@@ -128,6 +130,172 @@ static void stream_paths(void **state)
     assert_int_equal(http__stream_kind(""), HTTP_STREAM_NONE);
 }
 
+
+/* ------------------------------------------------ acks without jansson */
+
+/* What jansson reads from js, in the terms of struct http_ack: true when
+ * js is an object whose members are what ack_read took (mux: op "ack",
+ * sub, name?, app?, version; else ack:{name?, app?, version}). */
+static bool jansson_agrees(const char *js, size_t len, bool mux,
+                           const struct http_ack *a)
+{
+    json_t *m = json_loadb(js, len, 0, NULL);
+    json_t *o = mux ? m : json_object_get(m, "ack");
+    bool ok = json_is_object(o);
+    const char *name = json_string_value(json_object_get(o, "name"));
+    const char *app = json_string_value(json_object_get(o, "app"));
+    json_t *v = json_object_get(o, "version");
+    ok = ok && json_is_integer(v) && json_integer_value(v) == a->version;
+    ok = ok && (name == NULL) == (a->name == NULL) &&
+         (name == NULL || (strlen(name) == a->name_len &&
+                           memcmp(name, a->name, a->name_len) == 0));
+    ok = ok && (app == NULL) == (a->app == NULL) &&
+         (app == NULL || (strlen(app) == a->app_len &&
+                          memcmp(app, a->app, a->app_len) == 0));
+    if (mux) {
+        json_t *sub = json_object_get(m, "sub");
+        const char *op = json_string_value(json_object_get(m, "op"));
+        ok = ok && json_is_integer(sub) && json_integer_value(sub) == a->sub &&
+             op != NULL && strcmp(op, "ack") == 0 && json_object_size(m) ==
+             (size_t)(3 + (name != NULL) + (app != NULL));
+    } else {
+        ok = ok && json_object_size(m) == 1 &&
+             json_object_size(o) == (size_t)(1 + (name != NULL) + (app != NULL));
+    }
+    json_decref(m);
+    return ok;
+}
+
+static void ack_read_plain_shapes(void **state)
+{
+    struct http_ack a;
+    (void)state;
+    const char *s = "{\"ack\":{\"name\":\"app.yaml\",\"version\":7}}";
+    assert_true(http__ack_read(s, strlen(s), false, &a));
+    assert_int_equal(a.version, 7);
+    assert_int_equal(a.name_len, 8);
+    assert_memory_equal(a.name, "app.yaml", 8);
+    assert_null(a.app);
+    assert_true(jansson_agrees(s, strlen(s), false, &a));
+    s = " {\n \"ack\" : { \"version\" : 12 , \"app\":\"web\" ,\"name\":\"x\"}\t}\r\n";
+    assert_true(http__ack_read(s, strlen(s), false, &a));
+    assert_int_equal(a.version, 12);
+    assert_memory_equal(a.app, "web", 3);
+    assert_true(jansson_agrees(s, strlen(s), false, &a));
+    s = "{\"op\":\"ack\",\"sub\":12,\"name\":\"db.yaml\",\"version\":3}";
+    assert_true(http__ack_read(s, strlen(s), true, &a));
+    assert_int_equal(a.sub, 12);
+    assert_int_equal(a.version, 3);
+    assert_true(jansson_agrees(s, strlen(s), true, &a));
+    s = "{\"version\":-5,\"sub\":999999999999999999,\"op\":\"ack\"}";
+    assert_true(http__ack_read(s, strlen(s), true, &a));
+    assert_int_equal(a.version, -5); /* refused later, by the ack's check */
+    assert_int_equal(a.sub, 999999999999999999LL);
+    assert_true(jansson_agrees(s, strlen(s), true, &a));
+}
+
+/* Every shape it leaves to jansson: the errors and odd cases stay there. */
+static void ack_read_leaves_the_rest(void **state)
+{
+    static const char *const stream[] = {
+        "",
+        "{}",
+        "[]",
+        "{\"ack\":{}}",
+        "{\"ack\":{\"name\":\"a\"}}",                       /* no version */
+        "{\"ack\":{\"version\":\"7\"}}",                    /* a string */
+        "{\"ack\":{\"version\":7.0}}",                        /* a real */
+        "{\"ack\":{\"version\":7e0}}",
+        "{\"ack\":{\"version\":07}}",                         /* not JSON */
+        "{\"ack\":{\"version\":1234567890123456789}}",        /* 19 digits */
+        "{\"ack\":{\"version\":1,\"version\":2}}",           /* repeated */
+        "{\"ack\":{\"version\":1,\"id\":2}}",                /* unknown */
+        "{\"ack\":{\"version\":1},\"x\":1}",
+        "{\"ack\":{\"name\":\"a\\u0062\",\"version\":1}}",   /* an escape */
+        "{\"ack\":{\"name\":\"\xc3\xa9\",\"version\":1}}",  /* not ASCII */
+        "{\"ack\":{\"version\":1}} x",                       /* trailing */
+        "{\"ack\":{\"version\":1}",                          /* cut */
+        "{\"ack\":{\"version\":1,}}",
+        "{\"ack\":{\"version\":1}}}",
+        "{\"op\":\"ack\",\"sub\":1,\"version\":1}",           /* mux shape */
+    };
+    static const char *const mux[] = {
+        "{\"op\":\"ack\",\"version\":1}",                    /* no sub */
+        "{\"sub\":1,\"version\":1}",                         /* no op */
+        "{\"op\":\"unsubscribe\",\"sub\":1,\"version\":1}",
+        "{\"op\":\"ack\",\"sub\":1,\"version\":1,\"id\":4}", /* answered */
+        "{\"op\":\"ack\",\"sub\":\"1\",\"version\":1}",
+        "{\"op\":\"ack\",\"sub\":1,\"version\":null}",
+        "{\"op\":\"ack\",\"sub\":1,\"version\":1,\"op\":\"ack\"}",
+        "{\"ack\":{\"version\":1}}",                        /* stream shape */
+    };
+    struct http_ack a;
+    (void)state;
+    for (size_t i = 0; i < sizeof(stream) / sizeof(stream[0]); i++) {
+        if (http__ack_read(stream[i], strlen(stream[i]), false, &a)) {
+            fail_msg("took %s", stream[i]);
+        }
+    }
+    for (size_t i = 0; i < sizeof(mux) / sizeof(mux[0]); i++) {
+        if (http__ack_read(mux[i], strlen(mux[i]), true, &a)) {
+            fail_msg("took (mux) %s", mux[i]);
+        }
+    }
+    /* a NUL inside the length is not the end of the message */
+    assert_false(http__ack_read("{\"ack\":{\"version\":1}}\0", 25, false, &a));
+}
+
+/* Mutants of valid acks (bytes changed, dropped, doubled): whatever
+ * ack_read takes, jansson reads to the same values and members. */
+static void ack_read_agrees_with_jansson(void **state)
+{
+    static const char *const seeds[] = {
+        "{\"ack\":{\"name\":\"app.yaml\",\"version\":17}}",
+        "{\"ack\":{\"app\":\"web\",\"name\":\"n\",\"version\":2}}",
+        "{\"op\":\"ack\",\"sub\":41,\"name\":\"cfg.json\",\"version\":9}",
+        "{ \"op\" : \"ack\" , \"sub\" : 7 , \"version\" : 30 }",
+    };
+    static const char alphabet[] = "{}[]\":,0123456789-.eE \\\tabnopuv\x01\xff";
+    uint64_t r = 0x2545F4914F6CDD1DULL;
+    size_t took = 0;
+    (void)state;
+    for (int round = 0; round < 200000; round++) {
+        char buf[128];
+        const char *seed = seeds[round % 4];
+        bool mux = round % 4 >= 2;
+        size_t len = strlen(seed);
+        memcpy(buf, seed, len);
+        int edits = 1 + (int)(r % 3);
+        for (int e = 0; e < edits; e++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            size_t at = (size_t)(r >> 8) % len;
+            int kind = (int)(r % 3);
+            char c = alphabet[(r >> 40) % (sizeof(alphabet) - 1)];
+            if (kind == 0) {
+                buf[at] = c;
+            } else if (kind == 1 && len > 1) {
+                memmove(buf + at, buf + at + 1, len - at - 1);
+                len--;
+            } else if (len < sizeof(buf) - 1) {
+                memmove(buf + at + 1, buf + at, len - at);
+                buf[at] = c;
+                len++;
+            }
+        }
+        struct http_ack a;
+        if (http__ack_read(buf, len, mux, &a)) {
+            took++;
+            if (!jansson_agrees(buf, len, mux, &a)) {
+                fail_msg("ack_read took %.*s (mux %d); jansson reads otherwise",
+                         (int)len, buf, mux);
+            }
+        }
+    }
+    /* the mutants include many that are still acks (a digit changed, a
+     * space added): the check is not vacuous */
+    assert_true(took > 1000);
+}
+
 const struct CMUnitTest http_stream_tests[] = {
     cmocka_unit_test(split_newline_separated),
     cmocka_unit_test(split_adjacent_and_spaced),
@@ -136,6 +304,9 @@ const struct CMUnitTest http_stream_tests[] = {
     cmocka_unit_test(split_unterminated_runs_to_end),
     cmocka_unit_test(split_empty_and_blank),
     cmocka_unit_test(stream_paths),
+    cmocka_unit_test(ack_read_plain_shapes),
+    cmocka_unit_test(ack_read_leaves_the_rest),
+    cmocka_unit_test(ack_read_agrees_with_jansson),
 };
 const size_t http_stream_tests_count =
     sizeof(http_stream_tests) / sizeof(http_stream_tests[0]);
