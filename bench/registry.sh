@@ -61,6 +61,10 @@
 #   REGB_MUX [100]           push and cfg also run on cairnd with this many
 #                            subscriptions per /api/v1/stream socket, as
 #                            etcd's watchers share -conns connections (1: off)
+#   REGB_SOLO [1]            push and cfg also run on etcd with a client
+#                            connection per watcher, the shape of cairnd's
+#                            socket per subscriber (0: off; etcd's column of
+#                            those rows is then its shared-connection run)
 #   REGB_DIR [$TMPDIR or /tmp]  REGB_OUT (also write the table there)
 #   REGB_KEEP=1 keep the temp dir; REGB_PERF=1 record `perf record -g` of
 #   cairnd during the last 10k push and config runs with a socket per
@@ -84,6 +88,7 @@ HB_N=${REGB_HB_N:-10000}
 PUSH_REGS=${REGB_PUSH_REGS:-30}
 PUSH_GAP=${REGB_PUSH_GAP_MS:-200}
 MUX=${REGB_MUX:-100}
+SOLO=${REGB_SOLO:-1}
 CFG_PUBS=${REGB_CFG_PUBS:-20}
 CFG_GAP=${REGB_CFG_GAP_MS:-300}
 if [ $QUICK = 1 ]; then
@@ -281,6 +286,13 @@ if has reg || has hb || has push || has cfg; then
     EP_E=$EPS PID_E=$MPIDS
     cluster cairnd 1 one || exit 1
     EP_C=$EPS PID_C=$MPIDS
+    EP_S="" PID_S=""
+    if [ "$SOLO" = 1 ] && { has push || has cfg; }; then
+        # its own etcd: 10,000 client connections leave etcd's heap at
+        # 1-2 GB, which the shared-connection runs must not inherit
+        cluster etcd 1 solo || exit 1
+        EP_S=$EPS PID_S=$MPIDS
+    fi
     for r in $(seq "$ROUNDS"); do
         for s in etcd cairnd; do
             ep=$EP_E pid=$PID_E
@@ -321,6 +333,12 @@ if has reg || has hb || has push || has cfg; then
                             -svc "q$r-$want"
                     fi
                     perf_stop perf "the 10k push"
+                    if [ $s = etcd ] && [ "$SOLO" = 1 ]; then
+                        run pushsolo "$r" $s "pushsolo-$want" -mode push \
+                            -ep "$EP_S" -pids "$PID_S" -n "$nsub" -conns "$nsub" \
+                            -rounds "$PUSH_REGS" -interval-ms "$PUSH_GAP" \
+                            -svc "o$r-$want"
+                    fi
                 fi
                 if has cfg; then
                     wa=()
@@ -330,6 +348,12 @@ if has reg || has hb || has push || has cfg; then
                         -n "$nsub" -conns "$nconn" -rounds "$CFG_PUBS" \
                         -interval-ms "$CFG_GAP" -svc "c$r-$want" "${wa[@]}"
                     perf_stop perf-cfg "the 10k config run (a socket each)"
+                    if [ $s = etcd ] && [ "$SOLO" = 1 ]; then
+                        run cfgsolo "$r" $s "cfgsolo-$want" -mode cfg \
+                            -ep "$EP_S" -pids "$PID_S" -n "$nsub" -conns "$nsub" \
+                            -rounds "$CFG_PUBS" -interval-ms "$CFG_GAP" \
+                            -svc "e$r-$want"
+                    fi
                     if [ $s = cairnd ] && [ "$MUX" -gt 1 ]; then
                         run cfgmux "$r" $s "cfgmux-$want" -mode cfg -ep "$ep" \
                             -pids "$pid" -n "$nsub" -per-socket "$MUX" \
@@ -342,6 +366,7 @@ if has reg || has hb || has push || has cfg; then
     done
     stop "$PID_E"
     stop "$PID_C"
+    [ -n "$PID_S" ] && stop "$PID_S"
 fi
 
 # ---------------------------------------------------------- three members
@@ -440,9 +465,11 @@ if any(r["name"] == "hb-grpc" for r in runs):
            cairn_name="hb-http")
     figure("hb-grpc", "  client CPU s (driver)", "client_cpu_s", cairn_name="hb-http")
     figure("hb-grpc", "setup: registrations/s (50 clients)", "setup_per_s")
+# push/cfg: cairnd, a socket per subscriber; etcd, a connection per
+# watcher (pushsolo/cfgsolo) when run, else its shared-connection run.
 # pushmux/cfgmux: cairnd's subscribers share /api/v1/stream sockets (MUX a
 # socket); etcd's column is the same run's push/cfg (its watchers share
-# connections in both).
+# connections, 100 a connection).
 base_part = {"push": "push", "cfg": "cfg", "cfg3": "cfg3", "pushmux": "push",
              "cfgmux": "cfg", "cfg3mux": "cfg3"}
 for part in ("push", "pushmux", "cfg", "cfgmux", "cfg3", "cfg3mux"):
@@ -450,6 +477,9 @@ for part in ("push", "pushmux", "cfg", "cfgmux", "cfg3", "cfg3mux"):
                        key=lambda s: int(s.split("-")[1])):
         bp = base_part[part]
         en = bp + "-" + name.split("-")[1]
+        solo = bp + "solo-" + name.split("-")[1]
+        if part == bp and bp != "cfg3" and any(r["name"] == solo for r in runs):
+            en = solo
         subs = subs_of(name)
         mem = {"push": "1 member", "cfg": "1 member", "cfg3": "3 members"}[bp]
         what = {"push": "push: register->subscriber", "cfg": "config: publish->receipt",
@@ -457,6 +487,8 @@ for part in ("push", "pushmux", "cfg", "cfgmux", "cfg3", "cfg3mux"):
         shape = ""
         if part != bp:
             shape = " (cairnd: %s a socket)" % machine.get("mux", "?")
+        elif en == solo:
+            shape = " (a connection each, both)"
         label = "%s, %s subs, %s%s" % (what, subs, mem, shape)
         fig = lambda lab, path, **kw: figure(name, lab, path, etcd_name=en, **kw)
         fig(label + ": p50 ms", "recv.p50_ms")
