@@ -73,9 +73,9 @@ struct node_config {
     const char *data_dir; /* member/ is created inside */
     uint64_t member_id;   /* this member */
     uint64_t cluster_id;
-    uint32_t heartbeat_ms;   /* etcd's --heartbeat-interval */
-    uint32_t election_ms;    /* etcd's --election-timeout */
-    uint64_t snapshot_count; /* applied entries between Raft snapshots */
+    uint32_t heartbeat_ms;    /* etcd's --heartbeat-interval */
+    uint32_t election_ms;     /* etcd's --election-timeout */
+    uint64_t snapshot_count;  /* applied entries between Raft snapshots */
     bool checkpoint_in_place; /* node_ckpt.c: in place instead of copies */
     /* Data of applied Raft entries kept in memory for lagging followers
      * (older ones are read back from the WAL); 0: 32 MiB. */

@@ -67,8 +67,8 @@ static const char *plain_int(const char *p, const char *e, int64_t *v)
         neg = true;
         p++;
     }
-    if (p >= e || *p < '0' || *p > '9' || (*p == '0' && p + 1 < e &&
-                                            p[1] >= '0' && p[1] <= '9')) {
+    if (p >= e || *p < '0' || *p > '9' ||
+        (*p == '0' && p + 1 < e && p[1] >= '0' && p[1] <= '9')) {
         return NULL;
     }
     while (p < e && *p >= '0' && *p <= '9') {
@@ -102,8 +102,8 @@ static bool key_is(const char *k, size_t n, const char *want)
  * (name, app, version), else the top level of a multiplexed ack (op, sub,
  * name, app, version) or of a stream's ({"ack":{..}}). Returns the byte
  * after the '}', or NULL. */
-static const char *members(const char *p, const char *e, bool mux,
-                           bool nested, struct http_ack *a, unsigned *seen)
+static const char *members(const char *p, const char *e, bool mux, bool nested,
+                           struct http_ack *a, unsigned *seen)
 {
     p = skip_ws(p, e);
     if (p >= e || *p != '{') {

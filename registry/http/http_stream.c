@@ -2142,7 +2142,7 @@ static int sub_ack(struct hsub *sub, const char *app, size_t app_len,
         !has_version) {
         *why = "an ack names \"name\" (and \"app\" on a namespace "
                "stream) and an integer \"version\"";
-        *field = !has_version                  ? "version"
+        *field = !has_version                   ? "version"
                  : !cfg_name_ok(name, name_len) ? "name"
                                                 : "app";
         return ERR_BAD_REQUEST;

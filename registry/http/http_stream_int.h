@@ -36,13 +36,13 @@ struct hsub {
     struct hstream *hs;
     struct hsub *next;     /* hs->subs */
     struct hsub *tab_next; /* hs->sub_tab's chain (id != 0) */
-    int64_t id;        /* the client's id on a multiplexed socket, else 0 */
-    bool cfg;          /* a config subscription (else discovery) */
-    bool resnap;       /* a snapshot is due (after a compaction) */
-    bool check_only;   /* since > 0: read only to check, then watch */
-    bool answered;     /* multiplexed: the subscribe was answered */
-    bool watching;     /* a hub watcher with watch_id is live */
-    bool counted;      /* in svc_ctr.subscribers_open */
+    int64_t id;            /* the client's id on a multiplexed socket, else 0 */
+    bool cfg;              /* a config subscription (else discovery) */
+    bool resnap;           /* a snapshot is due (after a compaction) */
+    bool check_only;       /* since > 0: read only to check, then watch */
+    bool answered;         /* multiplexed: the subscribe was answered */
+    bool watching;         /* a hub watcher with watch_id is live */
+    bool counted;          /* in svc_ctr.subscribers_open */
     /* the key prefix followed, the revision of the last message sent (the
      * resume point), the hub watcher, the snapshot read in flight */
     size_t key_len;
@@ -128,7 +128,7 @@ struct hstream {
      * is a power of two */
     struct hsub **sub_tab;
     size_t sub_tab_cap;
-    bool subs_due; /* a sub is revoked or due a snapshot: subs_resnap */
+    bool subs_due;     /* a sub is revoked or due a snapshot: subs_resnap */
     int64_t watch_seq; /* the last hub watch_id given out */
     struct mux_call *calls;
     size_t calls_count;

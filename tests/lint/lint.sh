@@ -45,6 +45,10 @@ for f in $files; do
             say "$f includes $inc (a higher layer)"
         fi
         case $f in
+        # cairnctl's offline snapshot commands (save's check, status,
+        # restore: etcdctl's) read and write store files with the core's
+        # own code, linked into the CLI, not into libcairn
+        sdk/cairnctl/*) case $inc in base/* | proto/* | sdk/* | consensus/kv/kv.h | consensus/kv/bolt.h | consensus/kv/snapfile.h) ;; *) say "$f: cairnctl may include base/, proto/, sdk/ and the store's kv.h, bolt.h, snapfile.h: $inc" ;; esac ;;
         sdk/*) case $inc in base/* | proto/* | sdk/*) ;; *) say "$f: the SDK may include only base/ and proto/: $inc" ;; esac ;;
         config/*) case $inc in registry/*) say "$f includes $inc (config must not use registry)" ;; esac ;;
         esac
@@ -59,7 +63,7 @@ done
 # 3. Raft core purity, on the objects of a non-sanitizer build.
 objs=$(ls "$B"/obj/consensus/raft/*.o 2>/dev/null)
 if [ -n "$objs" ] && ! echo "$B" | grep -q -E 'address|undefined|thread'; then
-    allow='^(mem(cpy|set|move|cmp|chr)|mem_(alloc|calloc|realloc|free|dup)|assert__fail|crc32c|crc32c_sw|prng_[a-z_]+|buf_[a-z_0-9]+|varint_(put|get)|reader_[a-z_0-9]+|err_str|err_name|limits_[a-z_]+|raft_[a-z_0-9]+|__stack_chk_fail|_GLOBAL_OFFSET_TABLE_)$'
+    allow='^(mem(cpy|set|move|cmp|chr)|mem_(alloc|calloc|realloc|free|dup)|assert__fail|crc32c|crc32c_sw|prng_[a-z_]+|buf_[a-z_0-9]+|runs_[a-z_]+|varint_(put|get)|reader_[a-z_0-9]+|err_str|err_name|limits_[a-z_]+|raft_[a-z_0-9]+|__stack_chk_fail|_GLOBAL_OFFSET_TABLE_)$'
     for o in $objs; do
         for s in $(nm -u "$o" | awk '{print $2}'); do
             if ! echo "$s" | grep -q -E "$allow"; then

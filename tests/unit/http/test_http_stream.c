@@ -130,7 +130,6 @@ static void stream_paths(void **state)
     assert_int_equal(http__stream_kind(""), HTTP_STREAM_NONE);
 }
 
-
 /* ------------------------------------------------ acks without jansson */
 
 /* What jansson reads from js, in the terms of struct http_ack: true when
@@ -150,17 +149,19 @@ static bool jansson_agrees(const char *js, size_t len, bool mux,
          (name == NULL || (strlen(name) == a->name_len &&
                            memcmp(name, a->name, a->name_len) == 0));
     ok = ok && (app == NULL) == (a->app == NULL) &&
-         (app == NULL || (strlen(app) == a->app_len &&
-                          memcmp(app, a->app, a->app_len) == 0));
+         (app == NULL ||
+          (strlen(app) == a->app_len && memcmp(app, a->app, a->app_len) == 0));
     if (mux) {
         json_t *sub = json_object_get(m, "sub");
         const char *op = json_string_value(json_object_get(m, "op"));
-        ok = ok && json_is_integer(sub) && json_integer_value(sub) == a->sub &&
-             op != NULL && strcmp(op, "ack") == 0 && json_object_size(m) ==
-             (size_t)(3 + (name != NULL) + (app != NULL));
+        ok =
+            ok && json_is_integer(sub) && json_integer_value(sub) == a->sub &&
+            op != NULL && strcmp(op, "ack") == 0 &&
+            json_object_size(m) == (size_t)(3 + (name != NULL) + (app != NULL));
     } else {
-        ok = ok && json_object_size(m) == 1 &&
-             json_object_size(o) == (size_t)(1 + (name != NULL) + (app != NULL));
+        ok =
+            ok && json_object_size(m) == 1 &&
+            json_object_size(o) == (size_t)(1 + (name != NULL) + (app != NULL));
     }
     json_decref(m);
     return ok;
@@ -177,7 +178,8 @@ static void ack_read_plain_shapes(void **state)
     assert_memory_equal(a.name, "app.yaml", 8);
     assert_null(a.app);
     assert_true(jansson_agrees(s, strlen(s), false, &a));
-    s = " {\n \"ack\" : { \"version\" : 12 , \"app\":\"web\" ,\"name\":\"x\"}\t}\r\n";
+    s = " {\n \"ack\" : { \"version\" : 12 , \"app\":\"web\" "
+        ",\"name\":\"x\"}\t}\r\n";
     assert_true(http__ack_read(s, strlen(s), false, &a));
     assert_int_equal(a.version, 12);
     assert_memory_equal(a.app, "web", 3);
@@ -202,32 +204,32 @@ static void ack_read_leaves_the_rest(void **state)
         "{}",
         "[]",
         "{\"ack\":{}}",
-        "{\"ack\":{\"name\":\"a\"}}",                       /* no version */
-        "{\"ack\":{\"version\":\"7\"}}",                    /* a string */
-        "{\"ack\":{\"version\":7.0}}",                        /* a real */
+        "{\"ack\":{\"name\":\"a\"}}",    /* no version */
+        "{\"ack\":{\"version\":\"7\"}}", /* a string */
+        "{\"ack\":{\"version\":7.0}}",   /* a real */
         "{\"ack\":{\"version\":7e0}}",
-        "{\"ack\":{\"version\":07}}",                         /* not JSON */
-        "{\"ack\":{\"version\":1234567890123456789}}",        /* 19 digits */
-        "{\"ack\":{\"version\":1,\"version\":2}}",           /* repeated */
-        "{\"ack\":{\"version\":1,\"id\":2}}",                /* unknown */
+        "{\"ack\":{\"version\":07}}",                  /* not JSON */
+        "{\"ack\":{\"version\":1234567890123456789}}", /* 19 digits */
+        "{\"ack\":{\"version\":1,\"version\":2}}",     /* repeated */
+        "{\"ack\":{\"version\":1,\"id\":2}}",          /* unknown */
         "{\"ack\":{\"version\":1},\"x\":1}",
-        "{\"ack\":{\"name\":\"a\\u0062\",\"version\":1}}",   /* an escape */
-        "{\"ack\":{\"name\":\"\xc3\xa9\",\"version\":1}}",  /* not ASCII */
-        "{\"ack\":{\"version\":1}} x",                       /* trailing */
-        "{\"ack\":{\"version\":1}",                          /* cut */
+        "{\"ack\":{\"name\":\"a\\u0062\",\"version\":1}}", /* an escape */
+        "{\"ack\":{\"name\":\"\xc3\xa9\",\"version\":1}}", /* not ASCII */
+        "{\"ack\":{\"version\":1}} x",                     /* trailing */
+        "{\"ack\":{\"version\":1}",                        /* cut */
         "{\"ack\":{\"version\":1,}}",
         "{\"ack\":{\"version\":1}}}",
-        "{\"op\":\"ack\",\"sub\":1,\"version\":1}",           /* mux shape */
+        "{\"op\":\"ack\",\"sub\":1,\"version\":1}", /* mux shape */
     };
     static const char *const mux[] = {
-        "{\"op\":\"ack\",\"version\":1}",                    /* no sub */
-        "{\"sub\":1,\"version\":1}",                         /* no op */
+        "{\"op\":\"ack\",\"version\":1}", /* no sub */
+        "{\"sub\":1,\"version\":1}",      /* no op */
         "{\"op\":\"unsubscribe\",\"sub\":1,\"version\":1}",
         "{\"op\":\"ack\",\"sub\":1,\"version\":1,\"id\":4}", /* answered */
         "{\"op\":\"ack\",\"sub\":\"1\",\"version\":1}",
         "{\"op\":\"ack\",\"sub\":1,\"version\":null}",
         "{\"op\":\"ack\",\"sub\":1,\"version\":1,\"op\":\"ack\"}",
-        "{\"ack\":{\"version\":1}}",                        /* stream shape */
+        "{\"ack\":{\"version\":1}}", /* stream shape */
     };
     struct http_ack a;
     (void)state;
