@@ -5,7 +5,7 @@
 # tests/<kind>/*.test script (each prints TAP "ok"/"not ok" lines). Ends with
 # one line: "N passed, N failed". Exit status is 0 only when nothing failed.
 #
-# ONLY=unit|crash|sim|integration|compat|sdk|fuzz restricts to one kind.
+# ONLY=unit|lint|crash|sim|integration|compat|sdk|fuzz restricts to one kind.
 # FULL=1 asks the scripted tests for their long form (make itest).
 # Logs of each test go to BUILD_DIR/test-logs/.
 set -u
@@ -46,6 +46,18 @@ if [ -z "${ONLY:-}" ] || [ "${ONLY}" = unit ]; then
         CMOCKA_MESSAGE_OUTPUT=TAP timeout 600 "$t" >"$LOGS/$name.log" 2>&1
         count "$name" "$LOGS/$name.log" $? $((SECONDS - t0))
     done
+fi
+
+# make lint's checks (formatting, include direction, the Raft core's
+# purity), so that they cannot rot between the runs someone remembers
+if { [ -z "${ONLY:-}" ] || [ "${ONLY}" = lint ]; } && command -v clang-format >/dev/null; then
+    t0=$SECONDS
+    if "$ROOT"/tests/lint/lint.sh "$B" >"$LOGS/lint.log" 2>&1; then
+        echo "ok - lint: formatting, includes, raft core symbols" >>"$LOGS/lint.log"
+    else
+        echo "not ok - lint: formatting, includes, raft core symbols" >>"$LOGS/lint.log"
+    fi
+    count lint "$LOGS/lint.log" 0 $((SECONDS - t0))
 fi
 
 for kind in crash sim integration compat sdk fuzz; do
