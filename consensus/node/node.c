@@ -530,6 +530,9 @@ static void process(struct node *n)
     if (n->failed != 0 || n->closing) {
         return;
     }
+    /* cleared first: what this pass's callbacks queue (a read served
+     * below whose caller proposes at once) is due another pass */
+    n->dirty = false;
     for (int guard = 0; guard < 64; guard++) {
         /* A finished read round lets the next one start at once: reads
          * that arrived while a round was out must not wait for a tick. */
@@ -557,14 +560,38 @@ static void process(struct node *n)
     /* Read points at or below the applied index are served now (a read
      * with no write before it waits for nothing). */
     serve_reads(n);
-    n->dirty = false;
 }
 
+static void on_busy(uv_idle_t *h)
+{
+    (void)h; /* only keeps the loop's poll from sleeping: see on_check */
+}
+
+/* After the loop's poll. A pass can queue work for another: a read it
+ * served whose caller proposes a write at once (a config publish reads its
+ * head, then writes), and that write used to wait in the queue for the
+ * next tick (10-20 ms for every publish). So passes run while work is
+ * due, a few at most; work still due, or queued later in the loop's turn
+ * (node_propose, node_read_index from a timer or a prepare callback),
+ * keeps the idle handle on, so that the next poll does not sleep. */
 static void on_check(uv_check_t *h)
 {
     struct node *n = h->data;
-    if (n->dirty) {
+    for (int pass = 0; pass < 4 && n->dirty; pass++) {
         process(n);
+    }
+    node__wake(n);
+}
+
+void node__wake(struct node *n)
+{
+    if (n->closing) {
+        return;
+    }
+    if (n->dirty && n->failed == 0) {
+        uv_idle_start(&n->busy, on_busy);
+    } else {
+        uv_idle_stop(&n->busy);
     }
 }
 
@@ -992,6 +1019,7 @@ static void on_tick(uv_timer_t *h)
         reads_retry(n);
     }
     n->dirty = true;
+    node__wake(n); /* the tick's work (heartbeats) now, not after the poll */
 }
 
 /* ------------------------------------------------------------ transport */
@@ -1472,13 +1500,15 @@ static void start_handles(struct node *n)
 {
     uv_timer_init(n->loop, &n->tick);
     uv_check_init(n->loop, &n->check);
+    uv_idle_init(n->loop, &n->busy);
     uv_async_init(n->loop, &n->wal_done, on_wal_done);
     uv_async_init(n->loop, &n->apply_done, on_apply_done);
     n->tick.data = n;
     n->check.data = n;
+    n->busy.data = n;
     n->wal_done.data = n;
     n->apply_done.data = n;
-    n->handles_open = 4;
+    n->handles_open = 5;
     uv_check_start(&n->check, on_check);
     uint64_t tick_ms = n->cfg.heartbeat_ms / NODE_TICKS_PER_HEARTBEAT;
     n->tick_ms = tick_ms > 0 ? tick_ms : 1;
@@ -1850,6 +1880,7 @@ int node_propose_extra(struct node *n, enum apply_op op, const uint8_t *req,
         return rc == ERR_BUSY ? ERR_TOO_MANY_REQUESTS : rc;
     }
     n->dirty = true;
+    node__wake(n);
     return 0;
 }
 
@@ -1874,6 +1905,7 @@ int node_read_index(struct node *n, uint32_t timeout_ms, node_read_cb cb,
     w->ctx = ctx;
     w->deadline_ms = clock_mono_ns() / 1000000 + timeout_ms;
     n->dirty = true;
+    node__wake(n);
     return 0;
 }
 
@@ -2080,6 +2112,7 @@ void node_close(struct node *n, void (*done)(void *ctx), void *ctx)
     uv_timer_stop(&n->tick);
     uv_close((uv_handle_t *)&n->tick, on_handle_closed);
     uv_close((uv_handle_t *)&n->check, on_handle_closed);
+    uv_close((uv_handle_t *)&n->busy, on_handle_closed);
     uv_close((uv_handle_t *)&n->wal_done, on_handle_closed);
     uv_close((uv_handle_t *)&n->apply_done, on_handle_closed);
     if (n->transport_on) {

@@ -131,6 +131,7 @@ struct node {
 
     uv_timer_t tick;
     uv_check_t check;
+    uv_idle_t busy; /* on while work is due: the poll must not sleep */
     uv_async_t wal_done;
     uv_async_t apply_done;
     int handles_open;
@@ -315,5 +316,10 @@ struct node__result {
     int64_t revision;
     uint32_t resp_len; /* bytes follow, padded to 8 */
 };
+
+/* Keep the loop from sleeping in poll while n->dirty (node.c, on_check);
+ * off again once nothing is due. For work queued outside the loop's
+ * check phase. */
+void node__wake(struct node *n);
 
 #endif

@@ -171,6 +171,7 @@ int node_member_change(struct node *n, enum node_member_op op,
         return rc;
     }
     n->dirty = true;
+    node__wake(n);
     return 0;
 }
 
@@ -265,6 +266,7 @@ int node_transfer_leader(struct node *n, uint64_t to, uint32_t timeout_ms,
     n->move_deadline_ms =
         clock_mono_ns() / 1000000 + (timeout_ms != 0 ? timeout_ms : 5000);
     n->dirty = true;
+    node__wake(n);
     return 0;
 }
 
