@@ -585,13 +585,10 @@ static void on_check(uv_check_t *h)
 
 void node__wake(struct node *n)
 {
-    if (n->closing) {
-        return;
-    }
-    if (n->dirty && n->failed == 0) {
+    if (n->dirty && n->failed == 0 && !n->closing) {
         uv_idle_start(&n->busy, on_busy);
-    } else {
-        uv_idle_stop(&n->busy);
+    } else if (!uv_is_closing((uv_handle_t *)&n->busy)) {
+        uv_idle_stop(&n->busy); /* a closing node must not spin meanwhile */
     }
 }
 
