@@ -1978,9 +1978,13 @@ static void dispatch(struct cfg_req *r)
             answer_err(r, rc);
             break;
         }
+        /* "member": the streams listed are the ones this member serves */
         answer_json(r, 200,
-                    json_pack("{s:s,s:s,s:s,s:o?}", "namespace", r->id.ns,
-                              "app", r->id.app, "name", r->id.name,
+                    json_pack("{s:s,s:s,s:s,s:s,s:o?}", "namespace", r->id.ns,
+                              "app", r->id.app, "name", r->id.name, "member",
+                              r->s->opt != NULL && r->s->opt->name != NULL
+                                  ? r->s->opt->name
+                                  : "",
                               "subscribers", cfg__subs_json(r->s, &r->id)));
         break;
     }

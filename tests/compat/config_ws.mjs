@@ -98,6 +98,8 @@ async function main() {
         view.every((v) => v.labels && v.labels.zone && v.address),
         `the subscribers view lists ${N} clients with labels and address, each acked version 2`,
         { n: view.length, acked, sample: view[0] });
+    check(typeof r.json.member === "string" && r.json.member.length > 0,
+        "the subscribers view names the member whose streams it lists", r.json.member);
     r = await http("GET", "/metrics");
     const m = /cairn_config_publish_to_ack_seconds_count (\d+)/.exec(r.text);
     check(m && parseInt(m[1], 10) >= N, "the publish-to-ack histogram counted the acks", m && m[1]);
