@@ -137,7 +137,7 @@ static uint64_t fnv64a(const uint8_t *p, size_t len)
 
 static bool bit_get(const uint8_t *map, uint64_t i)
 {
-    return (map[i / 8] >> (i % 8) & 1u) != 0;
+    return ((unsigned)map[i / 8] >> (i % 8) & 1u) != 0;
 }
 
 static void bit_set(uint8_t *map, uint64_t i)
