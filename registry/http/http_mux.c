@@ -131,11 +131,6 @@ static void answer_bad(struct hstream *hs, json_t *id, const char *message,
     answer_error(hs, id, 0, "bad_request", message, field);
 }
 
-static struct hsub *sub_find(struct hstream *hs, int64_t id)
-{
-    return http__sub_find(hs, id);
-}
-
 /* A string field: NULL when absent or null; *bad when present but not a
  * string. */
 static const char *str_field(json_t *m, const char *name, bool *bad)
@@ -285,7 +280,7 @@ static int sub_precheck(struct hstream *hs, json_t *m, json_t *id,
                    "id");
         return -1;
     }
-    if (sub_find(hs, json_integer_value(id)) != NULL) {
+    if (http__sub_find(hs, json_integer_value(id)) != NULL) {
         answer_error(hs, id, 0, "conflict",
                      "a subscription with this id is open on this socket",
                      "id");
@@ -374,7 +369,7 @@ static struct hsub *sub_of(struct hstream *hs, json_t *m, json_t *id)
         answer_bad(hs, id, "\"sub\" is the id of a subscription", "sub");
         return NULL;
     }
-    sub = sub_find(hs, json_integer_value(v));
+    sub = http__sub_find(hs, json_integer_value(v));
     if (sub == NULL) {
         answer_error(hs, id, json_integer_value(v), "not_found",
                      "no such subscription on this socket", "sub");
@@ -558,7 +553,7 @@ static bool ack_fast(struct hstream *hs, const char *json, size_t len)
     const char *why = NULL;
     const char *field = NULL;
     if (!http__ack_read(json, len, true, &a) || a.sub < 1 ||
-        (sub = sub_find(hs, a.sub)) == NULL || !sub->cfg) {
+        (sub = http__sub_find(hs, a.sub)) == NULL || !sub->cfg) {
         return false;
     }
     hs->h->st.mux_requests++;
