@@ -288,6 +288,33 @@ int apply_audit_field(const Cairnpb__AuditRecord *rec, struct buf *out)
     return rc;
 }
 
+int apply_lease_first_field(int64_t id, int64_t ttl, struct buf *out)
+{
+    Etcdserverpb__LeaseGrantRequest g = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
+    size_t start = out->len;
+    size_t n;
+    int rc;
+    g.id = id;
+    g.ttl = ttl;
+    n = etcdserverpb__lease_grant_request__get_packed_size(&g);
+    rc = buf_append_varint(out, (uint64_t)101 << 3 | 2);
+    if (rc == 0) {
+        rc = buf_append_varint(out, n);
+    }
+    if (rc == 0) {
+        rc = buf_reserve(out, n);
+    }
+    if (rc == 0) {
+        size_t packed =
+            etcdserverpb__lease_grant_request__pack(&g, out->data + out->len);
+        ASSERT(packed == n);
+        out->len += packed;
+    } else {
+        out->len = start;
+    }
+    return rc;
+}
+
 /* ---------------------------------------------------- request conversion */
 
 static void range_from_pb(const Etcdserverpb__RangeRequest *p,
@@ -994,6 +1021,71 @@ static bool took_effect(const struct run *r,
     }
 }
 
+/* May req carry a lease to grant first (apply.h, "lease first")? A Put,
+ * or a Txn whose failure branch only reads: whatever the lease holds when
+ * it is revoked again was then written by nothing. */
+static bool lease_first_allowed(const Cairnpb__InternalRequest *req)
+{
+    if (req->request_case == CAIRNPB__INTERNAL_REQUEST__REQUEST_PUT) {
+        return true;
+    }
+    if (req->request_case != CAIRNPB__INTERNAL_REQUEST__REQUEST_TXN) {
+        return false;
+    }
+    for (size_t i = 0; i < req->txn->n_failure; i++) {
+        if (req->txn->failure[i]->request_case !=
+            ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The request, after its lease_first if it has one; the lease is revoked
+ * again, in wr, when the request did not take effect. */
+static int run_leased(struct run *r, const Cairnpb__InternalRequest *req,
+                      const struct apply_hooks *h)
+{
+    const Etcdserverpb__LeaseGrantRequest *g = req->lease_first;
+    struct buf *out = r->out;
+    int rc;
+    if (g == NULL) {
+        return run_request(r, req, h);
+    }
+    if (!lease_first_allowed(req)) {
+        return ERR_BAD_REQUEST; /* refused whole, on every member */
+    }
+    r->out = NULL; /* the answer is the request's, not the grant's */
+    rc = run_lease_grant(r, g, h);
+    r->out = out;
+    if (rc != 0) {
+        return rc;
+    }
+    rc = run_request(r, req, h);
+    bool took = rc == 0 &&
+                (req->request_case != CAIRNPB__INTERNAL_REQUEST__REQUEST_TXN ||
+                 r->txn_ok);
+    if (took || is_store_failure(rc)) {
+        return rc;
+    }
+    /* Not written: the lease holds nothing (a refused Put attached nothing,
+     * a failed Txn only read), so revoking it deletes nothing and makes no
+     * revision; the answer keeps the request's revision. */
+    int64_t rev = r->rev;
+    Etcdserverpb__LeaseRevokeRequest rq =
+        ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
+    rq.id = g->id;
+    r->out = NULL;
+    int urc = run_lease_revoke(r, &rq, h);
+    r->out = out;
+    r->rev = rev;
+    if (urc != 0) {
+        /* the request's writes are not kept alone (run_audited) */
+        return is_store_failure(urc) ? urc : ERR_FAILED;
+    }
+    return rc;
+}
+
 /* Run the request and, if it took effect, its audit record, in wr. */
 static int run_audited(struct run *r, const Cairnpb__InternalRequest *req,
                        const struct apply_hooks *h)
@@ -1003,7 +1095,7 @@ static int run_audited(struct run *r, const Cairnpb__InternalRequest *req,
     if (rc != 0) {
         return rc; /* refused whole: the same on every member */
     }
-    rc = run_request(r, req, h);
+    rc = run_leased(r, req, h);
     if (rc != 0 || req->audit == NULL || !took_effect(r, req, before)) {
         return rc;
     }

@@ -211,6 +211,23 @@ int apply_envelope_extra(uint64_t id, uint64_t origin, enum apply_op op,
  * to out. Errors: ERR_BAD_REQUEST (apply__audit_check), -ENOMEM. */
 int apply_audit_field(const Cairnpb__AuditRecord *rec, struct buf *out);
 
+/* ------------------------------------------------------ lease first
+ * A Put, or a Txn whose failure branch only reads, may carry a lease to
+ * grant first (cairnpb.LeaseGrantRequest, InternalRequest field 101): a
+ * registration and its own lease in one Raft request. The applier grants
+ * the lease (as LeaseGrant: the ID fixed by the proposer, the TTL raised to
+ * the minimum), runs the request, and revokes the lease again in the same
+ * request when the write did not take effect (an error, or a Txn whose
+ * compares failed), so a refused write leaves no lease behind. The answer
+ * is the request's own; the revision is the write's (a lease alone makes
+ * none). A lease_first beside anything else, or a failure branch that
+ * writes, refuses the whole request (ERR_BAD_REQUEST), as does an ID <= 0;
+ * an ID in use answers ERR_LEASE_EXISTS and writes nothing. */
+
+/* The envelope field for a lease id/ttl to grant first (tag 101, length,
+ * LeaseGrantRequest) appended to out. Errors: -ENOMEM. */
+int apply_lease_first_field(int64_t id, int64_t ttl, struct buf *out);
+
 /* The key of record seq into out (cap >= APPLY_AUDIT_KEY_MAX); its length. */
 size_t apply_audit_key(uint64_t seq, char *out, size_t cap);
 

@@ -155,12 +155,11 @@ static int audit_attach(struct api_op *op, const struct api_audit *au)
     return rc;
 }
 
-static struct api_op *call_start(struct server *s, const struct api_method *m,
-                                 const uint8_t *req, size_t len,
-                                 uint32_t timeout_ms, const char *token,
-                                 const char *cert_user,
-                                 const struct api_audit *audit,
-                                 api_done_fn done, void *ctx);
+static struct api_op *
+call_start(struct server *s, const struct api_method *m, const uint8_t *req,
+           size_t len, uint32_t timeout_ms, const char *token,
+           const char *cert_user, const struct api_audit *audit,
+           const struct api_lease_first *lease, api_done_fn done, void *ctx);
 
 struct api_op *api_call_audit(struct server *s, const struct api_method *m,
                               const uint8_t *req, size_t len,
@@ -168,8 +167,8 @@ struct api_op *api_call_audit(struct server *s, const struct api_method *m,
                               const struct api_audit *audit, api_done_fn done,
                               void *ctx)
 {
-    return call_start(s, m, req, len, timeout_ms, token, NULL, audit, done,
-                      ctx);
+    return call_start(s, m, req, len, timeout_ms, token, NULL, audit, NULL,
+                      done, ctx);
 }
 
 struct api_op *api_call_as(struct server *s, const struct api_method *m,
@@ -178,8 +177,30 @@ struct api_op *api_call_as(struct server *s, const struct api_method *m,
                            const struct api_audit *audit, api_done_fn done,
                            void *ctx)
 {
-    return call_start(s, m, req, len, timeout_ms, token, cert_user, audit, done,
-                      ctx);
+    return call_start(s, m, req, len, timeout_ms, token, cert_user, audit, NULL,
+                      done, ctx);
+}
+
+struct api_op *api_call_leased(struct server *s, const struct api_method *m,
+                               const uint8_t *req, size_t len,
+                               uint32_t timeout_ms, const char *token,
+                               const char *cert_user,
+                               const struct api_audit *audit,
+                               const struct api_lease_first *lease,
+                               api_done_fn done, void *ctx)
+{
+    ASSERT(lease != NULL);
+    return call_start(s, m, req, len, timeout_ms, token, cert_user, audit,
+                      lease, done, ctx);
+}
+
+int64_t api_lease_id_pick(struct server *s)
+{
+    int64_t id = (int64_t)(s->lease_id_next++ & INT64_MAX);
+    if (id == 0) {
+        id = (int64_t)(s->lease_id_next++ & INT64_MAX);
+    }
+    return id;
 }
 
 struct api_op *api_call_cert(struct server *s, const struct api_method *m,
@@ -187,16 +208,63 @@ struct api_op *api_call_cert(struct server *s, const struct api_method *m,
                              uint32_t timeout_ms, const char *cert_user,
                              api_done_fn done, void *ctx)
 {
-    return call_start(s, m, req, len, timeout_ms, NULL, cert_user, NULL, done,
-                      ctx);
+    return call_start(s, m, req, len, timeout_ms, NULL, cert_user, NULL, NULL,
+                      done, ctx);
 }
 
-static struct api_op *call_start(struct server *s, const struct api_method *m,
-                                 const uint8_t *req, size_t len,
-                                 uint32_t timeout_ms, const char *token,
-                                 const char *cert_user,
-                                 const struct api_audit *audit,
-                                 api_done_fn done, void *ctx)
+/* Append lease's envelope field to op's extra fields (after the audit
+ * record's, if any). Only a Put or a writing Txn whose failure branch only
+ * reads may carry one (apply refuses anything else the same way). */
+static int lease_attach(struct api_op *op, const ProtobufCMessage *pb,
+                        const struct api_lease_first *lease)
+{
+    struct buf b;
+    int rc;
+    if (lease->id <= 0) {
+        return ERR_BAD_REQUEST;
+    }
+    if (lease->ttl > APPLY_LEASE_TTL_MAX) {
+        return ERR_LEASE_TTL_TOO_LARGE;
+    }
+    if (op->m->req_desc == &etcdserverpb__txn_request__descriptor) {
+        const Etcdserverpb__TxnRequest *t =
+            (const Etcdserverpb__TxnRequest *)pb;
+        if (!apply_txn_writes(t)) {
+            return ERR_BAD_REQUEST; /* a read: nothing to propose */
+        }
+        for (size_t i = 0; i < t->n_failure; i++) {
+            if (t->failure[i]->request_case !=
+                ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE) {
+                return ERR_BAD_REQUEST;
+            }
+        }
+    } else if (op->m->req_desc != &etcdserverpb__put_request__descriptor) {
+        return ERR_BAD_REQUEST;
+    }
+    buf_init(&b, 0);
+    rc = op->audit_len > 0 ? buf_append(&b, op->audit, op->audit_len) : 0;
+    if (rc == 0) {
+        rc = apply_lease_first_field(lease->id, lease->ttl, &b);
+    }
+    if (rc == 0) {
+        uint8_t *p = mem_alloc(b.len);
+        rc = p == NULL ? -ENOMEM : 0;
+        if (p != NULL) {
+            memcpy(p, b.data, b.len);
+            mem_free(op->audit);
+            op->audit = p;
+            op->audit_len = b.len;
+        }
+    }
+    buf_free(&b);
+    return rc;
+}
+
+static struct api_op *
+call_start(struct server *s, const struct api_method *m, const uint8_t *req,
+           size_t len, uint32_t timeout_ms, const char *token,
+           const char *cert_user, const struct api_audit *audit,
+           const struct api_lease_first *lease, api_done_fn done, void *ctx)
 {
     struct api_op *op = mem_calloc(1, sizeof(*op));
     ProtobufCMessage *pb = NULL;
@@ -250,6 +318,9 @@ static struct api_op *call_start(struct server *s, const struct api_method *m,
     rc = api_auth_check(op, pb);
     if (rc == 0 && audit != NULL) {
         rc = audit_attach(op, audit);
+    }
+    if (rc == 0 && lease != NULL) {
+        rc = lease_attach(op, pb, lease);
     }
     if (rc != 0) {
         api__finish(op, rc, NULL, 0);

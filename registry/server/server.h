@@ -152,6 +152,30 @@ struct api_op *api_call_as(struct server *s, const struct api_method *m,
                            const struct api_audit *audit, api_done_fn done,
                            void *ctx);
 
+/* A lease for a Put or Txn to grant first, in the same Raft request
+ * (consensus/apply/apply.h, "lease first"): a registration's own lease. */
+struct api_lease_first {
+    int64_t id;  /* > 0, from api_lease_id_pick */
+    int64_t ttl; /* seconds; raised to the minimum as LeaseGrant's */
+};
+
+/* api_call_as for a Put or a writing Txn (whose failure branch only reads)
+ * that grants lease->id first; the lease is revoked again if the write does
+ * not take effect. Any other method, or a Txn that writes nothing, answers
+ * ERR_BAD_REQUEST; a TTL over the maximum ERR_LEASE_TTL_TOO_LARGE. The
+ * answer is the write's. */
+struct api_op *api_call_leased(struct server *s, const struct api_method *m,
+                               const uint8_t *req, size_t len,
+                               uint32_t timeout_ms, const char *token,
+                               const char *cert_user,
+                               const struct api_audit *audit,
+                               const struct api_lease_first *lease,
+                               api_done_fn done, void *ctx);
+
+/* A fresh lease ID from this member's generator (positive, never 0), as
+ * LeaseGrant picks one when the client leaves it 0. */
+int64_t api_lease_id_pick(struct server *s);
+
 /* The caller is gone; done will not run. Safe until done has run. */
 void api_cancel(struct api_op *op);
 

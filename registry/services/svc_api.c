@@ -9,8 +9,9 @@
  *   POST   /api/v1/sessions/<id>/keepalive   a lease renewal (api_lease_renew)
  *   GET    /api/v1/sessions/<id>          LeaseTimeToLive
  *   DELETE /api/v1/sessions/<id>          LeaseRevoke (its instances go too)
- *   PUT    /api/v1/registry/<ns>/<svc>/<id>  [LeaseGrant when no session,]
- *          then Txn: [mod_revision == expect_revision ?] put(doc, lease)
+ *   PUT    /api/v1/registry/<ns>/<svc>/<id>  Txn: [mod_revision ==
+ *          expect_revision ?] put(doc, lease) (a Put without the compare),
+ *          granting the lease first in the same request when no session
  *   PATCH  same                            Range, then Txn: mod_revision
  *          unchanged ? put(doc, ignore_lease) (read again on a lost race)
  *   GET    same                            Range
@@ -21,9 +22,10 @@
  *   GET    /api/v1/registry/<ns>           Range of the namespace
  *   GET    /api/v1/registry                Range, keys only
  *   GET    /api/v1/sd/prometheus           Range of a namespace or service
- * Every write is one Raft request; a registration without a session is two
- * (the lease, then the put), since etcd cannot grant a lease inside a txn;
- * if the put fails the fresh lease holds nothing and expires by itself.
+ * Every write is one Raft request. A registration without a session grants
+ * its lease inside the same request (api_call_leased; etcd's API cannot
+ * grant a lease inside a txn, the core can): if the write is refused the
+ * lease is revoked with it, so no refused registration leaves a lease.
  *
  * Fencing. A put names its lease, so a write under an expired session fails
  * atomically (the lease is gone: 410 session_expired) and cannot bring back
@@ -111,6 +113,7 @@ struct svc_req {
     json_t *doc;
     char *val; /* doc as written (json_dumps, compact), until answered */
     int64_t lease;
+    bool grant_first; /* the next write grants lease first (ttl=) */
     int64_t ttl;
     int64_t expect_rev; /* -1: none */
     int64_t mod_rev;
@@ -219,14 +222,13 @@ static void inner_done(void *ctx, int err, const uint8_t *resp, size_t len)
 }
 
 /* The audit record of r's write through path (docs/audit.md), or NULL
- * when that request is not one: reads, keep-alives, and the lease a
- * registration without a session takes first (the registration's record
- * names it). */
+ * when that request is not one: reads and keep-alives. */
 static const struct api_audit *audit_of(const struct svc_req *r,
                                         const char *path, struct api_audit *au,
                                         char *target, size_t cap)
 {
-    bool grant = strcmp(path, "/etcdserverpb.Lease/LeaseGrant") == 0;
+    bool read = strcmp(path, "/etcdserverpb.KV/Range") == 0 ||
+                strcmp(path, "/etcdserverpb.Lease/LeaseTimeToLive") == 0;
     memset(au, 0, sizeof(*au));
     au->principal = r->user;
     au->source = r->peer;
@@ -242,7 +244,7 @@ static const struct api_audit *audit_of(const struct svc_req *r,
         return au;
     case R_INSTANCE_PUT:
         au->action = "registry.register";
-        return grant ? NULL : au;
+        return read ? NULL : au;
     case R_INSTANCE_PATCH:
         au->action = "registry.patch";
         return au;
@@ -278,9 +280,16 @@ static void call(struct svc_req *r, const char *path,
     struct api_audit au;
     char target[2 * SVC_NAME_MAX + 24];
     const struct api_audit *ap = audit_of(r, path, &au, target, sizeof(target));
-    op = api_call_as(
-        r->s, m, bytes, n, 0, r->token[0] != '\0' ? r->token : NULL,
-        r->cert_user[0] != '\0' ? r->cert_user : NULL, ap, inner_done, r);
+    const char *tok = r->token[0] != '\0' ? r->token : NULL;
+    const char *cu = r->cert_user[0] != '\0' ? r->cert_user : NULL;
+    if (r->grant_first) {
+        struct api_lease_first lf = {.id = r->lease, .ttl = r->ttl};
+        r->grant_first = false;
+        op = api_call_leased(r->s, m, bytes, n, 0, tok, cu, ap, &lf, inner_done,
+                             r);
+    } else {
+        op = api_call_as(r->s, m, bytes, n, 0, tok, cu, ap, inner_done, r);
+    }
     mem_free(bytes);
     if (op != NULL) {
         r->op = op; /* not answered yet, so r is alive */
@@ -746,29 +755,14 @@ static void instance_write(struct svc_req *r)
     instance_txn(r, r->expect_rev >= 0, r->expect_rev, false);
 }
 
-static void instance_lease_granted(struct svc_req *r, int err,
-                                   const uint8_t *resp, size_t len)
-{
-    Etcdserverpb__LeaseGrantResponse *g;
-    if (err != 0) {
-        answer_err(r, err);
-        return;
-    }
-    g = etcdserverpb__lease_grant_response__unpack(NULL, len, resp);
-    if (g == NULL) {
-        answer_err(r, ERR_UNMARSHAL);
-        return;
-    }
-    r->lease = g->id;
-    etcdserverpb__lease_grant_response__free_unpacked(g, NULL);
-    instance_write(r);
-}
-
+/* A lease of the instance's own, granted in the same Raft request as the
+ * write (api_call_leased): if the write is refused (expect_revision), the
+ * lease is revoked with it, and a registration is one request, not two. */
 static void instance_grant(struct svc_req *r)
 {
-    Etcdserverpb__LeaseGrantRequest g = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
-    g.ttl = r->ttl;
-    call(r, "/etcdserverpb.Lease/LeaseGrant", &g.base, instance_lease_granted);
+    r->lease = api_lease_id_pick(r->s);
+    r->grant_first = true;
+    instance_write(r);
 }
 
 /*

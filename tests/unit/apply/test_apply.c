@@ -1288,6 +1288,177 @@ static void watch_responses_from_parts_match_protobuf_c(void **state)
     buf_free(&got);
 }
 
+/* ------------------------------------------------------- lease first */
+
+/* As propose, with a lease to grant first (InternalRequest.lease_first). */
+static int propose_leased(struct fixture *f, enum apply_op op,
+                          const ProtobufCMessage *msg, int64_t id, int64_t ttl)
+{
+    uint8_t tmp[4096];
+    size_t len = protobuf_c_message_pack(msg, tmp);
+    struct buf b, x;
+    struct raft_entry e;
+    struct apply_hooks h = hooks_of(f);
+    int before = f->results;
+    buf_init(&b, 0);
+    buf_init(&x, 0);
+    assert_int_equal(apply_lease_first_field(id, ttl, &x), 0);
+    assert_int_equal(
+        apply_envelope_extra(++f->index, ME, op, tmp, len, x.data, x.len, &b),
+        0);
+    e.index = f->index;
+    e.term = 1;
+    e.type = RAFT_ENTRY_NORMAL;
+    e.data = b.data;
+    e.len = (uint32_t)b.len;
+    assert_int_equal(apply_entries(&f->a, &e, 1, 7, &h), 0);
+    buf_free(&b);
+    buf_free(&x);
+    return f->results - before;
+}
+
+static int count_lease(void *ctx, const struct kv_lease *l)
+{
+    (void)l;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* How many leases the store holds; *ttl: lease id's granted TTL (0: none). */
+static int leases_in_store(struct fixture *f, int64_t id, int64_t *ttl)
+{
+    struct kv_read *rd;
+    struct kv_lease l;
+    int n = 0;
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_lease_list(rd, count_lease, &n), 0);
+    *ttl = kv_lease_get(rd, id, &l) == 0 ? l.ttl : 0;
+    kv_read_end(rd);
+    return n;
+}
+
+static void a_lease_first_is_granted_with_its_write_or_not_at_all(void **state)
+{
+    struct fixture *f = *state;
+    Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+    Etcdserverpb__RangeRequest rg = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT;
+    Etcdserverpb__Compare c = ETCDSERVERPB__COMPARE__INIT;
+    Etcdserverpb__Compare *cs[1] = {&c};
+    Etcdserverpb__RequestOp ok = ETCDSERVERPB__REQUEST_OP__INIT;
+    Etcdserverpb__RequestOp ko = ETCDSERVERPB__REQUEST_OP__INIT;
+    Etcdserverpb__RequestOp *oks[1] = {&ok};
+    Etcdserverpb__RequestOp *kos[1] = {&ko};
+    Etcdserverpb__LeaseRevokeRequest rv =
+        ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
+    Etcdserverpb__TxnResponse *tr;
+    int64_t ttl;
+
+    /* a Put under the lease it grants: one request, one revision */
+    p.key.data = (uint8_t *)"/registry/a/services/s/i1";
+    p.key.len = strlen((char *)p.key.data);
+    p.value.data = (uint8_t *)"{}";
+    p.value.len = 2;
+    p.lease = 41;
+    assert_int_equal(propose_leased(f, APPLY_PUT, &p.base, 41, 1), 1);
+    assert_int_equal(f->last.err, 0);
+    assert_int_equal(f->last.revision, 2);
+    assert_int_equal(kv_rev(f->kv), 2);
+    assert_int_equal(leases_in_store(f, 41, &ttl), 1);
+    assert_int_equal(ttl, 2); /* raised to the minimum, as LeaseGrant's */
+    assert_int_equal(f->lease_id, 41);
+    assert_int_equal(f->lease_ttl, 2);
+    /* the answer is the Put's */
+    Etcdserverpb__PutResponse *pr =
+        etcdserverpb__put_response__unpack(NULL, f->last.resp_len, f->resp);
+    assert_non_null(pr);
+    assert_int_equal(pr->header->revision, 2);
+    etcdserverpb__put_response__free_unpacked(pr, NULL);
+    /* the key is the lease's: revoking it deletes the key */
+    rv.id = 41;
+    assert_int_equal(propose(f, ME, APPLY_LEASE_REVOKE, &rv.base), 1);
+    assert_int_equal(f->last.err, 0);
+    assert_int_equal(kv_rev(f->kv), 3);
+    assert_int_equal(leases_in_store(f, 41, &ttl), 0);
+
+    /* a Txn whose compare fails: its read answers, the lease is revoked
+     * again in the same request, no revision */
+    p.lease = 42;
+    c.key = p.key;
+    c.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD;
+    c.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
+    c.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
+    c.mod_revision = 99;
+    ok.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+    ok.request_put = &p;
+    rg.key = p.key;
+    ko.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+    ko.request_range = &rg;
+    t.n_compare = 1;
+    t.compare = cs;
+    t.n_success = 1;
+    t.success = oks;
+    t.n_failure = 1;
+    t.failure = kos;
+    assert_int_equal(propose_leased(f, APPLY_TXN, &t.base, 42, 30), 1);
+    assert_int_equal(f->last.err, 0);
+    tr = etcdserverpb__txn_response__unpack(NULL, f->last.resp_len, f->resp);
+    assert_non_null(tr);
+    assert_false(tr->succeeded);
+    assert_int_equal(tr->header->revision, 3);
+    etcdserverpb__txn_response__free_unpacked(tr, NULL);
+    assert_int_equal(kv_rev(f->kv), 3);
+    assert_int_equal(leases_in_store(f, 42, &ttl), 0);
+    assert_int_equal(f->lease_id, 42);
+    assert_int_equal(f->lease_ttl, 0); /* the timers were told it went */
+
+    /* the compare holds (absent: mod_revision 0): written under the lease */
+    c.mod_revision = 0;
+    assert_int_equal(propose_leased(f, APPLY_TXN, &t.base, 42, 30), 1);
+    assert_int_equal(f->last.err, 0);
+    tr = etcdserverpb__txn_response__unpack(NULL, f->last.resp_len, f->resp);
+    assert_non_null(tr);
+    assert_true(tr->succeeded);
+    assert_int_equal(tr->header->revision, 4);
+    etcdserverpb__txn_response__free_unpacked(tr, NULL);
+    assert_int_equal(leases_in_store(f, 42, &ttl), 1);
+    assert_int_equal(ttl, 30);
+
+    /* an ID in use: ERR_LEASE_EXISTS, nothing written */
+    p.lease = 42;
+    assert_int_equal(propose_leased(f, APPLY_PUT, &p.base, 42, 30), 1);
+    assert_int_equal(f->last.err, ERR_LEASE_EXISTS);
+    assert_int_equal(kv_rev(f->kv), 4);
+
+    /* a refused Put (its lease is another, unknown one): the granted
+     * lease goes again */
+    p.lease = 777;
+    assert_int_equal(propose_leased(f, APPLY_PUT, &p.base, 43, 30), 1);
+    assert_int_equal(f->last.err, ERR_LEASE_NOT_FOUND);
+    assert_int_equal(leases_in_store(f, 43, &ttl), 1); /* only 42 */
+    assert_int_equal(ttl, 0);
+    assert_int_equal(kv_rev(f->kv), 4);
+
+    /* refused whole: a failure branch that writes, another request, an
+     * ID <= 0 */
+    p.lease = 44;
+    ko.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+    ko.request_put = &p;
+    c.mod_revision = 99;
+    assert_int_equal(propose_leased(f, APPLY_TXN, &t.base, 44, 30), 1);
+    assert_int_equal(f->last.err, ERR_BAD_REQUEST);
+    rv.id = 42;
+    assert_int_equal(propose_leased(f, APPLY_LEASE_REVOKE, &rv.base, 44, 30),
+                     1);
+    assert_int_equal(f->last.err, ERR_BAD_REQUEST);
+    p.lease = 0;
+    assert_int_equal(propose_leased(f, APPLY_PUT, &p.base, 0, 30), 1);
+    assert_int_equal(f->last.err, ERR_BAD_REQUEST);
+    assert_int_equal(leases_in_store(f, 44, &ttl), 1);
+    assert_int_equal(ttl, 0);
+    assert_int_equal(kv_rev(f->kv), 4);
+}
+
 int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
@@ -1313,6 +1484,7 @@ int main(void)
         T(audit_retention_keeps_the_newest_and_anchors_verify),
         T(a_bad_audit_record_refuses_the_whole_request),
         T(watch_responses_from_parts_match_protobuf_c),
+        T(a_lease_first_is_granted_with_its_write_or_not_at_all),
     };
     return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
 }
