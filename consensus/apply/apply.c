@@ -872,6 +872,13 @@ static int run_member_attr(struct run *r, const Cairnpb__MemberAttributes *p,
             rc = buf_append(&b, p->client_urls[i], strlen(p->client_urls[i]));
         }
     }
+    uint32_t mine = r->a->cfg.level != 0 ? r->a->cfg.level : APPLY_LEVEL;
+    if (rc == 0 && p->apply_level != 0 && mine >= 2) {
+        /* after the URLs: readers that predate it stop before it */
+        uint8_t lv[4];
+        be32_put(lv, p->apply_level);
+        rc = buf_append(&b, lv, sizeof(lv));
+    }
     if (rc == 0) {
         rc = kv_aux_put(r->wr, KV_AUX_CLUSTER, name, sizeof(name), b.data,
                         b.len);

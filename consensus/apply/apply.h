@@ -76,6 +76,11 @@ struct apply_config {
     uint64_t cluster_id;     /* response headers */
     uint64_t member_id;      /* response headers; origin of local requests */
     int64_t min_lease_ttl_s; /* etcd: ceil(1.5 * election timeout), >= 1 */
+    /* The request level this member applies (0: APPLY_LEVEL). Tests only
+     * set a lower one, to act as a binary that predates a level: below 2,
+     * a MemberAttributes' apply_level is not stored, as such a binary would
+     * not (node's CAIRN_TEST_APPLY_LEVEL). */
+    uint32_t level;
     /* Auth store (consensus/auth): loaded from the store by apply_init,
      * changed by auth requests; borrowed. NULL: auth requests fail. */
     struct auth *auth;
@@ -223,6 +228,17 @@ int apply_audit_field(const Cairnpb__AuditRecord *rec, struct buf *out);
  * none). A lease_first beside anything else, or a failure branch that
  * writes, refuses the whole request (ERR_BAD_REQUEST), as does an ID <= 0;
  * an ID in use answers ERR_LEASE_EXISTS and writes nothing. */
+
+/* Request levels (MemberAttributes.apply_level). A member publishes the
+ * newest it applies; a proposer uses a level's requests only once every
+ * member has published that level (node_apply_level), so no member applies
+ * an entry it would read differently from the others (an older binary
+ * ignores an envelope field it does not know, and would refuse the Put a
+ * lease_first makes possible: a store that differs).
+ *   1  everything before levels were published
+ *   2  lease_first (field 101) */
+#define APPLY_LEVEL_LEASE_FIRST 2
+#define APPLY_LEVEL             2
 
 /* The envelope field for a lease id/ttl to grant first (tag 101, length,
  * LeaseGrantRequest) appended to out. Errors: -ENOMEM. */

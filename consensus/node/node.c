@@ -26,6 +26,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -178,7 +179,8 @@ static int member_decode(uint64_t id, const uint8_t *p, size_t len,
 }
 
 /* A member's published attributes: u16 name length, name, u16 client
- * URLs length, client URLs (consensus/apply writes them). */
+ * URLs length, client URLs, then (since levels) u32 apply level
+ * (consensus/apply writes them). */
 static void merge_attr(struct node *n, uint64_t id, const uint8_t *p,
                        size_t len)
 {
@@ -209,6 +211,10 @@ static void merge_attr(struct node *n, uint64_t id, const uint8_t *p,
         }
         memcpy(m->client_urls, s, cl);
         m->client_urls[cl] = '\0';
+        m->apply_level = 0;
+        if (reader_bytes(&r, 4, &s) == 0) {
+            m->apply_level = be32_get(s);
+        }
     }
 }
 
@@ -230,9 +236,28 @@ static int load_member(void *ctx, const void *name, size_t name_len,
     return 0;
 }
 
+/* The level each member had before a reload, by id (0: unknown). */
+static uint32_t level_before(const uint64_t *ids, const uint32_t *levels,
+                             size_t count, uint64_t id)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (ids[i] == id) {
+            return levels[i];
+        }
+    }
+    return 0;
+}
+
 int node__members_reload(struct node *n)
 {
     struct kv_read *rd;
+    uint64_t ids[NODE_MEMBERS_MAX];
+    uint32_t levels[NODE_MEMBERS_MAX];
+    size_t before = n->members_count;
+    for (size_t i = 0; i < before; i++) {
+        ids[i] = n->members[i].id;
+        levels[i] = n->members[i].apply_level;
+    }
     int rc = node_read_begin(n, &rd);
     if (rc != 0) {
         return rc;
@@ -240,7 +265,34 @@ int node__members_reload(struct node *n)
     n->members_count = 0;
     rc = kv_aux_list(rd, KV_AUX_CLUSTER, load_member, n);
     node_read_end(n, rd);
+    /* Another member just published our level (it was upgraded): publish
+     * ours again. A member applies the attributes it reads as the binary
+     * it runs then, so the upgraded one may hold ours without a level, and
+     * node_apply_level would stay false there for good. */
+    for (size_t i = 0; rc == 0 && i < n->members_count; i++) {
+        const struct node_member *m = &n->members[i];
+        if (m->id != n->cfg.member_id && m->apply_level >= n->apply_level &&
+            level_before(ids, levels, before, m->id) < n->apply_level) {
+            n->published = false;
+        }
+    }
     return rc;
+}
+
+uint32_t node_cluster_apply_level(const struct node *n)
+{
+    uint32_t low = n->members_count > 0 ? UINT32_MAX : 0;
+    for (size_t i = 0; i < n->members_count; i++) {
+        if (n->members[i].apply_level < low) {
+            low = n->members[i].apply_level;
+        }
+    }
+    return low;
+}
+
+bool node_apply_level(const struct node *n, uint32_t level)
+{
+    return node_cluster_apply_level(n) >= level;
 }
 
 /* ------------------------------------------------------------- sending */
@@ -973,6 +1025,7 @@ static void publish(struct node *n)
     a.name = (char *)n->cfg.name;
     a.n_client_urls = count;
     a.client_urls = list;
+    a.apply_level = n->apply_level;
     if (cairnpb__member_attributes__get_packed_size(&a) > sizeof(buf)) {
         n->published = true; /* cannot fit: give up rather than spin */
         return;
@@ -1583,6 +1636,7 @@ static int open_storage(struct node *n, char *msg, size_t msg_len)
         /* etcd's minimum lease TTL: 1.5 election timeouts, in whole s. */
         ac.min_lease_ttl_s =
             (int64_t)((3 * n->cfg.election_ms / 2 + 999) / 1000);
+        ac.level = n->apply_level;
         rc = apply_init(&n->apply, &ac);
     }
     if (rc == 0) {
@@ -1613,6 +1667,12 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
     }
     n->loop = loop;
     n->cfg = *cfg;
+    n->apply_level = APPLY_LEVEL;
+    const char *lv = getenv("CAIRN_TEST_APPLY_LEVEL");
+    if (lv != NULL && atoi(lv) >= 1 && atoi(lv) <= APPLY_LEVEL) {
+        /* tests: publish an older level, as a member that predates one */
+        n->apply_level = (uint32_t)atoi(lv);
+    }
     /* The strings cfg points to are the caller's: keep our own copies. */
     if (cfg->name != NULL) {
         snprintf(n->self_name, sizeof(n->self_name), "%s", cfg->name);

@@ -67,6 +67,9 @@ struct node_member {
     char peer_urls[NODE_URLS_MAX];   /* comma separated */
     char client_urls[NODE_URLS_MAX]; /* comma separated */
     bool learner;
+    /* the request level it published (apply.h, APPLY_LEVEL); 0: none yet
+     * (not published since it joined, or a binary that predates levels) */
+    uint32_t apply_level;
 };
 
 struct node_config {
@@ -272,6 +275,16 @@ uint64_t node_cluster_id(const struct node *n);
 
 /* The members as this node knows them; returns the count (<= cap). */
 size_t node_members(const struct node *n, struct node_member *out, size_t cap);
+
+/* Has every member of the cluster published request level `level` or newer
+ * (apply.h)? False while any member has not (an older binary in a rolling
+ * upgrade, a member that joined and has not published yet): a proposer
+ * then keeps to the requests every member reads the same way. */
+bool node_apply_level(const struct node *n, uint32_t level);
+
+/* The lowest level any member has published, as this member's table says
+ * (0: a member has published none). */
+uint32_t node_cluster_apply_level(const struct node *n);
 
 /* 0, or why the member stopped (WAL or store failure). */
 int node_failed(const struct node *n);

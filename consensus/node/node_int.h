@@ -211,6 +211,7 @@ struct node {
     } tpeers[NODE_MEMBERS_MAX];
     size_t tpeers_count;
     bool published;       /* our attributes are in the cluster's table */
+    uint32_t apply_level; /* the level we publish (APPLY_LEVEL) */
     bool publish_pending; /* a publish proposal is in flight */
 
     /* Readers of the store take this shared; swapping the store for a

@@ -231,6 +231,10 @@ static void server_metrics(struct mw *w, struct server *s)
     metric_u64(w, "etcd_server_is_leader", "gauge",
                "Whether or not this member is a leader. 1 if is, 0 otherwise.",
                st.leader != 0 && st.leader == s->member_id);
+    metric_u64(w, "cairn_cluster_apply_level", "gauge",
+               "The newest request level every member has published, as "
+               "this member's table says (0: one has published none).",
+               node_cluster_apply_level(s->node));
     metric_u64(w, "etcd_server_leader_changes_seen_total", "counter",
                "The number of leader changes seen.", st.leader_changes);
     metric_u64(w, "etcd_server_proposals_committed_total", "gauge",

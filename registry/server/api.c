@@ -194,6 +194,12 @@ struct api_op *api_call_leased(struct server *s, const struct api_method *m,
                       lease, done, ctx);
 }
 
+bool api_can_lease_first(struct server *s)
+{
+    return s->node != NULL &&
+           node_apply_level(s->node, APPLY_LEVEL_LEASE_FIRST);
+}
+
 int64_t api_lease_id_pick(struct server *s)
 {
     int64_t id = (int64_t)(s->lease_id_next++ & INT64_MAX);

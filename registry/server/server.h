@@ -172,6 +172,11 @@ struct api_op *api_call_leased(struct server *s, const struct api_method *m,
                                const struct api_lease_first *lease,
                                api_done_fn done, void *ctx);
 
+/* May a write carry a lease_first now? Only once every member has
+ * published the request level that reads it (node_apply_level); until
+ * then a caller grants the lease with a request of its own first. */
+bool api_can_lease_first(struct server *s);
+
 /* A fresh lease ID from this member's generator (positive, never 0), as
  * LeaseGrant picks one when the client leaves it 0. */
 int64_t api_lease_id_pick(struct server *s);

@@ -222,13 +222,16 @@ static void inner_done(void *ctx, int err, const uint8_t *resp, size_t len)
 }
 
 /* The audit record of r's write through path (docs/audit.md), or NULL
- * when that request is not one: reads and keep-alives. */
+ * when that request is not one: reads, keep-alives, and the lease a
+ * registration takes first with a request of its own (instance_grant;
+ * the registration's record names it). */
 static const struct api_audit *audit_of(const struct svc_req *r,
                                         const char *path, struct api_audit *au,
                                         char *target, size_t cap)
 {
-    bool read = strcmp(path, "/etcdserverpb.KV/Range") == 0 ||
-                strcmp(path, "/etcdserverpb.Lease/LeaseTimeToLive") == 0;
+    bool aside = strcmp(path, "/etcdserverpb.KV/Range") == 0 ||
+                 strcmp(path, "/etcdserverpb.Lease/LeaseTimeToLive") == 0 ||
+                 strcmp(path, "/etcdserverpb.Lease/LeaseGrant") == 0;
     memset(au, 0, sizeof(*au));
     au->principal = r->user;
     au->source = r->peer;
@@ -244,7 +247,7 @@ static const struct api_audit *audit_of(const struct svc_req *r,
         return au;
     case R_INSTANCE_PUT:
         au->action = "registry.register";
-        return read ? NULL : au;
+        return aside ? NULL : au;
     case R_INSTANCE_PATCH:
         au->action = "registry.patch";
         return au;
@@ -755,12 +758,42 @@ static void instance_write(struct svc_req *r)
     instance_txn(r, r->expect_rev >= 0, r->expect_rev, false);
 }
 
+static void instance_lease_granted(struct svc_req *r, int err,
+                                   const uint8_t *resp, size_t len)
+{
+    Etcdserverpb__LeaseGrantResponse *g;
+    if (err != 0) {
+        answer_err(r, err);
+        return;
+    }
+    g = etcdserverpb__lease_grant_response__unpack(NULL, len, resp);
+    if (g == NULL) {
+        answer_err(r, ERR_UNMARSHAL);
+        return;
+    }
+    r->lease = g->id;
+    etcdserverpb__lease_grant_response__free_unpacked(g, NULL);
+    instance_write(r);
+}
+
 /* A lease of the instance's own, granted in the same Raft request as the
  * write (api_call_leased): if the write is refused (expect_revision), the
- * lease is revoked with it, and a registration is one request, not two. */
+ * lease is revoked with it, and a registration is one request, not two.
+ * While a member of the cluster does not read that request yet (a rolling
+ * upgrade), the lease is granted first with a request of its own, and a
+ * refused write leaves it to expire by itself. */
 static void instance_grant(struct svc_req *r)
 {
     r->lease = api_lease_id_pick(r->s);
+    if (!api_can_lease_first(r->s)) {
+        Etcdserverpb__LeaseGrantRequest g =
+            ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
+        g.id = r->lease;
+        g.ttl = r->ttl;
+        call(r, "/etcdserverpb.Lease/LeaseGrant", &g.base,
+             instance_lease_granted);
+        return;
+    }
     r->grant_first = true;
     instance_write(r);
 }

@@ -1459,6 +1459,57 @@ static void a_lease_first_is_granted_with_its_write_or_not_at_all(void **state)
     assert_int_equal(kv_rev(f->kv), 4);
 }
 
+/* A member's published level is kept after its client URLs, where readers
+ * that predate levels stop; a member acting as such a binary keeps none. */
+static void member_levels_are_kept_after_the_urls(void **state)
+{
+    struct fixture *f = *state;
+    Cairnpb__MemberAttributes a = CAIRNPB__MEMBER_ATTRIBUTES__INIT;
+    char *urls[1] = {"http://127.0.0.1:2379"};
+    uint8_t name[12];
+    const void *v;
+    size_t vlen;
+    struct kv_read *rd;
+    a.id = 0x77;
+    a.name = "m7";
+    a.n_client_urls = 1;
+    a.client_urls = urls;
+    a.apply_level = APPLY_LEVEL;
+    be64_put(name, 0x77);
+    memcpy(name + 8, "attr", 4);
+    assert_int_equal(propose(f, ME, APPLY_MEMBER_ATTR, &a.base), 1);
+    assert_int_equal(f->last.err, 0);
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(
+        kv_aux_get(rd, KV_AUX_CLUSTER, name, sizeof(name), &v, &vlen), 0);
+    /* u16 2 "m7" u16 21 urls u32 level */
+    assert_int_equal(vlen, 2 + 2 + 2 + 21 + 4);
+    assert_memory_equal((const uint8_t *)v + 2 + 2 + 2 + 21, "\0\0\0\2", 4);
+    kv_read_end(rd);
+
+    /* no level: the record ends at the URLs, as before levels */
+    a.apply_level = 0;
+    assert_int_equal(propose(f, ME, APPLY_MEMBER_ATTR, &a.base), 1);
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(
+        kv_aux_get(rd, KV_AUX_CLUSTER, name, sizeof(name), &v, &vlen), 0);
+    assert_int_equal(vlen, 2 + 2 + 2 + 21);
+    kv_read_end(rd);
+
+    /* applied as a binary before levels (cfg.level 1): none kept */
+    struct apply_config cfg = f->a.cfg;
+    apply_close(&f->a);
+    cfg.level = 1;
+    assert_int_equal(apply_init(&f->a, &cfg), 0);
+    a.apply_level = APPLY_LEVEL;
+    assert_int_equal(propose(f, ME, APPLY_MEMBER_ATTR, &a.base), 1);
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(
+        kv_aux_get(rd, KV_AUX_CLUSTER, name, sizeof(name), &v, &vlen), 0);
+    assert_int_equal(vlen, 2 + 2 + 2 + 21);
+    kv_read_end(rd);
+}
+
 int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
@@ -1485,6 +1536,7 @@ int main(void)
         T(a_bad_audit_record_refuses_the_whole_request),
         T(watch_responses_from_parts_match_protobuf_c),
         T(a_lease_first_is_granted_with_its_write_or_not_at_all),
+        T(member_levels_are_kept_after_the_urls),
     };
     return cmocka_run_group_tests_name("apply", tests, NULL, NULL);
 }
