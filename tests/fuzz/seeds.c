@@ -443,6 +443,25 @@ static void apply_seeds(const struct req *r, size_t n)
         snprintf(name, sizeof(name), "op%d", (int)r[i].op);
         seed2("apply", name, h, 3, env.data, env.len);
     }
+    /* a Put and a Txn that grant their lease first (lease_first) */
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].op != APPLY_PUT && r[i].op != APPLY_TXN) {
+            continue;
+        }
+        struct buf x;
+        buf_init(&x, 0);
+        buf_reset(&env);
+        apply_lease_first_field(77, 30, &x);
+        apply_envelope_extra(200 + i, 0x1111, r[i].op, r[i].pb, r[i].len,
+                             x.data, x.len, &env);
+        uint8_t h[3] = {0, (uint8_t)env.len, (uint8_t)(env.len >> 8)};
+        buf_append(&all, h, 3);
+        buf_append(&all, env.data, env.len);
+        char name[32];
+        snprintf(name, sizeof(name), "leased%d", (int)r[i].op);
+        seed2("apply", name, h, 3, env.data, env.len);
+        buf_free(&x);
+    }
     /* an empty entry and a conf entry among them */
     uint8_t e[3] = {2, 0, 0};
     buf_append(&all, e, 3);
