@@ -1031,21 +1031,22 @@ static bool took_effect(const struct run *r,
 /* May req carry a lease to grant first (apply.h, "lease first")? A Put,
  * or a Txn whose failure branch only reads: whatever the lease holds when
  * it is revoked again was then written by nothing. */
-static bool lease_first_allowed(const Cairnpb__InternalRequest *req)
+bool apply_lease_first_txn_ok(const Etcdserverpb__TxnRequest *t)
 {
-    if (req->request_case == CAIRNPB__INTERNAL_REQUEST__REQUEST_PUT) {
-        return true;
-    }
-    if (req->request_case != CAIRNPB__INTERNAL_REQUEST__REQUEST_TXN) {
-        return false;
-    }
-    for (size_t i = 0; i < req->txn->n_failure; i++) {
-        if (req->txn->failure[i]->request_case !=
+    for (size_t i = 0; i < t->n_failure; i++) {
+        if (t->failure[i]->request_case !=
             ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE) {
             return false;
         }
     }
     return true;
+}
+
+static bool lease_first_allowed(const Cairnpb__InternalRequest *req)
+{
+    return req->request_case == CAIRNPB__INTERNAL_REQUEST__REQUEST_PUT ||
+           (req->request_case == CAIRNPB__INTERNAL_REQUEST__REQUEST_TXN &&
+            apply_lease_first_txn_ok(req->txn));
 }
 
 /* The request, after its lease_first if it has one; the lease is revoked

@@ -240,6 +240,9 @@ int apply_audit_field(const Cairnpb__AuditRecord *rec, struct buf *out);
 #define APPLY_LEVEL_LEASE_FIRST 2
 #define APPLY_LEVEL             2
 
+/* May this Txn carry a lease_first: does its failure branch only read? */
+bool apply_lease_first_txn_ok(const Etcdserverpb__TxnRequest *t);
+
 /* The envelope field for a lease id/ttl to grant first (tag 101, length,
  * LeaseGrantRequest) appended to out. Errors: -ENOMEM. */
 int apply_lease_first_field(int64_t id, int64_t ttl, struct buf *out);

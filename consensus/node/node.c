@@ -1669,9 +1669,10 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
     n->cfg = *cfg;
     n->apply_level = APPLY_LEVEL;
     const char *lv = getenv("CAIRN_TEST_APPLY_LEVEL");
-    if (lv != NULL && atoi(lv) >= 1 && atoi(lv) <= APPLY_LEVEL) {
+    int tl = lv != NULL ? atoi(lv) : 0;
+    if (tl >= 1 && tl <= APPLY_LEVEL) {
         /* tests: publish an older level, as a member that predates one */
-        n->apply_level = (uint32_t)atoi(lv);
+        n->apply_level = (uint32_t)tl;
     }
     /* The strings cfg points to are the caller's: keep our own copies. */
     if (cfg->name != NULL) {

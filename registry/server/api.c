@@ -53,7 +53,7 @@ void api__op_maybe_free(struct api_op *op)
         if (op->owned != NULL) {
             protobuf_c_message_free_unpacked(op->owned, &pb_allocator);
         }
-        mem_free(op->audit);
+        buf_free(&op->extra);
         mem_free(op);
     }
 }
@@ -130,8 +130,6 @@ static char *str_or_empty(const char *s)
 static int audit_attach(struct api_op *op, const struct api_audit *au)
 {
     Cairnpb__AuditRecord rec = CAIRNPB__AUDIT_RECORD__INIT;
-    struct buf b;
-    int rc;
     rec.action = str_or_empty(au->action);
     rec.ns = str_or_empty(au->ns);
     rec.target = str_or_empty(au->target);
@@ -141,18 +139,7 @@ static int audit_attach(struct api_op *op, const struct api_audit *au)
     rec.message = str_or_empty(au->message);
     rec.time_ms = (int64_t)clock_wall_ms();
     rec.keep = op->s->opt->audit_retention_records;
-    buf_init(&b, 0);
-    rc = apply_audit_field(&rec, &b);
-    if (rc == 0) {
-        op->audit = mem_alloc(b.len);
-        rc = op->audit == NULL ? -ENOMEM : 0;
-    }
-    if (rc == 0) {
-        memcpy(op->audit, b.data, b.len);
-        op->audit_len = b.len;
-    }
-    buf_free(&b);
-    return rc;
+    return apply_audit_field(&rec, &op->extra);
 }
 
 static struct api_op *
@@ -224,8 +211,6 @@ struct api_op *api_call_cert(struct server *s, const struct api_method *m,
 static int lease_attach(struct api_op *op, const ProtobufCMessage *pb,
                         const struct api_lease_first *lease)
 {
-    struct buf b;
-    int rc;
     if (lease->id <= 0) {
         return ERR_BAD_REQUEST;
     }
@@ -235,35 +220,13 @@ static int lease_attach(struct api_op *op, const ProtobufCMessage *pb,
     if (op->m->req_desc == &etcdserverpb__txn_request__descriptor) {
         const Etcdserverpb__TxnRequest *t =
             (const Etcdserverpb__TxnRequest *)pb;
-        if (!apply_txn_writes(t)) {
-            return ERR_BAD_REQUEST; /* a read: nothing to propose */
-        }
-        for (size_t i = 0; i < t->n_failure; i++) {
-            if (t->failure[i]->request_case !=
-                ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE) {
-                return ERR_BAD_REQUEST;
-            }
+        if (!apply_txn_writes(t) || !apply_lease_first_txn_ok(t)) {
+            return ERR_BAD_REQUEST; /* a read, or a failure that writes */
         }
     } else if (op->m->req_desc != &etcdserverpb__put_request__descriptor) {
         return ERR_BAD_REQUEST;
     }
-    buf_init(&b, 0);
-    rc = op->audit_len > 0 ? buf_append(&b, op->audit, op->audit_len) : 0;
-    if (rc == 0) {
-        rc = apply_lease_first_field(lease->id, lease->ttl, &b);
-    }
-    if (rc == 0) {
-        uint8_t *p = mem_alloc(b.len);
-        rc = p == NULL ? -ENOMEM : 0;
-        if (p != NULL) {
-            memcpy(p, b.data, b.len);
-            mem_free(op->audit);
-            op->audit = p;
-            op->audit_len = b.len;
-        }
-    }
-    buf_free(&b);
-    return rc;
+    return apply_lease_first_field(lease->id, lease->ttl, &op->extra);
 }
 
 static struct api_op *
@@ -281,6 +244,7 @@ call_start(struct server *s, const struct api_method *m, const uint8_t *req,
         return NULL;
     }
     op->s = s;
+    buf_init(&op->extra, 0);
     op->m = m;
     op->done = done;
     op->ctx = ctx;
@@ -417,8 +381,8 @@ static int propose_bytes(struct api_op *op, enum apply_op kind,
 {
     int rc;
     op->async_refs++;
-    rc = node_propose_extra(op->s->node, kind, p, len, op->audit, op->audit_len,
-                            op->timeout_ms, on_proposed, op);
+    rc = node_propose_extra(op->s->node, kind, p, len, op->extra.data,
+                            op->extra.len, op->timeout_ms, on_proposed, op);
     if (rc != 0) {
         op->async_refs--;
     }
@@ -594,10 +558,7 @@ static int lease_grant_fn(struct api_op *op, const ProtobufCMessage *req)
     }
     if (r->id == 0) {
         /* etcd picks a positive 63-bit id from the member's generator. */
-        r->id = (int64_t)(op->s->lease_id_next++ & INT64_MAX);
-        if (r->id == 0) {
-            r->id = (int64_t)(op->s->lease_id_next++ & INT64_MAX);
-        }
+        r->id = api_lease_id_pick(op->s);
     }
     return propose(op, APPLY_LEASE_GRANT, req);
 }

@@ -563,11 +563,7 @@ static int grant(struct rcall *r)
     struct server *s = r->svc->s;
     int rc;
     g.ttl = SESSION_TTL_S;
-    /* the same generator as LeaseGrant with ID 0 (api.c) */
-    g.id = (int64_t)(s->lease_id_next++ & INT64_MAX);
-    if (g.id == 0) {
-        g.id = (int64_t)(s->lease_id_next++ & INT64_MAX);
-    }
+    g.id = api_lease_id_pick(s); /* as LeaseGrant with ID 0 */
     rc = inner_auth(r, "/etcdserverpb.Lease/LeaseGrant", &g.base);
     return rc != 0 ? rc : propose(r, ST_GRANT, APPLY_LEASE_GRANT, &g.base);
 }

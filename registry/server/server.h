@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/buf.h"
 #include "base/limits.h"
 #include "consensus/node/node.h"
 #include "registry/grpc/grpc.h"
@@ -79,9 +80,10 @@ struct api_op {
     /* with no token: the CN of the client's verified TLS certificate
      * under --client-cert-auth (api_call_cert), or NULL */
     const char *cert_user;
-    uint64_t aux;   /* per-method scratch (MemberAdd: the new id) */
-    uint8_t *audit; /* the audit field proposed with the write, or NULL */
-    size_t audit_len;
+    uint64_t aux; /* per-method scratch (MemberAdd: the new id) */
+    /* Cairn-only envelope fields proposed after the write's request (its
+     * audit record, a lease_first), empty for most calls */
+    struct buf extra;
     /* The request's own bytes when they are exactly what protobuf-c packs
      * for the decoded request (a Put read in place): proposed as they are.
      * Both borrowed from the caller while the method's fn runs, NULL

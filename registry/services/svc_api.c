@@ -430,12 +430,9 @@ static void session_create(struct svc_req *r)
         return;
     }
     g.ttl = r->ttl;
-    /* the same generator as LeaseGrant with ID 0 (api.c), here so that
-     * the audit record names the session */
-    g.id = (int64_t)(r->s->lease_id_next++ & INT64_MAX);
-    if (g.id == 0) {
-        g.id = (int64_t)(r->s->lease_id_next++ & INT64_MAX);
-    }
+    /* as LeaseGrant with ID 0, here so that the audit record names the
+     * session */
+    g.id = api_lease_id_pick(r->s);
     r->lease = g.id;
     call(r, "/etcdserverpb.Lease/LeaseGrant", &g.base, session_granted);
 }
