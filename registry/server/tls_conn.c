@@ -44,6 +44,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -91,6 +92,8 @@ struct tls_conn {
     bool got_bytes;   /* the client sent something */
     bool ssl_drained; /* the last SSL_read wanted more bytes */
     int app_fd;       /* the other end, as the server side holds it, or -1 */
+    ino_t app_ino;    /* its socket's inode: the fd number alone can be
+                       * reused once the server side closed it */
     int handles;
     char peer[64];
     struct tls_conn *next;
@@ -323,7 +326,14 @@ static int hand_over(struct tls_conn *c)
         close(sv[1]);
         return rc;
     }
+    struct stat st;
+    if (fstat(sv[1], &st) != 0) {
+        rc = -errno;
+        close(sv[1]);
+        return rc;
+    }
     c->app_fd = sv[1];
+    c->app_ino = st.st_ino;
     char cn[GRPC_IDENTITY_BYTES_MAX];
     peer_cn(c, cn, sizeof(cn));
     rc = h2 ? grpc_server_adopt_id(&s->grpc, sv[1], NULL, 0,
@@ -928,17 +938,21 @@ void server__tls_client(const struct server *s, int fd, char *peer,
 {
     const struct tls *t = s->tls;
     size_t guard = 0;
+    struct stat st;
     peer[0] = '\0';
     if (cn != NULL) {
         cn[0] = '\0';
     }
-    if (t == NULL || fd < 0) {
+    if (t == NULL || t->conns == NULL || fd < 0 || fstat(fd, &st) != 0) {
         return;
     }
-    /* linear in the TLS connections: used once per HTTP/1.1 API request
-     * (audit, logs, the certificate's user) */
+    /* The number and the inode: the server side may have closed its end
+     * (a stalled stream cut off) while we still wait for the client to
+     * read, and a plain connection accepted meanwhile gets that number.
+     * Linear in the TLS connections: used once per HTTP/1.1 API request
+     * (audit, logs, the certificate's user). */
     for (struct tls_conn *c = t->conns; c != NULL; c = c->next) {
-        if (c->app_fd == fd) {
+        if (c->app_fd == fd && c->app_ino == st.st_ino) {
             snprintf(peer, peer_len, "%s", c->peer);
             if (cn != NULL && s->opt->client_tls.client_cert_auth) {
                 peer_cn(c, cn, cn_len);
