@@ -109,6 +109,10 @@ struct tls {
     struct server *s;
     SSL_CTX *ctx; /* new connections take a reference of this one */
     struct tls_conn *conns;
+    /* app_fd -> its connection (server__tls_client runs once per HTTP API
+     * request: a lookup, not a walk of every TLS connection) */
+    struct tls_conn **by_fd;
+    size_t by_fd_cap;
     struct server_tls_stats st;
     bool stopped; /* s->tls is NULL: freed with its last connection */
     /* Reload (server__tls_watch): SIGHUP, or a watched file changed. */
@@ -122,6 +126,7 @@ struct tls {
 
 static void conn_close(struct tls_conn *c);
 static void watch_close(struct tls *t);
+static void tls_free(struct tls *t);
 static void pass(struct tls_conn *c);
 static void net_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
 
@@ -303,6 +308,50 @@ static void peer_cn(struct tls_conn *c, char *buf, size_t len)
     ERR_clear_error();
 }
 
+/* ------------------------------------------------------ app_fd index */
+
+static void tls_free(struct tls *t)
+{
+    mem_free(t->by_fd);
+    mem_free(t);
+}
+
+/* c's plaintext goes to the server side on fd (socket inode ino). */
+static int app_fd_set(struct tls_conn *c, int fd, ino_t ino)
+{
+    struct tls *t = c->t;
+    ASSERT(fd >= 0 && c->app_fd < 0);
+    if ((size_t)fd >= t->by_fd_cap) {
+        size_t cap = t->by_fd_cap > 0 ? t->by_fd_cap : 64;
+        while (cap <= (size_t)fd) {
+            cap *= 2;
+        }
+        struct tls_conn **v = mem_realloc(t->by_fd, cap * sizeof(*v));
+        if (v == NULL) {
+            return -ENOMEM;
+        }
+        memset(v + t->by_fd_cap, 0, (cap - t->by_fd_cap) * sizeof(*v));
+        t->by_fd = v;
+        t->by_fd_cap = cap;
+    }
+    /* an entry left by a connection whose end was closed (its EOF not
+     * read yet) is replaced: that number is this connection's now */
+    t->by_fd[fd] = c;
+    c->app_fd = fd;
+    c->app_ino = ino;
+    return 0;
+}
+
+static void app_fd_clear(struct tls_conn *c)
+{
+    struct tls *t = c->t;
+    if (c->app_fd >= 0 && (size_t)c->app_fd < t->by_fd_cap &&
+        t->by_fd[c->app_fd] == c) {
+        t->by_fd[c->app_fd] = NULL;
+    }
+    c->app_fd = -1;
+}
+
 /* The handshake is done: hand the plaintext to the side ALPN chose. */
 static int hand_over(struct tls_conn *c)
 {
@@ -332,16 +381,19 @@ static int hand_over(struct tls_conn *c)
         close(sv[1]);
         return rc;
     }
-    c->app_fd = sv[1];
-    c->app_ino = st.st_ino;
+    rc = app_fd_set(c, sv[1], st.st_ino);
+    if (rc != 0) {
+        close(sv[1]);
+        return rc;
+    }
     char cn[GRPC_IDENTITY_BYTES_MAX];
     peer_cn(c, cn, sizeof(cn));
     rc = h2 ? grpc_server_adopt_id(&s->grpc, sv[1], NULL, 0,
                                    cn[0] != '\0' ? cn : NULL)
             : server__http_adopt(s, sv[1], NULL, 0);
     if (rc != 0) {
+        app_fd_clear(c);
         close(sv[1]);
-        c->app_fd = -1;
         LOGD("server", "TLS: %s refused by the %s side: %s", c->peer,
              h2 ? "gRPC" : "HTTP", err_str(rc));
         return rc;
@@ -557,7 +609,7 @@ static void app_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     }
     if (n < 0) {
         c->app_eof = true;
-        c->app_fd = -1; /* the server side closed it: the number is free */
+        app_fd_clear(c); /* the server side closed it: the number is free */
         uv_read_stop(st);
         c->app_reading = false;
         if (!c->net_eof) {
@@ -605,6 +657,7 @@ static void conn_close(struct tls_conn *c)
         return;
     }
     c->closing = true;
+    app_fd_clear(c);
     if (c->state == TC_HANDSHAKE) {
         ASSERT(t->st.handshaking > 0);
         t->st.handshaking--;
@@ -628,7 +681,7 @@ static void conn_close(struct tls_conn *c)
         uv_close((uv_handle_t *)&c->app, handle_closed);
     }
     if (t->stopped && t->conns == NULL && t->handles == 0) {
-        mem_free(t); /* c no longer uses it */
+        tls_free(t); /* c no longer uses it */
     }
 }
 
@@ -805,7 +858,7 @@ static void watch_handle_closed(uv_handle_t *h)
     ASSERT(t->handles > 0);
     t->handles--;
     if (t->stopped && t->conns == NULL && t->handles == 0) {
-        mem_free(t);
+        tls_free(t);
     }
 }
 
@@ -911,7 +964,7 @@ void server__tls_stop(struct server *s)
     watch_close(t);
     if (t->conns == NULL) {
         if (t->handles == 0) {
-            mem_free(t); /* else the last handle's close frees it */
+            tls_free(t); /* else the last handle's close frees it */
         }
         return;
     }
@@ -937,29 +990,26 @@ void server__tls_client(const struct server *s, int fd, char *peer,
                         size_t peer_len, char *cn, size_t cn_len)
 {
     const struct tls *t = s->tls;
-    size_t guard = 0;
+    struct tls_conn *c;
     struct stat st;
     peer[0] = '\0';
     if (cn != NULL) {
         cn[0] = '\0';
     }
-    if (t == NULL || t->conns == NULL || fd < 0 || fstat(fd, &st) != 0) {
+    if (t == NULL || fd < 0 || (size_t)fd >= t->by_fd_cap ||
+        (c = t->by_fd[fd]) == NULL) {
         return;
     }
     /* The number and the inode: the server side may have closed its end
      * (a stalled stream cut off) while we still wait for the client to
-     * read, and a plain connection accepted meanwhile gets that number.
-     * Linear in the TLS connections: used once per HTTP/1.1 API request
-     * (audit, logs, the certificate's user). */
-    for (struct tls_conn *c = t->conns; c != NULL; c = c->next) {
-        if (c->app_fd == fd && c->app_ino == st.st_ino) {
-            snprintf(peer, peer_len, "%s", c->peer);
-            if (cn != NULL && s->opt->client_tls.client_cert_auth) {
-                peer_cn(c, cn, cn_len);
-            }
-            return;
-        }
-        ASSERT(++guard <= t->st.conns_open);
+     * read, and a plain connection accepted meanwhile gets that number. */
+    ASSERT(c->app_fd == fd);
+    if (fstat(fd, &st) != 0 || c->app_ino != st.st_ino) {
+        return;
+    }
+    snprintf(peer, peer_len, "%s", c->peer);
+    if (cn != NULL && s->opt->client_tls.client_cert_auth) {
+        peer_cn(c, cn, cn_len);
     }
 }
 
