@@ -33,6 +33,26 @@ def put(k, v):
     urllib.request.urlopen(r, timeout=20).read()
 
 
+def read_all(s):
+    """What s sends until EOF (or an error, or 20 s of silence)."""
+    data = b""
+    try:
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            data += d
+    except (socket.timeout, ssl.SSLError, OSError):
+        pass
+    s.close()
+    return data
+
+
+def stalled(metrics):
+    return sum(float(ln.split()[-1]) for ln in metrics.splitlines()
+               if ln.startswith("cairn_http_streams_stalled_total"))
+
+
 ctx = ssl.create_default_context(cafile=ca)
 ctx.load_cert_chain(cert, key)
 ctx.set_alpn_protocols(["http/1.1"])
@@ -54,7 +74,14 @@ time.sleep(0.3)
 v = b"v" * (1 << 20)
 for i in range(16):  # 16 MiB of events, 4 watchers: all stall
     put(b"big/%02d" % i, v)
-time.sleep(3.0)  # --stall-timeout 1s: the streams are closed by now
+# --stall-timeout 1s: wait (bounded) until the four streams are cut off,
+# so the plain connections below come after the ends were closed
+for _ in range(300):
+    m = urllib.request.urlopen("http://%s/metrics" % plain_ep,
+                               timeout=20).read().decode()
+    if stalled(m) >= len(watchers):
+        break
+    time.sleep(0.1)
 plain = [socket.create_connection(hp(plain_ep), timeout=20)
          for i in range(32)]
 for s in plain:
@@ -62,28 +89,9 @@ for s in plain:
               b"Connection: close\r\n\r\n")
 out = []
 for s in plain:
-    data = b""
-    try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            data += d
-    except socket.timeout:
-        pass
-    s.close()
-    line = data.split(b"\r\n", 1)[0].decode(errors="replace").split(" ")
+    line = read_all(s).split(b"\r\n", 1)[0].decode(errors="replace")
+    line = line.split(" ")
     out.append("plain %s" % (line[1] if len(line) > 1 else "none"))
 for t in watchers:
-    got = 0
-    try:
-        while True:
-            d = t.recv(1 << 20)
-            if not d:
-                break
-            got += len(d)
-    except (socket.timeout, ssl.SSLError, OSError):
-        pass
-    t.close()
-    out.append("tls %d" % got)
+    out.append("tls %d" % len(read_all(t)))
 print("\n".join(out))
