@@ -181,9 +181,12 @@ static const char *members(const char *p, const char *e, bool mux, bool nested,
 
 bool http__ack_read(const char *js, size_t len, bool mux, struct http_ack *a)
 {
-    const char *e = js + len;
     unsigned seen = 0;
     memset(a, 0, sizeof(*a));
+    if (js == NULL || len == 0) {
+        return false; /* an empty message (its body may be NULL) */
+    }
+    const char *e = js + len;
     const char *p = members(js, e, mux, false, a, &seen);
     if (p == NULL || skip_ws(p, e) != e) {
         return false;
