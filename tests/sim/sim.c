@@ -813,7 +813,8 @@ static void usage(void)
             "lease ever revoked,\n"
             "       7 a restart ignores the received snapshot copy, 8 a "
             "leader answers\n"
-            "       lease renewals without confirming its leadership)\n");
+            "       lease renewals without confirming its leadership, 9 "
+            "leases revoked 2 s late)\n");
     exit(2);
 }
 

@@ -62,10 +62,16 @@
  *     Renewals made after r (in flight while the revoke was decided) are
  *     counted as "late races", not violations: etcd has the same window.
  * (b) An abandoned lease is revoked; when that happens after healing, it
- *     happens by max(last counted renewal, healed, promotion of a leader)
- *     + TTL + election timeout + one lease tick + a commit's worth of
- *     network and disk delay, for the first leader that stays in office
- *     that long (time without one is not counted: revoke_due).
+ *     happens by max(last counted renewal, healed, promotion of a leader,
+ *     that leader's own last renewal) + TTL + election timeout + one lease
+ *     tick + a commit's worth of network and disk delay, for the first
+ *     leader that stays in office that long (time without one is not
+ *     counted: revoke_due). A leader's own renewal counts here even when
+ *     nobody heard its answer: a keep-alive renews on arrival, as etcd's
+ *     lessor does, and the answer waits for a read-index round the agent
+ *     may not wait out (seed 445227: renewed at 105.39 s, abandoned 9 ms
+ *     later, revoked 5.05 s after the renewal; the check, counting only
+ *     the answered renewal at 103.73 s, wanted it by 110.15 s).
  * (c) The keys attached to a lease are deleted at one revision, together
  *     with the lease, and none is left (the model follows the committed
  *     history in sim_ref.c: only revokes delete lease keys).
@@ -109,6 +115,32 @@ static void add_renewal(struct sim *s, struct wl_lease *l, uint64_t at)
     }
     l->renew_us[l->renew_count++] = at;
     (void)s;
+}
+
+/* m's table, leading in an open tenure, renewed l now (lease_renew, or a
+ * renewal through the log applied): that leader revokes l no sooner than
+ * TTL after it, whether or not anyone heard the answer (check b). */
+static void add_touch(struct sim *s, struct wl_lease *l,
+                      const struct wl_member *x)
+{
+    if (x->tenure == 0) {
+        return;
+    }
+    if (l->touch_count > 0 &&
+        l->touch[l->touch_count - 1].tenure == x->tenure) {
+        l->touch[l->touch_count - 1].at_us = s->now;
+        return;
+    }
+    if (l->touch_count == l->touch_cap) {
+        size_t cap = l->touch_cap ? l->touch_cap * 2 : 4;
+        struct wl_touch *v = mem_realloc(l->touch, cap * sizeof(*v));
+        ASSERT(v != NULL);
+        l->touch = v;
+        l->touch_cap = cap;
+    }
+    l->touch[l->touch_count].at_us = s->now;
+    l->touch[l->touch_count].tenure = x->tenure;
+    l->touch_count++;
 }
 
 /* A tenure opens when m's table is promoted; check (b) owes a revoke only
@@ -277,6 +309,13 @@ void wl_lease_hook(struct sim *s, struct sim_member *m, int64_t id, int64_t ttl,
     struct wl_member *x = &w->m[m->slot];
     if (checkpoint) {
         lease_on_checkpoint(x->lt, id, ttl, now_ms(s));
+        struct wl_lease *t = wl_lease_get(s, id);
+        int64_t rem;
+        int64_t gttl;
+        if (ttl == 0 && t != NULL && lease_is_leader(x->lt) &&
+            lease_remaining(x->lt, id, now_ms(s), &rem, &gttl) == 0) {
+            add_touch(s, t, x);
+        }
     } else if (ttl > 0) {
         int rc = lease_on_grant(x->lt, id, ttl, now_ms(s));
         ASSERT(rc == 0);
@@ -353,6 +392,9 @@ static void propose_revokes(struct sim *s, struct sim_member *m)
     }
     if (w->plant == 5) {
         return; /* planted bug 5: the leader never revokes */
+    }
+    if (w->plant == 9) {
+        now = now > 2000 ? now - 2000 : 0; /* planted bug 9: 2 s late */
     }
     size_t n = lease_expired(
         x->lt, now, ids, cap < WL_REVOKES_PER_TICK ? cap : WL_REVOKES_PER_TICK);
@@ -599,7 +641,9 @@ static void agent_keepalive(struct sim *s, struct wl_agent *a)
     bool leader = lease_is_leader(x->lt);
     a->gen++;
     if (leader) {
-        if (lease_renew(x->lt, l->id, now_ms(s), &ttl, &log_needed) != 0) {
+        if (lease_renew(x->lt, l->id, now_ms(s), &ttl, &log_needed) == 0) {
+            add_touch(s, l, x);
+        } else {
             int64_t rem;
             int64_t gttl;
             ttl = 0;
@@ -953,8 +997,9 @@ bool wl_lease_final_done(struct sim *s, bool report)
  * stayed leaderless 4 to 7 s after healing, then the first leader
  * committed a revoke proposed before healing. UINT64_MAX: no tenure
  * lasted to its deadline. */
-static uint64_t revoke_due(const struct sim *s, uint64_t ttl_us, uint64_t last,
-                           uint64_t slack, uint64_t *from_out)
+static uint64_t revoke_due(const struct sim *s, const struct wl_lease *l,
+                           uint64_t ttl_us, uint64_t last, uint64_t slack,
+                           uint64_t *from_out)
 {
     const struct sim_wl *w = s->wl;
     uint64_t e_us = w->election_ms_max * 1000;
@@ -968,6 +1013,11 @@ static uint64_t revoke_due(const struct sim *s, uint64_t ttl_us, uint64_t last,
         }
         uint64_t h = t->from_us > s->heal_at ? t->from_us : s->heal_at;
         uint64_t from = last > h ? last : h;
+        for (size_t k = 0; k < l->touch_count; k++) {
+            if (l->touch[k].tenure == i + 1 && l->touch[k].at_us > from) {
+                from = l->touch[k].at_us; /* renewed, answer not counted */
+            }
+        }
         uint64_t d = from + ttl_us + e_us;
         if (t->from_us < s->heal_at && h + retry_us > d) {
             d = h + retry_us; /* a revoke named before healing */
@@ -1017,7 +1067,7 @@ void wl_lease_check_end(struct sim *s)
             continue;
         }
         uint64_t from;
-        uint64_t due = revoke_due(s, ttl_us, last, slack, &from);
+        uint64_t due = revoke_due(s, l, ttl_us, last, slack, &from);
         if (l->revoke_applied_us > from + ttl_us &&
             l->revoke_applied_us - (from + ttl_us) > w->st_revoke_lag_max_us) {
             w->st_revoke_lag_max_us = l->revoke_applied_us - (from + ttl_us);
@@ -1038,6 +1088,7 @@ void wl_lease_close(struct sim *s)
     struct sim_wl *w = s->wl;
     for (size_t i = 0; i < w->leases_count; i++) {
         mem_free(w->leases[i].renew_us);
+        mem_free(w->leases[i].touch);
     }
     mem_free(w->leases);
     mem_free(w->tenures);

@@ -139,6 +139,11 @@ struct wl_watcher {
     uint64_t compacted;
 };
 
+struct wl_touch {
+    uint64_t at_us;
+    size_t tenure;
+};
+
 struct wl_lease {
     int64_t id;
     uint32_t agent;
@@ -166,6 +171,11 @@ struct wl_lease {
     size_t renew_cap;
     uint64_t last_ack_us; /* last keep-alive acknowledged with TTL > 0 */
     uint32_t next_key;
+    /* renewals a lease-leader's table made, answered or not (check b):
+     * per tenure (1-based, as wl_member.tenure) the latest, in time order */
+    struct wl_touch *touch;
+    size_t touch_count;
+    size_t touch_cap;
 };
 
 enum wl_agent_state {
