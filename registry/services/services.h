@@ -103,6 +103,38 @@ bool svc_name_ok(const char *s, size_t len);
  * when it is not of that form or the port is not 1..65535. */
 int svc_addr_parse(const char *addr, char *host, size_t host_len, int *port);
 
+/* A registration body, checked: every field of the instance document but
+ * its names and session. Strings and objects are borrowed from the body
+ * (which must outlive it); checks is the normalized array, owned (NULL:
+ * none). svc_instance_clear releases it. */
+struct svc_inst {
+    char host[SVC_HOST_MAX + 1];
+    char addr[SVC_HOST_MAX + 16];
+    int port;
+    const char *zone;    /* "" when absent */
+    const char *version; /* "" when absent */
+    int64_t weight;
+    json_t *labels; /* NULL: {} */
+    json_t *meta;   /* NULL: {} */
+    const char *status;
+    json_t *checks;
+    char registered_at[40];
+};
+
+/* Check a registration body (borrowed) into *out; now_s is the
+ * registration time. ERR_BAD_REQUEST with msg naming the field on bad
+ * input (*out then holds nothing to clear). */
+int svc_instance_check(json_t *body, int64_t now_s, struct svc_inst *out,
+                       char *msg, size_t msg_len);
+void svc_instance_clear(struct svc_inst *in);
+
+/* The stored document's text, as svc_json_dump() writes the tree that
+ * svc_instance_build() makes from the same body (byte for byte), without
+ * building it: a registration's hot path. malloc'd, or NULL when out of
+ * memory. */
+char *svc_instance_render(const struct svc_inst *in, const char *ns,
+                          const char *svc, const char *id, const char *session);
+
 /* Build the stored instance document from a registration body. body is
  * borrowed; *out is a new reference on success. ns, svc, id must be valid
  * names; session is the lease in hex; now_s the registration time.

@@ -111,6 +111,11 @@ struct svc_req {
     char id[SVC_NAME_MAX + 1];
     json_t *body;
     json_t *doc;
+    /* a registration: the body checked, rendered once the session is
+     * known (instead of a doc tree built, dumped and freed) */
+    struct svc_inst inst;
+    bool have_inst;
+    char sess[24];
     char *val; /* doc as written (json_dumps, compact), until answered */
     int64_t lease;
     bool grant_first; /* the next write grants lease first (ttl=) */
@@ -136,6 +141,9 @@ static void req_free(struct svc_req *r)
     }
     json_decref(r->body);
     json_decref(r->doc);
+    if (r->have_inst) {
+        svc_instance_clear(&r->inst);
+    }
     free(r->val);
     mem_free(r);
 }
@@ -555,7 +563,9 @@ static void session_delete(struct svc_req *r)
 static int answer_written(struct svc_req *r, int64_t rev)
 {
     char hex[24];
-    const char *sess = json_string_value(json_object_get(r->doc, "session"));
+    const char *sess =
+        r->have_inst ? r->sess
+                     : json_string_value(json_object_get(r->doc, "session"));
     size_t vn = r->val != NULL ? strlen(r->val) : 0;
     if (vn < 2 || r->val[0] != '{' || r->val[vn - 1] != '}' ||
         json_object_get(r->doc, "revision") != NULL) {
@@ -605,11 +615,13 @@ static void instance_done(struct svc_req *r, int64_t rev)
     if (answer_written(r, rev) == 0) {
         return;
     }
-    json_t *inst = json_deep_copy(r->doc);
+    json_t *inst = r->doc != NULL   ? json_deep_copy(r->doc)
+                   : r->val != NULL ? json_loads(r->val, 0, NULL)
+                                    : NULL;
     if (inst != NULL) {
         json_object_set_new(inst, "revision", json_integer(rev));
     }
-    const char *sess = json_string_value(json_object_get(r->doc, "session"));
+    const char *sess = json_string_value(json_object_get(inst, "session"));
     if (sess == NULL) {
         session_hex(r->lease, hex, sizeof(hex));
         sess = hex;
@@ -692,7 +704,9 @@ static void instance_txn(struct svc_req *r, bool have_cmp, int64_t want,
 {
     char key[KEY_MAX];
     size_t kn = key_instance(r, key, sizeof(key));
-    char *val = svc_json_dump(r->doc);
+    char *val = r->have_inst ? svc_instance_render(&r->inst, r->ns, r->svc,
+                                                   r->id, r->sess)
+                             : svc_json_dump(r->doc);
     Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT;
     Etcdserverpb__Compare *cmps[1] = {&cmp};
     Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
@@ -749,9 +763,8 @@ static void instance_txn(struct svc_req *r, bool have_cmp, int64_t want,
  * anything was written) and write. */
 static void instance_write(struct svc_req *r)
 {
-    char hex[24];
-    session_hex(r->lease, hex, sizeof(hex));
-    json_object_set_new(r->doc, "session", json_string(hex));
+    ASSERT(r->have_inst);
+    session_hex(r->lease, r->sess, sizeof(r->sess));
     instance_txn(r, r->expect_rev >= 0, r->expect_rev, false);
 }
 
@@ -911,8 +924,9 @@ static void instance_put(struct svc_req *r)
         r->expect_rev = json_integer_value(ev);
     }
     /* everything but the lease is checked before anything is written */
-    int rc = svc_instance_build(r->body, r->ns, r->svc, r->id, "",
-                                (int64_t)time(NULL), &r->doc, msg, sizeof(msg));
+    int rc = svc_instance_check(r->body, (int64_t)time(NULL), &r->inst, msg,
+                                sizeof(msg));
+    r->have_inst = rc == 0;
     if (rc != 0) {
         if (rc == ERR_BAD_REQUEST) {
             answer_bad(r, msg, NULL);

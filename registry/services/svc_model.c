@@ -282,11 +282,13 @@ static int check_build(json_t *c, json_t **out, char *msg, size_t msg_len)
     return *out != NULL ? 0 : -ENOMEM;
 }
 
-static int checks_build(json_t *v, json_t *doc, char *msg, size_t msg_len)
+/* The normalized checks (*out NULL when the array is empty). */
+static int checks_build(json_t *v, json_t **out, char *msg, size_t msg_len)
 {
     json_t *arr;
     size_t i;
     json_t *c;
+    *out = NULL;
     if (!json_is_array(v)) {
         return bad(msg, msg_len, "field \"%s\" must be an array", "checks");
     }
@@ -306,13 +308,17 @@ static int checks_build(json_t *v, json_t *doc, char *msg, size_t msg_len)
             json_decref(arr);
             return rc;
         }
-        json_array_append_new(arr, n);
+        if (json_array_append_new(arr, n) != 0) {
+            json_decref(arr);
+            return -ENOMEM;
+        }
     }
     if (json_array_size(arr) == 0) {
         json_decref(arr);
         return 0;
     }
-    return json_object_set_new(doc, "checks", arr) == 0 ? 0 : -ENOMEM;
+    *out = arr;
+    return 0;
 }
 
 static void rfc3339(int64_t now_s, char *out, size_t len)
@@ -365,89 +371,120 @@ static int addr_build(json_t *body, char *host, size_t host_len, int *port,
     return 0;
 }
 
-static int fields_copy(json_t *body, json_t *doc, char *msg, size_t msg_len)
+/* zone, version, weight, labels, meta, status: checked in that order (the
+ * first bad one is named), borrowed from body. */
+static int fields_check(json_t *body, struct svc_inst *in, char *msg,
+                        size_t msg_len)
 {
-    static const char *const strs[] = {"zone", "version"};
     json_int_t weight = SVC_WEIGHT_DEF;
     json_t *v;
-    int rc;
-    for (size_t i = 0; i < 2; i++) {
-        const char *s;
-        rc = opt_str(body, strs[i], SVC_NAME_MAX, &s, msg, msg_len);
-        if (rc != 0) {
-            return rc;
-        }
-        json_object_set_new(doc, strs[i], json_string(s != NULL ? s : ""));
+    int rc = opt_str(body, "zone", SVC_NAME_MAX, &in->zone, msg, msg_len);
+    rc = rc != 0 ? rc
+                 : opt_str(body, "version", SVC_NAME_MAX, &in->version, msg,
+                           msg_len);
+    if (rc != 0) {
+        return rc;
     }
+    in->zone = in->zone != NULL ? in->zone : "";
+    in->version = in->version != NULL ? in->version : "";
     if ((v = json_object_get(body, "weight")) != NULL &&
         (rc = weight_get(v, &weight, msg, msg_len)) != 0) {
         return rc;
     }
-    json_object_set_new(doc, "weight", json_integer(weight));
+    in->weight = weight;
     v = json_object_get(body, "labels");
     if (v != NULL && (rc = labels_check(v, msg, msg_len)) != 0) {
         return rc;
     }
-    json_object_set_new(doc, "labels",
-                        v != NULL ? json_deep_copy(v) : json_object());
+    in->labels = v;
     v = json_object_get(body, "meta");
     if (v != NULL && !json_is_object(v)) {
         return bad(msg, msg_len, "field \"%s\" must be an object", "meta");
     }
-    json_object_set_new(doc, "meta",
-                        v != NULL ? json_deep_copy(v) : json_object());
+    in->meta = v;
     v = json_object_get(body, "status");
     if (v != NULL && (rc = status_check(v, msg, msg_len)) != 0) {
         return rc;
     }
-    json_object_set_new(doc, "status",
-                        json_string(v != NULL ? json_string_value(v) : "up"));
+    in->status = v != NULL ? json_string_value(v) : "up";
     return 0;
+}
+
+int svc_instance_check(json_t *body, int64_t now_s, struct svc_inst *out,
+                       char *msg, size_t msg_len)
+{
+    int rc;
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(body)) {
+        return bad(msg, msg_len, "%s", "the body must be a JSON object");
+    }
+    rc = addr_build(body, out->host, sizeof(out->host), &out->port, msg,
+                    msg_len);
+    if (rc != 0) {
+        return rc;
+    }
+    snprintf(out->addr, sizeof(out->addr),
+             strchr(out->host, ':') != NULL ? "[%s]:%d" : "%s:%d", out->host,
+             out->port);
+    rfc3339(now_s, out->registered_at, sizeof(out->registered_at));
+    rc = fields_check(body, out, msg, msg_len);
+    json_t *checks = json_object_get(body, "checks");
+    if (rc == 0 && checks != NULL) {
+        rc = checks_build(checks, &out->checks, msg, msg_len);
+    }
+    if (rc != 0) {
+        svc_instance_clear(out);
+    }
+    return rc;
+}
+
+void svc_instance_clear(struct svc_inst *in)
+{
+    json_decref(in->checks);
+    in->checks = NULL;
+}
+
+/* with checks, health is unknown until the first probe; without, the
+ * session's heartbeat is the check (Consul's TTL check) */
+static const char *health_at_start(const struct svc_inst *in)
+{
+    return in->checks != NULL ? "unknown" : "passing";
 }
 
 int svc_instance_build(json_t *body, const char *ns, const char *svc,
                        const char *id, const char *session, int64_t now_s,
                        json_t **out, char *msg, size_t msg_len)
 {
-    char host[SVC_HOST_MAX + 1];
-    char addr[SVC_HOST_MAX + 16];
-    char when[40];
-    int port = 0;
-    int rc;
+    struct svc_inst in;
     json_t *doc;
     ASSERT(ns != NULL && svc != NULL && id != NULL);
-    if (!json_is_object(body)) {
-        return bad(msg, msg_len, "%s", "the body must be a JSON object");
-    }
-    rc = addr_build(body, host, sizeof(host), &port, msg, msg_len);
+    int rc = svc_instance_check(body, now_s, &in, msg, msg_len);
     if (rc != 0) {
         return rc;
     }
-    snprintf(addr, sizeof(addr),
-             strchr(host, ':') != NULL ? "[%s]:%d" : "%s:%d", host, port);
-    rfc3339(now_s, when, sizeof(when));
     doc = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i}", "id", id, "namespace", ns,
-                    "service", svc, "addr", addr, "host", host, "port", port);
+                    "service", svc, "addr", in.addr, "host", in.host, "port",
+                    in.port);
     if (doc == NULL) {
+        svc_instance_clear(&in);
         return -ENOMEM;
     }
-    rc = fields_copy(body, doc, msg, msg_len);
-    json_t *checks = json_object_get(body, "checks");
-    if (rc == 0 && checks != NULL) {
-        rc = checks_build(checks, doc, msg, msg_len);
+    json_object_set_new(doc, "zone", json_string(in.zone));
+    json_object_set_new(doc, "version", json_string(in.version));
+    json_object_set_new(doc, "weight", json_integer(in.weight));
+    json_object_set_new(doc, "labels",
+                        in.labels != NULL ? json_deep_copy(in.labels)
+                                          : json_object());
+    json_object_set_new(
+        doc, "meta", in.meta != NULL ? json_deep_copy(in.meta) : json_object());
+    json_object_set_new(doc, "status", json_string(in.status));
+    if (in.checks != NULL) {
+        json_object_set(doc, "checks", in.checks);
     }
-    if (rc != 0) {
-        json_decref(doc);
-        return rc;
-    }
-    /* with checks, health is unknown until the first probe; without,
-     * the session's heartbeat is the check (Consul's TTL check) */
-    json_object_set_new(doc, "health",
-                        json_string(json_object_get(doc, "checks") != NULL
-                                        ? "unknown"
-                                        : "passing"));
+    json_object_set_new(doc, "health", json_string(health_at_start(&in)));
     json_object_set_new(doc, "session", json_string(session));
-    json_object_set_new(doc, "registered_at", json_string(when));
+    json_object_set_new(doc, "registered_at", json_string(in.registered_at));
+    svc_instance_clear(&in);
     *out = doc;
     return 0;
 }
@@ -1104,6 +1141,87 @@ char *svc_json_dump(const json_t *v)
     }
     d.p[0] = '\0';
     dump_value(&d, v);
+    if (d.oom) {
+        free(d.p);
+        return NULL;
+    }
+    return d.p;
+}
+
+/* "name": as dump_value writes an object member */
+static void dump_member(struct dump *d, bool first, const char *name)
+{
+    if (!first) {
+        dump_put(d, ",", 1);
+    }
+    dump_str(d, name, strlen(name));
+    dump_put(d, ":", 1);
+}
+
+static void dump_str_member(struct dump *d, const char *name, const char *s)
+{
+    dump_member(d, false, name);
+    dump_str(d, s, strlen(s));
+}
+
+/* an integer member, digits as dump_value writes them */
+static void dump_int_member(struct dump *d, const char *name, int64_t x)
+{
+    dump_member(d, false, name);
+    char t[24];
+    uint64_t u = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
+    size_t n = sizeof(t);
+    do {
+        t[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (x < 0) {
+        t[--n] = '-';
+    }
+    dump_put(d, t + n, sizeof(t) - n);
+}
+
+static void dump_obj_member(struct dump *d, const char *name, const json_t *v)
+{
+    dump_member(d, false, name);
+    if (v != NULL) {
+        dump_value(d, v);
+    } else {
+        dump_put(d, "{}", 2);
+    }
+}
+
+char *svc_instance_render(const struct svc_inst *in, const char *ns,
+                          const char *svc, const char *id, const char *session)
+{
+    struct dump d = {NULL, 0, 0, false};
+    d.cap = 512;
+    d.p = malloc(d.cap);
+    if (d.p == NULL) {
+        return NULL;
+    }
+    /* the members in svc_instance_build's order */
+    dump_put(&d, "{", 1);
+    dump_member(&d, true, "id");
+    dump_str(&d, id, strlen(id));
+    dump_str_member(&d, "namespace", ns);
+    dump_str_member(&d, "service", svc);
+    dump_str_member(&d, "addr", in->addr);
+    dump_str_member(&d, "host", in->host);
+    dump_int_member(&d, "port", in->port);
+    dump_str_member(&d, "zone", in->zone);
+    dump_str_member(&d, "version", in->version);
+    dump_int_member(&d, "weight", in->weight);
+    dump_obj_member(&d, "labels", in->labels);
+    dump_obj_member(&d, "meta", in->meta);
+    dump_str_member(&d, "status", in->status);
+    if (in->checks != NULL) {
+        dump_obj_member(&d, "checks", in->checks);
+    }
+    dump_str_member(&d, "health", health_at_start(in));
+    dump_str_member(&d, "session", session);
+    dump_str_member(&d, "registered_at", in->registered_at);
+    dump_put(&d, "}", 1);
     if (d.oom) {
         free(d.p);
         return NULL;

@@ -494,6 +494,123 @@ static void dump_matches_jansson(void **state)
     json_decref(body);
 }
 
+/* A registration's text comes from svc_instance_render, never from a tree:
+ * it must be, byte for byte, what svc_json_dump writes of the tree that
+ * svc_instance_build makes of the same body (and that tree is what
+ * jansson itself writes). Fixed bodies with every field and every kind of
+ * string, then 3,000 random ones (random labels, meta, zone, checks; some
+ * refused, and then both must refuse). */
+static json_t *rand_body(uint64_t *x)
+{
+    static const char *const strs[] = {
+        "", "z", "h\"q", "back\\slash", "\xc3\xa9", "\x7f", "tab\t",
+    };
+    static const char *const addrs[] = {
+        "127.0.0.1:8080", "[::1]:9", "svc.example:1", "h:65535", "h:0",
+    };
+    json_t *b = json_object();
+#define RND()   (*x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17, *x)
+#define PICK(a) (a)[RND() % (sizeof(a) / sizeof((a)[0]))]
+    if (RND() % 4 != 0) {
+        json_object_set_new(b, "addr", json_string(PICK(addrs)));
+    } else {
+        json_object_set_new(b, "host", json_string(RND() % 2 ? "::1" : "h"));
+        json_object_set_new(b, "port",
+                            json_integer((json_int_t)(RND() % 70000)));
+    }
+    if (RND() % 2) {
+        json_object_set_new(b, "zone", json_string(PICK(strs)));
+    }
+    if (RND() % 2) {
+        json_object_set_new(b, "version", json_string(PICK(strs)));
+    }
+    if (RND() % 2) {
+        json_object_set_new(b, "weight",
+                            json_integer((json_int_t)(RND() % 1100)));
+    }
+    if (RND() % 2) {
+        json_t *l = json_object();
+        for (uint64_t i = RND() % 4; i > 0; i--) {
+            char k[16];
+            snprintf(k, sizeof(k), "k%d", (int)(RND() % 8));
+            json_object_set_new(l, k, json_string(PICK(strs)));
+        }
+        json_object_set_new(b, "labels", l);
+    }
+    if (RND() % 2) {
+        json_t *m = json_object();
+        json_object_set_new(m, "x", rand_json(x, 3));
+        json_object_set_new(m, "y\"", rand_json(x, 2));
+        json_object_set_new(b, "meta", m);
+    }
+    if (RND() % 3 == 0) {
+        json_object_set_new(b, "status",
+                            json_string(RND() % 2 ? "draining" : "up"));
+    }
+    if (RND() % 3 == 0) {
+        json_t *c = json_array();
+        for (uint64_t i = RND() % 3; i > 0; i--) {
+            json_array_append_new(
+                c, RND() % 2 ? json_pack("{s:s,s:s,s:b}", "type", "http", "url",
+                                         "http://h/x\"y", "tls_skip_verify",
+                                         (int)(RND() % 2))
+                             : json_pack("{s:s,s:s,s:i}", "type", "tcp", "addr",
+                                         "h:9", "interval", (int)(RND() % 5)));
+        }
+        json_object_set_new(b, "checks", c);
+    }
+#undef PICK
+#undef RND
+    return b;
+}
+
+static void render_matches_build(void **state)
+{
+    (void)state;
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    int built = 0;
+    for (int i = 0; i < 3002; i++) {
+        char msg[SVC_MSG_MAX], msg2[SVC_MSG_MAX];
+        json_t *body =
+            i == 0   ? js("{\"addr\":\"127.0.0.1:8080\",\"zone\":\"z\","
+                            "\"labels\":{\"env\":\"prod\",\"q\":\"a\\\"b\"},"
+                            "\"meta\":{\"a\":[1,2.5,-3,true,null,{\"b\":\"c\"}],"
+                            "\"q\\\"\":\"\\u0001\\u007f\"},\"weight\":0,"
+                            "\"checks\":[{\"type\":\"tcp\",\"addr\":\"h:9\"}]}")
+            : i == 1 ? js("{\"host\":\"::1\",\"port\":9}")
+                     : rand_body(&x);
+        json_t *doc = NULL;
+        struct svc_inst in;
+        int rb = svc_instance_build(body, "ns", "svc-1", "i.1", "7b3a",
+                                    1700000000, &doc, msg, sizeof(msg));
+        int rc = svc_instance_check(body, 1700000000, &in, msg2, sizeof(msg2));
+        if (rb != rc) {
+            fail_msg("build %d, check %d", rb, rc);
+        }
+        if (rc != 0) {
+            assert_string_equal(msg, msg2);
+            json_decref(body);
+            continue;
+        }
+        built++;
+        char *a = svc_json_dump(doc);
+        char *b = svc_instance_render(&in, "ns", "svc-1", "i.1", "7b3a");
+        char *c = json_dumps(doc, JSON_COMPACT);
+        assert_non_null(a);
+        assert_non_null(b);
+        if (strcmp(a, b) != 0 || strcmp(b, c) != 0) {
+            fail_msg("tree\n%s\nrendered\n%s\njansson\n%s", a, b, c);
+        }
+        free(a);
+        free(b);
+        free(c);
+        svc_instance_clear(&in);
+        json_decref(doc);
+        json_decref(body);
+    }
+    assert_true(built > 1000); /* most random bodies are registrations */
+}
+
 int test_svc_probe_run(void);
 
 int main(void)
@@ -509,6 +626,7 @@ int main(void)
         cmocka_unit_test(parse_doc),
         cmocka_unit_test(peek_matches_jansson),
         cmocka_unit_test(dump_matches_jansson),
+        cmocka_unit_test(render_matches_build),
     };
     int fails = cmocka_run_group_tests_name("svc_model", tests, NULL, NULL);
     return fails + test_svc_probe_run();
