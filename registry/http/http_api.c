@@ -17,6 +17,7 @@
 #include "base/assert.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "registry/config/cfgapi.h"
 #include "registry/http/http_int.h"
 #include "registry/services/services.h"
@@ -143,14 +144,14 @@ int http__api_route(struct http_conn *c, const char *path, int meth)
     if (strlen(path) >= API_PATH_MAX) {
         return respond_api_error(c, 414, "too_large", "the path is too long");
     }
-    a = mem_calloc(1, sizeof(*a));
+    a = mem_alloc(sizeof(*a)); /* every field is set below */
     if (a == NULL) {
         return -1;
     }
     a->cfg = cfg;
     c->body_limit = cfgapi_body_max(path);
-    snprintf(a->method, sizeof(a->method), "%s", meth_name(meth));
-    snprintf(a->path, sizeof(a->path), "%s", path);
+    str_join(a->method, sizeof(a->method), meth_name(meth), NULL);
+    str_join(a->path, sizeof(a->path), path, NULL);
     if (http__query_join(c->wsi, a->query, sizeof(a->query)) != 0) {
         mem_free(a);
         return respond_api_error(c, 414, "too_large",

@@ -51,6 +51,7 @@
 #include "base/assert.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "proto/rpc.pb-c.h"
 #include "registry/grpc/grpc.h"
 #include "registry/server/api_auth.h"
@@ -92,6 +93,8 @@ struct renew_ticket {
     struct svc_req *r; /* NULL once the call is gone */
 };
 
+/* Scalars first: req_new() zeroes them and only the first byte of each
+ * string (about 5 KB of buffers, most never written, are not cleared). */
 struct svc_req {
     struct server *s;
     struct svc_req **slot; /* the caller's handle, cleared when answered */
@@ -101,6 +104,22 @@ struct svc_req {
     struct renew_ticket *ticket;
     step_fn next;
     enum route route;
+    json_t *body;
+    json_t *doc;
+    char *val; /* doc as written (json_dumps, compact), until answered */
+    int64_t lease;
+    bool grant_first; /* the next write grants lease first (ttl=) */
+    int64_t ttl;
+    int64_t expect_rev; /* -1: none */
+    int64_t mod_rev;
+    int retries;
+    /* a registration: the body checked, rendered once the session is
+     * known (instead of a doc tree built, dumped and freed); inst is set
+     * by svc_instance_check */
+    bool have_inst;
+    char scalars_end[1];
+    struct svc_inst inst;
+    char sess[24];
     char token[TOKEN_MAX];
     char cert_user[256]; /* a verified client certificate's CN, or "" */
     char query[QUERY_MAX];
@@ -109,22 +128,22 @@ struct svc_req {
     char ns[SVC_NAME_MAX + 1];
     char svc[SVC_NAME_MAX + 1];
     char id[SVC_NAME_MAX + 1];
-    json_t *body;
-    json_t *doc;
-    /* a registration: the body checked, rendered once the session is
-     * known (instead of a doc tree built, dumped and freed) */
-    struct svc_inst inst;
-    bool have_inst;
-    char sess[24];
-    char *val; /* doc as written (json_dumps, compact), until answered */
-    int64_t lease;
-    bool grant_first; /* the next write grants lease first (ttl=) */
-    int64_t ttl;
-    int64_t expect_rev; /* -1: none */
-    int64_t mod_rev;
-    int retries;
     struct svc_filter filter; /* a discovery read's, checked before it */
 };
+
+static struct svc_req *req_new(void)
+{
+    struct svc_req *r = mem_alloc(sizeof(*r));
+    if (r == NULL) {
+        return NULL;
+    }
+    memset(r, 0, offsetof(struct svc_req, scalars_end));
+    r->sess[0] = r->token[0] = r->cert_user[0] = r->query[0] = '\0';
+    r->peer[0] = r->user[0] = r->ns[0] = r->svc[0] = r->id[0] = '\0';
+    r->filter.healthy = false;
+    r->filter.zone[0] = r->filter.version[0] = r->filter.selector[0] = '\0';
+    return r;
+}
 
 static void instance_patch(struct svc_req *r);
 
@@ -245,13 +264,14 @@ static const struct api_audit *audit_of(const struct svc_req *r,
     au->source = r->peer;
     au->ns = r->ns;
     au->target = target;
-    snprintf(target, cap, "%s/%s", r->svc, r->id);
+    str_join(target, cap, r->svc, "/", r->id, NULL);
     switch (r->route) {
     case R_SESSION_CREATE:
     case R_SESSION_DELETE:
         au->action =
             r->route == R_SESSION_CREATE ? "session.create" : "session.delete";
-        snprintf(target, cap, "%" PRIx64, (uint64_t)r->lease);
+        ASSERT(cap >= STR_HEX_U64_BYTES);
+        str_hex_u64((uint64_t)r->lease, target);
         return au;
     case R_INSTANCE_PUT:
         au->action = "registry.register";
@@ -264,7 +284,7 @@ static const struct api_audit *audit_of(const struct svc_req *r,
         return au;
     case R_SERVICE_PUT:
         au->action = "registry.service.put";
-        snprintf(target, cap, "%s", r->svc);
+        str_join(target, cap, r->svc, NULL);
         return au;
     default:
         return NULL;
@@ -311,33 +331,35 @@ static void call(struct svc_req *r, const char *path,
 
 static size_t key_instance(const struct svc_req *r, char *out, size_t len)
 {
-    int n = snprintf(out, len, SVC_PREFIX "%s/services/%s/%s", r->ns, r->svc,
-                     r->id);
-    ASSERT(n > 0 && (size_t)n < len);
-    return (size_t)n;
+    size_t n = str_join(out, len, SVC_PREFIX, r->ns, "/services/", r->svc, "/",
+                        r->id, NULL);
+    ASSERT(n > 0 && n < len);
+    return n;
 }
 
 /* Prefix of a service's instances (svc set) or of a namespace's services
  * (svc empty), or of every namespace (ns empty). */
 static size_t key_prefix(const struct svc_req *r, char *out, size_t len)
 {
-    int n;
+    size_t n;
     if (r->ns[0] == '\0') {
-        n = snprintf(out, len, SVC_PREFIX);
+        n = str_join(out, len, SVC_PREFIX, NULL);
     } else if (r->svc[0] == '\0') {
-        n = snprintf(out, len, SVC_PREFIX "%s/services/", r->ns);
+        n = str_join(out, len, SVC_PREFIX, r->ns, "/services/", NULL);
     } else {
-        n = snprintf(out, len, SVC_PREFIX "%s/services/%s/", r->ns, r->svc);
+        n = str_join(out, len, SVC_PREFIX, r->ns, "/services/", r->svc, "/",
+                     NULL);
     }
-    ASSERT(n > 0 && (size_t)n < len);
-    return (size_t)n;
+    ASSERT(n > 0 && n < len);
+    return n;
 }
 
 static size_t key_settings(const struct svc_req *r, char *out, size_t len)
 {
-    int n = snprintf(out, len, SVC_PREFIX "%s/settings/%s", r->ns, r->svc);
-    ASSERT(n > 0 && (size_t)n < len);
-    return (size_t)n;
+    size_t n =
+        str_join(out, len, SVC_PREFIX, r->ns, "/settings/", r->svc, NULL);
+    ASSERT(n > 0 && n < len);
+    return n;
 }
 
 /* The end of a prefix range: the prefix with its last byte + 1 (every
@@ -351,7 +373,8 @@ static void prefix_end(const char *p, size_t n, char *out)
 
 static void session_hex(int64_t id, char *out, size_t len)
 {
-    snprintf(out, len, "%" PRIx64, (uint64_t)id);
+    ASSERT(len >= STR_HEX_U64_BYTES);
+    str_hex_u64((uint64_t)id, out);
 }
 
 static int session_parse(const char *s, int64_t *id)
@@ -1515,9 +1538,9 @@ static int route_registry(struct svc_req *r, const char *method,
     if (rc != 0) {
         return -1;
     }
-    snprintf(r->ns, sizeof(r->ns), "%s", n > 0 ? parts[0] : "");
-    snprintf(r->svc, sizeof(r->svc), "%s", n > 1 ? parts[1] : "");
-    snprintf(r->id, sizeof(r->id), "%s", n > 2 ? parts[2] : "");
+    str_join(r->ns, sizeof(r->ns), n > 0 ? parts[0] : "", NULL);
+    str_join(r->svc, sizeof(r->svc), n > 1 ? parts[1] : "", NULL);
+    str_join(r->id, sizeof(r->id), n > 2 ? parts[2] : "", NULL);
     static const struct {
         int n;
         const char *m;
@@ -1698,7 +1721,7 @@ void svc_handle(struct server *s, const char *method, const char *path,
                 const char *token, const char *cert_user, const char *peer,
                 struct svc_req **slot, svc_done_fn done, void *ctx)
 {
-    struct svc_req *r = mem_calloc(1, sizeof(*r));
+    struct svc_req *r = req_new();
     int rc;
     ASSERT(done != NULL);
     ASSERT(slot != NULL);
@@ -1715,17 +1738,17 @@ void svc_handle(struct server *s, const char *method, const char *path,
     r->ctx = ctx;
     r->expect_rev = -1;
     if (token != NULL) {
-        snprintf(r->token, sizeof(r->token), "%s", token);
+        str_join(r->token, sizeof(r->token), token, NULL);
     }
     if (cert_user != NULL &&
         strlen(cert_user) < sizeof(r->cert_user)) { /* else no name */
-        snprintf(r->cert_user, sizeof(r->cert_user), "%s", cert_user);
+        str_join(r->cert_user, sizeof(r->cert_user), cert_user, NULL);
     }
     if (query != NULL && strlen(query) >= sizeof(r->query)) {
         answer_error(r, 414, "too_large", "the query string is too long", NULL);
         return;
     }
-    snprintf(r->query, sizeof(r->query), "%s", query != NULL ? query : "");
+    str_join(r->query, sizeof(r->query), query != NULL ? query : "", NULL);
     if (strncmp(path, "/api/v1/registry", 16) == 0) {
         rc = route_registry(r, method, path + 16);
     } else if (strncmp(path, "/api/v1/sessions", 16) == 0) {
@@ -1753,11 +1776,11 @@ void svc_handle(struct server *s, const char *method, const char *path,
     /* who writes, for the audit log: the token's user (auth on), else
      * the client certificate's CN (--client-cert-auth, etcd's rule), else
      * anonymous; a bad token fails the inner call itself */
-    snprintf(r->peer, sizeof(r->peer), "%s", peer != NULL ? peer : "");
+    str_join(r->peer, sizeof(r->peer), peer != NULL ? peer : "", NULL);
     if (api_auth_user_as(s, r->token[0] ? r->token : NULL, r->cert_user,
                          r->user, sizeof(r->user)) != 0 ||
         r->user[0] == '\0') {
-        snprintf(r->user, sizeof(r->user), "anonymous");
+        str_join(r->user, sizeof(r->user), "anonymous", NULL);
     }
     /* from here r lives until its answer; *slot follows it */
     r->slot = slot;

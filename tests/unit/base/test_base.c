@@ -3,6 +3,7 @@
  * limits, logging and the failing allocator.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include "base/limits.h"
 #include "base/log.h"
 #include "base/prng.h"
+#include "base/str.h"
 
 static void err_codes_do_not_collide_with_errno(void **state)
 {
@@ -188,6 +190,38 @@ static void log_writes_one_json_line_per_event(void **state)
     assert_int_equal(log_format_parse("xml", &fm), -EINVAL);
 }
 
+/* str_join and str_hex_u64 write what snprintf writes, cut the same way
+ * at every buffer size, and return the same length. */
+static void str_helpers_match_snprintf(void **state)
+{
+    (void)state;
+    static const char *const parts[] = {"",     "a",        "/registry/",
+                                        "ns-1", "services", "x.y_z"};
+    struct prng r;
+    prng_seed(&r, 42);
+    for (int i = 0; i < 5000; i++) {
+        const char *a = parts[prng_below(&r, 6)];
+        const char *b = parts[prng_below(&r, 6)];
+        const char *c = parts[prng_below(&r, 6)];
+        size_t cap = (size_t)prng_below(&r, 40);
+        char want[48], got[48];
+        memset(want, 'W', sizeof(want));
+        memset(got, 'W', sizeof(got));
+        int wn = snprintf(cap > 0 ? want : NULL, cap, "%s%s%s", a, b, c);
+        size_t gn = str_join(cap > 0 ? got : NULL, cap, a, b, c, NULL);
+        assert_int_equal((size_t)wn, gn);
+        assert_memory_equal(want, got, sizeof(want));
+    }
+    uint64_t xs[] = {0, 1, 15, 16, 0xdeadbeef, UINT64_MAX, 0x7fffffffffffffff};
+    for (size_t i = 0; i < sizeof(xs) / sizeof(xs[0]) + 1000; i++) {
+        uint64_t x = i < sizeof(xs) / sizeof(xs[0]) ? xs[i] : prng_next(&r);
+        char want[STR_HEX_U64_BYTES], got[STR_HEX_U64_BYTES];
+        int wn = snprintf(want, sizeof(want), "%" PRIx64, x);
+        assert_int_equal((size_t)wn, str_hex_u64(x, got));
+        assert_string_equal(want, got);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +234,7 @@ int main(void)
         cmocka_unit_test(prng_is_deterministic_per_seed),
         cmocka_unit_test(limits_reject_values_past_the_hard_max),
         cmocka_unit_test(log_writes_one_json_line_per_event),
+        cmocka_unit_test(str_helpers_match_snprintf),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }

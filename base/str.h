@@ -1,0 +1,32 @@
+/*
+ * str.h - string building without printf's machinery, for hot paths.
+ *
+ * Does:     str_join concatenates strings into a bounded buffer the way
+ *           snprintf("%s%s..") would; str_hex_u64 writes an unsigned
+ *           integer in lower-case hex as "%" PRIx64 does.
+ * Owns:     nothing.
+ * Threads:  any.
+ * Borrowed: nothing is kept.
+ * Errors:   none: output is cut to the buffer, as snprintf cuts it.
+ * Limits:   str_hex_u64 writes at most STR_HEX_U64_BYTES bytes.
+ * Not here: formatting of anything but strings and hex (use snprintf).
+ */
+#ifndef CAIRN_BASE_STR_H
+#define CAIRN_BASE_STR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* 16 digits and the terminating NUL */
+#define STR_HEX_U64_BYTES 17
+
+/* The strings up to a NULL, concatenated into out and cut to cap - 1
+ * bytes (NUL-terminated when cap > 0); returns the whole length, as
+ * snprintf counts it, so a result >= cap means it was cut. */
+size_t str_join(char *out, size_t cap, ...);
+
+/* x in lower-case hex, no leading zeros ("0" for 0), NUL-terminated;
+ * out holds at least STR_HEX_U64_BYTES bytes. Returns the digits. */
+size_t str_hex_u64(uint64_t x, char *out);
+
+#endif
