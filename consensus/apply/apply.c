@@ -206,6 +206,7 @@ int apply_init(struct apply *a, const struct apply_config *cfg)
 
 void apply_close(struct apply *a)
 {
+    apply__audit_close(a);
     a->cfg.kv = NULL;
 }
 

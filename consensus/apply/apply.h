@@ -150,6 +150,11 @@ struct apply {
     size_t origins_count;
     /* Audit records written since start (read from any thread). */
     atomic_uint_least64_t audit_records;
+    /* The audit chain's SHA-256 (an EVP_MD and an EVP_MD_CTX, made at the
+     * first record, freed by apply_close): OpenSSL 3's one-shot SHA256()
+     * looks the algorithm up and makes a context for every record. */
+    void *sha_md;
+    void *sha_ctx;
 };
 
 /* Set up; reads the alarm table to restore the nospace state. */

@@ -47,6 +47,8 @@ bool apply__put_decode(const uint8_t *p, size_t len,
 
 /* The audit log (apply_audit.c). */
 int apply__audit_check(const Cairnpb__AuditRecord *rec);
+/* Free the audit chain's digest context (apply_close). */
+void apply__audit_close(struct apply *a);
 int apply__audit_write(struct apply *a, struct kv_write *wr,
                        const Cairnpb__AuditRecord *rec, int64_t rev_before);
 
