@@ -307,8 +307,9 @@ static int ynames_add(struct ynames *t, uint64_t scope, const unsigned char *p,
     size_t j = h & (t->cap - 1);
     for (; t->slots[j].scope != 0; j = (j + 1) & (t->cap - 1)) {
         const struct ynames_slot *e = &t->slots[j];
+        /* an empty name has no bytes (the buffer may be unallocated) */
         if (e->scope == scope && e->hash == h && e->len == n &&
-            memcmp(t->bytes.data + e->off, p, n) == 0) {
+            (n == 0 || memcmp(t->bytes.data + e->off, p, n) == 0)) {
             return 1;
         }
     }
