@@ -1007,25 +1007,38 @@ struct dump {
     bool oom;
 };
 
-static void dump_put(struct dump *d, const char *s, size_t n)
+/* Room for n more bytes and the NUL: where they go, or NULL (oom). */
+static char *dump_room(struct dump *d, size_t n)
 {
     if (d->oom) {
-        return;
+        return NULL;
     }
     if (d->len + n + 1 > d->cap) {
         size_t cap = d->cap * 2 > d->len + n + 1 ? d->cap * 2 : d->len + n + 1;
         char *p = realloc(d->p, cap);
         if (p == NULL) {
             d->oom = true;
-            return;
+            return NULL;
         }
         d->p = p;
         d->cap = cap;
     }
-    memcpy(d->p + d->len, s, n);
+    return d->p + d->len;
+}
+
+static void dump_put(struct dump *d, const char *s, size_t n)
+{
+    char *w = dump_room(d, n);
+    if (w == NULL) {
+        return;
+    }
+    memcpy(w, s, n);
     d->len += n;
     d->p[d->len] = '\0';
 }
+
+/* a string literal, its length known at compile time */
+#define DUMP_LIT(d, lit) dump_put((d), (lit), sizeof(lit) - 1)
 
 /* jansson's own text of v (a string that needs escaping, a real). */
 static void dump_by_jansson(struct dump *d, const json_t *v)
@@ -1054,9 +1067,15 @@ static void dump_str(struct dump *d, const char *s, size_t n)
             return;
         }
     }
-    dump_put(d, "\"", 1);
-    dump_put(d, s, n);
-    dump_put(d, "\"", 1);
+    char *w = dump_room(d, n + 2);
+    if (w == NULL) {
+        return;
+    }
+    w[0] = '"';
+    memcpy(w + 1, s, n);
+    w[n + 1] = '"';
+    d->len += n + 2;
+    d->p[d->len] = '\0';
 }
 
 static void dump_value(struct dump *d, const json_t *v)
@@ -1148,29 +1167,22 @@ char *svc_json_dump(const json_t *v)
     return d.p;
 }
 
-/* "name": as dump_value writes an object member */
-static void dump_member(struct dump *d, bool first, const char *name)
-{
-    if (!first) {
-        dump_put(d, ",", 1);
-    }
-    dump_str(d, name, strlen(name));
-    dump_put(d, ":", 1);
-}
+/* ,"name": then a string, as dump_value writes an object member (name is
+ * a literal needing no escapes) */
+#define DUMP_STR_MEMBER(d, name, v)                                            \
+    do {                                                                       \
+        DUMP_LIT(d, ",\"" name "\":");                                         \
+        dump_str(d, (v), strlen(v));                                           \
+    } while (0)
 
-static void dump_str_member(struct dump *d, const char *name, const char *s)
+/* ,"name": then an integer, digits as dump_value writes them */
+static void dump_int_member(struct dump *d, const char *lit, size_t lit_len,
+                            int64_t x)
 {
-    dump_member(d, false, name);
-    dump_str(d, s, strlen(s));
-}
-
-/* an integer member, digits as dump_value writes them */
-static void dump_int_member(struct dump *d, const char *name, int64_t x)
-{
-    dump_member(d, false, name);
     char t[24];
     uint64_t u = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
     size_t n = sizeof(t);
+    dump_put(d, lit, lit_len);
     do {
         t[--n] = (char)('0' + u % 10);
         u /= 10;
@@ -1181,47 +1193,50 @@ static void dump_int_member(struct dump *d, const char *name, int64_t x)
     dump_put(d, t + n, sizeof(t) - n);
 }
 
-static void dump_obj_member(struct dump *d, const char *name, const json_t *v)
+/* ,"name": then an object or array ({} for NULL) */
+static void dump_obj_member(struct dump *d, const char *lit, size_t lit_len,
+                            const json_t *v)
 {
-    dump_member(d, false, name);
+    dump_put(d, lit, lit_len);
     if (v != NULL) {
         dump_value(d, v);
     } else {
-        dump_put(d, "{}", 2);
+        DUMP_LIT(d, "{}");
     }
 }
+
+#define MEMBER_LIT(name) ",\"" name "\":", sizeof(",\"" name "\":") - 1
 
 char *svc_instance_render(const struct svc_inst *in, const char *ns,
                           const char *svc, const char *id, const char *session)
 {
     struct dump d = {NULL, 0, 0, false};
-    d.cap = 512;
+    d.cap = 1024; /* a usual document: no regrowth */
     d.p = malloc(d.cap);
     if (d.p == NULL) {
         return NULL;
     }
     /* the members in svc_instance_build's order */
-    dump_put(&d, "{", 1);
-    dump_member(&d, true, "id");
+    DUMP_LIT(&d, "{\"id\":");
     dump_str(&d, id, strlen(id));
-    dump_str_member(&d, "namespace", ns);
-    dump_str_member(&d, "service", svc);
-    dump_str_member(&d, "addr", in->addr);
-    dump_str_member(&d, "host", in->host);
-    dump_int_member(&d, "port", in->port);
-    dump_str_member(&d, "zone", in->zone);
-    dump_str_member(&d, "version", in->version);
-    dump_int_member(&d, "weight", in->weight);
-    dump_obj_member(&d, "labels", in->labels);
-    dump_obj_member(&d, "meta", in->meta);
-    dump_str_member(&d, "status", in->status);
+    DUMP_STR_MEMBER(&d, "namespace", ns);
+    DUMP_STR_MEMBER(&d, "service", svc);
+    DUMP_STR_MEMBER(&d, "addr", in->addr);
+    DUMP_STR_MEMBER(&d, "host", in->host);
+    dump_int_member(&d, MEMBER_LIT("port"), in->port);
+    DUMP_STR_MEMBER(&d, "zone", in->zone);
+    DUMP_STR_MEMBER(&d, "version", in->version);
+    dump_int_member(&d, MEMBER_LIT("weight"), in->weight);
+    dump_obj_member(&d, MEMBER_LIT("labels"), in->labels);
+    dump_obj_member(&d, MEMBER_LIT("meta"), in->meta);
+    DUMP_STR_MEMBER(&d, "status", in->status);
     if (in->checks != NULL) {
-        dump_obj_member(&d, "checks", in->checks);
+        dump_obj_member(&d, MEMBER_LIT("checks"), in->checks);
     }
-    dump_str_member(&d, "health", health_at_start(in));
-    dump_str_member(&d, "session", session);
-    dump_str_member(&d, "registered_at", in->registered_at);
-    dump_put(&d, "}", 1);
+    DUMP_STR_MEMBER(&d, "health", health_at_start(in));
+    DUMP_STR_MEMBER(&d, "session", session);
+    DUMP_STR_MEMBER(&d, "registered_at", in->registered_at);
+    DUMP_LIT(&d, "}");
     if (d.oom) {
         free(d.p);
         return NULL;
