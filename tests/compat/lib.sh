@@ -63,11 +63,23 @@ tap_diag() { sed 's/^/#   /'; } # indent a block as TAP diagnostics
 free_port() {
     "$PY" - <<'EOF'
 import random, socket
-# A random port from the ephemeral range that is free right now for both
-# the port and port+1 (peer URL); binding port 0 would hand out the same
-# few ports the kernel uses for outgoing connections.
+# A random port free right now for both the port and port+1 (peer URL),
+# below the kernel's ephemeral range: binding port 0 would hand out the
+# ports the kernel uses for outgoing connections, and a port in that
+# range can be taken as the local end of some connection while its server
+# restarts (peer_tls's etcd m4 once could not bind its own port again).
+lo, hi = 10000, 32766
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        a, b = (int(x) for x in f.read().split())
+    if a - 2 < 12000:
+        lo, hi = (b + 1, 65533) if b < 63000 else (20000, 59000)
+    else:
+        hi = a - 2
+except (OSError, ValueError):
+    pass
 for _ in range(200):
-    p = random.randint(20000, 59000)
+    p = random.randint(lo, hi)
     try:
         for q in (p, p + 1):
             s = socket.socket()

@@ -96,11 +96,28 @@ _ports_lock = threading.Lock()
 _ports_given = set()
 
 
+def _port_span():
+    """Ports to pick from: below the kernel's ephemeral range, so that no
+    outgoing connection takes a member's port while the member restarts
+    (the kernel hands those out as local ports)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            a, b = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return 20000, 59000
+    if a - 2 >= 12000:
+        return 10000, a - 2
+    if b < 63000:
+        return b + 1, 65533
+    return 20000, 59000
+
+
 def free_port():
     """A random loopback port free right now and not handed out before."""
+    lo, hi = _port_span()
     with _ports_lock:
         for _ in range(500):
-            p = random.randint(20000, 59000)
+            p = random.randint(lo, hi)
             if p in _ports_given:
                 continue
             s = socket.socket()
