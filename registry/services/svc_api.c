@@ -117,8 +117,7 @@ struct svc_req {
      * known (instead of a doc tree built, dumped and freed); inst is set
      * by svc_instance_check */
     bool have_inst;
-    char scalars_end[1];
-    struct svc_inst inst;
+    struct svc_inst inst; /* the first field req_new() does not clear */
     char sess[24];
     char token[TOKEN_MAX];
     char cert_user[256]; /* a verified client certificate's CN, or "" */
@@ -137,7 +136,7 @@ static struct svc_req *req_new(void)
     if (r == NULL) {
         return NULL;
     }
-    memset(r, 0, offsetof(struct svc_req, scalars_end));
+    memset(r, 0, offsetof(struct svc_req, inst));
     r->sess[0] = r->token[0] = r->cert_user[0] = r->query[0] = '\0';
     r->peer[0] = r->user[0] = r->ns[0] = r->svc[0] = r->id[0] = '\0';
     r->filter.healthy = false;

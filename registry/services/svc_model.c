@@ -1078,10 +1078,24 @@ static void dump_str(struct dump *d, const char *s, size_t n)
     d->p[d->len] = '\0';
 }
 
-static void dump_value(struct dump *d, const json_t *v)
+/* x in decimal, as jansson writes an integer */
+static void dump_int(struct dump *d, int64_t x)
 {
     char t[24];
-    size_t n = 0;
+    uint64_t u = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
+    size_t n = sizeof(t);
+    do {
+        t[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (x < 0) {
+        t[--n] = '-';
+    }
+    dump_put(d, t + n, sizeof(t) - n);
+}
+
+static void dump_value(struct dump *d, const json_t *v)
+{
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
         const char *k;
@@ -1114,24 +1128,9 @@ static void dump_value(struct dump *d, const json_t *v)
     case JSON_STRING:
         dump_str(d, json_string_value(v), json_string_length(v));
         return;
-    case JSON_INTEGER: {
-        json_int_t x = json_integer_value(v);
-        uint64_t u = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
-        char r[24];
-        size_t rn = 0;
-        if (x < 0) {
-            t[n++] = '-';
-        }
-        do {
-            r[rn++] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u != 0);
-        while (rn > 0) {
-            t[n++] = r[--rn];
-        }
-        dump_put(d, t, n);
+    case JSON_INTEGER:
+        dump_int(d, json_integer_value(v));
         return;
-    }
     case JSON_TRUE:
         dump_put(d, "true", 4);
         return;
@@ -1179,18 +1178,8 @@ char *svc_json_dump(const json_t *v)
 static void dump_int_member(struct dump *d, const char *lit, size_t lit_len,
                             int64_t x)
 {
-    char t[24];
-    uint64_t u = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
-    size_t n = sizeof(t);
     dump_put(d, lit, lit_len);
-    do {
-        t[--n] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
-    if (x < 0) {
-        t[--n] = '-';
-    }
-    dump_put(d, t + n, sizeof(t) - n);
+    dump_int(d, x);
 }
 
 /* ,"name": then an object or array ({} for NULL) */
