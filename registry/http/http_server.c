@@ -52,6 +52,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -1293,11 +1295,24 @@ void http_stop(struct server *s)
 void http__client(const struct http *h, struct lws *wsi, char *peer,
                   size_t peer_len, char *cn, size_t cn_len)
 {
-    server__tls_client(h->s, lws_get_socket_fd(wsi), peer, peer_len, cn,
-                       cn_len);
-    if (peer[0] == '\0') {
-        lws_get_peer_simple(wsi, peer, peer_len);
+    int fd = lws_get_socket_fd(wsi);
+    server__tls_client(h->s, fd, peer, peer_len, cn, cn_len);
+    if (peer[0] != '\0') {
+        return;
     }
+    /* An IPv4 peer's text by inet_ntop: lws_get_peer_simple writes it a
+     * byte at a time through its own snprintf (1,800 instructions, 2% of
+     * a registration). Anything else keeps lws's spelling. */
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof(sa);
+    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&sa, &sl) == 0 &&
+        sa.ss_family == AF_INET &&
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, peer,
+                  (socklen_t)peer_len) != NULL) {
+        return;
+    }
+    peer[0] = '\0';
+    lws_get_peer_simple(wsi, peer, peer_len);
 }
 
 void http__peer(const struct http *h, struct lws *wsi, char *buf, size_t len)

@@ -52,6 +52,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "consensus/kv/kv.h"
 #include "proto/rpc.pb-c.h"
 #include "registry/grpc/grpc.h"
 #include "registry/server/api_auth.h"
@@ -889,15 +890,43 @@ static void instance_ttl_checked(struct svc_req *r, int err,
     }
 }
 
-static void instance_ttl_read(struct svc_req *r, int err, const uint8_t *resp,
-                              size_t len)
+/* The lease of the instance's key in this member's store (0: none, or the
+ * caller may not read the key, or the store cannot be read now).
+ * A serializable read is enough: it only proposes a lease, which
+ * LeaseTimeToLive then checks against the leader's state. Read here, not
+ * through a Range call: same permission check (etcd's, on the one key),
+ * without packing a request and unpacking its answer (about 12k
+ * instructions, 7% of a ttl= registration on the loop thread). */
+static int64_t instance_lease_local(struct svc_req *r)
 {
-    Etcdserverpb__RangeResponse *g =
-        err == 0 ? etcdserverpb__range_response__unpack(NULL, len, resp) : NULL;
-    int64_t lease = g != NULL && g->n_kvs == 1 ? g->kvs[0]->lease : 0;
-    if (g != NULL) {
-        etcdserverpb__range_response__free_unpacked(g, NULL);
+    char key[KEY_MAX];
+    size_t kn = key_instance(r, key, sizeof(key));
+    struct kv_read *rd;
+    struct kv_result res = {0};
+    struct kv_range_resp rr;
+    struct kv_range_req q;
+    int64_t lease = 0;
+    if (api_auth_range_check_as(r->s, r->token[0] != '\0' ? r->token : NULL,
+                                r->cert_user[0] != '\0' ? r->cert_user : NULL,
+                                (const uint8_t *)key, kn, NULL, 0) != 0 ||
+        node_read_begin(r->s->node, &rd) != 0) {
+        return 0;
     }
+    memset(&q, 0, sizeof(q));
+    q.key = (const uint8_t *)key;
+    q.key_len = kn;
+    q.keys_only = true;
+    if (kv_range(rd, &q, &res, &rr) == 0 && rr.kvs_count == 1) {
+        lease = rr.kvs[0].lease;
+    }
+    kv_result_free(&res);
+    node_read_end(r->s->node, rd);
+    return lease;
+}
+
+static void instance_ttl_lookup(struct svc_req *r)
+{
+    int64_t lease = instance_lease_local(r);
     if (lease == 0) {
         instance_grant(r);
         return;
@@ -909,20 +938,6 @@ static void instance_ttl_read(struct svc_req *r, int err, const uint8_t *resp,
     q.keys = 1;
     call(r, "/etcdserverpb.Lease/LeaseTimeToLive", &q.base,
          instance_ttl_checked);
-}
-
-/* A serializable read is enough: it only proposes a lease, which
- * LeaseTimeToLive then checks against the leader's state. */
-static void instance_ttl_lookup(struct svc_req *r)
-{
-    char key[KEY_MAX];
-    size_t kn = key_instance(r, key, sizeof(key));
-    Etcdserverpb__RangeRequest q = ETCDSERVERPB__RANGE_REQUEST__INIT;
-    q.key.data = (uint8_t *)key;
-    q.key.len = kn;
-    q.serializable = 1;
-    q.keys_only = 1;
-    call(r, "/etcdserverpb.KV/Range", &q.base, instance_ttl_read);
 }
 
 static void instance_put(struct svc_req *r)
