@@ -1856,7 +1856,7 @@ static int body_parse(struct cfg_req *r, const char *body, size_t len)
         r->body = json_object();
         return r->body != NULL ? 0 : -ENOMEM;
     }
-    r->body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    r->body = svc_json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (r->body == NULL || !json_is_object(r->body)) {
         if (r->body != NULL) {
             snprintf(msg, sizeof(msg), "the body must be a JSON object");

@@ -439,7 +439,7 @@ static void call_done(void *ctx, int status, const char *body, size_t len)
     *pp = c->next;
     ASSERT(hs->calls_count > 0);
     hs->calls_count--;
-    b = json_loadb(body, len, 0, NULL);
+    b = svc_json_loadb(body, len, 0, NULL);
     if (status >= 200 && status < 300 && json_is_object(b)) {
         json_t *o = json_object();
         if (o != NULL && c->id != NULL) {
@@ -574,7 +574,7 @@ void http__mux_message(struct hstream *hs, const char *json, size_t len)
     if (ack_fast(hs, json, len)) {
         return;
     }
-    m = json_loadb(json, len, 0, &je);
+    m = svc_json_loadb(json, len, 0, &je);
     hs->h->st.mux_requests++;
     if (!json_is_object(m)) {
         if (m == NULL) {

@@ -165,6 +165,16 @@ bool svc_filter_match(const struct svc_filter *f, json_t *doc);
 /* Is the instance healthy: status up and health passing? */
 bool svc_instance_healthy(json_t *doc);
 
+/* svc_json.c: the plain JSON shapes (objects, arrays, escape-free ASCII
+ * strings, integers of up to 18 digits, true, false, null) read into the
+ * tree json_loadb would make, without its byte-at-a-time reader; NULL for
+ * any other text (svc_json_load), which svc_json_loadb then hands to
+ * json_loadb(text, len, flags, err) so that odd shapes and every error
+ * read as before. reject_dups: JSON_REJECT_DUPLICATES. */
+json_t *svc_json_load(const char *text, size_t len, bool reject_dups);
+json_t *svc_json_loadb(const char *text, size_t len, size_t flags,
+                       json_error_t *err);
+
 /* The stored value val[0..len) as an instance document with "revision"
  * and "create_revision" added, or NULL when it is not one (a key someone
  * wrote with etcdctl). A new reference. */

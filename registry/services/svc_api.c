@@ -1720,7 +1720,7 @@ static int body_parse(struct svc_req *r, const char *body, size_t len)
         }
         return 0;
     }
-    r->body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    r->body = svc_json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (r->body == NULL) {
         snprintf(msg, sizeof(msg), "malformed JSON at line %d, column %d: %s",
                  je.line, je.column, je.text);

@@ -482,7 +482,7 @@ static void on_put(struct hc *h, const uint8_t *k, size_t kn, const uint8_t *v,
     if (old == NULL && !may_have_checks(v, vn)) {
         return; /* not tracked, and no checks to track: no parse */
     }
-    doc = json_loadb((const char *)v, vn, 0, NULL);
+    doc = svc_json_loadb((const char *)v, vn, 0, NULL);
     checks = json_object_get(doc, "checks");
     if (json_is_array(checks) && json_array_size(checks) > 0) {
         sig = json_dumps(checks, JSON_COMPACT | JSON_SORT_KEYS);

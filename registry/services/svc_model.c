@@ -680,7 +680,7 @@ int svc_error_body(struct buf *out, const char *code, const char *message,
 json_t *svc_doc_parse(const void *val, size_t len, int64_t mod_rev,
                       int64_t create_rev)
 {
-    json_t *d = json_loadb(val, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *d = svc_json_loadb(val, len, JSON_REJECT_DUPLICATES, NULL);
     if (d == NULL) {
         return NULL;
     }

@@ -611,6 +611,121 @@ static void render_matches_build(void **state)
     assert_true(built > 1000); /* most random bodies are registrations */
 }
 
+/* svc_json_load against json_loadb: whatever the fast reader takes,
+ * jansson reads to an equal tree with members in the same order, and
+ * svc_json_loadb answers exactly what jansson answers. */
+static void json_agrees(const char *t, size_t n, bool dups, size_t *taken)
+{
+    json_error_t je;
+    json_t *f = svc_json_load(t, n, dups);
+    json_t *j = json_loadb(t, n, dups ? JSON_REJECT_DUPLICATES : 0, &je);
+    json_t *w = svc_json_loadb(t, n, dups ? JSON_REJECT_DUPLICATES : 0, NULL);
+    if (f != NULL) {
+        (*taken)++;
+        char *a = json_dumps(f, JSON_COMPACT);
+        char *b = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (j == NULL || !json_equal(f, j) || b == NULL || strcmp(a, b) != 0) {
+            fail_msg("fast reader took %.*s, jansson: %s", (int)n, t,
+                     j == NULL ? je.text : b);
+        }
+        free(a);
+        free(b);
+    }
+    assert_true((w == NULL) == (j == NULL));
+    if (w != NULL && !json_equal(w, j)) {
+        fail_msg("svc_json_loadb differs on %.*s", (int)n, t);
+    }
+    json_decref(f);
+    json_decref(j);
+    json_decref(w);
+}
+
+static void json_load_matches_jansson(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "{\"addr\":\"10.0.0.1:8080\",\"ttl\":10}",
+        " { \"a\" : [ 1 , -2 , 0 , -0 , true , false , null , { } , [ ] ] }\n",
+        "{\"a\":1,\"a\":2}",
+        "{\"a\":{\"b\":{\"c\":[\"d\"]}},\"e\":\"\"}",
+        "[1,2,3]",
+        "[]",
+        "{}",
+        "{\"n\":123456789012345678}",
+        "{\"n\":1234567890123456789}",
+        "{\"n\":-123456789012345678}",
+        "{\"n\":99999999999999999999}",
+        "{\"n\":01}",
+        "{\"n\":1.5}",
+        "{\"n\":1e3}",
+        "{\"n\":-}",
+        "{\"s\":\"a\\\"b\"}",
+        "{\"s\":\"\\u0041\"}",
+        "{\"s\":\"\xc3\xa9\"}",
+        "{\"s\":\"tab\there\"}",
+        "{\"a\":tru}",
+        "{\"a\":truex}",
+        "{\"a\":1,}",
+        "[1,]",
+        "{\"a\":1} x",
+        "{\"a\" 1}",
+        "{a:1}",
+        "\"s\"",
+        "5",
+        "",
+        "  ",
+        "{\"a\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}",
+    };
+
+    size_t taken = 0;
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        json_agrees(texts[i], strlen(texts[i]), false, &taken);
+        json_agrees(texts[i], strlen(texts[i]), true, &taken);
+    }
+    json_agrees("{\"a\":\"x\0y\"}", 12, false, &taken); /* a NUL byte */
+    assert_true(taken >= 16);
+    /* random registration bodies as jansson writes them, then mutations */
+    static const char alphabet[] = "{}[]\":,0123456789.-e \\tfnulra\x01\xc3";
+    size_t rounds = 0;
+    taken = 0;
+    for (int i = 0; i < 2000; i++) {
+        json_t *body = rand_body(&x);
+        char *text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        assert_non_null(text);
+        size_t n = strlen(text);
+        char *m = malloc(n + 8);
+        assert_non_null(m);
+        json_agrees(text, n, true, &taken);
+        for (int round = 0; round < 20; round++, rounds++) {
+            size_t mn = n;
+            memcpy(m, text, n);
+            for (int e = 0; e < 1 + round % 3; e++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                size_t at = mn > 0 ? (size_t)(x >> 8) % mn : 0;
+                char c = alphabet[(x >> 40) % (sizeof(alphabet) - 1)];
+                if (x % 3 == 0) {
+                    m[at] = c; /* replace */
+                } else if (x % 3 == 1 && mn > 0) {
+                    memmove(m + at, m + at + 1, mn - at - 1); /* delete */
+                    mn--;
+                } else {
+                    memmove(m + at + 1, m + at, mn - at); /* insert */
+                    m[at] = c;
+                    mn++;
+                }
+            }
+            json_agrees(m, mn, round % 2 == 0, &taken);
+        }
+        free(m);
+        free(text);
+    }
+    /* most random bodies are plain, and a good share of mutations too */
+    assert_true(taken > 2000);
+    assert_true(rounds == 40000);
+}
+
 int test_svc_probe_run(void);
 
 int main(void)
@@ -627,6 +742,7 @@ int main(void)
         cmocka_unit_test(peek_matches_jansson),
         cmocka_unit_test(dump_matches_jansson),
         cmocka_unit_test(render_matches_build),
+        cmocka_unit_test(json_load_matches_jansson),
     };
     int fails = cmocka_run_group_tests_name("svc_model", tests, NULL, NULL);
     return fails + test_svc_probe_run();
