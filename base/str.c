@@ -42,3 +42,22 @@ size_t str_hex_u64(uint64_t x, char *out)
     out[n] = '\0';
     return n;
 }
+
+size_t str_dec_i64(int64_t x, char *out)
+{
+    char t[20];
+    size_t n = 0, k = 0;
+    uint64_t u = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
+    do {
+        t[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (x < 0) {
+        out[k++] = '-';
+    }
+    while (n > 0) {
+        out[k++] = t[--n];
+    }
+    out[k] = '\0';
+    return k;
+}

@@ -3,12 +3,14 @@
  *
  * Does:     str_join concatenates strings into a bounded buffer the way
  *           snprintf("%s%s..") would; str_hex_u64 writes an unsigned
- *           integer in lower-case hex as "%" PRIx64 does.
+ *           integer in lower-case hex as "%" PRIx64 does, str_dec_i64 a
+ *           signed one in decimal as "%" PRId64 does.
  * Owns:     nothing.
  * Threads:  any.
  * Borrowed: nothing is kept.
  * Errors:   none: output is cut to the buffer, as snprintf cuts it.
- * Limits:   str_hex_u64 writes at most STR_HEX_U64_BYTES bytes.
+ * Limits:   str_hex_u64 writes at most STR_HEX_U64_BYTES bytes,
+ *           str_dec_i64 at most STR_DEC_I64_BYTES.
  * Not here: formatting of anything but strings and hex (use snprintf).
  */
 #ifndef CAIRN_BASE_STR_H
@@ -19,6 +21,8 @@
 
 /* 16 digits and the terminating NUL */
 #define STR_HEX_U64_BYTES 17
+/* a sign, 19 digits and the terminating NUL */
+#define STR_DEC_I64_BYTES 21
 
 /* The strings up to a NULL, concatenated into out and cut to cap - 1
  * bytes (NUL-terminated when cap > 0); returns the whole length, as
@@ -28,5 +32,9 @@ size_t str_join(char *out, size_t cap, ...);
 /* x in lower-case hex, no leading zeros ("0" for 0), NUL-terminated;
  * out holds at least STR_HEX_U64_BYTES bytes. Returns the digits. */
 size_t str_hex_u64(uint64_t x, char *out);
+
+/* x in decimal ("-" first when negative), NUL-terminated; out holds at
+ * least STR_DEC_I64_BYTES bytes. Returns the bytes written before NUL. */
+size_t str_dec_i64(int64_t x, char *out);
 
 #endif

@@ -52,7 +52,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -61,6 +60,7 @@
 #include "base/assert.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "registry/http/http_console_int.h"
 #include "registry/http/http_int.h"
 
@@ -1300,15 +1300,21 @@ void http__client(const struct http *h, struct lws *wsi, char *peer,
     if (peer[0] != '\0') {
         return;
     }
-    /* An IPv4 peer's text by inet_ntop: lws_get_peer_simple writes it a
-     * byte at a time through its own snprintf (1,800 instructions, 2% of
-     * a registration). Anything else keeps lws's spelling. */
+    /* An IPv4 peer's dotted quad written here: lws_get_peer_simple (and
+     * glibc's inet_ntop) go through snprintf, 1,700 instructions, 2% of a
+     * registration. Anything else keeps lws's spelling. */
     struct sockaddr_storage sa;
     socklen_t sl = sizeof(sa);
-    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&sa, &sl) == 0 &&
-        sa.ss_family == AF_INET &&
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, peer,
-                  (socklen_t)peer_len) != NULL) {
+    if (fd >= 0 && peer_len >= 16 &&
+        getpeername(fd, (struct sockaddr *)&sa, &sl) == 0 &&
+        sa.ss_family == AF_INET) {
+        const uint8_t *a =
+            (const uint8_t *)&((struct sockaddr_in *)&sa)->sin_addr.s_addr;
+        char *o = peer;
+        for (int i = 0; i < 4; i++) {
+            o += str_dec_i64(a[i], o);
+            *o++ = i < 3 ? '.' : '\0';
+        }
         return;
     }
     peer[0] = '\0';

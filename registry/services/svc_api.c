@@ -605,19 +605,22 @@ static int answer_written(struct svc_req *r, int64_t rev)
         }
     }
     struct buf b;
-    char num[32];
-    int nn = snprintf(num, sizeof(num), "%" PRId64, rev);
+    char num[STR_DEC_I64_BYTES];
+    size_t nn = str_dec_i64(rev, num);
+    size_t sn = strlen(sess);
     buf_init(&b, 2 * SVC_DOC_MAX);
-    int rc = buf_append(&b, "{\"revision\":", 12);
-    rc = rc != 0 ? rc : buf_append(&b, num, (size_t)nn);
+    /* the whole answer's size at once, not three doublings from 256 */
+    int rc = buf_reserve(&b, 64 + sn + vn + 2 * nn);
+    rc = rc != 0 ? rc : buf_append(&b, "{\"revision\":", 12);
+    rc = rc != 0 ? rc : buf_append(&b, num, nn);
     rc = rc != 0 ? rc : buf_append(&b, ",\"session\":\"", 12);
-    rc = rc != 0 ? rc : buf_append(&b, sess, strlen(sess));
+    rc = rc != 0 ? rc : buf_append(&b, sess, sn);
     rc = rc != 0 ? rc : buf_append(&b, "\",\"instance\":", 13);
     rc = rc != 0 ? rc : buf_append(&b, r->val, vn - 1);
     rc = rc != 0 ? rc
                  : buf_append(&b, vn > 2 ? ",\"revision\":" : "\"revision\":",
                               vn > 2 ? 12 : 11);
-    rc = rc != 0 ? rc : buf_append(&b, num, (size_t)nn);
+    rc = rc != 0 ? rc : buf_append(&b, num, nn);
     rc = rc != 0 ? rc : buf_append(&b, "}}", 2);
     if (rc != 0) {
         buf_free(&b);

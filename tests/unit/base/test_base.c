@@ -220,6 +220,17 @@ static void str_helpers_match_snprintf(void **state)
         assert_int_equal((size_t)wn, str_hex_u64(x, got));
         assert_string_equal(want, got);
     }
+    int64_t ds[] = {0, 1, -1, 9, 10, -10, 65535, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof(ds) / sizeof(ds[0]) + 1000; i++) {
+        int64_t x = i < sizeof(ds) / sizeof(ds[0])
+                        ? ds[i]
+                        : (int64_t)(prng_next(&r) >> (prng_next(&r) % 64));
+        x = i % 2 == 0 || x == INT64_MIN ? x : -x;
+        char want[STR_DEC_I64_BYTES], got[STR_DEC_I64_BYTES];
+        int wn = snprintf(want, sizeof(want), "%" PRId64, x);
+        assert_int_equal((size_t)wn, str_dec_i64(x, got));
+        assert_string_equal(want, got);
+    }
 }
 
 int main(void)
