@@ -128,6 +128,10 @@ int svc_instance_check(json_t *body, int64_t now_s, struct svc_inst *out,
                        char *msg, size_t msg_len);
 void svc_instance_clear(struct svc_inst *in);
 
+/* The "health" a new registration's document starts with: passing, or
+ * unknown when it has checks to run first. */
+const char *svc_instance_health(const struct svc_inst *in);
+
 /* The stored document's text, as svc_json_dump() writes the tree that
  * svc_instance_build() makes from the same body (byte for byte), without
  * building it: a registration's hot path. malloc'd, or NULL when out of
@@ -269,6 +273,11 @@ void svc_health_on_leader(struct server *s, uint64_t leader, uint64_t term);
 /* Applied store events (borrowed for the call), in revision order. */
 void svc_health_on_events(struct server *s, const struct kv_event *evs,
                           size_t n);
+/* val[0..vn) is an instance document with that "health" this member is
+ * about to write at key[0..kn): a memo for the instances gauge, which then
+ * need not read the bytes again when the put's event brings them back. */
+void svc_health_hint(struct server *s, const char *key, size_t kn,
+                     const char *val, size_t vn, const char *health);
 /* A snapshot replaced the store: rescan when leading. */
 void svc_health_on_restored(struct server *s);
 /* Append the Prometheus text of the checks' counters to out. */

@@ -764,6 +764,10 @@ static void instance_txn(struct svc_req *r, bool have_cmp, int64_t want,
     put.lease = keep_lease ? 0 : r->lease;
     put.ignore_lease = keep_lease;
     rg.key = cmp.key;
+    if (r->have_inst) { /* rendered: its health is known without a read */
+        svc_health_hint(r->s, key, kn, val, put.value.len,
+                        svc_instance_health(&r->inst));
+    }
     free(r->val);
     r->val = val; /* kept for the answer (answer_written) */
     if (!have_cmp && r->route == R_INSTANCE_PUT) {

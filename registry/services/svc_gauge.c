@@ -53,6 +53,8 @@
 #define GAUGE_SCAN_PAGE 256
 #define GAUGE_KEY_MAX   1024
 #define GAUGE_HEALTHS   3
+#define GAUGE_HINTS     256 /* a power of two */
+#define GAUGE_HINT_MAX  2048
 
 static const char *const health_names[GAUGE_HEALTHS] = {"passing", "critical",
                                                         "unknown"};
@@ -79,6 +81,14 @@ struct svc_gauge {
     int64_t scan_page;
     uint8_t scan_key[GAUGE_KEY_MAX];
     size_t scan_key_len;
+    /* documents this member is about to write, with their health index
+     * (svc__gauge_hint), direct-mapped by a hash of the key */
+    struct gauge_hint {
+        uint64_t kh;
+        char *val; /* NULL: empty */
+        size_t len;
+        int health;
+    } hints[GAUGE_HINTS];
 };
 
 static uint64_t fnv2(const char *a, const char *b)
@@ -188,13 +198,39 @@ static void count(struct svc_gauge *g, const char *ns, const char *svc, int h,
 }
 
 /* d for the record k/v when it is an instance document. */
+static uint64_t key_hash(const uint8_t *k, size_t n)
+{
+    uint64_t x = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        x = (x ^ k[i]) * 1099511628211ull;
+    }
+    return x;
+}
+
+/* The health index of a put's new document: the hint its writer left
+ * when the bytes are the same (the peek's answer on those bytes, taken
+ * once), else the peek. */
+static int health_of_put(struct svc_gauge *g, const struct kv_kv *kv)
+{
+    uint64_t kh = key_hash(kv->key, kv->key_len);
+    struct gauge_hint *t = &g->hints[kh & (GAUGE_HINTS - 1)];
+    if (t->val != NULL && t->kh == kh && t->len == kv->value_len &&
+        memcmp(t->val, kv->value, t->len) == 0) {
+        int h = t->health;
+        mem_free(t->val);
+        t->val = NULL;
+        return h;
+    }
+    return health_of(kv->value, kv->value_len);
+}
+
 static void count_kv(struct svc_gauge *g, const struct kv_kv *kv, int d)
 {
     char ns[SVC_NAME_MAX + 1], svc[SVC_NAME_MAX + 1], id[SVC_NAME_MAX + 1];
     if (svc_key_split((const char *)kv->key, kv->key_len, ns, svc, id) != 0) {
         return;
     }
-    int h = health_of(kv->value, kv->value_len);
+    int h = d > 0 ? health_of_put(g, kv) : health_of(kv->value, kv->value_len);
     if (h >= 0) {
         count(g, ns, svc, h, d);
     }
@@ -339,9 +375,38 @@ int svc__gauge_start(struct server *s, size_t services_max,
     return 0;
 }
 
+void svc__gauge_hint(struct svc_gauge *g, const char *key, size_t kn,
+                     const char *val, size_t vn, const char *health)
+{
+    /* with an escape the reader may see something else (jansson refuses
+     * a \u0000 the renderer would write): no hint, it reads as before */
+    if (g == NULL || vn > GAUGE_HINT_MAX || memchr(val, '\\', vn) != NULL) {
+        return;
+    }
+    uint64_t kh = key_hash((const uint8_t *)key, kn);
+    struct gauge_hint *t = &g->hints[kh & (GAUGE_HINTS - 1)];
+    char *copy = mem_realloc(t->val, vn > 0 ? vn : 1);
+    if (copy == NULL) {
+        return; /* t->val is still the old hint's, and valid */
+    }
+    memcpy(copy, val, vn);
+    t->val = copy;
+    t->kh = kh;
+    t->len = vn;
+    t->health = 2;
+    for (int i = 0; i < GAUGE_HEALTHS; i++) {
+        if (strcmp(health, health_names[i]) == 0) {
+            t->health = i;
+        }
+    }
+}
+
 static void on_closed(uv_handle_t *t)
 {
     struct svc_gauge *g = t->data;
+    for (size_t i = 0; i < GAUGE_HINTS; i++) {
+        mem_free(g->hints[i].val);
+    }
     reset(g);
     mem_free(g->buckets);
     mem_free(g);

@@ -1004,6 +1004,15 @@ void svc_health_on_events(struct server *s, const struct kv_event *evs,
     }
 }
 
+void svc_health_hint(struct server *s, const char *key, size_t kn,
+                     const char *val, size_t vn, const char *health)
+{
+    struct hc *h = s->health;
+    if (h != NULL) {
+        svc__gauge_hint(h->gauge, key, kn, val, vn, health);
+    }
+}
+
 void svc_health_on_restored(struct server *s)
 {
     struct hc *h = s->health;

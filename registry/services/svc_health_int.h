@@ -106,6 +106,14 @@ void svc__gauge_stop(struct svc_gauge *g);
 /* Applied events (with prev), in revision order. NULL is a no-op. */
 void svc__gauge_events(struct svc_gauge *g, const struct kv_event *evs,
                        size_t n);
+/* val[0..vn) is an instance document with that "health" which this
+ * member is about to write at key: when its put's event brings the same
+ * bytes back, it is counted without reading them again. A hint is only
+ * a memo of what the gauge would read from those bytes: a write that
+ * never happens, or other bytes at the key, leave it unused (a later
+ * hint for a key of the same slot replaces it). NULL g is a no-op. */
+void svc__gauge_hint(struct svc_gauge *g, const char *key, size_t kn,
+                     const char *val, size_t vn, const char *health);
 /* A snapshot replaced the store: count it again. */
 void svc__gauge_restored(struct svc_gauge *g);
 /* Append cairn_registry_instances{..} in Prometheus text. */

@@ -466,6 +466,11 @@ static const char *health_at_start(const struct svc_inst *in)
     return in->checks != NULL ? "unknown" : "passing";
 }
 
+const char *svc_instance_health(const struct svc_inst *in)
+{
+    return health_at_start(in);
+}
+
 int svc_instance_build(json_t *body, const char *ns, const char *svc,
                        const char *id, const char *session, int64_t now_s,
                        json_t **out, char *msg, size_t msg_len)
