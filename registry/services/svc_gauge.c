@@ -197,7 +197,6 @@ static void count(struct svc_gauge *g, const char *ns, const char *svc, int h,
     }
 }
 
-/* d for the record k/v when it is an instance document. */
 static uint64_t key_hash(const uint8_t *k, size_t n)
 {
     uint64_t x = 1469598103934665603ull;
@@ -224,6 +223,7 @@ static int health_of_put(struct svc_gauge *g, const struct kv_kv *kv)
     return health_of(kv->value, kv->value_len);
 }
 
+/* d for the record k/v when it is an instance document. */
 static void count_kv(struct svc_gauge *g, const struct kv_kv *kv, int d)
 {
     char ns[SVC_NAME_MAX + 1], svc[SVC_NAME_MAX + 1], id[SVC_NAME_MAX + 1];
