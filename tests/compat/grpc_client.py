@@ -14,6 +14,7 @@ import struct
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import etcd3
@@ -345,21 +346,6 @@ def _():
     return eof, "frames %r eof %s" % (types, eof)
 
 
-@check("non-gRPC content-type gets HTTP 415, connection stays usable")
-def _():
-    # HPACK literal headers without indexing, no Huffman.
-    def lit(n, v):
-        return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
-    block = (lit(b":method", b"POST") + lit(b":scheme", b"http") +
-             lit(b":path", b"/etcdserverpb.KV/Range") +
-             lit(b":authority", b"x") + lit(b"content-type", b"text/plain"))
-    types, eof, buf = raw(PREFACE + frame(4, 0, 0, b"") +
-                          frame(1, 0x4 | 0x1, 1, block))
-    # Server answers SETTINGS, SETTINGS ack, WINDOW_UPDATE, HEADERS(:status
-    # 415 as a literal or indexed "415"): look for a HEADERS frame, no GOAWAY.
-    return 1 in types and 7 not in types, "frames %r" % types
-
-
 def lit(n, v):
     """An HPACK literal header field without indexing, no Huffman."""
     return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
@@ -402,11 +388,50 @@ def rst_code(fields):
     return None, fr
 
 
-for what, fields in MALFORMED.items():
+# The exchanges below keep the connection open (no GOAWAY, no close), so
+# each read_frames() waits out its whole 3 s for a GOAWAY that must not
+# come. Each has its own connection: they run at once, and are checked
+# (and reported) in order.
+pool = ThreadPoolExecutor(max_workers=16)
+
+
+def block415():
+    # HPACK literal headers without indexing, no Huffman.
+    block = (lit(b":method", b"POST") + lit(b":scheme", b"http") +
+             lit(b":path", b"/etcdserverpb.KV/Range") +
+             lit(b":authority", b"x") + lit(b"content-type", b"text/plain"))
+    return raw(PREFACE + frame(4, 0, 0, b"") + frame(1, 0x4 | 0x1, 1, block))
+
+
+def authority_url():
+    # etcdctl endpoint status --cluster sends "http://127.0.0.1:2379"
+    fields = [(n, b"http://127.0.0.1:2379" if n == b":authority" else v)
+              for n, v in GOOD]
+    block = b"".join(lit(n, v) for n, v in fields)
+    body = b"\x00" + struct.pack(">I", 0)  # an empty RangeRequest
+    return raw(PREFACE + frame(4, 0, 0, b"") +
+               frame(1, 0x4, 1, block) + frame(0, 0x1, 1, body))
+
+
+F415 = pool.submit(block415)
+FMAL = {what: pool.submit(rst_code, fields)
+        for what, fields in MALFORMED.items()}
+FAUTH = pool.submit(authority_url)
+
+
+@check("non-gRPC content-type gets HTTP 415, connection stays usable")
+def _():
+    types, eof, buf = F415.result()
+    # Server answers SETTINGS, SETTINGS ack, WINDOW_UPDATE, HEADERS(:status
+    # 415 as a literal or indexed "415"): look for a HEADERS frame, no GOAWAY.
+    return 1 in types and 7 not in types, "frames %r" % types
+
+
+for what in MALFORMED:
     @check("malformed request (%s) gets RST_STREAM(PROTOCOL_ERROR), "
            "no GOAWAY" % what)
-    def _(fields=fields):
-        code, fr = rst_code(fields)
+    def _(f=FMAL[what]):
+        code, fr = f.result()
         return code == 1 and all(t != 7 for t, _, _ in fr), \
             "rst %r frames %r" % (code, [t for t, _, _ in fr])
 
@@ -414,13 +439,7 @@ for what, fields in MALFORMED.items():
 @check(":authority holding a URL (etcd clients dialing one endpoint) "
        "is answered")
 def _():
-    # etcdctl endpoint status --cluster sends "http://127.0.0.1:2379"
-    fields = [(n, b"http://127.0.0.1:2379" if n == b":authority" else v)
-              for n, v in GOOD]
-    block = b"".join(lit(n, v) for n, v in fields)
-    body = b"\x00" + struct.pack(">I", 0)  # an empty RangeRequest
-    _, _, buf = raw(PREFACE + frame(4, 0, 0, b"") +
-                    frame(1, 0x4, 1, block) + frame(0, 0x1, 1, body))
+    _, _, buf = FAUTH.result()
     fr = frames_of(buf)
     return (any(t == 1 and sid == 1 for t, sid, _ in fr) and
             not any(t == 3 and sid == 1 for t, sid, _ in fr)), \
@@ -437,5 +456,6 @@ def _():
     return r.count == 1, ""
 
 
+pool.shutdown()
 ch.close()
 sys.exit(0 if all(results) else 1)
