@@ -5,10 +5,12 @@
  * paths with their aliases. The streams themselves run against a real
  * cairnd in tests/compat/http_watch.test and ws_watch.test.
  */
+#include <dlfcn.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -298,6 +300,39 @@ static void ack_read_agrees_with_jansson(void **state)
     assert_true(took > 1000);
 }
 
+/* cairnd's _lws_log (http_server.c) stands in for the library's: lines
+ * of a level that is on reach the emitter set with lws_set_log_level,
+ * the rest (lws's parser debugging, a call per header byte) stop there. */
+static int lws_lines;
+static char lws_last[64];
+static void lws_capture(int level, const char *line)
+{
+    (void)level;
+    lws_lines++;
+    snprintf(lws_last, sizeof(lws_last), "%s", line);
+}
+
+static void lws_log_interposed(void **state)
+{
+    (void)state;
+    Dl_info info;
+    void (*self)(const struct http *, struct lws *, char *, size_t) =
+        http__peer; /* links http_server.c in */
+    assert_non_null(self);
+    /* the definition the program binds is the one in this program */
+    assert_true(dladdr((void *)&_lws_log, &info) != 0);
+    assert_null(strstr(info.dli_fname, "libwebsockets"));
+    lws_set_log_level(LLL_ERR | LLL_WARN | LLL_NOTICE, lws_capture);
+    lws_lines = 0;
+    _lws_log(LLL_WARN, "probe %d\n", 7);
+    assert_int_equal(lws_lines, 1);
+    assert_non_null(strstr(lws_last, "probe 7"));
+    _lws_log(LLL_PARSER, "byte %c\n", 'x');
+    _lws_log(LLL_DEBUG, "debug\n");
+    assert_int_equal(lws_lines, 1);
+    lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+}
+
 const struct CMUnitTest http_stream_tests[] = {
     cmocka_unit_test(split_newline_separated),
     cmocka_unit_test(split_adjacent_and_spaced),
@@ -309,6 +344,7 @@ const struct CMUnitTest http_stream_tests[] = {
     cmocka_unit_test(ack_read_plain_shapes),
     cmocka_unit_test(ack_read_leaves_the_rest),
     cmocka_unit_test(ack_read_agrees_with_jansson),
+    cmocka_unit_test(lws_log_interposed),
 };
 const size_t http_stream_tests_count =
     sizeof(http_stream_tests) / sizeof(http_stream_tests[0]);
