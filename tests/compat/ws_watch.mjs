@@ -211,6 +211,17 @@ async function multi(url, base) {
     ws.close();
 }
 
+// cairn_http_streams_stalled_total from /metrics (0 when it cannot be read)
+async function stalledTotal(base) {
+    try {
+        const t = await (await fetch(base + '/metrics')).text();
+        const m = t.match(/^cairn_http_streams_stalled_total (\d+)$/m);
+        return m ? Number(m[1]) : 0;
+    } catch {
+        return 0;
+    }
+}
+
 async function slow(url, base, prefix, n, bytes, stallS) {
     deadline(Number(stallS) + 90);
     const got = [];
@@ -237,6 +248,7 @@ async function slow(url, base, prefix, n, bytes, stallS) {
             r();
         }),
     );
+    const stalled0 = await stalledTotal(base);
     ws.send(JSON.stringify({ create_request: { key: b64(prefix), range_end: prefixEnd(prefix) } }));
     while (!created) await sleep(10);
     const revs = [];
@@ -248,8 +260,11 @@ async function slow(url, base, prefix, n, bytes, stallS) {
         revs.push(Number((await r.json()).header.revision));
     }
     console.log(`wrote ${n} x ${bytes} bytes; client paused after ${got.length} events`);
-    // the server cuts a client whose queue makes no progress for stallS
-    await sleep((Number(stallS) + 5) * 1000);
+    // the server cuts a client whose queue makes no progress for stallS:
+    // wait for its cairn_http_streams_stalled_total to count the cut (at
+    // most stallS + 30 s) rather than a fixed stallS + 5 s
+    const cutBy = Date.now() + (Number(stallS) + 30) * 1000 * SCALE;
+    while (Date.now() < cutBy && (await stalledTotal(base)) <= stalled0) await sleep(100);
     ws._socket.resume();
     await Promise.race([closed, sleep(10000)]);
     if (closedAt === 0) die('the server never cut the stalled client');
