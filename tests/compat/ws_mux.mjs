@@ -303,6 +303,16 @@ async function compacted() {
 // (LIMIT_CONN_OUT_BYTES, 16 MiB), the socket is cut after the stall
 // timeout (15 s), and its subscription resumes with since= on a new socket
 // with nothing lost or repeated.
+// cairn_http_streams_stalled_total from /metrics (0 when it cannot be read)
+async function stalledTotal() {
+    try {
+        const m = (await http("GET", "/metrics")).text.match(/^cairn_http_streams_stalled_total (\d+)$/m);
+        return m ? parseInt(m[1], 10) : 0;
+    } catch {
+        return 0;
+    }
+}
+
 async function stalled() {
     const N = 450; // x ~60 KiB documents: ~27 MiB, past the bound and the kernel's buffers
     let r = await http("POST", "/api/v1/sessions", { ttl: 600 });
@@ -312,6 +322,7 @@ async function stalled() {
     let a = await st.call({ id: 7, op: "subscribe", kind: "registry", namespace: "shop", service: "big" });
     check(a && a.sub === 7 && await st.event(7, (m) => m.type === "snapshot"),
         "stall: subscribe shop/big and get its snapshot", a);
+    const stalled0 = await stalledTotal();
     st.ws._socket.pause(); // stop reading: the kernel window fills
     const pad = "x".repeat(60000);
     const revs = [];
@@ -320,7 +331,10 @@ async function stalled() {
         if (r.status !== 200) { fail("stall: register big/b" + i); console.log(r.text.slice(0, 200)); return; }
         revs.push(r.json.revision);
     }
-    await sleep(20000); // past the 15 s stall cut-off
+    // past the 15 s stall cut-off: wait until the server counts the cut in
+    // cairn_http_streams_stalled_total (at most 45 s) rather than 20 s
+    const cutBy = Date.now() + 45000;
+    while (Date.now() < cutBy && (await stalledTotal()) <= stalled0) await sleep(100);
     st.ws._socket.resume();
     await until(() => st.closed, 10000);
     const got = st.events(7).filter((m) => m.type === "put").map((m) => m.revision);
