@@ -23,66 +23,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/jscan.h"
 #include "registry/http/http_stream_int.h"
-
-static const char *skip_ws(const char *p, const char *e)
-{
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
-        p++;
-    }
-    return p;
-}
-
-/* A string with no escape and only printable ASCII: *s, *n point into
- * the message. Returns the byte after the closing quote, or NULL. */
-static const char *plain_string(const char *p, const char *e, const char **s,
-                                size_t *n)
-{
-    const char *q;
-    if (p >= e || *p != '"') {
-        return NULL;
-    }
-    for (q = ++p; q < e && *q != '"'; q++) {
-        unsigned char c = (unsigned char)*q;
-        if (c < 0x20 || c > 0x7e || c == '\\') {
-            return NULL;
-        }
-    }
-    if (q >= e) {
-        return NULL;
-    }
-    *s = p;
-    *n = (size_t)(q - p);
-    return q + 1;
-}
-
-/* An integer as JSON writes one (no leading zero, no fraction or
- * exponent), at most 18 digits so it fits without overflow. */
-static const char *plain_int(const char *p, const char *e, int64_t *v)
-{
-    bool neg = false;
-    int64_t x = 0;
-    int digits = 0;
-    if (p < e && *p == '-') {
-        neg = true;
-        p++;
-    }
-    if (p >= e || *p < '0' || *p > '9' ||
-        (*p == '0' && p + 1 < e && p[1] >= '0' && p[1] <= '9')) {
-        return NULL;
-    }
-    while (p < e && *p >= '0' && *p <= '9') {
-        if (++digits > 18) {
-            return NULL;
-        }
-        x = x * 10 + (*p++ - '0');
-    }
-    if (p < e && (*p == '.' || *p == 'e' || *p == 'E')) {
-        return NULL;
-    }
-    *v = neg ? -x : x;
-    return p;
-}
 
 enum {
     F_OP = 1 << 0,
@@ -105,11 +47,11 @@ static bool key_is(const char *k, size_t n, const char *want)
 static const char *members(const char *p, const char *e, bool mux, bool nested,
                            struct http_ack *a, unsigned *seen)
 {
-    p = skip_ws(p, e);
+    p = jscan_ws(p, e);
     if (p >= e || *p != '{') {
         return NULL;
     }
-    p = skip_ws(p + 1, e);
+    p = jscan_ws(p + 1, e);
     if (p < e && *p == '}') {
         return p + 1;
     }
@@ -117,15 +59,15 @@ static const char *members(const char *p, const char *e, bool mux, bool nested,
         const char *k;
         size_t kn;
         unsigned f;
-        p = plain_string(p, e, &k, &kn);
+        p = jscan_str(p, e, &k, &kn);
         if (p == NULL) {
             return NULL;
         }
-        p = skip_ws(p, e);
+        p = jscan_ws(p, e);
         if (p >= e || *p != ':') {
             return NULL;
         }
-        p = skip_ws(p + 1, e);
+        p = jscan_ws(p + 1, e);
         if (!mux && !nested) {
             f = key_is(k, kn, "ack") ? F_ACK : 0;
         } else if (key_is(k, kn, "name")) {
@@ -148,11 +90,11 @@ static const char *members(const char *p, const char *e, bool mux, bool nested,
         if (f == F_ACK) {
             p = members(p, e, false, true, a, seen);
         } else if (f == F_SUB || f == F_VERSION) {
-            p = plain_int(p, e, f == F_SUB ? &a->sub : &a->version);
+            p = jscan_int(p, e, f == F_SUB ? &a->sub : &a->version);
         } else {
             const char *s = NULL;
             size_t n = 0;
-            p = plain_string(p, e, &s, &n);
+            p = jscan_str(p, e, &s, &n);
             if (f == F_OP && p != NULL && !key_is(s, n, "ack")) {
                 return NULL;
             }
@@ -167,9 +109,9 @@ static const char *members(const char *p, const char *e, bool mux, bool nested,
         if (p == NULL) {
             return NULL;
         }
-        p = skip_ws(p, e);
+        p = jscan_ws(p, e);
         if (p < e && *p == ',') {
-            p = skip_ws(p + 1, e);
+            p = jscan_ws(p + 1, e);
             continue;
         }
         if (p < e && *p == '}') {
@@ -188,7 +130,7 @@ bool http__ack_read(const char *js, size_t len, bool mux, struct http_ack *a)
     }
     const char *e = js + len;
     const char *p = members(js, e, mux, false, a, &seen);
-    if (p == NULL || skip_ws(p, e) != e) {
+    if (p == NULL || jscan_ws(p, e) != e) {
         return false;
     }
     /* the members an ack cannot go without; the rest have defaults */

@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/jscan.h"
+
 #define SJ_DEPTH 16
 
 struct sj {
@@ -37,57 +39,28 @@ struct sj {
 
 static void sj_ws(struct sj *s)
 {
-    while (s->p < s->e &&
-           (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r')) {
-        s->p++;
-    }
+    s->p = jscan_ws(s->p, s->e);
 }
 
-/* A plain string at s->p (its opening quote): *out and *n point into the
- * text. */
 static bool sj_str(struct sj *s, const char **out, size_t *n)
 {
-    static const struct stops {
-        bool b[256];
-    } stops = {.b = {[0 ... 0x1f] = true,
-                     ['"'] = true,
-                     ['\\'] = true,
-                     [0x7f ... 0xff] = true}};
-    const char *q;
-    if (s->p >= s->e || *s->p != '"') {
+    const char *q = jscan_str(s->p, s->e, out, n);
+    if (q == NULL) {
         return false;
     }
-    for (q = s->p + 1; q < s->e && !stops.b[(unsigned char)*q]; q++) {
-    }
-    if (q >= s->e || *q != '"') {
-        return false;
-    }
-    *out = s->p + 1;
-    *n = (size_t)(q - s->p - 1);
-    s->p = q + 1;
+    s->p = q;
     return true;
 }
 
 static json_t *sj_int(struct sj *s)
 {
-    bool neg = false;
-    int64_t x = 0;
-    int digits = 0;
-    if (*s->p == '-') {
-        neg = true;
-        s->p++;
-    }
-    if (s->p >= s->e || *s->p < '0' || *s->p > '9' ||
-        (*s->p == '0' && s->p + 1 < s->e && s->p[1] >= '0' && s->p[1] <= '9')) {
+    int64_t v;
+    const char *q = jscan_int(s->p, s->e, &v);
+    if (q == NULL) {
         return NULL;
     }
-    while (s->p < s->e && *s->p >= '0' && *s->p <= '9') {
-        if (++digits > 18) {
-            return NULL;
-        }
-        x = x * 10 + (*s->p++ - '0');
-    }
-    return json_integer(neg ? -x : x);
+    s->p = q;
+    return json_integer(v);
 }
 
 static json_t *sj_word(struct sj *s, const char *w, json_t *v)

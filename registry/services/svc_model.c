@@ -23,6 +23,7 @@
 
 #include "base/assert.h"
 #include "base/err.h"
+#include "base/jscan.h"
 #include "base/str.h"
 
 bool svc_name_ok(const char *s, size_t len)
@@ -797,38 +798,20 @@ struct peek {
 
 static void peek_ws(struct peek *k)
 {
-    while (k->p < k->end &&
-           (*k->p == ' ' || *k->p == '\t' || *k->p == '\n' || *k->p == '\r')) {
-        k->p++;
-    }
+    k->p = (const uint8_t *)jscan_ws((const char *)k->p, (const char *)k->end);
 }
 
 /* A string at k->p (its opening quote); its bytes in *s, *n. Only plain
  * ASCII without escapes or control characters is taken. */
 static bool peek_str(struct peek *k, const uint8_t **s, size_t *n)
 {
-    /* bytes that end a plain string's run: the closing quote, and what
-     * makes it not plain (a control byte, a backslash, non-ASCII); one
-     * table load a byte instead of four comparisons (the peek is on
-     * every registry event's path) */
-    static const struct stops {
-        bool b[256];
-    } stops = {.b = {[0 ... 0x1f] = true,
-                     ['"'] = true,
-                     ['\\'] = true,
-                     [0x7f ... 0xff] = true}};
-    const uint8_t *q;
-    if (k->p >= k->end || *k->p != '"') {
+    const char *t;
+    const char *q = jscan_str((const char *)k->p, (const char *)k->end, &t, n);
+    if (q == NULL) {
         return false;
     }
-    for (q = k->p + 1; q < k->end && !stops.b[*q]; q++) {
-    }
-    if (q >= k->end || *q != '"') {
-        return false;
-    }
-    *s = k->p + 1;
-    *n = (size_t)(q - k->p - 1);
-    k->p = q + 1;
+    *s = (const uint8_t *)t;
+    k->p = (const uint8_t *)q;
     return true;
 }
 

@@ -21,6 +21,7 @@
 #include "base/limits.h"
 #include "base/log.h"
 #include "base/prng.h"
+#include "base/jscan.h"
 #include "base/str.h"
 
 static void err_codes_do_not_collide_with_errno(void **state)
@@ -233,6 +234,47 @@ static void str_helpers_match_snprintf(void **state)
     }
 }
 
+static void jscan_takes_plain_pieces_only(void **state)
+{
+    (void)state;
+    const char *s;
+    size_t n;
+    int64_t v;
+    const char t1[] = " \t\r\n\"ab c\"";
+    const char *e1 = t1 + sizeof(t1) - 1;
+    const char *p = jscan_ws(t1, e1);
+    assert_ptr_equal(p, t1 + 4);
+    assert_ptr_equal(jscan_str(p, e1, &s, &n), e1);
+    assert_int_equal(n, 4);
+    assert_memory_equal(s, "ab c", 4);
+    static const char *const bad_str[] = {"\"a\\\"\"", "\"\xc3\xa9\"",
+                                          "\"a\x7f\"", "\"a\tb\"",
+                                          "\"open",    "x\"a\""};
+    for (size_t i = 0; i < sizeof(bad_str) / sizeof(bad_str[0]); i++) {
+        const char *t = bad_str[i];
+        assert_null(jscan_str(t, t + strlen(t), &s, &n));
+    }
+    static const struct {
+        const char *t;
+        int64_t v;
+    } ok_int[] = {{"0", 0},
+                  {"-0", 0},
+                  {"7,", 7},
+                  {"-12}", -12},
+                  {"999999999999999999", 999999999999999999}};
+    for (size_t i = 0; i < sizeof(ok_int) / sizeof(ok_int[0]); i++) {
+        const char *t = ok_int[i].t;
+        assert_non_null(jscan_int(t, t + strlen(t), &v));
+        assert_int_equal(v, ok_int[i].v);
+    }
+    static const char *const bad_int[] = {
+        "01", "-", "1.5", "2e3", "1E1", "1000000000000000000", "x", ""};
+    for (size_t i = 0; i < sizeof(bad_int) / sizeof(bad_int[0]); i++) {
+        const char *t = bad_int[i];
+        assert_null(jscan_int(t, t + strlen(t), &v));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +288,7 @@ int main(void)
         cmocka_unit_test(limits_reject_values_past_the_hard_max),
         cmocka_unit_test(log_writes_one_json_line_per_event),
         cmocka_unit_test(str_helpers_match_snprintf),
+        cmocka_unit_test(jscan_takes_plain_pieces_only),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }
