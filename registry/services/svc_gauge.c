@@ -116,6 +116,17 @@ static bool other_empty(const struct svc_gauge *g)
     return g->other[0] == 0 && g->other[1] == 0 && g->other[2] == 0;
 }
 
+/* The index of a "health" value: unknown for anything else (or NULL). */
+static int health_index(const char *s)
+{
+    for (int i = 0; s != NULL && i < GAUGE_HEALTHS; i++) {
+        if (strcmp(s, health_names[i]) == 0) {
+            return i;
+        }
+    }
+    return 2;
+}
+
 /* The health index of an instance document, or -1 when val is not one
  * (same test as svc_doc_parse: a JSON object with a string "addr"). */
 static int health_of(const uint8_t *val, size_t len)
@@ -127,23 +138,12 @@ static int health_of(const uint8_t *val, size_t len)
         if (h == 0) {
             return -1;
         }
-        for (int i = 0; i < GAUGE_HEALTHS; i++) {
-            if (strcmp(hs, health_names[i]) == 0) {
-                return i;
-            }
-        }
-        return 2;
+        return health_index(hs);
     }
     json_t *d = json_loadb((const char *)val, len, 0, NULL);
     h = -1;
     if (json_is_object(d) && json_is_string(json_object_get(d, "addr"))) {
-        const char *s = json_string_value(json_object_get(d, "health"));
-        h = 2;
-        for (int i = 0; s != NULL && i < GAUGE_HEALTHS; i++) {
-            if (strcmp(s, health_names[i]) == 0) {
-                h = i;
-            }
-        }
+        h = health_index(json_string_value(json_object_get(d, "health")));
     }
     json_decref(d);
     return h;
@@ -393,12 +393,7 @@ void svc__gauge_hint(struct svc_gauge *g, const char *key, size_t kn,
     t->val = copy;
     t->kh = kh;
     t->len = vn;
-    t->health = 2;
-    for (int i = 0; i < GAUGE_HEALTHS; i++) {
-        if (strcmp(health, health_names[i]) == 0) {
-            t->health = i;
-        }
-    }
+    t->health = health_index(health);
 }
 
 static void on_closed(uv_handle_t *t)
