@@ -518,6 +518,18 @@ static void http_metrics(struct mw *w, const struct http *h)
     metric_u64(w, "cairn_http_bad_chunked_total", "counter",
                "Chunked request bodies refused as malformed framing (400).",
                st->bad_chunked);
+    uint64_t kept, changed;
+    bool uv_short;
+    http__uvpoll_counts(&kept, &changed, &uv_short);
+    head(w, "cairn_http_poll_changes_total", "counter",
+         "Changes of the events an HTTP/1.1 connection waits for, by what "
+         "they cost: none (the same events), an epoll_ctl MOD (changed in "
+         "place); 0 and 0 when libuv's own uv_poll_start serves them.");
+    mw_printf(w,
+              "cairn_http_poll_changes_total{kind=\"kept\"} %" PRIu64 "\n"
+              "cairn_http_poll_changes_total{kind=\"changed\"} %" PRIu64 "\n",
+              kept, changed);
+    (void)uv_short;
     metric_u64(w, "cairn_http_streams_open", "gauge",
                "Open gateway streams and WebSocket watch sockets.",
                h->streams_open);

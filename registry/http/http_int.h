@@ -389,6 +389,13 @@ void http__streams_stop(struct http *h);
 /* Write what h->cork holds for its socket (a no-op when empty). */
 void http__cork_flush(struct http *h);
 
+/* http_uvpoll.c: cairnd's uv_poll_start. kept: calls that asked for the
+ * events already asked for (nothing done); changed: calls that changed
+ * them in place (one epoll_ctl MOD at the next poll, not DEL + ADD);
+ * active: false when the loaded libuv is not the one the shortcut was
+ * written for (every call then goes to libuv). */
+void http__uvpoll_counts(uint64_t *kept, uint64_t *changed, bool *active);
+
 /* Every HTTP_SWEEP_MS: close the streams whose queue stayed at its bound
  * with nothing written for HTTP_STREAM_STALL_S, and write the SSE
  * keep-alive comments that are due (one walk of the open streams, now_ms

@@ -12,6 +12,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -333,6 +337,116 @@ static void lws_log_interposed(void **state)
     lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
 }
 
+/* cairnd's uv_poll_start (http_uvpoll.c) stands in for libuv's on the
+ * program's handles. What epoll holds for a descriptor is read from
+ * /proc/self/fdinfo of the loop's epoll descriptor: its event mask, or -1
+ * when it is not registered. libuv 1.44's own uv_poll_start takes the
+ * descriptor out of epoll at once on every call (the mask is back only
+ * after the next poll); cairnd's leaves it there, and changes the mask at
+ * the next poll. The events delivered are those asked for, before and
+ * after each change. */
+static int uvp_seen;
+static int uvp_calls;
+
+static void uvp_cb(uv_poll_t *p, int status, int events)
+{
+    (void)p;
+    assert_int_equal(status, 0);
+    uvp_seen |= events;
+    uvp_calls++;
+}
+
+static long uvp_registered(uv_loop_t *loop, int fd)
+{
+    char path[64];
+    char line[256];
+    long mask = -1;
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", uv_backend_fd(loop));
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        int tfd;
+        unsigned ev;
+        if (sscanf(line, "tfd: %d events: %x", &tfd, &ev) == 2 && tfd == fd) {
+            mask = (long)(ev & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI));
+        }
+    }
+    fclose(f);
+    return mask;
+}
+
+static int uvp_turn(uv_loop_t *loop)
+{
+    uvp_seen = 0;
+    uvp_calls = 0;
+    uv_run(loop, UV_RUN_NOWAIT);
+    return uvp_seen;
+}
+
+static void uv_poll_start_in_place(void **state)
+{
+    (void)state;
+    Dl_info info;
+    uv_loop_t loop;
+    uv_poll_t p;
+    int sv[2];
+    uint64_t kept0, changed0, kept, changed;
+    bool active;
+    http__uvpoll_counts(&kept0, &changed0, &active);
+    assert_true(dladdr((void *)&uv_poll_start, &info) != 0);
+    assert_null(strstr(info.dli_fname, "libuv"));
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(uv_poll_init(&loop, &p, sv[0]), 0);
+
+    /* a first start is libuv's: registered at the next poll */
+    assert_int_equal(uv_poll_start(&p, UV_READABLE, uvp_cb), 0);
+    assert_int_equal(uvp_turn(&loop), 0);
+    assert_int_equal(uvp_registered(&loop, sv[0]), EPOLLIN);
+    if (!active) {
+        skip(); /* not libuv 1.44: every call went to libuv */
+    }
+    /* the same events: epoll is not touched */
+    assert_int_equal(uv_poll_start(&p, UV_READABLE, uvp_cb), 0);
+    assert_int_equal(uvp_registered(&loop, sv[0]), EPOLLIN);
+    /* more events: still registered, the new mask at the next poll, and
+     * the socket's room reported */
+    assert_int_equal(uv_poll_start(&p, UV_READABLE | UV_WRITABLE, uvp_cb), 0);
+    assert_int_equal(uvp_registered(&loop, sv[0]), EPOLLIN);
+    assert_int_equal(uvp_turn(&loop), UV_WRITABLE);
+    assert_int_equal(uvp_registered(&loop, sv[0]), EPOLLIN | EPOLLOUT);
+    /* fewer events: the room is no longer reported */
+    assert_int_equal(uv_poll_start(&p, UV_READABLE, uvp_cb), 0);
+    assert_int_equal(uvp_turn(&loop), 0);
+    assert_int_equal(uvp_calls, 0);
+    assert_int_equal(uvp_registered(&loop, sv[0]), EPOLLIN);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    assert_int_equal(uvp_turn(&loop), UV_READABLE);
+    char c;
+    assert_int_equal(read(sv[0], &c, 1), 1);
+    /* a change and back before any poll: the mask asked for last */
+    assert_int_equal(uv_poll_start(&p, UV_WRITABLE, uvp_cb), 0);
+    assert_int_equal(uv_poll_start(&p, UV_READABLE | UV_DISCONNECT, uvp_cb), 0);
+    assert_int_equal(uvp_turn(&loop), 0);
+    assert_int_equal(uvp_registered(&loop, sv[0]), EPOLLIN | EPOLLRDHUP);
+    http__uvpoll_counts(&kept, &changed, &active);
+    assert_int_equal(kept - kept0, 1);
+    assert_int_equal(changed - changed0, 4);
+    /* a stop is libuv's, and so is the start after it */
+    assert_int_equal(uv_poll_stop(&p), 0);
+    assert_int_equal(uvp_registered(&loop, sv[0]), -1);
+    assert_int_equal(uv_poll_start(&p, UV_WRITABLE, uvp_cb), 0);
+    assert_int_equal(uvp_turn(&loop), UV_WRITABLE);
+    /* the peer's hang-up still reaches a handle changed in place */
+    assert_int_equal(uv_poll_start(&p, UV_READABLE | UV_DISCONNECT, uvp_cb), 0);
+    close(sv[1]);
+    assert_true((uvp_turn(&loop) & UV_DISCONNECT) != 0);
+    uv_close((uv_handle_t *)&p, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    close(sv[0]);
+}
+
 const struct CMUnitTest http_stream_tests[] = {
     cmocka_unit_test(split_newline_separated),
     cmocka_unit_test(split_adjacent_and_spaced),
@@ -345,6 +459,7 @@ const struct CMUnitTest http_stream_tests[] = {
     cmocka_unit_test(ack_read_leaves_the_rest),
     cmocka_unit_test(ack_read_agrees_with_jansson),
     cmocka_unit_test(lws_log_interposed),
+    cmocka_unit_test(uv_poll_start_in_place),
 };
 const size_t http_stream_tests_count =
     sizeof(http_stream_tests) / sizeof(http_stream_tests[0]);
