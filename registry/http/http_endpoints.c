@@ -519,17 +519,22 @@ static void http_metrics(struct mw *w, const struct http *h)
                "Chunked request bodies refused as malformed framing (400).",
                st->bad_chunked);
     uint64_t kept, changed;
-    bool uv_short;
-    http__uvpoll_counts(&kept, &changed, &uv_short);
+    bool in_place;
+    http__uvpoll_counts(&kept, &changed, &in_place);
+    metric_u64(w, "cairn_http_poll_in_place", "gauge",
+               "1 when HTTP/1.1 connections change their poll events in "
+               "place (cairnd's uv_poll_start, libuv 1.44), 0 when libuv's "
+               "own serves every change.",
+               in_place ? 1 : 0);
     head(w, "cairn_http_poll_changes_total", "counter",
          "Changes of the events an HTTP/1.1 connection waits for, by what "
-         "they cost: none (the same events), an epoll_ctl MOD (changed in "
-         "place); 0 and 0 when libuv's own uv_poll_start serves them.");
+         "they cost: none (kept: the same events) or one epoll_ctl MOD "
+         "(changed), where libuv would take the descriptor out of epoll "
+         "and add it back.");
     mw_printf(w,
               "cairn_http_poll_changes_total{kind=\"kept\"} %" PRIu64 "\n"
               "cairn_http_poll_changes_total{kind=\"changed\"} %" PRIu64 "\n",
               kept, changed);
-    (void)uv_short;
     metric_u64(w, "cairn_http_streams_open", "gauge",
                "Open gateway streams and WebSocket watch sockets.",
                h->streams_open);
