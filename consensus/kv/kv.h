@@ -666,7 +666,13 @@ void kv_ckpt_unpin_older(struct kv *kv, const struct kv_ckpt *ck);
 /* Whether ck describes the file the store runs on now. */
 bool kv_ckpt_current(struct kv *kv, const struct kv_ckpt *ck);
 
-/* Pages the file grew by since the newest pin (0 without one). */
+/* Pages freed by the commits since the newest pin (0 without one): what
+ * the pins keep LMDB from reusing, so what the file grows by unless a
+ * checkpoint moves the pins on. Counted, not read off the file's size:
+ * the pages freed between two checkpoints are reused after the next one,
+ * so a trigger on the file's growth alone waits longer each time (the
+ * reusable pool grows by the threshold at each checkpoint) and the file
+ * grows without bound. */
 uint64_t kv_ckpt_growth(struct kv *kv);
 
 /* Describe the newest state of the closed LMDB file path (a defrag's

@@ -83,11 +83,65 @@ static bool same_file(const struct kv_file_id *a, const struct kv_file_id *b)
            a->btime_sec == b->btime_sec && a->btime_nsec == b->btime_nsec;
 }
 
+/* The newest pin's txnid (0: none). */
+static uint64_t newest_pin(struct kv *kv)
+{
+    uint64_t newest = 0;
+    pthread_mutex_lock(&kv->pins_mu);
+    for (int i = 0; i < KV_PINS_MAX; i++) {
+        if (kv->pins[i].txn != NULL && kv->pins[i].txnid > newest) {
+            newest = kv->pins[i].txnid;
+        }
+    }
+    pthread_mutex_unlock(&kv->pins_mu);
+    return newest;
+}
+
+/* Add the free list records committed since the last count (keys are
+ * txnids; a record's value is a page list, its first word the count).
+ * Records newer than the oldest reader are never consumed, so each is
+ * read once. */
+static void count_freed(struct kv *kv, uint64_t pin)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    if (pin != atomic_load(&kv->freed_txnid)) {
+        kv->freed_upto = pin;
+        atomic_store(&kv->freed, 0);
+        atomic_store(&kv->freed_txnid, pin);
+    }
+    if (mdb_txn_begin(kv->env, NULL, MDB_RDONLY, &txn) != 0) {
+        return;
+    }
+    if (mdb_cursor_open(txn, 0 /* LMDB's FREE_DBI */, &cur) == 0) {
+        size_t from = (size_t)kv->freed_upto + 1;
+        MDB_val k = {sizeof(from), &from}, v;
+        uint64_t add = 0;
+        int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        while (rc == 0 && k.mv_size == sizeof(size_t) &&
+               v.mv_size >= sizeof(size_t)) {
+            size_t id, n;
+            memcpy(&id, k.mv_data, sizeof(id));
+            memcpy(&n, v.mv_data, sizeof(n));
+            add += n;
+            kv->freed_upto = id;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        atomic_fetch_add(&kv->freed, add);
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+}
+
 void kv__note_pages(struct kv *kv)
 {
     MDB_envinfo ei;
     if (mdb_env_info(kv->env, &ei) == 0) {
         atomic_store(&kv->last_pgno, (uint64_t)ei.me_last_pgno);
+    }
+    uint64_t pin = newest_pin(kv);
+    if (pin != 0) {
+        count_freed(kv, pin);
     }
 }
 
@@ -221,17 +275,11 @@ bool kv_ckpt_current(struct kv *kv, const struct kv_ckpt *ck)
 
 uint64_t kv_ckpt_growth(struct kv *kv)
 {
-    uint64_t newest = 0, base = 0;
-    uint64_t now = atomic_load(&kv->last_pgno);
-    pthread_mutex_lock(&kv->pins_mu);
-    for (int i = 0; i < KV_PINS_MAX; i++) {
-        if (kv->pins[i].txn != NULL && kv->pins[i].txnid >= newest) {
-            newest = kv->pins[i].txnid;
-            base = kv->pins[i].last_pgno;
-        }
-    }
-    pthread_mutex_unlock(&kv->pins_mu);
-    return newest != 0 && now > base ? now - base : 0;
+    uint64_t pin = newest_pin(kv);
+    /* a pin the writer has not counted from yet has freed nothing */
+    return pin != 0 && atomic_load(&kv->freed_txnid) == pin
+               ? atomic_load(&kv->freed)
+               : 0;
 }
 
 int kv_ckpt_supported(struct kv *kv)

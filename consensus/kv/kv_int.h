@@ -106,6 +106,13 @@ struct kv {
     } pins[KV_PINS_MAX];
     struct kv_file_id file_id;
     atomic_uint_fast64_t last_pgno;
+    /* Pages freed by the commits after the newest pin (LMDB's free list
+     * records newer than it), counted by the writer after each commit
+     * while a pin exists: freed_txnid the pin counted from, freed_upto the
+     * last record read. freed is what the node reads. */
+    atomic_uint_fast64_t freed_txnid;
+    uint64_t freed_upto;
+    atomic_uint_fast64_t freed;
     /* data.mdb's bytes made ready in the page cache as single pages
      * (kv__grow_ahead); the writer's alone. */
     uint64_t ahead_end;
