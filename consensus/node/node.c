@@ -1993,6 +1993,16 @@ int node_snapshot_write(struct node *n, int fd)
     return rc;
 }
 
+void node_store_size(struct node *n, uint64_t *db_bytes, uint64_t *in_use_bytes)
+{
+    if (uv_rwlock_tryrdlock(&n->store_lock) == 0) {
+        kv_size(n->kv, &n->size_db, &n->size_in_use);
+        uv_rwlock_rdunlock(&n->store_lock);
+    }
+    *db_bytes = n->size_db;
+    *in_use_bytes = n->size_in_use;
+}
+
 struct kv *node_kv(struct node *n)
 {
     return n->kv;

@@ -220,6 +220,15 @@ int node_defrag(struct node *n, node_read_cb cb, void *ctx);
 int node_read_begin(struct node *n, struct kv_read **rd);
 void node_read_end(struct node *n, struct kv_read *rd);
 
+/* The store file's size and the bytes of it in use (kv_size), read under
+ * the store lock: a defrag or an install closes and reopens LMDB's
+ * environment, and kv_size outside the lock read it half open (a SIGSEGV
+ * in mdb_env_info when /metrics or Status came during a defrag). While a
+ * swap holds the lock it answers the last sizes instead of waiting. Loop
+ * thread. */
+void node_store_size(struct node *n, uint64_t *db_bytes,
+                     uint64_t *in_use_bytes);
+
 /* Store and applier, for reads (through node_read_begin). */
 struct kv *node_kv(struct node *n);
 struct apply *node_apply(struct node *n);

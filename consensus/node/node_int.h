@@ -217,6 +217,9 @@ struct node {
     /* Readers of the store take this shared; swapping the store for a
      * snapshot (apply thread) takes it exclusive. */
     uv_rwlock_t store_lock;
+    /* node_store_size's last answer, given while a swap holds the lock */
+    uint64_t size_db;
+    uint64_t size_in_use;
     bool store_lock_on;
 
     /* snapshots (node_snap.c) */

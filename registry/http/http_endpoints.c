@@ -224,7 +224,7 @@ static void server_metrics(struct mw *w, struct server *s)
     uint64_t db = 0;
     uint64_t in_use = 0;
     node_status(s->node, &st);
-    kv_size(node_kv(s->node), &db, &in_use);
+    node_store_size(s->node, &db, &in_use);
     metric_u64(w, "etcd_server_has_leader", "gauge",
                "Whether or not a leader exists. 1 is existence, 0 is not.",
                st.leader != 0);

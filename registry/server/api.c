@@ -674,7 +674,7 @@ static int maint_status_fn(struct api_op *op, const ProtobufCMessage *req)
     char storage[] = SERVER_CLUSTER_VER;
     (void)req;
     node_status(op->s->node, &st);
-    kv_size(node_kv(op->s->node), &db, &in_use);
+    node_store_size(op->s->node, &db, &in_use);
     api__fill_header(op->s, &h, kv_rev(node_kv(op->s->node)));
     resp.header = &h;
     resp.version = version;
