@@ -97,14 +97,12 @@ static uint64_t newest_pin(struct kv *kv)
     return newest;
 }
 
-/* Add the free list records committed since the last count (keys are
- * txnids; a record's value is a page list, its first word the count).
- * Records newer than the oldest reader are never consumed, so each is
- * read once. */
+/* Add the free list records committed since the last count. Records
+ * newer than the oldest reader are never consumed, so each is read
+ * once. */
 static void count_freed(struct kv *kv, uint64_t pin)
 {
     MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
     if (pin != atomic_load(&kv->freed_txnid)) {
         kv->freed_upto = pin;
         atomic_store(&kv->freed, 0);
@@ -113,23 +111,10 @@ static void count_freed(struct kv *kv, uint64_t pin)
     if (mdb_txn_begin(kv->env, NULL, MDB_RDONLY, &txn) != 0) {
         return;
     }
-    if (mdb_cursor_open(txn, 0 /* LMDB's FREE_DBI */, &cur) == 0) {
-        size_t from = (size_t)kv->freed_upto + 1;
-        MDB_val k = {sizeof(from), &from}, v;
-        uint64_t add = 0;
-        int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        while (rc == 0 && k.mv_size == sizeof(size_t) &&
-               v.mv_size >= sizeof(size_t)) {
-            size_t id, n;
-            memcpy(&id, k.mv_data, sizeof(id));
-            memcpy(&n, v.mv_data, sizeof(n));
-            add += n;
-            kv->freed_upto = id;
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-        atomic_fetch_add(&kv->freed, add);
-        mdb_cursor_close(cur);
-    }
+    uint64_t add = 0;
+    /* what was read counts even if the walk stopped short */
+    (void)kv__freelist_sum(txn, kv->freed_upto + 1, &kv->freed_upto, &add);
+    atomic_fetch_add(&kv->freed, add);
     mdb_txn_abort(txn);
 }
 

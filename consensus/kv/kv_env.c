@@ -559,32 +559,46 @@ uint64_t kv__db_bytes(struct kv *kv)
 }
 
 /* Pages on LMDB's freelist: each record of the free DB (dbi 0) is an
- * array of page numbers led by its count (the layout mdb_stat -f reads). */
+ * array of page numbers led by its count (the layout mdb_stat -f reads),
+ * keyed by the txnid that freed them. */
+int kv__freelist_sum(MDB_txn *txn, uint64_t from, uint64_t *last,
+                     uint64_t *pages)
+{
+    MDB_cursor *c;
+    size_t key = (size_t)from;
+    MDB_val k = {sizeof(key), &key}, v;
+    *pages = 0;
+    int rc = mdb_cursor_open(txn, 0, &c);
+    if (rc != 0) {
+        return kv__mdb_err(rc);
+    }
+    rc = mdb_cursor_get(c, &k, &v, from == 0 ? MDB_FIRST : MDB_SET_RANGE);
+    while (rc == 0) {
+        size_t n;
+        if (v.mv_size >= sizeof(n) && k.mv_size == sizeof(key)) {
+            memcpy(&n, v.mv_data, sizeof(n));
+            memcpy(&key, k.mv_data, sizeof(key));
+            *pages += n;
+            *last = key;
+        }
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : kv__mdb_err(rc);
+}
+
 static int free_pages(struct kv *kv, uint64_t *pages)
 {
     MDB_txn *txn;
-    MDB_cursor *c;
-    MDB_val k, v;
+    uint64_t last = 0;
     *pages = 0;
     int rc = mdb_txn_begin(kv->env, NULL, MDB_RDONLY, &txn);
     if (rc != 0) {
         return kv__mdb_err(rc);
     }
-    rc = mdb_cursor_open(txn, 0, &c);
-    if (rc == 0) {
-        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-        while (rc == 0) {
-            size_t n;
-            if (v.mv_size >= sizeof(n)) {
-                memcpy(&n, v.mv_data, sizeof(n));
-                *pages += n;
-            }
-            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-        }
-        mdb_cursor_close(c);
-    }
+    rc = kv__freelist_sum(txn, 0, &last, pages);
     mdb_txn_abort(txn);
-    return rc == MDB_NOTFOUND ? 0 : kv__mdb_err(rc);
+    return rc;
 }
 
 void kv_size(struct kv *kv, uint64_t *db_bytes, uint64_t *in_use_bytes)

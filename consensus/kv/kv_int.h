@@ -128,6 +128,11 @@ void kv__grow_ahead(struct kv *kv, uint64_t last_pgno);
 int kv__pins_drop(struct kv *kv);
 int kv__file_id(const char *path, struct kv_file_id *out);
 void kv__note_pages(struct kv *kv);
+/* kv_env.c: the pages listed by the free list records keyed from txnid
+ * `from` on (0: all); *last becomes the last key read (unchanged when
+ * none). */
+int kv__freelist_sum(MDB_txn *txn, uint64_t from, uint64_t *last,
+                     uint64_t *pages);
 /* Pin the newest state of a file just swapped in (after a defrag or an
  * install): its record was saved before the swap (kv_defrag's cb). */
 int kv__pin_fresh(struct kv *kv);
