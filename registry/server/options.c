@@ -59,9 +59,9 @@ static const struct row rows[] = {
     {"store-checkpoint", K_STR, F(store_checkpoint), "copy",
      "how the store stays recoverable after a power loss: 'copy' (a "
      "compacted copy of the store every snapshot) or 'in-place' (the live "
-     "file's state pinned and synced, no copy: half the disk for large "
-     "stores with few writes, but much more I/O and file growth under "
-     "heavy random writes; see BENCHMARKS.md)"},
+     "file's state pinned and synced, no copy: about half the disk, but "
+     "about half the put rate under heavy random writes, which it writes "
+     "back at each checkpoint; see BENCHMARKS.md)"},
     {"raft-log-memory-bytes", K_UINT, F(raft_log_memory_bytes), "33554432",
      "data of applied Raft entries kept in memory for a lagging follower "
      "(entries every member holds are given back at once); older ones are "
