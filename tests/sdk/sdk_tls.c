@@ -250,12 +250,31 @@ static void names_part(char **argv)
     ok(rc == 0, "server_name localhost (a DNS SAN) verifies (%s %s)",
        cairn_strerror(rc), c != NULL ? cairn_client_errmsg(c) : "");
     cairn_client_free(c);
-    c = client_with(argv[1], argv[2], argv[3], argv[4], "other.example", false);
-    rc = c != NULL ? put(c, "tls/n1", "x", NULL) : CAIRN_E_INVALID;
+    /* Under make test's load the dial has once run out (5 s, "i/o
+     * timeout") before the handshake said "mismatch", against etcd, with
+     * three of these runs at once (a known flake, not understood yet:
+     * see the notes of issue 14's stops). One timeout is taken and said;
+     * the refusal must still come, and name the mismatch. */
+    int timeouts = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        c = client_with(argv[1], argv[2], argv[3], argv[4], "other.example",
+                        false);
+        rc = c != NULL ? put(c, "tls/n1", "x", NULL) : CAIRN_E_INVALID;
+        if (attempt == 0 && c != NULL && rc == CAIRN_E_TIMEOUT) {
+            printf("# server_name other.example: the dial ran out first "
+                   "(%s); once more\n",
+                   cairn_client_errmsg(c));
+            timeouts++;
+            cairn_client_free(c);
+            continue;
+        }
+        break;
+    }
     ok(rc == CAIRN_E_UNAVAILABLE && c != NULL &&
            strstr(cairn_client_errmsg(c), "mismatch") != NULL,
-       "server_name other.example is refused: %s",
-       c != NULL ? cairn_client_errmsg(c) : "");
+       "server_name other.example is refused: %s%s",
+       c != NULL ? cairn_client_errmsg(c) : "",
+       timeouts > 0 ? " (after a dial that ran out)" : "");
     cairn_client_free(c);
     c = client_with(argv[1], argv[5], argv[3], argv[4], NULL, true);
     rc = c != NULL ? put(c, "tls/n1", "x", NULL) : CAIRN_E_INVALID;
