@@ -405,6 +405,11 @@ static int env_open(struct kv *kv)
         struct stat fs;
         kv->ahead_end = stat(data, &fs) == 0 ? (uint64_t)fs.st_size : 0;
         kv->ahead_used = 0;
+        /* The pages freed since the newest pin are counted per file: a
+         * new file's first pin may have the old one's txnid. */
+        atomic_store(&kv->freed_txnid, 0);
+        atomic_store(&kv->freed, 0);
+        kv->freed_upto = 0;
         kv__note_pages(kv);
     }
     if (err != 0) {

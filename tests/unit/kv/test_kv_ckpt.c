@@ -267,6 +267,37 @@ static void checkpoints_by_freed_pages_bound_the_file(void **state)
     kv_ckpt_unpin(f->kv, &cur);
 }
 
+/* The count of pages freed since the newest pin belongs to one file. A
+ * defrag's new file starts at a low txnid, here the very txnid of the old
+ * file's pin (both are the first states of their files), and the count
+ * must start again there: carried over, it would answer the old file's
+ * pages freed, and read the new file's free list only from the old file's
+ * position on. */
+static void freed_count_starts_again_on_a_new_file(void **state)
+{
+    struct fx *f = *state;
+    struct hooked h = {.fail = 0};
+    struct kv_ckpt first;
+    if (kv_ckpt_supported(f->kv) != 0) {
+        skip();
+    }
+    assert_int_equal(kv_ckpt_pin(f->kv, &first), 0);
+    put_all(f->kv, "one", 0, KEYS);
+    put_all(f->kv, "two", 0, KEYS);
+    assert_true(kv_ckpt_growth(f->kv) > 0);
+    assert_int_equal(kv_defrag_hook(f->kv, on_fresh, &h), 0);
+    assert_true(kv_ckpt_current(f->kv, &h.fresh));
+    printf("# the old file's pin at txnid %llu, the new file's at %llu\n",
+           (unsigned long long)first.txnid, (unsigned long long)h.fresh.txnid);
+    assert_int_equal(h.fresh.txnid, first.txnid); /* the case in point */
+    assert_int_equal(kv_ckpt_growth(f->kv), 0);
+    /* and counts what the new file frees */
+    put_all(f->kv, "three", 0, KEYS);
+    uint64_t g = kv_ckpt_growth(f->kv);
+    assert_true(g > 0);
+    kv_ckpt_unpin(f->kv, &h.fresh);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 const struct CMUnitTest kv_ckpt_tests[] = {
     T(restore_brings_back_the_pinned_state),
@@ -274,6 +305,7 @@ const struct CMUnitTest kv_ckpt_tests[] = {
     T(pins_are_bounded_and_released),
     T(defrag_hook_pins_the_new_file),
     T(checkpoints_by_freed_pages_bound_the_file),
+    T(freed_count_starts_again_on_a_new_file),
 };
 const size_t kv_ckpt_tests_count =
     sizeof(kv_ckpt_tests) / sizeof(kv_ckpt_tests[0]);
