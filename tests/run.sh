@@ -55,8 +55,8 @@ cpu_now() { # CPU_NOW: ticks of this shell's waited-for children
 }
 TICKS=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
-# run_script KIND FILE: one scripted test, its log, and a line
-# "NAME RC SECONDS CPU" in $LOGS/.lane-<lane> for count.
+# run_script KIND FILE: one scripted test into its log; prints the line
+# "NAME RC SECONDS CPU_SECONDS" that count takes.
 run_script() {
     local kind=$1 t=$2 name t0 c0 rc
     name=$kind-$(basename "$t" .test)
@@ -69,6 +69,22 @@ run_script() {
     echo "$name $rc $((SECONDS - t0)) $(((CPU_NOW - c0) / TICKS))"
 }
 
+# run_lint: make lint's checks (formatting, include direction, the Raft
+# core's purity), so that they cannot rot between the runs someone
+# remembers; the same line as run_script (the result is in the log).
+run_lint() {
+    local t0=$SECONDS c0
+    cpu_now
+    c0=$CPU_NOW
+    if "$ROOT"/tests/lint/lint.sh "$B" >"$LOGS/lint.log" 2>&1; then
+        echo "ok - lint: formatting, includes, raft core symbols" >>"$LOGS/lint.log"
+    else
+        echo "not ok - lint: formatting, includes, raft core symbols" >>"$LOGS/lint.log"
+    fi
+    cpu_now
+    echo "lint 0 $((SECONDS - t0)) $(((CPU_NOW - c0) / TICKS))"
+}
+
 BG_KINDS=
 lanes=${CAIRN_TEST_LANES:-2}
 if [ -z "${ONLY:-}" ] && [ "$lanes" -gt 1 ]; then
@@ -77,16 +93,7 @@ if [ -z "${ONLY:-}" ] && [ "$lanes" -gt 1 ]; then
     (
         renice -n 19 -p "$BASHPID" >/dev/null 2>&1
         if command -v clang-format >/dev/null; then
-            t0=$SECONDS
-            cpu_now
-            c0=$CPU_NOW
-            if "$ROOT"/tests/lint/lint.sh "$B" >"$LOGS/lint.log" 2>&1; then
-                echo "ok - lint: formatting, includes, raft core symbols" >>"$LOGS/lint.log"
-            else
-                echo "not ok - lint: formatting, includes, raft core symbols" >>"$LOGS/lint.log"
-            fi
-            cpu_now
-            echo "lint 0 $((SECONDS - t0)) $(((CPU_NOW - c0) / TICKS))"
+            run_lint
         fi
         for kind in $BG_KINDS; do
             for t in "$ROOT"/tests/$kind/*.test; do
@@ -111,17 +118,10 @@ if [ -z "${ONLY:-}" ] || [ "${ONLY}" = unit ]; then
     done
 fi
 
-# make lint's checks (formatting, include direction, the Raft core's
-# purity), so that they cannot rot between the runs someone remembers
 if [ -z "$BG_KINDS" ] && { [ -z "${ONLY:-}" ] || [ "${ONLY}" = lint ]; } &&
     command -v clang-format >/dev/null; then
-    t0=$SECONDS
-    if "$ROOT"/tests/lint/lint.sh "$B" >"$LOGS/lint.log" 2>&1; then
-        echo "ok - lint: formatting, includes, raft core symbols" >>"$LOGS/lint.log"
-    else
-        echo "not ok - lint: formatting, includes, raft core symbols" >>"$LOGS/lint.log"
-    fi
-    count lint "$LOGS/lint.log" 0 $((SECONDS - t0))
+    read -r name rc secs cpu < <(run_lint)
+    count "$name" "$LOGS/$name.log" "$rc" "$secs" "$cpu"
 fi
 
 for kind in crash sim integration compat sdk fuzz; do
