@@ -516,13 +516,15 @@ static void ep_host(const char *ep, char *out, size_t size)
 
 /* One connection to addr of endpoint idx within deadline_ns. *refused:
  * the connect itself failed (no TLS failure, no timeout), so another
- * address of the same name may be worth a try. */
+ * address of the same name may be worth a try. *tls_failed: the server
+ * answered and its handshake failed (errmsg says why). */
 static int connect_addr(struct cairn_client *c, size_t idx,
                         const struct sockaddr_storage *addr,
-                        uint64_t deadline_ns, bool *refused)
+                        uint64_t deadline_ns, bool *refused, bool *tls_failed)
 {
     char host[256];
     *refused = false;
+    *tls_failed = false;
     ep_host(c->endpoints[idx], host, sizeof(host));
     bool tls = cairn__tls_ep(&c->tls, c->endpoints[idx]);
     int rc = cairn__net_open_tls(&c->net, &c->loop, addr, 1, 1,
@@ -551,6 +553,7 @@ static int connect_addr(struct cairn_client *c, size_t idx,
         memcpy(why, c->net.conns[0].why, sizeof(why));
         net_close(c);
         if (why[0] != 0) { /* a TLS failure: its reason, as Go words it */
+            *tls_failed = true;
             return cairn__fail(c, CAIRN_E_UNAVAILABLE, 0,
                                "connection error: desc = \"transport: "
                                "authentication handshake failed: %s\" (%s)",
@@ -567,8 +570,10 @@ static int connect_addr(struct cairn_client *c, size_t idx,
 /* One attempt on endpoint idx within deadline_ns: its IPv4 address, and
  * its IPv6 one when the first refused (a name such as "localhost" served
  * on ::1 alone). */
-static int connect_one(struct cairn_client *c, size_t idx, uint64_t deadline_ns)
+static int connect_one(struct cairn_client *c, size_t idx, uint64_t deadline_ns,
+                       bool *tls_failed)
 {
+    *tls_failed = false;
     net_close(c);
     struct sockaddr_storage addr[2];
     int n = resolve(c, c->endpoints[idx], addr);
@@ -578,7 +583,7 @@ static int connect_one(struct cairn_client *c, size_t idx, uint64_t deadline_ns)
     int rc = CAIRN_E_UNAVAILABLE;
     for (int i = 0; i < n; i++) {
         bool refused = false;
-        rc = connect_addr(c, idx, &addr[i], deadline_ns, &refused);
+        rc = connect_addr(c, idx, &addr[i], deadline_ns, &refused, tls_failed);
         if (rc == 0 || !refused) {
             break;
         }
@@ -617,29 +622,54 @@ int cairn__conn_get(struct cairn_client *c, uint64_t deadline_ns,
     if (dial_end > deadline_ns) {
         dial_end = deadline_ns;
     }
-    int rc = CAIRN_E_UNAVAILABLE;
+    /* A failed handshake is the dial's answer, over a later attempt's
+     * timeout or refusal: under load the last attempt of a dial can run
+     * out before its handshake ends, and "i/o timeout" would then hide a
+     * certificate that can never verify. A round in which every endpoint
+     * sent a certificate that does not verify ("x509: ...", decided here,
+     * not a connection lost mid-handshake) ends the dial at once:
+     * retrying within the same dial cannot change the outcome. */
+    char tls_err[sizeof(c->errmsg)];
+    tls_err[0] = 0;
     /* Rounds are bounded by dial_end: each waits at least its backoff. */
     for (unsigned round = 0;; round++) {
+        bool all_x509 = true;
         for (size_t i = 0; i < c->endpoints_count; i++) {
             size_t idx = (c->ep_cur + i) % c->endpoints_count;
-            rc = connect_one(c, idx, dial_end);
+            bool tls_failed = false;
+            int rc = connect_one(c, idx, dial_end, &tls_failed);
             if (rc == 0) {
                 c->ep_cur = idx;
                 *out = &c->net.conns[0];
                 return 0;
             }
-            if (rc == CAIRN_E_INVALID || rc == CAIRN_E_NOMEM ||
-                cairn__now_ns() >= dial_end) {
-                return rc == CAIRN_E_INVALID || rc == CAIRN_E_NOMEM
-                           ? rc
-                           : CAIRN_E_UNAVAILABLE;
+            if (rc == CAIRN_E_INVALID || rc == CAIRN_E_NOMEM) {
+                return rc;
             }
+            if (tls_failed) {
+                memcpy(tls_err, c->errmsg, sizeof(tls_err));
+            }
+            if (!tls_failed || strstr(c->errmsg, "x509: ") == NULL) {
+                all_x509 = false;
+            }
+            if (cairn__now_ns() >= dial_end) {
+                goto out;
+            }
+        }
+        if (all_x509) {
+            goto out;
         }
         cairn__backoff(c, round, dial_end);
         if (cairn__now_ns() >= dial_end) {
-            return CAIRN_E_UNAVAILABLE;
+            goto out;
         }
     }
+out:
+    if (tls_err[0] != 0) {
+        memcpy(c->errmsg, tls_err, sizeof(c->errmsg));
+        c->grpc_code = 0;
+    }
+    return CAIRN_E_UNAVAILABLE;
 }
 
 /* ------------------------------------------------------------- errors */
