@@ -40,6 +40,8 @@
 # (summed over members); client CPU (the driver, same 2 cores) is printed
 # beside it so a reader can tell which side was the limit. The client is a
 # single Go process (all cores), so 10k sockets need no second process.
+# Push and config rows add both per change and that over the core count:
+# the least time a change's last receipt can take on this machine.
 #
 # Connections: cairnd accepts at most --max-connections (default 10,000,
 # HTTP and gRPC together); the script starts it with REGB_MAX_CONNECTIONS
@@ -404,6 +406,16 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 machine = next((r for r in rows if r.get("part") == "machine"), {})
 end = next((r for r in rows if r.get("part") == "end"), {})
 runs = [r for r in rows if "server" in r]
+# A push or config run's CPU per change, server and driver together: the
+# two share the machine's cores, so that CPU over the core count is the
+# least wall time a change can take here, whatever either side does.
+cores = float(machine.get("nproc") or 1)
+for r in runs:
+    d = r.get("r") or {}
+    if d.get("rounds") and "server_cpu_s" in d and "client_cpu_s" in d:
+        ms = (d["server_cpu_s"] + d["client_cpu_s"]) * 1000.0 / d["rounds"]
+        d["cpu_ms_per_change"] = ms
+        d["cpu_floor_ms"] = ms / cores
 
 def med(xs):
     return statistics.median(xs) if xs else None
@@ -506,6 +518,9 @@ for part in ("push", "pushmux", "cfg", "cfgmux", "cfg3", "cfg3mux"):
             c99 = a99
         fig("  server CPU us/message", "server_cpu_us_per_msg")
         fig("  client CPU s (driver)", "client_cpu_s")
+        fig("  CPU ms a change, server + driver", "cpu_ms_per_change")
+        fig("  that over %d cores: the floor for its last receipt, ms"
+            % cores, "cpu_floor_ms")
         fig("  messages missing", "missing")
         if bp == "push":
             fig("  server VmRSS MB with subscribers", "server_rss_kb_with_subs",
