@@ -60,18 +60,20 @@
 
 #include "base/buf.h"
 
-#define SVC_NAME_MAX    128
-#define SVC_DOC_MAX     (64 * 1024)
-#define SVC_LABELS_MAX  64
-#define SVC_CHECKS_MAX  8
-#define SVC_LIST_MAX    100000
-#define SVC_TTL_DEFAULT 10
-#define SVC_TTL_MAX     3600
-#define SVC_WEIGHT_MAX  1000
-#define SVC_WEIGHT_DEF  100
-#define SVC_HOST_MAX    253
-#define SVC_PREFIX      "/registry/"
-#define SVC_MSG_MAX     256
+#define SVC_NAME_MAX         128
+#define SVC_DOC_MAX          (64 * 1024)
+#define SVC_LABELS_MAX       64
+#define SVC_CHECKS_MAX       8
+#define SVC_LIST_MAX         100000
+#define SVC_TTL_DEFAULT      10
+#define SVC_TTL_MAX          3600
+#define SVC_WEIGHT_MAX       1000
+#define SVC_WEIGHT_DEF       100
+#define SVC_HOST_MAX         253
+/* a grpc check's health service name ("" or absent: the server's own) */
+#define SVC_GRPC_SERVICE_MAX 200
+#define SVC_PREFIX           "/registry/"
+#define SVC_MSG_MAX          256
 
 /* Hard maxima of the registry's flags (options.c checks them). Probes:
  * each holds a socket (fd), and a tick starts at most this many, so the

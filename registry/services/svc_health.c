@@ -106,7 +106,8 @@ struct hc_check {
     struct hc_inst *inst;
     enum hc_type type; /* HC_HTTP for http and https URLs */
     bool tls_skip_verify;
-    char *target; /* the url or addr, parsed when probed */
+    char *target;  /* the url or addr, parsed when probed */
+    char *service; /* HC_GRPC: the health service's name, or NULL */
     uint32_t interval_ms;
     uint32_t timeout_ms;
     uint16_t fail_after;
@@ -352,6 +353,7 @@ static void inst_drop(struct hc *h, struct hc_inst *in)
             h->probes_inflight--;
         }
         mem_free(c->target);
+        mem_free(c->service);
     }
     ASSERT(h->insts_count > 0);
     h->insts_count--;
@@ -385,24 +387,35 @@ static struct hc_inst *inst_build(json_t *checks, const uint8_t *k, size_t n)
         struct hc_check *c = &in->checks[in->checks_count];
         const char *type = json_string_value(json_object_get(o, "type"));
         bool http = type != NULL && strcmp(type, "http") == 0;
+        bool grpc = type != NULL && strcmp(type, "grpc") == 0;
         const char *t =
             json_string_value(json_object_get(o, http ? "url" : "addr"));
+        const char *svc = json_string_value(json_object_get(o, "service"));
         json_int_t iv = json_integer_value(json_object_get(o, "interval"));
         json_int_t to = json_integer_value(json_object_get(o, "timeout"));
         json_int_t fa = json_integer_value(json_object_get(o, "fail_after"));
         json_int_t pa = json_integer_value(json_object_get(o, "pass_after"));
-        if (type == NULL || (!http && strcmp(type, "tcp") != 0) || t == NULL ||
-            iv < 1 || iv > 3600 || to < 1 || to > 60 || fa < 1 || fa > 100 ||
-            pa < 1 || pa > 100) {
+        if (type == NULL || (!http && !grpc && strcmp(type, "tcp") != 0) ||
+            t == NULL || iv < 1 || iv > 3600 || to < 1 || to > 60 || fa < 1 ||
+            fa > 100 || pa < 1 || pa > 100 ||
+            (svc != NULL && (!grpc || strlen(svc) > HC_GRPC_SERVICE_MAX))) {
             continue; /* not a document svc_model.c wrote: skip the check */
         }
         c->target = mem_alloc(strlen(t) + 1);
-        if (c->target == NULL) {
+        c->service = svc != NULL ? mem_alloc(strlen(svc) + 1) : NULL;
+        if (c->target == NULL || (svc != NULL && c->service == NULL)) {
+            mem_free(c->target);
+            mem_free(c->service);
+            c->target = NULL;
+            c->service = NULL;
             continue;
         }
         memcpy(c->target, t, strlen(t) + 1);
+        if (svc != NULL) {
+            memcpy(c->service, svc, strlen(svc) + 1);
+        }
         c->inst = in;
-        c->type = http ? HC_HTTP : HC_TCP;
+        c->type = http ? HC_HTTP : grpc ? HC_GRPC : HC_TCP;
         c->tls_skip_verify =
             json_is_true(json_object_get(o, "tls_skip_verify"));
         c->interval_ms = (uint32_t)iv * 1000;
@@ -640,7 +653,10 @@ static char *doc_updated(struct hc *h, struct hc_inst *in, enum hc_state to,
     }
     rfc3339_now(at, sizeof(at));
     snprintf(output, sizeof(output), "%s: %s",
-             why->type == HC_HTTP ? "http" : "tcp", why->output);
+             why->type == HC_HTTP   ? "http"
+             : why->type == HC_GRPC ? "grpc"
+                                    : "tcp",
+             why->output);
     /* "since": the instance has had this health since then. Not the
      * time of the last probe: probes that change nothing are not written
      * (one Raft write per flip, not per probe; docs/registry.md). */
@@ -817,8 +833,11 @@ static void probe_start(struct hc *h, struct hc_check *c)
         }
     } else {
         memset(&t, 0, sizeof(t));
-        t.type = HC_TCP;
+        t.type = c->type == HC_GRPC ? HC_GRPC : HC_TCP;
         rc = svc_addr_parse(c->target, t.host, sizeof(t.host), &t.port);
+        if (c->service != NULL) { /* bounded when the check was read */
+            snprintf(t.path, sizeof(t.path), "%s", c->service);
+        }
     }
     if (rc == 0) {
         rc = hc_probe_start(h->s->loop, &t, c->timeout_ms, h->tls, probe_done,

@@ -1,7 +1,7 @@
 /*
  * svc_health_int.h - private to registry/services: one active probe (TCP
- * connect, HTTP GET, or HTTP GET over TLS) on the libuv loop, for
- * svc_health.c.
+ * connect, HTTP GET, HTTP GET over TLS, or the gRPC health service's Check
+ * over cleartext HTTP/2) on the libuv loop, for svc_health.c.
  *
  * Does:     runs one probe of a check's target within a deadline and
  *           reports pass or fail once, with a short human-readable reason.
@@ -42,7 +42,13 @@ enum hc_type {
     HC_TCP = 0,
     HC_HTTP = 1,
     HC_HTTPS = 2,
+    HC_GRPC = 3,
 };
+
+/* The longest gRPC health service name a check may name
+ * ("grpc.health.v1.Health/Check"'s request field; "" asks for the
+ * server's overall health). */
+#define HC_GRPC_SERVICE_MAX SVC_GRPC_SERVICE_MAX
 
 /* A parsed target: host (a name or an IP literal, no brackets), port, and
  * for HTTP the request path (with its query, never empty). For HTTPS,
@@ -54,7 +60,7 @@ struct hc_target {
     bool tls_skip_verify;
     char host[SVC_HOST_MAX + 1];
     int port;
-    char path[HC_URL_MAX];
+    char path[HC_URL_MAX]; /* HC_GRPC: the health service's name */
 };
 
 /* "http://host[:port][/path]" (port 80 by default; "[v6]" hosts), or the
@@ -72,6 +78,42 @@ void hc_tls_free(struct hc_tls *tls);
 /* The status code of an HTTP status line "HTTP/1.x NNN ..." (line is n
  * bytes, not terminated). ERR_INVALID when it is not one. */
 int hc_status_parse(const char *line, size_t n, int *code);
+
+/* The gRPC health check (grpc/grpc doc/health-checking.md) spoken as a
+ * client with prior knowledge of HTTP/2 (RFC 9113 section 3.3): the
+ * request is one write (hc_grpc_request), and the server's bytes go to
+ * hc_grpc_feed as they come, in pieces of any size. The reader keeps 9
+ * bytes of frame header and the first HC_GRPC_MSG_MAX bytes of stream 1's
+ * DATA, so any answer costs bounded memory; it decides on the first gRPC
+ * message: SERVING passes, any other status fails, and so does a stream
+ * or connection that ends first (RST_STREAM, GOAWAY, trailers without a
+ * message), a frame longer than the default maximum (16,384 bytes: we
+ * send no SETTINGS that raise it) or a compressed message (we offer no
+ * encoding). */
+#define HC_GRPC_MSG_MAX 64
+struct hc_grpc {
+    uint8_t hdr[9];
+    size_t hdr_len;
+    uint32_t left; /* payload bytes of the current frame still to come */
+    uint8_t type;
+    uint8_t flags;
+    uint32_t stream;
+    bool pad_next; /* the next payload byte is a DATA frame's pad length */
+    uint32_t pad;  /* trailing pad bytes of the current DATA frame */
+    uint8_t msg[HC_GRPC_MSG_MAX];
+    size_t msg_len;
+    bool ack_due; /* a SETTINGS frame came: acknowledge it */
+};
+
+/* The request bytes (preface, SETTINGS, HEADERS, DATA with END_STREAM)
+ * for t into out (cap at least HC_GRPC_REQ_MAX); their length. */
+#define HC_GRPC_REQ_MAX (SVC_HOST_MAX + HC_GRPC_SERVICE_MAX + 192)
+size_t hc_grpc_request(const struct hc_target *t, uint8_t *out, size_t cap);
+
+/* Feed n bytes. 0: no verdict yet; 1: SERVING; -1: failed. On a verdict,
+ * out (out_len bytes, terminated) says what was seen. */
+int hc_grpc_feed(struct hc_grpc *g, const uint8_t *p, size_t n, char *out,
+                 size_t out_len);
 
 /* One probe's outcome: ok, and a reason of < HC_OUTPUT_MAX bytes. */
 typedef void (*hc_probe_done_fn)(void *ctx, bool ok, const char *output);

@@ -200,9 +200,10 @@ static int status_check(json_t *v, char *msg, size_t msg_len)
     return 0;
 }
 
-/* One active check: {"type":"http","url":..} or {"type":"tcp","addr":..},
- * with interval and timeout in seconds and damping counts. Normalized
- * into out (defaults filled in). */
+/* One active check: {"type":"http","url":..}, {"type":"tcp","addr":..} or
+ * {"type":"grpc","addr":..[,"service":..]} (the gRPC health service, over
+ * cleartext HTTP/2), with interval and timeout in seconds and damping
+ * counts. Normalized into out (defaults filled in). */
 static int check_build(json_t *c, json_t **out, char *msg, size_t msg_len)
 {
     const char *type;
@@ -213,9 +214,10 @@ static int check_build(json_t *c, json_t **out, char *msg, size_t msg_len)
     }
     type = json_string_value(json_object_get(c, "type"));
     if (type == NULL ||
-        (strcmp(type, "http") != 0 && strcmp(type, "tcp") != 0)) {
+        (strcmp(type, "http") != 0 && strcmp(type, "tcp") != 0 &&
+         strcmp(type, "grpc") != 0)) {
         return bad(msg, msg_len,
-                   "field \"%s\": unknown check type (http or tcp)",
+                   "field \"%s\": unknown check type (http, tcp or grpc)",
                    "checks.type");
     }
     struct {
@@ -265,7 +267,7 @@ static int check_build(json_t *c, json_t **out, char *msg, size_t msg_len)
                    "checks.tls_skip_verify");
     }
     bool skip = json_is_true(v);
-    if (strcmp(type, "tcp") == 0) {
+    if (strcmp(type, "http") != 0) {
         char h[SVC_HOST_MAX + 1];
         int p;
         if (svc_addr_parse(target, h, sizeof(h), &p) != 0) {
@@ -273,11 +275,37 @@ static int check_build(json_t *c, json_t **out, char *msg, size_t msg_len)
                        "checks.addr");
         }
     }
+    const char *service = NULL;
+    v = json_object_get(c, "service");
+    if (v != NULL && strcmp(type, "grpc") != 0) {
+        return bad(msg, msg_len, "field \"%s\" is for grpc checks only",
+                   "checks.service");
+    }
+    if (v != NULL) {
+        service = json_string_value(v);
+        size_t sn = service != NULL ? strlen(service) : 0;
+        bool ok = service != NULL && sn <= SVC_GRPC_SERVICE_MAX;
+        for (size_t i = 0; ok && i < sn; i++) {
+            ok = service[i] > 0x20 && service[i] < 0x7f;
+        }
+        if (!ok) {
+            snprintf(msg, msg_len,
+                     "field \"checks.service\" must be a gRPC service name "
+                     "(at most %d printable ASCII bytes, no spaces)",
+                     SVC_GRPC_SERVICE_MAX);
+            return ERR_BAD_REQUEST;
+        }
+    }
     *out = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}", "type", type, tname, target,
                      "interval", interval, "timeout", timeout, "fail_after",
                      fail_after, "pass_after", pass_after);
     if (*out != NULL && skip && strcmp(type, "http") == 0 &&
         json_object_set_new(*out, "tls_skip_verify", json_true()) != 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    if (*out != NULL && service != NULL &&
+        json_object_set_new(*out, "service", json_string(service)) != 0) {
         json_decref(*out);
         *out = NULL;
     }

@@ -10,8 +10,10 @@
  * bytes read from the socket go into the session, what it has to send is
  * written out, so the loop never blocks and libuv keeps the socket),
  * with SNI and, unless tls_skip_verify, the chain verified against the
- * system's CAs and the host name (or IP) checked. One deadline timer
- * covers every step.
+ * system's CAs and the host name (or IP) checked. gRPC: the health
+ * service's Check over cleartext HTTP/2 with prior knowledge, the whole
+ * request in one write, the answer read frame by frame (hc_grpc_feed);
+ * SERVING passes. One deadline timer covers every step.
  *
  * Failure modes. Resolve, connect, write or read errors fail the probe
  * with the step and libuv's text; the deadline fails it with "timeout";
@@ -27,6 +29,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +42,8 @@
 #include "base/assert.h"
 #include "base/err.h"
 
-#define REQ_MAX    (HC_URL_MAX + SVC_HOST_MAX + 128)
+#define REQ_MAX (HC_URL_MAX + SVC_HOST_MAX + 128)
+_Static_assert(REQ_MAX >= HC_GRPC_REQ_MAX, "a gRPC request fits req");
 #define TLS_RD_MAX 4096 /* ciphertext read per callback */
 
 struct hc_tls {
@@ -76,6 +80,9 @@ struct hc_probe {
     BIO *wb;  /* ciphertext out (owned by ssl) */
     bool hs_done;
     char rbuf[TLS_RD_MAX];
+    struct hc_grpc grpc; /* HC_GRPC: the answer's reader */
+    uv_write_t ackw;     /* HC_GRPC: the SETTINGS acknowledgement */
+    bool acked;
 };
 
 /* ------------------------------------------------------------ parsing */
@@ -247,7 +254,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     struct hc_probe *p = h->data;
     (void)hint;
-    if (p->t.type == HC_HTTPS) {
+    if (p->t.type == HC_HTTPS || p->t.type == HC_GRPC) {
         b->base = p->rbuf;
         b->len = sizeof(p->rbuf);
         return;
@@ -419,6 +426,317 @@ static int tls_begin(struct hc_probe *p, struct hc_tls *tls)
     return 0;
 }
 
+/* --------------------------------------------------------------- gRPC */
+
+#define H2_DATA          0x0
+#define H2_HEADERS       0x1
+#define H2_RST_STREAM    0x3
+#define H2_SETTINGS      0x4
+#define H2_GOAWAY        0x7
+#define H2_END_STREAM    0x1
+#define H2_ACK           0x1
+#define H2_END_HEADERS   0x4
+#define H2_PADDED        0x8
+#define H2_FRAME_MAX     16384 /* SETTINGS_MAX_FRAME_SIZE's default */
+#define GRPC_HEALTH_PATH "/grpc.health.v1.Health/Check"
+
+static size_t h2_frame_head(uint8_t *p, size_t len, uint8_t type, uint8_t flags,
+                            uint32_t stream)
+{
+    p[0] = (uint8_t)(len >> 16);
+    p[1] = (uint8_t)(len >> 8);
+    p[2] = (uint8_t)len;
+    p[3] = type;
+    p[4] = flags;
+    p[5] = (uint8_t)(stream >> 24);
+    p[6] = (uint8_t)(stream >> 16);
+    p[7] = (uint8_t)(stream >> 8);
+    p[8] = (uint8_t)stream;
+    return 9;
+}
+
+/* An HPACK string literal, not Huffman-coded (RFC 7541 5.2): the length
+ * as an integer with a 7-bit prefix (5.1), then the bytes. */
+static size_t hpack_str(uint8_t *p, const char *s, size_t n)
+{
+    size_t o = 0;
+    if (n < 127) {
+        p[o++] = (uint8_t)n;
+    } else {
+        size_t v = n - 127;
+        p[o++] = 127;
+        while (v >= 128) {
+            p[o++] = (uint8_t)(0x80 | (v & 0x7f));
+            v >>= 7;
+        }
+        p[o++] = (uint8_t)v;
+    }
+    memcpy(p + o, s, n);
+    return o + n;
+}
+
+size_t hc_grpc_request(const struct hc_target *t, uint8_t *out, size_t cap)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    char auth[SVC_HOST_MAX + 16];
+    bool v6 = strchr(t->host, ':') != NULL;
+    int an = snprintf(auth, sizeof(auth), "%s%s%s:%d", v6 ? "[" : "", t->host,
+                      v6 ? "]" : "", t->port);
+    size_t sn = strnlen(t->path, HC_GRPC_SERVICE_MAX);
+    size_t o = 0;
+    ASSERT(an > 0 && (size_t)an < sizeof(auth));
+    ASSERT(cap >= HC_GRPC_REQ_MAX);
+    (void)cap;
+    memcpy(out, preface, sizeof(preface) - 1);
+    o += sizeof(preface) - 1;
+    o += h2_frame_head(out + o, 0, H2_SETTINGS, 0, 0); /* our defaults */
+    /* HEADERS on stream 1: indexed fields from the static table (RFC 7541
+     * appendix A) where the whole field is there, else literals without
+     * indexing (so nothing enters either side's dynamic table). */
+    size_t hh = o;
+    o += 9;
+    out[o++] = 0x83; /* :method: POST */
+    out[o++] = 0x86; /* :scheme: http */
+    out[o++] = 0x04; /* :path, literal value */
+    o += hpack_str(out + o, GRPC_HEALTH_PATH, sizeof(GRPC_HEALTH_PATH) - 1);
+    out[o++] = 0x01; /* :authority, literal value */
+    o += hpack_str(out + o, auth, (size_t)an);
+    out[o++] = 0x0f; /* content-type (index 31 = 15 + 16) */
+    out[o++] = 0x10;
+    o += hpack_str(out + o, "application/grpc", 16);
+    out[o++] = 0x0f; /* user-agent (index 58 = 15 + 43) */
+    out[o++] = 0x2b;
+    o += hpack_str(out + o, "cairn-health/1", 14);
+    out[o++] = 0x00; /* te: trailers, both literal */
+    o += hpack_str(out + o, "te", 2);
+    o += hpack_str(out + o, "trailers", 8);
+    (void)h2_frame_head(out + hh, o - hh - 9, H2_HEADERS, H2_END_HEADERS, 1);
+    /* DATA: one uncompressed gRPC message, HealthCheckRequest{service}
+     * (field 1, omitted when empty), and the end of our side. */
+    size_t pb = sn > 0 ? 1 + (sn < 128 ? 1 : 2) + sn : 0;
+    o += h2_frame_head(out + o, 5 + pb, H2_DATA, H2_END_STREAM, 1);
+    out[o++] = 0; /* not compressed */
+    out[o++] = 0;
+    out[o++] = 0;
+    out[o++] = (uint8_t)(pb >> 8);
+    out[o++] = (uint8_t)pb;
+    if (sn > 0) {
+        out[o++] = 0x0a; /* field 1, length-delimited */
+        if (sn < 128) {
+            out[o++] = (uint8_t)sn;
+        } else {
+            out[o++] = (uint8_t)(0x80 | (sn & 0x7f));
+            out[o++] = (uint8_t)(sn >> 7);
+        }
+        memcpy(out + o, t->path, sn);
+        o += sn;
+    }
+    ASSERT(o <= HC_GRPC_REQ_MAX);
+    return o;
+}
+
+static int grpc_verdict(int v, char *out, size_t out_len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int grpc_verdict(int v, char *out, size_t out_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, out_len, fmt, ap);
+    va_end(ap);
+    return v;
+}
+
+/* The first gRPC message of stream 1, once it is all in (or as much of it
+ * as msg keeps): HealthCheckResponse's status (field 1, a varint). */
+static int grpc_message(const struct hc_grpc *g, bool ended, char *out,
+                        size_t out_len)
+{
+    static const char *const names[] = {"UNKNOWN", "SERVING", "NOT_SERVING",
+                                        "SERVICE_UNKNOWN"};
+    if (g->msg_len < 5) {
+        return ended ? grpc_verdict(-1, out, out_len,
+                                    "the call ended inside its answer")
+                     : 0;
+    }
+    if (g->msg[0] != 0) {
+        return grpc_verdict(-1, out, out_len,
+                            "a compressed answer (none was offered)");
+    }
+    uint32_t mlen = (uint32_t)g->msg[1] << 24 | (uint32_t)g->msg[2] << 16 |
+                    (uint32_t)g->msg[3] << 8 | g->msg[4];
+    size_t have = g->msg_len - 5;
+    size_t want = mlen < sizeof(g->msg) - 5 ? mlen : sizeof(g->msg) - 5;
+    if (have < want) {
+        return ended ? grpc_verdict(-1, out, out_len,
+                                    "the call ended inside its answer")
+                     : 0;
+    }
+    /* field 1 (tag 0x08) comes first in what every gRPC library writes;
+     * absent, the status is its default, UNKNOWN */
+    uint64_t status = 0;
+    const uint8_t *m = g->msg + 5;
+    if (want >= 2 && m[0] == 0x08) {
+        unsigned shift = 0;
+        for (size_t i = 1; i < want && shift < 64; i++, shift += 7) {
+            status |= (uint64_t)(m[i] & 0x7f) << shift;
+            if ((m[i] & 0x80) == 0) {
+                break;
+            }
+        }
+    }
+    if (status == 1) {
+        return grpc_verdict(1, out, out_len, "status SERVING");
+    }
+    if (status < 4) {
+        return grpc_verdict(-1, out, out_len, "status %s", names[status]);
+    }
+    return grpc_verdict(-1, out, out_len, "status %llu",
+                        (unsigned long long)status);
+}
+
+/* The current frame is complete (header and payload). */
+static int grpc_frame_end(struct hc_grpc *g, char *out, size_t out_len)
+{
+    g->hdr_len = 0;
+    switch (g->type) {
+    case H2_SETTINGS:
+        if (g->stream == 0 && (g->flags & H2_ACK) == 0) {
+            g->ack_due = true;
+        }
+        return 0;
+    case H2_DATA:
+        if (g->stream != 1) {
+            return 0;
+        }
+        return grpc_message(g, (g->flags & H2_END_STREAM) != 0, out, out_len);
+    case H2_HEADERS:
+        if (g->stream == 1 && (g->flags & H2_END_STREAM) != 0) {
+            return grpc_verdict(-1, out, out_len,
+                                "the call ended without a health "
+                                "answer (unknown service?)");
+        }
+        return 0;
+    case H2_RST_STREAM:
+        return g->stream == 1
+                   ? grpc_verdict(-1, out, out_len, "the server reset the call")
+                   : 0;
+    case H2_GOAWAY:
+        return grpc_verdict(-1, out, out_len,
+                            "the server closed the connection (GOAWAY)");
+    default:
+        return 0;
+    }
+}
+
+int hc_grpc_feed(struct hc_grpc *g, const uint8_t *p, size_t n, char *out,
+                 size_t out_len)
+{
+    int rc;
+    while (n > 0) {
+        if (g->hdr_len < sizeof(g->hdr)) {
+            size_t k = sizeof(g->hdr) - g->hdr_len;
+            k = k < n ? k : n;
+            memcpy(g->hdr + g->hdr_len, p, k);
+            g->hdr_len += k;
+            p += k;
+            n -= k;
+            if (g->hdr_len < sizeof(g->hdr)) {
+                return 0;
+            }
+            uint32_t len = (uint32_t)g->hdr[0] << 16 |
+                           (uint32_t)g->hdr[1] << 8 | g->hdr[2];
+            g->type = g->hdr[3];
+            g->flags = g->hdr[4];
+            g->stream = ((uint32_t)g->hdr[5] << 24 | (uint32_t)g->hdr[6] << 16 |
+                         (uint32_t)g->hdr[7] << 8 | g->hdr[8]) &
+                        0x7fffffffu;
+            if (len > H2_FRAME_MAX) {
+                return grpc_verdict(-1, out, out_len,
+                                    "a frame of %u bytes (the most "
+                                    "allowed is %d): not an HTTP/2 gRPC "
+                                    "server?",
+                                    len, H2_FRAME_MAX);
+            }
+            g->left = len;
+            g->pad = 0;
+            g->pad_next = g->type == H2_DATA && (g->flags & H2_PADDED) != 0;
+            if (g->pad_next && len == 0) {
+                return grpc_verdict(-1, out, out_len,
+                                    "a padded DATA frame without its "
+                                    "pad length");
+            }
+            if (len == 0 && (rc = grpc_frame_end(g, out, out_len)) != 0) {
+                return rc;
+            }
+            continue;
+        }
+        size_t k = g->left < n ? g->left : n;
+        bool data = g->type == H2_DATA && g->stream == 1;
+        for (size_t i = 0; data && i < k; i++) {
+            uint32_t left = g->left - (uint32_t)i; /* this byte included */
+            if (g->pad_next) {
+                g->pad_next = false;
+                g->pad = p[i];
+                if (g->pad > left - 1) {
+                    return grpc_verdict(-1, out, out_len,
+                                        "DATA padding longer than its "
+                                        "frame");
+                }
+            } else if (left > g->pad && g->msg_len < sizeof(g->msg)) {
+                g->msg[g->msg_len++] = p[i];
+            }
+        }
+        g->left -= (uint32_t)k;
+        p += k;
+        n -= k;
+        if (g->left == 0 && (rc = grpc_frame_end(g, out, out_len)) != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void on_ack_written(uv_write_t *w, int status)
+{
+    (void)w;
+    (void)status; /* a failed write shows as a failed read */
+}
+
+static void grpc_read(struct hc_probe *p, ssize_t nread)
+{
+    static const uint8_t ack[9] = {0, 0, 0, H2_SETTINGS, H2_ACK, 0, 0, 0, 0};
+    char out[HC_OUTPUT_MAX];
+    if (nread < 0) {
+        if (nread == UV_EOF) {
+            finish(p, false,
+                   "the server closed the connection before "
+                   "a health answer");
+        } else {
+            fail_uv(p, "read", (int)nread);
+        }
+        return;
+    }
+    ASSERT((size_t)nread <= sizeof(p->rbuf));
+    int v = hc_grpc_feed(&p->grpc, (const uint8_t *)p->rbuf, (size_t)nread, out,
+                         sizeof(out));
+    if (v != 0) {
+        finish(p, v > 0, out);
+        return;
+    }
+    if (p->grpc.ack_due && !p->acked) {
+        /* once: a server's later SETTINGS wait for the probe's end */
+        uv_buf_t b = uv_buf_init((char *)ack, sizeof(ack));
+        p->acked = true;
+        p->ackw.data = p;
+        int rc =
+            uv_write(&p->ackw, (uv_stream_t *)&p->tcp, &b, 1, on_ack_written);
+        if (rc != 0) {
+            fail_uv(p, "write", rc);
+        }
+    }
+}
+
 /* --------------------------------------------------------------- reads */
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
@@ -439,6 +757,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
     if (nread < 0 && p->t.type == HC_HTTPS && !p->hs_done) {
         fail_uv(p, "tls handshake", (int)nread);
+        return;
+    }
+    if (p->t.type == HC_GRPC) {
+        grpc_read(p, nread);
         return;
     }
     if (nread < 0) {
@@ -672,6 +994,8 @@ int hc_probe_start(uv_loop_t *loop, const struct hc_target *t,
     p->ctx = ctx;
     if (t->type == HC_HTTP || t->type == HC_HTTPS) {
         p->req_len = request_build(t, p->req, sizeof(p->req));
+    } else if (t->type == HC_GRPC) {
+        p->req_len = hc_grpc_request(t, (uint8_t *)p->req, sizeof(p->req));
     }
     if (t->type == HC_HTTPS && (rc = tls_begin(p, tls)) != 0) {
         mem_free(p);
