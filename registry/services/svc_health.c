@@ -415,7 +415,11 @@ static struct hc_inst *inst_build(json_t *checks, const uint8_t *k, size_t n)
             memcpy(c->service, svc, strlen(svc) + 1);
         }
         c->inst = in;
-        c->type = http ? HC_HTTP : grpc ? HC_GRPC : HC_TCP;
+        c->type = http ? HC_HTTP : HC_TCP;
+        if (grpc) {
+            bool tls = json_is_true(json_object_get(o, "tls"));
+            c->type = tls ? HC_GRPCS : HC_GRPC;
+        }
         c->tls_skip_verify =
             json_is_true(json_object_get(o, "tls_skip_verify"));
         c->interval_ms = (uint32_t)iv * 1000;
@@ -653,9 +657,9 @@ static char *doc_updated(struct hc *h, struct hc_inst *in, enum hc_state to,
     }
     rfc3339_now(at, sizeof(at));
     snprintf(output, sizeof(output), "%s: %s",
-             why->type == HC_HTTP   ? "http"
-             : why->type == HC_GRPC ? "grpc"
-                                    : "tcp",
+             why->type == HC_HTTP                            ? "http"
+             : why->type == HC_GRPC || why->type == HC_GRPCS ? "grpc"
+                                                             : "tcp",
              why->output);
     /* "since": the instance has had this health since then. Not the
      * time of the last probe: probes that change nothing are not written
@@ -833,10 +837,16 @@ static void probe_start(struct hc *h, struct hc_check *c)
         }
     } else {
         memset(&t, 0, sizeof(t));
-        t.type = c->type == HC_GRPC ? HC_GRPC : HC_TCP;
+        t.type = c->type; /* HC_TCP, HC_GRPC or HC_GRPCS */
+        t.tls_skip_verify = c->tls_skip_verify;
         rc = svc_addr_parse(c->target, t.host, sizeof(t.host), &t.port);
         if (c->service != NULL) { /* bounded when the check was read */
             snprintf(t.path, sizeof(t.path), "%s", c->service);
+        }
+        if (rc == 0 && t.type == HC_GRPCS && h->tls == NULL &&
+            hc_tls_new(&h->tls) != 0) {
+            result(h, c, false, "tls: no OpenSSL client context");
+            return;
         }
     }
     if (rc == 0) {

@@ -1,7 +1,7 @@
 /*
  * svc_health_int.h - private to registry/services: one active probe (TCP
  * connect, HTTP GET, HTTP GET over TLS, or the gRPC health service's Check
- * over cleartext HTTP/2) on the libuv loop, for svc_health.c.
+ * over HTTP/2, cleartext or TLS) on the libuv loop, for svc_health.c.
  *
  * Does:     runs one probe of a check's target within a deadline and
  *           reports pass or fail once, with a short human-readable reason.
@@ -43,6 +43,7 @@ enum hc_type {
     HC_HTTP = 1,
     HC_HTTPS = 2,
     HC_GRPC = 3,
+    HC_GRPCS = 4, /* the same over TLS (ALPN h2) */
 };
 
 /* The longest gRPC health service name a check may name
@@ -60,7 +61,7 @@ struct hc_target {
     bool tls_skip_verify;
     char host[SVC_HOST_MAX + 1];
     int port;
-    char path[HC_URL_MAX]; /* HC_GRPC: the health service's name */
+    char path[HC_URL_MAX]; /* HC_GRPC(S): the health service's name */
 };
 
 /* "http://host[:port][/path]" (port 80 by default; "[v6]" hosts), or the
@@ -121,7 +122,7 @@ typedef void (*hc_probe_done_fn)(void *ctx, bool ok, const char *output);
 struct hc_probe;
 
 /* Probe t (copied) on loop within timeout_ms; tls (borrowed for the call)
- * is needed for HC_HTTPS, else ERR_INVALID. done runs exactly once, never
+ * is needed for HC_HTTPS and HC_GRPCS, else ERR_INVALID. done runs exactly once, never
  * before this returns, unless hc_probe_cancel comes first. 0 and *out, or
  * -ENOMEM / a uv error (done does not run). */
 int hc_probe_start(uv_loop_t *loop, const struct hc_target *t,

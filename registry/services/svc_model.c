@@ -201,9 +201,9 @@ static int status_check(json_t *v, char *msg, size_t msg_len)
 }
 
 /* One active check: {"type":"http","url":..}, {"type":"tcp","addr":..} or
- * {"type":"grpc","addr":..[,"service":..]} (the gRPC health service, over
- * cleartext HTTP/2), with interval and timeout in seconds and damping
- * counts. Normalized into out (defaults filled in). */
+ * {"type":"grpc","addr":..[,"service":..][,"tls":true]} (the gRPC health
+ * service over HTTP/2, cleartext or TLS), with interval and timeout in
+ * seconds and damping counts. Normalized into out (defaults filled in). */
 static int check_build(json_t *c, json_t **out, char *msg, size_t msg_len)
 {
     const char *type;
@@ -267,6 +267,14 @@ static int check_build(json_t *c, json_t **out, char *msg, size_t msg_len)
                    "checks.tls_skip_verify");
     }
     bool skip = json_is_true(v);
+    v = json_object_get(c, "tls");
+    if (v != NULL && (!json_is_boolean(v) || strcmp(type, "grpc") != 0)) {
+        return bad(msg, msg_len,
+                   "field \"%s\" must be true or false, on a grpc check "
+                   "(an http check says https:// instead)",
+                   "checks.tls");
+    }
+    bool tls = json_is_true(v);
     if (strcmp(type, "http") != 0) {
         char h[SVC_HOST_MAX + 1];
         int p;
@@ -299,7 +307,12 @@ static int check_build(json_t *c, json_t **out, char *msg, size_t msg_len)
     *out = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}", "type", type, tname, target,
                      "interval", interval, "timeout", timeout, "fail_after",
                      fail_after, "pass_after", pass_after);
-    if (*out != NULL && skip && strcmp(type, "http") == 0 &&
+    if (*out != NULL && tls &&
+        json_object_set_new(*out, "tls", json_true()) != 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    if (*out != NULL && skip && (strcmp(type, "http") == 0 || tls) &&
         json_object_set_new(*out, "tls_skip_verify", json_true()) != 0) {
         json_decref(*out);
         *out = NULL;

@@ -11,9 +11,10 @@
  * written out, so the loop never blocks and libuv keeps the socket),
  * with SNI and, unless tls_skip_verify, the chain verified against the
  * system's CAs and the host name (or IP) checked. gRPC: the health
- * service's Check over cleartext HTTP/2 with prior knowledge, the whole
- * request in one write, the answer read frame by frame (hc_grpc_feed);
- * SERVING passes. One deadline timer covers every step.
+ * service's Check over HTTP/2 with prior knowledge, the whole request in
+ * one write, the answer read frame by frame (hc_grpc_feed); SERVING
+ * passes. gRPC over TLS: the same inside the HTTPS path's session, which
+ * offers h2 by ALPN. One deadline timer covers every step.
  *
  * Failure modes. Resolve, connect, write or read errors fail the probe
  * with the step and libuv's text; the deadline fails it with "timeout";
@@ -80,10 +81,23 @@ struct hc_probe {
     BIO *wb;  /* ciphertext out (owned by ssl) */
     bool hs_done;
     char rbuf[TLS_RD_MAX];
-    struct hc_grpc grpc; /* HC_GRPC: the answer's reader */
+    struct hc_grpc grpc; /* HC_GRPC(S): the answer's reader */
     uv_write_t ackw;     /* HC_GRPC: the SETTINGS acknowledgement */
     bool acked;
 };
+
+/* An HTTP/2 SETTINGS frame with ACK, the answer to the server's. */
+static const uint8_t h2_settings_ack[9] = {0, 0, 0, 4, 1, 0, 0, 0, 0};
+
+static bool is_tls(const struct hc_probe *p)
+{
+    return p->t.type == HC_HTTPS || p->t.type == HC_GRPCS;
+}
+
+static bool is_grpc(const struct hc_probe *p)
+{
+    return p->t.type == HC_GRPC || p->t.type == HC_GRPCS;
+}
 
 /* ------------------------------------------------------------ parsing */
 
@@ -254,7 +268,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     struct hc_probe *p = h->data;
     (void)hint;
-    if (p->t.type == HC_HTTPS || p->t.type == HC_GRPC) {
+    if (is_tls(p) || is_grpc(p)) {
         b->base = p->rbuf;
         b->len = sizeof(p->rbuf);
         return;
@@ -334,9 +348,49 @@ static void tls_fail(struct hc_probe *p)
     finish(p, false, out);
 }
 
+/* gRPC over TLS: the plaintext there is goes to the answer's reader, a
+ * piece of line at a time (line is free: no status line here). */
+static void grpc_tls_read(struct hc_probe *p)
+{
+    char out[HC_OUTPUT_MAX];
+    for (int guard = 0; guard < 1024; guard++) { /* >= 1 byte a pass */
+        int r = SSL_read(p->ssl, p->line, (int)sizeof(p->line));
+        if (r <= 0) {
+            int e = SSL_get_error(p->ssl, r);
+            if (e == SSL_ERROR_ZERO_RETURN) {
+                finish(p, false,
+                       "the server closed the connection before "
+                       "a health answer");
+                return;
+            }
+            if (e != SSL_ERROR_WANT_READ) {
+                tls_fail(p);
+                return;
+            }
+            break;
+        }
+        int v = hc_grpc_feed(&p->grpc, (const uint8_t *)p->line, (size_t)r, out,
+                             sizeof(out));
+        if (v != 0) {
+            finish(p, v > 0, out);
+            return;
+        }
+        if (p->grpc.ack_due && !p->acked) {
+            p->acked = true;
+            if (SSL_write(p->ssl, h2_settings_ack, sizeof(h2_settings_ack)) !=
+                (int)sizeof(h2_settings_ack)) {
+                tls_fail(p);
+                return;
+            }
+        }
+    }
+    tls_flush(p);
+}
+
 /* Move the session on: finish the handshake, send the request once, read
- * plaintext into the status line. Runs after each read and after the
- * connect; ends with the session's output flushed (or the probe done). */
+ * plaintext into the status line (gRPC: into the answer's reader). Runs after
+ * each read and after the connect; ends with the session's output flushed (or
+ * the probe done). */
 static void tls_pump(struct hc_probe *p)
 {
     int r;
@@ -358,6 +412,10 @@ static void tls_pump(struct hc_probe *p)
             tls_fail(p);
             return;
         }
+    }
+    if (is_grpc(p)) {
+        grpc_tls_read(p);
+        return;
     }
     while (p->line_len < sizeof(p->line)) { /* each pass adds >= 1 byte */
         r = SSL_read(p->ssl, p->line + p->line_len,
@@ -411,6 +469,12 @@ static int tls_begin(struct hc_probe *p, struct hc_tls *tls)
     SSL_set_connect_state(p->ssl);
     bool ip = is_ip(p->t.host);
     int ok = ip ? 1 : SSL_set_tlsext_host_name(p->ssl, p->t.host);
+    /* gRPC servers refuse a TLS client that does not offer h2 (ALPN;
+     * SSL_set_alpn_protos returns 0 on success) */
+    if (ok == 1 && is_grpc(p) &&
+        SSL_set_alpn_protos(p->ssl, (const unsigned char *)"\x02h2", 3) != 0) {
+        ok = 0;
+    }
     if (p->t.tls_skip_verify) {
         SSL_set_verify(p->ssl, SSL_VERIFY_NONE, NULL);
     } else {
@@ -495,9 +559,9 @@ size_t hc_grpc_request(const struct hc_target *t, uint8_t *out, size_t cap)
      * indexing (so nothing enters either side's dynamic table). */
     size_t hh = o;
     o += 9;
-    out[o++] = 0x83; /* :method: POST */
-    out[o++] = 0x86; /* :scheme: http */
-    out[o++] = 0x04; /* :path, literal value */
+    out[o++] = 0x83;                              /* :method: POST */
+    out[o++] = t->type == HC_GRPCS ? 0x87 : 0x86; /* :scheme: https | http */
+    out[o++] = 0x04;                              /* :path, literal value */
     o += hpack_str(out + o, GRPC_HEALTH_PATH, sizeof(GRPC_HEALTH_PATH) - 1);
     out[o++] = 0x01; /* :authority, literal value */
     o += hpack_str(out + o, auth, (size_t)an);
@@ -705,7 +769,6 @@ static void on_ack_written(uv_write_t *w, int status)
 
 static void grpc_read(struct hc_probe *p, ssize_t nread)
 {
-    static const uint8_t ack[9] = {0, 0, 0, H2_SETTINGS, H2_ACK, 0, 0, 0, 0};
     char out[HC_OUTPUT_MAX];
     if (nread < 0) {
         if (nread == UV_EOF) {
@@ -726,7 +789,8 @@ static void grpc_read(struct hc_probe *p, ssize_t nread)
     }
     if (p->grpc.ack_due && !p->acked) {
         /* once: a server's later SETTINGS wait for the probe's end */
-        uv_buf_t b = uv_buf_init((char *)ack, sizeof(ack));
+        uv_buf_t b =
+            uv_buf_init((char *)h2_settings_ack, sizeof(h2_settings_ack));
         p->acked = true;
         p->ackw.data = p;
         int rc =
@@ -746,7 +810,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (p->finished) {
         return;
     }
-    if (nread > 0 && p->t.type == HC_HTTPS) {
+    if (nread > 0 && is_tls(p)) {
         ASSERT((size_t)nread <= sizeof(p->rbuf));
         if (BIO_write(p->rb, p->rbuf, (int)nread) != (int)nread) {
             finish(p, false, "tls: out of memory");
@@ -755,11 +819,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         tls_pump(p);
         return;
     }
-    if (nread < 0 && p->t.type == HC_HTTPS && !p->hs_done) {
+    if (nread < 0 && is_tls(p) && !p->hs_done) {
         fail_uv(p, "tls handshake", (int)nread);
         return;
     }
-    if (p->t.type == HC_GRPC) {
+    if (is_grpc(p)) {
         grpc_read(p, nread);
         return;
     }
@@ -825,7 +889,7 @@ static void on_connect(uv_connect_t *c, int status)
         finish(p, true, "TCP connect ok");
         return;
     }
-    if (p->t.type == HC_HTTPS) {
+    if (is_tls(p)) {
         rc = uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
         if (rc != 0) {
             fail_uv(p, "read", rc);
@@ -981,7 +1045,7 @@ int hc_probe_start(uv_loop_t *loop, const struct hc_target *t,
     ASSERT(done != NULL);
     ASSERT(timeout_ms > 0);
     if (t->port < 1 || t->port > 65535 || t->host[0] == '\0' ||
-        (t->type == HC_HTTPS && tls == NULL)) {
+        ((t->type == HC_HTTPS || t->type == HC_GRPCS) && tls == NULL)) {
         return ERR_INVALID;
     }
     p = mem_calloc(1, sizeof(*p));
@@ -994,10 +1058,11 @@ int hc_probe_start(uv_loop_t *loop, const struct hc_target *t,
     p->ctx = ctx;
     if (t->type == HC_HTTP || t->type == HC_HTTPS) {
         p->req_len = request_build(t, p->req, sizeof(p->req));
-    } else if (t->type == HC_GRPC) {
+    } else if (t->type == HC_GRPC || t->type == HC_GRPCS) {
         p->req_len = hc_grpc_request(t, (uint8_t *)p->req, sizeof(p->req));
     }
-    if (t->type == HC_HTTPS && (rc = tls_begin(p, tls)) != 0) {
+    if ((t->type == HC_HTTPS || t->type == HC_GRPCS) &&
+        (rc = tls_begin(p, tls)) != 0) {
         mem_free(p);
         return rc;
     }

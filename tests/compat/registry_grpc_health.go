@@ -2,11 +2,12 @@
 // registry_grpc_health.test: grpc-go's own health service
 // (google.golang.org/grpc/health, Debian's golang-google-grpc-dev).
 //
-//	registry_grpc_health ADDR CTL
+//	registry_grpc_health ADDR CTL [CERT KEY]
 //
 // Listens on ADDR (host:port; port 0 picks one), prints the address it got
-// on the first line of stdout, and serves grpc.health.v1.Health with the
-// server's own status ("") SERVING. Every 50 ms it reads the file CTL:
+// on the first line of stdout, and serves grpc.health.v1.Health (over TLS
+// with CERT and KEY: grpc-go's credentials, ALPN h2) with the server's own
+// status ("") SERVING. Every 50 ms it reads the file CTL:
 // each line "NAME STATUS" (NAME "-" for the server's own, STATUS one of
 // SERVING, NOT_SERVING, UNKNOWN) sets that status; a service never named
 // stays unknown to the server, which answers NOT_FOUND for it. Runs until
@@ -22,14 +23,24 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	hpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: registry_grpc_health ADDR CTL")
+	if len(os.Args) != 3 && len(os.Args) != 5 {
+		fmt.Fprintln(os.Stderr, "usage: registry_grpc_health ADDR CTL [CERT KEY]")
 		os.Exit(2)
+	}
+	var opts []grpc.ServerOption
+	if len(os.Args) == 5 {
+		creds, err := credentials.NewServerTLSFromFile(os.Args[3], os.Args[4])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tls:", err)
+			os.Exit(1)
+		}
+		opts = append(opts, grpc.Creds(creds))
 	}
 	lis, err := net.Listen("tcp", os.Args[1])
 	if err != nil {
@@ -37,7 +48,7 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println(lis.Addr().String())
-	s := grpc.NewServer()
+	s := grpc.NewServer(opts...)
 	h := health.NewServer()
 	hpb.RegisterHealthServer(s, h)
 	go func() {

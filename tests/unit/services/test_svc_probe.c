@@ -159,13 +159,13 @@ static void inflate_block(const uint8_t *in, size_t n, char *out, size_t cap)
 }
 
 static void grpc_request_one(const char *host, int port, const char *service,
-                             const char *authority)
+                             const char *authority, bool tls)
 {
     struct hc_target t;
     uint8_t req[HC_GRPC_REQ_MAX];
     char fields[2048];
     memset(&t, 0, sizeof(t));
-    t.type = HC_GRPC;
+    t.type = tls ? HC_GRPCS : HC_GRPC;
     snprintf(t.host, sizeof(t.host), "%s", host);
     t.port = port;
     snprintf(t.path, sizeof(t.path), "%s", service);
@@ -185,11 +185,11 @@ static void grpc_request_one(const char *host, int port, const char *service,
     inflate_block(p + 9, hl, fields, sizeof(fields));
     char want[1024];
     snprintf(want, sizeof(want),
-             ":method: POST\n:scheme: http\n"
+             ":method: POST\n:scheme: %s\n"
              ":path: /grpc.health.v1.Health/Check\n:authority: %s\n"
              "content-type: application/grpc\nuser-agent: cairn-health/1\n"
              "te: trailers\n",
-             authority);
+             tls ? "https" : "http", authority);
     assert_string_equal(fields, want);
     p += 9 + hl;
     /* DATA, END_STREAM, stream 1: one uncompressed HealthCheckRequest */
@@ -223,16 +223,16 @@ static void grpc_request_bytes(void **state)
     char longhost[SVC_HOST_MAX + 1];
     char auth[SVC_HOST_MAX + 16];
     (void)state;
-    grpc_request_one("127.0.0.1", 50051, "", "127.0.0.1:50051");
-    grpc_request_one("127.0.0.1", 50051, "shop.Cart", "127.0.0.1:50051");
-    grpc_request_one("::1", 9, "a", "[::1]:9");
+    grpc_request_one("127.0.0.1", 50051, "", "127.0.0.1:50051", false);
+    grpc_request_one("127.0.0.1", 50051, "shop.Cart", "127.0.0.1:50051", false);
+    grpc_request_one("::1", 9, "a", "[::1]:9", true);
     memset(longsvc, 's', SVC_GRPC_SERVICE_MAX);
     longsvc[SVC_GRPC_SERVICE_MAX] = 0;
     /* a host name over 127 bytes: a multi-byte HPACK length */
     memset(longhost, 'h', SVC_HOST_MAX);
     longhost[SVC_HOST_MAX] = 0;
     snprintf(auth, sizeof(auth), "%s:65535", longhost);
-    grpc_request_one(longhost, 65535, longsvc, auth);
+    grpc_request_one(longhost, 65535, longsvc, auth, true);
 }
 
 /* The verdict for in, fed whole and one byte at a time (the same both
