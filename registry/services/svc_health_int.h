@@ -122,9 +122,9 @@ typedef void (*hc_probe_done_fn)(void *ctx, bool ok, const char *output);
 struct hc_probe;
 
 /* Probe t (copied) on loop within timeout_ms; tls (borrowed for the call)
- * is needed for HC_HTTPS and HC_GRPCS, else ERR_INVALID. done runs exactly once, never
- * before this returns, unless hc_probe_cancel comes first. 0 and *out, or
- * -ENOMEM / a uv error (done does not run). */
+ * is needed for HC_HTTPS and HC_GRPCS, else ERR_INVALID. done runs exactly
+ * once, never before this returns, unless hc_probe_cancel comes first. 0 and
+ * *out, or -ENOMEM / a uv error (done does not run). */
 int hc_probe_start(uv_loop_t *loop, const struct hc_target *t,
                    uint32_t timeout_ms, struct hc_tls *tls,
                    hc_probe_done_fn done, void *ctx, struct hc_probe **out);
