@@ -401,18 +401,14 @@ static struct hc_inst *inst_build(json_t *checks, const uint8_t *k, size_t n)
             (svc != NULL && (!grpc || strlen(svc) > HC_GRPC_SERVICE_MAX))) {
             continue; /* not a document svc_model.c wrote: skip the check */
         }
-        c->target = mem_alloc(strlen(t) + 1);
-        c->service = svc != NULL ? mem_alloc(strlen(svc) + 1) : NULL;
+        c->target = mem_dup(t, strlen(t) + 1);
+        c->service = svc != NULL ? mem_dup(svc, strlen(svc) + 1) : NULL;
         if (c->target == NULL || (svc != NULL && c->service == NULL)) {
             mem_free(c->target);
             mem_free(c->service);
             c->target = NULL;
             c->service = NULL;
             continue;
-        }
-        memcpy(c->target, t, strlen(t) + 1);
-        if (svc != NULL) {
-            memcpy(c->service, svc, strlen(svc) + 1);
         }
         c->inst = in;
         c->type = http ? HC_HTTP : HC_TCP;
