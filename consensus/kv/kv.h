@@ -663,6 +663,12 @@ int kv_ckpt_pin(struct kv *kv, struct kv_ckpt *out);
 void kv_ckpt_unpin(struct kv *kv, const struct kv_ckpt *ck);
 void kv_ckpt_unpin_older(struct kv *kv, const struct kv_ckpt *ck);
 
+/* The identity of the file the store runs on now; and every pin released
+ * if the store still runs on file (a copy became the checkpoint: no state
+ * of that file needs keeping whole). */
+void kv_ckpt_file(struct kv *kv, struct kv_file_id *out);
+void kv_ckpt_unpin_all(struct kv *kv, const struct kv_file_id *file);
+
 /* Whether ck describes the file the store runs on now. */
 bool kv_ckpt_current(struct kv *kv, const struct kv_ckpt *ck);
 

@@ -250,6 +250,22 @@ void kv_ckpt_unpin_older(struct kv *kv, const struct kv_ckpt *ck)
     unpin_if(kv, ck, true);
 }
 
+void kv_ckpt_file(struct kv *kv, struct kv_file_id *out)
+{
+    pthread_mutex_lock(&kv->pins_mu);
+    *out = kv->file_id;
+    pthread_mutex_unlock(&kv->pins_mu);
+}
+
+void kv_ckpt_unpin_all(struct kv *kv, const struct kv_file_id *file)
+{
+    struct kv_ckpt ck;
+    memset(&ck, 0, sizeof(ck));
+    ck.file = *file;
+    ck.txnid = UINT64_MAX;
+    unpin_if(kv, &ck, true);
+}
+
 bool kv_ckpt_current(struct kv *kv, const struct kv_ckpt *ck)
 {
     pthread_mutex_lock(&kv->pins_mu);

@@ -846,17 +846,28 @@ static void serve_reads(struct node *n)
  * emptied, so the data directory would not shrink with the store until the
  * next period (300k puts, compact, defrag: the checkpoint stayed 117 MiB
  * beside a 39 MiB store). The snapshot index may then equal the previous
- * one: the metadata is the same and only the copy is new. */
+ * one: the metadata is the same and only the copy is new.
+ *
+ * Which kind (--store-checkpoint): copies, or in place, or with auto a
+ * copy while the writes come (one sequential write of the compacted
+ * store, where in place would write back every page they dirtied) and in
+ * place once they pause (rest_check) or right after a defrag (whose new
+ * file is recorded and synced already): that removes the copy, about as
+ * large as the store. */
 static void maybe_snapshot(struct node *n)
 {
     int rc;
     if ((n->applied < n->snap_index + n->cfg.snapshot_count && !n->ckpt_force &&
-         !node__checkpoint_due(n)) ||
+         !n->ckpt_rest && !node__checkpoint_due(n)) ||
         n->ckpt_running || n->snap_installing || n->adopt_pending ||
         n->closing || n->applied == 0) {
         return;
     }
+    bool inplace =
+        n->ckpt_inplace && (n->cfg.checkpoint_mode == NODE_CKPT_IN_PLACE ||
+                            n->ckpt_force || n->ckpt_rest);
     n->ckpt_force = false;
+    n->ckpt_rest = false;
     n->ckpt_at = n->applied;
     n->snap_index = n->applied; /* a failure retries one period later */
     /* The snapshot's metadata is fixed now, on the loop; the worker thread
@@ -866,7 +877,7 @@ static void maybe_snapshot(struct node *n)
     } else if (raft_compact(&n->raft, n->ckpt_at, &n->ckpt_meta) != 0) {
         return;
     }
-    rc = node__checkpoint_start(n);
+    rc = node__checkpoint_start(n, inplace);
     if (rc != 0) {
         LOGW("node", "starting a store checkpoint: %s", err_str(rc));
     }
@@ -1037,6 +1048,39 @@ static void publish(struct node *n)
     }
 }
 
+/* --store-checkpoint auto: once the applied index has stood still for
+ * ckpt_rest_ms, one checkpoint in place in that pause, if it buys
+ * anything: a copy to remove, the log to release (SNAPSHOT_CATCHUP
+ * entries past the last checkpoint), or a quarter of the early trigger's
+ * pages to reuse. Below those a pause costs nothing. */
+static void rest_check(struct node *n, uint64_t now)
+{
+    if (n->cfg.checkpoint_mode != NODE_CKPT_AUTO || !n->ckpt_inplace ||
+        n->kv == NULL) {
+        return;
+    }
+    if (n->applied != n->rest_applied || n->rest_since_ms == 0) {
+        n->rest_applied = n->applied;
+        n->rest_since_ms = now;
+        n->rest_taken = false;
+        return;
+    }
+    if (n->rest_taken || n->ckpt_running ||
+        now - n->rest_since_ms < n->ckpt_rest_ms) {
+        return;
+    }
+    bool worth = node__checkpoint_copy_exists(n) ||
+                 n->applied >= n->snap_index + SNAPSHOT_CATCHUP ||
+                 kv_ckpt_growth(n->kv) >= n->ckpt_grow_pages / 4;
+    if (worth) {
+        n->ckpt_rest = true;
+        maybe_snapshot(n);
+        n->ckpt_rest = false;
+    }
+    /* once a pause; an install under way: once it is done */
+    n->rest_taken = !worth || !(n->snap_installing || n->adopt_pending);
+}
+
 static void on_tick(uv_timer_t *h)
 {
     struct node *n = h->data;
@@ -1059,6 +1103,7 @@ static void on_tick(uv_timer_t *h)
     (void)raft_tick(&n->raft);
     publish(n);
     node__move_check(n, now);
+    rest_check(n, now);
     expire_waiters(n, now, false);
     expire_reads(n, now, false);
     /* A round unanswered for an election timeout (its messages were lost,

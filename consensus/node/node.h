@@ -72,14 +72,23 @@ struct node_member {
     uint32_t apply_level;
 };
 
+/* How the store stays recoverable after a power loss (node_ckpt.c):
+ * copies, checkpoints in place, or in place at rest and copies under
+ * writes. */
+enum node_ckpt_mode {
+    NODE_CKPT_AUTO = 0,
+    NODE_CKPT_COPY,
+    NODE_CKPT_IN_PLACE,
+};
+
 struct node_config {
     const char *data_dir; /* member/ is created inside */
     uint64_t member_id;   /* this member */
     uint64_t cluster_id;
-    uint32_t heartbeat_ms;    /* etcd's --heartbeat-interval */
-    uint32_t election_ms;     /* etcd's --election-timeout */
-    uint64_t snapshot_count;  /* applied entries between Raft snapshots */
-    bool checkpoint_in_place; /* node_ckpt.c: in place instead of copies */
+    uint32_t heartbeat_ms;   /* etcd's --heartbeat-interval */
+    uint32_t election_ms;    /* etcd's --election-timeout */
+    uint64_t snapshot_count; /* applied entries between Raft snapshots */
+    enum node_ckpt_mode checkpoint_mode; /* node_ckpt.c; default auto */
     /* Data of applied Raft entries kept in memory for lagging followers
      * (older ones are read back from the WAL); 0: 32 MiB. */
     uint64_t raft_log_memory_bytes;

@@ -93,6 +93,10 @@
  * sets it for benchmarks of the trade (fewer write-backs, a larger
  * file). */
 #define CKPT_GROW_BYTES ((uint64_t)16 << 20)
+/* --store-checkpoint auto: a pause in the writes this long calls a
+ * checkpoint in place (node.c, rest_check); CAIRN_TEST_CKPT_REST_MS sets
+ * it for tests. */
+#define CKPT_REST_MS    3000
 
 static void boot_id(char *out, size_t cap)
 {
@@ -409,7 +413,8 @@ struct ckpt_work {
     struct raft_snapshot_meta meta; /* copied from the node at start */
     bool inplace;
     bool pinned;
-    struct kv_ckpt ck; /* in place: the state pinned */
+    struct kv_ckpt ck;      /* in place: the state pinned */
+    struct kv_file_id file; /* a copy: the file copied, whose pins go */
     int err;
     char tmp[700];
     char path[700];
@@ -429,10 +434,34 @@ static int ckpt_inplace(struct ckpt_work *c)
     return rc;
 }
 
+/* A copy became the checkpoint: a record of a checkpoint in place goes,
+ * durably, before the pins do (ckpt_done), because the pin of a recorded
+ * state is all that keeps LMDB from reusing its pages. A record left
+ * behind an unpinned state would bring the file back, after a power loss,
+ * to a tree whose pages hold other data. */
+static int ckpt_unrecord(struct ckpt_work *c)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/store.meta", c->n->dir_snap);
+    node__crash_point(c->n, "ckpt-copied");
+    if (unlink(path) != 0) {
+        return errno == ENOENT ? 0 : -errno;
+    }
+    int rc = fsync_dir(c->n->dir_snap);
+    if (rc == 0) {
+        node__crash_point(c->n, "ckpt-unrecorded");
+    }
+    return rc;
+}
+
 /* A copy: the store written whole to store.ckpt (temp file, fsync,
- * rename, directory fsync). */
+ * rename, directory fsync), then any record of a checkpoint in place
+ * removed. The store lock is held from the copy to that removal, so that
+ * no defrag swaps the file and records the new one in between (that
+ * record must stay, and the new file's pin with it). */
 static int ckpt_copy(struct ckpt_work *c)
 {
+    struct node *n = c->n;
     int fd = open(c->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int rc = fd < 0 ? -errno : 0;
     /* Direct I/O (LMDB's copy writes page-aligned buffers of whole pages,
@@ -447,14 +476,16 @@ static int ckpt_copy(struct ckpt_work *c)
         int fl = fcntl(fd, F_GETFL);
         direct = fl >= 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0;
     }
+    uv_rwlock_rdlock(&n->store_lock);
+    kv_ckpt_file(n->kv, &c->file);
     if (rc == 0) {
-        rc = node_snapshot_write(c->n, fd);
+        rc = kv_snapshot_write(n->kv, fd);
     }
     if (rc == -EINVAL && direct) {
         int fl = fcntl(fd, F_GETFL);
         if (fl >= 0 && fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0 &&
             ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0) {
-            rc = node_snapshot_write(c->n, fd);
+            rc = kv_snapshot_write(n->kv, fd);
         }
     }
     if (rc == 0 && fsync(fd) != 0) {
@@ -467,8 +498,12 @@ static int ckpt_copy(struct ckpt_work *c)
         rc = -errno;
     }
     if (rc == 0) {
-        rc = fsync_dir(c->n->dir_snap);
+        rc = fsync_dir(n->dir_snap);
     }
+    if (rc == 0) {
+        rc = ckpt_unrecord(c);
+    }
+    uv_rwlock_rdunlock(&n->store_lock);
     if (rc != 0) {
         unlink(c->tmp);
     }
@@ -509,7 +544,8 @@ static void ckpt_done(uv_work_t *w, int status)
     n->ckpt_running = false;
     if (c->pinned && rc == 0) {
         /* The state before this one is no longer needed whole, and the
-         * copy a received snapshot left is older than this record. */
+         * copy (an earlier one, or what a received snapshot left) is older
+         * than this record. */
         kv_ckpt_unpin_older(n->kv, &c->ck);
         if (kv_ckpt_current(n->kv, &c->ck)) {
             char old[600];
@@ -518,6 +554,10 @@ static void ckpt_done(uv_work_t *w, int status)
         }
     } else if (c->pinned) {
         kv_ckpt_unpin(n->kv, &c->ck);
+    } else if (!c->inplace && rc == 0) {
+        /* A copy, with no record left: no state of the file it copied
+         * needs keeping whole any more. */
+        kv_ckpt_unpin_all(n->kv, &c->file);
     }
     if (n->adopt_pending && !n->closing) {
         /* After this copy's rename: the received one is newer, and this
@@ -543,7 +583,7 @@ static void ckpt_done(uv_work_t *w, int status)
     mem_free(c);
 }
 
-int node__checkpoint_start(struct node *n)
+int node__checkpoint_start(struct node *n, bool inplace)
 {
     struct ckpt_work *c;
     int rc;
@@ -560,7 +600,7 @@ int node__checkpoint_start(struct node *n)
     }
     c->n = n;
     c->meta = n->ckpt_meta;
-    c->inplace = n->ckpt_inplace;
+    c->inplace = inplace;
     c->work.data = c;
     snprintf(c->path, sizeof(c->path), "%s/store.ckpt", n->dir_snap);
     snprintf(c->tmp, sizeof(c->tmp), "%s/store.ckpt.tmp", n->dir_snap);
@@ -573,17 +613,31 @@ int node__checkpoint_start(struct node *n)
     return 0;
 }
 
-/* At open, before anything writes to the store: choose checkpoints in
- * place when the file system allows them, and take one at once. The record
- * of the last run names a state whose pages were pinned only while that
- * process lived; from here on the writes may reuse them. */
+/* At open, before anything writes to the store. The record of the last
+ * run (store.meta) names a state whose pages were pinned only while that
+ * process lived; from here on the writes may reuse them, so wherever a
+ * record exists a checkpoint in place is taken at once, before any write
+ * (with --store-checkpoint copy too: the first copy then removes the
+ * record, and the node asks for that copy at once). With in-place one is
+ * taken in any case (then the copy is not needed); with auto and no
+ * record, the first pause takes it. */
 int node__checkpoint_open(struct node *n, char *msg, size_t msg_len)
 {
     struct kv_ckpt ck;
+    struct stat st;
+    char meta[600];
     n->ckpt_inplace = false;
     n->ckpt_grow_pages = 0;
-    if (!n->cfg.checkpoint_in_place) {
-        return 0; /* copies (--store-checkpoint copy, the default) */
+    n->ckpt_rest_ms = CKPT_REST_MS;
+    const char *tr = getenv("CAIRN_TEST_CKPT_REST_MS");
+    if (tr != NULL && atoi(tr) > 0) {
+        n->ckpt_rest_ms = (uint32_t)atoi(tr);
+    }
+    snprintf(meta, sizeof(meta), "%s/store.meta", n->dir_snap);
+    bool recorded = stat(meta, &st) == 0;
+    bool copies = n->cfg.checkpoint_mode == NODE_CKPT_COPY;
+    if (copies && !recorded) {
+        return 0;
     }
     int rc = kv_ckpt_supported(n->kv);
     if (rc != 0) {
@@ -591,6 +645,19 @@ int node__checkpoint_open(struct node *n, char *msg, size_t msg_len)
              "store checkpoints are copies here (no checkpoint in place: "
              "%s)",
              err_str(rc));
+        return 0;
+    }
+    uint64_t grow = CKPT_GROW_BYTES;
+    const char *tg = getenv("CAIRN_TEST_CKPT_GROW_MB");
+    if (tg != NULL && atoi(tg) > 0) {
+        grow = (uint64_t)atoi(tg) << 20; /* benchmarks of the trade */
+    }
+    long psize = sysconf(_SC_PAGESIZE); /* LMDB's page: the system's */
+    n->ckpt_grow_pages = grow / (uint64_t)(psize > 0 ? psize : 4096);
+    if (!recorded && n->cfg.checkpoint_mode == NODE_CKPT_AUTO) {
+        /* Nothing to keep pinned: copies until the writes pause (a pin
+         * now would hold every page the first writes free). */
+        n->ckpt_inplace = true;
         return 0;
     }
     rc = kv_ckpt_pin(n->kv, &ck);
@@ -602,13 +669,13 @@ int node__checkpoint_open(struct node *n, char *msg, size_t msg_len)
         return rc;
     }
     kv_ckpt_unpin_older(n->kv, &ck);
-    n->ckpt_inplace = true;
-    uint64_t grow = CKPT_GROW_BYTES;
-    const char *tg = getenv("CAIRN_TEST_CKPT_GROW_MB");
-    if (tg != NULL && atoi(tg) > 0) {
-        grow = (uint64_t)atoi(tg) << 20; /* benchmarks of the trade */
+    if (copies) {
+        LOGI("node", "a checkpoint in place from an earlier run is kept "
+                     "until the first copy replaces it");
+        n->ckpt_force = true;
+        return 0;
     }
-    n->ckpt_grow_pages = grow / (ck.page_bytes ? ck.page_bytes : 4096);
+    n->ckpt_inplace = true;
     char old[600];
     snprintf(old, sizeof(old), "%s/store.ckpt", n->dir_snap);
     if (unlink(old) == 0) {
@@ -621,11 +688,22 @@ int node__checkpoint_open(struct node *n, char *msg, size_t msg_len)
 }
 
 /* The writes freed what the pins of checkpoints in place hold back:
- * checkpoint early, so that they are reused and the file stops growing. */
+ * checkpoint early (in place, or with auto a copy: the writes are back),
+ * so that they are reused and the file stops growing. No pin, no
+ * growth. */
 bool node__checkpoint_due(struct node *n)
 {
-    return n->ckpt_inplace && n->kv != NULL &&
+    return n->ckpt_grow_pages != 0 && n->kv != NULL &&
            kv_ckpt_growth(n->kv) >= n->ckpt_grow_pages;
+}
+
+/* Whether a copy of the store is on disk (auto: a pause replaces it). */
+bool node__checkpoint_copy_exists(struct node *n)
+{
+    char path[600];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/store.ckpt", n->dir_snap);
+    return stat(path, &st) == 0;
 }
 
 /* kv_defrag's hook: the new file's record joins the live file's before

@@ -240,9 +240,14 @@ struct node {
 
     /* checkpoints (node_ckpt.c) */
     bool ckpt_running;
-    bool ckpt_force;    /* a checkpoint now: the store was defragmented */
-    bool adopt_pending; /* a received copy waits for the running one */
-    bool ckpt_inplace;  /* checkpoints in place, not copies (node_ckpt.c) */
+    bool ckpt_force;       /* a checkpoint now: the store was defragmented */
+    bool adopt_pending;    /* a received copy waits for the running one */
+    bool ckpt_inplace;     /* checkpoints in place may be taken (node_ckpt.c) */
+    bool ckpt_rest;        /* the next one is in place: the writes paused */
+    bool rest_taken;       /* one was taken in this pause already */
+    uint64_t rest_applied; /* applied index when the pause began */
+    uint64_t rest_since_ms;
+    uint32_t ckpt_rest_ms;    /* a pause this long calls one in place */
     uint64_t ckpt_grow_pages; /* growth that calls the next one early */
     uint64_t ckpt_at;
     struct raft_snapshot_meta ckpt_meta; /* written with the checkpoint */
@@ -285,12 +290,13 @@ void node__snap_install_check(struct node *n);
 int node__state_write(struct node *n, bool clean);
 int node__state_damaged(struct node *n);
 int node__state_check(struct node *n, char *msg, size_t msg_len);
-int node__checkpoint_start(struct node *n);
+int node__checkpoint_start(struct node *n, bool inplace);
 int node__checkpoint_adopt(struct node *n, const char *path);
 void node__checkpoint_adopt_received(struct node *n);
 int node__store_catch_up(struct node *n, char *msg, size_t msg_len);
 int node__checkpoint_open(struct node *n, char *msg, size_t msg_len);
 bool node__checkpoint_due(struct node *n);
+bool node__checkpoint_copy_exists(struct node *n);
 int node__defrag(struct node *n);
 void node__crash_init(struct node *n);
 void node__crash_point(const struct node *n, const char *point);

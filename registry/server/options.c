@@ -56,12 +56,13 @@ static const struct row rows[] = {
     {"wal-dir", K_STR, F(wal_dir), NULL, "path to a dedicated WAL directory"},
     {"snapshot-count", K_UINT, F(snapshot_count), "100000",
      "committed transactions that trigger a snapshot to disk"},
-    {"store-checkpoint", K_STR, F(store_checkpoint), "copy",
+    {"store-checkpoint", K_STR, F(store_checkpoint), "auto",
      "how the store stays recoverable after a power loss: 'copy' (a "
-     "compacted copy of the store every snapshot) or 'in-place' (the live "
+     "compacted copy of the store every snapshot), 'in-place' (the live "
      "file's state pinned and synced, no copy: about half the disk, but "
      "about half the put rate under heavy random writes, which it writes "
-     "back at each checkpoint; see BENCHMARKS.md)"},
+     "back at each checkpoint) or 'auto' (copies while writes come, in "
+     "place once they pause: the copy is then removed; see BENCHMARKS.md)"},
     {"raft-log-memory-bytes", K_UINT, F(raft_log_memory_bytes), "33554432",
      "data of applied Raft entries kept in memory for a lagging follower "
      "(entries every member holds are given back at once); older ones are "
@@ -1073,9 +1074,11 @@ int options_validate(const struct options *o, char *err, size_t err_len)
         return ERR_INVALID;
     }
     if (strcmp(o->store_checkpoint, "copy") != 0 &&
-        strcmp(o->store_checkpoint, "in-place") != 0) {
+        strcmp(o->store_checkpoint, "in-place") != 0 &&
+        strcmp(o->store_checkpoint, "auto") != 0) {
         fail(err, err_len,
-             "--store-checkpoint: must be 'copy' or 'in-place', not '%s'",
+             "--store-checkpoint: must be 'auto', 'copy' or 'in-place', not "
+             "'%s'",
              o->store_checkpoint);
         return ERR_INVALID;
     }

@@ -940,7 +940,10 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     nc.heartbeat_ms = (uint32_t)o->heartbeat_interval_ms;
     nc.election_ms = (uint32_t)o->election_timeout_ms;
     nc.snapshot_count = o->snapshot_count;
-    nc.checkpoint_in_place = strcmp(o->store_checkpoint, "in-place") == 0;
+    nc.checkpoint_mode =
+        strcmp(o->store_checkpoint, "in-place") == 0 ? NODE_CKPT_IN_PLACE
+        : strcmp(o->store_checkpoint, "copy") == 0   ? NODE_CKPT_COPY
+                                                     : NODE_CKPT_AUTO;
     nc.raft_log_memory_bytes = o->raft_log_memory_bytes;
     nc.quota_bytes = s->limits.v[LIMIT_QUOTA_BACKEND_BYTES];
     nc.max_txn_ops = (uint32_t)o->max_txn_ops;
