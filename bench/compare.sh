@@ -33,7 +33,8 @@
 #     member/snap/db, cairnd's data.mdb; the file is a high-water mark),
 #     the bytes in use (Status dbSizeInUse) and the data directory (du -sb),
 #     serializable point gets and 1000-key prefix ranges for SECONDS each,
-#     then etcdctl compact --physical (waits for etcd's background
+#     the data directory again (no write for 2 x SECONDS: cairnd's
+#     --store-checkpoint auto has had its pause), then etcdctl compact --physical (waits for etcd's background
 #     compaction) at the current revision and etcdctl defrag, and
 #     both sizes again.
 # Every process it starts is stopped by PID on exit; everything it writes
@@ -419,6 +420,10 @@ part_footprint() {
         run footprint 1 $s prefix-s "$p" "$ep" range --conns 10 --clients 100 \
             --duration "$SECS" --key-space "$FOOT_KEYS" --no-preload \
             --consistency s --prefix-digits 3
+        # The same directory after the reads (2 x SECONDS without a write):
+        # where cairnd's --store-checkpoint auto has had its pause.
+        sync
+        emit "\"part\":\"footprint-rest\",\"server\":\"$s\",\"store_bytes\":$(store_file "$d/$s/data" $s),\"dir_bytes\":$(du -sb "$d/$s/data" | cut -f1)"
         rev=$(ETCDCTL_API=3 "$ctl" --endpoints "$ep" endpoint status -w json 2>/dev/null |
             python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["header"]["revision"])' 2>/dev/null)
         if [ -z "$rev" ] ||
@@ -605,6 +610,9 @@ if any(r.get("part") == "footprint" for r in rows):
                "footprint: store in use after the puts MB", scale=1.0 / 2**20)
     single_val("footprint-disk", "dir_bytes",
                "footprint: data dir after the puts MB", scale=1.0 / 2**20)
+    single_val("footprint-rest", "dir_bytes",
+               "footprint: data dir after the puts and the reads MB",
+               scale=1.0 / 2**20)
     single_val("footprint-defrag", "store_bytes",
                "footprint: store file after compact+defrag MB",
                scale=1.0 / 2**20)
