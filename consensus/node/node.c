@@ -857,15 +857,26 @@ static void serve_reads(struct node *n)
 static void maybe_snapshot(struct node *n)
 {
     int rc;
-    if ((n->applied < n->snap_index + n->cfg.snapshot_count && !n->ckpt_force &&
-         !n->ckpt_rest && !node__checkpoint_due(n)) ||
+    bool period = n->applied >= n->snap_index + n->cfg.snapshot_count;
+    bool early =
+        !period && !n->ckpt_force && !n->ckpt_rest && node__checkpoint_due(n);
+    if ((!period && !n->ckpt_force && !n->ckpt_rest && !early) ||
         n->ckpt_running || n->snap_installing || n->adopt_pending ||
         n->closing || n->applied == 0) {
         return;
     }
+    /* auto: the first early one (the pin of a pause's checkpoint holds
+     * what the writes freed since) stays in place too: it writes back
+     * what the writes dirtied since the pause, where a copy writes the
+     * whole store, so a burst between pauses costs no copy. A second one
+     * before the next pause means the writes go on: copies take over. */
     bool inplace =
-        n->ckpt_inplace && (n->cfg.checkpoint_mode == NODE_CKPT_IN_PLACE ||
-                            n->ckpt_force || n->ckpt_rest);
+        n->ckpt_inplace &&
+        (n->cfg.checkpoint_mode == NODE_CKPT_IN_PLACE || n->ckpt_force ||
+         n->ckpt_rest || (early && !n->ckpt_early_taken));
+    if (early && inplace) {
+        n->ckpt_early_taken = true;
+    }
     n->ckpt_force = false;
     n->ckpt_rest = false;
     n->ckpt_at = n->applied;
@@ -1064,6 +1075,9 @@ static void rest_check(struct node *n, uint64_t now)
         n->rest_since_ms = now;
         n->rest_taken = false;
         return;
+    }
+    if (now - n->rest_since_ms >= n->ckpt_rest_ms) {
+        n->ckpt_early_taken = false; /* a pause: the next burst may too */
     }
     if (n->rest_taken || n->ckpt_running ||
         now - n->rest_since_ms < n->ckpt_rest_ms) {

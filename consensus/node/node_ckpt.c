@@ -33,6 +33,17 @@
  *        allocated since the last one. Under heavy random writes that is
  *        more I/O and a larger file than the copy (BENCHMARKS.md,
  *        "Checkpoints in place"), hence not the default.
+ *      - auto (the default): copies while the writes come, and once the
+ *        applied index has stood still for CKPT_REST_MS (node.c,
+ *        rest_check) or right after a defrag, one in place, which removes
+ *        the copy (about the store's size: half the directory at rest).
+ *        When the writes resume, the pin holds what they free; once that
+ *        reaches CKPT_GROW_BYTES, one more in place (it writes back what
+ *        the burst dirtied, not the whole store), and at the next such
+ *        point with still no pause, a copy: the record goes (durably,
+ *        after the copy is) before the pins do (ckpt_unrecord), since a
+ *        record of an unpinned state would bring the file back to pages
+ *        since reused.
  *     A snapshot received from the leader is such a copy too and becomes
  *     store.ckpt when installed, until the next checkpoint in place of the
  *     new file removes it.
@@ -65,7 +76,11 @@
  *   snap-adopt  both halves done, the received file not yet the store's
  *               checkpoint;
  *   defrag-swap a defrag's new file swapped in, no checkpoint taken of it
- *               yet (in place: only the defrag's own record covers it).
+ *               yet (in place: only the defrag's own record covers it);
+ *   ckpt-copied a copy durable, the record of a checkpoint in place not
+ *               yet removed (it still wins at a restore);
+ *   ckpt-unrecorded  the record removed durably, the pins not dropped,
+ *               the Raft snapshot's metadata not yet saved.
  */
 #include "consensus/node/node_int.h"
 

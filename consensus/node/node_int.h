@@ -245,6 +245,7 @@ struct node {
     bool ckpt_inplace;     /* checkpoints in place may be taken (node_ckpt.c) */
     bool ckpt_rest;        /* the next one is in place: the writes paused */
     bool rest_taken;       /* one was taken in this pause already */
+    bool ckpt_early_taken; /* auto: an early one in place since the pause */
     uint64_t rest_applied; /* applied index when the pause began */
     uint64_t rest_since_ms;
     uint32_t ckpt_rest_ms;    /* a pause this long calls one in place */
