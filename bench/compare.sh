@@ -33,8 +33,9 @@
 #     member/snap/db, cairnd's data.mdb; the file is a high-water mark),
 #     the bytes in use (Status dbSizeInUse) and the data directory (du -sb),
 #     serializable point gets and 1000-key prefix ranges for SECONDS each,
-#     the data directory again (no write for 2 x SECONDS: cairnd's
-#     --store-checkpoint auto has had its pause), then etcdctl compact --physical (waits for etcd's background
+#     the data directory again FOOT_REST s after the last put (cairnd's
+#     --store-checkpoint auto checkpoints in place after 30 s without a
+#     write, and removes its copy), then etcdctl compact --physical (waits for etcd's background
 #     compaction) at the current revision and etcdctl defrag, and
 #     both sizes again.
 # Every process it starts is stopped by PID on exit; everything it writes
@@ -48,7 +49,8 @@
 #                            COMPARE_BUDGET_S/3 is left when it starts
 #   COMPARE_RESTARTS [3]     restarts per server kind
 #   COMPARE_PARTS [single,three,restart]   (footprint: see 4.)
-#   COMPARE_FOOT_TOTAL [300000], COMPARE_FOOT_KEYS [100000]  footprint part
+#   COMPARE_FOOT_TOTAL [300000], COMPARE_FOOT_KEYS [100000],
+#   COMPARE_FOOT_REST [35]   footprint part
 #   COMPARE_BUDGET_S [1200]  time bound of the whole comparison
 #   COMPARE_DIR [$TMPDIR or /tmp]  where the data directories go
 #   COMPARE_OUT              also write the table (and raw JSON lines) here
@@ -74,6 +76,7 @@ PARTS=${COMPARE_PARTS:-single,three,restart}
 BUDGET=${COMPARE_BUDGET_S:-1200}
 FOOT_TOTAL=${COMPARE_FOOT_TOTAL:-300000}
 FOOT_KEYS=${COMPARE_FOOT_KEYS:-100000}
+FOOT_REST=${COMPARE_FOOT_REST:-35}
 if [ $QUICK = 1 ]; then
     ROUNDS=1 SECS=2 KEYS=${COMPARE_KEYS:-100000} RESTARTS=1
 fi
@@ -412,6 +415,7 @@ part_footprint() {
         fi
         run footprint 1 $s put "$p" "$ep" put --conns 10 --clients 100 \
             --total "$FOOT_TOTAL" --key-space "$FOOT_KEYS" --val-size 256
+        local t_put=$SECONDS
         sync
         emit "\"part\":\"footprint-disk\",\"server\":\"$s\",\"store_bytes\":$(store_file "$d/$s/data" $s),\"in_use_bytes\":$(in_use "$ctl" "$ep"),\"dir_bytes\":$(du -sb "$d/$s/data" | cut -f1)"
         run footprint 1 $s get-s "$p" "$ep" range --conns 10 --clients 100 \
@@ -420,8 +424,11 @@ part_footprint() {
         run footprint 1 $s prefix-s "$p" "$ep" range --conns 10 --clients 100 \
             --duration "$SECS" --key-space "$FOOT_KEYS" --no-preload \
             --consistency s --prefix-digits 3
-        # The same directory after the reads (2 x SECONDS without a write):
-        # where cairnd's --store-checkpoint auto has had its pause.
+        # The same directory at rest, FOOT_REST s after the last put (the
+        # reads write nothing): cairnd's --store-checkpoint auto takes its
+        # checkpoint in place after 30 s without a write.
+        local wait_rest=$((FOOT_REST - (SECONDS - t_put)))
+        if [ "$wait_rest" -gt 0 ]; then sleep "$wait_rest"; fi
         sync
         emit "\"part\":\"footprint-rest\",\"server\":\"$s\",\"store_bytes\":$(store_file "$d/$s/data" $s),\"dir_bytes\":$(du -sb "$d/$s/data" | cut -f1)"
         rev=$(ETCDCTL_API=3 "$ctl" --endpoints "$ep" endpoint status -w json 2>/dev/null |
@@ -452,7 +459,7 @@ done
 emit "\"part\":\"end\",\"elapsed_s\":$(elapsed),\"keys_note\":\"$KEYS_NOTE\""
 
 python3 - "$RES" >"$TMP/table.txt" <<'PYEOF'
-import json, statistics, sys
+import json, os, statistics, sys
 
 rows = []
 for line in open(sys.argv[1]):
@@ -611,7 +618,8 @@ if any(r.get("part") == "footprint" for r in rows):
     single_val("footprint-disk", "dir_bytes",
                "footprint: data dir after the puts MB", scale=1.0 / 2**20)
     single_val("footprint-rest", "dir_bytes",
-               "footprint: data dir after the puts and the reads MB",
+               "footprint: data dir at rest (%s s after the puts) MB" %
+               os.environ.get("COMPARE_FOOT_REST", "35"),
                scale=1.0 / 2**20)
     single_val("footprint-defrag", "store_bytes",
                "footprint: store file after compact+defrag MB",

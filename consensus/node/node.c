@@ -865,17 +865,21 @@ static void maybe_snapshot(struct node *n)
         n->closing || n->applied == 0) {
         return;
     }
-    /* auto: the first early one (the pin of a pause's checkpoint holds
-     * what the writes freed since) stays in place too: it writes back
-     * what the writes dirtied since the pause, where a copy writes the
-     * whole store, so a burst between pauses costs no copy. A second one
-     * before the next pause means the writes go on: copies take over. */
+    /* auto: after a pause the early ones stay in place while what they
+     * wrote back since is less than a copy would write (the store's bytes
+     * in use); then a copy, and copies until the next pause (rent or buy:
+     * a burst between pauses costs no copy, and steady writes cost at
+     * most about twice what copies alone would). What one writes back is
+     * what the writes dirtied under the pin: about twice the early
+     * trigger's bytes (BENCHMARKS.md, "Checkpoints chosen by the load"). */
     bool inplace =
-        n->ckpt_inplace &&
-        (n->cfg.checkpoint_mode == NODE_CKPT_IN_PLACE || n->ckpt_force ||
-         n->ckpt_rest || (early && !n->ckpt_early_taken));
-    if (early && inplace) {
-        n->ckpt_early_taken = true;
+        n->ckpt_inplace && (n->cfg.checkpoint_mode == NODE_CKPT_IN_PLACE ||
+                            n->ckpt_force || n->ckpt_rest);
+    if (early && n->ckpt_inplace && !inplace) {
+        uint64_t db, in_use;
+        node_store_size(n, &db, &in_use);
+        inplace = n->ckpt_early_bytes + 2 * n->ckpt_grow_bytes <= in_use;
+        n->ckpt_early_bytes += inplace ? 2 * n->ckpt_grow_bytes : 0;
     }
     n->ckpt_force = false;
     n->ckpt_rest = false;
@@ -916,8 +920,11 @@ void node__snapshot_finish(struct node *n)
         j->release_before = keep_from;
         node__jobq_push(&n->wal_in, j);
     }
-    LOGI("node", "snapshot at index %llu (term %llu); log kept from %llu",
+    LOGI("node",
+         "snapshot at index %llu (term %llu; the store's checkpoint %s); "
+         "log kept from %llu",
          (unsigned long long)meta.index, (unsigned long long)meta.term,
+         n->ckpt_last_inplace ? "in place" : "a copy",
          (unsigned long long)keep_from);
 }
 
@@ -1077,7 +1084,7 @@ static void rest_check(struct node *n, uint64_t now)
         return;
     }
     if (now - n->rest_since_ms >= n->ckpt_rest_ms) {
-        n->ckpt_early_taken = false; /* a pause: the next burst may too */
+        n->ckpt_early_bytes = 0; /* a pause: the next burst starts over */
     }
     if (n->rest_taken || n->ckpt_running ||
         now - n->rest_since_ms < n->ckpt_rest_ms) {

@@ -37,13 +37,14 @@
  *        applied index has stood still for CKPT_REST_MS (node.c,
  *        rest_check) or right after a defrag, one in place, which removes
  *        the copy (about the store's size: half the directory at rest).
- *        When the writes resume, the pin holds what they free; once that
- *        reaches CKPT_GROW_BYTES, one more in place (it writes back what
- *        the burst dirtied, not the whole store), and at the next such
- *        point with still no pause, a copy: the record goes (durably,
- *        after the copy is) before the pins do (ckpt_unrecord), since a
- *        record of an unpinned state would bring the file back to pages
- *        since reused.
+ *        When the writes resume, the pin holds what they free; each time
+ *        that reaches CKPT_GROW_BYTES, one more in place (it writes back
+ *        what the burst dirtied, not the whole store) until those add up
+ *        to the store's bytes in use (node.c, maybe_snapshot: rent or
+ *        buy), then a copy: the record goes (durably, after the copy is)
+ *        before the pins do (ckpt_unrecord), since a record of an
+ *        unpinned state would bring the file back to pages since
+ *        reused.
  *     A snapshot received from the leader is such a copy too and becomes
  *     store.ckpt when installed, until the next checkpoint in place of the
  *     new file removes it.
@@ -109,9 +110,13 @@
  * file). */
 #define CKPT_GROW_BYTES ((uint64_t)16 << 20)
 /* --store-checkpoint auto: a pause in the writes this long calls a
- * checkpoint in place (node.c, rest_check); CAIRN_TEST_CKPT_REST_MS sets
- * it for tests. */
-#define CKPT_REST_MS    3000
+ * checkpoint in place (node.c, rest_check). As long as the kernel keeps a
+ * dirty page before writing it back (vm.dirty_expire_centisecs, 30 s by
+ * default): by then the checkpoint's fsync finds little left to write, and
+ * writes that pause for less go on as with copies, their pages rewritten
+ * in the page cache rather than on the disk at every pause.
+ * CAIRN_TEST_CKPT_REST_MS sets it for tests. */
+#define CKPT_REST_MS    30000
 
 static void boot_id(char *out, size_t cap)
 {
@@ -593,6 +598,7 @@ static void ckpt_done(uv_work_t *w, int status)
         LOGW("node", "writing the store checkpoint: %s (the log is kept)",
              err_str(rc));
     } else if (!n->closing) {
+        n->ckpt_last_inplace = c->inplace;
         node__snapshot_finish(n);
     }
     mem_free(c);
@@ -643,6 +649,7 @@ int node__checkpoint_open(struct node *n, char *msg, size_t msg_len)
     char meta[600];
     n->ckpt_inplace = false;
     n->ckpt_grow_pages = 0;
+    n->ckpt_grow_bytes = 0;
     n->ckpt_rest_ms = CKPT_REST_MS;
     const char *tr = getenv("CAIRN_TEST_CKPT_REST_MS");
     if (tr != NULL && atoi(tr) > 0) {
@@ -669,6 +676,7 @@ int node__checkpoint_open(struct node *n, char *msg, size_t msg_len)
     }
     long psize = sysconf(_SC_PAGESIZE); /* LMDB's page: the system's */
     n->ckpt_grow_pages = grow / (uint64_t)(psize > 0 ? psize : 4096);
+    n->ckpt_grow_bytes = grow;
     if (!recorded && n->cfg.checkpoint_mode == NODE_CKPT_AUTO) {
         /* Nothing to keep pinned: copies until the writes pause (a pin
          * now would hold every page the first writes free). */

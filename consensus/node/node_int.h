@@ -240,16 +240,19 @@ struct node {
 
     /* checkpoints (node_ckpt.c) */
     bool ckpt_running;
-    bool ckpt_force;       /* a checkpoint now: the store was defragmented */
-    bool adopt_pending;    /* a received copy waits for the running one */
-    bool ckpt_inplace;     /* checkpoints in place may be taken (node_ckpt.c) */
-    bool ckpt_rest;        /* the next one is in place: the writes paused */
-    bool rest_taken;       /* one was taken in this pause already */
-    bool ckpt_early_taken; /* auto: an early one in place since the pause */
-    uint64_t rest_applied; /* applied index when the pause began */
+    bool ckpt_force;    /* a checkpoint now: the store was defragmented */
+    bool adopt_pending; /* a received copy waits for the running one */
+    bool ckpt_inplace;  /* checkpoints in place may be taken (node_ckpt.c) */
+    bool ckpt_rest;     /* the next one is in place: the writes paused */
+    bool rest_taken;    /* one was taken in this pause already */
+    uint64_t ckpt_early_bytes; /* auto: written back in place since the
+                                * pause by early checkpoints */
+    uint64_t rest_applied;     /* applied index when the pause began */
     uint64_t rest_since_ms;
     uint32_t ckpt_rest_ms;    /* a pause this long calls one in place */
     uint64_t ckpt_grow_pages; /* growth that calls the next one early */
+    uint64_t ckpt_grow_bytes; /* the same in bytes */
+    bool ckpt_last_inplace;   /* the kind of the newest (for the log) */
     uint64_t ckpt_at;
     struct raft_snapshot_meta ckpt_meta; /* written with the checkpoint */
     bool close_finished;
