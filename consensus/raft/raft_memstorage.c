@@ -431,8 +431,10 @@ int raft_memstorage_compact(struct raft_memstorage *ms,
             conf_free(ms, &ms->confs[c]);
             c++;
         }
-        memmove(ms->confs, ms->confs + c,
-                (ms->confs_n - c) * sizeof(*ms->confs));
+        if (c > 0) { /* none: confs may be NULL, and memmove's may not */
+            memmove(ms->confs, ms->confs + c,
+                    (ms->confs_n - c) * sizeof(*ms->confs));
+        }
         ms->confs_n -= c;
         ms->base -= k;
     }
