@@ -433,6 +433,7 @@ struct ckpt_work {
     struct raft_snapshot_meta meta; /* copied from the node at start */
     bool inplace;
     bool pinned;
+    bool recorded;          /* in place: store.meta names ck, durably */
     struct kv_ckpt ck;      /* in place: the state pinned */
     struct kv_file_id file; /* a copy: the file copied, whose pins go */
     int err;
@@ -450,6 +451,7 @@ static int ckpt_inplace(struct ckpt_work *c)
     c->pinned = rc == 0;
     rc = rc != 0 ? rc : kv_sync(n->kv);
     rc = rc != 0 ? rc : meta_save(n, &c->ck, 1);
+    c->recorded = rc == 0;
     uv_rwlock_rdunlock(&n->store_lock);
     return rc;
 }
@@ -572,6 +574,11 @@ static void ckpt_done(uv_work_t *w, int status)
             snprintf(old, sizeof(old), "%s/store.ckpt", n->dir_snap);
             (void)unlink(old);
         }
+    } else if (c->pinned && c->recorded) {
+        /* Failed after the record (saving the Raft snapshot's metadata):
+         * the record names this state now, so its pin stays; so does the
+         * WAL, since no snapshot is finished. */
+        kv_ckpt_unpin_older(n->kv, &c->ck);
     } else if (c->pinned) {
         kv_ckpt_unpin(n->kv, &c->ck);
     } else if (!c->inplace && rc == 0) {
