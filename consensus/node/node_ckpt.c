@@ -576,8 +576,10 @@ static void ckpt_done(uv_work_t *w, int status)
         }
     } else if (c->pinned && c->recorded) {
         /* Failed after the record (saving the Raft snapshot's metadata):
-         * the record names this state now, so its pin stays; so does the
-         * WAL, since no snapshot is finished. */
+         * the record names this state now, so its pin stays and the older
+         * ones go (they kept its pages safe, but held every page freed
+         * since, so the file grew until a checkpoint succeeded). The WAL
+         * stays, since no snapshot is finished. */
         kv_ckpt_unpin_older(n->kv, &c->ck);
     } else if (c->pinned) {
         kv_ckpt_unpin(n->kv, &c->ck);
