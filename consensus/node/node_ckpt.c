@@ -720,9 +720,10 @@ int node__checkpoint_open(struct node *n, char *msg, size_t msg_len)
 }
 
 /* The writes freed what the pins of checkpoints in place hold back:
- * checkpoint early (in place, or with auto a copy: the writes are back),
- * so that they are reused and the file stops growing. No pin, no
- * growth. */
+ * checkpoint early (in place; with auto a copy once the early ones since
+ * the pause have written back about a copy's bytes: node.c,
+ * maybe_snapshot), so that they are reused and the file stops growing. No
+ * pin, no growth. */
 bool node__checkpoint_due(struct node *n)
 {
     return n->ckpt_grow_pages != 0 && n->kv != NULL &&
