@@ -56,6 +56,7 @@ static void defaults_are_etcds(void **state)
     assert_string_equal(o.listen_client_urls.urls[0], "http://localhost:2379");
     assert_string_equal(o.initial_cluster, "default=http://localhost:2380");
     assert_string_equal(o.initial_cluster_state, "new");
+    assert_string_equal(o.store_checkpoint, "auto"); /* the default */
     assert_string_equal(o.initial_cluster_token, "etcd-cluster");
     assert_true(o.strict_reconfig_check);
     options_free(&o);
@@ -108,6 +109,17 @@ static void unknown_and_invalid_flags_are_named(void **state)
         ERR_INVALID);
     assert_non_null(strstr(err, "--initial-cluster-state"));
     options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 2, "--store-checkpoint", "sometimes"),
+                     ERR_INVALID);
+    assert_non_null(strstr(err, "must be 'auto', 'copy' or 'in-place'"));
+    options_free(&o);
+    for (int i = 0; i < 3; i++) {
+        const char *kinds[] = {"auto", "copy", "in-place"};
+        assert_int_equal(
+            parse(&o, empty_env, 2, "--store-checkpoint", kinds[i]), 0);
+        assert_string_equal(o.store_checkpoint, kinds[i]);
+        options_free(&o);
+    }
     assert_int_equal(
         parse(&o, empty_env, 2, "--grpc-keepalive-min-time", "5 parsecs"),
         ERR_INVALID);
