@@ -232,6 +232,13 @@ void log_hard_state(const struct log *l, struct log_hard_state *hs);
  * are the codes struct raft_storage (consensus/raft) expects. */
 int log_term(const struct log *l, uint64_t i, uint64_t *term);
 
+/* Entry i's term, Raft type and data length, from memory (no I/O, and so
+ * no checksum: log_entries reads and checks the data). Errors:
+ * ERR_COMPACTED (i < first), ERR_NOT_FOUND (i > last), the failed-state
+ * code. */
+int log_entry_meta(const struct log *l, uint64_t i, uint64_t *term,
+                   uint8_t *type, uint32_t *len);
+
 /* Read entries [lo, hi): stops before the entry that would take the data
  * total past max_bytes (but always returns at least one when lo < hi),
  * when out_cap entries are filled, or when the arena is full. Data is read

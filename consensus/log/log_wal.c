@@ -88,6 +88,7 @@ struct log {
     struct ix *ix;     /* entries first.. at ix[ix_start..ix_start+ix_n) */
     struct runs terms; /* each entry's term */
     struct runs seqs;  /* each entry's segment */
+    struct runs types; /* each entry's Raft type (log_entry_meta) */
     size_t ix_start;
     size_t ix_n;
     size_t ix_cap;
@@ -170,6 +171,7 @@ static void ix_truncate(struct log *l, uint64_t last_keep)
         l->ix_n = (size_t)(last_keep + 1 - l->first);
         runs_truncate(&l->terms, last_keep);
         runs_truncate(&l->seqs, last_keep);
+        runs_truncate(&l->types, last_keep);
     }
 }
 
@@ -179,6 +181,7 @@ static void ix_reset(struct log *l, uint64_t index, uint64_t term)
     l->ix_n = 0;
     l->terms.n = 0;
     l->seqs.n = 0;
+    l->types.n = 0;
     l->first = index + 1;
     l->prev_term = term;
 }
@@ -198,15 +201,17 @@ static void ix_drop_front(struct log *l, uint64_t new_first)
     if (l->ix_n == 0) {
         l->terms.n = 0;
         l->seqs.n = 0;
+        l->types.n = 0;
     } else {
         runs_drop_front(&l->terms, new_first);
         runs_drop_front(&l->seqs, new_first);
+        runs_drop_front(&l->types, new_first);
     }
 }
 
 /* Push entry i (== last + 1, after truncation) with its location. */
-static void ix_push(struct log *l, uint64_t i, uint64_t term, uint64_t seq,
-                    uint64_t off, uint32_t len)
+static void ix_push(struct log *l, uint64_t i, uint64_t term, uint8_t type,
+                    uint64_t seq, uint64_t off, uint32_t len)
 {
     struct ix *x;
     ASSERT(i == last_index(l) + 1);
@@ -216,6 +221,7 @@ static void ix_push(struct log *l, uint64_t i, uint64_t term, uint64_t seq,
     x->len = len;
     runs_push(&l->terms, i, term);
     runs_push(&l->seqs, i, seq);
+    runs_push(&l->types, i, type);
     l->ix_n++;
 }
 
@@ -642,12 +648,15 @@ static int frm_apply(struct log *l, const struct seg *s, uint64_t off,
         if (rc == 0) {
             rc = runs_reserve(&l->seqs, 1);
         }
+        if (rc == 0) {
+            rc = runs_reserve(&l->types, 1);
+        }
         if (rc < 0) {
             err_msg(msg, msg_len, "wal: %s: entry %" PRIu64 ": %s", file, i,
                     err_str(rc));
             return rc;
         }
-        ix_push(l, i, term, s->seq, rec_off, len);
+        ix_push(l, i, term, p[9], s->seq, rec_off, len);
         next = i + 1;
     }
     return 0;
@@ -1038,6 +1047,7 @@ void log_close(struct log *l)
     mem_free(l->ix);
     runs_free(&l->terms);
     runs_free(&l->seqs);
+    runs_free(&l->types);
     mem_free(l->segs);
     mem_free(l);
 }
@@ -1127,7 +1137,7 @@ static int frame_write(struct log *l, const struct log_entry *e, size_t cnt,
     }
     for (size_t k = 0; k < cnt; k++) {
         ix_truncate(l, e[k].index - 1);
-        ix_push(l, e[k].index, e[k].term, s->seq, off + ro,
+        ix_push(l, e[k].index, e[k].term, e[k].type, s->seq, off + ro,
                 REC_ENTRY_BODY + e[k].len);
         ro += rec_size_entry(e[k].len);
     }
@@ -1179,6 +1189,9 @@ int log_append(struct log *l, const struct log_entry *e, size_t n,
     }
     if (rc == 0 && n > 0) {
         rc = runs_reserve(&l->seqs, n);
+    }
+    if (rc == 0 && n > 0) {
+        rc = runs_reserve(&l->types, n);
     }
     /* Reserve everything before the first byte is written, so -ENOMEM
      * leaves the log as it was: the largest frame, one segment per frame. */
@@ -1305,6 +1318,25 @@ int log_term(const struct log *l, uint64_t i, uint64_t *term)
         return ERR_NOT_FOUND;
     }
     *term = term_at(l, i);
+    return 0;
+}
+
+int log_entry_meta(const struct log *l, uint64_t i, uint64_t *term,
+                   uint8_t *type, uint32_t *len)
+{
+    ASSERT(l != NULL && term != NULL && type != NULL && len != NULL);
+    if (l->failed) {
+        return l->failed;
+    }
+    if (i < l->first) {
+        return ERR_COMPACTED;
+    }
+    if (i > last_index(l)) {
+        return ERR_NOT_FOUND;
+    }
+    *term = term_at(l, i);
+    *type = (uint8_t)runs_at(&l->types, i);
+    *len = ix_at(l, i)->len - REC_ENTRY_BODY;
     return 0;
 }
 

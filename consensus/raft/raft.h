@@ -742,6 +742,14 @@ int raft_memstorage_compact(struct raft_memstorage *ms,
  * WAL) and applied may go. */
 uint64_t raft_memstorage_evict(struct raft_memstorage *ms, uint64_t upto,
                                uint64_t keep_bytes);
+/* Append entries that are already evicted (a driver loading a log whose
+ * older part it can read again: fetch), after every entry held is evicted
+ * too: entries carry no data, except configuration entries, which keep
+ * theirs (copied). Errors: ERR_INVALID (an entry held has its data, a
+ * gap, data where none may be, or none on a configuration entry),
+ * -ENOMEM (unchanged). */
+int raft_memstorage_append_evicted(struct raft_memstorage *ms,
+                                   const struct raft_entry *ents, size_t count);
 /* Index's term (0, or ERR_COMPACTED / ERR_NOT_FOUND as storage.term), and
  * the entry itself while it is kept whole (NULL once folded into a run of
  * terms, or out of range). For checkers: both read only. */

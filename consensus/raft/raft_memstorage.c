@@ -501,6 +501,29 @@ uint64_t raft_memstorage_evict(struct raft_memstorage *ms, uint64_t upto,
     return freed;
 }
 
+int raft_memstorage_append_evicted(struct raft_memstorage *ms,
+                                   const struct raft_entry *ents, size_t count)
+{
+    if (ms->evicted != ms->count) {
+        return ERR_INVALID;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (ents[i].data != NULL && ents[i].type != RAFT_ENTRY_CONF) {
+            return ERR_INVALID;
+        }
+        if (ents[i].data == NULL && ents[i].len > 0 &&
+            ents[i].type == RAFT_ENTRY_CONF) {
+            return ERR_INVALID;
+        }
+    }
+    int rc = raft_memstorage_append(ms, ents, count);
+    if (rc == 0) {
+        ms->evicted = ms->count;
+        fold_evicted(ms);
+    }
+    return rc;
+}
+
 int raft_memstorage_term(const struct raft_memstorage *ms, uint64_t index,
                          uint64_t *term)
 {

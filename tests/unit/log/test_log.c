@@ -171,6 +171,14 @@ static void check_range(struct log *l, uint64_t lo, uint64_t hi,
             assert_memory_equal(out[k].data, want, out[k].len);
             assert_int_equal(log_term(l, i, &t), 0);
             assert_int_equal(t, term_of(i));
+            /* the same from memory alone (load_wal's dataless head) */
+            uint8_t ty = 0xff;
+            uint32_t ln = 0;
+            t = 0;
+            assert_int_equal(log_entry_meta(l, i, &t, &ty, &ln), 0);
+            assert_int_equal(t, term_of(i));
+            assert_int_equal(ty, i % 3);
+            assert_int_equal(ln, len_for(i));
         }
     }
 }

@@ -601,6 +601,73 @@ static void memstorage_evicts_applied_data_and_keeps_terms(void **state)
     raft_memstorage_close(&ms);
 }
 
+/* A driver loading a log whose head it can read again appends that head
+ * without data (configuration entries with theirs): it is evicted and
+ * folded at once, reads of it go to fetch, last_conf finds the conf, and
+ * entries with data follow as usual. Data where none may be, or an
+ * append after a resident entry, is refused and changes nothing. */
+static void memstorage_appends_evicted_head(void **state)
+{
+    (void)state;
+    struct raft_memstorage ms;
+    struct raft_entry e[300], out[4], got;
+    uint8_t pay[16];
+    uint64_t t = 0;
+    size_t n = 0;
+    memset(pay, 'h', sizeof(pay));
+    raft_memstorage_init(&ms);
+    for (int i = 0; i < 300; i++) {
+        bool conf = i == 120;
+        e[i] = (struct raft_entry){
+            .index = (uint64_t)i + 1,
+            .term = i < 150 ? 1 : 2,
+            .type = conf ? RAFT_ENTRY_CONF : RAFT_ENTRY_NORMAL,
+            .len = i % 7 == 0 ? 0 : (conf ? 3 : sizeof(pay)),
+            .data = conf ? pay : NULL};
+    }
+    /* data on a normal entry, none on a conf entry: refused */
+    struct raft_entry bad = e[0];
+    bad.len = 4;
+    bad.data = pay;
+    assert_int_equal(raft_memstorage_append_evicted(&ms, &bad, 1), ERR_INVALID);
+    bad = e[120];
+    bad.data = NULL;
+    assert_int_equal(raft_memstorage_append_evicted(&ms, &bad, 1), ERR_INVALID);
+    assert_int_equal(ms.count, 0);
+    assert_int_equal(raft_memstorage_append_evicted(&ms, e, 121), 0);
+    assert_int_equal(raft_memstorage_append_evicted(&ms, e + 121, 179), 0);
+    assert_int_equal(ms.count, 300);
+    assert_int_equal(ms.evicted, 300);
+    assert_int_equal(ms.base, 300);
+    assert_int_equal(ms.terms.n, 2);
+    assert_int_equal(ms.confs_n, 1);
+    assert_int_equal(ms.resident_bytes, 3);
+    const struct raft_storage *st = raft_memstorage_storage(&ms);
+    assert_int_equal(st->term(st->ctx, 150, &t), 0);
+    assert_int_equal(t, 1);
+    assert_int_equal(st->term(st->ctx, 151, &t), 0);
+    assert_int_equal(t, 2);
+    assert_int_equal(st->last_index(st->ctx, &t), 0);
+    assert_int_equal(t, 300);
+    assert_int_equal(st->entries(st->ctx, 5, 10, 0, out, 4, &n), ERR_BUSY);
+    assert_int_equal(st->last_conf(st->ctx, 1, 300, &got), 0);
+    assert_int_equal(got.index, 121);
+    assert_memory_equal(got.data, pay, 3);
+    /* the tail comes with its data and reads as usual */
+    struct raft_entry tail = {.index = 301, .term = 2, .len = 5, .data = pay};
+    assert_int_equal(raft_memstorage_append(&ms, &tail, 1), 0);
+    assert_int_equal(st->entries(st->ctx, 301, 302, 0, out, 4, &n), 0);
+    assert_int_equal(n, 1);
+    assert_memory_equal(out[0].data, pay, 5);
+    /* after a resident entry, a dataless one is refused */
+    struct raft_entry more = {.index = 302, .term = 2, .len = 5};
+    assert_int_equal(raft_memstorage_append_evicted(&ms, &more, 1),
+                     ERR_INVALID);
+    assert_int_equal(st->last_index(st->ctx, &t), 0);
+    assert_int_equal(t, 301);
+    raft_memstorage_close(&ms);
+}
+
 /* Evicted entries are folded into runs of terms (and a list of
  * configuration entries), so that a long log costs memory only for the
  * entries still whole: terms, last_conf, compaction inside and past the
@@ -1301,6 +1368,7 @@ int main(void)
         cmocka_unit_test(entries_after_a_pending_snapshot_match_from_storage),
         cmocka_unit_test(memstorage_evicts_applied_data_and_keeps_terms),
         cmocka_unit_test(memstorage_folds_evicted_entries),
+        cmocka_unit_test(memstorage_appends_evicted_head),
         cmocka_unit_test(evicted_entries_reach_a_lagging_follower_once_loaded),
         cmocka_unit_test(busy_storage_is_retried_at_the_next_heartbeat),
         cmocka_unit_test(membership_add_learner_promote_remove),
