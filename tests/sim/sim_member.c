@@ -544,6 +544,17 @@ static int member_recover(struct sim *s, struct sim_member *m,
                       (unsigned long)m->id, (unsigned long)first);
         return ERR_CORRUPT;
     }
+    /* As load_wal: with eviction on, what Raft will not hand out again
+     * (the store holds it, and it is committed) goes in without its data,
+     * configuration entries apart; reads of it go to member_fetch. */
+    uint64_t bare = 0;
+    if (m->evict_on) {
+        struct log_hard_state hs0;
+        log_hard_state(m->log, &hs0);
+        uint64_t c0 = hs0.commit > out->snap.meta.index ? hs0.commit
+                                                         : out->snap.meta.index;
+        bare = m->fsm.applied < c0 ? m->fsm.applied : c0;
+    }
     rc = 0;
     for (uint64_t lo = first; rc == 0 && lo <= last;) {
         struct log_entry le[READ_BATCH];
@@ -570,7 +581,19 @@ static int member_recover(struct sim *s, struct sim_member *m,
             re[i].len = le[i].len;
         }
         check_durable(s, m, re, count);
-        rc = raft_memstorage_append(out, re, count);
+        size_t nb = 0;
+        while (nb < count && re[nb].index <= bare) {
+            if (re[nb].type != RAFT_ENTRY_CONF) {
+                re[nb].data = NULL;
+            }
+            nb++;
+        }
+        if (nb > 0) {
+            rc = raft_memstorage_append_evicted(out, re, nb);
+        }
+        if (rc == 0 && nb < count) {
+            rc = raft_memstorage_append(out, re + nb, count - nb);
+        }
         lo += count;
     }
     if (rc < 0) {
