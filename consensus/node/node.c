@@ -920,11 +920,19 @@ void node__snapshot_finish(struct node *n)
         j->release_before = keep_from;
         node__jobq_push(&n->wal_in, j);
     }
+    char kind[64];
+    if (n->ckpt_last_inplace) {
+        snprintf(kind, sizeof(kind), "in place, %llu ms",
+                 (unsigned long long)n->ckpt_last_ms);
+    } else {
+        snprintf(kind, sizeof(kind), "a copy, %.1f MB in %llu ms",
+                 (double)n->ckpt_last_bytes / 1e6,
+                 (unsigned long long)n->ckpt_last_ms);
+    }
     LOGI("node",
          "snapshot at index %llu (term %llu; the store's checkpoint %s); "
          "log kept from %llu",
-         (unsigned long long)meta.index, (unsigned long long)meta.term,
-         n->ckpt_last_inplace ? "in place" : "a copy",
+         (unsigned long long)meta.index, (unsigned long long)meta.term, kind,
          (unsigned long long)keep_from);
 }
 

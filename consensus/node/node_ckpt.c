@@ -87,6 +87,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,7 @@
 
 #include "base/alloc.h"
 #include "base/assert.h"
+#include "base/clock.h"
 #include "base/crc32c.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -437,6 +439,8 @@ struct ckpt_work {
     struct kv_ckpt ck;      /* in place: the state pinned */
     struct kv_file_id file; /* a copy: the file copied, whose pins go */
     int err;
+    uint64_t took_ns;   /* ckpt_work, for the log */
+    uint64_t copy_bytes; /* a copy's size */
     char tmp[700];
     char path[700];
 };
@@ -513,6 +517,10 @@ static int ckpt_copy(struct ckpt_work *c)
     if (rc == 0 && fsync(fd) != 0) {
         rc = -errno;
     }
+    struct stat st;
+    if (rc == 0 && fstat(fd, &st) == 0) {
+        c->copy_bytes = (uint64_t)st.st_size;
+    }
     if (fd >= 0) {
         close(fd);
     }
@@ -535,6 +543,7 @@ static int ckpt_copy(struct ckpt_work *c)
 static void ckpt_work(uv_work_t *w)
 {
     struct ckpt_work *c = w->data;
+    uint64_t t0 = clock_mono_ns();
     int rc = c->inplace ? ckpt_inplace(c) : ckpt_copy(c);
     /* Then the Raft snapshot's metadata, which lets the WAL below it go:
      * both fsyncs here, off the loop (an fsync can wait seconds behind
@@ -555,6 +564,7 @@ static void ckpt_work(uv_work_t *w)
         buf_free(&conf);
     }
     c->err = rc;
+    c->took_ns = clock_mono_ns() - t0;
 }
 
 static void ckpt_done(uv_work_t *w, int status)
@@ -608,6 +618,8 @@ static void ckpt_done(uv_work_t *w, int status)
              err_str(rc));
     } else if (!n->closing) {
         n->ckpt_last_inplace = c->inplace;
+        n->ckpt_last_ms = c->took_ns / 1000000;
+        n->ckpt_last_bytes = c->copy_bytes;
         node__snapshot_finish(n);
     }
     mem_free(c);

@@ -253,6 +253,8 @@ struct node {
     uint64_t ckpt_grow_pages; /* growth that calls the next one early */
     uint64_t ckpt_grow_bytes; /* the same in bytes */
     bool ckpt_last_inplace;   /* the kind of the newest (for the log) */
+    uint64_t ckpt_last_ms;    /* and how long it took, */
+    uint64_t ckpt_last_bytes; /* and a copy's size */
     uint64_t ckpt_at;
     struct raft_snapshot_meta ckpt_meta; /* written with the checkpoint */
     bool close_finished;
