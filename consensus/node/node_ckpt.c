@@ -531,7 +531,10 @@ static int ckpt_flush_paced(const struct node *n, int fd, uint64_t size)
  * short), then to the disk at a pace (ckpt_flush_paced). Written at once
  * (buffered, then one fsync; or with O_DIRECT, as before 2026-11-26) it
  * sat in the device's queue in front of every WAL fdatasync of those
- * 100-300 ms: put p99 7-8 ms against 5-6 with the pace. */
+ * 100-300 ms: put p99 7-8 ms against 5-6 with the pace. The price is
+ * the copy's size in dirty page cache for a moment; where memory is tight
+ * (a cgroup's limit) the kernel throttles the copy's writes to the disk's
+ * pace, which is what O_DIRECT did. */
 static int ckpt_copy(struct ckpt_work *c)
 {
     struct node *n = c->n;
