@@ -493,8 +493,11 @@ static int ckpt_unrecord(struct ckpt_work *c)
 static int ckpt_flush_paced(const struct node *n, int fd, uint64_t size)
 {
     const char *e = getenv("CAIRN_TEST_CKPT_MBPS");
-    uint64_t rate =
-        e != NULL ? strtoull(e, NULL, 10) << 20 : CKPT_FLUSH_BYTES_S;
+    uint64_t rate = CKPT_FLUSH_BYTES_S;
+    if (e != NULL) {
+        double mbps = strtod(e, NULL); /* MB/s, fractions too; 0: no pace */
+        rate = mbps > 0 && mbps < 1e6 ? (uint64_t)(mbps * (1 << 20)) : 0;
+    }
     uint64_t t0 = clock_mono_ns();
     for (uint64_t off = 0; off < size; off += CKPT_FLUSH_PIECE) {
         if (sync_file_range(fd, (off_t)off, (off_t)CKPT_FLUSH_PIECE,
