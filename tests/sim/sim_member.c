@@ -552,7 +552,7 @@ static int member_recover(struct sim *s, struct sim_member *m,
         struct log_hard_state hs0;
         log_hard_state(m->log, &hs0);
         uint64_t c0 = hs0.commit > out->snap.meta.index ? hs0.commit
-                                                         : out->snap.meta.index;
+                                                        : out->snap.meta.index;
         bare = m->fsm.applied < c0 ? m->fsm.applied : c0;
     }
     rc = 0;
