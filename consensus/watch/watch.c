@@ -22,6 +22,8 @@
 #include "consensus/watch/watch.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -34,6 +36,49 @@
 #define Q_SHRINK_AT          64
 #define STREAM_PASS_BUDGET   1024
 #define EVENT_OVERHEAD_BYTES 64
+
+/* ------------------------------------------------------ encoding blocks */
+
+struct enc_block {
+    size_t refs;
+    max_align_t data[];
+};
+
+static struct enc_block *enc_block_of(const void *data)
+{
+    return (struct enc_block *)((uintptr_t)data -
+                                offsetof(struct enc_block, data));
+}
+
+uint8_t *watch_enc_alloc(size_t len)
+{
+    struct enc_block *b = mem_alloc(sizeof(*b) + len);
+    if (b == NULL) {
+        return NULL;
+    }
+    b->refs = 1;
+    return (uint8_t *)b->data;
+}
+
+void watch_enc_hold(const void *data)
+{
+    struct enc_block *b = enc_block_of(data);
+    ASSERT(b->refs > 0);
+    b->refs++;
+}
+
+void watch_enc_release(const void *data)
+{
+    struct enc_block *b;
+    if (data == NULL) {
+        return;
+    }
+    b = enc_block_of(data);
+    ASSERT(b->refs > 0);
+    if (--b->refs == 0) {
+        mem_free(b);
+    }
+}
 
 /* ----------------------------------------------------------- event copies */
 
@@ -78,8 +123,8 @@ static void wev_free(struct watch_hub *h, struct wev *ev)
 {
     ASSERT(h->bytes >= ev->bytes);
     h->bytes -= ev->bytes;
-    mem_free(ev->enc[0].data);
-    mem_free(ev->enc[1].data);
+    watch_enc_release(ev->enc[0].data);
+    watch_enc_release(ev->enc[1].data);
     mem_free(ev);
 }
 

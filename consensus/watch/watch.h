@@ -119,13 +119,23 @@ struct watch_create {
 /* A front end's encoding of one event, kept with the hub's copy of the
  * event so that every watcher the event goes to reuses it (1,000 watchers
  * of a prefix: one encoding, not 1,000). The front end may fill an empty
- * slot with bytes from mem_alloc; the hub then owns them, frees them with
- * the event and counts them against its byte bound. An event has one slot
- * for watchers that get its prev_kv and one for those that do not. */
+ * slot with a block from watch_enc_alloc; the hub then holds that one
+ * reference, lets go of it with the event and counts the bytes against its
+ * byte bound while it does. An event has one slot for watchers that get
+ * its prev_kv and one for those that do not. */
 struct watch_enc {
     uint8_t *data;
     size_t len;
 };
+
+/* Encoding blocks are reference counted so that an outbound queue can keep
+ * one past the send, and past the hub (watch_enc_hold, watch_enc_release;
+ * the block is freed with its last reference). The hub is not needed to
+ * free one. Loop thread only: the counts are not atomic.
+ * watch_enc_alloc: len bytes and one reference, or NULL. */
+uint8_t *watch_enc_alloc(size_t len);
+void watch_enc_hold(const void *data);
+void watch_enc_release(const void *data);
 
 /* One WatchResponse for the front end to encode. Events of a DELETE carry
  * only the key and mod_revision; has_prev is set only when the watcher

@@ -63,6 +63,8 @@ static struct grpc_call *call_new(const struct grpc_server *srv)
     }
     grpc__deframer_init(&call->df, srv->lim.recv_msg_bytes_max);
     buf_init(&call->outq, 2 * GRPC_SEND_MSG_MAX);
+    call->pieces = NULL;
+    call->pc_cap = 0;
     buf_init(&call->meta, srv->lim.header_bytes_max);
     buf_init(&call->msg, 4096);
     grpc__arena_init(&call->arena, GRPC_ARENA_BYTES_MAX);
@@ -107,6 +109,10 @@ static struct grpc_call *call_get(struct grpc_conn *c, int32_t stream_id)
     call->reject_code = GRPC_OK;
     call->in_counted = 0;
     call->outq_off = 0;
+    call->pc_head = 0;
+    call->pc_len = 0;
+    call->pc_off = 0;
+    call->out_bytes = 0;
     /* Link first in the connection's list. */
     call->prev = NULL;
     call->next = c->calls;
@@ -137,6 +143,88 @@ static void buf_trim(struct buf *b)
     buf_reset(b);
 }
 
+/* ------------------------------------------------ the outbound queue */
+
+static struct grpc_piece *pc_at(const struct grpc_call *call, size_t i)
+{
+    return &call->pieces[(call->pc_head + i) & (call->pc_cap - 1)];
+}
+
+/* Room for n more pieces. */
+static int pc_reserve(struct grpc_call *call, size_t n)
+{
+    size_t cap = call->pc_cap == 0 ? 8 : call->pc_cap;
+    struct grpc_piece *p;
+
+    if (call->pc_len + n <= call->pc_cap) {
+        return 0;
+    }
+    while (cap < call->pc_len + n) {
+        cap *= 2;
+    }
+    p = mem_alloc(cap * sizeof(*p));
+    if (p == NULL) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < call->pc_len; i++) {
+        p[i] = *pc_at(call, i);
+    }
+    mem_free(call->pieces);
+    call->pieces = p;
+    call->pc_cap = cap;
+    call->pc_head = 0;
+    return 0;
+}
+
+/* Append a piece (room reserved): owned bytes join an owned tail. */
+static void pc_push(struct grpc_call *call, const uint8_t *ref,
+                    const struct grpc_ref_ops *ops, size_t len)
+{
+    struct grpc_piece *t;
+
+    if (ref == NULL && call->pc_len > 0) {
+        t = pc_at(call, call->pc_len - 1);
+        if (t->ref == NULL) {
+            t->len += len;
+            return;
+        }
+    }
+    ASSERT(call->pc_len < call->pc_cap);
+    t = pc_at(call, call->pc_len);
+    t->ref = ref;
+    t->ops = ops;
+    t->len = len;
+    call->pc_len++;
+    if (ref != NULL) {
+        ops->hold(ref);
+    }
+}
+
+static void pc_pop(struct grpc_call *call)
+{
+    struct grpc_piece *h = pc_at(call, 0);
+
+    ASSERT(call->pc_len > 0);
+    if (h->ref != NULL) {
+        h->ops->release(h->ref);
+    }
+    call->pc_head = (call->pc_head + 1) & (call->pc_cap - 1);
+    call->pc_len--;
+    call->pc_off = 0;
+}
+
+/* Drop everything queued (the call ends), giving back what was lent. */
+static void outq_drop(struct grpc_call *call)
+{
+    while (call->pc_len > 0) {
+        pc_pop(call);
+    }
+    call->pc_head = 0;
+    buf_reset(&call->outq);
+    call->outq_off = 0;
+    call->out_bytes = 0;
+}
+
 void grpc__call_free(struct grpc_server *srv, struct grpc_call *call)
 {
     struct grpc_conn *c = call->conn;
@@ -151,8 +239,9 @@ void grpc__call_free(struct grpc_server *srv, struct grpc_call *call)
         call->next->prev = call->prev;
     }
     call_release_in(call);
-    ASSERT(c->queued_bytes >= call->outq.len - call->outq_off);
-    c->queued_bytes -= call->outq.len - call->outq_off;
+    ASSERT(c->queued_bytes >= call->out_bytes);
+    c->queued_bytes -= call->out_bytes;
+    outq_drop(call);
     grpc__arena_reset(&call->arena);
     ASSERT(srv->stats.calls_open > 0);
     srv->stats.calls_open--;
@@ -160,6 +249,7 @@ void grpc__call_free(struct grpc_server *srv, struct grpc_call *call)
     if (srv->call_pool_count >= GRPC_CALL_POOL_MAX || srv->closing) {
         grpc__deframer_free(&call->df);
         buf_free(&call->outq);
+        mem_free(call->pieces);
         buf_free(&call->meta);
         buf_free(&call->msg);
         mem_free(call);
@@ -167,6 +257,11 @@ void grpc__call_free(struct grpc_server *srv, struct grpc_call *call)
     }
     buf_trim(&call->df.body);
     buf_trim(&call->outq);
+    if (call->pc_cap > GRPC_PIECES_KEEP) {
+        mem_free(call->pieces);
+        call->pieces = NULL;
+        call->pc_cap = 0;
+    }
     buf_trim(&call->meta);
     buf_trim(&call->msg);
     call->prev = NULL;
@@ -297,15 +392,40 @@ static void respond_http(struct grpc_call *call, int status)
  * nghttp2_session_mem_send() that asked data_read, after every earlier
  * frame was handed over, so the order on the wire holds. For a watch
  * fan-out that is one copy of every byte out of four. */
-static void outq_consumed(struct grpc_call *call, size_t n)
+/* Copy the next n queued bytes to dst and let go of them. */
+static void outq_take(struct grpc_call *call, uint8_t *dst, size_t n)
 {
     struct grpc_conn *c = call->conn;
-    call->outq_off += n;
+
+    ASSERT(n <= call->out_bytes);
     ASSERT(c->queued_bytes >= n);
+    call->out_bytes -= n;
     c->queued_bytes -= n;
-    if (call->outq_off == call->outq.len) {
+    while (n > 0) {
+        struct grpc_piece *h = pc_at(call, 0);
+        size_t k = h->len - call->pc_off;
+        if (k > n) {
+            k = n;
+        }
+        if (h->ref != NULL) {
+            memcpy(dst, h->ref + call->pc_off, k);
+        } else {
+            memcpy(dst, call->outq.data + call->outq_off, k);
+            call->outq_off += k;
+        }
+        dst += k;
+        n -= k;
+        call->pc_off += k;
+        if (call->pc_off == h->len) {
+            pc_pop(call);
+        }
+    }
+    if (call->out_bytes == 0) {
+        ASSERT(call->pc_len == 0);
+        ASSERT(call->outq_off == call->outq.len);
         buf_reset(&call->outq);
         call->outq_off = 0;
+        call->pc_head = 0;
     }
 }
 
@@ -315,7 +435,7 @@ static ssize_t data_read(nghttp2_session *s, int32_t stream_id, uint8_t *out,
 {
     struct grpc_call *call = src->ptr;
     struct grpc_conn *c = ud;
-    size_t avail = call->outq.len - call->outq_off;
+    size_t avail = call->out_bytes;
     size_t n = avail < length ? avail : length;
 
     (void)s;
@@ -351,16 +471,14 @@ static int send_data(nghttp2_session *s, nghttp2_frame *frame,
     (void)s;
     ASSERT(call->conn == c);
     ASSERT(frame->data.padlen == 0); /* we never ask for padding */
-    ASSERT(length <= call->outq.len - call->outq_off);
+    ASSERT(length <= call->out_bytes);
     (void)frame;
     if (buf_reserve(&c->out, 9 + length) != 0) {
         return NGHTTP2_ERR_CALLBACK_FAILURE; /* ends the connection */
     }
     memcpy(c->out.data + c->out.len, framehd, 9);
-    memcpy(c->out.data + c->out.len + 9, call->outq.data + call->outq_off,
-           length);
+    outq_take(call, c->out.data + c->out.len + 9, length);
     c->out.len += 9 + length;
-    outq_consumed(call, length);
     return 0;
 }
 
@@ -390,21 +508,37 @@ static int response_kick(struct grpc_call *call)
     return rv == 0 ? 0 : (rv == NGHTTP2_ERR_NOMEM ? -ENOMEM : ERR_INVALID);
 }
 
+/* Whether piece i of a message is kept by reference. */
+static bool piece_lent(size_t i, size_t first_ref, const struct iovec *iov)
+{
+    return i >= first_ref && iov[i].iov_len >= GRPC_REF_MIN;
+}
+
 /* Frame one message into the call's queue and wake the stream: pb packed,
- * or the n pieces of iov concatenated. */
+ * or the n pieces of iov concatenated (pieces first_ref.. that are large
+ * enough held through ops rather than copied). */
 static int queue_msg(struct grpc_call *call, const ProtobufCMessage *pb,
-                     const struct iovec *iov, size_t niov)
+                     const struct iovec *iov, size_t niov, size_t first_ref,
+                     const struct grpc_ref_ops *ops)
 {
     struct grpc_conn *c = call->conn;
     size_t size = 0;
+    size_t owned = 0; /* bytes copied into outq */
+    size_t npieces = 1;
     uint8_t *p;
     int rc;
 
     if (pb != NULL) {
         size = protobuf_c_message_get_packed_size(pb);
+        owned = size;
     } else {
         for (size_t i = 0; i < niov; i++) {
             size += iov[i].iov_len;
+            if (piece_lent(i, first_ref, iov)) {
+                npieces += 2; /* the piece, owned bytes after it */
+            } else {
+                owned += iov[i].iov_len;
+            }
         }
     }
     if (size > GRPC_SEND_MSG_MAX) {
@@ -417,30 +551,44 @@ static int queue_msg(struct grpc_call *call, const ProtobufCMessage *pb,
         call->outq.len = rest;
         call->outq_off = 0;
     }
-    rc = buf_reserve(&call->outq, GRPC_FRAME_HDR + size);
+    rc = buf_reserve(&call->outq, GRPC_FRAME_HDR + owned);
+    if (rc == 0) {
+        rc = pc_reserve(call, npieces);
+    }
     if (rc != 0) {
         return rc;
-    }
-    p = call->outq.data + call->outq.len;
-    p[0] = 0;
-    be32_put(p + 1, (uint32_t)size);
-    if (pb != NULL) {
-        size_t packed = protobuf_c_message_pack(pb, p + GRPC_FRAME_HDR);
-        ASSERT(packed == size);
-    } else {
-        uint8_t *q = p + GRPC_FRAME_HDR;
-        for (size_t i = 0; i < niov; i++) {
-            if (iov[i].iov_len > 0) {
-                memcpy(q, iov[i].iov_base, iov[i].iov_len);
-                q += iov[i].iov_len;
-            }
-        }
     }
     rc = response_kick(call);
     if (rc != 0) {
         return rc;
     }
-    call->outq.len += GRPC_FRAME_HDR + size;
+    /* Nothing below fails. */
+    p = call->outq.data + call->outq.len;
+    p[0] = 0;
+    be32_put(p + 1, (uint32_t)size);
+    call->outq.len += GRPC_FRAME_HDR;
+    pc_push(call, NULL, NULL, GRPC_FRAME_HDR);
+    if (pb != NULL) {
+        size_t packed = protobuf_c_message_pack(pb, p + GRPC_FRAME_HDR);
+        ASSERT(packed == size);
+        call->outq.len += size;
+        pc_push(call, NULL, NULL, size);
+    } else {
+        for (size_t i = 0; i < niov; i++) {
+            size_t len = iov[i].iov_len;
+            if (len == 0) {
+                continue;
+            }
+            if (piece_lent(i, first_ref, iov)) {
+                pc_push(call, iov[i].iov_base, ops, len);
+            } else {
+                memcpy(call->outq.data + call->outq.len, iov[i].iov_base, len);
+                call->outq.len += len;
+                pc_push(call, NULL, NULL, len);
+            }
+        }
+    }
+    call->out_bytes += GRPC_FRAME_HDR + size;
     c->queued_bytes += GRPC_FRAME_HDR + size;
     return 0;
 }
@@ -505,7 +653,7 @@ const char *grpc_call_metadata(const struct grpc_call *call, const char *name,
  * client's window for this stream, or for the next flush). */
 static size_t call_queued(const struct grpc_call *call)
 {
-    return call->outq.len - call->outq_off;
+    return call->out_bytes;
 }
 
 /* Whether a call may queue more. A stream whose client does not read must
@@ -521,7 +669,8 @@ static bool send_room(const struct grpc_call *call)
 }
 
 static int send_checked(struct grpc_call *call, const ProtobufCMessage *pb,
-                        const struct iovec *iov, size_t niov)
+                        const struct iovec *iov, size_t niov, size_t first_ref,
+                        const struct grpc_ref_ops *ops)
 {
     struct grpc_conn *c = call->conn;
 
@@ -532,27 +681,36 @@ static int send_checked(struct grpc_call *call, const ProtobufCMessage *pb,
         c->want_writable = 1;
         return ERR_BUSY;
     }
-    return queue_msg(call, pb, iov, niov);
+    return queue_msg(call, pb, iov, niov, first_ref, ops);
 }
 
 int grpc_call_send(struct grpc_call *call, const ProtobufCMessage *msg)
 {
     ASSERT(msg != NULL);
-    return send_checked(call, msg, NULL, 0);
+    return send_checked(call, msg, NULL, 0, 0, NULL);
 }
 
 int grpc_call_send_bytes(struct grpc_call *call, const void *data, size_t len)
 {
     struct iovec v = {(void *)data, len};
     ASSERT(data != NULL || len == 0);
-    return send_checked(call, NULL, &v, 1);
+    return send_checked(call, NULL, &v, 1, 1, NULL);
 }
 
 int grpc_call_send_iov(struct grpc_call *call, const struct iovec *iov,
                        size_t n)
 {
     ASSERT(iov != NULL || n == 0);
-    return send_checked(call, NULL, iov, n);
+    return send_checked(call, NULL, iov, n, n, NULL);
+}
+
+int grpc_call_send_iov_ref(struct grpc_call *call, const struct iovec *iov,
+                           size_t n, size_t first_ref,
+                           const struct grpc_ref_ops *ops)
+{
+    ASSERT(iov != NULL || n == 0);
+    ASSERT(ops != NULL && ops->hold != NULL && ops->release != NULL);
+    return send_checked(call, NULL, iov, n, first_ref, ops);
 }
 
 void grpc_call_finish(struct grpc_call *call, enum grpc_code code,
@@ -573,7 +731,7 @@ void grpc_call_reply(struct grpc_call *call, const ProtobufCMessage *msg)
     int rc;
 
     ASSERT(!call->app_done);
-    rc = queue_msg(call, msg, NULL, 0);
+    rc = queue_msg(call, msg, NULL, 0, 0, NULL);
     if (rc == 0) {
         grpc_call_finish(call, GRPC_OK, NULL);
     } else if (rc == -ENOMEM || rc == ERR_LIMIT) {

@@ -27,10 +27,15 @@
 #define GRPC_ARENA_INLINE    1024
 /* Bytes pulled from nghttp2 into one write, per connection per pass. */
 #define GRPC_OUT_PASS_MAX    ((size_t)512 << 10)
+/* ... written in pieces of this size (see flush in grpc_server.c). */
+#define GRPC_OUT_CHUNK       ((size_t)16 << 10)
 /* Recycled call structs kept per server, and the buffer size above which a
  * recycled call's buffers are released rather than kept. */
 #define GRPC_CALL_POOL_MAX   1024
 #define GRPC_CALL_BUF_KEEP   ((size_t)64 << 10)
+#define GRPC_PIECES_KEEP     64
+/* A lent piece shorter than this is copied: holding it costs more. */
+#define GRPC_REF_MIN         128
 /* Read buffer handed to libuv (one per server). */
 #define GRPC_READ_BUF        65536
 /* How often the handshake and idle timeouts are checked. */
@@ -149,6 +154,13 @@ struct grpc_conn {
     char *identity;             /* grpc_server_adopt_id's, or NULL */
 };
 
+/* One piece of a call's outbound queue (see grpc_call.outq). */
+struct grpc_piece {
+    const uint8_t *ref; /* NULL: the next len bytes of outq */
+    const struct grpc_ref_ops *ops;
+    size_t len;
+};
+
 struct grpc_call {
     struct grpc_conn *conn;
     const struct grpc_method *m;
@@ -175,10 +187,17 @@ struct grpc_call {
     enum grpc_code reject_code; /* or with this gRPC status */
     struct grpc_deframer df;
     size_t in_counted; /* our share of conn->in_held */
-    struct buf outq;   /* framed response messages */
-    size_t outq_off;   /* bytes of outq already given to nghttp2 */
-    struct buf meta;   /* name\0value\0 ... */
-    struct buf msg;    /* grpc-message, percent-encoded; or reject text */
+    /* Framed response messages not yet given to nghttp2: a FIFO of
+     * pieces, each either the next bytes of outq (owned) or a held
+     * reference to a block lent by the sender. */
+    struct buf outq;           /* owned bytes */
+    size_t outq_off;           /* bytes of outq already given */
+    struct grpc_piece *pieces; /* ring, pc_cap a power of two */
+    size_t pc_head, pc_len, pc_cap;
+    size_t pc_off;    /* bytes of the head piece given */
+    size_t out_bytes; /* bytes of all pieces not given */
+    struct buf meta;  /* name\0value\0 ... */
+    struct buf msg;   /* grpc-message, percent-encoded; or reject text */
     struct grpc_arena arena;
 };
 

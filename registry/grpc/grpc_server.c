@@ -329,6 +329,7 @@ static void server_free_parts(struct grpc_server *srv)
     while ((call = srv->call_pool) != NULL) {
         srv->call_pool = call->next;
         buf_free(&call->outq);
+        mem_free(call->pieces);
         buf_free(&call->meta);
         buf_free(&call->msg);
         grpc__deframer_free(&call->df);
@@ -612,12 +613,12 @@ static void write_cb(uv_write_t *req, int status)
     grpc__conn_mark_dirty(c);
 }
 
-/* Pull frames from nghttp2 into c->out, up to the per-pass bound. */
-static int pull_output(struct grpc_conn *c)
+/* Pull frames from nghttp2 into c->out, up to about max bytes. */
+static int pull_output(struct grpc_conn *c, size_t max)
 {
     size_t frames = 0;
 
-    while (c->out.len < GRPC_OUT_PASS_MAX) {
+    while (c->out.len < max) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(c->ngh, &data);
         int rc;
@@ -637,15 +638,20 @@ static int pull_output(struct grpc_conn *c)
     return 0;
 }
 
+/* Write what nghttp2 has, in pieces of GRPC_OUT_CHUNK (a piece is still
+ * in the cache when the kernel copies it) up to GRPC_OUT_PASS_MAX a pass;
+ * what the socket does not take goes to one uv_write. */
 static void flush(struct grpc_conn *c)
 {
+    size_t moved = 0;
     uv_buf_t b;
     int rv;
 
     if (c->writing || c->eof) {
         return;
     }
-    rv = pull_output(c);
+again:
+    rv = pull_output(c, GRPC_OUT_CHUNK);
     if (rv != 0 && !c->fatal) {
         conn_fail(c, nghttp2_strerror(rv), rv);
     }
@@ -666,8 +672,12 @@ static void flush(struct grpc_conn *c)
         c->moved_ms = uv_now(c->srv->loop);
     }
     if ((size_t)rv == c->out.len) {
+        moved += c->out.len;
         buf_reset(&c->out);
         if (nghttp2_session_want_write(c->ngh)) {
+            if (moved < GRPC_OUT_PASS_MAX && !c->fatal) {
+                goto again;
+            }
             grpc__conn_mark_dirty(c); /* more next pass */
         }
         return;

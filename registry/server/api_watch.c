@@ -121,25 +121,37 @@ static int scratch_reserve(struct watch_svc *w, size_t n)
 }
 
 /* The encoding of one event for the hub's slot: encoded once, then every
- * watcher the event goes to copies the same bytes. NULL: out of memory. */
+ * watcher the event goes to gets the same bytes (held by reference in the
+ * call's queue, not copied). NULL: out of memory. */
 static const struct watch_enc *event_enc(const struct kv_event *e,
                                          struct watch_enc *slot)
 {
     if (slot->data == NULL) {
-        /* encoded straight into the block the hub keeps (buf allocates
-         * with mem_realloc, the hub frees with mem_free) */
+        size_t size = apply_watch_event_size(e);
+        uint8_t *d = watch_enc_alloc(size);
         struct buf b;
-        buf_init(&b, 0);
-        if (buf_reserve(&b, apply_watch_event_size(e)) != 0 ||
-            apply_watch_event_encode(e, &b) != 0) {
-            buf_free(&b);
+        if (d == NULL) {
             return NULL;
         }
-        slot->data = b.data;
+        /* a buf over the block that cannot grow (cap_max = cap) */
+        b.data = d;
+        b.len = 0;
+        b.cap = size;
+        b.cap_max = size;
+        if (apply_watch_event_encode(e, &b) != 0) {
+            watch_enc_release(d);
+            return NULL;
+        }
+        slot->data = d;
         slot->len = b.len;
     }
     return slot;
 }
+
+static const struct grpc_ref_ops enc_ref_ops = {
+    watch_enc_hold,
+    watch_enc_release,
+};
 
 /* An events response from its parts (apply_watch_head and the events'
  * shared encodings). 1: not possible here, use protobuf-c. */
@@ -159,7 +171,8 @@ static int send_events_fast(struct wcall *c, const struct watch_resp *r)
         w->iov[i + 1].iov_base = e->data;
         w->iov[i + 1].iov_len = e->len;
     }
-    return grpc_call_send_iov(c->call, w->iov, r->events_count + 1);
+    return grpc_call_send_iov_ref(c->call, w->iov, r->events_count + 1, 1,
+                                  &enc_ref_ops);
 }
 
 static int send_resp(void *ctx, const struct watch_resp *r)

@@ -82,7 +82,7 @@ static void sink_encode(struct fx *f, const struct watch_resp *r)
             int n =
                 snprintf(tmp, sizeof(tmp), "%c:%.*s", e->has_prev ? 'P' : 'N',
                          (int)e->kv.key_len, (const char *)e->kv.key);
-            slot->data = mem_alloc((size_t)n);
+            slot->data = watch_enc_alloc((size_t)n);
             assert_non_null(slot->data);
             memcpy(slot->data, tmp, (size_t)n);
             slot->len = (size_t)n;
