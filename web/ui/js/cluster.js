@@ -205,7 +205,9 @@ class ClusterView {
             h('h3', {}, 'Defragmentation'),
             h('p', { class: 'muted' }, 'Returns the free space inside a member\'s database file to the file system. The member does not answer while it runs; members are done one at a time.'),
             h('div', { class: 'buttons' }, h('button', {
-                type: 'button', id: 'defrag-all', onclick: () => this.defragAll(),
+                // enabled by the first member list (refreshOnce): a click
+                // before it would defragment no member at all
+                type: 'button', id: 'defrag-all', onclick: () => this.defragAll(), disabled: true, dataset: { waiting: '1' },
                 title: this.authOn ? 'With auth on: this page\'s member only (a token is valid on the member that issued it)' : null,
             }, this.authOn ? 'Defragment this member' : 'Defragment every member')),
             this.defragReason, this.defragMsg);
@@ -397,6 +399,11 @@ class ClusterView {
         }
         this.members = members;
         this.self = self;
+        const all = document.getElementById('defrag-all');
+        if (all && all.dataset.waiting) {
+            delete all.dataset.waiting;
+            all.disabled = !!this.defragWhy;
+        }
         this.render(ml, members, statuses, self);
         this.renderDefrag();
         this.refreshAlarms(members);
