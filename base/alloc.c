@@ -68,3 +68,66 @@ unsigned long mem_fail_after(unsigned long n, int sticky)
     atomic_store(&fail_at, n);
     return seen;
 }
+
+/* ------------------------------------------------ per-thread block cache */
+
+#define MC_GRAIN   64
+#define MC_CLASSES (MEM_CACHE_BLOCK_MAX / MC_GRAIN)
+
+struct mc_free {
+    struct mc_free *next;
+};
+
+/* Per thread, so no lock; a thread's cached blocks go with the process. */
+static _Thread_local struct {
+    struct mc_free *head[MC_CLASSES];
+    size_t bytes;
+} mc;
+
+static size_t mc_class(size_t size)
+{
+    return size == 0 ? 0 : (size - 1) / MC_GRAIN;
+}
+
+void *mem_cache_alloc(size_t size)
+{
+    size_t c = mc_class(size);
+    struct mc_free *b;
+
+    if (!MEM_CACHE_ON || c >= MC_CLASSES) {
+        return mem_alloc(size);
+    }
+    b = mc.head[c];
+    if (b == NULL) {
+        return mem_alloc((c + 1) * MC_GRAIN);
+    }
+    if (should_fail()) {
+        return NULL;
+    }
+    mc.head[c] = b->next;
+    mc.bytes -= (c + 1) * MC_GRAIN;
+    return b;
+}
+
+void mem_cache_free(void *ptr, size_t size)
+{
+    size_t c = mc_class(size);
+    struct mc_free *b = ptr;
+
+    if (ptr == NULL) {
+        return;
+    }
+    if (!MEM_CACHE_ON || c >= MC_CLASSES ||
+        mc.bytes + (c + 1) * MC_GRAIN > MEM_CACHE_BYTES_MAX) {
+        mem_free(ptr);
+        return;
+    }
+    b->next = mc.head[c];
+    mc.head[c] = b;
+    mc.bytes += (c + 1) * MC_GRAIN;
+}
+
+size_t mem_cache_bytes(void)
+{
+    return mc.bytes;
+}

@@ -41,6 +41,7 @@
 
 struct enc_block {
     size_t refs;
+    size_t size; /* what mem_cache_alloc was asked for */
     max_align_t data[];
 };
 
@@ -52,11 +53,12 @@ static struct enc_block *enc_block_of(const void *data)
 
 uint8_t *watch_enc_alloc(size_t len)
 {
-    struct enc_block *b = mem_alloc(sizeof(*b) + len);
+    struct enc_block *b = mem_cache_alloc(sizeof(*b) + len);
     if (b == NULL) {
         return NULL;
     }
     b->refs = 1;
+    b->size = sizeof(*b) + len;
     return (uint8_t *)b->data;
 }
 
@@ -76,7 +78,7 @@ void watch_enc_release(const void *data)
     b = enc_block_of(data);
     ASSERT(b->refs > 0);
     if (--b->refs == 0) {
-        mem_free(b);
+        mem_cache_free(b, b->size);
     }
 }
 
@@ -86,11 +88,12 @@ static struct wev *wev_new(struct watch_hub *h, const struct kv_event *e)
 {
     size_t pv = e->has_prev ? e->prev.value_len : 0;
     size_t size = sizeof(struct wev) + e->kv.key_len + e->kv.value_len + pv;
-    struct wev *ev = mem_alloc(size);
+    struct wev *ev = mem_cache_alloc(size);
     if (ev == NULL) {
         return NULL;
     }
     memset(ev, 0, sizeof(*ev));
+    ev->alloc_bytes = size;
     ev->type = (uint8_t)e->type;
     ev->bytes = size;
     ev->kv = e->kv;
@@ -125,7 +128,7 @@ static void wev_free(struct watch_hub *h, struct wev *ev)
     h->bytes -= ev->bytes;
     watch_enc_release(ev->enc[0].data);
     watch_enc_release(ev->enc[1].data);
-    mem_free(ev);
+    mem_cache_free(ev, ev->alloc_bytes);
 }
 
 static void wev_unref(struct watch_hub *h, struct wev *ev)

@@ -21,6 +21,7 @@ struct wev {
     uint8_t type; /* enum kv_event_type */
     bool has_prev;
     size_t bytes;        /* allocation size, for the hub's byte bound */
+    size_t alloc_bytes;  /* what mem_cache_alloc was asked for */
     uint8_t enc_counted; /* bit i: enc[i] is in bytes */
     struct kv_kv kv;
     struct kv_kv prev;

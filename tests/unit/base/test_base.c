@@ -275,6 +275,69 @@ static void jscan_takes_plain_pieces_only(void **state)
     }
 }
 
+/* The block cache: a freed small block comes back for the next allocation
+ * of its size class, the per-thread byte cap holds, big blocks bypass it,
+ * and failure injection counts cached allocations too. */
+static void mem_cache_reuses_within_its_bounds(void **state)
+{
+    (void)state;
+    if (!MEM_CACHE_ON) {
+        skip(); /* AddressSanitizer build: a pass-through */
+    }
+    void *a = mem_cache_alloc(300);
+    assert_non_null(a);
+    memset(a, 0xab, 300);
+    mem_cache_free(a, 300);
+    /* 300 and 320 are one class (64-byte steps): the same block */
+    void *b = mem_cache_alloc(320);
+    assert_ptr_equal(a, b);
+    memset(b, 0xcd, 320); /* the class's whole size is usable */
+    /* a different class does not get it */
+    mem_cache_free(b, 320);
+    void *c = mem_cache_alloc(200);
+    assert_ptr_not_equal(c, b);
+    mem_cache_free(c, 200);
+    /* failure injection: the next allocation fails even from the cache */
+    mem_fail_after(1, 0);
+    assert_null(mem_cache_alloc(300));
+    mem_fail_after(0, 0);
+    void *d = mem_cache_alloc(300);
+    assert_ptr_equal(d, b);
+    mem_cache_free(d, 300);
+    /* over MEM_CACHE_BLOCK_MAX: plain allocations, never cached */
+    void *big = mem_cache_alloc(MEM_CACHE_BLOCK_MAX + 1);
+    assert_non_null(big);
+    memset(big, 1, MEM_CACHE_BLOCK_MAX + 1);
+    mem_cache_free(big, MEM_CACHE_BLOCK_MAX + 1);
+    /* the byte cap: free far more than it in one class; the cache keeps
+     * no more than the cap, and fills it */
+    size_t before = mem_cache_bytes();
+    enum { N = 3 * (int)(MEM_CACHE_BYTES_MAX / 1024) };
+    void **v = malloc(N * sizeof(*v));
+    assert_non_null(v);
+    for (int i = 0; i < N; i++) {
+        v[i] = mem_cache_alloc(1000);
+        assert_non_null(v[i]);
+    }
+    assert_true(mem_cache_bytes() <= before);
+    for (int i = 0; i < N; i++) {
+        mem_cache_free(v[i], 1000);
+    }
+    assert_true(mem_cache_bytes() <= MEM_CACHE_BYTES_MAX);
+    assert_true(mem_cache_bytes() > MEM_CACHE_BYTES_MAX - 1024);
+    /* and hands them out again: allocating the cap's worth empties the
+     * class, the rest come from malloc */
+    for (int i = 0; i < N; i++) {
+        v[i] = mem_cache_alloc(1000);
+        assert_non_null(v[i]);
+    }
+    assert_true(mem_cache_bytes() <= before);
+    for (int i = 0; i < N; i++) {
+        mem_cache_free(v[i], 1000);
+    }
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +352,7 @@ int main(void)
         cmocka_unit_test(log_writes_one_json_line_per_event),
         cmocka_unit_test(str_helpers_match_snprintf),
         cmocka_unit_test(jscan_takes_plain_pieces_only),
+        cmocka_unit_test(mem_cache_reuses_within_its_bounds),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }
