@@ -341,8 +341,9 @@ int grpc_call_send_iov(struct grpc_call *call, const struct iovec *iov,
 
 /* How a call keeps bytes it was lent: hold takes one reference to the
  * block that starts at base, release gives it back. Both run on the loop
- * thread; release may come after the sender is gone (a connection still
- * writing), so the block must not need its maker to be freed. */
+ * thread; release may come after the sender is gone (a call freed after
+ * the service that lent the block stopped), so the block must not need
+ * its maker to be freed. */
 struct grpc_ref_ops {
     void (*hold)(const void *base);
     void (*release)(const void *base);
@@ -350,9 +351,10 @@ struct grpc_ref_ops {
 
 /* Same as grpc_call_send_iov, except that pieces first_ref .. n-1 each
  * start a block that ops can hold: the call keeps a reference to those it
- * does not copy (the large ones) until the bytes are written out or the
- * call ends, instead of copying them. One watch event's encoding goes to
- * every watcher of a prefix this way without a copy per watcher. */
+ * does not copy (the large ones) until HTTP/2 frames their bytes into the
+ * connection's output or the call ends, instead of copying them twice. One
+ * watch event's encoding goes to every watcher of a prefix this way without a
+ * copy per watcher. */
 int grpc_call_send_iov_ref(struct grpc_call *call, const struct iovec *iov,
                            size_t n, size_t first_ref,
                            const struct grpc_ref_ops *ops);
