@@ -115,6 +115,19 @@ if [ -z "${ONLY:-}" ] || [ "${ONLY}" = unit ]; then
         rc=$?
         cpu_now
         count "$name" "$LOGS/$name.log" $rc $((SECONDS - t0)) $(((CPU_NOW - c0) / TICKS))
+        # the store's tests again with MDB_WRITEMAP (--store-writemap)
+        case $name in unit-kv | unit-kv_model | unit-apply | unit-watch)
+            t0=$SECONDS
+            cpu_now
+            c0=$CPU_NOW
+            CAIRN_KV_WRITEMAP=1 CMOCKA_MESSAGE_OUTPUT=TAP timeout 600 "$t" \
+                >"$LOGS/$name-writemap.log" 2>&1
+            rc=$?
+            cpu_now
+            count "$name-writemap" "$LOGS/$name-writemap.log" $rc \
+                $((SECONDS - t0)) $(((CPU_NOW - c0) / TICKS))
+            ;;
+        esac
     done
 fi
 

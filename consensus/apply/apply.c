@@ -173,6 +173,13 @@ static int origins_flush(struct apply *a, struct kv_write *wr)
     return 0;
 }
 
+/* A writemap savepoint commits the entries before the current one: their
+ * request ids go with them. */
+static int savepoint_hook(void *ctx, struct kv_write *wr)
+{
+    return origins_flush(ctx, wr);
+}
+
 static int origins_load(struct apply *a, struct kv_read *rd)
 {
     a->origins_count = 0;
@@ -1178,12 +1185,17 @@ static int apply_one(struct apply *a, struct kv_write *wr,
         rc = ERR_PROPOSAL_DROPPED;
         r.rev = kv_write_rev(wr);
     } else {
-        rc = req->id != 0 ? origin_note(a, wr, req->origin, req->id) : 0;
-        if (rc != 0) {
-            request_free(req, &fast);
-            return rc; /* the store failed */
-        }
+        /* Noted after it ran: a writemap savepoint inside it (kv.h,
+         * kv_write_mark) records the entries before it, and only their
+         * ids (origins_flush through savepoint_hook). */
         rc = run_audited(&r, req, h);
+        int nrc = req->id != 0 && !is_store_failure(rc)
+                      ? origin_note(a, wr, req->origin, req->id)
+                      : 0;
+        if (nrc != 0) {
+            request_free(req, &fast);
+            return nrc; /* the store failed */
+        }
     }
     if (r.rev == 0) {
         r.rev = kv_write_rev(wr);
@@ -1233,6 +1245,7 @@ int apply_entries(struct apply *a, const struct raft_entry *ents, size_t n,
         mem_free(pend);
         return rc;
     }
+    kv_write_on_savepoint(wr, savepoint_hook, a);
     for (size_t i = 0; i < n && rc == 0; i++) {
         const struct raft_entry *e = &ents[i];
         bool has = false;
@@ -1245,6 +1258,9 @@ int apply_entries(struct apply *a, const struct raft_entry *ents, size_t n,
             pend_count += has ? 1 : 0;
         } else if (e->type == RAFT_ENTRY_CONF && hooks->on_conf != NULL) {
             rc = hooks->on_conf(hooks->ctx, wr, e);
+        }
+        if (rc == 0) {
+            kv_write_mark(wr, e->index, e->term); /* e is whole */
         }
     }
     if (rc == 0) {

@@ -148,6 +148,16 @@ struct kv_options {
     enum kv_sync_mode sync;
     uint64_t value_bytes_max;        /* 0: LIMIT_VALUE_BYTES default */
     uint64_t range_result_bytes_max; /* 0: LIMIT_RANGE_RESULT_BYTES default */
+    /* MDB_WRITEMAP: a commit changes the pages in the shared map instead
+     * of writing each dirty page with pwrite. Two things change with it:
+     * data.mdb's apparent size is the map's (sparse: the blocks in use are
+     * the same), and LMDB has no nested txns, so a Txn that may fail after
+     * its first write runs between two commits of the batch (a savepoint:
+     * see kv_write_mark). The file is kept allocated ahead of LMDB's next
+     * page, so a full disk is ERR_FAILED (ENOSPC), never a SIGBUS. If this
+     * LMDB's layout cannot be checked, the store opens without it
+     * (kv_writemap says which). */
+    bool writemap;
 };
 
 /* One key's record at some revision. In read results the byte pointers are
@@ -453,13 +463,35 @@ int kv_write_begin(struct kv *kv, kv_event_cb on_event, void *ctx,
                    struct kv_write **out);
 
 /* Commit the batch together with the Raft index and term it reaches. On
- * error the batch is lost and the store is unchanged (or failed). Frees
- * the handle either way. */
+ * error the batch is lost and the store is unchanged (or failed), but for
+ * what a writemap savepoint already committed (kv_write_mark). Frees the
+ * handle either way. */
 int kv_write_commit(struct kv_write *wr, uint64_t applied_index,
                     uint64_t applied_term);
 
 /* Drop the batch. Frees the handle. */
 void kv_write_abort(struct kv_write *wr);
+
+/* The requests so far complete the Raft entries up to index (term). With
+ * writemap a Txn request may commit the batch so far before it runs (a
+ * savepoint), and that commit records this index as applied: the store
+ * then always opens at the end of a whole entry. Without a mark the
+ * savepoint records the applied index the batch began with. Without
+ * writemap this only stores the numbers. */
+void kv_write_mark(struct kv_write *wr, uint64_t index, uint64_t term);
+
+/* Called by a writemap savepoint before it commits, to add what belongs
+ * with the entries up to the mark (writes through wr). A non-zero return
+ * poisons the batch. */
+typedef int (*kv_savepoint_fn)(void *ctx, struct kv_write *wr);
+void kv_write_on_savepoint(struct kv_write *wr, kv_savepoint_fn fn, void *ctx);
+
+/* Whether a writemap savepoint committed part of this batch: an abort
+ * (or a failed commit) then leaves the store at the last savepoint. */
+bool kv_write_saved(const struct kv_write *wr);
+
+/* Whether the store runs with MDB_WRITEMAP (asked and available). */
+bool kv_writemap(const struct kv *kv);
 
 /* Revision after the requests applied so far on this handle. */
 int64_t kv_write_rev(const struct kv_write *wr);

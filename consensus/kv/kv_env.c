@@ -14,6 +14,7 @@
  * old file or the new one, each whole.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -93,7 +94,7 @@ static unsigned env_flags(const struct kv *kv)
      * may end on another thread). MDB_NORDAHEAD: reads are point lookups
      * and short cursor walks; readahead only evicts useful pages once the
      * file outgrows RAM. */
-    unsigned f = MDB_NOTLS | MDB_NORDAHEAD;
+    unsigned f = MDB_NOTLS | MDB_NORDAHEAD | (kv->writemap ? MDB_WRITEMAP : 0);
     switch (kv->opts.sync) {
     case KV_SYNC_META_LAZY:
         f |= MDB_NOMETASYNC;
@@ -370,6 +371,94 @@ void kv__grow_ahead(struct kv *kv, uint64_t last_pgno)
     }
 }
 
+/* --- MDB_WRITEMAP ----------------------------------------------------------
+ *
+ * With MDB_WRITEMAP LMDB changes pages in the shared map: no pwrite per
+ * dirty page at commit (the largest single cost of a put, BENCHMARKS.md).
+ * A page LMDB first touches in a hole of the sparse file needs a block
+ * then; on a full disk the kernel answers that with SIGBUS. So the writer
+ * keeps data.mdb's blocks allocated (fallocate) well ahead of the next page
+ * of its txn, checked before each request and inside long deletes: running
+ * out is then ENOSPC from fallocate, with nothing touched. LMDB 0.9 has no
+ * call for a write txn's next page; it is read from MDB_txn (mdb.c: parent,
+ * child, next_pgno, txnid, env), a layout checked at open, as kv_ckpt.c
+ * checks the meta page's. */
+
+#define WM_RESERVE_MIN ((uint64_t)32 << 20) /* at least this far ahead */
+#define WM_NEAR        ((uint64_t)16 << 20) /* extend when less is left */
+#define WM_STEP        ((uint64_t)1 << 20)
+
+/* Is MDB_txn laid out as expected? Its next page, txnid and env are
+ * compared with what LMDB reports for a fresh write txn. And can the file
+ * be allocated ahead? */
+static bool txn_layout_ok(struct kv *kv)
+{
+    MDB_txn *txn = NULL;
+    MDB_envinfo info;
+    const size_t off = 2 * sizeof(void *);
+    size_t next;
+    size_t txnid;
+    MDB_env *env;
+    if (mdb_txn_begin(kv->env, NULL, 0, &txn) != 0) {
+        return false;
+    }
+    memcpy(&next, (const char *)txn + off, sizeof(next));
+    memcpy(&txnid, (const char *)txn + off + sizeof(size_t), sizeof(txnid));
+    memcpy(&env, (const char *)txn + off + 2 * sizeof(size_t), sizeof(env));
+    bool ok = mdb_env_info(kv->env, &info) == 0 &&
+              next == info.me_last_pgno + 1 && txnid == mdb_txn_id(txn) &&
+              env == kv->env;
+    mdb_txn_abort(txn);
+    kv->next_off = off;
+    /* and the file system allocates ahead (no zero-filling emulation: it
+     * would write over LMDB's pages); mode 0 on blocks in use is a no-op */
+    int fd;
+    if (ok && (mdb_env_get_fd(kv->env, &fd) != 0 ||
+               fallocate(fd, 0, 0, (off_t)kv->page_bytes) != 0)) {
+        LOGW("kv", "data.mdb: the file system cannot allocate ahead");
+        ok = false;
+    }
+    return ok;
+}
+
+static uint64_t txn_next_byte(const struct kv *kv, MDB_txn *txn)
+{
+    size_t next;
+    memcpy(&next, (const char *)txn + kv->next_off, sizeof(next));
+    return (uint64_t)next * kv->page_bytes;
+}
+
+int kv__room(struct kv *kv, MDB_txn *txn)
+{
+    uint64_t next = txn_next_byte(kv, txn);
+    if (next + WM_NEAR <= kv->alloc_end || kv->alloc_end >= kv->map_bytes) {
+        return 0;
+    }
+    uint64_t reserve = next / 8 > WM_RESERVE_MIN ? next / 8 : WM_RESERVE_MIN;
+    uint64_t want = (next + reserve + WM_STEP - 1) & ~(WM_STEP - 1);
+    want = want < kv->map_bytes ? want : kv->map_bytes;
+    int fd;
+    if (mdb_env_get_fd(kv->env, &fd) != 0) {
+        return EBADF;
+    }
+    int rc = fallocate(fd, 0, (off_t)kv->alloc_end,
+                       (off_t)(want - kv->alloc_end)) != 0
+                 ? errno
+                 : 0;
+    if (rc != 0) {
+        LOGE("kv", "data.mdb: cannot allocate %" PRIu64 " bytes ahead: %s",
+             want - kv->alloc_end, strerror(rc));
+        return rc;
+    }
+    kv->alloc_end = want;
+    return 0;
+}
+
+bool kv_writemap(const struct kv *kv)
+{
+    return kv->writemap;
+}
+
 static int env_open(struct kv *kv)
 {
     MDB_envinfo info;
@@ -411,6 +500,15 @@ static int env_open(struct kv *kv)
         atomic_store(&kv->freed, 0);
         kv->freed_upto = 0;
         kv__note_pages(kv);
+        kv->alloc_end = 0;
+    }
+    if (err == 0 && kv->writemap && !txn_layout_ok(kv)) {
+        LOGW("kv", "the store runs without MDB_WRITEMAP (see above, or "
+                   "this LMDB's MDB_txn is not laid out as expected)");
+        mdb_env_close(kv->env);
+        kv->env = NULL;
+        kv->writemap = false;
+        return env_open(kv);
     }
     if (err != 0) {
         mdb_env_close(kv->env);
@@ -491,6 +589,7 @@ int kv_open(const char *dir, const struct kv_options *opts, struct kv **out)
     }
     kv->lock_fd = -1;
     kv->opts = o;
+    kv->writemap = o.writemap;
     pthread_mutex_init(&kv->pool_mu, NULL);
     pthread_mutex_init(&kv->state_mu, NULL);
     pthread_mutex_init(&kv->pins_mu, NULL);

@@ -117,7 +117,18 @@ struct kv {
      * (kv__grow_ahead); the writer's alone. */
     uint64_t ahead_end;
     uint64_t ahead_used; /* the file's used bytes at the last commit */
+    /* MDB_WRITEMAP (kv_options.writemap, when available): data.mdb's
+     * blocks are allocated up to alloc_end (the writer's alone), and
+     * next_off is where LMDB's MDB_txn keeps its next page number. */
+    bool writemap;
+    uint64_t alloc_end;
+    size_t next_off;
 };
+
+/* kv_env.c, writemap only: make sure data.mdb's blocks are allocated well
+ * ahead of the next page txn may use. 0, or a positive errno (ENOSPC):
+ * the batch must not go on. */
+int kv__room(struct kv *kv, MDB_txn *txn);
 
 /* kv_env.c: after a commit that left the last page at last_pgno, keep
  * the file extended, and cached in single pages, ahead of it. */
@@ -187,7 +198,22 @@ struct kv_write {
      * replaces the record there without a second descent (live_write).
      * NULL until then; closed before the txn ends. */
     MDB_cursor *live_cur;
+    /* The last whole Raft entry of the batch so far (kv_write_mark); a
+     * writemap savepoint records it as applied. */
+    uint64_t mark_index;
+    uint64_t mark_term;
+    kv_savepoint_fn on_savepoint;
+    void *savepoint_ctx;
+    uint32_t savepoints; /* committed so far in this batch */
 };
+
+/* kv_write.c, writemap only: commit the batch so far (applied: the mark)
+ * and go on in a new LMDB txn, so that aborting that one undoes only what
+ * comes after. Cursors on the old txn are gone. 0 or an error (the batch
+ * is then poisoned). */
+int kv__savepoint(struct kv_write *wr);
+/* Drop what was written since the savepoint and go on in a new txn. */
+int kv__rollback(struct kv_write *wr);
 
 /* Where an engine reads from. On a read handle results are borrowed; in a
  * write handle they are copied into the result arena. */
@@ -307,6 +333,10 @@ int kv__put_prepare(struct kv_req *rq, const struct kv_put_req *req,
                     struct kv_put_plan *pp);
 int kv__put_write(struct kv_req *rq, struct kv_put_plan *pp);
 int kv__poison(struct kv_write *wr, int rc);
+/* The batch can take another request: 0, or ERR_FAILED (poisoned, or the
+ * store failed; with writemap also when data.mdb cannot be allocated
+ * ahead, which poisons it). */
+int kv__write_ok(struct kv_write *wr);
 int kv__put_check(struct kv_req *rq, const struct kv_put_req *req);
 int kv__put_exec(struct kv_req *rq, const struct kv_put_req *req,
                  struct kv_put_resp *resp);

@@ -661,6 +661,32 @@ enum txn_mode {
     TXN_NESTED = 2,
 };
 
+/* Writemap: LMDB has no nested txns. The batch so far is committed, the
+ * txn runs in a fresh LMDB txn, and a failure aborts that one (a fatal
+ * LMDB error poisons the batch instead). */
+static int txn_run_savepoint(struct tx *x, const struct kv_txn_req *req,
+                             struct kv_txn_resp *resp)
+{
+    struct kv_write *wr = x->rq->wr;
+    int rc = kv__savepoint(wr);
+    if (rc != 0) {
+        return rc;
+    }
+    x->txn = wr->txn;
+    x->rq->txn = wr->txn;
+    rc = exec_ops(x, req, resp);
+    if (rc > 0 && kv__fatal_err(rc)) {
+        return kv__poison(wr, rc);
+    }
+    if (rc != 0) {
+        int rrc = kv__rollback(wr);
+        x->txn = wr->txn;
+        x->rq->txn = wr->txn;
+        return rrc != 0 ? rrc : rc > 0 ? kv__mdb_err(rc) : rc;
+    }
+    return 0;
+}
+
 static int txn_run(struct tx *x, const struct kv_txn_req *req,
                    struct kv_txn_resp *resp)
 {
@@ -683,6 +709,9 @@ static int txn_run(struct tx *x, const struct kv_txn_req *req,
         int rc = exec_ops(x, req, resp);
         return rc > 0 ? kv__mdb_err(rc) : rc;
     }
+    if (wr->kv->writemap) {
+        return txn_run_savepoint(x, req, resp);
+    }
     MDB_txn *child;
     int rc = mdb_txn_begin(wr->kv->env, wr->txn, 0, &child);
     if (rc != 0) {
@@ -703,10 +732,11 @@ int kv_txn(struct kv_write *wr, const struct kv_txn_req *req,
 {
     struct kv_req rq;
     memset(resp, 0, sizeof(*resp));
-    if (wr->err != 0 || atomic_load(&wr->kv->failed) != 0) {
-        return ERR_FAILED;
+    int rc = kv__write_ok(wr);
+    if (rc != 0) {
+        return rc;
     }
-    int rc = txn_check(wr->kv, req);
+    rc = txn_check(wr->kv, req);
     uint64_t cost = txn_cost(req);
     if (rc == 0 && cost > 0) {
         rc = kv__quota(wr, cost);

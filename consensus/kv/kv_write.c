@@ -157,8 +157,15 @@ int kv_write_begin(struct kv *kv, kv_event_cb on_event, void *ctx,
         return rc;
     }
     wr->db_bytes_begin = kv__db_bytes(kv);
+    kv_applied(kv, &wr->mark_index, &wr->mark_term);
     *out = wr;
     return 0;
+}
+
+void kv_write_mark(struct kv_write *wr, uint64_t index, uint64_t term)
+{
+    wr->mark_index = index;
+    wr->mark_term = term;
 }
 
 static void write_free(struct kv_write *wr)
@@ -185,21 +192,21 @@ void kv_write_abort(struct kv_write *wr)
         return;
     }
     live_cur_close(wr);
-    mdb_txn_abort(wr->txn);
+    if (wr->txn != NULL) {
+        mdb_txn_abort(wr->txn);
+    }
     write_free(wr);
 }
 
-int kv_write_commit(struct kv_write *wr, uint64_t applied_index,
-                    uint64_t applied_term)
+/* Commit wr's LMDB txn with the revision and the applied index; the txn
+ * is gone either way. Returns 0 or a positive LMDB code (the store is
+ * failed when it is fatal). */
+static int txn_commit(struct kv_write *wr, uint64_t applied_index,
+                      uint64_t applied_term)
 {
     struct kv *kv = wr->kv;
     MDB_dbi meta = kv->dbi[KV_DBI_META];
     uint8_t b[16];
-    if (wr->err != 0) {
-        int err = wr->err;
-        kv_write_abort(wr);
-        return err;
-    }
     live_cur_close(wr);
     be64_put(b, (uint64_t)wr->rev);
     MDB_val k = {3, "rev"}, v = {8, b};
@@ -214,9 +221,9 @@ int kv_write_commit(struct kv_write *wr, uint64_t applied_index,
     } else {
         rc = mdb_txn_commit(wr->txn); /* frees the txn either way */
     }
-    int err = kv__mdb_err(rc);
+    wr->txn = NULL;
     if (rc != 0 && kv__fatal_err(rc)) {
-        kv__set_failed(kv, err);
+        kv__set_failed(kv, kv__mdb_err(rc));
     }
     if (rc == 0) {
         kv__note_pages(kv);
@@ -228,8 +235,70 @@ int kv_write_commit(struct kv_write *wr, uint64_t applied_index,
         kv->applied_term = applied_term;
         pthread_mutex_unlock(&kv->state_mu);
     }
+    return rc;
+}
+
+int kv_write_commit(struct kv_write *wr, uint64_t applied_index,
+                    uint64_t applied_term)
+{
+    if (wr->err != 0) {
+        int err = wr->err;
+        kv_write_abort(wr);
+        return err;
+    }
+    int err = kv__mdb_err(txn_commit(wr, applied_index, applied_term));
     write_free(wr);
     return err;
+}
+
+/* A new LMDB txn for wr after a savepoint or a rollback. */
+static int txn_renew(struct kv_write *wr, int rc)
+{
+    if (rc == 0) {
+        rc = mdb_txn_begin(wr->kv->env, NULL, 0, &wr->txn);
+        if (rc != 0) {
+            wr->txn = NULL;
+        }
+    }
+    if (rc == 0 && wr->kv->writemap) {
+        rc = kv__room(wr->kv, wr->txn);
+    }
+    return rc != 0 ? kv__poison(wr, rc) : 0;
+}
+
+void kv_write_on_savepoint(struct kv_write *wr, kv_savepoint_fn fn, void *ctx)
+{
+    wr->on_savepoint = fn;
+    wr->savepoint_ctx = ctx;
+}
+
+int kv__savepoint(struct kv_write *wr)
+{
+    ASSERT(wr->kv->writemap && wr->err == 0);
+    if (wr->on_savepoint != NULL) {
+        int rc = wr->on_savepoint(wr->savepoint_ctx, wr);
+        if (rc != 0) {
+            wr->err = wr->err != 0 ? wr->err : rc;
+            return wr->err;
+        }
+    }
+    int rc = txn_commit(wr, wr->mark_index, wr->mark_term);
+    wr->savepoints += rc == 0 ? 1 : 0;
+    return txn_renew(wr, rc);
+}
+
+bool kv_write_saved(const struct kv_write *wr)
+{
+    return wr->savepoints > 0;
+}
+
+int kv__rollback(struct kv_write *wr)
+{
+    ASSERT(wr->kv->writemap);
+    live_cur_close(wr);
+    mdb_txn_abort(wr->txn);
+    wr->txn = NULL;
+    return txn_renew(wr, 0);
 }
 
 int64_t kv_write_rev(const struct kv_write *wr)
@@ -237,10 +306,17 @@ int64_t kv_write_rev(const struct kv_write *wr)
     return wr->rev;
 }
 
-static int write_ok(struct kv_write *wr)
+int kv__write_ok(struct kv_write *wr)
 {
     if (wr->err != 0 || atomic_load(&wr->kv->failed) != 0) {
         return ERR_FAILED;
+    }
+    if (wr->kv->writemap) {
+        int rc = kv__room(wr->kv, wr->txn);
+        if (rc != 0) {
+            kv__poison(wr, rc);
+            return ERR_FAILED;
+        }
     }
     return 0;
 }
@@ -597,7 +673,7 @@ int kv_put(struct kv_write *wr, const struct kv_put_req *req,
 {
     struct kv_req rq;
     memset(resp, 0, sizeof(*resp));
-    int rc = write_ok(wr);
+    int rc = kv__write_ok(wr);
     rc = rc != 0 ? rc : kv__put_validate(wr->kv, req);
     uint64_t cost = 2 * (req->key_len + req->value_len) + REQ_COST_OVERHEAD;
     rc = rc != 0 ? rc : kv__quota(wr, cost);
@@ -642,7 +718,7 @@ int kv_put_joined(struct kv_write *wr, const struct kv_put_req *req, bool join)
     struct kv_req rq;
     struct kv_result res = {0};
     struct kv_put_resp resp;
-    int rc = write_ok(wr);
+    int rc = kv__write_ok(wr);
     rc = rc != 0 ? rc : kv__put_validate(wr->kv, req);
     if (rc != 0) {
         return rc;
@@ -665,7 +741,7 @@ int kv_delete_joined(struct kv_write *wr, const uint8_t *key, size_t key_len)
     struct kv_result res = {0};
     struct kv_delete_resp resp;
     struct kv_delete_req req = {.key = key, .key_len = key_len};
-    int rc = write_ok(wr);
+    int rc = kv__write_ok(wr);
     if (rc != 0) {
         return rc;
     }
@@ -738,6 +814,11 @@ static int doom(struct kv_req *rq, struct kv_rec *old, struct kv_kv **prevs,
     return 0;
 }
 
+/* Writemap: how many keys a long delete or compaction changes between two
+ * checks that data.mdb is allocated far enough ahead (kv__room keeps at
+ * least 16 MiB ahead; 256 keys change far fewer pages than that). */
+#define ROOM_EVERY 256
+
 /* Write tombstones for the collected keys. detach: also drop each key from
  * its lease's key set (revoke drops the whole set itself). */
 static int dlist_write(struct kv_req *rq, size_t n, bool detach)
@@ -757,6 +838,12 @@ static int dlist_write(struct kv_req *rq, size_t n, bool detach)
         tomb.type = KV_REC_DEL;
         tomb.key_len = klen;
         tomb.sub = rq->sub;
+        if (wr->kv->writemap && (i & (ROOM_EVERY - 1)) == ROOM_EVERY - 1) {
+            rc = kv__room(wr->kv, rq->txn);
+            if (rc != 0) {
+                return rc;
+            }
+        }
         rc = history_write(rq, &tomb);
         if (rc == 0) {
             MDB_val k = {klen, (void *)tomb.key};
@@ -841,7 +928,7 @@ int kv_delete(struct kv_write *wr, const struct kv_delete_req *req,
 {
     struct kv_req rq;
     memset(resp, 0, sizeof(*resp));
-    int rc = write_ok(wr);
+    int rc = kv__write_ok(wr);
     if (rc != 0) {
         return rc;
     }
@@ -860,7 +947,7 @@ int kv_lease_revoke(struct kv_write *wr, int64_t id, int64_t *rev)
     struct kv_rec old;
     bool exists;
     size_t n = 0;
-    int rc = write_ok(wr);
+    int rc = kv__write_ok(wr);
     if (rc != 0) {
         return rc;
     }
@@ -923,7 +1010,7 @@ static int lease_put(MDB_txn *txn, struct kv *kv, int64_t id, int64_t ttl,
 int kv_lease_grant(struct kv_write *wr, int64_t id, int64_t ttl)
 {
     bool exists;
-    int rc = write_ok(wr);
+    int rc = kv__write_ok(wr);
     if (rc != 0) {
         return rc;
     }
@@ -952,7 +1039,7 @@ int kv_lease_grant(struct kv_write *wr, int64_t id, int64_t ttl)
 int kv_lease_checkpoint(struct kv_write *wr, int64_t id, int64_t remaining_ttl)
 {
     uint8_t kb[8];
-    int rc = write_ok(wr);
+    int rc = kv__write_ok(wr);
     if (rc != 0) {
         return rc;
     }
@@ -1063,9 +1150,15 @@ static int compact_walk(struct kv_write *wr, int64_t rev)
     /* From the previous compaction revision on: what it kept at exactly
      * that revision may go now. */
     kv__revkey(pos, wr->compact, 0);
-    while (rc == 0) {
+    for (size_t i = 1; rc == 0; i++) {
         MDB_val k = {KV_REVKEY_LEN, pos}, d;
         struct kv_rec r;
+        if (kv->writemap && (i & (ROOM_EVERY - 1)) == 0) {
+            rc = kv__room(kv, wr->txn);
+            if (rc != 0) {
+                break;
+            }
+        }
         rc = mdb_cursor_get(rc_cur, &k, &d, MDB_SET_RANGE);
         if (rc != 0) {
             break;
@@ -1101,7 +1194,7 @@ static int compact_walk(struct kv_write *wr, int64_t rev)
 
 int kv_compact(struct kv_write *wr, int64_t rev)
 {
-    int rc = write_ok(wr);
+    int rc = kv__write_ok(wr);
     if (rc != 0) {
         return rc;
     }
@@ -1145,7 +1238,7 @@ int kv_aux_put(struct kv_write *wr, uint8_t table, const void *name,
                size_t name_len, const void *value, size_t value_len)
 {
     uint8_t key[1 + KV_AUX_NAME_MAX];
-    int rc = write_ok(wr);
+    int rc = kv__write_ok(wr);
     rc = rc != 0 ? rc : aux_key(key, table, name, name_len);
     if (rc != 0) {
         return rc;
@@ -1165,7 +1258,7 @@ int kv_write_aux_get(struct kv_write *wr, uint8_t table, const void *name,
                      size_t name_len, const void **value, size_t *value_len)
 {
     uint8_t key[1 + KV_AUX_NAME_MAX];
-    int rc = write_ok(wr);
+    int rc = kv__write_ok(wr);
     rc = rc != 0 ? rc : aux_key(key, table, name, name_len);
     if (rc != 0) {
         return rc;
@@ -1187,7 +1280,7 @@ int kv_aux_delete(struct kv_write *wr, uint8_t table, const void *name,
                   size_t name_len)
 {
     uint8_t key[1 + KV_AUX_NAME_MAX];
-    int rc = write_ok(wr);
+    int rc = kv__write_ok(wr);
     rc = rc != 0 ? rc : aux_key(key, table, name, name_len);
     if (rc != 0) {
         return rc;
@@ -1209,7 +1302,7 @@ int kv_write_range(struct kv_write *wr, const struct kv_range_req *req,
     struct kv_req rq;
     struct kv_view v;
     memset(resp, 0, sizeof(*resp));
-    int rc = write_ok(wr);
+    int rc = kv__write_ok(wr);
     if (rc != 0) {
         return rc;
     }

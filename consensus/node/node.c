@@ -1688,7 +1688,8 @@ static int open_storage(struct node *n, char *msg, size_t msg_len)
     /* No fsync per batch: node_ckpt.c explains why that is safe. */
     struct kv_options ko = {.quota_bytes = n->cfg.quota_bytes,
                             .max_txn_ops = n->cfg.max_txn_ops,
-                            .sync = KV_SYNC_NONE};
+                            .sync = KV_SYNC_NONE,
+                            .writemap = n->cfg.store_writemap};
     struct apply_config ac = {.cluster_id = n->cfg.cluster_id,
                               .member_id = n->cfg.member_id,
                               .auth = n->cfg.auth};

@@ -93,6 +93,7 @@ struct node_config {
      * (older ones are read back from the WAL); 0: 32 MiB. */
     uint64_t raft_log_memory_bytes;
     uint64_t quota_bytes; /* store quota (0: default) */
+    bool store_writemap;  /* kv_options.writemap */
     uint32_t max_txn_ops;
     uint32_t max_request_bytes;
     bool unsafe_no_fsync;

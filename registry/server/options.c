@@ -63,6 +63,10 @@ static const struct row rows[] = {
      "about half the put rate under heavy random writes, which it writes "
      "back at each checkpoint) or 'auto' (copies while writes come, in "
      "place once they pause: the copy is then removed; see BENCHMARKS.md)"},
+    {"store-writemap", K_BOOL, F(store_writemap), "false",
+     "the store changes its pages in a shared map instead of writing each "
+     "one at commit (MDB_WRITEMAP): less CPU per write; data.mdb then "
+     "shows the map's size (sparse) and is allocated ahead of use"},
     {"raft-log-memory-bytes", K_UINT, F(raft_log_memory_bytes), "33554432",
      "data of applied Raft entries kept in memory for a lagging follower "
      "(entries every member holds are given back at once); older ones are "

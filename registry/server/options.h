@@ -54,6 +54,7 @@ struct options {
     char *wal_dir;
     uint64_t snapshot_count;
     char *store_checkpoint;         /* "auto", "copy" or "in-place" */
+    bool store_writemap;            /* the store's pages changed in the map */
     uint64_t raft_log_memory_bytes; /* Cairn's own (node_logmem.c) */
     uint64_t heartbeat_interval_ms;
     uint64_t election_timeout_ms;

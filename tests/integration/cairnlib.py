@@ -51,6 +51,9 @@ CAIRND = os.path.join(BUILD, "cairnd")
 ETCDCTL = os.environ.get("CAIRN_ETCDCTL", "/usr/bin/etcdctl")
 FULL = os.environ.get("FULL", "") not in ("", "0")
 T = float(os.environ.get("CAIRN_TIMEOUT_SCALE", "1") or 1)
+# Flags every cairnd a test starts gets first (e.g. --store-writemap, to
+# run a test against that mode): the test's own flags come after.
+EXTRA_FLAGS = os.environ.get("CAIRN_EXTRA_FLAGS", "").split()
 
 now = time.monotonic
 
@@ -431,7 +434,7 @@ class Member:
                 "--initial-cluster", initial_cluster,
                 "--initial-cluster-state", state,
                 "--initial-cluster-token", self.cluster.token] + \
-            self.cluster.extra + self.extra
+            EXTRA_FLAGS + self.cluster.extra + self.extra
 
     def start(self, initial_cluster=None, state=None, env=None):
         """env: extra environment variables for this start only."""

@@ -87,7 +87,8 @@ static struct apply_hooks hooks_of(struct fixture *f)
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    struct kv_options o = {.sync = KV_SYNC_NONE};
+    struct kv_options o = {.sync = KV_SYNC_NONE,
+                           .writemap = getenv("CAIRN_KV_WRITEMAP") != NULL};
     struct apply_config cfg = {
         .cluster_id = 0xc1, .member_id = ME, .min_lease_ttl_s = 2};
     snprintf(f->dir, sizeof(f->dir), "/tmp/cairn-apply-XXXXXX");
@@ -197,7 +198,8 @@ static void repeated_proposals_apply_once(void **state)
     /* The verdict survives a restart: it lives in the store. */
     apply_close(&f->a);
     kv_close(f->kv);
-    struct kv_options ko = {.sync = KV_SYNC_NONE};
+    struct kv_options ko = {.sync = KV_SYNC_NONE,
+                            .writemap = getenv("CAIRN_KV_WRITEMAP") != NULL};
     assert_int_equal(kv_open(f->dir, &ko, &f->kv), 0);
     cfg.kv = f->kv;
     assert_int_equal(apply_init(&f->a, &cfg), 0);

@@ -71,6 +71,13 @@ static void scramble(const char *dir, const struct kv_ckpt *ck)
     assert_int_equal(pwrite(fd, junk, psize, (off_t)psize), (ssize_t)psize);
     uint64_t pages = (uint64_t)st.st_size / psize;
     assert_true(pages > ck->last_pgno + 1); /* the churn grew the file */
+    if (getenv("CAIRN_KV_WRITEMAP") != NULL) {
+        /* the file is the map's size: what was written ends at the first
+         * hole past T (LMDB's pages are cached, so they count as data) */
+        off_t end = lseek(fd, (off_t)((ck->last_pgno + 1) * psize), SEEK_HOLE);
+        assert_true(end > (off_t)((ck->last_pgno + 1) * psize));
+        pages = (uint64_t)end / psize;
+    }
     for (uint64_t p = ck->last_pgno + 1; p < pages; p++) {
         assert_int_equal(pwrite(fd, junk, psize, (off_t)(p * psize)),
                          (ssize_t)psize);

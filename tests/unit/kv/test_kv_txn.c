@@ -402,6 +402,63 @@ static void txn_failing_op_undoes_the_whole_txn(void **state)
     assert_int_equal(t_get(f->kv, "a", 0, NULL, 0, NULL), 0);
 }
 
+/* A txn that fails after its first write, in the middle of a batch. Without
+ * writemap it runs in a nested LMDB txn; with it, the batch so far is
+ * committed first (a savepoint, applied: the last kv_write_mark) and the
+ * txn's own LMDB txn is aborted. Either way the batch goes on whole, and a
+ * batch aborted after a savepoint keeps exactly the entries before it. */
+static void txn_failing_mid_batch_keeps_the_batch_whole(void **state)
+{
+    struct fx *f = *state;
+    struct kv_write *wr;
+    struct kv_result res = {0};
+    struct kv_txn_resp resp;
+    struct kv_put_resp presp;
+    char evs[OUT_MAX] = "";
+    bool wm = kv_writemap(f->kv);
+    uint64_t idx = 0, term = 0;
+    t_put(f->kv, "a", "0"); /* rev 2 */
+    struct kv_op s[] = {op_put("q", "1"), op_del_from("a"), op_put("a", "")};
+    s[2].u.put.ignore_value = true; /* fails: the delete took "a" */
+    struct kv_txn_req t = txn_of(NULL, 0, s, 3, NULL, 0);
+    struct kv_put_req c = {.key = U8("c"), .key_len = 1};
+    struct kv_put_req d = {.key = U8("d"), .key_len = 1};
+    assert_int_equal(kv_write_begin(f->kv, collect_ev, evs, &wr), 0);
+    assert_int_equal(kv_put(wr, &c, &res, &presp, NULL), 0); /* rev 3 */
+    kv_write_mark(wr, 5, 2);
+    assert_int_equal(kv_txn(wr, &t, &res, &resp, NULL), ERR_KEY_NOT_FOUND);
+    assert_int_equal(kv_write_saved(wr), wm);
+    kv_write_mark(wr, 6, 2);
+    assert_int_equal(kv_put(wr, &d, &res, &presp, NULL), 0); /* rev 4 */
+    kv_write_mark(wr, 7, 2);
+    assert_int_equal(kv_write_commit(wr, 7, 2), 0);
+    assert_string_equal(evs, "PUT c@3,PUT d@4");
+    fx_reopen(f);
+    assert_int_equal(kv_rev(f->kv), 4);
+    kv_applied(f->kv, &idx, &term);
+    assert_int_equal(idx, 7);
+    assert_int_equal(t_get(f->kv, "q", 0, NULL, 0, NULL), ERR_NOT_FOUND);
+    assert_int_equal(t_get(f->kv, "a", 0, NULL, 0, NULL), 0);
+    assert_int_equal(t_get(f->kv, "d", 0, NULL, 0, NULL), 0);
+    /* an abort after the savepoint: the entry before it stays, with its
+     * index (without writemap the whole batch goes) */
+    struct kv_put_req e = {.key = U8("e"), .key_len = 1};
+    assert_int_equal(kv_write_begin(f->kv, NULL, NULL, &wr), 0);
+    assert_int_equal(kv_put(wr, &e, &res, &presp, NULL), 0); /* rev 5 */
+    kv_write_mark(wr, 8, 3);
+    assert_int_equal(kv_txn(wr, &t, &res, &resp, NULL), ERR_KEY_NOT_FOUND);
+    kv_write_abort(wr);
+    kv_result_free(&res);
+    fx_reopen(f);
+    kv_applied(f->kv, &idx, &term);
+    assert_int_equal(kv_rev(f->kv), wm ? 5 : 4);
+    assert_int_equal(idx, wm ? 8 : 7);
+    assert_int_equal(term, wm ? 3 : 2);
+    assert_int_equal(t_get(f->kv, "e", 0, NULL, 0, NULL),
+                     wm ? 0 : ERR_NOT_FOUND);
+    assert_int_equal(t_get(f->kv, "q", 0, NULL, 0, NULL), ERR_NOT_FOUND);
+}
+
 static void txn_malformed_input_is_refused_untouched(void **state)
 {
     struct fx *f = *state;
@@ -460,6 +517,7 @@ const struct CMUnitTest kv_txn_tests[] = {
     T(txn_duplicate_key_rules_match_etcd),
     T(txn_op_counts_are_limited_per_list_and_nesting),
     T(txn_failing_op_undoes_the_whole_txn),
+    T(txn_failing_mid_batch_keeps_the_batch_whole),
     T(txn_malformed_input_is_refused_untouched),
     T(txn_range_revisions_are_checked_before_running),
 };

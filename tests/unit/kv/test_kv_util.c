@@ -40,6 +40,7 @@ int fx_setup(void **state)
     assert_non_null(f);
     make_tmpdir(f->dir, sizeof(f->dir));
     f->opts.sync = KV_SYNC_NONE;
+    f->opts.writemap = getenv("CAIRN_KV_WRITEMAP") != NULL;
     assert_int_equal(fx_open(f), 0);
     *state = f;
     return 0;

@@ -97,6 +97,7 @@ static int fx_setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     struct kv_options o = {0};
     o.sync = KV_SYNC_NONE;
+    o.writemap = getenv("CAIRN_KV_WRITEMAP") != NULL;
     assert_int_equal(kv_open(f->dir, &o, &f->kv), 0);
     *state = f;
     return 0;
@@ -584,6 +585,7 @@ static void commit_survives_reopen_and_abort_leaves_nothing(void **state)
     f->kv = NULL;
     struct kv_options o = {0};
     o.sync = KV_SYNC_NONE;
+    o.writemap = getenv("CAIRN_KV_WRITEMAP") != NULL;
     assert_int_equal(kv_open(f->dir, &o, &f->kv), 0);
     assert_int_equal(kv_rev(f->kv), 2);
     uint64_t idx = 0, term = 0;
@@ -613,6 +615,7 @@ static void quota_refuses_growth_and_keeps_deletes_working(void **state)
     struct fx *f = *state;
     struct kv_options o = {0};
     o.sync = KV_SYNC_NONE;
+    o.writemap = getenv("CAIRN_KV_WRITEMAP") != NULL;
     o.quota_bytes = 1u << 20;
     fx_reopen_with(f, &o);
     static uint8_t big[8192];
@@ -707,6 +710,7 @@ static void range_result_limit_is_enforced(void **state)
     struct fx *f = *state;
     struct kv_options o = {0};
     o.sync = KV_SYNC_NONE;
+    o.writemap = getenv("CAIRN_KV_WRITEMAP") != NULL;
     o.range_result_bytes_max = 4096;
     fx_reopen_with(f, &o);
     static char val[1001];

@@ -170,6 +170,7 @@ static int setup(void **state)
     snprintf(f->dir, sizeof(f->dir), "/tmp/cairn-watch-test.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     o.sync = KV_SYNC_NONE;
+    o.writemap = getenv("CAIRN_KV_WRITEMAP") != NULL;
     assert_int_equal(kv_open(f->dir, &o, &f->kv), 0);
     f->resps = calloc(RESP_MAX, sizeof(*f->resps));
     f->evs = calloc(EVS_MAX, sizeof(*f->evs));
