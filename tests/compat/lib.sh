@@ -123,8 +123,15 @@ lib_start() { # lib_start KIND TAG extra-args...
     peer=$((port + 1))
     dir=$TMP/$tag.data
     mkdir -p "$dir"
-    if [ "$kind" = etcd ]; then bin=$ETCD; else bin=$B/cairnd; fi
-    "$bin" --name "${LIB_NAME:-default}" --data-dir "$dir" \
+    local extra=()
+    if [ "$kind" = etcd ]; then
+        bin=$ETCD
+    else
+        bin=$B/cairnd
+        # TEST_CAIRND_FLAGS: flags every cairnd gets first (cairnlib.py too)
+        read -r -a extra <<<"${TEST_CAIRND_FLAGS:-}"
+    fi
+    "$bin" "${extra[@]}" --name "${LIB_NAME:-default}" --data-dir "$dir" \
         --listen-client-urls "http://127.0.0.1:$port" \
         --advertise-client-urls "http://127.0.0.1:$port" \
         --listen-peer-urls "http://127.0.0.1:$peer" \

@@ -53,7 +53,7 @@ FULL = os.environ.get("FULL", "") not in ("", "0")
 T = float(os.environ.get("CAIRN_TIMEOUT_SCALE", "1") or 1)
 # Flags every cairnd a test starts gets first (e.g. --store-writemap, to
 # run a test against that mode): the test's own flags come after.
-EXTRA_FLAGS = os.environ.get("CAIRN_EXTRA_FLAGS", "").split()
+EXTRA_FLAGS = os.environ.get("TEST_CAIRND_FLAGS", "").split()
 
 now = time.monotonic
 

@@ -15,6 +15,7 @@
  * the durable snapshot and the log: quick, and independent of the store,
  * for telling a Raft bug from a store bug.
  */
+#include <stdlib.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -164,6 +165,8 @@ static int kv_start(struct sim *s, struct sim_member *m)
     memset(&o, 0, sizeof(o));
     o.sync = KV_SYNC_NONE;
     o.quota_bytes = 256ULL << 20;
+    /* the store's MDB_WRITEMAP mode (cairnd --store-writemap) */
+    o.writemap = getenv("CAIRN_KV_WRITEMAP") != NULL;
     int rc = kv_open(m->fsm.dir, &o, &m->fsm.kv);
     if (rc < 0) {
         return rc;
