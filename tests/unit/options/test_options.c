@@ -57,6 +57,7 @@ static void defaults_are_etcds(void **state)
     assert_string_equal(o.initial_cluster, "default=http://localhost:2380");
     assert_string_equal(o.initial_cluster_state, "new");
     assert_string_equal(o.store_checkpoint, "auto"); /* the default */
+    assert_false(o.store_writemap);
     assert_string_equal(o.initial_cluster_token, "etcd-cluster");
     assert_true(o.strict_reconfig_check);
     options_free(&o);
@@ -120,6 +121,16 @@ static void unknown_and_invalid_flags_are_named(void **state)
         assert_string_equal(o.store_checkpoint, kinds[i]);
         options_free(&o);
     }
+    assert_int_equal(parse(&o, empty_env, 1, "--store-writemap"), 0);
+    assert_true(o.store_writemap);
+    options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 1, "--store-writemap=false"), 0);
+    assert_false(o.store_writemap);
+    options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 1, "--store-writemap=maybe"),
+                     ERR_INVALID);
+    assert_non_null(strstr(err, "--store-writemap"));
+    options_free(&o);
     assert_int_equal(
         parse(&o, empty_env, 2, "--grpc-keepalive-min-time", "5 parsecs"),
         ERR_INVALID);
