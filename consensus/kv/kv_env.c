@@ -375,18 +375,29 @@ void kv__grow_ahead(struct kv *kv, uint64_t last_pgno)
  *
  * With MDB_WRITEMAP LMDB changes pages in the shared map: no pwrite per
  * dirty page at commit (the largest single cost of a put, BENCHMARKS.md).
- * A page LMDB first touches in a hole of the sparse file needs a block
- * then; on a full disk the kernel answers that with SIGBUS. So the writer
- * keeps data.mdb's blocks allocated (fallocate) well ahead of the next page
- * of its txn, checked before each request and inside long deletes: running
- * out is then ENOSPC from fallocate, with nothing touched. LMDB 0.9 has no
- * call for a write txn's next page; it is read from MDB_txn (mdb.c: parent,
- * child, next_pgno, txnid, env), a layout checked at open, as kv_ckpt.c
- * checks the meta page's. */
+ * A page touched past the end of the file, or in a hole of it on a full
+ * disk, is a SIGBUS. So the writer keeps data.mdb allocated (fallocate,
+ * which also sets its size) ahead of the next page of its txn, by more
+ * than one operation can use: checked before each request, each put, and
+ * every ROOM_EVERY keys of a long delete or compaction. Running out is
+ * then ENOSPC from fallocate, with nothing touched. LMDB sizes the file to
+ * the whole map when it opens it; env_open cuts it back to what is in use
+ * plus the reserve, so the file is no larger than without writemap but for
+ * that reserve. LMDB 0.9 has no call for a write txn's next page; it is
+ * read from MDB_txn (mdb.c: parent, child, next_pgno, txnid, env), a
+ * layout checked at open, as kv_ckpt.c checks the meta page's. */
 
-#define WM_RESERVE_MIN ((uint64_t)32 << 20) /* at least this far ahead */
-#define WM_NEAR        ((uint64_t)16 << 20) /* extend when less is left */
-#define WM_STEP        ((uint64_t)1 << 20)
+#define WM_SLACK ((uint64_t)4 << 20) /* one op's pages besides its value */
+#define WM_STEP  ((uint64_t)1 << 20)
+
+/* How close to the end of the allocation the next page may come: one
+ * operation's worth (the largest value, its tree pages), and a 256th of
+ * the file for the free list LMDB writes at commit (8 bytes a freed page:
+ * a 512th of the file at most). The reserve is twice that. */
+static uint64_t wm_near(const struct kv *kv, uint64_t next)
+{
+    return kv->opts.value_bytes_max + WM_SLACK + next / 256;
+}
 
 /* Is MDB_txn laid out as expected? Its next page, txnid and env are
  * compared with what LMDB reports for a fresh write txn. And can the file
@@ -428,15 +439,16 @@ static uint64_t txn_next_byte(const struct kv *kv, MDB_txn *txn)
     return (uint64_t)next * kv->page_bytes;
 }
 
-int kv__room(struct kv *kv, MDB_txn *txn)
+/* Allocate data.mdb up to where next + the reserve needs it (its size
+ * included). 0 or a positive errno. */
+static int wm_allocate(struct kv *kv, uint64_t next)
 {
-    uint64_t next = txn_next_byte(kv, txn);
-    if (next + WM_NEAR <= kv->alloc_end || kv->alloc_end >= kv->map_bytes) {
+    uint64_t want = next + 2 * wm_near(kv, next);
+    want = (want + WM_STEP - 1) & ~(WM_STEP - 1);
+    want = want < kv->map_bytes ? want : kv->map_bytes;
+    if (want <= kv->alloc_end) {
         return 0;
     }
-    uint64_t reserve = next / 8 > WM_RESERVE_MIN ? next / 8 : WM_RESERVE_MIN;
-    uint64_t want = (next + reserve + WM_STEP - 1) & ~(WM_STEP - 1);
-    want = want < kv->map_bytes ? want : kv->map_bytes;
     int fd;
     if (mdb_env_get_fd(kv->env, &fd) != 0) {
         return EBADF;
@@ -452,6 +464,34 @@ int kv__room(struct kv *kv, MDB_txn *txn)
     }
     kv->alloc_end = want;
     return 0;
+}
+
+int kv__room(struct kv *kv, MDB_txn *txn)
+{
+    uint64_t next = txn_next_byte(kv, txn);
+    if (next + wm_near(kv, next) <= kv->alloc_end) {
+        return 0;
+    }
+    return wm_allocate(kv, next);
+}
+
+/* At open: LMDB made the file as large as the map. Allocate what is in use
+ * and the reserve, and cut the file there. */
+static int wm_trim(struct kv *kv)
+{
+    MDB_envinfo info;
+    int fd;
+    if (mdb_env_info(kv->env, &info) != 0 ||
+        mdb_env_get_fd(kv->env, &fd) != 0) {
+        return ERR_FAILED;
+    }
+    kv->alloc_end = 0;
+    int rc =
+        wm_allocate(kv, ((uint64_t)info.me_last_pgno + 1) * kv->page_bytes);
+    if (rc == 0 && ftruncate(fd, (off_t)kv->alloc_end) != 0) {
+        rc = errno;
+    }
+    return rc != 0 ? -rc : 0;
 }
 
 bool kv_writemap(const struct kv *kv)
@@ -509,6 +549,9 @@ static int env_open(struct kv *kv)
         kv->env = NULL;
         kv->writemap = false;
         return env_open(kv);
+    }
+    if (err == 0 && kv->writemap) {
+        err = wm_trim(kv);
     }
     if (err != 0) {
         mdb_env_close(kv->env);

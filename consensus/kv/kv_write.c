@@ -227,7 +227,9 @@ static int txn_commit(struct kv_write *wr, uint64_t applied_index,
     }
     if (rc == 0) {
         kv__note_pages(kv);
-        kv__grow_ahead(kv, atomic_load(&kv->last_pgno));
+        if (!kv->writemap) { /* its file is allocated ahead: kv__room */
+            kv__grow_ahead(kv, atomic_load(&kv->last_pgno));
+        }
         pthread_mutex_lock(&kv->state_mu);
         kv->rev = wr->rev;
         kv->compact = wr->compact;
@@ -626,7 +628,8 @@ int kv__put_write(struct kv_req *rq, struct kv_put_plan *pp)
         const uint8_t *base = rq->wr->scratch.data;
         pp->now.value = base == NULL ? NULL : base + pp->value_off;
     }
-    int rc = put_writes(rq, &pp->now, pp->had_old, pp->old_lease);
+    int rc = rq->wr->kv->writemap ? kv__room(rq->wr->kv, rq->txn) : 0;
+    rc = rc != 0 ? rc : put_writes(rq, &pp->now, pp->had_old, pp->old_lease);
     if (rc != 0) {
         return rc;
     }
@@ -816,8 +819,9 @@ static int doom(struct kv_req *rq, struct kv_rec *old, struct kv_kv **prevs,
 
 /* Writemap: how many keys a long delete or compaction changes between two
  * checks that data.mdb is allocated far enough ahead (kv__room keeps at
- * least 16 MiB ahead; 256 keys change far fewer pages than that). */
-#define ROOM_EVERY 256
+ * least 4 MiB more than the largest value ahead; 64 keys change at most a
+ * few hundred pages). */
+#define ROOM_EVERY 64
 
 /* Write tombstones for the collected keys. detach: also drop each key from
  * its lease's key set (revoke drops the whole set itself). */
