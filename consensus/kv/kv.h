@@ -149,13 +149,13 @@ struct kv_options {
     uint64_t value_bytes_max;        /* 0: LIMIT_VALUE_BYTES default */
     uint64_t range_result_bytes_max; /* 0: LIMIT_RANGE_RESULT_BYTES default */
     /* MDB_WRITEMAP: a commit changes the pages in the shared map instead
-     * of writing each dirty page with pwrite. Two things change with it:
-     * data.mdb's apparent size is the map's (sparse: the blocks in use are
-     * the same), and LMDB has no nested txns, so a Txn that may fail after
-     * its first write runs between two commits of the batch (a savepoint:
-     * see kv_write_mark). The file is kept allocated ahead of LMDB's next
-     * page, so a full disk is ERR_FAILED (ENOSPC), never a SIGBUS. If this
-     * LMDB's layout cannot be checked, the store opens without it
+     * of writing each dirty page with pwrite. LMDB has no nested txns with
+     * it, so a Txn that may fail after its first write runs between two
+     * commits of the batch (a savepoint: see kv_write_mark). data.mdb is
+     * kept allocated (fallocate, its size included) ahead of LMDB's next
+     * page by more than one operation uses, so a full disk is ERR_FAILED
+     * (ENOSPC), never a SIGBUS. If this LMDB's layout cannot be checked or
+     * the file system cannot allocate ahead, the store opens without it
      * (kv_writemap says which). */
     bool writemap;
 };

@@ -65,8 +65,8 @@ static const struct row rows[] = {
      "place once they pause: the copy is then removed; see BENCHMARKS.md)"},
     {"store-writemap", K_BOOL, F(store_writemap), "false",
      "the store changes its pages in a shared map instead of writing each "
-     "one at commit (MDB_WRITEMAP): less CPU per write; data.mdb then "
-     "shows the map's size (sparse) and is allocated ahead of use"},
+     "one at commit (MDB_WRITEMAP): less CPU per write; data.mdb is then "
+     "allocated a few MiB ahead of use"},
     {"raft-log-memory-bytes", K_UINT, F(raft_log_memory_bytes), "33554432",
      "data of applied Raft entries kept in memory for a lagging follower "
      "(entries every member holds are given back at once); older ones are "
