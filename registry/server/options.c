@@ -1086,6 +1086,14 @@ int options_validate(const struct options *o, char *err, size_t err_len)
              o->store_checkpoint);
         return ERR_INVALID;
     }
+    if (o->store_writemap && strcmp(o->store_checkpoint, "in-place") == 0) {
+        /* each checkpoint's sync write-protects every mapped page it
+         * writes and each is faulted in again: 3x slower (BENCHMARKS.md) */
+        fail(err, err_len,
+             "--store-writemap: not with --store-checkpoint in-place (use "
+             "'auto' or 'copy')");
+        return ERR_INVALID;
+    }
     if (strcmp(o->auto_compaction_mode, "periodic") != 0 &&
         strcmp(o->auto_compaction_mode, "revision") != 0) {
         fail(err, err_len,

@@ -131,6 +131,15 @@ static void unknown_and_invalid_flags_are_named(void **state)
                      ERR_INVALID);
     assert_non_null(strstr(err, "--store-writemap"));
     options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 3, "--store-writemap",
+                           "--store-checkpoint", "in-place"),
+                     ERR_INVALID);
+    assert_non_null(strstr(err, "not with --store-checkpoint in-place"));
+    options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 3, "--store-writemap",
+                           "--store-checkpoint", "copy"),
+                     0);
+    options_free(&o);
     assert_int_equal(
         parse(&o, empty_env, 2, "--grpc-keepalive-min-time", "5 parsecs"),
         ERR_INVALID);
