@@ -757,6 +757,17 @@ class Cluster:
             self.drop_client(m)
             return None
 
+    def mount_tmpfs(self, path, size):
+        """Mount a tmpfs of size (e.g. "64m") at path, unmounted at
+        cleanup. Returns (ok, mount's output)."""
+        os.makedirs(path, exist_ok=True)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size,
+                            "tmpfs", path], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        if p.returncode == 0:
+            self.mounts.append(path)
+        return p.returncode == 0, p.stdout.decode(errors="replace")
+
     def log_has(self, m, text):
         try:
             with open(m.log_path, "rb") as f:
