@@ -158,7 +158,12 @@ struct kv_options {
      * the file system cannot allocate ahead, the store opens without it
      * (kv_writemap says which). */
     bool writemap;
+    /* writemap: the process's resident file pages past which the writer
+     * unmaps the store's map while the file grows (0: KV_RESIDENT_DEFAULT;
+     * kv_env.c says why only then) */
+    uint64_t resident_bytes;
 };
+#define KV_RESIDENT_DEFAULT ((uint64_t)256 << 20)
 
 /* One key's record at some revision. In read results the byte pointers are
  * borrowed (see Borrowed above). */

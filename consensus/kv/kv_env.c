@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -74,6 +76,9 @@ static int opts_fill(const struct kv_options *in, struct kv_options *o)
     }
     if (o->range_result_bytes_max == 0) {
         o->range_result_bytes_max = limits_default(LIMIT_RANGE_RESULT_BYTES);
+    }
+    if (o->resident_bytes == 0) {
+        o->resident_bytes = KV_RESIDENT_DEFAULT;
     }
     if (o->quota_bytes > limits_hard_max(LIMIT_QUOTA_BACKEND_BYTES) ||
         o->max_txn_ops > limits_hard_max(LIMIT_TXN_OPS) ||
@@ -492,6 +497,101 @@ static int wm_trim(struct kv *kv)
         rc = errno;
     }
     return rc != 0 ? -rc : 0;
+}
+
+/* Resident pages. The map's pages a writemap commit changes stay mapped
+ * in this process, and count in its VmRSS, until it unmaps them; without
+ * writemap only the pages read are (they stay too). Every WM_LOOK_EVERY
+ * commits the writer reads the process's resident file pages (statm's
+ * third field). Past kv_options.resident_bytes, and once the file has
+ * grown by half that since the last time, it drops the whole map from its
+ * page tables (MADV_DONTNEED). On a shared file map that loses nothing:
+ * the data stays in the page cache, a dirty page's dirty bit goes with
+ * it, and the next touch of a page is a minor fault (readers on other
+ * threads fault theirs in the same way). The growth gate: pages a load
+ * appends are rarely touched again, so unmapping them is cheap; a store
+ * that no longer grows is written all over (LMDB reuses its free pages),
+ * and unmapping it would fault every page back in, a write each (measured
+ * in BENCHMARKS.md), so it stays mapped, as much as a pwrite store's reads
+ * keep mapped. */
+#define WM_LOOK_EVERY 32
+
+static uint64_t resident_file_bytes(void)
+{
+    char b[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    ssize_t n = read(fd, b, sizeof(b) - 1);
+    close(fd);
+    unsigned long long size, rss, shared;
+    if (n <= 0) {
+        return 0;
+    }
+    b[n] = '\0';
+    if (sscanf(b, "%llu %llu %llu", &size, &rss, &shared) != 3) {
+        return 0;
+    }
+    return (uint64_t)shared * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Where LMDB mapped data.mdb (mdb_env_info's address is the one a fixed
+ * map asked for, not this one): the map of /proc/self/maps with the
+ * file's device and inode, looked up once. */
+static int map_find(struct kv *kv)
+{
+    int fd;
+    struct stat st;
+    if (mdb_env_get_fd(kv->env, &fd) != 0 || fstat(fd, &st) != 0) {
+        return ERR_FAILED;
+    }
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (f == NULL) {
+        return ERR_FAILED;
+    }
+    char line[512];
+    while (kv->map_addr == NULL && fgets(line, sizeof(line), f) != NULL) {
+        unsigned long lo, hi, off, ino;
+        unsigned maj, mnr;
+        char perm[8];
+        if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &lo, &hi, perm, &off,
+                   &maj, &mnr, &ino) == 7 &&
+            off == 0 && ino == (unsigned long)st.st_ino &&
+            makedev(maj, mnr) == st.st_dev) {
+            kv->map_addr = (void *)lo;
+        }
+    }
+    fclose(f);
+    if (kv->map_addr == NULL) {
+        LOGW("kv", "data.mdb: its map is not in /proc/self/maps");
+        kv->opts.resident_bytes = UINT64_MAX; /* do not look again */
+        return ERR_FAILED;
+    }
+    return 0;
+}
+
+void kv__wm_resident(struct kv *kv)
+{
+    if (++kv->wm_commits < WM_LOOK_EVERY) {
+        return;
+    }
+    kv->wm_commits = 0;
+    uint64_t used = (atomic_load(&kv->last_pgno) + 1) * kv->page_bytes;
+    if (used < kv->wm_unmapped_at + kv->opts.resident_bytes / 2 ||
+        resident_file_bytes() <= kv->opts.resident_bytes) {
+        return;
+    }
+    kv->wm_unmapped_at = used;
+    if (kv->map_addr == NULL && map_find(kv) != 0) {
+        return;
+    }
+    uint64_t len =
+        kv->alloc_end < kv->map_bytes ? kv->alloc_end : kv->map_bytes;
+    if (madvise(kv->map_addr, (size_t)len, MADV_DONTNEED) != 0) {
+        LOGW("kv", "data.mdb: cannot unmap resident pages: %s",
+             strerror(errno));
+    }
 }
 
 bool kv_writemap(const struct kv *kv)

@@ -123,12 +123,24 @@ struct kv {
     bool writemap;
     uint64_t alloc_end;
     size_t next_off;
+    /* the writer's: commits since it last looked at how much of the map
+     * is resident (kv__wm_resident) */
+    uint32_t wm_commits;
+    uint64_t wm_unmapped_at; /* the file's used bytes at the last unmap */
+    void *map_addr;          /* where data.mdb is mapped, once looked up */
 };
 
 /* kv_env.c, writemap only: make sure data.mdb's blocks are allocated well
  * ahead of the next page txn may use. 0, or a positive errno (ENOSPC):
  * the batch must not go on. */
 int kv__room(struct kv *kv, MDB_txn *txn);
+
+/* kv_env.c, writemap only, after each commit: every few commits, if more
+ * of the process's file pages are mapped than kv_options.resident_bytes
+ * and the file grew by half that since the last time, drop the map's
+ * pages from its page tables (their data stays in the page cache, dirty
+ * ones too). */
+void kv__wm_resident(struct kv *kv);
 
 /* kv_env.c: after a commit that left the last page at last_pgno, keep
  * the file extended, and cached in single pages, ahead of it. */

@@ -229,6 +229,8 @@ static int txn_commit(struct kv_write *wr, uint64_t applied_index,
         kv__note_pages(kv);
         if (!kv->writemap) { /* its file is allocated ahead: kv__room */
             kv__grow_ahead(kv, atomic_load(&kv->last_pgno));
+        } else {
+            kv__wm_resident(kv);
         }
         pthread_mutex_lock(&kv->state_mu);
         kv->rev = wr->rev;

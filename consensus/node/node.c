@@ -1689,7 +1689,8 @@ static int open_storage(struct node *n, char *msg, size_t msg_len)
     struct kv_options ko = {.quota_bytes = n->cfg.quota_bytes,
                             .max_txn_ops = n->cfg.max_txn_ops,
                             .sync = KV_SYNC_NONE,
-                            .writemap = n->cfg.store_writemap};
+                            .writemap = n->cfg.store_writemap,
+                            .resident_bytes = n->cfg.store_resident_bytes};
     struct apply_config ac = {.cluster_id = n->cfg.cluster_id,
                               .member_id = n->cfg.member_id,
                               .auth = n->cfg.auth};

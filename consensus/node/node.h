@@ -92,8 +92,10 @@ struct node_config {
     /* Data of applied Raft entries kept in memory for lagging followers
      * (older ones are read back from the WAL); 0: 32 MiB. */
     uint64_t raft_log_memory_bytes;
-    uint64_t quota_bytes; /* store quota (0: default) */
-    bool store_writemap;  /* kv_options.writemap */
+    uint64_t quota_bytes;          /* store quota (0: default) */
+    bool store_writemap;           /* kv_options.writemap */
+    uint64_t store_resident_bytes; /* kv_options.resident_bytes (0: its
+                                    * default) */
     uint32_t max_txn_ops;
     uint32_t max_request_bytes;
     bool unsafe_no_fsync;

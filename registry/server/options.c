@@ -63,10 +63,16 @@ static const struct row rows[] = {
      "about half the put rate under heavy random writes, which it writes "
      "back at each checkpoint) or 'auto' (copies while writes come, in "
      "place once they pause: the copy is then removed; see BENCHMARKS.md)"},
-    {"store-writemap", K_BOOL, F(store_writemap), "false",
+    {"store-writemap", K_BOOL, F(store_writemap), "true",
      "the store changes its pages in a shared map instead of writing each "
      "one at commit (MDB_WRITEMAP): less CPU per write; data.mdb is then "
-     "allocated a few MiB ahead of use"},
+     "allocated a few MiB ahead of use (default off with "
+     "--store-checkpoint in-place)"},
+    {"store-resident-bytes", K_UINT, F(store_resident_bytes), "268435456",
+     "with --store-writemap: the store's pages kept mapped in cairnd (its "
+     "VmRSS) while data.mdb grows; past it they are unmapped (they stay in "
+     "the page cache). A store that no longer grows stays mapped "
+     "(1 MiB-1 TiB)"},
     {"raft-log-memory-bytes", K_UINT, F(raft_log_memory_bytes), "33554432",
      "data of applied Raft entries kept in memory for a lagging follower "
      "(entries every member holds are given back at once); older ones are "
@@ -473,6 +479,9 @@ static int set_row(struct options *o, const struct row *r, const char *value,
             return ERR_INVALID;
         }
         *(bool *)field = b;
+        if (r->off == F(store_writemap)) {
+            o->store_writemap_given = true;
+        }
         return 0;
     case K_MS:
     case K_DURATION:
@@ -511,6 +520,7 @@ void options_defaults(struct options *o)
             (void)rc; /* defaults are valid; -ENOMEM leaves the field empty */
         }
     }
+    o->store_writemap_given = false;
 }
 
 void options_free(struct options *o)
@@ -899,6 +909,11 @@ static int fill_derived(struct options *o)
         mem_free(o->data_dir);
         o->data_dir = d;
     }
+    if (o->store_writemap && !o->store_writemap_given &&
+        o->store_checkpoint != NULL &&
+        strcmp(o->store_checkpoint, "in-place") == 0) {
+        o->store_writemap = false; /* the default gives way (validate) */
+    }
     return 0;
 }
 
@@ -1049,6 +1064,12 @@ int options_validate(const struct options *o, char *err, size_t err_len)
         o->raft_log_memory_bytes > ((uint64_t)64 << 30)) {
         fail(err, err_len,
              "--raft-log-memory-bytes: must be 1048576..68719476736");
+        return ERR_INVALID;
+    }
+    if (o->store_resident_bytes < ((uint64_t)1 << 20) ||
+        o->store_resident_bytes > ((uint64_t)1 << 40)) {
+        fail(err, err_len,
+             "--store-resident-bytes: must be 1048576..1099511627776");
         return ERR_INVALID;
     }
     if (o->heartbeat_interval_ms == 0) {

@@ -55,6 +55,9 @@ struct options {
     uint64_t snapshot_count;
     char *store_checkpoint;         /* "auto", "copy" or "in-place" */
     bool store_writemap;            /* the store's pages changed in the map */
+    uint64_t store_resident_bytes;  /* kv_options.resident_bytes */
+    bool store_writemap_given;      /* set by a flag, env or file, not the
+                                     * default */
     uint64_t raft_log_memory_bytes; /* Cairn's own (node_logmem.c) */
     uint64_t heartbeat_interval_ms;
     uint64_t election_timeout_ms;

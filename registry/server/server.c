@@ -947,6 +947,7 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     nc.raft_log_memory_bytes = o->raft_log_memory_bytes;
     nc.quota_bytes = s->limits.v[LIMIT_QUOTA_BACKEND_BYTES];
     nc.store_writemap = o->store_writemap;
+    nc.store_resident_bytes = o->store_resident_bytes;
     nc.max_txn_ops = (uint32_t)o->max_txn_ops;
     nc.max_request_bytes = (uint32_t)o->max_request_bytes;
     nc.unsafe_no_fsync = o->unsafe_no_fsync;

@@ -1214,6 +1214,106 @@ static void growing_file_is_cached_in_single_pages(void **state)
     assert_true(big <= seen / 5);
 }
 
+/* Process-wide resident file pages (/proc/self/status RssFile), bytes. */
+static uint64_t rss_file_bytes(void)
+{
+    FILE *fp = fopen("/proc/self/status", "r");
+    char line[128];
+    unsigned long long kb = 0;
+    assert_non_null(fp);
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        if (sscanf(line, "RssFile: %llu kB", &kb) == 1) {
+            break;
+        }
+    }
+    fclose(fp);
+    return (uint64_t)kb << 10;
+}
+
+/* With writemap every page a commit changes stays mapped in the process
+ * (VmRSS) until unmapped. Past kv_options.resident_bytes, while the file
+ * grows, the writer drops the map's pages from its page tables: the
+ * resident file pages fall, and nothing is lost (the changed pages stay in
+ * the page cache, dirty, and reach the file). A store that no longer grows
+ * stays mapped: unmapping it would fault back every page it writes. */
+static void writemap_unmaps_pages_past_the_resident_budget(void **state)
+{
+    (void)state;
+    struct fx g = {.opts = {.sync = KV_SYNC_NONE,
+                            .writemap = true,
+                            .resident_bytes = (uint64_t)8 << 20}};
+    make_tmpdir(g.dir, sizeof(g.dir));
+    assert_int_equal(fx_open(&g), 0);
+    if (!kv_writemap(g.kv)) {
+        fx_close(&g);
+        rm_rf(g.dir);
+        skip(); /* this file system cannot allocate ahead */
+    }
+    static char v[1025];
+    char k[32], got[1100];
+    for (int c = 0; c < 128; c++) {
+        /* 64 commits that grow the file by 36 MB, then 64 that rewrite
+         * ten keys in place */
+        int n = c < 64 ? 400 : 10;
+        int at = c < 64 ? c : 0;
+        struct kv_write *wr;
+        struct kv_result res = {0};
+        struct kv_put_resp pr;
+        assert_int_equal(kv_write_begin(g.kv, NULL, NULL, &wr), 0);
+        for (int i = 0; i < n; i++) {
+            snprintf(k, sizeof(k), "r%02d%04d", at, i);
+            snprintf(v, sizeof(v), "%0*d", 1000, at * 400 + i);
+            struct kv_put_req p = {.key = U8(k), .key_len = strlen(k)};
+            p.value = U8(v);
+            p.value_len = strlen(v);
+            assert_int_equal(kv_put(wr, &p, &res, &pr, NULL), 0);
+        }
+        assert_int_equal(kv_write_commit(wr, (uint64_t)c + 1, 1), 0);
+        kv_result_free(&res);
+        uint64_t db = 0, in_use = 0;
+        if (c == 63) {
+            kv_size(g.kv, &db, &in_use);
+            uint64_t rss = rss_file_bytes();
+            print_message("grown: resident file pages %llu kB, store %llu "
+                          "kB in use\n",
+                          (unsigned long long)(rss >> 10),
+                          (unsigned long long)(in_use >> 10));
+            assert_true(in_use > ((uint64_t)24 << 20));
+            assert_true(rss < in_use / 2);
+            /* every key read back: its pages mapped again */
+            for (int r = 0; r < 64; r++) {
+                for (int i = 0; i < 400; i++) {
+                    snprintf(k, sizeof(k), "r%02d%04d", r, i);
+                    snprintf(v, sizeof(v), "%0*d", 1000, r * 400 + i);
+                    assert_int_equal(t_get(g.kv, k, 0, got, sizeof(got), NULL),
+                                     0);
+                    assert_string_equal(got, v);
+                }
+            }
+            assert_true(rss_file_bytes() > in_use / 2);
+        }
+    }
+    uint64_t db = 0, in_use = 0;
+    kv_size(g.kv, &db, &in_use);
+    uint64_t rss = rss_file_bytes();
+    print_message("not growing: resident file pages %llu kB\n",
+                  (unsigned long long)(rss >> 10));
+    assert_true(rss > in_use / 2);
+    for (int pass = 0; pass < 2; pass++) {
+        fx_reopen(&g); /* from the file, through a new map */
+        for (int c = 0; c < 64; c += 7) {
+            for (int i = 0; i < 400; i += 53) {
+                snprintf(k, sizeof(k), "r%02d%04d", c, i);
+                snprintf(v, sizeof(v), "%0*d", 1000, c * 400 + i);
+                assert_int_equal(t_get(g.kv, k, 0, got, sizeof(got), NULL), 0);
+                assert_string_equal(got, v);
+            }
+        }
+    }
+    fx_close(&g);
+    rm_rf(g.dir);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 const struct CMUnitTest kv_more_tests[] = {
@@ -1242,6 +1342,7 @@ const struct CMUnitTest kv_more_tests[] = {
     T(events_read_clamps_to_the_handle_revision),
     T(compacting_copies_keep_long_histories),
     T(growing_file_is_cached_in_single_pages),
+    T(writemap_unmaps_pages_past_the_resident_budget),
 };
 const size_t kv_more_tests_count =
     sizeof(kv_more_tests) / sizeof(kv_more_tests[0]);

@@ -57,7 +57,7 @@ static void defaults_are_etcds(void **state)
     assert_string_equal(o.initial_cluster, "default=http://localhost:2380");
     assert_string_equal(o.initial_cluster_state, "new");
     assert_string_equal(o.store_checkpoint, "auto"); /* the default */
-    assert_false(o.store_writemap);
+    assert_true(o.store_writemap);
     assert_string_equal(o.initial_cluster_token, "etcd-cluster");
     assert_true(o.strict_reconfig_check);
     options_free(&o);
@@ -119,6 +119,8 @@ static void unknown_and_invalid_flags_are_named(void **state)
         assert_int_equal(
             parse(&o, empty_env, 2, "--store-checkpoint", kinds[i]), 0);
         assert_string_equal(o.store_checkpoint, kinds[i]);
+        /* writemap is on by default, but not with in-place checkpoints */
+        assert_true(o.store_writemap == (i != 2));
         options_free(&o);
     }
     assert_int_equal(parse(&o, empty_env, 1, "--store-writemap"), 0);
@@ -139,6 +141,23 @@ static void unknown_and_invalid_flags_are_named(void **state)
     assert_int_equal(parse(&o, empty_env, 3, "--store-writemap",
                            "--store-checkpoint", "copy"),
                      0);
+    options_free(&o);
+    /* given false, in place is fine; given true (above), refused */
+    assert_int_equal(parse(&o, empty_env, 3, "--store-writemap=false",
+                           "--store-checkpoint", "in-place"),
+                     0);
+    assert_false(o.store_writemap);
+    options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 0), 0);
+    assert_int_equal(o.store_resident_bytes, (uint64_t)256 << 20);
+    options_free(&o);
+    assert_int_equal(
+        parse(&o, empty_env, 2, "--store-resident-bytes", "1048576"), 0);
+    assert_int_equal(o.store_resident_bytes, (uint64_t)1 << 20);
+    options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 2, "--store-resident-bytes", "4096"),
+                     ERR_INVALID);
+    assert_non_null(strstr(err, "--store-resident-bytes"));
     options_free(&o);
     assert_int_equal(
         parse(&o, empty_env, 2, "--grpc-keepalive-min-time", "5 parsecs"),
