@@ -851,9 +851,7 @@ static void serve_reads(struct node *n)
  * (CAIRN_TEST_CKPT_COPY_FLOOR_KB for tests) copy at every period, and no
  * copy waits past CKPT_COPY_PERIODS periods (the index and term of each
  * entry since stay in memory, 32 bytes each). */
-#ifndef CKPT_COPY_SHARE
-#define CKPT_COPY_SHARE 2
-#endif
+#define CKPT_COPY_SHARE   2
 #define CKPT_COPY_FLOOR   ((uint64_t)64 << 20)
 #define CKPT_COPY_PERIODS 8
 
