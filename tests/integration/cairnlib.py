@@ -1102,6 +1102,25 @@ def etcdctl(eps, *args, timeout=20):
         p.stderr.decode(errors="replace")
 
 
+def store_file(m):
+    """The member's live store file."""
+    return os.path.join(m.data_dir, "member", "kv", "data.mdb")
+
+
+def garble_store(m):
+    """A power loss's worst: the whole live store file garbage (nothing of
+    it was ever synced). Returns the bytes written."""
+    path = store_file(m)
+    size = os.stat(path).st_size
+    with open(path, "r+b") as f:
+        left = size
+        while left > 0:
+            step = min(left, 1 << 20)
+            f.write(b"\x5a" * step)
+            left -= step
+    return size
+
+
 def pct(xs, p):
     """The p-th percentile (nearest rank) of xs."""
     xs = sorted(xs)
