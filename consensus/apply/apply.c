@@ -177,7 +177,15 @@ static int origins_flush(struct apply *a, struct kv_write *wr)
  * request ids go with them. */
 static int savepoint_hook(void *ctx, struct kv_write *wr)
 {
-    return origins_flush(ctx, wr);
+    struct apply *a = ctx;
+    const struct apply_hooks *h = a->batch_hooks;
+    /* The savepoint commits the entries before this one; gating on this
+     * one's index as well costs nothing (the rest of the batch waits for
+     * the same sync) and holds whatever it wrote so far. */
+    int rc = h != NULL && h->commit_gate != NULL
+                 ? h->commit_gate(h->ctx, a->batch_index)
+                 : 0;
+    return rc != 0 ? rc : origins_flush(a, wr);
 }
 
 static int origins_load(struct apply *a, struct kv_read *rd)
@@ -1013,6 +1021,31 @@ static bool envelope_head(const uint8_t *p, size_t len, uint64_t *id,
     return true;
 }
 
+bool apply_entry_early(const struct raft_entry *e)
+{
+    uint64_t id, origin;
+    enum apply_op op;
+    if (e->type == RAFT_ENTRY_EMPTY) {
+        return true;
+    }
+    if (e->type != RAFT_ENTRY_NORMAL ||
+        !envelope_head(e->data, e->len, &id, &origin, &op)) {
+        return false;
+    }
+    switch (op) {
+    case APPLY_PUT:
+    case APPLY_DELETE_RANGE:
+    case APPLY_TXN:
+    case APPLY_LEASE_GRANT:
+    case APPLY_LEASE_REVOKE:
+    case APPLY_LEASE_CHECKPOINT:
+    case APPLY_LEASE_EXPIRE:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* A store error that is not the request's own fault stops the batch. */
 static bool is_store_failure(int rc)
 {
@@ -1246,12 +1279,14 @@ int apply_entries(struct apply *a, const struct raft_entry *ents, size_t n,
         return rc;
     }
     kv_write_on_savepoint(wr, savepoint_hook, a);
+    a->batch_hooks = hooks;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const struct raft_entry *e = &ents[i];
         bool has = false;
         if (e->index <= applied) {
             continue;
         }
+        a->batch_index = e->index;
         if (e->type == RAFT_ENTRY_NORMAL) {
             rc = apply_one(a, wr, e, raft_term, hooks, &out, &pend[pend_count],
                            &has);
@@ -1266,6 +1301,10 @@ int apply_entries(struct apply *a, const struct raft_entry *ents, size_t n,
     if (rc == 0) {
         rc = origins_flush(a, wr);
     }
+    if (rc == 0 && hooks->commit_gate != NULL) {
+        rc = hooks->commit_gate(hooks->ctx, ents[n - 1].index);
+    }
+    a->batch_hooks = NULL;
     if (rc != 0) {
         kv_write_abort(wr);
     } else {

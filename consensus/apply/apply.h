@@ -115,6 +115,12 @@ struct apply_hooks {
      * (8 bytes, big-endian) followed by "attr": u16 name length, name, u16
      * client URLs length, client URLs (comma separated). */
     void (*on_member)(void *ctx, uint64_t id);
+    /* Called before the store commits a state that holds entries up to
+     * index (a batch's end, or a savepoint inside it); may be NULL. It may
+     * block until those entries are committed in Raft (the node applies a
+     * lone member's entries while their WAL write is still syncing, and
+     * holds the commit here). Non-zero aborts the batch with that code. */
+    int (*commit_gate)(void *ctx, uint64_t index);
 };
 
 #define APPLY_ALARMS_MAX 64
@@ -155,6 +161,10 @@ struct apply {
      * looks the algorithm up and makes a context for every record. */
     void *sha_md;
     void *sha_ctx;
+    /* apply_entries' hooks and the entry it is at (for a savepoint's
+     * commit_gate); NULL between calls. */
+    const struct apply_hooks *batch_hooks;
+    uint64_t batch_index;
 };
 
 /* Set up; reads the alarm table to restore the nospace state. */
@@ -301,6 +311,14 @@ int apply_audit_verify(struct kv_read *rd, struct apply_audit_verdict *out);
  * overtaken) before applying on; the node does. */
 int apply_entries(struct apply *a, const struct raft_entry *ents, size_t n,
                   uint64_t raft_term, const struct apply_hooks *hooks);
+
+/* May e be applied before Raft commits it, its effects held in the store's
+ * write txn until commit_gate lets the commit go? True for empty entries
+ * and for requests whose every effect is in that txn or rides in the
+ * results and events handed out after the commit (put, delete, txn,
+ * lease grant, revoke, checkpoint, expiry); false for membership, auth,
+ * alarms, compaction and anything that does not decode. */
+bool apply_entry_early(const struct raft_entry *e);
 
 /* Serve a Range on a read handle: the encoded RangeResponse (header with
  * the read handle's revision) is appended to out. Errors: the request's

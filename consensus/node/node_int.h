@@ -67,6 +67,8 @@ struct apply_job {
     uint64_t install_index; /* nonzero: swap the store for a snapshot first */
     char install_path[512];
     bool defrag; /* defragment the store (no entries) */
+    bool early;  /* entries not yet committed: node__gate_wait holds their
+                  * store commit */
     /* filled by the apply thread */
     int err;
     uint64_t applied;   /* last index applied */
@@ -158,6 +160,14 @@ struct node {
     uint64_t applied;    /* loop's view: reported to raft */
     uint64_t committed;  /* highest index handed to the apply thread */
     uint64_t snap_index; /* last Raft snapshot (memstorage compaction) */
+    /* Early apply (node.c, early_job): a lone voter hands its new entries
+     * to the apply thread with their WAL job, and the store commits them
+     * once Raft has (gate_ok, raised by the loop under apply_in's mutex
+     * and condition; apply_in's stop cancels the wait). */
+    uint64_t early_hi;   /* the last entry handed out early */
+    uint64_t queued_hi;  /* the last entry handed to the apply thread */
+    uint64_t early_jobs; /* how many batches went early */
+    atomic_uint_fast64_t gate_ok;
 
     /* proposals: ring indexed by id % cap */
     struct waiter *waiters;
@@ -263,6 +273,7 @@ struct node {
     uint64_t copy_due_bytes;  /* a period's copy waits for this many since
                                * (maybe_snapshot; 0: not yet computed) */
     uint64_t ckpt_copy_floor; /* smaller stores copy at every period */
+    uint32_t wal_delay_ms; /* CAIRN_TEST_WAL_DELAY_MS: a slow disk, for tests */
     bool close_finished;
     uint64_t snap_persist_term;
 
@@ -286,6 +297,11 @@ void *node__jobq_take_all(struct jobq *q, bool wait, size_t *count);
 void node__jobq_stop(struct jobq *q);
 void node__wal_main(void *arg);
 void node__apply_main(void *arg);
+/* Apply thread: block until Raft committed index (0), or the apply queue
+ * stopped (ERR_CANCELED). */
+int node__gate_wait(struct node *n, uint64_t index);
+/* Loop: Raft committed up to index; let the apply thread commit it. */
+void node__gate_open(struct node *n, uint64_t index);
 void node__wal_job_free(struct wal_job *j);
 void node__apply_job_free(struct apply_job *j);
 

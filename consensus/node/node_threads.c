@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/alloc.h"
 #include "base/assert.h"
@@ -165,6 +166,11 @@ static int wal_write_run(struct node *n, struct wal_job *first,
             le[k].len = j->ents[i].len;
         }
     }
+    if (n->wal_delay_ms > 0 && total > 0) {
+        struct timespec ts = {n->wal_delay_ms / 1000,
+                              (long)(n->wal_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     t0 = clock_mono_ns();
     rc = log_append(n->log, le, total, hs);
     if (rc == 0 && hs != NULL) {
@@ -272,7 +278,54 @@ struct apply_ctx {
     struct node *n;
     struct apply_job *job;
     int err;
+    uint64_t early_lo; /* the first early entry of the batch (0: none) */
 };
+
+int node__gate_wait(struct node *n, uint64_t index)
+{
+    struct jobq *q = &n->apply_in;
+    int rc = 0;
+    if (atomic_load(&n->gate_ok) >= index) {
+        return 0;
+    }
+    uv_mutex_lock(&q->mu);
+    while (atomic_load(&n->gate_ok) < index && !q->stop) {
+        uv_cond_wait(&q->cv, &q->mu);
+    }
+    if (atomic_load(&n->gate_ok) < index) {
+        rc = ERR_CANCELED; /* closing: the entries are in the WAL */
+    }
+    uv_mutex_unlock(&q->mu);
+    return rc;
+}
+
+void node__gate_open(struct node *n, uint64_t index)
+{
+    struct jobq *q = &n->apply_in;
+    uint64_t old = atomic_load(&n->gate_ok);
+    if (index <= old) {
+        return;
+    }
+    if (n->early_hi <= old) {
+        /* nothing early is out: no commit can be waiting for this */
+        atomic_store(&n->gate_ok, index);
+        return;
+    }
+    uv_mutex_lock(&q->mu);
+    atomic_store(&n->gate_ok, index);
+    uv_cond_broadcast(&q->cv);
+    uv_mutex_unlock(&q->mu);
+}
+
+/* apply_hooks.commit_gate: a state holding early entries waits for Raft. */
+static int commit_gate(void *ctx, uint64_t index)
+{
+    struct apply_ctx *c = ctx;
+    if (c->early_lo == 0 || index < c->early_lo) {
+        return 0;
+    }
+    return node__gate_wait(c->n, index);
+}
 
 static void on_result(void *ctx, const struct apply_result *res)
 {
@@ -454,7 +507,8 @@ void node__apply_main(void *arg)
                                     .on_result = on_result,
                                     .on_lease = on_lease,
                                     .on_conf = on_conf,
-                                    .on_member = on_member};
+                                    .on_member = on_member,
+                                    .commit_gate = commit_gate};
             int rc = failed;
             if (rc == 0 && j->install_index != 0) {
                 rc = install_snapshot(n, j);
@@ -482,9 +536,15 @@ void node__apply_main(void *arg)
              * job, the others come back empty. */
             struct apply_job *end = next;
             size_t total = j->ents_count;
+            if (j->early && j->ents_count > 0) {
+                c.early_lo = j->ents[0].index;
+            }
             for (int guard = 0; end != NULL && guard < 1024; guard++) {
                 if (end->install_index != 0 || end->defrag) {
                     break;
+                }
+                if (c.early_lo == 0 && end->early && end->ents_count > 0) {
+                    c.early_lo = end->ents[0].index;
                 }
                 total += end->ents_count;
                 end = end->next;
@@ -511,8 +571,10 @@ void node__apply_main(void *arg)
             }
             if (rc != 0 && failed == 0) {
                 failed = rc;
-                LOGE("node", "applying entries to the store failed: %s",
-                     err_str(rc));
+                if (rc != ERR_CANCELED) { /* the node is closing */
+                    LOGE("node", "applying entries to the store failed: %s",
+                         err_str(rc));
+                }
             }
             j->rev = kv_rev(n->kv);
             for (struct apply_job *x = j; x != end;) {

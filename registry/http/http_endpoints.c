@@ -243,6 +243,11 @@ static void server_metrics(struct mw *w, struct server *s)
     metric_u64(w, "etcd_server_proposals_applied_total", "gauge",
                "The total number of consensus proposals applied.",
                st.applied_index);
+    metric_u64(w, "cairn_raft_early_apply_batches_total", "counter",
+               "Batches of new entries this member (the one voter) applied "
+               "while their WAL write was syncing; each commit waited for "
+               "the sync.",
+               st.early_batches);
     metric_u64(w, "etcd_server_proposals_pending", "gauge",
                "The current number of pending proposals to commit.",
                st.proposals_pending);
