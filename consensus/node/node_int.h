@@ -84,6 +84,9 @@ struct apply_job {
 struct jobq {
     uv_mutex_t mu;
     uv_cond_t cv;
+    /* the consumer waiting inside a job (the apply thread at its commit
+     * gate): pushes do not wake it, stop does */
+    uv_cond_t held_cv;
     void *head;
     void *tail;
     size_t count;

@@ -38,11 +38,17 @@ int node__jobq_init(struct jobq *q)
         uv_mutex_destroy(&q->mu);
         return -ENOMEM;
     }
+    if (uv_cond_init(&q->held_cv) != 0) {
+        uv_cond_destroy(&q->cv);
+        uv_mutex_destroy(&q->mu);
+        return -ENOMEM;
+    }
     return 0;
 }
 
 void node__jobq_close(struct jobq *q)
 {
+    uv_cond_destroy(&q->held_cv);
     uv_cond_destroy(&q->cv);
     uv_mutex_destroy(&q->mu);
 }
@@ -91,6 +97,7 @@ void node__jobq_stop(struct jobq *q)
     uv_mutex_lock(&q->mu);
     q->stop = true;
     uv_cond_broadcast(&q->cv);
+    uv_cond_broadcast(&q->held_cv);
     uv_mutex_unlock(&q->mu);
 }
 
@@ -290,7 +297,7 @@ int node__gate_wait(struct node *n, uint64_t index)
     }
     uv_mutex_lock(&q->mu);
     while (atomic_load(&n->gate_ok) < index && !q->stop) {
-        uv_cond_wait(&q->cv, &q->mu);
+        uv_cond_wait(&q->held_cv, &q->mu);
     }
     if (atomic_load(&n->gate_ok) < index) {
         rc = ERR_CANCELED; /* closing: the entries are in the WAL */
@@ -313,7 +320,7 @@ void node__gate_open(struct node *n, uint64_t index)
     }
     uv_mutex_lock(&q->mu);
     atomic_store(&n->gate_ok, index);
-    uv_cond_broadcast(&q->cv);
+    uv_cond_signal(&q->held_cv);
     uv_mutex_unlock(&q->mu);
 }
 
