@@ -483,7 +483,9 @@ static bool early_ok(const struct node *n, const struct raft_ready *rd)
     if (r->role != RAFT_LEADER || r->conf.voters_count != 1 ||
         r->conf.voters[0] != n->cfg.member_id || r->conf_index > r->commit ||
         n->closing || n->failed != 0 || n->snap_installing ||
-        rd->entries_count == 0 || rd->entries[0].index != n->queued_hi + 1 ||
+        rd->entries_count == 0 ||
+        rd->entries[0].index !=
+            (n->committed > n->early_hi ? n->committed : n->early_hi) + 1 ||
         rd->entries[0].term != r->term) {
         return false;
     }
@@ -517,7 +519,6 @@ static void early_job(struct node *n, const struct raft_ready *rd)
     aj->term = n->raft.term;
     aj->early = true;
     n->early_hi = rd->entries[rd->entries_count - 1].index;
-    n->queued_hi = n->early_hi;
     n->early_jobs++;
     node__jobq_push(&n->apply_in, aj);
 }
@@ -578,9 +579,6 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
     }
     if (rd->committed_count > 0) {
         n->committed = rd->committed[rd->committed_count - 1].index;
-        if (n->committed > n->queued_hi) {
-            n->queued_hi = n->committed;
-        }
     }
     if (rd->snapshot != NULL) {
         rc = node__snap_install_start(n, rd->snapshot, wj, aj);
@@ -1751,7 +1749,6 @@ static int open_raft(struct node *n)
     }
     n->applied = rc.applied;
     n->committed = rc.applied;
-    n->queued_hi = rc.applied;
     atomic_store(&n->gate_ok, rc.applied);
     n->snap_index = applied;
     return raft_init(&n->raft, &rc);

@@ -161,14 +161,14 @@ struct node {
     struct jobq apply_in;
     struct jobq apply_out;
     uint64_t applied;    /* loop's view: reported to raft */
-    uint64_t committed;  /* highest index handed to the apply thread */
+    uint64_t committed;  /* highest index Raft handed out as committed */
     uint64_t snap_index; /* last Raft snapshot (memstorage compaction) */
     /* Early apply (node.c, early_job): a lone voter hands its new entries
      * to the apply thread with their WAL job, and the store commits them
-     * once Raft has (gate_ok, raised by the loop under apply_in's mutex
-     * and condition; apply_in's stop cancels the wait). */
+     * once Raft has (gate_ok, raised by the loop under apply_in's mutex,
+     * signalled on its held_cv; apply_in's stop cancels the wait). The
+     * apply thread has every entry up to max(committed, early_hi). */
     uint64_t early_hi;   /* the last entry handed out early */
-    uint64_t queued_hi;  /* the last entry handed to the apply thread */
     uint64_t early_jobs; /* how many batches went early */
     atomic_uint_fast64_t gate_ok;
 
