@@ -531,8 +531,19 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
 
     note_soft_state(n, rd);
     send_msgs(n, rd->msgs, rd->msgs_count);
-    if (rd->entries_count > 0 || rd->hard_changed ||
-        rd->msgs_after_persist_count > 0 || rd->snapshot != NULL) {
+    /* A hard state whose term and vote are those the WAL already has moved
+     * only the commit index, which may be persisted lazily (raft.h). It
+     * waits for the next job rather than costing one of its own: a job is
+     * a round trip through the WAL thread (two wake-ups), and with one
+     * client that was one more per put. */
+    bool hard_due = rd->hard_changed && (rd->hard.term != n->sent_term ||
+                                         rd->hard.vote != n->sent_vote);
+    if (rd->hard_changed && !hard_due) {
+        n->hard_later = rd->hard;
+        n->hard_held = true;
+    }
+    if (rd->entries_count > 0 || hard_due || rd->msgs_after_persist_count > 0 ||
+        rd->snapshot != NULL) {
         wj = mem_calloc(1, sizeof(*wj));
         if (wj == NULL) {
             return -ENOMEM;
@@ -541,8 +552,13 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
         buf_init(&wj->reset_conf, 0);
         rc = copy_entries(rd->entries, rd->entries_count, &wj->ents, &wj->blob);
         wj->ents_count = rc == 0 ? rd->entries_count : 0;
-        wj->has_hard = rd->hard_changed;
-        wj->hard = rd->hard;
+        wj->has_hard = rd->hard_changed || n->hard_held;
+        wj->hard = rd->hard_changed ? rd->hard : n->hard_later;
+        n->hard_held = false;
+        if (wj->has_hard) {
+            n->sent_term = wj->hard.term;
+            n->sent_vote = wj->hard.vote;
+        }
         if (rc == 0) {
             rc = encode_after(n, wj, rd->msgs_after_persist,
                               rd->msgs_after_persist_count);
@@ -590,6 +606,7 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
     }
     reads_on_state(n, rd);
     if (wj != NULL) {
+        n->wal_jobs++;
         node__jobq_push(&n->wal_in, wj);
     }
     if (rd->committed_count > 0) {
@@ -1025,6 +1042,7 @@ void node__snapshot_finish(struct node *n)
         buf_init(&j->after, 0);
         buf_init(&j->reset_conf, 0);
         j->release_before = keep_from;
+        n->wal_jobs++;
         node__jobq_push(&n->wal_in, j);
     }
     char kind[64];
@@ -1656,6 +1674,8 @@ static int load_wal(struct node *n, char *msg, size_t msg_len)
         struct raft_hard_state rh = {hs.term, hs.vote, hs.commit};
         n->wal_term = hs.term;
         n->wal_vote = hs.vote;
+        n->sent_term = hs.term;
+        n->sent_vote = hs.vote;
         /* The commit index is persisted lazily: what a snapshot covers is
          * committed whatever the last hard state says. */
         if (rh.commit < n->ms.snap.meta.index) {
@@ -2280,6 +2300,7 @@ void node_status(const struct node *n, struct node_status *out)
     out->proposals_failed = n->proposals_failed;
     out->proposals_committed = n->proposals_committed;
     out->early_batches = n->early_jobs;
+    out->wal_jobs = n->wal_jobs;
     out->leader_changes = n->leader_changes;
     out->log_resident_bytes = n->ms.resident_bytes;
     out->log_entries = n->ms.count;

@@ -265,6 +265,11 @@ struct node_status {
     /* Batches of new entries handed to the apply thread beside their WAL
      * write (a lone voter; their store commit waits for Raft's). */
     uint64_t early_batches;
+    /* Jobs handed to the WAL thread: writes (entries, a hard state that
+     * changed term or vote, a snapshot's reset, messages that wait for
+     * them), releases of old segments and reads of evicted entries. Each
+     * is a round trip through that thread. */
+    uint64_t wal_jobs;
     /* fsync durations: bucket i counts those of at most 1 ms << i (etcd's
      * buckets, 0.001 s doubling to 8.192 s); the last counts the rest.
      * Not cumulative. */

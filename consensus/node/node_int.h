@@ -152,6 +152,13 @@ struct node {
     struct jobq wal_out;
     uint64_t wal_term; /* the WAL thread's last written term and vote */
     uint64_t wal_vote;
+    /* The loop's side: the term and vote of the newest hard state handed
+     * to the WAL thread, and a hard state whose only change was the commit
+     * index, held to ride with the next job (handle_ready). */
+    uint64_t sent_term;
+    uint64_t sent_vote;
+    bool hard_held;
+    struct raft_hard_state hard_later;
     atomic_uint_fast64_t wal_fsyncs;
     atomic_uint_fast64_t wal_fsync_ns;
     atomic_uint_fast64_t wal_fsync_hist[NODE_FSYNC_BUCKETS];
@@ -170,6 +177,7 @@ struct node {
      * apply thread has every entry up to max(committed, early_hi). */
     uint64_t early_hi;   /* the last entry handed out early */
     uint64_t early_jobs; /* how many batches went early */
+    uint64_t wal_jobs;   /* jobs handed to the WAL thread (writes, reads) */
     atomic_uint_fast64_t gate_ok;
 
     /* proposals: ring indexed by id % cap */

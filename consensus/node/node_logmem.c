@@ -75,6 +75,7 @@ static void request_read(struct node *n, uint64_t lo, uint64_t hi)
     j->read_hi = hi;
     j->read_max = reread_bytes(n);
     n->rr.loading = true;
+    n->wal_jobs++;
     node__jobq_push(&n->wal_in, j);
 }
 

@@ -248,6 +248,11 @@ static void server_metrics(struct mw *w, struct server *s)
                "while their WAL write was syncing; each commit waited for "
                "the sync.",
                st.early_batches);
+    metric_u64(w, "cairn_raft_wal_jobs_total", "counter",
+               "Jobs this member handed to its WAL thread (appends, term "
+               "or vote changes, releases of old segments, reads of "
+               "entries no longer in memory).",
+               st.wal_jobs);
     metric_u64(w, "etcd_server_proposals_pending", "gauge",
                "The current number of pending proposals to commit.",
                st.proposals_pending);
