@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -732,9 +733,8 @@ void node__wake(struct node *n)
 
 /* ---------------------------------------------------------- completions */
 
-static void on_wal_done(uv_async_t *h)
+static void on_wal_done(struct node *n)
 {
-    struct node *n = h->data;
     struct wal_job *j = node__jobq_take_all(&n->wal_out, false, NULL);
     while (j != NULL) {
         struct wal_job *next = j->next;
@@ -1061,9 +1061,8 @@ void node__snapshot_finish(struct node *n)
          (unsigned long long)keep_from);
 }
 
-static void on_apply_done(uv_async_t *h)
+static void on_apply_done(struct node *n)
 {
-    struct node *n = h->data;
     struct apply_job *j = node__jobq_take_all(&n->apply_out, false, NULL);
     while (j != NULL) {
         struct apply_job *next = j->next;
@@ -1776,6 +1775,11 @@ static int open_raft(struct node *n)
 
 static int start_threads(struct node *n)
 {
+    n->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (n->wake_fd < 0) {
+        n->wake_fd = -1;
+        return -errno;
+    }
     int rc = node__jobq_init(&n->wal_in);
     if (rc == 0) {
         rc = node__jobq_init(&n->wal_out);
@@ -1800,19 +1804,43 @@ static int start_threads(struct node *n)
     return rc;
 }
 
+/* The threads' completions (node__notify). Each flag is cleared before
+ * its queue is taken: what a thread pushes after the clear sets it again
+ * and wakes the loop once more. */
+static void on_wake(uv_poll_t *h, int status, int events)
+{
+    struct node *n = h->data;
+    uint64_t v;
+    (void)events;
+    if (status < 0) {
+        /* Not expected of an eventfd; without it no completion would
+         * ever be seen, so the member stops rather than hang. */
+        uv_poll_stop(h);
+        fail_node(n, status, "waiting for the WAL and apply threads");
+        return;
+    }
+    while (read(n->wake_fd, &v, sizeof(v)) < 0 && errno == EINTR) {
+    }
+    if (atomic_exchange(&n->wal_news, 0) != 0) {
+        on_wal_done(n);
+    }
+    if (atomic_exchange(&n->apply_news, 0) != 0) {
+        on_apply_done(n);
+    }
+}
+
 static void start_handles(struct node *n)
 {
     uv_timer_init(n->loop, &n->tick);
     uv_check_init(n->loop, &n->check);
     uv_idle_init(n->loop, &n->busy);
-    uv_async_init(n->loop, &n->wal_done, on_wal_done);
-    uv_async_init(n->loop, &n->apply_done, on_apply_done);
+    uv_poll_init(n->loop, &n->wake_poll, n->wake_fd);
     n->tick.data = n;
     n->check.data = n;
     n->busy.data = n;
-    n->wal_done.data = n;
-    n->apply_done.data = n;
-    n->handles_open = 5;
+    n->wake_poll.data = n;
+    n->handles_open = 4;
+    uv_poll_start(&n->wake_poll, UV_READABLE, on_wake);
     uv_check_start(&n->check, on_check);
     uint64_t tick_ms = n->cfg.heartbeat_ms / NODE_TICKS_PER_HEARTBEAT;
     n->tick_ms = tick_ms > 0 ? tick_ms : 1;
@@ -1979,6 +2007,7 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
     n->oldest_id = n->next_id;
     n->read_round_next = 1;
     n->snap_in_fd = -1;
+    n->wake_fd = -1;
     buf_init(&n->snap_in_meta, 0);
     node__crash_init(n);
     raft_memstorage_init(&n->ms);
@@ -2060,6 +2089,9 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
         raft_memstorage_close(&n->ms);
         node__logmem_close(n);
         uv_rwlock_destroy(&n->store_lock);
+        if (n->wake_fd >= 0) {
+            close(n->wake_fd);
+        }
         buf_free(&n->snap_in_meta);
         mem_free(n->waiters);
         mem_free(n->reads);
@@ -2395,6 +2427,9 @@ void node__close_finish(struct node *n)
     node__jobq_close(&n->apply_in);
     node__jobq_close(&n->apply_out);
     uv_rwlock_destroy(&n->store_lock);
+    if (n->wake_fd >= 0) {
+        close(n->wake_fd);
+    }
     if (n->snap_in_fd >= 0) {
         close(n->snap_in_fd);
     }
@@ -2451,8 +2486,7 @@ void node_close(struct node *n, void (*done)(void *ctx), void *ctx)
     uv_close((uv_handle_t *)&n->tick, on_handle_closed);
     uv_close((uv_handle_t *)&n->check, on_handle_closed);
     uv_close((uv_handle_t *)&n->busy, on_handle_closed);
-    uv_close((uv_handle_t *)&n->wal_done, on_handle_closed);
-    uv_close((uv_handle_t *)&n->apply_done, on_handle_closed);
+    uv_close((uv_handle_t *)&n->wake_poll, on_handle_closed);
     if (n->transport_on) {
         transport_close(&n->transport, on_transport_closed);
     }

@@ -137,8 +137,16 @@ struct node {
     uv_timer_t tick;
     uv_check_t check;
     uv_idle_t busy; /* on while work is due: the poll must not sleep */
-    uv_async_t wal_done;
-    uv_async_t apply_done;
+    /* The two threads' completions wake the loop through one eventfd,
+     * polled by the loop, and a flag per out queue says which has news
+     * (node__notify). Not uv_async: libuv 1.44's loop spins, then calls
+     * sched_yield, while a sender is between marking its handle and
+     * writing the eventfd; the loop, woken by that very write, usually
+     * got there first (one client: 0.57 sched_yield per put). */
+    int wake_fd;
+    uv_poll_t wake_poll;
+    atomic_int wal_news;
+    atomic_int apply_news;
     int handles_open;
     bool dirty;
     bool closing;
@@ -296,6 +304,10 @@ struct node {
 int node__jobq_init(struct jobq *q);
 void node__jobq_close(struct jobq *q);
 void node__jobq_push(struct jobq *q, void *job); /* job's first field: next */
+/* From a thread, after pushing to an out queue: set its flag (news, one
+ * of n->wal_news, n->apply_news) and wake the loop unless the flag was
+ * set already (the loop clears it before it takes the queue). */
+void node__notify(struct node *n, atomic_int *news);
 
 /* node_logmem.c */
 void node__logmem_init(struct node *n);

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/assert.h"
@@ -72,6 +73,20 @@ void node__jobq_push(struct jobq *q, void *job)
     q->count++;
     uv_cond_signal(&q->cv);
     uv_mutex_unlock(&q->mu);
+}
+
+void node__notify(struct node *n, atomic_int *news)
+{
+    uint64_t one = 1;
+    ssize_t w;
+    if (atomic_exchange(news, 1) != 0) {
+        return; /* the loop has yet to clear it: a wake-up is on its way */
+    }
+    do {
+        w = write(n->wake_fd, &one, sizeof(one));
+    } while (w < 0 && errno == EINTR);
+    /* EAGAIN: the counter is at its maximum, so the loop is woken anyway.
+     * Nothing else can fail on an open eventfd. */
 }
 
 void *node__jobq_take_all(struct jobq *q, bool wait, size_t *count)
@@ -275,7 +290,7 @@ void node__wal_main(void *arg)
             }
             run = end;
         }
-        uv_async_send(&n->wal_done);
+        node__notify(n, &n->wal_news);
     }
 }
 
@@ -596,6 +611,6 @@ void node__apply_main(void *arg)
             }
             j = end;
         }
-        uv_async_send(&n->apply_done);
+        node__notify(n, &n->apply_news);
     }
 }
