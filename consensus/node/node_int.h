@@ -185,7 +185,7 @@ struct node {
      * apply thread has every entry up to max(committed, early_hi). */
     uint64_t early_hi;   /* the last entry handed out early */
     uint64_t early_jobs; /* how many batches went early */
-    uint64_t wal_jobs;   /* jobs handed to the WAL thread (writes, reads) */
+    uint64_t wal_jobs;   /* jobs handed to the WAL thread (node_status) */
     atomic_uint_fast64_t gate_ok;
 
     /* proposals: ring indexed by id % cap */
