@@ -25,6 +25,7 @@
 #include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1448,13 +1449,28 @@ static void on_cluster_learnt(void *owner, uint64_t cluster_id)
 int node_peer_tls_set(struct node *n, struct ssl_ctx_st *server_ctx,
                       struct ssl_ctx_st *client_ctx)
 {
-    if (!n->transport_on || n->closing) {
+    if (n->closing) {
+        return 0;
+    }
+    /* Kept for a transport started later, as transport_tls_set keeps
+     * them: a server context only replaces one (TLS stays TLS). */
+    if (server_ctx != NULL && n->cfg.peer_tls_server_ctx != NULL) {
+        SSL_CTX_up_ref(server_ctx);
+        SSL_CTX_free(n->cfg.peer_tls_server_ctx);
+        n->cfg.peer_tls_server_ctx = server_ctx;
+    }
+    if (client_ctx != NULL) {
+        SSL_CTX_up_ref(client_ctx);
+        SSL_CTX_free(n->cfg.peer_tls_client_ctx);
+        n->cfg.peer_tls_client_ctx = client_ctx;
+    }
+    if (!n->transport_on) {
         return 0;
     }
     return transport_tls_set(&n->transport, server_ctx, client_ctx);
 }
 
-static int transport_start(struct node *n)
+int node__transport_start(struct node *n)
 {
     struct transport_config tc;
     int rc;
@@ -2067,7 +2083,7 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
         rc = start_threads(n);
     }
     if (rc == 0) {
-        rc = transport_start(n);
+        rc = node__transport_start(n);
         if (rc != 0) {
             snprintf(msg, msg_len, "peer transport on %s: %s",
                      n->cfg.listen_peer, err_str(rc));
@@ -2099,6 +2115,14 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
         return rc;
     }
     start_handles(n);
+    /* The caller's references last only the call, and the transport may
+     * start later (node__transport_sync): the node keeps its own. */
+    if (n->cfg.peer_tls_server_ctx != NULL) {
+        SSL_CTX_up_ref(n->cfg.peer_tls_server_ctx);
+    }
+    if (n->cfg.peer_tls_client_ctx != NULL) {
+        SSL_CTX_up_ref(n->cfg.peer_tls_client_ctx);
+    }
     /* A member alone in its cluster need not wait an election timeout. */
     if (n->members_count == 1 && n->members[0].id == n->cfg.member_id) {
         (void)raft_campaign(&n->raft);
@@ -2434,6 +2458,8 @@ void node__close_finish(struct node *n)
         close(n->snap_in_fd);
     }
     buf_free(&n->snap_in_meta);
+    SSL_CTX_free(n->cfg.peer_tls_server_ctx); /* NULL is a no-op */
+    SSL_CTX_free(n->cfg.peer_tls_client_ctx);
     mem_free(n->waiters);
     mem_free(n->reads);
     mem_free(n);

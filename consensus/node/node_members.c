@@ -180,6 +180,18 @@ void node__transport_sync(struct node *n)
 {
     bool self_found = false;
     if (!n->transport_on) {
+        /* A member started alone has no transport (node__transport_start
+         * waits for a second member): the first one added starts it, or
+         * the new member could never reach this one. */
+        if (n->members_count > 1 && !n->closing && n->failed == 0) {
+            int rc = node__transport_start(n);
+            if (rc != 0) {
+                LOGE("node",
+                     "starting the peer transport for the new "
+                     "member: %s",
+                     err_str(rc));
+            }
+        }
         return;
     }
     for (size_t i = 0; i < n->members_count; i++) {

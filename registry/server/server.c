@@ -961,7 +961,10 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     if (rc != 0) {
         return rc;
     }
-    if (nc.initial_count > 1 && o->listen_peer_urls.count > 0) {
+    /* Given even to a member that starts alone: the node listens once a
+     * second member is added (node__transport_sync), and a member of a
+     * cluster grown since its first start must still be reachable. */
+    if (o->listen_peer_urls.count > 0) {
         const char *u = o->listen_peer_urls.urls[0];
         bool https = strncmp(u, "https://", 8) == 0;
         const char *hp = https                           ? u + 8
