@@ -60,6 +60,7 @@ static void process(struct node *n);
 static void serve_reads(struct node *n);
 static void reads_retry(struct node *n);
 static void fail_node(struct node *n, int err, const char *what);
+static void on_wal_done(struct node *n);
 
 void node_config_default(struct node_config *cfg)
 {
@@ -433,6 +434,9 @@ static void note_soft_state(struct node *n, const struct raft_ready *rd)
     }
     n->leader = rd->leader;
     n->role = rd->role;
+    if (n->role != RAFT_LEADER) {
+        node__gate_revoke(n);
+    }
     n->lead_applied = node_lead_applied(n);
     node__move_check(n, clock_mono_ns() / 1000000);
     if (n->obs.leader != NULL) {
@@ -499,13 +503,20 @@ static bool early_ok(const struct node *n, const struct raft_ready *rd)
     return true;
 }
 
+/* Before an early batch's WAL job: the WAL thread may open the gate for it
+ * (node__gate_open_durable). Without the early job that follows, the gate
+ * only matters to later early batches, which wait for it anyway. */
+static void gate_permit(struct node *n, uint64_t index)
+{
+    uv_mutex_lock(&n->apply_in.mu);
+    n->gate_permit = index;
+    uv_mutex_unlock(&n->apply_in.mu);
+}
+
 /* After the batch's WAL job: its entries to the apply thread too, when
  * early_ok. Without memory they just go the usual way, once committed. */
 static void early_job(struct node *n, const struct raft_ready *rd)
 {
-    if (!early_ok(n, rd)) {
-        return;
-    }
     struct apply_job *aj = mem_calloc(1, sizeof(*aj));
     if (aj == NULL) {
         return;
@@ -607,6 +618,10 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
         }
     }
     reads_on_state(n, rd);
+    bool early = wj != NULL && rd->snapshot == NULL && early_ok(n, rd);
+    if (early) {
+        gate_permit(n, rd->entries[rd->entries_count - 1].index);
+    }
     if (wj != NULL) {
         n->wal_jobs++;
         node__jobq_push(&n->wal_in, wj);
@@ -617,10 +632,42 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
     if (aj != NULL) {
         node__jobq_push(&n->apply_in, aj);
     }
-    if (wj != NULL && rd->snapshot == NULL) {
+    if (early) {
         early_job(n, rd);
     }
     return 0;
+}
+
+/* The store's applied index, as far as Raft has handed the entries out:
+ * with the WAL thread opening the gate (node__gate_open_durable), the
+ * store may commit an entry before the loop has told Raft it is durable. */
+static void report_applied(struct node *n)
+{
+    uint64_t a = n->store_applied;
+    if (a > n->raft.applying) {
+        a = n->raft.applying;
+    }
+    if (a > n->applied) {
+        n->applied = a;
+        (void)raft_applied(&n->raft, n->applied);
+        node__logmem_trim(n, n->applied);
+    }
+}
+
+void node__gate_revoke(struct node *n)
+{
+    if (n->gate_permit == 0) {
+        return; /* only the loop writes it */
+    }
+    gate_permit(n, 0);
+    /* Every entry below a gate the WAL thread opened is in wal_out (it
+     * pushes before it opens): Raft hears of them now and commits them
+     * (raft_persisted) under the rule they were durable under. Only the
+     * completions: no pass here, which may run inside a callback of one. */
+    if (atomic_load(&n->gate_ok) > n->raft.commit && n->role == RAFT_LEADER &&
+        !n->closing && n->failed == 0) {
+        on_wal_done(n);
+    }
 }
 
 /* The round asked of Raft is lost (the leader changed or went quiet):
@@ -685,6 +732,7 @@ static void process(struct node *n)
         if (rc == 0) {
             rc = handle_ready(n, &rd);
             raft_advance(&n->raft, &rd);
+            report_applied(n);
         }
         if (rc != 0) {
             fail_node(n, rc, "handling a Raft batch");
@@ -1112,11 +1160,10 @@ static void on_apply_done(struct node *n)
                     n->bytes_index = j->ents[i].index;
                 }
             }
-            if (j->applied > n->applied) {
-                n->applied = j->applied;
-                (void)raft_applied(&n->raft, n->applied);
-                node__logmem_trim(n, n->applied);
+            if (j->applied > n->store_applied) {
+                n->store_applied = j->applied;
             }
+            report_applied(n);
             if (j->members_changed) {
                 (void)node__members_reload(n);
                 node__transport_sync(n);
@@ -1783,6 +1830,7 @@ static int open_raft(struct node *n)
         }
     }
     n->applied = rc.applied;
+    n->store_applied = rc.applied;
     n->committed = rc.applied;
     atomic_store(&n->gate_ok, rc.applied);
     n->snap_index = applied;
@@ -2357,6 +2405,7 @@ void node_status(const struct node *n, struct node_status *out)
     out->proposals_committed = n->proposals_committed;
     out->early_batches = n->early_jobs;
     out->wal_jobs = n->wal_jobs;
+    out->wal_gate_opens = atomic_load(&n->wal_gate_opens);
     out->leader_changes = n->leader_changes;
     out->log_resident_bytes = n->ms.resident_bytes;
     out->log_entries = n->ms.count;

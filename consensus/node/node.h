@@ -270,6 +270,9 @@ struct node_status {
      * them), releases of old segments and reads of evicted entries. Each
      * is a round trip through that thread. */
     uint64_t wal_jobs;
+    /* Early batches whose store commit the WAL thread released itself,
+     * once durable (a lone voter's rule), before the loop told Raft. */
+    uint64_t wal_gate_opens;
     /* fsync durations: bucket i counts those of at most 1 ms << i (etcd's
      * buckets, 0.001 s doubling to 8.192 s); the last counts the rest.
      * Not cumulative. */

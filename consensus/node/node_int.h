@@ -187,6 +187,17 @@ struct node {
     uint64_t early_jobs; /* how many batches went early */
     uint64_t wal_jobs;   /* jobs handed to the WAL thread (node_status) */
     atomic_uint_fast64_t gate_ok;
+    /* For a lone voter an entry of its term is committed the moment it is
+     * durable, so the WAL thread opens the gate itself, up to gate_permit
+     * (under apply_in's mutex), without the round trip through the loop:
+     * one wake-up less between the fsync and the answer. The loop raises
+     * the permit with each early batch and takes it back (node__gate_revoke)
+     * before anything that could change that rule: a configuration change,
+     * a lost leadership. Raft learns of the commit later, on the loop;
+     * until then store_applied runs ahead of what is reported to Raft. */
+    uint64_t gate_permit;
+    uint64_t store_applied; /* loop: the store's last applied entry */
+    atomic_uint_fast64_t wal_gate_opens; /* gates the WAL thread opened */
 
     /* proposals: ring indexed by id % cap */
     struct waiter *waiters;
@@ -328,6 +339,13 @@ int node__transport_start(struct node *n);
 int node__gate_wait(struct node *n, uint64_t index);
 /* Loop: Raft committed up to index; let the apply thread commit it. */
 void node__gate_open(struct node *n, uint64_t index);
+/* The WAL thread, after entries up to index are durable. */
+void node__gate_open_durable(struct node *n, uint64_t index);
+/* Loop: no more gates opened by the WAL thread until the next early batch.
+ * A leader's Raft first hears of the entries under any gate it opened, so
+ * that they commit under the rule they were durable under (before a
+ * configuration change is proposed). */
+void node__gate_revoke(struct node *n);
 void node__wal_job_free(struct wal_job *j);
 void node__apply_job_free(struct apply_job *j);
 

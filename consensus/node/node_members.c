@@ -162,6 +162,9 @@ int node_member_change(struct node *n, enum node_member_op op,
         cc.node_id = m->id;
         cc.ctx = b.data;
         cc.ctx_len = (uint32_t)b.len;
+        /* A change appended moves the quorum of every entry not committed
+         * yet: none may be committed by the WAL thread's rule after it. */
+        node__gate_revoke(n);
         rc = raft_propose_conf_change(&n->raft, &cc, NULL);
     }
     buf_free(&b);

@@ -217,6 +217,7 @@ void node__wal_main(void *arg)
     int failed = 0;
     for (;;) {
         struct wal_job *head = node__jobq_take_all(&n->wal_in, true, NULL);
+        uint64_t durable = 0; /* the last entry this pass made durable */
         if (head == NULL) {
             break; /* stopped and drained */
         }
@@ -271,6 +272,11 @@ void node__wal_main(void *arg)
                 failed = rc;
                 LOGE("node", "write-ahead log append failed: %s", err_str(rc));
             }
+            for (struct wal_job *j = run; rc == 0 && j != end; j = j->next) {
+                if (j->ents_count > 0 && j->reset_index == 0) {
+                    durable = j->ents[j->ents_count - 1].index;
+                }
+            }
             for (struct wal_job *j = run; j != end;) {
                 struct wal_job *next = j->next;
                 if (rc == 0 && j->release_before != 0) {
@@ -289,6 +295,12 @@ void node__wal_main(void *arg)
                 j = next;
             }
             run = end;
+        }
+        /* After the push (node__gate_revoke finds every entry below the
+         * gate in wal_out) and before the notice: the apply thread's
+         * commit starts now, not after the loop's turn. */
+        if (durable != 0 && failed == 0) {
+            node__gate_open_durable(n, durable);
         }
         node__notify(n, &n->wal_news);
     }
@@ -336,6 +348,21 @@ void node__gate_open(struct node *n, uint64_t index)
     uv_mutex_lock(&q->mu);
     atomic_store(&n->gate_ok, index);
     uv_cond_signal(&q->held_cv);
+    uv_mutex_unlock(&q->mu);
+}
+
+void node__gate_open_durable(struct node *n, uint64_t index)
+{
+    struct jobq *q = &n->apply_in;
+    uv_mutex_lock(&q->mu);
+    if (index > n->gate_permit) {
+        index = n->gate_permit;
+    }
+    if (index > atomic_load(&n->gate_ok)) {
+        atomic_store(&n->gate_ok, index);
+        atomic_fetch_add(&n->wal_gate_opens, 1);
+        uv_cond_signal(&q->held_cv);
+    }
     uv_mutex_unlock(&q->mu);
 }
 

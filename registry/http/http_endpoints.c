@@ -253,6 +253,11 @@ static void server_metrics(struct mw *w, struct server *s)
                "or vote changes, releases of old segments, reads of "
                "entries no longer in memory).",
                st.wal_jobs);
+    metric_u64(w, "cairn_raft_wal_gate_opens_total", "counter",
+               "Times the WAL thread let early-applied entries commit to the "
+               "store as soon as they were durable (the one voter's rule), "
+               "without waiting for the loop.",
+               st.wal_gate_opens);
     metric_u64(w, "etcd_server_proposals_pending", "gauge",
                "The current number of pending proposals to commit.",
                st.proposals_pending);
