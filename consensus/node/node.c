@@ -1378,6 +1378,19 @@ static int on_accept(void *owner, uint64_t from, enum transport_channel ch)
             return 0;
         }
     }
+    /* Being added: in Raft's configuration (from its append) before the
+     * member list (from its apply). */
+    const struct raft_conf *c = &n->raft.conf;
+    for (uint32_t i = 0; i < c->voters_count; i++) {
+        if (c->voters[i] == from) {
+            return 0;
+        }
+    }
+    for (uint32_t i = 0; i < c->learners_count; i++) {
+        if (c->learners[i] == from) {
+            return 0;
+        }
+    }
     /* Not in the member list: removed (or never added). The dialler hears
      * why and stops (on_unreachable). */
     return ERR_MEMBER_REMOVED;
@@ -1517,11 +1530,11 @@ int node_peer_tls_set(struct node *n, struct ssl_ctx_st *server_ctx,
     return transport_tls_set(&n->transport, server_ctx, client_ctx);
 }
 
-int node__transport_start(struct node *n)
+int node__transport_start(struct node *n, bool alone_too)
 {
     struct transport_config tc;
     int rc;
-    if (n->cfg.listen_peer == NULL || n->members_count <= 1) {
+    if (n->cfg.listen_peer == NULL || (n->members_count <= 1 && !alone_too)) {
         return 0;
     }
     transport_config_init(&tc);
@@ -2131,7 +2144,7 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
         rc = start_threads(n);
     }
     if (rc == 0) {
-        rc = node__transport_start(n);
+        rc = node__transport_start(n, false);
         if (rc != 0) {
             snprintf(msg, msg_len, "peer transport on %s: %s",
                      n->cfg.listen_peer, err_str(rc));

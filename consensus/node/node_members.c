@@ -80,6 +80,45 @@ static int propose_update(struct node *n, const struct node_member *m,
     return rc;
 }
 
+/* A configuration counts from its append (raft.h), the member table from
+ * its apply: the leader must reach a member it adds before the change
+ * commits, which for the second voter of a cluster needs that member's
+ * own answer. So the proposer connects at once; node__transport_sync
+ * keeps the peer once the member is in the table (the next member change
+ * to apply is this one: Raft takes one at a time). */
+static void transport_pending(struct node *n, const struct node_member *m)
+{
+    char addr[128];
+    size_t k;
+    if (!n->transport_on) {
+        int rc = node__transport_start(n, true);
+        if (rc != 0) {
+            LOGE("node", "starting the peer transport for the new member: %s",
+                 err_str(rc));
+            return;
+        }
+    }
+    if (node__peer_addr(m->peer_urls, addr, sizeof(addr)) != 0) {
+        return;
+    }
+    for (k = 0; k < n->tpeers_count; k++) {
+        if (n->tpeers[k].id == m->id) {
+            return;
+        }
+    }
+    if (k < NODE_MEMBERS_MAX &&
+        transport_peer_add(&n->transport, m->id, addr) == 0) {
+        char host[128];
+        n->tpeers[k].id = m->id;
+        snprintf(n->tpeers[k].addr, sizeof(n->tpeers[k].addr), "%s", addr);
+        n->tpeers_count++;
+        node__peer_host(m->peer_urls, host, sizeof(host));
+        (void)transport_peer_tls_name(&n->transport, m->id, host);
+        LOGI("node", "peer %016llx added at %s (being added)",
+             (unsigned long long)m->id, addr);
+    }
+}
+
 int node_member_change(struct node *n, enum node_member_op op,
                        const struct node_member *m, uint32_t timeout_ms,
                        node_propose_cb cb, void *ctx)
@@ -173,6 +212,9 @@ int node_member_change(struct node *n, enum node_member_op op,
         node__waiter_drop(n, id);
         return rc;
     }
+    if (op == NODE_MEMBER_ADD || op == NODE_MEMBER_ADD_LEARNER) {
+        transport_pending(n, &rec);
+    }
     n->dirty = true;
     node__wake(n);
     return 0;
@@ -187,7 +229,7 @@ void node__transport_sync(struct node *n)
          * waits for a second member): the first one added starts it, or
          * the new member could never reach this one. */
         if (n->members_count > 1 && !n->closing && n->failed == 0) {
-            int rc = node__transport_start(n);
+            int rc = node__transport_start(n, false);
             if (rc != 0) {
                 LOGE("node",
                      "starting the peer transport for the new "
