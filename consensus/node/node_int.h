@@ -331,12 +331,12 @@ void *node__jobq_take_all(struct jobq *q, bool wait, size_t *count);
 void node__jobq_stop(struct jobq *q);
 void node__wal_main(void *arg);
 void node__apply_main(void *arg);
-/* Apply thread: block until Raft committed index (0), or the apply queue
- * stopped (ERR_CANCELED). */
 /* Listen for peers and connect to the other members: at open when there
  * are any (alone_too: even if not), else once a second member is being
  * added (node__transport_sync, node_member_change). */
 int node__transport_start(struct node *n, bool alone_too);
+/* Apply thread: block until Raft committed index (0), or the apply queue
+ * stopped (ERR_CANCELED). */
 int node__gate_wait(struct node *n, uint64_t index);
 /* Loop: Raft committed up to index; let the apply thread commit it. */
 void node__gate_open(struct node *n, uint64_t index);

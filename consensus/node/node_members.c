@@ -231,10 +231,7 @@ void node__transport_sync(struct node *n)
         if (n->members_count > 1 && !n->closing && n->failed == 0) {
             int rc = node__transport_start(n, false);
             if (rc != 0) {
-                LOGE("node",
-                     "starting the peer transport for the new "
-                     "member: %s",
-                     err_str(rc));
+                LOGE("node", "starting the peer transport: %s", err_str(rc));
             }
         }
         return;
