@@ -1369,6 +1369,22 @@ static void on_unreachable(void *owner, uint64_t peer, int err)
     n->dirty = true;
 }
 
+bool node__in_conf(const struct node *n, uint64_t id)
+{
+    const struct raft_conf *c = &n->raft.conf;
+    for (uint32_t i = 0; i < c->voters_count; i++) {
+        if (c->voters[i] == id) {
+            return true;
+        }
+    }
+    for (uint32_t i = 0; i < c->learners_count; i++) {
+        if (c->learners[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int on_accept(void *owner, uint64_t from, enum transport_channel ch)
 {
     struct node *n = owner;
@@ -1378,18 +1394,8 @@ static int on_accept(void *owner, uint64_t from, enum transport_channel ch)
             return 0;
         }
     }
-    /* Being added: in Raft's configuration (from its append) before the
-     * member list (from its apply). */
-    const struct raft_conf *c = &n->raft.conf;
-    for (uint32_t i = 0; i < c->voters_count; i++) {
-        if (c->voters[i] == from) {
-            return 0;
-        }
-    }
-    for (uint32_t i = 0; i < c->learners_count; i++) {
-        if (c->learners[i] == from) {
-            return 0;
-        }
+    if (node__in_conf(n, from)) {
+        return 0; /* being added */
     }
     /* Not in the member list: removed (or never added). The dialler hears
      * why and stops (on_unreachable). */

@@ -335,6 +335,9 @@ void node__apply_main(void *arg);
  * are any (alone_too: even if not), else once a second member is being
  * added (node__transport_sync, node_member_change). */
 int node__transport_start(struct node *n, bool alone_too);
+/* Whether id is in Raft's configuration: a member being added is, from the
+ * change's append, before the member list has it (from its apply). */
+bool node__in_conf(const struct node *n, uint64_t id);
 /* Apply thread: block until Raft committed index (0), or the apply queue
  * stopped (ERR_CANCELED). */
 int node__gate_wait(struct node *n, uint64_t index);

@@ -84,12 +84,36 @@ static int propose_update(struct node *n, const struct node_member *m,
  * its apply: the leader must reach a member it adds before the change
  * commits, which for the second voter of a cluster needs that member's
  * own answer. So the proposer connects at once; node__transport_sync
- * keeps the peer once the member is in the table (the next member change
- * to apply is this one: Raft takes one at a time). */
+ * keeps the peer while Raft's configuration or the table has it. */
+/* Where member id is in the transport's peers: tpeers_count if not. */
+static size_t tpeer_find(const struct node *n, uint64_t id)
+{
+    size_t k = 0;
+    while (k < n->tpeers_count && n->tpeers[k].id != id) {
+        k++;
+    }
+    return k;
+}
+
+/* Give the transport a peer it does not have yet. */
+static void tpeer_add(struct node *n, uint64_t id, const char *addr,
+                      const char *why)
+{
+    size_t k = n->tpeers_count;
+    if (k < NODE_MEMBERS_MAX &&
+        transport_peer_add(&n->transport, id, addr) == 0) {
+        n->tpeers[k].id = id;
+        snprintf(n->tpeers[k].addr, sizeof(n->tpeers[k].addr), "%s", addr);
+        n->tpeers_count++;
+        LOGI("node", "peer %016llx added at %s%s", (unsigned long long)id, addr,
+             why);
+    }
+}
+
 static void transport_pending(struct node *n, const struct node_member *m)
 {
     char addr[128];
-    size_t k;
+    char host[128];
     if (!n->transport_on) {
         int rc = node__transport_start(n, true);
         if (rc != 0) {
@@ -98,25 +122,13 @@ static void transport_pending(struct node *n, const struct node_member *m)
             return;
         }
     }
-    if (node__peer_addr(m->peer_urls, addr, sizeof(addr)) != 0) {
+    if (node__peer_addr(m->peer_urls, addr, sizeof(addr)) != 0 ||
+        tpeer_find(n, m->id) < n->tpeers_count) {
         return;
     }
-    for (k = 0; k < n->tpeers_count; k++) {
-        if (n->tpeers[k].id == m->id) {
-            return;
-        }
-    }
-    if (k < NODE_MEMBERS_MAX &&
-        transport_peer_add(&n->transport, m->id, addr) == 0) {
-        char host[128];
-        n->tpeers[k].id = m->id;
-        snprintf(n->tpeers[k].addr, sizeof(n->tpeers[k].addr), "%s", addr);
-        n->tpeers_count++;
-        node__peer_host(m->peer_urls, host, sizeof(host));
-        (void)transport_peer_tls_name(&n->transport, m->id, host);
-        LOGI("node", "peer %016llx added at %s (being added)",
-             (unsigned long long)m->id, addr);
-    }
+    tpeer_add(n, m->id, addr, " (being added)");
+    node__peer_host(m->peer_urls, host, sizeof(host));
+    (void)transport_peer_tls_name(&n->transport, m->id, host);
 }
 
 int node_member_change(struct node *n, enum node_member_op op,
@@ -247,21 +259,9 @@ void node__transport_sync(struct node *n)
         if (node__peer_addr(m->peer_urls, addr, sizeof(addr)) != 0) {
             continue;
         }
-        for (k = 0; k < n->tpeers_count; k++) {
-            if (n->tpeers[k].id == m->id) {
-                break;
-            }
-        }
+        k = tpeer_find(n, m->id);
         if (k == n->tpeers_count) {
-            if (k < NODE_MEMBERS_MAX &&
-                transport_peer_add(&n->transport, m->id, addr) == 0) {
-                n->tpeers[k].id = m->id;
-                snprintf(n->tpeers[k].addr, sizeof(n->tpeers[k].addr), "%s",
-                         addr);
-                n->tpeers_count++;
-                LOGI("node", "peer %016llx added at %s",
-                     (unsigned long long)m->id, addr);
-            }
+            tpeer_add(n, m->id, addr, "");
         } else if (strcmp(n->tpeers[k].addr, addr) != 0) {
             if (transport_peer_update(&n->transport, m->id, addr) == 0) {
                 snprintf(n->tpeers[k].addr, sizeof(n->tpeers[k].addr), "%s",
@@ -276,7 +276,8 @@ void node__transport_sync(struct node *n)
         (void)transport_peer_tls_name(&n->transport, n->members[i].id, host);
     }
     for (size_t k = 0; k < n->tpeers_count;) {
-        if (find_member(n, n->tpeers[k].id) == NULL) {
+        if (find_member(n, n->tpeers[k].id) == NULL &&
+            !node__in_conf(n, n->tpeers[k].id)) {
             (void)transport_peer_remove(&n->transport, n->tpeers[k].id);
             LOGI("node", "peer %016llx removed",
                  (unsigned long long)n->tpeers[k].id);
