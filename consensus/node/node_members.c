@@ -80,11 +80,6 @@ static int propose_update(struct node *n, const struct node_member *m,
     return rc;
 }
 
-/* A configuration counts from its append (raft.h), the member table from
- * its apply: the leader must reach a member it adds before the change
- * commits, which for the second voter of a cluster needs that member's
- * own answer. So the proposer connects at once; node__transport_sync
- * keeps the peer while Raft's configuration or the table has it. */
 /* Where member id is in the transport's peers: tpeers_count if not. */
 static size_t tpeer_find(const struct node *n, uint64_t id)
 {
@@ -110,6 +105,11 @@ static void tpeer_add(struct node *n, uint64_t id, const char *addr,
     }
 }
 
+/* A configuration counts from its append (raft.h), the member table from
+ * its apply: the leader must reach a member it adds before the change
+ * commits, which for the second voter of a cluster needs that member's
+ * own answer. So the proposer connects at once; node__transport_sync
+ * keeps the peer while Raft's configuration or the table has it. */
 static void transport_pending(struct node *n, const struct node_member *m)
 {
     char addr[128];
