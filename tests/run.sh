@@ -41,7 +41,11 @@ count() { # count NAME LOGFILE RC [SECONDS [CPU_SECONDS]]
     if [ "$f" -gt 0 ]; then
         failed_names+=("$name")
         echo "FAIL $name ($p passed, $f failed$secs) - log: $log"
-        grep -E '^not ok ' "$log" | head -n 20 | sed 's/^/    /'
+        # each failure with the "#" lines that follow it (its reason):
+        # CI keeps this summary and not the logs
+        awk '/^not ok /{n++; s=1; k=0; if (n <= 20) print; next}
+             s && /^#/ && k < 6 && n <= 20 {print; k++; next} {s=0}' "$log" |
+            sed 's/^/    /'
     else
         echo "ok   $name ($p passed$secs)"
     fi

@@ -85,7 +85,15 @@ one_target() {
     else
         art=$(LC_ALL=C sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
         echo "not ok $n - fuzz_$name: failed after $execs executions (status $rc); input: ${art:-none saved}; log: $log"
-        grep -a -E 'ERROR: |SUMMARY|fuzz check failed|runtime error' "$log" | head -n 4 | sed 's/^/#   /'
+        grep -a -E 'ERROR: |SUMMARY|fuzz check failed|runtime error|stall:' "$log" | head -n 4 | sed 's/^/#   /'
+        if [ -n "$art" ] && [ -f "$art" ]; then
+            # The input, small enough to carry in a summary (CI keeps no
+            # files), and whether it fails again alone: a finding that
+            # does not may hang on timing or on what earlier inputs wrote.
+            echo "#   input: $(head -c 600 "$art" | base64 -w 0)"
+            (cd "$DIR" && timeout 120 "$bin" -timeout=20 "$art") >"$log.replay" 2>&1
+            echo "#   replayed alone: status $?"
+        fi
     fi
 }
 
