@@ -341,13 +341,19 @@ void node__gate_open(struct node *n, uint64_t index)
         return;
     }
     if (n->early_hi <= old) {
-        /* nothing early is out: no commit can be waiting for this */
-        atomic_store(&n->gate_ok, index);
+        /* Nothing early is out: no commit can be waiting for this. The
+         * WAL thread may raise the gate meanwhile (its permit is set
+         * before this batch's WAL job goes out): only raise it here. */
+        while (old < index &&
+               !atomic_compare_exchange_weak(&n->gate_ok, &old, index)) {
+        }
         return;
     }
     uv_mutex_lock(&q->mu);
-    atomic_store(&n->gate_ok, index);
-    uv_cond_signal(&q->held_cv);
+    if (index > atomic_load(&n->gate_ok)) {
+        atomic_store(&n->gate_ok, index);
+        uv_cond_signal(&q->held_cv);
+    }
     uv_mutex_unlock(&q->mu);
 }
 
