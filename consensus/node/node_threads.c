@@ -313,6 +313,7 @@ struct apply_ctx {
     struct apply_job *job;
     int err;
     uint64_t early_lo; /* the first early entry of the batch (0: none) */
+    size_t ents;       /* entries in the store transaction */
 };
 
 int node__gate_wait(struct node *n, uint64_t index)
@@ -372,12 +373,43 @@ void node__gate_open_durable(struct node *n, uint64_t index)
     uv_mutex_unlock(&q->mu);
 }
 
+/* A small early batch (one client or two) waits for the gate spinning, up
+ * to about an fsync, before it sleeps: the store's commit then starts the
+ * moment the WAL thread opens the gate, not one wake-up later (10-30 us on
+ * a VM, a tenth of one client's put). A larger batch means clients
+ * enough that the wait is covered by work, and the core is theirs. */
+#define GATE_SPIN_ENTRIES 2
+#define GATE_SPIN_NS      300000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void gate_spin(struct node *n, uint64_t index)
+{
+    uint64_t end = clock_mono_ns() + GATE_SPIN_NS;
+    for (unsigned i = 1; atomic_load(&n->gate_ok) < index; i++) {
+        cpu_relax();
+        if ((i & 63) == 0 && clock_mono_ns() > end) {
+            return; /* the bound stands in for a check of stop */
+        }
+    }
+}
+
 /* apply_hooks.commit_gate: a state holding early entries waits for Raft. */
 static int commit_gate(void *ctx, uint64_t index)
 {
     struct apply_ctx *c = ctx;
     if (c->early_lo == 0 || index < c->early_lo) {
         return 0;
+    }
+    if (c->ents <= GATE_SPIN_ENTRIES) {
+        gate_spin(c->n, index);
     }
     return node__gate_wait(c->n, index);
 }
@@ -604,6 +636,7 @@ void node__apply_main(void *arg)
                 total += end->ents_count;
                 end = end->next;
             }
+            c.ents = total;
             if (rc == 0 && end != next) {
                 struct raft_entry *all = mem_alloc(total * sizeof(*all));
                 size_t k = 0;
