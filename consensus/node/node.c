@@ -536,6 +536,33 @@ static void early_job(struct node *n, const struct raft_ready *rd)
     node__jobq_push(&n->apply_in, aj);
 }
 
+/* A lone proposal (one entry, no other in flight: one client) may be
+ * written and synced by the loop itself while the WAL thread waits idle:
+ * the append starts at once, not one wake-up later, and its completion
+ * finds the loop awake, a second wake-up saved (a tenth of one client's
+ * put). Not with other proposals in flight: while the WAL thread syncs,
+ * the loop takes their requests and applies them early, and inline it
+ * would not. Only on a disk whose last sync was quick: the loop serves
+ * nothing meanwhile. */
+#define WAL_INLINE_SYNC_NS 1000000
+/* ... and only in a run of such batches: with a few clients one comes
+ * alone now and then, and the loop should not block the others for it
+ * (four clients: 5% of batches, and 4% fewer puts when they went inline). */
+#define WAL_INLINE_RUN     8
+
+static bool wal_inline_ok(struct node *n, const struct raft_ready *rd,
+                          const struct wal_job *wj)
+{
+    if (rd->entries_count != 1 || n->pending > 1) {
+        n->lone_run = 0;
+        return false;
+    }
+    n->lone_run += n->lone_run < WAL_INLINE_RUN ? 1 : 0;
+    return n->lone_run >= WAL_INLINE_RUN && wj->release_before == 0 &&
+           wj->reset_index == 0 && wj->read_hi == 0 && n->wal_delay_ms == 0 &&
+           atomic_load(&n->wal_last_fsync_ns) < WAL_INLINE_SYNC_NS;
+}
+
 static int handle_ready(struct node *n, struct raft_ready *rd)
 {
     struct wal_job *wj = NULL;
@@ -619,10 +646,12 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
     }
     reads_on_state(n, rd);
     bool early = wj != NULL && rd->snapshot == NULL && early_ok(n, rd);
+    /* Inline, the early job goes first, to apply while the loop syncs. */
+    bool inline_wal = early && wal_inline_ok(n, rd, wj);
     if (early) {
         gate_permit(n, rd->entries[rd->entries_count - 1].index);
     }
-    if (wj != NULL) {
+    if (wj != NULL && !inline_wal) {
         n->wal_jobs++;
         node__jobq_push(&n->wal_in, wj);
     }
@@ -634,6 +663,14 @@ static int handle_ready(struct node *n, struct raft_ready *rd)
     }
     if (early) {
         early_job(n, rd);
+    }
+    if (inline_wal) {
+        n->wal_jobs++;
+        if (node__wal_inline(n, wj)) {
+            n->wal_inline_passes++;
+        } else {
+            node__jobq_push(&n->wal_in, wj);
+        }
     }
     return 0;
 }
@@ -2425,6 +2462,7 @@ void node_status(const struct node *n, struct node_status *out)
     out->early_batches = n->early_jobs;
     out->wal_jobs = n->wal_jobs;
     out->wal_gate_opens = atomic_load(&n->wal_gate_opens);
+    out->wal_inline = n->wal_inline_passes;
     out->leader_changes = n->leader_changes;
     out->log_resident_bytes = n->ms.resident_bytes;
     out->log_entries = n->ms.count;

@@ -91,6 +91,8 @@ struct jobq {
     void *tail;
     size_t count;
     bool stop;
+    bool waiting; /* the consumer waits for jobs (wal_in: node__wal_inline) */
+    bool lent;    /* wal_in: the loop holds the WAL for a pass */
 };
 
 struct waiter {
@@ -169,6 +171,10 @@ struct node {
     struct raft_hard_state hard_later;
     atomic_uint_fast64_t wal_fsyncs;
     atomic_uint_fast64_t wal_fsync_ns;
+    atomic_uint_fast64_t wal_last_fsync_ns; /* the last append's time */
+    int wal_failed; /* the WAL's holder (wal_pass): an append failed */
+    uint64_t wal_inline_passes; /* loop: passes it ran (node__wal_inline) */
+    unsigned lone_run; /* loop: early batches in a row of one lone entry */
     atomic_uint_fast64_t wal_fsync_hist[NODE_FSYNC_BUCKETS];
 
     /* apply thread */
@@ -338,6 +344,19 @@ int node__transport_start(struct node *n, bool alone_too);
 /* Whether id is in Raft's configuration: a member being added is, from the
  * change's append, before the member list has it (from its apply). */
 bool node__in_conf(const struct node *n, uint64_t id);
+/* Loop: write and sync wj itself, as the WAL thread would, when that
+ * thread waits with nothing queued (true); else false, and wj is the
+ * caller's to queue. */
+bool node__wal_inline(struct node *n, struct wal_job *wj);
+/* One turn of a bounded spin-wait (the CPU's pause hint). */
+static inline void node__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 /* Apply thread: block until Raft committed index (0), or the apply queue
  * stopped (ERR_CANCELED). */
 int node__gate_wait(struct node *n, uint64_t index);

@@ -93,9 +93,11 @@ void *node__jobq_take_all(struct jobq *q, bool wait, size_t *count)
 {
     void *head;
     uv_mutex_lock(&q->mu);
-    while (wait && q->head == NULL && !q->stop) {
+    q->waiting = wait;
+    while (wait && (q->head == NULL || q->lent) && !q->stop) {
         uv_cond_wait(&q->cv, &q->mu);
     }
+    q->waiting = false;
     head = q->head;
     if (count != NULL) {
         *count = q->count;
@@ -202,6 +204,7 @@ static int wal_write_run(struct node *n, struct wal_job *first,
     t0 = clock_mono_ns() - t0;
     atomic_fetch_add(&n->wal_fsyncs, 1);
     atomic_fetch_add(&n->wal_fsync_ns, t0);
+    atomic_store(&n->wal_last_fsync_ns, t0);
     size_t b = 0;
     while (b + 1 < NODE_FSYNC_BUCKETS && t0 > (uint64_t)1000000 << b) {
         b++;
@@ -211,99 +214,127 @@ static int wal_write_run(struct node *n, struct wal_job *first,
     return rc;
 }
 
+/* Write and sync a list of jobs, hand them back (wal_out), open the gate
+ * as far as they made entries durable and tell the loop. Run by whoever
+ * holds the WAL: its thread, or the loop while the thread waits
+ * (node__wal_inline). */
+static void wal_pass(struct node *n, struct wal_job *head)
+{
+    int failed = n->wal_failed;
+    uint64_t durable = 0; /* the last entry this pass made durable */
+    /* Cut the list into runs of consecutive entries. */
+    struct wal_job *run = head;
+    while (run != NULL) {
+        struct wal_job *end = run->next;
+        uint64_t next_index = 0;
+        for (struct wal_job *j = run; j != end; j = j->next) {
+            if (j->ents_count > 0) {
+                next_index = j->ents[j->ents_count - 1].index + 1;
+            }
+        }
+        for (int guard = 0; end != NULL; guard++) {
+            if (end->reset_index != 0) {
+                break; /* a snapshot: the log restarts there */
+            }
+            if (end->ents_count > 0 && next_index != 0 &&
+                end->ents[0].index != next_index) {
+                break; /* a rewrite: its own append */
+            }
+            if (end->ents_count > 0) {
+                next_index = end->ents[end->ents_count - 1].index + 1;
+            }
+            end = end->next;
+        }
+        int rc = failed;
+        if (rc == 0 && run->reset_index != 0) {
+            node__crash_hold(n, "snap-store");
+            struct log_snap_meta lm = {
+                .index = run->reset_index,
+                .term = run->reset_term,
+                .conf = run->reset_conf.data,
+                .conf_len = (uint32_t)run->reset_conf.len,
+            };
+            rc = log_snap_save(n->dir_snap, &lm, 0, "", 0, 0);
+            rc = rc == ERR_EXISTS ? 0 : rc;
+            if (rc == 0) {
+                node__crash_point(n, "snap-meta");
+            }
+        }
+        if (rc == 0 && run->reset_index != 0) {
+            rc = log_reset(n->log, run->reset_index, run->reset_term);
+        }
+        if (rc == 0) {
+            rc = wal_write_run(n, run, end);
+        }
+        if (rc == 0 && run->reset_index != 0) {
+            node__crash_point(n, "snap-wal");
+        }
+        if (rc != 0 && failed == 0) {
+            failed = rc;
+            LOGE("node", "write-ahead log append failed: %s", err_str(rc));
+        }
+        for (struct wal_job *j = run; rc == 0 && j != end; j = j->next) {
+            if (j->ents_count > 0 && j->reset_index == 0) {
+                durable = j->ents[j->ents_count - 1].index;
+            }
+        }
+        for (struct wal_job *j = run; j != end;) {
+            struct wal_job *next = j->next;
+            if (rc == 0 && j->release_before != 0) {
+                /* Old segments are only a cost now; a failure to
+                 * delete them is logged, not fatal. */
+                int rr = log_release(n->log, j->release_before);
+                if (rr != 0) {
+                    LOGW("node", "releasing WAL segments: %s", err_str(rr));
+                }
+            }
+            j->err = rc;
+            if (rc == 0 && j->read_hi != 0) {
+                j->err = node__wal_read(n, j);
+            }
+            node__jobq_push(&n->wal_out, j);
+            j = next;
+        }
+        run = end;
+    }
+    /* After the push (node__gate_revoke finds every entry below the
+     * gate in wal_out) and before the notice: the apply thread's
+     * commit starts now, not after the loop's turn. */
+    if (durable != 0 && failed == 0) {
+        node__gate_open_durable(n, durable);
+    }
+    node__notify(n, &n->wal_news);
+    n->wal_failed = failed;
+}
+
 void node__wal_main(void *arg)
 {
     struct node *n = arg;
-    int failed = 0;
     for (;;) {
         struct wal_job *head = node__jobq_take_all(&n->wal_in, true, NULL);
-        uint64_t durable = 0; /* the last entry this pass made durable */
         if (head == NULL) {
             break; /* stopped and drained */
         }
-        /* Cut the list into runs of consecutive entries. */
-        struct wal_job *run = head;
-        while (run != NULL) {
-            struct wal_job *end = run->next;
-            uint64_t next_index = 0;
-            for (struct wal_job *j = run; j != end; j = j->next) {
-                if (j->ents_count > 0) {
-                    next_index = j->ents[j->ents_count - 1].index + 1;
-                }
-            }
-            for (int guard = 0; end != NULL; guard++) {
-                if (end->reset_index != 0) {
-                    break; /* a snapshot: the log restarts there */
-                }
-                if (end->ents_count > 0 && next_index != 0 &&
-                    end->ents[0].index != next_index) {
-                    break; /* a rewrite: its own append */
-                }
-                if (end->ents_count > 0) {
-                    next_index = end->ents[end->ents_count - 1].index + 1;
-                }
-                end = end->next;
-            }
-            int rc = failed;
-            if (rc == 0 && run->reset_index != 0) {
-                node__crash_hold(n, "snap-store");
-                struct log_snap_meta lm = {
-                    .index = run->reset_index,
-                    .term = run->reset_term,
-                    .conf = run->reset_conf.data,
-                    .conf_len = (uint32_t)run->reset_conf.len,
-                };
-                rc = log_snap_save(n->dir_snap, &lm, 0, "", 0, 0);
-                rc = rc == ERR_EXISTS ? 0 : rc;
-                if (rc == 0) {
-                    node__crash_point(n, "snap-meta");
-                }
-            }
-            if (rc == 0 && run->reset_index != 0) {
-                rc = log_reset(n->log, run->reset_index, run->reset_term);
-            }
-            if (rc == 0) {
-                rc = wal_write_run(n, run, end);
-            }
-            if (rc == 0 && run->reset_index != 0) {
-                node__crash_point(n, "snap-wal");
-            }
-            if (rc != 0 && failed == 0) {
-                failed = rc;
-                LOGE("node", "write-ahead log append failed: %s", err_str(rc));
-            }
-            for (struct wal_job *j = run; rc == 0 && j != end; j = j->next) {
-                if (j->ents_count > 0 && j->reset_index == 0) {
-                    durable = j->ents[j->ents_count - 1].index;
-                }
-            }
-            for (struct wal_job *j = run; j != end;) {
-                struct wal_job *next = j->next;
-                if (rc == 0 && j->release_before != 0) {
-                    /* Old segments are only a cost now; a failure to
-                     * delete them is logged, not fatal. */
-                    int rr = log_release(n->log, j->release_before);
-                    if (rr != 0) {
-                        LOGW("node", "releasing WAL segments: %s", err_str(rr));
-                    }
-                }
-                j->err = rc;
-                if (rc == 0 && j->read_hi != 0) {
-                    j->err = node__wal_read(n, j);
-                }
-                node__jobq_push(&n->wal_out, j);
-                j = next;
-            }
-            run = end;
-        }
-        /* After the push (node__gate_revoke finds every entry below the
-         * gate in wal_out) and before the notice: the apply thread's
-         * commit starts now, not after the loop's turn. */
-        if (durable != 0 && failed == 0) {
-            node__gate_open_durable(n, durable);
-        }
-        node__notify(n, &n->wal_news);
+        wal_pass(n, head);
     }
+}
+
+bool node__wal_inline(struct node *n, struct wal_job *wj)
+{
+    struct jobq *q = &n->wal_in;
+    uv_mutex_lock(&q->mu);
+    bool ok = q->head == NULL && q->waiting && !q->stop;
+    q->lent = ok;
+    uv_mutex_unlock(&q->mu);
+    if (!ok) {
+        return false;
+    }
+    wj->next = NULL;
+    wal_pass(n, wj);
+    uv_mutex_lock(&q->mu); /* what the pass wrote, seen by the thread */
+    q->lent = false;
+    uv_mutex_unlock(&q->mu);
+    return true;
 }
 
 /* ---------------------------------------------------------- apply thread */
@@ -381,20 +412,11 @@ void node__gate_open_durable(struct node *n, uint64_t index)
 #define GATE_SPIN_ENTRIES 2
 #define GATE_SPIN_NS      300000
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 static void gate_spin(struct node *n, uint64_t index)
 {
     uint64_t end = clock_mono_ns() + GATE_SPIN_NS;
     for (unsigned i = 1; atomic_load(&n->gate_ok) < index; i++) {
-        cpu_relax();
+        node__cpu_relax();
         if ((i & 63) == 0 && clock_mono_ns() > end) {
             return; /* the bound stands in for a check of stop */
         }

@@ -258,6 +258,11 @@ static void server_metrics(struct mw *w, struct server *s)
                "store as soon as they were durable (the one voter's rule), "
                "without waiting for the loop.",
                st.wal_gate_opens);
+    metric_u64(w, "cairn_raft_wal_inline_total", "counter",
+               "WAL jobs the event loop wrote and synced itself while the "
+               "WAL thread was idle (one or two entries, a quick disk): no "
+               "hand-off between threads on the way.",
+               st.wal_inline);
     metric_u64(w, "etcd_server_proposals_pending", "gauge",
                "The current number of pending proposals to commit.",
                st.proposals_pending);
