@@ -274,7 +274,7 @@ struct node_status {
      * once durable (a lone voter's rule), before the loop told Raft. */
     uint64_t wal_gate_opens;
     /* Of wal_jobs, those the loop wrote and synced itself, the WAL thread
-     * idle (small early batches on a quick disk). */
+     * idle (a lone entry in a run of them, on a quick disk). */
     uint64_t wal_inline;
     /* fsync durations: bucket i counts those of at most 1 ms << i (etcd's
      * buckets, 0.001 s doubling to 8.192 s); the last counts the rest.

@@ -260,8 +260,8 @@ static void server_metrics(struct mw *w, struct server *s)
                st.wal_gate_opens);
     metric_u64(w, "cairn_raft_wal_inline_total", "counter",
                "WAL jobs the event loop wrote and synced itself while the "
-               "WAL thread was idle (one or two entries, a quick disk): no "
-               "hand-off between threads on the way.",
+               "WAL thread was idle (a lone entry in a run of them, a quick "
+               "disk): no hand-off between threads on the way.",
                st.wal_inline);
     metric_u64(w, "etcd_server_proposals_pending", "gauge",
                "The current number of pending proposals to commit.",
