@@ -61,3 +61,70 @@ size_t str_dec_i64(int64_t x, char *out)
     out[k] = '\0';
     return k;
 }
+
+size_t str_utf8_seq(const unsigned char *p, size_t left)
+{
+    unsigned char c = p[0];
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+    size_t n;
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80; /* the second byte's range */
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    if (left < n || p[1] < lo || p[1] > hi) {
+        return 0;
+    }
+    for (size_t i = 2; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+    }
+    return n;
+}
+
+const char *str_utf8_safe(const char *s, char *tmp, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
+    size_t i = 0;
+    while (i < len) {
+        size_t n = str_utf8_seq(p + i, len - i);
+        if (n == 0) {
+            break;
+        }
+        i += n;
+    }
+    if (i == len) {
+        return s;
+    }
+    size_t o = 0;
+    for (i = 0; i < len;) {
+        size_t n = str_utf8_seq(p + i, len - i);
+        size_t k = n == 0 ? 1 : n;
+        if (o + k > cap - 1) {
+            break;
+        }
+        if (n == 0) {
+            tmp[o] = '?';
+        } else {
+            memcpy(tmp + o, s + i, n);
+        }
+        o += k;
+        i += k;
+    }
+    tmp[o] = '\0';
+    return tmp;
+}

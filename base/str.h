@@ -4,7 +4,8 @@
  * Does:     str_join concatenates strings into a bounded buffer the way
  *           snprintf("%s%s..") would; str_hex_u64 writes an unsigned
  *           integer in lower-case hex as "%" PRIx64 does, str_dec_i64 a
- *           signed one in decimal as "%" PRId64 does.
+ *           signed one in decimal as "%" PRId64 does; str_utf8_safe
+ *           makes text well-formed UTF-8 for JSON.
  * Owns:     nothing.
  * Threads:  any.
  * Borrowed: nothing is kept.
@@ -36,5 +37,16 @@ size_t str_hex_u64(uint64_t x, char *out);
 /* x in decimal ("-" first when negative), NUL-terminated; out holds at
  * least STR_DEC_I64_BYTES bytes. Returns the bytes written before NUL. */
 size_t str_dec_i64(int64_t x, char *out);
+
+/* Length of the well-formed UTF-8 sequence at p[0..left), or 0 (RFC 3629
+ * section 4: no overlong forms, surrogates or code points past U+10FFFF). */
+size_t str_utf8_seq(const unsigned char *p, size_t left);
+
+/* s itself when it is well-formed UTF-8; else a copy in tmp (cap > 0
+ * bytes) with each byte that starts no well-formed sequence replaced by
+ * '?', cut at a sequence's end to cap - 1 bytes. For text that may carry
+ * input bytes (a parser's message, a probe's answer) on its way into
+ * JSON, which jansson refuses to build or write unless it is UTF-8. */
+const char *str_utf8_safe(const char *s, char *tmp, size_t cap);
 
 #endif

@@ -23,6 +23,7 @@
 
 #include "base/alloc.h"
 #include "base/err.h"
+#include "base/str.h"
 #include "config/cfg_int.h"
 
 static const char *const format_names[CFG_FORMAT_COUNT] = {
@@ -106,42 +107,6 @@ void cfg__error_at(struct cfg_error *err, const char *content, size_t len,
     cfg__position(content, len, off, &err->line, &err->column);
 }
 
-/* Length of the well-formed UTF-8 sequence at p[0..left), or 0 (RFC 3629
- * section 4: the second byte's range depends on the first, which rules
- * out overlong forms, surrogates and code points past U+10FFFF). */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-    unsigned char c = p[0];
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xBF;
-    size_t n;
-    if (c < 0x80) {
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        lo = c == 0xE0 ? 0xA0 : 0x80;
-        hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else {
-        return 0;
-    }
-    if (left < n || p[1] < lo || p[1] > hi) {
-        return 0;
-    }
-    for (size_t i = 2; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-    }
-    return n;
-}
-
 int cfg__utf8_check(const char *content, size_t len, struct cfg_error *err)
 {
     const unsigned char *p = (const unsigned char *)content;
@@ -151,7 +116,7 @@ int cfg__utf8_check(const char *content, size_t len, struct cfg_error *err)
             cfg__error_at(err, content, len, i, "NUL byte (not text)");
             return ERR_INVALID;
         }
-        size_t n = utf8_seq(p + i, len - i);
+        size_t n = str_utf8_seq(p + i, len - i);
         if (n == 0) {
             cfg__error_at(err, content, len, i, "invalid UTF-8 (byte 0x%02x)",
                           p[i]);

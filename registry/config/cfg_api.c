@@ -42,6 +42,7 @@
 #include "base/assert.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "proto/rpc.pb-c.h"
 #include "registry/grpc/grpc.h"
 #include "registry/server/api_auth.h"
@@ -179,6 +180,8 @@ static void answer_json(struct cfg_req *r, int status, json_t *o)
 static void answer_error(struct cfg_req *r, int status, const char *code,
                          const char *message, const char *field)
 {
+    char tmp[512];
+    message = str_utf8_safe(message, tmp, sizeof(tmp)); /* parser text */
     json_t *o = json_pack("{s:s,s:s,s:s}", "error", message, "code", code,
                           "message", message);
     if (o != NULL && field != NULL) {
@@ -979,12 +982,14 @@ static int document_from_body(struct cfg_req *r)
     }
     if (cfg_validate(r->fmt, json_string_value(c), json_string_length(c), &e) !=
         0) {
-        char msg[400];
+        char line[400], tmp[400];
         if (st != NULL) {
             st->ctr.invalid++;
         }
-        snprintf(msg, sizeof(msg), "invalid %s at line %d, column %d: %s",
+        /* the cut may split a character */
+        snprintf(line, sizeof(line), "invalid %s at line %d, column %d: %s",
                  cfg_format_name(r->fmt), e.line, e.column, e.message);
+        const char *msg = str_utf8_safe(line, tmp, sizeof(tmp));
         answer_json(r, 400,
                     json_pack("{s:s,s:s,s:s,s:s,s:i,s:i}", "error", msg, "code",
                               "invalid_document", "message", msg, "field",

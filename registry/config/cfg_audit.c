@@ -35,6 +35,7 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/err.h"
+#include "base/str.h"
 #include "consensus/apply/apply.h"
 #include "consensus/kv/kv.h"
 #include "consensus/node/node.h"
@@ -284,6 +285,8 @@ static int parse(struct q *q, const char *query)
 static json_t *error_body(int status, const char *code, const char *msg,
                           const char *field, int *status_out)
 {
+    char tmp[512];
+    msg = str_utf8_safe(msg, tmp, sizeof(tmp)); /* may quote input */
     json_t *o =
         json_pack("{s:s,s:s,s:s}", "error", msg, "code", code, "message", msg);
     if (o != NULL && field != NULL) {

@@ -73,6 +73,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "consensus/kv/kv.h"
 #include "proto/rpc.pb-c.h"
 #include "registry/server/server.h"
@@ -630,7 +631,7 @@ static char *doc_updated(struct hc *h, struct hc_inst *in, enum hc_state to,
     struct kv_range_resp rr;
     struct kv_range_req q;
     char at[32];
-    char output[HC_OUTPUT_MAX + 8];
+    char output[HC_OUTPUT_MAX + 8], fixed[HC_OUTPUT_MAX + 8];
     char *val = NULL;
     json_t *doc = NULL;
     json_t *check;
@@ -660,8 +661,9 @@ static char *doc_updated(struct hc *h, struct hc_inst *in, enum hc_state to,
     /* "since": the instance has had this health since then. Not the
      * time of the last probe: probes that change nothing are not written
      * (one Raft write per flip, not per probe; docs/registry.md). */
+    /* The output may quote the probed service's answer: any bytes. */
     check = json_pack("{s:s,s:s,s:s}", "status", state_names[to], "output",
-                      output, "since", at);
+                      str_utf8_safe(output, fixed, sizeof(fixed)), "since", at);
     if (check == NULL ||
         json_object_set_new(doc, "health", json_string(state_names[to])) ||
         json_object_set_new(doc, "check", check)) {

@@ -719,6 +719,8 @@ int svc_query_get(const char *query, const char *name, char *out,
 int svc_error_body(struct buf *out, const char *code, const char *message,
                    const char *field)
 {
+    char tmp[512];
+    message = str_utf8_safe(message, tmp, sizeof(tmp)); /* parser text */
     json_t *o = json_pack("{s:s,s:s,s:s}", "error", message, "code", code,
                           "message", message);
     char *s;

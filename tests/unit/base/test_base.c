@@ -191,6 +191,53 @@ static void log_writes_one_json_line_per_event(void **state)
     assert_int_equal(log_format_parse("xml", &fm), -EINVAL);
 }
 
+/* str_utf8_safe: well-formed text comes back as it is; anything else as
+ * a copy that is well-formed UTF-8, each bad byte a '?', cut at a
+ * character's end (the JSON error bodies of the config and registry APIs
+ * quote parser messages that may hold input bytes). */
+static void str_utf8_safe_makes_utf8(void **state)
+{
+    (void)state;
+    char tmp[16];
+    const char *ok = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+    assert_ptr_equal(str_utf8_safe(ok, tmp, sizeof(tmp)), ok);
+    assert_string_equal(str_utf8_safe("a\xff"
+                                      "b",
+                                      tmp, sizeof(tmp)),
+                        "a?b");
+    /* overlong, a surrogate, past U+10FFFF, cut short at the end */
+    assert_string_equal(str_utf8_safe("\xc0\xaf", tmp, sizeof(tmp)), "??");
+    assert_string_equal(str_utf8_safe("\xed\xa0\x80", tmp, sizeof(tmp)), "???");
+    assert_string_equal(str_utf8_safe("\xf4\x90\x80\x80", tmp, sizeof(tmp)),
+                        "????");
+    assert_string_equal(str_utf8_safe("x\xe2\x82", tmp, sizeof(tmp)), "x??");
+    /* cut at cap - 1 bytes, never inside a character */
+    assert_string_equal(str_utf8_safe("\xff\xc3\xa9\xc3\xa9", tmp, 5),
+                        "?\xc3\xa9");
+    assert_string_equal(str_utf8_safe("\xff\xc3\xa9", tmp, 3), "?");
+    assert_string_equal(str_utf8_safe("\xff", tmp, 1), "");
+    struct prng r;
+    prng_seed(&r, 7);
+    for (int i = 0; i < 20000; i++) {
+        char in[24], out[12];
+        size_t n = 1 + prng_below(&r, sizeof(in) - 1);
+        for (size_t k = 0; k + 1 < n; k++) {
+            in[k] = (char)(1 + prng_below(&r, 255));
+        }
+        in[n - 1] = '\0';
+        size_t cap = 1 + prng_below(&r, sizeof(out));
+        const char *got = str_utf8_safe(in, out, cap);
+        const unsigned char *g = (const unsigned char *)got;
+        size_t len = strlen(got);
+        for (size_t k = 0; k < len;) {
+            size_t m = str_utf8_seq(g + k, len - k);
+            assert_true(m > 0);
+            k += m;
+        }
+        assert_true(got == in || len < cap);
+    }
+}
+
 /* str_join and str_hex_u64 write what snprintf writes, cut the same way
  * at every buffer size, and return the same length. */
 static void str_helpers_match_snprintf(void **state)
@@ -345,6 +392,7 @@ int main(void)
         cmocka_unit_test(limits_reject_values_past_the_hard_max),
         cmocka_unit_test(log_writes_one_json_line_per_event),
         cmocka_unit_test(str_helpers_match_snprintf),
+        cmocka_unit_test(str_utf8_safe_makes_utf8),
         cmocka_unit_test(jscan_takes_plain_pieces_only),
         cmocka_unit_test(mem_cache_reuses_within_its_bounds),
     };
