@@ -45,7 +45,7 @@ size_t str_utf8_seq(const unsigned char *p, size_t left);
 /* s itself when it is well-formed UTF-8; else a copy in tmp (cap > 0
  * bytes) with each byte that starts no well-formed sequence replaced by
  * '?', cut at a sequence's end to cap - 1 bytes. For text that may carry
- * input bytes (a parser's message, a probe's answer) on its way into
+ * input bytes (a parser's message quoting its input) on its way into
  * JSON, which jansson refuses to build or write unless it is UTF-8. */
 const char *str_utf8_safe(const char *s, char *tmp, size_t cap);
 

@@ -661,7 +661,8 @@ static char *doc_updated(struct hc *h, struct hc_inst *in, enum hc_state to,
     /* "since": the instance has had this health since then. Not the
      * time of the last probe: probes that change nothing are not written
      * (one Raft write per flip, not per probe; docs/registry.md). */
-    /* The output may quote the probed service's answer: any bytes. */
+    /* A guard: the output is our own text (probe verdicts, libuv and
+     * OpenSSL messages), and the JSON must stay UTF-8 if it ever is not. */
     check = json_pack("{s:s,s:s,s:s}", "status", state_names[to], "output",
                       str_utf8_safe(output, fixed, sizeof(fixed)), "since", at);
     if (check == NULL ||
