@@ -160,6 +160,95 @@ static size_t ev_size(const struct watcher *w, const struct wev *ev)
     return n;
 }
 
+/* ------------------------------------------------------- recent history */
+
+static struct wev *ring_at(const struct watch_hub *h, size_t i)
+{
+    return h->ring[(h->ring_head + i) & (WATCH_RING_EVENTS - 1)];
+}
+
+/* Drop the oldest revision's events; returns that revision. */
+static int64_t ring_pop_rev(struct watch_hub *h)
+{
+    int64_t r = ring_at(h, 0)->kv.mod_revision;
+    while (h->ring_len > 0 && ring_at(h, 0)->kv.mod_revision == r) {
+        struct wev *ev = ring_at(h, 0);
+        h->ring_head = (h->ring_head + 1) & (WATCH_RING_EVENTS - 1);
+        h->ring_len--;
+        ASSERT(h->ring_bytes >= ev->alloc_bytes);
+        h->ring_bytes -= ev->alloc_bytes;
+        wev_unref(h, ev);
+    }
+    return r;
+}
+
+static void ring_clear(struct watch_hub *h)
+{
+    while (h->ring_len > 0) {
+        (void)ring_pop_rev(h);
+    }
+}
+
+/* A revision the ring cannot hold whole: empty it and take nothing more
+ * of rev (the next revision starts it again). */
+static void ring_gap(struct watch_hub *h, int64_t rev)
+{
+    ring_clear(h);
+    h->ring_skip = rev;
+}
+
+/* The copy of the newest event e for the ring (with a reference the ring
+ * holds), or NULL when the ring does not take it. */
+static struct wev *ring_take(struct watch_hub *h, const struct kv_event *e)
+{
+    int64_t r = e->kv.mod_revision;
+    if (h->watchers == 0) {
+        ring_clear(h); /* nobody could catch up from it */
+        return NULL;
+    }
+    if (r <= h->ring_skip) {
+        return NULL;
+    }
+    if (h->ring_len > 0 &&
+        r > ring_at(h, h->ring_len - 1)->kv.mod_revision + 1) {
+        ring_clear(h); /* revisions it never saw: start again at r */
+    }
+    size_t size = sizeof(struct wev) + e->kv.key_len + e->kv.value_len +
+                  (e->has_prev ? e->prev.value_len : 0);
+    if (h->ring == NULL) {
+        h->ring = mem_alloc(WATCH_RING_EVENTS * sizeof(*h->ring));
+    }
+    if (h->ring == NULL || size > WATCH_RING_BYTES ||
+        h->bytes + size > h->cfg.hub_bytes_max) {
+        ring_gap(h, r);
+        return NULL;
+    }
+    while (h->ring_len == WATCH_RING_EVENTS ||
+           (h->ring_len > 0 && h->ring_bytes + size > WATCH_RING_BYTES)) {
+        if (ring_pop_rev(h) == r) {
+            ring_gap(h, r); /* r's first events are gone */
+            return NULL;
+        }
+    }
+    struct wev *ev = wev_new(h, e);
+    if (ev == NULL) {
+        ring_gap(h, r);
+        return NULL;
+    }
+    ev->refs = 1;
+    h->ring[(h->ring_head + h->ring_len) & (WATCH_RING_EVENTS - 1)] = ev;
+    h->ring_len++;
+    h->ring_bytes += ev->alloc_bytes;
+    return ev;
+}
+
+/* Whether the ring holds every event from revision from to its newest. */
+static bool ring_holds(const struct watch_hub *h, int64_t from)
+{
+    return h->ring_len > 0 && from >= ring_at(h, 0)->kv.mod_revision &&
+           from <= ring_at(h, h->ring_len - 1)->kv.mod_revision;
+}
+
 /* --------------------------------------------------------------- queues */
 
 /* Queue capacities are powers of two (Q_INITIAL, doubled): a mask, not a
@@ -755,6 +844,7 @@ void watch_hub_events(struct watch_hub *h, const struct kv_event *evs, size_t n,
     for (size_t i = 0; i < n; i++) {
         struct match m = {h, &evs[i], NULL};
         ASSERT(evs[i].kv.mod_revision > 0);
+        m.ev = ring_take(h, &evs[i]);
         if (h->synced > 0) {
             windex_match(&h->idx, evs[i].kv.key, evs[i].kv.key_len, match_group,
                          &m);
@@ -826,6 +916,56 @@ static int catchup_event(void *ctx, const struct kv_event *e)
     return b->err != 0 ? 1 : 0;
 }
 
+/* Match the ring's events from revision from (which it holds) to to
+ * against the batch, at most catchup_events_max of them but never part of
+ * a revision, as kv_events_read does. Returns the revision to go on from:
+ * the first one not read, or the ring's newest + 1. */
+static int64_t ring_catchup(struct watch_hub *h, struct batch *b, int64_t from,
+                            int64_t to)
+{
+    size_t lo = 0;
+    size_t hi = h->ring_len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ring_at(h, mid)->kv.mod_revision < from) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    int64_t next = from;
+    size_t count = 0;
+    size_t max = h->cfg.catchup_events_max < WATCH_RING_CHUNK
+                     ? h->cfg.catchup_events_max
+                     : WATCH_RING_CHUNK;
+    for (size_t i = lo; i < h->ring_len; i++) {
+        struct wev *ev = ring_at(h, i);
+        int64_t r = ev->kv.mod_revision;
+        if (r != next - 1 || count == 0) {
+            /* a revision starts here */
+            if (r > to) {
+                return to + 1;
+            }
+            if (count >= max) {
+                return r;
+            }
+        }
+        struct kv_event e;
+        e.type = (enum kv_event_type)ev->type;
+        e.kv = ev->kv;
+        e.has_prev = ev->has_prev;
+        e.prev = ev->prev;
+        struct cmatch m = {b, &e, ev};
+        windex_match(&h->cidx, e.kv.key, e.kv.key_len, cmatch_group, &m);
+        if (b->err != 0) {
+            return from;
+        }
+        count++;
+        next = r + 1;
+    }
+    return next;
+}
+
 /* Collect up to WATCH_CATCHUP_BATCH unsynced watchers with empty queues
  * from w's stream (w first); cancel those below the compaction. Returns
  * how many are in h->batch. */
@@ -874,8 +1014,13 @@ static size_t catchup_chunk(struct watcher *w, bool *alive)
         from = h->batch[i]->next_rev < from ? h->batch[i]->next_rev : from;
         prev = prev || h->batch[i]->prev_kv;
     }
-    rc = n == 0 ? ERR_BUSY : h->cfg.read_begin(h->cfg.read_ctx, &rd);
-    if (rc == 0) {
+    rc = n == 0 ? ERR_BUSY : 0;
+    if (rc == 0 && ring_holds(h, from)) {
+        next = ring_catchup(h, &b, from, from + h->cfg.catchup_revs_max - 1);
+        h->catchup_reads++;
+        h->ring_reads++;
+        rc = b.err;
+    } else if (rc == 0 && (rc = h->cfg.read_begin(h->cfg.read_ctx, &rd)) == 0) {
         int64_t to = from + h->cfg.catchup_revs_max - 1;
         to = to < kv_read_rev(rd) ? to : kv_read_rev(rd);
         next = from;
@@ -1262,6 +1407,7 @@ void watch_hub_restored(struct watch_hub *h)
             }
         }
     }
+    ring_clear(h); /* history from before the snapshot */
     h->rev = rev > h->rev ? rev : h->rev;
 }
 
@@ -1320,6 +1466,8 @@ void watch_hub_close(struct watch_hub *h)
 {
     ASSERT(h->streams == NULL);
     ASSERT(h->watchers == 0);
+    ring_clear(h);
+    mem_free(h->ring);
     windex_free(&h->idx);
     windex_free(&h->cidx);
     mem_free(h->scratch);
@@ -1339,6 +1487,11 @@ void watch_hub_stats(const struct watch_hub *h, struct watch_stats *out)
     out->event_bytes = h->bytes;
     out->overflows = h->overflows;
     out->catchup_reads = h->catchup_reads;
+    out->ring_reads = h->ring_reads;
+    out->ring_events = h->ring_len;
+    for (size_t i = 0; i < h->ring_len; i++) {
+        out->ring_bytes += ring_at(h, i)->bytes;
+    }
     out->events_sent = h->events_sent;
     out->responses_sent = h->responses_sent;
     out->rev = h->rev;

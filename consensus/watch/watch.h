@@ -19,7 +19,8 @@
  *           watcher with compact_revision as etcd does; anything else ends
  *           it with cancel_reason).
  * Limits:   watchers in total and per stream, events queued per watcher, per
- *           stream and bytes of live events in the hub, control replies
+ *           stream and bytes of live events in the hub (the recent-history
+ *           ring's among them, which has its own bounds), control replies
  *           pending per stream, events read per catch-up chunk, revisions
  *           scanned per chunk, work per watch_hub_run call.
  * Not here: gRPC framing, hasleader, timers and the protobuf encoding
@@ -39,6 +40,11 @@
  * Unsynced watchers read the store's history (kv_events_read) from their
  * next revision, one bounded chunk at a time and only when their queue is
  * empty, until they reach the hub's revision; then they rejoin the index.
+ * While any watcher exists the hub also keeps its copies of the newest
+ * events (WATCH_RING_EVENTS, WATCH_RING_BYTES in watch_int.h; whole
+ * revisions, no gap), and a catch-up from a revision they still cover reads
+ * them instead of the store, in smaller chunks: a consumer that fell a
+ * little behind under a burst costs no store read and no new copy.
  * Each watcher records the next revision it needs; any event below it is
  * skipped, which is what makes the hand-over between history and live
  * events free of gaps and duplicates.
@@ -170,6 +176,9 @@ struct watch_stats {
     size_t event_bytes;   /* bytes of live event copies */
     uint64_t overflows;   /* synced -> unsynced moves */
     uint64_t catchup_reads;
+    uint64_t ring_reads; /* of catchup_reads, served from recent history */
+    size_t ring_events;  /* events the recent-history ring holds */
+    size_t ring_bytes;   /* of event_bytes, theirs (with encodings) */
     uint64_t events_sent;
     uint64_t responses_sent;
     int64_t rev; /* the hub's revision (last batch seen) */

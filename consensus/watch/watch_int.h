@@ -148,6 +148,19 @@ struct windex {
 /* Unsynced watchers read history together, this many at most. */
 #define WATCH_CATCHUP_BATCH 256
 
+/* The recent-history ring: the hub's copies of the newest events, in
+ * revision order, every event of each revision it holds (a gap empties
+ * it). Catch-up from a revision it holds reads it instead of the store:
+ * no store read, and the copies and their encodings are the ones live
+ * watchers already share. Bounded by events and by bytes (and by the
+ * hub's byte bound when it takes an event). */
+#define WATCH_RING_EVENTS 4096 /* a power of two */
+#define WATCH_RING_BYTES  ((size_t)16 << 20)
+/* Events per catch-up chunk from the ring (at most catchup_events_max):
+ * small, so that the batch's queues stay in the cache between being
+ * filled and being sent; a store read is dearer and takes more. */
+#define WATCH_RING_CHUNK  64
+
 struct watch_hub {
     struct watch_config cfg;
     int64_t rev;
@@ -164,8 +177,15 @@ struct watch_hub {
     struct watcher *progress; /* progress_notify watchers */
     uint64_t overflows;
     uint64_t catchup_reads;
+    uint64_t ring_reads; /* catch-up chunks served from the ring */
     uint64_t events_sent;
     uint64_t responses_sent;
+    /* recent-history ring (WATCH_RING_EVENTS slots once allocated) */
+    struct wev **ring;
+    size_t ring_head;
+    size_t ring_len;
+    size_t ring_bytes; /* alloc_bytes of its events */
+    int64_t ring_skip; /* takes no event of this revision or older */
     /* scratch for responses */
     struct kv_event *scratch;
     struct watch_enc **scratch_enc;

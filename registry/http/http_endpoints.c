@@ -294,6 +294,22 @@ static void server_metrics(struct mw *w, struct server *s)
                "Total number of watchers.", (uint64_t)ws.watchers);
     metric_u64(w, "etcd_debugging_mvcc_watch_stream_total", "gauge",
                "Total number of watch streams.", (uint64_t)ws.streams);
+    metric_u64(w, "etcd_debugging_mvcc_slow_watcher_total", "gauge",
+               "Total number of unsynced slow watchers.",
+               (uint64_t)ws.unsynced);
+    metric_u64(w, "etcd_debugging_mvcc_events_total", "counter",
+               "Total number of events sent by this member.", ws.events_sent);
+    metric_u64(w, "cairn_watch_overflows_total", "counter",
+               "Times a watcher's queue passed its bound (or its stream's) "
+               "and it went back to reading the store's history.",
+               ws.overflows);
+    metric_u64(w, "cairn_watch_catchup_reads_total", "counter",
+               "History reads for watchers behind the store's revision.",
+               ws.catchup_reads);
+    metric_u64(w, "cairn_watch_catchup_ring_reads_total", "counter",
+               "Of those, reads served from the hub's copies of the newest "
+               "events instead of the store.",
+               ws.ring_reads);
     head(w, "etcd_server_id", "gauge",
          "Server or member ID in hexadecimal format. 1 for 'server_id' "
          "label with current ID.");

@@ -430,7 +430,8 @@ static void same_key_watchers_share_one_group_and_one_copy(void **state)
     assert_true(s.event_bytes < 1000); /* one shared copy */
     run(f);
     watch_hub_stats(f->hub, &s);
-    assert_int_equal(s.event_bytes, 0);
+    assert_int_equal(s.ring_events, 1); /* only recent history keeps it */
+    assert_int_equal(s.event_bytes, s.ring_bytes);
     assert_int_equal(f->nev, 1000);
 }
 
@@ -468,7 +469,9 @@ static void encodings_are_shared_per_view_and_freed_with_the_event(void **state)
     assert_int_equal(f->nev, 2000);
     assert_int_equal(f->enc_prev_seen, 500);
     watch_hub_stats(f->hub, &s);
-    assert_int_equal(s.event_bytes, 0);
+    assert_int_equal(s.ring_events, 2); /* only recent history keeps them */
+    assert_int_equal(s.event_bytes, s.ring_bytes);
+    assert_true(s.ring_bytes > before);
 }
 
 static void history_catchup_hands_over_to_live_without_gap(void **state)
@@ -577,6 +580,142 @@ static void slow_consumer_stays_bounded_and_loses_nothing(void **state)
         assert_int_equal(atoi(f->evs[i].prev), atoi(f->evs[i].value) - 1);
     }
     watch_hub_stats(f->hub, &s);
+    assert_int_equal(s.synced, 1);
+}
+
+/* A watcher that fell behind catches up from the hub's recent history
+ * (the ring) rather than the store when the ring still holds the revision
+ * it stopped at: the same events, prev_kv included, a revision's events
+ * never split across chunks; and the ring lets go once nobody watches. */
+static void slow_watchers_catch_up_from_recent_history(void **state)
+{
+    struct fx *f = *state;
+    struct watch_stats s;
+    static char want0[16384], want1[4096], got[16384];
+    size_t l0 = 0, l1 = 0;
+    int last[10];
+    f->cfg.events_queued_max = 4;
+    hub_reopen(f);
+    struct watch_create c = wc_range("t", "u", 1);
+    c.prev_kv = true;
+    assert_int_equal(watch_stream_create(f->st, &c), 0); /* id 0 */
+    c = wc_key("t3");
+    assert_int_equal(watch_stream_create(f->st, &c), 0); /* id 1 */
+    run(f);
+    f->busy = true;
+    for (int k = 0; k < 10; k++) {
+        last[k] = -1;
+    }
+    int64_t del_revs[6];
+    int ndel = 0;
+    for (int i = 0; i < 300; i++) {
+        char k[8], v[8];
+        snprintf(k, sizeof(k), "t%d", i % 10);
+        snprintf(v, sizeof(v), "%d", i);
+        int64_t r = put(f, k, v);
+        l0 += (size_t)snprintf(want0 + l0, sizeof(want0) - l0, "%s%s=%s@%lld",
+                               l0 ? " " : "", k, v, (long long)r);
+        if (i % 10 == 3) {
+            l1 +=
+                (size_t)snprintf(want1 + l1, sizeof(want1) - l1, "%s%s=%s@%lld",
+                                 l1 ? " " : "", k, v, (long long)r);
+        }
+        if (i % 50 == 49) {
+            r = del(f, "t", "u"); /* ten deletes at one revision */
+            del_revs[ndel++] = r;
+            for (int j = 0; j < 10; j++) {
+                l0 += (size_t)snprintf(want0 + l0, sizeof(want0) - l0,
+                                       " t%d=DEL@%lld", j, (long long)r);
+            }
+            l1 += (size_t)snprintf(want1 + l1, sizeof(want1) - l1,
+                                   " t3=DEL@%lld", (long long)r);
+        }
+        watch_hub_run(f->hub, 64);
+    }
+    watch_hub_stats(f->hub, &s);
+    assert_int_equal(s.unsynced, 2);
+    assert_true(s.ring_events >= 300);
+    f->busy = false;
+    watch_stream_writable(f->st);
+    run(f);
+    events_of(f, 0, got, sizeof(got));
+    assert_string_equal(got, want0);
+    events_of(f, 1, got, sizeof(got));
+    assert_string_equal(got, want1);
+    watch_hub_stats(f->hub, &s);
+    assert_int_equal(s.synced, 2);
+    assert_true(s.ring_reads >= 5); /* 360 events, 64 at most a chunk */
+    assert_int_equal(s.catchup_reads, s.ring_reads); /* no store read */
+    /* prev_kv as the store gives it; each delete revision in one response */
+    for (size_t i = 0; i < f->nev; i++) {
+        const struct rev_ev *e = &f->evs[i];
+        if (e->watch_id != 0) {
+            continue;
+        }
+        int k = e->key[1] - '0';
+        if (e->type != 0) {
+            assert_true(e->has_prev);
+            assert_int_equal(atoi(e->prev), last[k]);
+            last[k] = -1;
+            continue;
+        }
+        assert_int_equal(e->has_prev, last[k] >= 0);
+        if (e->has_prev) {
+            assert_int_equal(atoi(e->prev), last[k]);
+        }
+        last[k] = atoi(e->value);
+    }
+    for (size_t i = 0; i < f->nresp; i++) {
+        const struct resp *r = &f->resps[i];
+        size_t n = 0;
+        for (size_t j = 0; j < r->nev; j++) {
+            for (int d = 0; d < ndel; d++) {
+                n += f->evs[r->first_ev + j].rev == del_revs[d] ? 1 : 0;
+            }
+        }
+        assert_true(r->watch_id != 0 || n == 0 || n == 10);
+    }
+    /* nobody left: the next event empties the ring */
+    assert_int_equal(watch_stream_cancel(f->st, 0), 0);
+    assert_int_equal(watch_stream_cancel(f->st, 1), 0);
+    run(f);
+    put(f, "t0", "x");
+    watch_hub_stats(f->hub, &s);
+    assert_int_equal(s.ring_events, 0);
+    assert_int_equal(s.event_bytes, 0);
+}
+
+/* Behind further than the ring reaches: the store first, then the ring. */
+static void catchup_older_than_recent_history_reads_the_store(void **state)
+{
+    struct fx *f = *state;
+    struct watch_stats s;
+    f->cfg.events_queued_max = 4;
+    hub_reopen(f);
+    struct watch_create c = wc_key("o");
+    assert_int_equal(watch_stream_create(f->st, &c), 0);
+    run(f);
+    f->busy = true;
+    int64_t first = 0;
+    for (int i = 0; i < 5000; i++) {
+        char v[8];
+        snprintf(v, sizeof(v), "%d", i);
+        int64_t r = put(f, "o", v);
+        first = first == 0 ? r : first;
+    }
+    watch_hub_stats(f->hub, &s);
+    assert_true(s.ring_events < 5000); /* the oldest are gone from it */
+    f->busy = false;
+    watch_stream_writable(f->st);
+    run(f);
+    assert_int_equal(f->nev, 5000);
+    for (size_t i = 0; i < f->nev; i++) {
+        assert_int_equal(f->evs[i].rev, first + (int64_t)i);
+        assert_int_equal(atoi(f->evs[i].value), (int)i);
+    }
+    watch_hub_stats(f->hub, &s);
+    assert_true(s.ring_reads >= 1);
+    assert_true(s.catchup_reads > s.ring_reads);
     assert_int_equal(s.synced, 1);
 }
 
@@ -777,6 +916,8 @@ int main(void)
         T(history_catchup_hands_over_to_live_without_gap),
         T(compacted_start_is_canceled_with_compact_revision),
         T(slow_consumer_stays_bounded_and_loses_nothing),
+        T(slow_watchers_catch_up_from_recent_history),
+        T(catchup_older_than_recent_history_reads_the_store),
         T(one_revision_is_never_split_unless_fragment),
         T(filters_drop_puts_or_deletes),
         T(progress_waits_for_catchup_and_never_runs_ahead),
