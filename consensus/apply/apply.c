@@ -1279,6 +1279,10 @@ int apply_entries(struct apply *a, const struct raft_entry *ents, size_t n,
         return rc;
     }
     kv_write_on_savepoint(wr, savepoint_hook, a);
+    if (hooks->events_prev_some) {
+        kv_write_event_prev(wr, false, hooks->events_prev_prefix,
+                            hooks->events_prev_prefix_len);
+    }
     a->batch_hooks = hooks;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const struct raft_entry *e = &ents[i];

@@ -101,6 +101,11 @@ struct apply_hooks {
     void *ctx;
     /* Every store event of every request, in order (for watchers). */
     kv_event_cb on_event;
+    /* Which events carry prev (kv_write_event_prev): all of them unless
+     * events_prev_some, then those on keys starting with the prefix. */
+    bool events_prev_some;
+    const uint8_t *events_prev_prefix;
+    size_t events_prev_prefix_len;
     /* The answer to a request this member proposed (origin == member_id). */
     void (*on_result)(void *ctx, const struct apply_result *res);
     /* Lease changes for the lease timers: ttl > 0 granted (or checkpointed

@@ -406,14 +406,17 @@ enum kv_event_type {
 /* One change. For DELETE, kv holds the key, mod_revision = the deleting
  * revision and zero create_revision/version/lease/value. prev is the
  * record before the change when the caller asked for it (has_prev false if
- * there was none). Events from a write handle always carry prev (the
- * record the request replaced or deleted); kv_events_read fills it when
- * with_prev is set, from the key's record at mod_revision - 1 (absent
- * when that history was compacted). */
+ * there was none). Events from a write handle carry prev (the record the
+ * request replaced or deleted) unless kv_write_event_prev said nobody
+ * needs it for that key: then prev_omitted is set instead (there was a
+ * record; kv_events_read gives it to whoever needs it after all).
+ * kv_events_read fills prev when with_prev is set, from the key's record
+ * at mod_revision - 1 (absent when that history was compacted). */
 struct kv_event {
     enum kv_event_type type;
     struct kv_kv kv;
     bool has_prev;
+    bool prev_omitted;
     struct kv_kv prev;
 };
 
@@ -490,6 +493,14 @@ void kv_write_mark(struct kv_write *wr, uint64_t index, uint64_t term);
  * poisons the batch. */
 typedef int (*kv_savepoint_fn)(void *ctx, struct kv_write *wr);
 void kv_write_on_savepoint(struct kv_write *wr, kv_savepoint_fn fn, void *ctx);
+
+/* Which events need prev (the default: all). all false: only events on
+ * keys that start with prefix (prefix_len 0: none); the others skip
+ * reading the old value (a lookup in the history) and set prev_omitted.
+ * The answer's prev_kv is read whenever the request asks for it. prefix
+ * is borrowed for the handle's life. */
+void kv_write_event_prev(struct kv_write *wr, bool all, const uint8_t *prefix,
+                         size_t prefix_len);
 
 /* Whether a writemap savepoint committed part of this batch: an abort
  * (or a failed commit) then leaves the store at the last savepoint. */

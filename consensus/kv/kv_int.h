@@ -177,6 +177,7 @@ struct kv_read {
 struct kv_ev_rec {
     enum kv_event_type type;
     bool has_prev;
+    bool prev_omitted;
     size_t key_off, key_len, val_off, val_len;
     size_t pval_off, pval_len;
     int64_t create, mod, version, lease;
@@ -199,6 +200,9 @@ struct kv_write {
     int err;                 /* sticky: the batch txn can no longer commit */
     kv_event_cb on_event;
     void *ctx;
+    bool ev_prev_some; /* kv_write_event_prev: not every event needs prev */
+    const uint8_t *ev_prev_prefix;
+    size_t ev_prev_prefix_len;
     struct kv_evbuf ev;
     struct buf scratch; /* delete/revoke key lists, copied values */
     /* The last request that wrote: its revision and its next sub-revision

@@ -104,6 +104,7 @@ void kv__ev_emit(struct kv_write *wr)
             out.kv.version = e->version;
             out.kv.lease = e->lease;
             out.has_prev = e->has_prev;
+            out.prev_omitted = e->prev_omitted;
             if (e->has_prev) {
                 out.prev.key = out.kv.key;
                 out.prev.key_len = e->key_len;
@@ -274,6 +275,40 @@ void kv_write_on_savepoint(struct kv_write *wr, kv_savepoint_fn fn, void *ctx)
 {
     wr->on_savepoint = fn;
     wr->savepoint_ctx = ctx;
+}
+
+void kv_write_event_prev(struct kv_write *wr, bool all, const uint8_t *prefix,
+                         size_t prefix_len)
+{
+    wr->ev_prev_some = !all;
+    wr->ev_prev_prefix = prefix;
+    wr->ev_prev_prefix_len = prefix_len;
+}
+
+/* Whether the event on key needs the old record's value. */
+static bool ev_wants_prev(const struct kv_write *wr, const uint8_t *key,
+                          size_t key_len)
+{
+    if (wr->on_event == NULL) {
+        return false;
+    }
+    if (!wr->ev_prev_some) {
+        return true;
+    }
+    size_t n = wr->ev_prev_prefix_len;
+    return n > 0 && key_len >= n && memcmp(key, wr->ev_prev_prefix, n) == 0;
+}
+
+/* Add an event whose old record's value was read (loaded) or not. */
+static int ev_add_old(struct kv_write *wr, enum kv_event_type type,
+                      const struct kv_rec *now, const struct kv_rec *old,
+                      bool loaded)
+{
+    int rc = kv__ev_add(&wr->ev, type, now, loaded ? old : NULL);
+    if (rc == 0 && old != NULL && !loaded) {
+        wr->ev.recs[wr->ev.count - 1].prev_omitted = true;
+    }
+    return rc;
 }
 
 int kv__savepoint(struct kv_write *wr)
@@ -577,13 +612,15 @@ int kv__put_prepare(struct kv_req *rq, const struct kv_put_req *req,
         return rc;
     }
     /* The old value, when the answer, the event or ignore_value needs it
-     * (one rev lookup; a plain put without watchers skips it). */
-    if (pp->had_old &&
-        (req->ignore_value || req->prev_kv || wr->on_event != NULL)) {
+     * (one rev lookup; a plain put nobody watches with prev skips it). */
+    bool loaded = false;
+    if (pp->had_old && (req->ignore_value || req->prev_kv ||
+                        ev_wants_prev(wr, req->key, req->key_len))) {
         rc = kv__value_load(rq->txn, wr->kv, NULL, &old);
         if (rc != 0) {
             return rc;
         }
+        loaded = true;
     }
     struct kv_rec *now = &pp->now;
     now->type = KV_REC_PUT;
@@ -613,8 +650,9 @@ int kv__put_prepare(struct kv_req *rq, const struct kv_put_req *req,
         }
         resp->has_prev = true;
     }
-    if (wr->on_event != NULL && kv__ev_add(&wr->ev, KV_EVENT_PUT, now,
-                                           pp->had_old ? &old : NULL) != 0) {
+    if (wr->on_event != NULL &&
+        ev_add_old(wr, KV_EVENT_PUT, now, pp->had_old ? &old : NULL, loaded) !=
+            0) {
         return -ENOMEM;
     }
     return 0;
@@ -777,11 +815,13 @@ static int doom(struct kv_req *rq, struct kv_rec *old, struct kv_kv **prevs,
                 size_t *n, size_t *cap)
 {
     struct kv_write *wr = rq->wr;
-    if (prevs != NULL || wr->on_event != NULL) {
+    bool loaded = false;
+    if (prevs != NULL || ev_wants_prev(wr, old->key, old->key_len)) {
         int rc = kv__value_load(rq->txn, wr->kv, NULL, old);
         if (rc != 0) {
             return rc;
         }
+        loaded = true;
     }
     if (dlist_add(wr, old) != 0) {
         return -ENOMEM;
@@ -812,7 +852,7 @@ static int doom(struct kv_req *rq, struct kv_rec *old, struct kv_kv **prevs,
         tomb.key = old->key;
         tomb.key_len = old->key_len;
         tomb.mod = rq->main;
-        if (kv__ev_add(&wr->ev, KV_EVENT_DELETE, &tomb, old) != 0) {
+        if (ev_add_old(wr, KV_EVENT_DELETE, &tomb, old, loaded) != 0) {
             return -ENOMEM;
         }
     }

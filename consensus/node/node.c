@@ -973,10 +973,11 @@ static void deliver_events(struct node *n, const struct apply_job *j)
         memset(&ev, 0, sizeof(ev));
         ev.type = (enum kv_event_type)type;
         off += get_kv(j->events.data + off, &ev.kv);
-        if (flag != 0) {
+        if (flag == 1) {
             ev.has_prev = true;
             off += get_kv(j->events.data + off, &ev.prev);
         }
+        ev.prev_omitted = flag == 2;
         if (evs != NULL && count < j->events_count) {
             evs[count++] = ev;
         }
@@ -2101,6 +2102,7 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
     if (obs != NULL) {
         n->obs = *obs;
     }
+    atomic_store(&n->events_prev_all, true);
     if (n->cfg.snapshot_count == 0) {
         n->cfg.snapshot_count = 100000;
     }
@@ -2622,4 +2624,9 @@ void node_close(struct node *n, void (*done)(void *ctx), void *ctx)
     if (n->transport_on) {
         transport_close(&n->transport, on_transport_closed);
     }
+}
+
+void node_events_prev(struct node *n, bool all)
+{
+    atomic_store_explicit(&n->events_prev_all, all, memory_order_relaxed);
 }

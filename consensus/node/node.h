@@ -151,7 +151,16 @@ struct node_observer {
      * view built from the store (watchers' positions, lease timers) must
      * be rebuilt from it. */
     void (*restored)(void *ctx, int64_t rev);
+    /* Events on keys with this prefix always carry prev (NULL: none);
+     * the others only while node_events_prev(n, true) (the default). */
+    const char *events_prev_prefix;
 };
+
+/* Whether every event must carry prev (some consumer wants it for any
+ * key) or only those under obs.events_prev_prefix: the others then come
+ * with prev_omitted, and the apply thread saves reading the old value.
+ * Any thread; takes effect at the next applied batch. */
+void node_events_prev(struct node *n, bool all);
 
 /* Open the member's data (replaying the WAL into memory), start its
  * threads, timers and peer listener on loop. *out is owned by the caller

@@ -193,6 +193,7 @@ struct node {
     uint64_t early_jobs; /* how many batches went early */
     uint64_t wal_jobs;   /* jobs handed to the WAL thread (node_status) */
     atomic_uint_fast64_t gate_ok;
+    atomic_bool events_prev_all; /* node_events_prev */
     /* For a lone voter an entry of its term is committed the moment it is
      * durable, so the WAL thread opens the gate itself, up to gate_permit
      * (under apply_in's mutex), without the round trip through the loop:

@@ -457,7 +457,8 @@ static void on_result(void *ctx, const struct apply_result *res)
     }
 }
 
-/* Events are copied as: u8 type, u8 has_prev, kv, [prev]; each kv as
+/* Events are copied as: u8 type, u8 prev (1: has_prev, 2: prev_omitted),
+ * kv, [prev]; each kv as
  * i64 create, mod, version, lease, u32 key_len, u32 value_len, bytes. */
 static int put_kv(struct buf *b, const struct kv_kv *kv)
 {
@@ -485,7 +486,8 @@ static int on_event(void *ctx, const struct kv_event *ev)
 {
     struct apply_ctx *c = ctx;
     struct node *n = c->n;
-    uint8_t h[2] = {(uint8_t)ev->type, ev->has_prev ? 1 : 0};
+    uint8_t h[2] = {(uint8_t)ev->type,
+                    ev->has_prev ? 1 : (ev->prev_omitted ? 2 : 0)};
     int rc;
     if (n->obs.events == NULL) {
         return 0;
@@ -611,13 +613,19 @@ void node__apply_main(void *arg)
         for (struct apply_job *j = head; j != NULL;) {
             struct apply_job *next = j->next;
             struct apply_ctx c = {.n = n, .job = j};
-            struct apply_hooks h = {.ctx = &c,
-                                    .on_event = on_event,
-                                    .on_result = on_result,
-                                    .on_lease = on_lease,
-                                    .on_conf = on_conf,
-                                    .on_member = on_member,
-                                    .commit_gate = commit_gate};
+            const char *pfx = n->obs.events_prev_prefix;
+            struct apply_hooks h = {
+                .ctx = &c,
+                .on_event = on_event,
+                .events_prev_some = !atomic_load_explicit(&n->events_prev_all,
+                                                          memory_order_relaxed),
+                .events_prev_prefix = (const uint8_t *)pfx,
+                .events_prev_prefix_len = pfx != NULL ? strlen(pfx) : 0,
+                .on_result = on_result,
+                .on_lease = on_lease,
+                .on_conf = on_conf,
+                .on_member = on_member,
+                .commit_gate = commit_gate};
             int rc = failed;
             if (rc == 0 && j->install_index != 0) {
                 rc = install_snapshot(n, j);

@@ -95,6 +95,7 @@ static struct wev *wev_new(struct watch_hub *h, const struct kv_event *e)
     memset(ev, 0, sizeof(*ev));
     ev->alloc_bytes = size;
     ev->type = (uint8_t)e->type;
+    ev->prev_omitted = e->prev_omitted;
     ev->bytes = size;
     ev->kv = e->kv;
     uint8_t *p = ev->data;
@@ -236,17 +237,22 @@ static struct wev *ring_take(struct watch_hub *h, const struct kv_event *e)
         return NULL;
     }
     ev->refs = 1;
+    if (e->prev_omitted) {
+        h->ring_omit_hi = r;
+    }
     h->ring[(h->ring_head + h->ring_len) & (WATCH_RING_EVENTS - 1)] = ev;
     h->ring_len++;
     h->ring_bytes += ev->alloc_bytes;
     return ev;
 }
 
-/* Whether the ring holds every event from revision from to its newest. */
-static bool ring_holds(const struct watch_hub *h, int64_t from)
+/* Whether the ring holds every event from revision from to its newest,
+ * with prev where there was one if prev is asked for. */
+static bool ring_holds(const struct watch_hub *h, int64_t from, bool prev)
 {
     return h->ring_len > 0 && from >= ring_at(h, 0)->kv.mod_revision &&
-           from <= ring_at(h, h->ring_len - 1)->kv.mod_revision;
+           from <= ring_at(h, h->ring_len - 1)->kv.mod_revision &&
+           (!prev || from > h->ring_omit_hi);
 }
 
 /* --------------------------------------------------------------- queues */
@@ -548,6 +554,9 @@ static void watcher_free(struct watcher *w)
     mem_free(w->end);
     st->watchers--;
     h->watchers--;
+    if (w->prev_kv && --h->prev_watchers == 0 && h->cfg.prev_wanted != NULL) {
+        h->cfg.prev_wanted(h->cfg.prev_ctx, false);
+    }
     mem_free(w);
 }
 
@@ -715,6 +724,9 @@ int watch_stream_create(struct watch_stream *st, const struct watch_create *c)
     id_insert(st, w);
     st->watchers++;
     h->watchers++;
+    if (w->prev_kv && h->prev_watchers++ == 0 && h->cfg.prev_wanted != NULL) {
+        h->cfg.prev_wanted(h->cfg.prev_ctx, true);
+    }
     if (w->progress_notify) {
         w->pnext = h->progress;
         if (h->progress != NULL) {
@@ -823,7 +835,7 @@ static void match_group(void *ctx, struct wgroup *g)
         if (e->kv.mod_revision < w->next_rev || filtered(w, e->type)) {
             continue;
         }
-        if (over_bounds(w, m, size)) {
+        if (over_bounds(w, m, size) || (w->prev_kv && e->prev_omitted)) {
             overflow(w, e->kv.mod_revision);
             continue;
         }
@@ -1015,7 +1027,7 @@ static size_t catchup_chunk(struct watcher *w, bool *alive)
         prev = prev || h->batch[i]->prev_kv;
     }
     rc = n == 0 ? ERR_BUSY : 0;
-    if (rc == 0 && ring_holds(h, from)) {
+    if (rc == 0 && ring_holds(h, from, prev)) {
         next = ring_catchup(h, &b, from, from + h->cfg.catchup_revs_max - 1);
         h->catchup_reads++;
         h->ring_reads++;

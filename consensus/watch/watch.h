@@ -95,10 +95,16 @@ struct watch_config {
     size_t stream_queued_max;   /* per stream; 0: 16 x events_queued_max */
     size_t hub_bytes_max;       /* live event copies; 0: 256 MiB */
     size_t ctrl_queued_max;     /* control replies per stream; 0: 4096 */
-    size_t catchup_events_max;  /* per history chunk; 0: 256 */
+    size_t catchup_events_max;  /* per history chunk; 0: 1024 */
     int64_t catchup_revs_max;   /* revisions per chunk; 0: 4096 */
     size_t response_bytes_soft; /* batch revisions up to this; 0: 64 KiB */
     size_t fragment_bytes;      /* fragment threshold; 0: 1.5 MiB */
+    /* Called when the first watcher with prev_kv comes (true) and when
+     * the last one goes (false); may be NULL. Events that arrive with
+     * prev_omitted never reach such a watcher live: it reads them from the
+     * store's history instead, with prev. */
+    void (*prev_wanted)(void *ctx, bool on);
+    void *prev_ctx;
 };
 
 /* A watch create request (etcd's WatchCreateRequest), copied by the hub. */

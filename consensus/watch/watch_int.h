@@ -20,6 +20,7 @@ struct wev {
     uint32_t refs;
     uint8_t type; /* enum kv_event_type */
     bool has_prev;
+    bool prev_omitted;   /* kv_event's: never goes live to a prev_kv watcher */
     size_t bytes;        /* allocation size, for the hub's byte bound */
     size_t alloc_bytes;  /* what mem_cache_alloc was asked for */
     uint8_t enc_counted; /* bit i: enc[i] is in bytes */
@@ -184,8 +185,10 @@ struct watch_hub {
     struct wev **ring;
     size_t ring_head;
     size_t ring_len;
-    size_t ring_bytes; /* alloc_bytes of its events */
-    int64_t ring_skip; /* takes no event of this revision or older */
+    size_t ring_bytes;    /* alloc_bytes of its events */
+    int64_t ring_skip;    /* takes no event of this revision or older */
+    int64_t ring_omit_hi; /* newest revision taken with prev_omitted */
+    size_t prev_watchers; /* watchers with prev_kv */
     /* scratch for responses */
     struct kv_event *scratch;
     struct watch_enc **scratch_enc;

@@ -504,6 +504,16 @@ void api_watch__kick(struct server *s)
 
 /* ---------------------------------------------------- extension points */
 
+/* The first watcher with prev_kv came, or the last one went: every event
+ * brings prev, or only the registry's (node_events_prev). */
+static void on_prev_wanted(void *ctx, bool on)
+{
+    struct watch_svc *w = ctx;
+    if (!w->stopping && w->s != NULL && w->s->node != NULL) {
+        node_events_prev(w->s->node, on);
+    }
+}
+
 static void obs_events(void *ctx, const struct kv_event *evs, size_t n,
                        int64_t rev)
 {
@@ -558,6 +568,9 @@ static void obs_restored(void *ctx, int64_t rev)
 void server__observe(struct server *s, struct node_observer *obs)
 {
     obs->ctx = s;
+    /* The registry's gauge counts an instance's old document out when it
+     * changes or goes (svc__gauge_events): those events always bring it. */
+    obs->events_prev_prefix = SVC_PREFIX;
     obs->events = obs_events;
     obs->lease = obs_lease;
     obs->leader = obs_leader;
@@ -613,6 +626,8 @@ static int watch_start(struct server *s, char *msg, size_t msg_len)
     cfg.watchers_per_stream_max = s->limits.v[LIMIT_WATCHERS_PER_CONN];
     cfg.events_queued_max = s->limits.v[LIMIT_WATCH_EVENTS_QUEUED];
     cfg.fragment_bytes = s->limits.v[LIMIT_REQUEST_BYTES];
+    cfg.prev_wanted = on_prev_wanted;
+    cfg.prev_ctx = w;
     rc = watch_hub_init(&cfg, &w->hub);
     if (rc != 0) {
         mem_free(w);
@@ -620,6 +635,7 @@ static int watch_start(struct server *s, char *msg, size_t msg_len)
         return rc;
     }
     w->s = s;
+    node_events_prev(s->node, false); /* no watcher with prev_kv yet */
     node_status(s->node, &st);
     w->leader = st.leader;
     w->term = st.term;

@@ -285,6 +285,11 @@ static int log_ev(void *ctx, const struct kv_event *ev)
                  (int)ev->prev.value_len, (const char *)ev->prev.value,
                  (long long)ev->prev.mod_revision);
     }
+    if (ev->prev_omitted) {
+        assert_false(ev->has_prev);
+        snprintf(l->s + strlen(l->s), sizeof(l->s) - strlen(l->s),
+                 " prev-omitted");
+    }
     l->seen++;
     return l->stop_after > 0 && l->seen >= l->stop_after;
 }
@@ -312,6 +317,61 @@ static void events_follow_each_successful_request_with_prev(void **state)
     kv_result_free(&res);
     assert_string_equal(l.s, "PUT a@2=1 v1,PUT a@3=2 v2 prev=1@2,"
                              "DEL a@4 prev=2@3");
+}
+
+/* kv_write_event_prev(all false): only keys under the prefix (and
+ * requests that ask prev_kv for their answer) bring prev; the others say
+ * prev_omitted, and a new key says neither. */
+static void events_skip_prev_nobody_needs(void **state)
+{
+    struct fx *f = *state;
+    struct kv_write *wr;
+    struct kv_result res = {0};
+    struct kv_put_resp pr;
+    struct kv_delete_resp dr;
+    struct evlog l = {0};
+    assert_int_equal(t_put(f->kv, "a", "1"), 2);
+    assert_int_equal(t_put(f->kv, "r/x", "1"), 3);
+    assert_int_equal(kv_write_begin(f->kv, log_ev, &l, &wr), 0);
+    kv_write_event_prev(wr, false, U8("r/"), 2);
+    struct kv_put_req a = {.key = U8("a"), .key_len = 1};
+    a.value = U8("2");
+    a.value_len = 1;
+    assert_int_equal(kv_put(wr, &a, &res, &pr, NULL), 0);
+    assert_false(pr.has_prev);
+    struct kv_put_req x = {.key = U8("r/x"), .key_len = 3};
+    x.value = U8("2");
+    x.value_len = 1;
+    assert_int_equal(kv_put(wr, &x, &res, &pr, NULL), 0);
+    a.value = U8("3");
+    a.prev_kv = true; /* the answer needs it: the event gets it too */
+    assert_int_equal(kv_put(wr, &a, &res, &pr, NULL), 0);
+    assert_true(pr.has_prev);
+    struct kv_put_req n = {.key = U8("new"), .key_len = 3};
+    assert_int_equal(kv_put(wr, &n, &res, &pr, NULL), 0);
+    struct kv_op d = op_del("a", "b");
+    assert_int_equal(kv_delete(wr, &d.u.del, &res, &dr, NULL), 0);
+    d = op_del("r/", "r0");
+    assert_int_equal(kv_delete(wr, &d.u.del, &res, &dr, NULL), 0);
+    assert_int_equal(kv_write_commit(wr, 0, 0), 0);
+    kv_result_free(&res);
+    assert_string_equal(l.s, "PUT a@4=2 v2 prev-omitted,"
+                             "PUT r/x@5=2 v2 prev=1@3,"
+                             "PUT a@6=3 v3 prev=2@4,"
+                             "PUT new@7= v1,"
+                             "DEL a@8 prev-omitted,"
+                             "DEL r/x@9 prev=2@5");
+    /* the history still has every prev for whoever reads it */
+    struct kv_read *rd;
+    struct evlog h = {0};
+    int64_t next;
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_events_read(rd, U8("a"), 1, NULL, 0, 4, 8, 0, true,
+                                    log_ev, &h, &next),
+                     0);
+    kv_read_end(rd);
+    assert_string_equal(h.s, "PUT a@4=2 v2 prev=1@2,PUT a@6=3 v3 prev=2@4,"
+                             "DEL a@8 prev=3@6");
 }
 
 static void events_read_filters_keys_and_finds_prev(void **state)
@@ -1325,6 +1385,7 @@ const struct CMUnitTest kv_more_tests[] = {
     T(write_abort_discards_the_batch),
     T(map_full_while_writing_loses_only_the_batch),
     T(events_follow_each_successful_request_with_prev),
+    T(events_skip_prev_nobody_needs),
     T(events_read_filters_keys_and_finds_prev),
     T(events_read_never_splits_a_revision),
     T(lease_grant_revoke_keys_and_checkpoint),

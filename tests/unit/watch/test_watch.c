@@ -68,6 +68,8 @@ struct fx {
     size_t enc_fills;
     size_t enc_hits;
     size_t enc_prev_seen; /* events sent with a slot encoded with prev */
+    bool omit_prev;       /* deliver events as prev_omitted (no prev) */
+    int prev_calls[2];    /* prev_wanted(false), (true) */
 };
 
 /* What the sink "encodes": the key and whether prev came with it. */
@@ -241,6 +243,10 @@ static void deliver(struct fx *f, int64_t from)
                                     0, true, collect, &b, &next),
                      0);
     kv_read_end(rd);
+    for (size_t i = 0; f->omit_prev && i < b.n; i++) {
+        b.ev[i].prev_omitted = b.ev[i].has_prev;
+        b.ev[i].has_prev = false;
+    }
     watch_hub_events(f->hub, b.ev, b.n, kv_rev(f->kv));
 }
 
@@ -719,6 +725,88 @@ static void catchup_older_than_recent_history_reads_the_store(void **state)
     assert_int_equal(s.synced, 1);
 }
 
+static void on_prev_wanted(void *ctx, bool on)
+{
+    struct fx *f = ctx;
+    f->prev_calls[on ? 1 : 0]++;
+}
+
+/* Events that come without prev (the apply skipped it: no watcher wanted
+ * it when they were applied) go live to plain watchers only; a prev_kv
+ * watcher reads them from the store's history, with prev, and neither the
+ * ring nor its queue ever hands it one without. The hub says when the
+ * first prev_kv watcher comes and the last one goes. */
+static void prev_omitted_events_reach_prev_watchers_from_history(void **state)
+{
+    struct fx *f = *state;
+    struct watch_stats s;
+    char got[512];
+    f->cfg.prev_wanted = on_prev_wanted;
+    f->cfg.prev_ctx = f;
+    hub_reopen(f);
+    struct watch_create c = wc_key("p");
+    assert_int_equal(watch_stream_create(f->st, &c), 0); /* id 0, plain */
+    assert_int_equal(f->prev_calls[1], 0);
+    c.prev_kv = true;
+    assert_int_equal(watch_stream_create(f->st, &c), 0); /* id 1 */
+    assert_int_equal(watch_stream_create(f->st, &c), 0); /* id 2 */
+    assert_int_equal(f->prev_calls[1], 1);
+    run(f);
+    put(f, "p", "1");
+    f->omit_prev = true; /* applied before the apply heard of them */
+    put(f, "p", "2");
+    put(f, "p", "3");
+    f->omit_prev = false;
+    put(f, "p", "4");
+    run(f);
+    events_of(f, 0, got, sizeof(got));
+    assert_string_equal(got, "p=1@2 p=2@3 p=3@4 p=4@5");
+    for (int64_t id = 1; id <= 2; id++) {
+        events_of(f, id, got, sizeof(got));
+        assert_string_equal(got, "p=1@2 p=2@3 p=3@4 p=4@5");
+    }
+    size_t with_prev = 0;
+    for (size_t i = 0; i < f->nev; i++) {
+        const struct rev_ev *e = &f->evs[i];
+        if (e->watch_id == 0) {
+            assert_false(e->has_prev);
+        } else if (e->rev > 2) {
+            assert_true(e->has_prev);
+            assert_int_equal(atoi(e->prev), atoi(e->value) - 1);
+            with_prev++;
+        }
+    }
+    assert_int_equal(with_prev, 6);
+    watch_hub_stats(f->hub, &s);
+    assert_int_equal(s.overflows, 2); /* the prev watchers, not the plain */
+    assert_int_equal(s.synced, 3);
+    /* the ring holds 3 and 4 without prev: a prev watcher from revision 3
+     * still reads the store */
+    uint64_t ring_reads = s.ring_reads;
+    uint64_t reads = s.catchup_reads;
+    c.start_revision = 3;
+    assert_int_equal(watch_stream_create(f->st, &c), 0); /* id 3 */
+    run(f);
+    events_of(f, 3, got, sizeof(got));
+    assert_string_equal(got, "p=2@3 p=3@4 p=4@5");
+    watch_hub_stats(f->hub, &s);
+    assert_int_equal(s.ring_reads, ring_reads);
+    assert_true(s.catchup_reads > reads);
+    /* a plain watcher from revision 3 may use the ring */
+    c.prev_kv = false;
+    assert_int_equal(watch_stream_create(f->st, &c), 0); /* id 4 */
+    run(f);
+    events_of(f, 4, got, sizeof(got));
+    assert_string_equal(got, "p=2@3 p=3@4 p=4@5");
+    watch_hub_stats(f->hub, &s);
+    assert_int_equal(s.ring_reads, ring_reads + 1);
+    for (int64_t id = 1; id <= 3; id++) {
+        assert_int_equal(watch_stream_cancel(f->st, id), 0);
+    }
+    assert_int_equal(f->prev_calls[0], 1); /* the last prev_kv one went */
+    assert_int_equal(f->prev_calls[1], 1);
+}
+
 static void one_revision_is_never_split_unless_fragment(void **state)
 {
     struct fx *f = *state;
@@ -918,6 +1006,7 @@ int main(void)
         T(slow_consumer_stays_bounded_and_loses_nothing),
         T(slow_watchers_catch_up_from_recent_history),
         T(catchup_older_than_recent_history_reads_the_store),
+        T(prev_omitted_events_reach_prev_watchers_from_history),
         T(one_revision_is_never_split_unless_fragment),
         T(filters_drop_puts_or_deletes),
         T(progress_waits_for_catchup_and_never_runs_ahead),
