@@ -70,7 +70,11 @@ static int load_key(struct cfg_state *st, const char *path)
     }
     n = fread(b, 1, sizeof(b), f);
     fclose(f);
-    while (n > 0 && (b[n - 1] == '\n' || b[n - 1] == '\r' || b[n - 1] == ' ')) {
+    /* Exactly 32 bytes are a raw key whatever they are: a random key ends
+     * in a newline, a return or a space about once in 85 (trimming those
+     * refused it). Only the hex form may end in white space. */
+    while (n != 32 && n > 0 &&
+           (b[n - 1] == '\n' || b[n - 1] == '\r' || b[n - 1] == ' ')) {
         n--;
     }
     if (n == 32) {
