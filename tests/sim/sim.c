@@ -684,6 +684,7 @@ struct run_result {
     uint64_t sim_us;
     uint64_t hash;
     uint64_t watch_events;
+    uint64_t prev_omitted;
     uint64_t leases;
     uint64_t installs;     /* snapshots installed (both halves) */
     uint64_t inst_crashes; /* crashes aimed between the halves */
@@ -750,6 +751,7 @@ static void run_seed(uint64_t seed, const struct sim_opts *opts,
     res->sim_us = s->now;
     res->hash = s->trace_hash;
     res->watch_events = s->wl->st_events_checked;
+    res->prev_omitted = s->wl->st_prev_omitted;
     res->installs = s->st_snap_installs;
     res->inst_crashes = s->st_inst_crashes;
     res->catchups = s->st_store_catchups;
@@ -933,6 +935,7 @@ int main(int argc, char **argv)
     uint64_t gave_up = 0;
     uint64_t viol = 0;
     uint64_t wev = 0;
+    uint64_t pom = 0;
     uint64_t leases = 0;
     uint64_t installs = 0;
     uint64_t inst_crashes = 0;
@@ -945,6 +948,7 @@ int main(int argc, char **argv)
         gave_up += r.gave_up;
         viol += r.violations;
         wev += r.watch_events;
+        pom += r.prev_omitted;
         leases += r.leases;
         installs += r.installs;
         inst_crashes += r.inst_crashes;
@@ -963,10 +967,11 @@ int main(int argc, char **argv)
            "s (%.1f seeds/min, %.2f simulated h/min), failing seeds %" PRIu64
            ", violations %" PRIu64
            ", linearizability searches given up %" PRIu64
-           ", watch events checked %" PRIu64 ", leases checked %" PRIu64
-           ", snapshot installs %" PRIu64 " (crashes between halves %" PRIu64
+           ", watch events checked %" PRIu64 " (applied without prev %" PRIu64
+           "), leases checked %" PRIu64 ", snapshot installs %" PRIu64
+           " (crashes between halves %" PRIu64
            ", stores caught up at start %" PRIu64 ")\n",
            k, start, hours, wall, (double)k * 60 / wall, hours * 60 / wall, bad,
-           viol, gave_up, wev, leases, installs, inst_crashes, catchups);
+           viol, gave_up, wev, pom, leases, installs, inst_crashes, catchups);
     return bad > 0 ? 1 : 0;
 }

@@ -570,6 +570,10 @@ void wl_apply_begin(struct sim *s, struct sim_member *m,
                     const struct raft_entry *e, size_t n);
 void wl_apply_end(struct sim *s, struct sim_member *m);
 int wl_on_event(struct sim *s, struct sim_member *m, const struct kv_event *ev);
+/* Whether m's apply must give every event its prev (kv_write_event_prev):
+ * false while its hub has no prev_kv watcher, on seeds that let the apply
+ * skip it (about half). */
+bool wl_events_prev_all(struct sim *s, struct sim_member *m);
 void wl_on_lease(struct sim *s, struct sim_member *m, int64_t id, int64_t ttl,
                  bool checkpoint);
 /* An answer to one of ours: true if it was (then it is handled). */

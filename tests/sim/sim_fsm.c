@@ -494,6 +494,7 @@ int fsm_apply(struct sim *s, struct sim_member *m, const struct raft_entry *e,
     hooks.ctx = &h;
     hooks.on_result = kv_on_result;
     hooks.on_event = kv_on_event;
+    hooks.events_prev_some = !wl_events_prev_all(s, m);
     hooks.on_lease = kv_on_lease;
     wl_apply_begin(s, m, e, n);
     int rc = apply_entries(&m->fsm.ap, e, n, e[n - 1].term, &hooks);

@@ -451,6 +451,35 @@ static void ref_append(struct sim *s, const struct wl_ev *e)
     }
 }
 
+/* An event the apply gave no prev (prev_omitted: the key had a record):
+ * the reference takes it as it would have come, the key's newest put
+ * before this revision in the committed history. None there, or a
+ * delete, is a violation (omitted must mean there was one). */
+static void ref_fill_prev(struct sim *s, struct sim_member *m, struct wl_ev *e)
+{
+    const struct sim_wl *w = s->wl;
+    int64_t rev = e->kv.mod_rev;
+    size_t i = rev > w->ref_rev ? w->ref_count : w->rev_first[rev];
+    ASSERT(!e->has_prev);
+    while (i > 0) {
+        const struct wl_ev *h = &w->ref[--i];
+        if (h->kv.mod_rev >= rev || h->key_len != e->key_len ||
+            memcmp(h->key, e->key, e->key_len) != 0) {
+            continue;
+        }
+        if (h->type == KV_EVENT_PUT) {
+            e->has_prev = true;
+            e->prev = h->kv;
+            return;
+        }
+        break;
+    }
+    sim_violation(s,
+                  "member %lu: rev %ld key %.*s: prev omitted, but the "
+                  "history has no live record before it",
+                  (unsigned long)m->id, (long)rev, e->key_len, e->key);
+}
+
 static void on_event(struct sim *s, struct sim_member *m,
                      const struct kv_event *ev)
 {
@@ -460,6 +489,10 @@ static void on_event(struct sim *s, struct sim_member *m,
     struct wl_ev e;
     wl_ev_from_kv(&e, ev);
     int64_t rev = e.kv.mod_rev;
+    if (ev->prev_omitted) {
+        w->st_prev_omitted++;
+        ref_fill_prev(s, m, &e);
+    }
     /* position of this event within its revision on this member */
     size_t k = 0;
     if (x->bev_count > 0 && x->bev[x->bev_count - 1].kv.mod_revision == rev) {

@@ -86,12 +86,38 @@ static void run_soon(struct sim *s, struct sim_member *m)
     wl_schedule(s, prng_range(&s->wl->rng, 0, 2000), EV_WATCH, m->slot, m->inc);
 }
 
+static void prev_wanted(void *ctx, bool on)
+{
+    struct wl_member *x = ctx;
+    x->prev_all = on || !x->prev_skip;
+}
+
+/* The node's apply thread sees the hub's word late (the next batch it
+ * starts): here, one batch late, so that events applied without prev
+ * still reach a hub that has a prev_kv watcher by then. */
+bool wl_events_prev_all(struct sim *s, struct sim_member *m)
+{
+    struct wl_member *x = &s->wl->m[m->slot];
+    bool closed = !x->open || x->hub == NULL;
+    bool all = closed || x->prev_all_late;
+    x->prev_all_late = closed || x->prev_all;
+    return all;
+}
+
 void wl_watch_open(struct sim *s, struct sim_member *m)
 {
     struct sim_wl *w = s->wl;
     struct wl_member *x = &w->m[m->slot];
     struct watch_config cfg = w->hub_cfg;
     cfg.kv = m->fsm.kv;
+    /* half the seeds (from the seed itself: the generator's draws stay as
+     * they were) let the apply leave prev out while no watcher here has
+     * prev_kv; the reference (sim_ref.c) fills it back in */
+    x->prev_skip = ((s->seed * 0x9E3779B97F4A7C15ull) >> 63) != 0;
+    x->prev_all = !x->prev_skip;
+    x->prev_all_late = true;
+    cfg.prev_wanted = prev_wanted;
+    cfg.prev_ctx = x;
     int rc = watch_hub_init(&cfg, &x->hub);
     ASSERT(rc == 0);
     wl_schedule(s, prng_range(&w->rng, 1, w->progress_us), EV_WPROGRESS,

@@ -103,6 +103,11 @@ struct wl_member {
     struct buf bdata;
     bool in_apply;
     uint64_t batch_seq;
+    /* every event with prev (its hub has a prev_kv watcher, or the seed
+     * never lets the apply skip prev) */
+    bool prev_all;
+    bool prev_skip;     /* the seed's: the apply may leave prev out */
+    bool prev_all_late; /* prev_all as the last batch's apply saw it */
 };
 
 struct wl_watcher {
@@ -270,6 +275,7 @@ struct sim_wl {
     bool final_abandoned;
     /* stats */
     uint64_t st_events_checked;
+    uint64_t st_prev_omitted; /* events applied with prev left out */
     uint64_t st_progress_checked;
     uint64_t st_compact_cancels;
     uint64_t st_reopens;
