@@ -929,9 +929,10 @@ static int catchup_event(void *ctx, const struct kv_event *e)
 }
 
 /* Match the ring's events from revision from (which it holds) to to
- * against the batch, at most catchup_events_max of them but never part of
- * a revision, as kv_events_read does. Returns the revision to go on from:
- * the first one not read, or the ring's newest + 1. */
+ * against the batch, at most WATCH_RING_CHUNK of them (catchup_events_max
+ * if smaller) but never part of a revision, as kv_events_read does.
+ * Returns the revision to go on from: the first one not read, or the
+ * ring's newest + 1. */
 static int64_t ring_catchup(struct watch_hub *h, struct batch *b, int64_t from,
                             int64_t to)
 {
@@ -963,6 +964,7 @@ static int64_t ring_catchup(struct watch_hub *h, struct batch *b, int64_t from,
             }
         }
         struct kv_event e;
+        memset(&e, 0, sizeof(e));
         e.type = (enum kv_event_type)ev->type;
         e.kv = ev->kv;
         e.has_prev = ev->has_prev;
