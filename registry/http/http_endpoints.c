@@ -299,6 +299,10 @@ static void server_metrics(struct mw *w, struct server *s)
                (uint64_t)ws.unsynced);
     metric_u64(w, "etcd_debugging_mvcc_events_total", "counter",
                "Total number of events sent by this member.", ws.events_sent);
+    metric_u64(w, "cairn_watch_responses_total", "counter",
+               "Watch responses that carried events (one response may carry "
+               "several).",
+               ws.responses_sent);
     metric_u64(w, "cairn_watch_overflows_total", "counter",
                "Times a watcher's queue passed its bound (or its stream's) "
                "and it went back to reading the store's history.",
