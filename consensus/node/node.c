@@ -1132,14 +1132,16 @@ void node__snapshot_finish(struct node *n)
         n->wal_jobs++;
         node__jobq_push(&n->wal_in, j);
     }
-    char kind[64];
+    char kind[96];
     if (n->ckpt_last_inplace) {
         snprintf(kind, sizeof(kind), "in place, %llu ms",
                  (unsigned long long)n->ckpt_last_ms);
     } else {
-        snprintf(kind, sizeof(kind), "a copy, %.1f MB in %llu ms",
+        snprintf(kind, sizeof(kind),
+                 "a copy, %.1f MB in %llu ms (read in %llu ms)",
                  (double)n->ckpt_last_bytes / 1e6,
-                 (unsigned long long)n->ckpt_last_ms);
+                 (unsigned long long)n->ckpt_last_ms,
+                 (unsigned long long)n->ckpt_last_pinned_ms);
     }
     LOGI("node",
          "snapshot at index %llu (term %llu; the store's checkpoint %s); "

@@ -446,6 +446,7 @@ struct ckpt_work {
     int err;
     uint64_t took_ns;    /* ckpt_work, for the log */
     uint64_t copy_bytes; /* a copy's size */
+    uint64_t pinned_ns;  /* a copy: how long its read held the store */
     char tmp[700];
     char path[700];
 };
@@ -546,7 +547,9 @@ static int ckpt_copy(struct ckpt_work *c)
     uv_rwlock_rdlock(&n->store_lock);
     kv_ckpt_file(n->kv, &c->file);
     if (rc == 0) {
+        uint64_t t0 = clock_mono_ns();
         rc = kv_snapshot_write(n->kv, fd);
+        c->pinned_ns = clock_mono_ns() - t0;
     }
     struct stat st;
     if (rc == 0 && fstat(fd, &st) == 0) {
@@ -657,6 +660,7 @@ static void ckpt_done(uv_work_t *w, int status)
         n->ckpt_last_inplace = c->inplace;
         n->ckpt_last_ms = c->took_ns / 1000000;
         n->ckpt_last_bytes = c->copy_bytes;
+        n->ckpt_last_pinned_ms = c->pinned_ns / 1000000;
         node__snapshot_finish(n);
     }
     mem_free(c);

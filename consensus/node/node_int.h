@@ -296,12 +296,13 @@ struct node {
                                 * pause by early checkpoints */
     uint64_t rest_applied;     /* applied index when the pause began */
     uint64_t rest_since_ms;
-    uint32_t ckpt_rest_ms;    /* a pause this long calls one in place */
-    uint64_t ckpt_grow_pages; /* growth that calls the next one early */
-    uint64_t ckpt_grow_bytes; /* the same in bytes */
-    bool ckpt_last_inplace;   /* the kind of the newest (for the log) */
-    uint64_t ckpt_last_ms;    /* and how long it took, */
-    uint64_t ckpt_last_bytes; /* and a copy's size */
+    uint32_t ckpt_rest_ms;        /* a pause this long calls one in place */
+    uint64_t ckpt_grow_pages;     /* growth that calls the next one early */
+    uint64_t ckpt_grow_bytes;     /* the same in bytes */
+    bool ckpt_last_inplace;       /* the kind of the newest (for the log) */
+    uint64_t ckpt_last_ms;        /* and how long it took, */
+    uint64_t ckpt_last_pinned_ms; /* a copy: its read of the store, */
+    uint64_t ckpt_last_bytes;     /* and a copy's size */
     uint64_t ckpt_at;
     struct raft_snapshot_meta ckpt_meta; /* written with the checkpoint */
     uint64_t applied_bytes;              /* entry bytes applied since open */
