@@ -1138,10 +1138,11 @@ void node__snapshot_finish(struct node *n)
                  (unsigned long long)n->ckpt_last_ms);
     } else {
         snprintf(kind, sizeof(kind),
-                 "a copy, %.1f MB in %llu ms (read in %llu ms)",
+                 "a copy, %.1f MB in %llu ms (read in %llu ms%s)",
                  (double)n->ckpt_last_bytes / 1e6,
                  (unsigned long long)n->ckpt_last_ms,
-                 (unsigned long long)n->ckpt_last_pinned_ms);
+                 (unsigned long long)n->ckpt_last_pinned_ms,
+                 n->ckpt_last_memory ? ", through memory" : "");
     }
     LOGI("node",
          "snapshot at index %llu (term %llu; the store's checkpoint %s); "

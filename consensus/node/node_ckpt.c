@@ -92,6 +92,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -447,6 +449,8 @@ struct ckpt_work {
     uint64_t took_ns;    /* ckpt_work, for the log */
     uint64_t copy_bytes; /* a copy's size */
     uint64_t pinned_ns;  /* a copy: how long its read held the store */
+    bool via_memory;     /* a copy: read into a memfd first (ckpt_read) */
+    bool read_memory;    /* ... and it was (for the log) */
     char tmp[700];
     char path[700];
 };
@@ -524,6 +528,69 @@ static int ckpt_flush_paced(const struct node *n, int fd, uint64_t size)
     return 0;
 }
 
+/* Copy all of src (size bytes) to the end of fd. */
+static int copy_fd(int src, int fd, uint64_t size)
+{
+    off_t off = 0;
+    while ((uint64_t)off < size) {
+        ssize_t k = sendfile(fd, src, &off, (size_t)(size - (uint64_t)off));
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            return k < 0 ? -errno : -EIO;
+        }
+    }
+    return 0;
+}
+
+/* The copy's read of the store, into fd. LMDB reuses no page freed while
+ * the read lasts, so data.mdb grows by what the writes free meanwhile. A
+ * write into a file's page cache can stall for a while behind another
+ * writer's flush to the same disk (100 MB: 22-32 ms alone, 94-159 ms
+ * right after 400 MB of someone else's dirty pages; the read of a 102 MB
+ * copy 28-56 ms against 109-296 ms, and data.mdb 132 MB against 204-210
+ * MB after etcd's put benchmark: BENCHMARKS.md). So a copy the node
+ * expects to be small enough (via_memory: at most half the store's
+ * resident budget) is read into a memfd, which no flush holds up, and
+ * goes to the file after the read has ended. Out of memory there, it is
+ * read again straight into the file. */
+static int ckpt_read(struct ckpt_work *c, int fd)
+{
+    struct kv *kv = c->n->kv;
+    int mfd = c->via_memory ? memfd_create("cairn-ckpt", MFD_CLOEXEC) : -1;
+    uint64_t t0 = clock_mono_ns();
+    if (mfd >= 0) {
+        int rc = kv_snapshot_write(kv, mfd);
+        c->pinned_ns = clock_mono_ns() - t0;
+        struct stat st;
+        if (rc == 0) {
+            rc = fstat(mfd, &st) == 0 ? 0 : -errno;
+        }
+        if (rc == 0) {
+            rc = copy_fd(mfd, fd, (uint64_t)st.st_size);
+            close(mfd);
+            c->read_memory = rc == 0;
+            return rc;
+        }
+        close(mfd);
+        if (rc == ERR_FAILED) {
+            return rc; /* the store failed: no second try */
+        }
+        if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
+            return -errno;
+        }
+        LOGW("node",
+             "checkpoint copy: reading it into memory failed (%s); "
+             "reading it into the file",
+             err_str(rc));
+        t0 = clock_mono_ns();
+    }
+    int rc = kv_snapshot_write(kv, fd);
+    c->pinned_ns = clock_mono_ns() - t0;
+    return rc;
+}
+
 /* A copy: the store written whole to store.ckpt (temp file, fsync,
  * rename, directory fsync), then any record of a checkpoint in place
  * removed. The store lock is held from the copy to that removal, so that
@@ -547,9 +614,7 @@ static int ckpt_copy(struct ckpt_work *c)
     uv_rwlock_rdlock(&n->store_lock);
     kv_ckpt_file(n->kv, &c->file);
     if (rc == 0) {
-        uint64_t t0 = clock_mono_ns();
-        rc = kv_snapshot_write(n->kv, fd);
-        c->pinned_ns = clock_mono_ns() - t0;
+        rc = ckpt_read(c, fd);
     }
     struct stat st;
     if (rc == 0 && fstat(fd, &st) == 0) {
@@ -661,6 +726,7 @@ static void ckpt_done(uv_work_t *w, int status)
         n->ckpt_last_ms = c->took_ns / 1000000;
         n->ckpt_last_bytes = c->copy_bytes;
         n->ckpt_last_pinned_ms = c->pinned_ns / 1000000;
+        n->ckpt_last_memory = c->read_memory;
         node__snapshot_finish(n);
     }
     mem_free(c);
@@ -684,6 +750,14 @@ int node__checkpoint_start(struct node *n, bool inplace)
     c->n = n;
     c->meta = n->ckpt_meta;
     c->inplace = inplace;
+    if (!inplace) {
+        uint64_t db, in_use;
+        uint64_t budget = n->cfg.store_resident_bytes != 0
+                              ? n->cfg.store_resident_bytes
+                              : KV_RESIDENT_DEFAULT;
+        node_store_size(n, &db, &in_use);
+        c->via_memory = in_use <= budget / 2;
+    }
     c->work.data = c;
     snprintf(c->path, sizeof(c->path), "%s/store.ckpt", n->dir_snap);
     snprintf(c->tmp, sizeof(c->tmp), "%s/store.ckpt.tmp", n->dir_snap);

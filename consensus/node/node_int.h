@@ -302,6 +302,7 @@ struct node {
     bool ckpt_last_inplace;       /* the kind of the newest (for the log) */
     uint64_t ckpt_last_ms;        /* and how long it took, */
     uint64_t ckpt_last_pinned_ms; /* a copy: its read of the store, */
+    bool ckpt_last_memory;        /* through a memfd (ckpt_read), */
     uint64_t ckpt_last_bytes;     /* and a copy's size */
     uint64_t ckpt_at;
     struct raft_snapshot_meta ckpt_meta; /* written with the checkpoint */
