@@ -1026,6 +1026,10 @@ static void serve_reads(struct node *n)
  * entry since stay in memory, 32 bytes each). */
 #define CKPT_COPY_SHARE   2
 #define CKPT_COPY_FLOOR   ((uint64_t)64 << 20)
+/* A copy of a store with fewer bytes in use is read straight into its
+ * file, not through memory (node_ckpt.c, ckpt_read);
+ * CAIRN_TEST_CKPT_MEMORY_FLOOR_KB sets it for tests. */
+#define CKPT_MEMORY_FLOOR ((uint64_t)32 << 20)
 #define CKPT_COPY_PERIODS 8
 
 static bool copy_waits(struct node *n)
@@ -2113,6 +2117,11 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
     const char *cf = getenv("CAIRN_TEST_CKPT_COPY_FLOOR_KB");
     if (cf != NULL && cf[0] != '\0') {
         n->ckpt_copy_floor = (uint64_t)strtoull(cf, NULL, 10) << 10;
+    }
+    n->ckpt_memory_floor = CKPT_MEMORY_FLOOR;
+    const char *mf = getenv("CAIRN_TEST_CKPT_MEMORY_FLOOR_KB");
+    if (mf != NULL && mf[0] != '\0') {
+        n->ckpt_memory_floor = (uint64_t)strtoull(mf, NULL, 10) << 10;
     }
     /* Tests: every WAL write that carries entries takes this much longer
      * (a slow disk: what a commit may and may not show meanwhile). */

@@ -307,11 +307,12 @@ struct node {
     uint64_t ckpt_at;
     struct raft_snapshot_meta ckpt_meta; /* written with the checkpoint */
     uint64_t applied_bytes;              /* entry bytes applied since open */
-    uint64_t bytes_index;     /* the last entry counted in applied_bytes */
-    uint64_t ckpt_bytes_at;   /* applied_bytes when the newest one began */
-    uint64_t copy_due_bytes;  /* a period's copy waits for this many since
-                               * (maybe_snapshot; 0: not yet computed) */
-    uint64_t ckpt_copy_floor; /* smaller stores copy at every period */
+    uint64_t bytes_index;       /* the last entry counted in applied_bytes */
+    uint64_t ckpt_bytes_at;     /* applied_bytes when the newest one began */
+    uint64_t copy_due_bytes;    /* a period's copy waits for this many since
+                                 * (maybe_snapshot; 0: not yet computed) */
+    uint64_t ckpt_copy_floor;   /* smaller stores copy at every period */
+    uint64_t ckpt_memory_floor; /* smaller copies skip the memfd */
     uint32_t wal_delay_ms; /* CAIRN_TEST_WAL_DELAY_MS: a slow disk, for tests */
     bool close_finished;
     uint64_t snap_persist_term;

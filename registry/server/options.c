@@ -72,8 +72,8 @@ static const struct row rows[] = {
      "with --store-writemap: the store's pages kept mapped in cairnd (its "
      "VmRSS) while data.mdb grows; past it they are unmapped (they stay in "
      "the page cache). A store that no longer grows stays mapped. A "
-     "checkpoint copy of up to half of it is read into memory before its "
-     "file (1 MiB-1 TiB)"},
+     "checkpoint copy of 32 MiB up to half of it is read into memory before "
+     "its file (1 MiB-1 TiB)"},
     {"raft-log-memory-bytes", K_UINT, F(raft_log_memory_bytes), "33554432",
      "data of applied Raft entries kept in memory for a lagging follower "
      "(entries every member holds are given back at once); older ones are "
