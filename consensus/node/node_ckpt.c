@@ -528,7 +528,7 @@ static int ckpt_flush_paced(const struct node *n, int fd, uint64_t size)
     return 0;
 }
 
-/* Copy all of src (size bytes) to the end of fd. */
+/* Copy src's first size bytes to fd at its file offset (sendfile). */
 static int copy_fd(int src, int fd, uint64_t size)
 {
     off_t off = 0;
