@@ -67,6 +67,7 @@
 #include <protobuf-c/protobuf-c.h>
 #include <uv.h>
 
+#include "base/buf.h"
 #include "base/limits.h"
 
 /* gRPC status codes (grpc/doc/statuscodes.md). */
@@ -231,6 +232,8 @@ struct grpc_server {
     struct grpc_call *call_pool; /* recycled calls */
     size_t call_pool_count;
     uint8_t *rbuf; /* one read buffer: reads are handled synchronously */
+    struct buf out; /* frames being written, lent to one connection at a
+                     * time (flush, grpc_server.c) */
     int shutting_down;
     int closing;
     int handles_open;
