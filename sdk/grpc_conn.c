@@ -416,7 +416,7 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *out)
 {
     (void)hint;
     struct cairn__conn *c = h->data;
-    *out = uv_buf_init((char *)c->rbuf, sizeof(c->rbuf));
+    *out = uv_buf_init((char *)c->net->rbuf, sizeof(c->net->rbuf));
 }
 
 static int session_setup(struct cairn__conn *c);
@@ -482,7 +482,7 @@ static bool h2_recv(struct cairn__conn *c, const uint8_t *p, size_t n)
 static void tls_recv(struct cairn__conn *c, size_t nread)
 {
     BIO *r = SSL_get_rbio(c->ssl);
-    if (BIO_write(r, c->rbuf, (int)nread) != (int)nread) {
+    if (BIO_write(r, c->net->rbuf, (int)nread) != (int)nread) {
         conn_fail(c, -ENOMEM);
         return;
     }
@@ -494,7 +494,7 @@ static void tls_recv(struct cairn__conn *c, size_t nread)
      * rbuf is free for plaintext: the BIO holds its own copy. */
     while (!c->dead) {
         ERR_clear_error();
-        int n = SSL_read(c->ssl, c->rbuf, (int)sizeof(c->rbuf));
+        int n = SSL_read(c->ssl, c->net->rbuf, (int)sizeof(c->net->rbuf));
         if (n <= 0) {
             if (SSL_get_error(c->ssl, n) != SSL_ERROR_WANT_READ) {
                 tls_fail(c, n);
@@ -504,7 +504,7 @@ static void tls_recv(struct cairn__conn *c, size_t nread)
         if (c->handshaking) {
             conn_up(c);
         }
-        if (!h2_recv(c, c->rbuf, (size_t)n)) {
+        if (!h2_recv(c, c->net->rbuf, (size_t)n)) {
             break;
         }
     }

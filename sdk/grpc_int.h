@@ -121,7 +121,6 @@ struct cairn__conn {
     struct buf wbuf;
     struct cairn__call *calls; /* active calls, for failing them on death */
     size_t calls_count;
-    uint8_t rbuf[65536];
 };
 
 struct cairn__net {
@@ -138,6 +137,10 @@ struct cairn__net {
     /* Runs after each connection comes up or fails to (set after open). */
     void (*on_change)(struct cairn__net *net);
     void *data;
+    /* One read buffer for all the connections: a read is handled in its
+     * callback, and one buffer stays in the cache where one for each of
+     * them was cold again by the time the kernel copied into it. */
+    uint8_t rbuf[65536];
 };
 
 /* Starts connecting conns_count connections, spread round-robin over the
