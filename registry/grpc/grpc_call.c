@@ -392,8 +392,8 @@ static void respond_http(struct grpc_call *call, int status)
  * nghttp2_session_mem_send() that asked data_read, after every earlier
  * frame was handed over, so the order on the wire holds. A watch event's
  * encoding, lent to the queues of all its watchers, is copied only here,
- * once per watcher, into an output written 16 KiB at a time (while it is
- * still in the cache). */
+ * once per watcher, into the server's output buffer (flush in
+ * grpc_server.c). */
 
 /* Copy the next n queued bytes to dst and let go of them. */
 static void outq_take(struct grpc_call *call, uint8_t *dst, size_t n)

@@ -25,9 +25,12 @@
 #define GRPC_ARENA_BYTES_MAX ((size_t)256 << 20)
 /* Inline first arena block: most etcd requests decode within it. */
 #define GRPC_ARENA_INLINE    1024
-/* Bytes pulled from nghttp2 into one write, per connection per pass. */
+/* Bytes written per connection per pass, about: flush stops taking
+ * frames from nghttp2 past it ... */
 #define GRPC_OUT_PASS_MAX    ((size_t)512 << 10)
-/* ... written in pieces of this size (see flush in grpc_server.c). */
+/* ... and a write goes out once this much is pulled, between frames that
+ * nghttp2 hands back (DATA frames come through send_data all at once: see
+ * flush in grpc_server.c). */
 #define GRPC_OUT_CHUNK       ((size_t)16 << 10)
 /* Recycled call structs kept per server, and the buffer size above which a
  * recycled call's buffers are released rather than kept. */

@@ -18,9 +18,10 @@
  * outbound bytes (queued response messages + unwritten frames) exceed
  * conn_out_bytes_max and resumes below half of it; it also stops after
  * read_pass_bytes_max bytes in one pass and resumes at the next check, so
- * one busy client cannot starve the others. At most GRPC_OUT_PASS_MAX bytes
- * are pulled from nghttp2 per pass; flow control (the peer's windows) is
- * nghttp2's, with deferred data providers per call.
+ * one busy client cannot starve the others. About GRPC_OUT_PASS_MAX bytes
+ * are pulled from nghttp2 per pass (DATA frames can take it past that in
+ * one call, up to what the calls queued: see flush); flow control (the
+ * peer's windows) is nghttp2's, with deferred data providers per call.
  *
  * Failures. A fatal nghttp2 error (bad preface, flood, malformed frames
  * that nghttp2 cannot recover from) stops reading, queues GOAWAY, writes
@@ -640,13 +641,17 @@ static int pull_output(struct grpc_conn *c, size_t max)
     return 0;
 }
 
-/* Write what nghttp2 has, in pieces of GRPC_OUT_CHUNK up to
- * GRPC_OUT_PASS_MAX a pass; what the socket does not take goes to one
- * uv_write. The frames are produced in the server's buffer (srv->out),
- * lent to the connection as c->out for the pass: c->out is empty between
- * passes, and one buffer for all connections stays in the cache, where
- * one per connection (fan-out: 10 connections, 290 KB each a pass) was
- * cold again by the time it was refilled. */
+/* Write what nghttp2 has; what the socket does not take goes to one
+ * uv_write. pull_output stops at GRPC_OUT_CHUNK only between frames that
+ * nghttp2 hands back: DATA frames go through send_data (grpc_call.c), and
+ * one nghttp2_session_mem_send() emits all of them that the windows allow
+ * (fan-out: 290 KB a connection a pass). Cutting that into 16-128 KiB
+ * writes (NGHTTP2_ERR_PAUSE from send_data) was slower: more segments for
+ * the peer to take in. The frames are produced in the server's buffer
+ * (srv->out), lent to the connection as c->out for the pass: c->out is
+ * empty between passes, and one buffer for all connections stays in the
+ * cache, where one per connection was cold again by the time it was
+ * refilled. */
 static void flush(struct grpc_conn *c)
 {
     struct grpc_server *srv = c->srv;
