@@ -220,8 +220,7 @@ bool bench_stamp_get(const uint8_t *value, size_t len, uint64_t *t_ns)
 /* ---------------------------------------------------- protobuf scanning */
 
 struct field {
-    uint32_t num;
-    uint32_t type;
+    uint64_t tag;     /* the key: number << 3 | wire type (TAG below) */
     uint64_t u;       /* varint / fixed value */
     const uint8_t *p; /* length-delimited bytes */
     size_t len;
@@ -230,7 +229,8 @@ struct field {
 /* The scanner runs once per watch event, so on the fan-out benchmark it is
  * a good part of the load generator's CPU, and the generator shares the
  * machine with the server it measures: it walks plain pointers, inlined,
- * with one-byte varints (tags and most numbers) read in place. */
+ * with varints of up to four bytes (tags, lengths, revisions) read in
+ * place. */
 struct pbr {
     const uint8_t *p;
     const uint8_t *end;
@@ -239,9 +239,32 @@ struct pbr {
 static inline __attribute__((always_inline)) int pbr_varint(struct pbr *r,
                                                             uint64_t *out)
 {
-    if (r->p < r->end && *r->p < 0x80) {
-        *out = *r->p++;
-        return 0;
+    const uint8_t *p = r->p;
+    if (r->end - p >= 4) { /* up to 4 bytes in place: revisions, lengths */
+        uint64_t v = p[0];
+        if (p[0] < 0x80) {
+            r->p = p + 1;
+            *out = v;
+            return 0;
+        }
+        v = (v & 0x7f) | (uint64_t)p[1] << 7;
+        if (p[1] < 0x80) {
+            r->p = p + 2;
+            *out = v;
+            return 0;
+        }
+        v = (v & 0x3fff) | (uint64_t)p[2] << 14;
+        if (p[2] < 0x80) {
+            r->p = p + 3;
+            *out = v;
+            return 0;
+        }
+        v = (v & 0x1fffff) | (uint64_t)p[3] << 21;
+        if (p[3] < 0x80) {
+            r->p = p + 4;
+            *out = v;
+            return 0;
+        }
     }
     size_t n = varint_get(r->p, (size_t)(r->end - r->p), out);
     if (n == 0) {
@@ -250,6 +273,10 @@ static inline __attribute__((always_inline)) int pbr_varint(struct pbr *r,
     r->p += n;
     return 0;
 }
+
+/* A field's key, compared whole: two 32-bit halves stored apart and
+ * compared as one 64-bit load stalled every field (store forwarding). */
+#define TAG(num, type) (((uint64_t)(num) << 3) | (type))
 
 /* Reads the next field; 1 when one was read, 0 at the end, or
  * ERR_BAD_REQUEST. */
@@ -264,9 +291,8 @@ static inline __attribute__((always_inline)) int field_next(struct pbr *r,
         (key >> 3) > UINT32_MAX) {
         return ERR_BAD_REQUEST;
     }
-    f->num = (uint32_t)(key >> 3);
-    f->type = (uint32_t)(key & 7);
-    switch (f->type) {
+    f->tag = key;
+    switch (key & 7) {
     case 0:
         return pbr_varint(r, &f->u) == 0 ? 1 : ERR_BAD_REQUEST;
     case 1:
@@ -284,8 +310,7 @@ static inline __attribute__((always_inline)) int field_next(struct pbr *r,
         r->p += 4;
         return 1;
     case 2:
-        if (pbr_varint(r, &f->u) != 0 ||
-            f->u > (uint64_t)(r->end - r->p)) {
+        if (pbr_varint(r, &f->u) != 0 || f->u > (uint64_t)(r->end - r->p)) {
             return ERR_BAD_REQUEST;
         }
         f->p = r->p;
@@ -314,7 +339,7 @@ kv_value(const uint8_t *p, size_t len, const uint8_t **v, size_t *vlen)
     *v = NULL;
     *vlen = 0;
     while ((rc = field_next(&r, &f)) == 1) {
-        if (f.num == 5 && f.type == 2) {
+        if (f.tag == TAG(5, 2)) {
             *v = f.p;
             *vlen = f.len;
         }
@@ -333,7 +358,7 @@ static int event_scan(const uint8_t *p, size_t len, bench_event_cb cb,
     size_t vlen = 0;
     pbr_init(&r, p, len);
     while ((rc = field_next(&r, &f)) == 1) {
-        if (f.num == 2 && f.type == 2) {
+        if (f.tag == TAG(2, 2)) {
             rc = kv_value(f.p, f.len, &v, &vlen);
             if (rc < 0) {
                 return rc;
@@ -356,13 +381,13 @@ int bench_watch_resp_scan(const uint8_t *p, size_t len,
     memset(out, 0, sizeof(*out));
     pbr_init(&r, p, len);
     while ((rc = field_next(&r, &f)) == 1) {
-        if (f.num == 2 && f.type == 0) {
+        if (f.tag == TAG(2, 0)) {
             out->watch_id = (int64_t)f.u;
-        } else if (f.num == 3 && f.type == 0) {
+        } else if (f.tag == TAG(3, 0)) {
             out->created = f.u != 0;
-        } else if (f.num == 4 && f.type == 0) {
+        } else if (f.tag == TAG(4, 0)) {
             out->canceled = f.u != 0;
-        } else if (f.num == 11 && f.type == 2) {
+        } else if (f.tag == TAG(11, 2)) {
             rc = event_scan(f.p, f.len, cb, ctx);
             if (rc < 0) {
                 return rc;
@@ -381,7 +406,7 @@ static int int_field(const uint8_t *p, size_t len, uint32_t num, int64_t *v)
     pbr_init(&r, p, len);
     *v = 0;
     while ((rc = field_next(&r, &f)) == 1) {
-        if (f.num == num && f.type == 0) {
+        if (f.tag == TAG(num, 0)) {
             *v = (int64_t)f.u;
         }
     }

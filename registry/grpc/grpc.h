@@ -231,7 +231,7 @@ struct grpc_server {
     struct grpc_conn *dirty;     /* connections to flush this pass */
     struct grpc_call *call_pool; /* recycled calls */
     size_t call_pool_count;
-    uint8_t *rbuf; /* one read buffer: reads are handled synchronously */
+    uint8_t *rbuf;  /* one read buffer: reads are handled synchronously */
     struct buf out; /* frames being written, lent to one connection at a
                      * time (flush, grpc_server.c) */
     int shutting_down;

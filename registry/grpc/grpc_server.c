@@ -701,8 +701,7 @@ again:
     /* The socket is full: the rest goes to the connection's own buffer
      * and one uv_write. */
     ASSERT(c->wout.len == 0);
-    if (buf_append(&c->wout, c->out.data + rv, c->out.len - (size_t)rv) !=
-        0) {
+    if (buf_append(&c->wout, c->out.data + rv, c->out.len - (size_t)rv) != 0) {
         c->eof = 1;
         goto done;
     }
