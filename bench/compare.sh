@@ -194,14 +194,17 @@ run() {
     shift 6
     # shellcheck disable=SC2086
     c0=$(cpu_ticks $pids)
+    local t0 t1
+    t0=$(date +%s.%N)
     js=$(timeout $((SECS * 4 + 120)) "$BENCH" "$@" --endpoints "$eps" --json \
         --timeout 20 2>>"$TMP/bench.err")
     rc=$?
     # shellcheck disable=SC2086
     c1=$(cpu_ticks $pids)
+    t1=$(date +%s.%N)
     [ -z "$js" ] && js=null
     local first=${pids%% *}
-    emit "\"part\":\"$part\",\"round\":$round,\"server\":\"$server\",\"name\":\"$name\",\"rc\":$rc,\"cpu_s\":$(awk -v a="$c0" -v b="$c1" -v t="$TCK" 'BEGIN{print (b-a)/t}'),\"rss_kb\":$(mem_kb "$first" VmRSS),\"anon_kb\":$(mem_kb "$first" RssAnon),\"bench\":$js"
+    emit "\"part\":\"$part\",\"round\":$round,\"server\":\"$server\",\"name\":\"$name\",\"rc\":$rc,\"t0\":$t0,\"t1\":$t1,\"cpu_s\":$(awk -v a="$c0" -v b="$c1" -v t="$TCK" 'BEGIN{print (b-a)/t}'),\"rss_kb\":$(mem_kb "$first" VmRSS),\"anon_kb\":$(mem_kb "$first" RssAnon),\"bench\":$js"
     say "$part r$round $server $name: exit $rc, $(echo "$js" | python3 -c 'import json,sys
 d=json.load(sys.stdin)
 if d is None: print("no result"); sys.exit()
@@ -275,8 +278,33 @@ part_single() {
         [ $s = cairnd ] && p=$pc
         emit "\"part\":\"single-mem\",\"server\":\"$s\",\"rss_kb\":$(mem_kb "$p" VmRSS),\"anon_kb\":$(mem_kb "$p" RssAnon),\"disk_bytes\":$(du -sb "$d/$s/data" | cut -f1)"
     done
+    ckpt_copies single "$d/cairnd/log"
     stop "$pe"
     stop "$pc"
+}
+
+# ckpt_copies PART LOG: one result line per store checkpoint copy cairnd
+# logged (its end and length), so that the table can say which rounds ran
+# beside one: a copy reads and writes the whole store (node_ckpt.c).
+ckpt_copies() {
+    python3 - "$1" "$2" >>"$RES" <<'PYC' || true
+import datetime, json, re, sys
+part, log = sys.argv[1], sys.argv[2]
+pat = re.compile(r"^(\S+) .*snapshot at index \d+ .*a copy, ([\d.]+) MB "
+                 r"in (\d+) ms \(read in (\d+) ms")
+for line in open(log, errors="replace"):
+    m = pat.match(line)
+    if not m:
+        continue
+    try:
+        end = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        continue
+    end = end.replace(tzinfo=datetime.timezone.utc).timestamp()
+    print(json.dumps({"part": "ckpt-copy", "of": part, "end": end,
+                      "ms": int(m.group(3)), "mb": float(m.group(2)),
+                      "read_ms": int(m.group(4))}))
+PYC
 }
 
 # ---------------------------------------------------------- three members
@@ -732,6 +760,41 @@ else:
     print("  %-30s goal <  0.5 s  %.3f s  %s" % (
         "restart to healthy (%s keys)" % (keys or "?"), c,
         "met" if c < 0.5 else "MISSED by %.3f s" % (c - 0.5)))
+# Which single-member put rounds ran beside one of cairnd's store
+# checkpoint copies (ckpt_copies): a copy reads and writes the whole store,
+# and while it reads, LMDB reuses no freed page, so a round beside one
+# pays for both. The goals above take every round; this says how the
+# rounds split.
+copies = [(r["end"] - r["ms"] / 1000.0, r["end"], r["mb"]) for r in rows
+          if r.get("part") == "ckpt-copy" and r.get("of") == "single"]
+puts = {r["round"]: r for r in rows
+        if r.get("part") == "single" and r.get("name") == "put"
+        and r.get("server") == "cairnd" and r.get("round", 0) > 0
+        and bench_ok(r) and "t0" in r}
+etcd_puts = {r["round"]: r for r in rows
+             if r.get("part") == "single" and r.get("name") == "put"
+             and r.get("server") == "etcd" and r.get("round", 0) > 0
+             and bench_ok(r)}
+if puts:
+    beside = {k for k, r in puts.items()
+              if any(a < r["t1"] and b > r["t0"] for a, b, _ in copies)}
+    print()
+    print("cairnd's store checkpoint copies: %d in the single-member part "
+          "(%s MB); %d of %d put rounds ran beside one (%s)" % (
+              len(copies), ", ".join("%.0f" % m for _, _, m in copies)
+              or "none", len(beside), len(puts),
+              ", ".join(str(k) for k in sorted(beside)) or "none"))
+    for label, fn in (("CPU us/put", cpu_per_op), ("p99 ms", p("p99"))):
+        parts = []
+        for name, ks in (("beside a copy", beside),
+                         ("without", set(puts) - beside)):
+            vs = [fn(puts[k]) for k in ks]
+            rs = [fn(puts[k]) / fn(etcd_puts[k]) for k in ks
+                  if k in etcd_puts and fn(etcd_puts[k])]
+            if vs:
+                parts.append("%s %s (ratio %s)" % (
+                    name, fmt(med(vs)), fmt(med(rs)) if rs else "n/a"))
+        print("  put %-11s %s" % (label + ":", "; ".join(parts)))
 PYEOF
 rc=$?
 cat "$TMP/table.txt"
