@@ -55,6 +55,12 @@
 #   COMPARE_DIR [$TMPDIR or /tmp]  where the data directories go
 #   COMPARE_OUT              also write the table (and raw JSON lines) here
 #   COMPARE_KEEP=1           keep the temp dir (logs, data, raw results)
+#   COMPARE_QUOTA            --quota-backend-bytes for both servers (unset:
+#                            their default, 2 GiB). cairnd puts about three
+#                            times etcd's bytes in the same seconds: five
+#                            single rounds brought its store to the 2 GiB
+#                            quota (NOSPACE in round 5, 2026-11-27), and the
+#                            table then says so (NOTE lines)
 #   COMPARE_CAIRND_ARGS      extra flags for every cairnd (A/B runs, e.g.
 #                            "--store-checkpoint in-place")
 # --quick: 1 round, 2 s runs, 100000 keys, 1 restart (a smoke run).
@@ -137,6 +143,9 @@ start() {
     if [ "$kind" = cairnd ]; then
         bin=$CAIRND
         read -r -a extra <<<"${COMPARE_CAIRND_ARGS:-}"
+    fi
+    if [ -n "${COMPARE_QUOTA:-}" ]; then
+        extra+=(--quota-backend-bytes "$COMPARE_QUOTA")
     fi
     mkdir -p "$dir"
     "$bin" --name "$name" --data-dir "$dir/data" "${extra[@]}" \
@@ -703,6 +712,17 @@ if end.get("keys_note"):
 for r in rows:
     if r.get("part") in ("skipped", "failed"):
         print("NOTE: part %s %s" % (r["name"], r["part"]))
+full = {}
+for r in rows:
+    err = (r.get("bench") or {}).get("first_error") or ""
+    if "space exceeded" in err:
+        full.setdefault((r.get("part"), r.get("server")), set()).add(
+            r.get("round"))
+for (part, server), rounds in sorted(full.items()):
+    print("NOTE: %s refused writes for space (NOSPACE: the quota) in the %s "
+          "part, rounds %s: those rounds' write figures are partial or n/a "
+          "(COMPARE_QUOTA)" % (server, part,
+                               ", ".join(str(x) for x in sorted(rounds))))
 print()
 w = max(len(t[1]) for t in table) if table else 30
 print("%-*s %10s %10s  %-22s %s" % (w, "figure", "etcd", "cairnd",
