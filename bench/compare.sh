@@ -722,7 +722,8 @@ for (part, server), rounds in sorted(full.items()):
     print("NOTE: %s refused writes for space (NOSPACE: the quota) in the %s "
           "part, rounds %s: those rounds' write figures are partial or n/a "
           "(COMPARE_QUOTA)" % (server, part,
-                               ", ".join(str(x) for x in sorted(rounds))))
+                               ", ".join(str(x) for x in sorted(
+                                   rounds, key=lambda x: x or 0))))
 print()
 w = max(len(t[1]) for t in table) if table else 30
 print("%-*s %10s %10s  %-22s %s" % (w, "figure", "etcd", "cairnd",
