@@ -294,7 +294,10 @@ part_single() {
 
 # ckpt_copies PART LOG: one result line per store checkpoint copy cairnd
 # logged (its end and length), so that the table can say which rounds ran
-# beside one: a copy reads and writes the whole store (node_ckpt.c).
+# beside one: a copy reads and writes the whole store (node_ckpt.c). It
+# reads node__snapshot_finish's "snapshot at index ... a copy, X MB in Y
+# ms (read in Z ms" line (node.c): if that wording changes, the table
+# shows no copies.
 ckpt_copies() {
     python3 - "$1" "$2" >>"$RES" <<'PYC' || true
 import datetime, json, re, sys
