@@ -1113,6 +1113,11 @@ static void maybe_snapshot(struct node *n)
     }
 }
 
+void node__snapshot_check(struct node *n)
+{
+    maybe_snapshot(n);
+}
+
 /* The checkpoint holds the store at or past ckpt_at: record the Raft
  * snapshot there, and drop what slow followers no longer need from memory
  * and from the WAL (on the WAL thread, which owns the log). */

@@ -731,6 +731,12 @@ static void ckpt_done(uv_work_t *w, int status)
         n->ckpt_last_pinned_ms = c->pinned_ns / 1000000;
         n->ckpt_last_memory = c->read_memory;
         node__snapshot_finish(n);
+        /* A period (or the pin's growth) that fell due while this one ran
+         * is taken now: a burst that ended meanwhile brings no later
+         * apply to call it, and the log would stay unreleased until the
+         * next write or the pause's checkpoint in place. Not after a
+         * failure: the period's retry waits one period (maybe_snapshot). */
+        node__snapshot_check(n);
     }
     mem_free(c);
 }

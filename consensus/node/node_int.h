@@ -403,6 +403,7 @@ void node__crash_hold(const struct node *n, const char *point);
 
 /* node.c */
 void node__snapshot_finish(struct node *n);
+void node__snapshot_check(struct node *n);
 void node__close_finish(struct node *n);
 int node__members_reload(struct node *n);
 int node__member_encode(const struct node_member *m, struct buf *b);
