@@ -50,7 +50,7 @@
  * room for a full batch around it. */
 #define FRM_BODY_HARD_MAX ((uint64_t)160 << 20)
 #define RD_CHUNK          ((size_t)1 << 20)
-#define NAME_LEN          64
+#define NAME_LEN          LOG_NAME_MAX
 
 STATIC_ASSERT(LOG_SEGMENT_BYTES_MAX + FRM_BODY_HARD_MAX < UINT32_MAX,
               "record offsets are stored as u32");
@@ -420,7 +420,10 @@ static int seg_create(struct log *l, uint64_t first_index, uint64_t prev_term,
 }
 
 /* Delete the oldest count segments (never the active one), oldest first,
- * with a directory fsync after each unlink: without it a crash may keep any
+ * with a directory fsync after each unlink (or, with a discard option, each
+ * rename to NAME.del, which takes microseconds where the unlink of a
+ * written segment takes tens of milliseconds; discard unlinks it on
+ * another thread): without it a crash may keep any
  * subset of the unlinks (POSIX orders nothing before the fsync), leaving a
  * hole in the seq numbers that replay must refuse as corruption. With it a
  * crash leaves a suffix of the segments, which replay accepts (see
@@ -438,16 +441,26 @@ static int segs_delete_front(struct log *l, size_t count)
     }
     for (size_t k = 0; k < count; k++) {
         int rc;
+        char del[NAME_LEN + 8];
         seg_name(name, l->segs[0].seq, l->segs[0].first_index, 0);
-        rc = l->vfs->unlink(l->vfs->ctx, l->dirfd, name);
+        if (l->o.discard != NULL) {
+            snprintf(del, sizeof(del), "%s.del", name);
+            rc = l->vfs->rename(l->vfs->ctx, l->dirfd, name, del);
+        } else {
+            rc = l->vfs->unlink(l->vfs->ctx, l->dirfd, name);
+        }
         if (rc < 0 && rc != -ENOENT) {
             return rc;
         }
+        bool renamed = rc == 0 && l->o.discard != NULL;
         memmove(l->segs, l->segs + 1, (l->segs_n - 1) * sizeof(*l->segs));
         l->segs_n--;
         rc = l->vfs->dir_sync(l->vfs->ctx, l->dirfd);
         if (rc < 0) {
             return rc;
+        }
+        if (renamed) {
+            l->o.discard(l->o.discard_arg, del);
         }
     }
     return 0;
@@ -871,7 +884,8 @@ static int segs_list_one(void *arg, const char *name)
     size_t nl = strlen(name);
     uint64_t seq, first;
     int rc = 0;
-    if (nl > 8 && strcmp(name + nl - 8, ".wal.tmp") == 0) {
+    if ((nl > 8 && strcmp(name + nl - 8, ".wal.tmp") == 0) ||
+        (nl > 8 && strcmp(name + nl - 8, ".wal.del") == 0)) {
         rc = l->vfs->unlink(l->vfs->ctx, l->dirfd, name);
     } else if (name_parse(name, &seq, &first)) {
         rc = segs_reserve(l, 1);
@@ -885,7 +899,8 @@ static int segs_list_one(void *arg, const char *name)
     return rc;
 }
 
-/* Find the *.wal files (and remove *.wal.tmp leftovers of a crashed cut). */
+/* Find the *.wal files (and remove *.wal.tmp leftovers of a crashed cut,
+ * *.wal.del ones of a release whose discard had not unlinked them yet). */
 static int segs_list(struct log *l, char *msg, size_t msg_len)
 {
     int rc = l->vfs->dir_list(l->vfs->ctx, l->dirfd, segs_list_one, l);

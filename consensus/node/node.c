@@ -819,9 +819,100 @@ void node__wake(struct node *n)
 
 /* ---------------------------------------------------------- completions */
 
+/* Released WAL segments (log_options.discard). The unlink of a written
+ * segment frees its cached pages and blocks: 20-45 ms for 64 MiB on this
+ * project's ext4 machines, five in a row after a large checkpoint, and on
+ * the WAL thread no write could be synced meanwhile (an open-loop load saw
+ * its puts stall that long at each checkpoint's end). The WAL thread
+ * renames each to NAME.del (microseconds) and leaves the unlinks to one
+ * thread of the loop's pool; log_open removes leftovers. */
+static void trash_unlink(const char *path)
+{
+    if (unlink(path) != 0 && errno != ENOENT) {
+        LOGW("node", "removing the released WAL segment %s: %s", path,
+             strerror(errno));
+    }
+}
+
+static void wal_discard(void *arg, const char *name)
+{
+    struct node *n = arg;
+    bool queued = false;
+    uv_mutex_lock(&n->trash_mu);
+    if (n->trash_n < NODE_TRASH_MAX) {
+        snprintf(n->trash[n->trash_n++], LOG_NAME_MAX, "%s", name);
+        queued = true;
+    }
+    uv_mutex_unlock(&n->trash_mu);
+    if (queued) {
+        atomic_store(&n->trash_pending, 1);
+        return;
+    }
+    char path[sizeof(n->dir_wal) + LOG_NAME_MAX + 16];
+    int len = snprintf(path, sizeof(path), "%s/%s", n->dir_wal, name);
+    if (len > 0 && (size_t)len < sizeof(path)) {
+        trash_unlink(path); /* the queue is full: here, as before */
+    }
+}
+
+/* One batch of released segments, unlinked one after the other on one
+ * thread of the pool (in parallel they would only contend for the file
+ * system's journal). */
+struct trash_work {
+    uv_work_t work;
+    int count;
+    char paths[NODE_TRASH_MAX]
+              [sizeof(((struct node *)0)->dir_wal) + LOG_NAME_MAX + 16];
+};
+
+static void trash_work(uv_work_t *w)
+{
+    struct trash_work *t = w->data;
+    for (int i = 0; i < t->count; i++) {
+        trash_unlink(t->paths[i]);
+    }
+}
+
+static void trash_done(uv_work_t *w, int status)
+{
+    struct trash_work *t = w->data;
+    if (status != 0) {
+        trash_work(w); /* cancelled: at close, nothing waits on it */
+    }
+    mem_free(t);
+}
+
+/* Unlink what the WAL thread released: on the thread pool while the node
+ * runs (sync: at close, or when the pool cannot take it). */
+static void trash_drain(struct node *n, bool sync)
+{
+    if (!n->trash_mu_on || atomic_exchange(&n->trash_pending, 0) == 0) {
+        return;
+    }
+    struct trash_work *t = mem_calloc(1, sizeof(*t));
+    uv_mutex_lock(&n->trash_mu);
+    for (int i = 0; t != NULL && i < n->trash_n; i++) {
+        int len = snprintf(t->paths[t->count], sizeof(t->paths[0]), "%s/%s",
+                           n->dir_wal, n->trash[i]);
+        t->count += len > 0 && (size_t)len < sizeof(t->paths[0]);
+    }
+    n->trash_n = 0;
+    uv_mutex_unlock(&n->trash_mu);
+    if (t == NULL) {
+        return; /* out of memory: log_open removes them at the next start */
+    }
+    t->work.data = t;
+    if (t->count == 0 || sync ||
+        uv_queue_work(n->loop, &t->work, trash_work, trash_done) != 0) {
+        trash_work(&t->work);
+        mem_free(t);
+    }
+}
+
 static void on_wal_done(struct node *n)
 {
     struct wal_job *j = node__jobq_take_all(&n->wal_out, false, NULL);
+    trash_drain(n, false);
     while (j != NULL) {
         struct wal_job *next = j->next;
         int rc = j->err;
@@ -2036,7 +2127,9 @@ static int open_storage(struct node *n, char *msg, size_t msg_len)
                  err_str(rc));
         return rc;
     }
-    struct log_options lo = {.segment_bytes = NODE_WAL_SEGMENT_BYTES};
+    struct log_options lo = {.segment_bytes = NODE_WAL_SEGMENT_BYTES,
+                             .discard = wal_discard,
+                             .discard_arg = n};
     rc = log_open(n->dir_wal, &lo, &n->log, msg, msg_len);
     if (rc != 0) {
         return rc;
@@ -2151,7 +2244,11 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
     node__crash_init(n);
     raft_memstorage_init(&n->ms);
     node__logmem_init(n);
-    if (uv_rwlock_init(&n->store_lock) != 0) {
+    n->trash_mu_on = uv_mutex_init(&n->trash_mu) == 0;
+    if (!n->trash_mu_on || uv_rwlock_init(&n->store_lock) != 0) {
+        if (n->trash_mu_on) {
+            uv_mutex_destroy(&n->trash_mu);
+        }
         mem_free(n->waiters);
         mem_free(n->reads);
         mem_free(n);
@@ -2228,6 +2325,8 @@ int node_open(uv_loop_t *loop, const struct node_config *cfg,
         raft_memstorage_close(&n->ms);
         node__logmem_close(n);
         uv_rwlock_destroy(&n->store_lock);
+        trash_drain(n, true);
+        uv_mutex_destroy(&n->trash_mu);
         if (n->wake_fd >= 0) {
             close(n->wake_fd);
         }
@@ -2571,6 +2670,8 @@ void node__close_finish(struct node *n)
     }
     kv_close(n->kv);
     log_close(n->log);
+    trash_drain(n, true);
+    uv_mutex_destroy(&n->trash_mu);
     node__jobq_close(&n->wal_in);
     node__jobq_close(&n->wal_out);
     node__jobq_close(&n->apply_in);

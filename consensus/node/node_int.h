@@ -44,6 +44,9 @@ struct wal_job {
  * (node_logmem.c). */
 #define NODE_LOG_MEMORY_DEFAULT ((uint64_t)32 << 20)
 #define NODE_REREAD_BYTES       ((size_t)4 << 20)
+/* Released WAL segments waiting for their unlink (trash_drain); past it
+ * the WAL thread unlinks them itself. */
+#define NODE_TRASH_MAX          16
 
 struct node_reread {
     struct raft_entry *ents; /* data in arena */
@@ -260,6 +263,15 @@ struct node {
     bool published;       /* our attributes are in the cluster's table */
     uint32_t apply_level; /* the level we publish (APPLY_LEVEL) */
     bool publish_pending; /* a publish proposal is in flight */
+
+    /* WAL segments released and renamed to NAME.del by the WAL thread
+     * (log_options.discard), unlinked on the loop's thread pool
+     * (node.c, trash_drain). */
+    uv_mutex_t trash_mu;
+    char trash[NODE_TRASH_MAX][LOG_NAME_MAX];
+    int trash_n;
+    atomic_int trash_pending;
+    bool trash_mu_on;
 
     /* Readers of the store take this shared; swapping the store for a
      * snapshot (apply thread) takes it exclusive. */

@@ -819,6 +819,78 @@ static void release_deletes_old_segments_and_survives_reopen(void **state)
     log_close(l);
 }
 
+/* log_options.discard: released segments are renamed to NAME.del and
+ * handed over instead of unlinked; the caller unlinks (here: some, to show
+ * that log_open removes the rest). */
+struct discarded {
+    char names[64][LOG_NAME_MAX];
+    size_t n;
+};
+
+static void note_discard(void *arg, const char *name)
+{
+    struct discarded *d = arg;
+    assert_true(d->n < 64);
+    assert_true(strlen(name) < LOG_NAME_MAX);
+    snprintf(d->names[d->n++], LOG_NAME_MAX, "%s", name);
+}
+
+static size_t del_count(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t n = 0;
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        size_t nl = strlen(de->d_name);
+        n += nl > 8 && strcmp(de->d_name + nl - 8, ".wal.del") == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+static void release_with_discard_renames_and_hands_over(void **state)
+{
+    struct fx *f = *state;
+    struct discarded d;
+    struct log *l = NULL;
+    char path[1024];
+    memset(&d, 0, sizeof(d));
+    struct log_options o = {
+        .segment_bytes = SEG_SMALL, .discard = note_discard, .discard_arg = &d};
+    assert_int_equal(log_open(f->wal, &o, &l, f->msg, sizeof(f->msg)), 0);
+    append_range(l, 1, 1001, 1, 5);
+    size_t before = seg_count(f->wal);
+    assert_int_equal(log_release(l, 500), 0);
+    uint64_t first = log_first_index(l);
+    assert_true(first > 400 && first <= 500);
+    /* every released segment was handed over, renamed, still there */
+    assert_true(d.n > 0);
+    assert_int_equal(seg_count(f->wal) + d.n, before);
+    assert_int_equal(del_count(f->wal), d.n);
+    for (size_t i = 0; i < d.n; i++) {
+        size_t nl = strlen(d.names[i]);
+        assert_true(nl > 8 && strcmp(d.names[i] + nl - 8, ".wal.del") == 0);
+        snprintf(path, sizeof(path), "%s/%s", f->wal, d.names[i]);
+        assert_int_equal(access(path, F_OK), 0);
+    }
+    /* oldest first, as the unlinks were */
+    for (size_t i = 1; i < d.n; i++) {
+        assert_true(strcmp(d.names[i - 1], d.names[i]) < 0);
+    }
+    check_range(l, first, 1001, term_one);
+    /* the caller unlinks one; a crash leaves the others */
+    snprintf(path, sizeof(path), "%s/%s", f->wal, d.names[0]);
+    assert_int_equal(unlink(path), 0);
+    log_close(l);
+    l = open_ok(f, SEG_SMALL);
+    assert_int_equal(del_count(f->wal), 0);
+    assert_int_equal(log_first_index(l), first);
+    assert_int_equal(log_last_index(l), 1000);
+    check_range(l, first, 1001, term_one);
+    log_close(l);
+}
+
 static uint64_t term_after_reset(uint64_t i)
 {
     (void)i;
@@ -1406,6 +1478,7 @@ int main(void)
         T(flipped_bit_before_the_tail_is_corrupt),
         T(damage_in_a_non_last_segment_or_header_is_corrupt),
         T(release_deletes_old_segments_and_survives_reopen),
+        T(release_with_discard_renames_and_hands_over),
         T(reset_restarts_the_log_after_a_snapshot),
         T(allocation_failure_in_append_leaves_the_log_unchanged),
         T(allocation_failure_sweep_on_open),
