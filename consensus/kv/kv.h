@@ -641,6 +641,14 @@ int kv_aux_list(struct kv_read *rd, uint8_t table, kv_aux_cb cb, void *ctx);
  * to fd; readers and the writer keep running meanwhile. */
 int kv_snapshot_write(struct kv *kv, int fd);
 
+/* Start the disk write of the store file's dirty pages in [*offset,
+ * *offset + bytes) (sync_file_range, SYNC_FILE_RANGE_WRITE: no wait, no
+ * fsync), then move *offset on past them, back to 0 past the pages in
+ * use. Called at a pace over the whole file, it keeps the kernel from
+ * writing back everything the writes dirtied in one burst when the oldest
+ * dirty page expires (node.c, store_writeback). Durability is unchanged. */
+int kv_writeback(struct kv *kv, uint64_t *offset, uint64_t bytes);
+
 /* Replace the store's contents with the copy in file path (written by
  * kv_snapshot_write, possibly on another member). Needs every handle
  * closed (ERR_BUSY). The file is opened read-only and checked (magic,

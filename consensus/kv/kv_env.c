@@ -977,6 +977,28 @@ int kv_snapshot_write(struct kv *kv, int fd)
     return kv__mdb_err(mdb_env_copyfd2(kv->env, fd, MDB_CP_COMPACT));
 }
 
+int kv_writeback(struct kv *kv, uint64_t *offset, uint64_t bytes)
+{
+    MDB_envinfo ei;
+    int fd = -1;
+    if (atomic_load(&kv->failed) != 0) {
+        return ERR_FAILED;
+    }
+    if (mdb_env_get_fd(kv->env, &fd) != 0 || mdb_env_info(kv->env, &ei) != 0) {
+        return ERR_INVALID;
+    }
+    uint64_t used = ((uint64_t)ei.me_last_pgno + 1) * kv->page_bytes;
+    if (*offset >= used) {
+        *offset = 0;
+    }
+    if (sync_file_range(fd, (off64_t)*offset, (off64_t)bytes,
+                        SYNC_FILE_RANGE_WRITE) != 0) {
+        return -errno;
+    }
+    *offset += bytes;
+    return 0;
+}
+
 static int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -273,6 +273,12 @@ struct node {
     atomic_int trash_pending;
     bool trash_mu_on;
 
+    /* The store file's paced write-back (node.c, store_writeback). */
+    uint64_t wb_off;
+    uint64_t wb_last_ms;
+    uint32_t wb_pass_ms; /* a whole pass over the file; 0: none */
+    bool wb_running;
+
     /* Readers of the store take this shared; swapping the store for a
      * snapshot (apply thread) takes it exclusive. */
     uv_rwlock_t store_lock;
