@@ -1435,15 +1435,16 @@ static void rest_check(struct node *n, uint64_t now)
  * commits without fsync, so the kernel writes its pages back when the
  * oldest has been dirty for vm.dirty_expire_centisecs (30 s): all of
  * them at once, 160-220 MB after 30 s of 15k puts/s, and every WAL
- * fdatasync queued behind that burst (a put stalled 0.3-0.5 s, the load's
- * p99 0.22 s). This walks the file in pieces, a whole pass every
+ * fdatasync queued behind that burst (a put stalled 0.3-0.5 s). This
+ * walks the file in pieces, a whole pass every
  * STORE_WB_PASS_MS, shorter than the expiry: each page still goes to the
  * disk about once per pass (a page rewritten meanwhile is written once,
  * as the kernel's own write-back would; a full write-back every second
  * wrote 70% more and raised the p90 tenfold), and no burst builds up.
- * 15k puts/s open loop, 40 s, two runs each (BENCHMARKS.md): p99 0.08-0.11
- * s against 0.22, the longest put 59-71 ms against 0.32-0.42 s, 8% more
- * bytes written. CAIRN_TEST_STORE_WB_MS sets the pass (0: none). */
+ * 15k puts/s open loop, 40 s, two runs each (BENCHMARKS.md): the load's
+ * p99 0.19-0.23 s against 0.61-0.78, a probe's longest put 112-128 ms
+ * against 381-506, the same bytes written; 100 clients closed loop within
+ * the noise. CAIRN_TEST_STORE_WB_MS sets the pass (0: none). */
 #define STORE_WB_PASS_MS 20000
 #define STORE_WB_PIECE   ((uint64_t)256 << 10) /* at least, per call */
 
