@@ -884,8 +884,8 @@ static int segs_list_one(void *arg, const char *name)
     size_t nl = strlen(name);
     uint64_t seq, first;
     int rc = 0;
-    if ((nl > 8 && strcmp(name + nl - 8, ".wal.tmp") == 0) ||
-        (nl > 8 && strcmp(name + nl - 8, ".wal.del") == 0)) {
+    if (nl > 8 && (strcmp(name + nl - 8, ".wal.tmp") == 0 ||
+                   strcmp(name + nl - 8, ".wal.del") == 0)) {
         rc = l->vfs->unlink(l->vfs->ctx, l->dirfd, name);
     } else if (name_parse(name, &seq, &first)) {
         rc = segs_reserve(l, 1);

@@ -210,6 +210,20 @@ static int open_rc(struct fx *f, const char *dir, uint64_t seg_bytes,
     return log_open(dir, &o, l, f->msg, sizeof(f->msg));
 }
 
+/* How many files in dir have text in their names. */
+static size_t files_named(const char *dir, const char *text)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t n = 0;
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        n += strstr(de->d_name, text) != NULL;
+    }
+    closedir(d);
+    return n;
+}
+
 /* Names of the segment files in dir, sorted; returns the count. */
 static size_t seg_files(const char *dir, char names[][64], size_t cap)
 {
@@ -835,20 +849,6 @@ static void note_discard(void *arg, const char *name)
     snprintf(d->names[d->n++], LOG_NAME_MAX, "%s", name);
 }
 
-static size_t del_count(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    size_t n = 0;
-    assert_non_null(d);
-    while ((de = readdir(d)) != NULL) {
-        size_t nl = strlen(de->d_name);
-        n += nl > 8 && strcmp(de->d_name + nl - 8, ".wal.del") == 0;
-    }
-    closedir(d);
-    return n;
-}
-
 static void release_with_discard_renames_and_hands_over(void **state)
 {
     struct fx *f = *state;
@@ -867,7 +867,7 @@ static void release_with_discard_renames_and_hands_over(void **state)
     /* every released segment was handed over, renamed, still there */
     assert_true(d.n > 0);
     assert_int_equal(seg_count(f->wal) + d.n, before);
-    assert_int_equal(del_count(f->wal), d.n);
+    assert_int_equal(files_named(f->wal, ".wal.del"), d.n);
     for (size_t i = 0; i < d.n; i++) {
         size_t nl = strlen(d.names[i]);
         assert_true(nl > 8 && strcmp(d.names[i] + nl - 8, ".wal.del") == 0);
@@ -884,7 +884,7 @@ static void release_with_discard_renames_and_hands_over(void **state)
     assert_int_equal(unlink(path), 0);
     log_close(l);
     l = open_ok(f, SEG_SMALL);
-    assert_int_equal(del_count(f->wal), 0);
+    assert_int_equal(files_named(f->wal, ".wal.del"), 0);
     assert_int_equal(log_first_index(l), first);
     assert_int_equal(log_last_index(l), 1000);
     check_range(l, first, 1001, term_one);
@@ -1084,15 +1084,7 @@ static void snap_path(struct fx *f, uint64_t index, uint64_t term, char *out,
 
 static size_t snap_count(const char *dir)
 {
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    size_t n = 0;
-    assert_non_null(d);
-    while ((de = readdir(d)) != NULL) {
-        n += strstr(de->d_name, ".snap") != NULL;
-    }
-    closedir(d);
-    return n;
+    return files_named(dir, ".snap");
 }
 
 static void snapshots_save_load_and_keep_the_newest(void **state)
