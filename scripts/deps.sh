@@ -10,7 +10,7 @@ libwebsockets-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
 libssl-dev libjansson-dev libcmocka-dev"
 # Tests: the reference etcd and real clients, etcd's protos, tools.
 PKGS="$PKGS etcd-server etcd-client python3-etcd3 python3-etcd3gw
-golang-etcd-server-dev lmdb-utils jq curl nghttp2-client procps iproute2"
+golang-etcd-server-dev lmdb-utils jq curl nghttp2-client procps iproute2 strace"
 # Registry acceptance tests (tests/compat/registry_*.test): etcd's gRPC
 # resolver on grpc-go, built with Debian's Go in GOPATH mode, and Prometheus
 # with http_sd.
@@ -33,7 +33,7 @@ PKGS="$PKGS chromium"
 # puppeteer-core from npm over WebDriver BiDi, Debian's ESR build).
 PKGS="$PKGS firefox-esr"
 if [ "${1:-}" = "--build-only" ]; then
-    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|prometheus|clang$|libclang-rt-dev$|umoci$|python3-yaml$|chromium$|firefox-esr$)' | tr '\n' ' ')
+    PKGS=$(echo "$PKGS" | tr ' ' '\n' | grep -v -E '^(etcd-|python3-|golang-|lmdb-utils|jq|curl|nghttp2-client|iproute2|strace|prometheus|clang$|libclang-rt-dev$|umoci$|python3-yaml$|chromium$|firefox-esr$)' | tr '\n' ' ')
 fi
 
 missing=""

@@ -632,18 +632,27 @@ static int ckpt_copy(struct ckpt_work *c)
     if (fd >= 0) {
         close(fd);
     }
+    /* The copy before this one stays open across the rename, so the
+     * rename does not free its blocks (node__discard_fd does, after). */
+    int old_fd = rc == 0 ? open(c->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW) : -1;
     if (rc == 0 && rename(c->tmp, c->path) != 0) {
         rc = -errno;
     }
     if (rc == 0) {
         rc = fsync_dir(n->dir_snap);
     }
+    bool replaced = rc == 0; /* the old copy is unlinked, durably */
     if (rc == 0) {
         rc = ckpt_unrecord(c);
     }
     uv_rwlock_rdunlock(&n->store_lock);
     if (rc != 0) {
         unlink(c->tmp);
+    }
+    if (old_fd >= 0 && replaced) {
+        node__discard_fd(old_fd);
+    } else if (old_fd >= 0) {
+        close(old_fd); /* still the checkpoint, or may be after a crash */
     }
     return rc;
 }
@@ -690,7 +699,7 @@ static void ckpt_done(uv_work_t *w, int status)
         if (kv_ckpt_current(n->kv, &c->ck)) {
             char old[600];
             snprintf(old, sizeof(old), "%s/store.ckpt", n->dir_snap);
-            (void)unlink(old);
+            (void)node__discard_path_async(n, old);
         }
     } else if (c->pinned && c->recorded) {
         /* Failed after the record (saving the Raft snapshot's metadata):

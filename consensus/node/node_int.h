@@ -342,6 +342,14 @@ struct node {
 /* node_threads.c */
 int node__jobq_init(struct jobq *q);
 void node__jobq_close(struct jobq *q);
+/* Files deleted without holding the file system's journal for long
+ * (node.c): node__discard_fd shrinks an open, unlinked file a piece at a
+ * time and closes it; node__discard_path unlinks and does that, on the
+ * calling (worker) thread; the _async form, for the loop's thread, leaves
+ * the shrinking to the loop's pool. 0 or -errno. */
+void node__discard_fd(int fd);
+int node__discard_path(const char *path);
+int node__discard_path_async(struct node *n, const char *path);
 void node__jobq_push(struct jobq *q, void *job); /* job's first field: next */
 /* From a thread, after pushing to an out queue: set its flag (news, one
  * of n->wal_news, n->apply_news) and wake the loop unless the flag was

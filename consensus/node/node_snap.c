@@ -82,7 +82,7 @@ static void snap_out_free(struct snap_out *so)
     if (so->fd >= 0) {
         close(so->fd);
     }
-    unlink(so->path);
+    (void)node__discard_path_async(so->n, so->path);
     buf_free(&so->meta);
     so->n->snap_sends--;
     mem_free(so);
