@@ -847,22 +847,33 @@ void node__discard_fd(int fd)
     close(fd);
 }
 
+/* Open path (to keep its blocks), then unlink it: 0 and *fd (-1 if the
+ * file could not be opened: then the unlink freed it whole), or -errno
+ * (-ENOENT: no such file) and nothing open. */
+static int discard_unlink(const char *path, int *fd)
+{
+    *fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (unlink(path) != 0) {
+        int rc = -errno;
+        if (*fd >= 0) {
+            close(*fd);
+            *fd = -1;
+        }
+        return rc;
+    }
+    return 0;
+}
+
 /* Unlink path; its blocks are freed a piece at a time (node__discard_fd),
  * here. 0 or -errno (-ENOENT: no such file). */
 int node__discard_path(const char *path)
 {
-    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (unlink(path) != 0) {
-        int rc = -errno;
-        if (fd >= 0) {
-            close(fd);
-        }
-        return rc;
-    }
+    int fd;
+    int rc = discard_unlink(path, &fd);
     if (fd >= 0) {
         node__discard_fd(fd);
     }
-    return 0;
+    return rc;
 }
 
 struct discard_work {
@@ -888,16 +899,10 @@ static void discard_done(uv_work_t *w, int status)
  * descriptor holds the inode), shrunk on the loop's thread pool. */
 int node__discard_path_async(struct node *n, const char *path)
 {
-    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (unlink(path) != 0) {
-        int rc = -errno;
-        if (fd >= 0) {
-            close(fd);
-        }
-        return rc;
-    }
+    int fd;
+    int rc = discard_unlink(path, &fd);
     if (fd < 0) {
-        return 0;
+        return rc;
     }
     struct discard_work *d = mem_calloc(1, sizeof(*d));
     if (d == NULL) {

@@ -342,14 +342,6 @@ struct node {
 /* node_threads.c */
 int node__jobq_init(struct jobq *q);
 void node__jobq_close(struct jobq *q);
-/* Files deleted without holding the file system's journal for long
- * (node.c): node__discard_fd shrinks an open, unlinked file a piece at a
- * time and closes it; node__discard_path unlinks and does that, on the
- * calling (worker) thread; the _async form, for the loop's thread, leaves
- * the shrinking to the loop's pool. 0 or -errno. */
-void node__discard_fd(int fd);
-int node__discard_path(const char *path);
-int node__discard_path_async(struct node *n, const char *path);
 void node__jobq_push(struct jobq *q, void *job); /* job's first field: next */
 /* From a thread, after pushing to an out queue: set its flag (news, one
  * of n->wal_news, n->apply_news) and wake the loop unless the flag was
@@ -443,6 +435,14 @@ void node__waiter_finish(struct node *n, uint64_t id,
                          const struct apply_result *res);
 /* Take back a waiter whose proposal failed synchronously (no callback). */
 void node__waiter_drop(struct node *n, uint64_t id);
+/* Files deleted without holding the file system's journal for long
+ * node__discard_fd shrinks an open, unlinked file a piece at a
+ * time and closes it; node__discard_path unlinks and does that, on the
+ * calling (worker) thread; the _async form, for the loop's thread, leaves
+ * the shrinking to the loop's pool. 0 or -errno. */
+void node__discard_fd(int fd);
+int node__discard_path(const char *path);
+int node__discard_path_async(struct node *n, const char *path);
 
 /* A result record in apply_job.results. */
 struct node__result {
