@@ -897,17 +897,12 @@ static void discard_done(uv_work_t *w, int status)
 
 /* The same from the loop's thread: unlinked here (microseconds while the
  * descriptor holds the inode), shrunk on the loop's thread pool. */
-int node__discard_path_async(struct node *n, const char *path)
+void node__discard_fd_async(struct node *n, int fd)
 {
-    int fd;
-    int rc = discard_unlink(path, &fd);
-    if (fd < 0) {
-        return rc;
-    }
     struct discard_work *d = mem_calloc(1, sizeof(*d));
     if (d == NULL) {
         close(fd); /* the file is freed whole, here */
-        return 0;
+        return;
     }
     d->fd = fd;
     d->work.data = d;
@@ -915,7 +910,16 @@ int node__discard_path_async(struct node *n, const char *path)
         node__discard_fd(fd);
         mem_free(d);
     }
-    return 0;
+}
+
+int node__discard_path_async(struct node *n, const char *path)
+{
+    int fd;
+    int rc = discard_unlink(path, &fd);
+    if (fd >= 0) {
+        node__discard_fd_async(n, fd);
+    }
+    return rc;
 }
 
 /* Released WAL segments (log_options.discard). The unlink of a written

@@ -922,7 +922,14 @@ int node__checkpoint_adopt(struct node *n, const char *path)
         return -errno;
     }
     snprintf(ckpt, sizeof(ckpt), "%s/store.ckpt", n->dir_snap);
+    /* The copy replaced is freed a piece at a time (ckpt_copy). */
+    int old_fd = open(ckpt, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     rc = rename(path, ckpt) == 0 ? fsync_dir(n->dir_snap) : -errno;
+    if (old_fd >= 0 && rc == 0) {
+        node__discard_fd_async(n, old_fd);
+    } else if (old_fd >= 0) {
+        close(old_fd);
+    }
     return rc;
 }
 
