@@ -890,13 +890,12 @@ static void discard_work(uv_work_t *w)
 static void discard_done(uv_work_t *w, int status)
 {
     if (status != 0) {
-        discard_work(w); /* cancelled at close */
+        discard_work(w); /* not run (cancelled): the fd is still ours */
     }
     mem_free(w->data);
 }
 
-/* The same from the loop's thread: unlinked here (microseconds while the
- * descriptor holds the inode), shrunk on the loop's thread pool. */
+/* node__discard_fd from the loop's thread: on the loop's pool. */
 void node__discard_fd_async(struct node *n, int fd)
 {
     struct discard_work *d = mem_calloc(1, sizeof(*d));
@@ -912,6 +911,8 @@ void node__discard_fd_async(struct node *n, int fd)
     }
 }
 
+/* node__discard_path from the loop's thread: unlinked here (microseconds
+ * while the descriptor holds the inode), shrunk on the loop's pool. */
 int node__discard_path_async(struct node *n, const char *path)
 {
     int fd;
