@@ -27,6 +27,7 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/buf.h"
+#include "base/discard.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
@@ -1096,7 +1097,11 @@ static int repack_to(MDB_env *src, uint64_t map_bytes, const char *path)
 }
 
 /* Replace data.mdb by tmp (a whole, synced file) and reopen. After the
- * rename, a failure to reopen leaves the store failed. */
+ * rename, a failure to reopen leaves the store failed. The old file stays
+ * open across the rename, so that the rename does not free its blocks: a
+ * thread of its own does that, a piece at a time, once the rename is
+ * durable (base/discard.h: a 1 GB store freed whole would hold every WAL
+ * fdatasync, and this thread, for about half a second). */
 static int swap_in(struct kv *kv, const char *tmp)
 {
     char data[PATH_MAX_KV];
@@ -1116,11 +1121,17 @@ static int swap_in(struct kv *kv, const char *tmp)
         kv_cache_small(fd); /* tmp is whole and synced */
         close(fd);
     }
+    int old_fd = open(data, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (rename(tmp, data) != 0) {
         rc = -errno;
         unlink(tmp);
     } else {
         rc = fsync_dir(kv->dir);
+    }
+    if (old_fd >= 0 && rc == 0) {
+        discard_fd_detached(old_fd);
+    } else if (old_fd >= 0) {
+        close(old_fd); /* still data.mdb, or may be after a crash */
     }
     int rc2 = env_open(kv);
     if (rc2 != 0) {

@@ -38,6 +38,7 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/clock.h"
+#include "base/discard.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
@@ -819,63 +820,11 @@ void node__wake(struct node *n)
 
 /* ---------------------------------------------------------- completions */
 
-/* Deleting a large file on ext4 holds the journal while its blocks are
- * freed, and a WAL fdatasync that needs a commit meanwhile waits the whole
- * time: the rename of a new 189 MB checkpoint copy over the old one took
- * 33-61 ms and the WAL's fdatasync beside it as long; each released 16 MiB
- * segment 20-41 ms (strace, 15k puts/s open loop). Cut into 2 MiB
- * truncations, a concurrent fdatasync waits 4-10 ms at most (a 189 MB
- * file, this machine: 86-114 ms deleted whole); the deletion itself takes
- * 10-30% longer. So a file goes thus: opened, unlinked (the open
- * descriptor keeps its blocks), shrunk a piece at a time, closed. A crash
- * in between leaves an orphan inode, which the file system frees at
- * mount. Blocking: on a worker thread only. */
-#define NODE_DISCARD_STEP ((off_t)2 << 20)
-
-void node__discard_fd(int fd)
-{
-    struct stat st;
-    if (fstat(fd, &st) == 0) {
-        off_t size = st.st_size;
-        while (size > 0) {
-            size = size > NODE_DISCARD_STEP ? size - NODE_DISCARD_STEP : 0;
-            if (ftruncate(fd, size) != 0) {
-                break; /* the close frees the rest whole */
-            }
-        }
-    }
-    close(fd);
-}
-
-/* Open path (to keep its blocks), then unlink it: 0 and *fd (-1 if the
- * file could not be opened: then the unlink freed it whole), or -errno
- * (-ENOENT: no such file) and nothing open. */
-static int discard_unlink(const char *path, int *fd)
-{
-    *fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (unlink(path) != 0) {
-        int rc = -errno;
-        if (*fd >= 0) {
-            close(*fd);
-            *fd = -1;
-        }
-        return rc;
-    }
-    return 0;
-}
-
-/* Unlink path; its blocks are freed a piece at a time (node__discard_fd),
- * here. 0 or -errno (-ENOENT: no such file). */
-int node__discard_path(const char *path)
-{
-    int fd;
-    int rc = discard_unlink(path, &fd);
-    if (fd >= 0) {
-        node__discard_fd(fd);
-    }
-    return rc;
-}
-
+/* Large files are deleted a piece at a time (base/discard.h): a WAL
+ * fdatasync beside the deletion waits 4-10 ms at most, not the whole
+ * deletion (the rename of a new 189 MB checkpoint copy over the old one
+ * held it 33-61 ms; each released 16 MiB segment 20-41 ms, strace, 15k
+ * puts/s open loop). The loop's thread leaves the shrinking to its pool. */
 struct discard_work {
     uv_work_t work;
     int fd;
@@ -884,7 +833,7 @@ struct discard_work {
 static void discard_work(uv_work_t *w)
 {
     struct discard_work *d = w->data;
-    node__discard_fd(d->fd);
+    discard_fd(d->fd);
 }
 
 static void discard_done(uv_work_t *w, int status)
@@ -895,7 +844,7 @@ static void discard_done(uv_work_t *w, int status)
     mem_free(w->data);
 }
 
-/* node__discard_fd from the loop's thread: on the loop's pool. */
+/* discard_fd from the loop's thread: on the loop's pool. */
 void node__discard_fd_async(struct node *n, int fd)
 {
     struct discard_work *d = mem_calloc(1, sizeof(*d));
@@ -906,12 +855,12 @@ void node__discard_fd_async(struct node *n, int fd)
     d->fd = fd;
     d->work.data = d;
     if (uv_queue_work(n->loop, &d->work, discard_work, discard_done) != 0) {
-        node__discard_fd(fd);
+        discard_fd(fd);
         mem_free(d);
     }
 }
 
-/* node__discard_path from the loop's thread: unlinked here (microseconds
+/* discard_path from the loop's thread: unlinked here (microseconds
  * while the descriptor holds the inode), shrunk on the loop's pool. */
 int node__discard_path_async(struct node *n, const char *path)
 {
@@ -932,7 +881,7 @@ int node__discard_path_async(struct node *n, const char *path)
  * leftovers. */
 static void trash_unlink(const char *path)
 {
-    int rc = node__discard_path(path);
+    int rc = discard_path(path);
     if (rc != 0 && rc != -ENOENT) {
         LOGW("node", "removing the released WAL segment %s: %s", path,
              err_str(rc));

@@ -101,6 +101,7 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/clock.h"
+#include "base/discard.h"
 #include "base/crc32c.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -633,7 +634,7 @@ static int ckpt_copy(struct ckpt_work *c)
         close(fd);
     }
     /* The copy before this one stays open across the rename, so the
-     * rename does not free its blocks (node__discard_fd does, after). */
+     * rename does not free its blocks (discard_fd does, after). */
     int old_fd = rc == 0 ? open(c->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW) : -1;
     if (rc == 0 && rename(c->tmp, c->path) != 0) {
         rc = -errno;
@@ -650,7 +651,7 @@ static int ckpt_copy(struct ckpt_work *c)
         unlink(c->tmp);
     }
     if (old_fd >= 0 && replaced) {
-        node__discard_fd(old_fd);
+        discard_fd(old_fd);
     } else if (old_fd >= 0) {
         close(old_fd); /* still the checkpoint, or may be after a crash */
     }

@@ -435,14 +435,9 @@ void node__waiter_finish(struct node *n, uint64_t id,
                          const struct apply_result *res);
 /* Take back a waiter whose proposal failed synchronously (no callback). */
 void node__waiter_drop(struct node *n, uint64_t id);
-/* Files deleted without holding the file system's journal for long:
- * node__discard_fd shrinks an open, unlinked file a piece at a time and
- * closes it; node__discard_path unlinks and does that, on the calling
- * (worker) thread; the _async forms, for the loop's thread, leave the
- * shrinking to the loop's pool. 0 or -errno. */
-void node__discard_fd(int fd);
+/* discard_fd and discard_path (base/discard.h) for the loop's thread:
+ * the shrinking goes to the loop's pool. 0 or -errno. */
 void node__discard_fd_async(struct node *n, int fd);
-int node__discard_path(const char *path);
 int node__discard_path_async(struct node *n, const char *path);
 
 /* A result record in apply_job.results. */
