@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -73,5 +74,28 @@ int discard_path(const char *path)
     if (fd >= 0) {
         discard_fd(fd);
     }
+    return rc;
+}
+
+int discard_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    int rc = fsync(fd) != 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+int discard_rename(const char *from, const char *to, const char *dir, int *old)
+{
+    int fd = open(to, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    int rc = rename(from, to) == 0 ? discard_sync_dir(dir) : -errno;
+    if (rc != 0 && fd >= 0) {
+        close(fd);
+        fd = -1;
+    }
+    *old = fd;
     return rc;
 }

@@ -38,4 +38,16 @@ int discard_unlink(const char *path, int *fd);
 /* discard_unlink, then discard_fd here. 0 or -errno. */
 int discard_path(const char *path);
 
+/* fsync the directory dir (its entries: a rename in it made durable).
+ * 0 or -errno. */
+int discard_sync_dir(const char *dir);
+
+/* Rename from over to, then discard_sync_dir(dir). The file to named stays
+ * open across the rename, so the rename frees none of its blocks. 0 and
+ * *old: that file's descriptor (-1 if to named none), for the caller to
+ * discard_fd here or on a thread of its choosing. On failure -errno, *old
+ * -1 and the file only closed: it is still to, or may be after a crash. A
+ * failed rename leaves from in place. */
+int discard_rename(const char *from, const char *to, const char *dir, int *old);
+
 #endif

@@ -1000,17 +1000,6 @@ int kv_writeback(struct kv *kv, uint64_t *offset, uint64_t bytes)
     return 0;
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return -errno;
-    }
-    int rc = fsync(fd) != 0 ? -errno : 0;
-    close(fd);
-    return rc;
-}
-
 /* Copy one table of src (read txn rt) into dst (write txn wt) in key
  * order with MDB_APPEND / MDB_APPENDDUP: LMDB then splits a full page at
  * its end, so every page is filled. A table src lacks is skipped. */
@@ -1122,17 +1111,13 @@ static int swap_in(struct kv *kv, const char *tmp)
         kv_cache_small(fd); /* tmp is whole and synced */
         close(fd);
     }
-    int old_fd = open(data, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (rename(tmp, data) != 0) {
-        rc = -errno;
-        unlink(tmp);
-    } else {
-        rc = fsync_dir(kv->dir);
+    int old_fd;
+    rc = discard_rename(tmp, data, kv->dir, &old_fd);
+    if (rc != 0) {
+        unlink(tmp); /* left by a failed rename */
     }
-    if (old_fd >= 0 && rc == 0) {
+    if (old_fd >= 0) {
         discard_fd_detached(old_fd);
-    } else if (old_fd >= 0) {
-        close(old_fd); /* still data.mdb, or may be after a crash */
     }
     int rc2 = env_open(kv);
     if (rc2 != 0) {

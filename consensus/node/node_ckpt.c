@@ -101,8 +101,8 @@
 #include "base/alloc.h"
 #include "base/assert.h"
 #include "base/clock.h"
-#include "base/discard.h"
 #include "base/crc32c.h"
+#include "base/discard.h"
 #include "base/err.h"
 #include "base/log.h"
 
@@ -148,20 +148,6 @@ static void boot_id(char *out, size_t cap)
     out[strcspn(out, "\r\n")] = '\0';
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = 0;
-    if (fd < 0) {
-        return -errno;
-    }
-    if (fsync(fd) != 0) {
-        rc = -errno;
-    }
-    close(fd);
-    return rc;
-}
-
 /* Write path atomically: temp file, fsync, rename, directory fsync. */
 static int write_atomic(const char *dir, const char *path, const void *data,
                         size_t len)
@@ -182,7 +168,7 @@ static int write_atomic(const char *dir, const char *path, const void *data,
         rc = -errno;
     }
     if (rc == 0) {
-        rc = fsync_dir(dir);
+        rc = discard_sync_dir(dir);
     }
     if (rc != 0) {
         unlink(tmp);
@@ -355,7 +341,7 @@ static int copy_file(const char *src, const char *dir, const char *dst)
         rc = -errno;
     }
     if (rc == 0) {
-        rc = fsync_dir(dir);
+        rc = discard_sync_dir(dir);
     }
     if (rc != 0) {
         unlink(tmp);
@@ -484,7 +470,7 @@ static int ckpt_unrecord(struct ckpt_work *c)
     if (unlink(path) != 0) {
         return errno == ENOENT ? 0 : -errno;
     }
-    int rc = fsync_dir(c->n->dir_snap);
+    int rc = discard_sync_dir(c->n->dir_snap);
     if (rc == 0) {
         node__crash_point(c->n, "ckpt-unrecorded");
     }
@@ -633,16 +619,11 @@ static int ckpt_copy(struct ckpt_work *c)
     if (fd >= 0) {
         close(fd);
     }
-    /* The copy before this one stays open across the rename, so the
-     * rename does not free its blocks (discard_fd does, after). */
-    int old_fd = rc == 0 ? open(c->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW) : -1;
-    if (rc == 0 && rename(c->tmp, c->path) != 0) {
-        rc = -errno;
-    }
+    /* The copy before this one is freed a piece at a time, after. */
+    int old_fd = -1;
     if (rc == 0) {
-        rc = fsync_dir(n->dir_snap);
+        rc = discard_rename(c->tmp, c->path, n->dir_snap, &old_fd);
     }
-    bool replaced = rc == 0; /* the old copy is unlinked, durably */
     if (rc == 0) {
         rc = ckpt_unrecord(c);
     }
@@ -650,10 +631,8 @@ static int ckpt_copy(struct ckpt_work *c)
     if (rc != 0) {
         unlink(c->tmp);
     }
-    if (old_fd >= 0 && replaced) {
+    if (old_fd >= 0) {
         discard_fd(old_fd);
-    } else if (old_fd >= 0) {
-        close(old_fd); /* still the checkpoint, or may be after a crash */
     }
     return rc;
 }
@@ -923,13 +902,11 @@ int node__checkpoint_adopt(struct node *n, const char *path)
         return -errno;
     }
     snprintf(ckpt, sizeof(ckpt), "%s/store.ckpt", n->dir_snap);
-    /* The copy replaced is freed a piece at a time (ckpt_copy). */
-    int old_fd = open(ckpt, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    rc = rename(path, ckpt) == 0 ? fsync_dir(n->dir_snap) : -errno;
-    if (old_fd >= 0 && rc == 0) {
+    /* The copy replaced is freed a piece at a time, on the loop's pool. */
+    int old_fd;
+    rc = discard_rename(path, ckpt, n->dir_snap, &old_fd);
+    if (old_fd >= 0) {
         node__discard_fd_async(n, old_fd);
-    } else if (old_fd >= 0) {
-        close(old_fd);
     }
     return rc;
 }

@@ -11,12 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/crc32c.h"
+#include "base/discard.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
@@ -379,6 +383,66 @@ static void mem_cache_reuses_within_its_bounds(void **state)
     free(v);
 }
 
+static void put_file(const char *path, const char *text, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+/* discard_rename hands back the replaced file open and whole, with the new
+ * one under its name; a failed rename leaves both names as they were; a
+ * file shrunk by discard_fd goes to nothing. */
+static void discard_rename_keeps_the_old_file_open(void **state)
+{
+    char dir[] = "/tmp/cairn-discard-XXXXXX";
+    char from[64], to[64], got[16] = {0};
+    struct stat st;
+    int old = -2;
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(from, sizeof(from), "%s/new", dir);
+    snprintf(to, sizeof(to), "%s/cur", dir);
+
+    /* nothing to replace: no descriptor */
+    put_file(from, "first", 5);
+    assert_int_equal(discard_rename(from, to, dir, &old), 0);
+    assert_int_equal(old, -1);
+
+    put_file(from, "second", 6);
+    assert_int_equal(discard_rename(from, to, dir, &old), 0);
+    assert_true(old >= 0);
+    assert_int_equal(pread(old, got, sizeof(got) - 1, 0), 5);
+    assert_string_equal(got, "first");
+    assert_int_equal(fstat(old, &st), 0);
+    assert_int_equal(st.st_nlink, 0); /* unlinked, blocks held */
+    assert_int_equal(access(from, F_OK), -1);
+    memset(got, 0, sizeof(got));
+    int fd = open(to, O_RDONLY);
+    assert_int_equal(read(fd, got, sizeof(got) - 1), 6);
+    close(fd);
+    assert_string_equal(got, "second");
+    discard_fd(old);
+
+    /* a failed rename (no such source) closes what it opened */
+    old = -2;
+    assert_int_equal(discard_rename(from, to, dir, &old), -ENOENT);
+    assert_int_equal(old, -1);
+    assert_int_equal(access(to, F_OK), 0);
+    /* and a directory that cannot be synced fails it, the file closed */
+    put_file(from, "third", 5);
+    char nodir[96];
+    snprintf(nodir, sizeof(nodir), "%s/none", dir);
+    assert_int_equal(discard_rename(from, to, nodir, &old), -ENOENT);
+    assert_int_equal(old, -1);
+    assert_int_equal(discard_sync_dir(dir), 0);
+
+    assert_int_equal(discard_path(to), 0);
+    assert_int_equal(discard_path(to), -ENOENT);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +459,7 @@ int main(void)
         cmocka_unit_test(str_utf8_safe_makes_utf8),
         cmocka_unit_test(jscan_takes_plain_pieces_only),
         cmocka_unit_test(mem_cache_reuses_within_its_bounds),
+        cmocka_unit_test(discard_rename_keeps_the_old_file_open),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }
