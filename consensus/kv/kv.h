@@ -365,6 +365,9 @@ void kv_applied(const struct kv *kv, uint64_t *index, uint64_t *term);
  * high-water mark less LMDB's free pages; this walks the freelist). */
 void kv_size(struct kv *kv, uint64_t *db_bytes, uint64_t *in_use_bytes);
 
+/* kv_size's db_bytes alone: no freelist walk, cheap enough for a tick. */
+uint64_t kv_db_bytes(struct kv *kv);
+
 /* Entries in all of the store's tables together, as of the last commit
  * (etcd's "total keys" of a backend: every row, not only live keys). */
 uint64_t kv_entry_count(struct kv *kv);

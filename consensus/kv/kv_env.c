@@ -860,6 +860,11 @@ void kv_size(struct kv *kv, uint64_t *db_bytes, uint64_t *in_use_bytes)
     *in_use_bytes = free_bytes < *db_bytes ? *db_bytes - free_bytes : 0;
 }
 
+uint64_t kv_db_bytes(struct kv *kv)
+{
+    return kv__db_bytes(kv);
+}
+
 uint64_t kv_entry_count(struct kv *kv)
 {
     MDB_txn *txn = NULL;

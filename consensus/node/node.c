@@ -1542,8 +1542,12 @@ static void store_writeback(struct node *n, uint64_t now)
         n->wb_last_ms = now;
         return;
     }
-    uint64_t db, in_use;
-    node_store_size(n, &db, &in_use);
+    /* The file's size only: kv_size would walk the freelist every tick. */
+    uint64_t db = n->size_db;
+    if (uv_rwlock_tryrdlock(&n->store_lock) == 0) {
+        db = kv_db_bytes(n->kv);
+        uv_rwlock_rdunlock(&n->store_lock);
+    }
     uint64_t elapsed = now - n->wb_last_ms;
     uint64_t bytes = db / n->wb_pass_ms * elapsed;
     if (bytes < STORE_WB_PIECE && elapsed < 1000) {

@@ -961,6 +961,8 @@ static void size_reports_file_and_pages_in_use(void **state)
     assert_int_equal(t_compact(f->kv, kv_rev(f->kv)), 0);
     t_put(f->kv, "x", "1"); /* lets LMDB account the freed pages */
     kv_size(f->kv, &db2, &used2);
+    assert_int_equal(kv_db_bytes(f->kv), db2); /* the same, without the walk */
+    assert_int_equal(kv_db_bytes(f->kv) > db0, 1);
     assert_true(db2 >= db1);    /* the file does not shrink by itself */
     assert_true(used2 < used1); /* but its pages are free again */
 }
