@@ -16,6 +16,14 @@
  * unknown outcome has a call and no return: it may be linearized anywhere
  * after its call, with any result, or never; the search ends as soon as
  * every op with a known outcome is linearized.
+ *
+ * An unknown op that would change nothing where the search stands (a cas
+ * whose expected value is not there, a delete of nothing, an unseen value
+ * over another) is not placed there: placed or not, the same ops remain
+ * possible after, and it may still be placed later, where it matters.
+ * Placing such no-ops made the search explore every subset of them (a
+ * seed with 379 unknown ops on one key gave up after 183M steps and 2 GiB
+ * of cache; it now ends in 3M).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,7 +250,10 @@ static int search(struct lin *l, uint32_t returns, uint32_t *bad)
                 e = l->next[e];
                 continue;
             }
-            if (model_step(l->ops[op], state, &ns)) {
+            if (model_step(l->ops[op], state, &ns) &&
+                (ns != state || l->ret_of[op] != 0)) {
+                /* (An op that need never be placed and would change
+                 * nothing here is as well left for later, or never.) */
                 set_bit(l, op, true);
                 int added = cache_add(l, ns);
                 if (added < 0) {
@@ -590,6 +601,26 @@ static const struct lin_case lin_cases[] = {
       UNK_(OP_PUT, 8, 0, 13), OK_(OP_CAS, 5, 1, 0, 20, 30),
       OK_(OP_PUT, 1, 0, 0, 40, 50), OK_(OP_CAS, 6, 1, 0, 60, 70)},
      6},
+    {"unknown cas takes effect only after the put it expects",
+     0,
+     {UNK_(OP_CAS, 2, 1, 5), OK_(OP_PUT, 1, 0, 0, 20, 30),
+      OK_(OP_GET, 0, 0, 2, 50, 60)},
+     3},
+    {"unknown write seen by a read called before it",
+     0,
+     {UNK_(OP_PUT, 2, 0, 40), OK_(OP_GET, 0, 0, 2, 30, 60)},
+     2},
+    {"unknown cas seen, then overwritten",
+     0,
+     {OK_(OP_PUT, 1, 0, 0, 0, 10), UNK_(OP_CAS, 2, 1, 15),
+      OK_(OP_GET, 0, 0, 2, 50, 60), OK_(OP_PUT, 3, 0, 0, 70, 80),
+      OK_(OP_CAS, 4, 3, 1, 90, 100)},
+     5},
+    {"unknown write seen by a cas, then read as never written",
+     1,
+     {OK_(OP_PUT, 1, 0, 0, 0, 10), UNK_(OP_PUT, 2, 0, 20),
+      OK_(OP_CAS, 5, 2, 1, 25, 35), OK_(OP_GET, 0, 0, 1, 36, 40)},
+     4},
     {"one unseen unknown put cannot explain two failed cas",
      1,
      {OK_(OP_PUT, 1, 0, 0, 0, 10), UNK_(OP_PUT, 7, 0, 12),
@@ -615,5 +646,33 @@ int lin_selftest(void)
                c->want ? "not linearizable" : "linearizable");
         bad += got != c->want;
     }
+    /* Forty writes of unknown outcome that would change nothing wherever
+     * placed (cas on values never written), twenty puts each read back,
+     * then a stale read: not linearizable, and found so without trying
+     * every subset of the forty (2^40: the search would give up). */
+    struct sim_op ops[82];
+    size_t n = 0;
+    for (uint64_t i = 0; i < 40; i++) {
+        ops[n++] = (struct sim_op)UNK_(OP_CAS, 2000 + i, 1000 + i, 1 + i);
+    }
+    for (uint64_t i = 0; i < 20; i++) {
+        uint64_t t = 100 + 20 * i;
+        ops[n++] = (struct sim_op)OK_(OP_PUT, 1 + i, 0, 0, t, t + 5);
+        ops[n++] = (struct sim_op)OK_(OP_GET, 0, 0, 1 + i, t + 10, t + 15);
+    }
+    ops[n++] = (struct sim_op)OK_(OP_GET, 0, 0, 1, 600, 610);
+    struct sim s;
+    memset(&s, 0, sizeof(s));
+    s.p.keys = 1;
+    s.hist = ops;
+    s.hist_count = n;
+    char msg[200] = "";
+    int got = lin_check(&s, msg, sizeof(msg));
+    size_t cases = sizeof(lin_cases) / sizeof(lin_cases[0]);
+    printf("%s %zu - linearizability checker: forty unknown no-ops, then a "
+           "stale read (not linearizable%s%s)\n",
+           got == 1 ? "ok" : "not ok", cases + 1, got != 1 ? "; got: " : "",
+           got != 1 ? msg : "");
+    bad += got != 1;
     return bad;
 }
