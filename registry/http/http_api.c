@@ -109,8 +109,8 @@ static void cfg_done(void *ctx, int status, const char *ctype, const char *etag,
     }
 }
 
-static int respond_api_error(struct http_conn *c, int status, const char *code,
-                             const char *message)
+int http__api_error(struct http_conn *c, int status, const char *code,
+                    const char *message)
 {
     struct buf b;
     int rc;
@@ -133,16 +133,16 @@ int http__api_route(struct http_conn *c, const char *path, int meth)
         return watch_sse(c, path, meth);
     }
     if (strcmp(path, MUX_PATH) == 0) {
-        return respond_api_error(c, 400, "bad_request",
-                                 MUX_PATH " is a WebSocket: send a GET with "
-                                          "Upgrade: websocket");
+        return http__api_error(c, 400, "bad_request",
+                               MUX_PATH " is a WebSocket: send a GET with "
+                                        "Upgrade: websocket");
     }
     bool cfg = cfgapi_path_is_ours(path);
     if (!cfg && !svc_path_is_ours(path)) {
-        return respond_api_error(c, 404, "not_found", "no such API path");
+        return http__api_error(c, 404, "not_found", "no such API path");
     }
     if (strlen(path) >= API_PATH_MAX) {
-        return respond_api_error(c, 414, "too_large", "the path is too long");
+        return http__api_error(c, 414, "too_large", "the path is too long");
     }
     a = mem_alloc(sizeof(*a)); /* every field is set below */
     if (a == NULL) {
@@ -154,8 +154,8 @@ int http__api_route(struct http_conn *c, const char *path, int meth)
     str_join(a->path, sizeof(a->path), path, NULL);
     if (http__query_join(c->wsi, a->query, sizeof(a->query)) != 0) {
         mem_free(a);
-        return respond_api_error(c, 414, "too_large",
-                                 "the query string is too long");
+        return http__api_error(c, 414, "too_large",
+                               "the query string is too long");
     }
     c->api = a;
     return http__body_start(c, NULL);
@@ -167,17 +167,17 @@ static int watch_sse(struct http_conn *c, const char *path, int meth)
     char query[API_QUERY_MAX];
     int rc;
     if (meth != LWSHUMETH_GET) {
-        return respond_api_error(c, 405, "method_not_allowed",
-                                 "streams are GET (WebSocket or SSE)");
+        return http__api_error(c, 405, "method_not_allowed",
+                               "streams are GET (WebSocket or SSE)");
     }
     if (http__query_join(c->wsi, query, sizeof(query)) != 0) {
-        return respond_api_error(c, 414, "too_large",
-                                 "the query string is too long");
+        return http__api_error(c, 414, "too_large",
+                               "the query string is too long");
     }
     bool cfg = strncmp(path, CFG_WATCH_PATH, strlen(CFG_WATCH_PATH)) == 0;
     rc = http__reg_sse_start(c, path, query);
     if (rc == ERR_BAD_REQUEST) {
-        return respond_api_error(
+        return http__api_error(
             c, 400, "bad_request",
             cfg ? "bad path or parameter: /api/v1/watch/config/"
                   "<ns>[/<app>[/<name>]]?since=<rev>&client_id=<id>&"

@@ -330,6 +330,9 @@ int http__body_start(struct http_conn *c, const struct api_method *m);
 struct http_api_req;
 struct svc_req;
 int http__api_route(struct http_conn *c, const char *path, int meth);
+/* A JSON error of the /api/v1 APIs (docs/registry.md, "Errors"). */
+int http__api_error(struct http_conn *c, int status, const char *code,
+                    const char *message);
 /* The query string of the request on wsi, fragments joined with '&'. */
 int http__query_join(struct lws *wsi, char *out, size_t len);
 /* Discovery and config streams (http_stream.c): WebSocket upgrades and

@@ -972,9 +972,21 @@ static int on_request(struct http *h, struct http_conn *c, struct lws *wsi,
     c->body_expected =
         header_u64(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, &clen) == 0 && clen > 0;
     meth = lws_http_get_uri_and_method(wsi, &uri, &uri_len);
+    /* lws decodes %00 into the path it hands over, which then ends there:
+     * PUT .../shop/cart/%00 read as PUT .../shop/cart (the service's
+     * settings, overwritten with defaults). No name holds a NUL. */
+    bool nul = uri != NULL && uri_len > 0 &&
+               memchr(uri, '\0', (size_t)uri_len) != NULL;
     if (h->stopped || h->s->stopping) {
         c->close_after = true;
         rc = http__respond_error(c, ERR_STOPPED, GRPC_OK, NULL);
+    } else if (nul && path != NULL && strncmp(path, "/api/v1/", 8) == 0) {
+        rc = http__api_error(c, 400, "bad_request",
+                             "the path holds a NUL byte (%00)");
+    } else if (nul) {
+        rc = respond_text(c, 400,
+                          "400 Bad Request: the path holds a NUL "
+                          "byte (%00)\n");
     } else {
         rc = route(c, path != NULL ? path : "", meth);
     }

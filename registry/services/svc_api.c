@@ -1499,11 +1499,13 @@ bool svc_path_is_ours(const char *path)
 }
 
 /* Split path (after its fixed head) into at most 3 names; *n gets the
- * count. -1 on an empty or bad segment or more than 3. */
+ * count, *slash whether it ended in a slash. -1 on an empty or bad
+ * segment or more than 3. */
 static int split(const char *p, char out[3][SVC_NAME_MAX + 1], int *n,
-                 int *bad_at)
+                 int *bad_at, bool *slash)
 {
     *n = 0;
+    *slash = false;
     if (*p == '\0') {
         return 0;
     }
@@ -1515,7 +1517,8 @@ static int split(const char *p, char out[3][SVC_NAME_MAX + 1], int *n,
         const char *e = strchr(p, '/');
         size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
         if (e != NULL && e[1] == '\0') {
-            e = NULL; /* a trailing slash is allowed */
+            e = NULL; /* a trailing slash is allowed (reads only) */
+            *slash = true;
         }
         if (*n == 3) {
             return -1;
@@ -1546,7 +1549,8 @@ static int route_registry(struct svc_req *r, const char *method,
     static const char *const what[3] = {"namespace", "service", "instance id"};
     char parts[3][SVC_NAME_MAX + 1];
     int n = 0, bad_at = 0;
-    int rc = split(rest, parts, &n, &bad_at);
+    bool slash = false;
+    int rc = split(rest, parts, &n, &bad_at, &slash);
     if (rc == -2) {
         char msg[SVC_MSG_MAX];
         snprintf(msg, sizeof(msg),
@@ -1558,6 +1562,16 @@ static int route_registry(struct svc_req *r, const char *method,
     }
     if (rc != 0) {
         return -1;
+    }
+    /* A write names its target exactly. lws decodes a %00 after a slash
+     * into the path, which then ends at the slash: PUT .../cart/%00 came
+     * here as PUT .../cart/ and overwrote the service's settings. */
+    if (slash && !meth_is(method, "GET")) {
+        answer_error(r, 404, "not_found",
+                     "no such API path: a write's path ends in a name, "
+                     "not a slash",
+                     NULL);
+        return 1;
     }
     str_join(r->ns, sizeof(r->ns), n > 0 ? parts[0] : "", NULL);
     str_join(r->svc, sizeof(r->svc), n > 1 ? parts[1] : "", NULL);
