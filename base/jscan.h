@@ -11,6 +11,7 @@
  * Threads:  any.
  * Borrowed: strings point into the text.
  * Errors:   NULL when the text at p is not that plain piece.
+ *           Writes a real as the fewest digits that read back (jscan_real).
  * Not here: escapes, non-ASCII, fractions and exponents (jansson reads
  *           them).
  */
@@ -31,5 +32,17 @@ const char *jscan_str(const char *p, const char *e, const char **s, size_t *n);
  * exponent, at most 18 digits) into *v. Returns the byte after it, or
  * NULL. */
 const char *jscan_int(const char *p, const char *e, int64_t *v);
+
+/* Room for any double's text from jscan_real, its NUL included. */
+#define JSCAN_REAL_MAX 32
+
+/* x (finite) as JSON text in out[JSCAN_REAL_MAX], in the fewest
+ * significant digits (at most 17) that read back as x: 0.3, not jansson's
+ * 0.29999999999999999, as Go's, Python's and JavaScript's encoders write
+ * it; an exponent below 17 written out (100.0, not 1e2). Otherwise
+ * jansson's form: a "." or an exponent always (1.0, not 1, which reads
+ * back as an integer), no "+" and no leading zero in the exponent (1e-5,
+ * 1e300). Returns the text's length (0 only for a non-finite x). */
+size_t jscan_real(char *out, double x);
 
 #endif

@@ -167,7 +167,7 @@ static void answer_json(struct cfg_req *r, int status, json_t *o)
 {
     static const char oom[] = "{\"error\":\"out of memory\",\"code\":"
                               "\"internal\",\"message\":\"out of memory\"}";
-    char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *s = o != NULL ? svc_json_dump(o) : NULL;
     json_decref(o);
     if (s == NULL) {
         answer_raw(r, 500, "application/json", NULL, oom, sizeof(oom) - 1);
@@ -695,7 +695,7 @@ static int next_head(struct cfg_req *r, json_t *head, json_t **meta_out,
         *cut = json_integer_value(
             json_object_get(json_array_get(hist, 0), "version"));
     }
-    *head_out = json_dumps(h, JSON_COMPACT);
+    *head_out = svc_json_dump(h);
     json_decref(h);
     if (*head_out == NULL) {
         json_decref(meta);
@@ -1193,7 +1193,7 @@ static void gray_abandon_read(struct cfg_req *r, int err, const uint8_t *resp,
     r->v = json_integer_value(
         json_object_get(json_object_get(head, "gray"), "version"));
     json_object_del(head, "gray");
-    char *hv = json_dumps(head, JSON_COMPACT);
+    char *hv = svc_json_dump(head);
     json_decref(head);
     struct tx *x;
     if (hv == NULL) {

@@ -26,6 +26,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "registry/server/server.h"
+#include "registry/services/services.h"
 
 /* ------------------------------------------------------------- keys */
 
@@ -161,7 +162,7 @@ int cfg_release_encode(json_t *meta, const char *content, size_t len,
         0) {
         return -ENOMEM;
     }
-    js = json_dumps(meta, JSON_COMPACT);
+    js = svc_json_dump(meta);
     if (js == NULL) {
         return -ENOMEM;
     }
@@ -428,7 +429,7 @@ done:
  * can get once: the release, or the gray release for clients its rule
  * matches, each in clear and, for a secret, redacted. What is left per
  * subscriber is the gray match (a SHA-256 for a percentage rule) and the
- * secret permission. The text is what json_dumps(JSON_COMPACT) made of
+ * secret permission. The text is what svc_json_dump made of
  * cfg_resolve's object, byte for byte, so a client cannot tell.
  */
 
@@ -455,10 +456,10 @@ struct cfg_change {
     size_t encodings; /* texts made */
 };
 
-/* json_dumps of o (taken) into *text and *len; -ENOMEM. */
+/* svc_json_dump of o (taken) into *text and *len; -ENOMEM. */
 static int dump_take(json_t *o, char **text, size_t *len)
 {
-    *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    *text = o != NULL ? svc_json_dump(o) : NULL;
     json_decref(o);
     if (*text == NULL) {
         return -ENOMEM;

@@ -513,7 +513,7 @@ static void op_session(struct hstream *hs, json_t *m, json_t *id)
     char *body = NULL;
     if (ttl != NULL) {
         json_t *b = json_pack("{s:O}", "ttl", ttl);
-        body = b != NULL ? json_dumps(b, JSON_COMPACT) : NULL;
+        body = b != NULL ? svc_json_dump(b) : NULL;
         json_decref(b);
         if (body == NULL) {
             answer_error(hs, id, 0, "internal", "out of memory", NULL);

@@ -51,7 +51,7 @@ static bool reg_same(const struct http_share_reg *r, const struct kv_event *e)
 static void reg_clear(struct http_share_reg *r)
 {
     mem_free(r->key);
-    free(r->text); /* jansson's json_dumps allocation */
+    free(r->text); /* svc_json_dump's allocation */
     memset(r, 0, sizeof(*r));
 }
 
@@ -109,7 +109,7 @@ int http__share_reg(struct http *h, const struct kv_event *e, const char **text,
     }
     json_t *o = reg_encode(e);
     if (o != NULL) {
-        r->text = json_dumps(o, JSON_COMPACT);
+        r->text = svc_json_dump(o);
         json_decref(o);
         if (r->text == NULL) {
             reg_clear(r);

@@ -1109,7 +1109,7 @@ static int reg_enqueue_text(struct hsub *sub, const char *type, int64_t rev,
 static int reg_enqueue(struct hsub *sub, const char *type, int64_t rev,
                        json_t *o)
 {
-    char *js = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *js = o != NULL ? svc_json_dump(o) : NULL;
     int rc;
     json_decref(o);
     if (js == NULL) {
@@ -1122,7 +1122,7 @@ static int reg_enqueue(struct hsub *sub, const char *type, int64_t rev,
 
 int http__stream_send_json(struct hstream *hs, json_t *o)
 {
-    char *js = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *js = o != NULL ? svc_json_dump(o) : NULL;
     int rc;
     json_decref(o);
     if (js == NULL) {

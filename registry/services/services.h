@@ -187,11 +187,14 @@ json_t *svc_json_loadb(const char *text, size_t len, size_t flags,
 json_t *svc_doc_parse(const void *val, size_t len, int64_t mod_rev,
                       int64_t create_rev);
 
-/* json_dumps(v, JSON_COMPACT), byte for byte, for the values an instance
- * document holds, at a fraction of its cost (jansson formats each integer
- * with snprintf and each string through a callback a byte at a time).
- * Strings that need escaping and reals are handed to jansson itself.
- * A malloc'd text (free() it), or NULL when out of memory. */
+/* json_dumps(v, JSON_COMPACT), byte for byte, at a fraction of its cost
+ * (jansson formats each integer with snprintf and each string through a
+ * callback a byte at a time), but for reals: each in the fewest digits
+ * that read back as the same double (jscan_real: 0.3, where jansson
+ * writes 0.29999999999999999). Strings that need escaping are handed to
+ * jansson itself. Every JSON text the registry and config APIs store or
+ * answer is written by this. A malloc'd text (free() it), or NULL when
+ * out of memory. */
 char *svc_json_dump(const json_t *v);
 
 /* A quick look at a stored value, without building a tree: is it an

@@ -107,7 +107,7 @@ struct svc_req {
     enum route route;
     json_t *body;
     json_t *doc;
-    char *val; /* doc as written (json_dumps, compact), until answered */
+    char *val; /* doc as written (svc_json_dump), until answered */
     int64_t lease;
     bool grant_first; /* the next write grants lease first (ttl=) */
     int64_t ttl;
@@ -184,7 +184,7 @@ static void answer_json(struct svc_req *r, int status, json_t *o)
 {
     static const char oom[] = "{\"error\":\"out of memory\",\"code\":"
                               "\"internal\",\"message\":\"out of memory\"}";
-    char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *s = o != NULL ? svc_json_dump(o) : NULL;
     json_decref(o);
     if (s == NULL) {
         answer_body(r, 500, oom, sizeof(oom) - 1);
@@ -1317,7 +1317,7 @@ static void service_put(struct svc_req *r)
     r->doc = json_pack("{s:f,s:o}", "protect_threshold",
                        thr != NULL ? json_number_value(thr) : 0.0, "meta",
                        meta != NULL ? json_incref(meta) : json_object());
-    char *val = r->doc != NULL ? json_dumps(r->doc, JSON_COMPACT) : NULL;
+    char *val = r->doc != NULL ? svc_json_dump(r->doc) : NULL;
     if (val == NULL) {
         answer_err(r, -ENOMEM);
         return;

@@ -671,7 +671,7 @@ static char *doc_updated(struct hc *h, struct hc_inst *in, enum hc_state to,
         json_decref(doc);
         return NULL; /* out of memory: the next result tries again */
     }
-    val = json_dumps(doc, JSON_COMPACT);
+    val = svc_json_dump(doc);
     json_decref(doc);
     if (val != NULL && strlen(val) > SVC_DOC_MAX) {
         free(val);

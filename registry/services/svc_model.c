@@ -1093,7 +1093,7 @@ static void dump_put(struct dump *d, const char *s, size_t n)
 /* a string literal, its length known at compile time */
 #define DUMP_LIT(d, lit) dump_put((d), (lit), sizeof(lit) - 1)
 
-/* jansson's own text of v (a string that needs escaping, a real). */
+/* jansson's own text of v (a string that needs escaping). */
 static void dump_by_jansson(struct dump *d, const json_t *v)
 {
     char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -1193,9 +1193,16 @@ static void dump_value(struct dump *d, const json_t *v)
     case JSON_NULL:
         dump_put(d, "null", 4);
         return;
-    default: /* JSON_REAL */
-        dump_by_jansson(d, v);
+    default: { /* JSON_REAL: the fewest digits, not jansson's 17 */
+        char t[JSCAN_REAL_MAX];
+        size_t n = jscan_real(t, json_real_value(v));
+        if (n == 0) {
+            dump_by_jansson(d, v);
+        } else {
+            dump_put(d, t, n);
+        }
         return;
+    }
     }
 }
 

@@ -285,6 +285,60 @@ static void str_helpers_match_snprintf(void **state)
     }
 }
 
+static void jscan_real_writes_the_fewest_digits(void **state)
+{
+    (void)state;
+    static const struct {
+        double x;
+        const char *t;
+    } cases[] = {
+        {0.3, "0.3"},
+        {0.1 + 0.2, "0.30000000000000004"},
+        {0.8, "0.8"},
+        {33.3, "33.3"},
+        {37.774929123456789, "37.774929123456786"},
+        {1.0, "1.0"},
+        {-0.0, "-0.0"},
+        {-2.5, "-2.5"},
+        {1e300, "1e300"},
+        {1e-5, "1e-5"},
+        {1.5e-300, "1.5e-300"},
+        {5e-324, "5e-324"},
+        {1.7976931348623157e308, "1.7976931348623157e308"},
+        {123456789012345680.0, "1.2345678901234568e17"},
+        {1e15, "1000000000000000.0"},
+        {1e17, "1e17"},
+        {100.0, "100.0"},
+    };
+    char t[JSCAN_REAL_MAX];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = jscan_real(t, cases[i].x);
+        assert_string_equal(t, cases[i].t);
+        assert_int_equal(n, strlen(cases[i].t));
+    }
+    /* any double: reads back as itself, never longer than jansson's %.17g
+     * (plus its ".0") */
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double d;
+        memcpy(&d, &x, sizeof(d));
+        if (d != d || d - d != 0) {
+            continue; /* NaN, an infinity: not JSON */
+        }
+        if (i % 2 == 0) {
+            d = (double)(x % 1000000) / 1000.0; /* short decimals */
+        }
+        size_t n = jscan_real(t, d);
+        char j[40];
+        int m = snprintf(j, sizeof(j), "%.17g", d);
+        assert_true(n > 0 && n <= (size_t)m + 2);
+        assert_true(strtod(t, NULL) == d);
+        assert_true(strchr(t, '.') != NULL || strchr(t, 'e') != NULL);
+        assert_null(strstr(t, "e+"));
+    }
+}
+
 static void jscan_takes_plain_pieces_only(void **state)
 {
     (void)state;
@@ -458,6 +512,7 @@ int main(void)
         cmocka_unit_test(str_helpers_match_snprintf),
         cmocka_unit_test(str_utf8_safe_makes_utf8),
         cmocka_unit_test(jscan_takes_plain_pieces_only),
+        cmocka_unit_test(jscan_real_writes_the_fewest_digits),
         cmocka_unit_test(mem_cache_reuses_within_its_bounds),
         cmocka_unit_test(discard_rename_keeps_the_old_file_open),
     };
