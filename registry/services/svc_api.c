@@ -1039,8 +1039,26 @@ static void instance_patch_read(struct svc_req *r, int err, const uint8_t *resp,
     }
     json_object_del(r->doc, "revision");
     json_object_del(r->doc, "create_revision");
+    json_t *before = json_deep_copy(r->doc);
     if (svc_instance_patch(r->doc, r->body, msg, sizeof(msg)) != 0) {
+        json_decref(before);
         answer_bad(r, msg, NULL);
+        return;
+    }
+    /* Nothing changes (a drain sent again, a controller's reconcile
+     * loop): no write, so no new revision and no event pushed to every
+     * subscriber of the service. The answer names the instance's own
+     * revision. */
+    bool same = before != NULL && json_equal(before, r->doc);
+    json_decref(before);
+    if (same) {
+        free(r->val);
+        r->val = svc_json_dump(r->doc);
+        if (r->val == NULL) {
+            answer_err(r, -ENOMEM);
+            return;
+        }
+        instance_done(r, r->mod_rev);
         return;
     }
     instance_txn(r, true, r->mod_rev, true);
