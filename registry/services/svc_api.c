@@ -1298,15 +1298,15 @@ static void service_get(struct svc_req *r)
 static void settings_written(struct svc_req *r, int err, const uint8_t *resp,
                              size_t len)
 {
-    Etcdserverpb__PutResponse *p;
+    Etcdserverpb__TxnResponse *t;
     if (err != 0) {
         answer_err(r, err);
         return;
     }
-    p = etcdserverpb__put_response__unpack(NULL, len, resp);
-    int64_t rev = p != NULL ? header_rev(p->header) : 0;
-    if (p != NULL) {
-        etcdserverpb__put_response__free_unpacked(p, NULL);
+    t = etcdserverpb__txn_response__unpack(NULL, len, resp);
+    int64_t rev = t != NULL ? header_rev(t->header) : 0;
+    if (t != NULL) {
+        etcdserverpb__txn_response__free_unpacked(t, NULL);
     }
     answer_json(r, 200,
                 json_pack("{s:I,s:O}", "revision", (json_int_t)rev, "settings",
@@ -1340,12 +1340,30 @@ static void service_put(struct svc_req *r)
         answer_err(r, -ENOMEM);
         return;
     }
+    /* Txn: [value(key) == val] then nothing, else put: the same settings
+     * again (a GitOps sync) write nothing, so no revision and no event */
     Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
+    Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT;
+    Etcdserverpb__Compare *cmps[1] = {&cmp};
+    Etcdserverpb__RequestOp ko = ETCDSERVERPB__REQUEST_OP__INIT;
+    Etcdserverpb__RequestOp *kos[1] = {&ko};
+    Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
     put.key.data = (uint8_t *)key;
     put.key.len = key_settings(r, key, sizeof(key));
     put.value.data = (uint8_t *)val;
     put.value.len = strlen(val);
-    call(r, "/etcdserverpb.KV/Put", &put.base, settings_written);
+    cmp.key = put.key;
+    cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE;
+    cmp.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
+    cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE;
+    cmp.value = put.value;
+    ko.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+    ko.request_put = &put;
+    txn.n_compare = 1;
+    txn.compare = cmps;
+    txn.n_failure = 1;
+    txn.failure = kos;
+    call(r, "/etcdserverpb.KV/Txn", &txn.base, settings_written);
     free(val);
 }
 
