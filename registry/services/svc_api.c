@@ -1298,24 +1298,50 @@ static void service_get(struct svc_req *r)
 static void settings_written(struct svc_req *r, int err, const uint8_t *resp,
                              size_t len)
 {
-    Etcdserverpb__TxnResponse *t;
+    Etcdserverpb__PutResponse *p;
     if (err != 0) {
         answer_err(r, err);
         return;
     }
-    t = etcdserverpb__txn_response__unpack(NULL, len, resp);
-    int64_t rev = t != NULL ? header_rev(t->header) : 0;
-    if (t != NULL) {
-        etcdserverpb__txn_response__free_unpacked(t, NULL);
+    p = etcdserverpb__put_response__unpack(NULL, len, resp);
+    int64_t rev = p != NULL ? header_rev(p->header) : 0;
+    if (p != NULL) {
+        etcdserverpb__put_response__free_unpacked(p, NULL);
     }
     answer_json(r, 200,
                 json_pack("{s:I,s:O}", "revision", (json_int_t)rev, "settings",
                           r->doc));
 }
 
+static void settings_read(struct svc_req *r, int err, const uint8_t *resp,
+                          size_t len)
+{
+    Etcdserverpb__RangeResponse *g = range_unpack(r, err, resp, len);
+    if (g == NULL) {
+        return;
+    }
+    size_t vn = strlen(r->val);
+    bool same = g->n_kvs == 1 && g->kvs[0]->value.len == vn &&
+                memcmp(g->kvs[0]->value.data, r->val, vn) == 0;
+    int64_t rev = header_rev(g->header);
+    etcdserverpb__range_response__free_unpacked(g, NULL);
+    if (same) {
+        answer_json(r, 200,
+                    json_pack("{s:I,s:O}", "revision", (json_int_t)rev,
+                              "settings", r->doc));
+        return;
+    }
+    char key[KEY_MAX];
+    Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
+    put.key.data = (uint8_t *)key;
+    put.key.len = key_settings(r, key, sizeof(key));
+    put.value.data = (uint8_t *)r->val;
+    put.value.len = vn;
+    call(r, "/etcdserverpb.KV/Put", &put.base, settings_written);
+}
+
 static void service_put(struct svc_req *r)
 {
-    char key[KEY_MAX];
     json_t *thr = json_object_get(r->body, "protect_threshold");
     json_t *meta = json_object_get(r->body, "meta");
     if (!json_is_object(r->body)) {
@@ -1340,31 +1366,15 @@ static void service_put(struct svc_req *r)
         answer_err(r, -ENOMEM);
         return;
     }
-    /* Txn: [value(key) == val] then nothing, else put: the same settings
-     * again (a GitOps sync) write nothing, so no revision and no event */
-    Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
-    Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT;
-    Etcdserverpb__Compare *cmps[1] = {&cmp};
-    Etcdserverpb__RequestOp ko = ETCDSERVERPB__REQUEST_OP__INIT;
-    Etcdserverpb__RequestOp *kos[1] = {&ko};
-    Etcdserverpb__TxnRequest txn = ETCDSERVERPB__TXN_REQUEST__INIT;
-    put.key.data = (uint8_t *)key;
-    put.key.len = key_settings(r, key, sizeof(key));
-    put.value.data = (uint8_t *)val;
-    put.value.len = strlen(val);
-    cmp.key = put.key;
-    cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE;
-    cmp.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
-    cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE;
-    cmp.value = put.value;
-    ko.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
-    ko.request_put = &put;
-    txn.n_compare = 1;
-    txn.compare = cmps;
-    txn.n_failure = 1;
-    txn.failure = kos;
-    call(r, "/etcdserverpb.KV/Txn", &txn.base, settings_written);
-    free(val);
+    /* The same settings again (a GitOps sync) write nothing: no
+     * revision, no event, no audit record. Read, compare, then put (a
+     * Txn would write on its else branch, which the audit's "took
+     * effect" does not count); two writers racing both put, as before. */
+    free(r->val);
+    r->val = val;
+    char key[KEY_MAX];
+    size_t kn = key_settings(r, key, sizeof(key));
+    range_key(r, key, kn, settings_read);
 }
 
 /* GET /api/v1/registry/<ns>: services with instance and healthy counts. */
