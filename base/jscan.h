@@ -7,13 +7,14 @@
  *           readers that build nothing for the common shapes (a
  *           subscriber's ack, a registry document's peek, the plain JSON
  *           reader) share these, and hand anything else to jansson.
+ *           Writes a real in the fewest digits that read back as it
+ *           (jscan_real), for the writer of every registry and config text.
  * Owns:     nothing.
  * Threads:  any.
  * Borrowed: strings point into the text.
  * Errors:   NULL when the text at p is not that plain piece.
- *           Writes a real as the fewest digits that read back (jscan_real).
- * Not here: escapes, non-ASCII, fractions and exponents (jansson reads
- *           them).
+ * Not here: reading escapes, non-ASCII, fractions and exponents
+ *           (jansson reads them).
  */
 #ifndef CAIRN_BASE_JSCAN_H
 #define CAIRN_BASE_JSCAN_H
