@@ -252,7 +252,9 @@ int pb_delete_encode(const struct pb_header *h, const struct kv_delete_resp *r,
 /* ----------------------------------------------------------- TxnResponse
  * Inner responses carry a header holding only the revision, as etcd's do:
  * a read sees the txn's start revision, or start + 1 once an earlier op of
- * the same txn changed something; a write reports start + 1. */
+ * the whole txn (an enclosing txn's included) changed something; a write
+ * reports start + 1. A nested txn's own header is empty, as etcd 3.4's is
+ * (its newTxnResp gives each one a blank header). */
 
 static bool op_resp_wrote(const struct kv_op_resp *r);
 
@@ -281,7 +283,8 @@ static bool op_resp_wrote(const struct kv_op_resp *r)
 }
 
 static size_t txn_body_size(const struct pb_header *h,
-                            const struct kv_txn_resp *t, int64_t start_rev);
+                            const struct kv_txn_resp *t, int64_t start_rev,
+                            bool wrote_before);
 
 static size_t op_body_size(const struct kv_op_resp *r, int64_t start_rev,
                            bool wrote_before)
@@ -298,8 +301,8 @@ static size_t op_body_size(const struct kv_op_resp *r, int64_t start_rev,
         ih.revision = start_rev + (wrote_before || r->u.del.deleted > 0);
         return pb_delete_size(&ih, &r->u.del);
     case KV_OP_TXN:
-        ih.revision = start_rev + (wrote_before || txn_resp_wrote(r->u.txn));
-        return txn_body_size(&ih, r->u.txn, start_rev);
+        ih.revision = 0;
+        return txn_body_size(&ih, r->u.txn, start_rev, wrote_before);
     }
     return 0;
 }
@@ -312,10 +315,11 @@ static size_t op_size(const struct kv_op_resp *r, int64_t start_rev,
 }
 
 static size_t txn_body_size(const struct pb_header *h,
-                            const struct kv_txn_resp *t, int64_t start_rev)
+                            const struct kv_txn_resp *t, int64_t start_rev,
+                            bool wrote_before)
 {
     size_t n = f_header_size(h) + (t->succeeded ? 2 : 0);
-    bool wrote = false;
+    bool wrote = wrote_before;
     for (size_t i = 0; i < t->responses_count; i++) {
         n += f_bytes_size(op_size(&t->responses[i], start_rev, wrote), true);
         wrote = wrote || op_resp_wrote(&t->responses[i]);
@@ -325,7 +329,7 @@ static size_t txn_body_size(const struct pb_header *h,
 
 static int txn_body_encode(const struct pb_header *h,
                            const struct kv_txn_resp *t, int64_t start_rev,
-                           struct buf *out, int depth);
+                           bool wrote_before, struct buf *out, int depth);
 
 static int op_encode(const struct kv_op_resp *r, int64_t start_rev,
                      bool wrote_before, struct buf *out, int depth)
@@ -348,17 +352,18 @@ static int op_encode(const struct kv_op_resp *r, int64_t start_rev,
         ih.revision = start_rev + (wrote_before || r->u.del.deleted > 0);
         return pb_delete_encode(&ih, &r->u.del, out);
     case KV_OP_TXN:
-        ih.revision = start_rev + (wrote_before || txn_resp_wrote(r->u.txn));
-        return txn_body_encode(&ih, r->u.txn, start_rev, out, depth + 1);
+        ih.revision = 0;
+        return txn_body_encode(&ih, r->u.txn, start_rev, wrote_before, out,
+                               depth + 1);
     }
     return ERR_INVALID;
 }
 
 static int txn_body_encode(const struct pb_header *h,
                            const struct kv_txn_resp *t, int64_t start_rev,
-                           struct buf *out, int depth)
+                           bool wrote_before, struct buf *out, int depth)
 {
-    bool wrote = false;
+    bool wrote = wrote_before;
     int rc;
     ASSERT(depth <= APPLY_TXN_DEPTH_MAX + 1);
     rc = w_header(out, h);
@@ -378,8 +383,8 @@ static int txn_body_encode(const struct pb_header *h,
 int pb_txn_encode(const struct pb_header *h, const struct kv_txn_resp *t,
                   int64_t start_rev, struct buf *out)
 {
-    int rc = buf_reserve(out, txn_body_size(h, t, start_rev));
-    return rc != 0 ? rc : txn_body_encode(h, t, start_rev, out, 0);
+    int rc = buf_reserve(out, txn_body_size(h, t, start_rev, false));
+    return rc != 0 ? rc : txn_body_encode(h, t, start_rev, false, out, 0);
 }
 
 /* ------------------------------------------------- small responses */
