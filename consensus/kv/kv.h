@@ -198,8 +198,8 @@ enum kv_sort_target {
  * empty range in etcd; we answer it as empty too (not ERR_INVALID_RANGE),
  * because clients send such ranges and expect no error. A sort_order or
  * sort_target outside its enum is ERR_BAD_REQUEST. Ties in a sort are
- * ordered by key (the same way in both directions reversed), so every
- * member answers alike. */
+ * ordered by key ascending in either direction, as etcd leaves them, so
+ * every member answers alike. */
 struct kv_range_req {
     const uint8_t *key;
     size_t key_len;

@@ -298,10 +298,20 @@ static int sort_cmp(const void *pa, const void *pb, void *arg)
         c = kv__bytes_cmp(a->value, a->value_len, b->value, b->value_len);
         break;
     }
+    if (p->order == KV_SORT_DESCEND) {
+        c = -c;
+    }
+    /* Ties (equal version, revision or value) go in key order whatever the
+     * direction, as etcd's sort of a key-ordered slice leaves them (Go's
+     * sort.Sort on sort.Reverse keeps equal elements of a small slice in
+     * place); only a key sort itself is reversed by DESCEND. */
     if (c == 0) {
         c = kv__bytes_cmp(a->key, a->key_len, b->key, b->key_len);
+        if (p->target == KV_SORT_KEY && p->order == KV_SORT_DESCEND) {
+            c = -c;
+        }
     }
-    return p->order == KV_SORT_DESCEND ? -c : c;
+    return c;
 }
 
 static size_t kv_bytes(const struct kv_kv *k, bool keys_only)

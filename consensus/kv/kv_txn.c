@@ -466,9 +466,14 @@ static int check_path(struct tx *x, const struct kv_txn_req *t, int kind)
         } else if (ops[i].type == KV_OP_PUT && kind == 0) {
             rc = kv__put_check(x->rq, &ops[i].u.put);
         } else if (ops[i].type == KV_OP_RANGE && kind == 1) {
+            /* etcd's checkRequestRange: any revision but 0 below its
+             * compacted revision (-1 before the first compaction) is
+             * compacted, a negative one too, although a Range outside a
+             * txn reads a negative revision as the latest. */
+            int64_t floor = x->compact > 0 ? x->compact : -1;
             if (r->revision > x->pre_rev) {
                 rc = ERR_FUTURE_REV;
-            } else if (r->revision > 0 && r->revision < x->compact) {
+            } else if (r->revision != 0 && r->revision < floor) {
                 rc = ERR_COMPACTED;
             }
         }

@@ -476,8 +476,9 @@ static int sort_cmp_kv(const struct kv_kv *a, const struct kv_kv *b,
     return 0;
 }
 
-/* kv.h: ties are ordered by key, and a descending sort is the ascending
- * one reversed (ties too). Input is in key order; a stable insertion sort
+/* kv.h: ties are ordered by key in either direction (etcd's sort.Reverse
+ * over a key-ordered slice keeps equal elements in place); only a key sort
+ * is reversed by DESCEND. Input is in key order; a stable insertion sort
  * keeps it among ties. */
 static void sort_kvs(struct kv_kv *v, size_t n, enum kv_sort_target t,
                      bool desc)
@@ -485,16 +486,11 @@ static void sort_kvs(struct kv_kv *v, size_t n, enum kv_sort_target t,
     for (size_t i = 1; i < n; i++) {
         struct kv_kv x = v[i];
         size_t j = i;
-        while (j > 0 && sort_cmp_kv(&v[j - 1], &x, t) > 0) {
+        while (j > 0 && (desc ? -1 : 1) * sort_cmp_kv(&v[j - 1], &x, t) > 0) {
             v[j] = v[j - 1];
             j--;
         }
         v[j] = x;
-    }
-    for (size_t i = 0; desc && i < n / 2; i++) {
-        struct kv_kv x = v[i];
-        v[i] = v[n - 1 - i];
-        v[n - 1 - i] = x;
     }
 }
 
@@ -1132,7 +1128,9 @@ static void path_check(struct pcheck *c, const struct kv_txn_req *t)
             int64_t r = ops[i].u.range.revision;
             if (r > c->rev) {
                 rc = ERR_FUTURE_REV;
-            } else if (r > 0 && r < c->v->compact) {
+            } else if (r != 0 &&
+                       r < (c->v->compact > 0 ? c->v->compact : -1)) {
+                /* etcd's checkRequestRange: a negative one too */
                 rc = ERR_COMPACTED;
             }
             if (rc != 0 && c->first_rng == 0) {

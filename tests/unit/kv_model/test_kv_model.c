@@ -462,6 +462,10 @@ static void rnd_op(struct drv *d, struct txn_gen *g, int depth,
             /* Future even for a store that counts the txn's own new
              * revision as readable (pre + 1 is avoided on purpose). */
             op->u.range.revision = g->rev + 2;
+        } else if (chance(d, 3)) {
+            /* Negative: compacted in a txn (-1 not before the first
+             * compaction), as etcd's checkRequestRange answers. */
+            op->u.range.revision = -1 - (int64_t)rnd(d, 2);
         }
     } else if (f < 65) {
         op->type = KV_OP_PUT;
