@@ -490,7 +490,9 @@ int lease_remaining(const struct lease_table *t, int64_t id, uint64_t now_ms,
     if (l->expiry_ms <= now_ms) {
         *remaining_s = 0;
     } else {
-        *remaining_s = (int64_t)((l->expiry_ms - now_ms + 999) / 1000);
+        /* whole seconds left, cut down as etcd's int64(Remaining().
+         * Seconds()) is: 4.7 s answers 4, and 0 in the last second */
+        *remaining_s = (int64_t)((l->expiry_ms - now_ms) / 1000);
     }
     return 0;
 }

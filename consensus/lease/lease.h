@@ -141,9 +141,9 @@ size_t lease_checkpoints_due(struct lease_table *t, uint64_t now_ms,
 
 /* --- queries ------------------------------------------------------------- */
 
-/* Remaining TTL in whole seconds, rounded up, >= 0 (on a follower: its
- * estimate from what the log told it), and the granted TTL.
- * ERR_LEASE_NOT_FOUND. */
+/* Remaining TTL in whole seconds, cut down as etcd's is (4.7 s is 4),
+ * >= 0 (on a follower: its estimate from what the log told it), and the
+ * granted TTL. ERR_LEASE_NOT_FOUND. */
 int lease_remaining(const struct lease_table *t, int64_t id, uint64_t now_ms,
                     int64_t *remaining_s, int64_t *ttl_s);
 
