@@ -9,7 +9,9 @@ same inner headers, the same errors with the same text.
 Method: a seeded generator draws each request from a small key space (so
 ops collide: ranges cross written keys, compares hit and miss, deletes
 find something) with every option of each message, and sends it to both
-servers, fresh ones started side by side (kv_diff.test). The answers are
+servers, fresh ones started side by side (kv_diff.test): three calls in
+ten go through the JSON gateway (/v3/kv/..., /v3/lease/...; the status
+and the parsed body are compared), the rest over gRPC. The answers are
 decoded and printed as text; the outer header's cluster_id, member_id and
 raft_term are cleared (they differ by nature), as are the remaining TTLs
 (wall clock) and the IDs of leases either server picked itself. Lease
@@ -30,6 +32,8 @@ Prints one line per mismatch (the request and both answers) and
 complete. KV_DIFF_FLIP=1 sends cairnd another value on every top-level put
 (the comparison must then report mismatches: the test can fail).
 """
+import http.client
+import json
 import os
 import random
 import re
@@ -38,11 +42,12 @@ import sys
 sys.path.insert(0, sys.argv[3])
 import grpc  # noqa: E402
 import rpc_pb2 as R  # noqa: E402
-from google.protobuf import text_format  # noqa: E402
+from google.protobuf import json_format, text_format  # noqa: E402
 
 CP, EP = int(sys.argv[1]), int(sys.argv[2])
 SEED, OPS = int(sys.argv[4]), int(sys.argv[5])
 FLIP = os.environ.get("KV_DIFF_FLIP") == "1"
+GW_SHARE = 0.3  # calls sent through the JSON gateway (/v3/...) instead
 TIMEOUT = 8 * float(os.environ.get("CAIRN_TIMEOUT_SCALE", "1"))
 rnd = random.Random(SEED)
 KEYS = [b"", b"a", b"a/", b"a/b", b"a/c", b"b", b"b\x00", b"\x00", b"\xff",
@@ -53,9 +58,46 @@ leases = []  # explicit IDs granted on both
 state = {"rev": 1, "compacted": 0}
 
 
+GW_PATH = {"Range": "/v3/kv/range", "Put": "/v3/kv/put",
+           "DeleteRange": "/v3/kv/deleterange", "Txn": "/v3/kv/txn",
+           "Compact": "/v3/kv/compaction", "LeaseGrant": "/v3/lease/grant",
+           "LeaseRevoke": "/v3/lease/revoke",
+           "LeaseTimeToLive": "/v3/lease/timetolive"}
+
+
 class Srv:
     def __init__(self, port):
+        self.port = port
         self.ch = grpc.insecure_channel("127.0.0.1:%d" % port)
+        self.hc = None
+
+    def gateway(self, meth, req):
+        """The same call through the JSON gateway: the status and the body
+        parsed (outer header ids dropped), as canonical JSON text."""
+        body = json.dumps(json_format.MessageToDict(
+            req, preserving_proto_field_name=True))
+        for attempt in (0, 1):
+            try:
+                if self.hc is None:
+                    self.hc = http.client.HTTPConnection(
+                        "127.0.0.1", self.port, timeout=TIMEOUT)
+                self.hc.request("POST", GW_PATH[meth], body,
+                                {"Content-Type": "application/json"})
+                r = self.hc.getresponse()
+                data = r.read()
+                break
+            except (OSError, http.client.HTTPException):
+                self.hc = None
+                if attempt:
+                    return None
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            return "HTTP %d %r" % (r.status, data[:200])
+        if isinstance(doc, dict) and isinstance(doc.get("header"), dict):
+            for f in ("cluster_id", "member_id", "raft_term"):
+                doc["header"].pop(f, None)
+        return "HTTP %d %s" % (r.status, json.dumps(doc, sort_keys=True))
 
     def call(self, svc, meth, req, resp_cls):
         f = self.ch.unary_unary(
@@ -203,15 +245,22 @@ def draw():
 KEYS_RE = re.compile(r' keys: "(?:[^"\\]|\\.)*"')
 
 
+GW_KEYS_RE = re.compile(r'"keys": \[[^\]]*\]')
+
+
 def normal(meth, req, text):
     if text is None:
         return text
     if meth == "LeaseTimeToLive":
-        text = re.sub(r"(\b)TTL: \d+", r"\1TTL: _", text)
+        text = re.sub(r'(\b)TTL(": "|: )-?\d+', r"\1TTL\2_", text)
         keys = sorted(KEYS_RE.findall(text))
         text = KEYS_RE.sub("", text) + "".join(keys)
+        m = GW_KEYS_RE.search(text)
+        if m:
+            ks = sorted(re.findall(r'"[^"]*"', m.group(0)[8:]))
+            text = text.replace(m.group(0), '"keys": [%s]' % ", ".join(ks))
     if meth == "LeaseGrant" and req.ID == 0:
-        text = re.sub(r"\bID: \d+", "ID: _", text)
+        text = re.sub(r'\bID(": "|: )\d+', r"ID\1_", text)
     return text
 
 
@@ -221,6 +270,7 @@ def main():
     lost = 0
     flip = FLIP
     done = 0
+    gw = 0
     for i in range(OPS):
         req, svc, meth, rc = draw()
         creq = req
@@ -228,17 +278,23 @@ def main():
             creq = R.PutRequest()
             creq.CopyFrom(req)
             creq.value = req.value + b"!"
-        a = normal(meth, req, cairn.call(svc, meth, creq, rc))
-        b = normal(meth, req, etcd.call(svc, meth, req, rc))
+        if rnd.random() < GW_SHARE:
+            gw += 1
+            a = normal(meth, req, cairn.gateway(meth, creq))
+            b = normal(meth, req, etcd.gateway(meth, req))
+        else:
+            a = normal(meth, req, cairn.call(svc, meth, creq, rc))
+            b = normal(meth, req, etcd.call(svc, meth, req, rc))
         done = i + 1
         if a is None or b is None:
             lost += 1
             print("NO ANSWER #%d %s from %s" % (
                 i, meth, "cairnd" if a is None else "etcd"))
             break
-        if meth == "LeaseGrant" and not b.startswith("ERR") and req.ID:
+        ok = not b.startswith("ERR") and not re.match(r"HTTP [^2]", b)
+        if meth == "LeaseGrant" and ok and req.ID:
             leases.append(req.ID)
-        if meth == "LeaseRevoke" and not b.startswith("ERR"):
+        if meth == "LeaseRevoke" and ok:
             if req.ID in leases:
                 leases.remove(req.ID)
         if a != b:
@@ -248,13 +304,13 @@ def main():
                 a, b))
             if mism >= 10:
                 break  # the stores have likely parted; more is noise
-        m = re.search(r"revision: (\d+)", b)
+        m = re.search(r'revision(": "|: )(\d+)', b)
         if m:
-            state["rev"] = max(state["rev"], int(m.group(1)))
-        if meth == "Compact" and not b.startswith("ERR"):
+            state["rev"] = max(state["rev"], int(m.group(2)))
+        if meth == "Compact" and ok:
             state["compacted"] = max(state["compacted"], req.revision)
-    print("%d ops, %d mismatches, final revision %d, %d leases" % (
-        done, mism, state["rev"], len(leases)))
+    print("%d ops (%d by the JSON gateway), %d mismatches, final revision "
+          "%d, %d leases" % (done, gw, mism, state["rev"], len(leases)))
     return 1 if mism or lost else 0
 
 
