@@ -299,11 +299,55 @@ static bool ev_wants_prev(const struct kv_write *wr, const uint8_t *key,
     return n > 0 && key_len >= n && memcmp(key, wr->ev_prev_prefix, n) == 0;
 }
 
-/* Add an event whose old record's value was read (loaded) or not. */
+/* The event of this revision that already changed now's key, or NULL. */
+static const struct kv_ev_rec *ev_same_rev(const struct kv_evbuf *ev,
+                                           const struct kv_rec *now)
+{
+    for (size_t i = ev->count; i-- > 0;) {
+        const struct kv_ev_rec *e = &ev->recs[i];
+        if (e->mod != now->mod) {
+            return NULL; /* events go in revision order */
+        }
+        if (e->key_len == now->key_len &&
+            (e->key_len == 0 ||
+             memcmp((const uint8_t *)ev->data.data + e->key_off, now->key,
+                    e->key_len) == 0)) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* Add an event whose old record's value was read (loaded) or not.
+ *
+ * An event's prev is the key's record at mod_revision - 1, as etcd reads
+ * it for watchers and as kv_events_read does. A key one txn changes twice
+ * (a put, then a delete whose range_end is "\0") has as old record here
+ * the txn's own put; its prev is then that put's prev (none when the txn
+ * created the key), so a watcher gets the same prev live and from the
+ * history. */
 static int ev_add_old(struct kv_write *wr, enum kv_event_type type,
                       const struct kv_rec *now, const struct kv_rec *old,
                       bool loaded)
 {
+    const struct kv_ev_rec *same =
+        old != NULL && old->mod == now->mod ? ev_same_rev(&wr->ev, now) : NULL;
+    if (same != NULL) {
+        struct kv_ev_rec first = *same; /* the add may move the array */
+        int rc = kv__ev_add(&wr->ev, type, now, NULL);
+        if (rc == 0) {
+            struct kv_ev_rec *e = &wr->ev.recs[wr->ev.count - 1];
+            e->has_prev = first.has_prev;
+            e->prev_omitted = first.prev_omitted;
+            e->pval_off = first.pval_off; /* the bytes are in the buffer */
+            e->pval_len = first.pval_len;
+            e->pcreate = first.pcreate;
+            e->pmod = first.pmod;
+            e->pversion = first.pversion;
+            e->please = first.please;
+        }
+        return rc;
+    }
     int rc = kv__ev_add(&wr->ev, type, now, loaded ? old : NULL);
     if (rc == 0 && old != NULL && !loaded) {
         wr->ev.recs[wr->ev.count - 1].prev_omitted = true;

@@ -426,10 +426,16 @@ static int w_del(struct wctx *w, struct mkey *k)
     if (prev == NULL) {
         return 0;
     }
+    /* The event's prev is the record at rev - 1 (etcd's watch prev_kv):
+     * for a key this txn put, the record before the txn, or none. */
+    const struct mrec *before = prev->rev == w->rev ? rec_at(k, w->rev - 1)
+                                                    : prev;
     struct mdl_arena tmp = {0};
     struct kv_kv prevkv, c;
-    rec_to_kv(k, prev, &prevkv);
-    copy_kv(&tmp, &c, &prevkv);
+    if (before != NULL) {
+        rec_to_kv(k, before, &prevkv);
+        copy_kv(&tmp, &c, &prevkv);
+    }
     struct mrec r;
     memset(&r, 0, sizeof(r));
     r.rev = w->rev;
@@ -441,7 +447,7 @@ static int w_del(struct wctx *w, struct mkey *k)
     now.key = k->k;
     now.key_len = k->len;
     now.mod_revision = w->rev;
-    emit(w, KV_EVENT_DELETE, &now, &c);
+    emit(w, KV_EVENT_DELETE, &now, before != NULL ? &c : NULL);
     mdl_arena_free(&tmp);
     return 1;
 }
