@@ -25,7 +25,18 @@ Kept out of the draws, where cairnd answers otherwise on purpose
 - Compact at revision 0 on a store never compacted (etcd accepts it as a
   no-op; cairnd answers "compacted", as etcd does from then on);
 - leases short enough to expire during the run (their revoke would land
-  at a revision that depends on timing).
+  at a revision that depends on timing);
+- a watch from exactly the compacted revision (cairnd keeps that
+  revision's deletions and sends them; etcd's compaction drops them).
+
+Watchers: two ops in a hundred are preceded by a new watcher on one gRPC
+watch stream per server (any key range, start revision past, present,
+future or compacted, prev_kv, filters), created on both before the op
+runs. At the end each watcher's answers on the two servers (created,
+canceled with compact_revision, and every event, whatever the batching)
+are compared. After a create from a past revision the run waits 0.25 s:
+etcd catches such a watcher up every 100 ms, and a compaction before that
+would cancel it on etcd alone.
 
 Prints one line per mismatch (the request and both answers) and
 "N ops, M mismatches"; exits 1 on any mismatch or call that did not
@@ -35,9 +46,12 @@ complete. KV_DIFF_FLIP=1 sends cairnd another value on every top-level put
 import http.client
 import json
 import os
+import queue
 import random
 import re
 import sys
+import threading
+import time
 
 sys.path.insert(0, sys.argv[3])
 import grpc  # noqa: E402
@@ -47,6 +61,7 @@ from google.protobuf import json_format, text_format  # noqa: E402
 CP, EP = int(sys.argv[1]), int(sys.argv[2])
 SEED, OPS = int(sys.argv[4]), int(sys.argv[5])
 FLIP = os.environ.get("KV_DIFF_FLIP") == "1"
+WATCH_SHARE = 0.02  # a watcher created before the op
 GW_SHARE = 0.3  # calls sent through the JSON gateway (/v3/...) instead
 TIMEOUT = 8 * float(os.environ.get("CAIRN_TIMEOUT_SCALE", "1"))
 rnd = random.Random(SEED)
@@ -242,6 +257,95 @@ def draw():
             "Lease", "LeaseTimeToLive", R.LeaseTimeToLiveResponse)
 
 
+class Watches:
+    """One watch stream to a server; every response is kept in order."""
+
+    def __init__(self, srv):
+        self.q = queue.Queue()
+        self.resps = []
+        self.cv = threading.Condition()
+        f = srv.ch.stream_stream(
+            "/etcdserverpb.Watch/Watch",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=R.WatchResponse.FromString)
+        self.call = f(iter(self.q.get, None))
+        self.t = threading.Thread(target=self.read, daemon=True)
+        self.t.start()
+
+    def read(self):
+        try:
+            for r in self.call:
+                with self.cv:
+                    self.resps.append(r)
+                    self.cv.notify_all()
+        except grpc.RpcError:
+            pass
+
+    def create(self, wc):
+        """Send a create and wait for its answer: later writes must reach
+        the watcher on both servers alike. Returns the watch id (-1: the
+        create was refused), None when no answer came."""
+        with self.cv:
+            created = [r for r in self.resps if r.created]
+        self.q.put(R.WatchRequest(create_request=wc))
+        end = time.time() + TIMEOUT
+        with self.cv:
+            while True:
+                now = [r for r in self.resps if r.created]
+                if len(now) > len(created):
+                    return now[len(created)].watch_id
+                if not self.cv.wait(end - time.time()):
+                    return None
+
+    def settle(self, rev):
+        """Wait until the stream is quiet (no response for 0.3 s), at most
+        TIMEOUT, once every op up to rev is applied."""
+        end = time.time() + TIMEOUT
+        last = -1
+        while time.time() < end:
+            with self.cv:
+                n = len(self.resps)
+            if n == last:
+                return
+            last = n
+            time.sleep(0.3)
+
+    def story(self):
+        """Per watch id: its created/canceled answers and its events, in
+        order, without headers or how the events were batched."""
+        out = {}
+        with self.cv:
+            for r in self.resps:
+                w = out.setdefault(r.watch_id, [])
+                if r.created or r.canceled or r.compact_revision:
+                    w.append("created=%s canceled=%s compact=%d reason=%r" % (
+                        r.created, r.canceled, r.compact_revision,
+                        r.cancel_reason))
+                for e in r.events:
+                    w.append(text_format.MessageToString(e, as_one_line=True))
+        return out
+
+    def close(self):
+        self.q.put(None)
+        self.call.cancel()
+
+
+def watch_req():
+    rev, comp = state["rev"], state["compacted"]
+    wc = R.WatchCreateRequest(key=pick(KEYS[1:]))
+    if rnd.random() < 0.6:
+        wc.range_end = pick(ENDS)
+    if rnd.random() < 0.5:
+        wc.start_revision = pick([1, 2, rev // 2, rev, rev + 1, rev + 3,
+                                  comp, comp - 1, comp + 1])
+    if comp > 0 and wc.start_revision == comp:
+        wc.start_revision = comp + 1  # see the docstring: on purpose
+    wc.prev_kv = rnd.random() < 0.5
+    if rnd.random() < 0.3:
+        wc.filters.append(pick([0, 1]))
+    return wc
+
+
 KEYS_RE = re.compile(r' keys: "(?:[^"\\]|\\.)*"')
 
 
@@ -271,7 +375,27 @@ def main():
     flip = FLIP
     done = 0
     gw = 0
+    wa, wb = Watches(cairn), Watches(etcd)
+    wreqs = {}  # watch id -> its create request
     for i in range(OPS):
+        if rnd.random() < WATCH_SHARE:
+            wc = watch_req()
+            ida, idb = wa.create(wc), wb.create(wc)
+            if ida is None or idb is None:
+                print("NO ANSWER to watch create %s" %
+                      text_format.MessageToString(wc, as_one_line=True))
+                lost += 1
+                break
+            if ida != idb:
+                mism += 1
+                print("MISMATCH watch create %s: id %d against %d" % (
+                    text_format.MessageToString(wc, as_one_line=True),
+                    ida, idb))
+            wreqs[idb] = wc
+            if 0 < wc.start_revision <= state["rev"]:
+                # etcd catches a watcher up from its history every 100 ms;
+                # a compaction before that would cancel it there alone
+                time.sleep(0.25)
         req, svc, meth, rc = draw()
         creq = req
         if flip and meth == "Put":
@@ -309,8 +433,29 @@ def main():
             state["rev"] = max(state["rev"], int(m.group(2)))
         if meth == "Compact" and ok:
             state["compacted"] = max(state["compacted"], req.revision)
-    print("%d ops (%d by the JSON gateway), %d mismatches, final revision "
-          "%d, %d leases" % (done, gw, mism, state["rev"], len(leases)))
+    wa.settle(state["rev"])
+    wb.settle(state["rev"])
+    sa, sb = wa.story(), wb.story()
+    events = 0
+    for wid in sorted(set(sa) | set(sb)):
+        la, lb = sa.get(wid, []), sb.get(wid, [])
+        events += len(lb)
+        if la != lb:
+            mism += 1
+            k = next((j for j in range(min(len(la), len(lb)))
+                      if la[j] != lb[j]), min(len(la), len(lb)))
+            print("MISMATCH watch %d (%s): %d answers against %d; first "
+                  "difference at %d\n  cairnd: %s\n  etcd:   %s" % (
+                      wid, text_format.MessageToString(
+                          wreqs[wid], as_one_line=True)
+                      if wid in wreqs else "?",
+                      len(la), len(lb), k, la[k] if k < len(la) else "-",
+                      lb[k] if k < len(lb) else "-"))
+    wa.close()
+    wb.close()
+    print("%d ops (%d by the JSON gateway), %d watchers (%d answers), %d "
+          "mismatches, final revision %d, %d leases" % (
+              done, gw, len(wreqs), events, mism, state["rev"], len(leases)))
     return 1 if mism or lost else 0
 
 
