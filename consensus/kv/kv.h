@@ -410,7 +410,9 @@ enum kv_event_type {
  * revision and zero create_revision/version/lease/value. prev is the
  * record before the change when the caller asked for it (has_prev false if
  * there was none). Events from a write handle carry prev (the record the
- * request replaced or deleted) unless kv_write_event_prev said nobody
+ * request replaced or deleted; for a key an earlier op of the same txn
+ * changed, the record before the txn, as etcd's watch prev_kv is the
+ * record at mod_revision - 1) unless kv_write_event_prev said nobody
  * needs it for that key: then prev_omitted is set instead (there was a
  * record; kv_events_read gives it to whoever needs it after all).
  * kv_events_read fills prev when with_prev is set, from the key's record
