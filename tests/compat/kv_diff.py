@@ -2,7 +2,8 @@
 """kv_diff.py CAIRN_PORT ETCD_PORT GEN_DIR SEED OPS - the KV API, differential.
 
 Goal: for any sequence of Put, Range, DeleteRange, Txn (nested ones too),
-Compact and lease calls, cairnd answers what etcd 3.4.23 answers, byte for
+Compact, lease, watch and user/role calls (auth left disabled), cairnd
+answers what etcd 3.4.23 answers, byte for
 byte once decoded: the same kvs in the same order, the same counts, the
 same inner headers, the same errors with the same text.
 
@@ -56,11 +57,13 @@ import time
 sys.path.insert(0, sys.argv[3])
 import grpc  # noqa: E402
 import rpc_pb2 as R  # noqa: E402
+import auth_pb2 as A  # noqa: E402
 from google.protobuf import json_format, text_format  # noqa: E402
 
 CP, EP = int(sys.argv[1]), int(sys.argv[2])
 SEED, OPS = int(sys.argv[4]), int(sys.argv[5])
 FLIP = os.environ.get("KV_DIFF_FLIP") == "1"
+AUTH_SHARE = 0.06  # user and role calls
 WATCH_SHARE = 0.02  # a watcher created before the op
 GW_SHARE = 0.3  # calls sent through the JSON gateway (/v3/...) instead
 TIMEOUT = 8 * float(os.environ.get("CAIRN_TIMEOUT_SCALE", "1"))
@@ -73,7 +76,17 @@ leases = []  # explicit IDs granted on both
 state = {"rev": 1, "compacted": 0}
 
 
-GW_PATH = {"Range": "/v3/kv/range", "Put": "/v3/kv/put",
+GW_PATH = {"UserAdd": "/v3/auth/user/add", "UserGet": "/v3/auth/user/get",
+           "UserDelete": "/v3/auth/user/delete",
+           "UserChangePassword": "/v3/auth/user/changepw",
+           "UserGrantRole": "/v3/auth/user/grant",
+           "UserRevokeRole": "/v3/auth/user/revoke",
+           "RoleAdd": "/v3/auth/role/add", "RoleGet": "/v3/auth/role/get",
+           "RoleDelete": "/v3/auth/role/delete",
+           "RoleGrantPermission": "/v3/auth/role/grant",
+           "RoleRevokePermission": "/v3/auth/role/revoke",
+           "UserList": "/v3/auth/user/list", "RoleList": "/v3/auth/role/list",
+           "Range": "/v3/kv/range", "Put": "/v3/kv/put",
            "DeleteRange": "/v3/kv/deleterange", "Txn": "/v3/kv/txn",
            "Compact": "/v3/kv/compaction", "LeaseGrant": "/v3/lease/grant",
            "LeaseRevoke": "/v3/lease/revoke",
@@ -228,7 +241,69 @@ def txn_req(depth=0):
     return t
 
 
+USERS = ["u1", "u2", "root", "", "r1", "x" * 40]
+ROLES = ["r1", "r2", "root", "", "u1"]
+
+
+def auth_draw():
+    """A user or role call (auth stays disabled: nothing here changes
+    who may do what, only the tables)."""
+    c = rnd.random()
+    if c < 0.12:
+        o = A.UserAddOptions(no_password=rnd.random() < 0.3)
+        req = R.AuthUserAddRequest(name=pick(USERS), options=o)
+        if not o.no_password or rnd.random() < 0.3:
+            req.password = pick(["pw", "", "p" * 30])
+        return req, "UserAdd", R.AuthUserAddResponse
+    if c < 0.2:
+        return (R.AuthUserGetRequest(name=pick(USERS)), "UserGet",
+                R.AuthUserGetResponse)
+    if c < 0.26:
+        return (R.AuthUserDeleteRequest(name=pick(USERS)), "UserDelete",
+                R.AuthUserDeleteResponse)
+    if c < 0.3:
+        return (R.AuthUserChangePasswordRequest(name=pick(USERS),
+                                                password=pick(["pw2", ""])),
+                "UserChangePassword", R.AuthUserChangePasswordResponse)
+    if c < 0.42:
+        return (R.AuthUserGrantRoleRequest(user=pick(USERS), role=pick(ROLES)),
+                "UserGrantRole", R.AuthUserGrantRoleResponse)
+    if c < 0.48:
+        return (R.AuthUserRevokeRoleRequest(name=pick(USERS),
+                                            role=pick(ROLES)),
+                "UserRevokeRole", R.AuthUserRevokeRoleResponse)
+    if c < 0.58:
+        return (R.AuthRoleAddRequest(name=pick(ROLES)), "RoleAdd",
+                R.AuthRoleAddResponse)
+    if c < 0.66:
+        return (R.AuthRoleGetRequest(role=pick(ROLES)), "RoleGet",
+                R.AuthRoleGetResponse)
+    if c < 0.7:
+        return (R.AuthRoleDeleteRequest(role=pick(ROLES)), "RoleDelete",
+                R.AuthRoleDeleteResponse)
+    if c < 0.84:
+        perm = A.Permission(permType=pick([0, 1, 2]), key=pick(KEYS))
+        if rnd.random() < 0.6:
+            perm.range_end = pick(ENDS)
+        return (R.AuthRoleGrantPermissionRequest(name=pick(ROLES), perm=perm),
+                "RoleGrantPermission", R.AuthRoleGrantPermissionResponse)
+    if c < 0.92:
+        req = R.AuthRoleRevokePermissionRequest(role=pick(ROLES),
+                                                key=pick(KEYS))
+        if rnd.random() < 0.6:
+            req.range_end = pick(ENDS)
+        return (req, "RoleRevokePermission",
+                R.AuthRoleRevokePermissionResponse)
+    if c < 0.96:
+        return R.AuthUserListRequest(), "UserList", R.AuthUserListResponse
+    return R.AuthRoleListRequest(), "RoleList", R.AuthRoleListResponse
+
+
 def draw():
+    c = rnd.random()
+    if c < AUTH_SHARE:
+        req, meth, rc = auth_draw()
+        return req, "Auth", meth, rc
     c = rnd.random()
     if c < 0.3:
         return put_req(), "KV", "Put", R.PutResponse
