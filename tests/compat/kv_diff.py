@@ -28,7 +28,12 @@ Kept out of the draws, where cairnd answers otherwise on purpose
 - leases short enough to expire during the run (their revoke would land
   at a revision that depends on timing);
 - a watch from exactly the compacted revision (cairnd keeps that
-  revision's deletions and sends them; etcd's compaction drops them).
+  revision's deletions and sends them; etcd's compaction drops them);
+- a watcher that compaction cancelled, on the shared stream: etcd keeps
+  it there, holding its id, until the client cancels it; cairnd frees
+  the id with the compaction answer, so later ids would differ. Such
+  watchers (a start revision below the compacted one) are made on a new
+  stream per server each and compared at once.
 
 Watchers: two ops in a hundred are preceded by a new watcher on one gRPC
 watch stream per server (any key range, start revision past, present,
@@ -65,6 +70,7 @@ SEED, OPS = int(sys.argv[4]), int(sys.argv[5])
 FLIP = os.environ.get("KV_DIFF_FLIP") == "1"
 AUTH_SHARE = 0.06  # user and role calls
 WATCH_SHARE = 0.02  # a watcher created before the op
+CANCEL_SHARE = 0.01  # a watch cancelled (or an unknown id) before the op
 GW_SHARE = 0.3  # calls sent through the JSON gateway (/v3/...) instead
 TIMEOUT = 8 * float(os.environ.get("CAIRN_TIMEOUT_SCALE", "1"))
 rnd = random.Random(SEED)
@@ -372,6 +378,25 @@ class Watches:
                 if not self.cv.wait(end - time.time()):
                     return None
 
+    def cancel(self, wid):
+        """Cancel wid (known or not), then wait behind a progress request:
+        the answers to both come in order, so once the progress answer is
+        here the cancel took effect. False when it did not come."""
+        self.q.put(R.WatchRequest(cancel_request=R.WatchCancelRequest(
+            watch_id=wid)))
+        return self.progress()
+
+    def progress(self):
+        with self.cv:
+            n = sum(1 for r in self.resps if is_progress(r))
+        self.q.put(R.WatchRequest(progress_request=R.WatchProgressRequest()))
+        end = time.time() + TIMEOUT
+        with self.cv:
+            while sum(1 for r in self.resps if is_progress(r)) <= n:
+                if not self.cv.wait(end - time.time()):
+                    return False
+        return True
+
     def settle(self, rev):
         """Wait until the stream is quiet (no response for 0.3 s), at most
         TIMEOUT, once every op up to rev is applied."""
@@ -398,11 +423,40 @@ class Watches:
                         r.cancel_reason))
                 for e in r.events:
                     w.append(text_format.MessageToString(e, as_one_line=True))
+                if is_progress(r):
+                    w.append("progress at %d" % r.header.revision)
         return out
 
     def close(self):
         self.q.put(None)
         self.call.cancel()
+
+
+def compacted_watch(cairn, etcd, wc):
+    """A watch from before the compacted revision, on a new stream per
+    server: created, then cancelled with compact_revision. Returns the
+    number of mismatches (0 or 1)."""
+    stories = []
+    for srv in (cairn, etcd):
+        w = Watches(srv)
+        w.create(wc)
+        end = time.time() + TIMEOUT
+        with w.cv:
+            while len(w.resps) < 2 and w.cv.wait(end - time.time()):
+                pass
+        stories.append(w.story())
+        w.close()
+    if stories[0] == stories[1]:
+        return 0
+    print("MISMATCH compacted watch %s\n  cairnd: %s\n  etcd:   %s" % (
+        text_format.MessageToString(wc, as_one_line=True), stories[0],
+        stories[1]))
+    return 1
+
+
+def is_progress(r):
+    return (not r.events and not r.created and not r.canceled and
+            not r.compact_revision)
 
 
 def watch_req():
@@ -418,6 +472,8 @@ def watch_req():
     wc.prev_kv = rnd.random() < 0.5
     if rnd.random() < 0.3:
         wc.filters.append(pick([0, 1]))
+    if rnd.random() < 0.3:
+        wc.watch_id = pick([1, 2, 3, 5, 10])
     return wc
 
 
@@ -455,6 +511,13 @@ def main():
     for i in range(OPS):
         if rnd.random() < WATCH_SHARE:
             wc = watch_req()
+            if 0 < wc.start_revision < state["compacted"]:
+                # cancelled at once: on a stream of its own (see the
+                # docstring), compared now
+                mism += compacted_watch(cairn, etcd, wc)
+                wc = watch_req()
+                if 0 < wc.start_revision < state["compacted"]:
+                    wc.start_revision = 0
             ida, idb = wa.create(wc), wb.create(wc)
             if ida is None or idb is None:
                 print("NO ANSWER to watch create %s" %
@@ -471,6 +534,12 @@ def main():
                 # etcd catches a watcher up from its history every 100 ms;
                 # a compaction before that would cancel it there alone
                 time.sleep(0.25)
+        if rnd.random() < CANCEL_SHARE:
+            wid = pick(list(wreqs) + [0, 7, 99, -1])
+            if not wa.cancel(wid) or not wb.cancel(wid):
+                print("NO ANSWER to a progress request after cancel %d" % wid)
+                lost += 1
+                break
         req, svc, meth, rc = draw()
         creq = req
         if flip and meth == "Put":

@@ -394,6 +394,47 @@ static void grant_again_updates_the_type(void **state)
     auth_unlock(&f->auth);
 }
 
+/* etcd 3.4's RoleGrantPermission: grants ordered by key alone, those with
+ * one key in the order made; a grant updates only the first grant of its
+ * key (if the range_end matches too), else it is added; a revoke removes
+ * every grant with that key and range_end. Found by kv_diff.test (RoleGet
+ * listed same-key grants by range_end). */
+static void grants_of_one_key_keep_etcds_order_and_rules(void **state)
+{
+    struct fixture *f = *state;
+    const struct auth_role *r;
+    assert_int_equal(role_add(f, "o"), 0);
+    assert_int_equal(grant_perm(f, "o", AUTH_PERM_READ, "k", "z", 1), 0);
+    assert_int_equal(grant_perm(f, "o", AUTH_PERM_WRITE, "k", NULL, 0), 0);
+    assert_int_equal(grant_perm(f, "o", AUTH_PERM_READ, "a", NULL, 0), 0);
+    const struct auth_state *st = auth_lock(&f->auth);
+    r = auth_state_role(st, "o");
+    assert_int_equal(r->perms_count, 3);
+    assert_memory_equal(r->perms[0].key, "a", 1);
+    assert_int_equal(r->perms[1].end_len, 1); /* k..z, made first */
+    assert_int_equal(r->perms[2].end_len, 0); /* k alone */
+    auth_unlock(&f->auth);
+    /* k..z is the first grant of k: updated in place */
+    assert_int_equal(grant_perm(f, "o", AUTH_PERM_READWRITE, "k", "z", 1), 0);
+    /* k alone is not the first grant of k: added again, as etcd does */
+    assert_int_equal(grant_perm(f, "o", AUTH_PERM_READ, "k", NULL, 0), 0);
+    st = auth_lock(&f->auth);
+    r = auth_state_role(st, "o");
+    assert_int_equal(r->perms_count, 4);
+    assert_int_equal(r->perms[1].type, AUTH_PERM_READWRITE);
+    assert_int_equal(r->perms[2].type, AUTH_PERM_WRITE);
+    assert_int_equal(r->perms[3].type, AUTH_PERM_READ);
+    assert_int_equal(r->perms[3].end_len, 0);
+    auth_unlock(&f->auth);
+    /* one revoke takes both grants of k alone */
+    assert_int_equal(revoke_perm(f, "o", "k", NULL, 0), 0);
+    st = auth_lock(&f->auth);
+    assert_int_equal(auth_state_role(st, "o")->perms_count, 2);
+    auth_unlock(&f->auth);
+    assert_int_equal(revoke_perm(f, "o", "k", NULL, 0),
+                     ERR_PERMISSION_NOT_GRANTED);
+}
+
 static void state_survives_reopen(void **state)
 {
     struct fixture *f = *state;
@@ -569,6 +610,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(grant_again_updates_the_type, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            grants_of_one_key_keep_etcds_order_and_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(state_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(
             tokens_expire_refresh_and_die_with_their_user, setup, teardown),
