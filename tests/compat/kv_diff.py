@@ -267,7 +267,26 @@ def txn_req(depth=0):
         t.success.append(request_op(depth))
     for _ in range(rnd.randrange(3)):
         t.failure.append(request_op(depth))
+    if depth == 0 and any(o.request_delete_range.range_end == b"\x00"
+                          for o in txn_ops(t)):
+        # a put with ignore_value or ignore_lease after a delete from a key
+        # to the end ("\0": etcd's duplicate check does not see it) that
+        # removed its key: etcd 3.4 passes its checks on the state before
+        # the txn, then panics applying it (the member exits); cairnd
+        # answers "key not found" and writes nothing. Left out.
+        for o in txn_ops(t):
+            if o.HasField("request_put"):
+                o.request_put.ignore_value = False
+                o.request_put.ignore_lease = False
     return t
+
+
+def txn_ops(t):
+    """Every op of a txn, nested ones included."""
+    for o in list(t.success) + list(t.failure):
+        yield o
+        if o.HasField("request_txn"):
+            yield from txn_ops(o.request_txn)
 
 
 USERS = ["u1", "u2", "root", "", "r1", "x" * 40]
