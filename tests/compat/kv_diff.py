@@ -486,8 +486,9 @@ def compacted_watch(cairn, etcd, wc):
         w = Watches(srv)
         w.create(wc)
         end = time.time() + TIMEOUT
-        with w.cv:
-            while len(w.resps) < 2 and w.cv.wait(end - time.time()):
+        with w.cv:  # until the cancel (with the created answer or after)
+            while not any(r.canceled for r in w.resps) and \
+                    w.cv.wait(end - time.time()):
                 pass
         stories.append(w.story())
         w.close()
