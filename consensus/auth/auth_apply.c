@@ -567,17 +567,16 @@ static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
     return al < bl ? -1 : (al > bl ? 1 : 0);
 }
 
-/* Position of the grant on exactly (key, end), or where it would go. */
-/* A role's grants are kept as etcd 3.4 keeps them: ordered by key alone,
- * grants with the same key in the order they were made (etcd appends and
- * sorts by key; Go's sort of so short a slice moves nothing among equals).
+/* A role's grants are kept in etcd 3.4's order: by key alone, grants with
+ * the same key in the order they were made (etcd appends and sorts by key;
+ * Go's sort of so short a slice moves nothing among equals).
  *
- * perm_find: the grant that a new one with this key and range_end would
- * update, as etcd decides it: the first grant whose key is >= key, if its
- * key and range_end are both equal (*found). Otherwise *found is false
- * and the result is where the new grant goes: after every grant whose key
- * is <= key. So a grant equal to a later one of the same key is added
- * again, not merged, exactly as etcd does (both then count). */
+ * perm_find: the grant on exactly (key, end) (*found), else where a new one
+ * goes: after every grant whose key is <= key. etcd 3.4 looks only at the
+ * first grant of the key; when that one has another range_end it adds a
+ * second grant instead of updating, so a grant narrowed from WRITE to READ
+ * keeps its WRITE there. We update the grant, as a grant again is meant
+ * to (docs/kv.md names the difference). */
 static size_t perm_find(const struct auth_role *r, const uint8_t *key,
                         size_t kl, const uint8_t *end, size_t el, bool *found)
 {
@@ -587,15 +586,13 @@ static size_t perm_find(const struct auth_role *r, const uint8_t *key,
            bytes_cmp(r->perms[i].key, r->perms[i].key_len, key, kl) < 0) {
         i++;
     }
-    if (i < r->perms_count &&
-        bytes_cmp(r->perms[i].key, r->perms[i].key_len, key, kl) == 0 &&
-        bytes_cmp(r->perms[i].end, r->perms[i].end_len, end, el) == 0) {
-        *found = true;
-        return i;
-    }
-    while (i < r->perms_count &&
-           bytes_cmp(r->perms[i].key, r->perms[i].key_len, key, kl) == 0) {
-        i++;
+    for (; i < r->perms_count &&
+           bytes_cmp(r->perms[i].key, r->perms[i].key_len, key, kl) == 0;
+         i++) {
+        if (bytes_cmp(r->perms[i].end, r->perms[i].end_len, end, el) == 0) {
+            *found = true;
+            return i;
+        }
     }
     return i;
 }
@@ -659,32 +656,25 @@ do_role_revoke(struct auth *a, struct kv_write *wr,
 {
     const struct auth_role *old = auth_state_role(&a->st, r->role);
     struct auth_role *role;
+    bool found;
+    size_t pos;
     if (old == NULL) {
         return ERR_ROLE_NOT_FOUND;
+    }
+    pos = perm_find(old, r->key.data, r->key.len, r->range_end.data,
+                    r->range_end.len, &found);
+    if (!found) {
+        return ERR_PERMISSION_NOT_GRANTED;
     }
     role = role_clone(old);
     if (role == NULL) {
         return -ENOMEM;
     }
-    /* every grant with this key and range_end goes, as in etcd (there can
-     * be more than one: perm_find) */
-    size_t kept = 0;
-    for (size_t i = 0; i < role->perms_count; i++) {
-        struct auth_perm *p = &role->perms[i];
-        if (bytes_cmp(p->key, p->key_len, r->key.data, r->key.len) == 0 &&
-            bytes_cmp(p->end, p->end_len, r->range_end.data,
-                      r->range_end.len) == 0) {
-            mem_free(p->key);
-            mem_free(p->end);
-        } else {
-            role->perms[kept++] = *p;
-        }
-    }
-    if (kept == role->perms_count) {
-        auth_role_free(role);
-        return ERR_PERMISSION_NOT_GRANTED;
-    }
-    role->perms_count = kept;
+    mem_free(role->perms[pos].key);
+    mem_free(role->perms[pos].end);
+    memmove(role->perms + pos, role->perms + pos + 1,
+            (role->perms_count - pos - 1) * sizeof(*role->perms));
+    role->perms_count--;
     return commit_role(&a->st, wr, role);
 }
 

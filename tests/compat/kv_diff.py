@@ -27,6 +27,9 @@ Kept out of the draws, where cairnd answers otherwise on purpose
   no-op; cairnd answers "compacted", as etcd does from then on);
 - leases short enough to expire during the run (their revoke would land
   at a revision that depends on timing);
+- a grant on a key and range_end a role holds already, when another
+  grant of that key came first (etcd adds a second grant and keeps the
+  old type too; cairnd updates the grant);
 - a watch from a negative revision before any compaction (cairnd
   cancels it; etcd 3.4 watches -1 from now and cancels the rest with
   compact_revision -1);
@@ -289,6 +292,28 @@ def txn_ops(t):
             yield from txn_ops(o.request_txn)
 
 
+roles = {}  # role -> its grants [(key, range_end)] in order, as answered
+
+
+def roles_track(meth, req, ok):
+    if not ok:
+        return
+    if meth == "RoleAdd":
+        roles[req.name] = []
+    elif meth == "RoleDelete":
+        roles.pop(req.role, None)
+    elif meth == "RoleGrantPermission":
+        g = roles.setdefault(req.name, [])
+        k, e = req.perm.key, req.perm.range_end
+        if (k, e) not in g:
+            at = max([i + 1 for i, (gk, _) in enumerate(g) if gk <= k] or [0])
+            g.insert(at, (k, e))
+    elif meth == "RoleRevokePermission":
+        g = roles.get(req.role, [])
+        if (req.key, req.range_end) in g:
+            g.remove((req.key, req.range_end))
+
+
 USERS = ["u1", "u2", "root", "", "r1", "x" * 40]
 ROLES = ["r1", "r2", "root", "", "u1"]
 
@@ -333,8 +358,15 @@ def auth_draw():
         perm = A.Permission(permType=pick([0, 1, 2]), key=pick(KEYS))
         if rnd.random() < 0.6:
             perm.range_end = pick(ENDS)
-        return (R.AuthRoleGrantPermissionRequest(name=pick(ROLES), perm=perm),
-                "RoleGrantPermission", R.AuthRoleGrantPermissionResponse)
+        req = R.AuthRoleGrantPermissionRequest(name=pick(ROLES), perm=perm)
+        grants = roles.get(req.name, [])
+        same = [e for k, e in grants if k == perm.key]
+        if perm.range_end in same[1:]:
+            # a grant again on one that is not its key's first: etcd adds
+            # a second grant, cairnd updates it (see the docstring)
+            return R.AuthRoleGetRequest(role=req.name), "RoleGet", \
+                R.AuthRoleGetResponse
+        return (req, "RoleGrantPermission", R.AuthRoleGrantPermissionResponse)
     if c < 0.92:
         req = R.AuthRoleRevokePermissionRequest(role=pick(ROLES),
                                                 key=pick(KEYS))
@@ -631,6 +663,7 @@ def main():
         ok = not b.startswith("ERR") and not re.match(r"HTTP [^2]", b)
         if meth == "LeaseGrant" and ok and req.ID:
             leases.append(req.ID)
+        roles_track(meth, req, ok)
         if meth == "LeaseRevoke" and ok:
             if req.ID in leases:
                 leases.remove(req.ID)
