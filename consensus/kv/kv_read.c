@@ -76,7 +76,11 @@ static int ev_one(struct ev_scan *s, const struct kv_rec *r, bool *stop)
     } else {
         ev.type = KV_EVENT_DELETE;
     }
-    if (s->with_prev) {
+    /* A create (a put at version 1) has no prev, as the write handle
+     * gives none and etcd looks none up: even when one txn deleted the key
+     * (to the end of the keyspace) and made it again, so that the record
+     * at mod - 1 is the one deleted. */
+    if (s->with_prev && !(ev.type == KV_EVENT_PUT && ev.kv.version == 1)) {
         int rc =
             kv__key_at(&s->v, s->idx, r->key, r->key_len, r->mod - 1, &prev);
         if (rc == 0) {

@@ -374,6 +374,44 @@ static void events_skip_prev_nobody_needs(void **state)
                              "DEL a@8 prev=3@6");
 }
 
+/* A key one txn changes twice (possible only with a delete to the end of
+ * the keyspace, which etcd's duplicate check does not see): every event's
+ * prev is the key's record at mod_revision - 1, and a create has none, as
+ * etcd's watch answers; the live events and the history agree. Found by
+ * kv_diff.test (live: the txn's own put was the delete's prev; history:
+ * the re-created key's put carried the deleted record). */
+static void a_key_changed_twice_in_one_txn_has_etcds_prevs(void **state)
+{
+    struct fx *f = *state;
+    struct kv_write *wr;
+    struct kv_result res = {0};
+    struct kv_txn_resp tr;
+    struct evlog l = {0};
+    t_put(f->kv, "k", "0"); /* 2 */
+    struct kv_op s1[] = {op_put("k", "1"), op_del_from("k")};
+    struct kv_txn_req t1 = {NULL, 0, s1, 2, NULL, 0};
+    struct kv_op s2[] = {op_del_from("j"), op_put("k", "2")};
+    struct kv_txn_req t2 = {NULL, 0, s2, 2, NULL, 0};
+    t_put(f->kv, "k", "1"); /* 3: t2 deletes it, then makes it again */
+    assert_int_equal(kv_write_begin(f->kv, log_ev, &l, &wr), 0);
+    assert_int_equal(kv_txn(wr, &t2, &res, &tr, NULL), 0); /* 4 */
+    assert_int_equal(kv_txn(wr, &t1, &res, &tr, NULL), 0); /* 5 */
+    assert_int_equal(kv_write_commit(wr, 0, 0), 0);
+    kv_result_free(&res);
+    const char *want = "DEL k@4 prev=1@3,PUT k@4=2 v1,"
+                       "PUT k@5=1 v2 prev=2@4,DEL k@5 prev=2@4";
+    assert_string_equal(l.s, want);
+    struct kv_read *rd;
+    struct evlog h = {0};
+    int64_t next;
+    assert_int_equal(kv_read_begin(f->kv, &rd), 0);
+    assert_int_equal(kv_events_read(rd, U8("k"), 1, NULL, 0, 4, 0, 0, true,
+                                    log_ev, &h, &next),
+                     0);
+    kv_read_end(rd);
+    assert_string_equal(h.s, want);
+}
+
 static void events_read_filters_keys_and_finds_prev(void **state)
 {
     struct fx *f = *state;
@@ -1383,6 +1421,7 @@ const struct CMUnitTest kv_more_tests[] = {
     T(compact_keeps_latest_record_per_key_unless_tombstone),
     T(history_from_the_compacted_revision_is_whole),
     T(over_quota_put_txn_and_grant_fail_but_deletes_work),
+    T(a_key_changed_twice_in_one_txn_has_etcds_prevs),
     T(failed_request_in_batch_keeps_earlier_requests),
     T(write_abort_discards_the_batch),
     T(map_full_while_writing_loses_only_the_batch),
