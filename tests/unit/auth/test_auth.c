@@ -605,8 +605,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(grant_again_updates_the_type, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(
-            grants_of_one_key_keep_the_order_made, setup, teardown),
+        cmocka_unit_test_setup_teardown(grants_of_one_key_keep_the_order_made,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(state_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(
             tokens_expire_refresh_and_die_with_their_user, setup, teardown),

@@ -428,8 +428,8 @@ static int w_del(struct wctx *w, struct mkey *k)
     }
     /* The event's prev is the record at rev - 1 (etcd's watch prev_kv):
      * for a key this txn put, the record before the txn, or none. */
-    const struct mrec *before = prev->rev == w->rev ? rec_at(k, w->rev - 1)
-                                                    : prev;
+    const struct mrec *before =
+        prev->rev == w->rev ? rec_at(k, w->rev - 1) : prev;
     struct mdl_arena tmp = {0};
     struct kv_kv prevkv, c;
     if (before != NULL) {
@@ -1134,8 +1134,7 @@ static void path_check(struct pcheck *c, const struct kv_txn_req *t)
             int64_t r = ops[i].u.range.revision;
             if (r > c->rev) {
                 rc = ERR_FUTURE_REV;
-            } else if (r != 0 &&
-                       r < (c->v->compact > 0 ? c->v->compact : -1)) {
+            } else if (r != 0 && r < (c->v->compact > 0 ? c->v->compact : -1)) {
                 /* etcd's checkRequestRange: a negative one too */
                 rc = ERR_COMPACTED;
             }
