@@ -46,18 +46,20 @@ of the same index on both; no serializable reads (a member may lag), and
 no revision on a range inside a txn (etcd's members then disagree, see
 request_op).
 
-Compactions near the newest revision wait 0.1 s first: etcd reads a
-watch event's prev_kv when it sends the event, and a compaction just
-before that drops it there (cairnd's events carry it from the write).
+A compaction or a watch cancel waits until 0.4 s has passed since the
+last watcher from a past revision was made (etcd catches those up every
+100 ms; a compaction before would cancel one on etcd alone, a cancel
+before would leave its history unsent there alone), and a compaction
+near the newest revision waits 0.2 s (etcd reads a watch event's prev_kv
+when it sends the event; a compaction just before drops it there;
+cairnd's events carry it from the write).
 
 Watchers: two ops in a hundred are preceded by a new watcher on one gRPC
 watch stream per server (any key range, start revision past, present,
 future or compacted, prev_kv, filters), created on both before the op
 runs. At the end each watcher's answers on the two servers (created,
 canceled with compact_revision, and every event, whatever the batching)
-are compared. After a create from a past revision the run waits 0.25 s:
-etcd catches such a watcher up every 100 ms, and a compaction before that
-would cancel it on etcd alone.
+are compared (see above for how compactions wait for such watchers).
 
 Prints one line per mismatch (the request and both answers) and
 "N ops, M mismatches"; exits 1 on any mismatch or call that did not
@@ -88,6 +90,7 @@ CLUSTER = len(CPS) > 1
 SEED, OPS = int(sys.argv[4]), int(sys.argv[5])
 FLIP = os.environ.get("KV_DIFF_FLIP") == "1"
 TRACE = os.environ.get("KV_DIFF_TRACE") == "1"  # every op and both answers
+COMPACT_CALM = 0.4 * float(os.environ.get("CAIRN_TIMEOUT_SCALE", "1"))
 AUTH_SHARE = 0.06  # user and role calls
 WATCH_SHARE = 0.02  # a watcher created before the op
 CANCEL_SHARE = 0.01  # a watch cancelled (or an unknown id) before the op
@@ -607,6 +610,7 @@ def main():
     wa, wb = Watches(cairn), Watches(etcd)
     wreqs = {}  # watch id -> its create request
     comp_m = 0  # the member that answered the last compaction
+    past_watch = 0.0  # when the last watcher from a past revision came
     for i in range(OPS):
         if rnd.random() < WATCH_SHARE:
             if CLUSTER:
@@ -640,21 +644,31 @@ def main():
                     ida, idb))
             wreqs[idb] = wc
             if 0 < wc.start_revision <= state["rev"]:
-                # etcd catches a watcher up from its history every 100 ms;
-                # a compaction before that would cancel it there alone
-                time.sleep(0.25)
+                past_watch = time.time()
         if rnd.random() < CANCEL_SHARE:
+            # the same calm as before a compaction: a watcher from a past
+            # revision cancelled before etcd caught it up would have sent
+            # its history on cairnd alone
+            if past_watch + COMPACT_CALM > time.time():
+                time.sleep(past_watch + COMPACT_CALM - time.time())
             wid = pick(list(wreqs) + [0, 7, 99, -1])
             if not wa.cancel(wid) or not wb.cancel(wid):
                 print("NO ANSWER to a progress request after cancel %d" % wid)
                 lost += 1
                 break
         req, svc, meth, rc = draw()
-        if meth == "Compact" and req.revision > state["rev"] - 5:
-            # etcd reads a watch event's prev_kv (at mod_revision - 1) when
-            # it sends the event; a compaction past that first loses it
-            # there. Let the last events go out before compacting them.
-            time.sleep(0.1)
+        if meth == "Compact":
+            # etcd catches a watcher from a past revision up from its
+            # history every 100 ms; a compaction before that would cancel
+            # it there alone: 0.4 s (four of its passes) after such a create.
+            # And etcd reads a watch event's prev_kv (at mod_revision - 1)
+            # when it sends the event; a compaction past that first loses
+            # it there: the newest events go out first.
+            wait = past_watch + COMPACT_CALM - time.time()
+            if req.revision > state["rev"] - 5:
+                wait = max(wait, COMPACT_CALM / 2)
+            if wait > 0:
+                time.sleep(wait)
         mi = mrnd.randrange(len(cairns))
         cairn, etcd = cairns[mi], etcds[mi]
         creq = req
