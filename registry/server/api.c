@@ -461,11 +461,7 @@ static void on_read_point(void *ctx, int err)
     struct api_op *op = ctx;
     op->async_refs--;
     if (err == 0 && !op->canceled) {
-        if (op->m->req_desc == &etcdserverpb__range_request__descriptor) {
-            err = serve_range(op);
-        } else {
-            err = serve_txn_read(op);
-        }
+        err = op->serve(op);
     }
     if (err != 0 || op->canceled) {
         api__finish(op, err != 0 ? err : ERR_CANCELED, NULL, 0);
@@ -473,9 +469,10 @@ static void on_read_point(void *ctx, int err)
     api__op_maybe_free(op);
 }
 
-static int read_linearizable(struct api_op *op)
+int api__read_linearizable(struct api_op *op, api_serve_fn serve)
 {
     int rc;
+    op->serve = serve;
     op->async_refs++;
     rc = node_read_index(op->s->node, op->timeout_ms, on_read_point, op);
     if (rc != 0) {
@@ -494,7 +491,7 @@ static int kv_range_fn(struct api_op *op, const ProtobufCMessage *req)
     if (r->serializable) {
         return serve_range(op);
     }
-    return read_linearizable(op);
+    return api__read_linearizable(op, serve_range);
 }
 
 static int kv_put_fn(struct api_op *op, const ProtobufCMessage *req)
@@ -532,7 +529,7 @@ static int kv_txn_fn(struct api_op *op, const ProtobufCMessage *req)
 {
     const Etcdserverpb__TxnRequest *t = (const Etcdserverpb__TxnRequest *)req;
     if (!apply_txn_writes(t)) {
-        return read_linearizable(op);
+        return api__read_linearizable(op, serve_txn_read);
     }
     if (node_nospace(op->s->node)) {
         return ERR_NOSPACE; /* apply would refuse it: no proposal */

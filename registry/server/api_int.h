@@ -17,6 +17,14 @@ void api__finish_msg(struct api_op *op, const ProtobufCMessage *msg);
  * callback, does op->async_refs-- then api__finish (or not) then this. */
 void api__op_maybe_free(struct api_op *op);
 
+/* A linearizable read: a read index first (node_read_index), then, once
+ * this member has applied everything committed when the request came,
+ * serve(op) answers from its store (api__finish); an error from either
+ * step, or a caller that went away, finishes op with that error. Returns
+ * nonzero when the read index could not start (nothing is due then). */
+typedef int (*api_serve_fn)(struct api_op *op);
+int api__read_linearizable(struct api_op *op, api_serve_fn serve);
+
 uint64_t api__term_now(struct server *s);
 void api__fill_header(struct server *s, Etcdserverpb__ResponseHeader *h,
                       int64_t rev);

@@ -814,11 +814,12 @@ static int collect_key(void *ctx, const uint8_t *key, size_t key_len)
 }
 
 /* The answer, from this member's store and lease timers once it has
- * applied everything committed when the request came (ttl_read_point). */
-static int ttl_serve(struct api_op *op, const ProtobufCMessage *req)
+ * applied everything committed when the request came
+ * (api__read_linearizable). */
+static int ttl_serve(struct api_op *op)
 {
     const Etcdserverpb__LeaseTimeToLiveRequest *r =
-        (const Etcdserverpb__LeaseTimeToLiveRequest *)req;
+        (const Etcdserverpb__LeaseTimeToLiveRequest *)op->owned;
     Etcdserverpb__LeaseTimeToLiveResponse resp =
         ETCDSERVERPB__LEASE_TIME_TO_LIVE_RESPONSE__INIT;
     Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
@@ -868,19 +869,6 @@ static int ttl_serve(struct api_op *op, const ProtobufCMessage *req)
     return rc;
 }
 
-static void ttl_read_point(void *ctx, int err)
-{
-    struct api_op *op = ctx;
-    op->async_refs--;
-    if (err == 0 && !op->canceled) {
-        err = ttl_serve(op, op->owned);
-    }
-    if (err != 0 || op->canceled) {
-        api__finish(op, err != 0 ? err : ERR_CANCELED, NULL, 0);
-    }
-    api__op_maybe_free(op);
-}
-
 /* A linearizable read, as a Range is: on a follower the answer (attached
  * keys, header revision) then holds every write acknowledged before the
  * request, on any member. etcd 3.4 forwards the call to its leader; a
@@ -889,14 +877,8 @@ static void ttl_read_point(void *ctx, int err)
  * revision behind). */
 int api__lease_ttl_fn(struct api_op *op, const ProtobufCMessage *req)
 {
-    int rc;
     (void)req; /* op->owned: the same message, read at the read point */
-    op->async_refs++;
-    rc = node_read_index(op->s->node, op->timeout_ms, ttl_read_point, op);
-    if (rc != 0) {
-        op->async_refs--;
-    }
-    return rc;
+    return api__read_linearizable(op, ttl_serve);
 }
 
 /* ------------------------------------------------------------- lifecycle */

@@ -81,6 +81,8 @@ struct api_op {
      * under --client-cert-auth (api_call_cert), or NULL */
     const char *cert_user;
     uint64_t aux; /* per-method scratch (MemberAdd: the new id) */
+    /* what answers a linearizable read at its read point */
+    int (*serve)(struct api_op *op);
     /* Cairn-only envelope fields proposed after the write's request (its
      * audit record, a lease_first), empty for most calls */
     struct buf extra;
