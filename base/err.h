@@ -102,7 +102,11 @@
     X(RECIPE_INVALID_AUTH_TOKEN, "etcdserver: invalid auth token")             \
     X(MEMBER_REMOVED,                                                          \
       "etcdserver: the member has been permanently removed from the cluster")  \
-    X(AUTH_VERIFY_ONLY, "auth: token signing attempted with verify-only key")
+    X(AUTH_VERIFY_ONLY, "auth: token signing attempted with verify-only key")  \
+    X(NOT_ENOUGH_STARTED,                                                      \
+      "etcdserver: re-configuration failed due to not enough started "         \
+      "members")                                                               \
+    X(UNHEALTHY, "etcdserver: unhealthy cluster")
 
 #define ERR_BASE 10000
 

@@ -2091,6 +2091,7 @@ static int open_raft(struct node *n)
     uint64_t applied_term;
     raft_config_default(&rc, n->cfg.member_id);
     rc.seed = n->cfg.seed;
+    rc.strict_conf = n->cfg.strict_reconfig;
     /* Ten ticks per heartbeat: the randomized election timeout then has
      * ten times as many values, so two followers that lost the same leader
      * rarely campaign in the same tick and split the vote. */

@@ -122,6 +122,9 @@ struct node_config {
     bool join_existing;
     /* --initial-cluster-token: mixed into member ids (see below). */
     const char *cluster_token;
+    /* --strict-reconfig-check: membership changes that would leave too
+     * few started or reachable voters are refused (node_member_change). */
+    bool strict_reconfig;
 };
 
 /* Fill cfg with etcd's defaults (heartbeat 100, election 1000, snapshot
@@ -206,7 +209,10 @@ int node_read_index(struct node *n, uint32_t timeout_ms, node_read_cb cb,
  * change is applied here (err 0), or with ERR_TIMEOUT / ERR_STOPPED.
  * Errors now: ERR_NO_LEADER, ERR_MEMBER_EXISTS, ERR_MEMBER_NOT_FOUND,
  * ERR_NOT_LEARNER, ERR_LEARNER_NOT_READY, ERR_TOO_MANY_LEARNERS, ERR_BUSY
- * (another change is pending), ERR_STOPPED. */
+ * (another change is pending), ERR_STOPPED; with cfg.strict_reconfig also
+ * ERR_NOT_ENOUGH_STARTED (too few voters ever published themselves, as
+ * etcd's IsReadyTo{Add,Remove,Promote}) and, on the leader, ERR_UNHEALTHY
+ * (raft_config.strict_conf: voters it has not heard from lately). */
 enum node_member_op {
     NODE_MEMBER_ADD = 1,
     NODE_MEMBER_ADD_LEARNER = 2,

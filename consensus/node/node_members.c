@@ -54,6 +54,47 @@ static size_t learners_count(const struct node *n)
     return c;
 }
 
+/* etcd's started-member rule (--strict-reconfig-check): the voters that
+ * published themselves (a member does once it runs, with its name) must
+ * stay a quorum of the voters after the change. A cluster of one may add
+ * its second voter, as etcd allows for a restore. */
+static int check_started(const struct node *n, enum node_member_op op,
+                         uint64_t id)
+{
+    size_t voters = 0;
+    size_t started = 0;
+    for (size_t i = 0; i < n->members_count; i++) {
+        const struct node_member *m = &n->members[i];
+        if (m->learner || (op == NODE_MEMBER_REMOVE && m->id == id)) {
+            continue;
+        }
+        voters++;
+        started += m->name[0] != '\0';
+    }
+    switch (op) {
+    case NODE_MEMBER_ADD:
+        if (started == 1 && voters == 1) {
+            return 0;
+        }
+        voters++;
+        break;
+    case NODE_MEMBER_PROMOTE:
+        voters++; /* the learner counts as started, as in etcd */
+        started++;
+        break;
+    case NODE_MEMBER_REMOVE: {
+        const struct node_member *m = find_member(n, id);
+        if (m == NULL || m->learner) {
+            return 0;
+        }
+        break;
+    }
+    default:
+        return 0;
+    }
+    return started >= voters / 2 + 1 ? 0 : ERR_NOT_ENOUGH_STARTED;
+}
+
 static int propose_update(struct node *n, const struct node_member *m,
                           uint32_t timeout_ms, node_propose_cb cb, void *ctx)
 {
@@ -195,6 +236,12 @@ int node_member_change(struct node *n, enum node_member_op op,
         return propose_update(n, &rec, timeout_ms, cb, ctx);
     default:
         return ERR_INVALID;
+    }
+    if (n->cfg.strict_reconfig) {
+        rc = check_started(n, op, m->id);
+        if (rc != 0) {
+            return rc;
+        }
     }
     id = node__waiter_add(n, timeout_ms, cb, ctx);
     if (id == 0) {

@@ -430,6 +430,8 @@ static void reset(struct raft *r, uint64_t term)
         pr->pending_snapshot = 0;
         pr->probe_sent = false;
         pr->recent_active = false;
+        pr->heard = false;
+        pr->heard_last = false;
         pr->read_ack = 0;
         pr->vote = 0;
         infl_reset(pr);
@@ -1102,6 +1104,7 @@ static void handle_app_resp(struct raft *r, const struct raft_msg *m)
         return;
     }
     pr->recent_active = true;
+    pr->heard = true;
     if (m->flags & RAFT_MSG_F_REJECT) {
         uint64_t hint = m->reject_hint;
         if (m->log_term > 0) {
@@ -1150,6 +1153,7 @@ static void handle_heartbeat_resp(struct raft *r, const struct raft_msg *m)
         return;
     }
     pr->recent_active = true;
+    pr->heard = true;
     pr->probe_sent = false;
     if (pr->state == RAFT_PR_REPLICATE && infl_full(r, pr) &&
         pr->infl_count > 0) {
@@ -1481,6 +1485,10 @@ static void tick_leader(struct raft *r)
     r->election_elapsed++;
     if (r->election_elapsed >= r->cfg.election_ticks) {
         r->election_elapsed = 0;
+        for (int i = 0; i < RAFT_MEMBERS_MAX; i++) {
+            r->prs[i].heard_last = r->prs[i].heard;
+            r->prs[i].heard = false;
+        }
         if (r->cfg.check_quorum) {
             uint32_t active = 0;
             for (uint32_t i = 0; i < r->conf.voters_count; i++) {
@@ -1706,6 +1714,45 @@ static int conf_apply(struct raft *r, const struct raft_conf_change *cc,
     }
 }
 
+/* Whether the leader heard from member id lately (itself: always). */
+static bool reached(struct raft *r, uint64_t id)
+{
+    const struct raft__progress *pr = pr_find(r, id);
+    return id == r->id || (pr != NULL && (pr->heard || pr->heard_last));
+}
+
+/* cfg.strict_conf: etcd's reconfiguration guards (mayAddMember,
+ * mayRemoveMember), with "connected" read as "answered in the last two
+ * election timeouts". Adding any member needs every voter reached (one
+ * voter alone may add the second: how a cluster grows from one);
+ * removing a voter that answers needs the other voters reached to be a
+ * quorum of the voters left. A voter that does not answer goes freely. */
+static int conf_check_reached(struct raft *r, const struct raft_conf_change *cc)
+{
+    const struct raft_conf *c = &r->conf;
+    uint32_t n = c->voters_count;
+    uint32_t up = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        up += reached(r, c->voters[i]);
+    }
+    switch (cc->type) {
+    case RAFT_CC_ADD_VOTER:
+    case RAFT_CC_ADD_LEARNER:
+        if (raft_conf_is_learner(c, cc->node_id)) {
+            return 0; /* a learner made a voter: promote's rule */
+        }
+        return up == n ? 0 : ERR_UNHEALTHY;
+    case RAFT_CC_REMOVE:
+        if (!raft_conf_is_voter(c, cc->node_id) ||
+            (cc->node_id != r->id && !reached(r, cc->node_id))) {
+            return 0;
+        }
+        return up - 1 >= (n - 1) / 2 + 1 ? 0 : ERR_UNHEALTHY;
+    default:
+        return 0;
+    }
+}
+
 static int propose_conf(struct raft *r, const struct raft_conf_change *cc,
                         uint64_t *index)
 {
@@ -1720,6 +1767,9 @@ static int propose_conf(struct raft *r, const struct raft_conf_change *cc,
     }
     struct raft_conf_change n = *cc;
     int rc = conf_apply(r, cc, &n.conf);
+    if (rc == 0 && r->cfg.strict_conf) {
+        rc = conf_check_reached(r, cc);
+    }
     if (rc < 0) {
         return rc;
     }

@@ -252,17 +252,23 @@ struct raft_msg {
 /* ------------------------------------------------------------------ config */
 
 struct raft_config {
-    uint64_t id;                 /* this node, non-zero */
-    uint64_t seed;               /* election jitter; give each node its own */
-    uint32_t election_ticks;     /* > heartbeat_ticks; default 10 */
-    uint32_t heartbeat_ticks;    /* default 1 */
-    bool pre_vote;               /* default true */
-    bool check_quorum;           /* default true */
-    bool forward_proposals;      /* followers send MsgProp; default true */
-    uint64_t max_entry_bytes;    /* LIMIT_RAFT_ENTRY_BYTES */
-    uint64_t max_msg_bytes;      /* LIMIT_RAFT_MSG_BYTES: one append */
-    uint32_t max_inflight_msgs;  /* LIMIT_RAFT_INFLIGHT_MSGS per peer */
-    uint64_t max_inflight_bytes; /* per peer, 0 = only the count bounds */
+    uint64_t id;              /* this node, non-zero */
+    uint64_t seed;            /* election jitter; give each node its own */
+    uint32_t election_ticks;  /* > heartbeat_ticks; default 10 */
+    uint32_t heartbeat_ticks; /* default 1 */
+    bool pre_vote;            /* default true */
+    bool check_quorum;        /* default true */
+    bool forward_proposals;   /* followers send MsgProp; default true */
+    /* etcd's --strict-reconfig-check, on the leader's view (propose_conf):
+     * adding a member needs an answer from every voter in the last two
+     * election timeouts, removing a reachable voter needs the others it
+     * hears from to be a quorum without it (ERR_UNHEALTHY). Default
+     * false. */
+    bool strict_conf;
+    uint64_t max_entry_bytes;       /* LIMIT_RAFT_ENTRY_BYTES */
+    uint64_t max_msg_bytes;         /* LIMIT_RAFT_MSG_BYTES: one append */
+    uint32_t max_inflight_msgs;     /* LIMIT_RAFT_INFLIGHT_MSGS per peer */
+    uint64_t max_inflight_bytes;    /* per peer, 0 = only the count bounds */
     uint64_t max_uncommitted_bytes; /* LIMIT_RAFT_UNCOMMITTED_BYTES */
     uint64_t max_committed_bytes;   /* data handed out per ready batch */
     uint32_t max_pending_reads;     /* queued ReadIndex requests */
@@ -393,6 +399,10 @@ struct raft__progress {
     bool learner;
     bool probe_sent;
     bool recent_active;
+    /* an answer came in this check-quorum window (heard), in the one
+     * before (heard_last): reached lately, for cfg.strict_conf */
+    bool heard;
+    bool heard_last;
     uint8_t vote; /* elections: 0 none, 1 granted, 2 rejected */
     /* ring of in-flight appends (replicate state) */
     struct raft__inflight *infl;

@@ -62,6 +62,7 @@ enum grpc_code grpc_code_from_err(int err)
     case ERR_LEARNER_NOT_READY:
     case ERR_NOT_LEARNER:
     case ERR_TOO_MANY_LEARNERS:
+    case ERR_NOT_ENOUGH_STARTED:
     case ERR_NOT_LEADER:
     case ERR_BAD_LEADER_TRANSFEREE:
     case ERR_ROOT_USER_NOT_EXIST:
@@ -86,6 +87,7 @@ enum grpc_code grpc_code_from_err(int err)
     case ERR_TIMEOUT:
     case ERR_LOCKED:
     case ERR_PROPOSAL_DROPPED:
+    case ERR_UNHEALTHY:
         return GRPC_UNAVAILABLE;
     case ERR_CORRUPT_CLUSTER:
     case ERR_CORRUPT:

@@ -951,6 +951,7 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     nc.max_txn_ops = (uint32_t)o->max_txn_ops;
     nc.max_request_bytes = (uint32_t)o->max_request_bytes;
     nc.unsafe_no_fsync = o->unsafe_no_fsync;
+    nc.strict_reconfig = o->strict_reconfig_check;
     nc.seed = clock_mono_ns() ^ (uint64_t)getpid();
     nc.join_existing = strcmp(o->initial_cluster_state, "existing") == 0;
     nc.cluster_token = o->initial_cluster_token;

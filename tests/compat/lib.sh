@@ -14,6 +14,11 @@
 #                          not answer within 15 s (log: $TMP/TAG.log)
 #   start_etcd TAG [args]  the same for /usr/bin/etcd (3.4.23)
 #   stop_server TAG        SIGTERM, then SIGKILL after 5 s, that PID only
+#   start_trio KIND TAG [args]  three members m0..m2 (KIND cairnd or etcd),
+#                          each with args; sets <TAG>_PORTS "p0,p1,p2" and
+#                          <TAG>_PIDS; returns non-zero unless every member
+#                          answers a linearizable read (logs: $TMP/TAG0.log)
+#   stop_trio TAG          stop_server's SIGTERM, then SIGKILL, for each
 #   ctl_on EP args...      etcdctl with bounded dial/command timeouts
 #   tap_ok/tap_fail/tap_skip "what" ["why"]; tap_end prints the plan
 set -u
@@ -170,4 +175,55 @@ stop_server() { # stop_server TAG: returns the exit status (137 if killed)
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     return 137
+}
+
+start_trio() { # start_trio KIND TAG [args]: three members, see above
+    local kind=$1 tag=$2 bin i cl="" ports=() peers=() pids=()
+    shift 2
+    if [ "$kind" = etcd ]; then bin=$ETCD; else bin=$B/cairnd; fi
+    for i in 0 1 2; do
+        ports[i]=$(free_port)
+        peers[i]=$(free_port)
+        while [ "${peers[i]}" = "${ports[i]}" ]; do peers[i]=$(free_port); done
+        cl+="${cl:+,}m$i=http://127.0.0.1:${peers[i]}"
+    done
+    for i in 0 1 2; do
+        mkdir -p "$TMP/$tag$i.data"
+        "$bin" --name "m$i" --data-dir "$TMP/$tag$i.data" \
+            --listen-client-urls "http://127.0.0.1:${ports[i]}" \
+            --advertise-client-urls "http://127.0.0.1:${ports[i]}" \
+            --listen-peer-urls "http://127.0.0.1:${peers[i]}" \
+            --initial-advertise-peer-urls "http://127.0.0.1:${peers[i]}" \
+            --initial-cluster "$cl" --initial-cluster-token "trio-$tag" \
+            "$@" >"$TMP/$tag$i.log" 2>&1 &
+        pids[i]=$!
+        LIB_PIDS+=("$!")
+    done
+    printf -v "${tag}_PORTS" %s "${ports[0]},${ports[1]},${ports[2]}"
+    printf -v "${tag}_PIDS" %s "${pids[*]}"
+    for i in 0 1 2; do
+        wait_ready "127.0.0.1:${ports[i]}" "${pids[i]}" || return 1
+    done
+    # and a leader: a linearizable read answers on every member
+    for i in 0 1 2; do
+        for _ in $(seq $((100 * T))); do
+            ctl_on "127.0.0.1:${ports[i]}" get ready-probe >/dev/null 2>&1 &&
+                continue 2
+            sleep 0.1
+        done
+        return 1
+    done
+}
+
+stop_trio() { # stop_trio TAG
+    local v=${1}_PIDS p
+    for p in ${!v}; do kill -TERM "$p" 2>/dev/null; done
+    for p in ${!v}; do
+        for _ in $(seq $((100 * T))); do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill -9 "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
 }

@@ -1037,6 +1037,55 @@ static void membership_add_learner_promote_remove(void **state)
     net_free(net);
 }
 
+/* cfg.strict_conf (--strict-reconfig-check): with voter 3 silent for two
+ * election timeouts, the leader refuses to add a member (the new voter's
+ * configuration would need 3 or the newcomer) and to remove live voter 2
+ * (1 and the silent 3 would be left); removing 3 itself goes. Without
+ * the flag the same add is taken. */
+static void strict_conf_refuses_what_a_silent_voter_would_stall(void **state)
+{
+    (void)state;
+    struct net *net = net_new(3, 43);
+    net->cfg.strict_conf = true;
+    net_start(net, 3);
+    net_elect(net, 1);
+    assert_int_equal(net_leader(net), 1);
+    net_tick_all(net, 25); /* heartbeats: everyone answered lately */
+    net_run(net);
+    assert_int_equal(conf_change(net, 1, RAFT_CC_ADD_LEARNER, 4), 0);
+    net_run(net);
+    assert_int_equal(R(net, 1)->conf.learners_count, 1);
+    assert_int_equal(conf_change(net, 1, RAFT_CC_REMOVE, 4), 0);
+    net_run(net);
+    net_crash(net, 3);
+    for (int i = 0; i < 25; i++) { /* past two windows without 3 */
+        net_tick(net, 1);
+        net_tick(net, 2);
+        net_run(net);
+    }
+    assert_int_equal(R(net, 1)->role, RAFT_LEADER);
+    assert_int_equal(conf_change(net, 1, RAFT_CC_ADD_VOTER, 4), ERR_UNHEALTHY);
+    assert_int_equal(conf_change(net, 1, RAFT_CC_ADD_LEARNER, 4),
+                     ERR_UNHEALTHY);
+    assert_int_equal(conf_change(net, 1, RAFT_CC_REMOVE, 2), ERR_UNHEALTHY);
+    assert_int_equal(R(net, 1)->conf.voters_count, 3);
+    assert_int_equal(conf_change(net, 1, RAFT_CC_REMOVE, 3), 0);
+    net_run(net);
+    assert_int_equal(R(net, 1)->conf.voters_count, 2);
+    assert_int_equal(R(net, 2)->conf.voters_count, 2);
+    net_free(net);
+
+    net = cluster(3, 43); /* the default: no such check */
+    net_crash(net, 3);
+    for (int i = 0; i < 30; i++) {
+        net_tick(net, 1);
+        net_tick(net, 2);
+        net_run(net);
+    }
+    assert_int_equal(conf_change(net, 1, RAFT_CC_ADD_LEARNER, 4), 0);
+    net_free(net);
+}
+
 /* A conf entry that never committed is truncated away on a follower, whose
  * configuration must revert to the previous one (on-append rule). */
 static void truncated_conf_entry_reverts_the_configuration(void **state)
@@ -1372,6 +1421,7 @@ int main(void)
         cmocka_unit_test(evicted_entries_reach_a_lagging_follower_once_loaded),
         cmocka_unit_test(busy_storage_is_retried_at_the_next_heartbeat),
         cmocka_unit_test(membership_add_learner_promote_remove),
+        cmocka_unit_test(strict_conf_refuses_what_a_silent_voter_would_stall),
         cmocka_unit_test(truncated_conf_entry_reverts_the_configuration),
         cmocka_unit_test(leader_transfer_catches_up_the_target_first),
         cmocka_unit_test(
