@@ -54,6 +54,35 @@ static size_t learners_count(const struct node *n)
     return c;
 }
 
+/* Whether two comma-separated URL lists share a URL: etcd refuses a
+ * member (added or updated) any of whose peer URLs another member has. */
+static bool urls_share(const char *a, const char *b)
+{
+    for (const char *p = a; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        for (const char *q = b; *q != '\0';) {
+            size_t qlen = strcspn(q, ",");
+            if (qlen == len && memcmp(p, q, len) == 0) {
+                return true;
+            }
+            q += qlen + (q[qlen] == ',');
+        }
+        p += len + (p[len] == ',');
+    }
+    return false;
+}
+
+static bool peer_urls_taken(const struct node *n, const struct node_member *m)
+{
+    for (size_t i = 0; i < n->members_count; i++) {
+        if (n->members[i].id != m->id &&
+            urls_share(n->members[i].peer_urls, m->peer_urls)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* etcd's started-member rule (--strict-reconfig-check): the voters that
  * published themselves (a member does once it runs, with its name) must
  * stay a quorum of the voters after the change. A cluster of one may add
@@ -197,10 +226,8 @@ int node_member_change(struct node *n, enum node_member_op op,
         if (cur != NULL) {
             return ERR_MEMBER_EXISTS;
         }
-        for (size_t i = 0; i < n->members_count; i++) {
-            if (strcmp(n->members[i].peer_urls, m->peer_urls) == 0) {
-                return ERR_PEER_URL_EXISTS;
-            }
+        if (peer_urls_taken(n, m)) {
+            return ERR_PEER_URL_EXISTS;
         }
         if (op == NODE_MEMBER_ADD_LEARNER && learners_count(n) >= 1) {
             return ERR_TOO_MANY_LEARNERS; /* etcd 3.4/3.5: one learner */
@@ -230,6 +257,9 @@ int node_member_change(struct node *n, enum node_member_op op,
     case NODE_MEMBER_UPDATE:
         if (cur == NULL) {
             return ERR_MEMBER_NOT_FOUND;
+        }
+        if (peer_urls_taken(n, m)) {
+            return ERR_PEER_URL_EXISTS; /* another member's */
         }
         rec = *cur;
         snprintf(rec.peer_urls, sizeof(rec.peer_urls), "%s", m->peer_urls);
