@@ -21,6 +21,7 @@
 #include "consensus/node/node_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <arpa/inet.h>
 #include <openssl/evp.h>
@@ -1608,6 +1609,35 @@ static void on_tick(uv_timer_t *h)
 
 /* ------------------------------------------------------------ transport */
 
+/* The leader refused a membership change we forwarded (raft.h,
+ * RAFT_MSG_PROP_REFUSED): answer its waiter with the leader's error now.
+ * The change carries the waiter's id and the proposing member's
+ * (node_member_change); anything else in such a message is ignored. */
+static void conf_refused(struct node *n, const struct raft_msg *m)
+{
+    struct raft_conf_change cc;
+    struct apply_result res;
+    uint64_t id;
+    uint64_t origin;
+    int64_t err = -(int64_t)m->reject_hint;
+    if (m->from != n->leader || m->entries_count != 1 ||
+        m->entries[0].type != RAFT_ENTRY_CONF ||
+        raft_conf_change_decode(m->entries[0].data, m->entries[0].len, &cc) !=
+            0 ||
+        cc.ctx_len < 16 || err >= 0 || err < INT_MIN) {
+        return;
+    }
+    memcpy(&id, cc.ctx, 8);
+    memcpy(&origin, (const uint8_t *)cc.ctx + 8, 8);
+    if (origin != n->cfg.member_id || id == 0) {
+        return;
+    }
+    memset(&res, 0, sizeof(res));
+    res.id = id;
+    res.err = err == ERR_BUSY ? ERR_TOO_MANY_REQUESTS : (int)err;
+    node__waiter_finish(n, id, &res);
+}
+
 static void on_peer_msg(void *owner, uint64_t from, const uint8_t *data,
                         size_t len)
 {
@@ -1622,6 +1652,11 @@ static void on_peer_msg(void *owner, uint64_t from, const uint8_t *data,
     if (m.type == RAFT_MSG_SNAP || m.from != from) {
         /* Snapshots arrive only on the snapshot channel, with their data;
          * and a member speaks only for itself. */
+        raft_msg_free_decoded(&m);
+        return;
+    }
+    if (m.type == RAFT_MSG_PROP_REFUSED) {
+        conf_refused(n, &m);
         raft_msg_free_decoded(&m);
         return;
     }

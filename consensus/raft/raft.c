@@ -53,6 +53,7 @@ const char *raft_msg_type_str(uint8_t type)
         "app_resp",       "heartbeat",   "heartbeat_resp",
         "snap",           "prop",        "readindex",
         "readindex_resp", "timeout_now", "transfer_leader",
+        "prop_refused",
     };
     STATIC_ASSERT(sizeof(names) / sizeof(names[0]) == RAFT_MSG_TYPE_MAX + 1,
                   "one name per message type");
@@ -345,6 +346,9 @@ static bool needs_persist(uint8_t type)
     return type == RAFT_MSG_VOTE || type == RAFT_MSG_VOTE_RESP ||
            type == RAFT_MSG_APP_RESP;
 }
+
+static void refuse_forwarded(struct raft *r, uint64_t to,
+                             const struct raft_entry *e, int err);
 
 /* Queue m (the queue takes its entries and snapshot data). Forwards
  * (PROP, READINDEX, TRANSFER_LEADER) travel with term 0; everything else
@@ -1189,7 +1193,10 @@ static void leader_step(struct raft *r, const struct raft_msg *m)
             if (e->type == RAFT_ENTRY_CONF) {
                 struct raft_conf_change cc;
                 if (raft_conf_change_decode(e->data, e->len, &cc) == 0) {
-                    (void)propose_conf(r, &cc, NULL);
+                    int rc = propose_conf(r, &cc, NULL);
+                    if (rc < 0 && r->err == 0) {
+                        refuse_forwarded(r, m->from, e, rc);
+                    }
                 }
             } else {
                 (void)leader_append(r, e->type, e->data, e->len, NULL);
@@ -1365,7 +1372,7 @@ static bool msg_ok(const struct raft *r, const struct raft_msg *m)
     if (m->entries_count > RAFT_CODEC_ENTRIES_MAX ||
         (m->entries_count > 0 && m->entries == NULL) ||
         (m->entries_count > 0 && m->type != RAFT_MSG_APP &&
-         m->type != RAFT_MSG_PROP)) {
+         m->type != RAFT_MSG_PROP && m->type != RAFT_MSG_PROP_REFUSED)) {
         return false;
     }
     for (uint32_t i = 0; i < m->entries_count; i++) {
@@ -1587,6 +1594,34 @@ static int leader_append(struct raft *r, uint8_t type, const void *data,
         }
     }
     return r->err;
+}
+
+/* Tell the member that forwarded configuration change e why it was not
+ * appended (RAFT_MSG_PROP_REFUSED), so that its caller hears the error
+ * instead of waiting out its timeout. Best effort, as every message. */
+static void refuse_forwarded(struct raft *r, uint64_t to,
+                             const struct raft_entry *e, int err)
+{
+    struct raft_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = RAFT_MSG_PROP_REFUSED;
+    m.to = to;
+    m.reject_hint = (uint64_t) - (int64_t)err;
+    m.entries = mem_calloc(1, sizeof(*m.entries));
+    if (m.entries == NULL) {
+        return;
+    }
+    if (e->len > 0) {
+        m.entries[0].data = mem_dup(e->data, e->len);
+        if (m.entries[0].data == NULL) {
+            mem_free(m.entries);
+            return;
+        }
+    }
+    m.entries[0].len = e->len;
+    m.entries[0].type = e->type;
+    m.entries_count = 1;
+    send(r, &m);
 }
 
 static int forward_entry(struct raft *r, uint8_t type, const void *data,

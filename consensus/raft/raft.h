@@ -209,8 +209,13 @@ enum raft_msg_type {
     RAFT_MSG_READINDEX_RESP = 12,  /* leader -> follower: index for ctx */
     RAFT_MSG_TIMEOUT_NOW = 13,     /* leader -> transferee: campaign now */
     RAFT_MSG_TRANSFER_LEADER = 14, /* follower -> leader forward */
+    /* leader -> the follower that forwarded a configuration change the
+     * leader refused: entries[0] is that change, reject_hint its error
+     * (negated ERR_*). Raft itself ignores it; the follower's owner may
+     * answer whoever waits on the change. Older members drop it. */
+    RAFT_MSG_PROP_REFUSED = 15,
 };
-#define RAFT_MSG_TYPE_MAX RAFT_MSG_TRANSFER_LEADER
+#define RAFT_MSG_TYPE_MAX RAFT_MSG_PROP_REFUSED
 
 #define RAFT_MSG_F_REJECT   0x01 /* a response that refuses */
 #define RAFT_MSG_F_TRANSFER 0x02 /* a vote for a leader transfer */

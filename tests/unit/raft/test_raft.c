@@ -1069,6 +1069,12 @@ static void strict_conf_refuses_what_a_silent_voter_would_stall(void **state)
                      ERR_UNHEALTHY);
     assert_int_equal(conf_change(net, 1, RAFT_CC_REMOVE, 2), ERR_UNHEALTHY);
     assert_int_equal(R(net, 1)->conf.voters_count, 3);
+    /* proposed on follower 2: forwarded, refused, and 2 is told why */
+    int refusals = net_count(net, " prop_refused ");
+    assert_int_equal(conf_change(net, 2, RAFT_CC_ADD_VOTER, 4), 0);
+    net_run(net);
+    assert_int_equal(net_count(net, " prop_refused "), refusals + 1);
+    assert_int_equal(R(net, 1)->conf.voters_count, 3);
     assert_int_equal(conf_change(net, 1, RAFT_CC_REMOVE, 3), 0);
     net_run(net);
     assert_int_equal(R(net, 1)->conf.voters_count, 2);

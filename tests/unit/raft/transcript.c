@@ -27,7 +27,7 @@ static const char *const msg_names[] = {
     "MsgNone",          "MsgPreVote",    "MsgPreVoteResp",    "MsgVote",
     "MsgVoteResp",      "MsgApp",        "MsgAppResp",        "MsgHeartbeat",
     "MsgHeartbeatResp", "MsgSnap",       "MsgProp",           "MsgReadIndex",
-    "MsgReadIndexResp", "MsgTimeoutNow", "MsgTransferLeader",
+    "MsgReadIndexResp", "MsgTimeoutNow", "MsgTransferLeader", "MsgPropRefused",
 };
 
 const char *tr_msg_name(uint8_t type)
