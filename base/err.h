@@ -106,7 +106,8 @@
     X(NOT_ENOUGH_STARTED,                                                      \
       "etcdserver: re-configuration failed due to not enough started "         \
       "members")                                                               \
-    X(UNHEALTHY, "etcdserver: unhealthy cluster")
+    X(UNHEALTHY, "etcdserver: unhealthy cluster")                              \
+    X(MEMBER_BAD_URLS, "etcdserver: given member URLs are invalid")
 
 #define ERR_BASE 10000
 

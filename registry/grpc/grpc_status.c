@@ -38,6 +38,7 @@ enum grpc_code grpc_code_from_err(int err)
     case ERR_INVALID_AUTH_MGMT:
     case ERR_AUTH_OLD_REVISION:
     case ERR_PERMISSION_NOT_GIVEN:
+    case ERR_MEMBER_BAD_URLS:
         return GRPC_INVALID_ARGUMENT;
     case ERR_COMPACTED:
     case ERR_FUTURE_REV:

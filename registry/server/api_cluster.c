@@ -9,7 +9,9 @@
  * token, as for --initial-cluster (node.h says why).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -87,6 +89,8 @@ static void answer_members(struct api_op *op, const struct node_member *added)
     api__finish_msg(op, &r.base);
 }
 
+static int join_urls(char *const *urls, size_t n, char *out, size_t cap);
+
 struct change {
     struct node_member m;
 };
@@ -105,11 +109,9 @@ static void on_changed(void *ctx, const struct apply_result *res)
         if (op->m->req_desc == &etcdserverpb__member_add_request__descriptor) {
             added.id = op->aux;
             added.learner = r->islearner;
-            for (size_t i = 0; i < r->n_peerurls; i++) {
-                size_t len = strlen(added.peer_urls);
-                snprintf(added.peer_urls + len, sizeof(added.peer_urls) - len,
-                         "%s%s", i > 0 ? "," : "", r->peerurls[i]);
-            }
+            /* as proposed: trimmed and sorted (checked before, so 0) */
+            (void)join_urls(r->peerurls, r->n_peerurls, added.peer_urls,
+                            sizeof(added.peer_urls));
         }
         answer_members(op, &added);
     } else {
@@ -131,22 +133,82 @@ static int change(struct api_op *op, enum node_member_op kind,
     return rc == ERR_BUSY ? ERR_TOO_MANY_REQUESTS : rc;
 }
 
+/* One peer URL as etcd's types.NewURLs takes it (spaces trimmed): http or
+ * https (etcd also takes unix and unixs, which no member here can dial),
+ * a host:port, no path. Copies the trimmed URL into out. */
+static bool peer_url_ok(const char *in, char *out, size_t cap)
+{
+    size_t len;
+    const char *host;
+    const char *colon;
+    while (*in == ' ' || *in == '\t') {
+        in++;
+    }
+    len = strlen(in);
+    while (len > 0 && (in[len - 1] == ' ' || in[len - 1] == '\t')) {
+        len--;
+    }
+    if (len == 0 || len >= cap) {
+        return false;
+    }
+    memcpy(out, in, len);
+    out[len] = '\0';
+    if (strncmp(out, "http://", 7) == 0) {
+        host = out + 7;
+    } else if (strncmp(out, "https://", 8) == 0) {
+        host = out + 8;
+    } else {
+        return false;
+    }
+    if (*host == '[') { /* [v6]:port */
+        const char *end = strchr(host, ']');
+        if (end == NULL || end[1] != ':') {
+            return false;
+        }
+        colon = end + 1;
+    } else {
+        colon = strchr(host, ':');
+        if (colon == NULL || colon == host) {
+            return false;
+        }
+    }
+    /* the port: digits to the end (no path, query or second colon) */
+    if (colon[1] == '\0' ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+        return false;
+    }
+    return strcspn(host, ",/?#@ ") == strlen(host);
+}
+
+static int url_cmp(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+/* The peer URLs of an add or update, checked and sorted as etcd does
+ * ("given member URLs are invalid"), comma-joined into out. */
 static int join_urls(char *const *urls, size_t n, char *out, size_t cap)
 {
+    enum { MAX = 16 };
+    char one[MAX][NODE_URLS_MAX];
+    size_t len = 0;
     out[0] = '\0';
-    if (n == 0) {
-        return ERR_INVALID;
+    if (n == 0 || n > MAX) {
+        return ERR_MEMBER_BAD_URLS;
     }
     for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(out);
-        if (strncmp(urls[i], "http://", 7) != 0 &&
-            strncmp(urls[i], "https://", 8) != 0) {
-            return ERR_INVALID;
+        if (!peer_url_ok(urls[i], one[i], sizeof(one[i]))) {
+            return ERR_MEMBER_BAD_URLS;
         }
-        if (len + strlen(urls[i]) + 2 >= cap) {
-            return ERR_INVALID;
+    }
+    qsort(one, n, sizeof(one[0]), url_cmp);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(one[i]);
+        if (len + l + 2 >= cap) {
+            return ERR_MEMBER_BAD_URLS;
         }
-        snprintf(out + len, cap - len, "%s%s", i > 0 ? "," : "", urls[i]);
+        snprintf(out + len, cap - len, "%s%s", i > 0 ? "," : "", one[i]);
+        len = strlen(out);
     }
     return 0;
 }
@@ -157,9 +219,10 @@ int api__member_add(struct api_op *op, const ProtobufCMessage *req)
         (const Etcdserverpb__MemberAddRequest *)req;
     struct node_member m;
     memset(&m, 0, sizeof(m));
-    if (join_urls(r->peerurls, r->n_peerurls, m.peer_urls,
-                  sizeof(m.peer_urls)) != 0) {
-        return ERR_BAD_REQUEST; /* etcd: "given member URLs are invalid" */
+    int rc =
+        join_urls(r->peerurls, r->n_peerurls, m.peer_urls, sizeof(m.peer_urls));
+    if (rc != 0) {
+        return rc;
     }
     /* The same derivation as --initial-cluster's (see node.h), so the new
      * member can compute its id from its own flags. */
@@ -186,9 +249,10 @@ int api__member_update(struct api_op *op, const ProtobufCMessage *req)
     struct node_member m;
     memset(&m, 0, sizeof(m));
     m.id = r->id;
-    if (join_urls(r->peerurls, r->n_peerurls, m.peer_urls,
-                  sizeof(m.peer_urls)) != 0) {
-        return ERR_BAD_REQUEST;
+    int rc =
+        join_urls(r->peerurls, r->n_peerurls, m.peer_urls, sizeof(m.peer_urls));
+    if (rc != 0) {
+        return rc;
     }
     return change(op, NODE_MEMBER_UPDATE, &m);
 }
