@@ -71,9 +71,13 @@ static int load_alarm(void *ctx, const void *name, size_t name_len,
 static void alarms_refresh_nospace(struct apply *a)
 {
     a->nospace = false;
+    a->corrupt = false;
     for (size_t i = 0; i < a->alarms_count; i++) {
         if (a->alarms[i].type == ETCDSERVERPB__ALARM_TYPE__NOSPACE) {
             a->nospace = true;
+        }
+        if (a->alarms[i].type == ETCDSERVERPB__ALARM_TYPE__CORRUPT) {
+            a->corrupt = true;
         }
     }
     atomic_store_explicit(&a->nospace_seen, a->nospace, memory_order_relaxed);
@@ -949,9 +953,36 @@ static int run_auth(struct run *r, const Cairnpb__InternalRequest *req)
     return rc;
 }
 
+/* Under a CORRUPT alarm etcd applies no KV write, compaction, lease
+ * grant or revoke (applierV3Corrupt; an expiry is a revoke there), on
+ * every member, until the alarm is disarmed; auth, alarm and member
+ * requests still apply. */
+static bool corrupt_refuses(const struct run *r,
+                            const Cairnpb__InternalRequest *req)
+{
+    if (!r->a->corrupt) {
+        return false;
+    }
+    switch (req->request_case) {
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_PUT:
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE:
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_TXN:
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_COMPACTION:
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_LEASE_GRANT:
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_LEASE_REVOKE:
+    case CAIRNPB__INTERNAL_REQUEST__REQUEST_LEASE_EXPIRE:
+        return true;
+    default:
+        return req->lease_first != NULL;
+    }
+}
+
 static int run_request(struct run *r, const Cairnpb__InternalRequest *req,
                        const struct apply_hooks *h)
 {
+    if (corrupt_refuses(r, req)) {
+        return ERR_CORRUPT_CLUSTER;
+    }
     switch (req->request_case) {
     case CAIRNPB__INTERNAL_REQUEST__REQUEST_PUT:
         return run_put(r, req->put);
@@ -1098,7 +1129,7 @@ static int run_leased(struct run *r, const Cairnpb__InternalRequest *req,
     const Etcdserverpb__LeaseGrantRequest *g = req->lease_first;
     struct buf *out = r->out;
     int rc;
-    if (g == NULL) {
+    if (g == NULL || corrupt_refuses(r, req)) {
         return run_request(r, req, h);
     }
     if (!lease_first_allowed(req)) {

@@ -154,6 +154,8 @@ struct apply {
     struct apply_alarm alarms[APPLY_ALARMS_MAX];
     size_t alarms_count;
     bool nospace; /* a NOSPACE alarm is raised: writes are refused */
+    bool corrupt; /* a CORRUPT alarm is raised: KV and lease writes are
+                   * refused, "corrupt cluster" (etcd's applierV3Corrupt) */
     atomic_bool nospace_seen; /* nospace, for other threads */
     /* Per proposer, the highest id applied; mirrored in the store's aux
      * APPLY table, written in the same transaction as the entries. */
