@@ -953,6 +953,73 @@ static int route(struct http_conn *c, const char *path, int meth)
     return respond_text(c, 404, "404 page not found\n");
 }
 
+/* Whether the comma-separated list holds name exactly. */
+static bool list_has(const char *list, const char *name, size_t len)
+{
+    for (const char *p = list;;) {
+        size_t n = strcspn(p, ",");
+        if (n == len && memcmp(p, name, len) == 0) {
+            return true;
+        }
+        if (p[n] == '\0') {
+            return false;
+        }
+        p += n + 1;
+    }
+}
+
+/* --host-whitelist, etcd's guard against DNS rebinding (CVE-2018-5702):
+ * a request on a plain (not TLS) client connection must name in its Host
+ * header a host the list holds (the port aside, as Go's SplitHostPort
+ * takes it off); "*" (the default) or an empty list let any through. */
+static bool host_allowed(const struct http *h, struct lws *wsi)
+{
+    const char *list = h->s->opt->host_whitelist;
+    char host[256];
+    char peer[64];
+    const char *name = host;
+    size_t len;
+    if (list == NULL || list[0] == '\0' || list_has(list, "*", 1) ||
+        metrics_conn(h, wsi)) {
+        return true;
+    }
+    server__tls_client(h->s, lws_get_socket_fd(wsi), peer, sizeof(peer), NULL,
+                       0);
+    if (peer[0] != '\0') {
+        return true; /* TLS: any name */
+    }
+    if (lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) < 0) {
+        host[0] = '\0';
+    }
+    len = strlen(host);
+    const char *colon = strrchr(host, ':');
+    if (host[0] == '[') {
+        const char *end = strchr(host, ']');
+        if (end != NULL && end[1] == ':' && end + 1 == colon) {
+            name = host + 1; /* [v6]:port */
+            len = (size_t)(end - name);
+        }
+    } else if (colon != NULL && strchr(host, ':') == colon) {
+        len = (size_t)(colon - host); /* host:port */
+    }
+    return list_has(list, name, len);
+}
+
+static int respond_host_refused(struct http_conn *c, struct lws *wsi)
+{
+    char host[256];
+    char text[512];
+    if (lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) < 0) {
+        host[0] = '\0';
+    }
+    c->close_after = true;
+    snprintf(text, sizeof(text),
+             "421 Misdirected Request: the Host header (\"%s\") is not in "
+             "--host-whitelist; use TLS, or add the name to the list\n",
+             host);
+    return respond_text(c, 421, text);
+}
+
 static int on_request(struct http *h, struct http_conn *c, struct lws *wsi,
                       const char *path)
 {
@@ -980,6 +1047,9 @@ static int on_request(struct http *h, struct http_conn *c, struct lws *wsi,
     if (h->stopped || h->s->stopping) {
         c->close_after = true;
         rc = http__respond_error(c, ERR_STOPPED, GRPC_OK, NULL);
+    } else if (!host_allowed(h, wsi)) {
+        LOGW("http", "refused a request for host-whitelist (DNS rebinding)");
+        rc = respond_host_refused(c, wsi);
     } else if (nul && path != NULL && strncmp(path, "/api/v1/", 8) == 0) {
         rc = http__api_error(c, 400, "bad_request",
                              "the path holds a NUL byte (%00)");
@@ -1083,7 +1153,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason,
         /* WebSocket only at the watch paths (and never on a metrics
          * listener); anything else hangs up */
         if (in == NULL || strcmp(in, "websocket") != 0 || h->stopped ||
-            h->s->stopping || metrics_conn(h, wsi)) {
+            h->s->stopping || metrics_conn(h, wsi) || !host_allowed(h, wsi)) {
             return -1;
         }
         return http__ws_confirm(wsi);
