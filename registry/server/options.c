@@ -221,7 +221,7 @@ static const struct row rows[] = {
     {"log-format", K_STR, F(log_format), "text", "'text' or 'json'"},
     {"experimental-initial-corrupt-check", K_BOOL,
      F(experimental_initial_corrupt_check), "false",
-     "check data corruption before serving"},
+     "check data corruption before serving (not supported: a warning)"},
     {"experimental-enable-lease-checkpoint", K_BOOL,
      F(experimental_enable_lease_checkpoint), "true",
      "persist remaining lease TTLs (always on in Cairn)"},
@@ -235,7 +235,8 @@ static const struct row rows[] = {
      F(experimental_warning_apply_duration_ms), "100ms",
      "time an apply may take before a warning is logged"},
     {"force-new-cluster", K_BOOL, F(force_new_cluster), "false",
-     "force to create a new one member cluster"},
+     "force to create a new one member cluster (refused if true: restore "
+     "a snapshot instead)"},
     {"unsafe-no-fsync", K_BOOL, F(unsafe_no_fsync), "false",
      "disables fsync, unsafe, will cause data loss"},
     {"config-history", K_UINT, F(config_history), "100",
@@ -1209,6 +1210,17 @@ int options_validate(const struct options *o, char *err, size_t err_len)
     }
     if (o->enable_v2) {
         fail(err, err_len, "--enable-v2: the v2 API is not supported");
+        return ERR_INVALID;
+    }
+    if (o->force_new_cluster) {
+        /* etcd rewrites the membership to this member alone; taking that
+         * silently as a no-op would leave the operator waiting for a
+         * quorum that is gone */
+        fail(err, err_len,
+             "--force-new-cluster: not supported; to recover from a lost "
+             "quorum, save a snapshot of a surviving member (cairnctl "
+             "snapshot save, or its data.mdb) and start a new cluster "
+             "from it (cairnd snapshot restore)");
         return ERR_INVALID;
     }
     return validate_registry(o, err, err_len);

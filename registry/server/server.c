@@ -1043,5 +1043,13 @@ int server_start(struct server *s, uv_loop_t *loop, const struct options *o,
     if (stall_start(&s->stall, 2000) != 0) {
         LOGW("server", "no stall monitor: the loop's stack will not be shown");
     }
+    if (s->opt->experimental_initial_corrupt_check) {
+        LOGW("server", "--experimental-initial-corrupt-check is not "
+                       "supported: no hash is compared with the peers at "
+                       "start (etcdctl endpoint hashkv --cluster does)");
+    }
+    if (s->opt->enable_pprof) {
+        LOGW("server", "--enable-pprof is not supported: no /debug/pprof");
+    }
     return 0;
 }

@@ -96,6 +96,13 @@ static void unknown_and_invalid_flags_are_named(void **state)
     assert_int_equal(parse(&o, empty_env, 1, "--data-dir"), ERR_INVALID);
     assert_string_equal(err, "flag needs an argument: --data-dir");
     options_free(&o);
+    /* taken as a no-op it would leave the operator waiting for a quorum */
+    assert_int_equal(parse(&o, empty_env, 1, "--force-new-cluster"),
+                     ERR_INVALID);
+    assert_non_null(strstr(err, "snapshot restore"));
+    options_free(&o);
+    assert_int_equal(parse(&o, empty_env, 1, "--force-new-cluster=false"), 0);
+    options_free(&o);
     assert_int_equal(parse(&o, empty_env, 2, "--election-timeout", "400"),
                      ERR_INVALID);
     assert_non_null(strstr(err, "at least as 5 times"));
