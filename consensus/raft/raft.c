@@ -1606,7 +1606,7 @@ static void refuse_forwarded(struct raft *r, uint64_t to,
     memset(&m, 0, sizeof(m));
     m.type = RAFT_MSG_PROP_REFUSED;
     m.to = to;
-    m.reject_hint = (uint64_t) - (int64_t)err;
+    m.reject_hint = (uint64_t)(-(int64_t)err); /* err < 0 */
     m.entries = mem_calloc(1, sizeof(*m.entries));
     if (m.entries == NULL) {
         return;
