@@ -630,8 +630,9 @@ static int lease_leases_fn(struct api_op *op, const ProtobufCMessage *req)
 
 /* ------------------------------------------------------------ Maintenance */
 
-/* Status's errors: one text per active alarm, as etcd prints an
- * AlarmMember ("memberID:<id> alarm:NOSPACE "). */
+/* Status's errors: "etcdserver: no leader" when this member knows of
+ * none, then one text per active alarm, as etcd prints an AlarmMember
+ * ("memberID:<id> alarm:NOSPACE "). */
 struct status_errs {
     char text[8][64];
     char *p[8];
@@ -684,6 +685,12 @@ static int maint_status_fn(struct api_op *op, const ProtobufCMessage *req)
     resp.islearner = st.learner;
     resp.storageversion = storage;
     resp.dbsizequota = (int64_t)op->s->limits.v[LIMIT_QUOTA_BACKEND_BYTES];
+    if (st.leader == 0) {
+        snprintf(errs.text[0], sizeof(errs.text[0]), "%s",
+                 err_str(ERR_NO_LEADER));
+        errs.p[0] = errs.text[0];
+        errs.n = 1;
+    }
     if (node_read_begin(op->s->node, &rd) == 0) {
         (void)kv_aux_list(rd, KV_AUX_ALARM, collect_alarm, &errs);
         node_read_end(op->s->node, rd);
