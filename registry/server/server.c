@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
@@ -360,9 +361,22 @@ static bool request_plausible(const uint8_t *p, size_t len)
 
 static void sniff_timeout(uv_timer_t *t);
 
+/* Answer resp and close: the client's own bytes are then read to EOF
+ * (or the timer) and dropped, so the answer is not lost to a reset. */
+static void sniff_reject(struct sniff *sn, const char *resp, size_t len)
+{
+    static const int one = 1;
+    sn->rejecting = true;
+    sniff_uncount(sn);
+    (void)send(sn->fd, resp, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)shutdown(sn->fd, SHUT_WR);
+    (void)setsockopt(sn->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+    uv_timer_stop(&sn->timer);
+    uv_timer_start(&sn->timer, sniff_timeout, SNIFF_LINGER_MS, 0);
+}
+
 /* The head is past --max-header-bytes: 431 as Go's net/http words it
- * (etcd's gateway), then read to EOF (or the timer) and close, so the
- * answer is not lost to a reset. */
+ * (etcd's gateway). */
 static void sniff_reject_431(struct sniff *sn)
 {
     static const char resp[] =
@@ -370,15 +384,42 @@ static void sniff_reject_431(struct sniff *sn)
         "Content-Type: text/plain; charset=utf-8\r\n"
         "Connection: close\r\n\r\n"
         "431 Request Header Fields Too Large";
-    static const int one = 1;
     sn->s->headers_too_large++;
-    sn->rejecting = true;
-    sniff_uncount(sn);
-    (void)send(sn->fd, resp, sizeof(resp) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-    (void)shutdown(sn->fd, SHUT_WR);
-    (void)setsockopt(sn->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
-    uv_timer_stop(&sn->timer);
-    uv_timer_start(&sn->timer, sniff_timeout, SNIFF_LINGER_MS, 0);
+    sniff_reject(sn, resp, sizeof(resp) - 1);
+}
+
+/* Whether the request line's method is one the HTTP side parses (lws
+ * knows these, in any case; it answers any other with a bare 403 page,
+ * or closes on CONNECT). */
+static bool method_known(const uint8_t *p, size_t len)
+{
+    static const char *const known[] = {"GET",    "POST",    "PUT", "PATCH",
+                                        "DELETE", "OPTIONS", "HEAD"};
+    size_t n = 0;
+    while (n < len && p[n] != ' ') {
+        n++;
+    }
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strlen(known[i]) == n &&
+            strncasecmp((const char *)p, known[i], n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Any other method (TRACE, CONNECT, BOGUS): 405, as etcd's gateway
+ * answers it, then close. */
+static void sniff_reject_405(struct sniff *sn)
+{
+    static const char resp[] =
+        "HTTP/1.1 405 Method Not Allowed\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
+        "Content-Length: 19\r\n"
+        "Connection: close\r\n\r\n"
+        "Method Not Allowed\n";
+    sniff_reject(sn, resp, sizeof(resp) - 1);
 }
 
 /* After the 431: what the client still sends is read and dropped. */
@@ -423,9 +464,14 @@ static void sniff_event(uv_poll_t *p, int status, int events)
     m = grpc_preface_match(buf, (size_t)n);
     if (m == 1) {
         sniff_hand_over(sn, true);
-    } else if (m < 0 && (!request_plausible(buf, (size_t)n) ||
-                         head_complete(buf, (size_t)n, &sn->scanned))) {
+    } else if (m < 0 && !request_plausible(buf, (size_t)n)) {
         sniff_hand_over(sn, false);
+    } else if (m < 0 && head_complete(buf, (size_t)n, &sn->scanned)) {
+        if (method_known(buf, (size_t)n)) {
+            sniff_hand_over(sn, false);
+        } else {
+            sniff_reject_405(sn);
+        }
     } else if ((size_t)n == cap && m < 0) {
         sniff_reject_431(sn);
     } else if ((events & UV_DISCONNECT) != 0 ||
