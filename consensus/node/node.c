@@ -1629,8 +1629,10 @@ static void conf_refused(struct node *n, const struct raft_msg *m)
     }
     memcpy(&id, cc.ctx, 8);
     memcpy(&origin, (const uint8_t *)cc.ctx + 8, 8);
-    if (origin != n->cfg.member_id || id == 0) {
-        return;
+    if (origin != n->cfg.member_id || id == 0 ||
+        n->waiters[id % n->waiters_cap].id != id ||
+        !n->waiters[id % n->waiters_cap].conf) {
+        return; /* answered, timed out, or not a change of ours */
     }
     memset(&res, 0, sizeof(res));
     res.id = id;
@@ -2594,6 +2596,7 @@ uint64_t node__waiter_add(struct node *n, uint32_t timeout_ms,
     w->id = id;
     w->cb = cb;
     w->ctx = ctx;
+    w->conf = false;
     w->deadline_ms = clock_mono_ns() / 1000000 + timeout_ms;
     n->pending++;
     return id;

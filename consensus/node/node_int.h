@@ -103,6 +103,7 @@ struct waiter {
     uint64_t deadline_ms;
     node_propose_cb cb;
     void *ctx;
+    bool conf; /* a membership change: a leader's refusal may answer it */
 };
 
 struct read_wait {

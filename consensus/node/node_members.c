@@ -277,6 +277,7 @@ int node_member_change(struct node *n, enum node_member_op op,
     if (id == 0) {
         return ERR_TOO_MANY_REQUESTS;
     }
+    n->waiters[id % n->waiters_cap].conf = true; /* see conf_refused */
     buf_init(&b, 0);
     rc = buf_append(&b, &id, 8);
     if (rc == 0) {
