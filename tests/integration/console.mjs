@@ -230,7 +230,10 @@ async function single(page, errors, ctx) {
     await shot(page, 'keys-conflict.png');
     await check('after the conflict, "save mine over theirs" saves', async () => {
         await page.click('#overwrite');
-        await page.waitForSelector('#banner.ok');
+        // the save's own banner: an earlier one ("Created ...") may still
+        // be up for its 5 s, and waiting for any ok banner then raced the
+        // save (make test on 0cf3dc9 read 'theirs')
+        await page.waitForSelector('#banner.ok:has-text("Saved /app/ui/created")');
         return ctl('get', '/app/ui/created', '--print-value-only') === 'mine';
     });
     await check('an edit with nobody else writing saves and keeps the version count', async () => {
