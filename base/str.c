@@ -6,6 +6,20 @@
 #include <stdarg.h>
 #include <string.h>
 
+bool str_list_has(const char *list, const char *name, size_t len)
+{
+    for (const char *p = list;;) {
+        size_t n = strcspn(p, ",");
+        if (n == len && memcmp(p, name, len) == 0) {
+            return true;
+        }
+        if (p[n] == '\0') {
+            return false;
+        }
+        p += n + 1;
+    }
+}
+
 size_t str_join(char *out, size_t cap, ...)
 {
     va_list ap;

@@ -17,6 +17,7 @@
 #ifndef CAIRN_BASE_STR_H
 #define CAIRN_BASE_STR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,10 @@
  * bytes (NUL-terminated when cap > 0); returns the whole length, as
  * snprintf counts it, so a result >= cap means it was cut. */
 size_t str_join(char *out, size_t cap, ...);
+
+/* Whether the comma-separated list holds name[0..len) as one of its
+ * elements, exactly (no trimming; an empty element matches len 0). */
+bool str_list_has(const char *list, const char *name, size_t len);
 
 /* x in lower-case hex, no leading zeros ("0" for 0), NUL-terminated;
  * out holds at least STR_HEX_U64_BYTES bytes. Returns the digits. */

@@ -26,6 +26,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "proto/cairn.pb-c.h"
 
 #define CONF_CTX_HEADER 16
@@ -60,12 +61,8 @@ static bool urls_share(const char *a, const char *b)
 {
     for (const char *p = a; *p != '\0';) {
         size_t len = strcspn(p, ",");
-        for (const char *q = b; *q != '\0';) {
-            size_t qlen = strcspn(q, ",");
-            if (qlen == len && memcmp(p, q, len) == 0) {
-                return true;
-            }
-            q += qlen + (q[qlen] == ',');
+        if (str_list_has(b, p, len)) {
+            return true;
         }
         p += len + (p[len] == ',');
     }

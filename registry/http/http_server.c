@@ -953,21 +953,6 @@ static int route(struct http_conn *c, const char *path, int meth)
     return respond_text(c, 404, "404 page not found\n");
 }
 
-/* Whether the comma-separated list holds name exactly. */
-static bool list_has(const char *list, const char *name, size_t len)
-{
-    for (const char *p = list;;) {
-        size_t n = strcspn(p, ",");
-        if (n == len && memcmp(p, name, len) == 0) {
-            return true;
-        }
-        if (p[n] == '\0') {
-            return false;
-        }
-        p += n + 1;
-    }
-}
-
 /* --host-whitelist, etcd's guard against DNS rebinding (CVE-2018-5702):
  * a request on a plain (not TLS) client connection must name in its Host
  * header a host the list holds (the port aside, as Go's SplitHostPort
@@ -979,7 +964,7 @@ static bool host_allowed(const struct http *h, struct lws *wsi)
     char peer[64];
     const char *name = host;
     size_t len;
-    if (list == NULL || list[0] == '\0' || list_has(list, "*", 1) ||
+    if (list == NULL || list[0] == '\0' || str_list_has(list, "*", 1) ||
         metrics_conn(h, wsi)) {
         return true;
     }
@@ -1002,7 +987,7 @@ static bool host_allowed(const struct http *h, struct lws *wsi)
     } else if (colon != NULL && strchr(host, ':') == colon) {
         len = (size_t)(colon - host); /* host:port */
     }
-    return list_has(list, name, len);
+    return str_list_has(list, name, len);
 }
 
 static int respond_host_refused(struct http_conn *c, struct lws *wsi)

@@ -242,6 +242,21 @@ static void str_utf8_safe_makes_utf8(void **state)
     }
 }
 
+/* str_list_has: whole elements only, first, middle, last, empty. */
+static void str_list_has_matches_whole_elements(void **state)
+{
+    (void)state;
+    const char *l = "localhost,example.com,::1";
+    assert_true(str_list_has(l, "localhost", 9));
+    assert_true(str_list_has(l, "example.com", 11));
+    assert_true(str_list_has(l, "::1", 3));
+    assert_false(str_list_has(l, "local", 5));
+    assert_false(str_list_has(l, "example.com,::1", 15));
+    assert_false(str_list_has(l, "", 0));
+    assert_true(str_list_has("a,,b", "", 0));
+    assert_true(str_list_has("*", "*", 1));
+}
+
 /* str_join and str_hex_u64 write what snprintf writes, cut the same way
  * at every buffer size, and return the same length. */
 static void str_helpers_match_snprintf(void **state)
@@ -510,6 +525,7 @@ int main(void)
         cmocka_unit_test(limits_reject_values_past_the_hard_max),
         cmocka_unit_test(log_writes_one_json_line_per_event),
         cmocka_unit_test(str_helpers_match_snprintf),
+        cmocka_unit_test(str_list_has_matches_whole_elements),
         cmocka_unit_test(str_utf8_safe_makes_utf8),
         cmocka_unit_test(jscan_takes_plain_pieces_only),
         cmocka_unit_test(jscan_real_writes_the_fewest_digits),
