@@ -218,9 +218,11 @@ struct transport_config {
     transport_unreachable_cb unreachable_cb; /* optional */
     transport_accept_cb accept_cb;           /* optional: NULL accepts all */
     /* Optional. A member that joins a running cluster starts with
-     * cluster_id 0; the first peer that accepts it tells the id, which the
-     * transport adopts and reports here once. Acceptors let a dialler with
-     * cluster id 0 in only when accept_cb is set (and accepts it). */
+     * cluster_id 0; the first peer that accepts it, or that dials it and
+     * is accepted, tells the id, which the transport adopts and reports
+     * here once. Acceptors let a dialler with cluster id 0 in, and a
+     * transport with cluster id 0 lets any dialler in, only when accept_cb
+     * is set (and accepts it). */
     void (*cluster_cb)(void *owner, uint64_t cluster_id);
     /* Optional TLS (OpenSSL 3), before the hello on both channels. Each
      * context is borrowed: transport_init takes a reference

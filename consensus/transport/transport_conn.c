@@ -532,10 +532,12 @@ static void hello_decide(struct transport__conn *c, const struct tr_hello *h)
                h->flags != 0) {
         conn_refuse(c, "unknown channel %u or flags %u", h->channel, h->flags);
     } else if (h->cluster_id != cfg->cluster_id &&
-               !(h->cluster_id == 0 && cfg->accept_cb != NULL)) {
+               !((h->cluster_id == 0 || cfg->cluster_id == 0) &&
+                 cfg->accept_cb != NULL)) {
         /* Cluster id 0 is a member joining a running cluster that has not
-         * learnt the id yet; it is let in only when the owner's accept_cb
-         * knows it as a member (checked next). */
+         * learnt the id yet. Either way round (the joiner dials, or a
+         * member dials the joiner first) the caller is let in only when
+         * the owner's accept_cb knows it as a member (checked next). */
         conn_refuse(c,
                     "cluster ID mismatch: this member is in cluster "
                     "%016" PRIx64 ", the caller in %016" PRIx64,
@@ -561,6 +563,17 @@ static void hello_decide(struct transport__conn *c, const struct tr_hello *h)
             conn_refuse(c, "member %016" PRIx64 " refused: %s", h->from,
                         err_str(rc));
             return;
+        }
+        if (t->cfg.cluster_id == 0 && h->cluster_id != 0) {
+            /* A joining member dialled by a known member before it dialled
+             * out: it learns the id here, as it would from a reply. */
+            t->cfg.cluster_id = h->cluster_id;
+            if (t->cfg.cluster_cb != NULL) {
+                t->cfg.cluster_cb(t->cfg.owner, h->cluster_id);
+            }
+            if (is_closing(c)) {
+                return;
+            }
         }
         struct tr_reply r = {
             .magic = TRANSPORT_MAGIC,

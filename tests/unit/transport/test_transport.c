@@ -65,6 +65,9 @@ struct node {
     int unreach_err;
     /* accept predicate: refuse this member id */
     uint64_t refuse_id;
+    /* cluster_cb reports (a joining member) */
+    int learnt_calls;
+    uint64_t learnt_id;
     /* incoming snapshot */
     int snap_begin, snap_end, snap_abort, snap_chunks;
     int snap_status;
@@ -176,6 +179,13 @@ static int on_accept(void *owner, uint64_t from, enum transport_channel ch)
     struct node *n = owner;
     (void)ch;
     return from == n->refuse_id ? ERR_MEMBER_NOT_FOUND : 0;
+}
+
+static void on_cluster_learnt(void *owner, uint64_t cluster_id)
+{
+    struct node *n = owner;
+    n->learnt_calls++;
+    n->learnt_id = cluster_id;
 }
 
 static void on_resume_timer(uv_timer_t *h)
@@ -310,6 +320,7 @@ static void node_config(struct node *n, struct transport_config *cfg,
     cfg->snap_cb = on_snap;
     cfg->unreachable_cb = on_unreachable;
     cfg->accept_cb = on_accept;
+    cfg->cluster_cb = on_cluster_learnt;
     cfg->backoff_min_ms = 10;
     cfg->backoff_max_ms = 100;
 }
@@ -1085,6 +1096,50 @@ static void other_cluster_and_removed_members_are_refused(void **state)
     fclose(logf);
 }
 
+/* A member joining a running cluster starts with cluster id 0. When a
+ * member dials it before it dials out (the leader sends as soon as the
+ * member is added), it learns the id from that hello, if it knows the
+ * caller, and then refuses callers of any other cluster. */
+static void joining_member_learns_the_id_from_a_caller(void **state)
+{
+    struct fixture *fx = *state;
+    struct node *a = &fx->n[0], *b = &fx->n[1], *c = &fx->n[2];
+    struct node *d = &fx->n[3];
+    node_start(fx, 0, 0xbbbb); /* a: a member of the running cluster */
+    node_start(fx, 1, 0);      /* b: joining, id not learnt */
+    node_start(fx, 2, 0xbbbb); /* c: the same cluster, but b refuses it */
+    char addr[64];
+    addr_of(b, addr, sizeof(addr)); /* b dials nobody yet */
+    b->refuse_id = c->id;
+    assert_int_equal(transport_peer_add(&c->t, b->id, addr), 0);
+    assert_int_equal(transport_send(&c->t, b->id, "no", 2), 0);
+    assert_true(wait_int(fx, &c->unreach_calls));
+    assert_int_equal(c->unreach_err, -EACCES);
+    assert_int_equal(b->learnt_calls, 0); /* a refused caller teaches nothing */
+    assert_int_equal(transport_peer_add(&a->t, b->id, addr), 0);
+    assert_int_equal(transport_send(&a->t, b->id, "hi", 2), 0);
+    assert_true(wait_ge(fx, &b->recv_count, 1));
+    assert_int_equal(b->learnt_calls, 1);
+    assert_int_equal(b->learnt_id, 0xbbbb);
+    assert_int_equal(a->unreach_calls, 0);
+    /* b answers on its own with the learnt id, */
+    addr_of(a, addr, sizeof(addr));
+    assert_int_equal(transport_peer_add(&b->t, a->id, addr), 0);
+    assert_int_equal(transport_send(&b->t, a->id, "back", 4), 0);
+    assert_true(wait_ge(fx, &a->recv_count, 1));
+    assert_int_equal(b->learnt_calls, 1);
+    /* and now refuses another cluster's caller it would know by id. */
+    node_start(fx, 3, 0xaaaa);
+    addr_of(b, addr, sizeof(addr));
+    assert_int_equal(transport_peer_add(&d->t, b->id, addr), 0);
+    assert_int_equal(transport_send(&d->t, b->id, "no", 2), 0);
+    assert_true(wait_int(fx, &d->unreach_calls));
+    assert_true(strstr(peer_stats(d, b->id).last_error,
+                       "cluster ID mismatch") != NULL);
+    assert_int_equal(b->learnt_calls, 1);
+    assert_int_equal(b->recv_count, 1);
+}
+
 /* --- snapshots ------------------------------------------------------- */
 
 struct snap_done {
@@ -1526,6 +1581,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             receiver_close_aborts_its_stream_and_fails_the_sender, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            joining_member_learns_the_id_from_a_caller, setup, teardown),
         cmocka_unit_test_setup_teardown(peers_can_be_updated_and_removed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
