@@ -1,6 +1,7 @@
 /* log.c - single-line text or JSON log events. */
 #include "base/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
@@ -127,4 +128,44 @@ void log_write(enum log_level level, const char *component, const char *fmt,
     }
     fwrite(line, 1, len, out);
     fflush(out);
+}
+
+bool log_limit_pass(struct log_limit *l, long long now_ms,
+                    unsigned long long *held)
+{
+    if (l->window_start_ms == 0 ||
+        now_ms - l->window_start_ms >= LOG_LIMIT_WINDOW_MS ||
+        now_ms < l->window_start_ms) {
+        l->window_start_ms = now_ms > 0 ? now_ms : 1;
+        l->in_window = 0;
+    }
+    if (l->in_window >= LOG_LIMIT_BURST) {
+        l->held++;
+        return false;
+    }
+    l->in_window++;
+    *held = l->held;
+    l->held = 0;
+    return true;
+}
+
+static pthread_mutex_t limit_mu = PTHREAD_MUTEX_INITIALIZER;
+
+bool log_limit_allow(struct log_limit *l, enum log_level level,
+                     const char *component)
+{
+    struct timespec ts;
+    unsigned long long held = 0;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    pthread_mutex_lock(&limit_mu);
+    bool pass = log_limit_pass(l, now_ms, &held);
+    pthread_mutex_unlock(&limit_mu);
+    if (pass && held > 0) {
+        log_write(level, component,
+                  "%llu lines like the next were not logged (at most %d "
+                  "per %d s)",
+                  held, LOG_LIMIT_BURST, LOG_LIMIT_WINDOW_MS / 1000);
+    }
+    return pass;
 }

@@ -2758,6 +2758,15 @@ void node_status(const struct node *n, struct node_status *out)
     out->role = st.role;
     out->learner = raft_conf_is_learner(&st.conf, n->cfg.member_id);
     out->proposals_pending = n->pending;
+    if (n->transport_on) {
+        struct transport_stats ts;
+        transport_stats(&n->transport, &ts);
+        out->peer_conns_accepted = ts.conns_accepted;
+        out->peer_conns_refused = ts.conns_refused;
+        out->peer_conns_in_open = ts.conns_in_open;
+        out->peer_conns_malformed = ts.frames_malformed;
+        out->peer_tls_failed = ts.tls_handshakes_failed;
+    }
     out->proposals_failed = n->proposals_failed;
     out->proposals_committed = n->proposals_committed;
     out->early_batches = n->early_jobs;

@@ -302,6 +302,12 @@ struct node_status {
     uint64_t log_evicted_bytes;
     uint64_t log_reads;
     uint64_t log_read_bytes;
+    /* The peer port (transport_stats; zero before the transport starts). */
+    uint64_t peer_conns_accepted;
+    uint64_t peer_conns_refused;
+    uint64_t peer_conns_in_open;
+    uint64_t peer_conns_malformed;
+    uint64_t peer_tls_failed;
 };
 void node_status(const struct node *n, struct node_status *out);
 

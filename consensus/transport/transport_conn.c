@@ -440,8 +440,8 @@ void tr__on_connection(uv_stream_t *server, int status)
     struct transport__conn *c;
     if (status < 0 || t->closing) {
         if (status < 0) {
-            LOGW(TR_LOG, "accepting a peer connection failed: %s",
-                 err_str(status));
+            LOGW_LIMITED(TR_LOG, "accepting a peer connection failed: %s",
+                         err_str(status));
         }
         return;
     }
@@ -459,10 +459,10 @@ void tr__on_connection(uv_stream_t *server, int status)
     remote_text(c);
     if (over) {
         t->stats.conns_refused++;
-        LOGW(TR_LOG,
-             "refusing peer connection from %s: %zu connections "
-             "open (limit)",
-             c->remote, t->conns_in_count - 1);
+        LOGW_LIMITED(TR_LOG,
+                     "refusing peer connection from %s: %zu connections "
+                     "open (limit)",
+                     c->remote, t->conns_in_count - 1);
         tr__conn_close(c, ERR_LIMIT);
         return;
     }
@@ -473,8 +473,8 @@ void tr__on_connection(uv_stream_t *server, int status)
     if (t->cfg.tls_server_ctx != NULL) {
         int rc = tr__tls_start(c, false);
         if (rc != 0) {
-            LOGE(TR_LOG, "peer connection from %s: TLS: %s", c->remote,
-                 err_str(rc));
+            LOGE_LIMITED(TR_LOG, "peer connection from %s: TLS: %s", c->remote,
+                         err_str(rc));
             tr__conn_close(c, rc);
             return;
         }
@@ -498,8 +498,9 @@ static void conn_refuse(struct transport__conn *c, const char *fmt, ...)
         len = TRANSPORT_REASON_MAX;
     }
     t->stats.conns_refused++;
-    LOGW(TR_LOG, "refused peer connection from %s (member %016" PRIx64 "): %s",
-         c->remote, c->peer_id, reason);
+    LOGW_LIMITED(TR_LOG,
+                 "refused peer connection from %s (member %016" PRIx64 "): %s",
+                 c->remote, c->peer_id, reason);
     struct tr_reply r = {
         .magic = TRANSPORT_MAGIC,
         .version = TRANSPORT_VERSION,
@@ -722,8 +723,9 @@ bool tr__frame_allowed(const struct transport__conn *c, uint8_t type,
 void tr__conn_malformed(struct transport__conn *c, const char *why)
 {
     c->t->stats.frames_malformed++;
-    LOGW(TR_LOG, "closing peer connection %s %s (member %016" PRIx64 "): %s",
-         c->kind == TR_CONN_IN ? "from" : "to", c->remote, c->peer_id, why);
+    LOGW_LIMITED(
+        TR_LOG, "closing peer connection %s %s (member %016" PRIx64 "): %s",
+        c->kind == TR_CONN_IN ? "from" : "to", c->remote, c->peer_id, why);
     if (c->peer != NULL && c->kind != TR_CONN_IN) {
         tr__peer_set_error(c->peer, why);
         c->reason_set = true;
@@ -953,8 +955,8 @@ static void on_timer(uv_timer_t *h)
         return;
     }
     if (c->state == TR_DIALING || c->state == TR_HELLO || c->state == TR_DONE) {
-        LOGW(TR_LOG, "peer connection %s %s: handshake timed out",
-             c->kind == TR_CONN_IN ? "from" : "to", c->remote);
+        LOGW_LIMITED(TR_LOG, "peer connection %s %s: handshake timed out",
+                     c->kind == TR_CONN_IN ? "from" : "to", c->remote);
         conn_fail(c, -ETIMEDOUT);
     } else if (c->kind == TR_CONN_IN) {
         /* A resume kick (transport_snapshot_resume): deliver what is

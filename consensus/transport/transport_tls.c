@@ -321,8 +321,9 @@ static void tls_fail(struct transport__conn *c, int ssl_err)
     (void)flush_out(c, NULL, NULL); /* our alert, if any */
     if (c->kind == TR_CONN_IN) {
         /* etcd's line for the same event */
-        LOGW(TR_LOG, "rejected peer connection from \"%s\" (error \"%s\")",
-             c->remote, why);
+        LOGW_LIMITED(TR_LOG,
+                     "rejected peer connection from \"%s\" (error \"%s\")",
+                     c->remote, why);
     } else {
         if (c->kind == TR_CONN_OUT_SNAP) {
             LOGW(TR_LOG,
@@ -365,8 +366,8 @@ static void remote_ip(const struct transport__conn *c, char *ip, size_t len)
 static void san_refuse(struct transport__conn *c, const char *why)
 {
     c->t->stats.tls_handshakes_failed++;
-    LOGW(TR_LOG, "rejected peer connection from \"%s\" (error \"%s\")",
-         c->remote, why);
+    LOGW_LIMITED(TR_LOG, "rejected peer connection from \"%s\" (error \"%s\")",
+                 c->remote, why);
     tr__conn_fail(c, -EPROTO);
 }
 

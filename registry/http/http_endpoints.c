@@ -235,6 +235,22 @@ static void server_metrics(struct mw *w, struct server *s)
                "The newest request level every member has published, as "
                "this member's table says (0: one has published none).",
                node_cluster_apply_level(s->node));
+    metric_u64(w, "cairn_peer_connections_accepted_total", "counter",
+               "Connections accepted on the peer port, before the handshake.",
+               st.peer_conns_accepted);
+    metric_u64(w, "cairn_peer_connections_refused_total", "counter",
+               "Peer handshakes refused (another cluster, an unknown or "
+               "removed member) or over the incoming connection bound.",
+               st.peer_conns_refused);
+    metric_u64(w, "cairn_peer_connections_malformed_total", "counter",
+               "Peer connections closed for bytes that are not Cairn's peer "
+               "protocol.",
+               st.peer_conns_malformed);
+    metric_u64(w, "cairn_peer_tls_handshakes_failed_total", "counter",
+               "Peer TLS handshakes that failed, either direction.",
+               st.peer_tls_failed);
+    metric_u64(w, "cairn_peer_connections_in_open", "gauge",
+               "Open incoming peer connections.", st.peer_conns_in_open);
     metric_u64(w, "etcd_server_leader_changes_seen_total", "counter",
                "The number of leader changes seen.", st.leader_changes);
     metric_u64(w, "etcd_server_proposals_committed_total", "gauge",
@@ -553,6 +569,10 @@ static void http_metrics(struct mw *w, const struct http *h)
     metric_u64(w, "cairn_http_bad_json_total", "counter",
                "Gateway requests refused as malformed JSON (400).",
                st->bad_json);
+    metric_u64(w, "cairn_http_host_refused_total", "counter",
+               "HTTP/1.1 requests refused with 421: Host header not in "
+               "--host-whitelist.",
+               st->host_refused);
     metric_u64(w, "cairn_http_chunked_bodies_total", "counter",
                "Chunked request bodies decoded.", st->chunked_bodies);
     metric_u64(w, "cairn_http_bad_chunked_total", "counter",

@@ -86,6 +86,7 @@ struct http_stats {
     uint64_t bad_json;
     uint64_t chunked_bodies;   /* chunked request bodies decoded */
     uint64_t bad_chunked;      /* malformed chunked framing (400) */
+    uint64_t host_refused;     /* 421: Host not in --host-whitelist */
     uint64_t pipelined_closed; /* see on_body_done() */
     uint64_t streams_total;    /* gateway streams and WebSockets opened */
     uint64_t streams_stalled;  /* closed by HTTP_STREAM_STALL_S */

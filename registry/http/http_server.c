@@ -119,9 +119,9 @@ static void lws_log_emit(int level, const char *line)
         tmp[--n] = '\0';
     }
     if (level & LLL_ERR) {
-        LOGE("http", "lws: %s", tmp);
+        LOGE_LIMITED("http", "lws: %s", tmp);
     } else {
-        LOGW("http", "lws: %s", tmp);
+        LOGW_LIMITED("http", "lws: %s", tmp);
     }
 }
 
@@ -1033,7 +1033,9 @@ static int on_request(struct http *h, struct http_conn *c, struct lws *wsi,
         c->close_after = true;
         rc = http__respond_error(c, ERR_STOPPED, GRPC_OK, NULL);
     } else if (!host_allowed(h, wsi)) {
-        LOGW("http", "refused a request for host-whitelist (DNS rebinding)");
+        h->st.host_refused++;
+        LOGW_LIMITED("http", "refused a request for host-whitelist (DNS "
+                             "rebinding)");
         rc = respond_host_refused(c, wsi);
     } else if (nul && path != NULL && strncmp(path, "/api/v1/", 8) == 0) {
         rc = http__api_error(c, 400, "bad_request",
@@ -1046,7 +1048,7 @@ static int on_request(struct http *h, struct http_conn *c, struct lws *wsi,
         rc = route(c, path != NULL ? path : "", meth);
     }
     if (rc != 0) {
-        LOGW("http", "%s: %s", path != NULL ? path : "?", err_str(rc));
+        LOGW_LIMITED("http", "%s: %s", path != NULL ? path : "?", err_str(rc));
         conn_clear(c);
         return -1;
     }

@@ -195,6 +195,53 @@ static void log_writes_one_json_line_per_event(void **state)
     assert_int_equal(log_format_parse("xml", &fm), -EINVAL);
 }
 
+/* A call site outside input repeats logs LOG_LIMIT_BURST lines a window;
+ * the first line after a held-back run says how many were held. */
+static void log_limit_holds_back_a_flood(void **state)
+{
+    struct log_limit l = {0};
+    unsigned long long held = 99;
+    (void)state;
+    for (int i = 0; i < LOG_LIMIT_BURST; i++) {
+        assert_true(log_limit_pass(&l, 5000 + i, &held));
+        assert_int_equal(held, 0);
+    }
+    for (int i = 0; i < 25; i++) {
+        assert_false(log_limit_pass(&l, 5100 + i, &held));
+    }
+    /* still the same window */
+    assert_false(log_limit_pass(&l, 5000 + LOG_LIMIT_WINDOW_MS - 1, &held));
+    assert_true(log_limit_pass(&l, 5000 + LOG_LIMIT_WINDOW_MS, &held));
+    assert_int_equal(held, 26);
+    assert_true(log_limit_pass(&l, 5000 + LOG_LIMIT_WINDOW_MS + 1, &held));
+    assert_int_equal(held, 0);
+    /* a clock that went back starts a window rather than holding forever */
+    struct log_limit m = {0};
+    for (int i = 0; i <= LOG_LIMIT_BURST; i++) {
+        (void)log_limit_pass(&m, 90000, &held);
+    }
+    assert_true(log_limit_pass(&m, 1000, &held));
+    assert_int_equal(held, 1);
+
+    /* Through the macro: 40 events, 10 lines and no report yet. */
+    char out[8192] = {0};
+    FILE *f = fmemopen(out, sizeof(out) - 1, "w");
+    assert_non_null(f);
+    log_setup(LOG_INFO, LOG_FORMAT_TEXT, f);
+    for (int i = 0; i < 40; i++) {
+        LOGW_LIMITED("test", "refused request %d", i);
+    }
+    fclose(f);
+    log_setup(LOG_INFO, LOG_FORMAT_TEXT, NULL);
+    int lines = 0;
+    for (const char *p = out; (p = strchr(p, '\n')) != NULL; p++) {
+        lines++;
+    }
+    assert_int_equal(lines, LOG_LIMIT_BURST);
+    assert_non_null(strstr(out, "refused request 9\n"));
+    assert_null(strstr(out, "refused request 10\n"));
+}
+
 /* str_utf8_safe: well-formed text comes back as it is; anything else as
  * a copy that is well-formed UTF-8, each bad byte a '?', cut at a
  * character's end (the JSON error bodies of the config and registry APIs
@@ -524,6 +571,7 @@ int main(void)
         cmocka_unit_test(prng_is_deterministic_per_seed),
         cmocka_unit_test(limits_reject_values_past_the_hard_max),
         cmocka_unit_test(log_writes_one_json_line_per_event),
+        cmocka_unit_test(log_limit_holds_back_a_flood),
         cmocka_unit_test(str_helpers_match_snprintf),
         cmocka_unit_test(str_list_has_matches_whole_elements),
         cmocka_unit_test(str_utf8_safe_makes_utf8),

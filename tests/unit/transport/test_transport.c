@@ -1134,8 +1134,8 @@ static void joining_member_learns_the_id_from_a_caller(void **state)
     assert_int_equal(transport_peer_add(&d->t, b->id, addr), 0);
     assert_int_equal(transport_send(&d->t, b->id, "no", 2), 0);
     assert_true(wait_int(fx, &d->unreach_calls));
-    assert_true(strstr(peer_stats(d, b->id).last_error,
-                       "cluster ID mismatch") != NULL);
+    assert_true(
+        strstr(peer_stats(d, b->id).last_error, "cluster ID mismatch") != NULL);
     assert_int_equal(b->learnt_calls, 1);
     assert_int_equal(b->recv_count, 1);
 }
