@@ -136,7 +136,7 @@ TEST_BINS := $(foreach k,$(TEST_KINDS),$(if $(wildcard tests/$(k)/*.c),$(B)/test
 
 .PHONY: all clean test run lint bench soak deps deps-build sim sim-long crash \
         itest compat sdktest fuzz fuzz-build fuzz-replay fuzz-seeds unit \
-        install image chart-test
+        install image chart-test nemesis
 .DEFAULT_GOAL := all
 
 all: $(LIB) $(BENCH_LIB) $(SDK_SO) $(SDK_A) $(PROGS) $(UNIT_BINS) \
@@ -325,6 +325,12 @@ sdktest: all
 bench: deps
 	$(Q)$(MAKE) --no-print-directory MODE=release all
 	$(Q)bench/run.sh build/release
+
+# Random faults one after another on five members under load, then the end
+# checks (tests/integration/nemesis.test; a short form runs in make test).
+nemesis: all
+	$(Q)CAIRN_BUILD=$(CURDIR)/$(B) NEMESIS_ROUNDS=$(or $(ROUNDS),200) \
+		NEMESIS_SEED=$(SEED) tests/integration/nemesis.test
 
 # One member held under the full client load for SOAK_SECONDS (default
 # 600), sampled every 10 s; PASS or FAIL with the reason (not in make test).
