@@ -31,9 +31,10 @@ ETCDCTL=${CAIRN_ETCDCTL:-/usr/bin/etcdctl}
 n=0
 fails=0
 LIB_PIDS=()
+LIB_BG=()
 TMP=
 
-lib_cleanup() {
+lib_kill_pids() { # kill -9 what this shell started (LIB_PIDS)
     local p
     for p in "${LIB_PIDS[@]}"; do
         if kill -0 "$p" 2>/dev/null; then
@@ -41,6 +42,30 @@ lib_cleanup() {
             wait "$p" 2>/dev/null
         fi
     done
+}
+
+# lib_bg CMD [args]: CMD in a background subshell (wait for it with wait);
+# the servers it starts are its own, killed when it ends however it ends,
+# and lib_cleanup ends it first if the test stops early.
+lib_bg() {
+    (
+        LIB_PIDS=()
+        trap lib_kill_pids EXIT
+        trap 'exit 130' INT TERM
+        "$@"
+    ) &
+    LIB_BG+=("$!")
+}
+
+lib_cleanup() {
+    local p
+    for p in "${LIB_BG[@]}"; do
+        if kill -0 "$p" 2>/dev/null; then
+            kill -TERM "$p" 2>/dev/null
+            wait "$p" 2>/dev/null
+        fi
+    done
+    lib_kill_pids
     if [ -n "$TMP" ] && [ -d "$TMP" ]; then
         if [ "$fails" -eq 0 ] && [ -z "${KEEP_TMP:-}" ]; then
             rm -rf "$TMP"
