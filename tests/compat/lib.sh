@@ -57,6 +57,25 @@ lib_bg() {
     LIB_BG+=("$!")
 }
 
+lib_bg_wait() { # wait for every lib_bg subshell (not for servers)
+    local p
+    for p in "${LIB_BG[@]}"; do wait "$p"; done
+    LIB_BG=()
+}
+
+# lib_tap_replay FILE: the TAP a lib_bg subshell printed into FILE, renumbered
+# into this test's plan (its diagnostics as they are).
+lib_tap_replay() {
+    local line
+    while IFS= read -r line; do
+        case $line in
+        "ok "*) tap_ok "${line#ok * - }" ;;
+        "not ok "*) tap_fail "${line#not ok * - }" ;;
+        *) printf '%s\n' "$line" ;;
+        esac
+    done <"$1"
+}
+
 lib_cleanup() {
     local p
     for p in "${LIB_BG[@]}"; do
