@@ -2742,6 +2742,29 @@ struct apply *node_apply(struct node *n)
     return &n->apply;
 }
 
+size_t node_peer_stats(const struct node *n, struct node_peer_stats *out,
+                       size_t max)
+{
+    size_t k = 0;
+    for (size_t i = 0; n->transport_on && i < n->tpeers_count && k < max; i++) {
+        struct transport_peer_stats ps;
+        if (transport_peer_stats(&n->transport, n->tpeers[i].id, &ps) != 0) {
+            continue;
+        }
+        out[k] = (struct node_peer_stats){
+            .id = ps.id,
+            .bytes_sent = ps.bytes_sent,
+            .bytes_received = ps.bytes_received,
+            .msgs_dropped = ps.msgs_dropped,
+            .snapshots_sent = ps.snapshots_sent,
+            .snapshots_received = ps.snapshots_received,
+            .connected = ps.connected,
+        };
+        k++;
+    }
+    return k;
+}
+
 void node_status(const struct node *n, struct node_status *out)
 {
     struct raft_status st;

@@ -311,6 +311,20 @@ struct node_status {
 };
 void node_status(const struct node *n, struct node_status *out);
 
+/* One peer's traffic on the peer port (etcd's etcd_network_peer_* series
+ * on /metrics). */
+struct node_peer_stats {
+    uint64_t id;
+    uint64_t bytes_sent, bytes_received;
+    uint64_t msgs_dropped; /* not sent: queue full, or the peer down */
+    uint64_t snapshots_sent, snapshots_received;
+    bool connected;
+};
+/* The transport's peers (the other members), at most max of them; returns
+ * how many were written (0 before the transport starts). Loop thread. */
+size_t node_peer_stats(const struct node *n, struct node_peer_stats *out,
+                       size_t max);
+
 /* The current term and the cluster id, for response headers: cheap (no
  * copy of the Raft status), loop thread. */
 uint64_t node_term(const struct node *n);

@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <malloc.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +219,54 @@ static void histogram(struct mw *w, const char *name, const char *help,
               name, count, name, (double)sum_ns / 1e9, name, count);
 }
 
+/* etcd's per-peer series (rafthttp/metrics.go): names, labels (member ids
+ * in hex, as etcd's types.ID prints them) and meanings. */
+static void peer_metrics(struct mw *w, struct server *s)
+{
+    struct node_peer_stats ps[NODE_MEMBERS_MAX];
+    size_t n = node_peer_stats(s->node, ps, NODE_MEMBERS_MAX);
+    static const struct {
+        const char *name, *type, *help, *label;
+        size_t off;
+    } series[] = {
+        {"etcd_network_peer_sent_bytes_total", "counter",
+         "The total number of bytes sent to peers.", "To",
+         offsetof(struct node_peer_stats, bytes_sent)},
+        {"etcd_network_peer_received_bytes_total", "counter",
+         "The total number of bytes received from peers.", "From",
+         offsetof(struct node_peer_stats, bytes_received)},
+        {"etcd_network_peer_sent_failures_total", "counter",
+         "The total number of send failures from peers.", "To",
+         offsetof(struct node_peer_stats, msgs_dropped)},
+        {"etcd_network_snapshot_send_success", "counter",
+         "Total number of successful snapshot sends", "To",
+         offsetof(struct node_peer_stats, snapshots_sent)},
+        {"etcd_network_snapshot_receive_success", "counter",
+         "Total number of successful snapshot receives", "From",
+         offsetof(struct node_peer_stats, snapshots_received)},
+    };
+    if (n == 0) {
+        return;
+    }
+    for (size_t k = 0; k < sizeof(series) / sizeof(series[0]); k++) {
+        head(w, series[k].name, series[k].type, series[k].help);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&ps[i] + series[k].off, sizeof(v));
+            mw_printf(w, "%s{%s=\"%" PRIx64 "\"} %" PRIu64 "\n", series[k].name,
+                      series[k].label, ps[i].id, v);
+        }
+    }
+    head(w, "etcd_network_active_peers", "gauge",
+         "The current number of active peer connections.");
+    for (size_t i = 0; i < n; i++) {
+        mw_printf(w,
+                  "etcd_network_active_peers{Local=\"%" PRIx64
+                  "\",Remote=\"%" PRIx64 "\"} %d\n",
+                  s->member_id, ps[i].id, ps[i].connected ? 1 : 0);
+    }
+}
+
 static void server_metrics(struct mw *w, struct server *s)
 {
     struct node_status st;
@@ -330,6 +379,7 @@ static void server_metrics(struct mw *w, struct server *s)
                "Of those, reads served from the hub's copies of the newest "
                "events instead of the store.",
                ws.ring_reads);
+    peer_metrics(w, s);
     head(w, "etcd_server_id", "gauge",
          "Server or member ID in hexadecimal format. 1 for 'server_id' "
          "label with current ID.");

@@ -259,6 +259,21 @@ start_trio() { # start_trio KIND TAG [args]: three members, see above
     done
 }
 
+leader_of() { # leader_of PORTS: the index (0-2) of the trio's leader
+    local i p
+    IFS=, read -r -a p <<<"$1"
+    for i in 0 1 2; do
+        if ctl_on "127.0.0.1:${p[i]}" endpoint status -w json 2>/dev/null |
+            "$PY" -c 'import json,sys
+s=json.load(sys.stdin)[0]["Status"]
+sys.exit(0 if s["leader"]==s["header"]["member_id"] else 1)'; then
+            echo "$i"
+            return 0
+        fi
+    done
+    return 1
+}
+
 stop_trio() { # stop_trio TAG
     local v=${1}_PIDS p
     for p in ${!v}; do kill -TERM "$p" 2>/dev/null; done
